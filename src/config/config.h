@@ -1,0 +1,164 @@
+/* Configuration: certloop.toml plus conf.d/*.toml parsed into one immutable,
+ * reference-counted snapshot. Everything is validated before a snapshot
+ * exists; every problem is reported as "FILE:LINE:COL: error: KEY.PATH: msg".
+ * Readers never modify a snapshot; in-flight work holds a reference. */
+#ifndef CERTLOOP_CONFIG_CONFIG_H
+#define CERTLOOP_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config/toml.h"
+#include "util/log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/certloop/certloop.toml"
+#define CONFIG_MAX_DOMAINS 100
+
+enum cfg_key_type {
+    CFG_KEY_EC_P256,
+    CFG_KEY_EC_P384,
+    CFG_KEY_RSA2048,
+    CFG_KEY_RSA3072,
+    CFG_KEY_RSA4096,
+    CFG_KEY__MAX
+};
+
+enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01 };
+enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
+enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
+
+/* Where something was written, for messages. */
+struct cfg_where {
+    const char *file; /* borrowed from the snapshot's file list */
+    struct toml_pos pos;
+};
+
+struct cfg_strv {
+    char **v; /* owned, NULL-terminated */
+    size_t n;
+};
+
+struct cfg_daemon {
+    char *state_dir;             /* default /var/lib/certloop */
+    char *control_socket;        /* default /run/certloop/control.sock */
+    unsigned max_concurrent_orders; /* default 64 */
+    enum log_level log_level;    /* default info */
+    char *include;               /* glob relative to the main file's dir; default conf.d/*.toml */
+    struct cfg_strv resolvers;   /* "IP:PORT" for recursive lookups; empty: /etc/resolv.conf */
+};
+
+struct cfg_http01 {
+    struct cfg_strv listen; /* "[::]:80", "0.0.0.0:80"; default both */
+};
+
+struct cfg_ca {
+    char *name;        /* the NAME of [ca.NAME] */
+    struct cfg_where where;
+    char *directory;   /* ACME directory URL */
+    struct cfg_strv contact;
+    bool agree_tos;
+    char *trust;       /* extra trust anchors (PEM file) for the CA's HTTPS, or NULL */
+    char *eab_kid;     /* External Account Binding, or NULL */
+    char *eab_hmac_key_file;
+    char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
+    char *profile;     /* or NULL */
+    bool is_public;    /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
+};
+
+struct cfg_tsig {
+    char *name;        /* key name, e.g. "certloop." */
+    char *algorithm;   /* hmac-sha256 | hmac-sha384 | hmac-sha512 */
+    char *secret_file; /* base64 secret, or a BIND key file */
+};
+
+struct cfg_dns {
+    char *name; /* the NAME of [dns.NAME] */
+    struct cfg_where where;
+    enum cfg_dns_type type;
+    char *server;            /* rfc2136: "IP:PORT" */
+    char *zone;              /* rfc2136: optional, found by SOA lookup */
+    struct cfg_tsig tsig;    /* rfc2136 */
+    struct cfg_strv command; /* exec: argv prefix */
+    char *url;               /* callback */
+    int64_t timeout_s;       /* exec: per-invocation timeout; default 60 */
+    struct cfg_strv nameservers; /* check these instead of discovered NS */
+    int64_t propagation_timeout_s; /* default 120 */
+    int64_t poll_interval_s;       /* default 2 */
+};
+
+struct cfg_deploy {
+    enum cfg_deploy_type type;
+    struct cfg_where where;
+    /* files */
+    char *cert, *chain, *fullchain, *key, *bundle; /* paths or NULL */
+    char *pkcs12, *pkcs12_password_file;
+    bool pkcs12_legacy;
+    char *owner, *group; /* names as written, or NULL */
+    uid_t uid;           /* resolved, (uid_t)-1 if unset */
+    gid_t gid;           /* resolved, (gid_t)-1 if unset */
+    mode_t mode;         /* default 0640 for keys and 0644 for certificates if has_mode false */
+    bool has_mode;
+    /* exec */
+    struct cfg_strv command;
+    int64_t timeout_s; /* default 60 */
+};
+
+struct cfg_cert {
+    char *name; /* the NAME of [certificate.NAME] */
+    struct cfg_where where;
+    struct cfg_strv domains; /* normalised: lower case, A-labels, no trailing dot */
+    struct cfg_ca *ca;       /* borrowed from this snapshot */
+    enum cfg_key_type key;
+    enum cfg_challenge challenge;
+    struct cfg_dns *dns;     /* borrowed; dns-01 only */
+    int64_t renew_before_s;  /* 0: default (a third of the lifetime) */
+    struct cfg_deploy *deploy; /* owned array */
+    size_t n_deploy;
+};
+
+struct config {
+    int refs;
+    char *path;               /* the main file */
+    struct cfg_strv files;    /* every file read, main first */
+    struct cfg_daemon daemon;
+    struct cfg_http01 http01;
+    struct cfg_ca *cas;       /* owned arrays */
+    size_t n_cas;
+    struct cfg_dns *dns;
+    size_t n_dns;
+    struct cfg_cert *certs;   /* sorted by name */
+    size_t n_certs;
+};
+
+/* The errors of one load, one formatted line each. */
+struct config_diag {
+    char **lines; /* owned */
+    size_t n;
+    size_t cap;
+};
+
+/* Loads `path` and the files its include pattern names. On success returns 0
+ * and *out is a new snapshot with one reference. On failure returns
+ * ERR_CONFIG (or -errno when the main file cannot be read) and every problem
+ * found is appended to diag; *out is untouched. */
+int config_load(const char *path, struct config **out, struct config_diag *diag);
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+/* Borrowed lookups, NULL if absent. */
+const struct cfg_cert *config_cert_find(const struct config *cfg, const char *name);
+const struct cfg_ca *config_ca_find(const struct config *cfg, const char *name);
+
+const char *config_key_type_name(enum cfg_key_type k);
+
+/* Parses "90d", "12h", "30m", "45s" (and combinations like "1d12h") into
+ * seconds. 0 or -EINVAL. */
+int config_duration_parse(const char *s, int64_t *out);
+
+void config_diag_init(struct config_diag *d);
+void config_diag_fini(struct config_diag *d);
+void config_diag_add(struct config_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

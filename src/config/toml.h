@@ -1,0 +1,98 @@
+/* TOML 1.0 parser: bytes in, a tree of tables out, every key and value
+ * carrying its 1-based line and column (in characters) for error messages.
+ * Pure functions; no I/O. Held to the toml-test suite. */
+#ifndef CERTLOOP_CONFIG_TOML_H
+#define CERTLOOP_CONFIG_TOML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum toml_type {
+    TOML_STRING,
+    TOML_INTEGER,
+    TOML_FLOAT,
+    TOML_BOOL,
+    TOML_DATETIME,       /* offset date-time */
+    TOML_DATETIME_LOCAL, /* local date-time */
+    TOML_DATE_LOCAL,
+    TOML_TIME_LOCAL,
+    TOML_ARRAY,
+    TOML_TABLE,
+};
+
+struct toml_pos {
+    uint32_t line; /* 1-based */
+    uint32_t col;  /* 1-based, counted in Unicode code points */
+};
+
+struct toml_datetime {
+    int year, month, day;         /* present for dates and date-times */
+    int hour, minute, second;     /* present for times and date-times */
+    int nanosecond;               /* fractional seconds (truncated past 9 digits) */
+    int frac_digits;              /* digits written for the fraction, 0 if none */
+    int offset_minutes;           /* TOML_DATETIME only: offset east of UTC */
+    bool offset_z;                /* TOML_DATETIME only: written as Z */
+};
+
+struct toml_table;
+struct toml_array;
+
+struct toml_value {
+    enum toml_type type;
+    struct toml_pos pos; /* where the value starts */
+    union {
+        struct {
+            char *ptr; /* owned, NUL-terminated, valid UTF-8 (may contain NUL) */
+            size_t len;
+        } s;
+        int64_t i;
+        double f;
+        bool b;
+        struct toml_datetime dt;
+        struct toml_array *arr; /* owned */
+        struct toml_table *tab; /* owned */
+    } u;
+};
+
+struct toml_keyval {
+    char *key; /* owned, NUL-terminated (may contain NUL: see keylen) */
+    size_t keylen;
+    struct toml_pos keypos; /* where this key was written (the header for [tables]) */
+    struct toml_value val;
+};
+
+struct toml_table {
+    struct toml_keyval *items; /* owned, in document order */
+    size_t n;
+    /* remaining fields are private to the parser */
+    size_t cap;
+    uint32_t *index;   /* hash index for large tables, or NULL */
+    size_t index_cap;
+    uint8_t kind;      /* how the table came to be (implicit, header, dotted, inline) */
+};
+
+struct toml_array {
+    struct toml_value *items; /* owned */
+    size_t n;
+    size_t cap;
+    bool aot; /* an array of tables made by [[headers]] */
+};
+
+struct toml_error {
+    struct toml_pos pos;
+    char msg[256];
+};
+
+/* Parses a whole TOML 1.0 document. On success returns 0 and sets *out to an
+ * owned root table (free with toml_table_free). On failure returns ERR_PARSE,
+ * fills *err (position and one-line message) and sets nothing else. */
+int toml_parse(const uint8_t *data, size_t len, struct toml_table **out, struct toml_error *err);
+void toml_table_free(struct toml_table *t);
+
+/* Looks a key up in one table (no dotted paths). Borrowed result or NULL. */
+const struct toml_keyval *toml_table_get(const struct toml_table *t, const char *key);
+/* Human name of a type for messages: "string", "integer", "table"… */
+const char *toml_type_name(enum toml_type t);
+
+#endif

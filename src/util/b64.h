@@ -1,0 +1,18 @@
+/* base64url without padding (RFC 4648 §5, as ACME and JOSE use it) and
+ * standard base64 (for TSIG secrets and PEM bodies). */
+#ifndef CERTLOOP_UTIL_B64_H
+#define CERTLOOP_UTIL_B64_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns a NUL-terminated owned string. */
+char *b64url_encode(const void *data, size_t len);
+/* Decodes unpadded base64url; ERR_PARSE on any invalid character or length.
+ * *out is owned by the caller (NUL-terminated for convenience). */
+int b64url_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
+char *b64_encode(const void *data, size_t len);
+/* Standard base64, padding optional, whitespace ignored. */
+int b64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,149 @@
+/* Capped byte buffers. Owns only memory; knows nothing of the loop. */
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void buf_init(struct buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void buf_fini(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static int ensure(struct buf *b, size_t extra)
+{
+    if (extra > b->max || b->len > b->max - extra)
+        return ERR_TOO_BIG;
+    size_t need = b->len + extra + 1;
+    if (need > b->cap) {
+        size_t c = b->cap ? b->cap : 64;
+        while (c < need)
+            c *= 2;
+        b->data = xrealloc(b->data, c);
+        b->cap = c;
+    }
+    return 0;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+    int rc = ensure(b, n);
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        return -EINVAL;
+    int rc = ensure(b, (size_t)n);
+    if (rc < 0)
+        return rc;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    int rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int buf_read_fd(struct buf *b, int fd)
+{
+    char tmp[16384];
+
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        int rc = buf_append(b, tmp, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+    if (b->data == NULL)
+        return ensure(b, 0) < 0 ? ERR_TOO_BIG : (b->data[0] = '\0', 0);
+    return 0;
+}
+
+int buf_read_file(struct buf *b, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = buf_read_fd(b, fd);
+    close(fd);
+    return rc;
+}
+
+void buf_move(struct buf *dst, struct buf *src)
+{
+    free(dst->data);
+    *dst = *src;
+    src->data = NULL;
+    src->len = 0;
+    src->cap = 0;
+}
+
+char *buf_steal(struct buf *b, size_t *len)
+{
+    if (b->data == NULL) {
+        b->data = xmalloc(1);
+        b->data[0] = '\0';
+    }
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}

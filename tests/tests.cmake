@@ -1,0 +1,44 @@
+# Test registration. Every tests/unit/test_*.c and tests/loop/test_*.c is one
+# cmocka executable (labels unit / loop); every tests/integration/test_*.sh is
+# one integration test run with bash. Helpers shared by tests live in
+# tests/support/*.c.
+pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+
+file(GLOB SUPPORT_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/support/*.c)
+if(SUPPORT_SOURCES)
+  add_library(certloop_testsupport STATIC ${SUPPORT_SOURCES})
+  target_link_libraries(certloop_testsupport PUBLIC certloop_core PkgConfig::CMOCKA)
+  target_include_directories(certloop_testsupport PUBLIC ${PROJECT_SOURCE_DIR}/tests/support)
+else()
+  add_library(certloop_testsupport INTERFACE)
+  target_link_libraries(certloop_testsupport INTERFACE certloop_core PkgConfig::CMOCKA)
+endif()
+
+foreach(layer unit loop)
+  file(GLOB TEST_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${layer}/test_*.c)
+  foreach(src ${TEST_SOURCES})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_link_libraries(${name} PRIVATE certloop_testsupport)
+    add_test(NAME ${layer}/${name} COMMAND ${name})
+    set_tests_properties(${layer}/${name} PROPERTIES LABELS ${layer}
+      ENVIRONMENT "TESTDATA=${PROJECT_SOURCE_DIR}/tests/data;SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+      TIMEOUT 300)
+  endforeach()
+endforeach()
+
+file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/integration/test_*.sh)
+foreach(script ${INTEGRATION_TESTS})
+  get_filename_component(name ${script} NAME_WE)
+  add_test(NAME integration/${name} COMMAND bash ${script})
+  set_tests_properties(integration/${name} PROPERTIES LABELS integration
+    SKIP_RETURN_CODE 77 TIMEOUT 900 RUN_SERIAL TRUE
+    ENVIRONMENT "CERTLOOP=$<TARGET_FILE:certloop>;BUILD_DIR=${PROJECT_BINARY_DIR};SOURCE_DIR=${PROJECT_SOURCE_DIR};SHARED_DIR=${PROJECT_SOURCE_DIR}/../shared")
+endforeach()
+
+# The toml-test conformance run (every case of files-toml-1.0.0 through toml-decode).
+if(EXISTS ${PROJECT_SOURCE_DIR}/tests/conformance/toml_test.sh)
+  add_test(NAME conformance/toml-test COMMAND bash ${PROJECT_SOURCE_DIR}/tests/conformance/toml_test.sh
+           $<TARGET_FILE:toml-decode> ${PROJECT_SOURCE_DIR}/../shared/conformance/toml-test/tests)
+  set_tests_properties(conformance/toml-test PROPERTIES LABELS "unit;conformance" TIMEOUT 300)
+endif()
