@@ -1,0 +1,107 @@
+/* ACME (RFC 8555) client: keys, JWS, CSRs, certificate parsing and problem
+ * documents as pure functions (this first part), and the account and order
+ * state machines on the reactor (second part). */
+#ifndef CERTLOOP_ACME_ACME_H
+#define CERTLOOP_ACME_ACME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "config/config.h"
+
+/* ---- Keys (acme/crypto.c) ------------------------------------------------ */
+
+/* Generates a private key of the given type. Pure; safe to call from a
+ * uv_queue_work thread. *out is owned (EVP_PKEY_free). ERR_CRYPTO on failure
+ * (the OpenSSL error queue is drained; the caller logs). */
+int acme_key_generate(enum cfg_key_type type, EVP_PKEY **out);
+/* PKCS#8 PEM of a private key. Owned, NUL-terminated. */
+int acme_key_to_pem(EVP_PKEY *key, char **pem, size_t *len);
+/* Reads a private key from PEM (PKCS#8 or traditional). ERR_PARSE on garbage. */
+int acme_key_from_pem(const char *pem, size_t len, EVP_PKEY **out);
+/* The cfg key type of an existing key, or -EINVAL if none matches. */
+int acme_key_type_of(EVP_PKEY *key, enum cfg_key_type *out);
+
+/* ---- JOSE (acme/jws.c) --------------------------------------------------- */
+
+/* The public JWK of an account key (EC P-256/P-384 or RSA) as a JSON object
+ * with only the required members (RFC 7638 order is not needed here). Owned. */
+json_t *acme_jwk(EVP_PKEY *key);
+/* RFC 7638 JWK thumbprint, base64url (SHA-256). Owned. */
+char *acme_jwk_thumbprint(EVP_PKEY *key);
+/* "ES256", "ES384" or "RS256" for an account key; NULL if unsupported. */
+const char *acme_jws_alg(EVP_PKEY *key);
+/* A flattened JWS (RFC 8555 §6.2): protected = {alg, nonce, url, kid} when
+ * kid != NULL, else {alg, nonce, url, jwk}. payload NULL means POST-as-GET
+ * (empty payload). Returns the serialized JSON body, owned. */
+int acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+                  const char *payload, char **out);
+/* External Account Binding (RFC 8555 §7.3.4): a JWS with alg HS256, kid =
+ * eab_kid, url = newAccount URL, payload = the account's JWK; the HMAC key
+ * is base64url as CAs hand it out. Returns the JSON object (owned) to put
+ * in the newAccount payload as "externalAccountBinding". */
+int acme_eab_sign(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
+                  const char *url, json_t **out);
+/* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
+ * base64url(SHA-256(keyauth)) (owned). */
+char *acme_key_authorization(const char *token, const char *thumbprint);
+char *acme_dns01_txt(const char *key_authorization);
+
+/* ---- CSR and certificates (acme/cert.c) ---------------------------------- */
+
+/* A DER CSR for `domains` (all as DNS SANs; CN left empty), signed with key,
+ * returned base64url-encoded as finalize wants it. Owned. */
+int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b64url_der);
+
+/* A parsed PEM chain: leaf first, then intermediates in the order given. */
+struct acme_chain {
+    char **pem;      /* owned, one PEM block each, NUL-terminated */
+    size_t n;
+    int64_t not_before; /* of the leaf, unix seconds */
+    int64_t not_after;
+    char *issuer_cn;    /* issuer CN of the topmost certificate in the chain (owned) */
+    char *serial_hex;   /* leaf serial */
+    char **sans;        /* leaf DNS SANs, owned */
+    size_t n_sans;
+};
+/* Splits and parses a PEM chain (capped by the caller). ERR_PARSE on any
+ * garbage between or inside blocks, or on an empty chain. */
+int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out);
+void acme_chain_fini(struct acme_chain *c);
+/* true if the leaf's public key is the public half of key. */
+bool acme_chain_matches_key(const struct acme_chain *c, EVP_PKEY *key);
+/* ARI CertID (RFC 9773 §4.1): base64url(AKI keyIdentifier) "." base64url(serial DER). Owned or NULL. */
+char *acme_ari_cert_id(const struct acme_chain *c);
+
+/* ---- Problem documents (acme/problem.c) ----------------------------------- */
+
+struct acme_subproblem {
+    char *type;
+    char *detail;
+    char *identifier; /* "dns:example.org" or NULL */
+};
+
+struct acme_problem {
+    char *type;   /* e.g. urn:ietf:params:acme:error:badNonce; owned, may be NULL */
+    char *detail; /* owned, may be NULL */
+    long status;  /* HTTP status in the document, or 0 */
+    struct acme_subproblem *sub; /* owned */
+    size_t n_sub;
+};
+
+/* Parses an RFC 7807 problem document. ERR_PARSE on anything else. */
+int acme_problem_parse(const char *json, size_t len, struct acme_problem *out);
+/* Same from an already parsed JSON object (e.g. a challenge's "error"). */
+int acme_problem_from_json(const json_t *obj, struct acme_problem *out);
+void acme_problem_fini(struct acme_problem *p);
+/* One line: "TYPE: DETAIL [; sub IDENT: TYPE: DETAIL …]". Owned. */
+char *acme_problem_str(const struct acme_problem *p);
+/* true if type is urn:ietf:params:acme:error:NAME (NAME like "badNonce"). */
+bool acme_problem_is(const struct acme_problem *p, const char *name);
+
+#endif

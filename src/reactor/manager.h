@@ -1,0 +1,43 @@
+/* The certificate manager: owns the work of the daemon on the loop. For
+ * each certificate of the config snapshot it decides whether an order is
+ * due, runs up to [daemon] max_concurrent_orders orders at once (ACME
+ * account, order, challenges through the http-01 listener, store, deploy),
+ * and schedules the next renewal. main.c creates it after loading the
+ * config and taking the state lock, and talks to it on reload and stop. */
+#ifndef CERTLOOP_REACTOR_MANAGER_H
+#define CERTLOOP_REACTOR_MANAGER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "store/store.h"
+
+struct manager;
+
+/* once: process everything due now, then call done_cb.
+ * Otherwise run until manager_stop. done_cb(failed_count, arg) runs exactly
+ * once: in --once mode when all work finished, else after manager_stop
+ * finished cleaning up (challenges removed, orders cancelled/recorded). */
+typedef void (*manager_done_cb)(int failed, void *arg);
+
+struct manager_opts {
+    uv_loop_t *loop;
+    struct config *cfg;  /* the manager takes its own reference */
+    struct store *store; /* borrowed: outlives the manager */
+    bool once;
+    manager_done_cb done;
+    void *arg;
+};
+
+/* Opens the http-01 listener(s) and the HTTP client, then starts. < 0 on a
+ * synchronous failure (listener cannot bind: logged), no callback then. */
+int manager_start(const struct manager_opts *o, struct manager **out);
+/* Swaps in a new snapshot (the manager takes a reference). Orders in
+ * flight keep the snapshot they started with. */
+void manager_reload(struct manager *m, struct config *cfg);
+/* Graceful stop: cancels orders in flight, cleans challenges, closes every
+ * handle; done_cb runs when all of that is finished. */
+void manager_stop(struct manager *m);
+
+#endif

@@ -1,0 +1,93 @@
+/* The state directory (DESIGN "State directory"): accounts, certificate
+ * generations behind a `current` symlink, orders in flight, and the lock
+ * that keeps a second daemon out. Every write is temp file (O_EXCL, same
+ * directory, final mode from the start) + write + fsync + rename + fsync of
+ * the directory; private keys are never readable by others at any moment.
+ *
+ *   STATE/lock
+ *   STATE/accounts/CA/account.json, account.key          (0600)
+ *   STATE/certs/NAME/current -> GENERATION               (rename(2) of a temp symlink)
+ *   STATE/certs/NAME/GENERATION/cert.pem chain.pem fullchain.pem key.pem meta.json
+ *   STATE/orders/NAME.json
+ *
+ * The *_sync functions do blocking I/O: call them from uv_queue_work (the
+ * store_job helpers below do that) or before the loop runs. */
+#ifndef CERTLOOP_STORE_STORE_H
+#define CERTLOOP_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+/* ---- atomic files -------------------------------------------------------- */
+
+/* Writes data to path atomically with the given mode (and owner/group unless
+ * (uid_t)-1 / (gid_t)-1). On failure nothing at path changes and no temp
+ * file is left; returns -errno and, if failed_step is not NULL, names the
+ * step ("open", "write", "fsync", "chown", "rename", "fsync-dir"). */
+int store_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                       gid_t gid, const char **failed_step);
+/* mkdir -p with mode for each created component. */
+int store_mkdirs(const char *path, mode_t mode);
+
+/* ---- the state directory ------------------------------------------------- */
+
+struct store;
+
+/* Opens (creating 0700 if missing) the state directory and takes its lock
+ * (flock on STATE/lock). ERR_LOCKED, with the holder's pid in the log, if
+ * another process has it. Owned; store_close releases the lock. */
+int store_open(const char *state_dir, struct store **out);
+void store_close(struct store *s);
+const char *store_dir(const struct store *s);
+
+/* Account: key PEM and account JSON ({"url":..., "directory":...}). Reads
+ * return -ENOENT when absent. Owned out strings. */
+int store_account_read(const char *state_dir, const char *ca, char **key_pem, char **account_json);
+int store_account_write_sync(const char *state_dir, const char *ca, const char *key_pem,
+                             const char *account_json);
+
+/* A stored certificate generation. */
+struct store_cert {
+    char *dir;       /* STATE/certs/NAME/GENERATION (owned) */
+    char *generation;
+    char *cert_pem, *chain_pem, *fullchain_pem, *key_pem; /* owned, NUL-terminated */
+    char *meta_json; /* owned; {"domains":[..],"ca":..,"key":..,"not_before":..,"not_after":..,"issued_at":..} */
+};
+void store_cert_fini(struct store_cert *c);
+
+/* Reads STATE/certs/NAME/current. -ENOENT if there is none. Keys included
+ * only when with_key. Pure file reads (capped at 1 MiB each). */
+int store_cert_read_current(const char *state_dir, const char *name, bool with_key,
+                            struct store_cert *out);
+/* Writes a new generation directory (0700, key 0600, others 0644) then
+ * swaps `current` to it by rename(2); older generations beyond the last
+ * `keep` are removed. *generation_out (owned) names the new one. */
+int store_cert_write_sync(const char *state_dir, const char *name, const char *cert_pem,
+                          const char *chain_pem, const char *fullchain_pem, const char *key_pem,
+                          const char *meta_json, int keep, char **generation_out);
+
+/* Orders in flight: STATE/orders/NAME.json holds the order URL, the key PEM
+ * of the pending certificate key (0600) and whatever the order machine needs
+ * to resume. -ENOENT when absent. */
+int store_order_read(const char *state_dir, const char *name, char **json);
+int store_order_write_sync(const char *state_dir, const char *name, const char *json);
+int store_order_remove_sync(const char *state_dir, const char *name);
+
+/* Removes leftover temp files (".tmp-*") under the state directory; called
+ * at start after the lock is taken. Returns how many were removed. */
+int store_sweep_temp(const char *state_dir);
+
+/* ---- off-loop execution -------------------------------------------------- */
+
+/* Runs fn(arg) on the libuv threadpool and then done(status, arg) on the
+ * loop (status = fn's return value). fn must touch only arg (no uv_*, no
+ * log). Async contract: < 0 synchronously and no callback, else exactly one
+ * callback. */
+typedef int (*store_work_fn)(void *arg);
+typedef void (*store_done_cb)(int status, void *arg);
+int store_job_start(uv_loop_t *loop, store_work_fn fn, void *arg, store_done_cb done);
+
+#endif
