@@ -92,6 +92,8 @@ void toml_table_free(struct toml_table *t);
 
 /* Looks a key up in one table (no dotted paths). Borrowed result or NULL. */
 const struct toml_keyval *toml_table_get(const struct toml_table *t, const char *key);
+/* Same, for a key of len bytes that may contain NUL. */
+const struct toml_keyval *toml_table_getn(const struct toml_table *t, const char *key, size_t len);
 /* Human name of a type for messages: "string", "integer", "table"… */
 const char *toml_type_name(enum toml_type t);
 
