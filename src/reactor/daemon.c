@@ -1,0 +1,328 @@
+/* The daemon skeleton: process start-up (config, state lock, loop), signal
+ * handling (SIGHUP reload with the old snapshot kept on error, SIGTERM and
+ * SIGINT graceful stop), systemd notifications, and an orderly end where
+ * every handle is closed and uv_loop_close() succeeds. The work itself
+ * (orders, challenges, renewals) belongs to the manager. */
+#include "reactor/daemon.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "reactor/manager.h"
+#include "reactor/plan.h"
+#include "reactor/sdnotify.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define EXIT_CANTCREAT 73
+
+struct daemon {
+    uv_loop_t loop;
+    uv_signal_t sighup; /* embedded; .data = self */
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    int open_handles;        /* our own signal handles not yet closed */
+    const char *config_path; /* borrowed */
+    struct config *cfg;      /* ref: the snapshot in force */
+    struct store *store;     /* owned */
+    struct manager *mgr;     /* owned until its done callback */
+    bool once;
+    bool stopping;     /* a stop was requested (signal) */
+    bool manager_done; /* the manager's done callback ran */
+    int failed;        /* what the manager reported */
+};
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct daemon *d = h->data;
+
+    d->open_handles--;
+}
+
+static void close_signals(struct daemon *d)
+{
+    uv_signal_t *sigs[] = {&d->sighup, &d->sigterm, &d->sigint};
+
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (!uv_is_closing((uv_handle_t *)sigs[i]))
+            uv_close((uv_handle_t *)sigs[i], handle_closed);
+    }
+}
+
+/* "READY=1\nSTATUS=[note; ]managing N certificates" */
+static void notify_ready(const struct daemon *d, const char *note)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s%smanaging %zu %s", note != NULL ? note : "",
+             note != NULL ? "; " : "", d->cfg->n_certs,
+             d->cfg->n_certs == 1 ? "certificate" : "certificates");
+    sdnotify_send(msg);
+}
+
+static void manager_done(int failed, void *arg)
+{
+    struct daemon *d = arg;
+
+    d->manager_done = true;
+    d->mgr = NULL;
+    d->failed = failed;
+    if (d->once)
+        log_info(LOG_MAIN, "run --once finished: %d %s failed", failed,
+                 failed == 1 ? "certificate" : "certificates");
+    else if (!d->stopping)
+        log_error(LOG_MAIN, "the manager stopped on its own; exiting");
+    /* nothing else keeps the loop alive once our signal handles are gone */
+    close_signals(d);
+}
+
+static void reload(struct daemon *d)
+{
+    struct config_diag diag;
+    struct config *cfg = NULL;
+    int rc;
+
+    sdnotify_reloading();
+    log_info(LOG_MAIN, "SIGHUP: reloading %s", d->config_path);
+    config_diag_init(&diag);
+    rc = config_load(d->config_path, &cfg, &diag);
+    if (rc < 0) {
+        for (size_t i = 0; i < diag.n; i++)
+            log_error(LOG_CONFIG, "%s", diag.lines[i]);
+        if (diag.n == 0)
+            log_error(LOG_CONFIG, "%s: %s", d->config_path, err_str(rc));
+        log_error(LOG_MAIN, "reload failed, keeping the previous configuration");
+        config_diag_fini(&diag);
+        notify_ready(d, "reload failed, keeping the previous configuration");
+        return;
+    }
+    config_diag_fini(&diag);
+    if (strcmp(cfg->daemon.state_dir, d->cfg->daemon.state_dir) != 0)
+        log_warn(LOG_MAIN, "daemon.state_dir changed to %s: takes effect at the next restart",
+                 cfg->daemon.state_dir);
+    log_set_level(cfg->daemon.log_level);
+    if (d->mgr != NULL)
+        manager_reload(d->mgr, cfg);
+    config_unref(d->cfg);
+    d->cfg = cfg;
+    log_info(LOG_MAIN, "reloaded: %zu %s", cfg->n_certs,
+             cfg->n_certs == 1 ? "certificate" : "certificates");
+    notify_ready(d, NULL);
+}
+
+static void stop(struct daemon *d, const char *why)
+{
+    if (d->stopping) {
+        log_info(LOG_MAIN, "%s: already stopping", why);
+        return;
+    }
+    d->stopping = true;
+    log_info(LOG_MAIN, "%s: stopping", why);
+    sdnotify_send("STOPPING=1");
+    if (d->mgr != NULL && !d->manager_done)
+        manager_stop(d->mgr); /* done_cb closes the rest */
+    else
+        close_signals(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+
+    if (signum == SIGHUP) {
+        if (d->stopping || d->manager_done) {
+            log_info(LOG_MAIN, "SIGHUP ignored while stopping");
+            return;
+        }
+        reload(d);
+    } else {
+        stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+}
+
+/* The pid holding a flock on path, from /proc/locks (flock locks are not
+ * visible through fcntl F_GETLK). 0 if unknown. */
+static long lock_holder(const char *path)
+{
+    struct stat st;
+    FILE *f;
+    char line[256];
+    long pid = 0;
+
+    if (stat(path, &st) < 0)
+        return 0;
+    f = fopen("/proc/locks", "re");
+    if (f == NULL)
+        return 0;
+    while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
+        char *save = NULL;
+        char *prev = NULL;
+        for (char *tok = strtok_r(line, " \t\n", &save); tok != NULL;
+             tok = strtok_r(NULL, " \t\n", &save)) {
+            unsigned int maj, min;
+            unsigned long long ino;
+            char tail;
+            if (sscanf(tok, "%x:%x:%llu%c", &maj, &min, &ino, &tail) == 3) {
+                if (prev != NULL && maj == major(st.st_dev) && min == minor(st.st_dev) &&
+                    ino == (unsigned long long)st.st_ino)
+                    pid = strtol(prev, NULL, 10);
+                break;
+            }
+            prev = tok;
+        }
+    }
+    fclose(f);
+    return pid;
+}
+
+static int open_store(struct daemon *d)
+{
+    const char *dir = d->cfg->daemon.state_dir;
+    int rc = store_open(dir, &d->store);
+
+    if (rc == ERR_LOCKED) {
+        char *lock = xasprintf("%s/lock", dir);
+        long pid = lock_holder(lock);
+        if (pid > 0)
+            log_error(LOG_MAIN, "another certloop holds %s (pid %ld)", lock, pid);
+        else
+            log_error(LOG_MAIN, "another certloop holds %s", lock);
+        free(lock);
+        return EXIT_TEMPFAIL;
+    }
+    if (rc < 0) {
+        log_error(LOG_MAIN, "state directory %s: %s", dir, err_str(rc));
+        return EXIT_CANTCREAT;
+    }
+    rc = store_sweep_temp(dir);
+    if (rc > 0)
+        log_info(LOG_STORE, "%s: removed %d leftover temporary %s", dir, rc,
+                 rc == 1 ? "file" : "files");
+    return 0;
+}
+
+static void log_open_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    log_error(LOG_MAIN, "shutdown: handle still open: %s%s", uv_handle_type_name(h->type),
+              uv_is_closing(h) ? " (closing)" : "");
+}
+
+static int start_loop(struct daemon *d)
+{
+    struct {
+        uv_signal_t *h;
+        int signum;
+    } sigs[] = {{&d->sighup, SIGHUP}, {&d->sigterm, SIGTERM}, {&d->sigint, SIGINT}};
+    int rc = uv_loop_init(&d->loop);
+
+    if (rc < 0) {
+        log_error(LOG_MAIN, "uv_loop_init: %s", err_str(rc));
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        rc = uv_signal_init(&d->loop, sigs[i].h);
+        assert(rc == 0); /* cannot fail on Linux once the loop exists */
+        sigs[i].h->data = d;
+        d->open_handles++;
+        rc = uv_signal_start(sigs[i].h, on_signal, sigs[i].signum);
+        if (rc < 0) {
+            log_error(LOG_MAIN, "signal %d: %s", sigs[i].signum, err_str(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Closes what is still open and runs the loop dry (STYLE §4). */
+static void finish_loop(struct daemon *d)
+{
+    close_signals(d);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&d->loop) != 0) {
+        uv_walk(&d->loop, log_open_handle, NULL);
+        assert(!"uv_loop_close: handles left open at shutdown");
+    }
+}
+
+int daemon_run(const struct daemon_opts *o)
+{
+    struct daemon d;
+    struct sigaction sa;
+    int rc;
+    int code;
+
+    memset(&d, 0, sizeof(d));
+    d.config_path = o->config_path;
+    d.once = o->once;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL); /* peers closing sockets are handled as errors */
+
+    code = plan_load_config(o->config_path, stderr, &d.cfg);
+    if (code != 0)
+        return code;
+    log_set_level(d.cfg->daemon.log_level);
+    code = open_store(&d);
+    if (code != 0)
+        goto out;
+
+    rc = start_loop(&d);
+    if (rc < 0) {
+        code = EXIT_TEMPFAIL;
+        finish_loop(&d);
+        goto out;
+    }
+
+    struct manager_opts mo = {
+        .loop = &d.loop,
+        .cfg = d.cfg,
+        .store = d.store,
+        .once = d.once,
+        .done = manager_done,
+        .arg = &d,
+    };
+    rc = manager_start(&mo, &d.mgr);
+    if (rc < 0) {
+        /* the manager logged what failed (a listener that cannot bind...) */
+        log_error(LOG_MAIN, "cannot start: %s", err_str(rc));
+        d.mgr = NULL;
+        code = EXIT_TEMPFAIL;
+        finish_loop(&d);
+        goto out;
+    }
+    log_info(LOG_MAIN, "certloop %s started%s: %s, %zu %s, state %s", CERTLOOP_VERSION,
+             d.once ? " (--once)" : "", d.config_path, d.cfg->n_certs,
+             d.cfg->n_certs == 1 ? "certificate" : "certificates", d.cfg->daemon.state_dir);
+    if (!d.once)
+        notify_ready(&d, NULL);
+
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    finish_loop(&d);
+    assert(d.manager_done);
+    if (d.once)
+        code = d.failed == 0 && !d.stopping ? 0 : 1;
+    else
+        code = d.stopping ? 0 : 1;
+    log_info(LOG_MAIN, "stopped");
+out:
+    if (d.store != NULL)
+        store_close(d.store);
+    if (d.cfg != NULL)
+        config_unref(d.cfg);
+    return code;
+}

@@ -1,0 +1,395 @@
+/* `certloop check` and `certloop plan`: offline views of the configuration
+ * and the state directory. Reads only (config files, stored certificates);
+ * takes no lock, opens no socket, and decides renewals with the same
+ * sched_* policy the manager uses so the preview cannot drift from it. */
+#include "reactor/plan.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "reactor/sched.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/xalloc.h"
+
+int plan_load_config(const char *path, FILE *err, struct config **out)
+{
+    struct config_diag diag;
+    struct config *cfg = NULL;
+    int rc;
+
+    config_diag_init(&diag);
+    rc = config_load(path, &cfg, &diag);
+    if (rc < 0) {
+        for (size_t i = 0; i < diag.n; i++)
+            fprintf(err, "%s\n", diag.lines[i]);
+        if (diag.n == 0)
+            fprintf(err, "%s: error: %s\n", path, err_str(rc));
+        config_diag_fini(&diag);
+        return EXIT_CONFIG;
+    }
+    config_diag_fini(&diag);
+    *out = cfg;
+    return 0;
+}
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+int plan_check(const char *path, FILE *out, FILE *err)
+{
+    struct config *cfg = NULL;
+    int rc = plan_load_config(path, err, &cfg);
+
+    if (rc != 0)
+        return rc;
+    fprintf(out, "%s: OK: %zu %s, %zu %s, %zu %s, %zu %s\n", path, cfg->n_certs,
+            plural(cfg->n_certs, "certificate", "certificates"), cfg->n_cas,
+            plural(cfg->n_cas, "CA", "CAs"), cfg->n_dns,
+            plural(cfg->n_dns, "DNS solver", "DNS solvers"), cfg->files.n,
+            plural(cfg->files.n, "file", "files"));
+    config_unref(cfg);
+    return 0;
+}
+
+/* "2027-01-03 10:00 UTC" */
+static void fmt_time(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(out, n, "@%" PRId64, t);
+}
+
+static void fmt_date(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d", &tm) == 0)
+        snprintf(out, n, "@%" PRId64, t);
+}
+
+/* "90 days", "6 days", "12 hours": whole units, rounded. */
+static void fmt_span(int64_t s, char *out, size_t n)
+{
+    if (s < 0)
+        s = -s;
+    if (s >= 2 * 86400 || s % 86400 == 0) {
+        int64_t d = (s + 43200) / 86400;
+        snprintf(out, n, "%" PRId64 " %s", d, d == 1 ? "day" : "days");
+    } else if (s >= 3600) {
+        int64_t h = (s + 1800) / 3600;
+        snprintf(out, n, "%" PRId64 " %s", h, h == 1 ? "hour" : "hours");
+    } else {
+        int64_t m = (s + 30) / 60;
+        snprintf(out, n, "%" PRId64 " %s", m, m == 1 ? "minute" : "minutes");
+    }
+}
+
+/* An argv element as a reader would type it: bare when it is plain,
+ * single-quoted otherwise. */
+static void put_arg(struct buf *b, const char *a)
+{
+    bool plain = a[0] != '\0';
+
+    for (const char *p = a; *p != '\0'; p++) {
+        if (strchr(" \t\n'\"\\$`*?[]{}()<>|&;#~!", *p) != NULL)
+            plain = false;
+    }
+    if (plain) {
+        buf_append_str(b, a);
+        return;
+    }
+    buf_append_str(b, "'");
+    for (const char *p = a; *p != '\0'; p++) {
+        if (*p == '\'')
+            buf_append_str(b, "'\\''");
+        else
+            buf_append(b, p, 1);
+    }
+    buf_append_str(b, "'");
+}
+
+#define LABEL_W 11
+
+static void line_label(FILE *out, const char *label)
+{
+    fprintf(out, "  %-*s", LABEL_W, label);
+}
+
+static void file_entry(struct buf *b, bool *first, const char *what, const char *path, mode_t mode)
+{
+    if (path == NULL)
+        return;
+    buf_printf(b, "%s%s %s (%04o)", *first ? "" : ", ", what, path, (unsigned)mode);
+    *first = false;
+}
+
+static void show_deploy(const struct cfg_deploy *d, FILE *out)
+{
+    struct buf b = BUF_INIT(64 * 1024);
+
+    if (d->type == CFG_DEPLOY_FILES) {
+        mode_t cm = d->has_mode ? d->mode : 0644;
+        mode_t km = d->has_mode ? d->mode : 0640;
+        bool first = true;
+
+        buf_append_str(&b, "files: ");
+        file_entry(&b, &first, "cert", d->cert, cm);
+        file_entry(&b, &first, "chain", d->chain, cm);
+        file_entry(&b, &first, "fullchain", d->fullchain, cm);
+        file_entry(&b, &first, "key", d->key, km);
+        file_entry(&b, &first, "bundle", d->bundle, km);
+        file_entry(&b, &first, "pkcs12", d->pkcs12, km);
+        if (d->pkcs12 != NULL && d->pkcs12_password_file != NULL)
+            buf_printf(&b, " password from %s%s", d->pkcs12_password_file,
+                       d->pkcs12_legacy ? ", legacy encryption" : "");
+        if (d->owner != NULL)
+            buf_printf(&b, "; owner %s", d->owner);
+        if (d->group != NULL)
+            buf_printf(&b, "%s group %s", d->owner != NULL ? "," : ";", d->group);
+    } else {
+        buf_append_str(&b, "exec:");
+        for (size_t i = 0; i < d->command.n; i++) {
+            buf_append_str(&b, " ");
+            put_arg(&b, d->command.v[i]);
+        }
+        if (d->timeout_s > 0)
+            buf_printf(&b, " (timeout %" PRId64 "s)", d->timeout_s);
+    }
+    fprintf(out, "%s\n", b.data != NULL ? b.data : "");
+    buf_fini(&b);
+}
+
+/* Reads what is stored for cert name. 1 with *m set, 0 if nothing is
+ * stored, < 0 (with *why set) if something is stored but unreadable. */
+static int read_stored(const char *state_dir, const char *name, struct sched_meta *m,
+                       char **generation, const char **why)
+{
+    struct store_cert sc;
+    int rc;
+
+    memset(&sc, 0, sizeof(sc));
+    rc = store_cert_read_current(state_dir, name, false, &sc);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0) {
+        *why = err_str(rc);
+        return rc;
+    }
+    rc = -1;
+    if (sc.meta_json != NULL)
+        rc = sched_meta_parse(sc.meta_json, strlen(sc.meta_json), m);
+    if (rc < 0 && sc.cert_pem != NULL)
+        rc = sched_meta_from_pem(sc.cert_pem, strlen(sc.cert_pem), m);
+    if (rc < 0) {
+        *why = "neither meta.json nor cert.pem could be parsed";
+        store_cert_fini(&sc);
+        return ERR_STATE;
+    }
+    *generation = sc.generation != NULL ? xstrdup(sc.generation) : NULL;
+    store_cert_fini(&sc);
+    return 1;
+}
+
+static bool meta_has(const struct sched_meta *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_domains; i++) {
+        if (strcasecmp(m->domains[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool cert_has(const struct cfg_cert *c, const char *name)
+{
+    for (size_t i = 0; i < c->domains.n; i++) {
+        if (strcasecmp(c->domains.v[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int64_t now, FILE *out)
+{
+    struct sched_decision d;
+    char t1[40], t2[40], span[32];
+
+    sched_decide(c, m, now, &d);
+    line_label(out, "next order");
+    switch (d.why) {
+    case SCHED_NO_CERT:
+        fprintf(out, "now: no certificate stored\n");
+        return;
+    case SCHED_NAMES_CHANGED: {
+        struct buf b = BUF_INIT(64 * 1024);
+        if (d.missing != NULL) {
+            for (size_t i = 0; i < c->domains.n; i++) {
+                if (!meta_has(m, c->domains.v[i]))
+                    buf_printf(&b, "%s%s", b.len > 0 ? ", " : "", c->domains.v[i]);
+            }
+            fprintf(out, "now: stored certificate does not cover %s %s (configuration changed)\n",
+                    strchr(b.data, ',') != NULL ? "names" : "name", b.data);
+        } else {
+            for (size_t i = 0; i < m->n_domains; i++) {
+                if (!cert_has(c, m->domains[i]))
+                    buf_printf(&b, "%s%s", b.len > 0 ? ", " : "", m->domains[i]);
+            }
+            fprintf(out,
+                    "now: stored certificate has names no longer configured: %s "
+                    "(configuration changed)\n",
+                    b.data != NULL ? b.data : "?");
+        }
+        buf_fini(&b);
+        return;
+    }
+    case SCHED_KEY_CHANGED:
+        fprintf(out, "now: key type changed (stored %s, configured %s)\n", m->key,
+                config_key_type_name(c->key));
+        return;
+    case SCHED_CA_CHANGED:
+        fprintf(out, "now: CA changed (stored %s, configured %s)\n",
+                m->directory != NULL ? m->directory : m->ca,
+                m->directory != NULL ? c->ca->directory : c->ca->name);
+        return;
+    case SCHED_EXPIRED:
+        fmt_time(m->not_after, t1, sizeof(t1));
+        fprintf(out, "now: stored certificate expired %s\n", t1);
+        return;
+    case SCHED_NEVER:
+        fprintf(out, "never: no ca configured (an imported certificate is only deployed)\n");
+        return;
+    case SCHED_DUE:
+    case SCHED_LATER:
+        break;
+    }
+
+    int64_t when = 0;
+    const char *reason = NULL;
+    sched_renewal_time(c, m->not_before, m->not_after, &when, &reason);
+    fmt_time(when, t1, sizeof(t1));
+    if (d.why == SCHED_DUE)
+        fprintf(out, "now: due since %s, ", t1);
+    else
+        fprintf(out, "%s: ", t1);
+    if (strcmp(reason, "renew_before") == 0) {
+        sched_duration_fmt(c->renew_before_s, span, sizeof(span));
+        fmt_date(m->not_after, t2, sizeof(t2));
+        fprintf(out, "renew_before %s before expiry %s\n", span, t2);
+    } else {
+        fmt_span(m->not_after - m->not_before, span, sizeof(span));
+        fprintf(out, "%s (lifetime %s)\n", reason, span);
+    }
+}
+
+static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_t now, FILE *out)
+{
+    struct sched_meta m;
+    char *generation = NULL;
+    const char *why = NULL;
+    char t[40], span[32];
+    int st;
+
+    memset(&m, 0, sizeof(m));
+    fprintf(out, "%s\n", c->name);
+    line_label(out, "domains");
+    for (size_t i = 0; i < c->domains.n; i++)
+        fprintf(out, "%s%s", i > 0 ? ", " : "", c->domains.v[i]);
+    fprintf(out, "\n");
+    line_label(out, "ca");
+    if (c->ca != NULL)
+        fprintf(out, "%s (%s)\n", c->ca->name, c->ca->directory);
+    else
+        fprintf(out, "-\n");
+    line_label(out, "key");
+    fprintf(out, "%s\n", config_key_type_name(c->key));
+    line_label(out, "challenge");
+    if (c->challenge == CFG_CHAL_DNS01)
+        fprintf(out, "dns-01 via %s\n", c->dns != NULL ? c->dns->name : "?");
+    else
+        fprintf(out, "http-01\n");
+    if (c->import_cert != NULL) {
+        line_label(out, "import");
+        fprintf(out, "cert %s, key %s\n", c->import_cert,
+                c->import_key != NULL ? c->import_key : "-");
+    }
+    line_label(out, "renew");
+    if (c->renew_before_s > 0) {
+        sched_duration_fmt(c->renew_before_s, span, sizeof(span));
+        fprintf(out, "%s before expiry\n", span);
+    } else {
+        fprintf(out, "when a third of the lifetime remains (half for lifetimes up to 10 days)\n");
+    }
+    for (size_t i = 0; i < c->n_deploy; i++) {
+        line_label(out, i == 0 ? "deploy" : "");
+        show_deploy(&c->deploy[i], out);
+    }
+    if (c->n_deploy == 0) {
+        line_label(out, "deploy");
+        fprintf(out, "none (the certificate stays in the state directory)\n");
+    }
+
+    st = read_stored(cfg->daemon.state_dir, c->name, &m, &generation, &why);
+    line_label(out, "stored");
+    if (st == 0) {
+        fprintf(out, "none\n");
+    } else if (st < 0) {
+        fprintf(out, "unreadable: %s\n", why);
+    } else {
+        fmt_time(m.not_after, t, sizeof(t));
+        fmt_span(m.not_after - now, span, sizeof(span));
+        fprintf(out, "generation %s, expires %s (%s %s)\n", generation != NULL ? generation : "?",
+                t, m.not_after > now ? "in" : "expired", span);
+    }
+    if (st < 0) {
+        line_label(out, "next order");
+        fprintf(out, "now: the stored certificate is unreadable\n");
+    } else {
+        show_next(c, st > 0 ? &m : NULL, now, out);
+    }
+    free(generation);
+    sched_meta_fini(&m);
+}
+
+int plan_show(const struct config *cfg, char *const *names, size_t n, int64_t now, FILE *out,
+              FILE *err)
+{
+    bool bad = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (config_cert_find(cfg, names[i]) == NULL) {
+            fprintf(err, "certloop: plan: no certificate named %s\n", names[i]);
+            bad = true;
+        }
+    }
+    if (bad)
+        return EXIT_USAGE;
+    if (cfg->n_certs == 0) {
+        fprintf(out, "%s: no certificates configured\n", cfg->path);
+        return 0;
+    }
+    bool first = true;
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const struct cfg_cert *c = &cfg->certs[i];
+        bool wanted = n == 0;
+        for (size_t j = 0; j < n && !wanted; j++)
+            wanted = strcmp(names[j], c->name) == 0;
+        if (!wanted)
+            continue;
+        if (!first)
+            fprintf(out, "\n");
+        first = false;
+        show_cert(cfg, c, now, out);
+    }
+    return 0;
+}
