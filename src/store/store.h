@@ -11,7 +11,11 @@
  *   STATE/orders/NAME.json
  *
  * The *_sync functions do blocking I/O: call them from uv_queue_work (the
- * store_job helpers below do that) or before the loop runs. */
+ * store_job helpers below do that) or before the loop runs. They never log
+ * (STYLE §5: a work_cb touches only its job); the *_err variants also hand
+ * back an owned message "PATH: STEP: REASON" for the caller to log on the
+ * loop. The read functions are inline page-cache reads (STYLE §5) and log
+ * their own failures, except -ENOENT, which is a normal answer. */
 #ifndef CERTLOOP_STORE_STORE_H
 #define CERTLOOP_STORE_STORE_H
 
@@ -31,6 +35,16 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
                        gid_t gid, const char **failed_step);
 /* mkdir -p with mode for each created component. */
 int store_mkdirs(const char *path, mode_t mode);
+/* fsync(2) of a directory, so a rename or unlink inside it is durable. */
+int store_fsync_dir(const char *dir);
+/* True when s is usable as one path component of the state directory: not
+ * empty, at most 200 bytes, no '/', no leading '.', no control characters.
+ * Names of certificates, CAs and orders are checked with it (-EINVAL). */
+bool store_name_ok(const char *s);
+/* Reads a whole file capped at STORE_FILE_MAX bytes into an owned
+ * NUL-terminated string. -errno or ERR_TOO_BIG; logs nothing. */
+#define STORE_FILE_MAX (1024 * 1024)
+int store_read_file(const char *path, char **out, size_t *len_out);
 
 /* ---- the state directory ------------------------------------------------- */
 
@@ -48,13 +62,19 @@ const char *store_dir(const struct store *s);
 int store_account_read(const char *state_dir, const char *ca, char **key_pem, char **account_json);
 int store_account_write_sync(const char *state_dir, const char *ca, const char *key_pem,
                              const char *account_json);
+/* The key is written first, the JSON last: account.json marks a complete
+ * account. *err (owned, may be NULL) describes a failure. */
+int store_account_write_sync_err(const char *state_dir, const char *ca, const char *key_pem,
+                                 const char *account_json, char **err);
 
 /* A stored certificate generation. */
 struct store_cert {
-    char *dir;       /* STATE/certs/NAME/GENERATION (owned) */
+    char *dir; /* STATE/certs/NAME/GENERATION (owned) */
     char *generation;
     char *cert_pem, *chain_pem, *fullchain_pem, *key_pem; /* owned, NUL-terminated */
-    char *meta_json; /* owned; {"domains":[..],"ca":..,"key":..,"not_before":..,"not_after":..,"issued_at":..} */
+    char *meta_json;                                      /* owned;
+                                                             {"domains":[..],"ca":..,"key":..,"not_before":..,"not_after":..,"issued_at":..}
+                                                           */
 };
 void store_cert_fini(struct store_cert *c);
 
@@ -64,28 +84,44 @@ int store_cert_read_current(const char *state_dir, const char *name, bool with_k
                             struct store_cert *out);
 /* Writes a new generation directory (0700, key 0600, others 0644) then
  * swaps `current` to it by rename(2); older generations beyond the last
- * `keep` are removed. *generation_out (owned) names the new one. */
+ * `keep` are removed. *generation_out (owned) names the new one.
+ * Generation names are "YYYYMMDDTHHMMSSZ-xxxx" (UTC, 4 hex digits) and sort
+ * by age. Each generation also holds privkey.pem -> key.pem so certbot hooks
+ * that read $RENEWED_LINEAGE/privkey.pem work; meta.json is written last and
+ * marks the generation complete. chain_pem NULL writes an empty chain.pem,
+ * meta_json NULL writes "{}". */
 int store_cert_write_sync(const char *state_dir, const char *name, const char *cert_pem,
                           const char *chain_pem, const char *fullchain_pem, const char *key_pem,
                           const char *meta_json, int keep, char **generation_out);
+int store_cert_write_sync_err(const char *state_dir, const char *name, const char *cert_pem,
+                              const char *chain_pem, const char *fullchain_pem, const char *key_pem,
+                              const char *meta_json, int keep, char **generation_out, char **err);
 
 /* Orders in flight: STATE/orders/NAME.json holds the order URL, the key PEM
  * of the pending certificate key (0600) and whatever the order machine needs
  * to resume. -ENOENT when absent. */
 int store_order_read(const char *state_dir, const char *name, char **json);
 int store_order_write_sync(const char *state_dir, const char *name, const char *json);
+int store_order_write_sync_err(const char *state_dir, const char *name, const char *json,
+                               char **err);
+/* Removing an absent order is not an error (returns 0). */
 int store_order_remove_sync(const char *state_dir, const char *name);
 
-/* Removes leftover temp files (".tmp-*") under the state directory; called
- * at start after the lock is taken. Returns how many were removed. */
+/* Removes leftover temp files and symlinks (".tmp-*") under the state
+ * directory (STATE, accounts/CA, certs/NAME, certs/NAME/GEN, orders) and generation
+ * directories that `current` does not point to and that have no meta.json
+ * (a crash while writing them); called at start after the lock is taken.
+ * Returns how many entries were removed (each one logged at info). */
 int store_sweep_temp(const char *state_dir);
 
 /* ---- off-loop execution -------------------------------------------------- */
 
 /* Runs fn(arg) on the libuv threadpool and then done(status, arg) on the
- * loop (status = fn's return value). fn must touch only arg (no uv_*, no
- * log). Async contract: < 0 synchronously and no callback, else exactly one
- * callback. */
+ * loop (status = fn's return value, or UV_ECANCELED if libuv cancelled the
+ * work before it ran). fn must touch only arg (no uv_*, no log). Async
+ * contract: < 0 synchronously and no callback, else exactly one callback.
+ * There is no cancel: work already on a thread cannot be stopped, so an
+ * owner that goes away marks arg (a tombstone) and lets done free it. */
 typedef int (*store_work_fn)(void *arg);
 typedef void (*store_done_cb)(int status, void *arg);
 int store_job_start(uv_loop_t *loop, store_work_fn fn, void *arg, store_done_cb done);

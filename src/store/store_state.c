@@ -1,0 +1,708 @@
+/* What lives in the state directory: account keys, certificate generations
+ * behind a `current` symlink, orders in flight, and the start-up sweep of
+ * what a crash left behind. Writers (*_sync) run off the loop and never
+ * log; readers are inline page-cache reads and log their own failures. */
+#include "store/store.h"
+#include "store/store_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void set_err(char **err, const char *path, const char *step, int rc)
+{
+    if (err == NULL)
+        return;
+    free(*err);
+    *err = xasprintf("%s: %s: %s", path, step, err_str(rc));
+}
+
+static void free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+/* Writes path atomically (private to us: uid/gid unchanged). */
+static int put_file(const char *path, const char *data, mode_t mode, char **err)
+{
+    const char *step = NULL;
+    int rc = store_write_atomic(path, data, strlen(data), mode, (uid_t)-1, (gid_t)-1, &step);
+
+    if (rc < 0)
+        set_err(err, path, step, rc);
+    return rc;
+}
+
+static int make_dirs(const char *path, char **err)
+{
+    int rc = store_mkdirs(path, 0700);
+
+    if (rc < 0)
+        set_err(err, path, "mkdir", rc);
+    return rc;
+}
+
+/* Reads path; -ENOENT silently (a normal answer), anything else logged. */
+static int get_file(const char *path, char **out)
+{
+    int rc = store_read_file(path, out, NULL);
+
+    if (rc < 0 && rc != -ENOENT)
+        log_error(LOG_STORE, "%s: read: %s", path, err_str(rc));
+    return rc;
+}
+
+/* ---- accounts ------------------------------------------------------------ */
+
+int store_account_read(const char *state_dir, const char *ca, char **key_pem, char **account_json)
+{
+    char *kpath = NULL, *jpath = NULL, *key = NULL, *json = NULL;
+    int rc;
+
+    if (!store_name_ok(ca)) {
+        log_error(LOG_STORE, "account: invalid CA name \"%s\"", ca ? ca : "");
+        return -EINVAL;
+    }
+    kpath = xasprintf("%s/accounts/%s/account.key", state_dir, ca);
+    jpath = xasprintf("%s/accounts/%s/account.json", state_dir, ca);
+    /* account.json is written last: without it the account is incomplete */
+    rc = get_file(jpath, &json);
+    if (rc < 0)
+        goto out;
+    rc = get_file(kpath, &key);
+    if (rc < 0)
+        goto out;
+    *key_pem = key;
+    *account_json = json;
+    key = json = NULL;
+out:
+    free_secret(key);
+    free(json);
+    free(kpath);
+    free(jpath);
+    return rc;
+}
+
+int store_account_write_sync_err(const char *state_dir, const char *ca, const char *key_pem,
+                                 const char *account_json, char **err)
+{
+    char *dir = NULL, *path = NULL;
+    int rc;
+
+    if (!store_name_ok(ca)) {
+        rc = -EINVAL;
+        set_err(err, ca ? ca : "", "account name", rc);
+        return rc;
+    }
+    dir = xasprintf("%s/accounts/%s", state_dir, ca);
+    rc = make_dirs(dir, err);
+    if (rc < 0)
+        goto out;
+    path = xasprintf("%s/account.key", dir);
+    rc = put_file(path, key_pem, 0600, err);
+    if (rc < 0)
+        goto out;
+    free(path);
+    path = xasprintf("%s/account.json", dir);
+    rc = put_file(path, account_json, 0600, err);
+out:
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int store_account_write_sync(const char *state_dir, const char *ca, const char *key_pem,
+                             const char *account_json)
+{
+    return store_account_write_sync_err(state_dir, ca, key_pem, account_json, NULL);
+}
+
+/* ---- certificate generations --------------------------------------------- */
+
+void store_cert_fini(struct store_cert *c)
+{
+    if (c == NULL)
+        return;
+    free(c->dir);
+    free(c->generation);
+    free(c->cert_pem);
+    free(c->chain_pem);
+    free(c->fullchain_pem);
+    free_secret(c->key_pem);
+    free(c->meta_json);
+    memset(c, 0, sizeof(*c));
+}
+
+/* A generation name: 16 characters of UTC time, '-', 4 hex digits. */
+static bool is_generation(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n == 21 && s[8] == 'T' && s[15] == 'Z' && s[16] == '-' && s[0] >= '0' && s[0] <= '9';
+}
+
+/* Reads the target of NAME's current link into buf; -ENOENT if none. A
+ * target that is not a plain generation name is inconsistent state. */
+static int read_current(const char *name_dir, char *buf, size_t size)
+{
+    char *link = xasprintf("%s/current", name_dir);
+    ssize_t n = readlink(link, buf, size - 1);
+    int rc = 0;
+
+    if (n < 0)
+        rc = -errno;
+    else if ((size_t)n >= size - 1)
+        rc = ERR_STATE;
+    else
+        buf[n] = '\0';
+    if (rc == 0 && (!store_name_ok(buf) || strchr(buf, '/') != NULL))
+        rc = ERR_STATE;
+    free(link);
+    return rc;
+}
+
+int store_cert_read_current(const char *state_dir, const char *name, bool with_key,
+                            struct store_cert *out)
+{
+    struct store_cert c = {0};
+    char target[NAME_MAX + 1];
+    char *name_dir = NULL, *path = NULL;
+    int rc;
+    static const struct {
+        const char *file;
+        size_t off;
+        bool key;
+    } files[] = {
+        {"cert.pem", offsetof(struct store_cert, cert_pem), false},
+        {"chain.pem", offsetof(struct store_cert, chain_pem), false},
+        {"fullchain.pem", offsetof(struct store_cert, fullchain_pem), false},
+        {"key.pem", offsetof(struct store_cert, key_pem), true},
+        {"meta.json", offsetof(struct store_cert, meta_json), false},
+    };
+
+    if (!store_name_ok(name)) {
+        log_error(LOG_STORE, "certificate: invalid name \"%s\"", name ? name : "");
+        return -EINVAL;
+    }
+    name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    /* resolve the link once: every file below comes from this generation
+     * even if a new one is swapped in while we read */
+    for (int attempt = 0;; attempt++) {
+        rc = read_current(name_dir, target, sizeof(target));
+        if (rc < 0) {
+            if (rc != -ENOENT)
+                log_error(LOG_STORE, "%s/current: readlink: %s", name_dir, err_str(rc));
+            goto out;
+        }
+        c.generation = xstrdup(target);
+        c.dir = xasprintf("%s/%s", name_dir, target);
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            if (files[i].key && !with_key)
+                continue;
+            free(path);
+            path = xasprintf("%s/%s", c.dir, files[i].file);
+            char **slot = (char **)((char *)&c + files[i].off);
+            rc = store_read_file(path, slot, NULL);
+            if (rc < 0)
+                break;
+        }
+        if (rc == 0)
+            break;
+        /* a file of the generation we resolved vanished: if current moved
+         * on meanwhile, the old one was pruned under us; read the new one */
+        char again[NAME_MAX + 1];
+        if (rc == -ENOENT && attempt < 3 && read_current(name_dir, again, sizeof(again)) == 0 &&
+            strcmp(again, target) != 0) {
+            store_cert_fini(&c);
+            continue;
+        }
+        /* current points only at complete generations: a missing file
+         * there is damage, not absence */
+        log_error(LOG_STORE, "%s: read: %s", path, err_str(rc));
+        if (rc == -ENOENT)
+            rc = ERR_STATE;
+        goto out;
+    }
+    *out = c;
+    memset(&c, 0, sizeof(c));
+    rc = 0;
+out:
+    store_cert_fini(&c);
+    free(path);
+    free(name_dir);
+    return rc;
+}
+
+/* Creates a new file that nobody else can have open (O_EXCL) with its final
+ * mode, writes and syncs it. Inside a generation directory that `current`
+ * does not point to yet, so no temp + rename is needed. */
+static int write_new(const char *path, const char *data, mode_t mode, char **err)
+{
+    const char *step = "open";
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    int rc = 0;
+    size_t len = strlen(data);
+
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    step = "chmod";
+    if (fchmod(fd, mode) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    step = "write";
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = w < 0 ? -errno : -EIO;
+            goto out;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    step = "fsync";
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    step = "close";
+    rc = close(fd) < 0 ? -errno : 0;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        set_err(err, path, step, rc);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The generation directories under name_dir, sorted oldest first. */
+static int list_generations(const char *name_dir, char ***out, size_t *n_out)
+{
+    DIR *d = opendir(name_dir);
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+
+    if (d == NULL)
+        return -errno;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!is_generation(e->d_name))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        v = xreallocarray_grow(v, &cap, n + 1, sizeof(*v));
+        v[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_str);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* A new generation name that sorts after every existing one of the same
+ * second, so that "newest" by name is newest in fact. */
+static char *new_generation_name(char **gens, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    char stamp[32];
+    char rnd[5];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    store_rand_hex(rnd, 4);
+    if (n > 0 && strncmp(gens[n - 1], stamp, 16) == 0) {
+        unsigned long last = strtoul(gens[n - 1] + 17, NULL, 16);
+        if (last < 0xffff)
+            snprintf(rnd, sizeof(rnd), "%04lx", last + 1);
+    }
+    return xasprintf("%s-%s", stamp, rnd);
+}
+
+/* Keeps the newest `keep` generations and the current one; removes the
+ * rest. Failures here do not fail the write (the new generation is in
+ * place); the next write or sweep tries again. */
+static void prune_generations(const char *name_dir, const char *current, int keep)
+{
+    char **gens = NULL;
+    size_t n = 0;
+
+    if (keep < 1)
+        keep = 1;
+    if (list_generations(name_dir, &gens, &n) < 0)
+        return;
+    int fd = open(name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        bool removed = false;
+        for (size_t i = 0; i + (size_t)keep < n; i++) {
+            if (strcmp(gens[i], current) == 0)
+                continue;
+            if (store_remove_tree_at(fd, gens[i]) == 0)
+                removed = true;
+        }
+        if (removed)
+            fsync(fd);
+        close(fd);
+    }
+    free_list(gens, n);
+}
+
+int store_cert_write_sync_err(const char *state_dir, const char *name, const char *cert_pem,
+                              const char *chain_pem, const char *fullchain_pem, const char *key_pem,
+                              const char *meta_json, int keep, char **generation_out, char **err)
+{
+    char *name_dir = NULL, *gen = NULL, *gen_dir = NULL, *path = NULL, *tmp_link = NULL;
+    char *link = NULL;
+    char **gens = NULL;
+    size_t n_gens = 0;
+    bool tmp_exists = false;
+    int rc;
+    const struct {
+        const char *file;
+        const char *data;
+        mode_t mode;
+    } files[] = {
+        /* meta.json last: its presence marks the generation complete */
+        {"key.pem", key_pem, 0600},
+        {"cert.pem", cert_pem, 0644},
+        {"chain.pem", chain_pem ? chain_pem : "", 0644},
+        {"fullchain.pem", fullchain_pem, 0644},
+        {"meta.json", meta_json ? meta_json : "{}", 0644},
+    };
+
+    if (!store_name_ok(name)) {
+        rc = -EINVAL;
+        set_err(err, name ? name : "", "certificate name", rc);
+        return rc;
+    }
+    if (cert_pem == NULL || fullchain_pem == NULL || key_pem == NULL) {
+        rc = -EINVAL;
+        set_err(err, name, "certificate write", rc);
+        return rc;
+    }
+    name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    rc = make_dirs(name_dir, err);
+    if (rc < 0)
+        goto out;
+    rc = list_generations(name_dir, &gens, &n_gens);
+    if (rc < 0) {
+        set_err(err, name_dir, "opendir", rc);
+        goto out;
+    }
+    for (int tries = 0;; tries++) {
+        gen = new_generation_name(gens, n_gens);
+        gen_dir = xasprintf("%s/%s", name_dir, gen);
+        if (mkdir(gen_dir, 0700) == 0)
+            break;
+        rc = -errno;
+        if (rc != -EEXIST || tries >= 8) {
+            set_err(err, gen_dir, "mkdir", rc);
+            goto out;
+        }
+        free(gen);
+        free(gen_dir);
+        gen = gen_dir = NULL;
+        /* somebody made that name meanwhile: look again so ours sorts last */
+        free_list(gens, n_gens);
+        gens = NULL;
+        n_gens = 0;
+        rc = list_generations(name_dir, &gens, &n_gens);
+        if (rc < 0) {
+            set_err(err, name_dir, "opendir", rc);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (strcmp(files[i].file, "meta.json") == 0) {
+            /* certbot's layout names the key privkey.pem: hooks reading
+             * $RENEWED_LINEAGE/privkey.pem find it through this link */
+            free(path);
+            path = xasprintf("%s/privkey.pem", gen_dir);
+            if (symlink("key.pem", path) < 0) {
+                rc = -errno;
+                set_err(err, path, "symlink", rc);
+                goto fail_gen;
+            }
+        }
+        free(path);
+        path = xasprintf("%s/%s", gen_dir, files[i].file);
+        rc = write_new(path, files[i].data, files[i].mode, err);
+        if (rc < 0)
+            goto fail_gen;
+    }
+    rc = store_fsync_dir(gen_dir);
+    if (rc < 0) {
+        set_err(err, gen_dir, "fsync-dir", rc);
+        goto fail_gen;
+    }
+
+    /* swap: a fresh symlink renamed over `current` is atomic, unlike
+     * unlink + symlink, so readers always see an old or a new target */
+    link = xasprintf("%s/current", name_dir);
+    for (int tries = 0;; tries++) {
+        char rnd[9];
+        store_rand_hex(rnd, 8);
+        free(tmp_link);
+        tmp_link = xasprintf("%s/.tmp-current-%s", name_dir, rnd);
+        if (symlink(gen, tmp_link) == 0)
+            break;
+        rc = -errno;
+        if (rc != -EEXIST || tries >= 8) {
+            set_err(err, tmp_link, "symlink", rc);
+            goto fail_gen;
+        }
+    }
+    tmp_exists = true;
+    if (rename(tmp_link, link) < 0) {
+        rc = -errno;
+        set_err(err, link, "rename", rc);
+        goto fail_gen;
+    }
+    tmp_exists = false;
+    rc = store_fsync_dir(name_dir);
+    if (rc < 0) {
+        /* current already points at the new generation: keep it */
+        set_err(err, name_dir, "fsync-dir", rc);
+        goto out;
+    }
+    prune_generations(name_dir, gen, keep);
+    if (generation_out != NULL) {
+        *generation_out = gen;
+        gen = NULL;
+    }
+    rc = 0;
+    goto out;
+
+fail_gen:
+    if (tmp_exists)
+        unlink(tmp_link);
+    {
+        int fd = open(name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            store_remove_tree_at(fd, gen);
+            close(fd);
+        }
+    }
+out:
+    free_list(gens, n_gens);
+    free(link);
+    free(tmp_link);
+    free(path);
+    free(gen_dir);
+    free(gen);
+    free(name_dir);
+    return rc;
+}
+
+int store_cert_write_sync(const char *state_dir, const char *name, const char *cert_pem,
+                          const char *chain_pem, const char *fullchain_pem, const char *key_pem,
+                          const char *meta_json, int keep, char **generation_out)
+{
+    return store_cert_write_sync_err(state_dir, name, cert_pem, chain_pem, fullchain_pem, key_pem,
+                                     meta_json, keep, generation_out, NULL);
+}
+
+/* ---- orders in flight ---------------------------------------------------- */
+
+int store_order_read(const char *state_dir, const char *name, char **json)
+{
+    if (!store_name_ok(name)) {
+        log_error(LOG_STORE, "order: invalid name \"%s\"", name ? name : "");
+        return -EINVAL;
+    }
+    char *path = xasprintf("%s/orders/%s.json", state_dir, name);
+    int rc = get_file(path, json);
+    free(path);
+    return rc;
+}
+
+int store_order_write_sync_err(const char *state_dir, const char *name, const char *json,
+                               char **err)
+{
+    if (!store_name_ok(name)) {
+        set_err(err, name ? name : "", "order name", -EINVAL);
+        return -EINVAL;
+    }
+    char *dir = xasprintf("%s/orders", state_dir);
+    char *path = xasprintf("%s/%s.json", dir, name);
+    /* 0600: the order holds the pending certificate's private key */
+    int rc = make_dirs(dir, err);
+    if (rc == 0)
+        rc = put_file(path, json, 0600, err);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int store_order_write_sync(const char *state_dir, const char *name, const char *json)
+{
+    return store_order_write_sync_err(state_dir, name, json, NULL);
+}
+
+int store_order_remove_sync(const char *state_dir, const char *name)
+{
+    if (!store_name_ok(name))
+        return -EINVAL;
+    char *dir = xasprintf("%s/orders", state_dir);
+    char *path = xasprintf("%s/%s.json", dir, name);
+    int rc = 0;
+
+    if (unlink(path) < 0)
+        rc = errno == ENOENT ? 0 : -errno;
+    else
+        rc = store_fsync_dir(dir);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* ---- start-up sweep ------------------------------------------------------ */
+
+static bool is_temp(const char *s)
+{
+    return strncmp(s, ".tmp-", 5) == 0;
+}
+
+/* Removes ".tmp-*" entries directly inside dir. */
+static int sweep_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int count = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_temp(e->d_name))
+            continue;
+        int rc = store_remove_tree_at(dirfd(d), e->d_name);
+        if (rc < 0) {
+            log_warn(LOG_STORE, "%s/%s: remove leftover temp file: %s", dir, e->d_name,
+                     err_str(rc));
+            continue;
+        }
+        log_info(LOG_STORE, "%s/%s: removed leftover temp file", dir, e->d_name);
+        count++;
+    }
+    if (count > 0)
+        fsync(dirfd(d));
+    closedir(d);
+    return count;
+}
+
+/* Calls fn for each subdirectory of dir (not following symlinks). */
+static int each_subdir(const char *dir, int (*fn)(const char *sub))
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int count = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        char *sub = xasprintf("%s/%s", dir, e->d_name);
+        count += fn(sub);
+        free(sub);
+    }
+    closedir(d);
+    return count;
+}
+
+/* certs/NAME: temp links, then every generation's temp files, then the
+ * incomplete generations (no meta.json) that current does not name. */
+static int sweep_cert(const char *name_dir)
+{
+    char target[NAME_MAX + 1];
+    char **gens = NULL;
+    size_t n = 0;
+    int count = sweep_dir(name_dir);
+
+    if (read_current(name_dir, target, sizeof(target)) < 0)
+        target[0] = '\0';
+    if (list_generations(name_dir, &gens, &n) < 0)
+        return count;
+    int fd = open(name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (size_t i = 0; i < n && fd >= 0; i++) {
+        char *gen_dir = xasprintf("%s/%s", name_dir, gens[i]);
+        count += sweep_dir(gen_dir);
+        free(gen_dir);
+        if (strcmp(gens[i], target) == 0)
+            continue;
+        char *meta = xasprintf("%s/meta.json", gens[i]);
+        struct stat st;
+        bool complete = fstatat(fd, meta, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        free(meta);
+        if (complete)
+            continue;
+        int rc = store_remove_tree_at(fd, gens[i]);
+        if (rc < 0) {
+            log_warn(LOG_STORE, "%s/%s: remove incomplete generation: %s", name_dir, gens[i],
+                     err_str(rc));
+            continue;
+        }
+        log_info(LOG_STORE, "%s/%s: removed incomplete generation", name_dir, gens[i]);
+        count++;
+    }
+    if (fd >= 0)
+        close(fd);
+    free_list(gens, n);
+    return count;
+}
+
+int store_sweep_temp(const char *state_dir)
+{
+    char *accounts = xasprintf("%s/accounts", state_dir);
+    char *certs = xasprintf("%s/certs", state_dir);
+    char *orders = xasprintf("%s/orders", state_dir);
+    int count = 0;
+
+    count += sweep_dir(state_dir);
+    count += sweep_dir(accounts);
+    count += each_subdir(accounts, sweep_dir);
+    count += sweep_dir(certs);
+    count += each_subdir(certs, sweep_cert);
+    count += sweep_dir(orders);
+    free(accounts);
+    free(certs);
+    free(orders);
+    return count;
+}

@@ -1,0 +1,891 @@
+/* Unit tests of the state directory: atomic writes (modes, failure paths,
+ * ENOSPC on a tiny tmpfs), the lock, certificate generations, pruning,
+ * the start-up sweep, orders, accounts and the threadpool job wrapper. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store/store_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup_dir(void **state)
+{
+    char tmpl[] = "/tmp/test_store.XXXXXX";
+    char *d = mkdtemp(tmpl);
+
+    assert_non_null(d);
+    *state = xstrdup(d);
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    /* a failed ENOSPC test may have left its tmpfs mounted */
+    char *mnt = xasprintf("%s/tiny", (char *)*state);
+    umount2(mnt, MNT_DETACH);
+    free(mnt);
+    rm_rf(*state);
+    free(*state);
+    return 0;
+}
+
+static char *path_in(const char *dir, const char *rel)
+{
+    return xasprintf("%s/%s", dir, rel);
+}
+
+static char *slurp(const char *path)
+{
+    char *s = NULL;
+    int rc = store_read_file(path, &s, NULL);
+
+    assert_int_equal(rc, 0);
+    return s;
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+
+    assert_int_equal(lstat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* Number of entries in dir whose name starts with prefix. */
+static int count_prefix(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The last error-level log line, captured through the log sink. */
+static char last_error[2048];
+
+static void capture_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg)
+{
+    (void)g;
+    (void)arg;
+    if (lvl == LOG_LVL_ERROR)
+        snprintf(last_error, sizeof(last_error), "%s", msg);
+}
+
+/* ---- atomic writes ------------------------------------------------------- */
+
+static void test_write_atomic_sets_final_mode_whatever_the_umask(void **state)
+{
+    const char *dir = *state;
+    char *key = path_in(dir, "a.key");
+    char *crt = path_in(dir, "a.crt");
+    const char *step = NULL;
+
+    mode_t old = umask(0);
+    assert_int_equal(store_write_atomic(key, "secret\n", 7, 0600, (uid_t)-1, (gid_t)-1, &step), 0);
+    umask(077);
+    assert_int_equal(store_write_atomic(crt, "public\n", 7, 0644, (uid_t)-1, (gid_t)-1, &step), 0);
+    umask(old);
+
+    assert_int_equal(mode_of(key), 0600);
+    assert_int_equal(mode_of(crt), 0644);
+    char *s = slurp(key);
+    assert_string_equal(s, "secret\n");
+    free(s);
+    s = slurp(crt);
+    assert_string_equal(s, "public\n");
+    free(s);
+    assert_int_equal(count_prefix(dir, ".tmp-"), 0);
+
+    /* replacing keeps the path, changes content and mode */
+    assert_int_equal(store_write_atomic(crt, "v2", 2, 0640, (uid_t)-1, (gid_t)-1, &step), 0);
+    s = slurp(crt);
+    assert_string_equal(s, "v2");
+    free(s);
+    assert_int_equal(mode_of(crt), 0640);
+    free(key);
+    free(crt);
+}
+
+struct seen_tmp {
+    int calls;
+    mode_t mode;
+    off_t size;
+    bool regular;
+    char name[512];
+};
+
+static void record_tmp(const char *tmp_path, void *arg)
+{
+    struct seen_tmp *s = arg;
+    struct stat st;
+
+    s->calls++;
+    if (lstat(tmp_path, &st) == 0) {
+        s->mode = st.st_mode & 07777;
+        s->size = st.st_size;
+        s->regular = S_ISREG(st.st_mode);
+    }
+    const char *slash = strrchr(tmp_path, '/');
+    snprintf(s->name, sizeof(s->name), "%s", slash ? slash + 1 : tmp_path);
+}
+
+static void test_write_atomic_key_never_wider_and_nothing_left_on_rename_failure(void **state)
+{
+    const char *dir = *state;
+    char *target = path_in(dir, "www.key");
+    struct seen_tmp seen = {0};
+    const char *step = NULL;
+
+    /* a directory at the target path makes rename(2) fail (EISDIR) after
+     * the temp file is complete */
+    assert_int_equal(mkdir(target, 0700), 0);
+    mode_t old = umask(0);
+    store_test_set_before_rename(record_tmp, &seen);
+    int rc = store_write_atomic(target, "KEYDATA", 7, 0600, (uid_t)-1, (gid_t)-1, &step);
+    store_test_set_before_rename(NULL, NULL);
+    umask(old);
+
+    assert_true(rc < 0);
+    assert_int_equal(rc, -EISDIR);
+    assert_string_equal(step, "rename");
+    assert_int_equal(seen.calls, 1);
+    assert_true(seen.regular);
+    assert_int_equal(seen.mode, 0600); /* even with umask 0 */
+    assert_int_equal(seen.size, 7);
+    assert_true(strncmp(seen.name, ".tmp-www.key-", 13) == 0);
+    /* the temp file is gone, the directory untouched */
+    assert_int_equal(count_prefix(dir, ".tmp-"), 0);
+    struct stat st;
+    assert_int_equal(lstat(target, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    free(target);
+}
+
+static void test_write_atomic_missing_directory_reports_open(void **state)
+{
+    const char *dir = *state;
+    char *target = path_in(dir, "nope/x.pem");
+    const char *step = NULL;
+
+    int rc = store_write_atomic(target, "x", 1, 0644, (uid_t)-1, (gid_t)-1, &step);
+    assert_int_equal(rc, -ENOENT);
+    assert_string_equal(step, "open");
+    free(target);
+}
+
+static void test_write_atomic_owner_and_group(void **state)
+{
+    const char *dir = *state;
+    char *target = path_in(dir, "owned.pem");
+    const char *step = NULL;
+    struct stat st;
+
+    if (geteuid() != 0) {
+        print_message("skipped: chown needs root\n");
+        skip();
+    }
+    assert_int_equal(store_write_atomic(target, "x", 1, 0640, 65534, 65534, &step), 0);
+    assert_int_equal(lstat(target, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+    assert_int_equal(st.st_gid, 65534);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    /* group only: the owner stays */
+    assert_int_equal(store_write_atomic(target, "y", 1, 0640, (uid_t)-1, 65534, &step), 0);
+    assert_int_equal(lstat(target, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(st.st_gid, 65534);
+    free(target);
+}
+
+static void test_write_atomic_enospc_keeps_old_file(void **state)
+{
+    const char *dir = *state;
+    char *mnt = path_in(dir, "tiny");
+    const char *step = NULL;
+
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700") < 0) {
+        print_message("skipped: cannot mount a 64k tmpfs (%s); ENOSPC path untested\n",
+                      strerror(errno));
+        free(mnt);
+        skip();
+    }
+    char *target = path_in(mnt, "www.key");
+    assert_int_equal(store_write_atomic(target, "OLD KEY\n", 8, 0600, (uid_t)-1, (gid_t)-1, &step),
+                     0);
+
+    size_t big = 256 * 1024;
+    char *data = xmalloc(big);
+    memset(data, 'N', big);
+    int rc = store_write_atomic(target, data, big, 0600, (uid_t)-1, (gid_t)-1, &step);
+    free(data);
+
+    assert_int_equal(rc, -ENOSPC);
+    assert_string_equal(step, "write");
+    char *s = slurp(target);
+    assert_string_equal(s, "OLD KEY\n");
+    free(s);
+    assert_int_equal(mode_of(target), 0600);
+    assert_int_equal(count_prefix(mnt, ".tmp-"), 0);
+
+    /* and the space was given back: a small write works again */
+    assert_int_equal(store_write_atomic(target, "NEW KEY\n", 8, 0600, (uid_t)-1, (gid_t)-1, &step),
+                     0);
+    s = slurp(target);
+    assert_string_equal(s, "NEW KEY\n");
+    free(s);
+
+    free(target);
+    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+    free(mnt);
+}
+
+static void test_mkdirs_nested_and_not_a_directory(void **state)
+{
+    const char *dir = *state;
+    char *deep = path_in(dir, "a/b/c/");
+    char *file = path_in(dir, "f");
+    char *under = path_in(dir, "f/g");
+
+    assert_int_equal(store_mkdirs(deep, 0700), 0);
+    assert_int_equal(store_mkdirs(deep, 0700), 0); /* idempotent */
+    char *c = path_in(dir, "a/b/c");
+    assert_int_equal(mode_of(c), 0700);
+    free(c);
+    int fd = open(file, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(store_mkdirs(under, 0700), -ENOTDIR);
+    free(deep);
+    free(file);
+    free(under);
+}
+
+static void test_name_validation(void **state)
+{
+    (void)state;
+    assert_true(store_name_ok("www"));
+    assert_true(store_name_ok("example.org"));
+    assert_false(store_name_ok(""));
+    assert_false(store_name_ok(NULL));
+    assert_false(store_name_ok(".."));
+    assert_false(store_name_ok(".hidden"));
+    assert_false(store_name_ok("a/b"));
+    assert_false(store_name_ok("a\nb"));
+}
+
+/* ---- the lock ------------------------------------------------------------ */
+
+/* Finds our fd open on path and returns its fdinfo flags, or -1. */
+static long fd_flags_for(const char *path)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long flags = -1;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        char link[300], target[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, path) != 0)
+            continue;
+        char info[300];
+        snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", e->d_name);
+        FILE *f = fopen(info, "r");
+        if (f == NULL)
+            continue;
+        char line[128];
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (strncmp(line, "flags:", 6) == 0)
+                flags = strtol(line + 6, NULL, 8);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return flags;
+}
+
+static void test_open_creates_private_dir_and_writes_pid(void **state)
+{
+    const char *dir = *state;
+    char *sd = path_in(dir, "var/lib/certloop");
+    struct store *s = NULL;
+
+    assert_int_equal(store_open(sd, &s), 0);
+    assert_non_null(s);
+    assert_string_equal(store_dir(s), sd);
+    assert_int_equal(mode_of(sd), 0700);
+    static const char *const subs[] = {"accounts", "certs", "orders"};
+    for (size_t i = 0; i < 3; i++) {
+        char *p = path_in(sd, subs[i]);
+        assert_int_equal(mode_of(p), 0700);
+        free(p);
+    }
+    char *lock = path_in(sd, "lock");
+    char *pid = slurp(lock);
+    char want[32];
+    snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+    assert_string_equal(pid, want);
+    free(pid);
+    assert_int_equal(mode_of(lock), 0600);
+    /* the lock fd must not leak into hooks */
+    long flags = fd_flags_for(lock);
+    assert_true(flags >= 0);
+    assert_true((flags & O_CLOEXEC) != 0);
+    store_close(s);
+    free(lock);
+    free(sd);
+}
+
+static void test_open_refuses_second_open_in_same_process(void **state)
+{
+    const char *dir = *state;
+    struct store *a = NULL, *b = NULL;
+
+    assert_int_equal(store_open(dir, &a), 0);
+    last_error[0] = '\0';
+    log_set_sink(capture_sink, NULL);
+    int rc = store_open(dir, &b);
+    log_set_sink(NULL, NULL);
+    assert_int_equal(rc, ERR_LOCKED);
+    assert_null(b);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "state directory %s is locked by pid %ld (another certloop is running)", dir,
+             (long)getpid());
+    assert_string_equal(last_error, want);
+
+    store_close(a);
+    assert_int_equal(store_open(dir, &b), 0); /* released by close */
+    store_close(b);
+}
+
+static void test_open_refuses_other_process(void **state)
+{
+    const char *dir = *state;
+    struct store *a = NULL;
+
+    assert_int_equal(store_open(dir, &a), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *b = NULL;
+        int rc = store_open(dir, &b);
+        _exit(rc == ERR_LOCKED ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    store_close(a);
+
+    /* once released another process gets it */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *b = NULL;
+        int rc = store_open(dir, &b);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_open_refuses_world_writable_dir(void **state)
+{
+    const char *dir = *state;
+    struct store *s = NULL;
+
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(store_open(dir, &s), ERR_STATE);
+    assert_null(s);
+    assert_int_equal(chmod(dir, 0700), 0);
+}
+
+/* ---- certificate generations --------------------------------------------- */
+
+static void write_gen(const char *sd, const char *name, int i, int keep, char **gen)
+{
+    char cert[64], chain[64], full[128], key[64], meta[64];
+    char *err = NULL;
+
+    snprintf(cert, sizeof(cert), "CERT-%d\n", i);
+    snprintf(chain, sizeof(chain), "CHAIN-%d\n", i);
+    snprintf(full, sizeof(full), "CERT-%d\nCHAIN-%d\n", i, i);
+    snprintf(key, sizeof(key), "KEY-%d\n", i);
+    snprintf(meta, sizeof(meta), "{\"n\":%d}", i);
+    int rc = store_cert_write_sync_err(sd, name, cert, chain, full, key, meta, keep, gen, &err);
+    if (rc != 0)
+        fail_msg("write generation %d: %s", i, err ? err : err_str(rc));
+    free(err);
+}
+
+static void test_generation_swap_and_read_current(void **state)
+{
+    const char *sd = *state;
+    struct store_cert c = {0};
+    char *g1 = NULL, *g2 = NULL;
+
+    assert_int_equal(store_cert_read_current(sd, "www", true, &c), -ENOENT);
+
+    write_gen(sd, "www", 1, 3, &g1);
+    assert_non_null(g1);
+    assert_int_equal(strlen(g1), 21);
+    assert_int_equal(store_cert_read_current(sd, "www", true, &c), 0);
+    assert_string_equal(c.generation, g1);
+    char *want_dir = xasprintf("%s/certs/www/%s", sd, g1);
+    assert_string_equal(c.dir, want_dir);
+    assert_string_equal(c.cert_pem, "CERT-1\n");
+    assert_string_equal(c.chain_pem, "CHAIN-1\n");
+    assert_string_equal(c.fullchain_pem, "CERT-1\nCHAIN-1\n");
+    assert_string_equal(c.key_pem, "KEY-1\n");
+    assert_string_equal(c.meta_json, "{\"n\":1}");
+
+    /* modes: private directory, private key, public certificates */
+    assert_int_equal(mode_of(want_dir), 0700);
+    char *p = path_in(want_dir, "key.pem");
+    assert_int_equal(mode_of(p), 0600);
+    free(p);
+    p = path_in(want_dir, "cert.pem");
+    assert_int_equal(mode_of(p), 0644);
+    free(p);
+    /* certbot-style privkey.pem -> key.pem */
+    p = path_in(want_dir, "privkey.pem");
+    char target[64];
+    ssize_t n = readlink(p, target, sizeof(target) - 1);
+    assert_int_equal(n, 7);
+    target[n] = '\0';
+    assert_string_equal(target, "key.pem");
+    free(p);
+    /* current is a relative link to the generation */
+    char *cur = xasprintf("%s/certs/www/current", sd);
+    n = readlink(cur, target, sizeof(target) - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, g1);
+    store_cert_fini(&c);
+    free(want_dir);
+
+    write_gen(sd, "www", 2, 3, &g2);
+    assert_true(strcmp(g2, g1) > 0); /* sortable: newer sorts later */
+    assert_int_equal(store_cert_read_current(sd, "www", false, &c), 0);
+    assert_string_equal(c.generation, g2);
+    assert_string_equal(c.cert_pem, "CERT-2\n");
+    assert_null(c.key_pem);
+    store_cert_fini(&c);
+    char *certs_dir = xasprintf("%s/certs/www", sd);
+    assert_int_equal(count_prefix(certs_dir, ".tmp-"), 0);
+    free(certs_dir);
+    free(cur);
+    free(g1);
+    free(g2);
+}
+
+static void test_keep_prunes_old_generations(void **state)
+{
+    const char *sd = *state;
+    char *gens[5] = {0};
+    char *name_dir = xasprintf("%s/certs/api", sd);
+
+    for (int i = 0; i < 5; i++)
+        write_gen(sd, "api", i, 3, &gens[i]);
+    for (int i = 0; i < 5; i++) {
+        char *p = path_in(name_dir, gens[i]);
+        /* the two oldest are gone, the newest three stay */
+        assert_int_equal(exists(p), i >= 2);
+        free(p);
+    }
+    struct store_cert c = {0};
+    assert_int_equal(store_cert_read_current(sd, "api", true, &c), 0);
+    assert_string_equal(c.generation, gens[4]);
+    assert_string_equal(c.key_pem, "KEY-4\n");
+    store_cert_fini(&c);
+    for (int i = 0; i < 5; i++)
+        free(gens[i]);
+    free(name_dir);
+}
+
+static void test_keep_never_removes_current(void **state)
+{
+    const char *sd = *state;
+    char *g = NULL;
+    char *name_dir = xasprintf("%s/certs/clock", sd);
+
+    /* a generation from "the future" (the clock stepped back since): the
+     * new one sorts before it, yet keep=1 must not remove the new current */
+    assert_int_equal(store_mkdirs(name_dir, 0700), 0);
+    char *future = path_in(name_dir, "29991231T235959Z-ffff");
+    assert_int_equal(mkdir(future, 0700), 0);
+    char *meta = path_in(future, "meta.json");
+    assert_int_equal(store_write_atomic(meta, "{}", 2, 0644, (uid_t)-1, (gid_t)-1, NULL), 0);
+
+    write_gen(sd, "clock", 7, 1, &g);
+    struct store_cert c = {0};
+    assert_int_equal(store_cert_read_current(sd, "clock", false, &c), 0);
+    assert_string_equal(c.generation, g);
+    assert_string_equal(c.cert_pem, "CERT-7\n");
+    store_cert_fini(&c);
+    free(meta);
+    free(future);
+    free(name_dir);
+    free(g);
+}
+
+struct race {
+    const char *sd;
+    int rounds;
+    volatile int stop;
+};
+
+static void *race_writer(void *arg)
+{
+    struct race *r = arg;
+
+    for (int i = 0; i < r->rounds; i++) {
+        char *g = NULL;
+        write_gen(r->sd, "race", i, 3, &g);
+        free(g);
+    }
+    r->stop = 1;
+    return NULL;
+}
+
+static void test_read_current_is_one_generation_during_swaps(void **state)
+{
+    const char *sd = *state;
+    struct race r = {sd, 200, 0};
+    pthread_t t;
+    char *g = NULL;
+    int reads = 0;
+
+    write_gen(sd, "race", 1000, 3, &g);
+    free(g);
+    assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
+    while (!r.stop) {
+        struct store_cert c = {0};
+        int rc = store_cert_read_current(sd, "race", true, &c);
+        assert_int_equal(rc, 0);
+        int a, b, k;
+        assert_int_equal(sscanf(c.cert_pem, "CERT-%d", &a), 1);
+        assert_int_equal(sscanf(c.fullchain_pem, "CERT-%d", &b), 1);
+        assert_int_equal(sscanf(c.key_pem, "KEY-%d", &k), 1);
+        /* every file from the same generation */
+        assert_int_equal(a, b);
+        assert_int_equal(a, k);
+        store_cert_fini(&c);
+        reads++;
+    }
+    pthread_join(t, NULL);
+    assert_true(reads > 0);
+}
+
+static void test_cert_write_rejects_bad_name(void **state)
+{
+    const char *sd = *state;
+    char *err = NULL;
+    char *g = NULL;
+
+    int rc = store_cert_write_sync_err(sd, "../evil", "C", "", "C", "K", "{}", 3, &g, &err);
+    assert_int_equal(rc, -EINVAL);
+    assert_null(g);
+    assert_non_null(err);
+    free(err);
+    char *evil = path_in(sd, "evil");
+    assert_false(exists(evil));
+    free(evil);
+}
+
+/* ---- sweep --------------------------------------------------------------- */
+
+static void touch(const char *path, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+static void test_sweep_removes_temps_and_incomplete_generations(void **state)
+{
+    const char *sd = *state;
+    struct store *s = NULL;
+    char *g = NULL;
+
+    assert_int_equal(store_open(sd, &s), 0);
+    write_gen(sd, "www", 1, 3, &g);
+    char *name_dir = xasprintf("%s/certs/www", sd);
+
+    /* leftovers of a crash, one of each kind */
+    char *t1 = xasprintf("%s/orders/.tmp-www.json-0123abcd", sd);
+    touch(t1, 0600);
+    char *acct = xasprintf("%s/accounts/le", sd);
+    assert_int_equal(mkdir(acct, 0700), 0);
+    char *t2 = xasprintf("%s/.tmp-account.key-deadbeef", acct);
+    touch(t2, 0600);
+    char *t3 = xasprintf("%s/.tmp-current-00ff00ff", name_dir);
+    assert_int_equal(symlink(g, t3), 0);
+    char *t4 = xasprintf("%s/%s/.tmp-cert.pem-11111111", name_dir, g);
+    touch(t4, 0644);
+    /* an incomplete generation (no meta.json) and a complete old one */
+    char *inc = path_in(name_dir, "20200101T000000Z-abcd");
+    assert_int_equal(mkdir(inc, 0700), 0);
+    char *inc_key = path_in(inc, "key.pem");
+    touch(inc_key, 0600);
+    char *old = path_in(name_dir, "20190101T000000Z-abcd");
+    assert_int_equal(mkdir(old, 0700), 0);
+    char *old_meta = path_in(old, "meta.json");
+    touch(old_meta, 0644);
+    /* things that are not ours to remove */
+    char *keep_order = xasprintf("%s/orders/www.json", sd);
+    touch(keep_order, 0600);
+
+    assert_int_equal(store_sweep_temp(sd), 5);
+    assert_false(exists(t1));
+    assert_false(exists(t2));
+    assert_false(exists(t3));
+    assert_false(exists(t4));
+    assert_false(exists(inc));
+    assert_true(exists(old));
+    assert_true(exists(keep_order));
+    struct store_cert c = {0};
+    assert_int_equal(store_cert_read_current(sd, "www", true, &c), 0);
+    assert_string_equal(c.generation, g);
+    store_cert_fini(&c);
+    assert_int_equal(store_sweep_temp(sd), 0); /* nothing left */
+
+    store_close(s);
+    free(t1);
+    free(t2);
+    free(t3);
+    free(t4);
+    free(inc);
+    free(inc_key);
+    free(old);
+    free(old_meta);
+    free(keep_order);
+    free(acct);
+    free(name_dir);
+    free(g);
+}
+
+/* ---- orders and accounts ------------------------------------------------- */
+
+static void test_order_write_read_remove(void **state)
+{
+    const char *sd = *state;
+    char *json = NULL;
+
+    assert_int_equal(store_order_read(sd, "www", &json), -ENOENT);
+    assert_int_equal(store_order_write_sync(sd, "www", "{\"url\":\"https://ca/o/1\"}"), 0);
+    assert_int_equal(store_order_read(sd, "www", &json), 0);
+    assert_string_equal(json, "{\"url\":\"https://ca/o/1\"}");
+    free(json);
+    char *p = xasprintf("%s/orders/www.json", sd);
+    assert_int_equal(mode_of(p), 0600);
+    assert_int_equal(store_order_write_sync(sd, "www", "{\"url\":\"https://ca/o/2\"}"), 0);
+    assert_int_equal(store_order_read(sd, "www", &json), 0);
+    assert_string_equal(json, "{\"url\":\"https://ca/o/2\"}");
+    free(json);
+    assert_int_equal(store_order_remove_sync(sd, "www"), 0);
+    assert_false(exists(p));
+    assert_int_equal(store_order_read(sd, "www", &json), -ENOENT);
+    assert_int_equal(store_order_remove_sync(sd, "www"), 0);
+    assert_int_equal(store_order_write_sync(sd, "../x", "{}"), -EINVAL);
+    free(p);
+}
+
+static void test_order_read_caps_size(void **state)
+{
+    const char *sd = *state;
+    char *dir = xasprintf("%s/orders", sd);
+    char *p = xasprintf("%s/orders/big.json", sd);
+    size_t n = STORE_FILE_MAX + 1;
+    char *data = xmalloc(n);
+    char *json = NULL;
+
+    memset(data, ' ', n);
+    assert_int_equal(store_mkdirs(dir, 0700), 0);
+    assert_int_equal(store_write_atomic(p, data, n, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
+    assert_int_equal(store_order_read(sd, "big", &json), ERR_TOO_BIG);
+    assert_null(json);
+    free(data);
+    free(p);
+    free(dir);
+}
+
+static void test_account_round_trip(void **state)
+{
+    const char *sd = *state;
+    char *key = NULL, *json = NULL, *err = NULL;
+
+    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
+    assert_int_equal(store_account_write_sync_err(sd, "letsencrypt", "-----BEGIN KEY-----\n",
+                                                  "{\"url\":\"https://ca/acct/1\"}", &err),
+                     0);
+    assert_null(err);
+    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), 0);
+    assert_string_equal(key, "-----BEGIN KEY-----\n");
+    assert_string_equal(json, "{\"url\":\"https://ca/acct/1\"}");
+    free(key);
+    free(json);
+    char *dir = xasprintf("%s/accounts/letsencrypt", sd);
+    assert_int_equal(mode_of(dir), 0700);
+    char *p = path_in(dir, "account.key");
+    assert_int_equal(mode_of(p), 0600);
+    free(p);
+    p = path_in(dir, "account.json");
+    assert_int_equal(mode_of(p), 0600);
+    /* without account.json the account is incomplete: absent */
+    assert_int_equal(unlink(p), 0);
+    key = json = NULL;
+    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
+    assert_null(key);
+    free(p);
+    free(dir);
+}
+
+static void test_write_err_names_path_and_step(void **state)
+{
+    const char *sd = *state;
+    char *err = NULL;
+
+    /* accounts is a file: mkdir of accounts/CA fails */
+    char *acc = path_in(sd, "accounts");
+    touch(acc, 0600);
+    int rc = store_account_write_sync_err(sd, "le", "K", "{}", &err);
+    assert_int_equal(rc, -ENOTDIR);
+    assert_non_null(err);
+    char *want = xasprintf("%s/accounts/le: mkdir: %s", sd, strerror(ENOTDIR));
+    assert_string_equal(err, want);
+    free(want);
+    free(err);
+    free(acc);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+struct job_arg {
+    int ran;
+    int done_calls;
+    int status;
+    pthread_t worker;
+};
+
+static int job_fn(void *arg)
+{
+    struct job_arg *j = arg;
+
+    j->ran++;
+    j->worker = pthread_self();
+    return 42;
+}
+
+static void job_done(int status, void *arg)
+{
+    struct job_arg *j = arg;
+
+    j->done_calls++;
+    j->status = status;
+}
+
+static void test_job_runs_off_loop_and_calls_back_once(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    struct job_arg j = {0};
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(store_job_start(&loop, job_fn, &j, job_done), 0);
+    assert_int_equal(j.done_calls, 0); /* never from inside _start */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(j.ran, 1);
+    assert_int_equal(j.done_calls, 1);
+    assert_int_equal(j.status, 42);
+    assert_false(pthread_equal(j.worker, pthread_self()));
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_write_atomic_sets_final_mode_whatever_the_umask),
+        T(test_write_atomic_key_never_wider_and_nothing_left_on_rename_failure),
+        T(test_write_atomic_missing_directory_reports_open),
+        T(test_write_atomic_owner_and_group),
+        T(test_write_atomic_enospc_keeps_old_file),
+        T(test_mkdirs_nested_and_not_a_directory),
+        T(test_name_validation),
+        T(test_open_creates_private_dir_and_writes_pid),
+        T(test_open_refuses_second_open_in_same_process),
+        T(test_open_refuses_other_process),
+        T(test_open_refuses_world_writable_dir),
+        T(test_generation_swap_and_read_current),
+        T(test_keep_prunes_old_generations),
+        T(test_keep_never_removes_current),
+        T(test_read_current_is_one_generation_during_swaps),
+        T(test_cert_write_rejects_bad_name),
+        T(test_sweep_removes_temps_and_incomplete_generations),
+        T(test_order_write_read_remove),
+        T(test_order_read_caps_size),
+        T(test_account_round_trip),
+        T(test_write_err_names_path_and_step),
+        T(test_job_runs_off_loop_and_calls_back_once),
+    };
+    log_set_level(LOG_LVL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
