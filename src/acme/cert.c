@@ -1,0 +1,413 @@
+/* CSRs for finalize, and what we need to know about issued chains: strict
+ * PEM splitting, validity, issuer, SANs, whether the leaf matches our key
+ * and the ARI CertID (RFC 9773). Pure functions; the CA's chain is untrusted
+ * input and is rejected on anything but clean CERTIFICATE blocks. */
+#include "acme/acme.h"
+#include "acme/crypto_internal.h"
+#include "util/b64.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+/* Longer chains than this are not something a CA sends. */
+#define CHAIN_MAX_CERTS 16
+/* RFC 1035: a name is at most 253 characters in text form. */
+#define NAME_MAX_LEN 253
+
+static bool name_ok(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Subject left empty: RFC 8555 §7.4 puts the names in the SAN extension, and
+ * the CN would be limited to 64 characters anyway. */
+int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b64url_der)
+{
+    X509_REQ *req = NULL;
+    GENERAL_NAMES *gens = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    uint8_t *der = NULL;
+    int rc = ERR_CRYPTO;
+
+    if (key == NULL || n == 0) {
+        log_error(LOG_ACME, "csr: no names");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!name_ok(domains[i])) {
+            log_error(LOG_ACME, "csr: invalid name #%zu", i);
+            return -EINVAL;
+        }
+    }
+    req = X509_REQ_new();
+    gens = sk_GENERAL_NAME_new_null();
+    if (req == NULL || gens == NULL || X509_REQ_set_version(req, 0) != 1 ||
+        X509_REQ_set_pubkey(req, key) != 1)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        GENERAL_NAME *g = GENERAL_NAME_new();
+        ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+        if (g == NULL || ia5 == NULL ||
+            ASN1_STRING_set(ia5, domains[i], (int)strlen(domains[i])) != 1) {
+            GENERAL_NAME_free(g);
+            ASN1_IA5STRING_free(ia5);
+            goto fail;
+        }
+        GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
+        if (sk_GENERAL_NAME_push(gens, g) <= 0) {
+            GENERAL_NAME_free(g);
+            goto fail;
+        }
+    }
+    if (X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
+        goto fail;
+    if (X509_REQ_add_extensions(req, exts) != 1)
+        goto fail;
+    if (X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+        goto fail;
+    int derlen = i2d_X509_REQ(req, &der);
+    if (derlen <= 0)
+        goto fail;
+    *b64url_der = b64url_encode(der, (size_t)derlen);
+    rc = 0;
+    goto out;
+fail:
+    rc = acme_ossl_error(domains[0], "csr", true);
+out:
+    OPENSSL_free(der);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    GENERAL_NAMES_free(gens);
+    X509_REQ_free(req);
+    return rc;
+}
+
+/* ---- chains ------------------------------------------------------------- */
+
+static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+static const char pem_end[] = "-----END CERTIFICATE-----";
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *find(const char *p, const char *end, const char *needle)
+{
+    size_t nl = strlen(needle);
+
+    if (nl == 0 || (size_t)(end - p) < nl)
+        return NULL;
+    return memmem(p, (size_t)(end - p), needle, nl);
+}
+
+static bool is_b64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '=' || is_space(c);
+}
+
+/* DER → X509, requiring the whole buffer to be one certificate. */
+static X509 *der_to_x509(const uint8_t *der, size_t len)
+{
+    if (len == 0 || len > LONG_MAX)
+        return NULL;
+    const uint8_t *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    if (x != NULL && p != der + len) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static char *x509_to_pem(X509 *x)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    char *out = NULL;
+
+    if (bio != NULL && PEM_write_bio_X509(bio, x) == 1) {
+        long n = BIO_get_mem_data(bio, &data);
+        if (n > 0)
+            out = xstrndup(data, (size_t)n);
+    }
+    BIO_free(bio);
+    return out;
+}
+
+static int asn1_time_unix(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return ERR_PARSE;
+    time_t v = timegm(&tm);
+    if (v == (time_t)-1)
+        return ERR_PARSE;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* A copy of an untrusted ASN.1 text with non-printable bytes masked. */
+static char *masked_copy(const unsigned char *data, int len)
+{
+    char *s = xmalloc((size_t)len + 1);
+    for (int i = 0; i < len; i++)
+        s[i] = (data[i] >= 0x20 && data[i] < 0x7f) ? (char)data[i] : '.';
+    s[len] = '\0';
+    return s;
+}
+
+static char *issuer_cn(X509 *x)
+{
+    const X509_NAME *name = X509_get_issuer_name(x);
+    int idx = name != NULL ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+
+    if (idx < 0)
+        return xstrdup("");
+    const ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    unsigned char *utf8 = NULL;
+    int n = d != NULL ? ASN1_STRING_to_UTF8(&utf8, d) : -1;
+    if (n < 0) {
+        ERR_clear_error();
+        return xstrdup("");
+    }
+    char *s = masked_copy(utf8, n);
+    OPENSSL_free(utf8);
+    return s;
+}
+
+static char *serial_hex(X509 *x)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    char *out = NULL;
+
+    if (hex != NULL) {
+        out = xstrdup(hex);
+        for (char *p = out; *p != '\0'; p++)
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return out;
+}
+
+static void leaf_sans(X509 *x, struct acme_chain *c)
+{
+    int crit = 0;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+
+    if (gens == NULL) {
+        ERR_clear_error(); /* absent or duplicated: no SANs we trust */
+        return;
+    }
+    int n = sk_GENERAL_NAME_num(gens);
+    c->sans = xcalloc(n > 0 ? (size_t)n : 1, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        int type = 0;
+        const ASN1_STRING *s = GENERAL_NAME_get0_value(g, &type);
+        if (type != GEN_DNS || s == NULL)
+            continue;
+        const unsigned char *d = ASN1_STRING_get0_data(s);
+        int len = ASN1_STRING_length(s);
+        if (len <= 0 || memchr(d, '\0', (size_t)len) != NULL)
+            continue;
+        c->sans[c->n_sans++] = masked_copy(d, len);
+    }
+    GENERAL_NAMES_free(gens);
+}
+
+void acme_chain_fini(struct acme_chain *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->pem[i]);
+    free(c->pem);
+    for (size_t i = 0; i < c->n_sans; i++)
+        free(c->sans[i]);
+    free(c->sans);
+    free(c->issuer_cn);
+    free(c->serial_hex);
+    memset(c, 0, sizeof(*c));
+}
+
+int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
+{
+    struct acme_chain c;
+    X509 *leaf = NULL, *top = NULL;
+    const char *p = pem;
+    const char *end = pem != NULL ? pem + len : NULL;
+    int rc = ERR_PARSE;
+
+    memset(&c, 0, sizeof(c));
+    c.pem = xcalloc(CHAIN_MAX_CERTS, sizeof(char *));
+    if (pem == NULL)
+        goto out;
+    for (;;) {
+        while (p < end && is_space(*p))
+            p++;
+        if (p == end)
+            break;
+        /* Only whitespace may separate blocks: no text, no other block type. */
+        if ((size_t)(end - p) < sizeof(pem_begin) - 1 ||
+            memcmp(p, pem_begin, sizeof(pem_begin) - 1) != 0)
+            goto out;
+        const char *body = p + sizeof(pem_begin) - 1;
+        const char *stop = find(body, end, pem_end);
+        if (stop == NULL)
+            goto out; /* truncated */
+        /* The body is base64 only: no RFC 1421 headers, no stray text. */
+        for (const char *q = body; q < stop; q++)
+            if (!is_b64_char(*q))
+                goto out;
+        if (c.n == CHAIN_MAX_CERTS)
+            goto out;
+        uint8_t *der = NULL;
+        size_t derlen = 0;
+        if (b64_decode(body, (size_t)(stop - body), &der, &derlen) < 0)
+            goto out;
+        X509 *x = der_to_x509(der, derlen);
+        free(der);
+        if (x == NULL)
+            goto out;
+        c.pem[c.n] = x509_to_pem(x);
+        if (c.pem[c.n] == NULL) {
+            X509_free(x);
+            goto out;
+        }
+        c.n++;
+        if (leaf == NULL) {
+            leaf = x;
+        } else {
+            X509_free(top);
+            top = x;
+        }
+        p = stop + sizeof(pem_end) - 1;
+    }
+    if (leaf == NULL)
+        goto out;
+    if (asn1_time_unix(X509_get0_notBefore(leaf), &c.not_before) < 0 ||
+        asn1_time_unix(X509_get0_notAfter(leaf), &c.not_after) < 0)
+        goto out;
+    c.issuer_cn = issuer_cn(top != NULL ? top : leaf);
+    c.serial_hex = serial_hex(leaf);
+    if (c.serial_hex == NULL)
+        goto out;
+    leaf_sans(leaf, &c);
+    *out = c;
+    memset(&c, 0, sizeof(c));
+    rc = 0;
+out:
+    ERR_clear_error(); /* parse failures are ERR_PARSE; the caller logs them */
+    X509_free(leaf);
+    X509_free(top);
+    acme_chain_fini(&c);
+    return rc;
+}
+
+static X509 *chain_leaf(const struct acme_chain *c)
+{
+    if (c == NULL || c->n == 0 || c->pem[0] == NULL)
+        return NULL;
+    size_t len = strlen(c->pem[0]);
+    if (len > INT_MAX)
+        return NULL;
+    BIO *bio = BIO_new_mem_buf(c->pem[0], (int)len);
+    X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (x == NULL)
+        ERR_clear_error();
+    return x;
+}
+
+bool acme_chain_matches_key(const struct acme_chain *c, EVP_PKEY *key)
+{
+    X509 *leaf = chain_leaf(c);
+    bool ok = false;
+
+    if (leaf != NULL && key != NULL) {
+        EVP_PKEY *pub = X509_get0_pubkey(leaf);
+        ok = pub != NULL && EVP_PKEY_eq(pub, key) == 1;
+    }
+    ERR_clear_error(); /* a mismatch of key types queues an error */
+    X509_free(leaf);
+    return ok;
+}
+
+/* RFC 9773 §4.1: the serial part is the INTEGER's content octets as
+ * encoded in DER, sign byte included, without tag and length. */
+static char *serial_content_b64url(const ASN1_INTEGER *serial)
+{
+    uint8_t *der = NULL;
+    int n = i2d_ASN1_INTEGER(serial, &der);
+    char *out = NULL;
+
+    if (n < 2 || der[0] != V_ASN1_INTEGER)
+        goto out;
+    size_t hdr = 2, clen = der[1];
+    if (der[1] & 0x80) {
+        size_t nlen = der[1] & 0x7f;
+        if (nlen == 0 || nlen > sizeof(size_t) || (size_t)n < 2 + nlen)
+            goto out;
+        clen = 0;
+        for (size_t i = 0; i < nlen; i++)
+            clen = clen << 8 | der[2 + i];
+        hdr = 2 + nlen;
+    }
+    if (clen == 0 || hdr + clen != (size_t)n)
+        goto out;
+    out = b64url_encode(der + hdr, clen);
+out:
+    OPENSSL_free(der);
+    return out;
+}
+
+char *acme_ari_cert_id(const struct acme_chain *c)
+{
+    X509 *leaf = chain_leaf(c);
+    char *out = NULL;
+
+    if (leaf == NULL)
+        return NULL;
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(leaf);
+    if (aki == NULL || ASN1_STRING_length(aki) <= 0)
+        goto out; /* no keyIdentifier: ARI cannot name this certificate */
+    char *serial = serial_content_b64url(X509_get0_serialNumber(leaf));
+    if (serial == NULL)
+        goto out;
+    char *keyid = b64url_encode(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+    out = xasprintf("%s.%s", keyid, serial);
+    free(keyid);
+    free(serial);
+out:
+    ERR_clear_error();
+    X509_free(leaf);
+    return out;
+}
