@@ -1,0 +1,107 @@
+/* challenge: proving control of names to the CA. The http-01 listener
+ * (RFC 8555 §8.3) answers GET/HEAD /.well-known/acme-challenge/TOKEN from an
+ * in-memory table; the ACME layer (through the reactor) puts a token before
+ * it tells the CA to validate and deletes it when the authorization is final. */
+#ifndef CERTLOOP_CHALLENGE_CHALLENGE_H
+#define CERTLOOP_CHALLENGE_CHALLENGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ---- http-01 listener ------------------------------------------------------
+ *
+ * Behaviour, for operators and for the CA:
+ * - GET or HEAD of /.well-known/acme-challenge/TOKEN with a live TOKEN: 200,
+ *   Content-Type application/octet-stream, the key authorization as body (none
+ *   for HEAD). A token is served as often as asked until it is deleted (CAs
+ *   fetch from several vantage points). Unknown token or other path: 404.
+ *   Other methods: 405 with "Allow: GET, HEAD". Malformed head: 400; request
+ *   line over 2 KiB: 414; head over 8 KiB or over 64 field lines: 431; not
+ *   HTTP/1.x: 505. After an error status the connection is closed.
+ * - Any Host; HTTP/1.0 and 1.1; absolute-form targets ("GET http://host/...")
+ *   as proxies send them. A query string is ignored, not rejected: tokens have
+ *   none, and a proxy or load balancer that appends one must not break
+ *   validation.
+ * - No request body: Transfer-Encoding, or Content-Length other than 0, is 400.
+ * - Keep-alive as the client asks (HTTP/1.1 by default), at most
+ *   max_requests per connection; pipelined requests are answered in order.
+ * - A complete request head must arrive within header_timeout_ms of the
+ *   connection (or of the first byte of a later keep-alive request), else a
+ *   408 is attempted and the connection closed; an idle keep-alive connection
+ *   is closed after idle_timeout_ms; a response the peer does not read within
+ *   header_timeout_ms closes the connection.
+ * - After the last response the write side is shut down and what the peer
+ *   still sends is read and dropped for up to linger_timeout_ms, so that the
+ *   peer sees the response and not a reset.
+ * - At max_connections, accepting one more closes the oldest of: a lingering
+ *   connection, else an idle keep-alive one, else the one waiting longest for
+ *   its request head. New connections are thus never refused (a slow-client
+ *   flood cannot lock the CA out; it must outpace the CA's own round trip).
+ */
+struct chal_http01;
+
+struct chal_http01_limits {
+    unsigned header_timeout_ms; /* complete request head, or a stalled write (10000) */
+    unsigned idle_timeout_ms;   /* keep-alive connection without a request (30000) */
+    unsigned linger_timeout_ms; /* draining the peer after the last response (2000) */
+    unsigned max_connections;   /* open at once (1024) */
+    unsigned max_requests;      /* per keep-alive connection (100) */
+};
+
+struct chal_http01_stats {
+    uint64_t connections; /* accepted */
+    uint64_t requests;    /* request heads answered, whatever the status */
+    uint64_t served;      /* 200 */
+    uint64_t not_found;   /* 404 */
+    uint64_t rejected;    /* 400, 405, 414, 431, 505 and header timeouts */
+    uint64_t timeouts;    /* of those, header timeouts and stalled writes */
+    uint64_t evicted;     /* closed to make room at max_connections */
+    size_t active;        /* connections open now */
+};
+
+/* Default limits (the values in parentheses above). */
+void chal_http01_limits_default(struct chal_http01_limits *l);
+
+/* Opens the listener: binds and listens on every address of listen[0..n)
+ * ("IP:PORT" or "[IPv6]:PORT"; port 0 picks an ephemeral port, see
+ * chal_http01_port()). IPv6 sockets are IPV6_V6ONLY, so "[::]:80" and
+ * "0.0.0.0:80" coexist. When systemd socket activation passes sockets
+ * (LISTEN_PID is our pid and LISTEN_FDS > 0) the inherited listening TCP
+ * sockets 3.. are used instead of listen[]; the LISTEN_* variables are then
+ * removed from the environment, so this works once per process.
+ * Returns 0 and sets *out (owned: release with chal_http01_close()), or < 0
+ * after logging the failing address; handles already opened are then closed
+ * on the loop, so run the loop before uv_loop_close(). listen is borrowed. */
+int chal_http01_open(uv_loop_t *loop, const char *const *listen, size_t n,
+                     struct chal_http01 **out);
+
+/* Closes the listeners and every connection; s is freed after its last
+ * handle has closed, and then closed_cb(arg) runs (on the loop, never from
+ * inside this call; closed_cb may be NULL). Tokens are dropped. */
+void chal_http01_close(struct chal_http01 *s, void (*closed_cb)(void *arg), void *arg);
+
+/* Replaces the limits (zero fields keep their defaults); applies to
+ * deadlines set from now on. l is borrowed. */
+void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limits *l);
+
+/* The number of listening sockets, and the port listener i is bound to
+ * (< 0 if i is out of range or the socket cannot tell). */
+size_t chal_http01_listeners(const struct chal_http01 *s);
+int chal_http01_port(const struct chal_http01 *s, size_t i);
+
+/* Makes token (1..256 base64url characters) answer key_authorization
+ * (1..1024 visible ASCII characters), replacing what token answered before.
+ * Both strings are copied. Returns 0 or -EINVAL. */
+int chal_http01_put(struct chal_http01 *s, const char *token, const char *key_authorization);
+
+/* Stops answering token (404 from now on); unknown tokens are ignored. */
+void chal_http01_del(struct chal_http01 *s, const char *token);
+
+/* Live tokens. */
+size_t chal_http01_count(const struct chal_http01 *s);
+
+/* Copies the counters into *out, for status and metrics. */
+void chal_http01_get_stats(const struct chal_http01 *s, struct chal_http01_stats *out);
+
+#endif
