@@ -119,7 +119,9 @@ int acme_problem_parse(const char *json, size_t len, struct acme_problem *out)
 
     if (json == NULL)
         return ERR_PARSE;
-    json_t *root = json_loadb(json, len, 0, &jerr);
+    /* JSON_ALLOW_NUL: a "\u0000" in a detail is masked like any other control
+     * character instead of failing the whole document. */
+    json_t *root = json_loadb(json, len, JSON_ALLOW_NUL, &jerr);
     if (root == NULL)
         return ERR_PARSE;
     int rc = acme_problem_from_json(root, out);
