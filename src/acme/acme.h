@@ -16,13 +16,15 @@
 
 /* ---- Keys (acme/crypto.c) ------------------------------------------------ */
 
-/* Generates a private key of the given type. Pure; safe to call from a
- * uv_queue_work thread. *out is owned (EVP_PKEY_free). ERR_CRYPTO on failure
- * (the OpenSSL error queue is drained; the caller logs). */
+/* Generates a private key of the given type (RSA with e = 65537). Pure and
+ * silent; safe to call from a uv_queue_work thread. *out is owned
+ * (EVP_PKEY_free). ERR_CRYPTO on failure (the OpenSSL error queue is
+ * drained; the caller logs), -EINVAL for an unknown type. */
 int acme_key_generate(enum cfg_key_type type, EVP_PKEY **out);
 /* PKCS#8 PEM of a private key. Owned, NUL-terminated. */
 int acme_key_to_pem(EVP_PKEY *key, char **pem, size_t *len);
-/* Reads a private key from PEM (PKCS#8 or traditional). ERR_PARSE on garbage. */
+/* Reads a private key from PEM (PKCS#8 or traditional). ERR_PARSE on garbage
+ * and on encrypted keys (never prompts). Silent, like the two above. */
 int acme_key_from_pem(const char *pem, size_t len, EVP_PKEY **out);
 /* The cfg key type of an existing key, or -EINVAL if none matches. */
 int acme_key_type_of(EVP_PKEY *key, enum cfg_key_type *out);
@@ -38,13 +40,17 @@ char *acme_jwk_thumbprint(EVP_PKEY *key);
 const char *acme_jws_alg(EVP_PKEY *key);
 /* A flattened JWS (RFC 8555 §6.2): protected = {alg, nonce, url, kid} when
  * kid != NULL, else {alg, nonce, url, jwk}. payload NULL means POST-as-GET
- * (empty payload). Returns the serialized JSON body, owned. */
+ * (payload "", not "e30"). nonce NULL omits it (only for the inner JWS of a
+ * key change, §7.3.5). ES256/ES384 signatures are r||s (RFC 7518 §3.4).
+ * Returns the serialized JSON body, owned. -EINVAL for an unsupported key or
+ * non-UTF-8 strings, ERR_CRYPTO if signing fails (logged). */
 int acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
                   const char *payload, char **out);
 /* External Account Binding (RFC 8555 §7.3.4): a JWS with alg HS256, kid =
  * eab_kid, url = newAccount URL, payload = the account's JWK; the HMAC key
- * is base64url as CAs hand it out. Returns the JSON object (owned) to put
- * in the newAccount payload as "externalAccountBinding". */
+ * is base64url as CAs hand it out (standard base64 with padding is accepted
+ * too). Returns the JSON object (owned) to put in the newAccount payload as
+ * "externalAccountBinding". ERR_PARSE (logged) if the key does not decode. */
 int acme_eab_sign(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
                   const char *url, json_t **out);
 /* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
@@ -54,28 +60,39 @@ char *acme_dns01_txt(const char *key_authorization);
 
 /* ---- CSR and certificates (acme/cert.c) ---------------------------------- */
 
-/* A DER CSR for `domains` (all as DNS SANs; CN left empty), signed with key,
- * returned base64url-encoded as finalize wants it. Owned. */
+/* A DER CSR for `domains` (all as DNS SANs, in order; the subject is left
+ * empty, no CN: §7.4 puts names in the SAN and a CN caps them at 64
+ * characters), signed SHA-256 with key, returned base64url-encoded as
+ * finalize wants it. Owned. -EINVAL (logged) if n == 0 or a name is empty,
+ * longer than 253 or has bytes outside printable ASCII; ERR_CRYPTO (logged). */
 int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b64url_der);
 
-/* A parsed PEM chain: leaf first, then intermediates in the order given. */
+/* A parsed PEM chain: leaf first, then intermediates in the order given.
+ * Text from the certificates (issuer_cn, sans) has non-printable bytes
+ * masked as '.'. */
 struct acme_chain {
-    char **pem;      /* owned, one PEM block each, NUL-terminated */
+    char **pem;      /* owned, one PEM block each (re-encoded: LF, 64 columns) */
     size_t n;
     int64_t not_before; /* of the leaf, unix seconds */
     int64_t not_after;
-    char *issuer_cn;    /* issuer CN of the topmost certificate in the chain (owned) */
-    char *serial_hex;   /* leaf serial */
-    char **sans;        /* leaf DNS SANs, owned */
+    char *issuer_cn;    /* issuer CN of the topmost certificate in the chain
+                           (owned; "" if that issuer has no CN) */
+    char *serial_hex;   /* leaf serial, lowercase hex without separators */
+    char **sans;        /* leaf DNS SANs in certificate order, owned */
     size_t n_sans;
 };
-/* Splits and parses a PEM chain (capped by the caller). ERR_PARSE on any
- * garbage between or inside blocks, or on an empty chain. */
+/* Splits and parses a PEM chain (capped by the caller). Only whitespace may
+ * surround "-----BEGIN CERTIFICATE-----" blocks; ERR_PARSE on anything else
+ * (text, other block types, PEM headers, truncation, bad base64, DER that is
+ * not exactly one certificate), on an empty chain and past 16 certificates.
+ * Silent: the caller logs. */
 int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out);
 void acme_chain_fini(struct acme_chain *c);
 /* true if the leaf's public key is the public half of key. */
 bool acme_chain_matches_key(const struct acme_chain *c, EVP_PKEY *key);
-/* ARI CertID (RFC 9773 §4.1): base64url(AKI keyIdentifier) "." base64url(serial DER). Owned or NULL. */
+/* ARI CertID (RFC 9773 §4.1): base64url(AKI keyIdentifier) "." base64url(the
+ * serial INTEGER's DER content octets, sign byte included). Owned, or NULL
+ * when the leaf has no AKI keyIdentifier. */
 char *acme_ari_cert_id(const struct acme_chain *c);
 
 /* ---- Problem documents (acme/problem.c) ----------------------------------- */
@@ -94,12 +111,17 @@ struct acme_problem {
     size_t n_sub;
 };
 
-/* Parses an RFC 7807 problem document. ERR_PARSE on anything else. */
+/* Parses an RFC 7807 problem document. Missing or mistyped members are left
+ * NULL/0; strings are capped (type 256, detail 1024 bytes, at most 100
+ * subproblems) and non-printable bytes masked as '.'. ERR_PARSE if the
+ * input is not a JSON object. */
 int acme_problem_parse(const char *json, size_t len, struct acme_problem *out);
 /* Same from an already parsed JSON object (e.g. a challenge's "error"). */
 int acme_problem_from_json(const json_t *obj, struct acme_problem *out);
 void acme_problem_fini(struct acme_problem *p);
-/* One line: "TYPE: DETAIL [; sub IDENT: TYPE: DETAIL …]". Owned. */
+/* One printable line for logs: "TYPE: DETAIL (subproblems: IDENT: TYPE:
+ * DETAIL; IDENT: TYPE: DETAIL)"; a missing type reads "about:blank", a
+ * missing detail is left out. Owned. */
 char *acme_problem_str(const struct acme_problem *p);
 /* true if type is urn:ietf:params:acme:error:NAME (NAME like "badNonce"). */
 bool acme_problem_is(const struct acme_problem *p, const char *name);
