@@ -126,4 +126,129 @@ char *acme_problem_str(const struct acme_problem *p);
 /* true if type is urn:ietf:params:acme:error:NAME (NAME like "badNonce"). */
 bool acme_problem_is(const struct acme_problem *p, const char *name);
 
+/* ---- Client and orders (acme/client.c, acme/order.c) ---- */
+
+/* One client per CA: the directory, a nonce pool fed by every Replay-Nonce,
+ * the account (loaded from the store, else registered; the key is stored
+ * before newAccount so a crash cannot lose a registered key) and signed
+ * requests. Requests are concurrent; the first one triggers the directory
+ * and account setup and every request queues behind it. badNonce is retried
+ * with the nonce that came with the error (ACME_BADNONCE_RETRIES times). */
+#include <uv.h>
+
+#define ACME_BADNONCE_RETRIES 10
+
+struct http_client;
+struct acme_client;
+struct acme_request;
+
+struct acme_client_opts {
+    uv_loop_t *loop;
+    struct http_client *http; /* borrowed: outlives the client */
+    struct config *cfg;       /* the client takes a reference */
+    const struct cfg_ca *ca;  /* borrowed from cfg */
+    const char *state_dir;    /* copied */
+};
+
+/* Creates a client; nothing is sent until the first request. Owned: free
+ * with acme_client_close. */
+int acme_client_new(const struct acme_client_opts *o, struct acme_client **out);
+/* Cancels every request (their callbacks never run) and frees the client
+ * once its store jobs (if any) have finished; run the loop. */
+void acme_client_close(struct acme_client *c);
+const struct cfg_ca *acme_client_ca(const struct acme_client *c);
+uv_loop_t *acme_client_loop(const struct acme_client *c);
+/* The account key's JWK thumbprint; NULL before the account is ready. */
+const char *acme_client_thumbprint(const struct acme_client *c);
+/* The account URL; NULL before the account is ready. */
+const char *acme_client_account_url(const struct acme_client *c);
+/* The URL of a directory resource ("newOrder"); NULL if unknown/not fetched. */
+const char *acme_client_dir_url(const struct acme_client *c, const char *resource);
+
+/* A response as the callback sees it: borrowed, valid during the callback. */
+struct acme_response {
+    long http_status;
+    const char *body; /* NUL-terminated */
+    size_t body_len;
+    json_t *json;     /* the parsed body when it is JSON, else NULL (borrowed) */
+    const char *location;
+    const char *retry_after;
+    const char *const *links;
+    size_t n_links;
+    const struct acme_problem *problem; /* a problem document came back, else NULL */
+    const char *error; /* when status != 0: one line saying what failed */
+};
+
+/* r is never NULL. status: 0 (2xx), ERR_ACME / ERR_RATE_LIMITED /
+ * ERR_BAD_NONCE (a problem document, r->problem set; badNonce only after the
+ * retries), ERR_HTTP_STATUS (an error status without a problem document), a
+ * transport error from net (ERR_HTTP, ERR_TIMEOUT, ERR_TOO_BIG; http_status
+ * 0), or an account setup failure (http_status 0, logged by the client).
+ * On failure r->error is a one-line description. */
+typedef void (*acme_response_cb)(int status, const struct acme_response *r, void *arg);
+
+struct acme_request_opts {
+    const char *url;      /* the target, or NULL to use resource */
+    const char *resource; /* a directory resource name ("newOrder") */
+    const char *payload;  /* JSON text; NULL = POST-as-GET */
+    const char *accept;   /* Accept header, or NULL */
+    size_t max_body;      /* 0: 64 KiB */
+    const char *subject;  /* for debug logs, e.g. "order cert=www"; copied */
+};
+
+/* A POST signed with the account key (kid) to url (STYLE §4 contract). The
+ * account is set up first when needed. *out (optional) for cancelling. */
+int acme_request_start(struct acme_client *c, const struct acme_request_opts *o,
+                       acme_response_cb cb, void *arg, struct acme_request **out);
+void acme_request_cancel(struct acme_request *r);
+
+/* The challenge provider an order uses (the manager wires it to the http-01
+ * listener): present makes TOKEN answer KEYAUTH until cleanup(TOKEN). */
+struct acme_chal_ops {
+    int (*present)(void *ctx, const char *token, const char *keyauth);
+    void (*cleanup)(void *ctx, const char *token);
+    void *ctx;
+};
+
+struct acme_order;
+
+struct acme_order_opts {
+    const struct cfg_cert *cert;      /* borrowed during _start: names are copied */
+    EVP_PKEY *key;                    /* the certificate key; the order takes a reference */
+    const struct acme_chal_ops *chal; /* copied */
+    const char *resume_url; /* an order URL from STATE/orders/NAME.json, or NULL */
+    const char *state_dir;  /* where STATE/orders/NAME.json is written; copied */
+    int authz_timeout_s;    /* overall deadline for authorizations; 0: 300 */
+};
+
+/* What a finished order hands back. On success cert/chain/fullchain and the
+ * parsed chain are set; on failure only error. Owned by the callee: free
+ * with acme_order_result_free. */
+struct acme_order_result {
+    char *cert_pem;      /* the leaf */
+    char *chain_pem;     /* the intermediates */
+    char *fullchain_pem; /* leaf + intermediates as the CA sent them */
+    struct acme_chain chain;
+    char *error; /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
+};
+void acme_order_result_free(struct acme_order_result *r);
+
+typedef void (*acme_order_cb)(int status, struct acme_order_result *res, void *arg);
+
+/* Runs an order to the end (STYLE §4): newOrder (or resume), authorizations
+ * via http-01, finalize with a CSR from key, poll, download the certificate
+ * (alternate chains and preferred_chain honoured). Writes
+ * STATE/orders/NAME.json before answering any challenge. */
+int acme_order_start(struct acme_client *c, const struct acme_order_opts *o, acme_order_cb cb,
+                     void *arg, struct acme_order **out);
+/* Silences the order: cleans its challenge tokens, cancels its requests. */
+void acme_order_cancel(struct acme_order *o);
+
+/* Reads STATE/orders/NAME.json as written by an order. When it belongs to
+ * cert (same names, same CA directory), returns 0 with the order URL and
+ * the key (both owned); -ENOENT when absent, -ESTALE when it does not
+ * match (the caller starts afresh), ERR_PARSE when unreadable. */
+int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, char **order_url,
+                           EVP_PKEY **key);
+
 #endif

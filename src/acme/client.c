@@ -1,0 +1,813 @@
+/* The ACME client of one CA on the reactor: directory, nonce pool, account
+ * (load, or register with the key stored first) and JWS-signed requests with
+ * automatic badNonce retries. It knows nothing of orders or challenges; the
+ * order machine (order.c) is built on acme_request_start. */
+#include "acme/acme.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define NONCE_POOL 64
+#define DIR_MAX_BODY (64 * 1024)
+
+enum acct_state { ACCT_NONE, ACCT_SETUP, ACCT_READY };
+enum req_state { REQ_WAIT_ACCOUNT, REQ_WAIT_NONCE, REQ_SENT };
+
+struct acme_request {
+    struct acme_client *c;                             /* borrowed */
+    struct acme_request *prev, *next;                  /* in c->reqs */
+    char *url, *resource, *payload, *accept, *subject; /* owned */
+    size_t max_body;
+    bool use_jwk; /* account setup: sign with the JWK instead of the kid */
+    int retries;
+    enum req_state state;
+    struct http_req *http; /* child in flight, or NULL */
+    acme_response_cb cb;
+    void *arg;
+};
+
+struct acme_client {
+    uv_loop_t *loop;
+    struct http_client *http; /* borrowed */
+    struct config *cfg;       /* ref */
+    const struct cfg_ca *ca;  /* borrowed from cfg */
+    char *state_dir;          /* owned */
+    json_t *dir;              /* owned: the directory object */
+    char *nonces[NONCE_POOL]; /* owned */
+    size_t n_nonces;
+    EVP_PKEY *key; /* owned: the account key */
+    char *kid;     /* owned: the account URL */
+    char *thumb;   /* owned */
+    enum acct_state acct;
+    bool only_existing;        /* the pending newAccount is onlyReturnExisting */
+    struct http_req *dir_req;  /* directory GET in flight, or NULL */
+    struct acme_request *reqs; /* every live request */
+    int jobs;                  /* store jobs in flight */
+    bool closing;
+};
+
+static int req_send(struct acme_request *r);
+static void req_resend(struct acme_request *r);
+static void setup_fail(struct acme_client *c, int rc, const char *msg);
+static void account_register(struct acme_client *c, bool only_existing);
+
+/* ---- nonces ---- */
+
+static void nonce_push(struct acme_client *c, const char *n)
+{
+    if (n == NULL || *n == '\0')
+        return;
+    if (c->n_nonces == NONCE_POOL) {
+        free(c->nonces[0]);
+        memmove(c->nonces, c->nonces + 1, (NONCE_POOL - 1) * sizeof(c->nonces[0]));
+        c->n_nonces--;
+    }
+    c->nonces[c->n_nonces++] = xstrdup(n);
+}
+
+static char *nonce_pop(struct acme_client *c)
+{
+    if (c->n_nonces == 0)
+        return NULL;
+    return c->nonces[--c->n_nonces];
+}
+
+/* ---- client ---- */
+
+int acme_client_new(const struct acme_client_opts *o, struct acme_client **out)
+{
+    struct acme_client *c = xcalloc(1, sizeof(*c));
+
+    c->loop = o->loop;
+    c->http = o->http;
+    c->cfg = config_ref(o->cfg);
+    c->ca = o->ca;
+    c->state_dir = xstrdup(o->state_dir);
+    c->acct = ACCT_NONE;
+    *out = c;
+    return 0;
+}
+
+static void client_free(struct acme_client *c)
+{
+    for (size_t i = 0; i < c->n_nonces; i++)
+        free(c->nonces[i]);
+    json_decref(c->dir);
+    EVP_PKEY_free(c->key);
+    free(c->kid);
+    free(c->thumb);
+    free(c->state_dir);
+    config_unref(c->cfg);
+    free(c);
+}
+
+static void req_unlink(struct acme_request *r)
+{
+    struct acme_client *c = r->c;
+
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void req_free(struct acme_request *r)
+{
+    free(r->url);
+    free(r->resource);
+    free(r->payload);
+    free(r->accept);
+    free(r->subject);
+    free(r);
+}
+
+void acme_client_close(struct acme_client *c)
+{
+    if (c == NULL)
+        return;
+    c->closing = true;
+    if (c->dir_req != NULL) {
+        http_req_cancel(c->dir_req);
+        c->dir_req = NULL;
+    }
+    while (c->reqs != NULL) {
+        struct acme_request *r = c->reqs;
+        req_unlink(r);
+        if (r->http != NULL)
+            http_req_cancel(r->http);
+        req_free(r);
+    }
+    if (c->jobs == 0)
+        client_free(c);
+}
+
+uv_loop_t *acme_client_loop(const struct acme_client *c)
+{
+    return c->loop;
+}
+
+const struct cfg_ca *acme_client_ca(const struct acme_client *c)
+{
+    return c->ca;
+}
+
+const char *acme_client_thumbprint(const struct acme_client *c)
+{
+    return c->acct == ACCT_READY ? c->thumb : NULL;
+}
+
+const char *acme_client_account_url(const struct acme_client *c)
+{
+    return c->acct == ACCT_READY ? c->kid : NULL;
+}
+
+const char *acme_client_dir_url(const struct acme_client *c, const char *resource)
+{
+    if (c->dir == NULL)
+        return NULL;
+    return json_string_value(json_object_get(c->dir, resource));
+}
+
+/* ---- requests ---- */
+
+/* Ends a request: unlinks it and calls back (the callback may start new
+ * requests or close the client; r is gone before it runs). */
+static void req_finish(struct acme_request *r, int status, struct acme_response *resp)
+{
+    acme_response_cb cb = r->cb;
+    void *arg = r->arg;
+    struct acme_response empty = {0};
+
+    req_unlink(r);
+    req_free(r);
+    if (resp == NULL)
+        resp = &empty;
+    if (status != 0 && resp->error == NULL)
+        resp->error = err_str(status);
+    if (cb != NULL)
+        cb(status, resp, arg);
+}
+
+static bool is_json_type(const char *ct)
+{
+    return ct != NULL && strstr(ct, "json") != NULL;
+}
+
+static void req_response(int status, const struct http_response *hr, void *arg)
+{
+    struct acme_request *r = arg;
+    struct acme_client *c = r->c;
+    struct acme_response resp = {0};
+    struct acme_problem prob = {0};
+    bool have_prob = false;
+    char *msg = NULL;
+    int rc;
+
+    r->http = NULL;
+    if (status != 0) {
+        char *m = xasprintf("%s: %s", r->url, err_str(status));
+        log_debug(LOG_ACME, "%s: POST %s: %s", r->subject, r->url, err_str(status));
+        resp.error = m;
+        req_finish(r, status, &resp);
+        free(m);
+        return;
+    }
+    nonce_push(c, hr->replay_nonce);
+    resp.http_status = hr->status;
+    resp.body = hr->body.data != NULL ? hr->body.data : "";
+    resp.body_len = hr->body.len;
+    resp.location = hr->location;
+    resp.retry_after = hr->retry_after;
+    resp.links = hr->links;
+    resp.n_links = hr->n_links;
+    if (is_json_type(hr->content_type) && resp.body_len > 0)
+        resp.json = json_loadb(resp.body, resp.body_len, 0, NULL);
+    log_debug(LOG_ACME, "%s: POST %s: HTTP %ld (%zu bytes)", r->subject, r->url, hr->status,
+              resp.body_len);
+
+    if (hr->status >= 200 && hr->status < 300) {
+        req_finish(r, 0, &resp);
+        json_decref(resp.json);
+        return;
+    }
+    if (hr->content_type != NULL && strstr(hr->content_type, "problem+json") != NULL &&
+        acme_problem_parse(resp.body, resp.body_len, &prob) == 0)
+        have_prob = true;
+    if (have_prob && acme_problem_is(&prob, "badNonce") && r->retries < ACME_BADNONCE_RETRIES) {
+        /* RFC 8555 §6.5: the error response carries a fresh nonce (pushed
+         * above); retry the same request with it. */
+        r->retries++;
+        log_debug(LOG_ACME, "%s: POST %s: badNonce, retry %d", r->subject, r->url, r->retries);
+        acme_problem_fini(&prob);
+        json_decref(resp.json);
+        req_resend(r);
+        return;
+    }
+    if (have_prob) {
+        char *ps = acme_problem_str(&prob);
+        resp.problem = &prob;
+        msg = xasprintf("%s", ps);
+        free(ps);
+        if (acme_problem_is(&prob, "badNonce"))
+            rc = ERR_BAD_NONCE;
+        else if (acme_problem_is(&prob, "rateLimited"))
+            rc = ERR_RATE_LIMITED;
+        else
+            rc = ERR_ACME;
+    } else {
+        char masked[200];
+        log_mask(masked, sizeof(masked), resp.body, resp.body_len);
+        msg = xasprintf("HTTP %ld from %s: %s", hr->status, r->url, masked);
+        rc = ERR_HTTP_STATUS;
+    }
+    resp.error = msg;
+    req_finish(r, rc, &resp);
+    free(msg);
+    if (have_prob)
+        acme_problem_fini(&prob);
+    json_decref(resp.json);
+}
+
+/* Signs and posts r with nonce (consumed). < 0 when nothing was sent. */
+static int req_post(struct acme_request *r, char *nonce)
+{
+    struct acme_client *c = r->c;
+    char *body = NULL;
+    struct http_header hdrs[2];
+    size_t nh = 0;
+    int rc;
+
+    rc = acme_jws_sign(c->key, r->use_jwk ? NULL : c->kid, nonce, r->url, r->payload, &body);
+    free(nonce);
+    if (rc < 0) {
+        log_error(LOG_ACME, "%s: JWS for %s: %s", r->subject, r->url, err_str(rc));
+        return rc;
+    }
+    hdrs[nh++] = (struct http_header){"Content-Type", "application/jose+json"};
+    if (r->accept != NULL)
+        hdrs[nh++] = (struct http_header){"Accept", r->accept};
+    struct http_request_opts ho = {
+        .method = "POST",
+        .url = r->url,
+        .headers = hdrs,
+        .n_headers = nh,
+        .body = body,
+        .body_len = strlen(body),
+        .trust_file = c->ca->trust,
+        .max_body = r->max_body,
+    };
+    r->state = REQ_SENT;
+    rc = http_req_start(c->http, &ho, req_response, r, &r->http);
+    free(body);
+    if (rc < 0)
+        r->http = NULL;
+    return rc;
+}
+
+static void nonce_response(int status, const struct http_response *hr, void *arg)
+{
+    struct acme_request *r = arg;
+    struct acme_client *c = r->c;
+
+    r->http = NULL;
+    if (status != 0 || hr->replay_nonce == NULL) {
+        struct acme_response resp = {0};
+        char *m = xasprintf("newNonce: %s",
+                            status != 0 ? err_str(status) : "no Replay-Nonce in the response");
+        log_debug(LOG_ACME, "%s: %s", r->subject, m);
+        resp.error = m;
+        req_finish(r, status != 0 ? status : ERR_PARSE, &resp);
+        free(m);
+        return;
+    }
+    nonce_push(c, hr->replay_nonce);
+    req_resend(r);
+}
+
+/* Sends r: with a pooled nonce at once, else after a HEAD newNonce (RFC
+ * 8555 §7.2). < 0 when nothing was sent (r untouched otherwise). */
+static int req_send(struct acme_request *r)
+{
+    struct acme_client *c = r->c;
+    char *nonce;
+    int rc;
+
+    if (r->url == NULL) {
+        const char *u = acme_client_dir_url(c, r->resource);
+        if (u == NULL) {
+            log_error(LOG_ACME, "%s: the directory has no %s", r->subject, r->resource);
+            return ERR_UNSUPPORTED;
+        }
+        r->url = xstrdup(u);
+    }
+    nonce = nonce_pop(c);
+    if (nonce != NULL)
+        return req_post(r, nonce);
+    const char *nn = acme_client_dir_url(c, "newNonce");
+    if (nn == NULL)
+        return ERR_UNSUPPORTED;
+    struct http_request_opts ho = {
+        .method = "HEAD",
+        .url = nn,
+        .trust_file = c->ca->trust,
+    };
+    r->state = REQ_WAIT_NONCE;
+    rc = http_req_start(c->http, &ho, nonce_response, r, &r->http);
+    if (rc < 0)
+        r->http = NULL;
+    return rc;
+}
+
+/* req_send from a callback: a failure ends the request. */
+static void req_resend(struct acme_request *r)
+{
+    int rc = req_send(r);
+
+    if (rc < 0) {
+        char *m =
+            xasprintf("%s: cannot send: %s", r->url != NULL ? r->url : r->resource, err_str(rc));
+        struct acme_response resp = {.error = m};
+        req_finish(r, rc, &resp);
+        free(m);
+    }
+}
+
+static struct acme_request *req_new(struct acme_client *c, const struct acme_request_opts *o,
+                                    acme_response_cb cb, void *arg)
+{
+    struct acme_request *r = xcalloc(1, sizeof(*r));
+
+    r->c = c;
+    r->url = o->url != NULL ? xstrdup(o->url) : NULL;
+    r->resource = o->resource != NULL ? xstrdup(o->resource) : NULL;
+    r->payload = o->payload != NULL ? xstrdup(o->payload) : NULL;
+    r->accept = o->accept != NULL ? xstrdup(o->accept) : NULL;
+    r->subject = xasprintf("acme ca=%s%s%s", c->ca->name, o->subject != NULL ? " " : "",
+                           o->subject != NULL ? o->subject : "");
+    r->max_body = o->max_body;
+    r->cb = cb;
+    r->arg = arg;
+    r->next = c->reqs;
+    if (c->reqs != NULL)
+        c->reqs->prev = r;
+    c->reqs = r;
+    return r;
+}
+
+static int setup_start(struct acme_client *c);
+
+int acme_request_start(struct acme_client *c, const struct acme_request_opts *o,
+                       acme_response_cb cb, void *arg, struct acme_request **out)
+{
+    struct acme_request *r;
+    int rc;
+
+    if (c->closing || (o->url == NULL && o->resource == NULL))
+        return -EINVAL;
+    r = req_new(c, o, cb, arg);
+    r->state = REQ_WAIT_ACCOUNT;
+    if (c->acct == ACCT_NONE) {
+        rc = setup_start(c);
+        if (rc < 0) {
+            req_unlink(r);
+            req_free(r);
+            return rc;
+        }
+    }
+    if (c->acct == ACCT_READY) {
+        rc = req_send(r);
+        if (rc < 0) {
+            req_unlink(r);
+            req_free(r);
+            return rc;
+        }
+    }
+    if (out != NULL)
+        *out = r;
+    return 0;
+}
+
+void acme_request_cancel(struct acme_request *r)
+{
+    if (r == NULL)
+        return;
+    if (r->http != NULL)
+        http_req_cancel(r->http);
+    r->http = NULL;
+    req_unlink(r);
+    req_free(r);
+}
+
+/* ---- account setup ---- */
+
+/* A store job: generate the account key (if gen) and write key + account
+ * JSON. Runs on the threadpool; touches only the job. */
+struct acct_job {
+    struct acme_client *c; /* not touched by the work function */
+    bool gen;
+    EVP_PKEY *key; /* in (gen false) or out (gen true) */
+    char *state_dir, *ca_name, *account_json, *key_pem;
+    const char *step;
+    bool ready_after; /* true: the account is complete once written */
+};
+
+static int acct_job_work(void *arg)
+{
+    struct acct_job *j = arg;
+    size_t len;
+    int rc;
+
+    if (j->gen) {
+        j->step = "generate key";
+        rc = acme_key_generate(CFG_KEY_EC_P256, &j->key);
+        if (rc < 0)
+            return rc;
+    }
+    j->step = "encode key";
+    rc = acme_key_to_pem(j->key, &j->key_pem, &len);
+    if (rc < 0)
+        return rc;
+    j->step = "write";
+    return store_account_write_sync(j->state_dir, j->ca_name, j->key_pem, j->account_json);
+}
+
+static void account_ready(struct acme_client *c)
+{
+    free(c->thumb);
+    c->thumb = acme_jwk_thumbprint(c->key);
+    c->acct = ACCT_READY;
+    log_info(LOG_ACME, "acme ca=%s: account ready: %s", c->ca->name, c->kid);
+    /* Send everything that queued behind the setup. A request's failure
+     * callback may cancel others, so restart the scan after each send. */
+    bool again = true;
+    while (again && !c->closing) {
+        again = false;
+        for (struct acme_request *r = c->reqs; r != NULL; r = r->next) {
+            if (r->state == REQ_WAIT_ACCOUNT && !r->use_jwk) {
+                r->state = REQ_WAIT_NONCE;
+                req_resend(r);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+static void acct_job_done(int status, void *arg)
+{
+    struct acct_job *j = arg;
+    struct acme_client *c = j->c;
+
+    c->jobs--;
+    if (c->closing) {
+        if (j->gen)
+            EVP_PKEY_free(j->key);
+        if (c->jobs == 0)
+            client_free(c);
+        goto out;
+    }
+    if (status < 0) {
+        char *m = xasprintf("account: %s: %s", j->step, err_str(status));
+        if (j->gen)
+            EVP_PKEY_free(j->key);
+        setup_fail(c, status, m);
+        free(m);
+        goto out;
+    }
+    if (j->gen) {
+        c->key = j->key;
+        log_info(LOG_ACME, "acme ca=%s: new account key stored", c->ca->name);
+    }
+    if (j->ready_after)
+        account_ready(c);
+    else
+        account_register(c, false);
+out:
+    if (j->key_pem != NULL)
+        OPENSSL_cleanse(j->key_pem, strlen(j->key_pem));
+    free(j->key_pem);
+    free(j->state_dir);
+    free(j->ca_name);
+    free(j->account_json);
+    free(j);
+}
+
+static int acct_job_start(struct acme_client *c, bool gen, bool ready_after)
+{
+    struct acct_job *j = xcalloc(1, sizeof(*j));
+    json_t *aj = json_object();
+    int rc;
+
+    json_object_set_new(aj, "directory", json_string(c->ca->directory));
+    if (c->kid != NULL)
+        json_object_set_new(aj, "url", json_string(c->kid));
+    j->c = c;
+    j->gen = gen;
+    j->key = gen ? NULL : c->key;
+    j->state_dir = xstrdup(c->state_dir);
+    j->ca_name = xstrdup(c->ca->name);
+    j->account_json = json_dumps(aj, JSON_INDENT(2));
+    j->ready_after = ready_after;
+    json_decref(aj);
+    rc = store_job_start(c->loop, acct_job_work, j, acct_job_done);
+    if (rc < 0) {
+        free(j->state_dir);
+        free(j->ca_name);
+        free(j->account_json);
+        free(j);
+        return rc;
+    }
+    c->jobs++;
+    return 0;
+}
+
+static void setup_fail(struct acme_client *c, int rc, const char *msg)
+{
+    struct acme_request *failed = NULL;
+
+    log_error(LOG_ACME, "acme ca=%s: %s", c->ca->name, msg);
+    c->acct = ACCT_NONE;
+    /* Detach the waiting requests first: their callbacks may start new
+     * requests, which then begin a fresh setup. */
+    for (struct acme_request *r = c->reqs, *nx; r != NULL; r = nx) {
+        nx = r->next;
+        if (r->state == REQ_WAIT_ACCOUNT) {
+            req_unlink(r);
+            r->next = failed;
+            failed = r;
+        }
+    }
+    while (failed != NULL) {
+        struct acme_request *r = failed;
+        acme_response_cb cb = r->cb;
+        void *arg = r->arg;
+        struct acme_response resp = {.error = msg};
+
+        failed = r->next;
+        req_free(r);
+        if (cb != NULL)
+            cb(rc, &resp, arg);
+    }
+}
+
+static char *read_trimmed(const char *path, int *rc)
+{
+    struct buf b = BUF_INIT(4096);
+    char *s;
+    size_t len;
+
+    *rc = buf_read_file(&b, path);
+    if (*rc < 0) {
+        buf_fini(&b);
+        return NULL;
+    }
+    s = buf_steal(&b, &len);
+    while (len > 0 &&
+           (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+        s[--len] = '\0';
+    return s;
+}
+
+static void account_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_client *c = arg;
+
+    if (status != 0) {
+        if (c->only_existing && r->problem != NULL &&
+            acme_problem_is(r->problem, "accountDoesNotExist")) {
+            log_info(LOG_ACME, "acme ca=%s: stored key has no account yet: registering",
+                     c->ca->name);
+            account_register(c, false);
+            return;
+        }
+        char *m = xasprintf("account: newAccount: %s", r->error);
+        setup_fail(c, status, m);
+        free(m);
+        return;
+    }
+    if (r->location == NULL) {
+        setup_fail(c, ERR_PARSE, "account: newAccount: no Location in the response");
+        return;
+    }
+    free(c->kid);
+    c->kid = xstrdup(r->location);
+    log_info(LOG_ACME, "acme ca=%s: account %s: %s", c->ca->name,
+             r->http_status == 201 ? "registered" : "found", c->kid);
+    int rc = acct_job_start(c, false, true);
+    if (rc < 0)
+        setup_fail(c, rc, "account: cannot start the store job");
+}
+
+/* newAccount (RFC 8555 §7.3), signed with the JWK. only_existing looks up
+ * the account of a stored key without creating one (§7.3.1). */
+static void account_register(struct acme_client *c, bool only_existing)
+{
+    json_t *p = json_object();
+    char *payload;
+    int rc;
+
+    c->only_existing = only_existing;
+    if (only_existing) {
+        json_object_set_new(p, "onlyReturnExisting", json_true());
+    } else {
+        json_t *contact = json_array();
+        for (size_t i = 0; i < c->ca->contact.n; i++)
+            json_array_append_new(contact, json_string(c->ca->contact.v[i]));
+        json_object_set_new(p, "contact", contact);
+        if (c->ca->agree_tos)
+            json_object_set_new(p, "termsOfServiceAgreed", json_true());
+        if (c->ca->eab_kid != NULL) {
+            const char *url = acme_client_dir_url(c, "newAccount");
+            char *hmac = read_trimmed(c->ca->eab_hmac_key_file, &rc);
+            json_t *eab = NULL;
+            if (hmac == NULL) {
+                char *m =
+                    xasprintf("account: EAB key %s: %s", c->ca->eab_hmac_key_file, err_str(rc));
+                json_decref(p);
+                setup_fail(c, rc, m);
+                free(m);
+                return;
+            }
+            rc = url != NULL ? acme_eab_sign(c->key, c->ca->eab_kid, hmac, url, &eab)
+                             : ERR_UNSUPPORTED;
+            OPENSSL_cleanse(hmac, strlen(hmac));
+            free(hmac);
+            if (rc < 0) {
+                json_decref(p);
+                setup_fail(c, rc, "account: external account binding failed");
+                return;
+            }
+            json_object_set_new(p, "externalAccountBinding", eab);
+        }
+    }
+    payload = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    struct acme_request_opts o = {
+        .resource = "newAccount",
+        .payload = payload,
+        .subject = only_existing ? "account lookup" : "account",
+    };
+    struct acme_request *r = req_new(c, &o, account_response, c);
+    free(payload);
+    r->use_jwk = true;
+    r->state = REQ_WAIT_NONCE;
+    req_resend(r);
+}
+
+static void account_load(struct acme_client *c)
+{
+    char *key_pem = NULL, *acct_json = NULL;
+    int rc = store_account_read(c->state_dir, c->ca->name, &key_pem, &acct_json);
+
+    if (rc < 0 && rc != -ENOENT) {
+        char *m = xasprintf("account: reading %s/accounts/%s: %s", c->state_dir, c->ca->name,
+                            err_str(rc));
+        setup_fail(c, rc, m);
+        free(m);
+        goto out;
+    }
+    if (key_pem == NULL) {
+        /* No key: generate one and store it before registering. */
+        rc = acct_job_start(c, true, false);
+        if (rc < 0)
+            setup_fail(c, rc, "account: cannot start the key job");
+        goto out;
+    }
+    rc = acme_key_from_pem(key_pem, strlen(key_pem), &c->key);
+    if (rc < 0) {
+        char *m = xasprintf("account: %s/accounts/%s/account.key: unreadable key", c->state_dir,
+                            c->ca->name);
+        setup_fail(c, ERR_PARSE, m);
+        free(m);
+        goto out;
+    }
+    if (acct_json != NULL) {
+        json_t *j = json_loads(acct_json, 0, NULL);
+        const char *url = json_string_value(json_object_get(j, "url"));
+        const char *dir = json_string_value(json_object_get(j, "directory"));
+        if (url != NULL && dir != NULL && strcmp(dir, c->ca->directory) == 0) {
+            free(c->kid);
+            c->kid = xstrdup(url);
+        }
+        json_decref(j);
+    }
+    if (c->kid != NULL)
+        account_ready(c);
+    else
+        account_register(c, true);
+out:
+    if (key_pem != NULL)
+        OPENSSL_cleanse(key_pem, strlen(key_pem));
+    free(key_pem);
+    free(acct_json);
+}
+
+static void dir_response(int status, const struct http_response *hr, void *arg)
+{
+    struct acme_client *c = arg;
+    json_t *j = NULL;
+
+    c->dir_req = NULL;
+    if (status != 0) {
+        char *m = xasprintf("directory %s: %s", c->ca->directory, err_str(status));
+        setup_fail(c, status, m);
+        free(m);
+        return;
+    }
+    nonce_push(c, hr->replay_nonce);
+    if (hr->status != 200) {
+        char *m = xasprintf("directory %s: HTTP %ld", c->ca->directory, hr->status);
+        setup_fail(c, ERR_HTTP_STATUS, m);
+        free(m);
+        return;
+    }
+    j = json_loadb(hr->body.data != NULL ? hr->body.data : "", hr->body.len, 0, NULL);
+    if (!json_is_object(j) || !json_is_string(json_object_get(j, "newNonce")) ||
+        !json_is_string(json_object_get(j, "newAccount")) ||
+        !json_is_string(json_object_get(j, "newOrder"))) {
+        char *m = xasprintf("directory %s: not an ACME directory", c->ca->directory);
+        json_decref(j);
+        setup_fail(c, ERR_PARSE, m);
+        free(m);
+        return;
+    }
+    json_decref(c->dir);
+    c->dir = j;
+    log_debug(LOG_ACME, "acme ca=%s: directory fetched", c->ca->name);
+    if (c->key != NULL && c->kid != NULL)
+        account_ready(c);
+    else
+        account_load(c);
+}
+
+static int setup_start(struct acme_client *c)
+{
+    int rc;
+
+    c->acct = ACCT_SETUP;
+    struct http_request_opts ho = {
+        .method = "GET",
+        .url = c->ca->directory,
+        .trust_file = c->ca->trust,
+        .max_body = DIR_MAX_BODY,
+    };
+    rc = http_req_start(c->http, &ho, dir_response, c, &c->dir_req);
+    if (rc < 0) {
+        c->dir_req = NULL;
+        c->acct = ACCT_NONE;
+        log_error(LOG_ACME, "acme ca=%s: directory %s: %s", c->ca->name, c->ca->directory,
+                  err_str(rc));
+    }
+    return rc;
+}

@@ -1,0 +1,947 @@
+/* The order state machine of RFC 8555 §7.4 for one certificate: newOrder (or
+ * resume from STATE/orders/NAME.json), authorizations through http-01,
+ * finalize, polling and the certificate download with alternate chains. It
+ * proves control through the challenge provider the caller passes in and
+ * knows nothing of the listener, the store's certificate layout or deploys. */
+#include "acme/acme.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define POLL_FIRST_MS 1000
+#define POLL_MAX_MS 5000
+#define POLL_RETRY_AFTER_MAX_S 60
+#define CHAIN_MAX (1024 * 1024)
+#define MAX_ALTERNATES 8
+
+enum order_state {
+    ORD_RESUME,
+    ORD_NEW,
+    ORD_WRITE, /* the order file is being written */
+    ORD_AUTHZ,
+    ORD_FINALIZE,
+    ORD_PROCESSING,
+    ORD_DOWNLOAD,
+    ORD_ENDED
+};
+
+enum az_state { AZ_FETCH, AZ_RESPOND, AZ_POLL, AZ_WAIT, AZ_DONE };
+
+struct order_authz {
+    struct acme_order *o; /* borrowed: the owner */
+    char *url;            /* owned */
+    char *ident;          /* owned: the DNS name, once known */
+    char *token;          /* owned: presented token, or NULL */
+    char *chal_url;       /* owned */
+    enum az_state state;
+    struct acme_request *req; /* child in flight, or NULL */
+    uv_timer_t timer;         /* timer.data = this */
+    unsigned delay_ms;
+};
+
+struct acme_order {
+    struct acme_client *c; /* borrowed: outlives every order */
+    uv_loop_t *loop;
+    char *name; /* owned: the certificate's name */
+    char **domains;
+    size_t n_domains;
+    enum cfg_key_type key_type;
+    char *ca_name, *directory, *preferred_chain; /* owned copies */
+    EVP_PKEY *key;                               /* ref */
+    struct acme_chal_ops chal;
+    char *state_dir;
+    char *order_url, *finalize_url, *cert_url; /* owned */
+    struct order_authz *az;                    /* owned array */
+    size_t n_az, az_done;
+    uv_timer_t timer; /* order polls; timer.data = this */
+    unsigned delay_ms;
+    uint64_t deadline_ms; /* loop time by which authorizations must be final */
+    int authz_timeout_s;
+    struct acme_request *req; /* child in flight, or NULL */
+    int refs;                 /* open handles + store job in flight */
+    enum order_state state;
+    /* download */
+    struct acme_chain *chains; /* parsed candidates, [0] the default */
+    char **chain_pems;
+    size_t n_chains;
+    char **alt_urls;
+    size_t n_alt, alt_next;
+    acme_order_cb cb;
+    void *arg;
+};
+
+static void order_new(struct acme_order *o);
+static void order_dispatch(struct acme_order *o, json_t *obj);
+static void authz_fetch(struct order_authz *a);
+
+/* ---- lifetime ---- */
+
+static void order_unref(struct acme_order *o)
+{
+    if (--o->refs > 0)
+        return;
+    for (size_t i = 0; i < o->n_az; i++) {
+        free(o->az[i].url);
+        free(o->az[i].ident);
+        free(o->az[i].token);
+        free(o->az[i].chal_url);
+    }
+    free(o->az);
+    for (size_t i = 0; i < o->n_domains; i++)
+        free(o->domains[i]);
+    free(o->domains);
+    for (size_t i = 0; i < o->n_chains; i++) {
+        acme_chain_fini(&o->chains[i]);
+        free(o->chain_pems[i]);
+    }
+    free(o->chains);
+    free(o->chain_pems);
+    for (size_t i = 0; i < o->n_alt; i++)
+        free(o->alt_urls[i]);
+    free(o->alt_urls);
+    EVP_PKEY_free(o->key);
+    free(o->name);
+    free(o->ca_name);
+    free(o->directory);
+    free(o->preferred_chain);
+    free(o->state_dir);
+    free(o->order_url);
+    free(o->finalize_url);
+    free(o->cert_url);
+    free(o);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    order_unref(h->data);
+}
+
+static void authz_timer_closed(uv_handle_t *h)
+{
+    struct order_authz *a = h->data;
+
+    order_unref(a->o);
+}
+
+void acme_order_result_free(struct acme_order_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->cert_pem);
+    free(r->chain_pem);
+    free(r->fullchain_pem);
+    acme_chain_fini(&r->chain);
+    free(r->error);
+    free(r);
+}
+
+/* The only way out: cancels children, removes challenge tokens, closes the
+ * handles and calls back with res (ownership passes to the callee). */
+static void order_end(struct acme_order *o, int status, struct acme_order_result *res)
+{
+    acme_order_cb cb = o->cb;
+
+    if (o->state == ORD_ENDED) {
+        acme_order_result_free(res);
+        return;
+    }
+    o->state = ORD_ENDED;
+    o->cb = NULL;
+    if (o->req != NULL) {
+        acme_request_cancel(o->req);
+        o->req = NULL;
+    }
+    for (size_t i = 0; i < o->n_az; i++) {
+        struct order_authz *a = &o->az[i];
+        if (a->req != NULL) {
+            acme_request_cancel(a->req);
+            a->req = NULL;
+        }
+        if (a->token != NULL && o->chal.cleanup != NULL)
+            o->chal.cleanup(o->chal.ctx, a->token);
+        free(a->token);
+        a->token = NULL;
+        uv_close((uv_handle_t *)&a->timer, authz_timer_closed);
+    }
+    uv_close((uv_handle_t *)&o->timer, timer_closed);
+    if (cb != NULL)
+        cb(status, res, o->arg);
+    else
+        acme_order_result_free(res);
+}
+
+static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
+{
+    struct acme_order_result *res = xcalloc(1, sizeof(*res));
+    struct buf b = BUF_INIT(8192);
+    va_list ap;
+    size_t len;
+
+    va_start(ap, fmt);
+    (void)buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    res->error = buf_steal(&b, &len);
+    log_debug(LOG_ACME, "order cert=%s: failed: %s", o->name, res->error);
+    order_end(o, status < 0 ? status : ERR_ACME, res);
+}
+
+void acme_order_cancel(struct acme_order *o)
+{
+    if (o == NULL)
+        return;
+    o->cb = NULL;
+    order_end(o, -ECANCELED, NULL);
+}
+
+/* ---- helpers ---- */
+
+static int post(struct acme_order *o, struct acme_request **slot, const char *url,
+                const char *payload, const char *subject, acme_response_cb cb, void *arg)
+{
+    char *subj = xasprintf("order cert=%s %s", o->name, subject);
+    struct acme_request_opts ro = {
+        .url = url,
+        .payload = payload,
+        .subject = subj,
+    };
+    int rc = acme_request_start(o->c, &ro, cb, arg, slot);
+
+    free(subj);
+    return rc;
+}
+
+/* The wait before the next poll: Retry-After when the CA sent one (capped),
+ * else the current interval, which then grows by half up to POLL_MAX_MS. */
+static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
+{
+    int64_t ra = http_retry_after_parse(retry_after, (int64_t)time(NULL));
+    unsigned d;
+
+    if (ra >= 0) {
+        if (ra > POLL_RETRY_AFTER_MAX_S)
+            ra = POLL_RETRY_AFTER_MAX_S;
+        return (unsigned)ra * 1000;
+    }
+    d = *delay_ms;
+    *delay_ms = d + d / 2 > POLL_MAX_MS ? POLL_MAX_MS : d + d / 2;
+    return d;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static char *problem_of(json_t *err)
+{
+    struct acme_problem p = {0};
+    char *s;
+
+    if (err == NULL || acme_problem_from_json(err, &p) < 0)
+        return xstrdup("no error detail from the CA");
+    s = acme_problem_str(&p);
+    acme_problem_fini(&p);
+    return s;
+}
+
+/* ---- the order file (crash-resume) ---- */
+
+/* ---- authorizations ---- */
+
+static void authz_check_all(struct acme_order *o);
+
+static void authz_timer_cb(uv_timer_t *t)
+{
+    struct order_authz *a = t->data;
+
+    authz_fetch(a);
+}
+
+static void authz_schedule(struct order_authz *a, const char *retry_after)
+{
+    struct acme_order *o = a->o;
+    unsigned d = next_delay(&a->delay_ms, retry_after);
+
+    if (uv_now(o->loop) + d > o->deadline_ms) {
+        order_fail(o, ERR_TIMEOUT, "name=%s: authorization still pending after %d s",
+                   a->ident != NULL ? a->ident : a->url, o->authz_timeout_s);
+        return;
+    }
+    a->state = AZ_WAIT;
+    uv_timer_start(&a->timer, authz_timer_cb, d, 0);
+}
+
+static void authz_release(struct order_authz *a)
+{
+    struct acme_order *o = a->o;
+
+    if (a->token != NULL && o->chal.cleanup != NULL)
+        o->chal.cleanup(o->chal.ctx, a->token);
+    free(a->token);
+    a->token = NULL;
+}
+
+static void chal_response(int status, const struct acme_response *r, void *arg)
+{
+    struct order_authz *a = arg;
+    struct acme_order *o = a->o;
+
+    a->req = NULL;
+    if (status != 0) {
+        order_fail(o, status, "name=%s: responding to the challenge: %s", a->ident, r->error);
+        return;
+    }
+    a->delay_ms = POLL_FIRST_MS;
+    authz_schedule(a, r->retry_after);
+}
+
+/* An authorization object arrived (first fetch or a poll). */
+static void authz_response(int status, const struct acme_response *r, void *arg)
+{
+    struct order_authz *a = arg;
+    struct acme_order *o = a->o;
+    json_t *chal = NULL;
+    const char *st;
+    int rc;
+
+    a->req = NULL;
+    if (status != 0) {
+        order_fail(o, status, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
+                   r->error);
+        return;
+    }
+    if (a->ident == NULL) {
+        json_t *id = json_object_get(r->json, "identifier");
+        const char *v = jstr(id, "value");
+        a->ident = xstrdup(v != NULL ? v : a->url);
+    }
+    st = jstr(r->json, "status");
+    if (st == NULL) {
+        order_fail(o, ERR_PARSE, "name=%s: authorization %s: no status", a->ident, a->url);
+        return;
+    }
+    /* Find the http-01 challenge (RFC 8555 §8.3). */
+    json_t *chals = json_object_get(r->json, "challenges");
+    size_t i;
+    json_t *ch;
+    json_array_foreach(chals, i, ch)
+    {
+        const char *type = jstr(ch, "type");
+        if (type != NULL && strcmp(type, "http-01") == 0) {
+            chal = ch;
+            break;
+        }
+    }
+    log_debug(LOG_ACME, "order cert=%s name=%s: authorization %s", o->name, a->ident, st);
+    if (strcmp(st, "valid") == 0) {
+        authz_release(a);
+        a->state = AZ_DONE;
+        o->az_done++;
+        authz_check_all(o);
+        return;
+    }
+    if (strcmp(st, "invalid") == 0) {
+        char *p = problem_of(chal != NULL ? json_object_get(chal, "error") : NULL);
+        authz_release(a);
+        order_fail(o, ERR_CHALLENGE, "name=%s: authorization invalid: %s", a->ident, p);
+        free(p);
+        return;
+    }
+    if (strcmp(st, "pending") != 0) {
+        order_fail(o, ERR_CHALLENGE, "name=%s: authorization %s", a->ident, st);
+        return;
+    }
+    if (a->state == AZ_WAIT || a->state == AZ_POLL) {
+        authz_schedule(a, r->retry_after);
+        return;
+    }
+    /* First sight of a pending authorization: provision and respond. */
+    if (chal == NULL) {
+        order_fail(o, ERR_UNSUPPORTED, "name=%s: the CA offers no http-01 challenge", a->ident);
+        return;
+    }
+    const char *token = jstr(chal, "token");
+    const char *curl = jstr(chal, "url");
+    const char *cst = jstr(chal, "status");
+    if (token == NULL || curl == NULL) {
+        order_fail(o, ERR_PARSE, "name=%s: http-01 challenge without token or url", a->ident);
+        return;
+    }
+    char *keyauth = acme_key_authorization(token, acme_client_thumbprint(o->c));
+    rc = o->chal.present != NULL ? o->chal.present(o->chal.ctx, token, keyauth) : -ENOSYS;
+    free(keyauth);
+    if (rc < 0) {
+        order_fail(o, rc, "name=%s: cannot provision the http-01 token: %s", a->ident, err_str(rc));
+        return;
+    }
+    a->token = xstrdup(token);
+    free(a->chal_url);
+    a->chal_url = xstrdup(curl);
+    if (cst != NULL && strcmp(cst, "pending") != 0) {
+        /* Already answered (a resumed order): just wait for the result. */
+        a->delay_ms = POLL_FIRST_MS;
+        authz_schedule(a, r->retry_after);
+        return;
+    }
+    a->state = AZ_RESPOND;
+    rc = post(o, &a->req, a->chal_url, "{}", "challenge", chal_response, a);
+    if (rc < 0)
+        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
+}
+
+static void authz_fetch(struct order_authz *a)
+{
+    struct acme_order *o = a->o;
+    int rc;
+
+    if (a->state == AZ_WAIT)
+        a->state = AZ_POLL;
+    rc = post(o, &a->req, a->url, NULL, "authz", authz_response, a);
+    if (rc < 0)
+        order_fail(o, rc, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
+                   err_str(rc));
+}
+
+static void finalize(struct acme_order *o);
+
+static void authz_check_all(struct acme_order *o)
+{
+    if (o->state == ORD_AUTHZ && o->az_done == o->n_az)
+        finalize(o);
+}
+
+static void authz_start(struct acme_order *o, json_t *obj)
+{
+    json_t *list = json_object_get(obj, "authorizations");
+    size_t n = json_array_size(list);
+
+    o->state = ORD_AUTHZ;
+    o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
+    if (o->az == NULL) {
+        if (n == 0) {
+            order_fail(o, ERR_PARSE, "order %s: no authorizations", o->order_url);
+            return;
+        }
+        o->az = xcalloc(n, sizeof(*o->az));
+        for (size_t i = 0; i < n; i++) {
+            struct order_authz *a = &o->az[i];
+            const char *u = json_string_value(json_array_get(list, i));
+            a->o = o;
+            a->url = xstrdup(u != NULL ? u : "");
+            a->state = AZ_FETCH;
+            a->delay_ms = POLL_FIRST_MS;
+            uv_timer_init(o->loop, &a->timer);
+            a->timer.data = a;
+            o->refs++;
+        }
+        o->n_az = n;
+    }
+    /* Fetch all at once: one CA, many requests in flight. */
+    for (size_t i = 0; i < o->n_az && o->state == ORD_AUTHZ; i++)
+        authz_fetch(&o->az[i]);
+}
+
+/* ---- finalize, poll, download ---- */
+
+static void order_poll_cb(uv_timer_t *t);
+
+static void order_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_order *o = arg;
+    const char *step = o->state == ORD_FINALIZE ? "finalize" : "order";
+
+    o->req = NULL;
+    if (status != 0) {
+        order_fail(o, status, "%s: %s", step, r->error);
+        return;
+    }
+    if (!json_is_object(r->json)) {
+        order_fail(o, ERR_PARSE, "%s: the response is not an order object", step);
+        return;
+    }
+    if (o->state == ORD_PROCESSING || o->state == ORD_FINALIZE) {
+        const char *st = jstr(r->json, "status");
+        if (st != NULL && strcmp(st, "processing") == 0) {
+            unsigned d = next_delay(&o->delay_ms, r->retry_after);
+            if (uv_now(o->loop) + d > o->deadline_ms) {
+                order_fail(o, ERR_TIMEOUT, "order still processing after %d s", o->authz_timeout_s);
+                return;
+            }
+            o->state = ORD_PROCESSING;
+            uv_timer_start(&o->timer, order_poll_cb, d, 0);
+            return;
+        }
+    }
+    order_dispatch(o, r->json);
+}
+
+static void order_poll_cb(uv_timer_t *t)
+{
+    struct acme_order *o = t->data;
+    int rc = post(o, &o->req, o->order_url, NULL, "poll", order_response, o);
+
+    if (rc < 0)
+        order_fail(o, rc, "order poll: %s", err_str(rc));
+}
+
+static void finalize(struct acme_order *o)
+{
+    char *csr = NULL;
+    char *payload;
+    int rc;
+
+    o->state = ORD_FINALIZE;
+    o->delay_ms = POLL_FIRST_MS;
+    o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
+    rc = acme_csr_build(o->key, (const char *const *)o->domains, o->n_domains, &csr);
+    if (rc < 0) {
+        order_fail(o, rc, "finalize: cannot build the CSR: %s", err_str(rc));
+        return;
+    }
+    json_t *p = json_pack("{s:s}", "csr", csr);
+    payload = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    free(csr);
+    rc = post(o, &o->req, o->finalize_url, payload, "finalize", order_response, o);
+    free(payload);
+    if (rc < 0)
+        order_fail(o, rc, "finalize: %s", err_str(rc));
+}
+
+static void download_next(struct acme_order *o);
+
+static char *join_pems(char **pem, size_t from, size_t to)
+{
+    struct buf b = BUF_INIT(CHAIN_MAX * 2);
+    size_t len;
+
+    for (size_t i = from; i < to; i++) {
+        size_t l = strlen(pem[i]);
+        (void)buf_append(&b, pem[i], l);
+        if (l > 0 && pem[i][l - 1] != '\n')
+            (void)buf_append(&b, "\n", 1);
+    }
+    return buf_steal(&b, &len);
+}
+
+static void download_done(struct acme_order *o)
+{
+    size_t pick = 0;
+    struct acme_order_result *res = xcalloc(1, sizeof(*res));
+
+    if (o->preferred_chain != NULL) {
+        for (size_t i = 0; i < o->n_chains; i++) {
+            if (o->chains[i].issuer_cn != NULL &&
+                strcmp(o->chains[i].issuer_cn, o->preferred_chain) == 0) {
+                pick = i;
+                break;
+            }
+        }
+    }
+    struct acme_chain *ch = &o->chains[pick];
+    res->cert_pem = xstrdup(ch->pem[0]);
+    res->chain_pem = join_pems(ch->pem, 1, ch->n);
+    res->fullchain_pem = join_pems(ch->pem, 0, ch->n);
+    res->chain = *ch;
+    memset(ch, 0, sizeof(*ch));
+    log_debug(LOG_ACME, "order cert=%s: certificate downloaded (chain %zu of %zu, issuer %s)",
+              o->name, pick + 1, o->n_chains, res->chain.issuer_cn ? res->chain.issuer_cn : "?");
+    order_end(o, 0, res);
+}
+
+static void cert_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_order *o = arg;
+    struct acme_chain ch = {0};
+    int rc;
+
+    o->req = NULL;
+    if (status != 0) {
+        if (o->n_chains > 0) {
+            /* An alternate failed: keep what we have. */
+            log_warn(LOG_ACME, "order cert=%s: alternate chain: %s", o->name, r->error);
+            download_next(o);
+            return;
+        }
+        order_fail(o, status, "download %s: %s", o->cert_url, r->error);
+        return;
+    }
+    rc = acme_chain_parse(r->body, r->body_len, &ch);
+    if (rc < 0) {
+        if (o->n_chains > 0) {
+            log_warn(LOG_ACME, "order cert=%s: alternate chain unreadable", o->name);
+            download_next(o);
+            return;
+        }
+        order_fail(o, rc, "download %s: not a PEM certificate chain", o->cert_url);
+        return;
+    }
+    o->chains = xrealloc(o->chains, (o->n_chains + 1) * sizeof(*o->chains));
+    o->chain_pems = xrealloc(o->chain_pems, (o->n_chains + 1) * sizeof(*o->chain_pems));
+    o->chains[o->n_chains] = ch;
+    o->chain_pems[o->n_chains] = xstrndup(r->body, r->body_len);
+    o->n_chains++;
+    if (o->n_chains == 1) {
+        /* RFC 8555 §7.4.2: alternates come as Link: rel="alternate". */
+        for (size_t i = 0; i < r->n_links && o->n_alt < MAX_ALTERNATES; i++) {
+            char *u = http_link_url(r->links[i], "alternate");
+            if (u == NULL)
+                continue;
+            o->alt_urls = xrealloc(o->alt_urls, (o->n_alt + 1) * sizeof(*o->alt_urls));
+            o->alt_urls[o->n_alt++] = u;
+        }
+    }
+    if (o->preferred_chain != NULL && ch.issuer_cn != NULL &&
+        strcmp(ch.issuer_cn, o->preferred_chain) == 0) {
+        download_done(o);
+        return;
+    }
+    download_next(o);
+}
+
+static void download_next(struct acme_order *o)
+{
+    const char *url;
+    int rc;
+
+    if (o->n_chains == 0) {
+        url = o->cert_url;
+    } else if (o->preferred_chain != NULL && o->alt_next < o->n_alt) {
+        url = o->alt_urls[o->alt_next++];
+    } else {
+        download_done(o);
+        return;
+    }
+    char *subj = xasprintf("order cert=%s download", o->name);
+    struct acme_request_opts ro = {
+        .url = url,
+        .accept = "application/pem-certificate-chain",
+        .max_body = CHAIN_MAX,
+        .subject = subj,
+    };
+    rc = acme_request_start(o->c, &ro, cert_response, o, &o->req);
+    free(subj);
+    if (rc < 0)
+        order_fail(o, rc, "download %s: %s", url, err_str(rc));
+}
+
+/* Continues from an order object's status (RFC 8555 §7.1.6). */
+static void order_dispatch(struct acme_order *o, json_t *obj)
+{
+    const char *st = jstr(obj, "status");
+    const char *fin = jstr(obj, "finalize");
+
+    if (fin != NULL && o->finalize_url == NULL)
+        o->finalize_url = xstrdup(fin);
+    if (st == NULL) {
+        order_fail(o, ERR_PARSE, "order %s: no status", o->order_url);
+        return;
+    }
+    log_debug(LOG_ACME, "order cert=%s: order %s is %s", o->name, o->order_url, st);
+    if (strcmp(st, "pending") == 0) {
+        if (o->state == ORD_AUTHZ) {
+            order_fail(o, ERR_CHALLENGE, "order still pending after its authorizations");
+            return;
+        }
+        authz_start(o, obj);
+    } else if (strcmp(st, "ready") == 0) {
+        if (o->finalize_url == NULL) {
+            order_fail(o, ERR_PARSE, "order %s: no finalize URL", o->order_url);
+            return;
+        }
+        finalize(o);
+    } else if (strcmp(st, "processing") == 0) {
+        o->state = ORD_PROCESSING;
+        o->delay_ms = POLL_FIRST_MS;
+        o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
+        uv_timer_start(&o->timer, order_poll_cb, POLL_FIRST_MS, 0);
+    } else if (strcmp(st, "valid") == 0) {
+        const char *cu = jstr(obj, "certificate");
+        if (cu == NULL) {
+            order_fail(o, ERR_PARSE, "order %s: valid without a certificate URL", o->order_url);
+            return;
+        }
+        free(o->cert_url);
+        o->cert_url = xstrdup(cu);
+        o->state = ORD_DOWNLOAD;
+        download_next(o);
+    } else if (strcmp(st, "invalid") == 0) {
+        if (o->state == ORD_RESUME) {
+            log_info(LOG_ACME, "order cert=%s: stored order is invalid: starting a new one",
+                     o->name);
+            order_new(o);
+            return;
+        }
+        char *p = problem_of(json_object_get(obj, "error"));
+        order_fail(o, ERR_ACME, "order invalid: %s", p);
+        free(p);
+    } else {
+        order_fail(o, ERR_PARSE, "order %s: unknown status %s", o->order_url, st);
+    }
+}
+
+/* ---- newOrder and the order file ---- */
+
+struct new_job {
+    struct acme_order *o; /* ref held while the job runs */
+    json_t *obj;          /* the order object, dispatched once written */
+    char *state_dir, *name, *json;
+};
+
+static int new_job_work(void *arg)
+{
+    struct new_job *j = arg;
+
+    return store_order_write_sync(j->state_dir, j->name, j->json);
+}
+
+static void new_job_done(int status, void *arg)
+{
+    struct new_job *j = arg;
+    struct acme_order *o = j->o;
+
+    OPENSSL_cleanse(j->json, strlen(j->json));
+    free(j->json);
+    free(j->state_dir);
+    free(j->name);
+    if (o->state == ORD_WRITE) {
+        if (status < 0)
+            order_fail(o, status, "writing %s/orders/%s.json: %s", o->state_dir, o->name,
+                       err_str(status));
+        else
+            order_dispatch(o, j->obj);
+    }
+    json_decref(j->obj);
+    free(j);
+    order_unref(o);
+}
+
+/* Writes STATE/orders/NAME.json (URL, finalize, key, names) before any
+ * challenge is answered, so a restart resumes with the same key. */
+static void order_file_write(struct acme_order *o, json_t *obj)
+{
+    char *pem = NULL;
+    size_t plen;
+    int rc = acme_key_to_pem(o->key, &pem, &plen);
+
+    if (rc < 0) {
+        order_fail(o, rc, "cannot encode the certificate key: %s", err_str(rc));
+        return;
+    }
+    json_t *names = json_array();
+    for (size_t i = 0; i < o->n_domains; i++)
+        json_array_append_new(names, json_string(o->domains[i]));
+    json_t *f = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s?, s:s}", "name", o->name, "ca",
+                          o->ca_name, "directory", o->directory, "names", names, "key_type",
+                          config_key_type_name(o->key_type), "order", o->order_url, "finalize",
+                          o->finalize_url, "key", pem);
+    OPENSSL_cleanse(pem, plen);
+    free(pem);
+    struct new_job *j = xcalloc(1, sizeof(*j));
+    j->o = o;
+    j->obj = json_incref(obj);
+    j->state_dir = xstrdup(o->state_dir);
+    j->name = xstrdup(o->name);
+    j->json = json_dumps(f, JSON_INDENT(2));
+    json_decref(f);
+    o->state = ORD_WRITE;
+    rc = store_job_start(o->loop, new_job_work, j, new_job_done);
+    if (rc < 0) {
+        json_decref(j->obj);
+        free(j->json);
+        free(j->state_dir);
+        free(j->name);
+        free(j);
+        order_fail(o, rc, "cannot start the order file job: %s", err_str(rc));
+        return;
+    }
+    o->refs++;
+}
+
+static void neworder_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_order *o = arg;
+
+    o->req = NULL;
+    if (status != 0) {
+        order_fail(o, status, "newOrder: %s", r->error);
+        return;
+    }
+    if (r->location == NULL || !json_is_object(r->json)) {
+        order_fail(o, ERR_PARSE, "newOrder: no order URL or object in the response");
+        return;
+    }
+    free(o->order_url);
+    o->order_url = xstrdup(r->location);
+    free(o->finalize_url);
+    o->finalize_url = NULL;
+    const char *fin = jstr(r->json, "finalize");
+    if (fin != NULL)
+        o->finalize_url = xstrdup(fin);
+    log_debug(LOG_ACME, "order cert=%s: created %s", o->name, o->order_url);
+    order_file_write(o, r->json);
+}
+
+/* Sends newOrder (RFC 8555 §7.4) with every name as a dns identifier. */
+static int order_new_send(struct acme_order *o)
+{
+    json_t *ids = json_array();
+    char *payload, *subj;
+    int rc;
+
+    o->state = ORD_NEW;
+    for (size_t i = 0; i < o->n_domains; i++)
+        json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns", "value", o->domains[i]));
+    json_t *p = json_pack("{s:o}", "identifiers", ids);
+    payload = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    subj = xasprintf("order cert=%s newOrder", o->name);
+    struct acme_request_opts ro = {.resource = "newOrder", .payload = payload, .subject = subj};
+    rc = acme_request_start(o->c, &ro, neworder_response, o, &o->req);
+    free(subj);
+    free(payload);
+    return rc;
+}
+
+static void order_new(struct acme_order *o)
+{
+    int rc = order_new_send(o);
+
+    if (rc < 0)
+        order_fail(o, rc, "newOrder: %s", err_str(rc));
+}
+
+static void resume_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_order *o = arg;
+
+    o->req = NULL;
+    if (status != 0 || !json_is_object(r->json)) {
+        if (status == 0 || r->http_status != 0) {
+            /* 404, or an order the CA forgot: start afresh (same key). */
+            log_info(LOG_ACME, "order cert=%s: stored order %s is gone (%s): starting a new one",
+                     o->name, o->order_url, status != 0 ? r->error : "no order object");
+            order_new(o);
+            return;
+        }
+        order_fail(o, status, "resuming order %s: %s", o->order_url, r->error);
+        return;
+    }
+    log_info(LOG_ACME, "order cert=%s: resuming %s (%s)", o->name, o->order_url,
+             jstr(r->json, "status") ? jstr(r->json, "status") : "?");
+    order_dispatch(o, r->json);
+}
+
+int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, acme_order_cb cb,
+                     void *arg, struct acme_order **out)
+{
+    const struct cfg_cert *cert = opts->cert;
+    const struct cfg_ca *ca = acme_client_ca(c);
+    struct acme_order *o;
+    int rc;
+
+    if (cert->domains.n == 0 || opts->key == NULL)
+        return -EINVAL;
+    o = xcalloc(1, sizeof(*o));
+    o->c = c;
+    o->loop = NULL;
+    o->name = xstrdup(cert->name);
+    o->domains = xcalloc(cert->domains.n, sizeof(char *));
+    for (size_t i = 0; i < cert->domains.n; i++)
+        o->domains[i] = xstrdup(cert->domains.v[i]);
+    o->n_domains = cert->domains.n;
+    o->key_type = cert->key;
+    o->ca_name = xstrdup(ca->name);
+    o->directory = xstrdup(ca->directory);
+    o->preferred_chain = ca->preferred_chain != NULL ? xstrdup(ca->preferred_chain) : NULL;
+    EVP_PKEY_up_ref(opts->key);
+    o->key = opts->key;
+    if (opts->chal != NULL)
+        o->chal = *opts->chal;
+    o->state_dir = xstrdup(opts->state_dir);
+    o->authz_timeout_s = opts->authz_timeout_s > 0 ? opts->authz_timeout_s : 300;
+    o->cb = cb;
+    o->arg = arg;
+    o->loop = acme_client_loop(c);
+    uv_timer_init(o->loop, &o->timer);
+    o->timer.data = o;
+    o->refs = 1;
+    if (opts->resume_url != NULL) {
+        o->state = ORD_RESUME;
+        o->order_url = xstrdup(opts->resume_url);
+        rc = post(o, &o->req, o->order_url, NULL, "resume", resume_response, o);
+    } else {
+        rc = order_new_send(o);
+    }
+    if (rc < 0) {
+        o->cb = NULL;
+        o->state = ORD_ENDED;
+        uv_close((uv_handle_t *)&o->timer, timer_closed);
+        return rc;
+    }
+    log_debug(LOG_ACME, "order cert=%s: started (%zu names)", o->name, o->n_domains);
+    if (out != NULL)
+        *out = o;
+    return 0;
+}
+
+/* ---- resume ---- */
+
+int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, char **order_url,
+                           EVP_PKEY **key)
+{
+    char *text = NULL;
+    json_t *j = NULL;
+    EVP_PKEY *k = NULL;
+    int rc = store_order_read(state_dir, cert->name, &text);
+
+    if (rc < 0)
+        return rc;
+    j = json_loads(text, 0, NULL);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    if (!json_is_object(j)) {
+        rc = ERR_PARSE;
+        goto out;
+    }
+    const char *url = jstr(j, "order");
+    const char *dir = jstr(j, "directory");
+    const char *kt = jstr(j, "key_type");
+    const char *pem = jstr(j, "key");
+    json_t *names = json_object_get(j, "names");
+    if (url == NULL || dir == NULL || kt == NULL || pem == NULL || !json_is_array(names)) {
+        rc = ERR_PARSE;
+        goto out;
+    }
+    rc = -ESTALE;
+    if (strcmp(dir, cert->ca->directory) != 0 || strcmp(kt, config_key_type_name(cert->key)) != 0)
+        goto out;
+    if (json_array_size(names) != cert->domains.n)
+        goto out;
+    for (size_t i = 0; i < cert->domains.n; i++) {
+        const char *n = json_string_value(json_array_get(names, i));
+        if (n == NULL || strcmp(n, cert->domains.v[i]) != 0)
+            goto out;
+    }
+    rc = acme_key_from_pem(pem, strlen(pem), &k);
+    if (rc < 0)
+        goto out;
+    *order_url = xstrdup(url);
+    *key = k;
+    rc = 0;
+out:
+    json_decref(j);
+    return rc;
+}

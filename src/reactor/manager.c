@@ -1,0 +1,1015 @@
+/* The certificate manager: decides which certificates are due, runs their
+ * orders (at most [daemon] max_concurrent_orders at once, FIFO), generates
+ * keys and stores generations off the loop, deploys, and schedules the next
+ * renewal or a retry. It wires acme to the http-01 listener through the
+ * challenge-provider callbacks; it does not speak ACME or write files itself. */
+#include "reactor/manager.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acme/acme.h"
+#include "challenge/challenge.h"
+#include "deploy/deploy.h"
+#include "net/net.h"
+#include "reactor/sched.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define RETRY_FIRST_S 60
+#define RETRY_MAX_S 3600
+#define KEEP_GENERATIONS 3
+
+enum mc_state {
+    MC_IDLE,   /* nothing running; maybe a timer armed */
+    MC_QUEUED, /* waiting for a slot */
+    MC_KEYGEN, /* key generation job in flight */
+    MC_ORDER,  /* ACME order in flight */
+    MC_STORE,  /* store job in flight */
+    MC_DEPLOY, /* deploy actions running */
+};
+
+enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_OK };
+
+struct mclient {
+    char *ca_name;   /* owned */
+    char *directory; /* owned */
+    struct acme_client *c;
+};
+
+struct mcert {
+    struct manager *m;
+    struct mcert *next;         /* in m->certs */
+    struct mcert *qnext;        /* in the FIFO queue */
+    char *name;                 /* owned */
+    const struct cfg_cert *cfg; /* borrowed from m->cfg (the current snapshot) */
+    /* the run in progress */
+    struct config *run_snap;        /* ref, or NULL */
+    const struct cfg_cert *run_cfg; /* borrowed from run_snap */
+    EVP_PKEY *key;                  /* owned */
+    char *resume_url;               /* owned */
+    struct acme_order *order;       /* child, or NULL */
+    struct acme_order_result *res;  /* owned */
+    struct deploy_exec *exec;       /* child, or NULL */
+    struct deploy_files *files;     /* child, or NULL */
+    char *key_pem;                  /* owned: the stored key, for deploys */
+    char *generation, *gen_dir;     /* owned: the stored generation */
+    bool had_cert;                  /* a certificate was stored before this run */
+    size_t deploy_idx;
+    int deploy_failed;
+    enum mc_state state;
+    bool removed;
+    bool timer_armed;
+    uv_timer_t timer; /* timer.data = this */
+    int failures;     /* consecutive, for the backoff */
+    int64_t started;  /* unix seconds the run began */
+    /* what --once prints */
+    enum mc_summary summary;
+    char *error; /* owned */
+    int64_t not_after, renew_at;
+};
+
+struct manager {
+    uv_loop_t *loop;
+    struct config *cfg;  /* ref: the current snapshot */
+    struct store *store; /* borrowed */
+    char *state_dir;     /* owned */
+    bool once;
+    manager_done_cb done;
+    void *arg;
+    struct chal_http01 *chal; /* owned */
+    struct http_client *http; /* owned */
+    struct mclient *clients;
+    size_t n_clients;
+    struct mcert *certs;
+    struct mcert *qhead, *qtail;
+    unsigned running;
+    unsigned jobs; /* store jobs in flight */
+    int failed;
+    bool stopping, torn_down;
+    uv_timer_t kick; /* the first pump, from the loop */
+    bool kick_open, started;
+    int closing; /* handles (and the listener) still closing */
+};
+
+static void pump(struct manager *m);
+static void run_end(struct mcert *mc, int status, const char *error);
+static void maybe_finish(struct manager *m);
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void fmt_date(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d", &tm) == 0)
+        snprintf(out, n, "%" PRId64, t);
+}
+
+static void fmt_time(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, n, "%" PRId64, t);
+}
+
+/* ---- challenge provider ---- */
+
+static int chal_present(void *ctx, const char *token, const char *keyauth)
+{
+    struct manager *m = ctx;
+
+    if (m->chal == NULL)
+        return -ENOTCONN;
+    return chal_http01_put(m->chal, token, keyauth);
+}
+
+static void chal_cleanup(void *ctx, const char *token)
+{
+    struct manager *m = ctx;
+
+    if (m->chal != NULL)
+        chal_http01_del(m->chal, token);
+}
+
+/* ---- clients ---- */
+
+static struct acme_client *client_get(struct manager *m, struct config *snap,
+                                      const struct cfg_ca *ca)
+{
+    for (size_t i = 0; i < m->n_clients; i++) {
+        if (strcmp(m->clients[i].ca_name, ca->name) == 0 &&
+            strcmp(m->clients[i].directory, ca->directory) == 0)
+            return m->clients[i].c;
+    }
+    struct acme_client_opts o = {
+        .loop = m->loop,
+        .http = m->http,
+        .cfg = snap,
+        .ca = ca,
+        .state_dir = m->state_dir,
+    };
+    struct acme_client *c = NULL;
+    if (acme_client_new(&o, &c) < 0)
+        return NULL;
+    m->clients = xrealloc(m->clients, (m->n_clients + 1) * sizeof(*m->clients));
+    m->clients[m->n_clients].ca_name = xstrdup(ca->name);
+    m->clients[m->n_clients].directory = xstrdup(ca->directory);
+    m->clients[m->n_clients].c = c;
+    m->n_clients++;
+    return c;
+}
+
+/* ---- scheduling ---- */
+
+static void timer_cb(uv_timer_t *t);
+
+static void arm(struct mcert *mc, int64_t at)
+{
+    int64_t d = at - now_s();
+    uint64_t ms;
+
+    if (mc->m->once || mc->m->stopping)
+        return;
+    if (d < 0)
+        d = 0;
+    ms = (uint64_t)d * 1000;
+    uv_timer_start(&mc->timer, timer_cb, ms, 0);
+    mc->timer_armed = true;
+}
+
+static void enqueue(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+
+    if (mc->state != MC_IDLE || m->stopping)
+        return;
+    if (mc->timer_armed) {
+        uv_timer_stop(&mc->timer);
+        mc->timer_armed = false;
+    }
+    mc->state = MC_QUEUED;
+    mc->qnext = NULL;
+    if (m->qtail != NULL)
+        m->qtail->qnext = mc;
+    else
+        m->qhead = mc;
+    m->qtail = mc;
+}
+
+static void dequeue(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct mcert *prev = NULL;
+
+    for (struct mcert *x = m->qhead; x != NULL; prev = x, x = x->qnext) {
+        if (x != mc)
+            continue;
+        if (prev != NULL)
+            prev->qnext = x->qnext;
+        else
+            m->qhead = x->qnext;
+        if (m->qtail == x)
+            m->qtail = prev;
+        x->qnext = NULL;
+        mc->state = MC_IDLE;
+        return;
+    }
+}
+
+/* Decides whether mc is due now (queue it) or later (arm its timer). */
+static void decide(struct mcert *mc)
+{
+    struct store_cert sc = {0};
+    struct sched_meta meta = {0};
+    struct sched_decision d;
+    bool have = false;
+    int64_t now = now_s();
+    int rc;
+
+    if (mc->cfg->ca == NULL) {
+        mc->summary = SUM_OK; /* an imported certificate without a CA: never renewed */
+        return;
+    }
+    rc = store_cert_read_current(mc->m->state_dir, mc->name, false, &sc);
+    if (rc == 0) {
+        if (sc.meta_json != NULL &&
+            sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0)
+            have = true;
+        else if (sc.cert_pem != NULL &&
+                 sched_meta_from_pem(sc.cert_pem, strlen(sc.cert_pem), &meta) == 0)
+            have = true;
+    } else if (rc != -ENOENT) {
+        log_warn(LOG_MAIN, "cert=%s: stored certificate unreadable (%s): ordering a new one",
+                 mc->name, err_str(rc));
+    }
+    sched_decide(mc->cfg, have ? &meta : NULL, now, &d);
+    mc->had_cert = have;
+    if (have) {
+        mc->not_after = meta.not_after;
+        mc->renew_at = d.when;
+    }
+    if (d.why == SCHED_LATER) {
+        char when[32];
+        fmt_time(d.when, when, sizeof(when));
+        log_info(LOG_MAIN, "cert=%s: valid, renewal at %s (%s)", mc->name, when,
+                 d.reason != NULL ? d.reason : "policy");
+        mc->summary = SUM_OK;
+        arm(mc, d.when);
+    } else {
+        static const char *const why[] = {
+            [SCHED_NO_CERT] = "no certificate stored",
+            [SCHED_NAMES_CHANGED] = "names changed",
+            [SCHED_KEY_CHANGED] = "key type changed",
+            [SCHED_CA_CHANGED] = "CA changed",
+            [SCHED_EXPIRED] = "expired",
+            [SCHED_DUE] = "renewal due",
+        };
+        log_info(LOG_MAIN, "cert=%s: due: %s", mc->name,
+                 d.why <= SCHED_DUE && why[d.why] ? why[d.why] : "due");
+        enqueue(mc);
+    }
+    if (have)
+        sched_meta_fini(&meta);
+    if (rc == 0)
+        store_cert_fini(&sc);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct mcert *mc = t->data;
+
+    mc->timer_armed = false;
+    if (mc->state != MC_IDLE || mc->removed)
+        return;
+    decide(mc);
+    pump(mc->m);
+}
+
+/* ---- a run: key, order, store, deploy ---- */
+
+static void order_done(int status, struct acme_order_result *res, void *arg);
+
+static void order_begin(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct acme_client *c = client_get(m, mc->run_snap, mc->run_cfg->ca);
+    struct acme_chal_ops ops = {
+        .present = chal_present,
+        .cleanup = chal_cleanup,
+        .ctx = m,
+    };
+    struct acme_order_opts o = {
+        .cert = mc->run_cfg,
+        .key = mc->key,
+        .chal = &ops,
+        .resume_url = mc->resume_url,
+        .state_dir = m->state_dir,
+    };
+    int rc;
+
+    if (c == NULL) {
+        run_end(mc, -ENOMEM, "cannot create the ACME client");
+        return;
+    }
+    mc->state = MC_ORDER;
+    rc = acme_order_start(c, &o, order_done, mc, &mc->order);
+    if (rc < 0) {
+        char *e = xasprintf("cannot start the order: %s", err_str(rc));
+        mc->order = NULL;
+        run_end(mc, rc, e);
+        free(e);
+    }
+}
+
+struct key_job {
+    struct mcert *mc;
+    enum cfg_key_type type;
+    EVP_PKEY *key;
+};
+
+static int key_job_work(void *arg)
+{
+    struct key_job *j = arg;
+
+    return acme_key_generate(j->type, &j->key);
+}
+
+static void key_job_done(int status, void *arg)
+{
+    struct key_job *j = arg;
+    struct mcert *mc = j->mc;
+    struct manager *m = mc->m;
+
+    m->jobs--;
+    if (m->stopping || mc->removed) {
+        EVP_PKEY_free(j->key);
+        free(j);
+        run_end(mc, -ECANCELED, "stopped");
+        return;
+    }
+    if (status < 0) {
+        free(j);
+        run_end(mc, status, "key generation failed");
+        return;
+    }
+    mc->key = j->key;
+    free(j);
+    order_begin(mc);
+}
+
+static void run_start(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    char *url = NULL;
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    m->running++;
+    mc->started = now_s();
+    mc->run_snap = config_ref(m->cfg);
+    mc->run_cfg = mc->cfg;
+    if (mc->run_cfg->challenge != CFG_CHAL_HTTP01) {
+        run_end(mc, ERR_UNSUPPORTED, "dns-01 is not available in this build");
+        return;
+    }
+    /* Resume an order a previous run left behind (same names, CA, key type). */
+    rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
+    if (rc == 0) {
+        log_info(LOG_MAIN, "cert=%s: resuming the stored order", mc->name);
+        mc->resume_url = url;
+        mc->key = key;
+        order_begin(mc);
+        return;
+    }
+    if (rc != -ENOENT)
+        log_info(LOG_MAIN, "cert=%s: stored order not usable (%s): starting a new one", mc->name,
+                 err_str(rc));
+    /* Key generation off the loop (RSA 4096 takes seconds). */
+    struct key_job *j = xcalloc(1, sizeof(*j));
+    j->mc = mc;
+    j->type = mc->run_cfg->key;
+    mc->state = MC_KEYGEN;
+    rc = store_job_start(m->loop, key_job_work, j, key_job_done);
+    if (rc < 0) {
+        free(j);
+        run_end(mc, rc, "cannot start key generation");
+        return;
+    }
+    m->jobs++;
+}
+
+static void pump(struct manager *m)
+{
+    unsigned max = m->cfg->daemon.max_concurrent_orders;
+
+    if (max == 0)
+        max = 1;
+    while (!m->stopping && m->qhead != NULL && m->running < max) {
+        struct mcert *mc = m->qhead;
+        m->qhead = mc->qnext;
+        if (m->qhead == NULL)
+            m->qtail = NULL;
+        mc->qnext = NULL;
+        mc->state = MC_IDLE;
+        run_start(mc);
+    }
+    maybe_finish(m);
+}
+
+/* ---- deploy ---- */
+
+static void deploy_next(struct mcert *mc);
+
+static void files_done(int status, void *arg)
+{
+    struct mcert *mc = arg;
+
+    mc->files = NULL;
+    if (status != 0)
+        mc->deploy_failed++; /* logged by deploy */
+    mc->deploy_idx++;
+    deploy_next(mc);
+}
+
+static void exec_done(int status, const struct deploy_exec_result *res, void *arg)
+{
+    struct mcert *mc = arg;
+
+    (void)res;
+    mc->exec = NULL;
+    if (status != 0)
+        mc->deploy_failed++; /* logged by deploy */
+    mc->deploy_idx++;
+    deploy_next(mc);
+}
+
+/* Runs the deploy actions in order; one failure is counted and the others
+ * still run. */
+static void deploy_next(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    const struct cfg_cert *cc = mc->run_cfg;
+    struct acme_order_result *res = mc->res;
+    int rc;
+
+    while (!m->stopping && mc->deploy_idx < cc->n_deploy) {
+        const struct cfg_deploy *d = &cc->deploy[mc->deploy_idx];
+        if (d->type == CFG_DEPLOY_FILES) {
+            struct store_cert sc = {
+                .dir = mc->gen_dir,
+                .generation = mc->generation,
+                .cert_pem = res->cert_pem,
+                .chain_pem = res->chain_pem,
+                .fullchain_pem = res->fullchain_pem,
+                .key_pem = mc->key_pem,
+                .meta_json = NULL,
+            };
+            rc = deploy_files_start(m->loop, mc->name, d, &sc, files_done, mc, &mc->files);
+        } else {
+            struct deploy_env env = {
+                .name = mc->name,
+                .domains = (const char *const *)cc->domains.v,
+                .n_domains = cc->domains.n,
+                .cert_dir = mc->gen_dir,
+                .event = mc->had_cert ? "renewed" : "issued",
+            };
+            rc = deploy_exec_start(m->loop, d, &env, exec_done, mc, &mc->exec);
+        }
+        if (rc == 0)
+            return;
+        log_error(LOG_DEPLOY, "deploy cert=%s action=%zu: cannot start: %s", mc->name,
+                  mc->deploy_idx + 1, err_str(rc));
+        mc->deploy_failed++;
+        mc->deploy_idx++;
+    }
+    if (m->stopping && mc->deploy_idx < cc->n_deploy) {
+        run_end(mc, -ECANCELED, "stopped before every deploy action ran");
+        return;
+    }
+    if (mc->deploy_failed > 0) {
+        char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed",
+                            mc->deploy_failed, cc->n_deploy);
+        run_end(mc, ERR_DEPLOY, e);
+        free(e);
+        return;
+    }
+    run_end(mc, 0, NULL);
+}
+
+/* ---- storing ---- */
+
+struct store_job {
+    struct mcert *mc;
+    char *state_dir, *name;
+    char *cert, *chain, *fullchain, *key, *meta; /* owned copies */
+    char *generation;                            /* out */
+    const char *step;
+};
+
+static int store_job_work(void *arg)
+{
+    struct store_job *j = arg;
+    int rc;
+
+    j->step = "storing the certificate";
+    rc = store_cert_write_sync(j->state_dir, j->name, j->cert, j->chain, j->fullchain, j->key,
+                               j->meta, KEEP_GENERATIONS, &j->generation);
+    if (rc < 0)
+        return rc;
+    /* Only now is the order done: a crash before this resumes it. */
+    j->step = "removing the order file";
+    rc = store_order_remove_sync(j->state_dir, j->name);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void store_job_done(int status, void *arg)
+{
+    struct store_job *j = arg;
+    struct mcert *mc = j->mc;
+
+    mc->m->jobs--;
+    if (status < 0) {
+        char *e = xasprintf("%s: %s", j->step, err_str(status));
+        run_end(mc, status, e);
+        free(e);
+    } else {
+        log_debug(LOG_MAIN, "cert=%s: stored generation %s", mc->name,
+                  j->generation ? j->generation : "?");
+        mc->generation = j->generation;
+        j->generation = NULL;
+        mc->gen_dir = xasprintf("%s/certs/%s/%s", mc->m->state_dir, mc->name,
+                                mc->generation ? mc->generation : "current");
+        mc->key_pem = j->key;
+        j->key = NULL;
+        mc->state = MC_DEPLOY;
+        mc->deploy_idx = 0;
+        mc->deploy_failed = 0;
+        deploy_next(mc);
+    }
+    if (j->key != NULL)
+        OPENSSL_cleanse(j->key, strlen(j->key));
+    free(j->key);
+    free(j->state_dir);
+    free(j->name);
+    free(j->cert);
+    free(j->chain);
+    free(j->fullchain);
+    free(j->meta);
+    free(j->generation);
+    free(j);
+}
+
+static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+    json_t *doms = json_array();
+    char *s;
+
+    for (size_t i = 0; i < cc->domains.n; i++)
+        json_array_append_new(doms, json_string(cc->domains.v[i]));
+    json_t *j =
+        json_pack("{s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca", cc->ca->name,
+                  "directory", cc->ca->directory, "key", config_key_type_name(cc->key),
+                  "not_before", (json_int_t)ch->not_before, "not_after", (json_int_t)ch->not_after,
+                  "issued_at", (json_int_t)now_s(), "serial", ch->serial_hex ? ch->serial_hex : "");
+    s = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return s;
+}
+
+static void order_done(int status, struct acme_order_result *res, void *arg)
+{
+    struct mcert *mc = arg;
+    struct manager *m = mc->m;
+    char *pem = NULL;
+    size_t plen;
+    int rc;
+
+    mc->order = NULL;
+    if (status != 0) {
+        char *e = xasprintf("%s", res != NULL && res->error ? res->error : err_str(status));
+        acme_order_result_free(res);
+        run_end(mc, status, e);
+        free(e);
+        return;
+    }
+    mc->res = res;
+    /* Never store a certificate that does not belong to our key. */
+    if (!acme_chain_matches_key(&res->chain, mc->key)) {
+        run_end(mc, ERR_CRYPTO, "the certificate does not match the certificate key");
+        return;
+    }
+    rc = acme_key_to_pem(mc->key, &pem, &plen);
+    if (rc < 0) {
+        run_end(mc, rc, "cannot encode the key");
+        return;
+    }
+    struct store_job *j = xcalloc(1, sizeof(*j));
+    j->mc = mc;
+    j->state_dir = xstrdup(m->state_dir);
+    j->name = xstrdup(mc->name);
+    j->cert = xstrdup(res->cert_pem);
+    j->chain = xstrdup(res->chain_pem);
+    j->fullchain = xstrdup(res->fullchain_pem);
+    j->key = pem;
+    j->meta = meta_json(mc, &res->chain);
+    mc->not_after = res->chain.not_after;
+    mc->state = MC_STORE;
+    rc = store_job_start(m->loop, store_job_work, j, store_job_done);
+    if (rc < 0) {
+        j->step = "cannot start the store job";
+        m->jobs++; /* store_job_done decrements it */
+        store_job_done(rc, j);
+        return;
+    }
+    m->jobs++;
+}
+
+/* ---- end of a run ---- */
+
+static void mc_free(struct mcert *mc)
+{
+    EVP_PKEY_free(mc->key);
+    free(mc->key_pem);
+    free(mc->generation);
+    free(mc->gen_dir);
+    free(mc->resume_url);
+    acme_order_result_free(mc->res);
+    free(mc->error);
+    free(mc->name);
+    free(mc);
+}
+
+static void mc_timer_closed(uv_handle_t *h)
+{
+    struct mcert *mc = h->data;
+    struct manager *m = mc->m;
+
+    mc_free(mc);
+    m->closing--;
+    maybe_finish(m);
+}
+
+static void mc_unlink(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+
+    for (struct mcert **pp = &m->certs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == mc) {
+            *pp = mc->next;
+            break;
+        }
+    }
+    m->closing++;
+    uv_close((uv_handle_t *)&mc->timer, mc_timer_closed);
+}
+
+static void run_end(struct mcert *mc, int status, const char *error)
+{
+    struct manager *m = mc->m;
+    const struct cfg_cert *cc = mc->run_cfg;
+
+    if (status == 0) {
+        char na[32];
+        struct buf names = BUF_INIT(64 * 1024);
+        for (size_t i = 0; i < cc->domains.n; i++)
+            (void)buf_printf(&names, "%s%s", i ? "," : "", cc->domains.v[i]);
+        fmt_time(mc->not_after, na, sizeof(na));
+        log_info(LOG_MAIN, "issued cert=%s names=%s not_after=%s deployed=%zu actions", mc->name,
+                 names.data ? names.data : "", na, cc->n_deploy);
+        buf_fini(&names);
+        mc->summary = SUM_ISSUED;
+        mc->failures = 0;
+        free(mc->error);
+        mc->error = NULL;
+    } else if (status == -ECANCELED && m->stopping) {
+        log_info(LOG_MAIN, "cert=%s: order cancelled (stopping)", mc->name);
+        mc->summary = SUM_FAILED;
+        free(mc->error);
+        mc->error = xstrdup("cancelled");
+    } else {
+        log_error(LOG_MAIN, "order cert=%s %s", mc->name, error ? error : err_str(status));
+        m->failed++;
+        mc->summary = SUM_FAILED;
+        mc->failures++;
+        free(mc->error);
+        mc->error = xstrdup(error ? error : err_str(status));
+    }
+    /* release the run */
+    EVP_PKEY_free(mc->key);
+    mc->key = NULL;
+    if (mc->key_pem != NULL)
+        OPENSSL_cleanse(mc->key_pem, strlen(mc->key_pem));
+    free(mc->key_pem);
+    mc->key_pem = NULL;
+    free(mc->generation);
+    mc->generation = NULL;
+    free(mc->gen_dir);
+    mc->gen_dir = NULL;
+    free(mc->resume_url);
+    mc->resume_url = NULL;
+    acme_order_result_free(mc->res);
+    mc->res = NULL;
+    config_unref(mc->run_snap);
+    mc->run_snap = NULL;
+    mc->run_cfg = NULL;
+    mc->state = MC_IDLE;
+    m->running--;
+
+    if (mc->removed) {
+        mc_unlink(mc);
+    } else if (!m->once && !m->stopping) {
+        if (status == 0) {
+            decide(mc); /* arms the renewal timer */
+        } else {
+            /* Exponential backoff with jitter: 60 s, 120 s, ... capped at 1 h. */
+            int64_t d = RETRY_FIRST_S;
+            for (int i = 1; i < mc->failures && d < RETRY_MAX_S; i++)
+                d *= 2;
+            if (d > RETRY_MAX_S)
+                d = RETRY_MAX_S;
+            d = d - d / 5 + (int64_t)(uv_hrtime() % (uint64_t)(d / 5 * 2 + 1));
+            log_info(LOG_MAIN, "cert=%s: retry in %" PRId64 " s", mc->name, d);
+            arm(mc, now_s() + d);
+        }
+    }
+    pump(m);
+}
+
+/* ---- teardown ---- */
+
+static void manager_free(struct manager *m)
+{
+    for (size_t i = 0; i < m->n_clients; i++) {
+        free(m->clients[i].ca_name);
+        free(m->clients[i].directory);
+    }
+    free(m->clients);
+    free(m->state_dir);
+    config_unref(m->cfg);
+    free(m);
+}
+
+static void chal_closed(void *arg)
+{
+    struct manager *m = arg;
+
+    m->closing--;
+    maybe_finish(m);
+}
+
+static void print_summary(struct manager *m)
+{
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        char a[32], b[32];
+        switch (mc->summary) {
+        case SUM_ISSUED:
+            fmt_date(mc->not_after, a, sizeof(a));
+            printf("%s: issued, expires %s\n", mc->name, a);
+            break;
+        case SUM_FAILED:
+            printf("%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");
+            break;
+        case SUM_OK:
+            if (mc->not_after > 0) {
+                fmt_date(mc->not_after, a, sizeof(a));
+                fmt_date(mc->renew_at, b, sizeof(b));
+                printf("%s: ok, valid until %s, renewal %s\n", mc->name, a, b);
+            } else {
+                printf("%s: ok\n", mc->name);
+            }
+            break;
+        case SUM_NONE:
+            printf("%s: not processed\n", mc->name);
+            break;
+        }
+    }
+    fflush(stdout);
+}
+
+static void kick_closed(uv_handle_t *h)
+{
+    struct manager *m = h->data;
+
+    m->closing--;
+    maybe_finish(m);
+}
+
+static void teardown(struct manager *m)
+{
+    m->torn_down = true;
+    if (m->kick_open) {
+        m->kick_open = false;
+        m->closing++;
+        uv_close((uv_handle_t *)&m->kick, kick_closed);
+    }
+    if (m->once)
+        print_summary(m);
+    while (m->certs != NULL)
+        mc_unlink(m->certs);
+    for (size_t i = 0; i < m->n_clients; i++) {
+        acme_client_close(m->clients[i].c);
+        m->clients[i].c = NULL;
+    }
+    if (m->http != NULL) {
+        http_client_close(m->http);
+        m->http = NULL;
+    }
+    if (m->chal != NULL) {
+        m->closing++;
+        chal_http01_close(m->chal, chal_closed, m);
+        m->chal = NULL;
+    }
+}
+
+static void maybe_finish(struct manager *m)
+{
+    if (!m->started)
+        return;
+    if (!m->torn_down) {
+        bool idle = m->running == 0 && m->qhead == NULL && m->jobs == 0;
+        if (!idle || !(m->once || m->stopping))
+            return;
+        teardown(m);
+    }
+    if (m->closing > 0 || m->jobs > 0)
+        return;
+    if (m->done == NULL)
+        return; /* already reported */
+    manager_done_cb done = m->done;
+    void *arg = m->arg;
+    int failed = m->failed;
+    m->done = NULL;
+    manager_free(m);
+    done(failed, arg);
+}
+
+/* ---- public ---- */
+
+static void kick_cb(uv_timer_t *t)
+{
+    struct manager *m = t->data;
+
+    m->started = true;
+    pump(m);
+}
+
+static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
+{
+    struct mcert *mc = xcalloc(1, sizeof(*mc));
+
+    mc->m = m;
+    mc->name = xstrdup(cc->name);
+    mc->cfg = cc;
+    uv_timer_init(m->loop, &mc->timer);
+    mc->timer.data = mc;
+    /* keep the list in config order (sorted by name) */
+    struct mcert **pp = &m->certs;
+    while (*pp != NULL)
+        pp = &(*pp)->next;
+    *pp = mc;
+    return mc;
+}
+
+int manager_start(const struct manager_opts *o, struct manager **out)
+{
+    struct manager *m = xcalloc(1, sizeof(*m));
+    int rc;
+
+    m->loop = o->loop;
+    m->cfg = config_ref(o->cfg);
+    m->store = o->store;
+    m->state_dir = xstrdup(store_dir(o->store));
+    m->once = o->once;
+    m->done = o->done;
+    m->arg = o->arg;
+
+    bool need_http01 = false;
+    for (size_t i = 0; i < m->cfg->n_certs; i++)
+        if (m->cfg->certs[i].challenge == CFG_CHAL_HTTP01 && m->cfg->certs[i].ca != NULL)
+            need_http01 = true;
+    if (need_http01 || !m->once) {
+        rc = chal_http01_open(m->loop, (const char *const *)m->cfg->http01.listen.v,
+                              m->cfg->http01.listen.n, &m->chal);
+        if (rc < 0) {
+            m->chal = NULL;
+            goto fail;
+        }
+    }
+    rc = http_client_open(m->loop, &m->http);
+    if (rc < 0) {
+        log_error(LOG_MAIN, "cannot start the HTTP client: %s", err_str(rc));
+        m->http = NULL;
+        goto fail;
+    }
+    for (size_t i = 0; i < m->cfg->n_certs; i++)
+        mc_new(m, &m->cfg->certs[i]);
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        decide(mc);
+    *out = m;
+    /* The first pump runs from the loop so that done never runs inside
+     * manager_start (nothing due in --once mode ends at once). */
+    uv_timer_init(m->loop, &m->kick);
+    m->kick.data = m;
+    m->kick_open = true;
+    uv_timer_start(&m->kick, kick_cb, 0, 0);
+    return 0;
+fail:
+    if (m->chal != NULL)
+        chal_http01_close(m->chal, NULL, NULL);
+    m->done = NULL;
+    config_unref(m->cfg);
+    free(m->state_dir);
+    free(m);
+    return rc;
+}
+
+void manager_reload(struct manager *m, struct config *cfg)
+{
+    struct config *old = m->cfg;
+
+    m->cfg = config_ref(cfg);
+    /* Certificates gone from the new snapshot: no new work; a run in flight
+     * finishes with the snapshot it started with, then the entry goes. */
+    for (struct mcert *mc = m->certs, *nx; mc != NULL; mc = nx) {
+        nx = mc->next;
+        const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
+        if (cc != NULL) {
+            mc->cfg = cc;
+            continue;
+        }
+        log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
+        mc->removed = true;
+        mc->cfg = NULL;
+        if (mc->state == MC_QUEUED)
+            dequeue(mc);
+        if (mc->state == MC_IDLE)
+            mc_unlink(mc);
+    }
+    /* New certificates, and changed ones that are idle, are decided anew. */
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const struct cfg_cert *cc = &cfg->certs[i];
+        struct mcert *mc = NULL;
+        for (struct mcert *x = m->certs; x != NULL; x = x->next)
+            if (!x->removed && strcmp(x->name, cc->name) == 0)
+                mc = x;
+        if (mc == NULL) {
+            log_info(LOG_MAIN, "cert=%s: added", cc->name);
+            mc = mc_new(m, cc);
+        }
+        if (mc->state == MC_IDLE) {
+            if (mc->timer_armed) {
+                uv_timer_stop(&mc->timer);
+                mc->timer_armed = false;
+            }
+            decide(mc);
+        }
+    }
+    config_unref(old);
+    pump(m);
+}
+
+void manager_stop(struct manager *m)
+{
+    if (m->stopping)
+        return;
+    m->stopping = true;
+    m->started = true;
+    /* Nothing queued starts any more. */
+    while (m->qhead != NULL)
+        dequeue(m->qhead);
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        if (mc->timer_armed) {
+            uv_timer_stop(&mc->timer);
+            mc->timer_armed = false;
+        }
+        if (mc->order != NULL) {
+            /* cancel cleans the order's tokens and never calls back */
+            acme_order_cancel(mc->order);
+            mc->order = NULL;
+            run_end(mc, -ECANCELED, "stopped");
+        } else if (mc->exec != NULL) {
+            deploy_exec_cancel(mc->exec);
+            mc->exec = NULL;
+            run_end(mc, -ECANCELED, "stopped");
+        } else if (mc->files != NULL) {
+            deploy_files_cancel(mc->files);
+            mc->files = NULL;
+            run_end(mc, -ECANCELED, "stopped");
+        }
+    }
+    maybe_finish(m);
+}
