@@ -1,4 +1,4 @@
-/* Configuration: certloop.toml plus conf.d/*.toml parsed into one immutable,
+/* Configuration: certloop.toml plus the *.toml files of conf.d/ parsed into one immutable,
  * reference-counted snapshot. Everything is validated before a snapshot
  * exists; every problem is reported as "FILE:LINE:COL: error: KEY.PATH: msg".
  * Readers never modify a snapshot; in-flight work holds a reference. */
@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "config/toml.h"
@@ -29,6 +30,15 @@ enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01 };
 enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
 enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
 
+/* Events a [notify.NAME] webhook subscribes to (bit mask). */
+enum cfg_event {
+    CFG_EVENT_ISSUED = 1u << 0,
+    CFG_EVENT_RENEWED = 1u << 1,
+    CFG_EVENT_FAILED = 1u << 2,
+    CFG_EVENT_EXPIRING = 1u << 3,
+    CFG_EVENT_ALL = 0xfu
+};
+
 /* Where something was written, for messages. */
 struct cfg_where {
     const char *file; /* borrowed from the snapshot's file list */
@@ -36,17 +46,17 @@ struct cfg_where {
 };
 
 struct cfg_strv {
-    char **v; /* owned, NULL-terminated */
+    char **v; /* owned, NULL-terminated; NULL when n == 0 and the key was not written */
     size_t n;
 };
 
 struct cfg_daemon {
-    char *state_dir;             /* default /var/lib/certloop */
-    char *control_socket;        /* default /run/certloop/control.sock */
+    char *state_dir;                /* default /var/lib/certloop */
+    char *control_socket;           /* default /run/certloop/control.sock */
     unsigned max_concurrent_orders; /* default 64 */
-    enum log_level log_level;    /* default info */
-    char *include;               /* glob relative to the main file's dir; default conf.d/*.toml */
-    struct cfg_strv resolvers;   /* "IP:PORT" for recursive lookups; empty: /etc/resolv.conf */
+    enum log_level log_level;       /* default info */
+    char *include; /* glob relative to the main file's dir; default "conf.d/" "*.toml" */
+    struct cfg_strv resolvers; /* "IP:PORT" for recursive lookups; empty: /etc/resolv.conf */
 };
 
 struct cfg_http01 {
@@ -54,17 +64,17 @@ struct cfg_http01 {
 };
 
 struct cfg_ca {
-    char *name;        /* the NAME of [ca.NAME] */
+    char *name; /* the NAME of [ca.NAME] */
     struct cfg_where where;
-    char *directory;   /* ACME directory URL */
+    char *directory; /* ACME directory URL */
     struct cfg_strv contact;
     bool agree_tos;
-    char *trust;       /* extra trust anchors (PEM file) for the CA's HTTPS, or NULL */
-    char *eab_kid;     /* External Account Binding, or NULL */
+    char *trust;   /* extra trust anchors (PEM file) for the CA's HTTPS, or NULL */
+    char *eab_kid; /* External Account Binding, or NULL */
     char *eab_hmac_key_file;
     char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
-    char *profile;     /* or NULL */
-    bool is_public;    /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
+    char *profile;         /* or NULL */
+    bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
 };
 
 struct cfg_tsig {
@@ -77,13 +87,13 @@ struct cfg_dns {
     char *name; /* the NAME of [dns.NAME] */
     struct cfg_where where;
     enum cfg_dns_type type;
-    char *server;            /* rfc2136: "IP:PORT" */
-    char *zone;              /* rfc2136: optional, found by SOA lookup */
-    struct cfg_tsig tsig;    /* rfc2136 */
-    struct cfg_strv command; /* exec: argv prefix */
-    char *url;               /* callback */
-    int64_t timeout_s;       /* exec: per-invocation timeout; default 60 */
-    struct cfg_strv nameservers; /* check these instead of discovered NS */
+    char *server;                  /* rfc2136: "IP:PORT" */
+    char *zone;                    /* rfc2136: optional, found by SOA lookup */
+    struct cfg_tsig tsig;          /* rfc2136 */
+    struct cfg_strv command;       /* exec: argv prefix */
+    char *url;                     /* callback */
+    int64_t timeout_s;             /* exec: per-invocation timeout; default 60 */
+    struct cfg_strv nameservers;   /* check these instead of discovered NS */
     int64_t propagation_timeout_s; /* default 120 */
     int64_t poll_interval_s;       /* default 2 */
 };
@@ -112,24 +122,40 @@ struct cfg_cert {
     struct cfg_ca *ca;       /* borrowed from this snapshot */
     enum cfg_key_type key;
     enum cfg_challenge challenge;
-    struct cfg_dns *dns;     /* borrowed; dns-01 only */
-    int64_t renew_before_s;  /* 0: default (a third of the lifetime) */
+    struct cfg_dns *dns;       /* borrowed; dns-01 only */
+    int64_t renew_before_s;    /* 0: default (a third of the lifetime) */
     struct cfg_deploy *deploy; /* owned array */
     size_t n_deploy;
+    /* import = { cert = PATH, key = PATH }: an existing certificate and key
+     * taken over as the first generation (both NULL if absent). An imported
+     * certificate without `ca` is never renewed, only deployed; its domains
+     * may then be left out (they come from the certificate). */
+    char *import_cert;
+    char *import_key;
+};
+
+struct cfg_notify {
+    char *name; /* the NAME of [notify.NAME] */
+    struct cfg_where where;
+    char *url;         /* http:// or https:// */
+    char *secret_file; /* HMAC key for the signature header, or NULL (unsigned) */
+    unsigned events;   /* CFG_EVENT_* bits; default CFG_EVENT_ALL */
 };
 
 struct config {
     int refs;
-    char *path;               /* the main file */
-    struct cfg_strv files;    /* every file read, main first */
+    char *path;            /* the main file */
+    struct cfg_strv files; /* every file read, main first */
     struct cfg_daemon daemon;
     struct cfg_http01 http01;
-    struct cfg_ca *cas;       /* owned arrays */
+    struct cfg_ca *cas; /* owned arrays */
     size_t n_cas;
     struct cfg_dns *dns;
     size_t n_dns;
-    struct cfg_cert *certs;   /* sorted by name */
+    struct cfg_cert *certs; /* sorted by name */
     size_t n_certs;
+    struct cfg_notify *notify; /* owned array, sorted by name */
+    size_t n_notify;
 };
 
 /* The errors of one load, one formatted line each. */
@@ -150,8 +176,24 @@ void config_unref(struct config *cfg);
 /* Borrowed lookups, NULL if absent. */
 const struct cfg_cert *config_cert_find(const struct config *cfg, const char *name);
 const struct cfg_ca *config_ca_find(const struct config *cfg, const char *name);
+const struct cfg_dns *config_dns_find(const struct config *cfg, const char *name);
+const struct cfg_notify *config_notify_find(const struct config *cfg, const char *name);
+
+/* For reload diffing. equal_order: same domains (in order), key type, CA
+ * directory and profile, challenge and dns solver name; false means the
+ * certificate must be reissued. equal_deploy: the same deploy actions. */
+bool config_cert_equal_order(const struct cfg_cert *a, const struct cfg_cert *b);
+bool config_cert_equal_deploy(const struct cfg_cert *a, const struct cfg_cert *b);
+
+/* Parses "IP:PORT" or "[IPv6]:PORT" (no names, no lookups). When
+ * default_port >= 0 the port may be left out ("192.0.2.1", "2001:db8::1").
+ * Fills *ss and *len; 0 or -EINVAL. Strings stored in a snapshot (listen,
+ * resolvers, server, nameservers) always carry a port. */
+int config_addr_parse(const char *s, int default_port, struct sockaddr_storage *ss, socklen_t *len);
 
 const char *config_key_type_name(enum cfg_key_type k);
+const char *config_challenge_name(enum cfg_challenge c);
+const char *config_dns_type_name(enum cfg_dns_type t);
 
 /* Parses "90d", "12h", "30m", "45s" (and combinations like "1d12h") into
  * seconds. 0 or -EINVAL. */
@@ -159,6 +201,7 @@ int config_duration_parse(const char *s, int64_t *out);
 
 void config_diag_init(struct config_diag *d);
 void config_diag_fini(struct config_diag *d);
-void config_diag_add(struct config_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void config_diag_add(struct config_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif
