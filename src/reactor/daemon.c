@@ -221,7 +221,9 @@ static void log_open_handle(uv_handle_t *h, void *arg)
               uv_is_closing(h) ? " (closing)" : "");
 }
 
-static int start_loop(struct daemon *d)
+/* Initialises the loop and our signal handles. On failure after the loop
+ * exists, *loop_ok is true and the caller must still finish_loop(). */
+static int start_loop(struct daemon *d, bool *loop_ok)
 {
     struct {
         uv_signal_t *h;
@@ -229,15 +231,19 @@ static int start_loop(struct daemon *d)
     } sigs[] = {{&d->sighup, SIGHUP}, {&d->sigterm, SIGTERM}, {&d->sigint, SIGINT}};
     int rc = uv_loop_init(&d->loop);
 
+    *loop_ok = false;
     if (rc < 0) {
         log_error(LOG_MAIN, "uv_loop_init: %s", err_str(rc));
         return rc;
     }
+    *loop_ok = true;
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         rc = uv_signal_init(&d->loop, sigs[i].h);
         assert(rc == 0); /* cannot fail on Linux once the loop exists */
         sigs[i].h->data = d;
         d->open_handles++;
+    }
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         rc = uv_signal_start(sigs[i].h, on_signal, sigs[i].signum);
         if (rc < 0) {
             log_error(LOG_MAIN, "signal %d: %s", sigs[i].signum, err_str(rc));
@@ -252,6 +258,7 @@ static void finish_loop(struct daemon *d)
 {
     close_signals(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    assert(d->open_handles == 0);
     if (uv_loop_close(&d->loop) != 0) {
         uv_walk(&d->loop, log_open_handle, NULL);
         assert(!"uv_loop_close: handles left open at shutdown");
@@ -281,10 +288,12 @@ int daemon_run(const struct daemon_opts *o)
     if (code != 0)
         goto out;
 
-    rc = start_loop(&d);
+    bool loop_ok;
+    rc = start_loop(&d, &loop_ok);
     if (rc < 0) {
         code = EXIT_TEMPFAIL;
-        finish_loop(&d);
+        if (loop_ok)
+            finish_loop(&d);
         goto out;
     }
 

@@ -324,7 +324,9 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
                 c->import_key != NULL ? c->import_key : "-");
     }
     line_label(out, "renew");
-    if (c->renew_before_s > 0) {
+    if (c->ca == NULL) {
+        fprintf(out, "never (no ca)\n");
+    } else if (c->renew_before_s > 0) {
         sched_duration_fmt(c->renew_before_s, span, sizeof(span));
         fprintf(out, "%s before expiry\n", span);
     } else {

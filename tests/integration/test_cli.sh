@@ -98,7 +98,7 @@ for args in "status" "status --json" "renew www" "renew --all --force" "reload" 
 done
 
 echo "== check"
-mkdir -p "$tmp/etc/conf.d"
+mkdir -p "$tmp/etc/conf.d" "$tmp/deploy"
 cat >"$tmp/etc/certloop.toml" <<EOF
 [daemon]
 state_dir = "$tmp/state"
@@ -185,7 +185,7 @@ ca = "nowhere"
 EOF
 run 78 check -c "$bad"
 [ "$(wc -l <"$tmp/err")" -ge 2 ] || fail "check: expected at least two error lines"
-grep -qE "^$bad:3:1: error: daemon\.log_levle" "$tmp/err" || fail "check: unknown key line"
+grep -qE "^$bad:3:1: error: daemon.*log_levle" "$tmp/err" || fail "check: unknown key line"
 grep -qE "^$bad:7:[0-9]+: error: certificate\.www\.ca" "$tmp/err" || fail "check: unknown CA line"
 # run refuses an invalid configuration the same way
 run 78 run -c "$bad"
