@@ -1,0 +1,274 @@
+# The Pebble test world for integration tests (source it from bash):
+# free loopback ports, a throwaway CA and leaf for Pebble's own HTTPS, a
+# mock DNS server answering every name with 127.0.0.1 (pebble-challtestsrv),
+# Pebble itself, its root for `openssl verify`, and a certloop config
+# writer. Everything lives under $TW (a temp dir) and is stopped and removed
+# on EXIT. A missing tool skips the test (exit 77) unless CI=true.
+#
+#   . "$(dirname "$0")/lib.sh"
+#   tw_init issue                 # name for the temp dir
+#   tw_start                      # DNS + Pebble (env: PEBBLE_WFE_NONCEREJECT, TW_HTTP_PORT)
+#   tw_config_begin > "$TW/certloop.toml"; tw_cert www ec-p256 www.test >> ...
+#   "$CERTLOOP" run --once -c "$TW/certloop.toml"
+
+CERTLOOP=${CERTLOOP:-${BUILD_DIR:-build}/certloop}
+TW=
+TW_PIDS=()
+TW_FAILS=0
+
+tw_log() {
+  echo "[$(date +%H:%M:%S)] $*" >&2
+}
+
+tw_fail() {
+  echo "FAIL: $*" >&2
+  TW_FAILS=$((TW_FAILS + 1))
+}
+
+# tw_skip MESSAGE: exit 77, or fail when CI=true (a missing dependency must
+# not pass silently there).
+tw_skip() {
+  if [ "${CI:-}" = true ]; then
+    echo "FAIL (CI): $*" >&2
+    exit 1
+  fi
+  echo "SKIP: $*" >&2
+  exit 77
+}
+
+tw_need() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 || tw_skip "$t not found"
+  done
+}
+
+tw_cleanup() {
+  local p
+  for p in "${TW_PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+  done
+  for p in "${TW_PIDS[@]}"; do
+    wait "$p" 2>/dev/null
+  done
+  if [ -n "$TW" ] && [ -d "$TW" ]; then
+    if [ -n "${TW_KEEP:-}" ]; then
+      echo "test world kept in $TW" >&2
+    else
+      rm -rf "$TW"
+    fi
+  fi
+}
+
+# tw_init NAME: temp dir, traps, tool checks.
+tw_init() {
+  tw_need pebble pebble-challtestsrv openssl curl python3
+  if [ ! -x "$CERTLOOP" ]; then
+    echo "no certloop binary at $CERTLOOP" >&2
+    exit 1
+  fi
+  TW=$(mktemp -d "/tmp/certloop-${1:-it}-XXXXXX")
+  trap tw_cleanup EXIT
+}
+
+# tw_port: a loopback port free for both TCP and UDP right now.
+tw_port() {
+  python3 - <<'EOF'
+import socket
+while True:
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close()
+        continue
+    u.close()
+    t.close()
+    print(port)
+    break
+EOF
+}
+
+# tw_tls: a throwaway CA and a leaf for 127.0.0.1/localhost (Pebble's HTTPS).
+tw_tls() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=certloop test world CA" -keyout "$TW/tls-ca.key" -out "$TW/tls-ca.pem" \
+    >/dev/null 2>&1 || return 1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$TW/tls.key" -out "$TW/tls.csr" >/dev/null 2>&1 || return 1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$TW/tls.ext"
+  openssl x509 -req -in "$TW/tls.csr" -CA "$TW/tls-ca.pem" -CAkey "$TW/tls-ca.key" \
+    -CAcreateserial -days 2 -extfile "$TW/tls.ext" -out "$TW/tls.pem" >/dev/null 2>&1
+}
+
+# tw_wait_http URL [CAFILE] [SECONDS]: bounded poll until URL answers.
+tw_wait_http() {
+  local url=$1 ca=${2:-} secs=${3:-20} i
+  for ((i = 0; i < secs * 10; i++)); do
+    if [ -n "$ca" ]; then
+      curl -fsS --max-time 2 --cacert "$ca" "$url" >/dev/null 2>&1 && return 0
+    else
+      curl -fsS --max-time 2 "$url" >/dev/null 2>&1 && return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# tw_start: the DNS mock, then Pebble. Sets TW_DNS_PORT, TW_ACME_PORT,
+# TW_MGMT_PORT, TW_HTTP_PORT (where Pebble validates http-01: certloop's
+# listener; preset it to point Pebble elsewhere), TW_DIRECTORY, and fetches
+# the issuing root to $TW/root.pem.
+tw_start() {
+  tw_tls || { tw_fail "cannot make the TLS certificates"; return 1; }
+  TW_DNS_PORT=$(tw_port)
+  TW_DNS_MGMT_PORT=$(tw_port)
+  TW_ACME_PORT=$(tw_port)
+  TW_MGMT_PORT=$(tw_port)
+  TW_HTTP_PORT=${TW_HTTP_PORT:-$(tw_port)}
+  TW_TLS_PORT=$(tw_port)
+  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+    -dns01 "127.0.0.1:$TW_DNS_PORT" -management "127.0.0.1:$TW_DNS_MGMT_PORT" \
+    -http01 "" -https01 "" -tlsalpn01 "" >"$TW/dns.log" 2>&1 &
+  TW_PIDS+=($!)
+  cat >"$TW/pebble.json" <<EOF
+{
+  "pebble": {
+    "listenAddress": "127.0.0.1:$TW_ACME_PORT",
+    "managementListenAddress": "127.0.0.1:$TW_MGMT_PORT",
+    "certificate": "$TW/tls.pem",
+    "privateKey": "$TW/tls.key",
+    "httpPort": $TW_HTTP_PORT,
+    "tlsPort": $TW_TLS_PORT,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": false
+  }
+}
+EOF
+  PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=${PEBBLE_WFE_NONCEREJECT:-0} \
+    PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} \
+    pebble -config "$TW/pebble.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" >"$TW/pebble.log" 2>&1 &
+  TW_PIDS+=($!)
+  TW_DIRECTORY="https://127.0.0.1:$TW_ACME_PORT/dir"
+  if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30; then
+    tw_fail "Pebble did not come up"
+    sed 's/^/  pebble: /' "$TW/pebble.log" >&2
+    return 1
+  fi
+  if ! curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/roots/0" \
+    -o "$TW/root.pem"; then
+    tw_fail "cannot fetch Pebble's root"
+    return 1
+  fi
+  # the DNS mock answers on UDP; nothing to poll over HTTP but its management port
+  tw_wait_http "http://127.0.0.1:$TW_DNS_MGMT_PORT/" "" 10 ||
+    curl -s -o /dev/null "http://127.0.0.1:$TW_DNS_MGMT_PORT/" || true
+  tw_log "test world: pebble $TW_DIRECTORY, dns 127.0.0.1:$TW_DNS_PORT, http-01 port $TW_HTTP_PORT"
+}
+
+# tw_config_head [MAX_CONCURRENT] [LISTEN_PORT]: [daemon], [http01] and
+# [ca.pebble] for the test world.
+tw_config_head() {
+  local maxc=${1:-64} port=${2:-$TW_HTTP_PORT}
+  mkdir -p "$TW/state"
+  cat <<EOF
+[daemon]
+state_dir = "$TW/state"
+control_socket = "$TW/control.sock"
+max_concurrent_orders = $maxc
+log_level = "${TW_LOG_LEVEL:-info}"
+
+[http01]
+listen = ["127.0.0.1:$port"]
+
+[ca.pebble]
+directory = "$TW_DIRECTORY"
+contact = ["mailto:ops@example.org"]
+agree_tos = true
+trust = "$TW/tls-ca.pem"
+
+EOF
+}
+
+# tw_config_cert NAME KEYTYPE DOMAIN...: a certificate with a files deploy
+# into $TW/out/NAME/ (fullchain, key, chain, cert).
+tw_config_cert() {
+  local name=$1 key=$2 d list=""
+  shift 2
+  for d in "$@"; do
+    list="$list${list:+, }\"$d\""
+  done
+  mkdir -p "$TW/out/$name"
+  cat <<EOF
+[certificate.$name]
+domains = [$list]
+ca = "pebble"
+key = "$key"
+
+[[certificate.$name.deploy]]
+type = "files"
+fullchain = "$TW/out/$name/fullchain.pem"
+key = "$TW/out/$name/key.pem"
+cert = "$TW/out/$name/cert.pem"
+chain = "$TW/out/$name/chain.pem"
+
+EOF
+}
+
+# tw_pubkey FILE: the public key (PEM) of a private key or certificate.
+tw_pubkey() {
+  if grep -q "BEGIN CERTIFICATE" "$1"; then
+    openssl x509 -in "$1" -noout -pubkey 2>/dev/null
+  else
+    openssl pkey -in "$1" -pubout 2>/dev/null
+  fi
+}
+
+# tw_check_pair CERTPEM KEYPEM: the certificate's public key is the key's.
+tw_check_pair() {
+  local a b
+  a=$(tw_pubkey "$1")
+  b=$(tw_pubkey "$2")
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+
+# tw_verify_fullchain FULLCHAIN: verifies leaf against $TW/root.pem with the
+# rest of the file as untrusted intermediates.
+tw_verify_fullchain() {
+  local f=$1 dir
+  dir=$(mktemp -d "$TW/v-XXXXXX")
+  awk -v d="$dir" '/BEGIN CERTIFICATE/{n++} {print > (d "/c" n ".pem")}' "$f"
+  cat "$dir"/c[2-9].pem >"$dir/rest.pem" 2>/dev/null
+  if [ -s "$dir/rest.pem" ]; then
+    openssl verify -CAfile "$TW/root.pem" -untrusted "$dir/rest.pem" "$dir/c1.pem" >/dev/null 2>&1
+  else
+    openssl verify -CAfile "$TW/root.pem" "$dir/c1.pem" >/dev/null 2>&1
+  fi
+  local rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+
+# tw_sans CERTPEM: the DNS SANs, one per line, sorted.
+tw_sans() {
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | tr ',' '\n' |
+    sed -n 's/^ *DNS://p' | sort
+}
+
+# tw_mode FILE: octal permission bits.
+tw_mode() {
+  stat -c %a "$1"
+}
+
+tw_done() {
+  if [ "$TW_FAILS" -gt 0 ]; then
+    echo "$TW_FAILS check(s) failed" >&2
+    exit 1
+  fi
+  echo "ok"
+  exit 0
+}
