@@ -1,0 +1,400 @@
+/* The `files` deploy action: copies a stored generation to the paths a
+ * service reads (PEM pieces, key + fullchain bundle, PKCS#12), each file
+ * replaced atomically with its owner and mode. It does not reload anything
+ * (that is an `exec` action) and does not roll back a half-done deploy. */
+#include "deploy/deploy.h"
+/* OpenSSL's types.h typedefs ERR_STATE, which util/err.h also names; this
+ * file does not use ours, so keep it out of the way. */
+#define ERR_STATE certloop_err_state_unused
+#include "util/err.h"
+#undef ERR_STATE
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
+
+static const char *const file_names[DEPLOY_FILE__MAX] = {
+    "key", "bundle", "pkcs12", "cert", "chain", "fullchain",
+};
+
+const char *deploy_file_name(enum deploy_file f)
+{
+    return f < DEPLOY_FILE__MAX ? file_names[f] : "?";
+}
+
+const char *deploy_file_path(const struct cfg_deploy *d, enum deploy_file f)
+{
+    switch (f) {
+    case DEPLOY_FILE_KEY:
+        return d->key;
+    case DEPLOY_FILE_BUNDLE:
+        return d->bundle;
+    case DEPLOY_FILE_PKCS12:
+        return d->pkcs12;
+    case DEPLOY_FILE_CERT:
+        return d->cert;
+    case DEPLOY_FILE_CHAIN:
+        return d->chain;
+    case DEPLOY_FILE_FULLCHAIN:
+        return d->fullchain;
+    default:
+        return NULL;
+    }
+}
+
+bool deploy_file_is_secret(enum deploy_file f)
+{
+    return f == DEPLOY_FILE_KEY || f == DEPLOY_FILE_BUNDLE || f == DEPLOY_FILE_PKCS12;
+}
+
+mode_t deploy_file_mode(const struct cfg_deploy *d, enum deploy_file f)
+{
+    if (d->has_mode)
+        return d->mode & 0777;
+    if (!deploy_file_is_secret(f))
+        return 0644;
+    return d->gid != (gid_t)-1 ? 0640 : 0600;
+}
+
+int deploy_files_check(const struct cfg_deploy *d, char **err)
+{
+    for (int f = 0; f < DEPLOY_FILE__MAX; f++) {
+        const char *path = deploy_file_path(d, (enum deploy_file)f);
+        if (path == NULL)
+            continue;
+        mode_t m = deploy_file_mode(d, (enum deploy_file)f);
+        /* a writable-by-others file can be swapped for anything between
+         * two deploys; a readable-by-others key is a leaked key */
+        if (m & S_IWOTH) {
+            *err = xasprintf("%s: mode %04o would let any user write the %s file", path,
+                             (unsigned)m, file_names[f]);
+            return ERR_DEPLOY;
+        }
+        if (deploy_file_is_secret((enum deploy_file)f) && (m & (S_IRWXO | S_IWGRP))) {
+            *err = xasprintf("%s: mode %04o would make the private key %s by others; use 0600, "
+                             "or 0640 with a group",
+                             path, (unsigned)m, (m & S_IRWXO) ? "readable" : "writable");
+            return ERR_DEPLOY;
+        }
+    }
+    return 0;
+}
+
+/* ---- PKCS#12 ------------------------------------------------------------- */
+
+/* The OpenSSL error queue as one string (drained), for *err. */
+static char *ssl_errors(void)
+{
+    char buf[256];
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        return xstrdup("unknown OpenSSL error");
+    ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return xstrdup(buf);
+}
+
+static void crypto_err(char **err, const char *path, const char *step)
+{
+    char *why = ssl_errors();
+
+    *err = xasprintf("%s: %s: %s", path, step, why);
+    free(why);
+}
+
+/* Builds the PKCS#12 (key, leaf, chain) in DER. The password is the first
+ * line of the password file. Modern encryption is OpenSSL 3's default
+ * (AES-256-CBC, PBKDF2, HMAC-SHA256); legacy is 3DES + SHA-1 MAC for old
+ * Java and Windows. */
+static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, const char *path,
+                       unsigned char **der, size_t *der_len, char **err)
+{
+    char *pass = NULL;
+    BIO *bio = NULL;
+    EVP_PKEY *pkey = NULL;
+    X509 *leaf = NULL;
+    STACK_OF(X509) *chain = NULL;
+    PKCS12 *p12 = NULL;
+    int rc = ERR_CRYPTO;
+
+    if (d->pkcs12_password_file == NULL) {
+        *err = xasprintf("%s: pkcs12 needs pkcs12_password_file", path);
+        return ERR_DEPLOY;
+    }
+    rc = store_read_file(d->pkcs12_password_file, &pass, NULL);
+    if (rc < 0) {
+        *err = xasprintf("%s: read: %s", d->pkcs12_password_file, err_str(rc));
+        goto out;
+    }
+    pass[strcspn(pass, "\r\n")] = '\0';
+    rc = ERR_CRYPTO;
+
+    bio = BIO_new_mem_buf(c->key_pem, -1);
+    if (bio == NULL || (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
+        crypto_err(err, path, "read key");
+        goto out;
+    }
+    BIO_free(bio);
+    bio = BIO_new_mem_buf(c->cert_pem, -1);
+    if (bio == NULL || (leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+        crypto_err(err, path, "read certificate");
+        goto out;
+    }
+    BIO_free(bio);
+    chain = sk_X509_new_null();
+    bio = BIO_new_mem_buf(c->chain_pem != NULL ? c->chain_pem : "", -1);
+    if (chain == NULL || bio == NULL) {
+        crypto_err(err, path, "read chain");
+        goto out;
+    }
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (x == NULL)
+            break;
+        if (!sk_X509_push(chain, x)) {
+            X509_free(x);
+            crypto_err(err, path, "read chain");
+            goto out;
+        }
+    }
+    ERR_clear_error(); /* the end of the chain reads as "no start line" */
+
+    int nid_key = 0, nid_cert = 0, mac_iter = 0;
+    if (d->pkcs12_legacy) {
+        nid_key = NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
+        nid_cert = NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
+        mac_iter = -1; /* no MAC yet: set below with SHA-1 */
+    }
+    p12 = PKCS12_create(pass, NULL, pkey, leaf, chain, nid_key, nid_cert, 0, mac_iter, 0);
+    if (p12 == NULL) {
+        crypto_err(err, path, "PKCS12_create");
+        goto out;
+    }
+    if (d->pkcs12_legacy && !PKCS12_set_mac(p12, pass, -1, NULL, 0, 2048, EVP_sha1())) {
+        crypto_err(err, path, "PKCS12_set_mac");
+        goto out;
+    }
+    unsigned char *buf = NULL;
+    int n = i2d_PKCS12(p12, &buf);
+    if (n <= 0) {
+        crypto_err(err, path, "i2d_PKCS12");
+        goto out;
+    }
+    *der = buf;
+    *der_len = (size_t)n;
+    rc = 0;
+out:
+    if (pass != NULL) {
+        explicit_bzero(pass, strlen(pass));
+        free(pass);
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    PKCS12_free(p12);
+    return rc;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* key + fullchain, as haproxy and others read it; a newline between the two
+ * if the key lacks one. */
+static char *bundle_of(const struct store_cert *c, size_t *len)
+{
+    size_t kl = strlen(c->key_pem);
+    bool nl = kl > 0 && c->key_pem[kl - 1] != '\n';
+    char *s = xasprintf("%s%s%s", c->key_pem, nl ? "\n" : "", c->fullchain_pem);
+
+    *len = strlen(s);
+    return s;
+}
+
+static void free_secret(void *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    explicit_bzero(p, len);
+    free(p);
+}
+
+/* Secret files are written before certificates (enum deploy_file order),
+ * as the issue asks. Neither order is free of a window: between the key's
+ * rename and the certificate's, a service reading both sees a new key with
+ * the old certificate (the reverse order would show the old key with the
+ * new certificate). The bundle and PKCS#12 files have no such window, and
+ * a service reloaded by a later `exec` action sees only the final state. */
+int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, char **err)
+{
+    int rc;
+
+    *err = NULL;
+    if (d->type != CFG_DEPLOY_FILES) {
+        *err = xstrdup("not a files deploy action");
+        return -EINVAL;
+    }
+    rc = deploy_files_check(d, err);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < DEPLOY_FILE__MAX; i++) {
+        enum deploy_file f = (enum deploy_file)i;
+        const char *path = deploy_file_path(d, f);
+        const void *data = NULL;
+        void *owned = NULL;
+        size_t len = 0;
+        const char *step = NULL;
+
+        if (path == NULL)
+            continue;
+        if (deploy_file_is_secret(f) && c->key_pem == NULL) {
+            *err = xasprintf("%s: the generation's key was not loaded", path);
+            return ERR_DEPLOY;
+        }
+        switch (f) {
+        case DEPLOY_FILE_KEY:
+            data = c->key_pem;
+            len = strlen(c->key_pem);
+            break;
+        case DEPLOY_FILE_BUNDLE:
+            owned = bundle_of(c, &len);
+            data = owned;
+            break;
+        case DEPLOY_FILE_PKCS12: {
+            unsigned char *der = NULL;
+            rc = make_pkcs12(d, c, path, &der, &len, err);
+            if (rc < 0)
+                return rc;
+            /* copy into malloc memory so one free path serves all */
+            owned = xmemdup(der, len);
+            OPENSSL_clear_free(der, len);
+            data = owned;
+            break;
+        }
+        case DEPLOY_FILE_CERT:
+            data = c->cert_pem;
+            break;
+        case DEPLOY_FILE_CHAIN:
+            data = c->chain_pem != NULL ? c->chain_pem : "";
+            break;
+        case DEPLOY_FILE_FULLCHAIN:
+            data = c->fullchain_pem;
+            break;
+        default:
+            continue;
+        }
+        if (data == NULL) {
+            *err = xasprintf("%s: nothing to write (the generation lacks it)", path);
+            return ERR_DEPLOY;
+        }
+        if (owned == NULL)
+            len = strlen(data);
+        rc = store_write_atomic(path, data, len, deploy_file_mode(d, f), d->uid, d->gid, &step);
+        free_secret(owned, len);
+        if (rc < 0) {
+            *err = xasprintf("%s: %s: %s", path, step, err_str(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- on the threadpool --------------------------------------------------- */
+
+struct deploy_files {
+    struct cfg_deploy d; /* owned copies of the fields the writer reads */
+    struct store_cert c; /* owned copies */
+    char *name;          /* owned: the certificate, for the log */
+    char *err;           /* set by the worker */
+    deploy_files_cb cb;  /* NULL once cancelled */
+    void *arg;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void files_free(struct deploy_files *op)
+{
+    char **strs[] = {&op->d.cert,   &op->d.chain,  &op->d.fullchain,           &op->d.key,
+                     &op->d.bundle, &op->d.pkcs12, &op->d.pkcs12_password_file};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
+    store_cert_fini(&op->c);
+    free(op->name);
+    free(op->err);
+    free(op);
+}
+
+static int files_work(void *arg)
+{
+    struct deploy_files *op = arg;
+
+    return deploy_files_sync(&op->d, &op->c, &op->err);
+}
+
+static void files_done(int status, void *arg)
+{
+    struct deploy_files *op = arg;
+
+    if (op->cb != NULL) {
+        if (status < 0)
+            log_error(LOG_DEPLOY, "deploy cert=%s files: %s", op->name,
+                      op->err != NULL ? op->err : err_str(status));
+        else
+            log_info(LOG_DEPLOY, "deploy cert=%s files: written", op->name);
+        op->cb(status, op->arg);
+    }
+    files_free(op);
+}
+
+int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deploy *d,
+                       const struct store_cert *c, deploy_files_cb cb, void *arg,
+                       struct deploy_files **out)
+{
+    struct deploy_files *op = xcalloc(1, sizeof(*op));
+
+    op->d.type = d->type;
+    op->d.cert = dup_or_null(d->cert);
+    op->d.chain = dup_or_null(d->chain);
+    op->d.fullchain = dup_or_null(d->fullchain);
+    op->d.key = dup_or_null(d->key);
+    op->d.bundle = dup_or_null(d->bundle);
+    op->d.pkcs12 = dup_or_null(d->pkcs12);
+    op->d.pkcs12_password_file = dup_or_null(d->pkcs12_password_file);
+    op->d.pkcs12_legacy = d->pkcs12_legacy;
+    op->d.uid = d->uid;
+    op->d.gid = d->gid;
+    op->d.mode = d->mode;
+    op->d.has_mode = d->has_mode;
+    op->c.cert_pem = dup_or_null(c->cert_pem);
+    op->c.chain_pem = dup_or_null(c->chain_pem);
+    op->c.fullchain_pem = dup_or_null(c->fullchain_pem);
+    op->c.key_pem = dup_or_null(c->key_pem);
+    op->name = xstrdup(name);
+    op->cb = cb;
+    op->arg = arg;
+    int rc = store_job_start(loop, files_work, op, files_done);
+    if (rc < 0) {
+        log_error(LOG_DEPLOY, "deploy cert=%s files: queue work: %s", name, err_str(rc));
+        files_free(op);
+        return rc;
+    }
+    if (out != NULL)
+        *out = op;
+    return 0;
+}
+
+void deploy_files_cancel(struct deploy_files *op)
+{
+    if (op != NULL)
+        op->cb = NULL;
+}
