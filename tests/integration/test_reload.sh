@@ -102,14 +102,20 @@ grep -qF "another certloop holds $tmp/state/lock (pid $daemon)" "$tmp/second.err
 
 echo "== SIGHUP with a valid configuration"
 write_good debug
+# one certificate whose CA is unreachable: its order fails and is retried
+# later, and the daemon keeps running
 cat >>"$cfg" <<EOF
 
-[ca.pebble]
-directory = "https://127.0.0.1:14000/dir"
+[ca.dead]
+directory = "https://127.0.0.1:1/dir"
 agree_tos = true
+
+[certificate.www]
+domains = ["www.example.org"]
+ca = "dead"
 EOF
 kill -HUP "$daemon"
-wait_for 10 more_than "$tmp/log" "reloaded: 0 certificates" 0 || fail "no 'reloaded' in the log"
+wait_for 10 more_than "$tmp/log" "reloaded: 1 certificate" 0 || fail "no 'reloaded' in the log"
 wait_for 10 more_than "$tmp/notify.out" "READY=1" 1 || fail "no READY=1 after the reload"
 grep -qE '^RELOADING=1\\nMONOTONIC_USEC=[0-9]+$' "$tmp/notify.out" ||
   fail "no RELOADING=1 with MONOTONIC_USEC"
@@ -131,10 +137,14 @@ grep -qE "$cfg:3:13: error: daemon\.log_level" "$tmp/log" || {
   sed 's/^/  log: /' "$tmp/log" >&2
 }
 wait_for 10 more_than "$tmp/notify.out" "READY=1" 2 || fail "no READY=1 after the failed reload"
-grep -qF "STATUS=reload failed, keeping the previous configuration; managing 0 certificates" \
+grep -qF "STATUS=reload failed, keeping the previous configuration; managing 1 certificate" \
   "$tmp/notify.out" || fail "STATUS does not report the failed reload"
 sleep 0.2
 kill -0 "$daemon" 2>/dev/null || fail "daemon died after a bad reload"
+
+# the order against the unreachable CA failed and did not take the daemon down
+wait_for 10 more_than "$tmp/log" "cert=www" 0 || fail "no order attempt for www in the log"
+kill -0 "$daemon" 2>/dev/null || fail "daemon died after a failed order"
 
 echo "== SIGTERM: STOPPING=1 and exit 0"
 kill -TERM "$daemon"
@@ -171,6 +181,29 @@ rc=$?
   fail "run --once exit $rc, expected 0"
   sed 's/^/  log: /' "$tmp/log3" >&2
 }
+
+echo "== run --once with an unreachable CA exits 1"
+cat >>"$cfg" <<EOF
+
+[ca.dead]
+directory = "https://127.0.0.1:1/dir"
+agree_tos = true
+
+[certificate.www]
+domains = ["www.example.org"]
+ca = "dead"
+EOF
+"$CERTLOOP" run --once -c "$cfg" >"$tmp/once.out" 2>"$tmp/log4" &
+once=$!
+pids+=("$once")
+wait_for 60 exited "$once" || fail "run --once still running after 60 s"
+wait "$once"
+rc=$?
+[ "$rc" = 1 ] || {
+  fail "run --once with a failing order: exit $rc, expected 1"
+  sed 's/^/  log: /' "$tmp/log4" >&2
+}
+grep -qF "1 certificate failed" "$tmp/log4" || fail "run --once: no failure count in the log"
 
 if [ "$fails" -ne 0 ]; then
   echo "--- daemon log" >&2
