@@ -20,7 +20,7 @@ enum {
     ERR_CHALLENGE = -10013, /* a challenge or authorization failed */
     ERR_DEPLOY = -10014,    /* a deploy action failed */
     ERR_HOOK = -10015,      /* a hook or command exited non-zero */
-    ERR_STATE = -10016,     /* state directory content is inconsistent */
+    ERR_BAD_STATE = -10016,     /* state directory content is inconsistent */
     ERR_UNSUPPORTED = -10017, /* feature not offered by the peer */
     ERR_CANCELED = -10018,  /* unused: cancellation is -ECANCELED */
     ERR__MIN = -10019
