@@ -262,6 +262,105 @@ static void sbuf_put_cp(struct parser *p, uint32_t cp)
     sbuf_put(p, b, n);
 }
 
+/* ---------- memory ---------- */
+
+/* Keys, strings and the table and array headers of one document live in an
+ * arena that the root table owns: a large config is dominated by the cost of
+ * touching fresh heap, and per-allocation malloc headers and rounding would
+ * double the footprint of the many short strings. Item arrays grow, so they
+ * stay on malloc. */
+struct toml_arena {
+    struct toml_arena *next;
+    size_t used, cap;
+    max_align_t data[]; /* cap bytes */
+};
+
+#define ARENA_MIN 4096
+#define ARENA_MAX (256 * 1024)
+
+static void *arena_alloc(struct parser *p, size_t n, size_t align)
+{
+    struct toml_arena *a = p->root->arena;
+
+    if (a != NULL) {
+        size_t off = (a->used + align - 1) & ~(align - 1);
+        if (off <= a->cap && a->cap - off >= n) {
+            a->used = off + n;
+            return (char *)a->data + off;
+        }
+    }
+    size_t cap = a == NULL ? ARENA_MIN : a->cap * 2;
+    if (cap > ARENA_MAX)
+        cap = ARENA_MAX;
+    if (n > cap / 4) {
+        /* big: a chunk of its own, behind the current one so that the
+         * current chunk keeps serving small requests */
+        struct toml_arena *big = xmalloc(sizeof(*big) + n);
+        big->used = n;
+        big->cap = n;
+        if (a == NULL) {
+            big->next = NULL;
+            p->root->arena = big;
+        } else {
+            big->next = a->next;
+            a->next = big;
+        }
+        return big->data;
+    }
+    struct toml_arena *c = xmalloc(sizeof(*c) + cap);
+    c->next = a;
+    c->used = n;
+    c->cap = cap;
+    p->root->arena = c;
+    return c->data;
+}
+
+static char *arena_strdup(struct parser *p, const char *s, size_t n)
+{
+    char *d = arena_alloc(p, n + 1, 1);
+    if (n > 0)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* Grows an array to hold need elements, by half again each time (most
+ * tables and arrays are small and stay so). */
+static void *grow(void *ptr, size_t *cap, size_t need, size_t size, size_t min)
+{
+    size_t c = *cap;
+
+    if (need <= c)
+        return ptr;
+    if (c < min)
+        c = min;
+    while (c < need)
+        c += c / 2;
+    if (c > SIZE_MAX / size)
+        abort();
+    ptr = xrealloc(ptr, c * size);
+    *cap = c;
+    return ptr;
+}
+
+/* Gives back the unused capacity of a table or array that is complete (or
+ * rarely grows again), while the space can still serve later allocations. */
+static void tab_shrink(struct toml_table *t)
+{
+    if (t->cap > t->n && t->n > 0) {
+        t->items = xrealloc(t->items, t->n * sizeof(*t->items));
+        t->cap = t->n;
+    }
+}
+
+static void array_shrink(struct toml_array *a)
+{
+    if (a->cap > a->n && a->n > 0) {
+        a->items = xrealloc(a->items, a->n * sizeof(*a->items));
+        a->cap = a->n;
+    }
+}
+
 /* ---------- tables ---------- */
 
 static uint64_t key_hash(const char *k, size_t n)
@@ -314,18 +413,17 @@ static struct toml_keyval *tab_find(const struct toml_table *t, const char *k, s
     return NULL;
 }
 
-/* Adds a key (caller checked it is absent); the value is left for the caller. */
-static struct toml_keyval *tab_add(struct toml_table *t, const char *k, size_t n,
-                                   struct toml_pos pos)
+/* Adds a key already copied to the arena (caller checked it is absent); the
+ * value is left for the caller. */
+static struct toml_keyval *tab_add_key(struct toml_table *t, char *key, size_t n,
+                                       struct toml_pos pos)
 {
     if (t->n >= UINT32_MAX - 1)
         abort(); /* unreachable: documents are far smaller */
-    t->items = xreallocarray_grow(t->items, &t->cap, t->n + 1, sizeof(*t->items));
+    t->items = grow(t->items, &t->cap, t->n + 1, sizeof(*t->items), 4);
     struct toml_keyval *kv = &t->items[t->n++];
     memset(kv, 0, sizeof(*kv));
-    kv->key = xmalloc(n + 1);
-    memcpy(kv->key, k, n);
-    kv->key[n] = '\0';
+    kv->key = key;
     kv->keylen = n;
     kv->keypos = pos;
     if (t->index != NULL) {
@@ -339,53 +437,67 @@ static struct toml_keyval *tab_add(struct toml_table *t, const char *k, size_t n
     return kv;
 }
 
-static struct toml_table *tab_new(uint8_t kind)
+static struct toml_keyval *tab_add(struct parser *p, struct toml_table *t, const char *k, size_t n,
+                                   struct toml_pos pos)
 {
-    struct toml_table *t = xcalloc(1, sizeof(*t));
+    return tab_add_key(t, arena_strdup(p, k, n), n, pos);
+}
+
+static struct toml_table *tab_new(struct parser *p, uint8_t kind)
+{
+    struct toml_table *t = arena_alloc(p, sizeof(*t), _Alignof(struct toml_table));
+    memset(t, 0, sizeof(*t));
     t->kind = kind;
     return t;
 }
 
-static void value_fini(struct toml_value *v);
-
-static void array_free(struct toml_array *a)
+static struct toml_array *array_new(struct parser *p)
 {
-    if (a == NULL)
-        return;
-    for (size_t i = 0; i < a->n; i++)
-        value_fini(&a->items[i]);
-    free(a->items);
-    free(a);
+    struct toml_array *a = arena_alloc(p, sizeof(*a), _Alignof(struct toml_array));
+    memset(a, 0, sizeof(*a));
+    return a;
 }
 
+static void tab_fini(struct toml_table *t);
+
+/* Frees what a value holds outside the arena (item arrays, indexes). */
 static void value_fini(struct toml_value *v)
 {
-    switch (v->type) {
-    case TOML_STRING:
-        free(v->u.s.ptr);
-        break;
-    case TOML_ARRAY:
-        array_free(v->u.arr);
-        break;
-    case TOML_TABLE:
-        toml_table_free(v->u.tab);
-        break;
-    default:
-        break;
+    if (v->type == TOML_ARRAY) {
+        struct toml_array *a = v->u.arr;
+        for (size_t i = 0; i < a->n; i++)
+            value_fini(&a->items[i]);
+        free(a->items);
+        a->items = NULL;
+        a->n = 0;
+    } else if (v->type == TOML_TABLE) {
+        tab_fini(v->u.tab);
     }
     v->type = TOML_BOOL;
 }
 
-void toml_table_free(struct toml_table *t)
+static void tab_fini(struct toml_table *t)
 {
-    if (t == NULL)
-        return;
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->items[i].key);
+    for (size_t i = 0; i < t->n; i++)
         value_fini(&t->items[i].val);
-    }
     free(t->items);
     free(t->index);
+    t->items = NULL;
+    t->index = NULL;
+    t->n = 0;
+}
+
+void toml_table_free(struct toml_table *t)
+{
+    if (t == NULL || t->kind != TK_ROOT)
+        return; /* only a root from toml_parse owns anything */
+    tab_fini(t);
+    struct toml_arena *a = t->arena;
+    while (a != NULL) {
+        struct toml_arena *next = a->next;
+        free(a);
+        a = next;
+    }
     free(t);
 }
 
@@ -1055,7 +1167,7 @@ static int parse_array(struct parser *p, struct toml_value *v, int depth)
 
     if (depth + 1 > TOML_MAX_DEPTH)
         return fail(p, start, "nesting too deep (at most %d levels)", TOML_MAX_DEPTH);
-    struct toml_array *a = xcalloc(1, sizeof(*a));
+    struct toml_array *a = array_new(p);
     v->type = TOML_ARRAY;
     v->u.arr = a;
     p->off++;
@@ -1065,11 +1177,12 @@ static int parse_array(struct parser *p, struct toml_value *v, int depth)
             return rc;
         if (at(p, p->off, ']')) {
             p->off++;
+            array_shrink(a);
             return 0;
         }
         if (p->off >= p->len)
             return fail(p, start, "unterminated array");
-        a->items = xreallocarray_grow(a->items, &a->cap, a->n + 1, sizeof(*a->items));
+        a->items = grow(a->items, &a->cap, a->n + 1, sizeof(*a->items), 2);
         struct toml_value *item = &a->items[a->n];
         memset(item, 0, sizeof(*item));
         item->type = TOML_BOOL;
@@ -1086,6 +1199,7 @@ static int parse_array(struct parser *p, struct toml_value *v, int depth)
         }
         if (at(p, p->off, ']')) {
             p->off++;
+            array_shrink(a);
             return 0;
         }
         if (p->off >= p->len)
@@ -1102,7 +1216,7 @@ static int parse_inline(struct parser *p, struct toml_value *v, int depth)
 
     if (depth + 1 > TOML_MAX_DEPTH)
         return fail(p, start, "nesting too deep (at most %d levels)", TOML_MAX_DEPTH);
-    struct toml_table *t = tab_new(TK_DOTTED);
+    struct toml_table *t = tab_new(p, TK_DOTTED);
     v->type = TOML_TABLE;
     v->u.tab = t;
     p->off++;
@@ -1110,6 +1224,7 @@ static int parse_inline(struct parser *p, struct toml_value *v, int depth)
     if (at(p, p->off, '}')) {
         p->off++;
         t->kind = TK_INLINE;
+        tab_shrink(t);
         return 0;
     }
     for (;;) {
@@ -1131,6 +1246,7 @@ static int parse_inline(struct parser *p, struct toml_value *v, int depth)
         if (at(p, p->off, '}')) {
             p->off++;
             t->kind = TK_INLINE;
+            tab_shrink(t);
             return 0;
         }
         if (p->off >= p->len)
@@ -1164,10 +1280,7 @@ static int parse_value(struct parser *p, struct toml_value *v, int depth)
         if (rc < 0)
             return rc;
         v->type = TOML_STRING;
-        v->u.s.ptr = xmalloc(p->slen + 1);
-        if (p->slen > 0)
-            memcpy(v->u.s.ptr, p->sbuf, p->slen);
-        v->u.s.ptr[p->slen] = '\0';
+        v->u.s.ptr = arena_strdup(p, p->sbuf, p->slen);
         v->u.s.len = p->slen;
         return 0;
     case '[':
@@ -1254,10 +1367,10 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
         const char *k = p->kbuf + kp->boff;
         struct toml_keyval *kv = tab_find(t, k, kp->len);
         if (kv == NULL) {
-            kv = tab_add(t, k, kp->len, pos_at(p, kp->src));
+            kv = tab_add(p, t, k, kp->len, pos_at(p, kp->src));
             kv->val.type = TOML_TABLE;
             kv->val.pos = kv->keypos;
-            kv->val.u.tab = tab_new(TK_DOTTED);
+            kv->val.u.tab = tab_new(p, TK_DOTTED);
             t = kv->val.u.tab;
             continue;
         }
@@ -1287,21 +1400,17 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
     /* the key is copied before the value is parsed: nested inline tables reuse
      * the key scratch buffer */
     struct toml_pos kpos = pos_at(p, last->src);
-    char *key = xmalloc(last->len + 1);
     size_t keylen = last->len;
-    memcpy(key, k, keylen);
-    key[keylen] = '\0';
+    char *key = arena_strdup(p, k, keylen);
     struct toml_value v;
     memset(&v, 0, sizeof(v));
     v.type = TOML_BOOL;
     rc = parse_value(p, &v, depth + (int)p->nparts);
     if (rc < 0) {
         value_fini(&v);
-        free(key);
         return rc;
     }
-    struct toml_keyval *kv = tab_add(t, key, keylen, kpos);
-    free(key);
+    struct toml_keyval *kv = tab_add_key(t, key, keylen, kpos);
     kv->val = v;
     return 0;
 }
@@ -1313,6 +1422,8 @@ static int parse_header(struct parser *p)
     size_t start = p->off;
     bool aot = at(p, p->off + 1, '[');
     struct toml_pos hpos = pos_at(p, start);
+
+    tab_shrink(p->cur); /* the previous section is done (sub-tables may still add keys) */
 
     p->off += aot ? 2 : 1;
     skip_ws(p);
@@ -1333,10 +1444,10 @@ static int parse_header(struct parser *p)
         struct toml_keyval *kv = tab_find(t, k, kp->len);
         depth++;
         if (kv == NULL) {
-            kv = tab_add(t, k, kp->len, pos_at(p, kp->src));
+            kv = tab_add(p, t, k, kp->len, pos_at(p, kp->src));
             kv->val.type = TOML_TABLE;
             kv->val.pos = kv->keypos;
-            kv->val.u.tab = tab_new(TK_IMPLICIT);
+            kv->val.u.tab = tab_new(p, TK_IMPLICIT);
             t = kv->val.u.tab;
             continue;
         }
@@ -1370,10 +1481,10 @@ static int parse_header(struct parser *p)
     if (aot) {
         struct toml_array *a;
         if (kv == NULL) {
-            kv = tab_add(t, k, last->len, pos_at(p, last->src));
+            kv = tab_add(p, t, k, last->len, pos_at(p, last->src));
             kv->val.type = TOML_ARRAY;
             kv->val.pos = hpos;
-            a = xcalloc(1, sizeof(*a));
+            a = array_new(p);
             a->aot = true;
             kv->val.u.arr = a;
         } else if (kv->val.type == TOML_ARRAY && kv->val.u.arr->aot) {
@@ -1388,21 +1499,21 @@ static int parse_header(struct parser *p)
                         path_render(p, li, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
                         kv->keypos.col);
         }
-        a->items = xreallocarray_grow(a->items, &a->cap, a->n + 1, sizeof(*a->items));
+        a->items = grow(a->items, &a->cap, a->n + 1, sizeof(*a->items), 2);
         struct toml_value *e = &a->items[a->n++];
         memset(e, 0, sizeof(*e));
         e->type = TOML_TABLE;
         e->pos = hpos;
-        e->u.tab = tab_new(TK_HEADER);
+        e->u.tab = tab_new(p, TK_HEADER);
         p->cur = e->u.tab;
         p->cur_depth = depth + 1;
         return 0;
     }
     if (kv == NULL) {
-        kv = tab_add(t, k, last->len, pos_at(p, last->src));
+        kv = tab_add(p, t, k, last->len, pos_at(p, last->src));
         kv->val.type = TOML_TABLE;
         kv->val.pos = hpos;
-        kv->val.u.tab = tab_new(TK_HEADER);
+        kv->val.u.tab = tab_new(p, TK_HEADER);
     } else if (kv->val.type == TOML_TABLE && kv->val.u.tab->kind == TK_IMPLICIT) {
         kv->val.u.tab->kind = TK_HEADER;
         kv->keypos = pos_at(p, last->src);
@@ -1469,7 +1580,8 @@ int toml_parse(const uint8_t *data, size_t len, struct toml_table **out, struct 
     if (p.len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
         p.bom = 3;
     p.off = p.bom;
-    p.root = tab_new(TK_ROOT);
+    p.root = xcalloc(1, sizeof(*p.root));
+    p.root->kind = TK_ROOT;
     p.cur = p.root;
     int rc = check_utf8(&p);
     if (rc == 0)

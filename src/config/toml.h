@@ -1,6 +1,11 @@
 /* TOML 1.0 parser: bytes in, a tree of tables out, every key and value
  * carrying its 1-based line and column (in characters) for error messages.
- * Pure functions; no I/O. Held to the toml-test suite. */
+ * Pure functions; no I/O. Held to the toml-test suite.
+ *
+ * Ownership: the whole tree belongs to the root table that toml_parse
+ * returns and goes away with toml_table_free(root). Every pointer inside it
+ * ("tree-owned" below) is valid until then; copy what must outlive it and
+ * never free or steal such a pointer. */
 #ifndef CERTLOOP_CONFIG_TOML_H
 #define CERTLOOP_CONFIG_TOML_H
 
@@ -27,53 +32,55 @@ struct toml_pos {
 };
 
 struct toml_datetime {
-    int year, month, day;         /* present for dates and date-times */
-    int hour, minute, second;     /* present for times and date-times */
-    int nanosecond;               /* fractional seconds (truncated past 9 digits) */
-    int frac_digits;              /* digits written for the fraction, 0 if none */
-    int offset_minutes;           /* TOML_DATETIME only: offset east of UTC */
-    bool offset_z;                /* TOML_DATETIME only: written as Z */
+    int year, month, day;     /* present for dates and date-times */
+    int hour, minute, second; /* present for times and date-times */
+    int nanosecond;           /* fractional seconds (truncated past 9 digits) */
+    int frac_digits;          /* digits written for the fraction, 0 if none */
+    int offset_minutes;       /* TOML_DATETIME only: offset east of UTC */
+    bool offset_z;            /* TOML_DATETIME only: written as Z */
 };
 
 struct toml_table;
 struct toml_array;
+struct toml_arena;
 
 struct toml_value {
     enum toml_type type;
     struct toml_pos pos; /* where the value starts */
     union {
         struct {
-            char *ptr; /* owned, NUL-terminated, valid UTF-8 (may contain NUL) */
+            char *ptr; /* tree-owned, NUL-terminated, valid UTF-8 (may contain NUL) */
             size_t len;
         } s;
         int64_t i;
         double f;
         bool b;
         struct toml_datetime dt;
-        struct toml_array *arr; /* owned */
-        struct toml_table *tab; /* owned */
+        struct toml_array *arr; /* tree-owned */
+        struct toml_table *tab; /* tree-owned */
     } u;
 };
 
 struct toml_keyval {
-    char *key; /* owned, NUL-terminated (may contain NUL: see keylen) */
+    char *key; /* tree-owned, NUL-terminated (may contain NUL: see keylen) */
     size_t keylen;
     struct toml_pos keypos; /* where this key was written (the header for [tables]) */
     struct toml_value val;
 };
 
 struct toml_table {
-    struct toml_keyval *items; /* owned, in document order */
+    struct toml_keyval *items; /* tree-owned, in document order */
     size_t n;
     /* remaining fields are private to the parser */
     size_t cap;
-    uint32_t *index;   /* hash index for large tables, or NULL */
+    uint32_t *index; /* hash index for large tables, or NULL */
     size_t index_cap;
-    uint8_t kind;      /* how the table came to be (implicit, header, dotted, inline) */
+    uint8_t kind;             /* how the table came to be (implicit, header, dotted, inline) */
+    struct toml_arena *arena; /* root only: storage of keys, strings, tables */
 };
 
 struct toml_array {
-    struct toml_value *items; /* owned */
+    struct toml_value *items; /* tree-owned */
     size_t n;
     size_t cap;
     bool aot; /* an array of tables made by [[headers]] */
@@ -88,6 +95,8 @@ struct toml_error {
  * owned root table (free with toml_table_free). On failure returns ERR_PARSE,
  * fills *err (position and one-line message) and sets nothing else. */
 int toml_parse(const uint8_t *data, size_t len, struct toml_table **out, struct toml_error *err);
+/* Frees a whole document given its root (NULL is fine). Does nothing for a
+ * table that is not a root returned by toml_parse. */
 void toml_table_free(struct toml_table *t);
 
 /* Looks a key up in one table (no dotted paths). Borrowed result or NULL. */
