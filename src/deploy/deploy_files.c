@@ -3,11 +3,7 @@
  * replaced atomically with its owner and mode. It does not reload anything
  * (that is an `exec` action) and does not roll back a half-done deploy. */
 #include "deploy/deploy.h"
-/* OpenSSL's types.h typedefs ERR_STATE, which util/err.h also names; this
- * file does not use ours, so keep it out of the way. */
-#define ERR_STATE certloop_err_state_unused
 #include "util/err.h"
-#undef ERR_STATE
 #include "util/log.h"
 #include "util/xalloc.h"
 

@@ -353,7 +353,7 @@ int store_open(const char *state_dir, struct store **out)
     }
     /* anyone who can write here can swap a key or a `current` link */
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        rc = ERR_STATE;
+        rc = ERR_BAD_STATE;
         log_error(LOG_STORE,
                   "state directory %s is writable by group or others (mode %04o); "
                   "run chmod 700 on it",

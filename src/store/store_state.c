@@ -165,11 +165,11 @@ static int read_current(const char *name_dir, char *buf, size_t size)
     if (n < 0)
         rc = -errno;
     else if ((size_t)n >= size - 1)
-        rc = ERR_STATE;
+        rc = ERR_BAD_STATE;
     else
         buf[n] = '\0';
     if (rc == 0 && (!store_name_ok(buf) || strchr(buf, '/') != NULL))
-        rc = ERR_STATE;
+        rc = ERR_BAD_STATE;
     free(link);
     return rc;
 }
@@ -233,7 +233,7 @@ int store_cert_read_current(const char *state_dir, const char *name, bool with_k
          * there is damage, not absence */
         log_error(LOG_STORE, "%s: read: %s", path, err_str(rc));
         if (rc == -ENOENT)
-            rc = ERR_STATE;
+            rc = ERR_BAD_STATE;
         goto out;
     }
     *out = c;

@@ -28,9 +28,7 @@
 
 #include "deploy/deploy.h"
 #include "store/store.h"
-#define ERR_STATE certloop_err_state_unused /* OpenSSL typedefs ERR_STATE */
 #include "util/err.h"
-#undef ERR_STATE
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -659,6 +657,48 @@ static void test_exec_environment_reaches_the_command(void **state)
     free(out);
 }
 
+/* A certbot deploy hook reads $RENEWED_LINEAGE/{fullchain,privkey}.pem: a
+ * stored generation has both, and deploy_files copies the same bytes. */
+static void test_exec_certbot_hook_reads_stored_generation(void **state)
+{
+    const char *dir = *state;
+    char *sd = xasprintf("%s/state", dir);
+    char *gen = NULL;
+    char *err = NULL;
+    struct store_cert c = {0};
+
+    assert_int_equal(store_cert_write_sync_err(sd, "www", "LEAF\n", "INTER\n", "LEAF\nINTER\n",
+                                               "KEY\n", "{}", 3, &gen, &err),
+                     0);
+    assert_int_equal(store_cert_read_current(sd, "www", true, &c), 0);
+    char *out = xasprintf("%s/hook.out", dir);
+    char *script =
+        xasprintf("cat \"$RENEWED_LINEAGE/privkey.pem\" \"$RENEWED_LINEAGE/fullchain.pem\" "
+                  "> %s",
+                  out);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct exec_cb_state st = {0};
+    run_exec(argv, 10, c.dir, &st);
+    assert_int_equal(st.status, 0);
+    char *s = slurp(out);
+    assert_string_equal(s, "KEY\nLEAF\nINTER\n");
+    free(s);
+
+    /* and the files action deploys that generation as read */
+    struct cfg_deploy d = files_action();
+    d.bundle = xasprintf("%s/www.bundle", dir);
+    assert_int_equal(deploy_files_sync(&d, &c, &err), 0);
+    s = slurp(d.bundle);
+    assert_string_equal(s, "KEY\nLEAF\nINTER\n");
+    free(s);
+    free(d.bundle);
+    store_cert_fini(&c);
+    free(script);
+    free(out);
+    free(gen);
+    free(sd);
+}
+
 static void test_exec_output_is_logged_line_by_line(void **state)
 {
     (void)state;
@@ -895,6 +935,7 @@ int main(void)
         T(test_files_pkcs12_modern_and_legacy),
         T(test_files_start_calls_back_once_and_cancel_is_silent),
         T(test_exec_environment_reaches_the_command),
+        T(test_exec_certbot_hook_reads_stored_generation),
         T(test_exec_output_is_logged_line_by_line),
         T(test_exec_output_is_capped),
         T(test_exec_nonzero_exit_is_a_hook_error),

@@ -451,7 +451,7 @@ static void test_open_refuses_world_writable_dir(void **state)
     struct store *s = NULL;
 
     assert_int_equal(chmod(dir, 0777), 0);
-    assert_int_equal(store_open(dir, &s), ERR_STATE);
+    assert_int_equal(store_open(dir, &s), ERR_BAD_STATE);
     assert_null(s);
     assert_int_equal(chmod(dir, 0700), 0);
 }
