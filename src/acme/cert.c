@@ -164,10 +164,9 @@ static int asn1_time_unix(const ASN1_TIME *t, int64_t *out)
     memset(&tm, 0, sizeof(tm));
     if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
         return ERR_PARSE;
-    time_t v = timegm(&tm);
-    if (v == (time_t)-1)
-        return ERR_PARSE;
-    *out = (int64_t)v;
+    /* tm came from a valid ASN1_TIME, so every value timegm returns
+     * (including -1 for 1969-12-31T23:59:59) is the real instant. */
+    *out = (int64_t)timegm(&tm);
     return 0;
 }
 
