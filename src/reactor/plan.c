@@ -195,7 +195,7 @@ static int read_stored(const char *state_dir, const char *name, struct sched_met
     if (rc < 0) {
         *why = "neither meta.json nor cert.pem could be parsed";
         store_cert_fini(&sc);
-        return ERR_STATE;
+        return ERR_BAD_STATE;
     }
     *generation = sc.generation != NULL ? xstrdup(sc.generation) : NULL;
     store_cert_fini(&sc);
