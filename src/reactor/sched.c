@@ -17,11 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-/* util/err.h's ERR_STATE clashes with OpenSSL's ERR_STATE typedef
-   (openssl/types.h); this file uses neither, so rename ours here. */
-#define ERR_STATE certloop_err_state_
 #include "util/err.h"
-#undef ERR_STATE
 #include "util/xalloc.h"
 
 int sched_renewal_time(const struct cfg_cert *c, int64_t not_before, int64_t not_after,

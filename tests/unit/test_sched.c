@@ -18,9 +18,7 @@
 
 #include "reactor/sched.h"
 
-#define ERR_STATE certloop_err_state_ /* clashes with OpenSSL's typedef */
 #include "util/err.h"
-#undef ERR_STATE
 
 #define DAY 86400
 #define T0 INT64_C(1800000000) /* 2027-01-15 08:00 UTC */
