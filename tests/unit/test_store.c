@@ -607,7 +607,7 @@ static void *race_writer(void *arg)
 static void test_read_current_is_one_generation_during_swaps(void **state)
 {
     const char *sd = *state;
-    struct race r = {sd, 200, 0};
+    struct race r = {sd, 50, 0};
     pthread_t t;
     char *g = NULL;
     int reads = 0;
