@@ -131,21 +131,28 @@ int acme_problem_parse(const char *json, size_t len, struct acme_problem *out)
 
 char *acme_problem_str(const struct acme_problem *p)
 {
-    struct buf b = BUF_INIT(PROBLEM_STR_MAX);
+    /* Room for everything: type and detail are capped at parse time and
+     * subproblems stop (with "...") before the line reaches the cap. */
+    struct buf b = BUF_INIT(PROBLEM_STR_MAX + PROBLEM_TYPE_MAX + PROBLEM_DETAIL_MAX + 16);
 
-    /* RFC 7807 §4.2: a missing type means "about:blank". Appends past the
-     * cap fail and are simply dropped: the line stays well-formed. */
+    /* RFC 7807 §4.2: a missing type means "about:blank". */
     buf_append_str(&b, p->type != NULL ? p->type : "about:blank");
     if (p->detail != NULL)
         buf_printf(&b, ": %s", p->detail);
     for (size_t i = 0; i < p->n_sub; i++) {
         const struct acme_subproblem *s = &p->sub[i];
-        buf_append_str(&b, i == 0 ? " (subproblems: " : "; ");
-        if (s->identifier != NULL)
-            buf_printf(&b, "%s: ", s->identifier);
-        buf_append_str(&b, s->type != NULL ? s->type : "about:blank");
-        if (s->detail != NULL)
-            buf_printf(&b, ": %s", s->detail);
+        char *one =
+            xasprintf("%s%s%s%s%s", s->identifier != NULL ? s->identifier : "",
+                      s->identifier != NULL ? ": " : "", s->type != NULL ? s->type : "about:blank",
+                      s->detail != NULL ? ": " : "", s->detail != NULL ? s->detail : "");
+        bool fits = b.len + strlen(one) + 2 <= PROBLEM_STR_MAX;
+        if (fits)
+            buf_printf(&b, "%s%s", i == 0 ? " (subproblems: " : "; ", one);
+        else
+            buf_append_str(&b, i == 0 ? " (subproblems: ..." : "; ...");
+        free(one);
+        if (!fits)
+            break;
     }
     if (p->n_sub > 0)
         buf_append_str(&b, ")");
