@@ -72,9 +72,10 @@ struct store_cert {
     char *dir; /* STATE/certs/NAME/GENERATION (owned) */
     char *generation;
     char *cert_pem, *chain_pem, *fullchain_pem, *key_pem; /* owned, NUL-terminated */
-    char *meta_json;                                      /* owned;
-                                                             {"domains":[..],"ca":..,"key":..,"not_before":..,"not_after":..,"issued_at":..}
-                                                           */
+    char *
+        meta_json; /* owned;
+                      {"domains":[..],"ca":..,"key":..,"not_before":..,"not_after":..,"issued_at":..}
+                    */
 };
 void store_cert_fini(struct store_cert *c);
 
