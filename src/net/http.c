@@ -5,11 +5,7 @@
  * redirects and knows nothing of what the bodies mean. */
 #include "net/net.h"
 #include "net/net_internal.h"
-/* OpenSSL's types.h typedefs ERR_STATE, which util/err.h also names: keep
- * ours out of this file's way (it is unused here). */
-#define ERR_STATE certloop_err_state_unused
 #include "util/err.h"
-#undef ERR_STATE
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -34,6 +30,7 @@
 #define HTTP_MAX_HEADER_BYTES ((size_t)64 * 1024)
 #define HTTP_USER_AGENT "certloop/" CERTLOOP_VERSION
 #define HTTP_DEBUG_DUMP 512
+#define HTTP_MAX_TRUST_FILE ((size_t)1024 * 1024)
 
 /* The certificates of one extra trust file, parsed once and shared by every
  * request naming that file. Refreshed when the file changes on disk. */
@@ -44,7 +41,8 @@ struct trust {
     ino_t ino;
     off_t size;
     struct timespec mtime;
-    STACK_OF(X509) * certs; /* owned */
+    struct buf pem;         /* the file as read */
+    STACK_OF(X509) * certs; /* owned: parsed from pem */
     unsigned refs;          /* the cache holds one, each request one */
 };
 
@@ -142,6 +140,7 @@ static void trust_unref(struct trust *t)
     if (t == NULL || --t->refs > 0)
         return;
     sk_X509_pop_free(t->certs, X509_free);
+    buf_fini(&t->pem);
     free(t->path);
     free(t);
 }
@@ -159,30 +158,32 @@ static void log_ssl_errors(const char *subject)
 
 static int trust_load(const char *path, const struct stat *st, struct trust **out)
 {
-    struct trust *t = NULL;
-    FILE *f = fopen(path, "re");
+    struct trust *t = xcalloc(1, sizeof(*t));
+    BIO *bio = NULL;
     int rc;
 
-    if (f == NULL) {
-        rc = -errno;
-        log_error(LOG_HTTP, "%s: open: %s", path, err_str(rc));
-        goto out;
-    }
-    t = xcalloc(1, sizeof(*t));
+    t->refs = 1;
     t->path = xstrdup(path);
     t->dev = st->st_dev;
     t->ino = st->st_ino;
     t->size = st->st_size;
     t->mtime = st->st_mtim;
+    buf_init(&t->pem, HTTP_MAX_TRUST_FILE);
+    rc = buf_read_file(&t->pem, path);
+    if (rc < 0) {
+        log_error(LOG_HTTP, "%s: read: %s", path, err_str(rc));
+        goto out;
+    }
     t->certs = sk_X509_new_null();
-    if (t->certs == NULL) {
+    bio = BIO_new_mem_buf(t->pem.data, (int)t->pem.len);
+    if (t->certs == NULL || bio == NULL) {
         rc = ERR_CRYPTO;
         log_ssl_errors(path);
         goto out;
     }
     ERR_clear_error();
     for (;;) {
-        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+        X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
         if (x == NULL)
             break;
         if (sk_X509_push(t->certs, x) <= 0) {
@@ -192,8 +193,8 @@ static int trust_load(const char *path, const struct stat *st, struct trust **ou
             goto out;
         }
     }
-    /* PEM_read_X509 ends with "no start line" at EOF; anything else is a
-     * broken certificate. */
+    /* PEM_read_bio_X509 ends with "no start line" at EOF; anything else is
+     * a broken certificate. */
     unsigned long e = ERR_peek_last_error();
     if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
         rc = ERR_CRYPTO;
@@ -206,17 +207,12 @@ static int trust_load(const char *path, const struct stat *st, struct trust **ou
         log_error(LOG_HTTP, "%s: no PEM certificate found", path);
         goto out;
     }
-    t->refs = 1;
     *out = t;
     t = NULL;
     rc = 0;
 out:
-    if (t != NULL) {
-        t->refs = 1;
-        trust_unref(t);
-    }
-    if (f != NULL)
-        fclose(f);
+    BIO_free(bio);
+    trust_unref(t);
     return rc;
 }
 
@@ -257,21 +253,25 @@ static int trust_get(struct http_client *c, const char *path, struct trust **out
     return 0;
 }
 
-/* curl calls this with the SSL_CTX of a new TLS connection, after it has
- * loaded the default CA bundle: we add the trust file's certificates, so
- * they extend the system store instead of replacing it (CURLOPT_CAINFO
- * would replace it). */
+/* curl calls this with the SSL_CTX of each new TLS connection of a request
+ * that names a trust file, after loading its own CA settings. The trust
+ * file extends the system store, it does not replace it: we add OpenSSL's
+ * default locations and the file's certificates. */
 static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
 {
     struct trust *t = arg;
     X509_STORE *store = SSL_CTX_get_cert_store(sslctx);
 
     (void)easy;
+    if (X509_STORE_set_default_paths(store) != 1) {
+        log_ssl_errors(t->path);
+        return CURLE_SSL_CACERT_BADFILE;
+    }
     for (int i = 0; i < sk_X509_num(t->certs); i++) {
         /* Adding a certificate already present succeeds in OpenSSL 3. */
         if (X509_STORE_add_cert(store, sk_X509_value(t->certs, i)) != 1) {
             log_ssl_errors(t->path);
-            return CURLE_SSL_CERTPROBLEM;
+            return CURLE_SSL_CACERT_BADFILE;
         }
     }
     return CURLE_OK;
@@ -500,6 +500,12 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body != NULL ? (const char *)o->body : "");
     }
     if (r->trust != NULL) {
+        /* The blob is what keeps this request's connections and TLS
+         * sessions apart: curl matches them on the CA settings (blob
+         * included), never on the SSL_CTX callback. A blob replaces curl's
+         * CA file, so the callback puts the system store back. */
+        struct curl_blob blob = {r->trust->pem.data, r->trust->pem.len, CURL_BLOB_NOCOPY};
+        SETOPT(r->easy, CURLOPT_CAINFO_BLOB, &blob);
         SETOPT(r->easy, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
         SETOPT(r->easy, CURLOPT_SSL_CTX_DATA, r->trust);
         /* curl's shared CA store cache must not receive our extra anchors. */

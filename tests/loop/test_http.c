@@ -761,14 +761,19 @@ static bool port_open(int port)
     return ok;
 }
 
-static void test_https_trust_file_adds_anchor(void **state)
+/* Makes a throwaway CA (ca.pem), a leaf for IP 127.0.0.1 signed by it
+ * (leaf.pem, leaf.key) and an unrelated CA (other.pem) in a new temp dir. */
+static char *make_pki(void)
 {
-    (void)state;
-    char dir[] = "/tmp/certloop-http-XXXXXX";
+    char *dir = xstrdup("/tmp/certloop-http-XXXXXX");
     assert_non_null(mkdtemp(dir));
     assert_int_equal(run_cmd(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
                                   "-nodes -keyout ca.key -out ca.pem -days 2 "
                                   "-subj /CN=certloop-test-ca"),
+                     0);
+    assert_int_equal(run_cmd(dir, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                                  "-nodes -keyout other.key -out other.pem -days 2 "
+                                  "-subj /CN=certloop-other-ca"),
                      0);
     assert_int_equal(run_cmd(dir, "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
                                   "-keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"),
@@ -779,7 +784,56 @@ static void test_https_trust_file_adds_anchor(void **state)
     assert_int_equal(run_cmd(dir, "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key "
                                   "-CAcreateserial -out leaf.pem -days 2 -extfile ext.cnf"),
                      0);
+    return dir;
+}
 
+static void remove_dir(char *dir)
+{
+    char *rm = xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(dir);
+}
+
+static pid_t spawn_quiet(char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+static void wait_port(int port)
+{
+    bool up = false;
+    for (int i = 0; i < 200 && !up; i++) {
+        struct timespec ts = {0, 25 * 1000 * 1000};
+        up = port_open(port);
+        if (!up)
+            nanosleep(&ts, NULL);
+    }
+    assert_true(up);
+}
+
+/* Runs one request to completion on its own and records it. */
+static void fetch(struct fx *f, const char *url, const char *trust, struct result *r)
+{
+    struct http_request_opts o = {.url = url, .trust_file = trust, .max_body = 1 << 20};
+    assert_int_equal(http_req_start(f->client, &o, record_cb, r, NULL), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(r->calls, 1);
+}
+
+static void test_https_trust_file_adds_anchor(void **state)
+{
+    (void)state;
+    char *dir = make_pki();
     int port = fake_http_free_port();
     assert_true(port > 0);
     char *accept = xasprintf("127.0.0.1:%d", port);
@@ -787,61 +841,133 @@ static void test_https_trust_file_adds_anchor(void **state)
     char *key = xasprintf("%s/leaf.key", dir);
     char *argv[] = {"openssl", "s_server", "-quiet", "-www", "-accept", accept,
                     "-cert",   cert,       "-key",   key,    NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid;
-    assert_int_equal(posix_spawnp(&pid, "openssl", &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    bool up = false;
-    for (int i = 0; i < 100 && !up; i++) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        up = port_open(port);
-        if (!up)
-            nanosleep(&ts, NULL);
-    }
-    assert_true(up);
+    pid_t pid = spawn_quiet(argv);
+    wait_port(port);
 
     struct fx f;
-    struct result with = {0}, without = {0}, again = {0};
+    struct result with = {0}, without = {0}, other = {0}, system_store = {0}, again = {0};
     fx_open(&f, NULL, NULL);
     char *url = xasprintf("https://127.0.0.1:%d/", port);
     char *ca = xasprintf("%s/ca.pem", dir);
-    struct http_request_opts o_with = {.url = url, .trust_file = ca, .max_body = 1 << 20};
-    struct http_request_opts o_without = {.url = url, .max_body = 1 << 20};
+    char *other_ca = xasprintf("%s/other.pem", dir);
 
     /* one at a time: s_server serves one connection after another */
-    assert_int_equal(http_req_start(f.client, &o_with, record_cb, &with, NULL), 0);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-    assert_int_equal(http_req_start(f.client, &o_without, record_cb, &without, NULL), 0);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-    assert_int_equal(http_req_start(f.client, &o_with, record_cb, &again, NULL), 0);
-    uv_run(&f.loop, UV_RUN_DEFAULT);
-
-    assert_int_equal(with.calls, 1);
+    fetch(&f, url, ca, &with);
     assert_int_equal(with.status, 0);
     assert_int_equal(with.http_status, 200);
     assert_true(with.body_len > 0);
     /* the extra anchor did not leak into the default store */
-    assert_int_equal(without.calls, 1);
+    fetch(&f, url, NULL, &without);
     assert_int_equal(without.status, ERR_HTTP);
-    assert_int_equal(again.calls, 1);
+    /* a trust file without the right CA does not help */
+    fetch(&f, url, other_ca, &other);
+    assert_int_equal(other.status, ERR_HTTP);
+    /* ...but the system store still counts next to a trust file: OpenSSL's
+     * default locations honour SSL_CERT_FILE, which stands in for it here */
+    setenv("SSL_CERT_FILE", ca, 1);
+    fetch(&f, url, other_ca, &system_store);
+    unsetenv("SSL_CERT_FILE");
+    assert_int_equal(system_store.status, 0);
+    assert_int_equal(system_store.http_status, 200);
+    fetch(&f, url, ca, &again);
     assert_int_equal(again.status, 0);
     fx_close(&f);
 
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
-    char *rm = xasprintf("rm -rf '%s'", dir);
-    assert_int_equal(system(rm), 0);
-    free(rm);
+    remove_dir(dir);
     free(url);
     free(ca);
+    free(other_ca);
     free(accept);
     free(cert);
     free(key);
     result_fini(&with);
+    result_fini(&without);
+    result_fini(&other);
+    result_fini(&system_store);
+    result_fini(&again);
+}
+
+#define N_H2 50
+
+/* nginx with TLS and HTTP/2 on loopback: many requests share one
+ * multiplexed connection, and a request without the trust file never rides
+ * on a connection that was verified with it. */
+static void test_https_http2_multiplexes_and_keeps_trust_apart(void **state)
+{
+    (void)state;
+    const char *nginx = "/usr/sbin/nginx";
+    if (access(nginx, X_OK) != 0) {
+        const char *ci = getenv("CI");
+        assert_false(ci != NULL && strcmp(ci, "true") == 0); /* CI must have it */
+        skip();
+    }
+    char *dir = make_pki();
+    int port = fake_http_free_port();
+    assert_true(port > 0);
+    char *conf = xasprintf("%s/nginx.conf", dir);
+    FILE *fp = fopen(conf, "w");
+    assert_non_null(fp);
+    fprintf(fp,
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
+            "error_log %s/error.log;\nevents { worker_connections 512; }\n"
+            "http {\n access_log off;\n client_body_temp_path %s;\n proxy_temp_path %s;\n"
+            " fastcgi_temp_path %s;\n uwsgi_temp_path %s;\n scgi_temp_path %s;\n"
+            " server {\n  listen 127.0.0.1:%d ssl http2;\n  ssl_certificate %s/leaf.pem;\n"
+            "  ssl_certificate_key %s/leaf.key;\n  keepalive_requests 100000;\n"
+            "  location / { return 200 \"$connection $server_protocol\\n\"; }\n }\n}\n",
+            dir, dir, dir, dir, dir, dir, dir, port, dir, dir);
+    fclose(fp);
+    char *errlog = xasprintf("%s/error.log", dir);
+    char *argv[] = {(char *)nginx, "-e", errlog, "-p", dir, "-c", conf, NULL};
+    pid_t pid = spawn_quiet(argv);
+    wait_port(port);
+
+    struct fx f;
+    struct result r[N_H2];
+    memset(r, 0, sizeof(r));
+    fx_open(&f, NULL, NULL);
+    char *url = xasprintf("https://127.0.0.1:%d/x", port);
+    char *ca = xasprintf("%s/ca.pem", dir);
+    for (int i = 0; i < N_H2; i++) {
+        struct http_request_opts o = {.url = url, .trust_file = ca};
+        assert_int_equal(http_req_start(f.client, &o, record_cb, &r[i], NULL), 0);
+    }
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    long conn_ids[N_H2];
+    size_t n_ids = 0;
+    for (int i = 0; i < N_H2; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, 0);
+        assert_int_equal(r[i].http_status, 200);
+        assert_non_null(strstr(r[i].body, "HTTP/2.0"));
+        long id = strtol(r[i].body, NULL, 10);
+        bool seen = false;
+        for (size_t j = 0; j < n_ids; j++)
+            seen = seen || conn_ids[j] == id;
+        if (!seen)
+            conn_ids[n_ids++] = id;
+        result_fini(&r[i]);
+    }
+    /* CURLOPT_PIPEWAIT: the requests wait for the first connection */
+    assert_int_equal(n_ids, 1);
+
+    struct result without = {0}, again = {0};
+    fetch(&f, url, NULL, &without);
+    assert_int_equal(without.status, ERR_HTTP);
+    fetch(&f, url, ca, &again);
+    assert_int_equal(again.status, 0);
+    assert_int_equal(strtol(again.body, NULL, 10), conn_ids[0]); /* reused */
+    fx_close(&f);
+
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    remove_dir(dir);
+    free(conf);
+    free(errlog);
+    free(url);
+    free(ca);
     result_fini(&without);
     result_fini(&again);
 }
@@ -958,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_callback_may_start_another_request),
         cmocka_unit_test(test_callback_may_cancel_siblings_and_close_client),
         cmocka_unit_test(test_https_trust_file_adds_anchor),
+        cmocka_unit_test(test_https_http2_multiplexes_and_keeps_trust_apart),
         cmocka_unit_test(test_retry_after_delta_seconds),
         cmocka_unit_test(test_retry_after_http_dates),
         cmocka_unit_test(test_link_header_parsing),
