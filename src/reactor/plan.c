@@ -345,15 +345,25 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     line_label(out, "stored");
     if (st == 0) {
         fprintf(out, "none\n");
+    } else if (st == -EACCES || st == -EPERM) {
+        fprintf(out, "unknown: %s/certs/%s: %s (run plan as the daemon's user)\n",
+                cfg->daemon.state_dir, c->name, why);
     } else if (st < 0) {
         fprintf(out, "unreadable: %s\n", why);
     } else {
         fmt_time(m.not_after, t, sizeof(t));
         fmt_span(m.not_after - now, span, sizeof(span));
-        fprintf(out, "generation %s, expires %s (%s %s)\n", generation != NULL ? generation : "?",
-                t, m.not_after > now ? "in" : "expired", span);
+        if (m.not_after > now)
+            fprintf(out, "generation %s, expires %s (in %s)\n",
+                    generation != NULL ? generation : "?", t, span);
+        else
+            fprintf(out, "generation %s, expired %s (%s ago)\n",
+                    generation != NULL ? generation : "?", t, span);
     }
-    if (st < 0) {
+    if (st == -EACCES || st == -EPERM) {
+        line_label(out, "next order");
+        fprintf(out, "unknown (the state directory is not readable)\n");
+    } else if (st < 0) {
         line_label(out, "next order");
         fprintf(out, "now: the stored certificate is unreadable\n");
     } else {
