@@ -171,6 +171,36 @@ static void show_deploy(const struct cfg_deploy *d, FILE *out)
     buf_fini(&b);
 }
 
+static void show_dns(const struct cfg_dns *dns, FILE *out)
+{
+    struct buf b = BUF_INIT(64 * 1024);
+
+    if (dns == NULL) {
+        fprintf(out, "dns-01\n");
+        return;
+    }
+    buf_printf(&b, "dns-01 via %s (", dns->name);
+    switch (dns->type) {
+    case CFG_DNS_RFC2136:
+        buf_printf(&b, "rfc2136, server %s, zone %s", dns->server != NULL ? dns->server : "?",
+                   dns->zone != NULL ? dns->zone : "found by SOA lookup");
+        break;
+    case CFG_DNS_EXEC:
+        buf_append_str(&b, "exec:");
+        for (size_t i = 0; i < dns->command.n; i++) {
+            buf_append_str(&b, " ");
+            put_arg(&b, dns->command.v[i]);
+        }
+        break;
+    case CFG_DNS_CALLBACK:
+        buf_printf(&b, "callback %s", dns->url != NULL ? dns->url : "?");
+        break;
+    }
+    buf_append_str(&b, ")");
+    fprintf(out, "%s\n", b.data);
+    buf_fini(&b);
+}
+
 /* Reads what is stored for cert name. 1 with *m set, 0 if nothing is
  * stored, < 0 (with *why set) if something is stored but unreadable. */
 static int read_stored(const char *state_dir, const char *name, struct sched_meta *m,
@@ -315,7 +345,7 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     fprintf(out, "%s\n", config_key_type_name(c->key));
     line_label(out, "challenge");
     if (c->challenge == CFG_CHAL_DNS01)
-        fprintf(out, "dns-01 via %s\n", c->dns != NULL ? c->dns->name : "?");
+        show_dns(c->dns, out);
     else
         fprintf(out, "http-01\n");
     if (c->import_cert != NULL) {

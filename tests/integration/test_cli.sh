@@ -218,6 +218,34 @@ run 64 plan -c "$good" www nope && has "$tmp/err" "certloop: plan: no certificat
 [ -s "$tmp/out" ] && fail "plan with an unknown name printed a plan"
 run 78 plan -c "$bad"
 
+# a dns-01 certificate names its solver
+mkdir -p "$tmp/dns"
+cat >"$tmp/dns/certloop.toml" <<EOF
+[daemon]
+state_dir = "$tmp/state"
+
+[ca.pebble]
+directory = "https://127.0.0.1:14000/dir"
+agree_tos = true
+
+[dns.hook]
+type = "exec"
+command = ["/bin/true", "--zone", "example org"]
+
+[certificate.wild]
+domains = ["*.example.org"]
+ca = "pebble"
+challenge = "dns-01"
+dns = "hook"
+EOF
+run 0 check -c "$tmp/dns/certloop.toml" &&
+  has "$tmp/out" "$tmp/dns/certloop.toml: OK: 1 certificate, 1 CA, 1 DNS solver, 1 file"
+run 0 plan -c "$tmp/dns/certloop.toml" && {
+  has "$tmp/out" "  domains    *.example.org"
+  has "$tmp/out" "  challenge  dns-01 via hook (exec: /bin/true --zone 'example org')"
+  has "$tmp/out" "  deploy     none (the certificate stays in the state directory)"
+}
+
 echo "== plan, stored certificates"
 # store GEN NAME SAN KEYTYPE META: a self-signed certificate as the current generation
 store() {
