@@ -8,7 +8,7 @@ PKGS=(
   libuv1-dev libssl-dev libcurl4-openssl-dev libc-ares-dev libjansson-dev libldns-dev
   libcmocka-dev
   clang libclang-rt-14-dev
-  pebble knot knot-dnsutils openssl curl ca-certificates iproute2 procps
+  pebble knot knot-dnsutils openssl curl ca-certificates iproute2 procps python3 bc
 )
 
 missing=()
