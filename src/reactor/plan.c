@@ -201,6 +201,31 @@ static void show_dns(const struct cfg_dns *dns, FILE *out)
     buf_fini(&b);
 }
 
+/* The DNS names of an imported certificate (a certificate without a CA may
+ * leave `domains` out: they come from the certificate). */
+static void show_import_names(const char *path, FILE *out)
+{
+    struct sched_meta m;
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = store_read_file(path, &pem, &len);
+
+    memset(&m, 0, sizeof(m));
+    if (rc < 0) {
+        fprintf(out, "(%s: %s)", path, err_str(rc));
+        return;
+    }
+    if (sched_meta_from_pem(pem, len, &m) < 0) {
+        fprintf(out, "(%s: not a PEM certificate)", path);
+    } else {
+        for (size_t i = 0; i < m.n_domains; i++)
+            fprintf(out, "%s%s", i > 0 ? ", " : "", m.domains[i]);
+        fprintf(out, "%s(from the imported certificate)", m.n_domains > 0 ? " " : "");
+    }
+    sched_meta_fini(&m);
+    free(pem);
+}
+
 /* Reads what is stored for cert name. 1 with *m set, 0 if nothing is
  * stored, < 0 (with *why set) if something is stored but unreadable. */
 static int read_stored(const char *state_dir, const char *name, struct sched_meta *m,
@@ -335,6 +360,8 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     line_label(out, "domains");
     for (size_t i = 0; i < c->domains.n; i++)
         fprintf(out, "%s%s", i > 0 ? ", " : "", c->domains.v[i]);
+    if (c->domains.n == 0 && c->import_cert != NULL)
+        show_import_names(c->import_cert, out);
     fprintf(out, "\n");
     line_label(out, "ca");
     if (c->ca != NULL)
@@ -342,9 +369,11 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     else
         fprintf(out, "-\n");
     line_label(out, "key");
-    fprintf(out, "%s\n", config_key_type_name(c->key));
+    fprintf(out, "%s\n", c->ca != NULL ? config_key_type_name(c->key) : "the imported key");
     line_label(out, "challenge");
-    if (c->challenge == CFG_CHAL_DNS01)
+    if (c->ca == NULL)
+        fprintf(out, "-\n");
+    else if (c->challenge == CFG_CHAL_DNS01)
         show_dns(c->dns, out);
     else
         fprintf(out, "http-01\n");

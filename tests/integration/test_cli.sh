@@ -246,6 +246,24 @@ run 0 plan -c "$tmp/dns/certloop.toml" && {
   has "$tmp/out" "  deploy     none (the certificate stays in the state directory)"
 }
 
+# an imported certificate without a CA: names from the certificate, never ordered
+mkdir -p "$tmp/imp"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -subj "/CN=legacy.example.org" -addext "subjectAltName=DNS:legacy.example.org" \
+  -keyout "$tmp/imp/key.pem" -out "$tmp/imp/cert.pem" 2>/dev/null || fail "openssl req (import)"
+cat >"$tmp/imp/certloop.toml" <<EOF
+[daemon]
+state_dir = "$tmp/state"
+
+[certificate.legacy]
+import = { cert = "$tmp/imp/cert.pem", key = "$tmp/imp/key.pem" }
+EOF
+run 0 plan -c "$tmp/imp/certloop.toml" && {
+  has "$tmp/out" "  domains    legacy.example.org (from the imported certificate)"
+  has "$tmp/out" "  ca         -"
+  has "$tmp/out" "  next order never: no ca configured (an imported certificate is only deployed)"
+}
+
 echo "== plan, stored certificates"
 # store GEN NAME SAN KEYTYPE META: a self-signed certificate as the current generation
 store() {
