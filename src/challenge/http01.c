@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #define KEYAUTH_MAX 1024
-#define RESP_MAX 2048       /* one response, head and body: KEYAUTH_MAX + headers */
-#define IO_SIZE (64 * 1024) /* the shared read and write buffers */
-#define LINGER_DRAIN_MAX (64 * 1024)
+#define RESP_MAX 2048                  /* one response, head and body: KEYAUTH_MAX + headers */
+#define IO_SIZE (64 * 1024)            /* the shared read and write buffers */
+#define LINGER_DRAIN_MAX (1024 * 1024) /* linger_timeout_ms bounds it too */
 #define BACKLOG 511
 
 /* Each live connection waits in exactly one queue, ordered by deadline since
@@ -632,23 +632,25 @@ static bool conn_send(struct conn *c, const uint8_t *o, size_t n)
     return false;
 }
 
-/* Keeps data[0..len) as the unconsumed input (data may be c->in). */
+/* Keeps data[0..len) as the unconsumed input; data may point into c->in. */
 static void keep_input(struct conn *c, const uint8_t *data, size_t len)
 {
+    uintptr_t d = (uintptr_t)data, in = (uintptr_t)c->in;
+
     if (len == 0) {
         c->in_len = 0;
         c->in_nl = false;
         return;
     }
-    if (data != c->in) {
+    if (c->in != NULL && d >= in && d < in + c->in_cap) {
+        memmove(c->in, data, len);
+    } else {
         if (c->in_cap < len) {
             free(c->in);
             c->in_cap = len < 1024 ? 1024 : len;
             c->in = xmalloc(c->in_cap);
         }
         memcpy(c->in, data, len);
-    } else {
-        memmove(c->in, data, len);
     }
     c->in_len = len;
     c->in_nl = memchr(c->in, '\n', len) != NULL;
