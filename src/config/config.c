@@ -162,15 +162,22 @@ static bool bare_key(const char *k, size_t len)
     return true;
 }
 
-/* "base.key", with the key quoted as TOML would need it. base may be NULL. */
+/* "base.key", with the key quoted as TOML would need it. base may be NULL.
+ * Called for every key read, so it avoids printf for the common case. */
 static char *path_join(const char *base, const char *key, size_t keylen)
 {
     char shown[256];
 
     if (bare_key(key, keylen)) {
-        if (base == NULL)
-            return xstrndup(key, keylen);
-        return xasprintf("%s.%.*s", base, (int)keylen, key);
+        size_t bl = base != NULL ? strlen(base) : 0;
+        char *p = xmalloc(bl + 1 + keylen + 1);
+        if (bl > 0) {
+            memcpy(p, base, bl);
+            p[bl++] = '.';
+        }
+        memcpy(p + bl, key, keylen);
+        p[bl + keylen] = '\0';
+        return p;
     }
     show(shown, sizeof(shown), key);
     if (base == NULL)
@@ -1958,6 +1965,8 @@ static size_t dedupe(struct cctx *c, struct sortkey *k, size_t n, const char *se
 {
     size_t kept = 0;
 
+    if (n == 0)
+        return 0;
     qsort(k, n, sizeof(*k), sortkey_cmp);
     for (size_t i = 0; i < n; i++) {
         if (kept > 0 && strcmp(k[kept - 1].name, k[i].name) == 0) {
@@ -2184,7 +2193,8 @@ static void cctx_fini(struct cctx *c)
 
 static void flush_errors(struct cctx *c, struct config_diag *diag)
 {
-    qsort(c->errs, c->n_errs, sizeof(*c->errs), pending_cmp);
+    if (c->n_errs > 0)
+        qsort(c->errs, c->n_errs, sizeof(*c->errs), pending_cmp);
     for (size_t i = 0; i < c->n_errs; i++) {
         if (diag != NULL)
             config_diag_add(diag, "%s", c->errs[i].text);

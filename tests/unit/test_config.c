@@ -1539,12 +1539,13 @@ static void test_ten_thousand_certificates(void **state)
         free(body);
     }
     struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    /* CPU time, not wall time: CI machines are shared */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
     load_main(t, LOCAL_CA);
-    clock_gettime(CLOCK_MONOTONIC, &b);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
     expect_ok(t);
     double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    fprintf(stderr, "loaded %zu certificates from %zu files in %.3f s\n", t->cfg->n_certs,
+    fprintf(stderr, "loaded %zu certificates from %zu files in %.3f s of CPU\n", t->cfg->n_certs,
             t->cfg->files.n, secs);
     assert_int_equal(t->cfg->n_certs, 10000);
     assert_int_equal(t->cfg->files.n, 101);
