@@ -27,6 +27,9 @@ struct jv {
     size_t n, cap, kcap;
 };
 
+/* Where mismatch reasons go: stderr, or a buffer per case in batch mode. */
+static FILE *report;
+
 struct reader {
     const char *s;
     size_t len, off;
@@ -256,7 +259,7 @@ static int load(const char *path, struct jv *v)
     size_t len = 0, cap = 0, n;
 
     if (f == NULL) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        fprintf(report, "%s: %s\n", path, strerror(errno));
         return -1;
     }
     do {
@@ -276,7 +279,7 @@ static int load(const char *path, struct jv *v)
         }
     }
     if (rc < 0)
-        fprintf(stderr, "%s: invalid JSON at byte %zu: %s\n", path, r.off, r.err);
+        fprintf(report, "%s: invalid JSON at byte %zu: %s\n", path, r.off, r.err);
     free(data);
     return rc;
 }
@@ -430,35 +433,35 @@ static bool equal(const struct jv *want, const struct jv *have, char *path, size
 
     if (wl || hl) {
         if (!wl || !hl) {
-            path_print(stderr, path);
-            fprintf(stderr, ": expected %s, got %s\n", wl ? "a value" : "a table or array",
+            path_print(report, path);
+            fprintf(report, ": expected %s, got %s\n", wl ? "a value" : "a table or array",
                     hl ? "a value" : "a table or array");
             return false;
         }
         const struct jv *wt = member(want, "type", 4), *ht = member(have, "type", 4);
         const struct jv *wv = member(want, "value", 5), *hv = member(have, "value", 5);
         if (strcmp(wt->s, ht->s) != 0) {
-            path_print(stderr, path);
-            fprintf(stderr, ": expected type %s, got %s\n", wt->s, ht->s);
+            path_print(report, path);
+            fprintf(report, ": expected type %s, got %s\n", wt->s, ht->s);
             return false;
         }
         if (!leaf_equal(wt->s, wv, hv)) {
-            path_print(stderr, path);
-            fprintf(stderr, ": expected %s \"%s\", got \"%s\"\n", wt->s, wv->s, hv->s);
+            path_print(report, path);
+            fprintf(report, ": expected %s \"%s\", got \"%s\"\n", wt->s, wv->s, hv->s);
             return false;
         }
         return true;
     }
     if (want->type != have->type) {
-        path_print(stderr, path);
-        fprintf(stderr, ": expected %s, got %s\n", want->type == J_ARRAY ? "an array" : "a table",
+        path_print(report, path);
+        fprintf(report, ": expected %s, got %s\n", want->type == J_ARRAY ? "an array" : "a table",
                 have->type == J_ARRAY ? "an array" : "a table");
         return false;
     }
     if (want->type == J_ARRAY) {
         if (want->n != have->n) {
-            path_print(stderr, path);
-            fprintf(stderr, ": expected %zu array elements, got %zu\n", want->n, have->n);
+            path_print(report, path);
+            fprintf(report, ": expected %zu array elements, got %zu\n", want->n, have->n);
             return false;
         }
         for (size_t i = 0; i < want->n; i++) {
@@ -473,8 +476,8 @@ static bool equal(const struct jv *want, const struct jv *have, char *path, size
     }
     if (want->type == J_OBJECT) {
         if (want->n != have->n) {
-            path_print(stderr, path);
-            fprintf(stderr, ": expected %zu keys, got %zu\n", want->n, have->n);
+            path_print(report, path);
+            fprintf(report, ": expected %zu keys, got %zu\n", want->n, have->n);
             return false;
         }
         for (size_t i = 0; i < want->n; i++) {
@@ -484,8 +487,8 @@ static bool equal(const struct jv *want, const struct jv *have, char *path, size
             const struct jv *h = member(have, want->keys[i], want->klens[i]);
             bool ok = h != NULL;
             if (!ok) {
-                path_print(stderr, path);
-                fprintf(stderr, ": missing key\n");
+                path_print(report, path);
+                fprintf(report, ": missing key\n");
             } else {
                 ok = equal(&want->items[i], h, path, plen);
             }
@@ -498,18 +501,14 @@ static bool equal(const struct jv *want, const struct jv *have, char *path, size
     return want->len == have->len && memcmp(want->s, have->s, want->len) == 0;
 }
 
-int main(int argc, char **argv)
+static int compare_files(const char *want_path, const char *have_path)
 {
     struct jv want, have;
     char path[4096] = "";
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: toml-test-compare EXPECTED.json ACTUAL.json\n");
+    if (load(want_path, &want) < 0)
         return 2;
-    }
-    if (load(argv[1], &want) < 0)
-        return 2;
-    if (load(argv[2], &have) < 0) {
+    if (load(have_path, &have) < 0) {
         jv_fini(&want);
         return 1;
     }
@@ -517,4 +516,67 @@ int main(int argc, char **argv)
     jv_fini(&want);
     jv_fini(&have);
     return ok ? 0 : 1;
+}
+
+/* Batch mode: stdin has lines "NAME<TAB>EXPECTED<TAB>ACTUAL"; prints "ok NAME"
+ * or "FAIL NAME: reason" for each, so that a run spawns one comparer. */
+static int batch(void)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int failed = 0;
+
+    while ((n = getline(&line, &cap, stdin)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        char *name = line;
+        char *want = strchr(name, '\t');
+        char *have = want != NULL ? strchr(want + 1, '\t') : NULL;
+        if (have == NULL) {
+            fprintf(stderr, "toml-test-compare: bad batch line: %s\n", line);
+            failed++;
+            continue;
+        }
+        *want++ = '\0';
+        *have++ = '\0';
+        char *msg = NULL;
+        size_t msglen = 0;
+        report = open_memstream(&msg, &msglen);
+        if (report == NULL) {
+            perror("open_memstream");
+            free(line);
+            return 2;
+        }
+        int rc = compare_files(want, have);
+        fclose(report);
+        report = stderr;
+        if (rc == 0) {
+            printf("ok %s\n", name);
+        } else {
+            for (size_t i = 0; i < msglen; i++) {
+                if (msg[i] == '\n')
+                    msg[i] = i + 1 < msglen ? ';' : '\0';
+            }
+            printf("FAIL %s: output differs: %s\n", name, msglen ? msg : "unreadable output");
+            failed++;
+        }
+        free(msg);
+    }
+    free(line);
+    return failed > 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    report = stderr;
+    if (argc == 2 && strcmp(argv[1], "--batch") == 0)
+        return batch();
+    if (argc != 3) {
+        fprintf(stderr,
+                "usage: toml-test-compare EXPECTED.json ACTUAL.json\n"
+                "       toml-test-compare --batch < lines of NAME TAB EXPECTED TAB ACTUAL\n");
+        return 2;
+    }
+    return compare_files(argv[1], argv[2]);
 }
