@@ -69,6 +69,14 @@ struct sortkey {
     void *obj;
 };
 
+struct output {
+    char *file;    /* owned: the path written */
+    char *keypath; /* owned: "certificate.NAME.deploy[I].KEY" */
+    size_t src;    /* the config file */
+    struct toml_pos pos;
+    size_t seq;
+};
+
 struct cctx {
     struct config *cfg;
     size_t file; /* index into cfg->files of the file being read */
@@ -81,6 +89,8 @@ struct cctx {
     size_t n_users, cap_users, n_groups, cap_groups;
     char *lastdir; /* owned: the last parent directory checked */
     int lastdir_rc;
+    struct output *outputs; /* every file a deploy writes, to find two writers */
+    size_t n_outputs, cap_outputs;
     struct toml_pos include_pos;
     bool include_set;
 };
@@ -914,6 +924,14 @@ static bool check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const
             strerror(-c->lastdir_rc));
         return false;
     }
+    c->outputs =
+        xreallocarray_grow(c->outputs, &c->cap_outputs, c->n_outputs + 1, sizeof(*c->outputs));
+    struct output *o = &c->outputs[c->n_outputs];
+    o->file = xstrdup(f);
+    o->keypath = xstrdup(path);
+    o->src = c->file;
+    o->pos = kv->val.pos;
+    o->seq = c->n_outputs++;
     return true;
 }
 
@@ -2093,9 +2111,41 @@ static void resolve_cert(struct cctx *c, struct cert_tmp *ct)
     }
 }
 
+static int output_cmp(const void *a, const void *b)
+{
+    const struct output *x = a, *y = b;
+    int r = strcmp(x->file, y->file);
+    if (r != 0)
+        return r;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Two deploy actions writing one file would overwrite each other. */
+static void check_outputs(struct cctx *c)
+{
+    char b[256];
+
+    if (c->n_outputs == 0)
+        return;
+    qsort(c->outputs, c->n_outputs, sizeof(*c->outputs), output_cmp);
+    for (size_t i = 1, first = 0; i < c->n_outputs; i++) {
+        const struct output *o = &c->outputs[i];
+        if (strcmp(o->file, c->outputs[first].file) != 0) {
+            first = i;
+            continue;
+        }
+        const struct output *f = &c->outputs[first];
+        cerr(c, o->src, o->pos, o->keypath, "%s is also written by %s at %s:%u:%u",
+             show(b, sizeof(b), o->file), f->keypath, c->cfg->files.v[f->src],
+             (unsigned)f->pos.line, (unsigned)f->pos.col);
+    }
+}
+
 static void finish(struct cctx *c)
 {
     struct config *cfg = c->cfg;
+
+    check_outputs(c);
 
     size_t n = dedupe(c, c->cas, c->n_cas, "ca", drop_ca);
     cfg->cas = xcalloc(n ? n : 1, sizeof(*cfg->cas));
@@ -2189,6 +2239,11 @@ static void cctx_fini(struct cctx *c)
         free(c->groups[i].name);
     free(c->groups);
     free(c->lastdir);
+    for (size_t i = 0; i < c->n_outputs; i++) {
+        free(c->outputs[i].file);
+        free(c->outputs[i].keypath);
+    }
+    free(c->outputs);
 }
 
 static void flush_errors(struct cctx *c, struct config_diag *diag)

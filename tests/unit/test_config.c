@@ -1076,6 +1076,40 @@ static void test_deploy_files_checks(void **state)
     tdir_free(t);
 }
 
+static void test_deploy_file_written_twice(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    mkdir_in(t, "out");
+    mkdir_in(t, "conf.d");
+    write_file(t, "conf.d/b.toml",
+               "[certificate.b]\n"
+               "domains = [\"b.example\"]\n"
+               "[[certificate.b.deploy]]\n"
+               "type = \"files\"\n"
+               "fullchain = \"@T@/out/a.pem\"\n",
+               0644);
+    load_main(t, "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"files\"\n"
+                 "fullchain = \"@T@/out/a.pem\"\n"
+                 "cert = \"@T@/out/c.pem\"\n"
+                 "chain = \"@T@/out/c.pem\"\n" LOCAL_CA);
+    expect_errors(t, 2);
+    char *msg = xasprintf("certificate.a.deploy[0].chain: %s/out/c.pem is also written by "
+                          "certificate.a.deploy[0].cert at %s/certloop.toml:6:8",
+                          t->path, t->path);
+    expect_line(t, "certloop.toml", 7, 9, msg);
+    free(msg);
+    msg = xasprintf("certificate.b.deploy[0].fullchain: %s/out/a.pem is also written by "
+                    "certificate.a.deploy[0].fullchain at %s/certloop.toml:5:13",
+                    t->path, t->path);
+    expect_line(t, "conf.d/b.toml", 5, 13, msg);
+    free(msg);
+    tdir_free(t);
+}
+
 static void test_exec_command(void **state)
 {
     (void)state;
@@ -1263,11 +1297,6 @@ static void test_equal_order_and_deploy(void **state)
                                "[[certificate.a.deploy]]\n"
                                "type = \"files\"\n"
                                "cert = \"@T@/out/a.pem\"\n"
-                               "[certificate.b]\n"
-                               "domains = [\"a.example\", \"b.example\"]\n"
-                               "[[certificate.b.deploy]]\n"
-                               "type = \"files\"\n"
-                               "cert = \"@T@/out/a.pem\"\n"
                                "[certificate.c]\n"
                                "domains = [\"a.example\", \"b.example\"]\n"
                                "key = \"ec-p384\"\n"
@@ -1279,16 +1308,24 @@ static void test_equal_order_and_deploy(void **state)
     load_main(t, tmpl);
     expect_ok(t);
     struct config *one = config_ref(t->cfg);
-    const struct cfg_cert *a = config_cert_find(one, "a"), *b = config_cert_find(one, "b");
+    const struct cfg_cert *a = config_cert_find(one, "a");
     const struct cfg_cert *c = config_cert_find(one, "c"), *d = config_cert_find(one, "d");
-    assert_true(config_cert_equal_order(a, b));
-    assert_true(config_cert_equal_deploy(a, b));
+    assert_true(config_cert_equal_order(a, a));
+    assert_true(config_cert_equal_deploy(a, a));
     assert_false(config_cert_equal_order(a, c)); /* key type */
     assert_false(config_cert_equal_deploy(a, c));
     assert_false(config_cert_equal_order(a, d)); /* order of names (the first is the CN) */
     assert_false(config_cert_equal_deploy(a, d));
 
-    /* across snapshots: another CA directory means a reissue */
+    /* the same file loaded again: a new snapshot, equal certificates */
+    load_main(t, tmpl);
+    expect_ok(t);
+    assert_ptr_not_equal(t->cfg, one);
+    const struct cfg_cert *a1 = config_cert_find(t->cfg, "a");
+    assert_true(config_cert_equal_order(a, a1));
+    assert_true(config_cert_equal_deploy(a, a1));
+
+    /* another CA directory means a reissue; another mode another deploy */
     static const char tmpl2[] = "[certificate.a]\n"
                                 "domains = [\"a.example\", \"b.example\"]\n"
                                 "[[certificate.a.deploy]]\n"
@@ -1301,7 +1338,7 @@ static void test_equal_order_and_deploy(void **state)
     expect_ok(t);
     const struct cfg_cert *a2 = config_cert_find(t->cfg, "a");
     assert_false(config_cert_equal_order(a, a2));
-    assert_false(config_cert_equal_deploy(a, a2)); /* mode */
+    assert_false(config_cert_equal_deploy(a, a2));
     config_unref(one);
     tdir_free(t);
 }
@@ -1589,6 +1626,7 @@ int main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_deploy_files_checks),
+        cmocka_unit_test(test_deploy_file_written_twice),
         cmocka_unit_test(test_exec_command),
         cmocka_unit_test(test_dns_solver_checks),
         cmocka_unit_test(test_ca_directory_url),
