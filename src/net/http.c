@@ -103,6 +103,7 @@ struct http_client {
     unsigned open_handles; /* timer + sockets; freed when 0 after close */
     bool closing;
     bool dispatching;
+    bool abort_pending; /* some request has aborting set: keep the timer short */
 };
 
 static const char *const no_links[] = {NULL};
@@ -707,6 +708,9 @@ static void abort_marked(struct http_client *c)
 {
     struct http_req *next;
 
+    if (!c->abort_pending)
+        return;
+    c->abort_pending = false;
     for (struct http_req *r = c->active.head; r != NULL; r = next) {
         next = r->next;
         if (!r->aborting)
@@ -730,7 +734,9 @@ static void poll_cb(uv_poll_t *p, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    CURLMcode mc = curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    if (mc != CURLM_OK)
+        log_debug(LOG_HTTP, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
     dispatch(c);
 }
@@ -741,7 +747,9 @@ static void timer_fired(uv_timer_t *t)
     int running;
 
     abort_marked(c);
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    CURLMcode mc = curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (mc != CURLM_OK)
+        log_debug(LOG_HTTP, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
     collect(c);
     dispatch(c);
 }
@@ -752,6 +760,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     struct http_client *c = userp;
 
     (void)multi;
+    if (c->abort_pending)
+        timeout_ms = 0; /* a failed request waits to be finished by the timer */
     if (timeout_ms < 0) {
         uv_timer_stop(&c->timer);
         return 0;
@@ -789,6 +799,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
                 snprintf(why, sizeof(why), "uv_poll_init: %s", uv_strerror(rc));
                 req_fail_in_callback(r, ERR_HTTP, why);
                 r->aborting = true;
+                c->abort_pending = true;
                 uv_timer_start(&c->timer, timer_fired, 1, 0);
             }
             return 0;

@@ -5,6 +5,7 @@
 #ifndef CERTLOOP_NET_NET_H
 #define CERTLOOP_NET_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -20,27 +21,30 @@ struct http_header {
 };
 
 struct http_request_opts {
-    const char *method;      /* "GET", "HEAD", "POST"; default GET */
-    const char *url;         /* http:// or https:// */
+    const char *method;                /* "GET", "HEAD", "POST"; default GET */
+    const char *url;                   /* http:// or https:// */
     const struct http_header *headers; /* extra request headers, or NULL */
     size_t n_headers;
-    const void *body;        /* copied by _start; NULL for none */
+    const void *body; /* copied by _start; NULL for none */
     size_t body_len;
-    const char *trust_file;  /* extra CA bundle (PEM) added to the system store, or NULL */
-    size_t max_body;         /* response cap; 0 = 64 KiB. Past it: ERR_TOO_BIG */
-    long timeout_ms;         /* whole request; 0 = 30 s */
+    const char *trust_file; /* extra CA bundle (PEM) added to the system store, or NULL.
+                             * Read and parsed once per client (again when the file
+                             * changes); connections verified with it are never reused
+                             * by requests without it. */
+    size_t max_body;        /* response cap; 0 = 64 KiB. Past it: ERR_TOO_BIG */
+    long timeout_ms;        /* whole request; 0 = 30 s */
 };
 
 /* A response as the callback sees it: borrowed, valid only during the
  * callback. Header values are the last one seen, NULL if absent. */
 struct http_response {
-    long status;           /* HTTP status code */
-    struct buf body;       /* NUL-terminated */
+    long status;     /* HTTP status code */
+    struct buf body; /* NUL-terminated */
     const char *content_type;
     const char *location;
     const char *replay_nonce;
-    const char *retry_after; /* raw header value */
-    const char *const *links; /* every Link header value, NULL-terminated */
+    const char *retry_after;  /* raw header value */
+    const char *const *links; /* every Link header value, NULL-terminated (never NULL) */
     size_t n_links;
     const char *effective_url;
 };
@@ -67,10 +71,67 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
 void http_req_cancel(struct http_req *r);
 
 /* Parses a Retry-After value (delta-seconds or HTTP-date) relative to `now`
- * (unix seconds). Returns seconds to wait (>= 0) or -1 if absent/invalid. */
+ * (unix seconds). Returns seconds to wait (>= 0; a past date gives 0; more
+ * than 366 days is clamped to 366 days) or -1 if absent/invalid. */
 int64_t http_retry_after_parse(const char *value, int64_t now);
 /* Extracts the URL of a Link header value with the given rel ("alternate",
- * "up", "index"). Owned string or NULL. */
+ * "up", "index"). Owned string or NULL. A value may hold several
+ * comma-separated links (the first match wins) and rel several
+ * space-separated types, quoted or not, compared case-insensitively. */
 char *http_link_url(const char *link_value, const char *rel);
+
+/* ---- DNS: a c-ares channel on the loop (uv_poll_t per socket, one
+ * uv_timer_t from ares_timeout). Queries are raw: any rcode is an answer. */
+
+struct dns_resolver;
+struct dns_query;
+
+enum dns_rrtype {
+    DNS_T_A = 1,
+    DNS_T_NS = 2,
+    DNS_T_CNAME = 5,
+    DNS_T_SOA = 6,
+    DNS_T_TXT = 16,
+    DNS_T_AAAA = 28,
+    DNS_T_CAA = 257,
+};
+
+struct dns_resolver_opts {
+    const char *servers; /* "127.0.0.1:5353,[::1]:53", or NULL for /etc/resolv.conf */
+    long timeout_ms;     /* per try; 0 = 2000 */
+    int tries;           /* 0 = 3 */
+    bool no_recurse;     /* RD=0: for asking authoritative servers directly */
+    bool tcp;            /* TCP instead of UDP */
+};
+
+/* An answer as the callback sees it: borrowed, valid only during the callback. */
+struct dns_answer {
+    int rcode;                /* 0 NOERROR, 3 NXDOMAIN, ... */
+    bool authoritative;       /* the AA bit */
+    const unsigned char *msg; /* the whole response message (parse others with ldns) */
+    size_t len;
+    const char *const *txt; /* TXT: each record's strings joined; NULL-terminated */
+    size_t n_txt;
+    const char *const *addrs; /* A/AAAA: addresses as text; NULL-terminated */
+    size_t n_addrs;
+};
+
+/* status is 0 when a response arrived (whatever its rcode), or ERR_TIMEOUT
+ * (no server answered in time) or ERR_DNS (logged); ans is NULL unless 0. */
+typedef void (*dns_cb)(int status, const struct dns_answer *ans, void *arg);
+
+/* Creates a resolver on `loop` (o may be NULL for defaults). Owned; close
+ * with dns_resolver_close. */
+int dns_resolver_open(uv_loop_t *loop, const struct dns_resolver_opts *o,
+                      struct dns_resolver **out);
+/* Cancels every query (their callbacks never run) and frees the resolver
+ * once its handles have closed (run the loop). */
+void dns_resolver_close(struct dns_resolver *r);
+
+/* Starts a query for `name` (class IN) with the async contract of STYLE
+ * §4, like http_req_start. *out (optional) is valid until the callback. */
+int dns_query_start(struct dns_resolver *r, const char *name, enum dns_rrtype type, dns_cb cb,
+                    void *arg, struct dns_query **out);
+void dns_query_cancel(struct dns_query *q);
 
 #endif
