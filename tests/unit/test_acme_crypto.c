@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -239,6 +241,65 @@ static void test_key_traditional_pem_and_other_curve(void **state)
     assert_int_equal(acme_key_type_of(r, &t), -EINVAL);
     assert_string_equal(acme_jws_alg(r), "RS256");
     EVP_PKEY_free(r);
+}
+
+/* Keys are generated on uv_queue_work threads: several at once must each
+ * yield a distinct, usable key. */
+struct keygen_job {
+    enum cfg_key_type type;
+    int ok;
+    char *thumb[20];
+};
+
+static void *keygen_thread(void *arg)
+{
+    struct keygen_job *j = arg;
+    for (int i = 0; i < 20; i++) {
+        EVP_PKEY *k = NULL;
+        enum cfg_key_type t;
+        if (acme_key_generate(j->type, &k) != 0 || acme_key_type_of(k, &t) != 0 || t != j->type)
+            return NULL;
+        char *pem = NULL;
+        size_t len = 0;
+        EVP_PKEY *back = NULL;
+        if (acme_key_to_pem(k, &pem, &len) != 0 || acme_key_from_pem(pem, len, &back) != 0 ||
+            EVP_PKEY_eq(k, back) != 1)
+            return NULL;
+        j->thumb[i] = acme_jwk_thumbprint(back);
+        free(pem);
+        EVP_PKEY_free(back);
+        EVP_PKEY_free(k);
+    }
+    j->ok = 1;
+    return NULL;
+}
+
+static void test_key_generate_concurrent_threads(void **state)
+{
+    (void)state;
+    struct keygen_job jobs[4] = {{CFG_KEY_EC_P256, 0, {0}},
+                                 {CFG_KEY_EC_P384, 0, {0}},
+                                 {CFG_KEY_EC_P256, 0, {0}},
+                                 {CFG_KEY_EC_P384, 0, {0}}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, keygen_thread, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(jobs[i].ok, 1);
+        for (int k = 0; k < 20; k++) {
+            assert_non_null(jobs[i].thumb[k]);
+            /* No two keys alike across all threads. */
+            for (int i2 = 0; i2 < 4; i2++)
+                for (int k2 = 0; k2 < 20; k2++)
+                    if (i2 != i || k2 != k)
+                        assert_string_not_equal(jobs[i].thumb[k], jobs[i2].thumb[k2]);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 20; k++)
+            free(jobs[i].thumb[k]);
 }
 
 /* ---- JWK and thumbprint ------------------------------------------------- */
@@ -1022,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_key_rsa_roundtrips),
         cmocka_unit_test(test_key_from_pem_rejects_garbage),
         cmocka_unit_test(test_key_traditional_pem_and_other_curve),
+        cmocka_unit_test(test_key_generate_concurrent_threads),
         cmocka_unit_test(test_thumbprint_rfc7638_example),
         cmocka_unit_test(test_jwk_ec_p256_padded),
         cmocka_unit_test(test_jwk_ec_p384_padded),
