@@ -25,14 +25,20 @@
 #define RETRY_FIRST_S 60
 #define RETRY_MAX_S 3600
 #define KEEP_GENERATIONS 3
+/* RSA keys generated at once. The threadpool (4 threads by default) also
+ * runs every atomic write; were it full of RSA 4096 key generations, the
+ * order files and certificates of orders already running would wait behind
+ * them. */
+#define RSA_KEYGEN_MAX 2
 
 enum mc_state {
-    MC_IDLE,   /* nothing running; maybe a timer armed */
-    MC_QUEUED, /* waiting for a slot */
-    MC_KEYGEN, /* key generation job in flight */
-    MC_ORDER,  /* ACME order in flight */
-    MC_STORE,  /* store job in flight */
-    MC_DEPLOY, /* deploy actions running */
+    MC_IDLE,    /* nothing running; maybe a timer armed */
+    MC_QUEUED,  /* waiting for a slot */
+    MC_KEYWAIT, /* waiting for a key generation slot */
+    MC_KEYGEN,  /* key generation job in flight */
+    MC_ORDER,   /* ACME order in flight */
+    MC_STORE,   /* store job in flight */
+    MC_DEPLOY,  /* deploy actions running */
 };
 
 enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_OK };
@@ -90,7 +96,9 @@ struct manager {
     struct mcert *certs;
     struct mcert *qhead, *qtail;
     unsigned running;
-    unsigned jobs; /* store jobs in flight */
+    unsigned jobs;               /* store jobs in flight */
+    unsigned rsa_keygens;        /* RSA key generations in flight */
+    struct mcert *khead, *ktail; /* waiting for an RSA key generation slot */
     int failed;
     bool stopping, torn_down;
     uv_timer_t kick; /* the first pump, from the loop */
@@ -347,6 +355,25 @@ static int key_job_work(void *arg)
     return acme_key_generate(j->type, &j->key);
 }
 
+static bool is_rsa(enum cfg_key_type t)
+{
+    return t == CFG_KEY_RSA2048 || t == CFG_KEY_RSA3072 || t == CFG_KEY_RSA4096;
+}
+
+static void keygen_start(struct mcert *mc);
+
+static void keygen_next(struct manager *m)
+{
+    while (!m->stopping && m->khead != NULL && m->rsa_keygens < RSA_KEYGEN_MAX) {
+        struct mcert *mc = m->khead;
+        m->khead = mc->qnext;
+        if (m->khead == NULL)
+            m->ktail = NULL;
+        mc->qnext = NULL;
+        keygen_start(mc);
+    }
+}
+
 static void key_job_done(int status, void *arg)
 {
     struct key_job *j = arg;
@@ -354,6 +381,9 @@ static void key_job_done(int status, void *arg)
     struct manager *m = mc->m;
 
     m->jobs--;
+    if (is_rsa(j->type))
+        m->rsa_keygens--;
+    keygen_next(m);
     if (m->stopping || mc->removed) {
         EVP_PKEY_free(j->key);
         free(j);
@@ -368,6 +398,38 @@ static void key_job_done(int status, void *arg)
     mc->key = j->key;
     free(j);
     order_begin(mc);
+}
+
+/* Key generation off the loop (RSA 4096 takes seconds). */
+static void keygen_start(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    enum cfg_key_type type = mc->run_cfg->key;
+    int rc;
+
+    if (is_rsa(type) && m->rsa_keygens >= RSA_KEYGEN_MAX) {
+        mc->state = MC_KEYWAIT;
+        mc->qnext = NULL;
+        if (m->ktail != NULL)
+            m->ktail->qnext = mc;
+        else
+            m->khead = mc;
+        m->ktail = mc;
+        return;
+    }
+    struct key_job *j = xcalloc(1, sizeof(*j));
+    j->mc = mc;
+    j->type = type;
+    mc->state = MC_KEYGEN;
+    rc = store_job_start(m->loop, key_job_work, j, key_job_done);
+    if (rc < 0) {
+        free(j);
+        run_end(mc, rc, "cannot start key generation");
+        return;
+    }
+    m->jobs++;
+    if (is_rsa(type))
+        m->rsa_keygens++;
 }
 
 static void run_start(struct mcert *mc)
@@ -397,18 +459,7 @@ static void run_start(struct mcert *mc)
     if (rc != -ENOENT)
         log_info(LOG_MAIN, "cert=%s: stored order not usable (%s): starting a new one", mc->name,
                  err_str(rc));
-    /* Key generation off the loop (RSA 4096 takes seconds). */
-    struct key_job *j = xcalloc(1, sizeof(*j));
-    j->mc = mc;
-    j->type = mc->run_cfg->key;
-    mc->state = MC_KEYGEN;
-    rc = store_job_start(m->loop, key_job_work, j, key_job_done);
-    if (rc < 0) {
-        free(j);
-        run_end(mc, rc, "cannot start key generation");
-        return;
-    }
-    m->jobs++;
+    keygen_start(mc);
 }
 
 static void pump(struct manager *m)
@@ -991,6 +1042,14 @@ void manager_stop(struct manager *m)
     /* Nothing queued starts any more. */
     while (m->qhead != NULL)
         dequeue(m->qhead);
+    while (m->khead != NULL) {
+        struct mcert *mc = m->khead;
+        m->khead = mc->qnext;
+        if (m->khead == NULL)
+            m->ktail = NULL;
+        mc->qnext = NULL;
+        run_end(mc, -ECANCELED, "stopped");
+    }
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
         if (mc->timer_armed) {
             uv_timer_stop(&mc->timer);
