@@ -439,7 +439,7 @@ int config_domain_normalize(const char *in, size_t len, char **out, char *why, s
                 o += ln;
             } else {
                 char enc[LABEL_MAX + 2];
-                int m = config_punycode_encode(lab, ln, enc, sizeof(enc) - 4);
+                int m = config_punycode_encode(lab, ln, enc, LABEL_MAX - 4 + 1); /* + NUL */
                 if (m < 0) {
                     snprintf(why, why_cap,
                              "a label of \"%s\" is longer than 63 characters in punycode", shown);

@@ -1493,6 +1493,20 @@ static void test_punycode_domain_examples(void **state)
         free(out);
         out = NULL;
     }
+    /* the 63-character limit applies to the A-label: 55 x 'a' + U+00FC gives
+     * "xn--" + 59 characters (63, allowed), 56 x 'a' gives 64 (refused) */
+    char lab[80];
+    memset(lab, 'a', 55);
+    memcpy(lab + 55, "\xc3\xbc.example", 11);
+    assert_int_equal(config_domain_normalize(lab, 65, &out, why, sizeof(why)), 0);
+    assert_int_equal(strlen(out), 63 + 8);
+    assert_memory_equal(out + 59, "-8yf.example", 12);
+    free(out);
+    out = NULL;
+    memset(lab, 'a', 56);
+    memcpy(lab + 56, "\xc3\xbc.example", 11);
+    assert_int_equal(config_domain_normalize(lab, 66, &out, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "longer than 63 characters in punycode"));
     static const char *const bad[] = {
         "xn--bcher-kva-.example", /* ends with a hyphen */
         "xn--abc.example",        /* not punycode */
