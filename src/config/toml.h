@@ -46,7 +46,8 @@ struct toml_arena;
 
 struct toml_value {
     enum toml_type type;
-    struct toml_pos pos; /* where the value starts */
+    struct toml_pos pos; /* where the value starts; for a table made by a [header]
+                          * the header's '[', for one made implicitly the key */
     union {
         struct {
             char *ptr; /* tree-owned, NUL-terminated, valid UTF-8 (may contain NUL) */
