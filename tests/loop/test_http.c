@@ -26,6 +26,7 @@
 #include "fake_http.h"
 #include "net/net.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 extern char **environ;
@@ -736,11 +737,179 @@ static void test_callback_may_cancel_siblings_and_close_client(void **state)
     fx_close(&f);
 }
 
+/* Requests that time out together finish in the same timer round: the
+ * first callback cancels its siblings, which may already be waiting for
+ * their own callbacks. None of them may run. */
+struct siblings {
+    struct http_req *req[3];
+    int calls[3];
+};
+
+struct sibling_one {
+    struct siblings *s;
+    int i;
+};
+
+static void sibling_cb(int status, const struct http_response *resp, void *arg)
+{
+    struct sibling_one *one = arg;
+    struct siblings *s = one->s;
+    (void)resp;
+    assert_int_equal(status, ERR_TIMEOUT);
+    s->calls[one->i]++;
+    s->req[one->i] = NULL;
+    for (int i = 0; i < 3; i++) {
+        if (s->req[i] != NULL) {
+            http_req_cancel(s->req[i]);
+            s->req[i] = NULL;
+        }
+    }
+}
+
+static void test_callback_may_cancel_finished_siblings(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct siblings s = {{NULL}, {0}};
+    struct sibling_one ones[3];
+    fx_open(&f, path_handler, NULL);
+    char *url = url_of(&f, "/hang");
+    for (int i = 0; i < 3; i++) {
+        struct http_request_opts o = {.url = url, .timeout_ms = 100};
+        ones[i].s = &s;
+        ones[i].i = i;
+        assert_int_equal(http_req_start(f.client, &o, sibling_cb, &ones[i], &s.req[i]), 0);
+    }
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(s.calls[0] + s.calls[1] + s.calls[2], 1);
+    assert_int_equal(http_client_inflight(f.client), 0);
+    free(url);
+    fx_close(&f);
+}
+
+/* ---- logging ---- */
+
+struct captured {
+    int errors;
+    int debugs;
+    char first_error[512];
+    char last_debug[1024];
+};
+
+static void capture_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg)
+{
+    struct captured *cap = arg;
+    if (g != LOG_HTTP)
+        return;
+    if (lvl == LOG_LVL_ERROR && cap->errors++ == 0)
+        snprintf(cap->first_error, sizeof(cap->first_error), "%s", msg);
+    if (lvl == LOG_LVL_DEBUG) {
+        cap->debugs++;
+        snprintf(cap->last_debug, sizeof(cap->last_debug), "%s", msg);
+    }
+}
+
+static void test_transport_error_logged_once_with_method_and_url(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct result r = {0};
+    struct captured cap = {0};
+    fx_open(&f, NULL, NULL);
+    int port = fake_http_free_port();
+    char *url = xasprintf("http://127.0.0.1:%d/refused", port);
+    char *prefix = xasprintf("GET %s: ", url);
+    struct http_request_opts o = {.url = url};
+
+    log_set_sink(capture_sink, &cap);
+    assert_int_equal(http_req_start(f.client, &o, record_cb, &r, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    log_set_sink(NULL, NULL);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, ERR_HTTP);
+    assert_int_equal(cap.errors, 1);
+    assert_memory_equal(cap.first_error, prefix, strlen(prefix));
+    assert_non_null(strstr(cap.first_error, "onnect")); /* curl's own words */
+    free(url);
+    free(prefix);
+    fx_close(&f);
+}
+
+static void binary_handler(const struct fake_http_request *req, struct fake_http_response *resp,
+                           void *arg)
+{
+    (void)req;
+    (void)arg;
+    fake_http_resp_body(resp, "ok\x01\x1b[31mred\n");
+}
+
+static void test_debug_log_masks_body(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct result r = {0};
+    struct captured cap = {0};
+    fx_open(&f, binary_handler, NULL);
+    char *url = url_of(&f, "/x");
+    struct http_request_opts o = {.url = url};
+
+    log_set_sink(capture_sink, &cap);
+    log_set_debug_group(LOG_HTTP, true);
+    assert_int_equal(http_req_start(f.client, &o, record_cb, &r, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    log_set_debug_group(LOG_HTTP, false);
+    log_set_sink(NULL, NULL);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.body_len, 12);
+    assert_int_equal(cap.errors, 0);
+    assert_true(cap.debugs >= 1);
+    assert_non_null(strstr(cap.last_debug, "HTTP 200"));
+    assert_non_null(strstr(cap.last_debug, "red"));
+    for (const char *p = cap.last_debug; *p != '\0'; p++)
+        assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f);
+    free(url);
+    result_fini(&r);
+    fx_close(&f);
+}
+
+struct self_cancel {
+    struct http_req *req;
+    int calls;
+};
+
+static void self_cancel_cb(int status, const struct http_response *resp, void *arg)
+{
+    struct self_cancel *sc = arg;
+    (void)resp;
+    assert_int_equal(status, 0);
+    sc->calls++;
+    http_req_cancel(sc->req); /* harmless: the request ends when we return */
+    sc->req = NULL;
+}
+
+static void test_cancel_from_own_callback_is_harmless(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct self_cancel sc = {0};
+    fx_open(&f, acme_like_handler, NULL);
+    char *url = url_of(&f, "/x");
+    struct http_request_opts o = {.url = url};
+
+    assert_int_equal(http_req_start(f.client, &o, self_cancel_cb, &sc, &sc.req), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(sc.calls, 1);
+    assert_int_equal(http_client_inflight(f.client), 0);
+    free(url);
+    fx_close(&f);
+}
+
 /* ---- HTTPS against openssl s_server with a throwaway CA ---- */
 
 static int run_cmd(const char *dir, const char *cmd)
 {
-    char *full = xasprintf("cd '%s' && %s >/dev/null 2>&1", dir, cmd);
+    char *full = xasprintf("cd '%s' && ( %s ) >/dev/null 2>&1", dir, cmd);
     int rc = system(full);
     free(full);
     return rc;
@@ -871,11 +1040,41 @@ static void test_https_trust_file_adds_anchor(void **state)
     assert_int_equal(system_store.http_status, 200);
     fetch(&f, url, ca, &again);
     assert_int_equal(again.status, 0);
+
+    /* the cached trust file is re-read when it changes on disk */
+    char *trust = xasprintf("%s/trust.pem", dir);
+    struct result stale = {0}, fresh = {0};
+    assert_int_equal(run_cmd(dir, "cp other.pem trust.pem"), 0);
+    fetch(&f, url, trust, &stale);
+    assert_int_equal(stale.status, ERR_HTTP);
+    assert_int_equal(run_cmd(dir, "cp ca.pem trust.new && mv trust.new trust.pem"), 0);
+    fetch(&f, url, trust, &fresh);
+    assert_int_equal(fresh.status, 0);
+    result_fini(&stale);
+    result_fini(&fresh);
+
+    /* unusable trust files fail synchronously */
+    struct result never = {0};
+    assert_int_equal(run_cmd(dir, "echo not a certificate > junk.pem"), 0);
+    assert_int_equal(run_cmd(dir, "printf -- '-----BEGIN CERTIFICATE-----\\nAAAA\\n"
+                                  "-----END CERTIFICATE-----\\n' > broken.pem"),
+                     0);
+    char *junk = xasprintf("%s/junk.pem", dir);
+    char *broken = xasprintf("%s/broken.pem", dir);
+    struct http_request_opts o_junk = {.url = url, .trust_file = junk};
+    struct http_request_opts o_broken = {.url = url, .trust_file = broken};
+    assert_int_equal(http_req_start(f.client, &o_junk, record_cb, &never, NULL), ERR_PARSE);
+    assert_int_equal(http_req_start(f.client, &o_broken, record_cb, &never, NULL), ERR_CRYPTO);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(never.calls, 0);
     fx_close(&f);
 
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     remove_dir(dir);
+    free(trust);
+    free(junk);
+    free(broken);
     free(url);
     free(ca);
     free(other_ca);
@@ -1083,6 +1282,10 @@ int main(void)
         cmocka_unit_test(test_200_concurrent_requests_complete_once_each),
         cmocka_unit_test(test_callback_may_start_another_request),
         cmocka_unit_test(test_callback_may_cancel_siblings_and_close_client),
+        cmocka_unit_test(test_callback_may_cancel_finished_siblings),
+        cmocka_unit_test(test_transport_error_logged_once_with_method_and_url),
+        cmocka_unit_test(test_debug_log_masks_body),
+        cmocka_unit_test(test_cancel_from_own_callback_is_harmless),
         cmocka_unit_test(test_https_trust_file_adds_anchor),
         cmocka_unit_test(test_https_http2_multiplexes_and_keeps_trust_apart),
         cmocka_unit_test(test_retry_after_delta_seconds),
