@@ -39,7 +39,8 @@ enum cfg_event {
     CFG_EVENT_ALL = 0xfu
 };
 
-/* Where something was written, for messages. */
+/* Where something was written, for messages. For [x.NAME] sections the
+ * position is that of NAME in the header; for [[...deploy]] the header's. */
 struct cfg_where {
     const char *file; /* borrowed from the snapshot's file list */
     struct toml_pos pos;
@@ -56,11 +57,12 @@ struct cfg_daemon {
     unsigned max_concurrent_orders; /* default 64 */
     enum log_level log_level;       /* default info */
     char *include; /* glob relative to the main file's dir; default "conf.d/" "*.toml" */
-    struct cfg_strv resolvers; /* "IP:PORT" for recursive lookups; empty: /etc/resolv.conf */
+    struct cfg_strv resolvers; /* "IP:PORT" (port 53 added if left out) for recursive
+                                * lookups; empty: /etc/resolv.conf */
 };
 
 struct cfg_http01 {
-    struct cfg_strv listen; /* "[::]:80", "0.0.0.0:80"; default both */
+    struct cfg_strv listen; /* "[::]:80", "0.0.0.0:80"; default both; [] = no listener */
 };
 
 struct cfg_ca {
@@ -87,13 +89,13 @@ struct cfg_dns {
     char *name; /* the NAME of [dns.NAME] */
     struct cfg_where where;
     enum cfg_dns_type type;
-    char *server;                  /* rfc2136: "IP:PORT" */
-    char *zone;                    /* rfc2136: optional, found by SOA lookup */
+    char *server;                  /* rfc2136: "IP:PORT" (port 53 added if left out) */
+    char *zone;                    /* rfc2136: or NULL (SOA lookup); lower case, no final dot */
     struct cfg_tsig tsig;          /* rfc2136 */
     struct cfg_strv command;       /* exec: argv prefix */
     char *url;                     /* callback */
-    int64_t timeout_s;             /* exec: per-invocation timeout; default 60 */
-    struct cfg_strv nameservers;   /* check these instead of discovered NS */
+    int64_t timeout_s;             /* exec, callback: per-call timeout; default 60 */
+    struct cfg_strv nameservers;   /* "IP:PORT": check these instead of discovered NS */
     int64_t propagation_timeout_s; /* default 120 */
     int64_t poll_interval_s;       /* default 2 */
 };
@@ -103,9 +105,9 @@ struct cfg_deploy {
     struct cfg_where where;
     /* files */
     char *cert, *chain, *fullchain, *key, *bundle; /* paths or NULL */
-    char *pkcs12, *pkcs12_password_file;
+    char *pkcs12, *pkcs12_password_file;           /* no password file: an empty password */
     bool pkcs12_legacy;
-    char *owner, *group; /* names as written, or NULL */
+    char *owner, *group; /* names (or numbers) as written, or NULL */
     uid_t uid;           /* resolved, (uid_t)-1 if unset */
     gid_t gid;           /* resolved, (gid_t)-1 if unset */
     mode_t mode;         /* default 0640 for keys and 0644 for certificates if has_mode false */
@@ -119,10 +121,10 @@ struct cfg_cert {
     char *name; /* the NAME of [certificate.NAME] */
     struct cfg_where where;
     struct cfg_strv domains; /* normalised: lower case, A-labels, no trailing dot */
-    struct cfg_ca *ca;       /* borrowed from this snapshot */
+    struct cfg_ca *ca;       /* borrowed from this snapshot; NULL only for an import */
     enum cfg_key_type key;
     enum cfg_challenge challenge;
-    struct cfg_dns *dns;       /* borrowed; dns-01 only */
+    struct cfg_dns *dns;       /* borrowed; set for dns-01 (unless an import without ca) */
     int64_t renew_before_s;    /* 0: default (a third of the lifetime) */
     struct cfg_deploy *deploy; /* owned array */
     size_t n_deploy;
@@ -168,9 +170,13 @@ struct config_diag {
 /* Loads `path` and the files its include pattern names. On success returns 0
  * and *out is a new snapshot with one reference. On failure returns
  * ERR_CONFIG (or -errno when the main file cannot be read) and every problem
- * found is appended to diag; *out is untouched. */
+ * found is appended to diag (may be NULL), one line each, ordered by file
+ * (main first) and position; *out is untouched. Touches nothing on disk: it
+ * only reads the files and stats the paths it validates. path is borrowed. */
 int config_load(const char *path, struct config **out, struct config_diag *diag);
+/* Adds a reference (NULL passes through). */
 struct config *config_ref(struct config *cfg);
+/* Drops a reference; the last one frees the snapshot. NULL is fine. */
 void config_unref(struct config *cfg);
 
 /* Borrowed lookups, NULL if absent. */
@@ -195,8 +201,8 @@ const char *config_key_type_name(enum cfg_key_type k);
 const char *config_challenge_name(enum cfg_challenge c);
 const char *config_dns_type_name(enum cfg_dns_type t);
 
-/* Parses "90d", "12h", "30m", "45s" (and combinations like "1d12h") into
- * seconds. 0 or -EINVAL. */
+/* Parses "90d", "12h", "30m", "45s" (and combinations like "1d12h", units
+ * largest first, each at most once) into seconds. 0 or -EINVAL. */
 int config_duration_parse(const char *s, int64_t *out);
 
 void config_diag_init(struct config_diag *d);
