@@ -1267,6 +1267,50 @@ static void test_notify_events(void **state)
     tdir_free(t);
 }
 
+static void test_more_checks(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    mkdir_in(t, "out");
+    load_main(t, "[ca.local]\n"
+                 "directory = \"https://127.0.0.1:14000/dir\"\n"
+                 "trust = \"@T@/missing-ca.pem\"\n"
+                 "eab = { hmac_key_file = \"@T@/missing.key\" }\n"
+                 "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n"
+                 "deploy = { type = \"exec\", command = [\"x\"] }\n"
+                 "[certificate.b]\n"
+                 "domains = [\"b.example\"]\n"
+                 "[[certificate.b.deploy]]\n"
+                 "type = \"files\"\n"
+                 "cert = \"@T@/out/b.pem\"\n"
+                 "pkcs12_legacy = true\n");
+    expect_errors(t, 5);
+    char *msg = xasprintf("ca.local.trust: %s/missing-ca.pem does not exist", t->path);
+    expect_line(t, "certloop.toml", 3, 9, msg);
+    free(msg);
+    expect_line(t, "certloop.toml", 4, 1, "ca.local.eab: missing required key 'kid'");
+    expect_frag(t, "certloop.toml", 4, 25, "ca.local.eab.hmac_key_file: ");
+    expect_line(t, "certloop.toml", 7, 10,
+                "certificate.a.deploy: expected an array of tables ([[...deploy]]), got a table");
+    expect_line(t, "certloop.toml", 13, 1,
+                "certificate.b.deploy[0]: pkcs12_legacy is set but pkcs12 is not");
+
+    /* an include pattern that also matches the main file reads it once;
+     * listen = [] turns the listener off */
+    load_main(t, "[daemon]\n"
+                 "include = \"*.toml\"\n"
+                 "[http01]\n"
+                 "listen = []\n"
+                 "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n" LOCAL_CA);
+    expect_ok(t);
+    assert_int_equal(t->cfg->files.n, 1);
+    assert_int_equal(t->cfg->http01.listen.n, 0);
+    assert_non_null(t->cfg->http01.listen.v);
+    tdir_free(t);
+}
+
 /* ---- snapshot ----------------------------------------------------------- */
 
 static void test_refcounting(void **state)
@@ -1646,6 +1690,7 @@ int main(void)
         cmocka_unit_test(test_ca_directory_url),
         cmocka_unit_test(test_listen_and_resolvers),
         cmocka_unit_test(test_notify_events),
+        cmocka_unit_test(test_more_checks),
         cmocka_unit_test(test_refcounting),
         cmocka_unit_test(test_equal_order_and_deploy),
         cmocka_unit_test(test_punycode_rfc3492_samples),
