@@ -56,6 +56,9 @@ struct parser {
     size_t klen, kcap;
     struct key_part *parts;
     size_t nparts, pcap;
+    /* path of the table being filled, for messages ("a.b[2].c") */
+    char prefix[160];
+    size_t plen;
 };
 
 /* ---------- positions and errors ---------- */
@@ -97,49 +100,84 @@ __attribute__((format(printf, 3, 4))) static int fail(struct parser *p, size_t o
     return ERR_PARSE;
 }
 
-/* Appends a printable rendering of key bytes to out (cap bytes, always
- * terminated): control bytes become \xNN, long keys are cut with "...". */
+static bool is_bare(uint8_t c);
+
+/* Appends a key to out (cap bytes, always terminated) the way it would be
+ * written in TOML: bare when it can be, else quoted with escapes; long keys
+ * are cut with "...". */
 static void key_render(char *out, size_t cap, size_t *used, const char *k, size_t n)
 {
     size_t u = *used;
+    bool bare = n > 0;
 
-    for (size_t i = 0; i < n && u + 5 < cap; i++) {
+    if (u >= cap || cap - u < 16)
+        return;
+    for (size_t i = 0; i < n && bare; i++)
+        bare = is_bare((uint8_t)k[i]);
+    size_t limit = cap - 12 < u + 60 ? cap - 12 : u + 60;
+    if (!bare)
+        out[u++] = '"';
+    for (size_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)k[i];
-        if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\') {
-            u += (size_t)snprintf(out + u, cap - u, "\\x%02x", c);
+        if (u >= limit && (c & 0xC0) != 0x80) {
+            memcpy(out + u, "...", 3);
+            u += 3;
+            break;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            u += (size_t)snprintf(out + u, cap - u, "\\u%04x", c);
+        } else if (c == '"' || c == '\\') {
+            out[u++] = '\\';
+            out[u++] = (char)c;
         } else {
             out[u++] = (char)c;
         }
-        if (u > 60 && i + 1 < n) {
-            /* do not cut inside a UTF-8 sequence */
-            while (i + 1 < n && ((uint8_t)k[i + 1] & 0xC0) == 0x80 && u + 5 < cap)
-                out[u++] = k[++i];
-            if (i + 1 < n && u + 4 < cap) {
-                memcpy(out + u, "...", 3);
-                u += 3;
-            }
-            break;
-        }
     }
+    if (!bare)
+        out[u++] = '"';
     out[u] = '\0';
     *used = u;
 }
 
-/* Renders parts[0..upto] of the current key as a dotted path. */
+/* Appends parts[from..upto] of the current key to out, dotted. */
+static void parts_render(struct parser *p, size_t from, size_t upto, char *out, size_t cap,
+                         size_t *used)
+{
+    for (size_t i = from; i <= upto && i < p->nparts; i++) {
+        if (*used > 0 && *used + 2 < cap) {
+            out[(*used)++] = '.';
+            out[*used] = '\0';
+        }
+        key_render(out, cap, used, p->kbuf + p->parts[i].boff, p->parts[i].len);
+    }
+}
+
+/* Full path of parts[0..upto] of a key in the current table: the table's
+ * path (from its header and any enclosing inline tables or arrays) first. */
 static const char *path_render(struct parser *p, size_t upto, char *out, size_t cap)
+{
+    size_t u = p->plen < cap ? p->plen : 0;
+
+    memcpy(out, p->prefix, u);
+    out[u] = '\0';
+    parts_render(p, 0, upto, out, cap, &u);
+    return out;
+}
+
+/* Appends "[i]" (an array element) to a path. */
+static void index_render(char *out, size_t cap, size_t *used, size_t i)
+{
+    if (*used < cap && cap - *used > 24)
+        *used += (size_t)snprintf(out + *used, cap - *used, "[%zu]", i);
+}
+
+/* Path of parts[0..upto] of a [header] key (absolute). */
+static const char *header_render(struct parser *p, size_t upto, char *out, size_t cap)
 {
     size_t u = 0;
 
     out[0] = '\0';
-    for (size_t i = 0; i <= upto && i < p->nparts; i++) {
-        if (i > 0 && u + 2 < cap) {
-            out[u++] = '.';
-            out[u] = '\0';
-        }
-        key_render(out, cap, &u, p->kbuf + p->parts[i].boff, p->parts[i].len);
-        if (u > 100)
-            break;
-    }
+    parts_render(p, 0, upto, out, cap, &u);
     return out;
 }
 
@@ -1187,7 +1225,12 @@ static int parse_array(struct parser *p, struct toml_value *v, int depth)
         memset(item, 0, sizeof(*item));
         item->type = TOML_BOOL;
         a->n++;
+        size_t saved_plen = p->plen;
+        if (at(p, p->off, '{') || at(p, p->off, '['))
+            index_render(p->prefix, sizeof(p->prefix), &p->plen, a->n - 1);
         rc = parse_value(p, item, depth + 1);
+        p->plen = saved_plen;
+        p->prefix[saved_plen] = '\0';
         if (rc < 0)
             return rc;
         rc = skip_ws_nl(p);
@@ -1405,7 +1448,12 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
     struct toml_value v;
     memset(&v, 0, sizeof(v));
     v.type = TOML_BOOL;
+    size_t saved_plen = p->plen;
+    if (at(p, p->off, '{') || at(p, p->off, '['))
+        parts_render(p, 0, p->nparts - 1, p->prefix, sizeof(p->prefix), &p->plen);
     rc = parse_value(p, &v, depth + (int)p->nparts);
+    p->plen = saved_plen;
+    p->prefix[saved_plen] = '\0';
     if (rc < 0) {
         value_fini(&v);
         return rc;
@@ -1438,8 +1486,12 @@ static int parse_header(struct parser *p)
 
     struct toml_table *t = p->root;
     int depth = 0;
+    char pre[sizeof(p->prefix)];
+    size_t pu = 0;
+    pre[0] = '\0';
     for (size_t i = 0; i + 1 < p->nparts; i++) {
         struct key_part *kp = &p->parts[i];
+        parts_render(p, i, i, pre, sizeof(pre), &pu);
         const char *k = p->kbuf + kp->boff;
         struct toml_keyval *kv = tab_find(t, k, kp->len);
         depth++;
@@ -1454,7 +1506,8 @@ static int parse_header(struct parser *p)
         if (kv->val.type == TOML_TABLE) {
             if (kv->val.u.tab->kind == TK_INLINE)
                 return fail(p, kp->src, "cannot extend inline table '%s' (defined at %u:%u)",
-                            path_render(p, i, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                            header_render(p, i, path, sizeof(path)), kv->keypos.line,
+                            kv->keypos.col);
             t = kv->val.u.tab;
             continue;
         }
@@ -1462,13 +1515,14 @@ static int parse_header(struct parser *p)
             struct toml_array *a = kv->val.u.arr;
             t = a->items[a->n - 1].u.tab;
             depth++;
+            index_render(pre, sizeof(pre), &pu, a->n - 1);
             continue;
         }
         if (kv->val.type == TOML_ARRAY)
             return fail(p, kp->src, "cannot extend static array '%s' (defined at %u:%u)",
-                        path_render(p, i, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                        header_render(p, i, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
         return fail(p, kp->src, "key '%s' is already %s (defined at %u:%u), not a table",
-                    path_render(p, i, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
+                    header_render(p, i, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
                     kv->keypos.col);
     }
     if (depth + 1 > TOML_MAX_DEPTH)
@@ -1492,11 +1546,11 @@ static int parse_header(struct parser *p)
         } else if (kv->val.type == TOML_ARRAY) {
             return fail(p, last->src,
                         "cannot append to static array '%s' with [[...]] (defined at %u:%u)",
-                        path_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                        header_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
         } else {
             return fail(p, last->src,
                         "'%s' is already %s (defined at %u:%u), not an array of tables",
-                        path_render(p, li, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
+                        header_render(p, li, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
                         kv->keypos.col);
         }
         a->items = grow(a->items, &a->cap, a->n + 1, sizeof(*a->items), 2);
@@ -1507,6 +1561,10 @@ static int parse_header(struct parser *p)
         e->u.tab = tab_new(p, TK_HEADER);
         p->cur = e->u.tab;
         p->cur_depth = depth + 1;
+        parts_render(p, li, li, pre, sizeof(pre), &pu);
+        index_render(pre, sizeof(pre), &pu, a->n - 1);
+        memcpy(p->prefix, pre, pu + 1);
+        p->plen = pu;
         return 0;
     }
     if (kv == NULL) {
@@ -1520,20 +1578,23 @@ static int parse_header(struct parser *p)
         kv->val.pos = hpos;
     } else if (kv->val.type == TOML_TABLE && kv->val.u.tab->kind == TK_HEADER) {
         return fail(p, last->src, "table '%s' defined twice (first defined at %u:%u)",
-                    path_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                    header_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
     } else if (kv->val.type == TOML_TABLE && kv->val.u.tab->kind == TK_DOTTED) {
         return fail(p, last->src, "table '%s' already defined by dotted keys (at %u:%u)",
-                    path_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                    header_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
     } else if (kv->val.type == TOML_TABLE) {
         return fail(p, last->src, "cannot redefine inline table '%s' (defined at %u:%u)",
-                    path_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                    header_render(p, li, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
     } else {
         return fail(p, last->src, "key '%s' is already %s (defined at %u:%u), not a table",
-                    path_render(p, li, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
+                    header_render(p, li, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
                     kv->keypos.col);
     }
     p->cur = kv->val.u.tab;
     p->cur_depth = depth;
+    parts_render(p, li, li, pre, sizeof(pre), &pu);
+    memcpy(p->prefix, pre, pu + 1);
+    p->plen = pu;
     return 0;
 }
 

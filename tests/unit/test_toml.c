@@ -295,7 +295,7 @@ static void test_lookup_and_nul_in_keys(void **state)
     toml_table_free(t);
 
     assert_error("\"a\\u0000b\" = 1\n\"a\\u0000b\" = 2\n", 2, 1,
-                 "duplicate key 'a\\x00b' (first defined at 1:1)");
+                 "duplicate key '\"a\\u0000b\"' (first defined at 1:1)");
 }
 
 static void test_string_values_with_nul(void **state)
@@ -409,12 +409,27 @@ static void test_error_messages(void **state)
     assert_error("\"\"\"k\"\"\" = 1\n", 1, 1, "multi-line strings cannot be keys");
 }
 
+static void test_error_paths_are_full(void **state)
+{
+    (void)state;
+    /* the key path starts at the root, through headers, inline tables and
+     * array elements, quoting keys that are not bare */
+    assert_error("[a.b]\nc.d = 1\nc.d = 2\n", 3, 3,
+                 "duplicate key 'a.b.c.d' (first defined at 2:3)");
+    assert_error("[[x]]\n[[x]]\n[x.y]\nz = {q = [1, {w = 1, w = 2}]}\n", 4, 22,
+                 "duplicate key 'x[1].y.z.q[1].w' (first defined at 4:15)");
+    assert_error("[a]\n\"b c\".d = 1\n\"b c\".d = 2\n", 3, 7,
+                 "duplicate key 'a.\"b c\".d' (first defined at 2:7)");
+    assert_error("[t.\"x\\ty\"]\n[t.\"x\\ty\"]\n", 2, 4,
+                 "table 't.\"x\\u0009y\"' defined twice (first defined at 1:4)");
+}
+
 static void test_redefinition_rules(void **state)
 {
     (void)state;
     /* a dotted key may not reach into a table made by a header */
     assert_error("[a.b.c]\nz = 1\n[a]\nb.c.t = 2\n", 4, 1,
-                 "cannot add keys to table 'b' with a dotted key");
+                 "cannot add keys to table 'a.b' with a dotted key");
     /* [table] after dotted keys defined it */
     assert_error("a.b = 1\n[a]\n", 2, 2, "table 'a' already defined by dotted keys (at 1:1)");
     /* but a sub-table of a dotted table may be made by a header */
@@ -427,7 +442,7 @@ static void test_redefinition_rules(void **state)
     assert_error("p = {x = 1}\np.y = 2\n", 2, 1, "cannot add keys to inline table 'p'");
     assert_error("p = {x = 1}\n[p.q]\n", 2, 2, "cannot extend inline table 'p'");
     assert_error("p = {x = 1}\n[p]\n", 2, 2, "cannot redefine inline table 'p'");
-    assert_error("p = {a = {b = 1}, a.c = 2}\n", 1, 19, "cannot add keys to inline table 'a'");
+    assert_error("p = {a = {b = 1}, a.c = 2}\n", 1, 19, "cannot add keys to inline table 'p.a'");
     /* static arrays cannot be appended to or extended */
     assert_error("arr = [1]\n[[arr]]\n", 2, 3, "cannot append to static array 'arr'");
     assert_error("arr = [{}]\n[arr.x]\n", 2, 2, "cannot extend static array 'arr'");
@@ -515,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_big_table_of_tables),
         cmocka_unit_test(test_many_keys_in_one_table),
         cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_error_paths_are_full),
         cmocka_unit_test(test_redefinition_rules),
         cmocka_unit_test(test_nesting_is_capped),
         cmocka_unit_test(test_empty_and_type_names),
