@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1007,12 +1008,12 @@ static bool check_dns_addr(struct cctx *c, const struct toml_keyval *kv, const c
 static bool check_socket_path(struct cctx *c, const struct toml_keyval *kv, const char *path,
                               void *obj, void *field)
 {
-    struct sockaddr_un sun;
+    struct sockaddr_un addr;
 
     (void)obj;
-    if (strlen(*(char **)field) >= sizeof(sun.sun_path)) {
+    if (strlen(*(char **)field) >= sizeof(addr.sun_path)) {
         ERR(c, kv->val.pos, path, "longer than %zu bytes, too long for a unix socket",
-            sizeof(sun.sun_path) - 1);
+            sizeof(addr.sun_path) - 1);
         return false;
     }
     return true;
