@@ -68,8 +68,9 @@ void chal_http01_limits_default(struct chal_http01_limits *l);
  * chal_http01_port()). IPv6 sockets are IPV6_V6ONLY, so "[::]:80" and
  * "0.0.0.0:80" coexist. When systemd socket activation passes sockets
  * (LISTEN_PID is our pid and LISTEN_FDS > 0) the inherited listening TCP
- * sockets 3.. are used instead of listen[]; the LISTEN_* variables are then
- * removed from the environment, so this works once per process.
+ * sockets among fds 3.. are used instead of listen[] (other fds are left
+ * alone); the LISTEN_* variables are then removed from the environment, so
+ * this works once per process.
  * Returns 0 and sets *out (owned: release with chal_http01_close()), or < 0
  * after logging the failing address; handles already opened are then closed
  * on the loop, so run the loop before uv_loop_close(). listen is borrowed. */
@@ -103,5 +104,70 @@ size_t chal_http01_count(const struct chal_http01 *s);
 
 /* Copies the counters into *out, for status and metrics. */
 void chal_http01_get_stats(const struct chal_http01 *s, struct chal_http01_stats *out);
+
+/* ---- dns-01 (challenge/dns01_*.c) ---- */
+
+/* dns-01 solvers (RFC 8555 §8.4) for a [dns.NAME] solver: rfc2136 sends an
+ * RFC 2136 UPDATE signed with TSIG to the configured primary; exec runs
+ * `COMMAND... present|cleanup FQDN. VALUE` (lego's exec convention; FQDN
+ * with its trailing dot). Both first follow a CNAME at the record name (the
+ * acme-dns pattern): the record goes to the CNAME target, and the zone is
+ * then the target's. present adds one TXT value and cleanup deletes exactly
+ * that value, so the wildcard's and the apex's values under one name
+ * coexist. wait checks that every authoritative server of the zone (the NS
+ * records and their A/AAAA, or the solver's `nameservers`) serves the
+ * value, querying each directly, every poll_interval_s, for at most
+ * propagation_timeout_s. */
+struct cfg_dns;
+struct dns_resolver;
+struct chal_dns01_op;
+
+struct chal_dns01_opts {
+    const char *subject;     /* log prefix, e.g. "cert=www" (borrowed; NULL: none) */
+    unsigned ns_port;        /* port of discovered authoritative servers (0: 53; tests) */
+    unsigned dns_timeout_ms; /* per DNS query or UPDATE try (0: 2000) */
+};
+
+/* What an operation found, borrowed during the callback only. */
+struct chal_dns01_result {
+    const char *fqdn;   /* where the record lives (after the CNAME), with the dot */
+    const char *zone;   /* the zone updated or checked; NULL when not needed */
+    const char *detail; /* one line for the log and `status`: the error and what to
+                         * fix, or wait's per-server report, e.g. "127.0.0.1:5353
+                         * has it; 127.0.0.1:5354 answers NXDOMAIN (waited 6 s)" */
+};
+
+/* status: 0; ERR_DNS (the server refused the update, or DNS lookups failed:
+ * detail says which and what to fix); ERR_HOOK (exec exited non-zero);
+ * ERR_TIMEOUT (propagation or the program took too long); ERR_UNSUPPORTED
+ * (type callback). res is never NULL. */
+typedef void (*chal_dns01_cb)(int status, const struct chal_dns01_result *res, void *arg);
+
+/* "_acme-challenge.NAME" for a certificate name ("*.a.test" -> the same name
+ * as "a.test"), lower case, without a trailing dot. Owned. */
+char *chal_dns01_record_name(const char *domain);
+
+/* Starts putting (present), removing (cleanup) or waiting for (wait) the TXT
+ * `value` at `name` (the _acme-challenge name) with solver `dns`.
+ * loop, resolver (recursive lookups: CNAME, SOA, NS, A/AAAA) and dns are
+ * borrowed and must outlive the operation (the caller holds a config
+ * reference); name, value and opts are copied; the TSIG key is read from
+ * its file now. Async contract of STYLE §4: < 0 on a synchronous failure
+ * (logged) and no callback; otherwise cb runs exactly once, later, unless
+ * chal_dns01_cancel is called first. *out (optional) is valid until then. */
+int chal_dns01_present_start(uv_loop_t *loop, struct dns_resolver *resolver,
+                             const struct cfg_dns *dns, const char *name, const char *value,
+                             const struct chal_dns01_opts *opts, chal_dns01_cb cb, void *arg,
+                             struct chal_dns01_op **out);
+int chal_dns01_cleanup_start(uv_loop_t *loop, struct dns_resolver *resolver,
+                             const struct cfg_dns *dns, const char *name, const char *value,
+                             const struct chal_dns01_opts *opts, chal_dns01_cb cb, void *arg,
+                             struct chal_dns01_op **out);
+int chal_dns01_wait_start(uv_loop_t *loop, struct dns_resolver *resolver, const struct cfg_dns *dns,
+                          const char *name, const char *value, const struct chal_dns01_opts *opts,
+                          chal_dns01_cb cb, void *arg, struct chal_dns01_op **out);
+/* Silences op (its callback never runs); it frees itself once its handles
+ * have closed. A present in flight may still reach the server. */
+void chal_dns01_cancel(struct chal_dns01_op *op);
 
 #endif

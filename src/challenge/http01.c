@@ -938,23 +938,24 @@ static size_t activation_fds(void)
     return nfds;
 }
 
-static int listener_adopt(struct listener *l, int fd)
+/* Only listening TCP sockets are ours: a unit may pass others (a unix
+ * socket for something else), which are left alone. */
+static bool is_tcp_listener(int fd)
 {
     int type = 0, acc = 0, dom = 0;
     socklen_t len = sizeof(int);
-    int rc;
 
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0) {
-        rc = -errno;
-        log_error(LOG_CHAL, "http01: socket activation fd %d: %s", fd, err_str(rc));
-        return rc;
-    }
-    if (type != SOCK_STREAM || acc == 0 || (dom != AF_INET && dom != AF_INET6)) {
-        log_error(LOG_CHAL, "http01: socket activation fd %d: not a listening TCP socket", fd);
-        return -ENOTSOCK;
-    }
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+        return false;
+    return type == SOCK_STREAM && acc != 0 && (dom == AF_INET || dom == AF_INET6);
+}
+
+static int listener_adopt(struct listener *l, int fd)
+{
+    int rc;
+
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     rc = uv_tcp_open(&l->tcp, fd);
     if (rc == 0)
@@ -996,21 +997,32 @@ int chal_http01_open(uv_loop_t *loop, const char *const *listen, size_t n, struc
     s->timer.data = s;
     s->n_handles = 1;
     for (size_t i = 0; i < count; i++) {
-        struct listener *l = &s->ls[i];
+        int fd = 3 + (int)i;
+        if (nfds > 0 && !is_tcp_listener(fd)) {
+            log_warn(LOG_CHAL,
+                     "http01: socket activation fd %d: not a listening TCP socket, "
+                     "left alone",
+                     fd);
+            continue;
+        }
+        struct listener *l = &s->ls[s->n_ls++];
         uv_tcp_init(loop, &l->tcp);
         l->tcp.data = s;
         s->n_handles++;
-        s->n_ls++;
-        rc = nfds > 0 ? listener_adopt(l, 3 + (int)i) : listener_bind(l, listen[i]);
+        rc = nfds > 0 ? listener_adopt(l, fd) : listener_bind(l, listen[i]);
         if (rc < 0)
             break;
+    }
+    if (rc == 0 && s->n_ls == 0) {
+        log_error(LOG_CHAL, "http01: socket activation passed no listening TCP socket");
+        rc = -ENOTSOCK;
     }
     if (rc < 0) {
         server_close(s);
         return rc;
     }
     if (nfds > 0)
-        log_info(LOG_CHAL, "http01: listening on %zu socket(s) from systemd", nfds);
+        log_info(LOG_CHAL, "http01: listening on %zu socket(s) from systemd", s->n_ls);
     else
         for (size_t i = 0; i < n; i++)
             log_info(LOG_CHAL, "http01: listening on %s", listen[i]);

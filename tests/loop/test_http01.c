@@ -825,23 +825,29 @@ static void test_systemd_socket_activation(void **state)
     char pid[32];
 
     (void)state;
-    /* fd 3 may be in use (ctest, a sanitizer): keep it safe meanwhile. The
-     * loop is created after, so it cannot be holding fd 3 itself. */
-    int saved = fcntl(3, F_GETFD) >= 0 ? fcntl(3, F_DUPFD_CLOEXEC, 10) : -1;
+    /* fds 3 and 4 may be in use (ctest, a sanitizer): keep them safe
+     * meanwhile. The loop is created after, so it cannot hold them itself. */
+    int saved3 = fcntl(3, F_GETFD) >= 0 ? fcntl(3, F_DUPFD_CLOEXEC, 10) : -1;
+    int saved4 = fcntl(4, F_GETFD) >= 0 ? fcntl(4, F_DUPFD_CLOEXEC, 10) : -1;
     int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int pair[2];
     assert_true(ls >= 0);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(ls, 16), 0);
     assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
-    if (ls != 3) {
-        assert_int_equal(dup2(ls, 3), 3);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    /* fd 3: our TCP listener; fd 4: a unix socket that is not for us */
+    assert_int_equal(dup2(ls, 3), 3);
+    assert_int_equal(dup2(pair[0], 4), 4);
+    if (ls != 3)
         close(ls);
-    }
+    if (pair[0] != 4)
+        close(pair[0]);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     setenv("LISTEN_PID", pid, 1);
-    setenv("LISTEN_FDS", "1", 1);
+    setenv("LISTEN_FDS", "2", 1);
 
     struct env *e = env_new();
     env_open(e, unused, 1);
@@ -853,9 +859,17 @@ static void test_systemd_socket_activation(void **state)
     assert_int_equal(e->n_ok, 1);
     env_free(e);
     assert_int_equal(fcntl(3, F_GETFD), -1); /* closed with the listener */
-    if (saved >= 0) {
-        dup2(saved, 3);
-        close(saved);
+    assert_true(fcntl(4, F_GETFD) >= 0);     /* left alone */
+    assert_int_equal(write(4, "x", 1), 1);
+    close(4);
+    close(pair[1]);
+    if (saved3 >= 0) {
+        dup2(saved3, 3);
+        close(saved3);
+    }
+    if (saved4 >= 0) {
+        dup2(saved4, 4);
+        close(saved4);
     }
 
     /* LISTEN_PID of another process: the variables are not for us */
