@@ -1417,6 +1417,10 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
             t = kv->val.u.tab;
             continue;
         }
+        /* Dotted keys extend only tables that dotted keys made. Reaching into
+         * a [header] table, even one only implied by [a.b.c], is refused:
+         * toml-lang/toml#846 settled that for 1.0 (toml-test's
+         * append-with-dotted-keys cases). */
         if (kv->val.type == TOML_TABLE && kv->val.u.tab->kind == TK_DOTTED) {
             t = kv->val.u.tab;
             continue;
