@@ -4,6 +4,7 @@
  * event thread. Answers are raw messages plus TXT and address lists; what
  * the records mean (propagation, CAA) is the caller's business. */
 #include "net/net.h"
+#include "net/net_internal.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -51,6 +52,7 @@ struct dns_query {
     size_t n_txt, txt_cap;
     char **addrs; /* owned, NULL-terminated once non-NULL */
     size_t n_addrs, addrs_cap;
+    struct dns_scan scan;
     struct dns_answer ans;
 };
 
@@ -128,6 +130,7 @@ static void query_free(struct dns_query *q)
         free(q->addrs[i]);
     free(q->txt);
     free(q->addrs);
+    dns_scan_fini(&q->scan);
     free(q->msg);
     free(q->name);
     free(q);
@@ -191,6 +194,88 @@ static void parse_addrs(struct dns_query *q)
     }
 }
 
+static unsigned get16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+/* Expands the (possibly compressed) name at msg[*at] and moves *at past
+ * it. The name is owned by the caller; NULL on malformed input. */
+static char *take_name(const unsigned char *msg, size_t len, size_t *at)
+{
+    char *name = NULL;
+    long enclen = 0;
+
+    if (*at >= len || len > INT_MAX)
+        return NULL;
+    if (ares_expand_name(msg + *at, msg, (int)len, &name, &enclen) != ARES_SUCCESS)
+        return NULL;
+    if (enclen <= 0 || (size_t)enclen > len - *at) {
+        ares_free_string(name);
+        return NULL;
+    }
+    *at += (size_t)enclen;
+    char *copy = xstrdup(name);
+    ares_free_string(name);
+    return copy;
+}
+
+void dns_scan_fini(struct dns_scan *s)
+{
+    free(s->zone);
+    for (size_t i = 0; i < s->n_names; i++)
+        free(s->names[i]);
+    free(s->names);
+    memset(s, 0, sizeof(*s));
+}
+
+int dns_scan_message(const unsigned char *msg, size_t len, struct dns_scan *out)
+{
+    if (len < 12)
+        return ERR_PARSE;
+    unsigned qd = get16(msg + 4), an = get16(msg + 6), ns = get16(msg + 8);
+    size_t at = 12;
+
+    for (unsigned i = 0; i < qd; i++) {
+        char *name = take_name(msg, len, &at);
+        if (name == NULL || len - at < 4) {
+            free(name);
+            return ERR_PARSE;
+        }
+        free(name);
+        at += 4; /* QTYPE, QCLASS */
+    }
+    for (unsigned i = 0; i < an + ns; i++) {
+        char *owner = take_name(msg, len, &at);
+        if (owner == NULL || len - at < 10) {
+            free(owner);
+            return ERR_PARSE;
+        }
+        unsigned type = get16(msg + at);
+        size_t rdlen = get16(msg + at + 8);
+        at += 10;
+        if (len - at < rdlen) {
+            free(owner);
+            return ERR_PARSE;
+        }
+        if (type == DNS_T_SOA && out->zone == NULL) {
+            out->zone = owner;
+            owner = NULL;
+        } else if (i < an && (type == DNS_T_NS || type == DNS_T_CNAME)) {
+            size_t rat = at;
+            char *target = take_name(msg, at + rdlen, &rat);
+            if (target == NULL) {
+                free(owner);
+                return ERR_PARSE;
+            }
+            push_str(&out->names, &out->n_names, &out->names_cap, target);
+        }
+        free(owner);
+        at += rdlen;
+    }
+    return 0;
+}
+
 /* The c-ares callback: records the outcome only. User callbacks run later
  * from dispatch(), outside c-ares, so they may start queries or close the
  * resolver (ares_destroy must not run inside a c-ares callback). */
@@ -219,12 +304,17 @@ static void query_done(void *arg, int status, int timeouts, unsigned char *abuf,
                 parse_txt(q);
             parse_addrs(q);
         }
+        if (dns_scan_message(q->msg, q->len, &q->scan) < 0)
+            log_debug(LOG_DNS, "%s %s: malformed records ignored", type_name(q->type), q->name);
         q->ans.msg = q->msg;
         q->ans.len = q->len;
         q->ans.txt = q->txt != NULL ? (const char *const *)q->txt : no_strings;
         q->ans.n_txt = q->n_txt;
         q->ans.addrs = q->addrs != NULL ? (const char *const *)q->addrs : no_strings;
         q->ans.n_addrs = q->n_addrs;
+        q->ans.zone = q->scan.zone;
+        q->ans.names = q->scan.names != NULL ? (const char *const *)q->scan.names : no_strings;
+        q->ans.n_names = q->scan.n_names;
         log_debug(LOG_DNS, "%s %s: rcode %d, %zu bytes", type_name(q->type), q->name, q->ans.rcode,
                   q->len);
     } else if (status == ARES_ETIMEOUT) {

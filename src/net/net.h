@@ -114,6 +114,10 @@ struct dns_answer {
     size_t n_txt;
     const char *const *addrs; /* A/AAAA: addresses as text; NULL-terminated */
     size_t n_addrs;
+    const char *zone;         /* owner of the first SOA in the answer or authority
+                               * section (the zone apex, also on NXDOMAIN), or NULL */
+    const char *const *names; /* NS/CNAME targets in the answer; NULL-terminated */
+    size_t n_names;
 };
 
 /* status is 0 when a response arrived (whatever its rcode), or ERR_TIMEOUT

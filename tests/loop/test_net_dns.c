@@ -48,6 +48,38 @@ static size_t add_rr(unsigned char *out, size_t at, unsigned type, const void *r
     return at + 12 + rdlen;
 }
 
+/* Writes a dotted name in uncompressed wire form; returns its length. */
+static size_t encode_name(const char *dotted, unsigned char *out)
+{
+    size_t n = 0;
+    while (*dotted != '\0') {
+        const char *dot = strchr(dotted, '.');
+        size_t l = dot != NULL ? (size_t)(dot - dotted) : strlen(dotted);
+        out[n++] = (unsigned char)l;
+        memcpy(out + n, dotted, l);
+        n += l;
+        dotted += l;
+        if (*dotted == '.')
+            dotted++;
+    }
+    out[n++] = 0;
+    return n;
+}
+
+/* Appends an RR with an explicit owner name. */
+static size_t add_rr_owner(unsigned char *out, size_t at, const char *owner, unsigned type,
+                           const void *rdata, size_t rdlen)
+{
+    at += encode_name(owner, out + at);
+    put16(out + at, type);
+    put16(out + at + 2, 1);
+    memset(out + at + 4, 0, 4);
+    out[at + 7] = 60;
+    put16(out + at + 8, (unsigned)rdlen);
+    memcpy(out + at + 10, rdata, rdlen);
+    return at + 10 + rdlen;
+}
+
 static size_t txt_rdata(unsigned char *rd, const char *const *strings)
 {
     size_t n = 0;
@@ -127,8 +159,20 @@ static void stub_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct so
         const char *one[] = {name, NULL}; /* echo the name */
         len = add_rr(out, len, DNS_T_TXT, rd, txt_rdata(rd, one));
         ancount = 1;
+    } else if (strcmp(name, "example.test") == 0 && qtype == DNS_T_NS) {
+        size_t l = encode_name("ns1.example.test", rd);
+        len = add_rr(out, len, DNS_T_NS, rd, l);
+        l = encode_name("ns2.example.test", rd);
+        len = add_rr(out, len, DNS_T_NS, rd, l);
+        ancount = 2;
     } else if (strcmp(name, "www.example.test") != 0) {
-        out[3] = 3; /* NXDOMAIN */
+        out[3] = 3; /* NXDOMAIN, with the zone's SOA in the authority section */
+        size_t l = encode_name("ns1.example.test", rd);
+        l += encode_name("hostmaster.example.test", rd + l);
+        memset(rd + l, 0, 20);
+        rd[l + 3] = 1; /* serial 1 */
+        len = add_rr_owner(out, len, "example.test", DNS_T_SOA, rd, l + 20);
+        put16(out + 8, 1);
     }
     put16(out + 6, ancount);
     uv_buf_t ob = uv_buf_init((char *)out, (unsigned)len);
@@ -192,6 +236,9 @@ static void fx_close(struct fx *f)
 }
 
 struct result {
+    char *zone;
+    char *names[4];
+    size_t n_names;
     int calls;
     int status;
     int rcode;
@@ -222,6 +269,10 @@ static void record_cb(int status, const struct dns_answer *ans, void *arg)
     for (size_t i = 0; i < ans->n_addrs && i < 4; i++)
         r->addrs[r->n_addrs++] = xstrdup(ans->addrs[i]);
     assert_null(ans->addrs[ans->n_addrs]);
+    r->zone = ans->zone != NULL ? xstrdup(ans->zone) : NULL;
+    for (size_t i = 0; i < ans->n_names && i < 4; i++)
+        r->names[r->n_names++] = xstrdup(ans->names[i]);
+    assert_null(ans->names[ans->n_names]);
 }
 
 static void result_fini(struct result *r)
@@ -230,6 +281,9 @@ static void result_fini(struct result *r)
         free(r->txt[i]);
     for (size_t i = 0; i < r->n_addrs; i++)
         free(r->addrs[i]);
+    for (size_t i = 0; i < r->n_names; i++)
+        free(r->names[i]);
+    free(r->zone);
     memset(r, 0, sizeof(*r));
 }
 
@@ -301,6 +355,26 @@ static void test_nxdomain_is_an_answer(void **state)
     assert_int_equal(r.status, 0);
     assert_int_equal(r.rcode, 3);
     assert_int_equal(r.n_txt, 0);
+    assert_string_equal(r.zone, "example.test"); /* the zone apex, from the authority SOA */
+    result_fini(&r);
+    fx_close(&f);
+}
+
+static void test_ns_answer_lists_targets(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct result r = {0};
+    fx_open(&f, NULL);
+    assert_int_equal(dns_query_start(f.res, "example.test", DNS_T_NS, record_cb, &r, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.rcode, 0);
+    assert_int_equal(r.n_names, 2);
+    assert_string_equal(r.names[0], "ns1.example.test");
+    assert_string_equal(r.names[1], "ns2.example.test");
+    assert_null(r.zone);
     result_fini(&r);
     fx_close(&f);
 }
@@ -477,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_txt_answer_joins_strings_per_record),
         cmocka_unit_test(test_a_and_aaaa_answers_as_text),
         cmocka_unit_test(test_nxdomain_is_an_answer),
+        cmocka_unit_test(test_ns_answer_lists_targets),
         cmocka_unit_test(test_silent_server_gives_timeout),
         cmocka_unit_test(test_no_recurse_clears_rd),
         cmocka_unit_test(test_cancel_and_close_are_silent),
