@@ -3,8 +3,10 @@
 # memory) against nginx (one worker, the same token as a static file, access
 # log off), in the same run, on loopback, each loaded with
 #   wrk -t2 -c100 -d10s --latency URL
-# after a 2 s warm-up. nginx runs twice: with its default keepalive_requests
-# (1000) and with 100, certloop's per-connection cap.
+# in interleaved rounds (ROUNDS, default 3) after a 2 s warm-up. nginx runs
+# twice: with its default keepalive_requests (1000) and with 100, certloop's
+# per-connection cap. Besides wrk's figures, each server's CPU time per
+# request is taken from /proc.
 # Usage: bench/http01.sh [BUILD_DIR] [DURATION]   (defaults: build, 10s)
 # Set PIN=1 to pin each server to CPU 1 and wrk to CPU 0 (taskset).
 set -euo pipefail
@@ -51,25 +53,28 @@ wait_url() { # URL: until it answers the key authorization (5 s)
 
 rows=$work/rows
 : >"$rows"
-# measure NAME URL PID: warm up, then one wrk run; one markdown row.
+# measure NAME URL PID: one wrk run; one markdown row. Besides wrk's figures
+# it records the server's CPU time (utime+stime from /proc) per request,
+# which other load on the machine disturbs less than requests/s.
 measure() {
   local name=$1 url=$2 pid=$3 out t0 t1
-  "${wrk_pin[@]}" wrk -t2 -c100 -d2s "$url" >/dev/null
   t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
   out=$("${wrk_pin[@]}" wrk -t2 -c100 -d"$duration" --latency "$url")
   t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  echo "$out" >"$work/$name.wrk"
   echo "--- $name" >&2
   echo "$out" >&2
-  local rps avg p50 p99 errs cpu
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+  local rps avg p50 p99 errs n us
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
   avg=$(awk '$1 == "Latency" && NF >= 4 { print $2; exit }' <<<"$out")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  n=$(awk '/requests in/ { print $1 }' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ { $1 = $1; printf "%s; ", $0 }' <<<"$out")
-  cpu=$(( (t1 - t0) * 100 / $(getconf CLK_TCK) ))
-  printf '| %s | %s | %s | %s | %s | %s cs | %s |\n' "$name" "$rps" "$avg" "$p50" "$p99" \
-    "$cpu" "${errs:-none}" >>"$rows"
+  us=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$round" "$name" "$rps" "$avg" "$p50" \
+    "$p99" "$us" "${errs:-none}" >>"$rows"
+  printf '%s\t%s\t%s\n' "$name" "$rps" "$us" >>"$rows.tsv"
 }
 
 # certloop
@@ -123,17 +128,43 @@ pids+=("$ng100_pid")
 wait_url "http://127.0.0.1:$ng100_port$path"
 ng100_worker=$(pgrep -P "$ng100_pid" | head -1)
 
-measure "certloop http01-serve (keep-alive cap 100)" "http://127.0.0.1:$cl_port$path" "$cl_pid"
-measure "nginx 1 worker (keepalive_requests 1000)" "http://127.0.0.1:$ng_port$path" "$ng_worker"
-measure "nginx 1 worker (keepalive_requests 100)" "http://127.0.0.1:$ng100_port$path" "$ng100_worker"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+names=("certloop (keep-alive cap 100)" "nginx (keepalive_requests 1000)"
+  "nginx (keepalive_requests 100)")
+urls=("http://127.0.0.1:$cl_port$path" "http://127.0.0.1:$ng_port$path"
+  "http://127.0.0.1:$ng100_port$path")
+spids=("$cl_pid" "$ng_worker" "$ng100_worker")
+for i in 0 1 2; do # warm-up
+  "${wrk_pin[@]}" wrk -t2 -c100 -d2s "${urls[$i]}" >/dev/null
+done
+# servers interleaved round by round, so that load from elsewhere on the
+# machine falls on all of them alike
+for round in $(seq "${ROUNDS:-3}"); do
+  for i in 0 1 2; do
+    measure "${names[$i]}" "${urls[$i]}" "${spids[$i]}"
+  done
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 kill -TERM "$cl_pid"
 wait "$cl_pid" || true
 echo "certloop counters: $(cat "$work/serve.err")" >&2
 
 echo
-echo "wrk -t2 -c100 -d$duration --latency URL (after a 2 s warm-up), $(nproc) CPUs, pinned: ${PIN:-0}"
+echo "wrk -t2 -c100 -d$duration --latency URL, ${ROUNDS:-3} interleaved rounds after a 2 s" \
+  "warm-up each; $(nproc) CPUs; pinned: ${PIN:-0}; load average before: $load0, after: $load1"
 echo
-echo "| server | requests/s | latency avg | p50 | p99 | server CPU | errors |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| round | server | requests/s | latency avg | p50 | p99 | server CPU µs/request | errors |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 cat "$rows"
+echo
+echo "Medians over the rounds:"
+echo
+echo "| server | requests/s | server CPU µs/request |"
+echo "| --- | --- | --- |"
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+for i in 0 1 2; do
+  r=$(awk -F'\t' -v n="${names[$i]}" '$1 == n { print $2 }' "$rows.tsv" | median)
+  u=$(awk -F'\t' -v n="${names[$i]}" '$1 == n { print $3 }' "$rows.tsv" | median)
+  echo "| ${names[$i]} | $r | $u |"
+done

@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: http01-serve LISTEN TOKEN KEY_AUTHORIZATION [MAX_REQUESTS]\n");
         return 64;
     }
+    signal(SIGPIPE, SIG_IGN); /* writes to a vanished peer fail with EPIPE */
     log_init();
     log_set_level(LOG_LVL_WARN);
     const char *listen[] = {argv[1]};

@@ -71,6 +71,8 @@ void chal_http01_limits_default(struct chal_http01_limits *l);
  * sockets among fds 3.. are used instead of listen[] (other fds are left
  * alone); the LISTEN_* variables are then removed from the environment, so
  * this works once per process.
+ * The process must ignore SIGPIPE (the daemon does): a peer that vanishes
+ * makes a write fail with EPIPE, which closes that connection.
  * Returns 0 and sets *out (owned: release with chal_http01_close()), or < 0
  * after logging the failing address; handles already opened are then closed
  * on the loop, so run the loop before uv_loop_close(). listen is borrowed. */

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1191,5 +1192,6 @@ int main(void)
         cmocka_unit_test(test_requests_logged_at_debug),
         cmocka_unit_test(test_lingering_close_drains_the_peer),
     };
+    signal(SIGPIPE, SIG_IGN); /* as the daemon does */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
