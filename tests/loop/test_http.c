@@ -207,6 +207,12 @@ static void path_handler(const struct fake_http_request *req, struct fake_http_r
     } else if (strncmp(req->target, "/manyheaders", 12) == 0) {
         for (int i = 0; i < 150; i++)
             fake_http_resp_header(resp, "X-Filler", "%d", i);
+    } else if (strncmp(req->target, "/bigheader", 10) == 0) {
+        char *v = xmalloc(70001);
+        memset(v, 'v', 70000);
+        v[70000] = '\0';
+        fake_http_resp_header(resp, "X-Big", "%s", v);
+        free(v);
     } else if (strncmp(req->target, "/redirect", 9) == 0) {
         resp->status = 302;
         fake_http_resp_header(resp, "Location", "/elsewhere");
@@ -373,17 +379,24 @@ static void test_too_many_headers_gives_too_big(void **state)
 {
     (void)state;
     struct fx f;
-    struct result r = {0};
+    struct result many = {0}, big = {0};
     fx_open(&f, path_handler, NULL);
-    char *url = url_of(&f, "/manyheaders");
-    struct http_request_opts o = {.url = url};
+    char *u1 = url_of(&f, "/manyheaders"); /* 150 lines, past 100 */
+    char *u2 = url_of(&f, "/bigheader");   /* 70 000 bytes, past 64 KiB */
+    struct http_request_opts o1 = {.url = u1};
+    struct http_request_opts o2 = {.url = u2};
 
-    assert_int_equal(http_req_start(f.client, &o, record_cb, &r, NULL), 0);
+    assert_int_equal(http_req_start(f.client, &o1, record_cb, &many, NULL), 0);
+    assert_int_equal(http_req_start(f.client, &o2, record_cb, &big, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
-    assert_int_equal(r.calls, 1);
-    assert_int_equal(r.status, ERR_TOO_BIG);
-    free(url);
-    result_fini(&r);
+    assert_int_equal(many.calls, 1);
+    assert_int_equal(many.status, ERR_TOO_BIG);
+    assert_int_equal(big.calls, 1);
+    assert_int_equal(big.status, ERR_TOO_BIG);
+    free(u1);
+    free(u2);
+    result_fini(&many);
+    result_fini(&big);
     fx_close(&f);
 }
 
