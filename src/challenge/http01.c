@@ -374,8 +374,12 @@ static size_t build_response(struct chal_http01 *s, uint8_t *o, int status, cons
     int n;
 
     refresh_date(s);
-    n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
-    at = put(o, at, line, (size_t)n);
+    if (status == 200) {
+        at = PUT_LIT(o, at, "HTTP/1.1 200 OK\r\n"); /* the common case: no printf */
+    } else {
+        n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
+        at = put(o, at, line, (size_t)n);
+    }
     at = put(o, at, s->date, s->date_len);
     if (t != NULL) {
         at = put(o, at, t->head, t->head_len);
