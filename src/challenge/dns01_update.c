@@ -1,0 +1,694 @@
+/* RFC 2136 DNS UPDATE with RFC 8945 TSIG, as pure functions over bytes:
+ * TSIG key files (plain base64 or BIND syntax), building and signing the
+ * UPDATE that adds or deletes one TXT record, and checking the signed reply.
+ * libldns does the wire format and the HMAC; nothing here does I/O except
+ * dns01_key_load reading the secret file. */
+#include "challenge/dns01_internal.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ldns/ldns.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TSIG_FUDGE 300
+#define KEY_FILE_MAX (64 * 1024)
+
+/* RFC 8945 §5.3 TSIG error codes (in the TSIG record's Error field). */
+enum { TSIG_BADSIG = 16, TSIG_BADKEY = 17, TSIG_BADTIME = 18, TSIG_BADTRUNC = 22 };
+
+/* ---- names --------------------------------------------------------------- */
+
+char *dns01_name_fqdn(const char *name)
+{
+    size_t n = strlen(name);
+    char *s = xmalloc(n + 2);
+
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)tolower((unsigned char)name[i]);
+    if (n == 0 || s[n - 1] != '.')
+        s[n++] = '.';
+    s[n] = '\0';
+    return s;
+}
+
+bool dns01_name_in_zone(const char *name, const char *zone)
+{
+    char *n = dns01_name_fqdn(name);
+    char *z = dns01_name_fqdn(zone);
+    size_t nl = strlen(n), zl = strlen(z);
+    bool in;
+
+    if (strcmp(z, ".") == 0)
+        in = true;
+    else if (nl == zl)
+        in = strcmp(n, z) == 0;
+    else
+        in = nl > zl && n[nl - zl - 1] == '.' && strcmp(n + nl - zl, z) == 0;
+    free(n);
+    free(z);
+    return in;
+}
+
+/* ---- TSIG keys ------------------------------------------------------------ */
+
+void dns01_key_fini(struct dns01_key *k)
+{
+    if (k == NULL)
+        return;
+    free(k->name);
+    if (k->secret != NULL)
+        explicit_bzero(k->secret, strlen(k->secret));
+    free(k->secret);
+    free(k->algorithm);
+    memset(k, 0, sizeof(*k));
+}
+
+/* "hmac-sha256" or "HMAC-SHA256." -> "hmac-sha256."; NULL if unsupported. */
+static const char *alg_norm(const char *a, size_t n)
+{
+    static const char *const algs[] = {"hmac-sha256.", "hmac-sha384.", "hmac-sha512."};
+
+    if (n > 0 && a[n - 1] == '.')
+        n--;
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+        if (n == strlen(algs[i]) - 1 && strncasecmp(a, algs[i], n) == 0)
+            return algs[i];
+    return NULL;
+}
+
+static bool names_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    if (an > 0 && a[an - 1] == '.')
+        an--;
+    if (bn > 0 && b[bn - 1] == '.')
+        bn--;
+    return an == bn && strncasecmp(a, b, an) == 0;
+}
+
+/* Checks that s[0..n) is base64 of 1..512 bytes; returns it without
+ * whitespace (owned) or NULL. */
+static char *secret_norm(const char *s, size_t n)
+{
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    char *out;
+    size_t j = 0;
+
+    if (b64_decode(s, n, &raw, &rawlen) < 0)
+        return NULL;
+    explicit_bzero(raw, rawlen);
+    free(raw);
+    if (rawlen == 0 || rawlen > 512)
+        return NULL;
+    out = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i]))
+            out[j++] = s[i];
+    out[j] = '\0';
+    return out;
+}
+
+/* A tokenizer for named.conf syntax: words, "strings", { } ; and comments. */
+enum tok_kind { TOK_END, TOK_WORD, TOK_STRING, TOK_PUNCT, TOK_BAD };
+
+struct tok {
+    enum tok_kind kind;
+    const char *p; /* into the input (the inside of a string) */
+    size_t n;
+    unsigned line;
+};
+
+struct lexer {
+    const char *s;
+    size_t len, pos;
+    unsigned line;
+};
+
+static struct tok lex_next(struct lexer *lx)
+{
+    struct tok t = {TOK_END, NULL, 0, 0};
+
+    for (;;) {
+        while (lx->pos < lx->len && isspace((unsigned char)lx->s[lx->pos])) {
+            if (lx->s[lx->pos] == '\n')
+                lx->line++;
+            lx->pos++;
+        }
+        if (lx->pos >= lx->len)
+            break;
+        char c = lx->s[lx->pos];
+        bool slash2 = c == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '/';
+        if (c == '#' || slash2) {
+            while (lx->pos < lx->len && lx->s[lx->pos] != '\n')
+                lx->pos++;
+            continue;
+        }
+        if (c == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '*') {
+            size_t i = lx->pos + 2;
+            while (i + 1 < lx->len && !(lx->s[i] == '*' && lx->s[i + 1] == '/')) {
+                if (lx->s[i] == '\n')
+                    lx->line++;
+                i++;
+            }
+            if (i + 1 >= lx->len) {
+                t.kind = TOK_BAD;
+                t.line = lx->line;
+                lx->pos = lx->len;
+                return t;
+            }
+            lx->pos = i + 2;
+            continue;
+        }
+        break;
+    }
+    t.line = lx->line;
+    if (lx->pos >= lx->len)
+        return t;
+    char c = lx->s[lx->pos];
+    if (c == '{' || c == '}' || c == ';') {
+        t.kind = TOK_PUNCT;
+        t.p = lx->s + lx->pos++;
+        t.n = 1;
+        return t;
+    }
+    if (c == '"') {
+        size_t i = lx->pos + 1;
+        while (i < lx->len && lx->s[i] != '"' && lx->s[i] != '\n' && lx->s[i] != '\\')
+            i++;
+        if (i >= lx->len || lx->s[i] != '"') {
+            t.kind = TOK_BAD; /* unterminated, or escapes (never needed in a key file) */
+            lx->pos = lx->len;
+            return t;
+        }
+        t.kind = TOK_STRING;
+        t.p = lx->s + lx->pos + 1;
+        t.n = i - lx->pos - 1;
+        lx->pos = i + 1;
+        return t;
+    }
+    size_t i = lx->pos;
+    while (i < lx->len && !isspace((unsigned char)lx->s[i]) && lx->s[i] != '{' && lx->s[i] != '}' &&
+           lx->s[i] != ';' && lx->s[i] != '"' && lx->s[i] != '#')
+        i++;
+    for (size_t k = lx->pos; k < i; k++) {
+        unsigned char b = (unsigned char)lx->s[k];
+        if (b < 0x21 || b > 0x7e) {
+            t.kind = TOK_BAD;
+            lx->pos = lx->len;
+            return t;
+        }
+    }
+    t.kind = TOK_WORD;
+    t.p = lx->s + lx->pos;
+    t.n = i - lx->pos;
+    lx->pos = i;
+    return t;
+}
+
+static bool tok_is(const struct tok *t, const char *w)
+{
+    return (t->kind == TOK_WORD || t->kind == TOK_PUNCT) && t->n == strlen(w) &&
+           strncasecmp(t->p, w, t->n) == 0;
+}
+
+static int bind_fail(char **why, const struct tok *t, const char *what)
+{
+    *why = xasprintf("line %u: %s", t->line, what);
+    return ERR_PARSE;
+}
+
+/* BIND: key NAME { algorithm ALG; secret "B64"; }; ... */
+static int parse_bind(const char *s, size_t len, const char *name, struct dns01_key *out,
+                      char **why)
+{
+    struct lexer lx = {s, len, 0, 1};
+    struct dns01_key found = {NULL, NULL, NULL};
+    char *first = NULL; /* name of the first key seen, for the message */
+    int rc = 0;
+
+    for (;;) {
+        struct tok t = lex_next(&lx);
+        if (t.kind == TOK_END)
+            break;
+        if (!tok_is(&t, "key")) {
+            rc = bind_fail(why, &t, "expected 'key'");
+            goto out;
+        }
+        struct tok nm = lex_next(&lx);
+        if (nm.kind != TOK_STRING && nm.kind != TOK_WORD) {
+            rc = bind_fail(why, &nm, "expected a key name after 'key'");
+            goto out;
+        }
+        if (nm.n == 0 || nm.n > 253) {
+            rc = bind_fail(why, &nm, "key name must be 1..253 characters");
+            goto out;
+        }
+        t = lex_next(&lx);
+        if (!tok_is(&t, "{")) {
+            rc = bind_fail(why, &t, "expected '{' after the key name");
+            goto out;
+        }
+        const char *alg = NULL;
+        struct tok secret = {TOK_END, NULL, 0, 0};
+        for (;;) {
+            t = lex_next(&lx);
+            if (tok_is(&t, "}"))
+                break;
+            if (tok_is(&t, "algorithm")) {
+                struct tok a = lex_next(&lx);
+                if (a.kind != TOK_WORD && a.kind != TOK_STRING) {
+                    rc = bind_fail(why, &a, "expected an algorithm name");
+                    goto out;
+                }
+                alg = alg_norm(a.p, a.n);
+                if (alg == NULL) {
+                    rc = bind_fail(why, &a,
+                                   "algorithm not supported (use hmac-sha256, hmac-sha384 or "
+                                   "hmac-sha512)");
+                    goto out;
+                }
+            } else if (tok_is(&t, "secret")) {
+                secret = lex_next(&lx);
+                if (secret.kind != TOK_STRING) {
+                    rc = bind_fail(why, &secret, "expected a quoted secret");
+                    goto out;
+                }
+            } else {
+                rc = bind_fail(why, &t,
+                               t.kind == TOK_END ? "missing '}'"
+                                                 : "expected 'algorithm', 'secret' or '}'");
+                goto out;
+            }
+            t = lex_next(&lx);
+            if (!tok_is(&t, ";")) {
+                rc = bind_fail(why, &t, "expected ';'");
+                goto out;
+            }
+        }
+        t = lex_next(&lx);
+        if (!tok_is(&t, ";")) {
+            rc = bind_fail(why, &t, "expected ';' after '}'");
+            goto out;
+        }
+        if (alg == NULL || secret.kind != TOK_STRING) {
+            rc = bind_fail(why, &t, alg == NULL ? "key has no algorithm" : "key has no secret");
+            goto out;
+        }
+        if (first == NULL)
+            first = xstrndup(nm.p, nm.n);
+        if (found.name == NULL && (name == NULL || names_equal(nm.p, nm.n, name, strlen(name)))) {
+            char *sec = secret_norm(secret.p, secret.n);
+            if (sec == NULL) {
+                rc = bind_fail(why, &secret, "secret is not base64 of 1..512 bytes");
+                goto out;
+            }
+            char *raw = xstrndup(nm.p, nm.n);
+            found.name = dns01_name_fqdn(raw);
+            free(raw);
+            found.algorithm = xstrdup(alg);
+            found.secret = sec;
+        }
+    }
+    if (first == NULL) {
+        *why = xstrdup("no key in the file");
+        rc = ERR_PARSE;
+    } else if (found.name == NULL) {
+        *why = xasprintf("no key named '%s' in the file (it holds '%s')", name, first);
+        rc = -EINVAL;
+    }
+out:
+    free(first);
+    if (rc == 0)
+        *out = found;
+    else
+        dns01_key_fini(&found);
+    return rc;
+}
+
+int dns01_key_parse(const uint8_t *data, size_t len, const char *name, const char *algorithm,
+                    struct dns01_key *out, char **why)
+{
+    const char *s = (const char *)data;
+    struct lexer lx = {s, len, 0, 1};
+    struct tok first;
+
+    *why = NULL;
+    if (memchr(data, '\0', len) != NULL) {
+        *why = xstrdup("file contains a NUL byte");
+        return ERR_PARSE;
+    }
+    first = lex_next(&lx);
+    if (tok_is(&first, "key"))
+        return parse_bind(s, len, name, out, why);
+
+    /* One line of base64. */
+    const char *alg = alg_norm(algorithm != NULL ? algorithm : "hmac-sha256",
+                               strlen(algorithm != NULL ? algorithm : "hmac-sha256"));
+    if (alg == NULL) {
+        *why = xstrdup("algorithm not supported (use hmac-sha256, hmac-sha384 or hmac-sha512)");
+        return -EINVAL;
+    }
+    if (name == NULL || name[0] == '\0' || strlen(name) > 253) {
+        *why = xstrdup("a key name is needed");
+        return -EINVAL;
+    }
+    size_t b = 0, e = len;
+    while (b < e && isspace((unsigned char)s[b]))
+        b++;
+    while (e > b && isspace((unsigned char)s[e - 1]))
+        e--;
+    for (size_t i = b; i < e; i++) {
+        if (s[i] == '\n') {
+            *why = xstrdup("expected the base64 secret on one line, or a BIND key file");
+            return ERR_PARSE;
+        }
+    }
+    char *sec = secret_norm(s + b, e - b);
+    if (sec == NULL) {
+        *why = xstrdup("not base64 of 1..512 bytes, and not a BIND key file");
+        return ERR_PARSE;
+    }
+    out->name = dns01_name_fqdn(name);
+    out->algorithm = xstrdup(alg);
+    out->secret = sec;
+    return 0;
+}
+
+int dns01_key_load(const struct cfg_tsig *t, struct dns01_key *out)
+{
+    struct buf b = BUF_INIT(KEY_FILE_MAX);
+    char *why = NULL;
+    int rc;
+
+    if (t->secret_file == NULL) {
+        log_error(LOG_CHAL, "tsig: no secret_file configured");
+        return -EINVAL;
+    }
+    rc = buf_read_file(&b, t->secret_file);
+    if (rc < 0) {
+        log_error(LOG_CHAL, "%s: read: %s", t->secret_file, err_str(rc));
+        goto out;
+    }
+    rc = dns01_key_parse((const uint8_t *)b.data, b.len, t->name, t->algorithm, out, &why);
+    if (rc < 0) {
+        log_error(LOG_CHAL, "%s: TSIG key: %s", t->secret_file, why);
+        goto out;
+    }
+    if (t->algorithm != NULL && alg_norm(t->algorithm, strlen(t->algorithm)) != NULL &&
+        strcmp(alg_norm(t->algorithm, strlen(t->algorithm)), out->algorithm) != 0)
+        log_warn(LOG_CHAL, "%s: key '%s' uses %.*s (the key file wins over tsig.algorithm)",
+                 t->secret_file, out->name, (int)strlen(out->algorithm) - 1, out->algorithm);
+out:
+    free(why);
+    if (b.data != NULL)
+        explicit_bzero(b.data, b.len);
+    buf_fini(&b);
+    return rc;
+}
+
+/* ---- UPDATE messages ------------------------------------------------------ */
+
+void dns01_msg_fini(struct dns01_msg *m)
+{
+    if (m == NULL)
+        return;
+    free(m->wire);
+    free(m->mac);
+    memset(m, 0, sizeof(*m));
+}
+
+bool dns01_wire_header(const uint8_t *wire, size_t len, uint16_t *id, bool *tc, bool *qr)
+{
+    if (len < 12)
+        return false;
+    *id = (uint16_t)(wire[0] << 8 | wire[1]);
+    *tc = (wire[2] & 0x02) != 0;
+    *qr = (wire[2] & 0x80) != 0;
+    return true;
+}
+
+static ldns_rdf *dname(const char *s)
+{
+    char *f = dns01_name_fqdn(s);
+    ldns_rdf *r = ldns_dname_new_frm_str(f);
+
+    free(f);
+    return r;
+}
+
+int dns01_update_build(const char *zone, const char *fqdn, const char *value, bool add,
+                       uint32_t ttl, uint16_t id, const struct dns01_key *key, int64_t now,
+                       struct dns01_msg *out, char **why)
+{
+    ldns_rdf *zone_rdf = NULL, *owner = NULL, *txt = NULL;
+    ldns_rr *rr = NULL;
+    ldns_rr_list *up = NULL;
+    ldns_pkt *pkt = NULL;
+    uint8_t *wire = NULL;
+    size_t wlen = 0;
+    size_t vlen = strlen(value);
+    ldns_status st;
+    int rc = -EINVAL;
+
+    *why = NULL;
+    if (vlen == 0 || vlen > 255) {
+        *why = xstrdup("TXT value must be 1..255 bytes");
+        goto out;
+    }
+    if (!dns01_name_in_zone(fqdn, zone)) {
+        *why = xasprintf("%s is not inside zone %s", fqdn, zone);
+        goto out;
+    }
+    zone_rdf = dname(zone);
+    owner = dname(fqdn);
+    if (zone_rdf == NULL || owner == NULL) {
+        *why = xasprintf("bad name: %s", zone_rdf == NULL ? zone : fqdn);
+        goto out;
+    }
+    uint8_t str[256];
+    str[0] = (uint8_t)vlen;
+    memcpy(str + 1, value, vlen);
+    txt = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, vlen + 1, str);
+    rr = ldns_rr_new();
+    if (txt == NULL || rr == NULL)
+        abort(); /* ldns allocation failure: abort like xmalloc */
+    ldns_rr_set_owner(rr, owner);
+    owner = NULL;
+    ldns_rr_set_type(rr, LDNS_RR_TYPE_TXT);
+    /* RFC 2136 §2.5.1 add: class = zone class, TTL; §2.5.4 delete one RR:
+     * class NONE, TTL 0, the exact RDATA. */
+    ldns_rr_set_class(rr, add ? LDNS_RR_CLASS_IN : LDNS_RR_CLASS_NONE);
+    ldns_rr_set_ttl(rr, add ? ttl : 0);
+    ldns_rr_push_rdf(rr, txt);
+    txt = NULL;
+    up = ldns_rr_list_new();
+    ldns_rr_list_push_rr(up, rr);
+    rr = NULL;
+    pkt = ldns_update_pkt_new(zone_rdf, LDNS_RR_CLASS_IN, NULL, up, NULL);
+    zone_rdf = NULL; /* the packet owns it */
+    if (pkt == NULL)
+        abort();
+    ldns_pkt_set_id(pkt, id);
+    if (key != NULL) {
+        /* ldns takes the time from the clock; `now` only matters for tests
+         * of the reply, so the request is signed with the real time. */
+        (void)now;
+        st = ldns_pkt_tsig_sign(pkt, key->name, key->secret, TSIG_FUDGE, key->algorithm, NULL);
+        if (st != LDNS_STATUS_OK) {
+            *why = xasprintf("TSIG sign: %s", ldns_get_errorstr_by_id(st));
+            rc = ERR_CRYPTO;
+            goto out;
+        }
+    }
+    st = ldns_pkt2wire(&wire, pkt, &wlen);
+    if (st != LDNS_STATUS_OK) {
+        *why = xasprintf("encode: %s", ldns_get_errorstr_by_id(st));
+        rc = ERR_PARSE;
+        goto out;
+    }
+    memset(out, 0, sizeof(*out));
+    out->wire = xmemdup(wire, wlen);
+    out->len = wlen;
+    out->id = id;
+    if (key != NULL) {
+        const ldns_rdf *mac = ldns_rr_rdf(ldns_pkt_tsig(pkt), 3);
+        /* INT16_DATA: a 2-byte length, then the MAC. */
+        if (mac == NULL || ldns_rdf_size(mac) < 2) {
+            *why = xstrdup("TSIG sign: no MAC");
+            dns01_msg_fini(out);
+            rc = ERR_CRYPTO;
+            goto out;
+        }
+        out->mac_len = ldns_rdf_size(mac) - 2;
+        out->mac = xmemdup(ldns_rdf_data(mac) + 2, out->mac_len);
+    }
+    rc = 0;
+out:
+    free(wire);
+    ldns_pkt_free(pkt);
+    ldns_rr_list_deep_free(up);
+    ldns_rr_free(rr);
+    ldns_rdf_deep_free(txt);
+    ldns_rdf_deep_free(owner);
+    ldns_rdf_deep_free(zone_rdf);
+    return rc;
+}
+
+static const char *rcode_name(unsigned rc)
+{
+    static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                        "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                        "NXRRSET", "NOTAUTH", "NOTZONE"};
+    return rc < sizeof(names) / sizeof(names[0]) ? names[rc] : "RCODE";
+}
+
+/* Reads an INT16 / TSIGTIME rdf as an integer; -1 if missing or malformed. */
+static int64_t rdf_uint(const ldns_rr *rr, size_t i, size_t size)
+{
+    const ldns_rdf *r = ldns_rr_rdf(rr, i);
+    int64_t v = 0;
+
+    if (r == NULL || ldns_rdf_size(r) != size)
+        return -1;
+    for (size_t k = 0; k < size; k++)
+        v = v << 8 | ldns_rdf_data(r)[k];
+    return v;
+}
+
+/* What the server said, and what to do about it. */
+static char *explain(unsigned rcode, int64_t tsig_err, const struct dns01_key *key,
+                     const char *zone, int64_t skew)
+{
+    const char *kn = key != NULL ? key->name : "(none)";
+    int al = key != NULL ? (int)strlen(key->algorithm) - 1 : 1; /* without the dot */
+    const char *alg = key != NULL ? key->algorithm : "?";
+
+    if (tsig_err == TSIG_BADSIG)
+        return xasprintf("NOTAUTH/BADSIG: the server knows key '%s' but the signature does not "
+                         "verify — the secret (or algorithm %.*s) differs from the server's",
+                         kn, al, alg);
+    if (tsig_err == TSIG_BADKEY)
+        return xasprintf("NOTAUTH/BADKEY: the server does not know key '%s' (algorithm %.*s) — "
+                         "check the key name and algorithm against the server's key list",
+                         kn, al, alg);
+    if (tsig_err == TSIG_BADTIME)
+        return xasprintf("NOTAUTH/BADTIME: our clock and the server's differ by more than %d s "
+                         "— fix the time (NTP) on one of them",
+                         TSIG_FUDGE);
+    if (tsig_err > 0)
+        return xasprintf("%s with TSIG error %lld", rcode_name(rcode), (long long)tsig_err);
+    switch (rcode) {
+    case LDNS_RCODE_REFUSED:
+        return xasprintf("REFUSED: the server refuses updates to zone '%s' with key '%s' — check "
+                         "its update ACL (allowed key, record type TXT, names) and that it is "
+                         "the primary for the zone",
+                         zone, kn);
+    case LDNS_RCODE_NOTAUTH:
+        return xasprintf("NOTAUTH: the server does not accept updates signed with key '%s' for "
+                         "zone '%s' — check the key name and the server's ACL, and that it is "
+                         "authoritative for the zone",
+                         kn, zone);
+    case LDNS_RCODE_NOTZONE:
+        return xasprintf("NOTZONE: the name is not inside zone '%s' — check dns zone", zone);
+    case LDNS_RCODE_SERVFAIL:
+        return xasprintf("SERVFAIL: the server failed to apply the update to zone '%s' — see its "
+                         "log",
+                         zone);
+    case LDNS_RCODE_NOTIMPL:
+        return xstrdup("NOTIMP: the server does not implement DNS UPDATE");
+    case LDNS_RCODE_FORMERR:
+        return xstrdup("FORMERR: the server could not parse the update");
+    default:
+        break;
+    }
+    (void)skew;
+    return xasprintf("%s: the update was not applied", rcode_name(rcode));
+}
+
+int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *req,
+                      const struct dns01_key *key, const char *zone, int64_t now, char **why)
+{
+    ldns_pkt *pkt = NULL;
+    ldns_rdf *mac = NULL;
+    int rc = ERR_PARSE;
+
+    *why = NULL;
+    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK || pkt == NULL) {
+        *why = xstrdup("reply is not a DNS message");
+        goto out;
+    }
+    if (!ldns_pkt_qr(pkt) || ldns_pkt_id(pkt) != req->id ||
+        ldns_pkt_get_opcode(pkt) != LDNS_PACKET_UPDATE) {
+        *why = xasprintf("reply does not answer our UPDATE (id %u, qr %d, opcode %d)",
+                         (unsigned)ldns_pkt_id(pkt), (int)ldns_pkt_qr(pkt),
+                         (int)ldns_pkt_get_opcode(pkt));
+        goto out;
+    }
+    unsigned rcode = ldns_pkt_get_rcode(pkt);
+    const ldns_rr *tsig = ldns_pkt_tsig(pkt);
+    int64_t tsig_err = 0, skew = 0;
+    rc = ERR_DNS;
+    if (tsig != NULL) {
+        tsig_err = rdf_uint(tsig, 5, 2);
+        int64_t signed_at = rdf_uint(tsig, 1, 6);
+        int64_t fudge = rdf_uint(tsig, 2, 2);
+        if (tsig_err < 0 || signed_at < 0 || fudge < 0) {
+            *why = xstrdup("reply has a malformed TSIG record");
+            goto out;
+        }
+        skew = now - signed_at;
+        if (tsig_err != 0 || rcode != LDNS_RCODE_NOERROR) {
+            /* Error replies to a bad signature are unsigned (RFC 8945 §5.3.2). */
+            *why = explain(rcode, tsig_err, key, zone, skew);
+            goto out;
+        }
+        if (key == NULL) {
+            *why = xstrdup("reply is signed but our request was not");
+            goto out;
+        }
+        uint8_t *m = xmalloc(req->mac_len + 2);
+        m[0] = (uint8_t)(req->mac_len >> 8);
+        m[1] = (uint8_t)req->mac_len;
+        if (req->mac_len > 0)
+            memcpy(m + 2, req->mac, req->mac_len);
+        mac = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, req->mac_len + 2, m);
+        free(m);
+        if (mac == NULL)
+            abort();
+        if (!ldns_pkt_tsig_verify(pkt, wire, len, key->name, key->secret, mac)) {
+            *why = xasprintf("the server's reply does not verify with key '%s' — the update may "
+                             "have been applied, but the reply cannot be trusted",
+                             key->name);
+            goto out;
+        }
+        if (skew > fudge || -skew > fudge) {
+            *why = xasprintf("BADTIME: the reply was signed %lld s from our clock (fudge %lld s) "
+                             "— fix the time (NTP) on one of the hosts",
+                             (long long)skew, (long long)fudge);
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
+    if (rcode != LDNS_RCODE_NOERROR) {
+        *why = explain(rcode, 0, key, zone, 0);
+        goto out;
+    }
+    if (key != NULL) {
+        /* RFC 8945 §5.3: a reply to a signed request must be signed. */
+        *why = xstrdup("the server's reply is not signed (TSIG missing)");
+        goto out;
+    }
+    rc = 0;
+out:
+    ldns_rdf_deep_free(mac);
+    ldns_pkt_free(pkt);
+    return rc;
+}
