@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Benchmark: issuing N certificates with `certloop run --once` (all at once
+# on one event loop) against Debian's lego and uacme run the way their users
+# run them (one process per certificate; sequentially and 8 at once), all
+# from a local Pebble on 127.0.0.1 with a mock DNS answering *.test.
+#
+#   bench/issue.sh [--quick] [--out FILE] [--build DIR]
+#
+# Certificates: EC P-256 keys; certificate i is for c<i>.test and, when i is
+# odd, also www.c<i>.test (1.5 authorizations per certificate on average).
+# Every phase gets a fresh Pebble (PEBBLE_AUTHZREUSE=0, no nonce rejection)
+# and a fresh client state. Measured per phase: wall time; client CPU
+# (user+sys; for the peers summed over their processes); Pebble's own CPU
+# (utime+stime from /proc/PID/stat before and after); peak RSS (certloop:
+# /usr/bin/time %M; peers: the largest process).
+#
+# Phases (--quick: only the first):
+#   1. no validation delay (PEBBLE_VA_NOSLEEP=1), N=10: certloop; lego and
+#      uacme sequentially and 8 at once
+#   2. no delay, N=100: certloop; lego and uacme 8 at once (sequential rows
+#      are extrapolated from phase 1 and labelled so)
+#   3. no delay, N=500: certloop (peer rows extrapolated, labelled)
+#   4. Pebble's default validation delay, N=100: certloop (the default
+#      max_concurrent_orders = 64, and 128 so all 100 orders run at once);
+#      the peers 8 at once for N=16, and uacme sequentially for N=4
+# The peers serve http-01 tokens from a webroot (lego --http.webroot, a
+# uacme hook) through `python3 -m http.server` on Pebble's http-01 port;
+# certloop answers http-01 itself. The file server's CPU is not counted for
+# the peers (it is noted per row); certloop's CPU includes its listener.
+set -uo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+OUT=
+BUILD=${BUILD_DIR:-$SRC/build}
+while [ $# -gt 0 ]; do
+  case $1 in
+  --quick) QUICK=1 ;;
+  --out) OUT=$2; shift ;;
+  --build) BUILD=$2; shift ;;
+  -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+  *) echo "unknown argument $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+CERTLOOP=${CERTLOOP:-$BUILD/certloop}
+OUT=${OUT:-/tmp/certloop-bench-issue-$(date -u +%Y%m%d-%H%M%S).md}
+
+. "$SRC/tests/integration/lib.sh"
+. "$SRC/bench/lib-bench.sh"
+tw_need lego uacme unshare /usr/bin/time bc
+tw_init bench-issue
+bw_cleanup() {
+  bw_pebble_stop
+  tw_cleanup
+}
+trap bw_cleanup EXIT
+trap 'exit 130' INT TERM
+bw_world_init || exit 1
+PEERS=$SRC/bench/issue-peers.sh
+export BW_DIRECTORY=$TW_DIRECTORY BW_CA=$TW/tls-ca.pem BW_WEBROOT BW_PREFIX=c
+
+now() { date +%s.%N; }
+
+# run_certloop PHASE SLEEP N [MAX_CONCURRENT_ORDERS]
+run_certloop() {
+  local phase=$1 sleep=$2 n=$3 maxc=${4:-64} i conf t0 t1 p0 p1 ok how="run --once"
+  [ "$maxc" = 64 ] || how="run --once, max_concurrent_orders = $maxc"
+  tw_log "$phase: certloop $how, N=$n"
+  bw_pebble_start "$sleep" "$BW_CL_PORT" || return 1
+  rm -rf "$TW/state" "$TW/out" "$TW/control.sock"
+  conf=$TW/certloop.toml
+  {
+    TW_LOG_LEVEL=info tw_config_head "$maxc" "$BW_CL_PORT"
+    for ((i = 0; i < n; i++)); do
+      if ((i % 2)); then
+        tw_config_cert "c$i" ec-p256 "c$i.test" "www.c$i.test"
+      else
+        tw_config_cert "c$i" ec-p256 "c$i.test"
+      fi
+    done
+  } >"$conf"
+  "$CERTLOOP" check -c "$conf" >/dev/null || { echo "config invalid" >&2; return 1; }
+  p0=$(bw_ticks "$BW_PEBBLE_PID")
+  t0=$(now)
+  timeout 900 /usr/bin/time -f '%e %U %S %M' -o "$TW/certloop.time" \
+    "$CERTLOOP" run --once -c "$conf" >"$TW/certloop.out" 2>"$TW/certloop.err"
+  local rc=$?
+  t1=$(now)
+  p1=$(bw_ticks "$BW_PEBBLE_PID")
+  ok=$(grep -c ': issued, expires ' "$TW/certloop.out")
+  # spot-check the first and last certificates against Pebble's root
+  for i in 0 $((n - 1)); do
+    tw_verify_fullchain "$TW/out/c$i/fullchain.pem" && tw_check_pair "$TW/out/c$i/cert.pem" "$TW/out/c$i/key.pem" ||
+      { echo "c$i: deployed certificate does not verify" >&2; ok="$ok (c$i bad)"; }
+  done
+  local note="exit $rc"
+  [ "$maxc" = 64 ] && note="$note; max_concurrent_orders = 64 (default)"
+  [ "$rc" = 0 ] || grep -E 'error|warn' "$TW/certloop.err" | head -5 >&2
+  read -r _ u s m < <(tail -1 "$TW/certloop.time")
+  bw_row "$phase" certloop "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" \
+    "$(echo "$u + $s" | bc)" "$(echo "($p1 - $p0) / $BW_HZ" | bc -l)" "$m" "$note"
+  cp "$TW/certloop.err" "$TW/certloop-$n-$sleep-$maxc.err"
+  bw_pebble_stop
+}
+
+# run_peer PHASE SLEEP CLIENT N PAR
+run_peer() {
+  local phase=$1 sleep=$2 client=$3 n=$4 par=$5 t0 t1 p0 p1 w0 w1 dir
+  local how=sequential
+  [ "$par" -gt 1 ] && how="$par at once"
+  tw_log "$phase: $client $how, N=$n"
+  bw_pebble_start "$sleep" "$BW_WEB_PORT" || return 1
+  dir=$TW/peer-$client-$n-$par-$sleep
+  rm -rf "$dir" "$dir.client"
+  export BW_CLIENTDIR=$dir.client
+  "$PEERS" register "$client" || { echo "$client: cannot register (see $BW_CLIENTDIR.register.log)" >&2; }
+  p0=$(bw_ticks "$BW_PEBBLE_PID")
+  w0=$(bw_ticks "$BW_WEB_PID")
+  t0=$(now)
+  "$PEERS" run "$client" "$n" "$par" "$dir"
+  t1=$(now)
+  p1=$(bw_ticks "$BW_PEBBLE_PID")
+  w1=$(bw_ticks "$BW_WEB_PID")
+  local ok cpu rss
+  ok=$(cat "$dir"/*.rc 2>/dev/null | grep -c '^0$')
+  cpu=$(for f in "$dir"/*.time; do tail -1 "$f"; done | awk '{ c += $2 + $3 } END { printf "%.2f", c }')
+  rss=$(for f in "$dir"/*.time; do tail -1 "$f"; done | awk '$4 > m { m = $4 } END { print m + 0 }')
+  if [ "$ok" != "$n" ]; then
+    local bad
+    bad=$(grep -L '^0$' "$dir"/*.rc | head -1)
+    echo "$client: $((n - ok)) failed; e.g. ${bad%.rc}.log:" >&2
+    [ -n "$bad" ] && tail -5 "${bad%.rc}.log" >&2
+  fi
+  bw_row "$phase" "$client" "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" "$cpu" \
+    "$(echo "($p1 - $p0) / $BW_HZ" | bc -l)" "$rss" \
+    "file server CPU $(echo "($w1 - $w0) / $BW_HZ" | bc -l | xargs printf '%.2f') s"
+  bw_pebble_stop
+}
+
+# extrapolate PHASE CLIENT MODE FROM_N TO_N: a row scaled per certificate
+# from a measured one, labelled.
+extrapolate() {
+  local phase=$1 client=$2 mode=$3 from=$4 to=$5 w c p r
+  w=$(bw_field "$client" "$mode" "$from" 6)
+  [ -n "$w" ] || return 0
+  c=$(bw_field "$client" "$mode" "$from" 7)
+  p=$(bw_field "$client" "$mode" "$from" 8)
+  r=$(bw_field "$client" "$mode" "$from" 9)
+  bw_row "$phase" "$client" "$mode" "$to" "–" "$(echo "$w * $to / $from" | bc -l)" \
+    "$(echo "$c * $to / $from" | bc -l)" "$(echo "$p * $to / $from" | bc -l)" "$r" \
+    "**EXTRAPOLATED** ×$to/$from from the N=$from row, not measured"
+}
+
+START=$(now)
+P1="Phase 1: no validation delay, N=10"
+run_certloop "$P1" 0 10
+for c in lego uacme; do run_peer "$P1" 0 "$c" 10 1; done
+for c in lego uacme; do run_peer "$P1" 0 "$c" 10 8; done
+
+if [ "$QUICK" = 0 ]; then
+  P2="Phase 2: no validation delay, N=100"
+  run_certloop "$P2" 0 100
+  for c in lego uacme; do run_peer "$P2" 0 "$c" 100 8; done
+  for c in lego uacme; do extrapolate "$P2" "$c" sequential 10 100; done
+
+  P3="Phase 3: no validation delay, N=500"
+  run_certloop "$P3" 0 500
+  for c in lego uacme; do
+    extrapolate "$P3" "$c" "8 at once" 100 500
+    extrapolate "$P3" "$c" sequential 10 500
+  done
+
+  P4="Phase 4: Pebble's default validation delay, N=100 (peers: smaller N)"
+  run_certloop "$P4" 1 100
+  run_certloop "$P4" 1 100 128
+  for c in lego uacme; do run_peer "$P4" 1 "$c" 16 8; done
+  run_peer "$P4" 1 uacme 4 1
+fi
+END=$(now)
+
+{
+  echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(uname -sr)"
+  echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Versions: certloop $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty') ($("$CERTLOOP" --version 2>&1 | head -1)), pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null), lego $(dpkg-query -W -f '${Version}' lego 2>/dev/null), uacme $(dpkg-query -W -f '${Version}' uacme 2>/dev/null)"
+  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
+  bw_render
+} >"$OUT"
+cat "$OUT"
+echo >&2
+echo "written to $OUT" >&2

@@ -1,0 +1,121 @@
+# Helpers for bench/issue.sh, on top of tests/integration/lib.sh (source that
+# first): a Pebble restartable per phase with or without its validation
+# delay, a file server for the peers' http-01 tokens, CPU readings from
+# /proc, and result rows rendered as markdown.
+
+BW_PEBBLE_PID=
+BW_DNS_PID=
+BW_WEB_PID=
+BW_ROWS=
+
+# bw_ticks PID: utime+stime of a live process, in clock ticks.
+bw_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+BW_HZ=$(getconf CLK_TCK)
+
+# bw_world_init: TLS pieces, ports, the DNS mock (kept for every phase) and
+# the file server for the peers' webroot. Sets BW_CL_PORT (certloop's
+# http-01 listener) and BW_WEB_PORT (the file server).
+bw_world_init() {
+  tw_tls || { echo "cannot make the TLS certificates" >&2; return 1; }
+  TW_DNS_PORT=$(tw_port)
+  TW_DNS_MGMT_PORT=$(tw_port)
+  TW_ACME_PORT=$(tw_port)
+  TW_MGMT_PORT=$(tw_port)
+  TW_TLS_PORT=$(tw_port)
+  BW_CL_PORT=$(tw_port)
+  BW_WEB_PORT=$(tw_port)
+  TW_DIRECTORY="https://127.0.0.1:$TW_ACME_PORT/dir"
+  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+    -dns01 "127.0.0.1:$TW_DNS_PORT" -management "127.0.0.1:$TW_DNS_MGMT_PORT" \
+    -http01 "" -https01 "" -tlsalpn01 "" >"$TW/dns.log" 2>&1 &
+  BW_DNS_PID=$!
+  TW_PIDS+=("$BW_DNS_PID")
+  BW_WEBROOT=$TW/webroot
+  mkdir -p "$BW_WEBROOT/.well-known/acme-challenge"
+  python3 -m http.server --bind 127.0.0.1 --directory "$BW_WEBROOT" "$BW_WEB_PORT" \
+    >"$TW/web.log" 2>&1 &
+  BW_WEB_PID=$!
+  TW_PIDS+=("$BW_WEB_PID")
+  echo probe >"$BW_WEBROOT/.well-known/acme-challenge/probe"
+  tw_wait_http "http://127.0.0.1:$BW_WEB_PORT/.well-known/acme-challenge/probe" "" 20 || {
+    echo "the file server did not come up" >&2
+    return 1
+  }
+  rm -f "$BW_WEBROOT/.well-known/acme-challenge/probe"
+  BW_ROWS=$TW/rows.tsv
+  : >"$BW_ROWS"
+}
+
+# bw_pebble_start SLEEP HTTP_PORT: a fresh Pebble (nothing kept from an
+# earlier phase) validating http-01 on HTTP_PORT; SLEEP=0 sets
+# PEBBLE_VA_NOSLEEP=1, SLEEP=1 keeps Pebble's default validation delay.
+# Nonces are never rejected on purpose; authorizations are never reused.
+bw_pebble_start() {
+  local sleep=$1 http=$2 nosleep=()
+  [ "$sleep" = 0 ] && nosleep=(PEBBLE_VA_NOSLEEP=1)
+  cat >"$TW/pebble.json" <<EOF
+{
+  "pebble": {
+    "listenAddress": "127.0.0.1:$TW_ACME_PORT",
+    "managementListenAddress": "127.0.0.1:$TW_MGMT_PORT",
+    "certificate": "$TW/tls.pem",
+    "privateKey": "$TW/tls.key",
+    "httpPort": $http,
+    "tlsPort": $TW_TLS_PORT,
+    "ocspResponderURL": "",
+    "externalAccountBindingRequired": false
+  }
+}
+EOF
+  env -u PEBBLE_VA_NOSLEEP -u PEBBLE_VA_ALWAYS_VALID "${nosleep[@]}" \
+    PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+    pebble -config "$TW/pebble.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" \
+    >>"$TW/pebble.log" 2>&1 &
+  BW_PEBBLE_PID=$!
+  TW_PIDS+=("$BW_PEBBLE_PID")
+  if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30; then
+    echo "Pebble did not come up" >&2
+    tail -20 "$TW/pebble.log" >&2
+    return 1
+  fi
+  curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/roots/0" -o "$TW/root.pem"
+}
+
+bw_pebble_stop() {
+  [ -n "$BW_PEBBLE_PID" ] || return 0
+  kill "$BW_PEBBLE_PID" 2>/dev/null
+  wait "$BW_PEBBLE_PID" 2>/dev/null
+  BW_PEBBLE_PID=
+}
+
+# bw_row PHASE CLIENT MODE N OK WALL CPU PEBBLE_CPU RSS_KIB NOTE: one result
+# (times in seconds).
+bw_row() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$BW_ROWS"
+}
+
+# bw_render: markdown tables, one per phase, from the rows.
+bw_render() {
+  awk -F'\t' '
+    function ms(x, n) { return (x == "" || n == 0) ? "–" : sprintf("%.1f", 1000 * x / n) }
+    function s(x) { return x == "" ? "–" : sprintf("%.2f", x) }
+    {
+      if ($1 != phase) {
+        phase = $1
+        printf "\n### %s\n\n", phase
+        print "| client | how | N | issued | wall s | wall/cert ms | client CPU s | client CPU/cert ms | Pebble CPU s | Pebble CPU/cert ms | peak RSS MiB | note |"
+        print "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+      }
+      rss = $9 == "" ? "–" : sprintf("%.1f", $9 / 1024)
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        $2, $3, $4, $5, s($6), ms($6, $4), s($7), ms($7, $4), s($8), ms($8, $4), rss, $10
+    }' "$BW_ROWS"
+}
+
+# bw_field CLIENT MODE N COLUMN [PHASE_PREFIX]: a value from an earlier row.
+bw_field() {
+  awk -F'\t' -v c="$1" -v m="$2" -v n="$3" -v col="$4" -v p="${5:-}" \
+    '$2 == c && $3 == m && $4 == n && index($1, p) == 1 { v = $col } END { print v }' "$BW_ROWS"
+}
