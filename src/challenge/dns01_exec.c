@@ -233,6 +233,10 @@ int dns01_spawn_start(uv_loop_t *loop, const char *const *argv, const char *cons
         log_error(LOG_CHAL, "dns exec %s: spawn: %s", s->name, uv_strerror(rc));
         s->cb = NULL;
         s->ended = true;
+        /* libuv initialises the process handle even when the spawn fails:
+         * it must be closed like the others. */
+        s->proc_open = true;
+        s->open_handles++;
         close_all(s);
         return rc;
     }
