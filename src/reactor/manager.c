@@ -67,6 +67,9 @@ struct mcert {
     char *key_pem;                  /* owned: the stored key, for deploys */
     char *generation, *gen_dir;     /* owned: the stored generation */
     bool had_cert;                  /* a certificate was stored before this run */
+    bool deploy_only;               /* the stored generation still needs deploying */
+    int end_status;                 /* kept while the order file is removed */
+    char *end_error;
     size_t deploy_idx;
     int deploy_failed;
     enum mc_state state;
@@ -108,6 +111,7 @@ struct manager {
 
 static void pump(struct manager *m);
 static void run_end(struct mcert *mc, int status, const char *error);
+static void deploy_next(struct mcert *mc);
 static void maybe_finish(struct manager *m);
 
 static int64_t now_s(void)
@@ -237,6 +241,33 @@ static void dequeue(struct mcert *mc)
     }
 }
 
+/* An order file left by a run that did not finish (a crash). When its key
+ * is the stored certificate's key, the certificate was stored but maybe
+ * not deployed: mark the entry deploy_only. Otherwise the order is resumed
+ * when it is run. True when there is something to do now. */
+static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
+{
+    char *url = NULL;
+    EVP_PKEY *okey = NULL, *skey = NULL;
+    bool todo = false;
+    int rc = acme_order_resume_load(mc->m->state_dir, mc->cfg, &url, &okey);
+
+    if (rc < 0)
+        return false;
+    if (sc->key_pem != NULL && acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
+        EVP_PKEY_eq(okey, skey) == 1) {
+        log_info(LOG_MAIN, "cert=%s: stored by a run that did not finish: deploying it", mc->name);
+        mc->deploy_only = true;
+    } else {
+        log_info(LOG_MAIN, "cert=%s: an order was left in flight: resuming it", mc->name);
+    }
+    todo = true;
+    EVP_PKEY_free(okey);
+    EVP_PKEY_free(skey);
+    free(url);
+    return todo;
+}
+
 /* Decides whether mc is due now (queue it) or later (arm its timer). */
 static void decide(struct mcert *mc)
 {
@@ -251,7 +282,7 @@ static void decide(struct mcert *mc)
         mc->summary = SUM_OK; /* an imported certificate without a CA: never renewed */
         return;
     }
-    rc = store_cert_read_current(mc->m->state_dir, mc->name, false, &sc);
+    rc = store_cert_read_current(mc->m->state_dir, mc->name, true, &sc);
     if (rc == 0) {
         if (sc.meta_json != NULL &&
             sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0)
@@ -269,7 +300,9 @@ static void decide(struct mcert *mc)
         mc->not_after = meta.not_after;
         mc->renew_at = d.when;
     }
-    if (d.why == SCHED_LATER) {
+    if (d.why == SCHED_LATER && rc == 0 && order_left_behind(mc, &sc)) {
+        enqueue(mc);
+    } else if (d.why == SCHED_LATER) {
         char when[32];
         fmt_time(d.when, when, sizeof(when));
         log_info(LOG_MAIN, "cert=%s: valid, renewal at %s (%s)", mc->name, when,
@@ -432,6 +465,39 @@ static void keygen_start(struct mcert *mc)
         m->rsa_keygens++;
 }
 
+/* Deploys the stored generation (after a crash between store and deploy). */
+static void deploy_stored(struct mcert *mc)
+{
+    struct store_cert sc = {0};
+    struct sched_meta meta = {0};
+    int rc = store_cert_read_current(mc->m->state_dir, mc->name, true, &sc);
+
+    if (rc < 0) {
+        char *e = xasprintf("reading the stored certificate: %s", err_str(rc));
+        run_end(mc, rc, e);
+        free(e);
+        return;
+    }
+    mc->res = xcalloc(1, sizeof(*mc->res));
+    mc->res->cert_pem = xstrdup(sc.cert_pem ? sc.cert_pem : "");
+    mc->res->chain_pem = xstrdup(sc.chain_pem ? sc.chain_pem : "");
+    mc->res->fullchain_pem = xstrdup(sc.fullchain_pem ? sc.fullchain_pem : "");
+    mc->key_pem = sc.key_pem;
+    sc.key_pem = NULL;
+    mc->generation = sc.generation != NULL ? xstrdup(sc.generation) : NULL;
+    mc->gen_dir = xstrdup(sc.dir != NULL ? sc.dir : "");
+    if (sc.meta_json != NULL && sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0) {
+        mc->not_after = meta.not_after;
+        sched_meta_fini(&meta);
+    }
+    store_cert_fini(&sc);
+    mc->had_cert = false;
+    mc->state = MC_DEPLOY;
+    mc->deploy_idx = 0;
+    mc->deploy_failed = 0;
+    deploy_next(mc);
+}
+
 static void run_start(struct mcert *mc)
 {
     struct manager *m = mc->m;
@@ -445,6 +511,11 @@ static void run_start(struct mcert *mc)
     mc->run_cfg = mc->cfg;
     if (mc->run_cfg->challenge != CFG_CHAL_HTTP01) {
         run_end(mc, ERR_UNSUPPORTED, "dns-01 is not available in this build");
+        return;
+    }
+    if (mc->deploy_only) {
+        mc->deploy_only = false;
+        deploy_stored(mc);
         return;
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
@@ -483,6 +554,61 @@ static void pump(struct manager *m)
 /* ---- deploy ---- */
 
 static void deploy_next(struct mcert *mc);
+
+/* The order file goes only once the generation is stored and deployed: a
+ * crash before this point makes the next start resume the order or deploy
+ * the stored generation (order_left_behind). */
+struct finish_job {
+    struct mcert *mc;
+    char *state_dir, *name;
+};
+
+static int finish_job_work(void *arg)
+{
+    struct finish_job *j = arg;
+    int rc = store_order_remove_sync(j->state_dir, j->name);
+
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static void finish_job_done(int status, void *arg)
+{
+    struct finish_job *j = arg;
+    struct mcert *mc = j->mc;
+    char *e = mc->end_error;
+
+    mc->m->jobs--;
+    if (status < 0)
+        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.json: %s", mc->name, j->state_dir,
+                 j->name, err_str(status));
+    free(j->state_dir);
+    free(j->name);
+    free(j);
+    mc->end_error = NULL;
+    run_end(mc, mc->end_status, e);
+    free(e);
+}
+
+static void run_finish(struct mcert *mc, int status, const char *error)
+{
+    struct manager *m = mc->m;
+    struct finish_job *j = xcalloc(1, sizeof(*j));
+    int rc;
+
+    j->mc = mc;
+    j->state_dir = xstrdup(m->state_dir);
+    j->name = xstrdup(mc->name);
+    mc->end_status = status;
+    free(mc->end_error);
+    mc->end_error = error != NULL ? xstrdup(error) : NULL;
+    rc = store_job_start(m->loop, finish_job_work, j, finish_job_done);
+    if (rc == 0) {
+        m->jobs++;
+        return;
+    }
+    m->jobs++; /* finish_job_done decrements it */
+    finish_job_done(rc, j);
+}
 
 static void files_done(int status, void *arg)
 {
@@ -547,17 +673,18 @@ static void deploy_next(struct mcert *mc)
         mc->deploy_idx++;
     }
     if (m->stopping && mc->deploy_idx < cc->n_deploy) {
+        /* the order file stays: the next start deploys this generation */
         run_end(mc, -ECANCELED, "stopped before every deploy action ran");
         return;
     }
     if (mc->deploy_failed > 0) {
         char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed",
                             mc->deploy_failed, cc->n_deploy);
-        run_end(mc, ERR_DEPLOY, e);
+        run_finish(mc, ERR_DEPLOY, e);
         free(e);
         return;
     }
-    run_end(mc, 0, NULL);
+    run_finish(mc, 0, NULL);
 }
 
 /* ---- storing ---- */
@@ -578,12 +705,7 @@ static int store_job_work(void *arg)
     j->step = "storing the certificate";
     rc = store_cert_write_sync(j->state_dir, j->name, j->cert, j->chain, j->fullchain, j->key,
                                j->meta, KEEP_GENERATIONS, &j->generation);
-    if (rc < 0)
-        return rc;
-    /* Only now is the order done: a crash before this resumes it. */
-    j->step = "removing the order file";
-    rc = store_order_remove_sync(j->state_dir, j->name);
-    return rc == -ENOENT ? 0 : rc;
+    return rc;
 }
 
 static void store_job_done(int status, void *arg)
@@ -693,6 +815,7 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
 
 static void mc_free(struct mcert *mc)
 {
+    free(mc->end_error);
     EVP_PKEY_free(mc->key);
     free(mc->key_pem);
     free(mc->generation);
