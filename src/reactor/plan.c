@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "deploy/deploy.h"
 #include "reactor/sched.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -140,17 +141,14 @@ static void show_deploy(const struct cfg_deploy *d, FILE *out)
     struct buf b = BUF_INIT(64 * 1024);
 
     if (d->type == CFG_DEPLOY_FILES) {
-        mode_t cm = d->has_mode ? d->mode : 0644;
-        mode_t km = d->has_mode ? d->mode : 0640;
         bool first = true;
 
+        /* in the order deploy writes them: files holding the key first */
         buf_append_str(&b, "files: ");
-        file_entry(&b, &first, "cert", d->cert, cm);
-        file_entry(&b, &first, "chain", d->chain, cm);
-        file_entry(&b, &first, "fullchain", d->fullchain, cm);
-        file_entry(&b, &first, "key", d->key, km);
-        file_entry(&b, &first, "bundle", d->bundle, km);
-        file_entry(&b, &first, "pkcs12", d->pkcs12, km);
+        for (int f = 0; f < DEPLOY_FILE__MAX; f++)
+            file_entry(&b, &first, deploy_file_name((enum deploy_file)f),
+                       deploy_file_path(d, (enum deploy_file)f),
+                       deploy_file_mode(d, (enum deploy_file)f));
         if (d->pkcs12 != NULL && d->pkcs12_password_file != NULL)
             buf_printf(&b, " password from %s%s", d->pkcs12_password_file,
                        d->pkcs12_legacy ? ", legacy encryption" : "");
