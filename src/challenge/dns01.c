@@ -150,7 +150,7 @@ static void on_sent(int status, const uint8_t *reply, size_t len, void *arg)
     op->send = NULL;
     if (status < 0) {
         d = xasprintf("UPDATE to %s: %s", op->dns->server,
-                      status == ERR_TIMEOUT ? "no reply (timeout) — check server and that it "
+                      status == ERR_TIMEOUT ? "no reply (timeout): check server and that it "
                                               "listens on UDP and TCP"
                                             : err_str(status));
         op_end(op, ERR_DNS, d);

@@ -153,7 +153,7 @@ static void locate_answer(int status, const struct dns_answer *ans, void *arg)
 
     l->q = NULL;
     if (status < 0) {
-        locate_fail(l, ERR_DNS, "%s lookup for %s: %s — check [daemon] resolvers", what, qname,
+        locate_fail(l, ERR_DNS, "%s lookup for %s: %s: check [daemon] resolvers", what, qname,
                     status == ERR_TIMEOUT ? "no answer (timeout)" : err_str(status));
         return;
     }
@@ -202,7 +202,7 @@ static void locate_answer(int status, const struct dns_answer *ans, void *arg)
     }
     const char *dot = strchr(l->cand, '.');
     if (strcmp(l->cand, ".") == 0 || dot == NULL || dot[1] == '\0') {
-        locate_fail(l, ERR_DNS, "no zone found for %s (no SOA up to the root) — set zone", l->name);
+        locate_fail(l, ERR_DNS, "no zone found for %s (no SOA up to the root): set zone", l->name);
         return;
     }
     char *up = xstrdup(dot + 1);

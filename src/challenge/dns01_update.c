@@ -250,6 +250,14 @@ static int parse_bind(const char *s, size_t len, const char *name, struct dns01_
             rc = bind_fail(why, &nm, "key name must be 1..253 characters");
             goto out;
         }
+        for (size_t i = 0; i < nm.n; i++) {
+            char c = nm.p[i];
+            if (!isalnum((unsigned char)c) && c != '-' && c != '_' && c != '.') {
+                rc =
+                    bind_fail(why, &nm, "key name may hold only letters, digits, '-', '_' and '.'");
+                goto out;
+            }
+        }
         t = lex_next(&lx);
         if (!tok_is(&t, "{")) {
             rc = bind_fail(why, &t, "expected '{' after the key name");
@@ -572,33 +580,33 @@ static char *explain(unsigned rcode, int64_t tsig_err, const struct dns01_key *k
 
     if (tsig_err == TSIG_BADSIG)
         return xasprintf("NOTAUTH/BADSIG: the server knows key '%s' but the signature does not "
-                         "verify — the secret (or algorithm %.*s) differs from the server's",
+                         "verify: the secret (or algorithm %.*s) differs from the server's",
                          kn, al, alg);
     if (tsig_err == TSIG_BADKEY)
-        return xasprintf("NOTAUTH/BADKEY: the server does not know key '%s' (algorithm %.*s) — "
+        return xasprintf("NOTAUTH/BADKEY: the server does not know key '%s' (algorithm %.*s): "
                          "check the key name and algorithm against the server's key list",
                          kn, al, alg);
     if (tsig_err == TSIG_BADTIME)
-        return xasprintf("NOTAUTH/BADTIME: our clock and the server's differ by more than %d s "
-                         "— fix the time (NTP) on one of them",
+        return xasprintf("NOTAUTH/BADTIME: our clock and the server's differ by more than %d s: "
+                         "fix the time (NTP) on one of them",
                          TSIG_FUDGE);
     if (tsig_err > 0)
         return xasprintf("%s with TSIG error %lld", rcode_name(rcode), (long long)tsig_err);
     switch (rcode) {
     case LDNS_RCODE_REFUSED:
-        return xasprintf("REFUSED: the server refuses updates to zone '%s' with key '%s' — check "
+        return xasprintf("REFUSED: the server refuses updates to zone '%s' with key '%s': check "
                          "its update ACL (allowed key, record type TXT, names) and that it is "
                          "the primary for the zone",
                          zone, kn);
     case LDNS_RCODE_NOTAUTH:
         return xasprintf("NOTAUTH: the server does not accept updates signed with key '%s' for "
-                         "zone '%s' — check the key name and the server's ACL, and that it is "
+                         "zone '%s': check the key name and the server's ACL, and that it is "
                          "authoritative for the zone",
                          kn, zone);
     case LDNS_RCODE_NOTZONE:
-        return xasprintf("NOTZONE: the name is not inside zone '%s' — check dns zone", zone);
+        return xasprintf("NOTZONE: the name is not inside zone '%s': check dns zone", zone);
     case LDNS_RCODE_SERVFAIL:
-        return xasprintf("SERVFAIL: the server failed to apply the update to zone '%s' — see its "
+        return xasprintf("SERVFAIL: the server failed to apply the update to zone '%s': see its "
                          "log",
                          zone);
     case LDNS_RCODE_NOTIMPL:
@@ -663,14 +671,14 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
         if (mac == NULL)
             abort();
         if (!ldns_pkt_tsig_verify(pkt, wire, len, key->name, key->secret, mac)) {
-            *why = xasprintf("the server's reply does not verify with key '%s' — the update may "
+            *why = xasprintf("the server's reply does not verify with key '%s': the update may "
                              "have been applied, but the reply cannot be trusted",
                              key->name);
             goto out;
         }
         if (skew > fudge || -skew > fudge) {
-            *why = xasprintf("BADTIME: the reply was signed %lld s from our clock (fudge %lld s) "
-                             "— fix the time (NTP) on one of the hosts",
+            *why = xasprintf("BADTIME: the reply was signed %lld s from our clock (fudge %lld s): "
+                             "fix the time (NTP) on one of the hosts",
                              (long long)skew, (long long)fudge);
             goto out;
         }
