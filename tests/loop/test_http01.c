@@ -838,12 +838,12 @@ static void test_systemd_socket_activation(void **state)
     assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(ls, 16), 0);
     assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
     /* fd 3: our TCP listener; fd 4: a unix socket that is not for us */
     assert_int_equal(dup2(ls, 3), 3);
-    assert_int_equal(dup2(pair[0], 4), 4);
     if (ls != 3)
         close(ls);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    assert_int_equal(dup2(pair[0], 4), 4);
     if (pair[0] != 4)
         close(pair[0]);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
