@@ -122,7 +122,8 @@ tw_wait_http() {
 # tw_start: the DNS mock, then Pebble. Sets TW_DNS_PORT, TW_ACME_PORT,
 # TW_MGMT_PORT, TW_HTTP_PORT (where Pebble validates http-01: certloop's
 # listener; preset it to point Pebble elsewhere), TW_DIRECTORY, and fetches
-# the issuing root to $TW/root.pem.
+# the issuing root to $TW/root.pem (alternate roots, PEBBLE_ALTERNATE_ROOTS=N,
+# to $TW/root-1.pem ... root-N.pem).
 tw_start() {
   tw_tls || { tw_fail "cannot make the TLS certificates"; return 1; }
   TW_DNS_PORT=$(tw_port)
@@ -150,7 +151,7 @@ tw_start() {
 }
 EOF
   PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=${PEBBLE_WFE_NONCEREJECT:-0} \
-    PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} \
+    PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_ALTERNATE_ROOTS=${PEBBLE_ALTERNATE_ROOTS:-0} \
     pebble -config "$TW/pebble.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" >"$TW/pebble.log" 2>&1 &
   TW_PIDS+=($!)
   TW_DIRECTORY="https://127.0.0.1:$TW_ACME_PORT/dir"
@@ -164,6 +165,11 @@ EOF
     tw_fail "cannot fetch Pebble's root"
     return 1
   fi
+  local r
+  for ((r = 1; r <= ${PEBBLE_ALTERNATE_ROOTS:-0}; r++)); do
+    curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/roots/$r" \
+      -o "$TW/root-$r.pem" || { tw_fail "cannot fetch Pebble's root $r"; return 1; }
+  done
   # the DNS mock answers on UDP; nothing to poll over HTTP but its management port
   tw_wait_http "http://127.0.0.1:$TW_DNS_MGMT_PORT/" "" 10 ||
     curl -s -o /dev/null "http://127.0.0.1:$TW_DNS_MGMT_PORT/" || true
@@ -195,7 +201,9 @@ EOF
 }
 
 # tw_config_cert NAME KEYTYPE DOMAIN...: a certificate with a files deploy
-# into $TW/out/NAME/ (fullchain, key, chain, cert).
+# into $TW/out/NAME/ (fullchain, key, chain, cert). $TW_CERT_EXTRA (lines)
+# goes into the [certificate.NAME] table. Keys printed right after this go
+# into the files deploy table; further deploy tables may follow.
 tw_config_cert() {
   local name=$1 key=$2 d list=""
   shift 2
@@ -208,6 +216,7 @@ tw_config_cert() {
 domains = [$list]
 ca = "pebble"
 key = "$key"
+${TW_CERT_EXTRA:-}
 
 [[certificate.$name.deploy]]
 type = "files"
