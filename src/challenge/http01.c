@@ -737,17 +737,17 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
         return;
     }
-    if (c->state != C_READ)
-        return;
     uint8_t *p = (uint8_t *)buf->base;
     size_t n = (size_t)nread;
-    if (c->in_len == 0) {
+    if (c->in_len == 0 && c->state == C_READ) {
         conn_process(c, p, n, c->q == Q_IDLE);
         return;
     }
     /* a request spanning reads: append, and parse again only when it can
      * have changed the answer (a new line, or a limit reached), so a client
-     * sending one byte at a time costs one parse per line, not per byte */
+     * sending one byte at a time costs one parse per line, not per byte.
+     * While a write is queued reading is stopped; what libuv still hands
+     * over is kept for write_cb. */
     bool nl = memchr(p, '\n', n) != NULL;
     size_t total = c->in_len + n;
     if (c->in_cap < total) {
@@ -756,6 +756,10 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     memcpy(c->in + c->in_len, p, n);
     c->in_len = total;
+    if (c->state != C_READ) {
+        c->in_nl = c->in_nl || nl;
+        return;
+    }
     if (nl || total >= HTTP01_HEAD_MAX || (!c->in_nl && total > HTTP01_LINE_MAX + 1)) {
         c->in_nl = c->in_nl || nl;
         conn_process(c, c->in, c->in_len, false);
