@@ -251,4 +251,37 @@ void acme_order_cancel(struct acme_order *o);
 int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, char **order_url,
                            EVP_PKEY **key);
 
+/* ---- ARI (acme/ari.c) ---- */
+
+/* RFC 9773 renewal information: the CA's suggested renewal window. Fetch it
+ * with a GET of renewalInfo/CERTID (acme_ari_cert_id). */
+struct acme_ari_info {
+    int64_t start; /* suggestedWindow.start, Unix seconds */
+    int64_t end;   /* suggestedWindow.end; always after start */
+    char *explanation_url; /* owned, or NULL */
+};
+
+/* Parses a renewalInfo response {"suggestedWindow":{"start":T,"end":T},
+ * "explanationURL":URL}: T are RFC 3339 date-times, end must be after
+ * start, explanationURL is optional (a printable string up to 2048 bytes).
+ * Unknown members are ignored. ERR_PARSE on anything else. Silent. */
+int acme_ari_parse(const char *json, size_t len, struct acme_ari_info *out);
+void acme_ari_info_fini(struct acme_ari_info *ai);
+/* Parses an RFC 3339 date-time ("2025-01-02T03:04:05Z", fraction and
+ * +hh:mm/-hh:mm offsets allowed, 't'/'z' too) into Unix seconds (the
+ * fraction is dropped) and, optionally, milliseconds. ERR_PARSE otherwise. */
+int acme_rfc3339_parse(const char *s, size_t len, int64_t *unix_s, int64_t *unix_ms);
+/* The renewal time: uniform in [start, end) from rnd (64 random bits, so
+ * tests can choose); a time in the past, including any when the window has
+ * ended, gives now (RFC 9773 §4.2: renew at once). */
+int64_t acme_ari_pick(const struct acme_ari_info *ai, int64_t now, uint64_t rnd);
+/* When to fetch renewalInfo again (Unix seconds): now plus the response's
+ * Retry-After (delta-seconds or HTTP-date; NULL or invalid: 6 hours),
+ * clamped to [1 minute, 24 hours] (RFC 9773 §4.3 leaves the bounds to us). */
+int64_t acme_ari_next_poll(const char *retry_after, int64_t now);
+
+#define ACME_ARI_POLL_DEFAULT_S (6 * 3600)
+#define ACME_ARI_POLL_MIN_S 60
+#define ACME_ARI_POLL_MAX_S (24 * 3600)
+
 #endif
