@@ -1419,8 +1419,9 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
         }
         /* Dotted keys extend only tables that dotted keys made. Reaching into
          * a [header] table, even one only implied by [a.b.c], is refused:
-         * toml-lang/toml#846 settled that for 1.0 (toml-test's
-         * append-with-dotted-keys cases). */
+         * toml-lang/toml#846, worded in #859 (every key/value of a table a
+         * dotted key makes must sit under the current header); toml-test's
+         * append-with-dotted-keys cases. Python's tomllib is laxer here. */
         if (kv->val.type == TOML_TABLE && kv->val.u.tab->kind == TK_DOTTED) {
             t = kv->val.u.tab;
             continue;
@@ -1430,9 +1431,11 @@ static int parse_keyval(struct parser *p, struct toml_table *t, int depth)
                         path_render(p, i, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
         if (kv->val.type == TOML_TABLE)
             return fail(p, kp->src,
-                        "cannot add keys to table '%s' with a dotted key: it is a [table] "
-                        "(defined at %u:%u)",
-                        path_render(p, i, path, sizeof(path)), kv->keypos.line, kv->keypos.col);
+                        "cannot add keys to table '%s' with a dotted key: it %s a [table] "
+                        "header (at %u:%u)",
+                        path_render(p, i, path, sizeof(path)),
+                        kv->val.u.tab->kind == TK_IMPLICIT ? "was created by" : "is defined by",
+                        kv->keypos.line, kv->keypos.col);
         return fail(p, kp->src, "key '%s' is already %s (defined at %u:%u), not a table",
                     path_render(p, i, path, sizeof(path)), kv_kind(kv), kv->keypos.line,
                     kv->keypos.col);

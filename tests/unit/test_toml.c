@@ -430,6 +430,11 @@ static void test_redefinition_rules(void **state)
     /* a dotted key may not reach into a table made by a header */
     assert_error("[a.b.c]\nz = 1\n[a]\nb.c.t = 2\n", 4, 1,
                  "cannot add keys to table 'a.b' with a dotted key");
+    /* ... even one only implied by a longer header (toml-lang/toml#846) */
+    assert_error("[a.b.c]\n[a]\nb.x = 1\n", 3, 1,
+                 "table 'a.b' with a dotted key: it was created by a [table] header (at 1:4)");
+    assert_error("[a.b]\n[a]\nb.x = 1\n", 3, 1,
+                 "table 'a.b' with a dotted key: it is defined by a [table] header (at 1:4)");
     /* [table] after dotted keys defined it */
     assert_error("a.b = 1\n[a]\n", 2, 2, "table 'a' already defined by dotted keys (at 1:1)");
     /* but a sub-table of a dotted table may be made by a header */
