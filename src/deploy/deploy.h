@@ -104,4 +104,200 @@ int deploy_exec_start(uv_loop_t *loop, const struct cfg_deploy *d, const struct 
  * its handles are closed. */
 void deploy_exec_cancel(struct deploy_exec *op);
 
+/* ---- hook directories (deploy/hooks.c) ----------------------------------- */
+
+/* certbot-style hook directories: DIR/pre, DIR/deploy and DIR/post hold
+ * programs run with argv [path] and the deploy_env variables (CERTLOOP_*,
+ * RENEWED_*). pre runs before a round of renewals, deploy after each
+ * certificate is deployed, post after the round. */
+#define DEPLOY_HOOKS_DIR_DEFAULT "/etc/certloop/hooks.d"
+#define DEPLOY_HOOK_TIMEOUT_S 60
+
+enum deploy_hook_phase { DEPLOY_HOOK_PRE, DEPLOY_HOOK_DEPLOY, DEPLOY_HOOK_POST, DEPLOY_HOOK__MAX };
+
+/* "pre", "deploy", "post". */
+const char *deploy_hook_phase_name(enum deploy_hook_phase p);
+
+/* Lists the hooks of one directory: every regular file (symlinks followed)
+ * that is executable by us and whose name does not start with '.' nor end
+ * with '~', sorted by name (byte order). Other entries are skipped (logged
+ * at debug). A missing directory is an empty list. Returns 0 with *out an
+ * owned NULL-terminated array of "dir/name" paths (free with
+ * deploy_hooks_list_free) and *n_out its length, or -errno (logged) when
+ * the directory exists but cannot be read. A short inline read (STYLE §5). */
+int deploy_hooks_list(const char *dir, char ***out, size_t *n_out);
+void deploy_hooks_list_free(char **v);
+
+/* status: 0 when every hook exited 0 (or there was none), else ERR_HOOK or
+ * ERR_TIMEOUT (the first failure's code); run and failed count the hooks. */
+typedef void (*deploy_hooks_cb)(int status, size_t run, size_t failed, void *arg);
+struct deploy_hooks;
+
+/* Runs the hooks of hooks_dir/PHASE one after the other in name order (a
+ * failing hook does not stop the others, as with certbot), each through
+ * deploy_exec_start with argv [path], the env variables and timeout_s
+ * (<= 0: DEPLOY_HOOK_TIMEOUT_S). hooks_dir NULL means
+ * DEPLOY_HOOKS_DIR_DEFAULT. The list is read when the op starts. hooks_dir
+ * and env are copied. STYLE §4: < 0 synchronously (the directory cannot be
+ * read; logged) and no callback, else cb exactly once on the loop, never
+ * from inside _start, even for an empty directory. */
+int deploy_hooks_start(uv_loop_t *loop, const char *hooks_dir, enum deploy_hook_phase phase,
+                       const struct deploy_env *env, int64_t timeout_s, deploy_hooks_cb cb,
+                       void *arg, struct deploy_hooks **out);
+/* The callback never runs after this; a hook still running is stopped
+ * (deploy_exec_cancel) and later hooks are not started. */
+void deploy_hooks_cancel(struct deploy_hooks *h);
+
+/* True when a and b are exec actions with the same argv. */
+bool deploy_exec_same(const struct cfg_deploy *a, const struct cfg_deploy *b);
+/* Reload commands shared by several certificates run once per round:
+ * given the exec actions of one round (borrowed; NULL entries and non-exec
+ * actions are ignored), writes to idx_out (room for n) the indices of the
+ * first action of every distinct argv, in their original order, and
+ * returns how many there are. */
+size_t deploy_exec_dedup(const struct cfg_deploy *const *acts, size_t n, size_t *idx_out);
+
+/* ---- events and webhooks (deploy/notify.c, deploy/outbox.c) ---- */
+
+/* Events (DESIGN "Deploy and events"). The JSON an event becomes:
+ *   {"id": 32 hex digits (128 random bits), "event": NAME, "certificate": CERT,
+ *    "domains": [...], "time": "2026-11-25T01:02:03Z",
+ *    "not_after": RFC 3339        (when known: issued, renewed, expiring),
+ *    "error": {"type", "detail", "identifier"}   (failed, deploy_failed),
+ *    "record": {"name", "value"}  (dns_record_required, dns_record_removable)}
+ * The order of the enum is the order of the CFG_EVENT_* bits (1 << type). */
+enum notify_event_type {
+    NOTIFY_EV_ISSUED,
+    NOTIFY_EV_RENEWED,
+    NOTIFY_EV_FAILED,
+    NOTIFY_EV_EXPIRING,
+    NOTIFY_EV_DEPLOY_FAILED,
+    NOTIFY_EV_DNS_RECORD_REQUIRED,
+    NOTIFY_EV_DNS_RECORD_REMOVABLE,
+    NOTIFY_EV__MAX
+};
+
+/* "issued", "renewed", "failed", "expiring", "deploy_failed",
+ * "dns_record_required", "dns_record_removable"; NULL out of range. */
+const char *notify_event_name(enum notify_event_type t);
+/* The reverse; 0 or -EINVAL. */
+int notify_event_type_parse(const char *s, enum notify_event_type *out);
+
+/* What an event says. Every pointer is borrowed during the call. */
+struct notify_event {
+    enum notify_event_type type;
+    const char *certificate;    /* required */
+    const char *const *domains; /* may be NULL when n_domains == 0 */
+    size_t n_domains;
+    int64_t time;      /* unix seconds: when it happened */
+    int64_t not_after; /* unix seconds, 0 = left out */
+    /* "error" object: written when any of the three is set (a CA problem
+     * document's type, detail and the identifier it concerns) */
+    const char *error_type, *error_detail, *error_identifier;
+    /* "record" object for the dns events (both required there) */
+    const char *record_name, *record_value;
+    const char *id; /* NULL: a fresh random id (tests pass their own) */
+};
+
+#define NOTIFY_ID_LEN 32
+/* Writes a fresh 128-bit random id (RAND_bytes) as NOTIFY_ID_LEN lowercase
+ * hex digits plus NUL into out. 0 or ERR_CRYPTO (logged). */
+int notify_id_new(char out[NOTIFY_ID_LEN + 1]);
+
+/* Builds the event's JSON text (compact, keys in the order above): 0 and
+ * *out owned, -EINVAL (logged at error) when the type is out of range,
+ * certificate is missing, a dns event lacks its record, or an id is not a
+ * safe token, or ERR_CRYPTO when no random id could be made. Pure apart
+ * from the random id. */
+int notify_event_build(const struct notify_event *e, char **out);
+
+/* The X-Certloop-Signature value for body under key: "sha256=" and the
+ * lowercase hex HMAC-SHA256 of the exact body bytes. */
+#define NOTIFY_SIG_LEN (7 + 64)
+void notify_signature(const void *key, size_t key_len, const void *body, size_t body_len,
+                      char out[NOTIFY_SIG_LEN + 1]);
+
+/* Expiry alerts: the default window and how often an alert repeats. */
+#define NOTIFY_EXPIRING_WINDOW_S ((int64_t)14 * 86400)
+#define NOTIFY_EXPIRING_REPEAT_S ((int64_t)86400)
+
+/* Whether an "expiring" alert is due at `now` for a certificate valid until
+ * not_after (all unix seconds). Inside the window (now >= not_after -
+ * warn_window_s; <= 0 means NOTIFY_EXPIRING_WINDOW_S), also once expired,
+ * it is due when no alert was sent yet (last_sent <= 0) or the last one is
+ * at least NOTIFY_EXPIRING_REPEAT_S old. *next_check (may be NULL) gets when
+ * to ask again: the window's start, or the next repeat. After a due answer
+ * the caller sends the event and passes now as last_sent from then on. */
+bool notify_expiring_due(int64_t now, int64_t not_after, int64_t warn_window_s, int64_t last_sent,
+                         int64_t *next_check);
+
+/* Webhook delivery. Each [notify.NAME] target subscribed to an event gets
+ * its own delivery: STATE/outbox/DELIVERY.json (0600, written atomically
+ * before the first attempt) holds the exact body, the target's name, the
+ * attempt count and the time of the next attempt. A delivery is POSTed to
+ * the target's url with
+ *   Content-Type: application/json
+ *   X-Certloop-Event: NAME            X-Certloop-Delivery: DELIVERY (32 hex)
+ *   X-Certloop-Signature: sha256=HEX  (HMAC-SHA256 of the body keyed with
+ *                                      the secret_file's bytes, one final
+ *                                      newline removed; absent without a secret)
+ * A 2xx answer removes the file. Anything else (or a transport failure)
+ * counts as a failed attempt: retried after base_delay doubling per attempt
+ * up to max_delay, each picked at random in [delay/2, delay] (a Retry-After
+ * header is honoured up to max_delay); once the next attempt would fall
+ * more than give_up after the delivery was created it moves to
+ * STATE/outbox/dead/ with an error in the log. Deliveries survive restarts
+ * (at least once: a delivery in flight at a crash is sent again; receivers
+ * deduplicate on X-Certloop-Delivery). Deliveries whose target is no
+ * longer configured stay on disk untouched until it comes back. */
+struct notify;
+struct http_client;
+
+struct notify_opts {
+    int64_t base_delay_ms; /* first retry; 0 = 10 s */
+    int64_t max_delay_ms;  /* 0 = 1 h */
+    int64_t give_up_ms;    /* 0 = 72 h */
+    unsigned max_inflight; /* 0 = 8 */
+    long timeout_ms;       /* per request; 0 = 10 s */
+};
+
+/* The retry delay after `attempts` failed attempts (>= 1) with rnd a random
+ * number used for the jitter. Pure. o may be NULL (defaults). */
+int64_t notify_backoff_ms(const struct notify_opts *o, unsigned attempts, uint32_t rnd);
+
+/* Creates STATE/outbox and STATE/outbox/dead (0700) if missing, removes
+ * temp files left there, loads every pending delivery and schedules it, and
+ * takes the targets of cfg (url, events, the secret read now; cfg is
+ * borrowed during the call). http (borrowed) must stay open until
+ * notify_close has been called. o (may be NULL) is copied. Returns 0 and
+ * *out owned, or -errno when the outbox cannot be created or read (logged). */
+int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir,
+                const struct config *cfg, const struct notify_opts *o, struct notify **out);
+/* Replaces the targets with those of cfg (secrets read again). Pending
+ * deliveries keep their target by name; those of a vanished target wait. */
+void notify_reload(struct notify *n, const struct config *cfg);
+/* Queues an event (JSON text from notify_event_build, borrowed) for every
+ * target subscribed to its type: each delivery is written to the outbox
+ * and then sent. Returns the number of deliveries queued (0: nobody
+ * subscribed), or -EINVAL (logged) when the text is not an event, or
+ * -ECANCELED after notify_close. */
+int notify_emit(struct notify *n, const char *event_json);
+
+typedef void (*notify_close_cb)(void *arg);
+/* Cancels the requests in flight (their deliveries stay in the outbox and
+ * are sent again after the next notify_open) and frees n once its timer is
+ * closed and its outbox writes have finished; cb (may be NULL) runs then,
+ * on the loop, never from inside notify_close. http may be closed right
+ * after notify_close returns. */
+void notify_close(struct notify *n, notify_close_cb cb, void *arg);
+
+struct notify_stats {
+    size_t pending;      /* deliveries not yet delivered nor dead */
+    size_t inflight;     /* requests running now */
+    uint64_t delivered;  /* 2xx answers since open */
+    uint64_t failed;     /* failed attempts since open */
+    uint64_t dead;       /* deliveries given up since open */
+};
+void notify_stats_get(const struct notify *n, struct notify_stats *out);
+
 #endif

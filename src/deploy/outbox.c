@@ -1,0 +1,828 @@
+/* The webhook outbox: every (event, target) delivery is a file in
+ * STATE/outbox/ written before the first attempt, sent through the shared
+ * HTTP client with a signature, retried with backoff until a 2xx answer
+ * removes it or give_up moves it to outbox/dead/. It does not build events
+ * (notify.c) and does not decide which events happen (the manager). File
+ * I/O after open runs on the threadpool through store jobs (STYLE §5). */
+#include "deploy/deploy.h"
+#include "net/net.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUTBOX_GIVE_UP_MS ((int64_t)72 * 3600 * 1000)
+#define OUTBOX_MAX_INFLIGHT 8
+#define OUTBOX_TIMEOUT_MS 10000
+#define OUTBOX_REPLY_MAX (64 * 1024)
+#define OUTBOX_SECRET_MAX 4096
+
+struct target {
+    char *name;        /* owned */
+    char *url;         /* owned */
+    char *secret_file; /* owned, or NULL: unsigned */
+    char *secret;      /* owned key bytes once read */
+    size_t secret_len;
+    bool secret_ok;
+    unsigned events; /* CFG_EVENT_* bits */
+};
+
+enum dl_state {
+    DL_WRITING,  /* a store job persists the record */
+    DL_WAITING,  /* until next_ms (or a free slot, or its target) */
+    DL_SENDING,  /* req in flight */
+    DL_REMOVING, /* delivered: a store job unlinks the file */
+    DL_BURYING,  /* given up: a store job moves the file to dead/ */
+};
+
+struct delivery {
+    struct notify *n; /* borrowed: the owner */
+    struct delivery *prev, *next;
+    char id[NOTIFY_ID_LEN + 1];
+    char *target;   /* owned: the target's name */
+    char *event;    /* owned: the event's name, for the header and the log */
+    char *event_id; /* owned */
+    char *body;     /* owned: the exact bytes signed and sent */
+    size_t body_len;
+    unsigned attempts;           /* failed attempts so far */
+    int64_t created_ms, next_ms; /* wall clock (it must mean the same after a restart) */
+    char *last_error;            /* owned, or NULL */
+    enum dl_state state;
+    struct http_req *req; /* child in flight, or NULL */
+};
+
+enum job_op { JOB_WRITE, JOB_REMOVE, JOB_BURY };
+
+/* Everything a store job touches on the thread is in here (copies). */
+struct ob_job {
+    struct notify *n;   /* borrowed: n waits for its jobs before it is freed */
+    struct delivery *d; /* borrowed: deliveries live until n is freed or the job ends */
+    enum job_op op;
+    char *path;      /* owned: outbox/ID.json */
+    char *dead_path; /* owned: outbox/dead/ID.json (JOB_BURY) */
+    char *dir;       /* owned: the outbox, for fsync after an unlink */
+    char *data;      /* owned: the record (JOB_WRITE, JOB_BURY) */
+    size_t len;
+    const char *step; /* static: what failed */
+};
+
+struct notify {
+    uv_loop_t *loop;
+    struct http_client *http; /* borrowed */
+    char *dir;                /* owned: STATE/outbox */
+    char *dead_dir;           /* owned: STATE/outbox/dead */
+    struct notify_opts o;     /* defaults filled in */
+    struct target *targets;   /* owned array */
+    size_t n_targets;
+    struct delivery *head, *tail; /* oldest first */
+    unsigned inflight;
+    unsigned jobs; /* store jobs not yet back */
+    uv_timer_t timer;
+    bool closing, timer_closed;
+    notify_close_cb close_cb;
+    void *close_arg;
+    struct notify_stats stats;
+};
+
+static void pump(struct notify *n);
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t jitter_rand(void)
+{
+    uint32_t r = 0;
+
+    if (RAND_bytes((unsigned char *)&r, (int)sizeof(r)) != 1)
+        r = (uint32_t)uv_hrtime(); /* jitter needs no secrecy */
+    return r;
+}
+
+static bool id_token_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- targets ------------------------------------------------------------- */
+
+/* The secret is the file's bytes with one final newline (LF or CRLF) taken
+ * off, so `echo secret > file` and `printf secret > file` agree. */
+static void target_load_secret(struct target *t)
+{
+    char *s = NULL;
+    size_t len = 0;
+
+    free(t->secret);
+    t->secret = NULL;
+    t->secret_len = 0;
+    t->secret_ok = false;
+    int rc = store_read_file(t->secret_file, &s, &len);
+    if (rc == 0 && len > OUTBOX_SECRET_MAX)
+        rc = ERR_TOO_BIG;
+    if (rc < 0) {
+        log_error(LOG_DEPLOY, "webhook target=%s: secret_file %s: %s", t->name, t->secret_file,
+                  err_str(rc));
+        free(s);
+        return;
+    }
+    if (len > 0 && s[len - 1] == '\n')
+        len--;
+    if (len > 0 && s[len - 1] == '\r')
+        len--;
+    if (len == 0) {
+        log_error(LOG_DEPLOY, "webhook target=%s: secret_file %s: empty", t->name, t->secret_file);
+        free(s);
+        return;
+    }
+    t->secret = s;
+    t->secret_len = len;
+    t->secret_ok = true;
+}
+
+static void targets_free(struct notify *n)
+{
+    for (size_t i = 0; i < n->n_targets; i++) {
+        struct target *t = &n->targets[i];
+        free(t->name);
+        free(t->url);
+        free(t->secret_file);
+        if (t->secret != NULL)
+            memset(t->secret, 0, t->secret_len);
+        free(t->secret);
+    }
+    free(n->targets);
+    n->targets = NULL;
+    n->n_targets = 0;
+}
+
+static void targets_set(struct notify *n, const struct config *cfg)
+{
+    targets_free(n);
+    if (cfg == NULL || cfg->n_notify == 0)
+        return;
+    n->targets = xcalloc(cfg->n_notify, sizeof(*n->targets));
+    for (size_t i = 0; i < cfg->n_notify; i++) {
+        const struct cfg_notify *c = &cfg->notify[i];
+        struct target *t = &n->targets[n->n_targets++];
+        t->name = xstrdup(c->name);
+        t->url = xstrdup(c->url);
+        t->events = c->events;
+        if (c->secret_file != NULL) {
+            t->secret_file = xstrdup(c->secret_file);
+            target_load_secret(t);
+        }
+    }
+}
+
+static struct target *target_find(struct notify *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_targets; i++) {
+        if (strcmp(n->targets[i].name, name) == 0)
+            return &n->targets[i];
+    }
+    return NULL;
+}
+
+static bool target_wants(const struct target *t, enum notify_event_type ty)
+{
+    unsigned bit = 1u << ty;
+
+    if ((CFG_EVENT_ALL & bit) != 0)
+        return (t->events & bit) != 0;
+    /* a type the config cannot name yet: only the default subscription
+     * (every event) includes it */
+    return t->events == CFG_EVENT_ALL;
+}
+
+/* ---- deliveries ---------------------------------------------------------- */
+
+static void delivery_free(struct delivery *d)
+{
+    if (d == NULL)
+        return;
+    free(d->target);
+    free(d->event);
+    free(d->event_id);
+    free(d->body);
+    free(d->last_error);
+    free(d);
+}
+
+static void list_append(struct notify *n, struct delivery *d)
+{
+    d->n = n;
+    d->prev = n->tail;
+    d->next = NULL;
+    if (n->tail != NULL)
+        n->tail->next = d;
+    else
+        n->head = d;
+    n->tail = d;
+}
+
+static void list_drop(struct notify *n, struct delivery *d)
+{
+    if (d->prev != NULL)
+        d->prev->next = d->next;
+    else
+        n->head = d->next;
+    if (d->next != NULL)
+        d->next->prev = d->prev;
+    else
+        n->tail = d->prev;
+    delivery_free(d);
+}
+
+/* The record as stored: everything needed to resend it after a restart. */
+static char *record_text(const struct delivery *d)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "delivery", json_string(d->id));
+    json_object_set_new(o, "target", json_string(d->target));
+    json_object_set_new(o, "event", json_string(d->event));
+    json_object_set_new(o, "event_id", json_string(d->event_id));
+    json_object_set_new(o, "created_ms", json_integer(d->created_ms));
+    json_object_set_new(o, "attempts", json_integer(d->attempts));
+    json_object_set_new(o, "next_attempt_ms", json_integer(d->next_ms));
+    if (d->last_error != NULL)
+        json_object_set_new(o, "last_error", json_string(d->last_error));
+    json_object_set_new(o, "body", json_stringn(d->body, d->body_len));
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(1));
+    json_decref(o);
+    if (text == NULL)
+        abort(); /* every string came from valid JSON or is ours: only OOM */
+    char *res = xasprintf("%s\n", text);
+    free(text);
+    return res;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* Parses a stored record; NULL (and *why) when it is not one. */
+static struct delivery *record_parse(const char *text, const char *file_id, const char **why)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    struct delivery *d = NULL;
+    enum notify_event_type ty;
+
+    *why = "not JSON";
+    if (o == NULL)
+        return NULL;
+    const char *id = jstr(o, "delivery"), *target = jstr(o, "target"), *event = jstr(o, "event");
+    const char *event_id = jstr(o, "event_id");
+    json_t *body = json_object_get(o, "body");
+    json_t *created = json_object_get(o, "created_ms"), *attempts = json_object_get(o, "attempts");
+    json_t *next = json_object_get(o, "next_attempt_ms");
+    *why = "missing or mistyped fields";
+    if (id == NULL || target == NULL || event == NULL || event_id == NULL ||
+        !json_is_string(body) || !json_is_integer(created) || !json_is_integer(attempts) ||
+        !json_is_integer(next) || json_integer_value(attempts) < 0 ||
+        json_integer_value(attempts) > 1000000)
+        goto out;
+    *why = "delivery id does not match the file name";
+    if (!id_token_ok(id) || strlen(id) != NOTIFY_ID_LEN || strcmp(id, file_id) != 0)
+        goto out;
+    *why = "unknown event";
+    if (notify_event_type_parse(event, &ty) < 0)
+        goto out;
+    d = xcalloc(1, sizeof(*d));
+    memcpy(d->id, id, NOTIFY_ID_LEN + 1);
+    d->target = xstrdup(target);
+    d->event = xstrdup(event);
+    d->event_id = xstrdup(event_id);
+    d->body_len = json_string_length(body);
+    d->body = xmemdup(json_string_value(body), d->body_len + 1);
+    d->created_ms = json_integer_value(created);
+    d->attempts = (unsigned)json_integer_value(attempts);
+    d->next_ms = json_integer_value(next);
+    if (jstr(o, "last_error") != NULL)
+        d->last_error = xstrdup(jstr(o, "last_error"));
+    d->state = DL_WAITING;
+    *why = NULL;
+out:
+    json_decref(o);
+    return d;
+}
+
+/* ---- store jobs ---------------------------------------------------------- */
+
+/* On a threadpool thread: only the job's own copies (STYLE §5). */
+static int job_run(void *arg)
+{
+    struct ob_job *j = arg;
+    int rc;
+
+    if (j->op == JOB_WRITE)
+        return store_write_atomic(j->path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
+    if (j->op == JOB_BURY) {
+        rc =
+            store_write_atomic(j->dead_path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
+        if (rc < 0)
+            return rc;
+    }
+    /* JOB_REMOVE, and JOB_BURY once the dead copy is safe */
+    j->step = "unlink";
+    if (unlink(j->path) < 0 && errno != ENOENT)
+        return -errno;
+    j->step = "fsync-dir";
+    return store_fsync_dir(j->dir);
+}
+
+static void job_free(struct ob_job *j)
+{
+    free(j->path);
+    free(j->dead_path);
+    free(j->dir);
+    free(j->data);
+    free(j);
+}
+
+static void maybe_free(struct notify *n);
+static void job_done(int status, void *arg);
+
+static char *delivery_path(const struct notify *n, const struct delivery *d)
+{
+    return xasprintf("%s/%s.json", n->dir, d->id);
+}
+
+/* Starts a job for d; < 0 when the threadpool refused (logged). */
+static int job_start(struct notify *n, struct delivery *d, enum job_op op)
+{
+    struct ob_job *j = xcalloc(1, sizeof(*j));
+
+    j->n = n;
+    j->d = d;
+    j->op = op;
+    j->path = delivery_path(n, d);
+    j->dir = xstrdup(n->dir);
+    if (op != JOB_REMOVE) {
+        j->data = record_text(d);
+        j->len = strlen(j->data);
+    }
+    if (op == JOB_BURY)
+        j->dead_path = xasprintf("%s/%s.json", n->dead_dir, d->id);
+    int rc = store_job_start(n->loop, job_run, j, job_done);
+    if (rc < 0) {
+        log_error(LOG_DEPLOY, "webhook target=%s delivery=%s: outbox job: %s", d->target, d->id,
+                  uv_strerror(rc));
+        job_free(j);
+        return rc;
+    }
+    n->jobs++;
+    return 0;
+}
+
+static void job_done(int status, void *arg)
+{
+    struct ob_job *j = arg;
+    struct notify *n = j->n;
+    struct delivery *d = j->d;
+
+    n->jobs--;
+    if (n->closing) {
+        /* the delivery stays in n's list and is freed with it; the file is
+         * whatever the job left (a retry sends it again after restart) */
+        job_free(j);
+        maybe_free(n);
+        return;
+    }
+    if (status < 0)
+        log_error(LOG_DEPLOY, "webhook target=%s delivery=%s: %s: %s: %s", d->target, d->id,
+                  j->op == JOB_BURY && j->step != NULL && strcmp(j->step, "unlink") != 0 &&
+                          strcmp(j->step, "fsync-dir") != 0
+                      ? j->dead_path
+                      : j->path,
+                  j->step != NULL ? j->step : "?", err_str(status));
+    switch (j->op) {
+    case JOB_WRITE:
+        /* a failed write still leaves the delivery in memory: it is sent
+         * while we run, only a restart could lose it */
+        d->state = DL_WAITING;
+        break;
+    case JOB_REMOVE:
+    case JOB_BURY:
+        list_drop(n, d);
+        break;
+    }
+    job_free(j);
+    pump(n);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static void attempt_failed(struct delivery *d, const char *reason, int64_t retry_after_s)
+{
+    struct notify *n = d->n;
+    int64_t delay = notify_backoff_ms(&n->o, d->attempts + 1, jitter_rand());
+    int64_t now = wall_ms();
+
+    d->attempts++;
+    n->stats.failed++;
+    if (retry_after_s >= 0 && retry_after_s * 1000 > delay)
+        delay = retry_after_s * 1000 < n->o.max_delay_ms ? retry_after_s * 1000 : n->o.max_delay_ms;
+    free(d->last_error);
+    d->last_error = xstrdup(reason);
+    if (now + delay - d->created_ms > n->o.give_up_ms) {
+        log_error(LOG_DEPLOY,
+                  "webhook target=%s delivery=%s event=%s: giving up after %u attempts: %s; "
+                  "moved to %s",
+                  d->target, d->id, d->event, d->attempts, reason, n->dead_dir);
+        n->stats.dead++;
+        d->state = DL_BURYING;
+        if (job_start(n, d, JOB_BURY) < 0)
+            list_drop(n, d);
+        return;
+    }
+    log_warn(LOG_DEPLOY,
+             "webhook target=%s delivery=%s event=%s: attempt %u failed: %s; next in %lld ms",
+             d->target, d->id, d->event, d->attempts, reason, (long long)delay);
+    d->next_ms = now + delay;
+    d->state = DL_WRITING;
+    if (job_start(n, d, JOB_WRITE) < 0)
+        d->state = DL_WAITING;
+}
+
+static void on_response(int status, const struct http_response *resp, void *arg)
+{
+    struct delivery *d = arg;
+    struct notify *n = d->n;
+
+    d->req = NULL;
+    n->inflight--;
+    if (status == 0 && resp->status >= 200 && resp->status <= 299) {
+        log_info(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: delivered (HTTP %ld)",
+                 d->target, d->id, d->event, resp->status);
+        n->stats.delivered++;
+        d->state = DL_REMOVING;
+        if (job_start(n, d, JOB_REMOVE) < 0)
+            list_drop(n, d);
+    } else if (status == 0) {
+        char reason[32];
+        snprintf(reason, sizeof(reason), "HTTP %ld", resp->status);
+        int64_t ra = http_retry_after_parse(resp->retry_after, wall_ms() / 1000);
+        attempt_failed(d, reason, ra);
+    } else {
+        attempt_failed(d, err_str(status), -1);
+    }
+    pump(n);
+}
+
+static void send_one(struct notify *n, struct delivery *d, struct target *t)
+{
+    char sig[NOTIFY_SIG_LEN + 1];
+    struct http_header h[4] = {
+        {"Content-Type", "application/json"},
+        {"X-Certloop-Event", d->event},
+        {"X-Certloop-Delivery", d->id},
+    };
+    size_t nh = 3;
+
+    if (t->secret_file != NULL) {
+        if (!t->secret_ok)
+            target_load_secret(t); /* maybe fixed since: an inline page-cache read */
+        if (!t->secret_ok) {
+            attempt_failed(d, "no secret (secret_file unreadable)", -1);
+            return;
+        }
+        notify_signature(t->secret, t->secret_len, d->body, d->body_len, sig);
+        h[nh].name = "X-Certloop-Signature";
+        h[nh].value = sig;
+        nh++;
+    }
+    struct http_request_opts o = {
+        .method = "POST",
+        .url = t->url,
+        .headers = h,
+        .n_headers = nh,
+        .body = d->body,
+        .body_len = d->body_len,
+        .max_body = OUTBOX_REPLY_MAX,
+        .timeout_ms = n->o.timeout_ms,
+    };
+    d->state = DL_SENDING;
+    n->inflight++;
+    log_debug(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: attempt %u to %s", d->target,
+              d->id, d->event, d->attempts + 1, t->url);
+    int rc = http_req_start(n->http, &o, on_response, d, &d->req);
+    if (rc < 0) {
+        n->inflight--;
+        d->req = NULL;
+        attempt_failed(d, err_str(rc), -1);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Starts every due delivery there is room for, oldest first, and arms the
+ * timer for the next one that is not due yet. */
+static void pump(struct notify *n)
+{
+    int64_t now = wall_ms();
+    int64_t earliest = INT64_MAX;
+
+    if (n->closing)
+        return;
+    for (struct delivery *d = n->head, *next; d != NULL; d = next) {
+        next = d->next; /* d may be dropped by a synchronous failure */
+        if (d->state != DL_WAITING)
+            continue;
+        struct target *t = target_find(n, d->target);
+        if (t == NULL)
+            continue; /* its target is gone from the config: it waits */
+        if (d->next_ms > now) {
+            if (d->next_ms < earliest)
+                earliest = d->next_ms;
+            continue;
+        }
+        if (n->inflight >= n->o.max_inflight)
+            continue; /* a completion pumps again */
+        send_one(n, d, t);
+    }
+    if (earliest == INT64_MAX) {
+        uv_timer_stop(&n->timer);
+        return;
+    }
+    uv_timer_start(&n->timer, on_timer, (uint64_t)(earliest - now), 0);
+}
+
+/* ---- open, reload, emit, close ------------------------------------------- */
+
+static int cmp_created(const void *a, const void *b)
+{
+    const struct delivery *x = *(struct delivery *const *)a, *y = *(struct delivery *const *)b;
+
+    if (x->created_ms != y->created_ms)
+        return x->created_ms < y->created_ms ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* A record we cannot use goes to dead/ at once, so it is neither lost nor
+ * retried forever. Inline: this runs before the loop does. */
+static void bury_bad(struct notify *n, const char *name, const char *why)
+{
+    char *from = xasprintf("%s/%s", n->dir, name);
+    char *to = xasprintf("%s/%s", n->dead_dir, name);
+
+    if (rename(from, to) < 0)
+        log_error(LOG_DEPLOY, "webhook outbox %s: %s; rename to %s: %s", from, why, to,
+                  strerror(errno));
+    else
+        log_warn(LOG_DEPLOY, "webhook outbox %s: %s; moved to %s", from, why, n->dead_dir);
+    free(from);
+    free(to);
+}
+
+static int outbox_scan(struct notify *n)
+{
+    DIR *dir = opendir(n->dir);
+    struct dirent *e;
+    struct delivery **v = NULL;
+    size_t nv = 0, cap = 0;
+
+    if (dir == NULL) {
+        int rc = -errno;
+        log_error(LOG_DEPLOY, "webhook outbox %s: opendir: %s", n->dir, err_str(rc));
+        return rc;
+    }
+    while ((e = readdir(dir)) != NULL) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "dead") == 0)
+            continue;
+        char *path = xasprintf("%s/%s", n->dir, name);
+        if (strncmp(name, ".tmp-", 5) == 0) {
+            /* a write interrupted by a crash: the record it replaced is intact */
+            if (unlink(path) == 0)
+                log_info(LOG_DEPLOY, "webhook outbox: removed leftover %s", path);
+            free(path);
+            continue;
+        }
+        if (len != NOTIFY_ID_LEN + 5 || strcmp(name + NOTIFY_ID_LEN, ".json") != 0) {
+            log_debug(LOG_DEPLOY, "webhook outbox: ignoring %s", path);
+            free(path);
+            continue;
+        }
+        char *text = NULL;
+        int rc = store_read_file(path, &text, NULL);
+        free(path);
+        if (rc < 0) {
+            bury_bad(n, name, err_str(rc));
+            continue;
+        }
+        char id[NOTIFY_ID_LEN + 1];
+        memcpy(id, name, NOTIFY_ID_LEN);
+        id[NOTIFY_ID_LEN] = '\0';
+        const char *why = NULL;
+        struct delivery *d = record_parse(text, id, &why);
+        free(text);
+        if (d == NULL) {
+            bury_bad(n, name, why);
+            continue;
+        }
+        v = xreallocarray_grow(v, &cap, nv + 1, sizeof(*v));
+        v[nv++] = d;
+    }
+    closedir(dir);
+    if (nv > 0)
+        qsort(v, nv, sizeof(*v), cmp_created);
+    for (size_t i = 0; i < nv; i++)
+        list_append(n, v[i]);
+    free(v);
+    if (nv > 0)
+        log_info(LOG_DEPLOY, "webhook outbox %s: %zu pending deliveries", n->dir, nv);
+    return 0;
+}
+
+static void notify_free(struct notify *n)
+{
+    while (n->head != NULL) {
+        struct delivery *d = n->head;
+        n->head = d->next;
+        delivery_free(d);
+    }
+    targets_free(n);
+    free(n->dir);
+    free(n->dead_dir);
+    free(n);
+}
+
+int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir,
+                const struct config *cfg, const struct notify_opts *o, struct notify **out)
+{
+    struct notify *n = xcalloc(1, sizeof(*n));
+    int rc;
+
+    n->loop = loop;
+    n->http = http;
+    if (o != NULL)
+        n->o = *o;
+    if (n->o.base_delay_ms <= 0)
+        n->o.base_delay_ms = 10000;
+    if (n->o.max_delay_ms <= 0)
+        n->o.max_delay_ms = (int64_t)3600 * 1000;
+    if (n->o.max_delay_ms < n->o.base_delay_ms)
+        n->o.max_delay_ms = n->o.base_delay_ms;
+    if (n->o.give_up_ms <= 0)
+        n->o.give_up_ms = OUTBOX_GIVE_UP_MS;
+    if (n->o.max_inflight == 0)
+        n->o.max_inflight = OUTBOX_MAX_INFLIGHT;
+    if (n->o.timeout_ms <= 0)
+        n->o.timeout_ms = OUTBOX_TIMEOUT_MS;
+    n->dir = xasprintf("%s/outbox", state_dir);
+    n->dead_dir = xasprintf("%s/outbox/dead", state_dir);
+    rc = store_mkdirs(n->dead_dir, 0700);
+    if (rc < 0) {
+        log_error(LOG_DEPLOY, "webhook outbox %s: mkdir: %s", n->dead_dir, err_str(rc));
+        notify_free(n);
+        return rc;
+    }
+    rc = outbox_scan(n);
+    if (rc < 0) {
+        notify_free(n);
+        return rc;
+    }
+    targets_set(n, cfg);
+    uv_timer_init(loop, &n->timer);
+    n->timer.data = n;
+    pump(n);
+    *out = n;
+    return 0;
+}
+
+void notify_reload(struct notify *n, const struct config *cfg)
+{
+    if (n->closing)
+        return;
+    targets_set(n, cfg);
+    pump(n);
+}
+
+int notify_emit(struct notify *n, const char *event_json)
+{
+    json_error_t jerr;
+    enum notify_event_type ty;
+    int count = 0;
+
+    if (n->closing)
+        return -ECANCELED;
+    json_t *o = json_loads(event_json, 0, &jerr);
+    const char *id = jstr(o, "id"), *event = jstr(o, "event"), *cert = jstr(o, "certificate");
+    if (!json_is_object(o) || id == NULL || event == NULL || cert == NULL || !id_token_ok(id) ||
+        notify_event_type_parse(event, &ty) < 0) {
+        log_error(LOG_DEPLOY, "webhook: not an event: %s",
+                  o == NULL ? jerr.text : "missing or bad id, event or certificate");
+        json_decref(o);
+        return -EINVAL;
+    }
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < n->n_targets; i++) {
+        struct target *t = &n->targets[i];
+        if (!target_wants(t, ty))
+            continue;
+        struct delivery *d = xcalloc(1, sizeof(*d));
+        if (notify_id_new(d->id) < 0) {
+            delivery_free(d);
+            continue;
+        }
+        d->target = xstrdup(t->name);
+        d->event = xstrdup(event);
+        d->event_id = xstrdup(id);
+        d->body_len = strlen(event_json);
+        d->body = xmemdup(event_json, d->body_len + 1);
+        d->created_ms = now;
+        d->next_ms = now;
+        d->state = DL_WRITING;
+        list_append(n, d);
+        count++;
+        /* persisted before the first attempt: sending starts in job_done */
+        if (job_start(n, d, JOB_WRITE) < 0)
+            d->state = DL_WAITING;
+    }
+    if (count > 0)
+        log_info(LOG_DEPLOY, "event %s cert=%s id=%s: %d webhook deliveries queued", event, cert,
+                 id, count);
+    else
+        log_debug(LOG_DEPLOY, "event %s cert=%s id=%s: no webhook subscribed", event, cert, id);
+    json_decref(o);
+    pump(n);
+    return count;
+}
+
+static void maybe_free(struct notify *n)
+{
+    if (!n->timer_closed || n->jobs > 0)
+        return;
+    notify_close_cb cb = n->close_cb;
+    void *arg = n->close_arg;
+    notify_free(n);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct notify *n = h->data;
+
+    n->timer_closed = true;
+    maybe_free(n);
+}
+
+void notify_close(struct notify *n, notify_close_cb cb, void *arg)
+{
+    if (n == NULL || n->closing)
+        return;
+    n->closing = true;
+    n->close_cb = cb;
+    n->close_arg = arg;
+    for (struct delivery *d = n->head; d != NULL; d = d->next) {
+        if (d->req != NULL) {
+            http_req_cancel(d->req); /* silent: on_response never runs */
+            d->req = NULL;
+            n->inflight--;
+        }
+    }
+    uv_close((uv_handle_t *)&n->timer, on_timer_closed);
+}
+
+void notify_stats_get(const struct notify *n, struct notify_stats *out)
+{
+    *out = n->stats;
+    out->pending = 0;
+    for (const struct delivery *d = n->head; d != NULL; d = d->next) {
+        if (d->state != DL_REMOVING && d->state != DL_BURYING)
+            out->pending++;
+    }
+    out->inflight = n->inflight;
+}
