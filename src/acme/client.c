@@ -26,7 +26,8 @@ struct acme_request {
     struct acme_request *prev, *next;                  /* in c->reqs */
     char *url, *resource, *payload, *accept, *subject; /* owned */
     size_t max_body;
-    bool use_jwk; /* account setup: sign with the JWK instead of the kid */
+    bool use_jwk;      /* account setup: sign with the JWK instead of the kid */
+    bool acct_retried; /* already re-sent after an account reset */
     int retries;
     enum req_state state;
     struct http_req *http; /* child in flight, or NULL */
@@ -48,6 +49,7 @@ struct acme_client {
     char *thumb;   /* owned */
     enum acct_state acct;
     bool only_existing;        /* the pending newAccount is onlyReturnExisting */
+    bool kid_stale;            /* the stored account URL is unknown to the CA */
     struct http_req *dir_req;  /* directory GET in flight, or NULL */
     struct acme_request *reqs; /* every live request */
     int jobs;                  /* store jobs in flight */
@@ -55,6 +57,7 @@ struct acme_client {
 };
 
 static int req_send(struct acme_request *r);
+static int setup_start(struct acme_client *c);
 static void req_resend(struct acme_request *r);
 static void setup_fail(struct acme_client *c, int rc, const char *msg);
 static void account_register(struct acme_client *c, bool only_existing);
@@ -252,6 +255,33 @@ static void req_response(int status, const struct http_response *hr, void *arg)
         acme_problem_fini(&prob);
         json_decref(resp.json);
         req_resend(r);
+        return;
+    }
+    if (have_prob && !r->use_jwk && !r->acct_retried &&
+        (acme_problem_is(&prob, "accountDoesNotExist") ||
+         (hr->status == 401 && acme_problem_is(&prob, "unauthorized") && c->acct == ACCT_READY))) {
+        /* The CA forgot our account (a test CA restarted, or it was
+         * deactivated elsewhere): set the account up again, looking the key
+         * up first, and send this request once more behind it. */
+        log_warn(LOG_ACME, "acme ca=%s: account %s unknown to the CA: setting it up again",
+                 c->ca->name, c->kid != NULL ? c->kid : "?");
+        acme_problem_fini(&prob);
+        json_decref(resp.json);
+        r->acct_retried = true;
+        r->state = REQ_WAIT_ACCOUNT;
+        if (c->acct == ACCT_READY) {
+            free(c->kid);
+            c->kid = NULL;
+            c->kid_stale = true;
+            c->acct = ACCT_NONE;
+        }
+        if (c->acct == ACCT_NONE) {
+            int rc2 = setup_start(c);
+            if (rc2 < 0) {
+                struct acme_response fr = {.error = "account setup could not start"};
+                req_finish(r, rc2, &fr);
+            }
+        }
         return;
     }
     if (have_prob) {
@@ -642,6 +672,7 @@ static void account_response(int status, const struct acme_response *r, void *ar
     }
     free(c->kid);
     c->kid = xstrdup(r->location);
+    c->kid_stale = false;
     log_info(LOG_ACME, "acme ca=%s: account %s: %s", c->ca->name,
              r->http_status == 201 ? "registered" : "found", c->kid);
     int rc = acct_job_start(c, false, true);
@@ -724,6 +755,8 @@ static void account_load(struct acme_client *c)
             setup_fail(c, rc, "account: cannot start the key job");
         goto out;
     }
+    EVP_PKEY_free(c->key);
+    c->key = NULL;
     rc = acme_key_from_pem(key_pem, strlen(key_pem), &c->key);
     if (rc < 0) {
         char *m = xasprintf("account: %s/accounts/%s/account.key: unreadable key", c->state_dir,
@@ -736,7 +769,7 @@ static void account_load(struct acme_client *c)
         json_t *j = json_loads(acct_json, 0, NULL);
         const char *url = json_string_value(json_object_get(j, "url"));
         const char *dir = json_string_value(json_object_get(j, "directory"));
-        if (url != NULL && dir != NULL && strcmp(dir, c->ca->directory) == 0) {
+        if (url != NULL && dir != NULL && strcmp(dir, c->ca->directory) == 0 && !c->kid_stale) {
             free(c->kid);
             c->kid = xstrdup(url);
         }

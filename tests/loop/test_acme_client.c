@@ -47,6 +47,8 @@ struct fake_ca {
     unsigned n_used;
     unsigned nonce_reused;
     enum authz_mode authz_mode;
+    unsigned acct_no;     /* the current account is /acct/N (N >= 1) */
+    unsigned echo_forget; /* forget the account on this many /echo requests */
     bool chal_answered;
 };
 
@@ -113,7 +115,7 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
     json_t *payload = payload_b64 != NULL && *payload_b64 ? b64_json(payload_b64) : NULL;
     const char *nonce = json_string_value(json_object_get(prot, "nonce"));
     const char *kid = json_string_value(json_object_get(prot, "kid"));
-    char *acct_url = xasprintf("%s/acct/1", b);
+    char *acct_url = xasprintf("%s/acct/%u", b, F->acct_no > 0 ? F->acct_no : 1);
 
     if (nonce != NULL) {
         for (unsigned i = 0; i < F->n_used; i++)
@@ -142,6 +144,13 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
         F->kid_missing++;
     if (strcmp(req->target, "/echo") == 0) {
         F->echo_posts++;
+        if (F->echo_forget > 0) {
+            F->echo_forget--;
+            F->acct_no = (F->acct_no > 0 ? F->acct_no : 1) + 1;
+            F->acct_exists = false;
+            problem(resp, 400, "accountDoesNotExist", "no such account");
+            goto out;
+        }
         if (F->echo_badnonce_left > 0) {
             F->echo_badnonce_left--;
             F->bad_nonces_sent++;
@@ -435,6 +444,40 @@ static void test_stored_key_is_looked_up_then_registered(void **state)
     fx_close(&f);
 }
 
+static void test_forgotten_account_is_set_up_again(void **state)
+{
+    struct fx f;
+    struct got g = {0}, g2 = {0};
+
+    (void)state;
+    fx_open(&f);
+    assert_int_equal(echo(&f, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.status, 0);
+    /* the CA restarts and forgets the account: the request is sent again
+     * behind a new setup (lookup of the stored key, then registration) */
+    f.F.echo_forget = 1;
+    f.F.saw_only_existing = false;
+    assert_int_equal(echo(&f, &g2, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g2.calls, 1);
+    assert_int_equal(g2.status, 0);
+    assert_true(f.F.saw_only_existing);
+    assert_int_equal(f.F.acct_posts, 3);
+    assert_int_equal(f.F.kid_missing, 0); /* each carried the account URL of its time */
+    char *want = xasprintf("%s/acct/2", fake_http_url(f.F.srv));
+    assert_string_equal(acme_client_account_url(f.client), want);
+    char *key = NULL, *js = NULL;
+    assert_int_equal(store_account_read(f.state, "t", &key, &js), 0);
+    assert_non_null(strstr(js, want));
+    free(want);
+    free(key);
+    free(js);
+    free(g.error);
+    free(g2.error);
+    fx_close(&f);
+}
+
 /* ---- orders ---- */
 
 struct chal_rec {
@@ -580,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_badnonce_retries_are_bounded),
         cmocka_unit_test(test_cancel_never_calls_back),
         cmocka_unit_test(test_stored_key_is_looked_up_then_registered),
+        cmocka_unit_test(test_forgotten_account_is_set_up_again),
         cmocka_unit_test(test_order_failure_names_identifier_and_problem),
         cmocka_unit_test(test_order_cancel_is_silent_and_cleans_tokens),
     };
