@@ -1633,22 +1633,14 @@ static void test_ten_thousand_certificates(void **state)
         write_file(t, rel, body, 0644);
         free(body);
     }
-    struct timespec a, b;
-    /* CPU time, not wall time: CI machines are shared */
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    /* Correctness at scale only: speed is measured in bench/config_load.sh. */
     load_main(t, LOCAL_CA);
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
     expect_ok(t);
-    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    fprintf(stderr, "loaded %zu certificates from %zu files in %.3f s of CPU\n", t->cfg->n_certs,
-            t->cfg->files.n, secs);
     assert_int_equal(t->cfg->n_certs, 10000);
     assert_int_equal(t->cfg->files.n, 101);
     assert_non_null(config_cert_find(t->cfg, "site7777"));
     assert_string_equal(config_cert_find(t->cfg, "site9999")->domains.v[1],
                         "www.site9999.example.org");
-    /* generous bound so sanitizer builds pass; release builds take a fraction */
-    assert_true(secs < 5.0);
     tdir_free(t);
 }
 
