@@ -607,7 +607,7 @@ static void test_slow_and_idle_clients_disconnected(void **state)
     assert_int_equal(e->r[0].status, 408);
     assert_true(e->eof);
     assert_true(e->elapsed_ms >= 150);
-    assert_true(e->elapsed_ms < 3000);
+    assert_true(e->elapsed_ms < 20000);
     assert_true(e->flag);
     assert_true(e->statuses[1] >= 150);
     assert_true(e->statuses[1] < 3000);
