@@ -92,9 +92,13 @@ struct toml_error {
     char msg[256];
 };
 
-/* Parses a whole TOML 1.0 document. On success returns 0 and sets *out to an
+/* Parses a whole TOML 1.0 document (data is borrowed for the call; a UTF-8
+ * byte order mark is skipped). On success returns 0 and sets *out to an
  * owned root table (free with toml_table_free). On failure returns ERR_PARSE,
- * fills *err (position and one-line message) and sets nothing else. */
+ * fills *err (position and one-line message naming the full key path, e.g.
+ * "duplicate key 'a.b' (first defined at 3:1)") and sets nothing else.
+ * Nesting deeper than 128 levels (key parts, arrays, inline tables) is an
+ * error, so walking the tree recursively is safe. */
 int toml_parse(const uint8_t *data, size_t len, struct toml_table **out, struct toml_error *err);
 /* Frees a whole document given its root (NULL is fine). Does nothing for a
  * table that is not a root returned by toml_parse. */
