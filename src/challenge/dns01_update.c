@@ -557,6 +557,21 @@ static const char *rcode_name(unsigned rc)
     return rc < sizeof(names) / sizeof(names[0]) ? names[rc] : "RCODE";
 }
 
+/* A name rdf as lower-case text with the trailing dot (owned), or NULL. */
+static char *rdf_name_str(const ldns_rdf *r)
+{
+    char *t, *n;
+
+    if (r == NULL || ldns_rdf_get_type(r) != LDNS_RDF_TYPE_DNAME)
+        return NULL;
+    t = ldns_rdf2str(r);
+    if (t == NULL)
+        return NULL;
+    n = dns01_name_fqdn(t);
+    free(t);
+    return n;
+}
+
 /* Reads an INT16 / TSIGTIME rdf as an integer; -1 if missing or malformed. */
 static int64_t rdf_uint(const ldns_rr *rr, size_t i, size_t size)
 {
@@ -620,6 +635,63 @@ static char *explain(unsigned rcode, int64_t tsig_err, const struct dns01_key *k
     return xasprintf("%s: the update was not applied", rcode_name(rcode));
 }
 
+/* Skips a possibly compressed name at *at; false if it runs off the end. */
+static bool skip_name(const uint8_t *w, size_t len, size_t *at)
+{
+    size_t i = *at;
+
+    for (;;) {
+        if (i >= len)
+            return false;
+        uint8_t l = w[i];
+        if ((l & 0xc0) == 0xc0) {
+            if (i + 2 > len)
+                return false;
+            *at = i + 2;
+            return true;
+        }
+        if ((l & 0xc0) != 0)
+            return false;
+        i += 1u + l;
+        if (l == 0) {
+            *at = i;
+            return true;
+        }
+    }
+}
+
+/* Walks the records of a message: it must be well-formed and hold at most
+ * one TSIG record, as the last one (RFC 8945 §5.1). ldns 1.8.3 leaks every
+ * TSIG record but the last, so such input never reaches it. */
+static bool wire_tsig_ok(const uint8_t *w, size_t len)
+{
+    size_t at = 12, n_tsig = 0;
+
+    if (len < 12)
+        return false;
+    unsigned qd = (unsigned)(w[4] << 8 | w[5]);
+    unsigned rrs = (unsigned)(w[6] << 8 | w[7]) + (unsigned)(w[8] << 8 | w[9]) +
+                   (unsigned)(w[10] << 8 | w[11]);
+    for (unsigned i = 0; i < qd; i++) {
+        if (!skip_name(w, len, &at) || at + 4 > len)
+            return false;
+        at += 4;
+    }
+    for (unsigned i = 0; i < rrs; i++) {
+        if (!skip_name(w, len, &at) || at + 10 > len)
+            return false;
+        unsigned type = (unsigned)(w[at] << 8 | w[at + 1]);
+        size_t rdlen = (size_t)(w[at + 8] << 8 | w[at + 9]);
+        at += 10;
+        if (at + rdlen > len)
+            return false;
+        at += rdlen;
+        if (type == LDNS_RR_TYPE_TSIG && (++n_tsig > 1 || i + 1 != rrs))
+            return false;
+    }
+    return true;
+}
+
 int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *req,
                       const struct dns01_key *key, const char *zone, int64_t now, char **why)
 {
@@ -628,7 +700,8 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
     int rc = ERR_PARSE;
 
     *why = NULL;
-    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK || pkt == NULL) {
+    if (!wire_tsig_ok(wire, len) || ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK ||
+        pkt == NULL) {
         *why = xstrdup("reply is not a DNS message");
         goto out;
     }
@@ -670,7 +743,26 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
         free(m);
         if (mac == NULL)
             abort();
-        if (!ldns_pkt_tsig_verify(pkt, wire, len, key->name, key->secret, mac)) {
+        /* RFC 8945 §5.3: the reply uses the request's key and algorithm. */
+        char *rk = rdf_name_str(ldns_rr_owner(tsig));
+        char *ra = rdf_name_str(ldns_rr_rdf(tsig, 0));
+        bool same = rk != NULL && ra != NULL && strcmp(rk, key->name) == 0 &&
+                    strcmp(ra, key->algorithm) == 0;
+        free(rk);
+        free(ra);
+        if (!same) {
+            *why = xasprintf("the server's reply is signed with another key or algorithm than "
+                             "'%s' (%.*s)",
+                             key->name, (int)strlen(key->algorithm) - 1, key->algorithm);
+            goto out;
+        }
+        /* ldns 1.8.3 takes the TSIG record out of pkt while verifying and
+         * does not put it back when the MAC cannot be computed: keep it. */
+        ldns_rr *saved = ldns_pkt_tsig(pkt);
+        bool good = ldns_pkt_tsig_verify(pkt, wire, len, key->name, key->secret, mac);
+        if (ldns_pkt_tsig(pkt) == NULL)
+            ldns_pkt_set_tsig(pkt, saved);
+        if (!good) {
             *why = xasprintf("the server's reply does not verify with key '%s': the update may "
                              "have been applied, but the reply cannot be trusted",
                              key->name);

@@ -23,7 +23,9 @@
 #include "challenge/challenge.h"
 #include "challenge/dns01_internal.h"
 #include "config/config.h"
+#include "acme/acme.h"
 #include "net/net.h"
+#include "reactor/dns01_provider.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -679,6 +681,147 @@ static void test_present_bad_key_file_fails_at_once(void **state)
     assert_int_equal(d.calls, 0);
 }
 
+/* ---- the order-side provider (reactor/dns01_provider.c) ------------------ */
+
+struct prov {
+    unsigned calls;
+    int status;
+    char detail[1024];
+};
+
+static void on_provided(int status, const char *detail, void *arg)
+{
+    struct prov *p = arg;
+
+    p->calls++;
+    p->status = status;
+    snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    static char buf[4096];
+    size_t n;
+
+    if (f == NULL)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void provider_case(bool cancel, struct prov *pr, char *log_path)
+{
+    uv_loop_t loop;
+    struct stub st;
+    struct dns01_provider *p = NULL;
+    struct config cfg;
+    struct cfg_dns dns;
+    struct cfg_cert cert;
+    char *resolvers[2], *ns[2], *cmd[4];
+    char script[600];
+    const char *keyauth = "tok.thumb";
+    char *txt = acme_dns01_txt(keyauth);
+
+    memset(pr, 0, sizeof(*pr));
+    uv_loop_init(&loop);
+    stub_open(&loop, &st, STUB_TXT);
+    st.txt = txt;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.refs = 1; /* ours, never dropped: the provider only borrows references */
+    resolvers[0] = st.addr;
+    resolvers[1] = NULL;
+    cfg.daemon.resolvers.v = resolvers;
+    cfg.daemon.resolvers.n = 1;
+    memset(&dns, 0, sizeof(dns));
+    dns.name = "hook";
+    dns.type = CFG_DNS_EXEC;
+    snprintf(script, sizeof(script), "echo \"$1 $2 $3\" >> %s", log_path);
+    cmd[0] = "/bin/sh";
+    cmd[1] = "-c";
+    cmd[2] = script;
+    cmd[3] = NULL;
+    /* sh -c SCRIPT present FQDN VALUE: $0 = present, so shift the names. */
+    snprintf(script, sizeof(script), "echo \"$0 $1 $2\" >> %s", log_path);
+    dns.command.v = cmd;
+    dns.command.n = 3;
+    dns.timeout_s = 5;
+    ns[0] = st.addr;
+    ns[1] = NULL;
+    dns.nameservers.v = ns;
+    dns.nameservers.n = 1;
+    dns.propagation_timeout_s = 3;
+    dns.poll_interval_s = 1;
+    memset(&cert, 0, sizeof(cert));
+    cert.name = "www";
+    cert.challenge = CFG_CHAL_DNS01;
+    cert.dns = &dns;
+
+    assert_int_equal(dns01_provider_open(&loop, &cfg, &p), 0);
+    assert_int_equal(
+        dns01_provider_present_start(p, &cfg, &cert, "*.A.test", keyauth, on_provided, pr, NULL),
+        0);
+    assert_int_equal(cfg.refs, 2);
+    assert_int_equal(dns01_provider_inflight(p), 1);
+    if (cancel) {
+        dns01_provider_close(p);
+        p = NULL;
+    } else {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(dns01_provider_inflight(p), 0);
+        dns01_provider_cleanup(p, &cfg, &cert, "*.A.test", keyauth);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        assert_int_equal(dns01_provider_inflight(p), 0);
+        dns01_provider_close(p);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(cfg.refs, 1);
+    stub_close(&loop, &st);
+    char want[256];
+    char *got = read_all(log_path);
+    if (!cancel) {
+        snprintf(want, sizeof(want),
+                 "present _acme-challenge.a.test. %s\ncleanup "
+                 "_acme-challenge.a.test. %s\n",
+                 txt, txt);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+    }
+    free(txt);
+}
+
+static void test_provider_present_wait_cleanup(void **state)
+{
+    struct prov pr;
+    char path[] = "/tmp/certloop-dns01-prov-XXXXXX";
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    provider_case(false, &pr, path);
+    unlink(path);
+    assert_int_equal(pr.calls, 1);
+    assert_int_equal(pr.status, 0);
+    assert_non_null(strstr(pr.detail, "every server has it"));
+}
+
+static void test_provider_close_cancels_silently(void **state)
+{
+    struct prov pr;
+    char path[] = "/tmp/certloop-dns01-prov-XXXXXX";
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    provider_case(true, &pr, path);
+    unlink(path);
+    assert_int_equal(pr.calls, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +843,8 @@ int main(void)
         cmocka_unit_test(test_wait_cancel_never_calls_back),
         cmocka_unit_test(test_present_unreachable_server_times_out),
         cmocka_unit_test(test_present_bad_key_file_fails_at_once),
+        cmocka_unit_test(test_provider_present_wait_cleanup),
+        cmocka_unit_test(test_provider_close_cancels_silently),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -399,6 +399,13 @@ static void test_reply_checks(void **state)
     free(why);
     free(w);
 
+    /* Signed with another key name. */
+    make_reply(&m, 99, LDNS_RCODE_NOERROR, "other-key.", SECRET, 0, &w, &n);
+    assert_int_equal(dns01_reply_check(w, n, &m, &k, "test.", now, &why), ERR_DNS);
+    assert_non_null(strstr(why, "another key or algorithm"));
+    free(why);
+    free(w);
+
     /* Another id: not our reply. */
     make_reply(&m, 98, LDNS_RCODE_NOERROR, "acme-key.", SECRET, 0, &w, &n);
     assert_int_equal(dns01_reply_check(w, n, &m, &k, "test.", now, &why), ERR_PARSE);

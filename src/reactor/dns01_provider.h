@@ -1,0 +1,51 @@
+/* dns-01 for orders: adapts challenge.h's chal_dns01_* to what an order
+ * needs per authorization (RFC 8555 §8.4): put the TXT value for an
+ * identifier's key authorization in place, wait until every authoritative
+ * server serves it, and later remove it. One provider per manager; it owns
+ * the recursive resolver ([daemon] resolvers, else /etc/resolv.conf). */
+#ifndef CERTLOOP_REACTOR_DNS01_PROVIDER_H
+#define CERTLOOP_REACTOR_DNS01_PROVIDER_H
+
+#include <stddef.h>
+#include <uv.h>
+
+struct config;
+struct cfg_cert;
+struct dns01_provider;
+struct dns01_provision;
+
+/* status 0: every authoritative server serves the value; otherwise the
+ * challenge error (ERR_DNS, ERR_HOOK, ERR_TIMEOUT, ...). detail is the line
+ * for the order's error and `status` (borrowed during the callback). */
+typedef void (*dns01_provider_cb)(int status, const char *detail, void *arg);
+
+/* Opens a provider on loop with cfg->daemon.resolvers (borrowed during the
+ * call). Owned; release with dns01_provider_close. */
+int dns01_provider_open(uv_loop_t *loop, const struct config *cfg, struct dns01_provider **out);
+/* Cancels every provision and cleanup still running (their callbacks never
+ * run; records being cleaned up may stay behind) and frees the provider
+ * once its resolver has closed (run the loop). */
+void dns01_provider_close(struct dns01_provider *p);
+/* Provisions and cleanups in flight. */
+size_t dns01_provider_inflight(const struct dns01_provider *p);
+
+/* Presents the TXT value of keyauth ("TOKEN.THUMBPRINT") for identifier
+ * ("a.test" or "*.a.test") with cert->dns, then waits for propagation.
+ * cfg is referenced until the end; cert is borrowed from cfg. Async
+ * contract of STYLE §4. Whatever the outcome (and after a cancel), the
+ * caller calls dns01_provider_cleanup once for the same identifier and
+ * keyauth: a record may have been added before a later step failed. */
+int dns01_provider_present_start(struct dns01_provider *p, struct config *cfg,
+                                 const struct cfg_cert *cert, const char *identifier,
+                                 const char *keyauth, dns01_provider_cb cb, void *arg,
+                                 struct dns01_provision **out);
+void dns01_provider_present_cancel(struct dns01_provision *pv);
+
+/* Removes exactly that TXT value (the other authorizations' values under the
+ * same name stay). Runs in the background and logs its outcome; cfg is
+ * referenced until it is done. */
+void dns01_provider_cleanup(struct dns01_provider *p, struct config *cfg,
+                            const struct cfg_cert *cert, const char *identifier,
+                            const char *keyauth);
+
+#endif
