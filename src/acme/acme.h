@@ -230,6 +230,7 @@ struct acme_order_result {
     char *fullchain_pem; /* leaf + intermediates as the CA sent them */
     struct acme_chain chain;
     char *error; /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
+    int64_t retry_after_s; /* failure: the CA's Retry-After (rateLimited), else 0 */
 };
 void acme_order_result_free(struct acme_order_result *r);
 

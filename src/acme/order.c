@@ -68,6 +68,7 @@ struct acme_order {
     int authz_timeout_s;
     struct acme_request *req; /* child in flight, or NULL */
     int refs;                 /* open handles + store job in flight */
+    int64_t retry_after_s;    /* from a failing response, or 0 */
     enum order_state state;
     /* download */
     struct acme_chain *chains; /* parsed candidates, [0] the default */
@@ -193,6 +194,7 @@ static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
     (void)buf_vprintf(&b, fmt, ap);
     va_end(ap);
     res->error = buf_steal(&b, &len);
+    res->retry_after_s = o->retry_after_s;
     log_debug(LOG_ACME, "order cert=%s: failed: %s", o->name, res->error);
     order_end(o, status < 0 ? status : ERR_ACME, res);
 }
@@ -237,6 +239,16 @@ static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
     d = *delay_ms;
     *delay_ms = d + d / 2 > POLL_MAX_MS ? POLL_MAX_MS : d + d / 2;
     return d;
+}
+
+/* A failing response's Retry-After (e.g. with rateLimited), kept for the
+ * result so the owner waits at least that long before trying again. */
+static void note_retry_after(struct acme_order *o, const struct acme_response *r)
+{
+    int64_t ra = http_retry_after_parse(r->retry_after, (int64_t)time(NULL));
+
+    if (ra > 0)
+        o->retry_after_s = ra;
 }
 
 static const char *jstr(json_t *obj, const char *key)
@@ -300,6 +312,7 @@ static void chal_response(int status, const struct acme_response *r, void *arg)
 
     a->req = NULL;
     if (status != 0) {
+        note_retry_after(o, r);
         order_fail(o, status, "name=%s: responding to the challenge: %s", a->ident, r->error);
         return;
     }
@@ -318,6 +331,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
 
     a->req = NULL;
     if (status != 0) {
+        note_retry_after(o, r);
         order_fail(o, status, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
                    r->error);
         return;
@@ -464,6 +478,7 @@ static void order_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
+        note_retry_after(o, r);
         order_fail(o, status, "%s: %s", step, r->error);
         return;
     }
@@ -569,6 +584,7 @@ static void cert_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
+        note_retry_after(o, r);
         if (o->n_chains > 0) {
             /* An alternate failed: keep what we have. */
             log_warn(LOG_ACME, "order cert=%s: alternate chain: %s", o->name, r->error);
@@ -776,6 +792,7 @@ static void neworder_response(int status, const struct acme_response *r, void *a
 
     o->req = NULL;
     if (status != 0) {
+        note_retry_after(o, r);
         order_fail(o, status, "newOrder: %s", r->error);
         return;
     }
@@ -829,6 +846,7 @@ static void resume_response(int status, const struct acme_response *r, void *arg
 
     o->req = NULL;
     if (status != 0 || !json_is_object(r->json)) {
+        note_retry_after(o, r);
         if (status == 0 || r->http_status != 0) {
             /* 404, or an order the CA forgot: start afresh (same key). */
             log_info(LOG_ACME, "order cert=%s: stored order %s is gone (%s): starting a new one",

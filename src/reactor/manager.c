@@ -75,9 +75,10 @@ struct mcert {
     enum mc_state state;
     bool removed;
     bool timer_armed;
-    uv_timer_t timer; /* timer.data = this */
-    int failures;     /* consecutive, for the backoff */
-    int64_t started;  /* unix seconds the run began */
+    uv_timer_t timer;      /* timer.data = this */
+    int failures;          /* consecutive, for the backoff */
+    int64_t retry_after_s; /* the CA asked us to wait this long (rateLimited) */
+    int64_t started;       /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */
@@ -773,6 +774,7 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
 
     mc->order = NULL;
     if (status != 0) {
+        mc->retry_after_s = res != NULL ? res->retry_after_s : 0;
         char *e = xasprintf("%s", res != NULL && res->error ? res->error : err_str(status));
         acme_order_result_free(res);
         run_end(mc, status, e);
@@ -916,6 +918,9 @@ static void run_end(struct mcert *mc, int status, const char *error)
             if (d > RETRY_MAX_S)
                 d = RETRY_MAX_S;
             d = d - d / 5 + (int64_t)(uv_hrtime() % (uint64_t)(d / 5 * 2 + 1));
+            if (mc->retry_after_s > d)
+                d = mc->retry_after_s; /* the CA's Retry-After wins (rateLimited) */
+            mc->retry_after_s = 0;
             log_info(LOG_MAIN, "cert=%s: retry in %" PRId64 " s", mc->name, d);
             arm(mc, now_s() + d);
         }
