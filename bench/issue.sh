@@ -5,6 +5,9 @@
 # from a local Pebble on 127.0.0.1 with a mock DNS answering *.test.
 #
 #   bench/issue.sh [--quick] [--out FILE] [--build DIR]
+#   bench/issue.sh --certloop-only N [--delay]   # certloop alone, for profiling
+#   CERTLOOP_WRAP="perf record -e cpu-clock --call-graph dwarf -o /tmp/p.data" \
+#     bench/issue.sh --certloop-only 100            # (or valgrind --tool=callgrind)
 #
 # Certificates: EC P-256 keys; certificate i is for c<i>.test and, when i is
 # odd, also www.c<i>.test (1.5 authorizations per certificate on average).
@@ -27,18 +30,28 @@
 # uacme hook) through `python3 -m http.server` on Pebble's http-01 port;
 # certloop answers http-01 itself. The file server's CPU is not counted for
 # the peers (it is noted per row); certloop's CPU includes its listener.
+# Pebble 2.4's in-memory store can deadlock under many concurrent requests
+# (seen at N=500): a watchdog notices Pebble's log standing still for 20 s,
+# makes it dump its goroutines (kept beside --out) and the certloop attempt
+# is retried with a fresh Pebble, at most 3 attempts; the table says so.
+# Each row notes the 1-minute load average at its start: other work on the
+# machine inflates wall times (CPU times much less).
 set -uo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
+ONLY=
+DELAY=0
 OUT=
 BUILD=${BUILD_DIR:-$SRC/build}
 while [ $# -gt 0 ]; do
   case $1 in
   --quick) QUICK=1 ;;
+  --certloop-only) ONLY=$2; shift ;;
+  --delay) DELAY=1 ;;
   --out) OUT=$2; shift ;;
   --build) BUILD=$2; shift ;;
-  -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
   *) echo "unknown argument $1" >&2; exit 64 ;;
   esac
   shift
@@ -58,49 +71,76 @@ trap bw_cleanup EXIT
 trap 'exit 130' INT TERM
 bw_world_init || exit 1
 PEERS=$SRC/bench/issue-peers.sh
+BW_DEADLOCKS=()
 export BW_DIRECTORY=$TW_DIRECTORY BW_CA=$TW/tls-ca.pem BW_WEBROOT BW_PREFIX=c
 
 now() { date +%s.%N; }
 
-# run_certloop PHASE SLEEP N [MAX_CONCURRENT_ORDERS]
+# run_certloop PHASE SLEEP N [MAX_CONCURRENT_ORDERS]: up to 3 attempts when
+# Pebble deadlocks (see bw_watchdog); the row says which attempt it is.
 run_certloop() {
-  local phase=$1 sleep=$2 n=$3 maxc=${4:-64} i conf t0 t1 p0 p1 ok how="run --once"
+  local attempt note
+  local rc
+  for attempt in 1 2 3; do
+    certloop_once "$@"
+    rc=$?
+    [ "$rc" = 2 ] || return "$rc"
+    note="attempt $attempt: Pebble deadlocked (goroutine dump: ${OUT%.md}-pebble-deadlock-$3-$attempt.log)"
+    BW_DEADLOCKS+=("$note")
+    tw_log "$note; retrying"
+  done
+  return 1
+}
+
+# certloop_once ...: one attempt; returns 2 (and records nothing) when the
+# watchdog found Pebble stuck.
+certloop_once() {
+  local phase=$1 sleep=$2 n=$3 maxc=${4:-64} i conf t0 t1 p0 p1 ok how="run --once" load
   [ "$maxc" = 64 ] || how="run --once, max_concurrent_orders = $maxc"
   tw_log "$phase: certloop $how, N=$n"
   bw_pebble_start "$sleep" "$BW_CL_PORT" || return 1
-  rm -rf "$TW/state" "$TW/out" "$TW/control.sock"
+  rm -rf "$TW/state" "$TW/out" "$TW/control.sock" "$TW/deadlock"
   conf=$TW/certloop.toml
   {
     TW_LOG_LEVEL=info tw_config_head "$maxc" "$BW_CL_PORT"
-    for ((i = 0; i < n; i++)); do
-      if ((i % 2)); then
-        tw_config_cert "c$i" ec-p256 "c$i.test" "www.c$i.test"
-      else
-        tw_config_cert "c$i" ec-p256 "c$i.test"
-      fi
-    done
+    bw_config_certs "$n"
   } >"$conf"
   "$CERTLOOP" check -c "$conf" >/dev/null || { echo "config invalid" >&2; return 1; }
+  load=$(bw_load)
   p0=$(bw_ticks "$BW_PEBBLE_PID")
   t0=$(now)
   timeout 900 /usr/bin/time -f '%e %U %S %M' -o "$TW/certloop.time" \
-    "$CERTLOOP" run --once -c "$conf" >"$TW/certloop.out" 2>"$TW/certloop.err"
+    ${CERTLOOP_WRAP:-} "$CERTLOOP" run --once -c "$conf" >"$TW/certloop.out" 2>"$TW/certloop.err" &
+  local cl=$!
+  bw_watchdog "$cl" "$TW/pebble.log" "$TW/deadlock" &
+  local wd=$!
+  wait "$cl"
   local rc=$?
   t1=$(now)
   p1=$(bw_ticks "$BW_PEBBLE_PID")
+  kill "$wd" 2>/dev/null
+  wait "$wd" 2>/dev/null
+  cp "$TW/certloop.err" "$TW/certloop-$n-$sleep-$maxc.err"
+  if [ -e "$TW/deadlock" ]; then
+    sleep 1
+    cp "$TW/pebble.log" "${OUT%.md}-pebble-deadlock-$n-$attempt.log"
+    bw_pebble_stop
+    return 2
+  fi
   ok=$(grep -c ': issued, expires ' "$TW/certloop.out")
   # spot-check the first and last certificates against Pebble's root
   for i in 0 $((n - 1)); do
     tw_verify_fullchain "$TW/out/c$i/fullchain.pem" && tw_check_pair "$TW/out/c$i/cert.pem" "$TW/out/c$i/key.pem" ||
       { echo "c$i: deployed certificate does not verify" >&2; ok="$ok (c$i bad)"; }
   done
-  local note="exit $rc"
+  note="exit $rc"
   [ "$maxc" = 64 ] && note="$note; max_concurrent_orders = 64 (default)"
+  [ "$attempt" = 1 ] || note="$note; attempt $attempt (Pebble deadlocked before)"
+  note="$note; load $load"
   [ "$rc" = 0 ] || grep -E 'error|warn' "$TW/certloop.err" | head -5 >&2
   read -r _ u s m < <(tail -1 "$TW/certloop.time")
   bw_row "$phase" certloop "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" \
-    "$(echo "$u + $s" | bc)" "$(echo "($p1 - $p0) / $BW_HZ" | bc -l)" "$m" "$note"
-  cp "$TW/certloop.err" "$TW/certloop-$n-$sleep-$maxc.err"
+    "$(echo "$u + $s" | bc)" "$(bw_cpu_delta "$p0" "$p1")" "$m" "$note"
   bw_pebble_stop
 }
 
@@ -115,6 +155,8 @@ run_peer() {
   rm -rf "$dir" "$dir.client"
   export BW_CLIENTDIR=$dir.client
   "$PEERS" register "$client" || { echo "$client: cannot register (see $BW_CLIENTDIR.register.log)" >&2; }
+  local load
+  load=$(bw_load)
   p0=$(bw_ticks "$BW_PEBBLE_PID")
   w0=$(bw_ticks "$BW_WEB_PID")
   t0=$(now)
@@ -133,8 +175,8 @@ run_peer() {
     [ -n "$bad" ] && tail -5 "${bad%.rc}.log" >&2
   fi
   bw_row "$phase" "$client" "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" "$cpu" \
-    "$(echo "($p1 - $p0) / $BW_HZ" | bc -l)" "$rss" \
-    "file server CPU $(echo "($w1 - $w0) / $BW_HZ" | bc -l | xargs printf '%.2f') s"
+    "$(bw_cpu_delta "$p0" "$p1")" "$rss" \
+    "file server CPU $(bw_cpu_delta "$w0" "$w1" | xargs printf '%.2f') s; load $load"
   bw_pebble_stop
 }
 
@@ -153,10 +195,16 @@ extrapolate() {
 }
 
 START=$(now)
+if [ -n "$ONLY" ]; then
+  run_certloop "certloop alone, N=$ONLY, validation delay $DELAY" "$DELAY" "$ONLY"
+  QUICK=2
+fi
 P1="Phase 1: no validation delay, N=10"
-run_certloop "$P1" 0 10
-for c in lego uacme; do run_peer "$P1" 0 "$c" 10 1; done
-for c in lego uacme; do run_peer "$P1" 0 "$c" 10 8; done
+if [ "$QUICK" != 2 ]; then
+  run_certloop "$P1" 0 10
+  for c in lego uacme; do run_peer "$P1" 0 "$c" 10 1; done
+  for c in lego uacme; do run_peer "$P1" 0 "$c" 10 8; done
+fi
 
 if [ "$QUICK" = 0 ]; then
   P2="Phase 2: no validation delay, N=100"
@@ -183,8 +231,13 @@ END=$(now)
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(uname -sr)"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Versions: certloop $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty') ($("$CERTLOOP" --version 2>&1 | head -1)), pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null), lego $(dpkg-query -W -f '${Version}' lego 2>/dev/null), uacme $(dpkg-query -W -f '${Version}' uacme 2>/dev/null)"
-  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
+  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ -n "$ONLY" ] && echo " --certloop-only $ONLY")$([ "$DELAY" = 1 ] && echo ' --delay')\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
   bw_render
+  if [ "${#BW_DEADLOCKS[@]}" -gt 0 ]; then
+    echo
+    echo "Pebble deadlocks (attempts thrown away and retried with a fresh Pebble):"
+    printf -- '- %s\n' "${BW_DEADLOCKS[@]}"
+  fi
 } >"$OUT"
 cat "$OUT"
 echo >&2

@@ -8,9 +8,67 @@ BW_DNS_PID=
 BW_WEB_PID=
 BW_ROWS=
 
-# bw_ticks PID: utime+stime of a live process, in clock ticks.
+# bw_ticks PID: utime+stime of a live process, in clock ticks (empty when
+# the process is gone).
 bw_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+  [ -r "/proc/$1/stat" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
+}
+
+# bw_cpu_delta T0 T1: seconds between two bw_ticks readings, empty when
+# either is missing.
+bw_cpu_delta() {
+  [ -n "$1" ] && [ -n "$2" ] && echo "($2 - $1) / $BW_HZ" | bc -l
+}
+
+# bw_load: the 1-minute load average (other work on the machine skews wall
+# times; CPU times much less).
+bw_load() {
+  cut -d' ' -f1 /proc/loadavg
+}
+
+# bw_config_certs N: what tw_config_cert writes for certificates c0..c(N-1)
+# (EC P-256; c<i>.test, and www.c<i>.test when i is odd), without a fork
+# per certificate.
+bw_config_certs() {
+  local n=$1 i
+  for ((i = 0; i < n; i++)); do
+    echo "$TW/out/c$i"
+  done | xargs mkdir -p
+  awk -v n="$n" -v tw="$TW" 'BEGIN {
+    for (i = 0; i < n; i++) {
+      d = "\"c" i ".test\""
+      if (i % 2) d = d ", \"www.c" i ".test\""
+      o = tw "/out/c" i
+      printf "[certificate.c%d]\ndomains = [%s]\nca = \"pebble\"\nkey = \"ec-p256\"\n\n", i, d
+      printf "[[certificate.c%d.deploy]]\ntype = \"files\"\n", i
+      printf "fullchain = \"%s/fullchain.pem\"\nkey = \"%s/key.pem\"\n", o, o
+      printf "cert = \"%s/cert.pem\"\nchain = \"%s/chain.pem\"\n\n", o, o
+    }
+  }'
+}
+
+# bw_watchdog PID LOG MARKER: while PID runs (at most 900 s), if LOG (Pebble's
+# request log) stops growing for 20 s, Pebble is taken as stuck: SIGQUIT
+# makes it dump its goroutines into its log and exit, and MARKER is created.
+# Pebble 2.4's in-memory store can deadlock under many concurrent requests.
+bw_watchdog() {
+  local pid=$1 log=$2 marker=$3 last=-1 size still=0 i
+  for ((i = 0; i < 450; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    if [ "$size" = "$last" ]; then
+      still=$((still + 1))
+    else
+      still=0
+      last=$size
+    fi
+    if [ "$still" -ge 10 ] && [ -n "$BW_PEBBLE_PID" ]; then
+      touch "$marker"
+      kill -QUIT "$BW_PEBBLE_PID" 2>/dev/null
+      return 0
+    fi
+    sleep 2
+  done
 }
 BW_HZ=$(getconf CLK_TCK)
 
