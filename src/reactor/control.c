@@ -1,0 +1,867 @@
+/* The control socket server: accepts connections on a unix socket, reads
+ * one HTTP/1.1 request each (head and body capped, the whole request
+ * bounded in time), routes it to the owner's handlers and answers with
+ * JSON and Connection: close. It owns the socket file and every
+ * connection; what a status or a renewal means is the handlers' business. */
+#include "reactor/control.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define DEF_MAX_CONNS 256
+#define DEF_REQUEST_TIMEOUT_MS 10000
+#define DEF_REPLY_TIMEOUT_MS 120000
+#define DEF_HEAD_MAX (16 * 1024)
+#define DEF_BODY_MAX (64 * 1024)
+#define NAME_MAX_LEN 256
+
+struct control {
+    uv_loop_t *loop;    /* borrowed */
+    uv_pipe_t listener; /* embedded; .data = self */
+    struct control_handlers h;
+    char *path; /* owned */
+    dev_t dev;  /* of the socket file we created */
+    ino_t ino;
+    unsigned max_conns;
+    uint64_t request_timeout, reply_timeout;
+    size_t head_max, body_max;
+    struct conn *conns; /* owned list (open and closing connections) */
+    size_t nconns;      /* in the list */
+    size_t nserving;    /* counted against max_conns (not answering 503) */
+    bool listener_closed;
+    bool closing;
+    bool accept_pending; /* a connection waits in the backlog (we hold back) */
+    control_close_cb close_cb;
+    void *close_arg;
+    char scratch[16384]; /* read buffer: each read is consumed at once */
+};
+
+enum conn_state { CONN_READING, CONN_HANDLING, CONN_WRITING, CONN_CLOSING };
+
+/* The cb_arg of an async handler; outlives the connection if needed. */
+struct reply_slot {
+    struct conn *conn; /* NULL once the connection is gone */
+};
+
+struct conn {
+    struct control *srv; /* borrowed: the server outlives its connections */
+    struct conn *prev, *next;
+    uv_pipe_t pipe;   /* .data = self */
+    uv_timer_t timer; /* .data = self */
+    int open_handles;
+    enum conn_state state;
+    bool counted; /* in srv->nserving */
+    struct buf in;
+    struct buf out;
+    uv_write_t wr;
+    struct reply_slot *slot; /* pending async reply, or NULL */
+    char method[16];
+    char *path;      /* owned: the request path (query removed) */
+    size_t head_len; /* 0 until the head is parsed */
+    size_t clen;     /* Content-Length */
+};
+
+static void conn_close(struct conn *c);
+static void accept_one(struct control *s);
+
+/* ---- responses */
+
+static const char *reason(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct conn *c = w->data;
+
+    (void)status; /* either way the connection ends here */
+    conn_close(c);
+}
+
+static void on_timeout(uv_timer_t *t);
+
+static void send_raw(struct conn *c, int code, const char *ctype, const char *extra_head,
+                     const char *body, size_t len)
+{
+    uv_buf_t b;
+    int rc;
+
+    if (c->state == CONN_CLOSING || c->state == CONN_WRITING)
+        return;
+    log_debug(LOG_CTL, "%s %s -> %d", c->method[0] != '\0' ? c->method : "-",
+              c->path != NULL ? c->path : "-", code);
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    c->state = CONN_WRITING;
+    if (c->slot != NULL) {
+        c->slot->conn = NULL;
+        c->slot = NULL;
+    }
+    buf_init(&c->out, SIZE_MAX);
+    buf_printf(&c->out,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+               "Connection: close\r\n\r\n",
+               code, reason(code), ctype, len, extra_head != NULL ? extra_head : "");
+    buf_append(&c->out, body, len);
+    /* a client that does not read its answer is dropped after the timeout */
+    uv_timer_start(&c->timer, on_timeout, c->srv->request_timeout, 0);
+    b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    c->wr.data = c;
+    rc = uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, on_written);
+    if (rc < 0)
+        conn_close(c);
+}
+
+/* Sends obj (a JSON object; the reference is taken) with code. */
+static void send_json(struct conn *c, int code, json_t *obj, const char *extra_head)
+{
+    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    size_t len;
+
+    json_decref(obj);
+    if (text == NULL) {
+        static const char fallback[] = "{\"error\": \"cannot encode the answer\"}\n";
+        send_raw(c, 500, "application/json", NULL, fallback, sizeof(fallback) - 1);
+        return;
+    }
+    len = strlen(text);
+    char *body = xmalloc(len + 2);
+    memcpy(body, text, len);
+    body[len++] = '\n';
+    body[len] = '\0';
+    free(text);
+    send_raw(c, code, "application/json", extra_head, body, len);
+    free(body);
+}
+
+static void send_error(struct conn *c, int code, const char *extra_head, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void send_error(struct conn *c, int code, const char *extra_head, const char *fmt, ...)
+{
+    va_list ap;
+    struct buf msg = BUF_INIT(4096);
+
+    va_start(ap, fmt);
+    buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    send_json(c, code, json_pack("{s:s}", "error", msg.data != NULL ? msg.data : ""), extra_head);
+    buf_fini(&msg);
+}
+
+/* ---- handlers */
+
+static void do_status(struct conn *c)
+{
+    json_t *obj = NULL;
+    int rc;
+
+    if (c->srv->h.status == NULL) {
+        send_error(c, 501, NULL, "status is not available");
+        return;
+    }
+    rc = c->srv->h.status(c->srv->h.arg, &obj);
+    if (rc < 0 || obj == NULL) {
+        json_decref(obj);
+        send_error(c, 500, NULL, "status: %s", err_str(rc < 0 ? rc : -EINVAL));
+        return;
+    }
+    send_json(c, 200, obj, NULL);
+}
+
+static void do_metrics(struct conn *c)
+{
+    struct buf b = BUF_INIT(16u << 20);
+    int rc;
+
+    if (c->srv->h.metrics == NULL) {
+        send_error(c, 501, NULL, "metrics are not available");
+        return;
+    }
+    rc = c->srv->h.metrics(c->srv->h.arg, &b);
+    if (rc < 0)
+        send_error(c, 500, NULL, "metrics: %s", err_str(rc));
+    else
+        send_raw(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
+                 b.data != NULL ? b.data : "", b.len);
+    buf_fini(&b);
+}
+
+static int renew_code(int rc)
+{
+    switch (rc) {
+    case -ENOENT:
+        return 404;
+    case -EBUSY:
+    case -EALREADY:
+        return 409;
+    case -EINVAL:
+        return 400;
+    case ERR_RATE_LIMITED:
+        return 429;
+    default:
+        return 500;
+    }
+}
+
+static void do_renew(struct conn *c, const char *name, const char *body, size_t len)
+{
+    bool force = false, deploy_only = false;
+    char *err = NULL;
+    int rc;
+
+    if (len > 0) {
+        json_error_t jerr;
+        json_t *root = json_loadb(body, len, 0, &jerr);
+        json_t *f, *d;
+        if (!json_is_object(root)) {
+            json_decref(root);
+            send_error(c, 400, NULL, "the body must be a JSON object");
+            return;
+        }
+        f = json_object_get(root, "force");
+        d = json_object_get(root, "deploy_only");
+        if ((f != NULL && !json_is_boolean(f)) || (d != NULL && !json_is_boolean(d))) {
+            json_decref(root);
+            send_error(c, 400, NULL, "force and deploy_only must be true or false");
+            return;
+        }
+        force = f != NULL && json_is_true(f);
+        deploy_only = d != NULL && json_is_true(d);
+        json_decref(root);
+    }
+    if (c->srv->h.renew == NULL) {
+        send_error(c, 501, NULL, "renew is not available");
+        return;
+    }
+    rc = c->srv->h.renew(c->srv->h.arg, name, force, deploy_only, &err);
+    if (rc == 0) {
+        send_json(c, 202,
+                  json_pack("{s:b,s:s,s:s}", "ok", 1, "name", name, "message",
+                            err != NULL ? err : "renewal queued"),
+                  NULL);
+    } else if (err != NULL) {
+        send_error(c, renew_code(rc), NULL, "%s", err);
+    } else if (rc == -ENOENT) {
+        send_error(c, 404, NULL, "no certificate named '%s'", name);
+    } else {
+        send_error(c, renew_code(rc), NULL, "renew %s: %s", name, err_str(rc));
+    }
+    free(err);
+}
+
+static void on_reload_reply(void *cb_arg, int status, const char *message,
+                            const char *const *errors, size_t n_errors)
+{
+    struct reply_slot *slot = cb_arg;
+    struct conn *c = slot->conn;
+
+    free(slot);
+    if (c == NULL)
+        return; /* the client left, timed out, or the server closed */
+    c->slot = NULL;
+    if (status == 0) {
+        send_json(
+            c, 200,
+            json_pack("{s:b,s:s}", "ok", 1, "message", message != NULL ? message : "reloaded"),
+            NULL);
+        return;
+    }
+    json_t *lines = json_array();
+    for (size_t i = 0; i < n_errors; i++)
+        json_array_append_new(lines, json_string(errors[i] != NULL ? errors[i] : ""));
+    if (message == NULL)
+        message = status == ERR_CONFIG ? "the new configuration is invalid; keeping the old one"
+                                       : err_str(status);
+    send_json(c, status == ERR_CONFIG ? 422 : 500,
+              json_pack("{s:b,s:s,s:o}", "ok", 0, "error", message, "errors", lines), NULL);
+}
+
+static void do_reload(struct conn *c)
+{
+    struct reply_slot *slot;
+
+    if (c->srv->h.reload == NULL) {
+        send_error(c, 501, NULL, "reload is not available");
+        return;
+    }
+    slot = xmalloc(sizeof(*slot));
+    slot->conn = c;
+    c->slot = slot;
+    c->state = CONN_HANDLING;
+    uv_timer_start(&c->timer, on_timeout, c->srv->reply_timeout, 0);
+    c->srv->h.reload(c->srv->h.arg, on_reload_reply, slot); /* may answer at once */
+}
+
+/* "/v1/certificates/NAME/renew" -> NAME percent-decoded into out; false if
+ * the path has another shape or NAME is empty, too long or not printable. */
+static bool renew_path(const char *path, char *out, size_t n)
+{
+    static const char pre[] = "/v1/certificates/";
+    static const char suf[] = "/renew";
+    size_t plen = strlen(path);
+    size_t k = 0;
+
+    if (strncmp(path, pre, sizeof(pre) - 1) != 0 || plen < sizeof(pre) - 1 + sizeof(suf) - 1 ||
+        strcmp(path + plen - (sizeof(suf) - 1), suf) != 0)
+        return false;
+    const char *p = path + sizeof(pre) - 1;
+    const char *end = path + plen - (sizeof(suf) - 1);
+    if (p == end)
+        return false;
+    while (p < end) {
+        int ch = (unsigned char)*p;
+        if (ch == '%') {
+            unsigned v;
+            if (end - p < 3 || sscanf(p + 1, "%2x", &v) != 1 || !isxdigit((unsigned char)p[1]) ||
+                !isxdigit((unsigned char)p[2]))
+                return false;
+            ch = (int)v;
+            p += 3;
+        } else {
+            p++;
+        }
+        if (ch <= 0x20 || ch >= 0x7f || ch == '/' || k + 1 >= n)
+            return false;
+        out[k++] = (char)ch;
+    }
+    out[k] = '\0';
+    return true;
+}
+
+static void route(struct conn *c, const char *body, size_t len)
+{
+    const char *p = c->path;
+    const char *m = c->method;
+    char name[NAME_MAX_LEN + 1];
+
+    if (strcmp(p, "/v1/status") == 0 || strcmp(p, "/metrics") == 0) {
+        if (strcmp(m, "GET") != 0) {
+            send_error(c, 405, "Allow: GET\r\n", "%s: use GET", p);
+            return;
+        }
+        if (p[1] == 'v')
+            do_status(c);
+        else
+            do_metrics(c);
+    } else if (strcmp(p, "/v1/reload") == 0) {
+        if (strcmp(m, "POST") != 0) {
+            send_error(c, 405, "Allow: POST\r\n", "%s: use POST", p);
+            return;
+        }
+        do_reload(c);
+    } else if (strncmp(p, "/v1/certificates/", 17) == 0 && renew_path(p, name, sizeof(name))) {
+        if (strcmp(m, "POST") != 0) {
+            send_error(c, 405, "Allow: POST\r\n", "%s: use POST", p);
+            return;
+        }
+        do_renew(c, name, body, len);
+    } else {
+        send_error(c, 404, NULL, "no such resource");
+    }
+}
+
+/* ---- request parsing */
+
+static bool is_tchar(int ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Finds the end of the head: the index just past the empty line, or 0. */
+static size_t head_end(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\n')
+            continue;
+        if (p[i + 1] == '\n')
+            return i + 2;
+        if (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* Parses the head p[0..n). Sets method/path and *clen. 0, or 400 / 413 /
+ * 505 with *why set. */
+static int parse_head(struct conn *c, const char *p, size_t n, size_t *clen, const char **why)
+{
+    const char *line = p, *end = p + n;
+    bool have_len = false;
+    size_t k;
+
+    *clen = 0;
+    const char *eol = memchr(line, '\n', (size_t)(end - line));
+    size_t llen = (size_t)(eol - line);
+    if (llen > 0 && line[llen - 1] == '\r')
+        llen--;
+    /* METHOD SP TARGET SP HTTP/1.x */
+    for (k = 0; k < llen && is_tchar((unsigned char)line[k]); k++) {
+    }
+    if (k == 0 || k >= sizeof(c->method) || k >= llen || line[k] != ' ') {
+        *why = "malformed request line";
+        return 400;
+    }
+    memcpy(c->method, line, k);
+    c->method[k] = '\0';
+    const char *t = line + k + 1;
+    const char *tend = memchr(t, ' ', llen - (k + 1));
+    if (tend == NULL || tend == t || t[0] != '/') {
+        *why = "malformed request target";
+        return 400;
+    }
+    for (const char *q = t; q < tend; q++) {
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f) {
+            *why = "malformed request target";
+            return 400;
+        }
+    }
+    const char *v = tend + 1;
+    size_t vlen = (size_t)(line + llen - v);
+    if (vlen != 8 || memcmp(v, "HTTP/1.", 7) != 0 || (v[7] != '0' && v[7] != '1')) {
+        *why = "not an HTTP/1.x request";
+        return vlen >= 5 && memcmp(v, "HTTP/", 5) == 0 ? 505 : 400;
+    }
+    const char *q = memchr(t, '?', (size_t)(tend - t));
+    c->path = xstrndup(t, (size_t)((q != NULL ? q : tend) - t));
+
+    /* header fields */
+    line = eol + 1;
+    while (line < end) {
+        eol = memchr(line, '\n', (size_t)(end - line));
+        llen = (size_t)(eol - line);
+        if (llen > 0 && line[llen - 1] == '\r')
+            llen--;
+        if (llen == 0)
+            break; /* the empty line */
+        for (k = 0; k < llen && is_tchar((unsigned char)line[k]); k++) {
+        }
+        if (k == 0 || k >= llen || line[k] != ':') {
+            *why = "malformed header field";
+            return 400; /* also obsolete line folding and "Name :" */
+        }
+        const char *val = line + k + 1;
+        const char *vend = line + llen;
+        while (val < vend && (*val == ' ' || *val == '\t'))
+            val++;
+        while (vend > val && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        for (const char *x = val; x < vend; x++) {
+            if (((unsigned char)*x < 0x20 && *x != '\t') || *x == 0x7f) {
+                *why = "control character in a header field";
+                return 400;
+            }
+        }
+        if (k == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+            size_t cl = 0;
+            if (val == vend || vend - val > 12) {
+                *why = "bad Content-Length";
+                return 400;
+            }
+            for (const char *x = val; x < vend; x++) {
+                if (*x < '0' || *x > '9') {
+                    *why = "bad Content-Length";
+                    return 400;
+                }
+                cl = cl * 10 + (size_t)(*x - '0');
+            }
+            if (have_len && cl != *clen) {
+                *why = "conflicting Content-Length";
+                return 400;
+            }
+            have_len = true;
+            *clen = cl;
+        } else if (k == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+            *why = "Transfer-Encoding is not supported; send Content-Length";
+            return 400;
+        }
+        line = eol + 1;
+    }
+    if (*clen > c->srv->body_max) {
+        *why = "request body too large";
+        return 413;
+    }
+    return 0;
+}
+
+/* Looks at what has arrived; answers once the request is complete or wrong. */
+static void try_request(struct conn *c)
+{
+    const char *why = NULL;
+
+    if (c->head_len == 0) {
+        size_t hl = head_end(c->in.data, c->in.len);
+        if (hl == 0 || hl > c->srv->head_max) {
+            if (hl != 0 || c->in.len > c->srv->head_max)
+                send_error(c, 413, NULL, "request head too large");
+            return;
+        }
+        int code = parse_head(c, c->in.data, hl, &c->clen, &why);
+        if (code != 0) {
+            send_error(c, code, NULL, "%s", why);
+            return;
+        }
+        c->head_len = hl;
+    }
+    if (c->in.len - c->head_len < c->clen)
+        return; /* the body is still arriving */
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    uv_timer_stop(&c->timer);
+    c->state = CONN_HANDLING;
+    route(c, c->in.data + c->head_len, c->clen);
+}
+
+/* ---- connections */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    struct conn *c = h->data;
+
+    (void)suggested;
+    *b = uv_buf_init(c->srv->scratch, sizeof(c->srv->scratch));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = st->data;
+
+    if (c->state != CONN_READING)
+        return;
+    if (nread < 0) {
+        /* EOF before a whole request, or an error: nobody to answer */
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
+        send_error(c, 413, NULL, "request too large");
+        return;
+    }
+    try_request(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    switch (c->state) {
+    case CONN_READING:
+        send_error(c, 408, NULL, "the request did not arrive in time");
+        break;
+    case CONN_HANDLING:
+        log_warn(LOG_CTL, "%s %s: no answer from the daemon in time", c->method,
+                 c->path != NULL ? c->path : "-");
+        send_error(c, 504, NULL, "the daemon did not answer in time");
+        break;
+    default:
+        conn_close(c); /* the client does not read its answer */
+        break;
+    }
+}
+
+static void maybe_finish(struct control *s)
+{
+    control_close_cb cb;
+    void *arg;
+
+    if (!s->closing || !s->listener_closed || s->nconns > 0)
+        return;
+    cb = s->close_cb;
+    arg = s->close_arg;
+    free(s->path);
+    free(s);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct control *s = c->srv;
+
+    if (--c->open_handles > 0)
+        return;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->nconns--;
+    buf_fini(&c->in);
+    buf_fini(&c->out);
+    free(c->path);
+    free(c);
+    if (s->accept_pending && !s->closing) {
+        s->accept_pending = false;
+        accept_one(s);
+    }
+    maybe_finish(s);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    if (c->slot != NULL) {
+        c->slot->conn = NULL; /* the async reply will find nobody */
+        c->slot = NULL;
+    }
+    if (c->counted) {
+        c->counted = false;
+        c->srv->nserving--;
+    }
+    uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void accept_one(struct control *s)
+{
+    struct conn *c;
+    int rc;
+
+    /* hold connections in the kernel's backlog rather than take on more
+     * than twice the cap (the extra ones only get a 503) */
+    if (s->nconns >= 2 * (size_t)s->max_conns) {
+        s->accept_pending = true;
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->srv = s;
+    buf_init(&c->in, s->head_max + s->body_max);
+    rc = uv_pipe_init(s->loop, &c->pipe, 0);
+    assert(rc == 0);
+    rc = uv_timer_init(s->loop, &c->timer);
+    assert(rc == 0);
+    c->pipe.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    c->state = CONN_READING;
+    rc = uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->pipe);
+    if (rc < 0) {
+        log_debug(LOG_CTL, "accept: %s", err_str(rc));
+        conn_close(c);
+        return;
+    }
+    if (s->nserving >= s->max_conns) {
+        send_error(c, 503, NULL, "too many connections");
+        return;
+    }
+    c->counted = true;
+    s->nserving++;
+    uv_timer_start(&c->timer, on_timeout, s->request_timeout, 0);
+    rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (rc < 0)
+        conn_close(c);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct control *s = l->data;
+
+    if (status < 0) {
+        log_warn(LOG_CTL, "%s: %s", s->path, err_str(status));
+        return;
+    }
+    if (s->closing)
+        return;
+    accept_one(s);
+}
+
+/* ---- the socket file */
+
+/* Is somebody answering on path? 0: no socket there (a stale one was
+ * removed); -EADDRINUSE: a live server; -EEXIST: not a socket. */
+static int clear_stale(const char *path)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (rc < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS)
+        return -EADDRINUSE; /* accepted, or a full backlog: alive */
+    if (rc != -ECONNREFUSED)
+        return rc;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    log_info(LOG_CTL, "removed the stale socket %s", path);
+    return 0;
+}
+
+static void ensure_parent(const char *path)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0750) == 0)
+            log_info(LOG_CTL, "created %s", dir);
+    }
+    free(dir);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct control *s = h->data;
+
+    s->listener_closed = true;
+    maybe_finish(s);
+}
+
+int control_open(const struct control_opts *o, struct control **out)
+{
+    struct control *s;
+    struct stat st;
+    mode_t old_mask;
+    int rc;
+
+    if (strlen(o->path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+        log_error(LOG_CTL, "%s: path too long for a unix socket", o->path);
+        return -ENAMETOOLONG;
+    }
+    ensure_parent(o->path);
+    rc = clear_stale(o->path);
+    if (rc == -EADDRINUSE) {
+        log_error(LOG_CTL, "%s: another daemon answers on it", o->path);
+        return rc;
+    }
+    if (rc == -EEXIST) {
+        log_error(LOG_CTL, "%s exists and is not a socket", o->path);
+        return rc;
+    }
+    if (rc < 0) {
+        log_error(LOG_CTL, "%s: %s", o->path, err_str(rc));
+        return rc;
+    }
+
+    s = xcalloc(1, sizeof(*s));
+    s->loop = o->loop;
+    if (o->h != NULL)
+        s->h = *o->h;
+    s->path = xstrdup(o->path);
+    s->max_conns = o->max_conns != 0 ? o->max_conns : DEF_MAX_CONNS;
+    s->request_timeout =
+        o->request_timeout_ms != 0 ? o->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
+    s->reply_timeout = o->reply_timeout_ms != 0 ? o->reply_timeout_ms : DEF_REPLY_TIMEOUT_MS;
+    s->head_max = o->head_max != 0 ? o->head_max : DEF_HEAD_MAX;
+    s->body_max = o->body_max != 0 ? o->body_max : DEF_BODY_MAX;
+    rc = uv_pipe_init(s->loop, &s->listener, 0);
+    assert(rc == 0);
+    s->listener.data = s;
+
+    /* the file is created by bind(2) with 0777 & ~umask: under 0117 it is
+     * 0660 from its first instant, never wider even for a moment */
+    old_mask = umask(0117);
+    rc = uv_pipe_bind(&s->listener, s->path);
+    umask(old_mask);
+    if (rc < 0) {
+        log_error(LOG_CTL, "bind %s: %s", s->path, err_str(rc));
+        goto fail;
+    }
+    if (chmod(s->path, 0660) < 0)
+        log_warn(LOG_CTL, "chmod %s: %s", s->path, err_str(-errno));
+    if (stat(s->path, &st) == 0) {
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+    }
+    rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (rc < 0) {
+        log_error(LOG_CTL, "listen %s: %s", s->path, err_str(rc));
+        unlink(s->path);
+        goto fail;
+    }
+    log_info(LOG_CTL, "listening on %s", s->path);
+    *out = s;
+    return 0;
+fail:
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->listener, listener_closed); /* frees s */
+    return rc;
+}
+
+void control_close(struct control *s, control_close_cb cb, void *arg)
+{
+    struct stat st;
+
+    assert(!s->closing);
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    /* remove the file only if it is still the one we bound: a successor may
+     * already have replaced it */
+    if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+        unlink(s->path);
+    uv_close((uv_handle_t *)&s->listener, listener_closed);
+    for (struct conn *c = s->conns; c != NULL; c = c->next)
+        conn_close(c);
+}
+
+size_t control_conn_count(const struct control *s)
+{
+    return s->nconns;
+}

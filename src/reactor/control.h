@@ -1,0 +1,107 @@
+/* The control socket: a unix socket speaking a small subset of HTTP/1.1
+ * with JSON bodies, one request per connection (Connection: close). The
+ * server (control.c) runs on the daemon's loop and knows nothing of the
+ * manager: each route calls a handler the owner passes in. The client
+ * (ctlclient.c) is blocking code for the certloop CLI.
+ *
+ * Routes:
+ *   GET  /v1/status                  handlers.status -> 200 JSON
+ *   POST /v1/certificates/NAME/renew handlers.renew  -> 202 JSON
+ *        body (optional): {"force": bool, "deploy_only": bool}
+ *   POST /v1/reload                  handlers.reload -> 200 / 422 JSON
+ *   GET  /metrics                    handlers.metrics -> 200 text/plain
+ * Errors are JSON {"error": "..."} with 400 (malformed), 404 (no route or
+ * no such certificate), 405 (wrong method), 408 (too slow), 409 (busy),
+ * 413 (head or body too large), 422 (invalid configuration), 500, 503
+ * (too many connections) and 504 (no reply from the handler in time). */
+#ifndef CERTLOOP_REACTOR_CONTROL_H
+#define CERTLOOP_REACTOR_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "util/buf.h"
+
+#define CONTROL_DEFAULT_PATH "/run/certloop/control.sock"
+
+/* How an asynchronous handler answers, exactly once (even after the client
+ * went away or the server closed; the reply is then dropped). status 0:
+ * success, message says what happened ("reloaded: 3 certificates").
+ * ERR_CONFIG: the new configuration is invalid, errors[] are its
+ * "FILE:LINE:COL: error: ..." lines (borrowed for the call). Any other
+ * negative code: a failure described by message. */
+typedef void (*control_reply_cb)(void *cb_arg, int status, const char *message,
+                                 const char *const *errors, size_t n_errors);
+
+/* What the routes call. Every handler runs on the loop thread and may be
+ * NULL (the route then answers 501). arg is passed to each. */
+struct control_handlers {
+    /* *out: a JSON object (owned by the server afterwards). The CLI reads
+     * {"certificates":[{"name":S, "state":S, "not_after":N|null,
+     * "next_renewal":N|null, "reason":S|null, "last_error":S|null, ...}],
+     * ...}, times in Unix seconds; further members are shown by --json. */
+    int (*status)(void *arg, json_t **out);
+    /* Queues a renewal of certificate name. 0: accepted (202). -ENOENT: no
+     * such certificate (404). -EBUSY: refused for now (409), -EINVAL (400),
+     * other codes 500. *err (optional, owned by the server afterwards) is
+     * the message for the client. */
+    int (*renew)(void *arg, const char *name, bool force, bool deploy_only, char **err);
+    /* Reloads the configuration (as SIGHUP) and answers through cb, which
+     * may run before reload returns. */
+    void (*reload)(void *arg, control_reply_cb cb, void *cb_arg);
+    /* Appends the Prometheus text (metrics_write) to out. */
+    int (*metrics)(void *arg, struct buf *out);
+    void *arg;
+};
+
+struct control_opts {
+    uv_loop_t *loop;
+    const char *path;                 /* copied */
+    const struct control_handlers *h; /* copied */
+    unsigned max_conns;               /* open connections at once; 0: 256 (more get 503) */
+    uint64_t request_timeout_ms;      /* the whole request must arrive in this; 0: 10 s */
+    uint64_t reply_timeout_ms;        /* async handler answer; 0: 120 s (then 504) */
+    size_t head_max;                  /* 0: 16 KiB */
+    size_t body_max;                  /* 0: 64 KiB */
+};
+
+struct control;
+typedef void (*control_close_cb)(void *arg);
+
+/* Creates the socket at o->path with mode 0660 (bound under umask 0117 so it
+ * is never wider) and listens. An existing socket file is replaced only if
+ * nothing answers on it; -EADDRINUSE (logged) when another daemon answers,
+ * -EEXIST when the path exists and is not a socket. The parent directory is
+ * created (0750) when missing. Owned: release with control_close. */
+int control_open(const struct control_opts *o, struct control **out);
+/* Closes the listener and every connection, removes the socket file (if
+ * it is still ours), and calls cb (optional) on the loop once every handle
+ * has closed. */
+void control_close(struct control *c, control_close_cb cb, void *arg);
+/* Connections open now (for tests). */
+size_t control_conn_count(const struct control *c);
+
+/* ---- Client (ctlclient.c): blocking, for the CLI ---- */
+
+struct ctl_response {
+    int status;         /* HTTP status */
+    char *content_type; /* owned, or NULL */
+    char *body;         /* owned, NUL-terminated */
+    size_t body_len;
+};
+
+/* Sends one request (body NULL: none; with a body, Content-Type JSON) to the
+ * daemon at path and reads the whole answer, all within timeout_ms. 0 and
+ * *out, or a negative code with *err (owned) saying what failed, e.g.
+ * "no daemon answers on PATH: Connection refused" (-ECONNREFUSED,
+ * -ENOENT), "PATH: no answer within 10 s" (ERR_TIMEOUT), "PATH: malformed
+ * answer" (ERR_PARSE), "PATH: answer too large" (ERR_TOO_BIG). */
+int ctl_request(const char *path, const char *method, const char *target, const char *body,
+                int timeout_ms, struct ctl_response *out, char **err);
+void ctl_response_fini(struct ctl_response *r);
+
+#endif

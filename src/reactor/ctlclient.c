@@ -1,0 +1,252 @@
+/* The control socket's client for the certloop CLI: one blocking request
+ * per connection, bounded by a deadline with poll(2). It speaks only what
+ * control.c answers (Content-Length bodies, Connection: close); it is never
+ * used on the daemon's loop. */
+#include "reactor/control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/err.h"
+#include "util/xalloc.h"
+
+#define RESPONSE_MAX (16u << 20)
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until the deadline: 0 ready, ERR_TIMEOUT, -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        struct pollfd p = {.fd = fd, .events = events};
+        if (left <= 0)
+            return ERR_TIMEOUT;
+        int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int do_connect(int fd, const char *path, int64_t deadline)
+{
+    struct sockaddr_un sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    /* a unix socket connects at once, or says EAGAIN when the server's
+     * backlog is full: try again until the deadline */
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        if (now_ms() >= deadline)
+            return ERR_TIMEOUT;
+        poll(NULL, 0, 20); /* a short pause before the next try */
+    }
+}
+
+static int send_all(int fd, const char *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return -errno;
+        int rc = wait_fd(fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads until EOF into b. */
+static int recv_all(int fd, struct buf *b, int64_t deadline)
+{
+    char tmp[8192];
+
+    for (;;) {
+        ssize_t r = recv(fd, tmp, sizeof(tmp), 0);
+        if (r == 0)
+            return 0;
+        if (r > 0) {
+            int rc = buf_append(b, tmp, (size_t)r);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        int rc = wait_fd(fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* "HTTP/1.1 200 OK\r\nName: value\r\n...\r\n\r\nBODY" */
+static int parse_response(const char *p, size_t n, struct ctl_response *out)
+{
+    const char *end = p + n;
+    const char *eol = memchr(p, '\n', n);
+    size_t clen = 0;
+    bool have_len = false;
+    char *ctype = NULL;
+
+    if (eol == NULL || n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] < '1' ||
+        p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9')
+        return ERR_PARSE;
+    out->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    const char *line = eol + 1;
+    for (;;) {
+        if (line >= end)
+            goto bad;
+        eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL)
+            goto bad;
+        size_t llen = (size_t)(eol - line);
+        if (llen > 0 && line[llen - 1] == '\r')
+            llen--;
+        if (llen == 0)
+            break;
+        const char *colon = memchr(line, ':', llen);
+        if (colon == NULL)
+            goto bad;
+        const char *v = colon + 1;
+        const char *vend = line + llen;
+        while (v < vend && (*v == ' ' || *v == '\t'))
+            v++;
+        size_t klen = (size_t)(colon - line);
+        if (klen == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
+            char *e;
+            char num[24];
+            size_t vl = (size_t)(vend - v);
+            if (vl == 0 || vl >= sizeof(num))
+                goto bad;
+            memcpy(num, v, vl);
+            num[vl] = '\0';
+            unsigned long long x = strtoull(num, &e, 10);
+            if (*e != '\0' || num[0] < '0' || num[0] > '9')
+                goto bad;
+            clen = (size_t)x;
+            have_len = true;
+        } else if (klen == 12 && strncasecmp(line, "Content-Type", 12) == 0) {
+            free(ctype);
+            ctype = xstrndup(v, (size_t)(vend - v));
+        }
+        line = eol + 1;
+    }
+    const char *body = eol + 1;
+    size_t blen = (size_t)(end - body);
+    if (have_len) {
+        if (blen < clen)
+            goto bad; /* cut short */
+        blen = clen;
+    }
+    out->body = xstrndup(body, blen);
+    out->body_len = blen;
+    out->content_type = ctype;
+    return 0;
+bad:
+    free(ctype);
+    return ERR_PARSE;
+}
+
+int ctl_request(const char *path, const char *method, const char *target, const char *body,
+                int timeout_ms, struct ctl_response *out, char **err)
+{
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+    struct buf req = BUF_INIT(SIZE_MAX);
+    struct buf resp = BUF_INIT(RESPONSE_MAX);
+    struct ctl_response r = {0};
+    int fd = -1;
+    int rc;
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = -errno;
+        *err = xasprintf("socket: %s", err_str(rc));
+        goto out;
+    }
+    rc = do_connect(fd, path, deadline);
+    if (rc < 0) {
+        if (rc == ERR_TIMEOUT)
+            *err = xasprintf("no daemon answers on %s: its backlog stayed full for %d ms", path,
+                             timeout_ms);
+        else
+            *err = xasprintf("no daemon answers on %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    buf_printf(&req, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", method, target);
+    if (body != NULL)
+        buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                   strlen(body), body);
+    else
+        buf_printf(&req, "Content-Length: 0\r\n\r\n");
+    rc = send_all(fd, req.data, req.len, deadline);
+    if (rc == 0)
+        rc = recv_all(fd, &resp, deadline);
+    if (rc == ERR_TIMEOUT) {
+        *err = xasprintf("%s: no answer within %d ms", path, timeout_ms);
+        goto out;
+    }
+    if (rc == ERR_TOO_BIG) {
+        *err = xasprintf("%s: answer too large", path);
+        goto out;
+    }
+    if (rc < 0) {
+        *err = xasprintf("%s: %s", path, err_str(rc));
+        goto out;
+    }
+    rc = parse_response(resp.data != NULL ? resp.data : "", resp.len, &r);
+    if (rc < 0) {
+        *err = xasprintf("%s: malformed answer", path);
+        goto out;
+    }
+    *out = r;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_fini(&req);
+    buf_fini(&resp);
+    return rc;
+}
+
+void ctl_response_fini(struct ctl_response *r)
+{
+    if (r == NULL)
+        return;
+    free(r->content_type);
+    free(r->body);
+    r->content_type = NULL;
+    r->body = NULL;
+}
