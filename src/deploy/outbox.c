@@ -73,6 +73,7 @@ struct ob_job {
     char *data;      /* owned: the record (JOB_WRITE, JOB_BURY) */
     size_t len;
     const char *step; /* static: what failed */
+    bool on_dead;     /* the failing step was on dead_path */
 };
 
 struct notify {
@@ -344,10 +345,12 @@ static int job_run(void *arg)
     if (j->op == JOB_WRITE)
         return store_write_atomic(j->path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
     if (j->op == JOB_BURY) {
+        j->on_dead = true;
         rc =
             store_write_atomic(j->dead_path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
         if (rc < 0)
             return rc;
+        j->on_dead = false;
     }
     /* JOB_REMOVE, and JOB_BURY once the dead copy is safe */
     j->step = "unlink";
@@ -417,11 +420,8 @@ static void job_done(int status, void *arg)
     }
     if (status < 0)
         log_error(LOG_DEPLOY, "webhook target=%s delivery=%s: %s: %s: %s", d->target, d->id,
-                  j->op == JOB_BURY && j->step != NULL && strcmp(j->step, "unlink") != 0 &&
-                          strcmp(j->step, "fsync-dir") != 0
-                      ? j->dead_path
-                      : j->path,
-                  j->step != NULL ? j->step : "?", err_str(status));
+                  j->on_dead ? j->dead_path : j->path, j->step != NULL ? j->step : "queue",
+                  err_str(status));
     switch (j->op) {
     case JOB_WRITE:
         /* a failed write still leaves the delivery in memory: it is sent
@@ -561,6 +561,10 @@ static void pump(struct notify *n)
         struct target *t = target_find(n, d->target);
         if (t == NULL)
             continue; /* its target is gone from the config: it waits */
+        /* no delay is longer than max_delay: a later time was computed
+         * before the wall clock stepped back */
+        if (d->next_ms - now > n->o.max_delay_ms)
+            d->next_ms = now + n->o.max_delay_ms;
         if (d->next_ms > now) {
             if (d->next_ms < earliest)
                 earliest = d->next_ms;

@@ -660,7 +660,8 @@ static void test_subscription_filter(void **state)
     close_notify(f);
 }
 
-static char *record(const char *id, const char *target, const char *body, int attempts)
+static char *record_at(const char *id, const char *target, const char *body, int attempts,
+                       long long next_ms)
 {
     json_t *o = json_object();
 
@@ -670,11 +671,16 @@ static char *record(const char *id, const char *target, const char *body, int at
     json_object_set_new(o, "event_id", json_string("e1"));
     json_object_set_new(o, "created_ms", json_integer(1000));
     json_object_set_new(o, "attempts", json_integer(attempts));
-    json_object_set_new(o, "next_attempt_ms", json_integer(0));
+    json_object_set_new(o, "next_attempt_ms", json_integer(next_ms));
     json_object_set_new(o, "body", json_string(body));
     char *t = json_dumps(o, 0);
     json_decref(o);
     return t;
+}
+
+static char *record(const char *id, const char *target, const char *body, int attempts)
+{
+    return record_at(id, target, body, attempts, 0);
 }
 
 static bool first_done_other_waits(struct fx *f)
@@ -746,6 +752,34 @@ static void test_open_recovers_outbox(void **state)
     close_notify(f);
 }
 
+/* A next attempt far in the future was computed under another wall clock
+ * (it stepped back since): no wait is longer than max_delay. */
+static void test_far_future_attempt_is_clamped(void **state)
+{
+    struct fx *f = *state;
+    const char *id = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb";
+    const char *body = "{\"id\":\"e2\",\"event\":\"renewed\",\"certificate\":\"www\"}";
+
+    f->opts.give_up_ms = INT64_MAX / 4;
+    f->opts.max_delay_ms = 200;
+    char *ob = xasprintf("%s/outbox", f->dir);
+    assert_int_equal(store_mkdirs(ob, 0700), 0);
+    char *p = outbox_path(f, id);
+    char *t = record_at(id, "ops", body, 1, 32503680000000LL); /* year 3000 */
+    write_file(p, t);
+    add_target(f, "ops", "/ops", true, CFG_EVENT_ALL);
+    uint64_t t0 = uv_now(&f->loop);
+    open_notify(f);
+    assert_true(run_until(f, delivered_enough, 5000));
+    assert_int_equal(f->n_recv, 1);
+    assert_string_equal(f->recv[0].delivery, id);
+    assert_true(f->recv[0].at - t0 <= 1000);
+    free(t);
+    free(p);
+    free(ob);
+    close_notify(f);
+}
+
 static void test_missing_secret_never_sends_unsigned(void **state)
 {
     struct fx *f = *state;
@@ -806,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gives_up_into_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscription_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_recovers_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_far_future_attempt_is_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret_never_sends_unsigned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_idle_and_emit_after_close, setup, teardown),
     };
