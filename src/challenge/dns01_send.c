@@ -25,6 +25,7 @@ struct dns01_send {
     uv_connect_t conn_req;
     uv_write_t write_req;
     bool udp_open, tcp_open;
+    bool udp_sending;      /* send_req in use */
     unsigned open_handles; /* freed when the last one has closed */
     enum send_state state;
     struct sockaddr_storage server;
@@ -224,6 +225,7 @@ static void udp_sent(uv_udp_send_t *r, int status)
 {
     struct dns01_send *s = r->data;
 
+    s->udp_sending = false;
     if (status < 0 && s->state == SEND_UDP)
         send_end(s, status, NULL, 0);
 }
@@ -234,10 +236,13 @@ static int udp_try(struct dns01_send *s)
     int rc;
 
     s->tried++;
-    s->send_req.data = s;
-    rc = uv_udp_send(&s->send_req, &s->udp, &b, 1, NULL, udp_sent);
-    if (rc < 0)
-        return rc;
+    if (!s->udp_sending) { /* else the last datagram is still queued: just wait again */
+        s->send_req.data = s;
+        rc = uv_udp_send(&s->send_req, &s->udp, &b, 1, NULL, udp_sent);
+        if (rc < 0)
+            return rc;
+        s->udp_sending = true;
+    }
     return uv_timer_start(&s->timer, timer_fired, s->timeout_ms, 0);
 }
 

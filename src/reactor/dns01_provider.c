@@ -230,3 +230,29 @@ void dns01_provider_close(struct dns01_provider *p)
     dns_resolver_close(p->res);
     free(p);
 }
+
+int dns01_binding_present_start(void *binding, const char *identifier, const char *keyauth,
+                                dns01_provider_cb done, void *done_arg, void **handle)
+{
+    struct dns01_binding *b = binding;
+    struct dns01_provision *pv = NULL;
+    int rc = dns01_provider_present_start(b->provider, b->cfg, b->cert, identifier, keyauth, done,
+                                          done_arg, &pv);
+
+    if (rc == 0 && handle != NULL)
+        *handle = pv;
+    return rc;
+}
+
+void dns01_binding_present_cancel(void *binding, void *handle)
+{
+    (void)binding;
+    dns01_provider_present_cancel(handle);
+}
+
+void dns01_binding_cleanup(void *binding, const char *identifier, const char *keyauth)
+{
+    struct dns01_binding *b = binding;
+
+    dns01_provider_cleanup(b->provider, b->cfg, b->cert, identifier, keyauth);
+}

@@ -48,4 +48,19 @@ void dns01_provider_cleanup(struct dns01_provider *p, struct config *cfg,
                             const struct cfg_cert *cert, const char *identifier,
                             const char *keyauth);
 
+/* Glue for struct acme_chal_ops (acme.h): the same calls as ctx-style
+ * functions over a binding of the provider to one run, so a dns-01 order
+ * can use .ctx = &binding, .dns_present_start = dns01_binding_present_start,
+ * .dns_present_cancel = dns01_binding_present_cancel, .dns_cleanup =
+ * dns01_binding_cleanup. The binding must outlive the order. */
+struct dns01_binding {
+    struct dns01_provider *provider; /* borrowed */
+    struct config *cfg;              /* borrowed: the run's snapshot (the run holds a ref) */
+    const struct cfg_cert *cert;     /* borrowed from cfg; its dns is the solver */
+};
+int dns01_binding_present_start(void *binding, const char *identifier, const char *keyauth,
+                                dns01_provider_cb done, void *done_arg, void **handle);
+void dns01_binding_present_cancel(void *binding, void *handle);
+void dns01_binding_cleanup(void *binding, const char *identifier, const char *keyauth);
+
 #endif

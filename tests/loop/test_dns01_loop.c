@@ -760,18 +760,26 @@ static void provider_case(bool cancel, struct prov *pr, char *log_path)
     cert.dns = &dns;
 
     assert_int_equal(dns01_provider_open(&loop, &cfg, &p), 0);
+    /* Through the acme_chal_ops-style binding, as an order calls it. */
+    struct dns01_binding bind = {p, &cfg, &cert};
+    void *handle = NULL;
     assert_int_equal(
-        dns01_provider_present_start(p, &cfg, &cert, "*.A.test", keyauth, on_provided, pr, NULL),
-        0);
+        dns01_binding_present_start(&bind, "*.A.test", keyauth, on_provided, pr, &handle), 0);
+    assert_non_null(handle);
     assert_int_equal(cfg.refs, 2);
     assert_int_equal(dns01_provider_inflight(p), 1);
     if (cancel) {
+        dns01_binding_present_cancel(&bind, handle);
+        assert_int_equal(dns01_provider_inflight(p), 0);
+        /* and a background cleanup that the close silences */
+        dns01_binding_cleanup(&bind, "*.A.test", keyauth);
+        assert_int_equal(dns01_provider_inflight(p), 1);
         dns01_provider_close(p);
         p = NULL;
     } else {
         uv_run(&loop, UV_RUN_DEFAULT);
         assert_int_equal(dns01_provider_inflight(p), 0);
-        dns01_provider_cleanup(p, &cfg, &cert, "*.A.test", keyauth);
+        dns01_binding_cleanup(&bind, "*.A.test", keyauth);
         uv_run(&loop, UV_RUN_DEFAULT);
         assert_int_equal(dns01_provider_inflight(p), 0);
         dns01_provider_close(p);
