@@ -291,6 +291,16 @@ typedef void (*notify_close_cb)(void *arg);
  * after notify_close returns. */
 void notify_close(struct notify *n, notify_close_cb cb, void *arg);
 
+/* Waits until nothing is left to do right now: no delivery being written,
+ * sent or removed, none due (deliveries waiting for a later retry stay in
+ * the outbox and do not count). cb(true) then, or cb(false) after
+ * timeout_ms; once, on the loop, never from inside notify_drain. For `run
+ * --once` and a graceful stop, before notify_close (which silences a drain
+ * still waiting). -EBUSY while another drain waits, -ECANCELED after
+ * notify_close. */
+typedef void (*notify_drain_cb)(bool drained, void *arg);
+int notify_drain(struct notify *n, uint64_t timeout_ms, notify_drain_cb cb, void *arg);
+
 struct notify_stats {
     size_t pending;      /* deliveries not yet delivered nor dead */
     size_t inflight;     /* requests running now */

@@ -88,13 +88,20 @@ struct notify {
     unsigned inflight;
     unsigned jobs; /* store jobs not yet back */
     uv_timer_t timer;
-    bool closing, timer_closed;
+    uv_timer_t drain_timer; /* defers a drain's check; then its deadline */
+    int open_handles;       /* of the two timers, for close */
+    bool closing;
+    notify_drain_cb drain_cb; /* a drain waiting, or NULL */
+    void *drain_arg;
+    uint64_t drain_deadline; /* uv_now */
     notify_close_cb close_cb;
     void *close_arg;
     struct notify_stats stats;
 };
 
 static void pump(struct notify *n);
+static bool quiescent(struct notify *n);
+static void on_drain_timer(uv_timer_t *t);
 
 static int64_t wall_ms(void)
 {
@@ -545,6 +552,40 @@ static void on_timer(uv_timer_t *t)
     pump(t->data);
 }
 
+/* Nothing to do right now: no delivery being written, sent or removed, and
+ * none due (with a target) but waiting for a slot. */
+static bool quiescent(struct notify *n)
+{
+    int64_t now = wall_ms();
+
+    for (struct delivery *d = n->head; d != NULL; d = d->next) {
+        if (d->state != DL_WAITING)
+            return false;
+        if (d->next_ms <= now && target_find(n, d->target) != NULL)
+            return false;
+    }
+    return true;
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    struct notify *n = t->data;
+    notify_drain_cb cb = n->drain_cb;
+    bool done = quiescent(n);
+
+    if (cb == NULL)
+        return;
+    if (!done && uv_now(n->loop) < n->drain_deadline) {
+        uv_timer_start(&n->drain_timer, on_drain_timer, n->drain_deadline - uv_now(n->loop), 0);
+        return;
+    }
+    n->drain_cb = NULL;
+    if (!done)
+        log_warn(LOG_DEPLOY, "webhook outbox: deliveries still in progress; they stay in %s",
+                 n->dir);
+    cb(done, n->drain_arg);
+}
+
 /* Starts every due delivery there is room for, oldest first, and arms the
  * timer for the next one that is not due yet. */
 static void pump(struct notify *n)
@@ -574,11 +615,13 @@ static void pump(struct notify *n)
             continue; /* a completion pumps again */
         send_one(n, d, t);
     }
-    if (earliest == INT64_MAX) {
+    if (earliest == INT64_MAX)
         uv_timer_stop(&n->timer);
-        return;
-    }
-    uv_timer_start(&n->timer, on_timer, (uint64_t)(earliest - now), 0);
+    else
+        uv_timer_start(&n->timer, on_timer, (uint64_t)(earliest - now), 0);
+    /* a drain is told from its own timer, never from inside emit or reload */
+    if (n->drain_cb != NULL && quiescent(n))
+        uv_timer_start(&n->drain_timer, on_drain_timer, 0, 0);
 }
 
 /* ---- open, reload, emit, close ------------------------------------------- */
@@ -720,6 +763,9 @@ int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir
     targets_set(n, cfg);
     uv_timer_init(loop, &n->timer);
     n->timer.data = n;
+    uv_timer_init(loop, &n->drain_timer);
+    n->drain_timer.data = n;
+    n->open_handles = 2;
     pump(n);
     *out = n;
     return 0;
@@ -786,7 +832,7 @@ int notify_emit(struct notify *n, const char *event_json)
 
 static void maybe_free(struct notify *n)
 {
-    if (!n->timer_closed || n->jobs > 0)
+    if (n->open_handles > 0 || n->jobs > 0)
         return;
     notify_close_cb cb = n->close_cb;
     void *arg = n->close_arg;
@@ -799,7 +845,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     struct notify *n = h->data;
 
-    n->timer_closed = true;
+    n->open_handles--;
     maybe_free(n);
 }
 
@@ -817,7 +863,22 @@ void notify_close(struct notify *n, notify_close_cb cb, void *arg)
             n->inflight--;
         }
     }
+    n->drain_cb = NULL;
     uv_close((uv_handle_t *)&n->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&n->drain_timer, on_timer_closed);
+}
+
+int notify_drain(struct notify *n, uint64_t timeout_ms, notify_drain_cb cb, void *arg)
+{
+    if (n->closing)
+        return -ECANCELED;
+    if (n->drain_cb != NULL)
+        return -EBUSY;
+    n->drain_cb = cb;
+    n->drain_arg = arg;
+    n->drain_deadline = uv_now(n->loop) + timeout_ms;
+    uv_timer_start(&n->drain_timer, on_drain_timer, 0, 0);
+    return 0;
 }
 
 void notify_stats_get(const struct notify *n, struct notify_stats *out)

@@ -810,6 +810,94 @@ static void test_missing_secret_never_sends_unsigned(void **state)
     close_notify(f);
 }
 
+struct drained {
+    int calls;
+    bool ok;
+    struct notify_stats at; /* the stats when it was called */
+    int outbox;
+};
+
+static void on_drained(bool ok, void *arg)
+{
+    struct drained *d = arg;
+
+    d->calls++;
+    d->ok = ok;
+    d->at = stats(F);
+    d->outbox = outbox_count(F);
+}
+
+static bool drain_called(struct fx *f)
+{
+    (void)f;
+    return false; /* run until the timeout; the callback is checked after */
+}
+
+static void test_drain_waits_for_deliveries(void **state)
+{
+    struct fx *f = *state;
+    struct drained d = {0};
+
+    f->delay_ms = 30;
+    add_target(f, "ops", "/hook", true, CFG_EVENT_ALL);
+    open_notify(f);
+    for (int i = 0; i < 3; i++)
+        free(emit(f, NOTIFY_EV_ISSUED, "www", 1));
+    assert_int_equal(notify_drain(f->n, 5000, on_drained, &d), 0);
+    assert_int_equal(notify_drain(f->n, 5000, on_drained, &d), -EBUSY);
+    assert_int_equal(d.calls, 0);
+    run_until(f, drain_called, 600);
+    assert_int_equal(d.calls, 1);
+    assert_true(d.ok);
+    assert_int_equal(d.at.delivered, 3);
+    assert_int_equal(d.outbox, 0);
+    close_notify(f);
+}
+
+static void test_drain_leaves_later_retries_in_the_outbox(void **state)
+{
+    struct fx *f = *state;
+    struct drained d = {0};
+
+    f->default_status = 500;
+    f->opts.base_delay_ms = 10000;
+    f->opts.max_delay_ms = 10000;
+    add_target(f, "ops", "/hook", true, CFG_EVENT_ALL);
+    open_notify(f);
+    free(emit(f, NOTIFY_EV_FAILED, "www", 1));
+    assert_int_equal(notify_drain(f->n, 5000, on_drained, &d), 0);
+    run_until(f, drain_called, 500);
+    assert_int_equal(d.calls, 1);
+    assert_true(d.ok);
+    assert_int_equal(d.at.failed, 1);
+    assert_int_equal(d.at.pending, 1);
+    assert_int_equal(d.outbox, 1); /* persisted with its next attempt */
+    assert_int_equal(f->n_recv, 1);
+    close_notify(f);
+}
+
+static void test_drain_times_out_and_close_silences_it(void **state)
+{
+    struct fx *f = *state;
+    struct drained d = {0};
+
+    f->hang = true;
+    add_target(f, "ops", "/hook", true, CFG_EVENT_ALL);
+    open_notify(f);
+    free(emit(f, NOTIFY_EV_ISSUED, "www", 1));
+    uint64_t t0 = uv_now(&f->loop);
+    assert_int_equal(notify_drain(f->n, 100, on_drained, &d), 0);
+    run_until(f, drain_called, 400);
+    assert_int_equal(d.calls, 1);
+    assert_false(d.ok);
+    assert_int_equal(d.at.inflight, 1);
+    assert_true(uv_now(&f->loop) - t0 >= 100);
+    /* a second drain, closed before it ends: never called */
+    assert_int_equal(notify_drain(f->n, 10000, on_drained, &d), 0);
+    close_notify(f);
+    assert_int_equal(d.calls, 1);
+}
+
 static void test_close_idle_and_emit_after_close(void **state)
 {
     struct fx *f = *state;
@@ -842,6 +930,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_recovers_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_far_future_attempt_is_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret_never_sends_unsigned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_waits_for_deliveries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_leaves_later_retries_in_the_outbox, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_drain_times_out_and_close_silences_it, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_close_idle_and_emit_after_close, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
