@@ -203,10 +203,22 @@ int acme_request_start(struct acme_client *c, const struct acme_request_opts *o,
 void acme_request_cancel(struct acme_request *r);
 
 /* The challenge provider an order uses (the manager wires it to the http-01
- * listener): present makes TOKEN answer KEYAUTH until cleanup(TOKEN). */
+ * listener and the dns-01 provider). http-01: present makes TOKEN answer
+ * KEYAUTH until cleanup(TOKEN). dns-01 (certificates with challenge =
+ * "dns-01"): dns_present_start puts the TXT value of KEYAUTH in place for
+ * IDENTIFIER ("a.test" or "*.a.test") and calls done(status, detail,
+ * done_arg) once it is served everywhere (STYLE §4; *handle for
+ * dns_present_cancel, after which done never runs); dns_cleanup(IDENTIFIER,
+ * KEYAUTH) is called exactly once for every started provision, whatever its
+ * outcome. Strings are borrowed during the calls. */
+typedef void (*acme_chal_done_cb)(int status, const char *detail, void *done_arg);
 struct acme_chal_ops {
     int (*present)(void *ctx, const char *token, const char *keyauth);
     void (*cleanup)(void *ctx, const char *token);
+    int (*dns_present_start)(void *ctx, const char *identifier, const char *keyauth,
+                             acme_chal_done_cb done, void *done_arg, void **handle);
+    void (*dns_present_cancel)(void *ctx, void *handle);
+    void (*dns_cleanup)(void *ctx, const char *identifier, const char *keyauth);
     void *ctx;
 };
 

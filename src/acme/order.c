@@ -34,7 +34,7 @@ enum order_state {
     ORD_ENDED
 };
 
-enum az_state { AZ_FETCH, AZ_RESPOND, AZ_POLL, AZ_WAIT, AZ_DONE };
+enum az_state { AZ_FETCH, AZ_PRESENT, AZ_RESPOND, AZ_POLL, AZ_WAIT, AZ_DONE };
 
 struct order_authz {
     struct acme_order *o; /* borrowed: the owner */
@@ -42,6 +42,10 @@ struct order_authz {
     char *ident;          /* owned: the DNS name, once known */
     char *token;          /* owned: presented token, or NULL */
     char *chal_url;       /* owned */
+    /* dns-01 */
+    char *dns_ident;  /* owned: "a.test" or "*.a.test", once presented */
+    char *keyauth;    /* owned */
+    void *dns_handle; /* the provision in flight, or NULL */
     enum az_state state;
     struct acme_request *req; /* child in flight, or NULL */
     uv_timer_t timer;         /* timer.data = this */
@@ -58,6 +62,7 @@ struct acme_order {
     char *ca_name, *directory, *preferred_chain; /* owned copies */
     EVP_PKEY *key;                               /* ref */
     struct acme_chal_ops chal;
+    bool dns01; /* prove control with dns-01 instead of http-01 */
     char *state_dir;
     char *order_url, *finalize_url, *cert_url; /* owned */
     struct order_authz *az;                    /* owned array */
@@ -95,6 +100,8 @@ static void order_unref(struct acme_order *o)
         free(o->az[i].ident);
         free(o->az[i].token);
         free(o->az[i].chal_url);
+        free(o->az[i].dns_ident);
+        free(o->az[i].keyauth);
     }
     free(o->az);
     for (size_t i = 0; i < o->n_domains; i++)
@@ -145,6 +152,26 @@ void acme_order_result_free(struct acme_order_result *r)
     free(r);
 }
 
+/* Removes what was provisioned for a: the http-01 token, or the dns-01
+ * record (a provision still running is cancelled first; its record may have
+ * been added already, so cleanup runs in any case). */
+static void authz_release(struct order_authz *a)
+{
+    struct acme_order *o = a->o;
+
+    if (a->token != NULL && o->chal.cleanup != NULL)
+        o->chal.cleanup(o->chal.ctx, a->token);
+    free(a->token);
+    a->token = NULL;
+    if (a->dns_handle != NULL && o->chal.dns_present_cancel != NULL)
+        o->chal.dns_present_cancel(o->chal.ctx, a->dns_handle);
+    a->dns_handle = NULL;
+    if (a->dns_ident != NULL && o->chal.dns_cleanup != NULL)
+        o->chal.dns_cleanup(o->chal.ctx, a->dns_ident, a->keyauth);
+    free(a->dns_ident);
+    a->dns_ident = NULL;
+}
+
 /* The only way out: cancels children, removes challenge tokens, closes the
  * handles and calls back with res (ownership passes to the callee). */
 static void order_end(struct acme_order *o, int status, struct acme_order_result *res)
@@ -167,10 +194,7 @@ static void order_end(struct acme_order *o, int status, struct acme_order_result
             acme_request_cancel(a->req);
             a->req = NULL;
         }
-        if (a->token != NULL && o->chal.cleanup != NULL)
-            o->chal.cleanup(o->chal.ctx, a->token);
-        free(a->token);
-        a->token = NULL;
+        authz_release(a);
         uv_close((uv_handle_t *)&a->timer, authz_timer_closed);
     }
     uv_close((uv_handle_t *)&o->timer, timer_closed);
@@ -273,6 +297,8 @@ static char *problem_of(json_t *err)
 /* ---- authorizations ---- */
 
 static void authz_check_all(struct acme_order *o);
+static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
+                        const char *cst);
 
 static void authz_timer_cb(uv_timer_t *t)
 {
@@ -293,16 +319,6 @@ static void authz_schedule(struct order_authz *a, const char *retry_after)
     }
     a->state = AZ_WAIT;
     uv_timer_start(&a->timer, authz_timer_cb, d, 0);
-}
-
-static void authz_release(struct order_authz *a)
-{
-    struct acme_order *o = a->o;
-
-    if (a->token != NULL && o->chal.cleanup != NULL)
-        o->chal.cleanup(o->chal.ctx, a->token);
-    free(a->token);
-    a->token = NULL;
 }
 
 static void chal_response(int status, const struct acme_response *r, void *arg)
@@ -346,14 +362,15 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         order_fail(o, ERR_PARSE, "name=%s: authorization %s: no status", a->ident, a->url);
         return;
     }
-    /* Find the http-01 challenge (RFC 8555 §8.3). */
+    /* Find our challenge (RFC 8555 §8.3 http-01, §8.4 dns-01). */
+    const char *want = o->dns01 ? "dns-01" : "http-01";
     json_t *chals = json_object_get(r->json, "challenges");
     size_t i;
     json_t *ch;
     json_array_foreach(chals, i, ch)
     {
         const char *type = jstr(ch, "type");
-        if (type != NULL && strcmp(type, "http-01") == 0) {
+        if (type != NULL && strcmp(type, want) == 0) {
             chal = ch;
             break;
         }
@@ -383,14 +400,18 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     }
     /* First sight of a pending authorization: provision and respond. */
     if (chal == NULL) {
-        order_fail(o, ERR_UNSUPPORTED, "name=%s: the CA offers no http-01 challenge", a->ident);
+        order_fail(o, ERR_UNSUPPORTED, "name=%s: the CA offers no %s challenge", a->ident, want);
         return;
     }
     const char *token = jstr(chal, "token");
     const char *curl = jstr(chal, "url");
     const char *cst = jstr(chal, "status");
     if (token == NULL || curl == NULL) {
-        order_fail(o, ERR_PARSE, "name=%s: http-01 challenge without token or url", a->ident);
+        order_fail(o, ERR_PARSE, "name=%s: %s challenge without token or url", a->ident, want);
+        return;
+    }
+    if (o->dns01) {
+        dns_present(a, r->json, token, curl, cst);
         return;
     }
     char *keyauth = acme_key_authorization(token, acme_client_thumbprint(o->c));
@@ -413,6 +434,62 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     rc = post(o, &a->req, a->chal_url, "{}", "challenge", chal_response, a);
     if (rc < 0)
         order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
+}
+
+static void dns_presented(int status, const char *detail, void *arg)
+{
+    struct order_authz *a = arg;
+    struct acme_order *o = a->o;
+    int rc;
+
+    a->dns_handle = NULL;
+    if (status != 0) {
+        order_fail(o, status, "name=%s: dns-01: %s", a->ident,
+                   detail != NULL ? detail : err_str(status));
+        return;
+    }
+    log_debug(LOG_ACME, "order cert=%s name=%s: dns-01 record in place", o->name, a->ident);
+    a->state = AZ_RESPOND;
+    rc = post(o, &a->req, a->chal_url, "{}", "challenge", chal_response, a);
+    if (rc < 0)
+        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
+}
+
+/* dns-01: the provider puts the TXT record in place and waits until every
+ * authoritative server serves it; only then is the challenge answered. */
+static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
+                        const char *cst)
+{
+    struct acme_order *o = a->o;
+    int rc;
+
+    free(a->keyauth);
+    a->keyauth = acme_key_authorization(token, acme_client_thumbprint(o->c));
+    free(a->chal_url);
+    a->chal_url = xstrdup(curl);
+    free(a->dns_ident);
+    /* a wildcard's authorization names the base domain (RFC 8555 §7.1.4) */
+    a->dns_ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", a->ident)
+                                                                    : xstrdup(a->ident);
+    if (o->chal.dns_present_start == NULL) {
+        free(a->dns_ident);
+        a->dns_ident = NULL;
+        order_fail(o, ERR_UNSUPPORTED, "name=%s: no dns-01 solver", a->ident);
+        return;
+    }
+    a->state = AZ_PRESENT;
+    rc = o->chal.dns_present_start(o->chal.ctx, a->dns_ident, a->keyauth, dns_presented, a,
+                                   &a->dns_handle);
+    if (rc < 0) {
+        a->dns_handle = NULL;
+        order_fail(o, rc, "name=%s: dns-01: cannot start: %s", a->ident, err_str(rc));
+        return;
+    }
+    if (cst != NULL && strcmp(cst, "pending") != 0) {
+        /* already answered (a resumed order): the record is back in place,
+         * now wait for the result */
+        a->delay_ms = POLL_FIRST_MS;
+    }
 }
 
 static void authz_fetch(struct order_authz *a)
@@ -888,6 +965,7 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     o->key = opts->key;
     if (opts->chal != NULL)
         o->chal = *opts->chal;
+    o->dns01 = cert->challenge == CFG_CHAL_DNS01;
     o->state_dir = xstrdup(opts->state_dir);
     o->authz_timeout_s = opts->authz_timeout_s > 0 ? opts->authz_timeout_s : 300;
     o->cb = cb;

@@ -16,6 +16,7 @@
 #include "challenge/challenge.h"
 #include "deploy/deploy.h"
 #include "net/net.h"
+#include "reactor/dns01_provider.h"
 #include "reactor/sched.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -93,8 +94,10 @@ struct manager {
     bool once;
     manager_done_cb done;
     void *arg;
-    struct chal_http01 *chal; /* owned */
-    struct http_client *http; /* owned */
+    struct chal_http01 *chal;   /* owned */
+    struct http_client *http;   /* owned */
+    struct dns01_provider *dns; /* owned, or NULL when no certificate uses dns-01 */
+    int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */
     struct mclient *clients;
     size_t n_clients;
     struct mcert *certs;
@@ -142,19 +145,50 @@ static void fmt_time(int64_t t, char *out, size_t n)
 
 static int chal_present(void *ctx, const char *token, const char *keyauth)
 {
-    struct manager *m = ctx;
+    struct mcert *mc = ctx;
 
-    if (m->chal == NULL)
+    if (mc->m->chal == NULL)
         return -ENOTCONN;
-    return chal_http01_put(m->chal, token, keyauth);
+    return chal_http01_put(mc->m->chal, token, keyauth);
 }
 
 static void chal_cleanup(void *ctx, const char *token)
 {
-    struct manager *m = ctx;
+    struct mcert *mc = ctx;
 
-    if (m->chal != NULL)
-        chal_http01_del(m->chal, token);
+    if (mc->m->chal != NULL)
+        chal_http01_del(mc->m->chal, token);
+}
+
+/* dns-01 through the provider, with the snapshot of the run. */
+static int dns_present_start(void *ctx, const char *identifier, const char *keyauth,
+                             acme_chal_done_cb done, void *done_arg, void **handle)
+{
+    struct mcert *mc = ctx;
+    struct dns01_provision *pv = NULL;
+    int rc;
+
+    if (mc->m->dns == NULL)
+        return -ENOTCONN;
+    rc = dns01_provider_present_start(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth,
+                                      done, done_arg, &pv);
+    if (rc == 0)
+        *handle = pv;
+    return rc;
+}
+
+static void dns_present_cancel(void *ctx, void *handle)
+{
+    (void)ctx;
+    dns01_provider_present_cancel(handle);
+}
+
+static void dns_cleanup(void *ctx, const char *identifier, const char *keyauth)
+{
+    struct mcert *mc = ctx;
+
+    if (mc->m->dns != NULL)
+        dns01_provider_cleanup(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth);
 }
 
 /* ---- clients ---- */
@@ -351,7 +385,10 @@ static void order_begin(struct mcert *mc)
     struct acme_chal_ops ops = {
         .present = chal_present,
         .cleanup = chal_cleanup,
-        .ctx = m,
+        .dns_present_start = dns_present_start,
+        .dns_present_cancel = dns_present_cancel,
+        .dns_cleanup = dns_cleanup,
+        .ctx = mc,
     };
     struct acme_order_opts o = {
         .cert = mc->run_cfg,
@@ -510,8 +547,10 @@ static void run_start(struct mcert *mc)
     mc->started = now_s();
     mc->run_snap = config_ref(m->cfg);
     mc->run_cfg = mc->cfg;
-    if (mc->run_cfg->challenge != CFG_CHAL_HTTP01) {
-        run_end(mc, ERR_UNSUPPORTED, "dns-01 is not available in this build");
+    if (mc->run_cfg->challenge == CFG_CHAL_DNS01 && m->dns == NULL &&
+        dns01_provider_open(m->loop, m->cfg, &m->dns) < 0) {
+        m->dns = NULL; /* e.g. a dns-01 certificate added by a reload */
+        run_end(mc, ERR_UNSUPPORTED, "dns-01: the solver could not be started");
         return;
     }
     if (mc->deploy_only) {
@@ -1007,11 +1046,23 @@ static void teardown(struct manager *m)
         http_client_close(m->http);
         m->http = NULL;
     }
+    if (m->dns != NULL) {
+        dns01_provider_close(m->dns);
+        m->dns = NULL;
+    }
     if (m->chal != NULL) {
         m->closing++;
         chal_http01_close(m->chal, chal_closed, m);
         m->chal = NULL;
     }
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+    struct manager *m = t->data;
+
+    m->started = true;
+    pump(m);
 }
 
 static void maybe_finish(struct manager *m)
@@ -1022,6 +1073,14 @@ static void maybe_finish(struct manager *m)
         bool idle = m->running == 0 && m->qhead == NULL && m->jobs == 0;
         if (!idle || !(m->once || m->stopping))
             return;
+        /* Let background dns-01 cleanups finish (bounded: 30 s), so that
+         * no TXT record is left behind by an orderly end. */
+        if (m->dns != NULL && dns01_provider_inflight(m->dns) > 0 && m->kick_open &&
+            m->dns_drain_ticks < 300) {
+            m->dns_drain_ticks++;
+            uv_timer_start(&m->kick, kick_cb, 100, 0);
+            return;
+        }
         teardown(m);
     }
     if (m->closing > 0 || m->jobs > 0)
@@ -1037,14 +1096,6 @@ static void maybe_finish(struct manager *m)
 }
 
 /* ---- public ---- */
-
-static void kick_cb(uv_timer_t *t)
-{
-    struct manager *m = t->data;
-
-    m->started = true;
-    pump(m);
-}
 
 static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
 {
@@ -1088,6 +1139,18 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             goto fail;
         }
     }
+    bool need_dns01 = false;
+    for (size_t i = 0; i < m->cfg->n_certs; i++)
+        if (m->cfg->certs[i].challenge == CFG_CHAL_DNS01 && m->cfg->certs[i].ca != NULL)
+            need_dns01 = true;
+    if (need_dns01) {
+        rc = dns01_provider_open(m->loop, m->cfg, &m->dns);
+        if (rc < 0) {
+            /* dns-01 certificates fail with a clear message; http-01 ones go on */
+            log_error(LOG_MAIN, "dns-01 solver: cannot start: %s", err_str(rc));
+            m->dns = NULL;
+        }
+    }
     rc = http_client_open(m->loop, &m->http);
     if (rc < 0) {
         log_error(LOG_MAIN, "cannot start the HTTP client: %s", err_str(rc));
@@ -1107,6 +1170,8 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     uv_timer_start(&m->kick, kick_cb, 0, 0);
     return 0;
 fail:
+    if (m->dns != NULL)
+        dns01_provider_close(m->dns);
     if (m->chal != NULL)
         chal_http01_close(m->chal, NULL, NULL);
     m->done = NULL;

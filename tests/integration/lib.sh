@@ -119,7 +119,7 @@ tw_wait_http() {
   return 1
 }
 
-# tw_start: the DNS mock, then Pebble. Sets TW_DNS_PORT, TW_ACME_PORT,
+# tw_start: the DNS mock (or $TW_DNS_SERVER, IP:PORT, when set), then Pebble. Sets TW_DNS_PORT, TW_ACME_PORT,
 # TW_MGMT_PORT, TW_HTTP_PORT (where Pebble validates http-01: certloop's
 # listener; preset it to point Pebble elsewhere), TW_DIRECTORY, and fetches
 # the issuing root to $TW/root.pem (alternate roots, PEBBLE_ALTERNATE_ROOTS=N,
@@ -128,14 +128,19 @@ tw_start() {
   tw_tls || { tw_fail "cannot make the TLS certificates"; return 1; }
   TW_DNS_PORT=$(tw_port)
   TW_DNS_MGMT_PORT=$(tw_port)
+  local dns="127.0.0.1:$TW_DNS_PORT"
   TW_ACME_PORT=$(tw_port)
   TW_MGMT_PORT=$(tw_port)
   TW_HTTP_PORT=${TW_HTTP_PORT:-$(tw_port)}
   TW_TLS_PORT=$(tw_port)
-  pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
-    -dns01 "127.0.0.1:$TW_DNS_PORT" -management "127.0.0.1:$TW_DNS_MGMT_PORT" \
-    -http01 "" -https01 "" -tlsalpn01 "" >"$TW/dns.log" 2>&1 &
-  TW_PIDS+=($!)
+  if [ -n "${TW_DNS_SERVER:-}" ]; then
+    dns=$TW_DNS_SERVER # e.g. Knot (knot.sh) for dns-01
+  else
+    pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+      -dns01 "127.0.0.1:$TW_DNS_PORT" -management "127.0.0.1:$TW_DNS_MGMT_PORT" \
+      -http01 "" -https01 "" -tlsalpn01 "" >"$TW/dns.log" 2>&1 &
+    TW_PIDS+=($!)
+  fi
   cat >"$TW/pebble.json" <<EOF
 {
   "pebble": {
@@ -152,7 +157,7 @@ tw_start() {
 EOF
   PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=${PEBBLE_WFE_NONCEREJECT:-0} \
     PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_ALTERNATE_ROOTS=${PEBBLE_ALTERNATE_ROOTS:-0} \
-    pebble -config "$TW/pebble.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" >"$TW/pebble.log" 2>&1 &
+    pebble -config "$TW/pebble.json" -dnsserver "$dns" >"$TW/pebble.log" 2>&1 &
   TW_PIDS+=($!)
   TW_DIRECTORY="https://127.0.0.1:$TW_ACME_PORT/dir"
   if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30; then
@@ -170,10 +175,7 @@ EOF
     curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/roots/$r" \
       -o "$TW/root-$r.pem" || { tw_fail "cannot fetch Pebble's root $r"; return 1; }
   done
-  # the DNS mock answers on UDP; nothing to poll over HTTP but its management port
-  tw_wait_http "http://127.0.0.1:$TW_DNS_MGMT_PORT/" "" 10 ||
-    curl -s -o /dev/null "http://127.0.0.1:$TW_DNS_MGMT_PORT/" || true
-  tw_log "test world: pebble $TW_DIRECTORY, dns 127.0.0.1:$TW_DNS_PORT, http-01 port $TW_HTTP_PORT"
+  tw_log "test world: pebble $TW_DIRECTORY, dns $dns, http-01 port $TW_HTTP_PORT"
 }
 
 # tw_config_head [MAX_CONCURRENT] [LISTEN_PORT]: [daemon], [http01] and

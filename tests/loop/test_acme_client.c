@@ -525,7 +525,7 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     struct fx f;
     struct chal_rec c = {0};
     struct order_got g = {0};
-    struct acme_chal_ops ops = {rec_present, rec_cleanup, &c};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
     EVP_PKEY *k = NULL;
 
     (void)state;
@@ -586,7 +586,7 @@ static void test_order_cancel_is_silent_and_cleans_tokens(void **state)
     struct fx f;
     struct chal_rec c = {0};
     struct order_got g = {0};
-    struct acme_chal_ops ops = {rec_present, rec_cleanup, &c};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
     struct acme_order *op = NULL;
     uv_timer_t t;
     EVP_PKEY *k = NULL;

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# dns-01 end to end: Pebble resolves through Knot, certloop's rfc2136 solver
+# (TSIG) puts the TXT records in place, waits until the server serves them,
+# answers the challenges; a wildcard certificate and a multi-name one are
+# issued, their chains verify and keys match, and every TXT record is gone
+# afterwards.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/knot.sh"
+
+tw_init dns01
+command -v kdig >/dev/null || tw_skip "kdig not found"
+knot_init dns01
+trap 'knot_cleanup; tw_cleanup' EXIT
+knot_start || { tw_fail "knot did not start"; tw_done; }
+TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+
+{
+  tw_config_head 8 | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
+  cat <<EOF2
+[dns.knot]
+type = "rfc2136"
+server = "127.0.0.1:$KNOT_PORT"
+zone = "test."
+tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
+nameservers = ["127.0.0.1:$KNOT_PORT"]
+propagation_timeout = "60s"
+
+EOF2
+  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert wild ec-p256 "*.w.test" w.test
+  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert multi rsa2048 m1.test m2.test m3.test
+} >"$TW/certloop.toml"
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null 2>"$TW/check.txt" ||
+  { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
+
+timeout 180 "$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
+rc=$?
+[ "$rc" = 0 ] || { tw_fail "run --once exited $rc"; grep -E ' (error|warn) ' "$TW/err.txt" | head >&2; }
+for n in wild multi; do
+  f="$TW/out/$n/fullchain.pem"
+  [ -s "$f" ] || { tw_fail "$n: not deployed"; continue; }
+  tw_verify_fullchain "$f" || tw_fail "$n: chain does not verify"
+  tw_check_pair "$f" "$TW/out/$n/key.pem" || tw_fail "$n: key mismatch"
+done
+[ "$(tw_sans "$TW/out/wild/cert.pem" | tr '\n' ' ')" = "*.w.test w.test " ] ||
+  tw_fail "wild: SANs $(tw_sans "$TW/out/wild/cert.pem" | tr '\n' ' ')"
+# the records are cleaned up
+for name in w.test m1.test m2.test m3.test; do
+  left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short "_acme-challenge.$name" TXT 2>/dev/null)
+  [ -z "$left" ] || tw_fail "TXT left behind at _acme-challenge.$name: $left"
+done
+tw_done
