@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -103,5 +104,12 @@ struct ctl_response {
 int ctl_request(const char *path, const char *method, const char *target, const char *body,
                 int timeout_ms, struct ctl_response *out, char **err);
 void ctl_response_fini(struct ctl_response *r);
+
+/* Prints the answer of GET /v1/status as a table: NAME, STATE, NOT AFTER,
+ * NEXT RENEWAL (UTC, "-" when null) and REASON/LAST ERROR (the last error
+ * when there is one, as "error: ...", else the reason). Strings are
+ * printed with control characters masked. 0, or ERR_PARSE when json is not
+ * {"certificates":[{...}]} (nothing printed). */
+int ctl_status_table(const char *json, size_t len, FILE *out);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -249,4 +250,106 @@ void ctl_response_fini(struct ctl_response *r)
     free(r->body);
     r->content_type = NULL;
     r->body = NULL;
+}
+
+/* ---- `certloop status` table */
+
+static void fmt_when(const json_t *v, char *out, size_t n)
+{
+    struct tm tm;
+    time_t t;
+
+    if (!json_is_integer(v)) {
+        snprintf(out, n, "-");
+        return;
+    }
+    t = (time_t)json_integer_value(v);
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, n, "%Y-%m-%d %H:%M", &tm) == 0)
+        snprintf(out, n, "?");
+}
+
+/* A printable copy of a JSON string member ("-" when absent), capped. */
+static char *text_of(const json_t *obj, const char *key, const char *prefix)
+{
+    const json_t *v = json_object_get(obj, key);
+    const char *s;
+    char *out;
+    size_t k = 0;
+
+    if (!json_is_string(v))
+        return NULL;
+    s = json_string_value(v);
+    size_t plen = strlen(prefix);
+    size_t len = strlen(s);
+    if (len > 400)
+        len = 400;
+    out = xmalloc(plen + len + 1);
+    memcpy(out, prefix, plen);
+    k = plen;
+    for (size_t i = 0; i < len; i++)
+        out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '.' : s[i];
+    out[k] = '\0';
+    return out;
+}
+
+struct row {
+    char *name, *state, *note;
+    char not_after[32], next[32];
+};
+
+int ctl_status_table(const char *json, size_t len, FILE *out)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    const json_t *certs = json_object_get(root, "certificates");
+    struct row *rows = NULL;
+    size_t n = 0, w[4] = {4, 5, 9, 12}; /* header widths */
+    int rc = ERR_PARSE;
+
+    if (!json_is_array(certs))
+        goto out;
+    n = json_array_size(certs);
+    rows = xcalloc(n + 1, sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(certs, i);
+        struct row *r = &rows[i];
+        if (!json_is_object(c))
+            goto out;
+        r->name = text_of(c, "name", "");
+        if (r->name == NULL)
+            goto out;
+        r->state = text_of(c, "state", "");
+        if (r->state == NULL)
+            r->state = xstrdup("-");
+        fmt_when(json_object_get(c, "not_after"), r->not_after, sizeof(r->not_after));
+        fmt_when(json_object_get(c, "next_renewal"), r->next, sizeof(r->next));
+        r->note = text_of(c, "last_error", "error: ");
+        if (r->note == NULL)
+            r->note = text_of(c, "reason", "");
+        if (r->note == NULL)
+            r->note = xstrdup("");
+        size_t l[4] = {strlen(r->name), strlen(r->state), strlen(r->not_after), strlen(r->next)};
+        for (int k = 0; k < 4; k++)
+            w[k] = l[k] > w[k] ? l[k] : w[k];
+    }
+    fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], "NAME", (int)w[1], "STATE", (int)w[2],
+            "NOT AFTER", (int)w[3], "NEXT RENEWAL", "REASON/LAST ERROR");
+    for (size_t i = 0; i < n; i++) {
+        const struct row *r = &rows[i];
+        fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", (int)w[0], r->name, (int)w[1], r->state,
+                (int)w[2], r->not_after, (int)w[3], r->next, r->note);
+    }
+    if (n == 0)
+        fprintf(out, "(no certificates)\n");
+    rc = 0;
+out:
+    if (rows != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            free(rows[i].name);
+            free(rows[i].state);
+            free(rows[i].note);
+        }
+        free(rows);
+    }
+    json_decref(root);
+    return rc;
 }

@@ -1,7 +1,8 @@
 /* The certloop binary: the command line (DESIGN "Command line") parsed with
  * getopt_long per subcommand, dispatching to the daemon (run), the offline
- * views (check, plan) or, later, the control-socket client. Exit codes
- * follow sysexits.h. This file only parses and dispatches. */
+ * views (check, plan) or the control-socket client (status, renew,
+ * reload). Exit codes follow sysexits.h. This file only parses, dispatches
+ * and prints the daemon's answers. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,10 +11,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "config/config.h"
+#include "reactor/control.h"
 #include "reactor/daemon.h"
 #include "reactor/plan.h"
+#include "util/buf.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 static const char usage_text[] =
     "usage: certloop COMMAND [OPTIONS]\n"
@@ -24,14 +30,19 @@ static const char usage_text[] =
     "  check [-c FILE]                 validate the configuration (0 ok, 78 invalid)\n"
     "  plan [-c FILE] [NAME...]        preview each certificate and when it renews next\n"
     "  status [--json]                 ask the running daemon for every certificate's state\n"
-    "  renew NAME...|--all [--force]   ask the daemon to renew now\n"
-    "  reload                          reload the daemon's configuration (as SIGHUP)\n"
+    "  renew NAME...|--all [--force] [--deploy-only]\n"
+    "                                  ask the daemon to renew now (--deploy-only: deploy the\n"
+    "                                  stored certificate again without a new order)\n"
+    "  reload                          reload the daemon's configuration (as SIGHUP; 78 when\n"
+    "                                  the new configuration is invalid)\n"
     "  test NAME                       pre-flight checks for one certificate\n"
     "  revoke NAME [--reason R]        revoke the current certificate\n"
     "  help, --help                    this text\n"
     "  --version                       print the version\n"
     "\n"
     "The configuration is -c FILE, else $CERTLOOP_CONFIG, else " CONFIG_DEFAULT_PATH ".\n"
+    "status, renew and reload talk to the daemon on [daemon] control_socket of that\n"
+    "file, or on --socket PATH (else " CONTROL_DEFAULT_PATH ").\n"
     "Exit codes: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 temporary failure,\n"
     "78 configuration.\n";
 
@@ -65,13 +76,14 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force;
+    bool once, json, all, force, deploy_only;
     const char *reason;
-    char **args; /* positional arguments (borrowed from argv) */
+    const char *socket; /* --socket */
+    char **args;        /* positional arguments (borrowed from argv) */
     int nargs;
 };
 
-enum { OPT_ONCE = 256, OPT_JSON, OPT_ALL, OPT_FORCE, OPT_REASON };
+enum { OPT_ONCE = 256, OPT_JSON, OPT_ALL, OPT_FORCE, OPT_REASON, OPT_DEPLOY_ONLY, OPT_SOCKET };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
  * accepts. 0 or EXIT_USAGE (already reported). */
@@ -101,6 +113,12 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_REASON:
             c->reason = optarg;
+            break;
+        case OPT_DEPLOY_ONLY:
+            c->deploy_only = true;
+            break;
+        case OPT_SOCKET:
+            c->socket = optarg;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -171,49 +189,260 @@ static int cmd_plan(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+/* ---- control-socket clients ---- */
+
+#define CTL_TIMEOUT_MS 30000
+#define CTL_RELOAD_TIMEOUT_MS 150000 /* above the server's 120 s for a reply */
+
+/* The control socket: --socket, else [daemon] control_socket of the
+ * configuration when it loads (silently: `check` reports its errors), else
+ * the default. Owned. */
+static char *socket_path(const struct cli *c)
+{
+    struct config_diag diag;
+    struct config *cfg = NULL;
+    char *path;
+
+    if (c->socket != NULL)
+        return xstrdup(c->socket);
+    config_diag_init(&diag);
+    if (config_load(config_path(c->config), &cfg, &diag) == 0 && cfg != NULL) {
+        path = xstrdup(cfg->daemon.control_socket);
+        config_unref(cfg);
+    } else {
+        path = xstrdup(CONTROL_DEFAULT_PATH);
+    }
+    config_diag_fini(&diag);
+    return path;
+}
+
+/* One request; on a transport failure prints why and returns 69. */
+static int ctl_call(const char *path, const char *method, const char *target, const char *body,
+                    int timeout_ms, struct ctl_response *r)
+{
+    char *err = NULL;
+    int rc = ctl_request(path, method, target, body, timeout_ms, r, &err);
+
+    if (rc < 0) {
+        fprintf(stderr, "certloop: %s\n", err);
+        free(err);
+        return EXIT_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/* The "error" member of a JSON answer, or the raw body. */
+static void print_error(const char *what, const struct ctl_response *r)
+{
+    json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+
+    if (msg != NULL)
+        fprintf(stderr, "certloop: %s: %s\n", what, msg);
+    else
+        fprintf(stderr, "certloop: %s: HTTP %d %s", what, r->status, r->body);
+    json_decref(j);
+}
+
+static const struct option opts_client[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"deploy-only", no_argument, NULL, OPT_DEPLOY_ONLY},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options a client command does not take are usage errors. */
+static int client_opts_check(struct cli *c, bool json, bool renew)
+{
+    if (!json && c->json)
+        return usage_error(c->cmd, "unknown option '--json'");
+    if (!renew && (c->all || c->force || c->deploy_only))
+        return usage_error(c->cmd, "unknown option '%s'",
+                           c->all     ? "--all"
+                           : c->force ? "--force"
+                                      : "--deploy-only");
+    return 0;
+}
+
 static int cmd_status(struct cli *c, int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"json", no_argument, NULL, OPT_JSON},
-        {NULL, 0, NULL, 0},
-    };
-    int rc = parse(c, argc, argv, "+:", lo);
+    struct ctl_response r = {0};
+    char *path;
+    int rc = parse(c, argc, argv, "+:c:", opts_client);
 
+    if (rc == 0)
+        rc = client_opts_check(c, true, false);
     if (rc != 0)
         return rc;
     if (c->nargs > 0)
         return usage_error(c->cmd, "unexpected argument '%s'", c->args[0]);
-    return not_implemented(c->cmd);
+    path = socket_path(c);
+    rc = ctl_call(path, "GET", "/v1/status", NULL, CTL_TIMEOUT_MS, &r);
+    free(path);
+    if (rc != 0)
+        return rc;
+    if (r.status != 200) {
+        print_error("status", &r);
+        rc = 1;
+    } else if (c->json) {
+        fwrite(r.body, 1, r.body_len, stdout);
+    } else if (ctl_status_table(r.body, r.body_len, stdout) < 0) {
+        fprintf(stderr, "certloop: status: the daemon's answer is not a status document\n");
+        rc = 1;
+    }
+    ctl_response_fini(&r);
+    return rc;
+}
+
+/* "/v1/certificates/NAME/renew" with NAME percent-encoded. Owned. */
+static char *renew_target(const char *name)
+{
+    struct buf b = BUF_INIT(SIZE_MAX);
+
+    buf_append_str(&b, "/v1/certificates/");
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.')
+            buf_append(&b, p, 1);
+        else
+            buf_printf(&b, "%%%02X", *p);
+    }
+    buf_append_str(&b, "/renew");
+    return buf_steal(&b, NULL);
+}
+
+/* The names the daemon manages (for --all). 0 or an exit code. */
+static int all_names(const char *path, json_t **names)
+{
+    struct ctl_response r = {0};
+    int rc = ctl_call(path, "GET", "/v1/status", NULL, CTL_TIMEOUT_MS, &r);
+    json_t *root, *certs, *out;
+
+    if (rc != 0)
+        return rc;
+    if (r.status != 200) {
+        print_error("renew --all", &r);
+        ctl_response_fini(&r);
+        return 1;
+    }
+    root = json_loadb(r.body, r.body_len, 0, NULL);
+    ctl_response_fini(&r);
+    certs = json_object_get(root, "certificates");
+    if (!json_is_array(certs)) {
+        fprintf(stderr, "certloop: renew --all: the daemon's answer is not a status document\n");
+        json_decref(root);
+        return 1;
+    }
+    out = json_array();
+    for (size_t i = 0; i < json_array_size(certs); i++) {
+        json_t *n = json_object_get(json_array_get(certs, i), "name");
+        if (json_is_string(n))
+            json_array_append(out, n);
+    }
+    json_decref(root);
+    *names = out;
+    return 0;
 }
 
 static int cmd_renew(struct cli *c, int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"all", no_argument, NULL, OPT_ALL},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {NULL, 0, NULL, 0},
-    };
-    int rc = parse(c, argc, argv, ":", lo);
+    json_t *names = NULL;
+    char *path = NULL;
+    char *body = NULL;
+    int failed = 0;
+    int rc = parse(c, argc, argv, ":c:", opts_client);
 
+    if (rc == 0)
+        rc = client_opts_check(c, false, true);
     if (rc != 0)
         return rc;
     if (c->all && c->nargs > 0)
         return usage_error(c->cmd, "give certificate names or --all, not both");
     if (!c->all && c->nargs == 0)
         return usage_error(c->cmd, "which certificates? give NAME... or --all");
-    return not_implemented(c->cmd);
+    path = socket_path(c);
+    if (c->all) {
+        rc = all_names(path, &names);
+        if (rc != 0)
+            goto out;
+    } else {
+        names = json_array();
+        for (int i = 0; i < c->nargs; i++)
+            json_array_append_new(names, json_string(c->args[i]));
+    }
+    json_t *flags = json_pack("{s:b,s:b}", "force", c->force, "deploy_only", c->deploy_only);
+    body = json_dumps(flags, JSON_COMPACT);
+    json_decref(flags);
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *name = json_string_value(json_array_get(names, i));
+        struct ctl_response r = {0};
+        char *target = renew_target(name);
+        rc = ctl_call(path, "POST", target, body, CTL_TIMEOUT_MS, &r);
+        free(target);
+        if (rc != 0)
+            goto out; /* the daemon went away: no point going on */
+        if (r.status == 202 || r.status == 200) {
+            json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+            const char *msg = json_string_value(json_object_get(j, "message"));
+            printf("%s: %s\n", name, msg != NULL ? msg : "renewal queued");
+            json_decref(j);
+        } else {
+            print_error(name, &r);
+            failed++;
+        }
+        ctl_response_fini(&r);
+    }
+    if (c->all && json_array_size(names) == 0)
+        printf("the daemon manages no certificates\n");
+    rc = failed > 0 ? 1 : 0;
+out:
+    free(body);
+    free(path);
+    json_decref(names);
+    return rc;
 }
 
 static int cmd_reload(struct cli *c, int argc, char **argv)
 {
-    static const struct option lo[] = {{NULL, 0, NULL, 0}};
-    int rc = parse(c, argc, argv, "+:", lo);
+    struct ctl_response r = {0};
+    json_t *j;
+    char *path;
+    int rc = parse(c, argc, argv, "+:c:", opts_client);
 
+    if (rc == 0)
+        rc = client_opts_check(c, false, false);
     if (rc != 0)
         return rc;
     if (c->nargs > 0)
         return usage_error(c->cmd, "unexpected argument '%s'", c->args[0]);
-    return not_implemented(c->cmd);
+    path = socket_path(c);
+    rc = ctl_call(path, "POST", "/v1/reload", NULL, CTL_RELOAD_TIMEOUT_MS, &r);
+    free(path);
+    if (rc != 0)
+        return rc;
+    j = json_loadb(r.body, r.body_len, 0, NULL);
+    if (r.status == 200) {
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        printf("%s\n", msg != NULL ? msg : "reloaded");
+        rc = 0;
+    } else if (r.status == 422) {
+        const json_t *lines = json_object_get(j, "errors");
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        for (size_t i = 0; i < json_array_size(lines); i++)
+            fprintf(stderr, "%s\n", json_string_value(json_array_get(lines, i)));
+        fprintf(stderr, "certloop: reload: %s\n",
+                msg != NULL ? msg : "the new configuration is invalid");
+        rc = EXIT_CONFIG;
+    } else {
+        print_error("reload", &r);
+        rc = 1;
+    }
+    json_decref(j);
+    ctl_response_fini(&r);
+    return rc;
 }
 
 static int one_name(struct cli *c)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The command line: exit codes (0, 64 usage, 69 not available yet, 78
+# The command line: exit codes (0, 64 usage, 69 not available yet or no daemon, 78
 # configuration), `check` on good and broken files, the config path order
 # (-c, $CERTLOOP_CONFIG, default), `--version`, and `plan` with no state and
 # with a stored certificate made by hand with openssl.
@@ -91,10 +91,16 @@ usage revoke www --reason bogus
 grep -q "unknown reason 'bogus'" "$tmp/err" || fail "revoke reason message"
 
 echo "== not implemented yet (69)"
-for args in "status" "status --json" "renew www" "renew --all --force" "reload" "test www" \
-            "revoke www --reason keyCompromise"; do
+for args in "test www" "revoke www --reason keyCompromise"; do
   # shellcheck disable=SC2086
   run 69 $args && has "$tmp/err" "certloop: ${args%% *}: not implemented yet"
+done
+
+echo "== no daemon answers (69); test_control_cli covers a live one"
+for args in "status" "status --json" "renew www" "renew --all --force" "reload"; do
+  # shellcheck disable=SC2086
+  run 69 $args --socket "$tmp/none.sock" &&
+    has "$tmp/err" "certloop: no daemon answers on $tmp/none.sock: No such file or directory"
 done
 
 echo "== check"

@@ -1,0 +1,117 @@
+/* ctl-fake: certloop's control socket server with canned handlers, so the
+ * CLI (status, renew, reload) can be tested end to end without a CA.
+ *   ctl-fake SOCKET
+ * Certificates "www" (valid) and "api" (failing); renew accepts those two
+ * (and logs "renew NAME force=B deploy_only=B" on stdout), answers 404 for
+ * others; reload answers ERR_CONFIG with two error lines while the file
+ * SOCKET.invalid exists, else success. Prints "ready" once listening; runs
+ * until SIGTERM or SIGINT. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reactor/control.h"
+#include "reactor/metrics.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct fake {
+    struct control *srv;
+    const char *path;
+    uv_signal_t term, intr;
+};
+
+static int f_status(void *arg, json_t **out)
+{
+    (void)arg;
+    *out = json_pack(
+        "{s:[{s:s,s:s,s:I,s:I,s:s,s:n},{s:s,s:s,s:n,s:I,s:s,s:s,s:i}]}", "certificates", "name",
+        "www", "state", "valid", "not_after", (json_int_t)1767225600, "next_renewal",
+        (json_int_t)1764633600, "reason", "a third of the lifetime remaining", "last_error", "name",
+        "api", "state", "retrying", "not_after", "next_renewal", (json_int_t)1764000000, "reason",
+        "no certificate stored", "last_error",
+        "name=api.test: authorization invalid: connection refused", "consecutive_failures", 3);
+    return 0;
+}
+
+static int f_renew(void *arg, const char *name, bool force, bool deploy_only, char **err)
+{
+    (void)arg;
+    if (strcmp(name, "www") != 0 && strcmp(name, "api") != 0)
+        return -ENOENT;
+    printf("renew %s force=%d deploy_only=%d\n", name, force, deploy_only);
+    fflush(stdout);
+    *err = xstrdup(deploy_only ? "deploy queued" : "renewal queued");
+    return 0;
+}
+
+static void f_reload(void *arg, control_reply_cb cb, void *cb_arg)
+{
+    struct fake *f = arg;
+    char *flag = xasprintf("%s.invalid", f->path);
+    static const char *const lines[] = {
+        "/etc/certloop/certloop.toml:3:7: error: certificate.www.key: expected ec-p256, "
+        "ec-p384, rsa2048, rsa3072 or rsa4096",
+        "/etc/certloop/certloop.toml:9:1: error: ca.x: unknown key 'directry'",
+    };
+
+    if (access(flag, F_OK) == 0)
+        cb(cb_arg, ERR_CONFIG, NULL, lines, 2);
+    else
+        cb(cb_arg, 0, "reloaded: 2 certificates", NULL, 0);
+    free(flag);
+}
+
+static int f_metrics(void *arg, struct buf *out)
+{
+    struct metrics_cert c[] = {{.name = "www", .not_after = 1767225600}, {.name = "api"}};
+    struct metrics_snapshot s = {c, 2, NULL, 0};
+
+    (void)arg;
+    return metrics_write(&s, out);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct fake *f = sig->data;
+
+    (void)signum;
+    if (f->srv == NULL)
+        return;
+    control_close(f->srv, NULL, NULL);
+    f->srv = NULL;
+    uv_close((uv_handle_t *)&f->term, NULL);
+    uv_close((uv_handle_t *)&f->intr, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct fake f = {0};
+    struct control_handlers h = {f_status, f_renew, f_reload, f_metrics, &f};
+    uv_loop_t *loop = uv_default_loop();
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: ctl-fake SOCKET\n");
+        return 64;
+    }
+    log_init();
+    f.path = argv[1];
+    struct control_opts o = {.loop = loop, .path = f.path, .h = &h};
+    rc = control_open(&o, &f.srv);
+    if (rc < 0)
+        return 1;
+    uv_signal_init(loop, &f.term);
+    uv_signal_init(loop, &f.intr);
+    f.term.data = f.intr.data = &f;
+    uv_signal_start(&f.term, on_signal, SIGTERM);
+    uv_signal_start(&f.intr, on_signal, SIGINT);
+    printf("ready\n");
+    fflush(stdout);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop) == 0 ? 0 : 1;
+}
