@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Signed webhooks end to end (pending: move to tests/integration/ once the
+# manager calls notify_open/notify_emit/notify_drain/notify_close). A
+# receiver (tools/webhook-receiver) answers 500 to the first delivery:
+# `certloop run --once` issues, the "issued" event is signed and attempted
+# once, and stays in STATE/outbox/. A daemon started afterwards on the same
+# state directory delivers it (same X-Certloop-Delivery) after the backoff,
+# and the outbox ends empty.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+RECEIVER=${BUILD_DIR:-build}/webhook-receiver
+[ -x "$RECEIVER" ] || { echo "no webhook-receiver at $RECEIVER" >&2; exit 1; }
+
+tw_init webhooks
+tw_start || exit 1
+printf 'whsec-%s\n' "$RANDOM$RANDOM" >"$TW/webhook.secret"
+chmod 600 "$TW/webhook.secret"
+"$RECEIVER" --port-file "$TW/receiver.port" --secret-file "$TW/webhook.secret" --fail 1 \
+  >"$TW/received" 2>"$TW/receiver.log" &
+TW_PIDS+=($!)
+for ((t = 0; t < 50; t++)); do
+  [ -s "$TW/receiver.port" ] && break
+  sleep 0.1
+done
+port=$(cat "$TW/receiver.port")
+{
+  tw_config_head 8
+  tw_config_cert wh ec-p256 wh.test
+  cat <<EOF
+[notify.ops]
+url = "http://127.0.0.1:$port/hook"
+secret_file = "$TW/webhook.secret"
+events = ["issued", "renewed", "failed"]
+
+EOF
+} >"$TW/certloop.toml"
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+
+"$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/once.out" 2>"$TW/once.err" ||
+  tw_fail "run --once failed: $(tail -3 "$TW/once.err")"
+[ "$(wc -l <"$TW/received")" -eq 1 ] || tw_fail "expected one attempt, got $(wc -l <"$TW/received")"
+first=$(sed -n 1p "$TW/received")
+python3 - "$first" <<'EOF' || tw_fail "first attempt: $first"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["status"] == 500 and r["signature"] == "ok" and r["event"] == "issued", r
+b = r["body"]
+assert b["event"] == "issued" and b["certificate"] == "wh" and b["domains"] == ["wh.test"], b
+assert len(b["id"]) == 32 and b["time"].endswith("Z") and b["not_after"].endswith("Z"), b
+EOF
+n=$(ls "$TW/state/outbox" | grep -c '\.json$')
+[ "$n" = 1 ] || tw_fail "expected one delivery in the outbox, found $n"
+[ "$(stat -c %a "$TW"/state/outbox/*.json)" = 600 ] || tw_fail "outbox file mode"
+
+# the daemon, restarted on the same state: the retry goes out after the backoff
+"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run.out" 2>"$TW/run.err" &
+pid=$!
+TW_PIDS+=("$pid")
+for ((t = 0; t < 400; t++)); do
+  [ "$(wc -l <"$TW/received")" -ge 2 ] && break
+  sleep 0.1
+done
+second=$(sed -n 2p "$TW/received")
+python3 - "$first" "$second" <<'EOF' || tw_fail "second attempt: $second"
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert b["status"] == 200 and b["signature"] == "ok", b
+assert a["delivery"] == b["delivery"] and a["body"] == b["body"], (a, b)
+EOF
+sleep 0.5
+n=$(ls "$TW/state/outbox" | grep -c '\.json$')
+[ "$n" = 0 ] || tw_fail "the outbox still holds $n deliveries"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
+tw_done
