@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -95,19 +96,27 @@ static void op_end(struct chal_dns01_op *op, int status, const char *detail)
     const char *subj = op->subject != NULL ? op->subject : "";
     const char *sp = op->subject != NULL ? " " : "";
     const char *where = op->fqdn != NULL ? op->fqdn : op->name;
+    char target[300] = "";
 
     if (op->ended)
         return;
     op->ended = true;
     op->cb = NULL;
     op_cancel_children(op);
+    /* A CNAME-delegated record: say both names. */
+    if (op->fqdn != NULL &&
+        !(dns01_name_in_zone(op->name, op->fqdn) && dns01_name_in_zone(op->fqdn, op->name)))
+        snprintf(target, sizeof(target), " target=%s", op->fqdn);
     if (status == -ECANCELED) {
         /* silent */
     } else if (status < 0) {
-        log_error(LOG_CHAL, "dns %s%sname=%s: %s: %s", subj, sp, where, kind_name(op->kind),
-                  detail != NULL ? detail : err_str(status));
+        log_error(LOG_CHAL, "dns %s%sname=%s%s: %s: %s", subj, sp, op->name, target,
+                  kind_name(op->kind), detail != NULL ? detail : err_str(status));
+    } else if (op->kind == OP_WAIT) {
+        /* The propagation time is what an operator wants to see. */
+        log_info(LOG_CHAL, "dns %s%sname=%s%s: %s", subj, sp, op->name, target, detail);
     } else {
-        log_info(LOG_CHAL, "dns %s%sname=%s: %s", subj, sp, where, detail);
+        log_debug(LOG_CHAL, "dns %s%sname=%s%s: %s", subj, sp, op->name, target, detail);
     }
     if (cb != NULL) {
         struct chal_dns01_result r = {where, op->zone, detail != NULL ? detail : err_str(status)};
@@ -162,9 +171,9 @@ static void on_sent(int status, const uint8_t *reply, size_t len, void *arg)
         d = xasprintf("UPDATE to %s zone %s: %s", op->dns->server, op->zone, why);
         op_end(op, ERR_DNS, d);
     } else {
-        d = xasprintf("TXT %s at %s via %s (zone %s, key %s)",
-                      op->kind == OP_PRESENT ? "added" : "deleted", op->fqdn, op->dns->server,
-                      op->zone, op->key.name);
+        d = xasprintf("TXT %s via %s (zone %s, key %s)",
+                      op->kind == OP_PRESENT ? "added" : "deleted", op->dns->server, op->zone,
+                      op->key.name);
         op_end(op, 0, d);
     }
     free(d);

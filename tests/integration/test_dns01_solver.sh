@@ -41,7 +41,7 @@ N=_acme-challenge.a.test
 out=$("$TOOL" present --name "$N" --value valueOne "${RFC[@]}" 2>"$KW/err") ||
   fail "present: $(cat "$KW/err")"
 [ "$(knot_txt $A $N)" = valueOne ] && ok "present" || fail "present: primary has '$(knot_txt $A $N)'"
-grep -q "TXT added at $N. via $A:$P (zone test., key acme-key.)" <<<"$out" ||
+grep -q "^TXT added via $A:$P (zone test., key acme-key.)$" <<<"$out" ||
   fail "present detail: $out"
 
 # 2. a second value under the same name (wildcard + apex) keeps the first.
@@ -121,6 +121,7 @@ fi
 # 9. BIND key file + CNAME delegation: the record goes to the CNAME target.
 out=$("$TOOL" present --name _acme-challenge.b.test --value delegated "${RFC[@]}" \
   --key-file "$KW/tsig.key" 2>"$KW/err") || fail "present via CNAME: $(cat "$KW/err")"
+grep -q "^fqdn=b.acme-dns.test. zone=test.$" "$KW/err" || fail "CNAME target/zone: $(cat "$KW/err")"
 [ "$(knot_txt $A b.acme-dns.test)" = delegated ] && ok "CNAME delegation: $out" ||
   fail "CNAME target has '$(knot_txt $A b.acme-dns.test)': $out"
 knot_sync
