@@ -514,8 +514,8 @@ static void client_malformed(struct env *e)
     check(e, st == 413, "body of 100000: %d", st);
     /* a head past 16 KiB without its end */
     memcpy(big, "GET /v1/status HTTP/1.1\r\n", 25);
-    for (size_t i = 25; i + 2 < sizeof(big); i += 20)
-        memcpy(big + i, "X-Filler: 123456789\r\n", 20);
+    for (size_t i = 25; i + 20 <= sizeof(big); i += 20)
+        memcpy(big + i, "X-Filler: 12345678\r\n", 20);
     st = raw_exchange(e, big, 20000, resp, sizeof(resp));
     check(e, st == 413, "head of 20000 bytes: %d", st);
     /* a body exactly at the cap is fine; one byte more is not */
