@@ -268,6 +268,22 @@ size_t ratelimit_failures_count(const struct ratelimit_failures *f)
     return f->count;
 }
 
+int64_t ratelimit_earliest(const struct ratelimit_window *w, const struct ratelimit_failures *f,
+                           const char *const *names, size_t n, int64_t now)
+{
+    int64_t at = now;
+
+    if (w != NULL) {
+        int64_t t = ratelimit_window_next(w, now);
+        at = t > at ? t : at;
+    }
+    for (size_t i = 0; f != NULL && i < n; i++) {
+        int64_t t = ratelimit_failures_next(f, names[i], now);
+        at = t > at ? t : at;
+    }
+    return at;
+}
+
 /* ---- backoff */
 
 uint64_t ratelimit_rand_os(void *arg)

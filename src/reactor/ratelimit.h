@@ -67,6 +67,12 @@ void ratelimit_failures_forget(struct ratelimit_failures *f, const char *ident);
 /* Number of identifiers tracked. */
 size_t ratelimit_failures_count(const struct ratelimit_failures *f);
 
+/* The earliest time >= now at which a new order for a certificate with
+ * these names may start: the CA account's window (w, may be NULL) and every
+ * name's failure window (f, may be NULL) must all allow it. */
+int64_t ratelimit_earliest(const struct ratelimit_window *w, const struct ratelimit_failures *f,
+                           const char *const *names, size_t n, int64_t now);
+
 /* ---- Backoff */
 
 /* A source of 64 random bits. */

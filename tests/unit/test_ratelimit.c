@@ -152,6 +152,28 @@ static void test_failures_many_identifiers(void **state)
     ratelimit_failures_free(NULL);
 }
 
+/* A certificate waits for the slowest of its CA window and its names. */
+static void test_earliest_combines_limits(void **state)
+{
+    struct ratelimit_window w;
+    struct ratelimit_failures *f = ratelimit_failures_new(2, 1000, 0);
+    const char *names[] = {"a.test", "b.test", "c.test"};
+
+    (void)state;
+    ratelimit_window_init(&w, 1, 500);
+    assert_int_equal(ratelimit_earliest(&w, f, names, 3, 100), 100);
+    assert_int_equal(ratelimit_earliest(NULL, NULL, names, 3, 100), 100);
+    ratelimit_window_take(&w, 100); /* the window opens again at 600 */
+    assert_int_equal(ratelimit_earliest(&w, f, names, 3, 100), 600);
+    ratelimit_failures_record(f, "b.test", 50);
+    ratelimit_failures_record(f, "B.test", 60); /* b.test waits until 1050 */
+    assert_int_equal(ratelimit_earliest(&w, f, names, 3, 100), 1050);
+    assert_int_equal(ratelimit_earliest(&w, f, names, 1, 100), 600); /* a.test only */
+    assert_int_equal(ratelimit_earliest(NULL, f, names + 1, 1, 2000), 2000);
+    ratelimit_window_fini(&w);
+    ratelimit_failures_free(f);
+}
+
 struct script {
     const uint64_t *v;
     size_t n, i;
@@ -211,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_window_unlimited_and_block),
         cmocka_unit_test(test_failures_per_identifier),
         cmocka_unit_test(test_failures_many_identifiers),
+        cmocka_unit_test(test_earliest_combines_limits),
         cmocka_unit_test(test_backoff_bounds_and_determinism),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
