@@ -1,0 +1,102 @@
+/* The status history: rings per certificate, oldest dropped, masking,
+ * JSON shape, many certificates, forget. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "reactor/history.h"
+
+static void test_ring_and_json(void **state)
+{
+    struct history *h = history_new(3);
+    char detail[32];
+
+    (void)state;
+    assert_int_equal(history_count(h, "www"), 0);
+    json_t *empty = history_json(h, "www");
+    assert_int_equal(json_array_size(empty), 0);
+    json_decref(empty);
+    for (int i = 0; i < 5; i++) {
+        snprintf(detail, sizeof(detail), "attempt %d", i);
+        history_add(h, "www", 1000 + i, i == 4 ? "issued" : "failed", detail);
+    }
+    history_add(h, "api", 7, "scheduled", NULL);
+    assert_int_equal(history_count(h, "www"), 3);
+    json_t *a = history_json(h, "www");
+    assert_int_equal(json_array_size(a), 3);
+    /* oldest first: attempts 2, 3, 4 */
+    for (size_t i = 0; i < 3; i++) {
+        json_t *ev = json_array_get(a, i);
+        assert_int_equal(json_integer_value(json_object_get(ev, "time")), 1002 + (int)i);
+        snprintf(detail, sizeof(detail), "attempt %zu", i + 2);
+        assert_string_equal(json_string_value(json_object_get(ev, "detail")), detail);
+    }
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 2), "event")),
+                        "issued");
+    json_decref(a);
+    json_t *b = history_json(h, "api");
+    assert_true(json_is_null(json_object_get(json_array_get(b, 0), "detail")));
+    json_decref(b);
+    history_forget(h, "www");
+    assert_int_equal(history_count(h, "www"), 0);
+    assert_int_equal(history_count(h, "api"), 1);
+    history_free(h);
+    history_free(NULL);
+}
+
+static void test_masking_and_cap(void **state)
+{
+    struct history *h = history_new(0);
+    char big[2000];
+
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    history_add(h, "n", 1, "failed", "line1\nline2\t\xff\xfe end");
+    history_add(h, "n", 2, "failed", big);
+    json_t *a = history_json(h, "n");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "detail")),
+                        "line1.line2... end");
+    assert_int_equal(strlen(json_string_value(json_object_get(json_array_get(a, 1), "detail"))),
+                     512);
+    json_decref(a);
+    /* the default keeps 20 */
+    for (int i = 0; i < 50; i++)
+        history_add(h, "n", i, "scheduled", NULL);
+    assert_int_equal(history_count(h, "n"), 20);
+    history_free(h);
+}
+
+static void test_many_certificates(void **state)
+{
+    struct history *h = history_new(2);
+    char name[32];
+
+    (void)state;
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof(name), "cert%d", i);
+        for (int k = 0; k < i % 4; k++)
+            history_add(h, name, k, "failed", name);
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof(name), "cert%d", i);
+        size_t want = (size_t)(i % 4 > 2 ? 2 : i % 4);
+        assert_int_equal(history_count(h, name), want);
+    }
+    history_free(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_and_json),
+        cmocka_unit_test(test_masking_and_cap),
+        cmocka_unit_test(test_many_certificates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
