@@ -20,6 +20,7 @@
 #define MAX_CNAME 8
 #define MAX_SERVERS 32
 #define REPORT_MAX 4096
+#define NO_NS SIZE_MAX
 
 /* ---- answers -------------------------------------------------------------- */
 
@@ -254,12 +255,15 @@ struct prop_server {
     char *addr;               /* owned: "IP:PORT" */
     struct dns_resolver *res; /* owned: asks only this server */
     struct dns_query *q;      /* in flight, or NULL */
+    size_t ns;                /* index into p->ns of the NS it belongs to, or NO_NS (configured) */
     bool ok;
-    char *said; /* owned: what it answered last */
+    bool unreachable; /* the last query failed at once (no route, refused), not a timeout */
+    char *said;       /* owned: what it answered last */
 };
 
 struct prop_lookup {
     struct dns01_prop *p; /* borrowed: the owner */
+    size_t ns;            /* index into p->ns (A/AAAA lookups) */
     struct dns_query *q;  /* in flight, or NULL */
     enum dns_rrtype type;
 };
@@ -361,12 +365,34 @@ void dns01_prop_cancel(struct dns01_prop *p)
 static void round_start(struct dns01_prop *p);
 static void round_timer(uv_timer_t *t);
 
+/* A server counts when it serves the value, or when it cannot be reached
+ * from here at all (typically IPv6 on an IPv4-only host) while another
+ * address of the same NS name serves it: the name server itself is then
+ * known to have the record. Configured nameservers must all answer. */
+static bool server_done(struct dns01_prop *p, struct prop_server *s)
+{
+    if (s->ok)
+        return true;
+    if (!s->unreachable || s->ns == NO_NS)
+        return false;
+    for (size_t j = 0; j < p->n_srv; j++) {
+        if (p->srv[j].ns == s->ns && p->srv[j].ok) {
+            free(s->said);
+            s->said = xasprintf("cannot be reached from here (skipped: %s has it on another "
+                                "address)",
+                                p->ns[s->ns]);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void round_end(struct dns01_prop *p)
 {
     bool all = true;
 
     for (size_t i = 0; i < p->n_srv; i++)
-        all = all && p->srv[i].ok;
+        all = server_done(p, &p->srv[i]) && all;
     if (all) {
         prop_end(p, 0, NULL);
         return;
@@ -395,6 +421,7 @@ static void server_answer(int status, const struct dns_answer *ans, void *arg)
     s->q = NULL;
     free(s->said);
     s->said = NULL;
+    s->unreachable = status < 0 && status != ERR_TIMEOUT;
     if (status == ERR_TIMEOUT) {
         s->said = xstrdup("does not answer (timeout)");
     } else if (status < 0) {
@@ -454,7 +481,7 @@ static char *addr_port(const char *ip, unsigned port, bool v6)
     return v6 ? xasprintf("[%s]:%u", ip, port) : xasprintf("%s:%u", ip, port);
 }
 
-static void add_server(struct dns01_prop *p, char *addr)
+static void add_server(struct dns01_prop *p, char *addr, size_t ns)
 {
     for (size_t i = 0; i < p->n_srv; i++) {
         if (strcmp(p->srv[i].addr, addr) == 0) {
@@ -470,17 +497,19 @@ static void add_server(struct dns01_prop *p, char *addr)
     memset(&p->srv[p->n_srv], 0, sizeof(p->srv[0]));
     p->srv[p->n_srv].p = p;
     p->srv[p->n_srv].addr = addr;
+    p->srv[p->n_srv].ns = ns;
     p->n_srv++;
 }
 
 static void lookup_answer(int status, const struct dns_answer *ans, void *arg);
 
-static int lookup_start(struct dns01_prop *p, const char *name, enum dns_rrtype t)
+static int lookup_start(struct dns01_prop *p, const char *name, enum dns_rrtype t, size_t ns)
 {
     struct prop_lookup *l = xcalloc(1, sizeof(*l));
     int rc;
 
     l->p = p;
+    l->ns = ns;
     l->type = t;
     rc = dns_query_start(p->res, name, t, lookup_answer, l, &l->q);
     if (rc < 0) {
@@ -544,9 +573,9 @@ static void ns_answer(struct dns01_prop *p, int status, const struct dns_answer 
     }
     p->state = P_ADDR;
     for (size_t i = 0; i < p->n_ns; i++) {
-        if (lookup_start(p, p->ns[i], DNS_T_A) < 0)
+        if (lookup_start(p, p->ns[i], DNS_T_A, i) < 0)
             log_debug(LOG_CHAL, "dns A %s: cannot ask", p->ns[i]);
-        if (lookup_start(p, p->ns[i], DNS_T_AAAA) < 0)
+        if (lookup_start(p, p->ns[i], DNS_T_AAAA, i) < 0)
             log_debug(LOG_CHAL, "dns AAAA %s: cannot ask", p->ns[i]);
     }
     if (p->lk_pending == 0)
@@ -571,7 +600,7 @@ static void lookup_answer(int status, const struct dns_answer *ans, void *arg)
     }
     if (status == 0 && ans->rcode == 0) {
         for (size_t i = 0; i < ans->n_addrs; i++)
-            add_server(p, addr_port(ans->addrs[i], p->ns_port, l->type == DNS_T_AAAA));
+            add_server(p, addr_port(ans->addrs[i], p->ns_port, l->type == DNS_T_AAAA), l->ns);
     }
     if (p->lk_pending == 0)
         addrs_done(p);
@@ -587,7 +616,7 @@ static void prop_begin(uv_timer_t *t)
         return;
     }
     p->state = P_NS;
-    rc = lookup_start(p, p->zone, DNS_T_NS);
+    rc = lookup_start(p, p->zone, DNS_T_NS, NO_NS);
     if (rc < 0) {
         char *pre = xasprintf("NS lookup for zone %s: %s", p->zone, err_str(rc));
         prop_end(p, ERR_DNS, pre);
@@ -623,7 +652,7 @@ int dns01_prop_start(uv_loop_t *loop, struct dns_resolver *resolver, const char 
     p->total_ms = (o->total_s > 0 ? o->total_s : 120) * 1000;
     p->interval_ms = (o->interval_s > 0 ? o->interval_s : 2) * 1000;
     for (size_t i = 0; i < o->n_servers; i++)
-        add_server(p, xstrdup(o->servers[i]));
+        add_server(p, xstrdup(o->servers[i]), NO_NS);
     rc = uv_timer_init(loop, &p->timer);
     if (rc < 0) {
         prop_free(p);

@@ -10,8 +10,8 @@
 # The zone test. accepts TXT updates signed with TSIG key acme-key.
 # (hmac-sha256, secret in $KNOT_SECRET, files $KW/tsig.secret (one line of
 # base64) and $KW/tsig.key (BIND syntax)). Unsigned updates get NOTAUTH.
-# Records: NS ns1.test. (127.0.0.1) and ns2.test. (127.0.0.2), "* A
-# 127.0.0.1", and _acme-challenge.b.test. CNAME b.acme-dns.test. (the
+# Records: NS ns1.test. (127.0.0.1, and ::1 where nothing listens: an
+# address that cannot be reached) and ns2.test. (127.0.0.2), "* A 127.0.0.1", and _acme-challenge.b.test. CNAME b.acme-dns.test. (the
 # acme-dns pattern). Both servers listen on the same port so that servers
 # found through NS are reachable with one --ns-port. The secondary's SOA
 # refresh is an hour and the primary sends no NOTIFY: it only catches up
@@ -117,6 +117,7 @@ $TTL 1
 @	NS	ns1.test.
 @	NS	ns2.test.
 ns1	A	127.0.0.1
+ns1	AAAA	::1
 ns2	A	127.0.0.2
 *	A	127.0.0.1
 _acme-challenge.b	CNAME	b.acme-dns.test.
