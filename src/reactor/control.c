@@ -865,3 +865,70 @@ size_t control_conn_count(const struct control *s)
 {
     return s->nconns;
 }
+
+/* ---- the status document */
+
+static json_t *time_or_null(int64_t t)
+{
+    return t != 0 ? json_integer((json_int_t)t) : json_null();
+}
+
+/* json_string needs UTF-8; fall back to a masked ASCII copy */
+static json_t *str_or_null(const char *s)
+{
+    json_t *v;
+
+    if (s == NULL)
+        return json_null();
+    v = json_string(s);
+    if (v == NULL) {
+        char *copy = xstrdup(s);
+        for (char *p = copy; *p != '\0'; p++) {
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        }
+        v = json_string(copy);
+        free(copy);
+    }
+    return v != NULL ? v : json_null();
+}
+
+json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,
+                            unsigned orders_in_flight)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < n; i++) {
+        const struct control_cert_status *c = &certs[i];
+        json_t *o = json_object();
+        json_t *doms = json_array();
+        for (size_t k = 0; k < c->n_domains; k++)
+            json_array_append_new(doms, str_or_null(c->domains[k]));
+        json_object_set_new(o, "name", str_or_null(c->name));
+        json_object_set_new(o, "state", str_or_null(c->state != NULL ? c->state : "unknown"));
+        json_object_set_new(o, "domains", doms);
+        json_object_set_new(o, "ca", str_or_null(c->ca));
+        json_object_set_new(o, "not_before", time_or_null(c->not_before));
+        json_object_set_new(o, "not_after", time_or_null(c->not_after));
+        json_object_set_new(o, "next_renewal", time_or_null(c->next_renewal));
+        json_object_set_new(o, "reason", str_or_null(c->reason));
+        json_object_set_new(o, "last_error", str_or_null(c->last_error));
+        json_object_set_new(o, "last_error_at", time_or_null(c->last_error_at));
+        json_object_set_new(o, "last_success_at", time_or_null(c->last_success_at));
+        json_object_set_new(o, "consecutive_failures", json_integer(c->consecutive_failures));
+        json_object_set_new(o, "paused", json_boolean(c->paused));
+        if (c->ari_start != 0 || c->ari_end != 0) {
+            json_t *ari = json_object();
+            json_object_set_new(ari, "start", json_integer((json_int_t)c->ari_start));
+            json_object_set_new(ari, "end", json_integer((json_int_t)c->ari_end));
+            json_object_set_new(ari, "explanation_url", str_or_null(c->ari_explanation_url));
+            json_object_set_new(o, "ari", ari);
+        } else {
+            json_object_set_new(o, "ari", json_null());
+        }
+        json_object_set_new(o, "history", c->history != NULL ? c->history : json_array());
+        json_array_append_new(arr, o);
+    }
+    return json_pack("{s:s,s:I,s:i,s:o}", "version", CERTLOOP_VERSION, "now", (json_int_t)now,
+                     "orders_in_flight", (int)orders_in_flight, "certificates", arr);
+}

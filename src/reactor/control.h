@@ -70,6 +70,37 @@ struct control_opts {
     size_t body_max;                  /* 0: 64 KiB */
 };
 
+/* One certificate as GET /v1/status shows it. Times are Unix seconds; 0
+ * means "none" and becomes null. Strings are borrowed (NULL: null). */
+struct control_cert_status {
+    const char *name;
+    const char *state;          /* the manager's word: "valid", "due", "ordering", "retrying",
+                                   "rate-limited", "expired", "no-certificate", ... */
+    const char *const *domains; /* n_domains names */
+    size_t n_domains;
+    const char *ca; /* the [ca.NAME] it uses */
+    int64_t not_before, not_after;
+    int64_t next_renewal;
+    const char *reason; /* why next_renewal is what it is */
+    const char *last_error;
+    int64_t last_error_at;
+    int64_t last_success_at;
+    unsigned consecutive_failures;
+    bool paused;       /* ratelimit_failures_paused for one of its names */
+    int64_t ari_start; /* the CA's ARI window, 0 when none */
+    int64_t ari_end;
+    const char *ari_explanation_url;
+    json_t *history; /* optional array (history_json); the reference is taken */
+};
+
+/* Builds the status document {"version":S,"now":N,"orders_in_flight":N,
+ * "certificates":[{"name","state","domains","ca","not_before","not_after",
+ * "next_renewal","reason","last_error","last_error_at","last_success_at",
+ * "consecutive_failures","paused","ari":{"start","end","explanation_url"}|null,
+ * "history":[...]}]} that the status handler hands back. Owned. */
+json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,
+                            unsigned orders_in_flight);
+
 struct control;
 typedef void (*control_close_cb)(void *arg);
 

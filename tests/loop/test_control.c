@@ -743,6 +743,88 @@ static void test_client_no_daemon(void **state)
     rmdir(dir);
 }
 
+#define TXT(s) (s), strlen(s)
+
+/* The status document the manager builds, and the CLI's table of it. */
+static void test_status_document_and_table(void **state)
+{
+    const char *doms[] = {"example.org", "www.example.org"};
+    json_t *hist = json_array();
+    json_array_append_new(hist, json_pack("{s:I,s:s}", "time", (json_int_t)5, "event", "issued"));
+    struct control_cert_status certs[] = {
+        {.name = "www",
+         .state = "valid",
+         .domains = doms,
+         .n_domains = 2,
+         .ca = "le",
+         .not_before = 1759449600,
+         .not_after = 1767225600,
+         .next_renewal = 1764633600,
+         .reason = "a third of the lifetime remaining",
+         .last_success_at = 1759449700,
+         .ari_start = 1764000000,
+         .ari_end = 1764086400,
+         .history = hist},
+        {.name = "api",
+         .state = "retrying",
+         .next_renewal = 1764000000,
+         .reason = "backoff after 3 failures",
+         .last_error = "name=api.test: authorization invalid\n\xff",
+         .last_error_at = 1763990000,
+         .consecutive_failures = 3,
+         .paused = true},
+    };
+    json_t *doc = control_status_json(certs, 2, 1763999999, 4);
+    char *text;
+    char *out = NULL;
+    size_t outlen = 0;
+
+    (void)state;
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(doc, "now")), 1763999999);
+    assert_int_equal(json_integer_value(json_object_get(doc, "orders_in_flight")), 4);
+    json_t *www = json_array_get(json_object_get(doc, "certificates"), 0);
+    json_t *api = json_array_get(json_object_get(doc, "certificates"), 1);
+    assert_int_equal(json_array_size(json_object_get(www, "domains")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(www, "ari"), "end")),
+                     1764086400);
+    assert_true(json_is_null(json_object_get(json_object_get(www, "ari"), "explanation_url")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(www, "history"), 0), "event")),
+                        "issued");
+    assert_true(json_is_null(json_object_get(www, "last_error")));
+    assert_true(json_is_null(json_object_get(api, "not_after")));
+    assert_true(json_is_null(json_object_get(api, "ari")));
+    assert_true(json_is_true(json_object_get(api, "paused")));
+    assert_int_equal(json_array_size(json_object_get(api, "history")), 0);
+    /* invalid UTF-8 in an error still gives a string */
+    assert_non_null(strstr(json_string_value(json_object_get(api, "last_error")), "invalid\n?"));
+
+    text = json_dumps(doc, 0);
+    json_decref(doc);
+    FILE *f = open_memstream(&out, &outlen);
+    assert_int_equal(ctl_status_table(text, strlen(text), f), 0);
+    fclose(f);
+    free(text);
+    assert_string_equal(out,
+                        "NAME  STATE     NOT AFTER         NEXT RENEWAL      REASON/LAST ERROR\n"
+                        "www   valid     2026-01-01 00:00  2025-12-02 00:00  a third of the "
+                        "lifetime remaining\n"
+                        "api   retrying  -                 2025-11-24 16:00  error: "
+                        "name=api.test: authorization invalid.?\n");
+    free(out);
+    out = NULL;
+    f = open_memstream(&out, &outlen);
+    assert_int_equal(ctl_status_table(TXT("{\"certificates\":{}}"), f), ERR_PARSE);
+    assert_int_equal(ctl_status_table(TXT("[]"), f), ERR_PARSE);
+    assert_int_equal(ctl_status_table(TXT("{\"certificates\":[{\"state\":\"x\"}]}"), f), ERR_PARSE);
+    assert_int_equal(ctl_status_table(TXT("{\"certificates\":[]}"), f), 0);
+    fclose(f);
+    assert_string_equal(out, "NAME  STATE  NOT AFTER  NEXT RENEWAL  REASON/LAST ERROR\n"
+                             "(no certificates)\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_connection_cap),
         cmocka_unit_test(test_socket_file),
         cmocka_unit_test(test_client_no_daemon),
+        cmocka_unit_test(test_status_document_and_table),
     };
 
     log_init();
