@@ -27,14 +27,27 @@ struct fake {
 
 static int f_status(void *arg, json_t **out)
 {
+    static const char *const www_names[] = {"www.test", "example.test"};
+    struct control_cert_status c[] = {
+        {.name = "www",
+         .state = "valid",
+         .domains = www_names,
+         .n_domains = 2,
+         .ca = "pebble",
+         .not_after = 1767225600,
+         .next_renewal = 1764633600,
+         .reason = "a third of the lifetime remaining"},
+        {.name = "api",
+         .state = "retrying",
+         .ca = "pebble",
+         .next_renewal = 1764000000,
+         .reason = "no certificate stored",
+         .last_error = "name=api.test: authorization invalid: connection refused",
+         .consecutive_failures = 3},
+    };
+
     (void)arg;
-    *out = json_pack(
-        "{s:[{s:s,s:s,s:I,s:I,s:s,s:n},{s:s,s:s,s:n,s:I,s:s,s:s,s:i}]}", "certificates", "name",
-        "www", "state", "valid", "not_after", (json_int_t)1767225600, "next_renewal",
-        (json_int_t)1764633600, "reason", "a third of the lifetime remaining", "last_error", "name",
-        "api", "state", "retrying", "not_after", "next_renewal", (json_int_t)1764000000, "reason",
-        "no certificate stored", "last_error",
-        "name=api.test: authorization invalid: connection refused", "consecutive_failures", 3);
+    *out = control_status_json(c, 2, 1763990000, 1);
     return 0;
 }
 
