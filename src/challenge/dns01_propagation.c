@@ -164,7 +164,8 @@ static void locate_answer(int status, const struct dns_answer *ans, void *arg)
     }
     if (ans->rcode != LDNS_RCODE_NOERROR && ans->rcode != LDNS_RCODE_NXDOMAIN) {
         ldns_pkt_free(pkt);
-        locate_fail(l, ERR_DNS, "%s lookup for %s answers %s", what, qname, rcode_str(ans->rcode));
+        locate_fail(l, ERR_DNS, "%s lookup for %s answers %s: check [daemon] resolvers", what,
+                    qname, rcode_str(ans->rcode));
         return;
     }
     if (l->state == L_CNAME) {
@@ -425,7 +426,7 @@ static void server_answer(int status, const struct dns_answer *ans, void *arg)
     if (status == ERR_TIMEOUT) {
         s->said = xstrdup("does not answer (timeout)");
     } else if (status < 0) {
-        s->said = xasprintf("cannot be asked (%s)", err_str(status));
+        s->said = xstrdup("cannot be reached (connection refused or no route)");
     } else if (ans->rcode != 0) {
         s->said = xasprintf("answers %s", rcode_str(ans->rcode));
     } else {

@@ -166,6 +166,13 @@ took=$(($(date +%s) - start))
 grep -q "timed out" <<<"$out" && [ "$took" -le 5 ] && ok "exec timeout (${took}s)" ||
   fail "exec timeout: $out (${took}s)"
 
+# 12. a server that is down is named in the report.
+kill "${KNOT_PIDS[1]}" && wait "${KNOT_PIDS[1]}" 2>/dev/null
+out=$("$TOOL" wait --name "$N" --value valueTwo "${WAIT[@]}" --propagation-timeout 2 2>/dev/null) &&
+  fail "wait succeeded with the secondary down: $out"
+grep -qF "127.0.0.2:$P cannot be reached (connection refused or no route)" <<<"$out" &&
+  ok "server down: $out" || fail "server down report: $out"
+
 if [ "$FAILS" -gt 0 ]; then
   echo "$FAILS failure(s)" >&2
   exit 1
