@@ -4,6 +4,7 @@
  * JSON and Connection: close. It owns the socket file and every
  * connection; what a status or a renewal means is the handlers' business. */
 #include "reactor/control.h"
+#include "reactor/control_internal.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -425,15 +426,15 @@ static size_t head_end(const char *p, size_t n)
     return 0;
 }
 
-/* Parses the head p[0..n). Sets method/path and *clen. 0, or 400 / 413 /
- * 505 with *why set. */
-static int parse_head(struct conn *c, const char *p, size_t n, size_t *clen, const char **why)
+/* Parses the complete head p[0..n) (it ends with the empty line). */
+static int parse_head(const char *p, size_t n, size_t body_max, struct control_req *r,
+                      const char **why)
 {
     const char *line = p, *end = p + n;
     bool have_len = false;
     size_t k;
 
-    *clen = 0;
+    r->content_length = 0;
     const char *eol = memchr(line, '\n', (size_t)(end - line));
     size_t llen = (size_t)(eol - line);
     if (llen > 0 && line[llen - 1] == '\r')
@@ -441,32 +442,33 @@ static int parse_head(struct conn *c, const char *p, size_t n, size_t *clen, con
     /* METHOD SP TARGET SP HTTP/1.x */
     for (k = 0; k < llen && is_tchar((unsigned char)line[k]); k++) {
     }
-    if (k == 0 || k >= sizeof(c->method) || k >= llen || line[k] != ' ') {
+    if (k == 0 || k >= sizeof(r->method) || k >= llen || line[k] != ' ') {
         *why = "malformed request line";
-        return 400;
+        return -400;
     }
-    memcpy(c->method, line, k);
-    c->method[k] = '\0';
+    memcpy(r->method, line, k);
+    r->method[k] = '\0';
     const char *t = line + k + 1;
     const char *tend = memchr(t, ' ', llen - (k + 1));
     if (tend == NULL || tend == t || t[0] != '/') {
         *why = "malformed request target";
-        return 400;
+        return -400;
     }
     for (const char *q = t; q < tend; q++) {
         if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f) {
             *why = "malformed request target";
-            return 400;
+            return -400;
         }
     }
     const char *v = tend + 1;
     size_t vlen = (size_t)(line + llen - v);
     if (vlen != 8 || memcmp(v, "HTTP/1.", 7) != 0 || (v[7] != '0' && v[7] != '1')) {
         *why = "not an HTTP/1.x request";
-        return vlen >= 5 && memcmp(v, "HTTP/", 5) == 0 ? 505 : 400;
+        return vlen >= 5 && memcmp(v, "HTTP/", 5) == 0 ? -505 : -400;
     }
     const char *q = memchr(t, '?', (size_t)(tend - t));
-    c->path = xstrndup(t, (size_t)((q != NULL ? q : tend) - t));
+    r->path = t;
+    r->path_len = (size_t)((q != NULL ? q : tend) - t);
 
     /* header fields */
     line = eol + 1;
@@ -481,7 +483,7 @@ static int parse_head(struct conn *c, const char *p, size_t n, size_t *clen, con
         }
         if (k == 0 || k >= llen || line[k] != ':') {
             *why = "malformed header field";
-            return 400; /* also obsolete line folding and "Name :" */
+            return -400; /* also obsolete line folding and "Name :" */
         }
         const char *val = line + k + 1;
         const char *vend = line + llen;
@@ -492,39 +494,61 @@ static int parse_head(struct conn *c, const char *p, size_t n, size_t *clen, con
         for (const char *x = val; x < vend; x++) {
             if (((unsigned char)*x < 0x20 && *x != '\t') || *x == 0x7f) {
                 *why = "control character in a header field";
-                return 400;
+                return -400;
             }
         }
         if (k == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
             size_t cl = 0;
             if (val == vend || vend - val > 12) {
                 *why = "bad Content-Length";
-                return 400;
+                return -400;
             }
             for (const char *x = val; x < vend; x++) {
                 if (*x < '0' || *x > '9') {
                     *why = "bad Content-Length";
-                    return 400;
+                    return -400;
                 }
                 cl = cl * 10 + (size_t)(*x - '0');
             }
-            if (have_len && cl != *clen) {
+            if (have_len && cl != r->content_length) {
                 *why = "conflicting Content-Length";
-                return 400;
+                return -400;
             }
             have_len = true;
-            *clen = cl;
+            r->content_length = cl;
         } else if (k == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
             *why = "Transfer-Encoding is not supported; send Content-Length";
-            return 400;
+            return -400;
         }
         line = eol + 1;
     }
-    if (*clen > c->srv->body_max) {
+    if (r->content_length > body_max) {
         *why = "request body too large";
-        return 413;
+        return -413;
     }
-    return 0;
+    return 1;
+}
+
+int control_parse_request(const char *p, size_t n, size_t head_max, size_t body_max,
+                          struct control_req *out, const char **why)
+{
+    struct control_req r;
+    size_t hl = head_end(p, n);
+    int rc;
+
+    if (hl == 0 || hl > head_max) {
+        if (hl == 0 && n <= head_max)
+            return 0;
+        *why = "request head too large";
+        return -413;
+    }
+    memset(&r, 0, sizeof(r));
+    rc = parse_head(p, hl, body_max, &r, why);
+    if (rc < 0)
+        return rc;
+    r.head_len = hl;
+    *out = r;
+    return 1;
 }
 
 /* Looks at what has arrived; answers once the request is complete or wrong. */
@@ -533,18 +557,19 @@ static void try_request(struct conn *c)
     const char *why = NULL;
 
     if (c->head_len == 0) {
-        size_t hl = head_end(c->in.data, c->in.len);
-        if (hl == 0 || hl > c->srv->head_max) {
-            if (hl != 0 || c->in.len > c->srv->head_max)
-                send_error(c, 413, NULL, "request head too large");
+        struct control_req r;
+        int rc = control_parse_request(c->in.data, c->in.len, c->srv->head_max, c->srv->body_max,
+                                       &r, &why);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            send_error(c, -rc, NULL, "%s", why);
             return;
         }
-        int code = parse_head(c, c->in.data, hl, &c->clen, &why);
-        if (code != 0) {
-            send_error(c, code, NULL, "%s", why);
-            return;
-        }
-        c->head_len = hl;
+        memcpy(c->method, r.method, sizeof(c->method));
+        c->path = xstrndup(r.path, r.path_len);
+        c->head_len = r.head_len;
+        c->clen = r.content_length;
     }
     if (c->in.len - c->head_len < c->clen)
         return; /* the body is still arriving */

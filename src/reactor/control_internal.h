@@ -1,0 +1,28 @@
+/* Internals of the control socket server shared with its tests and fuzz
+ * target: the pure request-head parser. No libuv, no allocation. */
+#ifndef CERTLOOP_REACTOR_CONTROL_INTERNAL_H
+#define CERTLOOP_REACTOR_CONTROL_INTERNAL_H
+
+#include <stddef.h>
+
+/* One parsed request head; pointers are borrowed from the parser's input. */
+struct control_req {
+    char method[16];  /* the method token, NUL-terminated */
+    const char *path; /* the target's path (query removed), not NUL-terminated */
+    size_t path_len;
+    size_t head_len;       /* bytes of the head, the empty line included */
+    size_t content_length; /* 0 when absent */
+};
+
+/* Parses the request head at the start of p[0..n): the request line
+ * "METHOD SP /TARGET SP HTTP/1.x" and header fields (CRLF or LF line ends;
+ * no obsolete folding; no control characters; Content-Length digits only
+ * and not repeated with another value; no Transfer-Encoding). Returns 1
+ * with *out filled when a whole head is there, 0 when more bytes are needed,
+ * or the HTTP status to answer, negated (-400, -413 for a head past
+ * head_max or a Content-Length past body_max, -505 for HTTP/2 and up) with
+ * *why set to a static message. */
+int control_parse_request(const char *p, size_t n, size_t head_max, size_t body_max,
+                          struct control_req *out, const char **why);
+
+#endif
