@@ -868,6 +868,9 @@ static int parse_key(struct parser *p)
 
     p->nparts = 0;
     p->klen = 0;
+    /* an empty first key ("" = 1) still needs a base: NULL + 0 is UB */
+    if (p->kbuf == NULL)
+        p->kbuf = xreallocarray_grow(p->kbuf, &p->kcap, 1, 1);
     for (;;) {
         size_t src = p->off;
         size_t boff = p->klen;
