@@ -910,7 +910,7 @@ static void run_end(struct mcert *mc, int status, const char *error)
         mc->failures = 0;
         free(mc->error);
         mc->error = NULL;
-    } else if (status == -ECANCELED && m->stopping) {
+    } else if (status == -ECANCELED && (m->stopping || mc->removed)) {
         log_info(LOG_MAIN, "cert=%s: order cancelled (stopping)", mc->name);
         mc->summary = SUM_FAILED;
         free(mc->error);
