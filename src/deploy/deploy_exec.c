@@ -4,6 +4,7 @@
  * run or deduplicate reloads; the caller does. */
 #include "deploy/deploy.h"
 #include "util/err.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -362,7 +363,13 @@ int deploy_exec_start(uv_loop_t *loop, const struct cfg_deploy *d, const struct 
     o.flags = UV_PROCESS_DETACHED;
     o.stdio_count = 3;
     o.stdio = stdio;
-    int rc = uv_spawn(loop, &op->proc, &o);
+    /* libcurl's sockets and anything inherited are not close-on-exec:
+     * the command gets its stdio and nothing else of ours */
+    int rc = fd_cloexec_all();
+    if (rc < 0)
+        log_warn(LOG_DEPLOY, "deploy cert=%s cmd=%s: close-on-exec: %s", name, op->prog,
+                 err_str(rc));
+    rc = uv_spawn(loop, &op->proc, &o);
     free_env(envp);
     if (rc < 0) {
         log_error(LOG_DEPLOY, "deploy cert=%s cmd=%s: spawn %s: %s", name, op->prog,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -920,6 +921,30 @@ static void test_exec_spawn_failure_is_synchronous(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A descriptor a library opened without O_CLOEXEC (libcurl's sockets) must
+ * not reach the command. */
+static void test_exec_command_inherits_no_descriptor(void **state)
+{
+    int fds[2];
+    (void)state;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    assert_int_equal(fcntl(fds[0], F_GETFD) & FD_CLOEXEC, 0);
+    char *script =
+        xasprintf("test ! -e /proc/self/fd/%d && test ! -e /proc/self/fd/%d", fds[0], fds[1]);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct exec_cb_state st = {0};
+
+    run_exec(argv, 10, "/tmp", &st);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(st.res.exit_status, 0);
+    /* still open in the parent */
+    assert_true(fcntl(fds[0], F_GETFD) >= 0);
+    close(fds[0]);
+    close(fds[1]);
+    free(script);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -946,6 +971,7 @@ int main(void)
         T(test_exec_background_child_does_not_hold_us),
         T(test_exec_cancel_is_silent_and_frees),
         T(test_exec_spawn_failure_is_synchronous),
+        T(test_exec_command_inherits_no_descriptor),
     };
     log_set_level(LOG_LVL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
