@@ -1267,7 +1267,15 @@ static bool conv_mode(struct cctx *c, const struct toml_keyval *kv, const char *
 static bool conv_events(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                         void *field)
 {
-    static const char *const names[] = {"issued", "renewed", "failed", "expiring", NULL};
+    /* in the order of the CFG_EVENT_* bits */
+    static const char *const names[] = {"issued",
+                                        "renewed",
+                                        "failed",
+                                        "expiring",
+                                        "deploy_failed",
+                                        "dns_record_required",
+                                        "dns_record_removable",
+                                        NULL};
     struct cfg_notify *nt = obj;
     struct cfg_strv v = {0};
     bool ok = true;
@@ -1285,7 +1293,7 @@ static bool conv_events(struct cctx *c, const struct toml_keyval *kv, const char
         while (names[j] != NULL && strcmp(names[j], v.v[i]) != 0)
             j++;
         if (names[j] == NULL) {
-            char list[128], b[128];
+            char list[256], b[128];
             char *ep = xasprintf("%s[%zu]", path, i);
             join_names(list, sizeof(list), names);
             ERR(c, kv->val.u.arr->items[i].pos, ep, "unknown event \"%s\"; expected %s",
@@ -1447,6 +1455,8 @@ static const struct spec daemon_specs[] = {
     {"log_level", SK_ENUM, false, DAEMON(log_level), NULL, log_level_names, NULL, 0, 0, 0},
     {"include", SK_STR, false, DAEMON(include), NULL, NULL, NULL, 0, 0, 0},
     {"resolvers", SK_STRV, false, DAEMON(resolvers), check_dns_addrs, NULL, NULL, 0, 0, 0},
+    {"hooks_dir", SK_PATH, false, DAEMON(hooks_dir), NULL, NULL, NULL, 0, 0, 0},
+    {"expiring_window", SK_DURATION, false, DAEMON(expiring_window_s), NULL, NULL, NULL, 0, 1, 0},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -1503,6 +1513,7 @@ static const struct spec notify_specs[] = {
     {"url", SK_STR, true, NOTIFY(url), check_http_url, NULL, NULL, 0, 0, 0},
     {"secret_file", SK_PATH, false, NOTIFY(secret_file), check_secret, NULL, NULL, 0, 0, 0},
     {"events", SK_CUSTOM, false, NOTIFY(events), conv_events, NULL, NULL, 0, 0, 0},
+    {"trust", SK_PATH, false, NOTIFY(trust), check_file_exists, NULL, NULL, 0, 0, 0},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -1670,6 +1681,7 @@ static void notify_fini(struct cfg_notify *n)
     free(n->name);
     free(n->url);
     free(n->secret_file);
+    free(n->trust);
 }
 
 static void cert_fini(struct cfg_cert *ct)
@@ -2199,6 +2211,7 @@ static void config_free(struct config *cfg)
     free(cfg->daemon.state_dir);
     free(cfg->daemon.control_socket);
     free(cfg->daemon.include);
+    free(cfg->daemon.hooks_dir);
     strv_free(&cfg->daemon.resolvers);
     strv_free(&cfg->http01.listen);
     for (size_t i = 0; i < cfg->n_cas; i++)
@@ -2275,6 +2288,8 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
     cfg->daemon.max_concurrent_orders = 64;
     cfg->daemon.log_level = LOG_LVL_INFO;
     cfg->daemon.include = xstrdup("conf.d/*.toml");
+    cfg->daemon.hooks_dir = xstrdup("/etc/certloop/hooks.d");
+    cfg->daemon.expiring_window_s = (int64_t)14 * 86400;
     cfg->files.v = xcalloc(1, sizeof(char *));
 
     c.file = add_file(cfg, path);

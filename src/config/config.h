@@ -36,7 +36,10 @@ enum cfg_event {
     CFG_EVENT_RENEWED = 1u << 1,
     CFG_EVENT_FAILED = 1u << 2,
     CFG_EVENT_EXPIRING = 1u << 3,
-    CFG_EVENT_ALL = 0xfu
+    CFG_EVENT_DEPLOY_FAILED = 1u << 4,
+    CFG_EVENT_DNS_RECORD_REQUIRED = 1u << 5,
+    CFG_EVENT_DNS_RECORD_REMOVABLE = 1u << 6,
+    CFG_EVENT_ALL = 0x7fu
 };
 
 /* Where something was written, for messages. For [x.NAME] sections the
@@ -59,6 +62,10 @@ struct cfg_daemon {
     char *include; /* glob relative to the main file's dir; default "conf.d/" "*.toml" */
     struct cfg_strv resolvers; /* "IP:PORT" (port 53 added if left out) for recursive
                                 * lookups; empty: /etc/resolv.conf */
+    char *hooks_dir;           /* pre/, deploy/, post/ hook directories; default
+                                * /etc/certloop/hooks.d (a missing one is empty) */
+    int64_t expiring_window_s; /* "expiring" alerts this long before not_after;
+                                * default 14 days */
 };
 
 struct cfg_http01 {
@@ -142,6 +149,7 @@ struct cfg_notify {
     char *url;         /* http:// or https:// */
     char *secret_file; /* HMAC key for the signature header, or NULL (unsigned) */
     unsigned events;   /* CFG_EVENT_* bits; default CFG_EVENT_ALL */
+    char *trust;       /* extra trust anchors (PEM file) for an https url, or NULL */
 };
 
 struct config {

@@ -28,11 +28,16 @@ static const char *const event_names[NOTIFY_EV__MAX] = {
     [NOTIFY_EV_DNS_RECORD_REMOVABLE] = "dns_record_removable",
 };
 
-/* The config's subscription bits are 1 << type for the types it knows. */
+/* The config's subscription bits are 1 << type. */
 _Static_assert(CFG_EVENT_ISSUED == 1u << NOTIFY_EV_ISSUED, "event bits");
 _Static_assert(CFG_EVENT_RENEWED == 1u << NOTIFY_EV_RENEWED, "event bits");
 _Static_assert(CFG_EVENT_FAILED == 1u << NOTIFY_EV_FAILED, "event bits");
 _Static_assert(CFG_EVENT_EXPIRING == 1u << NOTIFY_EV_EXPIRING, "event bits");
+_Static_assert(CFG_EVENT_DEPLOY_FAILED == 1u << NOTIFY_EV_DEPLOY_FAILED, "event bits");
+_Static_assert(CFG_EVENT_DNS_RECORD_REQUIRED == 1u << NOTIFY_EV_DNS_RECORD_REQUIRED, "event bits");
+_Static_assert(CFG_EVENT_DNS_RECORD_REMOVABLE == 1u << NOTIFY_EV_DNS_RECORD_REMOVABLE,
+               "event bits");
+_Static_assert(CFG_EVENT_ALL == (1u << NOTIFY_EV__MAX) - 1, "every event has a bit");
 
 const char *notify_event_name(enum notify_event_type t)
 {

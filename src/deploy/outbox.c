@@ -30,6 +30,7 @@ struct target {
     char *name;        /* owned */
     char *url;         /* owned */
     char *secret_file; /* owned, or NULL: unsigned */
+    char *trust;       /* owned, or NULL: extra CA bundle for an https url */
     char *secret;      /* owned key bytes once read */
     size_t secret_len;
     bool secret_ok;
@@ -178,6 +179,7 @@ static void targets_free(struct notify *n)
         free(t->name);
         free(t->url);
         free(t->secret_file);
+        free(t->trust);
         if (t->secret != NULL)
             memset(t->secret, 0, t->secret_len);
         free(t->secret);
@@ -199,6 +201,7 @@ static void targets_set(struct notify *n, const struct config *cfg)
         t->name = xstrdup(c->name);
         t->url = xstrdup(c->url);
         t->events = c->events;
+        t->trust = c->trust != NULL ? xstrdup(c->trust) : NULL;
         if (c->secret_file != NULL) {
             t->secret_file = xstrdup(c->secret_file);
             target_load_secret(t);
@@ -217,13 +220,7 @@ static struct target *target_find(struct notify *n, const char *name)
 
 static bool target_wants(const struct target *t, enum notify_event_type ty)
 {
-    unsigned bit = 1u << ty;
-
-    if ((CFG_EVENT_ALL & bit) != 0)
-        return (t->events & bit) != 0;
-    /* a type the config cannot name yet: only the default subscription
-     * (every event) includes it */
-    return t->events == CFG_EVENT_ALL;
+    return (t->events & (1u << ty)) != 0; /* CFG_EVENT_* bits are 1 << type */
 }
 
 /* ---- deliveries ---------------------------------------------------------- */
@@ -532,6 +529,7 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
         .n_headers = nh,
         .body = d->body,
         .body_len = d->body_len,
+        .trust_file = t->trust,
         .max_body = OUTBOX_REPLY_MAX,
         .timeout_ms = n->o.timeout_ms,
     };

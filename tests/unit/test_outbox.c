@@ -9,8 +9,11 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "deploy/deploy.h"
 #include "util/err.h"
@@ -379,6 +382,99 @@ static void test_exec_dedup(void **state)
     assert_int_equal(deploy_exec_dedup(acts, 0, idx), 0);
 }
 
+/* ---- the config keys these modules read ---------------------------------- */
+
+static void put(const char *path, const char *text, mode_t mode)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_config_keys(void **state)
+{
+    char tmpl[] = "/tmp/test_outbox.XXXXXX";
+    struct config *cfg = NULL;
+    struct config_diag diag;
+
+    (void)state;
+    assert_non_null(mkdtemp(tmpl));
+    char *main_file = xasprintf("%s/certloop.toml", tmpl);
+    char *secret = xasprintf("%s/wh.secret", tmpl);
+    char *trust = xasprintf("%s/ca.pem", tmpl);
+    put(secret, "k\n", 0600);
+    put(trust, "", 0644);
+    char *text = xasprintf("[daemon]\n"
+                           "hooks_dir = \"%s/hooks.d\"\n"
+                           "expiring_window = \"7d12h\"\n"
+                           "[notify.ops]\n"
+                           "url = \"https://hooks.example/x\"\n"
+                           "secret_file = \"%s\"\n"
+                           "trust = \"%s\"\n"
+                           "events = [\"deploy_failed\", \"dns_record_required\", "
+                           "\"dns_record_removable\", \"issued\"]\n"
+                           "[notify.all]\n"
+                           "url = \"http://127.0.0.1:9/y\"\n",
+                           tmpl, secret, trust);
+    put(main_file, text, 0644);
+    config_diag_init(&diag);
+    int rc = config_load(main_file, &cfg, &diag);
+    for (size_t i = 0; i < diag.n; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    assert_int_equal(rc, 0);
+    char *hooks = xasprintf("%s/hooks.d", tmpl);
+    assert_string_equal(cfg->daemon.hooks_dir, hooks);
+    assert_int_equal(cfg->daemon.expiring_window_s, 7 * 86400 + 12 * 3600);
+    const struct cfg_notify *ops = config_notify_find(cfg, "ops");
+    assert_non_null(ops);
+    assert_string_equal(ops->trust, trust);
+    /* the bits are 1 << the event type */
+    assert_int_equal(ops->events,
+                     (1u << NOTIFY_EV_DEPLOY_FAILED) | (1u << NOTIFY_EV_DNS_RECORD_REQUIRED) |
+                         (1u << NOTIFY_EV_DNS_RECORD_REMOVABLE) | (1u << NOTIFY_EV_ISSUED));
+    const struct cfg_notify *all = config_notify_find(cfg, "all");
+    assert_int_equal(all->events, (1u << NOTIFY_EV__MAX) - 1);
+    assert_null(all->trust);
+    config_unref(cfg);
+    config_diag_fini(&diag);
+
+    /* the defaults */
+    put(main_file, "[notify.a]\nurl = \"http://127.0.0.1:9/\"\n", 0644);
+    config_diag_init(&diag);
+    assert_int_equal(config_load(main_file, &cfg, &diag), 0);
+    assert_string_equal(cfg->daemon.hooks_dir, DEPLOY_HOOKS_DIR_DEFAULT);
+    assert_int_equal(cfg->daemon.expiring_window_s, NOTIFY_EXPIRING_WINDOW_S);
+    config_unref(cfg);
+    config_diag_fini(&diag);
+
+    /* a relative hooks_dir, a zero window and a missing trust file are errors */
+    free(text);
+    text = xasprintf("[daemon]\nhooks_dir = \"hooks.d\"\nexpiring_window = 0\n"
+                     "[notify.a]\nurl = \"https://h.example/\"\ntrust = \"%s/none.pem\"\n",
+                     tmpl);
+    put(main_file, text, 0644);
+    config_diag_init(&diag);
+    assert_int_equal(config_load(main_file, &cfg, &diag), ERR_CONFIG);
+    assert_int_equal(diag.n, 3);
+    assert_non_null(strstr(diag.lines[0], "daemon.hooks_dir"));
+    assert_non_null(strstr(diag.lines[1], "daemon.expiring_window"));
+    assert_non_null(strstr(diag.lines[2], "notify.a.trust"));
+    config_diag_fini(&diag);
+
+    unlink(main_file);
+    unlink(secret);
+    unlink(trust);
+    rmdir(tmpl);
+    free(hooks);
+    free(text);
+    free(main_file);
+    free(secret);
+    free(trust);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_backoff_doubles_with_jitter_and_cap),
         cmocka_unit_test(test_expiring_due),
         cmocka_unit_test(test_exec_dedup),
+        cmocka_unit_test(test_config_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
