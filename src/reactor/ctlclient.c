@@ -18,7 +18,7 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
-#define RESPONSE_MAX (16u << 20)
+#define RESPONSE_MAX (64u << 20) /* status of 10,000 certificates with history */
 
 static int64_t now_ms(void)
 {
