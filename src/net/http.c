@@ -474,6 +474,13 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     SETOPT(r->easy, CURLOPT_PRIVATE, r);
     SETOPT(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
     SETOPT(r->easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* Without it, removing a transfer whose name is still being resolved
+     * (our cancel, or curl's own timeout) joins the resolver thread: the
+     * loop stalls until getaddrinfo returns (measured: the whole lookup).
+     * With it the thread is detached and frees itself when done. */
+    SETOPT(r->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
     SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(r->easy, CURLOPT_FOLLOWLOCATION, 0L); /* ACME wants to see redirects itself */
