@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -280,6 +281,19 @@ static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
 
 /* ---- requests ---- */
 
+/* curl opens its sockets without close-on-exec: a hook or reload command
+ * spawned meanwhile would hold our connection to the CA. */
+static int sockopt_cb(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    int flags = fcntl(fd, F_GETFD);
+
+    (void)arg;
+    (void)purpose;
+    if (flags >= 0 && !(flags & FD_CLOEXEC))
+        (void)fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    return CURL_SOCKOPT_OK;
+}
+
 static void req_clear_headers(struct http_req *r)
 {
     free(r->content_type);
@@ -483,6 +497,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
 #endif
     SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SETOPT(r->easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     SETOPT(r->easy, CURLOPT_FOLLOWLOCATION, 0L); /* ACME wants to see redirects itself */
     SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (strncasecmp(o->url, "https://", 8) == 0) /* wait to multiplex rather than open more */
