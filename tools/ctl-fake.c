@@ -113,6 +113,7 @@ int main(int argc, char **argv)
         return 64;
     }
     log_init();
+    signal(SIGPIPE, SIG_IGN); /* as the daemon does: a client may leave early */
     f.path = argv[1];
     struct control_opts o = {.loop = loop, .path = f.path, .h = &h};
     rc = control_open(&o, &f.srv);

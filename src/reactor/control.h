@@ -108,7 +108,9 @@ typedef void (*control_close_cb)(void *arg);
  * is never wider) and listens. An existing socket file is replaced only if
  * nothing answers on it; -EADDRINUSE (logged) when another daemon answers,
  * -EEXIST when the path exists and is not a socket. The parent directory is
- * created (0750) when missing. Owned: release with control_close. */
+ * created (0750) when missing. The process must ignore SIGPIPE (the
+ * daemon does): a client may leave before its answer is written. Owned:
+ * release with control_close. */
 int control_open(const struct control_opts *o, struct control **out);
 /* Closes the listener and every connection, removes the socket file (if
  * it is still ours), and calls cb (optional) on the loop once every handle

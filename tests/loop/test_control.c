@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -842,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_status_document_and_table),
     };
 
+    signal(SIGPIPE, SIG_IGN); /* as the daemon does: a client may leave early */
     log_init();
     log_set_level(LOG_LVL_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
