@@ -121,6 +121,8 @@ static void h_reload(void *arg, control_reply_cb cb, void *cb_arg)
         break;
     case RELOAD_LATER:
     case RELOAD_NEVER:
+        if (e->pending_cb != NULL) /* one at a time: the older one is answered now */
+            e->pending_cb(e->pending_arg, 0, "superseded", NULL, 0);
         e->pending_cb = cb;
         e->pending_arg = cb_arg;
         if (e->reload_mode == RELOAD_LATER)
@@ -646,6 +648,37 @@ static void test_connection_cap(void **state)
     teardown_env(&e);
 }
 
+static void client_leaves_early(struct env *e)
+{
+    static const char st[] = "GET /v1/status HTTP/1.1\r\n\r\n";
+    static const char rl[] = "POST /v1/reload HTTP/1.1\r\n\r\n";
+    char body[1024];
+
+    for (int i = 0; i < 20; i++) {
+        int fd = raw_connect(e);
+        if (fd < 0)
+            return;
+        (void)!send(fd, i % 2 ? rl : st, i % 2 ? sizeof(rl) - 1 : sizeof(st) - 1, MSG_NOSIGNAL);
+        close(fd); /* gone before the answer */
+    }
+    poll(NULL, 0, 200); /* the delayed reload answers find nobody */
+    int code = req_status(e, "GET", "/v1/status", NULL, body, sizeof(body));
+    check(e, code == 200, "status after clients left early: %d", code);
+}
+
+/* Clients that hang up before their answer (sync or async) do not disturb
+ * the server. */
+static void test_clients_leaving_early(void **state)
+{
+    struct env e;
+
+    (void)state;
+    setup_env(&e);
+    e.reload_mode = RELOAD_LATER;
+    run_env(&e, client_leaves_early);
+    teardown_env(&e);
+}
+
 static void nothing(struct env *e)
 {
     (void)e;
@@ -838,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_slow_client_times_out),
         cmocka_unit_test(test_200_concurrent_clients),
         cmocka_unit_test(test_connection_cap),
+        cmocka_unit_test(test_clients_leaving_early),
         cmocka_unit_test(test_socket_file),
         cmocka_unit_test(test_client_no_daemon),
         cmocka_unit_test(test_status_document_and_table),
