@@ -46,19 +46,15 @@ int acme_sha256(const void *data, size_t len, uint8_t out[32])
     return 0;
 }
 
-static int generate_ec(const char *curve, EVP_PKEY **out)
+/* One keygen for every algorithm: the parameters say which key. */
+static int generate(const char *alg, const OSSL_PARAM *params, EVP_PKEY **out)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, alg, NULL);
     EVP_PKEY *key = NULL;
     int rc = ERR_CRYPTO;
 
     if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1)
         goto out;
-    /* Named curve, uncompressed points: what every CA expects in a JWK. */
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve, 0),
-        OSSL_PARAM_construct_end(),
-    };
     if (EVP_PKEY_CTX_set_params(ctx, params) != 1)
         goto out;
     if (EVP_PKEY_generate(ctx, &key) != 1)
@@ -70,30 +66,28 @@ out:
     return rc;
 }
 
+static int generate_ec(const char *curve, EVP_PKEY **out)
+{
+    /* Named curve, uncompressed points: what every CA expects in a JWK. */
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve, 0),
+        OSSL_PARAM_construct_end(),
+    };
+
+    return generate("EC", params, out);
+}
+
 static int generate_rsa(unsigned int bits, EVP_PKEY **out)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-    EVP_PKEY *key = NULL;
     unsigned int e = 65537;
     size_t nbits = bits;
-    int rc = ERR_CRYPTO;
-
-    if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1)
-        goto out;
-    OSSL_PARAM params[] = {
+    const OSSL_PARAM params[] = {
         OSSL_PARAM_construct_size_t(OSSL_PKEY_PARAM_RSA_BITS, &nbits),
         OSSL_PARAM_construct_uint(OSSL_PKEY_PARAM_RSA_E, &e),
         OSSL_PARAM_construct_end(),
     };
-    if (EVP_PKEY_CTX_set_params(ctx, params) != 1)
-        goto out;
-    if (EVP_PKEY_generate(ctx, &key) != 1)
-        goto out;
-    *out = key;
-    rc = 0;
-out:
-    EVP_PKEY_CTX_free(ctx);
-    return rc;
+
+    return generate("RSA", params, out);
 }
 
 int acme_key_generate(enum cfg_key_type type, EVP_PKEY **out)
