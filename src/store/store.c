@@ -64,7 +64,7 @@ bool store_name_ok(const char *s)
     return n <= 200;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int store_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
 
@@ -269,7 +269,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
         goto out;
     }
     step = "write";
-    rc = write_all(fd, data, len);
+    rc = store_write_all(fd, data, len);
     if (rc < 0)
         goto out;
     step = "fsync";

@@ -7,6 +7,9 @@
 /* Fills out with n random lowercase hex digits and a NUL (out has n + 1). */
 void store_rand_hex(char *out, size_t n);
 
+/* Writes all of data to fd (short writes and EINTR retried). 0 or -errno. */
+int store_write_all(int fd, const void *data, size_t len);
+
 /* Removes the directory entry `name` under parent (a directory fd) and, when it is a
  * directory, everything in it (at most a few levels deep: generations are
  * flat). 0 or -errno. */

@@ -266,17 +266,9 @@ static int write_new(const char *path, const char *data, mode_t mode, char **err
         goto out;
     }
     step = "write";
-    while (len > 0) {
-        ssize_t w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto out;
-        }
-        data += w;
-        len -= (size_t)w;
-    }
+    rc = store_write_all(fd, data, len);
+    if (rc < 0)
+        goto out;
     step = "fsync";
     if (fsync(fd) < 0) {
         rc = -errno;
