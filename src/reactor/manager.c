@@ -16,6 +16,7 @@
 #include "challenge/challenge.h"
 #include "deploy/deploy.h"
 #include "net/net.h"
+#include "reactor/control.h"
 #include "reactor/dns01_provider.h"
 #include "reactor/sched.h"
 #include "util/buf.h"
@@ -69,6 +70,7 @@ struct mcert {
     char *generation, *gen_dir;     /* owned: the stored generation */
     bool had_cert;                  /* a certificate was stored before this run */
     bool deploy_only;               /* the stored generation still needs deploying */
+    bool run_deploy_only;           /* this run only deploys */
     int end_status;                 /* kept while the order file is removed */
     char *end_error;
     size_t deploy_idx;
@@ -84,6 +86,11 @@ struct mcert {
     enum mc_summary summary;
     char *error; /* owned */
     int64_t not_after, renew_at;
+    /* what status shows */
+    int64_t not_before, next_at; /* next_at: the armed timer, 0 when none */
+    const char *reason;          /* static: why next_at is what it is */
+    char *last_error;            /* owned */
+    int64_t last_error_at, last_success_at;
 };
 
 struct manager {
@@ -235,6 +242,7 @@ static void arm(struct mcert *mc, int64_t at)
     ms = (uint64_t)d * 1000;
     uv_timer_start(&mc->timer, timer_cb, ms, 0);
     mc->timer_armed = true;
+    mc->next_at = at;
 }
 
 static void enqueue(struct mcert *mc)
@@ -333,8 +341,10 @@ static void decide(struct mcert *mc)
     mc->had_cert = have;
     if (have) {
         mc->not_after = meta.not_after;
+        mc->not_before = meta.not_before;
         mc->renew_at = d.when;
     }
+    mc->reason = d.reason != NULL ? d.reason : "due now";
     if (d.why == SCHED_LATER && rc == 0 && order_left_behind(mc, &sc)) {
         enqueue(mc);
     } else if (d.why == SCHED_LATER) {
@@ -555,6 +565,7 @@ static void run_start(struct mcert *mc)
     }
     if (mc->deploy_only) {
         mc->deploy_only = false;
+        mc->run_deploy_only = true;
         deploy_stored(mc);
         return;
     }
@@ -856,6 +867,7 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
 
 static void mc_free(struct mcert *mc)
 {
+    free(mc->last_error);
     free(mc->end_error);
     EVP_PKEY_free(mc->key);
     free(mc->key_pem);
@@ -903,11 +915,13 @@ static void run_end(struct mcert *mc, int status, const char *error)
         for (size_t i = 0; i < cc->domains.n; i++)
             (void)buf_printf(&names, "%s%s", i ? "," : "", cc->domains.v[i]);
         fmt_time(mc->not_after, na, sizeof(na));
-        log_info(LOG_MAIN, "issued cert=%s names=%s not_after=%s deployed=%zu actions", mc->name,
+        log_info(LOG_MAIN, "%s cert=%s names=%s not_after=%s deployed=%zu actions",
+                 mc->run_deploy_only ? "deployed" : "issued", mc->name,
                  names.data ? names.data : "", na, cc->n_deploy);
         buf_fini(&names);
         mc->summary = SUM_ISSUED;
         mc->failures = 0;
+        mc->last_success_at = now_s();
         free(mc->error);
         mc->error = NULL;
     } else if (status == -ECANCELED && (m->stopping || mc->removed)) {
@@ -922,7 +936,11 @@ static void run_end(struct mcert *mc, int status, const char *error)
         mc->failures++;
         free(mc->error);
         mc->error = xstrdup(error ? error : err_str(status));
+        free(mc->last_error);
+        mc->last_error = xstrdup(mc->error);
+        mc->last_error_at = now_s();
     }
+    mc->run_deploy_only = false;
     /* release the run */
     EVP_PKEY_free(mc->key);
     mc->key = NULL;
@@ -962,6 +980,7 @@ static void run_end(struct mcert *mc, int status, const char *error)
             mc->retry_after_s = 0;
             log_info(LOG_MAIN, "cert=%s: retry in %" PRId64 " s", mc->name, d);
             arm(mc, now_s() + d);
+            mc->reason = mc->retry_after_s > 0 ? "the CA's Retry-After" : "retry after a failure";
         }
     }
     pump(m);
@@ -1264,4 +1283,115 @@ void manager_stop(struct manager *m)
         }
     }
     maybe_finish(m);
+}
+
+/* ---- status and renew (the control socket's handlers call these) ---- */
+
+static const char *state_word(const struct mcert *mc, int64_t now)
+{
+    switch (mc->state) {
+    case MC_QUEUED:
+        return "due";
+    case MC_KEYWAIT:
+    case MC_KEYGEN:
+    case MC_ORDER:
+        return "ordering";
+    case MC_STORE:
+        return "storing";
+    case MC_DEPLOY:
+        return "deploying";
+    case MC_IDLE:
+        break;
+    }
+    if (mc->failures > 0)
+        return "retrying";
+    if (mc->not_after == 0)
+        return "no-certificate";
+    if (mc->not_after <= now)
+        return "expired";
+    return "valid";
+}
+
+json_t *manager_status(const struct manager *m)
+{
+    size_t n = 0, i = 0;
+    int64_t now = now_s();
+    unsigned inflight = 0;
+
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        n++;
+    struct control_cert_status *st = xcalloc(n > 0 ? n : 1, sizeof(*st));
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
+        const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
+        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
+            inflight++;
+        st[i].name = mc->name;
+        st[i].state = state_word(mc, now);
+        if (cc != NULL) {
+            st[i].domains = (const char *const *)cc->domains.v;
+            st[i].n_domains = cc->domains.n;
+            st[i].ca = cc->ca != NULL ? cc->ca->name : NULL;
+        }
+        st[i].not_before = mc->not_before;
+        st[i].not_after = mc->not_after;
+        st[i].next_renewal = mc->timer_armed ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
+        st[i].reason = mc->reason;
+        st[i].last_error = mc->last_error;
+        st[i].last_error_at = mc->last_error_at;
+        st[i].last_success_at = mc->last_success_at;
+        st[i].consecutive_failures = (unsigned)mc->failures;
+    }
+    json_t *j = control_status_json(st, n, now, inflight);
+    free(st);
+    return j;
+}
+
+int manager_renew(struct manager *m, const char *name, bool force, bool deploy_only, char **err)
+{
+    struct mcert *mc = NULL;
+
+    for (struct mcert *x = m->certs; x != NULL; x = x->next)
+        if (!x->removed && strcmp(x->name, name) == 0)
+            mc = x;
+    if (mc == NULL) {
+        if (err != NULL)
+            *err = xasprintf("no certificate named %s", name);
+        return -ENOENT;
+    }
+    if (m->stopping || mc->state != MC_IDLE) {
+        if (err != NULL)
+            *err = xasprintf("%s: %s", name, m->stopping ? "stopping" : "already in progress");
+        return -EBUSY;
+    }
+    if (mc->cfg->ca == NULL) {
+        if (err != NULL)
+            *err = xasprintf("%s: no CA configured: never renewed", name);
+        return -EINVAL;
+    }
+    if (deploy_only) {
+        struct store_cert sc = {0};
+        if (store_cert_read_current(m->state_dir, name, false, &sc) < 0) {
+            if (err != NULL)
+                *err = xasprintf("%s: nothing stored to deploy", name);
+            return -EINVAL;
+        }
+        store_cert_fini(&sc);
+        mc->deploy_only = true;
+        log_info(LOG_MAIN, "cert=%s: deploy requested", name);
+        enqueue(mc);
+    } else if (force) {
+        log_info(LOG_MAIN, "cert=%s: renewal requested (forced)", name);
+        mc->reason = "renewal requested";
+        enqueue(mc);
+    } else {
+        /* not forced: order only when due, as the schedule says */
+        decide(mc);
+        if (mc->state != MC_QUEUED && err != NULL) {
+            char when[32];
+            fmt_time(mc->next_at, when, sizeof(when));
+            *err = xasprintf("%s: not due; renewal at %s (use --force)", name, when);
+        }
+    }
+    pump(m);
+    return 0;
 }

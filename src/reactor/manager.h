@@ -8,6 +8,7 @@
 #define CERTLOOP_REACTOR_MANAGER_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -39,5 +40,17 @@ void manager_reload(struct manager *m, struct config *cfg);
 /* Graceful stop: cancels orders in flight, cleans challenges, closes every
  * handle; done_cb runs when all of that is finished. */
 void manager_stop(struct manager *m);
+
+/* For the control socket. manager_status: the GET /v1/status document
+ * (control_status_json: per certificate state "valid", "due", "ordering",
+ * "storing", "deploying", "retrying", "no-certificate", "expired", times,
+ * the last error). Owned. */
+json_t *manager_status(const struct manager *m);
+/* POST /v1/certificates/NAME/renew: force orders now; without force the
+ * certificate is ordered only when due (then *err says when it will be);
+ * deploy_only deploys the stored generation again. 0 (accepted), -ENOENT
+ * (no such certificate), -EBUSY (already running, or stopping), -EINVAL
+ * (nothing stored to deploy, or no CA). *err (owned) is for the client. */
+int manager_renew(struct manager *m, const char *name, bool force, bool deploy_only, char **err);
 
 #endif
