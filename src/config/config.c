@@ -559,7 +559,7 @@ static void strv_dup(struct cfg_strv *dst, const char *const *src)
     dst->n = n;
 }
 
-static bool strv_eq(const struct cfg_strv *a, const struct cfg_strv *b)
+bool config_strv_equal(const struct cfg_strv *a, const struct cfg_strv *b)
 {
     if (a->n != b->n)
         return false;
@@ -2386,7 +2386,8 @@ static bool str_eq(const char *a, const char *b)
 
 bool config_cert_equal_order(const struct cfg_cert *a, const struct cfg_cert *b)
 {
-    if (!strv_eq(&a->domains, &b->domains) || a->key != b->key || a->challenge != b->challenge)
+    if (!config_strv_equal(&a->domains, &b->domains) || a->key != b->key ||
+        a->challenge != b->challenge)
         return false;
     if ((a->ca == NULL) != (b->ca == NULL))
         return false;
@@ -2407,7 +2408,7 @@ static bool deploy_eq(const struct cfg_deploy *a, const struct cfg_deploy *b)
            a->pkcs12_legacy == b->pkcs12_legacy && str_eq(a->owner, b->owner) &&
            str_eq(a->group, b->group) && a->uid == b->uid && a->gid == b->gid &&
            a->has_mode == b->has_mode && (!a->has_mode || a->mode == b->mode) &&
-           strv_eq(&a->command, &b->command) && a->timeout_s == b->timeout_s;
+           config_strv_equal(&a->command, &b->command) && a->timeout_s == b->timeout_s;
 }
 
 bool config_cert_equal_deploy(const struct cfg_cert *a, const struct cfg_cert *b)

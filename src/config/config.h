@@ -198,6 +198,8 @@ const struct cfg_notify *config_notify_find(const struct config *cfg, const char
  * certificate must be reissued. equal_deploy: the same deploy actions. */
 bool config_cert_equal_order(const struct cfg_cert *a, const struct cfg_cert *b);
 bool config_cert_equal_deploy(const struct cfg_cert *a, const struct cfg_cert *b);
+/* True when both lists hold the same strings in the same order. */
+bool config_strv_equal(const struct cfg_strv *a, const struct cfg_strv *b);
 
 /* Parses "IP:PORT" or "[IPv6]:PORT" (no names, no lookups). When
  * default_port >= 0 the port may be left out ("192.0.2.1", "2001:db8::1").

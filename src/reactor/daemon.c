@@ -89,17 +89,6 @@ static void manager_done(int failed, void *arg)
     close_signals(d);
 }
 
-static bool strv_equal(const struct cfg_strv *a, const struct cfg_strv *b)
-{
-    if (a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->v[i], b->v[i]) != 0)
-            return false;
-    }
-    return true;
-}
-
 /* SIGHUP: a new snapshot replaces the old one only when all of it is valid
  * (STYLE §6); settings bound at start-up (the state directory and its lock,
  * the http-01 sockets) keep their old values until a restart. */
@@ -127,7 +116,7 @@ static void reload(struct daemon *d)
     if (strcmp(cfg->daemon.state_dir, d->cfg->daemon.state_dir) != 0)
         log_warn(LOG_MAIN, "daemon.state_dir changed to %s: takes effect at the next restart",
                  cfg->daemon.state_dir);
-    if (!strv_equal(&cfg->http01.listen, &d->cfg->http01.listen))
+    if (!config_strv_equal(&cfg->http01.listen, &d->cfg->http01.listen))
         log_warn(LOG_MAIN, "http01.listen changed: takes effect at the next restart");
     log_set_level(cfg->daemon.log_level);
     if (d->mgr != NULL)
