@@ -4,8 +4,8 @@
 # run them (one process per certificate; sequentially and 8 at once), all
 # from a local Pebble on 127.0.0.1 with a mock DNS answering *.test.
 #
-#   bench/issue.sh [--quick] [--out FILE] [--build DIR]
-#   bench/issue.sh --certloop-only N [--delay]   # certloop alone, for profiling
+#   bench/issue.sh [--quick] [--reps K] [--out FILE] [--build DIR]
+#   bench/issue.sh --certloop-only N [--delay] [--max-orders M]   # certloop alone
 #   CERTLOOP_WRAP="perf record -e cpu-clock --call-graph dwarf -o /tmp/p.data" \
 #     bench/issue.sh --certloop-only 100            # (or valgrind --tool=callgrind)
 #
@@ -17,6 +17,8 @@
 # (utime+stime from /proc/PID/stat before and after); peak RSS (certloop:
 # /usr/bin/time %M; peers: the largest process).
 #
+# certloop's runs are repeated (--reps, default 3, 1 with --quick) and the
+# median by wall time is shown; the peers run once (they take minutes).
 # Phases (--quick: only the first):
 #   1. no validation delay (PEBBLE_VA_NOSLEEP=1), N=10: certloop; lego and
 #      uacme sequentially and 8 at once
@@ -32,8 +34,9 @@
 # the peers (it is noted per row); certloop's CPU includes its listener.
 # Pebble 2.4's in-memory store can deadlock under many concurrent requests
 # (seen at N=500): a watchdog notices Pebble's log standing still for 20 s,
-# makes it dump its goroutines (kept beside --out) and the certloop attempt
-# is retried with a fresh Pebble, at most 3 attempts; the table says so.
+# makes it dump its goroutines (kept beside --out, as are certloop's logs)
+# and the certloop run is tried again with a fresh Pebble, at most 3
+# attempts; the table and the list below it say so.
 # Each row notes the 1-minute load average at its start: other work on the
 # machine inflates wall times (CPU times much less).
 set -uo pipefail
@@ -42,13 +45,17 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 ONLY=
 DELAY=0
+MAXO=64
+REPS=
 OUT=
 BUILD=${BUILD_DIR:-$SRC/build}
 while [ $# -gt 0 ]; do
   case $1 in
   --quick) QUICK=1 ;;
+  --reps) REPS=$2; shift ;;
   --certloop-only) ONLY=$2; shift ;;
   --delay) DELAY=1 ;;
+  --max-orders) MAXO=$2; shift ;;
   --out) OUT=$2; shift ;;
   --build) BUILD=$2; shift ;;
   -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
@@ -57,6 +64,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 CERTLOOP=${CERTLOOP:-$BUILD/certloop}
+[ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
 OUT=${OUT:-/tmp/certloop-bench-issue-$(date -u +%Y%m%d-%H%M%S).md}
 
 . "$SRC/tests/integration/lib.sh"
@@ -76,20 +84,33 @@ export BW_DIRECTORY=$TW_DIRECTORY BW_CA=$TW/tls-ca.pem BW_WEBROOT BW_PREFIX=c
 
 now() { date +%s.%N; }
 
-# run_certloop PHASE SLEEP N [MAX_CONCURRENT_ORDERS]: up to 3 attempts when
-# Pebble deadlocks (see bw_watchdog); the row says which attempt it is.
+# run_certloop PHASE SLEEP N [MAX_CONCURRENT_ORDERS]: $REPS runs, the
+# median one (by wall time) is recorded with every run's wall and CPU in its
+# note. A run whose Pebble deadlocks (see bw_watchdog) is thrown away and
+# tried again with a fresh Pebble, at most 3 attempts.
 run_certloop() {
-  local attempt note
-  local rc
-  for attempt in 1 2 3; do
-    certloop_once "$@"
-    rc=$?
-    [ "$rc" = 2 ] || return "$rc"
-    note="attempt $attempt: Pebble deadlocked (goroutine dump: ${OUT%.md}-pebble-deadlock-$3-$attempt.log)"
-    BW_DEADLOCKS+=("$note")
-    tw_log "$note; retrying"
+  local attempt rep note rc k saved=$BW_ROWS reps=$TW/reps.tsv
+  BW_ROWS=$reps
+  : >"$reps"
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for attempt in 1 2 3; do
+      certloop_once "$@"
+      rc=$?
+      [ "$rc" = 2 ] || break
+      note="N=$3, run $rep, attempt $attempt: Pebble deadlocked (goroutine dump: ${OUT%.md}-pebble-deadlock-$3-$rep-$attempt.log)"
+      BW_DEADLOCKS+=("$note")
+      tw_log "$note; retrying"
+    done
   done
-  return 1
+  BW_ROWS=$saved
+  k=$(wc -l <"$reps")
+  [ "$k" -gt 0 ] || return 1
+  local walls cpus
+  walls=$(cut -f6 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
+  cpus=$(cut -f7 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
+  sort -t$'\t' -k6,6g "$reps" | sed -n "$(((k + 1) / 2))p" |
+    awk -F'\t' -v OFS='\t' -v x="median of $k runs by wall (wall s: $walls; CPU s: $cpus)" \
+      '{ $10 = $10 "; " x; print }' >>"$BW_ROWS"
 }
 
 # certloop_once ...: one attempt; returns 2 (and records nothing) when the
@@ -102,7 +123,7 @@ certloop_once() {
   rm -rf "$TW/state" "$TW/out" "$TW/control.sock" "$TW/deadlock"
   conf=$TW/certloop.toml
   {
-    TW_LOG_LEVEL=info tw_config_head "$maxc" "$BW_CL_PORT"
+    TW_LOG_LEVEL=${BW_LOG_LEVEL:-info} tw_config_head "$maxc" "$BW_CL_PORT"
     bw_config_certs "$n"
   } >"$conf"
   "$CERTLOOP" check -c "$conf" >/dev/null || { echo "config invalid" >&2; return 1; }
@@ -120,10 +141,11 @@ certloop_once() {
   p1=$(bw_ticks "$BW_PEBBLE_PID")
   kill "$wd" 2>/dev/null
   wait "$wd" 2>/dev/null
-  cp "$TW/certloop.err" "$TW/certloop-$n-$sleep-$maxc.err"
+  mkdir -p "${OUT%.md}-logs"
+  cp "$TW/certloop.err" "${OUT%.md}-logs/certloop-$n-delay$sleep-max$maxc-run$rep-attempt$attempt.log"
   if [ -e "$TW/deadlock" ]; then
     sleep 1
-    cp "$TW/pebble.log" "${OUT%.md}-pebble-deadlock-$n-$attempt.log"
+    cp "$TW/pebble.log" "${OUT%.md}-pebble-deadlock-$n-$rep-$attempt.log"
     bw_pebble_stop
     return 2
   fi
@@ -196,7 +218,7 @@ extrapolate() {
 
 START=$(now)
 if [ -n "$ONLY" ]; then
-  run_certloop "certloop alone, N=$ONLY, validation delay $DELAY" "$DELAY" "$ONLY"
+  run_certloop "certloop alone, N=$ONLY, validation delay $DELAY" "$DELAY" "$ONLY" "$MAXO"
   QUICK=2
 fi
 P1="Phase 1: no validation delay, N=10"
@@ -231,7 +253,7 @@ END=$(now)
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(uname -sr)"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Versions: certloop $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty') ($("$CERTLOOP" --version 2>&1 | head -1)), pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null), lego $(dpkg-query -W -f '${Version}' lego 2>/dev/null), uacme $(dpkg-query -W -f '${Version}' uacme 2>/dev/null)"
-  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ -n "$ONLY" ] && echo " --certloop-only $ONLY")$([ "$DELAY" = 1 ] && echo ' --delay')\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
+  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ -n "$ONLY" ] && echo " --certloop-only $ONLY")$([ "$DELAY" = 1 ] && echo ' --delay')$([ "$MAXO" != 64 ] && echo " --max-orders $MAXO")$([ "$REPS" != 3 ] && [ "$QUICK" != 1 ] && echo " --reps $REPS")\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
   bw_render
   if [ "${#BW_DEADLOCKS[@]}" -gt 0 ]; then
     echo

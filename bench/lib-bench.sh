@@ -130,7 +130,7 @@ EOF
   env -u PEBBLE_VA_NOSLEEP -u PEBBLE_VA_ALWAYS_VALID "${nosleep[@]}" \
     PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
     pebble -config "$TW/pebble.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" \
-    >>"$TW/pebble.log" 2>&1 &
+    >"$TW/pebble.log" 2>&1 &
   BW_PEBBLE_PID=$!
   TW_PIDS+=("$BW_PEBBLE_PID")
   if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30; then
