@@ -206,7 +206,7 @@ run 0 plan -c "$good" && {
   has "$tmp/out" "  key        ec-p256"
   has "$tmp/out" "  key        rsa2048"
   has "$tmp/out" "  challenge  http-01"
-  has "$tmp/out" "  deploy     files: fullchain $tmp/deploy/www.fullchain.pem (0644), key $tmp/deploy/www.key (0640)"
+  has "$tmp/out" "  deploy     files: key $tmp/deploy/www.key (0600), fullchain $tmp/deploy/www.fullchain.pem (0644)"
   has "$tmp/out" "             exec: systemctl reload nginx (timeout 60s)"
   has "$tmp/out" "  stored     none"
   has "$tmp/out" "  next order now: no certificate stored"
