@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/asn1.h>
 #include <openssl/evp.h>
 
 #include "config/config.h"
@@ -88,6 +89,9 @@ struct acme_chain {
  * Silent: the caller logs. */
 int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out);
 void acme_chain_fini(struct acme_chain *c);
+/* An ASN.1 time (a certificate's notBefore/notAfter) as unix seconds.
+ * ERR_PARSE when t is NULL or not a valid time; silent. */
+int acme_asn1_time_unix(const ASN1_TIME *t, int64_t *out);
 /* true if the leaf's public key is the public half of key. */
 bool acme_chain_matches_key(const struct acme_chain *c, EVP_PKEY *key);
 /* ARI CertID (RFC 9773 §4.1): base64url(AKI keyIdentifier) "." base64url(the

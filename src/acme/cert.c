@@ -157,7 +157,7 @@ static char *x509_to_pem(X509 *x)
     return out;
 }
 
-static int asn1_time_unix(const ASN1_TIME *t, int64_t *out)
+int acme_asn1_time_unix(const ASN1_TIME *t, int64_t *out)
 {
     struct tm tm;
 
@@ -312,8 +312,8 @@ int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
     }
     if (leaf == NULL)
         goto out;
-    if (asn1_time_unix(X509_get0_notBefore(leaf), &c.not_before) < 0 ||
-        asn1_time_unix(X509_get0_notAfter(leaf), &c.not_after) < 0)
+    if (acme_asn1_time_unix(X509_get0_notBefore(leaf), &c.not_before) < 0 ||
+        acme_asn1_time_unix(X509_get0_notAfter(leaf), &c.not_after) < 0)
         goto out;
     c.issuer_cn = issuer_cn(top != NULL ? top : leaf);
     c.serial_hex = serial_hex(leaf);

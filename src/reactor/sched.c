@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "acme/acme.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -113,20 +114,6 @@ out:
     return rc;
 }
 
-static int asn1_time_unix(const ASN1_TIME *t, int64_t *out)
-{
-    struct tm tm;
-    time_t s;
-
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-        return ERR_PARSE;
-    s = timegm(&tm);
-    if (s == (time_t)-1)
-        return ERR_PARSE;
-    *out = (int64_t)s;
-    return 0;
-}
-
 int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out)
 {
     struct sched_meta m = {0};
@@ -145,10 +132,10 @@ int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out)
         rc = ERR_PARSE;
         goto out;
     }
-    rc = asn1_time_unix(X509_get0_notBefore(x), &m.not_before);
+    rc = acme_asn1_time_unix(X509_get0_notBefore(x), &m.not_before);
     if (rc < 0)
         goto out;
-    rc = asn1_time_unix(X509_get0_notAfter(x), &m.not_after);
+    rc = acme_asn1_time_unix(X509_get0_notAfter(x), &m.not_after);
     if (rc < 0)
         goto out;
     sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
