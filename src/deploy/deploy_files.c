@@ -114,6 +114,7 @@ static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, c
                        unsigned char **der, size_t *der_len, char **err)
 {
     char *pass = NULL;
+    size_t pass_len = 0;
     BIO *bio = NULL;
     EVP_PKEY *pkey = NULL;
     X509 *leaf = NULL;
@@ -125,7 +126,7 @@ static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, c
         *err = xasprintf("%s: pkcs12 needs pkcs12_password_file", path);
         return ERR_DEPLOY;
     }
-    rc = store_read_file(d->pkcs12_password_file, &pass, NULL);
+    rc = store_read_file(d->pkcs12_password_file, &pass, &pass_len);
     if (rc < 0) {
         *err = xasprintf("%s: read: %s", d->pkcs12_password_file, err_str(rc));
         goto out;
@@ -189,7 +190,8 @@ static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, c
     rc = 0;
 out:
     if (pass != NULL) {
-        explicit_bzero(pass, strlen(pass));
+        /* the whole file: the line was cut at its end, the rest is there too */
+        explicit_bzero(pass, pass_len);
         free(pass);
     }
     BIO_free(bio);
