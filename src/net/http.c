@@ -70,7 +70,8 @@ struct http_req {
     struct curl_slist *hdrs; /* owned */
     struct trust *trust;     /* ref, or NULL */
     const char *method;      /* static string */
-    char *url;               /* owned, for log lines */
+    char *url;               /* owned */
+    char *log_url;           /* owned: url as log lines show it (maybe redacted) */
     http_cb cb;              /* NULL once cancelled or called */
     void *arg;
     int status;   /* the result handed to cb */
@@ -319,6 +320,7 @@ static void req_free(struct http_req *r)
     req_clear_headers(r);
     free(r->links);
     free(r->url);
+    free(r->log_url);
     buf_fini(&r->body);
     free(r);
 }
@@ -406,6 +408,25 @@ static bool header_ok(const struct http_header *h)
             cc = curl_easy_setopt((easy), (opt), (val));                                           \
     } while (0)
 
+/* The URL for log lines: whole, or cut after the authority when redacted. */
+static char *url_for_log(const char *url, bool redact)
+{
+    const char *p = strstr(url, "://");
+
+    if (!redact)
+        return xstrdup(url);
+    if (p == NULL)
+        return xstrdup("(url redacted)");
+    p += 3;
+    size_t n = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', n); /* userinfo is a secret too */
+    if (at != NULL) {
+        n -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    return xasprintf("%.*s%.*s/...", (int)(strstr(url, "://") + 3 - url), url, (int)n, p);
+}
+
 int http_req_start(struct http_client *c, const struct http_request_opts *o, http_cb cb, void *arg,
                    struct http_req **out)
 {
@@ -417,6 +438,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         return -EINVAL;
     if (c->closing)
         return -ESHUTDOWN;
+    char *logurl = url_for_log(o->url, o->redact_url);
     if (o->method == NULL || strcmp(o->method, "GET") == 0) {
         method = "GET";
     } else if (strcmp(o->method, "HEAD") == 0) {
@@ -424,11 +446,13 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     } else if (strcmp(o->method, "POST") == 0) {
         method = "POST";
     } else {
-        log_error(LOG_HTTP, "%s %s: unsupported method", o->method, o->url);
+        log_error(LOG_HTTP, "%s %s: unsupported method", o->method, logurl);
+        free(logurl);
         return -EINVAL;
     }
     if (strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
-        log_error(LOG_HTTP, "%s %s: only http and https URLs are allowed", method, o->url);
+        log_error(LOG_HTTP, "%s %s: only http and https URLs are allowed", method, logurl);
+        free(logurl);
         return -EINVAL;
     }
 
@@ -436,6 +460,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     r->client = c;
     r->method = method;
     r->url = xstrdup(o->url);
+    r->log_url = logurl;
     r->max_body = o->max_body != 0 ? o->max_body : HTTP_DEFAULT_MAX_BODY;
     buf_init(&r->body, r->max_body);
     r->cb = cb;
@@ -443,7 +468,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
 
     for (size_t i = 0; i < o->n_headers; i++) {
         if (!header_ok(&o->headers[i])) {
-            log_error(LOG_HTTP, "%s %s: invalid request header", method, o->url);
+            log_error(LOG_HTTP, "%s %s: invalid request header", method, r->log_url);
             rc = -EINVAL;
             goto fail;
         }
@@ -454,7 +479,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         struct curl_slist *l = curl_slist_append(r->hdrs, line);
         free(line);
         if (l == NULL) {
-            log_error(LOG_HTTP, "%s %s: curl_slist_append failed", method, o->url);
+            log_error(LOG_HTTP, "%s %s: curl_slist_append failed", method, r->log_url);
             rc = ERR_HTTP;
             goto fail;
         }
@@ -478,7 +503,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
 
     r->easy = curl_easy_init();
     if (r->easy == NULL) {
-        log_error(LOG_HTTP, "%s %s: curl_easy_init failed", method, o->url);
+        log_error(LOG_HTTP, "%s %s: curl_easy_init failed", method, r->log_url);
         rc = ERR_HTTP;
         goto fail;
     }
@@ -535,7 +560,8 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
     }
     if (cc != CURLE_OK) {
-        log_error(LOG_HTTP, "%s %s: curl_easy_setopt: %s", method, o->url, curl_easy_strerror(cc));
+        log_error(LOG_HTTP, "%s %s: curl_easy_setopt: %s", method, r->log_url,
+                  curl_easy_strerror(cc));
         rc = ERR_HTTP;
         goto fail;
     }
@@ -544,7 +570,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
      * when that timer fires on the loop, so no callback runs from _start. */
     CURLMcode mc = curl_multi_add_handle(c->multi, r->easy);
     if (mc != CURLM_OK) {
-        log_error(LOG_HTTP, "%s %s: curl_multi_add_handle: %s", method, o->url,
+        log_error(LOG_HTTP, "%s %s: curl_multi_add_handle: %s", method, r->log_url,
                   curl_multi_strerror(mc));
         rc = ERR_HTTP;
         goto fail;
@@ -552,7 +578,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     r->state = REQ_ACTIVE;
     list_append(&c->active, r);
     c->inflight++;
-    log_debug(LOG_HTTP, "%s %s: started", method, o->url);
+    log_debug(LOG_HTTP, "%s %s: started", method, r->log_url);
     if (out != NULL)
         *out = r;
     return 0;
@@ -594,17 +620,17 @@ static void req_finish(struct http_req *r, CURLcode res)
 
     if (r->err != 0) {
         r->status = r->err;
-        log_error(LOG_HTTP, "%s %s: %s", r->method, r->url, r->why);
+        log_error(LOG_HTTP, "%s %s: %s", r->method, r->log_url, r->why);
     } else if (res == CURLE_FILESIZE_EXCEEDED) {
         r->status = ERR_TOO_BIG;
-        log_error(LOG_HTTP, "%s %s: response body exceeds %zu bytes", r->method, r->url,
+        log_error(LOG_HTTP, "%s %s: response body exceeds %zu bytes", r->method, r->log_url,
                   r->max_body);
     } else if (res == CURLE_OPERATION_TIMEDOUT) {
         r->status = ERR_TIMEOUT;
-        log_error(LOG_HTTP, "%s %s: %s", r->method, r->url, detail);
+        log_error(LOG_HTTP, "%s %s: %s", r->method, r->log_url, detail);
     } else if (res != CURLE_OK) {
         r->status = ERR_HTTP;
-        log_error(LOG_HTTP, "%s %s: %s", r->method, r->url, detail);
+        log_error(LOG_HTTP, "%s %s: %s", r->method, r->log_url, detail);
     } else {
         long code = 0;
         char *eff = NULL;
@@ -625,7 +651,7 @@ static void req_finish(struct http_req *r, CURLcode res)
         if (log_enabled(LOG_HTTP, LOG_LVL_DEBUG)) {
             char dump[HTTP_DEBUG_DUMP + 1];
             size_t n = r->body.len < HTTP_DEBUG_DUMP ? r->body.len : HTTP_DEBUG_DUMP;
-            log_debug(LOG_HTTP, "%s %s: HTTP %ld, %zu bytes: %s%s", r->method, r->url, code,
+            log_debug(LOG_HTTP, "%s %s: HTTP %ld, %zu bytes: %s%s", r->method, r->log_url, code,
                       r->body.len, log_mask(dump, sizeof(dump), r->body.data, n),
                       n < r->body.len ? "..." : "");
         }

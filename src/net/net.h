@@ -33,6 +33,8 @@ struct http_request_opts {
                              * by requests without it. */
     size_t max_body;        /* response cap; 0 = 64 KiB. Past it: ERR_TOO_BIG */
     long timeout_ms;        /* whole request; 0 = 30 s */
+    bool redact_url;        /* log lines show only "scheme://host[:port]/..." (webhook URLs
+                             * often carry a secret in the path or the query) */
 };
 
 /* A response as the callback sees it: borrowed, valid only during the

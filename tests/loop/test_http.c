@@ -848,6 +848,38 @@ static void test_transport_error_logged_once_with_method_and_url(void **state)
     fx_close(&f);
 }
 
+/* A webhook URL's path and query are its secret: with redact_url the log
+ * shows only scheme and authority (userinfo dropped too). */
+static void test_redacted_url_keeps_the_secret_out_of_the_log(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct result r = {0};
+    struct captured cap = {0};
+    fx_open(&f, NULL, NULL);
+    int port = fake_http_free_port();
+    char *url = xasprintf("http://user:pw@127.0.0.1:%d/hooks/T0KEN-s3cret?sig=abc", port);
+    char *want = xasprintf("POST http://127.0.0.1:%d/...: ", port);
+    struct http_request_opts o = {.method = "POST", .url = url, .redact_url = true};
+
+    log_set_sink(capture_sink, &cap);
+    log_set_debug_group(LOG_HTTP, true);
+    assert_int_equal(http_req_start(f.client, &o, record_cb, &r, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    log_set_debug_group(LOG_HTTP, false);
+    log_set_sink(NULL, NULL);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.status, ERR_HTTP);
+    assert_int_equal(cap.errors, 1);
+    assert_memory_equal(cap.first_error, want, strlen(want));
+    assert_null(strstr(cap.first_error, "s3cret"));
+    assert_null(strstr(cap.first_error, "pw"));
+    assert_null(strstr(cap.last_debug, "s3cret"));
+    free(url);
+    free(want);
+    fx_close(&f);
+}
+
 static void binary_handler(const struct fake_http_request *req, struct fake_http_response *resp,
                            void *arg)
 {
@@ -1304,6 +1336,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_delta_seconds),
         cmocka_unit_test(test_retry_after_http_dates),
         cmocka_unit_test(test_link_header_parsing),
+        cmocka_unit_test(test_redacted_url_keeps_the_secret_out_of_the_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
