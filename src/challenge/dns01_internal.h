@@ -74,6 +74,26 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
  * are shorter than a header. */
 bool dns01_wire_header(const uint8_t *wire, size_t len, uint16_t *id, bool *tc, bool *qr);
 
+/* Whether the bytes are a well-formed message (header, questions, records
+ * within bounds) with at most one TSIG record, placed last. */
+bool dns01_wire_sane(const uint8_t *wire, size_t len);
+
+/* ---- reading resolver answers (dns01_propagation.c), pure --------------- */
+
+/* The target of the CNAME owned by `owner` in the answer section (owned, in
+ * *out, NULL if none). 0, or ERR_PARSE for a malformed message. */
+int dns01_answer_cname(const uint8_t *msg, size_t len, const char *owner, char **out);
+/* The zone an SOA query for `qname` reveals for `name` (qname is name or an
+ * ancestor): the owner of an answer-section SOA owned by qname, else of an
+ * authority-section SOA that encloses name (RFC 2308 §2). *out owned, NULL
+ * if neither. 0 or ERR_PARSE. */
+int dns01_answer_zone(const uint8_t *msg, size_t len, const char *qname, const char *name,
+                      char **out);
+/* The NS targets of `zone` in the answer section, at most max (owned array
+ * of owned names in *out, *n of them; NULL/0 if none). 0 or ERR_PARSE. */
+int dns01_answer_ns(const uint8_t *msg, size_t len, const char *zone, size_t max, char ***out,
+                    size_t *n);
+
 /* ---- names (dns01_update.c) -------------------------------------------- */
 
 /* Lower-cases and adds the trailing dot. Owned. */

@@ -57,6 +57,89 @@ static char *find_rr(const ldns_rr_list *list, ldns_rr_type t, const char *owner
     return NULL;
 }
 
+static int parse_msg(const uint8_t *msg, size_t len, ldns_pkt **pkt)
+{
+    *pkt = NULL;
+    if (!dns01_wire_sane(msg, len) || ldns_wire2pkt(pkt, msg, len) != LDNS_STATUS_OK ||
+        *pkt == NULL) {
+        ldns_pkt_free(*pkt);
+        *pkt = NULL;
+        return ERR_PARSE;
+    }
+    return 0;
+}
+
+int dns01_answer_cname(const uint8_t *msg, size_t len, const char *owner, char **out)
+{
+    ldns_pkt *pkt;
+    char *o = dns01_name_fqdn(owner);
+    int rc = parse_msg(msg, len, &pkt);
+
+    if (rc == 0) {
+        *out = find_rr(ldns_pkt_answer(pkt), LDNS_RR_TYPE_CNAME, o, true);
+        ldns_pkt_free(pkt);
+    }
+    free(o);
+    return rc;
+}
+
+int dns01_answer_zone(const uint8_t *msg, size_t len, const char *qname, const char *name,
+                      char **out)
+{
+    ldns_pkt *pkt;
+    char *q = dns01_name_fqdn(qname);
+    int rc = parse_msg(msg, len, &pkt);
+    char *zone = NULL;
+
+    if (rc == 0) {
+        zone = find_rr(ldns_pkt_answer(pkt), LDNS_RR_TYPE_SOA, q, false);
+        if (zone == NULL) {
+            zone = find_rr(ldns_pkt_authority(pkt), LDNS_RR_TYPE_SOA, NULL, false);
+            if (zone != NULL && !dns01_name_in_zone(name, zone)) {
+                free(zone);
+                zone = NULL;
+            }
+        }
+        ldns_pkt_free(pkt);
+        *out = zone;
+    }
+    free(q);
+    return rc;
+}
+
+int dns01_answer_ns(const uint8_t *msg, size_t len, const char *zone, size_t max, char ***out,
+                    size_t *n)
+{
+    ldns_pkt *pkt;
+    char *z = dns01_name_fqdn(zone);
+    int rc = parse_msg(msg, len, &pkt);
+    char **v = NULL;
+    size_t k = 0;
+
+    if (rc == 0) {
+        const ldns_rr_list *an = ldns_pkt_answer(pkt);
+        for (size_t i = 0; an != NULL && i < ldns_rr_list_rr_count(an) && k < max; i++) {
+            const ldns_rr *rr = ldns_rr_list_rr(an, i);
+            if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_NS)
+                continue;
+            char *o = rdf_name(ldns_rr_owner(rr));
+            char *t = rdf_name(ldns_rr_rdf(rr, 0));
+            if (o != NULL && t != NULL && strcmp(o, z) == 0) {
+                v = xrealloc(v, (k + 1) * sizeof(*v));
+                v[k++] = t;
+                t = NULL;
+            }
+            free(o);
+            free(t);
+        }
+        ldns_pkt_free(pkt);
+        *out = v;
+        *n = k;
+    }
+    free(z);
+    return rc;
+}
+
 static const char *rcode_str(int rc)
 {
     static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
@@ -148,7 +231,6 @@ static void locate_zone(struct dns01_locate *l)
 static void locate_answer(int status, const struct dns_answer *ans, void *arg)
 {
     struct dns01_locate *l = arg;
-    ldns_pkt *pkt = NULL;
     const char *what = l->state == L_CNAME ? "CNAME" : "SOA";
     const char *qname = l->state == L_CNAME ? l->name : l->cand;
 
@@ -158,19 +240,17 @@ static void locate_answer(int status, const struct dns_answer *ans, void *arg)
                     status == ERR_TIMEOUT ? "no answer (timeout)" : err_str(status));
         return;
     }
-    if (ldns_wire2pkt(&pkt, ans->msg, ans->len) != LDNS_STATUS_OK) {
-        locate_fail(l, ERR_DNS, "%s lookup for %s: malformed answer", what, qname);
-        return;
-    }
     if (ans->rcode != LDNS_RCODE_NOERROR && ans->rcode != LDNS_RCODE_NXDOMAIN) {
-        ldns_pkt_free(pkt);
         locate_fail(l, ERR_DNS, "%s lookup for %s answers %s: check [daemon] resolvers", what,
                     qname, rcode_str(ans->rcode));
         return;
     }
     if (l->state == L_CNAME) {
-        char *target = find_rr(ldns_pkt_answer(pkt), LDNS_RR_TYPE_CNAME, l->name, true);
-        ldns_pkt_free(pkt);
+        char *target = NULL;
+        if (dns01_answer_cname(ans->msg, ans->len, l->name, &target) < 0) {
+            locate_fail(l, ERR_DNS, "CNAME lookup for %s: malformed answer", qname);
+            return;
+        }
         if (target == NULL) {
             locate_zone(l);
             return;
@@ -188,15 +268,11 @@ static void locate_answer(int status, const struct dns_answer *ans, void *arg)
     }
     /* SOA: the answer names the zone apex itself; an authority-section SOA
      * (NODATA/NXDOMAIN) is the enclosing zone's (RFC 2308 §2). */
-    char *zone = find_rr(ldns_pkt_answer(pkt), LDNS_RR_TYPE_SOA, l->cand, false);
-    if (zone == NULL) {
-        zone = find_rr(ldns_pkt_authority(pkt), LDNS_RR_TYPE_SOA, NULL, false);
-        if (zone != NULL && !dns01_name_in_zone(l->name, zone)) {
-            free(zone);
-            zone = NULL;
-        }
+    char *zone = NULL;
+    if (dns01_answer_zone(ans->msg, ans->len, l->cand, l->name, &zone) < 0) {
+        locate_fail(l, ERR_DNS, "SOA lookup for %s: malformed answer", qname);
+        return;
     }
-    ldns_pkt_free(pkt);
     if (zone != NULL) {
         locate_end(l, 0, zone, NULL);
         free(zone);
@@ -538,36 +614,18 @@ static void addrs_done(struct dns01_prop *p)
 
 static void ns_answer(struct dns01_prop *p, int status, const struct dns_answer *ans)
 {
-    ldns_pkt *pkt = NULL;
-    const ldns_rr_list *an;
     char *pre = NULL;
 
-    if (status < 0 || ans->rcode != 0 || ldns_wire2pkt(&pkt, ans->msg, ans->len) != 0) {
+    if (status < 0 || ans->rcode != 0 ||
+        dns01_answer_ns(ans->msg, ans->len, p->zone, MAX_SERVERS, &p->ns, &p->n_ns) < 0) {
         pre = xasprintf("NS lookup for zone %s: %s (set nameservers, or check [daemon] "
                         "resolvers)",
                         p->zone,
-                        status < 0                       ? err_str(status)
-                        : pkt == NULL && ans->rcode == 0 ? "malformed answer"
-                                                         : rcode_str(ans->rcode));
+                        status < 0        ? err_str(status)
+                        : ans->rcode != 0 ? rcode_str(ans->rcode)
+                                          : "malformed answer");
         goto fail;
     }
-    an = ldns_pkt_answer(pkt);
-    for (size_t i = 0; an != NULL && i < ldns_rr_list_rr_count(an); i++) {
-        const ldns_rr *rr = ldns_rr_list_rr(an, i);
-        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_NS || p->n_ns >= MAX_SERVERS)
-            continue;
-        char *o = rdf_name(ldns_rr_owner(rr));
-        char *n = rdf_name(ldns_rr_rdf(rr, 0));
-        if (o != NULL && n != NULL && strcmp(o, p->zone) == 0) {
-            p->ns = xrealloc(p->ns, (p->n_ns + 1) * sizeof(*p->ns));
-            p->ns[p->n_ns++] = n;
-            n = NULL;
-        }
-        free(o);
-        free(n);
-    }
-    ldns_pkt_free(pkt);
-    pkt = NULL;
     if (p->n_ns == 0) {
         pre = xasprintf("zone %s has no NS records (set nameservers)", p->zone);
         goto fail;
@@ -583,7 +641,6 @@ static void ns_answer(struct dns01_prop *p, int status, const struct dns_answer 
         addrs_done(p);
     return;
 fail:
-    ldns_pkt_free(pkt);
     prop_end(p, ERR_DNS, pre);
     free(pre);
 }

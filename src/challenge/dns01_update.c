@@ -663,7 +663,7 @@ static bool skip_name(const uint8_t *w, size_t len, size_t *at)
 /* Walks the records of a message: it must be well-formed and hold at most
  * one TSIG record, as the last one (RFC 8945 §5.1). ldns 1.8.3 leaks every
  * TSIG record but the last, so such input never reaches it. */
-static bool wire_tsig_ok(const uint8_t *w, size_t len)
+bool dns01_wire_sane(const uint8_t *w, size_t len)
 {
     size_t at = 12, n_tsig = 0;
 
@@ -700,7 +700,7 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
     int rc = ERR_PARSE;
 
     *why = NULL;
-    if (!wire_tsig_ok(wire, len) || ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK ||
+    if (!dns01_wire_sane(wire, len) || ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK ||
         pkt == NULL) {
         *why = xstrdup("reply is not a DNS message");
         goto out;

@@ -2,9 +2,11 @@
  * UPDATE, through dns01_reply_check (ldns parsing, the id/opcode checks,
  * TSIG error mapping and HMAC verification). Each input is tried as is and
  * with its header patched to look like our reply (same id, QR, opcode
- * UPDATE) so the deeper paths are reached. Never crashes or leaks; a
- * failure always comes with a printable ASCII reason, and no random input
- * may pass the signature check. */
+ * UPDATE) so the deeper paths are reached; the bytes also go through the
+ * readers of resolver answers (CNAME target, zone by SOA, NS names). Never
+ * crashes or leaks; a failure always comes with a printable ASCII reason, no
+ * random input passes the signature check, and a zone found encloses the
+ * name. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,10 +65,35 @@ static void check(const uint8_t *w, size_t n)
     free(why);
 }
 
+/* The readers of resolver answers (CNAME, zone by SOA, NS list). */
+static void answers(const uint8_t *w, size_t n)
+{
+    char *out = NULL;
+    char **v = NULL;
+    size_t k = 0;
+
+    if (dns01_answer_cname(w, n, "_acme-challenge.a.test.", &out) == 0)
+        free(out);
+    out = NULL;
+    if (dns01_answer_zone(w, n, "a.test.", "_acme-challenge.a.test.", &out) == 0 && out != NULL) {
+        if (!dns01_name_in_zone("_acme-challenge.a.test.", out))
+            abort(); /* a zone must enclose the name */
+        free(out);
+    }
+    if (dns01_answer_ns(w, n, "test.", 4, &v, &k) == 0) {
+        if (k > 4)
+            abort();
+        for (size_t i = 0; i < k; i++)
+            free(v[i]);
+        free(v);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
     check(data, size);
+    answers(data, size);
     if (size >= 12 && size <= 65535) {
         uint8_t *w = malloc(size);
         memcpy(w, data, size);

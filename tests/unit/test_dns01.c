@@ -455,6 +455,115 @@ static void test_reply_checks(void **state)
     dns01_key_fini(&k);
 }
 
+/* An answer message built from zone-file lines: "an:" or "ns:" prefixes
+ * choose the section. */
+static uint8_t *answer(const char *const *lines, size_t *len)
+{
+    ldns_pkt *p = ldns_pkt_new();
+    uint8_t *w = NULL;
+
+    ldns_pkt_set_id(p, 7);
+    ldns_pkt_set_qr(p, true);
+    for (size_t i = 0; lines[i] != NULL; i++) {
+        ldns_rr *rr = NULL;
+        assert_int_equal(ldns_rr_new_frm_str(&rr, lines[i] + 3, 0, NULL, NULL), LDNS_STATUS_OK);
+        ldns_pkt_push_rr(
+            p, strncmp(lines[i], "an:", 3) == 0 ? LDNS_SECTION_ANSWER : LDNS_SECTION_AUTHORITY, rr);
+    }
+    assert_int_equal(ldns_pkt2wire(&w, p, len), LDNS_STATUS_OK);
+    ldns_pkt_free(p);
+    return w;
+}
+
+static void test_answer_readers(void **state)
+{
+    static const char *const cname[] = {"an:_acme-challenge.B.test. 60 IN CNAME b.ACME-dns.test.",
+                                        NULL};
+    static const char *const soa_an[] = {"an:Test. 60 IN SOA ns1.test. h.test. 1 2 3 4 5", NULL};
+    static const char *const soa_auth[] = {
+        "ns:example.org. 60 IN SOA ns1.example.org. h.example.org. 1 2 3 4 5", NULL};
+    static const char *const ns[] = {"an:test. 60 IN NS ns1.test.", "an:other. 60 IN NS ns9.other.",
+                                     "an:test. 60 IN NS NS2.test.", NULL};
+    size_t n = 0, k = 0;
+    uint8_t *w;
+    char *out = NULL;
+    char **v = NULL;
+
+    (void)state;
+    w = answer(cname, &n);
+    assert_int_equal(dns01_answer_cname(w, n, "_acme-challenge.b.test", &out), 0);
+    assert_string_equal(out, "b.acme-dns.test.");
+    free(out);
+    assert_int_equal(dns01_answer_cname(w, n, "_acme-challenge.c.test.", &out), 0);
+    assert_null(out);
+    free(w);
+
+    w = answer(soa_an, &n);
+    assert_int_equal(dns01_answer_zone(w, n, "test.", "_acme-challenge.a.test.", &out), 0);
+    assert_string_equal(out, "test.");
+    free(out);
+    /* An answer SOA owned by another name than the query is not the apex. */
+    assert_int_equal(dns01_answer_zone(w, n, "a.test.", "_acme-challenge.a.test.", &out), 0);
+    assert_null(out);
+    free(w);
+
+    w = answer(soa_auth, &n);
+    assert_int_equal(dns01_answer_zone(w, n, "_acme-challenge.www.example.org",
+                                       "_acme-challenge.www.example.org", &out),
+                     0);
+    assert_string_equal(out, "example.org.");
+    free(out);
+    /* An authority SOA that does not enclose the name is ignored. */
+    assert_int_equal(dns01_answer_zone(w, n, "x.test.", "x.test.", &out), 0);
+    assert_null(out);
+    free(w);
+
+    w = answer(ns, &n);
+    assert_int_equal(dns01_answer_ns(w, n, "TEST", 8, &v, &k), 0);
+    assert_int_equal(k, 2);
+    assert_string_equal(v[0], "ns1.test.");
+    assert_string_equal(v[1], "ns2.test.");
+    free(v[0]);
+    free(v[1]);
+    free(v);
+    assert_int_equal(dns01_answer_ns(w, n, "test.", 1, &v, &k), 0);
+    assert_int_equal(k, 1);
+    free(v[0]);
+    free(v);
+    /* Truncated: malformed. */
+    assert_int_equal(dns01_answer_ns(w, n - 3, "test.", 8, &v, &k), ERR_PARSE);
+    assert_int_equal(dns01_answer_cname(w, 5, "x.", &out), ERR_PARSE);
+    free(w);
+}
+
+static void test_wire_sane_one_tsig_last(void **state)
+{
+    struct dns01_key k = test_key("hmac-sha256");
+    struct dns01_msg m;
+    char *why = NULL;
+
+    (void)state;
+    assert_int_equal(
+        dns01_update_build("test.", "a.test.", "v", true, 60, 1, &k, (int64_t)time(NULL), &m, &why),
+        0);
+    assert_true(dns01_wire_sane(m.wire, m.len));
+    /* Two TSIG records: the message again with its TSIG appended twice. */
+    ldns_pkt *p = NULL;
+    assert_int_equal(ldns_wire2pkt(&p, m.wire, m.len), LDNS_STATUS_OK);
+    ldns_rr *t = ldns_rr_clone(ldns_pkt_tsig(p));
+    ldns_pkt_push_rr(p, LDNS_SECTION_ADDITIONAL, t);
+    uint8_t *w = NULL;
+    size_t n = 0;
+    assert_int_equal(ldns_pkt2wire(&w, p, &n), LDNS_STATUS_OK);
+    assert_false(dns01_wire_sane(w, n));
+    assert_false(dns01_wire_sane(m.wire, m.len - 1));
+    assert_false(dns01_wire_sane(m.wire, 11));
+    free(w);
+    ldns_pkt_free(p);
+    dns01_msg_fini(&m);
+    dns01_key_fini(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_update_delete_message),
         cmocka_unit_test(test_update_rejects_bad_input),
         cmocka_unit_test(test_reply_checks),
+        cmocka_unit_test(test_answer_readers),
+        cmocka_unit_test(test_wire_sane_one_tsig_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
