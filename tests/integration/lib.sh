@@ -151,7 +151,10 @@ tw_start() {
     "httpPort": $TW_HTTP_PORT,
     "tlsPort": $TW_TLS_PORT,
     "ocspResponderURL": "",
-    "externalAccountBindingRequired": false
+    "externalAccountBindingRequired": ${TW_EAB_REQUIRED:-false},
+    "externalAccountMACKeys": {
+      "kid-certloop": "$TW_EAB_HMAC"
+    }
   }
 }
 EOF
@@ -177,6 +180,10 @@ EOF
   done
   tw_log "test world: pebble $TW_DIRECTORY, dns $dns, http-01 port $TW_HTTP_PORT"
 }
+
+# The EAB MAC key Pebble knows as kid-certloop (TW_EAB_REQUIRED=true makes
+# Pebble refuse accounts without External Account Binding).
+TW_EAB_HMAC=${TW_EAB_HMAC:-Y2VydGxvb3AtdGVzdC13b3JsZC1lYWItbWFjLWtleS1ub3Qtc2VjcmV0LTAx}
 
 # tw_config_head [MAX_CONCURRENT] [LISTEN_PORT]: [daemon], [http01] and
 # [ca.pebble] for the test world.
