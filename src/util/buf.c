@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void buf_init(struct buf *b, size_t max)
@@ -92,26 +93,39 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return rc;
 }
 
+/* Private keys and secrets are read through here: the stack copy is wiped
+ * and a regular file's buffer is sized once from fstat, so no realloc
+ * leaves a stray copy of the content in freed memory. */
 int buf_read_fd(struct buf *b, int fd)
 {
     char tmp[16384];
+    struct stat st;
+    int rc = 0;
 
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uintmax_t)st.st_size <= b->max && ensure(b, (size_t)st.st_size) < 0)
+        return ERR_TOO_BIG;
     for (;;) {
         ssize_t n = read(fd, tmp, sizeof(tmp));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return -errno;
+            rc = -errno;
+            break;
         }
         if (n == 0)
             break;
-        int rc = buf_append(b, tmp, (size_t)n);
+        rc = buf_append(b, tmp, (size_t)n);
         if (rc < 0)
-            return rc;
+            break;
     }
-    if (b->data == NULL)
-        return ensure(b, 0) < 0 ? ERR_TOO_BIG : (b->data[0] = '\0', 0);
-    return 0;
+    explicit_bzero(tmp, sizeof(tmp));
+    if (rc == 0 && b->data == NULL) {
+        rc = ensure(b, 0);
+        if (rc == 0)
+            b->data[0] = '\0';
+    }
+    return rc;
 }
 
 int buf_read_file(struct buf *b, const char *path)

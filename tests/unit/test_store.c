@@ -309,6 +309,42 @@ static void test_mkdirs_nested_and_not_a_directory(void **state)
     free(under);
 }
 
+/* Reads are capped at STORE_FILE_MAX whatever the file says it holds; an
+ * empty file and a file without a size (procfs) read too. */
+static void test_read_file_cap_and_sizes(void **state)
+{
+    const char *dir = *state;
+    char *path = xasprintf("%s/big", dir);
+    char *data = xmalloc(STORE_FILE_MAX + 1);
+    char *s = NULL;
+    size_t len = 0;
+
+    memset(data, 'k', STORE_FILE_MAX + 1);
+    assert_int_equal(
+        store_write_atomic(path, data, STORE_FILE_MAX, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
+    assert_int_equal(store_read_file(path, &s, &len), 0);
+    assert_int_equal(len, STORE_FILE_MAX);
+    assert_int_equal(s[len], '\0');
+    assert_memory_equal(s, data, len);
+    free(s);
+    s = NULL;
+    assert_int_equal(
+        store_write_atomic(path, data, STORE_FILE_MAX + 1, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
+    assert_int_equal(store_read_file(path, &s, &len), ERR_TOO_BIG);
+    assert_null(s);
+    assert_int_equal(store_write_atomic(path, "", 0, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
+    assert_int_equal(store_read_file(path, &s, &len), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(s, "");
+    free(s);
+    assert_int_equal(store_read_file("/proc/self/status", &s, &len), 0);
+    assert_true(len > 0);
+    assert_non_null(strstr(s, "Name:"));
+    free(s);
+    free(data);
+    free(path);
+}
+
 static void test_name_validation(void **state)
 {
     (void)state;
@@ -867,6 +903,7 @@ int main(void)
         T(test_write_atomic_key_never_wider_and_nothing_left_on_rename_failure),
         T(test_write_atomic_missing_directory_reports_open),
         T(test_write_atomic_owner_and_group),
+        T(test_read_file_cap_and_sizes),
         T(test_write_atomic_enospc_keeps_old_file),
         T(test_mkdirs_nested_and_not_a_directory),
         T(test_name_validation),
