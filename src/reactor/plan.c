@@ -17,6 +17,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/timefmt.h"
 #include "util/xalloc.h"
 
 int plan_load_config(const char *path, FILE *err, struct config **out)
@@ -64,20 +65,12 @@ int plan_check(const char *path, FILE *out, FILE *err)
 /* "2027-01-03 10:00 UTC" */
 static void fmt_time(int64_t t, char *out, size_t n)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm) == 0)
-        snprintf(out, n, "@%" PRId64, t);
+    timefmt_utc(out, n, t, "%Y-%m-%d %H:%M UTC");
 }
 
 static void fmt_date(int64_t t, char *out, size_t n)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d", &tm) == 0)
-        snprintf(out, n, "@%" PRId64, t);
+    timefmt_utc(out, n, t, TIMEFMT_DATE);
 }
 
 /* "90 days", "6 days", "12 hours": whole units, rounded. */
