@@ -17,6 +17,7 @@
 #include "reactor/control.h"
 #include "reactor/daemon.h"
 #include "reactor/plan.h"
+#include "reactor/preflight.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -35,7 +36,8 @@ static const char usage_text[] =
     "                                  stored certificate again without a new order)\n"
     "  reload                          reload the daemon's configuration (as SIGHUP; 78 when\n"
     "                                  the new configuration is invalid)\n"
-    "  test NAME                       pre-flight checks for one certificate\n"
+    "  test NAME [-c FILE]             pre-flight checks for one certificate (0 all pass,\n"
+    "                                  1 any failed)\n"
     "  revoke NAME [--reason R]        revoke the current certificate\n"
     "  help, --help                    this text\n"
     "  --version                       print the version\n"
@@ -462,11 +464,17 @@ static int cmd_test(struct cli *c, int argc, char **argv)
     };
     int rc = parse(c, argc, argv, ":c:", lo);
 
+    struct config *cfg = NULL;
+
     if (rc == 0)
         rc = one_name(c);
+    if (rc == 0)
+        rc = plan_load_config(config_path(c->config), stderr, &cfg);
     if (rc != 0)
         return rc;
-    return not_implemented(c->cmd);
+    rc = preflight_run(cfg, c->args[0], stdout, stderr);
+    config_unref(cfg);
+    return rc;
 }
 
 static int cmd_revoke(struct cli *c, int argc, char **argv)

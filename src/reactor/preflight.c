@@ -1,0 +1,846 @@
+/* `certloop test NAME`: see preflight.h. The checks run one phase after
+ * another on a private loop: resolve every name, read the CA's
+ * caaIdentities and climb the CAA tree, then exercise the configured
+ * challenge (a temporary http-01 listener, or the running daemon's, fetched
+ * through the resolved addresses; or a dns-01 test record through the
+ * configured solver, removed afterwards). */
+#include "reactor/preflight.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "challenge/challenge.h"
+#include "config/config.h"
+#include "net/net.h"
+#include "reactor/dns01_provider.h"
+#include "util/b64.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* ---- pure helpers ---- */
+
+int pf_caa_parse_rdata(const uint8_t *rd, size_t len, struct pf_caa *out)
+{
+    size_t tl, vl;
+
+    if (len < 2)
+        return -EBADMSG;
+    tl = rd[1];
+    if (tl == 0 || tl > PF_CAA_TAG_MAX || 2 + tl > len)
+        return -EBADMSG;
+    for (size_t i = 0; i < tl; i++) {
+        uint8_t ch = rd[2 + i];
+        bool alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum)
+            return -EBADMSG;
+        out->tag[i] = (char)ch;
+    }
+    out->tag[tl] = '\0';
+    out->flags = rd[0];
+    vl = len - 2 - tl;
+    if (memchr(rd + 2 + tl, '\0', vl) != NULL)
+        return -EBADMSG;
+    if (vl > PF_CAA_VALUE_MAX)
+        vl = PF_CAA_VALUE_MAX;
+    memcpy(out->value, rd + 2 + tl, vl);
+    out->value[vl] = '\0';
+    return 0;
+}
+
+static unsigned be16(const uint8_t *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
+/* Skips a (possibly compressed) name at *off. 0 or -EBADMSG. */
+static int skip_name(const uint8_t *msg, size_t len, size_t *off)
+{
+    for (int labels = 0; labels < 128; labels++) {
+        uint8_t c;
+        if (*off >= len)
+            return -EBADMSG;
+        c = msg[*off];
+        if (c == 0) {
+            *off += 1;
+            return 0;
+        }
+        if ((c & 0xC0) == 0xC0) {
+            if (*off + 2 > len)
+                return -EBADMSG;
+            *off += 2;
+            return 0;
+        }
+        if ((c & 0xC0) != 0)
+            return -EBADMSG;
+        *off += 1 + (size_t)c;
+    }
+    return -EBADMSG;
+}
+
+int pf_caa_from_msg(const uint8_t *msg, size_t len, struct pf_caa *out, size_t max)
+{
+    size_t off = 12;
+    unsigned qd, an;
+    int found = 0;
+
+    if (len < 12)
+        return -EBADMSG;
+    qd = be16(msg + 4);
+    an = be16(msg + 6);
+    for (unsigned i = 0; i < qd; i++) {
+        if (skip_name(msg, len, &off) != 0 || off + 4 > len)
+            return -EBADMSG;
+        off += 4;
+    }
+    for (unsigned i = 0; i < an; i++) {
+        unsigned type, rdlen;
+        if (skip_name(msg, len, &off) != 0 || off + 10 > len)
+            return -EBADMSG;
+        type = be16(msg + off);
+        rdlen = be16(msg + off + 8);
+        off += 10;
+        if (off + rdlen > len)
+            return -EBADMSG;
+        if (type == DNS_T_CAA) {
+            struct pf_caa tmp;
+            if (pf_caa_parse_rdata(msg + off, rdlen, (size_t)found < max ? &out[found] : &tmp) != 0)
+                return -EBADMSG;
+            found++;
+        }
+        off += rdlen;
+    }
+    return found;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+void pf_caa_issuer_domain(const char *value, char *dom, size_t cap)
+{
+    const char *s = value, *e;
+    size_t n;
+
+    while (is_space(*s))
+        s++;
+    e = s;
+    while (*e != '\0' && *e != ';' && !is_space(*e))
+        e++;
+    n = (size_t)(e - s);
+    if (cap == 0)
+        return;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dom, s, n);
+    dom[n] = '\0';
+}
+
+static void set_why(const char **why, const char *s)
+{
+    if (why != NULL)
+        *why = s;
+}
+
+bool pf_caa_permits(const struct pf_caa *rrs, size_t n, bool wildcard, const char *const *ids,
+                    size_t nids, const char **why)
+{
+    const char *tag = "issue";
+    bool any = false;
+
+    for (size_t i = 0; i < n; i++) {
+        bool known = strcasecmp(rrs[i].tag, "issue") == 0 ||
+                     strcasecmp(rrs[i].tag, "issuewild") == 0 ||
+                     strcasecmp(rrs[i].tag, "iodef") == 0;
+        if ((rrs[i].flags & 0x80) != 0 && !known) {
+            set_why(why, "a critical CAA property this checker does not know forbids issuance");
+            return false;
+        }
+        if (wildcard && strcasecmp(rrs[i].tag, "issuewild") == 0)
+            tag = "issuewild";
+    }
+    for (size_t i = 0; i < n; i++) {
+        char dom[256];
+        if (strcasecmp(rrs[i].tag, tag) != 0)
+            continue;
+        any = true;
+        pf_caa_issuer_domain(rrs[i].value, dom, sizeof(dom));
+        for (size_t j = 0; j < nids && dom[0] != '\0'; j++) {
+            if (strcasecmp(dom, ids[j]) == 0) {
+                set_why(why, wildcard && strcmp(tag, "issuewild") == 0
+                                 ? "an issuewild property names the CA"
+                                 : "an issue property names the CA");
+                return true;
+            }
+        }
+    }
+    if (!any) {
+        set_why(why, wildcard ? "CAA records without issue/issuewild properties (not restricted)"
+                              : "CAA records without issue properties (not restricted)");
+        return true;
+    }
+    set_why(why, strcmp(tag, "issuewild") == 0 ? "no issuewild property names the CA"
+                                               : "no issue property names the CA");
+    return false;
+}
+
+/* ---- the run ---- */
+
+#define PF_CAA_MAX 32
+#define HTTP_FETCH_TIMEOUT_MS 10000
+
+struct pf;
+
+struct pf_name {
+    struct pf *pf;
+    const char *domain; /* as configured: "*.a.test" or "a.test" (borrowed from cfg) */
+    const char *base;   /* without "*." */
+    bool wild;
+    char **addrs; /* owned, n_addrs */
+    size_t n_addrs;
+    char *dns_err;      /* owned: first error, or NULL */
+    int answers;        /* A/AAAA answers received */
+    const char *caa_at; /* CAA: the name queried now (points into base) */
+};
+
+/* One http-01 fetch (name x address). */
+struct pf_fetch {
+    struct pf *pf;
+    struct pf_name *n;
+    char *addr;
+    char *shown; /* http://NAME[:PORT]/.well-known/acme-challenge/TOKEN */
+};
+
+enum pf_phase { PH_DNS, PH_DIRECTORY, PH_CAA, PH_CHALLENGE, PH_CLEANUP, PH_DONE };
+
+struct pf {
+    uv_loop_t loop;
+    struct config *cfg;
+    const struct cfg_cert *cert;
+    const char *cname;
+    FILE *out, *err;
+    struct dns_resolver *res;
+    struct http_client *http;
+    struct chal_http01 *chal;
+    struct dns01_provider *dns01;
+    uv_timer_t poll;
+    bool poll_open;
+    struct pf_name *names;
+    size_t n_names;
+    char **ids; /* caaIdentities, owned; NULL-terminated */
+    size_t n_ids;
+    bool ids_known;
+    enum pf_phase phase;
+    int pending;
+    bool failed;
+    /* http-01 */
+    char *token, *keyauth;
+    bool own_listener;
+    int port;
+    char **keyauths; /* dns-01: per name, owned */
+};
+
+static void step(struct pf *pf);
+static void close_all(struct pf *pf);
+
+static void report(struct pf *pf, const char *check, const char *domain, bool pass, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
+static void report(struct pf *pf, const char *check, const char *domain, bool pass, const char *fmt,
+                   ...)
+{
+    va_list ap;
+
+    fprintf(pf->out, "test %s: %-7s %s: ", pf->cname, check, domain);
+    va_start(ap, fmt);
+    vfprintf(pf->out, fmt, ap);
+    va_end(ap);
+    fprintf(pf->out, " ... %s\n", pass ? "PASS" : "FAIL");
+    fflush(pf->out);
+    if (!pass)
+        pf->failed = true;
+}
+
+static char *random_token(void)
+{
+    uint8_t b[18];
+    size_t got = 0;
+
+    while (got < sizeof(b)) {
+        ssize_t r = getrandom(b + got, sizeof(b) - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            abort(); /* no randomness at all: nothing sensible to do */
+        }
+        got += (size_t)r;
+    }
+    return b64url_encode(b, sizeof(b));
+}
+
+static void done_one(struct pf *pf)
+{
+    if (--pf->pending == 0)
+        step(pf);
+}
+
+/* ---- 1: names resolve ---- */
+
+static void on_addr(int status, const struct dns_answer *ans, void *arg)
+{
+    struct pf_name *n = arg;
+
+    if (status != 0) {
+        if (n->dns_err == NULL)
+            n->dns_err = xstrdup(err_str(status));
+    } else {
+        n->answers++;
+        for (size_t i = 0; i < ans->n_addrs; i++) {
+            n->addrs = xrealloc(n->addrs, (n->n_addrs + 1) * sizeof(*n->addrs));
+            n->addrs[n->n_addrs++] = xstrdup(ans->addrs[i]);
+        }
+        if (ans->rcode != 0 && n->dns_err == NULL)
+            n->dns_err = xasprintf("rcode %d%s", ans->rcode, ans->rcode == 3 ? " (NXDOMAIN)" : "");
+    }
+    done_one(n->pf);
+}
+
+static void start_dns(struct pf *pf)
+{
+    static const enum dns_rrtype types[] = {DNS_T_A, DNS_T_AAAA};
+
+    for (size_t i = 0; i < pf->n_names; i++) {
+        for (size_t t = 0; t < 2; t++) {
+            int rc =
+                dns_query_start(pf->res, pf->names[i].base, types[t], on_addr, &pf->names[i], NULL);
+            if (rc < 0) {
+                if (pf->names[i].dns_err == NULL)
+                    pf->names[i].dns_err = xstrdup(err_str(rc));
+                continue;
+            }
+            pf->pending++;
+        }
+    }
+}
+
+static void show_dns(struct pf *pf)
+{
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_name *n = &pf->names[i];
+        if (n->n_addrs == 0) {
+            report(pf, "dns", n->domain, false, "%s does not resolve (%s)", n->base,
+                   n->dns_err != NULL ? n->dns_err : "no A or AAAA record");
+            continue;
+        }
+        char *list = xstrdup("");
+        for (size_t a = 0; a < n->n_addrs; a++) {
+            char *l = xasprintf("%s%s%s", list, a > 0 ? ", " : "", n->addrs[a]);
+            free(list);
+            list = l;
+        }
+        if (n->wild)
+            report(pf, "dns", n->domain, true, "base name %s resolves to %s", n->base, list);
+        else
+            report(pf, "dns", n->base, true, "resolves to %s", list);
+        free(list);
+    }
+}
+
+/* ---- 2: CAA ---- */
+
+static void on_directory(int status, const struct http_response *resp, void *arg)
+{
+    struct pf *pf = arg;
+    const char *dir = pf->cert->ca->directory;
+
+    if (status != 0) {
+        report(pf, "caa", dir, false, "cannot fetch the CA directory: %s", err_str(status));
+    } else if (resp->status != 200) {
+        report(pf, "caa", dir, false, "the CA directory answered HTTP %ld", resp->status);
+    } else {
+        json_error_t je;
+        json_t *j = json_loadb(resp->body.data, resp->body.len, 0, &je);
+        json_t *ids = json_object_get(json_object_get(j, "meta"), "caaIdentities");
+        if (j == NULL || !json_is_object(j)) {
+            report(pf, "caa", dir, false, "the CA directory is not a JSON object");
+        } else if (json_is_array(ids) && json_array_size(ids) > 0) {
+            size_t i;
+            json_t *v;
+            pf->ids = xcalloc(json_array_size(ids) + 1, sizeof(*pf->ids));
+            json_array_foreach(ids, i, v)
+            {
+                if (json_is_string(v))
+                    pf->ids[pf->n_ids++] = xstrdup(json_string_value(v));
+            }
+            pf->ids_known = pf->n_ids > 0;
+        }
+        json_decref(j);
+    }
+    done_one(pf);
+}
+
+static void start_directory(struct pf *pf)
+{
+    struct http_request_opts o = {
+        .url = pf->cert->ca->directory,
+        .trust_file = pf->cert->ca->trust,
+        .timeout_ms = 30000,
+        .max_body = 256 * 1024,
+    };
+    int rc = http_req_start(pf->http, &o, on_directory, pf, NULL);
+
+    if (rc < 0) {
+        report(pf, "caa", o.url, false, "cannot fetch the CA directory: %s", err_str(rc));
+        return;
+    }
+    pf->pending++;
+}
+
+static void on_caa(int status, const struct dns_answer *ans, void *arg);
+
+/* Queries CAA for n->caa_at; false (and reports) when it cannot start. */
+static bool caa_query(struct pf_name *n)
+{
+    int rc = dns_query_start(n->pf->res, n->caa_at, DNS_T_CAA, on_caa, n, NULL);
+
+    if (rc < 0) {
+        report(n->pf, "caa", n->domain, false, "CAA query for %s failed: %s", n->caa_at,
+               err_str(rc));
+        return false;
+    }
+    return true;
+}
+
+static void on_caa(int status, const struct dns_answer *ans, void *arg)
+{
+    struct pf_name *n = arg;
+    struct pf *pf = n->pf;
+    struct pf_caa rrs[PF_CAA_MAX];
+    int found;
+    const char *dot;
+
+    if (status != 0) {
+        report(pf, "caa", n->domain, false, "CAA query for %s failed: %s", n->caa_at,
+               err_str(status));
+        done_one(pf);
+        return;
+    }
+    if (ans->rcode != 0 && ans->rcode != 3) {
+        /* RFC 8659 §3: a lookup failure is not "no CAA" */
+        report(pf, "caa", n->domain, false, "CAA query for %s answered rcode %d", n->caa_at,
+               ans->rcode);
+        done_one(pf);
+        return;
+    }
+    found = pf_caa_from_msg(ans->msg, ans->len, rrs, PF_CAA_MAX);
+    if (found < 0) {
+        report(pf, "caa", n->domain, false, "malformed CAA answer for %s", n->caa_at);
+        done_one(pf);
+        return;
+    }
+    if (found > 0) {
+        const char *why = NULL;
+        size_t cnt = (size_t)found < PF_CAA_MAX ? (size_t)found : PF_CAA_MAX;
+        bool ok = pf_caa_permits(rrs, cnt, n->wild, (const char *const *)pf->ids, pf->n_ids, &why);
+        report(pf, "caa", n->domain, ok, "%d CAA record%s at %s: %s", found, found == 1 ? "" : "s",
+               n->caa_at, why);
+        done_one(pf);
+        return;
+    }
+    dot = strchr(n->caa_at, '.');
+    if (dot == NULL || dot[1] == '\0') {
+        report(pf, "caa", n->domain, true, "no CAA records (any CA may issue)");
+        done_one(pf);
+        return;
+    }
+    n->caa_at = dot + 1;
+    if (!caa_query(n))
+        done_one(pf);
+}
+
+static void start_caa(struct pf *pf)
+{
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_name *n = &pf->names[i];
+        if (!pf->ids_known) {
+            report(pf, "caa", n->domain, true, "CA publishes no caaIdentities: CAA not checked");
+            continue;
+        }
+        n->caa_at = n->base;
+        if (caa_query(n))
+            pf->pending++;
+    }
+}
+
+/* ---- 3: http-01 ---- */
+
+static void fetch_free(struct pf_fetch *f)
+{
+    free(f->addr);
+    free(f->shown);
+    free(f);
+}
+
+static void on_fetch(int status, const struct http_response *resp, void *arg)
+{
+    struct pf_fetch *f = arg;
+    struct pf *pf = f->pf;
+
+    if (status != 0) {
+        report(pf, "http-01", f->n->base, false, "%s via %s: %s%s", f->shown, f->addr,
+               err_str(status),
+               status == ERR_HTTP ? " (no answer: nothing listens there or it is blocked)" : "");
+    } else if (pf->own_listener) {
+        bool ok = resp->status == 200 && strcmp(resp->body.data, pf->keyauth) == 0;
+        if (ok)
+            report(pf, "http-01", f->n->base, true, "token served through %s (via %s)", f->shown,
+                   f->addr);
+        else
+            report(pf, "http-01", f->n->base, false,
+                   "%s via %s answered HTTP %ld%s: not this check's listener", f->shown, f->addr,
+                   resp->status, resp->status == 200 ? " with another body" : "");
+    } else {
+        /* certloop's listener answers an unknown token with exactly this */
+        bool ok = resp->status == 404 && strcmp(resp->body.data, "404 Not Found\n") == 0;
+        report(pf, "http-01", f->n->base, ok, "%s via %s answered HTTP %ld: %s", f->shown, f->addr,
+               resp->status,
+               ok ? "the running daemon's listener is reachable"
+                  : "not certloop's 404 for an unknown token (another server on the port?)");
+    }
+    fetch_free(f);
+    done_one(pf);
+}
+
+static void start_fetch(struct pf *pf, struct pf_name *n, const char *addr)
+{
+    struct pf_fetch *f = xcalloc(1, sizeof(*f));
+    bool v6 = strchr(addr, ':') != NULL;
+    char *url, *host;
+    struct http_header h;
+    int rc;
+
+    f->pf = pf;
+    f->n = n;
+    f->addr = xstrdup(addr);
+    host = pf->port == 80 ? xstrdup(n->base) : xasprintf("%s:%d", n->base, pf->port);
+    f->shown = xasprintf("http://%s/.well-known/acme-challenge/%s", host, pf->token);
+    url = xasprintf("http://%s%s%s:%d/.well-known/acme-challenge/%s", v6 ? "[" : "", addr,
+                    v6 ? "]" : "", pf->port, pf->token);
+    h.name = "Host";
+    h.value = host;
+    struct http_request_opts o = {
+        .url = url,
+        .headers = &h,
+        .n_headers = 1,
+        .max_body = 4096,
+        .timeout_ms = HTTP_FETCH_TIMEOUT_MS,
+    };
+    rc = http_req_start(pf->http, &o, on_fetch, f, NULL);
+    free(url);
+    free(host);
+    if (rc < 0) {
+        report(pf, "http-01", n->base, false, "%s via %s: %s", f->shown, addr, err_str(rc));
+        fetch_free(f);
+        return;
+    }
+    pf->pending++;
+}
+
+static void start_http01(struct pf *pf)
+{
+    const struct cfg_strv *l = &pf->cfg->http01.listen;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc;
+
+    if (l->n == 0) {
+        report(pf, "http-01", pf->cname, false,
+               "[http01] listen is empty: no listener answers the CA");
+        return;
+    }
+    if (config_addr_parse(l->v[0], 80, &ss, &sl) != 0) {
+        report(pf, "http-01", pf->cname, false, "cannot parse [http01] listen '%s'", l->v[0]);
+        return;
+    }
+    pf->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    pf->token = random_token();
+    rc = chal_http01_open(&pf->loop, (const char *const *)l->v, l->n, &pf->chal);
+    if (rc == 0) {
+        pf->own_listener = true;
+        pf->keyauth = xasprintf("%s.certloop-preflight", pf->token);
+        rc = chal_http01_put(pf->chal, pf->token, pf->keyauth);
+        if (rc < 0) {
+            report(pf, "http-01", pf->cname, false, "cannot put the test token: %s", err_str(rc));
+            return;
+        }
+        fprintf(pf->out,
+                "test %s: http-01 temporary listener on %s%s (the daemon is not running)\n",
+                pf->cname, l->v[0], l->n > 1 ? " and more" : "");
+    } else if (rc == -EADDRINUSE) {
+        pf->chal = NULL;
+        fprintf(pf->out,
+                "test %s: http-01 %s is in use (the daemon is running?): fetching an unknown "
+                "token from its listener\n",
+                pf->cname, l->v[0]);
+    } else {
+        pf->chal = NULL;
+        report(pf, "http-01", pf->cname, false, "cannot listen on %s: %s", l->v[0], err_str(rc));
+        return;
+    }
+    if (pf->port != 80)
+        fprintf(pf->out,
+                "test %s: http-01 note: fetching port %d as [http01] listen says; the CA "
+                "connects to port 80\n",
+                pf->cname, pf->port);
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_name *n = &pf->names[i];
+        if (n->n_addrs == 0) {
+            report(pf, "http-01", n->base, false, "no address to fetch from");
+            continue;
+        }
+        for (size_t a = 0; a < n->n_addrs; a++)
+            start_fetch(pf, n, n->addrs[a]);
+    }
+}
+
+/* ---- 4: dns-01 ---- */
+
+struct pf_pres {
+    struct pf *pf;
+    size_t i;
+};
+
+static void on_present(int status, const char *detail, void *arg)
+{
+    struct pf_pres *p = arg;
+    struct pf *pf = p->pf;
+    struct pf_name *n = &pf->names[p->i];
+
+    if (status == 0)
+        report(pf, "dns-01", n->domain, true, "test record at _acme-challenge.%s: %s", n->base,
+               detail != NULL ? detail : "served by every authoritative server");
+    else
+        report(pf, "dns-01", n->domain, false, "test record at _acme-challenge.%s: %s (%s)",
+               n->base, detail != NULL ? detail : "failed", err_str(status));
+    dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, n->domain, pf->keyauths[p->i]);
+    free(p);
+    done_one(pf);
+}
+
+static void start_dns01(struct pf *pf)
+{
+    int rc = dns01_provider_open(&pf->loop, pf->cfg, &pf->dns01);
+
+    if (rc < 0) {
+        report(pf, "dns-01", pf->cname, false, "cannot open the dns-01 solver: %s", err_str(rc));
+        pf->dns01 = NULL;
+        return;
+    }
+    pf->keyauths = xcalloc(pf->n_names, sizeof(*pf->keyauths));
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_pres *p = xcalloc(1, sizeof(*p));
+        char *tok = random_token();
+        p->pf = pf;
+        p->i = i;
+        pf->keyauths[i] = xasprintf("%s.certloop-preflight", tok);
+        free(tok);
+        rc = dns01_provider_present_start(pf->dns01, pf->cfg, pf->cert, pf->names[i].domain,
+                                          pf->keyauths[i], on_present, p, NULL);
+        if (rc < 0) {
+            report(pf, "dns-01", pf->names[i].domain, false, "cannot present a test record: %s",
+                   err_str(rc));
+            dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, pf->names[i].domain,
+                                   pf->keyauths[i]);
+            free(p);
+            continue;
+        }
+        pf->pending++;
+    }
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct pf *pf = t->data;
+
+    if (pf->dns01 != NULL && dns01_provider_inflight(pf->dns01) > 0)
+        return;
+    uv_timer_stop(t);
+    if (pf->dns01 != NULL)
+        fprintf(pf->out, "test %s: dns-01 test records removed (cleanup finished)\n", pf->cname);
+    pf->phase = PH_DONE;
+    close_all(pf);
+}
+
+/* ---- sequencing ---- */
+
+static void close_all(struct pf *pf)
+{
+    if (pf->chal != NULL)
+        chal_http01_close(pf->chal, NULL, NULL);
+    pf->chal = NULL;
+    if (pf->dns01 != NULL)
+        dns01_provider_close(pf->dns01);
+    pf->dns01 = NULL;
+    if (pf->res != NULL)
+        dns_resolver_close(pf->res);
+    pf->res = NULL;
+    if (pf->http != NULL)
+        http_client_close(pf->http);
+    pf->http = NULL;
+    if (pf->poll_open)
+        uv_close((uv_handle_t *)&pf->poll, NULL);
+    pf->poll_open = false;
+}
+
+static void on_finish(uv_timer_t *t)
+{
+    close_all(t->data);
+}
+
+/* Advances through the phases while nothing is pending. */
+static void step(struct pf *pf)
+{
+    while (pf->pending == 0) {
+        switch (pf->phase) {
+        case PH_DNS:
+            start_dns(pf);
+            pf->phase = PH_DIRECTORY;
+            break;
+        case PH_DIRECTORY:
+            show_dns(pf);
+            start_directory(pf);
+            pf->phase = PH_CAA;
+            break;
+        case PH_CAA:
+            start_caa(pf);
+            pf->phase = PH_CHALLENGE;
+            break;
+        case PH_CHALLENGE:
+            if (pf->cert->challenge == CFG_CHAL_DNS01)
+                start_dns01(pf);
+            else
+                start_http01(pf);
+            pf->phase = PH_CLEANUP;
+            break;
+        case PH_CLEANUP:
+            if (pf->chal != NULL) {
+                chal_http01_close(pf->chal, NULL, NULL);
+                pf->chal = NULL;
+            }
+            pf->phase = PH_DONE;
+            if (pf->dns01 != NULL) {
+                /* wait for the cleanups (they run in the background) */
+                pf->pending = 1;
+                uv_timer_start(&pf->poll, on_poll, 0, 100);
+                return;
+            }
+            break;
+        case PH_DONE:
+            /* close from a fresh loop turn, not from inside a client's callback */
+            pf->pending = 1;
+            uv_timer_start(&pf->poll, on_finish, 0, 0);
+            return;
+        }
+    }
+}
+
+static char *join_resolvers(const struct cfg_strv *r)
+{
+    char *s = NULL;
+
+    for (size_t i = 0; i < r->n; i++) {
+        char *t = xasprintf("%s%s%s", s != NULL ? s : "", s != NULL ? "," : "", r->v[i]);
+        free(s);
+        s = t;
+    }
+    return s;
+}
+
+int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
+{
+    const struct cfg_cert *cert = config_cert_find(cfg, name);
+    struct pf pf = {0};
+    struct dns_resolver_opts ro = {0};
+    char *servers;
+    int rc;
+
+    if (cert == NULL) {
+        fprintf(err, "certloop: test: no certificate named '%s' in the configuration\n", name);
+        return 64;
+    }
+    if (cert->ca == NULL) {
+        fprintf(out, "test %s: an imported certificate without a CA: nothing to order, no checks\n",
+                name);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN); /* chal_http01 requires it */
+    pf.cfg = config_ref(cfg);
+    pf.cert = cert;
+    pf.cname = cert->name != NULL ? cert->name : name;
+    pf.out = out;
+    pf.err = err;
+    if (uv_loop_init(&pf.loop) != 0) {
+        fprintf(err, "certloop: test: cannot create an event loop\n");
+        config_unref(pf.cfg);
+        return 1;
+    }
+    uv_timer_init(&pf.loop, &pf.poll);
+    pf.poll.data = &pf;
+    pf.poll_open = true;
+    servers = join_resolvers(&cfg->daemon.resolvers);
+    ro.servers = servers;
+    rc = dns_resolver_open(&pf.loop, &ro, &pf.res);
+    free(servers);
+    if (rc == 0)
+        rc = http_client_open(&pf.loop, &pf.http);
+    if (rc != 0) {
+        fprintf(err, "certloop: test: cannot start the resolver or the HTTP client: %s\n",
+                err_str(rc));
+        pf.failed = true;
+        close_all(&pf);
+    } else {
+        pf.n_names = cert->domains.n;
+        pf.names = xcalloc(pf.n_names ? pf.n_names : 1, sizeof(*pf.names));
+        for (size_t i = 0; i < pf.n_names; i++) {
+            struct pf_name *n = &pf.names[i];
+            n->pf = &pf;
+            n->domain = cert->domains.v[i];
+            n->wild = strncmp(n->domain, "*.", 2) == 0;
+            n->base = n->wild ? n->domain + 2 : n->domain;
+        }
+        pf.phase = PH_DNS;
+        step(&pf);
+    }
+    uv_run(&pf.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&pf.loop) != 0)
+        log_warn(LOG_MAIN, "test: event loop closed with handles still open");
+    for (size_t i = 0; i < pf.n_names; i++) {
+        for (size_t a = 0; a < pf.names[i].n_addrs; a++)
+            free(pf.names[i].addrs[a]);
+        free(pf.names[i].addrs);
+        free(pf.names[i].dns_err);
+        if (pf.keyauths != NULL)
+            free(pf.keyauths[i]);
+    }
+    free(pf.keyauths);
+    free(pf.names);
+    for (size_t i = 0; i < pf.n_ids; i++)
+        free(pf.ids[i]);
+    free(pf.ids);
+    free(pf.token);
+    free(pf.keyauth);
+    config_unref(pf.cfg);
+    return pf.failed ? 1 : 0;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# certloop test NAME: pre-flight checks without ordering. Names resolve
+# through Knot (zone test., "* A 127.0.0.1"), Pebble only serves the
+# directory (no caaIdentities). An http-01 certificate passes with a
+# temporary listener; a listener on an address its names do not resolve to
+# fails with a clear line; with the daemon running, its listener is found
+# reachable; a dns-01 certificate passes through the rfc2136 solver and
+# leaves no TXT record behind; usage and configuration errors exit 64/78.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/knot.sh"
+
+tw_init preflight
+command -v kdig >/dev/null || tw_skip "kdig not found"
+knot_init preflight
+trap 'knot_cleanup; tw_cleanup' EXIT
+knot_start || { tw_fail "knot did not start"; tw_done; }
+TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+
+# config LISTEN: the whole configuration with [http01] listen = [LISTEN]
+config() {
+  tw_config_head 8 |
+    sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|; s|^listen = .*|listen = [\"$1\"]|"
+  cat <<EOF2
+[dns.knot]
+type = "rfc2136"
+server = "127.0.0.1:$KNOT_PORT"
+zone = "test."
+tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
+nameservers = ["127.0.0.1:$KNOT_PORT"]
+propagation_timeout = "30s"
+
+EOF2
+  tw_config_cert web ec-p256 web.test www.web.test
+  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert wild ec-p256 "*.w.test" w.test
+}
+
+# run_test NAME CONFIG: exit code in $rc, output in $TW/out.txt
+run_test() {
+  timeout 90 "$CERTLOOP" test "$1" -c "$2" >"$TW/out.txt" 2>"$TW/err.txt"
+  rc=$?
+  sed 's/^/  | /' "$TW/out.txt" >&2
+}
+
+P=$TW_HTTP_PORT
+config "127.0.0.1:$P" >"$TW/ok.toml"
+"$CERTLOOP" check -c "$TW/ok.toml" >/dev/null 2>"$TW/check.txt" ||
+  { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
+
+# 1. http-01 with a temporary listener: every check passes
+run_test web "$TW/ok.toml"
+[ "$rc" = 0 ] || tw_fail "http-01: exit $rc, want 0 ($(cat "$TW/err.txt"))"
+for d in web.test www.web.test; do
+  grep -q "^test web: dns     $d: resolves to 127.0.0.1 ... PASS$" "$TW/out.txt" ||
+    tw_fail "http-01: no dns PASS line for $d"
+  grep -q "^test web: caa     $d: CA publishes no caaIdentities: CAA not checked ... PASS$" \
+    "$TW/out.txt" || tw_fail "http-01: no caa line for $d"
+  grep -Eq "^test web: http-01 $d: token served through http://$d:$P/\.well-known/acme-challenge/[A-Za-z0-9_-]+ \(via 127\.0\.0\.1\) \.\.\. PASS$" \
+    "$TW/out.txt" || tw_fail "http-01: no token-served PASS line for $d"
+done
+grep -q "note: fetching port $P" "$TW/out.txt" || tw_fail "http-01: no note about the port"
+[ "$(grep -c ' \.\.\. PASS$' "$TW/out.txt")" = 6 ] || tw_fail "http-01: want 6 PASS lines"
+
+# 2. the listener is on an address the names do not resolve to: FAIL, exit 1
+config "127.0.0.2:$P" >"$TW/other.toml"
+run_test web "$TW/other.toml"
+[ "$rc" = 1 ] || tw_fail "wrong listener: exit $rc, want 1"
+grep -Eq "^test web: http-01 web.test: http://web.test:$P/\.well-known/acme-challenge/[A-Za-z0-9_-]+ via 127\.0\.0\.1: .*nothing listens there.* \.\.\. FAIL$" \
+  "$TW/out.txt" || tw_fail "wrong listener: no FAIL line for web.test"
+grep -q "^test web: dns     web.test: .* PASS$" "$TW/out.txt" ||
+  tw_fail "wrong listener: the dns check should still pass"
+
+# 3. something else than certloop holds the port: its 404 is not certloop's
+python3 -m http.server --bind 127.0.0.1 "$P" >/dev/null 2>&1 &
+pypid=$!
+TW_PIDS+=($pypid)
+tw_wait_http "http://127.0.0.1:$P/" "" 10 >/dev/null 2>&1 || true
+run_test web "$TW/ok.toml"
+[ "$rc" = 1 ] || tw_fail "foreign server: exit $rc, want 1"
+grep -q "^test web: http-01 web.test: .* not certloop's 404 .* FAIL$" "$TW/out.txt" ||
+  tw_fail "foreign server: no FAIL line naming the foreign 404"
+kill "$pypid" 2>/dev/null
+wait "$pypid" 2>/dev/null
+
+# 4. the daemon runs (its listener holds the port): reachable, exit 0
+"$CERTLOOP" run -c "$TW/ok.toml" >"$TW/daemon.out" 2>"$TW/daemon.err" &
+dpid=$!
+TW_PIDS+=($dpid)
+for _ in $(seq 50); do
+  [ -S "$TW/control.sock" ] && break
+  sleep 0.2
+done
+run_test web "$TW/ok.toml"
+[ "$rc" = 0 ] || tw_fail "daemon running: exit $rc, want 0 ($(cat "$TW/err.txt"))"
+grep -q "^test web: http-01 www.web.test: .* the running daemon's listener is reachable ... PASS$" \
+  "$TW/out.txt" || tw_fail "daemon running: no reachable line"
+kill "$dpid" 2>/dev/null
+wait "$dpid" 2>/dev/null
+
+# 5. dns-01: the test records propagate and are removed
+run_test wild "$TW/ok.toml"
+[ "$rc" = 0 ] || tw_fail "dns-01: exit $rc, want 0 ($(tail -5 "$TW/err.txt"))"
+grep -q "^test wild: dns     \*.w.test: base name w.test resolves to 127.0.0.1 ... PASS$" "$TW/out.txt" ||
+  tw_fail "dns-01: no dns line for the wildcard's base name"
+for d in '\*.w.test' w.test; do
+  grep -q "^test wild: dns-01  $d: test record at _acme-challenge.w.test: .* PASS$" \
+    "$TW/out.txt" || tw_fail "dns-01: no PASS line for $d"
+done
+grep -q "test records removed" "$TW/out.txt" || tw_fail "dns-01: no cleanup line"
+left=$(knot_txt 127.0.0.1 _acme-challenge.w.test)
+[ -z "$left" ] || tw_fail "dns-01: TXT left behind at _acme-challenge.w.test: $left"
+
+# 6. usage and configuration errors
+"$CERTLOOP" test -c "$TW/ok.toml" >/dev/null 2>&1
+[ $? = 64 ] || tw_fail "no NAME: want 64"
+"$CERTLOOP" test nosuch -c "$TW/ok.toml" >/dev/null 2>"$TW/err.txt"
+[ $? = 64 ] || tw_fail "unknown NAME: want 64"
+grep -q "no certificate named 'nosuch'" "$TW/err.txt" || tw_fail "unknown NAME: no message"
+printf '[certificate.x]\ndomains = 3\n' >"$TW/bad.toml"
+"$CERTLOOP" test x -c "$TW/bad.toml" >/dev/null 2>&1
+[ $? = 78 ] || tw_fail "bad config: want 78"
+tw_done
