@@ -90,8 +90,11 @@ usage revoke
 usage revoke www --reason bogus
 grep -q "unknown reason 'bogus'" "$tmp/err" || fail "revoke reason message"
 
+echo "== test with an unreadable configuration (78); test_preflight covers the checks"
+run 78 test www -c "$tmp/missing.toml"
+
 echo "== not implemented yet (69)"
-for args in "test www" "revoke www --reason keyCompromise"; do
+for args in "revoke www --reason keyCompromise"; do
   # shellcheck disable=SC2086
   run 69 $args && has "$tmp/err" "certloop: ${args%% *}: not implemented yet"
 done
