@@ -59,6 +59,7 @@ static void test_rdata_malformed(void **state)
     size_t n;
 
     (void)state;
+    memset(b, 0, sizeof(b));
     assert_int_equal(pf_caa_parse_rdata(b, 0, &c), -EBADMSG);
     b[0] = 0;
     b[1] = 0; /* tag length 0 */
