@@ -1,8 +1,9 @@
 /* The daemon skeleton: process start-up (config, state lock, loop), signal
  * handling (SIGHUP reload with the old snapshot kept on error, SIGTERM and
  * SIGINT graceful stop), systemd notifications, and an orderly end where
- * every handle is closed and uv_loop_close() succeeds. The work itself
- * (orders, challenges, renewals) belongs to the manager. */
+ * every handle is closed and uv_loop_close() succeeds, and the control
+ * socket (status, renew, reload, metrics) wired to the manager. The work
+ * itself (orders, challenges, renewals) belongs to the manager. */
 #include "reactor/daemon.h"
 
 #include <assert.h>
@@ -18,7 +19,9 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "reactor/control.h"
 #include "reactor/manager.h"
+#include "reactor/metrics.h"
 #include "reactor/plan.h"
 #include "reactor/sdnotify.h"
 #include "store/store.h"
@@ -39,6 +42,7 @@ struct daemon {
     struct config *cfg;      /* ref: the snapshot in force */
     struct store *store;     /* owned */
     struct manager *mgr;     /* owned until its done callback */
+    struct control *ctl;     /* owned; NULL when not open (--once, failed, closed) */
     bool once;
     bool stopping;     /* a stop was requested (signal) */
     bool manager_done; /* the manager's done callback ran */
@@ -52,10 +56,16 @@ static void handle_closed(uv_handle_t *h)
     d->open_handles--;
 }
 
+/* Closes our signal handles and the control socket (its handles finish
+ * closing on the loop, so uv_loop_close() still succeeds afterwards). */
 static void close_signals(struct daemon *d)
 {
     uv_signal_t *sigs[] = {&d->sighup, &d->sigterm, &d->sigint};
 
+    if (d->ctl != NULL) {
+        control_close(d->ctl, NULL, NULL);
+        d->ctl = NULL;
+    }
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         if (!uv_is_closing((uv_handle_t *)sigs[i]))
             uv_close((uv_handle_t *)sigs[i], handle_closed);
@@ -89,35 +99,36 @@ static void manager_done(int failed, void *arg)
     close_signals(d);
 }
 
-/* SIGHUP: a new snapshot replaces the old one only when all of it is valid
- * (STYLE §6); settings bound at start-up (the state directory and its lock,
- * the http-01 sockets) keep their old values until a restart. */
-static void reload(struct daemon *d)
+/* SIGHUP and POST /v1/reload: a new snapshot replaces the old one only when
+ * all of it is valid (STYLE §6); settings bound at start-up (the state
+ * directory and its lock, the http-01 sockets, the control socket) keep
+ * their old values until a restart. 0, or the config_load code with diag
+ * holding the "FILE:LINE:COL: error: ..." lines (the caller owns diag). */
+static int reload(struct daemon *d, const char *origin, struct config_diag *diag)
 {
-    struct config_diag diag;
     struct config *cfg = NULL;
     int rc;
 
     sdnotify_reloading();
-    log_info(LOG_MAIN, "SIGHUP: reloading %s", d->config_path);
-    config_diag_init(&diag);
-    rc = config_load(d->config_path, &cfg, &diag);
+    log_info(LOG_MAIN, "%s: reloading %s", origin, d->config_path);
+    rc = config_load(d->config_path, &cfg, diag);
     if (rc < 0) {
-        for (size_t i = 0; i < diag.n; i++)
-            log_error(LOG_CONFIG, "%s", diag.lines[i]);
-        if (diag.n == 0)
+        for (size_t i = 0; i < diag->n; i++)
+            log_error(LOG_CONFIG, "%s", diag->lines[i]);
+        if (diag->n == 0)
             log_error(LOG_CONFIG, "%s: %s", d->config_path, err_str(rc));
         log_error(LOG_MAIN, "reload failed, keeping the previous configuration");
-        config_diag_fini(&diag);
         notify_ready(d, "reload failed, keeping the previous configuration");
-        return;
+        return rc;
     }
-    config_diag_fini(&diag);
     if (strcmp(cfg->daemon.state_dir, d->cfg->daemon.state_dir) != 0)
         log_warn(LOG_MAIN, "daemon.state_dir changed to %s: takes effect at the next restart",
                  cfg->daemon.state_dir);
     if (!config_strv_equal(&cfg->http01.listen, &d->cfg->http01.listen))
         log_warn(LOG_MAIN, "http01.listen changed: takes effect at the next restart");
+    if (strcmp(cfg->daemon.control_socket, d->cfg->daemon.control_socket) != 0)
+        log_warn(LOG_MAIN, "daemon.control_socket changed to %s: takes effect at the next restart",
+                 cfg->daemon.control_socket);
     log_set_level(cfg->daemon.log_level);
     if (d->mgr != NULL)
         manager_reload(d->mgr, cfg);
@@ -126,6 +137,7 @@ static void reload(struct daemon *d)
     log_info(LOG_MAIN, "reloaded: %zu %s", cfg->n_certs,
              cfg->n_certs == 1 ? "certificate" : "certificates");
     notify_ready(d, NULL);
+    return 0;
 }
 
 static void stop(struct daemon *d, const char *why)
@@ -152,10 +164,149 @@ static void on_signal(uv_signal_t *h, int signum)
             log_info(LOG_MAIN, "SIGHUP ignored while stopping");
             return;
         }
-        reload(d);
+        struct config_diag diag;
+        config_diag_init(&diag);
+        (void)reload(d, "SIGHUP", &diag); /* logged */
+        config_diag_fini(&diag);
     } else {
         stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
     }
+}
+
+/* ---- control socket handlers (run on the loop) */
+
+static bool ctl_available(const struct daemon *d)
+{
+    return !d->stopping && !d->manager_done && d->mgr != NULL;
+}
+
+static int ctl_status(void *arg, json_t **out)
+{
+    struct daemon *d = arg;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    *out = manager_status(d->mgr);
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, char **err)
+{
+    struct daemon *d = arg;
+
+    if (!ctl_available(d)) {
+        *err = xstrdup("the daemon is stopping");
+        return -EBUSY;
+    }
+    return manager_renew(d->mgr, name, force, deploy_only, err);
+}
+
+static void ctl_reload(void *arg, control_reply_cb cb, void *cb_arg)
+{
+    struct daemon *d = arg;
+    struct config_diag diag;
+    int rc;
+
+    if (!ctl_available(d)) {
+        cb(cb_arg, -ECANCELED, "the daemon is stopping", NULL, 0);
+        return;
+    }
+    config_diag_init(&diag);
+    rc = reload(d, "control", &diag);
+    if (rc == 0) {
+        char *msg = xasprintf("reloaded: %zu %s", d->cfg->n_certs,
+                              d->cfg->n_certs == 1 ? "certificate" : "certificates");
+        cb(cb_arg, 0, msg, NULL, 0);
+        free(msg);
+    } else if (diag.n > 0) {
+        cb(cb_arg, ERR_CONFIG, NULL, (const char *const *)diag.lines, diag.n);
+    } else {
+        /* the main file could not be read: no diag line, say why */
+        char *line = xasprintf("%s: %s", d->config_path, err_str(rc));
+        const char *lines[1] = {line};
+        cb(cb_arg, ERR_CONFIG, NULL, lines, 1);
+        free(line);
+    }
+    config_diag_fini(&diag);
+}
+
+static int64_t json_time(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* From the status document: the manager keeps no renewal counters nor an
+ * order duration histogram yet, so those are exported as zero. */
+static int ctl_metrics(void *arg, struct buf *out)
+{
+    struct daemon *d = arg;
+    json_t *st, *certs;
+    struct metrics_cert *mc;
+    size_t n;
+    int rc;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    st = manager_status(d->mgr);
+    if (st == NULL)
+        return -ENOMEM;
+    certs = json_object_get(st, "certificates");
+    n = json_is_array(certs) ? json_array_size(certs) : 0;
+    mc = xcalloc(n > 0 ? n : 1, sizeof(*mc));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(certs, i);
+        mc[i].name = json_string_value(json_object_get(c, "name"));
+        if (mc[i].name == NULL)
+            mc[i].name = "";
+        mc[i].not_after = json_time(c, "not_after");
+        mc[i].next_renewal = json_time(c, "next_renewal");
+    }
+    struct metrics_snapshot snap = {
+        .certs = mc,
+        .n_certs = n,
+        .order_duration = NULL,
+        .orders_in_flight = (unsigned)json_time(st, "orders_in_flight"),
+    };
+    rc = metrics_write(&snap, out);
+    free(mc);
+    json_decref(st);
+    return rc;
+}
+
+/* Opens the control socket. 0, or an exit status: EXIT_TEMPFAIL when
+ * another daemon answers on it. Other failures are logged and the daemon
+ * goes on without it (renewals do not need it). */
+static int open_control(struct daemon *d)
+{
+    struct control_handlers h = {
+        .status = ctl_status,
+        .renew = ctl_renew,
+        .reload = ctl_reload,
+        .metrics = ctl_metrics,
+        .arg = d,
+    };
+    struct control_opts co = {
+        .loop = &d->loop,
+        .path = d->cfg->daemon.control_socket,
+        .h = &h,
+    };
+    int rc = control_open(&co, &d->ctl);
+
+    if (rc == -EADDRINUSE) {
+        d->ctl = NULL;
+        log_error(LOG_MAIN, "another certloop daemon answers on %s", co.path);
+        return EXIT_TEMPFAIL;
+    }
+    if (rc < 0) {
+        d->ctl = NULL;
+        log_error(LOG_MAIN,
+                  "control socket %s: %s; running without it (status, renew and reload "
+                  "will not reach this daemon)",
+                  co.path, err_str(rc));
+    }
+    return 0;
 }
 
 /* The pid holding a flock on path, from /proc/locks (flock locks are not
@@ -318,6 +469,14 @@ int daemon_run(const struct daemon_opts *o)
         code = EXIT_TEMPFAIL;
         finish_loop(&d);
         goto out;
+    }
+    if (!d.once) {
+        code = open_control(&d);
+        if (code != 0) {
+            stop(&d, "control socket");
+            finish_loop(&d); /* runs the manager's stop to its end */
+            goto out;
+        }
     }
     log_info(LOG_MAIN, "certloop %s started%s: %s, %zu %s, state %s", CERTLOOP_VERSION,
              d.once ? " (--once)" : "", d.config_path, d.cfg->n_certs,
