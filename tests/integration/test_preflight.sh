@@ -5,7 +5,9 @@
 # temporary listener; a listener on an address its names do not resolve to
 # fails with a clear line; with the daemon running, its listener is found
 # reachable; a dns-01 certificate passes through the rfc2136 solver and
-# leaves no TXT record behind; usage and configuration errors exit 64/78.
+# leaves no TXT record behind; CAA records (added through knotc) are
+# climbed and matched against a CA's caaIdentities; usage and configuration
+# errors exit 64/78.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
@@ -110,7 +112,44 @@ grep -q "test records removed" "$TW/out.txt" || tw_fail "dns-01: no cleanup line
 left=$(knot_txt 127.0.0.1 _acme-challenge.w.test)
 [ -z "$left" ] || tw_fail "dns-01: TXT left behind at _acme-challenge.w.test: $left"
 
-# 6. usage and configuration errors
+# 6. CAA: a CA publishing caaIdentities (a static directory) against
+# records added to the zone through knotc
+kc() { "$(knotc_bin)" -s "$KW/primary/knot.sock" "$@" >/dev/null; }
+kc zone-begin test. &&
+  kc zone-set test. caa.test. 1 A 127.0.0.1 &&
+  kc zone-set test. x.caa.test. 1 A 127.0.0.1 &&
+  kc zone-set test. caa.test. 1 CAA 0 issue '"CA.example; accounturi=https://x/1"' &&
+  kc zone-set test. caa.test. 1 CAA 0 issuewild '";"' &&
+  kc zone-set test. bad.test. 1 A 127.0.0.1 &&
+  kc zone-set test. bad.test. 1 CAA 0 issue '"other.example"' &&
+  kc zone-commit test. || tw_fail "knotc: cannot add the CAA records"
+mkdir -p "$TW/fakeca"
+echo '{"meta": {"caaIdentities": ["ca.example"]}, "newNonce": "x"}' >"$TW/fakeca/dir"
+Q=$(tw_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$TW/fakeca" "$Q" >/dev/null 2>&1 &
+TW_PIDS+=($!)
+{
+  config "127.0.0.1:$P"
+  printf '[ca.fake]\ndirectory = "http://127.0.0.1:%s/dir"\n\n' "$Q"
+  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert caa ec-p256 "*.caa.test" x.caa.test bad.test |
+    sed 's/^ca = "pebble"/ca = "fake"/'
+} >"$TW/caa.toml"
+"$CERTLOOP" check -c "$TW/caa.toml" >/dev/null 2>"$TW/check.txt" ||
+  tw_fail "caa config invalid: $(cat "$TW/check.txt")"
+tw_wait_http "http://127.0.0.1:$Q/dir" "" 10 >/dev/null 2>&1 || true
+run_test caa "$TW/caa.toml"
+[ "$rc" = 1 ] || tw_fail "caa: exit $rc, want 1"
+[ "$(grep -c " ... FAIL$" "$TW/out.txt")" = 2 ] || tw_fail "caa: want exactly 2 FAIL lines (the CAA ones)"
+grep -q '^test caa: caa     x.caa.test: 2 CAA records at caa.test: an issue property names the CA ... PASS$' \
+  "$TW/out.txt" || tw_fail "caa: no PASS line for x.caa.test (climbed to caa.test)"
+grep -q '^test caa: caa     \*.caa.test: 2 CAA records at caa.test: no issuewild property names the CA ... FAIL$' \
+  "$TW/out.txt" || tw_fail "caa: no FAIL line for *.caa.test (issuewild \";\")"
+grep -q '^test caa: caa     bad.test: 1 CAA record at bad.test: no issue property names the CA ... FAIL$' \
+  "$TW/out.txt" || tw_fail "caa: no FAIL line for bad.test"
+[ -z "$(knot_txt 127.0.0.1 _acme-challenge.caa.test)$(knot_txt 127.0.0.1 _acme-challenge.bad.test)" ] ||
+  tw_fail "caa: TXT records left behind"
+
+# 7. usage and configuration errors
 "$CERTLOOP" test -c "$TW/ok.toml" >/dev/null 2>&1
 [ $? = 64 ] || tw_fail "no NAME: want 64"
 "$CERTLOOP" test nosuch -c "$TW/ok.toml" >/dev/null 2>"$TW/err.txt"
