@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-certloop=$PWD/$build/certloop
+case "$build" in /*) ;; *) build=$PWD/$build ;; esac
+certloop=$build/certloop
 [ -x "$certloop" ] || { echo "build first: $certloop missing"; exit 1; }
 work=$(mktemp -d /tmp/certloop-bench-config.XXXXXX)
 trap 'rm -rf "$work"' EXIT
