@@ -26,7 +26,7 @@ static size_t rdata(uint8_t *out, uint8_t flags, const char *tag, const char *va
 
 static void test_rdata_valid(void **state)
 {
-    uint8_t b[600];
+    uint8_t b[2 + 15 + 600];
     struct pf_caa c;
     size_t n = rdata(b, 0, "issue", "letsencrypt.org; validationmethods=dns-01");
 
