@@ -19,7 +19,8 @@
 #define DIR_MAX_BODY (64 * 1024)
 
 enum acct_state { ACCT_NONE, ACCT_SETUP, ACCT_READY };
-enum req_state { REQ_WAIT_ACCOUNT, REQ_WAIT_NONCE, REQ_SENT };
+/* REQ_WAIT_SLOT: queued behind [ca.NAME] max_parallel_requests. */
+enum req_state { REQ_WAIT_ACCOUNT, REQ_WAIT_SLOT, REQ_WAIT_NONCE, REQ_SENT };
 
 struct acme_request {
     struct acme_client *c;                             /* borrowed */
@@ -29,6 +30,8 @@ struct acme_request {
     bool use_jwk;      /* account setup: sign with the JWK instead of the kid */
     bool acct_retried; /* already re-sent after an account reset */
     int retries;
+    bool has_slot;     /* counts in c->inflight */
+    uint64_t slot_seq; /* FIFO order while REQ_WAIT_SLOT */
     enum req_state state;
     struct http_req *http; /* child in flight, or NULL */
     acme_response_cb cb;
@@ -53,6 +56,10 @@ struct acme_client {
     struct http_req *dir_req;  /* directory GET in flight, or NULL */
     struct acme_request *reqs; /* every live request */
     int jobs;                  /* store jobs in flight */
+    unsigned inflight;         /* requests holding a slot */
+    uint64_t slot_seq;         /* last queue ticket handed out */
+    uv_timer_t slot_timer;     /* sends queued requests from the loop */
+    bool slot_timer_open;      /* only with max_parallel_requests > 0 */
     bool closing;
 };
 
@@ -95,8 +102,18 @@ int acme_client_new(const struct acme_client_opts *o, struct acme_client **out)
     c->ca = o->ca;
     c->state_dir = xstrdup(o->state_dir);
     c->acct = ACCT_NONE;
+    if (c->ca->max_parallel_requests > 0) {
+        uv_timer_init(c->loop, &c->slot_timer);
+        c->slot_timer.data = c;
+        c->slot_timer_open = true;
+    }
     *out = c;
     return 0;
+}
+
+static void slot_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 static void client_free(struct acme_client *c)
@@ -109,7 +126,10 @@ static void client_free(struct acme_client *c)
     free(c->thumb);
     free(c->state_dir);
     config_unref(c->cfg);
-    free(c);
+    if (c->slot_timer_open)
+        uv_close((uv_handle_t *)&c->slot_timer, slot_timer_closed); /* frees c */
+    else
+        free(c);
 }
 
 static void req_unlink(struct acme_request *r)
@@ -184,6 +204,59 @@ const char *acme_client_dir_url(const struct acme_client *c, const char *resourc
 
 /* ---- requests ---- */
 
+/* Request slots: with [ca.NAME] max_parallel_requests = N, at most N
+ * requests are in flight to the CA at once (a nonce fetch and the POST it
+ * feeds count as one); the others wait in FIFO order. 0: no limit. */
+static bool slot_take(struct acme_request *r)
+{
+    struct acme_client *c = r->c;
+    unsigned max = c->ca->max_parallel_requests;
+
+    if (r->has_slot)
+        return true;
+    if (max == 0 || c->inflight < max) {
+        c->inflight++;
+        r->has_slot = true;
+        return true;
+    }
+    r->state = REQ_WAIT_SLOT;
+    r->slot_seq = ++c->slot_seq;
+    return false;
+}
+
+/* Sends the oldest waiting requests while slots are free. Runs from the
+ * loop (never inside a request's callback chain): a send that fails ends
+ * its request, whose callback may start, cancel or close anything, so the
+ * scan restarts after each. */
+static void slot_kick(uv_timer_t *t)
+{
+    struct acme_client *c = t->data;
+    unsigned max = c->ca->max_parallel_requests;
+
+    while (!c->closing && c->inflight < max) {
+        struct acme_request *next = NULL;
+        for (struct acme_request *r = c->reqs; r != NULL; r = r->next)
+            if (r->state == REQ_WAIT_SLOT && (next == NULL || r->slot_seq < next->slot_seq))
+                next = r;
+        if (next == NULL)
+            break;
+        next->state = REQ_WAIT_NONCE;
+        req_resend(next);
+    }
+}
+
+static void slot_release(struct acme_request *r)
+{
+    struct acme_client *c = r->c;
+
+    if (!r->has_slot)
+        return;
+    r->has_slot = false;
+    c->inflight--;
+    if (c->slot_timer_open && !c->closing)
+        uv_timer_start(&c->slot_timer, slot_kick, 0, 0);
+}
+
 /* Ends a request: unlinks it and calls back (the callback may start new
  * requests or close the client; r is gone before it runs). */
 static void req_finish(struct acme_request *r, int status, struct acme_response *resp)
@@ -192,6 +265,7 @@ static void req_finish(struct acme_request *r, int status, struct acme_response 
     void *arg = r->arg;
     struct acme_response empty = {0};
 
+    slot_release(r);
     req_unlink(r);
     req_free(r);
     if (resp == NULL)
@@ -218,6 +292,9 @@ static void req_response(int status, const struct http_response *hr, void *arg)
     int rc;
 
     r->http = NULL;
+    /* The answer is in: the slot goes to the next waiting request (a retry
+     * of this one queues again). */
+    slot_release(r);
     if (status != 0) {
         char *m = xasprintf("%s: %s", r->url, err_str(status));
         log_debug(LOG_ACME, "%s: POST %s: %s", r->subject, r->url, err_str(status));
@@ -381,6 +458,8 @@ static int req_send(struct acme_request *r)
         }
         r->url = xstrdup(u);
     }
+    if (!slot_take(r))
+        return 0; /* queued: slot_kick sends it */
     nonce = nonce_pop(c);
     if (nonce != NULL)
         return req_post(r, nonce);
@@ -472,6 +551,7 @@ void acme_request_cancel(struct acme_request *r)
 {
     if (r == NULL)
         return;
+    slot_release(r);
     if (r->http != NULL)
         http_req_cancel(r->http);
     r->http = NULL;

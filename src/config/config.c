@@ -1480,6 +1480,8 @@ static const struct spec ca_specs[] = {
     {"eab", SK_SUB, false, 0, NULL, NULL, eab_specs, 0, 0, 0},
     {"preferred_chain", SK_STR, false, CA(preferred_chain), NULL, NULL, NULL, 0, 0, 0},
     {"profile", SK_STR, false, CA(profile), NULL, NULL, NULL, 0, 0, 0},
+    {"max_parallel_requests", SK_UINT, false, CA(max_parallel_requests), NULL, NULL, NULL, 0, 0,
+     1000},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 

@@ -84,6 +84,7 @@ struct cfg_ca {
     char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
     char *profile;         /* or NULL */
     bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
+    unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
 };
 
 struct cfg_tsig {

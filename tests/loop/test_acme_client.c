@@ -40,6 +40,7 @@ struct fake_ca {
     unsigned dir_gets, nonce_heads, acct_posts, echo_posts, order_posts, chal_posts, authz_posts;
     unsigned bad_nonces_sent;
     unsigned echo_badnonce_left; /* answer /echo with badNonce this many times */
+    unsigned echo_delay_ms;      /* answer /echo after this long */
     bool acct_exists;            /* onlyReturnExisting finds it */
     bool saw_only_existing, saw_tos_after_lookup;
     unsigned kid_missing; /* kid-signed requests without the account URL as kid */
@@ -144,6 +145,7 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
         F->kid_missing++;
     if (strcmp(req->target, "/echo") == 0) {
         F->echo_posts++;
+        resp->delay_ms = F->echo_delay_ms;
         if (F->echo_forget > 0) {
             F->echo_forget--;
             F->acct_no = (F->acct_no > 0 ? F->acct_no : 1) + 1;
@@ -217,6 +219,9 @@ struct fx {
     struct acme_client *client;
 };
 
+/* Extra lines for [ca.t], set by a test before fx_open. */
+static const char *fx_ca_extra = "";
+
 static void fx_open(struct fx *f)
 {
     struct config_diag diag;
@@ -233,9 +238,9 @@ static void fx_open(struct fx *f)
     assert_int_equal(mkdir(f->state, 0700), 0);
     path = xasprintf("%s/certloop.toml", f->dir);
     toml = xasprintf("[daemon]\nstate_dir = \"%s\"\n\n[ca.t]\ndirectory = \"%s/dir\"\n"
-                     "contact = [\"mailto:ops@example.org\"]\nagree_tos = true\n\n"
+                     "contact = [\"mailto:ops@example.org\"]\nagree_tos = true\n%s\n"
                      "[certificate.www]\ndomains = [\"x.test\"]\nca = \"t\"\n",
-                     f->state, fake_http_url(f->F.srv));
+                     f->state, fake_http_url(f->F.srv), fx_ca_extra);
     fp = fopen(path, "w");
     assert_non_null(fp);
     fputs(toml, fp);
@@ -347,6 +352,49 @@ static void test_requests_queue_behind_one_account_setup(void **state)
     free(key);
     free(js);
     fx_close(&f);
+}
+
+/* Six slow requests at once: with max_parallel_requests = 2 the CA never
+ * sees more than two at a time (HTTP/1.1 to the fake: one connection per
+ * request in flight, reused after), all six still complete; without the
+ * limit they overlap on more connections. */
+static unsigned parallel_run(const char *extra, struct fake_ca *out)
+{
+    struct fx f;
+    struct got g[6];
+    unsigned conns;
+
+    memset(g, 0, sizeof(g));
+    fx_ca_extra = extra;
+    fx_open(&f);
+    fx_ca_extra = "";
+    f.F.echo_delay_ms = 40;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(echo(&f, &g[i], NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, 0);
+        free(g[i].error);
+    }
+    conns = fake_http_connections(f.F.srv);
+    *out = f.F;
+    fx_close(&f);
+    return conns;
+}
+
+static void test_max_parallel_requests_bounds_the_ca(void **state)
+{
+    struct fake_ca F;
+
+    (void)state;
+    assert_true(parallel_run("max_parallel_requests = 2\n", &F) <= 2);
+    assert_int_equal(F.echo_posts, 6);
+    assert_int_equal(F.nonce_reused, 0);
+    assert_true(parallel_run("max_parallel_requests = 1\n", &F) == 1);
+    assert_int_equal(F.echo_posts, 6);
+    assert_true(parallel_run("", &F) > 2);
+    assert_int_equal(F.echo_posts, 6);
 }
 
 static void test_badnonce_retried_with_the_new_nonce(void **state)
@@ -619,6 +667,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_queue_behind_one_account_setup),
+        cmocka_unit_test(test_max_parallel_requests_bounds_the_ca),
         cmocka_unit_test(test_badnonce_retried_with_the_new_nonce),
         cmocka_unit_test(test_badnonce_retries_are_bounded),
         cmocka_unit_test(test_cancel_never_calls_back),
