@@ -18,6 +18,7 @@
 #include "reactor/daemon.h"
 #include "reactor/plan.h"
 #include "reactor/preflight.h"
+#include "reactor/revoke.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -135,12 +136,6 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
     c->args = argv + optind;
     c->nargs = argc - optind;
     return 0;
-}
-
-static int not_implemented(const char *cmd)
-{
-    fprintf(stderr, "certloop: %s: not implemented yet\n", cmd);
-    return EXIT_UNAVAILABLE;
 }
 
 static const struct option opts_config[] = {
@@ -479,31 +474,33 @@ static int cmd_test(struct cli *c, int argc, char **argv)
 
 static int cmd_revoke(struct cli *c, int argc, char **argv)
 {
-    /* RFC 5280 §5.3.1 reason codes that RFC 8555 §7.6 lets a subscriber use */
-    static const char *const reasons[] = {"unspecified", "keyCompromise", "affiliationChanged",
-                                          "superseded", "cessationOfOperation"};
     static const struct option lo[] = {
         {"reason", required_argument, NULL, OPT_REASON},
         {"config", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     int rc = parse(c, argc, argv, ":c:", lo);
+    int reason = -1;
+    struct config *cfg = NULL;
 
     if (rc == 0)
         rc = one_name(c);
     if (rc != 0)
         return rc;
     if (c->reason != NULL) {
-        bool known = false;
-        for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-            known = known || strcmp(c->reason, reasons[i]) == 0;
-        if (!known)
+        reason = revoke_reason_code(c->reason);
+        if (reason < 0)
             return usage_error(c->cmd,
                                "unknown reason '%s' (unspecified, keyCompromise, "
                                "affiliationChanged, superseded or cessationOfOperation)",
                                c->reason);
     }
-    return not_implemented(c->cmd);
+    rc = plan_load_config(config_path(c->config), stderr, &cfg);
+    if (rc != 0)
+        return rc;
+    rc = revoke_run(cfg, c->args[0], reason, stdout, stderr);
+    config_unref(cfg);
+    return rc;
 }
 
 static const struct {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The command line: exit codes (0, 64 usage, 69 not available yet or no daemon, 78
+# The command line: exit codes (0, 64 usage, 69 no daemon, 78
 # configuration), `check` on good and broken files, the config path order
 # (-c, $CERTLOOP_CONFIG, default), `--version`, and `plan` with no state and
 # with a stored certificate made by hand with openssl.
@@ -93,11 +93,8 @@ grep -q "unknown reason 'bogus'" "$tmp/err" || fail "revoke reason message"
 echo "== test with an unreadable configuration (78); test_preflight covers the checks"
 run 78 test www -c "$tmp/missing.toml"
 
-echo "== not implemented yet (69)"
-for args in "revoke www --reason keyCompromise"; do
-  # shellcheck disable=SC2086
-  run 69 $args && has "$tmp/err" "certloop: ${args%% *}: not implemented yet"
-done
+echo "== revoke with an unreadable configuration (78); test_revoke covers the CA"
+run 78 revoke www --reason keyCompromise -c "$tmp/missing.toml"
 
 echo "== no daemon answers (69); test_control_cli covers a live one"
 for args in "status" "status --json" "renew www" "renew --all --force" "reload"; do
