@@ -6,6 +6,7 @@
  * deploy/'s hook runner, so this small spawner is its own.) */
 #include "challenge/dns01_internal.h"
 #include "util/err.h"
+#include "util/fd.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -227,6 +228,11 @@ int dns01_spawn_start(uv_loop_t *loop, const char *const *argv, const char *cons
     po.stdio_count = 3;
     po.exit_cb = on_exit_cb;
     s->proc.data = s;
+    /* the hook gets its stdio and nothing else of ours (libcurl's sockets,
+     * the control socket, the http-01 listener are not all close-on-exec) */
+    int crc = fd_cloexec_all();
+    if (crc < 0)
+        log_warn(LOG_CHAL, "dns exec %s: close-on-exec: %s", s->name, err_str(crc));
     rc = uv_spawn(loop, &s->proc, &po);
     free(envp);
     if (rc < 0) {
