@@ -72,14 +72,14 @@ int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b
  * Text from the certificates (issuer_cn, sans) has non-printable bytes
  * masked as '.'. */
 struct acme_chain {
-    char **pem;      /* owned, one PEM block each (re-encoded: LF, 64 columns) */
+    char **pem; /* owned, one PEM block each (re-encoded: LF, 64 columns) */
     size_t n;
     int64_t not_before; /* of the leaf, unix seconds */
     int64_t not_after;
-    char *issuer_cn;    /* issuer CN of the topmost certificate in the chain
-                           (owned; "" if that issuer has no CN) */
-    char *serial_hex;   /* leaf serial, lowercase hex without separators */
-    char **sans;        /* leaf DNS SANs in certificate order, owned */
+    char *issuer_cn;  /* issuer CN of the topmost certificate in the chain
+                         (owned; "" if that issuer has no CN) */
+    char *serial_hex; /* leaf serial, lowercase hex without separators */
+    char **sans;      /* leaf DNS SANs in certificate order, owned */
     size_t n_sans;
 };
 /* Splits and parses a PEM chain (capped by the caller). Only whitespace may
@@ -108,9 +108,9 @@ struct acme_subproblem {
 };
 
 struct acme_problem {
-    char *type;   /* e.g. urn:ietf:params:acme:error:badNonce; owned, may be NULL */
-    char *detail; /* owned, may be NULL */
-    long status;  /* HTTP status in the document, or 0 */
+    char *type;                  /* e.g. urn:ietf:params:acme:error:badNonce; owned, may be NULL */
+    char *detail;                /* owned, may be NULL */
+    long status;                 /* HTTP status in the document, or 0 */
     struct acme_subproblem *sub; /* owned */
     size_t n_sub;
 };
@@ -174,13 +174,13 @@ struct acme_response {
     long http_status;
     const char *body; /* NUL-terminated */
     size_t body_len;
-    json_t *json;     /* the parsed body when it is JSON, else NULL (borrowed) */
+    json_t *json; /* the parsed body when it is JSON, else NULL (borrowed) */
     const char *location;
     const char *retry_after;
     const char *const *links;
     size_t n_links;
     const struct acme_problem *problem; /* a problem document came back, else NULL */
-    const char *error; /* when status != 0: one line saying what failed */
+    const char *error;                  /* when status != 0: one line saying what failed */
 };
 
 /* r is never NULL. status: 0 (2xx), ERR_ACME / ERR_RATE_LIMITED /
@@ -232,9 +232,9 @@ struct acme_order_opts {
     const struct cfg_cert *cert;      /* borrowed during _start: names are copied */
     EVP_PKEY *key;                    /* the certificate key; the order takes a reference */
     const struct acme_chal_ops *chal; /* copied */
-    const char *resume_url; /* an order URL from STATE/orders/NAME.json, or NULL */
-    const char *state_dir;  /* where STATE/orders/NAME.json is written; copied */
-    int authz_timeout_s;    /* overall deadline for authorizations; 0: 300 */
+    const char *resume_url;           /* an order URL from STATE/orders/NAME.json, or NULL */
+    const char *state_dir;            /* where STATE/orders/NAME.json is written; copied */
+    int authz_timeout_s;              /* overall deadline for authorizations; 0: 300 */
 };
 
 /* What a finished order hands back. On success cert/chain/fullchain and the
@@ -245,8 +245,9 @@ struct acme_order_result {
     char *chain_pem;     /* the intermediates */
     char *fullchain_pem; /* leaf + intermediates as the CA sent them */
     struct acme_chain chain;
-    char *error; /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
-    int64_t retry_after_s; /* failure: the CA's Retry-After (rateLimited), else 0 */
+    char *error;             /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
+    int64_t retry_after_s;   /* failure: the CA's Retry-After (rateLimited), else 0 */
+    char *failed_identifier; /* failure: the name whose authorization went invalid, or NULL */
 };
 void acme_order_result_free(struct acme_order_result *r);
 
@@ -273,8 +274,8 @@ int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, c
 /* RFC 9773 renewal information: the CA's suggested renewal window. Fetch it
  * with a GET of renewalInfo/CERTID (acme_ari_cert_id). */
 struct acme_ari_info {
-    int64_t start; /* suggestedWindow.start, Unix seconds */
-    int64_t end;   /* suggestedWindow.end; always after start */
+    int64_t start;         /* suggestedWindow.start, Unix seconds */
+    int64_t end;           /* suggestedWindow.end; always after start */
     char *explanation_url; /* owned, or NULL */
 };
 

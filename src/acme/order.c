@@ -74,6 +74,7 @@ struct acme_order {
     struct acme_request *req; /* child in flight, or NULL */
     int refs;                 /* open handles + store job in flight */
     int64_t retry_after_s;    /* from a failing response, or 0 */
+    char *failed_ident;       /* the identifier whose authorization went invalid */
     enum order_state state;
     /* download */
     struct acme_chain *chains; /* parsed candidates, [0] the default */
@@ -119,6 +120,7 @@ static void order_unref(struct acme_order *o)
     EVP_PKEY_free(o->key);
     free(o->name);
     free(o->ca_name);
+    free(o->failed_ident);
     free(o->directory);
     free(o->preferred_chain);
     free(o->state_dir);
@@ -149,6 +151,7 @@ void acme_order_result_free(struct acme_order_result *r)
     free(r->fullchain_pem);
     acme_chain_fini(&r->chain);
     free(r->error);
+    free(r->failed_identifier);
     free(r);
 }
 
@@ -219,6 +222,8 @@ static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
     va_end(ap);
     res->error = buf_steal(&b, &len);
     res->retry_after_s = o->retry_after_s;
+    res->failed_identifier = o->failed_ident;
+    o->failed_ident = NULL;
     log_debug(LOG_ACME, "order cert=%s: failed: %s", o->name, res->error);
     order_end(o, status < 0 ? status : ERR_ACME, res);
 }
@@ -386,6 +391,8 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     if (strcmp(st, "invalid") == 0) {
         char *p = problem_of(chal != NULL ? json_object_get(chal, "error") : NULL);
         authz_release(a);
+        free(o->failed_ident);
+        o->failed_ident = xstrdup(a->ident);
         order_fail(o, ERR_CHALLENGE, "name=%s: authorization invalid: %s", a->ident, p);
         free(p);
         return;

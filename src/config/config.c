@@ -1457,6 +1457,7 @@ static const struct spec daemon_specs[] = {
     {"resolvers", SK_STRV, false, DAEMON(resolvers), check_dns_addrs, NULL, NULL, 0, 0, 0},
     {"hooks_dir", SK_PATH, false, DAEMON(hooks_dir), NULL, NULL, NULL, 0, 0, 0},
     {"expiring_window", SK_DURATION, false, DAEMON(expiring_window_s), NULL, NULL, NULL, 0, 1, 0},
+    {"backoff_max", SK_DURATION, false, DAEMON(backoff_max_s), NULL, NULL, NULL, 0, 60, 0},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -1482,6 +1483,7 @@ static const struct spec ca_specs[] = {
     {"profile", SK_STR, false, CA(profile), NULL, NULL, NULL, 0, 0, 0},
     {"max_parallel_requests", SK_UINT, false, CA(max_parallel_requests), NULL, NULL, NULL, 0, 0,
      1000},
+    {"max_new_orders", SK_UINT, false, CA(max_new_orders), NULL, NULL, NULL, 0, 0, 1000000},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -1741,6 +1743,7 @@ static void load_ca(struct cctx *c, const struct toml_keyval *kv, const char *pa
     ca->name = xstrndup(kv->key, kv->keylen);
     ca->where.file = c->cfg->files.v[c->file];
     ca->where.pos = kv->keypos;
+    ca->max_new_orders = 250; /* Let's Encrypt allows 300 per account per 3 hours */
     check_object_name(c, "CA", ca->name, path, kv->keypos);
     apply(c, kv->val.u.tab, kv->keypos, path, ca_specs, ca, -1, NULL);
     sortkey_add(c, &c->cas, &c->n_cas, &c->cap_cas, ca->name, kv->keypos, ca);
@@ -2292,6 +2295,7 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
     cfg->daemon.include = xstrdup("conf.d/*.toml");
     cfg->daemon.hooks_dir = xstrdup("/etc/certloop/hooks.d");
     cfg->daemon.expiring_window_s = (int64_t)14 * 86400;
+    cfg->daemon.backoff_max_s = (int64_t)6 * 3600;
     cfg->files.v = xcalloc(1, sizeof(char *));
 
     c.file = add_file(cfg, path);

@@ -66,6 +66,8 @@ struct cfg_daemon {
                                 * /etc/certloop/hooks.d (a missing one is empty) */
     int64_t expiring_window_s; /* "expiring" alerts this long before not_after;
                                 * default 14 days */
+    int64_t backoff_max_s;     /* retries after failures: 60 s doubling up to this;
+                                * default 6 hours */
 };
 
 struct cfg_http01 {
@@ -85,6 +87,7 @@ struct cfg_ca {
     char *profile;         /* or NULL */
     bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
     unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
+    unsigned max_new_orders;        /* new orders per account per 3 hours; default 250, 0: none */
 };
 
 struct cfg_tsig {

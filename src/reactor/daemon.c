@@ -21,7 +21,6 @@
 #include "config/config.h"
 #include "reactor/control.h"
 #include "reactor/manager.h"
-#include "reactor/metrics.h"
 #include "reactor/plan.h"
 #include "reactor/sdnotify.h"
 #include "store/store.h"
@@ -230,49 +229,13 @@ static void ctl_reload(void *arg, control_reply_cb cb, void *cb_arg)
     config_diag_fini(&diag);
 }
 
-static int64_t json_time(const json_t *o, const char *key)
-{
-    const json_t *v = json_object_get(o, key);
-
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
-/* From the status document: the manager keeps no renewal counters nor an
- * order duration histogram yet, so those are exported as zero. */
 static int ctl_metrics(void *arg, struct buf *out)
 {
     struct daemon *d = arg;
-    json_t *st, *certs;
-    struct metrics_cert *mc;
-    size_t n;
-    int rc;
 
     if (d->mgr == NULL || d->manager_done)
         return -ECANCELED;
-    st = manager_status(d->mgr);
-    if (st == NULL)
-        return -ENOMEM;
-    certs = json_object_get(st, "certificates");
-    n = json_is_array(certs) ? json_array_size(certs) : 0;
-    mc = xcalloc(n > 0 ? n : 1, sizeof(*mc));
-    for (size_t i = 0; i < n; i++) {
-        const json_t *c = json_array_get(certs, i);
-        mc[i].name = json_string_value(json_object_get(c, "name"));
-        if (mc[i].name == NULL)
-            mc[i].name = "";
-        mc[i].not_after = json_time(c, "not_after");
-        mc[i].next_renewal = json_time(c, "next_renewal");
-    }
-    struct metrics_snapshot snap = {
-        .certs = mc,
-        .n_certs = n,
-        .order_duration = NULL,
-        .orders_in_flight = (unsigned)json_time(st, "orders_in_flight"),
-    };
-    rc = metrics_write(&snap, out);
-    free(mc);
-    json_decref(st);
-    return rc;
+    return manager_metrics(d->mgr, out);
 }
 
 /* Opens the control socket. 0, or an exit status: EXIT_TEMPFAIL when

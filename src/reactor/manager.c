@@ -2,11 +2,19 @@
  * orders (at most [daemon] max_concurrent_orders at once, FIFO), generates
  * keys and stores generations off the loop, deploys, and schedules the next
  * renewal or a retry. It wires acme to the http-01 listener through the
- * challenge-provider callbacks; it does not speak ACME or write files itself. */
+ * challenge-provider callbacks; it does not speak ACME or write files itself.
+ *
+ * Scheduling: every certificate has at most one deadline in ONE timer heap
+ * (reactor/timerheap), armed at renewplan_decide()'s answer: the policy
+ * (sched_decide, with a stable per-generation jitter), backoff after
+ * failures, the CA's Retry-After, and our own limits (new orders per CA
+ * account per 3 hours, failed validations per name per hour). The loop
+ * sleeps until the earliest deadline. */
 #include "reactor/manager.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +26,25 @@
 #include "net/net.h"
 #include "reactor/control.h"
 #include "reactor/dns01_provider.h"
+#include "reactor/history.h"
+#include "reactor/metrics.h"
+#include "reactor/ratelimit.h"
+#include "reactor/renewplan.h"
 #include "reactor/sched.h"
+#include "reactor/timerheap.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #define RETRY_FIRST_S 60
-#define RETRY_MAX_S 3600
+/* Renewal times move earlier by up to this much (or a tenth of the time to
+ * the renewal, whichever is less), stable per certificate and generation, so that
+ * certificates issued together do not all renew in the same second. */
+#define JITTER_MAX_S (6 * 3600)
+/* The heap's wall clock is checked at least this often (suspend, clock
+ * steps), so a deadline is never missed by more than this. */
+#define HEAP_MAX_SLEEP_MS (15 * 60 * 1000)
 #define KEEP_GENERATIONS 3
 /* RSA keys generated at once. The threadpool (4 threads by default) also
  * runs every atomic write; were it full of RSA 4096 key generations, the
@@ -55,6 +74,7 @@ struct mcert {
     struct manager *m;
     struct mcert *next;         /* in m->certs */
     struct mcert *qnext;        /* in the FIFO queue */
+    struct mcert *dead_next;    /* unlinked, waiting to be freed */
     char *name;                 /* owned */
     const struct cfg_cert *cfg; /* borrowed from m->cfg (the current snapshot) */
     /* the run in progress */
@@ -77,11 +97,17 @@ struct mcert {
     int deploy_failed;
     enum mc_state state;
     bool removed;
-    bool timer_armed;
-    uv_timer_t timer;      /* timer.data = this */
-    int failures;          /* consecutive, for the backoff */
-    int64_t retry_after_s; /* the CA asked us to wait this long (rateLimited) */
-    int64_t started;       /* unix seconds the run began */
+    bool forced;                    /* queued by renew --force: starts even over the window */
+    bool deploy_failing;            /* the last deployment failed; a deploy-only retry is armed */
+    bool redeploy_after;            /* deploy actions changed during a run: deploy again after it */
+    struct timerheap_entry *tentry; /* the armed deadline, or NULL */
+    int failures;                   /* consecutive, for the backoff */
+    int64_t retry_after_s;          /* the CA asked us to wait this long (rateLimited) */
+    int64_t retry_at;               /* backoff: not before this (0: none) */
+    int64_t ca_retry_at;            /* the CA's Retry-After as a time (0: none) */
+    char *failed_ident;             /* the last run's invalid authorization, or NULL */
+    uint64_t renewals_ok, renewals_failed; /* for /metrics */
+    int64_t started;                       /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */
@@ -108,6 +134,7 @@ struct manager {
     struct mclient *clients;
     size_t n_clients;
     struct mcert *certs;
+    struct mcert *dead; /* unlinked entries, freed from the loop */
     struct mcert *qhead, *qtail;
     unsigned running;
     unsigned jobs;               /* store jobs in flight */
@@ -115,7 +142,16 @@ struct manager {
     struct mcert *khead, *ktail; /* waiting for an RSA key generation slot */
     int failed;
     bool stopping, torn_down;
-    uv_timer_t kick; /* the first pump, from the loop */
+    struct timerheap *heap;           /* every certificate's deadline */
+    struct history *hist;             /* recent events per certificate */
+    struct ratelimit_failures *fails; /* failed validations per name */
+    struct mlimit {
+        char *ca_name; /* owned */
+        struct ratelimit_window win;
+    } * limits; /* new orders per CA account */
+    size_t n_limits;
+    struct metrics_hist order_hist; /* order durations */
+    uv_timer_t kick;                /* the first pump, from the loop */
     bool kick_open, started;
     int closing; /* handles (and the listener) still closing */
 };
@@ -125,8 +161,15 @@ static void run_end(struct mcert *mc, int status, const char *error);
 static void deploy_next(struct mcert *mc);
 static void maybe_finish(struct manager *m);
 
+/* The manager's wall clock: time(2), or the one manager_opts injects (loop
+ * tests move it by hand). One manager per process. */
+static timerheap_clock_cb g_clock;
+static void *g_clock_arg;
+
 static int64_t now_s(void)
 {
+    if (g_clock != NULL)
+        return g_clock(g_clock_arg) / 1000;
     return (int64_t)time(NULL);
 }
 
@@ -228,20 +271,27 @@ static struct acme_client *client_get(struct manager *m, struct config *snap,
 
 /* ---- scheduling ---- */
 
-static void timer_cb(uv_timer_t *t);
+static void heap_cb(void *arg);
+
+static void disarm(struct mcert *mc)
+{
+    if (mc->tentry != NULL) {
+        timerheap_cancel(mc->tentry);
+        mc->tentry = NULL;
+    }
+    mc->next_at = 0;
+}
 
 static void arm(struct mcert *mc, int64_t at)
 {
-    int64_t d = at - now_s();
-    uint64_t ms;
+    struct manager *m = mc->m;
 
-    if (mc->m->once || mc->m->stopping)
+    if (m->once || m->stopping || m->heap == NULL)
         return;
-    if (d < 0)
-        d = 0;
-    ms = (uint64_t)d * 1000;
-    uv_timer_start(&mc->timer, timer_cb, ms, 0);
-    mc->timer_armed = true;
+    if (mc->tentry != NULL)
+        timerheap_reschedule(mc->tentry, at * 1000);
+    else
+        timerheap_add(m->heap, at * 1000, heap_cb, mc, &mc->tentry);
     mc->next_at = at;
 }
 
@@ -251,10 +301,7 @@ static void enqueue(struct mcert *mc)
 
     if (mc->state != MC_IDLE || m->stopping)
         return;
-    if (mc->timer_armed) {
-        uv_timer_stop(&mc->timer);
-        mc->timer_armed = false;
-    }
+    disarm(mc);
     mc->state = MC_QUEUED;
     mc->qnext = NULL;
     if (m->qtail != NULL)
@@ -284,6 +331,71 @@ static void dequeue(struct mcert *mc)
     }
 }
 
+/* The new-order window of a CA account (created on first use). */
+static struct ratelimit_window *ca_window(struct manager *m, const struct cfg_ca *ca)
+{
+    for (size_t i = 0; i < m->n_limits; i++)
+        if (strcmp(m->limits[i].ca_name, ca->name) == 0)
+            return &m->limits[i].win;
+    m->limits = xrealloc(m->limits, (m->n_limits + 1) * sizeof(*m->limits));
+    struct mlimit *l = &m->limits[m->n_limits++];
+    l->ca_name = xstrdup(ca->name);
+    ratelimit_window_init(&l->win, ca->max_new_orders, RATELIMIT_ORDERS_WINDOW_S);
+    return &l->win;
+}
+
+/* A stable jitter in [0, min(JITTER_MAX_S, a tenth of the time from
+ * not_before to the planned renewal)] for this certificate and generation
+ * (FNV-1a of the name and not_after): never enough to make a fresh
+ * certificate due at once. */
+static int64_t jitter_s(const char *name, int64_t not_before, int64_t not_after, int64_t when)
+{
+    uint64_t h = 1469598103934665603ULL;
+    int64_t span = (when - not_before) / 10;
+
+    if (span > JITTER_MAX_S)
+        span = JITTER_MAX_S;
+    if (span <= 0)
+        return 0;
+    for (const char *p = name; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ (uint8_t)((uint64_t)not_after >> (8 * i))) * 1099511628211ULL;
+    return (int64_t)(h % (uint64_t)(span + 1));
+}
+
+/* Whether any name of mc is slowed down by its failures. */
+static bool names_paused(const struct mcert *mc)
+{
+    const struct cfg_cert *cc = mc->cfg;
+
+    if (cc == NULL || mc->m->fails == NULL)
+        return false;
+    for (size_t i = 0; i < cc->domains.n; i++)
+        if (ratelimit_failures_paused(mc->m->fails, cc->domains.v[i]))
+            return true;
+    return false;
+}
+
+static void hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+
+    if (mc->m->hist == NULL)
+        return;
+    detail[0] = '\0';
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+    }
+    history_add(mc->m->hist, mc->name, now_s(), event, fmt != NULL ? detail : NULL);
+}
+
 /* An order file left by a run that did not finish (a crash). When its key
  * is the stored certificate's key, the certificate was stored but maybe
  * not deployed: mark the entry deploy_only. Otherwise the order is resumed
@@ -311,12 +423,14 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
     return todo;
 }
 
-/* Decides whether mc is due now (queue it) or later (arm its timer). */
+/* Decides whether mc is due now (queue it) or later (arm its deadline). */
 static void decide(struct mcert *mc)
 {
+    struct manager *m = mc->m;
     struct store_cert sc = {0};
     struct sched_meta meta = {0};
     struct sched_decision d;
+    struct renewplan plan;
     bool have = false;
     int64_t now = now_s();
     int rc;
@@ -325,7 +439,7 @@ static void decide(struct mcert *mc)
         mc->summary = SUM_OK; /* an imported certificate without a CA: never renewed */
         return;
     }
-    rc = store_cert_read_current(mc->m->state_dir, mc->name, true, &sc);
+    rc = store_cert_read_current(m->state_dir, mc->name, true, &sc);
     if (rc == 0) {
         if (sc.meta_json != NULL &&
             sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0)
@@ -342,29 +456,41 @@ static void decide(struct mcert *mc)
     if (have) {
         mc->not_after = meta.not_after;
         mc->not_before = meta.not_before;
+        if (d.why == SCHED_LATER || d.why == SCHED_DUE) {
+            d.when -= jitter_s(mc->name, meta.not_before, meta.not_after, d.when);
+            if (d.why == SCHED_LATER && d.when <= now)
+                d.why = SCHED_DUE;
+        }
         mc->renew_at = d.when;
     }
-    mc->reason = d.reason != NULL ? d.reason : "due now";
-    if (d.why == SCHED_LATER && rc == 0 && order_left_behind(mc, &sc)) {
+    struct renewplan_in in = {
+        .now = now,
+        .policy = d,
+        .retry_at = mc->retry_at,
+        .ca_retry_at = mc->ca_retry_at,
+        .limits_at =
+            ratelimit_earliest(ca_window(m, mc->cfg->ca), m->fails,
+                               (const char *const *)mc->cfg->domains.v, mc->cfg->domains.n, now),
+    };
+    renewplan_decide(&in, &plan);
+    mc->reason = plan.reason;
+    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && order_left_behind(mc, &sc)) {
         enqueue(mc);
-    } else if (d.why == SCHED_LATER) {
+    } else if (plan.when > now) {
         char when[32];
-        fmt_time(d.when, when, sizeof(when));
-        log_info(LOG_MAIN, "cert=%s: valid, renewal at %s (%s)", mc->name, when,
-                 d.reason != NULL ? d.reason : "policy");
-        mc->summary = SUM_OK;
-        arm(mc, d.when);
+        fmt_time(plan.when, when, sizeof(when));
+        if (d.why == SCHED_LATER && plan.why == RENEWPLAN_POLICY)
+            log_info(LOG_MAIN, "cert=%s: valid, renewal at %s (%s)", mc->name, when, plan.reason);
+        else
+            log_info(LOG_MAIN, "cert=%s: next order at %s (%s)", mc->name, when, plan.reason);
+        if (mc->summary == SUM_NONE && have)
+            mc->summary = SUM_OK;
+        if (plan.when != mc->next_at)
+            hist_add(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s",
+                     when, plan.reason);
+        arm(mc, plan.when);
     } else {
-        static const char *const why[] = {
-            [SCHED_NO_CERT] = "no certificate stored",
-            [SCHED_NAMES_CHANGED] = "names changed",
-            [SCHED_KEY_CHANGED] = "key type changed",
-            [SCHED_CA_CHANGED] = "CA changed",
-            [SCHED_EXPIRED] = "expired",
-            [SCHED_DUE] = "renewal due",
-        };
-        log_info(LOG_MAIN, "cert=%s: due: %s", mc->name,
-                 d.why <= SCHED_DUE && why[d.why] ? why[d.why] : "due");
+        log_info(LOG_MAIN, "cert=%s: due: %s", mc->name, plan.reason);
         enqueue(mc);
     }
     if (have)
@@ -373,14 +499,18 @@ static void decide(struct mcert *mc)
         store_cert_fini(&sc);
 }
 
-static void timer_cb(uv_timer_t *t)
+static void heap_cb(void *arg)
 {
-    struct mcert *mc = t->data;
+    struct mcert *mc = arg;
 
-    mc->timer_armed = false;
+    mc->tentry = NULL; /* the heap freed it */
+    mc->next_at = 0;
     if (mc->state != MC_IDLE || mc->removed)
         return;
-    decide(mc);
+    if (mc->deploy_only)
+        enqueue(mc); /* a deploy retry: no decision, no order */
+    else
+        decide(mc);
     pump(mc->m);
 }
 
@@ -566,6 +696,7 @@ static void run_start(struct mcert *mc)
     if (mc->deploy_only) {
         mc->deploy_only = false;
         mc->run_deploy_only = true;
+        hist_add(mc, "deploying", "the stored certificate");
         deploy_stored(mc);
         return;
     }
@@ -573,6 +704,7 @@ static void run_start(struct mcert *mc)
     rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
     if (rc == 0) {
         log_info(LOG_MAIN, "cert=%s: resuming the stored order", mc->name);
+        hist_add(mc, "ordering", "resuming %s", url);
         mc->resume_url = url;
         mc->key = key;
         order_begin(mc);
@@ -581,7 +713,35 @@ static void run_start(struct mcert *mc)
     if (rc != -ENOENT)
         log_info(LOG_MAIN, "cert=%s: stored order not usable (%s): starting a new one", mc->name,
                  err_str(rc));
+    /* a new order counts against the CA account's window */
+    if (!ratelimit_window_take(ca_window(m, mc->run_cfg->ca), now_s()))
+        log_warn(LOG_MAIN, "cert=%s: over ca=%s's max_new_orders (a forced renewal)", mc->name,
+                 mc->run_cfg->ca->name);
+    hist_add(mc, "ordering", "new order: %s", mc->reason != NULL ? mc->reason : "due");
     keygen_start(mc);
+}
+
+/* A queued certificate about to start a new order while its CA account's
+ * window is full waits for the window instead (deploy-only runs and
+ * resumed orders do not count). */
+static bool window_full(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    int64_t now = now_s(), next;
+
+    if (mc->deploy_only || mc->forced || mc->cfg->ca == NULL)
+        return false;
+    next = ratelimit_window_next(ca_window(m, mc->cfg->ca), now);
+    if (next <= now)
+        return false;
+    char when[32];
+    fmt_time(next, when, sizeof(when));
+    mc->reason = "rate limit: new orders per CA account";
+    log_info(LOG_MAIN, "cert=%s: ca=%s's max_new_orders reached: waiting until %s", mc->name,
+             mc->cfg->ca->name, when);
+    hist_add(mc, "rate-limited", "new orders per CA account: waiting until %s", when);
+    arm(mc, next);
+    return true;
 }
 
 static void pump(struct manager *m)
@@ -597,6 +757,9 @@ static void pump(struct manager *m)
             m->qtail = NULL;
         mc->qnext = NULL;
         mc->state = MC_IDLE;
+        if (window_full(mc))
+            continue;
+        mc->forced = false;
         run_start(mc);
     }
     maybe_finish(m);
@@ -825,6 +988,10 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
     mc->order = NULL;
     if (status != 0) {
         mc->retry_after_s = res != NULL ? res->retry_after_s : 0;
+        free(mc->failed_ident);
+        mc->failed_ident = NULL;
+        if (res != NULL && res->failed_identifier != NULL)
+            mc->failed_ident = xstrdup(res->failed_identifier);
         char *e = xasprintf("%s", res != NULL && res->error ? res->error : err_str(status));
         acme_order_result_free(res);
         run_end(mc, status, e);
@@ -867,6 +1034,7 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
 
 static void mc_free(struct mcert *mc)
 {
+    free(mc->failed_ident);
     free(mc->last_error);
     free(mc->end_error);
     EVP_PKEY_free(mc->key);
@@ -880,16 +1048,6 @@ static void mc_free(struct mcert *mc)
     free(mc);
 }
 
-static void mc_timer_closed(uv_handle_t *h)
-{
-    struct mcert *mc = h->data;
-    struct manager *m = mc->m;
-
-    mc_free(mc);
-    m->closing--;
-    maybe_finish(m);
-}
-
 static void mc_unlink(struct mcert *mc)
 {
     struct manager *m = mc->m;
@@ -900,8 +1058,20 @@ static void mc_unlink(struct mcert *mc)
             break;
         }
     }
-    m->closing++;
-    uv_close((uv_handle_t *)&mc->timer, mc_timer_closed);
+    /* freed later, from the loop: callers may still be walking the list
+     * (mc->next stays valid) */
+    disarm(mc);
+    mc->dead_next = m->dead;
+    m->dead = mc;
+}
+
+static void free_dead(struct manager *m)
+{
+    while (m->dead != NULL) {
+        struct mcert *mc = m->dead;
+        m->dead = mc->dead_next;
+        mc_free(mc);
+    }
 }
 
 static void run_end(struct mcert *mc, int status, const char *error)
@@ -921,14 +1091,26 @@ static void run_end(struct mcert *mc, int status, const char *error)
         buf_fini(&names);
         mc->summary = SUM_ISSUED;
         mc->failures = 0;
+        mc->retry_at = 0;
+        mc->ca_retry_at = 0;
         mc->last_success_at = now_s();
         free(mc->error);
         mc->error = NULL;
+        if (!mc->run_deploy_only) {
+            mc->renewals_ok++;
+            metrics_hist_observe(&m->order_hist, (double)(now_s() - mc->started));
+            for (size_t i = 0; i < cc->domains.n; i++)
+                ratelimit_failures_success(m->fails, cc->domains.v[i]);
+            hist_add(mc, mc->had_cert ? "renewed" : "issued", "not_after %s", na);
+        } else {
+            hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
+        }
     } else if (status == -ECANCELED && (m->stopping || mc->removed)) {
         log_info(LOG_MAIN, "cert=%s: order cancelled (stopping)", mc->name);
         mc->summary = SUM_FAILED;
         free(mc->error);
         mc->error = xstrdup("cancelled");
+        hist_add(mc, "cancelled", "stopping");
     } else {
         log_error(LOG_MAIN, "order cert=%s %s", mc->name, error ? error : err_str(status));
         m->failed++;
@@ -939,7 +1121,29 @@ static void run_end(struct mcert *mc, int status, const char *error)
         free(mc->last_error);
         mc->last_error = xstrdup(mc->error);
         mc->last_error_at = now_s();
+        hist_add(mc, "failed", "%s", mc->error);
+        if (!mc->run_deploy_only) {
+            int64_t now = now_s();
+            mc->renewals_failed++;
+            metrics_hist_observe(&m->order_hist, (double)(now - mc->started));
+            if (mc->failed_ident != NULL)
+                ratelimit_failures_record(m->fails, mc->failed_ident, now);
+            /* exponential backoff with jitter; the CA's Retry-After when longer */
+            mc->retry_at = now + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
+                                               m->cfg->daemon.backoff_max_s, NULL, NULL);
+            mc->ca_retry_at = mc->retry_after_s > 0 ? now + mc->retry_after_s : 0;
+        } else {
+            mc->retry_at = now_s() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
+                                                   m->cfg->daemon.backoff_max_s, NULL, NULL);
+        }
+        mc->retry_after_s = 0;
+        free(mc->failed_ident);
+        mc->failed_ident = NULL;
     }
+    /* a generation is stored (or was being redeployed) but a deploy action
+     * failed: the deployment failed, not the certificate */
+    bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
+    mc->deploy_failing = deploy_failed;
     mc->run_deploy_only = false;
     /* release the run */
     EVP_PKEY_free(mc->key);
@@ -963,24 +1167,25 @@ static void run_end(struct mcert *mc, int status, const char *error)
     m->running--;
 
     if (mc->removed) {
+        history_forget(m->hist, mc->name);
         mc_unlink(mc);
     } else if (!m->once && !m->stopping) {
-        if (status == 0) {
-            decide(mc); /* arms the renewal timer */
+        if (deploy_failed) {
+            /* the certificate is stored: only its deployment is retried,
+             * on the backoff schedule, never a new order */
+            char when[32];
+            mc->deploy_only = true;
+            mc->reason = "deploy retry after a failure";
+            fmt_time(mc->retry_at, when, sizeof(when));
+            log_info(LOG_MAIN, "cert=%s: deploy retry at %s", mc->name, when);
+            hist_add(mc, "scheduled", "%s: %s", when, mc->reason);
+            arm(mc, mc->retry_at);
+        } else if (mc->redeploy_after && status == 0) {
+            mc->redeploy_after = false;
+            mc->deploy_only = true;
+            enqueue(mc);
         } else {
-            /* Exponential backoff with jitter: 60 s, 120 s, ... capped at 1 h. */
-            int64_t d = RETRY_FIRST_S;
-            for (int i = 1; i < mc->failures && d < RETRY_MAX_S; i++)
-                d *= 2;
-            if (d > RETRY_MAX_S)
-                d = RETRY_MAX_S;
-            d = d - d / 5 + (int64_t)(uv_hrtime() % (uint64_t)(d / 5 * 2 + 1));
-            if (mc->retry_after_s > d)
-                d = mc->retry_after_s; /* the CA's Retry-After wins (rateLimited) */
-            mc->retry_after_s = 0;
-            log_info(LOG_MAIN, "cert=%s: retry in %" PRId64 " s", mc->name, d);
-            arm(mc, now_s() + d);
-            mc->reason = mc->retry_after_s > 0 ? "the CA's Retry-After" : "retry after a failure";
+            decide(mc); /* the renewal, or the retry after a failure */
         }
     }
     pump(m);
@@ -988,13 +1193,23 @@ static void run_end(struct mcert *mc, int status, const char *error)
 
 /* ---- teardown ---- */
 
+static void free_dead(struct manager *m);
+
 static void manager_free(struct manager *m)
 {
+    free_dead(m);
     for (size_t i = 0; i < m->n_clients; i++) {
         free(m->clients[i].ca_name);
         free(m->clients[i].directory);
     }
     free(m->clients);
+    for (size_t i = 0; i < m->n_limits; i++) {
+        free(m->limits[i].ca_name);
+        ratelimit_window_fini(&m->limits[i].win);
+    }
+    free(m->limits);
+    history_free(m->hist);
+    ratelimit_failures_free(m->fails);
     free(m->state_dir);
     config_unref(m->cfg);
     free(m);
@@ -1045,6 +1260,14 @@ static void kick_closed(uv_handle_t *h)
     maybe_finish(m);
 }
 
+static void heap_closed(void *arg)
+{
+    struct manager *m = arg;
+
+    m->closing--;
+    maybe_finish(m);
+}
+
 static void teardown(struct manager *m)
 {
     m->torn_down = true;
@@ -1057,6 +1280,11 @@ static void teardown(struct manager *m)
         print_summary(m);
     while (m->certs != NULL)
         mc_unlink(m->certs);
+    if (m->heap != NULL) {
+        m->closing++;
+        timerheap_close(m->heap, heap_closed, m);
+        m->heap = NULL;
+    }
     for (size_t i = 0; i < m->n_clients; i++) {
         acme_client_close(m->clients[i].c);
         m->clients[i].c = NULL;
@@ -1123,8 +1351,6 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
     mc->m = m;
     mc->name = xstrdup(cc->name);
     mc->cfg = cc;
-    uv_timer_init(m->loop, &mc->timer);
-    mc->timer.data = mc;
     /* keep the list in config order (sorted by name) */
     struct mcert **pp = &m->certs;
     while (*pp != NULL)
@@ -1145,6 +1371,11 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->once = o->once;
     m->done = o->done;
     m->arg = o->arg;
+    g_clock = o->clock;
+    g_clock_arg = o->clock_arg;
+    m->hist = history_new(0);
+    m->fails = ratelimit_failures_new(RATELIMIT_FAILURES_DEFAULT, RATELIMIT_FAILURES_WINDOW_S,
+                                      RATELIMIT_PAUSE_HINT_DEFAULT);
 
     bool need_http01 = false;
     for (size_t i = 0; i < m->cfg->n_certs; i++)
@@ -1176,6 +1407,15 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         m->http = NULL;
         goto fail;
     }
+    if (!m->once) {
+        rc = timerheap_open(m->loop, o->clock, o->clock_arg, &m->heap);
+        if (rc < 0) {
+            log_error(LOG_MAIN, "cannot start the timer heap: %s", err_str(rc));
+            m->heap = NULL;
+            goto fail;
+        }
+        timerheap_set_max_sleep(m->heap, HEAP_MAX_SLEEP_MS);
+    }
     for (size_t i = 0; i < m->cfg->n_certs; i++)
         mc_new(m, &m->cfg->certs[i]);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
@@ -1189,11 +1429,15 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     uv_timer_start(&m->kick, kick_cb, 0, 0);
     return 0;
 fail:
+    if (m->http != NULL)
+        http_client_close(m->http);
     if (m->dns != NULL)
         dns01_provider_close(m->dns);
     if (m->chal != NULL)
         chal_http01_close(m->chal, NULL, NULL);
     m->done = NULL;
+    history_free(m->hist);
+    ratelimit_failures_free(m->fails);
     config_unref(m->cfg);
     free(m->state_dir);
     free(m);
@@ -1204,25 +1448,30 @@ void manager_reload(struct manager *m, struct config *cfg)
 {
     struct config *old = m->cfg;
 
+    free_dead(m);
     m->cfg = config_ref(cfg);
     /* Certificates gone from the new snapshot: no new work; a run in flight
      * finishes with the snapshot it started with, then the entry goes. */
     for (struct mcert *mc = m->certs, *nx; mc != NULL; mc = nx) {
         nx = mc->next;
         const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
-        if (cc != NULL) {
-            mc->cfg = cc;
+        if (cc != NULL)
             continue;
-        }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
         mc->removed = true;
         mc->cfg = NULL;
         if (mc->state == MC_QUEUED)
             dequeue(mc);
-        if (mc->state == MC_IDLE)
+        disarm(mc);
+        if (mc->state == MC_IDLE) {
+            history_forget(m->hist, mc->name);
             mc_unlink(mc);
+        }
     }
-    /* New certificates, and changed ones that are idle, are decided anew. */
+    /* Added: decided. Changed names, key type or CA: decided anew (the
+     * stored certificate no longer matches: ordered now). Changed deploy
+     * actions only: the stored certificate is deployed again, no order.
+     * Unchanged: untouched, including a run in flight or an armed timer. */
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *cc = &cfg->certs[i];
         struct mcert *mc = NULL;
@@ -1232,13 +1481,39 @@ void manager_reload(struct manager *m, struct config *cfg)
         if (mc == NULL) {
             log_info(LOG_MAIN, "cert=%s: added", cc->name);
             mc = mc_new(m, cc);
-        }
-        if (mc->state == MC_IDLE) {
-            if (mc->timer_armed) {
-                uv_timer_stop(&mc->timer);
-                mc->timer_armed = false;
-            }
+            hist_add(mc, "added", "by a reload");
             decide(mc);
+            continue;
+        }
+        const struct cfg_cert *prev = mc->cfg;
+        bool same_order = config_cert_equal_order(prev, cc);
+        bool same_deploy = config_cert_equal_deploy(prev, cc);
+        mc->cfg = cc;
+        if (same_order && same_deploy)
+            continue;
+        if (mc->state != MC_IDLE) {
+            /* a run in flight keeps its snapshot; what it stores is checked
+             * against the new configuration when it ends (decide) */
+            log_info(LOG_MAIN, "cert=%s: changed; the run in flight finishes first", mc->name);
+            if (same_order)
+                mc->redeploy_after = true; /* deploy with the new actions once it ends */
+            continue;
+        }
+        if (!same_order) {
+            log_info(LOG_MAIN, "cert=%s: changed (names, key, CA or policy): deciding anew",
+                     mc->name);
+            hist_add(mc, "changed", "names, key, CA or policy");
+            mc->retry_at = 0;
+            decide(mc);
+        } else {
+            struct store_cert sc = {0};
+            if (store_cert_read_current(m->state_dir, mc->name, false, &sc) == 0) {
+                store_cert_fini(&sc);
+                log_info(LOG_MAIN, "cert=%s: deploy actions changed: deploying again", mc->name);
+                hist_add(mc, "changed", "deploy actions: deploying the stored certificate");
+                mc->deploy_only = true;
+                enqueue(mc);
+            }
         }
     }
     config_unref(old);
@@ -1263,10 +1538,7 @@ void manager_stop(struct manager *m)
         run_end(mc, -ECANCELED, "stopped");
     }
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
-        if (mc->timer_armed) {
-            uv_timer_stop(&mc->timer);
-            mc->timer_armed = false;
-        }
+        disarm(mc);
         if (mc->order != NULL) {
             /* cancel cleans the order's tokens and never calls back */
             acme_order_cancel(mc->order);
@@ -1303,6 +1575,8 @@ static const char *state_word(const struct mcert *mc, int64_t now)
     case MC_IDLE:
         break;
     }
+    if (mc->failures > 0 && mc->deploy_failing)
+        return "deploy-failed";
     if (mc->failures > 0)
         return "retrying";
     if (mc->not_after == 0)
@@ -1334,12 +1608,14 @@ json_t *manager_status(const struct manager *m)
         }
         st[i].not_before = mc->not_before;
         st[i].not_after = mc->not_after;
-        st[i].next_renewal = mc->timer_armed ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
+        st[i].next_renewal = mc->tentry != NULL ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
         st[i].reason = mc->reason;
         st[i].last_error = mc->last_error;
         st[i].last_error_at = mc->last_error_at;
         st[i].last_success_at = mc->last_success_at;
         st[i].consecutive_failures = (unsigned)mc->failures;
+        st[i].paused = names_paused(mc);
+        st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
     }
     json_t *j = control_status_json(st, n, now, inflight);
     free(st);
@@ -1378,10 +1654,14 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
         store_cert_fini(&sc);
         mc->deploy_only = true;
         log_info(LOG_MAIN, "cert=%s: deploy requested", name);
+        hist_add(mc, "requested", "renew --deploy-only");
         enqueue(mc);
     } else if (force) {
         log_info(LOG_MAIN, "cert=%s: renewal requested (forced)", name);
         mc->reason = "renewal requested";
+        mc->forced = true;
+        mc->retry_at = 0;
+        hist_add(mc, "requested", "renew --force");
         enqueue(mc);
     } else {
         /* not forced: order only when due, as the schedule says */
@@ -1394,4 +1674,39 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
     }
     pump(m);
     return 0;
+}
+
+int manager_metrics(const struct manager *m, struct buf *out)
+{
+    size_t n = 0, i = 0;
+    unsigned inflight = 0;
+
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        n++;
+    struct metrics_cert *mcs = xcalloc(n > 0 ? n : 1, sizeof(*mcs));
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
+        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
+            inflight++;
+        mcs[i].name = mc->name;
+        mcs[i].not_after = mc->not_after;
+        mcs[i].next_renewal = mc->tentry != NULL ? mc->next_at : 0;
+        mcs[i].renewals_ok = mc->renewals_ok;
+        mcs[i].renewals_failed = mc->renewals_failed;
+    }
+    struct metrics_snapshot snap = {
+        .certs = mcs,
+        .n_certs = n,
+        .order_duration = &m->order_hist,
+        .orders_in_flight = inflight,
+    };
+    int rc = metrics_write(&snap, out);
+    free(mcs);
+    return rc;
+}
+
+void manager_clock_moved(struct manager *m)
+{
+    if (m->heap != NULL)
+        (void)timerheap_run_due(m->heap);
+    pump(m);
 }

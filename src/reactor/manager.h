@@ -12,7 +12,9 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "reactor/timerheap.h"
 #include "store/store.h"
+#include "util/buf.h"
 
 struct manager;
 
@@ -29,6 +31,10 @@ struct manager_opts {
     bool once;
     manager_done_cb done;
     void *arg;
+    /* The wall clock (Unix milliseconds); NULL: the real one. Loop tests
+     * inject theirs and move it by hand. */
+    timerheap_clock_cb clock;
+    void *clock_arg;
 };
 
 /* Opens the http-01 listener(s) and the HTTP client, then starts. < 0 on a
@@ -52,5 +58,12 @@ json_t *manager_status(const struct manager *m);
  * (no such certificate), -EBUSY (already running, or stopping), -EINVAL
  * (nothing stored to deploy, or no CA). *err (owned) is for the client. */
 int manager_renew(struct manager *m, const char *name, bool force, bool deploy_only, char **err);
+/* GET /metrics: the Prometheus text of every certificate (expiry, next
+ * renewal, renewals and failures), the order duration histogram and the
+ * orders in flight, appended to out. 0 or ERR_TOO_BIG (metrics_write). */
+int manager_metrics(const struct manager *m, struct buf *out);
+/* The wall clock jumped (a resume from suspend, or a test's clock): runs
+ * every deadline now due at once instead of at the next wake-up. */
+void manager_clock_moved(struct manager *m);
 
 #endif

@@ -23,6 +23,7 @@
 #include "acme/acme.h"
 #include "config/config.h"
 #include "fake_http.h"
+#include "test_config.h"
 #include "net/net.h"
 #include "store/store.h"
 #include "util/b64.h"
@@ -224,7 +225,6 @@ static const char *fx_ca_extra = "";
 
 static void fx_open(struct fx *f)
 {
-    struct config_diag diag;
     char *path, *toml;
     FILE *fp;
 
@@ -245,12 +245,7 @@ static void fx_open(struct fx *f)
     assert_non_null(fp);
     fputs(toml, fp);
     fclose(fp);
-    config_diag_init(&diag);
-    int rc = config_load(path, &f->cfg, &diag);
-    for (size_t i = 0; i < diag.n; i++)
-        fprintf(stderr, "%s\n", diag.lines[i]);
-    assert_int_equal(rc, 0);
-    config_diag_fini(&diag);
+    f->cfg = test_config_load(path);
     free(path);
     free(toml);
     struct acme_client_opts o = {

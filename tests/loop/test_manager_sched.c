@@ -1,0 +1,286 @@
+/* Loop tests of the manager's scheduling with an injected wall clock (no
+ * sleeps: the test moves the clock and calls manager_clock_moved):
+ * - backoff: an order that fails (the CA answers 503) is retried after
+ *   60 s with equal jitter ([30 s, 60 s]), then after [60 s, 120 s], and
+ *   status says "retrying" with the backoff reason and the failure count;
+ *   /metrics counts the failures;
+ * - the new-order window: 30 certificates due at once with
+ *   [ca.t] max_new_orders = 10 start 10 orders; the other 20 wait for the
+ *   window (3 hours) with the rate-limit reason and a "rate-limited" event
+ *   in their history. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "fake_http.h"
+#include "test_config.h"
+#include "reactor/manager.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define T0_MS ((int64_t)1900000000 * 1000)
+
+struct fx {
+    uv_loop_t loop;
+    struct fake_http *srv;
+    unsigned requests;
+    bool fail; /* 503 for everything, else hang */
+    int64_t now_ms;
+    char dir[40];
+    struct config *cfg;
+    struct store *st;
+    struct manager *m;
+    int done_calls;
+};
+
+static int64_t fake_clock(void *arg)
+{
+    return ((struct fx *)arg)->now_ms;
+}
+
+static void handler(const struct fake_http_request *req, struct fake_http_response *resp, void *arg)
+{
+    struct fx *f = arg;
+
+    (void)req;
+    f->requests++;
+    if (f->fail) {
+        resp->status = 503;
+        fake_http_resp_header(resp, "Content-Type", "application/problem+json");
+        fake_http_resp_body(resp, "{\"type\":\"urn:ietf:params:acme:error:serverInternal\","
+                                  "\"detail\":\"try later\"}");
+    } else {
+        resp->hang = true;
+    }
+}
+
+static void done_cb(int failed, void *arg)
+{
+    (void)failed;
+    ((struct fx *)arg)->done_calls++;
+}
+
+static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
+{
+    struct buf b = BUF_INIT(1 << 20);
+
+    memset(f, 0, sizeof(*f));
+    f->fail = fail;
+    f->now_ms = T0_MS;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(fake_http_start(&f->loop, handler, f, &f->srv), 0);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/certloop-sched-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char *state_dir = xasprintf("%s/state", f->dir);
+    char *path = xasprintf("%s/certloop.toml", f->dir);
+    assert_int_equal(buf_printf(&b,
+                                "[daemon]\nstate_dir = \"%s\"\nmax_concurrent_orders = 64\n\n"
+                                "[http01]\nlisten = [\"127.0.0.1:%d\"]\n\n"
+                                "[ca.t]\ndirectory = \"%s/dir\"\nagree_tos = true\n%s\n",
+                                state_dir, fake_http_free_port(), fake_http_url(f->srv), ca_extra),
+                     0);
+    for (int i = 0; i < n_certs; i++)
+        assert_int_equal(
+            buf_printf(&b, "[certificate.c%02d]\ndomains = [\"c%02d.test\"]\n\n", i, i), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(b.data, fp);
+    fclose(fp);
+    buf_fini(&b);
+    f->cfg = test_config_load(path);
+    assert_int_equal(store_open(state_dir, &f->st), 0);
+    struct manager_opts o = {.loop = &f->loop,
+                             .cfg = f->cfg,
+                             .store = f->st,
+                             .done = done_cb,
+                             .arg = f,
+                             .clock = fake_clock,
+                             .clock_arg = f};
+    assert_int_equal(manager_start(&o, &f->m), 0);
+    free(state_dir);
+    free(path);
+}
+
+static void fx_close(struct fx *f)
+{
+    manager_stop(f->m);
+    fake_http_close(f->srv);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->done_calls, 1);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    store_close(f->st);
+    config_unref(f->cfg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", f->dir, (char *)NULL);
+        _exit(127);
+    }
+    (void)waitpid(pid, NULL, 0);
+}
+
+/* Runs the loop until pred(f) holds (bounded: the fake answers at once). */
+static void run_until(struct fx *f, bool (*pred)(struct fx *f))
+{
+    for (int i = 0; i < 2000 && !pred(f); i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(pred(f));
+}
+
+static json_t *cert_status(struct fx *f, const char *name, json_t **doc)
+{
+    *doc = manager_status(f->m);
+    json_t *certs = json_object_get(*doc, "certificates");
+    for (size_t i = 0; i < json_array_size(certs); i++) {
+        json_t *c = json_array_get(certs, i);
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
+            return c;
+    }
+    fail_msg("no %s in the status", name);
+    return NULL;
+}
+
+static int failures_of(struct fx *f)
+{
+    json_t *doc;
+    json_t *c = cert_status(f, "c00", &doc);
+    int n = (int)json_integer_value(json_object_get(c, "consecutive_failures"));
+    json_decref(doc);
+    return n;
+}
+
+static bool one_failure(struct fx *f)
+{
+    return failures_of(f) >= 1;
+}
+
+static bool two_failures(struct fx *f)
+{
+    return failures_of(f) >= 2;
+}
+
+static void expect_retry(struct fx *f, int64_t from_s, int64_t lo, int64_t hi, int failures)
+{
+    json_t *doc;
+    json_t *c = cert_status(f, "c00", &doc);
+    int64_t next = (int64_t)json_integer_value(json_object_get(c, "next_renewal"));
+
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "retrying");
+    assert_string_equal(json_string_value(json_object_get(c, "reason")), "backoff after a failure");
+    assert_int_equal(json_integer_value(json_object_get(c, "consecutive_failures")), failures);
+    assert_true(next >= from_s + lo);
+    assert_true(next <= from_s + hi);
+    assert_non_null(strstr(json_string_value(json_object_get(c, "last_error")), "503"));
+    json_decref(doc);
+}
+
+static void test_failed_order_backs_off_exponentially(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_open(&f, true, 1, "");
+    run_until(&f, one_failure);
+    expect_retry(&f, T0_MS / 1000, 30, 60, 1);
+    unsigned before = f.requests;
+
+    /* nothing happens before the deadline: 29 s later is too early */
+    f.now_ms = T0_MS + 29 * 1000;
+    manager_clock_moved(f.m);
+    for (int i = 0; i < 20; i++)
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(f.requests, before);
+    assert_int_equal(failures_of(&f), 1);
+
+    /* past the largest possible delay: the retry runs and fails again */
+    f.now_ms = T0_MS + 61 * 1000;
+    manager_clock_moved(f.m);
+    run_until(&f, two_failures);
+    assert_true(f.requests > before);
+    expect_retry(&f, T0_MS / 1000 + 61, 60, 120, 2);
+
+    struct buf mb = BUF_INIT(1 << 20);
+    assert_int_equal(manager_metrics(f.m, &mb), 0);
+    assert_non_null(strstr(mb.data, "certloop_renewals_total{name=\"c00\",result=\"failure\"} 2"));
+    assert_non_null(strstr(mb.data, "certloop_order_duration_seconds_count 2"));
+    buf_fini(&mb);
+    fx_close(&f);
+}
+
+static bool window_settled(struct fx *f)
+{
+    json_t *doc = manager_status(f->m);
+    json_t *certs = json_object_get(doc, "certificates");
+    int ordering = 0, waiting = 0;
+    for (size_t i = 0; i < json_array_size(certs); i++) {
+        json_t *c = json_array_get(certs, i);
+        const char *st = json_string_value(json_object_get(c, "state"));
+        if (strcmp(st, "ordering") == 0)
+            ordering++;
+        else if (strcmp(st, "due") != 0 &&
+                 json_integer_value(json_object_get(c, "next_renewal")) > 0)
+            waiting++;
+    }
+    json_decref(doc);
+    return ordering + waiting == 30;
+}
+
+static void test_new_order_window_holds_when_many_are_due(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_open(&f, false, 30, "max_new_orders = 10\n");
+    run_until(&f, window_settled);
+    json_t *doc = manager_status(f.m);
+    json_t *certs = json_object_get(doc, "certificates");
+    int ordering = 0, limited = 0;
+    for (size_t i = 0; i < json_array_size(certs); i++) {
+        json_t *c = json_array_get(certs, i);
+        const char *st = json_string_value(json_object_get(c, "state"));
+        if (strcmp(st, "ordering") == 0) {
+            ordering++;
+            continue;
+        }
+        limited++;
+        if (getenv("TEST_DEBUG"))
+            fprintf(stderr, "%s %s %s\n", json_string_value(json_object_get(c, "name")), st,
+                    json_string_value(json_object_get(c, "reason")));
+        assert_int_equal(json_integer_value(json_object_get(c, "next_renewal")),
+                         T0_MS / 1000 + 3 * 3600);
+        assert_string_equal(json_string_value(json_object_get(c, "reason")),
+                            "rate limit: new orders per CA account");
+        json_t *h = json_object_get(c, "history");
+        json_t *last = json_array_get(h, json_array_size(h) - 1);
+        assert_string_equal(json_string_value(json_object_get(last, "event")), "rate-limited");
+    }
+    assert_int_equal(ordering, 10);
+    assert_int_equal(limited, 20);
+    json_decref(doc);
+    fx_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failed_order_backs_off_exponentially),
+        cmocka_unit_test(test_new_order_window_holds_when_many_are_due),
+    };
+
+    log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
