@@ -107,6 +107,7 @@ struct mcert {
     int64_t ca_retry_at;            /* the CA's Retry-After as a time (0: none) */
     char *failed_ident;             /* the last run's invalid authorization, or NULL */
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
+    int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
     int64_t started;                       /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
@@ -151,7 +152,9 @@ struct manager {
     } * limits; /* new orders per CA account */
     size_t n_limits;
     struct metrics_hist order_hist; /* order durations */
-    uv_timer_t kick;                /* the first pump, from the loop */
+    struct notify *notify;          /* webhooks ([notify.*]) and their outbox, or NULL */
+    bool notify_draining, notify_drained;
+    uv_timer_t kick; /* the first pump, from the loop */
     bool kick_open, started;
     int closing; /* handles (and the listener) still closing */
 };
@@ -394,6 +397,58 @@ static void hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
         va_end(ap);
     }
     history_add(mc->m->hist, mc->name, now_s(), event, fmt != NULL ? detail : NULL);
+}
+
+/* The CA problem type inside an error line ("...: urn:ietf:params:acme:
+ * error:NAME: detail"), copied into out; NULL when there is none. */
+static const char *problem_type_of(const char *err, char *out, size_t n)
+{
+    static const char prefix[] = "urn:ietf:params:acme:error:";
+    const char *p = err != NULL ? strstr(err, prefix) : NULL;
+    size_t len;
+
+    if (p == NULL)
+        return NULL;
+    len = sizeof(prefix) - 1;
+    while (p[len] != '\0' && p[len] != ':' && p[len] != ' ' && p[len] != ',')
+        len++;
+    if (len >= n)
+        return NULL;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* Sends an event to every [notify.*] target subscribed to it. */
+static void emit(struct mcert *mc, enum notify_event_type type, const char *error,
+                 const char *identifier)
+{
+    struct manager *m = mc->m;
+    const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
+    char ptype[128];
+    char *json = NULL;
+
+    if (m->notify == NULL || cc == NULL)
+        return;
+    struct notify_event e = {
+        .type = type,
+        .certificate = mc->name,
+        .domains = (const char *const *)cc->domains.v,
+        .n_domains = cc->domains.n,
+        .time = now_s(),
+        .not_after =
+            type == NOTIFY_EV_FAILED || type == NOTIFY_EV_DEPLOY_FAILED ? 0 : mc->not_after,
+        .error_type = problem_type_of(error, ptype, sizeof(ptype)),
+        .error_detail = error,
+        .error_identifier = identifier,
+    };
+    if (notify_event_build(&e, &json) == 0) {
+        int n = notify_emit(m->notify, json);
+        if (n > 0)
+            log_info(LOG_MAIN, "cert=%s: %s event queued for %d webhook(s)", mc->name,
+                     notify_event_name(type), n);
+    }
+    free(json);
 }
 
 /* An order file left by a run that did not finish (a crash). When its key
@@ -1102,6 +1157,8 @@ static void run_end(struct mcert *mc, int status, const char *error)
             for (size_t i = 0; i < cc->domains.n; i++)
                 ratelimit_failures_success(m->fails, cc->domains.v[i]);
             hist_add(mc, mc->had_cert ? "renewed" : "issued", "not_after %s", na);
+            emit(mc, mc->had_cert ? NOTIFY_EV_RENEWED : NOTIFY_EV_ISSUED, NULL, NULL);
+            mc->expiring_sent = 0;
         } else {
             hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
         }
@@ -1122,6 +1179,19 @@ static void run_end(struct mcert *mc, int status, const char *error)
         mc->last_error = xstrdup(mc->error);
         mc->last_error_at = now_s();
         hist_add(mc, "failed", "%s", mc->error);
+        /* stored but not deployed (see deploy_failed below): the deployment failed */
+        emit(mc, mc->generation != NULL ? NOTIFY_EV_DEPLOY_FAILED : NOTIFY_EV_FAILED, mc->error,
+             mc->failed_ident);
+        if (mc->not_after > 0 &&
+            notify_expiring_due(now_s(), mc->not_after, m->cfg->daemon.expiring_window_s,
+                                mc->expiring_sent, NULL)) {
+            char na[32];
+            fmt_time(mc->not_after, na, sizeof(na));
+            log_warn(LOG_MAIN, "cert=%s: expires %s and its renewal keeps failing", mc->name, na);
+            hist_add(mc, "expiring", "not_after %s", na);
+            emit(mc, NOTIFY_EV_EXPIRING, mc->error, NULL);
+            mc->expiring_sent = now_s();
+        }
         if (!mc->run_deploy_only) {
             int64_t now = now_s();
             mc->renewals_failed++;
@@ -1260,6 +1330,14 @@ static void kick_closed(uv_handle_t *h)
     maybe_finish(m);
 }
 
+static void notify_closed(void *arg)
+{
+    struct manager *m = arg;
+
+    m->closing--;
+    maybe_finish(m);
+}
+
 static void heap_closed(void *arg)
 {
     struct manager *m = arg;
@@ -1289,6 +1367,11 @@ static void teardown(struct manager *m)
         acme_client_close(m->clients[i].c);
         m->clients[i].c = NULL;
     }
+    if (m->notify != NULL) {
+        m->closing++;
+        notify_close(m->notify, notify_closed, m);
+        m->notify = NULL;
+    }
     if (m->http != NULL) {
         http_client_close(m->http);
         m->http = NULL;
@@ -1302,6 +1385,16 @@ static void teardown(struct manager *m)
         chal_http01_close(m->chal, chal_closed, m);
         m->chal = NULL;
     }
+}
+
+static void notify_drained(bool drained, void *arg)
+{
+    struct manager *m = arg;
+
+    if (!drained)
+        log_warn(LOG_MAIN, "webhooks: deliveries still in flight; they stay in the outbox");
+    m->notify_drained = true;
+    maybe_finish(m);
 }
 
 static void kick_cb(uv_timer_t *t)
@@ -1327,6 +1420,16 @@ static void maybe_finish(struct manager *m)
             m->dns_drain_ticks++;
             uv_timer_start(&m->kick, kick_cb, 100, 0);
             return;
+        }
+        /* Webhooks queued by this run get their first attempt (bounded);
+         * what fails stays in the outbox for the next start. */
+        if (m->notify != NULL && !m->notify_drained) {
+            if (m->notify_draining)
+                return;
+            m->notify_draining = true;
+            if (notify_drain(m->notify, m->once ? 15000 : 3000, notify_drained, m) == 0)
+                return;
+            m->notify_drained = true;
         }
         teardown(m);
     }
@@ -1407,6 +1510,10 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         m->http = NULL;
         goto fail;
     }
+    if (notify_open(m->loop, m->http, m->state_dir, m->cfg, NULL, &m->notify) < 0) {
+        log_error(LOG_MAIN, "webhooks: the outbox cannot be used; events are only logged");
+        m->notify = NULL;
+    }
     if (!m->once) {
         rc = timerheap_open(m->loop, o->clock, o->clock_arg, &m->heap);
         if (rc < 0) {
@@ -1429,6 +1536,8 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     uv_timer_start(&m->kick, kick_cb, 0, 0);
     return 0;
 fail:
+    if (m->notify != NULL)
+        notify_close(m->notify, NULL, NULL);
     if (m->http != NULL)
         http_client_close(m->http);
     if (m->dns != NULL)
@@ -1450,6 +1559,8 @@ void manager_reload(struct manager *m, struct config *cfg)
 
     free_dead(m);
     m->cfg = config_ref(cfg);
+    if (m->notify != NULL)
+        notify_reload(m->notify, cfg);
     /* Certificates gone from the new snapshot: no new work; a run in flight
      * finishes with the snapshot it started with, then the entry goes. */
     for (struct mcert *mc = m->certs, *nx; mc != NULL; mc = nx) {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Signed webhooks end to end (pending: move to tests/integration/ once the
-# manager calls notify_open/notify_emit/notify_drain/notify_close). A
-# receiver (tools/webhook-receiver) answers 500 to the first delivery:
-# `certloop run --once` issues, the "issued" event is signed and attempted
-# once, and stays in STATE/outbox/. A daemon started afterwards on the same
-# state directory delivers it (same X-Certloop-Delivery) after the backoff,
-# and the outbox ends empty.
+# Signed webhooks end to end. A receiver (tools/webhook-receiver) answers
+# 500 to the first delivery: `certloop run --once` issues, the "issued"
+# event is signed and attempted once, and stays in STATE/outbox/. A daemon
+# started afterwards on the same state directory delivers it (same
+# X-Certloop-Delivery) after the backoff, and the outbox ends empty. Then a
+# certificate whose http-01 validation fails (its name resolves where
+# nothing listens) sends a "failed" event naming the CA's problem type and
+# the identifier.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -75,4 +76,36 @@ kill -TERM "$pid"
 wait "$pid"
 rc=$?
 [ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
+
+# A failing order: bad.test resolves to 127.0.0.2, where nothing listens.
+curl -fsS -X POST -d '{"host":"bad.test.","addresses":["127.0.0.2"]}' \
+  "http://127.0.0.1:$TW_DNS_MGMT_PORT/add-a" >/dev/null || tw_fail "challtestsrv add-a"
+{
+  tw_config_head 8
+  tw_config_cert bad ec-p256 bad.test
+  cat <<EOF
+[notify.ops]
+url = "http://127.0.0.1:$port/hook"
+secret_file = "$TW/webhook.secret"
+events = ["failed"]
+
+EOF
+} >"$TW/bad.toml"
+"$CERTLOOP" run --once -c "$TW/bad.toml" >"$TW/bad.out" 2>"$TW/bad.err"
+rc=$?
+[ "$rc" = 1 ] || tw_fail "run --once with a failing order exited $rc, expected 1"
+[ "$(wc -l <"$TW/received")" -eq 3 ] || tw_fail "expected a third delivery, got $(wc -l <"$TW/received")"
+third=$(sed -n 3p "$TW/received")
+python3 - "$third" <<'EOF' || tw_fail "failed event: $third"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["status"] == 200 and r["signature"] == "ok" and r["event"] == "failed", r
+b = r["body"]
+assert b["event"] == "failed" and b["certificate"] == "bad" and b["domains"] == ["bad.test"], b
+e = b["error"]
+assert e["identifier"] == "bad.test", e
+assert e["type"].startswith("urn:ietf:params:acme:error:"), e
+assert "bad.test" in e["detail"], e
+assert "not_after" not in b, b
+EOF
 tw_done
