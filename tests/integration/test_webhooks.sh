@@ -25,17 +25,13 @@ for ((t = 0; t < 50; t++)); do
   sleep 0.1
 done
 port=$(cat "$TW/receiver.port")
-{
+config() { # CERT DOMAIN EVENTS: one certificate and the [notify.ops] webhook
   tw_config_head 8
-  tw_config_cert wh ec-p256 wh.test
-  cat <<EOF
-[notify.ops]
-url = "http://127.0.0.1:$port/hook"
-secret_file = "$TW/webhook.secret"
-events = ["issued", "renewed", "failed"]
-
-EOF
-} >"$TW/certloop.toml"
+  tw_config_cert "$1" ec-p256 "$2"
+  printf '[notify.ops]\nurl = "http://127.0.0.1:%s/hook"\nsecret_file = "%s"\nevents = %s\n' \
+    "$port" "$TW/webhook.secret" "$3"
+}
+config wh wh.test '["issued", "renewed", "failed"]' >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
 "$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/once.out" 2>"$TW/once.err" ||
@@ -80,17 +76,7 @@ rc=$?
 # A failing order: bad.test resolves to 127.0.0.2, where nothing listens.
 curl -fsS -X POST -d '{"host":"bad.test.","addresses":["127.0.0.2"]}' \
   "http://127.0.0.1:$TW_DNS_MGMT_PORT/add-a" >/dev/null || tw_fail "challtestsrv add-a"
-{
-  tw_config_head 8
-  tw_config_cert bad ec-p256 bad.test
-  cat <<EOF
-[notify.ops]
-url = "http://127.0.0.1:$port/hook"
-secret_file = "$TW/webhook.secret"
-events = ["failed"]
-
-EOF
-} >"$TW/bad.toml"
+config bad bad.test '["failed"]' >"$TW/bad.toml"
 "$CERTLOOP" run --once -c "$TW/bad.toml" >"$TW/bad.out" 2>"$TW/bad.err"
 rc=$?
 [ "$rc" = 1 ] || tw_fail "run --once with a failing order exited $rc, expected 1"
