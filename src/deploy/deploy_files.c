@@ -3,6 +3,7 @@
  * replaced atomically with its owner and mode. It does not reload anything
  * (that is an `exec` action) and does not roll back a half-done deploy. */
 #include "deploy/deploy.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -224,15 +226,106 @@ static void free_secret(void *p, size_t len)
     free(p);
 }
 
-/* Secret files are written before certificates (enum deploy_file order),
- * as the issue asks. Neither order is free of a window: between the key's
- * rename and the certificate's, a service reading both sees a new key with
- * the old certificate (the reverse order would show the old key with the
- * new certificate). The bundle and PKCS#12 files have no such window, and
- * a service reloaded by a later `exec` action sees only the final state. */
+/* What one action replaces, staged before anything is renamed. */
+struct staged {
+    const char *path; /* borrowed from the action */
+    char *tmp;        /* the complete new file beside it, or NULL */
+    char *bak;        /* a hard link to the file it replaces, or NULL (none existed) */
+    bool done;        /* renamed into place */
+};
+
+/* The data of file f for certificate c: *owned set when it was built here
+ * (free with free_secret). NULL with *err set when c lacks it. */
+static const void *file_data(const struct cfg_deploy *d, const struct store_cert *c,
+                             enum deploy_file f, const char *path, void **owned, size_t *len,
+                             int *rc, char **err)
+{
+    const char *data = NULL;
+
+    *owned = NULL;
+    *rc = 0;
+    if (deploy_file_is_secret(f) && c->key_pem == NULL) {
+        *err = xasprintf("%s: the generation's key was not loaded", path);
+        *rc = ERR_DEPLOY;
+        return NULL;
+    }
+    switch (f) {
+    case DEPLOY_FILE_KEY:
+        data = c->key_pem;
+        break;
+    case DEPLOY_FILE_BUNDLE:
+        *owned = bundle_of(c, len);
+        return *owned;
+    case DEPLOY_FILE_PKCS12: {
+        unsigned char *der = NULL;
+        *rc = make_pkcs12(d, c, path, &der, len, err);
+        if (*rc < 0)
+            return NULL;
+        /* copy into malloc memory so one free path serves all */
+        *owned = xmemdup(der, *len);
+        OPENSSL_clear_free(der, *len);
+        return *owned;
+    }
+    case DEPLOY_FILE_CERT:
+        data = c->cert_pem;
+        break;
+    case DEPLOY_FILE_CHAIN:
+        data = c->chain_pem != NULL ? c->chain_pem : "";
+        break;
+    case DEPLOY_FILE_FULLCHAIN:
+        data = c->fullchain_pem;
+        break;
+    default:
+        break;
+    }
+    if (data == NULL) {
+        *err = xasprintf("%s: nothing to write (the generation lacks it)", path);
+        *rc = ERR_DEPLOY;
+        return NULL;
+    }
+    *len = strlen(data);
+    return data;
+}
+
+/* A hard link to path beside it (".bak-NAME-RANDOM"), so a replaced file
+ * can be put back; NULL when path does not exist (or cannot be linked: then
+ * that one file cannot be restored, which the caller accepts). */
+static char *backup_link(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash != NULL ? slash + 1 : path;
+    int dlen = slash != NULL ? (int)(slash - path) : 1;
+    const char *dir = slash != NULL ? path : ".";
+
+    for (int tries = 0; tries < 16; tries++) {
+        char rnd[9];
+        store_rand_hex(rnd, 8);
+        char *bak = xasprintf("%.*s/.bak-%.200s-%s", dlen, dir, base, rnd);
+        if (link(path, bak) == 0)
+            return bak;
+        int e = errno;
+        free(bak);
+        if (e != EEXIST)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* All or nothing: every file of the action is first written in full beside
+ * its target (a missing directory, a permission problem, a full disk fail
+ * here, with nothing replaced); then they are renamed into place, secret
+ * files before certificates (enum deploy_file order). Should a rename fail
+ * midway, the files already replaced are put back from hard-link backups,
+ * so a service never finds the new key beside the old certificate after a
+ * failed deploy. Between two renames of a successful deploy a reader can
+ * still see a new key with the old certificate for an instant; the bundle
+ * and PKCS#12 files have no such window, and a service reloaded by a later
+ * `exec` action sees only the final state. */
 int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, char **err)
 {
-    int rc;
+    struct staged st[DEPLOY_FILE__MAX];
+    const char *step = NULL;
+    int rc = 0;
 
     *err = NULL;
     if (d->type != CFG_DEPLOY_FILES) {
@@ -242,66 +335,71 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
     rc = deploy_files_check(d, err);
     if (rc < 0)
         return rc;
-    for (int i = 0; i < DEPLOY_FILE__MAX; i++) {
+    memset(st, 0, sizeof(st));
+    /* 1. stage */
+    for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
         enum deploy_file f = (enum deploy_file)i;
-        const char *path = deploy_file_path(d, f);
-        const void *data = NULL;
         void *owned = NULL;
         size_t len = 0;
-        const char *step = NULL;
 
-        if (path == NULL)
+        st[i].path = deploy_file_path(d, f);
+        if (st[i].path == NULL)
             continue;
-        if (deploy_file_is_secret(f) && c->key_pem == NULL) {
-            *err = xasprintf("%s: the generation's key was not loaded", path);
-            return ERR_DEPLOY;
-        }
-        switch (f) {
-        case DEPLOY_FILE_KEY:
-            data = c->key_pem;
-            len = strlen(c->key_pem);
+        const void *data = file_data(d, c, f, st[i].path, &owned, &len, &rc, err);
+        if (data == NULL)
             break;
-        case DEPLOY_FILE_BUNDLE:
-            owned = bundle_of(c, &len);
-            data = owned;
-            break;
-        case DEPLOY_FILE_PKCS12: {
-            unsigned char *der = NULL;
-            rc = make_pkcs12(d, c, path, &der, &len, err);
-            if (rc < 0)
-                return rc;
-            /* copy into malloc memory so one free path serves all */
-            owned = xmemdup(der, len);
-            OPENSSL_clear_free(der, len);
-            data = owned;
-            break;
-        }
-        case DEPLOY_FILE_CERT:
-            data = c->cert_pem;
-            break;
-        case DEPLOY_FILE_CHAIN:
-            data = c->chain_pem != NULL ? c->chain_pem : "";
-            break;
-        case DEPLOY_FILE_FULLCHAIN:
-            data = c->fullchain_pem;
-            break;
-        default:
-            continue;
-        }
-        if (data == NULL) {
-            *err = xasprintf("%s: nothing to write (the generation lacks it)", path);
-            return ERR_DEPLOY;
-        }
-        if (owned == NULL)
-            len = strlen(data);
-        rc = store_write_atomic(path, data, len, deploy_file_mode(d, f), d->uid, d->gid, &step);
+        rc = store_stage_file(st[i].path, data, len, deploy_file_mode(d, f), d->uid, d->gid,
+                              &st[i].tmp, &step);
         free_secret(owned, len);
-        if (rc < 0) {
-            *err = xasprintf("%s: %s: %s", path, step, err_str(rc));
-            return rc;
-        }
+        if (rc < 0)
+            *err = xasprintf("%s: %s: %s", st[i].path, step, err_str(rc));
     }
-    return 0;
+    /* 2. replace, keeping what is replaced until every rename is done */
+    int failed_at = -1;
+    for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
+        if (st[i].tmp == NULL)
+            continue;
+        st[i].bak = backup_link(st[i].path);
+        rc = store_commit_file(st[i].tmp, st[i].path, &step);
+        free(st[i].tmp);
+        st[i].tmp = NULL;
+        if (rc < 0 && strcmp(step, "fsync-dir") == 0) {
+            st[i].done = true; /* in place, only its durability is in doubt */
+            rc = 0;
+            continue;
+        }
+        if (rc < 0) {
+            failed_at = i;
+            *err = xasprintf("%s: %s: %s", st[i].path, step, err_str(rc));
+            break;
+        }
+        st[i].done = true;
+    }
+    /* 3. on failure put every replaced file back; in any case drop the rest */
+    for (int i = 0; i < DEPLOY_FILE__MAX; i++) {
+        if (st[i].tmp != NULL)
+            unlink(st[i].tmp);
+        if (rc < 0 && (st[i].done || i == failed_at)) {
+            if (st[i].bak != NULL) {
+                if (rename(st[i].bak, st[i].path) == 0) {
+                    free(st[i].bak);
+                    st[i].bak = NULL;
+                }
+            } else if (st[i].done) {
+                unlink(st[i].path); /* it did not exist before */
+            }
+        }
+        if (st[i].bak != NULL)
+            unlink(st[i].bak);
+        free(st[i].tmp);
+        free(st[i].bak);
+    }
+    if (failed_at >= 0) {
+        char *e = xasprintf("%s (the files already replaced were put back)", *err);
+        free(*err);
+        *err = e;
+    }
+    return rc;
 }
 
 /* ---- on the threadpool --------------------------------------------------- */

@@ -225,8 +225,8 @@ static char *split_path(const char *path, const char **base)
  * rename so the name never points at a file whose blocks are not on disk
  * (ext4 data=writeback, XFS), fsync of the directory after so the rename
  * itself survives a power cut. */
-int store_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
-                       gid_t gid, const char **failed_step)
+int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                     gid_t gid, char **tmp_out, const char **failed_step)
 {
     const char *base;
     char *dir = split_path(path, &base);
@@ -236,6 +236,7 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     int fd = -1;
     int rc;
 
+    *tmp_out = NULL;
     mode &= 0777;
     if (base[0] == '\0') {
         rc = -EISDIR;
@@ -284,18 +285,9 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
         rc = -errno;
         goto out;
     }
-    if (before_rename_hook != NULL)
-        before_rename_hook(tmp, before_rename_arg);
-    step = "rename";
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        goto out;
-    }
+    *tmp_out = tmp;
+    tmp = NULL;
     tmp_exists = false;
-    /* past this point the new file is in place; a failed directory sync is
-     * still reported because durability is not guaranteed */
-    step = "fsync-dir";
-    rc = store_fsync_dir(dir);
 out:
     if (fd >= 0)
         close(fd);
@@ -305,6 +297,43 @@ out:
         *failed_step = step;
     free(tmp);
     free(dir);
+    return rc;
+}
+
+int store_commit_file(const char *tmp, const char *path, const char **failed_step)
+{
+    const char *base;
+    char *dir = split_path(path, &base);
+    int rc;
+
+    if (before_rename_hook != NULL)
+        before_rename_hook(tmp, before_rename_arg);
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        unlink(tmp);
+        if (failed_step != NULL)
+            *failed_step = "rename";
+        free(dir);
+        return rc;
+    }
+    /* past this point the new file is in place; a failed directory sync is
+     * still reported because durability is not guaranteed */
+    rc = store_fsync_dir(dir);
+    if (rc < 0 && failed_step != NULL)
+        *failed_step = "fsync-dir";
+    free(dir);
+    return rc;
+}
+
+int store_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                       gid_t gid, const char **failed_step)
+{
+    char *tmp = NULL;
+    int rc = store_stage_file(path, data, len, mode, uid, gid, &tmp, failed_step);
+
+    if (rc == 0)
+        rc = store_commit_file(tmp, path, failed_step);
+    free(tmp);
     return rc;
 }
 

@@ -33,6 +33,17 @@
  * step ("open", "write", "fsync", "chown", "rename", "fsync-dir"). */
 int store_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
                        gid_t gid, const char **failed_step);
+/* The two halves of store_write_atomic, for writers that must replace
+ * several files all or nothing: store_stage_file writes a complete,
+ * fsynced temp file beside path (*tmp_out owned; on failure nothing is
+ * left), store_commit_file renames it over path and syncs the directory
+ * (on a failed rename the temp file is removed). */
+int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                     gid_t gid, char **tmp_out, const char **failed_step);
+int store_commit_file(const char *tmp, const char *path, const char **failed_step);
+/* n random lowercase hex digits and a NUL into out (n + 1 bytes), for
+ * temp and backup file names. */
+void store_rand_hex(char *out, size_t n);
 /* mkdir -p with mode for each created component. */
 int store_mkdirs(const char *path, mode_t mode);
 /* fsync(2) of a directory, so a rename or unlink inside it is durable. */

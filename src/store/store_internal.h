@@ -4,9 +4,6 @@
 
 #include <stddef.h>
 
-/* Fills out with n random lowercase hex digits and a NUL (out has n + 1). */
-void store_rand_hex(char *out, size_t n);
-
 /* Writes all of data to fd (short writes and EINTR retried). 0 or -errno. */
 int store_write_all(int fd, const void *data, size_t len);
 
@@ -15,10 +12,9 @@ int store_write_all(int fd, const void *data, size_t len);
  * flat). 0 or -errno. */
 int store_remove_tree_at(int parent, const char *name);
 
-/* Test hook: called by store_write_atomic after the temp file is complete
- * (written, synced, closed) and before the rename, with the temp path.
- * Lets a unit test stat the temp file. NULL removes it. Not thread-safe:
- * tests only. */
+/* Test hook: called by store_commit_file (so store_write_atomic too) after the temp file is
+ * complete (written, synced, closed) and before the rename, with the temp path. Lets a unit test
+ * stat the temp file. NULL removes it. Not thread-safe: tests only. */
 typedef void (*store_before_rename_fn)(const char *tmp_path, void *arg);
 void store_test_set_before_rename(store_before_rename_fn fn, void *arg);
 

@@ -29,6 +29,7 @@
 
 #include "deploy/deploy.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -346,27 +347,88 @@ static void test_files_owner_and_group(void **state)
     free(d.fullchain);
 }
 
-static void test_files_key_written_before_cert(void **state)
+/* The hook of the rename test: when the certificate's temp file is about
+ * to be renamed, a non-empty directory takes its target's place, so that
+ * rename fails after the key was already replaced. */
+static void block_cert_rename(const char *tmp, void *arg)
+{
+    const char *cert = arg;
+
+    if (strstr(tmp, "/.tmp-c.pem-") != NULL) {
+        assert_int_equal(mkdir(cert, 0700), 0);
+        char *inner = xasprintf("%s/x", cert);
+        FILE *fp = fopen(inner, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        free(inner);
+    }
+}
+
+static void test_files_all_or_nothing(void **state)
 {
     const char *dir = *state;
     struct cfg_deploy d = files_action();
     struct store_cert c = fake_cert();
     char *err = NULL;
 
+    /* the previous deployment */
     d.key = xasprintf("%s/k.pem", dir);
-    d.cert = xasprintf("%s/missing/c.pem", dir);
     d.fullchain = xasprintf("%s/fc.pem", dir);
+    assert_int_equal(store_write_atomic(d.key, "OLD KEY\n", 8, 0600, (uid_t)-1, (gid_t)-1, NULL),
+                     0);
+    assert_int_equal(
+        store_write_atomic(d.fullchain, "OLD CHAIN\n", 10, 0644, (uid_t)-1, (gid_t)-1, NULL), 0);
+
+    /* 1. a file that cannot even be written: nothing is replaced */
+    d.cert = xasprintf("%s/missing/c.pem", dir);
     int rc = deploy_files_sync(&d, &c, &err);
     assert_int_equal(rc, -ENOENT);
     char *want = xasprintf("%s: open: %s", d.cert, strerror(ENOENT));
     assert_string_equal(err, want);
     free(want);
     free(err);
-    /* the key went first; the fullchain (after the failed cert) never */
+    err = NULL;
     char *s = slurp(d.key);
+    assert_string_equal(s, "OLD KEY\n");
+    free(s);
+    s = slurp(d.fullchain);
+    assert_string_equal(s, "OLD CHAIN\n");
+    free(s);
+    assert_int_equal(count_entries(dir), 2); /* no temp file left */
+
+    /* 2. a rename that fails after the key was replaced: the key is put back */
+    free(d.cert);
+    d.cert = xasprintf("%s/c.pem", dir);
+    store_test_set_before_rename(block_cert_rename, d.cert);
+    rc = deploy_files_sync(&d, &c, &err);
+    store_test_set_before_rename(NULL, NULL);
+    assert_true(rc < 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "c.pem: rename: "));
+    assert_non_null(strstr(err, "the files already replaced were put back"));
+    free(err);
+    s = slurp(d.key);
+    assert_string_equal(s, "OLD KEY\n");
+    free(s);
+    assert_int_equal(mode_of(d.key), 0600);
+    s = slurp(d.fullchain);
+    assert_string_equal(s, "OLD CHAIN\n");
+    free(s);
+    assert_int_equal(count_entries(dir), 3); /* k.pem, fc.pem, the blocking c.pem/ */
+
+    /* 3. once the obstacle is gone, everything is replaced */
+    char *inner = xasprintf("%s/x", d.cert);
+    assert_int_equal(unlink(inner), 0);
+    assert_int_equal(rmdir(d.cert), 0);
+    free(inner);
+    assert_int_equal(deploy_files_sync(&d, &c, &err), 0);
+    s = slurp(d.key);
     assert_string_equal(s, c.key_pem);
     free(s);
-    assert_false(exists(d.fullchain));
+    s = slurp(d.cert);
+    assert_string_equal(s, c.cert_pem);
+    free(s);
+    assert_int_equal(count_entries(dir), 3);
     free(d.key);
     free(d.cert);
     free(d.fullchain);
@@ -955,7 +1017,7 @@ int main(void)
         T(test_files_configured_mode_applies_to_all),
         T(test_files_refuses_world_readable_key),
         T(test_files_owner_and_group),
-        T(test_files_key_written_before_cert),
+        T(test_files_all_or_nothing),
         T(test_files_missing_directory_reports_path),
         T(test_files_pkcs12_modern_and_legacy),
         T(test_files_start_calls_back_once_and_cancel_is_silent),
