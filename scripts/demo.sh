@@ -37,6 +37,7 @@ conf=$TW/certloop.toml
 [[certificate.www.deploy]]
 type = "exec"
 command = ["/bin/sh", "-c", "echo \"deploy hook: \$CERTLOOP_NAME (\$CERTLOOP_DOMAINS) from \$CERTLOOP_CERT_DIR\""]
+per_certificate = true
 TOML
 } >"$conf"
 

@@ -1540,6 +1540,7 @@ static const struct spec deploy_specs[] = {
     {"mode", SK_CUSTOM, false, DEPLOY(mode), conv_mode, NULL, NULL, T_FILES, 0, 0},
     {"command", SK_STRV, true, DEPLOY(command), check_command, NULL, NULL, T_DEXEC, 0, 0},
     {"timeout", SK_DURATION, false, DEPLOY(timeout_s), NULL, NULL, NULL, T_DEXEC, 1, 0},
+    {"per_certificate", SK_BOOL, false, DEPLOY(per_certificate), NULL, NULL, NULL, T_DEXEC, 0, 0},
     {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
 };
 
@@ -2414,7 +2415,8 @@ static bool deploy_eq(const struct cfg_deploy *a, const struct cfg_deploy *b)
            a->pkcs12_legacy == b->pkcs12_legacy && str_eq(a->owner, b->owner) &&
            str_eq(a->group, b->group) && a->uid == b->uid && a->gid == b->gid &&
            a->has_mode == b->has_mode && (!a->has_mode || a->mode == b->mode) &&
-           config_strv_equal(&a->command, &b->command) && a->timeout_s == b->timeout_s;
+           config_strv_equal(&a->command, &b->command) && a->timeout_s == b->timeout_s &&
+           a->per_certificate == b->per_certificate;
 }
 
 bool config_cert_equal_deploy(const struct cfg_cert *a, const struct cfg_cert *b)

@@ -125,7 +125,8 @@ struct cfg_deploy {
     bool has_mode;
     /* exec */
     struct cfg_strv command;
-    int64_t timeout_s; /* default 60 */
+    int64_t timeout_s;    /* default 60 */
+    bool per_certificate; /* run for each certificate, not once per round of renewals */
 };
 
 struct cfg_cert {

@@ -86,6 +86,7 @@ struct mcert {
     struct acme_order_result *res;  /* owned */
     struct deploy_exec *exec;       /* child, or NULL */
     struct deploy_files *files;     /* child, or NULL */
+    struct deploy_hooks *hooks;     /* hooks.d/deploy running, or NULL */
     char *key_pem;                  /* owned: the stored key, for deploys */
     char *generation, *gen_dir;     /* owned: the stored generation */
     bool had_cert;                  /* a certificate was stored before this run */
@@ -153,6 +154,23 @@ struct manager {
     size_t n_limits;
     struct metrics_hist order_hist; /* order durations */
     struct notify *notify;          /* webhooks ([notify.*]) and their outbox, or NULL */
+    /* A round: from the first run after an idle time until every run has
+     * ended (in --once mode, the whole run). hooks.d/pre runs before its
+     * first run, exec deploy actions are collected and each distinct argv
+     * runs once when the runs have ended, then hooks.d/post. */
+    enum { ROUND_IDLE, ROUND_PRE, ROUND_ACTIVE, ROUND_END } round;
+    struct rexec {
+        struct config *snap;        /* ref: the action lives in it */
+        const struct cfg_deploy *d; /* borrowed from snap */
+        char *name, *gen_dir;       /* the first certificate that asked, for the env */
+        const char *event;          /* its CERTLOOP_EVENT: "issued" or "renewed" */
+        const struct cfg_cert *cc;  /* borrowed from snap */
+        char **certs;               /* every certificate that asked (owned) */
+        size_t n_certs;
+    } * rexecs;
+    size_t n_rexecs, rexec_idx;
+    struct deploy_hooks *hooks;   /* the pre or post hooks running, or NULL */
+    struct deploy_exec *rexec_op; /* the deferred exec running, or NULL */
     bool notify_draining, notify_drained;
     uv_timer_t kick; /* the first pump, from the loop */
     bool kick_open, started;
@@ -160,6 +178,8 @@ struct manager {
 };
 
 static void pump(struct manager *m);
+static bool round_begin(struct manager *m);
+static bool round_end(struct manager *m);
 static void run_end(struct mcert *mc, int status, const char *error);
 static void deploy_next(struct mcert *mc);
 static void maybe_finish(struct manager *m);
@@ -806,6 +826,8 @@ static void pump(struct manager *m)
     if (max == 0)
         max = 1;
     while (!m->stopping && m->qhead != NULL && m->running < max) {
+        if (!round_begin(m))
+            break; /* the pre hooks run first (or the last round is ending) */
         struct mcert *mc = m->qhead;
         m->qhead = mc->qnext;
         if (m->qhead == NULL)
@@ -823,6 +845,8 @@ static void pump(struct manager *m)
 /* ---- deploy ---- */
 
 static void deploy_next(struct mcert *mc);
+static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg);
+static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d);
 
 /* The order file goes only once the generation is stored and deployed: a
  * crash before this point makes the next start resume the order or deploy
@@ -924,6 +948,12 @@ static void deploy_next(struct mcert *mc)
                 .meta_json = NULL,
             };
             rc = deploy_files_start(m->loop, mc->name, d, &sc, files_done, mc, &mc->files);
+        } else if (!d->per_certificate) {
+            /* reload commands run once per round, after every certificate
+             * of the round is in place */
+            round_defer_exec(mc, d);
+            mc->deploy_idx++;
+            continue;
         } else {
             struct deploy_env env = {
                 .name = mc->name,
@@ -949,6 +979,34 @@ static void deploy_next(struct mcert *mc)
     if (mc->deploy_failed > 0) {
         char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed",
                             mc->deploy_failed, cc->n_deploy);
+        run_finish(mc, ERR_DEPLOY, e);
+        free(e);
+        return;
+    }
+    /* hooks.d/deploy for this certificate, then the run is done */
+    struct deploy_env env = {
+        .name = mc->name,
+        .domains = (const char *const *)cc->domains.v,
+        .n_domains = cc->domains.n,
+        .cert_dir = mc->gen_dir,
+        .event = mc->had_cert ? "renewed" : "issued",
+    };
+    rc = deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_DEPLOY, &env, 0,
+                            deploy_hooks_done, mc, &mc->hooks);
+    if (rc < 0) {
+        mc->hooks = NULL;
+        run_finish(mc, ERR_DEPLOY, "issued and stored, but hooks.d/deploy cannot be read");
+    }
+}
+
+static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg)
+{
+    struct mcert *mc = arg;
+
+    mc->hooks = NULL;
+    if (status != 0) {
+        char *e =
+            xasprintf("issued and stored, but %zu of %zu hooks.d/deploy hooks failed", failed, run);
         run_finish(mc, ERR_DEPLOY, e);
         free(e);
         return;
@@ -1261,13 +1319,190 @@ static void run_end(struct mcert *mc, int status, const char *error)
     pump(m);
 }
 
+/* ---- rounds: hooks.d/pre and post, reload commands once ---- */
+
+static void pre_done(int status, size_t run, size_t failed, void *arg)
+{
+    struct manager *m = arg;
+
+    m->hooks = NULL;
+    if (status != 0)
+        log_warn(LOG_DEPLOY, "hooks.d/pre: %zu of %zu hooks failed; the round goes on", failed,
+                 run);
+    m->round = ROUND_ACTIVE;
+    pump(m);
+}
+
+/* True when runs may start now; else the pre hooks run first. */
+static bool round_begin(struct manager *m)
+{
+    if (m->round == ROUND_ACTIVE)
+        return true;
+    if (m->round != ROUND_IDLE)
+        return false;
+    m->round = ROUND_PRE;
+    if (deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_PRE, NULL, 0, pre_done, m,
+                           &m->hooks) < 0) {
+        m->hooks = NULL; /* unreadable: logged */
+        m->round = ROUND_ACTIVE;
+        return true;
+    }
+    return false;
+}
+
+static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d)
+{
+    struct manager *m = mc->m;
+    struct rexec *x = NULL;
+
+    for (size_t i = 0; i < m->n_rexecs; i++)
+        if (deploy_exec_same(m->rexecs[i].d, d))
+            x = &m->rexecs[i];
+    if (x == NULL) {
+        m->rexecs = xrealloc(m->rexecs, (m->n_rexecs + 1) * sizeof(*m->rexecs));
+        x = &m->rexecs[m->n_rexecs++];
+        memset(x, 0, sizeof(*x));
+        x->snap = config_ref(mc->run_snap);
+        x->d = d;
+        x->cc = mc->run_cfg;
+        x->name = xstrdup(mc->name);
+        x->gen_dir = xstrdup(mc->gen_dir != NULL ? mc->gen_dir : "");
+        x->event = mc->had_cert ? "renewed" : "issued";
+        log_info(LOG_DEPLOY, "deploy cert=%s cmd=%s: runs once the round's deployments are done",
+                 mc->name, d->command.v[0]);
+    } else {
+        log_info(LOG_DEPLOY, "deploy cert=%s cmd=%s: already due this round (for %s)", mc->name,
+                 d->command.v[0], x->name);
+    }
+    x->certs = xrealloc(x->certs, (x->n_certs + 1) * sizeof(char *));
+    x->certs[x->n_certs++] = xstrdup(mc->name);
+}
+
+static void round_free_execs(struct manager *m)
+{
+    for (size_t i = 0; i < m->n_rexecs; i++) {
+        struct rexec *x = &m->rexecs[i];
+        for (size_t k = 0; k < x->n_certs; k++)
+            free(x->certs[k]);
+        free(x->certs);
+        free(x->name);
+        free(x->gen_dir);
+        config_unref(x->snap);
+    }
+    free(m->rexecs);
+    m->rexecs = NULL;
+    m->n_rexecs = 0;
+    m->rexec_idx = 0;
+}
+
+/* A deferred exec failed: the deployment of every certificate that needed
+ * it failed (not the certificates): deploy-only retries are armed. */
+static void round_exec_failed(struct manager *m, const struct rexec *x, const char *why)
+{
+    for (size_t k = 0; k < x->n_certs; k++) {
+        struct mcert *mc = NULL;
+        for (struct mcert *y = m->certs; y != NULL; y = y->next)
+            if (!y->removed && strcmp(y->name, x->certs[k]) == 0)
+                mc = y;
+        if (mc == NULL)
+            continue;
+        char *e = xasprintf("issued and stored, but deploy command %s %s", x->d->command.v[0], why);
+        log_error(LOG_MAIN, "deploy cert=%s: %s", mc->name, e);
+        m->failed++;
+        mc->failures++;
+        mc->summary = SUM_FAILED;
+        free(mc->error);
+        mc->error = e;
+        free(mc->last_error);
+        mc->last_error = xstrdup(e);
+        mc->last_error_at = now_s();
+        mc->deploy_failing = true;
+        mc->deploy_only = true;
+        mc->retry_at = now_s() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
+                                               m->cfg->daemon.backoff_max_s, NULL, NULL);
+        mc->reason = "deploy retry after a failure";
+        hist_add(mc, "failed", "%s", e);
+        emit(mc, NOTIFY_EV_DEPLOY_FAILED, e, NULL);
+        if (mc->state == MC_IDLE)
+            arm(mc, mc->retry_at);
+    }
+}
+
+static void round_next_exec(struct manager *m);
+
+static void post_done(int status, size_t run, size_t failed, void *arg)
+{
+    struct manager *m = arg;
+
+    m->hooks = NULL;
+    if (status != 0)
+        log_warn(LOG_DEPLOY, "hooks.d/post: %zu of %zu hooks failed", failed, run);
+    round_free_execs(m);
+    m->round = ROUND_IDLE;
+    pump(m);
+}
+
+static void rexec_done(int status, const struct deploy_exec_result *res, void *arg)
+{
+    struct manager *m = arg;
+
+    (void)res;
+    m->rexec_op = NULL;
+    if (status != 0)
+        round_exec_failed(m, &m->rexecs[m->rexec_idx],
+                          status == ERR_TIMEOUT ? "timed out" : "failed (see the log)");
+    m->rexec_idx++;
+    round_next_exec(m);
+}
+
+static void round_next_exec(struct manager *m)
+{
+    while (m->rexec_idx < m->n_rexecs && !m->stopping) {
+        struct rexec *x = &m->rexecs[m->rexec_idx];
+        struct deploy_env env = {
+            .name = x->name,
+            .domains = (const char *const *)x->cc->domains.v,
+            .n_domains = x->cc->domains.n,
+            .cert_dir = x->gen_dir,
+            .event = x->event,
+        };
+        if (deploy_exec_start(m->loop, x->d, &env, rexec_done, m, &m->rexec_op) == 0)
+            return;
+        m->rexec_op = NULL;
+        round_exec_failed(m, x, "could not be started");
+        m->rexec_idx++;
+    }
+    if (m->rexec_idx < m->n_rexecs)
+        log_warn(LOG_DEPLOY, "stopping: %zu deploy command(s) of this round not run",
+                 m->n_rexecs - m->rexec_idx);
+    if (!m->stopping && deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_POST,
+                                           NULL, 0, post_done, m, &m->hooks) == 0)
+        return;
+    m->hooks = NULL;
+    round_free_execs(m);
+    m->round = ROUND_IDLE;
+}
+
+/* Every run of the round has ended: the deferred commands, then post. */
+static bool round_end(struct manager *m)
+{
+    if (m->round != ROUND_ACTIVE || m->running > 0 || m->qhead != NULL || m->khead != NULL)
+        return false;
+    m->round = ROUND_END;
+    m->rexec_idx = 0;
+    round_next_exec(m);
+    return m->round != ROUND_IDLE;
+}
+
 /* ---- teardown ---- */
 
 static void free_dead(struct manager *m);
+static void round_free_execs(struct manager *m);
 
 static void manager_free(struct manager *m)
 {
     free_dead(m);
+    round_free_execs(m);
     for (size_t i = 0; i < m->n_clients; i++) {
         free(m->clients[i].ca_name);
         free(m->clients[i].directory);
@@ -1410,7 +1645,9 @@ static void maybe_finish(struct manager *m)
     if (!m->started)
         return;
     if (!m->torn_down) {
-        bool idle = m->running == 0 && m->qhead == NULL && m->jobs == 0;
+        if (round_end(m))
+            return; /* finishing the round: post_done pumps again */
+        bool idle = m->running == 0 && m->qhead == NULL && m->jobs == 0 && m->round == ROUND_IDLE;
         if (!idle || !(m->once || m->stopping))
             return;
         /* Let background dns-01 cleanups finish (bounded: 30 s), so that
@@ -1648,8 +1885,29 @@ void manager_stop(struct manager *m)
         mc->qnext = NULL;
         run_end(mc, -ECANCELED, "stopped");
     }
+    if (m->hooks != NULL) {
+        deploy_hooks_cancel(m->hooks);
+        m->hooks = NULL;
+    }
+    if (m->rexec_op != NULL) {
+        deploy_exec_cancel(m->rexec_op);
+        m->rexec_op = NULL;
+    }
+    if (m->round != ROUND_IDLE) {
+        if (m->round == ROUND_END && m->rexec_idx < m->n_rexecs)
+            log_warn(LOG_DEPLOY, "stopping: %zu deploy command(s) of this round not run",
+                     m->n_rexecs - m->rexec_idx);
+        round_free_execs(m);
+        m->round = ROUND_IDLE;
+    }
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
         disarm(mc);
+        if (mc->hooks != NULL) {
+            deploy_hooks_cancel(mc->hooks);
+            mc->hooks = NULL;
+            run_end(mc, -ECANCELED, "stopped");
+            continue;
+        }
         if (mc->order != NULL) {
             /* cancel cleans the order's tokens and never calls back */
             acme_order_cancel(mc->order);

@@ -45,6 +45,7 @@ declare -A NAMES KEYTYPE
 [[certificate.$name.deploy]]
 type = "exec"
 command = ["/usr/bin/env", "HOOK_OUT=$TW/hooks", "$TW/hook.sh"]
+per_certificate = true
 
 EOF
   done
