@@ -43,6 +43,13 @@ mode_t deploy_file_mode(const struct cfg_deploy *d, enum deploy_file f);
  * 0, or ERR_DEPLOY with *err (owned) saying which file and why. */
 int deploy_files_check(const struct cfg_deploy *d, char **err);
 
+/* Removes the temp files a killed process left beside the files the action
+ * d writes: ".tmp-BASE-XXXXXXXX" (store_write_atomic's names) in each
+ * file's directory, for each configured BASE; nothing else is touched.
+ * Blocking (a readdir per directory): for start-up, before the loop runs.
+ * Logs each removal; returns how many were removed. */
+int deploy_files_sweep(const struct cfg_deploy *d);
+
 /* Writes every file the `files` action d configures from the generation c
  * (c->key_pem must be loaded when a secret file is configured). Blocking:
  * run it off the loop (store_job_start, or deploy_files_start below); it
