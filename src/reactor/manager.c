@@ -1203,6 +1203,9 @@ fail:
 void manager_reload(struct manager *m, struct config *cfg)
 {
     struct config *old = m->cfg;
+    /* the entry of each certificate of the new snapshot, by its index (a
+     * lookup per certificate would make a reload quadratic) */
+    struct mcert **by_idx = xcalloc(cfg->n_certs > 0 ? cfg->n_certs : 1, sizeof(*by_idx));
 
     m->cfg = config_ref(cfg);
     /* Certificates gone from the new snapshot: no new work; a run in flight
@@ -1212,6 +1215,8 @@ void manager_reload(struct manager *m, struct config *cfg)
         const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
         if (cc != NULL) {
             mc->cfg = cc;
+            if (!mc->removed)
+                by_idx[cc - cfg->certs] = mc;
             continue;
         }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
@@ -1225,10 +1230,7 @@ void manager_reload(struct manager *m, struct config *cfg)
     /* New certificates, and changed ones that are idle, are decided anew. */
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *cc = &cfg->certs[i];
-        struct mcert *mc = NULL;
-        for (struct mcert *x = m->certs; x != NULL; x = x->next)
-            if (!x->removed && strcmp(x->name, cc->name) == 0)
-                mc = x;
+        struct mcert *mc = by_idx[i];
         if (mc == NULL) {
             log_info(LOG_MAIN, "cert=%s: added", cc->name);
             mc = mc_new(m, cc);
@@ -1241,6 +1243,7 @@ void manager_reload(struct manager *m, struct config *cfg)
             decide(mc);
         }
     }
+    free(by_idx);
     config_unref(old);
     pump(m);
 }
