@@ -43,6 +43,14 @@ mode_t deploy_file_mode(const struct cfg_deploy *d, enum deploy_file f);
  * 0, or ERR_DEPLOY with *err (owned) saying which file and why. */
 int deploy_files_check(const struct cfg_deploy *d, char **err);
 
+/* Removes the temp files a killed process left beside the files the action
+ * d writes: ".tmp-BASE-XXXXXXXX" (store_write_atomic's names) and
+ * ".bak-BASE-XXXXXXXX" (deploy_files_sync's backups) in each
+ * file's directory, for each configured BASE; nothing else is touched.
+ * Blocking (a readdir per directory): for start-up, before the loop runs.
+ * Logs each removal; returns how many were removed. */
+int deploy_files_sweep(const struct cfg_deploy *d);
+
 /* Writes every file the `files` action d configures from the generation c
  * (c->key_pem must be loaded when a secret file is configured). Blocking:
  * run it off the loop (store_job_start, or deploy_files_start below); it
@@ -302,11 +310,11 @@ typedef void (*notify_drain_cb)(bool drained, void *arg);
 int notify_drain(struct notify *n, uint64_t timeout_ms, notify_drain_cb cb, void *arg);
 
 struct notify_stats {
-    size_t pending;      /* deliveries not yet delivered nor dead */
-    size_t inflight;     /* requests running now */
-    uint64_t delivered;  /* 2xx answers since open */
-    uint64_t failed;     /* failed attempts since open */
-    uint64_t dead;       /* deliveries given up since open */
+    size_t pending;     /* deliveries not yet delivered nor dead */
+    size_t inflight;    /* requests running now */
+    uint64_t delivered; /* 2xx answers since open */
+    uint64_t failed;    /* failed attempts since open */
+    uint64_t dead;      /* deliveries given up since open */
 };
 void notify_stats_get(const struct notify *n, struct notify_stats *out);
 

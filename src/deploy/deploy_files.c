@@ -8,6 +8,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,4 +494,74 @@ void deploy_files_cancel(struct deploy_files *op)
 {
     if (op != NULL)
         op->cb = NULL;
+}
+
+/* ".tmp-" BASE (at most 200 bytes of it, as store_stage_file keeps it) or
+ * ".bak-" BASE (deploy_files_sync's backups), "-" and 8 lowercase hex
+ * digits. */
+static bool is_temp_of(const char *entry, const char *base)
+{
+    size_t bl = strnlen(base, 200);
+
+    if ((strncmp(entry, ".tmp-", 5) != 0 && strncmp(entry, ".bak-", 5) != 0) ||
+        strncmp(entry + 5, base, bl) != 0)
+        return false;
+    entry += 5 + bl;
+    if (entry[0] != '-' || strlen(entry + 1) != 8)
+        return false;
+    for (const char *p = entry + 1; *p != '\0'; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* path's directory is dir (dl bytes) and its base is what follows. */
+static bool in_dir(const char *path, const char *dir, size_t dl)
+{
+    return strncmp(path, dir, dl) == 0 && path[dl] == '/' && strchr(path + dl + 1, '/') == NULL;
+}
+
+int deploy_files_sweep(const struct cfg_deploy *d)
+{
+    bool done[DEPLOY_FILE__MAX] = {false};
+    int count = 0;
+
+    if (d->type != CFG_DEPLOY_FILES)
+        return 0;
+    /* one readdir per directory, checked against every base in it */
+    for (int f = 0; f < DEPLOY_FILE__MAX; f++) {
+        const char *path = deploy_file_path(d, (enum deploy_file)f);
+        const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+        if (slash == NULL || done[f])
+            continue; /* paths are absolute (the schema checks) */
+        size_t dl = (size_t)(slash - path);
+        char *dir = xstrndup(path, dl > 0 ? dl : 1);
+        DIR *dh = opendir(dir);
+        struct dirent *e;
+        while (dh != NULL && (e = readdir(dh)) != NULL) {
+            for (int g = f; g < DEPLOY_FILE__MAX; g++) {
+                const char *p = deploy_file_path(d, (enum deploy_file)g);
+                if (p == NULL || !in_dir(p, path, dl) || !is_temp_of(e->d_name, p + dl + 1))
+                    continue;
+                if (unlinkat(dirfd(dh), e->d_name, 0) < 0) {
+                    log_warn(LOG_DEPLOY, "%s/%s: remove leftover temp file: %s", dir, e->d_name,
+                             err_str(-errno));
+                } else {
+                    log_info(LOG_DEPLOY, "%s/%s: removed leftover temp file", dir, e->d_name);
+                    count++;
+                }
+                break;
+            }
+        }
+        if (dh != NULL)
+            closedir(dh);
+        /* the other files in the same directory were covered by this pass */
+        for (int g = f; g < DEPLOY_FILE__MAX; g++) {
+            const char *p = deploy_file_path(d, (enum deploy_file)g);
+            if (p != NULL && in_dir(p, path, dl))
+                done[g] = true;
+        }
+        free(dir);
+    }
+    return count;
 }

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "deploy/deploy.h"
 #include "reactor/control.h"
 #include "reactor/manager.h"
 #include "reactor/plan.h"
@@ -330,6 +331,11 @@ static int open_store(struct daemon *d)
     if (rc > 0)
         log_info(LOG_STORE, "%s: removed %d leftover temporary %s", dir, rc,
                  rc == 1 ? "file" : "files");
+    /* a process killed while deploying leaves its temp files beside the
+     * deployed ones too (the state lock makes them ours) */
+    for (size_t i = 0; i < d->cfg->n_certs; i++)
+        for (size_t j = 0; j < d->cfg->certs[i].n_deploy; j++)
+            (void)deploy_files_sweep(&d->cfg->certs[i].deploy[j]); /* logs each */
     return 0;
 }
 

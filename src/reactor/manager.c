@@ -1793,6 +1793,9 @@ fail:
 void manager_reload(struct manager *m, struct config *cfg)
 {
     struct config *old = m->cfg;
+    /* the entry of each certificate of the new snapshot, by its index (a
+     * lookup per certificate would make a reload quadratic) */
+    struct mcert **by_idx = xcalloc(cfg->n_certs > 0 ? cfg->n_certs : 1, sizeof(*by_idx));
 
     free_dead(m);
     m->cfg = config_ref(cfg);
@@ -1803,8 +1806,11 @@ void manager_reload(struct manager *m, struct config *cfg)
     for (struct mcert *mc = m->certs, *nx; mc != NULL; mc = nx) {
         nx = mc->next;
         const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
-        if (cc != NULL)
+        if (cc != NULL) {
+            if (!mc->removed)
+                by_idx[cc - cfg->certs] = mc; /* mc->cfg still the old one: diffed below */
             continue;
+        }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
         mc->removed = true;
         mc->cfg = NULL;
@@ -1822,10 +1828,7 @@ void manager_reload(struct manager *m, struct config *cfg)
      * Unchanged: untouched, including a run in flight or an armed timer. */
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *cc = &cfg->certs[i];
-        struct mcert *mc = NULL;
-        for (struct mcert *x = m->certs; x != NULL; x = x->next)
-            if (!x->removed && strcmp(x->name, cc->name) == 0)
-                mc = x;
+        struct mcert *mc = by_idx[i];
         if (mc == NULL) {
             log_info(LOG_MAIN, "cert=%s: added", cc->name);
             mc = mc_new(m, cc);
@@ -1864,6 +1867,7 @@ void manager_reload(struct manager *m, struct config *cfg)
             }
         }
     }
+    free(by_idx);
     config_unref(old);
     pump(m);
 }

@@ -119,7 +119,8 @@ tw_wait_http() {
   return 1
 }
 
-# tw_start: the DNS mock (or $TW_DNS_SERVER, IP:PORT, when set), then Pebble. Sets TW_DNS_PORT, TW_ACME_PORT,
+# tw_start: the DNS mock (or $TW_DNS_SERVER, IP:PORT, when set), then Pebble
+# (PEBBLE_VA_NOSLEEP= (empty) keeps its random 0-15 s validation delay). Sets TW_DNS_PORT, TW_ACME_PORT,
 # TW_MGMT_PORT, TW_HTTP_PORT (where Pebble validates http-01: certloop's
 # listener; preset it to point Pebble elsewhere), TW_DIRECTORY, and fetches
 # the issuing root to $TW/root.pem (alternate roots, PEBBLE_ALTERNATE_ROOTS=N,
@@ -158,7 +159,7 @@ tw_start() {
   }
 }
 EOF
-  PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=${PEBBLE_WFE_NONCEREJECT:-0} \
+  PEBBLE_VA_NOSLEEP=${PEBBLE_VA_NOSLEEP-1} PEBBLE_WFE_NONCEREJECT=${PEBBLE_WFE_NONCEREJECT:-0} \
     PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_ALTERNATE_ROOTS=${PEBBLE_ALTERNATE_ROOTS:-0} \
     pebble -config "$TW/pebble.json" -dnsserver "$dns" >"$TW/pebble.log" 2>&1 &
   TW_PIDS+=($!)

@@ -1007,6 +1007,59 @@ static void test_exec_command_inherits_no_descriptor(void **state)
     free(script);
 }
 
+/* Temp files a killed deploy left (".tmp-BASE-XXXXXXXX" beside each
+ * configured file, in two directories) are removed; anything else, even
+ * ".tmp-" names of other files or of another shape, stays. */
+static void test_files_sweep_removes_only_our_leftovers(void **state)
+{
+    const char *dir = *state;
+    char *sub = xasprintf("%s/keys", dir);
+    struct cfg_deploy d = files_action();
+    const char *const leftovers[] = {".tmp-fullchain.pem-0a1b2c3d", ".tmp-cert.pem-ffffffff",
+                                     "keys/.tmp-www.key-12345678"};
+    const char *const kept[] = {"fullchain.pem",
+                                ".tmp-other.pem-0a1b2c3d",
+                                ".tmp-fullchain.pem-0A1B2C3D",
+                                ".tmp-fullchain.pem-0a1b2c3",
+                                ".tmp-cert.pem-0a1b2c3d9",
+                                "keys/.tmp-fullchain.pem-0a1b2c3d"};
+
+    assert_int_equal(mkdir(sub, 0700), 0);
+    d.fullchain = xasprintf("%s/fullchain.pem", dir);
+    d.cert = xasprintf("%s/cert.pem", dir);
+    d.key = xasprintf("%s/www.key", sub);
+    for (size_t i = 0; i < 3; i++) {
+        char *p = xasprintf("%s/%s", dir, leftovers[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        free(p);
+    }
+    for (size_t i = 0; i < 6; i++) {
+        char *p = xasprintf("%s/%s", dir, kept[i]);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        free(p);
+    }
+    assert_int_equal(deploy_files_sweep(&d), 3);
+    for (size_t i = 0; i < 3; i++) {
+        char *p = xasprintf("%s/%s", dir, leftovers[i]);
+        assert_false(exists(p));
+        free(p);
+    }
+    for (size_t i = 0; i < 6; i++) {
+        char *p = xasprintf("%s/%s", dir, kept[i]);
+        assert_true(exists(p));
+        free(p);
+    }
+    assert_int_equal(deploy_files_sweep(&d), 0);
+    free((char *)d.fullchain);
+    free((char *)d.cert);
+    free((char *)d.key);
+    free(sub);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -1021,6 +1074,7 @@ int main(void)
         T(test_files_missing_directory_reports_path),
         T(test_files_pkcs12_modern_and_legacy),
         T(test_files_start_calls_back_once_and_cancel_is_silent),
+        T(test_files_sweep_removes_only_our_leftovers),
         T(test_exec_environment_reaches_the_command),
         T(test_exec_certbot_hook_reads_stored_generation),
         T(test_exec_output_is_logged_line_by_line),

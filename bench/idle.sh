@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Benchmark: the daemon idle with 10,000 managed certificates, all valid.
+# A state directory is pre-seeded by tools/seed-state (one throwaway EC CA,
+# 10,000 EC P-256 certificates valid for 90 days, so nothing is due for ~60
+# days) beside a configuration of 10,000 [certificate.c<i>] tables (one or
+# two names, a `files` deploy each: bench/lib-bench.sh's bw_config_certs),
+# whose CA is a live Pebble. `certloop run` is started on it and measured:
+#   - start-up: launch to the "started" log line, and to READY (the
+#     "valid, renewal at" line of the last certificate);
+#   - idle for IDLE seconds (default 60), after 2 s of settling: CPU time
+#     (utime+stime of all threads, /proc/PID/stat), context switches of all
+#     threads (/proc/PID/task/*/status, voluntary + involuntary: each is a
+#     wake-up or a preemption), requests Pebble logged meanwhile (should
+#     be 0); then STRACE_S more seconds (default 10) with strace -c -f
+#     attached, counting epoll_wait returns (when strace can attach);
+#   - memory: VmRSS when idle, VmRSS and VmHWM after the reloads;
+#   - SIGHUP reload of the same 10,000-certificate configuration, RELOADS
+#     times (default 5): the time from the "SIGHUP: reloading" log line to
+#     the "reloaded:" line (both stamped by the daemon, ms), median and range.
+#
+#   bench/idle.sh [BUILD_DIR] [N] [IDLE_SECONDS] [RELOADS]
+#
+# Needs: pebble, pebble-challtestsrv, openssl, curl, python3 (the test
+# world of tests/integration/lib.sh); strace is optional. About 2 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+case "$build" in /*) ;; *) build=$PWD/$build ;; esac
+N=${2:-10000}
+IDLE=${3:-60}
+RELOADS=${4:-5}
+STRACE_S=${STRACE_S:-10}
+CERTLOOP=$build/certloop
+SEED=$build/seed-state
+for b in "$CERTLOOP" "$SEED"; do
+  [ -x "$b" ] || { echo "build first: $b missing" >&2; exit 1; }
+done
+. tests/integration/lib.sh
+. bench/lib-bench.sh
+
+tw_init idle
+tw_start || exit 1
+hz=$(getconf CLK_TCK)
+
+t=$(date +%s%N)
+{
+  tw_config_head 64
+  bw_config_certs "$N"
+} >"$TW/certloop.toml"
+chmod 700 "$TW/state"
+"$SEED" "$TW/state" "$N" pebble "$TW_DIRECTORY" >/dev/null || exit 1
+echo "seeded $N certificates and their configuration in $((($(date +%s%N) - t) / 1000000)) ms" >&2
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || exit 1
+
+# ms_of "2026-11-25T05:09:10.416Z ..." -> ms since the epoch
+ms_of() {
+  local ts=${1%% *}
+  echo $(($(date -u -d "${ts%.*}" +%s) * 1000 + 10#$(cut -d. -f2 <<<"${ts%Z}")))
+}
+threads_ctxt() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^(non)?voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'
+}
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+pebble_lines() { grep -c ' -> calling handler()' "$TW/pebble.log"; }
+
+pebble0=$(pebble_lines)
+t0=$(date +%s%N)
+"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt" &
+pid=$!
+TW_PIDS+=("$pid")
+for ((i = 0; i < 1200; i++)); do
+  [ "$(grep -c ': valid, renewal at ' "$TW/err.txt")" -ge "$N" ] && grep -q 'main: certloop .* started' "$TW/err.txt" && break
+  kill -0 "$pid" 2>/dev/null || { echo "the daemon died:" >&2; tail "$TW/err.txt" >&2; exit 1; }
+  sleep 0.05
+done
+started_ms=$(($(ms_of "$(grep -m1 'main: certloop .* started' "$TW/err.txt")") - t0 / 1000000))
+due=$(grep -c ': due: ' "$TW/err.txt")
+echo "start-up: 'started' logged ${started_ms} ms after launch; $due certificates due" >&2
+[ "$due" = 0 ] || echo "WARNING: $due certificates due: the seeded state does not match" >&2
+sleep 2
+
+rss_idle=$(status_kib "$pid" VmRSS)
+ticks0=$(bw_ticks "$pid")
+ctxt0=$(threads_ctxt "$pid")
+nthreads=$(ls /proc/"$pid"/task | wc -l)
+pebble1=$(pebble_lines)
+sleep "$IDLE"
+ticks1=$(bw_ticks "$pid")
+ctxt1=$(threads_ctxt "$pid")
+pebble2=$(pebble_lines)
+# a second window with strace attached (ptrace stops count as context
+# switches, so it is kept apart from the figures above)
+epoll="n/a"
+if command -v strace >/dev/null; then
+  timeout -s INT "$STRACE_S" strace -f -c -e trace=epoll_wait,epoll_pwait -p "$pid" \
+    -o "$TW/strace.txt" 2>"$TW/strace.err"
+  if grep -q 'attached' "$TW/strace.err"; then
+    # "% time seconds usecs/call calls [errors] syscall"; no line when no call
+    epoll=$(awk '$NF ~ /^epoll_(p)?wait$/ { s += $4 } END { print s + 0 }' "$TW/strace.txt")
+  fi
+fi
+cpu_ms=$(((ticks1 - ticks0) * 1000 / hz))
+
+# reloads
+declare -a took wall
+for ((r = 0; r < RELOADS; r++)); do
+  before=$(grep -c 'main: reloaded: ' "$TW/err.txt")
+  w0=$(date +%s%N)
+  kill -HUP "$pid"
+  for ((i = 0; i < 6000; i++)); do
+    [ "$(grep -c 'main: reloaded: ' "$TW/err.txt")" -gt "$before" ] && break
+    sleep 0.01
+  done
+  w1=$(date +%s%N)
+  a=$(ms_of "$(grep 'main: SIGHUP: reloading' "$TW/err.txt" | tail -1)")
+  b=$(ms_of "$(grep 'main: reloaded: ' "$TW/err.txt" | tail -1)")
+  took+=($((b - a)))
+  wall+=($(((w1 - w0) / 1000000)))
+  sleep 0.5
+done
+rss_after=$(status_kib "$pid" VmRSS)
+hwm=$(status_kib "$pid" VmHWM)
+due_after=$(grep -c ': due: ' "$TW/err.txt")
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+sorted=$(printf '%s\n' "${took[@]}" | sort -n | tr '\n' ' ')
+cat <<EOF
+
+idle benchmark: $N certificates, certloop $(git rev-parse --short HEAD 2>/dev/null), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
+| measure | value |
+| --- | --- |
+| start-up: launch to "started" log line | ${started_ms} ms |
+| threads | $nthreads |
+| RSS idle (VmRSS) | $((rss_idle / 1024)) MiB ($rss_idle KiB) |
+| CPU while idle ${IDLE} s (user+sys, all threads) | ${cpu_ms} ms |
+| context switches while idle ${IDLE} s (all threads) | $((ctxt1 - ctxt0)) |
+| epoll_wait returns in a further ${STRACE_S} s idle (strace -c -f) | $epoll |
+| requests to the CA (Pebble) while idle / during start-up | $((pebble2 - pebble1)) / $((pebble1 - pebble0)) |
+| SIGHUP reload, log "reloading" -> "reloaded" (median of $RELOADS) | $(median "${took[@]}") ms (all: $sorted) |
+| SIGHUP reload, kill -HUP -> "reloaded" seen by the script (median) | $(median "${wall[@]}") ms |
+| RSS after the reloads (VmRSS / VmHWM) | $((rss_after / 1024)) / $((hwm / 1024)) MiB |
+| certificates found due (start-up + reloads; want 0) | $due_after |
+| exit status after SIGTERM | $rc |
+EOF
