@@ -45,6 +45,9 @@
 /* The heap's wall clock is checked at least this often (suspend, clock
  * steps), so a deadline is never missed by more than this. */
 #define HEAP_MAX_SLEEP_MS (15 * 60 * 1000)
+/* Imported certificates ([certificate.NAME] import = {cert, key}): their
+ * files are checked this often, deployed again when they change. */
+#define IMPORT_CHECK_S 3600
 #define KEEP_GENERATIONS 3
 /* RSA keys generated at once. The threadpool (4 threads by default) also
  * runs every atomic write; were it full of RSA 4096 key generations, the
@@ -109,6 +112,7 @@ struct mcert {
     char *failed_ident;             /* the last run's invalid authorization, or NULL */
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
     int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
+    int64_t import_checked_at;             /* an import's files were last read then */
     int64_t started;                       /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
@@ -498,6 +502,38 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
     return todo;
 }
 
+/* An imported certificate is never ordered: its files are read at start,
+ * then hourly (a run that stores and deploys them when they changed), and
+ * inside the expiring window an "expiring" event goes out daily. */
+static void decide_import(struct mcert *mc, int64_t now)
+{
+    struct manager *m = mc->m;
+    int64_t next = mc->import_checked_at + IMPORT_CHECK_S, exp_next = 0;
+
+    if (mc->import_checked_at == 0 || next <= now) {
+        mc->reason = "imported: reading its files";
+        enqueue(mc);
+        return;
+    }
+    if (mc->not_after > 0 &&
+        notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, mc->expiring_sent,
+                            &exp_next)) {
+        char na[32];
+        fmt_time(mc->not_after, na, sizeof(na));
+        log_warn(LOG_MAIN, "cert=%s: the imported certificate expires %s: replace %s", mc->name, na,
+                 mc->cfg->import_cert);
+        hist_add(mc, "expiring", "not_after %s", na);
+        emit(mc, NOTIFY_EV_EXPIRING, NULL, NULL);
+        mc->expiring_sent = now;
+        (void)notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, now,
+                                  &exp_next);
+    }
+    if (exp_next > now && exp_next < next)
+        next = exp_next;
+    mc->reason = "imported: its files are checked hourly";
+    arm(mc, next);
+}
+
 /* Decides whether mc is due now (queue it) or later (arm its deadline). */
 static void decide(struct mcert *mc)
 {
@@ -511,7 +547,7 @@ static void decide(struct mcert *mc)
     int rc;
 
     if (mc->cfg->ca == NULL) {
-        mc->summary = SUM_OK; /* an imported certificate without a CA: never renewed */
+        decide_import(mc, now);
         return;
     }
     rc = store_cert_read_current(m->state_dir, mc->name, true, &sc);
@@ -592,6 +628,7 @@ static void heap_cb(void *arg)
 /* ---- a run: key, order, store, deploy ---- */
 
 static void order_done(int status, struct acme_order_result *res, void *arg);
+static void import_run(struct mcert *mc);
 
 static void order_begin(struct mcert *mc)
 {
@@ -773,6 +810,13 @@ static void run_start(struct mcert *mc)
         mc->run_deploy_only = true;
         hist_add(mc, "deploying", "the stored certificate");
         deploy_stored(mc);
+        return;
+    }
+    /* an import without a CA, or with one but nothing stored yet: the
+     * imported files become the (first) generation */
+    if (mc->run_cfg->ca == NULL ||
+        (mc->run_cfg->import_cert != NULL && !mc->had_cert && mc->import_checked_at == 0)) {
+        import_run(mc);
         return;
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
@@ -1081,8 +1125,9 @@ static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
     for (size_t i = 0; i < cc->domains.n; i++)
         json_array_append_new(doms, json_string(cc->domains.v[i]));
     json_t *j =
-        json_pack("{s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca", cc->ca->name,
-                  "directory", cc->ca->directory, "key", config_key_type_name(cc->key),
+        json_pack("{s:o, s:s?, s:s?, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca",
+                  cc->ca != NULL ? cc->ca->name : NULL, "directory",
+                  cc->ca != NULL ? cc->ca->directory : NULL, "key", config_key_type_name(cc->key),
                   "not_before", (json_int_t)ch->not_before, "not_after", (json_int_t)ch->not_after,
                   "issued_at", (json_int_t)now_s(), "serial", ch->serial_hex ? ch->serial_hex : "");
     s = json_dumps(j, JSON_INDENT(2));
@@ -1090,13 +1135,12 @@ static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
     return s;
 }
 
+static void store_and_deploy(struct mcert *mc);
+static void import_run(struct mcert *mc);
+
 static void order_done(int status, struct acme_order_result *res, void *arg)
 {
     struct mcert *mc = arg;
-    struct manager *m = mc->m;
-    char *pem = NULL;
-    size_t plen;
-    int rc;
 
     mc->order = NULL;
     if (status != 0) {
@@ -1112,6 +1156,18 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
         return;
     }
     mc->res = res;
+    store_and_deploy(mc);
+}
+
+/* Stores mc->res with mc->key as a new generation, then deploys it. */
+static void store_and_deploy(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct acme_order_result *res = mc->res;
+    char *pem = NULL;
+    size_t plen;
+    int rc;
+
     /* Never store a certificate that does not belong to our key. */
     if (!acme_chain_matches_key(&res->chain, mc->key)) {
         run_end(mc, ERR_CRYPTO, "the certificate does not match the certificate key");
@@ -1141,6 +1197,96 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
         return;
     }
     m->jobs++;
+}
+
+/* An imported certificate's run: reads import.cert (leaf then chain) and
+ * import.key, refuses a key that does not match, and stores and deploys
+ * them when they differ from the current generation. */
+static void import_run(struct mcert *mc)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+    char *cert = NULL, *key = NULL;
+    struct acme_chain ch = {0};
+    struct store_cert sc = {0};
+    char *e = NULL;
+    int rc;
+
+    mc->import_checked_at = now_s();
+    rc = store_read_file(cc->import_cert, &cert, NULL);
+    if (rc < 0) {
+        e = xasprintf("import: %s: %s", cc->import_cert, err_str(rc));
+        goto fail;
+    }
+    rc = store_read_file(cc->import_key, &key, NULL);
+    if (rc < 0) {
+        e = xasprintf("import: %s: %s", cc->import_key, err_str(rc));
+        goto fail;
+    }
+    rc = acme_chain_parse(cert, strlen(cert), &ch);
+    if (rc < 0) {
+        e = xasprintf("import: %s: not a PEM certificate chain", cc->import_cert);
+        goto fail;
+    }
+    rc = acme_key_from_pem(key, strlen(key), &mc->key);
+    if (rc < 0) {
+        e = xasprintf("import: %s: not a PEM private key", cc->import_key);
+        goto fail;
+    }
+    if (!acme_chain_matches_key(&ch, mc->key)) {
+        rc = ERR_CRYPTO;
+        e = xasprintf("import: %s does not belong to the key %s", cc->import_cert, cc->import_key);
+        goto fail;
+    }
+    mc->not_after = ch.not_after;
+    mc->not_before = ch.not_before;
+    /* the same files as the current generation: nothing to do */
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) == 0) {
+        bool same = sc.cert_pem != NULL && sc.key_pem != NULL &&
+                    strcmp(sc.cert_pem, ch.pem[0]) == 0 && strcmp(sc.key_pem, key) == 0;
+        store_cert_fini(&sc);
+        if (same) {
+            acme_chain_fini(&ch);
+            OPENSSL_cleanse(key, strlen(key));
+            free(key);
+            free(cert);
+            mc->summary = SUM_OK;
+            mc->run_deploy_only = true; /* nothing ordered, nothing counted */
+            run_end(mc, 0, NULL);
+            return;
+        }
+    }
+    struct buf chain = BUF_INIT(1 << 20), full = BUF_INIT(1 << 20);
+    for (size_t i = 0; i < ch.n; i++) {
+        if (i > 0)
+            (void)buf_printf(&chain, "%s", ch.pem[i]);
+        (void)buf_printf(&full, "%s", ch.pem[i]);
+    }
+    size_t n;
+    mc->res = xcalloc(1, sizeof(*mc->res));
+    mc->res->cert_pem = xstrdup(ch.pem[0]);
+    mc->res->chain_pem = chain.data != NULL ? buf_steal(&chain, &n) : xstrdup("");
+    mc->res->fullchain_pem = buf_steal(&full, &n);
+    mc->res->chain = ch;
+    buf_fini(&chain);
+    buf_fini(&full);
+    log_info(LOG_MAIN, "cert=%s: imported files changed: storing and deploying them", mc->name);
+    hist_add(mc, "imported", "%s", cc->import_cert);
+    OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(cert);
+    mc->had_cert = true;
+    mc->run_deploy_only = true; /* deployed, not issued: no order was made */
+    store_and_deploy(mc);
+    return;
+fail:
+    acme_chain_fini(&ch);
+    if (key != NULL)
+        OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(cert);
+    mc->run_deploy_only = true; /* a deployment problem: never an order */
+    run_end(mc, rc < 0 ? rc : ERR_DEPLOY, e);
+    free(e);
 }
 
 /* ---- end of a run ---- */
@@ -1532,6 +1678,12 @@ static void print_summary(struct manager *m)
 {
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
         char a[32], b[32];
+        if (mc->cfg != NULL && mc->cfg->ca == NULL && mc->summary != SUM_FAILED &&
+            mc->not_after > 0) {
+            fmt_date(mc->not_after, a, sizeof(a));
+            printf("%s: imported, valid until %s\n", mc->name, a);
+            continue;
+        }
         switch (mc->summary) {
         case SUM_ISSUED:
             fmt_date(mc->not_after, a, sizeof(a));
@@ -2012,10 +2164,14 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
             *err = xasprintf("%s: %s", name, m->stopping ? "stopping" : "already in progress");
         return -EBUSY;
     }
-    if (mc->cfg->ca == NULL) {
-        if (err != NULL)
-            *err = xasprintf("%s: no CA configured: never renewed", name);
-        return -EINVAL;
+    if (mc->cfg->ca == NULL && !deploy_only) {
+        /* an import is never ordered: read its files again now */
+        log_info(LOG_MAIN, "cert=%s: reading the imported files (requested)", name);
+        hist_add(mc, "requested", "re-read the imported files");
+        mc->import_checked_at = 0;
+        enqueue(mc);
+        pump(m);
+        return 0;
     }
     if (deploy_only) {
         struct store_cert sc = {0};
