@@ -45,8 +45,9 @@ n_orders() {
 # are 0644 like the certificates.
 world_readable() {
   find "$TW/state" "$TW/out" -type f \( -name 'key.pem' -o -name '*.key' -o -name '*.json' \
-    -o -name '.tmp-key*' -o -name '.bak-key*' -o -name '.tmp-*.json-*' \) -perm /o+rwx \
-    2>/dev/null | grep -v '/meta\.json$'
+    -o -name '.tmp-key.pem-*' -o -name '.tmp-*.key-*' -o -name '.bak-key.pem-*' \
+    -o -name '.bak-*.key-*' -o -name '.tmp-*.json-*' \) \
+    -perm /o+rwx 2>/dev/null | grep -Ev '/(\.tmp-)?meta\.json(-[0-9a-f]+)?$'
   find "$TW/state" -mindepth 1 -maxdepth 1 -type d -perm /o+rwx 2>/dev/null
 }
 
@@ -92,6 +93,7 @@ check_resumed() {
 }
 
 RESUMED_TOTAL=0
+TEMPS_SEEN=0 # temp files left by the kills: the next start must remove them
 kills=0
 run=0
 while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(n_deployed)" -lt "$N" ]; do
@@ -106,7 +108,9 @@ while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(n_deployed)" -lt "$N" ]; do
   snapshot "$run"
   bad=$(world_readable)
   [ -z "$bad" ] || tw_fail "kill $run: readable by others: $bad"
-  tw_log "kill $run after ${delay_ms} ms: $(n_orders) order files, $(n_deployed) of $N deployed"
+  tmps=$(find "$TW/state" "$TW/out" -name '.tmp-*' 2>/dev/null | wc -l)
+  TEMPS_SEEN=$((TEMPS_SEEN + tmps))
+  tw_log "kill $run after ${delay_ms} ms: $(n_orders) order files, $(n_deployed) of $N deployed, $tmps temp files"
   [ "$run" -gt 0 ] && check_resumed "$run"
   kills=$((kills + 1))
   run=$((run + 1))
@@ -130,7 +134,7 @@ wait "$pid"
 rc=$?
 [ "$rc" = 0 ] || tw_fail "the last run exited $rc after SIGTERM"
 check_resumed "$run"
-tw_log "$kills kills, $RESUMED_TOTAL orders resumed or stored generations redeployed"
+tw_log "$kills kills, $RESUMED_TOTAL orders resumed or stored generations redeployed, $TEMPS_SEEN temp files left by the kills"
 [ "$RESUMED_TOTAL" -gt 0 ] || tw_fail "no kill left an order to resume (kill earlier?)"
 
 [ "$(n_deployed)" = "$N" ] || tw_fail "$(n_deployed) of $N deployed"
