@@ -66,7 +66,9 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
  * runs exactly once, never from inside _start; after deploy_files_cancel it
  * never runs (the copy frees itself once the thread is done). */
 struct deploy_files;
-typedef void (*deploy_files_cb)(int status, void *arg);
+/* error: what failed ("PATH: STEP: REASON"), borrowed during the call;
+ * NULL on success. */
+typedef void (*deploy_files_cb)(int status, const char *error, void *arg);
 int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deploy *d,
                        const struct store_cert *c, deploy_files_cb cb, void *arg,
                        struct deploy_files **out);

@@ -448,7 +448,7 @@ static void files_done(int status, void *arg)
                       op->err != NULL ? op->err : err_str(status));
         else
             log_info(LOG_DEPLOY, "deploy cert=%s files: written", op->name);
-        op->cb(status, op->arg);
+        op->cb(status, status < 0 ? (op->err != NULL ? op->err : err_str(status)) : NULL, op->arg);
     }
     files_free(op);
 }

@@ -99,6 +99,7 @@ struct mcert {
     char *end_error;
     size_t deploy_idx;
     int deploy_failed;
+    char *deploy_error; /* the first failed action's error, or NULL */
     enum mc_state state;
     bool removed;
     bool forced;                    /* queued by renew --force: starts even over the window */
@@ -947,13 +948,16 @@ static void run_finish(struct mcert *mc, int status, const char *error)
     finish_job_done(rc, j);
 }
 
-static void files_done(int status, void *arg)
+static void files_done(int status, const char *error, void *arg)
 {
     struct mcert *mc = arg;
 
     mc->files = NULL;
-    if (status != 0)
+    if (status != 0) {
         mc->deploy_failed++; /* logged by deploy */
+        if (mc->deploy_error == NULL)
+            mc->deploy_error = xstrdup(error);
+    }
     mc->deploy_idx++;
     deploy_next(mc);
 }
@@ -962,10 +966,17 @@ static void exec_done(int status, const struct deploy_exec_result *res, void *ar
 {
     struct mcert *mc = arg;
 
-    (void)res;
     mc->exec = NULL;
-    if (status != 0)
+    if (status != 0) {
         mc->deploy_failed++; /* logged by deploy */
+        const struct cfg_deploy *d = &mc->run_cfg->deploy[mc->deploy_idx];
+        if (mc->deploy_error == NULL && res != NULL)
+            mc->deploy_error =
+                res->timed_out ? xasprintf("%s timed out", d->command.v[0])
+                : res->term_signal != 0
+                    ? xasprintf("%s killed by signal %d", d->command.v[0], res->term_signal)
+                    : xasprintf("%s exited %" PRId64, d->command.v[0], res->exit_status);
+    }
     mc->deploy_idx++;
     deploy_next(mc);
 }
@@ -1021,8 +1032,11 @@ static void deploy_next(struct mcert *mc)
         return;
     }
     if (mc->deploy_failed > 0) {
-        char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed",
-                            mc->deploy_failed, cc->n_deploy);
+        char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed%s%s",
+                            mc->deploy_failed, cc->n_deploy, mc->deploy_error != NULL ? ": " : "",
+                            mc->deploy_error != NULL ? mc->deploy_error : "");
+        free(mc->deploy_error);
+        mc->deploy_error = NULL;
         run_finish(mc, ERR_DEPLOY, e);
         free(e);
         return;
@@ -1293,6 +1307,7 @@ fail:
 
 static void mc_free(struct mcert *mc)
 {
+    free(mc->deploy_error);
     free(mc->failed_ident);
     free(mc->last_error);
     free(mc->end_error);

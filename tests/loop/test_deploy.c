@@ -573,10 +573,11 @@ struct files_cb_state {
     int status;
 };
 
-static void files_cb(int status, void *arg)
+static void files_cb(int status, const char *error, void *arg)
 {
     struct files_cb_state *s = arg;
 
+    assert_true((status == 0) == (error == NULL));
     s->calls++;
     s->status = status;
 }
