@@ -109,9 +109,12 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *ca,
     if (ca == NULL) {
         add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
         add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+        add_ext(x, x, NID_subject_key_identifier, "hash");
     } else {
         add_ext(x, ca, NID_basic_constraints, "CA:FALSE");
         add_ext(x, ca, NID_subject_alt_name, san);
+        /* as a CA's leaves have it: the ARI CertID is built from it */
+        add_ext(x, ca, NID_authority_key_identifier, "keyid:always");
     }
     if (X509_sign(x, ca_key, EVP_sha256()) == 0)
         die("X509_sign");

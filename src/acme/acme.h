@@ -235,6 +235,8 @@ struct acme_order_opts {
     const char *resume_url;           /* an order URL from STATE/orders/NAME.json, or NULL */
     const char *state_dir;            /* where STATE/orders/NAME.json is written; copied */
     int authz_timeout_s;              /* overall deadline for authorizations; 0: 300 */
+    const char *replaces;             /* RFC 9773 §5: the ARI CertID of the certificate this order
+                                         renews (sent in newOrder), or NULL; copied */
 };
 
 /* What a finished order hands back. On success cert/chain/fullchain and the

@@ -60,6 +60,7 @@ struct acme_order {
     size_t n_domains;
     enum cfg_key_type key_type;
     char *ca_name, *directory, *preferred_chain; /* owned copies */
+    char *replaces;                              /* ARI CertID, or NULL */
     EVP_PKEY *key;                               /* ref */
     struct acme_chal_ops chal;
     bool dns01; /* prove control with dns-01 instead of http-01 */
@@ -123,6 +124,7 @@ static void order_unref(struct acme_order *o)
     free(o->failed_ident);
     free(o->directory);
     free(o->preferred_chain);
+    free(o->replaces);
     free(o->state_dir);
     free(o->order_url);
     free(o->finalize_url);
@@ -906,6 +908,8 @@ static int order_new_send(struct acme_order *o)
     for (size_t i = 0; i < o->n_domains; i++)
         json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns", "value", o->domains[i]));
     json_t *p = json_pack("{s:o}", "identifiers", ids);
+    if (o->replaces != NULL)
+        json_object_set_new(p, "replaces", json_string(o->replaces));
     payload = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     subj = xasprintf("order cert=%s newOrder", o->name);
@@ -968,6 +972,7 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     o->ca_name = xstrdup(ca->name);
     o->directory = xstrdup(ca->directory);
     o->preferred_chain = ca->preferred_chain != NULL ? xstrdup(ca->preferred_chain) : NULL;
+    o->replaces = opts->replaces != NULL ? xstrdup(opts->replaces) : NULL;
     EVP_PKEY_up_ref(opts->key);
     o->key = opts->key;
     if (opts->chal != NULL)

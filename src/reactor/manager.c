@@ -48,6 +48,11 @@
 /* Imported certificates ([certificate.NAME] import = {cert, key}): their
  * files are checked this often, deployed again when they change. */
 #define IMPORT_CHECK_S 3600
+/* ARI (RFC 9773): renewalInfo fetches in flight at once (the others try
+ * again within a minute), and how long after a failed fetch or directory
+ * read to ask again. */
+#define ARI_MAX_INFLIGHT 8
+#define ARI_RETRY_S 3600
 #define KEEP_GENERATIONS 3
 /* RSA keys generated at once. The threadpool (4 threads by default) also
  * runs every atomic write; were it full of RSA 4096 key generations, the
@@ -114,7 +119,15 @@ struct mcert {
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
     int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
     int64_t import_checked_at;             /* an import's files were last read then */
-    int64_t started;                       /* unix seconds the run began */
+    /* ARI for the current generation */
+    char *ari_id;                                 /* its CertID, or NULL */
+    char *ari_gen;                                /* the generation ari_* describe, or NULL */
+    int64_t ari_start, ari_end, ari_at, ari_poll; /* window, chosen time, next fetch */
+    char *ari_expl;                               /* explanationURL, or NULL */
+    struct http_req *ari_req;                     /* renewalInfo GET in flight, or NULL */
+    bool ari_replaces_refused;                    /* the CA refused `replaces`: orders go without */
+    bool sent_replaces;                           /* the order in flight carries `replaces` */
+    int64_t started;                              /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */
@@ -153,10 +166,18 @@ struct manager {
     struct history *hist;             /* recent events per certificate */
     struct ratelimit_failures *fails; /* failed validations per name */
     struct mlimit {
+        struct manager *m;
         char *ca_name; /* owned */
         struct ratelimit_window win;
-    } * limits; /* new orders per CA account */
+        /* ARI: the directory's renewalInfo URL, fetched once per CA */
+        enum { DIR_UNKNOWN, DIR_FETCHING, DIR_KNOWN, DIR_FAILED } dir_state;
+        char *renewal_info;   /* owned, or NULL: the CA has no ARI */
+        int64_t dir_retry_at; /* DIR_FAILED: try again then */
+        struct http_req *dir_req;
+        const struct cfg_ca *ca; /* borrowed from the snapshot that asked, during a fetch */
+    } * *limits;                 /* per CA account: new orders, ARI */
     size_t n_limits;
+    unsigned ari_inflight;          /* renewalInfo fetches in flight */
     struct metrics_hist order_hist; /* order durations */
     struct notify *notify;          /* webhooks ([notify.*]) and their outbox, or NULL */
     /* A round: from the first run after an idle time until every run has
@@ -359,17 +380,278 @@ static void dequeue(struct mcert *mc)
     }
 }
 
-/* The new-order window of a CA account (created on first use). */
-static struct ratelimit_window *ca_window(struct manager *m, const struct cfg_ca *ca)
+/* What the manager keeps per CA account (created on first use). */
+static struct mlimit *ca_state(struct manager *m, const struct cfg_ca *ca)
 {
     for (size_t i = 0; i < m->n_limits; i++)
-        if (strcmp(m->limits[i].ca_name, ca->name) == 0)
-            return &m->limits[i].win;
+        if (strcmp(m->limits[i]->ca_name, ca->name) == 0)
+            return m->limits[i];
     m->limits = xrealloc(m->limits, (m->n_limits + 1) * sizeof(*m->limits));
-    struct mlimit *l = &m->limits[m->n_limits++];
+    struct mlimit *l = xcalloc(1, sizeof(*l));
+    m->limits[m->n_limits++] = l;
+    l->m = m;
     l->ca_name = xstrdup(ca->name);
     ratelimit_window_init(&l->win, ca->max_new_orders, RATELIMIT_ORDERS_WINDOW_S);
-    return &l->win;
+    return l;
+}
+
+/* The new-order window of a CA account. */
+static struct ratelimit_window *ca_window(struct manager *m, const struct cfg_ca *ca)
+{
+    return &ca_state(m, ca)->win;
+}
+
+/* ---- ARI (RFC 9773) ---- */
+
+static void decide(struct mcert *mc);
+static void hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ca_dir_done(int status, const struct http_response *hr, void *arg)
+{
+    struct mlimit *l = arg;
+    struct manager *m = l->m;
+    json_t *j = NULL;
+
+    l->dir_req = NULL;
+    if (status == 0 && hr->status == 200)
+        j = json_loadb(hr->body.data != NULL ? hr->body.data : "", hr->body.len, 0, NULL);
+    if (!json_is_object(j)) {
+        l->dir_state = DIR_FAILED;
+        l->dir_retry_at = now_s() + ARI_RETRY_S;
+        log_warn(LOG_MAIN, "ca=%s: directory: %s; renewal windows (ARI) asked again in 1 h",
+                 l->ca_name,
+                 status != 0         ? err_str(status)
+                 : hr->status != 200 ? "HTTP error"
+                                     : "not JSON");
+        json_decref(j);
+        return;
+    }
+    const char *ri = json_string_value(json_object_get(j, "renewalInfo"));
+    free(l->renewal_info);
+    l->renewal_info = ri != NULL ? xstrdup(ri) : NULL;
+    l->dir_state = DIR_KNOWN;
+    json_decref(j);
+    if (l->renewal_info == NULL) {
+        log_info(LOG_MAIN, "ca=%s: no renewalInfo in the directory: renewal by policy only",
+                 l->ca_name);
+        return;
+    }
+    log_info(LOG_MAIN, "ca=%s: ARI renewalInfo at %s", l->ca_name, l->renewal_info);
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        if (!mc->removed && mc->state == MC_IDLE && mc->cfg != NULL && mc->cfg->ca != NULL &&
+            strcmp(mc->cfg->ca->name, l->ca_name) == 0)
+            decide(mc);
+    pump(m);
+}
+
+/* Reads the CA's directory once (daemon only), to learn renewalInfo. */
+static void ca_dir_fetch(struct manager *m, struct mlimit *l, const struct cfg_ca *ca)
+{
+    if (l->dir_state == DIR_FETCHING || l->dir_state == DIR_KNOWN || m->http == NULL)
+        return;
+    if (l->dir_state == DIR_FAILED && now_s() < l->dir_retry_at)
+        return;
+    struct http_request_opts ho = {
+        .method = "GET",
+        .url = ca->directory,
+        .trust_file = ca->trust,
+        .max_body = 64 * 1024,
+    };
+    if (http_req_start(m->http, &ho, ca_dir_done, l, &l->dir_req) < 0) {
+        l->dir_req = NULL;
+        l->dir_state = DIR_FAILED;
+        l->dir_retry_at = now_s() + ARI_RETRY_S;
+        return;
+    }
+    l->dir_state = DIR_FETCHING;
+}
+
+/* The ARI state of the generation sc: its CertID, and what
+ * GENERATION/ari.json remembers (window, chosen time, next fetch). */
+static void ari_load(struct mcert *mc, const struct store_cert *sc)
+{
+    struct acme_chain ch = {0};
+    char *path, *txt = NULL;
+
+    free(mc->ari_id);
+    free(mc->ari_gen);
+    free(mc->ari_expl);
+    mc->ari_id = mc->ari_gen = mc->ari_expl = NULL;
+    mc->ari_start = mc->ari_end = mc->ari_at = mc->ari_poll = 0;
+    mc->ari_gen = xstrdup(sc->generation != NULL ? sc->generation : "");
+    if (sc->cert_pem == NULL || acme_chain_parse(sc->cert_pem, strlen(sc->cert_pem), &ch) < 0)
+        return;
+    mc->ari_id = acme_ari_cert_id(&ch);
+    acme_chain_fini(&ch);
+    if (mc->ari_id == NULL || sc->dir == NULL)
+        return;
+    path = xasprintf("%s/ari.json", sc->dir);
+    if (store_read_file(path, &txt, NULL) == 0) {
+        json_t *j = json_loads(txt, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "cert_id"));
+        if (id != NULL && strcmp(id, mc->ari_id) == 0) {
+            mc->ari_start = (int64_t)json_integer_value(json_object_get(j, "start"));
+            mc->ari_end = (int64_t)json_integer_value(json_object_get(j, "end"));
+            mc->ari_at = (int64_t)json_integer_value(json_object_get(j, "at"));
+            mc->ari_poll = (int64_t)json_integer_value(json_object_get(j, "poll"));
+            const char *e = json_string_value(json_object_get(j, "explanation_url"));
+            mc->ari_expl = e != NULL ? xstrdup(e) : NULL;
+        }
+        json_decref(j);
+        free(txt);
+    }
+    free(path);
+}
+
+struct ari_job {
+    struct manager *m;
+    char *path, *json;
+};
+
+static int ari_job_work(void *arg)
+{
+    struct ari_job *j = arg;
+
+    return store_write_atomic(j->path, j->json, strlen(j->json), 0644, (uid_t)-1, (gid_t)-1, NULL);
+}
+
+static void ari_job_done(int status, void *arg)
+{
+    struct ari_job *j = arg;
+    struct manager *m = j->m;
+
+    m->jobs--;
+    if (status < 0)
+        log_warn(LOG_MAIN, "%s: %s (the renewal window is fetched again after a restart)", j->path,
+                 err_str(status));
+    free(j->path);
+    free(j->json);
+    free(j);
+    maybe_finish(m);
+}
+
+/* Persists the ARI state beside the generation it describes (off the loop). */
+static void ari_save(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct store_cert sc = {0};
+
+    if (store_cert_read_current(m->state_dir, mc->name, false, &sc) < 0)
+        return;
+    if (sc.generation == NULL || mc->ari_gen == NULL || strcmp(sc.generation, mc->ari_gen) != 0) {
+        store_cert_fini(&sc);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s?}", "cert_id", mc->ari_id, "start",
+                          (json_int_t)mc->ari_start, "end", (json_int_t)mc->ari_end, "at",
+                          (json_int_t)mc->ari_at, "poll", (json_int_t)mc->ari_poll,
+                          "explanation_url", mc->ari_expl);
+    struct ari_job *j = xcalloc(1, sizeof(*j));
+    j->m = m;
+    j->path = xasprintf("%s/ari.json", sc.dir);
+    j->json = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    store_cert_fini(&sc);
+    if (store_job_start(m->loop, ari_job_work, j, ari_job_done) < 0) {
+        free(j->path);
+        free(j->json);
+        free(j);
+        return;
+    }
+    m->jobs++;
+}
+
+static void ari_done(int status, const struct http_response *hr, void *arg)
+{
+    struct mcert *mc = arg;
+    struct manager *m = mc->m;
+    struct acme_ari_info ai = {0};
+    int64_t now = now_s();
+
+    mc->ari_req = NULL;
+    m->ari_inflight--;
+    if (status == 0 && hr->status == 200 &&
+        acme_ari_parse(hr->body.data != NULL ? hr->body.data : "", hr->body.len, &ai) == 0) {
+        if (ai.start != mc->ari_start || ai.end != mc->ari_end || mc->ari_at == 0) {
+            char a[32], b[32], c[32];
+            mc->ari_at = acme_ari_pick(&ai, now, ratelimit_rand_os(NULL));
+            fmt_time(ai.start, a, sizeof(a));
+            fmt_time(ai.end, b, sizeof(b));
+            fmt_time(mc->ari_at, c, sizeof(c));
+            log_info(LOG_MAIN, "cert=%s: ARI window %s .. %s: renewal at %s", mc->name, a, b, c);
+            hist_add(mc, "ari", "window %s .. %s, renewal at %s", a, b, c);
+        }
+        mc->ari_start = ai.start;
+        mc->ari_end = ai.end;
+        free(mc->ari_expl);
+        mc->ari_expl = ai.explanation_url != NULL ? xstrdup(ai.explanation_url) : NULL;
+        mc->ari_poll = acme_ari_next_poll(hr->retry_after, now);
+        acme_ari_info_fini(&ai);
+        ari_save(mc);
+    } else {
+        log_warn(LOG_MAIN, "cert=%s: renewalInfo: %s; asked again in 1 h", mc->name,
+                 status != 0         ? err_str(status)
+                 : hr->status != 200 ? "HTTP error status"
+                                     : "not a renewalInfo document");
+        mc->ari_poll = now + ARI_RETRY_S;
+    }
+    if (mc->state == MC_IDLE && !mc->removed)
+        decide(mc);
+    pump(m);
+}
+
+/* Fetches renewalInfo/CERTID for mc, or arranges to try again soon when
+ * enough fetches are in flight. */
+static void ari_request(struct mcert *mc, const struct mlimit *l)
+{
+    struct manager *m = mc->m;
+
+    if (mc->ari_req != NULL)
+        return;
+    if (m->ari_inflight >= ARI_MAX_INFLIGHT) {
+        mc->ari_poll = now_s() + 1 + (int64_t)(ratelimit_rand_os(NULL) % 60);
+        return;
+    }
+    char *url = xasprintf(
+        "%s%s%s", l->renewal_info,
+        l->renewal_info[0] != '\0' && l->renewal_info[strlen(l->renewal_info) - 1] == '/' ? ""
+                                                                                          : "/",
+        mc->ari_id);
+    struct http_request_opts ho = {
+        .method = "GET",
+        .url = url,
+        .trust_file = mc->cfg->ca->trust,
+        .max_body = 16 * 1024,
+    };
+    int rc = http_req_start(m->http, &ho, ari_done, mc, &mc->ari_req);
+    free(url);
+    if (rc < 0) {
+        mc->ari_req = NULL;
+        mc->ari_poll = now_s() + ARI_RETRY_S;
+        return;
+    }
+    m->ari_inflight++;
+}
+
+/* In decide: what ARI says for the stored generation sc (daemon only). */
+static void ari_consider(struct mcert *mc, const struct store_cert *sc, int64_t now)
+{
+    struct manager *m = mc->m;
+
+    if (m->once || m->http == NULL)
+        return;
+    struct mlimit *l = ca_state(m, mc->cfg->ca);
+    if (l->dir_state != DIR_KNOWN) {
+        ca_dir_fetch(m, l, mc->cfg->ca);
+        return;
+    }
+    if (l->renewal_info == NULL)
+        return;
+    if (mc->ari_gen == NULL || sc->generation == NULL || strcmp(mc->ari_gen, sc->generation) != 0)
+        ari_load(mc, sc);
+    if (mc->ari_id != NULL && mc->ari_poll <= now)
+        ari_request(mc, l);
 }
 
 /* A stable jitter in [0, min(JITTER_MAX_S, a tenth of the time from
@@ -575,9 +857,13 @@ static void decide(struct mcert *mc)
         }
         mc->renew_at = d.when;
     }
+    if (have && rc == 0)
+        ari_consider(mc, &sc, now);
     struct renewplan_in in = {
         .now = now,
         .policy = d,
+        .have_ari = mc->ari_id != NULL && mc->ari_end > 0,
+        .ari_at = mc->ari_at,
         .retry_at = mc->retry_at,
         .ca_retry_at = mc->ca_retry_at,
         .limits_at =
@@ -600,7 +886,12 @@ static void decide(struct mcert *mc)
         if (plan.when != mc->next_at)
             hist_add(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s",
                      when, plan.reason);
-        arm(mc, plan.when);
+        /* wake for the next renewalInfo fetch when it comes first */
+        int64_t wake = plan.when;
+        if (mc->ari_id != NULL && mc->ari_poll > now && mc->ari_poll < wake)
+            wake = mc->ari_poll;
+        arm(mc, wake);
+        mc->next_at = plan.when;
     } else {
         log_info(LOG_MAIN, "cert=%s: due: %s", mc->name, plan.reason);
         enqueue(mc);
@@ -643,14 +934,21 @@ static void order_begin(struct mcert *mc)
         .dns_cleanup = dns_cleanup,
         .ctx = mc,
     };
+    /* a renewal names the certificate it replaces when the CA speaks ARI */
+    const char *replaces = NULL;
+    if (mc->had_cert && mc->ari_id != NULL && !mc->ari_replaces_refused &&
+        ca_state(m, mc->run_cfg->ca)->renewal_info != NULL)
+        replaces = mc->ari_id;
     struct acme_order_opts o = {
         .cert = mc->run_cfg,
         .key = mc->key,
         .chal = &ops,
         .resume_url = mc->resume_url,
         .state_dir = m->state_dir,
+        .replaces = replaces,
     };
     int rc;
+    mc->sent_replaces = replaces != NULL;
 
     if (c == NULL) {
         run_end(mc, -ENOMEM, "cannot create the ACME client");
@@ -1163,6 +1461,15 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
         mc->failed_ident = NULL;
         if (res != NULL && res->failed_identifier != NULL)
             mc->failed_ident = xstrdup(res->failed_identifier);
+        /* a CA that refuses `replaces` (already replaced, or not the
+         * certificate it knows): the next order goes without it */
+        if (mc->sent_replaces && res != NULL && res->error != NULL &&
+            (strstr(res->error, "alreadyReplaced") != NULL ||
+             strstr(res->error, "replaces") != NULL)) {
+            log_warn(LOG_MAIN, "cert=%s: the CA refused `replaces`; next orders go without it",
+                     mc->name);
+            mc->ari_replaces_refused = true;
+        }
         char *e = xasprintf("%s", res != NULL && res->error ? res->error : err_str(status));
         acme_order_result_free(res);
         run_end(mc, status, e);
@@ -1307,6 +1614,9 @@ fail:
 
 static void mc_free(struct mcert *mc)
 {
+    free(mc->ari_id);
+    free(mc->ari_gen);
+    free(mc->ari_expl);
     free(mc->deploy_error);
     free(mc->failed_ident);
     free(mc->last_error);
@@ -1335,6 +1645,11 @@ static void mc_unlink(struct mcert *mc)
     /* freed later, from the loop: callers may still be walking the list
      * (mc->next stays valid) */
     disarm(mc);
+    if (mc->ari_req != NULL) {
+        http_req_cancel(mc->ari_req);
+        mc->ari_req = NULL;
+        m->ari_inflight--;
+    }
     mc->dead_next = m->dead;
     m->dead = mc;
 }
@@ -1670,8 +1985,10 @@ static void manager_free(struct manager *m)
     }
     free(m->clients);
     for (size_t i = 0; i < m->n_limits; i++) {
-        free(m->limits[i].ca_name);
-        ratelimit_window_fini(&m->limits[i].win);
+        free(m->limits[i]->ca_name);
+        free(m->limits[i]->renewal_info);
+        ratelimit_window_fini(&m->limits[i]->win);
+        free(m->limits[i]);
     }
     free(m->limits);
     history_free(m->hist);
@@ -1768,6 +2085,13 @@ static void teardown(struct manager *m)
     for (size_t i = 0; i < m->n_clients; i++) {
         acme_client_close(m->clients[i].c);
         m->clients[i].c = NULL;
+    }
+    for (size_t i = 0; i < m->n_limits; i++) {
+        if (m->limits[i]->dir_req != NULL) {
+            http_req_cancel(m->limits[i]->dir_req);
+            m->limits[i]->dir_req = NULL;
+            m->limits[i]->dir_state = DIR_UNKNOWN;
+        }
     }
     if (m->notify != NULL) {
         m->closing++;
@@ -2155,6 +2479,11 @@ json_t *manager_status(const struct manager *m)
         st[i].last_success_at = mc->last_success_at;
         st[i].consecutive_failures = (unsigned)mc->failures;
         st[i].paused = names_paused(mc);
+        if (mc->ari_id != NULL && mc->ari_end > 0) {
+            st[i].ari_start = mc->ari_start;
+            st[i].ari_end = mc->ari_end;
+            st[i].ari_explanation_url = mc->ari_expl;
+        }
         st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
     }
     json_t *j = control_status_json(st, n, now, inflight);

@@ -42,6 +42,7 @@ struct fake_ca {
     unsigned bad_nonces_sent;
     unsigned echo_badnonce_left; /* answer /echo with badNonce this many times */
     unsigned echo_delay_ms;      /* answer /echo after this long */
+    char replaces[128];          /* the last newOrder's "replaces", or "" */
     bool acct_exists;            /* onlyReturnExisting finds it */
     bool saw_only_existing, saw_tos_after_lookup;
     unsigned kid_missing; /* kid-signed requests without the account URL as kid */
@@ -169,6 +170,8 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
                             "\"finalize\":\"%s/fin/1\"}",
                             b, b);
         F->order_posts++;
+        const char *rp = json_string_value(json_object_get(payload, "replaces"));
+        snprintf(F->replaces, sizeof(F->replaces), "%s", rp != NULL ? rp : "");
         fake_http_resp_header(resp, "Location", "%s/order/1", b);
         json_body(resp, 201, o);
         free(o);
@@ -610,6 +613,17 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     assert_int_equal(EVP_PKEY_eq(k, k2), 1);
     free(url);
     EVP_PKEY_free(k2);
+    /* without ARI no "replaces" was sent; with a CertID it is */
+    assert_string_equal(f.F.replaces, "");
+    g.calls = 0;
+    free(g.error);
+    g.error = NULL;
+    store_order_remove_sync(f.state, "www");
+    o.replaces = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+    assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_string_equal(f.F.replaces, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
     EVP_PKEY_free(k);
     free(g.error);
     fx_close(&f);
