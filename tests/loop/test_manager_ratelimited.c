@@ -1,0 +1,334 @@
+/* Loop tests of the manager against a fake CA, on an injected wall clock
+ * (no sleeps: the test moves the clock and calls manager_clock_moved):
+ * - a newOrder answered 429 rateLimited with Retry-After: 7200 is not
+ *   tried again before those two hours, and is right at them;
+ * - a reload that keeps a certificate whose order is in flight and adds
+ *   another leaves the order alone (no second newOrder) and orders the
+ *   added one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "fake_http.h"
+#include "reactor/manager.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define T0 1700000000 /* the fake clock's start, Unix seconds */
+
+enum order_answer {
+    ANSWER_REJECTED,     /* 400 rejectedIdentifier */
+    ANSWER_RATE_LIMITED, /* 429 rateLimited, Retry-After: 7200 */
+    ANSWER_HANG,         /* never answers: the order stays in flight */
+};
+
+struct harness {
+    uv_loop_t loop;
+    struct fake_http *srv;
+    enum order_answer answer;
+    unsigned nonce_seq;
+    unsigned new_orders; /* POSTs to newOrder the fake CA saw */
+    char dir[64];
+    struct config *cfg;
+    struct store *st;
+    struct manager *m;
+    int64_t now_ms; /* the injected clock */
+    int done_calls;
+    uv_timer_t poll;
+    unsigned want_orders; /* settle: wait for this many newOrders */
+    bool any_state;       /* settle: do not wait for the certificates to be idle */
+};
+
+static int64_t fake_clock(void *arg)
+{
+    return ((struct harness *)arg)->now_ms;
+}
+
+static void problem(struct fake_http_response *resp, int status, const char *type)
+{
+    char *b = xasprintf("{\"type\":\"urn:ietf:params:acme:error:%s\",\"detail\":\"no\"}", type);
+    resp->status = status;
+    fake_http_resp_header(resp, "Content-Type", "application/problem+json");
+    fake_http_resp_body(resp, b);
+    free(b);
+}
+
+static void ca_handler(const struct fake_http_request *req, struct fake_http_response *resp,
+                       void *arg)
+{
+    struct harness *h = arg;
+    const char *b = fake_http_url(h->srv);
+
+    fake_http_resp_header(resp, "Replay-Nonce", "n%u", ++h->nonce_seq);
+    if (strcmp(req->target, "/dir") == 0) {
+        char *d = xasprintf("{\"newNonce\":\"%s/nonce\",\"newAccount\":\"%s/acct\","
+                            "\"newOrder\":\"%s/order\"}",
+                            b, b, b);
+        resp->status = 200;
+        fake_http_resp_header(resp, "Content-Type", "application/json");
+        fake_http_resp_body(resp, d);
+        free(d);
+    } else if (strcmp(req->target, "/nonce") == 0) {
+        resp->status = 200;
+    } else if (strcmp(req->target, "/acct") == 0) {
+        resp->status = 201;
+        fake_http_resp_header(resp, "Location", "%s/acct/1", b);
+        fake_http_resp_header(resp, "Content-Type", "application/json");
+        fake_http_resp_body(resp, "{\"status\":\"valid\"}");
+    } else if (strcmp(req->target, "/order") == 0) {
+        h->new_orders++;
+        if (h->answer == ANSWER_HANG)
+            resp->hang = true;
+        else if (h->answer == ANSWER_RATE_LIMITED) {
+            fake_http_resp_header(resp, "Retry-After", "7200");
+            problem(resp, 429, "rateLimited");
+        } else {
+            problem(resp, 400, "rejectedIdentifier");
+        }
+    } else {
+        resp->status = 404;
+    }
+}
+
+static void done_cb(int failed, void *arg)
+{
+    struct harness *h = arg;
+
+    (void)failed;
+    h->done_calls++;
+}
+
+/* Writes a configuration with certificates c00.. and loads it. */
+static struct config *h_config(struct harness *h, unsigned n_certs, const char *daemon_extra,
+                               const char *ca_extra)
+{
+    struct config_diag diag;
+    struct config *cfg = NULL;
+    struct buf toml = BUF_INIT(1 << 20);
+
+    assert_int_equal(buf_printf(&toml,
+                                "[daemon]\nstate_dir = \"%s/state\"\n%s\n\n[http01]\n"
+                                "listen = [\"127.0.0.1:%d\"]\n\n[ca.t]\ndirectory = \"%s/dir\"\n"
+                                "agree_tos = true\n%s\n",
+                                h->dir, daemon_extra, fake_http_free_port(), fake_http_url(h->srv),
+                                ca_extra),
+                     0);
+    for (unsigned i = 0; i < n_certs; i++)
+        assert_int_equal(buf_printf(&toml,
+                                    "\n[certificate.c%02u]\ndomains = [\"c%02u.test\"]\n"
+                                    "ca = \"t\"\n",
+                                    i, i),
+                         0);
+    char *path = xasprintf("%s/certloop.toml", h->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(toml.data, fp);
+    fclose(fp);
+    buf_fini(&toml);
+    config_diag_init(&diag);
+    int rc = config_load(path, &cfg, &diag);
+    for (size_t i = 0; i < diag.n; i++)
+        fprintf(stderr, "%s\n", diag.lines[i]);
+    config_diag_fini(&diag);
+    free(path);
+    assert_int_equal(rc, 0);
+    return cfg;
+}
+
+static void h_start(struct harness *h, unsigned n_certs, const char *daemon_extra,
+                    const char *ca_extra, enum order_answer answer)
+{
+    memset(h, 0, sizeof(*h));
+    h->answer = answer;
+    h->now_ms = (int64_t)T0 * 1000;
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+    assert_int_equal(fake_http_start(&h->loop, ca_handler, h, &h->srv), 0);
+    snprintf(h->dir, sizeof(h->dir), "/tmp/certloop-sched-XXXXXX");
+    assert_non_null(mkdtemp(h->dir));
+    h->cfg = h_config(h, n_certs, daemon_extra, ca_extra);
+    char *state_dir = xasprintf("%s/state", h->dir);
+    assert_int_equal(store_open(state_dir, &h->st), 0);
+    free(state_dir);
+
+    struct manager_opts o = {
+        .loop = &h->loop,
+        .cfg = h->cfg,
+        .store = h->st,
+        .clock = fake_clock,
+        .clock_arg = h,
+        .done = done_cb,
+        .arg = h,
+    };
+    assert_int_equal(manager_start(&o, &h->m), 0);
+    uv_timer_init(&h->loop, &h->poll);
+    h->poll.data = h;
+}
+
+/* True when no certificate is queued or in an order. */
+static bool all_idle(struct harness *h)
+{
+    json_t *st = manager_status(h->m);
+    json_t *certs = json_object_get(st, "certificates");
+    bool idle = true;
+
+    for (size_t i = 0; i < json_array_size(certs); i++) {
+        const char *s = json_string_value(json_object_get(json_array_get(certs, i), "state"));
+        if (strcmp(s, "due") == 0 || strcmp(s, "ordering") == 0 || strcmp(s, "storing") == 0 ||
+            strcmp(s, "deploying") == 0)
+            idle = false;
+    }
+    json_decref(st);
+    return idle;
+}
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct harness *h = t->data;
+
+    if (h->new_orders >= h->want_orders && (h->any_state || all_idle(h))) {
+        uv_stop(&h->loop);
+        return;
+    }
+    uv_timer_start(t, poll_cb, 5, 0);
+}
+
+/* Runs the loop until the fake CA has seen want newOrders in all and every
+ * certificate is idle again (its failure handled, its next time armed). */
+static void h_settle(struct harness *h, unsigned want)
+{
+    h->want_orders = want;
+    uv_timer_start(&h->poll, poll_cb, 5, 0);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&h->poll);
+}
+
+/* Moves the fake clock and fires what became due. */
+static void h_advance_to(struct harness *h, int64_t t)
+{
+    h->now_ms = t * 1000;
+    manager_clock_moved(h->m);
+}
+
+/* The state word of certificate i in the status document, into out. */
+static void h_state(struct harness *h, unsigned i, char *out, size_t n)
+{
+    json_t *st = manager_status(h->m);
+    json_t *c = json_array_get(json_object_get(st, "certificates"), i);
+
+    snprintf(out, n, "%s", json_string_value(json_object_get(c, "state")));
+    json_decref(st);
+}
+
+static json_t *h_cert(struct harness *h, json_t **st, unsigned i)
+{
+    *st = manager_status(h->m);
+    return json_array_get(json_object_get(*st, "certificates"), i);
+}
+
+static int64_t h_next(struct harness *h, unsigned i, char *reason, size_t n)
+{
+    json_t *st = NULL;
+    json_t *c = h_cert(h, &st, i);
+    int64_t next = (int64_t)json_integer_value(json_object_get(c, "next_renewal"));
+    const char *r = json_string_value(json_object_get(c, "reason"));
+
+    snprintf(reason, n, "%s", r != NULL ? r : "");
+    json_decref(st);
+    return next;
+}
+
+static void h_stop(struct harness *h)
+{
+    manager_stop(h->m);
+    fake_http_close(h->srv);
+    uv_close((uv_handle_t *)&h->poll, NULL);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    assert_int_equal(h->done_calls, 1);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+    store_close(h->st);
+    config_unref(h->cfg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", h->dir, (char *)NULL);
+        _exit(127);
+    }
+    (void)waitpid(pid, NULL, 0);
+}
+
+/* The CA answers rateLimited with Retry-After: 7200: no new order before. */
+static void test_rate_limited_retry_after_is_obeyed(void **state)
+{
+    struct harness h;
+    char reason[128];
+
+    (void)state;
+    h_start(&h, 1, "", "", ANSWER_RATE_LIMITED);
+    h_settle(&h, 1);
+    int64_t next = h_next(&h, 0, reason, sizeof(reason));
+    assert_int_equal(next, T0 + 7200);
+    assert_non_null(strstr(reason, "rateLimited"));
+    char state_word[32];
+    /* a deadline that fires starts the run at once: "ordering" (or "due") */
+    h_advance_to(&h, T0 + 7199);
+    h_state(&h, 0, state_word, sizeof(state_word));
+    assert_string_not_equal(state_word, "ordering");
+    assert_string_not_equal(state_word, "due");
+    assert_int_equal(h.new_orders, 1);
+    h_advance_to(&h, T0 + 7200);
+    h_state(&h, 0, state_word, sizeof(state_word));
+    assert_true(strcmp(state_word, "ordering") == 0 || strcmp(state_word, "due") == 0);
+    h_settle(&h, 2);
+    assert_int_equal(h.new_orders, 2);
+    h_stop(&h);
+}
+
+/* SIGHUP with an unchanged certificate whose order is in flight and an
+ * added one: the order in flight goes on untouched (no second newOrder),
+ * the added certificate is ordered. */
+static void test_reload_leaves_unchanged_orders_in_flight(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    h_start(&h, 1, "", "", ANSWER_HANG);
+    h.any_state = true;
+    h_settle(&h, 1);
+    struct config *next = h_config(&h, 2, "", "");
+    manager_reload(h.m, next);
+    config_unref(next);
+    h_settle(&h, 2);
+    json_t *st = NULL;
+    json_t *c0 = h_cert(&h, &st, 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "name")), "c00");
+    assert_string_equal(json_string_value(json_object_get(c0, "state")), "ordering");
+    json_t *c1 = json_array_get(json_object_get(st, "certificates"), 1);
+    assert_string_equal(json_string_value(json_object_get(c1, "name")), "c01");
+    assert_string_equal(json_string_value(json_object_get(c1, "state")), "ordering");
+    json_decref(st);
+    assert_int_equal(h.new_orders, 2);
+    h_stop(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_limited_retry_after_is_obeyed),
+        cmocka_unit_test(test_reload_leaves_unchanged_orders_in_flight),
+    };
+
+    log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
