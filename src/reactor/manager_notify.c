@@ -53,9 +53,10 @@ static int alert_job_work(void *arg)
 
     if (j->t <= 0) {
         j->step = "unlink";
-        if (unlink(j->path) < 0 && errno != ENOENT)
-            return -errno;
-        return 0;
+        if (unlink(j->path) < 0)
+            return errno == ENOENT ? 0 : -errno;
+        j->step = "fsync-dir";
+        return store_fsync_dir(j->dir);
     }
     j->step = "mkdir";
     rc = store_mkdirs(j->dir, 0700);
