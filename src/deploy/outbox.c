@@ -532,11 +532,12 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
         .trust_file = t->trust,
         .max_body = OUTBOX_REPLY_MAX,
         .timeout_ms = n->o.timeout_ms,
+        .redact_url = true, /* webhook URLs often carry a secret */
     };
     d->state = DL_SENDING;
     n->inflight++;
-    log_debug(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: attempt %u to %s", d->target,
-              d->id, d->event, d->attempts + 1, t->url);
+    log_debug(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: attempt %u", d->target, d->id,
+              d->event, d->attempts + 1);
     int rc = http_req_start(n->http, &o, on_response, d, &d->req);
     if (rc < 0) {
         n->inflight--;

@@ -27,6 +27,7 @@
 #include "reactor/control.h"
 #include "reactor/dns01_provider.h"
 #include "reactor/history.h"
+#include "reactor/manager_notify.h"
 #include "reactor/metrics.h"
 #include "reactor/ratelimit.h"
 #include "reactor/renewplan.h"
@@ -726,6 +727,27 @@ static const char *problem_type_of(const char *err, char *out, size_t n)
     return out;
 }
 
+static void expiring_saved(void *arg)
+{
+    struct manager *m = arg;
+
+    m->jobs--;
+    maybe_finish(m);
+}
+
+/* Records when the last "expiring" alert went out (0: the series ended),
+ * in memory and in STATE/alerts/, so that a restart keeps the daily pace. */
+static void expiring_set(struct mcert *mc, int64_t t)
+{
+    struct manager *m = mc->m;
+
+    if (t <= 0 && mc->expiring_sent <= 0)
+        return;
+    mc->expiring_sent = t;
+    if (mgr_expiring_save(m->loop, m->state_dir, mc->name, t, expiring_saved, m) == 0)
+        m->jobs++;
+}
+
 /* Sends an event to every [notify.*] target subscribed to it. */
 static void emit(struct mcert *mc, enum notify_event_type type, const char *error,
                  const char *identifier)
@@ -807,7 +829,7 @@ static void decide_import(struct mcert *mc, int64_t now)
                  mc->cfg->import_cert);
         hist_add(mc, "expiring", "not_after %s", na);
         emit(mc, NOTIFY_EV_EXPIRING, NULL, NULL);
-        mc->expiring_sent = now;
+        expiring_set(mc, now);
         (void)notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, now,
                                   &exp_next);
     }
@@ -1692,7 +1714,7 @@ static void run_end(struct mcert *mc, int status, const char *error)
                 ratelimit_failures_success(m->fails, cc->domains.v[i]);
             hist_add(mc, mc->had_cert ? "renewed" : "issued", "not_after %s", na);
             emit(mc, mc->had_cert ? NOTIFY_EV_RENEWED : NOTIFY_EV_ISSUED, NULL, NULL);
-            mc->expiring_sent = 0;
+            expiring_set(mc, 0);
         } else {
             hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
         }
@@ -1724,7 +1746,7 @@ static void run_end(struct mcert *mc, int status, const char *error)
             log_warn(LOG_MAIN, "cert=%s: expires %s and its renewal keeps failing", mc->name, na);
             hist_add(mc, "expiring", "not_after %s", na);
             emit(mc, NOTIFY_EV_EXPIRING, mc->error, NULL);
-            mc->expiring_sent = now_s();
+            expiring_set(mc, now_s());
         }
         if (!mc->run_deploy_only) {
             int64_t now = now_s();
@@ -2182,6 +2204,7 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
     mc->m = m;
     mc->name = xstrdup(cc->name);
     mc->cfg = cc;
+    mc->expiring_sent = mgr_expiring_last_read(m->state_dir, mc->name);
     /* keep the list in config order (sorted by name) */
     struct mcert **pp = &m->certs;
     while (*pp != NULL)
