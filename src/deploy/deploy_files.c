@@ -110,9 +110,10 @@ static void crypto_err(char **err, const char *path, const char *step)
 }
 
 /* Builds the PKCS#12 (key, leaf, chain) in DER. The password is the first
- * line of the password file. Modern encryption is OpenSSL 3's default
- * (AES-256-CBC, PBKDF2, HMAC-SHA256); legacy is 3DES + SHA-1 MAC for old
- * Java and Windows. */
+ * line of the password file, or empty without one (etc/certloop.toml's
+ * documented default; `openssl pkcs12 -passin pass:` opens it). Modern
+ * encryption is OpenSSL 3's default (AES-256-CBC, PBKDF2, HMAC-SHA256);
+ * legacy is 3DES + SHA-1 MAC for old Java and Windows. */
 static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, const char *path,
                        unsigned char **der, size_t *der_len, char **err)
 {
@@ -126,15 +127,16 @@ static int make_pkcs12(const struct cfg_deploy *d, const struct store_cert *c, c
     int rc = ERR_CRYPTO;
 
     if (d->pkcs12_password_file == NULL) {
-        *err = xasprintf("%s: pkcs12 needs pkcs12_password_file", path);
-        return ERR_DEPLOY;
+        pass = xstrdup("");
+        pass_len = 1;
+    } else {
+        rc = store_read_file(d->pkcs12_password_file, &pass, &pass_len);
+        if (rc < 0) {
+            *err = xasprintf("%s: read: %s", d->pkcs12_password_file, err_str(rc));
+            goto out;
+        }
+        pass[strcspn(pass, "\r\n")] = '\0';
     }
-    rc = store_read_file(d->pkcs12_password_file, &pass, &pass_len);
-    if (rc < 0) {
-        *err = xasprintf("%s: read: %s", d->pkcs12_password_file, err_str(rc));
-        goto out;
-    }
-    pass[strcspn(pass, "\r\n")] = '\0';
     rc = ERR_CRYPTO;
 
     bio = BIO_new_mem_buf(c->key_pem, -1);

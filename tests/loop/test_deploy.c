@@ -556,12 +556,16 @@ static void test_files_pkcs12_modern_and_legacy(void **state)
     assert_int_equal(deploy_files_sync(&d, &c, &err), 0);
     check_pkcs12(d.pkcs12, "s3cret", key_pem, cert_pem);
 
-    /* without a password file: a clear error */
+    /* without a password file: an empty password (the documented default),
+     * modern and legacy */
     free(d.pkcs12_password_file);
     d.pkcs12_password_file = NULL;
-    assert_int_equal(deploy_files_sync(&d, &c, &err), ERR_DEPLOY);
-    assert_non_null(strstr(err, "pkcs12_password_file"));
-    free(err);
+    assert_int_equal(deploy_files_sync(&d, &c, &err), 0);
+    assert_null(err);
+    check_pkcs12(d.pkcs12, "", key_pem, cert_pem);
+    d.pkcs12_legacy = false;
+    assert_int_equal(deploy_files_sync(&d, &c, &err), 0);
+    check_pkcs12(d.pkcs12, "", key_pem, cert_pem);
 
     free(d.pkcs12);
     free(key_pem);
