@@ -241,6 +241,25 @@ chain = "$TW/out/$name/chain.pem"
 EOF
 }
 
+# tw_receiver_start [ARGS...]: tools/webhook-receiver on a free loopback
+# port with a fresh secret in $TW/webhook.secret (0600); what it receives
+# goes to $TW/received, one JSON line per delivery. ARGS go to the receiver
+# (e.g. --fail N). Sets TW_RECEIVER_PORT; returns 1 when it does not start.
+tw_receiver_start() {
+  local recv=${BUILD_DIR:-build}/webhook-receiver t
+  [ -x "$recv" ] || { echo "no webhook-receiver at $recv" >&2; return 1; }
+  printf 'whsec-%s\n' "$RANDOM$RANDOM" >"$TW/webhook.secret"
+  chmod 600 "$TW/webhook.secret"
+  "$recv" --port-file "$TW/receiver.port" --secret-file "$TW/webhook.secret" "$@" \
+    >"$TW/received" 2>"$TW/receiver.log" &
+  TW_PIDS+=($!)
+  for ((t = 0; t < 50; t++)); do
+    [ -s "$TW/receiver.port" ] && break
+    sleep 0.1
+  done
+  TW_RECEIVER_PORT=$(cat "$TW/receiver.port" 2>/dev/null) && [ -n "$TW_RECEIVER_PORT" ]
+}
+
 # tw_pubkey FILE: the public key (PEM) of a private key or certificate.
 tw_pubkey() {
   if grep -q "BEGIN CERTIFICATE" "$1"; then

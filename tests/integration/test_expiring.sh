@@ -10,21 +10,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-RECEIVER=${BUILD_DIR:-build}/webhook-receiver
-[ -x "$RECEIVER" ] || { echo "no webhook-receiver at $RECEIVER" >&2; exit 1; }
-
 tw_init expiring
 tw_start || exit 1
-printf 'whsec-%s\n' "$RANDOM$RANDOM" >"$TW/webhook.secret"
-chmod 600 "$TW/webhook.secret"
-"$RECEIVER" --port-file "$TW/receiver.port" --secret-file "$TW/webhook.secret" \
-  >"$TW/received" 2>"$TW/receiver.log" &
-TW_PIDS+=($!)
-for ((t = 0; t < 50; t++)); do
-  [ -s "$TW/receiver.port" ] && break
-  sleep 0.1
-done
-port=$(cat "$TW/receiver.port")
+tw_receiver_start || { tw_fail "the webhook receiver did not start"; tw_done; }
+port=$TW_RECEIVER_PORT
 good_dir=$TW_DIRECTORY
 
 # config DIRECTORY: a warning window beyond Pebble's lifetime

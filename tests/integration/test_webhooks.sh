@@ -10,21 +10,10 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-RECEIVER=${BUILD_DIR:-build}/webhook-receiver
-[ -x "$RECEIVER" ] || { echo "no webhook-receiver at $RECEIVER" >&2; exit 1; }
-
 tw_init webhooks
 tw_start || exit 1
-printf 'whsec-%s\n' "$RANDOM$RANDOM" >"$TW/webhook.secret"
-chmod 600 "$TW/webhook.secret"
-"$RECEIVER" --port-file "$TW/receiver.port" --secret-file "$TW/webhook.secret" --fail 1 \
-  >"$TW/received" 2>"$TW/receiver.log" &
-TW_PIDS+=($!)
-for ((t = 0; t < 50; t++)); do
-  [ -s "$TW/receiver.port" ] && break
-  sleep 0.1
-done
-port=$(cat "$TW/receiver.port")
+tw_receiver_start --fail 1 || { tw_fail "the webhook receiver did not start"; tw_done; }
+port=$TW_RECEIVER_PORT
 config() { # CERT DOMAIN EVENTS: one certificate and the [notify.ops] webhook
   tw_config_head 8
   tw_config_cert "$1" ec-p256 "$2"
