@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     struct cfg_dns d;
     const char *name = NULL, *value = NULL, *resolver = NULL;
     unsigned ns_port = 0;
-    struct chal_dns01_opts o = {NULL, 0, 0};
+    struct chal_dns01_opts o = {.subject = NULL};
     struct result res = {0, false};
     struct dns_resolver *r = NULL;
     uv_loop_t loop;

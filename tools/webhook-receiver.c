@@ -9,6 +9,13 @@
  *    "body":{…the event…}}
  *
  *   webhook-receiver [--port N] [--port-file F] [--secret-file F] [--fail N]
+ *                    [--status CODE] [--exec PROG]
+ *
+ * --status CODE answers CODE (with a one-line body) instead of 200 after
+ * the failures. --exec PROG plays a dns-01 callback endpoint: for each
+ * dns_record_required / dns_record_removable whose signature verifies, it
+ * runs `PROG EVENT NAME VALUE` (the event's record) and answers 200 when
+ * PROG exits 0, else 500; a bad or missing signature is answered 401.
  *
  * --port 0 (the default) picks a free port; --port-file gets it once the
  * socket listens. Runs until killed. */
@@ -25,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define REQ_MAX (1024 * 1024)
@@ -95,8 +103,50 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
+/* Runs PROG EVENT NAME VALUE for a dns event; its exit status, or -1. */
+static int run_exec(const char *prog, const char *event, json_t *ev)
+{
+    json_t *rec = json_object_get(ev, "record");
+    const char *name = json_string_value(json_object_get(rec, "name"));
+    const char *value = json_string_value(json_object_get(rec, "value"));
+
+    if (name == NULL || value == NULL)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(2, 1); /* stdout carries our JSON lines */
+        execlp(prog, prog, event, name, value, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
 /* Answers one request; false when the peer left without sending one. */
-static bool serve(int c, const char *secret, size_t secret_len, int status)
+static bool serve(int c, const char *secret, size_t secret_len, int status, const char *prog)
 {
     bool handled = false;
     char *req = malloc(REQ_MAX + 1);
@@ -150,12 +200,23 @@ static bool serve(int c, const char *secret, size_t secret_len, int status)
     }
 
     json_error_t jerr;
+    json_t *ev = json_loads(body, 0, &jerr);
+    const char *why = status == 200 ? "" : "refused by the test receiver";
+    if (prog != NULL && status == 200 &&
+        (strcmp(event, "dns_record_required") == 0 || strcmp(event, "dns_record_removable") == 0)) {
+        if (strcmp(verdict, "ok") != 0) {
+            status = 401;
+            why = "bad or missing signature";
+        } else if (run_exec(prog, event, ev) != 0) {
+            status = 500;
+            why = "the record could not be changed";
+        }
+    }
     json_t *line = json_object();
     json_object_set_new(line, "status", json_integer(status));
     json_object_set_new(line, "event", json_string(event));
     json_object_set_new(line, "delivery", json_string(delivery));
     json_object_set_new(line, "signature", json_string(verdict));
-    json_t *ev = json_loads(body, 0, &jerr);
     json_object_set_new(line, "body", ev != NULL ? ev : json_string(body));
     char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(line);
@@ -165,10 +226,10 @@ static bool serve(int c, const char *secret, size_t secret_len, int status)
         free(text);
     }
 
-    char resp[160];
+    char resp[320];
     int n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
-                     status == 200 ? "OK" : "Internal Server Error");
+                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", status,
+                     reason_phrase(status), strlen(why), why);
     write_all(c, resp, (size_t)n);
     handled = true;
 out:
@@ -183,10 +244,12 @@ int main(int argc, char **argv)
         {"port-file", required_argument, NULL, 'f'},
         {"secret-file", required_argument, NULL, 's'},
         {"fail", required_argument, NULL, 'n'},
+        {"status", required_argument, NULL, 'c'},
+        {"exec", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
-    int port = 0, fail = 0, ch;
-    const char *port_file = NULL;
+    int port = 0, fail = 0, ch, code = 200;
+    const char *port_file = NULL, *prog = NULL;
     char *secret = NULL;
     size_t secret_len = 0;
 
@@ -204,9 +267,15 @@ int main(int argc, char **argv)
         case 'n':
             fail = (int)strtol(optarg, NULL, 10);
             break;
+        case 'c':
+            code = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'x':
+            prog = optarg;
+            break;
         default:
             fprintf(stderr, "usage: webhook-receiver [--port N] [--port-file F] "
-                            "[--secret-file F] [--fail N]\n");
+                            "[--secret-file F] [--fail N] [--status CODE] [--exec PROG]\n");
             return 64;
         }
     }
@@ -244,7 +313,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "webhook-receiver: accept: %s\n", strerror(errno));
             return 1;
         }
-        if (serve(c, secret, secret_len, (int)seq < fail ? 500 : 200))
+        if (serve(c, secret, secret_len, (int)seq < fail ? 500 : code, prog))
             seq++;
         close(c);
     }

@@ -5,6 +5,7 @@
 #ifndef CERTLOOP_CHALLENGE_CHALLENGE_H
 #define CERTLOOP_CHALLENGE_CHALLENGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -124,10 +125,20 @@ struct cfg_dns;
 struct dns_resolver;
 struct chal_dns01_op;
 
+/* Type callback: asks someone else (the daemon's webhook outbox) to add
+ * (present true) or remove the TXT `value` at fqdn (after the CNAME, with
+ * its trailing dot). Called on the loop, once per present or cleanup; it
+ * only queues the request: the record's arrival is what wait checks.
+ * 0, or < 0 with *why (owned, may stay NULL) when it cannot be asked. */
+typedef int (*chal_dns01_callback_fn)(void *ctx, bool present, const char *fqdn, const char *value,
+                                      char **why);
+
 struct chal_dns01_opts {
-    const char *subject;     /* log prefix, e.g. "cert=www" (borrowed; NULL: none) */
-    unsigned ns_port;        /* port of discovered authoritative servers (0: 53; tests) */
-    unsigned dns_timeout_ms; /* per DNS query or UPDATE try (0: 2000) */
+    const char *subject;             /* log prefix, e.g. "cert=www" (borrowed; NULL: none) */
+    unsigned ns_port;                /* port of discovered authoritative servers (0: 53; tests) */
+    unsigned dns_timeout_ms;         /* per DNS query or UPDATE try (0: 2000) */
+    chal_dns01_callback_fn callback; /* type callback (required there), else unused */
+    void *callback_ctx;              /* borrowed: must outlive the operation */
 };
 
 /* What an operation found, borrowed during the callback only. */
@@ -141,8 +152,8 @@ struct chal_dns01_result {
 
 /* status: 0; ERR_DNS (the server refused the update, or DNS lookups failed:
  * detail says which and what to fix); ERR_HOOK (exec exited non-zero);
- * ERR_TIMEOUT (propagation or the program took too long); ERR_UNSUPPORTED
- * (type callback). res is never NULL. */
+ * ERR_TIMEOUT (propagation or the program took too long); the callback's
+ * error (type callback). res is never NULL. */
 typedef void (*chal_dns01_cb)(int status, const struct chal_dns01_result *res, void *arg);
 
 /* "_acme-challenge.NAME" for a certificate name ("*.a.test" -> the same name

@@ -30,6 +30,8 @@ struct chal_dns01_op {
     enum op_kind kind;
     char *name, *value, *subject; /* owned */
     unsigned ns_port, dns_timeout_ms;
+    chal_dns01_callback_fn callback; /* type callback */
+    void *callback_ctx;
     struct dns01_key key; /* rfc2136 */
     struct sockaddr_storage server;
     char *fqdn, *zone; /* owned, once located */
@@ -275,6 +277,15 @@ static void on_located(int status, const char *fqdn, const char *zone, const cha
                               &op->prop);
     } else if (op->dns->type == CFG_DNS_EXEC) {
         rc = start_exec(op);
+    } else if (op->dns->type == CFG_DNS_CALLBACK) {
+        rc = op->callback(op->callback_ctx, op->kind == OP_PRESENT, op->fqdn, op->value, &err);
+        if (rc == 0) {
+            char *d = xasprintf("asked the callback URL to %s the TXT record",
+                                op->kind == OP_PRESENT ? "add" : "remove");
+            op_end(op, 0, d);
+            free(d);
+            return;
+        }
     } else {
         rc = start_update(op, &err);
     }
@@ -298,8 +309,10 @@ static int op_start(enum op_kind kind, uv_loop_t *loop, struct dns_resolver *res
     if (loop == NULL || resolver == NULL || dns == NULL || name == NULL || value == NULL ||
         cb == NULL)
         return -EINVAL;
-    if (dns->type == CFG_DNS_CALLBACK) {
-        log_error(LOG_CHAL, "dns %s: type callback is not implemented", dns->name);
+    if (kind != OP_WAIT && dns->type == CFG_DNS_CALLBACK &&
+        (opts == NULL || opts->callback == NULL)) {
+        log_error(LOG_CHAL, "dns %s: a callback solver needs the daemon's webhook outbox",
+                  dns->name);
         return ERR_UNSUPPORTED;
     }
     if (kind != OP_WAIT && dns->type == CFG_DNS_EXEC && dns->command.n == 0) {
@@ -316,6 +329,8 @@ static int op_start(enum op_kind kind, uv_loop_t *loop, struct dns_resolver *res
     op->subject = opts != NULL && opts->subject != NULL ? xstrdup(opts->subject) : NULL;
     op->ns_port = opts != NULL ? opts->ns_port : 0;
     op->dns_timeout_ms = opts != NULL && opts->dns_timeout_ms > 0 ? opts->dns_timeout_ms : 2000;
+    op->callback = opts != NULL ? opts->callback : NULL;
+    op->callback_ctx = opts != NULL ? opts->callback_ctx : NULL;
     if (kind != OP_WAIT && dns->type == CFG_DNS_RFC2136) {
         socklen_t sl;
         if (dns->server == NULL || config_addr_parse(dns->server, 53, &op->server, &sl) < 0) {

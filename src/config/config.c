@@ -1504,6 +1504,8 @@ static const struct spec dns_specs[] = {
     {"tsig", SK_SUB, false, 0, NULL, NULL, tsig_specs, T_RFC2136, 0, 0},
     {"command", SK_STRV, true, DNS(command), check_command, NULL, NULL, T_EXEC, 0, 0},
     {"url", SK_STR, true, DNS(url), check_http_url, NULL, NULL, T_CALLBACK, 0, 0},
+    {"secret_file", SK_PATH, false, DNS(secret_file), check_secret, NULL, NULL, T_CALLBACK, 0, 0},
+    {"trust", SK_PATH, false, DNS(trust), check_file_exists, NULL, NULL, T_CALLBACK, 0, 0},
     {"timeout", SK_DURATION, false, DNS(timeout_s), NULL, NULL, NULL, T_EXEC | T_CALLBACK, 1, 0},
     {"nameservers", SK_STRV, false, DNS(nameservers), check_dns_addrs, NULL, NULL, 0, 0, 0},
     {"propagation_timeout", SK_DURATION, false, DNS(propagation_timeout_s), NULL, NULL, NULL, 0, 1,
@@ -1678,6 +1680,8 @@ static void dns_fini(struct cfg_dns *d)
     free(d->tsig.secret_file);
     strv_free(&d->command);
     free(d->url);
+    free(d->secret_file);
+    free(d->trust);
     strv_free(&d->nameservers);
 }
 

@@ -104,7 +104,9 @@ struct cfg_dns {
     char *zone;                    /* rfc2136: or NULL (SOA lookup); lower case, no final dot */
     struct cfg_tsig tsig;          /* rfc2136 */
     struct cfg_strv command;       /* exec: argv prefix */
-    char *url;                     /* callback */
+    char *url;                     /* callback: where dns_record_required/_removable go */
+    char *secret_file;             /* callback: HMAC key for X-Certloop-Signature, or NULL */
+    char *trust;                   /* callback: extra CA bundle for an https url, or NULL */
     int64_t timeout_s;             /* exec, callback: per-call timeout; default 60 */
     struct cfg_strv nameservers;   /* "IP:PORT": check these instead of discovered NS */
     int64_t propagation_timeout_s; /* default 120 */

@@ -278,9 +278,13 @@ int64_t notify_backoff_ms(const struct notify_opts *o, unsigned attempts, uint32
 /* Creates STATE/outbox and STATE/outbox/dead (0700) if missing, removes
  * temp files left there, loads every pending delivery and schedules it, and
  * takes the targets of cfg (url, events, the secret read now; cfg is
- * borrowed during the call). http (borrowed) must stay open until
- * notify_close has been called. o (may be NULL) is copied. Returns 0 and
- * *out owned, or -errno when the outbox cannot be created or read (logged). */
+ * borrowed during the call): every [notify.NAME], and every [dns.NAME] of
+ * type callback as a solver target (a namespace of its own, reached only
+ * through notify_emit_solver). state_dir NULL: no outbox, every delivery
+ * is kept in memory only (for `certloop test`). http (borrowed) must stay
+ * open until notify_close has been called. o (may be NULL) is copied.
+ * Returns 0 and *out owned, or -errno when the outbox cannot be created or
+ * read (logged). */
 int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir,
                 const struct config *cfg, const struct notify_opts *o, struct notify **out);
 /* Replaces the targets with those of cfg (secrets read again). Pending
@@ -292,6 +296,26 @@ void notify_reload(struct notify *n, const struct config *cfg);
  * subscribed), or -EINVAL (logged) when the text is not an event, or
  * -ECANCELED after notify_close. */
 int notify_emit(struct notify *n, const char *event_json);
+
+/* dns-01 callback solvers ([dns.NAME] type = "callback"): the event goes
+ * to that solver's url only, signed with its secret_file, with the
+ * webhook headers. persist: written to the outbox first (at least once,
+ * survives a restart: for dns_record_removable); else kept in memory and
+ * retried sooner (2 s doubling to 30 s, given up after 1 h) for as long as
+ * the order waits (dns_record_required: replaying it after a restart would
+ * ask for a record nobody waits for). key (copied, may be NULL) tags the
+ * delivery for the two calls below. 1 when queued; -ENOENT (no such
+ * solver), -EINVAL (not an event), -ECANCELED (closed), ERR_CRYPTO. */
+int notify_emit_solver(struct notify *n, const char *solver, const char *event_json, bool persist,
+                       const char *key);
+/* Drops solver's in-memory deliveries tagged key that were not delivered
+ * yet (a request in flight is cancelled); returns how many. */
+size_t notify_solver_cancel(struct notify *n, const char *solver, const char *key);
+/* Whether an in-memory delivery tagged key is still undelivered; if so
+ * *attempts gets its failed attempts and *last_error (borrowed until the
+ * next call into n; NULL before the first failure) why the last failed. */
+bool notify_solver_pending(const struct notify *n, const char *solver, const char *key,
+                           unsigned *attempts, const char **last_error);
 
 typedef void (*notify_close_cb)(void *arg);
 /* Cancels the requests in flight (their deliveries stay in the outbox and

@@ -25,6 +25,9 @@
 #define OUTBOX_TIMEOUT_MS 10000
 #define OUTBOX_REPLY_MAX (64 * 1024)
 #define OUTBOX_SECRET_MAX 4096
+#define TRANSIENT_BASE_MS 2000
+#define TRANSIENT_MAX_MS 30000
+#define TRANSIENT_GIVE_UP_MS ((int64_t)3600 * 1000)
 
 struct target {
     char *name;        /* owned */
@@ -35,6 +38,8 @@ struct target {
     size_t secret_len;
     bool secret_ok;
     unsigned events; /* CFG_EVENT_* bits */
+    bool solver;     /* a [dns.NAME] callback solver: only events addressed to it */
+    long timeout_ms; /* per request */
 };
 
 enum dl_state {
@@ -57,6 +62,9 @@ struct delivery {
     unsigned attempts;           /* failed attempts so far */
     int64_t created_ms, next_ms; /* wall clock (it must mean the same after a restart) */
     char *last_error;            /* owned, or NULL */
+    bool solver;                 /* target is a [dns.NAME] callback solver */
+    bool transient;              /* memory only: never written to the outbox */
+    char *key;                   /* owned tag (solver deliveries), or NULL */
     enum dl_state state;
     struct http_req *req; /* child in flight, or NULL */
 };
@@ -102,6 +110,7 @@ struct notify {
 
 static void pump(struct notify *n);
 static bool quiescent(struct notify *n);
+static const char *kind_name(bool solver);
 static void on_drain_timer(uv_timer_t *t);
 
 static int64_t wall_ms(void)
@@ -153,8 +162,8 @@ static void target_load_secret(struct target *t)
     if (rc == 0 && len > OUTBOX_SECRET_MAX)
         rc = ERR_TOO_BIG;
     if (rc < 0) {
-        log_error(LOG_DEPLOY, "webhook target=%s: secret_file %s: %s", t->name, t->secret_file,
-                  err_str(rc));
+        log_error(LOG_DEPLOY, "%s=%s: secret_file %s: %s", kind_name(t->solver), t->name,
+                  t->secret_file, err_str(rc));
         free(s);
         return;
     }
@@ -163,7 +172,8 @@ static void target_load_secret(struct target *t)
     if (len > 0 && s[len - 1] == '\r')
         len--;
     if (len == 0) {
-        log_error(LOG_DEPLOY, "webhook target=%s: secret_file %s: empty", t->name, t->secret_file);
+        log_error(LOG_DEPLOY, "%s=%s: secret_file %s: empty", kind_name(t->solver), t->name,
+                  t->secret_file);
         free(s);
         return;
     }
@@ -189,33 +199,66 @@ static void targets_free(struct notify *n)
     n->n_targets = 0;
 }
 
-static void targets_set(struct notify *n, const struct config *cfg)
+static void target_add(struct notify *n, const char *name, const char *url, const char *secret_file,
+                       const char *trust, unsigned events, bool solver, long timeout_ms)
 {
-    targets_free(n);
-    if (cfg == NULL || cfg->n_notify == 0)
-        return;
-    n->targets = xcalloc(cfg->n_notify, sizeof(*n->targets));
-    for (size_t i = 0; i < cfg->n_notify; i++) {
-        const struct cfg_notify *c = &cfg->notify[i];
-        struct target *t = &n->targets[n->n_targets++];
-        t->name = xstrdup(c->name);
-        t->url = xstrdup(c->url);
-        t->events = c->events;
-        t->trust = c->trust != NULL ? xstrdup(c->trust) : NULL;
-        if (c->secret_file != NULL) {
-            t->secret_file = xstrdup(c->secret_file);
-            target_load_secret(t);
-        }
+    struct target *t = &n->targets[n->n_targets++];
+
+    t->name = xstrdup(name);
+    t->url = xstrdup(url);
+    t->events = events;
+    t->solver = solver;
+    t->timeout_ms = timeout_ms > 0 ? timeout_ms : n->o.timeout_ms;
+    t->trust = trust != NULL ? xstrdup(trust) : NULL;
+    if (secret_file != NULL) {
+        t->secret_file = xstrdup(secret_file);
+        target_load_secret(t);
     }
 }
 
-static struct target *target_find(struct notify *n, const char *name)
+/* The [notify.NAME] webhooks, and the [dns.NAME] callback solvers (a
+ * namespace of their own: a solver gets only what is addressed to it). */
+static void targets_set(struct notify *n, const struct config *cfg)
+{
+    size_t want = 0;
+
+    targets_free(n);
+    if (cfg == NULL)
+        return;
+    want = cfg->n_notify;
+    for (size_t i = 0; i < cfg->n_dns; i++)
+        want += cfg->dns[i].type == CFG_DNS_CALLBACK;
+    if (want == 0)
+        return;
+    n->targets = xcalloc(want, sizeof(*n->targets));
+    for (size_t i = 0; i < cfg->n_notify; i++) {
+        const struct cfg_notify *c = &cfg->notify[i];
+        target_add(n, c->name, c->url, c->secret_file, c->trust, c->events, false, 0);
+    }
+    for (size_t i = 0; i < cfg->n_dns; i++) {
+        const struct cfg_dns *c = &cfg->dns[i];
+        if (c->type != CFG_DNS_CALLBACK || c->url == NULL)
+            continue;
+        target_add(n, c->name, c->url, c->secret_file, c->trust,
+                   CFG_EVENT_DNS_RECORD_REQUIRED | CFG_EVENT_DNS_RECORD_REMOVABLE, true,
+                   c->timeout_s > 0 ? (long)c->timeout_s * 1000 : 0);
+    }
+}
+
+static struct target *target_find(struct notify *n, const char *name, bool solver)
 {
     for (size_t i = 0; i < n->n_targets; i++) {
-        if (strcmp(n->targets[i].name, name) == 0)
+        if (n->targets[i].solver == solver && strcmp(n->targets[i].name, name) == 0)
             return &n->targets[i];
     }
     return NULL;
+}
+
+/* What the log calls a target: "webhook target=NAME" or
+ * "dns callback solver=NAME". */
+static const char *kind_name(bool solver)
+{
+    return solver ? "dns callback solver" : "webhook target";
 }
 
 static bool target_wants(const struct target *t, enum notify_event_type ty)
@@ -234,6 +277,7 @@ static void delivery_free(struct delivery *d)
     free(d->event_id);
     free(d->body);
     free(d->last_error);
+    free(d->key);
     free(d);
 }
 
@@ -276,6 +320,8 @@ static char *record_text(const struct delivery *d)
     json_object_set_new(o, "next_attempt_ms", json_integer(d->next_ms));
     if (d->last_error != NULL)
         json_object_set_new(o, "last_error", json_string(d->last_error));
+    if (d->solver)
+        json_object_set_new(o, "solver", json_true());
     json_object_set_new(o, "body", json_stringn(d->body, d->body_len));
     char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_INDENT(1));
     json_decref(o);
@@ -331,6 +377,7 @@ static struct delivery *record_parse(const char *text, const char *file_id, cons
     d->next_ms = json_integer_value(next);
     if (jstr(o, "last_error") != NULL)
         d->last_error = xstrdup(jstr(o, "last_error"));
+    d->solver = json_is_true(json_object_get(o, "solver"));
     d->state = DL_WAITING;
     *why = NULL;
 out:
@@ -399,8 +446,8 @@ static int job_start(struct notify *n, struct delivery *d, enum job_op op)
         j->dead_path = xasprintf("%s/%s.json", n->dead_dir, d->id);
     int rc = store_job_start(n->loop, job_run, j, job_done);
     if (rc < 0) {
-        log_error(LOG_DEPLOY, "webhook target=%s delivery=%s: outbox job: %s", d->target, d->id,
-                  uv_strerror(rc));
+        log_error(LOG_DEPLOY, "%s=%s delivery=%s: outbox job: %s", kind_name(d->solver), d->target,
+                  d->id, uv_strerror(rc));
         job_free(j);
         return rc;
     }
@@ -423,8 +470,8 @@ static void job_done(int status, void *arg)
         return;
     }
     if (status < 0)
-        log_error(LOG_DEPLOY, "webhook target=%s delivery=%s: %s: %s: %s", d->target, d->id,
-                  j->on_dead ? j->dead_path : j->path, j->step != NULL ? j->step : "queue",
+        log_error(LOG_DEPLOY, "%s=%s delivery=%s: %s: %s: %s", kind_name(d->solver), d->target,
+                  d->id, j->on_dead ? j->dead_path : j->path, j->step != NULL ? j->step : "queue",
                   err_str(status));
     switch (j->op) {
     case JOB_WRITE:
@@ -443,36 +490,73 @@ static void job_done(int status, void *arg)
 
 /* ---- sending ------------------------------------------------------------- */
 
+/* In-memory deliveries matter while an order waits for them: they are
+ * retried sooner and given up sooner than the outbox's. */
+static void transient_opts(const struct notify *n, struct notify_opts *o)
+{
+    *o = n->o;
+    if (o->base_delay_ms > TRANSIENT_BASE_MS)
+        o->base_delay_ms = TRANSIENT_BASE_MS;
+    if (o->max_delay_ms > TRANSIENT_MAX_MS)
+        o->max_delay_ms = TRANSIENT_MAX_MS;
+    if (o->give_up_ms > TRANSIENT_GIVE_UP_MS)
+        o->give_up_ms = TRANSIENT_GIVE_UP_MS;
+}
+
 static void attempt_failed(struct delivery *d, const char *reason, int64_t retry_after_s)
 {
     struct notify *n = d->n;
-    int64_t delay = notify_backoff_ms(&n->o, d->attempts + 1, jitter_rand());
+    struct notify_opts o = n->o;
     int64_t now = wall_ms();
 
+    if (d->transient)
+        transient_opts(n, &o);
+    int64_t delay = notify_backoff_ms(&o, d->attempts + 1, jitter_rand());
     d->attempts++;
     n->stats.failed++;
     if (retry_after_s >= 0 && retry_after_s * 1000 > delay)
-        delay = retry_after_s * 1000 < n->o.max_delay_ms ? retry_after_s * 1000 : n->o.max_delay_ms;
+        delay = retry_after_s * 1000 < o.max_delay_ms ? retry_after_s * 1000 : o.max_delay_ms;
     free(d->last_error);
     d->last_error = xstrdup(reason);
-    if (now + delay - d->created_ms > n->o.give_up_ms) {
-        log_error(LOG_DEPLOY,
-                  "webhook target=%s delivery=%s event=%s: giving up after %u attempts: %s; "
-                  "moved to %s",
-                  d->target, d->id, d->event, d->attempts, reason, n->dead_dir);
+    if (now + delay - d->created_ms > o.give_up_ms) {
         n->stats.dead++;
+        if (d->transient) {
+            log_error(LOG_DEPLOY, "%s=%s delivery=%s event=%s: giving up after %u attempts: %s",
+                      kind_name(d->solver), d->target, d->id, d->event, d->attempts, reason);
+            list_drop(n, d);
+            return;
+        }
+        log_error(
+            LOG_DEPLOY, "%s=%s delivery=%s event=%s: giving up after %u attempts: %s; moved to %s",
+            kind_name(d->solver), d->target, d->id, d->event, d->attempts, reason, n->dead_dir);
         d->state = DL_BURYING;
         if (job_start(n, d, JOB_BURY) < 0)
             list_drop(n, d);
         return;
     }
-    log_warn(LOG_DEPLOY,
-             "webhook target=%s delivery=%s event=%s: attempt %u failed: %s; next in %lld ms",
-             d->target, d->id, d->event, d->attempts, reason, (long long)delay);
+    log_warn(LOG_DEPLOY, "%s=%s delivery=%s event=%s: attempt %u failed: %s; next in %lld ms",
+             kind_name(d->solver), d->target, d->id, d->event, d->attempts, reason,
+             (long long)delay);
     d->next_ms = now + delay;
-    d->state = DL_WRITING;
-    if (job_start(n, d, JOB_WRITE) < 0)
-        d->state = DL_WAITING;
+    d->state = DL_WAITING;
+    if (!d->transient) {
+        d->state = DL_WRITING;
+        if (job_start(n, d, JOB_WRITE) < 0)
+            d->state = DL_WAITING;
+    }
+}
+
+/* "HTTP 403: the first line of the answer's body" (masked, short). */
+static char *answer_reason(const struct http_response *resp)
+{
+    const char *b = resp->body.data != NULL ? (const char *)resp->body.data : "";
+    size_t len = strcspn(b, "\r\n");
+    char line[160];
+
+    if (len == 0)
+        return xasprintf("HTTP %ld", resp->status);
+    log_mask(line, sizeof(line), b, len);
+    return xasprintf("HTTP %ld: %s", resp->status, line);
 }
 
 static void on_response(int status, const struct http_response *resp, void *arg)
@@ -483,17 +567,21 @@ static void on_response(int status, const struct http_response *resp, void *arg)
     d->req = NULL;
     n->inflight--;
     if (status == 0 && resp->status >= 200 && resp->status <= 299) {
-        log_info(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: delivered (HTTP %ld)",
-                 d->target, d->id, d->event, resp->status);
+        log_info(LOG_DEPLOY, "%s=%s delivery=%s event=%s: delivered (HTTP %ld)",
+                 kind_name(d->solver), d->target, d->id, d->event, resp->status);
         n->stats.delivered++;
-        d->state = DL_REMOVING;
-        if (job_start(n, d, JOB_REMOVE) < 0)
+        if (d->transient) {
             list_drop(n, d);
+        } else {
+            d->state = DL_REMOVING;
+            if (job_start(n, d, JOB_REMOVE) < 0)
+                list_drop(n, d);
+        }
     } else if (status == 0) {
-        char reason[32];
-        snprintf(reason, sizeof(reason), "HTTP %ld", resp->status);
+        char *reason = answer_reason(resp);
         int64_t ra = http_retry_after_parse(resp->retry_after, wall_ms() / 1000);
         attempt_failed(d, reason, ra);
+        free(reason);
     } else {
         attempt_failed(d, err_str(status), -1);
     }
@@ -531,13 +619,13 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
         .body_len = d->body_len,
         .trust_file = t->trust,
         .max_body = OUTBOX_REPLY_MAX,
-        .timeout_ms = n->o.timeout_ms,
+        .timeout_ms = t->timeout_ms,
         .redact_url = true, /* webhook URLs often carry a secret */
     };
     d->state = DL_SENDING;
     n->inflight++;
-    log_debug(LOG_DEPLOY, "webhook target=%s delivery=%s event=%s: attempt %u", d->target, d->id,
-              d->event, d->attempts + 1);
+    log_debug(LOG_DEPLOY, "%s=%s delivery=%s event=%s: attempt %u", kind_name(d->solver), d->target,
+              d->id, d->event, d->attempts + 1);
     int rc = http_req_start(n->http, &o, on_response, d, &d->req);
     if (rc < 0) {
         n->inflight--;
@@ -560,7 +648,7 @@ static bool quiescent(struct notify *n)
     for (struct delivery *d = n->head; d != NULL; d = d->next) {
         if (d->state != DL_WAITING)
             return false;
-        if (d->next_ms <= now && target_find(n, d->target) != NULL)
+        if (d->next_ms <= now && target_find(n, d->target, d->solver) != NULL)
             return false;
     }
     return true;
@@ -579,9 +667,11 @@ static void on_drain_timer(uv_timer_t *t)
         return;
     }
     n->drain_cb = NULL;
-    if (!done)
+    if (!done && n->dir != NULL)
         log_warn(LOG_DEPLOY, "webhook outbox: deliveries still in progress; they stay in %s",
                  n->dir);
+    else if (!done)
+        log_warn(LOG_DEPLOY, "webhooks: deliveries still in progress are dropped (no outbox)");
     cb(done, n->drain_arg);
 }
 
@@ -598,7 +688,7 @@ static void pump(struct notify *n)
         next = d->next; /* d may be dropped by a synchronous failure */
         if (d->state != DL_WAITING)
             continue;
-        struct target *t = target_find(n, d->target);
+        struct target *t = target_find(n, d->target, d->solver);
         if (t == NULL)
             continue; /* its target is gone from the config: it waits */
         /* no delay is longer than max_delay: a later time was computed
@@ -746,18 +836,20 @@ int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir
         n->o.max_inflight = OUTBOX_MAX_INFLIGHT;
     if (n->o.timeout_ms <= 0)
         n->o.timeout_ms = OUTBOX_TIMEOUT_MS;
-    n->dir = xasprintf("%s/outbox", state_dir);
-    n->dead_dir = xasprintf("%s/outbox/dead", state_dir);
-    rc = store_mkdirs(n->dead_dir, 0700);
-    if (rc < 0) {
-        log_error(LOG_DEPLOY, "webhook outbox %s: mkdir: %s", n->dead_dir, err_str(rc));
-        notify_free(n);
-        return rc;
-    }
-    rc = outbox_scan(n);
-    if (rc < 0) {
-        notify_free(n);
-        return rc;
+    if (state_dir != NULL) {
+        n->dir = xasprintf("%s/outbox", state_dir);
+        n->dead_dir = xasprintf("%s/outbox/dead", state_dir);
+        rc = store_mkdirs(n->dead_dir, 0700);
+        if (rc < 0) {
+            log_error(LOG_DEPLOY, "webhook outbox %s: mkdir: %s", n->dead_dir, err_str(rc));
+            notify_free(n);
+            return rc;
+        }
+        rc = outbox_scan(n);
+        if (rc < 0) {
+            notify_free(n);
+            return rc;
+        }
     }
     targets_set(n, cfg);
     uv_timer_init(loop, &n->timer);
@@ -778,55 +870,155 @@ void notify_reload(struct notify *n, const struct config *cfg)
     pump(n);
 }
 
-int notify_emit(struct notify *n, const char *event_json)
+/* Parses an event's JSON text for what a delivery needs; NULL (logged) when
+ * it is not an event. */
+static json_t *event_parse(const char *event_json, enum notify_event_type *ty)
 {
     json_error_t jerr;
+    json_t *o = json_loads(event_json, 0, &jerr);
+    const char *id = jstr(o, "id"), *event = jstr(o, "event"), *cert = jstr(o, "certificate");
+
+    if (!json_is_object(o) || id == NULL || event == NULL || cert == NULL || !id_token_ok(id) ||
+        notify_event_type_parse(event, ty) < 0) {
+        log_error(LOG_DEPLOY, "webhook: not an event: %s",
+                  o == NULL ? jerr.text : "missing or bad id, event or certificate");
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Queues one delivery of the event o (text event_json) to t: persisted
+ * first unless transient (or without an outbox directory), then sent. */
+static struct delivery *delivery_queue(struct notify *n, const struct target *t, json_t *o,
+                                       const char *event_json, bool transient, const char *key)
+{
+    struct delivery *d = xcalloc(1, sizeof(*d));
+    int64_t now = wall_ms();
+
+    if (notify_id_new(d->id) < 0) {
+        delivery_free(d);
+        return NULL;
+    }
+    d->target = xstrdup(t->name);
+    d->solver = t->solver;
+    d->transient = transient || n->dir == NULL;
+    d->key = key != NULL ? xstrdup(key) : NULL;
+    d->event = xstrdup(jstr(o, "event"));
+    d->event_id = xstrdup(jstr(o, "id"));
+    d->body_len = strlen(event_json);
+    d->body = xmemdup(event_json, d->body_len + 1);
+    d->created_ms = now;
+    d->next_ms = now;
+    d->state = DL_WAITING;
+    list_append(n, d);
+    if (!d->transient) {
+        /* persisted before the first attempt: sending starts in job_done */
+        d->state = DL_WRITING;
+        if (job_start(n, d, JOB_WRITE) < 0)
+            d->state = DL_WAITING;
+    }
+    return d;
+}
+
+int notify_emit(struct notify *n, const char *event_json)
+{
     enum notify_event_type ty;
     int count = 0;
 
     if (n->closing)
         return -ECANCELED;
-    json_t *o = json_loads(event_json, 0, &jerr);
-    const char *id = jstr(o, "id"), *event = jstr(o, "event"), *cert = jstr(o, "certificate");
-    if (!json_is_object(o) || id == NULL || event == NULL || cert == NULL || !id_token_ok(id) ||
-        notify_event_type_parse(event, &ty) < 0) {
-        log_error(LOG_DEPLOY, "webhook: not an event: %s",
-                  o == NULL ? jerr.text : "missing or bad id, event or certificate");
-        json_decref(o);
+    json_t *o = event_parse(event_json, &ty);
+    if (o == NULL)
         return -EINVAL;
-    }
-    int64_t now = wall_ms();
     for (size_t i = 0; i < n->n_targets; i++) {
         struct target *t = &n->targets[i];
-        if (!target_wants(t, ty))
+        if (t->solver || !target_wants(t, ty))
             continue;
-        struct delivery *d = xcalloc(1, sizeof(*d));
-        if (notify_id_new(d->id) < 0) {
-            delivery_free(d);
-            continue;
-        }
-        d->target = xstrdup(t->name);
-        d->event = xstrdup(event);
-        d->event_id = xstrdup(id);
-        d->body_len = strlen(event_json);
-        d->body = xmemdup(event_json, d->body_len + 1);
-        d->created_ms = now;
-        d->next_ms = now;
-        d->state = DL_WRITING;
-        list_append(n, d);
-        count++;
-        /* persisted before the first attempt: sending starts in job_done */
-        if (job_start(n, d, JOB_WRITE) < 0)
-            d->state = DL_WAITING;
+        if (delivery_queue(n, t, o, event_json, false, NULL) != NULL)
+            count++;
     }
     if (count > 0)
-        log_info(LOG_DEPLOY, "event %s cert=%s id=%s: %d webhook deliveries queued", event, cert,
-                 id, count);
+        log_info(LOG_DEPLOY, "event %s cert=%s id=%s: %d webhook deliveries queued",
+                 jstr(o, "event"), jstr(o, "certificate"), jstr(o, "id"), count);
     else
-        log_debug(LOG_DEPLOY, "event %s cert=%s id=%s: no webhook subscribed", event, cert, id);
+        log_debug(LOG_DEPLOY, "event %s cert=%s id=%s: no webhook subscribed", jstr(o, "event"),
+                  jstr(o, "certificate"), jstr(o, "id"));
     json_decref(o);
     pump(n);
     return count;
+}
+
+int notify_emit_solver(struct notify *n, const char *solver, const char *event_json, bool persist,
+                       const char *key)
+{
+    enum notify_event_type ty;
+
+    if (n->closing)
+        return -ECANCELED;
+    const struct target *t = target_find(n, solver, true);
+    if (t == NULL) {
+        log_error(LOG_DEPLOY, "dns callback solver=%s: not configured", solver);
+        return -ENOENT;
+    }
+    json_t *o = event_parse(event_json, &ty);
+    if (o == NULL)
+        return -EINVAL;
+    struct delivery *d = delivery_queue(n, t, o, event_json, !persist, key);
+    if (d != NULL)
+        log_info(LOG_DEPLOY, "event %s cert=%s id=%s: queued for dns callback solver=%s%s",
+                 d->event, jstr(o, "certificate"), d->event_id, solver,
+                 d->transient ? " (in memory)" : "");
+    json_decref(o);
+    pump(n);
+    return d != NULL ? 1 : ERR_CRYPTO;
+}
+
+/* The undelivered in-memory delivery to solver tagged key, or NULL. */
+static struct delivery *solver_find(const struct notify *n, const char *solver, const char *key,
+                                    const struct delivery *from)
+{
+    for (struct delivery *d = from != NULL ? from->next : n->head; d != NULL; d = d->next) {
+        if (d->solver && d->transient && d->key != NULL && strcmp(d->target, solver) == 0 &&
+            strcmp(d->key, key) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+size_t notify_solver_cancel(struct notify *n, const char *solver, const char *key)
+{
+    size_t count = 0;
+
+    for (struct delivery *d = solver_find(n, solver, key, NULL), *next; d != NULL; d = next) {
+        next = solver_find(n, solver, key, d);
+        if (d->req != NULL) {
+            http_req_cancel(d->req); /* silent */
+            d->req = NULL;
+            n->inflight--;
+        }
+        log_debug(LOG_DEPLOY, "dns callback solver=%s delivery=%s event=%s: no longer needed",
+                  solver, d->id, d->event);
+        list_drop(n, d);
+        count++;
+    }
+    if (count > 0 && !n->closing)
+        pump(n);
+    return count;
+}
+
+bool notify_solver_pending(const struct notify *n, const char *solver, const char *key,
+                           unsigned *attempts, const char **last_error)
+{
+    const struct delivery *d = solver_find(n, solver, key, NULL);
+
+    if (d == NULL)
+        return false;
+    if (attempts != NULL)
+        *attempts = d->attempts;
+    if (last_error != NULL)
+        *last_error = d->last_error;
+    return true;
 }
 
 static void maybe_free(struct notify *n)

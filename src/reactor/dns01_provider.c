@@ -7,6 +7,7 @@
 #include "acme/acme.h"
 #include "challenge/challenge.h"
 #include "config/config.h"
+#include "deploy/deploy.h"
 #include "net/net.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum pv_state { PV_PRESENT, PV_WAIT, PV_ENDED };
 
@@ -24,6 +26,8 @@ struct dns01_provision {
     struct dns01_provision *prev, *next;
     struct config *cfg;           /* ref */
     const struct cfg_dns *dns;    /* borrowed from cfg */
+    const struct cfg_cert *cert;  /* borrowed from cfg */
+    char *key;                    /* owned: "FQDN VALUE", tags callback deliveries */
     char *name, *value, *subject; /* owned */
     struct chal_dns01_op *op;     /* child in flight, or NULL */
     enum pv_state state;
@@ -37,6 +41,7 @@ struct dns01_provider {
     struct dns_resolver *res;     /* owned */
     struct dns01_provision *list; /* provisions and cleanups in flight */
     size_t n;
+    struct notify *notify; /* borrowed: for callback solvers, or NULL */
 };
 
 static void pv_unlink(struct dns01_provision *pv)
@@ -58,6 +63,7 @@ static void pv_free(struct dns01_provision *pv)
     free(pv->name);
     free(pv->value);
     free(pv->subject);
+    free(pv->key);
     free(pv);
 }
 
@@ -87,18 +93,87 @@ void dns01_provider_present_cancel(struct dns01_provision *pv)
     pv_end(pv, -ECANCELED, NULL);
 }
 
+/* A callback solver's record did not appear: say what the receiver did. */
+static char *callback_detail(const struct dns01_provision *pv, const char *detail)
+{
+    unsigned attempts = 0;
+    const char *last = NULL;
+
+    if (pv->p->notify == NULL || pv->key == NULL)
+        return xstrdup(detail);
+    if (!notify_solver_pending(pv->p->notify, pv->dns->name, pv->key, &attempts, &last))
+        return xasprintf("%s; the callback URL accepted the request (2xx) but the record is "
+                         "not served",
+                         detail);
+    if (attempts == 0 || last == NULL)
+        return xasprintf("%s; the callback URL has not answered yet", detail);
+    return xasprintf("%s; the callback URL refused the request %u time%s, last: %s", detail,
+                     attempts, attempts == 1 ? "" : "s", last);
+}
+
 static void pv_waited(int status, const struct chal_dns01_result *r, void *arg)
 {
     struct dns01_provision *pv = arg;
 
     pv->op = NULL;
+    if (status < 0 && status != -ECANCELED && pv->dns->type == CFG_DNS_CALLBACK) {
+        char *d = callback_detail(pv, r->detail);
+        pv_end(pv, status, d);
+        free(d);
+        return;
+    }
     pv_end(pv, status, r->detail);
+}
+
+/* chal_dns01_callback_fn for type callback: dns_record_required (in memory,
+ * while the order waits) or dns_record_removable (through the outbox) to
+ * the solver's url, and a copy to the [notify.*] webhooks subscribed. */
+static int pv_callback(void *ctx, bool present, const char *fqdn, const char *value, char **why)
+{
+    struct dns01_provision *pv = ctx;
+    struct notify *n = pv->p->notify;
+    char *json = NULL;
+    int rc;
+
+    if (n == NULL) {
+        *why = xstrdup("the webhook outbox is not available");
+        return ERR_UNSUPPORTED;
+    }
+    size_t len = strlen(fqdn);
+    char *name = xstrndup(fqdn, len > 0 && fqdn[len - 1] == '.' ? len - 1 : len);
+    struct notify_event e = {
+        .type = present ? NOTIFY_EV_DNS_RECORD_REQUIRED : NOTIFY_EV_DNS_RECORD_REMOVABLE,
+        .certificate = pv->cert->name,
+        .domains = (const char *const *)pv->cert->domains.v,
+        .n_domains = pv->cert->domains.n,
+        .time = (int64_t)time(NULL),
+        .record_name = name,
+        .record_value = value,
+    };
+    free(pv->key);
+    pv->key = xasprintf("%s %s", name, value);
+    rc = notify_event_build(&e, &json);
+    free(name);
+    if (rc < 0) {
+        *why = xstrdup("cannot build the event");
+        return rc;
+    }
+    /* a request not delivered yet must not arrive after the removal */
+    if (!present)
+        notify_solver_cancel(n, pv->dns->name, pv->key);
+    rc = notify_emit_solver(n, pv->dns->name, json, !present, pv->key);
+    if (rc >= 0)
+        (void)notify_emit(n, json); /* observers; their failures are logged */
+    else
+        *why = xasprintf("cannot queue the request for %s: %s", pv->dns->name, err_str(rc));
+    free(json);
+    return rc < 0 ? rc : 0;
 }
 
 static void pv_presented(int status, const struct chal_dns01_result *r, void *arg)
 {
     struct dns01_provision *pv = arg;
-    struct chal_dns01_opts o = {pv->subject, 0, 0};
+    struct chal_dns01_opts o = {.subject = pv->subject};
     int rc;
 
     pv->op = NULL;
@@ -120,7 +195,7 @@ static struct dns01_provision *pv_new(struct dns01_provider *p, struct config *c
                                       const char *keyauth, bool cleanup, int *rc)
 {
     struct dns01_provision *pv;
-    struct chal_dns01_opts o = {NULL, 0, 0};
+    struct chal_dns01_opts o = {.subject = NULL};
 
     if (cert->dns == NULL || identifier == NULL || keyauth == NULL) {
         *rc = -EINVAL;
@@ -130,12 +205,15 @@ static struct dns01_provision *pv_new(struct dns01_provider *p, struct config *c
     pv->p = p;
     pv->cfg = config_ref(cfg);
     pv->dns = cert->dns;
+    pv->cert = cert;
     pv->name = chal_dns01_record_name(identifier);
     pv->value = acme_dns01_txt(keyauth);
     pv->subject = xasprintf("cert=%s", cert->name);
     pv->cleanup = cleanup;
     pv->state = PV_PRESENT;
     o.subject = pv->subject;
+    o.callback = pv_callback;
+    o.callback_ctx = pv;
     if (cleanup)
         *rc = chal_dns01_cleanup_start(p->loop, p->res, pv->dns, pv->name, pv->value, &o,
                                        pv_presented, pv, &pv->op);
@@ -184,6 +262,12 @@ void dns01_provider_cleanup(struct dns01_provider *p, struct config *cfg,
     if (pv_new(p, cfg, cert, identifier, keyauth, true, &rc) == NULL)
         log_warn(LOG_CHAL, "dns cert=%s name=%s: cleanup not started: %s", cert->name,
                  identifier != NULL ? identifier : "?", err_str(rc));
+}
+
+void dns01_provider_set_notify(struct dns01_provider *p, struct notify *n)
+{
+    if (p != NULL)
+        p->notify = n;
 }
 
 size_t dns01_provider_inflight(const struct dns01_provider *p)

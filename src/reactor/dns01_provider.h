@@ -26,6 +26,11 @@ int dns01_provider_open(uv_loop_t *loop, const struct config *cfg, struct dns01_
  * run; records being cleaned up may stay behind) and frees the provider
  * once its resolver has closed (run the loop). */
 void dns01_provider_close(struct dns01_provider *p);
+/* The webhook outbox callback solvers ([dns.NAME] type = "callback") send
+ * their requests through (borrowed; NULL before it is open and before it
+ * closes: such solvers then fail with a clear error). */
+struct notify;
+void dns01_provider_set_notify(struct dns01_provider *p, struct notify *n);
 /* Provisions and cleanups in flight. */
 size_t dns01_provider_inflight(const struct dns01_provider *p);
 

@@ -1126,6 +1126,7 @@ static void run_start(struct mcert *mc)
         run_end(mc, ERR_UNSUPPORTED, "dns-01: the solver could not be started");
         return;
     }
+    dns01_provider_set_notify(m->dns, m->notify);
     if (mc->deploy_only) {
         mc->deploy_only = false;
         mc->run_deploy_only = true;
@@ -2115,6 +2116,7 @@ static void teardown(struct manager *m)
             m->limits[i]->dir_state = DIR_UNKNOWN;
         }
     }
+    dns01_provider_set_notify(m->dns, NULL);
     if (m->notify != NULL) {
         m->closing++;
         notify_close(m->notify, notify_closed, m);
@@ -2265,6 +2267,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         log_error(LOG_MAIN, "webhooks: the outbox cannot be used; events are only logged");
         m->notify = NULL;
     }
+    dns01_provider_set_notify(m->dns, m->notify);
     if (!m->once) {
         rc = timerheap_open(m->loop, o->clock, o->clock_arg, &m->heap);
         if (rc < 0) {

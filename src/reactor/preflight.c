@@ -21,6 +21,7 @@
 
 #include "challenge/challenge.h"
 #include "config/config.h"
+#include "deploy/deploy.h"
 #include "net/net.h"
 #include "reactor/dns01_provider.h"
 #include "util/b64.h"
@@ -223,6 +224,8 @@ struct pf_fetch {
     char *shown; /* http://NAME[:PORT]/.well-known/acme-challenge/TOKEN */
 };
 
+#define PF_CALLBACK_WAIT_MS 15000
+
 enum pf_phase { PH_DNS, PH_DIRECTORY, PH_CAA, PH_CHALLENGE, PH_CLEANUP, PH_DONE };
 
 struct pf {
@@ -235,6 +238,8 @@ struct pf {
     struct http_client *http;
     struct chal_http01 *chal;
     struct dns01_provider *dns01;
+    struct notify *notify; /* callback solvers: in memory, no outbox */
+    uint64_t cleanup_deadline;
     uv_timer_t poll;
     bool poll_open;
     struct pf_name *names;
@@ -648,6 +653,16 @@ static void start_dns01(struct pf *pf)
         pf->dns01 = NULL;
         return;
     }
+    if (pf->cert->dns != NULL && pf->cert->dns->type == CFG_DNS_CALLBACK) {
+        /* no outbox: a pre-flight must not leave deliveries in the state */
+        rc = notify_open(&pf->loop, pf->http, NULL, pf->cfg, NULL, &pf->notify);
+        if (rc < 0) {
+            report(pf, "dns-01", pf->cname, false, "cannot send callback requests: %s",
+                   err_str(rc));
+            pf->notify = NULL;
+        }
+        dns01_provider_set_notify(pf->dns01, pf->notify);
+    }
     pf->keyauths = xcalloc(pf->n_names, sizeof(*pf->keyauths));
     for (size_t i = 0; i < pf->n_names; i++) {
         struct pf_pres *p = xcalloc(1, sizeof(*p));
@@ -676,6 +691,18 @@ static void on_poll(uv_timer_t *t)
 
     if (pf->dns01 != NULL && dns01_provider_inflight(pf->dns01) > 0)
         return;
+    if (pf->notify != NULL) {
+        /* the callback solver's removal requests, for a while */
+        struct notify_stats st;
+        notify_stats_get(pf->notify, &st);
+        if (pf->cleanup_deadline == 0)
+            pf->cleanup_deadline = uv_now(&pf->loop) + PF_CALLBACK_WAIT_MS;
+        if (st.pending > 0 && uv_now(&pf->loop) < pf->cleanup_deadline)
+            return;
+        if (st.pending > 0)
+            fprintf(pf->out, "test %s: dns-01 removal requests not delivered: see the log\n",
+                    pf->cname);
+    }
     uv_timer_stop(t);
     if (pf->dns01 != NULL)
         fprintf(pf->out, "test %s: dns-01 test records removed (cleanup finished)\n", pf->cname);
@@ -690,6 +717,10 @@ static void close_all(struct pf *pf)
     if (pf->chal != NULL)
         chal_http01_close(pf->chal, NULL, NULL);
     pf->chal = NULL;
+    dns01_provider_set_notify(pf->dns01, NULL);
+    if (pf->notify != NULL)
+        notify_close(pf->notify, NULL, NULL);
+    pf->notify = NULL;
     if (pf->dns01 != NULL)
         dns01_provider_close(pf->dns01);
     pf->dns01 = NULL;

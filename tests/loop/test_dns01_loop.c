@@ -540,7 +540,7 @@ static void wait_case(enum stub_mode mode, const char *txt, struct done *d, bool
     struct chal_dns01_op *op = NULL;
     struct cfg_dns dns;
     char *ns[2];
-    struct chal_dns01_opts o = {"cert=www", 0, 300};
+    struct chal_dns01_opts o = {.subject = "cert=www", .dns_timeout_ms = 300};
 
     memset(d, 0, sizeof(*d));
     uv_loop_init(&loop);
@@ -625,7 +625,7 @@ static void test_present_unreachable_server_times_out(void **state)
     struct cfg_dns dns;
     struct done d = {0};
     char key[] = "/tmp/certloop-dns01-key-XXXXXX";
-    struct chal_dns01_opts o = {NULL, 0, 100};
+    struct chal_dns01_opts o = {.dns_timeout_ms = 100};
 
     (void)state;
     int fd = mkstemp(key);

@@ -916,6 +916,170 @@ static void test_close_idle_and_emit_after_close(void **state)
     assert_int_equal(f->n_recv, 0);
 }
 
+/* ---- dns-01 callback solvers --------------------------------------------- */
+
+/* A [dns.api] callback solver posting to PATH; its name is also a webhook's. */
+static struct cfg_dns solver_cfg;
+static void add_solver(struct fx *f, const char *name, const char *path)
+{
+    memset(&solver_cfg, 0, sizeof(solver_cfg));
+    solver_cfg.name = (char *)name;
+    solver_cfg.type = CFG_DNS_CALLBACK;
+    solver_cfg.url = xasprintf("%s%s", fake_http_url(f->srv), path);
+    solver_cfg.secret_file = f->secret_path;
+    f->cfg.dns = &solver_cfg;
+    f->cfg.n_dns = 1;
+}
+
+static char *solver_event(enum notify_event_type type, const char *value)
+{
+    const char *domains[] = {"example.org"};
+    struct notify_event e = {
+        .type = type,
+        .certificate = "www",
+        .domains = domains,
+        .n_domains = 1,
+        .time = 1764000000,
+        .record_name = "_acme-challenge.example.org",
+        .record_value = value,
+    };
+    char *text = NULL;
+
+    assert_int_equal(notify_event_build(&e, &text), 0);
+    return text;
+}
+
+static size_t recv_at(struct fx *f, const char *target)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->n_recv; i++)
+        n += strcmp(f->recv[i].target, target) == 0;
+    return n;
+}
+
+static bool two_received(struct fx *f)
+{
+    return f->n_recv >= 2 && stats(f).inflight == 0 && stats(f).pending == 0 &&
+           outbox_count(f) == 0;
+}
+
+static void test_solver_gets_only_what_is_addressed_to_it(void **state)
+{
+    struct fx *f = *state;
+    char sig[72];
+
+    add_target(f, "api", "/hook", true, CFG_EVENT_ALL); /* same name, other namespace */
+    add_solver(f, "api", "/dns");
+    open_notify(f);
+    char *req = solver_event(NOTIFY_EV_DNS_RECORD_REQUIRED, "v1");
+    /* broadcast: the webhook only */
+    assert_int_equal(notify_emit(f->n, req), 1);
+    /* addressed: the solver only, in memory (no outbox file at any time) */
+    assert_int_equal(notify_emit_solver(f->n, "api", req, false, "k1"), 1);
+    assert_int_equal(notify_emit_solver(f->n, "nope", req, false, "k1"), -ENOENT);
+    assert_int_equal(notify_emit_solver(f->n, "api", "[1]", false, "k1"), -EINVAL);
+    assert_true(run_until(f, two_received, 5000));
+    assert_int_equal(recv_at(f, "/hook"), 1);
+    assert_int_equal(recv_at(f, "/dns"), 1);
+    for (size_t i = 0; i < f->n_recv; i++) {
+        struct recv *r = &f->recv[i];
+        assert_string_equal(r->body, req);
+        assert_string_equal(r->event, "dns_record_required");
+        expected_sig(SECRET, r->body, sig);
+        assert_string_equal(r->sig, sig);
+        if (strcmp(r->target, "/dns") == 0)
+            assert_null(r->file); /* never persisted */
+    }
+    assert_false(notify_solver_pending(f->n, "api", "k1", NULL, NULL)); /* delivered */
+    free(req);
+    close_notify(f);
+    free(solver_cfg.url);
+}
+
+static bool solver_failed_twice(struct fx *f)
+{
+    unsigned attempts = 0;
+    return notify_solver_pending(f->n, "api", "k1", &attempts, NULL) && attempts >= 2 &&
+           stats(f).inflight == 0;
+}
+
+static bool one_in_outbox(struct fx *f)
+{
+    return outbox_count(f) == 1;
+}
+
+static void test_solver_request_retried_reported_and_cancelled(void **state)
+{
+    struct fx *f = *state;
+    unsigned attempts = 0;
+    const char *last = NULL;
+
+    f->default_status = 403;
+    add_solver(f, "api", "/dns");
+    open_notify(f);
+    char *req = solver_event(NOTIFY_EV_DNS_RECORD_REQUIRED, "v1");
+    assert_int_equal(notify_emit_solver(f->n, "api", req, false, "k1"), 1);
+    assert_true(notify_solver_pending(f->n, "api", "k1", &attempts, &last));
+    assert_int_equal(attempts, 0);
+    assert_null(last);
+    assert_true(run_until(f, solver_failed_twice, 5000));
+    assert_true(notify_solver_pending(f->n, "api", "k1", &attempts, &last));
+    assert_non_null(last);
+    assert_string_equal(last, "HTTP 403");
+    assert_int_equal(outbox_count(f), 0); /* retries of an in-memory delivery stay in memory */
+    assert_false(notify_solver_pending(f->n, "api", "other", NULL, NULL));
+    /* the removal: the request is dropped, then the removal persisted */
+    assert_int_equal(notify_solver_cancel(f->n, "api", "k1"), 1);
+    assert_false(notify_solver_pending(f->n, "api", "k1", NULL, NULL));
+    assert_int_equal(notify_solver_cancel(f->n, "api", "k1"), 0);
+    size_t seen = recv_at(f, "/dns");
+    char *rem = solver_event(NOTIFY_EV_DNS_RECORD_REMOVABLE, "v1");
+    assert_int_equal(notify_emit_solver(f->n, "api", rem, true, "k1"), 1);
+    assert_true(run_until(f, one_in_outbox, 5000));
+    /* a restart keeps the removal and sends it to the solver again */
+    close_notify(f);
+    assert_int_equal(outbox_count(f), 1);
+    f->default_status = 200;
+    open_notify(f);
+    want_delivered = 1;
+    assert_true(run_until(f, delivered_enough, 5000));
+    struct recv *r = &f->recv[f->n_recv - 1];
+    assert_string_equal(r->target, "/dns");
+    assert_string_equal(r->event, "dns_record_removable");
+    assert_string_equal(r->body, rem);
+    /* no request was sent after the cancel but the removal's */
+    for (size_t i = seen; i < f->n_recv; i++)
+        assert_string_equal(f->recv[i].event, "dns_record_removable");
+    free(req);
+    free(rem);
+    close_notify(f);
+    free(solver_cfg.url);
+}
+
+static bool one_delivered(struct fx *f)
+{
+    return stats(f).delivered >= 1 && stats(f).pending == 0;
+}
+
+static void test_without_state_dir_nothing_is_written(void **state)
+{
+    struct fx *f = *state;
+    struct stat st;
+
+    add_target(f, "ops", "/hook", true, CFG_EVENT_ALL);
+    f->closed = 0;
+    assert_int_equal(notify_open(&f->loop, f->http, NULL, &f->cfg, &f->opts, &f->n), 0);
+    free(emit(f, NOTIFY_EV_ISSUED, "www", 1));
+    assert_true(run_until(f, one_delivered, 5000));
+    assert_int_equal(f->n_recv, 1);
+    assert_null(f->recv[0].file);
+    char *p = xasprintf("%s/outbox", f->dir);
+    assert_int_equal(stat(p, &st), -1); /* no outbox anywhere */
+    free(p);
+    close_notify(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -937,6 +1101,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_times_out_and_close_silences_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_idle_and_emit_after_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_solver_gets_only_what_is_addressed_to_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_solver_request_retried_reported_and_cancelled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_without_state_dir_nothing_is_written, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1172,6 +1172,44 @@ static void test_dns_solver_checks(void **state)
     tdir_free(t);
 }
 
+static void test_dns_callback_solver(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    write_file(t, "cb.secret", "k\n", 0600);
+    write_file(t, "open.secret", "k\n", 0644);
+    load_main(t, "[dns.api]\n"
+                 "type = \"callback\"\n"
+                 "url = \"https://dns.example.org/hook\"\n"
+                 "secret_file = \"@T@/cb.secret\"\n"
+                 "timeout = \"15s\"\n");
+    expect_ok(t);
+    assert_int_equal(t->cfg->n_dns, 1);
+    const struct cfg_dns *d = &t->cfg->dns[0];
+    assert_int_equal(d->type, CFG_DNS_CALLBACK);
+    assert_string_equal(d->url, "https://dns.example.org/hook");
+    assert_non_null(strstr(d->secret_file, "/cb.secret"));
+    assert_null(d->trust);
+    assert_int_equal(d->timeout_s, 15);
+    /* a readable secret, a url left out, secret_file on another type */
+    load_main(t, "[dns.api]\n"
+                 "type = \"callback\"\n"
+                 "url = \"http://127.0.0.1:8080/\"\n"
+                 "secret_file = \"@T@/open.secret\"\n"
+                 "[dns.nourl]\n"
+                 "type = \"callback\"\n"
+                 "[dns.x]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"/bin/true\"]\n"
+                 "secret_file = \"@T@/cb.secret\"\n");
+    expect_errors(t, 3);
+    expect_frag(t, "certloop.toml", 4, 15, "is accessible by group or others (mode 0644)");
+    expect_line(t, "certloop.toml", 5, 6, "dns.nourl: missing required key 'url'");
+    expect_line(t, "certloop.toml", 10, 1,
+                "dns.x: 'secret_file' does not apply to type = \"exec\"");
+    tdir_free(t);
+}
+
 static void test_ca_directory_url(void **state)
 {
     (void)state;
@@ -1678,6 +1716,7 @@ int main(void)
         cmocka_unit_test(test_deploy_file_written_twice),
         cmocka_unit_test(test_exec_command),
         cmocka_unit_test(test_dns_solver_checks),
+        cmocka_unit_test(test_dns_callback_solver),
         cmocka_unit_test(test_ca_directory_url),
         cmocka_unit_test(test_listen_and_resolvers),
         cmocka_unit_test(test_notify_events),
