@@ -123,6 +123,10 @@ int acme_problem_parse(const char *json, size_t len, struct acme_problem *out);
 /* Same from an already parsed JSON object (e.g. a challenge's "error"). */
 int acme_problem_from_json(const json_t *obj, struct acme_problem *out);
 void acme_problem_fini(struct acme_problem *p);
+/* A deep copy (owned, release with acme_problem_free); NULL in, NULL out. */
+struct acme_problem *acme_problem_dup(const struct acme_problem *p);
+/* fini and free; NULL is ignored. */
+void acme_problem_free(struct acme_problem *p);
 /* One printable line for logs: "TYPE: DETAIL (subproblems: IDENT: TYPE:
  * DETAIL; IDENT: TYPE: DETAIL)"; a missing type reads "about:blank", a
  * missing detail is left out. Owned. */
@@ -247,9 +251,11 @@ struct acme_order_result {
     char *chain_pem;     /* the intermediates */
     char *fullchain_pem; /* leaf + intermediates as the CA sent them */
     struct acme_chain chain;
-    char *error;             /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
-    int64_t retry_after_s;   /* failure: the CA's Retry-After (rateLimited), else 0 */
-    char *failed_identifier; /* failure: the name whose authorization went invalid, or NULL */
+    char *error;                  /* "name=a.test: authorization invalid: TYPE: DETAIL" etc. */
+    int64_t retry_after_s;        /* failure: the CA's Retry-After (rateLimited), else 0 */
+    char *failed_identifier;      /* failure: the name whose authorization went invalid, or NULL */
+    struct acme_problem *problem; /* failure: the CA's problem document (with its
+                                   * subproblems), or NULL when none came */
 };
 void acme_order_result_free(struct acme_order_result *r);
 

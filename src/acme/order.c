@@ -72,10 +72,11 @@ struct acme_order {
     unsigned delay_ms;
     uint64_t deadline_ms; /* loop time by which authorizations must be final */
     int authz_timeout_s;
-    struct acme_request *req; /* child in flight, or NULL */
-    int refs;                 /* open handles + store job in flight */
-    int64_t retry_after_s;    /* from a failing response, or 0 */
-    char *failed_ident;       /* the identifier whose authorization went invalid */
+    struct acme_request *req;     /* child in flight, or NULL */
+    int refs;                     /* open handles + store job in flight */
+    int64_t retry_after_s;        /* from a failing response, or 0 */
+    char *failed_ident;           /* the identifier whose authorization went invalid */
+    struct acme_problem *problem; /* the CA's problem document behind a failure, or NULL */
     enum order_state state;
     /* download */
     struct acme_chain *chains; /* parsed candidates, [0] the default */
@@ -86,6 +87,13 @@ struct acme_order {
     acme_order_cb cb;
     void *arg;
 };
+
+/* Replaces the kept problem document with p (owned, may be NULL). */
+static void keep_problem(struct acme_order *o, struct acme_problem *p)
+{
+    acme_problem_free(o->problem);
+    o->problem = p;
+}
 
 static void order_new(struct acme_order *o);
 static void order_dispatch(struct acme_order *o, json_t *obj);
@@ -122,6 +130,7 @@ static void order_unref(struct acme_order *o)
     free(o->name);
     free(o->ca_name);
     free(o->failed_ident);
+    keep_problem(o, NULL);
     free(o->directory);
     free(o->preferred_chain);
     free(o->replaces);
@@ -154,6 +163,7 @@ void acme_order_result_free(struct acme_order_result *r)
     acme_chain_fini(&r->chain);
     free(r->error);
     free(r->failed_identifier);
+    acme_problem_free(r->problem);
     free(r);
 }
 
@@ -226,6 +236,8 @@ static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
     res->retry_after_s = o->retry_after_s;
     res->failed_identifier = o->failed_ident;
     o->failed_ident = NULL;
+    res->problem = o->problem;
+    o->problem = NULL;
     log_debug(LOG_ACME, "order cert=%s: failed: %s", o->name, res->error);
     order_end(o, status < 0 ? status : ERR_ACME, res);
 }
@@ -273,13 +285,16 @@ static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
 }
 
 /* A failing response's Retry-After (e.g. with rateLimited), kept for the
- * result so the owner waits at least that long before trying again. */
-static void note_retry_after(struct acme_order *o, const struct acme_response *r)
+ * result so the owner waits at least that long before trying again, and
+ * its problem document, for the owner's events. */
+static void note_failure(struct acme_order *o, const struct acme_response *r)
 {
     int64_t ra = http_retry_after_parse(r->retry_after, (int64_t)time(NULL));
 
     if (ra > 0)
         o->retry_after_s = ra;
+    if (r->problem != NULL)
+        keep_problem(o, acme_problem_dup(r->problem));
 }
 
 static const char *jstr(json_t *obj, const char *key)
@@ -335,7 +350,7 @@ static void chal_response(int status, const struct acme_response *r, void *arg)
 
     a->req = NULL;
     if (status != 0) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         order_fail(o, status, "name=%s: responding to the challenge: %s", a->ident, r->error);
         return;
     }
@@ -354,7 +369,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
 
     a->req = NULL;
     if (status != 0) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         order_fail(o, status, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
                    r->error);
         return;
@@ -391,7 +406,13 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         return;
     }
     if (strcmp(st, "invalid") == 0) {
-        char *p = problem_of(chal != NULL ? json_object_get(chal, "error") : NULL);
+        json_t *err = chal != NULL ? json_object_get(chal, "error") : NULL;
+        char *p = problem_of(err);
+        struct acme_problem *pd = xcalloc(1, sizeof(*pd));
+        if (err != NULL && acme_problem_from_json(err, pd) == 0)
+            keep_problem(o, pd);
+        else
+            acme_problem_free(pd);
         authz_release(a);
         free(o->failed_ident);
         o->failed_ident = xstrdup(a->ident);
@@ -564,7 +585,7 @@ static void order_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         order_fail(o, status, "%s: %s", step, r->error);
         return;
     }
@@ -670,10 +691,11 @@ static void cert_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         if (o->n_chains > 0) {
             /* An alternate failed: keep what we have. */
             log_warn(LOG_ACME, "order cert=%s: alternate chain: %s", o->name, r->error);
+            keep_problem(o, NULL);
             download_next(o);
             return;
         }
@@ -878,7 +900,7 @@ static void neworder_response(int status, const struct acme_response *r, void *a
 
     o->req = NULL;
     if (status != 0) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         order_fail(o, status, "newOrder: %s", r->error);
         return;
     }
@@ -934,11 +956,12 @@ static void resume_response(int status, const struct acme_response *r, void *arg
 
     o->req = NULL;
     if (status != 0 || !json_is_object(r->json)) {
-        note_retry_after(o, r);
+        note_failure(o, r);
         if (status == 0 || r->http_status != 0) {
             /* 404, or an order the CA forgot: start afresh (same key). */
             log_info(LOG_ACME, "order cert=%s: stored order %s is gone (%s): starting a new one",
                      o->name, o->order_url, status != 0 ? r->error : "no order object");
+            keep_problem(o, NULL);
             order_new(o);
             return;
         }

@@ -80,6 +80,39 @@ void acme_problem_fini(struct acme_problem *p)
     memset(p, 0, sizeof(*p));
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+struct acme_problem *acme_problem_dup(const struct acme_problem *p)
+{
+    if (p == NULL)
+        return NULL;
+    struct acme_problem *d = xcalloc(1, sizeof(*d));
+    d->type = dup_or_null(p->type);
+    d->detail = dup_or_null(p->detail);
+    d->status = p->status;
+    if (p->n_sub > 0) {
+        d->sub = xcalloc(p->n_sub, sizeof(*d->sub));
+        for (size_t i = 0; i < p->n_sub; i++) {
+            d->sub[i].type = dup_or_null(p->sub[i].type);
+            d->sub[i].detail = dup_or_null(p->sub[i].detail);
+            d->sub[i].identifier = dup_or_null(p->sub[i].identifier);
+        }
+        d->n_sub = p->n_sub;
+    }
+    return d;
+}
+
+void acme_problem_free(struct acme_problem *p)
+{
+    if (p == NULL)
+        return;
+    acme_problem_fini(p);
+    free(p);
+}
+
 int acme_problem_from_json(const json_t *obj, struct acme_problem *out)
 {
     struct acme_problem p;

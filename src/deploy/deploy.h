@@ -173,7 +173,8 @@ size_t deploy_exec_dedup(const struct cfg_deploy *const *acts, size_t n, size_t 
  *   {"id": 32 hex digits (128 random bits), "event": NAME, "certificate": CERT,
  *    "domains": [...], "time": "2026-11-25T01:02:03Z",
  *    "not_after": RFC 3339        (when known: issued, renewed, expiring),
- *    "error": {"type", "detail", "identifier"}   (failed, deploy_failed),
+ *    "error": {"type", "detail", "identifier",   (failed, deploy_failed)
+ *              "subproblems": [{"type", "detail", "identifier"}, ...]},
  *    "record": {"name", "value"}  (dns_record_required, dns_record_removable)}
  * The order of the enum is the order of the CFG_EVENT_* bits (1 << type). */
 enum notify_event_type {
@@ -193,6 +194,12 @@ const char *notify_event_name(enum notify_event_type t);
 /* The reverse; 0 or -EINVAL. */
 int notify_event_type_parse(const char *s, enum notify_event_type *out);
 
+/* One of a CA problem document's subproblems (RFC 8555 §6.7.1); any
+ * member may be NULL (left out). */
+struct notify_subproblem {
+    const char *type, *detail, *identifier;
+};
+
 /* What an event says. Every pointer is borrowed during the call. */
 struct notify_event {
     enum notify_event_type type;
@@ -204,6 +211,8 @@ struct notify_event {
     /* "error" object: written when any of the three is set (a CA problem
      * document's type, detail and the identifier it concerns) */
     const char *error_type, *error_detail, *error_identifier;
+    const struct notify_subproblem *subproblems; /* in "error" when n_subproblems > 0 */
+    size_t n_subproblems;
     /* "record" object for the dns events (both required there) */
     const char *record_name, *record_value;
     const char *id; /* NULL: a fresh random id (tests pass their own) */

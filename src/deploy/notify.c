@@ -122,6 +122,16 @@ static int set_str(json_t *o, const char *key, const char *val)
     return 0;
 }
 
+/* type, detail and identifier into o, each when not NULL. */
+static int set_problem(json_t *o, const char *type, const char *detail, const char *identifier)
+{
+    if ((type != NULL && set_str(o, "type", type) < 0) ||
+        (detail != NULL && set_str(o, "detail", detail) < 0) ||
+        (identifier != NULL && set_str(o, "identifier", identifier) < 0))
+        return -EINVAL;
+    return 0;
+}
+
 int notify_event_build(const struct notify_event *e, char **out)
 {
     const char *name = notify_event_name(e->type);
@@ -174,13 +184,23 @@ int notify_event_build(const struct notify_event *e, char **out)
         rfc3339(e->not_after, when);
         set_str(o, "not_after", when);
     }
-    if (e->error_type != NULL || e->error_detail != NULL || e->error_identifier != NULL) {
+    if (e->error_type != NULL || e->error_detail != NULL || e->error_identifier != NULL ||
+        e->n_subproblems > 0) {
         json_t *err = json_object();
         json_object_set_new(o, "error", err);
-        if ((e->error_type != NULL && set_str(err, "type", e->error_type) < 0) ||
-            (e->error_detail != NULL && set_str(err, "detail", e->error_detail) < 0) ||
-            (e->error_identifier != NULL && set_str(err, "identifier", e->error_identifier) < 0))
+        if (set_problem(err, e->error_type, e->error_detail, e->error_identifier) < 0)
             goto bad;
+        if (e->n_subproblems > 0) {
+            json_t *subs = json_array();
+            json_object_set_new(err, "subproblems", subs);
+            for (size_t i = 0; i < e->n_subproblems; i++) {
+                const struct notify_subproblem *sp = &e->subproblems[i];
+                json_t *so = json_object();
+                json_array_append_new(subs, so);
+                if (set_problem(so, sp->type, sp->detail, sp->identifier) < 0)
+                    goto bad;
+            }
+        }
     }
     if (dns) {
         json_t *rec = json_object();

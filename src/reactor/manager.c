@@ -117,6 +117,7 @@ struct mcert {
     int64_t retry_at;               /* backoff: not before this (0: none) */
     int64_t ca_retry_at;            /* the CA's Retry-After as a time (0: none) */
     char *failed_ident;             /* the last run's invalid authorization, or NULL */
+    struct acme_problem *problem;   /* the failing order's problem document, until run_end */
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
     int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
     int64_t import_checked_at;             /* an import's files were last read then */
@@ -756,9 +757,17 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
     const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
     char ptype[128];
     char *json = NULL;
+    const struct acme_problem *pd = type == NOTIFY_EV_FAILED ? mc->problem : NULL;
+    struct notify_subproblem *subs = NULL;
 
     if (m->notify == NULL || cc == NULL)
         return;
+    if (pd != NULL && pd->n_sub > 0) {
+        subs = xcalloc(pd->n_sub, sizeof(*subs));
+        for (size_t i = 0; i < pd->n_sub; i++)
+            subs[i] = (struct notify_subproblem){pd->sub[i].type, pd->sub[i].detail,
+                                                 pd->sub[i].identifier};
+    }
     struct notify_event e = {
         .type = type,
         .certificate = mc->name,
@@ -767,9 +776,12 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
         .time = now_s(),
         .not_after =
             type == NOTIFY_EV_FAILED || type == NOTIFY_EV_DEPLOY_FAILED ? 0 : mc->not_after,
-        .error_type = problem_type_of(error, ptype, sizeof(ptype)),
+        .error_type = pd != NULL && pd->type != NULL ? pd->type
+                                                     : problem_type_of(error, ptype, sizeof(ptype)),
         .error_detail = error,
         .error_identifier = identifier,
+        .subproblems = subs,
+        .n_subproblems = pd != NULL ? pd->n_sub : 0,
     };
     if (notify_event_build(&e, &json) == 0) {
         int n = notify_emit(m->notify, json);
@@ -778,6 +790,7 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
                      notify_event_name(type), n);
     }
     free(json);
+    free(subs);
 }
 
 /* An order file left by a run that did not finish (a crash). When its key
@@ -1484,6 +1497,10 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
         mc->failed_ident = NULL;
         if (res != NULL && res->failed_identifier != NULL)
             mc->failed_ident = xstrdup(res->failed_identifier);
+        acme_problem_free(mc->problem);
+        mc->problem = res != NULL ? res->problem : NULL;
+        if (res != NULL)
+            res->problem = NULL;
         /* a CA that refuses `replaces` (already replaced, or not the
          * certificate it knows): the next order goes without it */
         if (mc->sent_replaces && res != NULL && res->error != NULL &&
@@ -1642,6 +1659,7 @@ static void mc_free(struct mcert *mc)
     free(mc->ari_expl);
     free(mc->deploy_error);
     free(mc->failed_ident);
+    acme_problem_free(mc->problem);
     free(mc->last_error);
     free(mc->end_error);
     EVP_PKEY_free(mc->key);
@@ -1785,6 +1803,8 @@ static void run_end(struct mcert *mc, int status, const char *error)
     mc->gen_dir = NULL;
     free(mc->resume_url);
     mc->resume_url = NULL;
+    acme_problem_free(mc->problem);
+    mc->problem = NULL;
     acme_order_result_free(mc->res);
     mc->res = NULL;
     config_unref(mc->run_snap);

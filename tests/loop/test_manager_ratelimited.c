@@ -4,7 +4,9 @@
  *   tried again before those two hours, and is right at them;
  * - a reload that keeps a certificate whose order is in flight and adds
  *   another leaves the order alone (no second newOrder) and orders the
- *   added one. */
+ *   added one;
+ * - a newOrder refused with rejectedIdentifier and subproblems sends a
+ *   "failed" webhook event carrying the CA's type and every subproblem. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,7 +52,11 @@ struct harness {
     uv_timer_t poll;
     unsigned want_orders; /* settle: wait for this many newOrders */
     bool any_state;       /* settle: do not wait for the certificates to be idle */
+    char *hook_body;      /* the first webhook POST the fake endpoint got */
 };
+
+/* h_config adds a [notify.hook] webhook posting to the fake server's /hook. */
+static bool g_with_hook;
 
 static int64_t fake_clock(void *arg)
 {
@@ -96,8 +102,21 @@ static void ca_handler(const struct fake_http_request *req, struct fake_http_res
             fake_http_resp_header(resp, "Retry-After", "7200");
             problem(resp, 429, "rateLimited");
         } else {
-            problem(resp, 400, "rejectedIdentifier");
+            resp->status = 400;
+            fake_http_resp_header(resp, "Content-Type", "application/problem+json");
+            fake_http_resp_body(resp,
+                                "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+                                "\"detail\":\"Some identifiers were rejected\",\"subproblems\":["
+                                "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+                                "\"detail\":\"c00.test is on a blocklist\","
+                                "\"identifier\":{\"type\":\"dns\",\"value\":\"c00.test\"}},"
+                                "{\"type\":\"urn:ietf:params:acme:error:caa\","
+                                "\"detail\":\"CAA forbids\"}]}");
         }
+    } else if (strcmp(req->target, "/hook") == 0) {
+        if (h->hook_body == NULL)
+            h->hook_body = xstrndup(req->body, req->body_len);
+        resp->status = 200;
     } else {
         resp->status = 404;
     }
@@ -126,6 +145,12 @@ static struct config *h_config(struct harness *h, unsigned n_certs, const char *
                                 h->dir, daemon_extra, fake_http_free_port(), fake_http_url(h->srv),
                                 ca_extra),
                      0);
+    if (g_with_hook)
+        assert_int_equal(buf_printf(&toml,
+                                    "\n[notify.hook]\nurl = \"%s/hook\"\n"
+                                    "events = [\"failed\"]\n",
+                                    fake_http_url(h->srv)),
+                         0);
     for (unsigned i = 0; i < n_certs; i++)
         assert_int_equal(buf_printf(&toml,
                                     "\n[certificate.c%02u]\ndomains = [\"c%02u.test\"]\n"
@@ -260,6 +285,7 @@ static void h_stop(struct harness *h)
     assert_int_equal(uv_loop_close(&h->loop), 0);
     store_close(h->st);
     config_unref(h->cfg);
+    free(h->hook_body);
     pid_t pid = fork();
     if (pid == 0) {
         execlp("rm", "rm", "-rf", h->dir, (char *)NULL);
@@ -322,11 +348,61 @@ static void test_reload_leaves_unchanged_orders_in_flight(void **state)
     h_stop(&h);
 }
 
+static void hook_poll_cb(uv_timer_t *t)
+{
+    struct harness *h = t->data;
+
+    if (h->hook_body != NULL) {
+        uv_stop(&h->loop);
+        return;
+    }
+    uv_timer_start(t, hook_poll_cb, 5, 0);
+}
+
+/* rejectedIdentifier with subproblems: the failed event carries them all. */
+static void test_failed_event_carries_subproblems(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    g_with_hook = true;
+    h_start(&h, 1, "", "", ANSWER_REJECTED);
+    g_with_hook = false;
+    h_settle(&h, 1);
+    uv_timer_start(&h.poll, hook_poll_cb, 5, 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&h.poll);
+    assert_non_null(h.hook_body);
+    json_error_t jerr;
+    json_t *ev = json_loads(h.hook_body, 0, &jerr);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "failed");
+    json_t *err = json_object_get(ev, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "type")),
+                        "urn:ietf:params:acme:error:rejectedIdentifier");
+    assert_non_null(strstr(json_string_value(json_object_get(err, "detail")),
+                           "Some identifiers were rejected"));
+    json_t *subs = json_object_get(err, "subproblems");
+    assert_int_equal(json_array_size(subs), 2);
+    json_t *s0 = json_array_get(subs, 0), *s1 = json_array_get(subs, 1);
+    assert_string_equal(json_string_value(json_object_get(s0, "type")),
+                        "urn:ietf:params:acme:error:rejectedIdentifier");
+    assert_string_equal(json_string_value(json_object_get(s0, "detail")),
+                        "c00.test is on a blocklist");
+    assert_string_equal(json_string_value(json_object_get(s0, "identifier")), "dns:c00.test");
+    assert_string_equal(json_string_value(json_object_get(s1, "type")),
+                        "urn:ietf:params:acme:error:caa");
+    assert_null(json_object_get(s1, "identifier")); /* left out, not invented */
+    json_decref(ev);
+    h_stop(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate_limited_retry_after_is_obeyed),
         cmocka_unit_test(test_reload_leaves_unchanged_orders_in_flight),
+        cmocka_unit_test(test_failed_event_carries_subproblems),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);

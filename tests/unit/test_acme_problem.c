@@ -77,8 +77,18 @@ static void test_problem_with_subproblems(void **state)
                            "urn:ietf:params:acme:error:rejectedIdentifier: This CA will not "
                            "issue for \"example.net\")");
     assert_null(strchr(s, '\n'));
-    free(s);
+    /* a deep copy outlives the original and reads the same */
+    struct acme_problem *d = acme_problem_dup(&p);
     acme_problem_fini(&p);
+    char *ds = acme_problem_str(d);
+    assert_string_equal(ds, s);
+    assert_int_equal(d->n_sub, 2);
+    assert_string_equal(d->sub[1].identifier, "dns:example.net");
+    acme_problem_free(d);
+    assert_null(acme_problem_dup(NULL));
+    acme_problem_free(NULL);
+    free(ds);
+    free(s);
 }
 
 static void test_problem_tolerates_missing_and_mistyped_members(void **state)
