@@ -2219,6 +2219,11 @@ static void maybe_finish(struct manager *m)
 
 /* ---- public ---- */
 
+static bool cert_configured(const char *name, void *arg)
+{
+    return config_cert_find(arg, name) != NULL;
+}
+
 static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
 {
     struct mcert *mc = xcalloc(1, sizeof(*mc));
@@ -2299,6 +2304,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     }
     for (size_t i = 0; i < m->cfg->n_certs; i++)
         mc_new(m, &m->cfg->certs[i]);
+    (void)mgr_alerts_sweep(m->state_dir, cert_configured, m->cfg);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         decide(mc);
     *out = m;
@@ -2349,6 +2355,7 @@ void manager_reload(struct manager *m, struct config *cfg)
             continue;
         }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
+        expiring_set(mc, 0); /* its alert series ends with it */
         mc->removed = true;
         mc->cfg = NULL;
         if (mc->state == MC_QUEUED)

@@ -1,10 +1,12 @@
 /* The time of the last "expiring" alert per certificate, persisted in
  * STATE/alerts/ so that the daily repeat survives a restart. When an alert
  * is due is manager.c's (notify_expiring_due); delivery is deploy/outbox.c's. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "reactor/manager_notify.h"
@@ -98,4 +100,50 @@ int mgr_expiring_save(uv_loop_t *loop, const char *state_dir, const char *name, 
         free(j);
     }
     return rc;
+}
+
+int mgr_alerts_sweep(const char *state_dir, bool (*known)(const char *name, void *arg), void *arg)
+{
+    static const char suffix[] = ".expiring";
+    char *dir = xasprintf("%s/alerts", state_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int removed = 0;
+
+    if (d == NULL) {
+        if (errno != ENOENT)
+            log_warn(LOG_MAIN, "%s: %s", dir, strerror(errno));
+        free(dir);
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        size_t len = strlen(n), sl = sizeof(suffix) - 1;
+        bool tmp = strncmp(n, ".tmp-", 5) == 0;
+        if (!tmp && (n[0] == '.' || len <= sl || strcmp(n + len - sl, suffix) != 0))
+            continue;
+        char *name = tmp ? NULL : xstrndup(n, len - sl);
+        if (name != NULL && known(name, arg)) {
+            free(name);
+            continue;
+        }
+        char *path = xasprintf("%s/%s", dir, n);
+        if (unlink(path) == 0) {
+            removed++;
+            if (tmp)
+                log_info(LOG_MAIN, "%s: removed (an interrupted write)", path);
+            else
+                log_info(LOG_MAIN, "%s: removed (certificate %s is no longer configured)", path,
+                         name);
+        } else if (errno != ENOENT) {
+            log_warn(LOG_MAIN, "%s: unlink: %s", path, strerror(errno));
+        }
+        free(path);
+        free(name);
+    }
+    closedir(d);
+    if (removed > 0)
+        (void)store_fsync_dir(dir);
+    free(dir);
+    return removed;
 }

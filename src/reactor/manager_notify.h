@@ -3,6 +3,7 @@
 #ifndef CERTLOOP_MANAGER_NOTIFY_H
 #define CERTLOOP_MANAGER_NOTIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -20,5 +21,11 @@ int64_t mgr_expiring_last_read(const char *state_dir, const char *name);
 typedef void (*mgr_expiring_saved_cb)(void *arg);
 int mgr_expiring_save(uv_loop_t *loop, const char *state_dir, const char *name, int64_t t,
                       mgr_expiring_saved_cb done, void *arg);
+
+/* Removes STATE/alerts/NAME.expiring for every NAME that known(NAME, arg)
+ * says is no longer configured (removed while certloop was stopped), and
+ * leftover temp files. Blocking (a readdir): for start-up, before the loop
+ * runs. Logs each removal; returns how many files were removed. */
+int mgr_alerts_sweep(const char *state_dir, bool (*known)(const char *name, void *arg), void *arg);
 
 #endif

@@ -6,7 +6,9 @@
  *   another leaves the order alone (no second newOrder) and orders the
  *   added one;
  * - a newOrder refused with rejectedIdentifier and subproblems sends a
- *   "failed" webhook event carrying the CA's type and every subproblem. */
+ *   "failed" webhook event carrying the CA's type and every subproblem;
+ * - STATE/alerts/NAME.expiring files of certificates no longer configured
+ *   are removed at start-up and when a reload removes the certificate. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +60,8 @@ struct harness {
 
 /* h_config adds a [notify.hook] webhook posting to the fake server's /hook. */
 static bool g_with_hook;
+/* Called by h_start after the state directory exists, before the manager. */
+static void (*g_before_start)(struct harness *h);
 
 static int64_t fake_clock(void *arg)
 {
@@ -188,6 +193,8 @@ static void h_start(struct harness *h, unsigned n_certs, const char *daemon_extr
     assert_int_equal(store_open(state_dir, &h->st), 0);
     free(state_dir);
 
+    if (g_before_start != NULL)
+        g_before_start(h);
     struct manager_opts o = {
         .loop = &h->loop,
         .cfg = h->cfg,
@@ -397,12 +404,80 @@ static void test_failed_event_carries_subproblems(void **state)
     h_stop(&h);
 }
 
+static char *alert_file(struct harness *h, const char *name)
+{
+    return xasprintf("%s/state/alerts/%s", h->dir, name);
+}
+
+static bool exists(struct harness *h, const char *name)
+{
+    char *p = alert_file(h, name);
+    bool yes = access(p, F_OK) == 0;
+    free(p);
+    return yes;
+}
+
+static void seed_alerts(struct harness *h)
+{
+    const char *names[] = {"c00.expiring", "gone.expiring", ".tmp-c00.expiring-ab12"};
+    char *dir = xasprintf("%s/state/alerts", h->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    free(dir);
+    for (size_t i = 0; i < 3; i++) {
+        char *p = alert_file(h, names[i]);
+        FILE *fp = fopen(p, "w");
+        assert_non_null(fp);
+        fprintf(fp, "%d\n", T0 - 100);
+        fclose(fp);
+        free(p);
+    }
+}
+
+static void c00_gone_cb(uv_timer_t *t)
+{
+    struct harness *h = t->data;
+
+    if (!exists(h, "c00.expiring")) {
+        uv_stop(&h->loop);
+        return;
+    }
+    uv_timer_start(t, c00_gone_cb, 5, 0);
+}
+
+/* Alert files follow the configuration: at start-up those of unknown
+ * certificates (and temp files) go; a reload that removes a certificate
+ * removes its file. */
+static void test_alert_files_follow_the_configuration(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    g_before_start = seed_alerts;
+    h_start(&h, 1, "", "", ANSWER_HANG);
+    g_before_start = NULL;
+    assert_true(exists(&h, "c00.expiring"));
+    assert_false(exists(&h, "gone.expiring"));
+    assert_false(exists(&h, ".tmp-c00.expiring-ab12"));
+    h.any_state = true;
+    h_settle(&h, 1);
+    assert_true(exists(&h, "c00.expiring"));
+    struct config *next = h_config(&h, 0, "", "");
+    manager_reload(h.m, next);
+    config_unref(next);
+    uv_timer_start(&h.poll, c00_gone_cb, 5, 0);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&h.poll);
+    assert_false(exists(&h, "c00.expiring"));
+    h_stop(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rate_limited_retry_after_is_obeyed),
         cmocka_unit_test(test_reload_leaves_unchanged_orders_in_flight),
         cmocka_unit_test(test_failed_event_carries_subproblems),
+        cmocka_unit_test(test_alert_files_follow_the_configuration),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
