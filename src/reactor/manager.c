@@ -820,19 +820,13 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
     return todo;
 }
 
-/* An imported certificate is never ordered: its files are read at start,
- * then hourly (a run that stores and deploys them when they changed), and
- * inside the expiring window an "expiring" event goes out daily. */
-static void decide_import(struct mcert *mc, int64_t now)
+/* Inside the expiring window an imported certificate's "expiring" event
+ * goes out daily; returns when to look again (0: not inside it). */
+static int64_t import_expiring(struct mcert *mc, int64_t now)
 {
     struct manager *m = mc->m;
-    int64_t next = mc->import_checked_at + IMPORT_CHECK_S, exp_next = 0;
+    int64_t exp_next = 0;
 
-    if (mc->import_checked_at == 0 || next <= now) {
-        mc->reason = "imported: reading its files";
-        enqueue(mc);
-        return;
-    }
     if (mc->not_after > 0 &&
         notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, mc->expiring_sent,
                             &exp_next)) {
@@ -846,6 +840,22 @@ static void decide_import(struct mcert *mc, int64_t now)
         (void)notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, now,
                                   &exp_next);
     }
+    return exp_next;
+}
+
+/* An imported certificate is never ordered: its files are read at start,
+ * then hourly (a run that stores and deploys them when they changed), and
+ * inside the expiring window an "expiring" event goes out daily. */
+static void decide_import(struct mcert *mc, int64_t now)
+{
+    int64_t next = mc->import_checked_at + IMPORT_CHECK_S;
+
+    if (mc->import_checked_at == 0 || next <= now) {
+        mc->reason = "imported: reading its files";
+        enqueue(mc);
+        return;
+    }
+    int64_t exp_next = import_expiring(mc, now);
     if (exp_next > now && exp_next < next)
         next = exp_next;
     mc->reason = "imported: its files are checked hourly";
@@ -1816,6 +1826,9 @@ static void run_end(struct mcert *mc, int status, const char *error)
     if (mc->removed) {
         history_forget(m->hist, mc->name);
         mc_unlink(mc);
+    } else if (m->once && status == 0 && mc->cfg != NULL && mc->cfg->ca == NULL) {
+        /* `run --once` has no later decision: the import's alert is now */
+        (void)import_expiring(mc, now_s());
     } else if (!m->once && !m->stopping) {
         if (deploy_failed) {
             /* the certificate is stored: only its deployment is retried,
