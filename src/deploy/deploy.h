@@ -45,8 +45,11 @@ int deploy_files_check(const struct cfg_deploy *d, char **err);
 
 /* Removes the temp files a killed process left beside the files the action
  * d writes: ".tmp-BASE-XXXXXXXX" (store_write_atomic's names) and
- * ".bak-BASE-XXXXXXXX" (deploy_files_sync's backups) in each
- * file's directory, for each configured BASE; nothing else is touched.
+ * ".bak-BASE-XXXXXXXX" (the backups of deploy_journal_files_sync and the
+ * journal) in each file's directory, for each configured BASE; nothing
+ * else is touched. A deployment cut short by a crash is not rolled back
+ * from them: its order file makes the next start deploy the stored
+ * generation again (see the manager).
  * Blocking (a readdir per directory): for start-up, before the loop runs.
  * Logs each removal; returns how many were removed. */
 int deploy_files_sweep(const struct cfg_deploy *d);

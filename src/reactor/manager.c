@@ -787,27 +787,50 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
  * is the stored certificate's key, the certificate was stored but maybe
  * not deployed: mark the entry deploy_only. Otherwise the order is resumed
  * when it is run. True when there is something to do now. */
+/* True when key is the key of the stored certificate (sc->key_pem). */
+static bool stored_key_is(const struct store_cert *sc, EVP_PKEY *key)
+{
+    EVP_PKEY *skey = NULL;
+    bool same = sc->key_pem != NULL &&
+                acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
+                EVP_PKEY_eq(key, skey) == 1;
+
+    EVP_PKEY_free(skey);
+    return same;
+}
+
 static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
 {
     char *url = NULL;
-    EVP_PKEY *okey = NULL, *skey = NULL;
-    bool todo = false;
+    EVP_PKEY *okey = NULL;
     int rc = acme_order_resume_load(mc->m->state_dir, mc->cfg, &url, &okey);
 
     if (rc < 0)
         return false;
-    if (sc->key_pem != NULL && acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
-        EVP_PKEY_eq(okey, skey) == 1) {
+    if (stored_key_is(sc, okey)) {
         log_info(LOG_MAIN, "cert=%s: stored by a run that did not finish: deploying it", mc->name);
         mc->deploy_only = true;
     } else {
         log_info(LOG_MAIN, "cert=%s: an order was left in flight: resuming it", mc->name);
     }
-    todo = true;
     EVP_PKEY_free(okey);
-    EVP_PKEY_free(skey);
     free(url);
-    return todo;
+    return true;
+}
+
+/* An order file whose key is the stored certificate's belongs to an order
+ * that is done (its deployment had not succeeded yet, see settle_start):
+ * a renewal orders anew instead of resuming it. Reads the stored key (a
+ * small file, inline). */
+static bool order_is_stored(struct mcert *mc, EVP_PKEY *okey)
+{
+    struct store_cert sc = {0};
+
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0)
+        return false;
+    bool same = stored_key_is(&sc, okey);
+    store_cert_fini(&sc);
+    return same;
 }
 
 /* An imported certificate is never ordered: its files are read at start,
@@ -1142,6 +1165,16 @@ static void run_start(struct mcert *mc)
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
     rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
+    if (rc == 0 && order_is_stored(mc, key)) {
+        log_info(LOG_MAIN,
+                 "cert=%s: the stored order's certificate is the stored one: ordering anew",
+                 mc->name);
+        EVP_PKEY_free(key);
+        free(url);
+        key = NULL;
+        url = NULL;
+        rc = -ENOENT;
+    }
     if (rc == 0) {
         log_info(LOG_MAIN, "cert=%s: resuming the stored order", mc->name);
         hist_add(mc, "ordering", "resuming %s", url);
@@ -1264,14 +1297,16 @@ static void settle_job_done(int status, void *arg)
     else if (status < 0)
         log_error(LOG_DEPLOY, "deploy cert=%s: rolled back only %zu files after: %s; %s", j->name,
                   j->count, j->why, j->err != NULL ? j->err : err_str(status));
-    else
+    else if (j->count > 0)
         log_warn(LOG_DEPLOY, "deploy cert=%s: rolled back %zu files after: %s", j->name, j->count,
                  j->why);
     if (!j->commit && status < 0)
         e = xasprintf("deployment failed: %s; rolled back only %zu file(s): %s", j->why, j->count,
                       j->err != NULL ? j->err : err_str(status));
-    else if (!j->commit)
+    else if (!j->commit && j->count > 0)
         e = xasprintf("deployment failed: %s; rolled back %zu file(s)", j->why, j->count);
+    else if (!j->commit)
+        e = xasprintf("deployment failed: %s", j->why); /* nothing was replaced */
     if (j->mc != NULL)
         run_end(j->mc, j->commit ? j->status : ERR_DEPLOY, e);
     else
@@ -2683,6 +2718,7 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
         mc->reason = "renewal requested";
         mc->forced = true;
         mc->retry_at = 0;
+        mc->deploy_only = false; /* a new order, even while a deployment is failing */
         hist_add(mc, "requested", "renew --force");
         enqueue(mc);
     } else {

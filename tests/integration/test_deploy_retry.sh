@@ -41,11 +41,8 @@ timeout = "1s"
 
 EOF
 } >"$TW/certloop.toml"
-"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run.out" 2>"$TW/run.err" &
-pid=$!
-TW_PIDS+=("$pid")
+tw_daemon_start "$TW/certloop.toml" || tw_done
 for ((t = 0; t < 300; t++)); do
   [ -s "$TW/exec.trace" ] && break
   sleep 0.1
@@ -118,6 +115,6 @@ fail_then_retry "$TW/exec.mode" hang "command \`$TW/exec.sh\` timed out after 1 
 [ "$(grep -c 'main: deployed cert=dr ' "$TW/run.err")" = 2 ] ||
   tw_fail "expected two deploy-only runs: $(grep 'deployed cert=' "$TW/run.err")"
 
-kill -TERM "$pid"
-wait "$pid"
+kill -TERM "$TW_DAEMON_PID"
+wait "$TW_DAEMON_PID"
 tw_done
