@@ -294,10 +294,38 @@ static const void *file_data(const struct cfg_deploy *d, const struct store_cert
     return data;
 }
 
+/* A copy of path beside it (".tmp-NAME-RANDOM": swept like any temp
+ * file) with its mode, and its owner where we may set it: the backup of a
+ * file we may not link (fs.protected_hardlinks stops a non-root daemon from
+ * linking a file it does not own). */
+static int backup_copy(const char *path, char **bak)
+{
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0;
+    const char *step = NULL;
+
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EPERM;
+    int rc = store_read_file(path, &data, &len);
+    if (rc < 0)
+        return rc;
+    rc = store_stage_file(path, data, len, st.st_mode & 07777, (uid_t)-1, (gid_t)-1, bak, &step);
+    free_secret(data, len);
+    /* the owner too as root; else the restored file will be ours, with the
+     * same bytes and mode */
+    if (rc == 0)
+        (void)!lchown(*bak, st.st_uid, st.st_gid);
+    return rc;
+}
+
 /* A hard link to path beside it (".bak-NAME-RANDOM"), so a replaced file
- * can be put back: 0 and *bak owned, or 0 and *bak NULL when path does not
- * exist or is a directory (no file can be renamed over one: the rename
- * fails and says so), or -errno when it exists but cannot be linked. */
+ * can be put back (or a copy, see backup_copy): 0 and *bak owned, or 0 and
+ * *bak NULL when path does not exist or is a directory (no file can be
+ * renamed over one: the rename fails and says so), or -errno when it
+ * exists but cannot be backed up. */
 static int backup_link(const char *path, char **bak)
 {
     const char *slash = strrchr(path, '/');
@@ -319,6 +347,8 @@ static int backup_link(const char *path, char **bak)
         struct stat st;
         if (e == ENOENT || (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)))
             return 0;
+        if (e == EPERM)
+            return backup_copy(path, bak);
         if (e != EEXIST)
             return -e;
     }

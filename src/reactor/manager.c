@@ -101,8 +101,6 @@ struct mcert {
     bool had_cert;                  /* a certificate was stored before this run */
     bool deploy_only;               /* the stored generation still needs deploying */
     bool run_deploy_only;           /* this run only deploys */
-    int end_status;                 /* kept while the order file is removed */
-    char *end_error;
     size_t deploy_idx;
     struct deploy_journal *journal; /* owned: what this round's deployment replaced, or NULL */
     bool journal_shared;            /* it waits for the round's reload commands */
@@ -783,10 +781,6 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
     free(json);
 }
 
-/* An order file left by a run that did not finish (a crash). When its key
- * is the stored certificate's key, the certificate was stored but maybe
- * not deployed: mark the entry deploy_only. Otherwise the order is resumed
- * when it is run. True when there is something to do now. */
 /* True when key is the key of the stored certificate (sc->key_pem). */
 static bool stored_key_is(const struct store_cert *sc, EVP_PKEY *key)
 {
@@ -799,6 +793,11 @@ static bool stored_key_is(const struct store_cert *sc, EVP_PKEY *key)
     return same;
 }
 
+/* An order file left by a run that did not finish (a crash, or a
+ * deployment that failed: the order file goes only with its commit). When
+ * its key is the stored certificate's key, the certificate was stored but
+ * maybe not deployed: mark the entry deploy_only. Otherwise the order is
+ * resumed when it is run. True when there is something to do now. */
 static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
 {
     char *url = NULL;
@@ -920,7 +919,10 @@ static void decide(struct mcert *mc)
     };
     renewplan_decide(&in, &plan);
     mc->reason = plan.reason;
-    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && order_left_behind(mc, &sc)) {
+    /* (an order file kept for a deployment that waits for the round's
+     * reload commands is not left behind: the round commits it) */
+    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&
+        order_left_behind(mc, &sc)) {
         enqueue(mc);
     } else if (plan.when > now) {
         char when[32];
@@ -1255,7 +1257,7 @@ static void pump(struct manager *m)
 static void deploy_next(struct mcert *mc);
 static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg);
 static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d);
-static void round_settled(struct manager *m, const char *name, const char *why);
+static void round_settled(struct manager *m, const char *name, const char *e);
 
 struct settle_job {
     struct manager *m;
@@ -1441,7 +1443,7 @@ static void deploy_next(struct mcert *mc)
         free(why);
         return;
     }
-    if (m->stopping) {
+    if (m->stopping && mc->deploy_idx < cc->n_deploy) {
         /* the order file stays: the next start deploys this generation
          * (the backups go with deploy_files_sweep) */
         run_end(mc, -ECANCELED, "stopped before every deploy action ran");
@@ -1741,7 +1743,6 @@ static void mc_free(struct mcert *mc)
     deploy_journal_free(mc->journal);
     free(mc->failed_ident);
     free(mc->last_error);
-    free(mc->end_error);
     EVP_PKEY_free(mc->key);
     free(mc->key_pem);
     free(mc->generation);

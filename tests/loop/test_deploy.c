@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -841,6 +842,65 @@ static void test_journal_rollback_reports_a_file_it_cannot_restore(void **state)
     free(d.cert);
 }
 
+/* In a child dropped to nobody: deploys over a root-owned file in a
+ * directory nobody may write (fs.protected_hardlinks forbids linking it),
+ * then rolls back. The exit code says which step went wrong. */
+static int journal_copy_child(const char *dir, const struct passwd *pw)
+{
+    struct cfg_deploy d = files_action();
+    struct store_cert c = fake_cert();
+    char *err = NULL;
+    size_t n = 0;
+
+    if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        return 10;
+    d.cert = xasprintf("%s/www.crt", dir);
+    struct deploy_journal *j = deploy_journal_new();
+    if (deploy_journal_files_sync(j, &d, &c, &err) != 0 || deploy_journal_count(j) != 1)
+        return 11;
+    if (deploy_journal_rollback_sync(j, &n, &err) != 0 || n != 1)
+        return 12;
+    char *s = NULL;
+    if (store_read_file(d.cert, &s, NULL) < 0 || strcmp(s, "-----OLD CERT-----\n") != 0)
+        return 13;
+    struct stat st;
+    if (lstat(d.cert, &st) < 0 || (st.st_mode & 07777) != 0644)
+        return 14;
+    free(s);
+    deploy_journal_free(j);
+    free(d.cert);
+    return 0;
+}
+
+static void test_journal_copies_a_file_it_may_not_link(void **state)
+{
+    const char *dir = *state;
+    struct passwd *pw = getpwnam("nobody");
+    char *buf = NULL;
+
+    if (geteuid() != 0 || pw == NULL ||
+        store_read_file("/proc/sys/fs/protected_hardlinks", &buf, NULL) < 0 || buf[0] != '1') {
+        free(buf);
+        print_message("skipped: needs root, a nobody user and fs.protected_hardlinks = 1\n");
+        return;
+    }
+    free(buf);
+    char *path = xasprintf("%s/www.crt", dir);
+    put_file(path, "-----OLD CERT-----\n", 0644); /* root's, and nobody may not write it */
+    assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    assert_int_equal(chmod(dir, 0755), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(journal_copy_child(dir, pw));
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    assert_int_equal(count_entries(dir), 1); /* no backup or temp file left */
+    free(path);
+}
+
 static void test_exec_describe_names_the_command_and_why(void **state)
 {
     (void)state;
@@ -1320,6 +1380,7 @@ int main(void)
         T(test_journal_second_action_fails_first_is_rolled_back),
         T(test_journal_keeps_the_first_backup_and_commit_removes_backups),
         T(test_journal_rollback_reports_a_file_it_cannot_restore),
+        T(test_journal_copies_a_file_it_may_not_link),
         T(test_exec_describe_names_the_command_and_why),
         T(test_exec_environment_reaches_the_command),
         T(test_exec_certbot_hook_reads_stored_generation),
