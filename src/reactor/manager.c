@@ -1801,7 +1801,8 @@ static void run_end(struct mcert *mc, int status, const char *error)
                  names.data ? names.data : "", na, cc->n_deploy);
         buf_fini(&names);
         mc->summary = SUM_ISSUED;
-        mc->failures = 0;
+        if (!mc->journal_shared)
+            mc->failures = 0; /* else once the round's reload commands succeed */
         mc->retry_at = 0;
         mc->ca_retry_at = 0;
         mc->last_success_at = now_s();
@@ -2067,11 +2068,14 @@ static void round_post(struct manager *m, bool async)
  * or NULL), or with name NULL, round_settle has started them all. */
 static void round_settled(struct manager *m, const char *name, const char *e)
 {
-    for (struct mcert *mc = m->certs; mc != NULL && name != NULL && e != NULL; mc = mc->next) {
-        if (!mc->removed && strcmp(mc->name, name) == 0) {
+    for (struct mcert *mc = m->certs; mc != NULL && name != NULL; mc = mc->next) {
+        if (mc->removed || strcmp(mc->name, name) != 0)
+            continue;
+        if (e != NULL)
             deploy_mark_failed(mc, e);
-            break;
-        }
+        else
+            mc->failures = 0; /* the backoff restarts only once a deployment succeeds */
+        break;
     }
     if (--m->settling > 0)
         return;
@@ -2624,6 +2628,8 @@ static const char *state_word(const struct mcert *mc, int64_t now)
     case MC_IDLE:
         break;
     }
+    if (mc->journal_shared)
+        return "deploying"; /* waits for the round's reload commands */
     if (mc->failures > 0 && mc->deploy_failing)
         return "deploy-failed";
     if (mc->failures > 0)

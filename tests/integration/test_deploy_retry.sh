@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A deployment is all or nothing per certificate, against a running daemon
 # and Pebble. A forced renewal whose files are written but whose
-# hooks.d/deploy hook then exits non-zero (a), or whose per-certificate exec
-# action times out (b), puts every deployed file back byte-identical (new
-# key included) with no backup left, and status says deploy-failed naming
-# the hook or command and why. Once the hook is fixed, the automatic
-# deploy-only retry (the backoff's first step: 30-60 s) deploys the stored
-# certificate without a new order.
+# hooks.d/deploy hook then exits non-zero (a), whose per-certificate exec
+# action times out (b), or whose reload command (run once the round's
+# deployments are done) exits non-zero (c), puts every deployed file back
+# byte-identical (new key included) with no backup left, and status says
+# deploy-failed naming the hook or command and why. Once the hook is fixed,
+# the automatic deploy-only retry (the backoff's first step: 30-60 s)
+# deploys the stored certificate without a new order.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -17,6 +18,7 @@ H=$TW/hooks.d
 mkdir -p "$H/deploy"
 echo ok >"$TW/hook.mode"
 echo ok >"$TW/exec.mode"
+echo ok >"$TW/reload.mode"
 cat >"$H/deploy/10-check" <<EOF
 #!/bin/sh
 [ "\$(cat "$TW/hook.mode")" = fail ] && exit 5
@@ -29,6 +31,12 @@ cat >"$TW/exec.sh" <<EOF
 echo "exec \$CERTLOOP_NAME" >>"$TW/exec.trace"
 EOF
 chmod 755 "$TW/exec.sh"
+cat >"$TW/reload.sh" <<EOF
+#!/bin/sh
+[ "\$(cat "$TW/reload.mode")" = fail ] && exit 7
+exit 0
+EOF
+chmod 755 "$TW/reload.sh"
 {
   tw_config_head 4 | sed "s|^log_level = .*|&\nhooks_dir = \"$H\"|"
   tw_config_cert dr ec-p256 dr.test
@@ -38,6 +46,10 @@ type = "exec"
 command = ["$TW/exec.sh"]
 per_certificate = true
 timeout = "1s"
+
+[[certificate.dr.deploy]]
+type = "exec"
+command = ["$TW/reload.sh"]
 
 EOF
 } >"$TW/certloop.toml"
@@ -108,12 +120,15 @@ fail_then_retry() {
   [ "$(orders)" = "$orders1" ] || tw_fail "$mode: the retry sent an order"
 }
 
+got=$(wait_state valid 30) || tw_fail "after the first issuance the state is '$got'"
 # (a) hooks.d/deploy exits 5 after the files and the exec action
 fail_then_retry "$TW/hook.mode" fail "hook \`$H/deploy/10-check\` exited 5"
 # (b) the per-certificate exec action hangs past its 1 s timeout
 fail_then_retry "$TW/exec.mode" hang "command \`$TW/exec.sh\` timed out after 1 s"
-[ "$(grep -c 'main: deployed cert=dr ' "$TW/run.err")" = 2 ] ||
-  tw_fail "expected two deploy-only runs: $(grep 'deployed cert=' "$TW/run.err")"
+# (c) the round's reload command exits 7 after the certificate's deployment
+fail_then_retry "$TW/reload.mode" fail "reload command \`$TW/reload.sh\` exited 7"
+[ "$(grep -c 'main: deployed cert=dr ' "$TW/run.err")" = 3 ] ||
+  tw_fail "expected three deploy-only runs: $(grep 'deployed cert=' "$TW/run.err")"
 
 kill -TERM "$TW_DAEMON_PID"
 wait "$TW_DAEMON_PID"
