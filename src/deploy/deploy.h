@@ -67,8 +67,9 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
 /* ---- rollback journal: one certificate's deployment, all or nothing ------ */
 
 /* What the `files` actions of one deployment replaced: for each path, the
- * hard-link backup of the file it held before (".bak-BASE-XXXXXXXX" beside
- * it), or a note that it did not exist. It spans every action of the
+ * backup of the file it held before (a hard link ".bak-BASE-XXXXXXXX"
+ * beside it, or a copy ".tmp-BASE-XXXXXXXX" where fs.protected_hardlinks
+ * forbids the link), or a note that it did not exist. It spans every action of the
  * deployment, so a later failure (another files action, an exec action, a
  * hook, a shared reload command) can put back every file: the deployment
  * ends with deploy_journal_commit_sync (backups removed) or

@@ -1261,7 +1261,8 @@ static void round_settled(struct manager *m, const char *name, const char *e);
 
 struct settle_job {
     struct manager *m;
-    struct mcert *mc;         /* the run that ends afterwards, or NULL (a round's) */
+    struct mcert *mc;         /* the run that ends afterwards, or NULL */
+    bool round;               /* mc NULL: round_settle's (round_settled follows) */
     char *name;               /* owned: the certificate */
     struct deploy_journal *j; /* owned */
     bool commit;
@@ -1311,8 +1312,10 @@ static void settle_job_done(int status, void *arg)
         e = xasprintf("deployment failed: %s", j->why); /* nothing was replaced */
     if (j->mc != NULL)
         run_end(j->mc, j->commit ? j->status : ERR_DEPLOY, e);
-    else
+    else if (j->round)
         round_settled(m, j->name, e);
+    else
+        maybe_finish(m);
     free(e);
     deploy_journal_free(j->j);
     free(j->name);
@@ -1324,14 +1327,15 @@ static void settle_job_done(int status, void *arg)
 
 /* Ends the deployment of the certificate name with journal (owned): commit
  * (its backups and the order file go) or, with why, rollback. mc: the run
- * to end afterwards with status, or NULL for a round's settlement. */
-static void settle_start(struct manager *m, struct mcert *mc, const char *name,
+ * to end afterwards with status, or NULL; round: round_settle's job. */
+static void settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
                          struct deploy_journal *journal, int status, const char *why)
 {
     struct settle_job *j = xcalloc(1, sizeof(*j));
 
     j->m = m;
     j->mc = mc;
+    j->round = round;
     j->name = xstrdup(name);
     j->j = journal != NULL ? journal : deploy_journal_new();
     j->commit = why == NULL;
@@ -1354,7 +1358,7 @@ static void deploy_fail(struct mcert *mc, const char *why)
 
     mc->journal = NULL;
     mc->journal_shared = false;
-    settle_start(mc->m, mc, mc->name, j, ERR_DEPLOY, why);
+    settle_start(mc->m, mc, false, mc->name, j, ERR_DEPLOY, why);
 }
 
 static void files_done(int status, const char *error, void *arg)
@@ -1493,7 +1497,7 @@ static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg)
     }
     struct deploy_journal *j = mc->journal;
     mc->journal = NULL;
-    settle_start(mc->m, mc, mc->name, j, 0, NULL);
+    settle_start(mc->m, mc, false, mc->name, j, 0, NULL);
 }
 
 /* ---- storing ---- */
@@ -1771,6 +1775,13 @@ static void mc_unlink(struct mcert *mc)
         http_req_cancel(mc->ari_req);
         mc->ari_req = NULL;
         m->ari_inflight--;
+    }
+    if (mc->journal != NULL && !m->stopping) {
+        /* removed while its deployment waited for the round's reload
+         * commands: its files stay, its backups and order file go */
+        settle_start(m, NULL, false, mc->name, mc->journal, 0, NULL);
+        mc->journal = NULL;
+        mc->journal_shared = false;
     }
     mc->dead_next = m->dead;
     m->dead = mc;
@@ -2102,7 +2113,7 @@ static void round_settle(struct manager *m)
         mc->journal = NULL;
         mc->journal_shared = false;
         m->settling++;
-        settle_start(m, NULL, mc->name, j, 0, why);
+        settle_start(m, NULL, true, mc->name, j, 0, why);
     }
     round_settled(m, NULL, NULL);
 }
