@@ -45,8 +45,11 @@ int deploy_files_check(const struct cfg_deploy *d, char **err);
 
 /* Removes the temp files a killed process left beside the files the action
  * d writes: ".tmp-BASE-XXXXXXXX" (store_write_atomic's names) and
- * ".bak-BASE-XXXXXXXX" (deploy_files_sync's backups) in each
- * file's directory, for each configured BASE; nothing else is touched.
+ * ".bak-BASE-XXXXXXXX" (the backups of deploy_journal_files_sync and the
+ * journal) in each file's directory, for each configured BASE; nothing
+ * else is touched. A deployment cut short by a crash is not rolled back
+ * from them: its order file makes the next start deploy the stored
+ * generation again (see the manager).
  * Blocking (a readdir per directory): for start-up, before the loop runs.
  * Logs each removal; returns how many were removed. */
 int deploy_files_sweep(const struct cfg_deploy *d);
@@ -55,23 +58,68 @@ int deploy_files_sweep(const struct cfg_deploy *d);
  * (c->key_pem must be loaded when a secret file is configured). Blocking:
  * run it off the loop (store_job_start, or deploy_files_start below); it
  * does not log. Secret files (key, bundle, pkcs12) are written before the
- * certificates. Stops at the first failure: returns < 0 and *err (owned)
+ * certificates. All or nothing: on failure it returns < 0, *err (owned)
  * names the path and step ("/etc/nginx/tls/www.key: rename: Permission
- * denied"); files already replaced stay replaced. d and c are borrowed. */
+ * denied"), and every file this action had already replaced is put back.
+ * d and c are borrowed. Same as deploy_journal_files_sync(NULL, ...). */
 int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, char **err);
 
-/* Runs deploy_files_sync on the threadpool. name (the certificate, for the
- * log) and d, c are copied, so they need not outlive the call. On the loop
- * the result is logged (`deploy cert=NAME files: ...`) and cb(status, arg)
- * runs exactly once, never from inside _start; after deploy_files_cancel it
- * never runs (the copy frees itself once the thread is done). */
+/* ---- rollback journal: one certificate's deployment, all or nothing ------ */
+
+/* What the `files` actions of one deployment replaced: for each path, the
+ * backup of the file it held before (a hard link ".bak-BASE-XXXXXXXX"
+ * beside it, or a copy ".tmp-BASE-XXXXXXXX" where fs.protected_hardlinks
+ * forbids the link), or a note that it did not exist. It spans every action of the
+ * deployment, so a later failure (another files action, an exec action, a
+ * hook, a shared reload command) can put back every file: the deployment
+ * ends with deploy_journal_commit_sync (backups removed) or
+ * deploy_journal_rollback_sync (files put back). Plain memory, no handles;
+ * only one thread may use it at a time. */
+struct deploy_journal;
+struct deploy_journal *deploy_journal_new(void);
+/* Frees the memory only: backups stay on disk (deploy_files_sweep removes
+ * them at the next start). NULL is fine. */
+void deploy_journal_free(struct deploy_journal *j);
+/* How many files the journal can put back (or remove). */
+size_t deploy_journal_count(const struct deploy_journal *j);
+
+/* deploy_files_sync, keeping the backups of the replaced files in j (may
+ * be NULL: they are removed at once) once the whole action has succeeded.
+ * A path already in j keeps its first entry (the state before the
+ * deployment). A file that exists but cannot be backed up fails the action
+ * before anything is replaced. Blocking; logs nothing. */
+int deploy_journal_files_sync(struct deploy_journal *j, const struct cfg_deploy *d,
+                              const struct store_cert *c, char **err);
+/* Puts back every file in j, newest first: each backup is renamed over its
+ * path (the old inode: same bytes, mode and owner), a path that did not
+ * exist before is removed, and each directory is synced. *done gets how
+ * many files were put back or removed. Returns 0, or < 0 with *err (owned)
+ * naming the first file that could not be ("PATH: restore: REASON"; the
+ * others are still tried). j is emptied either way. Blocking; logs
+ * nothing. */
+int deploy_journal_rollback_sync(struct deploy_journal *j, size_t *done, char **err);
+/* The deployment succeeded: removes every backup in j and empties it.
+ * Returns how many backups were removed (a removal that fails leaves a file
+ * deploy_files_sweep removes at the next start). Blocking; logs nothing. */
+int deploy_journal_commit_sync(struct deploy_journal *j);
+
+/* Runs deploy_journal_files_sync on the threadpool. name (the certificate,
+ * for the log) and d, c are copied, so they need not outlive the call. j
+ * (may be NULL) is borrowed until the callback: the worker uses a copy, and
+ * j takes the copy's entries on the loop just before cb runs; after
+ * deploy_files_cancel j is never touched again (the entries the action
+ * added are forgotten; their backups stay for deploy_files_sweep). On the
+ * loop the result is logged (`deploy cert=NAME files: ...`) and
+ * cb(status, arg) runs exactly once, never from inside _start; after
+ * deploy_files_cancel it never runs (the copy frees itself once the thread
+ * is done). */
 struct deploy_files;
 /* error: what failed ("PATH: STEP: REASON"), borrowed during the call;
  * NULL on success. */
 typedef void (*deploy_files_cb)(int status, const char *error, void *arg);
 int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deploy *d,
-                       const struct store_cert *c, deploy_files_cb cb, void *arg,
-                       struct deploy_files **out);
+                       const struct store_cert *c, struct deploy_journal *j, deploy_files_cb cb,
+                       void *arg, struct deploy_files **out);
 void deploy_files_cancel(struct deploy_files *op);
 
 /* ---- exec ---------------------------------------------------------------- */
@@ -96,6 +144,14 @@ struct deploy_exec_result {
 typedef void (*deploy_done_cb)(int status, const struct deploy_exec_result *res, void *arg);
 
 struct deploy_exec;
+
+/* What a finished command did, for an error line: "command `ARGV...`
+ * exited 3", "... timed out after N s", "... killed by signal 9", or
+ * "... could not be started" (res NULL). d and res are borrowed; the
+ * result is owned. label (e.g. "reload command", "hook") replaces
+ * "command" when not NULL. */
+char *deploy_exec_describe(const char *label, const struct cfg_deploy *d, int status,
+                           const struct deploy_exec_result *res);
 
 /* Spawns d->command (argv[0] looked up in PATH, no shell) in its own
  * process group with stdin on /dev/null; stdout and stderr are logged line
@@ -157,6 +213,9 @@ int deploy_hooks_start(uv_loop_t *loop, const char *hooks_dir, enum deploy_hook_
 /* The callback never runs after this; a hook still running is stopped
  * (deploy_exec_cancel) and later hooks are not started. */
 void deploy_hooks_cancel(struct deploy_hooks *h);
+/* During the callback: the first failure ("hook `PATH` exited 1", see
+ * deploy_exec_describe), or NULL when every hook succeeded. Borrowed. */
+const char *deploy_hooks_error(const struct deploy_hooks *h);
 
 /* True when a and b are exec actions with the same argv. */
 bool deploy_exec_same(const struct cfg_deploy *a, const struct cfg_deploy *b);

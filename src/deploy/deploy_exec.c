@@ -410,3 +410,32 @@ void deploy_exec_cancel(struct deploy_exec *op)
         uv_timer_start(&op->timer, on_timer, EXEC_KILL_GRACE_MS, 0);
     }
 }
+
+char *deploy_exec_describe(const char *label, const struct cfg_deploy *d, int status,
+                           const struct deploy_exec_result *res)
+{
+    char cmd[256];
+    size_t len = 0;
+    char *s;
+
+    cmd[0] = '\0';
+    for (size_t i = 0; i < d->command.n && len < sizeof(cmd) - 4; i++) {
+        int n = snprintf(cmd + len, sizeof(cmd) - len, "%s%s", i > 0 ? " " : "", d->command.v[i]);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len >= sizeof(cmd) - 4)
+        memcpy(cmd + sizeof(cmd) - 4, "...", 4); /* a long argv is cut for the log */
+    label = label != NULL ? label : "command";
+    if (res == NULL)
+        s = xasprintf("%s `%s` could not be started", label, cmd);
+    else if (res->timed_out || status == ERR_TIMEOUT)
+        s = xasprintf("%s `%s` timed out after %lld s", label, cmd,
+                      (long long)(d->timeout_s > 0 ? d->timeout_s : EXEC_DEFAULT_TIMEOUT_S));
+    else if (res->term_signal != 0)
+        s = xasprintf("%s `%s` killed by signal %d", label, cmd, res->term_signal);
+    else
+        s = xasprintf("%s `%s` exited %lld", label, cmd, (long long)res->exit_status);
+    return s;
+}

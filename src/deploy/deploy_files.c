@@ -1,7 +1,10 @@
 /* The `files` deploy action: copies a stored generation to the paths a
  * service reads (PEM pieces, key + fullchain bundle, PKCS#12), each file
- * replaced atomically with its owner and mode. It does not reload anything
- * (that is an `exec` action) and does not roll back a half-done deploy. */
+ * replaced atomically with its owner and mode, and the rollback journal
+ * that keeps what they replaced until the whole deployment of the
+ * certificate has succeeded (or puts it back when it has not). It does not
+ * reload anything (that is an `exec` action) nor decide when a deployment
+ * has failed (the manager does). */
 #include "deploy/deploy.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -12,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -290,41 +294,214 @@ static const void *file_data(const struct cfg_deploy *d, const struct store_cert
     return data;
 }
 
+/* A copy of path beside it (".tmp-NAME-RANDOM": swept like any temp
+ * file) with its mode, and its owner where we may set it: the backup of a
+ * file we may not link (fs.protected_hardlinks stops a non-root daemon from
+ * linking a file it does not own). */
+static int backup_copy(const char *path, char **bak)
+{
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0;
+    const char *step = NULL;
+
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EPERM;
+    int rc = store_read_file(path, &data, &len);
+    if (rc < 0)
+        return rc;
+    rc = store_stage_file(path, data, len, st.st_mode & 07777, (uid_t)-1, (gid_t)-1, bak, &step);
+    free_secret(data, len);
+    /* the owner too as root; else the restored file will be ours, with the
+     * same bytes and mode */
+    if (rc == 0)
+        (void)!lchown(*bak, st.st_uid, st.st_gid);
+    return rc;
+}
+
 /* A hard link to path beside it (".bak-NAME-RANDOM"), so a replaced file
- * can be put back; NULL when path does not exist (or cannot be linked: then
- * that one file cannot be restored, which the caller accepts). */
-static char *backup_link(const char *path)
+ * can be put back (or a copy, see backup_copy): 0 and *bak owned, or 0 and
+ * *bak NULL when path does not exist or is a directory (no file can be
+ * renamed over one: the rename fails and says so), or -errno when it
+ * exists but cannot be backed up. */
+static int backup_link(const char *path, char **bak)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash != NULL ? slash + 1 : path;
     int dlen = slash != NULL ? (int)(slash - path) : 1;
     const char *dir = slash != NULL ? path : ".";
 
+    *bak = NULL;
     for (int tries = 0; tries < 16; tries++) {
         char rnd[9];
         store_rand_hex(rnd, 8);
-        char *bak = xasprintf("%.*s/.bak-%.200s-%s", dlen, dir, base, rnd);
-        if (link(path, bak) == 0)
-            return bak;
+        char *b = xasprintf("%.*s/.bak-%.200s-%s", dlen, dir, base, rnd);
+        if (link(path, b) == 0) {
+            *bak = b;
+            return 0;
+        }
         int e = errno;
-        free(bak);
+        free(b);
+        struct stat st;
+        if (e == ENOENT || (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+            return 0;
+        if (e == EPERM)
+            return backup_copy(path, bak);
         if (e != EEXIST)
-            return NULL;
+            return -e;
     }
-    return NULL;
+    return -EEXIST;
+}
+
+/* ---- the journal --------------------------------------------------------- */
+
+struct jentry {
+    char *path; /* owned */
+    char *bak;  /* owned: the backup, or NULL: path did not exist before */
+};
+
+struct deploy_journal {
+    struct jentry *v; /* owned */
+    size_t n;
+};
+
+struct deploy_journal *deploy_journal_new(void)
+{
+    return xcalloc(1, sizeof(struct deploy_journal));
+}
+
+static void journal_clear(struct deploy_journal *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->v[i].path);
+        free(j->v[i].bak);
+    }
+    free(j->v);
+    j->v = NULL;
+    j->n = 0;
+}
+
+void deploy_journal_free(struct deploy_journal *j)
+{
+    if (j == NULL)
+        return;
+    journal_clear(j);
+    free(j);
+}
+
+size_t deploy_journal_count(const struct deploy_journal *j)
+{
+    return j != NULL ? j->n : 0;
+}
+
+static bool journal_has(const struct deploy_journal *j, const char *path)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (strcmp(j->v[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+/* Takes bak (owned, may be NULL) as path's entry; a path already there
+ * keeps its first entry and this later backup goes. */
+static void journal_add(struct deploy_journal *j, const char *path, char *bak)
+{
+    if (journal_has(j, path)) {
+        if (bak != NULL)
+            unlink(bak);
+        free(bak);
+        return;
+    }
+    j->v = xrealloc(j->v, (j->n + 1) * sizeof(*j->v));
+    j->v[j->n].path = xstrdup(path);
+    j->v[j->n].bak = bak;
+    j->n++;
+}
+
+static struct deploy_journal *journal_copy(const struct deploy_journal *j)
+{
+    struct deploy_journal *c = deploy_journal_new();
+
+    if (j == NULL || j->n == 0)
+        return c;
+    c->v = xcalloc(j->n, sizeof(*c->v));
+    for (size_t i = 0; i < j->n; i++) {
+        c->v[i].path = xstrdup(j->v[i].path);
+        c->v[i].bak = j->v[i].bak != NULL ? xstrdup(j->v[i].bak) : NULL;
+    }
+    c->n = j->n;
+    return c;
+}
+
+/* The directory part of path ("/" for a file at the root). */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        return xstrdup(".");
+    return xstrndup(path, slash > path ? (size_t)(slash - path) : 1);
+}
+
+int deploy_journal_rollback_sync(struct deploy_journal *j, size_t *done, char **err)
+{
+    size_t count = 0;
+    int rc = 0;
+
+    *err = NULL;
+    /* newest first, as an undo log goes: a path written twice ends with
+     * its first backup (journal_add keeps only that one anyway) */
+    for (size_t k = j->n; k-- > 0;) {
+        struct jentry *e = &j->v[k];
+        int r = 0;
+        if (e->bak != NULL)
+            r = rename(e->bak, e->path) == 0 ? 0 : -errno;
+        else if (unlink(e->path) < 0 && errno != ENOENT)
+            r = -errno;
+        if (r == 0) {
+            count++;
+            char *dir = dir_of(e->path);
+            (void)store_fsync_dir(dir); /* in place either way; only durability */
+            free(dir);
+            continue;
+        }
+        if (rc == 0) {
+            rc = r;
+            *err = xasprintf("%s: restore: %s", e->path, err_str(r));
+        }
+    }
+    journal_clear(j);
+    *done = count;
+    return rc;
+}
+
+int deploy_journal_commit_sync(struct deploy_journal *j)
+{
+    int count = 0;
+
+    for (size_t k = 0; k < j->n; k++)
+        if (j->v[k].bak != NULL && unlink(j->v[k].bak) == 0)
+            count++;
+    journal_clear(j);
+    return count;
 }
 
 /* All or nothing: every file of the action is first written in full beside
- * its target (a missing directory, a permission problem, a full disk fail
- * here, with nothing replaced); then they are renamed into place, secret
- * files before certificates (enum deploy_file order). Should a rename fail
- * midway, the files already replaced are put back from hard-link backups,
- * so a service never finds the new key beside the old certificate after a
- * failed deploy. Between two renames of a successful deploy a reader can
- * still see a new key with the old certificate for an instant; the bundle
- * and PKCS#12 files have no such window, and a service reloaded by a later
- * `exec` action sees only the final state. */
-int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, char **err)
+ * its target and its current file linked to a backup (a missing directory,
+ * a permission problem, a full disk fail here, with nothing replaced); then
+ * they are renamed into place, secret files before certificates (enum
+ * deploy_file order). Should a rename fail midway, the files already
+ * replaced are put back from the backups, so a service never finds the new
+ * key beside the old certificate after a failed deploy. Between two renames
+ * of a successful deploy a reader can still see a new key with the old
+ * certificate for an instant; the bundle and PKCS#12 files have no such
+ * window, and a service reloaded by a later `exec` action sees only the
+ * final state. With a journal the backups outlive the action, so that a
+ * later failure of the same deployment can put these files back too. */
+int deploy_journal_files_sync(struct deploy_journal *j, const struct cfg_deploy *d,
+                              const struct store_cert *c, char **err)
 {
     struct staged st[DEPLOY_FILE__MAX];
     const char *step = NULL;
@@ -339,7 +516,7 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
     if (rc < 0)
         return rc;
     memset(st, 0, sizeof(st));
-    /* 1. stage */
+    /* 1. stage, and link what each file replaces */
     for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
         enum deploy_file f = (enum deploy_file)i;
         void *owned = NULL;
@@ -354,15 +531,19 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
         rc = store_stage_file(st[i].path, data, len, deploy_file_mode(d, f), d->uid, d->gid,
                               &st[i].tmp, &step);
         free_secret(owned, len);
-        if (rc < 0)
+        if (rc < 0) {
             *err = xasprintf("%s: %s: %s", st[i].path, step, err_str(rc));
+            break;
+        }
+        rc = backup_link(st[i].path, &st[i].bak);
+        if (rc < 0)
+            *err = xasprintf("%s: backup: %s", st[i].path, err_str(rc));
     }
     /* 2. replace, keeping what is replaced until every rename is done */
     int failed_at = -1;
     for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
         if (st[i].tmp == NULL)
             continue;
-        st[i].bak = backup_link(st[i].path);
         rc = store_commit_file(st[i].tmp, st[i].path, &step);
         free(st[i].tmp);
         st[i].tmp = NULL;
@@ -378,7 +559,8 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
         }
         st[i].done = true;
     }
-    /* 3. on failure put every replaced file back; in any case drop the rest */
+    /* 3. on failure put every replaced file back; on success the journal
+     * keeps the backups; in any case drop the rest */
     for (int i = 0; i < DEPLOY_FILE__MAX; i++) {
         if (st[i].tmp != NULL)
             unlink(st[i].tmp);
@@ -391,6 +573,10 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
             } else if (st[i].done) {
                 unlink(st[i].path); /* it did not exist before */
             }
+        }
+        if (rc == 0 && j != NULL && st[i].done) {
+            journal_add(j, st[i].path, st[i].bak);
+            st[i].bak = NULL;
         }
         if (st[i].bak != NULL)
             unlink(st[i].bak);
@@ -405,14 +591,21 @@ int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, ch
     return rc;
 }
 
+int deploy_files_sync(const struct cfg_deploy *d, const struct store_cert *c, char **err)
+{
+    return deploy_journal_files_sync(NULL, d, c, err);
+}
+
 /* ---- on the threadpool --------------------------------------------------- */
 
 struct deploy_files {
-    struct cfg_deploy d; /* owned copies of the fields the writer reads */
-    struct store_cert c; /* owned copies */
-    char *name;          /* owned: the certificate, for the log */
-    char *err;           /* set by the worker */
-    deploy_files_cb cb;  /* NULL once cancelled */
+    struct cfg_deploy d;        /* owned copies of the fields the writer reads */
+    struct store_cert c;        /* owned copies */
+    char *name;                 /* owned: the certificate, for the log */
+    char *err;                  /* set by the worker */
+    struct deploy_journal *jw;  /* owned: the worker's copy, or NULL */
+    struct deploy_journal *dst; /* borrowed until the callback, or NULL */
+    deploy_files_cb cb;         /* NULL once cancelled */
     void *arg;
 };
 
@@ -428,6 +621,7 @@ static void files_free(struct deploy_files *op)
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     store_cert_fini(&op->c);
+    deploy_journal_free(op->jw);
     free(op->name);
     free(op->err);
     free(op);
@@ -437,7 +631,7 @@ static int files_work(void *arg)
 {
     struct deploy_files *op = arg;
 
-    return deploy_files_sync(&op->d, &op->c, &op->err);
+    return deploy_journal_files_sync(op->jw, &op->d, &op->c, &op->err);
 }
 
 static void files_done(int status, void *arg)
@@ -445,6 +639,12 @@ static void files_done(int status, void *arg)
     struct deploy_files *op = arg;
 
     if (op->cb != NULL) {
+        if (op->dst != NULL) {
+            /* the worker is done with its copy: the owner's journal takes it */
+            struct deploy_journal t = *op->dst;
+            *op->dst = *op->jw;
+            *op->jw = t;
+        }
         if (status < 0)
             log_error(LOG_DEPLOY, "deploy cert=%s files: %s", op->name,
                       op->err != NULL ? op->err : err_str(status));
@@ -456,8 +656,8 @@ static void files_done(int status, void *arg)
 }
 
 int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deploy *d,
-                       const struct store_cert *c, deploy_files_cb cb, void *arg,
-                       struct deploy_files **out)
+                       const struct store_cert *c, struct deploy_journal *j, deploy_files_cb cb,
+                       void *arg, struct deploy_files **out)
 {
     struct deploy_files *op = xcalloc(1, sizeof(*op));
 
@@ -479,6 +679,10 @@ int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deplo
     op->c.fullchain_pem = dup_or_null(c->fullchain_pem);
     op->c.key_pem = dup_or_null(c->key_pem);
     op->name = xstrdup(name);
+    if (j != NULL) {
+        op->jw = journal_copy(j);
+        op->dst = j;
+    }
     op->cb = cb;
     op->arg = arg;
     int rc = store_job_start(loop, files_work, op, files_done);
@@ -494,8 +698,10 @@ int deploy_files_start(uv_loop_t *loop, const char *name, const struct cfg_deplo
 
 void deploy_files_cancel(struct deploy_files *op)
 {
-    if (op != NULL)
+    if (op != NULL) {
         op->cb = NULL;
+        op->dst = NULL;
+    }
 }
 
 /* ".tmp-" BASE (at most 200 bytes of it, as store_stage_file keeps it) or

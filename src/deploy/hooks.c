@@ -103,6 +103,7 @@ struct deploy_hooks {
     size_t n, next;
     size_t run, failed;
     int status;
+    char *error; /* owned: the first failure, or NULL */
     int64_t timeout_s;
     const char *phase;        /* static */
     struct deploy_exec *exec; /* child, or NULL */
@@ -117,6 +118,7 @@ static void hooks_closed(uv_handle_t *h)
     struct deploy_hooks *hk = h->data;
 
     deploy_hooks_list_free(hk->paths);
+    free(hk->error);
     free(hk->name);
     free(hk->cert_dir);
     free(hk->event);
@@ -148,17 +150,39 @@ static void hooks_end(struct deploy_hooks *hk)
 
 static void hooks_next(struct deploy_hooks *hk);
 
+/* The exec action a hook runs as: argv [path] and the phase's timeout. */
+static void hook_action(const struct deploy_hooks *hk, char *argv[2], struct cfg_deploy *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->type = CFG_DEPLOY_EXEC;
+    d->command.v = argv;
+    d->command.n = 1;
+    d->timeout_s = hk->timeout_s;
+    d->uid = (uid_t)-1;
+    d->gid = (gid_t)-1;
+}
+
+/* Counts a failed hook; the first one's description is kept. */
+static void hook_failed(struct deploy_hooks *hk, const char *path, int status,
+                        const struct deploy_exec_result *res)
+{
+    hk->failed++;
+    if (hk->status != 0)
+        return;
+    hk->status = status;
+    char *argv[2] = {(char *)path, NULL};
+    struct cfg_deploy d;
+    hook_action(hk, argv, &d);
+    hk->error = deploy_exec_describe("hook", &d, status, res);
+}
+
 static void hook_done(int status, const struct deploy_exec_result *res, void *arg)
 {
     struct deploy_hooks *hk = arg;
 
-    (void)res;
     hk->exec = NULL;
-    if (status < 0) {
-        hk->failed++;
-        if (hk->status == 0)
-            hk->status = status;
-    }
+    if (status < 0)
+        hook_failed(hk, hk->paths[hk->next - 1], status, res);
     hooks_next(hk);
 }
 
@@ -168,13 +192,7 @@ static void hooks_next(struct deploy_hooks *hk)
         const char *path = hk->paths[hk->next++];
         char *argv[2] = {(char *)path, NULL};
         struct cfg_deploy d;
-        memset(&d, 0, sizeof(d));
-        d.type = CFG_DEPLOY_EXEC;
-        d.command.v = argv;
-        d.command.n = 1;
-        d.timeout_s = hk->timeout_s;
-        d.uid = (uid_t)-1;
-        d.gid = (gid_t)-1;
+        hook_action(hk, argv, &d);
         struct deploy_env env = {
             .name = hk->name,
             .domains = (const char *const *)hk->domains,
@@ -188,9 +206,7 @@ static void hooks_next(struct deploy_hooks *hk)
         if (rc == 0)
             return; /* hook_done continues */
         hk->exec = NULL;
-        hk->failed++; /* logged by deploy_exec_start */
-        if (hk->status == 0)
-            hk->status = ERR_HOOK;
+        hook_failed(hk, path, ERR_HOOK, NULL); /* logged by deploy_exec_start */
     }
     hooks_end(hk);
 }
@@ -251,6 +267,11 @@ void deploy_hooks_cancel(struct deploy_hooks *hk)
         return;
     hk->cb = NULL;
     hooks_end(hk);
+}
+
+const char *deploy_hooks_error(const struct deploy_hooks *hk)
+{
+    return hk != NULL ? hk->error : NULL;
 }
 
 /* ---- once per round ------------------------------------------------------ */

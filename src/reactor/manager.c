@@ -101,11 +101,9 @@ struct mcert {
     bool had_cert;                  /* a certificate was stored before this run */
     bool deploy_only;               /* the stored generation still needs deploying */
     bool run_deploy_only;           /* this run only deploys */
-    int end_status;                 /* kept while the order file is removed */
-    char *end_error;
     size_t deploy_idx;
-    int deploy_failed;
-    char *deploy_error; /* the first failed action's error, or NULL */
+    struct deploy_journal *journal; /* owned: what this round's deployment replaced, or NULL */
+    bool journal_shared;            /* it waits for the round's reload commands */
     enum mc_state state;
     bool removed;
     bool forced;                    /* queued by renew --force: starts even over the window */
@@ -195,8 +193,10 @@ struct manager {
         const struct cfg_cert *cc;  /* borrowed from snap */
         char **certs;               /* every certificate that asked (owned) */
         size_t n_certs;
+        char *why; /* owned: how it failed, or NULL */
     } * rexecs;
     size_t n_rexecs, rexec_idx;
+    int settling;                 /* rollbacks and commits of the round's deployments in flight */
     struct deploy_hooks *hooks;   /* the pre or post hooks running, or NULL */
     struct deploy_exec *rexec_op; /* the deferred exec running, or NULL */
     bool notify_draining, notify_drained;
@@ -210,6 +210,7 @@ static bool round_begin(struct manager *m);
 static bool round_end(struct manager *m);
 static void run_end(struct mcert *mc, int status, const char *error);
 static void deploy_next(struct mcert *mc);
+static void deploy_begin(struct mcert *mc);
 static void maybe_finish(struct manager *m);
 
 /* The manager's wall clock: time(2), or the one manager_opts injects (loop
@@ -793,31 +794,55 @@ static void emit(struct mcert *mc, enum notify_event_type type, const char *erro
     free(subs);
 }
 
-/* An order file left by a run that did not finish (a crash). When its key
- * is the stored certificate's key, the certificate was stored but maybe
- * not deployed: mark the entry deploy_only. Otherwise the order is resumed
- * when it is run. True when there is something to do now. */
+/* True when key is the key of the stored certificate (sc->key_pem). */
+static bool stored_key_is(const struct store_cert *sc, EVP_PKEY *key)
+{
+    EVP_PKEY *skey = NULL;
+    bool same = sc->key_pem != NULL &&
+                acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
+                EVP_PKEY_eq(key, skey) == 1;
+
+    EVP_PKEY_free(skey);
+    return same;
+}
+
+/* An order file left by a run that did not finish (a crash, or a
+ * deployment that failed: the order file goes only with its commit). When
+ * its key is the stored certificate's key, the certificate was stored but
+ * maybe not deployed: mark the entry deploy_only. Otherwise the order is
+ * resumed when it is run. True when there is something to do now. */
 static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
 {
     char *url = NULL;
-    EVP_PKEY *okey = NULL, *skey = NULL;
-    bool todo = false;
+    EVP_PKEY *okey = NULL;
     int rc = acme_order_resume_load(mc->m->state_dir, mc->cfg, &url, &okey);
 
     if (rc < 0)
         return false;
-    if (sc->key_pem != NULL && acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
-        EVP_PKEY_eq(okey, skey) == 1) {
+    if (stored_key_is(sc, okey)) {
         log_info(LOG_MAIN, "cert=%s: stored by a run that did not finish: deploying it", mc->name);
         mc->deploy_only = true;
     } else {
         log_info(LOG_MAIN, "cert=%s: an order was left in flight: resuming it", mc->name);
     }
-    todo = true;
     EVP_PKEY_free(okey);
-    EVP_PKEY_free(skey);
     free(url);
-    return todo;
+    return true;
+}
+
+/* An order file whose key is the stored certificate's belongs to an order
+ * that is done (its deployment had not succeeded yet, see settle_start):
+ * a renewal orders anew instead of resuming it. Reads the stored key (a
+ * small file, inline). */
+static bool order_is_stored(struct mcert *mc, EVP_PKEY *okey)
+{
+    struct store_cert sc = {0};
+
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0)
+        return false;
+    bool same = stored_key_is(&sc, okey);
+    store_cert_fini(&sc);
+    return same;
 }
 
 /* Inside the expiring window an imported certificate's "expiring" event
@@ -917,7 +942,10 @@ static void decide(struct mcert *mc)
     };
     renewplan_decide(&in, &plan);
     mc->reason = plan.reason;
-    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && order_left_behind(mc, &sc)) {
+    /* (an order file kept for a deployment that waits for the round's
+     * reload commands is not left behind: the round commits it) */
+    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&
+        order_left_behind(mc, &sc)) {
         enqueue(mc);
     } else if (plan.when > now) {
         char when[32];
@@ -1126,10 +1154,7 @@ static void deploy_stored(struct mcert *mc)
     }
     store_cert_fini(&sc);
     mc->had_cert = false;
-    mc->state = MC_DEPLOY;
-    mc->deploy_idx = 0;
-    mc->deploy_failed = 0;
-    deploy_next(mc);
+    deploy_begin(mc);
 }
 
 static void run_start(struct mcert *mc)
@@ -1166,6 +1191,16 @@ static void run_start(struct mcert *mc)
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
     rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
+    if (rc == 0 && order_is_stored(mc, key)) {
+        log_info(LOG_MAIN,
+                 "cert=%s: the stored order's certificate is the stored one: ordering anew",
+                 mc->name);
+        EVP_PKEY_free(key);
+        free(url);
+        key = NULL;
+        url = NULL;
+        rc = -ENOENT;
+    }
     if (rc == 0) {
         log_info(LOG_MAIN, "cert=%s: resuming the stored order", mc->name);
         hist_add(mc, "ordering", "resuming %s", url);
@@ -1233,63 +1268,121 @@ static void pump(struct manager *m)
 
 /* ---- deploy ---- */
 
+/* A deployment is all or nothing per certificate (issue #6). Its files
+ * actions keep what they replace in mc->journal until every part of it has
+ * succeeded: the per-certificate exec actions, hooks.d/deploy, and the
+ * round's reload commands the certificate takes part in. Then the backups
+ * go (commit); on the first failure every file goes back (rollback), off
+ * the loop, and the deployment (not the certificate) has failed. The
+ * order file goes only with the commit: a restart before it (a crash, or a
+ * deployment that failed) finds it and deploys the stored generation again
+ * (order_left_behind). */
+
 static void deploy_next(struct mcert *mc);
 static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg);
 static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d);
+static void round_settled(struct manager *m, const char *name, const char *e);
 
-/* The order file goes only once the generation is stored and deployed: a
- * crash before this point makes the next start resume the order or deploy
- * the stored generation (order_left_behind). */
-struct finish_job {
-    struct mcert *mc;
-    char *state_dir, *name;
+struct settle_job {
+    struct manager *m;
+    struct mcert *mc;         /* the run that ends afterwards, or NULL */
+    bool round;               /* mc NULL: round_settle's (round_settled follows) */
+    char *name;               /* owned: the certificate */
+    struct deploy_journal *j; /* owned */
+    bool commit;
+    char *state_dir; /* owned: for the order file (commit) */
+    int status;      /* for run_end */
+    char *why;       /* owned: what failed (rollback), or NULL */
+    /* set by the worker */
+    size_t count;
+    char *err;
 };
 
-static int finish_job_work(void *arg)
+static int settle_job_work(void *arg)
 {
-    struct finish_job *j = arg;
-    int rc = store_order_remove_sync(j->state_dir, j->name);
+    struct settle_job *j = arg;
 
+    if (!j->commit)
+        return deploy_journal_rollback_sync(j->j, &j->count, &j->err);
+    j->count = (size_t)deploy_journal_commit_sync(j->j);
+    int rc = store_order_remove_sync(j->state_dir, j->name);
     return rc == -ENOENT ? 0 : rc;
 }
 
-static void finish_job_done(int status, void *arg)
+static void settle_job_done(int status, void *arg)
 {
-    struct finish_job *j = arg;
-    struct mcert *mc = j->mc;
-    char *e = mc->end_error;
+    struct settle_job *j = arg;
+    struct manager *m = j->m;
+    char *e = NULL;
 
-    mc->m->jobs--;
-    if (status < 0)
-        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.json: %s", mc->name, j->state_dir,
+    m->jobs--;
+    if (j->commit && status < 0)
+        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.json: %s", j->name, j->state_dir,
                  j->name, err_str(status));
-    free(j->state_dir);
-    free(j->name);
-    free(j);
-    mc->end_error = NULL;
-    run_end(mc, mc->end_status, e);
+    else if (j->commit)
+        log_debug(LOG_DEPLOY, "deploy cert=%s: committed (%zu backups removed)", j->name, j->count);
+    else if (status < 0)
+        log_error(LOG_DEPLOY, "deploy cert=%s: rolled back only %zu files after: %s; %s", j->name,
+                  j->count, j->why, j->err != NULL ? j->err : err_str(status));
+    else if (j->count > 0)
+        log_warn(LOG_DEPLOY, "deploy cert=%s: rolled back %zu files after: %s", j->name, j->count,
+                 j->why);
+    if (!j->commit && status < 0)
+        e = xasprintf("deployment failed: %s; rolled back only %zu file(s): %s", j->why, j->count,
+                      j->err != NULL ? j->err : err_str(status));
+    else if (!j->commit && j->count > 0)
+        e = xasprintf("deployment failed: %s; rolled back %zu file(s)", j->why, j->count);
+    else if (!j->commit)
+        e = xasprintf("deployment failed: %s", j->why); /* nothing was replaced */
+    if (j->mc != NULL)
+        run_end(j->mc, j->commit ? j->status : ERR_DEPLOY, e);
+    else if (j->round)
+        round_settled(m, j->name, e);
+    else
+        maybe_finish(m);
     free(e);
+    deploy_journal_free(j->j);
+    free(j->name);
+    free(j->state_dir);
+    free(j->why);
+    free(j->err);
+    free(j);
 }
 
-static void run_finish(struct mcert *mc, int status, const char *error)
+/* Ends the deployment of the certificate name with journal (owned): commit
+ * (its backups and the order file go) or, with why, rollback. mc: the run
+ * to end afterwards with status, or NULL; round: round_settle's job. */
+static void settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
+                         struct deploy_journal *journal, int status, const char *why)
 {
-    struct manager *m = mc->m;
-    struct finish_job *j = xcalloc(1, sizeof(*j));
-    int rc;
+    struct settle_job *j = xcalloc(1, sizeof(*j));
 
+    j->m = m;
     j->mc = mc;
+    j->round = round;
+    j->name = xstrdup(name);
+    j->j = journal != NULL ? journal : deploy_journal_new();
+    j->commit = why == NULL;
     j->state_dir = xstrdup(m->state_dir);
-    j->name = xstrdup(mc->name);
-    mc->end_status = status;
-    free(mc->end_error);
-    mc->end_error = error != NULL ? xstrdup(error) : NULL;
-    rc = store_job_start(m->loop, finish_job_work, j, finish_job_done);
-    if (rc == 0) {
-        m->jobs++;
-        return;
+    j->status = status;
+    j->why = why != NULL ? xstrdup(why) : NULL;
+    m->jobs++; /* settle_job_done decrements it */
+    int rc = store_job_start(m->loop, settle_job_work, j, settle_job_done);
+    if (rc < 0) {
+        log_error(LOG_DEPLOY, "deploy cert=%s: queue work: %s", name, err_str(rc));
+        settle_job_done(rc, j);
     }
-    m->jobs++; /* finish_job_done decrements it */
-    finish_job_done(rc, j);
+}
+
+/* The per-certificate part of the deployment failed (why: what failed and
+ * why): every file of the deployment goes back, then the run ends. */
+static void deploy_fail(struct mcert *mc, const char *why)
+{
+    struct deploy_journal *j = mc->journal;
+
+    mc->journal = NULL;
+    mc->journal_shared = false;
+    settle_start(mc->m, mc, false, mc->name, j, ERR_DEPLOY, why);
 }
 
 static void files_done(int status, const char *error, void *arg)
@@ -1298,9 +1391,8 @@ static void files_done(int status, const char *error, void *arg)
 
     mc->files = NULL;
     if (status != 0) {
-        mc->deploy_failed++; /* logged by deploy */
-        if (mc->deploy_error == NULL)
-            mc->deploy_error = xstrdup(error);
+        deploy_fail(mc, error); /* logged by deploy */
+        return;
     }
     mc->deploy_idx++;
     deploy_next(mc);
@@ -1312,21 +1404,30 @@ static void exec_done(int status, const struct deploy_exec_result *res, void *ar
 
     mc->exec = NULL;
     if (status != 0) {
-        mc->deploy_failed++; /* logged by deploy */
-        const struct cfg_deploy *d = &mc->run_cfg->deploy[mc->deploy_idx];
-        if (mc->deploy_error == NULL && res != NULL)
-            mc->deploy_error =
-                res->timed_out ? xasprintf("%s timed out", d->command.v[0])
-                : res->term_signal != 0
-                    ? xasprintf("%s killed by signal %d", d->command.v[0], res->term_signal)
-                    : xasprintf("%s exited %" PRId64, d->command.v[0], res->exit_status);
+        char *why = deploy_exec_describe(NULL, &mc->run_cfg->deploy[mc->deploy_idx], status, res);
+        deploy_fail(mc, why);
+        free(why);
+        return;
     }
     mc->deploy_idx++;
     deploy_next(mc);
 }
 
-/* Runs the deploy actions in order; one failure is counted and the others
- * still run. */
+/* Starts the deployment of the run's generation. */
+static void deploy_begin(struct mcert *mc)
+{
+    mc->state = MC_DEPLOY;
+    mc->deploy_idx = 0;
+    /* a deployment earlier in this round still waiting for the round's
+     * reload commands goes on in the same journal */
+    if (mc->journal == NULL)
+        mc->journal = deploy_journal_new();
+    deploy_next(mc);
+}
+
+/* Runs the deploy actions in order, up to the first failure. Reload
+ * commands shared by the round (exec actions without per_certificate) are
+ * handed to the round only once the rest has succeeded. */
 static void deploy_next(struct mcert *mc)
 {
     struct manager *m = mc->m;
@@ -1346,12 +1447,10 @@ static void deploy_next(struct mcert *mc)
                 .key_pem = mc->key_pem,
                 .meta_json = NULL,
             };
-            rc = deploy_files_start(m->loop, mc->name, d, &sc, files_done, mc, &mc->files);
+            rc = deploy_files_start(m->loop, mc->name, d, &sc, mc->journal, files_done, mc,
+                                    &mc->files);
         } else if (!d->per_certificate) {
-            /* reload commands run once per round, after every certificate
-             * of the round is in place */
-            round_defer_exec(mc, d);
-            mc->deploy_idx++;
+            mc->deploy_idx++; /* the round runs it (deploy_hooks_done) */
             continue;
         } else {
             struct deploy_env env = {
@@ -1365,24 +1464,17 @@ static void deploy_next(struct mcert *mc)
         }
         if (rc == 0)
             return;
-        log_error(LOG_DEPLOY, "deploy cert=%s action=%zu: cannot start: %s", mc->name,
-                  mc->deploy_idx + 1, err_str(rc));
-        mc->deploy_failed++;
-        mc->deploy_idx++;
-    }
-    if (m->stopping && mc->deploy_idx < cc->n_deploy) {
-        /* the order file stays: the next start deploys this generation */
-        run_end(mc, -ECANCELED, "stopped before every deploy action ran");
+        char *why = xasprintf("deploy action %zu could not be started: %s", mc->deploy_idx + 1,
+                              err_str(rc));
+        log_error(LOG_DEPLOY, "deploy cert=%s: %s", mc->name, why);
+        deploy_fail(mc, why);
+        free(why);
         return;
     }
-    if (mc->deploy_failed > 0) {
-        char *e = xasprintf("issued and stored, but %d of %zu deploy actions failed%s%s",
-                            mc->deploy_failed, cc->n_deploy, mc->deploy_error != NULL ? ": " : "",
-                            mc->deploy_error != NULL ? mc->deploy_error : "");
-        free(mc->deploy_error);
-        mc->deploy_error = NULL;
-        run_finish(mc, ERR_DEPLOY, e);
-        free(e);
+    if (m->stopping && mc->deploy_idx < cc->n_deploy) {
+        /* the order file stays: the next start deploys this generation
+         * (the backups go with deploy_files_sweep) */
+        run_end(mc, -ECANCELED, "stopped before every deploy action ran");
         return;
     }
     /* hooks.d/deploy for this certificate, then the run is done */
@@ -1397,23 +1489,39 @@ static void deploy_next(struct mcert *mc)
                             deploy_hooks_done, mc, &mc->hooks);
     if (rc < 0) {
         mc->hooks = NULL;
-        run_finish(mc, ERR_DEPLOY, "issued and stored, but hooks.d/deploy cannot be read");
+        deploy_fail(mc, "hooks.d/deploy cannot be read");
     }
 }
 
 static void deploy_hooks_done(int status, size_t run, size_t failed, void *arg)
 {
     struct mcert *mc = arg;
+    const char *first = deploy_hooks_error(mc->hooks);
+    const struct cfg_cert *cc = mc->run_cfg;
 
     mc->hooks = NULL;
     if (status != 0) {
-        char *e =
-            xasprintf("issued and stored, but %zu of %zu hooks.d/deploy hooks failed", failed, run);
-        run_finish(mc, ERR_DEPLOY, e);
-        free(e);
+        char *why = xasprintf("%s (%zu of %zu hooks.d/deploy hooks failed)",
+                              first != NULL ? first : err_str(status), failed, run);
+        deploy_fail(mc, why);
+        free(why);
         return;
     }
-    run_finish(mc, 0, NULL);
+    /* the reload commands this certificate shares with the round: its
+     * deployment succeeds or fails with them (round_settle) */
+    for (size_t i = 0; i < cc->n_deploy; i++) {
+        if (cc->deploy[i].type == CFG_DEPLOY_EXEC && !cc->deploy[i].per_certificate) {
+            round_defer_exec(mc, &cc->deploy[i]);
+            mc->journal_shared = true;
+        }
+    }
+    if (mc->journal_shared) {
+        run_end(mc, 0, NULL);
+        return;
+    }
+    struct deploy_journal *j = mc->journal;
+    mc->journal = NULL;
+    settle_start(mc->m, mc, false, mc->name, j, 0, NULL);
 }
 
 /* ---- storing ---- */
@@ -1456,10 +1564,7 @@ static void store_job_done(int status, void *arg)
                                 mc->generation ? mc->generation : "current");
         mc->key_pem = j->key;
         j->key = NULL;
-        mc->state = MC_DEPLOY;
-        mc->deploy_idx = 0;
-        mc->deploy_failed = 0;
-        deploy_next(mc);
+        deploy_begin(mc);
     }
     if (j->key != NULL)
         OPENSSL_cleanse(j->key, strlen(j->key));
@@ -1667,11 +1772,10 @@ static void mc_free(struct mcert *mc)
     free(mc->ari_id);
     free(mc->ari_gen);
     free(mc->ari_expl);
-    free(mc->deploy_error);
+    deploy_journal_free(mc->journal);
     free(mc->failed_ident);
     acme_problem_free(mc->problem);
     free(mc->last_error);
-    free(mc->end_error);
     EVP_PKEY_free(mc->key);
     free(mc->key_pem);
     free(mc->generation);
@@ -1700,6 +1804,13 @@ static void mc_unlink(struct mcert *mc)
         http_req_cancel(mc->ari_req);
         mc->ari_req = NULL;
         m->ari_inflight--;
+    }
+    if (mc->journal != NULL && !m->stopping) {
+        /* removed while its deployment waited for the round's reload
+         * commands: its files stay, its backups and order file go */
+        settle_start(m, NULL, false, mc->name, mc->journal, 0, NULL);
+        mc->journal = NULL;
+        mc->journal_shared = false;
     }
     mc->dead_next = m->dead;
     m->dead = mc;
@@ -1730,7 +1841,8 @@ static void run_end(struct mcert *mc, int status, const char *error)
                  names.data ? names.data : "", na, cc->n_deploy);
         buf_fini(&names);
         mc->summary = SUM_ISSUED;
-        mc->failures = 0;
+        if (!mc->journal_shared)
+            mc->failures = 0; /* else once the round's reload commands succeed */
         mc->retry_at = 0;
         mc->ca_retry_at = 0;
         mc->last_success_at = now_s();
@@ -1800,6 +1912,12 @@ static void run_end(struct mcert *mc, int status, const char *error)
     bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
     mc->deploy_failing = deploy_failed;
     mc->run_deploy_only = false;
+    if (status != 0 && !mc->journal_shared) {
+        /* stopped mid-deployment: the order file stays, so the next start
+         * deploys again (and deploy_files_sweep removes the backups) */
+        deploy_journal_free(mc->journal);
+        mc->journal = NULL;
+    }
     /* release the run */
     EVP_PKEY_free(mc->key);
     mc->key = NULL;
@@ -1882,6 +2000,14 @@ static bool round_begin(struct manager *m)
     return false;
 }
 
+static bool rexec_has(const struct rexec *x, const char *name)
+{
+    for (size_t k = 0; k < x->n_certs; k++)
+        if (strcmp(x->certs[k], name) == 0)
+            return true;
+    return false;
+}
+
 static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d)
 {
     struct manager *m = mc->m;
@@ -1906,6 +2032,8 @@ static void round_defer_exec(struct mcert *mc, const struct cfg_deploy *d)
         log_info(LOG_DEPLOY, "deploy cert=%s cmd=%s: already due this round (for %s)", mc->name,
                  d->command.v[0], x->name);
     }
+    if (rexec_has(x, mc->name))
+        return; /* deployed twice this round */
     x->certs = xrealloc(x->certs, (x->n_certs + 1) * sizeof(char *));
     x->certs[x->n_certs++] = xstrdup(mc->name);
 }
@@ -1919,6 +2047,7 @@ static void round_free_execs(struct manager *m)
         free(x->certs);
         free(x->name);
         free(x->gen_dir);
+        free(x->why);
         config_unref(x->snap);
     }
     free(m->rexecs);
@@ -1927,40 +2056,32 @@ static void round_free_execs(struct manager *m)
     m->rexec_idx = 0;
 }
 
-/* A deferred exec failed: the deployment of every certificate that needed
- * it failed (not the certificates): deploy-only retries are armed. */
-static void round_exec_failed(struct manager *m, const struct rexec *x, const char *why)
+/* The deployment of mc failed after its run ended (a reload command of the
+ * round) and was rolled back: the deployment failed, not the certificate,
+ * and a deploy-only retry is armed. */
+static void deploy_mark_failed(struct mcert *mc, const char *e)
 {
-    for (size_t k = 0; k < x->n_certs; k++) {
-        struct mcert *mc = NULL;
-        for (struct mcert *y = m->certs; y != NULL; y = y->next)
-            if (!y->removed && strcmp(y->name, x->certs[k]) == 0)
-                mc = y;
-        if (mc == NULL)
-            continue;
-        char *e = xasprintf("issued and stored, but deploy command %s %s", x->d->command.v[0], why);
-        log_error(LOG_MAIN, "deploy cert=%s: %s", mc->name, e);
-        m->failed++;
-        mc->failures++;
-        mc->summary = SUM_FAILED;
-        free(mc->error);
-        mc->error = e;
-        free(mc->last_error);
-        mc->last_error = xstrdup(e);
-        mc->last_error_at = now_s();
-        mc->deploy_failing = true;
-        mc->deploy_only = true;
-        mc->retry_at = now_s() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
-                                               m->cfg->daemon.backoff_max_s, NULL, NULL);
-        mc->reason = "deploy retry after a failure";
-        hist_add(mc, "failed", "%s", e);
-        emit(mc, NOTIFY_EV_DEPLOY_FAILED, e, NULL);
-        if (mc->state == MC_IDLE)
-            arm(mc, mc->retry_at);
-    }
-}
+    struct manager *m = mc->m;
 
-static void round_next_exec(struct manager *m);
+    log_error(LOG_MAIN, "deploy cert=%s: %s", mc->name, e);
+    m->failed++;
+    mc->failures++;
+    mc->summary = SUM_FAILED;
+    free(mc->error);
+    mc->error = xstrdup(e);
+    free(mc->last_error);
+    mc->last_error = xstrdup(e);
+    mc->last_error_at = now_s();
+    mc->deploy_failing = true;
+    mc->deploy_only = true;
+    mc->retry_at = now_s() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
+                                           m->cfg->daemon.backoff_max_s, NULL, NULL);
+    mc->reason = "deploy retry after a failure";
+    hist_add(mc, "failed", "%s", e);
+    emit(mc, NOTIFY_EV_DEPLOY_FAILED, e, NULL);
+    if (mc->state == MC_IDLE && !m->once && !m->stopping)
+        arm(mc, mc->retry_at);
+}
 
 static void post_done(int status, size_t run, size_t failed, void *arg)
 {
@@ -1974,15 +2095,73 @@ static void post_done(int status, size_t run, size_t failed, void *arg)
     pump(m);
 }
 
+/* The round's deployments are settled: hooks.d/post, then the round is
+ * over. async: called back from a job (pump here), not from round_end. */
+static void round_post(struct manager *m, bool async)
+{
+    if (!m->stopping && deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_POST,
+                                           NULL, 0, post_done, m, &m->hooks) == 0)
+        return;
+    m->hooks = NULL;
+    round_free_execs(m);
+    m->round = ROUND_IDLE;
+    if (async)
+        pump(m);
+}
+
+/* One deployment of the round is settled (e: its error after a rollback,
+ * or NULL), or with name NULL, round_settle has started them all. */
+static void round_settled(struct manager *m, const char *name, const char *e)
+{
+    for (struct mcert *mc = m->certs; mc != NULL && name != NULL; mc = mc->next) {
+        if (mc->removed || strcmp(mc->name, name) != 0)
+            continue;
+        if (e != NULL)
+            deploy_mark_failed(mc, e);
+        else
+            mc->failures = 0; /* the backoff restarts only once a deployment succeeds */
+        break;
+    }
+    if (--m->settling > 0)
+        return;
+    if (m->round != ROUND_END) {
+        maybe_finish(m); /* stopped meanwhile */
+        return;
+    }
+    round_post(m, name != NULL);
+}
+
+/* The reload commands have run: each deployment that took part in one is
+ * committed when all of its commands succeeded, else rolled back. */
+static void round_settle(struct manager *m)
+{
+    m->settling++; /* held until every job is started */
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        if (mc->removed || !mc->journal_shared)
+            continue;
+        const char *why = NULL;
+        for (size_t i = 0; i < m->n_rexecs && why == NULL; i++)
+            if (m->rexecs[i].why != NULL && rexec_has(&m->rexecs[i], mc->name))
+                why = m->rexecs[i].why;
+        struct deploy_journal *j = mc->journal;
+        mc->journal = NULL;
+        mc->journal_shared = false;
+        m->settling++;
+        settle_start(m, NULL, true, mc->name, j, 0, why);
+    }
+    round_settled(m, NULL, NULL);
+}
+
+static void round_next_exec(struct manager *m);
+
 static void rexec_done(int status, const struct deploy_exec_result *res, void *arg)
 {
     struct manager *m = arg;
+    struct rexec *x = &m->rexecs[m->rexec_idx];
 
-    (void)res;
     m->rexec_op = NULL;
     if (status != 0)
-        round_exec_failed(m, &m->rexecs[m->rexec_idx],
-                          status == ERR_TIMEOUT ? "timed out" : "failed (see the log)");
+        x->why = deploy_exec_describe("reload command", x->d, status, res);
     m->rexec_idx++;
     round_next_exec(m);
 }
@@ -2001,18 +2180,16 @@ static void round_next_exec(struct manager *m)
         if (deploy_exec_start(m->loop, x->d, &env, rexec_done, m, &m->rexec_op) == 0)
             return;
         m->rexec_op = NULL;
-        round_exec_failed(m, x, "could not be started");
+        x->why = deploy_exec_describe("reload command", x->d, ERR_HOOK, NULL);
         m->rexec_idx++;
     }
-    if (m->rexec_idx < m->n_rexecs)
+    if (m->rexec_idx < m->n_rexecs) {
         log_warn(LOG_DEPLOY, "stopping: %zu deploy command(s) of this round not run",
                  m->n_rexecs - m->rexec_idx);
-    if (!m->stopping && deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_POST,
-                                           NULL, 0, post_done, m, &m->hooks) == 0)
+        round_post(m, false);
         return;
-    m->hooks = NULL;
-    round_free_execs(m);
-    m->round = ROUND_IDLE;
+    }
+    round_settle(m);
 }
 
 /* Every run of the round has ended: the deferred commands, then post. */
@@ -2505,6 +2682,8 @@ static const char *state_word(const struct mcert *mc, int64_t now)
     case MC_IDLE:
         break;
     }
+    if (mc->journal_shared)
+        return "deploying"; /* waits for the round's reload commands */
     if (mc->failures > 0 && mc->deploy_failing)
         return "deploy-failed";
     if (mc->failures > 0)
@@ -2600,6 +2779,7 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
         mc->reason = "renewal requested";
         mc->forced = true;
         mc->retry_at = 0;
+        mc->deploy_only = false; /* a new order, even while a deployment is failing */
         hist_add(mc, "requested", "renew --force");
         enqueue(mc);
     } else {

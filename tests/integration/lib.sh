@@ -241,6 +241,16 @@ chain = "$TW/out/$name/chain.pem"
 EOF
 }
 
+# tw_daemon_start CONFIG: `certloop check` it (a failure, return 1 when
+# invalid), then `certloop run -c CONFIG` in the background (stdout to
+# $TW/run.out, stderr to $TW/run.err), killed on EXIT; sets TW_DAEMON_PID.
+tw_daemon_start() {
+  "$CERTLOOP" check -c "$1" >/dev/null || { tw_fail "config invalid"; return 1; }
+  "$CERTLOOP" run -c "$1" >"$TW/run.out" 2>"$TW/run.err" &
+  TW_DAEMON_PID=$!
+  TW_PIDS+=("$TW_DAEMON_PID")
+}
+
 # tw_receiver_start [ARGS...]: tools/webhook-receiver on a free loopback
 # port with a fresh secret in $TW/webhook.secret (0600); what it receives
 # goes to $TW/received, one JSON line per delivery. ARGS go to the receiver

@@ -3,7 +3,9 @@
 # renewal whose files action cannot replace the fullchain (a directory took
 # its place) leaves every previously deployed file byte-identical (the key
 # already replaced is put back), status says "deploy-failed" with the
-# error, and no further order follows; once the obstacle is gone,
+# error, and no further order follows; a second forced renewal meanwhile
+# is a new order (the failed deployment's order file, kept for a restart,
+# is not resumed); once the obstacle is gone,
 # `certloop renew NAME --deploy-only` deploys the stored certificate
 # without ordering. The PKCS#12 action of the same certificate opens with
 # its password file.
@@ -27,11 +29,8 @@ pkcs12_password_file = "$TW/p12.pw"
 
 EOF
 } >"$TW/certloop.toml"
-"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run.out" 2>"$TW/run.err" &
-pid=$!
-TW_PIDS+=("$pid")
+tw_daemon_start "$TW/certloop.toml" || tw_done
 for ((t = 0; t < 300; t++)); do
   [ -s "$TW/out/df/fullchain.pem" ] && [ -s "$TW/p12/df.p12" ] && break
   sleep 0.1
@@ -71,8 +70,27 @@ EOF
 [ "$(sha256sum "$TW/out/df/cert.pem" "$TW/out/df/key.pem" "$TW/out/df/chain.pem")" = "$before" ] ||
   tw_fail "a failed deploy changed the deployed files"
 find "$TW/out" \( -name '.tmp-*' -o -name '.bak-*' \) | grep -q . && tw_fail "temp files left"
+[ $(($(grep -c "POST /order-plz" "$TW/pebble.log") - orders0)) = 1 ] ||
+  tw_fail "expected one order (the forced one), Pebble saw more"
+
+# the failed deployment keeps its order file (a restart deploys again); a
+# forced renewal meanwhile orders anew rather than resuming that order
+[ -f "$TW/state/orders/df.json" ] || tw_fail "the failed deployment's order file is gone"
+gen1=$(readlink "$TW/state/certs/df/current")
+"$CERTLOOP" renew df --force -c "$TW/certloop.toml" >/dev/null 2>"$TW/renew.err" ||
+  tw_fail "second renew --force refused: $(cat "$TW/renew.err")"
+for ((t = 0; t < 300; t++)); do
+  [ "$(readlink "$TW/state/certs/df/current")" != "$gen1" ] &&
+    "$CERTLOOP" status --json -c "$TW/certloop.toml" 2>/dev/null | python3 -c \
+      'import json,sys; sys.exit(json.load(sys.stdin)["certificates"][0]["consecutive_failures"] != 2)' &&
+    break
+  sleep 0.1
+done
+[ "$(readlink "$TW/state/certs/df/current")" != "$gen1" ] || tw_fail "no new generation stored"
 orders1=$(grep -c "POST /order-plz" "$TW/pebble.log")
-[ $((orders1 - orders0)) = 1 ] || tw_fail "expected one order (the forced one), Pebble saw $((orders1 - orders0))"
+[ $((orders1 - orders0)) = 2 ] || tw_fail "expected two new orders, Pebble saw $((orders1 - orders0))"
+[ "$(sha256sum "$TW/out/df/cert.pem" "$TW/out/df/key.pem" "$TW/out/df/chain.pem")" = "$before" ] ||
+  tw_fail "the second failed deploy changed the deployed files"
 
 # the obstacle goes; a deploy-only renewal deploys the stored certificate
 rm -rf "$TW/out/df/fullchain.pem"
@@ -89,6 +107,7 @@ tw_check_pair "$TW/out/df/key.pem" "$TW/out/df/fullchain.pem" || tw_fail "key/ce
 sleep 0.3
 orders2=$(grep -c "POST /order-plz" "$TW/pebble.log")
 [ "$orders2" = "$orders1" ] || tw_fail "the deploy-only renewal sent an order"
-kill -TERM "$pid"
-wait "$pid"
+[ -e "$TW/state/orders/df.json" ] && tw_fail "order file left after the deployment succeeded"
+kill -TERM "$TW_DAEMON_PID"
+wait "$TW_DAEMON_PID"
 tw_done

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -598,7 +599,7 @@ static void test_files_start_calls_back_once_and_cancel_is_silent(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     d.key = xasprintf("%s/k.pem", dir);
     d.fullchain = xasprintf("%s/fc.pem", dir);
-    assert_int_equal(deploy_files_start(&loop, "www", &d, &c, files_cb, &st, &op), 0);
+    assert_int_equal(deploy_files_start(&loop, "www", &d, &c, NULL, files_cb, &st, &op), 0);
     /* inputs were copied: scribbling over them now changes nothing */
     char *saved_key = d.key;
     d.key = NULL;
@@ -614,7 +615,7 @@ static void test_files_start_calls_back_once_and_cancel_is_silent(void **state)
     struct cfg_deploy bad = files_action();
     bad.key = xasprintf("%s/missing/k.pem", dir);
     log_capture_start();
-    assert_int_equal(deploy_files_start(&loop, "www", &bad, &c, files_cb, &st, NULL), 0);
+    assert_int_equal(deploy_files_start(&loop, "www", &bad, &c, NULL, files_cb, &st, NULL), 0);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(st.calls, 2);
     assert_int_equal(st.status, -ENOENT);
@@ -624,7 +625,7 @@ static void test_files_start_calls_back_once_and_cancel_is_silent(void **state)
     log_capture_stop();
 
     /* cancelled: no callback, and everything is freed */
-    assert_int_equal(deploy_files_start(&loop, "www", &bad, &c, files_cb, &st, &op), 0);
+    assert_int_equal(deploy_files_start(&loop, "www", &bad, &c, NULL, files_cb, &st, &op), 0);
     deploy_files_cancel(op);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(st.calls, 2);
@@ -632,6 +633,302 @@ static void test_files_start_calls_back_once_and_cancel_is_silent(void **state)
     free(bad.key);
     free(saved_key);
     free(d.fullchain);
+}
+
+/* ---- the rollback journal ------------------------------------------------ */
+
+/* A file as it was: bytes, mode, owner, inode (a restored backup is the
+ * very file that was replaced). */
+struct snap {
+    char *data;
+    struct stat st;
+};
+
+static void snap_take(const char *path, struct snap *s)
+{
+    s->data = slurp(path);
+    assert_int_equal(lstat(path, &s->st), 0);
+}
+
+static void snap_check(const char *path, struct snap *s)
+{
+    struct stat st;
+    char *now = slurp(path);
+
+    assert_string_equal(now, s->data);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_int_equal(st.st_mode, s->st.st_mode);
+    assert_int_equal(st.st_uid, s->st.st_uid);
+    assert_int_equal(st.st_gid, s->st.st_gid);
+    assert_int_equal(st.st_ino, s->st.st_ino);
+    free(now);
+    free(s->data);
+}
+
+static void put_file(const char *path, const char *data, mode_t mode)
+{
+    assert_int_equal(store_write_atomic(path, data, strlen(data), mode, (uid_t)-1, (gid_t)-1, NULL),
+                     0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* A group of ours other than the primary one, or -1 (then the owner check
+ * still compares uid and gid with what they were). */
+static gid_t other_group(void)
+{
+    gid_t groups[64];
+    int n = getgroups(64, groups);
+
+    for (int i = 0; i < n; i++)
+        if (groups[i] != getegid())
+            return groups[i];
+    return (gid_t)-1;
+}
+
+static void run_files(uv_loop_t *loop, const struct cfg_deploy *d, const struct store_cert *c,
+                      struct deploy_journal *j, struct files_cb_state *st)
+{
+    int calls = st->calls;
+
+    assert_int_equal(deploy_files_start(loop, "www", d, c, j, files_cb, st, NULL), 0);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(st->calls, calls + 1);
+}
+
+static void test_journal_second_action_fails_first_is_rolled_back(void **state)
+{
+    const char *dir = *state;
+    struct cfg_deploy d1 = files_action(), d2 = files_action();
+    struct store_cert c = fake_cert();
+    struct files_cb_state st = {0};
+    struct snap key, fc;
+    uv_loop_t loop;
+    char *err = NULL;
+    size_t n = 0;
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    d1.key = xasprintf("%s/www.key", dir);
+    d1.fullchain = xasprintf("%s/www.fullchain", dir);
+    d1.cert = xasprintf("%s/www.crt", dir); /* new: did not exist */
+    put_file(d1.key, "-----OLD KEY-----\n", 0600);
+    put_file(d1.fullchain, "-----OLD FULLCHAIN-----\n", 0640);
+    gid_t g = other_group();
+    if (g != (gid_t)-1)
+        assert_int_equal(chown(d1.fullchain, (uid_t)-1, g), 0);
+    snap_take(d1.key, &key);
+    snap_take(d1.fullchain, &fc);
+    d2.key = xasprintf("%s/missing/other.key", dir);
+
+    struct deploy_journal *j = deploy_journal_new();
+    run_files(&loop, &d1, &c, j, &st);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(deploy_journal_count(j), 3);
+    char *s = slurp(d1.fullchain);
+    assert_string_equal(s, c.fullchain_pem); /* replaced for now */
+    free(s);
+    assert_int_equal(count_entries(dir), 5); /* three files, two backups */
+
+    run_files(&loop, &d2, &c, j, &st);
+    assert_int_equal(st.status, -ENOENT);
+    assert_int_equal(deploy_journal_count(j), 3); /* a failed action adds nothing */
+
+    assert_int_equal(deploy_journal_rollback_sync(j, &n, &err), 0);
+    assert_null(err);
+    assert_int_equal(n, 3);
+    assert_int_equal(deploy_journal_count(j), 0);
+    snap_check(d1.key, &key);
+    snap_check(d1.fullchain, &fc);
+    assert_false(exists(d1.cert));
+    assert_int_equal(count_entries(dir), 2); /* no backup, no temp file */
+
+    deploy_journal_free(j);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(d1.key);
+    free(d1.fullchain);
+    free(d1.cert);
+    free(d2.key);
+}
+
+static void test_journal_keeps_the_first_backup_and_commit_removes_backups(void **state)
+{
+    const char *dir = *state;
+    struct cfg_deploy d1 = files_action(), d2 = files_action();
+    struct store_cert c1 = fake_cert(), c2 = fake_cert();
+    struct files_cb_state st = {0};
+    struct snap key;
+    uv_loop_t loop;
+    char *err = NULL;
+    size_t n = 0;
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    /* two actions write the same key: rollback goes back to the state
+     * before the first, not to what the first wrote */
+    d1.key = xasprintf("%s/www.key", dir);
+    d2.key = xasprintf("%s/www.key", dir);
+    d2.bundle = xasprintf("%s/www.bundle", dir);
+    c2.key_pem = "-----SECOND KEY-----\n";
+    put_file(d1.key, "-----OLD KEY-----\n", 0600);
+    snap_take(d1.key, &key);
+
+    struct deploy_journal *j = deploy_journal_new();
+    run_files(&loop, &d1, &c1, j, &st);
+    assert_int_equal(st.status, 0);
+    run_files(&loop, &d2, &c2, j, &st);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(deploy_journal_count(j), 2); /* the key once, the bundle */
+    assert_int_equal(count_entries(dir), 3);      /* key, bundle, one backup */
+    assert_int_equal(deploy_journal_rollback_sync(j, &n, &err), 0);
+    assert_int_equal(n, 2);
+    snap_check(d1.key, &key);
+    assert_false(exists(d2.bundle));
+    assert_int_equal(count_entries(dir), 1);
+
+    /* committed: the new files stay and the backups go */
+    run_files(&loop, &d1, &c1, j, &st);
+    run_files(&loop, &d2, &c2, j, &st);
+    assert_int_equal(st.status, 0);
+    assert_int_equal(deploy_journal_commit_sync(j), 1);
+    assert_int_equal(deploy_journal_count(j), 0);
+    assert_int_equal(count_entries(dir), 2);
+    char *s = slurp(d1.key);
+    assert_string_equal(s, c2.key_pem);
+    free(s);
+
+    /* a cancelled action leaves the owner's journal untouched */
+    struct deploy_files *op = NULL;
+    assert_int_equal(deploy_files_start(&loop, "www", &d1, &c1, j, files_cb, &st, &op), 0);
+    deploy_files_cancel(op);
+    deploy_journal_free(j); /* the worker has its own copy */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(d1.key);
+    free(d2.key);
+    free(d2.bundle);
+}
+
+static void test_journal_rollback_reports_a_file_it_cannot_restore(void **state)
+{
+    const char *dir = *state;
+    struct cfg_deploy d = files_action();
+    struct store_cert c = fake_cert();
+    char *err = NULL;
+    size_t n = 0;
+
+    d.key = xasprintf("%s/www.key", dir);
+    d.cert = xasprintf("%s/www.crt", dir);
+    put_file(d.key, "-----OLD KEY-----\n", 0600);
+    put_file(d.cert, "-----OLD CERT-----\n", 0644);
+    struct deploy_journal *j = deploy_journal_new();
+    assert_int_equal(deploy_journal_files_sync(j, &d, &c, &err), 0);
+    /* someone removed the key's backup meanwhile */
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) {
+        if (strncmp(e->d_name, ".bak-www.key-", 13) == 0)
+            assert_int_equal(unlinkat(dirfd(dh), e->d_name, 0), 0);
+    }
+    closedir(dh);
+    assert_int_equal(deploy_journal_rollback_sync(j, &n, &err), -ENOENT);
+    assert_int_equal(n, 1); /* the certificate went back all the same */
+    char *want = xasprintf("%s: restore: %s", d.key, strerror(ENOENT));
+    assert_string_equal(err, want);
+    free(want);
+    free(err);
+    char *s = slurp(d.cert);
+    assert_string_equal(s, "-----OLD CERT-----\n");
+    free(s);
+    deploy_journal_free(j);
+    free(d.key);
+    free(d.cert);
+}
+
+/* In a child dropped to nobody: deploys over a root-owned file in a
+ * directory nobody may write (fs.protected_hardlinks forbids linking it),
+ * then rolls back. The exit code says which step went wrong. */
+static int journal_copy_child(const char *dir, const struct passwd *pw)
+{
+    struct cfg_deploy d = files_action();
+    struct store_cert c = fake_cert();
+    char *err = NULL;
+    size_t n = 0;
+
+    if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        return 10;
+    d.cert = xasprintf("%s/www.crt", dir);
+    struct deploy_journal *j = deploy_journal_new();
+    if (deploy_journal_files_sync(j, &d, &c, &err) != 0 || deploy_journal_count(j) != 1)
+        return 11;
+    if (deploy_journal_rollback_sync(j, &n, &err) != 0 || n != 1)
+        return 12;
+    char *s = NULL;
+    if (store_read_file(d.cert, &s, NULL) < 0 || strcmp(s, "-----OLD CERT-----\n") != 0)
+        return 13;
+    struct stat st;
+    if (lstat(d.cert, &st) < 0 || (st.st_mode & 07777) != 0644)
+        return 14;
+    free(s);
+    deploy_journal_free(j);
+    free(d.cert);
+    return 0;
+}
+
+static void test_journal_copies_a_file_it_may_not_link(void **state)
+{
+    const char *dir = *state;
+    struct passwd *pw = getpwnam("nobody");
+    char *buf = NULL;
+
+    if (geteuid() != 0 || pw == NULL ||
+        store_read_file("/proc/sys/fs/protected_hardlinks", &buf, NULL) < 0 || buf[0] != '1') {
+        free(buf);
+        print_message("skipped: needs root, a nobody user and fs.protected_hardlinks = 1\n");
+        return;
+    }
+    free(buf);
+    char *path = xasprintf("%s/www.crt", dir);
+    put_file(path, "-----OLD CERT-----\n", 0644); /* root's, and nobody may not write it */
+    assert_int_equal(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    assert_int_equal(chmod(dir, 0755), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(journal_copy_child(dir, pw));
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    assert_int_equal(count_entries(dir), 1); /* no backup or temp file left */
+    free(path);
+}
+
+static void test_exec_describe_names_the_command_and_why(void **state)
+{
+    (void)state;
+    char *argv[] = {"systemctl", "reload", "nginx", NULL};
+    struct cfg_deploy d;
+    struct deploy_exec_result res = {.exit_status = 1};
+
+    memset(&d, 0, sizeof(d));
+    d.type = CFG_DEPLOY_EXEC;
+    d.command.v = argv;
+    d.command.n = 3;
+    char *s = deploy_exec_describe("reload command", &d, ERR_HOOK, &res);
+    assert_string_equal(s, "reload command `systemctl reload nginx` exited 1");
+    free(s);
+    res.timed_out = true;
+    res.term_signal = SIGTERM;
+    d.timeout_s = 5;
+    s = deploy_exec_describe(NULL, &d, ERR_TIMEOUT, &res);
+    assert_string_equal(s, "command `systemctl reload nginx` timed out after 5 s");
+    free(s);
+    res.timed_out = false;
+    res.term_signal = SIGKILL;
+    s = deploy_exec_describe(NULL, &d, ERR_HOOK, &res);
+    assert_string_equal(s, "command `systemctl reload nginx` killed by signal 9");
+    free(s);
+    s = deploy_exec_describe("hook", &d, ERR_HOOK, NULL);
+    assert_string_equal(s, "hook `systemctl reload nginx` could not be started");
+    free(s);
 }
 
 /* ---- exec ---------------------------------------------------------------- */
@@ -1080,6 +1377,11 @@ int main(void)
         T(test_files_pkcs12_modern_and_legacy),
         T(test_files_start_calls_back_once_and_cancel_is_silent),
         T(test_files_sweep_removes_only_our_leftovers),
+        T(test_journal_second_action_fails_first_is_rolled_back),
+        T(test_journal_keeps_the_first_backup_and_commit_removes_backups),
+        T(test_journal_rollback_reports_a_file_it_cannot_restore),
+        T(test_journal_copies_a_file_it_may_not_link),
+        T(test_exec_describe_names_the_command_and_why),
         T(test_exec_environment_reaches_the_command),
         T(test_exec_certbot_hook_reads_stored_generation),
         T(test_exec_output_is_logged_line_by_line),

@@ -27,6 +27,8 @@ struct fx {
     int calls;
     int status;
     size_t run, failed;
+    struct deploy_hooks *op; /* when the test asks for the first failure */
+    char *error;             /* deploy_hooks_error's, copied in the callback */
 };
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -94,6 +96,7 @@ static int teardown(void **state)
     free(top);
     free(f->dir);
     free(f->trace);
+    free(f->error);
     free(f);
     return 0;
 }
@@ -106,6 +109,8 @@ static void done(int status, size_t run, size_t failed, void *arg)
     f->status = status;
     f->run = run;
     f->failed = failed;
+    if (f->op != NULL && deploy_hooks_error(f->op) != NULL)
+        f->error = xstrdup(deploy_hooks_error(f->op));
 }
 
 static char *trace(struct fx *f)
@@ -186,13 +191,14 @@ static void test_deploy_phase_runs_in_order_with_env(void **state)
     write_hook(f, "pre", "10-pre", "p", 0, 0755); /* another phase: not run */
 
     assert_int_equal(
-        deploy_hooks_start(&f->loop, f->dir, DEPLOY_HOOK_DEPLOY, &env, 10, done, f, NULL), 0);
+        deploy_hooks_start(&f->loop, f->dir, DEPLOY_HOOK_DEPLOY, &env, 10, done, f, &f->op), 0);
     assert_int_equal(f->calls, 0);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(f->calls, 1);
     assert_int_equal(f->status, 0);
     assert_int_equal(f->run, 2);
     assert_int_equal(f->failed, 0);
+    assert_null(f->error); /* deploy_hooks_error: no failure */
     char *t = trace(f);
     assert_string_equal(t, "a|10-first|www|example.org www.example.org|"
                            "/var/lib/certloop/certs/www/20261125T000000Z-abcd|renewed\n"
@@ -209,13 +215,18 @@ static void test_failing_hook_does_not_stop_the_rest(void **state)
     write_hook(f, "post", "20-fails", "b", 3, 0755);
     write_hook(f, "post", "30-c", "c", 0, 0755);
     /* pre/post hooks have no certificate: empty variables */
-    assert_int_equal(deploy_hooks_start(&f->loop, f->dir, DEPLOY_HOOK_POST, NULL, 0, done, f, NULL),
-                     0);
+    assert_int_equal(
+        deploy_hooks_start(&f->loop, f->dir, DEPLOY_HOOK_POST, NULL, 0, done, f, &f->op), 0);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(f->calls, 1);
     assert_int_equal(f->status, ERR_HOOK);
     assert_int_equal(f->run, 3);
     assert_int_equal(f->failed, 1);
+    /* the first failure, named for the deployment's error */
+    char *want = xasprintf("hook `%s/post/20-fails` exited 3", f->dir);
+    assert_non_null(f->error);
+    assert_string_equal(f->error, want);
+    free(want);
     char *t = trace(f);
     assert_string_equal(t, "a|10-a||||\nb|20-fails||||\nc|30-c||||\n");
     free(t);
