@@ -113,11 +113,12 @@ run_certloop() {
   BW_ROWS=$saved
   k=$(wc -l <"$reps")
   [ "$k" -gt 0 ] || return 1
-  local walls cpus
+  local walls cpus users
   walls=$(cut -f6 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
   cpus=$(cut -f7 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
+  users=$(cut -f10 "$reps" | sed -n 's/.*CPU user \([0-9.]*\) s.*/\1/p' | xargs printf '%.2f, ' | sed 's/, $//')
   sort -t$'\t' -k6,6g "$reps" | sed -n "$(((k + 1) / 2))p" |
-    awk -F'\t' -v OFS='\t' -v x="median of $k runs by wall (wall s: $walls; CPU s: $cpus)" \
+    awk -F'\t' -v OFS='\t' -v x="median of $k runs by wall (wall s: $walls; CPU s: $cpus; user CPU s: $users)" \
       '{ $10 = $10 "; " x; print }' >>"$BW_ROWS"
 }
 
