@@ -285,6 +285,27 @@ tw_daemon_stop() {
   wait "$TW_DAEMON_PID"
 }
 
+# tw_check_generations: every stored generation's cert.pem and
+# fullchain.pem belong to its key.pem (one failure per mismatch).
+tw_check_generations() {
+  local gen
+  for gen in "$TW"/state/certs/*/*/; do
+    [ -f "$gen/cert.pem" ] || continue
+    tw_check_pair "$gen/cert.pem" "$gen/key.pem" || tw_fail "mismatched pair in $gen"
+    tw_check_pair "$gen/fullchain.pem" "$gen/key.pem" || tw_fail "mismatched fullchain in $gen"
+  done
+}
+
+# tw_check_deployed NAME: $TW/out/NAME/fullchain.pem is there, belongs to
+# key.pem beside it and verifies against Pebble's root; a failure and
+# status 1 otherwise.
+tw_check_deployed() {
+  local out=$TW/out/$1
+  [ -s "$out/fullchain.pem" ] || { tw_fail "$1: not deployed"; return 1; }
+  tw_check_pair "$out/fullchain.pem" "$out/key.pem" || { tw_fail "$1: deployed pair mismatched"; return 1; }
+  tw_verify_fullchain "$out/fullchain.pem" || { tw_fail "$1: chain does not verify"; return 1; }
+}
+
 # tw_n_deployed: how many $TW/out/*/fullchain.pem are not empty.
 tw_n_deployed() {
   local n=0 f

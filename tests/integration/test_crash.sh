@@ -124,20 +124,14 @@ tw_log "$kills kills, $RESUMED_TOTAL orders resumed or stored generations redepl
 grep -h ' error ' "$TW"/err.* | head -5 >&2
 
 # every stored generation and every deployed pair matches; chains verify
-for gen in "$TW"/state/certs/*/*/; do
-  [ -f "$gen/cert.pem" ] || continue
-  tw_check_pair "$gen/cert.pem" "$gen/key.pem" || tw_fail "mismatched pair in $gen"
-  tw_check_pair "$gen/fullchain.pem" "$gen/key.pem" || tw_fail "mismatched fullchain in $gen"
-done
+tw_check_generations
 for ((i = 0; i < N; i++)); do
   name=$(printf 'k%03d' "$i")
   out="$TW/out/$name"
-  [ -s "$out/fullchain.pem" ] || { tw_fail "$name: not deployed"; continue; }
-  tw_check_pair "$out/fullchain.pem" "$out/key.pem" || tw_fail "$name: deployed fullchain/key mismatched"
+  tw_check_deployed "$name" || continue
   tw_check_pair "$out/cert.pem" "$out/key.pem" || tw_fail "$name: deployed cert/key mismatched"
   cmp -s "$out/fullchain.pem" "$TW/state/certs/$name/current/fullchain.pem" ||
     tw_fail "$name: the deployed fullchain is not the current generation's"
-  tw_verify_fullchain "$out/fullchain.pem" || tw_fail "$name: chain does not verify"
 done
 
 tmp=$(find "$TW/state" "$TW/out" -name '.tmp-*' -o -name '.bak-*' 2>/dev/null)
