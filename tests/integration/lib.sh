@@ -63,12 +63,41 @@ tw_cleanup() {
 # tw_init NAME: temp dir, traps, tool checks.
 tw_init() {
   tw_need pebble pebble-challtestsrv openssl curl python3
+  tw_init_bare "$1"
+}
+
+# tw_init_bare NAME: the temp dir $TW and the EXIT trap only, for tests
+# that need no Pebble.
+tw_init_bare() {
   if [ ! -x "$CERTLOOP" ]; then
     echo "no certloop binary at $CERTLOOP" >&2
     exit 1
   fi
   TW=$(mktemp -d "/tmp/certloop-${1:-it}-XXXXXX")
   trap tw_cleanup EXIT
+}
+
+# tw_run EXPECTED_CODE ARGS...: runs certloop ARGS, output in $TW/out and
+# $TW/err; a failure (showing both) and status 1 when it exits otherwise.
+tw_run() {
+  local want=$1 got
+  shift
+  "$CERTLOOP" "$@" >"$TW/out" 2>"$TW/err"
+  got=$?
+  if [ "$got" != "$want" ]; then
+    tw_fail "certloop $*: exit $got, expected $want"
+    sed 's/^/  stdout: /' "$TW/out" >&2
+    sed 's/^/  stderr: /' "$TW/err" >&2
+    return 1
+  fi
+}
+
+# tw_has FILE LINE: a failure (showing FILE) unless FILE holds exactly LINE.
+tw_has() {
+  if ! grep -qxF -- "$2" "$1"; then
+    tw_fail "expected line in $(basename "$1"): $2"
+    sed 's/^/  | /' "$1" >&2
+  fi
 }
 
 # tw_port: a loopback port free for both TCP and UDP right now.
