@@ -329,13 +329,14 @@ static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
     X509_LOOKUP *uri = X509_STORE_add_lookup(store, X509_LOOKUP_store());
 
     (void)easy;
-    if (file == NULL || dir == NULL || uri == NULL ||
-        X509_LOOKUP_add_dir(dir, NULL, X509_FILETYPE_DEFAULT) != 1) {
+    if (file == NULL || dir == NULL || uri == NULL) {
         log_ssl_errors(t->path);
         return CURLE_SSL_CACERT_BADFILE;
     }
+    /* As set_default_paths: a default location may be missing or unusable. */
+    (void)X509_LOOKUP_add_dir(dir, NULL, X509_FILETYPE_DEFAULT);
     (void)X509_LOOKUP_add_store(uri, NULL);
-    ERR_clear_error(); /* as set_default_paths: a default location may be missing */
+    ERR_clear_error();
     for (int i = 0; i < sk_X509_num(t->certs); i++) {
         /* Adding a certificate already present succeeds in OpenSSL 3. */
         if (X509_STORE_add_cert(store, sk_X509_value(t->certs, i)) != 1) {
