@@ -21,26 +21,12 @@ LEGO_N=${2:-10}
 CERTLOOP=${CERTLOOP:-/work/build-main/certloop}
 export CERTLOOP
 
-tw_init benchdns01
-tw_need lego kdig /usr/bin/time bc
-knot_init benchdns01
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || exit 1
-TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+tw_knot_start benchdns01
+tw_need lego /usr/bin/time bc
 
 # ---- certloop: N at once ------------------------------------------------
 {
-  tw_config_head 128 | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
-  cat <<EOF
-[dns.knot]
-type = "rfc2136"
-server = "127.0.0.1:$KNOT_PORT"
-zone = "test."
-tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
-nameservers = ["127.0.0.1:$KNOT_PORT"]
-propagation_timeout = "60s"
-
-EOF
+  tw_knot_config_head 128
   for ((i = 0; i < N; i++)); do
     mkdir -p "$TW/out/c$i"
     cat <<EOF

@@ -4,7 +4,7 @@
 # run them (one process per certificate; sequentially and 8 at once), all
 # from a local Pebble on 127.0.0.1 with a mock DNS answering *.test.
 #
-#   bench/issue.sh [--quick] [--reps K] [--out FILE] [--build DIR]
+#   bench/issue.sh [--quick] [--phases LIST] [--reps K] [--out FILE] [--build DIR]
 #   bench/issue.sh --certloop-only N [--delay] [--max-orders M]   # certloop alone
 #   CERTLOOP_WRAP="perf record -e cpu-clock --call-graph dwarf -o /tmp/p.data" \
 #     bench/issue.sh --certloop-only 100            # (or valgrind --tool=callgrind)
@@ -19,7 +19,8 @@
 #
 # certloop's runs are repeated (--reps, default 3, 1 with --quick) and the
 # median by wall time is shown; the peers run once (they take minutes).
-# Phases (--quick: only the first):
+# Phases (--quick: only the first; --phases 1,2: only those, e.g. N=10 and
+# N=100 with their peers):
 #   1. no validation delay (PEBBLE_VA_NOSLEEP=1), N=10: certloop; lego and
 #      uacme sequentially and 8 at once
 #   2. no delay, N=100: certloop; lego and uacme 8 at once (sequential rows
@@ -43,6 +44,7 @@ set -uo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
+PHASES=1,2,3,4
 ONLY=
 DELAY=0
 MAXO=64
@@ -51,20 +53,26 @@ OUT=
 BUILD=${BUILD_DIR:-$SRC/build}
 while [ $# -gt 0 ]; do
   case $1 in
-  --quick) QUICK=1 ;;
+  --quick) QUICK=1 PHASES=1 ;;
+  --phases) PHASES=$2; shift ;;
   --reps) REPS=$2; shift ;;
   --certloop-only) ONLY=$2; shift ;;
   --delay) DELAY=1 ;;
   --max-orders) MAXO=$2; shift ;;
   --out) OUT=$2; shift ;;
   --build) BUILD=$2; shift ;;
-  -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
   *) echo "unknown argument $1" >&2; exit 64 ;;
   esac
   shift
 done
 CERTLOOP=${CERTLOOP:-$BUILD/certloop}
 [ -n "$REPS" ] || { [ "$QUICK" = 1 ] && REPS=1 || REPS=3; }
+# phase K: whether --phases (comma-separated) names phase K.
+phase() {
+  case ",$PHASES," in *",$1,"*) return 0 ;; esac
+  return 1
+}
 OUT=${OUT:-/tmp/certloop-bench-issue-$(date -u +%Y%m%d-%H%M%S).md}
 
 . "$SRC/tests/integration/lib.sh"
@@ -105,11 +113,12 @@ run_certloop() {
   BW_ROWS=$saved
   k=$(wc -l <"$reps")
   [ "$k" -gt 0 ] || return 1
-  local walls cpus
+  local walls cpus users
   walls=$(cut -f6 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
   cpus=$(cut -f7 "$reps" | xargs printf '%.2f, ' | sed 's/, $//')
+  users=$(cut -f10 "$reps" | sed -n 's/.*CPU user \([0-9.]*\) s.*/\1/p' | xargs printf '%.2f, ' | sed 's/, $//')
   sort -t$'\t' -k6,6g "$reps" | sed -n "$(((k + 1) / 2))p" |
-    awk -F'\t' -v OFS='\t' -v x="median of $k runs by wall (wall s: $walls; CPU s: $cpus)" \
+    awk -F'\t' -v OFS='\t' -v x="median of $k runs by wall (wall s: $walls; CPU s: $cpus; user CPU s: $users)" \
       '{ $10 = $10 "; " x; print }' >>"$BW_ROWS"
 }
 
@@ -157,10 +166,12 @@ certloop_once() {
   done
   note="exit $rc"
   [ "$maxc" = 64 ] && note="$note; max_concurrent_orders = 64 (default)"
+  note="$note; [ca.pebble] max_parallel_requests = ${TW_CA_PARALLEL:-1}"
   [ "$attempt" = 1 ] || note="$note; attempt $attempt (Pebble deadlocked before)"
   note="$note; load $load"
   [ "$rc" = 0 ] || grep -E 'error|warn' "$TW/certloop.err" | head -5 >&2
   read -r _ u s m < <(tail -1 "$TW/certloop.time")
+  note="$note; CPU user $u s + sys $s s"
   bw_row "$phase" certloop "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" \
     "$(echo "$u + $s" | bc)" "$(bw_cpu_delta "$p0" "$p1")" "$m" "$note"
   bw_pebble_stop
@@ -219,28 +230,32 @@ extrapolate() {
 START=$(now)
 if [ -n "$ONLY" ]; then
   run_certloop "certloop alone, N=$ONLY, validation delay $DELAY" "$DELAY" "$ONLY" "$MAXO"
-  QUICK=2
+  PHASES=
 fi
 P1="Phase 1: no validation delay, N=10"
-if [ "$QUICK" != 2 ]; then
+if phase 1; then
   run_certloop "$P1" 0 10
   for c in lego uacme; do run_peer "$P1" 0 "$c" 10 1; done
   for c in lego uacme; do run_peer "$P1" 0 "$c" 10 8; done
 fi
 
-if [ "$QUICK" = 0 ]; then
+if phase 2; then
   P2="Phase 2: no validation delay, N=100"
   run_certloop "$P2" 0 100
   for c in lego uacme; do run_peer "$P2" 0 "$c" 100 8; done
   for c in lego uacme; do extrapolate "$P2" "$c" sequential 10 100; done
+fi
 
+if phase 3; then
   P3="Phase 3: no validation delay, N=500"
   run_certloop "$P3" 0 500
   for c in lego uacme; do
     extrapolate "$P3" "$c" "8 at once" 100 500
     extrapolate "$P3" "$c" sequential 10 500
   done
+fi
 
+if phase 4; then
   P4="Phase 4: Pebble's default validation delay, N=100 (peers: smaller N)"
   run_certloop "$P4" 1 100
   run_certloop "$P4" 1 100 128
@@ -253,7 +268,7 @@ END=$(now)
   echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(uname -sr)"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "Versions: certloop $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null)$(git -C "$SRC" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty') ($("$CERTLOOP" --version 2>&1 | head -1)), pebble $(dpkg-query -W -f '${Version}' pebble 2>/dev/null), lego $(dpkg-query -W -f '${Version}' lego 2>/dev/null), uacme $(dpkg-query -W -f '${Version}' uacme 2>/dev/null)"
-  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ -n "$ONLY" ] && echo " --certloop-only $ONLY")$([ "$DELAY" = 1 ] && echo ' --delay')$([ "$MAXO" != 64 ] && echo " --max-orders $MAXO")$([ "$REPS" != 3 ] && [ "$QUICK" != 1 ] && echo " --reps $REPS")\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
+  echo "Command: \`bench/issue.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ "$QUICK" = 0 ] && [ -z "$ONLY" ] && [ "$PHASES" != 1,2,3,4 ] && echo " --phases $PHASES")$([ -n "$ONLY" ] && echo " --certloop-only $ONLY")$([ "$DELAY" = 1 ] && echo ' --delay')$([ "$MAXO" != 64 ] && echo " --max-orders $MAXO")$([ "$REPS" != 3 ] && [ "$QUICK" != 1 ] && echo " --reps $REPS")\` (build: $(basename "$BUILD"), total $(echo "$END - $START" | bc | xargs printf '%.0f') s)"
   bw_render
   if [ "${#BW_DEADLOCKS[@]}" -gt 0 ]; then
     echo

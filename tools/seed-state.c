@@ -31,32 +31,23 @@ static void die(const char *what)
     exit(1);
 }
 
-static char *pem_of_cert(X509 *x)
+/* The PEM of certificate x, or of private key k when x is NULL, as a
+ * string the caller frees. */
+static char *pem_of(X509 *x, EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
     char *p, *s;
     long n;
+    int ok;
 
-    if (b == NULL || PEM_write_bio_X509(b, x) != 1)
-        die("PEM_write_bio_X509");
-    n = BIO_get_mem_data(b, &p);
-    s = malloc((size_t)n + 1);
-    if (s == NULL)
-        die("malloc");
-    memcpy(s, p, (size_t)n);
-    s[n] = '\0';
-    BIO_free(b);
-    return s;
-}
-
-static char *pem_of_key(EVP_PKEY *k)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *p, *s;
-    long n;
-
-    if (b == NULL || PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1)
-        die("PEM_write_bio_PrivateKey");
+    if (b == NULL)
+        die("BIO_new");
+    if (x != NULL)
+        ok = PEM_write_bio_X509(b, x);
+    else
+        ok = PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+    if (ok != 1)
+        die(x != NULL ? "PEM_write_bio_X509" : "PEM_write_bio_PrivateKey");
     n = BIO_get_mem_data(b, &p);
     s = malloc((size_t)n + 1);
     if (s == NULL)
@@ -178,7 +169,7 @@ int main(int argc, char **argv)
     if (ca_key == NULL)
         die("CA key");
     X509 *ca = make_cert(ca_key, "certloop seed CA", NULL, NULL, ca_key, nb, na + 86400, serial);
-    char *ca_pem = pem_of_cert(ca);
+    char *ca_pem = pem_of(ca, NULL);
 
     for (long i = 0; i < n; i++) {
         EVP_PKEY *key = EVP_EC_gen("P-256");
@@ -190,8 +181,8 @@ int main(int argc, char **argv)
         else
             snprintf(san, sizeof(san), "DNS:c%ld.test", i);
         X509 *x = make_cert(key, cn, san, ca, ca_key, nb, na, serial);
-        char *cert_pem = pem_of_cert(x);
-        char *key_pem = pem_of_key(key);
+        char *cert_pem = pem_of(x, NULL);
+        char *key_pem = pem_of(NULL, key);
         size_t fl = strlen(cert_pem) + strlen(ca_pem) + 1;
         char *full = malloc(fl);
         if (full == NULL)

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "config/config.h"
 
@@ -81,6 +82,7 @@ struct acme_chain {
     char *serial_hex; /* leaf serial, lowercase hex without separators */
     char **sans;      /* leaf DNS SANs in certificate order, owned */
     size_t n_sans;
+    X509 *leaf; /* owned: the parsed leaf, so that key and ARI checks need not parse it again */
 };
 /* Splits and parses a PEM chain (capped by the caller). Only whitespace may
  * surround "-----BEGIN CERTIFICATE-----" blocks; ERR_PARSE on anything else

@@ -17,7 +17,9 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -39,6 +41,39 @@ static bool name_ok(const char *s)
             return false;
     }
     return true;
+}
+
+/* The CSR's SubjectPublicKeyInfo. X509_REQ_set_pubkey encodes the key and
+ * parses the result back (OpenSSL 3: an encoder and a decoder lookup, about
+ * 2 M instructions, several times the signature); for an EC key the
+ * structure is put together from its curve and encoded point directly.
+ * 1 on success, like OpenSSL. */
+static int csr_set_pubkey(X509_REQ *req, EVP_PKEY *key)
+{
+    char group[64];
+    unsigned char point[1 + 2 * 66]; /* uncompressed, up to P-521 */
+    size_t plen = 0;
+
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
+        return X509_REQ_set_pubkey(req, key);
+    int curve = NID_undef;
+    if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) == 1 &&
+        EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                        sizeof(point), &plen) == 1)
+        curve = OBJ_txt2nid(group);
+    if (curve == NID_undef) {
+        ERR_clear_error(); /* e.g. explicit curve parameters: the general way */
+        return X509_REQ_set_pubkey(req, key);
+    }
+    unsigned char *enc = OPENSSL_memdup(point, plen);
+    if (enc == NULL)
+        return 0;
+    if (X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                               V_ASN1_OBJECT, OBJ_nid2obj(curve), enc, (int)plen) != 1) {
+        OPENSSL_free(enc);
+        return 0;
+    }
+    return 1;
 }
 
 /* Subject left empty: RFC 8555 §7.4 puts the names in the SAN extension, and
@@ -64,7 +99,7 @@ int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b
     req = X509_REQ_new();
     gens = sk_GENERAL_NAME_new_null();
     if (req == NULL || gens == NULL || X509_REQ_set_version(req, 0) != 1 ||
-        X509_REQ_set_pubkey(req, key) != 1)
+        csr_set_pubkey(req, key) != 1)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         GENERAL_NAME *g = GENERAL_NAME_new();
@@ -254,6 +289,7 @@ void acme_chain_fini(struct acme_chain *c)
     free(c->sans);
     free(c->issuer_cn);
     free(c->serial_hex);
+    X509_free(c->leaf);
     memset(c, 0, sizeof(*c));
 }
 
@@ -320,6 +356,8 @@ int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
     if (c.serial_hex == NULL)
         goto out;
     leaf_sans(leaf, &c);
+    c.leaf = leaf;
+    leaf = NULL;
     *out = c;
     memset(&c, 0, sizeof(c));
     rc = 0;
@@ -331,8 +369,12 @@ out:
     return rc;
 }
 
+/* A new reference to the chain's leaf: the one acme_chain_parse kept, or
+ * parsed from pem[0] for a chain put together by other means. */
 static X509 *chain_leaf(const struct acme_chain *c)
 {
+    if (c != NULL && c->leaf != NULL && X509_up_ref(c->leaf) == 1)
+        return c->leaf;
     if (c == NULL || c->n == 0 || c->pem[0] == NULL)
         return NULL;
     size_t len = strlen(c->pem[0]);

@@ -256,20 +256,87 @@ static int trust_get(struct http_client *c, const char *path, struct trust **out
     return 0;
 }
 
+/* OpenSSL's default CA file, read only when a verification needs an issuer
+ * the store does not hold yet. X509_STORE_set_default_paths parses the whole
+ * file (Debian: about 145 certificates, 240 M instructions, tens of
+ * milliseconds) for every new TLS connection, even when the trust file alone
+ * anchors the CA's certificate. Same file as OpenSSL's (SSL_CERT_FILE
+ * honoured), loaded into the same store on the first miss; then each lookup
+ * answers from the store, as X509_LOOKUP_hash_dir does. */
+static int lazy_file_by_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type, const X509_NAME *name,
+                                X509_OBJECT *ret)
+{
+    X509_STORE *store = X509_LOOKUP_get_store(lu);
+
+    if (X509_LOOKUP_get_method_data(lu) == NULL) {
+        const char *file = getenv(X509_get_default_cert_file_env());
+        (void)X509_LOOKUP_set_method_data(lu, lu); /* once per store: loaded */
+        (void)X509_load_cert_crl_file(lu, file != NULL ? file : X509_get_default_cert_file(),
+                                      X509_FILETYPE_PEM);
+        ERR_clear_error(); /* a missing default file is no error (as set_default_paths) */
+    }
+    if (X509_STORE_lock(store) != 1)
+        return 0;
+    X509_OBJECT *o = X509_OBJECT_retrieve_by_subject(X509_STORE_get0_objects(store), type, name);
+    int found = 0;
+    /* The store keeps its reference: ret borrows the object, and the caller
+     * takes its own reference (X509_STORE_CTX_get_by_subject). */
+    if (o != NULL && type == X509_LU_X509) {
+        X509 *x = X509_OBJECT_get0_X509(o);
+        found = X509_OBJECT_set1_X509(ret, x);
+        if (found == 1)
+            X509_free(x);
+    } else if (o != NULL && type == X509_LU_CRL) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
+        found = X509_OBJECT_set1_X509_CRL(ret, crl);
+        if (found == 1)
+            X509_CRL_free(crl);
+    }
+    X509_STORE_unlock(store);
+    return found;
+}
+
+/* The method lives as long as the process: stores of connections curl
+ * keeps in its pool refer to it. Created on the loop thread. */
+static X509_LOOKUP_METHOD *lazy_file_method(void)
+{
+    static X509_LOOKUP_METHOD *m;
+
+    if (m == NULL) {
+        m = X509_LOOKUP_meth_new("certloop default CA file, on demand");
+        if (m != NULL && X509_LOOKUP_meth_set_get_by_subject(m, lazy_file_by_subject) != 1) {
+            X509_LOOKUP_meth_free(m);
+            m = NULL;
+        }
+    }
+    return m;
+}
+
 /* curl calls this with the SSL_CTX of each new TLS connection of a request
  * that names a trust file, after loading its own CA settings. The trust
  * file extends the system store, it does not replace it: we add OpenSSL's
- * default locations and the file's certificates. */
+ * default locations (what X509_STORE_set_default_paths adds, in its order:
+ * the CA file, here read on demand, the hashed directory and the default
+ * OSSL_STORE URI, both looked up on demand anyway) and the file's
+ * certificates. */
 static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
 {
     struct trust *t = arg;
     X509_STORE *store = SSL_CTX_get_cert_store(sslctx);
+    X509_LOOKUP_METHOD *lazy = lazy_file_method();
+    X509_LOOKUP *file = lazy != NULL ? X509_STORE_add_lookup(store, lazy) : NULL;
+    X509_LOOKUP *dir = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir());
+    X509_LOOKUP *uri = X509_STORE_add_lookup(store, X509_LOOKUP_store());
 
     (void)easy;
-    if (X509_STORE_set_default_paths(store) != 1) {
+    if (file == NULL || dir == NULL || uri == NULL) {
         log_ssl_errors(t->path);
         return CURLE_SSL_CACERT_BADFILE;
     }
+    /* As set_default_paths: a default location may be missing or unusable. */
+    (void)X509_LOOKUP_add_dir(dir, NULL, X509_FILETYPE_DEFAULT);
+    (void)X509_LOOKUP_add_store(uri, NULL);
+    ERR_clear_error();
     for (int i = 0; i < sk_X509_num(t->certs); i++) {
         /* Adding a certificate already present succeeds in OpenSSL 3. */
         if (X509_STORE_add_cert(store, sk_X509_value(t->certs, i)) != 1) {

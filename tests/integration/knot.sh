@@ -240,3 +240,15 @@ knot_sync() {
 knot_txt() {
   kdig +short +timeout=1 +retry=1 @"$1" -p "$KNOT_PORT" "$2" TXT | tr -d '"' | sort
 }
+
+# knot_acme_txt: every TXT record under an _acme-challenge label in the
+# primary's zone (a full transfer), or "AXFR FAILED: ..." when it fails.
+knot_acme_txt() {
+  local out
+  out=$(kdig +timeout=2 +retry=1 @127.0.0.1 -p "$KNOT_PORT" AXFR test. 2>&1)
+  if ! grep -q 'SOA' <<<"$out"; then
+    echo "AXFR FAILED: $out"
+    return
+  fi
+  awk '$1 ~ /_acme-challenge/ && $4 == "TXT"' <<<"$out"
+}

@@ -63,12 +63,41 @@ tw_cleanup() {
 # tw_init NAME: temp dir, traps, tool checks.
 tw_init() {
   tw_need pebble pebble-challtestsrv openssl curl python3
+  tw_init_bare "$1"
+}
+
+# tw_init_bare NAME: the temp dir $TW and the EXIT trap only, for tests
+# that need no Pebble.
+tw_init_bare() {
   if [ ! -x "$CERTLOOP" ]; then
     echo "no certloop binary at $CERTLOOP" >&2
     exit 1
   fi
   TW=$(mktemp -d "/tmp/certloop-${1:-it}-XXXXXX")
   trap tw_cleanup EXIT
+}
+
+# tw_run EXPECTED_CODE ARGS...: runs certloop ARGS, output in $TW/out and
+# $TW/err; a failure (showing both) and status 1 when it exits otherwise.
+tw_run() {
+  local want=$1 got
+  shift
+  "$CERTLOOP" "$@" >"$TW/out" 2>"$TW/err"
+  got=$?
+  if [ "$got" != "$want" ]; then
+    tw_fail "certloop $*: exit $got, expected $want"
+    sed 's/^/  stdout: /' "$TW/out" >&2
+    sed 's/^/  stderr: /' "$TW/err" >&2
+    return 1
+  fi
+}
+
+# tw_has FILE LINE: a failure (showing FILE) unless FILE holds exactly LINE.
+tw_has() {
+  if ! grep -qxF -- "$2" "$1"; then
+    tw_fail "expected line in $(basename "$1"): $2"
+    sed 's/^/  | /' "$1" >&2
+  fi
 }
 
 # tw_port: a loopback port free for both TCP and UDP right now.
@@ -241,14 +270,117 @@ chain = "$TW/out/$name/chain.pem"
 EOF
 }
 
-# tw_daemon_start CONFIG: `certloop check` it (a failure, return 1 when
-# invalid), then `certloop run -c CONFIG` in the background (stdout to
-# $TW/run.out, stderr to $TW/run.err), killed on EXIT; sets TW_DAEMON_PID.
+# tw_daemon_start CONF OUT ERR [SECONDS COMMAND...]: `certloop run -c CONF`
+# in the background (stdout to OUT, stderr to ERR), stopped on EXIT; sets
+# TW_DAEMON_PID. With COMMAND, then waits as tw_daemon_wait SECONDS COMMAND
+# does and returns what it returns.
 tw_daemon_start() {
-  "$CERTLOOP" check -c "$1" >/dev/null || { tw_fail "config invalid"; return 1; }
-  "$CERTLOOP" run -c "$1" >"$TW/run.out" 2>"$TW/run.err" &
+  local conf=$1 out=$2 err=$3
+  shift 3
+  "$CERTLOOP" run -c "$conf" >"$out" 2>"$err" &
   TW_DAEMON_PID=$!
   TW_PIDS+=("$TW_DAEMON_PID")
+  [ $# -eq 0 ] || tw_daemon_wait "$@"
+}
+
+# tw_daemon_wait SECONDS COMMAND...: runs COMMAND (a function or program)
+# every 0.1 s until it succeeds, the daemon ($TW_DAEMON_PID) exits, or
+# SECONDS pass; returns COMMAND's last status.
+tw_daemon_wait() {
+  local secs=$1 t
+  shift
+  for ((t = 0; t < secs * 10; t++)); do
+    "$@" && return 0
+    kill -0 "$TW_DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  "$@"
+}
+
+# tw_daemon_stop [SECONDS]: SIGTERM to the daemon ($TW_DAEMON_PID), then
+# waits up to SECONDS (default 30) for it to exit; if it still runs, a
+# failure and SIGKILL. Returns its exit status.
+tw_daemon_stop() {
+  local secs=${1:-30} t
+  kill -TERM "$TW_DAEMON_PID" 2>/dev/null
+  for ((t = 0; t < secs * 20; t++)); do
+    kill -0 "$TW_DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$TW_DAEMON_PID" 2>/dev/null; then
+    tw_fail "the daemon still runs $secs s after SIGTERM"
+    kill -KILL "$TW_DAEMON_PID"
+  fi
+  wait "$TW_DAEMON_PID"
+}
+
+# tw_check_generations: every stored generation's cert.pem and
+# fullchain.pem belong to its key.pem (one failure per mismatch).
+tw_check_generations() {
+  local gen
+  for gen in "$TW"/state/certs/*/*/; do
+    [ -f "$gen/cert.pem" ] || continue
+    tw_check_pair "$gen/cert.pem" "$gen/key.pem" || tw_fail "mismatched pair in $gen"
+    tw_check_pair "$gen/fullchain.pem" "$gen/key.pem" || tw_fail "mismatched fullchain in $gen"
+  done
+}
+
+# tw_check_deployed NAME: $TW/out/NAME/fullchain.pem is there, belongs to
+# key.pem beside it and verifies against Pebble's root; a failure and
+# status 1 otherwise.
+tw_check_deployed() {
+  local out=$TW/out/$1
+  [ -s "$out/fullchain.pem" ] || { tw_fail "$1: not deployed"; return 1; }
+  tw_check_pair "$out/fullchain.pem" "$out/key.pem" || { tw_fail "$1: deployed pair mismatched"; return 1; }
+  tw_verify_fullchain "$out/fullchain.pem" || { tw_fail "$1: chain does not verify"; return 1; }
+}
+
+# tw_n_deployed: how many $TW/out/*/fullchain.pem are not empty.
+tw_n_deployed() {
+  local n=0 f
+  for f in "$TW"/out/*/fullchain.pem; do
+    [ -s "$f" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# tw_n_orders: how many order files (orders in flight) the state holds.
+tw_n_orders() {
+  find "$TW/state/orders" -name '*.json' 2>/dev/null | wc -l
+}
+
+# tw_knot_start NAME: the test world with Knot as Pebble's DNS server
+# (source knot.sh too): temp dirs and one EXIT trap for both, Knot's
+# primary on 127.0.0.1:$KNOT_PORT (zone test.), then tw_start (the same
+# environment knobs, e.g. PEBBLE_VA_NOSLEEP=).
+tw_knot_start() {
+  tw_init "$1"
+  command -v kdig >/dev/null || tw_skip "kdig not found"
+  knot_init "$1"
+  trap 'knot_cleanup; tw_cleanup' EXIT
+  knot_start || { tw_fail "knot did not start"; tw_done; }
+  TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+}
+
+# tw_knot_config_head [MAX_CONCURRENT] [SECRET_FILE] [PROPAGATION_TIMEOUT]:
+# tw_config_head with Knot as certloop's resolver, then the [dns.knot]
+# rfc2136 solver (TSIG acme-key. with SECRET_FILE, default $KW/tsig.secret;
+# propagation checked on Knot, default timeout 60s). A certificate uses it
+# with TW_CERT_EXTRA=$TW_KNOT_DNS01.
+# shellcheck disable=SC2034 # used by the tests that source this
+TW_KNOT_DNS01=$'challenge = "dns-01"\ndns = "knot"'
+tw_knot_config_head() {
+  tw_config_head "${1:-64}" | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
+  cat <<EOF
+[dns.knot]
+type = "rfc2136"
+server = "127.0.0.1:$KNOT_PORT"
+zone = "test."
+tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "${2:-$KW/tsig.secret}" }
+nameservers = ["127.0.0.1:$KNOT_PORT"]
+propagation_timeout = "${3:-60s}"
+
+EOF
 }
 
 # tw_receiver_start [ARGS...]: tools/webhook-receiver on a free loopback

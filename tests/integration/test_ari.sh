@@ -78,15 +78,11 @@ EOF
 status_json() {
   "$CERTLOOP" status --json -c "$TW/certloop.toml" 2>/dev/null
 }
+ari_shown() { # N: status (kept in $TW/statusN.json) shows the ARI window
+  status_json >"$TW/status$1.json" && grep -q '"ari": *{' "$TW/status$1.json"
+}
 run_daemon() { # N: start, wait until status shows the ARI window
-  "$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run$1.out" 2>"$TW/run$1.err" &
-  pid=$!
-  TW_PIDS+=("$pid")
-  for ((t = 0; t < 100; t++)); do
-    status_json >"$TW/status$1.json" && grep -q '"ari": *{' "$TW/status$1.json" && return 0
-    sleep 0.1
-  done
-  return 1
+  tw_daemon_start "$TW/certloop.toml" "$TW/run$1.out" "$TW/run$1.err" 10 ari_shown "$1"
 }
 run_daemon 1 || tw_fail "status never showed an ARI window: $(cat "$TW/status1.json")"
 python3 - "$TW/status1.json" "$start" "$end" <<'EOF' || tw_fail "status: $(cat "$TW/status1.json")"
@@ -124,14 +120,12 @@ EOF
 [ -s "$TW/state/certs/c0/current/ari.json" ] || tw_fail "no ari.json beside the generation"
 [ "$(wc -l <"$TW/hits")" = 1 ] || tw_fail "renewalInfo asked $(wc -l <"$TW/hits") times"
 first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["next_renewal"])' "$TW/status1.json")
-kill -TERM "$pid"
-wait "$pid"
+tw_daemon_stop
 
 # restarted: the same renewal time, no new fetch (Retry-After 6 h)
 run_daemon 2 || tw_fail "after a restart status showed no ARI window: $(cat "$TW/status2.json")"
 second=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["next_renewal"])' "$TW/status2.json")
 [ "$first" = "$second" ] || tw_fail "renewal time changed across a restart: $first -> $second"
 [ "$(wc -l <"$TW/hits")" = 1 ] || tw_fail "renewalInfo asked again after a restart"
-kill -TERM "$pid"
-wait "$pid"
+tw_daemon_stop
 tw_done

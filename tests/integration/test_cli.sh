@@ -5,79 +5,41 @@
 # with a stored certificate made by hand with openssl.
 set -uo pipefail
 
-CERTLOOP=${CERTLOOP:-${BUILD_DIR:-build}/certloop}
-if [ ! -x "$CERTLOOP" ]; then
-  echo "test_cli: no certloop binary at $CERTLOOP" >&2
-  exit 1
-fi
-if ! command -v openssl >/dev/null; then
-  echo "test_cli: openssl not found" >&2
-  [ "${CI:-}" = true ] && exit 1
-  exit 77
-fi
-
-tmp=$(mktemp -d /tmp/certloop-cli-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() {
-  echo "FAIL: $*" >&2
-  fails=$((fails + 1))
-}
-
-# run EXPECTED_CODE ARGS...: runs certloop, output in $tmp/out and $tmp/err
-run() {
-  local want=$1
-  shift
-  "$CERTLOOP" "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    fail "certloop $*: exit $got, expected $want"
-    sed 's/^/  stdout: /' "$tmp/out" >&2
-    sed 's/^/  stderr: /' "$tmp/err" >&2
-    return 1
-  fi
-  return 0
-}
-
-# has FILE LINE: FILE contains exactly this line
-has() {
-  if ! grep -qxF -- "$2" "$1"; then
-    fail "expected line in $(basename "$1"): $2"
-    sed 's/^/  | /' "$1" >&2
-  fi
-}
+. "$(dirname "$0")/lib.sh"
+tw_need openssl
+tw_init_bare cli
+tmp=$TW
 
 # usage ARGS...: exit 64, a one-line message plus the hint
 usage() {
-  run 64 "$@" || return
+  tw_run 64 "$@" || return
   if [ "$(wc -l <"$tmp/err")" != 2 ] || ! grep -q "^certloop: " "$tmp/err" ||
      [ "$(sed -n 2p "$tmp/err")" != "Try 'certloop --help'." ]; then
-    fail "certloop $*: usage message is not one line plus the hint"
+    tw_fail "certloop $*: usage message is not one line plus the hint"
     sed 's/^/  | /' "$tmp/err" >&2
   fi
   if [ -s "$tmp/out" ]; then
-    fail "certloop $*: usage error wrote to stdout"
+    tw_fail "certloop $*: usage error wrote to stdout"
   fi
 }
 
 echo "== version and help"
-run 0 --version && has "$tmp/out" "certloop $(sed -n 's/^project(certloop VERSION \([0-9.]*\).*/\1/p' "${SOURCE_DIR:-.}/CMakeLists.txt")"
-run 0 --help && grep -q '^usage: certloop COMMAND' "$tmp/out" || fail "--help: no usage line"
-run 0 help && grep -q 'plan \[-c FILE\] \[NAME...\]' "$tmp/out" || fail "help: plan missing"
-run 0 check --help && grep -q '^usage:' "$tmp/out" || fail "check --help"
+tw_run 0 --version && tw_has "$tmp/out" "certloop $(sed -n 's/^project(certloop VERSION \([0-9.]*\).*/\1/p' "${SOURCE_DIR:-.}/CMakeLists.txt")"
+tw_run 0 --help && grep -q '^usage: certloop COMMAND' "$tmp/out" || tw_fail "--help: no usage line"
+tw_run 0 help && grep -q 'plan \[-c FILE\] \[NAME...\]' "$tmp/out" || tw_fail "help: plan missing"
+tw_run 0 check --help && grep -q '^usage:' "$tmp/out" || tw_fail "check --help"
 
 echo "== usage errors"
 usage
 usage frobnicate
-grep -q "unknown command 'frobnicate'" "$tmp/err" || fail "unknown command message"
+grep -q "unknown command 'frobnicate'" "$tmp/err" || tw_fail "unknown command message"
 usage --bogus
 usage run --bogus
-grep -q "^certloop: run: unknown option '--bogus'" "$tmp/err" || fail "unknown option message"
+grep -q "^certloop: run: unknown option '--bogus'" "$tmp/err" || tw_fail "unknown option message"
 usage run -x
-grep -q "unknown option '-x'" "$tmp/err" || fail "unknown short option message"
+grep -q "unknown option '-x'" "$tmp/err" || tw_fail "unknown short option message"
 usage run -c
-grep -q "option '-c' needs an argument" "$tmp/err" || fail "missing argument message"
+grep -q "option '-c' needs an argument" "$tmp/err" || tw_fail "missing argument message"
 usage run extra
 usage check extra
 usage status extra
@@ -88,19 +50,19 @@ usage test
 usage test a b
 usage revoke
 usage revoke www --reason bogus
-grep -q "unknown reason 'bogus'" "$tmp/err" || fail "revoke reason message"
+grep -q "unknown reason 'bogus'" "$tmp/err" || tw_fail "revoke reason message"
 
 echo "== test with an unreadable configuration (78); test_preflight covers the checks"
-run 78 test www -c "$tmp/missing.toml"
+tw_run 78 test www -c "$tmp/missing.toml"
 
 echo "== revoke with an unreadable configuration (78); test_revoke covers the CA"
-run 78 revoke www --reason keyCompromise -c "$tmp/missing.toml"
+tw_run 78 revoke www --reason keyCompromise -c "$tmp/missing.toml"
 
 echo "== no daemon answers (69); test_control_cli covers a live one"
 for args in "status" "status --json" "renew www" "renew --all --force" "reload"; do
   # shellcheck disable=SC2086
-  run 69 $args --socket "$tmp/none.sock" &&
-    has "$tmp/err" "certloop: no daemon answers on $tmp/none.sock: No such file or directory"
+  tw_run 69 $args --socket "$tmp/none.sock" &&
+    tw_has "$tmp/err" "certloop: no daemon answers on $tmp/none.sock: No such file or directory"
 done
 
 echo "== check"
@@ -138,17 +100,17 @@ key = "rsa2048"
 renew_before = "30d"
 EOF
 good="$tmp/etc/certloop.toml"
-run 0 check -c "$good" && has "$tmp/out" "$good: OK: 2 certificates, 1 CA, 0 DNS solvers, 2 files"
-[ -s "$tmp/err" ] && fail "check: stderr not empty on success"
+tw_run 0 check -c "$good" && tw_has "$tmp/out" "$good: OK: 2 certificates, 1 CA, 0 DNS solvers, 2 files"
+[ -s "$tmp/err" ] && tw_fail "check: stderr not empty on success"
 # $CERTLOOP_CONFIG is used without -c, and -c wins over it
-CERTLOOP_CONFIG="$good" run 0 check && has "$tmp/out" "$good: OK: 2 certificates, 1 CA, 0 DNS solvers, 2 files"
-CERTLOOP_CONFIG="$tmp/missing.toml" run 0 check -c "$good"
-CERTLOOP_CONFIG="$tmp/missing.toml" run 78 check && grep -q "^$tmp/missing.toml" "$tmp/err" ||
-  fail "check: missing file not named"
+CERTLOOP_CONFIG="$good" tw_run 0 check && tw_has "$tmp/out" "$good: OK: 2 certificates, 1 CA, 0 DNS solvers, 2 files"
+CERTLOOP_CONFIG="$tmp/missing.toml" tw_run 0 check -c "$good"
+CERTLOOP_CONFIG="$tmp/missing.toml" tw_run 78 check && grep -q "^$tmp/missing.toml" "$tmp/err" ||
+  tw_fail "check: missing file not named"
 # the default path is used when neither is given
 if [ ! -e /etc/certloop/certloop.toml ]; then
   env -u CERTLOOP_CONFIG "$CERTLOOP" check >"$tmp/out" 2>"$tmp/err"
-  [ $? = 78 ] && grep -q "^/etc/certloop/certloop.toml" "$tmp/err" || fail "check: default path"
+  [ $? = 78 ] && grep -q "^/etc/certloop/certloop.toml" "$tmp/err" || tw_fail "check: default path"
 fi
 
 mkdir -p "$tmp/bad"
@@ -167,15 +129,15 @@ key = "ec-p999"
 challenge = "http-01"
 EOF
 bad="$tmp/bad/certloop.toml"
-run 78 check -c "$bad"
-[ -s "$tmp/out" ] && fail "check: stdout not empty on failure"
+tw_run 78 check -c "$bad"
+[ -s "$tmp/out" ] && tw_fail "check: stdout not empty on failure"
 grep -qE "^$bad:11:7: error: certificate\.www\.key: " "$tmp/err" || {
-  fail "check: no FILE:LINE:COL line for the bad key type"
+  tw_fail "check: no FILE:LINE:COL line for the bad key type"
   sed 's/^/  | /' "$tmp/err" >&2
 }
 # every line is in the FILE:LINE:COL format
 if grep -vqE "^$tmp/[^:]+:[0-9]+:[0-9]+: error: " "$tmp/err"; then
-  fail "check: a diagnostic line is not FILE:LINE:COL: error: ..."
+  tw_fail "check: a diagnostic line is not FILE:LINE:COL: error: ..."
   sed 's/^/  | /' "$tmp/err" >&2
 fi
 
@@ -189,40 +151,40 @@ log_levle = "debug"
 domains = ["example.org"]
 ca = "nowhere"
 EOF
-run 78 check -c "$bad"
-[ "$(wc -l <"$tmp/err")" -ge 2 ] || fail "check: expected at least two error lines"
-grep -qE "^$bad:3:1: error: daemon.*log_levle" "$tmp/err" || fail "check: unknown key line"
-grep -qE "^$bad:7:[0-9]+: error: certificate\.www\.ca" "$tmp/err" || fail "check: unknown CA line"
+tw_run 78 check -c "$bad"
+[ "$(wc -l <"$tmp/err")" -ge 2 ] || tw_fail "check: expected at least two error lines"
+grep -qE "^$bad:3:1: error: daemon.*log_levle" "$tmp/err" || tw_fail "check: unknown key line"
+grep -qE "^$bad:7:[0-9]+: error: certificate\.www\.ca" "$tmp/err" || tw_fail "check: unknown CA line"
 # run refuses an invalid configuration the same way
-run 78 run -c "$bad"
-grep -qE "^$bad:3:1: error: " "$tmp/err" || fail "run: config errors not printed"
+tw_run 78 run -c "$bad"
+grep -qE "^$bad:3:1: error: " "$tmp/err" || tw_fail "run: config errors not printed"
 
 echo "== plan, nothing stored"
-run 0 plan -c "$good" && {
-  has "$tmp/out" "api"
-  has "$tmp/out" "www"
-  has "$tmp/out" "  domains    example.org, www.example.org"
-  has "$tmp/out" "  ca         pebble (https://127.0.0.1:14000/dir)"
-  has "$tmp/out" "  key        ec-p256"
-  has "$tmp/out" "  key        rsa2048"
-  has "$tmp/out" "  challenge  http-01"
-  has "$tmp/out" "  deploy     files: key $tmp/deploy/www.key (0600), fullchain $tmp/deploy/www.fullchain.pem (0644)"
-  has "$tmp/out" "             exec: systemctl reload nginx (timeout 60s)"
-  has "$tmp/out" "  stored     none"
-  has "$tmp/out" "  next order now: no certificate stored"
+tw_run 0 plan -c "$good" && {
+  tw_has "$tmp/out" "api"
+  tw_has "$tmp/out" "www"
+  tw_has "$tmp/out" "  domains    example.org, www.example.org"
+  tw_has "$tmp/out" "  ca         pebble (https://127.0.0.1:14000/dir)"
+  tw_has "$tmp/out" "  key        ec-p256"
+  tw_has "$tmp/out" "  key        rsa2048"
+  tw_has "$tmp/out" "  challenge  http-01"
+  tw_has "$tmp/out" "  deploy     files: key $tmp/deploy/www.key (0600), fullchain $tmp/deploy/www.fullchain.pem (0644)"
+  tw_has "$tmp/out" "             exec: systemctl reload nginx (timeout 60s)"
+  tw_has "$tmp/out" "  stored     none"
+  tw_has "$tmp/out" "  next order now: no certificate stored"
   [ "$(grep -c '^  next order now: no certificate stored$' "$tmp/out")" = 2 ] ||
-    fail "plan: expected both certificates due now"
+    tw_fail "plan: expected both certificates due now"
   # sorted by name: api before www
   [ "$(grep -nx 'api' "$tmp/out" | cut -d: -f1)" -lt "$(grep -nx 'www' "$tmp/out" | cut -d: -f1)" ] ||
-    fail "plan: not sorted by name"
+    tw_fail "plan: not sorted by name"
 }
-run 0 plan -c "$good" www && {
-  grep -qx api "$tmp/out" && fail "plan www: printed api too"
-  has "$tmp/out" "www"
+tw_run 0 plan -c "$good" www && {
+  grep -qx api "$tmp/out" && tw_fail "plan www: printed api too"
+  tw_has "$tmp/out" "www"
 }
-run 64 plan -c "$good" www nope && has "$tmp/err" "certloop: plan: no certificate named nope"
-[ -s "$tmp/out" ] && fail "plan with an unknown name printed a plan"
-run 78 plan -c "$bad"
+tw_run 64 plan -c "$good" www nope && tw_has "$tmp/err" "certloop: plan: no certificate named nope"
+[ -s "$tmp/out" ] && tw_fail "plan with an unknown name printed a plan"
+tw_run 78 plan -c "$bad"
 
 # a dns-01 certificate names its solver
 mkdir -p "$tmp/dns"
@@ -244,19 +206,19 @@ ca = "pebble"
 challenge = "dns-01"
 dns = "hook"
 EOF
-run 0 check -c "$tmp/dns/certloop.toml" &&
-  has "$tmp/out" "$tmp/dns/certloop.toml: OK: 1 certificate, 1 CA, 1 DNS solver, 1 file"
-run 0 plan -c "$tmp/dns/certloop.toml" && {
-  has "$tmp/out" "  domains    *.example.org"
-  has "$tmp/out" "  challenge  dns-01 via hook (exec: /bin/true --zone 'example org')"
-  has "$tmp/out" "  deploy     none (the certificate stays in the state directory)"
+tw_run 0 check -c "$tmp/dns/certloop.toml" &&
+  tw_has "$tmp/out" "$tmp/dns/certloop.toml: OK: 1 certificate, 1 CA, 1 DNS solver, 1 file"
+tw_run 0 plan -c "$tmp/dns/certloop.toml" && {
+  tw_has "$tmp/out" "  domains    *.example.org"
+  tw_has "$tmp/out" "  challenge  dns-01 via hook (exec: /bin/true --zone 'example org')"
+  tw_has "$tmp/out" "  deploy     none (the certificate stays in the state directory)"
 }
 
 # an imported certificate without a CA: names from the certificate, never ordered
 mkdir -p "$tmp/imp"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=legacy.example.org" -addext "subjectAltName=DNS:legacy.example.org" \
-  -keyout "$tmp/imp/key.pem" -out "$tmp/imp/cert.pem" 2>/dev/null || fail "openssl req (import)"
+  -keyout "$tmp/imp/key.pem" -out "$tmp/imp/cert.pem" 2>/dev/null || tw_fail "openssl req (import)"
 cat >"$tmp/imp/certloop.toml" <<EOF
 [daemon]
 state_dir = "$tmp/state"
@@ -264,10 +226,10 @@ state_dir = "$tmp/state"
 [certificate.legacy]
 import = { cert = "$tmp/imp/cert.pem", key = "$tmp/imp/key.pem" }
 EOF
-run 0 plan -c "$tmp/imp/certloop.toml" && {
-  has "$tmp/out" "  domains    legacy.example.org (from the imported certificate)"
-  has "$tmp/out" "  ca         -"
-  has "$tmp/out" "  next order never: no ca configured (an imported certificate is only deployed)"
+tw_run 0 plan -c "$tmp/imp/certloop.toml" && {
+  tw_has "$tmp/out" "  domains    legacy.example.org (from the imported certificate)"
+  tw_has "$tmp/out" "  ca         -"
+  tw_has "$tmp/out" "  next order never: no ca configured (an imported certificate is only deployed)"
 }
 
 echo "== plan, stored certificates"
@@ -278,7 +240,7 @@ store() {
   mkdir -p "$dir"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \
     -subj "/CN=${san%%,*}" -addext "subjectAltName=DNS:${san//,/,DNS:}" \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || fail "openssl req"
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || tw_fail "openssl req"
   : >"$dir/chain.pem"
   cp "$dir/cert.pem" "$dir/fullchain.pem"
   nb=$(date -u -d "$(openssl x509 -in "$dir/cert.pem" -noout -startdate | cut -d= -f2)" +%s)
@@ -299,35 +261,31 @@ store www 20260101T000000Z-0001 "example.org,www.example.org" ec-p256 yes
 www_nb=$nb www_na=$na
 store api 20260101T000000Z-0002 "api.example.org" rsa2048 yes
 api_na=$na
-run 0 plan -c "$good" && {
-  has "$tmp/out" "  stored     generation 20260101T000000Z-0001, expires $(utc "$www_na") (in 90 days)"
-  has "$tmp/out" "  next order $(utc $((www_na - (www_na - www_nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
-  has "$tmp/out" "  renew      30d before expiry"
-  has "$tmp/out" "  next order $(utc $((api_na - 30 * 86400))): renew_before 30d before expiry $(date -u -d "@$api_na" +%Y-%m-%d)"
+tw_run 0 plan -c "$good" && {
+  tw_has "$tmp/out" "  stored     generation 20260101T000000Z-0001, expires $(utc "$www_na") (in 90 days)"
+  tw_has "$tmp/out" "  next order $(utc $((www_na - (www_na - www_nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
+  tw_has "$tmp/out" "  renew      30d before expiry"
+  tw_has "$tmp/out" "  next order $(utc $((api_na - 30 * 86400))): renew_before 30d before expiry $(date -u -d "@$api_na" +%Y-%m-%d)"
 }
 
 # meta.json without validity ("{}"): the certificate itself is read
 store www 20260101T000000Z-0003 "example.org,www.example.org" ec-p256 no
-run 0 plan -c "$good" www &&
-  has "$tmp/out" "  next order $(utc $((na - (na - nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
+tw_run 0 plan -c "$good" www &&
+  tw_has "$tmp/out" "  next order $(utc $((na - (na - nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
 
 # a name added to the configuration is not covered by the stored certificate
 store www 20260101T000000Z-0004 "example.org" ec-p256 yes
-run 0 plan -c "$good" www &&
-  has "$tmp/out" "  next order now: stored certificate does not cover name www.example.org (configuration changed)"
+tw_run 0 plan -c "$good" www &&
+  tw_has "$tmp/out" "  next order now: stored certificate does not cover name www.example.org (configuration changed)"
 
 # the key type changed
 store www 20260101T000000Z-0005 "example.org,www.example.org" rsa3072 yes
-run 0 plan -c "$good" www &&
-  has "$tmp/out" "  next order now: key type changed (stored rsa3072, configured ec-p256)"
+tw_run 0 plan -c "$good" www &&
+  tw_has "$tmp/out" "  next order now: key type changed (stored rsa3072, configured ec-p256)"
 
 # a broken current generation is reported, not fatal
 rm "$tmp/state/certs/www/20260101T000000Z-0005/cert.pem"
-run 0 plan -c "$good" www && grep -q "^  stored     unreadable: " "$tmp/out" ||
-  fail "plan: unreadable generation not reported"
+tw_run 0 plan -c "$good" www && grep -q "^  stored     unreadable: " "$tmp/out" ||
+  tw_fail "plan: unreadable generation not reported"
 
-if [ "$fails" -ne 0 ]; then
-  echo "test_cli: $fails failure(s)" >&2
-  exit 1
-fi
-echo "test_cli: ok"
+tw_done

@@ -22,22 +22,13 @@ write_config() {
 write_config >"$CONF"
 "$CERTLOOP" check -c "$CONF" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
-"$CERTLOOP" run -c "$CONF" >"$TW/out.txt" 2>"$TW/err.txt" &
-pid=$!
-TW_PIDS+=("$pid")
-
 all_issued() {
   local n
   for n in $NAMES; do
     [ -s "$TW/out/$n/cert.pem" ] || return 1
   done
 }
-for ((t = 0; t < 600; t++)); do
-  all_issued && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if ! all_issued; then
+if ! tw_daemon_start "$CONF" "$TW/out.txt" "$TW/err.txt" 60 all_issued; then
   tw_fail "not all 3 certificates issued within 60 s"
   sed 's/^/  log: /' "$TW/err.txt" >&2
   tw_done
@@ -49,10 +40,7 @@ import json, sys
 d = json.load(sys.stdin)
 sys.exit(0 if len(d["certificates"]) == 3 and all(c["state"] == "valid" for c in d["certificates"]) else 1)'
 }
-for ((t = 0; t < 200; t++)); do
-  all_valid && break
-  sleep 0.1
-done
+tw_daemon_wait 20 all_valid
 
 # status: a table with all three, valid, with their not_after
 "$CERTLOOP" status -c "$CONF" >"$TW/status.txt" 2>"$TW/status.err"
@@ -120,7 +108,7 @@ rc=$?
 [ "$rc" = 78 ] || tw_fail "reload of a broken config exited $rc (want 78)"
 grep -qE "$CONF:[0-9]+:[0-9]+: error: daemon\.log_level" "$TW/reload.out" ||
   { tw_fail "reload lacks the FILE:LINE:COL line"; sed 's/^/  reload: /' "$TW/reload.out" >&2; }
-kill -0 "$pid" 2>/dev/null || tw_fail "the daemon died on a broken reload"
+kill -0 "$TW_DAEMON_PID" 2>/dev/null || tw_fail "the daemon died on a broken reload"
 cp "$TW/good.toml" "$CONF"
 "$CERTLOOP" reload -c "$CONF" >"$TW/reload.out" 2>&1
 rc=$?
@@ -140,16 +128,7 @@ grep -qF "another certloop daemon answers on $SOCK" "$TW/second.err" || tw_fail 
 
 [ "$(tw_mode "$SOCK")" = 660 ] || tw_fail "socket mode $(tw_mode "$SOCK"), want 660"
 
-kill -TERM "$pid"
-for ((t = 0; t < 300; t++)); do
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if kill -0 "$pid" 2>/dev/null; then
-  tw_fail "the daemon did not stop within 30 s of SIGTERM"
-  kill -KILL "$pid"
-fi
-wait "$pid"
+tw_daemon_stop 30
 rc=$?
 [ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
 [ -e "$SOCK" ] && tw_fail "the socket file is still there after the stop"

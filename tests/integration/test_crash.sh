@@ -27,16 +27,6 @@ MAX_KILLS=${CRASH_KILLS:-6}
 } >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
-n_deployed() {
-  local n=0 f
-  for f in "$TW"/out/*/fullchain.pem; do
-    [ -s "$f" ] && n=$((n + 1))
-  done
-  echo "$n"
-}
-n_orders() {
-  find "$TW/state/orders" -name '*.json' 2>/dev/null | wc -l
-}
 
 # world_readable: secrets readable by others: keys (stored and deployed),
 # order files (they hold the pending key), account files, and the temp
@@ -96,21 +86,20 @@ RESUMED_TOTAL=0
 TEMPS_SEEN=0 # temp files left by the kills: the next start must remove them
 kills=0
 run=0
-while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(n_deployed)" -lt "$N" ]; do
-  "$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.$run" 2>"$TW/err.$run" &
-  pid=$!
+while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(tw_n_deployed)" -lt "$N" ]; do
+  tw_daemon_start "$TW/certloop.toml" "$TW/out.$run" "$TW/err.$run"
   # a random moment: 0.2-3.0 s into the first run, 0.2-1.2 s into the next ones
   delay_ms=$((200 + RANDOM % (run == 0 ? 2801 : 1001)))
   sleep "$(printf '0.%03d' $((delay_ms % 1000)))"
   sleep $((delay_ms / 1000))
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  kill -9 "$TW_DAEMON_PID" 2>/dev/null
+  wait "$TW_DAEMON_PID" 2>/dev/null
   snapshot "$run"
   bad=$(world_readable)
   [ -z "$bad" ] || tw_fail "kill $run: readable by others: $bad"
   tmps=$(find "$TW/state" "$TW/out" -name '.tmp-*' 2>/dev/null | wc -l)
   TEMPS_SEEN=$((TEMPS_SEEN + tmps))
-  tw_log "kill $run after ${delay_ms} ms: $(n_orders) order files, $(n_deployed) of $N deployed, $tmps temp files"
+  tw_log "kill $run after ${delay_ms} ms: $(tw_n_orders) order files, $(tw_n_deployed) of $N deployed, $tmps temp files"
   [ "$run" -gt 0 ] && check_resumed "$run"
   kills=$((kills + 1))
   run=$((run + 1))
@@ -118,44 +107,31 @@ done
 [ "$kills" -gt 0 ] || tw_fail "nothing was killed"
 
 # the last run: no kill; wait until everything is deployed and no order is left
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.$run" 2>"$TW/err.$run" &
-pid=$!
-TW_PIDS+=("$pid")
-for ((t = 0; t < 1200; t++)); do
-  if [ "$(n_deployed)" -ge "$N" ] && [ "$(n_orders)" = 0 ] &&
-    [ "$(grep -cE '^.*(issued|deployed) cert=|: valid, renewal at' "$TW/err.$run")" -ge "$N" ]; then
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-kill -TERM "$pid"
-wait "$pid"
+all_done() {
+  [ "$(tw_n_deployed)" -ge "$N" ] && [ "$(tw_n_orders)" = 0 ] &&
+    [ "$(grep -cE '^.*(issued|deployed) cert=|: valid, renewal at' "$TW/err.$run")" -ge "$N" ]
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/out.$run" "$TW/err.$run" 120 all_done
+tw_daemon_stop
 rc=$?
 [ "$rc" = 0 ] || tw_fail "the last run exited $rc after SIGTERM"
 check_resumed "$run"
 tw_log "$kills kills, $RESUMED_TOTAL orders resumed or stored generations redeployed, $TEMPS_SEEN temp files left by the kills"
 [ "$RESUMED_TOTAL" -gt 0 ] || tw_fail "no kill left an order to resume (kill earlier?)"
 
-[ "$(n_deployed)" = "$N" ] || tw_fail "$(n_deployed) of $N deployed"
-[ "$(n_orders)" = 0 ] || tw_fail "order files left: $(ls "$TW/state/orders")"
+[ "$(tw_n_deployed)" = "$N" ] || tw_fail "$(tw_n_deployed) of $N deployed"
+[ "$(tw_n_orders)" = 0 ] || tw_fail "order files left: $(ls "$TW/state/orders")"
 grep -h ' error ' "$TW"/err.* | head -5 >&2
 
 # every stored generation and every deployed pair matches; chains verify
-for gen in "$TW"/state/certs/*/*/; do
-  [ -f "$gen/cert.pem" ] || continue
-  tw_check_pair "$gen/cert.pem" "$gen/key.pem" || tw_fail "mismatched pair in $gen"
-  tw_check_pair "$gen/fullchain.pem" "$gen/key.pem" || tw_fail "mismatched fullchain in $gen"
-done
+tw_check_generations
 for ((i = 0; i < N; i++)); do
   name=$(printf 'k%03d' "$i")
   out="$TW/out/$name"
-  [ -s "$out/fullchain.pem" ] || { tw_fail "$name: not deployed"; continue; }
-  tw_check_pair "$out/fullchain.pem" "$out/key.pem" || tw_fail "$name: deployed fullchain/key mismatched"
+  tw_check_deployed "$name" || continue
   tw_check_pair "$out/cert.pem" "$out/key.pem" || tw_fail "$name: deployed cert/key mismatched"
   cmp -s "$out/fullchain.pem" "$TW/state/certs/$name/current/fullchain.pem" ||
     tw_fail "$name: the deployed fullchain is not the current generation's"
-  tw_verify_fullchain "$out/fullchain.pem" || tw_fail "$name: chain does not verify"
 done
 
 tmp=$(find "$TW/state" "$TW/out" -name '.tmp-*' -o -name '.bak-*' 2>/dev/null)

@@ -30,7 +30,8 @@ pkcs12_password_file = "$TW/p12.pw"
 EOF
 } >"$TW/certloop.toml"
 
-tw_daemon_start "$TW/certloop.toml" || tw_done
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+tw_daemon_start "$TW/certloop.toml" "$TW/run.out" "$TW/run.err"
 for ((t = 0; t < 300; t++)); do
   [ -s "$TW/out/df/fullchain.pem" ] && [ -s "$TW/p12/df.p12" ] && break
   sleep 0.1
@@ -108,6 +109,5 @@ sleep 0.3
 orders2=$(grep -c "POST /order-plz" "$TW/pebble.log")
 [ "$orders2" = "$orders1" ] || tw_fail "the deploy-only renewal sent an order"
 [ -e "$TW/state/orders/df.json" ] && tw_fail "order file left after the deployment succeeded"
-kill -TERM "$TW_DAEMON_PID"
-wait "$TW_DAEMON_PID"
+tw_daemon_stop || tw_fail "the daemon did not stop cleanly"
 tw_done

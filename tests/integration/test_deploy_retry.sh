@@ -54,7 +54,8 @@ command = ["$TW/reload.sh"]
 EOF
 } >"$TW/certloop.toml"
 
-tw_daemon_start "$TW/certloop.toml" || tw_done
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+tw_daemon_start "$TW/certloop.toml" "$TW/run.out" "$TW/run.err"
 for ((t = 0; t < 300; t++)); do
   [ -s "$TW/exec.trace" ] && break
   sleep 0.1
@@ -130,6 +131,5 @@ fail_then_retry "$TW/reload.mode" fail "reload command \`$TW/reload.sh\` exited 
 [ "$(grep -c 'main: deployed cert=dr ' "$TW/run.err")" = 3 ] ||
   tw_fail "expected three deploy-only runs: $(grep 'deployed cert=' "$TW/run.err")"
 
-kill -TERM "$TW_DAEMON_PID"
-wait "$TW_DAEMON_PID"
+tw_daemon_stop || tw_fail "the daemon did not stop cleanly"
 tw_done

@@ -8,27 +8,12 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
 
-tw_init dns01
-command -v kdig >/dev/null || tw_skip "kdig not found"
-knot_init dns01
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || { tw_fail "knot did not start"; tw_done; }
-TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+tw_knot_start dns01
 
 {
-  tw_config_head 8 | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
-  cat <<EOF2
-[dns.knot]
-type = "rfc2136"
-server = "127.0.0.1:$KNOT_PORT"
-zone = "test."
-tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
-nameservers = ["127.0.0.1:$KNOT_PORT"]
-propagation_timeout = "60s"
-
-EOF2
-  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert wild ec-p256 "*.w.test" w.test
-  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert multi rsa2048 m1.test m2.test m3.test
+  tw_knot_config_head 8
+  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert wild ec-p256 "*.w.test" w.test
+  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert multi rsa2048 m1.test m2.test m3.test
 } >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null 2>"$TW/check.txt" ||
   { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }

@@ -12,26 +12,7 @@ set -uo pipefail
 . "$(dirname "$0")/knot.sh"
 
 N=20
-tw_init dns01many
-command -v kdig >/dev/null || tw_skip "kdig not found"
-knot_init dns01many
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || { tw_fail "knot did not start"; tw_done; }
-TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
-
-# dns_table SECRET_FILE: the [dns.knot] table.
-dns_table() {
-  cat <<EOF
-[dns.knot]
-type = "rfc2136"
-server = "127.0.0.1:$KNOT_PORT"
-zone = "test."
-tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$1" }
-nameservers = ["127.0.0.1:$KNOT_PORT"]
-propagation_timeout = "60s"
-
-EOF
-}
+tw_knot_start dns01many
 
 # The names of certificate i: *.wI.test + wI.test when i % 4 == 0, else
 # aI.test + www.aI.test.
@@ -43,22 +24,9 @@ names_of() {
   fi
 }
 
-# zone_acme_txt: every TXT record under an _acme-challenge label in the
-# primary's zone (full transfer), or "AXFR FAILED".
-zone_acme_txt() {
-  local out
-  out=$(kdig +timeout=2 +retry=1 @127.0.0.1 -p "$KNOT_PORT" AXFR test. 2>&1)
-  if ! grep -q 'SOA' <<<"$out"; then
-    echo "AXFR FAILED: $out"
-    return
-  fi
-  awk '$1 ~ /_acme-challenge/ && $4 == "TXT"' <<<"$out"
-}
-
-EXTRA=$'challenge = "dns-01"\ndns = "knot"'
+EXTRA=$TW_KNOT_DNS01
 {
-  tw_config_head 32 | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
-  dns_table "$KW/tsig.secret"
+  tw_knot_config_head 32
   for ((i = 0; i < N; i++)); do
     # shellcheck disable=SC2046
     TW_CERT_EXTRA=$EXTRA tw_config_cert "c$i" ec-p256 $(names_of "$i")
@@ -84,7 +52,7 @@ for ((i = 0; i < N; i++)); do
   ok=$((ok + 1))
 done
 [ "$ok" = "$N" ] && tw_log "all $N certificates verify, keys match, SANs right"
-left=$(zone_acme_txt)
+left=$(knot_acme_txt)
 [ -z "$left" ] || tw_fail "_acme-challenge TXT left in the zone: $(head -5 <<<"$left")"
 # and per name, in case a record sits outside what AXFR showed
 for ((i = 0; i < N; i++)); do
@@ -101,10 +69,8 @@ chmod 600 "$KW/wrong.secret"
 serial0=$(knot_serial 127.0.0.1)
 mkdir -p "$TW/state-bad"
 {
-  tw_config_head 8 | sed -e "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|" \
-    -e "s|^state_dir = .*|state_dir = \"$TW/state-bad\"|" \
+  tw_knot_config_head 8 "$KW/wrong.secret" | sed -e "s|^state_dir = .*|state_dir = \"$TW/state-bad\"|" \
     -e "s|^control_socket = .*|control_socket = \"$TW/control-bad.sock\"|"
-  dns_table "$KW/wrong.secret"
   TW_CERT_EXTRA=$EXTRA tw_config_cert badw ec-p256 "*.bad.test" bad.test
   TW_CERT_EXTRA=$EXTRA tw_config_cert bada ec-p256 bad1.test
 } >"$TW/bad.toml"
@@ -125,7 +91,7 @@ done
 stored=$(find "$TW/state-bad" -type f \( -name '*.pem' -o -name '*cert*' \) 2>/dev/null |
   xargs -r grep -l 'BEGIN CERTIFICATE' 2>/dev/null)
 [ -z "$stored" ] || tw_fail "wrong TSIG secret: a certificate was stored: $stored"
-left=$(zone_acme_txt)
+left=$(knot_acme_txt)
 [ -z "$left" ] || tw_fail "wrong TSIG secret: TXT in the zone: $(head -5 <<<"$left")"
 [ "$(knot_serial 127.0.0.1)" = "$serial0" ] ||
   tw_fail "wrong TSIG secret: the zone changed (serial $serial0 -> $(knot_serial 127.0.0.1))"

@@ -66,13 +66,10 @@ gen1=$(readlink "$TW/state/certs/imp/current")
 grep -q "deploy cert=imp" "$TW/err2" && tw_fail "unchanged files were deployed again"
 
 # the daemon: status shows the expiry; renew re-reads the files
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run.out" 2>"$TW/run.err" &
-pid=$!
-TW_PIDS+=("$pid")
-for ((t = 0; t < 100; t++)); do
-  "$CERTLOOP" status --json -c "$TW/certloop.toml" >"$TW/status.json" 2>/dev/null && break
-  sleep 0.1
-done
+status_json() {
+  "$CERTLOOP" status --json -c "$TW/certloop.toml" >"$TW/status.json" 2>/dev/null
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/run.out" "$TW/run.err" 10 status_json
 want_na=$(date -d "$(openssl x509 -in "$P/one.crt" -noout -enddate | cut -d= -f2)" +%s)
 python3 - "$TW/status.json" "$want_na" <<'EOF' || tw_fail "status: $(cat "$TW/status.json")"
 import json, sys
@@ -103,7 +100,6 @@ done
 grep -q "import: $TW/in/imp.pem does not belong to the key $TW/in/imp.key" "$TW/run.err" ||
   tw_fail "mismatch not reported: $(grep -i import "$TW/run.err" | tail -3)"
 [ "$(sha256sum "$TW"/out/imp/*)" = "$before" ] || tw_fail "a refused import changed deployed files"
-kill -TERM "$pid"
-wait "$pid" 2>/dev/null
+tw_daemon_stop
 grep -q "POST /order-plz" "$TW/pebble.log" && tw_fail "an order was sent for an imported certificate"
 tw_done

@@ -12,29 +12,13 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
 
-tw_init preflight
-command -v kdig >/dev/null || tw_skip "kdig not found"
-knot_init preflight
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || { tw_fail "knot did not start"; tw_done; }
-TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+tw_knot_start preflight
 
 # config LISTEN: the whole configuration with [http01] listen = [LISTEN]
 config() {
-  tw_config_head 8 |
-    sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|; s|^listen = .*|listen = [\"$1\"]|"
-  cat <<EOF2
-[dns.knot]
-type = "rfc2136"
-server = "127.0.0.1:$KNOT_PORT"
-zone = "test."
-tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
-nameservers = ["127.0.0.1:$KNOT_PORT"]
-propagation_timeout = "30s"
-
-EOF2
+  tw_knot_config_head 8 "$KW/tsig.secret" 30s | sed "s|^listen = .*|listen = [\"$1\"]|"
   tw_config_cert web ec-p256 web.test www.web.test
-  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert wild ec-p256 "*.w.test" w.test
+  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert wild ec-p256 "*.w.test" w.test
 }
 
 # run_test NAME CONFIG: exit code in $rc, output in $TW/out.txt
@@ -85,19 +69,12 @@ kill "$pypid" 2>/dev/null
 wait "$pypid" 2>/dev/null
 
 # 4. the daemon runs (its listener holds the port): reachable, exit 0
-"$CERTLOOP" run -c "$TW/ok.toml" >"$TW/daemon.out" 2>"$TW/daemon.err" &
-dpid=$!
-TW_PIDS+=($dpid)
-for _ in $(seq 50); do
-  [ -S "$TW/control.sock" ] && break
-  sleep 0.2
-done
+tw_daemon_start "$TW/ok.toml" "$TW/daemon.out" "$TW/daemon.err" 10 test -S "$TW/control.sock"
 run_test web "$TW/ok.toml"
 [ "$rc" = 0 ] || tw_fail "daemon running: exit $rc, want 0 ($(cat "$TW/err.txt"))"
 grep -q "^test web: http-01 www.web.test: .* the running daemon's listener is reachable ... PASS$" \
   "$TW/out.txt" || tw_fail "daemon running: no reachable line"
-kill "$dpid" 2>/dev/null
-wait "$dpid" 2>/dev/null
+tw_daemon_stop
 
 # 5. dns-01: the test records propagate and are removed
 run_test wild "$TW/ok.toml"
@@ -131,7 +108,7 @@ TW_PIDS+=($!)
 {
   config "127.0.0.1:$P"
   printf '[ca.fake]\ndirectory = "http://127.0.0.1:%s/dir"\n\n' "$Q"
-  TW_CERT_EXTRA=$'challenge = "dns-01"\ndns = "knot"' tw_config_cert caa ec-p256 "*.caa.test" x.caa.test bad.test |
+  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert caa ec-p256 "*.caa.test" x.caa.test bad.test |
     sed 's/^ca = "pebble"/ca = "fake"/'
 } >"$TW/caa.toml"
 "$CERTLOOP" check -c "$TW/caa.toml" >/dev/null 2>"$TW/check.txt" ||

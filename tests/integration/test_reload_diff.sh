@@ -76,10 +76,6 @@ EOF
 write_config 1 >"$CONF"
 "$CERTLOOP" check -c "$CONF" >/dev/null 2>"$TW/check.txt" || { tw_fail "v1 invalid: $(cat "$TW/check.txt")"; tw_done; }
 
-"$CERTLOOP" run -c "$CONF" >"$TW/out.txt" 2>"$TW/err.txt" &
-pid=$!
-TW_PIDS+=("$pid")
-
 V1="keep names ktype caswap deploy gone"
 issued() {
   local n
@@ -87,12 +83,11 @@ issued() {
     grep -qE "info main: issued cert=$n " "$TW/err.txt" || return 1
   done
 }
-for ((t = 0; t < 600; t++)); do
+v1_done() {
   # shellcheck disable=SC2086
-  issued $V1 && grep -q "^present " "$TW/hook.log" 2>/dev/null && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+  issued $V1 && grep -q "^present " "$TW/hook.log" 2>/dev/null
+}
+tw_daemon_start "$CONF" "$TW/out.txt" "$TW/err.txt" 60 v1_done
 # shellcheck disable=SC2086
 issued $V1 || { tw_fail "v1 not issued within 60 s"; sed 's/^/  log: /' "$TW/err.txt" >&2; tw_done; }
 grep -q "^present " "$TW/hook.log" || { tw_fail "busy: the dns-01 hook never ran"; tw_done; }
@@ -133,11 +128,7 @@ done_v2() {
     cmp -s "$TW/state/certs/$n/current/cert.pem" "$TW/out/$n/cert.pem" || return 1
   done
 }
-for ((t = 0; t < 900; t++)); do
-  done_v2 && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
+tw_daemon_wait 90 done_v2
 # the redeploy to the new path (no order: quick once the reload is done)
 for ((t = 0; t < 100; t++)); do
   [ -s "$TW/out2/deploy/key.pem" ] && break
@@ -215,7 +206,7 @@ rc=$?
 [ "$rc" = 78 ] || tw_fail "reload of an invalid configuration exited $rc (want 78)"
 grep -qE "^$CONF:$line:[0-9]+: error: certificate\.ktype\.key" "$TW/reload.out" ||
   { tw_fail "reload lacks FILE:$line:COL: error: certificate.ktype.key"; sed 's/^/  reload: /' "$TW/reload.out" >&2; }
-kill -HUP "$pid"
+kill -HUP "$TW_DAEMON_PID"
 for ((t = 0; t < 100; t++)); do
   [ "$(grep -c 'keeping the previous configuration' "$TW/err.txt")" -ge 2 ] && break
   sleep 0.1
@@ -224,7 +215,7 @@ done
   tw_fail "SIGHUP with an invalid configuration: no 'keeping the previous configuration'"
 grep -qE "$CONF:$line:[0-9]+: error: certificate\.ktype\.key" "$TW/err.txt" ||
   tw_fail "SIGHUP: the log lacks the FILE:LINE:COL line"
-kill -0 "$pid" 2>/dev/null || tw_fail "the daemon died on an invalid reload"
+kill -0 "$TW_DAEMON_PID" 2>/dev/null || tw_fail "the daemon died on an invalid reload"
 "$CERTLOOP" status -c "$TW/good.toml" --json >"$TW/status2.json" 2>&1
 python3 - "$TW/status2.json" <<'PY' || tw_fail "status after the invalid reload: $(cat "$TW/status2.json")"
 import json, sys
@@ -233,8 +224,7 @@ assert len(certs) == 7, len(certs)
 assert all(c["state"] == "valid" for c in certs), [(c["name"], c["state"]) for c in certs]
 PY
 
-kill -TERM "$pid"
-wait "$pid"
+tw_daemon_stop
 rc=$?
 [ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
 [ "$TW_FAILS" -gt 0 ] && grep -E ' (error|warn) |reload|cert=(deploy|busy)' "$TW/err.txt" | head -40 >&2

@@ -26,28 +26,17 @@ EOF2
 } >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt" &
-pid=$!
-TW_PIDS+=("$pid")
-for ((t = 0; t < 900; t++)); do
-  [ "$(grep -c 'issued cert=rn ' "$TW/err.txt")" -ge 1 ] && break
-  sleep 0.1
-done
+issued() { # N: the log shows at least N issuances
+  [ "$(grep -c 'issued cert=rn ' "$TW/err.txt")" -ge "$1" ]
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/out.txt" "$TW/err.txt" 90 issued 1
 first=$(openssl x509 -in "$TW/out/rn/cert.pem" -noout -serial 2>/dev/null)
 [ -n "$first" ] || tw_fail "first issuance did not happen"
 grep -q 'cert=rn: valid, renewal at' "$TW/err.txt" || tw_fail "no renewal scheduled"
 # Pebble 2.4 has no ARI: the daemon says so and renews by policy
-for ((t = 0; t < 50; t++)); do
-  grep -q 'ca=pebble: no renewalInfo in the directory: renewal by policy only' "$TW/err.txt" && break
-  sleep 0.1
-done
-grep -q 'ca=pebble: no renewalInfo in the directory: renewal by policy only' "$TW/err.txt" ||
+tw_daemon_wait 5 grep -q 'ca=pebble: no renewalInfo in the directory: renewal by policy only' "$TW/err.txt" ||
   tw_fail "no ARI fallback line for Pebble"
-for ((t = 0; t < 900; t++)); do
-  [ "$(grep -c 'issued cert=rn ' "$TW/err.txt")" -ge 2 ] && break
-  sleep 0.1
-done
-[ "$(grep -c 'issued cert=rn ' "$TW/err.txt")" -ge 2 ] || tw_fail "no renewal within 90 s"
+tw_daemon_wait 90 issued 2 || tw_fail "no renewal within 90 s"
 sleep 0.5
 second=$(openssl x509 -in "$TW/out/rn/cert.pem" -noout -serial 2>/dev/null)
 [ "$first" != "$second" ] || tw_fail "the deployed certificate did not change"
@@ -58,8 +47,7 @@ gens=$(ls -d "$TW"/state/certs/rn/*/ | grep -vc current)
 [ "$(sed -n 1p "$TW/events" | cut -d' ' -f1)" = issued ] || tw_fail "first event: $(sed -n 1p "$TW/events")"
 [ "$(sed -n 2p "$TW/events" | cut -d' ' -f1)" = renewed ] || tw_fail "second event: $(sed -n 2p "$TW/events")"
 
-kill -TERM "$pid"
-wait "$pid"
+tw_daemon_stop
 rc=$?
 [ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
 tw_done

@@ -55,17 +55,8 @@ if [ -n "$(ls -A "$TW/state/orders" 2>/dev/null)" ]; then
 fi
 
 # every stored generation and every deployed pair matches
-bad=0
-for gen in "$TW"/state/certs/*/*/; do
-  [ -f "$gen/cert.pem" ] || continue
-  tw_check_pair "$gen/cert.pem" "$gen/key.pem" || { tw_fail "mismatched pair in $gen"; bad=1; }
-  tw_check_pair "$gen/fullchain.pem" "$gen/key.pem" || tw_fail "mismatched fullchain in $gen"
-done
+tw_check_generations
 for ((i = 0; i < N; i++)); do
-  name=$(printf 'r%02d' "$i")
-  out="$TW/out/$name"
-  [ -s "$out/fullchain.pem" ] || { tw_fail "$name: not deployed"; continue; }
-  tw_check_pair "$out/fullchain.pem" "$out/key.pem" || tw_fail "$name: deployed pair mismatched"
-  tw_verify_fullchain "$out/fullchain.pem" || tw_fail "$name: chain does not verify"
+  tw_check_deployed "$(printf 'r%02d' "$i")"
 done
 tw_done

@@ -17,91 +17,42 @@ ND=16
 N=$((NH + ND))
 STOP_BOUND_S=30
 
-tw_init stop
-command -v kdig >/dev/null || tw_skip "kdig not found"
-knot_init stop
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || { tw_fail "knot did not start"; tw_done; }
 # Pebble's random 0-15 s validation delay keeps orders in flight
-PEBBLE_VA_NOSLEEP= TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+PEBBLE_VA_NOSLEEP= tw_knot_start stop
 TW_LOG_LEVEL=debug # "order cert=NAME: created URL" and the challenge tokens
 
-EXTRA=$'challenge = "dns-01"\ndns = "knot"'
 {
-  tw_config_head 64 | sed "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$KNOT_PORT\"]|"
-  cat <<EOF
-[dns.knot]
-type = "rfc2136"
-server = "127.0.0.1:$KNOT_PORT"
-zone = "test."
-tsig = { name = "acme-key.", algorithm = "hmac-sha256", secret_file = "$KW/tsig.secret" }
-nameservers = ["127.0.0.1:$KNOT_PORT"]
-propagation_timeout = "60s"
-
-EOF
+  tw_knot_config_head 64
   for ((i = 0; i < NH; i++)); do
     tw_config_cert "h$i" ec-p256 "h$i.test"
   done
   for ((i = 0; i < ND; i++)); do
-    TW_CERT_EXTRA=$EXTRA tw_config_cert "d$i" ec-p256 "d$i.test"
+    TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert "d$i" ec-p256 "d$i.test"
   done
 } >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null 2>"$TW/check.txt" ||
   { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
 
-# zone_acme_txt: every TXT record under an _acme-challenge label (AXFR)
-zone_acme_txt() {
-  local out
-  out=$(kdig +timeout=2 +retry=1 @127.0.0.1 -p "$KNOT_PORT" AXFR test. 2>&1)
-  if ! grep -q 'SOA' <<<"$out"; then
-    echo "AXFR FAILED: $out"
-    return
-  fi
-  awk '$1 ~ /_acme-challenge/ && $4 == "TXT"' <<<"$out"
-}
-n_orders() { find "$TW/state/orders" -name '*.json' 2>/dev/null | wc -l; }
-n_deployed() {
-  local n=0 f
-  for f in "$TW"/out/*/fullchain.pem; do
-    [ -s "$f" ] && n=$((n + 1))
-  done
-  echo "$n"
-}
 names() {
   local i
   for ((i = 0; i < NH; i++)); do echo "h$i"; done
   for ((i = 0; i < ND; i++)); do echo "d$i"; done
 }
 
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.1" 2>"$TW/err.1" &
-pid=$!
-TW_PIDS+=("$pid")
 # wait until many orders are in flight: order files on disk for most
 # certificates and dns-01 TXT records in the zone
-for ((t = 0; t < 600; t++)); do
-  if [ "$(n_orders)" -ge $((N / 2)) ] && [ -n "$(zone_acme_txt)" ]; then
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-inflight=$(n_orders)
-txt_before=$(zone_acme_txt | wc -l)
-tw_log "SIGTERM with $inflight order files, $txt_before TXT records, $(n_deployed) of $N deployed"
+in_flight() {
+  [ "$(tw_n_orders)" -ge $((N / 2)) ] && [ -n "$(knot_acme_txt)" ]
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/out.1" "$TW/err.1" 60 in_flight
+inflight=$(tw_n_orders)
+txt_before=$(knot_acme_txt | wc -l)
+tw_log "SIGTERM with $inflight order files, $txt_before TXT records, $(tw_n_deployed) of $N deployed"
 [ "$inflight" -ge $((N / 2)) ] || tw_fail "only $inflight orders in flight when stopping"
 [ "$txt_before" -gt 0 ] || tw_fail "no dns-01 record was in the zone when stopping"
 
 t0=$(date +%s%N)
-kill -TERM "$pid"
-for ((t = 0; t < STOP_BOUND_S * 20; t++)); do
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-if kill -0 "$pid" 2>/dev/null; then
-  tw_fail "the daemon still runs $STOP_BOUND_S s after SIGTERM"
-  kill -KILL "$pid"
-fi
-wait "$pid"
+tw_daemon_stop "$STOP_BOUND_S"
 rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 tw_log "stopped in $ms ms (exit $rc)"
@@ -119,7 +70,7 @@ for tok in $(head -5 <<<"$tokens"); do
 done
 
 # no TXT record left
-left=$(zone_acme_txt)
+left=$(knot_acme_txt)
 [ -z "$left" ] || tw_fail "TXT left in the zone after the stop: $(head -3 <<<"$left")"
 
 # every certificate not deployed yet has its order file (a restart resumes it)
@@ -140,20 +91,15 @@ for f in sorted(os.listdir(d)):
 PY
 
 # the restart resumes them and issues everything
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/out.2" 2>"$TW/err.2" &
-pid=$!
-TW_PIDS+=("$pid")
-for ((t = 0; t < 1800; t++)); do
-  [ "$(n_deployed)" -ge "$N" ] && [ "$(n_orders)" = 0 ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-kill -TERM "$pid"
-wait "$pid"
+all_done() {
+  [ "$(tw_n_deployed)" -ge "$N" ] && [ "$(tw_n_orders)" = 0 ]
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/out.2" "$TW/err.2" 180 all_done
+tw_daemon_stop
 rc=$?
 [ "$rc" = 0 ] || tw_fail "the restarted daemon exited $rc after SIGTERM"
-[ "$(n_deployed)" = "$N" ] || tw_fail "after the restart: $(n_deployed) of $N deployed"
-[ "$(n_orders)" = 0 ] || tw_fail "order files left at the end: $(ls "$TW/state/orders")"
+[ "$(tw_n_deployed)" = "$N" ] || tw_fail "after the restart: $(tw_n_deployed) of $N deployed"
+[ "$(tw_n_orders)" = 0 ] || tw_fail "order files left at the end: $(ls "$TW/state/orders")"
 resumed=0
 while read -r name url; do
   created=$(grep -c "order cert=$name: created " "$TW/err.2")
@@ -170,7 +116,7 @@ for n in $(names); do
   tw_check_pair "$f" "$TW/out/$n/key.pem" || tw_fail "$n: key mismatch"
   tw_verify_fullchain "$f" || tw_fail "$n: chain does not verify"
 done
-left=$(zone_acme_txt)
+left=$(knot_acme_txt)
 [ -z "$left" ] || tw_fail "TXT left in the zone at the end: $(head -3 <<<"$left")"
 [ "$TW_FAILS" -gt 0 ] && grep -E ' (error|warn) ' "$TW/err.1" "$TW/err.2" | head -20 >&2
 tw_done

@@ -40,13 +40,10 @@ n=$(ls "$TW/state/outbox" | grep -c '\.json$')
 [ "$(stat -c %a "$TW"/state/outbox/*.json)" = 600 ] || tw_fail "outbox file mode"
 
 # the daemon, restarted on the same state: the retry goes out after the backoff
-"$CERTLOOP" run -c "$TW/certloop.toml" >"$TW/run.out" 2>"$TW/run.err" &
-pid=$!
-TW_PIDS+=("$pid")
-for ((t = 0; t < 400; t++)); do
-  [ "$(wc -l <"$TW/received")" -ge 2 ] && break
-  sleep 0.1
-done
+received_two() {
+  [ "$(wc -l <"$TW/received")" -ge 2 ]
+}
+tw_daemon_start "$TW/certloop.toml" "$TW/run.out" "$TW/run.err" 40 received_two
 second=$(sed -n 2p "$TW/received")
 python3 - "$first" "$second" <<'EOF' || tw_fail "second attempt: $second"
 import json, sys
@@ -57,8 +54,7 @@ EOF
 sleep 0.5
 n=$(ls "$TW/state/outbox" | grep -c '\.json$')
 [ "$n" = 0 ] || tw_fail "the outbox still holds $n deliveries"
-kill -TERM "$pid"
-wait "$pid"
+tw_daemon_stop
 rc=$?
 [ "$rc" = 0 ] || tw_fail "daemon exited $rc after SIGTERM"
 
