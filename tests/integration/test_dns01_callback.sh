@@ -22,12 +22,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
 
-tw_init dns01cb
-command -v kdig >/dev/null || tw_skip "kdig not found"
-knot_init dns01cb
-trap 'knot_cleanup; tw_cleanup' EXIT
-knot_start || { tw_fail "knot did not start"; tw_done; }
-TW_DNS_SERVER="127.0.0.1:$KNOT_PORT" tw_start || exit 1
+tw_knot_start dns01cb
 
 # The DNS provider's side: EVENT NAME VALUE -> a TSIG-signed update.
 cat >"$TW/dnsapi.sh" <<EOF
