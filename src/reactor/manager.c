@@ -830,6 +830,20 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
     return true;
 }
 
+/* A deploy-only run that did not commit (STATE/orders/NAME.redeploy): a
+ * crash, or a deployment that failed before a restart. */
+static bool redeploy_left_behind(struct mcert *mc)
+{
+    if (mc->state != MC_IDLE || !store_redeploy_marked(mc->m->state_dir, mc->name))
+        return false;
+    log_info(LOG_MAIN,
+             "cert=%s: a deployment of the stored certificate did not finish: "
+             "deploying it again",
+             mc->name);
+    mc->deploy_only = true;
+    return true;
+}
+
 /* An order file whose key is the stored certificate's belongs to an order
  * that is done (its deployment had not succeeded yet, see settle_start):
  * a renewal orders anew instead of resuming it. Reads the stored key (a
@@ -945,7 +959,7 @@ static void decide(struct mcert *mc)
     /* (an order file kept for a deployment that waits for the round's
      * reload commands is not left behind: the round commits it) */
     if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&
-        order_left_behind(mc, &sc)) {
+        (order_left_behind(mc, &sc) || redeploy_left_behind(mc))) {
         enqueue(mc);
     } else if (plan.when > now) {
         char when[32];
@@ -1128,6 +1142,54 @@ static void keygen_start(struct mcert *mc)
 }
 
 /* Deploys the stored generation (after a crash between store and deploy). */
+/* A deploy-only run first leaves STATE/orders/NAME.redeploy (the commit
+ * removes it), so that a restart after a crash or a failure deploys the
+ * stored generation again; then the deployment begins. */
+static void mark_failed(const char *name, const char *state_dir, int rc)
+{
+    log_warn(LOG_MAIN, "cert=%s: %s/orders/%s.redeploy: %s (a restart would not redeploy)", name,
+             state_dir, name, err_str(rc));
+}
+
+struct mark_job {
+    struct mcert *mc; /* the run: it waits for this job */
+    char *state_dir, *name;
+};
+
+static int mark_job_work(void *arg)
+{
+    struct mark_job *j = arg;
+
+    return store_redeploy_mark_sync(j->state_dir, j->name);
+}
+
+static void mark_job_done(int status, void *arg)
+{
+    struct mark_job *j = arg;
+    struct mcert *mc = j->mc;
+
+    mc->m->jobs--;
+    if (status < 0)
+        mark_failed(j->name, j->state_dir, status);
+    free(j->state_dir);
+    free(j->name);
+    free(j);
+    deploy_begin(mc);
+}
+
+static void redeploy_mark_start(struct mcert *mc)
+{
+    struct mark_job *j = xcalloc(1, sizeof(*j));
+
+    j->mc = mc;
+    j->state_dir = xstrdup(mc->m->state_dir);
+    j->name = xstrdup(mc->name);
+    mc->m->jobs++;
+    int rc = store_job_start(mc->m->loop, mark_job_work, j, mark_job_done);
+    if (rc < 0)
+        mark_job_done(rc, j);
+}
+
 static void deploy_stored(struct mcert *mc)
 {
     struct store_cert sc = {0};
@@ -1154,7 +1216,7 @@ static void deploy_stored(struct mcert *mc)
     }
     store_cert_fini(&sc);
     mc->had_cert = false;
-    deploy_begin(mc);
+    redeploy_mark_start(mc);
 }
 
 static void run_start(struct mcert *mc)
@@ -1306,7 +1368,10 @@ static int settle_job_work(void *arg)
         return deploy_journal_rollback_sync(j->j, &j->count, &j->err);
     j->count = (size_t)deploy_journal_commit_sync(j->j);
     int rc = store_order_remove_sync(j->state_dir, j->name);
-    return rc == -ENOENT ? 0 : rc;
+    int rc2 = store_redeploy_clear_sync(j->state_dir, j->name);
+    if (rc == -ENOENT)
+        rc = 0;
+    return rc < 0 ? rc : rc2;
 }
 
 static void settle_job_done(int status, void *arg)
@@ -1317,8 +1382,8 @@ static void settle_job_done(int status, void *arg)
 
     m->jobs--;
     if (j->commit && status < 0)
-        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.json: %s", j->name, j->state_dir,
-                 j->name, err_str(status));
+        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.{json,redeploy}: %s", j->name,
+                 j->state_dir, j->name, err_str(status));
     else if (j->commit)
         log_debug(LOG_DEPLOY, "deploy cert=%s: committed (%zu backups removed)", j->name, j->count);
     else if (status < 0)
@@ -1532,6 +1597,8 @@ struct store_job {
     char *cert, *chain, *fullchain, *key, *meta; /* owned copies */
     char *generation;                            /* out */
     const char *step;
+    bool mark;   /* no order file covers the deployment: leave a redeploy mark */
+    int mark_rc; /* its outcome (a failure is only logged) */
 };
 
 static int store_job_work(void *arg)
@@ -1542,6 +1609,8 @@ static int store_job_work(void *arg)
     j->step = "storing the certificate";
     rc = store_cert_write_sync(j->state_dir, j->name, j->cert, j->chain, j->fullchain, j->key,
                                j->meta, KEEP_GENERATIONS, &j->generation);
+    if (rc == 0 && j->mark)
+        j->mark_rc = store_redeploy_mark_sync(j->state_dir, j->name);
     return rc;
 }
 
@@ -1558,6 +1627,8 @@ static void store_job_done(int status, void *arg)
     } else {
         log_debug(LOG_MAIN, "cert=%s: stored generation %s", mc->name,
                   j->generation ? j->generation : "?");
+        if (j->mark_rc < 0)
+            mark_failed(mc->name, j->state_dir, j->mark_rc);
         mc->generation = j->generation;
         j->generation = NULL;
         mc->gen_dir = xasprintf("%s/certs/%s/%s", mc->m->state_dir, mc->name,
@@ -1663,6 +1734,7 @@ static void store_and_deploy(struct mcert *mc)
     j->fullchain = xstrdup(res->fullchain_pem);
     j->key = pem;
     j->meta = meta_json(mc, &res->chain);
+    j->mark = mc->run_deploy_only; /* an import: no order file */
     mc->not_after = res->chain.not_after;
     mc->state = MC_STORE;
     rc = store_job_start(m->loop, store_job_work, j, store_job_done);
@@ -1727,6 +1799,14 @@ static void import_run(struct mcert *mc)
             free(cert);
             mc->summary = SUM_OK;
             mc->run_deploy_only = true; /* nothing ordered, nothing counted */
+            if (store_redeploy_marked(mc->m->state_dir, mc->name)) {
+                log_info(LOG_MAIN,
+                         "cert=%s: its last deployment did not finish: deploying it "
+                         "again",
+                         mc->name);
+                deploy_stored(mc);
+                return;
+            }
             run_end(mc, 0, NULL);
             return;
         }

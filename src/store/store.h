@@ -119,6 +119,17 @@ int store_order_write_sync_err(const char *state_dir, const char *name, const ch
 /* Removing an absent order is not an error (returns 0). */
 int store_order_remove_sync(const char *state_dir, const char *name);
 
+/* A deployment of the stored generation that has not succeeded yet (a
+ * deploy-only run: changed deploy actions, `renew --deploy-only`, a retry):
+ * STATE/orders/NAME.redeploy (empty, 0600), written before its first file
+ * is touched and removed with its commit, so that a restart after a crash
+ * or a failure deploys the stored generation again (an issuance has its
+ * order file for that). mark and clear return 0 or -errno (clearing an
+ * absent mark is 0); marked is a short inline check. */
+int store_redeploy_mark_sync(const char *state_dir, const char *name);
+int store_redeploy_clear_sync(const char *state_dir, const char *name);
+bool store_redeploy_marked(const char *state_dir, const char *name);
+
 /* Removes leftover temp files and symlinks (".tmp-*") under the state
  * directory (STATE, accounts/CA, certs/NAME, certs/NAME/GEN, orders) and generation
  * directories that `current` does not point to and that have no meta.json

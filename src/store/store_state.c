@@ -565,12 +565,13 @@ int store_order_write_sync(const char *state_dir, const char *name, const char *
     return store_order_write_sync_err(state_dir, name, json, NULL);
 }
 
-int store_order_remove_sync(const char *state_dir, const char *name)
+/* Removes STATE/orders/NAME SUFFIX; absent is fine. */
+static int orders_remove(const char *state_dir, const char *name, const char *suffix)
 {
     if (!store_name_ok(name))
         return -EINVAL;
     char *dir = xasprintf("%s/orders", state_dir);
-    char *path = xasprintf("%s/%s.json", dir, name);
+    char *path = xasprintf("%s/%s%s", dir, name, suffix);
     int rc = 0;
 
     if (unlink(path) < 0)
@@ -580,6 +581,40 @@ int store_order_remove_sync(const char *state_dir, const char *name)
     free(path);
     free(dir);
     return rc;
+}
+
+int store_order_remove_sync(const char *state_dir, const char *name)
+{
+    return orders_remove(state_dir, name, ".json");
+}
+
+int store_redeploy_mark_sync(const char *state_dir, const char *name)
+{
+    if (!store_name_ok(name))
+        return -EINVAL;
+    char *dir = xasprintf("%s/orders", state_dir);
+    char *path = xasprintf("%s/%s.redeploy", dir, name);
+    int rc = make_dirs(dir, NULL);
+    if (rc == 0)
+        rc = put_file(path, "", 0600, NULL);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int store_redeploy_clear_sync(const char *state_dir, const char *name)
+{
+    return orders_remove(state_dir, name, ".redeploy");
+}
+
+bool store_redeploy_marked(const char *state_dir, const char *name)
+{
+    if (!store_name_ok(name))
+        return false;
+    char *path = xasprintf("%s/orders/%s.redeploy", state_dir, name);
+    bool yes = access(path, F_OK) == 0;
+    free(path);
+    return yes;
 }
 
 /* ---- start-up sweep ------------------------------------------------------ */

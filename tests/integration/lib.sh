@@ -383,6 +383,23 @@ propagation_timeout = "${3:-60s}"
 EOF
 }
 
+# tw_config_import NAME DOMAIN CERT KEY: an imported certificate (no CA)
+# with a files deploy of fullchain and key into $TW/out/NAME/. Keys printed
+# right after this go into the files deploy table.
+tw_config_import() {
+  mkdir -p "$TW/out/$1"
+  cat <<EOF
+[certificate.$1]
+domains = ["$2"]
+import = { cert = "$3", key = "$4" }
+
+[[certificate.$1.deploy]]
+type = "files"
+fullchain = "$TW/out/$1/fullchain.pem"
+key = "$TW/out/$1/key.pem"
+EOF
+}
+
 # tw_receiver_start [ARGS...]: tools/webhook-receiver on a free loopback
 # port with a fresh secret in $TW/webhook.secret (0600); what it receives
 # goes to $TW/received, one JSON line per delivery. ARGS go to the receiver

@@ -17,7 +17,7 @@ tw_start || exit 1
 tw_receiver_start || { tw_fail "the webhook receiver did not start"; tw_done; }
 
 P=$TW/pki
-mkdir -p "$P" "$TW/in" "$TW/out/imp"
+mkdir -p "$P" "$TW/in"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=certloop events test CA" -keyout "$P/ca.key" -out "$P/ca.pem" >/dev/null 2>&1
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=soon.test" \
@@ -38,17 +38,7 @@ hook() { # EVENTS
 {
   tw_config_head 4
   hook '["expiring", "issued", "renewed", "failed", "deploy_failed"]'
-  cat <<EOF
-[certificate.soon]
-domains = ["soon.test"]
-import = { cert = "$TW/in/soon.pem", key = "$TW/in/soon.key" }
-
-[[certificate.soon.deploy]]
-type = "files"
-fullchain = "$TW/out/imp/fullchain.pem"
-key = "$TW/out/imp/key.pem"
-
-EOF
+  tw_config_import soon soon.test "$TW/in/soon.pem" "$TW/in/soon.key"
 } >"$TW/imp.toml"
 "$CERTLOOP" check -c "$TW/imp.toml" >/dev/null 2>"$TW/check.txt" ||
   { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
@@ -56,7 +46,7 @@ for run in 1 2; do
   "$CERTLOOP" run --once -c "$TW/imp.toml" >"$TW/imp$run.out" 2>"$TW/imp$run.err" ||
     tw_fail "run --once ($run) failed: $(grep -E ' error ' "$TW/imp$run.err" | head -3)"
 done
-cmp -s "$TW/out/imp/fullchain.pem" "$TW/in/soon.pem" || tw_fail "the import was not deployed"
+cmp -s "$TW/out/soon/fullchain.pem" "$TW/in/soon.pem" || tw_fail "the import was not deployed"
 python3 - "$TW/received" "$want_na" <<'EOF' || tw_fail "expiring event: $(cat "$TW/received")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]

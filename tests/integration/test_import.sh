@@ -35,19 +35,8 @@ chmod 600 "$TW/in/imp.key"
 
 {
   tw_config_head 4
-  mkdir -p "$TW/out/imp"
-  cat <<EOF
-[certificate.imp]
-domains = ["imp.test"]
-import = { cert = "$TW/in/imp.pem", key = "$TW/in/imp.key" }
-
-[[certificate.imp.deploy]]
-type = "files"
-fullchain = "$TW/out/imp/fullchain.pem"
-cert = "$TW/out/imp/cert.pem"
-key = "$TW/out/imp/key.pem"
-
-EOF
+  tw_config_import imp imp.test "$TW/in/imp.pem" "$TW/in/imp.key"
+  printf 'cert = "%s"\n\n' "$TW/out/imp/cert.pem"
 } >"$TW/certloop.toml"
 "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
 
