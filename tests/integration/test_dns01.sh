@@ -22,10 +22,7 @@ timeout 180 "$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/
 rc=$?
 [ "$rc" = 0 ] || { tw_fail "run --once exited $rc"; grep -E ' (error|warn) ' "$TW/err.txt" | head >&2; }
 for n in wild multi; do
-  f="$TW/out/$n/fullchain.pem"
-  [ -s "$f" ] || { tw_fail "$n: not deployed"; continue; }
-  tw_verify_fullchain "$f" || tw_fail "$n: chain does not verify"
-  tw_check_pair "$f" "$TW/out/$n/key.pem" || tw_fail "$n: key mismatch"
+  tw_check_deployed "$n"
 done
 [ "$(tw_sans "$TW/out/wild/cert.pem" | tr '\n' ' ')" = "*.w.test w.test " ] ||
   tw_fail "wild: SANs $(tw_sans "$TW/out/wild/cert.pem" | tr '\n' ' ')"

@@ -110,10 +110,7 @@ timeout 180 "$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/out1.txt" 2>"$TW
 rc=$?
 [ "$rc" = 0 ] || { tw_fail "run --once exited $rc"; grep -E ' (error|warn) ' "$TW/err1.txt" | head >&2; }
 for n in wild plain; do
-  f="$TW/out/$n/fullchain.pem"
-  [ -s "$f" ] || { tw_fail "$n: not deployed"; continue; }
-  tw_verify_fullchain "$f" || tw_fail "$n: chain does not verify"
-  tw_check_pair "$f" "$TW/out/$n/key.pem" || tw_fail "$n: key mismatch"
+  tw_check_deployed "$n"
 done
 grep -q "dns callback solver=api delivery=.* event=dns_record_required: attempt 1 failed: HTTP 500: refused by the test receiver" \
   "$TW/err1.txt" || tw_fail "the refused first request is not logged"
