@@ -355,15 +355,34 @@ static void test_reload_leaves_unchanged_orders_in_flight(void **state)
     h_stop(&h);
 }
 
-static void hook_poll_cb(uv_timer_t *t)
+/* h_run_until: runs the loop until g_until(h) holds, checked every 5 ms,
+ * or 10 s pass (the caller's assertions then fail). */
+static bool (*g_until)(struct harness *h);
+static uint64_t g_until_end;
+
+static void until_cb(uv_timer_t *t)
 {
     struct harness *h = t->data;
 
-    if (h->hook_body != NULL) {
+    if (g_until(h) || uv_now(&h->loop) >= g_until_end) {
         uv_stop(&h->loop);
         return;
     }
-    uv_timer_start(t, hook_poll_cb, 5, 0);
+    uv_timer_start(t, until_cb, 5, 0);
+}
+
+static void h_run_until(struct harness *h, bool (*pred)(struct harness *h))
+{
+    g_until = pred;
+    g_until_end = uv_now(&h->loop) + 10000;
+    uv_timer_start(&h->poll, until_cb, 5, 0);
+    uv_run(&h->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&h->poll);
+}
+
+static bool hook_received(struct harness *h)
+{
+    return h->hook_body != NULL;
 }
 
 /* rejectedIdentifier with subproblems: the failed event carries them all. */
@@ -376,9 +395,7 @@ static void test_failed_event_carries_subproblems(void **state)
     h_start(&h, 1, "", "", ANSWER_REJECTED);
     g_with_hook = false;
     h_settle(&h, 1);
-    uv_timer_start(&h.poll, hook_poll_cb, 5, 0);
-    uv_run(&h.loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&h.poll);
+    h_run_until(&h, hook_received);
     assert_non_null(h.hook_body);
     json_error_t jerr;
     json_t *ev = json_loads(h.hook_body, 0, &jerr);
@@ -433,15 +450,9 @@ static void seed_alerts(struct harness *h)
     }
 }
 
-static void c00_gone_cb(uv_timer_t *t)
+static bool c00_alert_gone(struct harness *h)
 {
-    struct harness *h = t->data;
-
-    if (!exists(h, "c00.expiring")) {
-        uv_stop(&h->loop);
-        return;
-    }
-    uv_timer_start(t, c00_gone_cb, 5, 0);
+    return !exists(h, "c00.expiring");
 }
 
 /* Alert files follow the configuration: at start-up those of unknown
@@ -464,9 +475,7 @@ static void test_alert_files_follow_the_configuration(void **state)
     struct config *next = h_config(&h, 0, "", "");
     manager_reload(h.m, next);
     config_unref(next);
-    uv_timer_start(&h.poll, c00_gone_cb, 5, 0);
-    uv_run(&h.loop, UV_RUN_DEFAULT);
-    uv_timer_stop(&h.poll);
+    h_run_until(&h, c00_alert_gone);
     assert_false(exists(&h, "c00.expiring"));
     h_stop(&h);
 }
