@@ -33,12 +33,14 @@ foreach(script ${INTEGRATION_TESTS})
   add_test(NAME integration/${name} COMMAND bash ${script})
   set_tests_properties(integration/${name} PROPERTIES LABELS integration
     SKIP_RETURN_CODE 77 TIMEOUT 900 RUN_SERIAL TRUE
-    ENVIRONMENT "CERTLOOP=$<TARGET_FILE:certloop>;BUILD_DIR=${PROJECT_BINARY_DIR};SOURCE_DIR=${PROJECT_SOURCE_DIR};SHARED_DIR=${PROJECT_SOURCE_DIR}/../shared")
+    ENVIRONMENT "CERTLOOP=$<TARGET_FILE:certloop>;BUILD_DIR=${PROJECT_BINARY_DIR};SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endforeach()
 
 # The toml-test conformance run (every case of files-toml-1.0.0 through toml-decode).
+# The cases are vendored from toml-test 1.0.0 under tests/conformance/toml-test
+# (MIT, LICENSE beside them), so a fresh clone tests itself.
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/conformance/toml_test.sh)
   add_test(NAME conformance/toml-test COMMAND bash ${PROJECT_SOURCE_DIR}/tests/conformance/toml_test.sh
-           $<TARGET_FILE:toml-decode> ${PROJECT_SOURCE_DIR}/../shared/conformance/toml-test/tests)
+           $<TARGET_FILE:toml-decode> ${PROJECT_SOURCE_DIR}/tests/conformance/toml-test/tests)
   set_tests_properties(conformance/toml-test PROPERTIES LABELS "unit;conformance" TIMEOUT 300)
 endif()
