@@ -1,7 +1,9 @@
 /* RFC 2136 DNS UPDATE with RFC 8945 TSIG, as pure functions over bytes:
  * TSIG key files (plain base64 or BIND syntax), building and signing the
  * UPDATE that adds or deletes one TXT record, and checking the signed reply.
- * libldns does the wire format and the HMAC; nothing here does I/O except
+ * libldns does the wire format; the TSIG MAC is ours (OpenSSL HMAC), because
+ * ldns 1.8.3 knows hmac-sha384 only under a misspelt name ("hmac-shac384.")
+ * that it would also put on the wire. Nothing here does I/O except
  * dns01_key_load reading the secret file. */
 #include "challenge/dns01_internal.h"
 #include "util/b64.h"
@@ -13,6 +15,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ldns/ldns.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -423,6 +428,11 @@ out:
 
 /* ---- UPDATE messages ------------------------------------------------------ */
 
+static int tsig_sign(const struct dns01_key *key, const uint8_t *msg, size_t len, int64_t now,
+                     uint8_t **out, size_t *out_len, uint8_t *mac, unsigned *mac_len);
+static bool tsig_verify(const struct dns01_key *key, const uint8_t *w, size_t len,
+                        const struct dns01_msg *req);
+
 void dns01_msg_fini(struct dns01_msg *m)
 {
     if (m == NULL)
@@ -504,17 +514,6 @@ int dns01_update_build(const char *zone, const char *fqdn, const char *value, bo
     if (pkt == NULL)
         abort();
     ldns_pkt_set_id(pkt, id);
-    if (key != NULL) {
-        /* ldns takes the time from the clock; `now` only matters for tests
-         * of the reply, so the request is signed with the real time. */
-        (void)now;
-        st = ldns_pkt_tsig_sign(pkt, key->name, key->secret, TSIG_FUDGE, key->algorithm, NULL);
-        if (st != LDNS_STATUS_OK) {
-            *why = xasprintf("TSIG sign: %s", ldns_get_errorstr_by_id(st));
-            rc = ERR_CRYPTO;
-            goto out;
-        }
-    }
     st = ldns_pkt2wire(&wire, pkt, &wlen);
     if (st != LDNS_STATUS_OK) {
         *why = xasprintf("encode: %s", ldns_get_errorstr_by_id(st));
@@ -522,20 +521,22 @@ int dns01_update_build(const char *zone, const char *fqdn, const char *value, bo
         goto out;
     }
     memset(out, 0, sizeof(*out));
-    out->wire = xmemdup(wire, wlen);
-    out->len = wlen;
     out->id = id;
     if (key != NULL) {
-        const ldns_rdf *mac = ldns_rr_rdf(ldns_pkt_tsig(pkt), 3);
-        /* INT16_DATA: a 2-byte length, then the MAC. */
-        if (mac == NULL || ldns_rdf_size(mac) < 2) {
-            *why = xstrdup("TSIG sign: no MAC");
-            dns01_msg_fini(out);
+        uint8_t mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        rc = tsig_sign(key, wire, wlen, now, &out->wire, &out->len, mac, &mac_len);
+        if (rc < 0) {
+            *why = xasprintf("TSIG sign (%.*s): %s", (int)strlen(key->algorithm) - 1,
+                             key->algorithm, err_str(rc));
             rc = ERR_CRYPTO;
             goto out;
         }
-        out->mac_len = ldns_rdf_size(mac) - 2;
-        out->mac = xmemdup(ldns_rdf_data(mac) + 2, out->mac_len);
+        out->mac = xmemdup(mac, mac_len);
+        out->mac_len = mac_len;
+    } else {
+        out->wire = xmemdup(wire, wlen);
+        out->len = wlen;
     }
     rc = 0;
 out:
@@ -660,6 +661,229 @@ static bool skip_name(const uint8_t *w, size_t len, size_t *at)
     }
 }
 
+/* ---- TSIG (RFC 8945) ------------------------------------------------------ */
+
+static const EVP_MD *tsig_md(const char *alg)
+{
+    if (strcmp(alg, "hmac-sha256.") == 0)
+        return EVP_sha256();
+    if (strcmp(alg, "hmac-sha384.") == 0)
+        return EVP_sha384();
+    if (strcmp(alg, "hmac-sha512.") == 0)
+        return EVP_sha512();
+    return NULL;
+}
+
+/* Appends the canonical wire form (lower case, uncompressed) of a name
+ * that ends in a dot. false if a label is empty or too long. */
+static bool put_name(struct buf *b, const char *fqdn)
+{
+    const char *s = fqdn;
+
+    while (*s != '\0' && strcmp(s, ".") != 0) {
+        const char *dot = strchr(s, '.');
+        size_t l = dot != NULL ? (size_t)(dot - s) : strlen(s);
+        uint8_t lab[64];
+        if (l == 0 || l > 63)
+            return false;
+        lab[0] = (uint8_t)l;
+        for (size_t i = 0; i < l; i++)
+            lab[1 + i] = (uint8_t)tolower((unsigned char)s[i]);
+        (void)buf_append(b, lab, l + 1);
+        s += l + (dot != NULL ? 1 : 0);
+    }
+    (void)buf_append(b, "", 1);
+    return true;
+}
+
+static void put_u16(struct buf *b, unsigned v)
+{
+    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+
+    (void)buf_append(b, x, 2);
+}
+
+static void put_u48(struct buf *b, int64_t v)
+{
+    uint8_t x[6];
+
+    for (int i = 5; i >= 0; i--) {
+        x[i] = (uint8_t)v;
+        v >>= 8;
+    }
+    (void)buf_append(b, x, 6);
+}
+
+/* The TSIG fields a MAC covers after the message, in the order of RFC 8945
+ * §4.3.3; also the tail of the TSIG RDATA would differ, so kept apart. */
+struct tsig_vars {
+    int64_t time_signed;
+    unsigned fudge, error;
+    const uint8_t *other;
+    size_t other_len;
+};
+
+/* RFC 8945 §4.3: HMAC over [prior MAC with its length (replies)] + the
+ * message without its TSIG record + the TSIG variables. mac holds
+ * EVP_MAX_MD_SIZE bytes. ERR_CRYPTO when the secret does not decode or
+ * HMAC fails. */
+static int tsig_mac(const struct dns01_key *key, const uint8_t *prior, size_t prior_len,
+                    bool with_prior, const uint8_t *msg, size_t msg_len,
+                    const struct tsig_vars *v, uint8_t *mac, unsigned *mac_len)
+{
+    const EVP_MD *md = tsig_md(key->algorithm);
+    struct buf b = BUF_INIT(64 * 1024 + 1024);
+    uint8_t *secret = NULL;
+    size_t slen = 0;
+    int rc = ERR_CRYPTO;
+
+    if (md == NULL || b64_decode(key->secret, strlen(key->secret), &secret, &slen) < 0)
+        goto out;
+    if (with_prior) {
+        put_u16(&b, (unsigned)prior_len);
+        if (prior_len > 0)
+            (void)buf_append(&b, prior, prior_len);
+    }
+    (void)buf_append(&b, msg, msg_len);
+    if (!put_name(&b, key->name))
+        goto out;
+    put_u16(&b, LDNS_RR_CLASS_ANY);
+    (void)buf_append(&b, "\0\0\0\0", 4); /* TTL */
+    if (!put_name(&b, key->algorithm))
+        goto out;
+    put_u48(&b, v->time_signed);
+    put_u16(&b, v->fudge);
+    put_u16(&b, v->error);
+    put_u16(&b, (unsigned)v->other_len);
+    if (v->other_len > 0)
+        (void)buf_append(&b, v->other, v->other_len);
+    if (HMAC(md, secret, (int)slen, (const uint8_t *)b.data, b.len, mac, mac_len) == NULL)
+        goto out;
+    rc = 0;
+out:
+    if (secret != NULL)
+        OPENSSL_cleanse(secret, slen);
+    free(secret);
+    buf_fini(&b);
+    return rc;
+}
+
+/* Signs an unsigned message: appends the TSIG record (RFC 8945 §4.2) and
+ * counts it in ARCOUNT. *out owned; the MAC goes to mac/mac_len. */
+static int tsig_sign(const struct dns01_key *key, const uint8_t *msg, size_t len, int64_t now,
+                     uint8_t **out, size_t *out_len, uint8_t *mac, unsigned *mac_len)
+{
+    struct tsig_vars v = {.time_signed = now, .fudge = TSIG_FUDGE};
+    struct buf b = BUF_INIT(64 * 1024 + 1024);
+    struct buf rd = BUF_INIT(1024);
+    size_t n;
+    int rc;
+
+    if (len < 12)
+        return -EINVAL;
+    rc = tsig_mac(key, NULL, 0, false, msg, len, &v, mac, mac_len);
+    if (rc < 0)
+        goto out;
+    (void)buf_append(&b, msg, len);
+    unsigned ar = (unsigned)(msg[10] << 8 | msg[11]) + 1;
+    ((uint8_t *)b.data)[10] = (uint8_t)(ar >> 8);
+    ((uint8_t *)b.data)[11] = (uint8_t)ar;
+    rc = -EINVAL;
+    if (!put_name(&b, key->name) || !put_name(&rd, key->algorithm))
+        goto out;
+    put_u16(&b, LDNS_RR_TYPE_TSIG);
+    put_u16(&b, LDNS_RR_CLASS_ANY);
+    (void)buf_append(&b, "\0\0\0\0", 4);
+    put_u48(&rd, v.time_signed);
+    put_u16(&rd, v.fudge);
+    put_u16(&rd, *mac_len);
+    (void)buf_append(&rd, mac, *mac_len);
+    put_u16(&rd, (unsigned)(msg[0] << 8 | msg[1])); /* original ID */
+    put_u16(&rd, 0);                                  /* error */
+    put_u16(&rd, 0);                                  /* other len */
+    put_u16(&b, (unsigned)rd.len);
+    (void)buf_append(&b, rd.data, rd.len);
+    *out = (uint8_t *)buf_steal(&b, &n);
+    *out_len = n;
+    rc = 0;
+out:
+    buf_fini(&b);
+    buf_fini(&rd);
+    return rc;
+}
+
+/* Verifies the TSIG record that ends a reply (dns01_wire_sane checked the
+ * layout) against req's MAC (RFC 8945 §5.3 and §4.3.1). true if it
+ * verifies; a MAC of another length than the full one (truncation,
+ * §5.2.2.1) does not. */
+static bool tsig_verify(const struct dns01_key *key, const uint8_t *w, size_t len,
+                        const struct dns01_msg *req)
+{
+    size_t at = 12, start = 0;
+    uint8_t *msg = NULL;
+    bool good = false;
+
+    unsigned qd = (unsigned)(w[4] << 8 | w[5]);
+    unsigned rrs = (unsigned)(w[6] << 8 | w[7]) + (unsigned)(w[8] << 8 | w[9]) +
+                   (unsigned)(w[10] << 8 | w[11]);
+    unsigned ar = (unsigned)(w[10] << 8 | w[11]);
+    if (rrs == 0 || ar == 0)
+        return false;
+    for (unsigned i = 0; i < qd; i++) {
+        if (!skip_name(w, len, &at) || at + 4 > len)
+            return false;
+        at += 4;
+    }
+    for (unsigned i = 0; i < rrs; i++) {
+        start = at;
+        if (!skip_name(w, len, &at) || at + 10 > len)
+            return false;
+        size_t rdlen = (size_t)(w[at + 8] << 8 | w[at + 9]);
+        at += 10 + rdlen;
+        if (at > len)
+            return false;
+    }
+    /* The RDATA of the last record: algorithm name, then the fixed fields. */
+    size_t p = start;
+    if (!skip_name(w, len, &p) || p + 10 > len || (w[p] << 8 | w[p + 1]) != LDNS_RR_TYPE_TSIG)
+        return false;
+    p += 10;
+    if (!skip_name(w, len, &p) || p + 10 > at)
+        return false;
+    struct tsig_vars v = {0};
+    for (int i = 0; i < 6; i++)
+        v.time_signed = v.time_signed << 8 | w[p + (size_t)i];
+    v.fudge = (unsigned)(w[p + 6] << 8 | w[p + 7]);
+    size_t mlen = (size_t)(w[p + 8] << 8 | w[p + 9]);
+    p += 10;
+    if (p + mlen + 6 > at)
+        return false;
+    const uint8_t *their = w + p;
+    p += mlen;
+    unsigned orig_id = (unsigned)(w[p] << 8 | w[p + 1]);
+    v.error = (unsigned)(w[p + 2] << 8 | w[p + 3]);
+    v.other_len = (size_t)(w[p + 4] << 8 | w[p + 5]);
+    p += 6;
+    if (p + v.other_len != at)
+        return false;
+    v.other = w + p;
+    /* The message as it was before the TSIG record was added. */
+    msg = xmemdup(w, start);
+    msg[0] = (uint8_t)(orig_id >> 8);
+    msg[1] = (uint8_t)orig_id;
+    ar--;
+    msg[10] = (uint8_t)(ar >> 8);
+    msg[11] = (uint8_t)ar;
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    if (tsig_mac(key, req->mac, req->mac_len, true, msg, start, &v, mac, &mac_len) == 0 &&
+        mac_len == mlen && CRYPTO_memcmp(mac, their, mlen) == 0)
+        good = true;
+    OPENSSL_cleanse(mac, sizeof(mac));
+    free(msg);
+    return good;
+}
+
 /* Walks the records of a message: it must be well-formed and hold at most
  * one TSIG record, as the last one (RFC 8945 §5.1). ldns 1.8.3 leaks every
  * TSIG record but the last, so such input never reaches it. */
@@ -696,7 +920,6 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
                       const struct dns01_key *key, const char *zone, int64_t now, char **why)
 {
     ldns_pkt *pkt = NULL;
-    ldns_rdf *mac = NULL;
     int rc = ERR_PARSE;
 
     *why = NULL;
@@ -734,15 +957,6 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
             *why = xstrdup("reply is signed but our request was not");
             goto out;
         }
-        uint8_t *m = xmalloc(req->mac_len + 2);
-        m[0] = (uint8_t)(req->mac_len >> 8);
-        m[1] = (uint8_t)req->mac_len;
-        if (req->mac_len > 0)
-            memcpy(m + 2, req->mac, req->mac_len);
-        mac = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, req->mac_len + 2, m);
-        free(m);
-        if (mac == NULL)
-            abort();
         /* RFC 8945 §5.3: the reply uses the request's key and algorithm. */
         char *rk = rdf_name_str(ldns_rr_owner(tsig));
         char *ra = rdf_name_str(ldns_rr_rdf(tsig, 0));
@@ -756,12 +970,7 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
                              key->name, (int)strlen(key->algorithm) - 1, key->algorithm);
             goto out;
         }
-        /* ldns 1.8.3 takes the TSIG record out of pkt while verifying and
-         * does not put it back when the MAC cannot be computed: keep it. */
-        ldns_rr *saved = ldns_pkt_tsig(pkt);
-        bool good = ldns_pkt_tsig_verify(pkt, wire, len, key->name, key->secret, mac);
-        if (ldns_pkt_tsig(pkt) == NULL)
-            ldns_pkt_set_tsig(pkt, saved);
+        bool good = tsig_verify(key, wire, len, req);
         if (!good) {
             *why = xasprintf("the server's reply does not verify with key '%s': the update may "
                              "have been applied, but the reply cannot be trusted",
@@ -788,7 +997,6 @@ int dns01_reply_check(const uint8_t *wire, size_t len, const struct dns01_msg *r
     }
     rc = 0;
 out:
-    ldns_rdf_deep_free(mac);
     ldns_pkt_free(pkt);
     return rc;
 }

@@ -9,7 +9,8 @@
 #
 # The zone test. accepts TXT updates signed with TSIG key acme-key.
 # (hmac-sha256, secret in $KNOT_SECRET, files $KW/tsig.secret (one line of
-# base64) and $KW/tsig.key (BIND syntax)). Unsigned updates get NOTAUTH.
+# base64) and $KW/tsig.key (BIND syntax)), and with acme-key384.
+# (hmac-sha384, secret in $KW/tsig384.secret). Unsigned updates get NOTAUTH.
 # Records: NS ns1.test. (127.0.0.1, and ::1 where nothing listens: an
 # address that cannot be reached) and ns2.test. (127.0.0.2), "* A 127.0.0.1", and _acme-challenge.b.test. CNAME b.acme-dns.test. (the
 # acme-dns pattern). Both servers listen on the same port so that servers
@@ -21,6 +22,7 @@ KW=
 KNOT_PIDS=()
 KNOT_PORT=
 KNOT_SECRET=
+KNOT_SECRET384=
 
 knot_log() {
   echo "[$(date +%H:%M:%S)] $*" >&2
@@ -70,7 +72,9 @@ key "acme-key." {
 	secret "$KNOT_SECRET";
 };
 EOF
-  chmod 600 "$KW/tsig.secret" "$KW/tsig.key"
+  KNOT_SECRET384=$(head -c 48 /dev/urandom | base64 -w0)
+  echo "$KNOT_SECRET384" > "$KW/tsig384.secret"
+  chmod 600 "$KW/tsig.secret" "$KW/tsig.key" "$KW/tsig384.secret"
 }
 
 knotd_bin() {
@@ -143,12 +147,15 @@ key:
   - id: acme-key.
     algorithm: hmac-sha256
     secret: $KNOT_SECRET
+  - id: acme-key384.
+    algorithm: hmac-sha384
+    secret: $KNOT_SECRET384
 remote:
   - id: primary
     address: 127.0.0.1@$KNOT_PORT
 acl:
   - id: update
-    key: acme-key.
+    key: [acme-key., acme-key384.]
     action: update
     update-type: [TXT]
   - id: xfr

@@ -4,6 +4,7 @@
 #   name coexist; cleanup removes exactly one;
 # - a wrong TSIG secret (BADSIG) or key name (BADKEY) gives an error that
 #   says what to fix, and leaves nothing behind; a BIND key file works;
+#   hmac-sha384 works (its own key on Knot);
 # - propagation: servers found through NS (127.0.0.1 and 127.0.0.2; ::1,
 #   where nothing listens, is skipped because ns1's other address has it), the
 #   wait succeeds when both have the value, keeps waiting while the
@@ -138,6 +139,25 @@ out=$("$TOOL" wait --name _acme-challenge.b.test --value delegated "${WAIT[@]}" 
 # 10. an explicit zone is used as is (no SOA lookup needed).
 "$TOOL" present --name "$N" --value valueZone "${RFC[@]}" --zone test. >/dev/null 2>&1 &&
   knot_txt $A $N | grep -qx valueZone && ok "explicit zone" || fail "explicit zone"
+
+# 10b. TSIG hmac-sha384 (regression: ldns 1.8.3 knows it only as
+# "hmac-shac384.", every update failed with "TSIG sign: Unknown cryptographic
+# algorithm"): Knot accepts the update and its signed reply verifies.
+R384=(--server "$A:$P" --key-name acme-key384. --algorithm hmac-sha384
+  --key-file "$KW/tsig384.secret" --resolver "$A:$P")
+out=$("$TOOL" present --name _acme-challenge.h.test --value v384 "${R384[@]}" 2>"$KW/err") &&
+  [ "$(knot_txt $A _acme-challenge.h.test)" = v384 ] && ok "hmac-sha384 present: $out" ||
+  fail "hmac-sha384 present: $out $(cat "$KW/err")"
+"$TOOL" cleanup --name _acme-challenge.h.test --value v384 "${R384[@]}" >/dev/null 2>"$KW/err" &&
+  [ -z "$(knot_txt $A _acme-challenge.h.test)" ] && ok "hmac-sha384 cleanup" ||
+  fail "hmac-sha384 cleanup: $(cat "$KW/err")"
+head -c 48 /dev/urandom | base64 -w0 >"$KW/wrong384.secret"
+if out=$("$TOOL" present --name _acme-challenge.h.test --value bad "${R384[@]}" \
+  --key-file "$KW/wrong384.secret" 2>/dev/null); then
+  fail "hmac-sha384: a wrong secret was accepted"
+else
+  grep -q "BADSIG" <<<"$out" && ok "hmac-sha384 BADSIG" || fail "hmac-sha384 BADSIG: $out"
+fi
 
 # 11. exec: lego's convention, argv only.
 cat >"$KW/hook.sh" <<EOF

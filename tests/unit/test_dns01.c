@@ -306,6 +306,32 @@ static void test_update_delete_message(void **state)
     dns01_key_fini(&k);
 }
 
+/* Regression: ldns 1.8.3 knows hmac-sha384 only as "hmac-shac384.", so
+ * updates signed through it failed ("Unknown cryptographic algorithm") and
+ * its name would have been wrong on the wire anyway. The MAC is ours now. */
+static void test_update_hmac_sha384(void **state)
+{
+    struct dns01_key k = test_key("hmac-sha384");
+    struct dns01_msg m;
+    ldns_pkt *pkt = NULL;
+    char *why = NULL;
+
+    (void)state;
+    int rc = dns01_update_build("test.", "_acme-challenge.a.test", "v384", true, 60, 9, &k,
+                                (int64_t)time(NULL), &m, &why);
+    if (rc != 0)
+        fail_msg("hmac-sha384: %s", why != NULL ? why : "?");
+    assert_int_equal(ldns_wire2pkt(&pkt, m.wire, m.len), LDNS_STATUS_OK);
+    char *alg = ldns_rdf2str(ldns_rr_rdf(ldns_pkt_tsig(pkt), 0));
+    assert_string_equal(alg, "hmac-sha384.");
+    free(alg);
+    ldns_pkt_free(pkt);
+    assert_int_equal(m.mac_len, 48);
+    check_request_mac(&m, "hmac-sha384.", EVP_sha384());
+    dns01_msg_fini(&m);
+    dns01_key_fini(&k);
+}
+
 static void test_update_rejects_bad_input(void **state)
 {
     struct dns01_key k = test_key(NULL);
@@ -574,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_update_add_message),
         cmocka_unit_test(test_update_delete_message),
+        cmocka_unit_test(test_update_hmac_sha384),
         cmocka_unit_test(test_update_rejects_bad_input),
         cmocka_unit_test(test_reply_checks),
         cmocka_unit_test(test_answer_readers),
