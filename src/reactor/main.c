@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "reactor/cli.h"
 #include "reactor/control.h"
 #include "reactor/daemon.h"
 #include "reactor/plan.h"
@@ -23,33 +24,8 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-static const char usage_text[] =
-    "usage: certloop COMMAND [OPTIONS]\n"
-    "\n"
-    "commands:\n"
-    "  run [-c FILE] [--once]          run the daemon in the foreground; --once: issue/renew\n"
-    "                                  everything due, then exit (0 all ok, 1 any failed)\n"
-    "  check [-c FILE]                 validate the configuration (0 ok, 78 invalid)\n"
-    "  plan [-c FILE] [NAME...]        preview each certificate and when it renews next\n"
-    "  status [--json]                 ask the running daemon for every certificate's state\n"
-    "  renew NAME...|--all [--force] [--deploy-only]\n"
-    "                                  ask the daemon to renew now (--deploy-only: deploy the\n"
-    "                                  stored certificate again without a new order)\n"
-    "  reload                          reload the daemon's configuration (as SIGHUP; 78 when\n"
-    "                                  the new configuration is invalid)\n"
-    "  test NAME [-c FILE]             pre-flight checks for one certificate (0 all pass,\n"
-    "                                  1 any failed)\n"
-    "  revoke NAME [--reason R]        revoke the current certificate\n"
-    "  help, --help                    this text\n"
-    "  --version                       print the version\n"
-    "\n"
-    "The configuration is -c FILE, else $CERTLOOP_CONFIG, else " CONFIG_DEFAULT_PATH ".\n"
-    "status, renew and reload talk to the daemon on [daemon] control_socket of that\n"
-    "file, or on --socket PATH (else " CONTROL_DEFAULT_PATH ").\n"
-    "Exit codes: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 temporary failure,\n"
-    "78 configuration.\n";
-
-/* One line saying what is wrong, one hint; returns 64. */
+/* One line saying what is wrong, one hint (the command's --help when
+ * there is a command); returns 64. */
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -61,7 +37,10 @@ static int usage_error(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'certloop --help'.\n");
+    if (cmd != NULL)
+        fprintf(stderr, "\nTry 'certloop %s --help'.\n", cmd);
+    else
+        fprintf(stderr, "\nTry 'certloop --help'.\n");
     return EXIT_USAGE;
 }
 
@@ -520,16 +499,28 @@ int main(int argc, char **argv)
         return usage_error(NULL, "missing command");
     cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
-        printf("certloop %s\n", CERTLOOP_VERSION);
+        cli_version_print(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage_text, stdout);
+        if (argc < 3) {
+            fputs(cli_help_overview(), stdout);
+            return 0;
+        }
+        if (argc > 3)
+            return usage_error(NULL, "help: one COMMAND only");
+        const char *text = cli_help_command(argv[2]);
+        if (text == NULL)
+            return usage_error(NULL, "help: unknown command '%s'", argv[2]);
+        fputs(text, stdout);
         return 0;
     }
+    /* COMMAND ... --help anywhere before "--": that command's help, before
+     * any other option is looked at */
     for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
+            const char *text = cli_help_command(cmd);
+            fputs(text != NULL ? text : cli_help_overview(), stdout);
             return 0;
         }
     }

@@ -10,11 +10,16 @@ tw_need openssl
 tw_init_bare cli
 tmp=$TW
 
-# usage ARGS...: exit 64, a one-line message plus the hint
+# usage ARGS...: exit 64, a one-line message plus the hint (the command's
+# --help when a known command was given)
 usage() {
+  local hint="Try 'certloop --help'."
+  case ${1:-} in
+  run | check | plan | status | renew | reload | test | revoke) hint="Try 'certloop $1 --help'." ;;
+  esac
   tw_run 64 "$@" || return
   if [ "$(wc -l <"$tmp/err")" != 2 ] || ! grep -q "^certloop: " "$tmp/err" ||
-     [ "$(sed -n 2p "$tmp/err")" != "Try 'certloop --help'." ]; then
+     [ "$(sed -n 2p "$tmp/err")" != "$hint" ]; then
     tw_fail "certloop $*: usage message is not one line plus the hint"
     sed 's/^/  | /' "$tmp/err" >&2
   fi
@@ -28,6 +33,49 @@ tw_run 0 --version && tw_has "$tmp/out" "certloop $(sed -n 's/^project(certloop 
 tw_run 0 --help && grep -q '^usage: certloop COMMAND' "$tmp/out" || tw_fail "--help: no usage line"
 tw_run 0 help && grep -q 'plan \[-c FILE\] \[NAME...\]' "$tmp/out" || tw_fail "help: plan missing"
 tw_run 0 check --help && grep -q '^usage:' "$tmp/out" || tw_fail "check --help"
+
+echo "== per-command help"
+# Every command of the overview has its own help: `CMD --help`, `CMD -h`
+# (even after other options), and `help CMD` print the same text, whose
+# first line is the command's synopsis and which lists every option the
+# command's synopsis names; each option it lists is one the command takes.
+cmds=$(sed -n 's/^  \([a-z]\{3,\}\) .*/\1/p' <("$CERTLOOP" --help) | grep -v '^help$')
+[ "$(echo "$cmds" | wc -w)" -ge 8 ] || tw_fail "overview lists too few commands: $cmds"
+for c in $cmds; do
+  tw_run 0 "$c" --help || continue
+  cp "$tmp/out" "$tmp/help-$c"
+  [ "$(head -1 "$tmp/help-$c" | cut -d' ' -f1-3)" = "usage: certloop $c" ] ||
+    tw_fail "$c --help: first line is not its synopsis: $(head -1 "$tmp/help-$c")"
+  tw_run 0 help "$c" && cmp -s "$tmp/out" "$tmp/help-$c" || tw_fail "help $c differs from $c --help"
+  tw_run 0 "$c" --bogus-first -h && cmp -s "$tmp/out" "$tmp/help-$c" || tw_fail "$c ... -h"
+  opts=$(sed -n 's/^  \(-[a-zA-Z], \)\{0,1\}\(--[a-z][a-z-]*\).*/\2/p' "$tmp/help-$c")
+  for o in $(grep -o -- '--[a-z][a-z-]*' <(head -2 "$tmp/help-$c")); do
+    echo "$opts" | grep -qx -- "$o" || tw_fail "$c --help: $o is in the synopsis, not in the options"
+  done
+  for o in $opts; do
+    [ "$o" = --help ] && continue
+    # a usage error after it (exit 64) keeps the command from running
+    tw_run 64 "$c" "$o" x --zzz || continue
+    grep -q "'$o'" "$tmp/err" && tw_fail "$c --help lists $o, which $c refuses"
+  done
+done
+usage help bogus
+usage help run check
+
+echo "== --version names the libraries in use"
+tw_run 0 --version
+for lib in OpenSSL libcurl libuv c-ares ldns jansson; do
+  grep -Eq "^$lib [0-9]+\.[0-9]+" "$tmp/out" || tw_fail "--version: no '$lib VERSION' line"
+done
+# the run-time versions: the same OpenSSL and libcurl the command-line tools load
+if command -v openssl >/dev/null; then
+  v=$(openssl version | cut -d' ' -f2)
+  grep -q "^OpenSSL $v " "$tmp/out" || tw_fail "--version: OpenSSL is not $v (openssl version)"
+fi
+if command -v curl >/dev/null; then
+  v=$(curl --version | head -1 | grep -o 'libcurl/[0-9.]*' | cut -d/ -f2)
+  grep -q "^libcurl $v " "$tmp/out" || tw_fail "--version: libcurl is not $v (curl --version)"
+fi
 
 echo "== usage errors"
 usage

@@ -1,0 +1,173 @@
+/* The texts of the command line: the overview, one help text per command,
+ * and --version with the run-time versions of the libraries in use. It
+ * does not parse anything (main.c does); keep the options listed here in
+ * step with main.c's getopt tables and with docs/man/certloop.8.scd. */
+#include <string.h>
+
+#include <ares.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <ldns/ldns.h>
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "reactor/cli.h"
+#include "reactor/control.h"
+
+#define CONFIG_LINES                                                                               \
+    "  -c, --config FILE  the configuration (else $CERTLOOP_CONFIG, else\n"                        \
+    "                     " CONFIG_DEFAULT_PATH ")\n"
+
+#define CLIENT_LINES                                                                               \
+    "  --socket PATH      the daemon's control socket (else [daemon] control_socket of\n"          \
+    "                     the configuration, else " CONTROL_DEFAULT_PATH ")\n" CONFIG_LINES
+
+#define HELP_LINE "  -h, --help         this text\n"
+
+static const char overview[] =
+    "usage: certloop COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  run [-c FILE] [--once]          run the daemon in the foreground; --once: issue/renew\n"
+    "                                  everything due, then exit (0 all ok, 1 any failed)\n"
+    "  check [-c FILE]                 validate the configuration (0 ok, 78 invalid)\n"
+    "  plan [-c FILE] [NAME...]        preview each certificate and when it renews next\n"
+    "  status [--json]                 ask the running daemon for every certificate's state\n"
+    "  renew NAME...|--all [--force] [--deploy-only]\n"
+    "                                  ask the daemon to renew now (--deploy-only: deploy the\n"
+    "                                  stored certificate again without a new order)\n"
+    "  reload                          reload the daemon's configuration (as SIGHUP; 78 when\n"
+    "                                  the new configuration is invalid)\n"
+    "  test NAME [-c FILE]             pre-flight checks for one certificate (0 all pass,\n"
+    "                                  1 any failed)\n"
+    "  revoke NAME [--reason R]        revoke the current certificate\n"
+    "  help [COMMAND], --help          this text, or one command's (also: COMMAND --help)\n"
+    "  --version                       the version and the libraries in use\n"
+    "\n"
+    "The configuration is -c FILE, else $CERTLOOP_CONFIG, else " CONFIG_DEFAULT_PATH ".\n"
+    "status, renew and reload talk to the daemon on [daemon] control_socket of that\n"
+    "file, or on --socket PATH (else " CONTROL_DEFAULT_PATH ").\n"
+    "Exit codes: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 temporary failure,\n"
+    "78 configuration. man certloop(8) and certloop.toml(5) say more.\n";
+
+static const struct {
+    const char *name;
+    const char *text;
+} helps[] = {
+    {"run", "usage: certloop run [-c FILE] [--once]\n"
+            "\n"
+            "Runs the daemon in the foreground: obtains and renews every certificate of the\n"
+            "configuration on time, serves http-01 and the control socket, reloads on SIGHUP\n"
+            "and stops on SIGTERM or SIGINT. Under systemd (Type=notify) it reports READY=1\n"
+            "and logs with <N> priority prefixes.\n"
+            "\n"
+            "options:\n" CONFIG_LINES
+            "  --once             issue or renew everything that is due, concurrently, then\n"
+            "                     exit (no control socket)\n" HELP_LINE "\n"
+            "exit: 0 clean stop (--once: every certificate ok), 1 (--once) any failed,\n"
+            "      73 the state directory cannot be created, 75 another daemon holds the\n"
+            "      state directory or a listener cannot start, 78 invalid configuration\n"},
+    {"check", "usage: certloop check [-c FILE]\n"
+              "\n"
+              "Parses and validates the configuration (the main file and its conf.d/ files)\n"
+              "and touches nothing. Each error is one line: FILE:LINE:COL: error: KEY: MESSAGE.\n"
+              "\n"
+              "options:\n" CONFIG_LINES HELP_LINE "\n"
+              "exit: 0 valid, 78 invalid\n"},
+    {"plan", "usage: certloop plan [-c FILE] [NAME...]\n"
+             "\n"
+             "Previews every certificate (or the NAMEs given) from the configuration and the\n"
+             "state directory: names, CA, key, challenge, deploy actions, the current\n"
+             "certificate's expiry, and when and why it renews next. Talks to nobody.\n"
+             "\n"
+             "options:\n" CONFIG_LINES HELP_LINE "\n"
+             "exit: 0, 64 an unknown NAME, 78 invalid configuration\n"},
+    {"status",
+     "usage: certloop status [--json] [--socket PATH] [-c FILE]\n"
+     "\n"
+     "Asks the running daemon for every certificate's state: current expiry, the\n"
+     "order in flight, the last error, the next renewal and why.\n"
+     "\n"
+     "options:\n"
+     "  --json             the daemon's JSON document instead of the table\n" CLIENT_LINES HELP_LINE
+     "\n"
+     "exit: 0, 1 the daemon answered an error, 69 the daemon is unreachable\n"},
+    {"renew",
+     "usage: certloop renew NAME...|--all [--force] [--deploy-only] [--socket PATH]\n"
+     "                     [-c FILE]\n"
+     "\n"
+     "Asks the running daemon to renew the named certificates (or all of them): a\n"
+     "certificate that is due is ordered now; one that is not is left alone and the\n"
+     "answer says when it renews, unless --force. An imported certificate's files\n"
+     "are read again. The work runs in the daemon; `certloop status` shows it.\n"
+     "\n"
+     "options:\n"
+     "  --all              every certificate the daemon manages\n"
+     "  --force            a new order now, even when not due or over the CA's\n"
+     "                     max_new_orders window\n"
+     "  --deploy-only      deploy the stored certificate again, without a new order\n" CLIENT_LINES
+         HELP_LINE "\n"
+     "exit: 0 every request accepted, 1 any refused, 69 the daemon is unreachable\n"},
+    {"reload", "usage: certloop reload [--socket PATH] [-c FILE]\n"
+               "\n"
+               "Asks the running daemon to read its configuration again, as SIGHUP does, and\n"
+               "waits for the answer. An invalid configuration is reported line by line and\n"
+               "the daemon keeps the one it has.\n"
+               "\n"
+               "options:\n" CLIENT_LINES HELP_LINE "\n"
+               "exit: 0 reloaded, 1 the daemon answered an error, 69 the daemon is\n"
+               "      unreachable, 78 the new configuration is invalid\n"},
+    {"test", "usage: certloop test NAME [-c FILE]\n"
+             "\n"
+             "Pre-flight checks for one certificate, without asking the CA for anything:\n"
+             "DNS resolution of its names, CAA records, http-01 reachability of a probe\n"
+             "token, a dns-01 solver round trip. Prints PASS or FAIL with the reason per\n"
+             "check.\n"
+             "\n"
+             "options:\n" CONFIG_LINES HELP_LINE "\n"
+             "exit: 0 every check passed, 1 any failed, 64 an unknown NAME,\n"
+             "      78 invalid configuration\n"},
+    {"revoke", "usage: certloop revoke NAME [--reason R] [-c FILE]\n"
+               "\n"
+               "Revokes the current certificate of NAME at its CA (RFC 8555 section 7.6),\n"
+               "signed with the account key. The certificate stays deployed; renew it with\n"
+               "`certloop renew NAME --force`.\n"
+               "\n"
+               "options:\n"
+               "  --reason R         unspecified, keyCompromise, affiliationChanged,\n"
+               "                     superseded or cessationOfOperation (RFC 5280 reason\n"
+               "                     codes; default: none sent)\n" CONFIG_LINES HELP_LINE "\n"
+               "exit: 0 revoked, 1 the CA refused, 64 usage or an unknown or imported NAME,\n"
+               "      69 no stored certificate or no account for it, 78 invalid configuration\n"},
+};
+
+const char *cli_help_overview(void)
+{
+    return overview;
+}
+
+const char *cli_help_command(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+        if (strcmp(helps[i].name, cmd) == 0)
+            return helps[i].text;
+    return NULL;
+}
+
+void cli_version_print(FILE *out)
+{
+    const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+
+    fprintf(out, "certloop %s\n", CERTLOOP_VERSION);
+    /* "OpenSSL 3.0.x DATE": the name is part of the string */
+    fprintf(out, "%s\n", OpenSSL_version(OPENSSL_VERSION));
+    fprintf(out, "libcurl %s (%s%s%s)\n", curl->version,
+            curl->ssl_version != NULL ? curl->ssl_version : "no TLS",
+            curl->nghttp2_version != NULL ? ", nghttp2/" : "",
+            curl->nghttp2_version != NULL ? curl->nghttp2_version : "");
+    fprintf(out, "libuv %s\n", uv_version_string());
+    fprintf(out, "c-ares %s\n", ares_version(NULL));
+    fprintf(out, "ldns %s\n", ldns_version());
+    fprintf(out, "jansson %s\n", jansson_version_str());
+}
