@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 /* ---- http-01 listener ------------------------------------------------------
@@ -74,6 +75,9 @@ void chal_http01_limits_default(struct chal_http01_limits *l);
  * this works once per process.
  * The process must ignore SIGPIPE (the daemon does): a peer that vanishes
  * makes a write fail with EPIPE, which closes that connection.
+ * With n == 0 and no socket activation there is nothing to open: returns 0
+ * and sets *out to NULL. An address in use is logged with the program that
+ * holds it (from /proc, when visible) and the ways to share the port.
  * Returns 0 and sets *out (owned: release with chal_http01_close()), or < 0
  * after logging the failing address; handles already opened are then closed
  * on the loop, so run the loop before uv_loop_close(). listen is borrowed. */
@@ -107,6 +111,28 @@ size_t chal_http01_count(const struct chal_http01 *s);
 
 /* Copies the counters into *out, for status and metrics. */
 void chal_http01_get_stats(const struct chal_http01 *s, struct chal_http01_stats *out);
+
+/* ---- http-01 through a web server's document root (challenge/webroot.c) ----
+ *
+ * For a web server that already owns port 80: the token is served as a
+ * static file DIR/.well-known/acme-challenge/TOKEN. */
+
+/* Writes key_authorization as DIR/.well-known/acme-challenge/TOKEN: the two
+ * directories are created when missing (0755; DIR must exist), the file is
+ * a temp file renamed into place (the web server never sees half of it),
+ * mode 0644, owned by uid/gid where they are not -1. token must be
+ * base64url (1..256 characters). Synchronous, no fsync (see webroot.c).
+ * Returns 0, or < 0 after logging the path and the failing step; -EINVAL
+ * (not logged) for a bad token or an empty key authorization. */
+int chal_webroot_put(const char *dir, uid_t uid, gid_t gid, const char *token,
+                     const char *key_authorization);
+
+/* Removes the token's file; a missing one is fine, other errors are logged
+ * as warnings. */
+void chal_webroot_del(const char *dir, const char *token);
+
+/* DIR/.well-known/acme-challenge/TOKEN (owned: free it). */
+char *chal_webroot_path(const char *dir, const char *token);
 
 /* ---- dns-01 (challenge/dns01_*.c) ---- */
 

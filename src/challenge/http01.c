@@ -893,6 +893,30 @@ static int parse_listen(const char *str, struct sockaddr_storage *ss)
     return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss);
 }
 
+/* A web server usually owns port 80 already: say which program, and the
+ * three ways to share the port, instead of a bare "address already in use". */
+static void log_addr_in_use(const char *addr, const struct sockaddr_storage *ss)
+{
+    unsigned port = ss->ss_family == AF_INET6
+                        ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                        : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    char who[64], name[32];
+    long pid;
+
+    if (http01_port_owner(port, name, sizeof(name), &pid) == 0)
+        snprintf(who, sizeof(who), "%s (pid %ld)", name, pid);
+    else
+        snprintf(who, sizeof(who), "another program (see: ss -ltnp 'sport = :%u')", port);
+    log_error(LOG_CHAL,
+              "http01: listen %s: address already in use by %s. To share the port with a web "
+              "server, either set [http01] webroot to the document root it serves for this name "
+              "(certloop writes DIR/.well-known/acme-challenge/TOKEN) and listen = [], "
+              "or have it proxy /.well-known/acme-challenge/ to certloop (etc/examples/"
+              "nginx-acme.conf) and set [http01] listen to that address, e.g. "
+              "[\"127.0.0.1:8402\"]",
+              addr, who);
+}
+
 static int listener_bind(struct listener *l, const char *addr)
 {
     struct sockaddr_storage ss;
@@ -907,7 +931,9 @@ static int listener_bind(struct listener *l, const char *addr)
     rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, flags);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, BACKLOG, connection_cb);
-    if (rc < 0)
+    if (rc == UV_EADDRINUSE)
+        log_addr_in_use(addr, &ss);
+    else if (rc < 0)
         log_error(LOG_CHAL, "http01: listen %s: %s", addr, err_str(rc));
     return rc;
 }
@@ -992,8 +1018,11 @@ int chal_http01_open(uv_loop_t *loop, const char *const *listen, size_t n, struc
     int rc = 0;
 
     if (count == 0) {
-        log_error(LOG_CHAL, "http01: no listen address");
-        return -EINVAL;
+        /* listen = [] without socket activation: tokens are served by
+         * someone else (webroot) or nothing needs them */
+        log_info(LOG_CHAL, "http01: no listener (listen = [])");
+        *out = NULL;
+        return 0;
     }
     struct chal_http01 *s = xcalloc(1, sizeof(*s));
     s->loop = loop;

@@ -64,4 +64,9 @@ int http01_path_token(const uint8_t *path, size_t len, char *tok);
 /* True if s[0..n) is 1..HTTP01_TOKEN_MAX base64url characters. */
 bool http01_token_valid(const char *s, size_t n);
 
+/* The program holding a listening TCP socket on port (IPv4 or IPv6), from
+ * /proc: 0 with its name (comm) in name and its lowest pid in *pid, or -1
+ * when none can be seen (no permission, none listening). http01_owner.c. */
+int http01_port_owner(unsigned port, char *name, size_t name_len, long *pid);
+
 #endif

@@ -435,7 +435,10 @@ int daemon_run(const struct daemon_opts *o)
         /* the manager logged what failed (a listener that cannot bind...) */
         log_error(LOG_MAIN, "cannot start: %s", err_str(rc));
         d.mgr = NULL;
-        code = EXIT_TEMPFAIL;
+        /* A port held by a web server stays held: restarting cannot help
+         * (the unit's RestartPreventExitStatus names 78), the config must
+         * change, as the listener's message explains. */
+        code = rc == UV_EADDRINUSE ? EXIT_CONFIG : EXIT_TEMPFAIL;
         finish_loop(&d);
         goto out;
     }

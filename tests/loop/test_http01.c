@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "challenge/challenge.h"
+#include "challenge/http01_internal.h"
 #include "util/log.h"
 
 #define TOKEN "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
@@ -961,7 +962,10 @@ static void test_open_failures(void **state)
             fail_msg("%s accepted", bad[i]);
     }
     assert_null(s);
-    assert_int_equal(chal_http01_open(&loop, NULL, 0, &s), -EINVAL);
+    /* listen = []: nothing to open, not an error (webroot serves tokens) */
+    s = (struct chal_http01 *)&loop;
+    assert_int_equal(chal_http01_open(&loop, NULL, 0, &s), 0);
+    assert_null(s);
     /* a port already taken: the second address fails, the first is undone */
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {0};
@@ -976,6 +980,17 @@ static void test_open_failures(void **state)
     const char *two[] = {"127.0.0.1:0", taken};
     assert_int_equal(chal_http01_open(&loop, two, 2, &s), UV_EADDRINUSE);
     assert_null(s);
+    /* the message names the holder: this process, by its name */
+    char name[32], comm[32] = "";
+    long pid = 0;
+    FILE *f = fopen("/proc/self/comm", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(comm, sizeof(comm), f));
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    assert_int_equal(http01_port_owner(ntohs(a.sin_port), name, sizeof(name), &pid), 0);
+    assert_int_equal(pid, (long)getpid());
+    assert_string_equal(name, comm);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
     close(ls);
