@@ -172,6 +172,17 @@ uv_loop_t *acme_client_loop(const struct acme_client *c);
 const char *acme_client_thumbprint(const struct acme_client *c);
 /* The account URL; NULL before the account is ready. */
 const char *acme_client_account_url(const struct acme_client *c);
+/* The profile newOrder requests carry (the configured one when the
+ * directory offers it); NULL before the directory is read or when none. */
+const char *acme_client_profile(const struct acme_client *c);
+/* draft-ietf-acme-profiles-00 §3: which profile to ask for, given the
+ * directory object (its meta.profiles maps names to descriptions) and the
+ * configured profile `want` (NULL: none). 0 with *use = want when offered
+ * or NULL (want NULL, or not offered and fallback: *why is then a warning
+ * to log, owned); ERR_UNSUPPORTED with *why (owned) naming the profiles the
+ * CA offers when it is not offered and fallback is false. Pure, silent. */
+int acme_profile_choose(const json_t *dir, const char *want, bool fallback, const char **use,
+                        char **why);
 /* The URL of a directory resource ("newOrder"); NULL if unknown/not fetched. */
 const char *acme_client_dir_url(const struct acme_client *c, const char *resource);
 
@@ -204,6 +215,8 @@ struct acme_request_opts {
     const char *accept;   /* Accept header, or NULL */
     size_t max_body;      /* 0: 64 KiB */
     const char *subject;  /* for debug logs, e.g. "order cert=www"; copied */
+    bool add_profile;     /* newOrder: the client adds "profile" (acme_client_profile) to the
+                           * JSON payload when it sends the request */
 };
 
 /* A POST signed with the account key (kid) to url (STYLE §4 contract). The
@@ -258,6 +271,8 @@ struct acme_order_result {
     char *failed_identifier;      /* failure: the name whose authorization went invalid, or NULL */
     struct acme_problem *problem; /* failure: the CA's problem document (with its
                                    * subproblems), or NULL when none came */
+    char *profile;                /* success: the order's profile (as the CA named it in
+                                   * the order object, else as requested), or NULL */
 };
 void acme_order_result_free(struct acme_order_result *r);
 

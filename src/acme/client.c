@@ -28,6 +28,7 @@ struct acme_request {
     char *url, *resource, *payload, *accept, *subject; /* owned */
     size_t max_body;
     bool use_jwk;      /* account setup: sign with the JWK instead of the kid */
+    bool add_profile;  /* newOrder: add the CA's profile to the payload when sending */
     bool acct_retried; /* already re-sent after an account reset */
     int retries;
     bool has_slot;     /* counts in c->inflight */
@@ -53,6 +54,8 @@ struct acme_client {
     enum acct_state acct;
     bool only_existing;        /* the pending newAccount is onlyReturnExisting */
     bool kid_stale;            /* the stored account URL is unknown to the CA */
+    char *profile;             /* owned: the profile newOrder asks for, decided from the
+                                * directory's meta.profiles; NULL: none */
     struct http_req *dir_req;  /* directory GET in flight, or NULL */
     struct acme_request *reqs; /* every live request */
     int jobs;                  /* store jobs in flight */
@@ -121,6 +124,7 @@ static void client_free(struct acme_client *c)
     for (size_t i = 0; i < c->n_nonces; i++)
         free(c->nonces[i]);
     json_decref(c->dir);
+    free(c->profile);
     EVP_PKEY_free(c->key);
     free(c->kid);
     free(c->thumb);
@@ -195,11 +199,59 @@ const char *acme_client_account_url(const struct acme_client *c)
     return c->acct == ACCT_READY ? c->kid : NULL;
 }
 
+const char *acme_client_profile(const struct acme_client *c)
+{
+    return c->profile;
+}
+
 const char *acme_client_dir_url(const struct acme_client *c, const char *resource)
 {
     if (c->dir == NULL)
         return NULL;
     return json_string_value(json_object_get(c->dir, resource));
+}
+
+/* ---- profiles (draft-ietf-acme-profiles-00) ---- */
+
+int acme_profile_choose(const json_t *dir, const char *want, bool fallback, const char **use,
+                        char **why)
+{
+    const json_t *profiles = json_object_get(json_object_get(dir, "meta"), "profiles");
+    struct buf b = BUF_INIT(4096);
+    const char *name;
+    json_t *v;
+    size_t len;
+
+    *use = NULL;
+    *why = NULL;
+    if (want == NULL)
+        return 0;
+    if (json_is_object(profiles) && json_object_get(profiles, want) != NULL) {
+        *use = want;
+        return 0;
+    }
+    json_object_foreach((json_t *)profiles, name, v)
+    {
+        char masked[128];
+        (void)v;
+        log_mask(masked, sizeof(masked), name, strlen(name));
+        (void)buf_printf(&b, "%s%s", b.len > 0 ? ", " : "", masked);
+    }
+    if (b.len == 0)
+        (void)buf_printf(&b, "none");
+    char *offers = buf_steal(&b, &len);
+    if (fallback) {
+        *why = xasprintf("profile \"%s\" is not offered by the CA (it offers: %s): "
+                         "profile_fallback = true, ordering without a profile",
+                         want, offers);
+        free(offers);
+        return 0;
+    }
+    *why = xasprintf("profile \"%s\" is not offered by the CA (it offers: %s); choose one of "
+                     "those or set profile_fallback = true",
+                     want, offers);
+    free(offers);
+    return ERR_UNSUPPORTED;
 }
 
 /* ---- requests ---- */
@@ -395,6 +447,18 @@ static int req_post(struct acme_request *r, char *nonce)
     size_t nh = 0;
     int rc;
 
+    if (r->add_profile && c->profile != NULL && r->payload != NULL) {
+        /* draft-ietf-acme-profiles-00 §4: the profile goes into newOrder;
+         * it is only known once the directory has been read. */
+        json_t *p = json_loads(r->payload, 0, NULL);
+        if (json_is_object(p)) {
+            json_object_set_new(p, "profile", json_string(c->profile));
+            free(r->payload);
+            r->payload = json_dumps(p, JSON_COMPACT);
+        }
+        json_decref(p);
+        r->add_profile = false;
+    }
     rc = acme_jws_sign(c->key, r->use_jwk ? NULL : c->kid, nonce, r->url, r->payload, &body);
     free(nonce);
     if (rc < 0) {
@@ -505,6 +569,7 @@ static struct acme_request *req_new(struct acme_client *c, const struct acme_req
     r->subject = xasprintf("acme ca=%s%s%s", c->ca->name, o->subject != NULL ? " " : "",
                            o->subject != NULL ? o->subject : "");
     r->max_body = o->max_body;
+    r->add_profile = o->add_profile;
     r->cb = cb;
     r->arg = arg;
     r->next = c->reqs;
@@ -895,6 +960,22 @@ static void dir_response(int status, const struct http_response *hr, void *arg)
         free(m);
         return;
     }
+    const char *use = NULL;
+    char *why = NULL;
+    int prc = acme_profile_choose(j, c->ca->profile, c->ca->profile_fallback, &use, &why);
+    if (prc < 0) {
+        char *m = xasprintf("directory %s: %s", c->ca->directory, why);
+        free(why);
+        json_decref(j);
+        setup_fail(c, prc, m);
+        free(m);
+        return;
+    }
+    if (why != NULL)
+        log_warn(LOG_ACME, "acme ca=%s: %s", c->ca->name, why);
+    free(why);
+    free(c->profile);
+    c->profile = use != NULL ? xstrdup(use) : NULL;
     json_decref(c->dir);
     c->dir = j;
     log_debug(LOG_ACME, "acme ca=%s: directory fetched", c->ca->name);

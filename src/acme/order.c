@@ -61,6 +61,7 @@ struct acme_order {
     enum cfg_key_type key_type;
     char *ca_name, *directory, *preferred_chain; /* owned copies */
     char *replaces;                              /* ARI CertID, or NULL */
+    char *profile; /* owned: the order object's "profile", or NULL */
     EVP_PKEY *key;                               /* ref */
     struct acme_chal_ops chal;
     bool dns01; /* prove control with dns-01 instead of http-01 */
@@ -134,6 +135,7 @@ static void order_unref(struct acme_order *o)
     free(o->directory);
     free(o->preferred_chain);
     free(o->replaces);
+    free(o->profile);
     free(o->state_dir);
     free(o->order_url);
     free(o->finalize_url);
@@ -164,6 +166,7 @@ void acme_order_result_free(struct acme_order_result *r)
     free(r->error);
     free(r->failed_identifier);
     acme_problem_free(r->problem);
+    free(r->profile);
     free(r);
 }
 
@@ -678,6 +681,10 @@ static void download_done(struct acme_order *o)
     res->fullchain_pem = join_pems(ch->pem, 0, ch->n);
     res->chain = *ch;
     memset(ch, 0, sizeof(*ch));
+    if (o->profile != NULL)
+        res->profile = xstrdup(o->profile);
+    else if (acme_client_profile(o->c) != NULL)
+        res->profile = xstrdup(acme_client_profile(o->c));
     log_debug(LOG_ACME, "order cert=%s: certificate downloaded (chain %zu of %zu, issuer %s)",
               o->name, pick + 1, o->n_chains, res->chain.issuer_cn ? res->chain.issuer_cn : "?");
     order_end(o, 0, res);
@@ -767,8 +774,14 @@ static void order_dispatch(struct acme_order *o, json_t *obj)
     const char *st = jstr(obj, "status");
     const char *fin = jstr(obj, "finalize");
 
+    const char *pf = jstr(obj, "profile");
+
     if (fin != NULL && o->finalize_url == NULL)
         o->finalize_url = xstrdup(fin);
+    if (pf != NULL) {
+        free(o->profile);
+        o->profile = xstrndup(pf, strnlen(pf, 128));
+    }
     if (st == NULL) {
         order_fail(o, ERR_PARSE, "order %s: no status", o->order_url);
         return;
@@ -919,7 +932,8 @@ static void neworder_response(int status, const struct acme_response *r, void *a
     order_file_write(o, r->json);
 }
 
-/* Sends newOrder (RFC 8555 §7.4) with every name as a dns identifier. */
+/* Sends newOrder (RFC 8555 §7.4) with every name as a dns identifier; the
+ * client adds the CA's profile once it has read the directory. */
 static int order_new_send(struct acme_order *o)
 {
     json_t *ids = json_array();
@@ -935,7 +949,8 @@ static int order_new_send(struct acme_order *o)
     payload = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     subj = xasprintf("order cert=%s newOrder", o->name);
-    struct acme_request_opts ro = {.resource = "newOrder", .payload = payload, .subject = subj};
+    struct acme_request_opts ro = {
+        .resource = "newOrder", .payload = payload, .subject = subj, .add_profile = true};
     rc = acme_request_start(o->c, &ro, neworder_response, o, &o->req);
     free(subj);
     free(payload);

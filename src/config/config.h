@@ -84,7 +84,8 @@ struct cfg_ca {
     char *eab_kid; /* External Account Binding, or NULL */
     char *eab_hmac_key_file;
     char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
-    char *profile;         /* or NULL */
+    char *profile;         /* draft-ietf-acme-profiles: sent in newOrder, or NULL */
+    bool profile_fallback; /* a profile the CA does not offer: warn and order without */
     bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
     unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
     unsigned max_new_orders;        /* new orders per account per 3 hours; default 250, 0: none */

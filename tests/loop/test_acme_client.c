@@ -43,6 +43,8 @@ struct fake_ca {
     unsigned echo_badnonce_left; /* answer /echo with badNonce this many times */
     unsigned echo_delay_ms;      /* answer /echo after this long */
     char replaces[128];          /* the last newOrder's "replaces", or "" */
+    char profile[64];            /* the last newOrder's "profile", or "" */
+    const char *dir_meta;        /* the directory's "meta" object (JSON), or NULL */
     bool acct_exists;            /* onlyReturnExisting finds it */
     bool saw_only_existing, saw_tos_after_lookup;
     unsigned kid_missing; /* kid-signed requests without the account URL as kid */
@@ -99,8 +101,9 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
     fake_http_resp_header(resp, "Replay-Nonce", "n%u", ++F->nonce_seq);
     if (strcmp(req->target, "/dir") == 0) {
         char *d = xasprintf("{\"newNonce\":\"%s/nonce\",\"newAccount\":\"%s/acct\","
-                            "\"newOrder\":\"%s/order\"}",
-                            b, b, b);
+                            "\"newOrder\":\"%s/order\"%s%s}",
+                            b, b, b, F->dir_meta != NULL ? ",\"meta\":" : "",
+                            F->dir_meta != NULL ? F->dir_meta : "");
         F->dir_gets++;
         json_body(resp, 200, d);
         free(d);
@@ -172,6 +175,8 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
         F->order_posts++;
         const char *rp = json_string_value(json_object_get(payload, "replaces"));
         snprintf(F->replaces, sizeof(F->replaces), "%s", rp != NULL ? rp : "");
+        const char *pf = json_string_value(json_object_get(payload, "profile"));
+        snprintf(F->profile, sizeof(F->profile), "%s", pf != NULL ? pf : "");
         fake_http_resp_header(resp, "Location", "%s/order/1", b);
         json_body(resp, 201, o);
         free(o);
@@ -629,6 +634,102 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     fx_close(&f);
 }
 
+/* Regression: [ca.NAME] profile was accepted but never sent. With the
+ * profile offered in the directory's meta.profiles (draft-ietf-acme-
+ * profiles-00 §3), newOrder carries it (§4). */
+static void test_order_sends_the_offered_profile(void **state)
+{
+    struct fx f;
+    struct chal_rec c = {0};
+    struct order_got g = {0};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    fx_ca_extra = "profile = \"shortlived\"\n";
+    fx_open(&f);
+    fx_ca_extra = "";
+    f.F.dir_meta = "{\"profiles\":{\"classic\":\"90 days\",\"shortlived\":\"6 days\"}}";
+    f.F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
+    struct acme_order_opts o = {
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+    assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(f.F.order_posts, 1);
+    assert_string_equal(f.F.profile, "shortlived");
+    assert_string_equal(acme_client_profile(f.client), "shortlived");
+    EVP_PKEY_free(k);
+    free(g.error);
+    fx_close(&f);
+}
+
+/* A profile the directory does not offer: no newOrder is sent, and the
+ * error names the profiles the CA does offer. */
+static void test_profile_not_offered_names_the_offered_ones(void **state)
+{
+    struct fx f;
+    struct chal_rec c = {0};
+    struct order_got g = {0};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    fx_ca_extra = "profile = \"tlsserver\"\n";
+    fx_open(&f);
+    fx_ca_extra = "";
+    f.F.dir_meta = "{\"profiles\":{\"classic\":\"90 days\",\"shortlived\":\"6 days\"}}";
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
+    struct acme_order_opts o = {
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+    assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, ERR_UNSUPPORTED);
+    assert_int_equal(f.F.order_posts, 0);
+    assert_int_equal(f.F.acct_posts, 0);
+    assert_non_null(g.error);
+    if (strstr(g.error, "profile \"tlsserver\" is not offered by the CA (it offers: classic, "
+                        "shortlived)") == NULL)
+        fail_msg("error: %s", g.error);
+    EVP_PKEY_free(k);
+    free(g.error);
+    fx_close(&f);
+}
+
+/* acme_profile_choose: no profile wanted, offered, not offered with and
+ * without fallback, a directory without meta.profiles. */
+static void test_profile_choose(void **state)
+{
+    json_t *dir = json_loads("{\"meta\":{\"profiles\":{\"classic\":\"x\",\"tlsserver\":\"y\"}}}",
+                             0, NULL);
+    json_t *bare = json_loads("{\"newOrder\":\"u\"}", 0, NULL);
+    const char *use = NULL;
+    char *why = NULL;
+
+    (void)state;
+    assert_int_equal(acme_profile_choose(dir, NULL, false, &use, &why), 0);
+    assert_null(use);
+    assert_null(why);
+    assert_int_equal(acme_profile_choose(dir, "tlsserver", false, &use, &why), 0);
+    assert_string_equal(use, "tlsserver");
+    assert_null(why);
+    assert_int_equal(acme_profile_choose(dir, "shortlived", false, &use, &why), ERR_UNSUPPORTED);
+    assert_null(use);
+    assert_non_null(strstr(why, "(it offers: classic, tlsserver)"));
+    free(why);
+    assert_int_equal(acme_profile_choose(dir, "shortlived", true, &use, &why), 0);
+    assert_null(use);
+    assert_non_null(strstr(why, "ordering without a profile"));
+    free(why);
+    assert_int_equal(acme_profile_choose(bare, "shortlived", false, &use, &why), ERR_UNSUPPORTED);
+    assert_non_null(strstr(why, "(it offers: none)"));
+    free(why);
+    json_decref(dir);
+    json_decref(bare);
+}
+
 static void cancel_timer_cb(uv_timer_t *t)
 {
     struct acme_order **op = t->data;
@@ -684,6 +785,9 @@ int main(void)
         cmocka_unit_test(test_forgotten_account_is_set_up_again),
         cmocka_unit_test(test_order_failure_names_identifier_and_problem),
         cmocka_unit_test(test_order_cancel_is_silent_and_cleans_tokens),
+        cmocka_unit_test(test_order_sends_the_offered_profile),
+        cmocka_unit_test(test_profile_not_offered_names_the_offered_ones),
+        cmocka_unit_test(test_profile_choose),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
