@@ -1,11 +1,26 @@
-/* Internals of src/config shared between its files and its unit tests:
- * RFC 3492 punycode and domain-name normalisation. Not for other modules. */
+/* Internals of src/config shared between its files and its unit tests. Not
+ * for other modules. The files of src/config and what each owns:
+ *   config.c  the load: files and includes, the error list, duplicates across
+ *             files, the snapshot's lifetime and lookups, diagnostics;
+ *   schema.c  the key tables (struct spec), the engine that applies them, the
+ *             sections ([daemon], [ca.NAME], ...) and config_schema_foreach;
+ *   values.c  value parsers: durations, addresses, URLs, strings, modes,
+ *             events, domains (one value at a time, no system lookups);
+ *   checks.c  cross-checks against the system and between keys: files,
+ *             directories, secrets, commands, users and groups, public-CA
+ *             names, references between sections, two deploys writing a file;
+ *   diff.c    what a reload compares between two snapshots;
+ *   domain.c  RFC 3492 punycode and domain-name normalisation;
+ *   toml.c    the TOML 1.0 parser. */
 #ifndef CERTLOOP_CONFIG_CONFIG_INTERNAL_H
 #define CERTLOOP_CONFIG_CONFIG_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "config/config.h"
+#include "config/toml.h"
 
 /* RFC 3492 encoding of n code points into out (capacity cap, NUL-terminated,
  * no "xn--" prefix). Basic code points are copied as written (case kept).
@@ -30,5 +45,153 @@ int config_domain_normalize(const char *in, size_t len, char **out, char *why, s
 
 /* Edit distance (Levenshtein, ASCII case-insensitive), capped at 100. */
 unsigned config_edit_distance(const char *a, const char *b);
+
+/* ------------------------------------------------------------------------ */
+/* The load context, shared by the files of a load                           */
+
+struct pending {
+    size_t file;
+    uint32_t line, col;
+    size_t seq;
+    char *text; /* owned */
+};
+
+struct idcache {
+    char *name; /* owned */
+    bool found;
+    long id;
+};
+
+struct cert_tmp {
+    struct cfg_cert c;
+    size_t file;
+    char *ca_name; /* owned, or NULL if `ca` was not written */
+    struct toml_pos ca_pos;
+    char *dns_name; /* owned, or NULL */
+    struct toml_pos dns_pos;
+    bool challenge_set;
+    struct toml_pos challenge_pos;
+    struct toml_pos *dom_pos; /* owned, one per domain */
+    bool domains_given;
+    bool domains_bad;
+    char *path; /* owned: "certificate.NAME" */
+};
+
+/* A definition of [ca|dns|notify|certificate.NAME] seen while reading, for
+ * the sort that finds duplicates across files. */
+struct sortkey {
+    const char *name; /* borrowed from obj */
+    size_t file;
+    struct toml_pos pos;
+    size_t seq;
+    void *obj;
+};
+
+struct output {
+    char *file;    /* owned: the path written */
+    char *keypath; /* owned: "certificate.NAME.deploy[I].KEY" */
+    size_t src;    /* the config file */
+    struct toml_pos pos;
+    size_t seq;
+};
+
+struct cctx {
+    struct config *cfg;
+    size_t file; /* index into cfg->files of the file being read */
+    struct pending *errs;
+    size_t n_errs, cap_errs;
+    struct sortkey *cas, *dns, *notify, *certs;
+    size_t n_cas, cap_cas, n_dns, cap_dns, n_notify, cap_notify, n_certs, cap_certs;
+    size_t seq;
+    struct idcache *users, *groups;
+    size_t n_users, cap_users, n_groups, cap_groups;
+    char *lastdir; /* owned: the last parent directory checked */
+    int lastdir_rc;
+    struct output *outputs; /* every file a deploy writes, to find two writers */
+    size_t n_outputs, cap_outputs;
+    struct toml_pos include_pos;
+    bool include_set;
+};
+
+/* Records one error at pos of file (line 0: no position) for path (may be
+ * NULL), "FILE:LINE:COL: error: PATH: MESSAGE". Errors are sorted by place
+ * when the load ends. */
+void config_err(struct cctx *c, size_t file, struct toml_pos pos, const char *path, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+
+/* Error in the file being read. */
+#define ERR(c, pos, path, ...) config_err((c), (c)->file, (pos), (path), __VA_ARGS__)
+
+/* Message helpers (config.c): show() escapes and cuts a value for a message;
+ * path_join() builds "base.key" (quoted when not bare); closest() suggests a
+ * known word within a small edit distance, or NULL. */
+/* config.c */
+const char *config_show(char *buf, size_t cap, const char *s);
+char *config_path_join(const char *base, const char *key, size_t keylen);
+void config_type_error(struct cctx *c, const struct toml_value *v, const char *path,
+                       const char *want);
+void config_join_names(char *buf, size_t cap, const char *const *names);
+const char *config_closest(const char *word, const char *const *names, size_t n);
+
+/* values.c */
+bool config_url_split(const char *u, bool *https, char *host, size_t hostcap);
+void config_strv_free(struct cfg_strv *v);
+bool config_conv_str(struct cctx *c, const struct toml_keyval *kv, const char *path, char **field,
+                     bool abs_path);
+bool config_conv_duration(struct cctx *c, const struct toml_value *v, const char *path, int64_t min,
+                          int64_t *field);
+bool config_conv_strv(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                      struct cfg_strv *field);
+bool config_check_listen(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+bool config_check_dns_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field);
+bool config_check_dns_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
+bool config_check_http_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
+bool config_check_contact(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                          void *field);
+bool config_check_tsig_alg(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
+bool config_check_zone(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                       void *field);
+bool config_conv_mode(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                      void *field);
+bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                        void *field);
+bool config_conv_domains(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+bool config_conv_cert_ca(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+bool config_conv_cert_dns(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                          void *field);
+bool config_check_challenge(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field);
+
+/* checks.c */
+bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field);
+bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field);
+bool config_check_socket_path(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field);
+bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                          void *field);
+bool config_check_owner(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                        void *field);
+bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                        void *field);
+bool config_check_object_name(struct cctx *c, const char *section, const char *name,
+                              const char *path, struct toml_pos pos);
+void config_resolve_cert(struct cctx *c, struct cert_tmp *ct);
+void config_check_outputs(struct cctx *c);
+
+/* schema.c */
+void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main);
 
 #endif

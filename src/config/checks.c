@@ -1,0 +1,478 @@
+/* Cross-checks of the configuration: values checked against the system
+ * (files and directories that must exist, secret file modes, programs,
+ * users and groups, unix socket path length) and against each other
+ * (object names safe as file names, a certificate's CA and DNS solver,
+ * names a public CA will not issue for, two deploys writing one file).
+ * It only looks (stat, getpwnam): it never creates or changes anything. */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/config_internal.h"
+#include "util/xalloc.h"
+
+#define NAME_MAX_CHARS 128
+
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static const struct {
+    const char *host;
+    const char *name;
+} public_cas[] = {
+    {"acme-v02.api.letsencrypt.org", "Let's Encrypt"},
+    {"acme-staging-v02.api.letsencrypt.org", "Let's Encrypt"},
+    {"acme.zerossl.com", "ZeroSSL"},
+    {"dv.acme-v02.api.pki.goog", "Google Trust Services"},
+    {"dv.acme-v02.test-api.pki.goog", "Google Trust Services"},
+    {"api.buypass.com", "Buypass"},
+    {"api.test4.buypass.no", "Buypass"},
+};
+
+/* The operator's name of a publicly trusted CA, or NULL. */
+static const char *public_ca_name(const char *directory)
+{
+    char host[256];
+    bool https;
+
+    if (directory == NULL || !config_url_split(directory, &https, host, sizeof(host)))
+        return NULL;
+    for (size_t i = 0; i < sizeof(public_cas) / sizeof(public_cas[0]); i++) {
+        if (strcmp(host, public_cas[i].host) == 0)
+            return public_cas[i].name;
+    }
+    return NULL;
+}
+
+/* Why a public CA refuses this name ("a single-label name", ".local"), or
+ * NULL if it is a public name. */
+static const char *private_name_reason(const char *d)
+{
+    static const char *const suffixes[] = {".local", ".lan", ".internal", ".home.arpa",
+                                           ".localhost"};
+    size_t len;
+
+    if (strncmp(d, "*.", 2) == 0)
+        d += 2;
+    if (strcmp(d, "localhost") == 0)
+        return "localhost";
+    if (strchr(d, '.') == NULL)
+        return "a single-label name";
+    len = strlen(d);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (len > sl && strcmp(d + len - sl, suffixes[i]) == 0)
+            return suffixes[i];
+        if (strcmp(d, suffixes[i] + 1) == 0)
+            return suffixes[i];
+    }
+    return NULL;
+}
+
+static bool name_file_safe(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > NAME_MAX_CHARS || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field)
+{
+    const char *f = *(char **)field;
+    struct stat st;
+    char b[256];
+
+    (void)obj;
+    if (stat(f, &st) < 0) {
+        if (errno == ENOENT)
+            ERR(c, kv->val.pos, path, "%s does not exist", config_show(b, sizeof(b), f));
+        else
+            ERR(c, kv->val.pos, path, "%s: %s", config_show(b, sizeof(b), f), strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ERR(c, kv->val.pos, path, "%s is not a regular file", config_show(b, sizeof(b), f));
+        return false;
+    }
+    return true;
+}
+
+bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field)
+{
+    const char *f = *(char **)field;
+    struct stat st;
+    char b[256];
+
+    if (!config_check_file_exists(c, kv, path, obj, field))
+        return false;
+    if (stat(f, &st) == 0 && (st.st_mode & 077) != 0) {
+        config_show(b, sizeof(b), f);
+        ERR(c, kv->val.pos, path,
+            "secret file %s is accessible by group or others (mode %04o); run chmod 600 %s", b,
+            (unsigned)(st.st_mode & 07777), b);
+        return false;
+    }
+    return true;
+}
+
+/* The directory a deploy file goes to must exist (we never create it). */
+bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field)
+{
+    const char *f = *(char **)field;
+    const char *slash = strrchr(f, '/');
+    char b[256];
+
+    (void)obj;
+    if (slash[1] == '\0') {
+        ERR(c, kv->val.pos, path, "%s names a directory, not a file", config_show(b, sizeof(b), f));
+        return false;
+    }
+    size_t dl = slash == f ? 1 : (size_t)(slash - f);
+    if (c->lastdir == NULL || strlen(c->lastdir) != dl || memcmp(c->lastdir, f, dl) != 0) {
+        struct stat st;
+        free(c->lastdir);
+        c->lastdir = xstrndup(f, dl);
+        if (stat(c->lastdir, &st) < 0)
+            c->lastdir_rc = -errno;
+        else
+            c->lastdir_rc = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    }
+    if (c->lastdir_rc == -ENOENT) {
+        ERR(c, kv->val.pos, path, "directory %s does not exist",
+            config_show(b, sizeof(b), c->lastdir));
+        return false;
+    }
+    if (c->lastdir_rc == -ENOTDIR) {
+        ERR(c, kv->val.pos, path, "%s is not a directory", config_show(b, sizeof(b), c->lastdir));
+        return false;
+    }
+    if (c->lastdir_rc < 0) {
+        ERR(c, kv->val.pos, path, "%s: %s", config_show(b, sizeof(b), c->lastdir),
+            strerror(-c->lastdir_rc));
+        return false;
+    }
+    c->outputs =
+        xreallocarray_grow(c->outputs, &c->cap_outputs, c->n_outputs + 1, sizeof(*c->outputs));
+    struct output *o = &c->outputs[c->n_outputs];
+    o->file = xstrdup(f);
+    o->keypath = xstrdup(path);
+    o->src = c->file;
+    o->pos = kv->val.pos;
+    o->seq = c->n_outputs++;
+    return true;
+}
+
+bool config_check_socket_path(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field)
+{
+    struct sockaddr_un addr;
+
+    (void)obj;
+    if (strlen(*(char **)field) >= sizeof(addr.sun_path)) {
+        ERR(c, kv->val.pos, path, "longer than %zu bytes, too long for a unix socket",
+            sizeof(addr.sun_path) - 1);
+        return false;
+    }
+    return true;
+}
+
+bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field)
+{
+    char host[256], b[256];
+    bool https;
+    const char *u = *(char **)field;
+    struct cfg_ca *ca = obj;
+
+    if (!config_url_split(u, &https, host, sizeof(host))) {
+        ERR(c, kv->val.pos, path, "\"%s\" is not an https:// URL", config_show(b, sizeof(b), u));
+        return false;
+    }
+    if (!https && !host_is_loopback(host)) {
+        ERR(c, kv->val.pos, path,
+            "the ACME directory must be an https:// URL (http:// only for 127.0.0.0/8, ::1 or "
+            "localhost)");
+        return false;
+    }
+    ca->is_public = public_ca_name(u) != NULL;
+    return true;
+}
+
+bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                          void *field)
+{
+    const struct cfg_strv *v = field;
+    char b[256];
+
+    (void)obj;
+    if (v->n == 0) {
+        ERR(c, kv->val.pos, path, "must name a program: [\"PROGRAM\", \"ARG\", ...]");
+        return false;
+    }
+    const char *prog = v->v[0];
+    struct toml_pos p0 = kv->val.u.arr->items[0].pos;
+    char *ep = xasprintf("%s[0]", path);
+    bool ok = true;
+    if (prog[0] == '\0') {
+        ERR(c, p0, ep, "the program name must not be empty");
+        ok = false;
+    } else if (strchr(prog, '/') != NULL && prog[0] != '/') {
+        ERR(c, p0, ep,
+            "\"%s\": the program must be an absolute path or a bare name looked up in PATH",
+            config_show(b, sizeof(b), prog));
+        ok = false;
+    }
+    free(ep);
+    return ok;
+}
+
+static bool lookup_id(struct cctx *c, bool user, const char *name, long *id)
+{
+    struct idcache **cache = user ? &c->users : &c->groups;
+    size_t *n = user ? &c->n_users : &c->n_groups;
+    size_t *cap = user ? &c->cap_users : &c->cap_groups;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*cache)[i].name, name) == 0) {
+            *id = (*cache)[i].id;
+            return (*cache)[i].found;
+        }
+    }
+
+    bool found = false;
+    long val = -1;
+    char *end;
+    unsigned long num = strtoul(name, &end, 10);
+    if (name[0] >= '0' && name[0] <= '9' && *end == '\0' && num < 0xFFFFFFFFul) {
+        found = true;
+        val = (long)num;
+    } else {
+        size_t bl = 16384;
+        for (;;) {
+            char *buf = xmalloc(bl);
+            int rc;
+            if (user) {
+                struct passwd pw, *res = NULL;
+                rc = getpwnam_r(name, &pw, buf, bl, &res);
+                if (rc == 0 && res != NULL) {
+                    found = true;
+                    val = (long)pw.pw_uid;
+                }
+            } else {
+                struct group gr, *res = NULL;
+                rc = getgrnam_r(name, &gr, buf, bl, &res);
+                if (rc == 0 && res != NULL) {
+                    found = true;
+                    val = (long)gr.gr_gid;
+                }
+            }
+            free(buf);
+            if (rc != ERANGE || bl > (1u << 24))
+                break;
+            bl *= 4;
+        }
+    }
+    *cache = xreallocarray_grow(*cache, cap, *n + 1, sizeof(**cache));
+    (*cache)[*n].name = xstrdup(name);
+    (*cache)[*n].found = found;
+    (*cache)[*n].id = val;
+    (*n)++;
+    *id = val;
+    return found;
+}
+
+bool config_check_owner(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                        void *field)
+{
+    struct cfg_deploy *d = obj;
+    long id;
+    char b[128];
+
+    (void)field;
+    if (!lookup_id(c, true, d->owner, &id)) {
+        ERR(c, kv->val.pos, path, "unknown user '%s'", config_show(b, sizeof(b), d->owner));
+        return false;
+    }
+    d->uid = (uid_t)id;
+    return true;
+}
+
+bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                        void *field)
+{
+    struct cfg_deploy *d = obj;
+    long id;
+    char b[128];
+
+    (void)field;
+    if (!lookup_id(c, false, d->group, &id)) {
+        ERR(c, kv->val.pos, path, "unknown group '%s'", config_show(b, sizeof(b), d->group));
+        return false;
+    }
+    d->gid = (gid_t)id;
+    return true;
+}
+
+bool config_check_object_name(struct cctx *c, const char *section, const char *name,
+                              const char *path, struct toml_pos pos)
+{
+    char b[256];
+
+    if (name_file_safe(name))
+        return true;
+    ERR(c, pos, path,
+        "%s name \"%s\" is not safe as a file name: use letters, digits, '.', '_' and '-' (at "
+        "most %d, not starting with '.')",
+        section, config_show(b, sizeof(b), name), NAME_MAX_CHARS);
+    return false;
+}
+
+static const char *const *names_of_cas(const struct config *cfg, const char **buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_cas && n + 1 < cap; i++)
+        buf[n++] = cfg->cas[i].name;
+    buf[n] = NULL;
+    return buf;
+}
+
+void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
+{
+    struct config *cfg = c->cfg;
+    bool imported = ct->c.import_cert != NULL;
+    char b[256];
+
+    if (ct->ca_name != NULL) {
+        ct->c.ca = (struct cfg_ca *)config_ca_find(cfg, ct->ca_name);
+        if (ct->c.ca == NULL) {
+            const char *names[65];
+            size_t n = 0;
+            names_of_cas(cfg, names, 65);
+            while (names[n] != NULL)
+                n++;
+            const char *best = config_closest(ct->ca_name, names, n);
+            char *p = xasprintf("%s.ca", ct->path);
+            if (best != NULL)
+                config_err(c, ct->file, ct->ca_pos, p, "no [ca.%s] is defined; did you mean '%s'?",
+                           config_show(b, sizeof(b), ct->ca_name), best);
+            else
+                config_err(c, ct->file, ct->ca_pos, p, "no [ca.%s] is defined",
+                           config_show(b, sizeof(b), ct->ca_name));
+            free(p);
+        }
+    } else if (!imported) {
+        if (cfg->n_cas == 1)
+            ct->c.ca = &cfg->cas[0];
+        else if (cfg->n_cas == 0)
+            config_err(c, ct->file, ct->c.where.pos, ct->path,
+                       "no ca given and no [ca.NAME] is defined");
+        else
+            config_err(c, ct->file, ct->c.where.pos, ct->path,
+                       "missing required key 'ca' (there is more than one [ca.NAME])");
+    }
+
+    bool issued = ct->c.ca != NULL || (!imported && ct->ca_name == NULL);
+    if (ct->c.challenge == CFG_CHAL_DNS01 && issued) {
+        if (ct->dns_name != NULL) {
+            ct->c.dns = (struct cfg_dns *)config_dns_find(cfg, ct->dns_name);
+            if (ct->c.dns == NULL) {
+                char *p = xasprintf("%s.dns", ct->path);
+                config_err(c, ct->file, ct->dns_pos, p, "no [dns.%s] is defined",
+                           config_show(b, sizeof(b), ct->dns_name));
+                free(p);
+            }
+        } else if (cfg->n_dns == 1) {
+            ct->c.dns = &cfg->dns[0];
+        } else {
+            config_err(c, ct->file, ct->challenge_pos, ct->path,
+                       cfg->n_dns == 0
+                           ? "challenge = \"dns-01\" needs a [dns.NAME] solver"
+                           : "challenge = \"dns-01\" needs dns = NAME (there is more than "
+                             "one [dns.NAME])");
+        }
+    }
+    if (ct->domains_bad || !issued)
+        return;
+
+    const char *public_name = ct->c.ca != NULL ? public_ca_name(ct->c.ca->directory) : NULL;
+    for (size_t i = 0; i < ct->c.domains.n; i++) {
+        const char *d = ct->c.domains.v[i];
+        char *p = NULL;
+        if (d[0] == '*' && ct->c.challenge != CFG_CHAL_DNS01) {
+            p = xasprintf("%s.domains[%zu]", ct->path, i);
+            config_err(c, ct->file, ct->dom_pos[i], p,
+                       "the wildcard name \"%s\" needs challenge = \"dns-01\"", d);
+        }
+        const char *why = public_name != NULL ? private_name_reason(d) : NULL;
+        if (why != NULL) {
+            if (p == NULL)
+                p = xasprintf("%s.domains[%zu]", ct->path, i);
+            config_err(c, ct->file, ct->dom_pos[i], p,
+                       "not a public name: %s cannot issue for %s; use a private CA", public_name,
+                       why);
+        }
+        free(p);
+    }
+}
+
+static int output_cmp(const void *a, const void *b)
+{
+    const struct output *x = a, *y = b;
+    int r = strcmp(x->file, y->file);
+    if (r != 0)
+        return r;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Two deploy actions writing one file would overwrite each other. */
+void config_check_outputs(struct cctx *c)
+{
+    char b[256];
+
+    if (c->n_outputs == 0)
+        return;
+    qsort(c->outputs, c->n_outputs, sizeof(*c->outputs), output_cmp);
+    for (size_t i = 1, first = 0; i < c->n_outputs; i++) {
+        const struct output *o = &c->outputs[i];
+        if (strcmp(o->file, c->outputs[first].file) != 0) {
+            first = i;
+            continue;
+        }
+        const struct output *f = &c->outputs[first];
+        config_err(c, o->src, o->pos, o->keypath, "%s is also written by %s at %s:%u:%u",
+                   config_show(b, sizeof(b), o->file), f->keypath, c->cfg->files.v[f->src],
+                   (unsigned)f->pos.line, (unsigned)f->pos.col);
+    }
+}
