@@ -10,6 +10,7 @@ PKGS=(
   clang libclang-rt-14-dev
   pebble knot knot-dnsutils openssl curl ca-certificates iproute2 procps python3 bc
   nginx # loop/test_http's HTTP/2 peer, and bench/http01.sh's
+  scdoc # the man pages (docs/man/*.scd)
 )
 
 missing=()
