@@ -40,6 +40,10 @@
  *   connection, else an idle keep-alive one, else the one waiting longest for
  *   its request head. New connections are thus never refused (a slow-client
  *   flood cannot lock the CA out; it must outpace the CA's own round trip).
+ *   The daemon sizes max_connections from the file-descriptor budget
+ *   (reactor/fdbudget.h). Should accept still fail with EMFILE or ENFILE
+ *   (libuv then drops that connection), the 16 oldest connections in the
+ *   same order are closed, so that the next one finds a descriptor.
  */
 struct chal_http01;
 
@@ -47,7 +51,7 @@ struct chal_http01_limits {
     unsigned header_timeout_ms; /* complete request head, or a stalled write (10000) */
     unsigned idle_timeout_ms;   /* keep-alive connection without a request (30000) */
     unsigned linger_timeout_ms; /* draining the peer after the last response (2000) */
-    unsigned max_connections;   /* open at once (1024) */
+    unsigned max_connections;   /* open at once (1024; the daemon: from the fd budget) */
     unsigned max_requests;      /* per keep-alive connection (100) */
 };
 
@@ -58,7 +62,8 @@ struct chal_http01_stats {
     uint64_t not_found;   /* 404 */
     uint64_t rejected;    /* 400, 405, 414, 431, 505 and header timeouts */
     uint64_t timeouts;    /* of those, header timeouts and stalled writes */
-    uint64_t evicted;     /* closed to make room at max_connections */
+    uint64_t evicted;     /* closed to make room at max_connections (or when out of fds) */
+    uint64_t shed;        /* of those, closed because accept failed with EMFILE/ENFILE */
     size_t active;        /* connections open now */
 };
 

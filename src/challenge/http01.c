@@ -24,6 +24,7 @@
 #define RESP_MAX 2048                  /* one response, head and body: KEYAUTH_MAX + headers */
 #define IO_SIZE (64 * 1024)            /* the shared read and write buffers */
 #define LINGER_DRAIN_MAX (1024 * 1024) /* linger_timeout_ms bounds it too */
+#define EMFILE_SHED 16                 /* connections closed when accept finds no descriptor */
 #define BACKLOG 511
 
 /* Each live connection waits in exactly one queue, ordered by deadline since
@@ -785,6 +786,18 @@ static void connection_cb(uv_stream_t *server, int status)
 {
     struct chal_http01 *s = server->data;
 
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        /* Out of descriptors despite the budget (something else took them):
+         * libuv dropped the pending connection. Shed the oldest idle ones so
+         * the next request, perhaps the CA's, finds room. */
+        size_t n = s->n_conns < EMFILE_SHED ? s->n_conns : EMFILE_SHED;
+        for (size_t i = 0; i < n; i++)
+            evict_one(s);
+        s->st.shed += n;
+        log_warn(LOG_CHAL, "http01: accept: %s: closed the %zu oldest idle connections",
+                 err_str(status), n);
+        return;
+    }
     if (status < 0) {
         log_warn(LOG_CHAL, "http01: accept: %s", err_str(status));
         return;

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "deploy/deploy.h"
 #include "reactor/control.h"
+#include "reactor/fdbudget.h"
 #include "reactor/manager.h"
 #include "reactor/plan.h"
 #include "reactor/sdnotify.h"
@@ -43,6 +44,7 @@ struct daemon {
     struct store *store;     /* owned */
     struct manager *mgr;     /* owned until its done callback */
     struct control *ctl;     /* owned; NULL when not open (--once, failed, closed) */
+    struct fd_budget fds;    /* the connection caps, sized at start */
     bool once;
     bool stopping;     /* a stop was requested (signal) */
     bool manager_done; /* the manager's done callback ran */
@@ -255,6 +257,7 @@ static int open_control(struct daemon *d)
         .loop = &d->loop,
         .path = d->cfg->daemon.control_socket,
         .h = &h,
+        .max_conns = d->fds.control,
     };
     int rc = control_open(&co, &d->ctl);
 
@@ -409,6 +412,19 @@ int daemon_run(const struct daemon_opts *o)
     if (code != 0)
         return code;
     log_set_level(d.cfg->daemon.log_level);
+    /* before anything opens a descriptor: caps from the real budget (a
+     * reload keeps them; max_concurrent_orders is read once here) */
+    fd_budget_plan(fd_budget_raise(), d.cfg->daemon.max_concurrent_orders, fd_budget_threadpool(),
+                   &d.fds);
+    if (d.fds.tight)
+        log_warn(LOG_MAIN,
+                 "open file limit %u leaves too little beside the %u kept for %u concurrent "
+                 "orders: raise LimitNOFILE or lower max_concurrent_orders",
+                 d.fds.limit, d.fds.reserve, d.cfg->daemon.max_concurrent_orders);
+    log_info(LOG_MAIN,
+             "open file limit %u, %u kept for the store, deploys, curl, c-ares and hooks; "
+             "http01: at most %u connections, control: %u",
+             d.fds.limit, d.fds.reserve, d.fds.http01, d.fds.control);
     code = open_store(&d);
     if (code != 0)
         goto out;
@@ -427,6 +443,7 @@ int daemon_run(const struct daemon_opts *o)
         .cfg = d.cfg,
         .store = d.store,
         .once = d.once,
+        .http01_max_connections = d.fds.http01,
         .done = manager_done,
         .arg = &d,
     };

@@ -29,6 +29,7 @@ struct manager_opts {
     struct config *cfg;  /* the manager takes its own reference */
     struct store *store; /* borrowed: outlives the manager */
     bool once;
+    unsigned http01_max_connections; /* the http-01 listener's cap; 0: its default */
     manager_done_cb done;
     void *arg;
     /* The wall clock (Unix milliseconds); NULL: the real one. Loop tests

@@ -30,6 +30,7 @@ has "NoNewPrivileges=yes"
 has "PrivateTmp=yes"
 has "AmbientCapabilities=CAP_NET_BIND_SERVICE"
 has "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"
+has "LimitNOFILE=65536"
 # the check must run before the HUP: the first ExecReload line is the check
 first=$(grep -m1 '^ExecReload=' "$unit")
 [ "$first" = "ExecReload=/usr/bin/certloop check" ] || fail "ExecReload does not check first"
