@@ -62,7 +62,8 @@ char *acme_dns01_txt(const char *key_authorization);
 
 /* ---- CSR and certificates (acme/cert.c) ---------------------------------- */
 
-/* A DER CSR for `domains` (all as DNS SANs, in order; the subject is left
+/* A DER CSR for `domains` (as DNS SANs in order, address literals as
+ * iPAddress SANs (RFC 8738 §3); the subject is left
  * empty, no CN: §7.4 puts names in the SAN and a CN caps them at 64
  * characters), signed SHA-256 with key, returned base64url-encoded as
  * finalize wants it. Owned. -EINVAL (logged) if n == 0 or a name is empty,
@@ -80,7 +81,7 @@ struct acme_chain {
     char *issuer_cn;  /* issuer CN of the topmost certificate in the chain
                          (owned; "" if that issuer has no CN) */
     char *serial_hex; /* leaf serial, lowercase hex without separators */
-    char **sans;      /* leaf DNS SANs in certificate order, owned */
+    char **sans;      /* leaf DNS and IP SANs (IPs as text) in certificate order, owned */
     size_t n_sans;
     X509 *leaf; /* owned: the parsed leaf, so that key and ARI checks need not parse it again */
 };

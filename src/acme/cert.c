@@ -3,12 +3,15 @@
  * and the ARI CertID (RFC 9773). Pure functions; the CA's chain is untrusted
  * input and is rejected on anything but clean CERTIFICATE blocks. */
 #include "acme/acme.h"
+
+#include <arpa/inet.h>
 #include "acme/crypto_internal.h"
 #include "util/b64.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -102,6 +105,22 @@ int acme_csr_build(EVP_PKEY *key, const char *const *domains, size_t n, char **b
         csr_set_pubkey(req, key) != 1)
         goto fail;
     for (size_t i = 0; i < n; i++) {
+        if (config_name_is_ip(domains[i])) {
+            /* RFC 8738 §3: an ip identifier is an iPAddress SAN */
+            GENERAL_NAME *g = GENERAL_NAME_new();
+            ASN1_OCTET_STRING *ip = a2i_IPADDRESS(domains[i]);
+            if (g == NULL || ip == NULL) {
+                GENERAL_NAME_free(g);
+                ASN1_OCTET_STRING_free(ip);
+                goto fail;
+            }
+            GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
+            if (sk_GENERAL_NAME_push(gens, g) <= 0) {
+                GENERAL_NAME_free(g);
+                goto fail;
+            }
+            continue;
+        }
         GENERAL_NAME *g = GENERAL_NAME_new();
         ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
         if (g == NULL || ia5 == NULL ||
@@ -266,10 +285,17 @@ static void leaf_sans(X509 *x, struct acme_chain *c)
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         int type = 0;
         const ASN1_STRING *s = GENERAL_NAME_get0_value(g, &type);
-        if (type != GEN_DNS || s == NULL)
+        if ((type != GEN_DNS && type != GEN_IPADD) || s == NULL)
             continue;
         const unsigned char *d = ASN1_STRING_get0_data(s);
         int len = ASN1_STRING_length(s);
+        if (type == GEN_IPADD) {
+            char txt[INET6_ADDRSTRLEN];
+            if ((len == 4 || len == 16) &&
+                inet_ntop(len == 4 ? AF_INET : AF_INET6, d, txt, sizeof(txt)) != NULL)
+                c->sans[c->n_sans++] = xstrdup(txt);
+            continue;
+        }
         if (len <= 0 || memchr(d, '\0', (size_t)len) != NULL)
             continue;
         c->sans[c->n_sans++] = masked_copy(d, len);

@@ -932,7 +932,8 @@ static void neworder_response(int status, const struct acme_response *r, void *a
     order_file_write(o, r->json);
 }
 
-/* Sends newOrder (RFC 8555 §7.4) with every name as a dns identifier; the
+/* Sends newOrder (RFC 8555 §7.4) with every name as a dns identifier, or an
+ * ip identifier for an address literal (RFC 8738 §3); the
  * client adds the CA's profile once it has read the directory. */
 static int order_new_send(struct acme_order *o)
 {
@@ -942,7 +943,9 @@ static int order_new_send(struct acme_order *o)
 
     o->state = ORD_NEW;
     for (size_t i = 0; i < o->n_domains; i++)
-        json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns", "value", o->domains[i]));
+        json_array_append_new(ids, json_pack("{s:s, s:s}", "type",
+                                             config_name_is_ip(o->domains[i]) ? "ip" : "dns",
+                                             "value", o->domains[i]));
     json_t *p = json_pack("{s:o}", "identifiers", ids);
     if (o->replaces != NULL)
         json_object_set_new(p, "replaces", json_string(o->replaces));

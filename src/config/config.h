@@ -215,6 +215,10 @@ bool config_strv_equal(const struct cfg_strv *a, const struct cfg_strv *b);
  * resolvers, server, nameservers) always carry a port. */
 int config_addr_parse(const char *s, int default_port, struct sockaddr_storage *ss, socklen_t *len);
 
+/* true if s (a normalised `domains` entry) is an IPv4 or IPv6 address
+ * literal: an RFC 8738 ip identifier rather than a DNS name. */
+bool config_name_is_ip(const char *s);
+
 const char *config_key_type_name(enum cfg_key_type k);
 const char *config_challenge_name(enum cfg_challenge c);
 const char *config_dns_type_name(enum cfg_dns_type t);

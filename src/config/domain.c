@@ -3,8 +3,10 @@
  * implement full IDNA2008/UTS 46 mapping (no NFC normalisation, case folding
  * only for Latin, Greek and Cyrillic); names outside that are passed on as
  * written and left for the CA to judge. */
+#include "config/config.h"
 #include "config/config_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +354,32 @@ static bool alabel_valid(const char *lab, size_t len)
     return m == (int)(len - 4) && memcmp(again, lab + 4, len - 4) == 0;
 }
 
+bool config_name_is_ip(const char *s)
+{
+    unsigned char a[16];
+
+    return s != NULL && (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1);
+}
+
+/* An IPv4 or IPv6 literal as RFC 8738 §3 wants it in an ip identifier:
+ * dotted quad, and for IPv6 the RFC 5952 text form (what inet_ntop
+ * writes). NULL if in is no address literal. */
+static char *ip_canonical(const char *in, size_t len)
+{
+    char tmp[INET6_ADDRSTRLEN + 1], out[INET6_ADDRSTRLEN];
+    unsigned char a[16];
+
+    if (len == 0 || len >= sizeof(tmp))
+        return NULL;
+    memcpy(tmp, in, len);
+    tmp[len] = '\0';
+    if (inet_pton(AF_INET, tmp, a) == 1)
+        return inet_ntop(AF_INET, a, out, sizeof(out)) != NULL ? xstrdup(out) : NULL;
+    if (inet_pton(AF_INET6, tmp, a) == 1)
+        return inet_ntop(AF_INET6, a, out, sizeof(out)) != NULL ? xstrdup(out) : NULL;
+    return NULL;
+}
+
 int config_domain_normalize(const char *in, size_t len, char **out, char *why, size_t why_cap)
 {
     char name[NAME_MAX_LEN + 1 + 70];
@@ -360,6 +388,11 @@ int config_domain_normalize(const char *in, size_t len, char **out, char *why, s
     uint32_t *cp = NULL;
     int rc = -EINVAL;
 
+    char *ip = ip_canonical(in, len);
+    if (ip != NULL) {
+        *out = ip; /* an ip identifier (RFC 8738) */
+        return 0;
+    }
     cp = xcalloc(len + 1, sizeof(*cp));
     int r = config_utf8_decode(in, len, cp, len + 1);
     if (r < 0) {

@@ -680,6 +680,44 @@ static void test_csr_parses_back(void **state)
     check_csr(CFG_KEY_RSA2048);
 }
 
+/* RFC 8738 §3: address literals become iPAddress SANs (4 or 16 bytes). */
+static void test_csr_ip_sans(void **state)
+{
+    EVP_PKEY *k = gen(CFG_KEY_EC_P256);
+    const char *names[] = {"192.0.2.10", "2001:db8::1", "a.example"};
+    static const uint8_t v4[4] = {192, 0, 2, 10};
+    static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    char *b64 = NULL;
+    size_t derlen = 0;
+
+    (void)state;
+    assert_int_equal(acme_csr_build(k, names, 3, &b64), 0);
+    uint8_t *der = unb64url(b64, &derlen);
+    const uint8_t *p = der;
+    X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)derlen);
+    assert_non_null(req);
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    GENERAL_NAMES *gens = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+    assert_int_equal(sk_GENERAL_NAME_num(gens), 3);
+    int type = 0;
+    const ASN1_STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 0), &type);
+    assert_int_equal(type, GEN_IPADD);
+    assert_int_equal(ASN1_STRING_length(s), 4);
+    assert_memory_equal(ASN1_STRING_get0_data(s), v4, 4);
+    s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 1), &type);
+    assert_int_equal(type, GEN_IPADD);
+    assert_int_equal(ASN1_STRING_length(s), 16);
+    assert_memory_equal(ASN1_STRING_get0_data(s), v6, 16);
+    s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 2), &type);
+    assert_int_equal(type, GEN_DNS);
+    GENERAL_NAMES_free(gens);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(req);
+    free(der);
+    free(b64);
+    EVP_PKEY_free(k);
+}
+
 static void test_csr_rejects_bad_names(void **state)
 {
     (void)state;
@@ -1095,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_eab_hs256_verifies),
         cmocka_unit_test(test_key_authorization_and_dns01),
         cmocka_unit_test(test_csr_parses_back),
+        cmocka_unit_test(test_csr_ip_sans),
         cmocka_unit_test(test_csr_rejects_bad_names),
         cmocka_unit_test_setup_teardown(test_chain_parse_leaf_and_intermediate, chain_setup,
                                         chain_teardown),

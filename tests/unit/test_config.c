@@ -1564,6 +1564,10 @@ static void test_punycode_domain_examples(void **state)
          "xn--e1afmkfd.xn--p1ai"},
         {"*.Example.COM", "*.example.com"},
         {"xn--bcher-kva.example", "xn--bcher-kva.example"},
+        /* RFC 8738 ip identifiers: IPv6 in its RFC 5952 form */
+        {"192.0.2.10", "192.0.2.10"},
+        {"2001:DB8:0:0::1", "2001:db8::1"},
+        {"::1", "::1"},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         int rc = config_domain_normalize(ok[i].in, strlen(ok[i].in), &out, why, sizeof(why));
