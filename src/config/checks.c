@@ -65,6 +65,46 @@ static const char *public_ca_name(const char *directory)
     return NULL;
 }
 
+/* Profiles of a public CA under which it issues for IP addresses (RFC 8738):
+ * Let's Encrypt's "shortlived". Other public CAs: none known. */
+static bool profile_allows_ip(const char *public_name, const char *profile)
+{
+    return profile != NULL && strcmp(public_name, "Let's Encrypt") == 0 &&
+           strcmp(profile, "shortlived") == 0;
+}
+
+/* Why a public CA refuses this address ("a loopback address"), or NULL. */
+static const char *private_ip_reason(const char *d)
+{
+    unsigned char a[16];
+
+    if (inet_pton(AF_INET, d, a) == 1) {
+        if (a[0] == 127)
+            return "a loopback address";
+        if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168))
+            return "a private address (RFC 1918)";
+        if ((a[0] == 169 && a[1] == 254) || (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] == 0 ||
+            a[0] >= 224)
+            return "a reserved address";
+        if ((a[0] == 192 && a[1] == 0 && a[2] == 2) || (a[0] == 198 && a[1] == 51 && a[2] == 100) ||
+            (a[0] == 203 && a[1] == 0 && a[2] == 113))
+            return "a documentation address (RFC 5737)";
+        return NULL;
+    }
+    if (inet_pton(AF_INET6, d, a) != 1)
+        return NULL;
+    static const unsigned char loop6[16] = {[15] = 1};
+    if (memcmp(a, loop6, 16) == 0)
+        return "a loopback address";
+    if ((a[0] & 0xfe) == 0xfc)
+        return "a unique local address (RFC 4193)";
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+        return "a link-local address";
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)
+        return "a documentation address (RFC 3849)";
+    return NULL;
+}
+
 /* Why a public CA refuses this name ("a single-label name", ".local"), or
  * NULL if it is a public name. */
 static const char *private_name_reason(const char *d)
@@ -368,6 +408,45 @@ static const char *const *names_of_cas(const struct config *cfg, const char **bu
     return buf;
 }
 
+/* An ip identifier (RFC 8738): validated only by http-01 and tls-alpn-01
+ * (§7: dns-01 has no reverse-name form); a public CA issues for one only
+ * under a profile that allows it, and never for a private address. */
+static void check_ip(struct cctx *c, struct cert_tmp *ct, size_t i, const char *p,
+                     const char *public_name)
+{
+    const char *d = ct->c.domains.v[i];
+    const struct cfg_ca *ca = ct->c.ca;
+
+    if (ct->c.challenge == CFG_CHAL_DNS01) {
+        config_err(c, ct->file, ct->dom_pos[i], p,
+                   "the IP address %s can be validated only by http-01 or tls-alpn-01 (RFC 8738 "
+                   "section 7), not by dns-01",
+                   d);
+        return;
+    }
+    if (public_name == NULL)
+        return;
+    const char *why = private_ip_reason(d);
+    if (why != NULL) {
+        config_err(c, ct->file, ct->dom_pos[i], p,
+                   "not a public address: %s cannot issue for %s (%s); use a private CA",
+                   public_name, why, d);
+        return;
+    }
+    if (!profile_allows_ip(public_name, ca->profile)) {
+        if (strcmp(public_name, "Let's Encrypt") == 0)
+            config_err(c, ct->file, ct->dom_pos[i], p,
+                       "%s issues for IP addresses (%s) only under a profile that allows them: "
+                       "set [ca.%s] profile = \"shortlived\"",
+                       public_name, d, ca->name);
+        else
+            config_err(c, ct->file, ct->dom_pos[i], p,
+                       "%s offers no profile that allows IP addresses (%s) as far as certloop "
+                       "knows; use a CA that issues for them",
+                       public_name, d);
+    }
+}
+
 void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
 {
     struct config *cfg = c->cfg;
@@ -434,6 +513,13 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
             p = xasprintf("%s.domains[%zu]", ct->path, i);
             config_err(c, ct->file, ct->dom_pos[i], p,
                        "the wildcard name \"%s\" needs challenge = \"dns-01\"", d);
+        }
+        if (config_name_is_ip(d)) {
+            if (p == NULL)
+                p = xasprintf("%s.domains[%zu]", ct->path, i);
+            check_ip(c, ct, i, p, public_name);
+            free(p);
+            continue;
         }
         const char *why = public_name != NULL ? private_name_reason(d) : NULL;
         if (why != NULL) {

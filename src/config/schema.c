@@ -273,6 +273,7 @@ static const struct spec ca_specs[] = {
     {"eab", SK_SUB, false, 0, NULL, NULL, eab_specs, 0, 0, 0},
     {"preferred_chain", SK_STR, false, CA(preferred_chain), NULL, NULL, NULL, 0, 0, 0},
     {"profile", SK_STR, false, CA(profile), NULL, NULL, NULL, 0, 0, 0},
+    {"profile_fallback", SK_BOOL, false, CA(profile_fallback), NULL, NULL, NULL, 0, 0, 0},
     {"max_parallel_requests", SK_UINT, false, CA(max_parallel_requests), NULL, NULL, NULL, 0, 0,
      1000},
     {"max_new_orders", SK_UINT, false, CA(max_new_orders), NULL, NULL, NULL, 0, 0, 1000000},

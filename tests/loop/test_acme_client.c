@@ -698,6 +698,36 @@ static void test_profile_not_offered_names_the_offered_ones(void **state)
     fx_close(&f);
 }
 
+/* profile_fallback = true: the same directory gives a warning and a
+ * newOrder without a profile. */
+static void test_profile_fallback_orders_without(void **state)
+{
+    struct fx f;
+    struct chal_rec c = {0};
+    struct order_got g = {0};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
+    EVP_PKEY *k = NULL;
+
+    (void)state;
+    fx_ca_extra = "profile = \"tlsserver\"\nprofile_fallback = true\n";
+    fx_open(&f);
+    fx_ca_extra = "";
+    f.F.dir_meta = "{\"profiles\":{\"classic\":\"90 days\"}}";
+    f.F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
+    struct acme_order_opts o = {
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+    assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(f.F.order_posts, 1);
+    assert_string_equal(f.F.profile, "");
+    assert_null(acme_client_profile(f.client));
+    EVP_PKEY_free(k);
+    free(g.error);
+    fx_close(&f);
+}
+
 /* acme_profile_choose: no profile wanted, offered, not offered with and
  * without fallback, a directory without meta.profiles. */
 static void test_profile_choose(void **state)
@@ -787,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_order_cancel_is_silent_and_cleans_tokens),
         cmocka_unit_test(test_order_sends_the_offered_profile),
         cmocka_unit_test(test_profile_not_offered_names_the_offered_ones),
+        cmocka_unit_test(test_profile_fallback_orders_without),
         cmocka_unit_test(test_profile_choose),
     };
 

@@ -845,6 +845,42 @@ static void test_wildcard_needs_dns01(void **state)
     tdir_free(t);
 }
 
+/* RFC 8738: IP literals are ip identifiers; dns-01 cannot validate them,
+ * and a public CA issues for them only under a profile that allows them.
+ * (Regression: "192.0.2.10" passed check and the CA refused the order.) */
+static void test_ip_identifier_checks(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    load_main(t, "[dns.d]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                 "[certificate.a]\n"
+                 "domains = [\"192.0.2.10\"]\nchallenge = \"dns-01\"\n" LOCAL_CA);
+    expect_errors(t, 1);
+    expect_line(t, "certloop.toml", 5, 12,
+                "certificate.a.domains[0]: the IP address 192.0.2.10 can be validated only by "
+                "http-01 or tls-alpn-01 (RFC 8738 section 7), not by dns-01");
+    tdir_free(t);
+
+    t = tdir_new();
+    load_main(t, "[certificate.a]\n"
+                 "domains = [\"8.8.4.4\", \"10.0.0.1\"]\n" LE_CA);
+    expect_errors(t, 2);
+    expect_line(t, "certloop.toml", 2, 12,
+                "certificate.a.domains[0]: Let's Encrypt issues for IP addresses (8.8.4.4) only "
+                "under a profile that allows them: set [ca.le] profile = \"shortlived\"");
+    expect_line(t, "certloop.toml", 2, 23,
+                "certificate.a.domains[1]: not a public address: Let's Encrypt cannot issue for "
+                "a private address (RFC 1918) (10.0.0.1); use a private CA");
+    tdir_free(t);
+
+    t = tdir_new();
+    load_main(t, "[certificate.a]\n"
+                 "domains = [\"8.8.4.4\", \"2001:4860:4860::8888\"]\n" LE_CA
+                 "profile = \"shortlived\"\n");
+    expect_ok(t);
+    tdir_free(t);
+}
+
 static void test_public_ca_refuses_private_names(void **state)
 {
     (void)state;
@@ -1712,6 +1748,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_domains),
         cmocka_unit_test(test_too_many_domains),
         cmocka_unit_test(test_wildcard_needs_dns01),
+        cmocka_unit_test(test_ip_identifier_checks),
         cmocka_unit_test(test_public_ca_refuses_private_names),
         cmocka_unit_test(test_certificate_name_must_be_file_safe),
         cmocka_unit_test(test_durations),
