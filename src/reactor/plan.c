@@ -359,6 +359,11 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
         fprintf(out, "%s (%s)\n", c->ca->name, c->ca->directory);
     else
         fprintf(out, "-\n");
+    if (c->ca != NULL && c->ca->profile != NULL) {
+        line_label(out, "profile");
+        fprintf(out, "%s%s\n", c->ca->profile,
+                c->ca->profile_fallback ? " (none if the CA does not offer it)" : "");
+    }
     line_label(out, "key");
     fprintf(out, "%s\n", c->ca != NULL ? config_key_type_name(c->key) : "the imported key");
     line_label(out, "challenge");
@@ -403,12 +408,15 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     } else {
         fmt_time(m.not_after, t, sizeof(t));
         fmt_span(m.not_after - now, span, sizeof(span));
+        char prof[96] = "";
+        if (m.profile != NULL)
+            snprintf(prof, sizeof(prof), ", profile %.64s", m.profile);
         if (m.not_after > now)
-            fprintf(out, "generation %s, expires %s (in %s)\n",
-                    generation != NULL ? generation : "?", t, span);
+            fprintf(out, "generation %s, expires %s (in %s)%s\n",
+                    generation != NULL ? generation : "?", t, span, prof);
         else
-            fprintf(out, "generation %s, expired %s (%s ago)\n",
-                    generation != NULL ? generation : "?", t, span);
+            fprintf(out, "generation %s, expired %s (%s ago)%s\n",
+                    generation != NULL ? generation : "?", t, span, prof);
     }
     if (st == -EACCES || st == -EPERM) {
         line_label(out, "next order");

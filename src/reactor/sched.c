@@ -56,6 +56,7 @@ void sched_meta_fini(struct sched_meta *m)
     free(m->ca);
     free(m->directory);
     free(m->key);
+    free(m->profile);
     memset(m, 0, sizeof(*m));
 }
 
@@ -95,7 +96,7 @@ int sched_meta_parse(const char *json, size_t len, struct sched_meta *out)
         }
     }
     if (meta_string(root, "ca", &m.ca) < 0 || meta_string(root, "directory", &m.directory) < 0 ||
-        meta_string(root, "key", &m.key) < 0)
+        meta_string(root, "key", &m.key) < 0 || meta_string(root, "profile", &m.profile) < 0)
         goto out;
     v = json_object_get(root, "not_before");
     if (!json_is_integer(v))
@@ -143,6 +144,16 @@ int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out)
     m.domains = xcalloc((size_t)n + 1, sizeof(char *));
     for (int i = 0; i < n; i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        if (gn->type == GEN_IPADD) {
+            /* RFC 8738: the text form config_domain_normalize gives */
+            char txt[INET6_ADDRSTRLEN];
+            int il = ASN1_STRING_length(gn->d.iPAddress);
+            if ((il == 4 || il == 16) && inet_ntop(il == 4 ? AF_INET : AF_INET6,
+                                                   ASN1_STRING_get0_data(gn->d.iPAddress), txt,
+                                                   sizeof(txt)) != NULL)
+                m.domains[m.n_domains++] = xstrdup(txt);
+            continue;
+        }
         if (gn->type != GEN_DNS)
             continue;
         const unsigned char *d = ASN1_STRING_get0_data(gn->d.dNSName);

@@ -38,6 +38,7 @@ struct sched_meta {
     char *ca;        /* owned, or NULL */
     char *directory; /* owned, or NULL */
     char *key;       /* owned, or NULL */
+    char *profile;   /* owned: the ACME profile it was issued under, or NULL */
     int64_t not_before;
     int64_t not_after;
 };
@@ -46,7 +47,7 @@ struct sched_meta {
  * field has the wrong type; not_before/not_after are required. */
 int sched_meta_parse(const char *json, size_t len, struct sched_meta *out);
 /* Fills domains, not_before and not_after from a certificate PEM (first
- * certificate: subjectAltName DNS names, validity); for when meta.json is
+ * certificate: subjectAltName DNS names and IP addresses, validity); for when meta.json is
  * missing. 0 or ERR_CRYPTO/ERR_PARSE. */
 int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out);
 void sched_meta_fini(struct sched_meta *m);
