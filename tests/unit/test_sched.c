@@ -263,9 +263,10 @@ static void test_meta_from_pem(void **state)
     assert_int_equal(sched_meta_from_pem(pem, strlen(pem), &m), 0);
     assert_int_equal(m.not_before, T0);
     assert_int_equal(m.not_after, T0 + 90 * DAY);
-    assert_int_equal(m.n_domains, 2); /* the IP address is not a DNS name */
+    assert_int_equal(m.n_domains, 3); /* IP addresses are names too (RFC 8738) */
     assert_string_equal(m.domains[0], "example.org");
     assert_string_equal(m.domains[1], "www.example.org");
+    assert_string_equal(m.domains[2], "192.0.2.1");
     assert_null(m.key);
 
     /* what the PEM says is enough to decide: covers both names, renew at 60d */
