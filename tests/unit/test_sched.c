@@ -268,6 +268,15 @@ static void test_meta_from_pem(void **state)
     assert_string_equal(m.domains[1], "www.example.org");
     assert_string_equal(m.domains[2], "192.0.2.1");
     assert_null(m.key);
+    /* configured without the address: reissue */
+    struct cfg_cert c0 = make_cert(0);
+    struct sched_decision d0;
+    sched_decide(&c0, &m, T0 + DAY, &d0);
+    assert_int_equal(d0.why, SCHED_NAMES_CHANGED);
+    sched_meta_fini(&m);
+    free(pem);
+    pem = make_pem("DNS:Example.ORG,DNS:www.example.org", T0, T0 + 90 * DAY);
+    assert_int_equal(sched_meta_from_pem(pem, strlen(pem), &m), 0);
 
     /* what the PEM says is enough to decide: covers both names, renew at 60d */
     struct cfg_cert c = make_cert(0);
