@@ -348,7 +348,7 @@ static void req_response(int status, const struct http_response *hr, void *arg)
      * of this one queues again). */
     slot_release(r);
     if (status != 0) {
-        char *m = xasprintf("%s: %s", r->url, err_str(status));
+        char *m = xasprintf("%s: %s", r->url, hr->error);
         log_debug(LOG_ACME, "%s: POST %s: %s", r->subject, r->url, err_str(status));
         resp.error = m;
         req_finish(r, status, &resp);
@@ -495,7 +495,7 @@ static void nonce_response(int status, const struct http_response *hr, void *arg
     if (status != 0 || hr->replay_nonce == NULL) {
         struct acme_response resp = {0};
         char *m = xasprintf("newNonce: %s",
-                            status != 0 ? err_str(status) : "no Replay-Nonce in the response");
+                            status != 0 ? hr->error : "no Replay-Nonce in the response");
         log_debug(LOG_ACME, "%s: %s", r->subject, m);
         resp.error = m;
         req_finish(r, status != 0 ? status : ERR_PARSE, &resp);
@@ -806,7 +806,19 @@ static void account_response(int status, const struct acme_response *r, void *ar
             account_register(c, false);
             return;
         }
-        char *m = xasprintf("account: newAccount: %s", r->error);
+        char *m;
+        if (r->problem != NULL && acme_problem_is(r->problem, "agreementRequired")) {
+            /* RFC 8555 §7.3: the CA wants termsOfServiceAgreed; only the
+             * operator may agree, through the configuration. */
+            json_t *meta = json_object_get(c->dir, "meta");
+            const char *tos = json_string_value(json_object_get(meta, "termsOfService"));
+            m = xasprintf("account: newAccount: %s; the CA requires agreeing to its terms of "
+                          "service%s%s: read them, then set agree_tos = true in [ca.%s] (%s:%u)",
+                          r->error, tos != NULL ? " at " : "", tos != NULL ? tos : "",
+                          c->ca->name, c->ca->where.file, c->ca->where.pos.line);
+        } else {
+            m = xasprintf("account: newAccount: %s", r->error);
+        }
         setup_fail(c, status, m);
         free(m);
         return;
@@ -938,7 +950,7 @@ static void dir_response(int status, const struct http_response *hr, void *arg)
 
     c->dir_req = NULL;
     if (status != 0) {
-        char *m = xasprintf("directory %s: %s", c->ca->directory, err_str(status));
+        char *m = xasprintf("directory %s: %s", c->ca->directory, hr->error);
         setup_fail(c, status, m);
         free(m);
         return;

@@ -583,7 +583,7 @@ static void on_response(int status, const struct http_response *resp, void *arg)
         attempt_failed(d, reason, ra);
         free(reason);
     } else {
-        attempt_failed(d, err_str(status), -1);
+        attempt_failed(d, resp->error, -1);
     }
     pump(n);
 }

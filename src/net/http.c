@@ -86,6 +86,7 @@ struct http_req {
     size_t n_links, links_cap;
     struct http_response resp;
     char errbuf[CURL_ERROR_SIZE];
+    char *reason; /* owned: the transport's reason handed to cb as resp.error */
 };
 
 struct req_list {
@@ -388,6 +389,7 @@ static void req_free(struct http_req *r)
     free(r->links);
     free(r->url);
     free(r->log_url);
+    free(r->reason);
     buf_fini(&r->body);
     free(r);
 }
@@ -678,6 +680,72 @@ void http_req_cancel(struct http_req *r)
     }
 }
 
+/* "host:port" of the request's URL, for messages. Owned. */
+static char *url_hostport(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *out;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
+        (void)curl_url_get(u, CURLUPART_HOST, &host, 0);
+        (void)curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    }
+    out = xasprintf("%s:%s", host != NULL ? host : "?", port != NULL ? port : "?");
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* The transport's real reason as one line an operator can act on, e.g.
+ * "TLS: unable to get local issuer certificate for 127.0.0.1:14000" or
+ * "connection refused by 127.0.0.1:14000", instead of a bare "HTTP
+ * transport failure". Owned. */
+static char *transport_reason(struct http_req *r, CURLcode res, const char *detail)
+{
+    char *hp = url_hostport(r->url);
+    long oserr = 0;
+    char *out;
+
+    curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+    switch (res) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        out = xasprintf("cannot resolve the host of %s (%s)", hp, detail);
+        break;
+    case CURLE_COULDNT_CONNECT:
+        if (oserr == ECONNREFUSED)
+            out = xasprintf("connection refused by %s", hp);
+        else if (oserr != 0)
+            out = xasprintf("cannot connect to %s: %s", hp, strerror((int)oserr));
+        else
+            out = xasprintf("cannot connect to %s: %s", hp, detail);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: {
+        /* curl says "SSL certificate problem: X" or "SSL: X" */
+        const char *d = detail;
+        static const char *const prefixes[] = {"SSL certificate problem: ", "SSL: "};
+        for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+            if (strncmp(d, prefixes[i], strlen(prefixes[i])) == 0)
+                d += strlen(prefixes[i]);
+        out = xasprintf("TLS: %s for %s", d, hp);
+        break;
+    }
+    case CURLE_OPERATION_TIMEDOUT:
+        out = xasprintf("timeout talking to %s: %s", hp, detail);
+        break;
+    default:
+        out = xasprintf("%s (%s)", detail, hp);
+        break;
+    }
+    free(hp);
+    return out;
+}
+
 /* Turns curl's verdict into our status plus one log line, and queues the
  * request for its callback. The easy handle has left the multi handle. */
 static void req_finish(struct http_req *r, CURLcode res)
@@ -694,9 +762,11 @@ static void req_finish(struct http_req *r, CURLcode res)
                   r->max_body);
     } else if (res == CURLE_OPERATION_TIMEDOUT) {
         r->status = ERR_TIMEOUT;
+        r->reason = transport_reason(r, res, detail);
         log_error(LOG_HTTP, "%s %s: %s", r->method, r->log_url, detail);
     } else if (res != CURLE_OK) {
         r->status = ERR_HTTP;
+        r->reason = transport_reason(r, res, detail);
         log_error(LOG_HTTP, "%s %s: %s", r->method, r->log_url, detail);
     } else {
         long code = 0;
@@ -781,8 +851,14 @@ static void dispatch(struct http_client *c)
         c->calling = r;
         http_cb cb = r->cb;
         r->cb = NULL;
-        if (cb != NULL)
-            cb(r->status, r->status == 0 ? &r->resp : NULL, r->arg);
+        if (cb != NULL) {
+            struct http_response fail = {.error = err_str(r->status)};
+            if (r->reason != NULL)
+                fail.error = r->reason;
+            else if (r->err != 0)
+                fail.error = r->why;
+            cb(r->status, r->status == 0 ? &r->resp : &fail, r->arg);
+        }
         c->calling = NULL;
         req_free(r);
     }

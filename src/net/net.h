@@ -49,11 +49,15 @@ struct http_response {
     const char *const *links; /* every Link header value, NULL-terminated (never NULL) */
     size_t n_links;
     const char *effective_url;
+    const char *error; /* status != 0 only: the transport's reason, one line naming
+                        * host:port, e.g. "TLS: unable to get local issuer
+                        * certificate for 127.0.0.1:14000", "connection refused by
+                        * 127.0.0.1:14000"; every other field is then empty */
 };
 
 /* status is 0 when an HTTP response arrived (whatever its code), or
  * ERR_HTTP (transport failure, logged with curl's message), ERR_TOO_BIG,
- * ERR_TIMEOUT; resp is NULL unless status == 0. */
+ * ERR_TIMEOUT; resp is never NULL, and on failure only resp->error is set. */
 typedef void (*http_cb)(int status, const struct http_response *resp, void *arg);
 
 /* Creates the client on `loop`. Owned; close with http_client_close. */

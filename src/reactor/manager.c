@@ -424,7 +424,7 @@ static void ca_dir_done(int status, const struct http_response *hr, void *arg)
         l->dir_retry_at = now_s() + ARI_RETRY_S;
         log_warn(LOG_MAIN, "ca=%s: directory: %s; renewal windows (ARI) asked again in 1 h",
                  l->ca_name,
-                 status != 0         ? err_str(status)
+                 status != 0         ? hr->error
                  : hr->status != 200 ? "HTTP error"
                                      : "not JSON");
         json_decref(j);
@@ -594,7 +594,7 @@ static void ari_done(int status, const struct http_response *hr, void *arg)
         ari_save(mc);
     } else {
         log_warn(LOG_MAIN, "cert=%s: renewalInfo: %s; asked again in 1 h", mc->name,
-                 status != 0         ? err_str(status)
+                 status != 0         ? hr->error
                  : hr->status != 200 ? "HTTP error status"
                                      : "not a renewalInfo document");
         mc->ari_poll = now + ARI_RETRY_S;

@@ -370,7 +370,7 @@ static void on_directory(int status, const struct http_response *resp, void *arg
     const char *dir = pf->cert->ca->directory;
 
     if (status != 0) {
-        report(pf, "caa", dir, false, "cannot fetch the CA directory: %s", err_str(status));
+        report(pf, "caa", dir, false, "cannot fetch the CA directory: %s", resp->error);
     } else if (resp->status != 200) {
         report(pf, "caa", dir, false, "the CA directory answered HTTP %ld", resp->status);
     } else {
@@ -504,7 +504,7 @@ static void on_fetch(int status, const struct http_response *resp, void *arg)
 
     if (status != 0) {
         report(pf, "http-01", f->n->base, false, "%s via %s: %s%s", f->shown, f->addr,
-               err_str(status),
+               resp->error,
                status == ERR_HTTP ? " (no answer: nothing listens there or it is blocked)" : "");
     } else if (pf->own_listener) {
         bool ok = resp->status == 200 && strcmp(resp->body.data, pf->keyauth) == 0;

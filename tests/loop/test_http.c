@@ -98,6 +98,7 @@ struct result {
     char *body;
     size_t body_len;
     char *content_type, *location, *replay_nonce, *retry_after, *effective_url;
+    char *error; /* resp->error of a failure */
     char *links[8];
     size_t n_links;
 };
@@ -115,6 +116,7 @@ static void result_fini(struct result *r)
     free(r->replay_nonce);
     free(r->retry_after);
     free(r->effective_url);
+    free(r->error);
     for (size_t i = 0; i < r->n_links; i++)
         free(r->links[i]);
     memset(r, 0, sizeof(*r));
@@ -127,7 +129,12 @@ static void record_cb(int status, const struct http_response *resp, void *arg)
     r->calls++;
     r->status = status;
     if (status != 0) {
-        assert_null(resp);
+        /* a failure carries the transport's reason, nothing else */
+        assert_non_null(resp);
+        assert_non_null(resp->error);
+        assert_null(resp->body.data);
+        free(r->error);
+        r->error = xstrdup(resp->error);
         return;
     }
     assert_non_null(resp);
@@ -436,6 +443,9 @@ static void test_connection_refused_gives_err_http(void **state)
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.status, ERR_HTTP);
+    char *want = xasprintf("connection refused by 127.0.0.1:%d", port);
+    assert_string_equal(r.error, want);
+    free(want);
     free(url);
     result_fini(&r);
     fx_close(&f);
