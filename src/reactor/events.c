@@ -1,0 +1,152 @@
+/* The manager's clock and what it tells the world: dates for log lines,
+ * the per-certificate history, webhook events ([notify.*]) and the time of
+ * the last "expiring" alert. A leaf: it calls none of the other manager files. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "reactor/manager_internal.h"
+#include "reactor/manager_notify.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* The manager's wall clock: time(2), or the one manager_opts injects (loop
+ * tests move it by hand). One manager per process. */
+static timerheap_clock_cb g_clock;
+static void *g_clock_arg;
+
+void mgr_clock_set(timerheap_clock_cb clock, void *arg)
+{
+    g_clock = clock;
+    g_clock_arg = arg;
+}
+
+int64_t mgr_now(void)
+{
+    if (g_clock != NULL)
+        return g_clock(g_clock_arg) / 1000;
+    return (int64_t)time(NULL);
+}
+
+void mgr_fmt_date(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%d", &tm) == 0)
+        snprintf(out, n, "%" PRId64, t);
+}
+
+void mgr_fmt_time(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, n, "%" PRId64, t);
+}
+
+void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+
+    if (mc->m->hist == NULL)
+        return;
+    detail[0] = '\0';
+    if (fmt != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+    }
+    history_add(mc->m->hist, mc->name, mgr_now(), event, fmt != NULL ? detail : NULL);
+}
+
+/* The CA problem type inside an error line ("...: urn:ietf:params:acme:
+ * error:NAME: detail"), copied into out; NULL when there is none. */
+static const char *problem_type_of(const char *err, char *out, size_t n)
+{
+    static const char prefix[] = "urn:ietf:params:acme:error:";
+    const char *p = err != NULL ? strstr(err, prefix) : NULL;
+    size_t len;
+
+    if (p == NULL)
+        return NULL;
+    len = sizeof(prefix) - 1;
+    while (p[len] != '\0' && p[len] != ':' && p[len] != ' ' && p[len] != ',')
+        len++;
+    if (len >= n)
+        return NULL;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return out;
+}
+
+static void expiring_saved(void *arg)
+{
+    struct manager *m = arg;
+
+    m->jobs--;
+    mgr_maybe_finish(m);
+}
+
+/* Records when the last "expiring" alert went out (0: the series ended),
+ * in memory and in STATE/alerts/, so that a restart keeps the daily pace. */
+void mgr_expiring_set(struct mcert *mc, int64_t t)
+{
+    struct manager *m = mc->m;
+
+    if (t <= 0 && mc->expiring_sent <= 0)
+        return;
+    mc->expiring_sent = t;
+    if (mgr_expiring_save(m->loop, m->state_dir, mc->name, t, expiring_saved, m) == 0)
+        m->jobs++;
+}
+
+/* Sends an event to every [notify.*] target subscribed to it. */
+void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
+                 const char *identifier)
+{
+    struct manager *m = mc->m;
+    const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
+    char ptype[128];
+    char *json = NULL;
+    const struct acme_problem *pd = type == NOTIFY_EV_FAILED ? mc->problem : NULL;
+    struct notify_subproblem *subs = NULL;
+
+    if (m->notify == NULL || cc == NULL)
+        return;
+    if (pd != NULL && pd->n_sub > 0) {
+        subs = xcalloc(pd->n_sub, sizeof(*subs));
+        for (size_t i = 0; i < pd->n_sub; i++)
+            subs[i] = (struct notify_subproblem){pd->sub[i].type, pd->sub[i].detail,
+                                                 pd->sub[i].identifier};
+    }
+    struct notify_event e = {
+        .type = type,
+        .certificate = mc->name,
+        .domains = (const char *const *)cc->domains.v,
+        .n_domains = cc->domains.n,
+        .time = mgr_now(),
+        .not_after =
+            type == NOTIFY_EV_FAILED || type == NOTIFY_EV_DEPLOY_FAILED ? 0 : mc->not_after,
+        .error_type = pd != NULL && pd->type != NULL ? pd->type
+                                                     : problem_type_of(error, ptype, sizeof(ptype)),
+        .error_detail = error,
+        .error_identifier = identifier,
+        .subproblems = subs,
+        .n_subproblems = pd != NULL ? pd->n_sub : 0,
+    };
+    if (notify_event_build(&e, &json) == 0) {
+        int n = notify_emit(m->notify, json);
+        if (n > 0)
+            log_info(LOG_MAIN, "cert=%s: %s event queued for %d webhook(s)", mc->name,
+                     notify_event_name(type), n);
+    }
+    free(json);
+    free(subs);
+}

@@ -1,0 +1,154 @@
+/* Imported certificates ([certificate.NAME] import = {cert, key}): when
+ * their files are read again, their daily "expiring" alert, and the run
+ * that stores and deploys them when they changed. They are never ordered. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reactor/manager_internal.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* Inside the expiring window an imported certificate's "expiring" event
+ * goes out daily; returns when to look again (0: not inside it). */
+int64_t mgr_import_expiring(struct mcert *mc, int64_t now)
+{
+    struct manager *m = mc->m;
+    int64_t exp_next = 0;
+
+    if (mc->not_after > 0 &&
+        notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, mc->expiring_sent,
+                            &exp_next)) {
+        char na[32];
+        mgr_fmt_time(mc->not_after, na, sizeof(na));
+        log_warn(LOG_MAIN, "cert=%s: the imported certificate expires %s: replace %s", mc->name, na,
+                 mc->cfg->import_cert);
+        mgr_hist_add(mc, "expiring", "not_after %s", na);
+        mgr_emit(mc, NOTIFY_EV_EXPIRING, NULL, NULL);
+        mgr_expiring_set(mc, now);
+        (void)notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, now,
+                                  &exp_next);
+    }
+    return exp_next;
+}
+
+/* An imported certificate is never ordered: its files are read at start,
+ * then hourly (a run that stores and deploys them when they changed), and
+ * inside the expiring window an "expiring" event goes out daily. */
+void mgr_import_decide(struct mcert *mc, int64_t now)
+{
+    int64_t next = mc->import_checked_at + IMPORT_CHECK_S;
+
+    if (mc->import_checked_at == 0 || next <= now) {
+        mc->reason = "imported: reading its files";
+        mgr_enqueue(mc);
+        return;
+    }
+    int64_t exp_next = mgr_import_expiring(mc, now);
+    if (exp_next > now && exp_next < next)
+        next = exp_next;
+    mc->reason = "imported: its files are checked hourly";
+    mgr_arm(mc, next);
+}
+
+/* An imported certificate's run: reads import.cert (leaf then chain) and
+ * import.key, refuses a key that does not match, and stores and deploys
+ * them when they differ from the current generation. */
+void mgr_import_run(struct mcert *mc)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+    char *cert = NULL, *key = NULL;
+    struct acme_chain ch = {0};
+    struct store_cert sc = {0};
+    char *e = NULL;
+    int rc;
+
+    mc->import_checked_at = mgr_now();
+    rc = store_read_file(cc->import_cert, &cert, NULL);
+    if (rc < 0) {
+        e = xasprintf("import: %s: %s", cc->import_cert, err_str(rc));
+        goto fail;
+    }
+    rc = store_read_file(cc->import_key, &key, NULL);
+    if (rc < 0) {
+        e = xasprintf("import: %s: %s", cc->import_key, err_str(rc));
+        goto fail;
+    }
+    rc = acme_chain_parse(cert, strlen(cert), &ch);
+    if (rc < 0) {
+        e = xasprintf("import: %s: not a PEM certificate chain", cc->import_cert);
+        goto fail;
+    }
+    rc = acme_key_from_pem(key, strlen(key), &mc->key);
+    if (rc < 0) {
+        e = xasprintf("import: %s: not a PEM private key", cc->import_key);
+        goto fail;
+    }
+    if (!acme_chain_matches_key(&ch, mc->key)) {
+        rc = ERR_CRYPTO;
+        e = xasprintf("import: %s does not belong to the key %s", cc->import_cert, cc->import_key);
+        goto fail;
+    }
+    mc->not_after = ch.not_after;
+    mc->not_before = ch.not_before;
+    /* the same files as the current generation: nothing to do */
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) == 0) {
+        bool same = sc.cert_pem != NULL && sc.key_pem != NULL &&
+                    strcmp(sc.cert_pem, ch.pem[0]) == 0 && strcmp(sc.key_pem, key) == 0;
+        store_cert_fini(&sc);
+        if (same) {
+            acme_chain_fini(&ch);
+            OPENSSL_cleanse(key, strlen(key));
+            free(key);
+            free(cert);
+            mc->summary = SUM_OK;
+            mc->run_deploy_only = true; /* nothing ordered, nothing counted */
+            if (store_redeploy_marked(mc->m->state_dir, mc->name)) {
+                log_info(LOG_MAIN,
+                         "cert=%s: its last deployment did not finish: deploying it "
+                         "again",
+                         mc->name);
+                mgr_deploy_stored(mc);
+                return;
+            }
+            mgr_run_end(mc, 0, NULL);
+            return;
+        }
+    }
+    struct buf chain = BUF_INIT(1 << 20), full = BUF_INIT(1 << 20);
+    for (size_t i = 0; i < ch.n; i++) {
+        if (i > 0)
+            (void)buf_printf(&chain, "%s", ch.pem[i]);
+        (void)buf_printf(&full, "%s", ch.pem[i]);
+    }
+    size_t n;
+    mc->res = xcalloc(1, sizeof(*mc->res));
+    mc->res->cert_pem = xstrdup(ch.pem[0]);
+    mc->res->chain_pem = chain.data != NULL ? buf_steal(&chain, &n) : xstrdup("");
+    mc->res->fullchain_pem = buf_steal(&full, &n);
+    mc->res->chain = ch;
+    buf_fini(&chain);
+    buf_fini(&full);
+    log_info(LOG_MAIN, "cert=%s: imported files changed: storing and deploying them", mc->name);
+    mgr_hist_add(mc, "imported", "%s", cc->import_cert);
+    OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(cert);
+    mc->had_cert = true;
+    mc->run_deploy_only = true; /* deployed, not issued: no order was made */
+    mgr_store_and_deploy(mc);
+    return;
+fail:
+    acme_chain_fini(&ch);
+    if (key != NULL)
+        OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(cert);
+    mc->run_deploy_only = true; /* a deployment problem: never an order */
+    mgr_run_end(mc, rc < 0 ? rc : ERR_DEPLOY, e);
+    free(e);
+}

@@ -1,0 +1,275 @@
+/* Internal to the manager's files in src/reactor (manager.c, due.c,
+ * ari_sched.c, imports.c, run.c, round.c, lifecycle.c, events.c, status.c):
+ * the per-certificate entry (struct mcert), the manager itself, and the
+ * functions the pieces share. Nothing outside those files includes it
+ * (loop tests of the lifecycle may).
+ *
+ * The files, top to bottom; a file calls only files below it:
+ *
+ *   manager.c     wiring: start, reload, stop, teardown, renew requests
+ *   status.c      read-only views: GET /v1/status, /metrics, --once summary
+ *   due.c         when: decide(), the deadline heap, the FIFO queue, pump()
+ *   ari_sched.c   ARI (RFC 9773): the window of the current generation
+ *   imports.c     imported certificates: when to read them, the import run
+ *   run.c         one run: key generation -> order -> store
+ *   round.c       deployment of a run, and the round around all of them
+ *   lifecycle.c   the end of a run (its outcome) and an entry's end of life
+ *   events.c      clock, history, webhook events, expiring marks (a leaf)
+ *
+ * Three calls go back up, always as the last thing a completion does, to
+ * hand control back to the scheduler: mgr_decide() and mgr_pump() (due.c)
+ * and mgr_maybe_finish() (manager.c). */
+#ifndef CERTLOOP_REACTOR_MANAGER_INTERNAL_H
+#define CERTLOOP_REACTOR_MANAGER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <uv.h>
+
+#include "acme/acme.h"
+#include "challenge/challenge.h"
+#include "config/config.h"
+#include "deploy/deploy.h"
+#include "net/net.h"
+#include "reactor/dns01_provider.h"
+#include "reactor/history.h"
+#include "reactor/manager.h"
+#include "reactor/metrics.h"
+#include "reactor/ratelimit.h"
+#include "reactor/timerheap.h"
+#include "store/store.h"
+
+#define RETRY_FIRST_S 60
+/* Renewal times move earlier by up to this much (or a tenth of the time to
+ * the renewal, whichever is less), stable per certificate and generation, so that
+ * certificates issued together do not all renew in the same second. */
+#define JITTER_MAX_S (6 * 3600)
+/* The heap's wall clock is checked at least this often (suspend, clock
+ * steps), so a deadline is never missed by more than this. */
+#define HEAP_MAX_SLEEP_MS (15 * 60 * 1000)
+/* Imported certificates ([certificate.NAME] import = {cert, key}): their
+ * files are checked this often, deployed again when they change. */
+#define IMPORT_CHECK_S 3600
+/* ARI (RFC 9773): renewalInfo fetches in flight at once (the others try
+ * again within a minute), and how long after a failed fetch or directory
+ * read to ask again. */
+#define ARI_MAX_INFLIGHT 8
+#define ARI_RETRY_S 3600
+#define KEEP_GENERATIONS 3
+/* RSA keys generated at once. The threadpool (4 threads by default) also
+ * runs every atomic write; were it full of RSA 4096 key generations, the
+ * order files and certificates of orders already running would wait behind
+ * them. */
+#define RSA_KEYGEN_MAX 2
+
+enum mc_state {
+    MC_IDLE,    /* nothing running; maybe a timer armed */
+    MC_QUEUED,  /* waiting for a slot */
+    MC_KEYWAIT, /* waiting for a key generation slot */
+    MC_KEYGEN,  /* key generation job in flight */
+    MC_ORDER,   /* ACME order in flight */
+    MC_STORE,   /* store job in flight */
+    MC_DEPLOY,  /* deploy actions running */
+};
+
+enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_OK };
+
+struct mclient {
+    char *ca_name;   /* owned */
+    char *directory; /* owned */
+    struct acme_client *c;
+};
+
+struct mcert {
+    struct manager *m;
+    struct mcert *next;         /* in m->certs */
+    struct mcert *qnext;        /* in the FIFO queue */
+    struct mcert *dead_next;    /* unlinked, waiting to be freed */
+    char *name;                 /* owned */
+    const struct cfg_cert *cfg; /* borrowed from m->cfg (the current snapshot) */
+    /* the run in progress */
+    struct config *run_snap;        /* ref, or NULL */
+    const struct cfg_cert *run_cfg; /* borrowed from run_snap */
+    EVP_PKEY *key;                  /* owned */
+    char *resume_url;               /* owned */
+    struct acme_order *order;       /* child, or NULL */
+    struct acme_order_result *res;  /* owned */
+    struct deploy_exec *exec;       /* child, or NULL */
+    struct deploy_files *files;     /* child, or NULL */
+    struct deploy_hooks *hooks;     /* hooks.d/deploy running, or NULL */
+    char *key_pem;                  /* owned: the stored key, for deploys */
+    char *generation, *gen_dir;     /* owned: the stored generation */
+    bool had_cert;                  /* a certificate was stored before this run */
+    bool deploy_only;               /* the stored generation still needs deploying */
+    bool run_deploy_only;           /* this run only deploys */
+    size_t deploy_idx;
+    struct deploy_journal *journal; /* owned: what this round's deployment replaced, or NULL */
+    bool journal_shared;            /* it waits for the round's reload commands */
+    enum mc_state state;
+    bool removed;
+    bool forced;                    /* queued by renew --force: starts even over the window */
+    bool deploy_failing;            /* the last deployment failed; a deploy-only retry is armed */
+    bool redeploy_after;            /* deploy actions changed during a run: deploy again after it */
+    struct timerheap_entry *tentry; /* the armed deadline, or NULL */
+    int failures;                   /* consecutive, for the backoff */
+    int64_t retry_after_s;          /* the CA asked us to wait this long (rateLimited) */
+    int64_t retry_at;               /* backoff: not before this (0: none) */
+    int64_t ca_retry_at;            /* the CA's Retry-After as a time (0: none) */
+    char *failed_ident;             /* the last run's invalid authorization, or NULL */
+    struct acme_problem *problem;   /* the failing order's problem document, until run_end */
+    uint64_t renewals_ok, renewals_failed; /* for /metrics */
+    int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
+    int64_t import_checked_at;             /* an import's files were last read then */
+    /* ARI for the current generation */
+    char *ari_id;                                 /* its CertID, or NULL */
+    char *ari_gen;                                /* the generation ari_* describe, or NULL */
+    int64_t ari_start, ari_end, ari_at, ari_poll; /* window, chosen time, next fetch */
+    char *ari_expl;                               /* explanationURL, or NULL */
+    struct http_req *ari_req;                     /* renewalInfo GET in flight, or NULL */
+    bool ari_replaces_refused;                    /* the CA refused `replaces`: orders go without */
+    bool sent_replaces;                           /* the order in flight carries `replaces` */
+    int64_t started;                              /* unix seconds the run began */
+    /* what --once prints */
+    enum mc_summary summary;
+    char *error; /* owned */
+    int64_t not_after, renew_at;
+    /* what status shows */
+    int64_t not_before, next_at; /* next_at: the armed timer, 0 when none */
+    const char *reason;          /* static: why next_at is what it is */
+    char *last_error;            /* owned */
+    int64_t last_error_at, last_success_at;
+};
+
+struct manager {
+    uv_loop_t *loop;
+    struct config *cfg;  /* ref: the current snapshot */
+    struct store *store; /* borrowed */
+    char *state_dir;     /* owned */
+    bool once;
+    manager_done_cb done;
+    void *arg;
+    struct chal_http01 *chal;   /* owned */
+    struct http_client *http;   /* owned */
+    struct dns01_provider *dns; /* owned, or NULL when no certificate uses dns-01 */
+    int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */
+    struct mclient *clients;
+    size_t n_clients;
+    struct mcert *certs;
+    struct mcert *dead; /* unlinked entries, freed from the loop */
+    struct mcert *qhead, *qtail;
+    unsigned running;
+    unsigned jobs;               /* store jobs in flight */
+    unsigned rsa_keygens;        /* RSA key generations in flight */
+    struct mcert *khead, *ktail; /* waiting for an RSA key generation slot */
+    int failed;
+    bool stopping, torn_down;
+    struct timerheap *heap;           /* every certificate's deadline */
+    struct history *hist;             /* recent events per certificate */
+    struct ratelimit_failures *fails; /* failed validations per name */
+    struct mlimit {
+        struct manager *m;
+        char *ca_name; /* owned */
+        struct ratelimit_window win;
+        /* ARI: the directory's renewalInfo URL, fetched once per CA */
+        enum { DIR_UNKNOWN, DIR_FETCHING, DIR_KNOWN, DIR_FAILED } dir_state;
+        char *renewal_info;   /* owned, or NULL: the CA has no ARI */
+        int64_t dir_retry_at; /* DIR_FAILED: try again then */
+        struct http_req *dir_req;
+        const struct cfg_ca *ca; /* borrowed from the snapshot that asked, during a fetch */
+    } * *limits;                 /* per CA account: new orders, ARI */
+    size_t n_limits;
+    unsigned ari_inflight;          /* renewalInfo fetches in flight */
+    struct metrics_hist order_hist; /* order durations */
+    struct notify *notify;          /* webhooks ([notify.*]) and their outbox, or NULL */
+    /* A round: from the first run after an idle time until every run has
+     * ended (in --once mode, the whole run). hooks.d/pre runs before its
+     * first run, exec deploy actions are collected and each distinct argv
+     * runs once when the runs have ended, then hooks.d/post. */
+    enum { ROUND_IDLE, ROUND_PRE, ROUND_ACTIVE, ROUND_END } round;
+    struct rexec {
+        struct config *snap;        /* ref: the action lives in it */
+        const struct cfg_deploy *d; /* borrowed from snap */
+        char *name, *gen_dir;       /* the first certificate that asked, for the env */
+        const char *event;          /* its CERTLOOP_EVENT: "issued" or "renewed" */
+        const struct cfg_cert *cc;  /* borrowed from snap */
+        char **certs;               /* every certificate that asked (owned) */
+        size_t n_certs;
+        char *why; /* owned: how it failed, or NULL */
+    } * rexecs;
+    size_t n_rexecs, rexec_idx;
+    int settling;                 /* rollbacks and commits of the round's deployments in flight */
+    struct deploy_hooks *hooks;   /* the pre or post hooks running, or NULL */
+    struct deploy_exec *rexec_op; /* the deferred exec running, or NULL */
+    bool notify_draining, notify_drained;
+    uv_timer_t kick; /* the first pump, from the loop */
+    bool kick_open, started;
+    int closing; /* handles (and the listener) still closing */
+};
+
+/* ---- due.c: when each certificate runs ---- */
+void mgr_disarm(struct mcert *mc);
+/* Arms mc's deadline at t (unix seconds); nothing in --once mode or when stopping. */
+void mgr_arm(struct mcert *mc, int64_t at);
+/* Queues an idle mc for a run slot (FIFO). */
+void mgr_enqueue(struct mcert *mc);
+void mgr_dequeue(struct mcert *mc);
+/* Whether mc is due now (queued) or later (its deadline armed). */
+void mgr_decide(struct mcert *mc);
+/* Starts queued runs while slots are free, then mgr_maybe_finish. */
+void mgr_pump(struct manager *m);
+bool mgr_names_paused(const struct mcert *mc);
+/* True when okey is the key of mc's stored certificate. */
+bool mgr_order_is_stored(struct mcert *mc, EVP_PKEY *okey);
+
+/* ---- ari_sched.c: per CA account, and the ARI window ---- */
+struct mlimit *mgr_ca_state(struct manager *m, const struct cfg_ca *ca);
+struct ratelimit_window *mgr_ca_window(struct manager *m, const struct cfg_ca *ca);
+void mgr_ari_consider(struct mcert *mc, const struct store_cert *sc, int64_t now);
+
+/* ---- imports.c ---- */
+int64_t mgr_import_expiring(struct mcert *mc, int64_t now);
+void mgr_import_decide(struct mcert *mc, int64_t now);
+void mgr_import_run(struct mcert *mc);
+
+/* ---- run.c: one run ---- */
+void mgr_run_start(struct mcert *mc);
+void mgr_deploy_stored(struct mcert *mc);
+void mgr_store_and_deploy(struct mcert *mc);
+
+/* ---- round.c: deployments and rounds ---- */
+void mgr_deploy_begin(struct mcert *mc);
+void mgr_settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
+                      struct deploy_journal *journal, int status, const char *why);
+bool mgr_round_begin(struct manager *m);
+bool mgr_round_end(struct manager *m);
+void mgr_round_free_execs(struct manager *m);
+
+/* ---- lifecycle.c ---- */
+void mgr_run_end(struct mcert *mc, int status, const char *error);
+void mgr_cert_free(struct mcert *mc);
+void mgr_cert_unlink(struct mcert *mc);
+void mgr_free_dead(struct manager *m);
+
+/* ---- events.c ---- */
+/* The manager's wall clock: time(2), or the one manager_opts injects (loop
+ * tests move it by hand). One manager per process. */
+void mgr_clock_set(timerheap_clock_cb clock, void *arg);
+int64_t mgr_now(void);
+void mgr_fmt_date(int64_t t, char *out, size_t n);
+void mgr_fmt_time(int64_t t, char *out, size_t n);
+void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mgr_expiring_set(struct mcert *mc, int64_t t);
+void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
+              const char *identifier);
+
+/* ---- status.c ---- */
+void mgr_print_summary(struct manager *m);
+
+/* ---- manager.c ---- */
+/* Ends the manager once its work is done (--once, or stopping). */
+void mgr_maybe_finish(struct manager *m);
+
+#endif

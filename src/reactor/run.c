@@ -1,0 +1,526 @@
+/* One run of one certificate: the challenge providers the order uses, key
+ * generation off the loop (RSA keys at most RSA_KEYGEN_MAX at once), the
+ * ACME order (or the resumption of one left behind), and storing the
+ * result as a new generation. It hands the stored generation to round.c to
+ * deploy; it does not decide when to run (due.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reactor/manager_internal.h"
+#include "reactor/sched.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* ---- challenge provider ---- */
+
+static int chal_present(void *ctx, const char *token, const char *keyauth)
+{
+    struct mcert *mc = ctx;
+
+    if (mc->m->chal == NULL)
+        return -ENOTCONN;
+    return chal_http01_put(mc->m->chal, token, keyauth);
+}
+
+static void chal_cleanup(void *ctx, const char *token)
+{
+    struct mcert *mc = ctx;
+
+    if (mc->m->chal != NULL)
+        chal_http01_del(mc->m->chal, token);
+}
+
+/* dns-01 through the provider, with the snapshot of the run. */
+static int dns_present_start(void *ctx, const char *identifier, const char *keyauth,
+                             acme_chal_done_cb done, void *done_arg, void **handle)
+{
+    struct mcert *mc = ctx;
+    struct dns01_provision *pv = NULL;
+    int rc;
+
+    if (mc->m->dns == NULL)
+        return -ENOTCONN;
+    rc = dns01_provider_present_start(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth,
+                                      done, done_arg, &pv);
+    if (rc == 0)
+        *handle = pv;
+    return rc;
+}
+
+static void dns_present_cancel(void *ctx, void *handle)
+{
+    (void)ctx;
+    dns01_provider_present_cancel(handle);
+}
+
+static void dns_cleanup(void *ctx, const char *identifier, const char *keyauth)
+{
+    struct mcert *mc = ctx;
+
+    if (mc->m->dns != NULL)
+        dns01_provider_cleanup(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth);
+}
+
+/* ---- clients ---- */
+
+static struct acme_client *client_get(struct manager *m, struct config *snap,
+                                      const struct cfg_ca *ca)
+{
+    for (size_t i = 0; i < m->n_clients; i++) {
+        if (strcmp(m->clients[i].ca_name, ca->name) == 0 &&
+            strcmp(m->clients[i].directory, ca->directory) == 0)
+            return m->clients[i].c;
+    }
+    struct acme_client_opts o = {
+        .loop = m->loop,
+        .http = m->http,
+        .cfg = snap,
+        .ca = ca,
+        .state_dir = m->state_dir,
+    };
+    struct acme_client *c = NULL;
+    if (acme_client_new(&o, &c) < 0)
+        return NULL;
+    m->clients = xrealloc(m->clients, (m->n_clients + 1) * sizeof(*m->clients));
+    m->clients[m->n_clients].ca_name = xstrdup(ca->name);
+    m->clients[m->n_clients].directory = xstrdup(ca->directory);
+    m->clients[m->n_clients].c = c;
+    m->n_clients++;
+    return c;
+}
+
+/* ---- a run: key, order, store, deploy ---- */
+
+static void order_done(int status, struct acme_order_result *res, void *arg);
+
+static void order_begin(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct acme_client *c = client_get(m, mc->run_snap, mc->run_cfg->ca);
+    struct acme_chal_ops ops = {
+        .present = chal_present,
+        .cleanup = chal_cleanup,
+        .dns_present_start = dns_present_start,
+        .dns_present_cancel = dns_present_cancel,
+        .dns_cleanup = dns_cleanup,
+        .ctx = mc,
+    };
+    /* a renewal names the certificate it replaces when the CA speaks ARI */
+    const char *replaces = NULL;
+    if (mc->had_cert && mc->ari_id != NULL && !mc->ari_replaces_refused &&
+        mgr_ca_state(m, mc->run_cfg->ca)->renewal_info != NULL)
+        replaces = mc->ari_id;
+    struct acme_order_opts o = {
+        .cert = mc->run_cfg,
+        .key = mc->key,
+        .chal = &ops,
+        .resume_url = mc->resume_url,
+        .state_dir = m->state_dir,
+        .replaces = replaces,
+    };
+    int rc;
+    mc->sent_replaces = replaces != NULL;
+
+    if (c == NULL) {
+        mgr_run_end(mc, -ENOMEM, "cannot create the ACME client");
+        return;
+    }
+    mc->state = MC_ORDER;
+    rc = acme_order_start(c, &o, order_done, mc, &mc->order);
+    if (rc < 0) {
+        char *e = xasprintf("cannot start the order: %s", err_str(rc));
+        mc->order = NULL;
+        mgr_run_end(mc, rc, e);
+        free(e);
+    }
+}
+
+struct key_job {
+    struct mcert *mc;
+    enum cfg_key_type type;
+    EVP_PKEY *key;
+};
+
+static int key_job_work(void *arg)
+{
+    struct key_job *j = arg;
+
+    return acme_key_generate(j->type, &j->key);
+}
+
+static bool is_rsa(enum cfg_key_type t)
+{
+    return t == CFG_KEY_RSA2048 || t == CFG_KEY_RSA3072 || t == CFG_KEY_RSA4096;
+}
+
+static void keygen_start(struct mcert *mc);
+
+static void keygen_next(struct manager *m)
+{
+    while (!m->stopping && m->khead != NULL && m->rsa_keygens < RSA_KEYGEN_MAX) {
+        struct mcert *mc = m->khead;
+        m->khead = mc->qnext;
+        if (m->khead == NULL)
+            m->ktail = NULL;
+        mc->qnext = NULL;
+        keygen_start(mc);
+    }
+}
+
+static void key_job_done(int status, void *arg)
+{
+    struct key_job *j = arg;
+    struct mcert *mc = j->mc;
+    struct manager *m = mc->m;
+
+    m->jobs--;
+    if (is_rsa(j->type))
+        m->rsa_keygens--;
+    keygen_next(m);
+    if (m->stopping || mc->removed) {
+        EVP_PKEY_free(j->key);
+        free(j);
+        mgr_run_end(mc, -ECANCELED, "stopped");
+        return;
+    }
+    if (status < 0) {
+        free(j);
+        mgr_run_end(mc, status, "key generation failed");
+        return;
+    }
+    mc->key = j->key;
+    free(j);
+    order_begin(mc);
+}
+
+/* Key generation off the loop (RSA 4096 takes seconds). */
+static void keygen_start(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    enum cfg_key_type type = mc->run_cfg->key;
+    int rc;
+
+    if (is_rsa(type) && m->rsa_keygens >= RSA_KEYGEN_MAX) {
+        mc->state = MC_KEYWAIT;
+        mc->qnext = NULL;
+        if (m->ktail != NULL)
+            m->ktail->qnext = mc;
+        else
+            m->khead = mc;
+        m->ktail = mc;
+        return;
+    }
+    struct key_job *j = xcalloc(1, sizeof(*j));
+    j->mc = mc;
+    j->type = type;
+    mc->state = MC_KEYGEN;
+    rc = store_job_start(m->loop, key_job_work, j, key_job_done);
+    if (rc < 0) {
+        free(j);
+        mgr_run_end(mc, rc, "cannot start key generation");
+        return;
+    }
+    m->jobs++;
+    if (is_rsa(type))
+        m->rsa_keygens++;
+}
+
+/* Deploys the stored generation (after a crash between store and deploy). */
+/* A deploy-only run first leaves STATE/orders/NAME.redeploy (the commit
+ * removes it), so that a restart after a crash or a failure deploys the
+ * stored generation again; then the deployment begins. */
+static void mark_failed(const char *name, const char *state_dir, int rc)
+{
+    log_warn(LOG_MAIN, "cert=%s: %s/orders/%s.redeploy: %s (a restart would not redeploy)", name,
+             state_dir, name, err_str(rc));
+}
+
+struct mark_job {
+    struct mcert *mc; /* the run: it waits for this job */
+    char *state_dir, *name;
+};
+
+static int mark_job_work(void *arg)
+{
+    struct mark_job *j = arg;
+
+    return store_redeploy_mark_sync(j->state_dir, j->name);
+}
+
+static void mark_job_done(int status, void *arg)
+{
+    struct mark_job *j = arg;
+    struct mcert *mc = j->mc;
+
+    mc->m->jobs--;
+    if (status < 0)
+        mark_failed(j->name, j->state_dir, status);
+    free(j->state_dir);
+    free(j->name);
+    free(j);
+    mgr_deploy_begin(mc);
+}
+
+static void redeploy_mark_start(struct mcert *mc)
+{
+    struct mark_job *j = xcalloc(1, sizeof(*j));
+
+    j->mc = mc;
+    j->state_dir = xstrdup(mc->m->state_dir);
+    j->name = xstrdup(mc->name);
+    mc->m->jobs++;
+    int rc = store_job_start(mc->m->loop, mark_job_work, j, mark_job_done);
+    if (rc < 0)
+        mark_job_done(rc, j);
+}
+
+void mgr_deploy_stored(struct mcert *mc)
+{
+    struct store_cert sc = {0};
+    struct sched_meta meta = {0};
+    int rc = store_cert_read_current(mc->m->state_dir, mc->name, true, &sc);
+
+    if (rc < 0) {
+        char *e = xasprintf("reading the stored certificate: %s", err_str(rc));
+        mgr_run_end(mc, rc, e);
+        free(e);
+        return;
+    }
+    mc->res = xcalloc(1, sizeof(*mc->res));
+    mc->res->cert_pem = xstrdup(sc.cert_pem ? sc.cert_pem : "");
+    mc->res->chain_pem = xstrdup(sc.chain_pem ? sc.chain_pem : "");
+    mc->res->fullchain_pem = xstrdup(sc.fullchain_pem ? sc.fullchain_pem : "");
+    mc->key_pem = sc.key_pem;
+    sc.key_pem = NULL;
+    mc->generation = sc.generation != NULL ? xstrdup(sc.generation) : NULL;
+    mc->gen_dir = xstrdup(sc.dir != NULL ? sc.dir : "");
+    if (sc.meta_json != NULL && sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0) {
+        mc->not_after = meta.not_after;
+        sched_meta_fini(&meta);
+    }
+    store_cert_fini(&sc);
+    mc->had_cert = false;
+    redeploy_mark_start(mc);
+}
+
+void mgr_run_start(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    char *url = NULL;
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    m->running++;
+    mc->started = mgr_now();
+    mc->run_snap = config_ref(m->cfg);
+    mc->run_cfg = mc->cfg;
+    if (mc->run_cfg->challenge == CFG_CHAL_DNS01 && m->dns == NULL &&
+        dns01_provider_open(m->loop, m->cfg, &m->dns) < 0) {
+        m->dns = NULL; /* e.g. a dns-01 certificate added by a reload */
+        mgr_run_end(mc, ERR_UNSUPPORTED, "dns-01: the solver could not be started");
+        return;
+    }
+    dns01_provider_set_notify(m->dns, m->notify);
+    if (mc->deploy_only) {
+        mc->deploy_only = false;
+        mc->run_deploy_only = true;
+        mgr_hist_add(mc, "deploying", "the stored certificate");
+        mgr_deploy_stored(mc);
+        return;
+    }
+    /* an import without a CA, or with one but nothing stored yet: the
+     * imported files become the (first) generation */
+    if (mc->run_cfg->ca == NULL ||
+        (mc->run_cfg->import_cert != NULL && !mc->had_cert && mc->import_checked_at == 0)) {
+        mgr_import_run(mc);
+        return;
+    }
+    /* Resume an order a previous run left behind (same names, CA, key type). */
+    rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
+    if (rc == 0 && mgr_order_is_stored(mc, key)) {
+        log_info(LOG_MAIN,
+                 "cert=%s: the stored order's certificate is the stored one: ordering anew",
+                 mc->name);
+        EVP_PKEY_free(key);
+        free(url);
+        key = NULL;
+        url = NULL;
+        rc = -ENOENT;
+    }
+    if (rc == 0) {
+        log_info(LOG_MAIN, "cert=%s: resuming the stored order", mc->name);
+        mgr_hist_add(mc, "ordering", "resuming %s", url);
+        mc->resume_url = url;
+        mc->key = key;
+        order_begin(mc);
+        return;
+    }
+    if (rc != -ENOENT)
+        log_info(LOG_MAIN, "cert=%s: stored order not usable (%s): starting a new one", mc->name,
+                 err_str(rc));
+    /* a new order counts against the CA account's window */
+    if (!ratelimit_window_take(mgr_ca_window(m, mc->run_cfg->ca), mgr_now()))
+        log_warn(LOG_MAIN, "cert=%s: over ca=%s's max_new_orders (a forced renewal)", mc->name,
+                 mc->run_cfg->ca->name);
+    mgr_hist_add(mc, "ordering", "new order: %s", mc->reason != NULL ? mc->reason : "due");
+    keygen_start(mc);
+}
+
+/* ---- storing ---- */
+
+struct store_job {
+    struct mcert *mc;
+    char *state_dir, *name;
+    char *cert, *chain, *fullchain, *key, *meta; /* owned copies */
+    char *generation;                            /* out */
+    const char *step;
+    bool mark;   /* no order file covers the deployment: leave a redeploy mark */
+    int mark_rc; /* its outcome (a failure is only logged) */
+};
+
+static int store_job_work(void *arg)
+{
+    struct store_job *j = arg;
+    int rc;
+
+    j->step = "storing the certificate";
+    rc = store_cert_write_sync(j->state_dir, j->name, j->cert, j->chain, j->fullchain, j->key,
+                               j->meta, KEEP_GENERATIONS, &j->generation);
+    if (rc == 0 && j->mark)
+        j->mark_rc = store_redeploy_mark_sync(j->state_dir, j->name);
+    return rc;
+}
+
+static void store_job_done(int status, void *arg)
+{
+    struct store_job *j = arg;
+    struct mcert *mc = j->mc;
+
+    mc->m->jobs--;
+    if (status < 0) {
+        char *e = xasprintf("%s: %s", j->step, err_str(status));
+        mgr_run_end(mc, status, e);
+        free(e);
+    } else {
+        log_debug(LOG_MAIN, "cert=%s: stored generation %s", mc->name,
+                  j->generation ? j->generation : "?");
+        if (j->mark_rc < 0)
+            mark_failed(mc->name, j->state_dir, j->mark_rc);
+        mc->generation = j->generation;
+        j->generation = NULL;
+        mc->gen_dir = xasprintf("%s/certs/%s/%s", mc->m->state_dir, mc->name,
+                                mc->generation ? mc->generation : "current");
+        mc->key_pem = j->key;
+        j->key = NULL;
+        mgr_deploy_begin(mc);
+    }
+    if (j->key != NULL)
+        OPENSSL_cleanse(j->key, strlen(j->key));
+    free(j->key);
+    free(j->state_dir);
+    free(j->name);
+    free(j->cert);
+    free(j->chain);
+    free(j->fullchain);
+    free(j->meta);
+    free(j->generation);
+    free(j);
+}
+
+static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+    json_t *doms = json_array();
+    char *s;
+
+    for (size_t i = 0; i < cc->domains.n; i++)
+        json_array_append_new(doms, json_string(cc->domains.v[i]));
+    json_t *j =
+        json_pack("{s:o, s:s?, s:s?, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca",
+                  cc->ca != NULL ? cc->ca->name : NULL, "directory",
+                  cc->ca != NULL ? cc->ca->directory : NULL, "key", config_key_type_name(cc->key),
+                  "not_before", (json_int_t)ch->not_before, "not_after", (json_int_t)ch->not_after,
+                  "issued_at", (json_int_t)mgr_now(), "serial", ch->serial_hex ? ch->serial_hex : "");
+    s = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return s;
+}
+
+static void order_done(int status, struct acme_order_result *res, void *arg)
+{
+    struct mcert *mc = arg;
+
+    mc->order = NULL;
+    if (status != 0) {
+        mc->retry_after_s = res != NULL ? res->retry_after_s : 0;
+        free(mc->failed_ident);
+        mc->failed_ident = NULL;
+        if (res != NULL && res->failed_identifier != NULL)
+            mc->failed_ident = xstrdup(res->failed_identifier);
+        acme_problem_free(mc->problem);
+        mc->problem = res != NULL ? res->problem : NULL;
+        if (res != NULL)
+            res->problem = NULL;
+        /* a CA that refuses `replaces` (already replaced, or not the
+         * certificate it knows): the next order goes without it */
+        if (mc->sent_replaces && res != NULL && res->error != NULL &&
+            (strstr(res->error, "alreadyReplaced") != NULL ||
+             strstr(res->error, "replaces") != NULL)) {
+            log_warn(LOG_MAIN, "cert=%s: the CA refused `replaces`; next orders go without it",
+                     mc->name);
+            mc->ari_replaces_refused = true;
+        }
+        char *e = xasprintf("%s", res != NULL && res->error ? res->error : err_str(status));
+        acme_order_result_free(res);
+        mgr_run_end(mc, status, e);
+        free(e);
+        return;
+    }
+    mc->res = res;
+    mgr_store_and_deploy(mc);
+}
+
+/* Stores mc->res with mc->key as a new generation, then deploys it. */
+void mgr_store_and_deploy(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    struct acme_order_result *res = mc->res;
+    char *pem = NULL;
+    size_t plen;
+    int rc;
+
+    /* Never store a certificate that does not belong to our key. */
+    if (!acme_chain_matches_key(&res->chain, mc->key)) {
+        mgr_run_end(mc, ERR_CRYPTO, "the certificate does not match the certificate key");
+        return;
+    }
+    rc = acme_key_to_pem(mc->key, &pem, &plen);
+    if (rc < 0) {
+        mgr_run_end(mc, rc, "cannot encode the key");
+        return;
+    }
+    struct store_job *j = xcalloc(1, sizeof(*j));
+    j->mc = mc;
+    j->state_dir = xstrdup(m->state_dir);
+    j->name = xstrdup(mc->name);
+    j->cert = xstrdup(res->cert_pem);
+    j->chain = xstrdup(res->chain_pem);
+    j->fullchain = xstrdup(res->fullchain_pem);
+    j->key = pem;
+    j->meta = meta_json(mc, &res->chain);
+    j->mark = mc->run_deploy_only; /* an import: no order file */
+    mc->not_after = res->chain.not_after;
+    mc->state = MC_STORE;
+    rc = store_job_start(m->loop, store_job_work, j, store_job_done);
+    if (rc < 0) {
+        j->step = "cannot start the store job";
+        m->jobs++; /* store_job_done decrements it */
+        store_job_done(rc, j);
+        return;
+    }
+    m->jobs++;
+}

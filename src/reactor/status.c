@@ -1,0 +1,147 @@
+/* Read-only views of the manager for the control socket and --once:
+ * GET /v1/status (the state word of each certificate), GET /metrics, and
+ * the summary `run --once` prints. It changes nothing. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reactor/manager_internal.h"
+#include "reactor/control.h"
+#include "util/xalloc.h"
+
+void mgr_print_summary(struct manager *m)
+{
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        char a[32], b[32];
+        if (mc->cfg != NULL && mc->cfg->ca == NULL && mc->summary != SUM_FAILED &&
+            mc->not_after > 0) {
+            mgr_fmt_date(mc->not_after, a, sizeof(a));
+            printf("%s: imported, valid until %s\n", mc->name, a);
+            continue;
+        }
+        switch (mc->summary) {
+        case SUM_ISSUED:
+            mgr_fmt_date(mc->not_after, a, sizeof(a));
+            printf("%s: issued, expires %s\n", mc->name, a);
+            break;
+        case SUM_FAILED:
+            printf("%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");
+            break;
+        case SUM_OK:
+            if (mc->not_after > 0) {
+                mgr_fmt_date(mc->not_after, a, sizeof(a));
+                mgr_fmt_date(mc->renew_at, b, sizeof(b));
+                printf("%s: ok, valid until %s, renewal %s\n", mc->name, a, b);
+            } else {
+                printf("%s: ok\n", mc->name);
+            }
+            break;
+        case SUM_NONE:
+            printf("%s: not processed\n", mc->name);
+            break;
+        }
+    }
+    fflush(stdout);
+}
+
+/* ---- status and renew (the control socket's handlers call these) ---- */
+
+static const char *state_word(const struct mcert *mc, int64_t now)
+{
+    switch (mc->state) {
+    case MC_QUEUED:
+        return "due";
+    case MC_KEYWAIT:
+    case MC_KEYGEN:
+    case MC_ORDER:
+        return "ordering";
+    case MC_STORE:
+        return "storing";
+    case MC_DEPLOY:
+        return "deploying";
+    case MC_IDLE:
+        break;
+    }
+    if (mc->journal_shared)
+        return "deploying"; /* waits for the round's reload commands */
+    if (mc->failures > 0 && mc->deploy_failing)
+        return "deploy-failed";
+    if (mc->failures > 0)
+        return "retrying";
+    if (mc->not_after == 0)
+        return "no-certificate";
+    if (mc->not_after <= now)
+        return "expired";
+    return "valid";
+}
+
+json_t *manager_status(const struct manager *m)
+{
+    size_t n = 0, i = 0;
+    int64_t now = mgr_now();
+    unsigned inflight = 0;
+
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        n++;
+    struct control_cert_status *st = xcalloc(n > 0 ? n : 1, sizeof(*st));
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
+        const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
+        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
+            inflight++;
+        st[i].name = mc->name;
+        st[i].state = state_word(mc, now);
+        if (cc != NULL) {
+            st[i].domains = (const char *const *)cc->domains.v;
+            st[i].n_domains = cc->domains.n;
+            st[i].ca = cc->ca != NULL ? cc->ca->name : NULL;
+        }
+        st[i].not_before = mc->not_before;
+        st[i].not_after = mc->not_after;
+        st[i].next_renewal = mc->tentry != NULL ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
+        st[i].reason = mc->reason;
+        st[i].last_error = mc->last_error;
+        st[i].last_error_at = mc->last_error_at;
+        st[i].last_success_at = mc->last_success_at;
+        st[i].consecutive_failures = (unsigned)mc->failures;
+        st[i].paused = mgr_names_paused(mc);
+        if (mc->ari_id != NULL && mc->ari_end > 0) {
+            st[i].ari_start = mc->ari_start;
+            st[i].ari_end = mc->ari_end;
+            st[i].ari_explanation_url = mc->ari_expl;
+        }
+        st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
+    }
+    json_t *j = control_status_json(st, n, now, inflight);
+    free(st);
+    return j;
+}
+
+int manager_metrics(const struct manager *m, struct buf *out)
+{
+    size_t n = 0, i = 0;
+    unsigned inflight = 0;
+
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        n++;
+    struct metrics_cert *mcs = xcalloc(n > 0 ? n : 1, sizeof(*mcs));
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
+        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
+            inflight++;
+        mcs[i].name = mc->name;
+        mcs[i].not_after = mc->not_after;
+        mcs[i].next_renewal = mc->tentry != NULL ? mc->next_at : 0;
+        mcs[i].renewals_ok = mc->renewals_ok;
+        mcs[i].renewals_failed = mc->renewals_failed;
+    }
+    struct metrics_snapshot snap = {
+        .certs = mcs,
+        .n_certs = n,
+        .order_duration = &m->order_hist,
+        .orders_in_flight = inflight,
+    };
+    int rc = metrics_write(&snap, out);
+    free(mcs);
+    return rc;
+}
