@@ -11,6 +11,7 @@ PKGS=(
   pebble knot knot-dnsutils openssl curl ca-certificates iproute2 procps python3 bc
   nginx # loop/test_http's HTTP/2 peer, and bench/http01.sh's
   scdoc # the man pages (docs/man/*.scd)
+  debhelper lintian fakeroot dpkg-dev # the Debian package (scripts/package.sh, package-test.sh)
 )
 
 missing=()
