@@ -165,17 +165,6 @@ const char *config_closest(const char *word, const char *const *names, size_t n)
     return NULL;
 }
 
-static void strv_dup(struct cfg_strv *dst, const char *const *src)
-{
-    size_t n = 0;
-    while (src[n] != NULL)
-        n++;
-    dst->v = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        dst->v[i] = xstrdup(src[i]);
-    dst->n = n;
-}
-
 static void deploy_fini(struct cfg_deploy *d)
 {
     free(d->cert);
@@ -519,7 +508,6 @@ static void flush_errors(struct cctx *c, struct config_diag *diag)
 
 int config_load(const char *path, struct config **out, struct config_diag *diag)
 {
-    static const char *const default_listen[] = {"[::]:80", "0.0.0.0:80", NULL};
     struct cctx c;
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     struct toml_table *root = NULL;
@@ -530,14 +518,7 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
     c.cfg = cfg;
     cfg->refs = 1;
     cfg->path = xstrdup(path);
-    cfg->daemon.state_dir = xstrdup("/var/lib/certloop");
-    cfg->daemon.control_socket = xstrdup("/run/certloop/control.sock");
-    cfg->daemon.max_concurrent_orders = 64;
-    cfg->daemon.log_level = LOG_LVL_INFO;
-    cfg->daemon.include = xstrdup("conf.d/*.toml");
-    cfg->daemon.hooks_dir = xstrdup("/etc/certloop/hooks.d");
-    cfg->daemon.expiring_window_s = (int64_t)14 * 86400;
-    cfg->daemon.backoff_max_s = (int64_t)6 * 3600;
+    config_schema_defaults(cfg);
     cfg->files.v = xcalloc(1, sizeof(char *));
 
     c.file = add_file(cfg, path);
@@ -551,10 +532,6 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
         memset(&main_st, 0, sizeof(main_st));
     config_load_root(&c, root, true);
     toml_table_free(root);
-    if (cfg->http01.listen.v == NULL)
-        strv_dup(&cfg->http01.listen, default_listen);
-    if (cfg->daemon.resolvers.v == NULL)
-        cfg->daemon.resolvers.v = xcalloc(1, sizeof(char *));
 
     load_includes(&c, &main_st);
     finish(&c);

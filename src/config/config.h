@@ -124,7 +124,8 @@ struct cfg_deploy {
     char *owner, *group; /* names (or numbers) as written, or NULL */
     uid_t uid;           /* resolved, (uid_t)-1 if unset */
     gid_t gid;           /* resolved, (gid_t)-1 if unset */
-    mode_t mode;         /* default 0640 for keys and 0644 for certificates if has_mode false */
+    mode_t mode;         /* if has_mode is false: 0644, and for files holding the key
+                          * 0640 with a group, else 0600 (deploy_file_mode) */
     bool has_mode;
     /* exec */
     struct cfg_strv command;
@@ -226,6 +227,28 @@ const char *config_dns_type_name(enum cfg_dns_type t);
 /* Parses "90d", "12h", "30m", "45s" (and combinations like "1d12h", units
  * largest first, each at most once) into seconds. 0 or -EINVAL. */
 int config_duration_parse(const char *s, int64_t *out);
+
+/* Calls cb once for every key the configuration accepts, in schema order
+ * (sections [daemon], [http01], [ca.NAME], [dns.NAME], [notify.NAME],
+ * [certificate.NAME]), for documentation and its tests. The strings are
+ * borrowed for the call only.
+ *   path: the dotted key path, "NAME" standing for a name the user chooses:
+ *         "daemon.state_dir", "ca.NAME.eab.kid", "certificate.NAME.domains".
+ *         An inline table is a key of its own ("ca.NAME.eab", type "table")
+ *         followed by its keys; an array of tables likewise
+ *         ("certificate.NAME.deploy", type "array of tables") followed by the
+ *         keys of each element as "certificate.NAME.deploy[].mode".
+ *   type: "string", "path" (an absolute path), "boolean", "integer",
+ *         "duration" ("90d", "12h", "1d12h" or seconds), "array of strings",
+ *         "table", "array of tables", or for a key with a fixed set of words
+ *         those words joined by '|' ("ec-p256|ec-p384|rsa2048|...").
+ *   dflt: the default as TOML writes it ("\"/var/lib/certloop\"", "64",
+ *         "false", "[]"); or a phrase in parentheses: "(required)",
+ *         "(required with type = exec)", or how a computed default is found
+ *         ("(when a third of the lifetime remains)"); or NULL: no default (the
+ *         key is unset unless written). */
+typedef void (*config_schema_cb)(const char *path, const char *type, const char *dflt, void *arg);
+void config_schema_foreach(config_schema_cb cb, void *arg);
 
 void config_diag_init(struct config_diag *d);
 void config_diag_fini(struct config_diag *d);

@@ -2,8 +2,9 @@
  * for other modules. The files of src/config and what each owns:
  *   config.c  the load: files and includes, the error list, duplicates across
  *             files, the snapshot's lifetime and lookups, diagnostics;
- *   schema.c  the key tables (struct spec), the engine that applies them, the
- *             sections ([daemon], [ca.NAME], ...) and config_schema_foreach;
+ *   schema.c  the key tables (struct spec) with their defaults, the sections
+ *             ([daemon], [ca.NAME], ...) and config_schema_foreach;
+ *   spec.c    the engine that applies a table of struct spec;
  *   values.c  value parsers: durations, addresses, URLs, strings, modes,
  *             events, domains (one value at a time, no system lookups);
  *   checks.c  cross-checks against the system and between keys: files,
@@ -191,7 +192,69 @@ bool config_check_object_name(struct cctx *c, const char *section, const char *n
 void config_resolve_cert(struct cctx *c, struct cert_tmp *ct);
 void config_check_outputs(struct cctx *c);
 
+/* ------------------------------------------------------------------------ */
+/* The schema: tables of struct spec (schema.c) and their engine (spec.c)     */
+
+enum spec_kind {
+    SK_STR,      /* char *: a non-empty string */
+    SK_PATH,     /* char *: an absolute path */
+    SK_BOOL,     /* bool */
+    SK_UINT,     /* unsigned within [min, max] */
+    SK_DURATION, /* int64_t seconds: "1d12h" or an integer of seconds, >= min */
+    SK_ENUM,     /* int: index into names */
+    SK_STRV,     /* struct cfg_strv: an array of strings */
+    SK_SUB,      /* an inline table whose keys (sub) fill the same object */
+    SK_CUSTOM,   /* check does the conversion itself */
+};
+
+/* A check runs after the conversion (or instead of it for SK_CUSTOM). It
+ * reports its own errors and returns false if it reported any. kv is the
+ * key/value as written, path its key path, obj the object being filled
+ * and field the member at spec.off. */
+typedef bool (*check_cb)(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                         void *field);
+
+struct spec {
+    const char *key;
+    enum spec_kind kind;
+    bool required;
+    size_t off;
+    check_cb check;
+    const char *const *names; /* SK_ENUM: NULL-terminated */
+    const struct spec *sub;   /* SK_SUB */
+    unsigned types;           /* bits (1 << type) this key applies to; 0: every type */
+    int64_t min, max;         /* SK_UINT, SK_DURATION */
+    /* SK_CUSTOM: the value's type for config_schema_foreach (the other kinds
+     * name their own); an SK_CUSTOM with sub is an array of tables of sub. */
+    const char *type;
+    /* The default as TOML writes it; a snapshot starts from it (spec_defaults)
+     * for every kind but SK_SUB and SK_CUSTOM, so the default exists only here.
+     * A phrase in parentheses documents a default the code computes; NULL:
+     * none (absent means unset, or the key is required). */
+    const char *dflt;
+};
+
+/* spec.c: the schema engine */
+/* Fills obj from table t (written at tpos, known as path) by specs, reporting
+ * every problem; false if it reported any. type is the object's type index
+ * (for specs restricted by `types`; type_names names them), or -1. */
+bool config_spec_apply(struct cctx *c, const struct toml_table *t, struct toml_pos tpos,
+                       const char *path, const struct spec *specs, void *obj, int type,
+                       const char *const *type_names);
+/* Reads the `type` of a table (an index into names, or -1) without reporting:
+ * config_spec_apply reports. */
+int config_spec_peek_type(const struct toml_table *t, const char *const *names);
+/* Fills obj's fields with the literal defaults of specs (SK_SUB and
+ * SK_CUSTOM excepted: their loaders set those). The defaults are constants
+ * of schema.c, so a bad one is a programming error (assert). */
+void config_spec_defaults(const struct spec *specs, void *obj);
+/* Reports an unknown key, suggesting the closest of known. */
+void config_unknown_key(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                        const char *const *known, size_t n_known);
+
 /* schema.c */
+/* Sets cfg->daemon and cfg->http01 to their defaults (from the schema). */
+void config_schema_defaults(struct config *cfg);
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main);
 
 #endif

@@ -1,226 +1,18 @@
-/* The configuration schema: one table of `struct spec` per section, the
- * engine that applies a table to a TOML table (types, required keys, keys
- * restricted to a `type`, unknown keys with a suggestion), and the loaders
- * of the sections ([daemon], [http01], [ca.NAME], [dns.NAME],
- * [notify.NAME], [certificate.NAME] and its deploy list). Value parsing is
- * values.c's, checks against the system and between sections checks.c's. */
+/* The configuration schema: one table of `struct spec` per section (every
+ * key, its type, checks and default), the loaders of the sections ([daemon],
+ * [http01], [ca.NAME], [dns.NAME], [notify.NAME], [certificate.NAME] and its
+ * deploy list) and config_schema_foreach. The engine that applies a table is
+ * spec.c's, value parsing values.c's, checks against the system and between
+ * sections checks.c's. */
 #include "config/config.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
 #include "util/xalloc.h"
-
-enum spec_kind {
-    SK_STR,      /* char *: a non-empty string */
-    SK_PATH,     /* char *: an absolute path */
-    SK_BOOL,     /* bool */
-    SK_UINT,     /* unsigned within [min, max] */
-    SK_DURATION, /* int64_t seconds: "1d12h" or an integer of seconds, >= min */
-    SK_ENUM,     /* int: index into names */
-    SK_STRV,     /* struct cfg_strv: an array of strings */
-    SK_SUB,      /* an inline table whose keys (sub) fill the same object */
-    SK_CUSTOM,   /* check does the conversion itself */
-};
-
-/* A check runs after the conversion (or instead of it for SK_CUSTOM). It
- * reports its own errors and returns false if it reported any. kv is the
- * key/value as written, path its key path, obj the object being filled
- * and field the member at spec.off. */
-typedef bool (*check_cb)(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
-                         void *field);
-
-struct spec {
-    const char *key;
-    enum spec_kind kind;
-    bool required;
-    size_t off;
-    check_cb check;
-    const char *const *names; /* SK_ENUM: NULL-terminated */
-    const struct spec *sub;   /* SK_SUB */
-    unsigned types;           /* bits (1 << type) this key applies to; 0: every type */
-    int64_t min, max;         /* SK_UINT, SK_DURATION */
-};
-
-static const struct spec *spec_find(const struct spec *specs, const struct toml_keyval *kv)
-{
-    if (strlen(kv->key) != kv->keylen)
-        return NULL;
-    for (const struct spec *s = specs; s->key != NULL; s++) {
-        if (strcmp(s->key, kv->key) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-static void unknown_key(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                        const char *const *known, size_t n_known)
-{
-    char b[256];
-    const char *best =
-        strlen(kv->key) == kv->keylen ? config_closest(kv->key, known, n_known) : NULL;
-
-    config_show(b, sizeof(b), kv->key);
-    if (best != NULL)
-        ERR(c, kv->keypos, path, "unknown key '%s'; did you mean '%s'?", b, best);
-    else
-        ERR(c, kv->keypos, path, "unknown key '%s'", b);
-}
-
-static void unknown_spec_key(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                             const struct spec *specs)
-{
-    const char *known[64];
-    size_t n = 0;
-
-    for (const struct spec *s = specs; s->key != NULL && n < 64; s++)
-        known[n++] = s->key;
-    unknown_key(c, kv, path, known, n);
-}
-
-static bool apply(struct cctx *c, const struct toml_table *t, struct toml_pos tpos,
-                  const char *path, const struct spec *specs, void *obj, int type,
-                  const char *const *type_names);
-
-static bool convert(struct cctx *c, const struct spec *sp, const struct toml_keyval *kv,
-                    const char *path, void *obj)
-{
-    void *field = (char *)obj + sp->off;
-    const struct toml_value *v = &kv->val;
-    bool ok = true;
-
-    switch (sp->kind) {
-    case SK_STR:
-    case SK_PATH:
-        ok = config_conv_str(c, kv, path, field, sp->kind == SK_PATH);
-        break;
-    case SK_BOOL:
-        if (v->type != TOML_BOOL) {
-            config_type_error(c, v, path, "a boolean (true or false)");
-            return false;
-        }
-        *(bool *)field = v->u.b;
-        break;
-    case SK_UINT:
-        if (v->type != TOML_INTEGER) {
-            config_type_error(c, v, path, "an integer");
-            return false;
-        }
-        if (v->u.i < sp->min || v->u.i > sp->max) {
-            ERR(c, v->pos, path, "must be between %lld and %lld, not %lld", (long long)sp->min,
-                (long long)sp->max, (long long)v->u.i);
-            return false;
-        }
-        *(unsigned *)field = (unsigned)v->u.i;
-        break;
-    case SK_DURATION:
-        ok = config_conv_duration(c, v, path, sp->min, field);
-        break;
-    case SK_ENUM: {
-        char list[256];
-        config_join_names(list, sizeof(list), sp->names);
-        if (v->type != TOML_STRING) {
-            char want[300];
-            snprintf(want, sizeof(want), "a string (%s)", list);
-            config_type_error(c, v, path, want);
-            return false;
-        }
-        for (int i = 0; sp->names[i] != NULL; i++) {
-            if (strlen(v->u.s.ptr) == v->u.s.len && strcmp(sp->names[i], v->u.s.ptr) == 0) {
-                *(int *)field = i;
-                goto enum_done;
-            }
-        }
-        size_t nn = 0;
-        while (sp->names[nn] != NULL)
-            nn++;
-        const char *best = config_closest(v->u.s.ptr, sp->names, nn);
-        if (best != NULL)
-            ERR(c, v->pos, path, "expected %s; did you mean '%s'?", list, best);
-        else
-            ERR(c, v->pos, path, "expected %s", list);
-        return false;
-    enum_done:
-        break;
-    }
-    case SK_STRV:
-        ok = config_conv_strv(c, kv, path, field);
-        break;
-    case SK_SUB:
-        if (v->type != TOML_TABLE) {
-            config_type_error(c, v, path, "a table");
-            return false;
-        }
-        ok = apply(c, v->u.tab, kv->keypos, path, sp->sub, obj, -1, NULL);
-        break;
-    case SK_CUSTOM:
-        return sp->check(c, kv, path, obj, field);
-    }
-    if (ok && sp->check != NULL)
-        ok = sp->check(c, kv, path, obj, field);
-    return ok;
-}
-
-/* Fills obj from table t (written at tpos, known as path) by specs. type is
- * the object's type index (for specs restricted by `types`), or -1. */
-static bool apply(struct cctx *c, const struct toml_table *t, struct toml_pos tpos,
-                  const char *path, const struct spec *specs, void *obj, int type,
-                  const char *const *type_names)
-{
-    bool ok = true;
-    uint64_t seen = 0;
-
-    for (size_t i = 0; i < t->n; i++) {
-        const struct toml_keyval *kv = &t->items[i];
-        const struct spec *sp = spec_find(specs, kv);
-
-        if (sp == NULL) {
-            unknown_spec_key(c, kv, path, specs);
-            ok = false;
-            continue;
-        }
-        seen |= UINT64_C(1) << (sp - specs);
-        if (sp->types != 0) {
-            if (type < 0)
-                continue; /* the type itself is wrong; reported already */
-            if (!(sp->types & (1u << type))) {
-                ERR(c, kv->keypos, path, "'%s' does not apply to type = \"%s\"", sp->key,
-                    type_names[type]);
-                ok = false;
-                continue;
-            }
-        }
-        char *kpath = config_path_join(path, kv->key, kv->keylen);
-        if (!convert(c, sp, kv, kpath, obj))
-            ok = false;
-        free(kpath);
-    }
-    for (const struct spec *sp = specs; sp->key != NULL; sp++) {
-        if (!sp->required || (seen & (UINT64_C(1) << (sp - specs))))
-            continue;
-        if (sp->types != 0 && (type < 0 || !(sp->types & (1u << type))))
-            continue;
-        ERR(c, tpos, path, "missing required key '%s'", sp->key);
-        ok = false;
-    }
-    return ok;
-}
-
-/* Reads the `type` of a table without reporting (apply reports). */
-static int peek_type(const struct toml_table *t, const char *const *names)
-{
-    const struct toml_keyval *kv = toml_table_get(t, "type");
-
-    if (kv == NULL || kv->val.type != TOML_STRING)
-        return -1;
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(names[i], kv->val.u.s.ptr) == 0)
-            return i;
-    }
-    return -1;
-}
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
@@ -236,48 +28,95 @@ static const char *const deploy_type_names[] = {"files", "exec", NULL};
 #define DAEMON(f) offsetof(struct cfg_daemon, f)
 
 static const struct spec daemon_specs[] = {
-    {"state_dir", SK_PATH, false, DAEMON(state_dir), NULL, NULL, NULL, 0, 0, 0},
-    {"control_socket", SK_PATH, false, DAEMON(control_socket), config_check_socket_path, NULL, NULL,
-     0, 0, 0},
-    {"max_concurrent_orders", SK_UINT, false, DAEMON(max_concurrent_orders), NULL, NULL, NULL, 0, 1,
-     10000},
-    {"log_level", SK_ENUM, false, DAEMON(log_level), NULL, log_level_names, NULL, 0, 0, 0},
-    {"include", SK_STR, false, DAEMON(include), NULL, NULL, NULL, 0, 0, 0},
-    {"resolvers", SK_STRV, false, DAEMON(resolvers), config_check_dns_addrs, NULL, NULL, 0, 0, 0},
-    {"hooks_dir", SK_PATH, false, DAEMON(hooks_dir), NULL, NULL, NULL, 0, 0, 0},
-    {"expiring_window", SK_DURATION, false, DAEMON(expiring_window_s), NULL, NULL, NULL, 0, 1, 0},
-    {"backoff_max", SK_DURATION, false, DAEMON(backoff_max_s), NULL, NULL, NULL, 0, 60, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "state_dir",
+     .kind = SK_PATH,
+     .off = DAEMON(state_dir),
+     .dflt = "\"/var/lib/certloop\""},
+    {.key = "control_socket",
+     .kind = SK_PATH,
+     .off = DAEMON(control_socket),
+     .check = config_check_socket_path,
+     .dflt = "\"/run/certloop/control.sock\""},
+    {.key = "max_concurrent_orders",
+     .kind = SK_UINT,
+     .off = DAEMON(max_concurrent_orders),
+     .min = 1,
+     .max = 10000,
+     .dflt = "64"},
+    {.key = "log_level",
+     .kind = SK_ENUM,
+     .off = DAEMON(log_level),
+     .names = log_level_names,
+     .dflt = "\"info\""},
+    {.key = "include", .kind = SK_STR, .off = DAEMON(include), .dflt = "\"conf.d/*.toml\""},
+    {.key = "resolvers",
+     .kind = SK_STRV,
+     .off = DAEMON(resolvers),
+     .check = config_check_dns_addrs,
+     .dflt = "[]"},
+    {.key = "hooks_dir",
+     .kind = SK_PATH,
+     .off = DAEMON(hooks_dir),
+     .dflt = "\"/etc/certloop/hooks.d\""},
+    {.key = "expiring_window",
+     .kind = SK_DURATION,
+     .off = DAEMON(expiring_window_s),
+     .min = 1,
+     .dflt = "\"14d\""},
+    {.key = "backoff_max",
+     .kind = SK_DURATION,
+     .off = DAEMON(backoff_max_s),
+     .min = 60,
+     .dflt = "\"6h\""},
+    {.key = NULL},
 };
 
 static const struct spec http01_specs[] = {
-    {"listen", SK_STRV, false, offsetof(struct cfg_http01, listen), config_check_listen, NULL, NULL,
-     0, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "listen",
+     .kind = SK_STRV,
+     .off = offsetof(struct cfg_http01, listen),
+     .check = config_check_listen,
+     .dflt = "[\"[::]:80\", \"0.0.0.0:80\"]"},
+    {.key = NULL},
 };
 
 #define CA(f) offsetof(struct cfg_ca, f)
 
 static const struct spec eab_specs[] = {
-    {"kid", SK_STR, true, CA(eab_kid), NULL, NULL, NULL, 0, 0, 0},
-    {"hmac_key_file", SK_PATH, true, CA(eab_hmac_key_file), config_check_secret, NULL, NULL, 0, 0,
-     0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "kid", .kind = SK_STR, .required = true, .off = CA(eab_kid)},
+    {.key = "hmac_key_file",
+     .kind = SK_PATH,
+     .required = true,
+     .off = CA(eab_hmac_key_file),
+     .check = config_check_secret},
+    {.key = NULL},
 };
 
 static const struct spec ca_specs[] = {
-    {"directory", SK_STR, true, CA(directory), config_check_ca_url, NULL, NULL, 0, 0, 0},
-    {"contact", SK_STRV, false, CA(contact), config_check_contact, NULL, NULL, 0, 0, 0},
-    {"agree_tos", SK_BOOL, false, CA(agree_tos), NULL, NULL, NULL, 0, 0, 0},
-    {"trust", SK_PATH, false, CA(trust), config_check_file_exists, NULL, NULL, 0, 0, 0},
-    {"eab", SK_SUB, false, 0, NULL, NULL, eab_specs, 0, 0, 0},
-    {"preferred_chain", SK_STR, false, CA(preferred_chain), NULL, NULL, NULL, 0, 0, 0},
-    {"profile", SK_STR, false, CA(profile), NULL, NULL, NULL, 0, 0, 0},
-    {"profile_fallback", SK_BOOL, false, CA(profile_fallback), NULL, NULL, NULL, 0, 0, 0},
-    {"max_parallel_requests", SK_UINT, false, CA(max_parallel_requests), NULL, NULL, NULL, 0, 0,
-     1000},
-    {"max_new_orders", SK_UINT, false, CA(max_new_orders), NULL, NULL, NULL, 0, 0, 1000000},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "directory",
+     .kind = SK_STR,
+     .required = true,
+     .off = CA(directory),
+     .check = config_check_ca_url},
+    {.key = "contact", .kind = SK_STRV, .off = CA(contact), .check = config_check_contact},
+    {.key = "agree_tos", .kind = SK_BOOL, .off = CA(agree_tos), .dflt = "false"},
+    {.key = "trust", .kind = SK_PATH, .off = CA(trust), .check = config_check_file_exists},
+    {.key = "eab", .kind = SK_SUB, .sub = eab_specs},
+    {.key = "preferred_chain", .kind = SK_STR, .off = CA(preferred_chain)},
+    {.key = "profile", .kind = SK_STR, .off = CA(profile)},
+    {.key = "profile_fallback", .kind = SK_BOOL, .off = CA(profile_fallback), .dflt = "false"},
+    {.key = "max_parallel_requests",
+     .kind = SK_UINT,
+     .off = CA(max_parallel_requests),
+     .max = 1000,
+     .dflt = "0"},
+    /* Let's Encrypt allows 300 new orders per account per 3 hours */
+    {.key = "max_new_orders",
+     .kind = SK_UINT,
+     .off = CA(max_new_orders),
+     .max = 1000000,
+     .dflt = "250"},
+    {.key = NULL},
 };
 
 #define DNS(f) offsetof(struct cfg_dns, f)
@@ -289,38 +128,99 @@ static const struct spec ca_specs[] = {
 #define T_CALLBACK (1u << CFG_DNS_CALLBACK)
 
 static const struct spec tsig_specs[] = {
-    {"name", SK_STR, true, DNS(tsig.name), NULL, NULL, NULL, 0, 0, 0},
-    {"algorithm", SK_STR, false, DNS(tsig.algorithm), config_check_tsig_alg, NULL, NULL, 0, 0, 0},
-    {"secret_file", SK_PATH, true, DNS(tsig.secret_file), config_check_secret, NULL, NULL, 0, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "name", .kind = SK_STR, .required = true, .off = DNS(tsig.name)},
+    {.key = "algorithm",
+     .kind = SK_STR,
+     .off = DNS(tsig.algorithm),
+     .check = config_check_tsig_alg,
+     .dflt = "\"hmac-sha256\""},
+    {.key = "secret_file",
+     .kind = SK_PATH,
+     .required = true,
+     .off = DNS(tsig.secret_file),
+     .check = config_check_secret},
+    {.key = NULL},
 };
 
 static const struct spec dns_specs[] = {
-    {"type", SK_ENUM, true, DNS(type), NULL, dns_type_names, NULL, 0, 0, 0},
-    {"server", SK_STR, true, DNS(server), config_check_dns_addr, NULL, NULL, T_RFC2136, 0, 0},
-    {"zone", SK_STR, false, DNS(zone), config_check_zone, NULL, NULL, T_RFC2136, 0, 0},
-    {"tsig", SK_SUB, false, 0, NULL, NULL, tsig_specs, T_RFC2136, 0, 0},
-    {"command", SK_STRV, true, DNS(command), config_check_command, NULL, NULL, T_EXEC, 0, 0},
-    {"url", SK_STR, true, DNS(url), config_check_http_url, NULL, NULL, T_CALLBACK, 0, 0},
-    {"secret_file", SK_PATH, false, DNS(secret_file), config_check_secret, NULL, NULL, T_CALLBACK,
-     0, 0},
-    {"trust", SK_PATH, false, DNS(trust), config_check_file_exists, NULL, NULL, T_CALLBACK, 0, 0},
-    {"timeout", SK_DURATION, false, DNS(timeout_s), NULL, NULL, NULL, T_EXEC | T_CALLBACK, 1, 0},
-    {"nameservers", SK_STRV, false, DNS(nameservers), config_check_dns_addrs, NULL, NULL, 0, 0, 0},
-    {"propagation_timeout", SK_DURATION, false, DNS(propagation_timeout_s), NULL, NULL, NULL, 0, 1,
-     0},
-    {"poll_interval", SK_DURATION, false, DNS(poll_interval_s), NULL, NULL, NULL, 0, 1, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "type", .kind = SK_ENUM, .required = true, .off = DNS(type), .names = dns_type_names},
+    {.key = "server",
+     .kind = SK_STR,
+     .required = true,
+     .off = DNS(server),
+     .check = config_check_dns_addr,
+     .types = T_RFC2136},
+    {.key = "zone",
+     .kind = SK_STR,
+     .off = DNS(zone),
+     .check = config_check_zone,
+     .types = T_RFC2136},
+    {.key = "tsig", .kind = SK_SUB, .sub = tsig_specs, .types = T_RFC2136},
+    {.key = "command",
+     .kind = SK_STRV,
+     .required = true,
+     .off = DNS(command),
+     .check = config_check_command,
+     .types = T_EXEC},
+    {.key = "url",
+     .kind = SK_STR,
+     .required = true,
+     .off = DNS(url),
+     .check = config_check_http_url,
+     .types = T_CALLBACK},
+    {.key = "secret_file",
+     .kind = SK_PATH,
+     .off = DNS(secret_file),
+     .check = config_check_secret,
+     .types = T_CALLBACK},
+    {.key = "trust",
+     .kind = SK_PATH,
+     .off = DNS(trust),
+     .check = config_check_file_exists,
+     .types = T_CALLBACK},
+    {.key = "timeout",
+     .kind = SK_DURATION,
+     .off = DNS(timeout_s),
+     .types = T_EXEC | T_CALLBACK,
+     .min = 1,
+     .dflt = "\"60s\""},
+    {.key = "nameservers",
+     .kind = SK_STRV,
+     .off = DNS(nameservers),
+     .check = config_check_dns_addrs},
+    {.key = "propagation_timeout",
+     .kind = SK_DURATION,
+     .off = DNS(propagation_timeout_s),
+     .min = 1,
+     .dflt = "\"120s\""},
+    {.key = "poll_interval",
+     .kind = SK_DURATION,
+     .off = DNS(poll_interval_s),
+     .min = 1,
+     .dflt = "\"2s\""},
+    {.key = NULL},
 };
 
 #define NOTIFY(f) offsetof(struct cfg_notify, f)
 
 static const struct spec notify_specs[] = {
-    {"url", SK_STR, true, NOTIFY(url), config_check_http_url, NULL, NULL, 0, 0, 0},
-    {"secret_file", SK_PATH, false, NOTIFY(secret_file), config_check_secret, NULL, NULL, 0, 0, 0},
-    {"events", SK_CUSTOM, false, NOTIFY(events), config_conv_events, NULL, NULL, 0, 0, 0},
-    {"trust", SK_PATH, false, NOTIFY(trust), config_check_file_exists, NULL, NULL, 0, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "url",
+     .kind = SK_STR,
+     .required = true,
+     .off = NOTIFY(url),
+     .check = config_check_http_url},
+    {.key = "secret_file",
+     .kind = SK_PATH,
+     .off = NOTIFY(secret_file),
+     .check = config_check_secret},
+    {.key = "events",
+     .kind = SK_CUSTOM,
+     .off = NOTIFY(events),
+     .check = config_conv_events,
+     .type = "array of strings",
+     .dflt = "(every event)"},
+    {.key = "trust", .kind = SK_PATH, .off = NOTIFY(trust), .check = config_check_file_exists},
+    {.key = NULL},
 };
 
 #define DEPLOY(f) offsetof(struct cfg_deploy, f)
@@ -330,24 +230,86 @@ static const struct spec notify_specs[] = {
 #define T_DEXEC (1u << CFG_DEPLOY_EXEC)
 
 static const struct spec deploy_specs[] = {
-    {"type", SK_ENUM, true, DEPLOY(type), NULL, deploy_type_names, NULL, 0, 0, 0},
-    {"cert", SK_PATH, false, DEPLOY(cert), config_check_parent_dir, NULL, NULL, T_FILES, 0, 0},
-    {"chain", SK_PATH, false, DEPLOY(chain), config_check_parent_dir, NULL, NULL, T_FILES, 0, 0},
-    {"fullchain", SK_PATH, false, DEPLOY(fullchain), config_check_parent_dir, NULL, NULL, T_FILES,
-     0, 0},
-    {"key", SK_PATH, false, DEPLOY(key), config_check_parent_dir, NULL, NULL, T_FILES, 0, 0},
-    {"bundle", SK_PATH, false, DEPLOY(bundle), config_check_parent_dir, NULL, NULL, T_FILES, 0, 0},
-    {"pkcs12", SK_PATH, false, DEPLOY(pkcs12), config_check_parent_dir, NULL, NULL, T_FILES, 0, 0},
-    {"pkcs12_password_file", SK_PATH, false, DEPLOY(pkcs12_password_file), config_check_secret,
-     NULL, NULL, T_FILES, 0, 0},
-    {"pkcs12_legacy", SK_BOOL, false, DEPLOY(pkcs12_legacy), NULL, NULL, NULL, T_FILES, 0, 0},
-    {"owner", SK_STR, false, DEPLOY(owner), config_check_owner, NULL, NULL, T_FILES, 0, 0},
-    {"group", SK_STR, false, DEPLOY(group), config_check_group, NULL, NULL, T_FILES, 0, 0},
-    {"mode", SK_CUSTOM, false, DEPLOY(mode), config_conv_mode, NULL, NULL, T_FILES, 0, 0},
-    {"command", SK_STRV, true, DEPLOY(command), config_check_command, NULL, NULL, T_DEXEC, 0, 0},
-    {"timeout", SK_DURATION, false, DEPLOY(timeout_s), NULL, NULL, NULL, T_DEXEC, 1, 0},
-    {"per_certificate", SK_BOOL, false, DEPLOY(per_certificate), NULL, NULL, NULL, T_DEXEC, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "type",
+     .kind = SK_ENUM,
+     .required = true,
+     .off = DEPLOY(type),
+     .names = deploy_type_names},
+    {.key = "cert",
+     .kind = SK_PATH,
+     .off = DEPLOY(cert),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "chain",
+     .kind = SK_PATH,
+     .off = DEPLOY(chain),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "fullchain",
+     .kind = SK_PATH,
+     .off = DEPLOY(fullchain),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "key",
+     .kind = SK_PATH,
+     .off = DEPLOY(key),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "bundle",
+     .kind = SK_PATH,
+     .off = DEPLOY(bundle),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "pkcs12",
+     .kind = SK_PATH,
+     .off = DEPLOY(pkcs12),
+     .check = config_check_parent_dir,
+     .types = T_FILES},
+    {.key = "pkcs12_password_file",
+     .kind = SK_PATH,
+     .off = DEPLOY(pkcs12_password_file),
+     .check = config_check_secret,
+     .types = T_FILES},
+    {.key = "pkcs12_legacy",
+     .kind = SK_BOOL,
+     .off = DEPLOY(pkcs12_legacy),
+     .types = T_FILES,
+     .dflt = "false"},
+    {.key = "owner",
+     .kind = SK_STR,
+     .off = DEPLOY(owner),
+     .check = config_check_owner,
+     .types = T_FILES},
+    {.key = "group",
+     .kind = SK_STR,
+     .off = DEPLOY(group),
+     .check = config_check_group,
+     .types = T_FILES},
+    {.key = "mode",
+     .kind = SK_CUSTOM,
+     .off = DEPLOY(mode),
+     .check = config_conv_mode,
+     .types = T_FILES,
+     .type = "string",
+     .dflt = "(\"0644\"; files holding the key \"0640\" with a group, else \"0600\")"},
+    {.key = "command",
+     .kind = SK_STRV,
+     .required = true,
+     .off = DEPLOY(command),
+     .check = config_check_command,
+     .types = T_DEXEC},
+    {.key = "timeout",
+     .kind = SK_DURATION,
+     .off = DEPLOY(timeout_s),
+     .types = T_DEXEC,
+     .min = 1,
+     .dflt = "\"60s\""},
+    {.key = "per_certificate",
+     .kind = SK_BOOL,
+     .off = DEPLOY(per_certificate),
+     .types = T_DEXEC,
+     .dflt = "false"},
+    {.key = NULL},
 };
 
 static bool conv_deploy(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
@@ -356,22 +318,62 @@ static bool conv_deploy(struct cctx *c, const struct toml_keyval *kv, const char
 #define CERT(f) offsetof(struct cert_tmp, f)
 
 static const struct spec import_specs[] = {
-    {"cert", SK_PATH, true, CERT(c.import_cert), config_check_file_exists, NULL, NULL, 0, 0, 0},
-    {"key", SK_PATH, true, CERT(c.import_key), config_check_file_exists, NULL, NULL, 0, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "cert",
+     .kind = SK_PATH,
+     .required = true,
+     .off = CERT(c.import_cert),
+     .check = config_check_file_exists},
+    {.key = "key",
+     .kind = SK_PATH,
+     .required = true,
+     .off = CERT(c.import_key),
+     .check = config_check_file_exists},
+    {.key = NULL},
 };
 
 static const struct spec cert_specs[] = {
-    {"domains", SK_CUSTOM, false, CERT(c.domains), config_conv_domains, NULL, NULL, 0, 0, 0},
-    {"ca", SK_CUSTOM, false, CERT(ca_name), config_conv_cert_ca, NULL, NULL, 0, 0, 0},
-    {"key", SK_ENUM, false, CERT(c.key), NULL, key_type_names, NULL, 0, 0, 0},
-    {"challenge", SK_ENUM, false, CERT(c.challenge), config_check_challenge, challenge_names, NULL,
-     0, 0, 0},
-    {"dns", SK_CUSTOM, false, CERT(dns_name), config_conv_cert_dns, NULL, NULL, 0, 0, 0},
-    {"renew_before", SK_DURATION, false, CERT(c.renew_before_s), NULL, NULL, NULL, 0, 1, 0},
-    {"deploy", SK_CUSTOM, false, CERT(c.deploy), conv_deploy, NULL, NULL, 0, 0, 0},
-    {"import", SK_SUB, false, 0, NULL, NULL, import_specs, 0, 0, 0},
-    {NULL, 0, false, 0, NULL, NULL, NULL, 0, 0, 0},
+    {.key = "domains",
+     .kind = SK_CUSTOM,
+     .off = CERT(c.domains),
+     .check = config_conv_domains,
+     .type = "array of strings",
+     .dflt = "(required unless import is given)"},
+    {.key = "ca",
+     .kind = SK_CUSTOM,
+     .off = CERT(ca_name),
+     .check = config_conv_cert_ca,
+     .type = "string",
+     .dflt = "(the only [ca.NAME], if there is one)"},
+    {.key = "key",
+     .kind = SK_ENUM,
+     .off = CERT(c.key),
+     .names = key_type_names,
+     .dflt = "\"ec-p256\""},
+    {.key = "challenge",
+     .kind = SK_ENUM,
+     .off = CERT(c.challenge),
+     .check = config_check_challenge,
+     .names = challenge_names,
+     .dflt = "\"http-01\""},
+    {.key = "dns",
+     .kind = SK_CUSTOM,
+     .off = CERT(dns_name),
+     .check = config_conv_cert_dns,
+     .type = "string",
+     .dflt = "(the only [dns.NAME], if there is one)"},
+    {.key = "renew_before",
+     .kind = SK_DURATION,
+     .off = CERT(c.renew_before_s),
+     .min = 1,
+     .dflt = "(when a third of the lifetime remains)"},
+    {.key = "deploy",
+     .kind = SK_CUSTOM,
+     .off = CERT(c.deploy),
+     .check = conv_deploy,
+     .type = "array of tables",
+     .sub = deploy_specs},
+    {.key = "import", .kind = SK_SUB, .sub = import_specs},
+    {.key = NULL},
 };
 
 static bool deploy_post(struct cctx *c, struct cfg_deploy *d, struct toml_pos pos, const char *path,
@@ -436,9 +438,9 @@ static bool conv_deploy(struct cctx *c, const struct toml_keyval *kv, const char
         d->where.pos = e->pos;
         d->uid = (uid_t)-1;
         d->gid = (gid_t)-1;
-        d->timeout_s = 60;
-        int type = peek_type(e->u.tab, deploy_type_names);
-        if (!apply(c, e->u.tab, e->pos, ep, deploy_specs, d, type, deploy_type_names))
+        config_spec_defaults(deploy_specs, d);
+        int type = config_spec_peek_type(e->u.tab, deploy_type_names);
+        if (!config_spec_apply(c, e->u.tab, e->pos, ep, deploy_specs, d, type, deploy_type_names))
             ok = false;
         else if (!deploy_post(c, d, e->pos, ep, e->u.tab))
             ok = false;
@@ -466,9 +468,9 @@ static void load_ca(struct cctx *c, const struct toml_keyval *kv, const char *pa
     ca->name = xstrndup(kv->key, kv->keylen);
     ca->where.file = c->cfg->files.v[c->file];
     ca->where.pos = kv->keypos;
-    ca->max_new_orders = 250; /* Let's Encrypt allows 300 per account per 3 hours */
+    config_spec_defaults(ca_specs, ca);
     config_check_object_name(c, "CA", ca->name, path, kv->keypos);
-    apply(c, kv->val.u.tab, kv->keypos, path, ca_specs, ca, -1, NULL);
+    config_spec_apply(c, kv->val.u.tab, kv->keypos, path, ca_specs, ca, -1, NULL);
     sortkey_add(c, &c->cas, &c->n_cas, &c->cap_cas, ca->name, kv->keypos, ca);
 }
 
@@ -479,13 +481,12 @@ static void load_dns(struct cctx *c, const struct toml_keyval *kv, const char *p
     d->name = xstrndup(kv->key, kv->keylen);
     d->where.file = c->cfg->files.v[c->file];
     d->where.pos = kv->keypos;
-    d->timeout_s = 60;
-    d->propagation_timeout_s = 120;
-    d->poll_interval_s = 2;
-    int type = peek_type(kv->val.u.tab, dns_type_names);
-    if (apply(c, kv->val.u.tab, kv->keypos, path, dns_specs, d, type, dns_type_names)) {
-        if (d->tsig.secret_file != NULL && d->tsig.algorithm == NULL)
-            d->tsig.algorithm = xstrdup("hmac-sha256");
+    config_spec_defaults(dns_specs, d);
+    const struct toml_keyval *tsig = toml_table_get(kv->val.u.tab, "tsig");
+    if (tsig != NULL && tsig->val.type == TOML_TABLE)
+        config_spec_defaults(tsig_specs, d);
+    int type = config_spec_peek_type(kv->val.u.tab, dns_type_names);
+    if (config_spec_apply(c, kv->val.u.tab, kv->keypos, path, dns_specs, d, type, dns_type_names)) {
         if (d->poll_interval_s > d->propagation_timeout_s) {
             const struct toml_keyval *p = toml_table_get(kv->val.u.tab, "poll_interval");
             ERR(c, p != NULL ? p->val.pos : kv->keypos, path,
@@ -503,8 +504,9 @@ static void load_notify(struct cctx *c, const struct toml_keyval *kv, const char
     n->name = xstrndup(kv->key, kv->keylen);
     n->where.file = c->cfg->files.v[c->file];
     n->where.pos = kv->keypos;
-    n->events = CFG_EVENT_ALL;
-    apply(c, kv->val.u.tab, kv->keypos, path, notify_specs, n, -1, NULL);
+    n->events = CFG_EVENT_ALL; /* the default of `events` */
+    config_spec_defaults(notify_specs, n);
+    config_spec_apply(c, kv->val.u.tab, kv->keypos, path, notify_specs, n, -1, NULL);
     sortkey_add(c, &c->notify, &c->n_notify, &c->cap_notify, n->name, kv->keypos, n);
 }
 
@@ -516,12 +518,11 @@ static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *
     ct->c.name = xstrndup(kv->key, kv->keylen);
     ct->c.where.file = c->cfg->files.v[c->file];
     ct->c.where.pos = kv->keypos;
-    ct->c.key = CFG_KEY_EC_P256;
-    ct->c.challenge = CFG_CHAL_HTTP01;
+    config_spec_defaults(cert_specs, ct);
     ct->file = c->file;
     ct->path = xstrdup(path);
     config_check_object_name(c, "certificate", ct->c.name, path, kv->keypos);
-    apply(c, t, kv->keypos, path, cert_specs, ct, -1, NULL);
+    config_spec_apply(c, t, kv->keypos, path, cert_specs, ct, -1, NULL);
     if (!ct->domains_given && ct->c.import_cert == NULL && toml_table_get(t, "import") == NULL) {
         ERR(c, kv->keypos, path, "missing required key 'domains'");
         ct->domains_bad = true;
@@ -575,7 +576,7 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         const char *k = kv->key;
 
         if (strlen(k) != kv->keylen) {
-            unknown_key(c, kv, NULL, sections, 6);
+            config_unknown_key(c, kv, NULL, sections, 6);
         } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0) {
             if (!is_main) {
                 ERR(c, kv->keypos, k, "[%s] is only allowed in the main file %s", k,
@@ -585,13 +586,15 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
                 snprintf(want, sizeof(want), "a table [%s]", k);
                 config_type_error(c, &kv->val, k, want);
             } else if (k[0] == 'd') {
-                apply(c, kv->val.u.tab, kv->keypos, k, daemon_specs, &c->cfg->daemon, -1, NULL);
+                config_spec_apply(c, kv->val.u.tab, kv->keypos, k, daemon_specs, &c->cfg->daemon,
+                                  -1, NULL);
                 if (toml_table_get(kv->val.u.tab, "include") != NULL) {
                     c->include_set = true;
                     c->include_pos = toml_table_get(kv->val.u.tab, "include")->val.pos;
                 }
             } else {
-                apply(c, kv->val.u.tab, kv->keypos, k, http01_specs, &c->cfg->http01, -1, NULL);
+                config_spec_apply(c, kv->val.u.tab, kv->keypos, k, http01_specs, &c->cfg->http01,
+                                  -1, NULL);
             }
         } else if (strcmp(k, "ca") == 0) {
             load_named(c, kv, load_ca);
@@ -602,8 +605,110 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         } else if (strcmp(k, "certificate") == 0) {
             load_named(c, kv, load_cert);
         } else {
-            unknown_key(c, kv, NULL, sections, 6);
+            config_unknown_key(c, kv, NULL, sections, 6);
         }
+    }
+}
+
+void config_schema_defaults(struct config *cfg)
+{
+    config_spec_defaults(daemon_specs, &cfg->daemon);
+    config_spec_defaults(http01_specs, &cfg->http01);
+}
+
+/* The top-level sections: [NAME] or, when named, [NAME.X]. config_load_root
+ * reads them; this list is what config_schema_foreach walks. */
+static const struct {
+    const char *name;
+    bool named;
+    const struct spec *specs;
+} roots[] = {
+    {"daemon", false, daemon_specs}, {"http01", false, http01_specs},
+    {"ca", true, ca_specs},          {"dns", true, dns_specs},
+    {"notify", true, notify_specs},  {"certificate", true, cert_specs},
+};
+
+static const char *spec_type(const struct spec *sp, char *buf, size_t cap)
+{
+    switch (sp->kind) {
+    case SK_STR:
+        return "string";
+    case SK_PATH:
+        return "path";
+    case SK_BOOL:
+        return "boolean";
+    case SK_UINT:
+        return "integer";
+    case SK_DURATION:
+        return "duration";
+    case SK_ENUM: {
+        size_t o = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; sp->names[i] != NULL && o < cap; i++)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", i > 0 ? "|" : "", sp->names[i]);
+        return buf;
+    }
+    case SK_STRV:
+        return "array of strings";
+    case SK_SUB:
+        return "table";
+    case SK_CUSTOM:
+        break;
+    }
+    assert(sp->type != NULL);
+    return sp->type;
+}
+
+/* "(required)", or "(required with type = a or b)" for a key that only some
+ * types of its table take. */
+static const char *spec_required(const struct spec *specs, const struct spec *sp, char *buf,
+                                 size_t cap)
+{
+    const struct spec *t = specs;
+    size_t o;
+
+    if (sp->types == 0)
+        return "(required)";
+    while (t->key != NULL && strcmp(t->key, "type") != 0)
+        t++;
+    assert(t->key != NULL && t->names != NULL);
+    o = (size_t)snprintf(buf, cap, "(required with type =");
+    for (unsigned i = 0, n = 0; t->names[i] != NULL && o < cap; i++) {
+        if (sp->types & (1u << i))
+            o += (size_t)snprintf(buf + o, cap - o, "%s %s", n++ > 0 ? " or" : "", t->names[i]);
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, ")");
+    return buf;
+}
+
+static void foreach_specs(const struct spec *specs, const char *prefix, config_schema_cb cb,
+                          void *arg)
+{
+    for (const struct spec *sp = specs; sp->key != NULL; sp++) {
+        char tbuf[256], rbuf[128];
+        char *path = xasprintf("%s.%s", prefix, sp->key);
+        const char *dflt = sp->dflt;
+
+        if (dflt == NULL && sp->required)
+            dflt = spec_required(specs, sp, rbuf, sizeof(rbuf));
+        cb(path, spec_type(sp, tbuf, sizeof(tbuf)), dflt, arg);
+        if (sp->sub != NULL) {
+            char *sub = sp->kind == SK_SUB ? xstrdup(path) : xasprintf("%s[]", path);
+            foreach_specs(sp->sub, sub, cb, arg);
+            free(sub);
+        }
+        free(path);
+    }
+}
+
+void config_schema_foreach(config_schema_cb cb, void *arg)
+{
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+        char *prefix =
+            roots[i].named ? xasprintf("%s.NAME", roots[i].name) : xstrdup(roots[i].name);
+        foreach_specs(roots[i].specs, prefix, cb, arg);
+        free(prefix);
     }
 }
 

@@ -1678,6 +1678,180 @@ static void test_shipped_example_loads(void **state)
     free(p);
 }
 
+/* ---- the schema as documentation --------------------------------------- */
+
+struct schema_row {
+    char *path, *type, *dflt;
+};
+
+struct schema_rows {
+    struct schema_row *v;
+    size_t n, cap;
+};
+
+static void schema_collect(const char *path, const char *type, const char *dflt, void *arg)
+{
+    struct schema_rows *r = arg;
+
+    r->v = xreallocarray_grow(r->v, &r->cap, r->n + 1, sizeof(*r->v));
+    r->v[r->n].path = xstrdup(path);
+    r->v[r->n].type = xstrdup(type);
+    r->v[r->n].dflt = dflt != NULL ? xstrdup(dflt) : NULL;
+    r->n++;
+}
+
+static const struct schema_row *schema_row(const struct schema_rows *r, const char *path)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strcmp(r->v[i].path, path) == 0)
+            return &r->v[i];
+    }
+    fail_msg("config_schema_foreach did not name %s", path);
+    return NULL;
+}
+
+static void expect_row(const struct schema_rows *r, const char *path, const char *type,
+                       const char *dflt)
+{
+    const struct schema_row *row = schema_row(r, path);
+
+    assert_string_equal(row->type, type);
+    if (dflt == NULL)
+        assert_null(row->dflt);
+    else
+        assert_string_equal(row->dflt, dflt);
+}
+
+static void schema_rows_free(struct schema_rows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].path);
+        free(r->v[i].type);
+        free(r->v[i].dflt);
+    }
+    free(r->v);
+}
+
+static void test_schema_foreach_shape(void **state)
+{
+    struct schema_rows r = {0};
+
+    (void)state;
+    config_schema_foreach(schema_collect, &r);
+    assert_true(r.n > 50);
+    for (size_t i = 0; i < r.n; i++) {
+        for (size_t j = i + 1; j < r.n; j++)
+            assert_string_not_equal(r.v[i].path, r.v[j].path);
+    }
+    expect_row(&r, "daemon.state_dir", "path", "\"/var/lib/certloop\"");
+    expect_row(&r, "daemon.max_concurrent_orders", "integer", "64");
+    expect_row(&r, "daemon.log_level", "error|warn|info|debug", "\"info\"");
+    expect_row(&r, "daemon.resolvers", "array of strings", "[]");
+    expect_row(&r, "daemon.backoff_max", "duration", "\"6h\"");
+    expect_row(&r, "http01.listen", "array of strings", "[\"[::]:80\", \"0.0.0.0:80\"]");
+    expect_row(&r, "ca.NAME.directory", "string", "(required)");
+    expect_row(&r, "ca.NAME.agree_tos", "boolean", "false");
+    expect_row(&r, "ca.NAME.eab", "table", NULL);
+    expect_row(&r, "ca.NAME.eab.hmac_key_file", "path", "(required)");
+    expect_row(&r, "dns.NAME.type", "rfc2136|exec|callback", "(required)");
+    expect_row(&r, "dns.NAME.server", "string", "(required with type = rfc2136)");
+    expect_row(&r, "dns.NAME.tsig.algorithm", "string", "\"hmac-sha256\"");
+    expect_row(&r, "dns.NAME.timeout", "duration", "\"60s\"");
+    expect_row(&r, "notify.NAME.events", "array of strings", "(every event)");
+    expect_row(&r, "certificate.NAME.domains", "array of strings",
+               "(required unless import is given)");
+    expect_row(&r, "certificate.NAME.key", "ec-p256|ec-p384|rsa2048|rsa3072|rsa4096",
+               "\"ec-p256\"");
+    expect_row(&r, "certificate.NAME.deploy", "array of tables", NULL);
+    expect_row(&r, "certificate.NAME.deploy[].type", "files|exec", "(required)");
+    expect_row(&r, "certificate.NAME.deploy[].command", "array of strings",
+               "(required with type = exec)");
+    expect_row(&r, "certificate.NAME.deploy[].mode", "string",
+               "(\"0644\"; files holding the key \"0640\" with a group, else \"0600\")");
+    expect_row(&r, "certificate.NAME.import.cert", "path", "(required)");
+    schema_rows_free(&r);
+}
+
+/* Every literal default is a value the key accepts when written out. */
+static void test_schema_defaults_are_accepted(void **state)
+{
+    struct schema_rows r = {0};
+    struct tdir *t = tdir_new();
+    size_t tried = 0;
+
+    (void)state;
+    config_schema_foreach(schema_collect, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        const char *p = r.v[i].path, *d = r.v[i].dflt;
+        const char *dot = strrchr(p, '.');
+        char *body = NULL;
+
+        if (d == NULL || d[0] == '(')
+            continue;
+        if (strncmp(p, "daemon.", 7) == 0 || strncmp(p, "http01.", 7) == 0)
+            body =
+                xasprintf("[%.*s]\n%s = %s\n[certificate.a]\ndomains = [\"a.example\"]\n" LOCAL_CA,
+                          (int)(strchr(p, '.') - p), p, dot + 1, d);
+        else if (strncmp(p, "ca.NAME.", 8) == 0 && strchr(p + 8, '.') == NULL)
+            body = xasprintf("[certificate.a]\ndomains = [\"a.example\"]\n" LOCAL_CA "%s = %s\n",
+                             dot + 1, d);
+        else if (strncmp(p, "certificate.NAME.", 17) == 0 && strchr(p + 17, '.') == NULL)
+            body = xasprintf("[certificate.a]\ndomains = [\"a.example\"]\n%s = %s\n" LOCAL_CA,
+                             dot + 1, d);
+        else if (strncmp(p, "dns.NAME.", 9) == 0 && strchr(p + 9, '.') == NULL)
+            body = xasprintf("[dns.d]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n%s = %s\n"
+                             "[certificate.a]\ndomains = [\"a.example\"]\n" LOCAL_CA,
+                             dot + 1, d);
+        if (body == NULL)
+            continue;
+        if (load_main(t, body) != 0) {
+            dump(t);
+            fail_msg("%s = %s is refused", p, d);
+        }
+        free(body);
+        tried++;
+    }
+    assert_true(tried >= 15);
+    schema_rows_free(&r);
+    tdir_free(t);
+}
+
+/* etc/certloop.toml is the reference: it shows every key (set or commented). */
+static void test_schema_keys_in_shipped_example(void **state)
+{
+    struct schema_rows r = {0};
+    const char *src = getenv("SOURCE_DIR");
+    char *p = xasprintf("%s/etc/certloop.toml", src != NULL ? src : ".");
+    FILE *f = fopen(p, "r");
+    char *text = xcalloc(1, 1 << 20);
+
+    (void)state;
+    assert_non_null(f);
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    config_schema_foreach(schema_collect, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        const char *k = strrchr(r.v[i].path, '.') + 1;
+        char *pat = xasprintf("%s =", k);
+        char *pat2 = xasprintf("%s.", k); /* a table key shown as [x.k] or k.sub */
+        bool found = false;
+        for (const char *q = strstr(text, pat); q != NULL && !found; q = strstr(q + 1, pat))
+            found = q == text || !((q[-1] >= 'a' && q[-1] <= 'z') || q[-1] == '_');
+        if (!found && strcmp(r.v[i].type, "table") == 0)
+            found = strstr(text, pat2) != NULL;
+        if (!found && strcmp(r.v[i].type, "array of tables") == 0)
+            found = strstr(text, pat2) != NULL || strstr(text, "deploy]]") != NULL;
+        if (!found)
+            fail_msg("etc/certloop.toml does not show %s", r.v[i].path);
+        free(pat);
+        free(pat2);
+    }
+    schema_rows_free(&r);
+    free(text);
+    free(p);
+}
+
 /* ---- scale -------------------------------------------------------------- */
 
 static void test_ten_thousand_certificates(void **state)
@@ -1768,6 +1942,9 @@ int main(void)
         cmocka_unit_test(test_punycode_domain_examples),
         cmocka_unit_test(test_edit_distance),
         cmocka_unit_test(test_shipped_example_loads),
+        cmocka_unit_test(test_schema_foreach_shape),
+        cmocka_unit_test(test_schema_defaults_are_accepted),
+        cmocka_unit_test(test_schema_keys_in_shipped_example),
         cmocka_unit_test(test_ten_thousand_certificates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
