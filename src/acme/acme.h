@@ -184,6 +184,15 @@ const char *acme_client_profile(const struct acme_client *c);
  * CA offers when it is not offered and fallback is false. Pure, silent. */
 int acme_profile_choose(const json_t *dir, const char *want, bool fallback, const char **use,
                         char **why);
+/* Whether the CA may send certloop to url (acme/url.c): https, on the host
+ * and port of the configured directory URL unless allow_other_hosts; plain
+ * http only when the directory is http on loopback and url is on loopback
+ * too. No userinfo, no spaces or control bytes. 0 when acceptable, else
+ * ERR_URL_REFUSED with *why (owned): "URL U (FROM) refused: REASON", the URL
+ * masked and capped at 200 bytes. from says where the URL came from ("the
+ * order's finalize"); NULL reads "from the CA". Pure, silent. */
+int acme_url_check(const char *directory, bool allow_other_hosts, const char *url,
+                   const char *from, char **why);
 /* The URL of a directory resource ("newOrder"); NULL if unknown/not fetched. */
 const char *acme_client_dir_url(const struct acme_client *c, const char *resource);
 
@@ -216,6 +225,8 @@ struct acme_request_opts {
     const char *accept;   /* Accept header, or NULL */
     size_t max_body;      /* 0: 64 KiB */
     const char *subject;  /* for debug logs, e.g. "order cert=www"; copied */
+    const char *url_from; /* where url came from ("the order's finalize"), named when
+                           * acme_url_check refuses it; NULL: "from the CA" */
     bool add_profile;     /* newOrder: the client adds "profile" (acme_client_profile) to the
                            * JSON payload when it sends the request */
 };
@@ -257,6 +268,8 @@ struct acme_order_opts {
     int authz_timeout_s;              /* overall deadline for authorizations; 0: 300 */
     const char *replaces;             /* RFC 9773 §5: the ARI CertID of the certificate this order
                                          renews (sent in newOrder), or NULL; copied */
+    unsigned max_requests;            /* requests to the CA before the order gives up; 0: 100
+                                         plus 40 per name (tests set a small one) */
 };
 
 /* What a finished order hands back. On success cert/chain/fullchain and the
@@ -282,7 +295,10 @@ typedef void (*acme_order_cb)(int status, struct acme_order_result *res, void *a
 /* Runs an order to the end (STYLE §4): newOrder (or resume), authorizations
  * via http-01, finalize with a CSR from key, poll, download the certificate
  * (alternate chains and preferred_chain honoured). Writes
- * STATE/orders/NAME.json before answering any challenge. */
+ * STATE/orders/NAME.json before answering any challenge. Against a broken
+ * or hostile CA: every URL it hands out passes acme_url_check (else the
+ * order fails naming it), timed polls wait at least 1 s whatever
+ * Retry-After says, and past max_requests the order fails. */
 int acme_order_start(struct acme_client *c, const struct acme_order_opts *o, acme_order_cb cb,
                      void *arg, struct acme_order **out);
 /* Silences the order: cleans its challenge tokens, cancels its requests. */

@@ -589,6 +589,16 @@ int acme_request_start(struct acme_client *c, const struct acme_request_opts *o,
 
     if (c->closing || (o->url == NULL && o->resource == NULL))
         return -EINVAL;
+    if (o->url != NULL) {
+        char *why = NULL;
+        rc = acme_url_check(c->ca->directory, c->ca->allow_other_hosts, o->url, o->url_from, &why);
+        if (rc < 0) {
+            log_error(LOG_ACME, "acme ca=%s%s%s: %s", c->ca->name, o->subject != NULL ? " " : "",
+                      o->subject != NULL ? o->subject : "", why);
+            free(why);
+            return rc;
+        }
+    }
     r = req_new(c, o, cb, arg);
     r->state = REQ_WAIT_ACCOUNT;
     if (c->acct == ACCT_NONE) {
@@ -827,6 +837,16 @@ static void account_response(int status, const struct acme_response *r, void *ar
         setup_fail(c, ERR_PARSE, "account: newAccount: no Location in the response");
         return;
     }
+    char *why = NULL;
+    int urc = acme_url_check(c->ca->directory, c->ca->allow_other_hosts, r->location,
+                             "the newAccount Location", &why);
+    if (urc < 0) {
+        char *m = xasprintf("account: %s", why);
+        free(why);
+        setup_fail(c, urc, m);
+        free(m);
+        return;
+    }
     free(c->kid);
     c->kid = xstrdup(r->location);
     c->kid_stale = false;
@@ -943,6 +963,30 @@ out:
     free(acct_json);
 }
 
+/* Every resource URL of the directory (RFC 8555 §7.1.1, RFC 9773 §4)
+ * passes acme_url_check before any is used. */
+static int dir_urls_check(const struct acme_client *c, const json_t *dir, char **why)
+{
+    static const char *const resources[] = {"newNonce",   "newAccount", "newOrder",   "newAuthz",
+                                            "revokeCert", "keyChange",  "renewalInfo"};
+
+    for (size_t i = 0; i < sizeof(resources) / sizeof(resources[0]); i++) {
+        const json_t *v = json_object_get(dir, resources[i]);
+        if (v == NULL)
+            continue;
+        char *from = xasprintf("%s in the directory", resources[i]);
+        int rc = json_is_string(v) ? acme_url_check(c->ca->directory, c->ca->allow_other_hosts,
+                                                    json_string_value(v), from, why)
+                                   : ERR_PARSE;
+        if (rc == ERR_PARSE)
+            *why = xasprintf("%s is not a string", from);
+        free(from);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void dir_response(int status, const struct http_response *hr, void *arg)
 {
     struct acme_client *c = arg;
@@ -972,14 +1016,16 @@ static void dir_response(int status, const struct http_response *hr, void *arg)
         free(m);
         return;
     }
-    const char *use = NULL;
     char *why = NULL;
-    int prc = acme_profile_choose(j, c->ca->profile, c->ca->profile_fallback, &use, &why);
-    if (prc < 0) {
+    const char *use = NULL;
+    int drc = dir_urls_check(c, j, &why);
+    if (drc == 0)
+        drc = acme_profile_choose(j, c->ca->profile, c->ca->profile_fallback, &use, &why);
+    if (drc < 0) {
         char *m = xasprintf("directory %s: %s", c->ca->directory, why);
         free(why);
         json_decref(j);
-        setup_fail(c, prc, m);
+        setup_fail(c, drc, m);
         free(m);
         return;
     }

@@ -20,6 +20,18 @@
 #define POLL_FIRST_MS 1000
 #define POLL_MAX_MS 5000
 #define POLL_RETRY_AFTER_MAX_S 60
+/* Issue 17: "Retry-After: 0" on a processing order made certloop poll ~22
+ * times a second. No timed poll comes sooner than this after the response
+ * that scheduled it, whatever the CA says. A poll driven by an event (the CA
+ * fetched the http-01 token) is not a timed poll and may come sooner; the
+ * cap below bounds those too. */
+#define POLL_FLOOR_MS 1000
+/* Every request an order makes counts (newOrder, authorizations, challenge
+ * responses, polls, finalize, downloads); past the cap the order fails
+ * instead of asking again. With the floor and POLL_MAX_MS a good CA needs a
+ * small fraction of this within authz_timeout_s. */
+#define ORDER_REQUESTS_BASE 100
+#define ORDER_REQUESTS_PER_NAME 40
 #define CHAIN_MAX (1024 * 1024)
 #define MAX_ALTERNATES 8
 
@@ -61,10 +73,13 @@ struct acme_order {
     enum cfg_key_type key_type;
     char *ca_name, *directory, *preferred_chain; /* owned copies */
     char *replaces;                              /* ARI CertID, or NULL */
-    char *profile; /* owned: the order object's "profile", or NULL */
+    char *profile;                               /* owned: the order object's "profile", or NULL */
     EVP_PKEY *key;                               /* ref */
     struct acme_chal_ops chal;
-    bool dns01; /* prove control with dns-01 instead of http-01 */
+    bool dns01;          /* prove control with dns-01 instead of http-01 */
+    bool starting;       /* inside acme_order_start: failures return, never call back */
+    unsigned n_requests; /* sent to the CA so far, against requests_max */
+    unsigned requests_max;
     char *state_dir;
     char *order_url, *finalize_url, *cert_url; /* owned */
     struct order_authz *az;                    /* owned array */
@@ -255,23 +270,64 @@ void acme_order_cancel(struct acme_order *o)
 
 /* ---- helpers ---- */
 
-static int post(struct acme_order *o, struct acme_request **slot, const char *url,
+/* One more request for this order; past the cap the order fails (never
+ * while starting: the first request is far below it). */
+static int count_request(struct acme_order *o)
+{
+    if (++o->n_requests <= o->requests_max || o->starting)
+        return 0;
+    order_fail(o, ERR_TIMEOUT,
+               "gave up after %u requests to the CA for this order (the CA keeps it pending or "
+               "processing)",
+               o->requests_max);
+    return ERR_TIMEOUT;
+}
+
+/* A URL the CA handed out (from: where it came from) must pass
+ * acme_url_check. Refused: the order fails naming the URL; while the order
+ * is still starting (a resumed order's stored URL) only the log names it
+ * and acme_order_start fails (STYLE §4: no callback from inside _start). */
+static int url_ok(struct acme_order *o, const char *url, const char *from)
+{
+    const struct cfg_ca *ca = acme_client_ca(o->c);
+    char *why = NULL;
+    int rc = acme_url_check(ca->directory, ca->allow_other_hosts, url, from, &why);
+
+    if (rc == 0)
+        return count_request(o);
+    if (o->starting)
+        log_error(LOG_ACME, "order cert=%s: %s", o->name, why);
+    else
+        order_fail(o, rc, "%s", why);
+    free(why);
+    return rc;
+}
+
+#define FROM_CHAL "a challenge in the authorization"
+
+static int post(struct acme_order *o, struct acme_request **slot, const char *url, const char *from,
                 const char *payload, const char *subject, acme_response_cb cb, void *arg)
 {
+    int rc = url_ok(o, url, from);
+
+    if (rc < 0)
+        return rc;
     char *subj = xasprintf("order cert=%s %s", o->name, subject);
     struct acme_request_opts ro = {
         .url = url,
+        .url_from = from,
         .payload = payload,
         .subject = subj,
     };
-    int rc = acme_request_start(o->c, &ro, cb, arg, slot);
+    rc = acme_request_start(o->c, &ro, cb, arg, slot);
 
     free(subj);
     return rc;
 }
 
-/* The wait before the next poll: Retry-After when the CA sent one (capped),
- * else the current interval, which then grows by half up to POLL_MAX_MS. */
+/* The wait before the next poll: Retry-After when the CA sent one (within
+ * [POLL_FLOOR_MS, POLL_RETRY_AFTER_MAX_S]), else the current interval,
+ * which then grows by half up to POLL_MAX_MS. */
 static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
 {
     int64_t ra = http_retry_after_parse(retry_after, (int64_t)time(NULL));
@@ -280,7 +336,7 @@ static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
     if (ra >= 0) {
         if (ra > POLL_RETRY_AFTER_MAX_S)
             ra = POLL_RETRY_AFTER_MAX_S;
-        return (unsigned)ra * 1000;
+        return ra * 1000 < POLL_FLOOR_MS ? POLL_FLOOR_MS : (unsigned)ra * 1000;
     }
     d = *delay_ms;
     *delay_ms = d + d / 2 > POLL_MAX_MS ? POLL_MAX_MS : d + d / 2;
@@ -464,7 +520,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         return;
     }
     a->state = AZ_RESPOND;
-    rc = post(o, &a->req, a->chal_url, "{}", "challenge", chal_response, a);
+    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
         order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
 }
@@ -483,7 +539,7 @@ static void dns_presented(int status, const char *detail, void *arg)
     }
     log_debug(LOG_ACME, "order cert=%s name=%s: dns-01 record in place", o->name, a->ident);
     a->state = AZ_RESPOND;
-    rc = post(o, &a->req, a->chal_url, "{}", "challenge", chal_response, a);
+    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
         order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
 }
@@ -532,7 +588,7 @@ static void authz_fetch(struct order_authz *a)
 
     if (a->state == AZ_WAIT)
         a->state = AZ_POLL;
-    rc = post(o, &a->req, a->url, NULL, "authz", authz_response, a);
+    rc = post(o, &a->req, a->url, "the order's authorizations", NULL, "authz", authz_response, a);
     if (rc < 0)
         order_fail(o, rc, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
                    err_str(rc));
@@ -615,7 +671,8 @@ static void order_response(int status, const struct acme_response *r, void *arg)
 static void order_poll_cb(uv_timer_t *t)
 {
     struct acme_order *o = t->data;
-    int rc = post(o, &o->req, o->order_url, NULL, "poll", order_response, o);
+    int rc =
+        post(o, &o->req, o->order_url, "the newOrder Location", NULL, "poll", order_response, o);
 
     if (rc < 0)
         order_fail(o, rc, "order poll: %s", err_str(rc));
@@ -639,7 +696,8 @@ static void finalize(struct acme_order *o)
     payload = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     free(csr);
-    rc = post(o, &o->req, o->finalize_url, payload, "finalize", order_response, o);
+    rc = post(o, &o->req, o->finalize_url, "the order's finalize", payload, "finalize",
+              order_response, o);
     free(payload);
     if (rc < 0)
         order_fail(o, rc, "finalize: %s", err_str(rc));
@@ -755,9 +813,13 @@ static void download_next(struct acme_order *o)
         download_done(o);
         return;
     }
+    const char *from = url == o->cert_url ? "the order's certificate" : "a Link rel=alternate";
+    if (url_ok(o, url, from) < 0)
+        return;
     char *subj = xasprintf("order cert=%s download", o->name);
     struct acme_request_opts ro = {
         .url = url,
+        .url_from = from,
         .accept = "application/pem-certificate-chain",
         .max_body = CHAIN_MAX,
         .subject = subj,
@@ -942,6 +1004,9 @@ static int order_new_send(struct acme_order *o)
     int rc;
 
     o->state = ORD_NEW;
+    rc = count_request(o);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < o->n_domains; i++)
         json_array_append_new(ids, json_pack("{s:s, s:s}", "type",
                                              config_name_is_ip(o->domains[i]) ? "ip" : "dns",
@@ -1027,13 +1092,18 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     uv_timer_init(o->loop, &o->timer);
     o->timer.data = o;
     o->refs = 1;
+    o->requests_max = opts->max_requests > 0
+                          ? opts->max_requests
+                          : ORDER_REQUESTS_BASE + ORDER_REQUESTS_PER_NAME * (unsigned)o->n_domains;
+    o->starting = true;
     if (opts->resume_url != NULL) {
         o->state = ORD_RESUME;
         o->order_url = xstrdup(opts->resume_url);
-        rc = post(o, &o->req, o->order_url, NULL, "resume", resume_response, o);
+        rc = post(o, &o->req, o->order_url, "the stored order", NULL, "resume", resume_response, o);
     } else {
         rc = order_new_send(o);
     }
+    o->starting = false;
     if (rc < 0) {
         o->cb = NULL;
         o->state = ORD_ENDED;

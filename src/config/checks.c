@@ -23,7 +23,7 @@
 
 #define NAME_MAX_CHARS 128
 
-static bool host_is_loopback(const char *host)
+bool config_host_is_loopback(const char *host)
 {
     struct in_addr a4;
     struct in6_addr a6;
@@ -260,7 +260,7 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
         ERR(c, kv->val.pos, path, "\"%s\" is not an https:// URL", config_show(b, sizeof(b), u));
         return false;
     }
-    if (!https && !host_is_loopback(host)) {
+    if (!https && !config_host_is_loopback(host)) {
         ERR(c, kv->val.pos, path,
             "the ACME directory must be an https:// URL (http:// only for 127.0.0.0/8, ::1 or "
             "localhost)");

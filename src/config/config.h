@@ -87,6 +87,7 @@ struct cfg_ca {
     char *profile;         /* draft-ietf-acme-profiles: sent in newOrder, or NULL */
     bool profile_fallback; /* a profile the CA does not offer: warn and order without */
     bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
+    bool allow_other_hosts; /* the CA's URLs may point at other hosts than the directory's */
     unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
     unsigned max_new_orders;        /* new orders per account per 3 hours; default 250, 0: none */
 };
@@ -209,6 +210,8 @@ bool config_cert_equal_order(const struct cfg_cert *a, const struct cfg_cert *b)
 bool config_cert_equal_deploy(const struct cfg_cert *a, const struct cfg_cert *b);
 /* True when both lists hold the same strings in the same order. */
 bool config_strv_equal(const struct cfg_strv *a, const struct cfg_strv *b);
+/* "localhost", 127.0.0.0/8 or ::1 (a host without brackets). */
+bool config_host_is_loopback(const char *host);
 
 /* Parses "IP:PORT" or "[IPv6]:PORT" (no names, no lookups). When
  * default_port >= 0 the port may be left out ("192.0.2.1", "2001:db8::1").

@@ -105,6 +105,7 @@ static const struct spec ca_specs[] = {
     {.key = "preferred_chain", .kind = SK_STR, .off = CA(preferred_chain)},
     {.key = "profile", .kind = SK_STR, .off = CA(profile)},
     {.key = "profile_fallback", .kind = SK_BOOL, .off = CA(profile_fallback), .dflt = "false"},
+    {.key = "allow_other_hosts", .kind = SK_BOOL, .off = CA(allow_other_hosts), .dflt = "false"},
     {.key = "max_parallel_requests",
      .kind = SK_UINT,
      .off = CA(max_parallel_requests),

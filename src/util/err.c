@@ -23,6 +23,7 @@ static const char *const names[] = {
     "inconsistent state",
     "not supported by the peer",
     "canceled",
+    "URL from the CA refused",
 };
 
 const char *err_str(int code)

@@ -23,7 +23,8 @@ enum {
     ERR_BAD_STATE = -10016,     /* state directory content is inconsistent */
     ERR_UNSUPPORTED = -10017, /* feature not offered by the peer */
     ERR_CANCELED = -10018,  /* unused: cancellation is -ECANCELED */
-    ERR__MIN = -10019
+    ERR_URL_REFUSED = -10019, /* a URL from the CA is not https or not on the directory's host */
+    ERR__MIN = -10020
 };
 
 /* Returns a static string naming any error code (ours, errno or libuv). */

@@ -1,0 +1,348 @@
+/* The ACME client against a hostile CA (issue 17 items 3 and 4), a fake
+ * built on tests/support/fake_http that answers like an ACME server but
+ * hands out URLs of its choosing and says "Retry-After: 0" forever:
+ * - a directory whose newNonce points at another host fails the account
+ *   setup naming the URL and "newNonce in the directory", and nothing is
+ *   sent there;
+ * - an order whose finalize URL points at another host (or plain http off
+ *   loopback) fails naming the URL and "the order's finalize" before
+ *   anything is sent there; with allow_other_hosts = true it is followed;
+ * - an authorization that stays pending with Retry-After: 0 is polled at
+ *   most once a second (it was ~22 times a second), and an order stops
+ *   after max_requests requests.
+ * Every test runs its loop dry and checks uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acme/acme.h"
+#include "config/config.h"
+#include "fake_http.h"
+#include "net/net.h"
+#include "test_config.h"
+#include "util/err.h"
+#include "util/xalloc.h"
+
+struct hostile {
+    struct fake_http *srv;
+    unsigned seq;
+    const char *new_nonce;   /* directory newNonce, or NULL: ours */
+    const char *finalize;    /* the order's finalize URL, or NULL: ours */
+    bool authz_stuck;        /* the authorization stays pending, Retry-After: 0 */
+    unsigned authz_polls;    /* authorization fetches after the challenge answer */
+    unsigned order_requests; /* every POST after the account's */
+    unsigned fin_posts;      /* POSTs to our finalize */
+    uint64_t first_poll_ms, last_poll_ms;
+    uv_loop_t *loop;
+};
+
+static void body(struct fake_http_response *resp, int status, const char *text)
+{
+    resp->status = status;
+    fake_http_resp_header(resp, "Content-Type", "application/json");
+    fake_http_resp_body(resp, text);
+}
+
+static void handler(const struct fake_http_request *req, struct fake_http_response *resp, void *arg)
+{
+    struct hostile *H = arg;
+    const char *b = fake_http_url(H->srv);
+    char *t = NULL;
+
+    fake_http_resp_header(resp, "Replay-Nonce", "n%u", ++H->seq);
+    if (strcmp(req->target, "/dir") == 0) {
+        char *nn = H->new_nonce != NULL ? xstrdup(H->new_nonce) : xasprintf("%s/nonce", b);
+        t = xasprintf("{\"newNonce\":\"%s\",\"newAccount\":\"%s/acct\",\"newOrder\":\"%s/order\"}",
+                      nn, b, b);
+        free(nn);
+        body(resp, 200, t);
+    } else if (strcmp(req->target, "/nonce") == 0) {
+        resp->status = 200;
+    } else if (strcmp(req->target, "/acct") == 0) {
+        fake_http_resp_header(resp, "Location", "%s/acct/1", b);
+        body(resp, 201, "{\"status\":\"valid\"}");
+    } else if (strcmp(req->target, "/order") == 0) {
+        char *fin = H->finalize != NULL ? xstrdup(H->finalize) : xasprintf("%s/fin/1", b);
+        H->order_requests++;
+        t = xasprintf("{\"status\":\"%s\",\"identifiers\":[{\"type\":\"dns\",\"value\":"
+                      "\"x.test\"}],\"authorizations\":[\"%s/authz/1\"],\"finalize\":\"%s\"}",
+                      H->authz_stuck ? "pending" : "ready", b, fin);
+        free(fin);
+        fake_http_resp_header(resp, "Location", "%s/order/1", b);
+        body(resp, 201, t);
+    } else if (strcmp(req->target, "/authz/1") == 0) {
+        H->order_requests++;
+        if (H->authz_stuck) {
+            uint64_t now = uv_now(H->loop);
+            if (H->authz_polls++ == 0)
+                H->first_poll_ms = now;
+            H->last_poll_ms = now;
+            fake_http_resp_header(resp, "Retry-After", "0");
+        }
+        t = xasprintf("{\"status\":\"%s\",\"identifier\":{\"type\":\"dns\",\"value\":"
+                      "\"x.test\"},\"challenges\":[{\"type\":\"http-01\",\"url\":\"%s/chal/1\","
+                      "\"token\":\"tok1\",\"status\":\"%s\"}]}",
+                      H->authz_stuck ? "pending" : "valid", b,
+                      H->authz_stuck ? "pending" : "valid");
+        body(resp, 200, t);
+    } else if (strcmp(req->target, "/chal/1") == 0) {
+        H->order_requests++;
+        fake_http_resp_header(resp, "Retry-After", "0");
+        body(resp, 200, "{\"type\":\"http-01\",\"status\":\"processing\"}");
+    } else if (strcmp(req->target, "/fin/1") == 0) {
+        H->order_requests++;
+        H->fin_posts++;
+        /* stays processing: the test only needs to see the finalize arrive */
+        body(resp, 403, "{}");
+    } else {
+        resp->status = 404;
+    }
+    free(t);
+}
+
+struct fx {
+    uv_loop_t loop;
+    struct http_client *http;
+    struct hostile H;
+    char dir[64];
+    char *state;
+    struct config *cfg;
+    struct acme_client *client;
+};
+
+static void fx_open(struct fx *f, const char *ca_extra)
+{
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->H.loop = &f->loop;
+    assert_int_equal(http_client_open(&f->loop, &f->http), 0);
+    assert_int_equal(fake_http_start(&f->loop, handler, &f->H, &f->H.srv), 0);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/certloop-hostile-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->state = xasprintf("%s/state", f->dir);
+    assert_int_equal(mkdir(f->state, 0700), 0);
+    char *path = xasprintf("%s/certloop.toml", f->dir);
+    char *toml = xasprintf("[daemon]\nstate_dir = \"%s\"\n\n[ca.t]\ndirectory = \"%s/dir\"\n"
+                           "agree_tos = true\n%s\n"
+                           "[certificate.www]\ndomains = [\"x.test\"]\nca = \"t\"\n",
+                           f->state, fake_http_url(f->H.srv), ca_extra);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(toml, fp);
+    fclose(fp);
+    f->cfg = test_config_load(path);
+    free(path);
+    free(toml);
+    struct acme_client_opts o = {
+        .loop = &f->loop,
+        .http = f->http,
+        .cfg = f->cfg,
+        .ca = config_ca_find(f->cfg, "t"),
+        .state_dir = f->state,
+    };
+    assert_int_equal(acme_client_new(&o, &f->client), 0);
+}
+
+static void fx_close(struct fx *f)
+{
+    acme_client_close(f->client);
+    http_client_close(f->http);
+    fake_http_close(f->H.srv);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    config_unref(f->cfg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", f->dir, (char *)NULL);
+        _exit(127);
+    }
+    (void)waitpid(pid, NULL, 0);
+    free(f->state);
+}
+
+struct got {
+    int calls, status;
+    char *error;
+};
+
+static void req_cb(int status, const struct acme_response *r, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    g->error = r->error != NULL ? xstrdup(r->error) : NULL;
+}
+
+static void order_cb(int status, struct acme_order_result *res, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    g->error = res != NULL && res->error != NULL ? xstrdup(res->error) : NULL;
+    acme_order_result_free(res);
+}
+
+static int present(void *ctx, const char *token, const char *keyauth)
+{
+    (void)ctx;
+    (void)token;
+    (void)keyauth;
+    return 0;
+}
+
+static void cleanup(void *ctx, const char *token)
+{
+    (void)ctx;
+    (void)token;
+}
+
+static void run_order(struct fx *f, unsigned max_requests, int authz_timeout_s, struct got *g)
+{
+    struct acme_chal_ops ops = {.present = present, .cleanup = cleanup};
+    EVP_PKEY *k = NULL;
+
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
+    struct acme_order_opts o = {
+        .cert = config_cert_find(f->cfg, "www"),
+        .key = k,
+        .chal = &ops,
+        .state_dir = f->state,
+        .authz_timeout_s = authz_timeout_s,
+        .max_requests = max_requests,
+    };
+    assert_int_equal(acme_order_start(f->client, &o, order_cb, g, NULL), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    EVP_PKEY_free(k);
+    assert_int_equal(g->calls, 1);
+    assert_non_null(g->error);
+}
+
+static void test_directory_url_on_another_host_is_refused(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.new_nonce = "https://nonce.evil.example/nonce";
+    char *url = xasprintf("%s/echo", fake_http_url(f.H.srv));
+    struct acme_request_opts ro = {.url = url, .payload = "{}", .subject = "test"};
+    assert_int_equal(acme_request_start(f.client, &ro, req_cb, &g, NULL), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    free(url);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, ERR_URL_REFUSED);
+    assert_non_null(g.error);
+    if (strstr(g.error, "https://nonce.evil.example/nonce (newNonce in the directory)") == NULL ||
+        strstr(g.error, "not the directory's") == NULL)
+        fail_msg("error: %s", g.error);
+    free(g.error);
+    fx_close(&f);
+}
+
+static void test_finalize_on_another_host_is_refused(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.finalize = "http://203.0.113.9/fin/1";
+    run_order(&f, 0, 10, &g);
+    assert_int_equal(g.status, ERR_URL_REFUSED);
+    if (strstr(g.error, "URL http://203.0.113.9/fin/1 (the order's finalize) refused: not https") ==
+        NULL)
+        fail_msg("error: %s", g.error);
+    free(g.error);
+    /* another loopback address is another host too */
+    char *other = xasprintf("http://127.0.0.2:%d/fin/1", fake_http_port(f.H.srv));
+    f.H.finalize = other;
+    memset(&g, 0, sizeof(g));
+    run_order(&f, 0, 10, &g);
+    assert_int_equal(g.status, ERR_URL_REFUSED);
+    if (strstr(g.error, "(the order's finalize) refused: host 127.0.0.2") == NULL)
+        fail_msg("error: %s", g.error);
+    free(g.error);
+    assert_int_equal(f.H.fin_posts, 0);
+    fx_close(&f);
+    free(other);
+}
+
+static void test_allow_other_hosts_follows_them(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "allow_other_hosts = true\n");
+    /* the same server under another name: followed, so our /fin/1 sees it */
+    char *other = xasprintf("http://localhost:%d/fin/1", fake_http_port(f.H.srv));
+    f.H.finalize = other;
+    run_order(&f, 0, 10, &g);
+    assert_int_equal(f.H.fin_posts, 1);
+    assert_null(strstr(g.error, "refused"));
+    free(g.error);
+    fx_close(&f);
+    free(other);
+}
+
+static void test_retry_after_zero_is_polled_once_a_second(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.authz_stuck = true;
+    run_order(&f, 0, 3, &g);
+    assert_int_equal(g.status, ERR_TIMEOUT);
+    /* 3 s of Retry-After: 0: the first fetch, the challenge answer, then
+     * one poll a second (before the floor: ~22 a second) */
+    assert_true(f.H.authz_polls >= 2);
+    assert_true(f.H.authz_polls <= 5);
+    uint64_t span = f.H.last_poll_ms - f.H.first_poll_ms;
+    assert_true(span >= (uint64_t)(f.H.authz_polls - 2) * 1000);
+    free(g.error);
+    fx_close(&f);
+}
+
+static void test_order_gives_up_after_max_requests(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.authz_stuck = true;
+    run_order(&f, 5, 60, &g);
+    assert_int_equal(g.status, ERR_TIMEOUT);
+    if (strstr(g.error, "gave up after 5 requests") == NULL)
+        fail_msg("error: %s", g.error);
+    assert_int_equal(f.H.order_requests, 5);
+    free(g.error);
+    fx_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_directory_url_on_another_host_is_refused),
+        cmocka_unit_test(test_finalize_on_another_host_is_refused),
+        cmocka_unit_test(test_allow_other_hosts_follows_them),
+        cmocka_unit_test(test_retry_after_zero_is_polled_once_a_second),
+        cmocka_unit_test(test_order_gives_up_after_max_requests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
