@@ -385,6 +385,82 @@ bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char
     return true;
 }
 
+bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field)
+{
+    const char *f = *(char **)field;
+    struct stat st;
+    char b[256];
+
+    (void)obj;
+    if (stat(f, &st) < 0) {
+        ERR(c, kv->val.pos, path, "%s: %s", config_show(b, sizeof(b), f), strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        ERR(c, kv->val.pos, path, "%s is not a directory", config_show(b, sizeof(b), f));
+        return false;
+    }
+    return true;
+}
+
+bool config_check_webroot_owner(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                                void *obj, void *field)
+{
+    struct cfg_http01 *h = obj;
+    long id;
+    char b[128];
+
+    (void)field;
+    if (!lookup_id(c, true, h->webroot_owner, &id)) {
+        ERR(c, kv->val.pos, path, "unknown user '%s'", config_show(b, sizeof(b), h->webroot_owner));
+        return false;
+    }
+    h->webroot_uid = (uid_t)id;
+    return true;
+}
+
+bool config_check_webroot_group(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                                void *obj, void *field)
+{
+    struct cfg_http01 *h = obj;
+    long id;
+    char b[128];
+
+    (void)field;
+    if (!lookup_id(c, false, h->webroot_group, &id)) {
+        ERR(c, kv->val.pos, path, "unknown group '%s'", config_show(b, sizeof(b), h->webroot_group));
+        return false;
+    }
+    h->webroot_gid = (gid_t)id;
+    return true;
+}
+
+void config_check_http01_answerable(struct cctx *c)
+{
+    const struct config *cfg = c->cfg;
+
+    if (cfg->http01.listen.n > 0 || cfg->http01.webroot != NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const struct cfg_cert *cc = &cfg->certs[i];
+        if (cc->challenge != CFG_CHAL_HTTP01 || cc->ca == NULL)
+            continue;
+        size_t file = 0; /* where.file is borrowed from cfg->files */
+        for (size_t f = 0; f < cfg->files.n; f++)
+            if (cfg->files.v[f] == cc->where.file)
+                file = f;
+        char *path = xasprintf("certificate.%s", cc->name);
+        config_err(c, file, cc->where.pos, path,
+                   "http-01 has nothing to answer the CA: [http01] listen is [] and no "
+                   "[http01] webroot is set; set webroot (a web server serves the token "
+                   "files), listen (certloop's own listener; under systemd socket activation "
+                   "the socket unit's sockets replace these addresses), or challenge = "
+                   "\"dns-01\"");
+        free(path);
+    }
+}
+
 bool config_check_object_name(struct cctx *c, const char *section, const char *name,
                               const char *path, struct toml_pos pos)
 {

@@ -436,6 +436,7 @@ static void finish(struct cctx *c)
     }
     cfg->n_certs = n;
     c->n_certs = 0;
+    config_check_http01_answerable(c);
 }
 
 static void config_free(struct config *cfg)
@@ -450,6 +451,9 @@ static void config_free(struct config *cfg)
     free(cfg->daemon.hooks_dir);
     config_strv_free(&cfg->daemon.resolvers);
     config_strv_free(&cfg->http01.listen);
+    free(cfg->http01.webroot);
+    free(cfg->http01.webroot_owner);
+    free(cfg->http01.webroot_group);
     for (size_t i = 0; i < cfg->n_cas; i++)
         ca_fini(&cfg->cas[i]);
     free(cfg->cas);
@@ -532,6 +536,11 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
         memset(&main_st, 0, sizeof(main_st));
     config_load_root(&c, root, true);
     toml_table_free(root);
+    /* With a webroot the web server owns port 80: no listener unless asked. */
+    if (cfg->http01.webroot != NULL && !cfg->http01.listen_written) {
+        config_strv_free(&cfg->http01.listen);
+        cfg->http01.listen.v = xcalloc(1, sizeof(char *));
+    }
 
     load_includes(&c, &main_st);
     finish(&c);

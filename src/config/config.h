@@ -71,7 +71,16 @@ struct cfg_daemon {
 };
 
 struct cfg_http01 {
-    struct cfg_strv listen; /* "[::]:80", "0.0.0.0:80"; default both; [] = no listener */
+    struct cfg_strv listen; /* "[::]:80", "0.0.0.0:80"; default both ([] when webroot is
+                             * set); [] = no listener */
+    char *webroot;          /* document root a web server serves; token files go to
+                             * WEBROOT/.well-known/acme-challenge/; NULL: none */
+    char *webroot_owner, *webroot_group; /* as written, or NULL */
+    uid_t webroot_uid;                   /* resolved, (uid_t)-1 if unset */
+    gid_t webroot_gid;                   /* resolved, (gid_t)-1 if unset */
+    unsigned public_port;                /* the port the CA connects to (`certloop test`
+                                          * fetches through it); default 80 */
+    bool listen_written;                 /* listen was in the file (not the default) */
 };
 
 struct cfg_ca {

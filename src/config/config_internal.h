@@ -183,6 +183,15 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
                          void *field);
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field);
+bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field);
+bool config_check_webroot_owner(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                                void *obj, void *field);
+bool config_check_webroot_group(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                                void *obj, void *field);
+/* Every http-01 certificate that is ordered has something to answer the CA
+ * ([http01] listen or webroot). */
+void config_check_http01_answerable(struct cctx *c);
 bool config_check_owner(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                         void *field);
 bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,

@@ -71,12 +71,29 @@ static const struct spec daemon_specs[] = {
     {.key = NULL},
 };
 
+#define HTTP01(f) offsetof(struct cfg_http01, f)
+
 static const struct spec http01_specs[] = {
     {.key = "listen",
      .kind = SK_STRV,
-     .off = offsetof(struct cfg_http01, listen),
+     .off = HTTP01(listen),
      .check = config_check_listen,
      .dflt = "[\"[::]:80\", \"0.0.0.0:80\"]"},
+    {.key = "webroot", .kind = SK_PATH, .off = HTTP01(webroot), .check = config_check_dir_exists},
+    {.key = "webroot_owner",
+     .kind = SK_STR,
+     .off = HTTP01(webroot_owner),
+     .check = config_check_webroot_owner},
+    {.key = "webroot_group",
+     .kind = SK_STR,
+     .off = HTTP01(webroot_group),
+     .check = config_check_webroot_group},
+    {.key = "public_port",
+     .kind = SK_UINT,
+     .off = HTTP01(public_port),
+     .min = 1,
+     .max = 65535,
+     .dflt = "80"},
     {.key = NULL},
 };
 
@@ -615,6 +632,8 @@ void config_schema_defaults(struct config *cfg)
 {
     config_spec_defaults(daemon_specs, &cfg->daemon);
     config_spec_defaults(http01_specs, &cfg->http01);
+    cfg->http01.webroot_uid = (uid_t)-1; /* unset: the token files keep the daemon's ids */
+    cfg->http01.webroot_gid = (gid_t)-1;
 }
 
 /* The top-level sections: [NAME] or, when named, [NAME.X]. config_load_root

@@ -342,7 +342,9 @@ static bool check_addrs(struct cctx *c, const struct toml_keyval *kv, const char
 bool config_check_listen(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field)
 {
-    (void)obj;
+    struct cfg_http01 *h = obj;
+
+    h->listen_written = true; /* a webroot turns only the default listener off */
     return check_addrs(c, kv, path, field, -1);
 }
 

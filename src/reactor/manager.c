@@ -235,7 +235,8 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             goto fail;
         }
         struct chal_http01_limits lim = {.max_connections = o->http01_max_connections};
-        chal_http01_set_limits(m->chal, &lim); /* zeros keep the defaults */
+        if (m->chal != NULL) /* NULL: listen = [] (a webroot, or nothing needs it) */
+            chal_http01_set_limits(m->chal, &lim); /* zeros keep the defaults */
     }
     bool need_dns01 = false;
     for (size_t i = 0; i < m->cfg->n_certs; i++)

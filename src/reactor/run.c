@@ -17,21 +17,49 @@
 
 /* ---- challenge provider ---- */
 
+/* The run's [http01] (its snapshot's: a reload in between does not move
+ * the webroot under a token). */
+static const struct cfg_http01 *run_http01(const struct mcert *mc)
+{
+    return mc->run_snap != NULL ? &mc->run_snap->http01 : &mc->m->cfg->http01;
+}
+
+/* http-01: the token goes to every responder there is, certloop's listener
+ * (or socket activation's) and the web server's document root, so either
+ * may answer the CA. */
 static int chal_present(void *ctx, const char *token, const char *keyauth)
 {
     struct mcert *mc = ctx;
+    const struct cfg_http01 *h = run_http01(mc);
+    int rc;
 
-    if (mc->m->chal == NULL)
+    if (mc->m->chal == NULL && h->webroot == NULL)
         return -ENOTCONN;
-    return chal_http01_put(mc->m->chal, token, keyauth);
+    if (mc->m->chal != NULL) {
+        rc = chal_http01_put(mc->m->chal, token, keyauth);
+        if (rc < 0)
+            return rc;
+    }
+    if (h->webroot != NULL) {
+        rc = chal_webroot_put(h->webroot, h->webroot_uid, h->webroot_gid, token, keyauth);
+        if (rc < 0) {
+            if (mc->m->chal != NULL)
+                chal_http01_del(mc->m->chal, token);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static void chal_cleanup(void *ctx, const char *token)
 {
     struct mcert *mc = ctx;
+    const struct cfg_http01 *h = run_http01(mc);
 
     if (mc->m->chal != NULL)
         chal_http01_del(mc->m->chal, token);
+    if (h->webroot != NULL)
+        chal_webroot_del(h->webroot, token);
 }
 
 /* dns-01 through the provider, with the snapshot of the run. */

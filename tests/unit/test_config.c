@@ -1316,6 +1316,61 @@ static void test_listen_and_resolvers(void **state)
     tdir_free(t);
 }
 
+static void test_http01_webroot_and_answerable(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    mkdir_in(t, "www");
+    write_file(t, "file", "x", 0644);
+    /* webroot: listen defaults to [], owner and group resolved */
+    load_main(t, "[http01]\n"
+                 "webroot = \"@T@/www\"\n"
+                 "webroot_owner = \"root\"\n"
+                 "webroot_group = \"0\"\n"
+                 "public_port = 5002\n"
+                 "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n" LOCAL_CA);
+    expect_ok(t);
+    char *www = tpath(t, "www");
+    assert_string_equal(t->cfg->http01.webroot, www);
+    free(www);
+    assert_int_equal(t->cfg->http01.listen.n, 0);
+    assert_int_equal(t->cfg->http01.webroot_uid, 0);
+    assert_int_equal(t->cfg->http01.webroot_gid, 0);
+    assert_int_equal(t->cfg->http01.public_port, 5002);
+    /* defaults: no webroot, port 80, ids unset */
+    load_main(t, "[certificate.a]\ndomains = [\"a.example\"]\n" LOCAL_CA);
+    expect_ok(t);
+    assert_null(t->cfg->http01.webroot);
+    assert_int_equal(t->cfg->http01.public_port, 80);
+    assert_int_equal(t->cfg->http01.webroot_uid, (uid_t)-1);
+    /* bad values */
+    load_main(t, "[http01]\n"
+                 "webroot = \"@T@/file\"\n"
+                 "webroot_owner = \"no-such-user-x\"\n"
+                 "public_port = 0\n");
+    expect_errors(t, 3);
+    expect_frag(t, "certloop.toml", 2, 11, "http01.webroot: ");
+    expect_frag(t, "certloop.toml", 2, 11, "/file is not a directory");
+    expect_line(t, "certloop.toml", 3, 17, "http01.webroot_owner: unknown user 'no-such-user-x'");
+    expect_frag(t, "certloop.toml", 4, 15, "http01.public_port: must be between 1 and 65535");
+    /* listen = [] and no webroot: an http-01 certificate has nothing to
+     * answer the CA; dns-01 and imports are fine */
+    write_file(t, "c.pem", "x", 0644);
+    write_file(t, "c.key", "x", 0600);
+    load_main(t, "[http01]\n"
+                 "listen = []\n"
+                 "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n"
+                 "[certificate.imp]\n"
+                 "import = { cert = \"@T@/c.pem\", key = \"@T@/c.key\" }\n" LOCAL_CA);
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 3, 14,
+                "certificate.a: http-01 has nothing to answer the CA: [http01] listen is [] and "
+                "no [http01] webroot is set");
+    tdir_free(t);
+}
+
 static void test_notify_events(void **state)
 {
     (void)state;
@@ -1370,13 +1425,15 @@ static void test_more_checks(void **state)
                 "certificate.b.deploy[0]: pkcs12_legacy is set but pkcs12 is not");
 
     /* an include pattern that also matches the main file reads it once;
-     * listen = [] turns the listener off */
+     * listen = [] turns the listener off (a dns-01 certificate needs none) */
     load_main(t, "[daemon]\n"
                  "include = \"*.toml\"\n"
                  "[http01]\n"
                  "listen = []\n"
+                 "[dns.hook]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
                  "[certificate.a]\n"
-                 "domains = [\"a.example\"]\n" LOCAL_CA);
+                 "domains = [\"a.example\"]\n"
+                 "challenge = \"dns-01\"\n" LOCAL_CA);
     expect_ok(t);
     assert_int_equal(t->cfg->files.n, 1);
     assert_int_equal(t->cfg->http01.listen.n, 0);
@@ -1900,6 +1957,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config_values),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_http01_webroot_and_answerable),
         cmocka_unit_test(test_toml_syntax_error),
         cmocka_unit_test(test_main_file_missing),
         cmocka_unit_test(test_unknown_key_suggests),
