@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "store/store.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -777,17 +778,43 @@ static int clear_stale(const char *path)
     return 0;
 }
 
-static void ensure_parent(const char *path)
+/* mkdir -p of the socket's directory (each created one 0750). A failure
+ * names the first directory that could not be created, not just errno. */
+static int ensure_parent(const char *path)
 {
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
+    struct stat st;
+    int rc = 0;
 
-    if (slash != NULL && slash != dir) {
-        *slash = '\0';
-        if (mkdir(dir, 0750) == 0)
-            log_info(LOG_CTL, "created %s", dir);
+    if (slash == NULL || slash == dir)
+        goto out;
+    *slash = '\0';
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        goto out;
+    rc = store_mkdirs(dir, 0750);
+    if (rc == 0) {
+        log_info(LOG_CTL, "created %s", dir);
+        goto out;
     }
+    /* the first missing component: the child of the deepest one there */
+    char *miss = xstrdup(dir);
+    for (;;) {
+        char *up = strrchr(miss, '/');
+        if (up == NULL || up == miss)
+            break;
+        *up = '\0';
+        if (stat(miss, &st) == 0) {
+            *up = '/';
+            break;
+        }
+    }
+    log_error(LOG_CTL, "control socket %s: cannot create the directory %s: %s", path, miss,
+              err_str(rc));
+    free(miss);
+out:
     free(dir);
+    return rc;
 }
 
 static void listener_closed(uv_handle_t *h)
@@ -809,7 +836,9 @@ int control_open(const struct control_opts *o, struct control **out)
         log_error(LOG_CTL, "%s: path too long for a unix socket", o->path);
         return -ENAMETOOLONG;
     }
-    ensure_parent(o->path);
+    rc = ensure_parent(o->path);
+    if (rc < 0)
+        return rc;
     rc = clear_stale(o->path);
     if (rc == -EADDRINUSE) {
         log_error(LOG_CTL, "%s: another daemon answers on it", o->path);

@@ -107,8 +107,9 @@ typedef void (*control_close_cb)(void *arg);
 /* Creates the socket at o->path with mode 0660 (bound under umask 0117 so it
  * is never wider) and listens. An existing socket file is replaced only if
  * nothing answers on it; -EADDRINUSE (logged) when another daemon answers,
- * -EEXIST when the path exists and is not a socket. The parent directory is
- * created (0750) when missing. The process must ignore SIGPIPE (the
+ * -EEXIST when the path exists and is not a socket. Missing parent
+ * directories are all created (0750, like mkdir -p); when one cannot be,
+ * the error (logged) names it. The process must ignore SIGPIPE (the
  * daemon does): a client may leave before its answer is written. Owned:
  * release with control_close. */
 int control_open(const struct control_opts *o, struct control **out);

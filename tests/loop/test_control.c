@@ -739,6 +739,46 @@ static void test_socket_file(void **state)
     teardown_env(&e);
 }
 
+/* Issue 17 item 6: every missing parent of the socket is created (only one
+ * was); a parent that cannot be created fails with the error logged naming
+ * that directory. */
+static void test_socket_parents_created(void **state)
+{
+    struct env e;
+    struct stat st;
+    char deep[192], path[256], blocker[192];
+
+    (void)state;
+    setup_env(&e);
+    snprintf(deep, sizeof(deep), "%s/a/b/c", e.dir);
+    snprintf(path, sizeof(path), "%s/control.sock", deep);
+    e.opts.path = path;
+    assert_int_equal(control_open(&e.opts, &e.srv), 0);
+    assert_int_equal(stat(deep, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    control_close(e.srv, server_closed, &e);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(e.closed, 1);
+
+    /* a regular file where a directory should be: ENOTDIR, nothing bound */
+    snprintf(blocker, sizeof(blocker), "%s/file", e.dir);
+    FILE *f = fopen(blocker, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/file/sub/control.sock", e.dir);
+    struct control *srv = NULL;
+    assert_int_equal(control_open(&e.opts, &srv), -ENOTDIR);
+    assert_null(srv);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&e.loop), 0);
+    unlink(blocker);
+    for (const char *d = deep; strlen(d) > strlen(e.dir); d = deep) {
+        rmdir(deep);
+        *strrchr(deep, '/') = '\0';
+    }
+    teardown_env(&e);
+}
+
 /* The CLI's view of a missing daemon: a clear message, no hang. */
 static void test_client_no_daemon(void **state)
 {
@@ -873,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_connection_cap),
         cmocka_unit_test(test_clients_leaving_early),
         cmocka_unit_test(test_socket_file),
+        cmocka_unit_test(test_socket_parents_created),
         cmocka_unit_test(test_client_no_daemon),
         cmocka_unit_test(test_status_document_and_table),
     };
