@@ -17,7 +17,7 @@
 #define MAX_INODES 16
 
 /* The inodes of listening sockets (state 0A) on port in one of
- * /proc/net/tcp or tcp6. */
+ * /proc/self/net/tcp or tcp6 (ProcSubset=pid hides /proc/net). */
 static size_t listening_inodes(const char *file, unsigned port, unsigned long *inodes, size_t n,
                                size_t cap)
 {
@@ -78,8 +78,8 @@ static bool pid_has_socket(const char *pid, const unsigned long *inodes, size_t 
 int http01_port_owner(unsigned port, char *name, size_t name_len, long *pid_out)
 {
     unsigned long inodes[MAX_INODES];
-    size_t n = listening_inodes("/proc/net/tcp", port, inodes, 0, MAX_INODES);
-    n = listening_inodes("/proc/net/tcp6", port, inodes, n, MAX_INODES);
+    size_t n = listening_inodes("/proc/self/net/tcp", port, inodes, 0, MAX_INODES);
+    n = listening_inodes("/proc/self/net/tcp6", port, inodes, n, MAX_INODES);
     if (n == 0 || name_len == 0)
         return -1;
     DIR *d = opendir("/proc");
