@@ -12,6 +12,7 @@ PKGS=(
   nginx # loop/test_http's HTTP/2 peer, and bench/http01.sh's
   scdoc # the man pages (docs/man/*.scd)
   debhelper lintian fakeroot dpkg-dev # the Debian package (scripts/package.sh, package-test.sh)
+  zsh # test_completion checks the zsh completion
 )
 
 missing=()

@@ -1,0 +1,123 @@
+# bash completion for certloop(8): commands, their options, and certificate
+# names, asked of the running daemon (certloop status --json, one second at
+# most) or else read from the configuration's [certificate.NAME] tables
+# (the -c FILE on the line, else $CERTLOOP_CONFIG, else
+# /etc/certloop/certloop.toml, plus its conf.d/*.toml).
+
+_certloop_config() {
+    local i
+    for ((i = 2; i < ${#COMP_WORDS[@]} - 1; i++)); do
+        case ${COMP_WORDS[i]} in
+        -c | --config)
+            printf '%s\n' "${COMP_WORDS[i + 1]}"
+            return
+            ;;
+        esac
+    done
+    printf '%s\n' "${CERTLOOP_CONFIG:-/etc/certloop/certloop.toml}"
+}
+
+_certloop_socket() {
+    local i
+    for ((i = 2; i < ${#COMP_WORDS[@]} - 1; i++)); do
+        if [[ ${COMP_WORDS[i]} == --socket ]]; then
+            printf '%s\n' "${COMP_WORDS[i + 1]}"
+            return
+        fi
+    done
+}
+
+# The certificate names, one per line.
+_certloop_names() {
+    local cfg sock json dir f
+    cfg=$(_certloop_config)
+    cfg=${cfg/#\~/$HOME}
+    sock=$(_certloop_socket)
+    # the daemon knows what it manages; each certificate object of the
+    # status document starts with its "name" (names hold no white space)
+    json=$(timeout 1 "${COMP_WORDS[0]:-certloop}" status --json -c "$cfg" \
+        ${sock:+--socket "$sock"} 2>/dev/null) || json=
+    if [[ -n $json ]]; then
+        tr -d ' \t\r\n' <<<"$json" | grep -o '{"name":"[^"\\]*"' | cut -d'"' -f4
+        return
+    fi
+    [[ -r $cfg ]] || return
+    dir=$(dirname -- "$cfg")
+    for f in "$cfg" "$dir"/conf.d/*.toml; do
+        [[ -r $f ]] || continue
+        # [certificate.NAME] or [certificate."NAME.WITH.DOTS"], not sub-tables
+        sed -n -e 's/^[[:space:]]*\[[[:space:]]*certificate[[:space:]]*\.[[:space:]]*\([A-Za-z0-9_-]\{1,\}\)[[:space:]]*\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' \
+            -e 's/^[[:space:]]*\[[[:space:]]*certificate[[:space:]]*\.[[:space:]]*"\([A-Za-z0-9_.-]\{1,\}\)"[[:space:]]*\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$f"
+    done
+}
+
+_certloop() {
+    local cur prev cmd words opts
+    COMPREPLY=()
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local commands="run check plan status renew reload test revoke help"
+
+    if ((COMP_CWORD == 1)); then
+        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
+        return
+    fi
+    cmd=${COMP_WORDS[1]}
+
+    case $prev in
+    -c | --config)
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+        return
+        ;;
+    --socket)
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
+    --reason)
+        COMPREPLY=($(compgen -W "unspecified keyCompromise affiliationChanged superseded cessationOfOperation" -- "$cur"))
+        return
+        ;;
+    esac
+
+    case $cmd in
+    run) opts="--config --once --help" ;;
+    check) opts="--config --help" ;;
+    plan) opts="--config --help" ;;
+    status) opts="--json --socket --config --help" ;;
+    renew) opts="--all --force --deploy-only --socket --config --help" ;;
+    reload) opts="--socket --config --help" ;;
+    test) opts="--config --help" ;;
+    revoke) opts="--reason --config --help" ;;
+    help)
+        ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
+        return
+        ;;
+    *) return ;;
+    esac
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        return
+    fi
+    case $cmd in
+    plan | renew | test | revoke)
+        # test and revoke take one NAME
+        if [[ $cmd == test || $cmd == revoke ]]; then
+            local i n=0
+            for ((i = 2; i < COMP_CWORD; i++)); do
+                case ${COMP_WORDS[i]} in
+                -c | --config | --reason | --socket) ((i++)) ;;
+                -*) ;;
+                *) ((n++)) ;;
+                esac
+            done
+            ((n > 0)) && return
+        fi
+        COMPREPLY=($(compgen -W "$(_certloop_names)" -- "$cur"))
+        ;;
+    esac
+}
+
+complete -F _certloop certloop
