@@ -67,7 +67,8 @@ static const struct {
             "                     exit (no control socket)\n" HELP_LINE "\n"
             "exit: 0 clean stop (--once: every certificate ok), 1 (--once) any failed,\n"
             "      73 the state directory cannot be created, 75 another daemon holds the\n"
-            "      state directory or a listener cannot start, 78 invalid configuration\n"},
+            "      state directory or a listener cannot start, 78 invalid configuration\n"
+            "      or an http-01 address another program holds\n"},
     {"check", "usage: certloop check [-c FILE]\n"
               "\n"
               "Parses and validates the configuration (the main file and its conf.d/ files)\n"
