@@ -87,6 +87,7 @@ struct http_req {
     struct http_response resp;
     char errbuf[CURL_ERROR_SIZE];
     char *reason; /* owned: the transport's reason handed to cb as resp.error */
+    struct curl_slist *connect_to; /* owned */
 };
 
 struct req_list {
@@ -384,6 +385,7 @@ static void req_free(struct http_req *r)
     if (r->easy != NULL)
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdrs);
+    curl_slist_free_all(r->connect_to);
     trust_unref(r->trust);
     req_clear_headers(r);
     free(r->links);
@@ -627,6 +629,18 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_SSL_CTX_DATA, r->trust);
         /* curl's shared CA store cache must not receive our extra anchors. */
         SETOPT(r->easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    }
+    if (o->connect_to != NULL) {
+        r->connect_to = curl_slist_append(NULL, o->connect_to);
+        if (r->connect_to == NULL) {
+            rc = ERR_HTTP;
+            goto fail;
+        }
+        SETOPT(r->easy, CURLOPT_CONNECT_TO, r->connect_to);
+    }
+    if (o->insecure) {
+        SETOPT(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (cc != CURLE_OK) {
         log_error(LOG_HTTP, "%s %s: curl_easy_setopt: %s", method, r->log_url,

@@ -35,6 +35,11 @@ struct http_request_opts {
     long timeout_ms;        /* whole request; 0 = 30 s */
     bool redact_url;        /* log lines show only "scheme://host[:port]/..." (webhook URLs
                              * often carry a secret in the path or the query) */
+    const char *connect_to; /* "HOST:PORT:ADDR:PORT": connect there for the URL's host and
+                             * port (curl's CONNECT_TO; Host and SNI stay the URL's), or
+                             * NULL to resolve the host */
+    bool insecure;          /* https without certificate checks: only for fetching as an
+                             * http-01 validator does after a redirect (CAs do not check) */
 };
 
 /* A response as the callback sees it: borrowed, valid only during the

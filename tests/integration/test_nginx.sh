@@ -10,6 +10,10 @@
 #     webroot, listen = [] by default) to its worker user; the daemon issues
 #     and deploys, and no token file is left once the order is over.
 #  4. check refuses listen = [] without a webroot for an http-01 certificate.
+#  5. `certloop test NAME` fetches a probe token through the name on
+#     [http01] public_port as the CA does: it passes through the working
+#     proxy and webroot sites, and fails, saying why, when nginx redirects
+#     the challenge path to a dead https site or answers 404.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 tw_init nginx
@@ -65,6 +69,13 @@ code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: site.tes
   "http://127.0.0.1:$NGINX_PORT/index.html")
 [ "$code" = "301 https://site.test/index.html" ] || tw_fail "nginx redirect: $code"
 
+# pf_conf: the test world's head with public_port = nginx's port and the
+# mock DNS (every name is 127.0.0.1) as resolver, for `certloop test`
+pf_conf() {
+  sed -e "s|^\[http01\]|&\npublic_port = $NGINX_PORT|" \
+    -e "s|^log_level = .*|&\nresolvers = [\"127.0.0.1:$TW_DNS_PORT\"]|"
+}
+
 # 1. certloop on nginx's port
 {
   tw_config_head 4 "$NGINX_PORT"
@@ -78,9 +89,16 @@ grep -q "listen 127.0.0.1:$NGINX_PORT: address already in use by nginx (pid [0-9
 
 # 2. proxy
 {
-  tw_config_head 4 "$CL_PORT"
+  tw_config_head 4 "$CL_PORT" | pf_conf
   tw_config_cert www ec-p256 www.test www2.test
 } >"$TW/proxy.toml"
+# 5a. the working proxy passes `certloop test` (a temporary listener)
+timeout 60 "$CERTLOOP" test www -c "$TW/proxy.toml" >"$TW/test.txt" 2>&1 ||
+  tw_fail "test through the proxy: $(cat "$TW/test.txt")"
+for d in www.test www2.test; do
+  grep -Eq "^test www: http-01 $d: http://$d:$NGINX_PORT/\.well-known/acme-challenge/[A-Za-z0-9_-]+ via 127\.0\.0\.1: token served \.\.\. PASS$" \
+    "$TW/test.txt" || tw_fail "test through the proxy: no PASS for $d: $(cat "$TW/test.txt")"
+done
 timeout 120 "$CERTLOOP" run --once -c "$TW/proxy.toml" >"$TW/out.txt" 2>"$TW/err.txt"
 rc=$?
 [ "$rc" = 0 ] || { tw_fail "proxy: run --once exit $rc"; sed 's/^/  /' "$TW/err.txt" >&2; }
@@ -95,7 +113,7 @@ nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "n
 sleep 0.5
 rm -rf "$TW/state" "$TW/out"
 {
-  tw_config_head 4 | sed "s|^listen = .*|webroot = \"$TW/www\"|"
+  tw_config_head 4 | pf_conf | sed "s|^listen = .*|webroot = \"$TW/www\"|"
   tw_config_cert web ec-p256 web.test www.web.test
 } >"$TW/webroot.toml"
 grep -q '^listen' "$TW/webroot.toml" && tw_fail "webroot config still has listen"
@@ -109,7 +127,47 @@ n=$(grep -c 'GET /.well-known/acme-challenge/[A-Za-z0-9_-]* HTTP/1.1" 200' "$TW/
 [ "$n" -ge 2 ] || tw_fail "webroot: nginx served $n tokens, expected at least 2"
 left=$(find "$TW/www/.well-known/acme-challenge" -type f | wc -l)
 [ "$left" = 0 ] || tw_fail "webroot: $left token file(s) left behind"
+# 5b. the webroot site passes `certloop test` while the daemon runs
+timeout 60 "$CERTLOOP" test web -c "$TW/webroot.toml" >"$TW/test.txt" 2>&1 ||
+  tw_fail "test through the webroot: $(cat "$TW/test.txt")"
+grep -q "^test web: http-01 www.web.test: .* token served ... PASS$" "$TW/test.txt" ||
+  tw_fail "test through the webroot: $(cat "$TW/test.txt")"
+left=$(find "$TW/www/.well-known/acme-challenge" -type f | wc -l)
+[ "$left" = 0 ] || tw_fail "test left $left probe file(s) in the webroot"
 tw_daemon_stop >/dev/null || tw_fail "daemon exit status"
+
+# 5c. broken nginx sites: everything (the challenge path too) redirected to
+# https, where nothing answers; or a site without the challenge location
+cat >"$TW/nginx/redirect.conf" <<EOT
+server {
+    listen 127.0.0.1:$NGINX_PORT default_server;
+    return 301 https://\$host\$request_uri;
+}
+EOT
+mkdir -p "$TW/empty"
+cat >"$TW/nginx/notfound.conf" <<EOT
+server {
+    listen 127.0.0.1:$NGINX_PORT default_server;
+    root $TW/empty;
+}
+EOT
+mkdir -p "$TW/out/www"
+nginx_conf redirect >"$TW/nginx/nginx.conf"
+nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "nginx reload"
+sleep 0.5
+timeout 60 "$CERTLOOP" test www -c "$TW/proxy.toml" >"$TW/test.txt" 2>&1
+rc=$?
+[ "$rc" = 1 ] || tw_fail "redirect to dead https: test exit $rc, expected 1"
+grep -q "^test www: http-01 www.test: http://www.test:$NGINX_PORT/.well-known/acme-challenge/[A-Za-z0-9_-]* via 127.0.0.1, redirected: 301 https://www.test/.well-known/acme-challenge/[A-Za-z0-9_-]*: connection refused by www.test:443.* FAIL$" \
+  "$TW/test.txt" || tw_fail "redirect to dead https: $(cat "$TW/test.txt")"
+nginx_conf notfound >"$TW/nginx/nginx.conf"
+nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "nginx reload"
+sleep 0.5
+timeout 60 "$CERTLOOP" test www -c "$TW/proxy.toml" >"$TW/test.txt" 2>&1
+rc=$?
+[ "$rc" = 1 ] || tw_fail "404: test exit $rc, expected 1"
+grep -q "^test www: http-01 www.test: .* answered HTTP 404: the server on port $NGINX_PORT does not serve the token.* FAIL$" \
+  "$TW/test.txt" || tw_fail "404: $(cat "$TW/test.txt")"
 
 # 4. nothing answers http-01
 {
