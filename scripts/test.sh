@@ -20,7 +20,9 @@ echo "== banned functions in src/ =="
 bash scripts/checksrc.sh
 
 echo "== ctest: all tests =="
-(cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
+# Twice as many ctest slots as cores: integration tests mostly wait (see
+# tests/tests.cmake); CTEST_JOBS overrides.
+(cd build && ctest --output-on-failure -j"${CTEST_JOBS:-$((jobs * 2))}" --timeout 900)
 
 echo "== build with ASan+UBSan, unit and loop tests =="
 CC=clang cmake -S . -B build-asan -DWERROR=ON -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
