@@ -8,12 +8,14 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config_internal.h"
 #include "util/buf.h"
@@ -246,22 +248,64 @@ static size_t add_file(struct config *cfg, const char *path)
     return cfg->files.n++;
 }
 
-/* Reads and parses one file; reports problems. Returns 0, -errno, or
- * ERR_PARSE. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+/* Reads one configuration file into b. Only a regular file of at most
+ * CONFIG_FILE_MAX bytes is read: a FIFO or a device (/dev/zero behind a
+ * symlink, a terminal) would block or never end, so the file is opened
+ * non-blocking (open(2) of a FIFO then returns at once) and refused by its
+ * fstat before a byte is read. Reports its own errors; 0, -errno,
+ * ERR_TOO_BIG or ERR_CONFIG (not a regular file). */
+static int read_regular(struct cctx *c, size_t file, struct buf *b)
+{
+    const char *path = c->cfg->files.v[file];
+    struct toml_pos nopos = {0, 0};
+    struct stat st;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+    if (fd < 0 || fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = ERR_CONFIG;
+    else if ((uintmax_t)st.st_size > CONFIG_FILE_MAX)
+        rc = ERR_TOO_BIG;
+    else
+        rc = buf_read_fd(b, fd); /* still capped: the file may grow meanwhile */
+    if (rc == ERR_CONFIG)
+        config_err(c, file, nopos, NULL, "cannot read: %s, not a regular file",
+                   file_kind(st.st_mode));
+    else if (rc == ERR_TOO_BIG)
+        config_err(c, file, nopos, NULL, "cannot read: larger than %u MiB", CONFIG_FILE_MAX >> 20);
+    else if (rc < 0)
+        config_err(c, file, nopos, NULL, "cannot read: %s", strerror(-rc));
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Reads and parses one file; reports problems. Returns 0, -errno,
+ * ERR_TOO_BIG, ERR_CONFIG (not a regular file) or ERR_PARSE. */
 static int read_file(struct cctx *c, size_t file, struct toml_table **root)
 {
     struct buf b = BUF_INIT(CONFIG_FILE_MAX);
     struct toml_error terr;
-    const char *path = c->cfg->files.v[file];
-    struct toml_pos nopos = {0, 0};
 
-    int rc = buf_read_file(&b, path);
+    int rc = read_regular(c, file, &b);
     if (rc < 0) {
-        if (rc == ERR_TOO_BIG)
-            config_err(c, file, nopos, NULL, "cannot read: larger than %u MiB",
-                       CONFIG_FILE_MAX >> 20);
-        else
-            config_err(c, file, nopos, NULL, "cannot read: %s", strerror(-rc));
         buf_fini(&b);
         return rc;
     }

@@ -199,7 +199,10 @@ struct config_diag {
  * ERR_CONFIG (or -errno when the main file cannot be read) and every problem
  * found is appended to diag (may be NULL), one line each, ordered by file
  * (main first) and position; *out is untouched. Touches nothing on disk: it
- * only reads the files and stats the paths it validates. path is borrowed. */
+ * only reads the files and stats the paths it validates. Only regular files
+ * of at most 16 MiB are read (opened non-blocking: a FIFO or a device is
+ * refused, never waited on). It shares no state with anything else, so it
+ * may run on a worker thread (the daemon's reload does). path is borrowed. */
 int config_load(const char *path, struct config **out, struct config_diag *diag);
 /* Adds a reference (NULL passes through). */
 struct config *config_ref(struct config *cfg);

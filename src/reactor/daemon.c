@@ -46,9 +46,13 @@ struct daemon {
     struct control *ctl;     /* owned; NULL when not open (--once, failed, closed) */
     struct fd_budget fds;    /* the connection caps, sized at start */
     bool once;
-    bool stopping;     /* a stop was requested (signal) */
-    bool manager_done; /* the manager's done callback ran */
-    int failed;        /* what the manager reported */
+    bool stopping;                 /* a stop was requested (signal) */
+    bool manager_done;             /* the manager's done callback ran */
+    int failed;                    /* what the manager reported */
+    struct reload_job *reload;     /* the reload being read, or NULL */
+    bool reload_again;             /* another was asked for meanwhile */
+    struct reload_waiter *waiting; /* owned: control replies for that next one */
+    size_t n_waiting, cap_waiting;
 };
 
 static void handle_closed(uv_handle_t *h)
@@ -104,25 +108,77 @@ static void manager_done(int failed, void *arg)
 /* SIGHUP and POST /v1/reload: a new snapshot replaces the old one only when
  * all of it is valid (STYLE §6); settings bound at start-up (the state
  * directory and its lock, the http-01 sockets, the control socket) keep
- * their old values until a restart. 0, or the config_load code with diag
- * holding the "FILE:LINE:COL: error: ..." lines (the caller owns diag). */
-static int reload(struct daemon *d, const char *origin, struct config_diag *diag)
-{
-    struct config *cfg = NULL;
-    int rc;
+ * their old values until a restart.
+ *
+ * The files are read and validated on the threadpool: config_load in the
+ * work callback builds a snapshot nobody else sees yet and touches no
+ * shared state, so a slow file (a network file system, thousands of include
+ * files) leaves the loop free to answer http-01, the control socket and
+ * SIGTERM meanwhile. Non-regular files are refused by config_load itself.
+ * One reload reads at a time; requests arriving meanwhile are folded into
+ * one more reload after it (the files may have changed since the read
+ * began), and each control request is answered by the reload it waited for. */
+struct reload_waiter {
+    control_reply_cb cb;
+    void *arg;
+};
 
-    sdnotify_reloading();
-    log_info(LOG_MAIN, "%s: reloading %s", origin, d->config_path);
-    rc = config_load(d->config_path, &cfg, diag);
-    if (rc < 0) {
-        for (size_t i = 0; i < diag->n; i++)
-            log_error(LOG_CONFIG, "%s", diag->lines[i]);
-        if (diag->n == 0)
-            log_error(LOG_CONFIG, "%s: %s", d->config_path, err_str(rc));
+struct reload_job {
+    uv_work_t work;          /* .data = self */
+    struct daemon *d;        /* borrowed: uv_run returns only after the job ends */
+    char *path;              /* owned copy of the main file's path */
+    const char *origin;      /* static: "SIGHUP", "control" */
+    struct config *cfg;      /* owned: the new snapshot, set by the work */
+    struct config_diag diag; /* the work's errors */
+    int rc;
+    struct reload_waiter *waiters; /* owned: answered when this job ends */
+    size_t n_waiters;
+};
+
+static void reload_work(uv_work_t *w)
+{
+    struct reload_job *job = w->data;
+
+    job->rc = config_load(job->path, &job->cfg, &job->diag);
+}
+
+/* Answers one control request with the job's outcome (0 or an error). */
+static void reload_answer(const struct daemon *d, const struct reload_job *job, int rc,
+                          const struct reload_waiter *w)
+{
+    if (rc == -ECANCELED) {
+        w->cb(w->arg, -ECANCELED, "the daemon is stopping", NULL, 0);
+    } else if (rc == 0) {
+        char *msg = xasprintf("reloaded: %zu %s", d->cfg->n_certs,
+                              d->cfg->n_certs == 1 ? "certificate" : "certificates");
+        w->cb(w->arg, 0, msg, NULL, 0);
+        free(msg);
+    } else if (job->diag.n > 0) {
+        w->cb(w->arg, ERR_CONFIG, NULL, (const char *const *)job->diag.lines, job->diag.n);
+    } else {
+        /* the main file could not be read: no diag line, say why */
+        char *line = xasprintf("%s: %s", d->config_path, err_str(rc));
+        const char *lines[1] = {line};
+        w->cb(w->arg, ERR_CONFIG, NULL, lines, 1);
+        free(line);
+    }
+}
+
+/* Puts a loaded snapshot in force (or logs why not). 0 or the load's code. */
+static int reload_apply(struct daemon *d, struct reload_job *job)
+{
+    struct config *cfg = job->cfg;
+
+    if (job->rc < 0) {
+        for (size_t i = 0; i < job->diag.n; i++)
+            log_error(LOG_CONFIG, "%s", job->diag.lines[i]);
+        if (job->diag.n == 0)
+            log_error(LOG_CONFIG, "%s: %s", d->config_path, err_str(job->rc));
         log_error(LOG_MAIN, "reload failed, keeping the previous configuration");
         notify_ready(d, "reload failed, keeping the previous configuration");
-        return rc;
+        return job->rc;
     }
+    job->cfg = NULL;
     if (strcmp(cfg->daemon.state_dir, d->cfg->daemon.state_dir) != 0)
         log_warn(LOG_MAIN, "daemon.state_dir changed to %s: takes effect at the next restart",
                  cfg->daemon.state_dir);
@@ -142,6 +198,86 @@ static int reload(struct daemon *d, const char *origin, struct config_diag *diag
     return 0;
 }
 
+static void reload_start(struct daemon *d, const char *origin);
+
+/* Answers the requests waiting for the next reload with -ECANCELED. */
+static void reload_drop_waiting(struct daemon *d)
+{
+    struct reload_job none = {.rc = -ECANCELED};
+
+    for (size_t i = 0; i < d->n_waiting; i++)
+        reload_answer(d, &none, -ECANCELED, &d->waiting[i]);
+    d->n_waiting = 0;
+    d->reload_again = false;
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+    struct reload_job *job = w->data;
+    struct daemon *d = job->d;
+    int rc;
+
+    d->reload = NULL;
+    if (status < 0 || d->stopping || d->manager_done) {
+        rc = -ECANCELED; /* cancelled before it ran, or nobody to apply it to */
+        log_info(LOG_MAIN, "%s: reload dropped: the daemon is stopping", job->origin);
+    } else {
+        rc = reload_apply(d, job);
+    }
+    for (size_t i = 0; i < job->n_waiters; i++)
+        reload_answer(d, job, rc, &job->waiters[i]);
+    config_unref(job->cfg);
+    config_diag_fini(&job->diag);
+    free(job->waiters);
+    free(job->path);
+    free(job);
+    if (d->stopping || d->manager_done)
+        reload_drop_waiting(d);
+    else if (d->reload_again)
+        reload_start(d, "SIGHUP/control");
+}
+
+/* Starts a reload for the requests waiting (d->waiting moves to the job). */
+static void reload_start(struct daemon *d, const char *origin)
+{
+    struct reload_job *job = xcalloc(1, sizeof(*job));
+
+    job->work.data = job;
+    job->d = d;
+    job->path = xstrdup(d->config_path);
+    job->origin = origin;
+    config_diag_init(&job->diag);
+    job->waiters = d->waiting;
+    job->n_waiters = d->n_waiting;
+    d->waiting = NULL;
+    d->n_waiting = d->cap_waiting = 0;
+    d->reload_again = false;
+    sdnotify_reloading();
+    log_info(LOG_MAIN, "%s: reloading %s", origin, d->config_path);
+    int rc = uv_queue_work(&d->loop, &job->work, reload_work, reload_done);
+    assert(rc == 0); /* fails only for a NULL work_cb */
+    (void)rc;
+    d->reload = job;
+}
+
+/* Asks for a reload; cb (may be NULL) is answered when it has been applied
+ * or refused. */
+static void reload_request(struct daemon *d, const char *origin, control_reply_cb cb, void *arg)
+{
+    if (cb != NULL) {
+        d->waiting =
+            xreallocarray_grow(d->waiting, &d->cap_waiting, d->n_waiting + 1, sizeof(*d->waiting));
+        d->waiting[d->n_waiting++] = (struct reload_waiter){cb, arg};
+    }
+    if (d->reload != NULL) {
+        if (!d->reload_again)
+            log_info(LOG_MAIN, "%s: a reload is being read; another follows it", origin);
+        d->reload_again = true;
+        return;
+    }
+    reload_start(d, origin);
+}
+
 static void stop(struct daemon *d, const char *why)
 {
     if (d->stopping) {
@@ -150,6 +286,9 @@ static void stop(struct daemon *d, const char *why)
     }
     d->stopping = true;
     log_info(LOG_MAIN, "%s: stopping", why);
+    if (d->reload != NULL)
+        (void)uv_cancel((uv_req_t *)&d->reload->work); /* else its end drops it */
+    reload_drop_waiting(d);
     sdnotify_send("STOPPING=1");
     if (d->mgr != NULL && !d->manager_done)
         manager_stop(d->mgr); /* done_cb closes the rest */
@@ -166,10 +305,7 @@ static void on_signal(uv_signal_t *h, int signum)
             log_info(LOG_MAIN, "SIGHUP ignored while stopping");
             return;
         }
-        struct config_diag diag;
-        config_diag_init(&diag);
-        (void)reload(d, "SIGHUP", &diag); /* logged */
-        config_diag_fini(&diag);
+        reload_request(d, "SIGHUP", NULL, NULL); /* logged */
     } else {
         stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
     }
@@ -206,30 +342,12 @@ static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, 
 static void ctl_reload(void *arg, control_reply_cb cb, void *cb_arg)
 {
     struct daemon *d = arg;
-    struct config_diag diag;
-    int rc;
 
     if (!ctl_available(d)) {
         cb(cb_arg, -ECANCELED, "the daemon is stopping", NULL, 0);
         return;
     }
-    config_diag_init(&diag);
-    rc = reload(d, "control", &diag);
-    if (rc == 0) {
-        char *msg = xasprintf("reloaded: %zu %s", d->cfg->n_certs,
-                              d->cfg->n_certs == 1 ? "certificate" : "certificates");
-        cb(cb_arg, 0, msg, NULL, 0);
-        free(msg);
-    } else if (diag.n > 0) {
-        cb(cb_arg, ERR_CONFIG, NULL, (const char *const *)diag.lines, diag.n);
-    } else {
-        /* the main file could not be read: no diag line, say why */
-        char *line = xasprintf("%s: %s", d->config_path, err_str(rc));
-        const char *lines[1] = {line};
-        cb(cb_arg, ERR_CONFIG, NULL, lines, 1);
-        free(line);
-    }
-    config_diag_fini(&diag);
+    reload_request(d, "control", cb, cb_arg);
 }
 
 static int ctl_metrics(void *arg, struct buf *out)
@@ -486,5 +604,7 @@ out:
         store_close(d.store);
     if (d.cfg != NULL)
         config_unref(d.cfg);
+    assert(d.reload == NULL && d.n_waiting == 0); /* uv_run waited for the reload */
+    free(d.waiting);
     return code;
 }
