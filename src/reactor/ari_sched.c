@@ -68,7 +68,7 @@ static void ca_dir_done(int status, const struct http_response *hr, void *arg)
     }
     log_info(LOG_MAIN, "ca=%s: ARI renewalInfo at %s", l->ca_name, l->renewal_info);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
-        if (!mc->removed && mc->state == MC_IDLE && mc->cfg != NULL && mc->cfg->ca != NULL &&
+        if (!mgr_removed(mc) && mc->state == MC_IDLE && mc->cfg->ca != NULL &&
             strcmp(mc->cfg->ca->name, l->ca_name) == 0)
             mgr_decide(mc);
     mgr_pump(m);
@@ -225,7 +225,7 @@ static void ari_done(int status, const struct http_response *hr, void *arg)
                                      : "not a renewalInfo document");
         mc->ari_poll = now + ARI_RETRY_S;
     }
-    if (mc->state == MC_IDLE && !mc->removed)
+    if (mc->state == MC_IDLE && !mgr_removed(mc))
         mgr_decide(mc);
     mgr_pump(m);
 }

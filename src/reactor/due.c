@@ -49,7 +49,7 @@ void mgr_enqueue(struct mcert *mc)
     if (mc->state != MC_IDLE || m->stopping)
         return;
     mgr_disarm(mc);
-    mc->state = MC_QUEUED;
+    (void)mgr_state_set(mc, MC_QUEUED);
     mc->qnext = NULL;
     if (m->qtail != NULL)
         m->qtail->qnext = mc;
@@ -73,7 +73,7 @@ void mgr_dequeue(struct mcert *mc)
         if (m->qtail == x)
             m->qtail = prev;
         x->qnext = NULL;
-        mc->state = MC_IDLE;
+        (void)mgr_state_set(mc, MC_IDLE);
         return;
     }
 }
@@ -247,7 +247,7 @@ void mgr_decide(struct mcert *mc)
             mc->summary = SUM_OK;
         if (plan.when != mc->next_at)
             mgr_hist_add(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s",
-                     when, plan.reason);
+                         when, plan.reason);
         /* wake for the next renewalInfo fetch when it comes first */
         int64_t wake = plan.when;
         if (mc->ari_id != NULL && mc->ari_poll > now && mc->ari_poll < wake)
@@ -270,7 +270,7 @@ static void heap_cb(void *arg)
 
     mc->tentry = NULL; /* the heap freed it */
     mc->next_at = 0;
-    if (mc->state != MC_IDLE || mc->removed)
+    if (mc->state != MC_IDLE || mgr_removed(mc))
         return;
     if (mc->deploy_only)
         mgr_enqueue(mc); /* a deploy retry: no decision, no order */
@@ -316,10 +316,12 @@ void mgr_pump(struct manager *m)
         if (m->qhead == NULL)
             m->qtail = NULL;
         mc->qnext = NULL;
-        mc->state = MC_IDLE;
-        if (window_full(mc))
+        if (window_full(mc)) {
+            (void)mgr_state_set(mc, MC_IDLE); /* its deadline is armed */
             continue;
+        }
         mc->forced = false;
+        (void)mgr_state_set(mc, MC_START);
         mgr_run_start(mc);
     }
     mgr_maybe_finish(m);

@@ -109,7 +109,7 @@ void mgr_expiring_set(struct mcert *mc, int64_t t)
 
 /* Sends an event to every [notify.*] target subscribed to it. */
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
-                 const char *identifier)
+              const char *identifier)
 {
     struct manager *m = mc->m;
     const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;

@@ -1,7 +1,10 @@
-/* The end of a run (mgr_run_end): its outcome recorded (log, history,
- * events, metrics, backoff), the run's resources released, and what comes
- * next (a deploy retry, a redeploy, or a new decision); and the end of an
- * entry (unlink, free). It starts no work itself beyond handing back to due.c. */
+/* The lifecycle of one certificate entry: its state machine (the only
+ * place that changes mc->state, refusing a transition not in the table),
+ * the end of a run (mgr_run_end: its outcome recorded in log, history,
+ * events, metrics and backoff, the run's resources released, then what
+ * comes next: a deploy retry, a redeploy, or a new decision by due.c), and
+ * the end of an entry (unlink, free). It starts no step of a run itself. */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +16,106 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+
+/* ---- the state machine ---- */
+
+/* The legal transitions; every other one is a bug and is refused.
+ *
+ *   from      to        where
+ *   IDLE      QUEUED    mgr_enqueue: due (mgr_decide), a deploy retry, a request
+ *   QUEUED    IDLE      mgr_dequeue (stop, removal); mgr_pump when the CA
+ *                       account's new-order window is full (armed instead)
+ *   QUEUED    START     mgr_pump: a run slot is free (mgr_run_start)
+ *   START     KEYWAIT   run.c keygen_start: RSA key generations are all busy
+ *   START     KEYGEN    run.c keygen_start: a new order needs a key
+ *   START     ORDER     run.c: resuming an order left behind (its key is stored)
+ *   START     MARK      run.c mgr_deploy_stored: a deploy-only run
+ *   START     STORE     imports.c: the imported files changed
+ *   KEYWAIT   KEYGEN    run.c keygen_next: a slot is free
+ *   KEYGEN    ORDER     run.c key_job_done
+ *   ORDER     STORE     run.c order_done -> mgr_store_and_deploy
+ *   MARK      DEPLOY    run.c mark_job_done -> mgr_deploy_begin
+ *   STORE     DEPLOY    run.c store_job_done -> mgr_deploy_begin
+ *   START..DEPLOY IDLE  mgr_run_end: every run ends there, whatever its outcome
+ *   IDLE      DEAD      mgr_cert_unlink: removed by a reload, or the teardown
+ */
+static const char *const state_names[MC_STATE__MAX] = {
+    [MC_IDLE] = "idle",     [MC_QUEUED] = "queued", [MC_START] = "start", [MC_KEYWAIT] = "keywait",
+    [MC_KEYGEN] = "keygen", [MC_ORDER] = "order",   [MC_MARK] = "mark",   [MC_STORE] = "store",
+    [MC_DEPLOY] = "deploy", [MC_DEAD] = "dead",
+};
+
+#define TO(s) (1u << (s))
+#define RUN_STATES                                                                                 \
+    (TO(MC_START) | TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) | TO(MC_STORE) |   \
+     TO(MC_DEPLOY))
+
+static const unsigned legal_to[MC_STATE__MAX] = {
+    [MC_IDLE] = TO(MC_QUEUED) | TO(MC_DEAD),
+    [MC_QUEUED] = TO(MC_IDLE) | TO(MC_START),
+    [MC_START] =
+        TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) | TO(MC_STORE) | TO(MC_IDLE),
+    [MC_KEYWAIT] = TO(MC_KEYGEN) | TO(MC_IDLE),
+    [MC_KEYGEN] = TO(MC_ORDER) | TO(MC_IDLE),
+    [MC_ORDER] = TO(MC_STORE) | TO(MC_IDLE),
+    [MC_MARK] = TO(MC_DEPLOY), /* mark_job_done deploys even after a failed mark */
+    [MC_STORE] = TO(MC_DEPLOY) | TO(MC_IDLE),
+    [MC_DEPLOY] = TO(MC_IDLE),
+    [MC_DEAD] = 0,
+};
+
+static mgr_state_trace_cb g_trace;
+static void *g_trace_arg;
+static unsigned long g_refused;
+
+const char *mgr_state_name(enum mc_state s)
+{
+    return (unsigned)s < MC_STATE__MAX ? state_names[s] : "?";
+}
+
+bool mgr_state_legal(enum mc_state from, enum mc_state to)
+{
+    if ((unsigned)from >= MC_STATE__MAX || (unsigned)to >= MC_STATE__MAX)
+        return false;
+    return (legal_to[from] & TO(to)) != 0;
+}
+
+int mgr_state_set(struct mcert *mc, enum mc_state to)
+{
+    enum mc_state from = mc->state;
+
+    if (!mgr_state_legal(from, to)) {
+        g_refused++;
+        log_error(LOG_MAIN, "cert=%s: lifecycle: illegal transition %s -> %s refused (a bug)",
+                  mc->name, mgr_state_name(from), mgr_state_name(to));
+#ifdef CERTLOOP_DEBUG
+        assert(!"illegal lifecycle transition");
+#endif
+        return -EINVAL;
+    }
+    mc->state = to;
+    if (g_trace != NULL)
+        g_trace(mc->name, from, to, g_trace_arg);
+    return 0;
+}
+
+void mgr_state_trace_set(mgr_state_trace_cb cb, void *arg)
+{
+    g_trace = cb;
+    g_trace_arg = arg;
+}
+
+unsigned long mgr_state_refused(void)
+{
+    return g_refused;
+}
+
+/* The backoff after mc's latest failure: exponential with jitter. */
+int64_t mgr_backoff_at(const struct mcert *mc, int64_t now)
+{
+    return now + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
+                               mc->m->cfg->daemon.backoff_max_s, NULL, NULL);
+}
 
 /* ---- end of a run ---- */
 
@@ -61,6 +164,7 @@ void mgr_cert_unlink(struct mcert *mc)
         mc->journal = NULL;
         mc->journal_shared = false;
     }
+    (void)mgr_state_set(mc, MC_DEAD);
     mc->dead_next = m->dead;
     m->dead = mc;
 }
@@ -108,7 +212,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
         } else {
             mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
         }
-    } else if (status == -ECANCELED && (m->stopping || mc->removed)) {
+    } else if (status == -ECANCELED && (m->stopping || mgr_removed(mc))) {
         log_info(LOG_MAIN, "cert=%s: order cancelled (stopping)", mc->name);
         mc->summary = SUM_FAILED;
         free(mc->error);
@@ -127,7 +231,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
         mgr_hist_add(mc, "failed", "%s", mc->error);
         /* stored but not deployed (see deploy_failed below): the deployment failed */
         mgr_emit(mc, mc->generation != NULL ? NOTIFY_EV_DEPLOY_FAILED : NOTIFY_EV_FAILED, mc->error,
-             mc->failed_ident);
+                 mc->failed_ident);
         if (mc->not_after > 0 &&
             notify_expiring_due(mgr_now(), mc->not_after, m->cfg->daemon.expiring_window_s,
                                 mc->expiring_sent, NULL)) {
@@ -145,12 +249,10 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
             if (mc->failed_ident != NULL)
                 ratelimit_failures_record(m->fails, mc->failed_ident, now);
             /* exponential backoff with jitter; the CA's Retry-After when longer */
-            mc->retry_at = now + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
-                                               m->cfg->daemon.backoff_max_s, NULL, NULL);
+            mc->retry_at = mgr_backoff_at(mc, now);
             mc->ca_retry_at = mc->retry_after_s > 0 ? now + mc->retry_after_s : 0;
         } else {
-            mc->retry_at = mgr_now() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
-                                                   m->cfg->daemon.backoff_max_s, NULL, NULL);
+            mc->retry_at = mgr_backoff_at(mc, mgr_now());
         }
         mc->retry_after_s = 0;
         free(mc->failed_ident);
@@ -159,7 +261,8 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     /* a generation is stored (or was being redeployed) but a deploy action
      * failed: the deployment failed, not the certificate */
     bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
-    mc->deploy_failing = deploy_failed;
+    if (deploy_failed)
+        mc->summary = SUM_DEPLOY_FAILED;
     mc->run_deploy_only = false;
     if (status != 0 && !mc->journal_shared) {
         /* stopped mid-deployment: the order file stays, so the next start
@@ -187,10 +290,10 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     config_unref(mc->run_snap);
     mc->run_snap = NULL;
     mc->run_cfg = NULL;
-    mc->state = MC_IDLE;
+    (void)mgr_state_set(mc, MC_IDLE);
     m->running--;
 
-    if (mc->removed) {
+    if (mgr_removed(mc)) {
         history_forget(m->hist, mc->name);
         mgr_cert_unlink(mc);
     } else if (m->once && status == 0 && mc->cfg != NULL && mc->cfg->ca == NULL) {

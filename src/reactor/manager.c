@@ -318,14 +318,13 @@ void manager_reload(struct manager *m, struct config *cfg)
         nx = mc->next;
         const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
         if (cc != NULL) {
-            if (!mc->removed)
+            if (!mgr_removed(mc))
                 by_idx[cc - cfg->certs] = mc; /* mc->cfg still the old one: diffed below */
             continue;
         }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
         mgr_expiring_set(mc, 0); /* its alert series ends with it */
-        mc->removed = true;
-        mc->cfg = NULL;
+        mc->cfg = NULL;          /* mgr_removed(mc) from now on */
         if (mc->state == MC_QUEUED)
             mgr_dequeue(mc);
         mgr_disarm(mc);
@@ -426,7 +425,7 @@ void manager_stop(struct manager *m)
         }
         if (mc->order != NULL) {
             /* cancel cleans the order's tokens and never calls back */
-            acme_order_cancel(mc->order);
+            mgr_order_cancel(mc->order);
             mc->order = NULL;
             mgr_run_end(mc, -ECANCELED, "stopped");
         } else if (mc->exec != NULL) {
@@ -447,7 +446,7 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
     struct mcert *mc = NULL;
 
     for (struct mcert *x = m->certs; x != NULL; x = x->next)
-        if (!x->removed && strcmp(x->name, name) == 0)
+        if (!mgr_removed(x) && strcmp(x->name, name) == 0)
             mc = x;
     if (mc == NULL) {
         if (err != NULL)

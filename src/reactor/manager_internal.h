@@ -64,17 +64,28 @@
  * them. */
 #define RSA_KEYGEN_MAX 2
 
+/* The lifecycle of one certificate entry (lifecycle.c changes it, through
+ * mgr_state_set only; the table of legal transitions is there). A run is
+ * every state from MC_START to MC_DEPLOY; it always ends in mgr_run_end,
+ * back in MC_IDLE. */
 enum mc_state {
-    MC_IDLE,    /* nothing running; maybe a timer armed */
-    MC_QUEUED,  /* waiting for a slot */
-    MC_KEYWAIT, /* waiting for a key generation slot */
+    MC_IDLE,    /* no run; maybe a deadline armed (tentry) */
+    MC_QUEUED,  /* due: in the FIFO queue, waiting for a run slot */
+    MC_START,   /* a run has begun; its first step is being chosen (synchronous) */
+    MC_KEYWAIT, /* waiting for an RSA key generation slot */
     MC_KEYGEN,  /* key generation job in flight */
     MC_ORDER,   /* ACME order in flight */
+    MC_MARK,    /* a deploy-only run: its redeploy mark is being written */
     MC_STORE,   /* store job in flight */
-    MC_DEPLOY,  /* deploy actions running */
+    MC_DEPLOY,  /* deploy actions and hooks.d/deploy running */
+    MC_DEAD,    /* unlinked from the manager, freed from the loop */
+    MC_STATE__MAX
 };
 
-enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_OK };
+/* The outcome of the last run: what --once prints, and (DEPLOY_FAILED)
+ * status's "deploy-failed": the certificate is stored, its deployment
+ * failed and was rolled back, and a deploy-only retry is armed. */
+enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_DEPLOY_FAILED, SUM_OK };
 
 struct mclient {
     char *ca_name;   /* owned */
@@ -88,7 +99,7 @@ struct mcert {
     struct mcert *qnext;        /* in the FIFO queue */
     struct mcert *dead_next;    /* unlinked, waiting to be freed */
     char *name;                 /* owned */
-    const struct cfg_cert *cfg; /* borrowed from m->cfg (the current snapshot) */
+    const struct cfg_cert *cfg; /* borrowed from m->cfg (the current snapshot); NULL: removed */
     /* the run in progress */
     struct config *run_snap;        /* ref, or NULL */
     const struct cfg_cert *run_cfg; /* borrowed from run_snap */
@@ -101,17 +112,18 @@ struct mcert {
     struct deploy_hooks *hooks;     /* hooks.d/deploy running, or NULL */
     char *key_pem;                  /* owned: the stored key, for deploys */
     char *generation, *gen_dir;     /* owned: the stored generation */
-    bool had_cert;                  /* a certificate was stored before this run */
-    bool deploy_only;               /* the stored generation still needs deploying */
-    bool run_deploy_only;           /* this run only deploys */
+    /* The flags beside the state: each is independent of it and of the
+     * others (a run in flight may have a shared deployment pending from
+     * an earlier one, or its deploy actions changed by a reload). */
+    bool had_cert;        /* a certificate was stored before this run: "renewed", not "issued" */
+    bool deploy_only;     /* the next run only deploys the stored generation */
+    bool run_deploy_only; /* the run in flight only deploys (no order, nothing counted) */
     size_t deploy_idx;
     struct deploy_journal *journal; /* owned: what this round's deployment replaced, or NULL */
-    bool journal_shared;            /* it waits for the round's reload commands */
-    enum mc_state state;
-    bool removed;
+    bool journal_shared;            /* that deployment waits for the round's reload commands */
     bool forced;                    /* queued by renew --force: starts even over the window */
-    bool deploy_failing;            /* the last deployment failed; a deploy-only retry is armed */
     bool redeploy_after;            /* deploy actions changed during a run: deploy again after it */
+    enum mc_state state;            /* mgr_state_set only */
     struct timerheap_entry *tentry; /* the armed deadline, or NULL */
     int failures;                   /* consecutive, for the backoff */
     int64_t retry_after_s;          /* the CA asked us to wait this long (rateLimited) */
@@ -238,6 +250,16 @@ void mgr_run_start(struct mcert *mc);
 void mgr_deploy_stored(struct mcert *mc);
 void mgr_store_and_deploy(struct mcert *mc);
 
+/* How orders run: acme_order_start and acme_order_cancel, or what a loop
+ * test injects (a fake order). NULL restores the real ones. */
+struct mgr_order_ops {
+    int (*start)(struct acme_client *c, const struct acme_order_opts *o, acme_order_cb cb,
+                 void *arg, struct acme_order **out);
+    void (*cancel)(struct acme_order *o);
+};
+void mgr_order_ops_set(const struct mgr_order_ops *ops);
+void mgr_order_cancel(struct acme_order *o);
+
 /* ---- round.c: deployments and rounds ---- */
 void mgr_deploy_begin(struct mcert *mc);
 void mgr_settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
@@ -247,6 +269,25 @@ bool mgr_round_end(struct manager *m);
 void mgr_round_free_execs(struct manager *m);
 
 /* ---- lifecycle.c ---- */
+/* Moves mc to state to. A transition the table in lifecycle.c does not
+ * list is refused: logged (log_error), counted, mc->state unchanged, and
+ * -EINVAL; in a debug build (CERTLOOP_DEBUG) it aborts. */
+int mgr_state_set(struct mcert *mc, enum mc_state to);
+bool mgr_state_legal(enum mc_state from, enum mc_state to);
+const char *mgr_state_name(enum mc_state s);
+/* For loop tests: every transition made (trace) and refused (count). */
+typedef void (*mgr_state_trace_cb)(const char *name, enum mc_state from, enum mc_state to,
+                                   void *arg);
+void mgr_state_trace_set(mgr_state_trace_cb cb, void *arg);
+unsigned long mgr_state_refused(void);
+/* True when the certificate is gone from the configuration (a run in
+ * flight finishes, then the entry is unlinked). */
+static inline bool mgr_removed(const struct mcert *mc)
+{
+    return mc->cfg == NULL;
+}
+/* When the backoff after mc's latest failure ends (exponential, with jitter). */
+int64_t mgr_backoff_at(const struct mcert *mc, int64_t now);
 void mgr_run_end(struct mcert *mc, int status, const char *error);
 void mgr_cert_free(struct mcert *mc);
 void mgr_cert_unlink(struct mcert *mc);

@@ -105,7 +105,7 @@ static void settle_job_done(int status, void *arg)
  * (its backups and the order file go) or, with why, rollback. mc: the run
  * to end afterwards with status, or NULL; round: round_settle's job. */
 void mgr_settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
-                         struct deploy_journal *journal, int status, const char *why)
+                      struct deploy_journal *journal, int status, const char *why)
 {
     struct settle_job *j = xcalloc(1, sizeof(*j));
 
@@ -165,10 +165,24 @@ static void exec_done(int status, const struct deploy_exec_result *res, void *ar
     deploy_next(mc);
 }
 
+/* What exec actions and hooks.d/deploy get (CERTLOOP_*) for mc's run. */
+static struct deploy_env run_env(const struct mcert *mc)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+
+    return (struct deploy_env){
+        .name = mc->name,
+        .domains = (const char *const *)cc->domains.v,
+        .n_domains = cc->domains.n,
+        .cert_dir = mc->gen_dir,
+        .event = mc->had_cert ? "renewed" : "issued",
+    };
+}
+
 /* Starts the deployment of the run's generation. */
 void mgr_deploy_begin(struct mcert *mc)
 {
-    mc->state = MC_DEPLOY;
+    (void)mgr_state_set(mc, MC_DEPLOY);
     mc->deploy_idx = 0;
     /* a deployment earlier in this round still waiting for the round's
      * reload commands goes on in the same journal */
@@ -205,13 +219,7 @@ static void deploy_next(struct mcert *mc)
             mc->deploy_idx++; /* the round runs it (deploy_hooks_done) */
             continue;
         } else {
-            struct deploy_env env = {
-                .name = mc->name,
-                .domains = (const char *const *)cc->domains.v,
-                .n_domains = cc->domains.n,
-                .cert_dir = mc->gen_dir,
-                .event = mc->had_cert ? "renewed" : "issued",
-            };
+            struct deploy_env env = run_env(mc);
             rc = deploy_exec_start(m->loop, d, &env, exec_done, mc, &mc->exec);
         }
         if (rc == 0)
@@ -230,13 +238,7 @@ static void deploy_next(struct mcert *mc)
         return;
     }
     /* hooks.d/deploy for this certificate, then the run is done */
-    struct deploy_env env = {
-        .name = mc->name,
-        .domains = (const char *const *)cc->domains.v,
-        .n_domains = cc->domains.n,
-        .cert_dir = mc->gen_dir,
-        .event = mc->had_cert ? "renewed" : "issued",
-    };
+    struct deploy_env env = run_env(mc);
     rc = deploy_hooks_start(m->loop, m->cfg->daemon.hooks_dir, DEPLOY_HOOK_DEPLOY, &env, 0,
                             deploy_hooks_done, mc, &mc->hooks);
     if (rc < 0) {
@@ -373,16 +375,14 @@ static void deploy_mark_failed(struct mcert *mc, const char *e)
     log_error(LOG_MAIN, "deploy cert=%s: %s", mc->name, e);
     m->failed++;
     mc->failures++;
-    mc->summary = SUM_FAILED;
     free(mc->error);
     mc->error = xstrdup(e);
     free(mc->last_error);
     mc->last_error = xstrdup(e);
     mc->last_error_at = mgr_now();
-    mc->deploy_failing = true;
+    mc->summary = SUM_DEPLOY_FAILED;
     mc->deploy_only = true;
-    mc->retry_at = mgr_now() + backoff_delay((unsigned)(mc->failures - 1), RETRY_FIRST_S,
-                                           m->cfg->daemon.backoff_max_s, NULL, NULL);
+    mc->retry_at = mgr_backoff_at(mc, mgr_now());
     mc->reason = "deploy retry after a failure";
     mgr_hist_add(mc, "failed", "%s", e);
     mgr_emit(mc, NOTIFY_EV_DEPLOY_FAILED, e, NULL);
@@ -421,7 +421,7 @@ static void round_post(struct manager *m, bool async)
 static void round_settled(struct manager *m, const char *name, const char *e)
 {
     for (struct mcert *mc = m->certs; mc != NULL && name != NULL; mc = mc->next) {
-        if (mc->removed || strcmp(mc->name, name) != 0)
+        if (mgr_removed(mc) || strcmp(mc->name, name) != 0)
             continue;
         if (e != NULL)
             deploy_mark_failed(mc, e);
@@ -444,7 +444,7 @@ static void round_settle(struct manager *m)
 {
     m->settling++; /* held until every job is started */
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
-        if (mc->removed || !mc->journal_shared)
+        if (mgr_removed(mc) || !mc->journal_shared)
             continue;
         const char *why = NULL;
         for (size_t i = 0; i < m->n_rexecs && why == NULL; i++)

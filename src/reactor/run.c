@@ -15,6 +15,19 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+static const struct mgr_order_ops real_order_ops = {acme_order_start, acme_order_cancel};
+static const struct mgr_order_ops *g_order_ops = &real_order_ops;
+
+void mgr_order_ops_set(const struct mgr_order_ops *ops)
+{
+    g_order_ops = ops != NULL ? ops : &real_order_ops;
+}
+
+void mgr_order_cancel(struct acme_order *o)
+{
+    g_order_ops->cancel(o);
+}
+
 /* ---- challenge provider ---- */
 
 /* The run's [http01] (its snapshot's: a reload in between does not move
@@ -157,8 +170,8 @@ static void order_begin(struct mcert *mc)
         mgr_run_end(mc, -ENOMEM, "cannot create the ACME client");
         return;
     }
-    mc->state = MC_ORDER;
-    rc = acme_order_start(c, &o, order_done, mc, &mc->order);
+    (void)mgr_state_set(mc, MC_ORDER);
+    rc = g_order_ops->start(c, &o, order_done, mc, &mc->order);
     if (rc < 0) {
         char *e = xasprintf("cannot start the order: %s", err_str(rc));
         mc->order = NULL;
@@ -209,7 +222,7 @@ static void key_job_done(int status, void *arg)
     if (is_rsa(j->type))
         m->rsa_keygens--;
     keygen_next(m);
-    if (m->stopping || mc->removed) {
+    if (m->stopping || mgr_removed(mc)) {
         EVP_PKEY_free(j->key);
         free(j);
         mgr_run_end(mc, -ECANCELED, "stopped");
@@ -233,7 +246,7 @@ static void keygen_start(struct mcert *mc)
     int rc;
 
     if (is_rsa(type) && m->rsa_keygens >= RSA_KEYGEN_MAX) {
-        mc->state = MC_KEYWAIT;
+        (void)mgr_state_set(mc, MC_KEYWAIT);
         mc->qnext = NULL;
         if (m->ktail != NULL)
             m->ktail->qnext = mc;
@@ -245,7 +258,7 @@ static void keygen_start(struct mcert *mc)
     struct key_job *j = xcalloc(1, sizeof(*j));
     j->mc = mc;
     j->type = type;
-    mc->state = MC_KEYGEN;
+    (void)mgr_state_set(mc, MC_KEYGEN);
     rc = store_job_start(m->loop, key_job_work, j, key_job_done);
     if (rc < 0) {
         free(j);
@@ -332,6 +345,7 @@ void mgr_deploy_stored(struct mcert *mc)
     }
     store_cert_fini(&sc);
     mc->had_cert = false;
+    (void)mgr_state_set(mc, MC_MARK);
     redeploy_mark_start(mc);
 }
 
@@ -467,12 +481,12 @@ static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
 
     for (size_t i = 0; i < cc->domains.n; i++)
         json_array_append_new(doms, json_string(cc->domains.v[i]));
-    json_t *j =
-        json_pack("{s:o, s:s?, s:s?, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca",
-                  cc->ca != NULL ? cc->ca->name : NULL, "directory",
-                  cc->ca != NULL ? cc->ca->directory : NULL, "key", config_key_type_name(cc->key),
-                  "not_before", (json_int_t)ch->not_before, "not_after", (json_int_t)ch->not_after,
-                  "issued_at", (json_int_t)mgr_now(), "serial", ch->serial_hex ? ch->serial_hex : "");
+    json_t *j = json_pack("{s:o, s:s?, s:s?, s:s, s:I, s:I, s:I, s:s}", "domains", doms, "ca",
+                          cc->ca != NULL ? cc->ca->name : NULL, "directory",
+                          cc->ca != NULL ? cc->ca->directory : NULL, "key",
+                          config_key_type_name(cc->key), "not_before", (json_int_t)ch->not_before,
+                          "not_after", (json_int_t)ch->not_after, "issued_at",
+                          (json_int_t)mgr_now(), "serial", ch->serial_hex ? ch->serial_hex : "");
     s = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
     return s;
@@ -542,7 +556,7 @@ void mgr_store_and_deploy(struct mcert *mc)
     j->meta = meta_json(mc, &res->chain);
     j->mark = mc->run_deploy_only; /* an import: no order file */
     mc->not_after = res->chain.not_after;
-    mc->state = MC_STORE;
+    (void)mgr_state_set(mc, MC_STORE);
     rc = store_job_start(m->loop, store_job_work, j, store_job_done);
     if (rc < 0) {
         j->step = "cannot start the store job";

@@ -16,7 +16,7 @@ void mgr_print_summary(struct manager *m)
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
         char a[32], b[32];
         if (mc->cfg != NULL && mc->cfg->ca == NULL && mc->summary != SUM_FAILED &&
-            mc->not_after > 0) {
+            mc->summary != SUM_DEPLOY_FAILED && mc->not_after > 0) {
             mgr_fmt_date(mc->not_after, a, sizeof(a));
             printf("%s: imported, valid until %s\n", mc->name, a);
             continue;
@@ -27,6 +27,7 @@ void mgr_print_summary(struct manager *m)
             printf("%s: issued, expires %s\n", mc->name, a);
             break;
         case SUM_FAILED:
+        case SUM_DEPLOY_FAILED:
             printf("%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");
             break;
         case SUM_OK:
@@ -53,20 +54,24 @@ static const char *state_word(const struct mcert *mc, int64_t now)
     switch (mc->state) {
     case MC_QUEUED:
         return "due";
+    case MC_START:
     case MC_KEYWAIT:
     case MC_KEYGEN:
     case MC_ORDER:
         return "ordering";
     case MC_STORE:
         return "storing";
+    case MC_MARK:
     case MC_DEPLOY:
         return "deploying";
     case MC_IDLE:
+    case MC_DEAD:
+    case MC_STATE__MAX:
         break;
     }
     if (mc->journal_shared)
         return "deploying"; /* waits for the round's reload commands */
-    if (mc->failures > 0 && mc->deploy_failing)
+    if (mc->failures > 0 && mc->summary == SUM_DEPLOY_FAILED)
         return "deploy-failed";
     if (mc->failures > 0)
         return "retrying";
