@@ -13,6 +13,7 @@ PKGS=(
   scdoc # the man pages (docs/man/*.scd)
   debhelper lintian fakeroot dpkg-dev # the Debian package (scripts/package.sh, package-test.sh)
   zsh # test_completion checks the zsh completion
+  postgresql-15 libpq-dev # the postgresql store backend (libpq) and its tests' server (initdb, pg_ctl)
 )
 
 missing=()

@@ -24,6 +24,7 @@ static const char *const names[] = {
     "not supported by the peer",
     "canceled",
     "URL from the CA refused",
+    "database error",
 };
 
 const char *err_str(int code)

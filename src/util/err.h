@@ -24,7 +24,8 @@ enum {
     ERR_UNSUPPORTED = -10017, /* feature not offered by the peer */
     ERR_CANCELED = -10018,  /* unused: cancellation is -ECANCELED */
     ERR_URL_REFUSED = -10019, /* a URL from the CA is not https or not on the directory's host */
-    ERR__MIN = -10020
+    ERR_DB = -10020,        /* the database refused a statement (SQLSTATE logged) */
+    ERR__MIN = -10021
 };
 
 /* Returns a static string naming any error code (ours, errno or libuv). */

@@ -1,0 +1,106 @@
+/* The PostgreSQL backend's building blocks (issue 14), private to src/store/
+ * and its tests: an asynchronous libpq connection on the libuv loop, the
+ * schema and its migrations, private keys sealed with AES-256-GCM, and the
+ * per-certificate lease rule. The store vtable (store.h) is built on these. */
+#ifndef CERTLOOP_STORE_PG_INTERNAL_H
+#define CERTLOOP_STORE_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ---- the connection (pg_conn.c) ------------------------------------------ */
+
+/* One libpq connection in pipeline mode, driven by a uv_poll_t on its socket.
+ * Nothing on the loop thread blocks: PQconnectStart (which may resolve a host
+ * name) runs on the threadpool, everything after it is PQconnectPoll,
+ * PQsendQueryParams, PQflush and PQconsumeInput in non-blocking mode. When
+ * the server goes away the connection is re-established with exponential
+ * backoff; LISTEN channels are re-issued each time. */
+struct pg_conn;
+struct pg_op;
+
+enum pg_conn_state { PG_CONN_DOWN = 0, PG_CONN_UP };
+
+/* Called on the loop for each NOTIFY on a channel we listen on. channel
+ * and payload are borrowed for the call. */
+typedef void (*pg_notify_cb)(const char *channel, const char *payload, void *arg);
+/* Called when the connection comes up (again) or goes down. After a
+ * reconnect, notifications sent while we were away are lost: a listener
+ * re-reads what it watches. */
+typedef void (*pg_state_cb)(enum pg_conn_state state, void *arg);
+/* Called once all handles are closed and the connection is freed. */
+typedef void (*pg_close_cb)(void *arg);
+
+struct pg_conn_opts {
+    const char *conninfo;   /* borrowed: copied */
+    pg_notify_cb on_notify; /* may be NULL */
+    pg_state_cb on_state;   /* may be NULL */
+    void *arg;
+    uint64_t backoff_min_ms; /* first retry delay; 0 means 100 ms */
+    uint64_t backoff_max_ms; /* delay cap; 0 means 10 s */
+    uint64_t op_timeout_ms;  /* a sent op unanswered this long drops the connection
+                                (a silent server); 0 means 60 s */
+};
+
+/* Starts connecting and returns at once; *out (owned) is freed by
+ * pg_conn_close. Returns < 0 only for a conninfo libpq cannot parse. */
+int pg_conn_open(uv_loop_t *loop, const struct pg_conn_opts *opts, struct pg_conn **out);
+/* Silences every op still pending (their callbacks never run), closes the
+ * socket and handles, and calls cb (may be NULL) once everything is freed. */
+void pg_conn_close(struct pg_conn *c, pg_close_cb cb, void *arg);
+enum pg_conn_state pg_conn_state(const struct pg_conn *c);
+/* Listens on channel now (if up) and after every reconnect. channel must
+ * be a plain identifier ([a-z0-9_], at most 63 bytes): -EINVAL otherwise. */
+int pg_conn_listen(struct pg_conn *c, const char *channel);
+/* Counters for status and metrics. */
+struct pg_conn_stats {
+    uint64_t connects; /* successful connections */
+    uint64_t failures; /* failed attempts and lost connections */
+    uint64_t ops;      /* ops completed (with any status) */
+    uint64_t statements;
+};
+void pg_conn_stats(const struct pg_conn *c, struct pg_conn_stats *out);
+
+/* The results of one op: res[i] is statement i's result (NULL if the
+ * statement was never run because an earlier one failed). Borrowed for the
+ * duration of the callback. */
+struct pg_res {
+    size_t n;
+    PGresult **res;
+    const char *sqlstate; /* the failing statement's SQLSTATE, or NULL */
+    const char *message;  /* its primary message, or NULL */
+};
+/* status: 0, ERR_DB (a statement failed: see res->sqlstate and message,
+ * already logged at debug), -ECONNRESET (the connection broke after the op
+ * was sent: it may or may not have committed) or ERR_TIMEOUT (see
+ * op_timeout_ms; same uncertainty). res is NULL unless status is 0 or ERR_DB. */
+typedef void (*pg_op_cb)(int status, const struct pg_res *res, void *arg);
+
+/* One statement of an op: text parameters only ($1 … $n; NULL is SQL NULL). */
+struct pg_stmt {
+    const char *sql; /* borrowed: copied */
+    int nparams;
+    const char *const *params; /* borrowed: copied */
+};
+
+/* Runs n statements as one unit: they are pipelined and followed by one
+ * sync, so they form one implicit transaction and commit together or not at
+ * all (libpq "Pipeline Mode": after an error the rest is skipped and what
+ * ran is rolled back). Ops run in the order they were started. An op started
+ * while the connection is down waits for the reconnect.
+ * Callback contract (STYLE §4): < 0 means no callback; otherwise exactly one
+ * callback on the loop, never from inside this call; after pg_op_cancel
+ * none. *out (optional) is valid until the callback or the cancel. */
+int pg_op_start(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb, void *arg,
+                struct pg_op **out);
+/* One statement; the common case. */
+int pg_query_start(struct pg_conn *c, const char *sql, int nparams, const char *const *params,
+                   pg_op_cb cb, void *arg, struct pg_op **out);
+/* Silences op. A statement already on the wire still runs on the server
+ * (libpq 15 has no non-blocking cancel); its results are read and dropped. */
+void pg_op_cancel(struct pg_op *op);
+
+#endif

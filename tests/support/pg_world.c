@@ -1,0 +1,155 @@
+/* The test world's PostgreSQL: initdb + pg_ctl on a unix socket in a temp
+ * dir, as the postgres user when we are root. Durability is switched off
+ * (fsync, synchronous_commit): a test database is thrown away anyway. */
+#include "pg_world.h"
+
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+
+extern char **environ;
+
+/* Runs cmd with /bin/sh, as postgres when we are root. Exit status or -1. */
+static int run_pg(const char *cmd)
+{
+    pid_t pid;
+    int st;
+    char *argv_root[] = {"su", "postgres", "-s", "/bin/sh", "-c", (char *)cmd, NULL};
+    char *argv_user[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    char **argv = geteuid() == 0 ? argv_root : argv_user;
+
+    if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        return -1;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int server_start(struct pg_world *w)
+{
+    char *cmd = xasprintf("exec " PG_BIN "/pg_ctl -D %s/pg -l %s/server.log -w -s -o \"-k %s "
+                          "-c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+                          "-c full_page_writes=off -c max_connections=40\" start",
+                          w->dir, w->dir, w->dir);
+    int rc = run_pg(cmd);
+
+    free(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "pg_world: pg_ctl start failed (%d); see %s/server.log\n", rc, w->dir);
+        return -1;
+    }
+    w->running = true;
+    return 0;
+}
+
+bool pg_world_available(void)
+{
+    return access(PG_BIN "/initdb", X_OK) == 0 && access(PG_BIN "/pg_ctl", X_OK) == 0;
+}
+
+int pg_world_start(struct pg_world *w)
+{
+    memset(w, 0, sizeof(*w));
+    if (!pg_world_available())
+        return -1;
+    char tmpl[] = "/tmp/certloop-pg-XXXXXX";
+    if (mkdtemp(tmpl) == NULL)
+        return -1;
+    w->dir = xstrdup(tmpl);
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam("postgres");
+        if (pw == NULL || chown(w->dir, pw->pw_uid, pw->pw_gid) != 0) {
+            fprintf(stderr, "pg_world: no postgres user to run the server as\n");
+            return -1;
+        }
+    }
+    char *cmd = xasprintf("exec " PG_BIN "/initdb -D %s/pg --auth=trust -U postgres -E UTF8 "
+                          "--locale=C --no-sync >%s/initdb.log 2>&1",
+                          w->dir, w->dir);
+    int rc = run_pg(cmd);
+    free(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "pg_world: initdb failed (%d); see %s/initdb.log\n", rc, w->dir);
+        return -1;
+    }
+    w->conninfo = xasprintf("host=%s dbname=postgres user=postgres", w->dir);
+    return server_start(w);
+}
+
+int pg_world_stop(struct pg_world *w, bool immediate)
+{
+    if (!w->running)
+        return 0;
+    char *cmd = xasprintf("exec " PG_BIN "/pg_ctl -D %s/pg -w -s -m %s stop", w->dir,
+                          immediate ? "immediate" : "fast");
+    int rc = run_pg(cmd);
+    free(cmd);
+    if (rc != 0)
+        return -1;
+    w->running = false;
+    return 0;
+}
+
+int pg_world_restart(struct pg_world *w)
+{
+    return w->running ? 0 : server_start(w);
+}
+
+static int rm_tree(const char *dir)
+{
+    pid_t pid;
+    int st;
+    char *argv[] = {"rm", "-rf", (char *)dir, NULL};
+
+    if (posix_spawnp(&pid, "rm", NULL, NULL, argv, environ) != 0)
+        return -1;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
+void pg_world_destroy(struct pg_world *w)
+{
+    if (w->dir == NULL)
+        return;
+    pg_world_stop(w, false);
+    if (getenv("PG_WORLD_KEEP") == NULL)
+        rm_tree(w->dir);
+    free(w->dir);
+    free(w->conninfo);
+    memset(w, 0, sizeof(*w));
+}
+
+char *pg_world_query(const struct pg_world *w, const char *sql)
+{
+    PGconn *pg = PQconnectdb(w->conninfo);
+    char *out = NULL;
+
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "pg_world: connect: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        out = xstrdup(PQntuples(r) > 0 && PQnfields(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    else
+        fprintf(stderr, "pg_world: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(pg);
+    return out;
+}
