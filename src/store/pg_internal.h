@@ -103,4 +103,37 @@ int pg_query_start(struct pg_conn *c, const char *sql, int nparams, const char *
  * (libpq 15 has no non-blocking cancel); its results are read and dropped. */
 void pg_op_cancel(struct pg_op *op);
 
+/* ---- private keys at rest (pg_crypt.c) ----------------------------------- */
+
+#define PG_KEY_LEN 32
+/* The data key from encryption_key_file. id is a fingerprint (the first 8
+ * bytes of SHA-256 over a label and the key) stored with every sealed blob,
+ * so a wrong key is named as such and a key rotation finds what to reseal. */
+struct pg_key {
+    uint8_t key[PG_KEY_LEN];
+    uint8_t id[8];
+};
+/* Reads a key file: 64 hex digits or the base64 of 32 bytes, optionally
+ * followed by a newline; anything else is -EINVAL. Logs its failures with
+ * the path. The caller wipes the key with pg_key_wipe. */
+int pg_key_load(const char *path, struct pg_key *out);
+/* Parses the same formats from memory (for tests and the rotation command). */
+int pg_key_parse(const char *text, size_t len, struct pg_key *out);
+void pg_key_wipe(struct pg_key *k);
+
+/* A sealed blob: "CLK1" | key id (8) | nonce (12) | ciphertext | tag (16).
+ * The associated data binds it to the certificate name and generation, so a
+ * key moved to another row or generation does not open. */
+#define PG_SEAL_OVERHEAD (4 + 8 + 12 + 16)
+/* Seals pt; *out (owned, *out_len bytes) on success, ERR_CRYPTO otherwise. */
+int pg_seal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *pt,
+            size_t len, uint8_t **out, size_t *out_len);
+/* Opens a sealed blob; *out (owned, NUL-terminated, *out_len bytes) on
+ * success. -EKEYREJECTED when the blob was sealed with another key,
+ * ERR_CRYPTO when it does not authenticate (tampered, or bound to another
+ * name or generation), ERR_PARSE when it is not a sealed blob. Logs nothing:
+ * the caller knows which row it was. */
+int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *blob,
+              size_t len, uint8_t **out, size_t *out_len);
+
 #endif

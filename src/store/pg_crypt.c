@@ -1,0 +1,230 @@
+/* Private keys at rest in the database (issue 14): AES-256-GCM with the
+ * data key from encryption_key_file, bound to the certificate name and
+ * generation by the associated data, so a dump reveals no key and a sealed
+ * key copied to another row does not open. Pure functions; the key file is
+ * read once at start. Key rotation (reseal everything under a new key) is
+ * the store's job: the key id in each blob says which key sealed it. */
+#include "store/pg_internal.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAGIC "CLK1"
+#define MAGIC_LEN 4
+#define ID_LEN 8
+#define NONCE_LEN                                                                                  \
+    12 /* GCM's natural nonce size (NIST SP 800-38D): random, never reused in practice */
+#define TAG_LEN 16
+#define KEY_FILE_MAX 4096
+#define AD_LABEL "certloop private key v1"
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The key id: SHA-256("certloop key id" || key), first 8 bytes. It names
+ * the key without revealing it. */
+static int key_id(struct pg_key *k)
+{
+    static const char label[] = "certloop key id";
+    uint8_t md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, label, sizeof(label) - 1) == 1 &&
+             EVP_DigestUpdate(ctx, k->key, PG_KEY_LEN) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen) == 1;
+
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        ERR_clear_error();
+        return ERR_CRYPTO;
+    }
+    memcpy(k->id, md, ID_LEN);
+    OPENSSL_cleanse(md, sizeof(md));
+    return 0;
+}
+
+int pg_key_parse(const char *text, size_t len, struct pg_key *out)
+{
+    struct pg_key k;
+    int rc = -EINVAL;
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (len == 2 * PG_KEY_LEN) {
+        for (size_t i = 0; i < PG_KEY_LEN; i++) {
+            int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                goto out;
+            k.key[i] = (uint8_t)(hi << 4 | lo);
+        }
+    } else {
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        for (size_t i = 0; i < len; i++) /* b64_decode skips whitespace: we do not */
+            if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')
+                goto out;
+        if (len == 0 || b64_decode(text, len, &raw, &rawlen) != 0) {
+            free(raw);
+            goto out;
+        }
+        if (rawlen != PG_KEY_LEN) {
+            OPENSSL_cleanse(raw, rawlen);
+            free(raw);
+            goto out;
+        }
+        memcpy(k.key, raw, PG_KEY_LEN);
+        OPENSSL_cleanse(raw, rawlen);
+        free(raw);
+    }
+    rc = key_id(&k);
+    if (rc == 0)
+        *out = k;
+out:
+    OPENSSL_cleanse(&k, sizeof(k));
+    return rc;
+}
+
+int pg_key_load(const char *path, struct pg_key *out)
+{
+    struct buf b = BUF_INIT(KEY_FILE_MAX);
+    int rc = buf_read_file(&b, path);
+
+    if (rc < 0) {
+        log_error(LOG_STORE, "%s: encryption key: %s", path, err_str(rc));
+        goto out;
+    }
+    rc = pg_key_parse(b.data, b.len, out);
+    if (rc < 0)
+        log_error(LOG_STORE,
+                  "%s: encryption key: expected 64 hex digits or the base64 of 32 bytes "
+                  "(e.g. from `openssl rand -hex 32`)",
+                  path);
+out:
+    if (b.data != NULL)
+        OPENSSL_cleanse(b.data, b.len);
+    buf_fini(&b);
+    return rc;
+}
+
+void pg_key_wipe(struct pg_key *k)
+{
+    OPENSSL_cleanse(k, sizeof(*k));
+}
+
+/* AD = label NUL cert NUL generation: the NULs keep ("a","bc") and
+ * ("ab","c") apart. */
+static uint8_t *make_ad(const char *cert, const char *generation, size_t *len)
+{
+    size_t a = sizeof(AD_LABEL), c = strlen(cert) + 1, g = strlen(generation);
+    uint8_t *ad = xmalloc(a + c + g);
+
+    memcpy(ad, AD_LABEL, a);
+    memcpy(ad + a, cert, c);
+    memcpy(ad + a + c, generation, g);
+    *len = a + c + g;
+    return ad;
+}
+
+/* One GCM pass. enc: in → out and tag written; !enc: tag checked. */
+static int gcm(bool enc, const struct pg_key *k, const uint8_t *nonce, const uint8_t *ad,
+               size_t adlen, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, ok = ctx != NULL;
+
+    if (len > INT32_MAX || adlen > INT32_MAX)
+        ok = 0;
+    ok = ok && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1;
+    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1;
+    ok = ok && EVP_CipherInit_ex(ctx, NULL, NULL, k->key, nonce, enc) == 1;
+    ok = ok && EVP_CipherUpdate(ctx, NULL, &n, ad, (int)adlen) == 1;
+    ok = ok && (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1);
+    if (ok && !enc)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) == 1;
+    ok = ok && EVP_CipherFinal_ex(ctx, out + (len == 0 ? 0 : n), &n) == 1;
+    if (ok && enc)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    ERR_clear_error(); /* a failed tag check is an answer, not a library fault */
+    return ok ? 0 : ERR_CRYPTO;
+}
+
+int pg_seal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *pt,
+            size_t len, uint8_t **out, size_t *out_len)
+{
+    size_t total = PG_SEAL_OVERHEAD + len, adlen;
+    uint8_t *blob = xmalloc(total);
+    uint8_t *nonce = blob + MAGIC_LEN + ID_LEN;
+    uint8_t *ct = nonce + NONCE_LEN;
+    uint8_t *ad = make_ad(cert, generation, &adlen);
+    int rc;
+
+    memcpy(blob, MAGIC, MAGIC_LEN);
+    memcpy(blob + MAGIC_LEN, k->id, ID_LEN);
+    if (RAND_bytes(nonce, NONCE_LEN) != 1) {
+        log_error(LOG_STORE, "seal cert=%s: RAND_bytes failed", cert);
+        ERR_clear_error();
+        rc = ERR_CRYPTO;
+        goto out;
+    }
+    rc = gcm(true, k, nonce, ad, adlen, pt, len, ct, ct + len);
+    if (rc < 0) {
+        log_error(LOG_STORE, "seal cert=%s: AES-256-GCM failed", cert);
+        goto out;
+    }
+    *out = blob;
+    *out_len = total;
+    blob = NULL;
+out:
+    free(ad);
+    free(blob);
+    return rc;
+}
+
+int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *blob,
+              size_t len, uint8_t **out, size_t *out_len)
+{
+    if (len < PG_SEAL_OVERHEAD || memcmp(blob, MAGIC, MAGIC_LEN) != 0)
+        return ERR_PARSE;
+    if (CRYPTO_memcmp(blob + MAGIC_LEN, k->id, ID_LEN) != 0)
+        return -EKEYREJECTED;
+
+    size_t ptlen = len - PG_SEAL_OVERHEAD, adlen;
+    const uint8_t *nonce = blob + MAGIC_LEN + ID_LEN;
+    const uint8_t *ct = nonce + NONCE_LEN;
+    uint8_t tag[TAG_LEN];
+    uint8_t *pt = xmalloc(ptlen + 1);
+    uint8_t *ad = make_ad(cert, generation, &adlen);
+
+    memcpy(tag, ct + ptlen, TAG_LEN);
+    int rc = gcm(false, k, nonce, ad, adlen, ct, ptlen, pt, tag);
+    free(ad);
+    if (rc < 0) { /* nothing of an unauthenticated plaintext leaves here */
+        OPENSSL_cleanse(pt, ptlen + 1);
+        free(pt);
+        return ERR_CRYPTO;
+    }
+    pt[ptlen] = '\0';
+    *out = pt;
+    *out_len = ptlen;
+    return 0;
+}
