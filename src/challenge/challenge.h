@@ -139,6 +139,58 @@ void chal_webroot_del(const char *dir, const char *token);
 /* DIR/.well-known/acme-challenge/TOKEN (owned: free it). */
 char *chal_webroot_path(const char *dir, const char *token);
 
+/* ---- tls-alpn-01 responder (challenge/tlsalpn01.c) -------------------------
+ *
+ * RFC 8737: a TLS listener that answers only clients offering ALPN
+ * "acme-tls/1" whose SNI names a live challenge (RFC 8738 §6: the
+ * reverse-mapping name for an IP address), with a self-signed certificate
+ * holding the identifier and the acmeIdentifier extension; any other client
+ * gets a fatal alert (no_application_protocol or unrecognized_name). No
+ * application data is served. A handshake must finish within 10 s; at most
+ * 256 connections are open (the oldest is closed for a new one). */
+struct chal_tlsalpn;
+struct chal_tlsalpn_put;
+
+struct chal_tlsalpn_stats {
+    uint64_t connections;  /* accepted */
+    uint64_t handshakes;   /* completed: a challenge certificate was served */
+    uint64_t no_alpn;      /* refused: acme-tls/1 not offered */
+    uint64_t unknown_name; /* refused: no live challenge for the SNI */
+    uint64_t failed;       /* handshakes that failed otherwise */
+    size_t active;
+};
+
+/* Binds and listens on listen[0..n) ("IP:PORT" or "[IPv6]:PORT", port 0 for
+ * an ephemeral one). n == 0: nothing to open, 0 and *out NULL. 0 and *out
+ * (owned: chal_tlsalpn_close), or < 0 after logging the failing address
+ * (handles already opened close on the loop). listen is borrowed. */
+int chal_tlsalpn_open(uv_loop_t *loop, const char *const *listen, size_t n,
+                      struct chal_tlsalpn **out);
+/* Closes listeners and connections and drops the certificates; s is freed
+ * once its handles have closed and its certificate jobs have ended, then
+ * closed_cb(arg) runs on the loop (may be NULL). */
+void chal_tlsalpn_close(struct chal_tlsalpn *s, void (*closed_cb)(void *arg), void *arg);
+/* The port of listener i, or < 0. */
+int chal_tlsalpn_port(const struct chal_tlsalpn *s, size_t i);
+
+/* Builds identifier's challenge certificate for key_authorization on the
+ * threadpool (the key generation must not block the loop), then serves it
+ * for identifier's SNI (replacing an earlier one) and calls done(status,
+ * arg) on the loop (STYLE §4; status ERR_CRYPTO when it could not be
+ * built). *out (optional) for chal_tlsalpn_put_cancel, after which done
+ * never runs and nothing is served. -EINVAL for an empty or wildcard
+ * identifier. Strings are copied. */
+typedef void (*chal_tlsalpn_done_cb)(int status, void *arg);
+int chal_tlsalpn_put_start(struct chal_tlsalpn *s, const char *identifier,
+                           const char *key_authorization, chal_tlsalpn_done_cb done, void *arg,
+                           struct chal_tlsalpn_put **out);
+void chal_tlsalpn_put_cancel(struct chal_tlsalpn_put *p);
+/* Stops serving identifier; unknown ones are ignored. */
+void chal_tlsalpn_del(struct chal_tlsalpn *s, const char *identifier);
+/* Identifiers served now. */
+size_t chal_tlsalpn_count(const struct chal_tlsalpn *s);
+void chal_tlsalpn_get_stats(const struct chal_tlsalpn *s, struct chal_tlsalpn_stats *out);
+
 /* ---- dns-01 (challenge/dns01_*.c) ---- */
 
 /* dns-01 solvers (RFC 8555 §8.4) for a [dns.NAME] solver: rfc2136 sends an
