@@ -254,6 +254,13 @@ struct acme_chal_ops {
                              acme_chal_done_cb done, void *done_arg, void **handle);
     void (*dns_present_cancel)(void *ctx, void *handle);
     void (*dns_cleanup)(void *ctx, const char *identifier, const char *keyauth);
+    /* tls-alpn-01 (certificates with challenge = "tls-alpn-01"), the same
+     * contract as dns-01: serve the challenge certificate for IDENTIFIER
+     * ("a.test" or an IP address), done once it is served. */
+    int (*tls_present_start)(void *ctx, const char *identifier, const char *keyauth,
+                             acme_chal_done_cb done, void *done_arg, void **handle);
+    void (*tls_present_cancel)(void *ctx, void *handle);
+    void (*tls_cleanup)(void *ctx, const char *identifier, const char *keyauth);
     void *ctx;
 };
 

@@ -76,7 +76,7 @@ struct acme_order {
     char *profile;                               /* owned: the order object's "profile", or NULL */
     EVP_PKEY *key;                               /* ref */
     struct acme_chal_ops chal;
-    bool dns01;          /* prove control with dns-01 instead of http-01 */
+    enum cfg_challenge kind; /* http-01, dns-01 or tls-alpn-01 */
     bool starting;       /* inside acme_order_start: failures return, never call back */
     unsigned n_requests; /* sent to the CA so far, against requests_max */
     unsigned requests_max;
@@ -196,11 +196,15 @@ static void authz_release(struct order_authz *a)
         o->chal.cleanup(o->chal.ctx, a->token);
     free(a->token);
     a->token = NULL;
-    if (a->dns_handle != NULL && o->chal.dns_present_cancel != NULL)
-        o->chal.dns_present_cancel(o->chal.ctx, a->dns_handle);
+    bool tls = o->kind == CFG_CHAL_TLSALPN01;
+    void (*cancel)(void *, void *) = tls ? o->chal.tls_present_cancel : o->chal.dns_present_cancel;
+    void (*cleanup)(void *, const char *, const char *) =
+        tls ? o->chal.tls_cleanup : o->chal.dns_cleanup;
+    if (a->dns_handle != NULL && cancel != NULL)
+        cancel(o->chal.ctx, a->dns_handle);
     a->dns_handle = NULL;
-    if (a->dns_ident != NULL && o->chal.dns_cleanup != NULL)
-        o->chal.dns_cleanup(o->chal.ctx, a->dns_ident, a->keyauth);
+    if (a->dns_ident != NULL && cleanup != NULL)
+        cleanup(o->chal.ctx, a->dns_ident, a->keyauth);
     free(a->dns_ident);
     a->dns_ident = NULL;
 }
@@ -444,7 +448,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         return;
     }
     /* Find our challenge (RFC 8555 §8.3 http-01, §8.4 dns-01). */
-    const char *want = o->dns01 ? "dns-01" : "http-01";
+    const char *want = config_challenge_name(o->kind);
     json_t *chals = json_object_get(r->json, "challenges");
     size_t i;
     json_t *ch;
@@ -499,7 +503,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         order_fail(o, ERR_PARSE, "name=%s: %s challenge without token or url", a->ident, want);
         return;
     }
-    if (o->dns01) {
+    if (o->kind != CFG_CHAL_HTTP01) {
         dns_present(a, r->json, token, curl, cst);
         return;
     }
@@ -533,11 +537,12 @@ static void dns_presented(int status, const char *detail, void *arg)
 
     a->dns_handle = NULL;
     if (status != 0) {
-        order_fail(o, status, "name=%s: dns-01: %s", a->ident,
+        order_fail(o, status, "name=%s: %s: %s", a->ident, config_challenge_name(o->kind),
                    detail != NULL ? detail : err_str(status));
         return;
     }
-    log_debug(LOG_ACME, "order cert=%s name=%s: dns-01 record in place", o->name, a->ident);
+    log_debug(LOG_ACME, "order cert=%s name=%s: %s in place", o->name, a->ident,
+              o->kind == CFG_CHAL_DNS01 ? "dns-01 record" : "tls-alpn-01 certificate");
     a->state = AZ_RESPOND;
     rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
@@ -545,7 +550,9 @@ static void dns_presented(int status, const char *detail, void *arg)
 }
 
 /* dns-01: the provider puts the TXT record in place and waits until every
- * authoritative server serves it; only then is the challenge answered. */
+ * authoritative server serves it; only then is the challenge answered.
+ * tls-alpn-01 (RFC 8737) goes the same way: the provider builds the
+ * challenge certificate off the loop and serves it, then it is answered. */
 static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
                         const char *cst)
 {
@@ -560,18 +567,24 @@ static void dns_present(struct order_authz *a, json_t *authz, const char *token,
     /* a wildcard's authorization names the base domain (RFC 8555 §7.1.4) */
     a->dns_ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", a->ident)
                                                                     : xstrdup(a->ident);
-    if (o->chal.dns_present_start == NULL) {
+    int (*start)(void *, const char *, const char *, acme_chal_done_cb, void *, void **) =
+        o->kind == CFG_CHAL_TLSALPN01 ? o->chal.tls_present_start : o->chal.dns_present_start;
+    if (start == NULL) {
         free(a->dns_ident);
         a->dns_ident = NULL;
-        order_fail(o, ERR_UNSUPPORTED, "name=%s: no dns-01 solver", a->ident);
+        order_fail(o, ERR_UNSUPPORTED,
+                   o->kind == CFG_CHAL_TLSALPN01
+                       ? "name=%s: no tls-alpn-01 responder ([tlsalpn01] listen is empty)"
+                       : "name=%s: no dns-01 solver",
+                   a->ident);
         return;
     }
     a->state = AZ_PRESENT;
-    rc = o->chal.dns_present_start(o->chal.ctx, a->dns_ident, a->keyauth, dns_presented, a,
-                                   &a->dns_handle);
+    rc = start(o->chal.ctx, a->dns_ident, a->keyauth, dns_presented, a, &a->dns_handle);
     if (rc < 0) {
         a->dns_handle = NULL;
-        order_fail(o, rc, "name=%s: dns-01: cannot start: %s", a->ident, err_str(rc));
+        order_fail(o, rc, "name=%s: %s: cannot start: %s", a->ident,
+                   config_challenge_name(o->kind), err_str(rc));
         return;
     }
     if (cst != NULL && strcmp(cst, "pending") != 0) {
@@ -1083,7 +1096,7 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     o->key = opts->key;
     if (opts->chal != NULL)
         o->chal = *opts->chal;
-    o->dns01 = cert->challenge == CFG_CHAL_DNS01;
+    o->kind = cert->challenge;
     o->state_dir = xstrdup(opts->state_dir);
     o->authz_timeout_s = opts->authz_timeout_s > 0 ? opts->authz_timeout_s : 300;
     o->cb = cb;

@@ -578,6 +578,10 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
                              "one [dns.NAME])");
         }
     }
+    if (ct->c.challenge == CFG_CHAL_TLSALPN01 && issued && cfg->tlsalpn01.listen.n == 0)
+        config_err(c, ct->file, ct->challenge_pos, ct->path,
+                   "challenge = \"tls-alpn-01\" needs [tlsalpn01] listen (the address the CA "
+                   "connects to on port 443)");
     if (ct->domains_bad || !issued)
         return;
 

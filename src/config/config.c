@@ -498,6 +498,7 @@ static void config_free(struct config *cfg)
     free(cfg->http01.webroot);
     free(cfg->http01.webroot_owner);
     free(cfg->http01.webroot_group);
+    config_strv_free(&cfg->tlsalpn01.listen);
     for (size_t i = 0; i < cfg->n_cas; i++)
         ca_fini(&cfg->cas[i]);
     free(cfg->cas);

@@ -26,7 +26,7 @@ enum cfg_key_type {
     CFG_KEY__MAX
 };
 
-enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01 };
+enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01, CFG_CHAL_TLSALPN01 };
 enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
 enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
 
@@ -81,6 +81,10 @@ struct cfg_http01 {
     unsigned public_port;                /* the port the CA connects to (`certloop test`
                                           * fetches through it); default 80 */
     bool listen_written;                 /* listen was in the file (not the default) */
+};
+
+struct cfg_tlsalpn01 {
+    struct cfg_strv listen; /* tls-alpn-01 responder addresses; default none (off) */
 };
 
 struct cfg_ca {
@@ -177,6 +181,7 @@ struct config {
     struct cfg_strv files; /* every file read, main first */
     struct cfg_daemon daemon;
     struct cfg_http01 http01;
+    struct cfg_tlsalpn01 tlsalpn01;
     struct cfg_ca *cas; /* owned arrays */
     size_t n_cas;
     struct cfg_dns *dns;

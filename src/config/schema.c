@@ -19,7 +19,7 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 static const char *const key_type_names[] = {"ec-p256", "ec-p384", "rsa2048",
                                              "rsa3072", "rsa4096", NULL};
 
-static const char *const challenge_names[] = {"http-01", "dns-01", NULL};
+static const char *const challenge_names[] = {"http-01", "dns-01", "tls-alpn-01", NULL};
 
 static const char *const dns_type_names[] = {"rfc2136", "exec", "callback", NULL};
 
@@ -94,6 +94,15 @@ static const struct spec http01_specs[] = {
      .min = 1,
      .max = 65535,
      .dflt = "80"},
+    {.key = NULL},
+};
+
+static const struct spec tlsalpn01_specs[] = {
+    {.key = "listen",
+     .kind = SK_STRV,
+     .off = offsetof(struct cfg_tlsalpn01, listen),
+     .check = config_check_listen,
+     .dflt = "[]"},
     {.key = NULL},
 };
 
@@ -586,7 +595,7 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
 
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main)
 {
-    static const char *const sections[] = {"daemon", "http01",      "ca",
+    static const char *const sections[] = {"daemon", "http01",      "tlsalpn01", "ca",
                                            "dns",    "certificate", "notify"};
 
     for (size_t i = 0; i < root->n; i++) {
@@ -594,8 +603,9 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         const char *k = kv->key;
 
         if (strlen(k) != kv->keylen) {
-            config_unknown_key(c, kv, NULL, sections, 6);
-        } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0) {
+            config_unknown_key(c, kv, NULL, sections, 7);
+        } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0 ||
+                   strcmp(k, "tlsalpn01") == 0) {
             if (!is_main) {
                 ERR(c, kv->keypos, k, "[%s] is only allowed in the main file %s", k,
                     c->cfg->files.v[0]);
@@ -610,6 +620,9 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
                     c->include_set = true;
                     c->include_pos = toml_table_get(kv->val.u.tab, "include")->val.pos;
                 }
+            } else if (k[0] == 't') {
+                config_spec_apply(c, kv->val.u.tab, kv->keypos, k, tlsalpn01_specs,
+                                  &c->cfg->tlsalpn01, -1, NULL);
             } else {
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, http01_specs, &c->cfg->http01,
                                   -1, NULL);
@@ -623,7 +636,7 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         } else if (strcmp(k, "certificate") == 0) {
             load_named(c, kv, load_cert);
         } else {
-            config_unknown_key(c, kv, NULL, sections, 6);
+            config_unknown_key(c, kv, NULL, sections, 7);
         }
     }
 }
@@ -634,6 +647,7 @@ void config_schema_defaults(struct config *cfg)
     config_spec_defaults(http01_specs, &cfg->http01);
     cfg->http01.webroot_uid = (uid_t)-1; /* unset: the token files keep the daemon's ids */
     cfg->http01.webroot_gid = (gid_t)-1;
+    config_spec_defaults(tlsalpn01_specs, &cfg->tlsalpn01);
 }
 
 /* The top-level sections: [NAME] or, when named, [NAME.X]. config_load_root
@@ -643,9 +657,10 @@ static const struct {
     bool named;
     const struct spec *specs;
 } roots[] = {
-    {"daemon", false, daemon_specs}, {"http01", false, http01_specs},
-    {"ca", true, ca_specs},          {"dns", true, dns_specs},
-    {"notify", true, notify_specs},  {"certificate", true, cert_specs},
+    {"daemon", false, daemon_specs},       {"http01", false, http01_specs},
+    {"tlsalpn01", false, tlsalpn01_specs}, {"ca", true, ca_specs},
+    {"dns", true, dns_specs},              {"notify", true, notify_specs},
+    {"certificate", true, cert_specs},
 };
 
 static const char *spec_type(const struct spec *sp, char *buf, size_t cap)
@@ -739,7 +754,7 @@ const char *config_key_type_name(enum cfg_key_type k)
 
 const char *config_challenge_name(enum cfg_challenge ch)
 {
-    return (unsigned)ch <= CFG_CHAL_DNS01 ? challenge_names[ch] : "?";
+    return (unsigned)ch <= CFG_CHAL_TLSALPN01 ? challenge_names[ch] : "?";
 }
 
 const char *config_dns_type_name(enum cfg_dns_type t)

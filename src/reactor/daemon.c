@@ -184,6 +184,8 @@ static int reload_apply(struct daemon *d, struct reload_job *job)
                  cfg->daemon.state_dir);
     if (!config_strv_equal(&cfg->http01.listen, &d->cfg->http01.listen))
         log_warn(LOG_MAIN, "http01.listen changed: takes effect at the next restart");
+    if (!config_strv_equal(&cfg->tlsalpn01.listen, &d->cfg->tlsalpn01.listen))
+        log_warn(LOG_MAIN, "tlsalpn01.listen changed: takes effect at the next restart");
     if (strcmp(cfg->daemon.control_socket, d->cfg->daemon.control_socket) != 0)
         log_warn(LOG_MAIN, "daemon.control_socket changed to %s: takes effect at the next restart",
                  cfg->daemon.control_socket);

@@ -121,6 +121,11 @@ static void teardown(struct manager *m)
         chal_http01_close(m->chal, chal_closed, m);
         m->chal = NULL;
     }
+    if (m->tls != NULL) {
+        m->closing++;
+        chal_tlsalpn_close(m->tls, chal_closed, m);
+        m->tls = NULL;
+    }
 }
 
 static void notify_drained(bool drained, void *arg)
@@ -238,6 +243,14 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         if (m->chal != NULL) /* NULL: listen = [] (a webroot, or nothing needs it) */
             chal_http01_set_limits(m->chal, &lim); /* zeros keep the defaults */
     }
+    if (m->cfg->tlsalpn01.listen.n > 0) {
+        rc = chal_tlsalpn_open(m->loop, (const char *const *)m->cfg->tlsalpn01.listen.v,
+                               m->cfg->tlsalpn01.listen.n, &m->tls);
+        if (rc < 0) {
+            m->tls = NULL;
+            goto fail;
+        }
+    }
     bool need_dns01 = false;
     for (size_t i = 0; i < m->cfg->n_certs; i++)
         if (m->cfg->certs[i].challenge == CFG_CHAL_DNS01 && m->cfg->certs[i].ca != NULL)
@@ -292,6 +305,8 @@ fail:
         dns01_provider_close(m->dns);
     if (m->chal != NULL)
         chal_http01_close(m->chal, NULL, NULL);
+    if (m->tls != NULL)
+        chal_tlsalpn_close(m->tls, NULL, NULL);
     m->done = NULL;
     history_free(m->hist);
     ratelimit_failures_free(m->fails);

@@ -163,6 +163,7 @@ struct manager {
     manager_done_cb done;
     void *arg;
     struct chal_http01 *chal;   /* owned */
+    struct chal_tlsalpn *tls;   /* owned: the tls-alpn-01 responder, or NULL (off) */
     struct http_client *http;   /* owned */
     struct dns01_provider *dns; /* owned, or NULL when no certificate uses dns-01 */
     int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */

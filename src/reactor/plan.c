@@ -371,6 +371,9 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
         fprintf(out, "-\n");
     else if (c->challenge == CFG_CHAL_DNS01)
         show_dns(c->dns, out);
+    else if (c->challenge == CFG_CHAL_TLSALPN01)
+        fprintf(out, "tls-alpn-01 ([tlsalpn01] listen %s)\n",
+                cfg->tlsalpn01.listen.n > 0 ? cfg->tlsalpn01.listen.v[0] : "empty");
     else
         fprintf(out, "http-01\n");
     if (c->import_cert != NULL) {

@@ -966,6 +966,11 @@ static void step(struct pf *pf)
         case PH_CHALLENGE:
             if (pf->cert->challenge == CFG_CHAL_DNS01)
                 start_dns01(pf);
+            else if (pf->cert->challenge == CFG_CHAL_TLSALPN01)
+                fprintf(pf->out, "test %s: tls-alpn-01: no round trip is tried (not "
+                                 "implemented); the first order shows whether the CA reaches "
+                                 "[tlsalpn01] listen\n",
+                        pf->cname);
             else
                 start_http01(pf);
             pf->phase = PH_CLEANUP;

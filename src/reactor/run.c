@@ -106,6 +106,63 @@ static void dns_cleanup(void *ctx, const char *identifier, const char *keyauth)
         dns01_provider_cleanup(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth);
 }
 
+/* tls-alpn-01 through the responder (RFC 8737): the challenge certificate
+ * is built off the loop; done runs once it is served. */
+struct tls_put {
+    struct chal_tlsalpn_put *put;
+    acme_chal_done_cb done;
+    void *done_arg;
+};
+
+static void tls_put_done(int status, void *arg)
+{
+    struct tls_put *tp = arg;
+    acme_chal_done_cb done = tp->done;
+    void *done_arg = tp->done_arg;
+
+    free(tp);
+    done(status, status == 0 ? NULL : "cannot build the challenge certificate", done_arg);
+}
+
+static int tls_present_start(void *ctx, const char *identifier, const char *keyauth,
+                             acme_chal_done_cb done, void *done_arg, void **handle)
+{
+    struct mcert *mc = ctx;
+    struct tls_put *tp;
+    int rc;
+
+    if (mc->m->tls == NULL)
+        return -ENOTCONN;
+    tp = xcalloc(1, sizeof(*tp));
+    tp->done = done;
+    tp->done_arg = done_arg;
+    rc = chal_tlsalpn_put_start(mc->m->tls, identifier, keyauth, tls_put_done, tp, &tp->put);
+    if (rc < 0) {
+        free(tp);
+        return rc;
+    }
+    *handle = tp;
+    return 0;
+}
+
+static void tls_present_cancel(void *ctx, void *handle)
+{
+    struct tls_put *tp = handle;
+
+    (void)ctx;
+    chal_tlsalpn_put_cancel(tp->put);
+    free(tp);
+}
+
+static void tls_cleanup(void *ctx, const char *identifier, const char *keyauth)
+{
+    struct mcert *mc = ctx;
+
+    (void)keyauth;
+    if (mc->m->tls != NULL)
+        chal_tlsalpn_del(mc->m->tls, identifier);
+}
+
 /* ---- clients ---- */
 
 static struct acme_client *client_get(struct manager *m, struct config *snap,
@@ -148,6 +205,9 @@ static void order_begin(struct mcert *mc)
         .dns_present_start = dns_present_start,
         .dns_present_cancel = dns_present_cancel,
         .dns_cleanup = dns_cleanup,
+        .tls_present_start = tls_present_start,
+        .tls_present_cancel = tls_present_cancel,
+        .tls_cleanup = tls_cleanup,
         .ctx = mc,
     };
     /* a renewal names the certificate it replaces when the CA speaks ARI */

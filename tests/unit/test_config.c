@@ -465,7 +465,7 @@ static void test_key_type_enum(void **state)
     expect_line(t, "certloop.toml", 3, 7,
                 "certificate.www.key: expected ec-p256, ec-p384, rsa2048, rsa3072 or rsa4096");
     expect_line(t, "certloop.toml", 4, 13,
-                "certificate.www.challenge: expected http-01 or dns-01; did you mean 'dns-01'?");
+                "certificate.www.challenge: expected http-01, dns-01 or tls-alpn-01; did you mean 'dns-01'?");
     tdir_free(t);
 }
 
@@ -878,6 +878,29 @@ static void test_ip_identifier_checks(void **state)
                  "domains = [\"8.8.4.4\", \"2001:4860:4860::8888\"]\n" LE_CA
                  "profile = \"shortlived\"\n");
     expect_ok(t);
+    tdir_free(t);
+}
+
+static void test_tlsalpn01_needs_listen(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    load_main(t, "[certificate.a]\n"
+                 "domains = [\"a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 3, 13, "needs [tlsalpn01] listen");
+    tdir_free(t);
+    t = tdir_new();
+    load_main(t, "[tlsalpn01]\nlisten = [\"127.0.0.1:0\"]\n[certificate.a]\n"
+                 "domains = [\"a.example\", \"*.a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 4, 25, "needs challenge = \"dns-01\"");
+    tdir_free(t);
+    t = tdir_new();
+    load_main(t, "[tlsalpn01]\nlisten = [\"127.0.0.1:0\"]\n[certificate.a]\n"
+                 "domains = [\"a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
+    expect_ok(t);
+    assert_int_equal(t->cfg->certs[0].challenge, CFG_CHAL_TLSALPN01);
     tdir_free(t);
 }
 
@@ -1987,6 +2010,7 @@ int main(void)
         cmocka_unit_test(test_too_many_domains),
         cmocka_unit_test(test_wildcard_needs_dns01),
         cmocka_unit_test(test_ip_identifier_checks),
+        cmocka_unit_test(test_tlsalpn01_needs_listen),
         cmocka_unit_test(test_public_ca_refuses_private_names),
         cmocka_unit_test(test_certificate_name_must_be_file_safe),
         cmocka_unit_test(test_durations),
