@@ -56,7 +56,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke help"
+    local commands="run check plan status renew reload test revoke import-certbot help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -90,6 +90,7 @@ _certloop() {
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;
     revoke) opts="--reason --config --help" ;;
+    import-certbot) opts="--config --help" ;;
     help)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
         return
@@ -102,6 +103,11 @@ _certloop() {
         return
     fi
     case $cmd in
+    import-certbot)
+        # certbot's configuration directory (one)
+        compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -d -- "$cur"))
+        ;;
     plan | renew | test | revoke)
         # test and revoke take one NAME
         if [[ $cmd == test || $cmd == revoke ]]; then

@@ -14,6 +14,7 @@ PKGS=(
   debhelper lintian fakeroot dpkg-dev # the Debian package (scripts/package.sh, package-test.sh)
   zsh # test_completion checks the zsh completion
   postgresql-15 libpq-dev # the postgresql store backend (libpq) and its tests' server (initdb, pg_ctl)
+  certbot python3-certbot-dns-rfc2136 # test_import_certbot makes a real certbot state
 )
 
 missing=()

@@ -42,6 +42,8 @@ static const char overview[] =
     "  test NAME [-c FILE]             pre-flight checks for one certificate (0 all pass,\n"
     "                                  1 any failed)\n"
     "  revoke NAME [--reason R]        revoke the current certificate\n"
+    "  import-certbot [DIR] [-c FILE]  take over certbot's certificates and account (DIR:\n"
+    "                                  /etc/letsencrypt); writes conf.d/certbot-*.toml\n"
     "  help [COMMAND], --help          this text, or one command's (also: COMMAND --help)\n"
     "  --version                       the version and the libraries in use\n"
     "\n"
@@ -141,6 +143,24 @@ static const struct {
                "                     codes; default: none sent)\n" CONFIG_LINES HELP_LINE "\n"
                "exit: 0 revoked, 1 the CA refused, 64 usage or an unknown or imported NAME,\n"
                "      69 no stored certificate or no account for it, 78 invalid configuration\n"},
+    {"import-certbot",
+     "usage: certloop import-certbot [DIR] [-c FILE]\n"
+     "\n"
+     "Takes over certbot's lineages from DIR (default /etc/letsencrypt), without a new\n"
+     "order: for each renewal/NAME.conf it writes conf.d/certbot-NAME.toml beside the\n"
+     "configuration, with the certificate's names, certbot's key type, the challenge\n"
+     "(webroot and standalone: http-01; dns-rfc2136: dns-01 with a [dns.certbot-NAME]\n"
+     "solver, its TSIG secret in certbot-NAME.tsig), the live files imported as the\n"
+     "first generation and deployed to the same paths at every renewal, and the\n"
+     "deploy hook as a per-certificate exec action. A CA the configuration lacks gets\n"
+     "conf.d/certbot-ca-CA.toml, and certbot's account is stored as certloop's when\n"
+     "certloop has none for that CA. Existing files are never overwritten; a result\n"
+     "that does not pass `check` is removed again. certbot's files stay untouched:\n"
+     "disable certbot's timer once certloop runs.\n"
+     "\n"
+     "options:\n" CONFIG_LINES HELP_LINE "\n"
+     "exit: 0 every lineage imported, 1 any skipped (each says why), 78 invalid\n"
+     "      configuration\n"},
 };
 
 const char *cli_help_overview(void)

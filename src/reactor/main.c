@@ -17,6 +17,7 @@
 #include "reactor/cli.h"
 #include "reactor/control.h"
 #include "reactor/daemon.h"
+#include "reactor/migrate.h"
 #include "reactor/plan.h"
 #include "reactor/preflight.h"
 #include "reactor/revoke.h"
@@ -482,12 +483,25 @@ static int cmd_revoke(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+static int cmd_import_certbot(struct cli *c, int argc, char **argv)
+{
+    int rc = parse(c, argc, argv, ":c:", opts_config);
+
+    if (rc != 0)
+        return rc;
+    if (c->nargs > 1)
+        return usage_error(c->cmd, "unexpected argument '%s' (one DIR only)", c->args[1]);
+    return migrate_certbot(config_path(c->config), c->nargs == 1 ? c->args[0] : "/etc/letsencrypt",
+                           stdout, stderr);
+}
+
 static const struct {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},     {"check", cmd_check},   {"plan", cmd_plan}, {"status", cmd_status},
-    {"renew", cmd_renew}, {"reload", cmd_reload}, {"test", cmd_test}, {"revoke", cmd_revoke},
+    {"run", cmd_run},       {"check", cmd_check},   {"plan", cmd_plan},
+    {"status", cmd_status}, {"renew", cmd_renew},   {"reload", cmd_reload},
+    {"test", cmd_test},     {"revoke", cmd_revoke}, {"import-certbot", cmd_import_certbot},
 };
 
 int main(int argc, char **argv)

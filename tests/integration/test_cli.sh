@@ -39,7 +39,7 @@ echo "== per-command help"
 # (even after other options), and `help CMD` print the same text, whose
 # first line is the command's synopsis and which lists every option the
 # command's synopsis names; each option it lists is one the command takes.
-cmds=$(sed -n 's/^  \([a-z]\{3,\}\) .*/\1/p' <("$CERTLOOP" --help) | grep -v '^help$')
+cmds=$(sed -n 's/^  \([a-z][a-z-]\{2,\}\) .*/\1/p' <("$CERTLOOP" --help) | grep -v '^help$')
 [ "$(echo "$cmds" | wc -w)" -ge 8 ] || tw_fail "overview lists too few commands: $cmds"
 for c in $cmds; do
   tw_run 0 "$c" --help || continue

@@ -50,7 +50,7 @@ expect() {
 }
 
 echo "== commands, as --help lists them"
-cmds=$("$CERTLOOP" --help | sed -n 's/^  \([a-z]\{3,\}\) .*/\1/p' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')
+cmds=$("$CERTLOOP" --help | sed -n 's/^  \([a-z][a-z-]\{2,\}\) .*/\1/p' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')
 expect "--help --version $cmds" ""
 expect "reload renew revoke" "re"
 expect "--help --version" "--"
@@ -64,6 +64,8 @@ for c in $cmds; do
 done
 expect "$(echo "$cmds" | tr ' ' '\n' | grep -vx help | tr '\n' ' ' | sed 's/ $//')" help ""
 expect "affiliationChanged" revoke www --reason af
+mkdir -p "$tmp/letsencrypt"
+expect "$tmp/letsencrypt" import-certbot "$tmp/lets"
 
 echo "== names from the configuration (no daemon)"
 mkdir -p "$tmp/etc/conf.d" "$tmp/etc/sub"

@@ -1,0 +1,957 @@
+/* `certloop import-certbot`: certbot's lineages become certloop
+ * configuration files, its account becomes certloop's. It reads certbot's
+ * renewal/NAME.conf (configobj syntax), the PEM files they name and the
+ * account's JWK; it writes new files only (never over an existing one) and
+ * changes nothing of certbot's. It does not order, deploy or stop certbot:
+ * the daemon imports the live files as the first generation when it next
+ * loads the configuration. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "config/config.h"
+#include "reactor/migrate.h"
+#include "reactor/plan.h"
+#include "store/store.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/xalloc.h"
+
+/* ---- configobj files: "key = value" lines under [section] / [[section]] */
+
+struct ini_entry {
+    char *section; /* "" at the top, else the innermost section's name */
+    char *key, *val;
+};
+
+struct ini {
+    struct ini_entry *e;
+    size_t n;
+};
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        *--e = '\0';
+    return s;
+}
+
+/* 0, or -errno when path cannot be read. */
+static int ini_read(const char *path, struct ini *f)
+{
+    char *text = NULL;
+    char *section = xstrdup("");
+    int rc = store_read_file(path, &text, NULL);
+
+    memset(f, 0, sizeof(*f));
+    if (rc < 0) {
+        free(section);
+        return rc;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *s = trim(line);
+        if (*s == '#' || *s == '\0')
+            continue;
+        if (*s == '[') {
+            char *name = s;
+            while (*name == '[')
+                name++;
+            char *end = strchr(name, ']');
+            if (end != NULL)
+                *end = '\0';
+            free(section);
+            section = xstrdup(trim(name));
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        char *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        f->e = xrealloc(f->e, (f->n + 1) * sizeof(*f->e));
+        f->e[f->n].section = xstrdup(section);
+        f->e[f->n].key = xstrdup(trim(s));
+        f->e[f->n].val = xstrdup(val);
+        f->n++;
+    }
+    free(section);
+    free(text);
+    return 0;
+}
+
+static void ini_fini(struct ini *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->e[i].section);
+        free(f->e[i].key);
+        free(f->e[i].val);
+    }
+    free(f->e);
+}
+
+/* The value of key in section, or NULL. Borrowed. */
+static const char *ini_get(const struct ini *f, const char *section, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->e[i].section, section) == 0 && strcmp(f->e[i].key, key) == 0)
+            return f->e[i].val[0] != '\0' ? f->e[i].val : NULL;
+    return NULL;
+}
+
+/* ---- TOML output */
+
+static void toml_str(struct buf *b, const char *s)
+{
+    buf_append_str(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            buf_printf(b, "\\u%04X", *p);
+        else
+            buf_append(b, p, 1);
+    }
+    buf_append_str(b, "\"");
+}
+
+static void toml_kv(struct buf *b, const char *key, const char *val)
+{
+    buf_printf(b, "%s = ", key);
+    toml_str(b, val);
+    buf_append_str(b, "\n");
+}
+
+/* ---- certificates and keys */
+
+/* The names of the first certificate in the PEM file at path (DNS and IP
+ * SANs, in order), as a NULL-terminated owned array; NULL if unreadable. */
+static char **cert_names(const char *path, char **why)
+{
+    FILE *f = fopen(path, "re");
+    X509 *x = NULL;
+    GENERAL_NAMES *sans = NULL;
+    char **names = NULL;
+    size_t n = 0;
+
+    if (f == NULL) {
+        *why = xasprintf("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (x == NULL) {
+        *why = xasprintf("%s: not a PEM certificate", path);
+        return NULL;
+    }
+    sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    names = xcalloc((size_t)sk_GENERAL_NAME_num(sans) + 1, sizeof(*names));
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type == GEN_DNS) {
+            const ASN1_IA5STRING *s = g->d.dNSName;
+            names[n++] =
+                xstrndup((const char *)ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s));
+        } else if (g->type == GEN_IPADD) {
+            char ip[INET6_ADDRSTRLEN];
+            int len = ASN1_STRING_length(g->d.iPAddress);
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.iPAddress);
+            if ((len == 4 && inet_ntop(AF_INET, d, ip, sizeof(ip)) != NULL) ||
+                (len == 16 && inet_ntop(AF_INET6, d, ip, sizeof(ip)) != NULL))
+                names[n++] = xstrdup(ip);
+        }
+    }
+    GENERAL_NAMES_free(sans);
+    X509_free(x);
+    if (n == 0) {
+        free(names);
+        *why = xasprintf("%s: the certificate names no DNS name or IP address", path);
+        return NULL;
+    }
+    return names;
+}
+
+static void names_free(char **names)
+{
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* certloop's key type for certbot's renewal parameters, else for the key
+ * file itself; NULL (and *why) when certloop has no such type. */
+static const char *key_type(const struct ini *rc, const char *key_path, char **why)
+{
+    const char *kt = ini_get(rc, "renewalparams", "key_type");
+    const char *curve = ini_get(rc, "renewalparams", "elliptic_curve");
+    const char *size = ini_get(rc, "renewalparams", "rsa_key_size");
+
+    if (kt != NULL && strcmp(kt, "ecdsa") == 0) {
+        if (curve == NULL || strcmp(curve, "secp256r1") == 0)
+            return "ec-p256";
+        if (strcmp(curve, "secp384r1") == 0)
+            return "ec-p384";
+        *why = xasprintf("elliptic_curve = %s (certloop has ec-p256 and ec-p384)", curve);
+        return NULL;
+    }
+    if (kt != NULL && strcmp(kt, "rsa") == 0) {
+        if (size == NULL || strcmp(size, "2048") == 0)
+            return "rsa2048";
+        if (strcmp(size, "3072") == 0)
+            return "rsa3072";
+        if (strcmp(size, "4096") == 0)
+            return "rsa4096";
+        *why = xasprintf("rsa_key_size = %s (certloop has 2048, 3072 and 4096)", size);
+        return NULL;
+    }
+    /* older renewal files say nothing: the key in use tells */
+    FILE *f = fopen(key_path, "re");
+    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    const char *t = NULL;
+    if (f != NULL)
+        fclose(f);
+    if (k == NULL) {
+        *why = xasprintf("%s: not a readable PEM private key", key_path);
+        return NULL;
+    }
+    if (EVP_PKEY_is_a(k, "RSA")) {
+        int bits = EVP_PKEY_get_bits(k);
+        t = bits == 2048 ? "rsa2048" : bits == 3072 ? "rsa3072" : bits == 4096 ? "rsa4096" : NULL;
+    } else if (EVP_PKEY_is_a(k, "EC")) {
+        char group[64] = "";
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL);
+        t = strcmp(group, "prime256v1") == 0  ? "ec-p256"
+            : strcmp(group, "secp384r1") == 0 ? "ec-p384"
+                                              : NULL;
+    }
+    if (t == NULL)
+        *why = xasprintf("%s: a key type certloop does not make", key_path);
+    EVP_PKEY_free(k);
+    return t;
+}
+
+/* A JWK member as a big number, or NULL. */
+static BIGNUM *jwk_bn(const json_t *jwk, const char *member)
+{
+    const char *s = json_string_value(json_object_get(jwk, member));
+    uint8_t *bin = NULL;
+    size_t len = 0;
+    BIGNUM *bn;
+
+    if (s == NULL || b64url_decode(s, strlen(s), &bin, &len) < 0)
+        return NULL;
+    bn = BN_bin2bn(bin, (int)len, NULL);
+    OPENSSL_clear_free(bin, len);
+    return bn;
+}
+
+/* certbot's private_key.json (a JWK, RSA or EC P-256/P-384) as a PEM
+ * PKCS#8 private key; owned, NULL if it is none of those. */
+static char *jwk_to_pem(const json_t *jwk)
+{
+    static const char *const rsa_members[] = {"n", "e", "d", "p", "q", "dp", "dq", "qi"};
+    static const char *const rsa_params[] = {
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    BIGNUM *bns[8] = {NULL};
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    uint8_t *pub = NULL;
+    char *pem = NULL;
+    bool ok = bld != NULL && kty != NULL;
+
+    if (ok && strcmp(kty, "RSA") == 0) {
+        for (size_t i = 0; ok && i < 8; i++) {
+            bns[i] = jwk_bn(jwk, rsa_members[i]);
+            ok = bns[i] != NULL && OSSL_PARAM_BLD_push_BN(bld, rsa_params[i], bns[i]) == 1;
+        }
+        ctx = ok ? EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL) : NULL;
+    } else if (ok && strcmp(kty, "EC") == 0) {
+        const char *crv = json_string_value(json_object_get(jwk, "crv"));
+        const char *group = crv == NULL                 ? NULL
+                            : strcmp(crv, "P-256") == 0 ? "prime256v1"
+                            : strcmp(crv, "P-384") == 0 ? "secp384r1"
+                                                        : NULL;
+        size_t flen = group != NULL && strcmp(group, "secp384r1") == 0 ? 48 : 32;
+        bns[0] = jwk_bn(jwk, "x");
+        bns[1] = jwk_bn(jwk, "y");
+        bns[2] = jwk_bn(jwk, "d");
+        ok = group != NULL && bns[0] != NULL && bns[1] != NULL && bns[2] != NULL;
+        if (ok) {
+            pub = xmalloc(1 + 2 * flen);
+            pub[0] = 0x04; /* uncompressed point */
+            ok = BN_bn2binpad(bns[0], pub + 1, (int)flen) == (int)flen &&
+                 BN_bn2binpad(bns[1], pub + 1 + flen, (int)flen) == (int)flen &&
+                 OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&
+                 OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+                                                  1 + 2 * flen) == 1 &&
+                 OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bns[2]) == 1;
+        }
+        ctx = ok ? EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL) : NULL;
+    } else {
+        ok = false;
+    }
+    params = ok ? OSSL_PARAM_BLD_to_param(bld) : NULL;
+    ok = params != NULL && ctx != NULL && EVP_PKEY_fromdata_init(ctx) == 1 &&
+         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) == 1;
+    if (ok) {
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *data;
+        long len;
+        if (bio != NULL && PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1) {
+            len = BIO_get_mem_data(bio, &data);
+            pem = xstrndup(data, (size_t)len);
+        }
+        BIO_free(bio);
+    }
+    ERR_clear_error();
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    for (size_t i = 0; i < 8; i++)
+        BN_clear_free(bns[i]);
+    free(pub);
+    return pem;
+}
+
+/* ---- one import run */
+
+struct written {
+    char **paths; /* files this run created, removed again if the result is invalid */
+    size_t n;
+};
+
+struct account {
+    char *ca;      /* certloop's CA name */
+    char *key_pem; /* owned */
+    char *json;    /* {"url", "directory"} */
+};
+
+struct run {
+    const struct config *cfg;
+    const char *dir; /* certbot's, e.g. /etc/letsencrypt */
+    char *conf_d;    /* where the .toml files go */
+    char *conf_dir;  /* the main file's directory (secret files) */
+    FILE *out, *err;
+    struct written w;
+    struct account *accounts;
+    size_t n_accounts;
+    char **new_cas; /* "NAME\tDIRECTORY" of CAs written by this run */
+    size_t n_new_cas;
+    char **webroots; /* distinct webroot paths of the imported lineages */
+    size_t n_webroots;
+    bool certbot_hooks_dir;
+};
+
+/* Creates path with data (O_EXCL: never over an existing file). */
+static int write_new(struct run *r, const char *path, const char *data, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    size_t len = strlen(data), off = 0;
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(path);
+        return rc;
+    }
+    r->w.paths = xrealloc(r->w.paths, (r->w.n + 1) * sizeof(*r->w.paths));
+    r->w.paths[r->w.n++] = xstrdup(path);
+    return 0;
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+/* A certloop NAME from s: other characters become '-'. Owned. */
+static char *safe_name(const char *s)
+{
+    char *n = xstrdup(s);
+
+    for (char *p = n; *p != '\0'; p++)
+        if (!name_char(*p))
+            *p = '-';
+    if (n[0] == '.')
+        n[0] = '_';
+    return n;
+}
+
+/* certloop's name for the CA with this directory: the configuration's
+ * [ca.NAME] with the same URL, one this run already made, or a new one
+ * (written to conf.d/certbot-ca-NAME.toml). Owned; NULL on a write error. */
+static char *ca_for(struct run *r, const char *directory, const json_t *regr)
+{
+    for (size_t i = 0; i < r->cfg->n_cas; i++)
+        if (strcmp(r->cfg->cas[i].directory, directory) == 0)
+            return xstrdup(r->cfg->cas[i].name);
+    for (size_t i = 0; i < r->n_new_cas; i++) {
+        const char *tab = strchr(r->new_cas[i], '\t');
+        if (strcmp(tab + 1, directory) == 0)
+            return xstrndup(r->new_cas[i], (size_t)(tab - r->new_cas[i]));
+    }
+    /* a new one, named after the CA */
+    char *name;
+    if (strstr(directory, "://acme-v02.api.letsencrypt.org/") != NULL)
+        name = xstrdup("letsencrypt");
+    else if (strstr(directory, "://acme-staging-v02.api.letsencrypt.org/") != NULL)
+        name = xstrdup("letsencrypt-staging");
+    else {
+        const char *host = strstr(directory, "://");
+        host = host != NULL ? host + 3 : directory;
+        char *h = xstrndup(host, strcspn(host, "/"));
+        name = safe_name(h);
+        free(h);
+    }
+    for (size_t i = 0; i < r->cfg->n_cas; i++) {
+        if (strcmp(r->cfg->cas[i].name, name) == 0) {
+            char *n2 = xasprintf("certbot-%s", name);
+            free(name);
+            name = n2;
+            break;
+        }
+    }
+    struct buf b = BUF_INIT(SIZE_MAX);
+    buf_printf(&b,
+               "# Written by `certloop import-certbot %s`: the CA of certbot's account.\n"
+               "[ca.%s]\n",
+               r->dir, name);
+    toml_kv(&b, "directory", directory);
+    const json_t *contact = json_object_get(json_object_get(regr, "body"), "contact");
+    if (json_array_size(contact) > 0) {
+        buf_append_str(&b, "contact = [");
+        for (size_t i = 0; i < json_array_size(contact); i++) {
+            const char *c = json_string_value(json_array_get(contact, i));
+            if (c == NULL)
+                continue;
+            buf_append_str(&b, i > 0 ? ", " : "");
+            toml_str(&b, c);
+        }
+        buf_append_str(&b, "]\n");
+    }
+    buf_append_str(&b, "# certbot's account agreed to the terms of service already\n"
+                       "agree_tos = true\n");
+    char *path = xasprintf("%s/certbot-ca-%s.toml", r->conf_d, name);
+    char *text = buf_steal(&b, NULL);
+    int rc = write_new(r, path, text, 0644);
+    if (rc < 0) {
+        fprintf(r->err, "certloop: import-certbot: %s: %s\n", path, err_str(rc));
+        free(name);
+        name = NULL;
+    } else {
+        fprintf(r->out, "%s: [ca.%s] for %s\n", path, name, directory);
+        r->new_cas = xrealloc(r->new_cas, (r->n_new_cas + 1) * sizeof(*r->new_cas));
+        r->new_cas[r->n_new_cas++] = xasprintf("%s\t%s", name, directory);
+    }
+    free(text);
+    free(path);
+    return name;
+}
+
+/* Notes certbot's account (DIR/accounts/HOST/PATH/ID) for CA ca, to be
+ * stored once the configuration validates, unless certloop has an account
+ * for that CA already. */
+static void account_take(struct run *r, const char *ca, const char *directory, const char *acct_dir,
+                         const json_t *regr)
+{
+    char *key_pem = NULL, *json = NULL;
+    const char *url = json_string_value(json_object_get(regr, "uri"));
+
+    for (size_t i = 0; i < r->n_accounts; i++)
+        if (strcmp(r->accounts[i].ca, ca) == 0)
+            return;
+    if (store_account_read(r->cfg->daemon.state_dir, ca, &key_pem, &json) == 0) {
+        fprintf(r->out, "ca=%s: certloop has an account already (%s/accounts/%s): kept\n", ca,
+                r->cfg->daemon.state_dir, ca);
+        free(key_pem);
+        free(json);
+        return;
+    }
+    free(key_pem);
+    free(json);
+    char *kpath = xasprintf("%s/private_key.json", acct_dir);
+    json_t *jwk = json_load_file(kpath, 0, NULL);
+    char *pem = jwk != NULL ? jwk_to_pem(jwk) : NULL;
+    json_decref(jwk);
+    if (pem == NULL || url == NULL) {
+        fprintf(r->err,
+                "certloop: import-certbot: ca=%s: %s: %s; certloop will register its own "
+                "account\n",
+                ca, pem == NULL ? kpath : acct_dir,
+                pem == NULL ? "not an RSA or EC P-256/P-384 JWK" : "regr.json has no uri");
+        free(pem);
+        free(kpath);
+        return;
+    }
+    free(kpath);
+    json_t *aj = json_pack("{s:s,s:s}", "directory", directory, "url", url);
+    r->accounts = xrealloc(r->accounts, (r->n_accounts + 1) * sizeof(*r->accounts));
+    r->accounts[r->n_accounts].ca = xstrdup(ca);
+    r->accounts[r->n_accounts].key_pem = pem;
+    r->accounts[r->n_accounts].json = json_dumps(aj, JSON_INDENT(2));
+    r->n_accounts++;
+    json_decref(aj);
+}
+
+static void webroot_add(struct run *r, const char *path)
+{
+    char *p = xstrdup(path);
+    size_t l = strlen(p);
+
+    while (l > 1 && p[l - 1] == '/')
+        p[--l] = '\0';
+    for (size_t i = 0; i < r->n_webroots; i++) {
+        if (strcmp(r->webroots[i], p) == 0) {
+            free(p);
+            return;
+        }
+    }
+    r->webroots = xrealloc(r->webroots, (r->n_webroots + 1) * sizeof(*r->webroots));
+    r->webroots[r->n_webroots++] = p;
+}
+
+/* The [dns.certbot-NAME] table for certbot's dns-rfc2136 credentials file,
+ * its TSIG secret written to CONFDIR/certbot-NAME.tsig. 0 or -1 (*why). */
+static int rfc2136_solver(struct run *r, const char *name, const struct ini *rc, struct buf *b,
+                          char **why)
+{
+    const char *cred = ini_get(rc, "renewalparams", "dns_rfc2136_credentials");
+    struct ini c;
+
+    if (cred == NULL) {
+        *why = xstrdup("dns-rfc2136 without dns_rfc2136_credentials");
+        return -1;
+    }
+    int e = ini_read(cred, &c);
+    if (e < 0) {
+        *why = xasprintf("%s: %s", cred, err_str(e));
+        return -1;
+    }
+    const char *server = ini_get(&c, "", "dns_rfc2136_server");
+    const char *port = ini_get(&c, "", "dns_rfc2136_port");
+    const char *kname = ini_get(&c, "", "dns_rfc2136_name");
+    const char *secret = ini_get(&c, "", "dns_rfc2136_secret");
+    const char *alg = ini_get(&c, "", "dns_rfc2136_algorithm");
+    int ret = -1;
+    if (server == NULL || kname == NULL || secret == NULL) {
+        *why = xasprintf("%s: dns_rfc2136_server, _name and _secret are needed", cred);
+        goto out;
+    }
+    char *lower = xstrdup(alg != NULL ? alg : "HMAC-SHA512"); /* certbot's default */
+    for (char *p = lower; *p != '\0'; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    if (strcmp(lower, "hmac-sha256") != 0 && strcmp(lower, "hmac-sha384") != 0 &&
+        strcmp(lower, "hmac-sha512") != 0) {
+        *why = xasprintf("%s: TSIG algorithm %s (certloop has hmac-sha256, -sha384, -sha512)", cred,
+                         alg);
+        free(lower);
+        goto out;
+    }
+    char *secret_path = xasprintf("%s/certbot-%s.tsig", r->conf_dir, name);
+    char *secret_line = xasprintf("%s\n", secret);
+    e = write_new(r, secret_path, secret_line, 0600);
+    OPENSSL_cleanse(secret_line, strlen(secret_line));
+    free(secret_line);
+    if (e < 0) {
+        *why = xasprintf("%s: %s", secret_path, err_str(e));
+        free(secret_path);
+        free(lower);
+        goto out;
+    }
+    char *addr = strchr(server, ':') != NULL && port != NULL
+                     ? xasprintf("[%s]:%s", server, port)
+                     : xasprintf("%s:%s", server, port != NULL ? port : "53");
+    buf_printf(b, "\n# certbot's dns-rfc2136 credentials (%s)\n[dns.certbot-%s]\n", cred, name);
+    toml_kv(b, "type", "rfc2136");
+    toml_kv(b, "server", addr);
+    buf_append_str(b, "tsig = { name = ");
+    toml_str(b, kname);
+    buf_append_str(b, ", algorithm = ");
+    toml_str(b, lower);
+    buf_append_str(b, ", secret_file = ");
+    toml_str(b, secret_path);
+    buf_append_str(b, " }\n");
+    free(addr);
+    free(secret_path);
+    free(lower);
+    ret = 0;
+out:
+    ini_fini(&c);
+    return ret;
+}
+
+/* One renewal/NAME.conf. 0 imported, 1 skipped (said why on err). */
+static int lineage(struct run *r, const char *conf_path, const char *lname)
+{
+    struct ini rc;
+    struct buf b = BUF_INIT(SIZE_MAX);
+    struct buf dns = BUF_INIT(SIZE_MAX);
+    char *why = NULL, *name = NULL, *ca = NULL, *path = NULL, *acct_dir = NULL, *text = NULL;
+    char **names = NULL;
+    json_t *regr = NULL;
+    const char *challenge = "http-01";
+    int ret = 1;
+    int e = ini_read(conf_path, &rc);
+
+    if (e < 0) {
+        why = xasprintf("%s: %s", conf_path, err_str(e));
+        goto out;
+    }
+    name = safe_name(lname);
+    const char *cert = ini_get(&rc, "", "cert");
+    const char *chain = ini_get(&rc, "", "chain");
+    const char *fullchain = ini_get(&rc, "", "fullchain");
+    const char *privkey = ini_get(&rc, "", "privkey");
+    const char *server = ini_get(&rc, "renewalparams", "server");
+    const char *auth = ini_get(&rc, "renewalparams", "authenticator");
+    const char *account = ini_get(&rc, "renewalparams", "account");
+    if (cert == NULL || chain == NULL || fullchain == NULL || privkey == NULL || server == NULL) {
+        why = xstrdup("cert, chain, fullchain, privkey or renewalparams server missing");
+        goto out;
+    }
+    for (size_t i = 0; i < r->cfg->n_certs; i++) {
+        if (strcmp(r->cfg->certs[i].name, name) == 0) {
+            why = xasprintf("the configuration has a [certificate.%s] already", name);
+            goto out;
+        }
+    }
+    names = cert_names(fullchain, &why);
+    if (names == NULL)
+        goto out;
+    const char *kt = key_type(&rc, privkey, &why);
+    if (kt == NULL)
+        goto out;
+    if (auth == NULL || strcmp(auth, "standalone") == 0) {
+        challenge = "http-01";
+    } else if (strcmp(auth, "webroot") == 0) {
+        const char *wp = ini_get(&rc, "renewalparams", "webroot_path");
+        bool any = false;
+        for (size_t i = 0; i < rc.n; i++) {
+            if (strcmp(rc.e[i].section, "webroot_map") == 0) {
+                webroot_add(r, rc.e[i].val);
+                any = true;
+            }
+        }
+        if (!any && wp != NULL) {
+            char *copy = xstrdup(wp), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+                if (*trim(t) != '\0')
+                    webroot_add(r, trim(t));
+            free(copy);
+        }
+    } else if (strcmp(auth, "dns-rfc2136") == 0) {
+        challenge = "dns-01";
+        if (rfc2136_solver(r, name, &rc, &dns, &why) < 0)
+            goto out;
+    } else if (strcmp(auth, "nginx") == 0 || strcmp(auth, "apache") == 0) {
+        fprintf(r->out,
+                "%s: certbot's %s authenticator: http-01 through certloop's listener; give the "
+                "web server the proxy snippet of /usr/share/doc/certloop/examples/ or set "
+                "[http01] webroot\n",
+                name, auth);
+    } else {
+        why = xasprintf("authenticator %s has no certloop counterpart (http-01 listener or "
+                        "webroot, dns-01 rfc2136 or exec)",
+                        auth);
+        goto out;
+    }
+
+    /* the account, by certbot's layout: accounts/HOST[:PORT]/PATH/ID */
+    const char *hostpath = strstr(server, "://");
+    hostpath = hostpath != NULL ? hostpath + 3 : server;
+    if (account != NULL) {
+        acct_dir = xasprintf("%s/accounts/%s/%s", r->dir, hostpath, account);
+        char *regr_path = xasprintf("%s/regr.json", acct_dir);
+        regr = json_load_file(regr_path, 0, NULL);
+        free(regr_path);
+    }
+    ca = ca_for(r, server, regr);
+    if (ca == NULL) {
+        why = xstrdup("cannot write the CA's file");
+        goto out;
+    }
+    if (regr != NULL)
+        account_take(r, ca, server, acct_dir, regr);
+    else
+        fprintf(r->out, "%s: no certbot account found under %s/accounts/%s\n", name, r->dir,
+                hostpath);
+
+    buf_printf(&b,
+               "# Written by `certloop import-certbot %s` from %s.\n"
+               "# certbot's files stay where they are: the live ones are imported as the\n"
+               "# first generation (no order) and each renewal writes them again.\n",
+               r->dir, conf_path);
+    buf_append(&b, dns.data != NULL ? dns.data : "", dns.len);
+    buf_printf(&b, "\n[certificate.%s]\ndomains = [", name);
+    for (size_t i = 0; names[i] != NULL; i++) {
+        buf_append_str(&b, i > 0 ? ", " : "");
+        toml_str(&b, names[i]);
+    }
+    buf_append_str(&b, "]\n");
+    toml_kv(&b, "ca", ca);
+    toml_kv(&b, "key", kt);
+    toml_kv(&b, "challenge", challenge);
+    if (strcmp(challenge, "dns-01") == 0)
+        buf_printf(&b, "dns = \"certbot-%s\"\n", name);
+    const char *rbe = ini_get(&rc, "", "renew_before_expiry");
+    if (rbe != NULL) {
+        long days = strtol(rbe, NULL, 10);
+        if (days > 0 && strstr(rbe, "day") != NULL)
+            buf_printf(&b, "renew_before = \"%ldd\"\n", days);
+    }
+    buf_append_str(&b, "import = { cert = ");
+    toml_str(&b, fullchain);
+    buf_append_str(&b, ", key = ");
+    toml_str(&b, privkey);
+    buf_append_str(&b, " }\n\n");
+    buf_printf(&b, "[[certificate.%s.deploy]]\ntype = \"files\"\n", name);
+    toml_kv(&b, "cert", cert);
+    toml_kv(&b, "chain", chain);
+    toml_kv(&b, "fullchain", fullchain);
+    toml_kv(&b, "key", privkey);
+    const char *hook = ini_get(&rc, "renewalparams", "renew_hook");
+    if (hook != NULL) {
+        /* certbot's --deploy-hook: a shell command, with RENEWED_LINEAGE
+         * naming the live directory as certbot's does */
+        char *live = xstrdup(fullchain);
+        char *lineage_dir = xstrdup(dirname(live));
+        char *env = xasprintf("RENEWED_LINEAGE=%s", lineage_dir);
+        buf_printf(&b, "\n# certbot's deploy hook\n[[certificate.%s.deploy]]\ntype = \"exec\"\n",
+                   name);
+        buf_append_str(&b, "command = [\"/usr/bin/env\", ");
+        toml_str(&b, env);
+        buf_append_str(&b, ", \"/bin/sh\", \"-c\", ");
+        toml_str(&b, hook);
+        buf_append_str(&b, "]\nper_certificate = true\n");
+        free(env);
+        free(lineage_dir);
+        free(live);
+    }
+    for (const char *k = "pre_hook"; k != NULL; k = strcmp(k, "pre_hook") == 0 ? "post_hook" : NULL)
+        if (ini_get(&rc, "renewalparams", k) != NULL)
+            fprintf(r->out,
+                    "%s: certbot's %s is not imported: put it in [daemon] hooks_dir's %s/\n", name,
+                    k, strcmp(k, "pre_hook") == 0 ? "pre" : "post");
+
+    path = xasprintf("%s/certbot-%s.toml", r->conf_d, name);
+    text = buf_steal(&b, NULL);
+    e = write_new(r, path, text, 0644);
+    if (e < 0) {
+        why = xasprintf("%s: %s", path,
+                        e == -EEXIST ? "exists (remove it to import again)" : err_str(e));
+        goto out;
+    }
+    size_t n_names = 0;
+    while (names[n_names] != NULL)
+        n_names++;
+    fprintf(r->out, "%s: [certificate.%s] %zu %s, %s, %s, ca=%s%s\n", path, name, n_names,
+            n_names == 1 ? "name" : "names", kt, challenge, ca,
+            hook != NULL ? ", deploy hook" : "");
+    ret = 0;
+out:
+    if (ret != 0)
+        fprintf(r->err, "certloop: import-certbot: %s: skipped: %s\n", lname,
+                why != NULL ? why : "unreadable");
+    free(why);
+    free(name);
+    free(ca);
+    free(path);
+    free(acct_dir);
+    free(text);
+    names_free(names);
+    json_decref(regr);
+    buf_fini(&b);
+    buf_fini(&dns);
+    ini_fini(&rc);
+    return ret;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *err)
+{
+    struct config *cfg = NULL;
+    struct run r = {.dir = dir, .out = out, .err = err};
+    char **confs = NULL;
+    size_t n_confs = 0;
+    int skipped = 0, imported = 0;
+    int ret = 1;
+    int rc = plan_load_config(config_path, err, &cfg);
+
+    if (rc != 0)
+        return rc;
+    r.cfg = cfg;
+    char *copy = xstrdup(cfg->path);
+    r.conf_dir = xstrdup(dirname(copy));
+    free(copy);
+    r.conf_d = xasprintf("%s/conf.d", r.conf_dir);
+
+    char *renewal = xasprintf("%s/renewal", dir);
+    DIR *d = opendir(renewal);
+    if (d == NULL) {
+        fprintf(err,
+                "certloop: import-certbot: %s: %s (is %s certbot's configuration directory?)\n",
+                renewal, strerror(errno), dir);
+        free(renewal);
+        goto out;
+    }
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && strcmp(de->d_name + l - 5, ".conf") == 0 && de->d_name[0] != '.') {
+            confs = xrealloc(confs, (n_confs + 1) * sizeof(*confs));
+            confs[n_confs++] = xstrndup(de->d_name, l - 5);
+        }
+    }
+    closedir(d);
+    if (n_confs == 0) {
+        fprintf(err, "certloop: import-certbot: %s: no renewal/*.conf: nothing to import\n",
+                renewal);
+        free(renewal);
+        goto out;
+    }
+    qsort(confs, n_confs, sizeof(*confs), by_name);
+    if (store_mkdirs(r.conf_d, 0755) < 0) {
+        fprintf(err, "certloop: import-certbot: %s: cannot create it\n", r.conf_d);
+        free(renewal);
+        goto out;
+    }
+    for (size_t i = 0; i < n_confs; i++) {
+        char *p = xasprintf("%s/%s.conf", renewal, confs[i]);
+        if (lineage(&r, p, confs[i]) == 0)
+            imported++;
+        else
+            skipped++;
+        free(p);
+    }
+    free(renewal);
+
+    /* the result must load as `check` loads it, else nothing stays */
+    if (imported > 0) {
+        struct config *check = NULL;
+        struct config_diag diag;
+        config_diag_init(&diag);
+        rc = config_load(config_path, &check, &diag);
+        if (rc != 0) {
+            for (size_t i = 0; i < diag.n; i++)
+                fprintf(err, "%s\n", diag.lines[i]);
+            fprintf(err, "certloop: import-certbot: the configuration with the imported files is "
+                         "invalid: they are removed again\n");
+            for (size_t i = 0; i < r.w.n; i++)
+                unlink(r.w.paths[i]);
+            config_diag_fini(&diag);
+            ret = EXIT_CONFIG;
+            goto out;
+        }
+        config_unref(check);
+        config_diag_fini(&diag);
+    }
+    for (size_t i = 0; i < r.n_accounts; i++) {
+        char *e = NULL;
+        rc = store_account_write_sync_err(cfg->daemon.state_dir, r.accounts[i].ca,
+                                          r.accounts[i].key_pem, r.accounts[i].json, &e);
+        if (rc < 0) {
+            fprintf(err, "certloop: import-certbot: ca=%s: account: %s\n", r.accounts[i].ca,
+                    e != NULL ? e : err_str(rc));
+            skipped++;
+        } else {
+            fprintf(out, "ca=%s: certbot's account stored in %s/accounts/%s\n", r.accounts[i].ca,
+                    cfg->daemon.state_dir, r.accounts[i].ca);
+        }
+        free(e);
+    }
+    if (r.n_webroots > 0) {
+        const char *have = cfg->http01.webroot;
+        if (r.n_webroots > 1)
+            fprintf(out,
+                    "note: certbot used %zu webroots; certloop has one ([http01] webroot): serve "
+                    "/.well-known/acme-challenge/ of every site from it\n",
+                    r.n_webroots);
+        if (have == NULL || strcmp(have, r.webroots[0]) != 0)
+            fprintf(out,
+                    "note: certbot's webroot lineages need, in %s:\n  [http01]\n  webroot = "
+                    "\"%s\"\n",
+                    cfg->path, r.webroots[0]);
+    }
+    fprintf(out,
+            "%d imported, %d skipped. Next: certloop check, then systemctl reload certloop; "
+            "stop certbot's own renewals (systemctl disable --now certbot.timer).\n",
+            imported, skipped);
+    ret = skipped > 0 ? 1 : 0;
+out:
+    for (size_t i = 0; i < n_confs; i++)
+        free(confs[i]);
+    free(confs);
+    for (size_t i = 0; i < r.w.n; i++)
+        free(r.w.paths[i]);
+    free(r.w.paths);
+    for (size_t i = 0; i < r.n_accounts; i++) {
+        free(r.accounts[i].ca);
+        OPENSSL_cleanse(r.accounts[i].key_pem, strlen(r.accounts[i].key_pem));
+        free(r.accounts[i].key_pem);
+        free(r.accounts[i].json);
+    }
+    free(r.accounts);
+    for (size_t i = 0; i < r.n_new_cas; i++)
+        free(r.new_cas[i]);
+    free(r.new_cas);
+    for (size_t i = 0; i < r.n_webroots; i++)
+        free(r.webroots[i]);
+    free(r.webroots);
+    free(r.conf_d);
+    free(r.conf_dir);
+    config_unref(cfg);
+    return ret;
+}
