@@ -80,7 +80,7 @@ done
 
 echo "== certloop --version"
 certloop --version || fail "certloop --version"
-for lib in OpenSSL libcurl libuv c-ares ldns jansson; do
+for lib in OpenSSL libcurl libuv c-ares ldns jansson libpq; do
   certloop --version | grep -q "^$lib " || fail "--version does not name $lib"
 done
 

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <ldns/ldns.h>
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <uv.h>
 
@@ -191,4 +192,6 @@ void cli_version_print(FILE *out)
     fprintf(out, "c-ares %s\n", ares_version(NULL));
     fprintf(out, "ldns %s\n", ldns_version());
     fprintf(out, "jansson %s\n", jansson_version_str());
+    int pq = PQlibVersion(); /* 150005: 15.5 (major * 10000 + minor since PostgreSQL 10) */
+    fprintf(out, "libpq %d.%d\n", pq / 10000, pq % 10000);
 }

@@ -18,7 +18,7 @@ const char *cli_help_overview(void);
 const char *cli_help_command(const char *cmd);
 
 /* Writes "certloop VERSION" and one line per library the binary is
- * linked with (OpenSSL, libcurl, libuv, c-ares, ldns, jansson), each with
+ * linked with (OpenSSL, libcurl, libuv, c-ares, ldns, jansson, libpq), each with
  * the version the library reports at run time, which is the one in use
  * (the shared library may be newer than the headers it was built with). */
 void cli_version_print(FILE *out);

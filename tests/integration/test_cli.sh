@@ -64,7 +64,7 @@ usage help run check
 
 echo "== --version names the libraries in use"
 tw_run 0 --version
-for lib in OpenSSL libcurl libuv c-ares ldns jansson; do
+for lib in OpenSSL libcurl libuv c-ares ldns jansson libpq; do
   grep -Eq "^$lib [0-9]+\.[0-9]+" "$tmp/out" || tw_fail "--version: no '$lib VERSION' line"
 done
 # the run-time versions: the same OpenSSL and libcurl the command-line tools load
