@@ -214,6 +214,11 @@ static void notify_fini(struct cfg_notify *n)
     free(n->url);
     free(n->secret_file);
     free(n->trust);
+    free(n->server);
+    free(n->username);
+    free(n->password_file);
+    free(n->from);
+    config_strv_free(&n->to);
 }
 
 static void cert_fini(struct cfg_cert *ct)

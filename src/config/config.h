@@ -29,6 +29,7 @@ enum cfg_key_type {
 enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01, CFG_CHAL_TLSALPN01 };
 enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
 enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
+enum cfg_notify_type { CFG_NOTIFY_WEBHOOK, CFG_NOTIFY_EMAIL, CFG_NOTIFY_SLACK };
 
 /* Events a [notify.NAME] webhook subscribes to (bit mask). */
 enum cfg_event {
@@ -169,10 +170,18 @@ struct cfg_cert {
 struct cfg_notify {
     char *name; /* the NAME of [notify.NAME] */
     struct cfg_where where;
-    char *url;         /* http:// or https:// */
-    char *secret_file; /* HMAC key for the signature header, or NULL (unsigned) */
-    unsigned events;   /* CFG_EVENT_* bits; default CFG_EVENT_ALL */
-    char *trust;       /* extra trust anchors (PEM file) for an https url, or NULL */
+    enum cfg_notify_type type; /* default webhook */
+    char *url;                 /* webhook, slack: http:// or https:// */
+    char *secret_file;         /* webhook: HMAC key for the signature header, or NULL */
+    unsigned events;           /* CFG_EVENT_* bits; default CFG_EVENT_ALL */
+    char *trust;               /* extra trust anchors (PEM file) for https/smtps, or NULL */
+    /* email */
+    char *server;        /* "smtp://HOST[:PORT]" (STARTTLS) or "smtps://HOST[:PORT]" */
+    bool starttls;       /* smtp://: require STARTTLS; default true */
+    char *username;      /* SMTP AUTH user, or NULL */
+    char *password_file; /* SMTP AUTH password (secret file), or NULL */
+    char *from;          /* sender address */
+    struct cfg_strv to;  /* recipient addresses */
 };
 
 struct config {

@@ -183,6 +183,12 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
                          void *field);
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field);
+bool config_check_smtp_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
+bool config_check_mail_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field);
+bool config_check_mail_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field);
 bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
                              void *obj, void *field);
 bool config_check_webroot_owner(struct cctx *c, const struct toml_keyval *kv, const char *path,

@@ -230,16 +230,56 @@ static const struct spec dns_specs[] = {
 
 #define NOTIFY(f) offsetof(struct cfg_notify, f)
 
+#define T_WEBHOOK (1u << CFG_NOTIFY_WEBHOOK)
+
+#define T_EMAIL (1u << CFG_NOTIFY_EMAIL)
+
+#define T_SLACK (1u << CFG_NOTIFY_SLACK)
+
+static const char *const notify_type_names[] = {"webhook", "email", "slack", NULL};
+
 static const struct spec notify_specs[] = {
+    {.key = "type",
+     .kind = SK_ENUM,
+     .off = NOTIFY(type),
+     .names = notify_type_names,
+     .dflt = "\"webhook\""},
     {.key = "url",
      .kind = SK_STR,
      .required = true,
      .off = NOTIFY(url),
-     .check = config_check_http_url},
+     .check = config_check_http_url,
+     .types = T_WEBHOOK | T_SLACK},
     {.key = "secret_file",
      .kind = SK_PATH,
      .off = NOTIFY(secret_file),
-     .check = config_check_secret},
+     .check = config_check_secret,
+     .types = T_WEBHOOK},
+    {.key = "server",
+     .kind = SK_STR,
+     .required = true,
+     .off = NOTIFY(server),
+     .check = config_check_smtp_url,
+     .types = T_EMAIL},
+    {.key = "starttls", .kind = SK_BOOL, .off = NOTIFY(starttls), .types = T_EMAIL, .dflt = "true"},
+    {.key = "username", .kind = SK_STR, .off = NOTIFY(username), .types = T_EMAIL},
+    {.key = "password_file",
+     .kind = SK_PATH,
+     .off = NOTIFY(password_file),
+     .check = config_check_secret,
+     .types = T_EMAIL},
+    {.key = "from",
+     .kind = SK_STR,
+     .required = true,
+     .off = NOTIFY(from),
+     .check = config_check_mail_addr,
+     .types = T_EMAIL},
+    {.key = "to",
+     .kind = SK_STRV,
+     .required = true,
+     .off = NOTIFY(to),
+     .check = config_check_mail_addrs,
+     .types = T_EMAIL},
     {.key = "events",
      .kind = SK_CUSTOM,
      .off = NOTIFY(events),
@@ -533,7 +573,16 @@ static void load_notify(struct cctx *c, const struct toml_keyval *kv, const char
     n->where.pos = kv->keypos;
     n->events = CFG_EVENT_ALL; /* the default of `events` */
     config_spec_defaults(notify_specs, n);
-    config_spec_apply(c, kv->val.u.tab, kv->keypos, path, notify_specs, n, -1, NULL);
+    /* no type key: a webhook (an invalid one is reported by apply) */
+    int type = toml_table_get(kv->val.u.tab, "type") == NULL
+                   ? CFG_NOTIFY_WEBHOOK
+                   : config_spec_peek_type(kv->val.u.tab, notify_type_names);
+    if (config_spec_apply(c, kv->val.u.tab, kv->keypos, path, notify_specs, n, type,
+                          notify_type_names) &&
+        n->password_file != NULL && n->username == NULL) {
+        const struct toml_keyval *p = toml_table_get(kv->val.u.tab, "password_file");
+        ERR(c, p->keypos, path, "password_file needs username");
+    }
     sortkey_add(c, &c->notify, &c->n_notify, &c->cap_notify, n->name, kv->keypos, n);
 }
 

@@ -385,6 +385,80 @@ bool config_check_http_url(struct cctx *c, const struct toml_keyval *kv, const c
     return true;
 }
 
+bool config_check_smtp_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field)
+{
+    const char *u = *(char **)field;
+    char b[256];
+    size_t skip = strncmp(u, "smtp://", 7) == 0 ? 7 : strncmp(u, "smtps://", 8) == 0 ? 8 : 0;
+
+    (void)obj;
+    if (skip == 0 || u[skip] == '\0' || u[skip] == '/' || u[skip] == ':' ||
+        strpbrk(u + skip, "/?#@ ") != NULL) {
+        ERR(c, kv->val.pos, path,
+            "\"%s\" is not smtp://HOST[:PORT] (STARTTLS) or smtps://HOST[:PORT] (TLS)",
+            config_show(b, sizeof(b), u));
+        return false;
+    }
+    return true;
+}
+
+/* A plain address local@domain: no display name, no angle brackets, no
+ * whitespace or control characters (they would end up in mail headers). */
+static bool mail_addr_ok(const char *a)
+{
+    const char *at = strchr(a, '@');
+
+    if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+        return false;
+    for (const char *p = a; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == ',' || *p == '"' ||
+            *p == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+bool config_check_mail_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field)
+{
+    const char *a = *(char **)field;
+    char b[256];
+
+    (void)obj;
+    if (!mail_addr_ok(a)) {
+        ERR(c, kv->val.pos, path, "\"%s\" is not an address like certloop@example.org",
+            config_show(b, sizeof(b), a));
+        return false;
+    }
+    return true;
+}
+
+bool config_check_mail_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field)
+{
+    const struct cfg_strv *v = field;
+    char b[256];
+    bool ok = true;
+
+    (void)obj;
+    if (v->n == 0) {
+        ERR(c, kv->val.pos, path, "at least one address is needed");
+        return false;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        if (!mail_addr_ok(v->v[i])) {
+            const struct toml_value *e = kv->val.type == TOML_ARRAY && i < kv->val.u.arr->n
+                                             ? &kv->val.u.arr->items[i]
+                                             : &kv->val;
+            ERR(c, e->pos, path, "\"%s\" is not an address like ops@example.org",
+                config_show(b, sizeof(b), v->v[i]));
+            ok = false;
+        }
+    }
+    return ok;
+}
+
 bool config_check_contact(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field)
 {

@@ -295,6 +295,23 @@ int notify_event_build(const struct notify_event *e, char **out);
 void notify_signature(const void *key, size_t key_len, const void *body, size_t body_len,
                       char out[NOTIFY_SIG_LEN + 1]);
 
+/* Events for people ([notify.NAME] type email and slack), rendered from the
+ * event's JSON text (borrowed). All pure; the results are owned, NULL when
+ * event_json is not an event.
+ * notify_event_subject: one line, e.g. "certloop: www renewed".
+ * notify_event_text: a few lines (LF) saying what happened, the names,
+ * not_after, the error or the DNS record, and the event's id and time.
+ * notify_slack_body: a Slack incoming-webhook payload {"text": ...}.
+ * notify_email_message: an RFC 5322 message (CRLF lines, UTF-8 text/plain)
+ * from `from` to to[0..n_to) with the subject and text above, a Date of
+ * now (unix seconds), Message-ID <DELIVERY@certloop> and the
+ * X-Certloop-Event / X-Certloop-Delivery headers of the webhooks. */
+char *notify_event_subject(const char *event_json);
+char *notify_event_text(const char *event_json);
+char *notify_slack_body(const char *event_json);
+char *notify_email_message(const char *event_json, const char *from, const char *const *to,
+                           size_t n_to, const char *delivery_id, int64_t now);
+
 /* Expiry alerts: the default window and how often an alert repeats. */
 #define NOTIFY_EXPIRING_WINDOW_S ((int64_t)14 * 86400)
 #define NOTIFY_EXPIRING_REPEAT_S ((int64_t)86400)

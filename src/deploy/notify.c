@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -220,6 +221,184 @@ bad:
 out:
     json_decref(o);
     return rc;
+}
+
+/* ---- events for people -------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : "";
+}
+
+static const char *event_phrase(const char *ev)
+{
+    static const struct {
+        const char *ev, *phrase;
+    } phrases[] = {
+        {"issued", "issued"},
+        {"renewed", "renewed"},
+        {"failed", "could not be obtained"},
+        {"expiring", "expires soon"},
+        {"deploy_failed", "was obtained but not deployed"},
+        {"dns_record_required", "needs a DNS record"},
+        {"dns_record_removable", "no longer needs its DNS record"},
+    };
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+        if (strcmp(ev, phrases[i].ev) == 0)
+            return phrases[i].phrase;
+    return ev;
+}
+
+static json_t *event_load(const char *event_json)
+{
+    json_t *o = event_json != NULL ? json_loads(event_json, 0, NULL) : NULL;
+
+    if (o != NULL && (!json_is_object(o) || *jstr(o, "event") == '\0')) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* Header-safe: control characters (a CR or LF would start a new header)
+ * become spaces. */
+static void one_line(char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            *s = ' ';
+}
+
+char *notify_event_subject(const char *event_json)
+{
+    json_t *o = event_load(event_json);
+
+    if (o == NULL)
+        return NULL;
+    char *s = xasprintf("certloop: %s %s", jstr(o, "certificate"), event_phrase(jstr(o, "event")));
+    one_line(s);
+    json_decref(o);
+    return s;
+}
+
+static void append(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append(char **s, const char *fmt, ...)
+{
+    va_list ap;
+    char *add;
+
+    va_start(ap, fmt);
+    if (vasprintf(&add, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    char *t = xasprintf("%s%s", *s, add);
+    free(add);
+    free(*s);
+    *s = t;
+}
+
+char *notify_event_text(const char *event_json)
+{
+    json_t *o = event_load(event_json);
+
+    if (o == NULL)
+        return NULL;
+    const char *ev = jstr(o, "event");
+    char *s = xasprintf("Certificate %s %s.\n", jstr(o, "certificate"), event_phrase(ev));
+    json_t *doms = json_object_get(o, "domains");
+    if (json_array_size(doms) > 0) {
+        append(&s, "Names:");
+        for (size_t i = 0; i < json_array_size(doms); i++)
+            append(&s, "%s %s", i > 0 ? "," : "", json_string_value(json_array_get(doms, i)));
+        append(&s, "\n");
+    }
+    if (*jstr(o, "not_after") != '\0')
+        append(&s, "Valid until: %s\n", jstr(o, "not_after"));
+    json_t *err = json_object_get(o, "error");
+    if (json_is_object(err)) {
+        append(&s, "Error: %s\n", *jstr(err, "detail") != '\0' ? jstr(err, "detail") : "-");
+        if (*jstr(err, "type") != '\0')
+            append(&s, "Problem type: %s\n", jstr(err, "type"));
+        if (*jstr(err, "identifier") != '\0')
+            append(&s, "Identifier: %s\n", jstr(err, "identifier"));
+        json_t *subs = json_object_get(err, "subproblems");
+        for (size_t i = 0; i < json_array_size(subs); i++) {
+            json_t *sp = json_array_get(subs, i);
+            append(&s, "  %s: %s (%s)\n", jstr(sp, "identifier"), jstr(sp, "detail"),
+                   jstr(sp, "type"));
+        }
+    }
+    json_t *rec = json_object_get(o, "record");
+    if (json_is_object(rec))
+        append(&s, "DNS record: %s TXT \"%s\"\n", jstr(rec, "name"), jstr(rec, "value"));
+    append(&s, "\nEvent %s (%s), id %s\n", ev, jstr(o, "time"), jstr(o, "id"));
+    json_decref(o);
+    return s;
+}
+
+char *notify_slack_body(const char *event_json)
+{
+    char *subject = notify_event_subject(event_json);
+    char *text = notify_event_text(event_json);
+    char *out = NULL;
+
+    if (subject != NULL && text != NULL) {
+        json_t *o = json_object();
+        char *t = xasprintf("*%s*\n%s", subject, text);
+        json_object_set_new(o, "text", json_string(t));
+        char *d = json_dumps(o, JSON_COMPACT);
+        if (d == NULL)
+            abort();
+        out = xstrdup(d);
+        free(d);
+        free(t);
+        json_decref(o);
+    }
+    free(subject);
+    free(text);
+    return out;
+}
+
+char *notify_email_message(const char *event_json, const char *from, const char *const *to,
+                           size_t n_to, const char *delivery_id, int64_t now)
+{
+    char *subject = notify_event_subject(event_json);
+    char *text = notify_event_text(event_json);
+    json_t *o = event_load(event_json);
+    char date[64];
+    time_t tt = (time_t)now;
+    struct tm tm;
+    char *msg = NULL;
+
+    if (subject == NULL || text == NULL || o == NULL)
+        goto out;
+    /* RFC 5322 §3.3 date-time, in UTC */
+    if (gmtime_r(&tt, &tm) == NULL ||
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
+        snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+    msg = xasprintf("From: %s\r\nTo: ", from);
+    for (size_t i = 0; i < n_to; i++)
+        append(&msg, "%s%s", i > 0 ? ", " : "", to[i]);
+    append(&msg,
+           "\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@certloop>\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           "Content-Transfer-Encoding: 8bit\r\nX-Certloop-Event: %s\r\n"
+           "X-Certloop-Delivery: %s\r\n\r\n",
+           subject, date, delivery_id, jstr(o, "event"), delivery_id);
+    for (char *line = text, *nl; *line != '\0'; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (nl == NULL) {
+            append(&msg, "%s\r\n", line);
+            break;
+        }
+        append(&msg, "%.*s\r\n", (int)(nl - line), line);
+    }
+out:
+    json_decref(o);
+    free(subject);
+    free(text);
+    return msg;
 }
 
 void notify_signature(const void *key, size_t key_len, const void *body, size_t body_len,

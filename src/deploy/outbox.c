@@ -40,6 +40,12 @@ struct target {
     unsigned events; /* CFG_EVENT_* bits */
     bool solver;     /* a [dns.NAME] callback solver: only events addressed to it */
     long timeout_ms; /* per request */
+    enum cfg_notify_type type; /* webhook, email (secret = the SMTP password), slack */
+    char *server;              /* email: owned */
+    bool starttls;
+    char *username, *from; /* email: owned */
+    char **to;             /* email: owned, n_to */
+    size_t n_to;
 };
 
 enum dl_state {
@@ -190,6 +196,12 @@ static void targets_free(struct notify *n)
         free(t->url);
         free(t->secret_file);
         free(t->trust);
+        free(t->server);
+        free(t->username);
+        free(t->from);
+        for (size_t k = 0; k < t->n_to; k++)
+            free(t->to[k]);
+        free(t->to);
         if (t->secret != NULL)
             memset(t->secret, 0, t->secret_len);
         free(t->secret);
@@ -233,7 +245,20 @@ static void targets_set(struct notify *n, const struct config *cfg)
     n->targets = xcalloc(want, sizeof(*n->targets));
     for (size_t i = 0; i < cfg->n_notify; i++) {
         const struct cfg_notify *c = &cfg->notify[i];
-        target_add(n, c->name, c->url, c->secret_file, c->trust, c->events, false, 0);
+        bool email = c->type == CFG_NOTIFY_EMAIL;
+        target_add(n, c->name, email ? c->server : c->url,
+                   email ? c->password_file : c->secret_file, c->trust, c->events, false, 0);
+        struct target *t = &n->targets[n->n_targets - 1];
+        t->type = c->type;
+        if (email) {
+            t->server = xstrdup(c->server);
+            t->starttls = c->starttls;
+            t->username = c->username != NULL ? xstrdup(c->username) : NULL;
+            t->from = xstrdup(c->from);
+            t->to = xcalloc(c->to.n, sizeof(*t->to));
+            for (size_t k = 0; k < c->to.n; k++)
+                t->to[t->n_to++] = xstrdup(c->to.v[k]);
+        }
     }
     for (size_t i = 0; i < cfg->n_dns; i++) {
         const struct cfg_dns *c = &cfg->dns[i];
@@ -566,6 +591,7 @@ static void on_response(int status, const struct http_response *resp, void *arg)
 
     d->req = NULL;
     n->inflight--;
+    /* SMTP too: curl fails the transfer on any refusal; 250 is the last reply */
     if (status == 0 && resp->status >= 200 && resp->status <= 299) {
         log_info(LOG_DEPLOY, "%s=%s delivery=%s event=%s: delivered (HTTP %ld)",
                  kind_name(d->solver), d->target, d->id, d->event, resp->status);
@@ -588,8 +614,63 @@ static void on_response(int status, const struct http_response *resp, void *arg)
     pump(n);
 }
 
+/* Email: the event as a text message over SMTP (STARTTLS or TLS), AUTH
+ * with the password file when a username is set. */
+static void send_mail(struct notify *n, struct delivery *d, struct target *t)
+{
+    if (t->secret_file != NULL && !t->secret_ok)
+        target_load_secret(t); /* maybe fixed since: an inline page-cache read */
+    if (t->secret_file != NULL && !t->secret_ok) {
+        attempt_failed(d, "no password (password_file unreadable)", -1);
+        return;
+    }
+    char *msg = notify_email_message(d->body, t->from, (const char *const *)t->to, t->n_to, d->id,
+                                     wall_ms() / 1000);
+    if (msg == NULL) {
+        attempt_failed(d, "not an event", -1);
+        return;
+    }
+    char *pass = t->secret_ok ? xmemdup(t->secret, t->secret_len + 1) : NULL;
+    if (pass != NULL)
+        pass[t->secret_len] = '\0';
+    struct http_request_opts o = {
+        .method = "MAIL",
+        .url = t->server,
+        .body = msg,
+        .body_len = strlen(msg),
+        .mail_from = t->from,
+        .mail_rcpt = (const char *const *)t->to,
+        .n_mail_rcpt = t->n_to,
+        .smtp_plain = !t->starttls,
+        .username = t->username,
+        .password = pass,
+        .trust_file = t->trust,
+        .max_body = OUTBOX_REPLY_MAX,
+        .timeout_ms = t->timeout_ms,
+    };
+    d->state = DL_SENDING;
+    n->inflight++;
+    log_debug(LOG_DEPLOY, "email target=%s delivery=%s event=%s: attempt %u", d->target, d->id,
+              d->event, d->attempts + 1);
+    int rc = http_req_start(n->http, &o, on_response, d, &d->req);
+    if (pass != NULL) {
+        memset(pass, 0, t->secret_len);
+        free(pass);
+    }
+    free(msg);
+    if (rc < 0) {
+        n->inflight--;
+        d->req = NULL;
+        attempt_failed(d, err_str(rc), -1);
+    }
+}
+
 static void send_one(struct notify *n, struct delivery *d, struct target *t)
 {
+    if (t->type == CFG_NOTIFY_EMAIL) {
+        send_mail(n, d, t);
+        return;
+    }
     char sig[NOTIFY_SIG_LEN + 1];
     struct http_header h[4] = {
         {"Content-Type", "application/json"},
@@ -598,6 +679,14 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
     };
     size_t nh = 3;
 
+    char *slack = NULL;
+    if (t->type == CFG_NOTIFY_SLACK) {
+        slack = notify_slack_body(d->body);
+        if (slack == NULL) {
+            attempt_failed(d, "not an event", -1);
+            return;
+        }
+    }
     if (t->secret_file != NULL) {
         if (!t->secret_ok)
             target_load_secret(t); /* maybe fixed since: an inline page-cache read */
@@ -615,8 +704,8 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
         .url = t->url,
         .headers = h,
         .n_headers = nh,
-        .body = d->body,
-        .body_len = d->body_len,
+        .body = slack != NULL ? slack : d->body,
+        .body_len = slack != NULL ? strlen(slack) : d->body_len,
         .trust_file = t->trust,
         .max_body = OUTBOX_REPLY_MAX,
         .timeout_ms = t->timeout_ms,
@@ -627,6 +716,7 @@ static void send_one(struct notify *n, struct delivery *d, struct target *t)
     log_debug(LOG_DEPLOY, "%s=%s delivery=%s event=%s: attempt %u", kind_name(d->solver), d->target,
               d->id, d->event, d->attempts + 1);
     int rc = http_req_start(n->http, &o, on_response, d, &d->req);
+    free(slack);
     if (rc < 0) {
         n->inflight--;
         d->req = NULL;

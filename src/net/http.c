@@ -88,6 +88,9 @@ struct http_req {
     char errbuf[CURL_ERROR_SIZE];
     char *reason; /* owned: the transport's reason handed to cb as resp.error */
     struct curl_slist *connect_to; /* owned */
+    struct curl_slist *rcpt;       /* owned: SMTP recipients */
+    char *upload;                  /* owned: the SMTP message */
+    size_t upload_len, upload_off;
 };
 
 struct req_list {
@@ -386,6 +389,8 @@ static void req_free(struct http_req *r)
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->hdrs);
     curl_slist_free_all(r->connect_to);
+    curl_slist_free_all(r->rcpt);
+    free(r->upload);
     trust_unref(r->trust);
     req_clear_headers(r);
     free(r->links);
@@ -402,6 +407,19 @@ static void req_fail_in_callback(struct http_req *r, int err, const char *why)
         r->err = err;
         snprintf(r->why, sizeof(r->why), "%s", why);
     }
+}
+
+static size_t read_cb(char *data, size_t size, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t want = size * n;
+    size_t left = r->upload_len - r->upload_off;
+
+    if (want > left)
+        want = left;
+    memcpy(data, r->upload + r->upload_off, want);
+    r->upload_off += want;
+    return want;
 }
 
 static size_t write_cb(char *data, size_t size, size_t n, void *arg)
@@ -516,12 +534,20 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         method = "HEAD";
     } else if (strcmp(o->method, "POST") == 0) {
         method = "POST";
+    } else if (strcmp(o->method, "MAIL") == 0 && o->mail_from != NULL && o->n_mail_rcpt > 0) {
+        method = "MAIL";
     } else {
         log_error(LOG_HTTP, "%s %s: unsupported method", o->method, logurl);
         free(logurl);
         return -EINVAL;
     }
-    if (strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
+    bool mail = strcmp(method, "MAIL") == 0;
+    if (mail && strncasecmp(o->url, "smtp://", 7) != 0 && strncasecmp(o->url, "smtps://", 8) != 0) {
+        log_error(LOG_HTTP, "%s %s: only smtp and smtps URLs are allowed", method, logurl);
+        free(logurl);
+        return -EINVAL;
+    }
+    if (!mail && strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
         log_error(LOG_HTTP, "%s %s: only http and https URLs are allowed", method, logurl);
         free(logurl);
         return -EINVAL;
@@ -591,7 +617,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
      * With it the thread is detached and frees itself when done. */
     SETOPT(r->easy, CURLOPT_QUICK_EXIT, 1L);
 #endif
-    SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(r->easy, CURLOPT_PROTOCOLS_STR, mail ? "smtp,smtps" : "http,https");
     SETOPT(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(r->easy, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     SETOPT(r->easy, CURLOPT_FOLLOWLOCATION, 0L); /* ACME wants to see redirects itself */
@@ -629,6 +655,32 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_SSL_CTX_DATA, r->trust);
         /* curl's shared CA store cache must not receive our extra anchors. */
         SETOPT(r->easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    }
+    if (mail) {
+        /* SMTP (RFC 5321) through the same multi handle: the message is
+         * uploaded from our copy; STARTTLS is required on smtp:// unless
+         * the configuration says the relay speaks plain SMTP. */
+        for (size_t i = 0; i < o->n_mail_rcpt; i++) {
+            struct curl_slist *l = curl_slist_append(r->rcpt, o->mail_rcpt[i]);
+            if (l == NULL) {
+                rc = ERR_HTTP;
+                goto fail;
+            }
+            r->rcpt = l;
+        }
+        r->upload = xmemdup(o->body != NULL ? o->body : "", o->body_len + 1);
+        r->upload_len = o->body_len;
+        SETOPT(r->easy, CURLOPT_MAIL_FROM, o->mail_from);
+        SETOPT(r->easy, CURLOPT_MAIL_RCPT, r->rcpt);
+        SETOPT(r->easy, CURLOPT_UPLOAD, 1L);
+        SETOPT(r->easy, CURLOPT_READFUNCTION, read_cb);
+        SETOPT(r->easy, CURLOPT_READDATA, r);
+        SETOPT(r->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->upload_len);
+        SETOPT(r->easy, CURLOPT_USE_SSL, o->smtp_plain ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+        if (o->username != NULL)
+            SETOPT(r->easy, CURLOPT_USERNAME, o->username);
+        if (o->password != NULL)
+            SETOPT(r->easy, CURLOPT_PASSWORD, o->password);
     }
     if (o->connect_to != NULL) {
         r->connect_to = curl_slist_append(NULL, o->connect_to);
@@ -752,9 +804,15 @@ static char *transport_reason(struct http_req *r, CURLcode res, const char *deta
     case CURLE_OPERATION_TIMEDOUT:
         out = xasprintf("timeout talking to %s: %s", hp, detail);
         break;
-    default:
-        out = xasprintf("%s (%s)", detail, hp);
+    default: {
+        long code = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (strcmp(r->method, "MAIL") == 0 && code >= 400) /* the SMTP reply refused */
+            out = xasprintf("SMTP server %s answered %ld (%s)", hp, code, detail);
+        else
+            out = xasprintf("%s (%s)", detail, hp);
         break;
+    }
     }
     free(hp);
     return out;

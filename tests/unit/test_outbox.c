@@ -475,10 +475,55 @@ static void test_config_keys(void **state)
     free(trust);
 }
 
+/* Email and Slack render the event for people: subject, names, the error,
+ * the RFC 5322 headers with CRLF lines. */
+static void test_event_rendered_for_email_and_slack(void **state)
+{
+    static const char ev[] =
+        "{\"id\":\"0123456789abcdef0123456789abcdef\",\"event\":\"failed\","
+        "\"certificate\":\"www\",\"domains\":[\"a.example\",\"b.example\"],"
+        "\"time\":\"2026-12-07T01:02:03Z\",\"error\":{\"type\":"
+        "\"urn:ietf:params:acme:error:connection\",\"detail\":\"connection refused by "
+        "127.0.0.1:80\",\"identifier\":\"a.example\"}}";
+    const char *to[] = {"ops@example.org", "b@example.org"};
+
+    (void)state;
+    char *subj = notify_event_subject(ev);
+    assert_string_equal(subj, "certloop: www could not be obtained");
+    char *text = notify_event_text(ev);
+    assert_non_null(strstr(text, "Names: a.example, b.example\n"));
+    assert_non_null(strstr(text, "Error: connection refused by 127.0.0.1:80\n"));
+    assert_non_null(strstr(text, "Problem type: urn:ietf:params:acme:error:connection\n"));
+    char *slack = notify_slack_body(ev);
+    json_t *j = json_loads(slack, 0, NULL);
+    assert_non_null(j);
+    const char *st = json_string_value(json_object_get(j, "text"));
+    assert_non_null(st);
+    assert_memory_equal(st, "*certloop: www could not be obtained*\n", 38);
+    json_decref(j);
+    char *msg = notify_email_message(ev, "certloop@example.org", to, 2, "d1", 0);
+    assert_non_null(strstr(msg, "From: certloop@example.org\r\nTo: ops@example.org, "
+                                "b@example.org\r\nSubject: certloop: www could not be "
+                                "obtained\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+                                "Message-ID: <d1@certloop>\r\n"));
+    assert_non_null(strstr(msg, "X-Certloop-Event: failed\r\nX-Certloop-Delivery: d1\r\n\r\n"
+                                "Certificate www could not be obtained.\r\n"));
+    /* every line ends with CRLF, no bare LF */
+    for (const char *p = strchr(msg, '\n'); p != NULL; p = strchr(p + 1, '\n'))
+        assert_int_equal(p[-1], '\r');
+    assert_null(notify_event_text("not json"));
+    assert_null(notify_email_message("{}", "a@b", to, 1, "d", 0));
+    free(subj);
+    free(text);
+    free(slack);
+    free(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_issued_fields),
+        cmocka_unit_test(test_event_rendered_for_email_and_slack),
         cmocka_unit_test(test_event_failed_carries_problem),
         cmocka_unit_test(test_event_dns_records),
         cmocka_unit_test(test_event_rejects_bad_input),
