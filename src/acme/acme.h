@@ -193,6 +193,15 @@ int acme_profile_choose(const json_t *dir, const char *want, bool fallback, cons
  * order's finalize"); NULL reads "from the CA". Pure, silent. */
 int acme_url_check(const char *directory, bool allow_other_hosts, const char *url,
                    const char *from, char **why);
+/* An authorization's identifier value as it may be logged and shown: non-
+ * printable bytes masked, capped at 255 bytes. Owned, NULL when absent. */
+char *acme_authz_identifier(const json_t *authz);
+/* The first member of an authorization's "challenges" whose "type" is type,
+ * or NULL. Borrowed from authz. */
+const json_t *acme_authz_challenge(const json_t *authz, const char *type);
+/* A status word from the CA for messages: masked, capped at 32 bytes.
+ * Owned, NULL for NULL. */
+char *acme_status_word(const char *status);
 /* The URL of a directory resource ("newOrder"); NULL if unknown/not fetched. */
 const char *acme_client_dir_url(const struct acme_client *c, const char *resource);
 

@@ -438,9 +438,9 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         return;
     }
     if (a->ident == NULL) {
-        json_t *id = json_object_get(r->json, "identifier");
-        const char *v = jstr(id, "value");
-        a->ident = xstrdup(v != NULL ? v : a->url);
+        a->ident = acme_authz_identifier(r->json);
+        if (a->ident == NULL)
+            a->ident = xstrdup(a->url);
     }
     st = jstr(r->json, "status");
     if (st == NULL) {
@@ -449,17 +449,7 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     }
     /* Find our challenge (RFC 8555 §8.3 http-01, §8.4 dns-01). */
     const char *want = config_challenge_name(o->kind);
-    json_t *chals = json_object_get(r->json, "challenges");
-    size_t i;
-    json_t *ch;
-    json_array_foreach(chals, i, ch)
-    {
-        const char *type = jstr(ch, "type");
-        if (type != NULL && strcmp(type, want) == 0) {
-            chal = ch;
-            break;
-        }
-    }
+    chal = (json_t *)acme_authz_challenge(r->json, want);
     log_debug(LOG_ACME, "order cert=%s name=%s: authorization %s", o->name, a->ident, st);
     if (strcmp(st, "valid") == 0) {
         authz_release(a);
@@ -484,7 +474,9 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
         return;
     }
     if (strcmp(st, "pending") != 0) {
-        order_fail(o, ERR_CHALLENGE, "name=%s: authorization %s", a->ident, st);
+        char *w = acme_status_word(st);
+        order_fail(o, ERR_CHALLENGE, "name=%s: authorization %s", a->ident, w);
+        free(w);
         return;
     }
     if (a->state == AZ_WAIT || a->state == AZ_POLL) {
@@ -900,7 +892,9 @@ static void order_dispatch(struct acme_order *o, json_t *obj)
         order_fail(o, ERR_ACME, "order invalid: %s", p);
         free(p);
     } else {
-        order_fail(o, ERR_PARSE, "order %s: unknown status %s", o->order_url, st);
+        char *w = acme_status_word(st);
+        order_fail(o, ERR_PARSE, "order %s: unknown status %s", o->order_url, w);
+        free(w);
     }
 }
 

@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +70,17 @@ static bool origin_parse(const char *u, size_t len, struct origin *o)
         hl--;
     if (hl == 0 || hl >= sizeof(o->host))
         return false;
-    for (size_t i = 0; i < hl; i++)
-        o->host[i] = (char)tolower((unsigned char)hs[i]);
+    for (size_t i = 0; i < hl; i++) {
+        char c = (char)tolower((unsigned char)hs[i]);
+        if (!isalnum((unsigned char)c) && c != '-' && c != '.' && c != '_' &&
+            !(c == ':' && *p == '['))
+            return false;
+        o->host[i] = c;
+    }
     o->host[hl] = '\0';
+    struct in6_addr a6;
+    if (*p == '[' && inet_pton(AF_INET6, o->host, &a6) != 1)
+        return false;
     o->port = o->https ? 443 : 80;
     if (port != NULL) {
         unsigned v = 0;
@@ -120,4 +129,45 @@ int acme_url_check(const char *directory, bool allow_other_hosts, const char *ur
                      detail != NULL ? detail : reason);
     free(detail);
     return ERR_URL_REFUSED;
+}
+
+/* ---- pieces of ACME objects (RFC 8555 §7.1.3, §7.1.4) ---- */
+
+#define IDENT_MAX 255
+#define WORD_MAX 32
+
+char *acme_authz_identifier(const json_t *authz)
+{
+    const char *v =
+        json_string_value(json_object_get(json_object_get(authz, "identifier"), "value"));
+    if (v == NULL)
+        return NULL;
+    size_t len = strlen(v);
+    char *out = xmalloc(IDENT_MAX + 1);
+    return log_mask(out, IDENT_MAX + 1, v, len > IDENT_MAX ? IDENT_MAX : len);
+}
+
+const json_t *acme_authz_challenge(const json_t *authz, const char *type)
+{
+    const json_t *chals = json_object_get(authz, "challenges");
+    size_t i;
+    const json_t *ch;
+
+    json_array_foreach(chals, i, ch)
+    {
+        const char *t = json_string_value(json_object_get(ch, "type"));
+        if (t != NULL && strcmp(t, type) == 0)
+            return ch;
+    }
+    return NULL;
+}
+
+char *acme_status_word(const char *status)
+{
+    char buf[WORD_MAX + 1];
+
+    if (status == NULL)
+        return NULL;
+    size_t len = strlen(status);
+    return xstrdup(log_mask(buf, sizeof(buf), status, len > WORD_MAX ? WORD_MAX : len));
 }

@@ -250,29 +250,14 @@ static int renew_code(int rc)
 
 static void do_renew(struct conn *c, const char *name, const char *body, size_t len)
 {
-    bool force = false, deploy_only = false;
+    bool force, deploy_only;
+    const char *why = NULL;
     char *err = NULL;
-    int rc;
+    int rc = control_renew_body_parse(body, len, &force, &deploy_only, &why);
 
-    if (len > 0) {
-        json_error_t jerr;
-        json_t *root = json_loadb(body, len, 0, &jerr);
-        json_t *f, *d;
-        if (!json_is_object(root)) {
-            json_decref(root);
-            send_error(c, 400, NULL, "the body must be a JSON object");
-            return;
-        }
-        f = json_object_get(root, "force");
-        d = json_object_get(root, "deploy_only");
-        if ((f != NULL && !json_is_boolean(f)) || (d != NULL && !json_is_boolean(d))) {
-            json_decref(root);
-            send_error(c, 400, NULL, "force and deploy_only must be true or false");
-            return;
-        }
-        force = f != NULL && json_is_true(f);
-        deploy_only = d != NULL && json_is_true(d);
-        json_decref(root);
+    if (rc < 0) {
+        send_error(c, -rc, NULL, "%s", why);
+        return;
     }
     if (c->srv->h.renew == NULL) {
         send_error(c, 501, NULL, "renew is not available");
@@ -373,35 +358,86 @@ static bool renew_path(const char *path, char *out, size_t n)
     return true;
 }
 
+enum control_route control_route_decide(const char *method, const char *path, char *name, size_t n,
+                                        const char **allow)
+{
+    enum control_route r;
+    const char *want;
+
+    if (strcmp(path, "/v1/status") == 0 || strcmp(path, "/metrics") == 0) {
+        r = path[1] == 'v' ? CONTROL_ROUTE_STATUS : CONTROL_ROUTE_METRICS;
+        want = "GET";
+    } else if (strcmp(path, "/v1/reload") == 0) {
+        r = CONTROL_ROUTE_RELOAD;
+        want = "POST";
+    } else if (renew_path(path, name, n)) {
+        r = CONTROL_ROUTE_RENEW;
+        want = "POST";
+    } else {
+        return CONTROL_ROUTE_NOT_FOUND;
+    }
+    if (strcmp(method, want) != 0) {
+        *allow = want;
+        return CONTROL_ROUTE_METHOD;
+    }
+    return r;
+}
+
+int control_renew_body_parse(const char *body, size_t len, bool *force, bool *deploy_only,
+                             const char **why)
+{
+    *force = false;
+    *deploy_only = false;
+    if (len == 0)
+        return 0;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    int rc = 0;
+    if (!json_is_object(root)) {
+        *why = "the body must be a JSON object";
+        rc = -400;
+        goto out;
+    }
+    json_t *f = json_object_get(root, "force");
+    json_t *d = json_object_get(root, "deploy_only");
+    if ((f != NULL && !json_is_boolean(f)) || (d != NULL && !json_is_boolean(d))) {
+        *why = "force and deploy_only must be true or false";
+        rc = -400;
+        goto out;
+    }
+    *force = json_is_true(f);
+    *deploy_only = json_is_true(d);
+out:
+    json_decref(root);
+    return rc;
+}
+
 static void route(struct conn *c, const char *body, size_t len)
 {
-    const char *p = c->path;
-    const char *m = c->method;
     char name[NAME_MAX_LEN + 1];
+    const char *allow = NULL;
 
-    if (strcmp(p, "/v1/status") == 0 || strcmp(p, "/metrics") == 0) {
-        if (strcmp(m, "GET") != 0) {
-            send_error(c, 405, "Allow: GET\r\n", "%s: use GET", p);
-            return;
-        }
-        if (p[1] == 'v')
-            do_status(c);
-        else
-            do_metrics(c);
-    } else if (strcmp(p, "/v1/reload") == 0) {
-        if (strcmp(m, "POST") != 0) {
-            send_error(c, 405, "Allow: POST\r\n", "%s: use POST", p);
-            return;
-        }
+    switch (control_route_decide(c->method, c->path, name, sizeof(name), &allow)) {
+    case CONTROL_ROUTE_STATUS:
+        do_status(c);
+        break;
+    case CONTROL_ROUTE_METRICS:
+        do_metrics(c);
+        break;
+    case CONTROL_ROUTE_RELOAD:
         do_reload(c);
-    } else if (strncmp(p, "/v1/certificates/", 17) == 0 && renew_path(p, name, sizeof(name))) {
-        if (strcmp(m, "POST") != 0) {
-            send_error(c, 405, "Allow: POST\r\n", "%s: use POST", p);
-            return;
-        }
+        break;
+    case CONTROL_ROUTE_RENEW:
         do_renew(c, name, body, len);
-    } else {
+        break;
+    case CONTROL_ROUTE_METHOD: {
+        char hdr[32];
+        snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+        send_error(c, 405, hdr, "%s: use %s", c->path, allow);
+        break;
+    }
+    case CONTROL_ROUTE_NOT_FOUND:
         send_error(c, 404, NULL, "no such resource");
+        break;
     }
 }
 

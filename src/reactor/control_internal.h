@@ -3,6 +3,7 @@
 #ifndef CERTLOOP_REACTOR_CONTROL_INTERNAL_H
 #define CERTLOOP_REACTOR_CONTROL_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One parsed request head; pointers are borrowed from the parser's input. */
@@ -24,5 +25,27 @@ struct control_req {
  * *why set to a static message. */
 int control_parse_request(const char *p, size_t n, size_t head_max, size_t body_max,
                           struct control_req *out, const char **why);
+
+/* What a parsed request asks for (the router, pure so it can be fuzzed). */
+enum control_route {
+    CONTROL_ROUTE_STATUS,    /* GET /v1/status */
+    CONTROL_ROUTE_METRICS,   /* GET /metrics */
+    CONTROL_ROUTE_RELOAD,    /* POST /v1/reload */
+    CONTROL_ROUTE_RENEW,     /* POST /v1/certificates/NAME/renew */
+    CONTROL_ROUTE_METHOD,    /* a known path with another method: 405 */
+    CONTROL_ROUTE_NOT_FOUND, /* 404 */
+};
+
+/* Routes method and path (both NUL-terminated). For CONTROL_ROUTE_RENEW the
+ * percent-decoded NAME (printable, no '/', shorter than n) is in name; for
+ * CONTROL_ROUTE_METHOD *allow is the method to use ("GET" or "POST"). */
+enum control_route control_route_decide(const char *method, const char *path, char *name, size_t n,
+                                        const char **allow);
+
+/* A renew request's body: empty, or a JSON object whose optional "force"
+ * and "deploy_only" are booleans. 0 with the flags set, or -400 with *why
+ * a static message. */
+int control_renew_body_parse(const char *body, size_t len, bool *force, bool *deploy_only,
+                             const char **why);
 
 #endif

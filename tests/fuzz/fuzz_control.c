@@ -1,15 +1,71 @@
 /* libFuzzer target: arbitrary bytes as a control-socket request through
- * control_parse_request, with small and default caps. Never crashes; the
- * result is always "more", a parsed head inside the input and within the
- * caps, or one of the statuses the server answers with. */
+ * control_parse_request, with small and default caps, then through the
+ * router (control_route_decide) and, for a renew, the body parser. Never
+ * crashes; the result is always "more", a parsed head inside the input and
+ * within the caps, or one of the statuses the server answers with; a route
+ * to renew names a printable certificate without '/', a 405 says which
+ * method to use, and the body is accepted only as a JSON object. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "reactor/control_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void route(const struct control_req *r, const char *body, size_t avail)
+{
+    char *path = strndup(r->path, r->path_len);
+    char name[257];
+    const char *allow = NULL;
+    enum control_route rt = control_route_decide(r->method, path, name, sizeof(name), &allow);
+
+    switch (rt) {
+    case CONTROL_ROUTE_RENEW:
+        if (name[0] == '\0' || strlen(name) >= sizeof(name) || strcmp(r->method, "POST") != 0)
+            abort();
+        for (const char *c = name; *c != '\0'; c++)
+            if (*c <= 0x20 || *c >= 0x7f || *c == '/')
+                abort();
+        break;
+    case CONTROL_ROUTE_METHOD:
+        if (allow == NULL || (strcmp(allow, "GET") != 0 && strcmp(allow, "POST") != 0) ||
+            strcmp(allow, r->method) == 0)
+            abort();
+        break;
+    case CONTROL_ROUTE_STATUS:
+    case CONTROL_ROUTE_METRICS:
+        if (strcmp(r->method, "GET") != 0)
+            abort();
+        break;
+    case CONTROL_ROUTE_RELOAD:
+        if (strcmp(r->method, "POST") != 0)
+            abort();
+        break;
+    case CONTROL_ROUTE_NOT_FOUND:
+        break;
+    default:
+        abort();
+    }
+    free(path);
+    size_t blen = r->content_length < avail ? r->content_length : avail;
+    bool force = true, deploy_only = true;
+    const char *why = NULL;
+    int rc = control_renew_body_parse(body, blen, &force, &deploy_only, &why);
+    if (rc == 0) {
+        json_t *j = blen > 0 ? json_loadb(body, blen, 0, NULL) : NULL;
+        if (blen > 0 && !json_is_object(j))
+            abort();
+        if (blen == 0 && (force || deploy_only))
+            abort();
+        json_decref(j);
+    } else if (rc != -400 || why == NULL) {
+        abort();
+    }
+}
 
 static void one(const char *p, size_t n, size_t head_max, size_t body_max)
 {
@@ -27,6 +83,7 @@ static void one(const char *p, size_t n, size_t head_max, size_t body_max)
             abort();
         if (r.content_length > body_max)
             abort();
+        route(&r, p + r.head_len, n - r.head_len);
     } else if (rc == 0) {
         if (n > head_max)
             abort(); /* an unfinished head past the cap must be refused */
