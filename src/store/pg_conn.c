@@ -41,6 +41,7 @@ struct pg_op {
     bool internal; /* LISTEN: no owner, failures logged here */
     pg_op_cb cb;   /* NULL once cancelled */
     void *arg;
+    void (*arg_free)(void *); /* frees arg with the op, or NULL */
     size_t n;
     struct stmt *st;          /* owned, n entries */
     PGresult **res;           /* owned, n entries */
@@ -105,6 +106,8 @@ static void op_free(struct pg_op *op)
     free(op->res);
     free(op->sqlstate);
     free(op->message);
+    if (op->arg_free != NULL)
+        op->arg_free(op->arg);
     free(op);
 }
 
@@ -171,6 +174,12 @@ static void kick(struct pg_conn *c)
 int pg_op_start(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb, void *arg,
                 struct pg_op **out)
 {
+    return pg_op_start_owning(c, stmts, n, cb, arg, NULL, out);
+}
+
+int pg_op_start_owning(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb,
+                       void *arg, void (*arg_free)(void *), struct pg_op **out)
+{
     if (c->phase == PH_CLOSED || n == 0 || cb == NULL)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
@@ -180,6 +189,7 @@ int pg_op_start(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_
     struct pg_op *op = op_new(c, stmts, n);
     op->cb = cb;
     op->arg = arg;
+    op->arg_free = arg_free;
     TAILQ_INSERT_TAIL(&c->pending, op, link);
     kick(c);
     if (out != NULL)
@@ -319,6 +329,18 @@ static void connect_failed(struct pg_conn *c, const char *why)
 
 static void on_ready(struct pg_conn *c);
 
+/* Server notices ("relation already exists, skipping") go to our log at
+ * debug instead of libpq's default, stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    if (log_enabled(LOG_STORE, LOG_LVL_DEBUG)) {
+        char *msg = one_line(message);
+        log_debug(LOG_STORE, "database: %s", msg);
+        free(msg);
+    }
+}
+
 static void connect_step(struct pg_conn *c)
 {
     PostgresPollingStatusType st = PQconnectPoll(c->pg);
@@ -366,6 +388,7 @@ static void after_connect(uv_work_t *w, int status)
     if (pg == NULL) /* libpq could not allocate: like our own xmalloc */
         abort();
     c->pg = pg;
+    PQsetNoticeProcessor(pg, on_notice, NULL);
     if (status < 0 || PQstatus(pg) == CONNECTION_BAD) {
         connect_failed(c, PQerrorMessage(pg));
         return;

@@ -96,12 +96,40 @@ struct pg_stmt {
  * none. *out (optional) is valid until the callback or the cancel. */
 int pg_op_start(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb, void *arg,
                 struct pg_op **out);
+/* The same, and the op owns arg: arg_free(arg) runs when the op is freed,
+ * after its callback or on cancel (for wrappers whose context must not
+ * outlive a cancelled op). On a synchronous failure the caller keeps arg. */
+int pg_op_start_owning(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb,
+                       void *arg, void (*arg_free)(void *), struct pg_op **out);
 /* One statement; the common case. */
 int pg_query_start(struct pg_conn *c, const char *sql, int nparams, const char *const *params,
                    pg_op_cb cb, void *arg, struct pg_op **out);
 /* Silences op. A statement already on the wire still runs on the server
  * (libpq 15 has no non-blocking cancel); its results are read and dropped. */
 void pg_op_cancel(struct pg_op *op);
+
+/* ---- schema (pg_schema.c) ------------------------------------------------ */
+
+/* The schema version this build writes. */
+#define PG_SCHEMA_VERSION 1
+/* SQLSTATEs our own functions raise: the database holds a newer schema
+ * than we know; a write under a lease that is no longer ours. */
+#define PG_SQLSTATE_NEWER_SCHEMA "CL001"
+#define PG_SQLSTATE_LEASE_LOST "CL002"
+/* NOTIFY channels (payload "CERT GENERATION", and the token). */
+#define PG_CHANNEL_GENERATION "certloop_generation"
+#define PG_CHANNEL_HTTP01 "certloop_http01"
+
+/* Creates or migrates the schema to PG_SCHEMA_VERSION in one transaction,
+ * serialized against other instances by a transaction advisory lock.
+ * cb gets 0 and the version now in place (as the op result's single row),
+ * or ERR_UNSUPPORTED when the database holds a newer schema (nothing is
+ * changed), or the op's error. Contract as pg_op_start. */
+typedef void (*pg_schema_cb)(int status, int version, void *arg);
+int pg_schema_migrate_start(struct pg_conn *c, pg_schema_cb cb, void *arg, struct pg_op **out);
+/* The statements of migration to version v (1 … PG_SCHEMA_VERSION), for
+ * the tests: NULL-terminated array of static SQL. */
+const char *const *pg_schema_migration(int v);
 
 /* ---- private keys at rest (pg_crypt.c) ----------------------------------- */
 
@@ -135,5 +163,80 @@ int pg_seal(const struct pg_key *k, const char *cert, const char *generation, co
  * the caller knows which row it was. */
 int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *blob,
               size_t len, uint8_t **out, size_t *out_len);
+
+/* ---- per-certificate leases (pg_lease.c) --------------------------------- */
+
+/* The lease rule, as pure functions over one lease row; the SQL in
+ * pg_lease.c applies the same rule inside the database (one statement
+ * each), and the tests hold the two against each other with a fake clock.
+ * Times are milliseconds on the database's clock (or the fake one). */
+struct pg_lease {
+    char holder[64]; /* instance name; "" when nobody ever held it */
+    uint64_t token;  /* fencing token: grows by one whenever the lease is taken afresh */
+    int64_t expires; /* ms; the lease is free at and after this time */
+};
+
+enum pg_lease_verdict {
+    PG_LEASE_GRANTED = 0, /* taken fresh (token + 1), renewed or released */
+    PG_LEASE_BUSY,        /* another holder's unexpired lease */
+    PG_LEASE_LOST,        /* renew/release/write by a holder whose lease is gone */
+};
+
+/* take: free (expired or never held) → granted with token + 1; our own
+ * unexpired lease → renewed, same token; someone else's → busy. */
+enum pg_lease_verdict pg_lease_take(struct pg_lease *l, const char *holder, int64_t now,
+                                    int64_t ttl_ms, uint64_t *token_out);
+/* renew: only the holder with the current token and an unexpired lease. */
+enum pg_lease_verdict pg_lease_renew(struct pg_lease *l, const char *holder, uint64_t token,
+                                     int64_t now, int64_t ttl_ms);
+/* release: the holder with the current token and an unexpired lease ends
+ * it now (never later than it would have ended). */
+enum pg_lease_verdict pg_lease_release(struct pg_lease *l, const char *holder, uint64_t token,
+                                       int64_t now);
+/* A write under the lease is allowed only for the current holder and
+ * token before expiry: a stale holder (crashed, paused, cut off) is refused
+ * once its time has run out, even before anybody took the lease over. */
+bool pg_lease_write_ok(const struct pg_lease *l, const char *holder, uint64_t token, int64_t now);
+
+/* The same operations in the database. now_ms < 0 uses the server's clock
+ * (production: one clock for the whole fleet); tests pass a fake one.
+ * cb gets 0 and the verdict (and the token) or the op's error. Contract as
+ * pg_op_start; cert and holder are copied. */
+typedef void (*pg_lease_cb)(int status, enum pg_lease_verdict v, uint64_t token, void *arg);
+int pg_lease_take_start(struct pg_conn *c, const char *cert, const char *holder, int64_t now_ms,
+                        int64_t ttl_ms, pg_lease_cb cb, void *arg, struct pg_op **out);
+int pg_lease_renew_start(struct pg_conn *c, const char *cert, const char *holder, uint64_t token,
+                         int64_t now_ms, int64_t ttl_ms, pg_lease_cb cb, void *arg,
+                         struct pg_op **out);
+int pg_lease_release_start(struct pg_conn *c, const char *cert, const char *holder, uint64_t token,
+                           int64_t now_ms, pg_lease_cb cb, void *arg, struct pg_op **out);
+
+/* A write made under a lease: the statements of an op that begins with
+ * SELECT certloop_fence(cert, holder, token, now) commit only while the
+ * lease is held (the whole op fails with PG_SQLSTATE_LEASE_LOST otherwise).
+ * fence fills the first statement; the parameters it points into live in
+ * *f. */
+struct pg_fence {
+    const char *cert, *holder; /* borrowed */
+    uint64_t token;
+    int64_t now_ms; /* < 0: the server's clock */
+    char token_s[24], now_s[24];
+    const char *params[4];
+};
+void pg_fence_stmt(struct pg_fence *f, struct pg_stmt *out);
+
+/* Stores a new generation of cert under the lease and makes it current, in
+ * one transaction; NOTIFY PG_CHANNEL_GENERATION reaches every listener at
+ * commit. key_sealed is pg_seal's output. cb gets 0, the verdict
+ * PG_LEASE_LOST when the lease was not held (nothing written), or an
+ * error. All strings are copied. */
+struct pg_generation {
+    const char *cert, *generation;
+    const char *cert_pem, *chain_pem, *fullchain_pem, *meta_json;
+    const uint8_t *key_sealed;
+    size_t key_sealed_len;
+};
+int pg_generation_put_start(struct pg_conn *c, struct pg_fence *f, const struct pg_generation *g,
+                            pg_lease_cb cb, void *arg, struct pg_op **out);
 
 #endif

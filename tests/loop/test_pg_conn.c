@@ -21,8 +21,6 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
-static struct pg_world world;
-
 struct fx {
     uv_loop_t loop;
     struct pg_conn *c;
@@ -171,7 +169,7 @@ static void test_loop_turns_during_slow_query(void **state)
     struct fx *f = *state;
     struct call k = {0};
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     assert_int_equal(pg_query_start(f->c, "SELECT 42 FROM pg_sleep(1)", 0, NULL, on_op, &k, NULL),
                      0);
     assert_int_equal(k.calls, 0); /* never from inside _start */
@@ -194,7 +192,7 @@ static void test_pipelined_ops_complete_in_order(void **state)
     enum { N = 200 };
     struct call *k = xcalloc(N, sizeof(*k));
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     for (int i = 0; i < N; i++) {
         char num[16];
         snprintf(num, sizeof(num), "%d", i);
@@ -228,7 +226,7 @@ static void test_op_is_one_transaction(void **state)
         {"INSERT INTO txn_probe VALUES (2)", 0, NULL},
     };
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     assert_int_equal(pg_op_start(f->c, st, 4, on_op, &bad, NULL), 0);
     assert_int_equal(pg_query_start(f->c, "SELECT to_regclass('txn_probe') IS NULL", 0, NULL, on_op,
                                     &check, NULL),
@@ -252,7 +250,7 @@ static void test_cancel_means_silence(void **state)
     struct call early = {0}, inflight = {0}, after = {0};
     struct pg_op *op = NULL;
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     assert_int_equal(pg_query_start(f->c, "SELECT 'early'", 0, NULL, on_op, &early, &op), 0);
     pg_op_cancel(op);
     assert_int_equal(
@@ -276,14 +274,14 @@ static void test_notify_reaches_listener(void **state)
     struct fx other = {0};
     struct call k = {0}, barrier = {0};
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     assert_int_equal(pg_conn_listen(f->c, "certloop_test"), 0);
     assert_int_equal(pg_conn_listen(f->c, "Bad-Name"), -EINVAL);
     /* ops run in order, LISTEN first: once this one is back we listen */
     assert_int_equal(pg_query_start(f->c, "SELECT 1", 0, NULL, on_op, &barrier, NULL), 0);
     run_until(f, &barrier.calls, 1, 5000);
     /* c2 runs on our loop; its state counters land in `other` */
-    struct pg_conn *c2 = open_conn_on(&f->loop, &other, world.conninfo, 0);
+    struct pg_conn *c2 = open_conn_on(&f->loop, &other, pg_test_world.conninfo, 0);
     f->c2 = c2;
     const char *p[] = {"gen 7"};
     assert_int_equal(
@@ -305,12 +303,12 @@ static void test_reconnects_after_server_crash(void **state)
     struct fx *f = *state;
     struct call lost = {0}, waited = {0}, sent = {0};
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     assert_int_equal(pg_conn_listen(f->c, "certloop_test"), 0);
     run_until(f, &f->ups, 1, 5000);
     assert_int_equal(pg_query_start(f->c, "SELECT pg_sleep(5)", 0, NULL, on_op, &lost, NULL), 0);
     uv_run(&f->loop, UV_RUN_NOWAIT); /* on the wire */
-    assert_int_equal(pg_world_stop(&world, true), 0);
+    assert_int_equal(pg_world_stop(&pg_test_world, true), 0);
     run_until(f, &lost.calls, 1, 5000);
     assert_int_equal(lost.status, -ECONNRESET);
     assert_int_equal(f->downs, 1);
@@ -324,7 +322,7 @@ static void test_reconnects_after_server_crash(void **state)
     pg_conn_stats(f->c, &st);
     assert_true(st.failures >= 2);
 
-    assert_int_equal(pg_world_restart(&world), 0);
+    assert_int_equal(pg_world_restart(&pg_test_world), 0);
     run_until(f, &waited.calls, 1, 10000);
     assert_int_equal(waited.status, 0);
     assert_string_equal(waited.value, "waited");
@@ -344,7 +342,7 @@ static void test_watchdog_drops_a_silent_connection(void **state)
     struct fx *f = *state;
     struct call slow = {0}, next = {0};
 
-    f->c = open_conn(f, world.conninfo, 300);
+    f->c = open_conn(f, pg_test_world.conninfo, 300);
     assert_int_equal(pg_query_start(f->c, "SELECT pg_sleep(3)", 0, NULL, on_op, &slow, NULL), 0);
     run_until(f, &slow.calls, 1, 5000);
     assert_int_equal(slow.status, ERR_TIMEOUT);
@@ -360,7 +358,7 @@ static void test_close_while_retrying_is_silent(void **state)
 {
     struct fx *f = *state;
     struct call k = {0};
-    char *ci = xasprintf("host=%s/nowhere dbname=postgres user=postgres", world.dir);
+    char *ci = xasprintf("host=%s/nowhere dbname=postgres user=postgres", pg_test_world.dir);
 
     f->c = open_conn(f, ci, 0);
     free(ci);
@@ -385,7 +383,7 @@ static void test_close_with_ops_in_flight(void **state)
     struct fx *f = *state;
     struct call k[2] = {{0}};
 
-    f->c = open_conn(f, world.conninfo, 0);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
     run_until(f, &f->ups, 1, 5000);
     assert_int_equal(pg_query_start(f->c, "SELECT pg_sleep(0.5)", 0, NULL, on_op, &k[0], NULL), 0);
     uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -407,26 +405,11 @@ static void test_bad_conninfo_is_refused(void **state)
     assert_null(c);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return pg_world_start(&world) == 0 ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    pg_world_destroy(&world);
-    return 0;
-}
-
 int main(void)
 {
-    if (!pg_world_available()) {
-        const char *ci = getenv("CI");
-        fprintf(stderr, "PostgreSQL 15 is not installed (scripts/deps.sh installs it)\n");
-        return ci != NULL && strcmp(ci, "true") == 0 ? 1 : 77; /* skip off CI only */
-    }
+    int rc = pg_world_unavailable();
+    if (rc >= 0)
+        return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_loop_turns_during_slow_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_ops_complete_in_order, setup, teardown),
@@ -439,5 +422,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_conninfo_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_server_crash, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, pg_world_group_setup, pg_world_group_teardown);
 }

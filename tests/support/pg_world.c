@@ -153,3 +153,27 @@ char *pg_world_query(const struct pg_world *w, const char *sql)
     PQfinish(pg);
     return out;
 }
+
+struct pg_world pg_test_world;
+
+int pg_world_group_setup(void **state)
+{
+    (void)state;
+    return pg_world_start(&pg_test_world) == 0 ? 0 : -1;
+}
+
+int pg_world_group_teardown(void **state)
+{
+    (void)state;
+    pg_world_destroy(&pg_test_world);
+    return 0;
+}
+
+int pg_world_unavailable(void)
+{
+    if (pg_world_available())
+        return -1;
+    const char *ci = getenv("CI");
+    fprintf(stderr, "PostgreSQL 15 is not installed (scripts/deps.sh installs it)\n");
+    return ci != NULL && strcmp(ci, "true") == 0 ? 1 : 77;
+}

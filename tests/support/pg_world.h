@@ -31,4 +31,13 @@ void pg_world_destroy(struct pg_world *w);
  * first row as an owned string ("" if none), or NULL on failure (printed). */
 char *pg_world_query(const struct pg_world *w, const char *sql);
 
+/* For a cmocka binary sharing one server: the world, group setup and
+ * teardown for cmocka_run_group_tests, and main's first line:
+ *   int rc = pg_world_unavailable(); if (rc >= 0) return rc;
+ * (77 = skipped off CI, 1 = failed under CI=true, -1 = go ahead). */
+extern struct pg_world pg_test_world;
+int pg_world_group_setup(void **state);
+int pg_world_group_teardown(void **state);
+int pg_world_unavailable(void);
+
 #endif

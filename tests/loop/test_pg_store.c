@@ -1,0 +1,433 @@
+/* certloop's schema and the per-certificate lease on a real PostgreSQL 15
+ * (tests/support/pg_world, one server for the binary): migration creates
+ * every table once, concurrent migrations serialize, a newer schema is
+ * refused untouched; the lease rule in SQL agrees step by step with the
+ * pure rule under a fake clock (take, renew, release, takeover after
+ * expiry with a higher token, a stale holder's renew and write refused);
+ * a fenced generation write stores a sealed key and notifies listeners. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_world.h"
+#include "store/pg_internal.h"
+#include "util/err.h"
+#include "util/xalloc.h"
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t guard; /* keeps UV_RUN_ONCE from blocking forever */
+    struct pg_conn *c, *c2;
+    int notes;
+    char note[128];
+};
+
+struct got {
+    int calls, status, version;
+    enum pg_lease_verdict v;
+    uint64_t token;
+};
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    struct fx *f = arg;
+
+    f->notes++;
+    snprintf(f->note, sizeof(f->note), "%s:%s", channel, payload);
+}
+
+static struct pg_conn *conn(struct fx *f, const char *conninfo)
+{
+    struct pg_conn_opts o = {.conninfo = conninfo, .on_notify = on_notify, .arg = f};
+    struct pg_conn *c = NULL;
+
+    assert_int_equal(pg_conn_open(&f->loop, &o, &c), 0);
+    return c;
+}
+
+static void wait_for(struct fx *f, const int *flag, int want)
+{
+    uint64_t end = uv_now(&f->loop) + 10000;
+
+    while (*flag < want && uv_now(&f->loop) < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(*flag >= want);
+}
+
+static void on_schema(int status, int version, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    g->version = version;
+}
+
+static void on_lease(int status, enum pg_lease_verdict v, uint64_t token, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    g->v = v;
+    g->token = token;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof(*f));
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_start(&f->guard, on_tick, 20, 20);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    if (f->c != NULL)
+        pg_conn_close(f->c, NULL, NULL);
+    if (f->c2 != NULL)
+        pg_conn_close(f->c2, NULL, NULL);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+/* A fresh database of its own for a test, and its conninfo (owned). */
+static char *fresh_db(const char *name)
+{
+    char *sql = xasprintf("CREATE DATABASE %s", name);
+    char *r = pg_world_query(&pg_test_world, sql);
+
+    assert_non_null(r);
+    free(r);
+    free(sql);
+    return xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, name);
+}
+
+static char *query_db(const char *db, const char *sql)
+{
+    struct pg_world w = pg_test_world;
+    char *ci = xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, db);
+
+    w.conninfo = ci;
+    char *r = pg_world_query(&w, sql);
+    free(ci);
+    assert_non_null(r);
+    return r;
+}
+
+static void migrate(struct fx *f, struct pg_conn *c, struct got *g)
+{
+    int before = g->calls;
+
+    assert_int_equal(pg_schema_migrate_start(c, on_schema, g, NULL), 0);
+    wait_for(f, &g->calls, before + 1);
+}
+
+static void test_schema_created_once_and_idempotent(void **state)
+{
+    struct fx *f = *state;
+    struct got g = {0};
+    char *ci = fresh_db("schema_once");
+
+    f->c = conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &g);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.version, PG_SCHEMA_VERSION);
+    char *n = query_db("schema_once", "SELECT count(*) FROM pg_tables WHERE tablename LIKE "
+                                      "'certloop\\_%'");
+    assert_string_equal(n, "11"); /* schema + the ten of version 1 */
+    free(n);
+    migrate(f, f->c, &g); /* again: nothing to do, no error */
+    assert_int_equal(g.calls, 2);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.version, PG_SCHEMA_VERSION);
+}
+
+/* Two instances starting together: the advisory lock serializes them and
+ * both end on the current version. */
+static void test_concurrent_migrations_serialize(void **state)
+{
+    struct fx *f = *state;
+    struct got a = {0}, b = {0};
+    char *ci = fresh_db("schema_race");
+
+    f->c = conn(f, ci);
+    f->c2 = conn(f, ci);
+    free(ci);
+    assert_int_equal(pg_schema_migrate_start(f->c, on_schema, &a, NULL), 0);
+    assert_int_equal(pg_schema_migrate_start(f->c2, on_schema, &b, NULL), 0);
+    wait_for(f, &a.calls, 1);
+    wait_for(f, &b.calls, 1);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(a.version, PG_SCHEMA_VERSION);
+    assert_int_equal(b.version, PG_SCHEMA_VERSION);
+}
+
+/* A database migrated by a newer certloop: refused, nothing changed. */
+static void test_newer_schema_is_refused_untouched(void **state)
+{
+    struct fx *f = *state;
+    struct got g = {0};
+    char *ci = fresh_db("schema_newer");
+
+    f->c = conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &g);
+    assert_int_equal(g.status, 0);
+    free(query_db("schema_newer", "UPDATE certloop_schema SET version = 99; "
+                                  "DROP TABLE certloop_history"));
+    migrate(f, f->c, &g);
+    assert_int_equal(g.status, ERR_UNSUPPORTED);
+    char *v = query_db("schema_newer", "SELECT version FROM certloop_schema");
+    assert_string_equal(v, "99");
+    free(v);
+    v = query_db("schema_newer", "SELECT to_regclass('certloop_history') IS NULL");
+    assert_string_equal(v, "t"); /* not recreated: the newer schema is not ours to touch */
+    free(v);
+}
+
+enum act { TAKE, RENEW, RELEASE, WRITE };
+
+struct step {
+    enum act act;
+    const char *holder;
+    int tenure; /* which earlier grant's token to use (1-based), for all but TAKE */
+    int64_t now;
+    enum pg_lease_verdict want;
+    uint64_t want_token; /* for grants */
+};
+
+#define TTL 300
+
+static struct pg_key test_key(void)
+{
+    struct pg_key k;
+    const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    assert_int_equal(pg_key_parse(hex, strlen(hex), &k), 0);
+    return k;
+}
+
+/* One step on the database; returns the verdict and token it gave. */
+static void db_step(struct fx *f, const struct step *s, uint64_t token, int n, struct got *g)
+{
+    int before = g->calls;
+
+    switch (s->act) {
+    case TAKE:
+        assert_int_equal(
+            pg_lease_take_start(f->c, "www", s->holder, s->now, TTL, on_lease, g, NULL), 0);
+        break;
+    case RENEW:
+        assert_int_equal(
+            pg_lease_renew_start(f->c, "www", s->holder, token, s->now, TTL, on_lease, g, NULL), 0);
+        break;
+    case RELEASE:
+        assert_int_equal(
+            pg_lease_release_start(f->c, "www", s->holder, token, s->now, on_lease, g, NULL), 0);
+        break;
+    case WRITE: {
+        struct pg_key k = test_key();
+        char gen[32];
+        snprintf(gen, sizeof(gen), "gen-%d-%s", n, s->holder);
+        const char *pem = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
+        uint8_t *sealed;
+        size_t sealed_len;
+        assert_int_equal(
+            pg_seal(&k, "www", gen, (const uint8_t *)pem, strlen(pem), &sealed, &sealed_len), 0);
+        struct pg_fence fence = {
+            .cert = "www", .holder = s->holder, .token = token, .now_ms = s->now};
+        struct pg_generation gn = {.cert = "www",
+                                   .generation = gen,
+                                   .cert_pem = "CERT",
+                                   .chain_pem = "CHAIN",
+                                   .fullchain_pem = "CERT CHAIN",
+                                   .meta_json = "{}",
+                                   .key_sealed = sealed,
+                                   .key_sealed_len = sealed_len};
+        assert_int_equal(pg_generation_put_start(f->c, &fence, &gn, on_lease, g, NULL), 0);
+        free(sealed);
+        break;
+    }
+    }
+    wait_for(f, &g->calls, before + 1);
+    assert_int_equal(g->status, 0);
+}
+
+/* The script: A takes, B is kept out, A renews and writes, A stalls past
+ * its expiry, B takes over with a higher token, A's late renew and write
+ * are refused, B writes and releases, A takes again (token 3), a renewal by
+ * take keeps the token, an old token cannot release, and a holder whose
+ * lease ran out cannot write even though nobody took it over. Each step
+ * runs on the pure rule and in the database, which must agree. */
+static void test_lease_sql_agrees_with_the_rule(void **state)
+{
+    struct fx *f = *state;
+    static const struct step script[] = {
+        {TAKE, "a", 0, 1000, PG_LEASE_GRANTED, 1},
+        {TAKE, "b", 0, 1100, PG_LEASE_BUSY, 0},
+        {RENEW, "a", 1, 1200, PG_LEASE_GRANTED, 1}, /* until 1500 */
+        {TAKE, "b", 0, 1499, PG_LEASE_BUSY, 0},
+        {WRITE, "a", 1, 1499, PG_LEASE_GRANTED, 1},
+        {TAKE, "b", 0, 1500, PG_LEASE_GRANTED, 2}, /* takeover after expiry */
+        {RENEW, "a", 1, 1501, PG_LEASE_LOST, 0},
+        {WRITE, "a", 1, 1501, PG_LEASE_LOST, 0}, /* the stale holder's write */
+        {WRITE, "b", 2, 1600, PG_LEASE_GRANTED, 2},
+        {RELEASE, "b", 2, 1700, PG_LEASE_GRANTED, 2},
+        {RENEW, "b", 2, 1701, PG_LEASE_LOST, 0}, /* released is released */
+        {TAKE, "a", 0, 1700, PG_LEASE_GRANTED, 3},
+        {TAKE, "a", 0, 1750, PG_LEASE_GRANTED, 3}, /* own lease: renewed, same token */
+        {RELEASE, "a", 1, 1760, PG_LEASE_LOST, 0}, /* an old token */
+        {WRITE, "a", 3, 2050, PG_LEASE_LOST, 0},   /* ran out at 2050, nobody took it */
+        {TAKE, "a", 0, 2100, PG_LEASE_GRANTED, 4}, /* a new tenure even for the same holder */
+    };
+    struct pg_lease model = {"", 0, 0};
+    uint64_t tokens[16] = {0}; /* the token of each grant by TAKE, in order */
+    int grants = 0;
+    struct got g = {0}, mg = {0};
+    char *ci = fresh_db("lease_rule");
+
+    f->c = conn(f, ci);
+    free(ci);
+    assert_int_equal(pg_conn_listen(f->c, PG_CHANNEL_GENERATION), 0);
+    migrate(f, f->c, &mg);
+    assert_int_equal(mg.status, 0);
+
+    for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++) {
+        const struct step *s = &script[i];
+        uint64_t token = s->tenure > 0 ? tokens[s->tenure - 1] : 0;
+        enum pg_lease_verdict mv;
+        uint64_t mtok = 0;
+
+        switch (s->act) {
+        case TAKE:
+            mv = pg_lease_take(&model, s->holder, s->now, TTL, &mtok);
+            break;
+        case RENEW:
+            mv = pg_lease_renew(&model, s->holder, token, s->now, TTL);
+            mtok = token;
+            break;
+        case RELEASE:
+            mv = pg_lease_release(&model, s->holder, token, s->now);
+            mtok = token;
+            break;
+        default:
+            mv = pg_lease_write_ok(&model, s->holder, token, s->now) ? PG_LEASE_GRANTED
+                                                                     : PG_LEASE_LOST;
+            mtok = token;
+            break;
+        }
+        db_step(f, s, token, (int)i, &g);
+        printf("step %zu: model %d/%llu database %d/%llu\n", i, mv, (unsigned long long)mtok, g.v,
+               (unsigned long long)g.token);
+        assert_int_equal(mv, s->want);
+        assert_int_equal(g.v, s->want);
+        if (s->want == PG_LEASE_GRANTED) {
+            assert_int_equal(mtok, s->want_token);
+            assert_int_equal(g.token, s->want_token);
+        }
+        if (s->act == TAKE && s->want == PG_LEASE_GRANTED && grants < 16 &&
+            (grants == 0 || tokens[grants - 1] != g.token))
+            tokens[grants++] = g.token;
+    }
+    /* exactly the two granted writes are stored; the current one is b's */
+    char *v = query_db("lease_rule", "SELECT string_agg(generation, ',' ORDER BY generation) "
+                                     "FROM certloop_generations");
+    assert_string_equal(v, "gen-4-a,gen-8-b");
+    free(v);
+    v = query_db("lease_rule", "SELECT current_generation FROM certloop_certificates");
+    assert_string_equal(v, "gen-8-b");
+    free(v);
+    wait_for(f, &f->notes, 2);
+    assert_string_equal(f->note, PG_CHANNEL_GENERATION ":www gen-8-b");
+}
+
+/* The key column holds no PEM, and what comes back opens under the
+ * generation it was sealed for. */
+static void test_stored_key_is_sealed(void **state)
+{
+    struct fx *f = *state;
+    struct got g = {0}, mg = {0};
+    struct pg_key k = test_key();
+    char *ci = fresh_db("sealed");
+    const char *pem =
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
+    uint8_t *sealed, *pt;
+    size_t sealed_len, ptlen;
+
+    f->c = conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &mg);
+    /* the server's clock this time */
+    assert_int_equal(pg_lease_take_start(f->c, "api", "a", -1, 60000, on_lease, &g, NULL), 0);
+    wait_for(f, &g.calls, 1);
+    assert_int_equal(g.v, PG_LEASE_GRANTED);
+    assert_int_equal(pg_lease_take_start(f->c, "api", "b", -1, 60000, on_lease, &g, NULL), 0);
+    wait_for(f, &g.calls, 2);
+    assert_int_equal(g.v, PG_LEASE_BUSY);
+
+    assert_int_equal(
+        pg_seal(&k, "api", "g1", (const uint8_t *)pem, strlen(pem), &sealed, &sealed_len), 0);
+    struct pg_fence fence = {.cert = "api", .holder = "a", .token = 1, .now_ms = -1};
+    struct pg_generation gn = {"api", "g1", "C", "", "C", "{}", sealed, sealed_len};
+    assert_int_equal(pg_generation_put_start(f->c, &fence, &gn, on_lease, &g, NULL), 0);
+    free(sealed);
+    wait_for(f, &g.calls, 3);
+    assert_int_equal(g.v, PG_LEASE_GRANTED);
+
+    char *hex = query_db("sealed", "SELECT encode(key_sealed, 'hex') FROM certloop_generations");
+    char *txt = query_db("sealed", "SELECT position('PRIVATE'::bytea IN key_sealed) "
+                                   "FROM certloop_generations");
+    assert_string_equal(txt, "0");
+    size_t n = strlen(hex) / 2;
+    uint8_t *blob = xmalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned b;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &b), 1);
+        blob[i] = (uint8_t)b;
+    }
+    assert_int_equal(pg_unseal(&k, "api", "g1", blob, n, &pt, &ptlen), 0);
+    assert_string_equal((char *)pt, pem);
+    free(pt);
+    assert_int_equal(pg_unseal(&k, "api", "g2", blob, n, &pt, &ptlen), ERR_CRYPTO);
+    free(blob);
+    free(hex);
+    free(txt);
+}
+
+int main(void)
+{
+    int rc = pg_world_unavailable();
+    if (rc >= 0)
+        return rc;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema_created_once_and_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_migrations_serialize, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_sql_agrees_with_the_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_key_is_sealed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, pg_world_group_setup, pg_world_group_teardown);
+}
