@@ -998,6 +998,7 @@ json_t *control_status_json(const struct control_cert_status *certs, size_t n, i
         json_object_set_new(o, "state", str_or_null(c->state != NULL ? c->state : "unknown"));
         json_object_set_new(o, "domains", doms);
         json_object_set_new(o, "ca", str_or_null(c->ca));
+        json_object_set_new(o, "profile", str_or_null(c->profile));
         json_object_set_new(o, "not_before", time_or_null(c->not_before));
         json_object_set_new(o, "not_after", time_or_null(c->not_after));
         json_object_set_new(o, "next_renewal", time_or_null(c->next_renewal));

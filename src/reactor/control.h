@@ -78,7 +78,8 @@ struct control_cert_status {
                                    "rate-limited", "expired", "no-certificate", ... */
     const char *const *domains; /* n_domains names */
     size_t n_domains;
-    const char *ca; /* the [ca.NAME] it uses */
+    const char *ca;      /* the [ca.NAME] it uses */
+    const char *profile; /* the ACME profile the current certificate was issued under, or NULL */
     int64_t not_before, not_after;
     int64_t next_renewal;
     const char *reason; /* why next_renewal is what it is */
@@ -94,7 +95,7 @@ struct control_cert_status {
 };
 
 /* Builds the status document {"version":S,"now":N,"orders_in_flight":N,
- * "certificates":[{"name","state","domains","ca","not_before","not_after",
+ * "certificates":[{"name","state","domains","ca","profile","not_before","not_after",
  * "next_renewal","reason","last_error","last_error_at","last_success_at",
  * "consecutive_failures","paused","ari":{"start","end","explanation_url"}|null,
  * "history":[...]}]} that the status handler hands back. Owned. */

@@ -327,6 +327,13 @@ int ctl_status_table(const char *json, size_t len, FILE *out)
             r->note = text_of(c, "reason", "");
         if (r->note == NULL)
             r->note = xstrdup("");
+        char *prof = text_of(c, "profile", "");
+        if (prof != NULL) {
+            char *n2 = xasprintf("[profile %s] %s", prof, r->note);
+            free(r->note);
+            free(prof);
+            r->note = n2;
+        }
         size_t l[4] = {strlen(r->name), strlen(r->state), strlen(r->not_after), strlen(r->next)};
         for (int k = 0; k < 4; k++)
             w[k] = l[k] > w[k] ? l[k] : w[k];

@@ -15,6 +15,7 @@
 #include "reactor/sched.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 /* ---- scheduling ---- */
 
@@ -209,6 +210,8 @@ void mgr_decide(struct mcert *mc)
     if (have) {
         mc->not_after = meta.not_after;
         mc->not_before = meta.not_before;
+        free(mc->profile);
+        mc->profile = meta.profile != NULL ? xstrdup(meta.profile) : NULL;
         if (d.why == SCHED_LATER || d.why == SCHED_DUE) {
             d.when -= jitter_s(mc->name, meta.not_before, meta.not_after, d.when);
             if (d.why == SCHED_LATER && d.when <= now)

@@ -124,6 +124,7 @@ void mgr_cert_free(struct mcert *mc)
     free(mc->ari_id);
     free(mc->ari_gen);
     free(mc->ari_expl);
+    free(mc->profile);
     deploy_journal_free(mc->journal);
     free(mc->failed_ident);
     acme_problem_free(mc->problem);

@@ -533,7 +533,7 @@ static void store_job_done(int status, void *arg)
     free(j);
 }
 
-static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
+static char *meta_json(struct mcert *mc, const struct acme_chain *ch, const char *profile)
 {
     const struct cfg_cert *cc = mc->run_cfg;
     json_t *doms = json_array();
@@ -547,6 +547,8 @@ static char *meta_json(struct mcert *mc, const struct acme_chain *ch)
                           config_key_type_name(cc->key), "not_before", (json_int_t)ch->not_before,
                           "not_after", (json_int_t)ch->not_after, "issued_at",
                           (json_int_t)mgr_now(), "serial", ch->serial_hex ? ch->serial_hex : "");
+    if (profile != NULL)
+        json_object_set_new(j, "profile", json_string(profile));
     s = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
     return s;
@@ -613,7 +615,9 @@ void mgr_store_and_deploy(struct mcert *mc)
     j->chain = xstrdup(res->chain_pem);
     j->fullchain = xstrdup(res->fullchain_pem);
     j->key = pem;
-    j->meta = meta_json(mc, &res->chain);
+    j->meta = meta_json(mc, &res->chain, res->profile);
+    free(mc->profile);
+    mc->profile = res->profile != NULL ? xstrdup(res->profile) : NULL;
     j->mark = mc->run_deploy_only; /* an import: no order file */
     mc->not_after = res->chain.not_after;
     (void)mgr_state_set(mc, MC_STORE);

@@ -102,6 +102,7 @@ json_t *manager_status(const struct manager *m)
             st[i].n_domains = cc->domains.n;
             st[i].ca = cc->ca != NULL ? cc->ca->name : NULL;
         }
+        st[i].profile = mc->profile;
         st[i].not_before = mc->not_before;
         st[i].not_after = mc->not_after;
         st[i].next_renewal = mc->tentry != NULL ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
