@@ -504,6 +504,8 @@ static void config_free(struct config *cfg)
     free(cfg->http01.webroot_owner);
     free(cfg->http01.webroot_group);
     config_strv_free(&cfg->tlsalpn01.listen);
+    free(cfg->store.conninfo_file);
+    free(cfg->store.encryption_key_file);
     for (size_t i = 0; i < cfg->n_cas; i++)
         ca_fini(&cfg->cas[i]);
     free(cfg->cas);

@@ -88,6 +88,17 @@ struct cfg_tlsalpn01 {
     struct cfg_strv listen; /* tls-alpn-01 responder addresses; default none (off) */
 };
 
+enum cfg_store_type { CFG_STORE_FILES = 0, CFG_STORE_POSTGRESQL };
+
+/* [store]: where accounts, keys and generations live. Only "files" runs a
+ * daemon today; "postgresql" (issue 14) is refused by the load until its
+ * backend is wired. */
+struct cfg_store {
+    int type;                  /* enum cfg_store_type */
+    char *conninfo_file;       /* postgresql: a secret file with the libpq conninfo, or NULL */
+    char *encryption_key_file; /* postgresql: the key that seals private keys, or NULL */
+};
+
 struct cfg_ca {
     char *name; /* the NAME of [ca.NAME] */
     struct cfg_where where;
@@ -191,6 +202,7 @@ struct config {
     struct cfg_daemon daemon;
     struct cfg_http01 http01;
     struct cfg_tlsalpn01 tlsalpn01;
+    struct cfg_store store;
     struct cfg_ca *cas; /* owned arrays */
     size_t n_cas;
     struct cfg_dns *dns;

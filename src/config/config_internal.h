@@ -173,6 +173,9 @@ bool config_check_challenge(struct cctx *c, const struct toml_keyval *kv, const 
 /* checks.c */
 bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
                               void *obj, void *field);
+/* [store] type: refuses "postgresql" while its backend is not wired. */
+bool config_check_store_type(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field);
 bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field);
 bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,

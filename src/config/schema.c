@@ -106,6 +106,33 @@ static const struct spec tlsalpn01_specs[] = {
     {.key = NULL},
 };
 
+static const char *const store_type_names[] = {"files", "postgresql", NULL};
+
+#define STORE(f) offsetof(struct cfg_store, f)
+#define ONLY_PG (1u << CFG_STORE_POSTGRESQL)
+
+static const struct spec store_specs[] = {
+    {.key = "type",
+     .kind = SK_ENUM,
+     .off = STORE(type),
+     .names = store_type_names,
+     .check = config_check_store_type,
+     .dflt = "\"files\""},
+    {.key = "conninfo_file",
+     .kind = SK_PATH,
+     .required = true,
+     .types = ONLY_PG,
+     .off = STORE(conninfo_file),
+     .check = config_check_secret},
+    {.key = "encryption_key_file",
+     .kind = SK_PATH,
+     .required = true,
+     .types = ONLY_PG,
+     .off = STORE(encryption_key_file),
+     .check = config_check_secret},
+    {.key = NULL},
+};
+
 #define CA(f) offsetof(struct cfg_ca, f)
 
 static const struct spec eab_specs[] = {
@@ -645,16 +672,16 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main)
 {
     static const char *const sections[] = {"daemon", "http01",      "tlsalpn01", "ca",
-                                           "dns",    "certificate", "notify"};
+                                           "dns",    "certificate", "notify",    "store"};
 
     for (size_t i = 0; i < root->n; i++) {
         const struct toml_keyval *kv = &root->items[i];
         const char *k = kv->key;
 
         if (strlen(k) != kv->keylen) {
-            config_unknown_key(c, kv, NULL, sections, 7);
+            config_unknown_key(c, kv, NULL, sections, 8);
         } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0 ||
-                   strcmp(k, "tlsalpn01") == 0) {
+                   strcmp(k, "tlsalpn01") == 0 || strcmp(k, "store") == 0) {
             if (!is_main) {
                 ERR(c, kv->keypos, k, "[%s] is only allowed in the main file %s", k,
                     c->cfg->files.v[0]);
@@ -669,6 +696,14 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
                     c->include_set = true;
                     c->include_pos = toml_table_get(kv->val.u.tab, "include")->val.pos;
                 }
+            } else if (k[0] == 's') {
+                /* no type written is the default "files", so postgresql-only keys
+                 * are refused rather than skipped */
+                int type = toml_table_get(kv->val.u.tab, "type") == NULL
+                               ? CFG_STORE_FILES
+                               : config_spec_peek_type(kv->val.u.tab, store_type_names);
+                config_spec_apply(c, kv->val.u.tab, kv->keypos, k, store_specs, &c->cfg->store,
+                                  type, store_type_names);
             } else if (k[0] == 't') {
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, tlsalpn01_specs,
                                   &c->cfg->tlsalpn01, -1, NULL);
@@ -685,7 +720,7 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         } else if (strcmp(k, "certificate") == 0) {
             load_named(c, kv, load_cert);
         } else {
-            config_unknown_key(c, kv, NULL, sections, 7);
+            config_unknown_key(c, kv, NULL, sections, 8);
         }
     }
 }
@@ -697,6 +732,7 @@ void config_schema_defaults(struct config *cfg)
     cfg->http01.webroot_uid = (uid_t)-1; /* unset: the token files keep the daemon's ids */
     cfg->http01.webroot_gid = (gid_t)-1;
     config_spec_defaults(tlsalpn01_specs, &cfg->tlsalpn01);
+    config_spec_defaults(store_specs, &cfg->store);
 }
 
 /* The top-level sections: [NAME] or, when named, [NAME.X]. config_load_root
@@ -709,7 +745,7 @@ static const struct {
     {"daemon", false, daemon_specs},       {"http01", false, http01_specs},
     {"tlsalpn01", false, tlsalpn01_specs}, {"ca", true, ca_specs},
     {"dns", true, dns_specs},              {"notify", true, notify_specs},
-    {"certificate", true, cert_specs},
+    {"certificate", true, cert_specs},     {"store", false, store_specs},
 };
 
 static const char *spec_type(const struct spec *sp, char *buf, size_t cap)

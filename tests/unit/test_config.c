@@ -465,7 +465,8 @@ static void test_key_type_enum(void **state)
     expect_line(t, "certloop.toml", 3, 7,
                 "certificate.www.key: expected ec-p256, ec-p384, rsa2048, rsa3072 or rsa4096");
     expect_line(t, "certloop.toml", 4, 13,
-                "certificate.www.challenge: expected http-01, dns-01 or tls-alpn-01; did you mean 'dns-01'?");
+                "certificate.www.challenge: expected http-01, dns-01 or tls-alpn-01; did you mean "
+                "'dns-01'?");
     tdir_free(t);
 }
 
@@ -891,8 +892,9 @@ static void test_tlsalpn01_needs_listen(void **state)
     expect_frag(t, "certloop.toml", 3, 13, "needs [tlsalpn01] listen");
     tdir_free(t);
     t = tdir_new();
-    load_main(t, "[tlsalpn01]\nlisten = [\"127.0.0.1:0\"]\n[certificate.a]\n"
-                 "domains = [\"a.example\", \"*.a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
+    load_main(t,
+              "[tlsalpn01]\nlisten = [\"127.0.0.1:0\"]\n[certificate.a]\n"
+              "domains = [\"a.example\", \"*.a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
     expect_errors(t, 1);
     expect_frag(t, "certloop.toml", 4, 25, "needs challenge = \"dns-01\"");
     tdir_free(t);
@@ -901,6 +903,30 @@ static void test_tlsalpn01_needs_listen(void **state)
                  "domains = [\"a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
     expect_ok(t);
     assert_int_equal(t->cfg->certs[0].challenge, CFG_CHAL_TLSALPN01);
+    tdir_free(t);
+}
+
+/* [store]: "files" is the default and only working backend; "postgresql"
+ * is refused with a sentence until its backend is wired (never accepted
+ * and ignored), and its keys are refused with "files". */
+static void test_store_postgresql_refused_not_ignored(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    load_main(t, "[store]\ntype = \"files\"\n");
+    expect_ok(t);
+    assert_int_equal(t->cfg->store.type, CFG_STORE_FILES);
+    tdir_free(t);
+    t = tdir_new();
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"/etc/hostname\"\n"
+                 "encryption_key_file = \"/etc/hostname\"\n");
+    expect_frag(t, "certloop.toml", 2, 8, "\"postgresql\" is not finished in this version");
+    tdir_free(t);
+    t = tdir_new();
+    load_main(t, "[store]\nconninfo_file = \"/etc/hostname\"\n");
+    expect_errors(t, 1);
+    expect_line(t, "certloop.toml", 2, 1,
+                "store: 'conninfo_file' does not apply to type = \"files\"");
     tdir_free(t);
 }
 
@@ -2034,6 +2060,7 @@ int main(void)
         cmocka_unit_test(test_schema_defaults_are_accepted),
         cmocka_unit_test(test_schema_keys_in_shipped_example),
         cmocka_unit_test(test_ten_thousand_certificates),
+        cmocka_unit_test(test_store_postgresql_refused_not_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
