@@ -611,6 +611,37 @@ out:
     return rc;
 }
 
+int config_peek_control_socket(const char *path, char **out)
+{
+    FILE *f = fopen(path, "re");
+    struct toml_table *root = NULL;
+    struct toml_error terr;
+    size_t cap = 1024 * 1024, n;
+    uint8_t *buf;
+    int rc;
+
+    if (f == NULL)
+        return -errno;
+    buf = xmalloc(cap);
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    rc = n == cap ? -EFBIG : toml_parse(buf, n, &root, &terr) < 0 ? -EINVAL : 0;
+    free(buf);
+    if (rc < 0)
+        return rc;
+    const struct toml_keyval *d = toml_table_get(root, "daemon");
+    const struct toml_keyval *s =
+        d != NULL && d->val.type == TOML_TABLE ? toml_table_get(d->val.u.tab, "control_socket")
+                                               : NULL;
+    rc = -ENOENT;
+    if (s != NULL && s->val.type == TOML_STRING && strlen(s->val.u.s.ptr) == s->val.u.s.len) {
+        *out = xstrdup(s->val.u.s.ptr);
+        rc = 0;
+    }
+    toml_table_free(root);
+    return rc;
+}
+
 struct config *config_ref(struct config *cfg)
 {
     if (cfg != NULL)

@@ -230,6 +230,13 @@ struct config_diag {
  * refused, never waited on). It shares no state with anything else, so it
  * may run on a worker thread (the daemon's reload does). path is borrowed. */
 int config_load(const char *path, struct config **out, struct config_diag *diag);
+/* [daemon] control_socket as written in the main file `path`, even when
+ * the configuration does not validate (`reload -c FILE` must reach the
+ * daemon that FILE names to have it report the errors). 0 and *out (owned),
+ * -ENOENT when the file does not set it, or another < 0 when it cannot be
+ * read or is not TOML. */
+int config_peek_control_socket(const char *path, char **out);
+
 /* Adds a reference (NULL passes through). */
 struct config *config_ref(struct config *cfg);
 /* Drops a reference; the last one frees the snapshot. NULL is fine. */

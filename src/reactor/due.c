@@ -79,26 +79,6 @@ void mgr_dequeue(struct mcert *mc)
     }
 }
 
-/* A stable jitter in [0, min(JITTER_MAX_S, a tenth of the time from
- * not_before to the planned renewal)] for this certificate and generation
- * (FNV-1a of the name and not_after): never enough to make a fresh
- * certificate due at once. */
-static int64_t jitter_s(const char *name, int64_t not_before, int64_t not_after, int64_t when)
-{
-    uint64_t h = 1469598103934665603ULL;
-    int64_t span = (when - not_before) / 10;
-
-    if (span > JITTER_MAX_S)
-        span = JITTER_MAX_S;
-    if (span <= 0)
-        return 0;
-    for (const char *p = name; *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    for (int i = 0; i < 8; i++)
-        h = (h ^ (uint8_t)((uint64_t)not_after >> (8 * i))) * 1099511628211ULL;
-    return (int64_t)(h % (uint64_t)(span + 1));
-}
-
 /* Whether any name of mc is slowed down by its failures. */
 bool mgr_names_paused(const struct mcert *mc)
 {
@@ -205,18 +185,13 @@ void mgr_decide(struct mcert *mc)
         log_warn(LOG_MAIN, "cert=%s: stored certificate unreadable (%s): ordering a new one",
                  mc->name, err_str(rc));
     }
-    sched_decide(mc->cfg, have ? &meta : NULL, now, &d);
+    sched_decide_jittered(mc->name, mc->cfg, have ? &meta : NULL, now, &d);
     mc->had_cert = have;
     if (have) {
         mc->not_after = meta.not_after;
         mc->not_before = meta.not_before;
         free(mc->profile);
         mc->profile = meta.profile != NULL ? xstrdup(meta.profile) : NULL;
-        if (d.why == SCHED_LATER || d.why == SCHED_DUE) {
-            d.when -= jitter_s(mc->name, meta.not_before, meta.not_after, d.when);
-            if (d.why == SCHED_LATER && d.when <= now)
-                d.why = SCHED_DUE;
-        }
         mc->renew_at = d.when;
     }
     if (have && rc == 0)

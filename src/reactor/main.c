@@ -186,6 +186,9 @@ static char *socket_path(const struct cli *c)
     if (config_load(config_path(c->config), &cfg, &diag) == 0 && cfg != NULL) {
         path = xstrdup(cfg->daemon.control_socket);
         config_unref(cfg);
+    } else if (config_peek_control_socket(config_path(c->config), &path) == 0) {
+        /* invalid, but it names its daemon: ask that one (reload then
+         * reports the errors) */
     } else {
         path = xstrdup(CONTROL_DEFAULT_PATH);
     }

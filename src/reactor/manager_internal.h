@@ -42,10 +42,6 @@
 #include "store/store.h"
 
 #define RETRY_FIRST_S 60
-/* Renewal times move earlier by up to this much (or a tenth of the time to
- * the renewal, whichever is less), stable per certificate and generation, so that
- * certificates issued together do not all renew in the same second. */
-#define JITTER_MAX_S (6 * 3600)
 /* The heap's wall clock is checked at least this often (suspend, clock
  * steps), so a deadline is never missed by more than this. */
 #define HEAP_MAX_SLEEP_MS (15 * 60 * 1000)

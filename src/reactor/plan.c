@@ -271,7 +271,8 @@ static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int6
     struct sched_decision d;
     char t1[40], t2[40], span[32];
 
-    sched_decide(c, m, now, &d);
+    /* the daemon's own function, jitter included: plan shows the daemon's time */
+    sched_decide_jittered(c->name, c, m, now, &d);
     line_label(out, "next order");
     switch (d.why) {
     case SCHED_NO_CERT:
@@ -323,7 +324,8 @@ static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int6
     int64_t when = 0;
     const char *reason = NULL;
     sched_renewal_time(c, m->not_before, m->not_after, &when, &reason);
-    fmt_time(when, t1, sizeof(t1));
+    int64_t jitter = when - d.when;
+    fmt_time(d.when, t1, sizeof(t1));
     if (d.why == SCHED_DUE)
         fprintf(out, "now: due since %s, ", t1);
     else
@@ -331,11 +333,16 @@ static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int6
     if (strcmp(reason, "renew_before") == 0) {
         sched_duration_fmt(c->renew_before_s, span, sizeof(span));
         fmt_date(m->not_after, t2, sizeof(t2));
-        fprintf(out, "renew_before %s before expiry %s\n", span, t2);
+        fprintf(out, "renew_before %s before expiry %s", span, t2);
     } else {
         fmt_span(m->not_after - m->not_before, span, sizeof(span));
-        fprintf(out, "%s (lifetime %s)\n", reason, span);
+        fprintf(out, "%s (lifetime %s)", reason, span);
     }
+    if (jitter > 0) {
+        fmt_span(jitter, span, sizeof(span));
+        fprintf(out, ", %s earlier (this certificate's jitter)", span);
+    }
+    fputc('\n', out);
 }
 
 static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_t now, FILE *out)

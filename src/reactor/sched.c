@@ -269,3 +269,30 @@ void sched_duration_fmt(int64_t s, char *out, size_t n)
         off += (size_t)w;
     }
 }
+
+int64_t sched_jitter_s(const char *name, int64_t not_before, int64_t not_after, int64_t when)
+{
+    uint64_t h = 1469598103934665603ULL;
+    int64_t span = (when - not_before) / 10;
+
+    if (span > SCHED_JITTER_MAX_S)
+        span = SCHED_JITTER_MAX_S;
+    if (span <= 0)
+        return 0;
+    for (const char *p = name; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ (uint8_t)((uint64_t)not_after >> (8 * i))) * 1099511628211ULL;
+    return (int64_t)(h % (uint64_t)(span + 1));
+}
+
+void sched_decide_jittered(const char *name, const struct cfg_cert *c,
+                           const struct sched_meta *stored, int64_t now, struct sched_decision *out)
+{
+    sched_decide(c, stored, now, out);
+    if (stored != NULL && (out->why == SCHED_LATER || out->why == SCHED_DUE)) {
+        out->when -= sched_jitter_s(name, stored->not_before, stored->not_after, out->when);
+        if (out->why == SCHED_LATER && out->when <= now)
+            out->why = SCHED_DUE;
+    }
+}

@@ -71,6 +71,24 @@ struct sched_decision {
                             (borrowed from c) */
 };
 
+/* At most this much earlier than the policy's time (stable per certificate
+ * and generation, see sched_decide_jittered). */
+#define SCHED_JITTER_MAX_S (6 * 3600)
+
+/* A stable jitter in [0, min(SCHED_JITTER_MAX_S, a tenth of the time from
+ * not_before to the planned renewal `when`)] for the certificate `name` and
+ * its generation (FNV-1a of the name and not_after): spreads renewals of
+ * certificates issued together, never enough to make a fresh one due at
+ * once. Pure. */
+int64_t sched_jitter_s(const char *name, int64_t not_before, int64_t not_after, int64_t when);
+
+/* sched_decide, then for SCHED_DUE/SCHED_LATER the time moved earlier by
+ * sched_jitter_s (SCHED_LATER becoming SCHED_DUE when that is past): the
+ * one function the daemon and `plan` both use, so they agree. name is the
+ * certificate's. Pure. */
+void sched_decide_jittered(const char *name, const struct cfg_cert *c,
+                           const struct sched_meta *stored, int64_t now, struct sched_decision *out);
+
 /* Decides the next order for c given the stored certificate's meta (NULL
  * when nothing is stored) at time now. Pure. */
 void sched_decide(const struct cfg_cert *c, const struct sched_meta *stored, int64_t now,

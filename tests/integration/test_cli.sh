@@ -304,22 +304,47 @@ store() {
   ln -sfn "$gen" "$tmp/state/certs/$name/current"
 }
 utc() { date -u -d "@$1" '+%Y-%m-%d %H:%M UTC'; }
+# jitter NAME NOT_BEFORE NOT_AFTER WHEN: the daemon's stable jitter
+# (sched_jitter_s: FNV-1a of the name and not_after, at most a tenth of
+# WHEN - NOT_BEFORE and 6 h), which plan applies too
+jitter() {
+  python3 - "$@" <<'PY'
+import sys
+name, nb, na, when = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+h = 1469598103934665603
+for b in name.encode():
+    h = ((h ^ b) * 1099511628211) % 2**64
+for i in range(8):
+    h = ((h ^ ((na % 2**64) >> (8 * i) & 0xff)) * 1099511628211) % 2**64
+span = min((when - nb) // 10, 6 * 3600)
+print(h % (span + 1) if span > 0 else 0)
+PY
+}
+# has_next NAME NOT_BEFORE NOT_AFTER WHEN TEXT: plan's line is the daemon's
+# time (WHEN less the jitter) with TEXT and the jitter named
+has_next() {
+  local j
+  j=$(jitter "$1" "$2" "$3" "$4")
+  grep -qF -- "  next order $(utc $(($4 - j))): $5, " "$tmp/out" &&
+    grep -F -- "  next order $(utc $(($4 - j))): $5, " "$tmp/out" | grep -q "earlier (this certificate's jitter)$" ||
+    { tw_fail "plan: no next order line at $(utc $(($4 - j))) (jitter $j s) with: $5"; sed 's/^/  | /' "$tmp/out" >&2; }
+}
 
 store www 20260101T000000Z-0001 "example.org,www.example.org" ec-p256 yes
 www_nb=$nb www_na=$na
 store api 20260101T000000Z-0002 "api.example.org" rsa2048 yes
-api_na=$na
+api_nb=$nb api_na=$na
 tw_run 0 plan -c "$good" && {
   tw_has "$tmp/out" "  stored     generation 20260101T000000Z-0001, expires $(utc "$www_na") (in 90 days)"
-  tw_has "$tmp/out" "  next order $(utc $((www_na - (www_na - www_nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
+  has_next www "$www_nb" "$www_na" $((www_na - (www_na - www_nb) / 3)) "a third of the lifetime remaining (lifetime 90 days)"
   tw_has "$tmp/out" "  renew      30d before expiry"
-  tw_has "$tmp/out" "  next order $(utc $((api_na - 30 * 86400))): renew_before 30d before expiry $(date -u -d "@$api_na" +%Y-%m-%d)"
+  has_next api "$api_nb" "$api_na" $((api_na - 30 * 86400)) "renew_before 30d before expiry $(date -u -d "@$api_na" +%Y-%m-%d)"
 }
 
 # meta.json without validity ("{}"): the certificate itself is read
 store www 20260101T000000Z-0003 "example.org,www.example.org" ec-p256 no
 tw_run 0 plan -c "$good" www &&
-  tw_has "$tmp/out" "  next order $(utc $((na - (na - nb) / 3))): a third of the lifetime remaining (lifetime 90 days)"
+  has_next www "$nb" "$na" $((na - (na - nb) / 3)) "a third of the lifetime remaining (lifetime 90 days)"
 
 # a name added to the configuration is not covered by the stored certificate
 store www 20260101T000000Z-0004 "example.org" ec-p256 yes

@@ -109,6 +109,12 @@ rc=$?
 grep -qE "$CONF:[0-9]+:[0-9]+: error: daemon\.log_level" "$TW/reload.out" ||
   { tw_fail "reload lacks the FILE:LINE:COL line"; sed 's/^/  reload: /' "$TW/reload.out" >&2; }
 kill -0 "$TW_DAEMON_PID" 2>/dev/null || tw_fail "the daemon died on a broken reload"
+# reload -c FILE with FILE itself broken still reaches the daemon FILE names
+"$CERTLOOP" reload -c "$CONF" >"$TW/reload.out" 2>&1
+rc=$?
+[ "$rc" = 78 ] || tw_fail "reload -c BROKEN exited $rc (want 78): $(cat "$TW/reload.out")"
+grep -qE "$CONF:[0-9]+:[0-9]+: error: daemon\.log_level" "$TW/reload.out" ||
+  tw_fail "reload -c BROKEN lacks the daemon's FILE:LINE:COL line: $(cat "$TW/reload.out")"
 cp "$TW/good.toml" "$CONF"
 "$CERTLOOP" reload -c "$CONF" >"$TW/reload.out" 2>&1
 rc=$?
