@@ -205,6 +205,7 @@ void chal_tlsalpn_get_stats(const struct chal_tlsalpn *s, struct chal_tlsalpn_st
  * value, querying each directly, every poll_interval_s, for at most
  * propagation_timeout_s. */
 struct cfg_dns;
+struct cfg_tsig;
 struct dns_resolver;
 struct chal_dns01_op;
 
@@ -265,5 +266,12 @@ int chal_dns01_wait_start(uv_loop_t *loop, struct dns_resolver *resolver, const 
 /* Silences op (its callback never runs); it frees itself once its handles
  * have closed. A present in flight may still reach the server. */
 void chal_dns01_cancel(struct chal_dns01_op *op);
+
+/* Reads and parses the TSIG key of t as an rfc2136 solver will (a base64
+ * secret, or a BIND key file holding a key named t->name), for `check`.
+ * 0, or < 0 with *why (owned) a sentence naming the file: a key file
+ * without that key name, bad base64, an unsupported algorithm. Logs
+ * nothing; never puts the secret in *why. t is borrowed. */
+int chal_dns01_key_check(const struct cfg_tsig *t, char **why);
 
 #endif

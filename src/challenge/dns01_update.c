@@ -5,6 +5,7 @@
  * ldns 1.8.3 knows hmac-sha384 only under a misspelt name ("hmac-shac384.")
  * that it would also put on the wire. Nothing here does I/O except
  * dns01_key_load reading the secret file. */
+#include "challenge/challenge.h"
 #include "challenge/dns01_internal.h"
 #include "util/b64.h"
 #include "util/buf.h"
@@ -394,35 +395,58 @@ int dns01_key_parse(const uint8_t *data, size_t len, const char *name, const cha
     return 0;
 }
 
-int dns01_key_load(const struct cfg_tsig *t, struct dns01_key *out)
+/* Reads and parses t->secret_file into *out. On failure returns < 0 and
+ * *why (owned) says why, naming the file. */
+static int key_read(const struct cfg_tsig *t, struct dns01_key *out, char **why)
 {
     struct buf b = BUF_INIT(KEY_FILE_MAX);
-    char *why = NULL;
+    char *reason = NULL;
     int rc;
 
+    *why = NULL;
     if (t->secret_file == NULL) {
-        log_error(LOG_CHAL, "tsig: no secret_file configured");
+        *why = xstrdup("tsig: no secret_file configured");
         return -EINVAL;
     }
     rc = buf_read_file(&b, t->secret_file);
     if (rc < 0) {
-        log_error(LOG_CHAL, "%s: read: %s", t->secret_file, err_str(rc));
+        *why = xasprintf("%s: read: %s", t->secret_file, err_str(rc));
         goto out;
     }
-    rc = dns01_key_parse((const uint8_t *)b.data, b.len, t->name, t->algorithm, out, &why);
+    rc = dns01_key_parse((const uint8_t *)b.data, b.len, t->name, t->algorithm, out, &reason);
+    if (rc < 0)
+        *why = xasprintf("%s: TSIG key: %s", t->secret_file, reason);
+out:
+    free(reason);
+    if (b.data != NULL)
+        explicit_bzero(b.data, b.len);
+    buf_fini(&b);
+    return rc;
+}
+
+int dns01_key_load(const struct cfg_tsig *t, struct dns01_key *out)
+{
+    char *why = NULL;
+    int rc = key_read(t, out, &why);
+
     if (rc < 0) {
-        log_error(LOG_CHAL, "%s: TSIG key: %s", t->secret_file, why);
-        goto out;
+        log_error(LOG_CHAL, "%s", why);
+        free(why);
+        return rc;
     }
     if (t->algorithm != NULL && alg_norm(t->algorithm, strlen(t->algorithm)) != NULL &&
         strcmp(alg_norm(t->algorithm, strlen(t->algorithm)), out->algorithm) != 0)
         log_warn(LOG_CHAL, "%s: key '%s' uses %.*s (the key file wins over tsig.algorithm)",
                  t->secret_file, out->name, (int)strlen(out->algorithm) - 1, out->algorithm);
-out:
-    free(why);
-    if (b.data != NULL)
-        explicit_bzero(b.data, b.len);
-    buf_fini(&b);
+    return 0;
+}
+
+int chal_dns01_key_check(const struct cfg_tsig *t, char **why)
+{
+    struct dns01_key k = {NULL, NULL, NULL};
+    int rc = key_read(t, &k, why);
+
+    dns01_key_fini(&k);
     return rc;
 }
 
@@ -728,8 +752,8 @@ struct tsig_vars {
  * EVP_MAX_MD_SIZE bytes. ERR_CRYPTO when the secret does not decode or
  * HMAC fails. */
 static int tsig_mac(const struct dns01_key *key, const uint8_t *prior, size_t prior_len,
-                    bool with_prior, const uint8_t *msg, size_t msg_len,
-                    const struct tsig_vars *v, uint8_t *mac, unsigned *mac_len)
+                    bool with_prior, const uint8_t *msg, size_t msg_len, const struct tsig_vars *v,
+                    uint8_t *mac, unsigned *mac_len)
 {
     const EVP_MD *md = tsig_md(key->algorithm);
     struct buf b = BUF_INIT(64 * 1024 + 1024);
@@ -799,8 +823,8 @@ static int tsig_sign(const struct dns01_key *key, const uint8_t *msg, size_t len
     put_u16(&rd, *mac_len);
     (void)buf_append(&rd, mac, *mac_len);
     put_u16(&rd, (unsigned)(msg[0] << 8 | msg[1])); /* original ID */
-    put_u16(&rd, 0);                                  /* error */
-    put_u16(&rd, 0);                                  /* other len */
+    put_u16(&rd, 0);                                /* error */
+    put_u16(&rd, 0);                                /* other len */
     put_u16(&b, (unsigned)rd.len);
     (void)buf_append(&b, rd.data, rd.len);
     *out = (uint8_t *)buf_steal(&b, &n);

@@ -180,6 +180,27 @@ bool config_check_store_type(struct cctx *c, const struct toml_keyval *kv, const
     return false;
 }
 
+static bool lookup_id(struct cctx *c, bool user, const char *name, long *id);
+
+/* A secret file may also be readable by the daemon's own group (0640
+ * root:certloop, the usual Debian pattern): the group of this process (the
+ * daemon, or `check` run as the daemon's user), one of its supplementary
+ * groups, or the group certloop the systemd unit runs the daemon as. */
+static bool daemon_group(struct cctx *c, gid_t gid)
+{
+    gid_t groups[256];
+    long id;
+
+    if (gid == getegid())
+        return true;
+    int n = getgroups(sizeof(groups) / sizeof(groups[0]), groups);
+    for (int i = 0; i < n; i++) {
+        if (groups[i] == gid)
+            return true;
+    }
+    return lookup_id(c, false, "certloop", &id) && (gid_t)id == gid;
+}
+
 bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field)
 {
@@ -189,11 +210,18 @@ bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const cha
 
     if (!config_check_file_exists(c, kv, path, obj, field))
         return false;
-    if (stat(f, &st) == 0 && (st.st_mode & 077) != 0) {
-        config_show(b, sizeof(b), f);
+    if (stat(f, &st) < 0)
+        return true; /* reported by config_check_file_exists, or gone since */
+    config_show(b, sizeof(b), f);
+    if ((st.st_mode & 077) != 0 && !((st.st_mode & 077) == 040 && daemon_group(c, st.st_gid))) {
         ERR(c, kv->val.pos, path,
-            "secret file %s is accessible by group or others (mode %04o); run chmod 600 %s", b,
-            (unsigned)(st.st_mode & 07777), b);
+            "secret file %s is accessible by group or others (mode %04o); run chmod 600 %s, "
+            "or chmod 640 with the daemon's group (chgrp certloop %s)",
+            b, (unsigned)(st.st_mode & 07777), b, b);
+        return false;
+    }
+    if (st.st_size == 0) {
+        ERR(c, kv->val.pos, path, "secret file %s is empty", b);
         return false;
     }
     return true;
@@ -283,6 +311,78 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
     return true;
 }
 
+/* The PATH the daemon's commands are looked up in (execvp's): this
+ * process's, or the usual default when it has none. */
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* 0 when path is a regular file this process may execute, else -ENOENT,
+ * -EISDIR (not a regular file) or -EACCES (not executable). */
+static int program_usable(const char *path, mode_t *mode)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? -ENOENT : -errno;
+    *mode = st.st_mode & 07777;
+    if (!S_ISREG(st.st_mode))
+        return -EISDIR;
+    if ((st.st_mode & 0111) == 0 || access(path, X_OK) < 0)
+        return -EACCES;
+    return 0;
+}
+
+/* A command's program must exist and be executable now: an absolute path
+ * as written, a bare name in PATH (the first match, as execvp takes it). */
+static bool check_program(struct cctx *c, struct toml_pos pos, const char *path, const char *prog)
+{
+    char b[256], pb[512];
+    mode_t mode = 0;
+    int rc;
+
+    if (prog[0] == '/') {
+        rc = program_usable(prog, &mode);
+        config_show(b, sizeof(b), prog);
+        if (rc == -ENOENT)
+            ERR(c, pos, path, "program %s does not exist", b);
+        else if (rc == -EISDIR)
+            ERR(c, pos, path, "program %s is not a regular file", b);
+        else if (rc == -EACCES)
+            ERR(c, pos, path, "program %s is not executable (mode %04o); run chmod +x %s", b,
+                (unsigned)mode, b);
+        else if (rc < 0)
+            ERR(c, pos, path, "program %s: %s", b, strerror(-rc));
+        return rc == 0;
+    }
+    const char *env = getenv("PATH");
+    const char *search = env != NULL && env[0] != '\0' ? env : DEFAULT_PATH;
+    char *first_bad = NULL;
+    for (const char *p = search; p != NULL;) {
+        const char *colon = strchr(p, ':');
+        size_t dl = colon != NULL ? (size_t)(colon - p) : strlen(p);
+        char *cand = dl == 0 ? xasprintf("./%s", prog) : xasprintf("%.*s/%s", (int)dl, p, prog);
+        rc = program_usable(cand, &mode);
+        if (rc == 0) {
+            free(cand);
+            free(first_bad);
+            return true;
+        }
+        if (rc != -ENOENT && first_bad == NULL)
+            first_bad = cand;
+        else
+            free(cand);
+        p = colon != NULL ? colon + 1 : NULL;
+    }
+    config_show(b, sizeof(b), prog);
+    if (first_bad != NULL)
+        ERR(c, pos, path, "program \"%s\" in PATH is %s, not an executable file", b,
+            config_show(pb, sizeof(pb), first_bad));
+    else
+        ERR(c, pos, path, "program \"%s\" is not found in PATH (%s)", b,
+            config_show(pb, sizeof(pb), search));
+    free(first_bad);
+    return false;
+}
+
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field)
 {
@@ -306,6 +406,8 @@ bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const ch
             "\"%s\": the program must be an absolute path or a bare name looked up in PATH",
             config_show(b, sizeof(b), prog));
         ok = false;
+    } else {
+        ok = check_program(c, p0, ep, prog);
     }
     free(ep);
     return ok;
@@ -442,7 +544,8 @@ bool config_check_webroot_group(struct cctx *c, const struct toml_keyval *kv, co
 
     (void)field;
     if (!lookup_id(c, false, h->webroot_group, &id)) {
-        ERR(c, kv->val.pos, path, "unknown group '%s'", config_show(b, sizeof(b), h->webroot_group));
+        ERR(c, kv->val.pos, path, "unknown group '%s'",
+            config_show(b, sizeof(b), h->webroot_group));
         return false;
     }
     h->webroot_gid = (gid_t)id;
@@ -621,6 +724,20 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
             config_err(c, ct->file, ct->dom_pos[i], p,
                        "not a public name: %s cannot issue for %s; use a private CA", public_name,
                        why);
+        }
+        /* dns-01 puts the TXT record at _acme-challenge.NAME (RFC 8555
+         * §8.4; a wildcard's at its base name), which must itself fit the
+         * 253 characters of a DNS name */
+        const char *base = d[0] == '*' ? d + 2 : d;
+        size_t rlen = strlen("_acme-challenge.") + strlen(base);
+        if (ct->c.challenge == CFG_CHAL_DNS01 && rlen > 253) {
+            if (p == NULL)
+                p = xasprintf("%s.domains[%zu]", ct->path, i);
+            config_err(c, ct->file, ct->dom_pos[i], p,
+                       "a %zu-character name: its dns-01 record _acme-challenge.%.20s... would be "
+                       "%zu characters, more than the 253 a DNS name may have; use http-01 or a "
+                       "shorter name",
+                       strlen(base), base, rlen);
         }
         free(p);
     }

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "challenge/challenge.h"
 #include "deploy/deploy.h"
 #include "reactor/sched.h"
 #include "store/store.h"
@@ -46,6 +47,29 @@ static const char *plural(size_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+/* What config_load cannot judge alone: the TSIG key files of the rfc2136
+ * solvers, parsed as the solver will (challenge's parser). Prints each
+ * problem as a configuration error; the number found. */
+static size_t check_tsig_keys(const struct config *cfg, FILE *err)
+{
+    size_t bad = 0;
+
+    for (size_t i = 0; i < cfg->n_dns; i++) {
+        const struct cfg_dns *d = &cfg->dns[i];
+        char *why = NULL;
+
+        if (d->type != CFG_DNS_RFC2136 || d->tsig.secret_file == NULL)
+            continue;
+        if (chal_dns01_key_check(&d->tsig, &why) < 0) {
+            fprintf(err, "%s:%u:%u: error: dns.%s.tsig: %s\n", d->where.file,
+                    (unsigned)d->where.pos.line, (unsigned)d->where.pos.col, d->name, why);
+            bad++;
+        }
+        free(why);
+    }
+    return bad;
+}
+
 int plan_check(const char *path, FILE *out, FILE *err)
 {
     struct config *cfg = NULL;
@@ -53,6 +77,10 @@ int plan_check(const char *path, FILE *out, FILE *err)
 
     if (rc != 0)
         return rc;
+    if (check_tsig_keys(cfg, err) > 0) {
+        config_unref(cfg);
+        return EXIT_CONFIG;
+    }
     fprintf(out, "%s: OK: %zu %s, %zu %s, %zu %s, %zu %s\n", path, cfg->n_certs,
             plural(cfg->n_certs, "certificate", "certificates"), cfg->n_cas,
             plural(cfg->n_cas, "CA", "CAs"), cfg->n_dns,

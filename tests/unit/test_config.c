@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -217,7 +218,7 @@ static const char full_config[] =
     "\n"
     "[dns.hook]\n"
     "type = \"exec\"\n"
-    "command = [\"/usr/local/bin/dns-hook\", \"--verbose\"]\n"
+    "command = [\"@T@/dns-hook\", \"--verbose\"]\n"
     "timeout = \"30s\"\n"
     "\n"
     "[notify.ops]\n"
@@ -262,6 +263,7 @@ static void write_full_fixtures(struct tdir *t)
     write_file(t, "hook.secret", "secret\n", 0400);
     write_file(t, "old.pem", "pem\n", 0644);
     write_file(t, "old.key", "key\n", 0600);
+    write_file(t, "dns-hook", "#!/bin/sh\n", 0755);
 }
 
 static void test_full_config_values(void **state)
@@ -317,7 +319,9 @@ static void test_full_config_values(void **state)
     const struct cfg_dns *hook = config_dns_find(cfg, "hook");
     assert_int_equal(hook->type, CFG_DNS_EXEC);
     assert_int_equal(hook->command.n, 2);
-    assert_string_equal(hook->command.v[0], "/usr/local/bin/dns-hook");
+    char *hookp = tpath(t, "dns-hook");
+    assert_string_equal(hook->command.v[0], hookp);
+    free(hookp);
     assert_int_equal(hook->timeout_s, 30);
     assert_int_equal(hook->propagation_timeout_s, 120);
 
@@ -705,7 +709,7 @@ static void test_single_dns_solver_is_default(void **state)
                  "challenge = \"dns-01\"\n"
                  "[dns.hook]\n"
                  "type = \"exec\"\n"
-                 "command = [\"dns-hook\"]\n" LOCAL_CA);
+                 "command = [\"/bin/true\"]\n" LOCAL_CA);
     expect_ok(t);
     assert_ptr_equal(t->cfg->certs[0].dns, config_dns_find(t->cfg, "hook"));
     tdir_free(t);
@@ -1039,7 +1043,7 @@ static void test_secret_files(void **state)
 {
     (void)state;
     struct tdir *t = tdir_new();
-    write_file(t, "open.secret", "x", 0640);
+    write_file(t, "open.secret", "x", 0644);
     write_file(t, "ok.secret", "x", 0600);
     load_main(t,
               "[dns.a]\n"
@@ -1059,13 +1063,15 @@ static void test_secret_files(void **state)
     expect_errors(t, 4);
     char *f = tpath(t, "open.secret");
     char *msg = xasprintf("dns.a.tsig.secret_file: secret file %s is accessible by group or "
-                          "others (mode 0640); run chmod 600 %s",
-                          f, f);
+                          "others (mode 0644); run chmod 600 %s, or chmod 640 with the daemon's "
+                          "group (chgrp certloop %s)",
+                          f, f, f);
     expect_line(t, "certloop.toml", 4, 37, msg);
     free(msg);
     msg = xasprintf("ca.x.eab.hmac_key_file: secret file %s is accessible by group or others "
-                    "(mode 0640); run chmod 600 %s",
-                    f, f);
+                    "(mode 0644); run chmod 600 %s, or chmod 640 with the daemon's group (chgrp "
+                    "certloop %s)",
+                    f, f, f);
     expect_line(t, "certloop.toml", 14, 36, msg);
     free(msg);
     free(f);
@@ -1211,7 +1217,7 @@ static void test_exec_command(void **state)
                  "type = \"exec\"\n"
                  "[[certificate.a.deploy]]\n"
                  "type = \"exec\"\n"
-                 "command = [\"reload\", \"\"]\n"
+                 "command = [\"true\", \"\"]\n"
                  "fullchain = \"/tmp/x\"\n" LOCAL_CA);
     expect_errors(t, 4);
     expect_line(
@@ -1224,6 +1230,168 @@ static void test_exec_command(void **state)
                 "certificate.a.deploy[2]: missing required key 'command'");
     expect_line(t, "certloop.toml", 14, 1,
                 "certificate.a.deploy[3]: 'fullchain' does not apply to type = \"exec\"");
+    tdir_free(t);
+}
+
+/* Commands run later (deploy exec, the dns exec solver) must name a program
+ * that exists and is executable now: as an absolute path, or in PATH. */
+static void test_exec_programs_must_exist(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    char *old_path = getenv("PATH") != NULL ? xstrdup(getenv("PATH")) : NULL;
+    mkdir_in(t, "bin");
+    mkdir_in(t, "bin2");
+    write_file(t, "bin/good", "#!/bin/sh\n", 0755);
+    write_file(t, "bin/plain", "#!/bin/sh\n", 0644);
+    write_file(t, "bin/dup", "#!/bin/sh\n", 0644);
+    write_file(t, "bin2/dup", "#!/bin/sh\n", 0755);
+    char *path = xasprintf("%s/bin:%s/bin2", t->path, t->path);
+    assert_int_equal(setenv("PATH", path, 1), 0);
+    load_main(t, "[certificate.a]\n"
+                 "domains = [\"a.example\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"@T@/missing\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"@T@/bin/plain\", \"x\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"@T@/bin\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"nothere\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"plain\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"good\", \"--flag\"]\n"
+                 "[[certificate.a.deploy]]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"dup\"]\n"
+                 "[dns.h]\n"
+                 "type = \"exec\"\n"
+                 "command = [\"@T@/dns-hook\"]\n" LOCAL_CA);
+    if (old_path != NULL)
+        setenv("PATH", old_path, 1);
+    else
+        unsetenv("PATH");
+    expect_errors(t, 6);
+    char *m =
+        xasprintf("certificate.a.deploy[0].command[0]: program %s/missing does not exist", t->path);
+    expect_line(t, "certloop.toml", 5, 12, m);
+    free(m);
+    m = xasprintf("certificate.a.deploy[1].command[0]: program %s/bin/plain is not executable "
+                  "(mode 0644); run chmod +x %s/bin/plain",
+                  t->path, t->path);
+    expect_line(t, "certloop.toml", 8, 12, m);
+    free(m);
+    m = xasprintf("certificate.a.deploy[2].command[0]: program %s/bin is not a regular file",
+                  t->path);
+    expect_line(t, "certloop.toml", 11, 12, m);
+    free(m);
+    m = xasprintf("certificate.a.deploy[3].command[0]: program \"nothere\" is not found in PATH "
+                  "(%s)",
+                  path);
+    expect_line(t, "certloop.toml", 14, 12, m);
+    free(m);
+    /* as execvp, a match that cannot run is passed over ("dup" is found in
+     * bin2), but it is named when nothing else is found */
+    m = xasprintf("certificate.a.deploy[4].command[0]: program \"plain\" in PATH is %s/bin/plain, "
+                  "not an executable file",
+                  t->path);
+    expect_line(t, "certloop.toml", 17, 12, m);
+    free(m);
+    m = xasprintf("dns.h.command[0]: program %s/dns-hook does not exist", t->path);
+    expect_line(t, "certloop.toml", 26, 12, m);
+    free(m);
+    free(path);
+    free(old_path);
+    tdir_free(t);
+}
+
+/* Secret files: 0600, or 0640/0440 when the group is the daemon's own (the
+ * process's group here); never readable by others or writable by the
+ * group, never empty. */
+static void test_secret_file_modes(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    write_file(t, "own.secret", "c2VjcmV0\n", 0640);
+    write_file(t, "ro.secret", "c2VjcmV0\n", 0440);
+    write_file(t, "gw.secret", "c2VjcmV0\n", 0660);
+    write_file(t, "foreign.secret", "c2VjcmV0\n", 0640);
+    write_file(t, "empty.secret", "", 0600);
+    char *foreign = tpath(t, "foreign.secret");
+    /* a group that is neither ours nor certloop's */
+    gid_t other = 54321;
+    struct group *cg = getgrnam("certloop");
+    while (other == getegid() || (cg != NULL && cg->gr_gid == other))
+        other++;
+    assert_int_equal(chown(foreign, (uid_t)-1, other), 0);
+    load_main(t, "[notify.a]\n"
+                 "url = \"http://127.0.0.1:9/a\"\n"
+                 "secret_file = \"@T@/own.secret\"\n"
+                 "[notify.b]\n"
+                 "url = \"http://127.0.0.1:9/b\"\n"
+                 "secret_file = \"@T@/ro.secret\"\n"
+                 "[notify.c]\n"
+                 "url = \"http://127.0.0.1:9/c\"\n"
+                 "secret_file = \"@T@/gw.secret\"\n"
+                 "[notify.d]\n"
+                 "url = \"http://127.0.0.1:9/d\"\n"
+                 "secret_file = \"@T@/foreign.secret\"\n"
+                 "[notify.e]\n"
+                 "url = \"http://127.0.0.1:9/e\"\n"
+                 "secret_file = \"@T@/empty.secret\"\n" LOCAL_CA);
+    expect_errors(t, 3);
+    expect_frag(t, "certloop.toml", 9, 15, "notify.c.secret_file: secret file ");
+    char *m = xasprintf("notify.d.secret_file: secret file %s is accessible by group or others "
+                        "(mode 0640); run chmod 600 %s, or chmod 640 with the daemon's group "
+                        "(chgrp certloop %s)",
+                        foreign, foreign, foreign);
+    expect_line(t, "certloop.toml", 12, 15, m);
+    free(m);
+    char *empty = tpath(t, "empty.secret");
+    m = xasprintf("notify.e.secret_file: secret file %s is empty", empty);
+    expect_line(t, "certloop.toml", 15, 15, m);
+    free(m);
+    free(empty);
+    free(foreign);
+    tdir_free(t);
+}
+
+/* dns-01 proves NAME at _acme-challenge.NAME, which must fit in 253
+ * characters too: a 240-character name fits http-01 only. */
+static void test_dns01_record_name_length(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    char l63[64];
+    memset(l63, 'a', 63);
+    l63[63] = '\0';
+    /* 63 + 1 + 63 + 1 + 63 + 1 + 40 + 8 (".example") = 240 */
+    char *name = xasprintf("%s.%s.%s.%.40s.example", l63, l63, l63, l63);
+    assert_int_equal(strlen(name), 240);
+    char *body = xasprintf("[certificate.h]\n"
+                           "domains = [\"%s\"]\n"
+                           "[certificate.d]\n"
+                           "domains = [\"ok.example\", \"%s\"]\n"
+                           "challenge = \"dns-01\"\n"
+                           "[dns.x]\n"
+                           "type = \"exec\"\n"
+                           "command = [\"/bin/true\"]\n" LOCAL_CA,
+                           name, name);
+    load_main(t, body);
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 4, 26,
+                "certificate.d.domains[1]: a 240-character name: its dns-01 record "
+                "_acme-challenge.aaaaaaaaaaaaaaaaaaaa... would be 256 characters, more than the "
+                "253 a DNS name may have; use http-01 or a shorter name");
+    free(body);
+    free(name);
     tdir_free(t);
 }
 
@@ -2044,6 +2212,9 @@ int main(void)
         cmocka_unit_test(test_deploy_files_checks),
         cmocka_unit_test(test_deploy_file_written_twice),
         cmocka_unit_test(test_exec_command),
+        cmocka_unit_test(test_exec_programs_must_exist),
+        cmocka_unit_test(test_secret_file_modes),
+        cmocka_unit_test(test_dns01_record_name_length),
         cmocka_unit_test(test_dns_solver_checks),
         cmocka_unit_test(test_dns_callback_solver),
         cmocka_unit_test(test_ca_directory_url),
