@@ -55,6 +55,12 @@ int acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char 
  * "externalAccountBinding". ERR_PARSE (logged) if the key does not decode. */
 int acme_eab_sign(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
                   const char *url, json_t **out);
+/* The keyChange request's payload (RFC 8555 §7.3.5): a JWS signed by
+ * new_key (its JWK in the header, no nonce, url = the keyChange URL) over
+ * {"account": account_url, "oldKey": JWK of old_key}. Owned JSON text, to
+ * be sent kid-signed by the old key. -EINVAL, or acme_jws_sign's errors. */
+int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *account_url,
+                          const char *url, char **out);
 /* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
  * base64url(SHA-256(keyauth)) (owned). */
 char *acme_key_authorization(const char *token, const char *thumbprint);

@@ -398,3 +398,25 @@ char *acme_dns01_txt(const char *key_authorization)
     }
     return b64url_encode(md, sizeof(md));
 }
+
+/* RFC 8555 §7.3.5: the inner JWS of a key change is signed by the new key,
+ * carries its JWK, the keyChange URL and no nonce; its payload names the
+ * account and the old key. */
+int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *account_url,
+                          const char *url, char **out)
+{
+    json_t *old_jwk = acme_jwk(old_key);
+    char *payload = NULL;
+    int rc;
+
+    if (old_jwk == NULL || account_url == NULL || url == NULL) {
+        json_decref(old_jwk);
+        return -EINVAL;
+    }
+    json_t *p = json_pack("{s:s, s:o}", "account", account_url, "oldKey", old_jwk);
+    payload = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    rc = acme_jws_sign(new_key, NULL, NULL, url, payload, out);
+    free(payload);
+    return rc;
+}

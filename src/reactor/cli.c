@@ -43,6 +43,8 @@ static const char overview[] =
     "  test NAME [-c FILE]             pre-flight checks for one certificate (0 all pass,\n"
     "                                  1 any failed)\n"
     "  revoke NAME [--reason R]        revoke the current certificate\n"
+    "  account ACTION CA [--yes]       the CA account: show, update (push the configured\n"
+    "                                  contacts), rollover (new key), deactivate (--yes)\n"
     "  import-certbot [DIR] [-c FILE]  take over certbot's certificates and account (DIR:\n"
     "                                  /etc/letsencrypt); writes conf.d/certbot-*.toml\n"
     "  help [COMMAND], --help          this text, or one command's (also: COMMAND --help)\n"
@@ -144,6 +146,21 @@ static const struct {
                "                     codes; default: none sent)\n" CONFIG_LINES HELP_LINE "\n"
                "exit: 0 revoked, 1 the CA refused, 64 usage or an unknown or imported NAME,\n"
                "      69 no stored certificate or no account for it, 78 invalid configuration\n"},
+    {"account",
+     "usage: certloop account show|update|rollover|deactivate CA [--yes] [-c FILE]\n"
+     "\n"
+     "The ACME account of [ca.CA] that the state directory holds, at the CA (RFC 8555\n"
+     "section 7.3). show: its status, contacts, orders URL and key thumbprint. update:\n"
+     "sends the configured contact list. rollover: a new account key, stored as\n"
+     "accounts/CA/account.key.next before the CA is asked (keyChange) and made\n"
+     "account.key once it agreed; a .next key left by an interrupted rollover is used\n"
+     "again. deactivate: permanent, only with --yes; the account files are kept aside\n"
+     "and the next order registers a new account. No account is ever registered here.\n"
+     "\n"
+     "options:\n"
+     "  --yes              confirm deactivate\n" CONFIG_LINES HELP_LINE "\n"
+     "exit: 0 done, 1 the CA refused, 64 usage, an unknown CA or deactivate without\n"
+     "      --yes, 69 no account in the state directory, 78 invalid configuration\n"},
     {"import-certbot",
      "usage: certloop import-certbot [DIR] [-c FILE]\n"
      "\n"

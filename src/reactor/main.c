@@ -20,6 +20,7 @@
 #include "reactor/migrate.h"
 #include "reactor/plan.h"
 #include "reactor/preflight.h"
+#include "reactor/account.h"
 #include "reactor/revoke.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -59,14 +60,23 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only;
+    bool once, json, all, force, deploy_only, yes;
     const char *reason;
     const char *socket; /* --socket */
     char **args;        /* positional arguments (borrowed from argv) */
     int nargs;
 };
 
-enum { OPT_ONCE = 256, OPT_JSON, OPT_ALL, OPT_FORCE, OPT_REASON, OPT_DEPLOY_ONLY, OPT_SOCKET };
+enum {
+    OPT_ONCE = 256,
+    OPT_JSON,
+    OPT_ALL,
+    OPT_FORCE,
+    OPT_REASON,
+    OPT_DEPLOY_ONLY,
+    OPT_SOCKET,
+    OPT_YES
+};
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
  * accepts. 0 or EXIT_USAGE (already reported). */
@@ -102,6 +112,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_SOCKET:
             c->socket = optarg;
+            break;
+        case OPT_YES:
+            c->yes = true;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -486,6 +499,34 @@ static int cmd_revoke(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+static int cmd_account(struct cli *c, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"yes", no_argument, NULL, OPT_YES},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = parse(c, argc, argv, ":c:", lo);
+    struct config *cfg = NULL;
+
+    if (rc != 0)
+        return rc;
+    if (c->nargs < 2)
+        return usage_error(c->cmd, "expected show|update|rollover|deactivate and a CA name");
+    if (c->nargs > 2)
+        return usage_error(c->cmd, "unexpected argument '%s'", c->args[2]);
+    if (strcmp(c->args[0], "show") != 0 && strcmp(c->args[0], "update") != 0 &&
+        strcmp(c->args[0], "rollover") != 0 && strcmp(c->args[0], "deactivate") != 0)
+        return usage_error(c->cmd, "unknown action '%s' (show, update, rollover or deactivate)",
+                           c->args[0]);
+    rc = plan_load_config(config_path(c->config), stderr, &cfg);
+    if (rc != 0)
+        return rc;
+    rc = account_run(cfg, c->args[0], c->args[1], c->yes, stdout, stderr);
+    config_unref(cfg);
+    return rc;
+}
+
 static int cmd_import_certbot(struct cli *c, int argc, char **argv)
 {
     int rc = parse(c, argc, argv, ":c:", opts_config);
@@ -504,7 +545,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run},       {"check", cmd_check},   {"plan", cmd_plan},
     {"status", cmd_status}, {"renew", cmd_renew},   {"reload", cmd_reload},
-    {"test", cmd_test},     {"revoke", cmd_revoke}, {"import-certbot", cmd_import_certbot},
+    {"test", cmd_test},     {"revoke", cmd_revoke}, {"account", cmd_account}, {"import-certbot", cmd_import_certbot},
 };
 
 int main(int argc, char **argv)
