@@ -7,6 +7,7 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -381,6 +382,53 @@ static bool check_program(struct cctx *c, struct toml_pos pos, const char *path,
             config_show(pb, sizeof(pb), search));
     free(first_bad);
     return false;
+}
+
+/* hooks_dir: a missing directory has no hooks, and a non-executable file in
+ * it is a disabled hook (certbot's convention), but a hooks_dir or phase
+ * directory that is something else, or a hook that is a dangling symlink,
+ * is a mistake that would silently run nothing. */
+bool config_check_hooks_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field)
+{
+    static const char *const phases[] = {"pre", "deploy", "post"};
+    const char *dir = *(char **)field;
+    struct stat st;
+    char b[512];
+    bool ok = true;
+
+    (void)obj;
+    if (stat(dir, &st) < 0)
+        return true;
+    if (!S_ISDIR(st.st_mode)) {
+        ERR(c, kv->val.pos, path, "%s is not a directory", config_show(b, sizeof(b), dir));
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+        char *pd = xasprintf("%s/%s", dir, phases[i]);
+        DIR *d = NULL;
+        if (stat(pd, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            ERR(c, kv->val.pos, path, "%s is not a directory", config_show(b, sizeof(b), pd));
+            ok = false;
+        } else if (stat(pd, &st) == 0) {
+            d = opendir(pd);
+        }
+        for (struct dirent *e = d != NULL ? readdir(d) : NULL; e != NULL; e = readdir(d)) {
+            if (e->d_name[0] == '.')
+                continue;
+            char *hook = xasprintf("%s/%s", pd, e->d_name);
+            if (stat(hook, &st) < 0 && errno == ENOENT && lstat(hook, &st) == 0) {
+                ERR(c, kv->val.pos, path, "hook %s is a symlink to nothing",
+                    config_show(b, sizeof(b), hook));
+                ok = false;
+            }
+            free(hook);
+        }
+        if (d != NULL)
+            closedir(d);
+        free(pd);
+    }
+    return ok;
 }
 
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,

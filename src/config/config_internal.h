@@ -184,6 +184,8 @@ bool config_check_socket_path(struct cctx *c, const struct toml_keyval *kv, cons
                               void *obj, void *field);
 bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field);
+bool config_check_hooks_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field);
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field);
 bool config_check_smtp_url(struct cctx *c, const struct toml_keyval *kv, const char *path,

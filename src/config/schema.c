@@ -57,6 +57,7 @@ static const struct spec daemon_specs[] = {
     {.key = "hooks_dir",
      .kind = SK_PATH,
      .off = DAEMON(hooks_dir),
+     .check = config_check_hooks_dir,
      .dflt = "\"/etc/certloop/hooks.d\""},
     {.key = "expiring_window",
      .kind = SK_DURATION,
@@ -742,10 +743,14 @@ static const struct {
     bool named;
     const struct spec *specs;
 } roots[] = {
-    {"daemon", false, daemon_specs},       {"http01", false, http01_specs},
-    {"tlsalpn01", false, tlsalpn01_specs}, {"ca", true, ca_specs},
-    {"dns", true, dns_specs},              {"notify", true, notify_specs},
-    {"certificate", true, cert_specs},     {"store", false, store_specs},
+    {"daemon", false, daemon_specs},
+    {"http01", false, http01_specs},
+    {"tlsalpn01", false, tlsalpn01_specs},
+    {"ca", true, ca_specs},
+    {"dns", true, dns_specs},
+    {"notify", true, notify_specs},
+    {"certificate", true, cert_specs},
+    {"store", false, store_specs},
 };
 
 static const char *spec_type(const struct spec *sp, char *buf, size_t cap)

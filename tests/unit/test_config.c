@@ -160,6 +160,21 @@ static void expect_frag(const struct tdir *t, const char *rel, unsigned line, un
     fail();
 }
 
+/* expect_line with the message formatted. */
+static void expect_linef(const struct tdir *t, const char *rel, unsigned line, unsigned col,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void expect_linef(const struct tdir *t, const char *rel, unsigned line, unsigned col,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    char msg[2048];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    expect_line(t, rel, line, col, msg);
+}
+
 static void expect_ok(struct tdir *t)
 {
     if (t->rc != 0)
@@ -1283,32 +1298,68 @@ static void test_exec_programs_must_exist(void **state)
         xasprintf("certificate.a.deploy[0].command[0]: program %s/missing does not exist", t->path);
     expect_line(t, "certloop.toml", 5, 12, m);
     free(m);
-    m = xasprintf("certificate.a.deploy[1].command[0]: program %s/bin/plain is not executable "
-                  "(mode 0644); run chmod +x %s/bin/plain",
-                  t->path, t->path);
-    expect_line(t, "certloop.toml", 8, 12, m);
-    free(m);
-    m = xasprintf("certificate.a.deploy[2].command[0]: program %s/bin is not a regular file",
-                  t->path);
-    expect_line(t, "certloop.toml", 11, 12, m);
-    free(m);
-    m = xasprintf("certificate.a.deploy[3].command[0]: program \"nothere\" is not found in PATH "
-                  "(%s)",
-                  path);
-    expect_line(t, "certloop.toml", 14, 12, m);
-    free(m);
+    expect_linef(t, "certloop.toml", 8, 12,
+                 "certificate.a.deploy[1].command[0]: program %s/bin/plain is not executable "
+                 "(mode 0644); run chmod +x %s/bin/plain",
+                 t->path, t->path);
+    expect_linef(t, "certloop.toml", 11, 12,
+                 "certificate.a.deploy[2].command[0]: program %s/bin is not a regular file",
+                 t->path);
+    expect_linef(t, "certloop.toml", 14, 12,
+                 "certificate.a.deploy[3].command[0]: program \"nothere\" is not found in PATH "
+                 "(%s)",
+                 path);
     /* as execvp, a match that cannot run is passed over ("dup" is found in
      * bin2), but it is named when nothing else is found */
-    m = xasprintf("certificate.a.deploy[4].command[0]: program \"plain\" in PATH is %s/bin/plain, "
-                  "not an executable file",
-                  t->path);
-    expect_line(t, "certloop.toml", 17, 12, m);
-    free(m);
-    m = xasprintf("dns.h.command[0]: program %s/dns-hook does not exist", t->path);
-    expect_line(t, "certloop.toml", 26, 12, m);
-    free(m);
+    expect_linef(t, "certloop.toml", 17, 12,
+                 "certificate.a.deploy[4].command[0]: program \"plain\" in PATH is %s/bin/plain, "
+                 "not an executable file",
+                 t->path);
+    expect_linef(t, "certloop.toml", 26, 12, "dns.h.command[0]: program %s/dns-hook does not exist",
+                 t->path);
     free(path);
     free(old_path);
+    tdir_free(t);
+}
+
+/* hooks_dir: missing is fine and a non-executable hook is disabled, but a
+ * file where a directory belongs or a dangling hook symlink is refused. */
+static void test_hooks_dir(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    mkdir_in(t, "hooks");
+    mkdir_in(t, "hooks/deploy");
+    write_file(t, "hooks/deploy/10-off", "#!/bin/sh\n", 0644);
+    write_file(t, "hooks/post", "not a directory\n", 0644);
+    write_file(t, "plain", "x\n", 0644);
+    char *dead = tpath(t, "hooks/deploy/20-gone");
+    char *gone = tpath(t, "nowhere/hook.sh");
+    assert_int_equal(symlink(gone, dead), 0);
+    load_main(t, "[daemon]\n"
+                 "hooks_dir = \"@T@/hooks\"\n" LOCAL_CA);
+    expect_errors(t, 2);
+    expect_linef(t, "certloop.toml", 2, 13, "daemon.hooks_dir: %s/hooks/post is not a directory",
+                 t->path);
+    expect_linef(t, "certloop.toml", 2, 13, "daemon.hooks_dir: hook %s is a symlink to nothing",
+                 dead);
+    assert_int_equal(unlink(dead), 0);
+    char *post = tpath(t, "hooks/post");
+    assert_int_equal(unlink(post), 0);
+    load_main(t, "[daemon]\n"
+                 "hooks_dir = \"@T@/hooks\"\n" LOCAL_CA);
+    expect_ok(t);
+    load_main(t, "[daemon]\n"
+                 "hooks_dir = \"@T@/no-hooks\"\n" LOCAL_CA);
+    expect_ok(t);
+    load_main(t, "[daemon]\n"
+                 "hooks_dir = \"@T@/plain\"\n" LOCAL_CA);
+    expect_errors(t, 1);
+    expect_linef(t, "certloop.toml", 2, 13, "daemon.hooks_dir: %s/plain is not a directory",
+                 t->path);
+    free(post);
+    free(gone);
+    free(dead);
     tdir_free(t);
 }
 
@@ -1348,16 +1399,14 @@ static void test_secret_file_modes(void **state)
                  "secret_file = \"@T@/empty.secret\"\n" LOCAL_CA);
     expect_errors(t, 3);
     expect_frag(t, "certloop.toml", 9, 15, "notify.c.secret_file: secret file ");
-    char *m = xasprintf("notify.d.secret_file: secret file %s is accessible by group or others "
-                        "(mode 0640); run chmod 600 %s, or chmod 640 with the daemon's group "
-                        "(chgrp certloop %s)",
-                        foreign, foreign, foreign);
-    expect_line(t, "certloop.toml", 12, 15, m);
-    free(m);
+    expect_linef(t, "certloop.toml", 12, 15,
+                 "notify.d.secret_file: secret file %s is accessible by group or others "
+                 "(mode 0640); run chmod 600 %s, or chmod 640 with the daemon's group "
+                 "(chgrp certloop %s)",
+                 foreign, foreign, foreign);
     char *empty = tpath(t, "empty.secret");
-    m = xasprintf("notify.e.secret_file: secret file %s is empty", empty);
-    expect_line(t, "certloop.toml", 15, 15, m);
-    free(m);
+    expect_linef(t, "certloop.toml", 15, 15, "notify.e.secret_file: secret file %s is empty",
+                 empty);
     free(empty);
     free(foreign);
     tdir_free(t);
@@ -2213,6 +2262,7 @@ int main(void)
         cmocka_unit_test(test_deploy_file_written_twice),
         cmocka_unit_test(test_exec_command),
         cmocka_unit_test(test_exec_programs_must_exist),
+        cmocka_unit_test(test_hooks_dir),
         cmocka_unit_test(test_secret_file_modes),
         cmocka_unit_test(test_dns01_record_name_length),
         cmocka_unit_test(test_dns_solver_checks),
