@@ -209,6 +209,9 @@ void mgr_decide(struct mcert *mc)
     };
     renewplan_decide(&in, &plan);
     mc->reason = plan.reason;
+    mc->next_is_retry =
+        mc->failures > 0 && (plan.why == RENEWPLAN_BACKOFF || plan.why == RENEWPLAN_CA_LIMITED ||
+                             plan.why == RENEWPLAN_LIMITS);
     /* (an order file kept for a deployment that waits for the round's
      * reload commands is not left behind: the round commits it) */
     if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&

@@ -147,6 +147,7 @@ struct mcert {
     /* what status shows */
     int64_t not_before, next_at; /* next_at: the armed timer, 0 when none */
     const char *reason;          /* static: why next_at is what it is */
+    bool next_is_retry;          /* next_at retries a failure (status says "retrying") */
     char *last_error;            /* owned */
     int64_t last_error_at, last_success_at;
 };

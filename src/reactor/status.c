@@ -9,6 +9,7 @@
 
 #include "reactor/manager_internal.h"
 #include "reactor/control.h"
+#include "reactor/statusview.h"
 #include "util/xalloc.h"
 
 void mgr_print_summary(struct manager *m)
@@ -49,37 +50,45 @@ void mgr_print_summary(struct manager *m)
 
 /* ---- status and renew (the control socket's handlers call these) ---- */
 
-static const char *state_word(const struct mcert *mc, int64_t now)
+/* The facts statusview_decide needs, from the manager's record. */
+static void status_of(const struct mcert *mc, int64_t now, struct statusview *out)
 {
+    struct statusview_in in = {
+        .deploy_waiting = mc->journal_shared,
+        .deploy_failed = mc->summary == SUM_DEPLOY_FAILED,
+        .failures = mc->failures > 0 ? (unsigned)mc->failures : 0,
+        .retry_scheduled = mc->next_is_retry,
+        .not_after = mc->not_after,
+        .next_at = mc->tentry != NULL ? mc->next_at : 0,
+        .last_error = mc->last_error,
+        .last_error_at = mc->last_error_at,
+        .last_success_at = mc->last_success_at,
+    };
+
     switch (mc->state) {
     case MC_QUEUED:
-        return "due";
+        in.phase = STATUSVIEW_QUEUED;
+        break;
     case MC_START:
     case MC_KEYWAIT:
     case MC_KEYGEN:
     case MC_ORDER:
-        return "ordering";
+        in.phase = STATUSVIEW_ORDERING;
+        break;
     case MC_STORE:
-        return "storing";
+        in.phase = STATUSVIEW_STORING;
+        break;
     case MC_MARK:
     case MC_DEPLOY:
-        return "deploying";
+        in.phase = STATUSVIEW_DEPLOYING;
+        break;
     case MC_IDLE:
     case MC_DEAD:
     case MC_STATE__MAX:
+        in.phase = STATUSVIEW_IDLE;
         break;
     }
-    if (mc->journal_shared)
-        return "deploying"; /* waits for the round's reload commands */
-    if (mc->failures > 0 && mc->summary == SUM_DEPLOY_FAILED)
-        return "deploy-failed";
-    if (mc->failures > 0)
-        return "retrying";
-    if (mc->not_after == 0)
-        return "no-certificate";
-    if (mc->not_after <= now)
-        return "expired";
-    return "valid";
+    statusview_decide(&in, now, out);
 }
 
 json_t *manager_status(const struct manager *m)
@@ -95,8 +104,10 @@ json_t *manager_status(const struct manager *m)
         const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
         if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
             inflight++;
+        struct statusview v;
+        status_of(mc, now, &v);
         st[i].name = mc->name;
-        st[i].state = state_word(mc, now);
+        st[i].state = v.state;
         if (cc != NULL) {
             st[i].domains = (const char *const *)cc->domains.v;
             st[i].n_domains = cc->domains.n;
@@ -105,10 +116,10 @@ json_t *manager_status(const struct manager *m)
         st[i].profile = mc->profile;
         st[i].not_before = mc->not_before;
         st[i].not_after = mc->not_after;
-        st[i].next_renewal = mc->tentry != NULL ? mc->next_at : (mc->state == MC_IDLE ? 0 : now);
+        st[i].next_renewal = v.next_renewal;
         st[i].reason = mc->reason;
-        st[i].last_error = mc->last_error;
-        st[i].last_error_at = mc->last_error_at;
+        st[i].last_error = v.last_error;
+        st[i].last_error_at = v.last_error_at;
         st[i].last_success_at = mc->last_success_at;
         st[i].consecutive_failures = (unsigned)mc->failures;
         st[i].paused = mgr_names_paused(mc);
