@@ -56,7 +56,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke import-certbot help"
+    local commands="run check plan status renew reload test revoke import-certbot import-lego help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -90,7 +90,7 @@ _certloop() {
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;
     revoke) opts="--reason --config --help" ;;
-    import-certbot) opts="--config --help" ;;
+    import-certbot | import-lego) opts="--config --help" ;;
     help)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
         return
@@ -103,8 +103,8 @@ _certloop() {
         return
     fi
     case $cmd in
-    import-certbot)
-        # certbot's configuration directory (one)
+    import-certbot | import-lego)
+        # the other client's directory (one)
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -d -- "$cur"))
         ;;

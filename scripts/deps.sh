@@ -15,6 +15,7 @@ PKGS=(
   zsh # test_completion checks the zsh completion
   postgresql-15 libpq-dev # the postgresql store backend (libpq) and its tests' server (initdb, pg_ctl)
   certbot python3-certbot-dns-rfc2136 # test_import_certbot makes a real certbot state
+  lego # test_import_lego makes a real lego state (and bench/ compares with it)
 )
 
 missing=()

@@ -47,6 +47,7 @@ static const char overview[] =
     "                                  contacts), rollover (new key), deactivate (--yes)\n"
     "  import-certbot [DIR] [-c FILE]  take over certbot's certificates and account (DIR:\n"
     "                                  /etc/letsencrypt); writes conf.d/certbot-*.toml\n"
+    "  import-lego [DIR] [-c FILE]     the same for lego's --path (DIR: .lego)\n"
     "  help [COMMAND], --help          this text, or one command's (also: COMMAND --help)\n"
     "  --version                       the version and the libraries in use\n"
     "\n"
@@ -178,6 +179,23 @@ static const struct {
      "\n"
      "options:\n" CONFIG_LINES HELP_LINE "\n"
      "exit: 0 every lineage imported, 1 any skipped (each says why), 78 invalid\n"
+     "      configuration\n"},
+    {"import-lego",
+     "usage: certloop import-lego [DIR] [-c FILE]\n"
+     "\n"
+     "Takes over lego's certificates from DIR (lego's --path, default .lego), without\n"
+     "a new order: each certificates/NAME.json with NAME.crt and NAME.key becomes\n"
+     "conf.d/lego-NAME.toml beside the configuration, with the certificate's names\n"
+     "and key type, lego's files imported as the first generation and deployed to\n"
+     "the same paths at every renewal. lego records neither its CA's directory nor\n"
+     "the challenge: the configuration needs a [ca.NAME] on the host of the\n"
+     "certificate's URL (Let's Encrypt's is known), and the challenge is http-01\n"
+     "(edit the file for webroot or dns-01). lego's account for that CA becomes\n"
+     "certloop's when certloop has none. Existing files are never overwritten; a\n"
+     "result that does not pass `check` is removed again.\n"
+     "\n"
+     "options:\n" CONFIG_LINES HELP_LINE "\n"
+     "exit: 0 every certificate imported, 1 any skipped (each says why), 78 invalid\n"
      "      configuration\n"},
 };
 

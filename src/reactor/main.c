@@ -539,13 +539,33 @@ static int cmd_import_certbot(struct cli *c, int argc, char **argv)
                            stdout, stderr);
 }
 
+static int cmd_import_lego(struct cli *c, int argc, char **argv)
+{
+    int rc = parse(c, argc, argv, ":c:", opts_config);
+
+    if (rc != 0)
+        return rc;
+    if (c->nargs > 1)
+        return usage_error(c->cmd, "unexpected argument '%s' (one DIR only)", c->args[1]);
+    return migrate_lego(config_path(c->config), c->nargs == 1 ? c->args[0] : ".lego", stdout,
+                        stderr);
+}
+
 static const struct {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
 } commands[] = {
-    {"run", cmd_run},       {"check", cmd_check},   {"plan", cmd_plan},
-    {"status", cmd_status}, {"renew", cmd_renew},   {"reload", cmd_reload},
-    {"test", cmd_test},     {"revoke", cmd_revoke}, {"account", cmd_account}, {"import-certbot", cmd_import_certbot},
+    {"run", cmd_run},
+    {"check", cmd_check},
+    {"plan", cmd_plan},
+    {"status", cmd_status},
+    {"renew", cmd_renew},
+    {"reload", cmd_reload},
+    {"test", cmd_test},
+    {"revoke", cmd_revoke},
+    {"account", cmd_account},
+    {"import-certbot", cmd_import_certbot},
+    {"import-lego", cmd_import_lego},
 };
 
 int main(int argc, char **argv)

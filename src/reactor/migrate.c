@@ -1,8 +1,9 @@
-/* `certloop import-certbot`: certbot's lineages become certloop
- * configuration files, its account becomes certloop's. It reads certbot's
- * renewal/NAME.conf (configobj syntax), the PEM files they name and the
- * account's JWK; it writes new files only (never over an existing one) and
- * changes nothing of certbot's. It does not order, deploy or stop certbot:
+/* `certloop import-certbot` and `import-lego`: another client's
+ * certificates become certloop configuration files, its account becomes
+ * certloop's. It reads certbot's renewal/NAME.conf (configobj syntax), the
+ * PEM files they name and the account's JWK, or lego's certificates/ and
+ * accounts/; it writes new files only (never over an existing one) and
+ * changes nothing of the other client's. It does not order, deploy or stop it:
  * the daemon imports the live files as the first generation when it next
  * loads the configuration. */
 #include <dirent.h>
@@ -149,6 +150,20 @@ static void toml_kv(struct buf *b, const char *key, const char *val)
     buf_append_str(b, "\n");
 }
 
+/* A table name part: bare when TOML allows it, else quoted ("a.test"
+ * would otherwise be two keys). */
+static void toml_key(struct buf *b, const char *k)
+{
+    for (const char *p = k; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            toml_str(b, k);
+            return;
+        }
+    }
+    buf_append_str(b, k);
+}
+
 /* ---- certificates and keys */
 
 /* The names of the first certificate in the PEM file at path (DNS and IP
@@ -205,6 +220,36 @@ static void names_free(char **names)
     free(names);
 }
 
+/* certloop's key type for the PEM private key at path; NULL (and *why)
+ * when it is unreadable or a type certloop does not make. */
+static const char *key_type_of_file(const char *path, char **why)
+{
+    FILE *f = fopen(path, "re");
+    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    const char *t = NULL;
+
+    if (f != NULL)
+        fclose(f);
+    if (k == NULL) {
+        *why = xasprintf("%s: not a readable PEM private key", path);
+        return NULL;
+    }
+    if (EVP_PKEY_is_a(k, "RSA")) {
+        int bits = EVP_PKEY_get_bits(k);
+        t = bits == 2048 ? "rsa2048" : bits == 3072 ? "rsa3072" : bits == 4096 ? "rsa4096" : NULL;
+    } else if (EVP_PKEY_is_a(k, "EC")) {
+        char group[64] = "";
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL);
+        t = strcmp(group, "prime256v1") == 0  ? "ec-p256"
+            : strcmp(group, "secp384r1") == 0 ? "ec-p384"
+                                              : NULL;
+    }
+    if (t == NULL)
+        *why = xasprintf("%s: a key type certloop does not make", path);
+    EVP_PKEY_free(k);
+    return t;
+}
+
 /* certloop's key type for certbot's renewal parameters, else for the key
  * file itself; NULL (and *why) when certloop has no such type. */
 static const char *key_type(const struct ini *rc, const char *key_path, char **why)
@@ -232,29 +277,7 @@ static const char *key_type(const struct ini *rc, const char *key_path, char **w
         return NULL;
     }
     /* older renewal files say nothing: the key in use tells */
-    FILE *f = fopen(key_path, "re");
-    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-    const char *t = NULL;
-    if (f != NULL)
-        fclose(f);
-    if (k == NULL) {
-        *why = xasprintf("%s: not a readable PEM private key", key_path);
-        return NULL;
-    }
-    if (EVP_PKEY_is_a(k, "RSA")) {
-        int bits = EVP_PKEY_get_bits(k);
-        t = bits == 2048 ? "rsa2048" : bits == 3072 ? "rsa3072" : bits == 4096 ? "rsa4096" : NULL;
-    } else if (EVP_PKEY_is_a(k, "EC")) {
-        char group[64] = "";
-        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL);
-        t = strcmp(group, "prime256v1") == 0  ? "ec-p256"
-            : strcmp(group, "secp384r1") == 0 ? "ec-p384"
-                                              : NULL;
-    }
-    if (t == NULL)
-        *why = xasprintf("%s: a key type certloop does not make", key_path);
-    EVP_PKEY_free(k);
-    return t;
+    return key_type_of_file(key_path, why);
 }
 
 /* A JWK member as a big number, or NULL. */
@@ -270,6 +293,22 @@ static BIGNUM *jwk_bn(const json_t *jwk, const char *member)
     bn = BN_bin2bn(bin, (int)len, NULL);
     OPENSSL_clear_free(bin, len);
     return bn;
+}
+
+/* k as a PEM PKCS#8 private key (the form certloop stores); owned, or
+ * NULL when OpenSSL fails. */
+static char *pkey_to_pem(EVP_PKEY *k)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+
+    if (bio != NULL && PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL) == 1) {
+        char *data = NULL;
+        long len = BIO_get_mem_data(bio, &data);
+        pem = xstrndup(data, (size_t)len);
+    }
+    BIO_free(bio);
+    return pem;
 }
 
 /* certbot's private_key.json (a JWK, RSA or EC P-256/P-384) as a PEM
@@ -326,16 +365,8 @@ static char *jwk_to_pem(const json_t *jwk)
     params = ok ? OSSL_PARAM_BLD_to_param(bld) : NULL;
     ok = params != NULL && ctx != NULL && EVP_PKEY_fromdata_init(ctx) == 1 &&
          EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) == 1;
-    if (ok) {
-        BIO *bio = BIO_new(BIO_s_mem());
-        char *data;
-        long len;
-        if (bio != NULL && PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1) {
-            len = BIO_get_mem_data(bio, &data);
-            pem = xstrndup(data, (size_t)len);
-        }
-        BIO_free(bio);
-    }
+    if (ok)
+        pem = pkey_to_pem(pkey);
     ERR_clear_error();
     EVP_PKEY_free(pkey);
     EVP_PKEY_CTX_free(ctx);
@@ -365,6 +396,7 @@ struct run {
     const char *dir; /* certbot's, e.g. /etc/letsencrypt */
     char *conf_d;    /* where the .toml files go */
     char *conf_dir;  /* the main file's directory (secret files) */
+    const char *cmd; /* "import-certbot" or "import-lego", for messages */
     FILE *out, *err;
     struct written w;
     struct account *accounts;
@@ -373,7 +405,7 @@ struct run {
     size_t n_new_cas;
     char **webroots; /* distinct webroot paths of the imported lineages */
     size_t n_webroots;
-    bool certbot_hooks_dir;
+    const char *prefix; /* "certbot" or "lego": conf.d/PREFIX-NAME.toml */
 };
 
 /* Creates path with data (O_EXCL: never over an existing file). */
@@ -455,7 +487,7 @@ static char *ca_for(struct run *r, const char *directory, const json_t *regr)
     }
     for (size_t i = 0; i < r->cfg->n_cas; i++) {
         if (strcmp(r->cfg->cas[i].name, name) == 0) {
-            char *n2 = xasprintf("certbot-%s", name);
+            char *n2 = xasprintf("%s-%s", r->prefix, name);
             free(name);
             name = n2;
             break;
@@ -463,9 +495,11 @@ static char *ca_for(struct run *r, const char *directory, const json_t *regr)
     }
     struct buf b = BUF_INIT(SIZE_MAX);
     buf_printf(&b,
-               "# Written by `certloop import-certbot %s`: the CA of certbot's account.\n"
-               "[ca.%s]\n",
-               r->dir, name);
+               "# Written by `certloop %s %s`: the CA of %s's account.\n"
+               "[ca.",
+               r->cmd, r->dir, r->prefix);
+    toml_key(&b, name);
+    buf_append_str(&b, "]\n");
     toml_kv(&b, "directory", directory);
     const json_t *contact = json_object_get(json_object_get(regr, "body"), "contact");
     if (json_array_size(contact) > 0) {
@@ -479,13 +513,15 @@ static char *ca_for(struct run *r, const char *directory, const json_t *regr)
         }
         buf_append_str(&b, "]\n");
     }
-    buf_append_str(&b, "# certbot's account agreed to the terms of service already\n"
-                       "agree_tos = true\n");
-    char *path = xasprintf("%s/certbot-ca-%s.toml", r->conf_d, name);
+    buf_printf(&b,
+               "# %s's account agreed to the terms of service already\n"
+               "agree_tos = true\n",
+               r->prefix);
+    char *path = xasprintf("%s/%s-ca-%s.toml", r->conf_d, r->prefix, name);
     char *text = buf_steal(&b, NULL);
     int rc = write_new(r, path, text, 0644);
     if (rc < 0) {
-        fprintf(r->err, "certloop: import-certbot: %s: %s\n", path, err_str(rc));
+        fprintf(r->err, "certloop: %s: %s: %s\n", r->cmd, path, err_str(rc));
         free(name);
         name = NULL;
     } else {
@@ -498,49 +534,58 @@ static char *ca_for(struct run *r, const char *directory, const json_t *regr)
     return name;
 }
 
-/* Notes certbot's account (DIR/accounts/HOST/PATH/ID) for CA ca, to be
- * stored once the configuration validates, unless certloop has an account
- * for that CA already. */
-static void account_take(struct run *r, const char *ca, const char *directory, const char *acct_dir,
-                         const json_t *regr)
+/* Notes an account (key_pem owned, url its kid) for CA ca, to be stored
+ * once the configuration validates, unless certloop has an account for
+ * that CA already or this run noted one. */
+static void account_add(struct run *r, const char *ca, const char *directory, char *key_pem,
+                        const char *url)
 {
-    char *key_pem = NULL, *json = NULL;
-    const char *url = json_string_value(json_object_get(regr, "uri"));
+    char *have_key = NULL, *have_json = NULL;
+    bool have = false;
 
     for (size_t i = 0; i < r->n_accounts; i++)
-        if (strcmp(r->accounts[i].ca, ca) == 0)
-            return;
-    if (store_account_read(r->cfg->daemon.state_dir, ca, &key_pem, &json) == 0) {
+        have = have || strcmp(r->accounts[i].ca, ca) == 0;
+    if (!have && store_account_read(r->cfg->daemon.state_dir, ca, &have_key, &have_json) == 0) {
         fprintf(r->out, "ca=%s: certloop has an account already (%s/accounts/%s): kept\n", ca,
                 r->cfg->daemon.state_dir, ca);
+        have = true;
+    }
+    free(have_key);
+    free(have_json);
+    if (have) {
+        OPENSSL_cleanse(key_pem, strlen(key_pem));
         free(key_pem);
-        free(json);
         return;
     }
-    free(key_pem);
-    free(json);
-    char *kpath = xasprintf("%s/private_key.json", acct_dir);
-    json_t *jwk = json_load_file(kpath, 0, NULL);
-    char *pem = jwk != NULL ? jwk_to_pem(jwk) : NULL;
-    json_decref(jwk);
-    if (pem == NULL || url == NULL) {
-        fprintf(r->err,
-                "certloop: import-certbot: ca=%s: %s: %s; certloop will register its own "
-                "account\n",
-                ca, pem == NULL ? kpath : acct_dir,
-                pem == NULL ? "not an RSA or EC P-256/P-384 JWK" : "regr.json has no uri");
-        free(pem);
-        free(kpath);
-        return;
-    }
-    free(kpath);
     json_t *aj = json_pack("{s:s,s:s}", "directory", directory, "url", url);
     r->accounts = xrealloc(r->accounts, (r->n_accounts + 1) * sizeof(*r->accounts));
     r->accounts[r->n_accounts].ca = xstrdup(ca);
-    r->accounts[r->n_accounts].key_pem = pem;
+    r->accounts[r->n_accounts].key_pem = key_pem;
     r->accounts[r->n_accounts].json = json_dumps(aj, JSON_INDENT(2));
     r->n_accounts++;
     json_decref(aj);
+}
+
+/* certbot's account (DIR/accounts/HOST/PATH/ID: private_key.json, a JWK,
+ * and regr.json with its URL) for CA ca. */
+static void account_take(struct run *r, const char *ca, const char *directory, const char *acct_dir,
+                         const json_t *regr)
+{
+    const char *url = json_string_value(json_object_get(regr, "uri"));
+    char *kpath = xasprintf("%s/private_key.json", acct_dir);
+    json_t *jwk = json_load_file(kpath, 0, NULL);
+    char *pem = jwk != NULL ? jwk_to_pem(jwk) : NULL;
+
+    json_decref(jwk);
+    if (pem == NULL || url == NULL) {
+        fprintf(r->err, "certloop: %s: ca=%s: %s: %s; certloop will register its own account\n",
+                r->cmd, ca, pem == NULL ? kpath : acct_dir,
+                pem == NULL ? "not an RSA or EC P-256/P-384 JWK" : "regr.json has no uri");
+        free(pem);
+    } else {
+        account_add(r, ca, directory, pem, url);
+    }
+    free(kpath);
 }
 
 static void webroot_add(struct run *r, const char *path)
@@ -611,7 +656,11 @@ static int rfc2136_solver(struct run *r, const char *name, const struct ini *rc,
     char *addr = strchr(server, ':') != NULL && port != NULL
                      ? xasprintf("[%s]:%s", server, port)
                      : xasprintf("%s:%s", server, port != NULL ? port : "53");
-    buf_printf(b, "\n# certbot's dns-rfc2136 credentials (%s)\n[dns.certbot-%s]\n", cred, name);
+    char *solver = xasprintf("certbot-%s", name);
+    buf_printf(b, "\n# certbot's dns-rfc2136 credentials (%s)\n[dns.", cred);
+    toml_key(b, solver);
+    buf_append_str(b, "]\n");
+    free(solver);
     toml_kv(b, "type", "rfc2136");
     toml_kv(b, "server", addr);
     buf_append_str(b, "tsig = { name = ");
@@ -630,13 +679,100 @@ out:
     return ret;
 }
 
+/* What one imported certificate becomes. */
+struct lineage_out {
+    const char *prefix; /* "certbot": conf.d/certbot-NAME.toml */
+    const char *source; /* the file it came from, for the comment */
+    const char *name;   /* [certificate.NAME] */
+    char *const *names; /* NULL-terminated */
+    const char *ca, *key, *challenge;
+    const char *dns_tables; /* [dns.PREFIX-NAME] text, or NULL (dns = "PREFIX-NAME" with dns-01) */
+    long renew_before_days; /* 0: certloop's default */
+    const char *cert, *chain, *fullchain, *key_path; /* the files deployed; NULL: not written */
+    const char *hook;         /* a shell command run after each deployment, or NULL */
+    const char *hook_lineage; /* RENEWED_LINEAGE for it (the tool's live directory) */
+};
+
+/* Writes conf.d/PREFIX-NAME.toml. 0, or < 0 with *why. */
+static int emit_lineage(struct run *r, const struct lineage_out *l, char **why)
+{
+    struct buf b = BUF_INIT(SIZE_MAX);
+    const char *import_cert = l->fullchain != NULL ? l->fullchain : l->cert;
+    size_t n = 0;
+    int rc;
+
+    buf_printf(&b,
+               "# Written by `certloop %s %s` from %s.\n"
+               "# The files stay where they are: they are imported as the first generation\n"
+               "# (no order) and each renewal writes them again.\n",
+               r->cmd, r->dir, l->source);
+    if (l->dns_tables != NULL)
+        buf_append_str(&b, l->dns_tables);
+    buf_append_str(&b, "\n[certificate.");
+    toml_key(&b, l->name);
+    buf_append_str(&b, "]\ndomains = [");
+    for (n = 0; l->names[n] != NULL; n++) {
+        buf_append_str(&b, n > 0 ? ", " : "");
+        toml_str(&b, l->names[n]);
+    }
+    buf_append_str(&b, "]\n");
+    toml_kv(&b, "ca", l->ca);
+    toml_kv(&b, "key", l->key);
+    toml_kv(&b, "challenge", l->challenge);
+    if (strcmp(l->challenge, "dns-01") == 0)
+        buf_printf(&b, "dns = \"%s-%s\"\n", l->prefix, l->name);
+    if (l->renew_before_days > 0)
+        buf_printf(&b, "renew_before = \"%ldd\"\n", l->renew_before_days);
+    buf_append_str(&b, "import = { cert = ");
+    toml_str(&b, import_cert);
+    buf_append_str(&b, ", key = ");
+    toml_str(&b, l->key_path);
+    buf_append_str(&b, " }\n\n");
+    buf_append_str(&b, "[[certificate.");
+    toml_key(&b, l->name);
+    buf_append_str(&b, ".deploy]]\ntype = \"files\"\n");
+    if (l->cert != NULL)
+        toml_kv(&b, "cert", l->cert);
+    if (l->chain != NULL)
+        toml_kv(&b, "chain", l->chain);
+    if (l->fullchain != NULL)
+        toml_kv(&b, "fullchain", l->fullchain);
+    toml_kv(&b, "key", l->key_path);
+    if (l->hook != NULL) {
+        /* a shell command, with RENEWED_LINEAGE naming the tool's own
+         * directory as the tool set it */
+        char *env = xasprintf("RENEWED_LINEAGE=%s", l->hook_lineage);
+        buf_append_str(&b, "\n# the deploy hook\n[[certificate.");
+        toml_key(&b, l->name);
+        buf_append_str(&b, ".deploy]]\ntype = \"exec\"\n");
+        buf_append_str(&b, "command = [\"/usr/bin/env\", ");
+        toml_str(&b, env);
+        buf_append_str(&b, ", \"/bin/sh\", \"-c\", ");
+        toml_str(&b, l->hook);
+        buf_append_str(&b, "]\nper_certificate = true\n");
+        free(env);
+    }
+    char *path = xasprintf("%s/%s-%s.toml", r->conf_d, l->prefix, l->name);
+    char *text = buf_steal(&b, NULL);
+    rc = write_new(r, path, text, 0644);
+    if (rc < 0)
+        *why = xasprintf("%s: %s", path,
+                         rc == -EEXIST ? "exists (remove it to import again)" : err_str(rc));
+    else
+        fprintf(r->out, "%s: [certificate.%s] %zu %s, %s, %s, ca=%s%s\n", path, l->name, n,
+                n == 1 ? "name" : "names", l->key, l->challenge, l->ca,
+                l->hook != NULL ? ", deploy hook" : "");
+    free(text);
+    free(path);
+    return rc;
+}
+
 /* One renewal/NAME.conf. 0 imported, 1 skipped (said why on err). */
-static int lineage(struct run *r, const char *conf_path, const char *lname)
+static int certbot_lineage(struct run *r, const char *conf_path, const char *lname)
 {
     struct ini rc;
-    struct buf b = BUF_INIT(SIZE_MAX);
     struct buf dns = BUF_INIT(SIZE_MAX);
-    char *why = NULL, *name = NULL, *ca = NULL, *path = NULL, *acct_dir = NULL, *text = NULL;
+    char *why = NULL, *name = NULL, *ca = NULL, *acct_dir = NULL;
     char **names = NULL;
     json_t *regr = NULL;
     const char *challenge = "http-01";
@@ -726,91 +862,47 @@ static int lineage(struct run *r, const char *conf_path, const char *lname)
         fprintf(r->out, "%s: no certbot account found under %s/accounts/%s\n", name, r->dir,
                 hostpath);
 
-    buf_printf(&b,
-               "# Written by `certloop import-certbot %s` from %s.\n"
-               "# certbot's files stay where they are: the live ones are imported as the\n"
-               "# first generation (no order) and each renewal writes them again.\n",
-               r->dir, conf_path);
-    buf_append(&b, dns.data != NULL ? dns.data : "", dns.len);
-    buf_printf(&b, "\n[certificate.%s]\ndomains = [", name);
-    for (size_t i = 0; names[i] != NULL; i++) {
-        buf_append_str(&b, i > 0 ? ", " : "");
-        toml_str(&b, names[i]);
-    }
-    buf_append_str(&b, "]\n");
-    toml_kv(&b, "ca", ca);
-    toml_kv(&b, "key", kt);
-    toml_kv(&b, "challenge", challenge);
-    if (strcmp(challenge, "dns-01") == 0)
-        buf_printf(&b, "dns = \"certbot-%s\"\n", name);
     const char *rbe = ini_get(&rc, "", "renew_before_expiry");
-    if (rbe != NULL) {
-        long days = strtol(rbe, NULL, 10);
-        if (days > 0 && strstr(rbe, "day") != NULL)
-            buf_printf(&b, "renew_before = \"%ldd\"\n", days);
-    }
-    buf_append_str(&b, "import = { cert = ");
-    toml_str(&b, fullchain);
-    buf_append_str(&b, ", key = ");
-    toml_str(&b, privkey);
-    buf_append_str(&b, " }\n\n");
-    buf_printf(&b, "[[certificate.%s.deploy]]\ntype = \"files\"\n", name);
-    toml_kv(&b, "cert", cert);
-    toml_kv(&b, "chain", chain);
-    toml_kv(&b, "fullchain", fullchain);
-    toml_kv(&b, "key", privkey);
+    long days = rbe != NULL && strstr(rbe, "day") != NULL ? strtol(rbe, NULL, 10) : 0;
     const char *hook = ini_get(&rc, "renewalparams", "renew_hook");
-    if (hook != NULL) {
-        /* certbot's --deploy-hook: a shell command, with RENEWED_LINEAGE
-         * naming the live directory as certbot's does */
-        char *live = xstrdup(fullchain);
-        char *lineage_dir = xstrdup(dirname(live));
-        char *env = xasprintf("RENEWED_LINEAGE=%s", lineage_dir);
-        buf_printf(&b, "\n# certbot's deploy hook\n[[certificate.%s.deploy]]\ntype = \"exec\"\n",
-                   name);
-        buf_append_str(&b, "command = [\"/usr/bin/env\", ");
-        toml_str(&b, env);
-        buf_append_str(&b, ", \"/bin/sh\", \"-c\", ");
-        toml_str(&b, hook);
-        buf_append_str(&b, "]\nper_certificate = true\n");
-        free(env);
-        free(lineage_dir);
-        free(live);
-    }
+    char *live = xstrdup(fullchain);
+    struct lineage_out l = {
+        .prefix = "certbot",
+        .source = conf_path,
+        .name = name,
+        .names = names,
+        .ca = ca,
+        .key = kt,
+        .challenge = challenge,
+        .dns_tables = dns.data,
+        .renew_before_days = days,
+        .cert = cert,
+        .chain = chain,
+        .fullchain = fullchain,
+        .key_path = privkey,
+        .hook = hook,
+        .hook_lineage = dirname(live),
+    };
+    e = emit_lineage(r, &l, &why);
+    free(live);
+    if (e < 0)
+        goto out;
     for (const char *k = "pre_hook"; k != NULL; k = strcmp(k, "pre_hook") == 0 ? "post_hook" : NULL)
         if (ini_get(&rc, "renewalparams", k) != NULL)
             fprintf(r->out,
                     "%s: certbot's %s is not imported: put it in [daemon] hooks_dir's %s/\n", name,
                     k, strcmp(k, "pre_hook") == 0 ? "pre" : "post");
-
-    path = xasprintf("%s/certbot-%s.toml", r->conf_d, name);
-    text = buf_steal(&b, NULL);
-    e = write_new(r, path, text, 0644);
-    if (e < 0) {
-        why = xasprintf("%s: %s", path,
-                        e == -EEXIST ? "exists (remove it to import again)" : err_str(e));
-        goto out;
-    }
-    size_t n_names = 0;
-    while (names[n_names] != NULL)
-        n_names++;
-    fprintf(r->out, "%s: [certificate.%s] %zu %s, %s, %s, ca=%s%s\n", path, name, n_names,
-            n_names == 1 ? "name" : "names", kt, challenge, ca,
-            hook != NULL ? ", deploy hook" : "");
     ret = 0;
 out:
     if (ret != 0)
-        fprintf(r->err, "certloop: import-certbot: %s: skipped: %s\n", lname,
+        fprintf(r->err, "certloop: %s: %s: skipped: %s\n", r->cmd, lname,
                 why != NULL ? why : "unreadable");
     free(why);
     free(name);
     free(ca);
-    free(path);
     free(acct_dir);
-    free(text);
     names_free(names);
     json_decref(regr);
-    buf_fini(&b);
     buf_fini(&dns);
     ini_fini(&rc);
     return ret;
@@ -821,10 +913,187 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *err)
+/* The number of certificates in the PEM file at path (0 if unreadable). */
+static int pem_count(const char *path)
+{
+    char *text = NULL;
+    int n = 0;
+
+    if (store_read_file(path, &text, NULL) < 0)
+        return 0;
+    for (const char *p = text; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL; p++)
+        n++;
+    free(text);
+    return n;
+}
+
+/* lego's account for the CA at host (lego's accounts/HOST_PORT/EMAIL/:
+ * account.json with the registration URL, keys/EMAIL.key in PEM), the
+ * first by e-mail address when there are several. */
+static void lego_account(struct run *r, const char *ca, const char *directory, const char *host_dir)
+{
+    char *adir = xasprintf("%s/accounts/%s", r->dir, host_dir);
+    DIR *d = opendir(adir);
+    char *best = NULL;
+
+    for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;)
+        if (de->d_name[0] != '.' && (best == NULL || strcmp(de->d_name, best) < 0)) {
+            free(best);
+            best = xstrdup(de->d_name);
+        }
+    if (d != NULL)
+        closedir(d);
+    if (best == NULL) {
+        fprintf(r->out, "ca=%s: no lego account under %s: certloop will register its own\n", ca,
+                adir);
+        free(adir);
+        return;
+    }
+    char *jpath = xasprintf("%s/%s/account.json", adir, best);
+    char *kpath = xasprintf("%s/%s/keys/%s.key", adir, best, best);
+    json_t *acct = json_load_file(jpath, 0, NULL);
+    const char *url =
+        json_string_value(json_object_get(json_object_get(acct, "registration"), "uri"));
+    FILE *f = fopen(kpath, "re");
+    EVP_PKEY *k = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    char *pem = NULL;
+    if (f != NULL)
+        fclose(f);
+    if (k != NULL)
+        pem = pkey_to_pem(k);
+    EVP_PKEY_free(k);
+    ERR_clear_error();
+    if (pem == NULL || url == NULL) {
+        fprintf(r->err, "certloop: %s: ca=%s: %s: %s; certloop will register its own account\n",
+                r->cmd, ca, pem == NULL ? kpath : jpath,
+                pem == NULL ? "not a readable PEM private key" : "no registration uri");
+        free(pem);
+    } else {
+        account_add(r, ca, directory, pem, url);
+    }
+    json_decref(acct);
+    free(jpath);
+    free(kpath);
+    free(best);
+    free(adir);
+}
+
+/* One lego certificates/NAME.json (lego's "resource": domain, certUrl). lego
+ * records neither the CA's directory nor the challenge: the CA is the
+ * configuration's [ca.NAME] on the certificate URL's host (Let's Encrypt's
+ * is known), the challenge certloop's default, http-01. 0 imported, 1
+ * skipped. */
+static int lego_certificate(struct run *r, const char *json_path, const char *lname)
+{
+    char *why = NULL, *name = NULL, *ca = NULL, *base = NULL, *crt = NULL, *issuer = NULL,
+         *key = NULL, *directory = NULL, *host = NULL;
+    char **names = NULL;
+    json_t *res = json_load_file(json_path, 0, NULL);
+    const char *cert_url = json_string_value(json_object_get(res, "certUrl"));
+    int ret = 1;
+
+    if (res == NULL || cert_url == NULL || strncmp(cert_url, "https://", 8) != 0) {
+        why = xasprintf("%s: not a lego certificate resource (no https certUrl)", json_path);
+        goto out;
+    }
+    name = safe_name(lname);
+    for (size_t i = 0; i < r->cfg->n_certs; i++) {
+        if (strcmp(r->cfg->certs[i].name, name) == 0) {
+            why = xasprintf("the configuration has a [certificate.%s] already", name);
+            goto out;
+        }
+    }
+    base = xstrndup(json_path, strlen(json_path) - 5); /* without ".json" */
+    crt = xasprintf("%s.crt", base);
+    issuer = xasprintf("%s.issuer.crt", base);
+    key = xasprintf("%s.key", base);
+    names = cert_names(crt, &why);
+    if (names == NULL)
+        goto out;
+    const char *kt = key_type_of_file(key, &why);
+    if (kt == NULL)
+        goto out;
+    /* the CA: the certificate URL's scheme and host[:port] */
+    host = xstrndup(cert_url + 8, strcspn(cert_url + 8, "/"));
+    for (size_t i = 0; directory == NULL && i < r->cfg->n_cas; i++) {
+        const char *dirurl = r->cfg->cas[i].directory;
+        size_t hl = strlen(host);
+        if (strncmp(dirurl, "https://", 8) == 0 && strncmp(dirurl + 8, host, hl) == 0 &&
+            (dirurl[8 + hl] == '/' || dirurl[8 + hl] == '\0'))
+            directory = xstrdup(dirurl);
+    }
+    if (directory == NULL && strcmp(host, "acme-v02.api.letsencrypt.org") == 0)
+        directory = xstrdup("https://acme-v02.api.letsencrypt.org/directory");
+    if (directory == NULL && strcmp(host, "acme-staging-v02.api.letsencrypt.org") == 0)
+        directory = xstrdup("https://acme-staging-v02.api.letsencrypt.org/directory");
+    if (directory == NULL) {
+        why = xasprintf("lego does not record its CA's directory URL: add a [ca.NAME] whose "
+                        "directory is on https://%s/ and import again",
+                        host);
+        goto out;
+    }
+    ca = ca_for(r, directory, NULL);
+    if (ca == NULL) {
+        why = xstrdup("cannot write the CA's file");
+        goto out;
+    }
+    char *host_dir = xstrdup(host); /* lego's accounts/ names it HOST_PORT */
+    for (char *p = host_dir; *p != '\0'; p++)
+        if (*p == ':')
+            *p = '_';
+    lego_account(r, ca, directory, host_dir);
+    free(host_dir);
+
+    /* lego bundles the issuer into NAME.crt unless run with --no-bundle */
+    bool bundled = pem_count(crt) > 1;
+    struct lineage_out l = {
+        .prefix = "lego",
+        .source = json_path,
+        .name = name,
+        .names = names,
+        .ca = ca,
+        .key = kt,
+        .challenge = "http-01",
+        .cert = bundled ? NULL : crt,
+        .chain = access(issuer, F_OK) == 0 ? issuer : NULL,
+        .fullchain = bundled ? crt : NULL,
+        .key_path = key,
+    };
+    if (emit_lineage(r, &l, &why) < 0)
+        goto out;
+    fprintf(r->out,
+            "%s: lego does not record the challenge or hooks: http-01 through certloop's "
+            "listener (edit the file for webroot or dns-01, add exec deploy actions for "
+            "lego's --run-hook)\n",
+            name);
+    ret = 0;
+out:
+    if (ret != 0)
+        fprintf(r->err, "certloop: %s: %s: skipped: %s\n", r->cmd, lname,
+                why != NULL ? why : "unreadable");
+    free(why);
+    free(name);
+    free(ca);
+    free(base);
+    free(crt);
+    free(issuer);
+    free(key);
+    free(directory);
+    free(host);
+    names_free(names);
+    json_decref(res);
+    return ret;
+}
+
+/* One import: the files DIR/SUBDIR/NAME.SUFFIX, each handed to fn, then
+ * the validation, the accounts and the notes. */
+static int migrate_run(const char *config_path, const char *dir, const char *cmd,
+                       const char *prefix, const char *subdir, const char *suffix,
+                       int (*fn)(struct run *r, const char *path, const char *name), FILE *out,
+                       FILE *err)
 {
     struct config *cfg = NULL;
-    struct run r = {.dir = dir, .out = out, .err = err};
+    struct run r = {.dir = dir, .cmd = cmd, .prefix = prefix, .out = out, .err = err};
     char **confs = NULL;
     size_t n_confs = 0;
     int skipped = 0, imported = 0;
@@ -839,38 +1108,37 @@ int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *e
     free(copy);
     r.conf_d = xasprintf("%s/conf.d", r.conf_dir);
 
-    char *renewal = xasprintf("%s/renewal", dir);
+    char *renewal = xasprintf("%s/%s", dir, subdir);
+    size_t sl = strlen(suffix);
     DIR *d = opendir(renewal);
     if (d == NULL) {
-        fprintf(err,
-                "certloop: import-certbot: %s: %s (is %s certbot's configuration directory?)\n",
-                renewal, strerror(errno), dir);
+        fprintf(err, "certloop: %s: %s: %s (is %s %s's directory?)\n", cmd, renewal,
+                strerror(errno), dir, prefix);
         free(renewal);
         goto out;
     }
     for (struct dirent *de; (de = readdir(d)) != NULL;) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && strcmp(de->d_name + l - 5, ".conf") == 0 && de->d_name[0] != '.') {
+        if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0 && de->d_name[0] != '.') {
             confs = xrealloc(confs, (n_confs + 1) * sizeof(*confs));
-            confs[n_confs++] = xstrndup(de->d_name, l - 5);
+            confs[n_confs++] = xstrndup(de->d_name, l - sl);
         }
     }
     closedir(d);
     if (n_confs == 0) {
-        fprintf(err, "certloop: import-certbot: %s: no renewal/*.conf: nothing to import\n",
-                renewal);
+        fprintf(err, "certloop: %s: %s: no *%s: nothing to import\n", cmd, renewal, suffix);
         free(renewal);
         goto out;
     }
     qsort(confs, n_confs, sizeof(*confs), by_name);
     if (store_mkdirs(r.conf_d, 0755) < 0) {
-        fprintf(err, "certloop: import-certbot: %s: cannot create it\n", r.conf_d);
+        fprintf(err, "certloop: %s: %s: cannot create it\n", cmd, r.conf_d);
         free(renewal);
         goto out;
     }
     for (size_t i = 0; i < n_confs; i++) {
-        char *p = xasprintf("%s/%s.conf", renewal, confs[i]);
-        if (lineage(&r, p, confs[i]) == 0)
+        char *p = xasprintf("%s/%s%s", renewal, confs[i], suffix);
+        if (fn(&r, p, confs[i]) == 0)
             imported++;
         else
             skipped++;
@@ -887,8 +1155,10 @@ int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *e
         if (rc != 0) {
             for (size_t i = 0; i < diag.n; i++)
                 fprintf(err, "%s\n", diag.lines[i]);
-            fprintf(err, "certloop: import-certbot: the configuration with the imported files is "
-                         "invalid: they are removed again\n");
+            fprintf(err,
+                    "certloop: %s: the configuration with the imported files is "
+                    "invalid: they are removed again\n",
+                    cmd);
             for (size_t i = 0; i < r.w.n; i++)
                 unlink(r.w.paths[i]);
             config_diag_fini(&diag);
@@ -903,11 +1173,11 @@ int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *e
         rc = store_account_write_sync_err(cfg->daemon.state_dir, r.accounts[i].ca,
                                           r.accounts[i].key_pem, r.accounts[i].json, &e);
         if (rc < 0) {
-            fprintf(err, "certloop: import-certbot: ca=%s: account: %s\n", r.accounts[i].ca,
+            fprintf(err, "certloop: %s: ca=%s: account: %s\n", cmd, r.accounts[i].ca,
                     e != NULL ? e : err_str(rc));
             skipped++;
         } else {
-            fprintf(out, "ca=%s: certbot's account stored in %s/accounts/%s\n", r.accounts[i].ca,
+            fprintf(out, "ca=%s: %s's account stored in %s/accounts/%s\n", r.accounts[i].ca, prefix,
                     cfg->daemon.state_dir, r.accounts[i].ca);
         }
         free(e);
@@ -916,19 +1186,21 @@ int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *e
         const char *have = cfg->http01.webroot;
         if (r.n_webroots > 1)
             fprintf(out,
-                    "note: certbot used %zu webroots; certloop has one ([http01] webroot): serve "
+                    "note: %s used %zu webroots; certloop has one ([http01] webroot): serve "
                     "/.well-known/acme-challenge/ of every site from it\n",
-                    r.n_webroots);
+                    prefix, r.n_webroots);
         if (have == NULL || strcmp(have, r.webroots[0]) != 0)
             fprintf(out,
-                    "note: certbot's webroot lineages need, in %s:\n  [http01]\n  webroot = "
+                    "note: %s's webroot lineages need, in %s:\n  [http01]\n  webroot = "
                     "\"%s\"\n",
-                    cfg->path, r.webroots[0]);
+                    prefix, cfg->path, r.webroots[0]);
     }
     fprintf(out,
             "%d imported, %d skipped. Next: certloop check, then systemctl reload certloop; "
-            "stop certbot's own renewals (systemctl disable --now certbot.timer).\n",
-            imported, skipped);
+            "stop %s's own renewals (%s).\n",
+            imported, skipped, prefix,
+            strcmp(prefix, "certbot") == 0 ? "systemctl disable --now certbot.timer"
+                                           : "its cron job or timer");
     ret = skipped > 0 ? 1 : 0;
 out:
     for (size_t i = 0; i < n_confs; i++)
@@ -954,4 +1226,16 @@ out:
     free(r.conf_dir);
     config_unref(cfg);
     return ret;
+}
+
+int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *err)
+{
+    return migrate_run(config_path, dir, "import-certbot", "certbot", "renewal", ".conf",
+                       certbot_lineage, out, err);
+}
+
+int migrate_lego(const char *config_path, const char *dir, FILE *out, FILE *err)
+{
+    return migrate_run(config_path, dir, "import-lego", "lego", "certificates", ".json",
+                       lego_certificate, out, err);
 }

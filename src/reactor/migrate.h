@@ -1,4 +1,5 @@
-/* Taking over another ACME client's state: `certloop import-certbot`.
+/* Taking over another ACME client's state: `certloop import-certbot` and
+ * `certloop import-lego`.
  * It writes configuration files and, for a CA account certloop does not
  * have yet, the account into the state directory; it orders nothing and
  * touches none of the other client's files. */
@@ -23,5 +24,15 @@
  * imported, 1 when any was skipped, EXIT_CONFIG when the configuration
  * does not load (before or after). */
 int migrate_certbot(const char *config_path, const char *dir, FILE *out, FILE *err);
+
+/* The same for lego's state under dir (its --path, default ./.lego):
+ * every certificates/NAME.json with NAME.crt, NAME.key (and
+ * NAME.issuer.crt) becomes conf.d/lego-NAME.toml; lego's files are
+ * imported and deployed to the same paths. lego records neither the CA's
+ * directory nor the challenge: the CA must be in the configuration already
+ * (a [ca.NAME] on the certificate URL's host; Let's Encrypt's is known),
+ * the challenge is http-01 (edit the file otherwise). lego's account for
+ * that host becomes certloop's as above. Same results as migrate_certbot. */
+int migrate_lego(const char *config_path, const char *dir, FILE *out, FILE *err);
 
 #endif

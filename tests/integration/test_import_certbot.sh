@@ -33,7 +33,7 @@ certbot_run() {
 }
 
 echo "== certbot: a webroot lineage and a dns-rfc2136 lineage"
-certbot_run certonly --cert-name web --webroot -w "$www" -d web.test -d www.web.test \
+certbot_run certonly --cert-name web.test --webroot -w "$www" -d web.test -d www.web.test \
   --deploy-hook "echo \"\$RENEWED_LINEAGE \$RENEWED_DOMAINS\" >>$TW/hook.log" ||
   { tw_fail "certbot (webroot) failed"; tail -30 "$TW/certbot.log" >&2; tw_done; }
 cat >"$TW/rfc2136.ini" <<EOF
@@ -47,7 +47,7 @@ chmod 600 "$TW/rfc2136.ini"
 certbot_run certonly --cert-name dnsc --dns-rfc2136 --dns-rfc2136-credentials "$TW/rfc2136.ini" \
   --dns-rfc2136-propagation-seconds 1 --key-type ecdsa --elliptic-curve secp384r1 -d dnsc.test ||
   { tw_fail "certbot (dns-rfc2136) failed"; tail -30 "$TW/certbot.log" >&2; tw_done; }
-for n in web dnsc; do
+for n in web.test dnsc; do
   [ -f "$le/renewal/$n.conf" ] || tw_fail "certbot made no renewal/$n.conf"
   cp "$le/live/$n/cert.pem" "$TW/certbot-$n.pem"
 done
@@ -63,12 +63,13 @@ echo "== import"
   { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
 tw_run 0 import-certbot -c "$TW/etc/certloop.toml" "$le"
 sed 's/^/  import: /' "$TW/out"
-for f in conf.d/certbot-web.toml conf.d/certbot-dnsc.toml certbot-dnsc.tsig; do
+for f in conf.d/certbot-web.test.toml conf.d/certbot-dnsc.toml certbot-dnsc.tsig; do
   [ -f "$TW/etc/$f" ] || tw_fail "import wrote no $f"
 done
 [ "$(tw_mode "$TW/etc/certbot-dnsc.tsig")" = 600 ] || tw_fail "the TSIG secret file is not 0600"
 ls "$TW/etc/conf.d" | grep -q '^certbot-ca-' && tw_fail "a new CA file although [ca.pebble] has the directory"
-grep -q '^ca = "pebble"$' "$TW/etc/conf.d/certbot-web.toml" || tw_fail "web: not ca = pebble"
+grep -q '^ca = "pebble"$' "$TW/etc/conf.d/certbot-web.test.toml" || tw_fail "web.test: not ca = pebble"
+grep -q '^\[certificate."web.test"\]$' "$TW/etc/conf.d/certbot-web.test.toml" || tw_fail "web.test: the table name is not quoted"
 grep -q '^key = "ec-p384"$' "$TW/etc/conf.d/certbot-dnsc.toml" || tw_fail "dnsc: key type not ec-p384"
 grep -q '^challenge = "dns-01"$' "$TW/etc/conf.d/certbot-dnsc.toml" || tw_fail "dnsc: not dns-01"
 grep -q "\"url\": \"$acct_url\"" "$TW/state/accounts/pebble/account.json" 2>/dev/null ||
@@ -81,13 +82,13 @@ sed -i "/^\[dns.certbot-dnsc\]/a nameservers = [\"127.0.0.1:$KNOT_PORT\"]" "$TW/
 "$CERTLOOP" check -c "$TW/etc/certloop.toml" >/dev/null || tw_fail "check with nameservers"
 # a second run imports nothing and overwrites nothing
 tw_run 1 import-certbot -c "$TW/etc/certloop.toml" "$le"
-grep -q "web: skipped: the configuration has a \[certificate.web\] already" "$TW/err" ||
+grep -q "web.test: skipped: the configuration has a \[certificate.web.test\] already" "$TW/err" ||
   tw_fail "second import: $(cat "$TW/err")"
 
 echo "== run --once: the live certificates become the first generations, no order"
 timeout 120 "$CERTLOOP" run --once -c "$TW/etc/certloop.toml" >"$TW/once.out" 2>"$TW/once.err" ||
   tw_fail "run --once exited $?: $(grep -E ' (error|warn) ' "$TW/once.err" | head -5)"
-for n in web dnsc; do
+for n in web.test dnsc; do
   cmp -s "$TW/state/certs/$n/current/cert.pem" "$TW/certbot-$n.pem" ||
     tw_fail "$n: the first generation is not certbot's certificate"
   cmp -s "$le/live/$n/cert.pem" "$TW/certbot-$n.pem" || tw_fail "$n: live cert.pem changed by the import"
@@ -102,16 +103,16 @@ sock=$TW/control.sock
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 renewed() {
   local n
-  for n in web dnsc; do
+  for n in web.test dnsc; do
     cmp -s "$le/live/$n/cert.pem" "$TW/certbot-$n.pem" && return 1
   done
   [ -s "$TW/hook.log" ]
 }
-"$CERTLOOP" renew --force --socket "$sock" web dnsc >"$TW/renew.out" 2>&1 ||
+"$CERTLOOP" renew --force --socket "$sock" web.test dnsc >"$TW/renew.out" 2>&1 ||
   tw_fail "renew --force: $(cat "$TW/renew.out")"
 tw_daemon_wait 120 renewed || tw_fail "not renewed in 120 s: $(grep -E ' (error|warn) ' "$TW/d.err" | tail -5)"
 tw_daemon_stop
-for n in web dnsc; do
+for n in web.test dnsc; do
   live=$le/live/$n
   tw_check_pair "$live/cert.pem" "$live/privkey.pem" || tw_fail "$n: live key does not match the new certificate"
   tw_verify_fullchain "$live/fullchain.pem" || tw_fail "$n: live fullchain does not verify"
@@ -120,7 +121,7 @@ for n in web dnsc; do
 done
 openssl pkey -in "$le/live/dnsc/privkey.pem" -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384' ||
   tw_fail "dnsc: the renewed key is not P-384"
-grep -qx "$le/live/web web.test www.web.test" "$TW/hook.log" ||
+grep -qx "$le/live/web.test web.test www.web.test" "$TW/hook.log" ||
   tw_fail "deploy hook: $(cat "$TW/hook.log")"
 grep -q "\"url\": \"$acct_url\"" "$TW/state/accounts/pebble/account.json" ||
   tw_fail "the account changed: $(cat "$TW/state/accounts/pebble/account.json")"
