@@ -29,7 +29,7 @@ _certloop_socket() {
 
 # The certificate names, one per line.
 _certloop_names() {
-    local cfg sock json dir f
+    local cfg sock json
     cfg=$(_certloop_config)
     cfg=${cfg/#\~/$HOME}
     sock=$(_certloop_socket)
@@ -41,13 +41,22 @@ _certloop_names() {
         tr -d ' \t\r\n' <<<"$json" | grep -o '{"name":"[^"\\]*"' | cut -d'"' -f4
         return
     fi
+    _certloop_tables certificate
+}
+
+# _certloop_tables SECTION: the NAMEs of the configuration's [SECTION.NAME]
+# tables, one per line
+_certloop_tables() {
+    local cfg dir f t=$1
+    cfg=$(_certloop_config)
+    cfg=${cfg/#\~/$HOME}
     [[ -r $cfg ]] || return
     dir=$(dirname -- "$cfg")
     for f in "$cfg" "$dir"/conf.d/*.toml; do
         [[ -r $f ]] || continue
-        # [certificate.NAME] or [certificate."NAME.WITH.DOTS"], not sub-tables
-        sed -n -e 's/^[[:space:]]*\[[[:space:]]*certificate[[:space:]]*\.[[:space:]]*\([A-Za-z0-9_-]\{1,\}\)[[:space:]]*\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' \
-            -e 's/^[[:space:]]*\[[[:space:]]*certificate[[:space:]]*\.[[:space:]]*"\([A-Za-z0-9_.-]\{1,\}\)"[[:space:]]*\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' "$f"
+        # [T.NAME] or [T."NAME.WITH.DOTS"], not sub-tables
+        sed -n -e "s/^[[:space:]]*\\[[[:space:]]*${t}[[:space:]]*\\.[[:space:]]*\\([A-Za-z0-9_-]\\{1,\\}\\)[[:space:]]*\\][[:space:]]*\\(#.*\\)\\{0,1\\}\$/\\1/p" \
+            -e "s/^[[:space:]]*\\[[[:space:]]*${t}[[:space:]]*\\.[[:space:]]*\"\\([A-Za-z0-9_.-]\\{1,\\}\\)\"[[:space:]]*\\][[:space:]]*\\(#.*\\)\\{0,1\\}\$/\\1/p" "$f"
     done
 }
 
@@ -56,7 +65,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke import-certbot import-lego help"
+    local commands="run check plan status renew reload test revoke account import-certbot import-lego help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -90,6 +99,7 @@ _certloop() {
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;
     revoke) opts="--reason --config --help" ;;
+    account) opts="--yes --config --help" ;;
     import-certbot | import-lego) opts="--config --help" ;;
     help)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
@@ -103,6 +113,22 @@ _certloop() {
         return
     fi
     case $cmd in
+    account)
+        # ACTION, then the CA
+        local i n=0
+        for ((i = 2; i < COMP_CWORD; i++)); do
+            case ${COMP_WORDS[i]} in
+            -c | --config) ((i++)) ;;
+            -*) ;;
+            *) ((n++)) ;;
+            esac
+        done
+        if ((n == 0)); then
+            COMPREPLY=($(compgen -W "show update rollover deactivate" -- "$cur"))
+        elif ((n == 1)); then
+            COMPREPLY=($(compgen -W "$(_certloop_tables ca)" -- "$cur"))
+        fi
+        ;;
     import-certbot | import-lego)
         # the other client's directory (one)
         compopt -o filenames 2>/dev/null

@@ -95,12 +95,17 @@ CERTLOOP_CONFIG=$tmp/etc/certloop.toml expect "alpha beta mail-1.example" test "
 expect "" test -c "$tmp/etc/certloop.toml" alpha ""
 expect "" revoke -c "$tmp/etc/certloop.toml" --reason superseded alpha ""
 expect "" check -c "$tmp/etc/certloop.toml" ""
+expect "deactivate" account -c "$tmp/etc/certloop.toml" de
+expect "local" account -c "$tmp/etc/certloop.toml" show ""
+expect "" account -c "$tmp/etc/certloop.toml" show local ""
 "$CERTLOOP" check -c "$tmp/etc/certloop.toml" >/dev/null ||
   tw_fail "the test configuration does not pass check"
 expect "$tmp/etc/certloop.toml" check -c "$tmp/etc/cert"
 if $have_zsh; then
   got=$(zsh_names "$tmp/etc/certloop.toml")
   [ "$got" = "alpha beta mail-1.example" ] || tw_fail "zsh, names from the configuration: '$got'"
+  got=$(zsh -fc '. "$1"; _certloop_tables ca "$2"' zsh "$src/completions/_certloop" "$tmp/etc/certloop.toml")
+  [ "$got" = "local" ] || tw_fail "zsh, CAs from the configuration: '$got'"
 fi
 
 echo "== names from the running daemon"
