@@ -54,6 +54,7 @@ struct acme_client {
     enum acct_state acct;
     bool only_existing;        /* the pending newAccount is onlyReturnExisting */
     bool kid_stale;            /* the stored account URL is unknown to the CA */
+    bool push_contacts;        /* the configured contacts differ from account.json's */
     char *profile;             /* owned: the profile newOrder asks for, decided from the
                                 * directory's meta.profiles; NULL: none */
     struct http_req *dir_req;  /* directory GET in flight, or NULL */
@@ -645,6 +646,7 @@ struct acct_job {
     char *state_dir, *ca_name, *account_json, *key_pem;
     const char *step;
     bool ready_after; /* true: the account is complete once written */
+    bool write_only;  /* true: nothing follows the write (contacts pushed) */
 };
 
 static int acct_job_work(void *arg)
@@ -667,6 +669,50 @@ static int acct_job_work(void *arg)
     return store_account_write_sync(j->state_dir, j->ca_name, j->key_pem, j->account_json);
 }
 
+static bool contacts_equal(const json_t *stored, const struct cfg_strv *want)
+{
+    if (json_array_size(stored) != want->n)
+        return false;
+    for (size_t i = 0; i < want->n; i++) {
+        const char *s = json_string_value(json_array_get(stored, i));
+        if (s == NULL || strcmp(s, want->v[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int acct_job_start(struct acme_client *c, bool gen, bool ready_after, bool write_only);
+
+static void contacts_pushed(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_client *c = arg;
+
+    if (status != 0) {
+        log_warn(LOG_ACME, "acme ca=%s: account update (contacts): %s", c->ca->name, r->error);
+        return;
+    }
+    log_info(LOG_ACME, "acme ca=%s: account contacts updated at the CA", c->ca->name);
+    if (acct_job_start(c, false, false, true) < 0)
+        log_warn(LOG_ACME, "acme ca=%s: cannot record the contacts in account.json", c->ca->name);
+}
+
+/* Sends the configured contacts to the account URL (RFC 8555 §7.3.2). */
+static void contacts_push(struct acme_client *c)
+{
+    json_t *contact = json_array();
+    char *payload;
+
+    for (size_t i = 0; i < c->ca->contact.n; i++)
+        json_array_append_new(contact, json_string(c->ca->contact.v[i]));
+    json_t *p = json_pack("{s:o}", "contact", contact);
+    payload = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    struct acme_request_opts o = {.url = c->kid, .payload = payload, .subject = "account update"};
+    if (acme_request_start(c, &o, contacts_pushed, c, NULL) < 0)
+        log_warn(LOG_ACME, "acme ca=%s: account update (contacts): cannot send", c->ca->name);
+    free(payload);
+}
+
 static void account_ready(struct acme_client *c)
 {
     free(c->thumb);
@@ -687,6 +733,10 @@ static void account_ready(struct acme_client *c)
             }
         }
     }
+    if (c->push_contacts && !c->closing) {
+        c->push_contacts = false;
+        contacts_push(c);
+    }
 }
 
 static void acct_job_done(int status, void *arg)
@@ -702,6 +752,11 @@ static void acct_job_done(int status, void *arg)
             client_free(c);
         goto out;
     }
+    if (status < 0 && j->write_only) {
+        log_warn(LOG_ACME, "acme ca=%s: account.json: %s: %s", c->ca->name, j->step,
+                 err_str(status));
+        goto out;
+    }
     if (status < 0) {
         char *m = xasprintf("account: %s: %s", j->step, err_str(status));
         if (j->gen)
@@ -714,7 +769,9 @@ static void acct_job_done(int status, void *arg)
         c->key = j->key;
         log_info(LOG_ACME, "acme ca=%s: new account key stored", c->ca->name);
     }
-    if (j->ready_after)
+    if (j->write_only)
+        ; /* account.json now records the contacts the CA has */
+    else if (j->ready_after)
         account_ready(c);
     else
         account_register(c, false);
@@ -728,7 +785,7 @@ out:
     free(j);
 }
 
-static int acct_job_start(struct acme_client *c, bool gen, bool ready_after)
+static int acct_job_start(struct acme_client *c, bool gen, bool ready_after, bool write_only)
 {
     struct acct_job *j = xcalloc(1, sizeof(*j));
     json_t *aj = json_object();
@@ -737,6 +794,12 @@ static int acct_job_start(struct acme_client *c, bool gen, bool ready_after)
     json_object_set_new(aj, "directory", json_string(c->ca->directory));
     if (c->kid != NULL)
         json_object_set_new(aj, "url", json_string(c->kid));
+    /* the contacts the CA has (sent with newAccount or an update), so that
+     * a later change in the configuration is noticed and pushed */
+    json_t *contact = json_array();
+    for (size_t i = 0; i < c->ca->contact.n; i++)
+        json_array_append_new(contact, json_string(c->ca->contact.v[i]));
+    json_object_set_new(aj, "contact", contact);
     j->c = c;
     j->gen = gen;
     j->key = gen ? NULL : c->key;
@@ -744,6 +807,7 @@ static int acct_job_start(struct acme_client *c, bool gen, bool ready_after)
     j->ca_name = xstrdup(c->ca->name);
     j->account_json = json_dumps(aj, JSON_INDENT(2));
     j->ready_after = ready_after;
+    j->write_only = write_only;
     json_decref(aj);
     rc = store_job_start(c->loop, acct_job_work, j, acct_job_done);
     if (rc < 0) {
@@ -852,7 +916,7 @@ static void account_response(int status, const struct acme_response *r, void *ar
     c->kid_stale = false;
     log_info(LOG_ACME, "acme ca=%s: account %s: %s", c->ca->name,
              r->http_status == 201 ? "registered" : "found", c->kid);
-    int rc = acct_job_start(c, false, true);
+    int rc = acct_job_start(c, false, true, false);
     if (rc < 0)
         setup_fail(c, rc, "account: cannot start the store job");
 }
@@ -927,7 +991,7 @@ static void account_load(struct acme_client *c)
     }
     if (key_pem == NULL) {
         /* No key: generate one and store it before registering. */
-        rc = acct_job_start(c, true, false);
+        rc = acct_job_start(c, true, false, false);
         if (rc < 0)
             setup_fail(c, rc, "account: cannot start the key job");
         goto out;
@@ -949,6 +1013,11 @@ static void account_load(struct acme_client *c)
         if (url != NULL && dir != NULL && strcmp(dir, c->ca->directory) == 0 && !c->kid_stale) {
             free(c->kid);
             c->kid = xstrdup(url);
+            /* RFC 8555 §7.3.2: contacts changed in the configuration since
+             * they were last sent go to the CA once the account is ready */
+            json_t *stored = json_object_get(j, "contact");
+            if (json_is_array(stored) && !contacts_equal(stored, &c->ca->contact))
+                c->push_contacts = true;
         }
         json_decref(j);
     }

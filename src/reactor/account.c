@@ -266,8 +266,21 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     case ACT_SHOW:
     case ACT_UPDATE: {
         char *thumb = acme_jwk_thumbprint(old_key);
-        if (x.act == ACT_UPDATE)
+        if (x.act == ACT_UPDATE) {
+            /* account.json records what the CA has, so the daemon does not
+             * push the same contacts again */
+            json_t *contact = json_array();
+            for (size_t i = 0; i < ca->contact.n; i++)
+                json_array_append_new(contact, json_string(ca->contact.v[i]));
+            json_object_set_new(aj, "contact", contact);
+            char *nj = json_dumps(aj, JSON_INDENT(2));
+            if (store_account_write_sync(sd, ca->name, key_pem, nj) < 0)
+                fprintf(err, "certloop account update: ca=%s: cannot record the contacts in "
+                             "account.json\n",
+                        ca->name);
+            free(nj);
             fprintf(out, "ca=%s: contacts updated at the CA\n", ca->name);
+        }
         print_account(out, ca->name, x.url, x.acct, thumb);
         free(thumb);
         break;

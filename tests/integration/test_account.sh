@@ -3,7 +3,8 @@
 # (RFC 8555 §7.3.2 update, §7.3.5 keyChange, §7.3.6 deactivation):
 # - show prints the account's status and contacts, never registers one
 #   (69 before the first order);
-# - update pushes contacts changed in the configuration;
+# - update pushes contacts changed in the configuration, and so does the
+#   daemon by itself (account.json records what the CA has);
 # - rollover: a new key, stored as account.key.next first, becomes
 #   account.key once the CA agreed; the same account URL keeps ordering;
 #   a .next key left by an interrupted rollover is used again;
@@ -39,6 +40,16 @@ config mailto:new@example.org >"$TW/certloop.toml"
 out=$("$CERTLOOP" account update pebble "${C[@]}" 2>&1) || tw_fail "update: $out"
 out=$("$CERTLOOP" account show pebble "${C[@]}" 2>&1)
 grep -q "contact: *mailto:new@example.org" <<<"$out" || tw_fail "contact not updated: $out"
+
+# a contact changed in the configuration is pushed by the daemon itself
+config mailto:auto@example.org >"$TW/certloop.toml"
+rm -rf "$TW/state/certs/a"
+timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/errc" || tw_fail "run: $(tail -3 "$TW/errc")"
+grep -q "account contacts updated at the CA" "$TW/errc" || tw_fail "no contact push: $(cat "$TW/errc")"
+out=$("$CERTLOOP" account show pebble "${C[@]}" 2>&1)
+grep -q "contact: *mailto:auto@example.org" <<<"$out" || tw_fail "contact not pushed: $out"
+timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/errc2"
+grep -q "account contacts updated" "$TW/errc2" && tw_fail "contacts pushed again unchanged"
 
 # rollover
 old=$(openssl pkey -in "$ACC/account.key" -pubout 2>/dev/null)
