@@ -34,7 +34,8 @@ static const char overview[] =
     "                                  everything due, then exit (0 all ok, 1 any failed)\n"
     "  check [-c FILE]                 validate the configuration (0 ok, 78 invalid)\n"
     "  plan [-c FILE] [NAME...]        preview each certificate and when it renews next\n"
-    "  status [--json]                 ask the running daemon for every certificate's state\n"
+    "  status [NAME] [--json]          ask the running daemon for every certificate's state\n"
+    "                                  (NAME: one certificate and its history)\n"
     "  renew NAME...|--all [--force] [--deploy-only]\n"
     "                                  ask the daemon to renew now (--deploy-only: deploy the\n"
     "                                  stored certificate again without a new order)\n"
@@ -91,15 +92,18 @@ static const struct {
              "options:\n" CONFIG_LINES HELP_LINE "\n"
              "exit: 0, 64 an unknown NAME, 78 invalid configuration\n"},
     {"status",
-     "usage: certloop status [--json] [--socket PATH] [-c FILE]\n"
+     "usage: certloop status [NAME] [--json] [--socket PATH] [-c FILE]\n"
      "\n"
      "Asks the running daemon for every certificate's state: current expiry, the\n"
-     "order in flight, the last error, the next renewal and why.\n"
+     "order in flight, the last error, the next renewal and why. With NAME, that\n"
+     "certificate alone, with its history (orders, issuance, deployments, failures\n"
+     "with the CA's problem; kept in state_dir/history across restarts).\n"
      "\n"
      "options:\n"
      "  --json             the daemon's JSON document instead of the table\n" CLIENT_LINES HELP_LINE
      "\n"
-     "exit: 0, 1 the daemon answered an error, 69 the daemon is unreachable\n"},
+     "exit: 0, 1 the daemon answered an error, 64 an unknown NAME, 69 the daemon is\n"
+     "      unreachable\n"},
     {"renew",
      "usage: certloop renew NAME...|--all [--force] [--deploy-only] [--socket PATH]\n"
      "                     [-c FILE]\n"

@@ -146,5 +146,11 @@ void ctl_response_fini(struct ctl_response *r);
  * printed with control characters masked. 0, or ERR_PARSE when json is not
  * {"certificates":[{...}]} (nothing printed). */
 int ctl_status_table(const char *json, size_t len, FILE *out);
+/* `status NAME`: one certificate of a /v1/status document as text, its
+ * state, times, last error and its history (persisted across restarts,
+ * oldest first); json prints the certificate's object instead. 0, -ENOENT
+ * when the document has no certificate name, ERR_PARSE when it is not a
+ * status document. */
+int ctl_status_one(const char *json, size_t len, const char *name, bool as_json, FILE *out);
 
 #endif

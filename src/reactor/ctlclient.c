@@ -292,6 +292,77 @@ static char *text_of(const json_t *obj, const char *key, const char *prefix)
     return out;
 }
 
+int ctl_status_one(const char *json, size_t len, const char *name, bool as_json, FILE *out)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    const json_t *certs = json_object_get(root, "certificates");
+    const json_t *c = NULL;
+    int rc = ERR_PARSE;
+
+    if (!json_is_array(certs))
+        goto out;
+    for (size_t i = 0; i < json_array_size(certs) && c == NULL; i++) {
+        const json_t *x = json_array_get(certs, i);
+        const char *n = json_string_value(json_object_get(x, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
+            c = x;
+    }
+    rc = -ENOENT;
+    if (c == NULL)
+        goto out;
+    rc = 0;
+    if (as_json) {
+        char *s = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s == NULL)
+            abort();
+        fprintf(out, "%s\n", s);
+        free(s);
+        goto out;
+    }
+    static const struct {
+        const char *label, *key;
+        bool time;
+    } rows[] = {
+        {"state", "state", false},         {"ca", "ca", false},
+        {"profile", "profile", false},     {"not after", "not_after", true},
+        {"next renewal", "next_renewal", true}, {"reason", "reason", false},
+        {"last error", "last_error", false}, {"last error at", "last_error_at", true},
+        {"last success", "last_success_at", true},
+    };
+    fprintf(out, "%s\n", name);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const json_t *v = json_object_get(c, rows[i].key);
+        if (v == NULL || json_is_null(v))
+            continue;
+        char when[32];
+        char *t = NULL;
+        if (rows[i].time)
+            fmt_when(v, when, sizeof(when));
+        else
+            t = text_of(c, rows[i].key, "");
+        fprintf(out, "  %-13s %s%s\n", rows[i].label, rows[i].time ? when : t,
+                rows[i].time ? " UTC" : "");
+        free(t);
+    }
+    const json_t *h = json_object_get(c, "history");
+    fprintf(out, "history (oldest first, kept across restarts):\n");
+    if (json_array_size(h) == 0)
+        fprintf(out, "  (none)\n");
+    for (size_t i = 0; i < json_array_size(h); i++) {
+        const json_t *e = json_array_get(h, i);
+        char when[32];
+        fmt_when(json_object_get(e, "time"), when, sizeof(when));
+        char *ev = text_of(e, "event", "");
+        char *de = text_of(e, "detail", "");
+        fprintf(out, "  %s  %-12s %s\n", when, ev != NULL ? ev : "-", de != NULL ? de : "");
+        free(ev);
+        free(de);
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
 struct row {
     char *name, *state, *note;
     char not_after[32], next[32];

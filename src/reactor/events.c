@@ -63,7 +63,12 @@ void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
         vsnprintf(detail, sizeof(detail), fmt, ap);
         va_end(ap);
     }
-    history_add(mc->m->hist, mc->name, mgr_now(), event, fmt != NULL ? detail : NULL);
+    int64_t now = mgr_now();
+    history_add(mc->m->hist, mc->name, now, event, fmt != NULL ? detail : NULL);
+    /* persisted too; a batch in flight counts as a job (the manager waits for it) */
+    if (mc->m->hw != NULL &&
+        history_writer_add(mc->m->hw, mc->name, now, event, fmt != NULL ? detail : NULL))
+        mc->m->jobs++;
 }
 
 /* The CA problem type inside an error line ("...: urn:ietf:params:acme:

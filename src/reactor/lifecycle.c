@@ -208,6 +208,8 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
             for (size_t i = 0; i < cc->domains.n; i++)
                 ratelimit_failures_success(m->fails, cc->domains.v[i]);
             mgr_hist_add(mc, mc->had_cert ? "renewed" : "issued", "not_after %s", na);
+            if (cc->n_deploy > 0)
+                mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
             mgr_emit(mc, mc->had_cert ? NOTIFY_EV_RENEWED : NOTIFY_EV_ISSUED, NULL, NULL);
             mgr_expiring_set(mc, 0);
         } else {

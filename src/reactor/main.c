@@ -270,8 +270,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
         rc = client_opts_check(c, true, false);
     if (rc != 0)
         return rc;
-    if (c->nargs > 0)
-        return usage_error(c->cmd, "unexpected argument '%s'", c->args[0]);
+    if (c->nargs > 1)
+        return usage_error(c->cmd, "unexpected argument '%s'", c->args[1]);
     path = socket_path(c);
     rc = ctl_call(path, "GET", "/v1/status", NULL, CTL_TIMEOUT_MS, &r);
     free(path);
@@ -280,6 +280,16 @@ static int cmd_status(struct cli *c, int argc, char **argv)
     if (r.status != 200) {
         print_error("status", &r);
         rc = 1;
+    } else if (c->nargs == 1) {
+        rc = ctl_status_one(r.body, r.body_len, c->args[0], c->json, stdout);
+        if (rc == -ENOENT) {
+            fprintf(stderr, "certloop: status: the daemon manages no certificate '%s'\n",
+                    c->args[0]);
+            rc = EXIT_USAGE;
+        } else if (rc < 0) {
+            fprintf(stderr, "certloop: status: the daemon's answer is not a status document\n");
+            rc = 1;
+        }
     } else if (c->json) {
         fwrite(r.body, 1, r.body_len, stdout);
     } else if (ctl_status_table(r.body, r.body_len, stdout) < 0) {

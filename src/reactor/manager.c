@@ -36,6 +36,7 @@ static void manager_free(struct manager *m)
     }
     free(m->limits);
     history_free(m->hist);
+    history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
     free(m->state_dir);
     config_unref(m->cfg);
@@ -190,6 +191,15 @@ void mgr_maybe_finish(struct manager *m)
 
 /* ---- public ---- */
 
+/* The history writer's last batch is on disk. */
+static void hist_written(void *arg)
+{
+    struct manager *m = arg;
+
+    m->jobs--;
+    mgr_maybe_finish(m);
+}
+
 static bool cert_configured(const char *name, void *arg)
 {
     return config_cert_find(arg, name) != NULL;
@@ -203,6 +213,8 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
     mc->name = xstrdup(cc->name);
     mc->cfg = cc;
     mc->expiring_sent = mgr_expiring_last_read(m->state_dir, mc->name);
+    /* the events of earlier runs: status shows them after a restart */
+    (void)history_file_load(m->hist, m->state_dir, mc->name);
     /* keep the list in config order (sorted by name) */
     struct mcert **pp = &m->certs;
     while (*pp != NULL)
@@ -225,6 +237,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->arg = o->arg;
     mgr_clock_set(o->clock, o->clock_arg);
     m->hist = history_new(0);
+    m->hw = history_writer_new(m->loop, m->state_dir, hist_written, m);
     m->fails = ratelimit_failures_new(RATELIMIT_FAILURES_DEFAULT, RATELIMIT_FAILURES_WINDOW_S,
                                       RATELIMIT_PAUSE_HINT_DEFAULT);
 
@@ -309,6 +322,7 @@ fail:
         chal_tlsalpn_close(m->tls, NULL, NULL);
     m->done = NULL;
     history_free(m->hist);
+    history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
     config_unref(m->cfg);
     free(m->state_dir);

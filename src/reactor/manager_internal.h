@@ -177,7 +177,8 @@ struct manager {
     int failed;
     bool stopping, torn_down;
     struct timerheap *heap;           /* every certificate's deadline */
-    struct history *hist;             /* recent events per certificate */
+    struct history *hist;
+    struct history_writer *hw; /* owned: appends to STATE/history/ */             /* recent events per certificate */
     struct ratelimit_failures *fails; /* failed validations per name */
     struct mlimit {
         struct manager *m;

@@ -90,7 +90,7 @@ usage run -c
 grep -q "option '-c' needs an argument" "$tmp/err" || tw_fail "missing argument message"
 usage run extra
 usage check extra
-usage status extra
+usage status one two
 usage renew
 usage renew --all www
 usage reload now
