@@ -31,6 +31,10 @@ void config_err(struct cctx *c, size_t file, struct toml_pos pos, const char *pa
     char msg[1024];
     const char *fname = c->cfg->files.v[file];
 
+    if (c->n_errs >= CONFIG_MAX_ERRORS) {
+        c->n_dropped++; /* counted, not kept: see flush_errors */
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -560,6 +564,9 @@ static void flush_errors(struct cctx *c, struct config_diag *diag)
         if (diag != NULL)
             config_diag_add(diag, "%s", c->errs[i].text);
     }
+    if (c->n_dropped > 0 && diag != NULL)
+        config_diag_add(diag, "%s: error: %zu more errors not shown (the first %d are)",
+                        c->cfg->files.v[0], c->n_dropped, CONFIG_MAX_ERRORS);
 }
 
 int config_load(const char *path, struct config **out, struct config_diag *diag)
@@ -630,9 +637,9 @@ int config_peek_control_socket(const char *path, char **out)
     if (rc < 0)
         return rc;
     const struct toml_keyval *d = toml_table_get(root, "daemon");
-    const struct toml_keyval *s =
-        d != NULL && d->val.type == TOML_TABLE ? toml_table_get(d->val.u.tab, "control_socket")
-                                               : NULL;
+    const struct toml_keyval *s = d != NULL && d->val.type == TOML_TABLE
+                                      ? toml_table_get(d->val.u.tab, "control_socket")
+                                      : NULL;
     rc = -ENOENT;
     if (s != NULL && s->val.type == TOML_STRING && strlen(s->val.u.s.ptr) == s->val.u.s.len) {
         *out = xstrdup(s->val.u.s.ptr);

@@ -96,11 +96,17 @@ struct output {
     size_t seq;
 };
 
+/* Errors kept per load. A file of a million bad lines (16 MiB fit many)
+ * must not cost gigabytes, nor a reload a million log lines on the loop:
+ * past this many the rest are only counted. */
+#define CONFIG_MAX_ERRORS 200
+
 struct cctx {
     struct config *cfg;
     size_t file; /* index into cfg->files of the file being read */
     struct pending *errs;
     size_t n_errs, cap_errs;
+    size_t n_dropped; /* errors past CONFIG_MAX_ERRORS, counted only */
     struct sortkey *cas, *dns, *notify, *certs;
     size_t n_cas, cap_cas, n_dns, cap_dns, n_notify, cap_notify, n_certs, cap_certs;
     size_t seq;

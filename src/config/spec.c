@@ -27,6 +27,11 @@ void config_unknown_key(struct cctx *c, const struct toml_keyval *kv, const char
                         const char *const *known, size_t n_known)
 {
     char b[256];
+
+    if (c->n_errs >= CONFIG_MAX_ERRORS) {
+        c->n_dropped++; /* as config_err would, without the suggestion's cost */
+        return;
+    }
     const char *best =
         strlen(kv->key) == kv->keylen ? config_closest(kv->key, known, n_known) : NULL;
 

@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -1322,6 +1323,34 @@ static void test_exec_programs_must_exist(void **state)
     tdir_free(t);
 }
 
+/* A file of many bad lines costs neither gigabytes nor a million lines: the
+ * first CONFIG_MAX_ERRORS are kept (in place order), the rest counted. */
+static void test_errors_capped(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    struct buf b = BUF_INIT(1 << 20);
+    assert_int_equal(buf_append(&b, "[daemon]\n", 9), 0);
+    for (int i = 0; i < CONFIG_MAX_ERRORS + 100; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "bad%d = 1\n", i);
+        assert_int_equal(buf_append(&b, line, (size_t)n), 0);
+    }
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    load_main(t, b.data);
+    buf_fini(&b);
+    assert_int_equal(t->rc, ERR_CONFIG);
+    assert_int_equal(t->diag.n, CONFIG_MAX_ERRORS + 1);
+    expect_line(t, "certloop.toml", 2, 1, "daemon: unknown key 'bad0'");
+    char *main_file = tpath(t, "certloop.toml");
+    char *last = xasprintf("%s: error: 100 more errors not shown (the first %d are)", main_file,
+                           CONFIG_MAX_ERRORS);
+    assert_string_equal(t->diag.lines[t->diag.n - 1], last);
+    free(last);
+    free(main_file);
+    tdir_free(t);
+}
+
 /* hooks_dir: missing is fine and a non-executable hook is disabled, but a
  * file where a directory belongs or a dangling hook symlink is refused. */
 static void test_hooks_dir(void **state)
@@ -2263,6 +2292,7 @@ int main(void)
         cmocka_unit_test(test_exec_command),
         cmocka_unit_test(test_exec_programs_must_exist),
         cmocka_unit_test(test_hooks_dir),
+        cmocka_unit_test(test_errors_capped),
         cmocka_unit_test(test_secret_file_modes),
         cmocka_unit_test(test_dns01_record_name_length),
         cmocka_unit_test(test_dns_solver_checks),
