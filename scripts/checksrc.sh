@@ -7,4 +7,5 @@ if grep -rnE "$banned" src --include='*.c' --include='*.h' | grep -vE '^\S+:[0-9
   echo "checksrc: banned function used in src/ (see STYLE.md §9)"
   exit 1
 fi
+bash scripts/check-layers.sh
 echo "checksrc: ok"

@@ -1,6 +1,7 @@
 /* Imported certificates ([certificate.NAME] import = {cert, key}): when
- * their files are read again, their daily "expiring" alert, and the run
- * that stores and deploys them when they changed. They are never ordered. */
+ * their files are read again, their daily "expiring" alert, and reading
+ * them for a run (run.c then stores and deploys them when they changed).
+ * They are never ordered. It starts no step of a run itself. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,10 +56,10 @@ void mgr_import_decide(struct mcert *mc, int64_t now)
     mgr_arm(mc, next);
 }
 
-/* An imported certificate's run: reads import.cert (leaf then chain) and
- * import.key, refuses a key that does not match, and stores and deploys
- * them when they differ from the current generation. */
-void mgr_import_run(struct mcert *mc)
+/* An imported certificate's run, its first step: reads import.cert (leaf
+ * then chain) and import.key, refuses a key that does not match, and
+ * compares them with the current generation. */
+int mgr_import_read(struct mcert *mc, char **err)
 {
     const struct cfg_cert *cc = mc->run_cfg;
     char *cert = NULL, *key = NULL;
@@ -112,11 +113,9 @@ void mgr_import_run(struct mcert *mc)
                          "cert=%s: its last deployment did not finish: deploying it "
                          "again",
                          mc->name);
-                mgr_deploy_stored(mc);
-                return;
+                return MGR_IMPORT_REDEPLOY;
             }
-            mgr_run_end(mc, 0, NULL);
-            return;
+            return MGR_IMPORT_SAME;
         }
     }
     struct buf chain = BUF_INIT(1 << 20), full = BUF_INIT(1 << 20);
@@ -140,8 +139,7 @@ void mgr_import_run(struct mcert *mc)
     free(cert);
     mc->had_cert = true;
     mc->run_deploy_only = true; /* deployed, not issued: no order was made */
-    mgr_store_and_deploy(mc);
-    return;
+    return MGR_IMPORT_CHANGED;
 fail:
     acme_chain_fini(&ch);
     if (key != NULL)
@@ -149,6 +147,6 @@ fail:
     free(key);
     free(cert);
     mc->run_deploy_only = true; /* a deployment problem: never an order */
-    mgr_run_end(mc, rc < 0 ? rc : ERR_DEPLOY, e);
-    free(e);
+    *err = e;
+    return rc < 0 ? rc : ERR_DEPLOY;
 }

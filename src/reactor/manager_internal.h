@@ -1,24 +1,25 @@
-/* Internal to the manager's files in src/reactor (manager.c, due.c,
- * ari_sched.c, imports.c, run.c, round.c, lifecycle.c, events.c, status.c):
- * the per-certificate entry (struct mcert), the manager itself, and the
- * functions the pieces share. Nothing outside those files includes it
- * (loop tests of the lifecycle may).
+/* Internal to the manager's files in src/reactor: the per-certificate
+ * entry (struct mcert), the manager itself, and the functions the pieces
+ * share. Nothing else includes it (loop tests of the lifecycle do).
  *
- * The files, top to bottom; a file calls only files below it:
+ * The files, top to bottom. A file calls only files below it, with one
+ * exception: a completion hands control back up through the scheduler's
+ * entry points mgr_decide, mgr_run_end and mgr_pump (due.c) and
+ * mgr_maybe_finish (manager.c), always as the last thing it does.
+ * scripts/check-layers.sh (run by scripts/checksrc.sh) checks this.
  *
  *   manager.c     wiring: start, reload, stop, teardown, renew requests
  *   status.c      read-only views: GET /v1/status, /metrics, --once summary
- *   due.c         when: decide(), the deadline heap, the FIFO queue, pump()
- *   ari_sched.c   ARI (RFC 9773): the window of the current generation
- *   imports.c     imported certificates: when to read them, the import run
+ *   due.c         the scheduler: when each certificate runs (decide), the
+ *                 run slots (pump), the end of a run (its outcome, what
+ *                 next) and of an entry (unlink, free)
  *   run.c         one run: key generation -> order -> store
+ *   imports.c     imported certificates: when to read them, reading them
  *   round.c       deployment of a run, and the round around all of them
- *   lifecycle.c   the end of a run (its outcome) and an entry's end of life
- *   events.c      clock, history, webhook events, expiring marks (a leaf)
- *
- * Three calls go back up, always as the last thing a completion does, to
- * hand control back to the scheduler: mgr_decide() and mgr_pump() (due.c)
- * and mgr_maybe_finish() (manager.c). */
+ *   ari_sched.c   per CA account state, and the ARI (RFC 9773) window
+ *   lifecycle.c   the state machine of an entry, its deadline and queue
+ *   events.c      clock, history, webhook events, expiring alerts
+ */
 #ifndef CERTLOOP_REACTOR_MANAGER_INTERNAL_H
 #define CERTLOOP_REACTOR_MANAGER_INTERNAL_H
 
@@ -220,36 +221,33 @@ struct manager {
     int closing; /* handles (and the listener) still closing */
 };
 
-/* ---- due.c: when each certificate runs ---- */
-void mgr_disarm(struct mcert *mc);
-/* Arms mc's deadline at t (unix seconds); nothing in --once mode or when stopping. */
-void mgr_arm(struct mcert *mc, int64_t at);
-/* Queues an idle mc for a run slot (FIFO). */
-void mgr_enqueue(struct mcert *mc);
-void mgr_dequeue(struct mcert *mc);
+/* ---- manager.c ---- */
+/* Ends the manager once its work is done (--once, or stopping). */
+void mgr_maybe_finish(struct manager *m);
+
+/* ---- status.c ---- */
+void mgr_print_summary(struct manager *m);
+
+/* ---- due.c: the scheduler ---- */
 /* Whether mc is due now (queued) or later (its deadline armed). */
 void mgr_decide(struct mcert *mc);
 /* Starts queued runs while slots are free, then mgr_maybe_finish. */
 void mgr_pump(struct manager *m);
+/* Every run ends here exactly once (status 0, or < 0 with error): the
+ * outcome is recorded, the run released (back to MC_IDLE), and what comes
+ * next is decided. */
+void mgr_run_end(struct mcert *mc, int status, const char *error);
 bool mgr_names_paused(const struct mcert *mc);
-/* True when okey is the key of mc's stored certificate. */
-bool mgr_order_is_stored(struct mcert *mc, EVP_PKEY *okey);
-
-/* ---- ari_sched.c: per CA account, and the ARI window ---- */
-struct mlimit *mgr_ca_state(struct manager *m, const struct cfg_ca *ca);
-struct ratelimit_window *mgr_ca_window(struct manager *m, const struct cfg_ca *ca);
-void mgr_ari_consider(struct mcert *mc, const struct store_cert *sc, int64_t now);
-
-/* ---- imports.c ---- */
-int64_t mgr_import_expiring(struct mcert *mc, int64_t now);
-void mgr_import_decide(struct mcert *mc, int64_t now);
-void mgr_import_run(struct mcert *mc);
+void mgr_cert_free(struct mcert *mc);
+/* Takes mc out of the manager (MC_DEAD); freed later by mgr_free_dead. */
+void mgr_cert_unlink(struct mcert *mc);
+void mgr_free_dead(struct manager *m);
 
 /* ---- run.c: one run ---- */
+/* Starts mc's run (mc in MC_START); it ends in mgr_run_end. */
 void mgr_run_start(struct mcert *mc);
-void mgr_deploy_stored(struct mcert *mc);
-void mgr_store_and_deploy(struct mcert *mc);
-
+/* True when key is the key of the stored certificate sc. */
+bool mgr_stored_key_is(const struct store_cert *sc, EVP_PKEY *key);
 /* How orders run: acme_order_start and acme_order_cancel, or what a loop
  * test injects (a fake order). NULL restores the real ones. */
 struct mgr_order_ops {
@@ -260,6 +258,19 @@ struct mgr_order_ops {
 void mgr_order_ops_set(const struct mgr_order_ops *ops);
 void mgr_order_cancel(struct acme_order *o);
 
+/* ---- imports.c ---- */
+/* Inside the expiring window, the daily "expiring" event of an import;
+ * returns when to look again (0: not inside it). */
+int64_t mgr_import_expiring(struct mcert *mc, int64_t now);
+/* mgr_decide for an import: read its files now (queued) or arm the hourly check. */
+void mgr_import_decide(struct mcert *mc, int64_t now);
+/* Reads the import's files for its run (mc->key set). < 0 (*err owned):
+ * unusable. Else MGR_IMPORT_CHANGED (mc->res holds them: store and
+ * deploy), MGR_IMPORT_SAME (nothing to do), MGR_IMPORT_REDEPLOY (the same,
+ * but the last deployment did not finish). */
+enum { MGR_IMPORT_CHANGED, MGR_IMPORT_SAME, MGR_IMPORT_REDEPLOY };
+int mgr_import_read(struct mcert *mc, char **err);
+
 /* ---- round.c: deployments and rounds ---- */
 void mgr_deploy_begin(struct mcert *mc);
 void mgr_settle_start(struct manager *m, struct mcert *mc, bool round, const char *name,
@@ -268,7 +279,12 @@ bool mgr_round_begin(struct manager *m);
 bool mgr_round_end(struct manager *m);
 void mgr_round_free_execs(struct manager *m);
 
-/* ---- lifecycle.c ---- */
+/* ---- ari_sched.c: per CA account, and the ARI window ---- */
+struct mlimit *mgr_ca_state(struct manager *m, const struct cfg_ca *ca);
+struct ratelimit_window *mgr_ca_window(struct manager *m, const struct cfg_ca *ca);
+void mgr_ari_consider(struct mcert *mc, const struct store_cert *sc, int64_t now);
+
+/* ---- lifecycle.c: the state machine, the deadline and the queue ---- */
 /* Moves mc to state to. A transition the table in lifecycle.c does not
  * list is refused: logged (log_error), counted, mc->state unchanged, and
  * -EINVAL; in a debug build (CERTLOOP_DEBUG) it aborts. */
@@ -288,10 +304,15 @@ static inline bool mgr_removed(const struct mcert *mc)
 }
 /* When the backoff after mc's latest failure ends (exponential, with jitter). */
 int64_t mgr_backoff_at(const struct mcert *mc, int64_t now);
-void mgr_run_end(struct mcert *mc, int status, const char *error);
-void mgr_cert_free(struct mcert *mc);
-void mgr_cert_unlink(struct mcert *mc);
-void mgr_free_dead(struct manager *m);
+/* Arms mc's deadline at t (unix seconds); nothing in --once mode or when
+ * stopping. When it comes, an idle mc is decided again (or queued for a
+ * deploy retry). */
+void mgr_arm(struct mcert *mc, int64_t at);
+void mgr_disarm(struct mcert *mc);
+/* Queues an idle mc for a run slot (FIFO); MC_QUEUED. */
+void mgr_enqueue(struct mcert *mc);
+/* Takes a queued mc off the queue; MC_IDLE. */
+void mgr_dequeue(struct mcert *mc);
 
 /* ---- events.c ---- */
 /* The manager's wall clock: time(2), or the one manager_opts injects (loop
@@ -305,12 +326,5 @@ void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
 void mgr_expiring_set(struct mcert *mc, int64_t t);
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
               const char *identifier);
-
-/* ---- status.c ---- */
-void mgr_print_summary(struct manager *m);
-
-/* ---- manager.c ---- */
-/* Ends the manager once its work is done (--once, or stopping). */
-void mgr_maybe_finish(struct manager *m);
 
 #endif

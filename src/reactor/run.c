@@ -1,8 +1,9 @@
-/* One run of one certificate: the challenge providers the order uses, key
- * generation off the loop (RSA keys at most RSA_KEYGEN_MAX at once), the
- * ACME order (or the resumption of one left behind), and storing the
- * result as a new generation. It hands the stored generation to round.c to
- * deploy; it does not decide when to run (due.c). */
+/* One run of one certificate, from MC_START to the hand-over to round.c:
+ * the challenge providers the order uses, key generation off the loop (RSA
+ * keys at most RSA_KEYGEN_MAX at once), the ACME order (or the resumption
+ * of one left behind), an import's files (read by imports.c), storing the
+ * result as a new generation, and a deploy-only run's stored generation.
+ * It does not decide when to run, nor what follows a run (due.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +27,35 @@ void mgr_order_ops_set(const struct mgr_order_ops *ops)
 void mgr_order_cancel(struct acme_order *o)
 {
     g_order_ops->cancel(o);
+}
+
+/* ---- the stored key ---- */
+
+/* True when key is the key of the stored certificate (sc->key_pem). */
+bool mgr_stored_key_is(const struct store_cert *sc, EVP_PKEY *key)
+{
+    EVP_PKEY *skey = NULL;
+    bool same = sc->key_pem != NULL &&
+                acme_key_from_pem(sc->key_pem, strlen(sc->key_pem), &skey) == 0 &&
+                EVP_PKEY_eq(key, skey) == 1;
+
+    EVP_PKEY_free(skey);
+    return same;
+}
+
+/* An order file whose key is the stored certificate's belongs to an order
+ * that is done (its deployment had not succeeded yet, see settle_start):
+ * a renewal orders anew instead of resuming it. Reads the stored key (a
+ * small file, inline). */
+static bool order_is_stored(struct mcert *mc, EVP_PKEY *okey)
+{
+    struct store_cert sc = {0};
+
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0)
+        return false;
+    bool same = mgr_stored_key_is(&sc, okey);
+    store_cert_fini(&sc);
+    return same;
 }
 
 /* ---- challenge provider ---- */
@@ -194,6 +224,7 @@ static struct acme_client *client_get(struct manager *m, struct config *snap,
 /* ---- a run: key, order, store, deploy ---- */
 
 static void order_done(int status, struct acme_order_result *res, void *arg);
+static void store_and_deploy(struct mcert *mc);
 
 static void order_begin(struct mcert *mc)
 {
@@ -379,7 +410,7 @@ static void redeploy_mark_start(struct mcert *mc)
         mark_job_done(rc, j);
 }
 
-void mgr_deploy_stored(struct mcert *mc)
+static void deploy_stored(struct mcert *mc)
 {
     struct store_cert sc = {0};
     struct sched_meta meta = {0};
@@ -409,6 +440,25 @@ void mgr_deploy_stored(struct mcert *mc)
     redeploy_mark_start(mc);
 }
 
+/* An imported certificate's run: stores and deploys its files when they
+ * changed, deploys the stored generation when its last deployment did not
+ * finish, else ends at once. */
+static void import_run(struct mcert *mc)
+{
+    char *e = NULL;
+    int rc = mgr_import_read(mc, &e);
+
+    if (rc < 0)
+        mgr_run_end(mc, rc, e);
+    else if (rc == MGR_IMPORT_REDEPLOY)
+        deploy_stored(mc);
+    else if (rc == MGR_IMPORT_SAME)
+        mgr_run_end(mc, 0, NULL);
+    else
+        store_and_deploy(mc);
+    free(e);
+}
+
 void mgr_run_start(struct mcert *mc)
 {
     struct manager *m = mc->m;
@@ -431,19 +481,19 @@ void mgr_run_start(struct mcert *mc)
         mc->deploy_only = false;
         mc->run_deploy_only = true;
         mgr_hist_add(mc, "deploying", "the stored certificate");
-        mgr_deploy_stored(mc);
+        deploy_stored(mc);
         return;
     }
     /* an import without a CA, or with one but nothing stored yet: the
      * imported files become the (first) generation */
     if (mc->run_cfg->ca == NULL ||
         (mc->run_cfg->import_cert != NULL && !mc->had_cert && mc->import_checked_at == 0)) {
-        mgr_import_run(mc);
+        import_run(mc);
         return;
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
     rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
-    if (rc == 0 && mgr_order_is_stored(mc, key)) {
+    if (rc == 0 && order_is_stored(mc, key)) {
         log_info(LOG_MAIN,
                  "cert=%s: the stored order's certificate is the stored one: ordering anew",
                  mc->name);
@@ -585,11 +635,11 @@ static void order_done(int status, struct acme_order_result *res, void *arg)
         return;
     }
     mc->res = res;
-    mgr_store_and_deploy(mc);
+    store_and_deploy(mc);
 }
 
 /* Stores mc->res with mc->key as a new generation, then deploys it. */
-void mgr_store_and_deploy(struct mcert *mc)
+static void store_and_deploy(struct mcert *mc)
 {
     struct manager *m = mc->m;
     struct acme_order_result *res = mc->res;
