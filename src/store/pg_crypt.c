@@ -228,3 +228,37 @@ int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, 
     *out_len = ptlen;
     return 0;
 }
+
+char *pg_bytea_hex(const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = xmalloc(2 * n + 3);
+
+    s[0] = '\\';
+    s[1] = 'x';
+    for (size_t i = 0; i < n; i++) {
+        s[2 + 2 * i] = digits[p[i] >> 4];
+        s[3 + 2 * i] = digits[p[i] & 15];
+    }
+    s[2 * n + 2] = '\0';
+    return s;
+}
+
+uint8_t *pg_hex_bytes(const char *hex, size_t *n)
+{
+    size_t len = strlen(hex);
+
+    if (len % 2 != 0)
+        return NULL;
+    uint8_t *b = xmalloc(len / 2 + 1);
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(b);
+            return NULL;
+        }
+        b[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *n = len / 2;
+    return b;
+}

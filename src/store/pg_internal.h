@@ -164,6 +164,12 @@ int pg_seal(const struct pg_key *k, const char *cert, const char *generation, co
 int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *blob,
               size_t len, uint8_t **out, size_t *out_len);
 
+/* bytea as libpq text parameters carry it ("\\x" and hex digits), owned;
+ * and the bytes of a hex string (as encode(x, 'hex') returns it), owned,
+ * or NULL when it is not hex. */
+char *pg_bytea_hex(const uint8_t *p, size_t n);
+uint8_t *pg_hex_bytes(const char *hex, size_t *n);
+
 /* ---- per-certificate leases (pg_lease.c) --------------------------------- */
 
 /* The lease rule, as pure functions over one lease row; the SQL in
@@ -238,5 +244,43 @@ struct pg_generation {
 };
 int pg_generation_put_start(struct pg_conn *c, struct pg_fence *f, const struct pg_generation *g,
                             pg_lease_cb cb, void *arg, struct pg_op **out);
+
+/* ---- http-01 tokens and the fleet view (pg_fleet.c) --------------------------- */
+
+/* Contract of every _start here as pg_op_start; strings are copied. */
+
+/* http-01 key authorizations for every instance's listener: put (NOTIFY
+ * PG_CHANNEL_HTTP01 with the token reaches listeners at commit), remove,
+ * and a lookup for a token the listener has not seen (-ENOENT if absent
+ * or expired; key_authz borrowed for the call). */
+typedef void (*pg_http01_cb)(int status, const char *key_authz, void *arg);
+int pg_http01_put_start(struct pg_conn *c, const char *token, const char *key_authz,
+                        const char *cert, int64_t ttl_s, void (*cb)(int status, void *arg),
+                        void *arg, struct pg_op **out);
+int pg_http01_remove_start(struct pg_conn *c, const char *token, void (*cb)(int status, void *arg),
+                           void *arg, struct pg_op **out);
+int pg_http01_lookup_start(struct pg_conn *c, const char *token, pg_http01_cb cb, void *arg,
+                           struct pg_op **out);
+
+/* Each instance's heartbeat (name, version, configuration digest) and the
+ * generation of each certificate it deployed, with the outcome. */
+int pg_instance_beat_start(struct pg_conn *c, const char *name, const char *version,
+                           const char *config_digest, void (*cb)(int status, void *arg), void *arg,
+                           struct pg_op **out);
+int pg_deployment_put_start(struct pg_conn *c, const char *instance, const char *cert,
+                            const char *generation, bool ok, const char *error,
+                            void (*cb)(int status, void *arg), void *arg, struct pg_op **out);
+
+/* One instance in the fleet view; strings borrowed for the callback. */
+struct pg_fleet_row {
+    const char *name, *version, *config_digest;
+    int64_t heartbeat_age_s;
+    bool silent;      /* no heartbeat for longer than silent_after_s */
+    unsigned lagging; /* certificates it deployed an older generation of than current */
+    unsigned failed;  /* certificates whose last deployment there failed */
+};
+typedef void (*pg_fleet_cb)(int status, const struct pg_fleet_row *rows, size_t n, void *arg);
+int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,
+                        struct pg_op **out);
 
 #endif

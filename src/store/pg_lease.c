@@ -198,28 +198,12 @@ void pg_fence_stmt(struct pg_fence *f, struct pg_stmt *out)
     *out = (struct pg_stmt){"SELECT certloop_fence($1, $2, $3::bigint, $4::bigint)", 4, f->params};
 }
 
-/* bytea travels as text in hex form ("\x0a1b..."). */
-static char *bytea_hex(const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *s = xmalloc(2 * n + 3);
-
-    s[0] = '\\';
-    s[1] = 'x';
-    for (size_t i = 0; i < n; i++) {
-        s[2 + 2 * i] = digits[p[i] >> 4];
-        s[3 + 2 * i] = digits[p[i] & 15];
-    }
-    s[2 * n + 2] = '\0';
-    return s;
-}
-
 int pg_generation_put_start(struct pg_conn *c, struct pg_fence *f, const struct pg_generation *g,
                             pg_lease_cb cb, void *arg, struct pg_op **out)
 {
     if (strcmp(f->cert, g->cert) != 0)
         return -EINVAL;
-    char *key = bytea_hex(g->key_sealed, g->key_sealed_len);
+    char *key = pg_bytea_hex(g->key_sealed, g->key_sealed_len);
     const char *cert_p[] = {g->cert};
     const char *gen_p[] = {g->cert,          g->generation, g->cert_pem,  g->chain_pem,
                            g->fullchain_pem, key,           g->meta_json, f->holder};

@@ -42,6 +42,7 @@ static const char *const v1[] = {
     " fullchain_pem text NOT NULL,"
     " key_sealed bytea NOT NULL,"
     " meta_json text NOT NULL,"
+    " ari_json text,"
     " created_by text NOT NULL,"
     " created_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (cert, generation))",
@@ -65,15 +66,24 @@ static const char *const v1[] = {
     " key_authz text NOT NULL,"
     " cert text NOT NULL,"
     " expires_at timestamptz NOT NULL)",
-    /* Events to deliver once per fleet (at least once). */
+    /* Webhook deliveries to make once per fleet (at least once); dead ones
+     * are kept for the operator. */
     "CREATE TABLE certloop_outbox ("
-    " id bigserial PRIMARY KEY,"
-    " event text NOT NULL,"
-    " target text NOT NULL,"
+    " id text PRIMARY KEY,"
     " payload text NOT NULL,"
-    " attempts integer NOT NULL DEFAULT 0,"
-    " next_attempt_at timestamptz NOT NULL DEFAULT now(),"
+    " dead boolean NOT NULL DEFAULT false,"
     " created_at timestamptz NOT NULL DEFAULT now())",
+    /* Per instance: a deployment still owed (the redeploy mark) and the
+     * last expiry alert sent. */
+    "CREATE TABLE certloop_redeploy ("
+    " instance text NOT NULL,"
+    " cert text NOT NULL,"
+    " PRIMARY KEY (instance, cert))",
+    "CREATE TABLE certloop_alerts ("
+    " instance text NOT NULL,"
+    " cert text NOT NULL,"
+    " t bigint NOT NULL,"
+    " PRIMARY KEY (instance, cert))",
     "CREATE TABLE certloop_history ("
     " id bigserial PRIMARY KEY,"
     " cert text NOT NULL,"

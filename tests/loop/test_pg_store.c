@@ -21,49 +21,17 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
-struct fx {
-    uv_loop_t loop;
-    uv_timer_t guard; /* keeps UV_RUN_ONCE from blocking forever */
-    struct pg_conn *c, *c2;
-    int notes;
-    char note[128];
-};
-
 struct got {
     int calls, status, version;
     enum pg_lease_verdict v;
     uint64_t token;
 };
 
-static void on_tick(uv_timer_t *t)
+static void on_barrier(int status, const struct pg_res *res, void *arg)
 {
-    (void)t;
-}
-
-static void on_notify(const char *channel, const char *payload, void *arg)
-{
-    struct fx *f = arg;
-
-    f->notes++;
-    snprintf(f->note, sizeof(f->note), "%s:%s", channel, payload);
-}
-
-static struct pg_conn *conn(struct fx *f, const char *conninfo)
-{
-    struct pg_conn_opts o = {.conninfo = conninfo, .on_notify = on_notify, .arg = f};
-    struct pg_conn *c = NULL;
-
-    assert_int_equal(pg_conn_open(&f->loop, &o, &c), 0);
-    return c;
-}
-
-static void wait_for(struct fx *f, const int *flag, int want)
-{
-    uint64_t end = uv_now(&f->loop) + 10000;
-
-    while (*flag < want && uv_now(&f->loop) < end)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_true(*flag >= want);
+    (void)status;
+    (void)res;
+    (*(int *)arg)++; /* struct fl and struct got both begin with calls */
 }
 
 static void on_schema(int status, int version, void *arg)
@@ -85,78 +53,29 @@ static void on_lease(int status, enum pg_lease_verdict v, uint64_t token, void *
     g->token = token;
 }
 
-static int setup(void **state)
-{
-    struct fx *f = xcalloc(1, sizeof(*f));
-
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    uv_timer_init(&f->loop, &f->guard);
-    uv_timer_start(&f->guard, on_tick, 20, 20);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    if (f->c != NULL)
-        pg_conn_close(f->c, NULL, NULL);
-    if (f->c2 != NULL)
-        pg_conn_close(f->c2, NULL, NULL);
-    uv_close((uv_handle_t *)&f->guard, NULL);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    free(f);
-    return 0;
-}
-
-/* A fresh database of its own for a test, and its conninfo (owned). */
-static char *fresh_db(const char *name)
-{
-    char *sql = xasprintf("CREATE DATABASE %s", name);
-    char *r = pg_world_query(&pg_test_world, sql);
-
-    assert_non_null(r);
-    free(r);
-    free(sql);
-    return xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, name);
-}
-
-static char *query_db(const char *db, const char *sql)
-{
-    struct pg_world w = pg_test_world;
-    char *ci = xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, db);
-
-    w.conninfo = ci;
-    char *r = pg_world_query(&w, sql);
-    free(ci);
-    assert_non_null(r);
-    return r;
-}
-
-static void migrate(struct fx *f, struct pg_conn *c, struct got *g)
+static void migrate(struct pg_fx *f, struct pg_conn *c, struct got *g)
 {
     int before = g->calls;
 
     assert_int_equal(pg_schema_migrate_start(c, on_schema, g, NULL), 0);
-    wait_for(f, &g->calls, before + 1);
+    pg_fx_wait(f, &g->calls, before + 1);
 }
 
 static void test_schema_created_once_and_idempotent(void **state)
 {
-    struct fx *f = *state;
+    struct pg_fx *f = *state;
     struct got g = {0};
-    char *ci = fresh_db("schema_once");
+    char *ci = pg_world_fresh_db("schema_once");
 
-    f->c = conn(f, ci);
+    f->c = pg_fx_conn(f, ci);
     free(ci);
     migrate(f, f->c, &g);
     assert_int_equal(g.status, 0);
     assert_int_equal(g.version, PG_SCHEMA_VERSION);
-    char *n = query_db("schema_once", "SELECT count(*) FROM pg_tables WHERE tablename LIKE "
-                                      "'certloop\\_%'");
-    assert_string_equal(n, "11"); /* schema + the ten of version 1 */
+    char *n =
+        pg_world_query_db("schema_once", "SELECT count(*) FROM pg_tables WHERE tablename LIKE "
+                                         "'certloop\\_%'");
+    assert_string_equal(n, "13"); /* schema + the twelve of version 1 */
     free(n);
     migrate(f, f->c, &g); /* again: nothing to do, no error */
     assert_int_equal(g.calls, 2);
@@ -168,17 +87,17 @@ static void test_schema_created_once_and_idempotent(void **state)
  * both end on the current version. */
 static void test_concurrent_migrations_serialize(void **state)
 {
-    struct fx *f = *state;
+    struct pg_fx *f = *state;
     struct got a = {0}, b = {0};
-    char *ci = fresh_db("schema_race");
+    char *ci = pg_world_fresh_db("schema_race");
 
-    f->c = conn(f, ci);
-    f->c2 = conn(f, ci);
+    f->c = pg_fx_conn(f, ci);
+    f->c2 = pg_fx_conn(f, ci);
     free(ci);
     assert_int_equal(pg_schema_migrate_start(f->c, on_schema, &a, NULL), 0);
     assert_int_equal(pg_schema_migrate_start(f->c2, on_schema, &b, NULL), 0);
-    wait_for(f, &a.calls, 1);
-    wait_for(f, &b.calls, 1);
+    pg_fx_wait(f, &a.calls, 1);
+    pg_fx_wait(f, &b.calls, 1);
     assert_int_equal(a.status, 0);
     assert_int_equal(b.status, 0);
     assert_int_equal(a.version, PG_SCHEMA_VERSION);
@@ -188,22 +107,22 @@ static void test_concurrent_migrations_serialize(void **state)
 /* A database migrated by a newer certloop: refused, nothing changed. */
 static void test_newer_schema_is_refused_untouched(void **state)
 {
-    struct fx *f = *state;
+    struct pg_fx *f = *state;
     struct got g = {0};
-    char *ci = fresh_db("schema_newer");
+    char *ci = pg_world_fresh_db("schema_newer");
 
-    f->c = conn(f, ci);
+    f->c = pg_fx_conn(f, ci);
     free(ci);
     migrate(f, f->c, &g);
     assert_int_equal(g.status, 0);
-    free(query_db("schema_newer", "UPDATE certloop_schema SET version = 99; "
-                                  "DROP TABLE certloop_history"));
+    free(pg_world_query_db("schema_newer", "UPDATE certloop_schema SET version = 99; "
+                                           "DROP TABLE certloop_history"));
     migrate(f, f->c, &g);
     assert_int_equal(g.status, ERR_UNSUPPORTED);
-    char *v = query_db("schema_newer", "SELECT version FROM certloop_schema");
+    char *v = pg_world_query_db("schema_newer", "SELECT version FROM certloop_schema");
     assert_string_equal(v, "99");
     free(v);
-    v = query_db("schema_newer", "SELECT to_regclass('certloop_history') IS NULL");
+    v = pg_world_query_db("schema_newer", "SELECT to_regclass('certloop_history') IS NULL");
     assert_string_equal(v, "t"); /* not recreated: the newer schema is not ours to touch */
     free(v);
 }
@@ -221,17 +140,8 @@ struct step {
 
 #define TTL 300
 
-static struct pg_key test_key(void)
-{
-    struct pg_key k;
-    const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-
-    assert_int_equal(pg_key_parse(hex, strlen(hex), &k), 0);
-    return k;
-}
-
 /* One step on the database; returns the verdict and token it gave. */
-static void db_step(struct fx *f, const struct step *s, uint64_t token, int n, struct got *g)
+static void db_step(struct pg_fx *f, const struct step *s, uint64_t token, int n, struct got *g)
 {
     int before = g->calls;
 
@@ -249,7 +159,7 @@ static void db_step(struct fx *f, const struct step *s, uint64_t token, int n, s
             pg_lease_release_start(f->c, "www", s->holder, token, s->now, on_lease, g, NULL), 0);
         break;
     case WRITE: {
-        struct pg_key k = test_key();
+        struct pg_key k = pg_test_key();
         char gen[32];
         snprintf(gen, sizeof(gen), "gen-%d-%s", n, s->holder);
         const char *pem = "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
@@ -272,7 +182,7 @@ static void db_step(struct fx *f, const struct step *s, uint64_t token, int n, s
         break;
     }
     }
-    wait_for(f, &g->calls, before + 1);
+    pg_fx_wait(f, &g->calls, before + 1);
     assert_int_equal(g->status, 0);
 }
 
@@ -284,7 +194,7 @@ static void db_step(struct fx *f, const struct step *s, uint64_t token, int n, s
  * runs on the pure rule and in the database, which must agree. */
 static void test_lease_sql_agrees_with_the_rule(void **state)
 {
-    struct fx *f = *state;
+    struct pg_fx *f = *state;
     static const struct step script[] = {
         {TAKE, "a", 0, 1000, PG_LEASE_GRANTED, 1},
         {TAKE, "b", 0, 1100, PG_LEASE_BUSY, 0},
@@ -307,9 +217,9 @@ static void test_lease_sql_agrees_with_the_rule(void **state)
     uint64_t tokens[16] = {0}; /* the token of each grant by TAKE, in order */
     int grants = 0;
     struct got g = {0}, mg = {0};
-    char *ci = fresh_db("lease_rule");
+    char *ci = pg_world_fresh_db("lease_rule");
 
-    f->c = conn(f, ci);
+    f->c = pg_fx_conn(f, ci);
     free(ci);
     assert_int_equal(pg_conn_listen(f->c, PG_CHANNEL_GENERATION), 0);
     migrate(f, f->c, &mg);
@@ -353,14 +263,15 @@ static void test_lease_sql_agrees_with_the_rule(void **state)
             tokens[grants++] = g.token;
     }
     /* exactly the two granted writes are stored; the current one is b's */
-    char *v = query_db("lease_rule", "SELECT string_agg(generation, ',' ORDER BY generation) "
-                                     "FROM certloop_generations");
+    char *v =
+        pg_world_query_db("lease_rule", "SELECT string_agg(generation, ',' ORDER BY generation) "
+                                        "FROM certloop_generations");
     assert_string_equal(v, "gen-4-a,gen-8-b");
     free(v);
-    v = query_db("lease_rule", "SELECT current_generation FROM certloop_certificates");
+    v = pg_world_query_db("lease_rule", "SELECT current_generation FROM certloop_certificates");
     assert_string_equal(v, "gen-8-b");
     free(v);
-    wait_for(f, &f->notes, 2);
+    pg_fx_wait(f, &f->notes, 2);
     assert_string_equal(f->note, PG_CHANNEL_GENERATION ":www gen-8-b");
 }
 
@@ -368,24 +279,24 @@ static void test_lease_sql_agrees_with_the_rule(void **state)
  * generation it was sealed for. */
 static void test_stored_key_is_sealed(void **state)
 {
-    struct fx *f = *state;
+    struct pg_fx *f = *state;
     struct got g = {0}, mg = {0};
-    struct pg_key k = test_key();
-    char *ci = fresh_db("sealed");
+    struct pg_key k = pg_test_key();
+    char *ci = pg_world_fresh_db("sealed");
     const char *pem =
         "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
     uint8_t *sealed, *pt;
     size_t sealed_len, ptlen;
 
-    f->c = conn(f, ci);
+    f->c = pg_fx_conn(f, ci);
     free(ci);
     migrate(f, f->c, &mg);
     /* the server's clock this time */
     assert_int_equal(pg_lease_take_start(f->c, "api", "a", -1, 60000, on_lease, &g, NULL), 0);
-    wait_for(f, &g.calls, 1);
+    pg_fx_wait(f, &g.calls, 1);
     assert_int_equal(g.v, PG_LEASE_GRANTED);
     assert_int_equal(pg_lease_take_start(f->c, "api", "b", -1, 60000, on_lease, &g, NULL), 0);
-    wait_for(f, &g.calls, 2);
+    pg_fx_wait(f, &g.calls, 2);
     assert_int_equal(g.v, PG_LEASE_BUSY);
 
     assert_int_equal(
@@ -394,20 +305,17 @@ static void test_stored_key_is_sealed(void **state)
     struct pg_generation gn = {"api", "g1", "C", "", "C", "{}", sealed, sealed_len};
     assert_int_equal(pg_generation_put_start(f->c, &fence, &gn, on_lease, &g, NULL), 0);
     free(sealed);
-    wait_for(f, &g.calls, 3);
+    pg_fx_wait(f, &g.calls, 3);
     assert_int_equal(g.v, PG_LEASE_GRANTED);
 
-    char *hex = query_db("sealed", "SELECT encode(key_sealed, 'hex') FROM certloop_generations");
-    char *txt = query_db("sealed", "SELECT position('PRIVATE'::bytea IN key_sealed) "
-                                   "FROM certloop_generations");
+    char *hex =
+        pg_world_query_db("sealed", "SELECT encode(key_sealed, 'hex') FROM certloop_generations");
+    char *txt = pg_world_query_db("sealed", "SELECT position('PRIVATE'::bytea IN key_sealed) "
+                                            "FROM certloop_generations");
     assert_string_equal(txt, "0");
-    size_t n = strlen(hex) / 2;
-    uint8_t *blob = xmalloc(n);
-    for (size_t i = 0; i < n; i++) {
-        unsigned b;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &b), 1);
-        blob[i] = (uint8_t)b;
-    }
+    size_t n;
+    uint8_t *blob = pg_hex_bytes(hex, &n);
+    assert_non_null(blob);
     assert_int_equal(pg_unseal(&k, "api", "g1", blob, n, &pt, &ptlen), 0);
     assert_string_equal((char *)pt, pem);
     free(pt);
@@ -417,17 +325,153 @@ static void test_stored_key_is_sealed(void **state)
     free(txt);
 }
 
+struct fl {
+    int calls, status;
+    char value[128];
+    size_t n;
+    struct {
+        char name[16];
+        bool silent;
+        unsigned lagging, failed;
+    } rows[4];
+};
+
+static void on_status(int status, void *arg)
+{
+    struct fl *x = arg;
+
+    x->calls++;
+    x->status = status;
+}
+
+static void on_authz(int status, const char *key_authz, void *arg)
+{
+    struct fl *x = arg;
+
+    x->calls++;
+    x->status = status;
+    snprintf(x->value, sizeof(x->value), "%s", key_authz != NULL ? key_authz : "");
+}
+
+static void on_fleet(int status, const struct pg_fleet_row *rows, size_t n, void *arg)
+{
+    struct fl *x = arg;
+
+    x->calls++;
+    x->status = status;
+    x->n = n;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        snprintf(x->rows[i].name, sizeof(x->rows[i].name), "%s", rows[i].name);
+        x->rows[i].silent = rows[i].silent;
+        x->rows[i].lagging = rows[i].lagging;
+        x->rows[i].failed = rows[i].failed;
+    }
+}
+
+/* A token put by one instance reaches another's listener by NOTIFY and by
+ * lookup; an expired or removed one is not found. */
+static void test_http01_tokens_shared(void **state)
+{
+    struct pg_fx *f = *state;
+    struct fl x = {0};
+    struct got mg = {0};
+    char *ci = pg_world_fresh_db("tokens");
+
+    f->c = pg_fx_conn(f, ci);
+    f->c2 = pg_fx_conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &mg);
+    assert_int_equal(pg_conn_listen(f->c2, PG_CHANNEL_HTTP01), 0);
+    assert_int_equal(pg_query_start(f->c2, "SELECT 1", 0, NULL, on_barrier, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 1); /* c2 listens */
+    assert_int_equal(
+        pg_http01_put_start(f->c, "tok1", "tok1.thumb", "www", 60, on_status, &x, NULL), 0);
+    assert_int_equal(pg_http01_put_start(f->c, "old", "old.thumb", "www", -1, on_status, &x, NULL),
+                     0);
+    pg_fx_wait(f, &x.calls, 3);
+    assert_int_equal(x.status, 0);
+    pg_fx_wait(f, &f->notes, 2);
+    assert_string_equal(f->note, PG_CHANNEL_HTTP01 ":old");
+    assert_int_equal(pg_http01_lookup_start(f->c2, "tok1", on_authz, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 4);
+    assert_int_equal(x.status, 0);
+    assert_string_equal(x.value, "tok1.thumb");
+    assert_int_equal(pg_http01_lookup_start(f->c2, "old", on_authz, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 5);
+    assert_int_equal(x.status, -ENOENT); /* expired */
+    assert_int_equal(pg_http01_remove_start(f->c, "tok1", on_status, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 6); /* committed before the other connection looks */
+    assert_int_equal(pg_http01_lookup_start(f->c2, "tok1", on_authz, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 7);
+    assert_int_equal(x.status, -ENOENT);
+}
+
+/* The fleet view flags the instance that lags behind the current
+ * generation, the one whose deployment failed, and the silent one. */
+static void test_fleet_view_flags_lagging_and_silent(void **state)
+{
+    struct pg_fx *f = *state;
+    struct fl x = {0};
+    struct got mg = {0}, g = {0};
+    char *ci = pg_world_fresh_db("fleetview");
+
+    f->c = pg_fx_conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &mg);
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            pg_instance_beat_start(f->c, names[i], "0.1.0", "digest", on_status, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 3);
+    /* the current generation of www is g2 */
+    struct pg_fence fence = {.cert = "www", .holder = "a", .token = 1, .now_ms = -1};
+    assert_int_equal(pg_lease_take_start(f->c, "www", "a", -1, 60000, on_lease, &g, NULL), 0);
+    uint8_t blob[PG_SEAL_OVERHEAD] = {0};
+    struct pg_generation gn = {"www", "g2", "C", "", "C", "{}", blob, sizeof(blob)};
+    assert_int_equal(pg_generation_put_start(f->c, &fence, &gn, on_lease, &g, NULL), 0);
+    pg_fx_wait(f, &g.calls, 2);
+    assert_int_equal(g.v, PG_LEASE_GRANTED);
+    assert_int_equal(
+        pg_deployment_put_start(f->c, "a", "www", "g2", true, NULL, on_status, &x, NULL), 0);
+    assert_int_equal(
+        pg_deployment_put_start(f->c, "b", "www", "g1", true, NULL, on_status, &x, NULL), 0);
+    assert_int_equal(pg_deployment_put_start(f->c, "c", "www", "g2", false, "reload failed",
+                                             on_status, &x, NULL),
+                     0);
+    pg_fx_wait(f, &x.calls, 6);
+    assert_int_equal(x.status, 0);
+    free(pg_world_query_db("fleetview", "UPDATE certloop_instances SET heartbeat_at = now() - "
+                                        "interval '5 minutes' WHERE name = 'c'"));
+    assert_int_equal(pg_fleet_read_start(f->c, 60, on_fleet, &x, NULL), 0);
+    pg_fx_wait(f, &x.calls, 7);
+    assert_int_equal(x.status, 0);
+    assert_int_equal(x.n, 3);
+    assert_string_equal(x.rows[0].name, "a");
+    assert_false(x.rows[0].silent);
+    assert_int_equal(x.rows[0].lagging + x.rows[0].failed, 0);
+    assert_int_equal(x.rows[1].lagging, 1); /* b deployed g1 */
+    assert_true(x.rows[2].silent);
+    assert_int_equal(x.rows[2].failed, 1);
+}
+
 int main(void)
 {
     int rc = pg_world_unavailable();
     if (rc >= 0)
         return rc;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_schema_created_once_and_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_migrations_serialize, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_sql_agrees_with_the_rule, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stored_key_is_sealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_created_once_and_idempotent, pg_fx_setup,
+                                        pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_migrations_serialize, pg_fx_setup,
+                                        pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, pg_fx_setup,
+                                        pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_sql_agrees_with_the_rule, pg_fx_setup,
+                                        pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stored_key_is_sealed, pg_fx_setup, pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_http01_tokens_shared, pg_fx_setup, pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fleet_view_flags_lagging_and_silent, pg_fx_setup,
+                                        pg_fx_teardown),
     };
     return cmocka_run_group_tests(tests, pg_world_group_setup, pg_world_group_teardown);
 }

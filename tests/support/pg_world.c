@@ -5,6 +5,12 @@
 
 #include "util/xalloc.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -176,4 +182,93 @@ int pg_world_unavailable(void)
     const char *ci = getenv("CI");
     fprintf(stderr, "PostgreSQL 15 is not installed (scripts/deps.sh installs it)\n");
     return ci != NULL && strcmp(ci, "true") == 0 ? 1 : 77;
+}
+
+char *pg_world_fresh_db(const char *name)
+{
+    char *sql = xasprintf("CREATE DATABASE %s", name);
+    char *r = pg_world_query(&pg_test_world, sql);
+
+    assert_non_null(r);
+    free(r);
+    free(sql);
+    return xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, name);
+}
+
+char *pg_world_query_db(const char *db, const char *sql)
+{
+    struct pg_world w = pg_test_world;
+    char *ci = xasprintf("host=%s dbname=%s user=postgres", pg_test_world.dir, db);
+
+    w.conninfo = ci;
+    char *r = pg_world_query(&w, sql);
+    free(ci);
+    assert_non_null(r);
+    return r;
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void on_note(const char *channel, const char *payload, void *arg)
+{
+    struct pg_fx *f = arg;
+
+    f->notes++;
+    snprintf(f->note, sizeof(f->note), "%s:%s", channel, payload);
+}
+
+int pg_fx_setup(void **state)
+{
+    struct pg_fx *f = xcalloc(1, sizeof(*f));
+
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_start(&f->guard, on_guard, 20, 20);
+    *state = f;
+    return 0;
+}
+
+int pg_fx_teardown(void **state)
+{
+    struct pg_fx *f = *state;
+
+    if (f->c != NULL)
+        pg_conn_close(f->c, NULL, NULL);
+    if (f->c2 != NULL)
+        pg_conn_close(f->c2, NULL, NULL);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+struct pg_conn *pg_fx_conn(struct pg_fx *f, const char *conninfo)
+{
+    struct pg_conn_opts o = {.conninfo = conninfo, .on_notify = on_note, .arg = f};
+    struct pg_conn *c = NULL;
+
+    assert_int_equal(pg_conn_open(&f->loop, &o, &c), 0);
+    return c;
+}
+
+void pg_fx_wait(struct pg_fx *f, const int *flag, int want)
+{
+    uint64_t end = uv_now(&f->loop) + 10000;
+
+    while (*flag < want && uv_now(&f->loop) < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_true(*flag >= want);
+}
+
+struct pg_key pg_test_key(void)
+{
+    static const char hex[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    struct pg_key k;
+
+    assert_int_equal(pg_key_parse(hex, 64, &k), 0);
+    return k;
 }

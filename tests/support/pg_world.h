@@ -7,6 +7,10 @@
 #define CERTLOOP_TESTS_PG_WORLD_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/pg_internal.h"
 
 struct pg_world {
     char *dir;      /* owned: the temp dir (data in DIR/pg, socket in DIR) */
@@ -39,5 +43,30 @@ extern struct pg_world pg_test_world;
 int pg_world_group_setup(void **state);
 int pg_world_group_teardown(void **state);
 int pg_world_unavailable(void);
+
+/* A database of its own in pg_test_world for one test (CREATE DATABASE
+ * name): its conninfo, owned. And sql run on database db (as
+ * pg_world_query; the test fails if it fails). */
+char *pg_world_fresh_db(const char *name);
+char *pg_world_query_db(const char *db, const char *sql);
+
+/* A loop fixture for the PostgreSQL tests: a loop with a guard timer (so
+ * UV_RUN_ONCE never blocks for ever), up to two connections closed at
+ * teardown, and the notifications they received. */
+struct pg_fx {
+    uv_loop_t loop;
+    uv_timer_t guard;
+    struct pg_conn *c, *c2; /* closed by teardown when not NULL */
+    int notes;              /* notifications seen, the last in note */
+    char note[128];
+};
+int pg_fx_setup(void **state);
+int pg_fx_teardown(void **state);
+/* A connection on f's loop whose notifications land in f. */
+struct pg_conn *pg_fx_conn(struct pg_fx *f, const char *conninfo);
+/* Runs the loop until *flag reaches want; fails the test after 10 s. */
+void pg_fx_wait(struct pg_fx *f, const int *flag, int want);
+/* The tests' fixed encryption key (00 01 02 ... 1f). */
+struct pg_key pg_test_key(void);
 
 #endif

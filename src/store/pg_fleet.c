@@ -1,0 +1,188 @@
+/* The fleet's shared records that are not part of the store interface
+ * (issue 14 items 4 and 6): http-01 key authorizations every instance's
+ * listener can answer (NOTIFY certloop_http01 at insert, a lookup on a
+ * miss), and each instance's heartbeat and deployments for the fleet view
+ * (`status --fleet`, GET /v1/fleet). Single statements, one op each. */
+#include "store/pg_internal.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a small owner for single-statement ops ---------------------------------- */
+
+enum fkind { F_STATUS, F_LOOKUP, F_FLEET };
+
+struct fop {
+    enum fkind kind;
+    void (*status_cb)(int status, void *arg);
+    pg_http01_cb lookup_cb;
+    pg_fleet_cb fleet_cb;
+    void *arg;
+};
+
+static void fop_done(int status, const struct pg_res *res, void *arg)
+{
+    struct fop *f = arg;
+
+    if (status == ERR_DB)
+        log_warn(LOG_STORE, "database: fleet: %s %s", res->sqlstate, res->message);
+    switch (f->kind) {
+    case F_STATUS:
+        f->status_cb(status, f->arg);
+        break;
+    case F_LOOKUP: {
+        const char *v = NULL;
+        if (status == 0 && PQntuples(res->res[0]) == 1)
+            v = PQgetvalue(res->res[0], 0, 0);
+        f->lookup_cb(status == 0 && v == NULL ? -ENOENT : status, v, f->arg);
+        break;
+    }
+    case F_FLEET: {
+        struct pg_fleet_row *rows = NULL;
+        size_t n = 0;
+        if (status == 0) {
+            PGresult *r = res->res[0];
+            n = (size_t)PQntuples(r);
+            rows = xcalloc(n + 1, sizeof(*rows));
+            for (size_t i = 0; i < n; i++) {
+                int row = (int)i;
+                rows[i].name = PQgetvalue(r, row, 0);
+                rows[i].version = PQgetvalue(r, row, 1);
+                rows[i].config_digest = PQgetvalue(r, row, 2);
+                rows[i].heartbeat_age_s = strtoll(PQgetvalue(r, row, 3), NULL, 10);
+                rows[i].silent = PQgetvalue(r, row, 4)[0] == 't';
+                rows[i].lagging = (unsigned)strtoul(PQgetvalue(r, row, 5), NULL, 10);
+                rows[i].failed = (unsigned)strtoul(PQgetvalue(r, row, 6), NULL, 10);
+            }
+        }
+        f->fleet_cb(status, rows, n, f->arg);
+        free(rows);
+        break;
+    }
+    }
+}
+
+static int fop_start(struct pg_conn *c, struct fop *f, const struct pg_stmt *st, struct pg_op **out)
+{
+    int rc = pg_op_start_owning(c, st, 1, fop_done, f, free, out);
+
+    if (rc < 0)
+        free(f);
+    return rc;
+}
+
+static int status_start(struct pg_conn *c, const char *sql, int n, const char *const *par,
+                        void (*cb)(int, void *), void *arg, struct pg_op **out)
+{
+    struct fop *f = xcalloc(1, sizeof(*f));
+    struct pg_stmt st = {sql, n, par};
+
+    f->kind = F_STATUS;
+    f->status_cb = cb;
+    f->arg = arg;
+    return fop_start(c, f, &st, out);
+}
+
+/* ---- http-01 ------------------------------------------------------------------------ */
+
+int pg_http01_put_start(struct pg_conn *c, const char *token, const char *key_authz,
+                        const char *cert, int64_t ttl_s, void (*cb)(int status, void *arg),
+                        void *arg, struct pg_op **out)
+{
+    char ttl[24];
+
+    snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_s);
+    const char *par[] = {token, key_authz, cert, ttl};
+    return status_start(c,
+                        "INSERT INTO certloop_http01 (token, key_authz, cert, expires_at)"
+                        " VALUES ($1, $2, $3, now() + make_interval(secs => $4::bigint))"
+                        " ON CONFLICT (token) DO UPDATE SET key_authz = EXCLUDED.key_authz,"
+                        " cert = EXCLUDED.cert, expires_at = EXCLUDED.expires_at",
+                        4, par, cb, arg, out);
+}
+
+int pg_http01_remove_start(struct pg_conn *c, const char *token, void (*cb)(int status, void *arg),
+                           void *arg, struct pg_op **out)
+{
+    const char *par[] = {token};
+
+    return status_start(c, "DELETE FROM certloop_http01 WHERE token = $1", 1, par, cb, arg, out);
+}
+
+int pg_http01_lookup_start(struct pg_conn *c, const char *token, pg_http01_cb cb, void *arg,
+                           struct pg_op **out)
+{
+    struct fop *f = xcalloc(1, sizeof(*f));
+    const char *par[] = {token};
+    struct pg_stmt st = {
+        "SELECT key_authz FROM certloop_http01 WHERE token = $1 AND expires_at > now()", 1, par};
+
+    f->kind = F_LOOKUP;
+    f->lookup_cb = cb;
+    f->arg = arg;
+    return fop_start(c, f, &st, out);
+}
+
+/* ---- instances --------------------------------------------------------------------- */
+
+int pg_instance_beat_start(struct pg_conn *c, const char *name, const char *version,
+                           const char *config_digest, void (*cb)(int status, void *arg), void *arg,
+                           struct pg_op **out)
+{
+    const char *par[] = {name, version, config_digest};
+
+    return status_start(c,
+                        "INSERT INTO certloop_instances (name, version, config_digest)"
+                        " VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET"
+                        " version = EXCLUDED.version, config_digest = EXCLUDED.config_digest,"
+                        " heartbeat_at = now()",
+                        3, par, cb, arg, out);
+}
+
+int pg_deployment_put_start(struct pg_conn *c, const char *instance, const char *cert,
+                            const char *generation, bool ok, const char *error,
+                            void (*cb)(int status, void *arg), void *arg, struct pg_op **out)
+{
+    const char *par[] = {instance, cert, generation, ok ? "true" : "false",
+                         error != NULL ? error : ""};
+
+    return status_start(c,
+                        "INSERT INTO certloop_deployments (instance, cert, generation, ok, error)"
+                        " VALUES ($1, $2, $3, $4::boolean, $5) ON CONFLICT (instance, cert) DO"
+                        " UPDATE SET generation = EXCLUDED.generation, ok = EXCLUDED.ok,"
+                        " error = EXCLUDED.error, at = now()",
+                        5, par, cb, arg, out);
+}
+
+int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,
+                        struct pg_op **out)
+{
+    struct fop *f = xcalloc(1, sizeof(*f));
+    char silent[24];
+
+    snprintf(silent, sizeof(silent), "%" PRId64, silent_after_s);
+    const char *par[] = {silent};
+    /* lagging: certificates this instance deployed whose current generation
+     * is newer than the one it deployed; failed: its last deployment failed */
+    struct pg_stmt st = {
+        "SELECT i.name, i.version, i.config_digest,"
+        " extract(epoch FROM now() - i.heartbeat_at)::bigint,"
+        " now() - i.heartbeat_at > make_interval(secs => $1::bigint),"
+        " (SELECT count(*) FROM certloop_deployments d JOIN certloop_certificates c"
+        "  ON c.name = d.cert WHERE d.instance = i.name"
+        "  AND d.generation IS DISTINCT FROM c.current_generation),"
+        " (SELECT count(*) FROM certloop_deployments d WHERE d.instance = i.name AND NOT d.ok)"
+        " FROM certloop_instances i ORDER BY i.name",
+        1, par};
+
+    f->kind = F_FLEET;
+    f->fleet_cb = cb;
+    f->arg = arg;
+    return fop_start(c, f, &st, out);
+}
