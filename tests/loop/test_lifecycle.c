@@ -568,6 +568,7 @@ static void test_store_failure(void **state)
     assert_int_equal(mgr_state_refused(), 0);
 }
 
+#ifndef CERTLOOP_DEBUG
 static char g_logged[512];
 
 static void sink(enum log_level lvl, enum log_group g, const char *msg, void *arg)
@@ -577,6 +578,7 @@ static void sink(enum log_level lvl, enum log_group g, const char *msg, void *ar
     if (lvl == LOG_LVL_ERROR)
         snprintf(g_logged, sizeof(g_logged), "%s", msg);
 }
+#endif
 
 /* An illegal transition (IDLE straight to DEPLOY) is refused loudly: an
  * error line naming both states and the certificate, the refusal counted,
@@ -590,17 +592,32 @@ static void test_illegal_transition_refused(void **state)
     mc.name = "x";
     mc.state = MC_IDLE;
 #ifdef CERTLOOP_DEBUG
+    /* the child's stderr comes back through a pipe: the error line first */
+    int fds[2];
+    char out[4096];
+    size_t len = 0;
+    ssize_t n;
+
+    assert_int_equal(pipe(fds), 0);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
         (void)mgr_state_set(&mc, MC_DEPLOY);
         _exit(0); /* not reached in a debug build */
     }
+    close(fds[1]);
+    while (len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
     int ws = 0;
     assert_int_equal(waitpid(pid, &ws, 0), pid);
     assert_true(WIFSIGNALED(ws));
     assert_int_equal(WTERMSIG(ws), SIGABRT);
+    assert_non_null(strstr(out, "cert=x: lifecycle: illegal transition idle -> deploy"));
 #else
     unsigned long before = mgr_state_refused();
     g_logged[0] = '\0';
