@@ -130,7 +130,12 @@ int buf_read_fd(struct buf *b, int fd)
 
 int buf_read_file(struct buf *b, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO or a device where a file was expected (a
+     * secret, a trust anchor, a state file) must not stop the reactor
+     * (STYLE §5 reads such files inline). A FIFO then reads as empty or
+     * -EAGAIN, /dev/zero as ERR_TOO_BIG at the cap, a directory -EISDIR;
+     * regular files read as before. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return -errno;
     int rc = buf_read_fd(b, fd);

@@ -27,7 +27,8 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Reads all of fd until EOF; ERR_TOO_BIG past the cap, -errno on error. */
 int buf_read_fd(struct buf *b, int fd);
-/* Reads a whole file (capped); -errno or ERR_TOO_BIG. */
+/* Reads a whole file (capped); -errno or ERR_TOO_BIG. Never waits: the
+ * file is opened non-blocking, so a FIFO or a device is not a hang. */
 int buf_read_file(struct buf *b, const char *path);
 /* Moves the content of src into dst (dst's old content is freed). */
 void buf_move(struct buf *dst, struct buf *src);

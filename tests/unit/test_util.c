@@ -5,11 +5,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/buf.h"
+#include "util/err.h"
 #include "util/fd.h"
 #include "util/timefmt.h"
 
@@ -61,12 +67,41 @@ static void test_fd_cloexec_all_marks_every_descriptor(void **state)
     close(nul);
 }
 
+/* A FIFO without a writer, /dev/zero and a directory where a file was
+ * expected: buf_read_file answers at once (alarm: a hang fails the test). */
+static void test_buf_read_file_never_waits(void **state)
+{
+    char dir[] = "/tmp/certloop-util-XXXXXX";
+    char fifo[64];
+    struct buf b = BUF_INIT(4096);
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(5);
+    int rc = buf_read_file(&b, fifo);
+    assert_true(rc == 0 || rc == -EAGAIN);
+    assert_int_equal(b.len, 0);
+    buf_fini(&b);
+    b = (struct buf)BUF_INIT(4096);
+    assert_int_equal(buf_read_file(&b, "/dev/zero"), ERR_TOO_BIG);
+    buf_fini(&b);
+    b = (struct buf)BUF_INIT(4096);
+    assert_int_equal(buf_read_file(&b, dir), -EISDIR);
+    buf_fini(&b);
+    alarm(0);
+    assert_int_equal(unlink(fifo), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timefmt_rfc3339_and_date),
         cmocka_unit_test(test_timefmt_falls_back_to_seconds),
         cmocka_unit_test(test_fd_cloexec_all_marks_every_descriptor),
+        cmocka_unit_test(test_buf_read_file_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
