@@ -312,6 +312,19 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
     return true;
 }
 
+/* [ca.NAME] staging: an ACME directory like `directory`, which alone says
+ * whether the CA is public. */
+bool config_check_staging_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field)
+{
+    struct cfg_ca *ca = obj;
+    bool pub = ca->is_public;
+    bool ok = config_check_ca_url(c, kv, path, obj, field);
+
+    ca->is_public = pub;
+    return ok;
+}
+
 /* The PATH the daemon's commands are looked up in (execvp's): this
  * process's, or the usual default when it has none. */
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -7,6 +7,7 @@
  * checks.c's. Nothing here talks to the network or creates anything on disk. */
 #include "config/config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -195,6 +196,7 @@ static void ca_fini(struct cfg_ca *ca)
     free(ca->eab_hmac_key_file);
     free(ca->preferred_chain);
     free(ca->profile);
+    free(ca->staging);
 }
 
 static void dns_fini(struct cfg_dns *d)
@@ -647,6 +649,82 @@ int config_peek_control_socket(const char *path, char **out)
     }
     toml_table_free(root);
     return rc;
+}
+
+#define LE_PRODUCTION "https://acme-v02.api.letsencrypt.org/directory"
+#define LE_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+int config_dry_run(struct config *cfg, const char *const *names, size_t n,
+                   struct config_diag *diag)
+{
+    bool *keep = xcalloc(cfg->n_certs ? cfg->n_certs : 1, sizeof(*keep));
+    int rc = 0;
+
+    assert(cfg->refs == 1);
+    for (size_t i = 0; i < n; i++) {
+        const struct cfg_cert *c = config_cert_find(cfg, names[i]);
+        if (c == NULL) {
+            config_diag_add(diag, "no certificate named '%s' in %s", names[i], cfg->path);
+            rc = -EINVAL;
+        } else if (c->ca == NULL) {
+            config_diag_add(diag, "%s: an imported certificate without a CA is never ordered",
+                            names[i]);
+            rc = -EINVAL;
+        } else {
+            keep[c - cfg->certs] = true;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_certs && n == 0; i++)
+        keep[i] = cfg->certs[i].ca != NULL;
+    for (size_t i = 0; i < cfg->n_cas; i++) {
+        struct cfg_ca *ca = &cfg->cas[i];
+        bool used = false;
+        for (size_t k = 0; k < cfg->n_certs; k++)
+            used |= keep[k] && cfg->certs[k].ca == ca;
+        if (!used)
+            continue;
+        if (ca->staging == NULL && strcmp(ca->directory, LE_PRODUCTION) == 0)
+            ca->staging = xstrdup(LE_STAGING);
+        if (ca->staging == NULL) {
+            config_diag_add(diag,
+                            "%s:%u: ca.%s: no staging directory to dry-run against: set "
+                            "staging = \"URL\" in [ca.%s]",
+                            ca->where.file, ca->where.pos.line, ca->name, ca->name);
+            rc = -EINVAL;
+            continue;
+        }
+        free(ca->directory);
+        ca->directory = xstrdup(ca->staging);
+    }
+    if (rc < 0) {
+        free(keep);
+        return rc;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        struct cfg_cert *c = &cfg->certs[i];
+        if (!keep[i]) {
+            cert_fini(c);
+            continue;
+        }
+        for (size_t k = 0; k < c->n_deploy; k++)
+            deploy_fini(&c->deploy[k]);
+        free(c->deploy);
+        c->deploy = NULL;
+        c->n_deploy = 0;
+        cfg->certs[w++] = *c; /* stays sorted by name */
+    }
+    cfg->n_certs = w;
+    for (size_t i = 0; i < cfg->n_notify; i++)
+        notify_fini(&cfg->notify[i]);
+    cfg->n_notify = 0;
+    char *sd = xasprintf("%s/dry-run", cfg->daemon.state_dir);
+    free(cfg->daemon.hooks_dir);
+    cfg->daemon.hooks_dir = xasprintf("%s/no-hooks", sd);
+    free(cfg->daemon.state_dir);
+    cfg->daemon.state_dir = sd;
+    free(keep);
+    return 0;
 }
 
 struct config *config_ref(struct config *cfg)

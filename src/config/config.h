@@ -111,6 +111,8 @@ struct cfg_ca {
     char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
     char *profile;         /* draft-ietf-acme-profiles: sent in newOrder, or NULL */
     bool profile_fallback; /* a profile the CA does not offer: warn and order without */
+    char *staging;         /* the CA's staging directory for dry runs, or NULL (then
+                            * config_dry_run knows Let's Encrypt's) */
     bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
     bool allow_other_hosts; /* the CA's URLs may point at other hosts than the directory's */
     unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
@@ -236,6 +238,17 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
  * -ENOENT when the file does not set it, or another < 0 when it cannot be
  * read or is not TOML. */
 int config_peek_control_socket(const char *path, char **out);
+
+/* Turns a snapshot the caller alone holds into the one a dry run uses
+ * (`renew --dry-run`): only the certificates names[0..n) (every one with a
+ * CA when n == 0) are kept, without deploy actions; every CA orders from
+ * its staging directory (Let's Encrypt's known when not set); no
+ * [notify.*] targets and no hooks; state_dir becomes STATE/dry-run (its own
+ * accounts; nothing of the real state is touched). Returns 0, or -EINVAL
+ * after adding one line per problem to diag (an unknown name, an imported
+ * certificate without a CA, a CA without a staging directory). */
+int config_dry_run(struct config *cfg, const char *const *names, size_t n,
+                   struct config_diag *diag);
 
 /* Adds a reference (NULL passes through). */
 struct config *config_ref(struct config *cfg);

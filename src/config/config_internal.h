@@ -194,6 +194,8 @@ bool config_check_hooks_dir(struct cctx *c, const struct toml_keyval *kv, const 
                             void *obj, void *field);
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field);
+bool config_check_staging_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                              void *obj, void *field);
 bool config_check_smtp_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
                            void *obj, void *field);
 bool config_check_mail_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,

@@ -107,19 +107,29 @@ static const struct {
     {"renew",
      "usage: certloop renew NAME...|--all [--force] [--deploy-only] [--socket PATH]\n"
      "                     [-c FILE]\n"
+     "       certloop renew NAME...|--all --dry-run [-c FILE]\n"
      "\n"
      "Asks the running daemon to renew the named certificates (or all of them): a\n"
      "certificate that is due is ordered now; one that is not is left alone and the\n"
      "answer says when it renews, unless --force. An imported certificate's files\n"
      "are read again. The work runs in the daemon; `certloop status` shows it.\n"
+     "With --dry-run a full order (validation included) runs here, against each\n"
+     "CA's staging directory ([ca.NAME] staging; Let's Encrypt's is known):\n"
+     "nothing is stored or deployed, no events are sent; the summary and the exit\n"
+     "status say how it went. It answers http-01 as `run --once` does (its own\n"
+     "listener, which the running daemon holds, or [http01] webroot).\n"
      "\n"
      "options:\n"
-     "  --all              every certificate the daemon manages\n"
+     "  --all              every certificate the daemon manages (--dry-run: every one\n"
+     "                     of the configuration with a CA)\n"
      "  --force            a new order now, even when not due or over the CA's\n"
      "                     max_new_orders window\n"
-     "  --deploy-only      deploy the stored certificate again, without a new order\n" CLIENT_LINES
+     "  --deploy-only      deploy the stored certificate again, without a new order\n"
+     "  --dry-run          order from the staging CA, keep and deploy nothing\n" CLIENT_LINES
          HELP_LINE "\n"
-     "exit: 0 every request accepted, 1 any refused, 69 the daemon is unreachable\n"},
+     "exit: 0 every request accepted (--dry-run: every order succeeded), 1 any\n"
+     "      refused or failed, 64 an unknown NAME (--dry-run), 69 the daemon is\n"
+     "      unreachable, 78 a CA without a staging directory (--dry-run)\n"},
     {"reload", "usage: certloop reload [--socket PATH] [-c FILE]\n"
                "\n"
                "Asks the running daemon to read its configuration again, as SIGHUP does, and\n"

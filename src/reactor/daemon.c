@@ -528,7 +528,12 @@ int daemon_run(const struct daemon_opts *o)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL); /* peers closing sockets are handled as errors */
 
-    code = plan_load_config(o->config_path, stderr, &d.cfg);
+    if (o->cfg != NULL) {
+        d.cfg = config_ref(o->cfg);
+        code = 0;
+    } else {
+        code = plan_load_config(o->config_path, stderr, &d.cfg);
+    }
     if (code != 0)
         return code;
     log_set_level(d.cfg->daemon.log_level);

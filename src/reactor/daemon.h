@@ -7,9 +7,13 @@
 
 #include <stdbool.h>
 
+struct config;
+
 struct daemon_opts {
     const char *config_path; /* borrowed */
     bool once;               /* issue/renew what is due, then exit */
+    struct config *cfg;      /* borrowed: a snapshot to use instead of loading config_path
+                              * (a reference is taken; `renew --dry-run`'s), or NULL */
 };
 
 /* Runs until a graceful stop (or, with once, until all due work ended) and

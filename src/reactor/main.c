@@ -3,6 +3,8 @@
  * views (check, plan) or the control-socket client (status, renew,
  * reload). Exit codes follow sysexits.h. This file only parses, dispatches
  * and prints the daemon's answers. */
+#include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -60,7 +63,7 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only, yes;
+    bool once, json, all, force, deploy_only, yes, dry_run;
     const char *reason;
     const char *socket; /* --socket */
     char **args;        /* positional arguments (borrowed from argv) */
@@ -75,7 +78,8 @@ enum {
     OPT_REASON,
     OPT_DEPLOY_ONLY,
     OPT_SOCKET,
-    OPT_YES
+    OPT_YES,
+    OPT_DRY_RUN
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -109,6 +113,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_DEPLOY_ONLY:
             c->deploy_only = true;
+            break;
+        case OPT_DRY_RUN:
+            c->dry_run = true;
             break;
         case OPT_SOCKET:
             c->socket = optarg;
@@ -244,6 +251,7 @@ static const struct option opts_client[] = {
     {"all", no_argument, NULL, OPT_ALL},
     {"force", no_argument, NULL, OPT_FORCE},
     {"deploy-only", no_argument, NULL, OPT_DEPLOY_ONLY},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {NULL, 0, NULL, 0},
 };
 
@@ -252,11 +260,12 @@ static int client_opts_check(struct cli *c, bool json, bool renew)
 {
     if (!json && c->json)
         return usage_error(c->cmd, "unknown option '--json'");
-    if (!renew && (c->all || c->force || c->deploy_only))
+    if (!renew && (c->all || c->force || c->deploy_only || c->dry_run))
         return usage_error(c->cmd, "unknown option '%s'",
-                           c->all     ? "--all"
-                           : c->force ? "--force"
-                                      : "--deploy-only");
+                           c->all           ? "--all"
+                           : c->force       ? "--force"
+                           : c->deploy_only ? "--deploy-only"
+                                            : "--dry-run");
     return 0;
 }
 
@@ -350,6 +359,62 @@ static int all_names(const char *path, json_t **names)
     return 0;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+        fprintf(stderr, "certloop: renew --dry-run: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+/* `renew --dry-run`: a full order for each certificate against its CA's
+ * staging directory, run here as `run --once` would (its own listener, or
+ * the webroot), with the configuration config_dry_run derives: nothing
+ * deployed, no events, no hooks; the real state directory is not touched
+ * and what the run stored under STATE/dry-run is removed afterwards (its
+ * staging accounts stay, so the CA sees one account). */
+static int renew_dry_run(struct cli *c)
+{
+    const char *path = config_path(c->config);
+    struct config *cfg = NULL;
+    struct config_diag diag;
+    int code = plan_load_config(path, stderr, &cfg);
+
+    if (code != 0)
+        return code;
+    config_diag_init(&diag);
+    if (config_dry_run(cfg, (const char *const *)c->args, c->all ? 0 : (size_t)c->nargs, &diag) <
+        0) {
+        for (size_t i = 0; i < diag.n; i++)
+            fprintf(stderr, "certloop: renew --dry-run: %s\n", diag.lines[i]);
+        config_diag_fini(&diag);
+        config_unref(cfg);
+        return c->all ? EXIT_CONFIG : EXIT_USAGE;
+    }
+    config_diag_fini(&diag);
+    if (cfg->n_certs == 0) {
+        fprintf(stderr, "certloop: renew --dry-run: no certificate with a CA to order\n");
+        config_unref(cfg);
+        return EXIT_USAGE;
+    }
+    printf("dry run: %zu %s against the staging CA, nothing stored or deployed, no events\n",
+           cfg->n_certs, cfg->n_certs == 1 ? "certificate" : "certificates");
+    fflush(stdout);
+    char *sd = xstrdup(cfg->daemon.state_dir);
+    struct daemon_opts o = {.config_path = path, .once = true, .cfg = cfg};
+    code = daemon_run(&o);
+    config_unref(cfg);
+    static const char *const gone[] = {"certs", "orders", "history", "alerts", "outbox"};
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        char *p = xasprintf("%s/%s", sd, gone[i]);
+        (void)nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(p);
+    }
+    free(sd);
+    return code;
+}
+
 static int cmd_renew(struct cli *c, int argc, char **argv)
 {
     json_t *names = NULL;
@@ -366,6 +431,11 @@ static int cmd_renew(struct cli *c, int argc, char **argv)
         return usage_error(c->cmd, "give certificate names or --all, not both");
     if (!c->all && c->nargs == 0)
         return usage_error(c->cmd, "which certificates? give NAME... or --all");
+    if (c->dry_run) {
+        if (c->force || c->deploy_only || c->socket != NULL)
+            return usage_error(c->cmd, "--dry-run takes no --force, --deploy-only or --socket");
+        return renew_dry_run(c);
+    }
     path = socket_path(c);
     if (c->all) {
         rc = all_names(path, &names);
