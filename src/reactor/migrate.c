@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -647,6 +648,11 @@ static int rfc2136_solver(struct run *r, const char *name, const struct ini *rc,
     e = write_new(r, secret_path, secret_line, 0600);
     OPENSSL_cleanse(secret_line, strlen(secret_line));
     free(secret_line);
+    /* the daemon runs as certloop: 0640 root:certloop, the form check
+     * accepts for secrets, when that group exists and we are root */
+    struct group *gr = e == 0 && geteuid() == 0 ? getgrnam("certloop") : NULL;
+    if (gr != NULL && chown(secret_path, 0, gr->gr_gid) == 0)
+        (void)chmod(secret_path, 0640);
     if (e < 0) {
         *why = xasprintf("%s: %s", secret_path, err_str(e));
         free(secret_path);
@@ -1085,6 +1091,28 @@ out:
     return ret;
 }
 
+/* Run as root for a daemon that runs as another user (the systemd unit's
+ * certloop): the account files written take the state directory's owner,
+ * else the daemon could not read them. */
+static void owner_like_state_dir(const char *state_dir, const char *ca)
+{
+    static const char *const parts[] = {"", "/account.key", "/account.json"};
+    struct stat st;
+
+    if (geteuid() != 0 || stat(state_dir, &st) < 0 || st.st_uid == 0)
+        return;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char *p = xasprintf("%s/accounts/%s%s", state_dir, ca, parts[i]);
+        (void)lchown(p, st.st_uid, st.st_gid);
+        free(p);
+    }
+    char *accounts = xasprintf("%s/accounts", state_dir);
+    struct stat ast;
+    if (stat(accounts, &ast) == 0 && ast.st_uid == 0)
+        (void)lchown(accounts, st.st_uid, st.st_gid);
+    free(accounts);
+}
+
 /* One import: the files DIR/SUBDIR/NAME.SUFFIX, each handed to fn, then
  * the validation, the accounts and the notes. */
 static int migrate_run(const char *config_path, const char *dir, const char *cmd,
@@ -1179,6 +1207,7 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
         } else {
             fprintf(out, "ca=%s: %s's account stored in %s/accounts/%s\n", r.accounts[i].ca, prefix,
                     cfg->daemon.state_dir, r.accounts[i].ca);
+            owner_like_state_dir(cfg->daemon.state_dir, r.accounts[i].ca);
         }
         free(e);
     }
