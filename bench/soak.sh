@@ -94,8 +94,8 @@ daemon_start() {
 daemon_alive() {
   kill -0 "$TW_DAEMON_PID" 2>/dev/null
 }
-status_ok() {
-  timeout 10 "$CERTLOOP" status -c "$CONF" --json >/dev/null 2>&1
+status_ok() { # (the good copy: $CONF may be the broken one right now)
+  timeout 10 "$CERTLOOP" status -c "$TW/good.toml" --json >/dev/null 2>"$TW/status.err"
 }
 
 pebble_restart() {
@@ -189,7 +189,7 @@ while [ "$(date +%s)" -lt "$t_end" ]; do
     kill -HUP "$TW_DAEMON_PID"
     sleep 3
     daemon_alive || hard_fail "the daemon died on a broken configuration"
-    status_ok || hard_fail "status did not answer after a broken configuration"
+    status_ok || hard_fail "status did not answer after a broken configuration: $(cat "$TW/status.err")"
     cp "$TW/good.toml" "$CONF"
     kill -HUP "$TW_DAEMON_PID"
     ;;
@@ -210,7 +210,7 @@ while [ "$(date +%s)" -lt "$t_end" ]; do
     event flood
     flood
     sleep 5
-    status_ok || hard_fail "status did not answer during a flood"
+    status_ok || hard_fail "status did not answer during a flood: $(cat "$TW/status.err")"
     ;;
   esac
 done
