@@ -170,6 +170,8 @@ struct cfg_cert {
     enum cfg_challenge challenge;
     struct cfg_dns *dns;       /* borrowed; set for dns-01 (unless an import without ca) */
     int64_t renew_before_s;    /* 0: default (a third of the lifetime) */
+    bool reuse_key;            /* renewals keep the stored key (unless revoked for
+                                * keyCompromise, or the key type changed) */
     struct cfg_deploy *deploy; /* owned array */
     size_t n_deploy;
     /* import = { cert = PATH, key = PATH }: an existing certificate and key

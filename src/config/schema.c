@@ -466,6 +466,7 @@ static const struct spec cert_specs[] = {
      .off = CERT(c.renew_before_s),
      .min = 1,
      .dflt = "(when a third of the lifetime remains)"},
+    {.key = "reuse_key", .kind = SK_BOOL, .off = CERT(c.reuse_key), .dflt = "false"},
     {.key = "deploy",
      .kind = SK_CUSTOM,
      .off = CERT(c.deploy),

@@ -110,6 +110,18 @@ void mgr_decide(struct mcert *mc)
         mc->profile = meta.profile != NULL ? xstrdup(meta.profile) : NULL;
         mc->renew_at = d.when;
     }
+    /* revoked by `certloop revoke`: shown as such; with --reissue the
+     * replacement is ordered now */
+    free(mc->revoked_reason);
+    mc->revoked_reason = NULL;
+    bool reissue = false;
+    if (have && rc == 0 && sc.dir != NULL &&
+        sched_revoked_read(sc.dir, &mc->revoked_reason, &reissue) == 0 && reissue &&
+        (d.why == SCHED_LATER || d.why == SCHED_DUE)) {
+        d.why = SCHED_DUE;
+        d.when = now;
+        d.reason = "the certificate was revoked: ordering its replacement";
+    }
     if (have && rc == 0)
         mgr_ari_consider(mc, &sc, now);
     struct renewplan_in in = {
@@ -217,6 +229,7 @@ void mgr_cert_free(struct mcert *mc)
     free(mc->ari_gen);
     free(mc->ari_expl);
     free(mc->profile);
+    free(mc->revoked_reason);
     deploy_journal_free(mc->journal);
     free(mc->failed_ident);
     acme_problem_free(mc->problem);

@@ -63,7 +63,7 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only, yes, dry_run;
+    bool once, json, all, force, deploy_only, yes, dry_run, reissue;
     const char *reason;
     const char *socket; /* --socket */
     char **args;        /* positional arguments (borrowed from argv) */
@@ -79,7 +79,8 @@ enum {
     OPT_DEPLOY_ONLY,
     OPT_SOCKET,
     OPT_YES,
-    OPT_DRY_RUN
+    OPT_DRY_RUN,
+    OPT_REISSUE
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -122,6 +123,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_YES:
             c->yes = true;
+            break;
+        case OPT_REISSUE:
+            c->reissue = true;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -552,6 +556,7 @@ static int cmd_revoke(struct cli *c, int argc, char **argv)
 {
     static const struct option lo[] = {
         {"reason", required_argument, NULL, OPT_REASON},
+        {"reissue", no_argument, NULL, OPT_REISSUE},
         {"config", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
@@ -574,7 +579,7 @@ static int cmd_revoke(struct cli *c, int argc, char **argv)
     rc = plan_load_config(config_path(c->config), stderr, &cfg);
     if (rc != 0)
         return rc;
-    rc = revoke_run(cfg, c->args[0], reason, stdout, stderr);
+    rc = revoke_run(cfg, c->args[0], reason, c->reissue, stdout, stderr);
     config_unref(cfg);
     return rc;
 }

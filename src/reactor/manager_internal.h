@@ -137,6 +137,8 @@ struct mcert {
     int64_t ari_start, ari_end, ari_at, ari_poll; /* window, chosen time, next fetch */
     char *ari_expl;                               /* explanationURL, or NULL */
     char *profile; /* owned: the ACME profile the stored certificate was issued under, or NULL */
+    char *revoked_reason; /* owned: the stored certificate was revoked ("keyCompromise",
+                           * "unspecified", ...), from its revoked.json; NULL if not */
     struct http_req *ari_req;                     /* renewalInfo GET in flight, or NULL */
     bool ari_replaces_refused;                    /* the CA refused `replaces`: orders go without */
     bool sent_replaces;                           /* the order in flight carries `replaces` */

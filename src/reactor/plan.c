@@ -446,9 +446,19 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     } else {
         fmt_time(m.not_after, t, sizeof(t));
         fmt_span(m.not_after - now, span, sizeof(span));
-        char prof[96] = "";
+        char prof[200] = "";
         if (m.profile != NULL)
             snprintf(prof, sizeof(prof), ", profile %.64s", m.profile);
+        char *cur = xasprintf("%s/certs/%s/current", cfg->daemon.state_dir, c->name);
+        char *rreason = NULL;
+        bool reissue = false;
+        if (sched_revoked_read(cur, &rreason, &reissue) == 0) {
+            size_t pl = strlen(prof);
+            snprintf(prof + pl, sizeof(prof) - pl, ", REVOKED (%.40s)%s", rreason,
+                     reissue ? ", replacement ordered at the next run" : "");
+        }
+        free(rreason);
+        free(cur);
         if (m.not_after > now)
             fprintf(out, "generation %s, expires %s (in %s)%s\n",
                     generation != NULL ? generation : "?", t, span, prof);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -12,6 +13,7 @@
 #include <uv.h>
 
 #include "acme/acme.h"
+#include "reactor/control.h"
 #include "net/net.h"
 #include "store/store.h"
 #include "util/b64.h"
@@ -57,6 +59,51 @@ static char *leaf_der_b64(const char *pem, char **serial_hex)
     return out;
 }
 
+/* Records the revocation beside the generation (revoked.json: status and
+ * plan show it; keyCompromise keeps reuse_key from using its key again; a
+ * reissue request makes the daemon order the replacement at once) and,
+ * with reissue, asks a running daemon to renew now. */
+static void mark_revoked(const struct config *cfg, const struct store_cert *sc, const char *name,
+                         int reason, bool reissue, FILE *out, FILE *err)
+{
+    json_t *j = json_pack("{s:s, s:I, s:b}", "reason",
+                          reason >= 0 ? reason_names[reason] : "unspecified", "revoked_at",
+                          (json_int_t)time(NULL), "reissue", reissue);
+    char *text = json_dumps(j, JSON_INDENT(2));
+    char *path = xasprintf("%s/revoked.json", sc->dir);
+    const char *step = NULL;
+    int rc = store_write_atomic(path, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1, &step);
+
+    json_decref(j);
+    free(text);
+    if (rc < 0)
+        fprintf(err, "certloop revoke: cert=%s: %s: %s: %s (status will not show it revoked)\n",
+                name, path, step != NULL ? step : "write", err_str(rc));
+    free(path);
+    if (!reissue) {
+        fprintf(out,
+                "cert=%s: the stored files stay until a new certificate replaces them: "
+                "`certloop renew %s --force`, or `certloop revoke %s --reissue` next time\n",
+                name, name, name);
+        return;
+    }
+    struct ctl_response r = {0};
+    char *why = NULL;
+    char *target = xasprintf("/v1/certificates/%s/renew", name);
+    rc = ctl_request(cfg->daemon.control_socket, "POST", target, "{\"force\":true}", 10000, &r,
+                     &why);
+    free(target);
+    if (rc == 0 && (r.status == 200 || r.status == 202))
+        fprintf(out, "cert=%s: the daemon orders the replacement now\n", name);
+    else
+        fprintf(out,
+                "cert=%s: the daemon did not take the renewal (%s): the replacement is "
+                "ordered when it starts\n",
+                name, rc == 0 ? "it refused" : (why != NULL ? why : err_str(rc)));
+    free(why);
+    ctl_response_fini(&r);
+}
+
 struct revoke_ctx {
     bool done;
     int status;
@@ -73,7 +120,8 @@ static void revoke_cb(int status, const struct acme_response *r, void *arg)
         x->error = xstrdup(r->error != NULL ? r->error : err_str(status));
 }
 
-int revoke_run(struct config *cfg, const char *name, int reason, FILE *out, FILE *err)
+int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, FILE *out,
+               FILE *err)
 {
     const struct cfg_cert *cc = config_cert_find(cfg, name);
     struct store_cert sc = {0};
@@ -165,12 +213,11 @@ int revoke_run(struct config *cfg, const char *name, int reason, FILE *out, FILE
                 x.error != NULL ? x.error : "no answer");
         exit_code = 1;
     } else {
-        fprintf(out,
-                "cert=%s: serial %s (generation %s) revoked by ca=%s%s%s; the stored files stay "
-                "until a new certificate replaces them: `certloop renew %s --force`\n",
-                name, serial != NULL ? serial : "?", sc.generation != NULL ? sc.generation : "?",
+        fprintf(out, "cert=%s: serial %s (generation %s) revoked by ca=%s%s%s\n", name,
+                serial != NULL ? serial : "?", sc.generation != NULL ? sc.generation : "?",
                 cc->ca->name, reason >= 0 ? ", reason " : "",
-                reason >= 0 ? reason_names[reason] : "", name);
+                reason >= 0 ? reason_names[reason] : "");
+        mark_revoked(cfg, &sc, name, reason, reissue, out, err);
     }
     free(x.error);
     free(payload);

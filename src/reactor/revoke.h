@@ -5,6 +5,7 @@
 #ifndef CERTLOOP_REACTOR_REVOKE_H
 #define CERTLOOP_REACTOR_REVOKE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -17,9 +18,13 @@ int revoke_reason_code(const char *name);
 /* Revokes NAME's current certificate with reason (a code from
  * revoke_reason_code, or -1 to send none). Prints one line to out on
  * success, errors (naming the certificate, the CA and its problem
- * document) to err. Returns 0, 1 (the CA refused or could not be reached),
+ * document) to err. The revocation is recorded as revoked.json in the
+ * generation (status and plan show "revoked"); with reissue the running
+ * daemon is asked to order the replacement now, and a daemon started later
+ * orders it at once. Returns 0, 1 (the CA refused or could not be reached),
  * 64 (no such certificate, or an import without a CA) or 69 (nothing
  * stored to revoke, or no account for the CA in the state directory). */
-int revoke_run(struct config *cfg, const char *name, int reason, FILE *out, FILE *err);
+int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, FILE *out,
+               FILE *err);
 
 #endif

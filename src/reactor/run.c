@@ -329,6 +329,41 @@ static void key_job_done(int status, void *arg)
     order_begin(mc);
 }
 
+/* reuse_key (for DANE/TLSA and pinning): the current generation's key when
+ * it has the configured type and was not revoked for keyCompromise; NULL
+ * (a new key is made) otherwise. A PEM read from the state directory,
+ * inline like the other small state files. */
+static EVP_PKEY *stored_key_reusable(struct mcert *mc)
+{
+    struct store_cert sc = {0};
+    EVP_PKEY *key = NULL;
+    enum cfg_key_type t;
+    char *reason = NULL;
+    bool reissue = false;
+    const char *why = NULL;
+
+    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0 ||
+        sc.key_pem == NULL) {
+        why = "no stored key";
+    } else if (sched_revoked_read(sc.dir, &reason, &reissue) == 0 &&
+               strcmp(reason, "keyCompromise") == 0) {
+        why = "the certificate was revoked for keyCompromise";
+    } else if (acme_key_from_pem(sc.key_pem, strlen(sc.key_pem), &key) < 0) {
+        why = "the stored key does not parse";
+    } else if (acme_key_type_of(key, &t) < 0 || t != mc->run_cfg->key) {
+        why = "the key type changed";
+        EVP_PKEY_free(key);
+        key = NULL;
+    }
+    if (key != NULL)
+        log_info(LOG_MAIN, "cert=%s: reusing the stored key (reuse_key)", mc->name);
+    else
+        log_info(LOG_MAIN, "cert=%s: reuse_key: a new key: %s", mc->name, why);
+    free(reason);
+    store_cert_fini(&sc);
+    return key;
+}
+
 /* Key generation off the loop (RSA 4096 takes seconds). */
 static void keygen_start(struct mcert *mc)
 {
@@ -519,6 +554,14 @@ void mgr_run_start(struct mcert *mc)
         log_warn(LOG_MAIN, "cert=%s: over ca=%s's max_new_orders (a forced renewal)", mc->name,
                  mc->run_cfg->ca->name);
     mgr_hist_add(mc, "ordering", "new order: %s", mc->reason != NULL ? mc->reason : "due");
+    if (mc->run_cfg->reuse_key) {
+        key = stored_key_reusable(mc);
+        if (key != NULL) {
+            mc->key = key;
+            order_begin(mc);
+            return;
+        }
+    }
     keygen_start(mc);
 }
 

@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "acme/acme.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -295,4 +296,27 @@ void sched_decide_jittered(const char *name, const struct cfg_cert *c,
         if (out->why == SCHED_LATER && out->when <= now)
             out->why = SCHED_DUE;
     }
+}
+
+int sched_revoked_read(const char *gen_dir, char **reason, bool *reissue)
+{
+    char *path = xasprintf("%s/revoked.json", gen_dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = store_read_file(path, &text, &len);
+
+    free(path);
+    if (rc < 0)
+        return rc;
+    json_t *j = json_loadb(text, len, 0, NULL);
+    free(text);
+    const char *r = json_string_value(json_object_get(j, "reason"));
+    if (!json_is_object(j) || r == NULL) {
+        json_decref(j);
+        return ERR_PARSE;
+    }
+    *reason = xstrdup(r);
+    *reissue = json_is_true(json_object_get(j, "reissue"));
+    json_decref(j);
+    return 0;
 }

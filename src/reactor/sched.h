@@ -52,6 +52,13 @@ int sched_meta_parse(const char *json, size_t len, struct sched_meta *out);
 int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out);
 void sched_meta_fini(struct sched_meta *m);
 
+/* A generation's revoked.json, written by `certloop revoke`:
+ * {"reason": WORD, "revoked_at": UNIX, "reissue": BOOL}. 0 with *reason
+ * (owned) and *reissue; -ENOENT when the generation is not revoked;
+ * ERR_PARSE when the file is not such an object. gen_dir is the
+ * generation's directory. */
+int sched_revoked_read(const char *gen_dir, char **reason, bool *reissue);
+
 enum sched_why {
     SCHED_NO_CERT,       /* nothing stored: order now */
     SCHED_NAMES_CHANGED, /* the stored certificate misses configured names: now */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reactor/manager_internal.h"
 #include "reactor/control.h"
@@ -50,6 +51,17 @@ void mgr_print_summary(struct manager *m)
 
 /* ---- status and renew (the control socket's handlers call these) ---- */
 
+/* `certloop revoke` marks the current generation (revoked.json) while the
+ * daemon runs: look for it at status time (one stat per certificate). */
+static bool revoked_now(const struct mcert *mc)
+{
+    char *p = xasprintf("%s/certs/%s/current/revoked.json", mc->m->state_dir, mc->name);
+    bool r = access(p, F_OK) == 0;
+
+    free(p);
+    return r;
+}
+
 /* The facts statusview_decide needs, from the manager's record. */
 static void status_of(const struct mcert *mc, int64_t now, struct statusview *out)
 {
@@ -63,6 +75,7 @@ static void status_of(const struct mcert *mc, int64_t now, struct statusview *ou
         .last_error = mc->last_error,
         .last_error_at = mc->last_error_at,
         .last_success_at = mc->last_success_at,
+        .revoked = mc->revoked_reason != NULL || revoked_now(mc),
     };
 
     switch (mc->state) {

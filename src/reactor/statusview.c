@@ -28,6 +28,8 @@ void statusview_decide(const struct statusview_in *in, int64_t now, struct statu
         out->state = "no-certificate";
     } else if (in->not_after <= now) {
         out->state = "expired";
+    } else if (in->revoked) {
+        out->state = "revoked";
     } else {
         out->state = "valid";
     }

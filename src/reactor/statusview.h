@@ -26,11 +26,12 @@ struct statusview_in {
     int64_t next_at;        /* the next attempt scheduled, 0 when none */
     const char *last_error; /* borrowed, or NULL */
     int64_t last_error_at, last_success_at;
+    bool revoked;           /* the stored certificate was revoked (revoked.json) */
 };
 
 struct statusview {
     const char *state;      /* static: "due", "ordering", "storing", "deploying", "deploy-failed",
-                               "retrying", "no-certificate", "expired", "valid" */
+                               "retrying", "no-certificate", "expired", "revoked", "valid" */
     int64_t next_renewal;   /* what to show as the next attempt: now while one runs, else
                                next_at (0: none) */
     const char *last_error; /* in->last_error unless a later success made it stale */
