@@ -1091,6 +1091,32 @@ out:
     return ret;
 }
 
+/* certbot's DIR/renewal-hooks/{pre,deploy,post}/ has the layout of
+ * certloop's [daemon] hooks_dir: say so when it holds hooks. */
+static void certbot_hook_dirs(struct run *r)
+{
+    static const char *const phases[] = {"pre", "deploy", "post"};
+    int n = 0;
+
+    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+        char *p = xasprintf("%s/renewal-hooks/%s", r->dir, phases[i]);
+        DIR *d = opendir(p);
+        for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;)
+            n += de->d_name[0] != '.';
+        if (d != NULL)
+            closedir(d);
+        free(p);
+    }
+    if (n > 0 && (r->cfg->daemon.hooks_dir == NULL ||
+                  strncmp(r->cfg->daemon.hooks_dir, r->dir, strlen(r->dir)) != 0))
+        fprintf(r->out,
+                "note: %s/renewal-hooks/ holds %d %s; certloop runs the same pre/, deploy/ and "
+                "post/ layout from [daemon] hooks_dir (now %s): move them there, or set\n"
+                "  hooks_dir = \"%s/renewal-hooks\"\n",
+                r->dir, n, n == 1 ? "hook" : "hooks",
+                r->cfg->daemon.hooks_dir != NULL ? r->cfg->daemon.hooks_dir : "unset", r->dir);
+}
+
 /* Run as root for a daemon that runs as another user (the systemd unit's
  * certloop): the account files written take the state directory's owner,
  * else the daemon could not read them. */
@@ -1211,6 +1237,8 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
         }
         free(e);
     }
+    if (strcmp(prefix, "certbot") == 0)
+        certbot_hook_dirs(&r);
     if (r.n_webroots > 0) {
         const char *have = cfg->http01.webroot;
         if (r.n_webroots > 1)

@@ -56,6 +56,10 @@ acct_url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uri"
 [ -n "$acct_url" ] || tw_fail "no certbot account"
 
 echo "== import"
+# a directory hook, as certbot's packages and users leave them
+mkdir -p "$le/renewal-hooks/deploy"
+printf '#!/bin/sh\necho "dir-hook $RENEWED_LINEAGE" >>%s/dirhook.log\n' "$TW" >"$le/renewal-hooks/deploy/01-log"
+chmod 755 "$le/renewal-hooks/deploy/01-log"
 {
   tw_knot_config_head 8 | sed "s|^listen = .*|listen = []\nwebroot = \"$www\"|"
 } >"$TW/etc/certloop.toml"
@@ -63,6 +67,7 @@ echo "== import"
   { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
 tw_run 0 import-certbot -c "$TW/etc/certloop.toml" "$le"
 sed 's/^/  import: /' "$TW/out"
+grep -qx "  hooks_dir = \"$le/renewal-hooks\"" "$TW/out" || tw_fail "no note about certbot's renewal-hooks/"
 for f in conf.d/certbot-web.test.toml conf.d/certbot-dnsc.toml certbot-dnsc.tsig; do
   [ -f "$TW/etc/$f" ] || tw_fail "import wrote no $f"
 done
