@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/toml.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -342,6 +343,25 @@ static void test_no_line_starts_with_a_roff_control_character(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* The page's EXAMPLE is a TOML document that parses. */
+static void test_example_parses(void **state)
+{
+    struct world *w = *state;
+    const char *sec = strstr(w->text, "\n# EXAMPLE\n");
+    const char *open = sec != NULL ? strstr(sec, "```\n") : NULL;
+    const char *close = open != NULL ? strstr(open + 4, "\n```") : NULL;
+    struct toml_table *t = NULL;
+    struct toml_error e;
+
+    assert_non_null(close);
+    int rc = toml_parse((const uint8_t *)open + 4, (size_t)(close + 1 - (open + 4)), &t, &e);
+    if (rc != 0)
+        print_error("certloop.toml.5.scd EXAMPLE:%d:%d: %s\n", (int)e.pos.line, (int)e.pos.col,
+                    e.msg);
+    assert_int_equal(rc, 0);
+    toml_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_types_match),
         cmocka_unit_test(test_defaults_match),
         cmocka_unit_test(test_no_line_starts_with_a_roff_control_character),
+        cmocka_unit_test(test_example_parses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
