@@ -1018,6 +1018,7 @@ json_t *control_status_json(const struct control_cert_status *certs, size_t n, i
             json_object_set_new(o, "ari", json_null());
         }
         json_object_set_new(o, "history", c->history != NULL ? c->history : json_array());
+        json_object_set_new(o, "log", c->log != NULL ? c->log : json_array());
         json_array_append_new(arr, o);
     }
     return json_pack("{s:s,s:I,s:i,s:o}", "version", CERTLOOP_VERSION, "now", (json_int_t)now,

@@ -92,13 +92,15 @@ struct control_cert_status {
     int64_t ari_end;
     const char *ari_explanation_url;
     json_t *history; /* optional array (history_json); the reference is taken */
+    json_t *log;     /* optional array (history_log_json); the reference is taken */
 };
 
 /* Builds the status document {"version":S,"now":N,"orders_in_flight":N,
  * "certificates":[{"name","state","domains","ca","profile","not_before","not_after",
  * "next_renewal","reason","last_error","last_error_at","last_success_at",
  * "consecutive_failures","paused","ari":{"start","end","explanation_url"}|null,
- * "history":[...]}]} that the status handler hands back. Owned. */
+ * "history":[...], "log":[{"time","line"}...]}]} that the status handler hands
+ * back. Owned. */
 json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,
                             unsigned orders_in_flight);
 

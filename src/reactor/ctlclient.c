@@ -358,6 +358,17 @@ int ctl_status_one(const char *json, size_t len, const char *name, bool as_json,
         free(ev);
         free(de);
     }
+    const json_t *lg = json_object_get(c, "log");
+    if (json_array_size(lg) > 0)
+        fprintf(out, "log of the last run (this daemon's, newest 40 lines):\n");
+    for (size_t i = 0; i < json_array_size(lg); i++) {
+        const json_t *e = json_array_get(lg, i);
+        char when[32];
+        fmt_when(json_object_get(e, "time"), when, sizeof(when));
+        char *line = text_of(e, "line", "");
+        fprintf(out, "  %s  %s\n", when, line != NULL ? line : "");
+        free(line);
+    }
 out:
     json_decref(root);
     return rc;

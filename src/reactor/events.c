@@ -50,6 +50,29 @@ void mgr_fmt_time(int64_t t, char *out, size_t n)
         snprintf(out, n, "%" PRId64, t);
 }
 
+/* The log sink: a line naming a certificate ("cert=NAME", the subject the
+ * manager, the ACME layer and deploy put first) joins that certificate's
+ * log lines for `status NAME`. */
+void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg)
+{
+    struct manager *m = arg;
+    const char *p = strstr(msg, "cert=");
+    char name[256];
+    size_t n = 0;
+
+    (void)g;
+    if (p == NULL || m->hist == NULL || lvl == LOG_LVL_DEBUG)
+        return;
+    p += 5;
+    while (n + 1 < sizeof(name) && p[n] != '\0' && p[n] != ' ' && p[n] != ':' && p[n] != ',')
+        n++;
+    if (n == 0)
+        return;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    history_log_line(m->hist, name, mgr_now(), msg);
+}
+
 void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
 {
     char detail[512];
@@ -64,6 +87,8 @@ void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
         va_end(ap);
     }
     int64_t now = mgr_now();
+    if (strcmp(event, "ordering") == 0) /* a run begins: its log lines start afresh */
+        history_log_clear(mc->m->hist, mc->name);
     history_add(mc->m->hist, mc->name, now, event, fmt != NULL ? detail : NULL);
     /* persisted too; a batch in flight counts as a job (the manager waits for it) */
     if (mc->m->hw != NULL &&

@@ -9,6 +9,7 @@
 #include "util/xalloc.h"
 
 #define DETAIL_MAX 512
+#define LOG_LINES 40 /* a certificate's log lines kept since its last run began */
 
 struct event {
     int64_t t;
@@ -19,6 +20,8 @@ struct event {
 struct entry {
     struct entry *next;
     char *name; /* owned */
+    struct event log[LOG_LINES]; /* ring: event is the line, detail unused */
+    size_t log_head, log_n;
     size_t head, n;
     struct event ev[]; /* per_cert slots */
 };
@@ -49,8 +52,16 @@ struct history *history_new(size_t per_cert)
     return h;
 }
 
+static void log_clear(struct entry *e)
+{
+    for (size_t i = 0; i < e->log_n; i++)
+        free(e->log[(e->log_head + i) % LOG_LINES].event);
+    e->log_head = e->log_n = 0;
+}
+
 static void entry_free(struct history *h, struct entry *e)
 {
+    log_clear(e);
     for (size_t i = 0; i < e->n; i++) {
         struct event *v = &e->ev[(e->head + i) % h->per_cert];
         free(v->event);
@@ -157,6 +168,46 @@ json_t *history_json(const struct history *h, const char *name)
         const struct event *v = &e->ev[(e->head + i) % h->per_cert];
         json_array_append_new(arr, json_pack("{s:I,s:s,s:s?}", "time", (json_int_t)v->t, "event",
                                              v->event, "detail", v->detail));
+    }
+    return arr;
+}
+
+void history_log_line(struct history *h, const char *name, int64_t t, const char *line)
+{
+    struct entry *e = *slot(h, name);
+    struct event *v;
+
+    if (e == NULL)
+        return; /* not a certificate the manager knows */
+    if (e->log_n == LOG_LINES) {
+        v = &e->log[e->log_head];
+        free(v->event);
+        e->log_head = (e->log_head + 1) % LOG_LINES;
+    } else {
+        v = &e->log[(e->log_head + e->log_n) % LOG_LINES];
+        e->log_n++;
+    }
+    v->t = t;
+    v->event = clean(line);
+}
+
+void history_log_clear(struct history *h, const char *name)
+{
+    struct entry *e = *slot(h, name);
+
+    if (e != NULL)
+        log_clear(e);
+}
+
+json_t *history_log_json(const struct history *h, const char *name)
+{
+    const struct entry *e = *slot(h, name);
+    json_t *arr = json_array();
+
+    for (size_t i = 0; e != NULL && i < e->log_n; i++) {
+        const struct event *v = &e->log[(e->log_head + i) % LOG_LINES];
+        json_array_append_new(arr,
+                              json_pack("{s:I,s:s}", "time", (json_int_t)v->t, "line", v->event));
     }
     return arr;
 }

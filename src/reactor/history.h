@@ -25,6 +25,14 @@ void history_add(struct history *h, const char *name, int64_t t, const char *eve
 /* The events of name, oldest first, as a new JSON array of
  * {"time":N,"event":S,"detail":S|null}; an empty array if none. */
 json_t *history_json(const struct history *h, const char *name);
+/* The log lines of a certificate's current (or last) run: the manager
+ * clears them when a run begins and adds every log line that names the
+ * certificate ("cert=NAME"); the newest 40 are kept, in memory only, and
+ * only for names that already have events. As a JSON array of
+ * {"time":N,"line":S}. */
+void history_log_line(struct history *h, const char *name, int64_t t, const char *line);
+void history_log_clear(struct history *h, const char *name);
+json_t *history_log_json(const struct history *h, const char *name);
 /* Number of events kept for name. */
 size_t history_count(const struct history *h, const char *name);
 /* Drops the events of a certificate removed from the configuration. */

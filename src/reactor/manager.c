@@ -35,6 +35,7 @@ static void manager_free(struct manager *m)
         free(m->limits[i]);
     }
     free(m->limits);
+    log_set_sink(NULL, NULL);
     history_free(m->hist);
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
@@ -238,6 +239,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     mgr_clock_set(o->clock, o->clock_arg);
     m->hist = history_new(0);
     m->hw = history_writer_new(m->loop, m->state_dir, hist_written, m);
+    log_set_sink(mgr_log_sink, m);
     m->fails = ratelimit_failures_new(RATELIMIT_FAILURES_DEFAULT, RATELIMIT_FAILURES_WINDOW_S,
                                       RATELIMIT_PAUSE_HINT_DEFAULT);
 
@@ -321,6 +323,7 @@ fail:
     if (m->tls != NULL)
         chal_tlsalpn_close(m->tls, NULL, NULL);
     m->done = NULL;
+    log_set_sink(NULL, NULL);
     history_free(m->hist);
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);

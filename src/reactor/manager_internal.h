@@ -226,6 +226,8 @@ struct manager {
 /* ---- manager.c ---- */
 /* Ends the manager once its work is done (--once, or stopping). */
 void mgr_maybe_finish(struct manager *m);
+/* events.c: the log sink the manager installs (log_set_sink) while it runs. */
+void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg);
 
 /* ---- status.c ---- */
 void mgr_print_summary(struct manager *m);

@@ -142,6 +142,7 @@ json_t *manager_status(const struct manager *m)
             st[i].ari_explanation_url = mc->ari_expl;
         }
         st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
+        st[i].log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
     }
     json_t *j = control_status_json(st, n, now, inflight);
     free(st);

@@ -40,6 +40,13 @@ check_good() { # $1: when
     tw_fail "$1: status bad: no failed event with the problem type: $(cat "$TW/bad.txt")"
 }
 check_good "first run"
+# the last run's log lines of each certificate, and only its own
+grep -q "^log of the last run" "$TW/good.txt" || tw_fail "status good: no log section"
+grep -Eq "^  [0-9-]{10} [0-9:]{5}  deploy cert=good files: written" "$TW/good.txt" ||
+  tw_fail "status good: no deploy log line: $(cat "$TW/good.txt")"
+grep -q "cert=bad" "$TW/good.txt" && tw_fail "status good shows bad's log lines"
+grep -Eq "^  [0-9-]{10} [0-9:]{5}  .*cert=bad.*authorization invalid" "$TW/bad.txt" ||
+  tw_fail "status bad: no log line of the failed authorization: $(cat "$TW/bad.txt")"
 tw_daemon_stop >/dev/null
 for n in good bad; do
   [ -s "$TW/state/history/$n.jsonl" ] || tw_fail "no $TW/state/history/$n.jsonl"
