@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include "challenge/challenge.h"
@@ -25,6 +26,7 @@
 #include "deploy/deploy.h"
 #include "net/net.h"
 #include "reactor/dns01_provider.h"
+#include "store/store.h"
 #include "util/b64.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -156,11 +158,86 @@ static void set_why(const char **why, const char *s)
         *why = s;
 }
 
+bool pf_caa_param(const char *value, const char *key, char *out, size_t cap)
+{
+    const char *s = strchr(value, ';');
+    size_t kl = strlen(key);
+
+    while (s != NULL) {
+        s++;
+        while (is_space(*s))
+            s++;
+        const char *k = s;
+        while (*s != '\0' && *s != '=' && *s != ';' && !is_space(*s))
+            s++;
+        size_t l = (size_t)(s - k);
+        while (is_space(*s))
+            s++;
+        if (*s != '=') {
+            s = strchr(s, ';');
+            continue;
+        }
+        s++;
+        while (is_space(*s))
+            s++;
+        const char *v = s;
+        while (*s != '\0' && *s != ';' && !is_space(*s))
+            s++;
+        size_t vl = (size_t)(s - v);
+        if (l == kl && strncasecmp(k, key, kl) == 0) {
+            if (vl >= cap)
+                return false;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return true;
+        }
+        s = strchr(s, ';');
+    }
+    return false;
+}
+
+/* RFC 8657 §3, §4: the parameters of one property that names the CA. */
+static bool rfc8657_ok(const char *value, const char *account_url, const char *method,
+                       const char **why)
+{
+    char p[PF_CAA_VALUE_MAX + 1];
+
+    if (pf_caa_param(value, "accounturi", p, sizeof(p)) &&
+        (account_url == NULL || strcmp(p, account_url) != 0)) {
+        set_why(why, account_url == NULL
+                         ? "the property naming the CA has an accounturi, and there is no "
+                           "account yet (the first order registers one)"
+                         : "the property naming the CA has an accounturi of another account");
+        return false;
+    }
+    if (pf_caa_param(value, "validationmethods", p, sizeof(p))) {
+        bool found = false;
+        for (char *save = NULL, *m = strtok_r(p, ",", &save); m != NULL;
+             m = strtok_r(NULL, ",", &save))
+            if (method != NULL && strcmp(m, method) == 0)
+                found = true;
+        if (!found) {
+            set_why(why, "the property naming the CA has validationmethods without the "
+                         "challenge in use");
+            return false;
+        }
+    }
+    return true;
+}
+
 bool pf_caa_permits(const struct pf_caa *rrs, size_t n, bool wildcard, const char *const *ids,
                     size_t nids, const char **why)
 {
+    return pf_caa_permits_rfc8657(rrs, n, wildcard, ids, nids, NULL, NULL, why);
+}
+
+bool pf_caa_permits_rfc8657(const struct pf_caa *rrs, size_t n, bool wildcard,
+                            const char *const *ids, size_t nids, const char *account_url,
+                            const char *method, const char **why)
+{
     const char *tag = "issue";
-    bool any = false;
+    bool any = false, check = method != NULL;
+    const char *refused = NULL;
 
     for (size_t i = 0; i < n; i++) {
         bool known = strcasecmp(rrs[i].tag, "issue") == 0 ||
@@ -181,12 +258,18 @@ bool pf_caa_permits(const struct pf_caa *rrs, size_t n, bool wildcard, const cha
         pf_caa_issuer_domain(rrs[i].value, dom, sizeof(dom));
         for (size_t j = 0; j < nids && dom[0] != '\0'; j++) {
             if (strcasecmp(dom, ids[j]) == 0) {
+                if (check && !rfc8657_ok(rrs[i].value, account_url, method, &refused))
+                    break;
                 set_why(why, wildcard && strcmp(tag, "issuewild") == 0
                                  ? "an issuewild property names the CA"
                                  : "an issue property names the CA");
                 return true;
             }
         }
+    }
+    if (refused != NULL) {
+        set_why(why, refused);
+        return false;
     }
     if (!any) {
         set_why(why, wildcard ? "CAA records without issue/issuewild properties (not restricted)"
@@ -250,6 +333,7 @@ struct pf {
     size_t n_names;
     char **ids; /* caaIdentities, owned; NULL-terminated */
     size_t n_ids;
+    char *account_url; /* owned: the CA account's URL from the state directory, or NULL */
     bool ids_known;
     enum pf_phase phase;
     int pending;
@@ -263,6 +347,29 @@ struct pf {
 
 static void step(struct pf *pf);
 static void close_all(struct pf *pf);
+
+/* The account URL of cert's CA as the state directory holds it (RFC 8657
+ * accounturi is compared with it), or NULL when there is none yet. */
+static char *account_url_of(const struct config *cfg, const struct cfg_cert *cert)
+{
+    char *key = NULL, *acct = NULL, *url = NULL;
+
+    if (cert->ca == NULL ||
+        store_account_read(cfg->daemon.state_dir, cert->ca->name, &key, &acct) < 0 || acct == NULL)
+        goto out;
+    json_t *j = json_loads(acct, 0, NULL);
+    const char *u = json_string_value(json_object_get(j, "url"));
+    const char *d = json_string_value(json_object_get(j, "directory"));
+    if (u != NULL && d != NULL && strcmp(d, cert->ca->directory) == 0)
+        url = xstrdup(u);
+    json_decref(j);
+out:
+    if (key != NULL)
+        OPENSSL_cleanse(key, strlen(key));
+    free(key);
+    free(acct);
+    return url;
+}
 
 static void report(struct pf *pf, const char *check, const char *domain, bool pass, const char *fmt,
                    ...) __attribute__((format(printf, 5, 6)));
@@ -461,7 +568,9 @@ static void on_caa(int status, const struct dns_answer *ans, void *arg)
     if (found > 0) {
         const char *why = NULL;
         size_t cnt = (size_t)found < PF_CAA_MAX ? (size_t)found : PF_CAA_MAX;
-        bool ok = pf_caa_permits(rrs, cnt, n->wild, (const char *const *)pf->ids, pf->n_ids, &why);
+        bool ok = pf_caa_permits_rfc8657(rrs, cnt, n->wild, (const char *const *)pf->ids,
+                                         pf->n_ids, pf->account_url,
+                                         config_challenge_name(pf->cert->challenge), &why);
         report(pf, "caa", n->domain, ok, "%d CAA record%s at %s: %s", found, found == 1 ? "" : "s",
                n->caa_at, why);
         done_one(pf);
@@ -1034,6 +1143,7 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
     pf.cfg = config_ref(cfg);
     pf.cert = cert;
     pf.cname = cert->name != NULL ? cert->name : name;
+    pf.account_url = account_url_of(cfg, cert);
     pf.out = out;
     pf.err = err;
     if (uv_loop_init(&pf.loop) != 0) {
@@ -1084,6 +1194,7 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
     for (size_t i = 0; i < pf.n_ids; i++)
         free(pf.ids[i]);
     free(pf.ids);
+    free(pf.account_url);
     free(pf.token);
     free(pf.keyauth);
     config_unref(pf.cfg);

@@ -52,4 +52,18 @@ void pf_caa_issuer_domain(const char *value, char *dom, size_t cap);
 bool pf_caa_permits(const struct pf_caa *rrs, size_t n, bool wildcard, const char *const *ids,
                     size_t nids, const char **why);
 
+/* The value of parameter key in an issue/issuewild value (RFC 8659 §4.2:
+ * "ca.example; key1=v1; key2=v2", keys case-insensitive) copied to out
+ * (cap bytes); false when absent or longer than cap - 1. */
+bool pf_caa_param(const char *value, const char *key, char *out, size_t cap);
+
+/* pf_caa_permits with RFC 8657 as well: a property naming the CA that has
+ * an accounturi parameter permits only account_url (NULL: no account yet,
+ * so none), one with validationmethods only the listed methods (method:
+ * "http-01", "dns-01", "tls-alpn-01"). Issuance is permitted when any
+ * property naming the CA permits it. */
+bool pf_caa_permits_rfc8657(const struct pf_caa *rrs, size_t n, bool wildcard,
+                            const char *const *ids, size_t nids, const char *account_url,
+                            const char *method, const char **why);
+
 #endif

@@ -6,7 +6,9 @@
 # fails with a clear line; with the daemon running, its listener is found
 # reachable; a dns-01 certificate passes through the rfc2136 solver and
 # leaves no TXT record behind; CAA records (added through knotc) are
-# climbed and matched against a CA's caaIdentities; usage and configuration
+# climbed and matched against a CA's caaIdentities, with RFC 8657's
+# accounturi (the state directory's account) and validationmethods (the
+# challenge in use) on the property naming the CA; usage and configuration
 # errors exit 64/78.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -100,6 +102,10 @@ kc zone-begin test. &&
   kc zone-set test. caa.test. 1 CAA 0 issuewild '";"' &&
   kc zone-set test. bad.test. 1 A 127.0.0.1 &&
   kc zone-set test. bad.test. 1 CAA 0 issue '"other.example"' &&
+  kc zone-set test. vm.test. 1 A 127.0.0.1 &&
+  kc zone-set test. vm.test. 1 CAA 0 issue '"ca.example; validationmethods=http-01,tls-alpn-01"' &&
+  kc zone-set test. acct.test. 1 A 127.0.0.1 &&
+  kc zone-set test. acct.test. 1 CAA 0 issue '"ca.example; accounturi=https://x/2"' &&
   kc zone-commit test. || tw_fail "knotc: cannot add the CAA records"
 mkdir -p "$TW/fakeca"
 echo '{"meta": {"caaIdentities": ["ca.example"]}, "newNonce": "x"}' >"$TW/fakeca/dir"
@@ -109,15 +115,25 @@ TW_PIDS+=($!)
 {
   config "127.0.0.1:$P"
   printf '[ca.fake]\ndirectory = "http://127.0.0.1:%s/dir"\n\n' "$Q"
-  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert caa ec-p256 "*.caa.test" x.caa.test bad.test |
+  TW_CERT_EXTRA=$TW_KNOT_DNS01 tw_config_cert caa ec-p256 "*.caa.test" x.caa.test bad.test \
+    vm.test acct.test |
     sed 's/^ca = "pebble"/ca = "fake"/'
 } >"$TW/caa.toml"
 "$CERTLOOP" check -c "$TW/caa.toml" >/dev/null 2>"$TW/check.txt" ||
   tw_fail "caa config invalid: $(cat "$TW/check.txt")"
 tw_wait_http "http://127.0.0.1:$Q/dir" "" 10 >/dev/null 2>&1 || true
+# RFC 8657: the account this state directory holds is https://x/1
+mkdir -p "$TW/state/accounts/fake"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TW/state/accounts/fake/account.key" 2>/dev/null
+printf '{"directory": "http://127.0.0.1:%s/dir", "url": "https://x/1"}\n' "$Q" >"$TW/state/accounts/fake/account.json"
+chmod 600 "$TW/state/accounts/fake/"*
 run_test caa "$TW/caa.toml"
 [ "$rc" = 1 ] || tw_fail "caa: exit $rc, want 1"
-[ "$(grep -c " ... FAIL$" "$TW/out.txt")" = 2 ] || tw_fail "caa: want exactly 2 FAIL lines (the CAA ones)"
+[ "$(grep -c " ... FAIL$" "$TW/out.txt")" = 4 ] || tw_fail "caa: want exactly 4 FAIL lines (the CAA ones)"
+grep -q '^test caa: caa     vm.test: 1 CAA record at vm.test: the property naming the CA has validationmethods without the challenge in use ... FAIL$' \
+  "$TW/out.txt" || tw_fail "caa: no validationmethods FAIL line for vm.test (dns-01 in use)"
+grep -q '^test caa: caa     acct.test: 1 CAA record at acct.test: the property naming the CA has an accounturi of another account ... FAIL$' \
+  "$TW/out.txt" || tw_fail "caa: no accounturi FAIL line for acct.test"
 grep -q '^test caa: caa     x.caa.test: 2 CAA records at caa.test: an issue property names the CA ... PASS$' \
   "$TW/out.txt" || tw_fail "caa: no PASS line for x.caa.test (climbed to caa.test)"
 grep -q '^test caa: caa     \*.caa.test: 2 CAA records at caa.test: no issuewild property names the CA ... FAIL$' \

@@ -211,12 +211,50 @@ static void test_permits(void **state)
     assert_true(pf_caa_permits(s, 2, false, ids, 2, NULL));
 }
 
+/* RFC 8657: accounturi and validationmethods on a property naming the CA. */
+static void test_permits_rfc8657(void **state)
+{
+    const char *ids[] = {"ca.example"};
+    const char *acct = "https://ca.example/acct/1";
+    const char *why = NULL;
+    struct pf_caa s[2];
+    char v[64];
+
+    (void)state;
+    assert_true(pf_caa_param("ca.example; accounturi=https://x/1 ;validationmethods=dns-01",
+                             "validationmethods", v, sizeof(v)));
+    assert_string_equal(v, "dns-01");
+    assert_true(pf_caa_param("ca.example;AccountURI = https://x/1", "accounturi", v, sizeof(v)));
+    assert_string_equal(v, "https://x/1");
+    assert_false(pf_caa_param("ca.example", "accounturi", v, sizeof(v)));
+    assert_false(pf_caa_param("ca.example; accounturi", "accounturi", v, sizeof(v)));
+
+    s[0] = rr(0, "issue", "ca.example; accounturi=https://ca.example/acct/1");
+    assert_true(pf_caa_permits_rfc8657(s, 1, false, ids, 1, acct, "http-01", &why));
+    assert_false(pf_caa_permits_rfc8657(s, 1, false, ids, 1, "https://ca.example/acct/2",
+                                        "http-01", &why));
+    assert_non_null(strstr(why, "accounturi of another account"));
+    assert_false(pf_caa_permits_rfc8657(s, 1, false, ids, 1, NULL, "http-01", &why));
+    assert_non_null(strstr(why, "no account yet"));
+
+    s[0] = rr(0, "issue", "ca.example; validationmethods=dns-01,tls-alpn-01");
+    assert_true(pf_caa_permits_rfc8657(s, 1, false, ids, 1, acct, "tls-alpn-01", &why));
+    assert_false(pf_caa_permits_rfc8657(s, 1, false, ids, 1, acct, "http-01", &why));
+    assert_non_null(strstr(why, "validationmethods without the challenge in use"));
+    /* another property naming the CA without parameters permits */
+    s[1] = rr(0, "issue", "ca.example");
+    assert_true(pf_caa_permits_rfc8657(s, 2, false, ids, 1, acct, "http-01", &why));
+    /* without RFC 8657 checking (method NULL) parameters are ignored */
+    assert_true(pf_caa_permits(s, 1, false, ids, 1, &why));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rdata_valid), cmocka_unit_test(test_rdata_malformed),
         cmocka_unit_test(test_from_msg),    cmocka_unit_test(test_issuer_domain),
         cmocka_unit_test(test_permits),
+        cmocka_unit_test(test_permits_rfc8657),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
