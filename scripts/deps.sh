@@ -9,7 +9,8 @@ PKGS=(
   libcmocka-dev
   clang libclang-rt-14-dev
   pebble knot knot-dnsutils openssl curl ca-certificates iproute2 procps python3 bc
-  nginx # loop/test_http's HTTP/2 peer, and bench/http01.sh's
+  nginx # loop/test_http's HTTP/2 peer, bench/http01.sh's, test_nginx's web server in front
+  apache2 # test_apache: the shipped etc/examples/apache-acme.conf in front of certloop
   scdoc # the man pages (docs/man/*.scd)
   debhelper lintian fakeroot dpkg-dev # the Debian package (scripts/package.sh, package-test.sh)
   zsh # test_completion checks the zsh completion
