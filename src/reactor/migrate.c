@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,10 @@ struct run {
     size_t n_new_cas;
     char **webroots; /* distinct webroot paths of the imported lineages */
     size_t n_webroots;
+    char **deploy_dirs; /* distinct directories the files actions write to */
+    size_t n_deploy_dirs;
+    char **read_dirs; /* more directories the daemon must read (certbot's archive/) */
+    size_t n_read_dirs;
     const char *prefix; /* "certbot" or "lego": conf.d/PREFIX-NAME.toml */
 };
 
@@ -589,21 +594,34 @@ static void account_take(struct run *r, const char *ca, const char *directory, c
     free(kpath);
 }
 
-static void webroot_add(struct run *r, const char *path)
+/* Adds path (trailing slashes dropped) to a set of distinct paths. */
+static void path_set_add(char ***set, size_t *n, const char *path)
 {
     char *p = xstrdup(path);
     size_t l = strlen(p);
 
     while (l > 1 && p[l - 1] == '/')
         p[--l] = '\0';
-    for (size_t i = 0; i < r->n_webroots; i++) {
-        if (strcmp(r->webroots[i], p) == 0) {
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*set)[i], p) == 0) {
             free(p);
             return;
         }
     }
-    r->webroots = xrealloc(r->webroots, (r->n_webroots + 1) * sizeof(*r->webroots));
-    r->webroots[r->n_webroots++] = p;
+    *set = xrealloc(*set, (*n + 1) * sizeof(**set));
+    (*set)[(*n)++] = p;
+}
+
+static void path_set_free(char **set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(set[i]);
+    free(set);
+}
+
+static void webroot_add(struct run *r, const char *path)
+{
+    path_set_add(&r->webroots, &r->n_webroots, path);
 }
 
 /* The [dns.certbot-NAME] table for certbot's dns-rfc2136 credentials file,
@@ -764,7 +782,12 @@ static int emit_lineage(struct run *r, const struct lineage_out *l, char **why)
     if (rc < 0)
         *why = xasprintf("%s: %s", path,
                          rc == -EEXIST ? "exists (remove it to import again)" : err_str(rc));
-    else
+    else {
+        char *kd = xstrdup(l->key_path);
+        path_set_add(&r->deploy_dirs, &r->n_deploy_dirs, dirname(kd));
+        free(kd);
+    }
+    if (rc == 0)
         fprintf(r->out, "%s: [certificate.%s] %zu %s, %s, %s, ca=%s%s\n", path, l->name, n,
                 n == 1 ? "name" : "names", l->key, l->challenge, l->ca,
                 l->hook != NULL ? ", deploy hook" : "");
@@ -893,6 +916,10 @@ static int certbot_lineage(struct run *r, const char *conf_path, const char *lna
     free(live);
     if (e < 0)
         goto out;
+    /* the live files are links into archive/NAME until the first renewal */
+    const char *archive = ini_get(&rc, "", "archive_dir");
+    if (archive != NULL)
+        path_set_add(&r->read_dirs, &r->n_read_dirs, archive);
     for (const char *k = "pre_hook"; k != NULL; k = strcmp(k, "pre_hook") == 0 ? "post_hook" : NULL)
         if (ini_get(&rc, "renewalparams", k) != NULL)
             fprintf(r->out,
@@ -1091,6 +1118,37 @@ out:
     return ret;
 }
 
+/* The systemd unit runs the daemon as certloop with ProtectSystem=strict:
+ * the directories of the other client's files must be writable for it and
+ * listed in ReadWritePaths=, or the first deployment fails. */
+static void unit_user_note(struct run *r)
+{
+    struct passwd *pw = getpwnam("certloop");
+    struct stat st;
+    int n = 0;
+
+    if (pw == NULL)
+        return;
+    for (size_t i = 0; i < r->n_deploy_dirs; i++)
+        n += stat(r->deploy_dirs[i], &st) == 0 && st.st_uid != pw->pw_uid;
+    if (n == 0)
+        return;
+    fprintf(r->out,
+            "note: under systemd/certloop.service the daemon runs as certloop, with the file "
+            "system read-only but for ReadWritePaths=; it must read and replace the imported "
+            "files, so:\n");
+    for (size_t i = 0; i < r->n_deploy_dirs; i++)
+        if (stat(r->deploy_dirs[i], &st) == 0 && st.st_uid != pw->pw_uid)
+            fprintf(r->out, "  chown -R certloop: %s\n", r->deploy_dirs[i]);
+    for (size_t i = 0; i < r->n_read_dirs; i++)
+        if (stat(r->read_dirs[i], &st) == 0 && st.st_uid != pw->pw_uid)
+            fprintf(r->out, "  chown -R certloop: %s\n", r->read_dirs[i]);
+    fprintf(r->out, "  systemctl edit certloop   # [Service] ReadWritePaths=");
+    for (size_t i = 0; i < r->n_deploy_dirs; i++)
+        fprintf(r->out, "%s%s", i > 0 ? " " : "", r->deploy_dirs[i]);
+    fprintf(r->out, "\n");
+}
+
 /* certbot's DIR/renewal-hooks/{pre,deploy,post}/ has the layout of
  * certloop's [daemon] hooks_dir: say so when it holds hooks. */
 static void certbot_hook_dirs(struct run *r)
@@ -1239,6 +1297,7 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
     }
     if (strcmp(prefix, "certbot") == 0)
         certbot_hook_dirs(&r);
+    unit_user_note(&r);
     if (r.n_webroots > 0) {
         const char *have = cfg->http01.webroot;
         if (r.n_webroots > 1)
@@ -1276,9 +1335,9 @@ out:
     for (size_t i = 0; i < r.n_new_cas; i++)
         free(r.new_cas[i]);
     free(r.new_cas);
-    for (size_t i = 0; i < r.n_webroots; i++)
-        free(r.webroots[i]);
-    free(r.webroots);
+    path_set_free(r.webroots, r.n_webroots);
+    path_set_free(r.deploy_dirs, r.n_deploy_dirs);
+    path_set_free(r.read_dirs, r.n_read_dirs);
     free(r.conf_d);
     free(r.conf_dir);
     config_unref(cfg);

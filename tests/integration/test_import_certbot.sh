@@ -68,6 +68,13 @@ chmod 755 "$le/renewal-hooks/deploy/01-log"
 tw_run 0 import-certbot -c "$TW/etc/certloop.toml" "$le"
 sed 's/^/  import: /' "$TW/out"
 grep -qx "  hooks_dir = \"$le/renewal-hooks\"" "$TW/out" || tw_fail "no note about certbot's renewal-hooks/"
+# for the systemd unit's user (when it exists on this machine): what to
+# chown and which ReadWritePaths= to add
+if getent passwd certloop >/dev/null; then
+  grep -qx "  chown -R certloop: $le/live/web.test" "$TW/out" || tw_fail "no chown note for live/web.test"
+  grep -qx "  chown -R certloop: $le/archive/web.test" "$TW/out" || tw_fail "no chown note for archive/web.test"
+  grep -q "ReadWritePaths=.*$le/live/dnsc" "$TW/out" || tw_fail "no ReadWritePaths note"
+fi
 for f in conf.d/certbot-web.test.toml conf.d/certbot-dnsc.toml certbot-dnsc.tsig; do
   [ -f "$TW/etc/$f" ] || tw_fail "import wrote no $f"
 done
