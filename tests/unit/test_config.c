@@ -1666,6 +1666,63 @@ static void test_http01_webroot_and_answerable(void **state)
     tdir_free(t);
 }
 
+static void test_dry_run_derivation(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    struct config_diag d;
+    mkdir_in(t, "out");
+    const char *conf = "[daemon]\nstate_dir = \"@T@/state\"\n"
+                       "[notify.ops]\nurl = \"https://hooks.example.org/x\"\n"
+                       "[certificate.a]\ndomains = [\"a.example.org\"]\nca = \"le\"\n"
+                       "[[certificate.a.deploy]]\ntype = \"files\"\n"
+                       "fullchain = \"@T@/out/a.pem\"\n"
+                       "[certificate.b]\ndomains = [\"b.example.org\"]\nca = \"local\"\n" LE_CA
+                       "[ca.local]\ndirectory = \"https://127.0.0.1:14000/dir\"\n"
+                       "staging = \"https://127.0.0.1:14001/dir\"\n";
+    /* a: Let's Encrypt's staging is known; b stays out */
+    load_main(t, conf);
+    expect_ok(t);
+    struct config *cfg = t->cfg;
+    t->cfg = NULL;
+    config_diag_init(&d);
+    const char *names[] = {"a"};
+    assert_int_equal(config_dry_run(cfg, names, 1, &d), 0);
+    assert_int_equal(d.n, 0);
+    assert_int_equal(cfg->n_certs, 1);
+    assert_string_equal(cfg->certs[0].name, "a");
+    assert_int_equal(cfg->certs[0].n_deploy, 0);
+    assert_string_equal(cfg->certs[0].ca->directory,
+                        "https://acme-staging-v02.api.letsencrypt.org/directory");
+    assert_int_equal(cfg->n_notify, 0);
+    char *sd = xasprintf("%s/state/dry-run", t->path);
+    assert_string_equal(cfg->daemon.state_dir, sd);
+    free(sd);
+    config_unref(cfg);
+    /* every certificate: the local CA orders from its staging */
+    load_main(t, conf);
+    expect_ok(t);
+    cfg = t->cfg;
+    t->cfg = NULL;
+    assert_int_equal(config_dry_run(cfg, NULL, 0, &d), 0);
+    assert_int_equal(cfg->n_certs, 2);
+    assert_string_equal(config_cert_find(cfg, "b")->ca->directory, "https://127.0.0.1:14001/dir");
+    config_unref(cfg);
+    /* an unknown name and a CA without staging are refused */
+    load_main(t, "[certificate.c]\ndomains = [\"c.example\"]\n" LOCAL_CA);
+    expect_ok(t);
+    cfg = t->cfg;
+    t->cfg = NULL;
+    const char *two[] = {"c", "nosuch"};
+    assert_int_equal(config_dry_run(cfg, two, 2, &d), -EINVAL);
+    assert_int_equal(d.n, 2);
+    assert_non_null(strstr(d.lines[0], "no certificate named 'nosuch'"));
+    assert_non_null(strstr(d.lines[1], "ca.local: no staging directory to dry-run against"));
+    config_unref(cfg);
+    config_diag_fini(&d);
+    tdir_free(t);
+}
+
 static void test_notify_events(void **state)
 {
     (void)state;
@@ -2259,6 +2316,7 @@ int main(void)
         cmocka_unit_test(test_full_config_values),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_http01_webroot_and_answerable),
+        cmocka_unit_test(test_dry_run_derivation),
         cmocka_unit_test(test_toml_syntax_error),
         cmocka_unit_test(test_main_file_missing),
         cmocka_unit_test(test_unknown_key_suggests),

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reactor/history.h"
@@ -91,10 +92,54 @@ static void test_many_certificates(void **state)
     history_free(h);
 }
 
+/* The file format round-trips through history_line and history_load_text;
+ * bytes outside printable ASCII are masked; other lines are skipped. */
+static void test_file_lines_round_trip(void **state)
+{
+    (void)state;
+    struct history *h = history_new(5);
+    char *a = history_line(100, "issued", "not_after 2031-01-01T00:00:00Z");
+    char *b = history_line(200, "failed", "bad \xff\n byte");
+    char *c = history_line(300, "scheduled", NULL);
+    assert_string_equal(a, "{\"time\":100,\"event\":\"issued\",\"detail\":\"not_after "
+                           "2031-01-01T00:00:00Z\"}\n");
+    assert_string_equal(b, "{\"time\":200,\"event\":\"failed\",\"detail\":\"bad .. byte\"}\n");
+    assert_string_equal(c, "{\"time\":300,\"event\":\"scheduled\",\"detail\":null}\n");
+    char text[512];
+    snprintf(text, sizeof(text), "%snot json\n%s%s{\"event\":\"no time\"}", a, b, c);
+    assert_int_equal(history_load_text(h, "www", text, strlen(text)), 3);
+    assert_int_equal(history_count(h, "www"), 3);
+    json_t *j = history_json(h, "www");
+    assert_int_equal(json_array_size(j), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "detail")),
+                        "bad .. byte");
+    assert_true(json_is_null(json_object_get(json_array_get(j, 2), "detail")) ||
+                json_object_get(json_array_get(j, 2), "detail") == NULL);
+    json_decref(j);
+    /* log lines: only for known names, cleared by history_log_clear */
+    history_log_line(h, "www", 400, "order cert=www: started");
+    history_log_line(h, "other", 400, "order cert=other: started");
+    j = history_log_json(h, "www");
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+    j = history_log_json(h, "other");
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+    history_log_clear(h, "www");
+    j = history_log_json(h, "www");
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+    free(a);
+    free(b);
+    free(c);
+    history_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_and_json),
+        cmocka_unit_test(test_file_lines_round_trip),
         cmocka_unit_test(test_masking_and_cap),
         cmocka_unit_test(test_many_certificates),
     };
