@@ -51,9 +51,11 @@ static int f_status(void *arg, json_t **out)
     return 0;
 }
 
-static int f_renew(void *arg, const char *name, bool force, bool deploy_only, char **err)
+static int f_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
+                   char **err)
 {
     (void)arg;
+    (void)new_key;
     if (strcmp(name, "www") != 0 && strcmp(name, "api") != 0)
         return -ENOENT;
     printf("renew %s force=%d deploy_only=%d\n", name, force, deploy_only);

@@ -107,8 +107,8 @@ static const struct {
      "exit: 0, 1 the daemon answered an error, 64 an unknown NAME, 69 the daemon is\n"
      "      unreachable\n"},
     {"renew",
-     "usage: certloop renew NAME...|--all [--force] [--deploy-only] [--socket PATH]\n"
-     "                     [-c FILE]\n"
+     "usage: certloop renew NAME...|--all [--force [--new-key]] [--deploy-only]\n"
+     "                     [--socket PATH] [-c FILE]\n"
      "       certloop renew NAME...|--all --dry-run [-c FILE]\n"
      "\n"
      "Asks the running daemon to renew the named certificates (or all of them): a\n"
@@ -126,6 +126,7 @@ static const struct {
      "                     of the configuration with a CA)\n"
      "  --force            a new order now, even when not due or over the CA's\n"
      "                     max_new_orders window\n"
+     "  --new-key          with --force: a new private key even with reuse_key\n"
      "  --deploy-only      deploy the stored certificate again, without a new order\n"
      "  --dry-run          order from the staging CA, keep and deploy nothing\n" CLIENT_LINES
          HELP_LINE "\n"

@@ -250,10 +250,10 @@ static int renew_code(int rc)
 
 static void do_renew(struct conn *c, const char *name, const char *body, size_t len)
 {
-    bool force, deploy_only;
+    bool force, deploy_only, new_key;
     const char *why = NULL;
     char *err = NULL;
-    int rc = control_renew_body_parse(body, len, &force, &deploy_only, &why);
+    int rc = control_renew_body_parse(body, len, &force, &deploy_only, &new_key, &why);
 
     if (rc < 0) {
         send_error(c, -rc, NULL, "%s", why);
@@ -263,7 +263,7 @@ static void do_renew(struct conn *c, const char *name, const char *body, size_t 
         send_error(c, 501, NULL, "renew is not available");
         return;
     }
-    rc = c->srv->h.renew(c->srv->h.arg, name, force, deploy_only, &err);
+    rc = c->srv->h.renew(c->srv->h.arg, name, force, deploy_only, new_key, &err);
     if (rc == 0) {
         send_json(c, 202,
                   json_pack("{s:b,s:s,s:s}", "ok", 1, "name", name, "message",
@@ -384,10 +384,11 @@ enum control_route control_route_decide(const char *method, const char *path, ch
 }
 
 int control_renew_body_parse(const char *body, size_t len, bool *force, bool *deploy_only,
-                             const char **why)
+                             bool *new_key, const char **why)
 {
     *force = false;
     *deploy_only = false;
+    *new_key = false;
     if (len == 0)
         return 0;
     json_t *root = json_loadb(body, len, 0, NULL);
@@ -399,13 +400,16 @@ int control_renew_body_parse(const char *body, size_t len, bool *force, bool *de
     }
     json_t *f = json_object_get(root, "force");
     json_t *d = json_object_get(root, "deploy_only");
-    if ((f != NULL && !json_is_boolean(f)) || (d != NULL && !json_is_boolean(d))) {
-        *why = "force and deploy_only must be true or false";
+    json_t *k = json_object_get(root, "new_key");
+    if ((f != NULL && !json_is_boolean(f)) || (d != NULL && !json_is_boolean(d)) ||
+        (k != NULL && !json_is_boolean(k))) {
+        *why = "force, deploy_only and new_key must be true or false";
         rc = -400;
         goto out;
     }
     *force = json_is_true(f);
     *deploy_only = json_is_true(d);
+    *new_key = json_is_true(k);
 out:
     json_decref(root);
     return rc;

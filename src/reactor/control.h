@@ -49,8 +49,10 @@ struct control_handlers {
     /* Queues a renewal of certificate name. 0: accepted (202). -ENOENT: no
      * such certificate (404). -EBUSY: refused for now (409), -EINVAL (400),
      * other codes 500. *err (optional, owned by the server afterwards) is
-     * the message for the client. */
-    int (*renew)(void *arg, const char *name, bool force, bool deploy_only, char **err);
+     * the message for the client. new_key (with force): the new order gets a
+     * new private key even with reuse_key. */
+    int (*renew)(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
+                 char **err);
     /* Reloads the configuration (as SIGHUP) and answers through cb, which
      * may run before reload returns. */
     void (*reload)(void *arg, control_reply_cb cb, void *cb_arg);

@@ -42,10 +42,10 @@ enum control_route {
 enum control_route control_route_decide(const char *method, const char *path, char *name, size_t n,
                                         const char **allow);
 
-/* A renew request's body: empty, or a JSON object whose optional "force"
- * and "deploy_only" are booleans. 0 with the flags set, or -400 with *why
- * a static message. */
+/* A renew request's body: empty, or a JSON object whose optional "force",
+ * "deploy_only" and "new_key" are booleans. 0 with the flags set, or -400
+ * with *why a static message. */
 int control_renew_body_parse(const char *body, size_t len, bool *force, bool *deploy_only,
-                             const char **why);
+                             bool *new_key, const char **why);
 
 #endif

@@ -330,7 +330,8 @@ static int ctl_status(void *arg, json_t **out)
     return *out != NULL ? 0 : -ENOMEM;
 }
 
-static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, char **err)
+static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
+                     char **err)
 {
     struct daemon *d = arg;
 
@@ -338,7 +339,11 @@ static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, 
         *err = xstrdup("the daemon is stopping");
         return -EBUSY;
     }
-    return manager_renew(d->mgr, name, force, deploy_only, err);
+    if (new_key && (!force || deploy_only)) {
+        *err = xstrdup("new_key needs force (a new order)");
+        return -EINVAL;
+    }
+    return manager_renew_new_key(d->mgr, name, force, deploy_only, new_key, err);
 }
 
 static void ctl_reload(void *arg, control_reply_cb cb, void *cb_arg)

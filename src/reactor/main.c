@@ -63,7 +63,7 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only, yes, dry_run, reissue;
+    bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key;
     const char *reason;
     const char *socket; /* --socket */
     char **args;        /* positional arguments (borrowed from argv) */
@@ -80,7 +80,8 @@ enum {
     OPT_SOCKET,
     OPT_YES,
     OPT_DRY_RUN,
-    OPT_REISSUE
+    OPT_REISSUE,
+    OPT_NEW_KEY
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -126,6 +127,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_REISSUE:
             c->reissue = true;
+            break;
+        case OPT_NEW_KEY:
+            c->new_key = true;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -256,6 +260,7 @@ static const struct option opts_client[] = {
     {"force", no_argument, NULL, OPT_FORCE},
     {"deploy-only", no_argument, NULL, OPT_DEPLOY_ONLY},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"new-key", no_argument, NULL, OPT_NEW_KEY},
     {NULL, 0, NULL, 0},
 };
 
@@ -264,12 +269,15 @@ static int client_opts_check(struct cli *c, bool json, bool renew)
 {
     if (!json && c->json)
         return usage_error(c->cmd, "unknown option '--json'");
-    if (!renew && (c->all || c->force || c->deploy_only || c->dry_run))
+    if (!renew && (c->all || c->force || c->deploy_only || c->dry_run || c->new_key))
         return usage_error(c->cmd, "unknown option '%s'",
                            c->all           ? "--all"
                            : c->force       ? "--force"
                            : c->deploy_only ? "--deploy-only"
+                           : c->new_key     ? "--new-key"
                                             : "--dry-run");
+    if (renew && c->new_key && (!c->force || c->deploy_only || c->dry_run))
+        return usage_error(c->cmd, "--new-key goes with --force (a new order)");
     return 0;
 }
 
@@ -451,6 +459,8 @@ static int cmd_renew(struct cli *c, int argc, char **argv)
             json_array_append_new(names, json_string(c->args[i]));
     }
     json_t *flags = json_pack("{s:b,s:b}", "force", c->force, "deploy_only", c->deploy_only);
+    if (c->new_key)
+        json_object_set_new(flags, "new_key", json_true());
     body = json_dumps(flags, JSON_COMPACT);
     json_decref(flags);
     for (size_t i = 0; i < json_array_size(names); i++) {

@@ -538,3 +538,21 @@ void manager_clock_moved(struct manager *m)
         (void)timerheap_run_due(m->heap);
     mgr_pump(m);
 }
+
+int manager_renew_new_key(struct manager *m, const char *name, bool force, bool deploy_only,
+                          bool new_key, char **err)
+{
+    struct mcert *mc = NULL;
+
+    for (struct mcert *x = m->certs; x != NULL; x = x->next)
+        if (!mgr_removed(x) && strcmp(x->name, name) == 0)
+            mc = x;
+    /* set before the run can start (the queue may start it at once) */
+    bool was = mc != NULL && mc->new_key_once;
+    if (mc != NULL && new_key && mc->state == MC_IDLE)
+        mc->new_key_once = true;
+    int rc = manager_renew(m, name, force, deploy_only, err);
+    if (rc < 0 && mc != NULL && mc->state == MC_IDLE)
+        mc->new_key_once = was;
+    return rc;
+}

@@ -59,6 +59,10 @@ json_t *manager_status(const struct manager *m);
  * (no such certificate), -EBUSY (already running, or stopping), -EINVAL
  * (nothing stored to deploy, or no CA). *err (owned) is for the client. */
 int manager_renew(struct manager *m, const char *name, bool force, bool deploy_only, char **err);
+/* manager_renew, and with new_key the order it queues makes a new private
+ * key even with reuse_key. */
+int manager_renew_new_key(struct manager *m, const char *name, bool force, bool deploy_only,
+                          bool new_key, char **err);
 /* GET /metrics: the Prometheus text of every certificate (expiry, next
  * renewal, renewals and failures), the order duration histogram and the
  * orders in flight, appended to out. 0 or ERR_TOO_BIG (metrics_write). */

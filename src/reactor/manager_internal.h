@@ -137,6 +137,7 @@ struct mcert {
     int64_t ari_start, ari_end, ari_at, ari_poll; /* window, chosen time, next fetch */
     char *ari_expl;                               /* explanationURL, or NULL */
     char *profile; /* owned: the ACME profile the stored certificate was issued under, or NULL */
+    bool new_key_once;    /* renew --new-key: the next order makes a new key (reuse_key) */
     char *revoked_reason; /* owned: the stored certificate was revoked ("keyCompromise",
                            * "unspecified", ...), from its revoked.json; NULL if not */
     struct http_req *ari_req;                     /* renewalInfo GET in flight, or NULL */

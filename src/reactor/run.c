@@ -554,7 +554,11 @@ void mgr_run_start(struct mcert *mc)
         log_warn(LOG_MAIN, "cert=%s: over ca=%s's max_new_orders (a forced renewal)", mc->name,
                  mc->run_cfg->ca->name);
     mgr_hist_add(mc, "ordering", "new order: %s", mc->reason != NULL ? mc->reason : "due");
-    if (mc->run_cfg->reuse_key) {
+    bool want_new = mc->new_key_once;
+    mc->new_key_once = false;
+    if (want_new && mc->run_cfg->reuse_key)
+        log_info(LOG_MAIN, "cert=%s: reuse_key: a new key (renew --new-key)", mc->name);
+    else if (mc->run_cfg->reuse_key) {
         key = stored_key_reusable(mc);
         if (key != NULL) {
             mc->key = key;

@@ -52,9 +52,9 @@ static void route(const struct control_req *r, const char *body, size_t avail)
     }
     free(path);
     size_t blen = r->content_length < avail ? r->content_length : avail;
-    bool force = true, deploy_only = true;
+    bool force = true, deploy_only = true, new_key = true;
     const char *why = NULL;
-    int rc = control_renew_body_parse(body, blen, &force, &deploy_only, &why);
+    int rc = control_renew_body_parse(body, blen, &force, &deploy_only, &new_key, &why);
     if (rc == 0) {
         json_t *j = blen > 0 ? json_loadb(body, blen, 0, NULL) : NULL;
         if (blen > 0 && !json_is_object(j))

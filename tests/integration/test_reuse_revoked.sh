@@ -2,6 +2,7 @@
 # Key reuse and revocation state against Pebble 2.4:
 # - reuse_key = true: a forced renewal keeps the private key (a new
 #   certificate, serial and generation, same key); without it the key changes;
+#   `renew --force --new-key` makes a new one;
 # - `certloop revoke NAME` records the revocation: plan says REVOKED and
 #   `status` says "revoked" while the daemon runs;
 # - `revoke --reason keyCompromise --reissue` with the daemon running: the
@@ -46,6 +47,16 @@ tw_daemon_wait 60 renewed || tw_fail "forced renewals did not finish: $(tail -5 
 [ "$(serial keep)" != "$s1" ] || tw_fail "reuse_key: no new certificate"
 grep -q "cert=keep: reusing the stored key (reuse_key)" "$TW/d.err" || tw_fail "no reuse log line"
 [ "$(pub fresh)" != "$f1" ] || tw_fail "without reuse_key the key was kept"
+
+# renew --force --new-key: a new key despite reuse_key, then reused again
+g3=$(gen keep)
+"$CERTLOOP" renew keep --force --new-key "${C[@]}" >/dev/null 2>&1 || tw_fail "renew --new-key"
+newkeyed() { [ "$(gen keep)" != "$g3" ] && is_valid keep; }
+tw_daemon_wait 60 newkeyed || tw_fail "renew --new-key did not finish"
+[ "$(pub keep)" != "$k1" ] || tw_fail "--new-key kept the key"
+grep -q "cert=keep: reuse_key: a new key (renew --new-key)" "$TW/d.err" || tw_fail "no --new-key log line"
+out=$("$CERTLOOP" renew keep --new-key "${C[@]}" 2>&1)
+[ $? = 64 ] || tw_fail "--new-key without --force: $out"
 
 # revoke without --reissue: shown as revoked by status and plan
 out=$("$CERTLOOP" revoke fresh --reason superseded "${C[@]}" 2>&1) || tw_fail "revoke: $out"

@@ -76,8 +76,10 @@ static int h_status(void *arg, json_t **out)
     return 0;
 }
 
-static int h_renew(void *arg, const char *name, bool force, bool deploy_only, char **err)
+static int h_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
+                   char **err)
 {
+    (void)new_key;
     struct env *e = arg;
 
     e->renew_calls++;
