@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <spawn.h>
@@ -60,6 +61,41 @@ static int server_start(struct pg_world *w)
     return 0;
 }
 
+/* A test binary that crashes or is killed (a ctest timeout) must not leave
+ * a server behind on a shared machine: a watchdog process in its own
+ * session waits for the pipe to close (the test process's end closes when
+ * it exits, however it exits), then stops the server and removes the dir. */
+static void watchdog_start(struct pg_world *w)
+{
+    int fds[2];
+
+    w->watch_fd = -1;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return;
+    char *cmd =
+        xasprintf("exec " PG_BIN "/pg_ctl -D %s/pg -s -m immediate stop >/dev/null 2>&1", w->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        setsid();
+        close(fds[1]);
+        while (read(fds[0], &c, 1) < 0 && errno == EINTR)
+            ;
+        run_pg(cmd);
+        char *argv[] = {"rm", "-rf", w->dir, NULL};
+        execvp("rm", argv);
+        _exit(0);
+    }
+    free(cmd);
+    close(fds[0]);
+    if (pid < 0) {
+        close(fds[1]);
+        return;
+    }
+    w->watch_fd = fds[1];
+    w->watch_pid = pid;
+}
+
 bool pg_world_available(void)
 {
     return access(PG_BIN "/initdb", X_OK) == 0 && access(PG_BIN "/pg_ctl", X_OK) == 0;
@@ -68,6 +104,7 @@ bool pg_world_available(void)
 int pg_world_start(struct pg_world *w)
 {
     memset(w, 0, sizeof(*w));
+    w->watch_fd = -1;
     if (!pg_world_available())
         return -1;
     char tmpl[] = "/tmp/certloop-pg-XXXXXX";
@@ -91,7 +128,11 @@ int pg_world_start(struct pg_world *w)
         return -1;
     }
     w->conninfo = xasprintf("host=%s dbname=postgres user=postgres", w->dir);
-    return server_start(w);
+    if (server_start(w) != 0)
+        return -1;
+    if (getenv("PG_WORLD_KEEP") == NULL) /* kept for a post-mortem otherwise */
+        watchdog_start(w);
+    return 0;
 }
 
 int pg_world_stop(struct pg_world *w, bool immediate)
@@ -134,6 +175,11 @@ void pg_world_destroy(struct pg_world *w)
     pg_world_stop(w, false);
     if (getenv("PG_WORLD_KEEP") == NULL)
         rm_tree(w->dir);
+    if (w->watch_fd >= 0) { /* the watchdog finds nothing left to do */
+        close(w->watch_fd);
+        while (waitpid(w->watch_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     free(w->dir);
     free(w->conninfo);
     memset(w, 0, sizeof(*w));

@@ -16,6 +16,8 @@ struct pg_world {
     char *dir;      /* owned: the temp dir (data in DIR/pg, socket in DIR) */
     char *conninfo; /* owned: "host=DIR dbname=postgres user=postgres" */
     bool running;
+    int watch_fd; /* write end of the watchdog's pipe, or -1 */
+    int watch_pid;
 };
 
 /* True when PostgreSQL 15's initdb and pg_ctl are installed; a test binary
