@@ -98,7 +98,7 @@ _certloop() {
     renew) opts="--all --force --deploy-only --dry-run --socket --config --help" ;;
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;
-    revoke) opts="--reason --config --help" ;;
+    revoke) opts="--reason --reissue --config --help" ;;
     account) opts="--yes --config --help" ;;
     import-certbot | import-lego) opts="--config --help" ;;
     help)
@@ -134,9 +134,9 @@ _certloop() {
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -d -- "$cur"))
         ;;
-    plan | renew | test | revoke)
-        # test and revoke take one NAME
-        if [[ $cmd == test || $cmd == revoke ]]; then
+    plan | renew | test | revoke | status)
+        # test, revoke and status take one NAME
+        if [[ $cmd == test || $cmd == revoke || $cmd == status ]]; then
             local i n=0
             for ((i = 2; i < COMP_CWORD; i++)); do
                 case ${COMP_WORDS[i]} in

@@ -115,6 +115,8 @@ TW_PIDS+=("$!")
 for _ in $(seq 50); do grep -q ready "$tmp/fake.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$tmp/fake.out" || tw_fail "ctl-fake did not start: $(cat "$tmp/fake.err")"
 expect "api www" renew --socket "$sock" -c "$tmp/etc/certloop.toml" ""
+expect "api www" status --socket "$sock" ""
+expect "" status --socket "$sock" www ""
 expect "www" renew --all --socket "$sock" "w"
 sed -i "s|^control_socket = .*|control_socket = \"$sock\"|" "$tmp/etc/certloop.toml"
 expect "api www" renew -c "$tmp/etc/certloop.toml" ""
