@@ -95,7 +95,7 @@ _certloop() {
     check) opts="--config --help" ;;
     plan) opts="--config --help" ;;
     status) opts="--json --socket --config --help" ;;
-    renew) opts="--all --force --deploy-only --dry-run --socket --config --help" ;;
+    renew) opts="--all --force --new-key --deploy-only --dry-run --socket --config --help" ;;
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;
     revoke) opts="--reason --reissue --config --help" ;;
