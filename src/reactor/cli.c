@@ -132,7 +132,8 @@ static const struct {
          HELP_LINE "\n"
      "exit: 0 every request accepted (--dry-run: every order succeeded), 1 any\n"
      "      refused or failed, 64 an unknown NAME (--dry-run), 69 the daemon is\n"
-     "      unreachable, 78 a CA without a staging directory (--dry-run)\n"},
+     "      unreachable, 75 the running daemon holds the http-01 listener (--dry-run\n"
+     "      without a webroot), 78 a CA without a staging directory (--dry-run)\n"},
     {"reload", "usage: certloop reload [--socket PATH] [-c FILE]\n"
                "\n"
                "Asks the running daemon to read its configuration again, as SIGHUP does, and\n"

@@ -410,6 +410,27 @@ static int renew_dry_run(struct cli *c)
         config_unref(cfg);
         return EXIT_USAGE;
     }
+    /* The dry run answers http-01 itself, on the daemon's addresses: with
+     * the daemon up (and no webroot) that cannot work; say so first. */
+    bool http01 = false;
+    for (size_t i = 0; i < cfg->n_certs; i++)
+        http01 |= cfg->certs[i].challenge == CFG_CHAL_HTTP01;
+    if (http01 && cfg->http01.webroot == NULL && cfg->http01.listen.n > 0) {
+        struct ctl_response r = {0};
+        char *err = NULL;
+        if (ctl_request(cfg->daemon.control_socket, "GET", "/v1/status", NULL, 2000, &r, &err) ==
+            0) {
+            fprintf(stderr,
+                    "certloop: renew --dry-run: the running daemon holds the http-01 listener "
+                    "(%s) and the dry run must answer the CA itself: stop the daemon for the "
+                    "dry run, or let the web server serve the tokens ([http01] webroot)\n",
+                    cfg->http01.listen.v[0]);
+            ctl_response_fini(&r);
+            config_unref(cfg);
+            return EXIT_TEMPFAIL;
+        }
+        free(err);
+    }
     printf("dry run: %zu %s against the staging CA, nothing stored or deployed, no events\n",
            cfg->n_certs, cfg->n_certs == 1 ? "certificate" : "certificates");
     fflush(stdout);

@@ -69,4 +69,16 @@ grep -q "ca.pebble: no staging directory to dry-run against: set staging = \"URL
 "$CERTLOOP" renew nosuch --dry-run -c "$TW/certloop.toml" >/dev/null 2>"$TW/err.txt"
 rc=$?
 [ "$rc" = 64 ] || tw_fail "unknown name: exit $rc, want 64"
+
+# the daemon holds the http-01 listener: refused up front with what to do
+printf '[daemon]\nstate_dir = "%s"\ncontrol_socket = "%s"\n[http01]\nlisten = []\n' \
+  "$TW/state2" "$TW/control.sock" >"$TW/idle.toml"
+mkdir -p "$TW/state2"
+tw_daemon_start "$TW/idle.toml" "$TW/d.out" "$TW/d.err" 10 test -S "$TW/control.sock"
+"$CERTLOOP" renew dry --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
+rc=$?
+[ "$rc" = 75 ] || tw_fail "dry run beside the daemon: exit $rc, want 75"
+grep -q "the running daemon holds the http-01 listener .*\[http01\] webroot" "$TW/err.txt" ||
+  tw_fail "dry run beside the daemon: $(cat "$TW/err.txt")"
+tw_daemon_stop >/dev/null
 tw_done
