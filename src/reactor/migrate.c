@@ -624,6 +624,35 @@ static void webroot_add(struct run *r, const char *path)
     path_set_add(&r->webroots, &r->n_webroots, path);
 }
 
+/* The [dns.certbot-NAME] exec solver for certbot's manual dns-01 hooks.
+ * certloop calls an exec solver as PROGRAM... present|cleanup FQDN VALUE;
+ * certbot called the hooks through the shell with CERTBOT_DOMAIN (the name
+ * without _acme-challenge.) and CERTBOT_VALIDATION. A fixed shell script
+ * translates, with the two hooks as its own arguments (no quoting games):
+ * $1 the auth hook, $2 the cleanup hook, then certloop's three. */
+static void manual_solver(const char *name, const struct ini *rc, struct buf *b)
+{
+    static const char script[] = "d=${4#_acme-challenge.}; d=${d%.}; "
+                                 "export CERTBOT_DOMAIN=\"$d\" CERTBOT_VALIDATION=\"$5\" "
+                                 "CERTBOT_ALL_DOMAINS=\"$d\" CERTBOT_REMAINING_CHALLENGES=0; "
+                                 "if [ \"$3\" = present ]; then exec /bin/sh -c \"$1\"; fi; "
+                                 "if [ -n \"$2\" ]; then exec /bin/sh -c \"$2\"; fi";
+    const char *auth = ini_get(rc, "renewalparams", "manual_auth_hook");
+    const char *cleanup = ini_get(rc, "renewalparams", "manual_cleanup_hook");
+    char *solver = xasprintf("certbot-%s", name);
+
+    buf_append_str(b, "\n# certbot's manual dns-01 hooks, called as certbot called them\n[dns.");
+    toml_key(b, solver);
+    buf_append_str(b, "]\ntype = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", ");
+    toml_str(b, script);
+    buf_append_str(b, ", \"certbot-manual-hook\", ");
+    toml_str(b, auth);
+    buf_append_str(b, ", ");
+    toml_str(b, cleanup != NULL ? cleanup : "");
+    buf_append_str(b, "]\n");
+    free(solver);
+}
+
 /* The [dns.certbot-NAME] table for certbot's dns-rfc2136 credentials file,
  * its TSIG secret written to CONFDIR/certbot-NAME.tsig. 0 or -1 (*why). */
 static int rfc2136_solver(struct run *r, const char *name, const struct ini *rc, struct buf *b,
@@ -858,6 +887,16 @@ static int certbot_lineage(struct run *r, const char *conf_path, const char *lna
         challenge = "dns-01";
         if (rfc2136_solver(r, name, &rc, &dns, &why) < 0)
             goto out;
+    } else if (strcmp(auth, "manual") == 0) {
+        const char *pref = ini_get(&rc, "renewalparams", "pref_challs");
+        if (ini_get(&rc, "renewalparams", "manual_auth_hook") == NULL || pref == NULL ||
+            strstr(pref, "dns") == NULL) {
+            why = xstrdup("a manual lineage is imported only with dns-01 and a "
+                          "manual_auth_hook (certloop has no program for http-01 tokens)");
+            goto out;
+        }
+        challenge = "dns-01";
+        manual_solver(name, &rc, &dns);
     } else if (strcmp(auth, "nginx") == 0 || strcmp(auth, "apache") == 0) {
         fprintf(r->out,
                 "%s: certbot's %s authenticator: http-01 through certloop's listener; give the "

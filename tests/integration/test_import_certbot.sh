@@ -2,7 +2,7 @@
 # certloop import-certbot on a state made by Debian's real certbot against
 # Pebble (Knot as the DNS server): a webroot lineage (with a deploy hook)
 # served by a web server on the http-01 port, and a dns-rfc2136 lineage
-# (P-384 key, TSIG). The import writes one conf.d file per lineage, reuses
+# (P-384 key, TSIG), and a manual lineage with dns-01 hooks. The import writes one conf.d file per lineage, reuses
 # Pebble's [ca.pebble] and stores certbot's account; `run --once` takes the
 # live certificates over as the first generations without an order (same
 # serials, files unchanged); the daemon then renews both with certbot's
@@ -47,7 +47,25 @@ chmod 600 "$TW/rfc2136.ini"
 certbot_run certonly --cert-name dnsc --dns-rfc2136 --dns-rfc2136-credentials "$TW/rfc2136.ini" \
   --dns-rfc2136-propagation-seconds 1 --key-type ecdsa --elliptic-curve secp384r1 -d dnsc.test ||
   { tw_fail "certbot (dns-rfc2136) failed"; tail -30 "$TW/certbot.log" >&2; tw_done; }
-for n in web.test dnsc; do
+# a manual lineage: certbot's dns-01 hooks (knsupdate with the TSIG key)
+for action in add delete; do
+  cat >"$TW/manual-$action.sh" <<EOF
+#!/bin/sh
+echo "$action \$CERTBOT_DOMAIN \$CERTBOT_VALIDATION" >>"$TW/manual.log"
+/usr/bin/knsupdate <<END
+server 127.0.0.1 $KNOT_PORT
+key hmac-sha256:acme-key. $KNOT_SECRET
+zone test.
+update $action _acme-challenge.\$CERTBOT_DOMAIN. 1 TXT "\$CERTBOT_VALIDATION"
+send
+END
+EOF
+  chmod 755 "$TW/manual-$action.sh"
+done
+certbot_run certonly --cert-name man.test --manual --preferred-challenges dns \
+  --manual-auth-hook "$TW/manual-add.sh" --manual-cleanup-hook "$TW/manual-delete.sh" -d man.test ||
+  { tw_fail "certbot (manual) failed"; tail -30 "$TW/certbot.log" >&2; tw_done; }
+for n in web.test dnsc man.test; do
   [ -f "$le/renewal/$n.conf" ] || tw_fail "certbot made no renewal/$n.conf"
   cp "$le/live/$n/cert.pem" "$TW/certbot-$n.pem"
 done
@@ -96,6 +114,8 @@ grep -q "\"url\": \"$acct_url\"" "$TW/state/accounts/pebble/account.json" 2>/dev
 # Knot's port, not 53: the propagation check asks Knot there, as
 # [dns.knot] of every dns-01 test does.
 sed -i "/^\[dns.certbot-dnsc\]/a nameservers = [\"127.0.0.1:$KNOT_PORT\"]" "$TW/etc/conf.d/certbot-dnsc.toml"
+sed -i "/^\[dns.\"certbot-man.test\"\]/a nameservers = [\"127.0.0.1:$KNOT_PORT\"]" "$TW/etc/conf.d/certbot-man.test.toml"
+grep -q '^type = "exec"$' "$TW/etc/conf.d/certbot-man.test.toml" || tw_fail "man.test: no exec solver"
 "$CERTLOOP" check -c "$TW/etc/certloop.toml" >/dev/null || tw_fail "check with nameservers"
 # a second run imports nothing and overwrites nothing
 tw_run 1 import-certbot -c "$TW/etc/certloop.toml" "$le"
@@ -105,7 +125,7 @@ grep -q "web.test: skipped: the configuration has a \[certificate.web.test\] alr
 echo "== run --once: the live certificates become the first generations, no order"
 timeout 120 "$CERTLOOP" run --once -c "$TW/etc/certloop.toml" >"$TW/once.out" 2>"$TW/once.err" ||
   tw_fail "run --once exited $?: $(grep -E ' (error|warn) ' "$TW/once.err" | head -5)"
-for n in web.test dnsc; do
+for n in web.test dnsc man.test; do
   cmp -s "$TW/state/certs/$n/current/cert.pem" "$TW/certbot-$n.pem" ||
     tw_fail "$n: the first generation is not certbot's certificate"
   cmp -s "$le/live/$n/cert.pem" "$TW/certbot-$n.pem" || tw_fail "$n: live cert.pem changed by the import"
@@ -115,21 +135,22 @@ grep -q "new account key" "$TW/once.err" && tw_fail "run --once made a new accou
 
 echo "== the daemon renews both with certbot's account, into certbot's paths"
 : >"$TW/hook.log"
+: >"$TW/manual.log"
 tw_daemon_start "$TW/etc/certloop.toml" "$TW/d.out" "$TW/d.err"
 sock=$TW/control.sock
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 renewed() {
   local n
-  for n in web.test dnsc; do
+  for n in web.test dnsc man.test; do
     cmp -s "$le/live/$n/cert.pem" "$TW/certbot-$n.pem" && return 1
   done
   [ -s "$TW/hook.log" ]
 }
-"$CERTLOOP" renew --force --socket "$sock" web.test dnsc >"$TW/renew.out" 2>&1 ||
+"$CERTLOOP" renew --force --socket "$sock" web.test dnsc man.test >"$TW/renew.out" 2>&1 ||
   tw_fail "renew --force: $(cat "$TW/renew.out")"
 tw_daemon_wait 120 renewed || tw_fail "not renewed in 120 s: $(grep -E ' (error|warn) ' "$TW/d.err" | tail -5)"
 tw_daemon_stop
-for n in web.test dnsc; do
+for n in web.test dnsc man.test; do
   live=$le/live/$n
   tw_check_pair "$live/cert.pem" "$live/privkey.pem" || tw_fail "$n: live key does not match the new certificate"
   tw_verify_fullchain "$live/fullchain.pem" || tw_fail "$n: live fullchain does not verify"
@@ -138,6 +159,8 @@ for n in web.test dnsc; do
 done
 openssl pkey -in "$le/live/dnsc/privkey.pem" -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384' ||
   tw_fail "dnsc: the renewed key is not P-384"
+grep -q "^add man.test ." "$TW/manual.log" && grep -q "^delete man.test ." "$TW/manual.log" ||
+  tw_fail "certbot's manual hooks were not called as certbot calls them: $(cat "$TW/manual.log")"
 grep -qx "$le/live/web.test web.test www.web.test" "$TW/hook.log" ||
   tw_fail "deploy hook: $(cat "$TW/hook.log")"
 grep -q "\"url\": \"$acct_url\"" "$TW/state/accounts/pebble/account.json" ||
