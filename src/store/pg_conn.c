@@ -89,6 +89,8 @@ static void conn_connect(struct pg_conn *c);
 static void conn_lost(struct pg_conn *c, int status, const char *why);
 static void conn_maybe_free(struct pg_conn *c);
 static void on_kick(uv_idle_t *h);
+static void drain_results(struct pg_conn *c);
+static void drain_notifies(struct pg_conn *c);
 
 /* ---- ops ------------------------------------------------------------------ */
 
@@ -489,6 +491,11 @@ static void send_pending(struct pg_conn *c)
     if (c->phase != PH_READY)
         return;
     flush_out(c);
+    /* libpq reads the socket while it writes (so neither side blocks on a
+     * full buffer): what it read then raises no readable event, so parse it
+     * now, results and notifications alike */
+    drain_results(c);
+    drain_notifies(c);
     if (c->phase == PH_READY && uv_is_active((uv_handle_t *)&c->timer) == 0)
         arm_watchdog(c);
 }
