@@ -12,7 +12,7 @@
  *             names, references between sections, two deploys writing a file;
  *   diff.c    what a reload compares between two snapshots;
  *   domain.c  RFC 3492 punycode and domain-name normalisation;
- *   toml.c    the TOML 1.0 parser. */
+ *   toml*.c   the TOML 1.0 parser (its internals: toml_internal.h). */
 #ifndef CERTLOOP_CONFIG_CONFIG_INTERNAL_H
 #define CERTLOOP_CONFIG_CONFIG_INTERNAL_H
 
