@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The command line: exit codes (0, 64 usage, 69 no daemon, 78
+# The command line: every command's --help (and certloop(8)) against what
+# it accepts; exit codes (0, 64 usage, 69 no daemon, 78
 # configuration), `check` on good and broken files, the config path order
 # (-c, $CERTLOOP_CONFIG, default), `--version`, and `plan` with no state and
 # with a stored certificate made by hand with openssl.
@@ -57,6 +58,13 @@ for c in $cmds; do
     # a usage error after it (exit 64) keeps the command from running
     tw_run 64 "$c" "$o" x --zzz || continue
     grep -q "'$o'" "$tmp/err" && tw_fail "$c --help lists $o, which $c refuses"
+  done
+  # certloop(8) describes the command and every option it takes
+  man8=${SOURCE_DIR:-.}/docs/man/certloop.8.scd
+  grep -q "^\*$c\*" "$man8" || tw_fail "certloop(8) has no entry for $c"
+  for o in $opts; do
+    [ "$o" = --help ] && continue
+    grep -q -- "\*$o\*" "$man8" || tw_fail "certloop(8) does not mention $c's $o"
   done
 done
 usage help bogus
