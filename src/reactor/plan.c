@@ -373,6 +373,23 @@ static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int6
     fputc('\n', out);
 }
 
+/* Who answers the CA: certloop's listener, the web server's webroot, or both. */
+static void show_http01(const struct cfg_http01 *h, FILE *out)
+{
+    fprintf(out, "http-01 (");
+    if (h->listen.n > 0) {
+        fprintf(out, "certloop's listener on ");
+        for (size_t i = 0; i < h->listen.n; i++)
+            fprintf(out, "%s%s", i > 0 ? ", " : "", h->listen.v[i]);
+    }
+    if (h->webroot != NULL)
+        fprintf(out, "%stoken files in %s/.well-known/acme-challenge/",
+                h->listen.n > 0 ? "; " : "", h->webroot);
+    if (h->public_port != 80)
+        fprintf(out, "; the CA connects to port %u", h->public_port);
+    fprintf(out, ")\n");
+}
+
 static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_t now, FILE *out)
 {
     struct sched_meta m;
@@ -410,7 +427,7 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
         fprintf(out, "tls-alpn-01 ([tlsalpn01] listen %s)\n",
                 cfg->tlsalpn01.listen.n > 0 ? cfg->tlsalpn01.listen.v[0] : "empty");
     else
-        fprintf(out, "http-01\n");
+        show_http01(&cfg->http01, out);
     if (c->import_cert != NULL) {
         line_label(out, "import");
         fprintf(out, "cert %s, key %s\n", c->import_cert,

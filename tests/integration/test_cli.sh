@@ -223,7 +223,7 @@ tw_run 0 plan -c "$good" && {
   tw_has "$tmp/out" "  ca         pebble (https://127.0.0.1:14000/dir)"
   tw_has "$tmp/out" "  key        ec-p256"
   tw_has "$tmp/out" "  key        rsa2048"
-  tw_has "$tmp/out" "  challenge  http-01"
+  tw_has "$tmp/out" "  challenge  http-01 (certloop's listener on 127.0.0.1:5002)"
   tw_has "$tmp/out" "  deploy     files: key $tmp/deploy/www.key (0600), fullchain $tmp/deploy/www.fullchain.pem (0644)"
   tw_has "$tmp/out" "             exec: systemctl reload nginx (timeout 60s)"
   tw_has "$tmp/out" "  stored     none"

@@ -118,6 +118,9 @@ rm -rf "$TW/state" "$TW/out"
 } >"$TW/webroot.toml"
 grep -q '^listen' "$TW/webroot.toml" && tw_fail "webroot config still has listen"
 "$CERTLOOP" check -c "$TW/webroot.toml" >/dev/null 2>&1 || tw_fail "check refuses the webroot config"
+"$CERTLOOP" plan -c "$TW/webroot.toml" web >"$TW/plan.txt" 2>&1
+grep -qxF "  challenge  http-01 (token files in $TW/www/.well-known/acme-challenge/; the CA connects to port $NGINX_PORT)" \
+  "$TW/plan.txt" || tw_fail "plan does not say who answers: $(cat "$TW/plan.txt")"
 deployed() { [ -s "$TW/out/web/fullchain.pem" ]; }
 tw_daemon_start "$TW/webroot.toml" "$TW/d.out" "$TW/d.err" 60 deployed ||
   { tw_fail "webroot: not deployed"; sed 's/^/  /' "$TW/d.err" >&2; }
