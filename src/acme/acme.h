@@ -61,6 +61,11 @@ int acme_eab_sign(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_k
  * be sent kid-signed by the old key. -EINVAL, or acme_jws_sign's errors. */
 int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *account_url,
                           const char *url, char **out);
+/* The dns-account-01 label of an account (draft-ietf-acme-dns-account-
+ * label-03): "_" + base32 (lower case, unpadded) of SHA-256(account_url)
+ * truncated to 10 bytes. The record is LABEL._acme-challenge.NAME. Owned,
+ * NULL when hashing fails. */
+char *acme_dns_account_label(const char *account_url);
 /* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
  * base64url(SHA-256(keyauth)) (owned). */
 char *acme_key_authorization(const char *token, const char *thumbprint);

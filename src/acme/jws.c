@@ -420,3 +420,29 @@ int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *acco
     free(payload);
     return rc;
 }
+
+/* draft-ietf-acme-dns-account-label-03 §3.1: "_" followed by the base32
+ * (RFC 4648, lower case, no padding) of the first 10 bytes of SHA-256 of
+ * the account URL: 16 characters. */
+char *acme_dns_account_label(const char *account_url)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+    unsigned char md[32];
+    unsigned mdlen = 0;
+    char *out = xmalloc(1 + 16 + 1);
+    size_t o = 0;
+
+    out[o++] = '_';
+    if (EVP_Digest(account_url, strlen(account_url), md, &mdlen, EVP_sha256(), NULL) != 1) {
+        free(out);
+        return NULL;
+    }
+    /* 10 bytes = 80 bits = 16 groups of 5 */
+    for (size_t bit = 0; bit < 80; bit += 5) {
+        size_t byte = bit / 8, off = bit % 8;
+        unsigned v = (unsigned)md[byte] << 8 | (byte + 1 < 10 ? md[byte + 1] : 0);
+        out[o++] = alpha[(v >> (11 - off)) & 0x1f];
+    }
+    out[o] = '\0';
+    return out;
+}

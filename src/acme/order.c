@@ -534,7 +534,7 @@ static void dns_presented(int status, const char *detail, void *arg)
         return;
     }
     log_debug(LOG_ACME, "order cert=%s name=%s: %s in place", o->name, a->ident,
-              o->kind == CFG_CHAL_DNS01 ? "dns-01 record" : "tls-alpn-01 certificate");
+              o->kind == CFG_CHAL_TLSALPN01 ? "tls-alpn-01 certificate" : "TXT record");
     a->state = AZ_RESPOND;
     rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
@@ -559,6 +559,20 @@ static void dns_present(struct order_authz *a, json_t *authz, const char *token,
     /* a wildcard's authorization names the base domain (RFC 8555 §7.1.4) */
     a->dns_ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", a->ident)
                                                                     : xstrdup(a->ident);
+    if (o->kind == CFG_CHAL_DNSACCOUNT01) {
+        /* draft-ietf-acme-dns-account-label-03: the record is at
+         * _LABEL._acme-challenge.NAME (the base name for a wildcard), the
+         * value as dns-01's; the solvers take the full record name */
+        const char *url = acme_client_account_url(o->c);
+        char *label = url != NULL ? acme_dns_account_label(url) : NULL;
+        free(a->dns_ident);
+        a->dns_ident = label != NULL ? xasprintf("%s._acme-challenge.%s", label, a->ident) : NULL;
+        free(label);
+        if (a->dns_ident == NULL) {
+            order_fail(o, ERR_CRYPTO, "name=%s: dns-account-01: no account label", a->ident);
+            return;
+        }
+    }
     int (*start)(void *, const char *, const char *, acme_chal_done_cb, void *, void **) =
         o->kind == CFG_CHAL_TLSALPN01 ? o->chal.tls_present_start : o->chal.dns_present_start;
     if (start == NULL) {

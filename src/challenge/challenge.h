@@ -241,7 +241,9 @@ struct chal_dns01_result {
 typedef void (*chal_dns01_cb)(int status, const struct chal_dns01_result *res, void *arg);
 
 /* "_acme-challenge.NAME" for a certificate name ("*.a.test" -> the same name
- * as "a.test"), lower case, without a trailing dot. Owned. */
+ * as "a.test"), lower case, without a trailing dot. A name that already is
+ * a validation name ("_LABEL._acme-challenge.NAME", dns-account-01) is
+ * returned as is (lower case). Owned. */
 char *chal_dns01_record_name(const char *domain);
 
 /* Starts putting (present), removing (cleanup) or waiting for (wait) the TXT

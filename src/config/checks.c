@@ -670,7 +670,7 @@ static void check_ip(struct cctx *c, struct cert_tmp *ct, size_t i, const char *
     const char *d = ct->c.domains.v[i];
     const struct cfg_ca *ca = ct->c.ca;
 
-    if (ct->c.challenge == CFG_CHAL_DNS01) {
+    if (CFG_CHAL_IS_DNS(ct->c.challenge)) {
         config_err(c, ct->file, ct->dom_pos[i], p,
                    "the IP address %s can be validated only by http-01 or tls-alpn-01 (RFC 8738 "
                    "section 7), not by dns-01",
@@ -736,7 +736,7 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
     }
 
     bool issued = ct->c.ca != NULL || (!imported && ct->ca_name == NULL);
-    if (ct->c.challenge == CFG_CHAL_DNS01 && issued) {
+    if (CFG_CHAL_IS_DNS(ct->c.challenge) && issued) {
         if (ct->dns_name != NULL) {
             ct->c.dns = (struct cfg_dns *)config_dns_find(cfg, ct->dns_name);
             if (ct->c.dns == NULL) {
@@ -749,10 +749,10 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
             ct->c.dns = &cfg->dns[0];
         } else {
             config_err(c, ct->file, ct->challenge_pos, ct->path,
-                       cfg->n_dns == 0
-                           ? "challenge = \"dns-01\" needs a [dns.NAME] solver"
-                           : "challenge = \"dns-01\" needs dns = NAME (there is more than "
-                             "one [dns.NAME])");
+                       cfg->n_dns == 0 ? "challenge = \"%s\" needs a [dns.NAME] solver"
+                                       : "challenge = \"%s\" needs dns = NAME (there is more "
+                                         "than one [dns.NAME])",
+                       config_challenge_name(ct->c.challenge));
         }
     }
     if (ct->c.challenge == CFG_CHAL_TLSALPN01 && issued && cfg->tlsalpn01.listen.n == 0)
@@ -766,7 +766,7 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
     for (size_t i = 0; i < ct->c.domains.n; i++) {
         const char *d = ct->c.domains.v[i];
         char *p = NULL;
-        if (d[0] == '*' && ct->c.challenge != CFG_CHAL_DNS01) {
+        if (d[0] == '*' && !CFG_CHAL_IS_DNS(ct->c.challenge)) {
             p = xasprintf("%s.domains[%zu]", ct->path, i);
             config_err(c, ct->file, ct->dom_pos[i], p,
                        "the wildcard name \"%s\" needs challenge = \"dns-01\"", d);
@@ -791,7 +791,7 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
          * 253 characters of a DNS name */
         const char *base = d[0] == '*' ? d + 2 : d;
         size_t rlen = strlen("_acme-challenge.") + strlen(base);
-        if (ct->c.challenge == CFG_CHAL_DNS01 && rlen > 253) {
+        if (CFG_CHAL_IS_DNS(ct->c.challenge) && rlen > 253) {
             if (p == NULL)
                 p = xasprintf("%s.domains[%zu]", ct->path, i);
             config_err(c, ct->file, ct->dom_pos[i], p,

@@ -26,7 +26,14 @@ enum cfg_key_type {
     CFG_KEY__MAX
 };
 
-enum cfg_challenge { CFG_CHAL_HTTP01, CFG_CHAL_DNS01, CFG_CHAL_TLSALPN01 };
+enum cfg_challenge {
+    CFG_CHAL_HTTP01,
+    CFG_CHAL_DNS01,
+    CFG_CHAL_TLSALPN01,
+    CFG_CHAL_DNSACCOUNT01 /* draft-ietf-acme-dns-account-label: dns-01 at an account label */
+};
+/* dns-01 or dns-account-01: a TXT record placed by a [dns.NAME] solver. */
+#define CFG_CHAL_IS_DNS(c) ((c) == CFG_CHAL_DNS01 || (c) == CFG_CHAL_DNSACCOUNT01)
 enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
 enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
 enum cfg_notify_type { CFG_NOTIFY_WEBHOOK, CFG_NOTIFY_EMAIL, CFG_NOTIFY_SLACK };

@@ -19,7 +19,8 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 static const char *const key_type_names[] = {"ec-p256", "ec-p384", "rsa2048",
                                              "rsa3072", "rsa4096", NULL};
 
-static const char *const challenge_names[] = {"http-01", "dns-01", "tls-alpn-01", NULL};
+static const char *const challenge_names[] = {"http-01", "dns-01", "tls-alpn-01", "dns-account-01",
+                                              NULL};
 
 static const char *const dns_type_names[] = {"rfc2136", "exec", "callback", NULL};
 
@@ -640,8 +641,9 @@ static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *
     if (ct->dns_name != NULL) {
         if (!ct->challenge_set) {
             ct->c.challenge = CFG_CHAL_DNS01;
-        } else if (ct->c.challenge != CFG_CHAL_DNS01) {
-            ERR(c, ct->dns_pos, ct->path, "dns = \"%s\" needs challenge = \"dns-01\"",
+        } else if (!CFG_CHAL_IS_DNS(ct->c.challenge)) {
+            ERR(c, ct->dns_pos, ct->path,
+                "dns = \"%s\" needs challenge = \"dns-01\" or \"dns-account-01\"",
                 ct->dns_name);
         }
     }
@@ -850,7 +852,7 @@ const char *config_key_type_name(enum cfg_key_type k)
 
 const char *config_challenge_name(enum cfg_challenge ch)
 {
-    return (unsigned)ch <= CFG_CHAL_TLSALPN01 ? challenge_names[ch] : "?";
+    return (unsigned)ch <= CFG_CHAL_DNSACCOUNT01 ? challenge_names[ch] : "?";
 }
 
 const char *config_dns_type_name(enum cfg_dns_type t)

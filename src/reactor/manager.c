@@ -268,7 +268,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     }
     bool need_dns01 = false;
     for (size_t i = 0; i < m->cfg->n_certs; i++)
-        if (m->cfg->certs[i].challenge == CFG_CHAL_DNS01 && m->cfg->certs[i].ca != NULL)
+        if (CFG_CHAL_IS_DNS(m->cfg->certs[i].challenge) && m->cfg->certs[i].ca != NULL)
             need_dns01 = true;
     if (need_dns01) {
         rc = dns01_provider_open(m->loop, m->cfg, &m->dns);

@@ -421,7 +421,7 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
     line_label(out, "challenge");
     if (c->ca == NULL)
         fprintf(out, "-\n");
-    else if (c->challenge == CFG_CHAL_DNS01)
+    else if (CFG_CHAL_IS_DNS(c->challenge))
         show_dns(c->dns, out);
     else if (c->challenge == CFG_CHAL_TLSALPN01)
         fprintf(out, "tls-alpn-01 ([tlsalpn01] listen %s)\n",

@@ -1073,7 +1073,7 @@ static void step(struct pf *pf)
             pf->phase = PH_CHALLENGE;
             break;
         case PH_CHALLENGE:
-            if (pf->cert->challenge == CFG_CHAL_DNS01)
+            if (CFG_CHAL_IS_DNS(pf->cert->challenge))
                 start_dns01(pf);
             else if (pf->cert->challenge == CFG_CHAL_TLSALPN01)
                 fprintf(pf->out, "test %s: tls-alpn-01: no round trip is tried (not "

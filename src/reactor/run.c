@@ -505,7 +505,7 @@ void mgr_run_start(struct mcert *mc)
     mc->started = mgr_now();
     mc->run_snap = config_ref(m->cfg);
     mc->run_cfg = mc->cfg;
-    if (mc->run_cfg->challenge == CFG_CHAL_DNS01 && m->dns == NULL &&
+    if (CFG_CHAL_IS_DNS(mc->run_cfg->challenge) && m->dns == NULL &&
         dns01_provider_open(m->loop, m->cfg, &m->dns) < 0) {
         m->dns = NULL; /* e.g. a dns-01 certificate added by a reload */
         mgr_run_end(mc, ERR_UNSUPPORTED, "dns-01: the solver could not be started");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ACME profiles (draft-ietf-acme-profiles-00) end to end. Pebble 2.4 has no
-# profiles, so profiles_proxy.py stands in front of it and implements exactly
+# profiles, so ext_proxy.py stands in front of it and implements exactly
 # the draft's server part: meta.profiles in the directory (classic,
 # shortlived), the newOrder "profile" checked against them (invalidProfile
 # otherwise) and echoed in the order object; everything else is Pebble.
@@ -16,7 +16,7 @@ tw_init profiles
 tw_start || exit 1
 
 PROXY_PORT=$(tw_port)
-python3 "$(dirname "$0")/profiles_proxy.py" --listen "$PROXY_PORT" --pebble "$TW_ACME_PORT" \
+python3 "$(dirname "$0")/ext_proxy.py" --listen "$PROXY_PORT" --pebble "$TW_ACME_PORT" \
   --cert "$TW/tls.pem" --key "$TW/tls.key" --ca "$TW/tls-ca.pem" \
   --profiles "classic=90 days,shortlived=6 days" --log "$TW/proxy.log" 2>"$TW/proxy.err" &
 TW_PIDS+=($!)

@@ -681,6 +681,15 @@ static void test_csr_parses_back(void **state)
 }
 
 /* RFC 8738 §3: address literals become iPAddress SANs (4 or 16 bytes). */
+/* draft-ietf-acme-dns-account-label-03's example account URL and label. */
+static void test_dns_account_label(void **state)
+{
+    (void)state;
+    char *l = acme_dns_account_label("https://example.com/acme/acct/ExampleAccount");
+    assert_string_equal(l, "_ujmmovf2vn55tgye");
+    free(l);
+}
+
 static void test_csr_ip_sans(void **state)
 {
     EVP_PKEY *k = gen(CFG_KEY_EC_P256);
@@ -1133,6 +1142,7 @@ int main(void)
         cmocka_unit_test(test_eab_hs256_verifies),
         cmocka_unit_test(test_key_authorization_and_dns01),
         cmocka_unit_test(test_csr_parses_back),
+        cmocka_unit_test(test_dns_account_label),
         cmocka_unit_test(test_csr_ip_sans),
         cmocka_unit_test(test_csr_rejects_bad_names),
         cmocka_unit_test_setup_teardown(test_chain_parse_leaf_and_intermediate, chain_setup,

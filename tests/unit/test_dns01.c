@@ -157,6 +157,10 @@ static void test_names(void **state)
     s = chal_dns01_record_name("example.org");
     assert_string_equal(s, "_acme-challenge.example.org");
     free(s);
+    /* dns-account-01: the validation name as given */
+    s = chal_dns01_record_name("_UJMMOVF2VN55TGYE._acme-challenge.Example.org");
+    assert_string_equal(s, "_ujmmovf2vn55tgye._acme-challenge.example.org");
+    free(s);
 }
 
 static struct dns01_key test_key(const char *alg)

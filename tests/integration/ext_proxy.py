@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""ACME extensions Pebble 2.4 lacks, in front of it.
+
+--profiles NAME=DESCRIPTION,...: exactly the server part of
+draft-ietf-acme-profiles-00:
+- section 3: the directory's meta object gets a "profiles" member;
+- section 4: a newOrder payload's "profile" must be one of them, else
+  urn:ietf:params:acme:error:invalidProfile; the order object (newOrder,
+  order and finalize responses) carries the requested "profile".
+Each newOrder is logged as "neworder profile=NAME" (or "profile=-").
+
+--dns-account KNOT_PORT:TSIG_NAME:TSIG_SECRET_FILE: the server part of
+draft-ietf-acme-dns-account-label-03:
+- every authorization offering dns-01 also offers dns-account-01 (same
+  token and URL, so the client's signed response reaches Pebble's URL);
+- a response to it is validated here by a real DNS query to Knot: the TXT
+  at "_" + base32(SHA-256(account URL)[:10]) + "._acme-challenge.NAME"
+  must hold base64url(SHA-256(TOKEN "." JWK thumbprint)); the account URL
+  is the JWS kid, the thumbprint that of the JWK the account registered
+  with (seen at newAccount). When it holds, the same value is put at
+  _acme-challenge.NAME (RFC 2136 with TSIG) so that Pebble's dns-01
+  check, the only one it knows, passes; else the response is refused with
+  urn:ietf:params:acme:error:incorrectResponse naming the record.
+Each check is logged as "dns-account-01 NAME LABEL found|missing".
+
+Everything else goes to Pebble unchanged; the Host header is passed on, so
+the URLs Pebble builds and the JWS "url" it checks name this proxy.
+"""
+import argparse
+import base64
+import hashlib
+import http.client
+import http.server
+import json
+import ssl
+import subprocess
+import sys
+import threading
+
+ORDER_PROFILE = {}  # Pebble order id -> profile
+CHALLENGES = {}     # challenge path -> (identifier, token)
+THUMBS = {}         # account URL -> JWK thumbprint
+LOCK = threading.Lock()
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def b64url_json(s):
+    s = s + "=" * (-len(s) % 4)
+    return json.loads(base64.urlsafe_b64decode(s.encode()))
+
+
+def thumbprint(jwk):
+    # RFC 7638: the required members, lexicographic order, no whitespace
+    keys = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}[jwk["kty"]]
+    canon = json.dumps({k: jwk[k] for k in keys}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canon.encode()).digest())
+
+
+def account_label(url):
+    return "_" + base64.b32encode(hashlib.sha256(url.encode()).digest()[:10]).decode().lower()
+
+
+def log(line):
+    with open(ARGS.log, "a") as f:
+        f.write(line + "\n")
+
+
+def txt_values(name):
+    port = ARGS.dns_account.split(":")[0]
+    out = subprocess.run(["kdig", "+short", "+timeout=2", "+retry=1", "@127.0.0.1", "-p", port,
+                          name, "TXT"], capture_output=True, text=True).stdout
+    return [v.strip().strip('"') for v in out.splitlines() if v.strip()]
+
+
+def txt_add(name, value):
+    port, key, secret_file = ARGS.dns_account.split(":", 2)
+    secret = open(secret_file).read().strip()
+    script = ("server 127.0.0.1 %s\nzone test.\nupdate add %s. 1 TXT \"%s\"\nsend\n"
+              % (port, name, value))
+    subprocess.run(["knsupdate", "-y", "hmac-sha256:%s:%s" % (key, secret)], input=script,
+                   text=True, check=True, capture_output=True)
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def forward(self, body):
+        conn = http.client.HTTPSConnection("127.0.0.1", ARGS.pebble, context=UPSTREAM, timeout=30)
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("connection", "keep-alive", "transfer-encoding")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        out = [(k, v) for k, v in resp.getheaders()
+               if k.lower() not in ("connection", "transfer-encoding", "content-length")]
+        conn.close()
+        return resp.status, out, data
+
+    def reply(self, status, headers, data):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def problem(self, status, kind, detail):
+        body = json.dumps({"type": "urn:ietf:params:acme:error:" + kind,
+                           "detail": detail}).encode()
+        self.reply(status, [("Content-Type", "application/problem+json")], body)
+
+    def dns_account_check(self, path, jws):
+        """True to forward the challenge response, False when refused."""
+        with LOCK:
+            ident, token = CHALLENGES.get(path, (None, None))
+        if ident is None:
+            return True
+        prot = b64url_json(jws["protected"])
+        kid = prot.get("kid", "")
+        with LOCK:
+            thumb = THUMBS.get(kid)
+        label = account_label(kid)
+        name = "%s._acme-challenge.%s" % (label, ident)
+        want = b64url(hashlib.sha256(("%s.%s" % (token, thumb)).encode()).digest())
+        found = thumb is not None and want in txt_values(name)
+        log("dns-account-01 %s %s %s" % (ident, label, "found" if found else "missing"))
+        if not found:
+            self.problem(403, "incorrectResponse",
+                         "dns-account-01: no TXT record \"%s\" at %s" % (want, name))
+            return False
+        txt_add("_acme-challenge." + ident, want)
+        return True
+
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n > 0 else None
+        path = self.path.split("?")[0]
+        profile = None
+        jws = json.loads(body) if body and self.command == "POST" else None
+        if PROFILES is not None and path == "/order-plz":
+            payload = b64url_json(jws["payload"])
+            profile = payload.get("profile")
+            log("neworder profile=%s" % (profile if profile is not None else "-"))
+            if profile is not None and profile not in PROFILES:
+                self.problem(400, "invalidProfile", "profile %r is not offered" % profile)
+                return
+        if ARGS.dns_account and path.startswith("/chalZ/") and jws is not None:
+            if not self.dns_account_check(path, jws):
+                return
+        status, headers, data = self.forward(body)
+        hdr = dict((k.lower(), v) for k, v in headers)
+        ctype = hdr.get("content-type", "")
+        if ARGS.dns_account and path == "/sign-me-up" and status in (200, 201):
+            jwk = b64url_json(jws["protected"]).get("jwk")
+            if jwk is not None and "location" in hdr:
+                with LOCK:
+                    THUMBS[hdr["location"]] = thumbprint(jwk)
+        if ARGS.dns_account and path.startswith("/authZ/") and status == 200:
+            a = json.loads(data)
+            ident = a.get("identifier", {}).get("value")
+            extra = []
+            for ch in a.get("challenges", []):
+                if ch.get("type") == "dns-01":
+                    c2 = dict(ch)
+                    c2["type"] = "dns-account-01"
+                    extra.append(c2)
+                    cpath = "/" + ch["url"].split("/", 3)[3]
+                    with LOCK:
+                        CHALLENGES[cpath] = (ident, ch["token"])
+            a["challenges"] = extra + a.get("challenges", [])
+            data = json.dumps(a).encode()
+        if PROFILES is not None:
+            data = self.add_profile(path, status, hdr, ctype, profile, data)
+        self.reply(status, headers, data)
+
+    def add_profile(self, path, status, hdr, ctype, profile, data):
+        if path == "/dir" and status == 200:
+            d = json.loads(data)
+            d.setdefault("meta", {})["profiles"] = PROFILES
+            return json.dumps(d).encode()
+        if path == "/order-plz" and status == 201:
+            oid = hdr.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+            with LOCK:
+                ORDER_PROFILE[oid] = profile
+        elif (path.startswith("/my-order/") or path.startswith("/finalize-order/")) \
+                and "json" in ctype and status == 200:
+            oid = path.rstrip("/").rsplit("/", 1)[-1]
+            with LOCK:
+                profile = ORDER_PROFILE.get(oid)
+        else:
+            return data
+        if profile is None:
+            return data
+        o = json.loads(data)
+        o["profile"] = profile
+        return json.dumps(o).encode()
+
+    do_GET = do_POST = do_HEAD = handle_any
+
+
+def main():
+    global ARGS, PROFILES, UPSTREAM
+    p = argparse.ArgumentParser()
+    p.add_argument("--listen", type=int, required=True)
+    p.add_argument("--pebble", type=int, required=True)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--profiles")
+    p.add_argument("--dns-account")
+    p.add_argument("--log", required=True)
+    ARGS = p.parse_args()
+    PROFILES = (dict(kv.split("=", 1) for kv in ARGS.profiles.split(","))
+                if ARGS.profiles else None)
+    UPSTREAM = ssl.create_default_context(cafile=ARGS.ca)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", ARGS.listen), Proxy)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    print("ext proxy on 127.0.0.1:%d -> pebble :%d" % (ARGS.listen, ARGS.pebble),
+          file=sys.stderr, flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
