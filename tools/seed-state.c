@@ -1,8 +1,8 @@
 /* seed-state: fills a certloop state directory with N valid stored
- * generations (certs/NAME/GEN/{cert,chain,fullchain,key}.pem + meta.json,
- * `current` -> GEN), all signed by one throwaway EC CA, so that a daemon
- * started on it has nothing due. A benchmark fixture (bench/idle.sh): files
- * are written without fsync, which the daemon's own store never does.
+ * generations, all signed by one throwaway EC CA, so that a daemon started
+ * on it has nothing due. A benchmark and test fixture (bench/idle.sh,
+ * test_ari): it writes through the store interface (store_cert_put_start,
+ * WINDOW at a time), like the daemon.
  *
  *   seed-state STATE_DIR N CA_NAME DIRECTORY [DAYS]
  *
@@ -18,12 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "store/store.h"
 
 static void die(const char *what)
 {
@@ -112,128 +116,141 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *ca,
     return x;
 }
 
-static void write_file(const char *path, const char *data, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    size_t len = strlen(data), off = 0;
+/* The puts in flight: each is answered on the loop, and the next one is
+ * started from there, so at most WINDOW generations are written at once. */
+#define WINDOW 16
 
-    if (fd < 0) {
-        fprintf(stderr, "seed-state: %s: %s\n", path, strerror(errno));
-        exit(1);
+struct seed {
+    struct store *store;
+    long next, n, done;
+    int failed;
+    const char *ca_name, *directory, *ca_pem;
+    EVP_PKEY *ca_key;
+    X509 *ca;
+    time_t now, nb, na;
+};
+
+static void seed_next(struct seed *sd);
+
+static void put_done(int status, const struct store_result *r, void *arg)
+{
+    struct seed *sd = arg;
+
+    if (status < 0) {
+        fprintf(stderr, "seed-state: %s\n", r->error != NULL ? r->error : strerror(-status));
+        sd->failed = 1;
     }
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0) {
-            fprintf(stderr, "seed-state: %s: write: %s\n", path, strerror(errno));
-            exit(1);
-        }
-        off += (size_t)n;
-    }
-    close(fd);
+    sd->done++;
+    if (!sd->failed)
+        seed_next(sd);
 }
 
-static void make_dir(const char *path)
+static void seed_next(struct seed *sd)
 {
-    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "seed-state: mkdir %s: %s\n", path, strerror(errno));
-        exit(1);
+    char name[32], cn[64], san[160], meta[1024], serial_hex[33];
+    unsigned char serial[16];
+
+    if (sd->next >= sd->n)
+        return;
+    long i = sd->next++;
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    if (key == NULL)
+        die("key");
+    snprintf(name, sizeof(name), "c%ld", i);
+    snprintf(cn, sizeof(cn), "c%ld.test", i);
+    if (i % 2)
+        snprintf(san, sizeof(san), "DNS:c%ld.test,DNS:www.c%ld.test", i, i);
+    else
+        snprintf(san, sizeof(san), "DNS:c%ld.test", i);
+    X509 *x = make_cert(key, cn, san, sd->ca, sd->ca_key, sd->nb, sd->na, serial);
+    char *cert_pem = pem_of(x, NULL);
+    char *key_pem = pem_of(NULL, key);
+    size_t fl = strlen(cert_pem) + strlen(sd->ca_pem) + 1;
+    char *full = malloc(fl);
+    if (full == NULL)
+        die("malloc");
+    snprintf(full, fl, "%s%s", cert_pem, sd->ca_pem);
+    for (int b = 0; b < 16; b++)
+        snprintf(serial_hex + 2 * b, 3, "%02x", serial[b]);
+    if (i % 2)
+        snprintf(meta, sizeof(meta),
+                 "{\"domains\": [\"c%ld.test\", \"www.c%ld.test\"], \"ca\": \"%s\", "
+                 "\"directory\": \"%s\", \"key\": \"ec-p256\", \"not_before\": %lld, "
+                 "\"not_after\": %lld, \"issued_at\": %lld, \"serial\": \"%s\"}\n",
+                 i, i, sd->ca_name, sd->directory, (long long)sd->nb, (long long)sd->na,
+                 (long long)sd->now, serial_hex);
+    else
+        snprintf(meta, sizeof(meta),
+                 "{\"domains\": [\"c%ld.test\"], \"ca\": \"%s\", \"directory\": \"%s\", "
+                 "\"key\": \"ec-p256\", \"not_before\": %lld, \"not_after\": %lld, "
+                 "\"issued_at\": %lld, \"serial\": \"%s\"}\n",
+                 i, sd->ca_name, sd->directory, (long long)sd->nb, (long long)sd->na,
+                 (long long)sd->now, serial_hex);
+    struct store_cert_put p = {
+        .name = name,
+        .cert_pem = cert_pem,
+        .chain_pem = sd->ca_pem,
+        .fullchain_pem = full,
+        .key_pem = key_pem,
+        .meta_json = meta,
+        .keep = 3,
+    };
+    int rc = store_cert_put_start(sd->store, &p, put_done, sd);
+    if (rc < 0) {
+        fprintf(stderr, "seed-state: %s: %s\n", name, strerror(-rc));
+        sd->failed = 1;
     }
+    OPENSSL_cleanse(key_pem, strlen(key_pem));
+    free(key_pem);
+    free(cert_pem);
+    free(full);
+    X509_free(x);
+    EVP_PKEY_free(key);
 }
 
 int main(int argc, char **argv)
 {
-    char path[4096], gen[96], cn[64], san[160], meta[1024], serial_hex[33];
     unsigned char serial[16];
-    struct tm tm;
+    struct seed sd = {0};
+    uv_loop_t loop;
 
     if (argc < 5) {
         fprintf(stderr, "usage: seed-state STATE_DIR N CA_NAME DIRECTORY [DAYS]\n");
         return 64;
     }
     const char *state = argv[1];
-    long n = strtol(argv[2], NULL, 10);
-    const char *ca_name = argv[3], *directory = argv[4];
     long days = argc > 5 ? strtol(argv[5], NULL, 10) : 90;
-    time_t now = time(NULL);
-    time_t nb = now - 86400, na = now + (time_t)days * 86400;
-
-    if (n <= 0 || days <= 0)
+    sd.n = strtol(argv[2], NULL, 10);
+    sd.ca_name = argv[3];
+    sd.directory = argv[4];
+    sd.now = time(NULL);
+    sd.nb = sd.now - 86400;
+    sd.na = sd.now + (time_t)days * 86400;
+    if (sd.n <= 0 || days <= 0)
         die("arguments");
-    make_dir(state);
-    snprintf(path, sizeof(path), "%s/certs", state);
-    make_dir(path);
-    if (gmtime_r(&now, &tm) == NULL)
-        die("gmtime_r");
+    if (uv_loop_init(&loop) < 0)
+        die("uv_loop_init");
+    if (store_fs_open(&loop, state, 0, &sd.store) < 0)
+        die("opening the state directory");
 
-    EVP_PKEY *ca_key = EVP_EC_gen("P-256");
-    if (ca_key == NULL)
+    sd.ca_key = EVP_EC_gen("P-256");
+    if (sd.ca_key == NULL)
         die("CA key");
-    X509 *ca = make_cert(ca_key, "certloop seed CA", NULL, NULL, ca_key, nb, na + 86400, serial);
-    char *ca_pem = pem_of(ca, NULL);
-
-    for (long i = 0; i < n; i++) {
-        EVP_PKEY *key = EVP_EC_gen("P-256");
-        if (key == NULL)
-            die("key");
-        snprintf(cn, sizeof(cn), "c%ld.test", i);
-        if (i % 2)
-            snprintf(san, sizeof(san), "DNS:c%ld.test,DNS:www.c%ld.test", i, i);
-        else
-            snprintf(san, sizeof(san), "DNS:c%ld.test", i);
-        X509 *x = make_cert(key, cn, san, ca, ca_key, nb, na, serial);
-        char *cert_pem = pem_of(x, NULL);
-        char *key_pem = pem_of(NULL, key);
-        size_t fl = strlen(cert_pem) + strlen(ca_pem) + 1;
-        char *full = malloc(fl);
-        if (full == NULL)
-            die("malloc");
-        snprintf(full, fl, "%s%s", cert_pem, ca_pem);
-        for (int b = 0; b < 16; b++)
-            snprintf(serial_hex + 2 * b, 3, "%02x", serial[b]);
-        /* generation names look like the store's: YYYYMMDDTHHMMSSZ-xxxx */
-        snprintf(gen, sizeof(gen), "%04d%02d%02dT%02d%02d%02dZ-%04lx", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (unsigned long)(i & 0xffff));
-        if (i % 2)
-            snprintf(meta, sizeof(meta),
-                     "{\"domains\": [\"c%ld.test\", \"www.c%ld.test\"], \"ca\": \"%s\", "
-                     "\"directory\": \"%s\", \"key\": \"ec-p256\", \"not_before\": %lld, "
-                     "\"not_after\": %lld, \"issued_at\": %lld, \"serial\": \"%s\"}\n",
-                     i, i, ca_name, directory, (long long)nb, (long long)na, (long long)now,
-                     serial_hex);
-        else
-            snprintf(meta, sizeof(meta),
-                     "{\"domains\": [\"c%ld.test\"], \"ca\": \"%s\", \"directory\": \"%s\", "
-                     "\"key\": \"ec-p256\", \"not_before\": %lld, \"not_after\": %lld, "
-                     "\"issued_at\": %lld, \"serial\": \"%s\"}\n",
-                     i, ca_name, directory, (long long)nb, (long long)na, (long long)now,
-                     serial_hex);
-        snprintf(path, sizeof(path), "%s/certs/c%ld", state, i);
-        make_dir(path);
-        snprintf(path, sizeof(path), "%s/certs/c%ld/%s", state, i, gen);
-        make_dir(path);
-        static const char *const files[] = {"cert.pem", "chain.pem", "fullchain.pem", "key.pem",
-                                            "meta.json"};
-        const char *data[] = {cert_pem, ca_pem, full, key_pem, meta};
-        for (int f = 0; f < 5; f++) {
-            snprintf(path, sizeof(path), "%s/certs/c%ld/%s/%s", state, i, gen, files[f]);
-            write_file(path, data[f], f == 3 ? 0600 : 0644);
-        }
-        snprintf(path, sizeof(path), "%s/certs/c%ld/current", state, i);
-        if (symlink(gen, path) < 0 && errno != EEXIST) {
-            fprintf(stderr, "seed-state: symlink %s: %s\n", path, strerror(errno));
-            return 1;
-        }
-        OPENSSL_cleanse(key_pem, strlen(key_pem));
-        free(key_pem);
-        free(cert_pem);
-        free(full);
-        X509_free(x);
-        EVP_PKEY_free(key);
-    }
+    sd.ca = make_cert(sd.ca_key, "certloop seed CA", NULL, NULL, sd.ca_key, sd.nb, sd.na + 86400,
+                      serial);
+    char *ca_pem = pem_of(sd.ca, NULL);
+    sd.ca_pem = ca_pem;
+    for (int w = 0; w < WINDOW; w++)
+        seed_next(&sd);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    store_close(sd.store);
+    if (uv_loop_close(&loop) != 0)
+        die("uv_loop_close");
     free(ca_pem);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
-    printf("seeded %ld certificates in %s\n", n, state);
+    X509_free(sd.ca);
+    EVP_PKEY_free(sd.ca_key);
+    if (sd.failed)
+        return 1;
+    printf("seeded %ld certificates in %s\n", sd.n, state);
     return 0;
 }

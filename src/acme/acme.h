@@ -16,6 +16,8 @@
 
 #include "config/config.h"
 
+struct store;
+
 /* ---- Keys (acme/crypto.c) ------------------------------------------------ */
 
 /* Generates a private key of the given type (RSA with e = 65537). Pure and
@@ -169,7 +171,7 @@ struct acme_client_opts {
     struct http_client *http; /* borrowed: outlives the client */
     struct config *cfg;       /* the client takes a reference */
     const struct cfg_ca *ca;  /* borrowed from cfg */
-    const char *state_dir;    /* copied */
+    struct store *store;      /* borrowed: outlives the client (accounts) */
 };
 
 /* Creates a client; nothing is sent until the first request. Owned: free
@@ -290,8 +292,9 @@ struct acme_order_opts {
     const struct cfg_cert *cert;      /* borrowed during _start: names are copied */
     EVP_PKEY *key;                    /* the certificate key; the order takes a reference */
     const struct acme_chal_ops *chal; /* copied */
-    const char *resume_url;           /* an order URL from STATE/orders/NAME.json, or NULL */
-    const char *state_dir;            /* where STATE/orders/NAME.json is written; copied */
+    const char *resume_url;           /* an order URL from the stored order, or NULL */
+    struct store *store;              /* where the order in flight is kept; borrowed:
+                                         outlives the order */
     int authz_timeout_s;              /* overall deadline for authorizations; 0: 300 */
     const char *replaces;             /* RFC 9773 §5: the ARI CertID of the certificate this order
                                          renews (sent in newOrder), or NULL; copied */
@@ -321,21 +324,21 @@ typedef void (*acme_order_cb)(int status, struct acme_order_result *res, void *a
 
 /* Runs an order to the end (STYLE §4): newOrder (or resume), authorizations
  * via http-01, finalize with a CSR from key, poll, download the certificate
- * (alternate chains and preferred_chain honoured). Writes
- * STATE/orders/NAME.json before answering any challenge. Against a broken
- * or hostile CA: every URL it hands out passes acme_url_check (else the
- * order fails naming it), timed polls wait at least 1 s whatever
- * Retry-After says, and past max_requests the order fails. */
+ * (alternate chains and preferred_chain honoured). Writes the order in
+ * flight to the store before answering any challenge. Against a broken or
+ * hostile CA: every URL it hands out passes acme_url_check (else the order
+ * fails naming it), timed polls wait at least 1 s whatever Retry-After
+ * says, and past max_requests the order fails. */
 int acme_order_start(struct acme_client *c, const struct acme_order_opts *o, acme_order_cb cb,
                      void *arg, struct acme_order **out);
 /* Silences the order: cleans its challenge tokens, cancels its requests. */
 void acme_order_cancel(struct acme_order *o);
 
-/* Reads STATE/orders/NAME.json as written by an order. When it belongs to
+/* Reads the stored order in flight of cert. When it belongs to
  * cert (same names, same CA directory), returns 0 with the order URL and
  * the key (both owned); -ENOENT when absent, -ESTALE when it does not
  * match (the caller starts afresh), ERR_PARSE when unreadable. */
-int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, char **order_url,
+int acme_order_resume_load(struct store *store, const struct cfg_cert *cert, char **order_url,
                            EVP_PKEY **key);
 
 /* ---- ARI (acme/ari.c) ---- */

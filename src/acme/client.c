@@ -44,7 +44,7 @@ struct acme_client {
     struct http_client *http; /* borrowed */
     struct config *cfg;       /* ref */
     const struct cfg_ca *ca;  /* borrowed from cfg */
-    char *state_dir;          /* owned */
+    struct store *store;      /* borrowed: outlives the client */
     json_t *dir;              /* owned: the directory object */
     char *nonces[NONCE_POOL]; /* owned */
     size_t n_nonces;
@@ -104,7 +104,7 @@ int acme_client_new(const struct acme_client_opts *o, struct acme_client **out)
     c->http = o->http;
     c->cfg = config_ref(o->cfg);
     c->ca = o->ca;
-    c->state_dir = xstrdup(o->state_dir);
+    c->store = o->store;
     c->acct = ACCT_NONE;
     if (c->ca->max_parallel_requests > 0) {
         uv_timer_init(c->loop, &c->slot_timer);
@@ -129,7 +129,6 @@ static void client_free(struct acme_client *c)
     EVP_PKEY_free(c->key);
     free(c->kid);
     free(c->thumb);
-    free(c->state_dir);
     config_unref(c->cfg);
     if (c->slot_timer_open)
         uv_close((uv_handle_t *)&c->slot_timer, slot_timer_closed); /* frees c */
@@ -637,13 +636,14 @@ void acme_request_cancel(struct acme_request *r)
 
 /* ---- account setup ---- */
 
-/* A store job: generate the account key (if gen) and write key + account
- * JSON. Runs on the threadpool; touches only the job. */
+/* Generates the account key (if gen) and encodes it on the threadpool
+ * (the work function touches only the job), then stores key + account
+ * JSON (store_account_put_start). */
 struct acct_job {
     struct acme_client *c; /* not touched by the work function */
     bool gen;
     EVP_PKEY *key; /* in (gen false) or out (gen true) */
-    char *state_dir, *ca_name, *account_json, *key_pem;
+    char *account_json, *key_pem;
     const char *step;
     bool ready_after; /* true: the account is complete once written */
     bool write_only;  /* true: nothing follows the write (contacts pushed) */
@@ -662,11 +662,7 @@ static int acct_job_work(void *arg)
             return rc;
     }
     j->step = "encode key";
-    rc = acme_key_to_pem(j->key, &j->key_pem, &len);
-    if (rc < 0)
-        return rc;
-    j->step = "write";
-    return store_account_write_sync(j->state_dir, j->ca_name, j->key_pem, j->account_json);
+    return acme_key_to_pem(j->key, &j->key_pem, &len);
 }
 
 static bool contacts_equal(const json_t *stored, const struct cfg_strv *want)
@@ -739,9 +735,8 @@ static void account_ready(struct acme_client *c)
     }
 }
 
-static void acct_job_done(int status, void *arg)
+static void acct_job_end(struct acct_job *j, int status)
 {
-    struct acct_job *j = arg;
     struct acme_client *c = j->c;
 
     c->jobs--;
@@ -779,10 +774,29 @@ out:
     if (j->key_pem != NULL)
         OPENSSL_cleanse(j->key_pem, strlen(j->key_pem));
     free(j->key_pem);
-    free(j->state_dir);
-    free(j->ca_name);
     free(j->account_json);
     free(j);
+}
+
+static void acct_put_done(int status, const struct store_result *r, void *arg)
+{
+    (void)r; /* the step is named below; the store's detail is not needed */
+    acct_job_end(arg, status);
+}
+
+static void acct_job_done(int status, void *arg)
+{
+    struct acct_job *j = arg;
+    struct acme_client *c = j->c;
+
+    if (status == 0 && !c->closing) {
+        j->step = "write";
+        status = store_account_put_start(c->store, c->ca->name, j->key_pem, j->account_json,
+                                         acct_put_done, j);
+        if (status == 0)
+            return; /* acct_put_done ends the job */
+    }
+    acct_job_end(j, status);
 }
 
 static int acct_job_start(struct acme_client *c, bool gen, bool ready_after, bool write_only)
@@ -803,16 +817,12 @@ static int acct_job_start(struct acme_client *c, bool gen, bool ready_after, boo
     j->c = c;
     j->gen = gen;
     j->key = gen ? NULL : c->key;
-    j->state_dir = xstrdup(c->state_dir);
-    j->ca_name = xstrdup(c->ca->name);
     j->account_json = json_dumps(aj, JSON_INDENT(2));
     j->ready_after = ready_after;
     j->write_only = write_only;
     json_decref(aj);
     rc = store_job_start(c->loop, acct_job_work, j, acct_job_done);
     if (rc < 0) {
-        free(j->state_dir);
-        free(j->ca_name);
         free(j->account_json);
         free(j);
         return rc;
@@ -980,13 +990,14 @@ static void account_register(struct acme_client *c, bool only_existing)
 static void account_load(struct acme_client *c)
 {
     char *key_pem = NULL, *acct_json = NULL;
-    int rc = store_account_read(c->state_dir, c->ca->name, &key_pem, &acct_json);
+    int rc = store_account_read(c->store, c->ca->name, &key_pem, &acct_json);
 
     if (rc < 0 && rc != -ENOENT) {
-        char *m = xasprintf("account: reading %s/accounts/%s: %s", c->state_dir, c->ca->name,
-                            err_str(rc));
+        char *where = store_where(c->store, STORE_WHERE_ACCOUNT, c->ca->name);
+        char *m = xasprintf("account: reading %s: %s", where, err_str(rc));
         setup_fail(c, rc, m);
         free(m);
+        free(where);
         goto out;
     }
     if (key_pem == NULL) {
@@ -1000,10 +1011,11 @@ static void account_load(struct acme_client *c)
     c->key = NULL;
     rc = acme_key_from_pem(key_pem, strlen(key_pem), &c->key);
     if (rc < 0) {
-        char *m = xasprintf("account: %s/accounts/%s/account.key: unreadable key", c->state_dir,
-                            c->ca->name);
+        char *where = store_where(c->store, STORE_WHERE_ACCOUNT, c->ca->name);
+        char *m = xasprintf("account: %s: unreadable key", where);
         setup_fail(c, ERR_PARSE, m);
         free(m);
+        free(where);
         goto out;
     }
     if (acct_json != NULL) {

@@ -80,7 +80,7 @@ struct acme_order {
     bool starting;       /* inside acme_order_start: failures return, never call back */
     unsigned n_requests; /* sent to the CA so far, against requests_max */
     unsigned requests_max;
-    char *state_dir;
+    struct store *store; /* borrowed: outlives the order */
     char *order_url, *finalize_url, *cert_url; /* owned */
     struct order_authz *az;                    /* owned array */
     size_t n_az, az_done;
@@ -151,7 +151,6 @@ static void order_unref(struct acme_order *o)
     free(o->preferred_chain);
     free(o->replaces);
     free(o->profile);
-    free(o->state_dir);
     free(o->order_url);
     free(o->finalize_url);
     free(o->cert_url);
@@ -915,40 +914,31 @@ static void order_dispatch(struct acme_order *o, json_t *obj)
 /* ---- newOrder and the order file ---- */
 
 struct new_job {
-    struct acme_order *o; /* ref held while the job runs */
+    struct acme_order *o; /* ref held while the write runs */
     json_t *obj;          /* the order object, dispatched once written */
-    char *state_dir, *name, *json;
 };
 
-static int new_job_work(void *arg)
-{
-    struct new_job *j = arg;
-
-    return store_order_write_sync(j->state_dir, j->name, j->json);
-}
-
-static void new_job_done(int status, void *arg)
+static void new_job_done(int status, const struct store_result *r, void *arg)
 {
     struct new_job *j = arg;
     struct acme_order *o = j->o;
 
-    OPENSSL_cleanse(j->json, strlen(j->json));
-    free(j->json);
-    free(j->state_dir);
-    free(j->name);
+    (void)r;
     if (o->state == ORD_WRITE) {
-        if (status < 0)
-            order_fail(o, status, "writing %s/orders/%s.json: %s", o->state_dir, o->name,
-                       err_str(status));
-        else
+        if (status < 0) {
+            char *where = store_where(o->store, STORE_WHERE_ORDER, o->name);
+            order_fail(o, status, "writing %s: %s", where, err_str(status));
+            free(where);
+        } else {
             order_dispatch(o, j->obj);
+        }
     }
     json_decref(j->obj);
     free(j);
     order_unref(o);
 }
 
-/* Writes STATE/orders/NAME.json (URL, finalize, key, names) before any
+/* Stores the order in flight (URL, finalize, key, names) before any
  * challenge is answered, so a restart resumes with the same key. */
 static void order_file_write(struct acme_order *o, json_t *obj)
 {
@@ -972,17 +962,14 @@ static void order_file_write(struct acme_order *o, json_t *obj)
     struct new_job *j = xcalloc(1, sizeof(*j));
     j->o = o;
     j->obj = json_incref(obj);
-    j->state_dir = xstrdup(o->state_dir);
-    j->name = xstrdup(o->name);
-    j->json = json_dumps(f, JSON_INDENT(2));
+    char *json = json_dumps(f, JSON_INDENT(2));
     json_decref(f);
     o->state = ORD_WRITE;
-    rc = store_job_start(o->loop, new_job_work, j, new_job_done);
+    rc = store_order_put_start(o->store, o->name, json, new_job_done, j);
+    OPENSSL_cleanse(json, strlen(json));
+    free(json);
     if (rc < 0) {
         json_decref(j->obj);
-        free(j->json);
-        free(j->state_dir);
-        free(j->name);
         free(j);
         order_fail(o, rc, "cannot start the order file job: %s", err_str(rc));
         return;
@@ -1105,7 +1092,7 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     if (opts->chal != NULL)
         o->chal = *opts->chal;
     o->kind = cert->challenge;
-    o->state_dir = xstrdup(opts->state_dir);
+    o->store = opts->store;
     o->authz_timeout_s = opts->authz_timeout_s > 0 ? opts->authz_timeout_s : 300;
     o->cb = cb;
     o->arg = arg;
@@ -1139,13 +1126,13 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
 
 /* ---- resume ---- */
 
-int acme_order_resume_load(const char *state_dir, const struct cfg_cert *cert, char **order_url,
+int acme_order_resume_load(struct store *store, const struct cfg_cert *cert, char **order_url,
                            EVP_PKEY **key)
 {
     char *text = NULL;
     json_t *j = NULL;
     EVP_PKEY *k = NULL;
-    int rc = store_order_read(state_dir, cert->name, &text);
+    int rc = store_order_read(store, cert->name, &text);
 
     if (rc < 0)
         return rc;

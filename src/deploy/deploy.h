@@ -360,17 +360,18 @@ struct notify_opts {
  * number used for the jitter. Pure. o may be NULL (defaults). */
 int64_t notify_backoff_ms(const struct notify_opts *o, unsigned attempts, uint32_t rnd);
 
-/* Creates STATE/outbox and STATE/outbox/dead (0700) if missing, removes
- * temp files left there, loads every pending delivery and schedules it, and
+/* Loads every delivery pending in store's outbox (store_outbox_load:
+ * before the loop runs) and schedules it, and
  * takes the targets of cfg (url, events, the secret read now; cfg is
  * borrowed during the call): every [notify.NAME], and every [dns.NAME] of
  * type callback as a solver target (a namespace of its own, reached only
- * through notify_emit_solver). state_dir NULL: no outbox, every delivery
+ * through notify_emit_solver). store (borrowed: outlives n) NULL: no
+ * outbox, every delivery
  * is kept in memory only (for `certloop test`). http (borrowed) must stay
  * open until notify_close has been called. o (may be NULL) is copied.
  * Returns 0 and *out owned, or -errno when the outbox cannot be created or
  * read (logged). */
-int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir,
+int notify_open(uv_loop_t *loop, struct http_client *http, struct store *store,
                 const struct config *cfg, const struct notify_opts *o, struct notify **out);
 /* Replaces the targets with those of cfg (secrets read again). Pending
  * deliveries keep their target by name; those of a vanished target wait. */

@@ -1,16 +1,15 @@
-/* The webhook outbox: every (event, target) delivery is a file in
- * STATE/outbox/ written before the first attempt, sent through the shared
+/* The webhook outbox: every (event, target) delivery is a record in the
+ * store's outbox written before the first attempt, sent through the shared
  * HTTP client with a signature, retried with backoff until a 2xx answer
- * removes it or give_up moves it to outbox/dead/. It does not build events
- * (notify.c) and does not decide which events happen (the manager). File
- * I/O after open runs on the threadpool through store jobs (STYLE §5). */
+ * removes it or give_up moves it to the dead letters. It does not build
+ * events (notify.c) and does not decide which events happen (the manager).
+ * Writes after open are the store's asynchronous operations (STYLE §5). */
 #include "deploy/deploy.h"
 #include "net/net.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -52,7 +51,7 @@ enum dl_state {
     DL_WRITING,  /* a store job persists the record */
     DL_WAITING,  /* until next_ms (or a free slot, or its target) */
     DL_SENDING,  /* req in flight */
-    DL_REMOVING, /* delivered: a store job unlinks the file */
+    DL_REMOVING, /* delivered: a store write removes the record */
     DL_BURYING,  /* given up: a store job moves the file to dead/ */
 };
 
@@ -77,25 +76,19 @@ struct delivery {
 
 enum job_op { JOB_WRITE, JOB_REMOVE, JOB_BURY };
 
-/* Everything a store job touches on the thread is in here (copies). */
+/* One store write of a delivery's record, until its callback. */
 struct ob_job {
     struct notify *n;   /* borrowed: n waits for its jobs before it is freed */
     struct delivery *d; /* borrowed: deliveries live until n is freed or the job ends */
     enum job_op op;
-    char *path;      /* owned: outbox/ID.json */
-    char *dead_path; /* owned: outbox/dead/ID.json (JOB_BURY) */
-    char *dir;       /* owned: the outbox, for fsync after an unlink */
-    char *data;      /* owned: the record (JOB_WRITE, JOB_BURY) */
-    size_t len;
-    const char *step; /* static: what failed */
-    bool on_dead;     /* the failing step was on dead_path */
 };
 
 struct notify {
     uv_loop_t *loop;
     struct http_client *http; /* borrowed */
-    char *dir;                /* owned: STATE/outbox */
-    char *dead_dir;           /* owned: STATE/outbox/dead */
+    struct store *store;      /* borrowed: outlives n; NULL: no outbox */
+    char *dir;                /* owned: where the outbox is, for messages (NULL: none) */
+    char *dead_dir;           /* owned: where its dead letters go, for messages */
     struct notify_opts o;     /* defaults filled in */
     struct target *targets;   /* owned array */
     size_t n_targets;
@@ -410,77 +403,39 @@ out:
     return d;
 }
 
-/* ---- store jobs ---------------------------------------------------------- */
-
-/* On a threadpool thread: only the job's own copies (STYLE §5). */
-static int job_run(void *arg)
-{
-    struct ob_job *j = arg;
-    int rc;
-
-    if (j->op == JOB_WRITE)
-        return store_write_atomic(j->path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
-    if (j->op == JOB_BURY) {
-        j->on_dead = true;
-        rc =
-            store_write_atomic(j->dead_path, j->data, j->len, 0600, (uid_t)-1, (gid_t)-1, &j->step);
-        if (rc < 0)
-            return rc;
-        j->on_dead = false;
-    }
-    /* JOB_REMOVE, and JOB_BURY once the dead copy is safe */
-    j->step = "unlink";
-    if (unlink(j->path) < 0 && errno != ENOENT)
-        return -errno;
-    j->step = "fsync-dir";
-    return store_fsync_dir(j->dir);
-}
-
-static void job_free(struct ob_job *j)
-{
-    free(j->path);
-    free(j->dead_path);
-    free(j->dir);
-    free(j->data);
-    free(j);
-}
+/* ---- store writes ------------------------------------------------------- */
 
 static void maybe_free(struct notify *n);
-static void job_done(int status, void *arg);
+static void job_done(int status, const struct store_result *r, void *arg);
 
-static char *delivery_path(const struct notify *n, const struct delivery *d)
-{
-    return xasprintf("%s/%s.json", n->dir, d->id);
-}
-
-/* Starts a job for d; < 0 when the threadpool refused (logged). */
+/* Starts the store write of op for d; < 0 when it could not start (logged). */
 static int job_start(struct notify *n, struct delivery *d, enum job_op op)
 {
     struct ob_job *j = xcalloc(1, sizeof(*j));
+    char *text = op != JOB_REMOVE ? record_text(d) : NULL;
+    int rc;
 
     j->n = n;
     j->d = d;
     j->op = op;
-    j->path = delivery_path(n, d);
-    j->dir = xstrdup(n->dir);
-    if (op != JOB_REMOVE) {
-        j->data = record_text(d);
-        j->len = strlen(j->data);
-    }
-    if (op == JOB_BURY)
-        j->dead_path = xasprintf("%s/%s.json", n->dead_dir, d->id);
-    int rc = store_job_start(n->loop, job_run, j, job_done);
+    if (op == JOB_WRITE)
+        rc = store_outbox_put_start(n->store, d->id, text, job_done, j);
+    else if (op == JOB_BURY)
+        rc = store_outbox_bury_start(n->store, d->id, text, job_done, j);
+    else
+        rc = store_outbox_remove_start(n->store, d->id, job_done, j);
+    free(text);
     if (rc < 0) {
         log_error(LOG_DEPLOY, "%s=%s delivery=%s: outbox job: %s", kind_name(d->solver), d->target,
                   d->id, uv_strerror(rc));
-        job_free(j);
+        free(j);
         return rc;
     }
     n->jobs++;
     return 0;
 }
 
-static void job_done(int status, void *arg)
+static void job_done(int status, const struct store_result *r, void *arg)
 {
     struct ob_job *j = arg;
     struct notify *n = j->n;
@@ -488,16 +443,15 @@ static void job_done(int status, void *arg)
 
     n->jobs--;
     if (n->closing) {
-        /* the delivery stays in n's list and is freed with it; the file is
-         * whatever the job left (a retry sends it again after restart) */
-        job_free(j);
+        /* the delivery stays in n's list and is freed with it; the record
+         * is whatever the write left (a retry sends it again after restart) */
+        free(j);
         maybe_free(n);
         return;
     }
     if (status < 0)
-        log_error(LOG_DEPLOY, "%s=%s delivery=%s: %s: %s: %s", kind_name(d->solver), d->target,
-                  d->id, j->on_dead ? j->dead_path : j->path, j->step != NULL ? j->step : "queue",
-                  err_str(status));
+        log_error(LOG_DEPLOY, "%s=%s delivery=%s: %s", kind_name(d->solver), d->target, d->id,
+                  r->error != NULL ? r->error : err_str(status));
     switch (j->op) {
     case JOB_WRITE:
         /* a failed write still leaves the delivery in memory: it is sent
@@ -509,7 +463,7 @@ static void job_done(int status, void *arg)
         list_drop(n, d);
         break;
     }
-    job_free(j);
+    free(j);
     pump(n);
 }
 
@@ -814,80 +768,50 @@ static int cmp_created(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-/* A record we cannot use goes to dead/ at once, so it is neither lost nor
- * retried forever. Inline: this runs before the loop does. */
-static void bury_bad(struct notify *n, const char *name, const char *why)
-{
-    char *from = xasprintf("%s/%s", n->dir, name);
-    char *to = xasprintf("%s/%s", n->dead_dir, name);
+struct scan {
+    struct notify *n;
+    struct delivery **v; /* owned array */
+    size_t nv, cap;
+};
 
-    if (rename(from, to) < 0)
-        log_error(LOG_DEPLOY, "webhook outbox %s: %s; rename to %s: %s", from, why, to,
-                  strerror(errno));
-    else
-        log_warn(LOG_DEPLOY, "webhook outbox %s: %s; moved to %s", from, why, n->dead_dir);
-    free(from);
-    free(to);
+/* store_outbox_load's callback: a record we cannot use goes to the dead
+ * letters at once (the reason returned), so it is neither lost nor retried
+ * forever. */
+static const char *scan_one(const char *id, const char *text, void *arg)
+{
+    struct scan *sc = arg;
+    const char *why = NULL;
+
+    if (strlen(id) != NOTIFY_ID_LEN) {
+        log_debug(LOG_DEPLOY, "webhook outbox: ignoring %s", id);
+        return NULL;
+    }
+    struct delivery *d = record_parse(text, id, &why);
+    if (d == NULL)
+        return why;
+    sc->v = xreallocarray_grow(sc->v, &sc->cap, sc->nv + 1, sizeof(*sc->v));
+    sc->v[sc->nv++] = d;
+    return NULL;
 }
 
 static int outbox_scan(struct notify *n)
 {
-    DIR *dir = opendir(n->dir);
-    struct dirent *e;
-    struct delivery **v = NULL;
-    size_t nv = 0, cap = 0;
+    struct scan sc = {.n = n};
+    int rc = store_outbox_load(n->store, scan_one, &sc);
 
-    if (dir == NULL) {
-        int rc = -errno;
-        log_error(LOG_DEPLOY, "webhook outbox %s: opendir: %s", n->dir, err_str(rc));
+    if (rc < 0) {
+        for (size_t i = 0; i < sc.nv; i++)
+            delivery_free(sc.v[i]);
+        free(sc.v);
         return rc;
     }
-    while ((e = readdir(dir)) != NULL) {
-        const char *name = e->d_name;
-        size_t len = strlen(name);
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "dead") == 0)
-            continue;
-        char *path = xasprintf("%s/%s", n->dir, name);
-        if (strncmp(name, ".tmp-", 5) == 0) {
-            /* a write interrupted by a crash: the record it replaced is intact */
-            if (unlink(path) == 0)
-                log_info(LOG_DEPLOY, "webhook outbox: removed leftover %s", path);
-            free(path);
-            continue;
-        }
-        if (len != NOTIFY_ID_LEN + 5 || strcmp(name + NOTIFY_ID_LEN, ".json") != 0) {
-            log_debug(LOG_DEPLOY, "webhook outbox: ignoring %s", path);
-            free(path);
-            continue;
-        }
-        char *text = NULL;
-        int rc = store_read_file(path, &text, NULL);
-        free(path);
-        if (rc < 0) {
-            bury_bad(n, name, err_str(rc));
-            continue;
-        }
-        char id[NOTIFY_ID_LEN + 1];
-        memcpy(id, name, NOTIFY_ID_LEN);
-        id[NOTIFY_ID_LEN] = '\0';
-        const char *why = NULL;
-        struct delivery *d = record_parse(text, id, &why);
-        free(text);
-        if (d == NULL) {
-            bury_bad(n, name, why);
-            continue;
-        }
-        v = xreallocarray_grow(v, &cap, nv + 1, sizeof(*v));
-        v[nv++] = d;
-    }
-    closedir(dir);
-    if (nv > 0)
-        qsort(v, nv, sizeof(*v), cmp_created);
-    for (size_t i = 0; i < nv; i++)
-        list_append(n, v[i]);
-    free(v);
-    if (nv > 0)
-        log_info(LOG_DEPLOY, "webhook outbox %s: %zu pending deliveries", n->dir, nv);
+    if (sc.nv > 0)
+        qsort(sc.v, sc.nv, sizeof(*sc.v), cmp_created);
+    for (size_t i = 0; i < sc.nv; i++)
+        list_append(n, sc.v[i]);
+    free(sc.v);
+    if (sc.nv > 0)
+        log_info(LOG_DEPLOY, "webhook outbox %s: %zu pending deliveries", n->dir, sc.nv);
     return 0;
 }
 
@@ -904,7 +828,7 @@ static void notify_free(struct notify *n)
     free(n);
 }
 
-int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir,
+int notify_open(uv_loop_t *loop, struct http_client *http, struct store *store,
                 const struct config *cfg, const struct notify_opts *o, struct notify **out)
 {
     struct notify *n = xcalloc(1, sizeof(*n));
@@ -926,15 +850,10 @@ int notify_open(uv_loop_t *loop, struct http_client *http, const char *state_dir
         n->o.max_inflight = OUTBOX_MAX_INFLIGHT;
     if (n->o.timeout_ms <= 0)
         n->o.timeout_ms = OUTBOX_TIMEOUT_MS;
-    if (state_dir != NULL) {
-        n->dir = xasprintf("%s/outbox", state_dir);
-        n->dead_dir = xasprintf("%s/outbox/dead", state_dir);
-        rc = store_mkdirs(n->dead_dir, 0700);
-        if (rc < 0) {
-            log_error(LOG_DEPLOY, "webhook outbox %s: mkdir: %s", n->dead_dir, err_str(rc));
-            notify_free(n);
-            return rc;
-        }
+    if (store != NULL) {
+        n->store = store;
+        n->dir = store_where(store, STORE_WHERE_OUTBOX, NULL);
+        n->dead_dir = store_where(store, STORE_WHERE_OUTBOX_DEAD, NULL);
         rc = outbox_scan(n);
         if (rc < 0) {
             notify_free(n);

@@ -117,24 +117,15 @@ static void print_account(FILE *out, const char *ca, const char *url, const json
         fprintf(out, "  key:        JWK thumbprint %s\n", thumb);
 }
 
-/* Moves accounts/CA/FILE aside as FILE.deactivated-UNIXTIME. */
-static void move_aside(const char *state_dir, const char *ca, const char *file, long t, FILE *err)
-{
-    char *from = xasprintf("%s/accounts/%s/%s", state_dir, ca, file);
-    char *to = xasprintf("%s.deactivated-%ld", from, t);
-
-    if (rename(from, to) != 0)
-        fprintf(err, "certloop account: %s: rename: %s\n", from, strerror(errno));
-    free(from);
-    free(to);
-}
-
 int account_run(struct config *cfg, const char *action, const char *ca_name, bool yes, FILE *out,
                 FILE *err)
 {
     const struct cfg_ca *ca = config_ca_find(cfg, ca_name);
-    const char *sd = cfg->daemon.state_dir;
-    char *key_pem = NULL, *acct_json = NULL, *next_path = NULL, *next_pem = NULL, *payload = NULL;
+    char *key_pem = NULL, *acct_json = NULL, *where = NULL, *next_pem = NULL, *payload = NULL;
+    struct store *store = NULL;
+    struct store_wait w;
+    uv_loop_t loop;
+    bool loop_ok = false;
     EVP_PKEY *old_key = NULL, *new_key = NULL;
     json_t *aj = NULL;
     struct acct_ctx x = {0};
@@ -167,12 +158,18 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
                 ca_name);
         return 64;
     }
-    rc = store_account_read(sd, ca->name, &key_pem, &acct_json);
+    store_wait_init(&w);
+    uv_loop_init(&loop);
+    loop_ok = true;
+    /* beside a running daemon: no lock; only this account is written */
+    (void)store_fs_open(&loop, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    where = store_where(store, STORE_WHERE_ACCOUNT, ca->name);
+    rc = store_account_read(store, ca->name, &key_pem, &acct_json);
     if (rc < 0 || key_pem == NULL || acct_json == NULL) {
         fprintf(err,
-                "certloop account: ca=%s: no account in %s/accounts/%s (%s): the daemon "
+                "certloop account: ca=%s: no account in %s (%s): the daemon "
                 "registers one with its first order\n",
-                ca->name, sd, ca->name, err_str(rc < 0 ? rc : -ENOENT));
+                ca->name, where, err_str(rc < 0 ? rc : -ENOENT));
         exit_code = 69;
         goto out;
     }
@@ -180,9 +177,8 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     x.url = json_string_value(json_object_get(aj, "url"));
     const char *dir = json_string_value(json_object_get(aj, "directory"));
     if (x.url == NULL || dir == NULL || strcmp(dir, ca->directory) != 0) {
-        fprintf(err,
-                "certloop account: ca=%s: %s/accounts/%s/account.json names no account at %s\n",
-                ca->name, sd, ca->name, ca->directory);
+        fprintf(err, "certloop account: ca=%s: the account in %s names no account at %s\n",
+                ca->name, where, ca->directory);
         exit_code = 69;
         goto out;
     }
@@ -193,16 +189,14 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     }
     x.old_key = old_key;
     if (x.act == ACT_ROLLOVER) {
-        /* RFC 8555 §7.3.5 with a crash in mind: the new key is stored
-         * (account.key.next) before the CA hears of it, and account.key is
-         * replaced only once the CA has confirmed. A key.next left by an
-         * interrupted rollover is used again. */
-        next_path = xasprintf("%s/accounts/%s/account.key.next", sd, ca->name);
-        size_t nl = 0;
-        if (store_read_file(next_path, &next_pem, &nl) == 0 &&
-            acme_key_from_pem(next_pem, nl, &new_key) == 0) {
+        /* RFC 8555 §7.3.5 with a crash in mind: the new key is stored (the
+         * account's next key) before the CA hears of it, and the account's
+         * key is replaced only once the CA has confirmed. A next key left by
+         * an interrupted rollover is used again. */
+        if (store_account_next_read(store, ca->name, &next_pem) == 0 &&
+            acme_key_from_pem(next_pem, strlen(next_pem), &new_key) == 0) {
             fprintf(out, "ca=%s: using the new key of an interrupted rollover (%s)\n", ca->name,
-                    next_path);
+                    where);
         } else {
             size_t len;
             free(next_pem);
@@ -212,9 +206,12 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
                 fprintf(err, "certloop account: ca=%s: cannot make a new key\n", ca->name);
                 goto out;
             }
-            rc = store_write_atomic(next_path, next_pem, len, 0600, (uid_t)-1, (gid_t)-1, NULL);
+            rc = store_account_next_put_start(store, ca->name, next_pem, store_wait_cb, &w);
+            if (rc == 0)
+                rc = store_wait_run(&loop, &w);
             if (rc < 0) {
-                fprintf(err, "certloop account: %s: %s\n", next_path, err_str(rc));
+                fprintf(err, "certloop account: ca=%s: storing the new key: %s\n", ca->name,
+                        w.error != NULL ? w.error : err_str(rc));
                 goto out;
             }
         }
@@ -230,12 +227,10 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
         payload = xstrdup("{\"status\":\"deactivated\"}");
     }
 
-    uv_loop_t loop;
-    uv_loop_init(&loop);
     rc = http_client_open(&loop, &http);
     if (rc == 0) {
         struct acme_client_opts co = {
-            .loop = &loop, .http = http, .cfg = cfg, .ca = ca, .state_dir = sd};
+            .loop = &loop, .http = http, .cfg = cfg, .ca = ca, .store = store};
         rc = acme_client_new(&co, &x.client);
     }
     if (rc == 0) {
@@ -250,7 +245,6 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     if (http != NULL)
         http_client_close(http);
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
 
     if (rc < 0) {
         fprintf(err, "certloop account: ca=%s: cannot send the request: %s\n", ca->name,
@@ -274,10 +268,15 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
                 json_array_append_new(contact, json_string(ca->contact.v[i]));
             json_object_set_new(aj, "contact", contact);
             char *nj = json_dumps(aj, JSON_INDENT(2));
-            if (store_account_write_sync(sd, ca->name, key_pem, nj) < 0)
+            store_wait_fini(&w);
+            store_wait_init(&w);
+            rc = store_account_put_start(store, ca->name, key_pem, nj, store_wait_cb, &w);
+            if (rc == 0)
+                rc = store_wait_run(&loop, &w);
+            if (rc < 0)
                 fprintf(err, "certloop account update: ca=%s: cannot record the contacts in "
-                             "account.json\n",
-                        ca->name);
+                             "the account (%s)\n",
+                        ca->name, w.error != NULL ? w.error : err_str(rc));
             free(nj);
             fprintf(out, "ca=%s: contacts updated at the CA\n", ca->name);
         }
@@ -286,16 +285,20 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
         break;
     }
     case ACT_ROLLOVER: {
-        rc = store_account_write_sync(sd, ca->name, next_pem, acct_json);
+        store_wait_fini(&w);
+        store_wait_init(&w);
+        rc = store_account_rollover_start(store, ca->name, next_pem, acct_json, store_wait_cb,
+                                          &w);
+        if (rc == 0)
+            rc = store_wait_run(&loop, &w);
         if (rc < 0) {
             fprintf(err,
                     "certloop account rollover: ca=%s: the CA now knows the new key, but "
-                    "writing it as account.key failed (%s): it stays in %s; move it to "
-                    "account.key\n",
-                    ca->name, err_str(rc), next_path);
+                    "storing it as the account's key failed (%s): it stays in %s as the next "
+                    "key (account.key.next); make it the account key (account.key)\n",
+                    ca->name, w.error != NULL ? w.error : err_str(rc), where);
             goto out;
         }
-        (void)unlink(next_path);
         char *t_old = acme_jwk_thumbprint(old_key), *t_new = acme_jwk_thumbprint(new_key);
         fprintf(out, "ca=%s: account key rolled over (JWK thumbprint %s -> %s)\n", ca->name, t_old,
                 t_new);
@@ -305,8 +308,12 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     }
     case ACT_DEACTIVATE: {
         long t = (long)time(NULL);
-        move_aside(sd, ca->name, "account.json", t, err);
-        move_aside(sd, ca->name, "account.key", t, err);
+        rc = store_account_retire_start(store, ca->name, t, store_wait_cb, &w);
+        if (rc == 0)
+            rc = store_wait_run(&loop, &w);
+        if (rc < 0)
+            fprintf(err, "certloop account: ca=%s: putting the account aside: %s\n", ca->name,
+                    w.error != NULL ? w.error : err_str(rc));
         fprintf(out,
                 "ca=%s: account %s deactivated; its files are kept as *.deactivated-%ld, and "
                 "the next order registers a new account\n",
@@ -325,7 +332,13 @@ out:
     if (next_pem != NULL)
         OPENSSL_cleanse(next_pem, strlen(next_pem));
     free(next_pem);
-    free(next_path);
+    free(where);
+    if (loop_ok) {
+        store_close(store);
+        store_wait_fini(&w);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
     free(acct_json);
     free(payload);
     EVP_PKEY_free(old_key);

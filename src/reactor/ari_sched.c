@@ -101,7 +101,7 @@ static void ca_dir_fetch(struct manager *m, struct mlimit *l, const struct cfg_c
 static void ari_load(struct mcert *mc, const struct store_cert *sc)
 {
     struct acme_chain ch = {0};
-    char *path, *txt = NULL;
+    char *txt = NULL;
 
     free(mc->ari_id);
     free(mc->ari_gen);
@@ -113,10 +113,9 @@ static void ari_load(struct mcert *mc, const struct store_cert *sc)
         return;
     mc->ari_id = acme_ari_cert_id(&ch);
     acme_chain_fini(&ch);
-    if (mc->ari_id == NULL || sc->dir == NULL)
+    if (mc->ari_id == NULL || sc->generation == NULL)
         return;
-    path = xasprintf("%s/ari.json", sc->dir);
-    if (store_read_file(path, &txt, NULL) == 0) {
+    if (store_note_read(mc->m->store, mc->name, sc->generation, "ari", &txt) == 0) {
         json_t *j = json_loads(txt, 0, NULL);
         const char *id = json_string_value(json_object_get(j, "cert_id"));
         if (id != NULL && strcmp(id, mc->ari_id) == 0) {
@@ -130,33 +129,16 @@ static void ari_load(struct mcert *mc, const struct store_cert *sc)
         json_decref(j);
         free(txt);
     }
-    free(path);
 }
 
-struct ari_job {
-    struct manager *m;
-    char *path, *json;
-};
-
-static int ari_job_work(void *arg)
+static void ari_job_done(int status, const struct store_result *r, void *arg)
 {
-    struct ari_job *j = arg;
-
-    return store_write_atomic(j->path, j->json, strlen(j->json), 0644, (uid_t)-1, (gid_t)-1, NULL);
-}
-
-static void ari_job_done(int status, void *arg)
-{
-    struct ari_job *j = arg;
-    struct manager *m = j->m;
+    struct manager *m = arg;
 
     m->jobs--;
     if (status < 0)
-        log_warn(LOG_MAIN, "%s: %s (the renewal window is fetched again after a restart)", j->path,
-                 err_str(status));
-    free(j->path);
-    free(j->json);
-    free(j);
+        log_warn(LOG_MAIN, "%s (the renewal window is fetched again after a restart)",
+                 r->error != NULL ? r->error : err_str(status));
     mgr_maybe_finish(m);
 }
 
@@ -166,7 +148,7 @@ static void ari_save(struct mcert *mc)
     struct manager *m = mc->m;
     struct store_cert sc = {0};
 
-    if (store_cert_read_current(m->state_dir, mc->name, false, &sc) < 0)
+    if (store_cert_read_current(m->store, mc->name, false, &sc) < 0)
         return;
     if (sc.generation == NULL || mc->ari_gen == NULL || strcmp(sc.generation, mc->ari_gen) != 0) {
         store_cert_fini(&sc);
@@ -176,19 +158,13 @@ static void ari_save(struct mcert *mc)
                           (json_int_t)mc->ari_start, "end", (json_int_t)mc->ari_end, "at",
                           (json_int_t)mc->ari_at, "poll", (json_int_t)mc->ari_poll,
                           "explanation_url", mc->ari_expl);
-    struct ari_job *j = xcalloc(1, sizeof(*j));
-    j->m = m;
-    j->path = xasprintf("%s/ari.json", sc.dir);
-    j->json = json_dumps(o, JSON_INDENT(2));
+    char *json = json_dumps(o, JSON_INDENT(2));
     json_decref(o);
+    int rc = store_note_put_start(m->store, mc->name, sc.generation, "ari", json, ari_job_done, m);
+    free(json);
     store_cert_fini(&sc);
-    if (store_job_start(m->loop, ari_job_work, j, ari_job_done) < 0) {
-        free(j->path);
-        free(j->json);
-        free(j);
-        return;
-    }
-    m->jobs++;
+    if (rc == 0)
+        m->jobs++;
 }
 
 static void ari_done(int status, const struct http_response *hr, void *arg)

@@ -401,61 +401,19 @@ static int open_control(struct daemon *d)
     return 0;
 }
 
-/* The pid holding a flock on path, from /proc/locks (flock locks are not
- * visible through fcntl F_GETLK). 0 if unknown. */
-static long lock_holder(const char *path)
-{
-    struct stat st;
-    FILE *f;
-    char line[256];
-    long pid = 0;
-
-    if (stat(path, &st) < 0)
-        return 0;
-    f = fopen("/proc/locks", "re");
-    if (f == NULL)
-        return 0;
-    while (pid == 0 && fgets(line, sizeof(line), f) != NULL) {
-        char *save = NULL;
-        char *prev = NULL;
-        for (char *tok = strtok_r(line, " \t\n", &save); tok != NULL;
-             tok = strtok_r(NULL, " \t\n", &save)) {
-            unsigned int maj, min;
-            unsigned long long ino;
-            char tail;
-            if (sscanf(tok, "%x:%x:%llu%c", &maj, &min, &ino, &tail) == 3) {
-                if (prev != NULL && maj == major(st.st_dev) && min == minor(st.st_dev) &&
-                    ino == (unsigned long long)st.st_ino)
-                    pid = strtol(prev, NULL, 10);
-                break;
-            }
-            prev = tok;
-        }
-    }
-    fclose(f);
-    return pid;
-}
-
 static int open_store(struct daemon *d)
 {
     const char *dir = d->cfg->daemon.state_dir;
-    int rc = store_open(dir, &d->store);
+    /* the loop is initialised later, before any write is started */
+    int rc = store_fs_open(&d->loop, dir, 0, &d->store);
 
-    if (rc == ERR_LOCKED) {
-        char *lock = xasprintf("%s/lock", dir);
-        long pid = lock_holder(lock);
-        if (pid > 0)
-            log_error(LOG_MAIN, "another certloop holds %s (pid %ld)", lock, pid);
-        else
-            log_error(LOG_MAIN, "another certloop holds %s", lock);
-        free(lock);
-        return EXIT_TEMPFAIL;
-    }
+    if (rc == ERR_LOCKED)
+        return EXIT_TEMPFAIL; /* the store named the holder */
     if (rc < 0) {
         log_error(LOG_MAIN, "state directory %s: %s", dir, err_str(rc));
         return EXIT_CANTCREAT;
     }
-    rc = store_sweep_temp(dir);
+    rc = store_sweep(d->store);
     if (rc > 0)
         log_info(LOG_STORE, "%s: removed %d leftover temporary %s", dir, rc,
                  rc == 1 ? "file" : "files");

@@ -44,7 +44,7 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
 {
     char *url = NULL;
     EVP_PKEY *okey = NULL;
-    int rc = acme_order_resume_load(mc->m->state_dir, mc->cfg, &url, &okey);
+    int rc = acme_order_resume_load(mc->m->store, mc->cfg, &url, &okey);
 
     if (rc < 0)
         return false;
@@ -63,7 +63,7 @@ static bool order_left_behind(struct mcert *mc, const struct store_cert *sc)
  * crash, or a deployment that failed before a restart. */
 static bool redeploy_left_behind(struct mcert *mc)
 {
-    if (mc->state != MC_IDLE || !store_redeploy_marked(mc->m->state_dir, mc->name))
+    if (mc->state != MC_IDLE || !store_redeploy_marked(mc->m->store, mc->name))
         return false;
     log_info(LOG_MAIN,
              "cert=%s: a deployment of the stored certificate did not finish: "
@@ -89,7 +89,7 @@ void mgr_decide(struct mcert *mc)
         mgr_import_decide(mc, now);
         return;
     }
-    rc = store_cert_read_current(m->state_dir, mc->name, true, &sc);
+    rc = store_cert_read_current(m->store, mc->name, true, &sc);
     if (rc == 0) {
         if (sc.meta_json != NULL &&
             sched_meta_parse(sc.meta_json, strlen(sc.meta_json), &meta) == 0)
@@ -115,9 +115,9 @@ void mgr_decide(struct mcert *mc)
     free(mc->revoked_reason);
     mc->revoked_reason = NULL;
     bool reissue = false;
-    if (have && rc == 0 && sc.dir != NULL &&
-        sched_revoked_read(sc.dir, &mc->revoked_reason, &reissue) == 0 && reissue &&
-        (d.why == SCHED_LATER || d.why == SCHED_DUE)) {
+    if (have && rc == 0 && sc.generation != NULL &&
+        sched_revoked_read(m->store, mc->name, sc.generation, &mc->revoked_reason, &reissue) == 0 &&
+        reissue && (d.why == SCHED_LATER || d.why == SCHED_DUE)) {
         d.why = SCHED_DUE;
         d.when = now;
         d.reason = "the certificate was revoked: ordering its replacement";

@@ -133,7 +133,7 @@ void mgr_expiring_set(struct mcert *mc, int64_t t)
     if (t <= 0 && mc->expiring_sent <= 0)
         return;
     mc->expiring_sent = t;
-    if (mgr_expiring_save(m->loop, m->state_dir, mc->name, t, expiring_saved, m) == 0)
+    if (mgr_expiring_save(m->store, mc->name, t, expiring_saved, m) == 0)
         m->jobs++;
 }
 

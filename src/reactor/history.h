@@ -38,7 +38,9 @@ size_t history_count(const struct history *h, const char *name);
 /* Drops the events of a certificate removed from the configuration. */
 void history_forget(struct history *h, const char *name);
 
-/* ---- persisted (history_file.c): STATE/history/NAME.jsonl ---- */
+/* ---- persisted (history_file.c): the certificate's history in the store ---- */
+
+struct store;
 
 /* One event as the file holds it: {"time":N,"event":S,"detail":S|null}
  * and a newline. Owned. */
@@ -46,21 +48,20 @@ char *history_line(int64_t t, const char *event, const char *detail);
 /* Adds the events of text (lines as history_line writes them; others are
  * skipped) to name's ring. Returns how many. */
 size_t history_load_text(struct history *h, const char *name, const char *text, size_t len);
-/* Fills name's ring from STATE/history/NAME.jsonl (read inline: a small
- * local file, before the loop runs). Returns the number of events, 0 when
- * there is no file, < 0 (logged) when it cannot be read. */
-int history_file_load(struct history *h, const char *state_dir, const char *name);
+/* Fills name's ring from its history in the store (store_history_read:
+ * an inline read). Returns the number of events, 0 when there is none,
+ * < 0 (logged by the store) when it cannot be read. */
+int history_file_load(struct history *h, struct store *store, const char *name);
 
-/* Appends events to the files off the loop, one batch at a time (a
- * certificate's lines stay in order); a file past 64 KiB is cut to its
- * newest 32 KiB of lines (temp file and rename). Failures are logged and
- * the lines dropped. */
+/* Appends events to the store (store_history_append_start), one batch at a
+ * time (a certificate's lines stay in order; the store bounds each
+ * certificate's history). Failures are logged and the lines dropped. */
 struct history_writer;
 typedef void (*history_writer_idle_cb)(void *arg);
 /* idle(arg) runs on the loop when a batch ends with nothing more queued.
- * state_dir is copied. */
-struct history_writer *history_writer_new(uv_loop_t *loop, const char *state_dir,
-                                          history_writer_idle_cb idle, void *arg);
+ * store is borrowed and outlives the writer. */
+struct history_writer *history_writer_new(struct store *store, history_writer_idle_cb idle,
+                                          void *arg);
 /* Queues the line; true when this started a batch (the writer went busy:
  * the owner then waits for idle before it frees the writer). */
 bool history_writer_add(struct history_writer *w, const char *name, int64_t t, const char *event,

@@ -97,7 +97,7 @@ int mgr_import_read(struct mcert *mc, char **err)
     mc->not_after = ch.not_after;
     mc->not_before = ch.not_before;
     /* the same files as the current generation: nothing to do */
-    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) == 0) {
+    if (store_cert_read_current(mc->m->store, mc->name, true, &sc) == 0) {
         bool same = sc.cert_pem != NULL && sc.key_pem != NULL &&
                     strcmp(sc.cert_pem, ch.pem[0]) == 0 && strcmp(sc.key_pem, key) == 0;
         store_cert_fini(&sc);
@@ -108,7 +108,7 @@ int mgr_import_read(struct mcert *mc, char **err)
             free(cert);
             mc->summary = SUM_OK;
             mc->run_deploy_only = true; /* nothing ordered, nothing counted */
-            if (store_redeploy_marked(mc->m->state_dir, mc->name)) {
+            if (store_redeploy_marked(mc->m->store, mc->name)) {
                 log_info(LOG_MAIN,
                          "cert=%s: its last deployment did not finish: deploying it "
                          "again",

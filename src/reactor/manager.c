@@ -39,7 +39,6 @@ static void manager_free(struct manager *m)
     history_free(m->hist);
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
-    free(m->state_dir);
     config_unref(m->cfg);
     free(m);
 }
@@ -213,9 +212,9 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
     mc->m = m;
     mc->name = xstrdup(cc->name);
     mc->cfg = cc;
-    mc->expiring_sent = mgr_expiring_last_read(m->state_dir, mc->name);
+    mc->expiring_sent = mgr_expiring_last_read(m->store, mc->name);
     /* the events of earlier runs: status shows them after a restart */
-    (void)history_file_load(m->hist, m->state_dir, mc->name);
+    (void)history_file_load(m->hist, m->store, mc->name);
     /* keep the list in config order (sorted by name) */
     struct mcert **pp = &m->certs;
     while (*pp != NULL)
@@ -232,13 +231,12 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->loop = o->loop;
     m->cfg = config_ref(o->cfg);
     m->store = o->store;
-    m->state_dir = xstrdup(store_dir(o->store));
     m->once = o->once;
     m->done = o->done;
     m->arg = o->arg;
     mgr_clock_set(o->clock, o->clock_arg);
     m->hist = history_new(0);
-    m->hw = history_writer_new(m->loop, m->state_dir, hist_written, m);
+    m->hw = history_writer_new(m->store, hist_written, m);
     log_set_sink(mgr_log_sink, m);
     m->fails = ratelimit_failures_new(RATELIMIT_FAILURES_DEFAULT, RATELIMIT_FAILURES_WINDOW_S,
                                       RATELIMIT_PAUSE_HINT_DEFAULT);
@@ -284,7 +282,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         m->http = NULL;
         goto fail;
     }
-    if (notify_open(m->loop, m->http, m->state_dir, m->cfg, NULL, &m->notify) < 0) {
+    if (notify_open(m->loop, m->http, m->store, m->cfg, NULL, &m->notify) < 0) {
         log_error(LOG_MAIN, "webhooks: the outbox cannot be used; events are only logged");
         m->notify = NULL;
     }
@@ -300,7 +298,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     }
     for (size_t i = 0; i < m->cfg->n_certs; i++)
         mc_new(m, &m->cfg->certs[i]);
-    (void)mgr_alerts_sweep(m->state_dir, cert_configured, m->cfg);
+    (void)store_alerts_sweep(m->store, cert_configured, m->cfg);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         mgr_decide(mc);
     *out = m;
@@ -328,7 +326,6 @@ fail:
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
     config_unref(m->cfg);
-    free(m->state_dir);
     free(m);
     return rc;
 }
@@ -401,7 +398,7 @@ void manager_reload(struct manager *m, struct config *cfg)
             mgr_decide(mc);
         } else {
             struct store_cert sc = {0};
-            if (store_cert_read_current(m->state_dir, mc->name, false, &sc) == 0) {
+            if (store_cert_read_current(m->store, mc->name, false, &sc) == 0) {
                 store_cert_fini(&sc);
                 log_info(LOG_MAIN, "cert=%s: deploy actions changed: deploying again", mc->name);
                 mgr_hist_add(mc, "changed", "deploy actions: deploying the stored certificate");
@@ -501,7 +498,7 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
     }
     if (deploy_only) {
         struct store_cert sc = {0};
-        if (store_cert_read_current(m->state_dir, name, false, &sc) < 0) {
+        if (store_cert_read_current(m->store, name, false, &sc) < 0) {
             if (err != NULL)
                 *err = xasprintf("%s: nothing stored to deploy", name);
             return -EINVAL;

@@ -160,7 +160,6 @@ struct manager {
     uv_loop_t *loop;
     struct config *cfg;  /* ref: the current snapshot */
     struct store *store; /* borrowed */
-    char *state_dir;     /* owned */
     bool once;
     manager_done_cb done;
     void *arg;
@@ -181,8 +180,8 @@ struct manager {
     int failed;
     bool stopping, torn_down;
     struct timerheap *heap;           /* every certificate's deadline */
-    struct history *hist;
-    struct history_writer *hw; /* owned: appends to STATE/history/ */             /* recent events per certificate */
+    struct history *hist;             /* recent events per certificate */
+    struct history_writer *hw; /* owned: appends to the store's history */
     struct ratelimit_failures *fails; /* failed validations per name */
     struct mlimit {
         struct manager *m;

@@ -395,6 +395,7 @@ struct account {
 
 struct run {
     const struct config *cfg;
+    struct store *store; /* the daemon's, shared (no lock: it may be running) */
     const char *dir; /* certbot's, e.g. /etc/letsencrypt */
     char *conf_d;    /* where the .toml files go */
     char *conf_dir;  /* the main file's directory (secret files) */
@@ -551,9 +552,10 @@ static void account_add(struct run *r, const char *ca, const char *directory, ch
 
     for (size_t i = 0; i < r->n_accounts; i++)
         have = have || strcmp(r->accounts[i].ca, ca) == 0;
-    if (!have && store_account_read(r->cfg->daemon.state_dir, ca, &have_key, &have_json) == 0) {
-        fprintf(r->out, "ca=%s: certloop has an account already (%s/accounts/%s): kept\n", ca,
-                r->cfg->daemon.state_dir, ca);
+    if (!have && store_account_read(r->store, ca, &have_key, &have_json) == 0) {
+        char *where = store_where(r->store, STORE_WHERE_ACCOUNT, ca);
+        fprintf(r->out, "ca=%s: certloop has an account already (%s): kept\n", ca, where);
+        free(where);
         have = true;
     }
     free(have_key);
@@ -1214,30 +1216,22 @@ static void certbot_hook_dirs(struct run *r)
                 r->cfg->daemon.hooks_dir != NULL ? r->cfg->daemon.hooks_dir : "unset", r->dir);
 }
 
-/* Run as root for a daemon that runs as another user (the systemd unit's
- * certloop): the account files written take the state directory's owner,
- * else the daemon could not read them. */
-static void owner_like_state_dir(const char *state_dir, const char *ca)
-{
-    static const char *const parts[] = {"", "/account.key", "/account.json"};
-    struct stat st;
-
-    if (geteuid() != 0 || stat(state_dir, &st) < 0 || st.st_uid == 0)
-        return;
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        char *p = xasprintf("%s/accounts/%s%s", state_dir, ca, parts[i]);
-        (void)lchown(p, st.st_uid, st.st_gid);
-        free(p);
-    }
-    char *accounts = xasprintf("%s/accounts", state_dir);
-    struct stat ast;
-    if (stat(accounts, &ast) == 0 && ast.st_uid == 0)
-        (void)lchown(accounts, st.st_uid, st.st_gid);
-    free(accounts);
-}
-
 /* One import: the files DIR/SUBDIR/NAME.SUFFIX, each handed to fn, then
  * the validation, the accounts and the notes. */
+/* Stores an account and waits for it (a command, not the daemon: the loop
+ * is ours). 0 or < 0 with *error (owned, may be NULL). */
+static int account_put(struct store *s, uv_loop_t *loop, const struct account *a, char **error)
+{
+    struct store_wait w;
+
+    store_wait_init(&w);
+    int rc = store_account_put_start(s, a->ca, a->key_pem, a->json, store_wait_cb, &w);
+    if (rc == 0)
+        rc = store_wait_run(loop, &w);
+    *error = w.error;
+    return rc;
+}
+
 static int migrate_run(const char *config_path, const char *dir, const char *cmd,
                        const char *prefix, const char *subdir, const char *suffix,
                        int (*fn)(struct run *r, const char *path, const char *name), FILE *out,
@@ -1245,6 +1239,7 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
 {
     struct config *cfg = NULL;
     struct run r = {.dir = dir, .cmd = cmd, .prefix = prefix, .out = out, .err = err};
+    uv_loop_t loop;
     char **confs = NULL;
     size_t n_confs = 0;
     int skipped = 0, imported = 0;
@@ -1254,6 +1249,12 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
     if (rc != 0)
         return rc;
     r.cfg = cfg;
+    uv_loop_init(&loop);
+    /* run as root for a daemon that runs as another user (the systemd
+     * unit's certloop): the account written takes the state directory's
+     * owner, else the daemon could not read it */
+    (void)store_fs_open(&loop, cfg->daemon.state_dir, STORE_FS_SHARED | STORE_FS_AS_OWNER,
+                        &r.store);
     char *copy = xstrdup(cfg->path);
     r.conf_dir = xstrdup(dirname(copy));
     free(copy);
@@ -1321,16 +1322,15 @@ static int migrate_run(const char *config_path, const char *dir, const char *cmd
     }
     for (size_t i = 0; i < r.n_accounts; i++) {
         char *e = NULL;
-        rc = store_account_write_sync_err(cfg->daemon.state_dir, r.accounts[i].ca,
-                                          r.accounts[i].key_pem, r.accounts[i].json, &e);
+        rc = account_put(r.store, &loop, &r.accounts[i], &e);
         if (rc < 0) {
             fprintf(err, "certloop: %s: ca=%s: account: %s\n", cmd, r.accounts[i].ca,
                     e != NULL ? e : err_str(rc));
             skipped++;
         } else {
-            fprintf(out, "ca=%s: %s's account stored in %s/accounts/%s\n", r.accounts[i].ca, prefix,
-                    cfg->daemon.state_dir, r.accounts[i].ca);
-            owner_like_state_dir(cfg->daemon.state_dir, r.accounts[i].ca);
+            char *where = store_where(r.store, STORE_WHERE_ACCOUNT, r.accounts[i].ca);
+            fprintf(out, "ca=%s: %s's account stored in %s\n", r.accounts[i].ca, prefix, where);
+            free(where);
         }
         free(e);
     }
@@ -1379,6 +1379,9 @@ out:
     path_set_free(r.read_dirs, r.n_read_dirs);
     free(r.conf_d);
     free(r.conf_dir);
+    store_close(r.store);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
     config_unref(cfg);
     return ret;
 }

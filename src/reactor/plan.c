@@ -247,14 +247,14 @@ static void show_import_names(const char *path, FILE *out)
 
 /* Reads what is stored for cert name. 1 with *m set, 0 if nothing is
  * stored, < 0 (with *why set) if something is stored but unreadable. */
-static int read_stored(const char *state_dir, const char *name, struct sched_meta *m,
+static int read_stored(struct store *store, const char *name, struct sched_meta *m,
                        char **generation, const char **why)
 {
     struct store_cert sc;
     int rc;
 
     memset(&sc, 0, sizeof(sc));
-    rc = store_cert_read_current(state_dir, name, false, &sc);
+    rc = store_cert_read_current(store, name, false, &sc);
     if (rc == -ENOENT)
         return 0;
     if (rc < 0) {
@@ -390,7 +390,8 @@ static void show_http01(const struct cfg_http01 *h, FILE *out)
     fprintf(out, ")\n");
 }
 
-static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_t now, FILE *out)
+static void show_cert(const struct config *cfg, struct store *store, const struct cfg_cert *c,
+                      int64_t now, FILE *out)
 {
     struct sched_meta m;
     char *generation = NULL;
@@ -451,13 +452,14 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
         fprintf(out, "none (the certificate stays in the state directory)\n");
     }
 
-    st = read_stored(cfg->daemon.state_dir, c->name, &m, &generation, &why);
+    st = read_stored(store, c->name, &m, &generation, &why);
     line_label(out, "stored");
     if (st == 0) {
         fprintf(out, "none\n");
     } else if (st == -EACCES || st == -EPERM) {
-        fprintf(out, "unknown: %s/certs/%s: %s (run plan as the daemon's user)\n",
-                cfg->daemon.state_dir, c->name, why);
+        char *where = store_where(store, STORE_WHERE_CERT, c->name);
+        fprintf(out, "unknown: %s: %s (run plan as the daemon's user)\n", where, why);
+        free(where);
     } else if (st < 0) {
         fprintf(out, "unreadable: %s\n", why);
     } else {
@@ -466,16 +468,15 @@ static void show_cert(const struct config *cfg, const struct cfg_cert *c, int64_
         char prof[200] = "";
         if (m.profile != NULL)
             snprintf(prof, sizeof(prof), ", profile %.64s", m.profile);
-        char *cur = xasprintf("%s/certs/%s/current", cfg->daemon.state_dir, c->name);
         char *rreason = NULL;
         bool reissue = false;
-        if (sched_revoked_read(cur, &rreason, &reissue) == 0) {
+        if (generation != NULL &&
+            sched_revoked_read(store, c->name, generation, &rreason, &reissue) == 0) {
             size_t pl = strlen(prof);
             snprintf(prof + pl, sizeof(prof) - pl, ", REVOKED (%.40s)%s", rreason,
                      reissue ? ", replacement ordered at the next run" : "");
         }
         free(rreason);
-        free(cur);
         if (m.not_after > now)
             fprintf(out, "generation %s, expires %s (in %s)%s\n",
                     generation != NULL ? generation : "?", t, span, prof);
@@ -513,6 +514,14 @@ int plan_show(const struct config *cfg, char *const *names, size_t n, int64_t no
         fprintf(out, "%s: no certificates configured\n", cfg->path);
         return 0;
     }
+    /* beside a running daemon: no lock, nothing created */
+    struct store *store = NULL;
+    int rc = store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    if (rc < 0) {
+        fprintf(err, "certloop: plan: state directory %s: %s\n", cfg->daemon.state_dir,
+                err_str(rc));
+        return EXIT_UNAVAILABLE;
+    }
     bool first = true;
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *c = &cfg->certs[i];
@@ -524,7 +533,8 @@ int plan_show(const struct config *cfg, char *const *names, size_t n, int64_t no
         if (!first)
             fprintf(out, "\n");
         first = false;
-        show_cert(cfg, c, now, out);
+        show_cert(cfg, store, c, now, out);
     }
+    store_close(store);
     return 0;
 }

@@ -348,14 +348,17 @@ struct pf {
 static void step(struct pf *pf);
 static void close_all(struct pf *pf);
 
-/* The account URL of cert's CA as the state directory holds it (RFC 8657
+/* The account URL of cert's CA as the store holds it (RFC 8657
  * accounturi is compared with it), or NULL when there is none yet. */
 static char *account_url_of(const struct config *cfg, const struct cfg_cert *cert)
 {
     char *key = NULL, *acct = NULL, *url = NULL;
+    struct store *store = NULL;
 
+    /* beside a running daemon: a read only, no lock */
     if (cert->ca == NULL ||
-        store_account_read(cfg->daemon.state_dir, cert->ca->name, &key, &acct) < 0 || acct == NULL)
+        store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store) < 0 ||
+        store_account_read(store, cert->ca->name, &key, &acct) < 0 || acct == NULL)
         goto out;
     json_t *j = json_loads(acct, 0, NULL);
     const char *u = json_string_value(json_object_get(j, "url"));
@@ -368,6 +371,7 @@ out:
         OPENSSL_cleanse(key, strlen(key));
     free(key);
     free(acct);
+    store_close(store);
     return url;
 }
 

@@ -59,27 +59,31 @@ static char *leaf_der_b64(const char *pem, char **serial_hex)
     return out;
 }
 
-/* Records the revocation beside the generation (revoked.json: status and
+/* Records the revocation with the generation (its "revoked" note: status and
  * plan show it; keyCompromise keeps reuse_key from using its key again; a
  * reissue request makes the daemon order the replacement at once) and,
  * with reissue, asks a running daemon to renew now. */
-static void mark_revoked(const struct config *cfg, const struct store_cert *sc, const char *name,
-                         int reason, bool reissue, FILE *out, FILE *err)
+static void mark_revoked(const struct config *cfg, struct store *store, uv_loop_t *loop,
+                         const struct store_cert *sc, const char *name, int reason, bool reissue,
+                         FILE *out, FILE *err)
 {
-    json_t *j = json_pack("{s:s, s:I, s:b}", "reason",
-                          reason >= 0 ? reason_names[reason] : "unspecified", "revoked_at",
-                          (json_int_t)time(NULL), "reissue", reissue);
-    char *text = json_dumps(j, JSON_INDENT(2));
-    char *path = xasprintf("%s/revoked.json", sc->dir);
-    const char *step = NULL;
-    int rc = store_write_atomic(path, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1, &step);
+    struct store_wait w;
 
+    json_t *j =
+        json_pack("{s:s, s:I, s:b}", "reason", reason >= 0 ? reason_names[reason] : "unspecified",
+                  "revoked_at", (json_int_t)time(NULL), "reissue", reissue);
+    char *text = json_dumps(j, JSON_INDENT(2));
+
+    store_wait_init(&w);
+    int rc = store_note_put_start(store, name, sc->generation, "revoked", text, store_wait_cb, &w);
+    if (rc == 0)
+        rc = store_wait_run(loop, &w);
     json_decref(j);
     free(text);
     if (rc < 0)
-        fprintf(err, "certloop revoke: cert=%s: %s: %s: %s (status will not show it revoked)\n",
-                name, path, step != NULL ? step : "write", err_str(rc));
-    free(path);
+        fprintf(err, "certloop revoke: cert=%s: %s (status will not show it revoked)\n", name,
+                w.error != NULL ? w.error : err_str(rc));
+    store_wait_fini(&w);
     if (!reissue) {
         fprintf(out,
                 "cert=%s: the stored files stay until a new certificate replaces them: "
@@ -120,8 +124,7 @@ static void revoke_cb(int status, const struct acme_response *r, void *arg)
         x->error = xstrdup(r->error != NULL ? r->error : err_str(status));
 }
 
-int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, FILE *out,
-               FILE *err)
+int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, FILE *out, FILE *err)
 {
     const struct cfg_cert *cc = config_cert_find(cfg, name);
     struct store_cert sc = {0};
@@ -129,6 +132,7 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
     struct http_client *http = NULL;
     struct acme_client *client = NULL;
     struct revoke_ctx x = {0};
+    struct store *store = NULL;
     uv_loop_t loop;
     int rc;
 
@@ -143,30 +147,42 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
                 name);
         return 64;
     }
-    rc = store_cert_read_current(cfg->daemon.state_dir, name, false, &sc);
+    /* beside a running daemon: no lock, nothing written (the account
+     * exists, or the revocation stops below) */
+    rc = store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    if (rc == 0)
+        rc = store_cert_read_current(store, name, false, &sc);
     if (rc < 0) {
-        fprintf(err, "certloop revoke: cert=%s: no stored certificate in %s/certs/%s (%s)\n", name,
-                cfg->daemon.state_dir, name, err_str(rc));
+        char *where = store != NULL ? store_where(store, STORE_WHERE_CERT, name) : NULL;
+        fprintf(err, "certloop revoke: cert=%s: no stored certificate in %s (%s)\n", name,
+                where != NULL ? where : cfg->daemon.state_dir, err_str(rc));
+        free(where);
+        store_close(store);
         return 69;
     }
     der = sc.cert_pem != NULL ? leaf_der_b64(sc.cert_pem, &serial) : NULL;
     if (der == NULL) {
-        fprintf(err, "certloop revoke: cert=%s: %s/cert.pem does not parse\n", name, sc.dir);
+        fprintf(err, "certloop revoke: cert=%s: generation %s: cert.pem does not parse\n", name,
+                sc.generation);
         store_cert_fini(&sc);
+        store_close(store);
         return 69;
     }
     /* Only the account that ordered it may revoke by kid: never register. */
-    rc = store_account_read(cfg->daemon.state_dir, cc->ca->name, &key_pem, &acct_json);
+    rc = store_account_read(store, cc->ca->name, &key_pem, &acct_json);
     free(key_pem);
     free(acct_json);
     if (rc < 0) {
+        char *where = store_where(store, STORE_WHERE_ACCOUNT, cc->ca->name);
         fprintf(err,
-                "certloop revoke: cert=%s: no account for ca=%s in %s/accounts/%s (%s): only "
+                "certloop revoke: cert=%s: no account for ca=%s in %s (%s): only "
                 "the account that ordered a certificate can revoke it\n",
-                name, cc->ca->name, cfg->daemon.state_dir, cc->ca->name, err_str(rc));
+                name, cc->ca->name, where, err_str(rc));
+        free(where);
         free(der);
         free(serial);
         store_cert_fini(&sc);
+        store_close(store);
         return 69;
     }
 
@@ -177,6 +193,7 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
     json_decref(p);
 
     uv_loop_init(&loop);
+    store->loop = &loop;
     rc = http_client_open(&loop, &http);
     if (rc == 0) {
         struct acme_client_opts co = {
@@ -184,7 +201,7 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
             .http = http,
             .cfg = cfg,
             .ca = cc->ca,
-            .state_dir = cfg->daemon.state_dir,
+            .store = store,
         };
         rc = acme_client_new(&co, &client);
     }
@@ -201,7 +218,6 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
     if (http != NULL)
         http_client_close(http);
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
 
     int exit_code = 0;
     if (rc < 0) {
@@ -217,12 +233,15 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
                 serial != NULL ? serial : "?", sc.generation != NULL ? sc.generation : "?",
                 cc->ca->name, reason >= 0 ? ", reason " : "",
                 reason >= 0 ? reason_names[reason] : "");
-        mark_revoked(cfg, &sc, name, reason, reissue, out, err);
+        mark_revoked(cfg, store, &loop, &sc, name, reason, reissue, out, err);
     }
     free(x.error);
     free(payload);
     free(der);
     free(serial);
     store_cert_fini(&sc);
+    store_close(store);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
     return exit_code;
 }

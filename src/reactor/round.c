@@ -39,9 +39,8 @@ struct settle_job {
     char *name;               /* owned: the certificate */
     struct deploy_journal *j; /* owned */
     bool commit;
-    char *state_dir; /* owned: for the order file (commit) */
-    int status;      /* for run_end */
-    char *why;       /* owned: what failed (rollback), or NULL */
+    int status; /* for run_end */
+    char *why;  /* owned: what failed (rollback), or NULL */
     /* set by the worker */
     size_t count;
     char *err;
@@ -54,23 +53,19 @@ static int settle_job_work(void *arg)
     if (!j->commit)
         return deploy_journal_rollback_sync(j->j, &j->count, &j->err);
     j->count = (size_t)deploy_journal_commit_sync(j->j);
-    int rc = store_order_remove_sync(j->state_dir, j->name);
-    int rc2 = store_redeploy_clear_sync(j->state_dir, j->name);
-    if (rc == -ENOENT)
-        rc = 0;
-    return rc < 0 ? rc : rc2;
+    return 0;
 }
 
-static void settle_job_done(int status, void *arg)
+/* The end of a settle: logs, then ends the run or the round. */
+static void settle_end(struct settle_job *j, int status, const char *store_err)
 {
-    struct settle_job *j = arg;
     struct manager *m = j->m;
     char *e = NULL;
 
     m->jobs--;
     if (j->commit && status < 0)
-        log_warn(LOG_MAIN, "cert=%s: removing %s/orders/%s.{json,redeploy}: %s", j->name,
-                 j->state_dir, j->name, err_str(status));
+        log_warn(LOG_MAIN, "cert=%s: removing the order and the redeploy mark: %s", j->name,
+                 store_err != NULL ? store_err : err_str(status));
     else if (j->commit)
         log_debug(LOG_DEPLOY, "deploy cert=%s: committed (%zu backups removed)", j->name, j->count);
     else if (status < 0)
@@ -95,10 +90,28 @@ static void settle_job_done(int status, void *arg)
     free(e);
     deploy_journal_free(j->j);
     free(j->name);
-    free(j->state_dir);
     free(j->why);
     free(j->err);
     free(j);
+}
+
+static void settle_store_done(int status, const struct store_result *r, void *arg)
+{
+    settle_end(arg, status, r->error);
+}
+
+/* After the journal: a commit also forgets the order and the redeploy mark
+ * (store_order_settle_start), and only then is the run over. */
+static void settle_job_done(int status, void *arg)
+{
+    struct settle_job *j = arg;
+
+    if (j->commit && status == 0) {
+        status = store_order_settle_start(j->m->store, j->name, settle_store_done, j);
+        if (status == 0)
+            return;
+    }
+    settle_end(j, status, NULL);
 }
 
 /* Ends the deployment of the certificate name with journal (owned): commit
@@ -115,7 +128,6 @@ void mgr_settle_start(struct manager *m, struct mcert *mc, bool round, const cha
     j->name = xstrdup(name);
     j->j = journal != NULL ? journal : deploy_journal_new();
     j->commit = why == NULL;
-    j->state_dir = xstrdup(m->state_dir);
     j->status = status;
     j->why = why != NULL ? xstrdup(why) : NULL;
     m->jobs++; /* settle_job_done decrements it */

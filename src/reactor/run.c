@@ -51,7 +51,7 @@ static bool order_is_stored(struct mcert *mc, EVP_PKEY *okey)
 {
     struct store_cert sc = {0};
 
-    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0)
+    if (store_cert_read_current(mc->m->store, mc->name, true, &sc) < 0)
         return false;
     bool same = mgr_stored_key_is(&sc, okey);
     store_cert_fini(&sc);
@@ -208,7 +208,7 @@ static struct acme_client *client_get(struct manager *m, struct config *snap,
         .http = m->http,
         .cfg = snap,
         .ca = ca,
-        .state_dir = m->state_dir,
+        .store = m->store,
     };
     struct acme_client *c = NULL;
     if (acme_client_new(&o, &c) < 0)
@@ -251,7 +251,7 @@ static void order_begin(struct mcert *mc)
         .key = mc->key,
         .chal = &ops,
         .resume_url = mc->resume_url,
-        .state_dir = m->state_dir,
+        .store = m->store,
         .replaces = replaces,
     };
     int rc;
@@ -342,10 +342,9 @@ static EVP_PKEY *stored_key_reusable(struct mcert *mc)
     bool reissue = false;
     const char *why = NULL;
 
-    if (store_cert_read_current(mc->m->state_dir, mc->name, true, &sc) < 0 ||
-        sc.key_pem == NULL) {
+    if (store_cert_read_current(mc->m->store, mc->name, true, &sc) < 0 || sc.key_pem == NULL) {
         why = "no stored key";
-    } else if (sched_revoked_read(sc.dir, &reason, &reissue) == 0 &&
+    } else if (sched_revoked_read(mc->m->store, mc->name, sc.generation, &reason, &reissue) == 0 &&
                strcmp(reason, "keyCompromise") == 0) {
         why = "the certificate was revoked for keyCompromise";
     } else if (acme_key_from_pem(sc.key_pem, strlen(sc.key_pem), &key) < 0) {
@@ -400,56 +399,38 @@ static void keygen_start(struct mcert *mc)
 /* A deploy-only run first leaves STATE/orders/NAME.redeploy (the commit
  * removes it), so that a restart after a crash or a failure deploys the
  * stored generation again; then the deployment begins. */
-static void mark_failed(const char *name, const char *state_dir, int rc)
+static void mark_failed(struct mcert *mc, int rc)
 {
-    log_warn(LOG_MAIN, "cert=%s: %s/orders/%s.redeploy: %s (a restart would not redeploy)", name,
-             state_dir, name, err_str(rc));
+    char *where = store_where(mc->m->store, STORE_WHERE_REDEPLOY, mc->name);
+    log_warn(LOG_MAIN, "cert=%s: %s: %s (a restart would not redeploy)", mc->name, where,
+             err_str(rc));
+    free(where);
 }
 
-struct mark_job {
-    struct mcert *mc; /* the run: it waits for this job */
-    char *state_dir, *name;
-};
-
-static int mark_job_work(void *arg)
+static void mark_job_done(int status, const struct store_result *r, void *arg)
 {
-    struct mark_job *j = arg;
+    struct mcert *mc = arg; /* the run: it waits for the mark */
 
-    return store_redeploy_mark_sync(j->state_dir, j->name);
-}
-
-static void mark_job_done(int status, void *arg)
-{
-    struct mark_job *j = arg;
-    struct mcert *mc = j->mc;
-
+    (void)r;
     mc->m->jobs--;
     if (status < 0)
-        mark_failed(j->name, j->state_dir, status);
-    free(j->state_dir);
-    free(j->name);
-    free(j);
+        mark_failed(mc, status);
     mgr_deploy_begin(mc);
 }
 
 static void redeploy_mark_start(struct mcert *mc)
 {
-    struct mark_job *j = xcalloc(1, sizeof(*j));
-
-    j->mc = mc;
-    j->state_dir = xstrdup(mc->m->state_dir);
-    j->name = xstrdup(mc->name);
     mc->m->jobs++;
-    int rc = store_job_start(mc->m->loop, mark_job_work, j, mark_job_done);
+    int rc = store_redeploy_mark_start(mc->m->store, mc->name, mark_job_done, mc);
     if (rc < 0)
-        mark_job_done(rc, j);
+        mark_job_done(rc, &(struct store_result){0}, mc);
 }
 
 static void deploy_stored(struct mcert *mc)
 {
     struct store_cert sc = {0};
     struct sched_meta meta = {0};
-    int rc = store_cert_read_current(mc->m->state_dir, mc->name, true, &sc);
+    int rc = store_cert_read_current(mc->m->store, mc->name, true, &sc);
 
     if (rc < 0) {
         char *e = xasprintf("reading the stored certificate: %s", err_str(rc));
@@ -527,7 +508,7 @@ void mgr_run_start(struct mcert *mc)
         return;
     }
     /* Resume an order a previous run left behind (same names, CA, key type). */
-    rc = acme_order_resume_load(m->state_dir, mc->run_cfg, &url, &key);
+    rc = acme_order_resume_load(m->store, mc->run_cfg, &url, &key);
     if (rc == 0 && order_is_stored(mc, key)) {
         log_info(LOG_MAIN,
                  "cert=%s: the stored order's certificate is the stored one: ordering anew",
@@ -573,46 +554,26 @@ void mgr_run_start(struct mcert *mc)
 
 struct store_job {
     struct mcert *mc;
-    char *state_dir, *name;
-    char *cert, *chain, *fullchain, *key, *meta; /* owned copies */
-    char *generation;                            /* out */
-    const char *step;
-    bool mark;   /* no order file covers the deployment: leave a redeploy mark */
-    int mark_rc; /* its outcome (a failure is only logged) */
+    char *key; /* owned: the key PEM, kept for the deployment */
 };
 
-static int store_job_work(void *arg)
-{
-    struct store_job *j = arg;
-    int rc;
-
-    j->step = "storing the certificate";
-    rc = store_cert_write_sync(j->state_dir, j->name, j->cert, j->chain, j->fullchain, j->key,
-                               j->meta, KEEP_GENERATIONS, &j->generation);
-    if (rc == 0 && j->mark)
-        j->mark_rc = store_redeploy_mark_sync(j->state_dir, j->name);
-    return rc;
-}
-
-static void store_job_done(int status, void *arg)
+static void store_job_done(int status, const struct store_result *r, void *arg)
 {
     struct store_job *j = arg;
     struct mcert *mc = j->mc;
 
     mc->m->jobs--;
     if (status < 0) {
-        char *e = xasprintf("%s: %s", j->step, err_str(status));
+        char *e = xasprintf("storing the certificate: %s", err_str(status));
         mgr_run_end(mc, status, e);
         free(e);
     } else {
         log_debug(LOG_MAIN, "cert=%s: stored generation %s", mc->name,
-                  j->generation ? j->generation : "?");
-        if (j->mark_rc < 0)
-            mark_failed(mc->name, j->state_dir, j->mark_rc);
-        mc->generation = j->generation;
-        j->generation = NULL;
-        mc->gen_dir = xasprintf("%s/certs/%s/%s", mc->m->state_dir, mc->name,
-                                mc->generation ? mc->generation : "current");
+                  r->generation ? r->generation : "?");
+        if (r->mark_status < 0)
+            mark_failed(mc, r->mark_status);
+        mc->generation = r->generation != NULL ? xstrdup(r->generation) : NULL;
+        mc->gen_dir = xstrdup(r->lineage != NULL ? r->lineage : "");
         mc->key_pem = j->key;
         j->key = NULL;
         mgr_deploy_begin(mc);
@@ -620,13 +581,6 @@ static void store_job_done(int status, void *arg)
     if (j->key != NULL)
         OPENSSL_cleanse(j->key, strlen(j->key));
     free(j->key);
-    free(j->state_dir);
-    free(j->name);
-    free(j->cert);
-    free(j->chain);
-    free(j->fullchain);
-    free(j->meta);
-    free(j->generation);
     free(j);
 }
 
@@ -706,24 +660,25 @@ static void store_and_deploy(struct mcert *mc)
     }
     struct store_job *j = xcalloc(1, sizeof(*j));
     j->mc = mc;
-    j->state_dir = xstrdup(m->state_dir);
-    j->name = xstrdup(mc->name);
-    j->cert = xstrdup(res->cert_pem);
-    j->chain = xstrdup(res->chain_pem);
-    j->fullchain = xstrdup(res->fullchain_pem);
     j->key = pem;
-    j->meta = meta_json(mc, &res->chain, res->profile);
+    char *meta = meta_json(mc, &res->chain, res->profile);
     free(mc->profile);
     mc->profile = res->profile != NULL ? xstrdup(res->profile) : NULL;
-    j->mark = mc->run_deploy_only; /* an import: no order file */
+    struct store_cert_put p = {
+        .name = mc->name,
+        .cert_pem = res->cert_pem,
+        .chain_pem = res->chain_pem,
+        .fullchain_pem = res->fullchain_pem,
+        .key_pem = pem,
+        .meta_json = meta,
+        .keep = KEEP_GENERATIONS,
+        .mark_redeploy = mc->run_deploy_only, /* an import: no order file */
+    };
     mc->not_after = res->chain.not_after;
     (void)mgr_state_set(mc, MC_STORE);
-    rc = store_job_start(m->loop, store_job_work, j, store_job_done);
-    if (rc < 0) {
-        j->step = "cannot start the store job";
-        m->jobs++; /* store_job_done decrements it */
-        store_job_done(rc, j);
-        return;
-    }
-    m->jobs++;
+    m->jobs++; /* store_job_done decrements it */
+    rc = store_cert_put_start(m->store, &p, store_job_done, j);
+    free(meta);
+    if (rc < 0)
+        store_job_done(rc, &(struct store_result){0}, j);
 }

@@ -149,9 +149,9 @@ int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out)
             /* RFC 8738: the text form config_domain_normalize gives */
             char txt[INET6_ADDRSTRLEN];
             int il = ASN1_STRING_length(gn->d.iPAddress);
-            if ((il == 4 || il == 16) && inet_ntop(il == 4 ? AF_INET : AF_INET6,
-                                                   ASN1_STRING_get0_data(gn->d.iPAddress), txt,
-                                                   sizeof(txt)) != NULL)
+            if ((il == 4 || il == 16) &&
+                inet_ntop(il == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(gn->d.iPAddress), txt,
+                          sizeof(txt)) != NULL)
                 m.domains[m.n_domains++] = xstrdup(txt);
             continue;
         }
@@ -298,17 +298,15 @@ void sched_decide_jittered(const char *name, const struct cfg_cert *c,
     }
 }
 
-int sched_revoked_read(const char *gen_dir, char **reason, bool *reissue)
+int sched_revoked_read(struct store *store, const char *name, const char *generation, char **reason,
+                       bool *reissue)
 {
-    char *path = xasprintf("%s/revoked.json", gen_dir);
     char *text = NULL;
-    size_t len = 0;
-    int rc = store_read_file(path, &text, &len);
+    int rc = store_note_read(store, name, generation, "revoked", &text);
 
-    free(path);
     if (rc < 0)
         return rc;
-    json_t *j = json_loadb(text, len, 0, NULL);
+    json_t *j = json_loads(text, 0, NULL);
     free(text);
     const char *r = json_string_value(json_object_get(j, "reason"));
     if (!json_is_object(j) || r == NULL) {

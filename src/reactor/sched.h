@@ -11,6 +11,8 @@
 
 #include "config/config.h"
 
+struct store;
+
 /* Lifetimes up to this many seconds renew at half the lifetime instead of a
  * third (short-lived certificates, e.g. 6-day profiles). */
 #define SCHED_SHORT_LIFETIME_S (10 * 86400)
@@ -52,12 +54,13 @@ int sched_meta_parse(const char *json, size_t len, struct sched_meta *out);
 int sched_meta_from_pem(const char *pem, size_t len, struct sched_meta *out);
 void sched_meta_fini(struct sched_meta *m);
 
-/* A generation's revoked.json, written by `certloop revoke`:
- * {"reason": WORD, "revoked_at": UNIX, "reissue": BOOL}. 0 with *reason
- * (owned) and *reissue; -ENOENT when the generation is not revoked;
- * ERR_PARSE when the file is not such an object. gen_dir is the
- * generation's directory. */
-int sched_revoked_read(const char *gen_dir, char **reason, bool *reissue);
+/* A generation's revocation note ("revoked", store_note_read), written by
+ * `certloop revoke`: {"reason": WORD, "revoked_at": UNIX, "reissue": BOOL}.
+ * 0 with *reason (owned) and *reissue; -ENOENT when the generation is not
+ * revoked; ERR_PARSE when the note is not such an object. store is
+ * borrowed; an inline read (STYLE 5). */
+int sched_revoked_read(struct store *store, const char *name, const char *generation, char **reason,
+                       bool *reissue);
 
 enum sched_why {
     SCHED_NO_CERT,       /* nothing stored: order now */
@@ -94,7 +97,8 @@ int64_t sched_jitter_s(const char *name, int64_t not_before, int64_t not_after, 
  * one function the daemon and `plan` both use, so they agree. name is the
  * certificate's. Pure. */
 void sched_decide_jittered(const char *name, const struct cfg_cert *c,
-                           const struct sched_meta *stored, int64_t now, struct sched_decision *out);
+                           const struct sched_meta *stored, int64_t now,
+                           struct sched_decision *out);
 
 /* Decides the next order for c given the stored certificate's meta (NULL
  * when nothing is stored) at time now. Pure. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "reactor/manager_internal.h"
+#include "reactor/sched.h"
 #include "reactor/control.h"
 #include "reactor/statusview.h"
 #include "util/xalloc.h"
@@ -51,14 +52,18 @@ void mgr_print_summary(struct manager *m)
 
 /* ---- status and renew (the control socket's handlers call these) ---- */
 
-/* `certloop revoke` marks the current generation (revoked.json) while the
- * daemon runs: look for it at status time (one stat per certificate). */
+/* `certloop revoke` notes the current generation as revoked while the
+ * daemon runs: look for it at status time (small inline reads). */
 static bool revoked_now(const struct mcert *mc)
 {
-    char *p = xasprintf("%s/certs/%s/current/revoked.json", mc->m->state_dir, mc->name);
-    bool r = access(p, F_OK) == 0;
+    struct store_cert sc = {0};
+    char *reason = NULL;
+    bool reissue = false, r = false;
 
-    free(p);
+    if (store_cert_read_current(mc->m->store, mc->name, false, &sc) == 0 && sc.generation != NULL)
+        r = sched_revoked_read(mc->m->store, mc->name, sc.generation, &reason, &reissue) == 0;
+    free(reason);
+    store_cert_fini(&sc);
     return r;
 }
 

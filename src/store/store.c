@@ -1,7 +1,7 @@
-/* The state directory's plumbing: crash-safe atomic file writes, the lock
- * that keeps a second daemon out, and the threadpool job wrapper that keeps
- * fsync off the loop. What lives in the directory (accounts, generations,
- * orders, the start-up sweep) is in store_state.c. */
+/* The store's plumbing: crash-safe atomic file writes (for the file backend
+ * and for deployed files alike), the threadpool job wrapper that keeps
+ * fsync off the loop, and the public operations, which only dispatch to a
+ * backend's vtable (store/fs.c is the file backend). */
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "util/buf.h"
@@ -337,145 +337,6 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     return rc;
 }
 
-/* ---- the state directory and its lock ------------------------------------ */
-
-struct store {
-    char *dir;   /* owned */
-    int lock_fd; /* holds the flock; O_CLOEXEC so hooks never inherit it */
-};
-
-static long lock_holder(int fd)
-{
-    char b[32];
-    ssize_t n;
-
-    do {
-        n = pread(fd, b, sizeof(b) - 1, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return -1;
-    b[n] = '\0';
-    char *end;
-    long pid = strtol(b, &end, 10);
-    if (end == b || pid <= 0)
-        return -1;
-    return pid;
-}
-
-int store_open(const char *state_dir, struct store **out)
-{
-    static const char *const subdirs[] = {"accounts", "certs", "orders"};
-    char *lock_path = NULL;
-    int fd = -1;
-    int rc;
-    struct stat st;
-
-    rc = store_mkdirs(state_dir, 0700);
-    if (rc < 0) {
-        log_error(LOG_STORE, "state directory %s: mkdir: %s", state_dir, err_str(rc));
-        goto out;
-    }
-    if (stat(state_dir, &st) < 0) {
-        rc = -errno;
-        log_error(LOG_STORE, "state directory %s: stat: %s", state_dir, err_str(rc));
-        goto out;
-    }
-    /* anyone who can write here can swap a key or a `current` link */
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        rc = ERR_BAD_STATE;
-        log_error(LOG_STORE,
-                  "state directory %s is writable by group or others (mode %04o); "
-                  "run chmod 700 on it",
-                  state_dir, (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if (st.st_uid != geteuid())
-        log_warn(LOG_STORE, "state directory %s is owned by uid %u, not by us (uid %u)", state_dir,
-                 (unsigned)st.st_uid, (unsigned)geteuid());
-    if (st.st_mode & (S_IRGRP | S_IROTH | S_IXGRP | S_IXOTH))
-        log_warn(LOG_STORE, "state directory %s is readable by others (mode %04o); 0700 advised",
-                 state_dir, (unsigned)(st.st_mode & 07777));
-
-    lock_path = xasprintf("%s/lock", state_dir);
-    fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        log_error(LOG_STORE, "%s: open: %s", lock_path, err_str(rc));
-        goto out;
-    }
-    /* flock belongs to the open file description: a second open() of the
-     * same file, in this process or another, conflicts */
-    int r;
-    do {
-        r = flock(fd, LOCK_EX | LOCK_NB);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        rc = -errno;
-        if (rc == -EWOULDBLOCK) {
-            long pid = lock_holder(fd);
-            rc = ERR_LOCKED;
-            if (pid > 0)
-                log_error(LOG_STORE,
-                          "state directory %s is locked by pid %ld (another certloop is running)",
-                          state_dir, pid);
-            else
-                log_error(LOG_STORE,
-                          "state directory %s is locked by another process (another certloop is "
-                          "running)",
-                          state_dir);
-        } else {
-            log_error(LOG_STORE, "%s: flock: %s", lock_path, err_str(rc));
-        }
-        goto out;
-    }
-    char pidline[32];
-    int n = snprintf(pidline, sizeof(pidline), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pidline, (size_t)n, 0) != n) {
-        rc = errno ? -errno : -EIO;
-        log_error(LOG_STORE, "%s: write pid: %s", lock_path, err_str(rc));
-        goto out;
-    }
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-        char *sub = xasprintf("%s/%s", state_dir, subdirs[i]);
-        if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
-            rc = -errno;
-            log_error(LOG_STORE, "%s: mkdir: %s", sub, err_str(rc));
-            free(sub);
-            goto out;
-        }
-        free(sub);
-    }
-
-    struct store *s = xcalloc(1, sizeof(*s));
-    s->dir = xstrdup(state_dir);
-    s->lock_fd = fd;
-    fd = -1;
-    *out = s;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(lock_path);
-    return rc;
-}
-
-void store_close(struct store *s)
-{
-    if (s == NULL)
-        return;
-    /* still holding the lock: clearing the pid cannot race a new holder */
-    if (ftruncate(s->lock_fd, 0) < 0)
-        log_debug(LOG_STORE, "%s/lock: truncate: %s", s->dir, err_str(-errno));
-    close(s->lock_fd);
-    free(s->dir);
-    free(s);
-}
-
-const char *store_dir(const struct store *s)
-{
-    return s->dir;
-}
-
 /* ---- off-loop jobs ------------------------------------------------------- */
 
 struct store_job {
@@ -516,4 +377,275 @@ int store_job_start(uv_loop_t *loop, store_work_fn fn, void *arg, store_done_cb 
     if (rc < 0)
         free(j);
     return rc;
+}
+
+/* ---- deferred callbacks -------------------------------------------------- */
+
+struct defer {
+    int status;
+    struct store_result r; /* strings below are copies */
+    char *error, *generation, *lineage;
+    store_cb cb;
+    void *arg;
+};
+
+static int defer_work(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void defer_done(int status, void *arg)
+{
+    struct defer *d = arg;
+
+    (void)status; /* nothing ran: the answer was known at start */
+    d->cb(d->status, &d->r, d->arg);
+    free(d->error);
+    free(d->generation);
+    free(d->lineage);
+    free(d);
+}
+
+int store_defer(struct store *s, int status, const struct store_result *r, store_cb cb, void *arg)
+{
+    if (s->loop == NULL)
+        return -EINVAL;
+    struct defer *d = xcalloc(1, sizeof(*d));
+    d->status = status;
+    if (r != NULL) {
+        d->r = *r;
+        d->error = r->error != NULL ? xstrdup(r->error) : NULL;
+        d->generation = r->generation != NULL ? xstrdup(r->generation) : NULL;
+        d->lineage = r->lineage != NULL ? xstrdup(r->lineage) : NULL;
+    }
+    d->r.error = d->error;
+    d->r.generation = d->generation;
+    d->r.lineage = d->lineage;
+    d->cb = cb;
+    d->arg = arg;
+    int rc = store_job_start(s->loop, defer_work, d, defer_done);
+    if (rc < 0) {
+        free(d->error);
+        free(d->generation);
+        free(d->lineage);
+        free(d);
+    }
+    return rc;
+}
+
+/* ---- the operations: dispatch to the backend ------------------------------ */
+
+void store_close(struct store *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+const char *store_type(const struct store *s)
+{
+    return s->ops->type;
+}
+
+char *store_where(struct store *s, enum store_what what, const char *name)
+{
+    return s->ops->where(s, what, name);
+}
+
+int store_sweep(struct store *s)
+{
+    return s->ops->sweep(s);
+}
+
+int store_alerts_sweep(struct store *s, bool (*known)(const char *name, void *arg), void *arg)
+{
+    return s->ops->alerts_sweep(s, known, arg);
+}
+
+int store_outbox_load(struct store *s, store_outbox_each_fn each, void *arg)
+{
+    return s->ops->outbox_load(s, each, arg);
+}
+
+int store_account_read(struct store *s, const char *ca, char **key_pem, char **account_json)
+{
+    return s->ops->account_read(s, ca, key_pem, account_json);
+}
+
+int store_account_put_start(struct store *s, const char *ca, const char *key_pem,
+                            const char *account_json, store_cb cb, void *arg)
+{
+    return s->ops->account_put(s, ca, key_pem, account_json, cb, arg);
+}
+
+int store_account_next_read(struct store *s, const char *ca, char **key_pem)
+{
+    return s->ops->account_next_read(s, ca, key_pem);
+}
+
+int store_account_next_put_start(struct store *s, const char *ca, const char *key_pem, store_cb cb,
+                                 void *arg)
+{
+    return s->ops->account_next_put(s, ca, key_pem, cb, arg);
+}
+
+int store_account_rollover_start(struct store *s, const char *ca, const char *key_pem,
+                                 const char *account_json, store_cb cb, void *arg)
+{
+    return s->ops->account_rollover(s, ca, key_pem, account_json, cb, arg);
+}
+
+int store_account_retire_start(struct store *s, const char *ca, int64_t t, store_cb cb, void *arg)
+{
+    return s->ops->account_retire(s, ca, t, cb, arg);
+}
+
+int store_cert_read_current(struct store *s, const char *name, bool with_key,
+                            struct store_cert *out)
+{
+    return s->ops->cert_read_current(s, name, with_key, out);
+}
+
+int store_cert_list(struct store *s, const char *name, char ***gens, size_t *n)
+{
+    return s->ops->cert_list(s, name, gens, n);
+}
+
+void store_list_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int store_cert_put_start(struct store *s, const struct store_cert_put *p, store_cb cb, void *arg)
+{
+    return s->ops->cert_put(s, p, cb, arg);
+}
+
+int store_cert_prune_start(struct store *s, const char *name, int keep, store_cb cb, void *arg)
+{
+    return s->ops->cert_prune(s, name, keep, cb, arg);
+}
+
+int store_note_read(struct store *s, const char *name, const char *generation, const char *note,
+                    char **json)
+{
+    return s->ops->note_read(s, name, generation, note, json);
+}
+
+int store_note_put_start(struct store *s, const char *name, const char *generation,
+                         const char *note, const char *json, store_cb cb, void *arg)
+{
+    return s->ops->note_put(s, name, generation, note, json, cb, arg);
+}
+
+int store_order_read(struct store *s, const char *name, char **json)
+{
+    return s->ops->order_read(s, name, json);
+}
+
+int store_order_put_start(struct store *s, const char *name, const char *json, store_cb cb,
+                          void *arg)
+{
+    return s->ops->order_put(s, name, json, cb, arg);
+}
+
+int store_order_settle_start(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    return s->ops->order_settle(s, name, cb, arg);
+}
+
+bool store_redeploy_marked(struct store *s, const char *name)
+{
+    return s->ops->redeploy_marked(s, name);
+}
+
+int store_redeploy_mark_start(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    return s->ops->redeploy_mark(s, name, cb, arg);
+}
+
+int store_history_read(struct store *s, const char *name, char **text, size_t *len)
+{
+    return s->ops->history_read(s, name, text, len);
+}
+
+int store_history_append_start(struct store *s, const struct store_history_line *v, size_t n,
+                               store_cb cb, void *arg)
+{
+    return s->ops->history_append(s, v, n, cb, arg);
+}
+
+int store_alert_read(struct store *s, const char *name, int64_t *t)
+{
+    return s->ops->alert_read(s, name, t);
+}
+
+int store_alert_put_start(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+{
+    return s->ops->alert_put(s, name, t, cb, arg);
+}
+
+int store_outbox_put_start(struct store *s, const char *id, const char *text, store_cb cb,
+                           void *arg)
+{
+    return s->ops->outbox_put(s, id, text, cb, arg);
+}
+
+int store_outbox_remove_start(struct store *s, const char *id, store_cb cb, void *arg)
+{
+    return s->ops->outbox_remove(s, id, cb, arg);
+}
+
+int store_outbox_bury_start(struct store *s, const char *id, const char *text, store_cb cb,
+                            void *arg)
+{
+    return s->ops->outbox_bury(s, id, text, cb, arg);
+}
+
+int store_lease_take_start(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    return s->ops->lease_take(s, name, cb, arg);
+}
+
+int store_lease_renew_start(struct store *s, const char *name, uint64_t fence, store_cb cb,
+                            void *arg)
+{
+    return s->ops->lease_renew(s, name, fence, cb, arg);
+}
+
+void store_lease_release(struct store *s, const char *name, uint64_t fence)
+{
+    s->ops->lease_release(s, name, fence);
+}
+
+/* ---- waiting, for commands ------------------------------------------------ */
+
+void store_wait_init(struct store_wait *w)
+{
+    memset(w, 0, sizeof(*w));
+}
+
+void store_wait_cb(int status, const struct store_result *r, void *arg)
+{
+    struct store_wait *w = arg;
+
+    w->done = true;
+    w->status = status;
+    free(w->error);
+    w->error = r != NULL && r->error != NULL ? xstrdup(r->error) : NULL;
+}
+
+int store_wait_run(uv_loop_t *loop, struct store_wait *w)
+{
+    while (!w->done)
+        uv_run(loop, UV_RUN_ONCE);
+    return w->status;
+}
+
+void store_wait_fini(struct store_wait *w)
+{
+    free(w->error);
+    w->error = NULL;
 }

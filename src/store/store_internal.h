@@ -2,7 +2,12 @@
 #ifndef CERTLOOP_STORE_STORE_INTERNAL_H
 #define CERTLOOP_STORE_STORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/store.h"
 
 /* Writes all of data to fd (short writes and EINTR retried). 0 or -errno. */
 int store_write_all(int fd, const void *data, size_t len);
@@ -17,5 +22,61 @@ int store_remove_tree_at(int parent, const char *name);
  * stat the temp file. NULL removes it. Not thread-safe: tests only. */
 typedef void (*store_before_rename_fn)(const char *tmp_path, void *arg);
 void store_test_set_before_rename(store_before_rename_fn fn, void *arg);
+
+/* ---- the file backend's blocking layer (store_state.c, fs_records.c) ----
+ *
+ * Each takes the state directory (borrowed). Writers block (fsync): fs.c
+ * runs them on the threadpool; they never log and describe a failure in
+ * *err (owned, may be NULL) as "PATH: STEP: REASON". Readers are the
+ * inline reads behind the store_*_read operations and log like them. */
+int store_fs_account_read(const char *state_dir, const char *ca, char **key_pem,
+                          char **account_json);
+int store_fs_account_write(const char *state_dir, const char *ca, const char *key_pem,
+                           const char *account_json, char **err);
+/* Gives accounts/, accounts/CA and its account files to uid:gid (for
+ * STORE_FS_AS_OWNER); best effort. */
+void store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid);
+int store_fs_account_next_read(const char *state_dir, const char *ca, char **key_pem);
+int store_fs_account_next_write(const char *state_dir, const char *ca, const char *key_pem,
+                                char **err);
+int store_fs_account_rollover(const char *state_dir, const char *ca, const char *key_pem,
+                              const char *account_json, char **err);
+int store_fs_account_retire(const char *state_dir, const char *ca, int64_t t, char **err);
+int store_fs_cert_read_current(const char *state_dir, const char *name, bool with_key,
+                               struct store_cert *out);
+int store_fs_cert_list(const char *state_dir, const char *name, char ***gens, size_t *n);
+/* *mark_rc (may be NULL) gets the redeploy mark's status when p asks for it. */
+int store_fs_cert_write(const char *state_dir, const struct store_cert_put *p, int *mark_rc,
+                        char **generation_out, char **err);
+int store_fs_cert_prune(const char *state_dir, const char *name, int keep, char **err);
+int store_fs_note_read(const char *state_dir, const char *name, const char *generation,
+                       const char *note, char **json);
+int store_fs_note_write(const char *state_dir, const char *name, const char *generation,
+                        const char *note, const char *json, char **err);
+int store_fs_order_read(const char *state_dir, const char *name, char **json);
+int store_fs_order_write(const char *state_dir, const char *name, const char *json, char **err);
+int store_fs_order_settle(const char *state_dir, const char *name, char **err);
+bool store_fs_redeploy_marked(const char *state_dir, const char *name);
+int store_fs_redeploy_mark(const char *state_dir, const char *name, char **err);
+int store_fs_history_read(const char *state_dir, const char *name, char **text, size_t *len);
+/* Appends lines[i] to the history of names[i], in order. */
+int store_fs_history_append(const char *state_dir, char *const *names, char *const *lines, size_t n,
+                            char **err);
+/* STATE/alerts/NAME.expiring, or STATE/alerts when name is NULL (owned). */
+char *store_fs_alert_path(const char *state_dir, const char *name);
+int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t);
+int store_fs_alert_write(const char *state_dir, const char *name, int64_t t, char **err);
+int store_fs_alerts_sweep(const char *state_dir, bool (*known)(const char *name, void *arg),
+                          void *arg);
+/* STATE/outbox[/dead][/ID.json] (owned). */
+char *store_fs_outbox_path(const char *state_dir, bool dead, const char *id);
+int store_fs_outbox_load(const char *state_dir, store_outbox_each_fn each, void *arg);
+int store_fs_outbox_write(const char *state_dir, const char *id, const char *text, char **err);
+/* Removes a delivery; with dead_text, first writes it to the dead letters. */
+int store_fs_outbox_remove(const char *state_dir, const char *id, const char *dead_text,
+                           char **err);
+int store_fs_sweep(const char *state_dir);
+/* Removes path (absent is fine) and syncs dir, the directory holding it. */
+int store_fs_remove(const char *dir, const char *path, char **err);
 
 #endif

@@ -67,7 +67,8 @@ static int get_file(const char *path, char **out)
 
 /* ---- accounts ------------------------------------------------------------ */
 
-int store_account_read(const char *state_dir, const char *ca, char **key_pem, char **account_json)
+int store_fs_account_read(const char *state_dir, const char *ca, char **key_pem,
+                          char **account_json)
 {
     char *kpath = NULL, *jpath = NULL, *key = NULL, *json = NULL;
     int rc;
@@ -96,8 +97,8 @@ out:
     return rc;
 }
 
-int store_account_write_sync_err(const char *state_dir, const char *ca, const char *key_pem,
-                                 const char *account_json, char **err)
+int store_fs_account_write(const char *state_dir, const char *ca, const char *key_pem,
+                           const char *account_json, char **err)
 {
     char *dir = NULL, *path = NULL;
     int rc;
@@ -124,10 +125,98 @@ out:
     return rc;
 }
 
-int store_account_write_sync(const char *state_dir, const char *ca, const char *key_pem,
-                             const char *account_json)
+static char *account_file(const char *state_dir, const char *ca, const char *file)
 {
-    return store_account_write_sync_err(state_dir, ca, key_pem, account_json, NULL);
+    return xasprintf("%s/accounts/%s/%s", state_dir, ca, file);
+}
+
+void store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid)
+{
+    static const char *const parts[] = {"", "/account.key", "/account.json"};
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char *p = xasprintf("%s/accounts/%s%s", state_dir, ca, parts[i]);
+        (void)lchown(p, uid, gid);
+        free(p);
+    }
+    char *accounts = xasprintf("%s/accounts", state_dir);
+    if (stat(accounts, &st) == 0 && st.st_uid == 0)
+        (void)lchown(accounts, uid, gid);
+    free(accounts);
+}
+
+int store_fs_account_next_read(const char *state_dir, const char *ca, char **key_pem)
+{
+    if (!store_name_ok(ca))
+        return -EINVAL;
+    char *path = account_file(state_dir, ca, "account.key.next");
+    int rc = get_file(path, key_pem);
+    free(path);
+    return rc;
+}
+
+int store_fs_account_next_write(const char *state_dir, const char *ca, const char *key_pem,
+                                char **err)
+{
+    if (!store_name_ok(ca)) {
+        set_err(err, ca ? ca : "", "account name", -EINVAL);
+        return -EINVAL;
+    }
+    char *dir = xasprintf("%s/accounts/%s", state_dir, ca);
+    char *path = account_file(state_dir, ca, "account.key.next");
+    int rc = make_dirs(dir, err);
+    if (rc == 0)
+        rc = put_file(path, key_pem, 0600, err);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int store_fs_account_rollover(const char *state_dir, const char *ca, const char *key_pem,
+                              const char *account_json, char **err)
+{
+    int rc = store_fs_account_write(state_dir, ca, key_pem, account_json, err);
+
+    if (rc < 0)
+        return rc;
+    char *dir = xasprintf("%s/accounts/%s", state_dir, ca);
+    char *path = account_file(state_dir, ca, "account.key.next");
+    rc = store_fs_remove(dir, path, err);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int store_fs_account_retire(const char *state_dir, const char *ca, int64_t t, char **err)
+{
+    /* the JSON first: without it the account is absent even if the key
+     * could not be moved */
+    static const char *const files[] = {"account.json", "account.key"};
+    int rc = 0;
+
+    if (!store_name_ok(ca)) {
+        set_err(err, ca ? ca : "", "account name", -EINVAL);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        char *from = account_file(state_dir, ca, files[i]);
+        char *to = xasprintf("%s.deactivated-%lld", from, (long long)t);
+        if (rename(from, to) < 0) {
+            rc = -errno;
+            set_err(err, from, "rename", rc);
+        }
+        free(from);
+        free(to);
+    }
+    char *dir = xasprintf("%s/accounts/%s", state_dir, ca);
+    int r = store_fsync_dir(dir);
+    if (rc == 0 && r < 0) {
+        rc = r;
+        set_err(err, dir, "fsync-dir", rc);
+    }
+    free(dir);
+    return rc;
 }
 
 /* ---- certificate generations --------------------------------------------- */
@@ -174,8 +263,8 @@ static int read_current(const char *name_dir, char *buf, size_t size)
     return rc;
 }
 
-int store_cert_read_current(const char *state_dir, const char *name, bool with_key,
-                            struct store_cert *out)
+int store_fs_cert_read_current(const char *state_dir, const char *name, bool with_key,
+                               struct store_cert *out)
 {
     struct store_cert c = {0};
     char target[NAME_MAX + 1];
@@ -319,9 +408,22 @@ static int list_generations(const char *name_dir, char ***out, size_t *n_out)
 
 static void free_list(char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    store_list_free(v, n);
+}
+
+int store_fs_cert_list(const char *state_dir, const char *name, char ***gens, size_t *n)
+{
+    if (!store_name_ok(name))
+        return -EINVAL;
+    char *name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    int rc = list_generations(name_dir, gens, n);
+    free(name_dir);
+    if (rc == -ENOENT) {
+        *gens = NULL;
+        *n = 0;
+        rc = 0;
+    }
+    return rc;
 }
 
 /* A new generation name that sorts after every existing one of the same
@@ -346,37 +448,73 @@ static char *new_generation_name(char **gens, size_t n)
 }
 
 /* Keeps the newest `keep` generations and the current one; removes the
- * rest. Failures here do not fail the write (the new generation is in
- * place); the next write or sweep tries again. */
-static void prune_generations(const char *name_dir, const char *current, int keep)
+ * rest. Failures here do not fail a write (the new generation is in
+ * place); the next write, prune or sweep tries again. Returns the first
+ * failure or 0. */
+static int prune_generations(const char *name_dir, const char *current, int keep)
 {
     char **gens = NULL;
     size_t n = 0;
+    int rc;
 
     if (keep < 1)
         keep = 1;
-    if (list_generations(name_dir, &gens, &n) < 0)
-        return;
+    rc = list_generations(name_dir, &gens, &n);
+    if (rc < 0)
+        return rc;
     int fd = open(name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
+    if (fd < 0) {
+        rc = -errno;
+    } else {
         bool removed = false;
         for (size_t i = 0; i + (size_t)keep < n; i++) {
             if (strcmp(gens[i], current) == 0)
                 continue;
-            if (store_remove_tree_at(fd, gens[i]) == 0)
+            int r = store_remove_tree_at(fd, gens[i]);
+            if (r == 0)
                 removed = true;
+            else if (rc == 0)
+                rc = r;
         }
         if (removed)
             fsync(fd);
         close(fd);
     }
     free_list(gens, n);
+    return rc;
 }
 
-int store_cert_write_sync_err(const char *state_dir, const char *name, const char *cert_pem,
-                              const char *chain_pem, const char *fullchain_pem, const char *key_pem,
-                              const char *meta_json, int keep, char **generation_out, char **err)
+int store_fs_cert_prune(const char *state_dir, const char *name, int keep, char **err)
 {
+    char target[NAME_MAX + 1];
+
+    if (!store_name_ok(name)) {
+        set_err(err, name ? name : "", "certificate name", -EINVAL);
+        return -EINVAL;
+    }
+    char *name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    int rc = read_current(name_dir, target, sizeof(target));
+    if (rc == -ENOENT)
+        target[0] = '\0'; /* nothing current: keep the newest anyway */
+    else if (rc < 0)
+        set_err(err, name_dir, "readlink current", rc);
+    if (rc == 0 || rc == -ENOENT) {
+        rc = prune_generations(name_dir, target, keep);
+        if (rc == -ENOENT)
+            rc = 0;
+        if (rc < 0)
+            set_err(err, name_dir, "prune", rc);
+    }
+    free(name_dir);
+    return rc;
+}
+
+int store_fs_cert_write(const char *state_dir, const struct store_cert_put *p, int *mark_rc,
+                        char **generation_out, char **err)
+{
+    const char *name = p->name, *cert_pem = p->cert_pem, *chain_pem = p->chain_pem;
+    const char *fullchain_pem = p->fullchain_pem, *key_pem = p->key_pem, *meta_json = p->meta_json;
+    int keep = p->keep;
     char *name_dir = NULL, *gen = NULL, *gen_dir = NULL, *path = NULL, *tmp_link = NULL;
     char *link = NULL;
     char **gens = NULL;
@@ -461,6 +599,10 @@ int store_cert_write_sync_err(const char *state_dir, const char *name, const cha
         set_err(err, gen_dir, "fsync-dir", rc);
         goto fail_gen;
     }
+    /* the mark before the swap: no crash leaves this generation current
+     * without it (its failure is reported apart and does not stop the put) */
+    if (p->mark_redeploy && mark_rc != NULL)
+        *mark_rc = store_fs_redeploy_mark(state_dir, name, NULL);
 
     /* swap: a fresh symlink renamed over `current` is atomic, unlike
      * unlink + symlink, so readers always see an old or a new target */
@@ -491,7 +633,7 @@ int store_cert_write_sync_err(const char *state_dir, const char *name, const cha
         set_err(err, name_dir, "fsync-dir", rc);
         goto out;
     }
-    prune_generations(name_dir, gen, keep);
+    (void)prune_generations(name_dir, gen, keep);
     if (generation_out != NULL) {
         *generation_out = gen;
         gen = NULL;
@@ -520,17 +662,9 @@ out:
     return rc;
 }
 
-int store_cert_write_sync(const char *state_dir, const char *name, const char *cert_pem,
-                          const char *chain_pem, const char *fullchain_pem, const char *key_pem,
-                          const char *meta_json, int keep, char **generation_out)
-{
-    return store_cert_write_sync_err(state_dir, name, cert_pem, chain_pem, fullchain_pem, key_pem,
-                                     meta_json, keep, generation_out, NULL);
-}
-
 /* ---- orders in flight ---------------------------------------------------- */
 
-int store_order_read(const char *state_dir, const char *name, char **json)
+int store_fs_order_read(const char *state_dir, const char *name, char **json)
 {
     if (!store_name_ok(name)) {
         log_error(LOG_STORE, "order: invalid name \"%s\"", name ? name : "");
@@ -542,8 +676,7 @@ int store_order_read(const char *state_dir, const char *name, char **json)
     return rc;
 }
 
-int store_order_write_sync_err(const char *state_dir, const char *name, const char *json,
-                               char **err)
+int store_fs_order_write(const char *state_dir, const char *name, const char *json, char **err)
 {
     if (!store_name_ok(name)) {
         set_err(err, name ? name : "", "order name", -EINVAL);
@@ -560,54 +693,47 @@ int store_order_write_sync_err(const char *state_dir, const char *name, const ch
     return rc;
 }
 
-int store_order_write_sync(const char *state_dir, const char *name, const char *json)
-{
-    return store_order_write_sync_err(state_dir, name, json, NULL);
-}
-
 /* Removes STATE/orders/NAME SUFFIX; absent is fine. */
-static int orders_remove(const char *state_dir, const char *name, const char *suffix)
+static int orders_remove(const char *state_dir, const char *name, const char *suffix, char **err)
 {
-    if (!store_name_ok(name))
+    if (!store_name_ok(name)) {
+        set_err(err, name ? name : "", "order name", -EINVAL);
         return -EINVAL;
+    }
     char *dir = xasprintf("%s/orders", state_dir);
     char *path = xasprintf("%s/%s%s", dir, name, suffix);
-    int rc = 0;
+    int rc = store_fs_remove(dir, path, err);
 
-    if (unlink(path) < 0)
-        rc = errno == ENOENT ? 0 : -errno;
-    else
-        rc = store_fsync_dir(dir);
     free(path);
     free(dir);
     return rc;
 }
 
-int store_order_remove_sync(const char *state_dir, const char *name)
+int store_fs_order_settle(const char *state_dir, const char *name, char **err)
 {
-    return orders_remove(state_dir, name, ".json");
+    int rc = orders_remove(state_dir, name, ".json", err);
+    int rc2 = orders_remove(state_dir, name, ".redeploy", rc < 0 ? NULL : err);
+
+    return rc < 0 ? rc : rc2;
 }
 
-int store_redeploy_mark_sync(const char *state_dir, const char *name)
+int store_fs_redeploy_mark(const char *state_dir, const char *name, char **err)
 {
-    if (!store_name_ok(name))
+    if (!store_name_ok(name)) {
+        set_err(err, name ? name : "", "redeploy mark", -EINVAL);
         return -EINVAL;
+    }
     char *dir = xasprintf("%s/orders", state_dir);
     char *path = xasprintf("%s/%s.redeploy", dir, name);
-    int rc = make_dirs(dir, NULL);
+    int rc = make_dirs(dir, err);
     if (rc == 0)
-        rc = put_file(path, "", 0600, NULL);
+        rc = put_file(path, "", 0600, err);
     free(path);
     free(dir);
     return rc;
 }
 
-int store_redeploy_clear_sync(const char *state_dir, const char *name)
-{
-    return orders_remove(state_dir, name, ".redeploy");
-}
-
-bool store_redeploy_marked(const char *state_dir, const char *name)
+bool store_fs_redeploy_marked(const char *state_dir, const char *name)
 {
     if (!store_name_ok(name))
         return false;
@@ -715,7 +841,7 @@ static int sweep_cert(const char *name_dir)
     return count;
 }
 
-int store_sweep_temp(const char *state_dir)
+int store_fs_sweep(const char *state_dir)
 {
     char *accounts = xasprintf("%s/accounts", state_dir);
     char *certs = xasprintf("%s/certs", state_dir);

@@ -224,6 +224,7 @@ struct fx {
     struct fake_ca F;
     char dir[64];
     char *state;
+    struct store *store; /* the file backend on state */
     struct config *cfg;
     struct acme_client *client;
 };
@@ -244,6 +245,7 @@ static void fx_open(struct fx *f)
     assert_non_null(mkdtemp(f->dir));
     f->state = xasprintf("%s/state", f->dir);
     assert_int_equal(mkdir(f->state, 0700), 0);
+    assert_int_equal(store_fs_open(&f->loop, f->state, 0, &f->store), 0);
     path = xasprintf("%s/certloop.toml", f->dir);
     toml = xasprintf("[daemon]\nstate_dir = \"%s\"\n\n[ca.t]\ndirectory = \"%s/dir\"\n"
                      "contact = [\"mailto:ops@example.org\"]\nagree_tos = true\n%s\n"
@@ -261,9 +263,33 @@ static void fx_open(struct fx *f)
         .http = f->http,
         .cfg = f->cfg,
         .ca = config_ca_find(f->cfg, "t"),
-        .state_dir = f->state,
+        .store = f->store,
     };
     assert_int_equal(acme_client_new(&o, &f->client), 0);
+}
+
+/* Stores an account through the store and waits for it (status). */
+static int put_account(struct fx *f, const char *key_pem, const char *json)
+{
+    struct store_wait w;
+
+    store_wait_init(&w);
+    assert_int_equal(store_account_put_start(f->store, "t", key_pem, json, store_wait_cb, &w), 0);
+    int rc = store_wait_run(&f->loop, &w);
+    store_wait_fini(&w);
+    return rc;
+}
+
+/* Forgets the order in flight of name through the store and waits. */
+static int settle_order(struct fx *f, const char *name)
+{
+    struct store_wait w;
+
+    store_wait_init(&w);
+    assert_int_equal(store_order_settle_start(f->store, name, store_wait_cb, &w), 0);
+    int rc = store_wait_run(&f->loop, &w);
+    store_wait_fini(&w);
+    return rc;
 }
 
 static void rm_rf(const char *dir)
@@ -286,6 +312,7 @@ static void fx_close(struct fx *f)
     fake_http_close(f->F.srv);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    store_close(f->store);
     config_unref(f->cfg);
     rm_rf(f->dir);
     free(f->state);
@@ -350,7 +377,7 @@ static void test_requests_queue_behind_one_account_setup(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     free(p);
     char *key = NULL, *js = NULL;
-    assert_int_equal(store_account_read(f.state, "t", &key, &js), 0);
+    assert_int_equal(store_account_read(f.store, "t", &key, &js), 0);
     assert_non_null(strstr(js, "/acct/1"));
     free(key);
     free(js);
@@ -477,7 +504,7 @@ static void test_stored_key_is_looked_up_then_registered(void **state)
     assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
     assert_int_equal(acme_key_to_pem(k, &pem, &len), 0);
     char *aj = xasprintf("{\"directory\":\"%s/dir\"}", fake_http_url(f.F.srv));
-    assert_int_equal(store_account_write_sync(f.state, "t", pem, aj), 0);
+    assert_int_equal(put_account(&f, pem, aj), 0);
     assert_int_equal(echo(&f, &g, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.status, 0);
@@ -519,7 +546,7 @@ static void test_forgotten_account_is_set_up_again(void **state)
     char *want = xasprintf("%s/acct/2", fake_http_url(f.F.srv));
     assert_string_equal(acme_client_account_url(f.client), want);
     char *key = NULL, *js = NULL;
-    assert_int_equal(store_account_read(f.state, "t", &key, &js), 0);
+    assert_int_equal(store_account_read(f.store, "t", &key, &js), 0);
     assert_non_null(strstr(js, want));
     free(want);
     free(key);
@@ -587,7 +614,7 @@ static void test_order_failure_names_identifier_and_problem(void **state)
         .cert = config_cert_find(f.cfg, "www"),
         .key = k,
         .chal = &ops,
-        .state_dir = f.state,
+        .store = f.store,
     };
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     assert_int_equal(g.calls, 0);
@@ -608,13 +635,13 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     assert_int_equal(f.F.chal_posts, 1);
     /* the order file was written before the challenge was answered */
     char *json = NULL;
-    assert_int_equal(store_order_read(f.state, "www", &json), 0);
+    assert_int_equal(store_order_read(f.store, "www", &json), 0);
     assert_non_null(strstr(json, "/order/1"));
     free(json);
     /* ... and it resumes with the same key */
     char *url = NULL;
     EVP_PKEY *k2 = NULL;
-    assert_int_equal(acme_order_resume_load(f.state, config_cert_find(f.cfg, "www"), &url, &k2), 0);
+    assert_int_equal(acme_order_resume_load(f.store, config_cert_find(f.cfg, "www"), &url, &k2), 0);
     assert_int_equal(EVP_PKEY_eq(k, k2), 1);
     free(url);
     EVP_PKEY_free(k2);
@@ -623,7 +650,7 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     g.calls = 0;
     free(g.error);
     g.error = NULL;
-    store_order_remove_sync(f.state, "www");
+    assert_int_equal(settle_order(&f, "www"), 0);
     o.replaces = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
@@ -653,7 +680,7 @@ static void test_order_sends_the_offered_profile(void **state)
     f.F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
     assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
     struct acme_order_opts o = {
-        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .store = f.store};
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.calls, 1);
@@ -682,7 +709,7 @@ static void test_profile_not_offered_names_the_offered_ones(void **state)
     f.F.dir_meta = "{\"profiles\":{\"classic\":\"90 days\",\"shortlived\":\"6 days\"}}";
     assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
     struct acme_order_opts o = {
-        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .store = f.store};
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.calls, 1);
@@ -716,7 +743,7 @@ static void test_profile_fallback_orders_without(void **state)
     f.F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
     assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
     struct acme_order_opts o = {
-        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .state_dir = f.state};
+        .cert = config_cert_find(f.cfg, "www"), .key = k, .chal = &ops, .store = f.store};
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.calls, 1);
@@ -787,7 +814,7 @@ static void test_order_cancel_is_silent_and_cleans_tokens(void **state)
         .cert = config_cert_find(f.cfg, "www"),
         .key = k,
         .chal = &ops,
-        .state_dir = f.state,
+        .store = f.store,
     };
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, &op), 0);
     EVP_PKEY_free(k); /* the order holds its own reference */

@@ -30,6 +30,7 @@
 #include "fake_http.h"
 #include "net/net.h"
 #include "test_config.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -116,6 +117,7 @@ struct fx {
     struct hostile H;
     char dir[64];
     char *state;
+    struct store *store; /* the file backend on state */
     struct config *cfg;
     struct acme_client *client;
 };
@@ -131,6 +133,7 @@ static void fx_open(struct fx *f, const char *ca_extra)
     assert_non_null(mkdtemp(f->dir));
     f->state = xasprintf("%s/state", f->dir);
     assert_int_equal(mkdir(f->state, 0700), 0);
+    assert_int_equal(store_fs_open(&f->loop, f->state, 0, &f->store), 0);
     char *path = xasprintf("%s/certloop.toml", f->dir);
     char *toml = xasprintf("[daemon]\nstate_dir = \"%s\"\n\n[ca.t]\ndirectory = \"%s/dir\"\n"
                            "agree_tos = true\n%s\n"
@@ -148,7 +151,7 @@ static void fx_open(struct fx *f, const char *ca_extra)
         .http = f->http,
         .cfg = f->cfg,
         .ca = config_ca_find(f->cfg, "t"),
-        .state_dir = f->state,
+        .store = f->store,
     };
     assert_int_equal(acme_client_new(&o, &f->client), 0);
 }
@@ -160,6 +163,7 @@ static void fx_close(struct fx *f)
     fake_http_close(f->H.srv);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    store_close(f->store);
     config_unref(f->cfg);
     pid_t pid = fork();
     if (pid == 0) {
@@ -218,7 +222,7 @@ static void run_order(struct fx *f, unsigned max_requests, int authz_timeout_s, 
         .cert = config_cert_find(f->cfg, "www"),
         .key = k,
         .chal = &ops,
-        .state_dir = f->state,
+        .store = f->store,
         .authz_timeout_s = authz_timeout_s,
         .max_requests = max_requests,
     };

@@ -112,7 +112,7 @@ static void test_stop_cancels_an_order_in_flight(void **state)
         fprintf(stderr, "%s\n", diag.lines[i]);
     assert_int_equal(rc, 0);
     config_diag_fini(&diag);
-    assert_int_equal(store_open(state_dir, &st), 0);
+    assert_int_equal(store_fs_open(&loop, state_dir, 0, &st), 0);
 
     struct manager_opts o = {
         .loop = &loop, .cfg = cfg, .store = st, .once = false, .done = done_cb, .arg = &d};

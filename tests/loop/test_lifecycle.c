@@ -121,15 +121,14 @@ static void fo_fire(uv_timer_t *t)
     cb(status, res, arg);
 }
 
-/* STATE/orders/NAME.json as acme/order.c writes it (DESIGN: state directory). */
+/* The order in flight as acme/order.c stores it, written at once where the
+ * file backend keeps it (STATE/orders/NAME.json, DESIGN: state directory). */
 static void fo_leave_order_file(const struct acme_order_opts *oo, EVP_PKEY *key)
 {
     char *pem = NULL;
     size_t len;
-    char *dir = xasprintf("%s/orders", oo->state_dir);
-    char *path = xasprintf("%s/%s.json", dir, oo->cert->name);
+    char *path = store_where(oo->store, STORE_WHERE_ORDER, oo->cert->name);
 
-    (void)mkdir(dir, 0700);
     assert_int_equal(acme_key_to_pem(key, &pem, &len), 0);
     json_t *names = json_array();
     for (size_t i = 0; i < oo->cert->domains.n; i++)
@@ -143,7 +142,6 @@ static void fo_leave_order_file(const struct acme_order_opts *oo, EVP_PKEY *key)
     json_decref(j);
     free(pem);
     free(path);
-    free(dir);
 }
 
 static int fo_start(struct acme_client *c, const struct acme_order_opts *oo, acme_order_cb cb,
@@ -270,7 +268,7 @@ static void fx_open(struct fx *f, const char *daemon_extra, const char *certs)
     buf_fini(&b);
     f->cfg = test_config_load(path);
     char *state_dir = xasprintf("%s/state", f->dir);
-    assert_int_equal(store_open(state_dir, &f->st), 0);
+    assert_int_equal(store_fs_open(&f->loop, state_dir, 0, &f->st), 0);
     struct manager_opts o = {.loop = &f->loop,
                              .cfg = f->cfg,
                              .store = f->st,

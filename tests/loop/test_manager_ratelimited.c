@@ -190,7 +190,7 @@ static void h_start(struct harness *h, unsigned n_certs, const char *daemon_extr
     assert_non_null(mkdtemp(h->dir));
     h->cfg = h_config(h, n_certs, daemon_extra, ca_extra);
     char *state_dir = xasprintf("%s/state", h->dir);
-    assert_int_equal(store_open(state_dir, &h->st), 0);
+    assert_int_equal(store_fs_open(&h->loop, state_dir, 0, &h->st), 0);
     free(state_dir);
 
     if (g_before_start != NULL)

@@ -103,7 +103,7 @@ static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
     fclose(fp);
     buf_fini(&b);
     f->cfg = test_config_load(path);
-    assert_int_equal(store_open(state_dir, &f->st), 0);
+    assert_int_equal(store_fs_open(&f->loop, state_dir, 0, &f->st), 0);
     struct manager_opts o = {.loop = &f->loop,
                              .cfg = f->cfg,
                              .store = f->st,

@@ -47,6 +47,7 @@ struct fx {
     uv_loop_t loop;
     uv_timer_t guard; /* keeps UV_RUN_ONCE from blocking forever */
     char *dir;        /* the state directory */
+    struct store *store; /* the file backend on dir, shared (no lock) */
     char *secret_path;
     struct http_client *http;
     struct fake_http *srv;
@@ -272,7 +273,7 @@ static void add_target(struct fx *f, const char *name, const char *path, bool si
 static void open_notify(struct fx *f)
 {
     f->closed = 0;
-    assert_int_equal(notify_open(&f->loop, f->http, f->dir, &f->cfg, &f->opts, &f->n), 0);
+    assert_int_equal(notify_open(&f->loop, f->http, f->store, &f->cfg, &f->opts, &f->n), 0);
 }
 
 static void close_notify(struct fx *f)
@@ -315,6 +316,7 @@ static int setup(void **state)
     write_file(f->secret_path, SECRET "\n"); /* the final newline is not part of the key */
     assert_int_equal(uv_loop_init(&f->loop), 0);
     uv_timer_init(&f->loop, &f->guard);
+    assert_int_equal(store_fs_open(&f->loop, f->dir, STORE_FS_SHARED, &f->store), 0);
     assert_int_equal(http_client_open(&f->loop, &f->http), 0);
     assert_int_equal(fake_http_start(&f->loop, handler, f, &f->srv), 0);
     f->default_status = 200;
@@ -337,6 +339,7 @@ static int teardown(void **state)
     uv_close((uv_handle_t *)&f->guard, NULL);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    store_close(f->store);
     for (size_t i = 0; i < f->n_recv; i++) {
         struct recv *r = &f->recv[i];
         free(r->method);

@@ -400,9 +400,11 @@ static void test_open_creates_private_dir_and_writes_pid(void **state)
     char *sd = path_in(dir, "var/lib/certloop");
     struct store *s = NULL;
 
-    assert_int_equal(store_open(sd, &s), 0);
+    assert_int_equal(store_fs_open(NULL, sd, 0, &s), 0);
     assert_non_null(s);
-    assert_string_equal(store_dir(s), sd);
+    char *root = store_where(s, STORE_WHERE_ROOT, NULL);
+    assert_string_equal(root, sd);
+    free(root);
     assert_int_equal(mode_of(sd), 0700);
     static const char *const subs[] = {"accounts", "certs", "orders"};
     for (size_t i = 0; i < 3; i++) {
@@ -431,10 +433,10 @@ static void test_open_refuses_second_open_in_same_process(void **state)
     const char *dir = *state;
     struct store *a = NULL, *b = NULL;
 
-    assert_int_equal(store_open(dir, &a), 0);
+    assert_int_equal(store_fs_open(NULL, dir, 0, &a), 0);
     last_error[0] = '\0';
     log_set_sink(capture_sink, NULL);
-    int rc = store_open(dir, &b);
+    int rc = store_fs_open(NULL, dir, 0, &b);
     log_set_sink(NULL, NULL);
     assert_int_equal(rc, ERR_LOCKED);
     assert_null(b);
@@ -445,7 +447,7 @@ static void test_open_refuses_second_open_in_same_process(void **state)
     assert_string_equal(last_error, want);
 
     store_close(a);
-    assert_int_equal(store_open(dir, &b), 0); /* released by close */
+    assert_int_equal(store_fs_open(NULL, dir, 0, &b), 0); /* released by close */
     store_close(b);
 }
 
@@ -454,12 +456,12 @@ static void test_open_refuses_other_process(void **state)
     const char *dir = *state;
     struct store *a = NULL;
 
-    assert_int_equal(store_open(dir, &a), 0);
+    assert_int_equal(store_fs_open(NULL, dir, 0, &a), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         struct store *b = NULL;
-        int rc = store_open(dir, &b);
+        int rc = store_fs_open(NULL, dir, 0, &b);
         _exit(rc == ERR_LOCKED ? 0 : 1);
     }
     int status = 0;
@@ -473,7 +475,7 @@ static void test_open_refuses_other_process(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct store *b = NULL;
-        int rc = store_open(dir, &b);
+        int rc = store_fs_open(NULL, dir, 0, &b);
         _exit(rc == 0 ? 0 : 1);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -487,7 +489,7 @@ static void test_open_refuses_world_writable_dir(void **state)
     struct store *s = NULL;
 
     assert_int_equal(chmod(dir, 0777), 0);
-    assert_int_equal(store_open(dir, &s), ERR_BAD_STATE);
+    assert_int_equal(store_fs_open(NULL, dir, 0, &s), ERR_BAD_STATE);
     assert_null(s);
     assert_int_equal(chmod(dir, 0700), 0);
 }
@@ -504,7 +506,8 @@ static void write_gen(const char *sd, const char *name, int i, int keep, char **
     snprintf(full, sizeof(full), "CERT-%d\nCHAIN-%d\n", i, i);
     snprintf(key, sizeof(key), "KEY-%d\n", i);
     snprintf(meta, sizeof(meta), "{\"n\":%d}", i);
-    int rc = store_cert_write_sync_err(sd, name, cert, chain, full, key, meta, keep, gen, &err);
+    struct store_cert_put p = {name, cert, chain, full, key, meta, keep, false};
+    int rc = store_fs_cert_write(sd, &p, NULL, gen, &err);
     if (rc != 0)
         fail_msg("write generation %d: %s", i, err ? err : err_str(rc));
     free(err);
@@ -516,12 +519,12 @@ static void test_generation_swap_and_read_current(void **state)
     struct store_cert c = {0};
     char *g1 = NULL, *g2 = NULL;
 
-    assert_int_equal(store_cert_read_current(sd, "www", true, &c), -ENOENT);
+    assert_int_equal(store_fs_cert_read_current(sd, "www", true, &c), -ENOENT);
 
     write_gen(sd, "www", 1, 3, &g1);
     assert_non_null(g1);
     assert_int_equal(strlen(g1), 21);
-    assert_int_equal(store_cert_read_current(sd, "www", true, &c), 0);
+    assert_int_equal(store_fs_cert_read_current(sd, "www", true, &c), 0);
     assert_string_equal(c.generation, g1);
     char *want_dir = xasprintf("%s/certs/www/%s", sd, g1);
     assert_string_equal(c.dir, want_dir);
@@ -558,7 +561,7 @@ static void test_generation_swap_and_read_current(void **state)
 
     write_gen(sd, "www", 2, 3, &g2);
     assert_true(strcmp(g2, g1) > 0); /* sortable: newer sorts later */
-    assert_int_equal(store_cert_read_current(sd, "www", false, &c), 0);
+    assert_int_equal(store_fs_cert_read_current(sd, "www", false, &c), 0);
     assert_string_equal(c.generation, g2);
     assert_string_equal(c.cert_pem, "CERT-2\n");
     assert_null(c.key_pem);
@@ -586,7 +589,7 @@ static void test_keep_prunes_old_generations(void **state)
         free(p);
     }
     struct store_cert c = {0};
-    assert_int_equal(store_cert_read_current(sd, "api", true, &c), 0);
+    assert_int_equal(store_fs_cert_read_current(sd, "api", true, &c), 0);
     assert_string_equal(c.generation, gens[4]);
     assert_string_equal(c.key_pem, "KEY-4\n");
     store_cert_fini(&c);
@@ -611,7 +614,7 @@ static void test_keep_never_removes_current(void **state)
 
     write_gen(sd, "clock", 7, 1, &g);
     struct store_cert c = {0};
-    assert_int_equal(store_cert_read_current(sd, "clock", false, &c), 0);
+    assert_int_equal(store_fs_cert_read_current(sd, "clock", false, &c), 0);
     assert_string_equal(c.generation, g);
     assert_string_equal(c.cert_pem, "CERT-7\n");
     store_cert_fini(&c);
@@ -653,7 +656,7 @@ static void test_read_current_is_one_generation_during_swaps(void **state)
     assert_int_equal(pthread_create(&t, NULL, race_writer, &r), 0);
     while (!r.stop) {
         struct store_cert c = {0};
-        int rc = store_cert_read_current(sd, "race", true, &c);
+        int rc = store_fs_cert_read_current(sd, "race", true, &c);
         assert_int_equal(rc, 0);
         int a, b, k;
         assert_int_equal(sscanf(c.cert_pem, "CERT-%d", &a), 1);
@@ -675,7 +678,8 @@ static void test_cert_write_rejects_bad_name(void **state)
     char *err = NULL;
     char *g = NULL;
 
-    int rc = store_cert_write_sync_err(sd, "../evil", "C", "", "C", "K", "{}", 3, &g, &err);
+    struct store_cert_put p = {"../evil", "C", "", "C", "K", "{}", 3, false};
+    int rc = store_fs_cert_write(sd, &p, NULL, &g, &err);
     assert_int_equal(rc, -EINVAL);
     assert_null(g);
     assert_non_null(err);
@@ -700,7 +704,7 @@ static void test_sweep_removes_temps_and_incomplete_generations(void **state)
     struct store *s = NULL;
     char *g = NULL;
 
-    assert_int_equal(store_open(sd, &s), 0);
+    assert_int_equal(store_fs_open(NULL, sd, 0, &s), 0);
     write_gen(sd, "www", 1, 3, &g);
     char *name_dir = xasprintf("%s/certs/www", sd);
 
@@ -728,7 +732,7 @@ static void test_sweep_removes_temps_and_incomplete_generations(void **state)
     char *keep_order = xasprintf("%s/orders/www.json", sd);
     touch(keep_order, 0600);
 
-    assert_int_equal(store_sweep_temp(sd), 5);
+    assert_int_equal(store_fs_sweep(sd), 5);
     assert_false(exists(t1));
     assert_false(exists(t2));
     assert_false(exists(t3));
@@ -737,10 +741,10 @@ static void test_sweep_removes_temps_and_incomplete_generations(void **state)
     assert_true(exists(old));
     assert_true(exists(keep_order));
     struct store_cert c = {0};
-    assert_int_equal(store_cert_read_current(sd, "www", true, &c), 0);
+    assert_int_equal(store_fs_cert_read_current(sd, "www", true, &c), 0);
     assert_string_equal(c.generation, g);
     store_cert_fini(&c);
-    assert_int_equal(store_sweep_temp(sd), 0); /* nothing left */
+    assert_int_equal(store_fs_sweep(sd), 0); /* nothing left */
 
     store_close(s);
     free(t1);
@@ -764,22 +768,22 @@ static void test_order_write_read_remove(void **state)
     const char *sd = *state;
     char *json = NULL;
 
-    assert_int_equal(store_order_read(sd, "www", &json), -ENOENT);
-    assert_int_equal(store_order_write_sync(sd, "www", "{\"url\":\"https://ca/o/1\"}"), 0);
-    assert_int_equal(store_order_read(sd, "www", &json), 0);
+    assert_int_equal(store_fs_order_read(sd, "www", &json), -ENOENT);
+    assert_int_equal(store_fs_order_write(sd, "www", "{\"url\":\"https://ca/o/1\"}", NULL), 0);
+    assert_int_equal(store_fs_order_read(sd, "www", &json), 0);
     assert_string_equal(json, "{\"url\":\"https://ca/o/1\"}");
     free(json);
     char *p = xasprintf("%s/orders/www.json", sd);
     assert_int_equal(mode_of(p), 0600);
-    assert_int_equal(store_order_write_sync(sd, "www", "{\"url\":\"https://ca/o/2\"}"), 0);
-    assert_int_equal(store_order_read(sd, "www", &json), 0);
+    assert_int_equal(store_fs_order_write(sd, "www", "{\"url\":\"https://ca/o/2\"}", NULL), 0);
+    assert_int_equal(store_fs_order_read(sd, "www", &json), 0);
     assert_string_equal(json, "{\"url\":\"https://ca/o/2\"}");
     free(json);
-    assert_int_equal(store_order_remove_sync(sd, "www"), 0);
+    assert_int_equal(store_fs_order_settle(sd, "www", NULL), 0);
     assert_false(exists(p));
-    assert_int_equal(store_order_read(sd, "www", &json), -ENOENT);
-    assert_int_equal(store_order_remove_sync(sd, "www"), 0);
-    assert_int_equal(store_order_write_sync(sd, "../x", "{}"), -EINVAL);
+    assert_int_equal(store_fs_order_read(sd, "www", &json), -ENOENT);
+    assert_int_equal(store_fs_order_settle(sd, "www", NULL), 0);
+    assert_int_equal(store_fs_order_write(sd, "../x", "{}", NULL), -EINVAL);
     free(p);
 }
 
@@ -795,7 +799,7 @@ static void test_order_read_caps_size(void **state)
     memset(data, ' ', n);
     assert_int_equal(store_mkdirs(dir, 0700), 0);
     assert_int_equal(store_write_atomic(p, data, n, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
-    assert_int_equal(store_order_read(sd, "big", &json), ERR_TOO_BIG);
+    assert_int_equal(store_fs_order_read(sd, "big", &json), ERR_TOO_BIG);
     assert_null(json);
     free(data);
     free(p);
@@ -807,12 +811,12 @@ static void test_account_round_trip(void **state)
     const char *sd = *state;
     char *key = NULL, *json = NULL, *err = NULL;
 
-    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
-    assert_int_equal(store_account_write_sync_err(sd, "letsencrypt", "-----BEGIN KEY-----\n",
-                                                  "{\"url\":\"https://ca/acct/1\"}", &err),
+    assert_int_equal(store_fs_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
+    assert_int_equal(store_fs_account_write(sd, "letsencrypt", "-----BEGIN KEY-----\n",
+                                            "{\"url\":\"https://ca/acct/1\"}", &err),
                      0);
     assert_null(err);
-    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), 0);
+    assert_int_equal(store_fs_account_read(sd, "letsencrypt", &key, &json), 0);
     assert_string_equal(key, "-----BEGIN KEY-----\n");
     assert_string_equal(json, "{\"url\":\"https://ca/acct/1\"}");
     free(key);
@@ -827,7 +831,7 @@ static void test_account_round_trip(void **state)
     /* without account.json the account is incomplete: absent */
     assert_int_equal(unlink(p), 0);
     key = json = NULL;
-    assert_int_equal(store_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
+    assert_int_equal(store_fs_account_read(sd, "letsencrypt", &key, &json), -ENOENT);
     assert_null(key);
     free(p);
     free(dir);
@@ -841,7 +845,7 @@ static void test_write_err_names_path_and_step(void **state)
     /* accounts is a file: mkdir of accounts/CA fails */
     char *acc = path_in(sd, "accounts");
     touch(acc, 0600);
-    int rc = store_account_write_sync_err(sd, "le", "K", "{}", &err);
+    int rc = store_fs_account_write(sd, "le", "K", "{}", &err);
     assert_int_equal(rc, -ENOTDIR);
     assert_non_null(err);
     char *want = xasprintf("%s/accounts/le: mkdir: %s", sd, strerror(ENOTDIR));
@@ -894,6 +898,457 @@ static void test_job_runs_off_loop_and_calls_back_once(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- the interface, on the file backend ---------------------------------- */
+
+/* A store opened on the test's directory with its own loop. */
+struct ifx {
+    uv_loop_t loop;
+    struct store *s;
+    char *sd;
+};
+
+static void ifx_open(struct ifx *x, const char *dir)
+{
+    assert_int_equal(uv_loop_init(&x->loop), 0);
+    x->sd = path_in(dir, "state");
+    assert_int_equal(store_fs_open(&x->loop, x->sd, 0, &x->s), 0);
+}
+
+static void ifx_close(struct ifx *x)
+{
+    assert_int_equal(uv_run(&x->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&x->loop), 0);
+    store_close(x->s);
+    free(x->sd);
+}
+
+/* What one write's callback saw. */
+struct got {
+    int calls;
+    int status;
+    char *error, *generation, *lineage;
+    int mark_status;
+    uint64_t fence;
+};
+
+static void got_cb(int status, const struct store_result *r, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    free(g->error);
+    free(g->generation);
+    free(g->lineage);
+    g->error = r->error != NULL ? xstrdup(r->error) : NULL;
+    g->generation = r->generation != NULL ? xstrdup(r->generation) : NULL;
+    g->lineage = r->lineage != NULL ? xstrdup(r->lineage) : NULL;
+    g->mark_status = r->mark_status;
+    g->fence = r->fence;
+}
+
+static void got_fini(struct got *g)
+{
+    free(g->error);
+    free(g->generation);
+    free(g->lineage);
+    memset(g, 0, sizeof(*g));
+}
+
+/* Runs the loop until the write started with g has called back once;
+ * returns its status. The callback never runs inside _start. */
+static int wait_for(struct ifx *x, struct got *g, int start_rc)
+{
+    assert_int_equal(start_rc, 0);
+    assert_int_equal(g->calls, 0);
+    assert_int_equal(uv_run(&x->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g->calls, 1);
+    return g->status;
+}
+
+static struct store_cert_put put_of(const char *name, int i, char *buf, size_t n)
+{
+    snprintf(buf, n, "CERT-%d\n", i);
+    struct store_cert_put p = {.name = name,
+                               .cert_pem = buf,
+                               .chain_pem = "CHAIN\n",
+                               .fullchain_pem = buf,
+                               .key_pem = "KEY\n",
+                               .meta_json = "{\"m\":1}",
+                               .keep = 2};
+    return p;
+}
+
+static void test_iface_cert_put_read_list_prune(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char buf[32];
+    struct store_cert c = {0};
+    char **gens = NULL;
+    size_t n = 0;
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_cert_read_current(x.s, "www", true, &c), -ENOENT);
+    assert_int_equal(store_cert_list(x.s, "www", &gens, &n), 0);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 4; i++) {
+        struct store_cert_put p = put_of("www", i, buf, sizeof(buf));
+        p.keep = 10;
+        assert_int_equal(wait_for(&x, &g, store_cert_put_start(x.s, &p, got_cb, &g)), 0);
+        assert_non_null(g.generation);
+        char *want = xasprintf("%s/certs/www/%s", x.sd, g.generation);
+        assert_string_equal(g.lineage, want); /* hooks' RENEWED_LINEAGE */
+        free(want);
+        if (i < 3)
+            got_fini(&g);
+    }
+    assert_int_equal(store_cert_read_current(x.s, "www", true, &c), 0);
+    assert_string_equal(c.generation, g.generation);
+    assert_string_equal(c.cert_pem, "CERT-3\n");
+    assert_string_equal(c.key_pem, "KEY\n");
+    assert_string_equal(c.meta_json, "{\"m\":1}");
+    store_cert_fini(&c);
+    assert_int_equal(store_cert_list(x.s, "www", &gens, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(gens[3], g.generation); /* oldest first */
+    store_list_free(gens, n);
+    got_fini(&g);
+
+    assert_int_equal(wait_for(&x, &g, store_cert_prune_start(x.s, "www", 1, got_cb, &g)), 0);
+    assert_int_equal(store_cert_list(x.s, "www", &gens, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_cert_read_current(x.s, "www", false, &c), 0);
+    assert_string_equal(c.generation, gens[0]);
+    assert_null(c.key_pem);
+    store_cert_fini(&c);
+    store_list_free(gens, n);
+    got_fini(&g);
+
+    /* a failure names the record and the step */
+    struct store_cert_put bad = put_of("../x", 0, buf, sizeof(buf));
+    assert_int_equal(wait_for(&x, &g, store_cert_put_start(x.s, &bad, got_cb, &g)), -EINVAL);
+    assert_non_null(g.error);
+    got_fini(&g);
+    ifx_close(&x);
+}
+
+static void test_iface_ari_beside_its_generation(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char buf[32];
+    char *json = NULL;
+
+    ifx_open(&x, *state);
+    struct store_cert_put p = put_of("www", 1, buf, sizeof(buf));
+    assert_int_equal(wait_for(&x, &g, store_cert_put_start(x.s, &p, got_cb, &g)), 0);
+    char *gen = xstrdup(g.generation);
+    got_fini(&g);
+    assert_int_equal(store_note_read(x.s, "www", gen, "ari", &json), -ENOENT);
+    assert_int_equal(
+        wait_for(&x, &g, store_note_put_start(x.s, "www", gen, "ari", "{\"at\":5}", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_note_read(x.s, "www", gen, "ari", &json), 0);
+    assert_string_equal(json, "{\"at\":5}");
+    free(json);
+    /* a generation that is gone keeps no ARI state */
+    assert_int_equal(
+        wait_for(&x, &g,
+                 store_note_put_start(x.s, "www", "20000101T000000Z-0000", "ari", "{}", got_cb, &g)),
+        -ENOENT);
+    got_fini(&g);
+    free(gen);
+    ifx_close(&x);
+}
+
+static void test_iface_order_mark_and_settle(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char *json = NULL;
+    char buf[32];
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_order_read(x.s, "www", &json), -ENOENT);
+    assert_int_equal(wait_for(&x, &g, store_order_put_start(x.s, "www", "{\"o\":1}", got_cb, &g)),
+                     0);
+    got_fini(&g);
+    assert_int_equal(store_order_read(x.s, "www", &json), 0);
+    assert_string_equal(json, "{\"o\":1}");
+    free(json);
+    char *where = store_where(x.s, STORE_WHERE_ORDER, "www");
+    assert_int_equal(mode_of(where), 0600); /* it holds the pending key */
+    free(where);
+
+    assert_false(store_redeploy_marked(x.s, "www"));
+    assert_int_equal(wait_for(&x, &g, store_redeploy_mark_start(x.s, "www", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_true(store_redeploy_marked(x.s, "www"));
+
+    /* settle forgets both; settling again is fine */
+    assert_int_equal(wait_for(&x, &g, store_order_settle_start(x.s, "www", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_order_read(x.s, "www", &json), -ENOENT);
+    assert_false(store_redeploy_marked(x.s, "www"));
+    assert_int_equal(wait_for(&x, &g, store_order_settle_start(x.s, "www", got_cb, &g)), 0);
+    got_fini(&g);
+
+    /* a put with mark_redeploy leaves the mark with the new generation */
+    struct store_cert_put p = put_of("imp", 1, buf, sizeof(buf));
+    p.mark_redeploy = true;
+    assert_int_equal(wait_for(&x, &g, store_cert_put_start(x.s, &p, got_cb, &g)), 0);
+    assert_int_equal(g.mark_status, 0);
+    assert_true(store_redeploy_marked(x.s, "imp"));
+    got_fini(&g);
+    ifx_close(&x);
+}
+
+static void test_iface_account_round_trip(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char *key = NULL, *json = NULL;
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_account_read(x.s, "le", &key, &json), -ENOENT);
+    assert_int_equal(
+        wait_for(&x, &g, store_account_put_start(x.s, "le", "K\n", "{\"url\":\"u\"}", got_cb, &g)),
+        0);
+    got_fini(&g);
+    assert_int_equal(store_account_read(x.s, "le", &key, &json), 0);
+    assert_string_equal(key, "K\n");
+    assert_string_equal(json, "{\"url\":\"u\"}");
+    free(key);
+    free(json);
+    char *where = store_where(x.s, STORE_WHERE_ACCOUNT, "le");
+    char *want = xasprintf("%s/accounts/le", x.sd);
+    assert_string_equal(where, want);
+    free(want);
+    free(where);
+    ifx_close(&x);
+}
+
+static void test_iface_account_rollover_and_retire(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char *key = NULL, *json = NULL;
+
+    ifx_open(&x, *state);
+    assert_int_equal(
+        wait_for(&x, &g,
+                 store_account_put_start(x.s, "le", "OLD\n", "{\"url\":\"u\"}", got_cb, &g)),
+        0);
+    got_fini(&g);
+    assert_int_equal(store_account_next_read(x.s, "le", &key), -ENOENT);
+    assert_int_equal(wait_for(&x, &g, store_account_next_put_start(x.s, "le", "NEW\n", got_cb, &g)),
+                     0);
+    got_fini(&g);
+    /* a crash here: the account still has the old key, the next one waits */
+    assert_int_equal(store_account_next_read(x.s, "le", &key), 0);
+    assert_string_equal(key, "NEW\n");
+    free(key);
+    assert_int_equal(store_account_read(x.s, "le", &key, &json), 0);
+    assert_string_equal(key, "OLD\n");
+    free(key);
+    free(json);
+    assert_int_equal(
+        wait_for(&x, &g,
+                 store_account_rollover_start(x.s, "le", "NEW\n", "{\"url\":\"u\"}", got_cb, &g)),
+        0);
+    got_fini(&g);
+    assert_int_equal(store_account_read(x.s, "le", &key, &json), 0);
+    assert_string_equal(key, "NEW\n");
+    free(key);
+    free(json);
+    assert_int_equal(store_account_next_read(x.s, "le", &key), -ENOENT);
+    /* retired: absent, but kept */
+    assert_int_equal(wait_for(&x, &g, store_account_retire_start(x.s, "le", 1234, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_account_read(x.s, "le", &key, &json), -ENOENT);
+    char *where = store_where(x.s, STORE_WHERE_ACCOUNT, "le");
+    char *kept = path_in(where, "account.key.deactivated-1234");
+    assert_true(exists(kept));
+    free(kept);
+    free(where);
+    /* nothing to retire */
+    assert_int_equal(wait_for(&x, &g, store_account_retire_start(x.s, "le", 1, got_cb, &g)),
+                     -ENOENT);
+    assert_non_null(g.error);
+    got_fini(&g);
+    ifx_close(&x);
+}
+
+static void test_iface_history_in_order_and_bounded(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    char *text = NULL;
+    size_t len = 0;
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_history_read(x.s, "www", &text, &len), -ENOENT);
+    struct store_history_line v[] = {{"www", "a\n"}, {"api", "b\n"}, {"www", "c\n"}};
+    assert_int_equal(wait_for(&x, &g, store_history_append_start(x.s, v, 3, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_history_read(x.s, "www", &text, &len), 0);
+    assert_string_equal(text, "a\nc\n");
+    assert_int_equal(len, 4);
+    free(text);
+    /* past 64 KiB a history keeps its newest whole lines within 32 KiB */
+    char line[1001];
+    memset(line, 'x', 999);
+    line[999] = '\n';
+    line[1000] = '\0';
+    struct store_history_line big[70];
+    for (size_t i = 0; i < 70; i++)
+        big[i] = (struct store_history_line){"www", line};
+    assert_int_equal(wait_for(&x, &g, store_history_append_start(x.s, big, 70, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_history_read(x.s, "www", &text, &len), 0);
+    assert_int_equal(len, 36 * 1000); /* cut to its newest 32 lines once, then 4 more */
+    assert_true(len % 1000 == 0);     /* whole lines only */
+    free(text);
+    ifx_close(&x);
+}
+
+static bool known_www(const char *name, void *arg)
+{
+    (void)arg;
+    return strcmp(name, "www") == 0;
+}
+
+static void test_iface_alerts(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    int64_t t = 0;
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_alert_read(x.s, "www", &t), -ENOENT);
+    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "www", 1700000000, got_cb, &g)),
+                     0);
+    got_fini(&g);
+    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "old", 1600000000, got_cb, &g)),
+                     0);
+    got_fini(&g);
+    assert_int_equal(store_alert_read(x.s, "www", &t), 0);
+    assert_int_equal(t, 1700000000);
+    /* the alert of a certificate no longer configured goes */
+    assert_int_equal(store_alerts_sweep(x.s, known_www, NULL), 1);
+    assert_int_equal(store_alert_read(x.s, "old", &t), -ENOENT);
+    /* t <= 0 forgets */
+    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "www", 0, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_alert_read(x.s, "www", &t), -ENOENT);
+    /* a damaged record is not a time */
+    char *where = store_where(x.s, STORE_WHERE_ALERTS, "bad");
+    assert_int_equal(store_mkdirs(x.sd, 0700), 0);
+    assert_int_equal(store_write_atomic(where, "soon", 4, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
+    free(where);
+    assert_int_equal(store_alert_read(x.s, "bad", &t), ERR_PARSE);
+    ifx_close(&x);
+}
+
+struct seen {
+    int n;
+    char ids[4][64];
+};
+
+static const char *take_all_but_junk(const char *id, const char *text, void *arg)
+{
+    struct seen *sn = arg;
+
+    if (strcmp(text, "junk") == 0)
+        return "not a record";
+    snprintf(sn->ids[sn->n++ % 4], 64, "%s", id);
+    return NULL;
+}
+
+static void test_iface_outbox(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    struct seen sn = {0};
+
+    ifx_open(&x, *state);
+    assert_int_equal(store_outbox_load(x.s, take_all_but_junk, &sn), 0);
+    assert_int_equal(wait_for(&x, &g, store_outbox_put_start(x.s, "aa", "one", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(wait_for(&x, &g, store_outbox_put_start(x.s, "bb", "two", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(wait_for(&x, &g, store_outbox_put_start(x.s, "cc", "junk", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(wait_for(&x, &g, store_outbox_remove_start(x.s, "aa", got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(wait_for(&x, &g, store_outbox_bury_start(x.s, "bb", "two+", got_cb, &g)), 0);
+    got_fini(&g);
+    char *dead = store_where(x.s, STORE_WHERE_OUTBOX_DEAD, NULL);
+    char *p = path_in(dead, "bb.json");
+    char *text = slurp(p);
+    assert_string_equal(text, "two+");
+    assert_int_equal(mode_of(p), 0600);
+    free(text);
+    free(p);
+    /* a restart finds none of the removed or buried, and buries the junk */
+    assert_int_equal(store_outbox_load(x.s, take_all_but_junk, &sn), 0);
+    assert_int_equal(sn.n, 0);
+    p = path_in(dead, "cc.json");
+    assert_true(exists(p));
+    free(p);
+    free(dead);
+    ifx_close(&x);
+}
+
+static void test_iface_leases(void **state)
+{
+    struct ifx x;
+    struct got g = {0}, g2 = {0};
+
+    ifx_open(&x, *state);
+    assert_int_equal(wait_for(&x, &g, store_lease_take_start(x.s, "www", got_cb, &g)), 0);
+    uint64_t fence = g.fence;
+    assert_true(fence > 0);
+    /* held: a second take fails, renew with the token works, a stale one does not */
+    assert_int_equal(wait_for(&x, &g2, store_lease_take_start(x.s, "www", got_cb, &g2)),
+                     ERR_LOCKED);
+    got_fini(&g2);
+    assert_int_equal(wait_for(&x, &g2, store_lease_renew_start(x.s, "www", fence, got_cb, &g2)), 0);
+    got_fini(&g2);
+    assert_int_equal(wait_for(&x, &g2, store_lease_renew_start(x.s, "www", fence + 7, got_cb, &g2)),
+                     ERR_LOCKED);
+    got_fini(&g2);
+    store_lease_release(x.s, "www", fence + 7); /* stale: ignored */
+    assert_int_equal(wait_for(&x, &g2, store_lease_take_start(x.s, "www", got_cb, &g2)),
+                     ERR_LOCKED);
+    got_fini(&g2);
+    store_lease_release(x.s, "www", fence);
+    /* free again; the new token is larger (fencing) */
+    assert_int_equal(wait_for(&x, &g2, store_lease_take_start(x.s, "www", got_cb, &g2)), 0);
+    assert_true(g2.fence > fence);
+    got_fini(&g2);
+    got_fini(&g);
+    ifx_close(&x);
+}
+
+static void test_iface_shared_open_creates_nothing_and_writes_need_a_loop(void **state)
+{
+    char *sd = path_in(*state, "absent");
+    struct store *s = NULL;
+    struct got g = {0};
+    struct store_cert c = {0};
+
+    assert_int_equal(store_fs_open(NULL, sd, STORE_FS_SHARED, &s), 0);
+    assert_string_equal(store_type(s), "files");
+    assert_false(exists(sd));
+    assert_int_equal(store_cert_read_current(s, "www", false, &c), -ENOENT);
+    assert_int_equal(store_order_put_start(s, "www", "{}", got_cb, &g), -EINVAL);
+    assert_int_equal(g.calls, 0); /* a synchronous failure never calls back */
+    store_close(s);
+    free(sd);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
 int main(void)
@@ -922,6 +1377,16 @@ int main(void)
         T(test_account_round_trip),
         T(test_write_err_names_path_and_step),
         T(test_job_runs_off_loop_and_calls_back_once),
+        T(test_iface_cert_put_read_list_prune),
+        T(test_iface_ari_beside_its_generation),
+        T(test_iface_order_mark_and_settle),
+        T(test_iface_account_round_trip),
+        T(test_iface_account_rollover_and_retire),
+        T(test_iface_alerts),
+        T(test_iface_history_in_order_and_bounded),
+        T(test_iface_outbox),
+        T(test_iface_leases),
+        T(test_iface_shared_open_creates_nothing_and_writes_need_a_loop),
     };
     log_set_level(LOG_LVL_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,25 @@
+/* An in-memory store for loop tests: every operation of struct store_ops,
+ * nothing on disk. Writes take effect when they start and call back on the
+ * loop later (never from inside _start), like a backend that has already
+ * answered; a test can make the next call of any operation fail and count
+ * the calls of each. Generations are named "20260101T000000Z-NNNN" in
+ * order; store_where answers "fake:WHAT/NAME". */
+#ifndef CERTLOOP_TESTS_STORE_FAKE_H
+#define CERTLOOP_TESTS_STORE_FAKE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/store.h"
+
+/* A new empty fake on loop (borrowed). Free with store_close once every
+ * callback has run. */
+struct store *store_fake_new(uv_loop_t *loop);
+/* The next call of op (a struct store_ops member name: "cert_put",
+ * "order_put", "lease_take", ...) fails with status: a write through its
+ * callback with nothing changed, a read by its return value. */
+void store_fake_fail_next(struct store *s, const char *op, int status);
+/* How many times op was called. */
+unsigned store_fake_calls(const struct store *s, const char *op);
+
+#endif
