@@ -529,36 +529,16 @@ static bool lookup_id(struct cctx *c, bool user, const char *name, long *id)
     return found;
 }
 
-bool config_check_owner(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
-                        void *field)
+bool config_resolve_id(struct cctx *c, const struct toml_keyval *kv, const char *path, bool user,
+                       const char *name, long *id)
 {
-    struct cfg_deploy *d = obj;
-    long id;
     char b[128];
 
-    (void)field;
-    if (!lookup_id(c, true, d->owner, &id)) {
-        ERR(c, kv->val.pos, path, "unknown user '%s'", config_show(b, sizeof(b), d->owner));
-        return false;
-    }
-    d->uid = (uid_t)id;
-    return true;
-}
-
-bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
-                        void *field)
-{
-    struct cfg_deploy *d = obj;
-    long id;
-    char b[128];
-
-    (void)field;
-    if (!lookup_id(c, false, d->group, &id)) {
-        ERR(c, kv->val.pos, path, "unknown group '%s'", config_show(b, sizeof(b), d->group));
-        return false;
-    }
-    d->gid = (gid_t)id;
-    return true;
+    if (lookup_id(c, user, name, id))
+        return true;
+    ERR(c, kv->val.pos, path, "unknown %s '%s'", user ? "user" : "group",
+        config_show(b, sizeof(b), name));
+    return false;
 }
 
 bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
@@ -577,39 +557,6 @@ bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const
         ERR(c, kv->val.pos, path, "%s is not a directory", config_show(b, sizeof(b), f));
         return false;
     }
-    return true;
-}
-
-bool config_check_webroot_owner(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                                void *obj, void *field)
-{
-    struct cfg_http01 *h = obj;
-    long id;
-    char b[128];
-
-    (void)field;
-    if (!lookup_id(c, true, h->webroot_owner, &id)) {
-        ERR(c, kv->val.pos, path, "unknown user '%s'", config_show(b, sizeof(b), h->webroot_owner));
-        return false;
-    }
-    h->webroot_uid = (uid_t)id;
-    return true;
-}
-
-bool config_check_webroot_group(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                                void *obj, void *field)
-{
-    struct cfg_http01 *h = obj;
-    long id;
-    char b[128];
-
-    (void)field;
-    if (!lookup_id(c, false, h->webroot_group, &id)) {
-        ERR(c, kv->val.pos, path, "unknown group '%s'",
-            config_show(b, sizeof(b), h->webroot_group));
-        return false;
-    }
-    h->webroot_gid = (gid_t)id;
     return true;
 }
 

@@ -192,6 +192,11 @@ bool config_check_ca_url(struct cctx *c, const struct toml_keyval *kv, const cha
                          void *field);
 bool config_check_hooks_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
                             void *obj, void *field);
+/* Resolves a user (user true) or group name, or a number, to its id through
+ * the user database (cached per load); false after reporting "unknown user
+ * 'NAME'" at kv's value. */
+bool config_resolve_id(struct cctx *c, const struct toml_keyval *kv, const char *path, bool user,
+                       const char *name, long *id);
 bool config_check_command(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                           void *field);
 bool config_check_staging_url(struct cctx *c, const struct toml_keyval *kv, const char *path,
@@ -204,17 +209,9 @@ bool config_check_mail_addrs(struct cctx *c, const struct toml_keyval *kv, const
                              void *obj, void *field);
 bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
                              void *obj, void *field);
-bool config_check_webroot_owner(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                                void *obj, void *field);
-bool config_check_webroot_group(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                                void *obj, void *field);
 /* Every http-01 certificate that is ordered has something to answer the CA
  * ([http01] listen or webroot). */
 void config_check_http01_answerable(struct cctx *c);
-bool config_check_owner(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
-                        void *field);
-bool config_check_group(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
-                        void *field);
 bool config_check_object_name(struct cctx *c, const char *section, const char *name,
                               const char *path, struct toml_pos pos);
 void config_resolve_cert(struct cctx *c, struct cert_tmp *ct);
@@ -231,6 +228,8 @@ enum spec_kind {
     SK_DURATION, /* int64_t seconds: "1d12h" or an integer of seconds, >= min */
     SK_ENUM,     /* int: index into names */
     SK_STRV,     /* struct cfg_strv: an array of strings */
+    SK_USER,     /* char *: a user name or number; its uid_t goes to id_off */
+    SK_GROUP,    /* char *: a group name or number; its gid_t goes to id_off */
     SK_SUB,      /* an inline table whose keys (sub) fill the same object */
     SK_CUSTOM,   /* check does the conversion itself */
 };
@@ -252,6 +251,7 @@ struct spec {
     const struct spec *sub;   /* SK_SUB */
     unsigned types;           /* bits (1 << type) this key applies to; 0: every type */
     int64_t min, max;         /* SK_UINT, SK_DURATION */
+    size_t id_off;            /* SK_USER, SK_GROUP: the uid_t or gid_t member */
     /* SK_CUSTOM: the value's type for config_schema_foreach (the other kinds
      * name their own); an SK_CUSTOM with sub is an array of tables of sub. */
     const char *type;

@@ -83,13 +83,13 @@ static const struct spec http01_specs[] = {
      .dflt = "[\"[::]:80\", \"0.0.0.0:80\"]"},
     {.key = "webroot", .kind = SK_PATH, .off = HTTP01(webroot), .check = config_check_dir_exists},
     {.key = "webroot_owner",
-     .kind = SK_STR,
+     .kind = SK_USER,
      .off = HTTP01(webroot_owner),
-     .check = config_check_webroot_owner},
+     .id_off = HTTP01(webroot_uid)},
     {.key = "webroot_group",
-     .kind = SK_STR,
+     .kind = SK_GROUP,
      .off = HTTP01(webroot_group),
-     .check = config_check_webroot_group},
+     .id_off = HTTP01(webroot_gid)},
     {.key = "public_port",
      .kind = SK_UINT,
      .off = HTTP01(public_port),
@@ -377,14 +377,14 @@ static const struct spec deploy_specs[] = {
      .types = T_FILES,
      .dflt = "false"},
     {.key = "owner",
-     .kind = SK_STR,
+     .kind = SK_USER,
      .off = DEPLOY(owner),
-     .check = config_check_owner,
+     .id_off = DEPLOY(uid),
      .types = T_FILES},
     {.key = "group",
-     .kind = SK_STR,
+     .kind = SK_GROUP,
      .off = DEPLOY(group),
-     .check = config_check_group,
+     .id_off = DEPLOY(gid),
      .types = T_FILES},
     {.key = "mode",
      .kind = SK_CUSTOM,
@@ -765,6 +765,8 @@ static const char *spec_type(const struct spec *sp, char *buf, size_t cap)
 {
     switch (sp->kind) {
     case SK_STR:
+    case SK_USER:
+    case SK_GROUP:
         return "string";
     case SK_PATH:
         return "path";

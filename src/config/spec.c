@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "config/config_internal.h"
 #include "util/xalloc.h"
@@ -65,6 +66,17 @@ static bool convert(struct cctx *c, const struct spec *sp, const struct toml_key
     case SK_PATH:
         ok = config_conv_str(c, kv, path, field, sp->kind == SK_PATH);
         break;
+    case SK_USER:
+    case SK_GROUP: {
+        long id;
+        ok = config_conv_str(c, kv, path, field, false) &&
+             config_resolve_id(c, kv, path, sp->kind == SK_USER, *(char **)field, &id);
+        if (ok && sp->kind == SK_USER)
+            *(uid_t *)((char *)obj + sp->id_off) = (uid_t)id;
+        else if (ok)
+            *(gid_t *)((char *)obj + sp->id_off) = (gid_t)id;
+        break;
+    }
     case SK_BOOL:
         if (v->type != TOML_BOOL) {
             config_type_error(c, v, path, "a boolean (true or false)");
@@ -252,6 +264,8 @@ void config_spec_defaults(const struct spec *specs, void *obj)
             }
             break;
         }
+        case SK_USER:
+        case SK_GROUP: /* ids are resolved while reading, never defaulted */
         case SK_SUB:
         case SK_CUSTOM:
             break;
