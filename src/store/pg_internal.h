@@ -164,6 +164,16 @@ int pg_seal(const struct pg_key *k, const char *cert, const char *generation, co
 int pg_unseal(const struct pg_key *k, const char *cert, const char *generation, const uint8_t *blob,
               size_t len, uint8_t **out, size_t *out_len);
 
+/* Seals every private key in the database again under new_key (those
+ * sealed with old_key; any under new_key already are skipped), in one
+ * transaction; a key that opens with neither stops it with nothing
+ * written (-EKEYREJECTED: sealed by a third key; ERR_CRYPTO: tampered). cb gets 0 and how many were
+ * resealed, or the error. Both keys are copied. -EINVAL when they are the same key. Exactly one
+ * callback, none after pg_conn_close (no cancel: it is a one-shot command). */
+typedef void (*pg_rotate_cb)(int status, size_t resealed, void *arg);
+int pg_key_rotate_start(struct pg_conn *c, const struct pg_key *old_key,
+                        const struct pg_key *new_key, pg_rotate_cb cb, void *arg);
+
 /* bytea as libpq text parameters carry it ("\\x" and hex digits), owned;
  * and the bytes of a hex string (as encode(x, 'hex') returns it), owned,
  * or NULL when it is not hex. */
@@ -282,5 +292,17 @@ struct pg_fleet_row {
 typedef void (*pg_fleet_cb)(int status, const struct pg_fleet_row *rows, size_t n, void *arg);
 int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,
                         struct pg_op **out);
+
+/* ---- the store backend (pg_store.c) ------------------------------------------ */
+
+struct store;
+/* Opens the PostgreSQL backend of the store interface: connects, migrates
+ * the schema and loads this instance's view (blocking up to 10 s on a
+ * private loop: call it before the daemon's loop runs), then keeps a
+ * connection on loop (NULL: reads only) for the writes. key is copied;
+ * instance names this daemon in leases, marks and alerts. Owned: store_close.
+ * Not wired into the daemon yet (check refuses type = "postgresql"). */
+int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
+                  const char *instance, struct store **out);
 
 #endif

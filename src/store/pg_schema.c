@@ -26,6 +26,17 @@ static const char *const v1[] = {
     " key_sealed bytea NOT NULL,"
     " account_json text NOT NULL,"
     " updated_at timestamptz NOT NULL DEFAULT now())",
+    /* A rollover's new key, stored before the CA hears of it (name
+     * "@account-next/CA"), and deactivated accounts put aside. */
+    "CREATE TABLE certloop_account_next ("
+    " ca text PRIMARY KEY,"
+    " key_sealed bytea NOT NULL)",
+    "CREATE TABLE certloop_accounts_retired ("
+    " ca text NOT NULL,"
+    " t bigint NOT NULL,"
+    " key_sealed bytea NOT NULL,"
+    " account_json text NOT NULL,"
+    " PRIMARY KEY (ca, t))",
     /* One row per certificate name the fleet knows. spec_digest is the
      * digest of what defines it (names, key type): two instances declaring
      * it differently are detected by comparing it, never flip-flopped. */
@@ -42,10 +53,18 @@ static const char *const v1[] = {
     " fullchain_pem text NOT NULL,"
     " key_sealed bytea NOT NULL,"
     " meta_json text NOT NULL,"
-    " ari_json text,"
     " created_by text NOT NULL,"
     " created_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (cert, generation))",
+    /* Notes kept with a generation ("ari", "revoked"), gone with it. */
+    "CREATE TABLE certloop_notes ("
+    " cert text NOT NULL,"
+    " generation text NOT NULL,"
+    " note text NOT NULL,"
+    " json text NOT NULL,"
+    " PRIMARY KEY (cert, generation, note),"
+    " FOREIGN KEY (cert, generation) REFERENCES certloop_generations (cert, generation)"
+    " ON DELETE CASCADE)",
     /* The order in flight, so the instance that takes the lease over
      * resumes it instead of ordering again. */
     "CREATE TABLE certloop_orders ("
@@ -84,14 +103,14 @@ static const char *const v1[] = {
     " cert text NOT NULL,"
     " t bigint NOT NULL,"
     " PRIMARY KEY (instance, cert))",
+    /* Each certificate's history lines (reactor/history_file.c's format),
+     * shared by the fleet, with the instance that wrote each. */
     "CREATE TABLE certloop_history ("
     " id bigserial PRIMARY KEY,"
     " cert text NOT NULL,"
-    " at timestamptz NOT NULL DEFAULT now(),"
     " instance text NOT NULL,"
-    " event text NOT NULL,"
-    " detail text NOT NULL DEFAULT '')",
-    "CREATE INDEX certloop_history_cert ON certloop_history (cert, at)",
+    " line text NOT NULL)",
+    "CREATE INDEX certloop_history_cert ON certloop_history (cert, id)",
     /* The fleet: each instance's heartbeat and what it deployed. */
     "CREATE TABLE certloop_instances ("
     " name text PRIMARY KEY,"

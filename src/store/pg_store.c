@@ -1,0 +1,1421 @@
+/* The PostgreSQL backend of the store interface (issue 14), built on
+ * pg_conn (async libpq), pg_schema, pg_crypt and pg_lease. Reads answer from
+ * an in-memory copy of the rows, loaded at open (before the loop runs) and
+ * kept current by our own writes and by other instances' NOTIFY; writes are
+ * ops on the loop, one transaction each. Private keys are sealed before
+ * they leave us.
+ *
+ * Not done yet (so `[store] type = "postgresql"` is still refused by
+ * check): the daemon does not open this backend; generations are not
+ * materialised as files for hooks (store_cert.dir and result->lineage are
+ * NULL); the in-memory copy is a list searched linearly (fine for
+ * thousands, not for a million). */
+#include "store/pg_internal.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OPEN_TIMEOUT_MS 10000
+#define LEASE_TTL_MS 120000 /* renewed every third; a crashed holder blocks this long */
+
+/* One certificate as we know it. */
+struct pcert {
+    char *name;
+    struct store_cert cur; /* generation NULL: none stored; key_pem NULL if it did not unseal */
+    char **gens;           /* ascending (names sort by age) */
+    size_t ngens;
+    char **note_key, **note_json; /* notes per generation: key "GENERATION\nNOTE" */
+    size_t nnotes;
+    struct buf history; /* its history lines, oldest first */
+    char *order_json;   /* or NULL */
+    bool redeploy;      /* ours: this instance owes a deployment */
+    bool alert;
+    int64_t alert_t;
+    bool leased;
+    uint64_t fence;
+};
+
+struct pacct {
+    char *ca, *key_pem, *json; /* key_pem NULL: did not unseal (logged) */
+};
+
+/* A rollover's next key, kept apart from the account (it may exist alone). */
+struct pnext {
+    char *ca, *key_pem;
+};
+
+struct pbox {
+    char *id, *text;
+};
+
+struct pg_store {
+    struct store base; /* first: a struct store * is a struct pg_store * */
+    struct pg_conn *conn;
+    struct pg_key key;
+    char *instance;
+    struct pcert **certs;
+    size_t ncerts, capcerts;
+    struct pacct *accts;
+    size_t naccts, capaccts;
+    struct pnext *nexts;
+    size_t nnexts, capnexts;
+    struct pbox *boxes; /* the outbox as loaded at open (store_outbox_load) */
+    size_t nboxes, capboxes;
+};
+
+static struct pg_store *pg_of(struct store *s)
+{
+    return (struct pg_store *)s;
+}
+
+/* ---- the in-memory copy -------------------------------------------------------- */
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void pcert_free(struct pcert *c)
+{
+    free(c->name);
+    store_cert_fini(&c->cur);
+    strv_free(c->gens, c->ngens);
+    strv_free(c->note_key, c->nnotes);
+    strv_free(c->note_json, c->nnotes);
+    buf_fini(&c->history);
+    free(c->order_json);
+    free(c);
+}
+
+static struct pcert *cert_find(struct pg_store *p, const char *name)
+{
+    for (size_t i = 0; i < p->ncerts; i++)
+        if (strcmp(p->certs[i]->name, name) == 0)
+            return p->certs[i];
+    return NULL;
+}
+
+static struct pcert *cert_get(struct pg_store *p, const char *name)
+{
+    struct pcert *c = cert_find(p, name);
+
+    if (c != NULL)
+        return c;
+    c = xcalloc(1, sizeof(*c));
+    c->name = xstrdup(name);
+    p->certs = xreallocarray_grow(p->certs, &p->capcerts, p->ncerts + 1, sizeof(*p->certs));
+    p->certs[p->ncerts++] = c;
+    return c;
+}
+
+static void gen_add(struct pcert *c, const char *gen)
+{
+    size_t i = 0;
+
+    while (i < c->ngens && strcmp(c->gens[i], gen) < 0)
+        i++;
+    if (i < c->ngens && strcmp(c->gens[i], gen) == 0)
+        return;
+    c->gens = xrealloc(c->gens, (c->ngens + 1) * sizeof(*c->gens));
+    memmove(c->gens + i + 1, c->gens + i, (c->ngens - i) * sizeof(*c->gens));
+    c->gens[i] = xstrdup(gen);
+    c->ngens++;
+}
+
+/* Keeps the newest keep + 1 generations (the current one is the newest:
+ * names sort by age) and their ARI state, as the DELETE in the database. */
+static void gens_prune(struct pcert *c, int keep)
+{
+    size_t n = (size_t)keep + 1;
+
+    while (c->ngens > n) {
+        char *old = c->gens[0];
+        size_t olen = strlen(old);
+        for (size_t j = 0; j < c->nnotes;) {
+            if (strncmp(c->note_key[j], old, olen) == 0 && c->note_key[j][olen] == '\n') {
+                free(c->note_key[j]);
+                free(c->note_json[j]);
+                c->note_key[j] = c->note_key[c->nnotes - 1];
+                c->note_json[j] = c->note_json[c->nnotes - 1];
+                c->nnotes--;
+            } else {
+                j++;
+            }
+        }
+        free(old);
+        memmove(c->gens, c->gens + 1, (c->ngens - 1) * sizeof(*c->gens));
+        c->ngens--;
+    }
+}
+
+static char **note_find(struct pcert *c, const char *gen, const char *note)
+{
+    char *key = xasprintf("%s\n%s", gen, note);
+    char **found = NULL;
+
+    for (size_t j = 0; j < c->nnotes && found == NULL; j++)
+        if (strcmp(c->note_key[j], key) == 0)
+            found = &c->note_json[j];
+    free(key);
+    return found;
+}
+
+static void note_set(struct pcert *c, const char *gen, const char *note, const char *json)
+{
+    char **old = note_find(c, gen, note);
+
+    if (old != NULL) {
+        free(*old);
+        *old = xstrdup(json);
+        return;
+    }
+    c->note_key = xrealloc(c->note_key, (c->nnotes + 1) * sizeof(char *));
+    c->note_json = xrealloc(c->note_json, (c->nnotes + 1) * sizeof(char *));
+    c->note_key[c->nnotes] = xasprintf("%s\n%s", gen, note);
+    c->note_json[c->nnotes] = xstrdup(json);
+    c->nnotes++;
+}
+
+static struct pacct *acct_find(struct pg_store *p, const char *ca)
+{
+    for (size_t i = 0; i < p->naccts; i++)
+        if (strcmp(p->accts[i].ca, ca) == 0)
+            return &p->accts[i];
+    return NULL;
+}
+
+static void acct_set(struct pg_store *p, const char *ca, const char *key_pem, const char *json)
+{
+    struct pacct *a = acct_find(p, ca);
+
+    if (a == NULL) {
+        p->accts = xreallocarray_grow(p->accts, &p->capaccts, p->naccts + 1, sizeof(*p->accts));
+        a = &p->accts[p->naccts++];
+        a->ca = xstrdup(ca);
+    } else {
+        if (a->key_pem != NULL)
+            OPENSSL_cleanse(a->key_pem, strlen(a->key_pem));
+        free(a->key_pem);
+        free(a->json);
+    }
+    a->key_pem = key_pem != NULL ? xstrdup(key_pem) : NULL;
+    a->json = xstrdup(json);
+}
+
+static void wipe_free(char *secret)
+{
+    if (secret != NULL)
+        OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+}
+
+static struct pnext *next_find(struct pg_store *p, const char *ca)
+{
+    for (size_t i = 0; i < p->nnexts; i++)
+        if (strcmp(p->nexts[i].ca, ca) == 0)
+            return &p->nexts[i];
+    return NULL;
+}
+
+/* key_pem NULL forgets the next key. */
+static void acct_next_set(struct pg_store *p, const char *ca, const char *key_pem)
+{
+    struct pnext *n = next_find(p, ca);
+
+    if (n != NULL) {
+        wipe_free(n->key_pem);
+        n->key_pem = NULL;
+        if (key_pem == NULL) {
+            free(n->ca);
+            *n = p->nexts[--p->nnexts];
+            return;
+        }
+    } else if (key_pem == NULL) {
+        return;
+    } else {
+        p->nexts = xreallocarray_grow(p->nexts, &p->capnexts, p->nnexts + 1, sizeof(*p->nexts));
+        n = &p->nexts[p->nnexts++];
+        n->ca = xstrdup(ca);
+    }
+    n->key_pem = xstrdup(key_pem);
+}
+
+/* History: appended whole lines; past 64 KiB cut to the newest lines within
+ * 32 KiB, as the DELETE in the database does. */
+#define HISTORY_MAX (64 * 1024)
+#define HISTORY_KEEP (32 * 1024)
+#define HISTORY_MAX_S "65536"
+#define HISTORY_KEEP_S "32768"
+
+static void history_add(struct pcert *c, const char *line)
+{
+    if (c->history.max == 0)
+        buf_init(&c->history, 2 * HISTORY_MAX);
+    buf_append_str(&c->history, line);
+    if (c->history.len <= HISTORY_MAX)
+        return;
+    size_t cut = c->history.len - HISTORY_KEEP;
+    while (cut < c->history.len && c->history.data[cut - 1] != '\n')
+        cut++; /* whole lines only */
+    memmove(c->history.data, c->history.data + cut, c->history.len - cut + 1);
+    c->history.len -= cut;
+}
+
+/* ---- sealing ---------------------------------------------------------------------- */
+
+/* The associated data of an account key: no certificate can be named so
+ * ('/' is refused by store_name_ok). */
+static char *account_ad(const char *ca)
+{
+    return xasprintf("@account/%s", ca);
+}
+
+/* key_pem sealed for (cert, gen) as bytea hex text ("\x..."), owned. */
+static char *seal_hex(struct pg_store *p, const char *cert, const char *gen, const char *key_pem)
+{
+    uint8_t *blob;
+    size_t len;
+
+    if (pg_seal(&p->key, cert, gen, (const uint8_t *)key_pem, strlen(key_pem), &blob, &len) < 0)
+        return NULL;
+    char *hex = pg_bytea_hex(blob, len);
+    free(blob);
+    return hex;
+}
+
+/* A hex string from encode(key_sealed, 'hex') unsealed for (cert, gen), or
+ * NULL (logged: the row and why). */
+static char *unseal_hex(struct pg_store *p, const char *cert, const char *gen, const char *hex)
+{
+    size_t n, ptlen;
+    uint8_t *blob = pg_hex_bytes(hex, &n), *pt = NULL;
+
+    if (blob == NULL)
+        return NULL;
+    int rc = pg_unseal(&p->key, cert, gen, blob, n, &pt, &ptlen);
+    free(blob);
+    if (rc < 0) {
+        log_error(LOG_STORE, "database: key of %s %s: %s", cert, gen,
+                  rc == -EKEYREJECTED ? "sealed with another encryption key"
+                                      : "does not authenticate (tampered or moved)");
+        return NULL;
+    }
+    return (char *)pt;
+}
+
+/* ---- writes: one op each --------------------------------------------------------- */
+
+enum wkind {
+    W_ACCOUNT,
+    W_ACCOUNT_NEXT,
+    W_ROLLOVER,
+    W_RETIRE,
+    W_HISTORY,
+    W_CERT,
+    W_PRUNE,
+    W_NOTE,
+    W_ORDER,
+    W_SETTLE,
+    W_MARK,
+    W_ALERT,
+    W_OUTBOX,
+    W_LEASE_TAKE,
+    W_LEASE_RENEW,
+    W_FIRE_AND_FORGET
+};
+
+/* What a write changes in the copy once it committed. */
+struct wop {
+    struct pg_store *p;
+    enum wkind kind;
+    store_cb cb;
+    void *arg;
+    char *name, *gen, *text, *key_pem; /* owned copies as needed */
+    char *note;
+    struct store_history_line *lines; /* W_HISTORY: owned copies */
+    size_t nlines;
+    int keep;
+    bool mark;
+    int64_t t;
+    struct store_cert_put put; /* W_CERT: the strings below */
+    char *cert_pem, *chain_pem, *fullchain_pem, *meta_json;
+};
+
+static void wop_free(void *arg)
+{
+    struct wop *w = arg;
+
+    free(w->name);
+    free(w->note);
+    for (size_t i = 0; i < w->nlines; i++) {
+        free((char *)w->lines[i].name);
+        free((char *)w->lines[i].line);
+    }
+    free(w->lines);
+    free(w->gen);
+    free(w->text);
+    if (w->key_pem != NULL)
+        OPENSSL_cleanse(w->key_pem, strlen(w->key_pem));
+    free(w->key_pem);
+    free(w->cert_pem);
+    free(w->chain_pem);
+    free(w->fullchain_pem);
+    free(w->meta_json);
+    free(w);
+}
+
+static struct wop *wop_new(struct pg_store *p, enum wkind kind, const char *name, store_cb cb,
+                           void *arg)
+{
+    struct wop *w = xcalloc(1, sizeof(*w));
+
+    w->p = p;
+    w->kind = kind;
+    w->name = name != NULL ? xstrdup(name) : NULL;
+    w->cb = cb;
+    w->arg = arg;
+    return w;
+}
+
+/* Applies a committed write to the copy. */
+static void apply(struct wop *w)
+{
+    struct pg_store *p = w->p;
+    bool about_cert = w->kind != W_ACCOUNT && w->kind != W_ACCOUNT_NEXT && w->kind != W_ROLLOVER &&
+                      w->kind != W_RETIRE && w->kind != W_OUTBOX && w->kind != W_HISTORY;
+    struct pcert *c = w->name != NULL && about_cert ? cert_get(p, w->name) : NULL;
+    struct pacct *a;
+
+    switch (w->kind) {
+    case W_ACCOUNT:
+        acct_set(p, w->name, w->key_pem, w->text);
+        break;
+    case W_ACCOUNT_NEXT:
+        acct_next_set(p, w->name, w->key_pem);
+        break;
+    case W_ROLLOVER:
+        acct_set(p, w->name, w->key_pem, w->text);
+        acct_next_set(p, w->name, NULL);
+        break;
+    case W_RETIRE:
+        a = acct_find(p, w->name);
+        if (a != NULL) { /* reads as absent from now on */
+            wipe_free(a->key_pem);
+            free(a->json);
+            free(a->ca);
+            *a = p->accts[--p->naccts];
+        }
+        break;
+    case W_HISTORY:
+        for (size_t i = 0; i < w->nlines; i++)
+            history_add(cert_get(p, w->lines[i].name), w->lines[i].line);
+        break;
+    case W_CERT:
+        store_cert_fini(&c->cur);
+        c->cur.generation = xstrdup(w->gen);
+        c->cur.cert_pem = xstrdup(w->cert_pem);
+        c->cur.chain_pem = xstrdup(w->chain_pem);
+        c->cur.fullchain_pem = xstrdup(w->fullchain_pem);
+        c->cur.key_pem = xstrdup(w->key_pem);
+        c->cur.meta_json = xstrdup(w->meta_json);
+        gen_add(c, w->gen);
+        gens_prune(c, w->keep);
+        if (w->mark)
+            c->redeploy = true;
+        break;
+    case W_PRUNE:
+        gens_prune(c, w->keep);
+        break;
+    case W_NOTE:
+        note_set(c, w->gen, w->note, w->text);
+        break;
+    case W_ORDER:
+        free(c->order_json);
+        c->order_json = xstrdup(w->text);
+        break;
+    case W_SETTLE:
+        free(c->order_json);
+        c->order_json = NULL;
+        c->redeploy = false;
+        break;
+    case W_MARK:
+        c->redeploy = true;
+        break;
+    case W_ALERT:
+        c->alert = true;
+        c->alert_t = w->t;
+        break;
+    default:
+        break;
+    }
+}
+
+static void wop_done(int status, const struct pg_res *res, void *arg)
+{
+    struct wop *w = arg;
+    struct store_result r = {0};
+    char *err = NULL;
+
+    if (w->kind == W_FIRE_AND_FORGET)
+        return;
+    if (status == ERR_DB && strcmp(res->sqlstate, PG_SQLSTATE_LEASE_LOST) == 0) {
+        status = ERR_LOCKED; /* the fence refused: another instance holds the lease */
+        err = xasprintf("postgresql: %s: %s", w->name, res->message);
+    } else if (status == ERR_DB) {
+        err = xasprintf("postgresql: %s: %s %s", w->name != NULL ? w->name : "outbox",
+                        res->sqlstate, res->message);
+    } else if (status < 0) {
+        err =
+            xasprintf("postgresql: %s: %s", w->name != NULL ? w->name : "outbox", err_str(status));
+    } else if (w->kind == W_NOTE && PQntuples(res->res[res->n - 1]) == 0) {
+        status = -ENOENT; /* the generation is gone */
+        err = xasprintf("postgresql: %s %s: no such generation", w->name, w->gen);
+    } else {
+        apply(w);
+    }
+    r.error = err;
+    if (w->kind == W_CERT) {
+        r.generation = w->gen;
+        r.mark_status = w->mark ? status : 0;
+    }
+    w->cb(status, &r, w->arg);
+    free(err);
+}
+
+static int wop_start(struct wop *w, const struct pg_stmt *st, size_t n)
+{
+    if (w->p->conn == NULL) { /* opened without a loop: reads only */
+        wop_free(w);
+        return -EINVAL;
+    }
+    int rc = pg_op_start_owning(w->p->conn, st, n, wop_done, w, wop_free, NULL);
+
+    if (rc < 0)
+        wop_free(w);
+    return rc;
+}
+
+/* The fence statement when we hold name's lease (a write under it), else
+ * nothing: writes without a lease (imports) are not fenced. */
+static size_t fence_if_leased(struct pg_store *p, const char *name, struct pg_fence *f,
+                              struct pg_stmt *st)
+{
+    struct pcert *c = cert_find(p, name);
+
+    if (c == NULL || !c->leased)
+        return 0;
+    *f = (struct pg_fence){.cert = name, .holder = p->instance, .token = c->fence, .now_ms = -1};
+    pg_fence_stmt(f, st);
+    return 1;
+}
+
+#define ACCOUNT_UPSERT_SQL                                                                         \
+    "INSERT INTO certloop_accounts (ca, key_sealed, account_json) VALUES ($1, $2::bytea, $3)"      \
+    " ON CONFLICT (ca) DO UPDATE SET key_sealed = EXCLUDED.key_sealed,"                            \
+    " account_json = EXCLUDED.account_json, updated_at = now()"
+
+/* The account's key and JSON, and for a rollover (the CA confirmed the new
+ * key) the next key forgotten with them: one transaction either way. */
+static int account_write(struct store *s, enum wkind kind, const char *ca, const char *key_pem,
+                         const char *account_json, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    char *ad = account_ad(ca);
+    char *hex = seal_hex(p, ad, "", key_pem);
+
+    free(ad);
+    if (hex == NULL)
+        return ERR_CRYPTO;
+    struct wop *w = wop_new(p, kind, ca, cb, arg);
+    w->key_pem = xstrdup(key_pem);
+    w->text = xstrdup(account_json);
+    const char *par[] = {ca, hex, account_json};
+    const char *ca_p[] = {ca};
+    struct pg_stmt st[] = {
+        {ACCOUNT_UPSERT_SQL, 3, par},
+        {"DELETE FROM certloop_account_next WHERE ca = $1", 1, ca_p},
+    };
+    int rc = wop_start(w, st, kind == W_ROLLOVER ? 2 : 1);
+    free(hex);
+    return rc;
+}
+
+static int pg_account_put(struct store *s, const char *ca, const char *key_pem,
+                          const char *account_json, store_cb cb, void *arg)
+{
+    return account_write(s, W_ACCOUNT, ca, key_pem, account_json, cb, arg);
+}
+
+#define PRUNE_SQL                                                                                  \
+    "DELETE FROM certloop_generations WHERE cert = $1 AND generation <> ALL (SELECT generation"    \
+    " FROM certloop_generations WHERE cert = $1 ORDER BY generation DESC LIMIT $2::int + 1)"
+
+static char *new_generation(void)
+{
+    struct tm tm;
+    time_t now = time(NULL);
+    char stamp[32], rnd[5];
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    store_rand_hex(rnd, 4); /* a clash within a second fails the INSERT: retried by the caller */
+    return xasprintf("%s-%s", stamp, rnd);
+}
+
+static int pg_cert_put(struct store *s, const struct store_cert_put *put, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+
+    if (!store_name_ok(put->name) || put->key_pem == NULL || put->cert_pem == NULL ||
+        put->fullchain_pem == NULL)
+        return -EINVAL;
+    struct wop *w = wop_new(p, W_CERT, put->name, cb, arg);
+    w->gen = new_generation();
+    w->keep = put->keep < 1 ? 1 : put->keep;
+    w->mark = put->mark_redeploy;
+    w->cert_pem = xstrdup(put->cert_pem);
+    w->chain_pem = xstrdup(put->chain_pem != NULL ? put->chain_pem : "");
+    w->fullchain_pem = xstrdup(put->fullchain_pem);
+    w->meta_json = xstrdup(put->meta_json != NULL ? put->meta_json : "{}");
+    w->key_pem = xstrdup(put->key_pem);
+    char *hex = seal_hex(p, put->name, w->gen, put->key_pem);
+    if (hex == NULL) {
+        wop_free(w);
+        return ERR_CRYPTO;
+    }
+    char keep_s[16];
+    snprintf(keep_s, sizeof(keep_s), "%d", w->keep);
+    const char *name_p[] = {put->name};
+    const char *gen_p[] = {put->name,        w->gen, w->cert_pem,  w->chain_pem,
+                           w->fullchain_pem, hex,    w->meta_json, p->instance};
+    const char *cur_p[] = {put->name, w->gen};
+    const char *mark_p[] = {p->instance, put->name};
+    const char *prune_p[] = {put->name, keep_s};
+    struct pg_fence f;
+    struct pg_stmt st[6];
+    size_t n = fence_if_leased(p, put->name, &f, st);
+
+    st[n++] = (struct pg_stmt){
+        "INSERT INTO certloop_certificates (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", 1,
+        name_p};
+    st[n++] = (struct pg_stmt){"INSERT INTO certloop_generations (cert, generation, cert_pem,"
+                               " chain_pem, fullchain_pem, key_sealed, meta_json, created_by)"
+                               " VALUES ($1, $2, $3, $4, $5, $6::bytea, $7, $8)",
+                               8, gen_p};
+    st[n++] = (struct pg_stmt){"UPDATE certloop_certificates SET current_generation = $2,"
+                               " updated_at = now() WHERE name = $1",
+                               2, cur_p};
+    if (w->mark) /* in the same transaction: current and marked together */
+        st[n++] = (struct pg_stmt){"INSERT INTO certloop_redeploy (instance, cert) VALUES ($1, $2)"
+                                   " ON CONFLICT DO NOTHING",
+                                   2, mark_p};
+    st[n++] = (struct pg_stmt){PRUNE_SQL, 2, prune_p};
+    int rc = wop_start(w, st, n);
+    free(hex);
+    return rc;
+}
+
+static int pg_cert_prune(struct store *s, const char *name, int keep, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct wop *w = wop_new(p, W_PRUNE, name, cb, arg);
+    char keep_s[16];
+
+    w->keep = keep < 1 ? 1 : keep;
+    snprintf(keep_s, sizeof(keep_s), "%d", w->keep);
+    const char *par[] = {name, keep_s};
+    struct pg_stmt st = {PRUNE_SQL, 2, par};
+    return wop_start(w, &st, 1);
+}
+
+static int pg_note_put(struct store *s, const char *name, const char *generation, const char *note,
+                       const char *json, store_cb cb, void *arg)
+{
+    struct wop *w = wop_new(pg_of(s), W_NOTE, name, cb, arg);
+
+    w->gen = xstrdup(generation);
+    w->note = xstrdup(note);
+    w->text = xstrdup(json);
+    const char *par[] = {name, generation, note, json};
+    /* no row back: the generation is gone (-ENOENT, see wop_done) */
+    struct pg_stmt st = {"INSERT INTO certloop_notes (cert, generation, note, json)"
+                         " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM"
+                         " certloop_generations WHERE cert = $1 AND generation = $2)"
+                         " ON CONFLICT (cert, generation, note) DO UPDATE SET json = EXCLUDED.json"
+                         " RETURNING 1",
+                         4, par};
+    return wop_start(w, &st, 1);
+}
+
+static int pg_account_next_put(struct store *s, const char *ca, const char *key_pem, store_cb cb,
+                               void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    char *ad = xasprintf("@account-next/%s", ca);
+    char *hex = seal_hex(p, ad, "", key_pem);
+
+    free(ad);
+    if (hex == NULL)
+        return ERR_CRYPTO;
+    struct wop *w = wop_new(p, W_ACCOUNT_NEXT, ca, cb, arg);
+    w->key_pem = xstrdup(key_pem);
+    const char *par[] = {ca, hex};
+    struct pg_stmt st = {"INSERT INTO certloop_account_next (ca, key_sealed) VALUES ($1, $2::bytea)"
+                         " ON CONFLICT (ca) DO UPDATE SET key_sealed = EXCLUDED.key_sealed",
+                         2, par};
+    int rc = wop_start(w, &st, 1);
+    free(hex);
+    return rc;
+}
+
+static int pg_account_rollover(struct store *s, const char *ca, const char *key_pem,
+                               const char *account_json, store_cb cb, void *arg)
+{
+    return account_write(s, W_ROLLOVER, ca, key_pem, account_json, cb, arg);
+}
+
+static int pg_account_retire(struct store *s, const char *ca, int64_t t, store_cb cb, void *arg)
+{
+    struct wop *w = wop_new(pg_of(s), W_RETIRE, ca, cb, arg);
+    char ts[24];
+
+    snprintf(ts, sizeof(ts), "%" PRId64, t);
+    const char *par[] = {ca, ts};
+    const char *ca_p[] = {ca};
+    struct pg_stmt st[] = {
+        {"INSERT INTO certloop_accounts_retired (ca, t, key_sealed, account_json)"
+         " SELECT ca, $2::bigint, key_sealed, account_json FROM certloop_accounts WHERE ca = $1",
+         2, par},
+        {"DELETE FROM certloop_accounts WHERE ca = $1", 1, ca_p},
+    };
+    return wop_start(w, st, 2);
+}
+
+/* Appends the lines (each with its certificate) and cuts every touched
+ * history past 64 KiB to its newest lines within 32 KiB, in one
+ * transaction. */
+static int pg_history_append(struct store *s, const struct store_history_line *v, size_t n,
+                             store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+
+    if (n == 0)
+        return -EINVAL;
+    struct wop *w = wop_new(p, W_HISTORY, NULL, cb, arg);
+    struct pg_stmt *st = xcalloc(2 * n, sizeof(*st));
+    const char *(*par)[3] = xcalloc(n, sizeof(*par));
+    w->lines = xcalloc(n, sizeof(*w->lines));
+    w->nlines = n;
+    for (size_t i = 0; i < n; i++) {
+        w->lines[i].name = xstrdup(v[i].name);
+        w->lines[i].line = xstrdup(v[i].line);
+        par[i][0] = w->lines[i].name;
+        par[i][1] = p->instance;
+        par[i][2] = w->lines[i].line;
+        st[2 * i] = (struct pg_stmt){
+            "INSERT INTO certloop_history (cert, instance, line) VALUES ($1, $2, $3)", 3, par[i]};
+        st[2 * i + 1] = (struct pg_stmt){
+            "DELETE FROM certloop_history WHERE cert = $1 AND (SELECT sum(length(line)) FROM"
+            " certloop_history WHERE cert = $1) > " HISTORY_MAX_S " AND id < (SELECT min(id)"
+            " FROM (SELECT id, sum(length(line)) OVER (ORDER BY id DESC) AS acc FROM"
+            " certloop_history WHERE cert = $1) t WHERE acc <= " HISTORY_KEEP_S ")",
+            1, par[i]};
+    }
+    int rc = wop_start(w, st, 2 * n);
+    free(par);
+    free(st);
+    return rc;
+}
+
+static int pg_order_put(struct store *s, const char *name, const char *json, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct pcert *c = cert_find(p, name);
+    struct wop *w = wop_new(p, W_ORDER, name, cb, arg);
+    char tok[24];
+
+    w->text = xstrdup(json);
+    snprintf(tok, sizeof(tok), "%" PRIu64, c != NULL && c->leased ? c->fence : 0);
+    const char *par[] = {name, json, p->instance, tok};
+    struct pg_fence f;
+    struct pg_stmt st[2];
+    size_t n = fence_if_leased(p, name, &f, st);
+    st[n++] = (struct pg_stmt){
+        "INSERT INTO certloop_orders (cert, order_json, holder, token) VALUES ($1, $2, $3,"
+        " $4::bigint) ON CONFLICT (cert) DO UPDATE SET order_json = EXCLUDED.order_json,"
+        " holder = EXCLUDED.holder, token = EXCLUDED.token, updated_at = now()",
+        4, par};
+    return wop_start(w, st, n);
+}
+
+/* Removes the order and our redeploy mark together (the deployment's
+ * commit): one transaction, so no crash leaves one without the other. */
+static int pg_order_settle(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct wop *w = wop_new(p, W_SETTLE, name, cb, arg);
+    const char *o_p[] = {name};
+    const char *m_p[] = {p->instance, name};
+    struct pg_stmt st[] = {
+        {"DELETE FROM certloop_orders WHERE cert = $1", 1, o_p},
+        {"DELETE FROM certloop_redeploy WHERE instance = $1 AND cert = $2", 2, m_p},
+    };
+    return wop_start(w, st, 2);
+}
+
+static int pg_redeploy_mark(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct wop *w = wop_new(p, W_MARK, name, cb, arg);
+    const char *par[] = {p->instance, name};
+    struct pg_stmt st = {
+        "INSERT INTO certloop_redeploy (instance, cert) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2,
+        par};
+    return wop_start(w, &st, 1);
+}
+
+static int pg_alert_put(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct wop *w = wop_new(p, W_ALERT, name, cb, arg);
+    char ts[24];
+
+    w->t = t;
+    snprintf(ts, sizeof(ts), "%" PRId64, t);
+    const char *par[] = {p->instance, name, ts};
+    struct pg_stmt st = {"INSERT INTO certloop_alerts (instance, cert, t) VALUES ($1, $2,"
+                         " $3::bigint) ON CONFLICT (instance, cert) DO UPDATE SET t = EXCLUDED.t",
+                         3, par};
+    return wop_start(w, &st, 1);
+}
+
+static int outbox_write(struct store *s, const char *sql, int nparams, const char *id,
+                        const char *text, store_cb cb, void *arg)
+{
+    struct wop *w = wop_new(pg_of(s), cb != NULL ? W_OUTBOX : W_FIRE_AND_FORGET, NULL, cb, arg);
+    const char *par[] = {id, text};
+    struct pg_stmt st = {sql, nparams, par};
+
+    return wop_start(w, &st, 1);
+}
+
+static int pg_outbox_put(struct store *s, const char *id, const char *text, store_cb cb, void *arg)
+{
+    return outbox_write(s,
+                        "INSERT INTO certloop_outbox (id, payload) VALUES ($1, $2)"
+                        " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = false",
+                        2, id, text, cb, arg);
+}
+
+static int pg_outbox_remove(struct store *s, const char *id, store_cb cb, void *arg)
+{
+    return outbox_write(s, "DELETE FROM certloop_outbox WHERE id = $1", 1, id, NULL, cb, arg);
+}
+
+static int pg_outbox_bury(struct store *s, const char *id, const char *text, store_cb cb, void *arg)
+{
+    return outbox_write(s,
+                        "INSERT INTO certloop_outbox (id, payload, dead) VALUES ($1, $2, true)"
+                        " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = true",
+                        2, id, text, cb, arg);
+}
+
+/* ---- leases ------------------------------------------------------------------------ */
+
+struct lease_wait {
+    struct pg_store *p;
+    char *name;
+    bool take;
+    store_cb cb;
+    void *arg;
+};
+
+static void lease_wait_free(void *arg)
+{
+    struct lease_wait *lw = arg;
+
+    free(lw->name);
+    free(lw);
+}
+
+static void lease_done(int status, enum pg_lease_verdict v, uint64_t token, void *arg)
+{
+    struct lease_wait *lw = arg;
+    struct store_result r = {0};
+    char *err = NULL;
+
+    if (status == 0 && v == PG_LEASE_GRANTED) {
+        struct pcert *c = cert_get(lw->p, lw->name);
+        c->leased = true;
+        c->fence = token;
+        r.fence = token;
+    } else if (status == 0) {
+        struct pcert *c = cert_find(lw->p, lw->name);
+        if (c != NULL && !lw->take)
+            c->leased = false;
+        status = ERR_LOCKED;
+        err = xasprintf("postgresql: lease %s: %s", lw->name,
+                        v == PG_LEASE_BUSY ? "held by another instance" : "no longer ours");
+    } else {
+        err = xasprintf("postgresql: lease %s: %s", lw->name, err_str(status));
+    }
+    r.error = err;
+    lw->cb(status, &r, lw->arg);
+    free(err);
+    lease_wait_free(lw);
+}
+
+static int ps_lease_take(struct store *s, const char *name, store_cb cb, void *arg)
+{
+    if (pg_of(s)->conn == NULL)
+        return -EINVAL;
+    struct lease_wait *lw = xcalloc(1, sizeof(*lw));
+
+    *lw = (struct lease_wait){pg_of(s), xstrdup(name), true, cb, arg};
+    int rc = pg_lease_take_start(pg_of(s)->conn, name, pg_of(s)->instance, -1, LEASE_TTL_MS,
+                                 lease_done, lw, NULL);
+    if (rc < 0)
+        lease_wait_free(lw);
+    return rc;
+}
+
+static int ps_lease_renew(struct store *s, const char *name, uint64_t fence, store_cb cb, void *arg)
+{
+    if (pg_of(s)->conn == NULL)
+        return -EINVAL;
+    struct lease_wait *lw = xcalloc(1, sizeof(*lw));
+
+    *lw = (struct lease_wait){pg_of(s), xstrdup(name), false, cb, arg};
+    int rc = pg_lease_renew_start(pg_of(s)->conn, name, pg_of(s)->instance, fence, -1, LEASE_TTL_MS,
+                                  lease_done, lw, NULL);
+    if (rc < 0)
+        lease_wait_free(lw);
+    return rc;
+}
+
+static void released(int status, enum pg_lease_verdict v, uint64_t token, void *arg)
+{
+    (void)status, (void)v, (void)token, (void)arg; /* the lease also expires by itself */
+}
+
+static void ps_lease_release(struct store *s, const char *name, uint64_t fence)
+{
+    struct pg_store *p = pg_of(s);
+    struct pcert *c = cert_find(p, name);
+
+    if (c == NULL || !c->leased || c->fence != fence || p->conn == NULL)
+        return; /* a stale fence is ignored */
+    c->leased = false;
+    pg_lease_release_start(p->conn, name, p->instance, fence, -1, released, NULL, NULL);
+}
+
+/* ---- reads (from the copy) ------------------------------------------------------------ */
+
+static int pg_account_read(struct store *s, const char *ca, char **key_pem, char **account_json)
+{
+    struct pacct *a = acct_find(pg_of(s), ca);
+
+    if (a == NULL)
+        return -ENOENT;
+    if (a->key_pem == NULL)
+        return ERR_CRYPTO; /* logged when loaded */
+    *key_pem = xstrdup(a->key_pem);
+    *account_json = xstrdup(a->json);
+    return 0;
+}
+
+static int pg_cert_read_current(struct store *s, const char *name, bool with_key,
+                                struct store_cert *out)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    if (c == NULL || c->cur.generation == NULL)
+        return -ENOENT;
+    if (with_key && c->cur.key_pem == NULL)
+        return ERR_CRYPTO;
+    memset(out, 0, sizeof(*out));
+    out->generation = xstrdup(c->cur.generation);
+    out->cert_pem = xstrdup(c->cur.cert_pem);
+    out->chain_pem = xstrdup(c->cur.chain_pem);
+    out->fullchain_pem = xstrdup(c->cur.fullchain_pem);
+    out->meta_json = xstrdup(c->cur.meta_json);
+    out->key_pem = with_key ? xstrdup(c->cur.key_pem) : NULL;
+    return 0;
+}
+
+static int pg_cert_list(struct store *s, const char *name, char ***gens, size_t *n)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    *gens = NULL;
+    *n = 0;
+    if (c == NULL || c->ngens == 0)
+        return 0;
+    *gens = xcalloc(c->ngens, sizeof(char *));
+    for (size_t i = 0; i < c->ngens; i++)
+        (*gens)[i] = xstrdup(c->gens[i]);
+    *n = c->ngens;
+    return 0;
+}
+
+static int pg_note_read(struct store *s, const char *name, const char *generation, const char *note,
+                        char **json)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+    char **v = c != NULL ? note_find(c, generation, note) : NULL;
+
+    if (v == NULL)
+        return -ENOENT;
+    *json = xstrdup(*v);
+    return 0;
+}
+
+static int pg_account_next_read(struct store *s, const char *ca, char **key_pem)
+{
+    struct pnext *n = next_find(pg_of(s), ca);
+
+    if (n == NULL)
+        return -ENOENT;
+    if (n->key_pem == NULL)
+        return ERR_CRYPTO; /* logged when loaded */
+    *key_pem = xstrdup(n->key_pem);
+    return 0;
+}
+
+static int pg_history_read(struct store *s, const char *name, char **text, size_t *len)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    if (c == NULL || c->history.len == 0)
+        return -ENOENT;
+    *text = xmemdup(c->history.data, c->history.len + 1);
+    *len = c->history.len;
+    return 0;
+}
+
+static int pg_order_read(struct store *s, const char *name, char **json)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    if (c == NULL || c->order_json == NULL)
+        return -ENOENT;
+    *json = xstrdup(c->order_json);
+    return 0;
+}
+
+static bool pg_redeploy_marked(struct store *s, const char *name)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    return c != NULL && c->redeploy;
+}
+
+static int pg_alert_read(struct store *s, const char *name, int64_t *t)
+{
+    struct pcert *c = cert_find(pg_of(s), name);
+
+    if (c == NULL || !c->alert)
+        return -ENOENT;
+    *t = c->alert_t;
+    return 0;
+}
+
+/* ---- start-up ------------------------------------------------------------------------ */
+
+static int pg_sweep(struct store *s)
+{
+    (void)s;
+    return 0; /* every write is one transaction: a crash leaves no halves */
+}
+
+static int pg_alerts_sweep(struct store *s, bool (*known)(const char *name, void *arg), void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    int n = 0;
+
+    for (size_t i = 0; i < p->ncerts; i++) {
+        struct pcert *c = p->certs[i];
+        if (!c->alert || known(c->name, arg))
+            continue;
+        c->alert = false;
+        n++;
+        struct wop *w = wop_new(p, W_FIRE_AND_FORGET, c->name, NULL, NULL);
+        const char *par[] = {p->instance, c->name};
+        struct pg_stmt st = {"DELETE FROM certloop_alerts WHERE instance = $1 AND cert = $2", 2,
+                             par};
+        if (wop_start(w, &st, 1) < 0)
+            n--;
+    }
+    return n;
+}
+
+static int pg_outbox_load(struct store *s, store_outbox_each_fn each, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    int n = 0;
+
+    for (size_t i = 0; i < p->nboxes; i++) {
+        const char *why = each(p->boxes[i].id, p->boxes[i].text, arg);
+        if (why == NULL) {
+            n++;
+            continue;
+        }
+        log_warn(LOG_STORE, "database: outbox %s: %s: kept as dead", p->boxes[i].id, why);
+        outbox_write(s, "UPDATE certloop_outbox SET dead = true WHERE id = $1", 1, p->boxes[i].id,
+                     NULL, NULL, NULL);
+    }
+    return n;
+}
+
+static char *pg_where(struct store *s, enum store_what what, const char *name)
+{
+    (void)s;
+    static const char *const table[] = {
+        [STORE_WHERE_ROOT] = "",
+        [STORE_WHERE_ACCOUNT] = "accounts",
+        [STORE_WHERE_CERT] = "certificates",
+        [STORE_WHERE_ORDER] = "orders",
+        [STORE_WHERE_REDEPLOY] = "redeploy",
+        [STORE_WHERE_ALERTS] = "alerts",
+        [STORE_WHERE_OUTBOX] = "outbox",
+        [STORE_WHERE_OUTBOX_DEAD] = "outbox (dead)",
+    };
+    const char *t = (unsigned)what < sizeof(table) / sizeof(table[0]) ? table[what] : "?";
+
+    if (name == NULL || what == STORE_WHERE_ROOT || what >= STORE_WHERE_OUTBOX)
+        return xasprintf("postgresql%s%s", t[0] != '\0' ? ": " : "", t);
+    return xasprintf("postgresql: %s %s", t, name);
+}
+
+static void pg_close(struct store *s)
+{
+    struct pg_store *p = pg_of(s);
+
+    pg_conn_close(p->conn, NULL, NULL); /* frees itself once its handles close */
+    for (size_t i = 0; i < p->ncerts; i++)
+        pcert_free(p->certs[i]);
+    free(p->certs);
+    for (size_t i = 0; i < p->naccts; i++) {
+        if (p->accts[i].key_pem != NULL)
+            OPENSSL_cleanse(p->accts[i].key_pem, strlen(p->accts[i].key_pem));
+        free(p->accts[i].key_pem);
+        free(p->accts[i].ca);
+        free(p->accts[i].json);
+    }
+    free(p->accts);
+    for (size_t i = 0; i < p->nnexts; i++) {
+        wipe_free(p->nexts[i].key_pem);
+        free(p->nexts[i].ca);
+    }
+    free(p->nexts);
+    for (size_t i = 0; i < p->nboxes; i++) {
+        free(p->boxes[i].id);
+        free(p->boxes[i].text);
+    }
+    free(p->boxes);
+    pg_key_wipe(&p->key);
+    free(p->instance);
+    free(p);
+}
+
+static const struct store_ops pg_ops = {
+    .type = "postgresql",
+    .close = pg_close,
+    .where = pg_where,
+    .sweep = pg_sweep,
+    .account_read = pg_account_read,
+    .account_put = pg_account_put,
+    .account_next_read = pg_account_next_read,
+    .account_next_put = pg_account_next_put,
+    .account_rollover = pg_account_rollover,
+    .account_retire = pg_account_retire,
+    .cert_read_current = pg_cert_read_current,
+    .cert_list = pg_cert_list,
+    .cert_put = pg_cert_put,
+    .cert_prune = pg_cert_prune,
+    .note_read = pg_note_read,
+    .note_put = pg_note_put,
+    .history_read = pg_history_read,
+    .history_append = pg_history_append,
+    .order_read = pg_order_read,
+    .order_put = pg_order_put,
+    .order_settle = pg_order_settle,
+    .redeploy_marked = pg_redeploy_marked,
+    .redeploy_mark = pg_redeploy_mark,
+    .alert_read = pg_alert_read,
+    .alert_put = pg_alert_put,
+    .alerts_sweep = pg_alerts_sweep,
+    .outbox_load = pg_outbox_load,
+    .outbox_put = pg_outbox_put,
+    .outbox_remove = pg_outbox_remove,
+    .outbox_bury = pg_outbox_bury,
+    .lease_take = ps_lease_take,
+    .lease_renew = ps_lease_renew,
+    .lease_release = ps_lease_release,
+};
+
+/* ---- other instances' generations ------------------------------------------------------- */
+
+#define CURRENT_SQL                                                                                \
+    "SELECT c.name, g.generation, g.cert_pem, g.chain_pem, g.fullchain_pem,"                       \
+    " encode(g.key_sealed, 'hex'), g.meta_json FROM certloop_certificates c"                       \
+    " LEFT JOIN certloop_generations g ON g.cert = c.name AND g.generation = c.current_generation"
+
+/* Rows of CURRENT_SQL into the copy: each certificate's current generation,
+ * replacing what we had (another instance may have stored a newer one). */
+static void current_rows(struct pg_store *p, PGresult *r)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pcert *c = cert_get(p, PQgetvalue(r, i, 0));
+        if (PQgetisnull(r, i, 1))
+            continue;
+        if (c->cur.generation != NULL && strcmp(c->cur.generation, PQgetvalue(r, i, 1)) == 0)
+            continue; /* already ours */
+        store_cert_fini(&c->cur);
+        c->cur.generation = xstrdup(PQgetvalue(r, i, 1));
+        c->cur.cert_pem = xstrdup(PQgetvalue(r, i, 2));
+        c->cur.chain_pem = xstrdup(PQgetvalue(r, i, 3));
+        c->cur.fullchain_pem = xstrdup(PQgetvalue(r, i, 4));
+        c->cur.key_pem = unseal_hex(p, c->name, c->cur.generation, PQgetvalue(r, i, 5));
+        c->cur.meta_json = xstrdup(PQgetvalue(r, i, 6));
+        gen_add(c, c->cur.generation);
+    }
+}
+
+static void refreshed(int status, const struct pg_res *res, void *arg)
+{
+    struct pg_store *p = arg;
+
+    if (status == 0)
+        current_rows(p, res->res[0]);
+    else if (status == ERR_DB)
+        log_warn(LOG_STORE, "database: refresh: %s %s", res->sqlstate, res->message);
+}
+
+/* Re-reads the current generation of cert (NULL: of every certificate). The
+ * op is silenced by pg_conn_close, so it never outlives the store. */
+static void refresh(struct pg_store *p, const char *cert)
+{
+    const char *par[] = {cert};
+    struct pg_stmt st = {cert != NULL ? CURRENT_SQL " WHERE c.name = $1" : CURRENT_SQL,
+                         cert != NULL ? 1 : 0, par};
+
+    if (pg_op_start(p->conn, &st, 1, refreshed, p, NULL) < 0)
+        log_warn(LOG_STORE, "database: refresh of %s not started", cert != NULL ? cert : "all");
+}
+
+/* NOTIFY certloop_generation "CERT GENERATION": another instance (or we)
+ * stored a generation; the copy follows within one round trip. */
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    struct pg_store *p = arg;
+    const char *sp = strchr(payload, ' ');
+
+    if (strcmp(channel, PG_CHANNEL_GENERATION) != 0 || sp == NULL)
+        return;
+    char *cert = xstrndup(payload, (size_t)(sp - payload));
+    struct pcert *c = cert_find(p, cert);
+    if (c == NULL || c->cur.generation == NULL || strcmp(c->cur.generation, sp + 1) != 0)
+        refresh(p, cert);
+    free(cert);
+}
+
+/* Notifications sent while we were not listening are lost: after every
+ * (re)connect, re-read all. The first one too: the copy was loaded at open
+ * on another connection, before this one listened. The LISTEN goes out
+ * first on a new connection, so nothing falls between the two. */
+static void on_state(enum pg_conn_state st, void *arg)
+{
+    struct pg_store *p = arg;
+
+    if (st == PG_CONN_UP)
+        refresh(p, NULL);
+}
+
+/* ---- open: migrate and load on a private loop ------------------------------------------ */
+
+struct opening {
+    struct pg_store *p;
+    int done;
+    int status;
+};
+
+static void load_rows(struct pg_store *p, const struct pg_res *res)
+{
+    PGresult *r = res->res[0]; /* accounts */
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *ca = PQgetvalue(r, i, 0);
+        char *ad = account_ad(ca);
+        char *key = unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
+        free(ad);
+        acct_set(p, ca, key, PQgetvalue(r, i, 2));
+        if (key != NULL)
+            OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    current_rows(p, res->res[1]); /* certificates and their current generation */
+    r = res->res[2];              /* every generation */
+    for (int i = 0; i < PQntuples(r); i++)
+        gen_add(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
+    r = res->res[3]; /* orders in flight */
+    for (int i = 0; i < PQntuples(r); i++)
+        cert_get(p, PQgetvalue(r, i, 0))->order_json = xstrdup(PQgetvalue(r, i, 1));
+    r = res->res[4]; /* our redeploy marks */
+    for (int i = 0; i < PQntuples(r); i++)
+        cert_get(p, PQgetvalue(r, i, 0))->redeploy = true;
+    r = res->res[5]; /* our alerts */
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pcert *c = cert_get(p, PQgetvalue(r, i, 0));
+        c->alert = true;
+        c->alert_t = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    r = res->res[6]; /* the live outbox */
+    for (int i = 0; i < PQntuples(r); i++) {
+        p->boxes = xreallocarray_grow(p->boxes, &p->capboxes, p->nboxes + 1, sizeof(*p->boxes));
+        p->boxes[p->nboxes].id = xstrdup(PQgetvalue(r, i, 0));
+        p->boxes[p->nboxes].text = xstrdup(PQgetvalue(r, i, 1));
+        p->nboxes++;
+    }
+    r = res->res[7]; /* notes of generations */
+    for (int i = 0; i < PQntuples(r); i++)
+        note_set(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                 PQgetvalue(r, i, 3));
+    r = res->res[8]; /* rollovers' next keys */
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *ca = PQgetvalue(r, i, 0);
+        char *ad = xasprintf("@account-next/%s", ca);
+        char *key = unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
+        free(ad);
+        acct_next_set(p, ca, key != NULL ? key : "");
+        if (key == NULL) { /* present but unusable: reads say so */
+            struct pnext *n = next_find(p, ca);
+            free(n->key_pem);
+            n->key_pem = NULL;
+        }
+        wipe_free(key);
+    }
+    r = res->res[9]; /* histories, oldest line first */
+    for (int i = 0; i < PQntuples(r); i++)
+        history_add(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
+}
+
+static void loaded(int status, const struct pg_res *res, void *arg)
+{
+    struct opening *o = arg;
+
+    if (status == 0)
+        load_rows(o->p, res);
+    else if (status == ERR_DB)
+        log_error(LOG_STORE, "database: load: %s %s", res->sqlstate, res->message);
+    o->status = status;
+    o->done = 1;
+}
+
+static void migrated(int status, int version, void *arg)
+{
+    struct opening *o = arg;
+    struct pg_store *p = o->p;
+
+    (void)version;
+    if (status < 0) {
+        o->status = status;
+        o->done = 1;
+        return;
+    }
+    const char *me[] = {p->instance};
+    struct pg_stmt st[] = {
+        {"SELECT ca, encode(key_sealed, 'hex'), account_json FROM certloop_accounts", 0, NULL},
+        {CURRENT_SQL, 0, NULL},
+        {"SELECT cert, generation FROM certloop_generations ORDER BY cert, generation", 0, NULL},
+        {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
+        {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
+        {"SELECT cert, t FROM certloop_alerts WHERE instance = $1", 1, me},
+        {"SELECT id, payload FROM certloop_outbox WHERE NOT dead ORDER BY id", 0, NULL},
+        {"SELECT cert, generation, note, json FROM certloop_notes", 0, NULL},
+        {"SELECT ca, encode(key_sealed, 'hex') FROM certloop_account_next", 0, NULL},
+        {"SELECT cert, line FROM certloop_history ORDER BY cert, id", 0, NULL},
+    };
+    int rc = pg_op_start(p->conn, st, sizeof(st) / sizeof(st[0]), loaded, o, NULL);
+    if (rc < 0) {
+        o->status = rc;
+        o->done = 1;
+    }
+}
+
+static void on_open_timeout(uv_timer_t *t)
+{
+    struct opening *o = t->data;
+
+    if (!o->done) {
+        o->status = ERR_TIMEOUT;
+        o->done = 1;
+    }
+}
+
+int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
+                  const char *instance, struct store **out)
+{
+    struct pg_store *p = xcalloc(1, sizeof(*p));
+    struct opening o = {p, 0, 0};
+    uv_loop_t tmp;
+    uv_timer_t timer;
+    struct pg_conn_opts opts = {.conninfo = conninfo};
+
+    p->base.ops = &pg_ops;
+    p->base.loop = loop;
+    p->key = *key;
+    p->instance = xstrdup(instance);
+    /* Before the daemon's loop runs: migrate and load on a private loop,
+     * with a deadline, so a missing database fails the start clearly. */
+    int rc = uv_loop_init(&tmp);
+    if (rc < 0) {
+        pg_close(&p->base);
+        return rc;
+    }
+    rc = pg_conn_open(&tmp, &opts, &p->conn);
+    if (rc == 0)
+        rc = pg_schema_migrate_start(p->conn, migrated, &o, NULL);
+    uv_timer_init(&tmp, &timer);
+    timer.data = &o;
+    uv_timer_start(&timer, on_open_timeout, OPEN_TIMEOUT_MS, 0);
+    while (rc == 0 && !o.done)
+        uv_run(&tmp, UV_RUN_ONCE);
+    if (rc == 0)
+        rc = o.status;
+    if (p->conn != NULL)
+        pg_conn_close(p->conn, NULL, NULL);
+    p->conn = NULL;
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&tmp, UV_RUN_DEFAULT);
+    int crc = uv_loop_close(&tmp);
+    assert(crc == 0);
+    (void)crc;
+    if (rc == 0 && loop != NULL) { /* the daemon's connection */
+        opts.on_notify = on_notify;
+        opts.on_state = on_state;
+        opts.arg = p;
+        rc = pg_conn_open(loop, &opts, &p->conn);
+        if (rc == 0)
+            rc = pg_conn_listen(p->conn, PG_CHANNEL_GENERATION);
+    }
+    if (rc < 0) {
+        log_error(LOG_STORE, "database: open: %s", err_str(rc));
+        pg_close(&p->base);
+        return rc;
+    }
+    *out = &p->base;
+    return 0;
+}
