@@ -6,6 +6,9 @@
 #define CERTLOOP_STORE_PG_INTERNAL_H
 
 #include <libpq-fe.h>
+
+#include "store/store.h"
+#include "util/buf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -292,6 +295,90 @@ struct pg_fleet_row {
 typedef void (*pg_fleet_cb)(int status, const struct pg_fleet_row *rows, size_t n, void *arg);
 int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,
                         struct pg_op **out);
+
+/* ---- the backend's in-memory copy (pg_cache.c) ------------------------------ */
+
+/* One certificate as we know it. */
+struct pcert {
+    char *name;
+    struct store_cert cur; /* generation NULL: none stored; key_pem NULL if it did not unseal */
+    char **gens;           /* ascending (names sort by age) */
+    size_t ngens;
+    char **note_key, **note_json; /* notes per generation: key "GENERATION\nNOTE" */
+    size_t nnotes;
+    struct buf history; /* its history lines, oldest first */
+    char *order_json;   /* or NULL */
+    bool redeploy;      /* ours: this instance owes a deployment */
+    bool alert;
+    int64_t alert_t;
+    bool leased;
+    uint64_t fence;
+};
+
+struct pacct {
+    char *ca, *key_pem, *json; /* key_pem NULL: did not unseal (logged) */
+};
+
+/* A rollover's next key, kept apart from the account (it may exist alone). */
+struct pnext {
+    char *ca, *key_pem;
+};
+
+struct pbox {
+    char *id, *text;
+};
+
+struct pg_store {
+    struct store base; /* first: a struct store * is a struct pg_store * */
+    struct pg_conn *conn;
+    struct pg_key key;
+    char *instance;
+    struct pcert **certs;
+    size_t ncerts, capcerts;
+    struct pacct *accts;
+    size_t naccts, capaccts;
+    struct pnext *nexts;
+    size_t nnexts, capnexts;
+    struct pbox *boxes; /* the outbox as loaded at open (store_outbox_load) */
+    size_t nboxes, capboxes;
+};
+
+/* A certificate's history past HISTORY_MAX bytes is cut to its newest
+ * whole lines within HISTORY_KEEP (the same rule as the file backend). */
+#define HISTORY_MAX (64 * 1024)
+#define HISTORY_KEEP (32 * 1024)
+#define HISTORY_MAX_S "65536"
+#define HISTORY_KEEP_S "32768"
+
+/* The copy's records: find (NULL when absent) or get (created empty). All
+ * strings are copied; keys are wiped when freed. */
+void pg_cache_strv_free(char **v, size_t n);
+void pg_cache_pcert_free(struct pcert *c);
+struct pcert *pg_cache_cert_find(struct pg_store *p, const char *name);
+struct pcert *pg_cache_cert_get(struct pg_store *p, const char *name);
+/* Adds a generation name (kept ascending) / keeps the newest keep + 1 and
+ * their notes. */
+void pg_cache_gen_add(struct pcert *c, const char *gen);
+void pg_cache_gens_prune(struct pcert *c, int keep);
+char **pg_cache_note_find(struct pcert *c, const char *gen, const char *note);
+void pg_cache_note_set(struct pcert *c, const char *gen, const char *note, const char *json);
+struct pacct *pg_cache_acct_find(struct pg_store *p, const char *ca);
+/* key_pem NULL: the key did not unseal (reads answer ERR_CRYPTO). */
+void pg_cache_acct_set(struct pg_store *p, const char *ca, const char *key_pem, const char *json);
+struct pnext *pg_cache_next_find(struct pg_store *p, const char *ca);
+/* key_pem NULL forgets the next key. */
+void pg_cache_acct_next_set(struct pg_store *p, const char *ca, const char *key_pem);
+void pg_cache_history_add(struct pcert *c, const char *line);
+/* Wipes a secret string and frees it (NULL is fine). */
+void pg_cache_wipe_free(char *secret);
+
+/* pg_store.c for pg_open.c: the vtable, freeing a store, and the keys' AD. */
+extern const struct store_ops pg_store_ops;
+void pg_store_free(struct store *s);
+char *pg_store_account_ad(const char *ca);
+/* A key from encode(key_sealed, 'hex') unsealed for (cert, gen), owned, or
+ * NULL (logged). */
+char *pg_store_unseal_hex(struct pg_store *p, const char *cert, const char *gen, const char *hex);
 
 /* ---- the store backend (pg_store.c) ------------------------------------------ */
 

@@ -26,259 +26,18 @@
 #include <string.h>
 #include <time.h>
 
-#define OPEN_TIMEOUT_MS 10000
 #define LEASE_TTL_MS 120000 /* renewed every third; a crashed holder blocks this long */
-
-/* One certificate as we know it. */
-struct pcert {
-    char *name;
-    struct store_cert cur; /* generation NULL: none stored; key_pem NULL if it did not unseal */
-    char **gens;           /* ascending (names sort by age) */
-    size_t ngens;
-    char **note_key, **note_json; /* notes per generation: key "GENERATION\nNOTE" */
-    size_t nnotes;
-    struct buf history; /* its history lines, oldest first */
-    char *order_json;   /* or NULL */
-    bool redeploy;      /* ours: this instance owes a deployment */
-    bool alert;
-    int64_t alert_t;
-    bool leased;
-    uint64_t fence;
-};
-
-struct pacct {
-    char *ca, *key_pem, *json; /* key_pem NULL: did not unseal (logged) */
-};
-
-/* A rollover's next key, kept apart from the account (it may exist alone). */
-struct pnext {
-    char *ca, *key_pem;
-};
-
-struct pbox {
-    char *id, *text;
-};
-
-struct pg_store {
-    struct store base; /* first: a struct store * is a struct pg_store * */
-    struct pg_conn *conn;
-    struct pg_key key;
-    char *instance;
-    struct pcert **certs;
-    size_t ncerts, capcerts;
-    struct pacct *accts;
-    size_t naccts, capaccts;
-    struct pnext *nexts;
-    size_t nnexts, capnexts;
-    struct pbox *boxes; /* the outbox as loaded at open (store_outbox_load) */
-    size_t nboxes, capboxes;
-};
 
 static struct pg_store *pg_of(struct store *s)
 {
     return (struct pg_store *)s;
 }
 
-/* ---- the in-memory copy -------------------------------------------------------- */
-
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void pcert_free(struct pcert *c)
-{
-    free(c->name);
-    store_cert_fini(&c->cur);
-    strv_free(c->gens, c->ngens);
-    strv_free(c->note_key, c->nnotes);
-    strv_free(c->note_json, c->nnotes);
-    buf_fini(&c->history);
-    free(c->order_json);
-    free(c);
-}
-
-static struct pcert *cert_find(struct pg_store *p, const char *name)
-{
-    for (size_t i = 0; i < p->ncerts; i++)
-        if (strcmp(p->certs[i]->name, name) == 0)
-            return p->certs[i];
-    return NULL;
-}
-
-static struct pcert *cert_get(struct pg_store *p, const char *name)
-{
-    struct pcert *c = cert_find(p, name);
-
-    if (c != NULL)
-        return c;
-    c = xcalloc(1, sizeof(*c));
-    c->name = xstrdup(name);
-    p->certs = xreallocarray_grow(p->certs, &p->capcerts, p->ncerts + 1, sizeof(*p->certs));
-    p->certs[p->ncerts++] = c;
-    return c;
-}
-
-static void gen_add(struct pcert *c, const char *gen)
-{
-    size_t i = 0;
-
-    while (i < c->ngens && strcmp(c->gens[i], gen) < 0)
-        i++;
-    if (i < c->ngens && strcmp(c->gens[i], gen) == 0)
-        return;
-    c->gens = xrealloc(c->gens, (c->ngens + 1) * sizeof(*c->gens));
-    memmove(c->gens + i + 1, c->gens + i, (c->ngens - i) * sizeof(*c->gens));
-    c->gens[i] = xstrdup(gen);
-    c->ngens++;
-}
-
-/* Keeps the newest keep + 1 generations (the current one is the newest:
- * names sort by age) and their ARI state, as the DELETE in the database. */
-static void gens_prune(struct pcert *c, int keep)
-{
-    size_t n = (size_t)keep + 1;
-
-    while (c->ngens > n) {
-        char *old = c->gens[0];
-        size_t olen = strlen(old);
-        for (size_t j = 0; j < c->nnotes;) {
-            if (strncmp(c->note_key[j], old, olen) == 0 && c->note_key[j][olen] == '\n') {
-                free(c->note_key[j]);
-                free(c->note_json[j]);
-                c->note_key[j] = c->note_key[c->nnotes - 1];
-                c->note_json[j] = c->note_json[c->nnotes - 1];
-                c->nnotes--;
-            } else {
-                j++;
-            }
-        }
-        free(old);
-        memmove(c->gens, c->gens + 1, (c->ngens - 1) * sizeof(*c->gens));
-        c->ngens--;
-    }
-}
-
-static char **note_find(struct pcert *c, const char *gen, const char *note)
-{
-    char *key = xasprintf("%s\n%s", gen, note);
-    char **found = NULL;
-
-    for (size_t j = 0; j < c->nnotes && found == NULL; j++)
-        if (strcmp(c->note_key[j], key) == 0)
-            found = &c->note_json[j];
-    free(key);
-    return found;
-}
-
-static void note_set(struct pcert *c, const char *gen, const char *note, const char *json)
-{
-    char **old = note_find(c, gen, note);
-
-    if (old != NULL) {
-        free(*old);
-        *old = xstrdup(json);
-        return;
-    }
-    c->note_key = xrealloc(c->note_key, (c->nnotes + 1) * sizeof(char *));
-    c->note_json = xrealloc(c->note_json, (c->nnotes + 1) * sizeof(char *));
-    c->note_key[c->nnotes] = xasprintf("%s\n%s", gen, note);
-    c->note_json[c->nnotes] = xstrdup(json);
-    c->nnotes++;
-}
-
-static struct pacct *acct_find(struct pg_store *p, const char *ca)
-{
-    for (size_t i = 0; i < p->naccts; i++)
-        if (strcmp(p->accts[i].ca, ca) == 0)
-            return &p->accts[i];
-    return NULL;
-}
-
-static void acct_set(struct pg_store *p, const char *ca, const char *key_pem, const char *json)
-{
-    struct pacct *a = acct_find(p, ca);
-
-    if (a == NULL) {
-        p->accts = xreallocarray_grow(p->accts, &p->capaccts, p->naccts + 1, sizeof(*p->accts));
-        a = &p->accts[p->naccts++];
-        a->ca = xstrdup(ca);
-    } else {
-        if (a->key_pem != NULL)
-            OPENSSL_cleanse(a->key_pem, strlen(a->key_pem));
-        free(a->key_pem);
-        free(a->json);
-    }
-    a->key_pem = key_pem != NULL ? xstrdup(key_pem) : NULL;
-    a->json = xstrdup(json);
-}
-
-static void wipe_free(char *secret)
-{
-    if (secret != NULL)
-        OPENSSL_cleanse(secret, strlen(secret));
-    free(secret);
-}
-
-static struct pnext *next_find(struct pg_store *p, const char *ca)
-{
-    for (size_t i = 0; i < p->nnexts; i++)
-        if (strcmp(p->nexts[i].ca, ca) == 0)
-            return &p->nexts[i];
-    return NULL;
-}
-
-/* key_pem NULL forgets the next key. */
-static void acct_next_set(struct pg_store *p, const char *ca, const char *key_pem)
-{
-    struct pnext *n = next_find(p, ca);
-
-    if (n != NULL) {
-        wipe_free(n->key_pem);
-        n->key_pem = NULL;
-        if (key_pem == NULL) {
-            free(n->ca);
-            *n = p->nexts[--p->nnexts];
-            return;
-        }
-    } else if (key_pem == NULL) {
-        return;
-    } else {
-        p->nexts = xreallocarray_grow(p->nexts, &p->capnexts, p->nnexts + 1, sizeof(*p->nexts));
-        n = &p->nexts[p->nnexts++];
-        n->ca = xstrdup(ca);
-    }
-    n->key_pem = xstrdup(key_pem);
-}
-
-/* History: appended whole lines; past 64 KiB cut to the newest lines within
- * 32 KiB, as the DELETE in the database does. */
-#define HISTORY_MAX (64 * 1024)
-#define HISTORY_KEEP (32 * 1024)
-#define HISTORY_MAX_S "65536"
-#define HISTORY_KEEP_S "32768"
-
-static void history_add(struct pcert *c, const char *line)
-{
-    if (c->history.max == 0)
-        buf_init(&c->history, 2 * HISTORY_MAX);
-    buf_append_str(&c->history, line);
-    if (c->history.len <= HISTORY_MAX)
-        return;
-    size_t cut = c->history.len - HISTORY_KEEP;
-    while (cut < c->history.len && c->history.data[cut - 1] != '\n')
-        cut++; /* whole lines only */
-    memmove(c->history.data, c->history.data + cut, c->history.len - cut + 1);
-    c->history.len -= cut;
-}
-
 /* ---- sealing ---------------------------------------------------------------------- */
 
 /* The associated data of an account key: no certificate can be named so
  * ('/' is refused by store_name_ok). */
-static char *account_ad(const char *ca)
+char *pg_store_account_ad(const char *ca)
 {
     return xasprintf("@account/%s", ca);
 }
@@ -298,7 +57,7 @@ static char *seal_hex(struct pg_store *p, const char *cert, const char *gen, con
 
 /* A hex string from encode(key_sealed, 'hex') unsealed for (cert, gen), or
  * NULL (logged: the row and why). */
-static char *unseal_hex(struct pg_store *p, const char *cert, const char *gen, const char *hex)
+char *pg_store_unseal_hex(struct pg_store *p, const char *cert, const char *gen, const char *hex)
 {
     size_t n, ptlen;
     uint8_t *blob = pg_hex_bytes(hex, &n), *pt = NULL;
@@ -396,24 +155,24 @@ static void apply(struct wop *w)
     struct pg_store *p = w->p;
     bool about_cert = w->kind != W_ACCOUNT && w->kind != W_ACCOUNT_NEXT && w->kind != W_ROLLOVER &&
                       w->kind != W_RETIRE && w->kind != W_OUTBOX && w->kind != W_HISTORY;
-    struct pcert *c = w->name != NULL && about_cert ? cert_get(p, w->name) : NULL;
+    struct pcert *c = w->name != NULL && about_cert ? pg_cache_cert_get(p, w->name) : NULL;
     struct pacct *a;
 
     switch (w->kind) {
     case W_ACCOUNT:
-        acct_set(p, w->name, w->key_pem, w->text);
+        pg_cache_acct_set(p, w->name, w->key_pem, w->text);
         break;
     case W_ACCOUNT_NEXT:
-        acct_next_set(p, w->name, w->key_pem);
+        pg_cache_acct_next_set(p, w->name, w->key_pem);
         break;
     case W_ROLLOVER:
-        acct_set(p, w->name, w->key_pem, w->text);
-        acct_next_set(p, w->name, NULL);
+        pg_cache_acct_set(p, w->name, w->key_pem, w->text);
+        pg_cache_acct_next_set(p, w->name, NULL);
         break;
     case W_RETIRE:
-        a = acct_find(p, w->name);
+        a = pg_cache_acct_find(p, w->name);
         if (a != NULL) { /* reads as absent from now on */
-            wipe_free(a->key_pem);
+            pg_cache_wipe_free(a->key_pem);
             free(a->json);
             free(a->ca);
             *a = p->accts[--p->naccts];
@@ -421,7 +180,7 @@ static void apply(struct wop *w)
         break;
     case W_HISTORY:
         for (size_t i = 0; i < w->nlines; i++)
-            history_add(cert_get(p, w->lines[i].name), w->lines[i].line);
+            pg_cache_history_add(pg_cache_cert_get(p, w->lines[i].name), w->lines[i].line);
         break;
     case W_CERT:
         store_cert_fini(&c->cur);
@@ -431,16 +190,16 @@ static void apply(struct wop *w)
         c->cur.fullchain_pem = xstrdup(w->fullchain_pem);
         c->cur.key_pem = xstrdup(w->key_pem);
         c->cur.meta_json = xstrdup(w->meta_json);
-        gen_add(c, w->gen);
-        gens_prune(c, w->keep);
+        pg_cache_gen_add(c, w->gen);
+        pg_cache_gens_prune(c, w->keep);
         if (w->mark)
             c->redeploy = true;
         break;
     case W_PRUNE:
-        gens_prune(c, w->keep);
+        pg_cache_gens_prune(c, w->keep);
         break;
     case W_NOTE:
-        note_set(c, w->gen, w->note, w->text);
+        pg_cache_note_set(c, w->gen, w->note, w->text);
         break;
     case W_ORDER:
         free(c->order_json);
@@ -513,7 +272,7 @@ static int wop_start(struct wop *w, const struct pg_stmt *st, size_t n)
 static size_t fence_if_leased(struct pg_store *p, const char *name, struct pg_fence *f,
                               struct pg_stmt *st)
 {
-    struct pcert *c = cert_find(p, name);
+    struct pcert *c = pg_cache_cert_find(p, name);
 
     if (c == NULL || !c->leased)
         return 0;
@@ -533,7 +292,7 @@ static int account_write(struct store *s, enum wkind kind, const char *ca, const
                          const char *account_json, store_cb cb, void *arg)
 {
     struct pg_store *p = pg_of(s);
-    char *ad = account_ad(ca);
+    char *ad = pg_store_account_ad(ca);
     char *hex = seal_hex(p, ad, "", key_pem);
 
     free(ad);
@@ -743,7 +502,7 @@ static int pg_history_append(struct store *s, const struct store_history_line *v
 static int pg_order_put(struct store *s, const char *name, const char *json, store_cb cb, void *arg)
 {
     struct pg_store *p = pg_of(s);
-    struct pcert *c = cert_find(p, name);
+    struct pcert *c = pg_cache_cert_find(p, name);
     struct wop *w = wop_new(p, W_ORDER, name, cb, arg);
     char tok[24];
 
@@ -858,12 +617,12 @@ static void lease_done(int status, enum pg_lease_verdict v, uint64_t token, void
     char *err = NULL;
 
     if (status == 0 && v == PG_LEASE_GRANTED) {
-        struct pcert *c = cert_get(lw->p, lw->name);
+        struct pcert *c = pg_cache_cert_get(lw->p, lw->name);
         c->leased = true;
         c->fence = token;
         r.fence = token;
     } else if (status == 0) {
-        struct pcert *c = cert_find(lw->p, lw->name);
+        struct pcert *c = pg_cache_cert_find(lw->p, lw->name);
         if (c != NULL && !lw->take)
             c->leased = false;
         status = ERR_LOCKED;
@@ -914,7 +673,7 @@ static void released(int status, enum pg_lease_verdict v, uint64_t token, void *
 static void ps_lease_release(struct store *s, const char *name, uint64_t fence)
 {
     struct pg_store *p = pg_of(s);
-    struct pcert *c = cert_find(p, name);
+    struct pcert *c = pg_cache_cert_find(p, name);
 
     if (c == NULL || !c->leased || c->fence != fence || p->conn == NULL)
         return; /* a stale fence is ignored */
@@ -926,7 +685,7 @@ static void ps_lease_release(struct store *s, const char *name, uint64_t fence)
 
 static int pg_account_read(struct store *s, const char *ca, char **key_pem, char **account_json)
 {
-    struct pacct *a = acct_find(pg_of(s), ca);
+    struct pacct *a = pg_cache_acct_find(pg_of(s), ca);
 
     if (a == NULL)
         return -ENOENT;
@@ -940,7 +699,7 @@ static int pg_account_read(struct store *s, const char *ca, char **key_pem, char
 static int pg_cert_read_current(struct store *s, const char *name, bool with_key,
                                 struct store_cert *out)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     if (c == NULL || c->cur.generation == NULL)
         return -ENOENT;
@@ -958,7 +717,7 @@ static int pg_cert_read_current(struct store *s, const char *name, bool with_key
 
 static int pg_cert_list(struct store *s, const char *name, char ***gens, size_t *n)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     *gens = NULL;
     *n = 0;
@@ -974,8 +733,8 @@ static int pg_cert_list(struct store *s, const char *name, char ***gens, size_t 
 static int pg_note_read(struct store *s, const char *name, const char *generation, const char *note,
                         char **json)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
-    char **v = c != NULL ? note_find(c, generation, note) : NULL;
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
+    char **v = c != NULL ? pg_cache_note_find(c, generation, note) : NULL;
 
     if (v == NULL)
         return -ENOENT;
@@ -985,7 +744,7 @@ static int pg_note_read(struct store *s, const char *name, const char *generatio
 
 static int pg_account_next_read(struct store *s, const char *ca, char **key_pem)
 {
-    struct pnext *n = next_find(pg_of(s), ca);
+    struct pnext *n = pg_cache_next_find(pg_of(s), ca);
 
     if (n == NULL)
         return -ENOENT;
@@ -997,7 +756,7 @@ static int pg_account_next_read(struct store *s, const char *ca, char **key_pem)
 
 static int pg_history_read(struct store *s, const char *name, char **text, size_t *len)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     if (c == NULL || c->history.len == 0)
         return -ENOENT;
@@ -1008,7 +767,7 @@ static int pg_history_read(struct store *s, const char *name, char **text, size_
 
 static int pg_order_read(struct store *s, const char *name, char **json)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     if (c == NULL || c->order_json == NULL)
         return -ENOENT;
@@ -1018,14 +777,14 @@ static int pg_order_read(struct store *s, const char *name, char **json)
 
 static bool pg_redeploy_marked(struct store *s, const char *name)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     return c != NULL && c->redeploy;
 }
 
 static int pg_alert_read(struct store *s, const char *name, int64_t *t)
 {
-    struct pcert *c = cert_find(pg_of(s), name);
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
     if (c == NULL || !c->alert)
         return -ENOENT;
@@ -1100,13 +859,13 @@ static char *pg_where(struct store *s, enum store_what what, const char *name)
     return xasprintf("postgresql: %s %s", t, name);
 }
 
-static void pg_close(struct store *s)
+void pg_store_free(struct store *s)
 {
     struct pg_store *p = pg_of(s);
 
     pg_conn_close(p->conn, NULL, NULL); /* frees itself once its handles close */
     for (size_t i = 0; i < p->ncerts; i++)
-        pcert_free(p->certs[i]);
+        pg_cache_pcert_free(p->certs[i]);
     free(p->certs);
     for (size_t i = 0; i < p->naccts; i++) {
         if (p->accts[i].key_pem != NULL)
@@ -1117,7 +876,7 @@ static void pg_close(struct store *s)
     }
     free(p->accts);
     for (size_t i = 0; i < p->nnexts; i++) {
-        wipe_free(p->nexts[i].key_pem);
+        pg_cache_wipe_free(p->nexts[i].key_pem);
         free(p->nexts[i].ca);
     }
     free(p->nexts);
@@ -1131,9 +890,9 @@ static void pg_close(struct store *s)
     free(p);
 }
 
-static const struct store_ops pg_ops = {
+const struct store_ops pg_store_ops = {
     .type = "postgresql",
-    .close = pg_close,
+    .close = pg_store_free,
     .where = pg_where,
     .sweep = pg_sweep,
     .account_read = pg_account_read,
@@ -1166,256 +925,3 @@ static const struct store_ops pg_ops = {
     .lease_renew = ps_lease_renew,
     .lease_release = ps_lease_release,
 };
-
-/* ---- other instances' generations ------------------------------------------------------- */
-
-#define CURRENT_SQL                                                                                \
-    "SELECT c.name, g.generation, g.cert_pem, g.chain_pem, g.fullchain_pem,"                       \
-    " encode(g.key_sealed, 'hex'), g.meta_json FROM certloop_certificates c"                       \
-    " LEFT JOIN certloop_generations g ON g.cert = c.name AND g.generation = c.current_generation"
-
-/* Rows of CURRENT_SQL into the copy: each certificate's current generation,
- * replacing what we had (another instance may have stored a newer one). */
-static void current_rows(struct pg_store *p, PGresult *r)
-{
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct pcert *c = cert_get(p, PQgetvalue(r, i, 0));
-        if (PQgetisnull(r, i, 1))
-            continue;
-        if (c->cur.generation != NULL && strcmp(c->cur.generation, PQgetvalue(r, i, 1)) == 0)
-            continue; /* already ours */
-        store_cert_fini(&c->cur);
-        c->cur.generation = xstrdup(PQgetvalue(r, i, 1));
-        c->cur.cert_pem = xstrdup(PQgetvalue(r, i, 2));
-        c->cur.chain_pem = xstrdup(PQgetvalue(r, i, 3));
-        c->cur.fullchain_pem = xstrdup(PQgetvalue(r, i, 4));
-        c->cur.key_pem = unseal_hex(p, c->name, c->cur.generation, PQgetvalue(r, i, 5));
-        c->cur.meta_json = xstrdup(PQgetvalue(r, i, 6));
-        gen_add(c, c->cur.generation);
-    }
-}
-
-static void refreshed(int status, const struct pg_res *res, void *arg)
-{
-    struct pg_store *p = arg;
-
-    if (status == 0)
-        current_rows(p, res->res[0]);
-    else if (status == ERR_DB)
-        log_warn(LOG_STORE, "database: refresh: %s %s", res->sqlstate, res->message);
-}
-
-/* Re-reads the current generation of cert (NULL: of every certificate). The
- * op is silenced by pg_conn_close, so it never outlives the store. */
-static void refresh(struct pg_store *p, const char *cert)
-{
-    const char *par[] = {cert};
-    struct pg_stmt st = {cert != NULL ? CURRENT_SQL " WHERE c.name = $1" : CURRENT_SQL,
-                         cert != NULL ? 1 : 0, par};
-
-    if (pg_op_start(p->conn, &st, 1, refreshed, p, NULL) < 0)
-        log_warn(LOG_STORE, "database: refresh of %s not started", cert != NULL ? cert : "all");
-}
-
-/* NOTIFY certloop_generation "CERT GENERATION": another instance (or we)
- * stored a generation; the copy follows within one round trip. */
-static void on_notify(const char *channel, const char *payload, void *arg)
-{
-    struct pg_store *p = arg;
-    const char *sp = strchr(payload, ' ');
-
-    if (strcmp(channel, PG_CHANNEL_GENERATION) != 0 || sp == NULL)
-        return;
-    char *cert = xstrndup(payload, (size_t)(sp - payload));
-    struct pcert *c = cert_find(p, cert);
-    if (c == NULL || c->cur.generation == NULL || strcmp(c->cur.generation, sp + 1) != 0)
-        refresh(p, cert);
-    free(cert);
-}
-
-/* Notifications sent while we were not listening are lost: after every
- * (re)connect, re-read all. The first one too: the copy was loaded at open
- * on another connection, before this one listened. The LISTEN goes out
- * first on a new connection, so nothing falls between the two. */
-static void on_state(enum pg_conn_state st, void *arg)
-{
-    struct pg_store *p = arg;
-
-    if (st == PG_CONN_UP)
-        refresh(p, NULL);
-}
-
-/* ---- open: migrate and load on a private loop ------------------------------------------ */
-
-struct opening {
-    struct pg_store *p;
-    int done;
-    int status;
-};
-
-static void load_rows(struct pg_store *p, const struct pg_res *res)
-{
-    PGresult *r = res->res[0]; /* accounts */
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *ca = PQgetvalue(r, i, 0);
-        char *ad = account_ad(ca);
-        char *key = unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
-        free(ad);
-        acct_set(p, ca, key, PQgetvalue(r, i, 2));
-        if (key != NULL)
-            OPENSSL_cleanse(key, strlen(key));
-        free(key);
-    }
-    current_rows(p, res->res[1]); /* certificates and their current generation */
-    r = res->res[2];              /* every generation */
-    for (int i = 0; i < PQntuples(r); i++)
-        gen_add(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
-    r = res->res[3]; /* orders in flight */
-    for (int i = 0; i < PQntuples(r); i++)
-        cert_get(p, PQgetvalue(r, i, 0))->order_json = xstrdup(PQgetvalue(r, i, 1));
-    r = res->res[4]; /* our redeploy marks */
-    for (int i = 0; i < PQntuples(r); i++)
-        cert_get(p, PQgetvalue(r, i, 0))->redeploy = true;
-    r = res->res[5]; /* our alerts */
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct pcert *c = cert_get(p, PQgetvalue(r, i, 0));
-        c->alert = true;
-        c->alert_t = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-    }
-    r = res->res[6]; /* the live outbox */
-    for (int i = 0; i < PQntuples(r); i++) {
-        p->boxes = xreallocarray_grow(p->boxes, &p->capboxes, p->nboxes + 1, sizeof(*p->boxes));
-        p->boxes[p->nboxes].id = xstrdup(PQgetvalue(r, i, 0));
-        p->boxes[p->nboxes].text = xstrdup(PQgetvalue(r, i, 1));
-        p->nboxes++;
-    }
-    r = res->res[7]; /* notes of generations */
-    for (int i = 0; i < PQntuples(r); i++)
-        note_set(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                 PQgetvalue(r, i, 3));
-    r = res->res[8]; /* rollovers' next keys */
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *ca = PQgetvalue(r, i, 0);
-        char *ad = xasprintf("@account-next/%s", ca);
-        char *key = unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
-        free(ad);
-        acct_next_set(p, ca, key != NULL ? key : "");
-        if (key == NULL) { /* present but unusable: reads say so */
-            struct pnext *n = next_find(p, ca);
-            free(n->key_pem);
-            n->key_pem = NULL;
-        }
-        wipe_free(key);
-    }
-    r = res->res[9]; /* histories, oldest line first */
-    for (int i = 0; i < PQntuples(r); i++)
-        history_add(cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
-}
-
-static void loaded(int status, const struct pg_res *res, void *arg)
-{
-    struct opening *o = arg;
-
-    if (status == 0)
-        load_rows(o->p, res);
-    else if (status == ERR_DB)
-        log_error(LOG_STORE, "database: load: %s %s", res->sqlstate, res->message);
-    o->status = status;
-    o->done = 1;
-}
-
-static void migrated(int status, int version, void *arg)
-{
-    struct opening *o = arg;
-    struct pg_store *p = o->p;
-
-    (void)version;
-    if (status < 0) {
-        o->status = status;
-        o->done = 1;
-        return;
-    }
-    const char *me[] = {p->instance};
-    struct pg_stmt st[] = {
-        {"SELECT ca, encode(key_sealed, 'hex'), account_json FROM certloop_accounts", 0, NULL},
-        {CURRENT_SQL, 0, NULL},
-        {"SELECT cert, generation FROM certloop_generations ORDER BY cert, generation", 0, NULL},
-        {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
-        {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
-        {"SELECT cert, t FROM certloop_alerts WHERE instance = $1", 1, me},
-        {"SELECT id, payload FROM certloop_outbox WHERE NOT dead ORDER BY id", 0, NULL},
-        {"SELECT cert, generation, note, json FROM certloop_notes", 0, NULL},
-        {"SELECT ca, encode(key_sealed, 'hex') FROM certloop_account_next", 0, NULL},
-        {"SELECT cert, line FROM certloop_history ORDER BY cert, id", 0, NULL},
-    };
-    int rc = pg_op_start(p->conn, st, sizeof(st) / sizeof(st[0]), loaded, o, NULL);
-    if (rc < 0) {
-        o->status = rc;
-        o->done = 1;
-    }
-}
-
-static void on_open_timeout(uv_timer_t *t)
-{
-    struct opening *o = t->data;
-
-    if (!o->done) {
-        o->status = ERR_TIMEOUT;
-        o->done = 1;
-    }
-}
-
-int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
-                  const char *instance, struct store **out)
-{
-    struct pg_store *p = xcalloc(1, sizeof(*p));
-    struct opening o = {p, 0, 0};
-    uv_loop_t tmp;
-    uv_timer_t timer;
-    struct pg_conn_opts opts = {.conninfo = conninfo};
-
-    p->base.ops = &pg_ops;
-    p->base.loop = loop;
-    p->key = *key;
-    p->instance = xstrdup(instance);
-    /* Before the daemon's loop runs: migrate and load on a private loop,
-     * with a deadline, so a missing database fails the start clearly. */
-    int rc = uv_loop_init(&tmp);
-    if (rc < 0) {
-        pg_close(&p->base);
-        return rc;
-    }
-    rc = pg_conn_open(&tmp, &opts, &p->conn);
-    if (rc == 0)
-        rc = pg_schema_migrate_start(p->conn, migrated, &o, NULL);
-    uv_timer_init(&tmp, &timer);
-    timer.data = &o;
-    uv_timer_start(&timer, on_open_timeout, OPEN_TIMEOUT_MS, 0);
-    while (rc == 0 && !o.done)
-        uv_run(&tmp, UV_RUN_ONCE);
-    if (rc == 0)
-        rc = o.status;
-    if (p->conn != NULL)
-        pg_conn_close(p->conn, NULL, NULL);
-    p->conn = NULL;
-    uv_close((uv_handle_t *)&timer, NULL);
-    uv_run(&tmp, UV_RUN_DEFAULT);
-    int crc = uv_loop_close(&tmp);
-    assert(crc == 0);
-    (void)crc;
-    if (rc == 0 && loop != NULL) { /* the daemon's connection */
-        opts.on_notify = on_notify;
-        opts.on_state = on_state;
-        opts.arg = p;
-        rc = pg_conn_open(loop, &opts, &p->conn);
-        if (rc == 0)
-            rc = pg_conn_listen(p->conn, PG_CHANNEL_GENERATION);
-    }
-    if (rc < 0) {
-        log_error(LOG_STORE, "database: open: %s", err_str(rc));
-        pg_close(&p->base);
-        return rc;
-    }
-    *out = &p->base;
-    return 0;
-}

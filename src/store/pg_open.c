@@ -1,0 +1,269 @@
+/* Opening the PostgreSQL backend and keeping its copy current: migrate
+ * and load on a private loop before the daemon's loop runs, then follow
+ * other instances' generations through NOTIFY (and re-read everything
+ * after each (re)connect, since notifications sent meanwhile are lost). */
+#include "store/pg_internal.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#include <assert.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPEN_TIMEOUT_MS 10000
+
+/* ---- other instances' generations ------------------------------------------------------- */
+
+#define CURRENT_SQL                                                                                \
+    "SELECT c.name, g.generation, g.cert_pem, g.chain_pem, g.fullchain_pem,"                       \
+    " encode(g.key_sealed, 'hex'), g.meta_json FROM certloop_certificates c"                       \
+    " LEFT JOIN certloop_generations g ON g.cert = c.name AND g.generation = c.current_generation"
+
+/* Rows of CURRENT_SQL into the copy: each certificate's current generation,
+ * replacing what we had (another instance may have stored a newer one). */
+static void current_rows(struct pg_store *p, PGresult *r)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
+        if (PQgetisnull(r, i, 1))
+            continue;
+        if (c->cur.generation != NULL && strcmp(c->cur.generation, PQgetvalue(r, i, 1)) == 0)
+            continue; /* already ours */
+        store_cert_fini(&c->cur);
+        c->cur.generation = xstrdup(PQgetvalue(r, i, 1));
+        c->cur.cert_pem = xstrdup(PQgetvalue(r, i, 2));
+        c->cur.chain_pem = xstrdup(PQgetvalue(r, i, 3));
+        c->cur.fullchain_pem = xstrdup(PQgetvalue(r, i, 4));
+        c->cur.key_pem = pg_store_unseal_hex(p, c->name, c->cur.generation, PQgetvalue(r, i, 5));
+        c->cur.meta_json = xstrdup(PQgetvalue(r, i, 6));
+        pg_cache_gen_add(c, c->cur.generation);
+    }
+}
+
+static void refreshed(int status, const struct pg_res *res, void *arg)
+{
+    struct pg_store *p = arg;
+
+    if (status == 0)
+        current_rows(p, res->res[0]);
+    else if (status == ERR_DB)
+        log_warn(LOG_STORE, "database: refresh: %s %s", res->sqlstate, res->message);
+}
+
+/* Re-reads the current generation of cert (NULL: of every certificate). The
+ * op is silenced by pg_conn_close, so it never outlives the store. */
+static void refresh(struct pg_store *p, const char *cert)
+{
+    const char *par[] = {cert};
+    struct pg_stmt st = {cert != NULL ? CURRENT_SQL " WHERE c.name = $1" : CURRENT_SQL,
+                         cert != NULL ? 1 : 0, par};
+
+    if (pg_op_start(p->conn, &st, 1, refreshed, p, NULL) < 0)
+        log_warn(LOG_STORE, "database: refresh of %s not started", cert != NULL ? cert : "all");
+}
+
+/* NOTIFY certloop_generation "CERT GENERATION": another instance (or we)
+ * stored a generation; the copy follows within one round trip. */
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    struct pg_store *p = arg;
+    const char *sp = strchr(payload, ' ');
+
+    if (strcmp(channel, PG_CHANNEL_GENERATION) != 0 || sp == NULL)
+        return;
+    char *cert = xstrndup(payload, (size_t)(sp - payload));
+    struct pcert *c = pg_cache_cert_find(p, cert);
+    if (c == NULL || c->cur.generation == NULL || strcmp(c->cur.generation, sp + 1) != 0)
+        refresh(p, cert);
+    free(cert);
+}
+
+/* Notifications sent while we were not listening are lost: after every
+ * (re)connect, re-read all. The first one too: the copy was loaded at open
+ * on another connection, before this one listened. The LISTEN goes out
+ * first on a new connection, so nothing falls between the two. */
+static void on_state(enum pg_conn_state st, void *arg)
+{
+    struct pg_store *p = arg;
+
+    if (st == PG_CONN_UP)
+        refresh(p, NULL);
+}
+
+/* ---- open: migrate and load on a private loop ------------------------------------------ */
+
+struct opening {
+    struct pg_store *p;
+    int done;
+    int status;
+};
+
+static void load_rows(struct pg_store *p, const struct pg_res *res)
+{
+    PGresult *r = res->res[0]; /* accounts */
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *ca = PQgetvalue(r, i, 0);
+        char *ad = pg_store_account_ad(ca);
+        char *key = pg_store_unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
+        free(ad);
+        pg_cache_acct_set(p, ca, key, PQgetvalue(r, i, 2));
+        if (key != NULL)
+            OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    current_rows(p, res->res[1]); /* certificates and their current generation */
+    r = res->res[2];              /* every generation */
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_cache_gen_add(pg_cache_cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
+    r = res->res[3]; /* orders in flight */
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_cache_cert_get(p, PQgetvalue(r, i, 0))->order_json = xstrdup(PQgetvalue(r, i, 1));
+    r = res->res[4]; /* our redeploy marks */
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_cache_cert_get(p, PQgetvalue(r, i, 0))->redeploy = true;
+    r = res->res[5]; /* our alerts */
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
+        c->alert = true;
+        c->alert_t = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    r = res->res[6]; /* the live outbox */
+    for (int i = 0; i < PQntuples(r); i++) {
+        p->boxes = xreallocarray_grow(p->boxes, &p->capboxes, p->nboxes + 1, sizeof(*p->boxes));
+        p->boxes[p->nboxes].id = xstrdup(PQgetvalue(r, i, 0));
+        p->boxes[p->nboxes].text = xstrdup(PQgetvalue(r, i, 1));
+        p->nboxes++;
+    }
+    r = res->res[7]; /* notes of generations */
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_cache_note_set(pg_cache_cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
+                          PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+    r = res->res[8]; /* rollovers' next keys */
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *ca = PQgetvalue(r, i, 0);
+        char *ad = xasprintf("@account-next/%s", ca);
+        char *key = pg_store_unseal_hex(p, ad, "", PQgetvalue(r, i, 1));
+        free(ad);
+        pg_cache_acct_next_set(p, ca, key != NULL ? key : "");
+        if (key == NULL) { /* present but unusable: reads say so */
+            struct pnext *n = pg_cache_next_find(p, ca);
+            free(n->key_pem);
+            n->key_pem = NULL;
+        }
+        pg_cache_wipe_free(key);
+    }
+    r = res->res[9]; /* histories, oldest line first */
+    for (int i = 0; i < PQntuples(r); i++)
+        pg_cache_history_add(pg_cache_cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
+}
+
+static void loaded(int status, const struct pg_res *res, void *arg)
+{
+    struct opening *o = arg;
+
+    if (status == 0)
+        load_rows(o->p, res);
+    else if (status == ERR_DB)
+        log_error(LOG_STORE, "database: load: %s %s", res->sqlstate, res->message);
+    o->status = status;
+    o->done = 1;
+}
+
+static void migrated(int status, int version, void *arg)
+{
+    struct opening *o = arg;
+    struct pg_store *p = o->p;
+
+    (void)version;
+    if (status < 0) {
+        o->status = status;
+        o->done = 1;
+        return;
+    }
+    const char *me[] = {p->instance};
+    struct pg_stmt st[] = {
+        {"SELECT ca, encode(key_sealed, 'hex'), account_json FROM certloop_accounts", 0, NULL},
+        {CURRENT_SQL, 0, NULL},
+        {"SELECT cert, generation FROM certloop_generations ORDER BY cert, generation", 0, NULL},
+        {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
+        {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
+        {"SELECT cert, t FROM certloop_alerts WHERE instance = $1", 1, me},
+        {"SELECT id, payload FROM certloop_outbox WHERE NOT dead ORDER BY id", 0, NULL},
+        {"SELECT cert, generation, note, json FROM certloop_notes", 0, NULL},
+        {"SELECT ca, encode(key_sealed, 'hex') FROM certloop_account_next", 0, NULL},
+        {"SELECT cert, line FROM certloop_history ORDER BY cert, id", 0, NULL},
+    };
+    int rc = pg_op_start(p->conn, st, sizeof(st) / sizeof(st[0]), loaded, o, NULL);
+    if (rc < 0) {
+        o->status = rc;
+        o->done = 1;
+    }
+}
+
+static void on_open_timeout(uv_timer_t *t)
+{
+    struct opening *o = t->data;
+
+    if (!o->done) {
+        o->status = ERR_TIMEOUT;
+        o->done = 1;
+    }
+}
+
+int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
+                  const char *instance, struct store **out)
+{
+    struct pg_store *p = xcalloc(1, sizeof(*p));
+    struct opening o = {p, 0, 0};
+    uv_loop_t tmp;
+    uv_timer_t timer;
+    struct pg_conn_opts opts = {.conninfo = conninfo};
+
+    p->base.ops = &pg_store_ops;
+    p->base.loop = loop;
+    p->key = *key;
+    p->instance = xstrdup(instance);
+    /* Before the daemon's loop runs: migrate and load on a private loop,
+     * with a deadline, so a missing database fails the start clearly. */
+    int rc = uv_loop_init(&tmp);
+    if (rc < 0) {
+        pg_store_free(&p->base);
+        return rc;
+    }
+    rc = pg_conn_open(&tmp, &opts, &p->conn);
+    if (rc == 0)
+        rc = pg_schema_migrate_start(p->conn, migrated, &o, NULL);
+    uv_timer_init(&tmp, &timer);
+    timer.data = &o;
+    uv_timer_start(&timer, on_open_timeout, OPEN_TIMEOUT_MS, 0);
+    while (rc == 0 && !o.done)
+        uv_run(&tmp, UV_RUN_ONCE);
+    if (rc == 0)
+        rc = o.status;
+    if (p->conn != NULL)
+        pg_conn_close(p->conn, NULL, NULL);
+    p->conn = NULL;
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&tmp, UV_RUN_DEFAULT);
+    int crc = uv_loop_close(&tmp);
+    assert(crc == 0);
+    (void)crc;
+    if (rc == 0 && loop != NULL) { /* the daemon's connection */
+        opts.on_notify = on_notify;
+        opts.on_state = on_state;
+        opts.arg = p;
+        rc = pg_conn_open(loop, &opts, &p->conn);
+        if (rc == 0)
+            rc = pg_conn_listen(p->conn, PG_CHANNEL_GENERATION);
+    }
+    if (rc < 0) {
+        log_error(LOG_STORE, "database: open: %s", err_str(rc));
+        pg_store_free(&p->base);
+        return rc;
+    }
+    *out = &p->base;
+    return 0;
+}
