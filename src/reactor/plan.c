@@ -190,15 +190,15 @@ static void show_deploy(const struct cfg_deploy *d, FILE *out)
     buf_fini(&b);
 }
 
-static void show_dns(const struct cfg_dns *dns, FILE *out)
+static void show_dns(const struct cfg_dns *dns, enum cfg_challenge ch, FILE *out)
 {
     struct buf b = BUF_INIT(64 * 1024);
 
     if (dns == NULL) {
-        fprintf(out, "dns-01\n");
+        fprintf(out, "%s\n", config_challenge_name(ch));
         return;
     }
-    buf_printf(&b, "dns-01 via %s (", dns->name);
+    buf_printf(&b, "%s via %s (", config_challenge_name(ch), dns->name);
     switch (dns->type) {
     case CFG_DNS_RFC2136:
         buf_printf(&b, "rfc2136, server %s, zone %s", dns->server != NULL ? dns->server : "?",
@@ -423,7 +423,7 @@ static void show_cert(const struct config *cfg, struct store *store, const struc
     if (c->ca == NULL)
         fprintf(out, "-\n");
     else if (CFG_CHAL_IS_DNS(c->challenge))
-        show_dns(c->dns, out);
+        show_dns(c->dns, c->challenge, out);
     else if (c->challenge == CFG_CHAL_TLSALPN01)
         fprintf(out, "tls-alpn-01 ([tlsalpn01] listen %s)\n",
                 cfg->tlsalpn01.listen.n > 0 ? cfg->tlsalpn01.listen.v[0] : "empty");
