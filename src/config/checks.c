@@ -566,6 +566,12 @@ void config_check_http01_answerable(struct cctx *c)
 
     if (cfg->http01.listen.n > 0 || cfg->http01.webroot != NULL)
         return;
+    /* systemd socket activation: the daemon gets its sockets (LISTEN_FDS),
+     * and `check` under the same unit is told by systemd/certloop-socket.conf
+     * (ExecStartPre does not receive the sockets) */
+    const char *sa = getenv("CERTLOOP_SOCKET_ACTIVATION");
+    if (getenv("LISTEN_FDS") != NULL || (sa != NULL && strcmp(sa, "1") == 0))
+        return;
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *cc = &cfg->certs[i];
         if (cc->challenge != CFG_CHAL_HTTP01 || cc->ca == NULL)
@@ -578,9 +584,9 @@ void config_check_http01_answerable(struct cctx *c)
         config_err(c, file, cc->where.pos, path,
                    "http-01 has nothing to answer the CA: [http01] listen is [] and no "
                    "[http01] webroot is set; set webroot (a web server serves the token "
-                   "files), listen (certloop's own listener; under systemd socket activation "
-                   "the socket unit's sockets replace these addresses), or challenge = "
-                   "\"dns-01\"");
+                   "files), listen (certloop's own listener), or challenge = \"dns-01\"; "
+                   "with systemd/certloop.socket, the drop-in certloop-socket.conf sets "
+                   "CERTLOOP_SOCKET_ACTIVATION=1");
         free(path);
     }
 }
