@@ -134,6 +134,11 @@ int acme_ari_parse(const char *json, size_t len, struct acme_ari_info *out)
         goto out;
     if (end_ms <= start_ms)
         goto out;
+    /* a window shorter than a second ends in the second it starts: one
+     * second, so that end > start holds in whole seconds too (found by
+     * fuzz_acme_json) */
+    if (ai.end <= ai.start)
+        ai.end = ai.start + 1;
     url = json_object_get(root, "explanationURL");
     if (url != NULL) {
         if (!json_is_string(url) || !printable_url(json_string_value(url), json_string_length(url)))

@@ -98,6 +98,13 @@ static void test_parse_rejects_garbage(void **state)
             fail_msg("accepted: %s", bad[i]);
     }
     assert_int_equal(ai.start, 7); /* out untouched on failure */
+    /* a window of half a second: end is still after start in seconds */
+    assert_int_equal(parse("{\"suggestedWindow\":{\"start\":\"2026-12-20T00:00:00Z\","
+                           "\"end\":\"2026-12-20T00:00:00.5+00:00\"}}",
+                           &ai),
+                     0);
+    assert_true(ai.end > ai.start);
+    acme_ari_info_fini(&ai);
     /* NUL inside the input is not JSON */
     assert_int_equal(acme_ari_parse("{\"a\":1}\0x", 9, &ai), ERR_PARSE);
 }
