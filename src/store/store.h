@@ -61,6 +61,12 @@
  *     (undeployed and forgotten); a crash before the swap leaves a mark on
  *     the old generation: the next start deploys it again, which is
  *     harmless.
+ *   - store_account_rollover_start replaces the key (then the JSON), then
+ *     forgets the next key: a crash in between leaves the account intact
+ *     with a next key equal to its key, which the next rollover finds (as
+ *     account.c did before the store had an interface).
+ *   - store_account_retire_start puts the JSON aside first, then the key: a
+ *     crash in between leaves no account (the JSON is what marks one).
  *   - store_history_append_start appends each line durably, in order.
  *   - store_order_put_start, store_redeploy_mark_start, store_alert_put_start,
  *     store_note_put_start, store_outbox_put_start, store_outbox_remove_start:
