@@ -441,6 +441,13 @@ static void start_dns(struct pf *pf)
     static const enum dns_rrtype types[] = {DNS_T_A, DNS_T_AAAA};
 
     for (size_t i = 0; i < pf->n_names; i++) {
+        if (config_name_is_ip(pf->names[i].base)) {
+            /* an ip identifier (RFC 8738): the address is where the CA goes */
+            struct pf_name *n = &pf->names[i];
+            n->addrs = xrealloc(n->addrs, (n->n_addrs + 1) * sizeof(*n->addrs));
+            n->addrs[n->n_addrs++] = xstrdup(n->base);
+            continue;
+        }
         for (size_t t = 0; t < 2; t++) {
             int rc =
                 dns_query_start(pf->res, pf->names[i].base, types[t], on_addr, &pf->names[i], NULL);
@@ -469,7 +476,9 @@ static void show_dns(struct pf *pf)
             free(list);
             list = l;
         }
-        if (n->wild)
+        if (config_name_is_ip(n->base))
+            report(pf, "dns", n->base, true, "an IP address (RFC 8738): nothing to resolve");
+        else if (n->wild)
             report(pf, "dns", n->domain, true, "base name %s resolves to %s", n->base, list);
         else
             report(pf, "dns", n->base, true, "resolves to %s", list);
@@ -597,6 +606,10 @@ static void start_caa(struct pf *pf)
         struct pf_name *n = &pf->names[i];
         if (!pf->ids_known) {
             report(pf, "caa", n->domain, true, "CA publishes no caaIdentities: CAA not checked");
+            continue;
+        }
+        if (config_name_is_ip(n->base)) {
+            report(pf, "caa", n->domain, true, "an IP address: CAA (RFC 8659) does not apply");
             continue;
         }
         n->caa_at = n->base;
