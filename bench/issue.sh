@@ -77,7 +77,7 @@ OUT=${OUT:-/tmp/certloop-bench-issue-$(date -u +%Y%m%d-%H%M%S).md}
 
 . "$SRC/tests/integration/lib.sh"
 . "$SRC/bench/lib-bench.sh"
-tw_need lego uacme unshare /usr/bin/time bc
+if [ -n "$ONLY" ]; then tw_need /usr/bin/time bc; else tw_need lego uacme unshare /usr/bin/time bc; fi
 tw_init bench-issue
 bw_cleanup() {
   bw_pebble_stop
@@ -152,6 +152,7 @@ certloop_once() {
   wait "$wd" 2>/dev/null
   mkdir -p "${OUT%.md}-logs"
   cp "$TW/certloop.err" "${OUT%.md}-logs/certloop-$n-delay$sleep-max$maxc-run$rep-attempt$attempt.log"
+  cp "$TW/pebble.log" "${OUT%.md}-logs/pebble-$n-delay$sleep-max$maxc-run$rep-attempt$attempt.log"
   if [ -e "$TW/deadlock" ]; then
     sleep 1
     cp "$TW/pebble.log" "${OUT%.md}-pebble-deadlock-$n-$rep-$attempt.log"

@@ -333,6 +333,13 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *o, acm
                      void *arg, struct acme_order **out);
 /* Silences the order: cleans its challenge tokens, cancels its requests. */
 void acme_order_cancel(struct acme_order *o);
+/* Tells the order that the CA was seen fetching a challenge: what is the
+ * http-01 token (our listener served it) or the tls-alpn-01 identifier (a
+ * handshake with the challenge certificate finished). The authorization
+ * that presented it is then polled once soon instead of after the timed
+ * wait (not before a Retry-After the CA sent); anything else is ignored. o
+ * may be NULL; what is borrowed. */
+void acme_order_chal_seen(struct acme_order *o, const char *what);
 
 /* Reads the stored order in flight of cert. When it belongs to
  * cert (same names, same CA directory), returns 0 with the order URL and

@@ -22,10 +22,18 @@
 #define POLL_RETRY_AFTER_MAX_S 60
 /* Issue 17: "Retry-After: 0" on a processing order made certloop poll ~22
  * times a second. No timed poll comes sooner than this after the response
- * that scheduled it, whatever the CA says. A poll driven by an event (the CA
- * fetched the http-01 token) is not a timed poll and may come sooner; the
- * cap below bounds those too. */
+ * that scheduled it, whatever the CA says. Two early polls are not timed
+ * polls and may come sooner, each at most once per authorization or order
+ * and never before a Retry-After the CA sent: an authorization's poll
+ * driven by an event (our listener saw the CA fetch the http-01 token or
+ * finish the tls-alpn-01 handshake: POLL_SEEN_MS after the last such
+ * fetch, so that a CA validating from several vantage points is asked once
+ * after all of them), and the first poll of a `processing` order without a
+ * Retry-After (POLL_EARLY_MS: issuance usually takes milliseconds). The cap
+ * below bounds those too. */
 #define POLL_FLOOR_MS 1000
+#define POLL_SEEN_MS 30
+#define POLL_EARLY_MS 50
 /* Every request an order makes counts (newOrder, authorizations, challenge
  * responses, polls, finalize, downloads); past the cap the order fails
  * instead of asking again. With the floor and POLL_MAX_MS a good CA needs a
@@ -62,6 +70,10 @@ struct order_authz {
     struct acme_request *req; /* child in flight, or NULL */
     uv_timer_t timer;         /* timer.data = this */
     unsigned delay_ms;
+    bool seen; /* the CA fetched the challenge (acme_order_chal_seen) */
+    enum { EARLY_NONE, EARLY_ARMED, EARLY_DONE } early; /* the one event-driven poll */
+    uint64_t not_before_ms; /* loop time: the CA's Retry-After, no poll before */
+    uint64_t seen_ms;       /* loop time of the first fetch seen, or 0 */
 };
 
 struct acme_order {
@@ -86,6 +98,7 @@ struct acme_order {
     size_t n_az, az_done;
     uv_timer_t timer; /* order polls; timer.data = this */
     unsigned delay_ms;
+    bool early_used; /* the early poll of a processing order is done */
     uint64_t deadline_ms; /* loop time by which authorizations must be final */
     int authz_timeout_s;
     struct acme_request *req;     /* child in flight, or NULL */
@@ -388,7 +401,28 @@ static void authz_timer_cb(uv_timer_t *t)
 {
     struct order_authz *a = t->data;
 
+    if (a->early == EARLY_ARMED)
+        a->early = EARLY_DONE;
     authz_fetch(a);
+}
+
+/* Arms the one early poll of a waiting authorization whose challenge the CA
+ * was seen fetching: POLL_SEEN_MS from now (a later fetch moves it again,
+ * but no further than POLL_FLOOR_MS after the first one, so a CA that keeps
+ * fetching cannot hold the poll off), never before the CA's Retry-After. */
+static void authz_poll_early(struct order_authz *a)
+{
+    uint64_t now = uv_now(a->o->loop);
+    uint64_t at = now + POLL_SEEN_MS;
+
+    if (at > a->seen_ms + POLL_FLOOR_MS)
+        at = a->seen_ms + POLL_FLOOR_MS;
+    if (at < now)
+        at = now;
+    if (at < a->not_before_ms)
+        at = a->not_before_ms;
+    a->early = EARLY_ARMED;
+    uv_timer_start(&a->timer, authz_timer_cb, at - now, 0);
 }
 
 static void authz_schedule(struct order_authz *a, const char *retry_after)
@@ -396,13 +430,44 @@ static void authz_schedule(struct order_authz *a, const char *retry_after)
     struct acme_order *o = a->o;
     unsigned d = next_delay(&a->delay_ms, retry_after);
 
+    a->not_before_ms =
+        http_retry_after_parse(retry_after, (int64_t)time(NULL)) >= 0 ? uv_now(o->loop) + d : 0;
     if (uv_now(o->loop) + d > o->deadline_ms) {
         order_fail(o, ERR_TIMEOUT, "name=%s: authorization still pending after %d s",
                    a->ident != NULL ? a->ident : a->url, o->authz_timeout_s);
         return;
     }
     a->state = AZ_WAIT;
+    if (a->seen && a->early == EARLY_NONE) {
+        authz_poll_early(a); /* the CA fetched it while we were asking */
+        return;
+    }
     uv_timer_start(&a->timer, authz_timer_cb, d, 0);
+}
+
+void acme_order_chal_seen(struct acme_order *o, const char *what)
+{
+    if (o == NULL || o->state != ORD_AUTHZ)
+        return;
+    for (size_t i = 0; i < o->n_az; i++) {
+        struct order_authz *a = &o->az[i];
+        const char *mine = o->kind == CFG_CHAL_HTTP01     ? a->token
+                           : o->kind == CFG_CHAL_TLSALPN01 ? a->dns_ident
+                                                           : NULL;
+        if (mine == NULL || strcmp(mine, what) != 0)
+            continue;
+        if (!a->seen)
+            a->seen_ms = uv_now(o->loop);
+        a->seen = true;
+        /* waiting for a timed poll, or for the early one (a later fetch
+         * from another vantage point moves it) */
+        if (a->state != AZ_WAIT || a->early == EARLY_DONE)
+            continue;
+        if (a->early == EARLY_NONE)
+            log_debug(LOG_ACME, "order cert=%s name=%s: the CA fetched the challenge: polling",
+                      o->name, a->ident);
+        authz_poll_early(a);
+    }
 }
 
 static void chal_response(int status, const struct acme_response *r, void *arg)
@@ -674,6 +739,13 @@ static void order_response(int status, const struct acme_response *r, void *arg)
         const char *st = jstr(r->json, "status");
         if (st != NULL && strcmp(st, "processing") == 0) {
             unsigned d = next_delay(&o->delay_ms, r->retry_after);
+            if (!o->early_used && http_retry_after_parse(r->retry_after, (int64_t)time(NULL)) < 0) {
+                /* no Retry-After: look once soon, then back off from the
+                 * floor (the interval next_delay grew is kept) */
+                o->early_used = true;
+                o->delay_ms = d;
+                d = POLL_EARLY_MS;
+            }
             if (uv_now(o->loop) + d > o->deadline_ms) {
                 order_fail(o, ERR_TIMEOUT, "order still processing after %d s", o->authz_timeout_s);
                 return;

@@ -114,6 +114,15 @@ void chal_http01_del(struct chal_http01 *s, const char *token);
 /* Live tokens. */
 size_t chal_http01_count(const struct chal_http01 *s);
 
+/* Called on the loop when someone (the CA) was just served a live
+ * challenge: the http-01 token (a 200), or the tls-alpn-01 identifier
+ * (a finished acme-tls/1 handshake). what is borrowed for the call; the
+ * callback must not close the listener. */
+typedef void (*chal_seen_cb)(void *arg, const char *what);
+
+/* Sets (cb NULL: clears) the callback for every token served from now on. */
+void chal_http01_set_seen_cb(struct chal_http01 *s, chal_seen_cb cb, void *arg);
+
 /* Copies the counters into *out, for status and metrics. */
 void chal_http01_get_stats(const struct chal_http01 *s, struct chal_http01_stats *out);
 
@@ -187,6 +196,9 @@ int chal_tlsalpn_put_start(struct chal_tlsalpn *s, const char *identifier,
 void chal_tlsalpn_put_cancel(struct chal_tlsalpn_put *p);
 /* Stops serving identifier; unknown ones are ignored. */
 void chal_tlsalpn_del(struct chal_tlsalpn *s, const char *identifier);
+/* Sets (cb NULL: clears) the callback for every handshake that served a
+ * live challenge certificate from now on (chal_seen_cb, above). */
+void chal_tlsalpn_set_seen_cb(struct chal_tlsalpn *s, chal_seen_cb cb, void *arg);
 /* Identifiers served now. */
 size_t chal_tlsalpn_count(const struct chal_tlsalpn *s);
 void chal_tlsalpn_get_stats(const struct chal_tlsalpn *s, struct chal_tlsalpn_stats *out);

@@ -94,6 +94,8 @@ struct chal_http01 {
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
+    chal_seen_cb seen_cb; /* a token was served, or NULL */
+    void *seen_arg;
     uint64_t date_tick;
     char date[64]; /* "Date: ...\r\n" */
     size_t date_len;
@@ -469,7 +471,16 @@ static size_t answer(struct conn *c, const struct http01_req *r, bool keep, uint
         peer_name(c, peer, sizeof(peer));
         log_info(LOG_CHAL, "http01: token %s fetched by %s", t->tok, peer);
     }
-    return build_response(s, o, status, t, r->method == HTTP01_HEAD, conn_hdr);
+    size_t n = build_response(s, o, status, t, r->method == HTTP01_HEAD, conn_hdr);
+    if (t != NULL && s->seen_cb != NULL)
+        s->seen_cb(s->seen_arg, t->tok); /* the order polls soon (acme_order_chal_seen) */
+    return n;
+}
+
+void chal_http01_set_seen_cb(struct chal_http01 *s, chal_seen_cb cb, void *arg)
+{
+    s->seen_cb = cb;
+    s->seen_arg = arg;
 }
 
 /* ---- connections ------------------------------------------------------------ */

@@ -263,6 +263,8 @@ struct chal_tlsalpn {
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
+    chal_seen_cb seen_cb; /* a challenge certificate was served, or NULL */
+    void *seen_arg;
     struct chal_tlsalpn_stats stats;
 };
 
@@ -441,10 +443,12 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (r == 1) {
             c->handshake_done = true;
             c->s->stats.handshakes++;
+            const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
             log_debug(LOG_CHAL, "tlsalpn01: challenge certificate served for %s",
-                      SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) != NULL
-                          ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name)
-                          : "?");
+                      sni != NULL ? sni : "?");
+            struct entry *e = sni != NULL ? entry_find(c->s, sni) : NULL;
+            if (e != NULL && c->s->seen_cb != NULL)
+                c->s->seen_cb(c->s->seen_arg, e->identifier);
         } else if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ) {
             ERR_clear_error();
             conn_flush(c); /* the alert */
@@ -743,4 +747,10 @@ void chal_tlsalpn_del(struct chal_tlsalpn *s, const char *identifier)
             pe = &e->next;
         }
     }
+}
+
+void chal_tlsalpn_set_seen_cb(struct chal_tlsalpn *s, chal_seen_cb cb, void *arg)
+{
+    s->seen_cb = cb;
+    s->seen_arg = arg;
 }

@@ -253,8 +253,10 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             goto fail;
         }
         struct chal_http01_limits lim = {.max_connections = o->http01_max_connections};
-        if (m->chal != NULL) /* NULL: listen = [] (a webroot, or nothing needs it) */
+        if (m->chal != NULL) { /* NULL: listen = [] (a webroot, or nothing needs it) */
             chal_http01_set_limits(m->chal, &lim); /* zeros keep the defaults */
+            chal_http01_set_seen_cb(m->chal, mgr_chal_seen, m);
+        }
     }
     if (m->cfg->tlsalpn01.listen.n > 0) {
         rc = chal_tlsalpn_open(m->loop, (const char *const *)m->cfg->tlsalpn01.listen.v,
@@ -263,6 +265,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             m->tls = NULL;
             goto fail;
         }
+        chal_tlsalpn_set_seen_cb(m->tls, mgr_chal_seen, m);
     }
     bool need_dns01 = false;
     for (size_t i = 0; i < m->cfg->n_certs; i++)

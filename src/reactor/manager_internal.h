@@ -261,6 +261,10 @@ struct mgr_order_ops {
 };
 void mgr_order_ops_set(const struct mgr_order_ops *ops);
 void mgr_order_cancel(struct acme_order *o);
+/* chal_seen_cb of the http-01 and tls-alpn-01 listeners (arg: the
+ * manager): hands what the CA fetched to the orders in flight, so the one
+ * that presented it polls its authorization now (acme_order_chal_seen). */
+void mgr_chal_seen(void *arg, const char *what);
 
 /* ---- imports.c ---- */
 /* Inside the expiring window, the daily "expiring" event of an import;

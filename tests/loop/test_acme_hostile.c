@@ -9,7 +9,11 @@
  *   anything is sent there; with allow_other_hosts = true it is followed;
  * - an authorization that stays pending with Retry-After: 0 is polled at
  *   most once a second (it was ~22 times a second), and an order stops
- *   after max_requests requests.
+ *   after max_requests requests;
+ * - issue 16: the CA seen fetching the token (acme_order_chal_seen) gets the
+ *   authorization polled once, then the order goes on with no more requests
+ *   than with timed polls; a CA that keeps fetching a token while the
+ *   authorization stays pending gets no more polls than the floor allows.
  * Every test runs its loop dry and checks uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,9 +41,12 @@
 struct hostile {
     struct fake_http *srv;
     unsigned seq;
-    const char *new_nonce;   /* directory newNonce, or NULL: ours */
-    const char *finalize;    /* the order's finalize URL, or NULL: ours */
-    bool authz_stuck;        /* the authorization stays pending, Retry-After: 0 */
+    const char *new_nonce; /* directory newNonce, or NULL: ours */
+    const char *finalize;  /* the order's finalize URL, or NULL: ours */
+    bool authz_stuck;      /* the authorization stays pending, Retry-After: 0 */
+    bool no_retry_after;   /* authz_stuck without any Retry-After */
+    bool until_seen;       /* the authorization is pending until the test saw a fetch */
+    bool seen;
     unsigned authz_polls;    /* authorization fetches after the challenge answer */
     unsigned order_requests; /* every POST after the account's */
     unsigned fin_posts;      /* POSTs to our finalize */
@@ -77,28 +84,30 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
         H->order_requests++;
         t = xasprintf("{\"status\":\"%s\",\"identifiers\":[{\"type\":\"dns\",\"value\":"
                       "\"x.test\"}],\"authorizations\":[\"%s/authz/1\"],\"finalize\":\"%s\"}",
-                      H->authz_stuck ? "pending" : "ready", b, fin);
+                      H->authz_stuck || H->until_seen ? "pending" : "ready", b, fin);
         free(fin);
         fake_http_resp_header(resp, "Location", "%s/order/1", b);
         body(resp, 201, t);
     } else if (strcmp(req->target, "/authz/1") == 0) {
+        bool pending = H->authz_stuck || (H->until_seen && !H->seen);
         H->order_requests++;
-        if (H->authz_stuck) {
+        if (H->authz_stuck || H->until_seen) {
             uint64_t now = uv_now(H->loop);
             if (H->authz_polls++ == 0)
                 H->first_poll_ms = now;
             H->last_poll_ms = now;
-            fake_http_resp_header(resp, "Retry-After", "0");
+            if (H->authz_stuck && !H->no_retry_after)
+                fake_http_resp_header(resp, "Retry-After", "0");
         }
         t = xasprintf("{\"status\":\"%s\",\"identifier\":{\"type\":\"dns\",\"value\":"
                       "\"x.test\"},\"challenges\":[{\"type\":\"http-01\",\"url\":\"%s/chal/1\","
                       "\"token\":\"tok1\",\"status\":\"%s\"}]}",
-                      H->authz_stuck ? "pending" : "valid", b,
-                      H->authz_stuck ? "pending" : "valid");
+                      pending ? "pending" : "valid", b, pending ? "pending" : "valid");
         body(resp, 200, t);
     } else if (strcmp(req->target, "/chal/1") == 0) {
         H->order_requests++;
-        fake_http_resp_header(resp, "Retry-After", "0");
+        if (!H->no_retry_after && !H->until_seen)
+            fake_http_resp_header(resp, "Retry-After", "0");
         body(resp, 200, "{\"type\":\"http-01\",\"status\":\"processing\"}");
     } else if (strcmp(req->target, "/fin/1") == 0) {
         H->order_requests++;
@@ -212,7 +221,44 @@ static void cleanup(void *ctx, const char *token)
     (void)token;
 }
 
-static void run_order(struct fx *f, unsigned max_requests, int authz_timeout_s, struct got *g)
+/* The CA "fetches" tok1 every 10 ms from the challenge answer on (what our
+ * listener would report), until the order ends. */
+struct fetcher {
+    uv_timer_t timer;
+    struct fx *f;
+    struct acme_order *order; /* NULL once the order ended */
+    unsigned fetches;
+    bool once; /* one fetch, and the authorization turns valid */
+};
+
+static void fetch_cb(uv_timer_t *t)
+{
+    struct fetcher *fe = t->data;
+
+    if (fe->order == NULL || fe->f->H.order_requests < 3) /* before the challenge answer */
+        return;
+    fe->fetches++;
+    if (fe->once) {
+        fe->f->H.seen = true;
+        uv_timer_stop(t);
+    }
+    acme_order_chal_seen(fe->order, "tok1");
+    acme_order_chal_seen(fe->order, "another-token"); /* not this order's: ignored */
+}
+
+static void fetched_order_cb(int status, struct acme_order_result *res, void *arg)
+{
+    struct fetcher *fe = arg;
+    struct got *g = fe->timer.loop->data;
+
+    fe->order = NULL;
+    uv_close((uv_handle_t *)&fe->timer, NULL);
+    order_cb(status, res, g);
+}
+
+/* Runs one order to its end; with fe, the CA "fetches" its token as fe says. */
+static void run_order(struct fx *f, unsigned max_requests, int authz_timeout_s, struct got *g,
+                      struct fetcher *fe)
 {
     struct acme_chal_ops ops = {.present = present, .cleanup = cleanup};
     EVP_PKEY *k = NULL;
@@ -226,7 +272,16 @@ static void run_order(struct fx *f, unsigned max_requests, int authz_timeout_s, 
         .authz_timeout_s = authz_timeout_s,
         .max_requests = max_requests,
     };
-    assert_int_equal(acme_order_start(f->client, &o, order_cb, g, NULL), 0);
+    if (fe != NULL) {
+        fe->f = f;
+        f->loop.data = g;
+        uv_timer_init(&f->loop, &fe->timer);
+        fe->timer.data = fe;
+        uv_timer_start(&fe->timer, fetch_cb, 10, 10);
+        assert_int_equal(acme_order_start(f->client, &o, fetched_order_cb, fe, &fe->order), 0);
+    } else {
+        assert_int_equal(acme_order_start(f->client, &o, order_cb, g, NULL), 0);
+    }
     uv_run(&f->loop, UV_RUN_DEFAULT);
     EVP_PKEY_free(k);
     assert_int_equal(g->calls, 1);
@@ -264,7 +319,7 @@ static void test_finalize_on_another_host_is_refused(void **state)
 
     fx_open(&f, "");
     f.H.finalize = "http://203.0.113.9/fin/1";
-    run_order(&f, 0, 10, &g);
+    run_order(&f, 0, 10, &g, NULL);
     assert_int_equal(g.status, ERR_URL_REFUSED);
     if (strstr(g.error, "URL http://203.0.113.9/fin/1 (the order's finalize) refused: not https") ==
         NULL)
@@ -274,7 +329,7 @@ static void test_finalize_on_another_host_is_refused(void **state)
     char *other = xasprintf("http://127.0.0.2:%d/fin/1", fake_http_port(f.H.srv));
     f.H.finalize = other;
     memset(&g, 0, sizeof(g));
-    run_order(&f, 0, 10, &g);
+    run_order(&f, 0, 10, &g, NULL);
     assert_int_equal(g.status, ERR_URL_REFUSED);
     if (strstr(g.error, "(the order's finalize) refused: host 127.0.0.2") == NULL)
         fail_msg("error: %s", g.error);
@@ -294,7 +349,7 @@ static void test_allow_other_hosts_follows_them(void **state)
     /* the same server under another name: followed, so our /fin/1 sees it */
     char *other = xasprintf("http://localhost:%d/fin/1", fake_http_port(f.H.srv));
     f.H.finalize = other;
-    run_order(&f, 0, 10, &g);
+    run_order(&f, 0, 10, &g, NULL);
     assert_int_equal(f.H.fin_posts, 1);
     assert_null(strstr(g.error, "refused"));
     free(g.error);
@@ -310,7 +365,7 @@ static void test_retry_after_zero_is_polled_once_a_second(void **state)
 
     fx_open(&f, "");
     f.H.authz_stuck = true;
-    run_order(&f, 0, 3, &g);
+    run_order(&f, 0, 3, &g, NULL);
     assert_int_equal(g.status, ERR_TIMEOUT);
     /* 3 s of Retry-After: 0: the first fetch, the challenge answer, then
      * one poll a second (before the floor: ~22 a second) */
@@ -330,11 +385,53 @@ static void test_order_gives_up_after_max_requests(void **state)
 
     fx_open(&f, "");
     f.H.authz_stuck = true;
-    run_order(&f, 5, 60, &g);
+    run_order(&f, 5, 60, &g, NULL);
     assert_int_equal(g.status, ERR_TIMEOUT);
     if (strstr(g.error, "gave up after 5 requests") == NULL)
         fail_msg("error: %s", g.error);
     assert_int_equal(f.H.order_requests, 5);
+    free(g.error);
+    fx_close(&f);
+}
+
+static void test_token_fetched_polls_once_then_finalizes(void **state)
+{
+    struct fx f;
+    struct fetcher fe = {.once = true};
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.until_seen = true;
+    run_order(&f, 0, 3, &g, &fe);
+    /* the fake's finalize answers 403: getting there is the point */
+    assert_int_equal(f.H.fin_posts, 1);
+    assert_int_equal(fe.fetches, 1);
+    /* the first fetch, the challenge answer, one poll after the CA's fetch,
+     * the finalize: what timed polls send against a CA as quick as this */
+    assert_int_equal(f.H.authz_polls, 2);
+    assert_int_equal(f.H.order_requests, 5);
+    free(g.error);
+    fx_close(&f);
+}
+
+static void test_token_fetched_over_and_over_is_no_hammer(void **state)
+{
+    struct fx f;
+    struct fetcher fe = {.once = false};
+    struct got g = {0};
+    (void)state;
+
+    fx_open(&f, "");
+    f.H.authz_stuck = true;
+    f.H.no_retry_after = true;
+    run_order(&f, 0, 3, &g, &fe);
+    assert_int_equal(g.status, ERR_TIMEOUT);
+    assert_true(fe.fetches > 20);
+    /* 3 s of fetches every 10 ms: the first fetch, one early poll, then
+     * the timed polls (1 s, then 1.5 s): at most 4 */
+    assert_true(f.H.authz_polls >= 2);
+    assert_true(f.H.authz_polls <= 4);
     free(g.error);
     fx_close(&f);
 }
@@ -347,6 +444,8 @@ int main(void)
         cmocka_unit_test(test_allow_other_hosts_follows_them),
         cmocka_unit_test(test_retry_after_zero_is_polled_once_a_second),
         cmocka_unit_test(test_order_gives_up_after_max_requests),
+        cmocka_unit_test(test_token_fetched_polls_once_then_finalizes),
+        cmocka_unit_test(test_token_fetched_over_and_over_is_no_hammer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
