@@ -1,0 +1,303 @@
+/* The store's contract, run against every backend this build has: the file
+ * backend (store/fs.c) and the in-memory fake (tests/support/store_fake.c),
+ * so that a loop test that uses the fake sees what the daemon would. A new
+ * backend (PostgreSQL, issue 14) adds itself to the table at the bottom.
+ * Each case: the callback never runs inside _start, runs exactly once, and
+ * what a write did is what the reads answer; uv_loop_close() == 0 after. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "store_fake.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct backend {
+    const char *name;
+    struct store *(*open)(uv_loop_t *loop, const char *dir);
+};
+
+static struct store *open_fs(uv_loop_t *loop, const char *dir)
+{
+    struct store *s = NULL;
+    char *sd = xasprintf("%s/state", dir);
+
+    assert_int_equal(store_fs_open(loop, sd, 0, &s), 0);
+    free(sd);
+    return s;
+}
+
+static struct store *open_fake(uv_loop_t *loop, const char *dir)
+{
+    (void)dir;
+    return store_fake_new(loop);
+}
+
+struct fx {
+    uv_loop_t loop;
+    char dir[64];
+    struct store *s;
+    const struct backend *b;
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void fx_open(struct fx *f, const struct backend *b)
+{
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store_backends.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->b = b;
+    f->s = b->open(&f->loop, f->dir);
+}
+
+static void fx_close(struct fx *f)
+{
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    store_close(f->s);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct got {
+    int calls;
+    int status;
+    char generation[64];
+    uint64_t fence;
+};
+
+static void got_cb(int status, const struct store_result *r, void *arg)
+{
+    struct got *g = arg;
+
+    g->calls++;
+    g->status = status;
+    snprintf(g->generation, sizeof(g->generation), "%s",
+             r->generation != NULL ? r->generation : "");
+    g->fence = r->fence;
+}
+
+/* Starts nothing itself: checks the start, that no callback came from
+ * inside it, runs the loop and returns the one callback's status. */
+static int settle(struct fx *f, struct got *g, int start_rc)
+{
+    assert_int_equal(start_rc, 0);
+    assert_int_equal(g->calls, 0);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g->calls, 1);
+    int status = g->status;
+    memset(g, 0, sizeof(*g));
+    return status;
+}
+
+static void case_issuance_records(const struct backend *b)
+{
+    struct fx f;
+    struct got g = {0};
+    char *json = NULL;
+    struct store_cert c = {0};
+
+    fx_open(&f, b);
+    /* an issuance: order, generation, settle */
+    assert_int_equal(store_order_read(f.s, "www", &json), -ENOENT);
+    assert_int_equal(settle(&f, &g, store_order_put_start(f.s, "www", "{\"o\":1}", got_cb, &g)), 0);
+    assert_int_equal(store_order_read(f.s, "www", &json), 0);
+    assert_string_equal(json, "{\"o\":1}");
+    free(json);
+    struct store_cert_put p = {"www", "C\n", "I\n", "C\nI\n", "K\n", "{}", 3, false};
+    assert_int_equal(store_cert_put_start(f.s, &p, got_cb, &g), 0);
+    assert_int_equal(g.calls, 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, 0);
+    char gen[64];
+    snprintf(gen, sizeof(gen), "%s", g.generation);
+    assert_true(gen[0] != '\0');
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(store_cert_read_current(f.s, "www", true, &c), 0);
+    assert_string_equal(c.generation, gen);
+    assert_string_equal(c.fullchain_pem, "C\nI\n");
+    assert_string_equal(c.key_pem, "K\n");
+    store_cert_fini(&c);
+    assert_false(store_redeploy_marked(f.s, "www"));
+    assert_int_equal(settle(&f, &g, store_order_settle_start(f.s, "www", got_cb, &g)), 0);
+    assert_int_equal(store_order_read(f.s, "www", &json), -ENOENT);
+    /* a note with the generation, and none for one that is gone */
+    assert_int_equal(
+        settle(&f, &g, store_note_put_start(f.s, "www", gen, "ari", "{\"a\":1}", got_cb, &g)), 0);
+    assert_int_equal(store_note_read(f.s, "www", gen, "ari", &json), 0);
+    assert_string_equal(json, "{\"a\":1}");
+    free(json);
+    assert_int_equal(
+        settle(&f, &g,
+               store_note_put_start(f.s, "www", "19990101T000000Z-0000", "ari", "{}", got_cb, &g)),
+        -ENOENT);
+    /* an import's put leaves the redeploy mark; the settle clears it */
+    p.mark_redeploy = true;
+    assert_int_equal(settle(&f, &g, store_cert_put_start(f.s, &p, got_cb, &g)), 0);
+    assert_true(store_redeploy_marked(f.s, "www"));
+    assert_int_equal(settle(&f, &g, store_order_settle_start(f.s, "www", got_cb, &g)), 0);
+    assert_false(store_redeploy_marked(f.s, "www"));
+    fx_close(&f);
+}
+
+static bool only_www(const char *name, void *arg)
+{
+    (void)arg;
+    return strcmp(name, "www") == 0;
+}
+
+static const char *keep_all(const char *id, const char *text, void *arg)
+{
+    (void)id;
+    (void)text;
+    (*(int *)arg)++;
+    return NULL;
+}
+
+static void case_alerts_outbox_history(const struct backend *b)
+{
+    struct fx f;
+    struct got g = {0};
+    int64_t t = 0;
+    int seen = 0;
+    char *text = NULL;
+    size_t len = 0;
+
+    fx_open(&f, b);
+    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "www", 1700000000, got_cb, &g)), 0);
+    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "gone", 1600000000, got_cb, &g)), 0);
+    assert_int_equal(store_alerts_sweep(f.s, only_www, NULL), 1);
+    assert_int_equal(store_alert_read(f.s, "www", &t), 0);
+    assert_int_equal(t, 1700000000);
+    assert_int_equal(store_alert_read(f.s, "gone", &t), -ENOENT);
+
+    assert_int_equal(store_outbox_load(f.s, keep_all, &seen), 0);
+    assert_int_equal(settle(&f, &g, store_outbox_put_start(f.s, "d1", "one", got_cb, &g)), 0);
+    assert_int_equal(settle(&f, &g, store_outbox_put_start(f.s, "d2", "two", got_cb, &g)), 0);
+    assert_int_equal(settle(&f, &g, store_outbox_bury_start(f.s, "d2", "two", got_cb, &g)), 0);
+    assert_int_equal(store_outbox_load(f.s, keep_all, &seen), 1);
+    assert_int_equal(seen, 1);
+    assert_int_equal(settle(&f, &g, store_outbox_remove_start(f.s, "d1", got_cb, &g)), 0);
+    assert_int_equal(store_outbox_load(f.s, keep_all, &seen), 0);
+
+    struct store_history_line v[] = {{"www", "x\n"}, {"www", "y\n"}};
+    assert_int_equal(settle(&f, &g, store_history_append_start(f.s, v, 2, got_cb, &g)), 0);
+    assert_int_equal(store_history_read(f.s, "www", &text, &len), 0);
+    assert_string_equal(text, "x\ny\n");
+    free(text);
+    fx_close(&f);
+}
+
+static void case_accounts_and_leases(const struct backend *b)
+{
+    struct fx f;
+    struct got g = {0};
+    char *key = NULL, *json = NULL;
+
+    fx_open(&f, b);
+    assert_int_equal(store_account_read(f.s, "le", &key, &json), -ENOENT);
+    assert_int_equal(settle(&f, &g, store_account_put_start(f.s, "le", "K1\n", "{}", got_cb, &g)),
+                     0);
+    assert_int_equal(settle(&f, &g, store_account_next_put_start(f.s, "le", "K2\n", got_cb, &g)),
+                     0);
+    assert_int_equal(
+        settle(&f, &g, store_account_rollover_start(f.s, "le", "K2\n", "{}", got_cb, &g)), 0);
+    assert_int_equal(store_account_read(f.s, "le", &key, &json), 0);
+    assert_string_equal(key, "K2\n");
+    free(key);
+    free(json);
+    assert_int_equal(store_account_next_read(f.s, "le", &key), -ENOENT);
+    assert_int_equal(settle(&f, &g, store_account_retire_start(f.s, "le", 5, got_cb, &g)), 0);
+    assert_int_equal(store_account_read(f.s, "le", &key, &json), -ENOENT);
+
+    assert_int_equal(store_lease_take_start(f.s, "www", got_cb, &g), 0);
+    assert_int_equal(g.calls, 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g.status, 0);
+    uint64_t fence = g.fence;
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(settle(&f, &g, store_lease_take_start(f.s, "www", got_cb, &g)), ERR_LOCKED);
+    assert_int_equal(settle(&f, &g, store_lease_renew_start(f.s, "www", fence, got_cb, &g)), 0);
+    store_lease_release(f.s, "www", fence);
+    assert_int_equal(settle(&f, &g, store_lease_take_start(f.s, "www", got_cb, &g)), 0);
+    fx_close(&f);
+}
+
+static const struct backend backends[] = {
+    {"files", open_fs},
+    {"fake", open_fake},
+};
+
+static void test_issuance_records_every_backend(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        case_issuance_records(&backends[i]);
+}
+
+static void test_alerts_outbox_history_every_backend(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        case_alerts_outbox_history(&backends[i]);
+}
+
+static void test_accounts_and_leases_every_backend(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        case_accounts_and_leases(&backends[i]);
+}
+
+/* The fake only: an injected failure reaches the callback and changes
+ * nothing; calls are counted. */
+static void test_fake_failure_injection_and_counts(void **state)
+{
+    struct fx f;
+    struct got g = {0};
+    char *json = NULL;
+
+    (void)state;
+    fx_open(&f, &backends[1]);
+    store_fake_fail_next(f.s, "order_put", -EIO);
+    assert_int_equal(settle(&f, &g, store_order_put_start(f.s, "www", "{}", got_cb, &g)), -EIO);
+    assert_int_equal(store_order_read(f.s, "www", &json), -ENOENT);
+    assert_int_equal(settle(&f, &g, store_order_put_start(f.s, "www", "{}", got_cb, &g)), 0);
+    assert_int_equal(store_fake_calls(f.s, "order_put"), 2);
+    assert_int_equal(store_fake_calls(f.s, "cert_put"), 0);
+    store_fake_fail_next(f.s, "order_read", -EACCES);
+    assert_int_equal(store_order_read(f.s, "www", &json), -EACCES);
+    fx_close(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_issuance_records_every_backend),
+        cmocka_unit_test(test_alerts_outbox_history_every_backend),
+        cmocka_unit_test(test_accounts_and_leases_every_backend),
+        cmocka_unit_test(test_fake_failure_injection_and_counts),
+    };
+    log_set_level(LOG_LVL_ERROR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
