@@ -440,6 +440,65 @@ static void test_key_rotation(void **state)
     free(ci);
 }
 
+/* The database goes away (a crash): reads are still answered from the
+ * copy, a write waits instead of failing, and once the server is back the
+ * write lands and a generation another instance stored reaches us (by
+ * NOTIFY, or by the re-read after our reconnect). Last: it restarts the
+ * server. */
+static void test_store_rides_out_a_database_crash(void **state)
+{
+    struct pg_fx *f = *state;
+    struct sres k = {0}, kb = {0};
+    char *ci = pg_world_fresh_db("crash");
+    struct store *a = open_store(f, ci, "alpha");
+    struct store_cert c;
+    struct store_cert_put put = {
+        .name = "www", .cert_pem = "ONE", .fullchain_pem = "ONE", .key_pem = KEY_PEM, .keep = 2};
+
+    assert_int_equal(store_cert_put_start(a, &put, on_store, &k), 0);
+    pg_fx_wait(f, &k.calls, 1);
+    assert_int_equal(k.status, 0);
+    assert_int_equal(pg_world_stop(&pg_test_world, true), 0);
+    uint64_t until = uv_now(&f->loop) + 300; /* a notices: its socket closed */
+    while (uv_now(&f->loop) < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(store_cert_read_current(a, "www", true, &c), 0); /* from the copy */
+    assert_string_equal(c.cert_pem, "ONE");
+    store_cert_fini(&c);
+    assert_int_equal(store_order_put_start(a, "www", "{\"resume\":1}", on_store, &k), 0);
+    until = uv_now(&f->loop) + 500;
+    while (uv_now(&f->loop) < until)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(k.calls, 1); /* waiting, not failed */
+
+    assert_int_equal(pg_world_restart(&pg_test_world), 0);
+    struct store *b = open_store(f, ci, "beta");
+    put.cert_pem = "TWO";
+    assert_int_equal(store_cert_put_start(b, &put, on_store, &kb), 0);
+    pg_fx_wait(f, &kb.calls, 1);
+    assert_int_equal(kb.status, 0);
+    pg_fx_wait(f, &k.calls, 2);
+    assert_int_equal(k.status, 0); /* the waiting write landed */
+    char *json = NULL;
+    assert_int_equal(store_order_read(b, "www", &json), -ENOENT); /* b loaded before it landed */
+    int rc = -1;
+    until = uv_now(&f->loop) + 10000;
+    while (rc != 0 && uv_now(&f->loop) < until) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        if (store_cert_read_current(a, "www", false, &c) == 0) {
+            rc = strcmp(c.cert_pem, "TWO") == 0 ? 0 : -1;
+            store_cert_fini(&c);
+        }
+    }
+    assert_int_equal(rc, 0);
+    char *v = pg_world_query_db("crash", "SELECT order_json FROM certloop_orders");
+    assert_string_equal(v, "{\"resume\":1}");
+    free(v);
+    close_store(f, a);
+    close_store(f, b);
+    free(ci);
+}
+
 int main(void)
 {
     int rc = pg_world_unavailable();
@@ -453,6 +512,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_accounts_notes_history, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, pg_fx_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_rides_out_a_database_crash, pg_fx_setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, pg_world_group_setup, pg_world_group_teardown);
 }
