@@ -181,7 +181,7 @@ static void migrated(int status, const struct pg_res *res, void *arg)
         log_error(LOG_STORE, "database: schema migration: %s", err_str(status));
     } else {
         PGresult *r = res->res[res->n - 1];
-        version = atoi(PQgetvalue(r, 0, 0)); /* an int column: always digits */
+        version = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10); /* an int column: digits */
         if (version != PG_SCHEMA_VERSION) {
             log_error(LOG_STORE, "database: schema version %d after migration, expected %d",
                       version, PG_SCHEMA_VERSION);
