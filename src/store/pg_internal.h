@@ -391,5 +391,11 @@ struct store;
  * Not wired into the daemon yet (check refuses type = "postgresql"). */
 int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
                   const char *instance, struct store **out);
+/* The same from [store]: reads conninfo_file and encryption_key_file
+ * (their failures logged with the path); instance NULL names this daemon
+ * by the host's name. What the daemon will call once it is wired. */
+struct cfg_store;
+int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const char *instance,
+                         struct store **out);
 
 #endif

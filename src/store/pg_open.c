@@ -2,13 +2,17 @@
  * and load on a private loop before the daemon's loop runs, then follow
  * other instances' generations through NOTIFY (and re-read everything
  * after each (re)connect, since notifications sent meanwhile are lost). */
+#include "config/config.h"
 #include "store/pg_internal.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,4 +270,44 @@ int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *ke
     }
     *out = &p->base;
     return 0;
+}
+
+/* The conninfo file holds one libpq connection string (it may carry a
+ * password: never logged); surrounding whitespace and a final newline go. */
+#define CONNINFO_MAX 4096
+
+int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const char *instance,
+                         struct store **out)
+{
+    struct buf b = BUF_INIT(CONNINFO_MAX);
+    struct pg_key key;
+    char host[256];
+    int rc;
+
+    if (cfg->conninfo_file == NULL || cfg->encryption_key_file == NULL)
+        return -EINVAL;
+    rc = buf_read_file(&b, cfg->conninfo_file);
+    if (rc < 0) {
+        log_error(LOG_STORE, "%s: conninfo: %s", cfg->conninfo_file, err_str(rc));
+        goto out;
+    }
+    while (b.len > 0 &&
+           (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
+        b.data[--b.len] = '\0';
+    rc = pg_key_load(cfg->encryption_key_file, &key);
+    if (rc < 0)
+        goto out;
+    if (instance == NULL) { /* the host's name: one instance per host */
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "certloop");
+        host[sizeof(host) - 1] = '\0';
+        instance = host;
+    }
+    rc = store_pg_open(loop, b.data != NULL ? b.data : "", &key, instance, out);
+    pg_key_wipe(&key);
+out:
+    if (b.data != NULL)
+        OPENSSL_cleanse(b.data, b.len);
+    buf_fini(&b);
+    return rc;
 }

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "config/config.h"
 #include "pg_world.h"
 #include "store/pg_internal.h"
 #include "store/store.h"
@@ -440,6 +442,67 @@ static void test_key_rotation(void **state)
     free(ci);
 }
 
+static char *write_temp(const char *dir, const char *name, const char *text)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+/* [store] conninfo_file and encryption_key_file as the daemon will use
+ * them: the files read (a final newline ignored), the key the same as
+ * pg_test_key's; a missing or malformed key file fails the open. */
+static void test_store_opens_from_config_files(void **state)
+{
+    struct pg_fx *f = *state;
+    struct sres k = {0};
+    char *ci = pg_world_fresh_db("fromconfig");
+    char dir[] = "/tmp/certloop-pgcfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *ci_line = xasprintf("%s\n", ci);
+    struct cfg_store cfg = {
+        .type = CFG_STORE_POSTGRESQL,
+        .conninfo_file = write_temp(dir, "conninfo", ci_line),
+        .encryption_key_file = write_temp(
+            dir, "key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"),
+    };
+    struct store *s = NULL;
+
+    assert_int_equal(store_pg_open_config(&f->loop, &cfg, NULL, &s), 0);
+    opened[2] = s;
+    assert_int_equal(store_account_put_start(s, "le", KEY_PEM, "{}", on_store, &k), 0);
+    pg_fx_wait(f, &k.calls, 1);
+    assert_int_equal(k.status, 0);
+    opened[2] = NULL;
+    close_store(f, s);
+    s = open_store(f, ci, "other"); /* pg_test_key: the same key */
+    char *key = NULL, *json = NULL;
+    assert_int_equal(store_account_read(s, "le", &key, &json), 0);
+    assert_string_equal(key, KEY_PEM);
+    free(key);
+    free(json);
+    close_store(f, s);
+
+    free(cfg.encryption_key_file);
+    cfg.encryption_key_file = write_temp(dir, "short", "00010203\n");
+    assert_int_equal(store_pg_open_config(&f->loop, &cfg, "x", &s), -EINVAL);
+    unlink(cfg.encryption_key_file);
+    assert_int_equal(store_pg_open_config(&f->loop, &cfg, "x", &s), -ENOENT);
+    unlink(cfg.conninfo_file);
+    free(cfg.conninfo_file);
+    free(cfg.encryption_key_file);
+    char *keyfile = xasprintf("%s/key", dir);
+    unlink(keyfile);
+    free(keyfile);
+    rmdir(dir);
+    free(ci_line);
+    free(ci);
+}
+
 /* The database goes away (a crash): reads are still answered from the
  * copy, a write waits instead of failing, and once the server is back the
  * write lands and a generation another instance stored reaches us (by
@@ -512,6 +575,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_accounts_notes_history, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, pg_fx_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_opens_from_config_files, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rides_out_a_database_crash, pg_fx_setup,
                                         teardown),
     };
