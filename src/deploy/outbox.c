@@ -272,11 +272,11 @@ static struct target *target_find(struct notify *n, const char *name, bool solve
     return NULL;
 }
 
-/* What the log calls a target: "webhook target=NAME" or
- * "dns callback solver=NAME". */
+/* What the log calls a target: "notify target=NAME" (a [notify.NAME]
+ * webhook, email or slack) or "dns callback solver=NAME". */
 static const char *kind_name(bool solver)
 {
-    return solver ? "dns callback solver" : "webhook target";
+    return solver ? "dns callback solver" : "notify target";
 }
 
 static bool target_wants(const struct target *t, enum notify_event_type ty)
