@@ -294,6 +294,14 @@ early=$(awk -F'\t' -v ev="$EVENTS" '
   END { print n + 0 }' "$LOG")
 [ "$early" = 0 ] || hard_fail "$early early reissues without a chaos event"
 
+# why orders failed: the step and the CA's or our error type, counted
+reasons=$(sed -n 's/.* error main: order cert=[^ ]* //p' "$LOG" |
+  sed -E 's/name=[^ :]*//; s/(https?:)?\/\/[^ ]*//g; s/[0-9]+/N/g' | cut -c1-90 | sort | uniq -c |
+  sort -rn | head -6)
+# RSS per daemon process that lived at least 5 minutes: first and last sample
+rss_each=$(awk -F'\t' '{ if (!($2 in first)) { first[$2] = $3; t0[$2] = $1 } last[$2] = $3; t1[$2] = $1 }
+  END { for (p in first) if (t1[p] - t0[p] >= 300)
+          printf "  pid %s: %d s, first %d KiB, last %d KiB\n", p, t1[p] - t0[p], first[p], last[p] }' "$RSS")
 # RSS of the longest-lived daemon process
 rss_line=$(awk -F'\t' '{ if (!($2 in first)) { first[$2] = $3; t0[$2] = $1 } last[$2] = $3; t1[$2] = $1
   if ($3 > max) max = $3 }
@@ -310,6 +318,10 @@ read -r rss_pid rss_span rss_first rss_last rss_max <<<"$rss_line"
   echo "early reissues without an event: $early; temp/backup files left: $leftovers"
   echo "RSS (KiB) of the longest-lived process (pid $rss_pid, ${rss_span}s):" \
     "first $rss_first, last $rss_last; max of all samples $rss_max"
+  echo "RSS of each daemon process that lived 5 minutes or more:"
+  echo "${rss_each:-  (none)}"
+  echo "failed orders by reason (numbers and URLs folded):"
+  echo "${reasons:-  (none)}"
   echo "daemon exit after SIGTERM: $rc; hard failures: $FAILS"
   [ -s "$TW/fails" ] && sed 's/^/  /' "$TW/fails"
 } | tee "$OUT"
