@@ -23,7 +23,7 @@
 #     directories;
 #   - the daemon's RSS sampled every 10 s: first and last sample of the
 #     longest-lived daemon process, and the maximum.
-# Prints a summary (also to $OUT, default bench/soak-last.txt) and exits 1
+# Prints a summary (also to $OUT, default /tmp/certloop-soak-last.txt) and exits 1
 # when a hard check fails. Needs root for the tmpfs (else the state
 # directory is a plain directory and diskfull is skipped).
 # Usage: bench/soak.sh [DURATION_S] [N_CERTS]
@@ -36,7 +36,7 @@ export BUILD_DIR=${BUILD_DIR:-build}
 CERTLOOP=$top/$BUILD_DIR/certloop
 DUR=${1:-1800}
 N=${2:-200}
-OUT=${OUT:-$top/bench/soak-last.txt}
+OUT=${OUT:-${TMPDIR:-/tmp}/certloop-soak-last.txt}
 RANDOM=${SEED:-$$}
 . "$top/tests/integration/lib.sh"
 
