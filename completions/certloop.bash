@@ -65,7 +65,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke account import-certbot import-lego help"
+    local commands="run check plan status renew reload test revoke account import-certbot import-lego api-token help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -82,6 +82,10 @@ _certloop() {
     --socket)
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
+        return
+        ;;
+    --scopes)
+        COMPREPLY=($(compgen -W "read read,pull read,manage read,pull,manage pull" -- "$cur"))
         return
         ;;
     --reason)
@@ -101,6 +105,7 @@ _certloop() {
     revoke) opts="--reason --reissue --config --help" ;;
     account) opts="--yes --config --help" ;;
     import-certbot | import-lego) opts="--config --help" ;;
+    api-token) opts="--scopes --config --help" ;;
     help)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
         return
@@ -128,6 +133,9 @@ _certloop() {
         elif ((n == 1)); then
             COMPREPLY=($(compgen -W "$(_certloop_tables ca)" -- "$cur"))
         fi
+        ;;
+    api-token)
+        ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "create revoke" -- "$cur"))
         ;;
     import-certbot | import-lego)
         # the other client's directory (one)

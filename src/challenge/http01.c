@@ -6,6 +6,7 @@
  * is copied and queued. */
 #include "challenge/challenge.h"
 #include "challenge/http01_internal.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -332,30 +333,6 @@ static void refresh_date(struct chal_http01 *s)
     s->date_len = n > 0 && (size_t)n < sizeof(s->date) ? (size_t)n : 0;
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Error";
-    }
-}
-
 static size_t put(uint8_t *o, size_t at, const void *p, size_t n)
 {
     memcpy(o + at, p, n);
@@ -380,7 +357,7 @@ static size_t build_response(struct chal_http01 *s, uint8_t *o, int status, cons
     if (status == 200) {
         at = PUT_LIT(o, at, "HTTP/1.1 200 OK\r\n"); /* the common case: no printf */
     } else {
-        n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason(status));
+        n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, http_reason(status));
         at = put(o, at, line, (size_t)n);
     }
     at = put(o, at, s->date, s->date_len);
@@ -389,7 +366,7 @@ static size_t build_response(struct chal_http01 *s, uint8_t *o, int status, cons
         body = t->body;
         body_len = t->body_len;
     } else {
-        body_len = (size_t)snprintf(text, sizeof(text), "%d %s\n", status, reason(status));
+        body_len = (size_t)snprintf(text, sizeof(text), "%d %s\n", status, http_reason(status));
         if (status == 405)
             at = PUT_LIT(o, at, "Allow: GET, HEAD\r\n");
         n = snprintf(line, sizeof(line), "Content-Type: text/plain\r\nContent-Length: %zu\r\n",

@@ -44,6 +44,11 @@ struct http01_req {
     int minor;       /* HTTP/1.minor: 0 or 1 (1.2 and later count as 1) */
     bool keep_alive; /* what the client asked for: 1.1 unless "close", 1.0 if "keep-alive" */
     size_t head_len; /* bytes of input this head takes, the final empty line included */
+    /* The Authorization field's value without surrounding whitespace, or
+     * NULL; a repeated Authorization is HTTP01_PARSE_BAD. The http-01
+     * listener ignores it; the API (src/api) authenticates with it. */
+    const uint8_t *authorization;
+    size_t authorization_len;
 };
 
 /* Parses the request head at the start of p[0..n). Pure and re-entrant: the
@@ -51,7 +56,9 @@ struct http01_req {
  * or CRLF line ends, skips up to HTTP01_LEADING_EMPTY_MAX leading empty lines
  * (RFC 9112 §2.2), rejects obsolete line folding, whitespace before a field
  * colon, control bytes, a Transfer-Encoding, a non-zero or malformed
- * Content-Length, a missing (HTTP/1.1) or repeated Host field. Bytes after
+ * Content-Length, a missing (HTTP/1.1) or repeated Host field, a repeated
+ * Authorization field. The API's HTTPS listener (src/api) parses with it
+ * too: the same rules and limits on both. Bytes after
  * head_len are the next pipelined request and are not looked at. */
 int http01_parse(const uint8_t *p, size_t n, struct http01_req *out);
 

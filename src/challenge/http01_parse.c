@@ -161,6 +161,8 @@ static int request_line(const uint8_t *p, size_t s, size_t e, bool partial, stru
 struct fields {
     unsigned count;
     unsigned host;
+    const uint8_t *auth;
+    size_t auth_len;
     bool close;
     bool keep_alive;
 };
@@ -239,6 +241,11 @@ static int field_line(const uint8_t *p, size_t s, size_t e, bool partial, struct
         return HTTP01_PARSE_BAD; /* a body follows: not for us */
     } else if (eq_nocase(name, name_len, "connection")) {
         connection(p + i, ve - i, f);
+    } else if (eq_nocase(name, name_len, "authorization")) {
+        if (f->auth != NULL)
+            return HTTP01_PARSE_BAD;
+        f->auth = p + i;
+        f->auth_len = ve - i;
     }
     return 0;
 }
@@ -287,6 +294,8 @@ int http01_parse(const uint8_t *p, size_t n, struct http01_req *out)
         return HTTP01_PARSE_BAD; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
     r.keep_alive = r.minor == 1 ? !f.close : (f.keep_alive && !f.close);
     r.head_len = next;
+    r.authorization = f.auth;
+    r.authorization_len = f.auth_len;
     *out = r;
     return HTTP01_PARSE_DONE;
 }

@@ -14,15 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "config/config.h"
+#include "net/tls_mem.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -31,7 +30,6 @@
 #define BACKLOG 128
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define MAX_CONNS 256
-#define READ_CAP 16384
 /* RFC 8737 §3: id-pe-acmeIdentifier */
 #define OID_ACME_IDENTIFIER "1.3.6.1.5.5.7.1.31"
 #define ALPN_ACME "acme-tls/1"
@@ -114,10 +112,6 @@ int chal_tlsalpn_hello_parse(const uint8_t *alpn, size_t alpn_len, const uint8_t
 int chal_tlsalpn_cert_build(const char *identifier, const char *key_authorization, X509 **cert,
                             EVP_PKEY **key)
 {
-    EVP_PKEY *k = NULL;
-    X509 *x = NULL;
-    GENERAL_NAMES *gens = NULL;
-    GENERAL_NAME *g = NULL;
     ASN1_OBJECT *obj = NULL;
     ASN1_OCTET_STRING *os = NULL;
     X509_EXTENSION *ext = NULL;
@@ -125,53 +119,6 @@ int chal_tlsalpn_cert_build(const char *identifier, const char *key_authorizatio
     unsigned dlen = 0;
     int rc = ERR_CRYPTO;
 
-    k = EVP_EC_gen("P-256");
-    x = X509_new();
-    if (k == NULL || x == NULL || X509_set_version(x, 2) != 1)
-        goto out;
-    uint8_t serial[16];
-    if (RAND_bytes(serial, sizeof(serial)) != 1)
-        goto out;
-    serial[0] &= 0x7f;
-    BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) {
-        BN_free(bn);
-        goto out;
-    }
-    BN_free(bn);
-    X509_NAME *nm = X509_get_subject_name(x);
-    if (X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-                                   (const unsigned char *)"certloop tls-alpn-01", -1, -1,
-                                   0) != 1 ||
-        X509_set_issuer_name(x, nm) != 1)
-        goto out;
-    if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-        X509_gmtime_adj(X509_getm_notAfter(x), 7 * 86400) == NULL ||
-        X509_set_pubkey(x, k) != 1)
-        goto out;
-    /* RFC 8737 §3 (and RFC 8738 §6): exactly the identifier in the SAN */
-    gens = sk_GENERAL_NAME_new_null();
-    g = GENERAL_NAME_new();
-    if (gens == NULL || g == NULL)
-        goto out;
-    if (config_name_is_ip(identifier)) {
-        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(identifier);
-        if (ip == NULL)
-            goto out;
-        GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
-    } else {
-        ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-        if (ia5 == NULL || ASN1_STRING_set(ia5, identifier, (int)strlen(identifier)) != 1) {
-            ASN1_IA5STRING_free(ia5);
-            goto out;
-        }
-        GENERAL_NAME_set0_value(g, GEN_DNS, ia5);
-    }
-    if (sk_GENERAL_NAME_push(gens, g) <= 0)
-        goto out;
-    g = NULL;
-    if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
-        goto out;
     /* the critical acmeIdentifier extension: extnValue is the DER of
      * Authorization ::= OCTET STRING (SIZE (32)), SHA-256 of the key
      * authorization */
@@ -186,23 +133,14 @@ int chal_tlsalpn_cert_build(const char *identifier, const char *key_authorizatio
     if (obj == NULL || os == NULL || ASN1_OCTET_STRING_set(os, der, sizeof(der)) != 1)
         goto out;
     ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
-    if (ext == NULL || X509_add_ext(x, ext, -1) != 1)
+    if (ext == NULL)
         goto out;
-    if (X509_sign(x, k, EVP_sha256()) <= 0)
-        goto out;
-    *cert = x;
-    *key = k;
-    x = NULL;
-    k = NULL;
-    rc = 0;
+    /* RFC 8737 §3 (and RFC 8738 §6): exactly the identifier in the SAN */
+    rc = tls_selfsigned_build("certloop tls-alpn-01", &identifier, 1, 7 * 86400, ext, cert, key);
 out:
     X509_EXTENSION_free(ext);
     ASN1_OCTET_STRING_free(os);
     ASN1_OBJECT_free(obj);
-    GENERAL_NAME_free(g);
-    GENERAL_NAMES_free(gens);
-    X509_free(x);
-    EVP_PKEY_free(k);
     if (rc < 0)
         ERR_clear_error();
     return rc;
@@ -224,15 +162,9 @@ struct listener {
 };
 
 struct tconn {
+    struct tls_conn t; /* first: its handles' data is this struct too */
     struct chal_tlsalpn *s;
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    int open_handles;
-    SSL *ssl;
-    bool handshake_done, closing;
-    bool close_after_write; /* a failed handshake: close once the alert is out */
-    unsigned writes; /* in flight */
-    struct tconn *prev, *next;
+    bool handshake_done;
 };
 
 struct put_job {
@@ -257,8 +189,7 @@ struct chal_tlsalpn {
     size_t n_ls;
     int open_handles;
     struct entry *entries;
-    struct tconn *conns;
-    size_t n_conns;
+    struct tls_conn_list conns;
     unsigned jobs; /* put jobs in flight (the struct outlives close until they end) */
     bool closing;
     void (*closed_cb)(void *arg);
@@ -270,7 +201,7 @@ struct chal_tlsalpn {
 
 static void maybe_free(struct chal_tlsalpn *s)
 {
-    if (!s->closing || s->open_handles > 0 || s->conns != NULL || s->jobs > 0)
+    if (!s->closing || s->open_handles > 0 || s->conns.head != NULL || s->jobs > 0)
         return;
     void (*cb)(void *) = s->closed_cb;
     void *arg = s->closed_arg;
@@ -347,133 +278,55 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_OK;
 }
 
-static void conn_handle_closed(uv_handle_t *h)
+static void conn_freed(struct tls_conn *t)
 {
-    struct tconn *c = h->data;
+    struct tconn *c = (struct tconn *)t;
     struct chal_tlsalpn *s = c->s;
 
-    if (--c->open_handles > 0)
-        return;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    s->n_conns--;
-    SSL_free(c->ssl);
     free(c);
     maybe_free(s);
-}
-
-static void conn_close(struct tconn *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
-}
-
-struct wreq {
-    uv_write_t req;
-    struct tconn *c;
-    char data[];
-};
-
-static void write_done(uv_write_t *req, int status)
-{
-    struct wreq *w = (struct wreq *)req;
-    struct tconn *c = w->c;
-
-    free(w);
-    c->writes--;
-    if (status < 0 || (c->close_after_write && c->writes == 0))
-        conn_close(c);
-}
-
-/* Sends what OpenSSL wrote into the memory BIO. */
-static void conn_flush(struct tconn *c)
-{
-    BIO *wb = SSL_get_wbio(c->ssl);
-    size_t pending;
-
-    while (!c->closing && (pending = BIO_ctrl_pending(wb)) > 0) {
-        struct wreq *w = xmalloc(sizeof(*w) + pending);
-        int n = BIO_read(wb, w->data, (int)pending);
-        if (n <= 0) {
-            free(w);
-            return;
-        }
-        w->c = c;
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done) < 0) {
-            free(w);
-            conn_close(c);
-            return;
-        }
-        c->writes++;
-    }
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    buf->base = xmalloc(READ_CAP);
-    buf->len = READ_CAP;
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct tconn *c = st->data;
 
-    if (nread < 0) {
-        free(buf->base);
-        conn_close(c);
-        return;
-    }
-    if (nread > 0 && !c->closing)
-        BIO_write(SSL_get_rbio(c->ssl), buf->base, (int)nread);
-    free(buf->base);
-    if (nread == 0 || c->closing)
+    if (!tls_conn_read(&c->t, nread, buf))
         return;
     if (!c->handshake_done) {
-        int r = SSL_do_handshake(c->ssl);
+        int r = SSL_do_handshake(c->t.ssl);
         if (r == 1) {
             c->handshake_done = true;
             c->s->stats.handshakes++;
-            const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+            const char *sni = SSL_get_servername(c->t.ssl, TLSEXT_NAMETYPE_host_name);
             log_debug(LOG_CHAL, "tlsalpn01: challenge certificate served for %s",
                       sni != NULL ? sni : "?");
             struct entry *e = sni != NULL ? entry_find(c->s, sni) : NULL;
             if (e != NULL && c->s->seen_cb != NULL)
                 c->s->seen_cb(c->s->seen_arg, e->identifier);
-        } else if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ) {
+        } else if (SSL_get_error(c->t.ssl, r) != SSL_ERROR_WANT_READ) {
             ERR_clear_error();
-            conn_flush(c); /* the alert */
             c->s->stats.failed++;
             uv_read_stop(st);
-            c->close_after_write = true;
-            if (c->writes == 0)
-                conn_close(c);
+            c->t.close_after_write = true;
+            tls_conn_flush(&c->t); /* the alert, then close */
             return;
         }
-        conn_flush(c);
+        tls_conn_flush(&c->t);
         return;
     }
     /* After the handshake the validator only closes; drain what it sends
      * (close_notify, or data we do not serve) without answering. */
     char sink[1024];
-    while (SSL_read(c->ssl, sink, sizeof(sink)) > 0)
+    while (SSL_read(c->t.ssl, sink, sizeof(sink)) > 0)
         ;
     ERR_clear_error();
-    conn_flush(c);
+    tls_conn_flush(&c->t);
 }
 
 static void conn_timer_cb(uv_timer_t *t)
 {
-    conn_close(t->data);
+    tls_conn_close(t->data);
 }
 
 static void connection_cb(uv_stream_t *server, int status)
@@ -485,43 +338,22 @@ static void connection_cb(uv_stream_t *server, int status)
         return;
     struct tconn *c = xcalloc(1, sizeof(*c));
     c->s = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->timer);
-    c->tcp.data = c;
-    c->timer.data = c;
-    c->open_handles = 2;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
-    s->n_conns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-        conn_close(c);
+    tls_conn_init(s->loop, &s->conns, &c->t, conn_freed);
+    if (uv_accept(server, (uv_stream_t *)&c->t.tcp) < 0) {
+        tls_conn_close(&c->t);
         return;
     }
     s->stats.connections++;
-    if (s->n_conns > MAX_CONNS) {
-        /* the oldest is the last in the list */
-        struct tconn *old = s->conns;
-        while (old->next != NULL)
-            old = old->next;
-        conn_close(old);
-    }
-    c->ssl = SSL_new(s->ctx);
-    BIO *rb = BIO_new(BIO_s_mem());
-    BIO *wb = BIO_new(BIO_s_mem());
-    if (c->ssl == NULL || rb == NULL || wb == NULL) {
-        BIO_free(rb);
-        BIO_free(wb);
-        ERR_clear_error();
-        conn_close(c);
+    if (s->conns.n > MAX_CONNS)
+        tls_conn_close(tls_conn_oldest(&s->conns)); /* there is one: c at least */
+    c->t.ssl = tls_mem_accept_new(s->ctx);
+    if (c->t.ssl == NULL) {
+        tls_conn_close(&c->t);
         return;
     }
-    SSL_set_bio(c->ssl, rb, wb);
-    SSL_set_accept_state(c->ssl);
-    uv_timer_start(&c->timer, conn_timer_cb, HANDSHAKE_TIMEOUT_MS, 0);
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) < 0)
-        conn_close(c);
+    uv_timer_start(&c->t.timer, conn_timer_cb, HANDSHAKE_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->t.tcp, tls_conn_alloc_cb, read_cb) < 0)
+        tls_conn_close(&c->t);
 }
 
 static void listener_closed(uv_handle_t *h)
@@ -560,27 +392,14 @@ int chal_tlsalpn_open(uv_loop_t *loop, const char *const *listen, size_t n,
     s->ls = xcalloc(n, sizeof(*s->ls));
     for (size_t i = 0; i < n; i++) {
         struct listener *l = &s->ls[i];
-        struct sockaddr_storage ss;
-        socklen_t sl;
         l->s = s;
         uv_tcp_init(loop, &l->tcp);
         l->tcp.data = l;
         s->n_ls++;
         s->open_handles++;
-        rc = config_addr_parse(listen[i], -1, &ss, &sl);
-        if (rc < 0) {
-            log_error(LOG_CHAL, "tlsalpn01: listen %s: expected IP:PORT or [IPv6]:PORT",
-                      listen[i]);
+        rc = tls_listen(&l->tcp, listen[i], BACKLOG, connection_cb, LOG_CHAL, "tlsalpn01");
+        if (rc < 0)
             break;
-        }
-        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss,
-                         ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-        if (rc == 0)
-            rc = uv_listen((uv_stream_t *)&l->tcp, BACKLOG, connection_cb);
-        if (rc < 0) {
-            log_error(LOG_CHAL, "tlsalpn01: listen %s: %s", listen[i], err_str(rc));
-            break;
-        }
     }
     if (rc < 0) {
         chal_tlsalpn_close(s, NULL, NULL);
@@ -604,8 +423,7 @@ void chal_tlsalpn_close(struct chal_tlsalpn *s, void (*closed_cb)(void *arg), vo
     }
     for (size_t i = 0; i < s->n_ls; i++)
         uv_close((uv_handle_t *)&s->ls[i].tcp, listener_closed);
-    for (struct tconn *c = s->conns; c != NULL; c = c->next)
-        conn_close(c);
+    tls_conn_close_all(&s->conns);
     if (s->n_ls == 0) {
         /* nothing to wait for but connections and jobs */
         maybe_free(s);
@@ -628,7 +446,7 @@ int chal_tlsalpn_port(const struct chal_tlsalpn *s, size_t i)
 void chal_tlsalpn_get_stats(const struct chal_tlsalpn *s, struct chal_tlsalpn_stats *out)
 {
     *out = s->stats;
-    out->active = s->n_conns;
+    out->active = s->conns.n;
 }
 
 size_t chal_tlsalpn_count(const struct chal_tlsalpn *s)

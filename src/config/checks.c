@@ -560,6 +560,28 @@ bool config_check_dir_exists(struct cctx *c, const struct toml_keyval *kv, const
     return true;
 }
 
+void config_check_api(struct cctx *c)
+{
+    const struct config *cfg = c->cfg;
+    const struct cfg_api *a = &cfg->api;
+    char b[200];
+
+    if (a->listen.n > 0 && a->tokens_file == NULL)
+        config_err(c, c->api_file, c->api_pos, "api",
+                   "listen needs tokens_file (create tokens with certloop api-token create)");
+    if (a->certificate == NULL)
+        return;
+    if (a->listen.n == 0) {
+        config_err(c, c->api_file, c->api_pos, "api.certificate",
+                   "only used with [api] listen, which is empty");
+        return;
+    }
+    const struct cfg_cert *cc = config_cert_find(cfg, a->certificate);
+    if (cc == NULL)
+        config_err(c, c->api_file, c->api_pos, "api.certificate", "no [certificate.%s] is defined",
+                   config_show(b, sizeof(b), a->certificate));
+}
+
 void config_check_http01_answerable(struct cctx *c)
 {
     const struct config *cfg = c->cfg;

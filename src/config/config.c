@@ -492,6 +492,7 @@ static void finish(struct cctx *c)
     cfg->n_certs = n;
     c->n_certs = 0;
     config_check_http01_answerable(c);
+    config_check_api(c);
 }
 
 static void config_free(struct config *cfg)
@@ -510,6 +511,9 @@ static void config_free(struct config *cfg)
     free(cfg->http01.webroot_owner);
     free(cfg->http01.webroot_group);
     config_strv_free(&cfg->tlsalpn01.listen);
+    config_strv_free(&cfg->api.listen);
+    free(cfg->api.tokens_file);
+    free(cfg->api.certificate);
     free(cfg->store.conninfo_file);
     free(cfg->store.encryption_key_file);
     for (size_t i = 0; i < cfg->n_cas; i++)

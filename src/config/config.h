@@ -95,6 +95,15 @@ struct cfg_tlsalpn01 {
     struct cfg_strv listen; /* tls-alpn-01 responder addresses; default none (off) */
 };
 
+/* [api]: the authenticated HTTPS API (src/api). */
+struct cfg_api {
+    struct cfg_strv listen; /* "IP:PORT" addresses; default none (off) */
+    char *tokens_file;      /* hashed tokens, one per line (certloop api-token); required
+                             * with listen */
+    char *certificate;      /* the managed certificate it serves, or NULL: a self-signed
+                             * one made at start */
+};
+
 enum cfg_store_type { CFG_STORE_FILES = 0, CFG_STORE_POSTGRESQL };
 
 /* [store]: where accounts, keys and generations live. Only "files" runs a
@@ -213,6 +222,7 @@ struct config {
     struct cfg_daemon daemon;
     struct cfg_http01 http01;
     struct cfg_tlsalpn01 tlsalpn01;
+    struct cfg_api api;
     struct cfg_store store;
     struct cfg_ca *cas; /* owned arrays */
     size_t n_cas;

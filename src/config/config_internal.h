@@ -118,6 +118,8 @@ struct cctx {
     size_t n_outputs, cap_outputs;
     struct toml_pos include_pos;
     bool include_set;
+    struct toml_pos api_pos; /* of the [api] table, for its cross-checks */
+    size_t api_file;
 };
 
 /* Records one error at pos of file (line 0: no position) for path (may be
@@ -151,6 +153,12 @@ bool config_conv_strv(struct cctx *c, const struct toml_keyval *kv, const char *
                       struct cfg_strv *field);
 bool config_check_listen(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field);
+/* "IP:PORT" strings, the port required (a listener that is not [http01]'s). */
+bool config_check_listen_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                               void *obj, void *field);
+/* [api]: listen needs tokens_file; certificate names a [certificate.X]
+ * that certloop issues, and needs listen. */
+void config_check_api(struct cctx *c);
 bool config_check_dns_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
                             void *obj, void *field);
 bool config_check_dns_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,

@@ -103,8 +103,22 @@ static const struct spec tlsalpn01_specs[] = {
     {.key = "listen",
      .kind = SK_STRV,
      .off = offsetof(struct cfg_tlsalpn01, listen),
-     .check = config_check_listen,
+     .check = config_check_listen_addrs,
      .dflt = "[]"},
+    {.key = NULL},
+};
+
+static const struct spec api_specs[] = {
+    {.key = "listen",
+     .kind = SK_STRV,
+     .off = offsetof(struct cfg_api, listen),
+     .check = config_check_listen_addrs,
+     .dflt = "[]"},
+    {.key = "tokens_file",
+     .kind = SK_PATH,
+     .off = offsetof(struct cfg_api, tokens_file),
+     .check = config_check_parent_dir},
+    {.key = "certificate", .kind = SK_STR, .off = offsetof(struct cfg_api, certificate)},
     {.key = NULL},
 };
 
@@ -680,17 +694,18 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
 
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main)
 {
-    static const char *const sections[] = {"daemon", "http01",      "tlsalpn01", "ca",
-                                           "dns",    "certificate", "notify",    "store"};
+    static const char *const sections[] = {"daemon", "http01", "tlsalpn01", "ca",   "dns",
+                                           "certificate", "notify", "store", "api"};
 
     for (size_t i = 0; i < root->n; i++) {
         const struct toml_keyval *kv = &root->items[i];
         const char *k = kv->key;
 
         if (strlen(k) != kv->keylen) {
-            config_unknown_key(c, kv, NULL, sections, 8);
+            config_unknown_key(c, kv, NULL, sections, 9);
         } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0 ||
-                   strcmp(k, "tlsalpn01") == 0 || strcmp(k, "store") == 0) {
+                   strcmp(k, "tlsalpn01") == 0 || strcmp(k, "store") == 0 ||
+                   strcmp(k, "api") == 0) {
             if (!is_main) {
                 ERR(c, kv->keypos, k, "[%s] is only allowed in the main file %s", k,
                     c->cfg->files.v[0]);
@@ -713,6 +728,11 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
                                : config_spec_peek_type(kv->val.u.tab, store_type_names);
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, store_specs, &c->cfg->store,
                                   type, store_type_names);
+            } else if (k[0] == 'a') {
+                c->api_pos = kv->keypos;
+                c->api_file = c->file;
+                config_spec_apply(c, kv->val.u.tab, kv->keypos, k, api_specs, &c->cfg->api, -1,
+                                  NULL);
             } else if (k[0] == 't') {
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, tlsalpn01_specs,
                                   &c->cfg->tlsalpn01, -1, NULL);
@@ -729,7 +749,7 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
         } else if (strcmp(k, "certificate") == 0) {
             load_named(c, kv, load_cert);
         } else {
-            config_unknown_key(c, kv, NULL, sections, 8);
+            config_unknown_key(c, kv, NULL, sections, 9);
         }
     }
 }
@@ -741,6 +761,7 @@ void config_schema_defaults(struct config *cfg)
     cfg->http01.webroot_uid = (uid_t)-1; /* unset: the token files keep the daemon's ids */
     cfg->http01.webroot_gid = (gid_t)-1;
     config_spec_defaults(tlsalpn01_specs, &cfg->tlsalpn01);
+    config_spec_defaults(api_specs, &cfg->api);
     config_spec_defaults(store_specs, &cfg->store);
 }
 
@@ -754,6 +775,7 @@ static const struct {
     {"daemon", false, daemon_specs},
     {"http01", false, http01_specs},
     {"tlsalpn01", false, tlsalpn01_specs},
+    {"api", false, api_specs},
     {"ca", true, ca_specs},
     {"dns", true, dns_specs},
     {"notify", true, notify_specs},

@@ -348,6 +348,13 @@ bool config_check_listen(struct cctx *c, const struct toml_keyval *kv, const cha
     return check_addrs(c, kv, path, field, -1);
 }
 
+bool config_check_listen_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                               void *obj, void *field)
+{
+    (void)obj;
+    return check_addrs(c, kv, path, field, -1);
+}
+
 bool config_check_dns_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
                             void *obj, void *field)
 {

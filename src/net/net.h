@@ -93,6 +93,10 @@ void http_req_cancel(struct http_req *r);
  * (unix seconds). Returns seconds to wait (>= 0; a past date gives 0; more
  * than 366 days is clamped to 366 days) or -1 if absent/invalid. */
 int64_t http_retry_after_parse(const char *value, int64_t now);
+/* The reason phrase of an HTTP status code (RFC 9110 §15) for the codes
+ * our servers send (http-01, control socket, API); "Error" for others. */
+const char *http_reason(int status);
+
 /* Extracts the URL of a Link header value with the given rel ("alternate",
  * "up", "index"). Owned string or NULL. A value may hold several
  * comma-separated links (the first match wins) and rel several

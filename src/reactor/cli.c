@@ -51,6 +51,8 @@ static const char overview[] =
     "  import-certbot [DIR] [-c FILE]  take over certbot's certificates and account (DIR:\n"
     "                                  /etc/letsencrypt); writes conf.d/certbot-*.toml\n"
     "  import-lego [DIR] [-c FILE]     the same for lego's --path (DIR: .lego)\n"
+    "  api-token create NAME --scopes read[,pull][,manage] | api-token revoke NAME\n"
+    "                                  tokens of the HTTPS API ([api] tokens_file)\n"
     "  help [COMMAND], --help          this text, or one command's (also: COMMAND --help)\n"
     "  --version                       the version and the libraries in use\n"
     "\n"
@@ -202,6 +204,24 @@ static const struct {
      "options:\n" CONFIG_LINES HELP_LINE "\n"
      "exit: 0 every lineage imported, 1 any skipped (each says why), 78 invalid\n"
      "      configuration\n"},
+    {"api-token",
+     "usage: certloop api-token create NAME --scopes SCOPES [-c FILE]\n"
+     "       certloop api-token revoke NAME [-c FILE]\n"
+     "\n"
+     "Tokens of the HTTPS API ([api] listen, docs/API.md), kept in [api] tokens_file as\n"
+     "one line each: NAME, its scopes and the SHA-256 of its secret (never the secret).\n"
+     "create makes a random secret, prints it once on stdout and appends the hashed line\n"
+     "(a new file is 0600; an existing one keeps its owner, group and mode, at most\n"
+     "0640; written atomically). revoke removes NAME's line. The daemon reads the file\n"
+     "again when it changes: both take effect at the next request, without a reload.\n"
+     "Clients send the secret as Authorization: Bearer SECRET.\n"
+     "\n"
+     "options:\n"
+     "  --scopes SCOPES    comma-separated: read (status, certificates without keys),\n"
+     "                     pull (certificates and their private keys), manage (renew)\n" CONFIG_LINES
+     HELP_LINE "\n"
+     "exit: 0 done, 1 NAME exists (create) or is unknown (revoke), 64 usage, 78 invalid\n"
+     "      configuration or no [api] tokens_file\n"},
     {"import-lego",
      "usage: certloop import-lego [DIR] [-c FILE]\n"
      "\n"

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -82,40 +83,6 @@ static void accept_one(struct control *s);
 
 /* ---- responses */
 
-static const char *reason(int code)
-{
-    switch (code) {
-    case 200:
-        return "OK";
-    case 202:
-        return "Accepted";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return "Internal Server Error";
-    }
-}
-
 static void on_written(uv_write_t *w, int status)
 {
     struct conn *c = w->data;
@@ -146,7 +113,7 @@ static void send_raw(struct conn *c, int code, const char *ctype, const char *ex
     buf_printf(&c->out,
                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                "Connection: close\r\n\r\n",
-               code, reason(code), ctype, len, extra_head != NULL ? extra_head : "");
+               code, http_reason(code), ctype, len, extra_head != NULL ? extra_head : "");
     buf_append(&c->out, body, len);
     /* a client that does not read its answer is dropped after the timeout */
     uv_timer_start(&c->timer, on_timeout, c->srv->request_timeout, 0);

@@ -22,6 +22,7 @@
 #include "deploy/deploy.h"
 #include "reactor/control.h"
 #include "reactor/fdbudget.h"
+#include "api/api.h"
 #include "reactor/manager.h"
 #include "reactor/plan.h"
 #include "reactor/sdnotify.h"
@@ -44,6 +45,7 @@ struct daemon {
     struct store *store;     /* owned */
     struct manager *mgr;     /* owned until its done callback */
     struct control *ctl;     /* owned; NULL when not open (--once, failed, closed) */
+    struct api *api;         /* owned; NULL without [api] listen (or --once, closed) */
     struct fd_budget fds;    /* the connection caps, sized at start */
     bool once;
     bool stopping;                 /* a stop was requested (signal) */
@@ -72,6 +74,8 @@ static void close_signals(struct daemon *d)
         control_close(d->ctl, NULL, NULL);
         d->ctl = NULL;
     }
+    api_close(d->api, NULL, NULL);
+    d->api = NULL;
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         if (!uv_is_closing((uv_handle_t *)sigs[i]))
             uv_close((uv_handle_t *)sigs[i], handle_closed);
@@ -186,6 +190,9 @@ static int reload_apply(struct daemon *d, struct reload_job *job)
         log_warn(LOG_MAIN, "http01.listen changed: takes effect at the next restart");
     if (!config_strv_equal(&cfg->tlsalpn01.listen, &d->cfg->tlsalpn01.listen))
         log_warn(LOG_MAIN, "tlsalpn01.listen changed: takes effect at the next restart");
+    if (!config_strv_equal(&cfg->api.listen, &d->cfg->api.listen))
+        log_warn(LOG_MAIN, "api.listen changed: takes effect at the next restart");
+    api_set_files(d->api, cfg->api.tokens_file, cfg->api.certificate);
     if (strcmp(cfg->daemon.control_socket, d->cfg->daemon.control_socket) != 0)
         log_warn(LOG_MAIN, "daemon.control_socket changed to %s: takes effect at the next restart",
                  cfg->daemon.control_socket);
@@ -401,6 +408,46 @@ static int open_control(struct daemon *d)
     return 0;
 }
 
+static int api_status(void *arg, json_t **out)
+{
+    return ctl_status(arg, out);
+}
+
+static int api_renew(void *arg, const char *name, bool force, char **err)
+{
+    return ctl_renew(arg, name, force, false, false, err);
+}
+
+/* Opens the HTTPS API when [api] listen has addresses. 0, or an exit
+ * status: a port that cannot be bound is a configuration problem (78),
+ * anything else temporary (75). */
+static int open_api(struct daemon *d)
+{
+    const struct cfg_api *c = &d->cfg->api;
+    struct api_handlers h = {.status = api_status, .renew = api_renew, .arg = d};
+    struct api_opts o = {
+        .loop = &d->loop,
+        .listen = (const char *const *)c->listen.v,
+        .n_listen = c->listen.n,
+        .tokens_file = c->tokens_file,
+        .certificate = c->certificate,
+        .store = d->store,
+        .state_dir = d->cfg->daemon.state_dir,
+        .max_connections = d->fds.api,
+        .h = &h,
+    };
+
+    if (c->listen.n == 0)
+        return 0;
+    int rc = api_open(&o, &d->api);
+    if (rc < 0) {
+        d->api = NULL;
+        return rc == UV_EADDRINUSE || rc == UV_EACCES || rc == UV_EADDRNOTAVAIL ? EXIT_CONFIG
+                                                                                 : EXIT_TEMPFAIL;
+    }
+    return 0;
+}
+
 static int open_store(struct daemon *d)
 {
     const char *dir = d->cfg->daemon.state_dir;
@@ -511,8 +558,8 @@ int daemon_run(const struct daemon_opts *o)
                  d.fds.limit, d.fds.reserve, d.cfg->daemon.max_concurrent_orders);
     log_info(LOG_MAIN,
              "open file limit %u, %u kept for the store, deploys, curl, c-ares and hooks; "
-             "http01: at most %u connections, control: %u",
-             d.fds.limit, d.fds.reserve, d.fds.http01, d.fds.control);
+             "http01: at most %u connections, control: %u, api: %u",
+             d.fds.limit, d.fds.reserve, d.fds.http01, d.fds.control, d.fds.api);
     code = open_store(&d);
     if (code != 0)
         goto out;
@@ -552,6 +599,12 @@ int daemon_run(const struct daemon_opts *o)
         if (code != 0) {
             stop(&d, "control socket");
             finish_loop(&d); /* runs the manager's stop to its end */
+            goto out;
+        }
+        code = open_api(&d);
+        if (code != 0) {
+            stop(&d, "api");
+            finish_loop(&d);
             goto out;
         }
     }

@@ -21,6 +21,8 @@
 #define HTTP01_MAX 65536u
 #define CONTROL_MIN 4u
 #define CONTROL_MAX 256u
+#define API_MIN 4u
+#define API_MAX 4096u
 
 unsigned fd_budget_raise(void)
 {
@@ -80,10 +82,12 @@ void fd_budget_plan(unsigned limit, unsigned max_concurrent_orders, unsigned thr
     if (out->tight) {
         out->http01 = HTTP01_MIN;
         out->control = CONTROL_MIN;
+        out->api = API_MIN;
         return;
     }
     out->http01 = clamp(rest * 3 / 4 > HTTP01_MAX ? HTTP01_MAX : (unsigned)(rest * 3 / 4),
                         HTTP01_MIN, HTTP01_MAX);
     out->control = clamp(rest / 16 > CONTROL_MAX ? CONTROL_MAX : (unsigned)(rest / 16), CONTROL_MIN,
                          CONTROL_MAX);
+    out->api = clamp(rest / 16 > API_MAX ? API_MAX : (unsigned)(rest / 16), API_MIN, API_MAX);
 }

@@ -15,6 +15,7 @@ struct fd_budget {
     unsigned http01;  /* http-01 connections open at once */
     unsigned control; /* control connections served at once (each may hold
                        * one more answered with 503: up to 2x descriptors) */
+    unsigned api;     /* HTTPS API connections open at once ([api] listen) */
     bool tight;       /* the limit leaves less than the reserve wants */
 };
 
@@ -35,7 +36,8 @@ unsigned fd_budget_raise(void);
  *   http01  = 3/4 of rest (at least 32, at most 65536)
  *   control = 1/16 of rest (at least 4, at most 256; with its 503 overflow
  *             it holds up to 1/8)
- * and the last 1/8 of rest is slack. When the reserve leaves less than 192
+ *   api     = 1/16 of rest (at least 4, at most 4096)
+ * and the last 1/16 of rest is slack. When the reserve leaves less than 192
  * descriptors, tight is set and the caps take their minimums. Pure: tests
  * call it with any figures. */
 void fd_budget_plan(unsigned limit, unsigned max_concurrent_orders, unsigned threadpool,

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "reactor/cli.h"
 #include "reactor/control.h"
@@ -65,6 +67,7 @@ struct cli {
     const char *config; /* -c */
     bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key;
     const char *reason;
+    const char *scopes; /* --scopes */
     const char *socket; /* --socket */
     char **args;        /* positional arguments (borrowed from argv) */
     int nargs;
@@ -81,7 +84,8 @@ enum {
     OPT_YES,
     OPT_DRY_RUN,
     OPT_REISSUE,
-    OPT_NEW_KEY
+    OPT_NEW_KEY,
+    OPT_SCOPES
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -130,6 +134,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_NEW_KEY:
             c->new_key = true;
+            break;
+        case OPT_SCOPES:
+            c->scopes = optarg;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -667,6 +674,67 @@ static int cmd_import_lego(struct cli *c, int argc, char **argv)
                         stderr);
 }
 
+static int cmd_api_token(struct cli *c, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"scopes", required_argument, NULL, OPT_SCOPES},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = parse(c, argc, argv, ":c:", lo);
+    struct config *cfg = NULL;
+    unsigned scopes = 0;
+    char *secret = NULL, *err = NULL;
+
+    if (rc != 0)
+        return rc;
+    if (c->nargs < 2)
+        return usage_error(c->cmd, "expected create NAME --scopes SCOPES, or revoke NAME");
+    if (c->nargs > 2)
+        return usage_error(c->cmd, "unexpected argument '%s'", c->args[2]);
+    bool create = strcmp(c->args[0], "create") == 0;
+    if (!create && strcmp(c->args[0], "revoke") != 0)
+        return usage_error(c->cmd, "unknown action '%s' (create or revoke)", c->args[0]);
+    if (create && c->scopes == NULL)
+        return usage_error(c->cmd, "create needs --scopes (read, pull, manage, comma-separated)");
+    if (!create && c->scopes != NULL)
+        return usage_error(c->cmd, "revoke takes no --scopes");
+    if (create && api_scopes_parse(c->scopes, &scopes) < 0)
+        return usage_error(c->cmd, "--scopes %s: expected read, pull and manage, comma-separated",
+                           c->scopes);
+    rc = plan_load_config(config_path(c->config), stderr, &cfg);
+    if (rc != 0)
+        return rc;
+    if (cfg->api.tokens_file == NULL) {
+        fprintf(stderr, "certloop: %s: %s has no [api] tokens_file\n", c->cmd, cfg->path);
+        config_unref(cfg);
+        return EXIT_CONFIG;
+    }
+    if (create) {
+        rc = api_token_create(cfg->api.tokens_file, c->args[1], scopes, &secret, &err);
+        if (rc == 0) {
+            fprintf(stderr, "certloop: token %s added to %s; its secret, shown only now:\n",
+                    c->args[1], cfg->api.tokens_file);
+            printf("%s\n", secret);
+            fflush(stdout);
+            OPENSSL_cleanse(secret, strlen(secret));
+            free(secret);
+        }
+    } else {
+        rc = api_token_revoke(cfg->api.tokens_file, c->args[1], &err);
+        if (rc == 0)
+            fprintf(stderr, "certloop: token %s removed from %s\n", c->args[1],
+                    cfg->api.tokens_file);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "certloop: %s: %s\n", c->cmd, err != NULL ? err : "failed");
+        rc = rc == -EINVAL ? EXIT_CONFIG : 1;
+    }
+    free(err);
+    config_unref(cfg);
+    return rc;
+}
+
 static const struct {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
@@ -682,6 +750,7 @@ static const struct {
     {"account", cmd_account},
     {"import-certbot", cmd_import_certbot},
     {"import-lego", cmd_import_lego},
+    {"api-token", cmd_api_token},
 };
 
 int main(int argc, char **argv)

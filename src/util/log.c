@@ -17,7 +17,7 @@ static log_sink_cb sink;
 static void *sink_arg;
 
 static const char *const group_names[LOG_GROUP__MAX] = {
-    "main", "config", "acme", "challenge", "deploy", "store", "http", "dns", "control",
+    "main", "config", "acme", "challenge", "deploy", "store", "http", "dns", "control", "api",
 };
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const int syslog_prio[] = {3, 4, 6, 7};

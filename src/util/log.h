@@ -21,6 +21,7 @@ enum log_group {
     LOG_HTTP,
     LOG_DNS,
     LOG_CTL,
+    LOG_API,
     LOG_GROUP__MAX
 };
 

@@ -1,0 +1,864 @@
+/* The HTTPS API server: uv_tcp_t listeners, TLS through memory BIOs
+ * (net/tls_mem.h, shared with the tls-alpn-01 responder), one request per
+ * connection parsed by the http-01 listener's strict parser (same limits),
+ * Bearer tokens, and the routes of api_routes[]. It answers from what the
+ * reactor's handlers and the state directory give it; it does not decide
+ * anything about certificates. */
+#include "api/api.h"
+#include "api/api_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "challenge/http01_internal.h"
+#include "config/config.h"
+#include "net/tls_mem.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "net/net.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define BACKLOG 128
+#define DEF_MAX_CONNS 256
+#define DEF_HEAD_TIMEOUT_MS 10000
+#define DEF_WRITE_TIMEOUT_MS 30000
+#define RESP_MAX (64 * 1024 * 1024) /* head and body of one answer */
+#define TOKENS_FILE_MAX (1024 * 1024)
+#define BOOTSTRAP_DAYS 365
+#define BOOTSTRAP_RENEW_S (7 * 86400) /* made again this long before it ends */
+
+struct listener {
+    struct api *a;
+    uv_tcp_t tcp; /* tcp.data = self */
+};
+
+struct aconn {
+    struct tls_conn t; /* first: its handles' data is this struct too */
+    struct api *a;     /* borrowed: outlives its connections */
+    bool hs_done, answered;
+    uint8_t in[HTTP01_HEAD_MAX];
+    size_t in_len;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+struct api {
+    uv_loop_t *loop;     /* borrowed */
+    struct listener *ls; /* owned array; handles must not move */
+    size_t n_ls;
+    int open_handles;
+    struct tls_conn_list conns;
+    unsigned max_conns;
+    struct api_limits lim;
+    struct api_handlers h;
+    char *tokens_file, *certificate, *state_dir; /* owned */
+    struct store *store;                         /* borrowed: outlives the API */
+    uint64_t cert_checked;                       /* uv_now of the last look at it */
+    struct api_tokens tokens;
+    struct stat tokens_st; /* of the file tokens came from; st_ino 0: none */
+    bool tokens_bad;       /* the last read failed (logged once) */
+    struct api_faillimit fails;
+    SSL_CTX *boot_ctx;  /* owned: the self-signed bootstrap */
+    int64_t boot_until; /* its notAfter */
+    SSL_CTX *cert_ctx;  /* owned: the managed certificate, or NULL */
+    char *cert_gen;     /* owned: the generation cert_ctx holds, or the one that failed */
+    bool closing;
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+};
+
+/* ---- TLS contexts ---------------------------------------------------------- */
+
+static SSL_CTX *ctx_new(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+    return ctx;
+}
+
+int api_tls_ctx_from_obj(X509 *cert, EVP_PKEY *key, SSL_CTX **out)
+{
+    SSL_CTX *ctx = ctx_new();
+
+    if (ctx == NULL || SSL_CTX_use_certificate(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return ERR_CRYPTO;
+    }
+    *out = ctx;
+    return 0;
+}
+
+int api_tls_ctx_from_pem(const char *fullchain_pem, const char *key_pem, SSL_CTX **out)
+{
+    BIO *cb = BIO_new_mem_buf(fullchain_pem, -1);
+    BIO *kb = BIO_new_mem_buf(key_pem, -1);
+    X509 *leaf = NULL;
+    EVP_PKEY *key = NULL;
+    SSL_CTX *ctx = NULL;
+    int rc = ERR_CRYPTO;
+
+    if (cb == NULL || kb == NULL)
+        goto out;
+    leaf = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+    key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+    if (leaf == NULL || key == NULL || api_tls_ctx_from_obj(leaf, key, &ctx) < 0)
+        goto out;
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+        if (x == NULL)
+            break;
+        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+            X509_free(x);
+            goto out;
+        }
+    }
+    *out = ctx;
+    ctx = NULL;
+    rc = 0;
+out:
+    ERR_clear_error(); /* the chain loop ends on "no start line" */
+    SSL_CTX_free(ctx);
+    X509_free(leaf);
+    EVP_PKEY_free(key);
+    BIO_free(cb);
+    BIO_free(kb);
+    return rc;
+}
+
+/* The bootstrap: DNS:localhost and every listen address that is not a
+ * wildcard, so a client pinning bootstrap.pem can check the name. */
+static int boot_make(struct api *a)
+{
+    const char **sans = xcalloc(a->n_ls + 1, sizeof(*sans));
+    char (*ips)[INET6_ADDRSTRLEN] = xcalloc(a->n_ls + 1, sizeof(*ips));
+    size_t n = 0;
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    SSL_CTX *ctx = NULL;
+    char *pem = NULL;
+    int rc;
+
+    sans[n++] = "localhost";
+    for (size_t i = 0; i < a->n_ls; i++) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        if (uv_tcp_getsockname(&a->ls[i].tcp, (struct sockaddr *)&ss, &len) != 0)
+            continue;
+        const void *ad = ss.ss_family == AF_INET6
+                             ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+        char *ip = ips[n];
+        if (uv_inet_ntop(ss.ss_family, ad, ip, INET6_ADDRSTRLEN) != 0 ||
+            strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
+            continue;
+        bool dup = false;
+        for (size_t j = 1; j < n; j++)
+            dup = dup || strcmp(sans[j], ip) == 0;
+        if (!dup)
+            sans[n++] = ip;
+    }
+    rc = tls_selfsigned_build("certloop api", sans, n, (long)BOOTSTRAP_DAYS * 86400, NULL, &x, &k);
+    if (rc == 0)
+        rc = api_tls_ctx_from_obj(x, k, &ctx);
+    if (rc < 0) {
+        log_error(LOG_API, "cannot make the self-signed bootstrap certificate");
+        goto out;
+    }
+    BIO *mb = BIO_new(BIO_s_mem());
+    if (mb != NULL && PEM_write_bio_X509(mb, x) == 1) {
+        char *p;
+        long l = BIO_get_mem_data(mb, &p);
+        pem = xstrndup(p, (size_t)l);
+    }
+    BIO_free(mb);
+    ERR_clear_error();
+    if (pem != NULL) {
+        char *dir = xasprintf("%s/api", a->state_dir);
+        char *path = xasprintf("%s/bootstrap.pem", dir);
+        const char *step = NULL;
+        int wrc = store_mkdirs(dir, 0755);
+        if (wrc == 0)
+            wrc = store_write_atomic(path, pem, strlen(pem), 0644, (uid_t)-1, (gid_t)-1, &step);
+        if (wrc < 0)
+            log_warn(LOG_API, "%s: %s: %s", path, step != NULL ? step : "mkdir",
+                     err_str(wrc));
+        free(dir);
+        free(path);
+    }
+    SSL_CTX_free(a->boot_ctx);
+    a->boot_ctx = ctx;
+    a->boot_until = (int64_t)time(NULL) + (int64_t)BOOTSTRAP_DAYS * 86400;
+    ctx = NULL;
+out:
+    free(pem);
+    SSL_CTX_free(ctx);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    free(sans);
+    free(ips);
+    return rc;
+}
+
+/* The context a new connection gets: the managed certificate's current
+ * generation once there is one (loaded again when `current` moves), else
+ * the bootstrap. Reads a link and, on a change, the PEM files: page-cache
+ * work, as STYLE §5 allows on the loop. */
+static SSL_CTX *ctx_current(struct api *a)
+{
+    uint64_t now = uv_now(a->loop);
+
+    /* at most once a second: a burst of connections reads the files once */
+    if (a->certificate != NULL && (a->cert_checked == 0 || now - a->cert_checked >= 1000)) {
+        struct store_cert cur = {0};
+        a->cert_checked = now;
+        if (store_cert_read_current(a->store, a->certificate, false, &cur) == 0 &&
+            cur.generation != NULL &&
+            (a->cert_gen == NULL || strcmp(a->cert_gen, cur.generation) != 0)) {
+            struct store_cert sc = {0};
+            SSL_CTX *ctx = NULL;
+            int rc = store_cert_read_current(a->store, a->certificate, true, &sc);
+            if (rc == 0)
+                rc = api_tls_ctx_from_pem(sc.fullchain_pem, sc.key_pem, &ctx);
+            if (sc.key_pem != NULL)
+                OPENSSL_cleanse(sc.key_pem, strlen(sc.key_pem));
+            free(a->cert_gen);
+            a->cert_gen = xstrdup(sc.generation != NULL ? sc.generation : cur.generation);
+            store_cert_fini(&sc);
+            if (rc == 0) {
+                SSL_CTX_free(a->cert_ctx);
+                a->cert_ctx = ctx;
+                log_info(LOG_API, "serving certificate %s (generation %s)", a->certificate,
+                         a->cert_gen);
+            } else {
+                log_error(LOG_API, "certificate %s generation %s: %s; still serving the previous "
+                                   "one",
+                          a->certificate, a->cert_gen, err_str(rc));
+            }
+        }
+        store_cert_fini(&cur);
+    }
+    if (a->cert_ctx != NULL)
+        return a->cert_ctx;
+    if (a->boot_ctx == NULL || (int64_t)time(NULL) > a->boot_until - BOOTSTRAP_RENEW_S)
+        (void)boot_make(a); /* logged */
+    return a->boot_ctx;
+}
+
+/* ---- tokens -------------------------------------------------------------- */
+
+/* The token set of the file as it is now: read again when its inode, size
+ * or mtime changed (so api-token create/revoke take effect at the next
+ * request). A file that cannot be read or parsed gives no tokens: every
+ * request is refused until it is fixed (logged once). */
+static const struct api_tokens *tokens_current(struct api *a)
+{
+    struct stat st;
+
+    if (a->tokens_file == NULL || stat(a->tokens_file, &st) < 0) {
+        if (!a->tokens_bad)
+            log_error(LOG_API, "tokens_file %s: %s; every request is refused",
+                      a->tokens_file != NULL ? a->tokens_file : "(none)",
+                      err_str(a->tokens_file != NULL ? -errno : -ENOENT));
+        a->tokens_bad = true;
+        api_tokens_fini(&a->tokens);
+        memset(&a->tokens_st, 0, sizeof(a->tokens_st));
+        return &a->tokens;
+    }
+    if (st.st_ino == a->tokens_st.st_ino && st.st_dev == a->tokens_st.st_dev &&
+        st.st_size == a->tokens_st.st_size && st.st_mtim.tv_sec == a->tokens_st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == a->tokens_st.st_mtim.tv_nsec)
+        return &a->tokens;
+    struct buf b = BUF_INIT(TOKENS_FILE_MAX);
+    struct api_tokens t = {0};
+    char *err = NULL;
+    int rc = buf_read_file(&b, a->tokens_file);
+    if (rc == 0)
+        rc = api_tokens_parse(b.data != NULL ? b.data : "", b.len, &t, &err);
+    buf_fini(&b);
+    api_tokens_fini(&a->tokens);
+    a->tokens_st = st;
+    if (rc < 0) {
+        log_error(LOG_API, "tokens_file %s: %s; every request is refused", a->tokens_file,
+                  err != NULL ? err : err_str(rc));
+        free(err);
+        a->tokens_bad = true;
+        return &a->tokens;
+    }
+    a->tokens = t;
+    a->tokens_bad = false;
+    log_info(LOG_API, "%zu %s from %s", t.n, t.n == 1 ? "token" : "tokens", a->tokens_file);
+    return &a->tokens;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void maybe_free(struct api *a)
+{
+    if (!a->closing || a->open_handles > 0 || a->conns.head != NULL)
+        return;
+    void (*cb)(void *) = a->closed_cb;
+    void *arg = a->closed_arg;
+    SSL_CTX_free(a->boot_ctx);
+    SSL_CTX_free(a->cert_ctx);
+    free(a->cert_gen);
+    api_tokens_fini(&a->tokens);
+    free(a->tokens_file);
+    free(a->certificate);
+    free(a->state_dir);
+    free(a->ls);
+    free(a);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void conn_freed(struct tls_conn *t)
+{
+    struct aconn *c = (struct aconn *)t;
+    struct api *a = c->a;
+
+    free(c);
+    maybe_free(a);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct aconn *c = t->data;
+
+    log_debug(LOG_API, "%s: %s timed out", c->peer,
+              c->answered ? "writing the answer" : "handshake or request head");
+    tls_conn_close(&c->t);
+}
+
+/* Queues the whole answer through TLS, then close_notify; the connection
+ * closes once the last write is out (one request per connection). */
+static void conn_answer(struct aconn *c, int status, const char *ctype, const char *extra,
+                        const void *body, size_t len, bool head_only)
+{
+    struct buf out = BUF_INIT(RESP_MAX);
+
+    buf_printf(&out,
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+               "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+               "Connection: close\r\n%s\r\n",
+               status, http_reason(status), ctype, len, extra != NULL ? extra : "");
+    if (!head_only && len > 0)
+        buf_append(&out, body, len);
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->t.tcp);
+    uv_timer_start(&c->t.timer, timer_cb,
+                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
+                   0);
+    int n = SSL_write(c->t.ssl, out.data, (int)out.len);
+    if (out.data != NULL)
+        OPENSSL_cleanse(out.data, out.len); /* may hold a private key */
+    buf_fini(&out);
+    if (n <= 0) {
+        log_debug(LOG_API, "%s: TLS write failed (%d)", c->peer, SSL_get_error(c->t.ssl, n));
+        ERR_clear_error();
+        tls_conn_close(&c->t);
+        return;
+    }
+    (void)SSL_shutdown(c->t.ssl);
+    ERR_clear_error();
+    c->t.close_after_write = true;
+    tls_conn_flush(&c->t);
+}
+
+static void answer_json(struct aconn *c, int status, const char *extra, json_t *j, bool head_only)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    size_t n = s != NULL ? strlen(s) : 0;
+    char *body = xasprintf("%s\n", s != NULL ? s : "{}");
+
+    conn_answer(c, status, "application/json", extra, body, n + 1, head_only);
+    free(body);
+    free(s);
+}
+
+static void answer_error(struct aconn *c, int status, const char *extra, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void answer_error(struct aconn *c, int status, const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *j = json_pack("{s:s}", "error", msg);
+    answer_json(c, status, extra, j, false);
+    json_decref(j);
+}
+
+/* ---- routes ------------------------------------------------------------------ */
+
+/* The status document's object for name (borrowed from doc), or NULL. */
+static json_t *cert_find(json_t *doc, const char *name)
+{
+    json_t *arr = json_object_get(doc, "certificates");
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(arr, i, o)
+    {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Reads the query parameter key of target (a boolean: true/1 or
+ * false/0) into *out. -1 for a malformed query or an unknown parameter
+ * (allowed lists the known ones), 0 otherwise. */
+static int query_bools(const uint8_t *target, size_t len, const char *const *keys, bool *vals,
+                       size_t n)
+{
+    const uint8_t *q = memchr(target, '?', len);
+
+    if (q == NULL)
+        return 0;
+    q++;
+    size_t ql = len - (size_t)(q - target);
+    while (ql > 0) {
+        const uint8_t *amp = memchr(q, '&', ql);
+        size_t pl = amp != NULL ? (size_t)(amp - q) : ql;
+        const uint8_t *eq = memchr(q, '=', pl);
+        if (eq == NULL)
+            return -1;
+        size_t kl = (size_t)(eq - q), vl = pl - kl - 1;
+        bool known = false;
+        for (size_t i = 0; i < n; i++) {
+            if (kl != strlen(keys[i]) || memcmp(q, keys[i], kl) != 0)
+                continue;
+            known = true;
+            if ((vl == 4 && memcmp(eq + 1, "true", 4) == 0) || (vl == 1 && eq[1] == '1'))
+                vals[i] = true;
+            else if ((vl == 5 && memcmp(eq + 1, "false", 5) == 0) || (vl == 1 && eq[1] == '0'))
+                vals[i] = false;
+            else
+                return -1;
+        }
+        if (!known)
+            return -1;
+        q += pl;
+        ql -= pl;
+        if (ql > 0) {
+            q++;
+            ql--;
+        }
+    }
+    return 0;
+}
+
+static int route_run(struct aconn *c, const struct http01_req *r, const struct api_route *rt,
+                     const char *name, const char *file, bool head_only)
+{
+    struct api *a = c->a;
+    json_t *doc = NULL;
+    int st;
+
+    if (a->h.status == NULL || a->h.status(a->h.arg, &doc) < 0 || doc == NULL) {
+        answer_error(c, 503, NULL, "the daemon is stopping");
+        return 503;
+    }
+    json_t *one = name != NULL ? cert_find(doc, name) : NULL;
+    if (name != NULL && one == NULL) {
+        answer_error(c, 404, NULL, "no certificate named %s", name);
+        json_decref(doc);
+        return 404;
+    }
+    switch (rt->kind) {
+    case API_R_LIST: {
+        json_t *arr = json_array();
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(doc, "certificates"), i, o)
+        {
+            json_t *copy = json_copy(o); /* without the long parts: GET NAME has them */
+            json_object_del(copy, "history");
+            json_object_del(copy, "log");
+            json_array_append_new(arr, copy);
+        }
+        json_t *j = json_pack("{s:o}", "certificates", arr);
+        answer_json(c, 200, NULL, j, head_only);
+        json_decref(j);
+        st = 200;
+        break;
+    }
+    case API_R_GET:
+        answer_json(c, 200, NULL, one, head_only);
+        st = 200;
+        break;
+    case API_R_PEM:
+    case API_R_KEY: {
+        struct store_cert sc = {0};
+        bool key = rt->kind == API_R_KEY;
+        int rc = store_cert_read_current(a->store, name, key, &sc);
+        const char *pem = NULL;
+        if (rc == 0) {
+            pem = key                                ? sc.key_pem
+                  : strcmp(file, "cert.pem") == 0    ? sc.cert_pem
+                  : strcmp(file, "chain.pem") == 0   ? sc.chain_pem
+                                                     : sc.fullchain_pem;
+        }
+        if (rc == -ENOENT || (rc == 0 && pem == NULL)) {
+            answer_error(c, 404, NULL, "%s has no stored certificate yet", name);
+            st = 404;
+        } else if (rc < 0) {
+            log_error(LOG_API, "%s: reading the stored certificate: %s", name, err_str(rc));
+            answer_error(c, 503, NULL, "%s: the stored certificate cannot be read", name);
+            st = 503;
+        } else {
+            char *extra = xasprintf("X-Certloop-Generation: %s\r\n",
+                                    sc.generation != NULL ? sc.generation : "");
+            conn_answer(c, 200, key ? "application/x-pem-file" : "application/pem-certificate-chain",
+                        extra, pem, strlen(pem), head_only);
+            free(extra);
+            st = 200;
+        }
+        if (sc.key_pem != NULL)
+            OPENSSL_cleanse(sc.key_pem, strlen(sc.key_pem));
+        store_cert_fini(&sc);
+        break;
+    }
+    case API_R_RENEW: {
+        static const char *const keys[] = {"force", "dry_run"};
+        bool vals[2] = {false, false};
+        if (query_bools(r->target, r->target_len, keys, vals, 2) < 0) {
+            answer_error(c, 400, NULL,
+                         "renew takes force=true|false and dry_run=true|false, nothing else");
+            st = 400;
+        } else if (vals[1]) {
+            answer_error(c, 501, NULL,
+                         "dry runs are not offered by the API yet: run certloop renew %s "
+                         "--dry-run on the daemon's host",
+                         name);
+            st = 501;
+        } else {
+            char *err = NULL;
+            int rc = a->h.renew != NULL ? a->h.renew(a->h.arg, name, vals[0], &err) : -ENOSYS;
+            if (rc == 0) {
+                json_t *j = json_pack("{s:s,s:b,s:b}", "name", name, "queued", 1, "force",
+                                      vals[0]);
+                answer_json(c, 202, NULL, j, false);
+                json_decref(j);
+                st = 202;
+            } else {
+                st = rc == -ENOENT ? 404 : 409;
+                answer_error(c, st, NULL, "%s", err != NULL ? err : err_str(rc));
+            }
+            free(err);
+        }
+        break;
+    }
+    default:
+        answer_error(c, 404, NULL, "no such resource");
+        st = 404;
+        break;
+    }
+    json_decref(doc);
+    return st;
+}
+
+/* "Bearer TOKEN" (RFC 6750 §2.1; the scheme is case-insensitive). */
+static bool bearer(const struct http01_req *r, const char **tok, size_t *len)
+{
+    if (r->authorization == NULL || r->authorization_len <= 7 ||
+        strncasecmp((const char *)r->authorization, "bearer ", 7) != 0)
+        return false;
+    *tok = (const char *)r->authorization + 7;
+    *len = r->authorization_len - 7;
+    while (*len > 0 && **tok == ' ') {
+        (*tok)++;
+        (*len)--;
+    }
+    return *len > 0;
+}
+
+static void conn_request(struct aconn *c, const struct http01_req *r)
+{
+    struct api *a = c->a;
+    char method[16];
+    const char *who = "-";
+    char *name = NULL;
+    int st;
+
+    snprintf(method, sizeof(method), "%.*s",
+             (int)(r->method_len < sizeof(method) ? r->method_len : sizeof(method) - 1),
+             (const char *)r->method_str);
+    bool head_only = strcmp(method, "HEAD") == 0;
+    uint64_t now = uv_now(a->loop);
+    uint64_t wait = api_fail_wait(&a->fails, c->peer, now);
+    const char *tok = NULL;
+    size_t tok_len = 0;
+    const struct api_token *t = NULL;
+
+    if (wait > 0) {
+        char *extra = xasprintf("Retry-After: %llu\r\n", (unsigned long long)(wait + 999) / 1000);
+        answer_error(c, 429, extra, "too many failed authentications from %s; try later",
+                     c->peer);
+        free(extra);
+        st = 429;
+        goto log;
+    }
+    if (bearer(r, &tok, &tok_len))
+        t = api_tokens_match(tokens_current(a), tok, tok_len);
+    if (t == NULL) {
+        api_fail_add(&a->fails, c->peer, now);
+        answer_error(c, 401, "WWW-Authenticate: Bearer realm=\"certloop\"\r\n",
+                     r->authorization == NULL ? "an Authorization: Bearer token is required"
+                                              : "the token is not valid");
+        st = 401;
+        goto log;
+    }
+    who = t->name;
+    bool method_ok = false;
+    const char *file = NULL;
+    const struct api_route *rt =
+        r->path != NULL
+            ? api_route_find(method, r->path, r->path_len, &method_ok, &name, &file)
+            : NULL;
+    if (rt == NULL) {
+        answer_error(c, 404, NULL, "no such resource");
+        st = 404;
+    } else if (!method_ok) {
+        char *extra = xasprintf("Allow: %s%s\r\n", rt->method,
+                                strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
+        answer_error(c, 405, extra, "use %s", rt->method);
+        free(extra);
+        st = 405;
+    } else if ((t->scopes & rt->scopes) == 0) {
+        char need[32];
+        api_scopes_format(rt->scopes, need, sizeof(need));
+        answer_error(c, 403, NULL, "token %s lacks the scope this needs (%s)", t->name, need);
+        st = 403;
+    } else {
+        st = route_run(c, r, rt, name, file, head_only);
+    }
+log:
+    log_info(LOG_API, "%s %s %.*s token=%s -> %d", c->peer, method,
+             (int)(r->target_len > 256 ? 256 : r->target_len), (const char *)r->target, who, st);
+    free(name);
+}
+
+static void conn_input(struct aconn *c)
+{
+    for (;;) {
+        if (c->in_len == sizeof(c->in))
+            break;
+        int n = SSL_read(c->t.ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len));
+        if (n <= 0) {
+            int e = SSL_get_error(c->t.ssl, n);
+            ERR_clear_error();
+            if (e != SSL_ERROR_WANT_READ) {
+                tls_conn_flush(&c->t);
+                tls_conn_close(&c->t);
+                return;
+            }
+            break;
+        }
+        c->in_len += (size_t)n;
+    }
+    struct http01_req r;
+    int rc = http01_parse(c->in, c->in_len, &r);
+    if (rc == HTTP01_PARSE_DONE) {
+        conn_request(c, &r);
+    } else if (rc < 0) {
+        log_info(LOG_API, "%s: malformed request -> %d", c->peer, -rc);
+        answer_error(c, -rc, NULL, "%s", http_reason(-rc));
+    } else {
+        tls_conn_flush(&c->t);
+    }
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct aconn *c = st->data;
+
+    if (!tls_conn_read(&c->t, nread, buf) || c->answered)
+        return;
+    if (!c->hs_done) {
+        int r = SSL_do_handshake(c->t.ssl);
+        if (r == 1) {
+            c->hs_done = true;
+        } else {
+            int e = SSL_get_error(c->t.ssl, r);
+            ERR_clear_error();
+            if (e != SSL_ERROR_WANT_READ) {
+                log_debug(LOG_API, "%s: TLS handshake failed", c->peer);
+                c->answered = true;
+                uv_read_stop(st);
+                c->t.close_after_write = true; /* once the alert is out */
+            }
+            tls_conn_flush(&c->t); /* the handshake's next flight, or an alert */
+            return;
+        }
+    }
+    conn_input(c);
+}
+
+static void connection_cb(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    struct api *a = l->a;
+
+    if (status < 0 || a->closing)
+        return;
+    struct aconn *c = xcalloc(1, sizeof(*c));
+    c->a = a;
+    tls_conn_init(a->loop, &a->conns, &c->t, conn_freed);
+    if (uv_accept(server, (uv_stream_t *)&c->t.tcp) < 0) {
+        tls_conn_close(&c->t);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_tcp_getpeername(&c->t.tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        const void *ad = ss.ss_family == AF_INET6
+                             ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+        (void)uv_inet_ntop(ss.ss_family, ad, c->peer, sizeof(c->peer));
+    }
+    if (a->conns.n > a->max_conns) {
+        /* the oldest goes: a slow client holds a place only until newer
+         * ones need it */
+        struct aconn *old = (struct aconn *)tls_conn_oldest(&a->conns);
+        log_debug(LOG_API, "%zu connections: closing the oldest, from %s", a->conns.n,
+                  old->peer);
+        tls_conn_close(&old->t);
+    }
+    SSL_CTX *ctx = ctx_current(a);
+    c->t.ssl = ctx != NULL ? tls_mem_accept_new(ctx) : NULL;
+    if (c->t.ssl == NULL) {
+        tls_conn_close(&c->t);
+        return;
+    }
+    uv_timer_start(&c->t.timer, timer_cb,
+                   a->lim.head_timeout_ms ? a->lim.head_timeout_ms : DEF_HEAD_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->t.tcp, tls_conn_alloc_cb, read_cb) < 0)
+        tls_conn_close(&c->t);
+}
+
+/* ---- open and close ------------------------------------------------------- */
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct api *a = l->a;
+
+    a->open_handles--;
+    maybe_free(a);
+}
+
+void api_set_files(struct api *a, const char *tokens_file, const char *certificate)
+{
+    if (a == NULL)
+        return;
+    if ((tokens_file == NULL) != (a->tokens_file == NULL) ||
+        (tokens_file != NULL && strcmp(tokens_file, a->tokens_file) != 0)) {
+        free(a->tokens_file);
+        a->tokens_file = tokens_file != NULL ? xstrdup(tokens_file) : NULL;
+        memset(&a->tokens_st, 0, sizeof(a->tokens_st)); /* read at the next request */
+        a->tokens_bad = false;
+    }
+    if ((certificate == NULL) != (a->certificate == NULL) ||
+        (certificate != NULL && strcmp(certificate, a->certificate) != 0)) {
+        free(a->certificate);
+        a->certificate = certificate != NULL ? xstrdup(certificate) : NULL;
+        SSL_CTX_free(a->cert_ctx);
+        a->cert_ctx = NULL;
+        free(a->cert_gen);
+        a->cert_gen = NULL;
+        a->cert_checked = 0;
+    }
+}
+
+int api_open(const struct api_opts *o, struct api **out)
+{
+    struct api *a = xcalloc(1, sizeof(*a));
+    int rc = 0;
+
+    *out = NULL;
+    a->loop = o->loop;
+    a->max_conns = o->max_connections ? o->max_connections : DEF_MAX_CONNS;
+    a->lim = o->lim;
+    if (o->h != NULL)
+        a->h = *o->h;
+    a->state_dir = xstrdup(o->state_dir);
+    a->store = o->store;
+    a->tokens_file = o->tokens_file != NULL ? xstrdup(o->tokens_file) : NULL;
+    a->certificate = o->certificate != NULL ? xstrdup(o->certificate) : NULL;
+    a->ls = xcalloc(o->n_listen ? o->n_listen : 1, sizeof(*a->ls));
+    for (size_t i = 0; i < o->n_listen; i++) {
+        struct listener *l = &a->ls[i];
+        l->a = a;
+        uv_tcp_init(a->loop, &l->tcp);
+        l->tcp.data = l;
+        a->n_ls++;
+        a->open_handles++;
+        rc = tls_listen(&l->tcp, o->listen[i], BACKLOG, connection_cb, LOG_API, "api");
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0)
+        rc = boot_make(a);
+    if (rc < 0) {
+        api_close(a, NULL, NULL);
+        return rc;
+    }
+    (void)ctx_current(a); /* the managed certificate, if stored already (logged) */
+    (void)tokens_current(a);
+    for (size_t i = 0; i < a->n_ls; i++)
+        log_info(LOG_API, "listening on %s (https, at most %u connections)", o->listen[i],
+                 a->max_conns);
+    *out = a;
+    return 0;
+}
+
+void api_close(struct api *a, void (*closed_cb)(void *arg), void *arg)
+{
+    if (a == NULL)
+        return;
+    a->closing = true;
+    a->closed_cb = closed_cb;
+    a->closed_arg = arg;
+    for (size_t i = 0; i < a->n_ls; i++)
+        uv_close((uv_handle_t *)&a->ls[i].tcp, listener_closed);
+    tls_conn_close_all(&a->conns);
+    maybe_free(a);
+}
+
+int api_port(const struct api *a, size_t i)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+
+    if (a == NULL || i >= a->n_ls ||
+        uv_tcp_getsockname(&a->ls[i].tcp, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}

@@ -1,0 +1,88 @@
+/* The authenticated HTTPS API ([api] listen): HTTP/1.1 over TLS on the
+ * loop, Bearer tokens from [api] tokens_file, JSON resources under /v1/
+ * (docs/API.md). The reactor opens it and hands it the callbacks that reach
+ * the manager; it never touches the manager itself. */
+#ifndef CERTLOOP_API_API_H
+#define CERTLOOP_API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <uv.h>
+
+struct api;
+struct store;
+
+/* What the API asks of the daemon. Both run on the loop. */
+struct api_handlers {
+    /* The status document (GET /v1/status of the control socket): an object
+     * whose "certificates" array has one object per certificate with its
+     * "name". *out owned. < 0 when the daemon is stopping. */
+    int (*status)(void *arg, json_t **out);
+    /* Queues a renewal of name, as `certloop renew NAME [--force]`. 0, or
+     * < 0 with *err (owned) a sentence for the client. */
+    int (*renew)(void *arg, const char *name, bool force, char **err);
+    void *arg;
+};
+
+struct api_limits {
+    unsigned head_timeout_ms; /* TLS handshake + request head; 0 = 10 s */
+    unsigned write_timeout_ms; /* the answer, once queued; 0 = 30 s */
+};
+
+struct api_opts {
+    uv_loop_t *loop;                 /* borrowed */
+    const char *const *listen;       /* "IP:PORT" each; borrowed during the call */
+    size_t n_listen;
+    const char *tokens_file;         /* copied */
+    const char *certificate;         /* copied; NULL: only the self-signed one */
+    struct store *store;             /* borrowed: the certificates are read from it */
+    const char *state_dir;           /* copied: STATE/api/bootstrap.pem is written there */
+    unsigned max_connections;        /* from the fd budget; 0 = 256 */
+    const struct api_handlers *h;    /* copied */
+    struct api_limits lim;           /* zero fields take the defaults */
+};
+
+/* Binds every address and starts serving. A self-signed bootstrap
+ * certificate is made now (its PEM written to STATE/api/bootstrap.pem, so
+ * clients can pin it) and serves until the managed [api] certificate has a
+ * stored generation; each new connection checks which generation is
+ * current, so a renewal takes over without a restart. 0 with *out, or < 0
+ * (logged) with nothing left open. Before uv_run (it writes a file inline). */
+int api_open(const struct api_opts *o, struct api **out);
+
+/* Takes a reload's tokens_file and certificate (copied); the listen
+ * addresses stay until a restart. */
+void api_set_files(struct api *a, const char *tokens_file, const char *certificate);
+
+/* Closes the listeners and every connection; closed_cb (may be NULL) runs
+ * once everything is freed. NULL is fine. */
+void api_close(struct api *a, void (*closed_cb)(void *arg), void *arg);
+
+/* ---- tokens, for `certloop api-token` ---------------------------------- */
+
+#define API_SCOPE_READ 1u
+#define API_SCOPE_PULL 2u
+#define API_SCOPE_MANAGE 4u
+
+/* "read,pull,manage" (any non-empty subset, in any order) into API_SCOPE_*
+ * bits. 0 or -EINVAL. */
+int api_scopes_parse(const char *s, unsigned *out);
+
+/* `certloop api-token create`: a new random secret (*secret owned; the
+ * caller prints it once, it is stored nowhere), the line "NAME SCOPES
+ * sha256:HEX" appended to path (created 0600 if missing; an existing file
+ * keeps its owner, group and mode, at most 0640) with one atomic write.
+ * -EEXIST if NAME is taken, -EINVAL for a bad file or name; *err (owned)
+ * says why. Blocking: for the command line, not the loop. */
+int api_token_create(const char *path, const char *name, unsigned scopes, char **secret,
+                     char **err);
+/* `certloop api-token revoke`: removes NAME's line (atomic write); the
+ * daemon refuses the token from its next request on. -ENOENT if there is no
+ * such token. */
+int api_token_revoke(const char *path, const char *name, char **err);
+
+/* The local port of listener i (tests bind port 0), or -1. */
+int api_port(const struct api *a, size_t i);
+
+#endif

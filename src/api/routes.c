@@ -1,0 +1,82 @@
+/* The API's route table and the matcher that maps a request path onto it.
+ * Pure: what a route does is api.c's; who may call it is the table's
+ * scopes column, checked by api.c before the route runs. */
+#include "api/api_internal.h"
+
+#include <string.h>
+
+#include "util/xalloc.h"
+
+#define NAME_MAX_LEN 200
+
+const struct api_route api_routes[] = {
+    {"GET", "/v1/certificates", API_SCOPE_READ, API_R_LIST},
+    {"GET", "/v1/certificates/*", API_SCOPE_READ, API_R_GET},
+    {"GET", "/v1/certificates/*/cert.pem", API_SCOPE_READ | API_SCOPE_PULL, API_R_PEM},
+    {"GET", "/v1/certificates/*/chain.pem", API_SCOPE_READ | API_SCOPE_PULL, API_R_PEM},
+    {"GET", "/v1/certificates/*/fullchain.pem", API_SCOPE_READ | API_SCOPE_PULL, API_R_PEM},
+    {"GET", "/v1/certificates/*/key.pem", API_SCOPE_PULL, API_R_KEY},
+    {"POST", "/v1/certificates/*/renew", API_SCOPE_MANAGE, API_R_RENEW},
+    {NULL, NULL, 0, API_R__MAX},
+};
+
+static bool name_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* Matches path against pattern; the '*' segment's bounds go to *ns, *nl. */
+static bool match(const char *pattern, const uint8_t *path, size_t len, size_t *ns, size_t *nl)
+{
+    size_t i = 0;
+
+    for (const char *p = pattern; *p != '\0'; p++) {
+        if (*p == '*') {
+            size_t s = i;
+            while (i < len && path[i] != '/') {
+                if (!name_char(path[i]))
+                    return false;
+                i++;
+            }
+            if (i == s || i - s > NAME_MAX_LEN || path[s] == '.')
+                return false;
+            *ns = s;
+            *nl = i - s;
+        } else {
+            if (i >= len || path[i] != (uint8_t)*p)
+                return false;
+            i++;
+        }
+    }
+    return i == len;
+}
+
+const struct api_route *api_route_find(const char *method, const uint8_t *path, size_t len,
+                                       bool *method_ok, char **name, const char **file)
+{
+    const struct api_route *hit = NULL;
+    size_t ns = 0, nl = 0;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    *method_ok = false;
+    for (const struct api_route *r = api_routes; r->pattern != NULL; r++) {
+        size_t s = 0, l = 0;
+        if (!match(r->pattern, path, len, &s, &l))
+            continue;
+        hit = r;
+        ns = s;
+        nl = l;
+        if (strcmp(r->method, method) == 0 || (get && strcmp(r->method, "GET") == 0)) {
+            *method_ok = true;
+            break;
+        }
+    }
+    if (hit == NULL)
+        return NULL;
+    *name = nl > 0 ? xstrndup((const char *)path + ns, nl) : NULL;
+    *file = NULL;
+    if (hit->kind == API_R_PEM || hit->kind == API_R_KEY)
+        *file = strrchr(hit->pattern, '/') + 1;
+    return hit;
+}
