@@ -28,6 +28,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
+#include "test_fs.h"
 #include "deploy/deploy.h"
 #include "store/store.h"
 #include "store/store_internal.h"
@@ -36,15 +37,6 @@
 #include "util/xalloc.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static int setup_dir(void **state)
 {
@@ -58,7 +50,7 @@ static int setup_dir(void **state)
 
 static int teardown_dir(void **state)
 {
-    nftw(*state, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(*state);
     free(*state);
     return 0;
 }

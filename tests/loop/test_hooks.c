@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "test_fs.h"
 #include "deploy/deploy.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -30,15 +31,6 @@ struct fx {
     struct deploy_hooks *op; /* when the test asks for the first failure */
     char *error;             /* deploy_hooks_error's, copied in the callback */
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
@@ -92,7 +84,7 @@ static int teardown(void **state)
 
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(top);
     free(top);
     free(f->dir);
     free(f->trace);

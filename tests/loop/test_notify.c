@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "test_fs.h"
 #include "deploy/deploy.h"
 #include "fake_http.h"
 #include "net/net.h"
@@ -73,15 +74,6 @@ struct fx {
 static struct fx *F;
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static char *slurp_or_null(const char *path)
 {
@@ -353,7 +345,7 @@ static int teardown(void **state)
     }
     for (size_t i = 0; i < 3; i++)
         free(f->urls[i]);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(f->dir);
     free(f->dir);
     free(f->secret_path);
     free(f);

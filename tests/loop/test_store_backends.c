@@ -11,13 +11,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "store/store.h"
+#include "test_fs.h"
 #include "store_fake.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -51,15 +51,6 @@ struct fx {
     const struct backend *b;
 };
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void fx_open(struct fx *f, const struct backend *b)
 {
     memset(f, 0, sizeof(*f));
@@ -75,7 +66,7 @@ static void fx_close(struct fx *f)
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     store_close(f->s);
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(f->dir);
 }
 
 struct got {

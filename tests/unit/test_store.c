@@ -21,26 +21,13 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "test_fs.h"
 #include "store/store_internal.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup_dir(void **state)
 {
@@ -58,7 +45,7 @@ static int teardown_dir(void **state)
     char *mnt = xasprintf("%s/tiny", (char *)*state);
     umount2(mnt, MNT_DETACH);
     free(mnt);
-    rm_rf(*state);
+    test_rm_rf(*state);
     free(*state);
     return 0;
 }
