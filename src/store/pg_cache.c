@@ -200,3 +200,27 @@ void pg_cache_history_add(struct pcert *c, const char *line)
     memmove(c->history.data, c->history.data + cut, c->history.len - cut + 1);
     c->history.len -= cut;
 }
+
+void pg_cache_box_set(struct pg_store *p, const char *id, const char *text)
+{
+    size_t i = 0;
+
+    while (i < p->nboxes && strcmp(p->boxes[i].id, id) != 0)
+        i++;
+    if (text == NULL) { /* gone: keep the order of the rest */
+        if (i == p->nboxes)
+            return;
+        free(p->boxes[i].id);
+        free(p->boxes[i].text);
+        memmove(p->boxes + i, p->boxes + i + 1, (p->nboxes - i - 1) * sizeof(*p->boxes));
+        p->nboxes--;
+        return;
+    }
+    if (i == p->nboxes) {
+        p->boxes = xreallocarray_grow(p->boxes, &p->capboxes, p->nboxes + 1, sizeof(*p->boxes));
+        p->boxes[p->nboxes++].id = xstrdup(id);
+    } else {
+        free(p->boxes[i].text);
+    }
+    p->boxes[i].text = xstrdup(text);
+}

@@ -88,6 +88,7 @@ struct pg_conn {
 static void conn_connect(struct pg_conn *c);
 static void conn_lost(struct pg_conn *c, int status, const char *why);
 static void conn_maybe_free(struct pg_conn *c);
+static void refs(struct pg_conn *c);
 static void on_kick(uv_idle_t *h);
 static void drain_results(struct pg_conn *c);
 static void drain_notifies(struct pg_conn *c);
@@ -167,6 +168,27 @@ static struct pg_op *op_new(struct pg_conn *c, const struct pg_stmt *stmts, size
     return op;
 }
 
+/* The connection keeps the loop alive only while it has ops to run: an
+ * idle one (listening, or retrying with nothing queued) does not hold up
+ * uv_run, like a listener with no clients. The daemon's other handles keep
+ * it running; a test's uv_run(UV_RUN_DEFAULT) returns once its ops are done. */
+static void refs(struct pg_conn *c)
+{
+    bool busy = !TAILQ_EMPTY(&c->pending) || !TAILQ_EMPTY(&c->sent);
+
+    if (c->phase == PH_CLOSED)
+        return;
+    if (busy) {
+        uv_ref((uv_handle_t *)&c->timer);
+        if (c->sock != NULL)
+            uv_ref((uv_handle_t *)&c->sock->poll);
+    } else {
+        uv_unref((uv_handle_t *)&c->timer);
+        if (c->sock != NULL)
+            uv_unref((uv_handle_t *)&c->sock->poll);
+    }
+}
+
 static void kick(struct pg_conn *c)
 {
     if (c->phase == PH_READY && !TAILQ_EMPTY(&c->pending))
@@ -194,6 +216,7 @@ int pg_op_start_owning(struct pg_conn *c, const struct pg_stmt *stmts, size_t n,
     op->arg_free = arg_free;
     TAILQ_INSERT_TAIL(&c->pending, op, link);
     kick(c);
+    refs(c);
     if (out != NULL)
         *out = op;
     return 0;
@@ -213,8 +236,10 @@ void pg_op_cancel(struct pg_op *op)
         return;
     op->cb = NULL;
     if (!op->sent) { /* never reached the server: forget it now */
-        TAILQ_REMOVE(&op->c->pending, op, link);
+        struct pg_conn *c = op->c;
+        TAILQ_REMOVE(&c->pending, op, link);
         op_free(op);
+        refs(c);
     }
     /* on the wire: its results are read and dropped (a tombstone) */
 }
@@ -265,7 +290,9 @@ static int sock_watch(struct pg_conn *c, int events)
         c->handles++;
         c->sock = s;
     }
-    return uv_poll_start(&c->sock->poll, events, on_poll);
+    int rc = uv_poll_start(&c->sock->poll, events, on_poll);
+    refs(c);
+    return rc;
 }
 
 /* ---- backoff and connecting ------------------------------------------------ */
@@ -559,6 +586,7 @@ static void drain_results(struct pg_conn *c)
         }
         take_result(op, r);
     }
+    refs(c);
 }
 
 static void drain_notifies(struct pg_conn *c)
@@ -682,6 +710,7 @@ static void conn_lost(struct pg_conn *c, int status, const char *why)
         TAILQ_REMOVE(&gone, op, link);
         op_free(op);
     }
+    refs(c);
 }
 
 /* ---- public ------------------------------------------------------------------ */

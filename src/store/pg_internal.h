@@ -339,7 +339,7 @@ struct pg_store {
     size_t naccts, capaccts;
     struct pnext *nexts;
     size_t nnexts, capnexts;
-    struct pbox *boxes; /* the outbox as loaded at open (store_outbox_load) */
+    struct pbox *boxes; /* the live outbox (store_outbox_load) */
     size_t nboxes, capboxes;
 };
 
@@ -369,6 +369,8 @@ struct pnext *pg_cache_next_find(struct pg_store *p, const char *ca);
 /* key_pem NULL forgets the next key. */
 void pg_cache_acct_next_set(struct pg_store *p, const char *ca, const char *key_pem);
 void pg_cache_history_add(struct pcert *c, const char *line);
+/* The live outbox: a delivery put (text) or gone (NULL: removed or buried). */
+void pg_cache_box_set(struct pg_store *p, const char *id, const char *text);
 /* Wipes a secret string and frees it (NULL is fine). */
 void pg_cache_wipe_free(char *secret);
 

@@ -178,6 +178,9 @@ static void apply(struct wop *w)
             *a = p->accts[--p->naccts];
         }
         break;
+    case W_OUTBOX:
+        pg_cache_box_set(p, w->note, w->mark ? w->text : NULL);
+        break;
     case W_HISTORY:
         for (size_t i = 0; i < w->nlines; i++)
             pg_cache_history_add(pg_cache_cert_get(p, w->lines[i].name), w->lines[i].line);
@@ -561,11 +564,17 @@ static int pg_alert_put(struct store *s, const char *name, int64_t t, store_cb c
     return wop_start(w, &st, 1);
 }
 
+/* live: the delivery is (still) to be made after this write; else it is
+ * gone from the live outbox (removed or buried). */
 static int outbox_write(struct store *s, const char *sql, int nparams, const char *id,
-                        const char *text, store_cb cb, void *arg)
+                        const char *text, bool live, store_cb cb, void *arg)
 {
     struct wop *w = wop_new(pg_of(s), cb != NULL ? W_OUTBOX : W_FIRE_AND_FORGET, NULL, cb, arg);
     const char *par[] = {id, text};
+
+    w->note = xstrdup(id);
+    w->text = text != NULL ? xstrdup(text) : NULL;
+    w->mark = live;
     struct pg_stmt st = {sql, nparams, par};
 
     return wop_start(w, &st, 1);
@@ -576,12 +585,13 @@ static int pg_outbox_put(struct store *s, const char *id, const char *text, stor
     return outbox_write(s,
                         "INSERT INTO certloop_outbox (id, payload) VALUES ($1, $2)"
                         " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = false",
-                        2, id, text, cb, arg);
+                        2, id, text, true, cb, arg);
 }
 
 static int pg_outbox_remove(struct store *s, const char *id, store_cb cb, void *arg)
 {
-    return outbox_write(s, "DELETE FROM certloop_outbox WHERE id = $1", 1, id, NULL, cb, arg);
+    return outbox_write(s, "DELETE FROM certloop_outbox WHERE id = $1", 1, id, NULL, false, cb,
+                        arg);
 }
 
 static int pg_outbox_bury(struct store *s, const char *id, const char *text, store_cb cb, void *arg)
@@ -589,7 +599,7 @@ static int pg_outbox_bury(struct store *s, const char *id, const char *text, sto
     return outbox_write(s,
                         "INSERT INTO certloop_outbox (id, payload, dead) VALUES ($1, $2, true)"
                         " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = true",
-                        2, id, text, cb, arg);
+                        2, id, text, false, cb, arg);
 }
 
 /* ---- leases ------------------------------------------------------------------------ */
@@ -641,6 +651,11 @@ static int ps_lease_take(struct store *s, const char *name, store_cb cb, void *a
 {
     if (pg_of(s)->conn == NULL)
         return -EINVAL;
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
+    if (c != NULL && c->leased) { /* one run per certificate in this process too */
+        struct store_result r = {.error = "postgresql: lease: held by this instance"};
+        return store_defer(s, ERR_LOCKED, &r, cb, arg);
+    }
     struct lease_wait *lw = xcalloc(1, sizeof(*lw));
 
     *lw = (struct lease_wait){pg_of(s), xstrdup(name), true, cb, arg};
@@ -826,15 +841,17 @@ static int pg_outbox_load(struct store *s, store_outbox_each_fn each, void *arg)
     struct pg_store *p = pg_of(s);
     int n = 0;
 
-    for (size_t i = 0; i < p->nboxes; i++) {
+    for (size_t i = 0; i < p->nboxes;) {
         const char *why = each(p->boxes[i].id, p->boxes[i].text, arg);
         if (why == NULL) {
             n++;
+            i++;
             continue;
         }
         log_warn(LOG_STORE, "database: outbox %s: %s: kept as dead", p->boxes[i].id, why);
         outbox_write(s, "UPDATE certloop_outbox SET dead = true WHERE id = $1", 1, p->boxes[i].id,
-                     NULL, NULL, NULL);
+                     NULL, false, NULL, NULL);
+        pg_cache_box_set(p, p->boxes[i].id, NULL); /* i now holds the next one */
     }
     return n;
 }
