@@ -55,7 +55,9 @@ snapshot >"$before"
 apt-get install -y -q "$deb"
 dpkg -L certloop >"$files"
 
-for f in /usr/bin/certloop /lib/systemd/system/certloop.service /etc/certloop/certloop.toml \
+for f in /usr/bin/certloop /lib/systemd/system/certloop.service /lib/systemd/system/certloop.socket \
+         /lib/systemd/system/certloop-reload@.path /lib/systemd/system/certloop-reload@.service \
+         /etc/certloop/certloop.toml /usr/share/doc/certloop/examples/certloop-socket.conf \
          /usr/lib/sysusers.d/certloop.conf /usr/lib/tmpfiles.d/certloop.conf \
          /usr/share/man/man8/certloop.8.gz /usr/share/man/man5/certloop.toml.5.gz \
          /usr/share/bash-completion/completions/certloop /usr/share/zsh/vendor-completions/_certloop; do
