@@ -68,6 +68,10 @@ int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *acco
  * truncated to 10 bytes. The record is LABEL._acme-challenge.NAME. Owned,
  * NULL when hashing fails. */
 char *acme_dns_account_label(const char *account_url);
+/* The dns-persist-01 TXT value (draft-ietf-acme-dns-persist-01) for the
+ * record _validation-persist.NAME: "ISSUER; accounturi=URL", with
+ * "; policy=wildcard" for a wildcard. Owned. */
+char *acme_dns_persist_value(const char *issuer, const char *account_url, bool wildcard);
 /* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
  * base64url(SHA-256(keyauth)) (owned). */
 char *acme_key_authorization(const char *token, const char *thumbprint);
@@ -283,6 +287,11 @@ struct acme_chal_ops {
                              acme_chal_done_cb done, void *done_arg, void **handle);
     void (*tls_present_cancel)(void *ctx, void *handle);
     void (*tls_cleanup)(void *ctx, const char *identifier, const char *keyauth);
+    /* dns-persist-01: done once every authoritative server serves the TXT
+     * VALUE at NAME ("_validation-persist.a.test"); nothing is removed. */
+    int (*persist_check_start)(void *ctx, const char *name, const char *value,
+                               acme_chal_done_cb done, void *done_arg, void **handle);
+    void (*persist_check_cancel)(void *ctx, void *handle);
     void *ctx;
 };
 

@@ -446,3 +446,12 @@ char *acme_dns_account_label(const char *account_url)
     out[o] = '\0';
     return out;
 }
+
+/* draft-ietf-acme-dns-persist-01 §3: the TXT value at
+ * _validation-persist.NAME: the issuer domain name, then the account URI
+ * and, for wildcards, the wildcard policy, as "; key=value" parameters. */
+char *acme_dns_persist_value(const char *issuer, const char *account_url, bool wildcard)
+{
+    return xasprintf("%s; accounturi=%s%s", issuer, account_url,
+                     wildcard ? "; policy=wildcard" : "");
+}

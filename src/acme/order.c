@@ -208,10 +208,12 @@ static void authz_release(struct order_authz *a)
         o->chal.cleanup(o->chal.ctx, a->token);
     free(a->token);
     a->token = NULL;
-    bool tls = o->kind == CFG_CHAL_TLSALPN01;
-    void (*cancel)(void *, void *) = tls ? o->chal.tls_present_cancel : o->chal.dns_present_cancel;
+    bool tls = o->kind == CFG_CHAL_TLSALPN01, persist = o->kind == CFG_CHAL_DNSPERSIST01;
+    void (*cancel)(void *, void *) = tls       ? o->chal.tls_present_cancel
+                                     : persist ? o->chal.persist_check_cancel
+                                               : o->chal.dns_present_cancel;
     void (*cleanup)(void *, const char *, const char *) =
-        tls ? o->chal.tls_cleanup : o->chal.dns_cleanup;
+        tls ? o->chal.tls_cleanup : persist ? NULL : o->chal.dns_cleanup;
     if (a->dns_handle != NULL && cancel != NULL)
         cancel(o->chal.ctx, a->dns_handle);
     a->dns_handle = NULL;
@@ -396,6 +398,8 @@ static char *problem_of(json_t *err)
 static void authz_check_all(struct acme_order *o);
 static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
                         const char *cst);
+static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
+                          const char *cst);
 
 static void authz_timer_cb(uv_timer_t *t)
 {
@@ -555,6 +559,10 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     const char *token = jstr(chal, "token");
     const char *curl = jstr(chal, "url");
     const char *cst = jstr(chal, "status");
+    if (o->kind == CFG_CHAL_DNSPERSIST01 && curl != NULL) {
+        persist_check(a, r->json, chal, curl, cst);
+        return;
+    }
     if (token == NULL || curl == NULL) {
         order_fail(o, ERR_PARSE, "name=%s: %s challenge without token or url", a->ident, want);
         return;
@@ -583,6 +591,72 @@ static void authz_response(int status, const struct acme_response *r, void *arg)
     rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
         order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
+}
+
+static void persist_checked(int status, const char *detail, void *arg)
+{
+    struct order_authz *a = arg;
+    struct acme_order *o = a->o;
+    int rc;
+
+    a->dns_handle = NULL;
+    if (status != 0) {
+        order_fail(o, status,
+                   "name=%s: dns-persist-01: add the TXT record %s \"%s\" (certloop "
+                   "persist-record %s --publish puts it there with the dns solver): %s",
+                   a->ident, a->dns_ident, a->keyauth, o->name,
+                   detail != NULL ? detail : err_str(status));
+        return;
+    }
+    log_debug(LOG_ACME, "order cert=%s name=%s: dns-persist-01 record in place", o->name,
+              a->ident);
+    a->state = AZ_RESPOND;
+    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
+    if (rc < 0)
+        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
+}
+
+/* dns-persist-01 (draft-ietf-acme-dns-persist-01): the challenge names the
+ * issuer domain names; the persistent record
+ * _validation-persist.NAME "ISSUER; accounturi=URL[; policy=wildcard]"
+ * must be served by every authoritative server before the challenge is
+ * answered. It is never removed. */
+static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
+                          const char *cst)
+{
+    struct acme_order *o = a->o;
+    const char *issuer = json_string_value(json_array_get(json_object_get(chal, "issuer-domain-names"), 0));
+    const char *url = acme_client_account_url(o->c);
+    bool wild = json_is_true(json_object_get(authz, "wildcard"));
+    int rc;
+
+    if (issuer == NULL || url == NULL) {
+        order_fail(o, ERR_PARSE, "name=%s: dns-persist-01 challenge without issuer-domain-names",
+                   a->ident);
+        return;
+    }
+    free(a->chal_url);
+    a->chal_url = xstrdup(curl);
+    free(a->keyauth);
+    a->keyauth = acme_dns_persist_value(issuer, url, wild);
+    free(a->dns_ident);
+    a->dns_ident = xasprintf("_validation-persist.%s", a->ident);
+    if (o->chal.persist_check_start == NULL) {
+        order_fail(o, ERR_UNSUPPORTED, "name=%s: no dns solver for dns-persist-01", a->ident);
+        return;
+    }
+    if (cst != NULL && strcmp(cst, "pending") != 0) {
+        a->delay_ms = POLL_FIRST_MS;
+        authz_schedule(a, NULL);
+        return;
+    }
+    a->state = AZ_PRESENT;
+    rc = o->chal.persist_check_start(o->chal.ctx, a->dns_ident, a->keyauth, persist_checked, a,
+                                     &a->dns_handle);
+    if (rc < 0) {
+        a->dns_handle = NULL;
+        order_fail(o, rc, "name=%s: dns-persist-01: cannot start: %s", a->ident, err_str(rc));
+    }
 }
 
 static void dns_presented(int status, const char *detail, void *arg)

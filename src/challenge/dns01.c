@@ -57,8 +57,10 @@ char *chal_dns01_record_name(const char *domain)
     size_t n = strlen(domain);
     if (n > 0 && domain[n - 1] == '.')
         n--;
-    /* already a validation name (dns-account-01's _LABEL._acme-challenge.NAME) */
-    bool full = domain[0] == '_' && strstr(domain, "._acme-challenge.") != NULL;
+    /* already a validation name (dns-account-01's _LABEL._acme-challenge.NAME,
+     * dns-persist-01's _validation-persist.NAME) */
+    bool full = domain[0] == '_' && (strstr(domain, "._acme-challenge.") != NULL ||
+                                     strncmp(domain, "_validation-persist.", 20) == 0);
     char *s = full ? xasprintf("%.*s", (int)n, domain)
                    : xasprintf("_acme-challenge.%.*s", (int)n, domain);
     for (char *p = s; *p != '\0'; p++)

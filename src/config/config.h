@@ -30,10 +30,13 @@ enum cfg_challenge {
     CFG_CHAL_HTTP01,
     CFG_CHAL_DNS01,
     CFG_CHAL_TLSALPN01,
-    CFG_CHAL_DNSACCOUNT01 /* draft-ietf-acme-dns-account-label: dns-01 at an account label */
+    CFG_CHAL_DNSACCOUNT01, /* draft-ietf-acme-dns-account-label: dns-01 at an account label */
+    CFG_CHAL_DNSPERSIST01  /* draft-ietf-acme-dns-persist: a persistent TXT record */
 };
-/* dns-01 or dns-account-01: a TXT record placed by a [dns.NAME] solver. */
-#define CFG_CHAL_IS_DNS(c) ((c) == CFG_CHAL_DNS01 || (c) == CFG_CHAL_DNSACCOUNT01)
+/* dns-01, dns-account-01 or dns-persist-01: a TXT record a [dns.NAME]
+ * solver places (or, for dns-persist-01, checks). */
+#define CFG_CHAL_IS_DNS(c)                                                                         \
+    ((c) == CFG_CHAL_DNS01 || (c) == CFG_CHAL_DNSACCOUNT01 || (c) == CFG_CHAL_DNSPERSIST01)
 enum cfg_dns_type { CFG_DNS_RFC2136, CFG_DNS_EXEC, CFG_DNS_CALLBACK };
 enum cfg_deploy_type { CFG_DEPLOY_FILES, CFG_DEPLOY_EXEC };
 enum cfg_notify_type { CFG_NOTIFY_WEBHOOK, CFG_NOTIFY_EMAIL, CFG_NOTIFY_SLACK };

@@ -19,8 +19,8 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 static const char *const key_type_names[] = {"ec-p256", "ec-p384", "rsa2048",
                                              "rsa3072", "rsa4096", NULL};
 
-static const char *const challenge_names[] = {"http-01", "dns-01", "tls-alpn-01", "dns-account-01",
-                                              NULL};
+static const char *const challenge_names[] = {"http-01",        "dns-01",         "tls-alpn-01",
+                                              "dns-account-01", "dns-persist-01", NULL};
 
 static const char *const dns_type_names[] = {"rfc2136", "exec", "callback", NULL};
 
@@ -657,7 +657,8 @@ static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *
             ct->c.challenge = CFG_CHAL_DNS01;
         } else if (!CFG_CHAL_IS_DNS(ct->c.challenge)) {
             ERR(c, ct->dns_pos, ct->path,
-                "dns = \"%s\" needs challenge = \"dns-01\" or \"dns-account-01\"",
+                "dns = \"%s\" needs challenge = \"dns-01\", \"dns-account-01\" or "
+                "\"dns-persist-01\"",
                 ct->dns_name);
         }
     }
@@ -876,7 +877,7 @@ const char *config_key_type_name(enum cfg_key_type k)
 
 const char *config_challenge_name(enum cfg_challenge ch)
 {
-    return (unsigned)ch <= CFG_CHAL_DNSACCOUNT01 ? challenge_names[ch] : "?";
+    return (unsigned)ch <= CFG_CHAL_DNSPERSIST01 ? challenge_names[ch] : "?";
 }
 
 const char *config_dns_type_name(enum cfg_dns_type t)

@@ -46,6 +46,8 @@ static const char overview[] =
     "  revoke NAME [--reason R] [--reissue]\n"
     "                                  revoke the current certificate (--reissue: order\n"
     "                                  its replacement at once)\n"
+    "  persist-record NAME [--publish] the dns-persist-01 TXT records of NAME (--publish:\n"
+    "                                  put them in place once with its dns solver)\n"
     "  account ACTION CA [--yes]       the CA account: show, update (push the configured\n"
     "                                  contacts), rollover (new key), deactivate (--yes)\n"
     "  import-certbot [DIR] [-c FILE]  take over certbot's certificates and account (DIR:\n"
@@ -171,6 +173,24 @@ static const struct {
                "  --reissue          order the replacement at once\n" CONFIG_LINES HELP_LINE "\n"
                "exit: 0 revoked, 1 the CA refused, 64 usage or an unknown or imported NAME,\n"
                "      69 no stored certificate or no account for it, 78 invalid configuration\n"},
+    {"persist-record",
+     "usage: certloop persist-record NAME [--publish] [-c FILE]\n"
+     "\n"
+     "Prints the persistent TXT records a certificate with challenge =\n"
+     "\"dns-persist-01\" needs (draft-ietf-acme-dns-persist-01): for each name and\n"
+     "each issuer domain name of the CA (its directory's caaIdentities),\n"
+     "_validation-persist.NAME \"ISSUER; accounturi=URL\" (\"; policy=wildcard\" for a\n"
+     "wildcard), URL being the CA account in the state directory (the first order\n"
+     "registers it). --publish puts them in place once through the certificate's\n"
+     "[dns.NAME] solver and waits until every authoritative server serves them;\n"
+     "they are never removed.\n"
+     "\n"
+     "options:\n"
+     "  --publish          put the records in place with the dns solver\n" CONFIG_LINES HELP_LINE
+     "\n"
+     "exit: 0 done, 1 a publication failed, 64 usage, an unknown NAME or another\n"
+     "      challenge, 69 no account yet or the directory unreadable, 78 invalid\n"
+     "      configuration\n"},
     {"account", "usage: certloop account show|update|rollover|deactivate CA [--yes] [-c FILE]\n"
                 "\n"
                 "The ACME account of [ca.CA] that the state directory holds, at the CA (RFC 8555\n"

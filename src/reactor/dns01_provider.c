@@ -190,10 +190,28 @@ static void pv_presented(int status, const struct chal_dns01_result *r, void *ar
     }
 }
 
+enum pv_mode { PV_MODE_PRESENT, PV_MODE_CLEANUP, PV_MODE_CHECK, PV_MODE_PUBLISH };
+
+/* mode PRESENT/CLEANUP: identifier and the dns-01 value of keyauth;
+ * CHECK (wait only) and PUBLISH (present and wait): a record name and its
+ * literal TXT value (dns-persist-01). */
+static struct dns01_provision *pv_start(struct dns01_provider *p, struct config *cfg,
+                                        const struct cfg_cert *cert, const char *identifier,
+                                        const char *keyauth, enum pv_mode mode, int *rc);
+
 static struct dns01_provision *pv_new(struct dns01_provider *p, struct config *cfg,
                                       const struct cfg_cert *cert, const char *identifier,
                                       const char *keyauth, bool cleanup, int *rc)
 {
+    return pv_start(p, cfg, cert, identifier, keyauth, cleanup ? PV_MODE_CLEANUP : PV_MODE_PRESENT,
+                    rc);
+}
+
+static struct dns01_provision *pv_start(struct dns01_provider *p, struct config *cfg,
+                                        const struct cfg_cert *cert, const char *identifier,
+                                        const char *keyauth, enum pv_mode mode, int *rc)
+{
+    bool cleanup = mode == PV_MODE_CLEANUP;
     struct dns01_provision *pv;
     struct chal_dns01_opts o = {.subject = NULL};
 
@@ -207,17 +225,22 @@ static struct dns01_provision *pv_new(struct dns01_provider *p, struct config *c
     pv->dns = cert->dns;
     pv->cert = cert;
     pv->name = chal_dns01_record_name(identifier);
-    pv->value = acme_dns01_txt(keyauth);
+    pv->value = mode == PV_MODE_CHECK || mode == PV_MODE_PUBLISH ? xstrdup(keyauth)
+                                                                 : acme_dns01_txt(keyauth);
     pv->subject = xasprintf("cert=%s", cert->name);
     pv->cleanup = cleanup;
     pv->state = PV_PRESENT;
     o.subject = pv->subject;
     o.callback = pv_callback;
     o.callback_ctx = pv;
-    if (cleanup)
+    if (cleanup) {
         *rc = chal_dns01_cleanup_start(p->loop, p->res, pv->dns, pv->name, pv->value, &o,
                                        pv_presented, pv, &pv->op);
-    else
+    } else if (mode == PV_MODE_CHECK) {
+        pv->state = PV_WAIT;
+        *rc = chal_dns01_wait_start(p->loop, p->res, pv->dns, pv->name, pv->value, &o, pv_waited,
+                                    pv, &pv->op);
+    } else
         *rc = chal_dns01_present_start(p->loop, p->res, pv->dns, pv->name, pv->value, &o,
                                        pv_presented, pv, &pv->op);
     if (*rc < 0) {
@@ -339,4 +362,24 @@ void dns01_binding_cleanup(void *binding, const char *identifier, const char *ke
     struct dns01_binding *b = binding;
 
     dns01_provider_cleanup(b->provider, b->cfg, b->cert, identifier, keyauth);
+}
+
+int dns01_provider_record_start(struct dns01_provider *p, struct config *cfg,
+                                const struct cfg_cert *cert, const char *name, const char *value,
+                                bool publish, dns01_provider_cb cb, void *arg,
+                                struct dns01_provision **out)
+{
+    int rc = 0;
+    struct dns01_provision *pv;
+
+    if (cb == NULL)
+        return -EINVAL;
+    pv = pv_start(p, cfg, cert, name, value, publish ? PV_MODE_PUBLISH : PV_MODE_CHECK, &rc);
+    if (pv == NULL)
+        return rc;
+    pv->cb = cb;
+    pv->arg = arg;
+    if (out != NULL)
+        *out = pv;
+    return 0;
 }

@@ -53,6 +53,16 @@ void dns01_provider_cleanup(struct dns01_provider *p, struct config *cfg,
                             const struct cfg_cert *cert, const char *identifier,
                             const char *keyauth);
 
+/* dns-persist-01: checks (publish false) that every authoritative server
+ * serves the TXT `value` at the record `name` ("_validation-persist.NAME"),
+ * or first puts it there once (publish true) through cert->dns; the record
+ * is never removed. The same contract and cancel as present_start. */
+#include <stdbool.h>
+int dns01_provider_record_start(struct dns01_provider *p, struct config *cfg,
+                                const struct cfg_cert *cert, const char *name, const char *value,
+                                bool publish, dns01_provider_cb cb, void *arg,
+                                struct dns01_provision **out);
+
 /* Glue for struct acme_chal_ops (acme.h): the same calls as ctx-style
  * functions over a binding of the provider to one run, so a dns-01 order
  * can use .ctx = &binding, .dns_present_start = dns01_binding_present_start,

@@ -26,6 +26,7 @@
 #include "reactor/plan.h"
 #include "reactor/preflight.h"
 #include "reactor/account.h"
+#include "reactor/persist.h"
 #include "reactor/revoke.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -65,7 +66,7 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key;
+    bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key, publish;
     const char *reason;
     const char *scopes; /* --scopes */
     const char *socket; /* --socket */
@@ -85,7 +86,8 @@ enum {
     OPT_DRY_RUN,
     OPT_REISSUE,
     OPT_NEW_KEY,
-    OPT_SCOPES
+    OPT_SCOPES,
+    OPT_PUBLISH
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -137,6 +139,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_SCOPES:
             c->scopes = optarg;
+            break;
+        case OPT_PUBLISH:
+            c->publish = true;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -622,6 +627,28 @@ static int cmd_revoke(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+static int cmd_persist_record(struct cli *c, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"publish", no_argument, NULL, OPT_PUBLISH},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = parse(c, argc, argv, ":c:", lo);
+    struct config *cfg = NULL;
+
+    if (rc == 0)
+        rc = one_name(c);
+    if (rc != 0)
+        return rc;
+    rc = plan_load_config(config_path(c->config), stderr, &cfg);
+    if (rc != 0)
+        return rc;
+    rc = persist_record_run(cfg, c->args[0], c->publish, stdout, stderr);
+    config_unref(cfg);
+    return rc;
+}
+
 static int cmd_account(struct cli *c, int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -747,7 +774,7 @@ static const struct {
     {"reload", cmd_reload},
     {"test", cmd_test},
     {"revoke", cmd_revoke},
-    {"account", cmd_account},
+    {"account", cmd_account}, {"persist-record", cmd_persist_record},
     {"import-certbot", cmd_import_certbot},
     {"import-lego", cmd_import_lego},
     {"api-token", cmd_api_token},

@@ -350,7 +350,7 @@ static void close_all(struct pf *pf);
 
 /* The account URL of cert's CA as the store holds it (RFC 8657
  * accounturi is compared with it), or NULL when there is none yet. */
-static char *account_url_of(const struct config *cfg, const struct cfg_cert *cert)
+char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert)
 {
     char *key = NULL, *acct = NULL, *url = NULL;
     struct store *store = NULL;
@@ -1160,7 +1160,7 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
     pf.cfg = config_ref(cfg);
     pf.cert = cert;
     pf.cname = cert->name != NULL ? cert->name : name;
-    pf.account_url = account_url_of(cfg, cert);
+    pf.account_url = pf_account_url(cfg, cert);
     pf.out = out;
     pf.err = err;
     if (uv_loop_init(&pf.loop) != 0) {

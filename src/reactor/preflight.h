@@ -40,6 +40,13 @@ int pf_caa_parse_rdata(const uint8_t *rd, size_t len, struct pf_caa *out);
  * malformed message or record. */
 int pf_caa_from_msg(const uint8_t *msg, size_t len, struct pf_caa *out, size_t max);
 
+/* The URL of the account of cert's CA in the state directory (read
+ * beside a running daemon, no lock), or NULL when there is none yet.
+ * Owned. */
+struct config;
+struct cfg_cert;
+char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert);
+
 /* The issuer domain of an issue/issuewild value ("ca.example; key=v" ->
  * "ca.example"; ";" -> ""), written to dom (cap bytes, truncated). */
 void pf_caa_issuer_domain(const char *value, char *dom, size_t cap);

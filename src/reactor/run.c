@@ -149,6 +149,24 @@ static void dns_cleanup(void *ctx, const char *identifier, const char *keyauth)
         dns01_provider_cleanup(mc->m->dns, mc->run_snap, mc->run_cfg, identifier, keyauth);
 }
 
+/* dns-persist-01: the persistent record is only checked on the
+ * authoritative servers (it is published once, by persist-record). */
+static int persist_check_start(void *ctx, const char *name, const char *value,
+                               acme_chal_done_cb done, void *done_arg, void **handle)
+{
+    struct mcert *mc = ctx;
+    struct dns01_provision *pv = NULL;
+    int rc;
+
+    if (mc->m->dns == NULL)
+        return -ENOTCONN;
+    rc = dns01_provider_record_start(mc->m->dns, mc->run_snap, mc->run_cfg, name, value, false,
+                                     done, done_arg, &pv);
+    if (rc == 0)
+        *handle = pv;
+    return rc;
+}
+
 /* tls-alpn-01 through the responder (RFC 8737): the challenge certificate
  * is built off the loop; done runs once it is served. */
 struct tls_put {
@@ -252,6 +270,8 @@ static void order_begin(struct mcert *mc)
         .tls_present_start = tls_present_start,
         .tls_present_cancel = tls_present_cancel,
         .tls_cleanup = tls_cleanup,
+        .persist_check_start = persist_check_start,
+        .persist_check_cancel = dns_present_cancel,
         .ctx = mc,
     };
     /* a renewal names the certificate it replaces when the CA speaks ARI */

@@ -23,6 +23,15 @@ draft-ietf-acme-dns-account-label-03:
   urn:ietf:params:acme:error:incorrectResponse naming the record.
 Each check is logged as "dns-account-01 NAME LABEL found|missing".
 
+--dns-persist ISSUER (with --dns-account's KNOT_PORT:TSIG: for Knot):
+the server part of draft-ietf-acme-dns-persist-01: the directory's
+meta.caaIdentities is [ISSUER]; every authorization offering dns-01 also
+offers dns-persist-01 with "issuer-domain-names": [ISSUER]; a response to
+it is validated by a DNS query for _validation-persist.NAME TXT, which must
+hold "ISSUER; accounturi=KID" (and "policy=wildcard" for a wildcard
+authorization); then Pebble's dns-01 is satisfied as above. Logged as
+"dns-persist-01 NAME found|missing".
+
 Everything else goes to Pebble unchanged; the Host header is passed on, so
 the URLs Pebble builds and the JWS "url" it checks name this proxy.
 """
@@ -61,6 +70,19 @@ def thumbprint(jwk):
 
 def account_label(url):
     return "_" + base64.b32encode(hashlib.sha256(url.encode()).digest()[:10]).decode().lower()
+
+
+def persist_ok(value, kid, wild):
+    """draft-ietf-acme-dns-persist-01: "ISSUER; key=value; ..." naming our
+    issuer and this account (and the wildcard policy when needed)."""
+    parts = [p.strip() for p in value.split(";")]
+    params = {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            params[k.strip().lower()] = v.strip()
+    return (parts[0].lower() == ARGS.dns_persist.lower() and params.get("accounturi") == kid
+            and (not wild or params.get("policy", "").lower() == "wildcard"))
 
 
 def log(line):
@@ -119,21 +141,27 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def dns_account_check(self, path, jws):
         """True to forward the challenge response, False when refused."""
         with LOCK:
-            ident, token = CHALLENGES.get(path, (None, None))
+            ident, token, wild = CHALLENGES.get(path, (None, None, False))
         if ident is None:
             return True
         prot = b64url_json(jws["protected"])
         kid = prot.get("kid", "")
         with LOCK:
             thumb = THUMBS.get(kid)
-        label = account_label(kid)
-        name = "%s._acme-challenge.%s" % (label, ident)
         want = b64url(hashlib.sha256(("%s.%s" % (token, thumb)).encode()).digest())
-        found = thumb is not None and want in txt_values(name)
-        log("dns-account-01 %s %s %s" % (ident, label, "found" if found else "missing"))
+        if ARGS.dns_persist:
+            name = "_validation-persist." + ident
+            found = any(persist_ok(v, kid, wild) for v in txt_values(name))
+            log("dns-persist-01 %s %s" % (ident, "found" if found else "missing"))
+            what = "ISSUER; accounturi=%s" % kid
+        else:
+            label = account_label(kid)
+            name = "%s._acme-challenge.%s" % (label, ident)
+            found = thumb is not None and want in txt_values(name)
+            log("dns-account-01 %s %s %s" % (ident, label, "found" if found else "missing"))
+            what = want
         if not found:
-            self.problem(403, "incorrectResponse",
-                         "dns-account-01: no TXT record \"%s\" at %s" % (want, name))
+            self.problem(403, "incorrectResponse", "no TXT record \"%s\" at %s" % (what, name))
             return False
         txt_add("_acme-challenge." + ident, want)
         return True
@@ -169,13 +197,22 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             for ch in a.get("challenges", []):
                 if ch.get("type") == "dns-01":
                     c2 = dict(ch)
-                    c2["type"] = "dns-account-01"
+                    if ARGS.dns_persist:
+                        c2["type"] = "dns-persist-01"
+                        del c2["token"]
+                        c2["issuer-domain-names"] = [ARGS.dns_persist]
+                    else:
+                        c2["type"] = "dns-account-01"
                     extra.append(c2)
                     cpath = "/" + ch["url"].split("/", 3)[3]
                     with LOCK:
-                        CHALLENGES[cpath] = (ident, ch["token"])
+                        CHALLENGES[cpath] = (ident, ch["token"], bool(a.get("wildcard")))
             a["challenges"] = extra + a.get("challenges", [])
             data = json.dumps(a).encode()
+        if ARGS.dns_persist and path == "/dir" and status == 200:
+            d = json.loads(data)
+            d.setdefault("meta", {})["caaIdentities"] = [ARGS.dns_persist]
+            data = json.dumps(d).encode()
         if PROFILES is not None:
             data = self.add_profile(path, status, hdr, ctype, profile, data)
         self.reply(status, headers, data)
@@ -215,6 +252,7 @@ def main():
     p.add_argument("--ca", required=True)
     p.add_argument("--profiles")
     p.add_argument("--dns-account")
+    p.add_argument("--dns-persist")
     p.add_argument("--log", required=True)
     ARGS = p.parse_args()
     PROFILES = (dict(kv.split("=", 1) for kv in ARGS.profiles.split(","))

@@ -485,9 +485,8 @@ static void test_key_type_enum(void **state)
     expect_line(t, "certloop.toml", 3, 7,
                 "certificate.www.key: expected ec-p256, ec-p384, rsa2048, rsa3072 or rsa4096");
     expect_line(t, "certloop.toml", 4, 13,
-                "certificate.www.challenge: expected http-01, dns-01, tls-alpn-01 or dns-account-01; "
-                "did you mean "
-                "'dns-01'?");
+                "certificate.www.challenge: expected http-01, dns-01, tls-alpn-01, dns-account-01 "
+                "or dns-persist-01; did you mean 'dns-01'?");
     tdir_free(t);
 }
 
@@ -675,7 +674,8 @@ static void test_undefined_references(void **state)
     expect_line(t, "certloop.toml", 9, 13,
                 "certificate.c: challenge = \"dns-01\" needs a [dns.NAME] solver");
     expect_line(t, "certloop.toml", 13, 7,
-                "certificate.d: dns = \"x\" needs challenge = \"dns-01\" or \"dns-account-01\"");
+                "certificate.d: dns = \"x\" needs challenge = \"dns-01\", \"dns-account-01\" or "
+                "\"dns-persist-01\"");
     tdir_free(t);
 }
 
