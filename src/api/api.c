@@ -37,6 +37,9 @@
 #define DEF_WRITE_TIMEOUT_MS 30000
 #define RESP_MAX (64 * 1024 * 1024) /* head and body of one answer */
 #define TOKENS_FILE_MAX (1024 * 1024)
+#define EV_RING 256          /* events kept for Last-Event-ID */
+#define SSE_KEEPALIVE_MS 25000 /* a comment line this often on an idle stream */
+#define SSE_WRITES_MAX 256   /* writes a stream reader may leave pending before it is cut */
 #define BOOTSTRAP_DAYS 365
 #define BOOTSTRAP_RENEW_S (7 * 86400) /* made again this long before it ends */
 
@@ -49,6 +52,7 @@ struct aconn {
     struct tls_conn t; /* first: its handles' data is this struct too */
     struct api *a;     /* borrowed: outlives its connections */
     bool hs_done, answered;
+    bool sse; /* a GET /v1/events stream: open until the client or we close */
     uint8_t in[HTTP01_HEAD_MAX];
     size_t in_len;
     char peer[INET6_ADDRSTRLEN];
@@ -74,6 +78,11 @@ struct api {
     int64_t boot_until; /* its notAfter */
     SSL_CTX *cert_ctx;  /* owned: the managed certificate, or NULL */
     char *cert_gen;     /* owned: the generation cert_ctx holds, or the one that failed */
+    struct {
+        char *id;   /* owned */
+        char *text; /* owned: the "id:", "event:", "data:" lines and the empty one */
+    } ring[EV_RING];
+    size_t ring_next, ring_n; /* the slot written next; how many are filled */
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -321,6 +330,10 @@ static void maybe_free(struct api *a)
     SSL_CTX_free(a->cert_ctx);
     free(a->cert_gen);
     api_tokens_fini(&a->tokens);
+    for (size_t i = 0; i < EV_RING; i++) {
+        free(a->ring[i].id);
+        free(a->ring[i].text);
+    }
     free(a->tokens_file);
     free(a->certificate);
     free(a->state_dir);
@@ -350,6 +363,29 @@ static void timer_cb(uv_timer_t *t)
 
 /* Queues the whole answer through TLS, then close_notify; the connection
  * closes once the last write is out (one request per connection). */
+/* Writes data (a whole answer) through TLS, then close_notify; the
+ * connection closes once the last write is out (one request per
+ * connection). */
+static void conn_answer_raw(struct aconn *c, const void *data, size_t len)
+{
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->t.tcp);
+    uv_timer_start(&c->t.timer, timer_cb,
+                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
+                   0);
+    int n = SSL_write(c->t.ssl, data, (int)len);
+    if (n <= 0) {
+        log_debug(LOG_API, "%s: TLS write failed (%d)", c->peer, SSL_get_error(c->t.ssl, n));
+        ERR_clear_error();
+        tls_conn_close(&c->t);
+        return;
+    }
+    (void)SSL_shutdown(c->t.ssl);
+    ERR_clear_error();
+    c->t.close_after_write = true;
+    tls_conn_flush(&c->t);
+}
+
 static void conn_answer(struct aconn *c, int status, const char *ctype, const char *extra,
                         const void *body, size_t len, bool head_only)
 {
@@ -362,25 +398,10 @@ static void conn_answer(struct aconn *c, int status, const char *ctype, const ch
                status, http_reason(status), ctype, len, extra != NULL ? extra : "");
     if (!head_only && len > 0)
         buf_append(&out, body, len);
-    c->answered = true;
-    uv_read_stop((uv_stream_t *)&c->t.tcp);
-    uv_timer_start(&c->t.timer, timer_cb,
-                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
-                   0);
-    int n = SSL_write(c->t.ssl, out.data, (int)out.len);
+    conn_answer_raw(c, out.data, out.len);
     if (out.data != NULL)
         OPENSSL_cleanse(out.data, out.len); /* may hold a private key */
     buf_fini(&out);
-    if (n <= 0) {
-        log_debug(LOG_API, "%s: TLS write failed (%d)", c->peer, SSL_get_error(c->t.ssl, n));
-        ERR_clear_error();
-        tls_conn_close(&c->t);
-        return;
-    }
-    (void)SSL_shutdown(c->t.ssl);
-    ERR_clear_error();
-    c->t.close_after_write = true;
-    tls_conn_flush(&c->t);
 }
 
 static void answer_json(struct aconn *c, int status, const char *extra, json_t *j, bool head_only)
@@ -407,6 +428,100 @@ static void answer_error(struct aconn *c, int status, const char *extra, const c
     va_end(ap);
     json_t *j = json_pack("{s:s}", "error", msg);
     answer_json(c, status, extra, j, false);
+    json_decref(j);
+}
+
+/* ---- events (Server-Sent Events) ------------------------------------------ */
+
+/* Queues bytes on an open stream; a reader that leaves too much pending is
+ * cut off rather than buffered without end. */
+static void sse_send(struct aconn *c, const char *text, size_t len)
+{
+    if (c->t.closing)
+        return;
+    if (c->t.writes > SSE_WRITES_MAX) {
+        log_info(LOG_API, "%s: event stream reader too slow, closed", c->peer);
+        tls_conn_close(&c->t);
+        return;
+    }
+    if (SSL_write(c->t.ssl, text, (int)len) <= 0) {
+        ERR_clear_error();
+        tls_conn_close(&c->t);
+        return;
+    }
+    tls_conn_flush(&c->t);
+}
+
+static void sse_keepalive_cb(uv_timer_t *t)
+{
+    struct aconn *c = t->data;
+
+    static const char ka[] = ": keepalive\n\n";
+
+    sse_send(c, ka, sizeof(ka) - 1);
+}
+
+/* Starts a stream: the head, then the kept events after last_id (all kept
+ * ones when last_id is not among them; none without last_id). */
+static void sse_start(struct aconn *c, const uint8_t *last_id, size_t last_len, bool head_only)
+{
+    struct api *a = c->a;
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                               "Connection: close\r\n\r\n";
+    static const char hello[] = ": certloop events\n\n";
+
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->t.tcp);
+    if (head_only) {
+        conn_answer_raw(c, head, sizeof(head) - 1);
+        return;
+    }
+    c->sse = true;
+    sse_send(c, head, sizeof(head) - 1);
+    sse_send(c, hello, sizeof(hello) - 1);
+    if (last_id != NULL) {
+        size_t first = (a->ring_next + EV_RING - a->ring_n) % EV_RING, from = 0;
+        for (size_t k = 0; k < a->ring_n; k++) {
+            const char *id = a->ring[(first + k) % EV_RING].id;
+            if (strlen(id) == last_len && memcmp(id, last_id, last_len) == 0)
+                from = k + 1;
+        }
+        for (size_t k = from; k < a->ring_n; k++) {
+            const char *text = a->ring[(first + k) % EV_RING].text;
+            sse_send(c, text, strlen(text));
+        }
+    }
+    uv_timer_start(&c->t.timer, sse_keepalive_cb, SSE_KEEPALIVE_MS, SSE_KEEPALIVE_MS);
+}
+
+void api_event(struct api *a, const char *json)
+{
+    if (a == NULL || a->closing)
+        return;
+    json_t *j = json_loads(json, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *ev = json_string_value(json_object_get(j, "event"));
+    if (id == NULL || ev == NULL || strpbrk(id, "\r\n") != NULL || strpbrk(ev, "\r\n") != NULL) {
+        json_decref(j);
+        return;
+    }
+    char *flat = json_dumps(j, JSON_COMPACT); /* one data: line */
+    char *text = xasprintf("id: %s\nevent: %s\ndata: %s\n\n", id, ev, flat != NULL ? flat : "{}");
+    size_t slot = a->ring_next;
+    free(a->ring[slot].id);
+    free(a->ring[slot].text);
+    a->ring[slot].id = xstrdup(id);
+    a->ring[slot].text = text;
+    a->ring_next = (slot + 1) % EV_RING;
+    if (a->ring_n < EV_RING)
+        a->ring_n++;
+    for (struct tls_conn *t = a->conns.head; t != NULL; t = t->next) {
+        struct aconn *c = (struct aconn *)t;
+        if (c->sse)
+            sse_send(c, text, strlen(text));
+    }
+    free(flat);
     json_decref(j);
 }
 
@@ -570,6 +685,15 @@ static int route_run(struct aconn *c, const struct http01_req *r, const struct a
             }
             free(err);
         }
+        break;
+    }
+    case API_R_EVENTS: {
+        const uint8_t *last = NULL;
+        size_t last_len = 0;
+        if (!api_head_field(c->in, r->head_len, "Last-Event-ID", &last, &last_len))
+            last = NULL;
+        sse_start(c, last, last_len, head_only);
+        st = 200;
         break;
     }
     default:

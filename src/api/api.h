@@ -55,6 +55,11 @@ int api_open(const struct api_opts *o, struct api **out);
  * addresses stay until a restart. */
 void api_set_files(struct api *a, const char *tokens_file, const char *certificate);
 
+/* Publishes one event (the manager's JSON text, with "id" and "event";
+ * borrowed) to every GET /v1/events stream, and keeps it among the last
+ * 256 for clients resuming with Last-Event-ID. NULL a is fine. */
+void api_event(struct api *a, const char *json);
+
 /* Closes the listeners and every connection; closed_cb (may be NULL) runs
  * once everything is freed. NULL is fine. */
 void api_close(struct api *a, void (*closed_cb)(void *arg), void *arg);

@@ -78,6 +78,7 @@ enum api_route_kind {
     API_R_PEM,     /* GET /v1/certificates/NAME/{cert,chain,fullchain}.pem */
     API_R_KEY,     /* GET /v1/certificates/NAME/key.pem */
     API_R_RENEW,   /* POST /v1/certificates/NAME/renew */
+    API_R_EVENTS,  /* GET /v1/events (Server-Sent Events) */
     API_R__MAX
 };
 
@@ -100,6 +101,12 @@ extern const struct api_route api_routes[];
  * escapes, "..", an empty segment) matches no route. */
 const struct api_route *api_route_find(const char *method, const uint8_t *path, size_t len,
                                        bool *method_ok, char **name, const char **file);
+
+/* The value of field name (case-insensitive) in a request head that
+ * http01_parse accepted (head[0..len)), without surrounding whitespace:
+ * true with *v, *vl borrowed from head, false when absent. */
+bool api_head_field(const uint8_t *head, size_t len, const char *name, const uint8_t **v,
+                    size_t *vl);
 
 /* ---- TLS ---------------------------------------------------------------- */
 

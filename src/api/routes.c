@@ -4,6 +4,7 @@
 #include "api/api_internal.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "util/xalloc.h"
 
@@ -17,6 +18,7 @@ const struct api_route api_routes[] = {
     {"GET", "/v1/certificates/*/fullchain.pem", API_SCOPE_READ | API_SCOPE_PULL, API_R_PEM},
     {"GET", "/v1/certificates/*/key.pem", API_SCOPE_PULL, API_R_KEY},
     {"POST", "/v1/certificates/*/renew", API_SCOPE_MANAGE, API_R_RENEW},
+    {"GET", "/v1/events", API_SCOPE_READ, API_R_EVENTS},
     {NULL, NULL, 0, API_R__MAX},
 };
 
@@ -79,4 +81,40 @@ const struct api_route *api_route_find(const char *method, const uint8_t *path, 
     if (hit->kind == API_R_PEM || hit->kind == API_R_KEY)
         *file = strrchr(hit->pattern, '/') + 1;
     return hit;
+}
+
+bool api_head_field(const uint8_t *head, size_t len, const char *name, const uint8_t **v,
+                    size_t *vl)
+{
+    size_t nl = strlen(name);
+    size_t at = 0;
+
+    /* skip empty lines and the request line; then one field per line until
+     * the empty one */
+    while (at < len && (head[at] == '\r' || head[at] == '\n'))
+        at++;
+    while (at < len && head[at] != '\n')
+        at++;
+    at++;
+    while (at < len) {
+        size_t e = at;
+        while (e < len && head[e] != '\n')
+            e++;
+        size_t le = e > at && head[e - 1] == '\r' ? e - 1 : e;
+        if (le == at)
+            break;
+        if (le - at > nl && head[at + nl] == ':' &&
+            strncasecmp((const char *)head + at, name, nl) == 0) {
+            size_t s = at + nl + 1;
+            while (s < le && (head[s] == ' ' || head[s] == '\t'))
+                s++;
+            while (le > s && (head[le - 1] == ' ' || head[le - 1] == '\t'))
+                le--;
+            *v = head + s;
+            *vl = le - s;
+            return true;
+        }
+        at = e + 1;
+    }
+    return false;
 }

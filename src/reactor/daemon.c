@@ -408,6 +408,14 @@ static int open_control(struct daemon *d)
     return 0;
 }
 
+/* The manager's events, for the API's GET /v1/events streams. */
+static void manager_event(const char *json, void *arg)
+{
+    struct daemon *d = arg;
+
+    api_event(d->api, json);
+}
+
 static int api_status(void *arg, json_t **out)
 {
     return ctl_status(arg, out);
@@ -580,6 +588,7 @@ int daemon_run(const struct daemon_opts *o)
         .once = d.once,
         .http01_max_connections = d.fds.http01,
         .done = manager_done,
+        .event = manager_event,
         .arg = &d,
     };
     rc = manager_start(&mo, &d.mgr);

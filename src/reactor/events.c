@@ -148,7 +148,7 @@ void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
     const struct acme_problem *pd = type == NOTIFY_EV_FAILED ? mc->problem : NULL;
     struct notify_subproblem *subs = NULL;
 
-    if (m->notify == NULL || cc == NULL)
+    if ((m->notify == NULL && m->event == NULL) || cc == NULL)
         return;
     if (pd != NULL && pd->n_sub > 0) {
         subs = xcalloc(pd->n_sub, sizeof(*subs));
@@ -172,7 +172,9 @@ void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
         .n_subproblems = pd != NULL ? pd->n_sub : 0,
     };
     if (notify_event_build(&e, &json) == 0) {
-        int n = notify_emit(m->notify, json);
+        if (m->event != NULL)
+            m->event(json, m->arg); /* the API's event stream */
+        int n = m->notify != NULL ? notify_emit(m->notify, json) : 0;
         if (n > 0)
             log_info(LOG_MAIN, "cert=%s: %s event queued for %d webhook(s)", mc->name,
                      notify_event_name(type), n);

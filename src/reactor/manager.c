@@ -233,6 +233,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->store = o->store;
     m->once = o->once;
     m->done = o->done;
+    m->event = o->event;
     m->arg = o->arg;
     mgr_clock_set(o->clock, o->clock_arg);
     m->hist = history_new(0);

@@ -23,6 +23,9 @@ struct manager;
  * once: in --once mode when all work finished, else after manager_stop
  * finished cleaning up (challenges removed, orders cancelled/recorded). */
 typedef void (*manager_done_cb)(int failed, void *arg);
+/* Each event (issued, renewed, failed, ...) as the JSON text the webhooks
+ * get, with the same "id"; json is borrowed for the call. */
+typedef void (*manager_event_cb)(const char *json, void *arg);
 
 struct manager_opts {
     uv_loop_t *loop;
@@ -32,6 +35,7 @@ struct manager_opts {
     unsigned http01_max_connections; /* the http-01 listener's cap; 0: its default */
     manager_done_cb done;
     void *arg;
+    manager_event_cb event; /* may be NULL; gets arg too */
     /* The wall clock (Unix milliseconds); NULL: the real one. Loop tests
      * inject theirs and move it by hand. */
     timerheap_clock_cb clock;

@@ -162,6 +162,7 @@ struct manager {
     struct store *store; /* borrowed */
     bool once;
     manager_done_cb done;
+    manager_event_cb event; /* or NULL: events for the API's stream */
     void *arg;
     struct chal_http01 *chal;   /* owned */
     struct chal_tlsalpn *tls;   /* owned: the tls-alpn-01 responder, or NULL (off) */

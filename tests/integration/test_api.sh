@@ -103,6 +103,7 @@ ROUTES=(
   "GET /v1/certificates/www/fullchain.pem|401 401 200 200 403 200"
   "GET /v1/certificates/www/key.pem|401 401 403 200 403 200"
   "POST /v1/certificates/spare/renew|401 401 403 403 202 409"
+  "GET /v1/events|401 401 200 403 403 200"
 )
 n=$(grep -c '^    {"' "$(dirname "$0")/../../src/api/routes.c")
 [ "$n" = "${#ROUTES[@]}" ] || tw_fail "routes.c has $n routes, this table ${#ROUTES[@]}"
@@ -114,7 +115,9 @@ for row in "${ROUTES[@]}"; do
   for tok in - bad reader puller manager all; do
     from=127.0.0.$addr
     [ "$tok" = - ] || [ "$tok" = bad ] && addr=$((addr + 1)) # failures counted per address
-    st=$(api "$from" "$tok" ${route% *} ${route#* })
+    extra=()
+    [ "${route#* }" = /v1/events ] && extra=(--max-time 1) # a stream: the status, then cut
+    st=$(api "$from" "$tok" ${route% *} ${route#* } "${extra[@]}")
     # renew: the manager's queues it, then "all" finds it running (409) or,
     # if it was quick, queues another (202)
     if [ "$st" != "${want[$i]}" ] && ! { [ "$tok" = all ] && [ "$st" = 202 ]; }; then
@@ -231,7 +234,11 @@ s1=$(served_serial)
   tw_fail "served $s1, stored $(openssl x509 -in "$TW/out/apicert/cert.pem" -noout -serial)"
 tw_log "managed certificate served over the API ($s1), fetched with curl --cacert Pebble's root"
 
-# renewal through the API: the next connections get the new certificate
+# renewal through the API: the next connections get the new certificate,
+# and a GET /v1/events stream sees it
+curl -sSN --max-time 120 --cacert "$CA" --resolve "api.test:$API_PORT:127.0.0.1" \
+  -H "Authorization: Bearer $(cat "$TW/reader.tok")" "$URL/v1/events" >"$TW/sse.txt" 2>/dev/null &
+TW_PIDS+=($!)
 gen1=$(readlink "$TW/state/certs/apicert/current")
 [ "$(api 127.0.0.1 manager POST '/v1/certificates/apicert/renew?force=true' --resolve "api.test:$API_PORT:127.0.0.1")" = 202 ] ||
   tw_fail "renew apicert: $(cat "$TW/body")"
@@ -241,6 +248,22 @@ new_served() { [ "$(served_serial)" = "$(openssl x509 -in "$TW/state/certs/apice
 tw_daemon_wait 10 new_served || tw_fail "the renewed certificate is not served"
 [ "$(served_serial)" != "$s1" ] || tw_fail "still the first certificate"
 managed || tw_fail "curl --cacert Pebble's root after the renewal"
+sse_renewed() { grep -q '^data: {.*"event":"renewed".*"certificate":"apicert"' "$TW/sse.txt"; }
+tw_daemon_wait 10 sse_renewed || tw_fail "no renewed event on the stream: $(cat "$TW/sse.txt")"
+grep -q '^event: renewed$' "$TW/sse.txt" && grep -q '^id: ' "$TW/sse.txt" || tw_fail "stream format: $(cat "$TW/sse.txt")"
+# an unknown Last-Event-ID replays every kept event; the id of one of them
+# replays only what came after it
+sse_get() {
+  api 127.0.0.1 reader GET /v1/events --resolve "api.test:$API_PORT:127.0.0.1" --max-time 1 \
+    -H "Last-Event-ID: $1" >/dev/null
+}
+sse_get unknown-id
+grep -q '"certificate":"spare"' "$TW/body" && grep -q '"certificate":"apicert"' "$TW/body" ||
+  tw_fail "an unknown Last-Event-ID did not replay the kept events: $(cat "$TW/body")"
+spare_id=$(grep -B2 '^data: .*"certificate":"spare"' "$TW/body" | sed -n 's/^id: //p' | tail -1)
+sse_get "$spare_id"
+grep -q '"certificate":"spare"' "$TW/body" && tw_fail "resume after $spare_id replayed it"
+grep -q '"certificate":"apicert"' "$TW/body" || tw_fail "resume after $spare_id: $(cat "$TW/body")"
 
 tw_daemon_stop
 tw_done

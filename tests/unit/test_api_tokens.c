@@ -270,6 +270,23 @@ static void test_parser_hands_over_authorization(void **state)
     assert_null(r.authorization);
 }
 
+static void test_head_field(void **state)
+{
+    const char *h = "\r\nGET /v1/events HTTP/1.1\r\nHost: a\r\nlast-event-id:  ab-12 \r\n"
+                    "X: Last-Event-ID: no\r\n\r\nLast-Event-ID: body\r\n";
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    (void)state;
+
+    assert_true(api_head_field((const uint8_t *)h, strlen(h), "Last-Event-ID", &v, &vl));
+    assert_int_equal(vl, 5);
+    assert_memory_equal(v, "ab-12", 5);
+    assert_false(api_head_field((const uint8_t *)h, strlen(h), "Authorization", &v, &vl));
+    /* nothing after the empty line is a field; a request line is not one */
+    const char *g = "GET /Host: x HTTP/1.1\r\nA: b\r\n\r\nHost: y\r\n";
+    assert_false(api_head_field((const uint8_t *)g, strlen(g), "Host", &v, &vl));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_failed_auth_limited_per_address),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_parser_hands_over_authorization),
+        cmocka_unit_test(test_head_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
