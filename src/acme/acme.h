@@ -326,6 +326,8 @@ struct acme_order_result {
                                    * subproblems), or NULL when none came */
     char *profile;                /* success: the order's profile (as the CA named it in
                                    * the order object, else as requested), or NULL */
+    char *key_pem; /* success: the certificate key as PEM (PKCS#8) when the order encoded it
+                    * for the order file, else NULL (a resumed order); cleansed when freed */
 };
 void acme_order_result_free(struct acme_order_result *r);
 

@@ -87,6 +87,7 @@ struct acme_order {
     char *replaces;                              /* ARI CertID, or NULL */
     char *profile;                               /* owned: the order object's "profile", or NULL */
     EVP_PKEY *key;                               /* ref */
+    char *key_pem; /* owned: key as written to the order file, handed to the result */
     struct acme_chal_ops chal;
     enum cfg_challenge kind; /* http-01, dns-01 or tls-alpn-01 */
     bool starting;       /* inside acme_order_start: failures return, never call back */
@@ -164,6 +165,9 @@ static void order_unref(struct acme_order *o)
     free(o->preferred_chain);
     free(o->replaces);
     free(o->profile);
+    if (o->key_pem != NULL)
+        OPENSSL_cleanse(o->key_pem, strlen(o->key_pem));
+    free(o->key_pem);
     free(o->order_url);
     free(o->finalize_url);
     free(o->cert_url);
@@ -194,6 +198,9 @@ void acme_order_result_free(struct acme_order_result *r)
     free(r->failed_identifier);
     acme_problem_free(r->problem);
     free(r->profile);
+    if (r->key_pem != NULL)
+        OPENSSL_cleanse(r->key_pem, strlen(r->key_pem));
+    free(r->key_pem);
     free(r);
 }
 
@@ -907,6 +914,8 @@ static void download_done(struct acme_order *o)
         res->profile = xstrdup(o->profile);
     else if (acme_client_profile(o->c) != NULL)
         res->profile = xstrdup(acme_client_profile(o->c));
+    res->key_pem = o->key_pem; /* encoded once, for the order file (issue 16) */
+    o->key_pem = NULL;
     log_debug(LOG_ACME, "order cert=%s: certificate downloaded (chain %zu of %zu, issuer %s)",
               o->name, pick + 1, o->n_chains, res->chain.issuer_cn ? res->chain.issuer_cn : "?");
     order_end(o, 0, res);
@@ -1103,8 +1112,11 @@ static void order_file_write(struct acme_order *o, json_t *obj)
                           o->ca_name, "directory", o->directory, "names", names, "key_type",
                           config_key_type_name(o->key_type), "order", o->order_url, "finalize",
                           o->finalize_url, "key", pem);
-    OPENSSL_cleanse(pem, plen);
-    free(pem);
+    (void)plen;
+    if (o->key_pem != NULL)
+        OPENSSL_cleanse(o->key_pem, strlen(o->key_pem));
+    free(o->key_pem);
+    o->key_pem = pem; /* the store's copy later: encoded once */
     struct new_job *j = xcalloc(1, sizeof(*j));
     j->o = o;
     j->obj = json_incref(obj);

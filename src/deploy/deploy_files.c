@@ -539,25 +539,36 @@ int deploy_journal_files_sync(struct deploy_journal *j, const struct cfg_deploy 
         if (rc < 0)
             *err = xasprintf("%s: backup: %s", st[i].path, err_str(rc));
     }
-    /* 2. replace, keeping what is replaced until every rename is done */
+    /* 2. replace, keeping what is replaced until every rename is done;
+     * each directory is synced once after its last rename (not once per
+     * file: issue 16), before the action reports the files written */
     int failed_at = -1;
     for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
         if (st[i].tmp == NULL)
             continue;
-        rc = store_commit_file(st[i].tmp, st[i].path, &step);
+        rc = store_rename_file(st[i].tmp, st[i].path, &step);
         free(st[i].tmp);
         st[i].tmp = NULL;
-        if (rc < 0 && strcmp(step, "fsync-dir") == 0) {
-            st[i].done = true; /* in place, only its durability is in doubt */
-            rc = 0;
-            continue;
-        }
         if (rc < 0) {
             failed_at = i;
             *err = xasprintf("%s: %s: %s", st[i].path, step, err_str(rc));
             break;
         }
         st[i].done = true;
+    }
+    for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
+        if (!st[i].done)
+            continue;
+        char *dir = dir_of(st[i].path);
+        bool synced = false;
+        for (int k = 0; k < i && !synced; k++) {
+            char *other = st[k].done ? dir_of(st[k].path) : NULL;
+            synced = other != NULL && strcmp(other, dir) == 0;
+            free(other);
+        }
+        if (!synced)
+            (void)store_fsync_dir(dir); /* in place either way; only durability */
+        free(dir);
     }
     /* 3. on failure put every replaced file back; on success the journal
      * keeps the backups; in any case drop the rest */

@@ -686,10 +686,15 @@ static void store_and_deploy(struct mcert *mc)
         mgr_run_end(mc, ERR_CRYPTO, "the certificate does not match the certificate key");
         return;
     }
-    rc = acme_key_to_pem(mc->key, &pem, &plen);
-    if (rc < 0) {
-        mgr_run_end(mc, rc, "cannot encode the key");
-        return;
+    if (res->key_pem != NULL) { /* the order encoded it for its file */
+        pem = res->key_pem;
+        res->key_pem = NULL;
+    } else {
+        rc = acme_key_to_pem(mc->key, &pem, &plen);
+        if (rc < 0) {
+            mgr_run_end(mc, rc, "cannot encode the key");
+            return;
+        }
     }
     struct store_job *j = xcalloc(1, sizeof(*j));
     j->mc = mc;

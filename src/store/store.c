@@ -100,10 +100,15 @@ int store_fsync_dir(const char *dir)
 
 int store_mkdirs(const char *path, mode_t mode)
 {
+    struct stat st;
+
+    /* the usual case: it is there already (one stat instead of a mkdir
+     * and a stat per component, issue 16) */
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
     char *p = xstrdup(path);
     size_t len = strlen(p);
     int rc = 0;
-    struct stat st;
 
     while (len > 1 && p[len - 1] == '/')
         p[--len] = '\0';
@@ -300,19 +305,27 @@ out:
     return rc;
 }
 
+int store_rename_file(const char *tmp, const char *path, const char **failed_step)
+{
+    if (before_rename_hook != NULL)
+        before_rename_hook(tmp, before_rename_arg);
+    if (rename(tmp, path) < 0) {
+        int rc = -errno;
+        unlink(tmp);
+        if (failed_step != NULL)
+            *failed_step = "rename";
+        return rc;
+    }
+    return 0;
+}
+
 int store_commit_file(const char *tmp, const char *path, const char **failed_step)
 {
     const char *base;
     char *dir = split_path(path, &base);
-    int rc;
+    int rc = store_rename_file(tmp, path, failed_step);
 
-    if (before_rename_hook != NULL)
-        before_rename_hook(tmp, before_rename_arg);
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        unlink(tmp);
-        if (failed_step != NULL)
-            *failed_step = "rename";
+    if (rc < 0) {
         free(dir);
         return rc;
     }

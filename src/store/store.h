@@ -150,6 +150,10 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
 int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
                      gid_t gid, char **tmp_out, const char **failed_step);
 int store_commit_file(const char *tmp, const char *path, const char **failed_step);
+/* store_commit_file without the directory sync, for a writer that renames
+ * several files into one directory and then syncs it once
+ * (store_fsync_dir) before it reports them written. */
+int store_rename_file(const char *tmp, const char *path, const char **failed_step);
 /* n random lowercase hex digits and a NUL into out (n + 1 bytes), for
  * temp and backup file names. */
 void store_rand_hex(char *out, size_t n);
