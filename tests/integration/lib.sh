@@ -325,6 +325,35 @@ tw_check_generations() {
   done
 }
 
+# tw_config_many N FORMAT MAX_ORDERS: writes $TW/certloop.toml with N EC
+# certificates named by printf FORMAT i (for the name NAME.test) and checks
+# it; a failure and the end of the test when it is refused.
+tw_config_many() {
+  local n=$1 fmt=$2 maxc=$3 i name
+  {
+    tw_config_head "$maxc"
+    for ((i = 0; i < n; i++)); do
+      name=$(printf "$fmt" "$i")
+      tw_config_cert "$name" ec-p256 "$name.test"
+    done
+  } >"$TW/certloop.toml"
+  "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+}
+
+# tw_check_many N FORMAT: every certificate of tw_config_many is deployed,
+# its pair matches, its deployed fullchain is the current generation's.
+tw_check_many() {
+  local n=$1 fmt=$2 i name
+  for ((i = 0; i < n; i++)); do
+    name=$(printf "$fmt" "$i")
+    tw_check_deployed "$name" || continue
+    tw_check_pair "$TW/out/$name/cert.pem" "$TW/out/$name/key.pem" ||
+      tw_fail "$name: deployed cert/key mismatched"
+    cmp -s "$TW/out/$name/fullchain.pem" "$TW/state/certs/$name/current/fullchain.pem" ||
+      tw_fail "$name: the deployed fullchain is not the current generation's"
+  done
+}
+
 # tw_check_deployed NAME: $TW/out/NAME/fullchain.pem is there, belongs to
 # key.pem beside it and verifies against Pebble's root; a failure and
 # status 1 otherwise.

@@ -19,13 +19,7 @@ tw_start || exit 1
 
 N=100
 MAX_KILLS=${CRASH_KILLS:-6}
-{
-  tw_config_head 100
-  for ((i = 0; i < N; i++)); do
-    tw_config_cert "$(printf 'k%03d' "$i")" ec-p256 "$(printf 'k%03d' "$i").test"
-  done
-} >"$TW/certloop.toml"
-"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+tw_config_many "$N" 'k%03d' 100
 
 
 # world_readable: secrets readable by others: keys (stored and deployed),
@@ -125,14 +119,7 @@ grep -h ' error ' "$TW"/err.* | head -5 >&2
 
 # every stored generation and every deployed pair matches; chains verify
 tw_check_generations
-for ((i = 0; i < N; i++)); do
-  name=$(printf 'k%03d' "$i")
-  out="$TW/out/$name"
-  tw_check_deployed "$name" || continue
-  tw_check_pair "$out/cert.pem" "$out/key.pem" || tw_fail "$name: deployed cert/key mismatched"
-  cmp -s "$out/fullchain.pem" "$TW/state/certs/$name/current/fullchain.pem" ||
-    tw_fail "$name: the deployed fullchain is not the current generation's"
-done
+tw_check_many "$N" 'k%03d'
 
 tmp=$(find "$TW/state" "$TW/out" -name '.tmp-*' -o -name '.bak-*' 2>/dev/null)
 [ -z "$tmp" ] || tw_fail "temp files left: $tmp"
