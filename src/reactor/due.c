@@ -154,9 +154,15 @@ void mgr_decide(struct mcert *mc)
             log_info(LOG_MAIN, "cert=%s: next order at %s (%s)", mc->name, when, plan.reason);
         if (mc->summary == SUM_NONE && have)
             mc->summary = SUM_OK;
+        /* the first decision of this process is made again at every start:
+         * shown, not appended to the history file (10,000 certificates
+         * were 10,000 appends and fdatasyncs right after each start) */
+        void (*hist)(struct mcert *, const char *, const char *, ...) =
+            mc->decided_once ? mgr_hist_add : mgr_hist_add_mem;
         if (plan.when != mc->next_at)
-            mgr_hist_add(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s",
-                         when, plan.reason);
+            hist(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s", when,
+                 plan.reason);
+        mc->decided_once = true;
         /* wake for the next renewalInfo fetch when it comes first */
         int64_t wake = plan.when;
         if (mc->ari_id != NULL && mc->ari_poll > now && mc->ari_poll < wake)

@@ -73,27 +73,42 @@ void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *a
     history_log_line(m->hist, name, mgr_now(), msg);
 }
 
-void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+static void hist_addv(struct mcert *mc, bool persist, const char *event, const char *fmt,
+                      va_list ap)
 {
     char detail[512];
-    va_list ap;
 
     if (mc->m->hist == NULL)
         return;
     detail[0] = '\0';
-    if (fmt != NULL) {
-        va_start(ap, fmt);
+    if (fmt != NULL)
         vsnprintf(detail, sizeof(detail), fmt, ap);
-        va_end(ap);
-    }
     int64_t now = mgr_now();
     if (strcmp(event, "ordering") == 0) /* a run begins: its log lines start afresh */
         history_log_clear(mc->m->hist, mc->name);
     history_add(mc->m->hist, mc->name, now, event, fmt != NULL ? detail : NULL);
     /* persisted too; a batch in flight counts as a job (the manager waits for it) */
-    if (mc->m->hw != NULL &&
+    if (persist && mc->m->hw != NULL &&
         history_writer_add(mc->m->hw, mc->name, now, event, fmt != NULL ? detail : NULL))
         mc->m->jobs++;
+}
+
+void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    hist_addv(mc, true, event, fmt, ap);
+    va_end(ap);
+}
+
+void mgr_hist_add_mem(struct mcert *mc, const char *event, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    hist_addv(mc, false, event, fmt, ap);
+    va_end(ap);
 }
 
 /* The CA problem type inside an error line ("...: urn:ietf:params:acme:

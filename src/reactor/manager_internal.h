@@ -152,6 +152,7 @@ struct mcert {
     int64_t not_before, next_at; /* next_at: the armed timer, 0 when none */
     const char *reason;          /* static: why next_at is what it is */
     bool next_is_retry;          /* next_at retries a failure (status says "retrying") */
+    bool decided_once;           /* a time was decided in this process (history file after) */
     char *last_error;            /* owned */
     int64_t last_error_at, last_success_at;
 };
@@ -331,6 +332,9 @@ int64_t mgr_now(void);
 void mgr_fmt_date(int64_t t, char *out, size_t n);
 void mgr_fmt_time(int64_t t, char *out, size_t n);
 void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* mgr_hist_add shown by status but not appended to the history file. */
+void mgr_hist_add_mem(struct mcert *mc, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void mgr_expiring_set(struct mcert *mc, int64_t t);
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
