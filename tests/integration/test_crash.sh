@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Crash safety of the daemon: `certloop run` with 100 certificates ordered at
 # once (max_concurrent_orders 100) is killed with SIGKILL at a random moment
-# (0.2-3 s after the first start, 0.2-1.2 s after the next ones), restarted, killed again, ... until every
+# while orders are in flight (0-0.6 s after the first order file appears in
+# the first run, 0-0.3 s in the next ones), restarted, killed again, ... until every
 # certificate is issued; then one last run without a kill. After each kill:
 # nothing in the state directory or among the deployed keys is readable by
 # others. After each restart: a certificate whose order file was left on disk
@@ -76,14 +77,22 @@ check_resumed() {
   RESUMED_TOTAL=$((RESUMED_TOTAL + $(grep -c 'resuming the stored order\|did not finish: deploying it' "$log")))
 }
 
+has_orders() {
+  [ "$(tw_n_orders)" -gt 0 ]
+}
+
 RESUMED_TOTAL=0
 TEMPS_SEEN=0 # temp files left by the kills: the next start must remove them
 kills=0
 run=0
 while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(tw_n_deployed)" -lt "$N" ]; do
   tw_daemon_start "$TW/certloop.toml" "$TW/out.$run" "$TW/err.$run"
-  # a random moment: 0.2-3.0 s into the first run, 0.2-1.2 s into the next ones
-  delay_ms=$((200 + RANDOM % (run == 0 ? 2801 : 1001)))
+  # a random moment while orders are in flight: once an order file is on
+  # disk, 0-0.6 s later in the first run, 0-0.3 s in the next ones (with
+  # validation-aware polling 100 certificates take about 2 s, so a delay
+  # counted from the start often came after the last order)
+  tw_daemon_wait 15 has_orders
+  delay_ms=$((RANDOM % (run == 0 ? 601 : 301)))
   sleep "$(printf '0.%03d' $((delay_ms % 1000)))"
   sleep $((delay_ms / 1000))
   kill -9 "$TW_DAEMON_PID" 2>/dev/null
@@ -93,7 +102,7 @@ while [ "$kills" -lt "$MAX_KILLS" ] && [ "$(tw_n_deployed)" -lt "$N" ]; do
   [ -z "$bad" ] || tw_fail "kill $run: readable by others: $bad"
   tmps=$(find "$TW/state" "$TW/out" -name '.tmp-*' 2>/dev/null | wc -l)
   TEMPS_SEEN=$((TEMPS_SEEN + tmps))
-  tw_log "kill $run after ${delay_ms} ms: $(tw_n_orders) order files, $(tw_n_deployed) of $N deployed, $tmps temp files"
+  tw_log "kill $run ${delay_ms} ms after the first order file: $(tw_n_orders) order files, $(tw_n_deployed) of $N deployed, $tmps temp files"
   [ "$run" -gt 0 ] && check_resumed "$run"
   kills=$((kills + 1))
   run=$((run + 1))
