@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "reactor/manager_internal.h"
 #include "util/buf.h"
@@ -56,6 +57,32 @@ void mgr_import_decide(struct mcert *mc, int64_t now)
     mgr_arm(mc, next);
 }
 
+/* True when the certificate's names (sans) cover name: the same name, or
+ * a wildcard SAN "*.X" for a name one label below X (RFC 6125 §6.4.3). */
+static bool import_covers(const struct acme_chain *ch, const char *name)
+{
+    for (size_t i = 0; i < ch->n_sans; i++) {
+        const char *san = ch->sans[i];
+        if (strcasecmp(san, name) == 0)
+            return true;
+        const char *dot = strchr(name, '.');
+        if (san[0] == '*' && san[1] == '.' && name[0] != '*' && dot != NULL && dot != name &&
+            strcasecmp(san + 1, dot) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "a.test, b.test" from n strings (owned). */
+static char *import_list(char *const *v, size_t n)
+{
+    struct buf b = BUF_INIT(1 << 16);
+    for (size_t i = 0; i < n; i++)
+        (void)buf_printf(&b, "%s%s", i > 0 ? ", " : "", v[i]);
+    size_t len;
+    return b.data != NULL ? buf_steal(&b, &len) : xstrdup("(none)");
+}
+
 /* An imported certificate's run, its first step: reads import.cert (leaf
  * then chain) and import.key, refuses a key that does not match, and
  * compares them with the current generation. */
@@ -92,6 +119,20 @@ int mgr_import_read(struct mcert *mc, char **err)
     if (!acme_chain_matches_key(&ch, mc->key)) {
         rc = ERR_CRYPTO;
         e = xasprintf("import: %s does not belong to the key %s", cc->import_cert, cc->import_key);
+        goto fail;
+    }
+    /* every configured name must be in the certificate: deploying it for
+     * names it does not cover would break them silently */
+    for (size_t i = 0; i < cc->domains.n; i++) {
+        if (import_covers(&ch, cc->domains.v[i]))
+            continue;
+        char *want = import_list(cc->domains.v, cc->domains.n);
+        char *has = import_list(ch.sans, ch.n_sans);
+        rc = ERR_DEPLOY;
+        e = xasprintf("import: %s does not cover %s: it names %s; domains asks for %s",
+                      cc->import_cert, cc->domains.v[i], has, want);
+        free(want);
+        free(has);
         goto fail;
     }
     mc->not_after = ch.not_after;

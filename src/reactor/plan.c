@@ -81,6 +81,20 @@ int plan_check(const char *path, FILE *out, FILE *err)
         config_unref(cfg);
         return EXIT_CONFIG;
     }
+    /* An import without `ca` is only deployed, even where a CA is
+     * configured (any other certificate would default to it): say so, with
+     * the key that changes it, so that nobody finds out at its expiry. */
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const struct cfg_cert *cc = &cfg->certs[i];
+        if (cc->import_cert == NULL || cc->ca != NULL || cfg->n_cas == 0)
+            continue;
+        const char *ca = cfg->n_cas == 1 ? cfg->cas[0].name : "NAME";
+        fprintf(err,
+                "%s:%" PRIu32 ":%" PRIu32 ": warning: certificate.%s: imported without ca: its "
+                "files are deployed and alerted on before they expire, never renewed; add "
+                "ca = \"%s\" to renew it from [ca.%s]\n",
+                cc->where.file, cc->where.pos.line, cc->where.pos.col, cc->name, ca, ca);
+    }
     fprintf(out, "%s: OK: %zu %s, %zu %s, %zu %s, %zu %s\n", path, cfg->n_certs,
             plural(cfg->n_certs, "certificate", "certificates"), cfg->n_cas,
             plural(cfg->n_cas, "CA", "CAs"), cfg->n_dns,
@@ -342,7 +356,8 @@ static void show_next(const struct cfg_cert *c, const struct sched_meta *m, int6
         fprintf(out, "now: stored certificate expired %s\n", t1);
         return;
     case SCHED_NEVER:
-        fprintf(out, "never: no ca configured (an imported certificate is only deployed)\n");
+        fprintf(out, "never: imported without ca: deployed and alerted on before expiry, "
+                     "never renewed (ca = \"NAME\" renews it)\n");
         return;
     case SCHED_DUE:
     case SCHED_LATER:
@@ -383,8 +398,8 @@ static void show_http01(const struct cfg_http01 *h, FILE *out)
             fprintf(out, "%s%s", i > 0 ? ", " : "", h->listen.v[i]);
     }
     if (h->webroot != NULL)
-        fprintf(out, "%stoken files in %s/.well-known/acme-challenge/",
-                h->listen.n > 0 ? "; " : "", h->webroot);
+        fprintf(out, "%stoken files in %s/.well-known/acme-challenge/", h->listen.n > 0 ? "; " : "",
+                h->webroot);
     if (h->public_port != 80)
         fprintf(out, "; the CA connects to port %u", h->public_port);
     fprintf(out, ")\n");

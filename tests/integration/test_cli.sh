@@ -285,7 +285,7 @@ EOF
 tw_run 0 plan -c "$tmp/imp/certloop.toml" && {
   tw_has "$tmp/out" "  domains    legacy.example.org (from the imported certificate)"
   tw_has "$tmp/out" "  ca         -"
-  tw_has "$tmp/out" "  next order never: no ca configured (an imported certificate is only deployed)"
+  tw_has "$tmp/out" "  next order never: imported without ca: deployed and alerted on before expiry, never renewed (ca = \"NAME\" renews it)"
 }
 
 echo "== plan, stored certificates"

@@ -5,8 +5,10 @@
 # unchanged and deploys nothing; the daemon shows the certificate's expiry
 # in status, and `certloop renew NAME` makes it read the files again: a
 # replaced certificate is deployed; a certificate that does not belong to
-# its key is refused with both paths named and the deployed files stay.
-# Nothing is ever ordered from the CA for it.
+# its key is refused with both paths named and the deployed files stay; one
+# that does not cover the configured names is refused with both lists. check
+# warns that an import without ca is never renewed although a CA is
+# configured. Nothing is ever ordered from the CA for it.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -38,7 +40,10 @@ chmod 600 "$TW/in/imp.key"
   tw_config_import imp imp.test "$TW/in/imp.pem" "$TW/in/imp.key"
   printf 'cert = "%s"\n\n' "$TW/out/imp/cert.pem"
 } >"$TW/certloop.toml"
-"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || { tw_fail "config invalid"; tw_done; }
+"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null 2>"$TW/check.err" || { tw_fail "config invalid"; tw_done; }
+# the configuration has a CA, which the import does not use: check says so
+grep -q "warning: certificate.imp: imported without ca: .*never renewed; add ca = \"pebble\"" \
+  "$TW/check.err" || tw_fail "check did not warn that imp is never renewed: $(cat "$TW/check.err")"
 
 "$CERTLOOP" run --once -c "$TW/certloop.toml" >"$TW/out1" 2>"$TW/err1" ||
   tw_fail "run --once failed: $(grep error "$TW/err1" | head -3)"
@@ -90,5 +95,18 @@ grep -q "import: $TW/in/imp.pem does not belong to the key $TW/in/imp.key" "$TW/
   tw_fail "mismatch not reported: $(grep -i import "$TW/run.err" | tail -3)"
 [ "$(sha256sum "$TW"/out/imp/*)" = "$before" ] || tw_fail "a refused import changed deployed files"
 tw_daemon_stop
+
+# a certificate that does not cover the configured names: refused with both
+# lists, nothing deployed
+{
+  tw_config_head 4
+  tw_config_import wide imp.test "$TW/in/imp.pem" "$TW/in/imp.key" | sed 's|^domains = .*|domains = ["imp.test", "other.test"]|'
+} >"$TW/wide.toml"
+cp "$P/one.key" "$TW/in/imp.key"
+"$CERTLOOP" run --once -c "$TW/wide.toml" >"$TW/out.wide" 2>"$TW/err.wide" &&
+  tw_fail "an import not covering its domains was accepted"
+grep -q "import: $TW/in/imp.pem does not cover other.test: it names imp.test; domains asks for imp.test, other.test" \
+  "$TW/out.wide" "$TW/err.wide" || tw_fail "uncovered names not reported: $(cat "$TW/out.wide")"
+[ -e "$TW/out/wide/fullchain.pem" ] && tw_fail "an import not covering its domains was deployed"
 grep -q "POST /order-plz" "$TW/pebble.log" && tw_fail "an order was sent for an imported certificate"
 tw_done
