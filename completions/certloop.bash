@@ -65,7 +65,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke account import-certbot import-lego api-token help"
+    local commands="run check plan status renew reload test revoke account persist-record import-certbot import-lego api-token help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -104,6 +104,7 @@ _certloop() {
     test) opts="--config --help" ;;
     revoke) opts="--reason --reissue --config --help" ;;
     account) opts="--yes --config --help" ;;
+    persist-record) opts="--publish --config --help" ;;
     import-certbot | import-lego) opts="--config --help" ;;
     api-token) opts="--scopes --config --help" ;;
     help)
@@ -142,9 +143,9 @@ _certloop() {
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -d -- "$cur"))
         ;;
-    plan | renew | test | revoke | status)
-        # test, revoke and status take one NAME
-        if [[ $cmd == test || $cmd == revoke || $cmd == status ]]; then
+    plan | renew | test | revoke | status | persist-record)
+        # test, revoke, status and persist-record take one NAME
+        if [[ $cmd == test || $cmd == revoke || $cmd == status || $cmd == persist-record ]]; then
             local i n=0
             for ((i = 2; i < COMP_CWORD; i++)); do
                 case ${COMP_WORDS[i]} in
