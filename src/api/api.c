@@ -37,9 +37,9 @@
 #define DEF_WRITE_TIMEOUT_MS 30000
 #define RESP_MAX (64 * 1024 * 1024) /* head and body of one answer */
 #define TOKENS_FILE_MAX (1024 * 1024)
-#define EV_RING 256          /* events kept for Last-Event-ID */
+#define EV_RING 256            /* events kept for Last-Event-ID */
 #define SSE_KEEPALIVE_MS 25000 /* a comment line this often on an idle stream */
-#define SSE_WRITES_MAX 256   /* writes a stream reader may leave pending before it is cut */
+#define SSE_WRITES_MAX 256     /* writes a stream reader may leave pending before it is cut */
 #define BOOTSTRAP_DAYS 365
 #define BOOTSTRAP_RENEW_S (7 * 86400) /* made again this long before it ends */
 
@@ -99,6 +99,7 @@ static SSL_CTX *ctx_new(void)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_num_tickets(ctx, 0); /* one request per connection: nothing to resume */
     return ctx;
 }
 
@@ -158,7 +159,7 @@ out:
 static int boot_make(struct api *a)
 {
     const char **sans = xcalloc(a->n_ls + 1, sizeof(*sans));
-    char (*ips)[INET6_ADDRSTRLEN] = xcalloc(a->n_ls + 1, sizeof(*ips));
+    char(*ips)[INET6_ADDRSTRLEN] = xcalloc(a->n_ls + 1, sizeof(*ips));
     size_t n = 0;
     X509 *x = NULL;
     EVP_PKEY *k = NULL;
@@ -208,8 +209,7 @@ static int boot_make(struct api *a)
         if (wrc == 0)
             wrc = store_write_atomic(path, pem, strlen(pem), 0644, (uid_t)-1, (gid_t)-1, &step);
         if (wrc < 0)
-            log_warn(LOG_API, "%s: %s: %s", path, step != NULL ? step : "mkdir",
-                     err_str(wrc));
+            log_warn(LOG_API, "%s: %s: %s", path, step != NULL ? step : "mkdir", err_str(wrc));
         free(dir);
         free(path);
     }
@@ -258,8 +258,9 @@ static SSL_CTX *ctx_current(struct api *a)
                 log_info(LOG_API, "serving certificate %s (generation %s)", a->certificate,
                          a->cert_gen);
             } else {
-                log_error(LOG_API, "certificate %s generation %s: %s; still serving the previous "
-                                   "one",
+                log_error(LOG_API,
+                          "certificate %s generation %s: %s; still serving the previous "
+                          "one",
                           a->certificate, a->cert_gen, err_str(rc));
             }
         }
@@ -632,10 +633,10 @@ static int route_run(struct aconn *c, const struct http01_req *r, const struct a
         int rc = store_cert_read_current(a->store, name, key, &sc);
         const char *pem = NULL;
         if (rc == 0) {
-            pem = key                                ? sc.key_pem
-                  : strcmp(file, "cert.pem") == 0    ? sc.cert_pem
-                  : strcmp(file, "chain.pem") == 0   ? sc.chain_pem
-                                                     : sc.fullchain_pem;
+            pem = key                              ? sc.key_pem
+                  : strcmp(file, "cert.pem") == 0  ? sc.cert_pem
+                  : strcmp(file, "chain.pem") == 0 ? sc.chain_pem
+                                                   : sc.fullchain_pem;
         }
         if (rc == -ENOENT || (rc == 0 && pem == NULL)) {
             answer_error(c, 404, NULL, "%s has no stored certificate yet", name);
@@ -647,8 +648,9 @@ static int route_run(struct aconn *c, const struct http01_req *r, const struct a
         } else {
             char *extra = xasprintf("X-Certloop-Generation: %s\r\n",
                                     sc.generation != NULL ? sc.generation : "");
-            conn_answer(c, 200, key ? "application/x-pem-file" : "application/pem-certificate-chain",
-                        extra, pem, strlen(pem), head_only);
+            conn_answer(c, 200,
+                        key ? "application/x-pem-file" : "application/pem-certificate-chain", extra,
+                        pem, strlen(pem), head_only);
             free(extra);
             st = 200;
         }
@@ -674,8 +676,7 @@ static int route_run(struct aconn *c, const struct http01_req *r, const struct a
             char *err = NULL;
             int rc = a->h.renew != NULL ? a->h.renew(a->h.arg, name, vals[0], &err) : -ENOSYS;
             if (rc == 0) {
-                json_t *j = json_pack("{s:s,s:b,s:b}", "name", name, "queued", 1, "force",
-                                      vals[0]);
+                json_t *j = json_pack("{s:s,s:b,s:b}", "name", name, "queued", 1, "force", vals[0]);
                 answer_json(c, 202, NULL, j, false);
                 json_decref(j);
                 st = 202;
@@ -740,8 +741,7 @@ static void conn_request(struct aconn *c, const struct http01_req *r)
 
     if (wait > 0) {
         char *extra = xasprintf("Retry-After: %llu\r\n", (unsigned long long)(wait + 999) / 1000);
-        answer_error(c, 429, extra, "too many failed authentications from %s; try later",
-                     c->peer);
+        answer_error(c, 429, extra, "too many failed authentications from %s; try later", c->peer);
         free(extra);
         st = 429;
         goto log;
@@ -760,9 +760,8 @@ static void conn_request(struct aconn *c, const struct http01_req *r)
     bool method_ok = false;
     const char *file = NULL;
     const struct api_route *rt =
-        r->path != NULL
-            ? api_route_find(method, r->path, r->path_len, &method_ok, &name, &file)
-            : NULL;
+        r->path != NULL ? api_route_find(method, r->path, r->path_len, &method_ok, &name, &file)
+                        : NULL;
     if (rt == NULL) {
         answer_error(c, 404, NULL, "no such resource");
         st = 404;
@@ -869,8 +868,7 @@ static void connection_cb(uv_stream_t *server, int status)
         /* the oldest goes: a slow client holds a place only until newer
          * ones need it */
         struct aconn *old = (struct aconn *)tls_conn_oldest(&a->conns);
-        log_debug(LOG_API, "%zu connections: closing the oldest, from %s", a->conns.n,
-                  old->peer);
+        log_debug(LOG_API, "%zu connections: closing the oldest, from %s", a->conns.n, old->peer);
         tls_conn_close(&old->t);
     }
     SSL_CTX *ctx = ctx_current(a);

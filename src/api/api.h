@@ -26,21 +26,21 @@ struct api_handlers {
 };
 
 struct api_limits {
-    unsigned head_timeout_ms; /* TLS handshake + request head; 0 = 10 s */
+    unsigned head_timeout_ms;  /* TLS handshake + request head; 0 = 10 s */
     unsigned write_timeout_ms; /* the answer, once queued; 0 = 30 s */
 };
 
 struct api_opts {
-    uv_loop_t *loop;                 /* borrowed */
-    const char *const *listen;       /* "IP:PORT" each; borrowed during the call */
+    uv_loop_t *loop;           /* borrowed */
+    const char *const *listen; /* "IP:PORT" each; borrowed during the call */
     size_t n_listen;
-    const char *tokens_file;         /* copied */
-    const char *certificate;         /* copied; NULL: only the self-signed one */
-    struct store *store;             /* borrowed: the certificates are read from it */
-    const char *state_dir;           /* copied: STATE/api/bootstrap.pem is written there */
-    unsigned max_connections;        /* from the fd budget; 0 = 256 */
-    const struct api_handlers *h;    /* copied */
-    struct api_limits lim;           /* zero fields take the defaults */
+    const char *tokens_file;      /* copied */
+    const char *certificate;      /* copied; NULL: only the self-signed one */
+    struct store *store;          /* borrowed: the certificates are read from it */
+    const char *state_dir;        /* copied: STATE/api/bootstrap.pem is written there */
+    unsigned max_connections;     /* from the fd budget; 0 = 256 */
+    const struct api_handlers *h; /* copied */
+    struct api_limits lim;        /* zero fields take the defaults */
 };
 
 /* Binds every address and starts serving. A self-signed bootstrap

@@ -47,11 +47,10 @@ void api_tokens_fini(struct api_tokens *t);
 const struct api_token *api_tokens_match(const struct api_tokens *t, const char *secret,
                                          size_t len);
 
-
 /* ---- failed authentications per address ------------------------------ */
 
 #define API_FAIL_SLOTS 256
-#define API_FAIL_MAX 10        /* failures allowed per window and address */
+#define API_FAIL_MAX 10 /* failures allowed per window and address */
 #define API_FAIL_WINDOW_MS 60000
 
 struct api_fail_slot {
@@ -73,19 +72,19 @@ void api_fail_add(struct api_faillimit *l, const char *addr, uint64_t now_ms);
 /* ---- routes ----------------------------------------------------------- */
 
 enum api_route_kind {
-    API_R_LIST,    /* GET /v1/certificates */
-    API_R_GET,     /* GET /v1/certificates/NAME */
-    API_R_PEM,     /* GET /v1/certificates/NAME/{cert,chain,fullchain}.pem */
-    API_R_KEY,     /* GET /v1/certificates/NAME/key.pem */
-    API_R_RENEW,   /* POST /v1/certificates/NAME/renew */
-    API_R_EVENTS,  /* GET /v1/events (Server-Sent Events) */
+    API_R_LIST,   /* GET /v1/certificates */
+    API_R_GET,    /* GET /v1/certificates/NAME */
+    API_R_PEM,    /* GET /v1/certificates/NAME/{cert,chain,fullchain}.pem */
+    API_R_KEY,    /* GET /v1/certificates/NAME/key.pem */
+    API_R_RENEW,  /* POST /v1/certificates/NAME/renew */
+    API_R_EVENTS, /* GET /v1/events (Server-Sent Events) */
     API_R__MAX
 };
 
 struct api_route {
-    const char *method;      /* "GET" (HEAD too) or "POST" */
-    const char *pattern;     /* '*' stands for one NAME segment */
-    unsigned scopes;         /* any one of these scopes is enough */
+    const char *method;  /* "GET" (HEAD too) or "POST" */
+    const char *pattern; /* '*' stands for one NAME segment */
+    unsigned scopes;     /* any one of these scopes is enough */
     enum api_route_kind kind;
 };
 

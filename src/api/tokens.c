@@ -175,8 +175,7 @@ int api_tokens_parse(const char *text, size_t len, struct api_tokens *out, char 
     return 0;
 }
 
-const struct api_token *api_tokens_match(const struct api_tokens *t, const char *secret,
-                                         size_t len)
+const struct api_token *api_tokens_match(const struct api_tokens *t, const char *secret, size_t len)
 {
     uint8_t h[32];
     unsigned hl = 0;
@@ -225,8 +224,8 @@ static int read_tokens_file(const char *path, char **text, size_t *len, struct s
     return 0;
 }
 
-static int write_tokens_file(const char *path, const char *data, size_t len,
-                             const struct stat *st, char **err)
+static int write_tokens_file(const char *path, const char *data, size_t len, const struct stat *st,
+                             char **err)
 {
     const char *step = NULL;
     bool existed = st->st_ino != 0;
@@ -239,8 +238,7 @@ static int write_tokens_file(const char *path, const char *data, size_t len,
     return rc;
 }
 
-int api_token_create(const char *path, const char *name, unsigned scopes, char **secret,
-                     char **err)
+int api_token_create(const char *path, const char *name, unsigned scopes, char **secret, char **err)
 {
     char *text = NULL, *line = NULL, *out = NULL, *sec = NULL;
     size_t len = 0;

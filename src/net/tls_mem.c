@@ -235,8 +235,8 @@ int tls_selfsigned_build(const char *cn, const char *const *sans, size_t n, long
     if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
         goto out;
     X509_NAME *nm = X509_get_subject_name(x);
-    if (X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-                                   0) != 1 ||
+    if (X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0) !=
+            1 ||
         X509_set_issuer_name(x, nm) != 1)
         goto out;
     if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||

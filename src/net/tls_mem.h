@@ -28,11 +28,11 @@ struct tls_conn_list {
 };
 
 struct tls_conn {
-    uv_tcp_t tcp;      /* .data = self */
-    uv_timer_t timer;  /* .data = self */
-    SSL *ssl;          /* owned; NULL until the owner sets it */
-    int open_handles;  /* 2 until closed */
-    unsigned writes;   /* uv_writes in flight */
+    uv_tcp_t tcp;     /* .data = self */
+    uv_timer_t timer; /* .data = self */
+    SSL *ssl;         /* owned; NULL until the owner sets it */
+    int open_handles; /* 2 until closed */
+    unsigned writes;  /* uv_writes in flight */
     bool closing;
     bool close_after_write; /* close once the last write queued so far is out */
     /* Runs once both handles have closed, after the SSL was freed: the

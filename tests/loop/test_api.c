@@ -41,8 +41,8 @@ struct fx {
 static int h_status(void *arg, json_t **out)
 {
     (void)arg;
-    *out = json_pack("{s:[{s:s,s:s,s:[]}]}", "certificates", "name", "www", "state", "ok",
-                     "history");
+    *out =
+        json_pack("{s:[{s:s,s:s,s:[]}]}", "certificates", "name", "www", "state", "ok", "history");
     return 0;
 }
 
@@ -131,10 +131,10 @@ struct client {
     const char *then;  /* with mid: what to wait for after signalling it */
     char resp[8192];
     size_t len;
-    int connected; /* set (atomically) once the handshake is done */
-    int finished;  /* set (atomically) when the client has ended */
+    int connected;    /* set (atomically) once the handshake is done */
+    int finished;     /* set (atomically) when the client has ended */
     uv_async_t *done; /* or NULL: the test polls `finished` */
-    uv_async_t *mid; /* signalled once `until` was read, if set */
+    uv_async_t *mid;  /* signalled once `until` was read, if set */
 };
 
 static void *client_main(void *arg)

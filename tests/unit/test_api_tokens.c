@@ -107,8 +107,7 @@ static void test_create_match_revoke(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(strncmp(s1, API_SECRET_PREFIX, strlen(API_SECRET_PREFIX)), 0);
-    assert_int_equal(api_token_create(path, "hub", API_SCOPE_PULL | API_SCOPE_READ, &s2, &err),
-                     0);
+    assert_int_equal(api_token_create(path, "hub", API_SCOPE_PULL | API_SCOPE_READ, &s2, &err), 0);
     /* the file holds hashes, never a secret */
     char *text = slurp(path);
     assert_null(strstr(text, s1 + strlen(API_SECRET_PREFIX)));
@@ -254,7 +253,8 @@ static void test_routes(void **state)
 static void test_parser_hands_over_authorization(void **state)
 {
     struct http01_req r;
-    const char *one = "GET /v1/certificates HTTP/1.1\r\nHost: a\r\nAuthorization:  Bearer x  \r\n\r\n";
+    const char *one =
+        "GET /v1/certificates HTTP/1.1\r\nHost: a\r\nAuthorization:  Bearer x  \r\n\r\n";
     const char *two = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nauthorization: b\r\n\r\n";
     const char *body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
     (void)state;
