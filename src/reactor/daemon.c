@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,11 @@ static void reload_done(uv_work_t *w, int status)
     free(job->waiters);
     free(job->path);
     free(job);
+    /* The snapshot was built on a threadpool thread, in that thread's malloc
+     * arena; the old one freed now leaves its pages there, and each reload
+     * may use another thread's arena: 10,000 certificates grew the RSS from
+     * 63 to 168 MiB over 5 reloads. Give the free pages back (a few ms). */
+    malloc_trim(0);
     if (d->stopping || d->manager_done)
         reload_drop_waiting(d);
     else if (d->reload_again)
