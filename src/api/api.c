@@ -855,6 +855,7 @@ static void connection_cb(uv_stream_t *server, int status)
         tls_conn_close(&c->t);
         return;
     }
+    (void)uv_tcp_nodelay(&c->t.tcp, 1); /* small answers: no Nagle wait for the last segment */
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     snprintf(c->peer, sizeof(c->peer), "?");
