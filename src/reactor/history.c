@@ -17,13 +17,19 @@ struct event {
     char *detail; /* owned, or NULL */
 };
 
+/* A ring that grows (2, 4, 8 ... up to its maximum) as it fills: with
+ * 10,000 certificates of one or two events each, fixed rings of 20 events
+ * and 40 log lines were 1.4 KiB per certificate (issue 16: idle RSS). */
+struct ring {
+    struct event *v; /* owned: cap slots, or NULL */
+    size_t head, n, cap;
+};
+
 struct entry {
     struct entry *next;
-    char *name; /* owned */
-    struct event log[LOG_LINES]; /* ring: event is the line, detail unused */
-    size_t log_head, log_n;
-    size_t head, n;
-    struct event ev[]; /* per_cert slots */
+    char *name;      /* owned */
+    struct ring log; /* event is the line, detail unused; at most LOG_LINES */
+    struct ring ev;  /* at most per_cert */
 };
 
 struct history {
@@ -52,21 +58,55 @@ struct history *history_new(size_t per_cert)
     return h;
 }
 
-static void log_clear(struct entry *e)
+static struct event *ring_at(const struct ring *r, size_t i)
 {
-    for (size_t i = 0; i < e->log_n; i++)
-        free(e->log[(e->log_head + i) % LOG_LINES].event);
-    e->log_head = e->log_n = 0;
+    return &r->v[(r->head + i) % r->cap];
+}
+
+/* The slot for a new newest element: the oldest one emptied when the ring
+ * holds max, else a fresh one (the ring grows first when it is full). */
+static struct event *ring_push(struct ring *r, size_t max)
+{
+    struct event *v;
+
+    if (r->n == max) {
+        v = ring_at(r, 0);
+        free(v->event);
+        free(v->detail);
+        v->event = v->detail = NULL;
+        r->head = (r->head + 1) % r->cap;
+        return v;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap == 0 ? 2 : r->cap * 2 > max ? max : r->cap * 2;
+        struct event *nv = xcalloc(cap, sizeof(*nv));
+        for (size_t i = 0; i < r->n; i++)
+            nv[i] = *ring_at(r, i);
+        free(r->v);
+        r->v = nv;
+        r->cap = cap;
+        r->head = 0;
+    }
+    v = &r->v[(r->head + r->n) % r->cap];
+    r->n++;
+    return v;
+}
+
+static void ring_clear(struct ring *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(ring_at(r, i)->event);
+        free(ring_at(r, i)->detail);
+    }
+    free(r->v);
+    memset(r, 0, sizeof(*r));
 }
 
 static void entry_free(struct history *h, struct entry *e)
 {
-    log_clear(e);
-    for (size_t i = 0; i < e->n; i++) {
-        struct event *v = &e->ev[(e->head + i) % h->per_cert];
-        free(v->event);
-        free(v->detail);
-    }
+    (void)h;
+    ring_clear(&e->log);
+    ring_clear(&e->ev);
     free(e->name);
     free(e);
 }
@@ -137,23 +177,14 @@ void history_add(struct history *h, const char *name, int64_t t, const char *eve
     struct event *v;
 
     if (e == NULL) {
-        e = xcalloc(1, sizeof(*e) + h->per_cert * sizeof(e->ev[0]));
+        e = xcalloc(1, sizeof(*e));
         e->name = xstrdup(name);
         *p = e;
         h->count++;
         if (h->count > h->nbuckets)
             grow(h);
     }
-    if (e->n == h->per_cert) {
-        /* full: the oldest slot is reused */
-        v = &e->ev[e->head];
-        free(v->event);
-        free(v->detail);
-        e->head = (e->head + 1) % h->per_cert;
-    } else {
-        v = &e->ev[(e->head + e->n) % h->per_cert];
-        e->n++;
-    }
+    v = ring_push(&e->ev, h->per_cert); /* full: the oldest slot is reused */
     v->t = t;
     v->event = clean(event);
     v->detail = detail != NULL ? clean(detail) : NULL;
@@ -164,8 +195,8 @@ json_t *history_json(const struct history *h, const char *name)
     const struct entry *e = *slot(h, name);
     json_t *arr = json_array();
 
-    for (size_t i = 0; e != NULL && i < e->n; i++) {
-        const struct event *v = &e->ev[(e->head + i) % h->per_cert];
+    for (size_t i = 0; e != NULL && i < e->ev.n; i++) {
+        const struct event *v = ring_at(&e->ev, i);
         json_array_append_new(arr, json_pack("{s:I,s:s,s:s?}", "time", (json_int_t)v->t, "event",
                                              v->event, "detail", v->detail));
     }
@@ -179,14 +210,7 @@ void history_log_line(struct history *h, const char *name, int64_t t, const char
 
     if (e == NULL)
         return; /* not a certificate the manager knows */
-    if (e->log_n == LOG_LINES) {
-        v = &e->log[e->log_head];
-        free(v->event);
-        e->log_head = (e->log_head + 1) % LOG_LINES;
-    } else {
-        v = &e->log[(e->log_head + e->log_n) % LOG_LINES];
-        e->log_n++;
-    }
+    v = ring_push(&e->log, LOG_LINES);
     v->t = t;
     v->event = clean(line);
 }
@@ -196,7 +220,7 @@ void history_log_clear(struct history *h, const char *name)
     struct entry *e = *slot(h, name);
 
     if (e != NULL)
-        log_clear(e);
+        ring_clear(&e->log);
 }
 
 json_t *history_log_json(const struct history *h, const char *name)
@@ -204,8 +228,8 @@ json_t *history_log_json(const struct history *h, const char *name)
     const struct entry *e = *slot(h, name);
     json_t *arr = json_array();
 
-    for (size_t i = 0; e != NULL && i < e->log_n; i++) {
-        const struct event *v = &e->log[(e->log_head + i) % LOG_LINES];
+    for (size_t i = 0; e != NULL && i < e->log.n; i++) {
+        const struct event *v = ring_at(&e->log, i);
         json_array_append_new(arr,
                               json_pack("{s:I,s:s}", "time", (json_int_t)v->t, "line", v->event));
     }
@@ -216,7 +240,7 @@ size_t history_count(const struct history *h, const char *name)
 {
     const struct entry *e = *slot(h, name);
 
-    return e != NULL ? e->n : 0;
+    return e != NULL ? e->ev.n : 0;
 }
 
 void history_forget(struct history *h, const char *name)

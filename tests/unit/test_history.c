@@ -66,10 +66,29 @@ static void test_masking_and_cap(void **state)
     assert_int_equal(strlen(json_string_value(json_object_get(json_array_get(a, 1), "detail"))),
                      512);
     json_decref(a);
-    /* the default keeps 20 */
+    /* the default keeps 20, the newest, in order (the ring grows, then wraps) */
     for (int i = 0; i < 50; i++)
         history_add(h, "n", i, "scheduled", NULL);
     assert_int_equal(history_count(h, "n"), 20);
+    a = history_json(h, "n");
+    for (size_t i = 0; i < 20; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(a, i), "time")),
+                         30 + (int)i);
+    json_decref(a);
+    /* 40 log lines, the newest, in order */
+    char line[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof(line), "line %d", i);
+        history_log_line(h, "n", i, line);
+    }
+    a = history_log_json(h, "n");
+    assert_int_equal(json_array_size(a), 40);
+    for (size_t i = 0; i < 40; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(a, i), "time")),
+                         60 + (int)i);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 39), "line")),
+                        "line 99");
+    json_decref(a);
     history_free(h);
 }
 
