@@ -25,6 +25,7 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "config/config.h"
 #include "fake_http.h"
@@ -89,6 +90,14 @@ static char *self_signed(EVP_PKEY *key, const char *cn)
     ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(T0 - 3600));
     ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(T0 + 90 * DAY));
     X509_set_pubkey(x, key);
+    /* the name as a SAN too, as every real certificate has it: an import
+     * must cover its domains by SAN (imports.c) */
+    char *san = xasprintf("DNS:%s", cn);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    assert_true(X509_add_ext(x, ext, -1) == 1);
+    X509_EXTENSION_free(ext);
+    free(san);
     assert_true(X509_sign(x, key, EVP_sha256()) > 0);
     PEM_write_bio_X509(b, x);
     long len = BIO_get_mem_data(b, &data);
