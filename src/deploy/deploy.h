@@ -281,6 +281,9 @@ struct notify_event {
 /* Writes a fresh 128-bit random id (RAND_bytes) as NOTIFY_ID_LEN lowercase
  * hex digits plus NUL into out. 0 or ERR_CRYPTO (logged). */
 int notify_id_new(char out[NOTIFY_ID_LEN + 1]);
+/* True when s is usable as an event id: ids end up in file names and
+ * headers, so 1 to 64 letters, digits, '-' and '_'. */
+bool notify_id_ok(const char *s);
 
 /* Builds the event's JSON text (compact, keys in the order above): 0 and
  * *out owned, -EINVAL (logged at error) when the type is out of range,

@@ -86,8 +86,7 @@ int notify_id_new(char out[NOTIFY_ID_LEN + 1])
     return 0;
 }
 
-/* Ids end up in file names and headers: letters, digits, '-' and '_'. */
-static bool id_ok(const char *s)
+bool notify_id_ok(const char *s)
 {
     size_t n = strlen(s);
 
@@ -156,7 +155,7 @@ int notify_event_build(const struct notify_event *e, char **out)
         return -EINVAL;
     }
     if (e->id != NULL) {
-        if (!id_ok(e->id)) {
+        if (!notify_id_ok(e->id)) {
             log_error(LOG_DEPLOY, "event %s cert=%s: bad id", name, e->certificate);
             return -EINVAL;
         }

@@ -36,9 +36,9 @@ struct target {
     char *secret;      /* owned key bytes once read */
     size_t secret_len;
     bool secret_ok;
-    unsigned events; /* CFG_EVENT_* bits */
-    bool solver;     /* a [dns.NAME] callback solver: only events addressed to it */
-    long timeout_ms; /* per request */
+    unsigned events;           /* CFG_EVENT_* bits */
+    bool solver;               /* a [dns.NAME] callback solver: only events addressed to it */
+    long timeout_ms;           /* per request */
     enum cfg_notify_type type; /* webhook, email (secret = the SMTP password), slack */
     char *server;              /* email: owned */
     bool starttls;
@@ -127,21 +127,6 @@ static uint32_t jitter_rand(void)
     if (RAND_bytes((unsigned char *)&r, (int)sizeof(r)) != 1)
         r = (uint32_t)uv_hrtime(); /* jitter needs no secrecy */
     return r;
-}
-
-static bool id_token_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
 }
 
 /* ---- targets ------------------------------------------------------------- */
@@ -378,7 +363,7 @@ static struct delivery *record_parse(const char *text, const char *file_id, cons
         json_integer_value(attempts) > 1000000)
         goto out;
     *why = "delivery id does not match the file name";
-    if (!id_token_ok(id) || strlen(id) != NOTIFY_ID_LEN || strcmp(id, file_id) != 0)
+    if (!notify_id_ok(id) || strlen(id) != NOTIFY_ID_LEN || strcmp(id, file_id) != 0)
         goto out;
     *why = "unknown event";
     if (notify_event_type_parse(event, &ty) < 0)
@@ -887,7 +872,7 @@ static json_t *event_parse(const char *event_json, enum notify_event_type *ty)
     json_t *o = json_loads(event_json, 0, &jerr);
     const char *id = jstr(o, "id"), *event = jstr(o, "event"), *cert = jstr(o, "certificate");
 
-    if (!json_is_object(o) || id == NULL || event == NULL || cert == NULL || !id_token_ok(id) ||
+    if (!json_is_object(o) || id == NULL || event == NULL || cert == NULL || !notify_id_ok(id) ||
         notify_event_type_parse(event, ty) < 0) {
         log_error(LOG_DEPLOY, "webhook: not an event: %s",
                   o == NULL ? jerr.text : "missing or bad id, event or certificate");

@@ -230,6 +230,30 @@ static char *split_path(const char *path, const char **base)
  * rename so the name never points at a file whose blocks are not on disk
  * (ext4 data=writeback, XFS), fsync of the directory after so the rename
  * itself survives a power cut. */
+int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const char **step)
+{
+    int rc;
+
+    *step = "chmod";
+    if (fchmod(fd, mode) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    *step = "write";
+    rc = store_write_all(fd, data, len);
+    if (rc == 0) {
+        *step = "fsync";
+        rc = fsync(fd) < 0 ? -errno : 0;
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *step = "close";
+    return close(fd) < 0 ? -errno : 0;
+}
+
 int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
                      gid_t gid, char **tmp_out, const char **failed_step)
 {
@@ -269,27 +293,10 @@ int store_stage_file(const char *path, const void *data, size_t len, mode_t mode
             goto out;
         }
     }
-    step = "chmod";
-    if (fchmod(fd, mode) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    step = "write";
-    rc = store_write_all(fd, data, len);
+    rc = store_fd_complete(fd, mode, data, len, &step);
+    fd = -1;
     if (rc < 0)
         goto out;
-    step = "fsync";
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    step = "close";
-    rc = close(fd);
-    fd = -1;
-    if (rc < 0) {
-        rc = -errno;
-        goto out;
-    }
     *tmp_out = tmp;
     tmp = NULL;
     tmp_exists = false;

@@ -11,6 +11,10 @@
 
 /* Writes all of data to fd (short writes and EINTR retried). 0 or -errno. */
 int store_write_all(int fd, const void *data, size_t len);
+/* Gives the open file fd its mode, writes all of data, fsyncs and closes it
+ * (fd is closed whatever happens). 0, or -errno with *step naming the step
+ * that failed ("chmod", "write", "fsync", "close"). */
+int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const char **step);
 
 /* Removes the directory entry `name` under parent (a directory fd) and, when it is a
  * directory, everything in it (at most a few levels deep: generations are

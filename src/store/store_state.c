@@ -349,26 +349,8 @@ static int write_new(const char *path, const char *data, mode_t mode, char **err
         rc = -errno;
         goto out;
     }
-    step = "chmod";
-    if (fchmod(fd, mode) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    step = "write";
-    rc = store_write_all(fd, data, len);
-    if (rc < 0)
-        goto out;
-    step = "fsync";
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    step = "close";
-    rc = close(fd) < 0 ? -errno : 0;
-    fd = -1;
+    rc = store_fd_complete(fd, mode, data, len, &step);
 out:
-    if (fd >= 0)
-        close(fd);
     if (rc < 0)
         set_err(err, path, step, rc);
     return rc;
