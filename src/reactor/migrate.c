@@ -380,6 +380,14 @@ static int account_put(struct store *s, uv_loop_t *loop, const struct account *a
     return rc;
 }
 
+void migrate_skipped(struct run *r, const char *lname, int ret, char *why)
+{
+    if (ret != 0)
+        fprintf(r->err, "certloop: %s: %s: skipped: %s\n", r->cmd, lname,
+                why != NULL ? why : "unreadable");
+    free(why);
+}
+
 /* One import: the files DIR/SUBDIR/NAME.SUFFIX, each handed to fn, then
  * the validation, the accounts and the notes. */
 int migrate_run(const char *config_path, const char *dir, const char *cmd, const char *prefix,

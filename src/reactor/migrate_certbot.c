@@ -281,10 +281,7 @@ static int certbot_lineage(struct run *r, const char *conf_path, const char *lna
                     k, strcmp(k, "pre_hook") == 0 ? "pre" : "post");
     ret = 0;
 out:
-    if (ret != 0)
-        fprintf(r->err, "certloop: %s: %s: skipped: %s\n", r->cmd, lname,
-                why != NULL ? why : "unreadable");
-    free(why);
+    migrate_skipped(r, lname, ret, why);
     free(name);
     free(ca);
     free(acct_dir);

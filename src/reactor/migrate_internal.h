@@ -104,6 +104,10 @@ int migrate_run(const char *config_path, const char *dir, const char *cmd, const
                 const char *subdir, const char *suffix,
                 int (*fn)(struct run *r, const char *path, const char *name), FILE *out, FILE *err);
 
+/* Says on stderr that the lineage lname was skipped and why, when ret is
+ * not 0; frees why (owned, may be NULL) either way. */
+void migrate_skipped(struct run *r, const char *lname, int ret, char *why);
+
 /* migrate_certbot.c */
 void migrate_certbot_hook_dirs(struct run *r);
 

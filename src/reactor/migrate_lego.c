@@ -187,10 +187,7 @@ static int lego_certificate(struct run *r, const char *json_path, const char *ln
             name);
     ret = 0;
 out:
-    if (ret != 0)
-        fprintf(r->err, "certloop: %s: %s: skipped: %s\n", r->cmd, lname,
-                why != NULL ? why : "unreadable");
-    free(why);
+    migrate_skipped(r, lname, ret, why);
     free(name);
     free(ca);
     free(base);
