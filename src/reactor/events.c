@@ -73,8 +73,8 @@ void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *a
     history_log_line(m->hist, name, mgr_now(), msg);
 }
 
-static void hist_addv(struct mcert *mc, bool persist, const char *event, const char *fmt,
-                      va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+hist_addv(struct mcert *mc, bool persist, const char *event, const char *fmt, va_list ap)
 {
     char detail[512];
 
