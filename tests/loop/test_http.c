@@ -853,6 +853,7 @@ static void test_transport_error_logged_once_with_method_and_url(void **state)
     assert_int_equal(cap.errors, 1);
     assert_memory_equal(cap.first_error, prefix, strlen(prefix));
     assert_non_null(strstr(cap.first_error, "onnect")); /* curl's own words */
+    result_fini(&r);
     free(url);
     free(prefix);
     fx_close(&f);
@@ -885,6 +886,7 @@ static void test_redacted_url_keeps_the_secret_out_of_the_log(void **state)
     assert_null(strstr(cap.first_error, "s3cret"));
     assert_null(strstr(cap.first_error, "pw"));
     assert_null(strstr(cap.last_debug, "s3cret"));
+    result_fini(&r);
     free(url);
     free(want);
     fx_close(&f);
