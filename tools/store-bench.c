@@ -18,10 +18,10 @@
 
 #define KEY_PEM                                                                                    \
     "-----BEGIN PRIVATE KEY-----\n"                                                                \
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVGhpcyBpcyBub3QgYSBrZXk\n"                   \
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVGhpcyBpcyBub3QgYSBrZXk\n"                    \
     "-----END PRIVATE KEY-----\n"
 #define CERT_PEM                                                                                   \
-    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUbm90IGEgY2VydGlmaWNhdGU\n"                  \
+    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUbm90IGEgY2VydGlmaWNhdGU\n"                   \
     "-----END CERTIFICATE-----\n"
 
 struct job {
@@ -43,8 +43,7 @@ static void go(struct job *j)
         rc = store_lease_take_start(j->s, j->name, step, j);
         break;
     case 1:
-        rc = store_order_put_start(j->s, j->name, "{\"url\":\"https://ca.test/order/1\"}", step,
-                                   j);
+        rc = store_order_put_start(j->s, j->name, "{\"url\":\"https://ca.test/order/1\"}", step, j);
         break;
     case 2: {
         struct store_cert_put p = {.name = j->name,

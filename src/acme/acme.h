@@ -208,8 +208,8 @@ int acme_profile_choose(const json_t *dir, const char *want, bool fallback, cons
  * ERR_URL_REFUSED with *why (owned): "URL U (FROM) refused: REASON", the URL
  * masked and capped at 200 bytes. from says where the URL came from ("the
  * order's finalize"); NULL reads "from the CA". Pure, silent. */
-int acme_url_check(const char *directory, bool allow_other_hosts, const char *url,
-                   const char *from, char **why);
+int acme_url_check(const char *directory, bool allow_other_hosts, const char *url, const char *from,
+                   char **why);
 /* An authorization's identifier value as it may be logged and shown: non-
  * printable bytes masked, capped at 255 bytes. Owned, NULL when absent. */
 char *acme_authz_identifier(const json_t *authz);

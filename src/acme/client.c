@@ -494,8 +494,8 @@ static void nonce_response(int status, const struct http_response *hr, void *arg
     r->http = NULL;
     if (status != 0 || hr->replay_nonce == NULL) {
         struct acme_response resp = {0};
-        char *m = xasprintf("newNonce: %s",
-                            status != 0 ? hr->error : "no Replay-Nonce in the response");
+        char *m =
+            xasprintf("newNonce: %s", status != 0 ? hr->error : "no Replay-Nonce in the response");
         log_debug(LOG_ACME, "%s: %s", r->subject, m);
         resp.error = m;
         req_finish(r, status != 0 ? status : ERR_PARSE, &resp);
@@ -898,8 +898,8 @@ static void account_response(int status, const struct acme_response *r, void *ar
             const char *tos = json_string_value(json_object_get(meta, "termsOfService"));
             m = xasprintf("account: newAccount: %s; the CA requires agreeing to its terms of "
                           "service%s%s: read them, then set agree_tos = true in [ca.%s] (%s:%u)",
-                          r->error, tos != NULL ? " at " : "", tos != NULL ? tos : "",
-                          c->ca->name, c->ca->where.file, c->ca->where.pos.line);
+                          r->error, tos != NULL ? " at " : "", tos != NULL ? tos : "", c->ca->name,
+                          c->ca->where.file, c->ca->where.pos.line);
         } else {
             m = xasprintf("account: newAccount: %s", r->error);
         }

@@ -90,16 +90,16 @@ struct acme_order {
     char *key_pem; /* owned: key as written to the order file, handed to the result */
     struct acme_chal_ops chal;
     enum cfg_challenge kind; /* http-01, dns-01 or tls-alpn-01 */
-    bool starting;       /* inside acme_order_start: failures return, never call back */
-    unsigned n_requests; /* sent to the CA so far, against requests_max */
+    bool starting;           /* inside acme_order_start: failures return, never call back */
+    unsigned n_requests;     /* sent to the CA so far, against requests_max */
     unsigned requests_max;
-    struct store *store; /* borrowed: outlives the order */
+    struct store *store;                       /* borrowed: outlives the order */
     char *order_url, *finalize_url, *cert_url; /* owned */
     struct order_authz *az;                    /* owned array */
     size_t n_az, az_done;
     uv_timer_t timer; /* order polls; timer.data = this */
     unsigned delay_ms;
-    bool early_used; /* the early poll of a processing order is done */
+    bool early_used;      /* the early poll of a processing order is done */
     uint64_t deadline_ms; /* loop time by which authorizations must be final */
     int authz_timeout_s;
     struct acme_request *req;     /* child in flight, or NULL */
@@ -219,8 +219,9 @@ static void authz_release(struct order_authz *a)
     void (*cancel)(void *, void *) = tls       ? o->chal.tls_present_cancel
                                      : persist ? o->chal.persist_check_cancel
                                                : o->chal.dns_present_cancel;
-    void (*cleanup)(void *, const char *, const char *) =
-        tls ? o->chal.tls_cleanup : persist ? NULL : o->chal.dns_cleanup;
+    void (*cleanup)(void *, const char *, const char *) = tls       ? o->chal.tls_cleanup
+                                                          : persist ? NULL
+                                                                    : o->chal.dns_cleanup;
     if (a->dns_handle != NULL && cancel != NULL)
         cancel(o->chal.ctx, a->dns_handle);
     a->dns_handle = NULL;
@@ -462,7 +463,7 @@ void acme_order_chal_seen(struct acme_order *o, const char *what)
         return;
     for (size_t i = 0; i < o->n_az; i++) {
         struct order_authz *a = &o->az[i];
-        const char *mine = o->kind == CFG_CHAL_HTTP01     ? a->token
+        const char *mine = o->kind == CFG_CHAL_HTTP01      ? a->token
                            : o->kind == CFG_CHAL_TLSALPN01 ? a->dns_ident
                                                            : NULL;
         if (mine == NULL || strcmp(mine, what) != 0)
@@ -615,8 +616,7 @@ static void persist_checked(int status, const char *detail, void *arg)
                    detail != NULL ? detail : err_str(status));
         return;
     }
-    log_debug(LOG_ACME, "order cert=%s name=%s: dns-persist-01 record in place", o->name,
-              a->ident);
+    log_debug(LOG_ACME, "order cert=%s name=%s: dns-persist-01 record in place", o->name, a->ident);
     a->state = AZ_RESPOND;
     rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
     if (rc < 0)
@@ -632,7 +632,8 @@ static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, co
                           const char *cst)
 {
     struct acme_order *o = a->o;
-    const char *issuer = json_string_value(json_array_get(json_object_get(chal, "issuer-domain-names"), 0));
+    const char *issuer =
+        json_string_value(json_array_get(json_object_get(chal, "issuer-domain-names"), 0));
     const char *url = acme_client_account_url(o->c);
     bool wild = json_is_true(json_object_get(authz, "wildcard"));
     int rc;
@@ -734,8 +735,8 @@ static void dns_present(struct order_authz *a, json_t *authz, const char *token,
     rc = start(o->chal.ctx, a->dns_ident, a->keyauth, dns_presented, a, &a->dns_handle);
     if (rc < 0) {
         a->dns_handle = NULL;
-        order_fail(o, rc, "name=%s: %s: cannot start: %s", a->ident,
-                   config_challenge_name(o->kind), err_str(rc));
+        order_fail(o, rc, "name=%s: %s: cannot start: %s", a->ident, config_challenge_name(o->kind),
+                   err_str(rc));
         return;
     }
     if (cst != NULL && strcmp(cst, "pending") != 0) {

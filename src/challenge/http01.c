@@ -898,9 +898,8 @@ static int parse_listen(const char *str, struct sockaddr_storage *ss)
  * three ways to share the port, instead of a bare "address already in use". */
 static void log_addr_in_use(const char *addr, const struct sockaddr_storage *ss)
 {
-    unsigned port = ss->ss_family == AF_INET6
-                        ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
-                        : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    unsigned port = ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                              : ntohs(((const struct sockaddr_in *)ss)->sin_port);
     char who[64], name[32];
     long pid;
 

@@ -168,9 +168,9 @@ struct tconn {
 };
 
 struct put_job {
-    struct chal_tlsalpn_put *p; /* NULL once cancelled (tombstone) */
+    struct chal_tlsalpn_put *p;  /* NULL once cancelled (tombstone) */
     struct chal_tlsalpn *s_tomb; /* the responder, for a cancelled job's end */
-    char *identifier, *keyauth; /* owned copies */
+    char *identifier, *keyauth;  /* owned copies */
     X509 *cert;
     EVP_PKEY *key;
 };
@@ -505,8 +505,7 @@ static void put_done(int status, void *arg)
         e->next = s->entries;
         s->entries = e;
     } else {
-        log_error(LOG_CHAL, "tlsalpn01: %s: cannot build the challenge certificate",
-                  j->identifier);
+        log_error(LOG_CHAL, "tlsalpn01: %s: cannot build the challenge certificate", j->identifier);
     }
     put_job_free(j);
     chal_tlsalpn_done_cb done = p->done;

@@ -658,8 +658,7 @@ int config_peek_control_socket(const char *path, char **out)
 #define LE_PRODUCTION "https://acme-v02.api.letsencrypt.org/directory"
 #define LE_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
 
-int config_dry_run(struct config *cfg, const char *const *names, size_t n,
-                   struct config_diag *diag)
+int config_dry_run(struct config *cfg, const char *const *names, size_t n, struct config_diag *diag)
 {
     bool *keep = xcalloc(cfg->n_certs ? cfg->n_certs : 1, sizeof(*keep));
     int rc = 0;

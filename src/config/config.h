@@ -127,12 +127,12 @@ struct cfg_ca {
     char *trust;   /* extra trust anchors (PEM file) for the CA's HTTPS, or NULL */
     char *eab_kid; /* External Account Binding, or NULL */
     char *eab_hmac_key_file;
-    char *preferred_chain; /* issuer CN of the topmost certificate, or NULL */
-    char *profile;         /* draft-ietf-acme-profiles: sent in newOrder, or NULL */
-    bool profile_fallback; /* a profile the CA does not offer: warn and order without */
-    char *staging;         /* the CA's staging directory for dry runs, or NULL (then
-                            * config_dry_run knows Let's Encrypt's) */
-    bool is_public;        /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
+    char *preferred_chain;  /* issuer CN of the topmost certificate, or NULL */
+    char *profile;          /* draft-ietf-acme-profiles: sent in newOrder, or NULL */
+    bool profile_fallback;  /* a profile the CA does not offer: warn and order without */
+    char *staging;          /* the CA's staging directory for dry runs, or NULL (then
+                             * config_dry_run knows Let's Encrypt's) */
+    bool is_public;         /* a publicly trusted CA (Let's Encrypt, ZeroSSL, GTS, Buypass) */
     bool allow_other_hosts; /* the CA's URLs may point at other hosts than the directory's */
     unsigned max_parallel_requests; /* requests in flight to the CA at once; 0: no limit */
     unsigned max_new_orders;        /* new orders per account per 3 hours; default 250, 0: none */

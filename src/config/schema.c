@@ -695,8 +695,8 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
 
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main)
 {
-    static const char *const sections[] = {"daemon", "http01", "tlsalpn01", "ca",   "dns",
-                                           "certificate", "notify", "store", "api"};
+    static const char *const sections[] = {"daemon",      "http01", "tlsalpn01", "ca", "dns",
+                                           "certificate", "notify", "store",     "api"};
 
     for (size_t i = 0; i < root->n; i++) {
         const struct toml_keyval *kv = &root->items[i];

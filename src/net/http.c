@@ -86,7 +86,7 @@ struct http_req {
     size_t n_links, links_cap;
     struct http_response resp;
     char errbuf[CURL_ERROR_SIZE];
-    char *reason; /* owned: the transport's reason handed to cb as resp.error */
+    char *reason;                  /* owned: the transport's reason handed to cb as resp.error */
     struct curl_slist *connect_to; /* owned */
     struct curl_slist *rcpt;       /* owned: SMTP recipients */
     char *upload;                  /* owned: the SMTP message */
@@ -547,7 +547,8 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         free(logurl);
         return -EINVAL;
     }
-    if (!mail && strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
+    if (!mail && strncasecmp(o->url, "http://", 7) != 0 &&
+        strncasecmp(o->url, "https://", 8) != 0) {
         log_error(LOG_HTTP, "%s %s: only http and https URLs are allowed", method, logurl);
         free(logurl);
         return -EINVAL;
@@ -676,7 +677,8 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_READFUNCTION, read_cb);
         SETOPT(r->easy, CURLOPT_READDATA, r);
         SETOPT(r->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->upload_len);
-        SETOPT(r->easy, CURLOPT_USE_SSL, o->smtp_plain ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+        SETOPT(r->easy, CURLOPT_USE_SSL,
+               o->smtp_plain ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
         if (o->username != NULL)
             SETOPT(r->easy, CURLOPT_USERNAME, o->username);
         if (o->password != NULL)

@@ -43,11 +43,11 @@ struct http_request_opts {
     /* method "MAIL": send body (an RFC 5322 message, CRLF lines) over SMTP to
      * an smtp:// (STARTTLS, required unless smtp_plain) or smtps:// url; the
      * callback's resp->status is the server's last reply code (250). */
-    const char *mail_from;            /* envelope sender */
-    const char *const *mail_rcpt;     /* envelope recipients, n_mail_rcpt of them */
+    const char *mail_from;        /* envelope sender */
+    const char *const *mail_rcpt; /* envelope recipients, n_mail_rcpt of them */
     size_t n_mail_rcpt;
-    bool smtp_plain;                  /* smtp:// without STARTTLS (tests, a local relay) */
-    const char *username, *password;  /* SMTP AUTH, or NULL */
+    bool smtp_plain;                 /* smtp:// without STARTTLS (tests, a local relay) */
+    const char *username, *password; /* SMTP AUTH, or NULL */
 };
 
 /* A response as the callback sees it: borrowed, valid only during the

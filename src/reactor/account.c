@@ -25,9 +25,9 @@ enum act { ACT_SHOW, ACT_UPDATE, ACT_ROLLOVER, ACT_DEACTIVATE };
 struct acct_ctx {
     enum act act;
     struct acme_client *client;
-    const char *url;    /* the account URL (borrowed) */
-    EVP_PKEY *old_key;  /* borrowed */
-    EVP_PKEY *new_key;  /* rollover: borrowed */
+    const char *url;     /* the account URL (borrowed) */
+    EVP_PKEY *old_key;   /* borrowed */
+    EVP_PKEY *new_key;   /* rollover: borrowed */
     const char *payload; /* update/deactivate */
     bool done, key_changed;
     int status;
@@ -141,8 +141,9 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     else if (strcmp(action, "deactivate") == 0)
         x.act = ACT_DEACTIVATE;
     else {
-        fprintf(err, "certloop account: unknown action '%s' (show, update, rollover or "
-                     "deactivate)\n",
+        fprintf(err,
+                "certloop account: unknown action '%s' (show, update, rollover or "
+                "deactivate)\n",
                 action);
         return 64;
     }
@@ -274,8 +275,9 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
             if (rc == 0)
                 rc = store_wait_run(&loop, &w);
             if (rc < 0)
-                fprintf(err, "certloop account update: ca=%s: cannot record the contacts in "
-                             "the account (%s)\n",
+                fprintf(err,
+                        "certloop account update: ca=%s: cannot record the contacts in "
+                        "the account (%s)\n",
                         ca->name, w.error != NULL ? w.error : err_str(rc));
             free(nj);
             fprintf(out, "ca=%s: contacts updated at the CA\n", ca->name);
@@ -287,8 +289,7 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     case ACT_ROLLOVER: {
         store_wait_fini(&w);
         store_wait_init(&w);
-        rc = store_account_rollover_start(store, ca->name, next_pem, acct_json, store_wait_cb,
-                                          &w);
+        rc = store_account_rollover_start(store, ca->name, next_pem, acct_json, store_wait_cb, &w);
         if (rc == 0)
             rc = store_wait_run(&loop, &w);
         if (rc < 0) {

@@ -238,8 +238,8 @@ static const struct {
      "\n"
      "options:\n"
      "  --scopes SCOPES    comma-separated: read (status, certificates without keys),\n"
-     "                     pull (certificates and their private keys), manage (renew)\n" CONFIG_LINES
-     HELP_LINE "\n"
+     "                     pull (certificates and their private keys), manage "
+     "(renew)\n" CONFIG_LINES HELP_LINE "\n"
      "exit: 0 done, 1 NAME exists (create) or is unknown (revoke), 64 usage, 78 invalid\n"
      "      configuration or no [api] tokens_file\n"},
     {"import-lego",

@@ -323,10 +323,14 @@ int ctl_status_one(const char *json, size_t len, const char *name, bool as_json,
         const char *label, *key;
         bool time;
     } rows[] = {
-        {"state", "state", false},         {"ca", "ca", false},
-        {"profile", "profile", false},     {"not after", "not_after", true},
-        {"next renewal", "next_renewal", true}, {"reason", "reason", false},
-        {"last error", "last_error", false}, {"last error at", "last_error_at", true},
+        {"state", "state", false},
+        {"ca", "ca", false},
+        {"profile", "profile", false},
+        {"not after", "not_after", true},
+        {"next renewal", "next_renewal", true},
+        {"reason", "reason", false},
+        {"last error", "last_error", false},
+        {"last error at", "last_error_at", true},
         {"last success", "last_success_at", true},
     };
     fprintf(out, "%s\n", name);

@@ -457,7 +457,7 @@ static int open_api(struct daemon *d)
     if (rc < 0) {
         d->api = NULL;
         return rc == UV_EADDRINUSE || rc == UV_EACCES || rc == UV_EADDRNOTAVAIL ? EXIT_CONFIG
-                                                                                 : EXIT_TEMPFAIL;
+                                                                                : EXIT_TEMPFAIL;
     }
     return 0;
 }

@@ -137,13 +137,13 @@ struct mcert {
     int64_t ari_start, ari_end, ari_at, ari_poll; /* window, chosen time, next fetch */
     char *ari_expl;                               /* explanationURL, or NULL */
     char *profile; /* owned: the ACME profile the stored certificate was issued under, or NULL */
-    bool new_key_once;    /* renew --new-key: the next order makes a new key (reuse_key) */
-    char *revoked_reason; /* owned: the stored certificate was revoked ("keyCompromise",
-                           * "unspecified", ...), from its revoked.json; NULL if not */
-    struct http_req *ari_req;                     /* renewalInfo GET in flight, or NULL */
-    bool ari_replaces_refused;                    /* the CA refused `replaces`: orders go without */
-    bool sent_replaces;                           /* the order in flight carries `replaces` */
-    int64_t started;                              /* unix seconds the run began */
+    bool new_key_once;         /* renew --new-key: the next order makes a new key (reuse_key) */
+    char *revoked_reason;      /* owned: the stored certificate was revoked ("keyCompromise",
+                                * "unspecified", ...), from its revoked.json; NULL if not */
+    struct http_req *ari_req;  /* renewalInfo GET in flight, or NULL */
+    bool ari_replaces_refused; /* the CA refused `replaces`: orders go without */
+    bool sent_replaces;        /* the order in flight carries `replaces` */
+    int64_t started;           /* unix seconds the run began */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */
@@ -183,7 +183,7 @@ struct manager {
     bool stopping, torn_down;
     struct timerheap *heap;           /* every certificate's deadline */
     struct history *hist;             /* recent events per certificate */
-    struct history_writer *hw; /* owned: appends to the store's history */
+    struct history_writer *hw;        /* owned: appends to the store's history */
     struct ratelimit_failures *fails; /* failed validations per name */
     struct mlimit {
         struct manager *m;

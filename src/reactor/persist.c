@@ -21,9 +21,9 @@
 #include "util/xalloc.h"
 
 struct persist_ctx {
-    json_t *ids;  /* owned: caaIdentities */
-    char *error;  /* owned */
-    int pending;  /* publications in flight */
+    json_t *ids; /* owned: caaIdentities */
+    char *error; /* owned */
+    int pending; /* publications in flight */
     int failed;
     FILE *out, *err;
 };
@@ -81,14 +81,16 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
     int rc, exit_code = 1;
 
     if (cc == NULL || cc->ca == NULL) {
-        fprintf(err, "certloop persist-record: no certificate '%s' with a CA in the "
-                     "configuration\n",
+        fprintf(err,
+                "certloop persist-record: no certificate '%s' with a CA in the "
+                "configuration\n",
                 name);
         return 64;
     }
     if (cc->challenge != CFG_CHAL_DNSPERSIST01) {
-        fprintf(err, "certloop persist-record: cert=%s uses challenge = \"%s\", not "
-                     "\"dns-persist-01\"\n",
+        fprintf(err,
+                "certloop persist-record: cert=%s uses challenge = \"%s\", not "
+                "\"dns-persist-01\"\n",
                 name, config_challenge_name(cc->challenge));
         return 64;
     }

@@ -342,7 +342,7 @@ struct pf {
     char *token, *keyauth;
     bool webroot_token; /* the probe token is in [http01] webroot: remove it */
     int http_mode;      /* enum pf_http_mode */
-    char **keyauths; /* dns-01: per name, owned */
+    char **keyauths;    /* dns-01: per name, owned */
 };
 
 static void step(struct pf *pf);
@@ -581,8 +581,8 @@ static void on_caa(int status, const struct dns_answer *ans, void *arg)
     if (found > 0) {
         const char *why = NULL;
         size_t cnt = (size_t)found < PF_CAA_MAX ? (size_t)found : PF_CAA_MAX;
-        bool ok = pf_caa_permits_rfc8657(rrs, cnt, n->wild, (const char *const *)pf->ids,
-                                         pf->n_ids, pf->account_url,
+        bool ok = pf_caa_permits_rfc8657(rrs, cnt, n->wild, (const char *const *)pf->ids, pf->n_ids,
+                                         pf->account_url,
                                          config_challenge_name(pf->cert->challenge), &why);
         report(pf, "caa", n->domain, ok, "%d CAA record%s at %s: %s", found, found == 1 ? "" : "s",
                n->caa_at, why);
@@ -765,10 +765,8 @@ static bool fetch_redirect(struct pf_fetch *f, const struct http_response *resp)
         fetch_report(f, false, "a redirect to %s: the CA follows only http and https", scheme);
         goto out;
     }
-    if (pf->cfg->http01.public_port == 80 && strcmp(port, "80") != 0 &&
-        strcmp(port, "443") != 0) {
-        fetch_report(f, false, "a redirect to port %s: the CA follows only ports 80 and 443",
-                     port);
+    if (pf->cfg->http01.public_port == 80 && strcmp(port, "80") != 0 && strcmp(port, "443") != 0) {
+        fetch_report(f, false, "a redirect to port %s: the CA follows only ports 80 and 443", port);
         goto out;
     }
     free(f->url);
@@ -843,8 +841,7 @@ static void fetch_go(struct pf_fetch *f)
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
         bool v6 = strchr(f->addr, ':') != NULL;
-        ct = xasprintf("%s:%s:%s%s%s:%s", host, port, v6 ? "[" : "", f->addr, v6 ? "]" : "",
-                       port);
+        ct = xasprintf("%s:%s:%s%s%s:%s", host, port, v6 ? "[" : "", f->addr, v6 ? "]" : "", port);
         struct http_request_opts o = {
             .url = f->url,
             .connect_to = ct,
@@ -1093,9 +1090,10 @@ static void step(struct pf *pf)
             if (CFG_CHAL_IS_DNS(pf->cert->challenge))
                 start_dns01(pf);
             else if (pf->cert->challenge == CFG_CHAL_TLSALPN01)
-                fprintf(pf->out, "test %s: tls-alpn-01: no round trip is tried (not "
-                                 "implemented); the first order shows whether the CA reaches "
-                                 "[tlsalpn01] listen\n",
+                fprintf(pf->out,
+                        "test %s: tls-alpn-01: no round trip is tried (not "
+                        "implemented); the first order shows whether the CA reaches "
+                        "[tlsalpn01] listen\n",
                         pf->cname);
             else
                 start_http01(pf);

@@ -26,7 +26,7 @@ struct statusview_in {
     int64_t next_at;        /* the next attempt scheduled, 0 when none */
     const char *last_error; /* borrowed, or NULL */
     int64_t last_error_at, last_success_at;
-    bool revoked;           /* the stored certificate was revoked (its note) */
+    bool revoked; /* the stored certificate was revoked (its note) */
 };
 
 struct statusview {

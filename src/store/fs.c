@@ -496,8 +496,8 @@ static int fs_cert_prune(struct store *s, const char *name, int keep, store_cb c
     return job_start(s, j);
 }
 
-static int fs_note_read(struct store *s, const char *name, const char *generation,
-                        const char *note, char **json)
+static int fs_note_read(struct store *s, const char *name, const char *generation, const char *note,
+                        char **json)
 {
     return store_fs_note_read(fs_of(s)->dir, name, generation, note, json);
 }

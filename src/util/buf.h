@@ -15,7 +15,10 @@ struct buf {
     size_t max; /* the hard cap on len */
 };
 
-#define BUF_INIT(maxlen) {NULL, 0, 0, (maxlen)}
+#define BUF_INIT(maxlen)                                                                           \
+    {                                                                                              \
+        NULL, 0, 0, (maxlen)                                                                       \
+    }
 
 void buf_init(struct buf *b, size_t max);
 void buf_fini(struct buf *b);

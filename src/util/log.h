@@ -48,7 +48,7 @@ void log_vmsg(enum log_level lvl, enum log_group g, const char *fmt, va_list ap)
 #define log_error(g, ...) log_msg(LOG_LVL_ERROR, (g), __VA_ARGS__)
 #define log_warn(g, ...) log_msg(LOG_LVL_WARN, (g), __VA_ARGS__)
 #define log_info(g, ...) log_msg(LOG_LVL_INFO, (g), __VA_ARGS__)
-#define log_debug(g, ...)                                                                         \
+#define log_debug(g, ...)                                                                          \
     do {                                                                                           \
         if (log_enabled((g), LOG_LVL_DEBUG))                                                       \
             log_msg(LOG_LVL_DEBUG, (g), __VA_ARGS__);                                              \

@@ -43,8 +43,8 @@ static void url(const json_t *v, const char *from)
             if (why != NULL || strncasecmp(u, "https://", 8) != 0)
                 abort();
             /* same origin as one directory cannot be as another's */
-            if (!other && acme_url_check("https://elsewhere.example:14000/dir", false, u, from,
-                                         &why) == 0)
+            if (!other &&
+                acme_url_check("https://elsewhere.example:14000/dir", false, u, from, &why) == 0)
                 abort();
             free(why);
             why = NULL;

@@ -759,8 +759,8 @@ static void test_profile_fallback_orders_without(void **state)
  * without fallback, a directory without meta.profiles. */
 static void test_profile_choose(void **state)
 {
-    json_t *dir = json_loads("{\"meta\":{\"profiles\":{\"classic\":\"x\",\"tlsserver\":\"y\"}}}",
-                             0, NULL);
+    json_t *dir =
+        json_loads("{\"meta\":{\"profiles\":{\"classic\":\"x\",\"tlsserver\":\"y\"}}}", 0, NULL);
     json_t *bare = json_loads("{\"newOrder\":\"u\"}", 0, NULL);
     const char *use = NULL;
     char *why = NULL;

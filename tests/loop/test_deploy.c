@@ -1024,7 +1024,8 @@ static void test_exec_certbot_hook_reads_stored_generation(void **state)
     char *err = NULL;
     struct store_cert c = {0};
 
-    struct store_cert_put p = {"www", "LEAF\n", "INTER\n", "LEAF\nINTER\n", "KEY\n", "{}", 3, false};
+    struct store_cert_put p = {"www",   "LEAF\n", "INTER\n", "LEAF\nINTER\n",
+                               "KEY\n", "{}",     3,         false};
     assert_int_equal(store_fs_cert_write(sd, &p, NULL, &gen, &err), 0);
     assert_int_equal(store_fs_cert_read_current(sd, "www", true, &c), 0);
     char *out = xasprintf("%s/hook.out", dir);

@@ -46,8 +46,8 @@ struct recv {
 
 struct fx {
     uv_loop_t loop;
-    uv_timer_t guard; /* keeps UV_RUN_ONCE from blocking forever */
-    char *dir;        /* the state directory */
+    uv_timer_t guard;    /* keeps UV_RUN_ONCE from blocking forever */
+    char *dir;           /* the state directory */
     struct store *store; /* the file backend on dir, shared (no lock) */
     char *secret_path;
     struct http_client *http;

@@ -46,7 +46,8 @@ static void test_sni_names(void **state)
     assert_string_equal(s, "10.2.0.192.in-addr.arpa");
     free(s);
     s = chal_tlsalpn_sni_name("2001:db8::1");
-    assert_string_equal(s, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+    assert_string_equal(s,
+                        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
     free(s);
 }
 
@@ -69,17 +70,17 @@ static void test_hello_parse(void **state)
     assert_int_equal(chal_tlsalpn_hello_parse(alpn_h2, sizeof(alpn_h2) - 1, sni, sizeof(sni) - 1,
                                               name, sizeof(name)),
                      -ENOPROTOOPT);
+    assert_int_equal(chal_tlsalpn_hello_parse(NULL, 0, sni, sizeof(sni) - 1, name, sizeof(name)),
+                     -EPROTO);
     assert_int_equal(
-        chal_tlsalpn_hello_parse(NULL, 0, sni, sizeof(sni) - 1, name, sizeof(name)), -EPROTO);
-    assert_int_equal(chal_tlsalpn_hello_parse(alpn_acme, sizeof(alpn_acme) - 1, NULL, 0, name,
-                                              sizeof(name)),
-                     -ENOENT);
+        chal_tlsalpn_hello_parse(alpn_acme, sizeof(alpn_acme) - 1, NULL, 0, name, sizeof(name)),
+        -ENOENT);
     assert_int_equal(chal_tlsalpn_hello_parse(alpn_acme, sizeof(alpn_acme) - 1, sni_bad,
                                               sizeof(sni_bad) - 1, name, sizeof(name)),
                      -EPROTO);
-    assert_int_equal(chal_tlsalpn_hello_parse(alpn_acme, sizeof(alpn_acme) - 1, sni,
-                                              sizeof(sni) - 1, name, 4),
-                     -ENAMETOOLONG);
+    assert_int_equal(
+        chal_tlsalpn_hello_parse(alpn_acme, sizeof(alpn_acme) - 1, sni, sizeof(sni) - 1, name, 4),
+        -ENAMETOOLONG);
 }
 
 /* The acmeIdentifier extension of x: critical, extnValue = DER OCTET

@@ -393,8 +393,8 @@ static char *note_key(const char *name, const char *generation, const char *note
     return xasprintf("%s/%s/%s", name, generation, note);
 }
 
-static int f_note_read(struct store *s, const char *name, const char *generation,
-                       const char *note, char **json)
+static int f_note_read(struct store *s, const char *name, const char *generation, const char *note,
+                       char **json)
 {
     struct rec *r;
     char *key = note_key(name, generation, note);

@@ -231,8 +231,8 @@ static void test_permits_rfc8657(void **state)
 
     s[0] = rr(0, "issue", "ca.example; accounturi=https://ca.example/acct/1");
     assert_true(pf_caa_permits_rfc8657(s, 1, false, ids, 1, acct, "http-01", &why));
-    assert_false(pf_caa_permits_rfc8657(s, 1, false, ids, 1, "https://ca.example/acct/2",
-                                        "http-01", &why));
+    assert_false(
+        pf_caa_permits_rfc8657(s, 1, false, ids, 1, "https://ca.example/acct/2", "http-01", &why));
     assert_non_null(strstr(why, "accounturi of another account"));
     assert_false(pf_caa_permits_rfc8657(s, 1, false, ids, 1, NULL, "http-01", &why));
     assert_non_null(strstr(why, "no account yet"));
@@ -253,8 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rdata_valid), cmocka_unit_test(test_rdata_malformed),
         cmocka_unit_test(test_from_msg),    cmocka_unit_test(test_issuer_domain),
-        cmocka_unit_test(test_permits),
-        cmocka_unit_test(test_permits_rfc8657),
+        cmocka_unit_test(test_permits),     cmocka_unit_test(test_permits_rfc8657),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

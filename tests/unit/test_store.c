@@ -1034,16 +1034,17 @@ static void test_iface_ari_beside_its_generation(void **state)
     got_fini(&g);
     assert_int_equal(store_note_read(x.s, "www", gen, "ari", &json), -ENOENT);
     assert_int_equal(
-        wait_for(&x, &g, store_note_put_start(x.s, "www", gen, "ari", "{\"at\":5}", got_cb, &g)), 0);
+        wait_for(&x, &g, store_note_put_start(x.s, "www", gen, "ari", "{\"at\":5}", got_cb, &g)),
+        0);
     got_fini(&g);
     assert_int_equal(store_note_read(x.s, "www", gen, "ari", &json), 0);
     assert_string_equal(json, "{\"at\":5}");
     free(json);
     /* a generation that is gone keeps no ARI state */
-    assert_int_equal(
-        wait_for(&x, &g,
-                 store_note_put_start(x.s, "www", "20000101T000000Z-0000", "ari", "{}", got_cb, &g)),
-        -ENOENT);
+    assert_int_equal(wait_for(&x, &g,
+                              store_note_put_start(x.s, "www", "20000101T000000Z-0000", "ari", "{}",
+                                                   got_cb, &g)),
+                     -ENOENT);
     got_fini(&g);
     free(gen);
     ifx_close(&x);

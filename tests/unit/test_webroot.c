@@ -134,13 +134,11 @@ static void test_webroot_put_fails_without_the_root(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_webroot_put_writes_0644_file_under_strict_umask,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_webroot_put_replaces_and_del_removes, setup,
+        cmocka_unit_test_setup_teardown(test_webroot_put_writes_0644_file_under_strict_umask, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_webroot_put_replaces_and_del_removes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webroot_put_refuses_bad_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_webroot_put_fails_without_the_root, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_webroot_put_fails_without_the_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
