@@ -2,8 +2,9 @@
  * resume from STATE/orders/NAME.json), authorizations through http-01,
  * finalize, polling and the certificate download with alternate chains. It
  * proves control through the challenge provider the caller passes in and
- * knows nothing of the listener, the store's certificate layout or deploys. */
-#include "acme/acme.h"
+ * knows nothing of the listener, the store's certificate layout or deploys.
+ * Authorizations and their challenges are order_authz.c's. */
+#include "acme/order_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,109 +18,8 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define POLL_FIRST_MS 1000
-#define POLL_MAX_MS 5000
-#define POLL_RETRY_AFTER_MAX_S 60
-/* Issue 17: "Retry-After: 0" on a processing order made certloop poll ~22
- * times a second. No timed poll comes sooner than this after the response
- * that scheduled it, whatever the CA says. Two early polls are not timed
- * polls and may come sooner, each at most once per authorization or order
- * and never before a Retry-After the CA sent: an authorization's poll
- * driven by an event (our listener saw the CA fetch the http-01 token or
- * finish the tls-alpn-01 handshake: POLL_SEEN_MS after the last such
- * fetch, so that a CA validating from several vantage points is asked once
- * after all of them), and the first poll of a `processing` order without a
- * Retry-After (POLL_EARLY_MS: issuance usually takes milliseconds). The cap
- * below bounds those too. */
-#define POLL_FLOOR_MS 1000
-#define POLL_SEEN_MS 30
-#define POLL_EARLY_MS 50
-/* Every request an order makes counts (newOrder, authorizations, challenge
- * responses, polls, finalize, downloads); past the cap the order fails
- * instead of asking again. With the floor and POLL_MAX_MS a good CA needs a
- * small fraction of this within authz_timeout_s. */
-#define ORDER_REQUESTS_BASE 100
-#define ORDER_REQUESTS_PER_NAME 40
-#define CHAIN_MAX (1024 * 1024)
-#define MAX_ALTERNATES 8
-
-enum order_state {
-    ORD_RESUME,
-    ORD_NEW,
-    ORD_WRITE, /* the order file is being written */
-    ORD_AUTHZ,
-    ORD_FINALIZE,
-    ORD_PROCESSING,
-    ORD_DOWNLOAD,
-    ORD_ENDED
-};
-
-enum az_state { AZ_FETCH, AZ_PRESENT, AZ_RESPOND, AZ_POLL, AZ_WAIT, AZ_DONE };
-
-struct order_authz {
-    struct acme_order *o; /* borrowed: the owner */
-    char *url;            /* owned */
-    char *ident;          /* owned: the DNS name, once known */
-    char *token;          /* owned: presented token, or NULL */
-    char *chal_url;       /* owned */
-    /* dns-01 */
-    char *dns_ident;  /* owned: "a.test" or "*.a.test", once presented */
-    char *keyauth;    /* owned */
-    void *dns_handle; /* the provision in flight, or NULL */
-    enum az_state state;
-    struct acme_request *req; /* child in flight, or NULL */
-    uv_timer_t timer;         /* timer.data = this */
-    unsigned delay_ms;
-    bool seen; /* the CA fetched the challenge (acme_order_chal_seen) */
-    enum { EARLY_NONE, EARLY_ARMED, EARLY_DONE } early; /* the one event-driven poll */
-    uint64_t not_before_ms; /* loop time: the CA's Retry-After, no poll before */
-    uint64_t seen_ms;       /* loop time of the first fetch seen, or 0 */
-};
-
-struct acme_order {
-    struct acme_client *c; /* borrowed: outlives every order */
-    uv_loop_t *loop;
-    char *name; /* owned: the certificate's name */
-    char **domains;
-    size_t n_domains;
-    enum cfg_key_type key_type;
-    char *ca_name, *directory, *preferred_chain; /* owned copies */
-    char *replaces;                              /* ARI CertID, or NULL */
-    char *profile;                               /* owned: the order object's "profile", or NULL */
-    EVP_PKEY *key;                               /* ref */
-    char *key_pem; /* owned: key as written to the order file, handed to the result */
-    struct acme_chal_ops chal;
-    enum cfg_challenge kind; /* http-01, dns-01 or tls-alpn-01 */
-    bool starting;           /* inside acme_order_start: failures return, never call back */
-    unsigned n_requests;     /* sent to the CA so far, against requests_max */
-    unsigned requests_max;
-    struct store *store;                       /* borrowed: outlives the order */
-    char *order_url, *finalize_url, *cert_url; /* owned */
-    struct order_authz *az;                    /* owned array */
-    size_t n_az, az_done;
-    uv_timer_t timer; /* order polls; timer.data = this */
-    unsigned delay_ms;
-    bool early_used;      /* the early poll of a processing order is done */
-    uint64_t deadline_ms; /* loop time by which authorizations must be final */
-    int authz_timeout_s;
-    struct acme_request *req;     /* child in flight, or NULL */
-    int refs;                     /* open handles + store job in flight */
-    int64_t retry_after_s;        /* from a failing response, or 0 */
-    char *failed_ident;           /* the identifier whose authorization went invalid */
-    struct acme_problem *problem; /* the CA's problem document behind a failure, or NULL */
-    enum order_state state;
-    /* download */
-    struct acme_chain *chains; /* parsed candidates, [0] the default */
-    char **chain_pems;
-    size_t n_chains;
-    char **alt_urls;
-    size_t n_alt, alt_next;
-    acme_order_cb cb;
-    void *arg;
-};
-
 /* Replaces the kept problem document with p (owned, may be NULL). */
-static void keep_problem(struct acme_order *o, struct acme_problem *p)
+void acme_order_keep_problem(struct acme_order *o, struct acme_problem *p)
 {
     acme_problem_free(o->problem);
     o->problem = p;
@@ -127,7 +27,6 @@ static void keep_problem(struct acme_order *o, struct acme_problem *p)
 
 static void order_new(struct acme_order *o);
 static void order_dispatch(struct acme_order *o, json_t *obj);
-static void authz_fetch(struct order_authz *a);
 
 /* ---- lifetime ---- */
 
@@ -160,7 +59,7 @@ static void order_unref(struct acme_order *o)
     free(o->name);
     free(o->ca_name);
     free(o->failed_ident);
-    keep_problem(o, NULL);
+    acme_order_keep_problem(o, NULL);
     free(o->directory);
     free(o->preferred_chain);
     free(o->replaces);
@@ -207,7 +106,7 @@ void acme_order_result_free(struct acme_order_result *r)
 /* Removes what was provisioned for a: the http-01 token, or the dns-01
  * record (a provision still running is cancelled first; its record may have
  * been added already, so cleanup runs in any case). */
-static void authz_release(struct order_authz *a)
+void acme_authz_release(struct order_authz *a)
 {
     struct acme_order *o = a->o;
 
@@ -253,7 +152,7 @@ static void order_end(struct acme_order *o, int status, struct acme_order_result
             acme_request_cancel(a->req);
             a->req = NULL;
         }
-        authz_release(a);
+        acme_authz_release(a);
         uv_close((uv_handle_t *)&a->timer, authz_timer_closed);
     }
     uv_close((uv_handle_t *)&o->timer, timer_closed);
@@ -263,10 +162,7 @@ static void order_end(struct acme_order *o, int status, struct acme_order_result
         acme_order_result_free(res);
 }
 
-static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void order_fail(struct acme_order *o, int status, const char *fmt, ...)
+void acme_order_fail(struct acme_order *o, int status, const char *fmt, ...)
 {
     struct acme_order_result *res = xcalloc(1, sizeof(*res));
     struct buf b = BUF_INIT(8192);
@@ -302,10 +198,11 @@ static int count_request(struct acme_order *o)
 {
     if (++o->n_requests <= o->requests_max || o->starting)
         return 0;
-    order_fail(o, ERR_TIMEOUT,
-               "gave up after %u requests to the CA for this order (the CA keeps it pending or "
-               "processing)",
-               o->requests_max);
+    acme_order_fail(
+        o, ERR_TIMEOUT,
+        "gave up after %u requests to the CA for this order (the CA keeps it pending or "
+        "processing)",
+        o->requests_max);
     return ERR_TIMEOUT;
 }
 
@@ -324,15 +221,14 @@ static int url_ok(struct acme_order *o, const char *url, const char *from)
     if (o->starting)
         log_error(LOG_ACME, "order cert=%s: %s", o->name, why);
     else
-        order_fail(o, rc, "%s", why);
+        acme_order_fail(o, rc, "%s", why);
     free(why);
     return rc;
 }
 
-#define FROM_CHAL "a challenge in the authorization"
-
-static int post(struct acme_order *o, struct acme_request **slot, const char *url, const char *from,
-                const char *payload, const char *subject, acme_response_cb cb, void *arg)
+int acme_order_post(struct acme_order *o, struct acme_request **slot, const char *url,
+                    const char *from, const char *payload, const char *subject, acme_response_cb cb,
+                    void *arg)
 {
     int rc = url_ok(o, url, from);
 
@@ -354,7 +250,7 @@ static int post(struct acme_order *o, struct acme_request **slot, const char *ur
 /* The wait before the next poll: Retry-After when the CA sent one (within
  * [POLL_FLOOR_MS, POLL_RETRY_AFTER_MAX_S]), else the current interval,
  * which then grows by half up to POLL_MAX_MS. */
-static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
+unsigned acme_order_next_delay(unsigned *delay_ms, const char *retry_after)
 {
     int64_t ra = http_retry_after_parse(retry_after, (int64_t)time(NULL));
     unsigned d;
@@ -372,22 +268,22 @@ static unsigned next_delay(unsigned *delay_ms, const char *retry_after)
 /* A failing response's Retry-After (e.g. with rateLimited), kept for the
  * result so the owner waits at least that long before trying again, and
  * its problem document, for the owner's events. */
-static void note_failure(struct acme_order *o, const struct acme_response *r)
+void acme_order_note_failure(struct acme_order *o, const struct acme_response *r)
 {
     int64_t ra = http_retry_after_parse(r->retry_after, (int64_t)time(NULL));
 
     if (ra > 0)
         o->retry_after_s = ra;
     if (r->problem != NULL)
-        keep_problem(o, acme_problem_dup(r->problem));
+        acme_order_keep_problem(o, acme_problem_dup(r->problem));
 }
 
-static const char *jstr(json_t *obj, const char *key)
+const char *acme_order_jstr(json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
 }
 
-static char *problem_of(json_t *err)
+char *acme_order_problem_of(json_t *err)
 {
     struct acme_problem p = {0};
     char *s;
@@ -397,405 +293,6 @@ static char *problem_of(json_t *err)
     s = acme_problem_str(&p);
     acme_problem_fini(&p);
     return s;
-}
-
-/* ---- the order file (crash-resume) ---- */
-
-/* ---- authorizations ---- */
-
-static void authz_check_all(struct acme_order *o);
-static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
-                        const char *cst);
-static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
-                          const char *cst);
-
-static void authz_timer_cb(uv_timer_t *t)
-{
-    struct order_authz *a = t->data;
-
-    if (a->early == EARLY_ARMED)
-        a->early = EARLY_DONE;
-    authz_fetch(a);
-}
-
-/* Arms the one early poll of a waiting authorization whose challenge the CA
- * was seen fetching: POLL_SEEN_MS from now (a later fetch moves it again,
- * but no further than POLL_FLOOR_MS after the first one, so a CA that keeps
- * fetching cannot hold the poll off), never before the CA's Retry-After. */
-static void authz_poll_early(struct order_authz *a)
-{
-    uint64_t now = uv_now(a->o->loop);
-    uint64_t at = now + POLL_SEEN_MS;
-
-    if (at > a->seen_ms + POLL_FLOOR_MS)
-        at = a->seen_ms + POLL_FLOOR_MS;
-    if (at < now)
-        at = now;
-    if (at < a->not_before_ms)
-        at = a->not_before_ms;
-    a->early = EARLY_ARMED;
-    uv_timer_start(&a->timer, authz_timer_cb, at - now, 0);
-}
-
-static void authz_schedule(struct order_authz *a, const char *retry_after)
-{
-    struct acme_order *o = a->o;
-    unsigned d = next_delay(&a->delay_ms, retry_after);
-
-    a->not_before_ms =
-        http_retry_after_parse(retry_after, (int64_t)time(NULL)) >= 0 ? uv_now(o->loop) + d : 0;
-    if (uv_now(o->loop) + d > o->deadline_ms) {
-        order_fail(o, ERR_TIMEOUT, "name=%s: authorization still pending after %d s",
-                   a->ident != NULL ? a->ident : a->url, o->authz_timeout_s);
-        return;
-    }
-    a->state = AZ_WAIT;
-    if (a->seen && a->early == EARLY_NONE) {
-        authz_poll_early(a); /* the CA fetched it while we were asking */
-        return;
-    }
-    uv_timer_start(&a->timer, authz_timer_cb, d, 0);
-}
-
-void acme_order_chal_seen(struct acme_order *o, const char *what)
-{
-    if (o == NULL || o->state != ORD_AUTHZ)
-        return;
-    for (size_t i = 0; i < o->n_az; i++) {
-        struct order_authz *a = &o->az[i];
-        const char *mine = o->kind == CFG_CHAL_HTTP01      ? a->token
-                           : o->kind == CFG_CHAL_TLSALPN01 ? a->dns_ident
-                                                           : NULL;
-        if (mine == NULL || strcmp(mine, what) != 0)
-            continue;
-        if (!a->seen)
-            a->seen_ms = uv_now(o->loop);
-        a->seen = true;
-        /* waiting for a timed poll, or for the early one (a later fetch
-         * from another vantage point moves it) */
-        if (a->state != AZ_WAIT || a->early == EARLY_DONE)
-            continue;
-        if (a->early == EARLY_NONE)
-            log_debug(LOG_ACME, "order cert=%s name=%s: the CA fetched the challenge: polling",
-                      o->name, a->ident);
-        authz_poll_early(a);
-    }
-}
-
-static void chal_response(int status, const struct acme_response *r, void *arg)
-{
-    struct order_authz *a = arg;
-    struct acme_order *o = a->o;
-
-    a->req = NULL;
-    if (status != 0) {
-        note_failure(o, r);
-        order_fail(o, status, "name=%s: responding to the challenge: %s", a->ident, r->error);
-        return;
-    }
-    a->delay_ms = POLL_FIRST_MS;
-    authz_schedule(a, r->retry_after);
-}
-
-/* An authorization object arrived (first fetch or a poll). */
-static void authz_response(int status, const struct acme_response *r, void *arg)
-{
-    struct order_authz *a = arg;
-    struct acme_order *o = a->o;
-    json_t *chal = NULL;
-    const char *st;
-    int rc;
-
-    a->req = NULL;
-    if (status != 0) {
-        note_failure(o, r);
-        order_fail(o, status, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
-                   r->error);
-        return;
-    }
-    if (a->ident == NULL) {
-        a->ident = acme_authz_identifier(r->json);
-        if (a->ident == NULL)
-            a->ident = xstrdup(a->url);
-    }
-    st = jstr(r->json, "status");
-    if (st == NULL) {
-        order_fail(o, ERR_PARSE, "name=%s: authorization %s: no status", a->ident, a->url);
-        return;
-    }
-    /* Find our challenge (RFC 8555 §8.3 http-01, §8.4 dns-01). */
-    const char *want = config_challenge_name(o->kind);
-    chal = (json_t *)acme_authz_challenge(r->json, want);
-    log_debug(LOG_ACME, "order cert=%s name=%s: authorization %s", o->name, a->ident, st);
-    if (strcmp(st, "valid") == 0) {
-        authz_release(a);
-        a->state = AZ_DONE;
-        o->az_done++;
-        authz_check_all(o);
-        return;
-    }
-    if (strcmp(st, "invalid") == 0) {
-        json_t *err = chal != NULL ? json_object_get(chal, "error") : NULL;
-        char *p = problem_of(err);
-        struct acme_problem *pd = xcalloc(1, sizeof(*pd));
-        if (err != NULL && acme_problem_from_json(err, pd) == 0)
-            keep_problem(o, pd);
-        else
-            acme_problem_free(pd);
-        authz_release(a);
-        free(o->failed_ident);
-        o->failed_ident = xstrdup(a->ident);
-        order_fail(o, ERR_CHALLENGE, "name=%s: authorization invalid: %s", a->ident, p);
-        free(p);
-        return;
-    }
-    if (strcmp(st, "pending") != 0) {
-        char *w = acme_status_word(st);
-        order_fail(o, ERR_CHALLENGE, "name=%s: authorization %s", a->ident, w);
-        free(w);
-        return;
-    }
-    if (a->state == AZ_WAIT || a->state == AZ_POLL) {
-        authz_schedule(a, r->retry_after);
-        return;
-    }
-    /* First sight of a pending authorization: provision and respond. */
-    if (chal == NULL) {
-        order_fail(o, ERR_UNSUPPORTED, "name=%s: the CA offers no %s challenge", a->ident, want);
-        return;
-    }
-    const char *token = jstr(chal, "token");
-    const char *curl = jstr(chal, "url");
-    const char *cst = jstr(chal, "status");
-    if (o->kind == CFG_CHAL_DNSPERSIST01 && curl != NULL) {
-        persist_check(a, r->json, chal, curl, cst);
-        return;
-    }
-    if (token == NULL || curl == NULL) {
-        order_fail(o, ERR_PARSE, "name=%s: %s challenge without token or url", a->ident, want);
-        return;
-    }
-    if (o->kind != CFG_CHAL_HTTP01) {
-        dns_present(a, r->json, token, curl, cst);
-        return;
-    }
-    char *keyauth = acme_key_authorization(token, acme_client_thumbprint(o->c));
-    rc = o->chal.present != NULL ? o->chal.present(o->chal.ctx, token, keyauth) : -ENOSYS;
-    free(keyauth);
-    if (rc < 0) {
-        order_fail(o, rc, "name=%s: cannot provision the http-01 token: %s", a->ident, err_str(rc));
-        return;
-    }
-    a->token = xstrdup(token);
-    free(a->chal_url);
-    a->chal_url = xstrdup(curl);
-    if (cst != NULL && strcmp(cst, "pending") != 0) {
-        /* Already answered (a resumed order): just wait for the result. */
-        a->delay_ms = POLL_FIRST_MS;
-        authz_schedule(a, r->retry_after);
-        return;
-    }
-    a->state = AZ_RESPOND;
-    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
-    if (rc < 0)
-        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
-}
-
-static void persist_checked(int status, const char *detail, void *arg)
-{
-    struct order_authz *a = arg;
-    struct acme_order *o = a->o;
-    int rc;
-
-    a->dns_handle = NULL;
-    if (status != 0) {
-        order_fail(o, status,
-                   "name=%s: dns-persist-01: add the TXT record %s \"%s\" (certloop "
-                   "persist-record %s --publish puts it there with the dns solver): %s",
-                   a->ident, a->dns_ident, a->keyauth, o->name,
-                   detail != NULL ? detail : err_str(status));
-        return;
-    }
-    log_debug(LOG_ACME, "order cert=%s name=%s: dns-persist-01 record in place", o->name, a->ident);
-    a->state = AZ_RESPOND;
-    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
-    if (rc < 0)
-        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
-}
-
-/* dns-persist-01 (draft-ietf-acme-dns-persist-01): the challenge names the
- * issuer domain names; the persistent record
- * _validation-persist.NAME "ISSUER; accounturi=URL[; policy=wildcard]"
- * must be served by every authoritative server before the challenge is
- * answered. It is never removed. */
-static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
-                          const char *cst)
-{
-    struct acme_order *o = a->o;
-    const char *issuer =
-        json_string_value(json_array_get(json_object_get(chal, "issuer-domain-names"), 0));
-    const char *url = acme_client_account_url(o->c);
-    bool wild = json_is_true(json_object_get(authz, "wildcard"));
-    int rc;
-
-    if (issuer == NULL || url == NULL) {
-        order_fail(o, ERR_PARSE, "name=%s: dns-persist-01 challenge without issuer-domain-names",
-                   a->ident);
-        return;
-    }
-    free(a->chal_url);
-    a->chal_url = xstrdup(curl);
-    free(a->keyauth);
-    a->keyauth = acme_dns_persist_value(issuer, url, wild);
-    free(a->dns_ident);
-    a->dns_ident = xasprintf("_validation-persist.%s", a->ident);
-    if (o->chal.persist_check_start == NULL) {
-        order_fail(o, ERR_UNSUPPORTED, "name=%s: no dns solver for dns-persist-01", a->ident);
-        return;
-    }
-    if (cst != NULL && strcmp(cst, "pending") != 0) {
-        a->delay_ms = POLL_FIRST_MS;
-        authz_schedule(a, NULL);
-        return;
-    }
-    a->state = AZ_PRESENT;
-    rc = o->chal.persist_check_start(o->chal.ctx, a->dns_ident, a->keyauth, persist_checked, a,
-                                     &a->dns_handle);
-    if (rc < 0) {
-        a->dns_handle = NULL;
-        order_fail(o, rc, "name=%s: dns-persist-01: cannot start: %s", a->ident, err_str(rc));
-    }
-}
-
-static void dns_presented(int status, const char *detail, void *arg)
-{
-    struct order_authz *a = arg;
-    struct acme_order *o = a->o;
-    int rc;
-
-    a->dns_handle = NULL;
-    if (status != 0) {
-        order_fail(o, status, "name=%s: %s: %s", a->ident, config_challenge_name(o->kind),
-                   detail != NULL ? detail : err_str(status));
-        return;
-    }
-    log_debug(LOG_ACME, "order cert=%s name=%s: %s in place", o->name, a->ident,
-              o->kind == CFG_CHAL_TLSALPN01 ? "tls-alpn-01 certificate" : "TXT record");
-    a->state = AZ_RESPOND;
-    rc = post(o, &a->req, a->chal_url, FROM_CHAL, "{}", "challenge", chal_response, a);
-    if (rc < 0)
-        order_fail(o, rc, "name=%s: cannot respond to the challenge: %s", a->ident, err_str(rc));
-}
-
-/* dns-01: the provider puts the TXT record in place and waits until every
- * authoritative server serves it; only then is the challenge answered.
- * tls-alpn-01 (RFC 8737) goes the same way: the provider builds the
- * challenge certificate off the loop and serves it, then it is answered. */
-static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
-                        const char *cst)
-{
-    struct acme_order *o = a->o;
-    int rc;
-
-    free(a->keyauth);
-    a->keyauth = acme_key_authorization(token, acme_client_thumbprint(o->c));
-    free(a->chal_url);
-    a->chal_url = xstrdup(curl);
-    free(a->dns_ident);
-    /* a wildcard's authorization names the base domain (RFC 8555 §7.1.4) */
-    a->dns_ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", a->ident)
-                                                                    : xstrdup(a->ident);
-    if (o->kind == CFG_CHAL_DNSACCOUNT01) {
-        /* draft-ietf-acme-dns-account-label-03: the record is at
-         * _LABEL._acme-challenge.NAME (the base name for a wildcard), the
-         * value as dns-01's; the solvers take the full record name */
-        const char *url = acme_client_account_url(o->c);
-        char *label = url != NULL ? acme_dns_account_label(url) : NULL;
-        free(a->dns_ident);
-        a->dns_ident = label != NULL ? xasprintf("%s._acme-challenge.%s", label, a->ident) : NULL;
-        free(label);
-        if (a->dns_ident == NULL) {
-            order_fail(o, ERR_CRYPTO, "name=%s: dns-account-01: no account label", a->ident);
-            return;
-        }
-    }
-    int (*start)(void *, const char *, const char *, acme_chal_done_cb, void *, void **) =
-        o->kind == CFG_CHAL_TLSALPN01 ? o->chal.tls_present_start : o->chal.dns_present_start;
-    if (start == NULL) {
-        free(a->dns_ident);
-        a->dns_ident = NULL;
-        order_fail(o, ERR_UNSUPPORTED,
-                   o->kind == CFG_CHAL_TLSALPN01
-                       ? "name=%s: no tls-alpn-01 responder ([tlsalpn01] listen is empty)"
-                       : "name=%s: no dns-01 solver",
-                   a->ident);
-        return;
-    }
-    a->state = AZ_PRESENT;
-    rc = start(o->chal.ctx, a->dns_ident, a->keyauth, dns_presented, a, &a->dns_handle);
-    if (rc < 0) {
-        a->dns_handle = NULL;
-        order_fail(o, rc, "name=%s: %s: cannot start: %s", a->ident, config_challenge_name(o->kind),
-                   err_str(rc));
-        return;
-    }
-    if (cst != NULL && strcmp(cst, "pending") != 0) {
-        /* already answered (a resumed order): the record is back in place,
-         * now wait for the result */
-        a->delay_ms = POLL_FIRST_MS;
-    }
-}
-
-static void authz_fetch(struct order_authz *a)
-{
-    struct acme_order *o = a->o;
-    int rc;
-
-    if (a->state == AZ_WAIT)
-        a->state = AZ_POLL;
-    rc = post(o, &a->req, a->url, "the order's authorizations", NULL, "authz", authz_response, a);
-    if (rc < 0)
-        order_fail(o, rc, "name=%s: authorization %s: %s", a->ident ? a->ident : "?", a->url,
-                   err_str(rc));
-}
-
-static void finalize(struct acme_order *o);
-
-static void authz_check_all(struct acme_order *o)
-{
-    if (o->state == ORD_AUTHZ && o->az_done == o->n_az)
-        finalize(o);
-}
-
-static void authz_start(struct acme_order *o, json_t *obj)
-{
-    json_t *list = json_object_get(obj, "authorizations");
-    size_t n = json_array_size(list);
-
-    o->state = ORD_AUTHZ;
-    o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
-    if (o->az == NULL) {
-        if (n == 0) {
-            order_fail(o, ERR_PARSE, "order %s: no authorizations", o->order_url);
-            return;
-        }
-        o->az = xcalloc(n, sizeof(*o->az));
-        for (size_t i = 0; i < n; i++) {
-            struct order_authz *a = &o->az[i];
-            const char *u = json_string_value(json_array_get(list, i));
-            a->o = o;
-            a->url = xstrdup(u != NULL ? u : "");
-            a->state = AZ_FETCH;
-            a->delay_ms = POLL_FIRST_MS;
-            uv_timer_init(o->loop, &a->timer);
-            a->timer.data = a;
-            o->refs++;
-        }
-        o->n_az = n;
-    }
-    /* Fetch all at once: one CA, many requests in flight. */
-    for (size_t i = 0; i < o->n_az && o->state == ORD_AUTHZ; i++)
-        authz_fetch(&o->az[i]);
 }
 
 /* ---- finalize, poll, download ---- */
@@ -809,18 +306,18 @@ static void order_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
-        note_failure(o, r);
-        order_fail(o, status, "%s: %s", step, r->error);
+        acme_order_note_failure(o, r);
+        acme_order_fail(o, status, "%s: %s", step, r->error);
         return;
     }
     if (!json_is_object(r->json)) {
-        order_fail(o, ERR_PARSE, "%s: the response is not an order object", step);
+        acme_order_fail(o, ERR_PARSE, "%s: the response is not an order object", step);
         return;
     }
     if (o->state == ORD_PROCESSING || o->state == ORD_FINALIZE) {
-        const char *st = jstr(r->json, "status");
+        const char *st = acme_order_jstr(r->json, "status");
         if (st != NULL && strcmp(st, "processing") == 0) {
-            unsigned d = next_delay(&o->delay_ms, r->retry_after);
+            unsigned d = acme_order_next_delay(&o->delay_ms, r->retry_after);
             if (!o->early_used && http_retry_after_parse(r->retry_after, (int64_t)time(NULL)) < 0) {
                 /* no Retry-After: look once soon, then back off from the
                  * floor (the interval next_delay grew is kept) */
@@ -829,7 +326,8 @@ static void order_response(int status, const struct acme_response *r, void *arg)
                 d = POLL_EARLY_MS;
             }
             if (uv_now(o->loop) + d > o->deadline_ms) {
-                order_fail(o, ERR_TIMEOUT, "order still processing after %d s", o->authz_timeout_s);
+                acme_order_fail(o, ERR_TIMEOUT, "order still processing after %d s",
+                                o->authz_timeout_s);
                 return;
             }
             o->state = ORD_PROCESSING;
@@ -843,14 +341,14 @@ static void order_response(int status, const struct acme_response *r, void *arg)
 static void order_poll_cb(uv_timer_t *t)
 {
     struct acme_order *o = t->data;
-    int rc =
-        post(o, &o->req, o->order_url, "the newOrder Location", NULL, "poll", order_response, o);
+    int rc = acme_order_post(o, &o->req, o->order_url, "the newOrder Location", NULL, "poll",
+                             order_response, o);
 
     if (rc < 0)
-        order_fail(o, rc, "order poll: %s", err_str(rc));
+        acme_order_fail(o, rc, "order poll: %s", err_str(rc));
 }
 
-static void finalize(struct acme_order *o)
+void acme_order_finalize(struct acme_order *o)
 {
     char *csr = NULL;
     char *payload;
@@ -861,18 +359,18 @@ static void finalize(struct acme_order *o)
     o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
     rc = acme_csr_build(o->key, (const char *const *)o->domains, o->n_domains, &csr);
     if (rc < 0) {
-        order_fail(o, rc, "finalize: cannot build the CSR: %s", err_str(rc));
+        acme_order_fail(o, rc, "finalize: cannot build the CSR: %s", err_str(rc));
         return;
     }
     json_t *p = json_pack("{s:s}", "csr", csr);
     payload = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     free(csr);
-    rc = post(o, &o->req, o->finalize_url, "the order's finalize", payload, "finalize",
-              order_response, o);
+    rc = acme_order_post(o, &o->req, o->finalize_url, "the order's finalize", payload, "finalize",
+                         order_response, o);
     free(payload);
     if (rc < 0)
-        order_fail(o, rc, "finalize: %s", err_str(rc));
+        acme_order_fail(o, rc, "finalize: %s", err_str(rc));
 }
 
 static void download_next(struct acme_order *o);
@@ -930,15 +428,15 @@ static void cert_response(int status, const struct acme_response *r, void *arg)
 
     o->req = NULL;
     if (status != 0) {
-        note_failure(o, r);
+        acme_order_note_failure(o, r);
         if (o->n_chains > 0) {
             /* An alternate failed: keep what we have. */
             log_warn(LOG_ACME, "order cert=%s: alternate chain: %s", o->name, r->error);
-            keep_problem(o, NULL);
+            acme_order_keep_problem(o, NULL);
             download_next(o);
             return;
         }
-        order_fail(o, status, "download %s: %s", o->cert_url, r->error);
+        acme_order_fail(o, status, "download %s: %s", o->cert_url, r->error);
         return;
     }
     rc = acme_chain_parse(r->body, r->body_len, &ch);
@@ -948,7 +446,7 @@ static void cert_response(int status, const struct acme_response *r, void *arg)
             download_next(o);
             return;
         }
-        order_fail(o, rc, "download %s: not a PEM certificate chain", o->cert_url);
+        acme_order_fail(o, rc, "download %s: not a PEM certificate chain", o->cert_url);
         return;
     }
     o->chains = xrealloc(o->chains, (o->n_chains + 1) * sizeof(*o->chains));
@@ -1001,16 +499,16 @@ static void download_next(struct acme_order *o)
     rc = acme_request_start(o->c, &ro, cert_response, o, &o->req);
     free(subj);
     if (rc < 0)
-        order_fail(o, rc, "download %s: %s", url, err_str(rc));
+        acme_order_fail(o, rc, "download %s: %s", url, err_str(rc));
 }
 
 /* Continues from an order object's status (RFC 8555 §7.1.6). */
 static void order_dispatch(struct acme_order *o, json_t *obj)
 {
-    const char *st = jstr(obj, "status");
-    const char *fin = jstr(obj, "finalize");
+    const char *st = acme_order_jstr(obj, "status");
+    const char *fin = acme_order_jstr(obj, "finalize");
 
-    const char *pf = jstr(obj, "profile");
+    const char *pf = acme_order_jstr(obj, "profile");
 
     if (fin != NULL && o->finalize_url == NULL)
         o->finalize_url = xstrdup(fin);
@@ -1019,31 +517,32 @@ static void order_dispatch(struct acme_order *o, json_t *obj)
         o->profile = xstrndup(pf, strnlen(pf, 128));
     }
     if (st == NULL) {
-        order_fail(o, ERR_PARSE, "order %s: no status", o->order_url);
+        acme_order_fail(o, ERR_PARSE, "order %s: no status", o->order_url);
         return;
     }
     log_debug(LOG_ACME, "order cert=%s: order %s is %s", o->name, o->order_url, st);
     if (strcmp(st, "pending") == 0) {
         if (o->state == ORD_AUTHZ) {
-            order_fail(o, ERR_CHALLENGE, "order still pending after its authorizations");
+            acme_order_fail(o, ERR_CHALLENGE, "order still pending after its authorizations");
             return;
         }
-        authz_start(o, obj);
+        acme_authz_start(o, obj);
     } else if (strcmp(st, "ready") == 0) {
         if (o->finalize_url == NULL) {
-            order_fail(o, ERR_PARSE, "order %s: no finalize URL", o->order_url);
+            acme_order_fail(o, ERR_PARSE, "order %s: no finalize URL", o->order_url);
             return;
         }
-        finalize(o);
+        acme_order_finalize(o);
     } else if (strcmp(st, "processing") == 0) {
         o->state = ORD_PROCESSING;
         o->delay_ms = POLL_FIRST_MS;
         o->deadline_ms = uv_now(o->loop) + (uint64_t)o->authz_timeout_s * 1000;
         uv_timer_start(&o->timer, order_poll_cb, POLL_FIRST_MS, 0);
     } else if (strcmp(st, "valid") == 0) {
-        const char *cu = jstr(obj, "certificate");
+        const char *cu = acme_order_jstr(obj, "certificate");
         if (cu == NULL) {
-            order_fail(o, ERR_PARSE, "order %s: valid without a certificate URL", o->order_url);
+            acme_order_fail(o, ERR_PARSE, "order %s: valid without a certificate URL",
+                            o->order_url);
             return;
         }
         free(o->cert_url);
@@ -1057,12 +556,12 @@ static void order_dispatch(struct acme_order *o, json_t *obj)
             order_new(o);
             return;
         }
-        char *p = problem_of(json_object_get(obj, "error"));
-        order_fail(o, ERR_ACME, "order invalid: %s", p);
+        char *p = acme_order_problem_of(json_object_get(obj, "error"));
+        acme_order_fail(o, ERR_ACME, "order invalid: %s", p);
         free(p);
     } else {
         char *w = acme_status_word(st);
-        order_fail(o, ERR_PARSE, "order %s: unknown status %s", o->order_url, w);
+        acme_order_fail(o, ERR_PARSE, "order %s: unknown status %s", o->order_url, w);
         free(w);
     }
 }
@@ -1083,7 +582,7 @@ static void new_job_done(int status, const struct store_result *r, void *arg)
     if (o->state == ORD_WRITE) {
         if (status < 0) {
             char *where = store_where(o->store, STORE_WHERE_ORDER, o->name);
-            order_fail(o, status, "writing %s: %s", where, err_str(status));
+            acme_order_fail(o, status, "writing %s: %s", where, err_str(status));
             free(where);
         } else {
             order_dispatch(o, j->obj);
@@ -1103,7 +602,7 @@ static void order_file_write(struct acme_order *o, json_t *obj)
     int rc = acme_key_to_pem(o->key, &pem, &plen);
 
     if (rc < 0) {
-        order_fail(o, rc, "cannot encode the certificate key: %s", err_str(rc));
+        acme_order_fail(o, rc, "cannot encode the certificate key: %s", err_str(rc));
         return;
     }
     json_t *names = json_array();
@@ -1130,7 +629,7 @@ static void order_file_write(struct acme_order *o, json_t *obj)
     if (rc < 0) {
         json_decref(j->obj);
         free(j);
-        order_fail(o, rc, "cannot start the order file job: %s", err_str(rc));
+        acme_order_fail(o, rc, "cannot start the order file job: %s", err_str(rc));
         return;
     }
     o->refs++;
@@ -1142,19 +641,19 @@ static void neworder_response(int status, const struct acme_response *r, void *a
 
     o->req = NULL;
     if (status != 0) {
-        note_failure(o, r);
-        order_fail(o, status, "newOrder: %s", r->error);
+        acme_order_note_failure(o, r);
+        acme_order_fail(o, status, "newOrder: %s", r->error);
         return;
     }
     if (r->location == NULL || !json_is_object(r->json)) {
-        order_fail(o, ERR_PARSE, "newOrder: no order URL or object in the response");
+        acme_order_fail(o, ERR_PARSE, "newOrder: no order URL or object in the response");
         return;
     }
     free(o->order_url);
     o->order_url = xstrdup(r->location);
     free(o->finalize_url);
     o->finalize_url = NULL;
-    const char *fin = jstr(r->json, "finalize");
+    const char *fin = acme_order_jstr(r->json, "finalize");
     if (fin != NULL)
         o->finalize_url = xstrdup(fin);
     log_debug(LOG_ACME, "order cert=%s: created %s", o->name, o->order_url);
@@ -1197,7 +696,7 @@ static void order_new(struct acme_order *o)
     int rc = order_new_send(o);
 
     if (rc < 0)
-        order_fail(o, rc, "newOrder: %s", err_str(rc));
+        acme_order_fail(o, rc, "newOrder: %s", err_str(rc));
 }
 
 static void resume_response(int status, const struct acme_response *r, void *arg)
@@ -1206,20 +705,20 @@ static void resume_response(int status, const struct acme_response *r, void *arg
 
     o->req = NULL;
     if (status != 0 || !json_is_object(r->json)) {
-        note_failure(o, r);
+        acme_order_note_failure(o, r);
         if (status == 0 || r->http_status != 0) {
             /* 404, or an order the CA forgot: start afresh (same key). */
             log_info(LOG_ACME, "order cert=%s: stored order %s is gone (%s): starting a new one",
                      o->name, o->order_url, status != 0 ? r->error : "no order object");
-            keep_problem(o, NULL);
+            acme_order_keep_problem(o, NULL);
             order_new(o);
             return;
         }
-        order_fail(o, status, "resuming order %s: %s", o->order_url, r->error);
+        acme_order_fail(o, status, "resuming order %s: %s", o->order_url, r->error);
         return;
     }
     log_info(LOG_ACME, "order cert=%s: resuming %s (%s)", o->name, o->order_url,
-             jstr(r->json, "status") ? jstr(r->json, "status") : "?");
+             acme_order_jstr(r->json, "status") ? acme_order_jstr(r->json, "status") : "?");
     order_dispatch(o, r->json);
 }
 
@@ -1266,7 +765,8 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     if (opts->resume_url != NULL) {
         o->state = ORD_RESUME;
         o->order_url = xstrdup(opts->resume_url);
-        rc = post(o, &o->req, o->order_url, "the stored order", NULL, "resume", resume_response, o);
+        rc = acme_order_post(o, &o->req, o->order_url, "the stored order", NULL, "resume",
+                             resume_response, o);
     } else {
         rc = order_new_send(o);
     }
@@ -1302,10 +802,10 @@ int acme_order_resume_load(struct store *store, const struct cfg_cert *cert, cha
         rc = ERR_PARSE;
         goto out;
     }
-    const char *url = jstr(j, "order");
-    const char *dir = jstr(j, "directory");
-    const char *kt = jstr(j, "key_type");
-    const char *pem = jstr(j, "key");
+    const char *url = acme_order_jstr(j, "order");
+    const char *dir = acme_order_jstr(j, "directory");
+    const char *kt = acme_order_jstr(j, "key_type");
+    const char *pem = acme_order_jstr(j, "key");
     json_t *names = json_object_get(j, "names");
     if (url == NULL || dir == NULL || kt == NULL || pem == NULL || !json_is_array(names)) {
         rc = ERR_PARSE;
