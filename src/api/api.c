@@ -21,7 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "challenge/http01_internal.h"
+#include "net/httpd.h"
 #include "config/config.h"
 #include "net/tls_mem.h"
 #include "store/store.h"
@@ -53,7 +53,7 @@ struct aconn {
     struct api *a;     /* borrowed: outlives its connections */
     bool hs_done, answered;
     bool sse; /* a GET /v1/events stream: open until the client or we close */
-    uint8_t in[HTTP01_HEAD_MAX];
+    uint8_t in[HTTPD_HEAD_MAX];
     size_t in_len;
     char peer[INET6_ADDRSTRLEN];
 };
@@ -587,7 +587,7 @@ static int query_bools(const uint8_t *target, size_t len, const char *const *key
     return 0;
 }
 
-static int route_run(struct aconn *c, const struct http01_req *r, const struct api_route *rt,
+static int route_run(struct aconn *c, const struct httpd_req *r, const struct api_route *rt,
                      const char *name, const char *file, bool head_only)
 {
     struct api *a = c->a;
@@ -707,7 +707,7 @@ static int route_run(struct aconn *c, const struct http01_req *r, const struct a
 }
 
 /* "Bearer TOKEN" (RFC 6750 §2.1; the scheme is case-insensitive). */
-static bool bearer(const struct http01_req *r, const char **tok, size_t *len)
+static bool bearer(const struct httpd_req *r, const char **tok, size_t *len)
 {
     if (r->authorization == NULL || r->authorization_len <= 7 ||
         strncasecmp((const char *)r->authorization, "bearer ", 7) != 0)
@@ -721,7 +721,7 @@ static bool bearer(const struct http01_req *r, const char **tok, size_t *len)
     return *len > 0;
 }
 
-static void conn_request(struct aconn *c, const struct http01_req *r)
+static void conn_request(struct aconn *c, const struct httpd_req *r)
 {
     struct api *a = c->a;
     char method[16];
@@ -803,9 +803,9 @@ static void conn_input(struct aconn *c)
         }
         c->in_len += (size_t)n;
     }
-    struct http01_req r;
-    int rc = http01_parse(c->in, c->in_len, &r);
-    if (rc == HTTP01_PARSE_DONE) {
+    struct httpd_req r;
+    int rc = httpd_parse(c->in, c->in_len, &r);
+    if (rc == HTTPD_PARSE_DONE) {
         conn_request(c, &r);
     } else if (rc < 0) {
         log_info(LOG_API, "%s: malformed request -> %d", c->peer, -rc);

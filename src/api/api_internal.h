@@ -102,7 +102,7 @@ const struct api_route *api_route_find(const char *method, const uint8_t *path, 
                                        bool *method_ok, char **name, const char **file);
 
 /* The value of field name (case-insensitive) in a request head that
- * http01_parse accepted (head[0..len)), without surrounding whitespace:
+ * httpd_parse accepted (head[0..len)), without surrounding whitespace:
  * true with *v, *vl borrowed from head, false when absent. */
 bool api_head_field(const uint8_t *head, size_t len, const char *name, const uint8_t **v,
                     size_t *vl);

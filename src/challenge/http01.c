@@ -1,6 +1,6 @@
 /* The http-01 listener: uv_tcp_t listeners, connections with strict limits,
  * one sweeping timer for all deadlines, and the token table it answers from.
- * It parses with http01_parse() and knows nothing of ACME orders: the
+ * It parses with httpd_parse() and knows nothing of ACME orders: the
  * reactor puts and deletes tokens. Responses are built into one shared
  * buffer and written with uv_try_write; only what the kernel does not take
  * is copied and queued. */
@@ -398,7 +398,7 @@ static void peer_name(struct conn *c, char *out, size_t n)
         uv_ip4_name((const struct sockaddr_in *)&ss, out, n);
 }
 
-static void log_request(struct conn *c, const struct http01_req *r, int status)
+static void log_request(struct conn *c, const struct httpd_req *r, int status)
 {
     char peer[64], method[32], target[300];
 
@@ -417,7 +417,7 @@ static void log_request(struct conn *c, const struct http01_req *r, int status)
 }
 
 /* Answers one parsed request into o; returns the response length. */
-static size_t answer(struct conn *c, const struct http01_req *r, bool keep, uint8_t *o)
+static size_t answer(struct conn *c, const struct httpd_req *r, bool keep, uint8_t *o)
 {
     struct chal_http01 *s = c->s;
     char tok[HTTP01_TOKEN_MAX + 1];
@@ -426,7 +426,7 @@ static size_t answer(struct conn *c, const struct http01_req *r, bool keep, uint
     int conn_hdr = !keep ? 1 : (r->minor == 0 ? 2 : 0);
 
     s->st.requests++;
-    if (r->method == HTTP01_OTHER) {
+    if (r->method == HTTPD_OTHER) {
         status = 405;
         s->st.rejected++;
     } else if (r->path == NULL) {
@@ -448,7 +448,7 @@ static size_t answer(struct conn *c, const struct http01_req *r, bool keep, uint
         peer_name(c, peer, sizeof(peer));
         log_info(LOG_CHAL, "http01: token %s fetched by %s", t->tok, peer);
     }
-    size_t n = build_response(s, o, status, t, r->method == HTTP01_HEAD, conn_hdr);
+    size_t n = build_response(s, o, status, t, r->method == HTTPD_HEAD, conn_hdr);
     if (t != NULL && s->seen_cb != NULL)
         s->seen_cb(s->seen_arg, t->tok); /* the order polls soon (acme_order_chal_seen) */
     return n;
@@ -659,10 +659,10 @@ static void conn_process(struct conn *c, uint8_t *data, size_t len, bool fresh)
     bool answered = false;
 
     while (off < len) {
-        struct http01_req r;
-        int rc = http01_parse(data + off, len - off, &r);
+        struct httpd_req r;
+        int rc = httpd_parse(data + off, len - off, &r);
 
-        if (rc == HTTP01_PARSE_MORE)
+        if (rc == HTTPD_PARSE_MORE)
             break;
         if (out + RESP_MAX > IO_SIZE) {
             if (!conn_send(c, o, out)) {
@@ -749,7 +749,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->in_nl = c->in_nl || nl;
         return;
     }
-    if (nl || total >= HTTP01_HEAD_MAX || (!c->in_nl && total > HTTP01_LINE_MAX + 1)) {
+    if (nl || total >= HTTPD_HEAD_MAX || (!c->in_nl && total > HTTPD_LINE_MAX + 1)) {
         c->in_nl = c->in_nl || nl;
         conn_process(c, c->in, c->in_len, false);
     }

@@ -3,7 +3,7 @@
  * valid name and scopes, an error says which line); 1: a request path
  * against the route table (api_route_find: a matched NAME is 1..200 of
  * [A-Za-z0-9._-] not starting with '.', so never "..", "/" or an escape);
- * 2: a request head through http01_parse, then Last-Event-ID and
+ * 2: a request head through httpd_parse, then Last-Event-ID and
  * Authorization looked up with api_head_field (values inside the head, no
  * CR or LF in them). */
 #include <stdint.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
-#include "challenge/http01_internal.h"
+#include "net/httpd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -65,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     default: {
-        struct http01_req r;
-        if (http01_parse(p, n, &r) == HTTP01_PARSE_DONE) {
+        struct httpd_req r;
+        if (httpd_parse(p, n, &r) == HTTPD_PARSE_DONE) {
             static const char *const names[] = {"Last-Event-ID", "Authorization", "Host"};
             for (size_t i = 0; i < 3; i++) {
                 const uint8_t *v = NULL;

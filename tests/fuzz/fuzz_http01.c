@@ -17,11 +17,11 @@ static int within(const uint8_t *p, size_t n, const uint8_t *lo, size_t len)
     return p >= lo && n <= len && p + n <= lo + len;
 }
 
-static void check_head(const uint8_t *p, size_t n, const struct http01_req *r)
+static void check_head(const uint8_t *p, size_t n, const struct httpd_req *r)
 {
     char tok[HTTP01_TOKEN_MAX + 1];
 
-    if (r->head_len == 0 || r->head_len > n || r->head_len > HTTP01_HEAD_MAX)
+    if (r->head_len == 0 || r->head_len > n || r->head_len > HTTPD_HEAD_MAX)
         abort();
     if (!within(r->method_str, r->method_len, p, r->head_len) || r->method_len == 0)
         abort();
@@ -29,7 +29,7 @@ static void check_head(const uint8_t *p, size_t n, const struct http01_req *r)
         abort();
     if (r->minor != 0 && r->minor != 1)
         abort();
-    if (r->method != HTTP01_GET && r->method != HTTP01_HEAD && r->method != HTTP01_OTHER)
+    if (r->method != HTTPD_GET && r->method != HTTPD_HEAD && r->method != HTTPD_OTHER)
         abort();
     if (r->path != NULL) {
         int is_root = r->path_len == 1 && r->path[0] == '/';
@@ -43,7 +43,7 @@ static void check_head(const uint8_t *p, size_t n, const struct http01_req *r)
     }
 }
 
-static int same(const struct http01_req *a, const struct http01_req *b)
+static int same(const struct httpd_req *a, const struct httpd_req *b)
 {
     return a->method == b->method && a->method_str == b->method_str &&
            a->method_len == b->method_len && a->target == b->target &&
@@ -56,14 +56,14 @@ static int same(const struct http01_req *a, const struct http01_req *b)
 /* Prefixes of a complete head of length h: sampled when h is large. */
 static void check_prefixes(const uint8_t *p, size_t h)
 {
-    struct http01_req r;
+    struct httpd_req r;
     size_t step = h <= 512 ? 1 : h / 97 + 1;
 
     for (size_t k = 0; k < h; k += step) {
-        if (http01_parse(p, k, &r) != HTTP01_PARSE_MORE)
+        if (httpd_parse(p, k, &r) != HTTPD_PARSE_MORE)
             abort();
     }
-    if (http01_parse(p, h - 1, &r) != HTTP01_PARSE_MORE)
+    if (httpd_parse(p, h - 1, &r) != HTTPD_PARSE_MORE)
         abort();
 }
 
@@ -73,25 +73,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned rounds = 0;
 
     while (off < size && rounds++ < 64) {
-        struct http01_req r;
+        struct httpd_req r;
         const uint8_t *p = data + off;
         size_t n = size - off;
-        int rc = http01_parse(p, n, &r);
+        int rc = httpd_parse(p, n, &r);
 
-        if (rc == HTTP01_PARSE_DONE) {
+        if (rc == HTTPD_PARSE_DONE) {
             check_head(p, n, &r);
             check_prefixes(p, r.head_len);
             /* the head alone parses to the same result */
-            struct http01_req r2;
-            if (http01_parse(p, r.head_len, &r2) != HTTP01_PARSE_DONE || !same(&r, &r2))
+            struct httpd_req r2;
+            if (httpd_parse(p, r.head_len, &r2) != HTTPD_PARSE_DONE || !same(&r, &r2))
                 abort();
             off += r.head_len;
             continue;
         }
-        if (rc != HTTP01_PARSE_MORE && rc != HTTP01_PARSE_BAD && rc != HTTP01_PARSE_URI_TOO_LONG &&
-            rc != HTTP01_PARSE_TOO_LARGE && rc != HTTP01_PARSE_BAD_VERSION)
+        if (rc != HTTPD_PARSE_MORE && rc != HTTPD_PARSE_BAD && rc != HTTPD_PARSE_URI_TOO_LONG &&
+            rc != HTTPD_PARSE_TOO_LARGE && rc != HTTPD_PARSE_BAD_VERSION)
             abort();
-        if (rc == HTTP01_PARSE_MORE && n >= HTTP01_HEAD_MAX)
+        if (rc == HTTPD_PARSE_MORE && n >= HTTPD_HEAD_MAX)
             abort(); /* the limit is enforced whatever the bytes */
         break;
     }

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "api/api_internal.h"
-#include "challenge/http01_internal.h"
+#include "net/httpd.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -252,21 +252,21 @@ static void test_routes(void **state)
 
 static void test_parser_hands_over_authorization(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
     const char *one =
         "GET /v1/certificates HTTP/1.1\r\nHost: a\r\nAuthorization:  Bearer x  \r\n\r\n";
     const char *two = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nauthorization: b\r\n\r\n";
     const char *body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
     (void)state;
 
-    assert_int_equal(http01_parse((const uint8_t *)one, strlen(one), &r), HTTP01_PARSE_DONE);
+    assert_int_equal(httpd_parse((const uint8_t *)one, strlen(one), &r), HTTPD_PARSE_DONE);
     assert_int_equal(r.authorization_len, 8);
     assert_memory_equal(r.authorization, "Bearer x", 8);
-    assert_int_equal(http01_parse((const uint8_t *)two, strlen(two), &r), HTTP01_PARSE_BAD);
+    assert_int_equal(httpd_parse((const uint8_t *)two, strlen(two), &r), HTTPD_PARSE_BAD);
     /* a request body is refused by the parser: the API takes none */
-    assert_int_equal(http01_parse((const uint8_t *)body, strlen(body), &r), HTTP01_PARSE_BAD);
+    assert_int_equal(httpd_parse((const uint8_t *)body, strlen(body), &r), HTTPD_PARSE_BAD);
     const char *none = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_int_equal(http01_parse((const uint8_t *)none, strlen(none), &r), HTTP01_PARSE_DONE);
+    assert_int_equal(httpd_parse((const uint8_t *)none, strlen(none), &r), HTTPD_PARSE_DONE);
     assert_null(r.authorization);
 }
 

@@ -1,4 +1,4 @@
-/* The http-01 request-head parser (http01_parse) and the challenge-path
+/* The http-01 request-head parser (httpd_parse) and the challenge-path
  * matcher (http01_path_token): framing, limits, keep-alive, targets. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +12,9 @@
 
 #include "challenge/http01_internal.h"
 
-static int parse_str(const char *s, struct http01_req *r)
+static int parse_str(const char *s, struct httpd_req *r)
 {
-    return http01_parse((const uint8_t *)s, strlen(s), r);
+    return httpd_parse((const uint8_t *)s, strlen(s), r);
 }
 
 static void assert_mem_str(const uint8_t *p, size_t n, const char *want)
@@ -27,21 +27,21 @@ static void assert_mem_str(const uint8_t *p, size_t n, const char *want)
 /* Every proper prefix of a complete head must ask for more. */
 static void assert_prefixes_need_more(const char *s, size_t head_len)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     for (size_t i = 0; i < head_len; i++)
-        assert_int_equal(http01_parse((const uint8_t *)s, i, &r), HTTP01_PARSE_MORE);
+        assert_int_equal(httpd_parse((const uint8_t *)s, i, &r), HTTPD_PARSE_MORE);
 }
 
 static void test_get_http11_complete(void **state)
 {
     const char *s = "GET /.well-known/acme-challenge/abc HTTP/1.1\r\nHost: example.org\r\n"
                     "User-Agent: x\r\n\r\n";
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_GET);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_GET);
     assert_mem_str(r.method_str, r.method_len, "GET");
     assert_mem_str(r.target, r.target_len, "/.well-known/acme-challenge/abc");
     assert_mem_str(r.path, r.path_len, "/.well-known/acme-challenge/abc");
@@ -53,25 +53,25 @@ static void test_get_http11_complete(void **state)
 
 static void test_head_http10_keep_alive_rules(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str("HEAD / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_HEAD);
+    assert_int_equal(parse_str("HEAD / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_HEAD);
     assert_int_equal(r.minor, 0);
     assert_false(r.keep_alive);
     assert_int_equal(parse_str("HEAD / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", &r),
-                     HTTP01_PARSE_DONE);
+                     HTTPD_PARSE_DONE);
     assert_true(r.keep_alive);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n", &r),
-                     HTTP01_PARSE_DONE);
+                     HTTPD_PARSE_DONE);
     assert_false(r.keep_alive);
     assert_int_equal(
         parse_str("GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", &r),
-        HTTP01_PARSE_DONE);
+        HTTPD_PARSE_DONE);
     assert_false(r.keep_alive);
     /* HTTP/1.9 is answered as 1.1 (RFC 9110 §6.2) */
-    assert_int_equal(parse_str("GET / HTTP/1.9\r\nHost: a\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET / HTTP/1.9\r\nHost: a\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_int_equal(r.minor, 1);
     assert_true(r.keep_alive);
 }
@@ -79,75 +79,75 @@ static void test_head_http10_keep_alive_rules(void **state)
 static void test_bare_lf_and_leading_empty_lines(void **state)
 {
     const char *s = "\r\n\nGET /x HTTP/1.1\nHost: a\n\n";
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_DONE);
     assert_int_equal(r.head_len, strlen(s));
     assert_mem_str(r.path, r.path_len, "/x");
     assert_prefixes_need_more(s, strlen(s));
-    assert_int_equal(parse_str("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_BAD);
+    assert_int_equal(parse_str("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_BAD);
 }
 
 static void test_pipelined_rest_is_not_consumed(void **state)
 {
     const char *one = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
     char buf[256];
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
     snprintf(buf, sizeof(buf), "%s%s", one, "GET /b HTTP/1.1\r\nHost: h\r\n\r\nGARBAGE");
-    assert_int_equal(parse_str(buf, &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str(buf, &r), HTTPD_PARSE_DONE);
     assert_int_equal(r.head_len, strlen(one));
     assert_mem_str(r.path, r.path_len, "/a");
-    assert_int_equal(parse_str(buf + r.head_len, &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str(buf + r.head_len, &r), HTTPD_PARSE_DONE);
     assert_mem_str(r.path, r.path_len, "/b");
 }
 
 static void test_targets(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str("GET /p/q?x=1&y HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET /p/q?x=1&y HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_mem_str(r.path, r.path_len, "/p/q");
     assert_mem_str(r.target, r.target_len, "/p/q?x=1&y");
     assert_int_equal(
         parse_str("GET http://example.org:80/.well-known/acme-challenge/t?q HTTP/1.1\r\nHost: "
                   "example.org\r\n\r\n",
                   &r),
-        HTTP01_PARSE_DONE);
+        HTTPD_PARSE_DONE);
     assert_mem_str(r.path, r.path_len, "/.well-known/acme-challenge/t");
-    assert_int_equal(parse_str("GET HTTP://EXAMPLE.ORG HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET HTTP://EXAMPLE.ORG HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_mem_str(r.path, r.path_len, "/");
-    assert_int_equal(parse_str("GET https://h?z HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET https://h?z HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_mem_str(r.path, r.path_len, "/");
-    assert_int_equal(parse_str("GET http:///x HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("OPTIONS * HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_OTHER);
+    assert_int_equal(parse_str("GET http:///x HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("OPTIONS * HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_OTHER);
     assert_null(r.path);
-    assert_int_equal(parse_str("CONNECT h:443 HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("CONNECT h:443 HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_null(r.path);
-    assert_int_equal(parse_str("GET ftp://h/x HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET ftp://h/x HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_null(r.path);
-    assert_int_equal(parse_str("GET /a#frag HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET /\xc3\xa9 HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_BAD);
+    assert_int_equal(parse_str("GET /a#frag HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET /\xc3\xa9 HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_BAD);
 }
 
 static void test_methods(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str("POST / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_OTHER);
+    assert_int_equal(parse_str("POST / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_OTHER);
     assert_mem_str(r.method_str, r.method_len, "POST");
     /* methods are case-sensitive (RFC 9110 §9.1) */
-    assert_int_equal(parse_str("get / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_OTHER);
-    assert_int_equal(parse_str("GETS / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.method, HTTP01_OTHER);
-    assert_int_equal(parse_str("G(T / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_BAD);
+    assert_int_equal(parse_str("get / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_OTHER);
+    assert_int_equal(parse_str("GETS / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.method, HTTPD_OTHER);
+    assert_int_equal(parse_str("G(T / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_BAD);
 }
 
 static void test_malformed_request_lines(void **state)
@@ -165,90 +165,90 @@ static void test_malformed_request_lines(void **state)
         "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", /* a TLS ClientHello */
         "GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
     };
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (parse_str(bad[i], &r) != HTTP01_PARSE_BAD)
+        if (parse_str(bad[i], &r) != HTTPD_PARSE_BAD)
             fail_msg("case %zu not rejected", i);
     }
-    assert_int_equal(parse_str("GET / HTTP/2.0\r\n\r\n", &r), HTTP01_PARSE_BAD_VERSION);
-    assert_int_equal(parse_str("GET / HTTP/0.9\r\n\r\n", &r), HTTP01_PARSE_BAD_VERSION);
+    assert_int_equal(parse_str("GET / HTTP/2.0\r\n\r\n", &r), HTTPD_PARSE_BAD_VERSION);
+    assert_int_equal(parse_str("GET / HTTP/0.9\r\n\r\n", &r), HTTPD_PARSE_BAD_VERSION);
     /* garbage is caught before its line ends, not after a timeout */
-    assert_int_equal(parse_str("\x16\x03", &r), HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET /x HTTX", &r), HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET /x HTTP/1", &r), HTTP01_PARSE_MORE);
+    assert_int_equal(parse_str("\x16\x03", &r), HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET /x HTTX", &r), HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET /x HTTP/1", &r), HTTPD_PARSE_MORE);
 }
 
 static void test_fields(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
-    assert_int_equal(parse_str("GET / HTTP/1.1\r\n\r\n", &r), HTTP01_PARSE_BAD); /* no Host */
-    assert_int_equal(parse_str("GET / HTTP/1.0\r\n\r\n", &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str("GET / HTTP/1.1\r\n\r\n", &r), HTTPD_PARSE_BAD); /* no Host */
+    assert_int_equal(parse_str("GET / HTTP/1.0\r\n\r\n", &r), HTTPD_PARSE_DONE);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost:\r\n\r\n", &r), HTTP01_PARSE_DONE);
-    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost : a\r\n\r\n", &r), HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost:\r\n\r\n", &r), HTTPD_PARSE_DONE);
+    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost : a\r\n\r\n", &r), HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET / HTTP/1.1\r\n Host: a\r\n\r\n", &r), HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET / HTTP/1.1\r\n Host: a\r\n\r\n", &r), HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
-    assert_int_equal(http01_parse((const uint8_t *)"GET / HTTP/1.0\r\nX: a\0b\r\n\r\n", 27, &r),
-                     HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
+    assert_int_equal(httpd_parse((const uint8_t *)"GET / HTTP/1.0\r\nX: a\0b\r\n\r\n", 27, &r),
+                     HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n", &r),
-                     HTTP01_PARSE_DONE); /* obs-text is allowed */
+                     HTTPD_PARSE_DONE); /* obs-text is allowed */
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
-    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", &r), HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
+    assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", &r), HTTPD_PARSE_BAD);
 }
 
 static void test_no_body_accepted(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &r),
-                     HTTP01_PARSE_DONE);
+                     HTTPD_PARSE_DONE);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n", &r),
-                     HTTP01_PARSE_DONE);
+                     HTTPD_PARSE_DONE);
     assert_int_equal(parse_str("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", &r),
-                     HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\ncontent-length: x\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
     assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0, 0\r\n\r\n", &r),
-                     HTTP01_PARSE_BAD);
+                     HTTPD_PARSE_BAD);
     assert_int_equal(
         parse_str("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &r),
-        HTTP01_PARSE_BAD);
+        HTTPD_PARSE_BAD);
 }
 
 static void test_request_line_limit(void **state)
 {
-    size_t cap = HTTP01_LINE_MAX + 64;
+    size_t cap = HTTPD_LINE_MAX + 64;
     char *s = malloc(cap);
-    struct http01_req r;
+    struct httpd_req r;
 
     (void)state;
     assert_non_null(s);
     /* "GET /" + pad + " HTTP/1.0" is exactly the limit: accepted */
-    size_t pad = HTTP01_LINE_MAX - strlen("GET / HTTP/1.0");
+    size_t pad = HTTPD_LINE_MAX - strlen("GET / HTTP/1.0");
     memcpy(s, "GET /", 5);
     memset(s + 5, 'a', pad);
     snprintf(s + 5 + pad, cap - 5 - pad, " HTTP/1.0\r\n\r\n");
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_DONE);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_DONE);
     /* one more byte: 414 */
     memset(s + 5, 'a', pad + 1);
     snprintf(s + 6 + pad, cap - 6 - pad, " HTTP/1.0\r\n\r\n");
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_URI_TOO_LONG);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_URI_TOO_LONG);
     /* and as soon as the unfinished line passes the limit */
-    assert_int_equal(http01_parse((const uint8_t *)s, HTTP01_LINE_MAX + 1, &r),
-                     HTTP01_PARSE_URI_TOO_LONG);
-    assert_int_equal(http01_parse((const uint8_t *)s, HTTP01_LINE_MAX, &r), HTTP01_PARSE_MORE);
+    assert_int_equal(httpd_parse((const uint8_t *)s, HTTPD_LINE_MAX + 1, &r),
+                     HTTPD_PARSE_URI_TOO_LONG);
+    assert_int_equal(httpd_parse((const uint8_t *)s, HTTPD_LINE_MAX, &r), HTTPD_PARSE_MORE);
     free(s);
 }
 
@@ -272,37 +272,37 @@ static char *head_with_fields(unsigned n, size_t value_len)
 
 static void test_field_count_and_head_size_limits(void **state)
 {
-    struct http01_req r;
+    struct httpd_req r;
     char *s;
 
     (void)state;
-    s = head_with_fields(HTTP01_FIELDS_MAX, 1);
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_DONE);
+    s = head_with_fields(HTTPD_FIELDS_MAX, 1);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_DONE);
     free(s);
-    s = head_with_fields(HTTP01_FIELDS_MAX + 1, 1);
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_TOO_LARGE);
+    s = head_with_fields(HTTPD_FIELDS_MAX + 1, 1);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_TOO_LARGE);
     free(s);
     /* 40 fields of 250 bytes: past 8 KiB */
     s = head_with_fields(40, 250);
-    assert_true(strlen(s) > HTTP01_HEAD_MAX);
-    assert_int_equal(parse_str(s, &r), HTTP01_PARSE_TOO_LARGE);
+    assert_true(strlen(s) > HTTPD_HEAD_MAX);
+    assert_int_equal(parse_str(s, &r), HTTPD_PARSE_TOO_LARGE);
     /* an unfinished head at the limit is rejected without waiting */
-    assert_int_equal(http01_parse((const uint8_t *)s, HTTP01_HEAD_MAX, &r), HTTP01_PARSE_TOO_LARGE);
-    assert_int_equal(http01_parse((const uint8_t *)s, HTTP01_HEAD_MAX - 1, &r), HTTP01_PARSE_MORE);
+    assert_int_equal(httpd_parse((const uint8_t *)s, HTTPD_HEAD_MAX, &r), HTTPD_PARSE_TOO_LARGE);
+    assert_int_equal(httpd_parse((const uint8_t *)s, HTTPD_HEAD_MAX - 1, &r), HTTPD_PARSE_MORE);
     free(s);
     /* a head ending exactly at the limit is fine */
     s = head_with_fields(30, 250);
     size_t len = strlen(s);
-    assert_true(len < HTTP01_HEAD_MAX);
-    char *big = malloc(HTTP01_HEAD_MAX + 1);
+    assert_true(len < HTTPD_HEAD_MAX);
+    char *big = malloc(HTTPD_HEAD_MAX + 1);
     assert_non_null(big);
-    size_t extra = HTTP01_HEAD_MAX - len;
+    size_t extra = HTTPD_HEAD_MAX - len;
     memcpy(big, s, len - 2);
     memcpy(big + len - 2, "Y: ", 3);
     memset(big + len + 1, 'z', extra - 5);
-    memcpy(big + HTTP01_HEAD_MAX - 4, "\r\n\r\n", 4);
-    assert_int_equal(http01_parse((const uint8_t *)big, HTTP01_HEAD_MAX, &r), HTTP01_PARSE_DONE);
-    assert_int_equal(r.head_len, HTTP01_HEAD_MAX);
+    memcpy(big + HTTPD_HEAD_MAX - 4, "\r\n\r\n", 4);
+    assert_int_equal(httpd_parse((const uint8_t *)big, HTTPD_HEAD_MAX, &r), HTTPD_PARSE_DONE);
+    assert_int_equal(r.head_len, HTTPD_HEAD_MAX);
     free(big);
     free(s);
 }

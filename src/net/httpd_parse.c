@@ -1,8 +1,9 @@
-/* The http-01 listener's request-head parser: a pure function over bytes
- * (RFC 9112 §2-§6), strict about framing because the listener faces the
+/* The HTTP/1.x request-head parser of certloop's two servers, the http-01
+ * listener (src/challenge) and the HTTPS API (src/api): a pure function over
+ * bytes (RFC 9112 §2-§6), strict about framing because both face the
  * internet, lenient only where RFC 9112 asks recipients to be. It never
  * allocates and does not know about sockets, tokens or responses. */
-#include "challenge/http01_internal.h"
+#include "net/httpd.h"
 
 #include <string.h>
 
@@ -24,12 +25,6 @@ static bool is_field_char(uint8_t c)
 static bool is_target_char(uint8_t c)
 {
     return c > 0x20 && c < 0x7f && c != '#';
-}
-
-static bool is_b64url(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
 }
 
 static uint8_t lower(uint8_t c)
@@ -75,7 +70,7 @@ static bool next_line(const uint8_t *p, size_t pos, size_t lim, size_t *end, siz
 
 /* Splits the target into its path, dropping the query (ignored: ACME tokens
  * carry none, and proxies may append one). */
-static int target_path(struct http01_req *r)
+static int target_path(struct httpd_req *r)
 {
     const uint8_t *t = r->target;
     size_t n = r->target_len;
@@ -93,7 +88,7 @@ static int target_path(struct http01_req *r)
         while (i < n && t[i] != '/' && t[i] != '?')
             i++;
         if (i == a)
-            return HTTP01_PARSE_BAD; /* an http URI needs a host */
+            return HTTPD_PARSE_BAD; /* an http URI needs a host */
         if (i == n || t[i] == '?') {
             r->path = (const uint8_t *)"/"; /* an empty path means "/" */
             r->path_len = 1;
@@ -111,7 +106,7 @@ static int target_path(struct http01_req *r)
 
 /* Checks the request line p[s..e). With partial set the line is not complete
  * yet: only what is there is checked, and MORE means "fine so far". */
-static int request_line(const uint8_t *p, size_t s, size_t e, bool partial, struct http01_req *r)
+static int request_line(const uint8_t *p, size_t s, size_t e, bool partial, struct httpd_req *r)
 {
     static const char version[] = "HTTP/d.d";
     size_t i = s;
@@ -119,42 +114,42 @@ static int request_line(const uint8_t *p, size_t s, size_t e, bool partial, stru
     while (i < e && is_tchar(p[i]))
         i++;
     if (i == e)
-        return partial ? HTTP01_PARSE_MORE : HTTP01_PARSE_BAD;
+        return partial ? HTTPD_PARSE_MORE : HTTPD_PARSE_BAD;
     if (p[i] != ' ' || i == s)
-        return HTTP01_PARSE_BAD;
+        return HTTPD_PARSE_BAD;
     r->method_str = p + s;
     r->method_len = i - s;
     size_t t = ++i;
     while (i < e && is_target_char(p[i]))
         i++;
     if (i == e)
-        return partial ? HTTP01_PARSE_MORE : HTTP01_PARSE_BAD;
+        return partial ? HTTPD_PARSE_MORE : HTTPD_PARSE_BAD;
     if (p[i] != ' ' || i == t)
-        return HTTP01_PARSE_BAD;
+        return HTTPD_PARSE_BAD;
     r->target = p + t;
     r->target_len = i - t;
     size_t v = ++i;
     if (e - v > sizeof(version) - 1)
-        return HTTP01_PARSE_BAD;
+        return HTTPD_PARSE_BAD;
     for (; i < e; i++) {
         char want = version[i - v];
         bool ok = want == 'd' ? (p[i] >= '0' && p[i] <= '9') : p[i] == (uint8_t)want;
         if (!ok)
-            return HTTP01_PARSE_BAD;
+            return HTTPD_PARSE_BAD;
     }
     if (partial)
-        return HTTP01_PARSE_MORE;
+        return HTTPD_PARSE_MORE;
     if (e - v != sizeof(version) - 1)
-        return HTTP01_PARSE_BAD;
+        return HTTPD_PARSE_BAD;
     if (p[v + 5] != '1')
-        return HTTP01_PARSE_BAD_VERSION;
+        return HTTPD_PARSE_BAD_VERSION;
     r->minor = p[v + 7] == '0' ? 0 : 1;
     if (r->method_len == 3 && memcmp(r->method_str, "GET", 3) == 0)
-        r->method = HTTP01_GET;
+        r->method = HTTPD_GET;
     else if (r->method_len == 4 && memcmp(r->method_str, "HEAD", 4) == 0)
-        r->method = HTTP01_HEAD;
+        r->method = HTTPD_HEAD;
     else
-        r->method = HTTP01_OTHER;
+        r->method = HTTPD_OTHER;
     return target_path(r);
 }
 
@@ -172,10 +167,10 @@ struct fields {
 static int content_length(const uint8_t *v, size_t n)
 {
     if (n == 0)
-        return HTTP01_PARSE_BAD;
+        return HTTPD_PARSE_BAD;
     for (size_t i = 0; i < n; i++) {
         if (v[i] != '0')
-            return HTTP01_PARSE_BAD;
+            return HTTPD_PARSE_BAD;
     }
     return 0;
 }
@@ -204,26 +199,26 @@ static int field_line(const uint8_t *p, size_t s, size_t e, bool partial, struct
     size_t i = s;
 
     if (partial && s == e)
-        return HTTP01_PARSE_MORE; /* may yet be the empty line ending the head */
+        return HTTPD_PARSE_MORE; /* may yet be the empty line ending the head */
     /* a line starting with whitespace is obs-fold, or whitespace before the
      * first field: RFC 9112 §5.2 and §2.2 let us reject both */
     if (p[s] == ' ' || p[s] == '\t')
-        return HTTP01_PARSE_BAD;
-    if (f->count + 1 > HTTP01_FIELDS_MAX)
-        return HTTP01_PARSE_TOO_LARGE;
+        return HTTPD_PARSE_BAD;
+    if (f->count + 1 > HTTPD_FIELDS_MAX)
+        return HTTPD_PARSE_TOO_LARGE;
     while (i < e && is_tchar(p[i]))
         i++;
     if (i == e)
-        return partial ? HTTP01_PARSE_MORE : HTTP01_PARSE_BAD;
+        return partial ? HTTPD_PARSE_MORE : HTTPD_PARSE_BAD;
     if (p[i] != ':' || i == s)
-        return HTTP01_PARSE_BAD; /* RFC 9112 §5.1: no whitespace before ':' */
+        return HTTPD_PARSE_BAD; /* RFC 9112 §5.1: no whitespace before ':' */
     size_t name_end = i++;
     for (size_t j = i; j < e; j++) {
         if (!is_field_char(p[j]))
-            return HTTP01_PARSE_BAD;
+            return HTTPD_PARSE_BAD;
     }
     if (partial)
-        return HTTP01_PARSE_MORE;
+        return HTTPD_PARSE_MORE;
     f->count++;
     while (i < e && (p[i] == ' ' || p[i] == '\t'))
         i++;
@@ -234,27 +229,27 @@ static int field_line(const uint8_t *p, size_t s, size_t e, bool partial, struct
     size_t name_len = name_end - s;
     if (eq_nocase(name, name_len, "host")) {
         if (++f->host > 1)
-            return HTTP01_PARSE_BAD; /* RFC 9112 §3.2 */
+            return HTTPD_PARSE_BAD; /* RFC 9112 §3.2 */
     } else if (eq_nocase(name, name_len, "content-length")) {
         return content_length(p + i, ve - i);
     } else if (eq_nocase(name, name_len, "transfer-encoding")) {
-        return HTTP01_PARSE_BAD; /* a body follows: not for us */
+        return HTTPD_PARSE_BAD; /* a body follows: not for us */
     } else if (eq_nocase(name, name_len, "connection")) {
         connection(p + i, ve - i, f);
     } else if (eq_nocase(name, name_len, "authorization")) {
         if (f->auth != NULL)
-            return HTTP01_PARSE_BAD;
+            return HTTPD_PARSE_BAD;
         f->auth = p + i;
         f->auth_len = ve - i;
     }
     return 0;
 }
 
-int http01_parse(const uint8_t *p, size_t n, struct http01_req *out)
+int httpd_parse(const uint8_t *p, size_t n, struct httpd_req *out)
 {
-    struct http01_req r = {0};
+    struct httpd_req r = {0};
     struct fields f = {0};
-    size_t lim = n < HTTP01_HEAD_MAX ? n : HTTP01_HEAD_MAX;
+    size_t lim = n < HTTPD_HEAD_MAX ? n : HTTPD_HEAD_MAX;
     size_t pos = 0, end, next;
     unsigned empty = 0;
     bool complete;
@@ -265,19 +260,19 @@ int http01_parse(const uint8_t *p, size_t n, struct http01_req *out)
         complete = next_line(p, pos, lim, &end, &next);
         if (!complete || end > pos)
             break;
-        if (++empty > HTTP01_LEADING_EMPTY_MAX)
-            return HTTP01_PARSE_BAD;
+        if (++empty > HTTPD_LEADING_EMPTY_MAX)
+            return HTTPD_PARSE_BAD;
         pos = next;
     }
     if (!complete && end == pos)
-        return lim == HTTP01_HEAD_MAX ? HTTP01_PARSE_TOO_LARGE : HTTP01_PARSE_MORE;
+        return lim == HTTPD_HEAD_MAX ? HTTPD_PARSE_TOO_LARGE : HTTPD_PARSE_MORE;
     rc = request_line(p, pos, end, !complete, &r);
     if (rc < 0)
         return rc;
-    if (end - pos > HTTP01_LINE_MAX)
-        return HTTP01_PARSE_URI_TOO_LONG;
+    if (end - pos > HTTPD_LINE_MAX)
+        return HTTPD_PARSE_URI_TOO_LONG;
     if (!complete)
-        return lim == HTTP01_HEAD_MAX ? HTTP01_PARSE_TOO_LARGE : HTTP01_PARSE_MORE;
+        return lim == HTTPD_HEAD_MAX ? HTTPD_PARSE_TOO_LARGE : HTTPD_PARSE_MORE;
     pos = next;
     for (;;) {
         complete = next_line(p, pos, lim, &end, &next);
@@ -287,59 +282,15 @@ int http01_parse(const uint8_t *p, size_t n, struct http01_req *out)
         if (rc < 0)
             return rc;
         if (!complete)
-            return lim == HTTP01_HEAD_MAX ? HTTP01_PARSE_TOO_LARGE : HTTP01_PARSE_MORE;
+            return lim == HTTPD_HEAD_MAX ? HTTPD_PARSE_TOO_LARGE : HTTPD_PARSE_MORE;
         pos = next;
     }
     if (r.minor == 1 && f.host == 0)
-        return HTTP01_PARSE_BAD; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
+        return HTTPD_PARSE_BAD; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
     r.keep_alive = r.minor == 1 ? !f.close : (f.keep_alive && !f.close);
     r.head_len = next;
     r.authorization = f.auth;
     r.authorization_len = f.auth_len;
     *out = r;
-    return HTTP01_PARSE_DONE;
-}
-
-bool http01_token_valid(const char *s, size_t n)
-{
-    if (n == 0 || n > HTTP01_TOKEN_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!is_b64url((uint8_t)s[i]))
-            return false;
-    }
-    return true;
-}
-
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-int http01_path_token(const uint8_t *path, size_t len, char *tok)
-{
-    size_t plen = sizeof(HTTP01_PREFIX) - 1;
-    size_t n = 0;
-
-    if (path == NULL || len <= plen || memcmp(path, HTTP01_PREFIX, plen) != 0)
-        return -1;
-    for (size_t i = plen; i < len; i++) {
-        uint8_t c = path[i];
-        if (c == '%') {
-            if (len - i < 3 || hexval(path[i + 1]) < 0 || hexval(path[i + 2]) < 0)
-                return -1;
-            c = (uint8_t)(hexval(path[i + 1]) * 16 + hexval(path[i + 2]));
-            i += 2;
-        }
-        if (!is_b64url(c) || n == HTTP01_TOKEN_MAX)
-            return -1;
-        tok[n++] = (char)c;
-    }
-    tok[n] = '\0';
-    return (int)n;
+    return HTTPD_PARSE_DONE;
 }
