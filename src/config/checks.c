@@ -20,7 +20,11 @@
 #include <unistd.h>
 
 #include "config/config_internal.h"
+#include "util/b64.h"
+#include "util/buf.h"
+#include "util/err.h"
 #include "util/xalloc.h"
+#include <openssl/crypto.h>
 
 #define NAME_MAX_CHARS 128
 
@@ -168,19 +172,6 @@ bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, cons
     return true;
 }
 
-bool config_check_store_type(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                             void *obj, void *field)
-{
-    (void)obj;
-    if (*(int *)field != CFG_STORE_POSTGRESQL)
-        return true;
-    ERR(c, kv->val.pos, path,
-        "\"postgresql\" is not finished in this version: its building blocks exist "
-        "(connection, schema, sealed keys, leases) but no daemon runs on it yet; "
-        "use \"files\" (the default)");
-    return false;
-}
-
 static bool lookup_id(struct cctx *c, bool user, const char *name, long *id);
 
 /* A secret file may also be readable by the daemon's own group (0640
@@ -223,6 +214,55 @@ bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const cha
     }
     if (st.st_size == 0) {
         ERR(c, kv->val.pos, path, "secret file %s is empty", b);
+        return false;
+    }
+    return true;
+}
+
+/* [store] encryption_key_file: a secret file holding the 32-byte key that
+ * seals private keys (AES-256-GCM), as 64 hex digits or base64. */
+bool config_check_key32_file(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field)
+{
+    const char *f = *(char **)field;
+    struct buf b = BUF_INIT(4096);
+    uint8_t key[32];
+    char shown[256];
+    bool ok;
+
+    if (!config_check_secret(c, kv, path, obj, field))
+        return false;
+    int rc = buf_read_file(&b, f);
+    config_show(shown, sizeof(shown), f);
+    if (rc < 0) {
+        ERR(c, kv->val.pos, path, "%s: %s", shown, err_str(rc));
+        ok = false;
+    } else {
+        ok = key32_parse(b.data, b.len, key) == 0;
+        if (!ok)
+            ERR(c, kv->val.pos, path,
+                "%s does not hold a 32-byte key: write 64 hex digits or the base64 of 32 bytes "
+                "(openssl rand -hex 32 > %s)",
+                shown, shown);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    if (b.data != NULL)
+        OPENSSL_cleanse(b.data, b.len);
+    buf_fini(&b);
+    return ok;
+}
+
+/* [store] instance: this daemon's name in leases and the fleet view. */
+bool config_check_instance(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field)
+{
+    const char *s = *(char **)field;
+
+    (void)obj;
+    if (strlen(s) > 63 || !name_file_safe(s)) {
+        ERR(c, kv->val.pos, path,
+            "instance must be 1 to 63 characters of letters, digits, '.', '_' and '-' "
+            "(not starting with '.')");
         return false;
     }
     return true;

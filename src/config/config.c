@@ -516,6 +516,7 @@ static void config_free(struct config *cfg)
     free(cfg->api.certificate);
     free(cfg->store.conninfo_file);
     free(cfg->store.encryption_key_file);
+    free(cfg->store.instance);
     for (size_t i = 0; i < cfg->n_cas; i++)
         ca_fini(&cfg->cas[i]);
     free(cfg->cas);

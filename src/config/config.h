@@ -109,13 +109,14 @@ struct cfg_api {
 
 enum cfg_store_type { CFG_STORE_FILES = 0, CFG_STORE_POSTGRESQL };
 
-/* [store]: where accounts, keys and generations live. Only "files" runs a
- * daemon today; "postgresql" (issue 14) is refused by the load until its
- * backend is wired. */
+/* [store]: where accounts, keys and generations live: the state directory
+ * ("files") or a PostgreSQL database shared by several instances. */
 struct cfg_store {
     int type;                  /* enum cfg_store_type */
     char *conninfo_file;       /* postgresql: a secret file with the libpq conninfo, or NULL */
     char *encryption_key_file; /* postgresql: the key that seals private keys, or NULL */
+    char *instance;            /* postgresql: this daemon's name in leases, or NULL: the
+                                * host's name */
 };
 
 struct cfg_ca {

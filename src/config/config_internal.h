@@ -187,11 +187,14 @@ bool config_check_challenge(struct cctx *c, const struct toml_keyval *kv, const 
 /* checks.c */
 bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,
                               void *obj, void *field);
-/* [store] type: refuses "postgresql" while its backend is not wired. */
-bool config_check_store_type(struct cctx *c, const struct toml_keyval *kv, const char *path,
-                             void *obj, void *field);
 bool config_check_secret(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field);
+/* A secret file (config_check_secret) holding a 32-byte key (hex or base64). */
+bool config_check_key32_file(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                             void *obj, void *field);
+/* [store] instance: a name of at most 63 safe characters. */
+bool config_check_instance(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
 bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
                              void *obj, void *field);
 bool config_check_socket_path(struct cctx *c, const struct toml_keyval *kv, const char *path,

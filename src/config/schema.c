@@ -132,7 +132,6 @@ static const struct spec store_specs[] = {
      .kind = SK_ENUM,
      .off = STORE(type),
      .names = store_type_names,
-     .check = config_check_store_type,
      .dflt = "\"files\""},
     {.key = "conninfo_file",
      .kind = SK_PATH,
@@ -145,7 +144,12 @@ static const struct spec store_specs[] = {
      .required = true,
      .types = ONLY_PG,
      .off = STORE(encryption_key_file),
-     .check = config_check_secret},
+     .check = config_check_key32_file},
+    {.key = "instance",
+     .kind = SK_STR,
+     .types = ONLY_PG,
+     .off = STORE(instance),
+     .check = config_check_instance},
     {.key = NULL},
 };
 

@@ -163,7 +163,13 @@ int account_run(struct config *cfg, const char *action, const char *ca_name, boo
     uv_loop_init(&loop);
     loop_ok = true;
     /* beside a running daemon: no lock; only this account is written */
-    (void)store_fs_open(&loop, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    rc = store_open_config(&loop, cfg, STORE_FS_SHARED, &store);
+    if (rc < 0) {
+        fprintf(err, "certloop account: the store ([store] type = \"%s\"): %s\n",
+                cfg->store.type == CFG_STORE_POSTGRESQL ? "postgresql" : "files", err_str(rc));
+        exit_code = 69;
+        goto out;
+    }
     where = store_where(store, STORE_WHERE_ACCOUNT, ca->name);
     rc = store_account_read(store, ca->name, &key_pem, &acct_json);
     if (rc < 0 || key_pem == NULL || acct_json == NULL) {

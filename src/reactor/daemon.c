@@ -40,14 +40,15 @@ struct daemon {
     uv_signal_t sighup; /* embedded; .data = self */
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    int open_handles;        /* our own signal handles not yet closed */
-    const char *config_path; /* borrowed */
-    struct config *cfg;      /* ref: the snapshot in force */
-    struct store *store;     /* owned */
-    struct manager *mgr;     /* owned until its done callback */
-    struct control *ctl;     /* owned; NULL when not open (--once, failed, closed) */
-    struct api *api;         /* owned; NULL without [api] listen (or --once, closed) */
-    struct fd_budget fds;    /* the connection caps, sized at start */
+    int open_handles;         /* our own signal handles not yet closed */
+    const char *config_path;  /* borrowed */
+    struct config *cfg;       /* ref: the snapshot in force */
+    struct store *store;      /* owned */
+    struct store *state_lock; /* owned: with postgresql, the state directory held for its lock */
+    struct manager *mgr;      /* owned until its done callback */
+    struct control *ctl;      /* owned; NULL when not open (--once, failed, closed) */
+    struct api *api;          /* owned; NULL without [api] listen (or --once, closed) */
+    struct fd_budget fds;     /* the connection caps, sized at start */
     bool once;
     bool stopping;                 /* a stop was requested (signal) */
     bool manager_done;             /* the manager's done callback ran */
@@ -465,14 +466,25 @@ static int open_api(struct daemon *d)
 static int open_store(struct daemon *d)
 {
     const char *dir = d->cfg->daemon.state_dir;
-    /* the loop is initialised later, before any write is started */
-    int rc = store_fs_open(&d->loop, dir, 0, &d->store);
+    bool pg = d->cfg->store.type == CFG_STORE_POSTGRESQL;
+    /* with postgresql the state directory still holds this instance's own
+     * files (the API's, the deploy sweep below): its lock keeps one daemon
+     * per directory all the same */
+    int rc = store_fs_open(&d->loop, dir, 0, pg ? &d->state_lock : &d->store);
 
     if (rc == ERR_LOCKED)
         return EXIT_TEMPFAIL; /* the store named the holder */
     if (rc < 0) {
         log_error(LOG_MAIN, "state directory %s: %s", dir, err_str(rc));
         return EXIT_CANTCREAT;
+    }
+    if (pg) {
+        rc = store_open_config(&d->loop, d->cfg, 0, &d->store);
+        if (rc < 0) {
+            /* logged by the store (which file, or what the database said) */
+            log_error(LOG_MAIN, "store postgresql: cannot open: %s", err_str(rc));
+            return EXIT_TEMPFAIL;
+        }
     }
     rc = store_sweep(d->store);
     if (rc > 0)
@@ -530,6 +542,11 @@ static void finish_loop(struct daemon *d)
 {
     close_signals(d);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    /* every write has called back: a database store closes its connection
+     * on the loop (the file store has nothing there) */
+    store_close(d->store);
+    d->store = NULL;
+    uv_run(&d->loop, UV_RUN_DEFAULT);
     assert(d->open_handles == 0);
     if (uv_loop_close(&d->loop) != 0) {
         uv_walk(&d->loop, log_open_handle, NULL);
@@ -574,16 +591,18 @@ int daemon_run(const struct daemon_opts *o)
              "open file limit %u, %u kept for the store, deploys, curl, c-ares and hooks; "
              "http01: at most %u connections, control: %u, api: %u",
              d.fds.limit, d.fds.reserve, d.fds.http01, d.fds.control, d.fds.api);
-    code = open_store(&d);
-    if (code != 0)
-        goto out;
-
     bool loop_ok;
     rc = start_loop(&d, &loop_ok);
     if (rc < 0) {
         code = EXIT_TEMPFAIL;
         if (loop_ok)
             finish_loop(&d);
+        goto out;
+    }
+    /* after the loop exists: a database store puts its connection on it */
+    code = open_store(&d);
+    if (code != 0) {
+        finish_loop(&d);
         goto out;
     }
 
@@ -638,8 +657,8 @@ int daemon_run(const struct daemon_opts *o)
         code = d.stopping ? 0 : 1;
     log_info(LOG_MAIN, "stopped");
 out:
-    if (d.store != NULL)
-        store_close(d.store);
+    store_close(d.store);
+    store_close(d.state_lock);
     if (d.cfg != NULL)
         config_unref(d.cfg);
     assert(d.reload == NULL && d.n_waiting == 0); /* uv_run waited for the reload */

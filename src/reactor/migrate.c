@@ -410,8 +410,15 @@ int migrate_run(const char *config_path, const char *dir, const char *cmd, const
     /* run as root for a daemon that runs as another user (the systemd
      * unit's certloop): the account written takes the state directory's
      * owner, else the daemon could not read it */
-    (void)store_fs_open(&loop, cfg->daemon.state_dir, STORE_FS_SHARED | STORE_FS_AS_OWNER,
-                        &r.store);
+    rc = store_open_config(&loop, cfg, STORE_FS_SHARED | STORE_FS_AS_OWNER, &r.store);
+    if (rc < 0) {
+        fprintf(err, "certloop: %s: the store ([store] type = \"%s\"): %s\n", cmd,
+                cfg->store.type == CFG_STORE_POSTGRESQL ? "postgresql" : "files", err_str(rc));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        config_unref(cfg);
+        return 69;
+    }
     char *copy = xstrdup(cfg->path);
     r.conf_dir = xstrdup(dirname(copy));
     free(copy);

@@ -531,10 +531,13 @@ int plan_show(const struct config *cfg, char *const *names, size_t n, int64_t no
     }
     /* beside a running daemon: no lock, nothing created */
     struct store *store = NULL;
-    int rc = store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    int rc = store_open_config(NULL, cfg, STORE_FS_SHARED, &store);
     if (rc < 0) {
-        fprintf(err, "certloop: plan: state directory %s: %s\n", cfg->daemon.state_dir,
-                err_str(rc));
+        if (cfg->store.type == CFG_STORE_POSTGRESQL)
+            fprintf(err, "certloop: plan: the postgresql store: %s\n", err_str(rc));
+        else
+            fprintf(err, "certloop: plan: state directory %s: %s\n", cfg->daemon.state_dir,
+                    err_str(rc));
         return EXIT_UNAVAILABLE;
     }
     bool first = true;

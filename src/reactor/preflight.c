@@ -356,8 +356,7 @@ char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert)
     struct store *store = NULL;
 
     /* beside a running daemon: a read only, no lock */
-    if (cert->ca == NULL ||
-        store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store) < 0 ||
+    if (cert->ca == NULL || store_open_config(NULL, cfg, STORE_FS_SHARED, &store) < 0 ||
         store_account_read(store, cert->ca->name, &key, &acct) < 0 || acct == NULL)
         goto out;
     json_t *j = json_loads(acct, 0, NULL);

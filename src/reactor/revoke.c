@@ -149,7 +149,7 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
     }
     /* beside a running daemon: no lock, nothing written (the account
      * exists, or the revocation stops below) */
-    rc = store_fs_open(NULL, cfg->daemon.state_dir, STORE_FS_SHARED, &store);
+    rc = store_open_config(NULL, cfg, STORE_FS_SHARED, &store);
     if (rc == 0)
         rc = store_cert_read_current(store, name, false, &sc);
     if (rc < 0) {

@@ -28,17 +28,6 @@
 #define KEY_FILE_MAX 4096
 #define AD_LABEL "certloop private key v1"
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* The key id: SHA-256("certloop key id" || key), first 8 bytes. It names
  * the key without revealing it. */
 static int key_id(struct pg_key *k)
@@ -65,36 +54,10 @@ static int key_id(struct pg_key *k)
 int pg_key_parse(const char *text, size_t len, struct pg_key *out)
 {
     struct pg_key k;
-    int rc = -EINVAL;
+    int rc = key32_parse(text, len, k.key);
 
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-        len--;
-    if (len == 2 * PG_KEY_LEN) {
-        for (size_t i = 0; i < PG_KEY_LEN; i++) {
-            int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
-            if (hi < 0 || lo < 0)
-                goto out;
-            k.key[i] = (uint8_t)(hi << 4 | lo);
-        }
-    } else {
-        uint8_t *raw = NULL;
-        size_t rawlen = 0;
-        for (size_t i = 0; i < len; i++) /* b64_decode skips whitespace: we do not */
-            if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')
-                goto out;
-        if (len == 0 || b64_decode(text, len, &raw, &rawlen) != 0) {
-            free(raw);
-            goto out;
-        }
-        if (rawlen != PG_KEY_LEN) {
-            OPENSSL_cleanse(raw, rawlen);
-            free(raw);
-            goto out;
-        }
-        memcpy(k.key, raw, PG_KEY_LEN);
-        OPENSSL_cleanse(raw, rawlen);
-        free(raw);
-    }
+    if (rc < 0)
+        goto out;
     rc = key_id(&k);
     if (rc == 0)
         *out = k;
@@ -252,7 +215,7 @@ uint8_t *pg_hex_bytes(const char *hex, size_t *n)
         return NULL;
     uint8_t *b = xmalloc(len / 2 + 1);
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(b);
             return NULL;

@@ -390,12 +390,12 @@ struct store;
  * private loop: call it before the daemon's loop runs), then keeps a
  * connection on loop (NULL: reads only) for the writes. key is copied;
  * instance names this daemon in leases, marks and alerts. Owned: store_close.
- * Not wired into the daemon yet (check refuses type = "postgresql"). */
+ */
 int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *key,
                   const char *instance, struct store **out);
 /* The same from [store]: reads conninfo_file and encryption_key_file
  * (their failures logged with the path); instance NULL names this daemon
- * by the host's name. What the daemon will call once it is wired. */
+ * by the host's name. store_open_config (store.h) calls it. */
 struct cfg_store;
 int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const char *instance,
                          struct store **out);

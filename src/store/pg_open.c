@@ -311,3 +311,11 @@ out:
     buf_fini(&b);
     return rc;
 }
+
+int store_open_config(uv_loop_t *loop, const struct config *cfg, unsigned flags, struct store **out)
+{
+    *out = NULL;
+    if (cfg->store.type == CFG_STORE_POSTGRESQL)
+        return store_pg_open_config(loop, &cfg->store, cfg->store.instance, out);
+    return store_fs_open(loop, cfg->daemon.state_dir, flags, out);
+}

@@ -317,6 +317,16 @@ struct store_ops {
  * another process has it). loop (borrowed, may be NULL for reads only)
  * runs the writes. Owned: store_close. */
 int store_fs_open(uv_loop_t *loop, const char *state_dir, unsigned flags, struct store **out);
+/* Opens the backend [store] names: the state directory ([daemon] state_dir,
+ * flags and failures as store_fs_open) or PostgreSQL (conninfo_file and
+ * encryption_key_file read, the database migrated and loaded, blocking up
+ * to 10 s; flags ignored; failures logged). loop (borrowed; NULL: reads
+ * only) must be initialised: the PostgreSQL backend puts its connection on
+ * it at once, and store_close then needs the loop to run once more so that
+ * its handles close. */
+struct config;
+int store_open_config(uv_loop_t *loop, const struct config *cfg, unsigned flags,
+                      struct store **out);
 /* Releases the lock (file backend) and frees s. NULL is fine. Every write
  * must have called back first. */
 void store_close(struct store *s);

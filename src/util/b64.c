@@ -3,7 +3,10 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char std_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -110,4 +113,47 @@ int b64url_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
 int b64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
 {
     return decode(s, len, 0, out, outlen);
+}
+
+int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int key32_parse(const char *text, size_t len, uint8_t out[32])
+{
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    int rc = -EINVAL;
+
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (len == 64) {
+        for (size_t i = 0; i < 32; i++) {
+            int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                OPENSSL_cleanse(out, 32);
+                return -EINVAL;
+            }
+            out[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) /* b64_decode skips whitespace: we do not */
+        if (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')
+            return -EINVAL;
+    if (len > 0 && b64_decode(text, len, &raw, &rawlen) == 0 && rawlen == 32) {
+        memcpy(out, raw, 32);
+        rc = 0;
+    }
+    if (raw != NULL)
+        OPENSSL_cleanse(raw, rawlen);
+    free(raw);
+    return rc;
 }

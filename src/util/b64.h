@@ -15,4 +15,13 @@ char *b64_encode(const void *data, size_t len);
 /* Standard base64, padding optional, whitespace ignored. */
 int b64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(char ch);
+
+/* A 32-byte secret written as text (an encryption key file): 64 hex digits
+ * or the standard base64 of 32 bytes, optionally followed by line ends, no
+ * other whitespace. 0 and out filled, or -EINVAL. Leaves no copy behind
+ * but out (the caller wipes it). */
+int key32_parse(const char *text, size_t len, uint8_t out[32]);
+
 #endif

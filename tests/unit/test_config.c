@@ -927,10 +927,10 @@ static void test_tlsalpn01_needs_listen(void **state)
     tdir_free(t);
 }
 
-/* [store]: "files" is the default and only working backend; "postgresql"
- * is refused with a sentence until its backend is wired (never accepted
- * and ignored), and its keys are refused with "files". */
-static void test_store_postgresql_refused_not_ignored(void **state)
+/* [store]: "files" is the default; "postgresql" needs its two secret files
+ * (present, private, not empty; the key a 32-byte key in hex or base64) and
+ * takes an instance name; its keys are refused with "files". */
+static void test_store_postgresql(void **state)
 {
     (void)state;
     struct tdir *t = tdir_new();
@@ -938,11 +938,43 @@ static void test_store_postgresql_refused_not_ignored(void **state)
     expect_ok(t);
     assert_int_equal(t->cfg->store.type, CFG_STORE_FILES);
     tdir_free(t);
+
     t = tdir_new();
-    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"/etc/hostname\"\n"
-                 "encryption_key_file = \"/etc/hostname\"\n");
-    expect_frag(t, "certloop.toml", 2, 8, "\"postgresql\" is not finished in this version");
+    write_file(t, "ci", "host=/run/postgresql dbname=certloop\n", 0600);
+    write_file(t, "key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+               0600);
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"@T@/ci\"\n"
+                 "encryption_key_file = \"@T@/key\"\ninstance = \"web-1\"\n");
+    expect_ok(t);
+    assert_int_equal(t->cfg->store.type, CFG_STORE_POSTGRESQL);
+    assert_string_equal(t->cfg->store.instance, "web-1");
+    /* base64 of 32 bytes is a key too */
+    write_file(t, "key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", 0600);
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"@T@/ci\"\n"
+                 "encryption_key_file = \"@T@/key\"\n");
+    expect_ok(t);
+    assert_null(t->cfg->store.instance);
+    /* a short key, a world-readable one, an empty conninfo, a bad instance */
+    write_file(t, "key", "0001020304\n", 0600);
+    write_file(t, "ci", "", 0600);
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"@T@/ci\"\n"
+                 "encryption_key_file = \"@T@/key\"\ninstance = \"a b\"\n");
+    expect_errors(t, 3);
+    expect_frag(t, "certloop.toml", 3, 17, "is empty");
+    expect_frag(t, "certloop.toml", 4, 23, "does not hold a 32-byte key");
+    expect_frag(t, "certloop.toml", 5, 12, "instance must be 1 to 63 characters");
+    write_file(t, "key", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+               0644);
+    write_file(t, "ci", "dbname=certloop\n", 0600);
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"@T@/ci\"\n"
+                 "encryption_key_file = \"@T@/key\"\n");
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 4, 23, "accessible by group or others");
+    /* both files are required */
+    load_main(t, "[store]\ntype = \"postgresql\"\nconninfo_file = \"@T@/ci\"\n");
+    expect_errors(t, 1);
     tdir_free(t);
+
     t = tdir_new();
     load_main(t, "[store]\nconninfo_file = \"/etc/hostname\"\n");
     expect_errors(t, 1);
@@ -2370,7 +2402,7 @@ int main(void)
         cmocka_unit_test(test_schema_defaults_are_accepted),
         cmocka_unit_test(test_schema_keys_in_shipped_example),
         cmocka_unit_test(test_ten_thousand_certificates),
-        cmocka_unit_test(test_store_postgresql_refused_not_ignored),
+        cmocka_unit_test(test_store_postgresql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
