@@ -68,10 +68,17 @@ int acme_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *acco
  * truncated to 10 bytes. The record is LABEL._acme-challenge.NAME. Owned,
  * NULL when hashing fails. */
 char *acme_dns_account_label(const char *account_url);
-/* The dns-persist-01 TXT value (draft-ietf-acme-dns-persist-01) for the
- * record _validation-persist.NAME: "ISSUER; accounturi=URL", with
- * "; policy=wildcard" for a wildcard. Owned. */
-char *acme_dns_persist_value(const char *issuer, const char *account_url, bool wildcard);
+/* dns-persist-01 (draft-ietf-acme-dns-persist-02 §4.1): the hashed
+ * account URI for the record at _validation-persist.DOMAIN: the directory's
+ * accountHashPrefix, "sha-256/", then base64url of SHA-256 over one length
+ * octet, DOMAIN, the account key's JWK thumbprint (base64url) and the
+ * account URL. Owned; NULL when DOMAIN is empty or longer than 255. */
+char *acme_dns_persist_account_uri(const char *prefix, const char *domain, const char *thumbprint,
+                                   const char *account_url);
+/* The TXT value: "ISSUER; accounturi=URI", then "; policy=wildcard" for a
+ * wildcard and "; persistUntil=SECONDS" when persist_until > 0. Owned. */
+char *acme_dns_persist_value(const char *issuer, const char *account_uri, bool wildcard,
+                             int64_t persist_until);
 /* Key authorization "TOKEN.THUMBPRINT" (owned) and its dns-01 TXT value,
  * base64url(SHA-256(keyauth)) (owned). */
 char *acme_key_authorization(const char *token, const char *thumbprint);
@@ -193,6 +200,19 @@ const char *acme_client_account_url(const struct acme_client *c);
 /* The profile newOrder requests carry (the configured one when the
  * directory offers it); NULL before the directory is read or when none. */
 const char *acme_client_profile(const struct acme_client *c);
+/* The directory's meta object; NULL before the directory is read or when
+ * it has none. Borrowed from the client. */
+const json_t *acme_client_dir_meta(const struct acme_client *c);
+/* draft-ietf-acme-dns-persist-02 §3.1-3.2: the issuer domain name to write
+ * in the record, given the challenge object and the directory's meta (may
+ * be NULL). The challenge's issuerDomainNames must hold 1 to 10 strings of
+ * at most 253 octets, and every name of a conforming directory
+ * issuerDomainNames among them; the directory's first name is chosen (the
+ * one `certloop persist-record` publishes first), else the challenge's
+ * first. 0 with *issuer borrowed from chal or meta, else ERR_PARSE with
+ * *why (owned). Pure, silent. */
+int acme_dns_persist_issuer(const json_t *chal, const json_t *meta, const char **issuer,
+                            char **why);
 /* draft-ietf-acme-profiles-00 §3: which profile to ask for, given the
  * directory object (its meta.profiles maps names to descriptions) and the
  * configured profile `want` (NULL: none). 0 with *use = want when offered

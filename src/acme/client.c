@@ -211,6 +211,70 @@ const char *acme_client_dir_url(const struct acme_client *c, const char *resourc
     return json_string_value(json_object_get(c->dir, resource));
 }
 
+const json_t *acme_client_dir_meta(const struct acme_client *c)
+{
+    const json_t *m = c->dir != NULL ? json_object_get(c->dir, "meta") : NULL;
+    return json_is_object(m) ? m : NULL;
+}
+
+/* ---- dns-persist-01 issuer (draft-ietf-acme-dns-persist-02 §3) ---- */
+
+/* 1 to 10 strings, each 1 to 253 octets */
+static bool persist_names_ok(const json_t *a)
+{
+    size_t i;
+    json_t *v;
+
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 10)
+        return false;
+    json_array_foreach(a, i, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 253)
+            return false;
+    }
+    return true;
+}
+
+int acme_dns_persist_issuer(const json_t *chal, const json_t *meta, const char **issuer, char **why)
+{
+    const json_t *c = json_object_get(chal, "issuerDomainNames");
+    const json_t *d = json_object_get(meta, "issuerDomainNames");
+    size_t i, j;
+    json_t *v, *w;
+
+    *issuer = NULL;
+    *why = NULL;
+    if (!persist_names_ok(c)) {
+        *why = xstrdup("the challenge's issuerDomainNames is not 1 to 10 names (draft-ietf-acme-"
+                       "dns-persist-02 section 3.1: malformed)");
+        return ERR_PARSE;
+    }
+    if (!persist_names_ok(d)) {
+        *issuer = json_string_value(json_array_get(c, 0));
+        return 0;
+    }
+    json_array_foreach(d, i, v)
+    {
+        bool found = false;
+        json_array_foreach(c, j, w)
+        {
+            if (strcmp(json_string_value(v), json_string_value(w)) == 0)
+                found = true;
+        }
+        if (!found) {
+            char masked[128];
+            log_mask(masked, sizeof(masked), json_string_value(v), json_string_length(v));
+            *why = xasprintf("the directory's issuer domain name %s is missing from the "
+                             "challenge's issuerDomainNames (draft-ietf-acme-dns-persist-02 "
+                             "section 3.2: malformed)",
+                             masked);
+            return ERR_PARSE;
+        }
+    }
+    *issuer = json_string_value(json_array_get(d, 0));
+    return 0;
+}
+
 /* ---- profiles (draft-ietf-acme-profiles-00) ---- */
 
 int acme_profile_choose(const json_t *dir, const char *want, bool fallback, const char **use,

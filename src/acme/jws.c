@@ -10,6 +10,7 @@
 #include "util/xalloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -447,11 +448,46 @@ char *acme_dns_account_label(const char *account_url)
     return out;
 }
 
-/* draft-ietf-acme-dns-persist-01 §3: the TXT value at
- * _validation-persist.NAME: the issuer domain name, then the account URI
- * and, for wildcards, the wildcard policy, as "; key=value" parameters. */
-char *acme_dns_persist_value(const char *issuer, const char *account_url, bool wildcard)
+/* draft-ietf-acme-dns-persist-02 §4.1 item 3: the hashed account URI
+ * PREFIX "sha-256/" base64url(SHA-256(len(domain) || domain || thumbprint
+ * || account URL)), the length one octet, the thumbprint its 43 base64url
+ * characters. */
+char *acme_dns_persist_account_uri(const char *prefix, const char *domain, const char *thumbprint,
+                                   const char *account_url)
 {
-    return xasprintf("%s; accounturi=%s%s", issuer, account_url,
-                     wildcard ? "; policy=wildcard" : "");
+    size_t dl = strlen(domain);
+    unsigned char len = (unsigned char)dl, md[32];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *ctx;
+    bool ok;
+
+    if (dl == 0 || dl > 255)
+        return NULL;
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, &len, 1) == 1 && EVP_DigestUpdate(ctx, domain, dl) == 1 &&
+         EVP_DigestUpdate(ctx, thumbprint, strlen(thumbprint)) == 1 &&
+         EVP_DigestUpdate(ctx, account_url, strlen(account_url)) == 1 &&
+         EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == sizeof(md);
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return NULL;
+    char *h = b64url_encode(md, sizeof(md));
+    char *out = xasprintf("%ssha-256/%s", prefix, h);
+    free(h);
+    return out;
+}
+
+/* draft-ietf-acme-dns-persist-02 §4.1: an RFC 8659 issue-value, the issuer
+ * domain name then "; tag=value" parameters: accounturi (the hashed URI),
+ * policy=wildcard for a wildcard, persistUntil (UNIX seconds) when set. */
+char *acme_dns_persist_value(const char *issuer, const char *account_uri, bool wildcard,
+                             int64_t persist_until)
+{
+    char until[48] = "";
+
+    if (persist_until > 0)
+        (void)snprintf(until, sizeof(until), "; persistUntil=%lld", (long long)persist_until);
+    return xasprintf("%s; accounturi=%s%s%s", issuer, account_uri,
+                     wildcard ? "; policy=wildcard" : "", until);
 }

@@ -750,6 +750,7 @@ int acme_order_start(struct acme_client *c, const struct acme_order_opts *opts, 
     if (opts->chal != NULL)
         o->chal = *opts->chal;
     o->kind = cert->challenge;
+    o->persist_until = cert->persist_until;
     o->store = opts->store;
     o->authz_timeout_s = opts->authz_timeout_s > 0 ? opts->authz_timeout_s : 300;
     o->cb = cb;

@@ -243,30 +243,49 @@ static void persist_checked(int status, const char *detail, void *arg)
                         err_str(rc));
 }
 
-/* dns-persist-01 (draft-ietf-acme-dns-persist-01): the challenge names the
- * issuer domain names; the persistent record
- * _validation-persist.NAME "ISSUER; accounturi=URL[; policy=wildcard]"
- * must be served by every authoritative server before the challenge is
- * answered. It is never removed. */
+/* dns-persist-01 (draft-ietf-acme-dns-persist-02): the challenge names the
+ * issuer domain names (issuerDomainNames), the directory the prefix of the
+ * hashed account URI (accountHashPrefix); the persistent record
+ * _validation-persist.NAME "ISSUER; accounturi=HASHED-URI[; policy=wildcard]
+ * [; persistUntil=T]" must be served by every authoritative server before
+ * the challenge is answered. It is never removed. A wildcard's
+ * authorization names the base domain, where its record is. */
 static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
                           const char *cst)
 {
     struct acme_order *o = a->o;
-    const char *issuer =
-        json_string_value(json_array_get(json_object_get(chal, "issuer-domain-names"), 0));
+    const json_t *meta = acme_client_dir_meta(o->c);
+    const char *issuer = NULL;
     const char *url = acme_client_account_url(o->c);
+    const char *tp = acme_client_thumbprint(o->c);
+    const char *prefix = json_string_value(json_object_get(meta, "accountHashPrefix"));
     bool wild = json_is_true(json_object_get(authz, "wildcard"));
+    char *why = NULL;
     int rc;
 
-    if (issuer == NULL || url == NULL) {
+    if (acme_dns_persist_issuer(chal, meta, &issuer, &why) != 0) {
+        acme_order_fail(o, ERR_PARSE, "name=%s: dns-persist-01: %s", a->ident, why);
+        free(why);
+        return;
+    }
+    if (prefix == NULL || url == NULL || tp == NULL) {
         acme_order_fail(o, ERR_PARSE,
-                        "name=%s: dns-persist-01 challenge without issuer-domain-names", a->ident);
+                        "name=%s: dns-persist-01: the CA's directory has no accountHashPrefix "
+                        "(draft-ietf-acme-dns-persist-02 section 4.1)",
+                        a->ident);
+        return;
+    }
+    char *auri = acme_dns_persist_account_uri(prefix, a->ident, tp, url);
+    if (auri == NULL) {
+        acme_order_fail(o, ERR_PARSE, "name=%s: dns-persist-01: cannot compute the account URI",
+                        a->ident);
         return;
     }
     free(a->chal_url);
     a->chal_url = xstrdup(curl);
     free(a->keyauth);
-    a->keyauth = acme_dns_persist_value(issuer, url, wild);
+    a->keyauth = acme_dns_persist_value(issuer, auri, wild, o->persist_until);
+    free(auri);
     free(a->dns_ident);
     a->dns_ident = xasprintf("_validation-persist.%s", a->ident);
     if (o->chal.persist_check_start == NULL) {

@@ -85,6 +85,7 @@ struct acme_order {
     char *key_pem; /* owned: key as written to the order file, handed to the result */
     struct acme_chal_ops chal;
     enum cfg_challenge kind; /* http-01, dns-01 or tls-alpn-01 */
+    int64_t persist_until;   /* dns-persist-01: persistUntil in the record (0: none) */
     bool starting;           /* inside acme_order_start: failures return, never call back */
     unsigned n_requests;     /* sent to the CA so far, against requests_max */
     unsigned requests_max;

@@ -50,7 +50,8 @@ enum cfg_event {
     CFG_EVENT_DEPLOY_FAILED = 1u << 4,
     CFG_EVENT_DNS_RECORD_REQUIRED = 1u << 5,
     CFG_EVENT_DNS_RECORD_REMOVABLE = 1u << 6,
-    CFG_EVENT_ALL = 0x7fu
+    CFG_EVENT_PERSIST_EXPIRING = 1u << 7,
+    CFG_EVENT_ALL = 0xffu
 };
 
 /* Where something was written, for messages. For [x.NAME] sections the
@@ -192,6 +193,8 @@ struct cfg_cert {
     int64_t renew_before_s;    /* 0: default (a third of the lifetime) */
     bool reuse_key;            /* renewals keep the stored key (unless revoked for
                                 * keyCompromise, or the key type changed) */
+    int64_t persist_until;     /* dns-persist-01: the records' persistUntil (UNIX
+                                * seconds), 0: none */
     struct cfg_deploy *deploy; /* owned array */
     size_t n_deploy;
     /* import = { cert = PATH, key = PATH }: an existing certificate and key

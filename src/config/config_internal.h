@@ -175,6 +175,8 @@ bool config_conv_mode(struct cctx *c, const struct toml_keyval *kv, const char *
                       void *field);
 bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                         void *field);
+bool config_conv_persist_until(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                               void *obj, void *field);
 bool config_conv_domains(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
                          void *field);
 bool config_conv_cert_ca(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,

@@ -486,6 +486,12 @@ static const struct spec cert_specs[] = {
      .min = 1,
      .dflt = "(when a third of the lifetime remains)"},
     {.key = "reuse_key", .kind = SK_BOOL, .off = CERT(c.reuse_key), .dflt = "false"},
+    {.key = "persist_until",
+     .kind = SK_CUSTOM,
+     .off = CERT(c.persist_until),
+     .check = config_conv_persist_until,
+     .type = "date-time, date or integer",
+     .dflt = "(none: the records do not expire)"},
     {.key = "deploy",
      .kind = SK_CUSTOM,
      .off = CERT(c.deploy),
@@ -666,6 +672,9 @@ static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *
                 ct->dns_name);
         }
     }
+    const struct toml_keyval *pu = toml_table_get(t, "persist_until");
+    if (pu != NULL && ct->c.challenge != CFG_CHAL_DNSPERSIST01)
+        ERR(c, pu->keypos, path, "persist_until is only for challenge = \"dns-persist-01\"");
     sortkey_add(c, &c->certs, &c->n_certs, &c->cap_certs, ct->c.name, kv->keypos, ct);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "config/config_internal.h"
 #include "util/xalloc.h"
@@ -570,6 +571,7 @@ bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char
                                         "deploy_failed",
                                         "dns_record_required",
                                         "dns_record_removable",
+                                        "persist_expiring",
                                         NULL};
     struct cfg_notify *nt = obj;
     struct cfg_strv v = {0};
@@ -603,6 +605,49 @@ bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char
     if (ok)
         nt->events = bits;
     return ok;
+}
+
+/* persist_until: an offset date-time (2027-06-30T00:00:00Z), a date
+ * (2027-06-30: midnight UTC) or UNIX seconds; kept as UNIX seconds. */
+bool config_conv_persist_until(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                               void *obj, void *field)
+{
+    const struct toml_value *v = &kv->val;
+    int64_t *out = field;
+    (void)obj;
+
+    if (v->type == TOML_INTEGER) {
+        if (v->u.i <= 0) {
+            ERR(c, v->pos, path, "must be a positive number of seconds since 1970");
+            return false;
+        }
+        *out = v->u.i;
+        return true;
+    }
+    if (v->type != TOML_DATETIME && v->type != TOML_DATE_LOCAL) {
+        config_type_error(c, v, path,
+                          "a date-time with its offset (2027-06-30T00:00:00Z), a date "
+                          "(2027-06-30) or UNIX seconds");
+        return false;
+    }
+    struct tm tm = {0};
+    tm.tm_year = v->u.dt.year - 1900;
+    tm.tm_mon = v->u.dt.month - 1;
+    tm.tm_mday = v->u.dt.day;
+    if (v->type == TOML_DATETIME) {
+        tm.tm_hour = v->u.dt.hour;
+        tm.tm_min = v->u.dt.minute;
+        tm.tm_sec = v->u.dt.second;
+    }
+    int64_t t = (int64_t)timegm(&tm);
+    if (v->type == TOML_DATETIME)
+        t -= (int64_t)v->u.dt.offset_minutes * 60;
+    if (t <= 0) {
+        ERR(c, v->pos, path, "must be after 1970");
+        return false;
+    }
+    *out = t;
+    return true;
 }
 
 /* domains = [...]: normalised, counted, duplicates found by sorting. */

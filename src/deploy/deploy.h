@@ -232,6 +232,8 @@ size_t deploy_exec_dedup(const struct cfg_deploy *const *acts, size_t n, size_t 
  *   {"id": 32 hex digits (128 random bits), "event": NAME, "certificate": CERT,
  *    "domains": [...], "time": "2026-11-25T01:02:03Z",
  *    "not_after": RFC 3339        (when known: issued, renewed, expiring),
+ *    "persist_until": RFC 3339    (persist_expiring: when the CA stops accepting the
+ *                                  dns-persist-01 records),
  *    "error": {"type", "detail", "identifier",   (failed, deploy_failed)
  *              "subproblems": [{"type", "detail", "identifier"}, ...]},
  *    "record": {"name", "value"}  (dns_record_required, dns_record_removable)}
@@ -244,11 +246,13 @@ enum notify_event_type {
     NOTIFY_EV_DEPLOY_FAILED,
     NOTIFY_EV_DNS_RECORD_REQUIRED,
     NOTIFY_EV_DNS_RECORD_REMOVABLE,
+    NOTIFY_EV_PERSIST_EXPIRING,
     NOTIFY_EV__MAX
 };
 
 /* "issued", "renewed", "failed", "expiring", "deploy_failed",
- * "dns_record_required", "dns_record_removable"; NULL out of range. */
+ * "dns_record_required", "dns_record_removable", "persist_expiring"; NULL
+ * out of range. */
 const char *notify_event_name(enum notify_event_type t);
 /* The reverse; 0 or -EINVAL. */
 int notify_event_type_parse(const char *s, enum notify_event_type *out);
@@ -265,8 +269,9 @@ struct notify_event {
     const char *certificate;    /* required */
     const char *const *domains; /* may be NULL when n_domains == 0 */
     size_t n_domains;
-    int64_t time;      /* unix seconds: when it happened */
-    int64_t not_after; /* unix seconds, 0 = left out */
+    int64_t time;          /* unix seconds: when it happened */
+    int64_t not_after;     /* unix seconds, 0 = left out */
+    int64_t persist_until; /* unix seconds, 0 = left out (persist_expiring) */
     /* "error" object: written when any of the three is set (a CA problem
      * document's type, detail and the identifier it concerns) */
     const char *error_type, *error_detail, *error_identifier;

@@ -27,6 +27,7 @@ static const char *const event_names[NOTIFY_EV__MAX] = {
     [NOTIFY_EV_DEPLOY_FAILED] = "deploy_failed",
     [NOTIFY_EV_DNS_RECORD_REQUIRED] = "dns_record_required",
     [NOTIFY_EV_DNS_RECORD_REMOVABLE] = "dns_record_removable",
+    [NOTIFY_EV_PERSIST_EXPIRING] = "persist_expiring",
 };
 
 /* The config's subscription bits are 1 << type. */
@@ -38,6 +39,8 @@ _Static_assert(CFG_EVENT_DEPLOY_FAILED == 1u << NOTIFY_EV_DEPLOY_FAILED, "event 
 _Static_assert(CFG_EVENT_DNS_RECORD_REQUIRED == 1u << NOTIFY_EV_DNS_RECORD_REQUIRED, "event bits");
 _Static_assert(CFG_EVENT_DNS_RECORD_REMOVABLE == 1u << NOTIFY_EV_DNS_RECORD_REMOVABLE,
                "event bits");
+_Static_assert(CFG_EVENT_PERSIST_EXPIRING == 1u << NOTIFY_EV_PERSIST_EXPIRING, "event bits");
+_Static_assert(CFG_EVENT_ALL == (1u << NOTIFY_EV__MAX) - 1, "event bits");
 _Static_assert(CFG_EVENT_ALL == (1u << NOTIFY_EV__MAX) - 1, "every event has a bit");
 
 const char *notify_event_name(enum notify_event_type t)
@@ -184,6 +187,10 @@ int notify_event_build(const struct notify_event *e, char **out)
         rfc3339(e->not_after, when);
         set_str(o, "not_after", when);
     }
+    if (e->persist_until != 0) {
+        rfc3339(e->persist_until, when);
+        set_str(o, "persist_until", when);
+    }
     if (e->error_type != NULL || e->error_detail != NULL || e->error_identifier != NULL ||
         e->n_subproblems > 0) {
         json_t *err = json_object();
@@ -242,6 +249,7 @@ static const char *event_phrase(const char *ev)
         {"deploy_failed", "was obtained but not deployed"},
         {"dns_record_required", "needs a DNS record"},
         {"dns_record_removable", "no longer needs its DNS record"},
+        {"persist_expiring", "has dns-persist-01 records about to expire"},
     };
     for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
         if (strcmp(ev, phrases[i].ev) == 0)
@@ -314,6 +322,9 @@ char *notify_event_text(const char *event_json)
     }
     if (*jstr(o, "not_after") != '\0')
         append(&s, "Valid until: %s\n", jstr(o, "not_after"));
+    if (*jstr(o, "persist_until") != '\0')
+        append(&s, "The CA accepts its dns-persist-01 records until: %s\n",
+               jstr(o, "persist_until"));
     json_t *err = json_object_get(o, "error");
     if (json_is_object(err)) {
         append(&s, "Error: %s\n", *jstr(err, "detail") != '\0' ? jstr(err, "detail") : "-");

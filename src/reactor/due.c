@@ -136,6 +136,7 @@ void mgr_decide(struct mcert *mc)
                                (const char *const *)mc->cfg->domains.v, mc->cfg->domains.n, now),
     };
     renewplan_decide(&in, &plan);
+    int64_t persist_next = mgr_persist_expiring(mc, now);
     mc->reason = plan.reason;
     mc->next_is_retry =
         mc->failures > 0 && (plan.why == RENEWPLAN_BACKOFF || plan.why == RENEWPLAN_CA_LIMITED ||
@@ -163,10 +164,13 @@ void mgr_decide(struct mcert *mc)
             hist(mc, plan.why == RENEWPLAN_LIMITS ? "rate-limited" : "scheduled", "%s: %s", when,
                  plan.reason);
         mc->decided_once = true;
-        /* wake for the next renewalInfo fetch when it comes first */
+        /* wake for the next renewalInfo fetch or persist_until warning
+         * when it comes first */
         int64_t wake = plan.when;
         if (mc->ari_id != NULL && mc->ari_poll > now && mc->ari_poll < wake)
             wake = mc->ari_poll;
+        if (persist_next > now && persist_next < wake)
+            wake = persist_next;
         mgr_arm(mc, wake);
         mc->next_at = plan.when;
     } else {

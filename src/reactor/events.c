@@ -152,6 +152,31 @@ void mgr_expiring_set(struct mcert *mc, int64_t t)
         m->jobs++;
 }
 
+int64_t mgr_persist_expiring(struct mcert *mc, int64_t now)
+{
+    const struct cfg_cert *cc = mc->cfg;
+    int64_t window = mc->m->cfg->daemon.expiring_window_s, next = 0;
+    char when[32];
+
+    if (cc == NULL || cc->ca == NULL || cc->challenge != CFG_CHAL_DNSPERSIST01 ||
+        cc->persist_until <= 0) {
+        mc->persist_sent = 0;
+        return 0;
+    }
+    if (!notify_expiring_due(now, cc->persist_until, window, mc->persist_sent, &next))
+        return next;
+    mgr_fmt_time(cc->persist_until, when, sizeof(when));
+    log_warn(LOG_MAIN,
+             "cert=%s: the CA accepts its dns-persist-01 records until %s (persist_until): set "
+             "a later persist_until and run certloop persist-record %s --publish",
+             mc->name, when, mc->name);
+    mgr_hist_add(mc, "persist_expiring", "persist_until %s", when);
+    mgr_emit(mc, NOTIFY_EV_PERSIST_EXPIRING, NULL, NULL);
+    mc->persist_sent = now;
+    (void)notify_expiring_due(now, cc->persist_until, window, now, &next);
+    return next;
+}
+
 /* Sends an event to every [notify.*] target subscribed to it. */
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
               const char *identifier)
@@ -179,6 +204,7 @@ void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
         .time = mgr_now(),
         .not_after =
             type == NOTIFY_EV_FAILED || type == NOTIFY_EV_DEPLOY_FAILED ? 0 : mc->not_after,
+        .persist_until = type == NOTIFY_EV_PERSIST_EXPIRING ? cc->persist_until : 0,
         .error_type = pd != NULL && pd->type != NULL ? pd->type
                                                      : problem_type_of(error, ptype, sizeof(ptype)),
         .error_detail = error,

@@ -130,7 +130,8 @@ struct mcert {
     struct acme_problem *problem;   /* the failing order's problem document, until run_end */
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
     int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
-    int64_t import_checked_at;             /* an import's files were last read then */
+    int64_t persist_sent;      /* the last "persist_expiring" event (0: none; memory only) */
+    int64_t import_checked_at; /* an import's files were last read then */
     /* ARI for the current generation */
     char *ari_id;                                 /* its CertID, or NULL */
     char *ari_gen;                                /* the generation ari_* describe, or NULL */
@@ -337,6 +338,10 @@ void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
 void mgr_hist_add_mem(struct mcert *mc, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void mgr_expiring_set(struct mcert *mc, int64_t t);
+/* dns-persist-01 with persist_until: inside the expiring window before it
+ * the "persist_expiring" event goes out daily (a warning, a history line);
+ * returns when to look again (0: never). */
+int64_t mgr_persist_expiring(struct mcert *mc, int64_t now);
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
               const char *identifier);
 

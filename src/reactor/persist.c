@@ -1,6 +1,7 @@
 /* `certloop persist-record NAME [--publish]`: the persistent TXT records
- * of dns-persist-01 (draft-ietf-acme-dns-persist-01) for a certificate,
- * from the CA's caaIdentities and the account URL in the state directory;
+ * of dns-persist-01 (draft-ietf-acme-dns-persist-02) for a certificate,
+ * from the directory's issuerDomainNames and accountHashPrefix and the
+ * account (URL and key) in the state directory;
  * with --publish they are put in place once through the certificate's
  * [dns.NAME] solver and checked on every authoritative server. A one-shot
  * on a private loop. */
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -21,9 +23,10 @@
 #include "util/xalloc.h"
 
 struct persist_ctx {
-    json_t *ids; /* owned: caaIdentities */
-    char *error; /* owned */
-    int pending; /* publications in flight */
+    json_t *ids;  /* owned: meta.issuerDomainNames */
+    char *prefix; /* owned: meta.accountHashPrefix */
+    char *error;  /* owned */
+    int pending;  /* publications in flight */
     int failed;
     FILE *out, *err;
 };
@@ -40,11 +43,19 @@ static void dir_cb(int status, const struct http_response *r, void *arg)
         return;
     }
     j = json_loadb(r->body.data != NULL ? r->body.data : "", r->body.len, 0, NULL);
-    json_t *ids = json_object_get(json_object_get(j, "meta"), "caaIdentities");
-    if (json_is_array(ids) && json_array_size(ids) > 0)
+    json_t *meta = json_object_get(j, "meta");
+    json_t *ids = json_object_get(meta, "issuerDomainNames");
+    const char *prefix = json_string_value(json_object_get(meta, "accountHashPrefix"));
+    /* draft-ietf-acme-dns-persist-02 §3.2 and §4.1: both are needed to
+     * pre-provision a record */
+    if (json_is_array(ids) && json_array_size(ids) > 0 && json_array_size(ids) <= 10 &&
+        prefix != NULL)
         x->ids = json_incref(ids);
     else
-        x->error = xstrdup("the CA's directory lists no caaIdentities (issuer domain names)");
+        x->error = xstrdup("the CA's directory has no issuerDomainNames (1 to 10 names) and "
+                           "accountHashPrefix to pre-provision dns-persist-01 records with "
+                           "(draft-ietf-acme-dns-persist-02 sections 3.2 and 4.1)");
+    x->prefix = prefix != NULL ? xstrdup(prefix) : NULL;
     json_decref(j);
 }
 
@@ -76,7 +87,7 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
     struct persist_ctx x = {.out = out, .err = err};
     struct http_client *http = NULL;
     struct dns01_provider *prov = NULL;
-    char *url = NULL;
+    char *url = NULL, *thumb = NULL;
     uv_loop_t loop;
     int rc, exit_code = 1;
 
@@ -94,15 +105,22 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
                 name, config_challenge_name(cc->challenge));
         return 64;
     }
-    url = pf_account_url(cfg, cc);
-    if (url == NULL) {
+    url = pf_account(cfg, cc, &thumb);
+    if (url == NULL || thumb == NULL) {
         fprintf(err,
                 "certloop persist-record: cert=%s: no account for ca=%s in %s/accounts yet: "
                 "the first order registers it (and, with the record missing, fails naming "
                 "it); run this again then\n",
                 name, cc->ca->name, cfg->daemon.state_dir);
+        free(url);
+        free(thumb);
         return 69;
     }
+    if (cc->persist_until > 0 && cc->persist_until <= (int64_t)time(NULL))
+        fprintf(err,
+                "certloop persist-record: warning: cert=%s: persist_until has passed: the CA "
+                "refuses these records; set a later persist_until\n",
+                name);
     uv_loop_init(&loop);
     rc = http_client_open(&loop, &http);
     if (rc == 0) {
@@ -124,13 +142,15 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
         for (size_t d = 0; d < cc->domains.n && x.error == NULL; d++) {
             const char *dom = cc->domains.v[d];
             bool wild = strncmp(dom, "*.", 2) == 0;
-            char *rname = xasprintf("_validation-persist.%s", wild ? dom + 2 : dom);
+            const char *base = wild ? dom + 2 : dom;
+            char *rname = xasprintf("_validation-persist.%s", base);
+            char *auri = acme_dns_persist_account_uri(x.prefix, base, thumb, url);
             json_array_foreach(x.ids, i, v)
             {
                 const char *issuer = json_string_value(v);
-                if (issuer == NULL)
+                if (issuer == NULL || auri == NULL)
                     continue;
-                char *value = acme_dns_persist_value(issuer, url, wild);
+                char *value = acme_dns_persist_value(issuer, auri, wild, cc->persist_until);
                 fprintf(out, "%s. IN TXT \"%s\"\n", rname, value);
                 if (prov != NULL) {
                     struct pub *p = xcalloc(1, sizeof(*p));
@@ -150,6 +170,7 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
                 }
                 free(value);
             }
+            free(auri);
             free(rname);
         }
         if (prov != NULL) {
@@ -170,6 +191,8 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
     }
     free(x.error);
     json_decref(x.ids);
+    free(x.prefix);
     free(url);
+    free(thumb);
     return exit_code;
 }

@@ -19,8 +19,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <uv.h>
 
+#include "acme/acme.h"
 #include "challenge/challenge.h"
 #include "config/config.h"
 #include "deploy/deploy.h"
@@ -349,11 +351,16 @@ static void step(struct pf *pf);
 static void close_all(struct pf *pf);
 
 /* The account URL of cert's CA as the store holds it (RFC 8657
- * accounturi is compared with it), or NULL when there is none yet. */
-char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert)
+ * accounturi is compared with it), or NULL when there is none yet; with
+ * thumbprint, the account key's JWK thumbprint too (owned, NULL when the
+ * key does not load). */
+char *pf_account(const struct config *cfg, const struct cfg_cert *cert, char **thumbprint)
 {
     char *key = NULL, *acct = NULL, *url = NULL;
     struct store *store = NULL;
+
+    if (thumbprint != NULL)
+        *thumbprint = NULL;
 
     /* beside a running daemon: a read only, no lock */
     if (cert->ca == NULL || store_open_config(NULL, cfg, STORE_FS_SHARED, &store) < 0 ||
@@ -365,6 +372,12 @@ char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert)
     if (u != NULL && d != NULL && strcmp(d, cert->ca->directory) == 0)
         url = xstrdup(u);
     json_decref(j);
+    EVP_PKEY *pk = NULL;
+    if (url != NULL && thumbprint != NULL && key != NULL &&
+        acme_key_from_pem(key, strlen(key), &pk) == 0) {
+        *thumbprint = acme_jwk_thumbprint(pk);
+        EVP_PKEY_free(pk);
+    }
 out:
     if (key != NULL)
         OPENSSL_cleanse(key, strlen(key));
@@ -372,6 +385,11 @@ out:
     free(acct);
     store_close(store);
     return url;
+}
+
+char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert)
+{
+    return pf_account(cfg, cert, NULL);
 }
 
 static void report(struct pf *pf, const char *check, const char *domain, bool pass, const char *fmt,

@@ -46,6 +46,9 @@ int pf_caa_from_msg(const uint8_t *msg, size_t len, struct pf_caa *out, size_t m
 struct config;
 struct cfg_cert;
 char *pf_account_url(const struct config *cfg, const struct cfg_cert *cert);
+/* The same, and the account key's JWK thumbprint in *thumbprint (owned,
+ * NULL when the key does not load). */
+char *pf_account(const struct config *cfg, const struct cfg_cert *cert, char **thumbprint);
 
 /* The issuer domain of an issue/issuewild value ("ca.example; key=v" ->
  * "ca.example"; ";" -> ""), written to dom (cap bytes, truncated). */

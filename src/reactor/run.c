@@ -294,6 +294,20 @@ static void order_begin(struct mcert *mc)
         mgr_run_end(mc, -ENOMEM, "cannot create the ACME client");
         return;
     }
+    /* draft-ietf-acme-dns-persist-02 §9.4: a record past its persistUntil
+     * is refused by the CA; say so here instead of ordering */
+    if (mc->run_cfg->challenge == CFG_CHAL_DNSPERSIST01 && mc->run_cfg->persist_until > 0 &&
+        mc->run_cfg->persist_until <= mgr_now()) {
+        char when[32];
+        mgr_fmt_time(mc->run_cfg->persist_until, when, sizeof(when));
+        char *e = xasprintf("dns-persist-01: persist_until (%s) has passed, so the CA refuses "
+                            "the records: set a later persist_until and publish them again "
+                            "(certloop persist-record %s --publish)",
+                            when, mc->name);
+        mgr_run_end(mc, ERR_CHALLENGE, e);
+        free(e);
+        return;
+    }
     (void)mgr_state_set(mc, MC_ORDER);
     rc = g_order_ops->start(c, &o, order_done, mc, &mc->order);
     if (rc < 0) {

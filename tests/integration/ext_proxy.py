@@ -24,13 +24,27 @@ draft-ietf-acme-dns-account-label-03:
 Each check is logged as "dns-account-01 NAME LABEL found|missing".
 
 --dns-persist ISSUER (with --dns-account's KNOT_PORT:TSIG: for Knot):
-the server part of draft-ietf-acme-dns-persist-01: the directory's
-meta.caaIdentities is [ISSUER]; every authorization offering dns-01 also
-offers dns-persist-01 with "issuer-domain-names": [ISSUER]; a response to
-it is validated by a DNS query for _validation-persist.NAME TXT, which must
-hold "ISSUER; accounturi=KID" (and "policy=wildcard" for a wildcard
-authorization); then Pebble's dns-01 is satisfied as above. Logged as
-"dns-persist-01 NAME found|missing".
+the server part of draft-ietf-acme-dns-persist-02 (20 September 2026):
+- section 3.2 and 4.1: the directory's meta gets "issuerDomainNames":
+  [ISSUER], "accountHashPrefix": "https://HOST/account-hash/" (and
+  caaIdentities [ISSUER]);
+- section 3.1: every authorization offering dns-01 also offers
+  dns-persist-01 (no token) with "issuerDomainNames": [ISSUER];
+- section 4.1-4.2: a response to it is validated by a DNS query for
+  _validation-persist.NAME TXT (a record's strings joined). Each record is
+  an RFC 8659 issue-value; those naming another issuer are ignored; for
+  ours a duplicate parameter, a missing accounturi, an accounturi that is
+  not PREFIX "sha-256/" plus 43 base64url characters, or a persistUntil
+  that is not a base-10 integer is malformed; the hashed URI must be
+  SHA-256(len || NAME || thumbprint || KID) or the same with NAME "*"
+  (the thumbprint of the key the account registered with; a rolled-over
+  key is not followed); a persistUntil in the past is refused
+  (unauthorized); a wildcard authorization needs policy=wildcard (case-
+  insensitive); unknown parameters are ignored. Then Pebble's dns-01 is
+  satisfied as above. Logged as "dns-persist-01 NAME found|missing|
+  expired|malformed".
+--self-test checks this parser against the draft's section 10.2 test
+vector and the refusals above, then exits.
 
 Everything else goes to Pebble unchanged; the Host header is passed on, so
 the URLs Pebble builds and the JWS "url" it checks name this proxy.
@@ -41,7 +55,9 @@ import hashlib
 import http.client
 import http.server
 import json
+import re
 import ssl
+import time
 import subprocess
 import sys
 import threading
@@ -72,17 +88,80 @@ def account_label(url):
     return "_" + base64.b32encode(hashlib.sha256(url.encode()).digest()[:10]).decode().lower()
 
 
-def persist_ok(value, kid, wild):
-    """draft-ietf-acme-dns-persist-01: "ISSUER; key=value; ..." naming our
-    issuer and this account (and the wildcard policy when needed)."""
-    parts = [p.strip() for p in value.split(";")]
+PERSIST_DRAFT = "draft-ietf-acme-dns-persist-02"
+TAG = re.compile(r"^[A-Za-z0-9](?:-*[A-Za-z0-9])*$")
+PVALUE = re.compile(r"^[\x21-\x3a\x3c-\x7e]*$")
+HASH = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def hashed_uri(prefix, domain, thumb, kid):
+    """section 4.1 item 3: PREFIX "sha-256/" b64url(SHA-256(len || domain ||
+    thumbprint || account URL))."""
+    d = domain.encode()
+    return prefix + "sha-256/" + b64url(hashlib.sha256(bytes([len(d)]) + d + thumb.encode()
+                                                        + kid.encode()).digest())
+
+
+def persist_check(value, issuers, prefix, ident, thumb, kid, wild, now):
+    """One record against one authorization: None (another issuer's or not
+    an issue-value: ignored), "ok", or "malformed: ...", "unauthorized: ..."
+    (section 9.3.1)."""
+    head, _, rest = value.partition(";")
+    issuer = head.strip().lower().rstrip(".")
+    if issuer not in issuers:
+        return None
     params = {}
-    for p in parts[1:]:
-        if "=" in p:
-            k, v = p.split("=", 1)
-            params[k.strip().lower()] = v.strip()
-    return (parts[0].lower() == ARGS.dns_persist.lower() and params.get("accounturi") == kid
-            and (not wild or params.get("policy", "").lower() == "wildcard"))
+    for p in rest.split(";") if rest.strip() else []:
+        tag, eq, v = p.partition("=")
+        tag, v = tag.strip(), v.strip()
+        if not eq or not TAG.match(tag) or not PVALUE.match(v):
+            return "malformed: parameter %r is not tag=value (RFC 8659 section 4.2)" % p.strip()
+        if tag in params:
+            return "malformed: duplicate parameter %s" % tag
+        params[tag] = v
+    auri = params.get("accounturi")
+    if auri is None:
+        return "malformed: no accounturi"
+    if not auri.startswith(prefix + "sha-256/") or not HASH.match(auri[len(prefix) + 8:]):
+        return "malformed: accounturi is not a %ssha-256/ hashed URI" % prefix
+    until = params.get("persistUntil")
+    if until is not None and not re.match(r"^[0-9]+$", until):
+        return "malformed: persistUntil %r is not a base-10 integer" % until
+    if thumb is None or auri not in (hashed_uri(prefix, ident, thumb, kid),
+                                     hashed_uri(prefix, "*", thumb, kid)):
+        return "unauthorized: accounturi does not name this account"
+    if until is not None and int(until) < now:
+        return "unauthorized: persistUntil %s has passed" % until
+    if wild and params.get("policy", "").lower() != "wildcard":
+        return "unauthorized: a wildcard needs policy=wildcard"
+    return "ok"
+
+
+def self_test():
+    tp, kid = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "https://ca.example/acct/123"
+    pre = "https://ca.example/account-hash/"
+    u = hashed_uri(pre, "example.com", tp, kid)
+    assert u == pre + "sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw", u
+    assert hashed_uri(pre, "*", tp, kid) == pre + "sha-256/NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug"
+
+    def chk(v, wild=False, now=1721952000):
+        return persist_check(v, ["authority.example"], pre, "example.com", tp, kid, wild, now)
+    base = "authority.example; accounturi=" + u
+    assert chk(base) == "ok"
+    assert chk("AUTHORITY.example ;accounturi = %s; future=x" % u) == "ok"
+    assert chk(base.replace(u, hashed_uri(pre, "*", tp, kid))) == "ok"
+    assert chk("other.example; accounturi=" + u) is None
+    assert chk(base + "; persistUntil=1721952000") == "ok"
+    assert chk(base + "; persistUntil=1721951999").startswith("unauthorized: persistUntil")
+    assert chk(base + "; persistUntil=2024-07-26").startswith("malformed")
+    assert chk(base + "; policy=wildcard; policy=wildcard").startswith("malformed: duplicate")
+    assert chk("authority.example; policy=wildcard").startswith("malformed: no accounturi")
+    assert chk("authority.example; accounturi=" + kid).startswith("malformed")
+    assert chk(base, wild=True).startswith("unauthorized")
+    assert chk(base + "; policy=WILDCARD", wild=True) == "ok"
+    other = hashed_uri(pre, "example.net", tp, kid)
+    assert chk("authority.example; accounturi=" + other).startswith("unauthorized")
+    print("%s: self-test passed" % PERSIST_DRAFT)
 
 
 def log(line):
@@ -94,7 +173,9 @@ def txt_values(name):
     port = ARGS.dns_account.split(":")[0]
     out = subprocess.run(["kdig", "+short", "+timeout=2", "+retry=1", "@127.0.0.1", "-p", port,
                           name, "TXT"], capture_output=True, text=True).stdout
-    return [v.strip().strip('"') for v in out.splitlines() if v.strip()]
+    # one record per line, its character-strings quoted: joined (RFC 1035 3.3.14)
+    return ["".join(re.findall(r'"((?:[^"\\]|\\.)*)"', v)) for v in out.splitlines()
+            if v.strip()]
 
 
 def txt_add(name, value):
@@ -151,9 +232,23 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         want = b64url(hashlib.sha256(("%s.%s" % (token, thumb)).encode()).digest())
         if ARGS.dns_persist:
             name = "_validation-persist." + ident
-            found = any(persist_ok(v, kid, wild) for v in txt_values(name))
-            log("dns-persist-01 %s %s" % (ident, "found" if found else "missing"))
-            what = "ISSUER; accounturi=%s" % kid
+            prefix = "https://%s/account-hash/" % self.headers.get("Host")
+            res = [persist_check(v, [ARGS.dns_persist], prefix, ident, thumb, kid, wild,
+                                 int(time.time())) for v in txt_values(name)]
+            res = [r for r in res if r is not None]
+            if "ok" in res:
+                log("dns-persist-01 %s found" % ident)
+            else:
+                word = ("missing" if not res else "expired" if "persistUntil" in res[0]
+                        and res[0].startswith("unauthorized") else res[0].split(":")[0])
+                log("dns-persist-01 %s %s" % (ident, word))
+                detail = ("no TXT record for issuer %s at %s" % (ARGS.dns_persist, name)
+                          if not res else "%s: %s" % (name, res[0]))
+                kind = res[0].split(":")[0] if res else "unauthorized"
+                self.problem(400 if kind == "malformed" else 403, kind, detail)
+                return False
+            txt_add("_acme-challenge." + ident, want)
+            return True
         else:
             label = account_label(kid)
             name = "%s._acme-challenge.%s" % (label, ident)
@@ -200,7 +295,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                     if ARGS.dns_persist:
                         c2["type"] = "dns-persist-01"
                         del c2["token"]
-                        c2["issuer-domain-names"] = [ARGS.dns_persist]
+                        c2["issuerDomainNames"] = [ARGS.dns_persist]
                     else:
                         c2["type"] = "dns-account-01"
                     extra.append(c2)
@@ -211,7 +306,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             data = json.dumps(a).encode()
         if ARGS.dns_persist and path == "/dir" and status == 200:
             d = json.loads(data)
-            d.setdefault("meta", {})["caaIdentities"] = [ARGS.dns_persist]
+            meta = d.setdefault("meta", {})
+            meta["caaIdentities"] = [ARGS.dns_persist]
+            meta["issuerDomainNames"] = [ARGS.dns_persist]
+            meta["accountHashPrefix"] = "https://%s/account-hash/" % self.headers.get("Host")
             data = json.dumps(d).encode()
         if PROFILES is not None:
             data = self.add_profile(path, status, hdr, ctype, profile, data)
@@ -245,6 +343,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 def main():
     global ARGS, PROFILES, UPSTREAM
     p = argparse.ArgumentParser()
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return
     p.add_argument("--listen", type=int, required=True)
     p.add_argument("--pebble", type=int, required=True)
     p.add_argument("--cert", required=True)

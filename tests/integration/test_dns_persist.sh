@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# dns-persist-01 (draft-ietf-acme-dns-persist-01) end to end. Pebble 2.4 does
-# not know it: ext_proxy.py in front of it lists caaIdentities
-# ["pebble.test"], offers dns-persist-01 beside dns-01 and validates it by a
-# real DNS query to Knot for _validation-persist.NAME.
+# dns-persist-01 (draft-ietf-acme-dns-persist-02, 20 September 2026) end to
+# end. Pebble 2.4 does not know it: ext_proxy.py in front of it implements
+# the CA side of draft -02 (its --self-test checks that against the draft's
+# section 10.2 test vector first): the directory's issuerDomainNames
+# ["pebble.test"] and accountHashPrefix, dns-persist-01 beside dns-01, and
+# validation by a real DNS query to Knot for _validation-persist.NAME (the
+# hashed accounturi recomputed from the account's registered JWK,
+# persistUntil enforced).
 # - persist-record before any account: 69, nothing printed;
 # - the first order registers the account and fails naming the exact record;
-# - persist-record prints the records (policy=wildcard for *.p.test) and
-#   --publish puts them in place with the rfc2136 solver;
+# - persist-record prints the records (hashed accounturi, policy=wildcard for
+#   *.p.test, persistUntil from persist_until) and --publish puts them in
+#   place with the rfc2136 solver;
 # - the next order checks them on the authoritative server and is issued;
-#   the records stay (persistent).
+#   the records stay (persistent); persist_until inside expiring_window
+#   raises the persist_expiring warning;
+# - a persist_until in the past fails the order without asking the CA.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
 
+python3 "$(dirname "$0")/ext_proxy.py" --self-test >/dev/null || tw_fail "ext_proxy.py --self-test"
 tw_knot_start dnspersist
 command -v knsupdate >/dev/null || tw_skip "knsupdate not found"
 
@@ -25,9 +33,12 @@ TW_PIDS+=($!)
 DIR="https://127.0.0.1:$PROXY_PORT/dir"
 tw_wait_http "$DIR" "$TW/tls-ca.pem" 20 || { tw_fail "proxy did not come up: $(cat "$TW/proxy.err")"; tw_done; }
 
+# 4102444800 = 2100-01-01T00:00:00Z: inside the 3000-year window below
 {
-  tw_knot_config_head 8 "" 10s | sed "s|^directory = .*|directory = \"$DIR\"|"
-  TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"' tw_config_cert p1 ec-p256 "*.p.test" p.test
+  tw_knot_config_head 8 "" 10s | sed "s|^directory = .*|directory = \"$DIR\"|" |
+    sed 's/^\[daemon\]$/[daemon]\nexpiring_window = "1100000d"/'
+  TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2100-01-01' \
+    tw_config_cert p1 ec-p256 "*.p.test" p.test
 } >"$TW/certloop.toml"
 C=(-c "$TW/certloop.toml")
 "$CERTLOOP" check "${C[@]}" >/dev/null 2>"$TW/check.txt" || { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
@@ -36,13 +47,15 @@ out=$("$CERTLOOP" persist-record p1 "${C[@]}" 2>&1)
 [ $? = 69 ] || tw_fail "persist-record without an account: $out"
 
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err1" && tw_fail "issued without the record"
-grep -q 'dns-persist-01: add the TXT record _validation-persist.p.test "pebble.test; accounturi=https://' "$TW/err1" ||
+H="https://127.0.0.1:$PROXY_PORT/account-hash/sha-256/[A-Za-z0-9_-]{43}"
+grep -qE "dns-persist-01: add the TXT record _validation-persist.p.test \"pebble.test; accounturi=$H(; policy=wildcard)?; persistUntil=4102444800\"" "$TW/err1" ||
   tw_fail "first order's error: $(grep -E ' error ' "$TW/err1" | head -3)"
-url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$TW/state/accounts/pebble/account.json")
+grep -q 'warn main: cert=p1: the CA accepts its dns-persist-01 records until 2100-01-01T00:00:00Z (persist_until)' "$TW/err1" ||
+  tw_fail "no persist_until warning: $(grep -i persist "$TW/err1" | head -3)"
 
 out=$("$CERTLOOP" persist-record p1 "${C[@]}" 2>&1) || tw_fail "persist-record: $out"
-grep -qxF "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$url; policy=wildcard\"" <<<"$out" &&
-  grep -qxF "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$url\"" <<<"$out" ||
+grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; policy=wildcard; persistUntil=4102444800\"" <<<"$out" &&
+  grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; persistUntil=4102444800\"" <<<"$out" ||
   tw_fail "persist-record output: $out"
 out=$("$CERTLOOP" persist-record p1 --publish "${C[@]}" 2>&1) || tw_fail "persist-record --publish: $out"
 [ "$(knot_txt 127.0.0.1 _validation-persist.p.test | wc -l)" = 2 ] ||
@@ -54,4 +67,15 @@ tw_check_deployed p1
 [ "$(grep -c '^dns-persist-01 p.test found$' "$TW/proxy.log")" = 2 ] ||
   tw_fail "proxy checks: $(cat "$TW/proxy.log")"
 [ "$(knot_txt 127.0.0.1 _validation-persist.p.test | wc -l)" = 2 ] || tw_fail "the persistent records were removed"
+grep -q '"persist_expiring"' "$TW/state/history/p1.jsonl" ||
+  tw_fail "persist_expiring not in the history: $(cat "$TW/state/history/p1.jsonl")"
+
+# persist_until in the past: refused before any request to the CA
+TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2020-01-01' \
+  tw_config_cert p2 ec-p256 q.test >>"$TW/certloop.toml"
+n=$(wc -l <"$TW/proxy.log")
+timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err3" && tw_fail "ordered past persist_until"
+grep -q 'order cert=p2 dns-persist-01: persist_until (2020-01-01T00:00:00Z) has passed, so the CA refuses the records' "$TW/err3" ||
+  tw_fail "past persist_until: $(grep -E ' error ' "$TW/err3" | head -3)"
+[ "$(wc -l <"$TW/proxy.log")" = "$n" ] || tw_fail "the CA was asked: $(tail -n +$((n + 1)) "$TW/proxy.log")"
 tw_done

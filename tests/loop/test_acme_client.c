@@ -755,6 +755,46 @@ static void test_profile_fallback_orders_without(void **state)
     fx_close(&f);
 }
 
+/* acme_dns_persist_issuer (draft-ietf-acme-dns-persist-02 §3.1-3.2): the
+ * directory's first issuer domain name when the challenge lists it, else
+ * the challenge's first; an empty, oversized or non-string list, or a
+ * directory name missing from the challenge, is malformed. */
+static void test_dns_persist_issuer(void **state)
+{
+    json_t *chal =
+        json_pack("{s:[s,s]}", "issuerDomainNames", "ca.example.net", "authority.example");
+    json_t *meta = json_pack("{s:[s]}", "issuerDomainNames", "authority.example");
+    const char *issuer = NULL;
+    char *why = NULL;
+
+    (void)state;
+    assert_int_equal(acme_dns_persist_issuer(chal, meta, &issuer, &why), 0);
+    assert_string_equal(issuer, "authority.example");
+    assert_int_equal(acme_dns_persist_issuer(chal, NULL, &issuer, &why), 0);
+    assert_string_equal(issuer, "ca.example.net");
+    json_array_set_new(json_object_get(meta, "issuerDomainNames"), 0, json_string("other.example"));
+    assert_int_equal(acme_dns_persist_issuer(chal, meta, &issuer, &why), ERR_PARSE);
+    assert_non_null(strstr(why, "other.example is missing from the challenge"));
+    free(why);
+    json_t *bad = json_pack("{s:[]}", "issuerDomainNames");
+    assert_int_equal(acme_dns_persist_issuer(bad, NULL, &issuer, &why), ERR_PARSE);
+    assert_null(issuer);
+    free(why);
+    json_decref(bad);
+    bad = json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s]}", "issuerDomainNames", "a", "b", "c", "d", "e",
+                    "f", "g", "h", "i", "j", "k");
+    assert_int_equal(acme_dns_persist_issuer(bad, NULL, &issuer, &why), ERR_PARSE);
+    free(why);
+    json_decref(bad);
+    /* draft -01's name of the member is not read */
+    bad = json_pack("{s:[s]}", "issuer-domain-names", "authority.example");
+    assert_int_equal(acme_dns_persist_issuer(bad, NULL, &issuer, &why), ERR_PARSE);
+    free(why);
+    json_decref(bad);
+    json_decref(chal);
+    json_decref(meta);
+}
+
 /* acme_profile_choose: no profile wanted, offered, not offered with and
  * without fallback, a directory without meta.profiles. */
 static void test_profile_choose(void **state)
@@ -846,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_profile_not_offered_names_the_offered_ones),
         cmocka_unit_test(test_profile_fallback_orders_without),
         cmocka_unit_test(test_profile_choose),
+        cmocka_unit_test(test_dns_persist_issuer),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);

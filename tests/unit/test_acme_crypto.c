@@ -680,7 +680,34 @@ static void test_csr_parses_back(void **state)
     check_csr(CFG_KEY_RSA2048);
 }
 
-/* RFC 8738 §3: address literals become iPAddress SANs (4 or 16 bytes). */
+/* draft-ietf-acme-dns-persist-02 §10.2's test vector: the hashed account
+ * URI for example.com and for the domain-omitted form "*", and the records
+ * of §10.1, §10.4 and §10.6. */
+static void test_dns_persist_value(void **state)
+{
+    const char *tp = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    const char *pre = "https://ca.example/account-hash/";
+    (void)state;
+    char *u = acme_dns_persist_account_uri(pre, "example.com", tp, "https://ca.example/acct/123");
+    assert_string_equal(u, "https://ca.example/account-hash/sha-256/"
+                           "5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw");
+    char *star = acme_dns_persist_account_uri(pre, "*", tp, "https://ca.example/acct/123");
+    assert_string_equal(star, "https://ca.example/account-hash/sha-256/"
+                              "NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug");
+    assert_null(acme_dns_persist_account_uri(pre, "", tp, "https://ca.example/acct/123"));
+    char *v = acme_dns_persist_value("authority.example", u, false, 0);
+    assert_string_equal(v, "authority.example; accounturi=https://ca.example/account-hash/"
+                           "sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw");
+    free(v);
+    v = acme_dns_persist_value("authority.example", u, true, 1721952000);
+    assert_string_equal(v, "authority.example; accounturi=https://ca.example/account-hash/"
+                           "sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw; "
+                           "policy=wildcard; persistUntil=1721952000");
+    free(v);
+    free(u);
+    free(star);
+}
+
 /* draft-ietf-acme-dns-account-label-03's example account URL and label. */
 static void test_dns_account_label(void **state)
 {
@@ -1143,6 +1170,7 @@ int main(void)
         cmocka_unit_test(test_key_authorization_and_dns01),
         cmocka_unit_test(test_csr_parses_back),
         cmocka_unit_test(test_dns_account_label),
+        cmocka_unit_test(test_dns_persist_value),
         cmocka_unit_test(test_csr_ip_sans),
         cmocka_unit_test(test_csr_rejects_bad_names),
         cmocka_unit_test_setup_teardown(test_chain_parse_leaf_and_intermediate, chain_setup,

@@ -867,6 +867,44 @@ static void test_wildcard_needs_dns01(void **state)
     tdir_free(t);
 }
 
+/* dns-persist-01's persist_until (draft-ietf-acme-dns-persist-02 §4.1
+ * item 5): a date-time with offset, a date (midnight UTC) or UNIX seconds,
+ * kept as UNIX seconds; refused with another challenge or another type. */
+static void test_persist_until(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    load_main(
+        t, "[dns.d]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+           "[certificate.a]\ndomains = [\"a.example\"]\nchallenge = \"dns-persist-01\"\n"
+           "persist_until = 2027-06-30T02:00:00+02:00\n"
+           "[certificate.b]\ndomains = [\"b.example\"]\nchallenge = \"dns-persist-01\"\n"
+           "persist_until = 2027-06-30\n"
+           "[certificate.c]\ndomains = [\"c.example\"]\nchallenge = \"dns-persist-01\"\n"
+           "persist_until = 1721952000\n"
+           "[certificate.d]\ndomains = [\"d.example\"]\nchallenge = \"dns-persist-01\"\n" LOCAL_CA);
+    expect_ok(t);
+    assert_int_equal(config_cert_find(t->cfg, "a")->persist_until, 1814313600);
+    assert_int_equal(config_cert_find(t->cfg, "b")->persist_until, 1814313600);
+    assert_int_equal(config_cert_find(t->cfg, "c")->persist_until, 1721952000);
+    assert_int_equal(config_cert_find(t->cfg, "d")->persist_until, 0);
+    tdir_free(t);
+
+    t = tdir_new();
+    load_main(t, "[dns.d]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                 "[certificate.a]\ndomains = [\"a.example\"]\nchallenge = \"dns-01\"\n"
+                 "persist_until = 2027-06-30\n"
+                 "[certificate.b]\ndomains = [\"b.example\"]\nchallenge = \"dns-persist-01\"\n"
+                 "persist_until = \"soon\"\n" LOCAL_CA);
+    expect_errors(t, 2);
+    expect_line(t, "certloop.toml", 7, 1,
+                "certificate.a: persist_until is only for challenge = \"dns-persist-01\"");
+    expect_line(t, "certloop.toml", 11, 17,
+                "certificate.b.persist_until: expected a date-time with its offset "
+                "(2027-06-30T00:00:00Z), a date (2027-06-30) or UNIX seconds, got a string");
+    tdir_free(t);
+}
+
 /* RFC 8738: IP literals are ip identifiers; dns-01 cannot validate them,
  * and a public CA issues for them only under a profile that allows them.
  * (Regression: "192.0.2.10" passed check and the CA refused the order.) */
@@ -1770,7 +1808,8 @@ static void test_notify_events(void **state)
     expect_errors(t, 3);
     expect_line(t, "certloop.toml", 5, 21,
                 "notify.b.events[1]: unknown event \"exploded\"; expected issued, renewed, failed, "
-                "expiring, deploy_failed, dns_record_required or dns_record_removable");
+                "expiring, deploy_failed, dns_record_required, dns_record_removable or "
+                "persist_expiring");
     expect_line(t, "certloop.toml", 6, 9, "notify.c: missing required key 'url'");
     expect_line(t, "certloop.toml", 7, 10, "notify.c.events: must name at least one event");
     load_main(t, "[notify.a]\nurl = \"https://h.example/x\"\n");
@@ -2348,6 +2387,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config_values),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_persist_until),
         cmocka_unit_test(test_http01_webroot_and_answerable),
         cmocka_unit_test(test_dry_run_derivation),
         cmocka_unit_test(test_toml_syntax_error),

@@ -163,6 +163,36 @@ static void test_event_dns_records(void **state)
     assert_string_equal(text, "untouched");
 }
 
+/* dns-persist-01's persist_until warning carries the time it names, and
+ * its mail text says what it means. */
+static void test_event_persist_expiring(void **state)
+{
+    const char *domains[] = {"p.example.org"};
+    struct notify_event e = {
+        .type = NOTIFY_EV_PERSIST_EXPIRING,
+        .certificate = "p",
+        .domains = domains,
+        .n_domains = 1,
+        .time = 86400,
+        .persist_until = 1721952000,
+    };
+    char *text = NULL;
+
+    (void)state;
+    assert_int_equal(notify_event_build(&e, &text), 0);
+    json_t *o = parse(text);
+    assert_string_equal(get(o, "event"), "persist_expiring");
+    assert_string_equal(get(o, "persist_until"), "2024-07-26T00:00:00Z");
+    assert_null(json_object_get(o, "error"));
+    json_decref(o);
+    char *mail = notify_event_text(text);
+    assert_non_null(strstr(mail, "Certificate p has dns-persist-01 records about to expire."));
+    assert_non_null(
+        strstr(mail, "The CA accepts its dns-persist-01 records until: 2024-07-26T00:00:00Z"));
+    free(mail);
+    free(text);
+}
+
 static void test_event_rejects_bad_input(void **state)
 {
     char *text = NULL;
@@ -526,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_event_rendered_for_email_and_slack),
         cmocka_unit_test(test_event_failed_carries_problem),
         cmocka_unit_test(test_event_dns_records),
+        cmocka_unit_test(test_event_persist_expiring),
         cmocka_unit_test(test_event_rejects_bad_input),
         cmocka_unit_test(test_event_ids_unique),
         cmocka_unit_test(test_event_names_round_trip),
