@@ -106,7 +106,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 int main(int argc, char **argv)
 {
     struct fake f = {0};
-    struct control_handlers h = {f_status, f_renew, f_reload, f_metrics, &f};
+    struct control_handlers h = {
+        .status = f_status, .renew = f_renew, .reload = f_reload, .metrics = f_metrics, .arg = &f};
     uv_loop_t *loop = uv_default_loop();
     int rc;
 

@@ -246,16 +246,49 @@ static void do_renew(struct conn *c, const char *name, const char *body, size_t 
     free(err);
 }
 
-static void on_reload_reply(void *cb_arg, int status, const char *message,
-                            const char *const *errors, size_t n_errors)
+/* The connection an async reply is for (the slot is freed), or NULL when
+ * the client left, timed out, or the server closed. */
+static struct conn *slot_take(struct reply_slot *slot)
 {
-    struct reply_slot *slot = cb_arg;
     struct conn *c = slot->conn;
 
     free(slot);
+    if (c != NULL)
+        c->slot = NULL;
+    return c;
+}
+
+/* An async handler's failure: {"ok": false, "error", "errors": [...]}. */
+static void send_failure(struct conn *c, int code, const char *message, const char *const *errors,
+                         size_t n_errors)
+{
+    json_t *lines = json_array();
+
+    for (size_t i = 0; i < n_errors; i++)
+        json_array_append_new(lines, json_string(errors[i] != NULL ? errors[i] : ""));
+    send_json(c, code, json_pack("{s:b,s:s,s:o}", "ok", 0, "error", message, "errors", lines),
+              NULL);
+}
+
+/* Waits for an async handler's answer (at most timeout_ms). */
+static struct reply_slot *slot_new(struct conn *c, uint64_t timeout_ms)
+{
+    struct reply_slot *slot = xmalloc(sizeof(*slot));
+
+    slot->conn = c;
+    c->slot = slot;
+    c->state = CONN_HANDLING;
+    uv_timer_start(&c->timer, on_timeout, timeout_ms, 0);
+    return slot;
+}
+
+static void on_reload_reply(void *cb_arg, int status, const char *message,
+                            const char *const *errors, size_t n_errors)
+{
+    struct conn *c = slot_take(cb_arg);
+
     if (c == NULL)
-        return; /* the client left, timed out, or the server closed */
-    c->slot = NULL;
+        return;
     if (status == 0) {
         send_json(
             c, 200,
@@ -263,30 +296,110 @@ static void on_reload_reply(void *cb_arg, int status, const char *message,
             NULL);
         return;
     }
-    json_t *lines = json_array();
-    for (size_t i = 0; i < n_errors; i++)
-        json_array_append_new(lines, json_string(errors[i] != NULL ? errors[i] : ""));
     if (message == NULL)
         message = status == ERR_CONFIG ? "the new configuration is invalid; keeping the old one"
                                        : err_str(status);
-    send_json(c, status == ERR_CONFIG ? 422 : 500,
-              json_pack("{s:b,s:s,s:o}", "ok", 0, "error", message, "errors", lines), NULL);
+    send_failure(c, status == ERR_CONFIG ? 422 : 500, message, errors, n_errors);
 }
 
 static void do_reload(struct conn *c)
 {
-    struct reply_slot *slot;
-
     if (c->srv->h.reload == NULL) {
         send_error(c, 501, NULL, "reload is not available");
         return;
     }
-    slot = xmalloc(sizeof(*slot));
-    slot->conn = c;
-    c->slot = slot;
-    c->state = CONN_HANDLING;
-    uv_timer_start(&c->timer, on_timeout, c->srv->reply_timeout, 0);
+    struct reply_slot *slot = slot_new(c, c->srv->reply_timeout);
     c->srv->h.reload(c->srv->h.arg, on_reload_reply, slot); /* may answer at once */
+}
+
+static void on_dry_run_reply(void *cb_arg, int status, int failed, const char *summary,
+                             const char *message, const char *const *errors, size_t n_errors)
+{
+    struct conn *c = slot_take(cb_arg);
+
+    if (c == NULL)
+        return;
+    if (status == 0) {
+        send_json(c, 200,
+                  json_pack("{s:b,s:i,s:s}", "ok", failed == 0, "failed", failed, "summary",
+                            summary != NULL ? summary : ""),
+                  NULL);
+        return;
+    }
+    if (message == NULL)
+        message = status == ERR_CONFIG ? "the dry run cannot start" : err_str(status);
+    int code = status == ERR_CONFIG   ? 422
+               : status == -EBUSY     ? 409
+               : status == -ECANCELED ? 503
+                                      : 500;
+    send_failure(c, code, message, errors, n_errors);
+}
+
+static void do_dry_run(struct conn *c, const char *body, size_t len)
+{
+    char **names = NULL;
+    size_t n = 0;
+    const char *why = NULL;
+    int rc = control_dry_run_body_parse(body, len, &names, &n, &why);
+
+    if (rc < 0) {
+        send_error(c, -rc, NULL, "%s", why);
+        return;
+    }
+    if (c->srv->h.dry_run == NULL) {
+        send_error(c, 501, NULL, "dry runs are not available");
+    } else {
+        uint64_t t = c->srv->reply_timeout > CONTROL_DRY_RUN_TIMEOUT_MS
+                         ? c->srv->reply_timeout
+                         : CONTROL_DRY_RUN_TIMEOUT_MS;
+        struct reply_slot *slot = slot_new(c, t);
+        c->srv->h.dry_run(c->srv->h.arg, (const char *const *)names, n, on_dry_run_reply, slot);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int control_dry_run_body_parse(const char *body, size_t len, char ***names, size_t *n,
+                               const char **why)
+{
+    *names = NULL;
+    *n = 0;
+    if (len == 0)
+        return 0;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *arr = json_object_get(root, "names");
+    int rc = -400;
+    if (!json_is_object(root) || json_object_size(root) != (arr != NULL ? 1u : 0u)) {
+        *why = "the body must be a JSON object with nothing but \"names\"";
+        goto out;
+    }
+    if (arr != NULL && (!json_is_array(arr) || json_array_size(arr) > 1000)) {
+        *why = "names must be an array of at most 1000 certificate names";
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        size_t sl = s != NULL ? json_string_length(json_array_get(arr, i)) : 0;
+        bool ok = s != NULL && sl > 0 && sl <= NAME_MAX_LEN && strlen(s) == sl;
+        for (size_t k = 0; ok && k < sl; k++)
+            ok = s[k] > 0x20 && s[k] < 0x7f;
+        if (!ok) {
+            *why = "each name must be 1 to 256 printable characters";
+            goto out;
+        }
+    }
+    size_t cnt = json_array_size(arr);
+    if (cnt > 0) {
+        *names = xcalloc(cnt, sizeof(**names));
+        for (size_t i = 0; i < cnt; i++)
+            (*names)[i] = xstrdup(json_string_value(json_array_get(arr, i)));
+        *n = cnt;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
 }
 
 /* "/v1/certificates/NAME/renew" -> NAME percent-decoded into out; false if
@@ -336,6 +449,9 @@ enum control_route control_route_decide(const char *method, const char *path, ch
         want = "GET";
     } else if (strcmp(path, "/v1/reload") == 0) {
         r = CONTROL_ROUTE_RELOAD;
+        want = "POST";
+    } else if (strcmp(path, "/v1/dry-run") == 0) {
+        r = CONTROL_ROUTE_DRY_RUN;
         want = "POST";
     } else if (renew_path(path, name, n)) {
         r = CONTROL_ROUTE_RENEW;
@@ -399,6 +515,9 @@ static void route(struct conn *c, const char *body, size_t len)
         break;
     case CONTROL_ROUTE_RENEW:
         do_renew(c, name, body, len);
+        break;
+    case CONTROL_ROUTE_DRY_RUN:
+        do_dry_run(c, body, len);
         break;
     case CONTROL_ROUTE_METHOD: {
         char hdr[32];

@@ -9,6 +9,10 @@
  *   POST /v1/certificates/NAME/renew handlers.renew  -> 202 JSON
  *        body (optional): {"force": bool, "deploy_only": bool}
  *   POST /v1/reload                  handlers.reload -> 200 / 422 JSON
+ *   POST /v1/dry-run                 handlers.dry_run -> 200 JSON
+ *        body (optional): {"names": [S...]} (absent or empty: all);
+ *        answer {"ok": B, "failed": N, "summary": S}; 422 with "errors"
+ *        when it cannot start, 409 while another dry run runs
  *   GET  /metrics                    handlers.metrics -> 200 text/plain
  * Errors are JSON {"error": "..."} with 400 (malformed), 404 (no route or
  * no such certificate), 405 (wrong method), 408 (too slow), 409 (busy),
@@ -37,6 +41,17 @@
  * negative code: a failure described by message. */
 typedef void (*control_reply_cb)(void *cb_arg, int status, const char *message,
                                  const char *const *errors, size_t n_errors);
+/* How the dry-run handler answers, exactly once (dropped as above). status
+ * 0: it ran, failed certificates failed, summary is their lines (200).
+ * ERR_CONFIG: errors[] say why it could not start (422). -EBUSY: another dry
+ * run (409). -ECANCELED: the daemon is stopping (503). Other: 500 with
+ * message. Strings are borrowed for the call. */
+typedef void (*control_dry_run_cb)(void *cb_arg, int status, int failed, const char *summary,
+                                   const char *message, const char *const *errors, size_t n_errors);
+
+/* The longest a dry run may take before the server answers 504 (its orders
+ * go on to their end in the daemon). */
+#define CONTROL_DRY_RUN_TIMEOUT_MS (30 * 60 * 1000)
 
 /* What the routes call. Every handler runs on the loop thread and may be
  * NULL (the route then answers 501). arg is passed to each. */
@@ -58,6 +73,11 @@ struct control_handlers {
     void (*reload)(void *arg, control_reply_cb cb, void *cb_arg);
     /* Appends the Prometheus text (metrics_write) to out. */
     int (*metrics)(void *arg, struct buf *out);
+    /* Runs a dry run of names[0..n) (n == 0: every certificate with a CA)
+     * and answers through cb, which may run before dry_run returns. names
+     * are borrowed for the call. */
+    void (*dry_run)(void *arg, const char *const *names, size_t n, control_dry_run_cb cb,
+                    void *cb_arg);
     void *arg;
 };
 

@@ -32,6 +32,7 @@ enum control_route {
     CONTROL_ROUTE_METRICS,   /* GET /metrics */
     CONTROL_ROUTE_RELOAD,    /* POST /v1/reload */
     CONTROL_ROUTE_RENEW,     /* POST /v1/certificates/NAME/renew */
+    CONTROL_ROUTE_DRY_RUN,   /* POST /v1/dry-run */
     CONTROL_ROUTE_METHOD,    /* a known path with another method: 405 */
     CONTROL_ROUTE_NOT_FOUND, /* 404 */
 };
@@ -47,5 +48,12 @@ enum control_route control_route_decide(const char *method, const char *path, ch
  * with *why a static message. */
 int control_renew_body_parse(const char *body, size_t len, bool *force, bool *deploy_only,
                              bool *new_key, const char **why);
+
+/* A dry run's body: empty (every certificate), or a JSON object whose
+ * optional "names" is an array of at most 1,000 certificate names
+ * (printable, 1 to 256 bytes). 0 with *names (owned, NULL when none) and *n,
+ * or -400 with *why a static message. */
+int control_dry_run_body_parse(const char *body, size_t len, char ***names, size_t *n,
+                               const char **why);
 
 #endif

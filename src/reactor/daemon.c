@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "deploy/deploy.h"
 #include "reactor/control.h"
+#include "reactor/dryrun.h"
 #include "reactor/fdbudget.h"
 #include "api/api.h"
 #include "reactor/manager.h"
@@ -49,6 +50,8 @@ struct daemon {
     struct control *ctl;      /* owned; NULL when not open (--once, failed, closed) */
     struct api *api;          /* owned; NULL without [api] listen (or --once, closed) */
     struct fd_budget fds;     /* the connection caps, sized at start */
+    struct dryrun *dry;       /* the dry run in progress (control socket), or NULL */
+    bool stop_after_dry;      /* stopping: the manager stops once the dry run has ended */
     bool once;
     bool stopping;                 /* a stop was requested (signal) */
     bool manager_done;             /* the manager's done callback ran */
@@ -306,6 +309,12 @@ static void stop(struct daemon *d, const char *why)
         (void)uv_cancel((uv_req_t *)&d->reload->work); /* else its end drops it */
     reload_drop_waiting(d);
     sdnotify_send("STOPPING=1");
+    if (d->dry != NULL) {
+        /* its manager borrows our manager's listeners: it ends first */
+        d->stop_after_dry = true;
+        dryrun_stop(d->dry);
+        return;
+    }
     if (d->mgr != NULL && !d->manager_done)
         manager_stop(d->mgr); /* done_cb closes the rest */
     else
@@ -380,6 +389,68 @@ static int ctl_metrics(void *arg, struct buf *out)
     return manager_metrics(d->mgr, out);
 }
 
+struct dry_reply {
+    struct daemon *d;
+    control_dry_run_cb cb;
+    void *cb_arg;
+};
+
+static void dry_done(void *arg, int status, int failed, const char *summary,
+                     const char *const *errors, size_t n_errors)
+{
+    struct dry_reply *r = arg;
+    struct daemon *d = r->d;
+
+    d->dry = NULL;
+    if (status == ERR_LOCKED)
+        r->cb(r->cb_arg, -EBUSY, 0, NULL,
+              "another dry run (certloop renew --dry-run without the daemon) is running", NULL, 0);
+    else if (status == -ECANCELED)
+        r->cb(r->cb_arg, -ECANCELED, failed, summary, "the daemon is stopping", NULL, 0);
+    else
+        r->cb(r->cb_arg, status, failed, summary, NULL, errors, n_errors);
+    free(r);
+    if (d->stop_after_dry) {
+        d->stop_after_dry = false;
+        if (d->mgr != NULL && !d->manager_done)
+            manager_stop(d->mgr);
+        else
+            close_signals(d);
+    }
+}
+
+static void ctl_dry_run(void *arg, const char *const *names, size_t n, control_dry_run_cb cb,
+                        void *cb_arg)
+{
+    struct daemon *d = arg;
+
+    if (!ctl_available(d)) {
+        cb(cb_arg, -ECANCELED, 0, NULL, "the daemon is stopping", NULL, 0);
+        return;
+    }
+    if (d->dry != NULL) {
+        cb(cb_arg, -EBUSY, 0, NULL, "a dry run is already running in the daemon", NULL, 0);
+        return;
+    }
+    struct dry_reply *r = xmalloc(sizeof(*r));
+    *r = (struct dry_reply){d, cb, cb_arg};
+    struct dryrun_opts o = {
+        .loop = &d->loop,
+        .config_path = d->config_path,
+        .host = d->mgr,
+        .names = names,
+        .n_names = n,
+        .done = dry_done,
+        .arg = r,
+    };
+    if (n == 0)
+        log_info(LOG_MAIN, "control: a dry run of every certificate");
+    else
+        log_info(LOG_MAIN, "control: a dry run of %zu %s", n,
+                 n == 1 ? "certificate" : "certificates");
+    d->dry = dryrun_start(&o);
+}
+
 /* Opens the control socket. 0, or an exit status: EXIT_TEMPFAIL when
  * another daemon answers on it. Other failures are logged and the daemon
  * goes on without it (renewals do not need it). */
@@ -390,6 +461,7 @@ static int open_control(struct daemon *d)
         .renew = ctl_renew,
         .reload = ctl_reload,
         .metrics = ctl_metrics,
+        .dry_run = ctl_dry_run,
         .arg = d,
     };
     struct control_opts co = {

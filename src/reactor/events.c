@@ -53,6 +53,14 @@ void mgr_fmt_time(int64_t t, char *out, size_t n)
 /* The log sink: a line naming a certificate ("cert=NAME", the subject the
  * manager, the ACME layer and deploy put first) joins that certificate's
  * log lines for `status NAME`. */
+static bool cert_running(const struct manager *m, const char *name)
+{
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        if (strcmp(mc->name, name) == 0)
+            return mc->state != MC_IDLE && mc->state != MC_QUEUED;
+    return false;
+}
+
 void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg)
 {
     struct manager *m = arg;
@@ -70,6 +78,10 @@ void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *a
         return;
     memcpy(name, p, n);
     name[n] = '\0';
+    /* A dry run's lines name the same certificates: while the guest runs
+     * NAME and we do not, they are its own, not our last run's. */
+    if (m->guest != NULL && cert_running(m->guest, name) && !cert_running(m, name))
+        return;
     history_log_line(m->hist, name, mgr_now(), msg);
 }
 

@@ -22,6 +22,7 @@
 #include "reactor/cli.h"
 #include "reactor/control.h"
 #include "reactor/daemon.h"
+#include "reactor/dryrun.h"
 #include "reactor/migrate.h"
 #include "reactor/plan.h"
 #include "reactor/preflight.h"
@@ -383,13 +384,57 @@ static int all_names(const char *path, json_t **names)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* How long `renew --dry-run` waits for the daemon's answer: the daemon
+ * gives up on its own after CONTROL_DRY_RUN_TIMEOUT_MS (504). */
+#define CTL_DRY_RUN_TIMEOUT_MS (CONTROL_DRY_RUN_TIMEOUT_MS + 30000)
+
+/* `renew --dry-run` with a daemon up: POST /v1/dry-run, the daemon runs it
+ * with its own listeners and answers with the summary. An exit status. */
+static int dry_run_in_daemon(const struct cli *c, const struct config *cfg)
 {
-    (void)st;
-    (void)ftw;
-    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0)
-        fprintf(stderr, "certloop: renew --dry-run: remove %s: %s\n", path, strerror(errno));
-    return 0;
+    const char *sock = cfg->daemon.control_socket;
+    json_t *names = json_array();
+    struct ctl_response r = {0};
+    int code;
+
+    for (int i = 0; !c->all && i < c->nargs; i++)
+        json_array_append_new(names, json_string(c->args[i]));
+    json_t *req = json_pack("{s:o}", "names", names);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    printf("dry run: %zu %s against the staging CA, nothing stored or deployed, no events\n"
+           "(run by the daemon at %s: its listeners answer the CA)\n",
+           cfg->n_certs, cfg->n_certs == 1 ? "certificate" : "certificates", sock);
+    fflush(stdout);
+    code = ctl_call(sock, "POST", "/v1/dry-run", body, CTL_DRY_RUN_TIMEOUT_MS, &r);
+    free(body);
+    if (code != 0)
+        return code;
+    json_t *root = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *failed = json_object_get(root, "failed");
+    const char *summary = json_string_value(json_object_get(root, "summary"));
+    json_t *errors = json_object_get(root, "errors");
+    if (r.status == 200 && json_is_integer(failed) && summary != NULL) {
+        fputs(summary, stdout);
+        code = json_integer_value(failed) == 0 ? 0 : 1;
+    } else if (r.status == 422 && json_array_size(errors) > 0) {
+        for (size_t i = 0; i < json_array_size(errors); i++)
+            fprintf(stderr, "certloop: renew --dry-run: %s\n",
+                    json_string_value(json_array_get(errors, i)));
+        code = EXIT_CONFIG;
+    } else {
+        print_error("renew --dry-run", &r);
+        if (r.status == 404)
+            fprintf(stderr,
+                    "certloop: renew --dry-run: the daemon at %s is older than this "
+                    "certloop: restart it, or stop it for the dry run\n",
+                    sock);
+        /* busy (another dry run), stopping, or too old: later may work */
+        code = r.status == 409 || r.status == 503 || r.status == 404 ? EXIT_TEMPFAIL : 1;
+    }
+    json_decref(root);
+    ctl_response_fini(&r);
+    return code;
 }
 
 /* `renew --dry-run`: a full order for each certificate against its CA's
@@ -422,40 +467,26 @@ static int renew_dry_run(struct cli *c)
         config_unref(cfg);
         return EXIT_USAGE;
     }
-    /* The dry run answers http-01 itself, on the daemon's addresses: with
-     * the daemon up (and no webroot) that cannot work; say so first. */
-    bool http01 = false;
-    for (size_t i = 0; i < cfg->n_certs; i++)
-        http01 |= cfg->certs[i].challenge == CFG_CHAL_HTTP01;
-    if (http01 && cfg->http01.webroot == NULL && cfg->http01.listen.n > 0) {
-        struct ctl_response r = {0};
-        char *err = NULL;
-        if (ctl_request(cfg->daemon.control_socket, "GET", "/v1/status", NULL, 2000, &r, &err) ==
-            0) {
-            fprintf(stderr,
-                    "certloop: renew --dry-run: the running daemon holds the http-01 listener "
-                    "(%s) and the dry run must answer the CA itself: stop the daemon for the "
-                    "dry run, or let the web server serve the tokens ([http01] webroot)\n",
-                    cfg->http01.listen.v[0]);
-            ctl_response_fini(&r);
-            config_unref(cfg);
-            return EXIT_TEMPFAIL;
-        }
-        free(err);
+    /* A daemon answering on the control socket holds the listeners the
+     * CA connects to: the dry run runs inside it. Else here, as run --once. */
+    struct ctl_response r = {0};
+    char *err = NULL;
+    if (ctl_request(cfg->daemon.control_socket, "GET", "/v1/status", NULL, 2000, &r, &err) == 0) {
+        ctl_response_fini(&r);
+        code = dry_run_in_daemon(c, cfg);
+        config_unref(cfg);
+        return code;
     }
+    free(err);
     printf("dry run: %zu %s against the staging CA, nothing stored or deployed, no events\n",
            cfg->n_certs, cfg->n_certs == 1 ? "certificate" : "certificates");
     fflush(stdout);
     char *sd = xstrdup(cfg->daemon.state_dir);
+    dryrun_clean(sd); /* what an interrupted dry run left would make this one "ok" */
     struct daemon_opts o = {.config_path = path, .once = true, .cfg = cfg};
     code = daemon_run(&o);
     config_unref(cfg);
-    static const char *const gone[] = {"certs", "orders", "history", "alerts", "outbox"};
-    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
-        char *p = xasprintf("%s/%s", sd, gone[i]);
-        (void)nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(p);
-    }
+    dryrun_clean(sd);
     free(sd);
     return code;
 }

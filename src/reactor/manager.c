@@ -5,6 +5,7 @@
  * manager_renew turns a control request into a queued run. It decides no
  * schedule (due.c), runs nothing itself (run.c, round.c) and formats no
  * status (status.c). */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ static void manager_free(struct manager *m)
         free(m->limits[i]);
     }
     free(m->limits);
-    log_set_sink(NULL, NULL);
+    if (m->host == NULL)
+        log_set_sink(NULL, NULL);
     history_free(m->hist);
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);
@@ -116,6 +118,13 @@ static void teardown(struct manager *m)
     if (m->dns != NULL) {
         dns01_provider_close(m->dns);
         m->dns = NULL;
+    }
+    if (m->host != NULL) {
+        /* a guest: the listeners are the host's (its tokens are gone);
+         * m->host stays set (it still marks a guest), never used again */
+        m->host->guest = NULL;
+        m->chal = NULL;
+        m->tls = NULL;
     }
     if (m->chal != NULL) {
         m->closing++;
@@ -235,10 +244,13 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->done = o->done;
     m->event = o->event;
     m->arg = o->arg;
-    mgr_clock_set(o->clock, o->clock_arg);
+    m->summary = o->summary;
+    if (o->host == NULL) {
+        mgr_clock_set(o->clock, o->clock_arg);
+        log_set_sink(mgr_log_sink, m);
+    }
     m->hist = history_new(0);
     m->hw = history_writer_new(m->store, hist_written, m);
-    log_set_sink(mgr_log_sink, m);
     m->fails = ratelimit_failures_new(RATELIMIT_FAILURES_DEFAULT, RATELIMIT_FAILURES_WINDOW_S,
                                       RATELIMIT_PAUSE_HINT_DEFAULT);
 
@@ -246,7 +258,13 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     for (size_t i = 0; i < m->cfg->n_certs; i++)
         if (m->cfg->certs[i].challenge == CFG_CHAL_HTTP01 && m->cfg->certs[i].ca != NULL)
             need_http01 = true;
-    if (need_http01 || !m->once) {
+    if (o->host != NULL) {
+        assert(o->host->guest == NULL); /* one guest at a time */
+        m->host = o->host;
+        m->host->guest = m;
+        m->chal = m->host->chal;
+        m->tls = m->host->tls;
+    } else if (need_http01 || !m->once) {
         rc = chal_http01_open(m->loop, (const char *const *)m->cfg->http01.listen.v,
                               m->cfg->http01.listen.n, &m->chal);
         if (rc < 0) {
@@ -259,7 +277,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             chal_http01_set_seen_cb(m->chal, mgr_chal_seen, m);
         }
     }
-    if (m->cfg->tlsalpn01.listen.n > 0) {
+    if (m->host == NULL && m->cfg->tlsalpn01.listen.n > 0) {
         rc = chal_tlsalpn_open(m->loop, (const char *const *)m->cfg->tlsalpn01.listen.v,
                                m->cfg->tlsalpn01.listen.n, &m->tls);
         if (rc < 0) {
@@ -314,6 +332,11 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     uv_timer_start(&m->kick, kick_cb, 0, 0);
     return 0;
 fail:
+    if (m->host != NULL) {
+        m->host->guest = NULL;
+        m->chal = NULL;
+        m->tls = NULL;
+    }
     if (m->notify != NULL)
         notify_close(m->notify, NULL, NULL);
     if (m->http != NULL)
@@ -325,7 +348,8 @@ fail:
     if (m->tls != NULL)
         chal_tlsalpn_close(m->tls, NULL, NULL);
     m->done = NULL;
-    log_set_sink(NULL, NULL);
+    if (m->host == NULL)
+        log_set_sink(NULL, NULL);
     history_free(m->hist);
     history_writer_free(m->hw);
     ratelimit_failures_free(m->fails);

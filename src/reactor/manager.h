@@ -40,6 +40,16 @@ struct manager_opts {
      * inject theirs and move it by hand. */
     timerheap_clock_cb clock;
     void *clock_arg;
+    /* A dry run inside the daemon (`renew --dry-run` over the control
+     * socket): host is the daemon's manager, whose http-01 and tls-alpn-01
+     * listeners answer this manager's challenges (borrowed: the host must
+     * outlive this manager, so the daemon stops this one first). Such a
+     * guest touches no process-wide state (log sink, clock). NULL: own
+     * listeners. */
+    struct manager *host;
+    /* once: the end-of-run summary lines ("NAME: issued, expires ...") go
+     * here instead of stdout; NULL: stdout. */
+    struct buf *summary;
 };
 
 /* Opens the http-01 listener(s) and the HTTP client, then starts. < 0 on a

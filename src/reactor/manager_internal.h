@@ -166,8 +166,11 @@ struct manager {
     manager_done_cb done;
     manager_event_cb event; /* or NULL: events for the API's stream */
     void *arg;
-    struct chal_http01 *chal;   /* owned */
+    struct chal_http01 *chal;   /* owned (borrowed from host in a guest) */
     struct chal_tlsalpn *tls;   /* owned: the tls-alpn-01 responder, or NULL (off) */
+    struct manager *host;       /* a guest's (a dry run's) host, or NULL */
+    struct manager *guest;      /* the host's guest running now, or NULL */
+    struct buf *summary;        /* borrowed: the --once summary's lines, or NULL: stdout */
     struct http_client *http;   /* owned */
     struct dns01_provider *dns; /* owned, or NULL when no certificate uses dns-01 */
     int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */
@@ -233,6 +236,7 @@ void mgr_maybe_finish(struct manager *m);
 void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *arg);
 
 /* ---- status.c ---- */
+/* The --once summary, a line per certificate, to m->summary or stdout. */
 void mgr_print_summary(struct manager *m);
 
 /* ---- due.c: the scheduler ---- */

@@ -105,6 +105,8 @@ void mgr_chal_seen(void *arg, const char *what)
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         if (mc->state == MC_ORDER && mc->order != NULL)
             acme_order_chal_seen(mc->order, what);
+    if (m->guest != NULL) /* a dry run answers through our listeners */
+        mgr_chal_seen(m->guest, what);
 }
 
 static void chal_cleanup(void *ctx, const char *token)

@@ -16,38 +16,46 @@
 
 void mgr_print_summary(struct manager *m)
 {
+    struct buf own = BUF_INIT(SIZE_MAX);
+    struct buf *b = m->summary != NULL ? m->summary : &own;
+
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
-        char a[32], b[32];
+        char a[32], b2[32];
         if (mc->cfg != NULL && mc->cfg->ca == NULL && mc->summary != SUM_FAILED &&
             mc->summary != SUM_DEPLOY_FAILED && mc->not_after > 0) {
             mgr_fmt_date(mc->not_after, a, sizeof(a));
-            printf("%s: imported, valid until %s\n", mc->name, a);
+            buf_printf(b, "%s: imported, valid until %s\n", mc->name, a);
             continue;
         }
         switch (mc->summary) {
         case SUM_ISSUED:
             mgr_fmt_date(mc->not_after, a, sizeof(a));
-            printf("%s: issued, expires %s\n", mc->name, a);
+            buf_printf(b, "%s: issued, expires %s\n", mc->name, a);
             break;
         case SUM_FAILED:
         case SUM_DEPLOY_FAILED:
-            printf("%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");
+            buf_printf(b, "%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");
             break;
         case SUM_OK:
             if (mc->not_after > 0) {
                 mgr_fmt_date(mc->not_after, a, sizeof(a));
-                mgr_fmt_date(mc->renew_at, b, sizeof(b));
-                printf("%s: ok, valid until %s, renewal %s\n", mc->name, a, b);
+                mgr_fmt_date(mc->renew_at, b2, sizeof(b2));
+                buf_printf(b, "%s: ok, valid until %s, renewal %s\n", mc->name, a, b2);
             } else {
-                printf("%s: ok\n", mc->name);
+                buf_printf(b, "%s: ok\n", mc->name);
             }
             break;
         case SUM_NONE:
-            printf("%s: not processed\n", mc->name);
+            buf_printf(b, "%s: not processed\n", mc->name);
             break;
         }
     }
-    fflush(stdout);
+    if (b == &own) {
+        if (own.len > 0)
+            fwrite(own.data, 1, own.len, stdout);
+        fflush(stdout);
+        buf_fini(&own);
+    }
 }
 
 /* ---- status and renew (the control socket's handlers call these) ---- */

@@ -1,6 +1,6 @@
 /* libFuzzer target: arbitrary bytes as a control-socket request through
  * control_parse_request, with small and default caps, then through the
- * router (control_route_decide) and, for a renew, the body parser. Never
+ * router (control_route_decide) and the renew and dry-run body parsers. Never
  * crashes; the result is always "more", a parsed head inside the input and
  * within the caps, or one of the statuses the server answers with; a route
  * to renew names a printable certificate without '/', a 405 says which
@@ -42,6 +42,7 @@ static void route(const struct control_req *r, const char *body, size_t avail)
             abort();
         break;
     case CONTROL_ROUTE_RELOAD:
+    case CONTROL_ROUTE_DRY_RUN:
         if (strcmp(r->method, "POST") != 0)
             abort();
         break;
@@ -62,6 +63,26 @@ static void route(const struct control_req *r, const char *body, size_t avail)
         if (blen == 0 && (force || deploy_only))
             abort();
         json_decref(j);
+    } else if (rc != -400 || why == NULL) {
+        abort();
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    why = NULL;
+    rc = control_dry_run_body_parse(body, blen, &names, &nn, &why);
+    if (rc == 0) {
+        if ((nn == 0) != (names == NULL))
+            abort();
+        for (size_t i = 0; i < nn; i++) {
+            size_t l = strlen(names[i]);
+            if (l == 0 || l > 256)
+                abort();
+            for (size_t k = 0; k < l; k++)
+                if (names[i][k] <= 0x20 || names[i][k] >= 0x7f)
+                    abort();
+            free(names[i]);
+        }
+        free(names);
     } else if (rc != -400 || why == NULL) {
         abort();
     }

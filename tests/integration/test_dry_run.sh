@@ -5,6 +5,8 @@
 # nothing deployed, no events (a webhook receiver gets nothing), and the
 # production Pebble sees no order. A name that cannot be validated makes it
 # exit 1 with the failure; a CA without staging is refused with a sentence.
+# With the daemon running (and holding the http-01 port), the same dry runs
+# run inside it through the control socket.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 tw_init dryrun
@@ -17,7 +19,8 @@ sed -e "s|127.0.0.1:$TW_ACME_PORT|127.0.0.1:$S_ACME|" -e "s|127.0.0.1:$TW_MGMT_P
   -e "s|\"tlsPort\": [0-9]*|\"tlsPort\": $(tw_port)|" "$TW/pebble.json" >"$TW/staging.json"
 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
   pebble -config "$TW/staging.json" -dnsserver "127.0.0.1:$TW_DNS_PORT" >"$TW/staging.log" 2>&1 &
-TW_PIDS+=($!)
+STAGING_PID=$!
+TW_PIDS+=("$STAGING_PID")
 STAGING="https://127.0.0.1:$S_ACME/dir"
 tw_wait_http "$STAGING" "$TW/tls-ca.pem" 30 || { tw_fail "the staging Pebble did not come up"; tw_done; }
 curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$S_MGMT/roots/0" -o "$TW/staging-root.pem" ||
@@ -70,15 +73,54 @@ grep -q "ca.pebble: no staging directory to dry-run against: set staging = \"URL
 rc=$?
 [ "$rc" = 64 ] || tw_fail "unknown name: exit $rc, want 64"
 
-# the daemon holds the http-01 listener: refused up front with what to do
-printf '[daemon]\nstate_dir = "%s"\ncontrol_socket = "%s"\n[http01]\nlisten = []\n' \
-  "$TW/state2" "$TW/control.sock" >"$TW/idle.toml"
-mkdir -p "$TW/state2"
-tw_daemon_start "$TW/idle.toml" "$TW/d.out" "$TW/d.err" 10 test -S "$TW/control.sock"
-"$CERTLOOP" renew dry --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
+# the daemon runs (the same file) and holds the http-01 listener: the dry
+# run runs inside it, over the control socket, answered by its listener;
+# the daemon's own certificate, deployment, events and log stay untouched
+tw_daemon_start "$TW/certloop.toml" "$TW/d.out" "$TW/d.err"
+tw_daemon_wait 60 grep -q "issued cert=dry .*deployed=1" "$TW/d.err" ||
+  { tw_fail "the daemon did not deploy dry: $(tail -3 "$TW/d.err")"; tw_done; }
+tw_daemon_wait 60 grep -q "order cert=bad " "$TW/d.err" || tw_fail "the daemon's bad did not fail"
+tw_daemon_wait 30 test "$(wc -l <"$TW/received")" -ge 2 || tw_fail "the daemon's events"
+events=$(wc -l <"$TW/received")
+gens=$(ls "$TW/state/certs/dry" | sort | tr '\n' ' ')
+deployed=$(sha256sum <"$TW/out/dry/fullchain.pem")
+issued=$(grep -c "Issued certificate" "$TW/staging.log")
+timeout 120 "$CERTLOOP" renew dry --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
 rc=$?
-[ "$rc" = 75 ] || tw_fail "dry run beside the daemon: exit $rc, want 75"
-grep -q "the running daemon holds the http-01 listener .*\[http01\] webroot" "$TW/err.txt" ||
-  tw_fail "dry run beside the daemon: $(cat "$TW/err.txt")"
-tw_daemon_stop >/dev/null
+[ "$rc" = 0 ] || { tw_fail "dry run in the daemon exited $rc: $(cat "$TW/err.txt")"; }
+grep -q "^(run by the daemon at $TW/control.sock" "$TW/out.txt" ||
+  tw_fail "the daemon did not run it: $(cat "$TW/out.txt")"
+grep -q "^dry: issued" "$TW/out.txt" || tw_fail "no summary line from the daemon: $(cat "$TW/out.txt")"
+[ "$(grep -c "Issued certificate" "$TW/staging.log")" -gt "$issued" ] ||
+  tw_fail "the staging CA issued nothing"
+grep -q "127.0.0.1:$S_ACME" "$TW/d.err" || tw_fail "the daemon did not order from staging"
+grep -q "dry run finished: 0 certificates failed" "$TW/d.err" || tw_fail "no end of the dry run logged"
+[ "$(ls "$TW/state/certs/dry" | sort | tr '\n' ' ')" = "$gens" ] || tw_fail "the dry run stored a generation"
+[ "$(sha256sum <"$TW/out/dry/fullchain.pem")" = "$deployed" ] || tw_fail "the dry run deployed"
+[ -e "$TW/state/dry-run/certs" ] && tw_fail "the dry run in the daemon left its certificates behind"
+"$CERTLOOP" status dry -c "$TW/certloop.toml" >"$TW/status.txt" 2>&1
+grep -q "127.0.0.1:$S_ACME" "$TW/status.txt" && tw_fail "the dry run's log lines went into dry's status"
+timeout 120 "$CERTLOOP" renew bad --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
+rc=$?
+[ "$rc" = 1 ] || tw_fail "renew bad --dry-run in the daemon exited $rc, want 1"
+grep -q "^bad: failed: .*urn:ietf:params:acme:error:connection" "$TW/out.txt" ||
+  tw_fail "no failure line from the daemon: $(cat "$TW/out.txt")"
+sleep 0.5
+[ "$(wc -l <"$TW/received")" = "$events" ] || tw_fail "the dry run in the daemon sent events"
+kill -0 "$TW_DAEMON_PID" 2>/dev/null || tw_fail "the daemon died"
+# SIGTERM during a dry run (the staging CA paused, so it is still ordering):
+# the dry run ends first (its challenges use the daemon's listener), the
+# client hears that the daemon stops (75), the exit is clean
+kill -STOP "$STAGING_PID"
+timeout 120 "$CERTLOOP" renew dry --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt" &
+cli=$!
+third_started() { [ "$(grep -c "control: a dry run of 1 certificate" "$TW/d.err")" -ge 3 ]; }
+tw_daemon_wait 30 third_started || tw_fail "the third dry run did not start"
+tw_daemon_stop >/dev/null || tw_fail "the daemon's exit status after a stop during a dry run"
+kill -CONT "$STAGING_PID"
+wait "$cli"
+rc=$?
+[ "$rc" = 75 ] || tw_fail "dry run cut by SIGTERM: exit $rc, want 75: $(cat "$TW/err.txt")"
+grep -q "the daemon is stopping" "$TW/err.txt" || tw_fail "cut dry run: $(cat "$TW/err.txt")"
+[ -e "$TW/state/dry-run/certs" ] && tw_fail "the stopped dry run left its certificates behind"
 tw_done

@@ -49,7 +49,8 @@ struct env {
     char path[128];
     int closed;
     /* handler bookkeeping (loop thread) */
-    int status_calls, renew_calls, reload_calls, metrics_calls;
+    int status_calls, renew_calls, reload_calls, metrics_calls, dry_calls;
+    char dry_names[300];
     char renew_name[300];
     bool renew_force, renew_deploy_only;
     enum reload_mode reload_mode;
@@ -133,6 +134,28 @@ static void h_reload(void *arg, control_reply_cb cb, void *cb_arg)
     }
 }
 
+/* "www" runs, "busy" is refused, "nope" cannot start, else one fails */
+static void h_dry_run(void *arg, const char *const *names, size_t n, control_dry_run_cb cb,
+                      void *cb_arg)
+{
+    struct env *e = arg;
+    static const char *const lines[] = {"no certificate named 'nope' in certloop.toml"};
+
+    e->dry_calls++;
+    e->dry_names[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(e->dry_names + strlen(e->dry_names), sizeof(e->dry_names) - strlen(e->dry_names),
+                 "%s%s", i > 0 ? "," : "", names[i]);
+    if (n == 1 && strcmp(names[0], "busy") == 0)
+        cb(cb_arg, -EBUSY, 0, NULL, "a dry run is already running in the daemon", NULL, 0);
+    else if (n == 1 && strcmp(names[0], "nope") == 0)
+        cb(cb_arg, ERR_CONFIG, 0, NULL, NULL, lines, 1);
+    else if (n == 1 && strcmp(names[0], "www") == 0)
+        cb(cb_arg, 0, 0, "www: issued, expires 2027-01-01 00:00 UTC\n", NULL, NULL, 0);
+    else
+        cb(cb_arg, 0, 1, "www: issued\nbad: failed: connection refused\n", NULL, NULL, 0);
+}
+
 static int h_metrics(void *arg, struct buf *out)
 {
     struct env *e = arg;
@@ -184,7 +207,12 @@ static void setup_env(struct env *e)
     assert_non_null(mkdtemp(e->dir));
     snprintf(e->path, sizeof(e->path), "%s/run/control.sock", e->dir); /* run/ is created */
     assert_int_equal(uv_loop_init(&e->loop), 0);
-    e->h = (struct control_handlers){h_status, h_renew, h_reload, h_metrics, e};
+    e->h = (struct control_handlers){.status = h_status,
+                                     .renew = h_renew,
+                                     .reload = h_reload,
+                                     .metrics = h_metrics,
+                                     .dry_run = h_dry_run,
+                                     .arg = e};
     e->opts = (struct control_opts){.loop = &e->loop, .path = e->path, .h = &e->h};
 }
 
@@ -389,6 +417,50 @@ static void test_routes(void **state)
      * names and wrong methods did not */
     assert_int_equal(e.renew_calls, 3);
     assert_string_equal(e.renew_name, "busy");
+    teardown_env(&e);
+}
+
+static void client_dry_run(struct env *e)
+{
+    struct ctl_response r = {0};
+    char body[1024];
+    int st = req(e, "POST", "/v1/dry-run", "{\"names\":[\"www\"]}", &r);
+    json_t *j = json_loads(r.body != NULL ? r.body : "", 0, NULL);
+
+    check(e,
+          st == 200 && json_is_true(json_object_get(j, "ok")) &&
+              json_integer_value(json_object_get(j, "failed")) == 0 &&
+              strstr(json_string_value(json_object_get(j, "summary")), "www: issued") != NULL,
+          "dry run: %d %s", st, r.body);
+    json_decref(j);
+    ctl_response_fini(&r);
+    st = req_status(e, "POST", "/v1/dry-run", NULL, body, sizeof(body));
+    check(e, st == 200 && strstr(body, "\"failed\": 1") != NULL, "dry run of all: %d %s", st, body);
+    st = req_status(e, "POST", "/v1/dry-run", "{\"names\":[\"busy\"]}", body, sizeof(body));
+    check(e, st == 409 && strstr(body, "already running") != NULL, "busy dry run: %d %s", st, body);
+    st = req_status(e, "POST", "/v1/dry-run", "{\"names\":[\"nope\"]}", body, sizeof(body));
+    check(e, st == 422 && strstr(body, "no certificate named 'nope'") != NULL,
+          "dry run that cannot start: %d %s", st, body);
+    /* refused before the handler */
+    st = req_status(e, "POST", "/v1/dry-run", "{\"names\":\"www\"}", body, sizeof(body));
+    check(e, st == 400, "names not an array: %d", st);
+    st = req_status(e, "POST", "/v1/dry-run", "{\"names\":[\"a b\"]}", body, sizeof(body));
+    check(e, st == 400, "a name with a space: %d", st);
+    st = req_status(e, "POST", "/v1/dry-run", "{\"force\":true}", body, sizeof(body));
+    check(e, st == 400, "another member: %d", st);
+    st = req_status(e, "GET", "/v1/dry-run", NULL, body, sizeof(body));
+    check(e, st == 405, "GET dry-run: %d", st);
+}
+
+static void test_dry_run(void **state)
+{
+    struct env e;
+
+    (void)state;
+    setup_env(&e);
+    run_env(&e, client_dry_run);
+    assert_int_equal(e.dry_calls, 4);
+    assert_string_equal(e.dry_names, "nope");
     teardown_env(&e);
 }
 
@@ -906,6 +978,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_renew_flags_and_decoding),
+        cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_reload_invalid_config),
         cmocka_unit_test(test_reload_async_reply),
         cmocka_unit_test(test_reload_reply_timeout),
