@@ -6,6 +6,7 @@
  * anything about certificates. */
 #include "api/api.h"
 #include "api/api_internal.h"
+#include "api/dashboard_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,10 +75,11 @@ struct api {
     struct stat tokens_st; /* of the file tokens came from; st_ino 0: none */
     bool tokens_bad;       /* the last read failed (logged once) */
     struct api_faillimit fails;
-    SSL_CTX *boot_ctx;  /* owned: the self-signed bootstrap */
-    int64_t boot_until; /* its notAfter */
-    SSL_CTX *cert_ctx;  /* owned: the managed certificate, or NULL */
-    char *cert_gen;     /* owned: the generation cert_ctx holds, or the one that failed */
+    struct api_sessions sessions; /* the dashboard's logins (session.c) */
+    SSL_CTX *boot_ctx;            /* owned: the self-signed bootstrap */
+    int64_t boot_until;           /* its notAfter */
+    SSL_CTX *cert_ctx;            /* owned: the managed certificate, or NULL */
+    char *cert_gen;               /* owned: the generation cert_ctx holds, or the one that failed */
     struct {
         char *id;   /* owned */
         char *text; /* owned: the "id:", "event:", "data:" lines and the empty one */
@@ -331,6 +333,7 @@ static void maybe_free(struct api *a)
     SSL_CTX_free(a->cert_ctx);
     free(a->cert_gen);
     api_tokens_fini(&a->tokens);
+    OPENSSL_cleanse(&a->sessions, sizeof(a->sessions));
     for (size_t i = 0; i < EV_RING; i++) {
         free(a->ring[i].id);
         free(a->ring[i].text);
@@ -721,6 +724,83 @@ static bool bearer(const struct httpd_req *r, const char **tok, size_t *len)
     return *len > 0;
 }
 
+static bool session_path(const struct httpd_req *r)
+{
+    static const char p[] = "/v1/session";
+
+    return r->path != NULL && r->path_len == sizeof(p) - 1 &&
+           memcmp(r->path, p, sizeof(p) - 1) == 0;
+}
+
+/* A change authenticated by a session cookie: refused with 403 unless it
+ * carries the session's X-CSRF-Token and comes from this origin. */
+static bool session_csrf(struct aconn *c, const struct httpd_req *r, const struct api_session *se)
+{
+    const uint8_t *csrf = NULL, *origin = NULL, *host = NULL, *site = NULL;
+    size_t csrf_len = 0, origin_len = 0, host_len = 0, site_len = 0;
+    const char *why = NULL;
+
+    if (!api_head_field(c->in, r->head_len, "X-CSRF-Token", &csrf, &csrf_len))
+        csrf = NULL;
+    if (!api_head_field(c->in, r->head_len, "Origin", &origin, &origin_len))
+        origin = NULL;
+    if (!api_head_field(c->in, r->head_len, "Host", &host, &host_len))
+        host = NULL;
+    if (!api_head_field(c->in, r->head_len, "Sec-Fetch-Site", &site, &site_len))
+        site = NULL;
+    if (api_session_csrf_ok(se, csrf, csrf_len, origin, origin_len, host, host_len, site, site_len,
+                            &why))
+        return true;
+    answer_error(c, 403, NULL, "%s", why);
+    return false;
+}
+
+/* /v1/session, the dashboard's login: POST with a Bearer token opens a
+ * session (the cookie and the CSRF token), GET says who the session or
+ * token is, DELETE (with the CSRF token) logs out. */
+static int session_route(struct aconn *c, const char *method, const struct api_token *t,
+                         struct api_session *se)
+{
+    struct api *a = c->a;
+    char scopes[32];
+    char *cookie = NULL;
+    int st;
+
+    api_scopes_format(t->scopes, scopes, sizeof(scopes));
+    if (strcmp(method, "POST") == 0) {
+        if (se == NULL)
+            se = api_session_new(&a->sessions, t, uv_now(a->loop));
+        cookie = api_session_set_cookie(se);
+        st = 201;
+    } else if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        st = 200;
+    } else if (strcmp(method, "DELETE") == 0) {
+        api_session_drop(se);
+        cookie = api_session_set_cookie(NULL);
+        json_t *j = json_pack("{s:b}", "logged_out", 1);
+        answer_json(c, 200, cookie, j, false);
+        json_decref(j);
+        free(cookie);
+        return 200;
+    } else {
+        answer_error(c, 405, "Allow: GET, HEAD, POST, DELETE\r\n", "use POST to log in");
+        return 405;
+    }
+    json_t *j = json_pack("{s:s,s:s}", "name", t->name, "scopes", scopes);
+    if (se != NULL) {
+        json_object_set_new(j, "csrf_token", json_string(se->csrf));
+        json_object_set_new(
+            j, "expires",
+            json_integer(
+                (json_int_t)(time(NULL) +
+                             (API_SESSION_LIFE_MS - (se->used_ms - se->created_ms)) / 1000)));
+    }
+    answer_json(c, st, cookie, j, strcmp(method, "HEAD") == 0);
+    json_decref(j);
+    free(cookie);
+    return st;
+}
+
 static void conn_request(struct aconn *c, const struct httpd_req *r)
 {
     struct api *a = c->a;
@@ -739,6 +819,17 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
     size_t tok_len = 0;
     const struct api_token *t = NULL;
 
+    struct api_session *se = NULL;
+    bool cookie_sent = false;
+    const struct api_asset *asset = r->path != NULL && (head_only || strcmp(method, "GET") == 0)
+                                        ? api_asset_find(r->path, r->path_len)
+                                        : NULL;
+
+    if (asset != NULL) { /* the dashboard's own files: public, they hold no data */
+        conn_answer(c, 200, asset->ctype, api_asset_headers, asset->data, asset->len, head_only);
+        st = 200;
+        goto log;
+    }
     if (wait > 0) {
         char *extra = xasprintf("Retry-After: %llu\r\n", (unsigned long long)(wait + 999) / 1000);
         answer_error(c, 429, extra, "too many failed authentications from %s; try later", c->peer);
@@ -746,17 +837,42 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         st = 429;
         goto log;
     }
-    if (bearer(r, &tok, &tok_len))
+    if (bearer(r, &tok, &tok_len)) {
         t = api_tokens_match(tokens_current(a), tok, tok_len);
+    } else if (r->authorization == NULL) {
+        /* no token: a dashboard session's cookie, if it is still good */
+        const uint8_t *ck = NULL;
+        size_t ckl = 0;
+        cookie_sent = api_head_field(c->in, r->head_len, "Cookie", &ck, &ckl);
+        if (cookie_sent)
+            se = api_session_find(&a->sessions, ck, ckl, now);
+        t = se != NULL ? api_session_token(se, tokens_current(a)) : NULL;
+        if (se != NULL && t == NULL) {
+            api_session_drop(se); /* its token was revoked or replaced */
+            se = NULL;
+        }
+    }
     if (t == NULL) {
-        api_fail_add(&a->fails, c->peer, now);
+        /* a stale session cookie (a random 256-bit id: nothing to guess) and
+         * the dashboard asking whether it is signed in are not failures */
+        if (!cookie_sent && !(session_path(r) && r->authorization == NULL))
+            api_fail_add(&a->fails, c->peer, now);
         answer_error(c, 401, "WWW-Authenticate: Bearer realm=\"certloop\"\r\n",
-                     r->authorization == NULL ? "an Authorization: Bearer token is required"
-                                              : "the token is not valid");
+                     r->authorization != NULL ? "the token is not valid"
+                     : cookie_sent            ? "the session has ended: log in again"
+                                              : "an Authorization: Bearer token is required");
         st = 401;
         goto log;
     }
     who = t->name;
+    if (se != NULL && !head_only && strcmp(method, "GET") != 0 && !session_csrf(c, r, se)) {
+        st = 403;
+        goto log;
+    }
+    if (session_path(r)) {
+        st = session_route(c, method, t, se);
+        goto log;
+    }
     bool method_ok = false;
     const char *file = NULL;
     const struct api_route *rt =
@@ -780,8 +896,9 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         st = route_run(c, r, rt, name, file, head_only);
     }
 log:
-    log_info(LOG_API, "%s %s %.*s token=%s -> %d", c->peer, method,
-             (int)(r->target_len > 256 ? 256 : r->target_len), (const char *)r->target, who, st);
+    log_info(LOG_API, "%s %s %.*s token=%s%s -> %d", c->peer, method,
+             (int)(r->target_len > 256 ? 256 : r->target_len), (const char *)r->target, who,
+             se != NULL ? " (session)" : "", st);
     free(name);
 }
 

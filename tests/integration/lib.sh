@@ -246,6 +246,11 @@ EOF
 # into $TW/out/NAME/ (fullchain, key, chain, cert). $TW_CERT_EXTRA (lines)
 # goes into the [certificate.NAME] table. Keys printed right after this go
 # into the files deploy table; further deploy tables may follow.
+# tw_config_api PORT TOKENS_FILE: an [api] section listening on 127.0.0.1:PORT
+tw_config_api() {
+  printf '[api]\nlisten = ["127.0.0.1:%s"]\ntokens_file = "%s"\n\n' "$1" "$2"
+}
+
 tw_config_cert() {
   local name=$1 key=$2 d list=""
   shift 2
