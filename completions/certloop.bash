@@ -65,7 +65,7 @@ _certloop() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="run check plan status renew reload test revoke account persist-record import-certbot import-lego api-token help"
+    local commands="run check plan status renew reload test revoke account persist-record import-certbot import-lego api-token store help"
 
     if ((COMP_CWORD == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -107,6 +107,7 @@ _certloop() {
     persist-record) opts="--publish --config --help" ;;
     import-certbot | import-lego) opts="--config --help" ;;
     api-token) opts="--scopes --config --help" ;;
+    store) opts="--new-key-file --old-key-file --config --help" ;;
     help)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${commands% help}" -- "$cur"))
         return
@@ -137,6 +138,15 @@ _certloop() {
         ;;
     api-token)
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "create revoke" -- "$cur"))
+        ;;
+    store)
+        case $prev in
+        --new-key-file | --old-key-file)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur"))
+            ;;
+        *) ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "rotate-key" -- "$cur")) ;;
+        esac
         ;;
     import-certbot | import-lego)
         # the other client's directory (one)

@@ -44,6 +44,12 @@
  *   (reactor/fdbudget.h). Should accept still fail with EMFILE or ENFILE
  *   (libuv then drops that connection), the 16 oldest connections in the
  *   same order are closed, so that the next one finds a descriptor.
+ * - With a miss callback set (chal_http01_set_miss_cb: the token table shared
+ *   by a fleet of instances), a GET or HEAD for a token the table does not
+ *   hold waits up to miss_wait_ms for it (the callback looks it up
+ *   elsewhere and puts it), then is answered with what the table holds:
+ *   200, or 404. At most max_waiting requests wait at once; more are
+ *   answered at once. A waiting connection reads nothing more until then.
  */
 struct chal_http01;
 
@@ -53,6 +59,8 @@ struct chal_http01_limits {
     unsigned linger_timeout_ms; /* draining the peer after the last response (2000) */
     unsigned max_connections;   /* open at once (1024; the daemon: from the fd budget) */
     unsigned max_requests;      /* per keep-alive connection (100) */
+    unsigned miss_wait_ms;      /* an unknown token waits for the miss callback (3000) */
+    unsigned max_waiting;       /* requests waiting at once (256) */
 };
 
 struct chal_http01_stats {
@@ -64,6 +72,7 @@ struct chal_http01_stats {
     uint64_t timeouts;    /* of those, header timeouts and stalled writes */
     uint64_t evicted;     /* closed to make room at max_connections (or when out of fds) */
     uint64_t shed;        /* of those, closed because accept failed with EMFILE/ENFILE */
+    uint64_t waited;      /* requests that waited for the miss callback */
     size_t active;        /* connections open now */
 };
 
@@ -122,6 +131,15 @@ typedef void (*chal_seen_cb)(void *arg, const char *what);
 
 /* Sets (cb NULL: clears) the callback for every token served from now on. */
 void chal_http01_set_seen_cb(struct chal_http01 *s, chal_seen_cb cb, void *arg);
+
+/* Called on the loop when a request asks for a token the table does not
+ * hold (token borrowed for the call): the callback may look it up (in the
+ * fleet's shared store) and chal_http01_put it, now or later; the request
+ * waits up to miss_wait_ms for that. It must not close the listener. */
+typedef void (*chal_miss_cb)(void *arg, const char *token);
+
+/* Sets (cb NULL: clears) the miss callback. */
+void chal_http01_set_miss_cb(struct chal_http01 *s, chal_miss_cb cb, void *arg);
 
 /* Copies the counters into *out, for status and metrics. */
 void chal_http01_get_stats(const struct chal_http01 *s, struct chal_http01_stats *out);

@@ -30,7 +30,7 @@
 
 /* Each live connection waits in exactly one queue, ordered by deadline since
  * every entry of a queue gets the same timeout added to a monotonic now. */
-enum conn_queue { Q_HEAD, Q_IDLE, Q_LINGER, Q__MAX };
+enum conn_queue { Q_HEAD, Q_IDLE, Q_LINGER, Q_WAIT, Q__MAX };
 
 enum conn_state {
     C_READ,     /* reading requests */
@@ -38,6 +38,8 @@ enum conn_state {
     C_SHUTDOWN, /* uv_shutdown pending after the last response */
     C_LINGER,   /* write side shut; dropping what the peer still sends */
     C_CLOSING,  /* uv_close called; freed in conn_closed */
+    C_WAIT,     /* a request for an unknown token waits for the miss callback's answer
+                 * (Q_WAIT); reading stopped */
 };
 
 struct token {
@@ -69,6 +71,8 @@ struct conn {
     size_t drained;
     bool reading;
     bool close_after; /* shut down once the queued response is out */
+    bool waited;      /* the next request has waited once: answer it as it stands */
+    char *wait_tok;   /* owned: the token a C_WAIT connection waits for */
 };
 
 struct queue {
@@ -97,6 +101,9 @@ struct chal_http01 {
     void *closed_arg;
     chal_seen_cb seen_cb; /* a token was served, or NULL */
     void *seen_arg;
+    chal_miss_cb miss_cb; /* an unknown token was asked for, or NULL */
+    void *miss_arg;
+    size_t n_waiting; /* connections in C_WAIT */
     uint64_t date_tick;
     char date[64]; /* "Date: ...\r\n" */
     size_t date_len;
@@ -106,6 +113,7 @@ struct chal_http01 {
 
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c, uint8_t *data, size_t len, bool fresh);
+static void wake_waiters(struct chal_http01 *s, const char *token);
 
 /* ---- limits and tokens ---------------------------------------------------- */
 
@@ -116,6 +124,8 @@ void chal_http01_limits_default(struct chal_http01_limits *l)
     l->linger_timeout_ms = 2000;
     l->max_connections = 1024;
     l->max_requests = 100;
+    l->miss_wait_ms = 3000;
+    l->max_waiting = 256;
 }
 
 void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limits *l)
@@ -128,6 +138,8 @@ void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limi
     s->lim.linger_timeout_ms = l->linger_timeout_ms ? l->linger_timeout_ms : d.linger_timeout_ms;
     s->lim.max_connections = l->max_connections ? l->max_connections : d.max_connections;
     s->lim.max_requests = l->max_requests ? l->max_requests : d.max_requests;
+    s->lim.miss_wait_ms = l->miss_wait_ms ? l->miss_wait_ms : d.miss_wait_ms;
+    s->lim.max_waiting = l->max_waiting ? l->max_waiting : d.max_waiting;
 }
 
 static uint32_t hash_token(const char *t, size_t n)
@@ -211,6 +223,8 @@ int chal_http01_put(struct chal_http01 *s, const char *token, const char *key_au
     s->buckets[h & (s->n_buckets - 1)] = t;
     if (++s->n_tokens > s->n_buckets)
         tokens_grow(s);
+    if (s->n_waiting > 0)
+        wake_waiters(s, token);
     return 0;
 }
 
@@ -265,6 +279,8 @@ static unsigned q_timeout(const struct chal_http01 *s, enum conn_queue q)
         return s->lim.header_timeout_ms;
     case Q_IDLE:
         return s->lim.idle_timeout_ms;
+    case Q_WAIT:
+        return s->lim.miss_wait_ms;
     default:
         return s->lim.linger_timeout_ms;
     }
@@ -311,6 +327,33 @@ static void q_set(struct conn *c, enum conn_queue q)
     c->queued = true;
     if (s->timer_due == 0 || c->deadline < s->timer_due)
         timer_rearm(s);
+}
+
+/* A token that waiting connections asked for has arrived: their deadline
+ * becomes now, and the sweep answers them (never from inside
+ * chal_http01_put, which an order may be calling). */
+static void wake_waiters(struct chal_http01 *s, const char *token)
+{
+    struct queue *q = &s->qs[Q_WAIT];
+    uint64_t now = uv_now(s->loop);
+    struct conn *next;
+
+    for (struct conn *c = q->head; c != NULL; c = next) {
+        next = c->next;
+        if (c->wait_tok == NULL || strcmp(c->wait_tok, token) != 0)
+            continue;
+        q_unlink(s, c); /* to the head: the queue stays ordered by deadline */
+        c->q = Q_WAIT;
+        c->deadline = now;
+        c->next = q->head;
+        if (q->head != NULL)
+            q->head->prev = c;
+        else
+            q->tail = c;
+        q->head = c;
+        c->queued = true;
+    }
+    timer_rearm(s);
 }
 
 /* ---- responses -------------------------------------------------------------- */
@@ -460,6 +503,12 @@ void chal_http01_set_seen_cb(struct chal_http01 *s, chal_seen_cb cb, void *arg)
     s->seen_arg = arg;
 }
 
+void chal_http01_set_miss_cb(struct chal_http01 *s, chal_miss_cb cb, void *arg)
+{
+    s->miss_cb = cb;
+    s->miss_arg = arg;
+}
+
 /* ---- connections ------------------------------------------------------------ */
 
 /* Every handle's close callback ends here: the last one frees the server. */
@@ -492,6 +541,7 @@ static void conn_closed(uv_handle_t *h)
 
     free(c->in);
     free(c->out);
+    free(c->wait_tok);
     free(c);
     handle_gone(s);
 }
@@ -507,6 +557,8 @@ static void conn_close(struct conn *c)
 
     if (c->state == C_CLOSING)
         return;
+    if (c->state == C_WAIT)
+        s->n_waiting--;
     q_unlink(s, c);
     c->state = C_CLOSING;
     s->n_conns--;
@@ -649,14 +701,62 @@ static void keep_input(struct conn *c, const uint8_t *data, size_t len)
     c->in_nl = memchr(c->in, '\n', len) != NULL;
 }
 
+/* The token of a GET or HEAD for a token the table does not hold (its
+ * length, tok filled), else 0. */
+static int missing_token(const struct chal_http01 *s, const struct httpd_req *r, char *tok)
+{
+    if (r->method == HTTPD_OTHER || r->path == NULL)
+        return 0;
+    int n = http01_path_token(r->path, r->path_len, tok);
+    if (n <= 0 || *token_slot(s, tok, (size_t)n, hash_token(tok, (size_t)n)) != NULL)
+        return 0;
+    return n;
+}
+
+/* Puts c (reading, its unanswered request at the start of c->in) to wait
+ * for tok, and tells the miss callback. */
+static void conn_wait(struct conn *c, const char *tok)
+{
+    struct chal_http01 *s = c->s;
+
+    c->state = C_WAIT;
+    c->wait_tok = xstrdup(tok);
+    s->n_waiting++;
+    s->st.waited++;
+    q_set(c, Q_WAIT);
+    reading(c, false);
+    s->miss_cb(s->miss_arg, tok);
+}
+
+/* The wait is over (the token arrived, or miss_wait_ms passed): the request
+ * is answered with what the table holds now. */
+static void conn_resume(struct conn *c)
+{
+    struct chal_http01 *s = c->s;
+
+    q_unlink(s, c);
+    s->n_waiting--;
+    free(c->wait_tok);
+    c->wait_tok = NULL;
+    c->state = C_READ;
+    c->waited = true;
+    conn_process(c, c->in, c->in_len, false);
+    if (c->state == C_READ)
+        reading(c, true);
+}
+
 /* Answers every complete request in data[0..len) (fresh: a new request may
- * start here, so it gets a new header deadline once consumed). */
+ * start here, so it gets a new header deadline once consumed). A request
+ * for an unknown token, with a miss callback set, stops the loop: the
+ * connection waits (conn_wait) with that request kept as its input. */
 static void conn_process(struct conn *c, uint8_t *data, size_t len, bool fresh)
 {
     struct chal_http01 *s = c->s;
     uint8_t *o = s->wbuf;
     size_t off = 0, out = 0;
     bool answered = false;
+    char tok[HTTP01_TOKEN_MAX + 1];
+    bool wait = false;
 
     while (off < len) {
         struct httpd_req r;
@@ -680,6 +780,12 @@ static void conn_process(struct conn *c, uint8_t *data, size_t len, bool fresh)
             off = len;
             break;
         }
+        if (s->miss_cb != NULL && !c->waited && s->n_waiting < s->lim.max_waiting &&
+            missing_token(s, &r, tok) > 0) {
+            wait = true; /* off stays at this request */
+            break;
+        }
+        c->waited = false;
         c->requests++;
         bool keep = r.keep_alive && c->requests < s->lim.max_requests;
         out += answer(c, &r, keep, o + out);
@@ -700,6 +806,10 @@ static void conn_process(struct conn *c, uint8_t *data, size_t len, bool fresh)
         return; /* writing (write_cb goes on) or closed */
     if (c->state != C_READ)
         return;
+    if (wait) {
+        conn_wait(c, tok);
+        return;
+    }
     if (c->close_after) {
         conn_finish(c);
         return;
@@ -758,7 +868,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 /* The oldest connection least likely to matter: lingering, idle, waiting. */
 static void evict_one(struct chal_http01 *s)
 {
-    static const enum conn_queue order[] = {Q_LINGER, Q_IDLE, Q_HEAD};
+    static const enum conn_queue order[] = {Q_LINGER, Q_IDLE, Q_HEAD, Q_WAIT};
 
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
         struct conn *c = s->qs[order[i]].head;
@@ -816,6 +926,10 @@ static void expire(struct conn *c)
 {
     struct chal_http01 *s = c->s;
 
+    if (c->q == Q_WAIT) {
+        conn_resume(c);
+        return;
+    }
     if (c->q == Q_HEAD) {
         s->st.timeouts++;
         s->st.rejected++;

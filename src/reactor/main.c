@@ -29,7 +29,9 @@
 #include "reactor/account.h"
 #include "reactor/persist.h"
 #include "reactor/revoke.h"
+#include "store/store_pg.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -69,9 +71,10 @@ struct cli {
     const char *config; /* -c */
     bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key, publish;
     const char *reason;
-    const char *scopes; /* --scopes */
-    const char *socket; /* --socket */
-    char **args;        /* positional arguments (borrowed from argv) */
+    const char *scopes;                      /* --scopes */
+    const char *socket;                      /* --socket */
+    const char *new_key_file, *old_key_file; /* store rotate-key */
+    char **args;                             /* positional arguments (borrowed from argv) */
     int nargs;
 };
 
@@ -88,7 +91,9 @@ enum {
     OPT_REISSUE,
     OPT_NEW_KEY,
     OPT_SCOPES,
-    OPT_PUBLISH
+    OPT_PUBLISH,
+    OPT_NEW_KEY_FILE,
+    OPT_OLD_KEY_FILE
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -143,6 +148,12 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_PUBLISH:
             c->publish = true;
+            break;
+        case OPT_NEW_KEY_FILE:
+            c->new_key_file = optarg;
+            break;
+        case OPT_OLD_KEY_FILE:
+            c->old_key_file = optarg;
             break;
         case ':':
             return usage_error(c->cmd, "option '%s' needs an argument", argv[optind - 1]);
@@ -793,6 +804,64 @@ static int cmd_api_token(struct cli *c, int argc, char **argv)
     return rc;
 }
 
+#define ROTATE_TIMEOUT_MS 60000
+
+/* store rotate-key: the shared database's private keys sealed again with a
+ * new encryption key (store/pg_admin.c). */
+static int cmd_store(struct cli *c, int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"new-key-file", required_argument, NULL, OPT_NEW_KEY_FILE},
+        {"old-key-file", required_argument, NULL, OPT_OLD_KEY_FILE},
+        {"config", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = parse(c, argc, argv, ":c:", lo);
+    struct config *cfg = NULL;
+    size_t n = 0;
+
+    if (rc != 0)
+        return rc;
+    if (c->nargs < 1)
+        return usage_error(c->cmd, "expected rotate-key --new-key-file FILE");
+    if (strcmp(c->args[0], "rotate-key") != 0)
+        return usage_error(c->cmd, "unknown action '%s' (rotate-key)", c->args[0]);
+    if (c->nargs > 1)
+        return usage_error(c->cmd, "unexpected argument '%s'", c->args[1]);
+    if (c->new_key_file == NULL)
+        return usage_error(c->cmd, "rotate-key needs --new-key-file FILE");
+    rc = plan_load_config(config_path(c->config), stderr, &cfg);
+    if (rc != 0)
+        return rc;
+    if (cfg->store.type != CFG_STORE_POSTGRESQL) {
+        fprintf(stderr,
+                "certloop: store: %s keeps its store in files: rotate-key is for [store] type = "
+                "\"postgresql\" (the state directory holds no sealed keys)\n",
+                cfg->path);
+        config_unref(cfg);
+        return EXIT_CONFIG;
+    }
+    rc = store_pg_rotate_key(&cfg->store, c->old_key_file, c->new_key_file, ROTATE_TIMEOUT_MS, &n);
+    if (rc == 0) {
+        fprintf(stderr,
+                "certloop: %zu private keys sealed again with the key of %s; make it [store] "
+                "encryption_key_file on every instance and restart them\n",
+                n, c->new_key_file);
+        printf("%zu\n", n);
+    } else {
+        fprintf(stderr,
+                "certloop: store rotate-key: %s (one transaction: it committed whole or not at "
+                "all; running it again is safe)\n",
+                err_str(rc));
+    }
+    config_unref(cfg);
+    if (rc == -EINVAL)
+        return EXIT_CONFIG;
+    if (rc == ERR_TIMEOUT)
+        return EXIT_UNAVAILABLE;
+    return rc == 0 ? 0 : 1;
+}
+
 static const struct {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
@@ -810,6 +879,7 @@ static const struct {
     {"import-certbot", cmd_import_certbot},
     {"import-lego", cmd_import_lego},
     {"api-token", cmd_api_token},
+    {"store", cmd_store},
 };
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/fleet.h"
 #include "reactor/manager_internal.h"
 #include "reactor/manager_notify.h"
 #include "util/err.h"
@@ -119,6 +120,8 @@ static void teardown(struct manager *m)
         dns01_provider_close(m->dns);
         m->dns = NULL;
     }
+    fleet_http01_stop(m->fleet_http01);
+    m->fleet_http01 = NULL;
     if (m->host != NULL) {
         /* a guest: the listeners are the host's (its tokens are gone);
          * m->host stays set (it still marks a guest), never used again */
@@ -275,6 +278,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         if (m->chal != NULL) { /* NULL: listen = [] (a webroot, or nothing needs it) */
             chal_http01_set_limits(m->chal, &lim); /* zeros keep the defaults */
             chal_http01_set_seen_cb(m->chal, mgr_chal_seen, m);
+            m->fleet_http01 = fleet_http01_start(m->loop, m->store, m->chal);
         }
     }
     if (m->host == NULL && m->cfg->tlsalpn01.listen.n > 0) {
@@ -343,6 +347,7 @@ fail:
         http_client_close(m->http);
     if (m->dns != NULL)
         dns01_provider_close(m->dns);
+    fleet_http01_stop(m->fleet_http01);
     if (m->chal != NULL)
         chal_http01_close(m->chal, NULL, NULL);
     if (m->tls != NULL)

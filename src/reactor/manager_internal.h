@@ -174,6 +174,9 @@ struct manager {
     struct http_client *http;   /* owned */
     struct dns01_provider *dns; /* owned, or NULL when no certificate uses dns-01 */
     int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */
+
+    struct fleet_http01 *fleet_http01; /* owned: a fleet's shared http-01 tokens, or NULL */
+
     struct mclient *clients;
     size_t n_clients;
     struct mcert *certs;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/fleet.h"
 #include "reactor/manager_internal.h"
 #include "reactor/sched.h"
 #include "util/err.h"
@@ -82,12 +83,17 @@ static int chal_present(void *ctx, const char *token, const char *keyauth)
         rc = chal_http01_put(mc->m->chal, token, keyauth);
         if (rc < 0)
             return rc;
+        /* and every instance of a fleet: its NOTIFY is on the way before the
+         * CA is told; the others' listeners wait for a token they miss */
+        fleet_http01_present(mc->m->fleet_http01, token, keyauth, mc->name);
     }
     if (h->webroot != NULL) {
         rc = chal_webroot_put(h->webroot, h->webroot_uid, h->webroot_gid, token, keyauth);
         if (rc < 0) {
-            if (mc->m->chal != NULL)
+            if (mc->m->chal != NULL) {
                 chal_http01_del(mc->m->chal, token);
+                fleet_http01_cleanup(mc->m->fleet_http01, token);
+            }
             return rc;
         }
     }
@@ -114,8 +120,10 @@ static void chal_cleanup(void *ctx, const char *token)
     struct mcert *mc = ctx;
     const struct cfg_http01 *h = run_http01(mc);
 
-    if (mc->m->chal != NULL)
+    if (mc->m->chal != NULL) {
         chal_http01_del(mc->m->chal, token);
+        fleet_http01_cleanup(mc->m->fleet_http01, token);
+    }
     if (h->webroot != NULL)
         chal_webroot_del(h->webroot, token);
 }

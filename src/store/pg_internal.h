@@ -341,6 +341,9 @@ struct pg_store {
     size_t nnexts, capnexts;
     struct pbox *boxes; /* the live outbox (store_outbox_load) */
     size_t nboxes, capboxes;
+    /* NOTIFY certloop_http01: another instance put a token (store_pg.h) */
+    void (*http01_cb)(const char *token, void *arg);
+    void *http01_arg;
 };
 
 /* A certificate's history past HISTORY_MAX bytes is cut to its newest
@@ -399,5 +402,10 @@ int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *ke
 struct cfg_store;
 int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const char *instance,
                          struct store **out);
+/* conninfo_file's text into *b (initialised here; trailing whitespace
+ * cut), its failure logged with the path; pg_conninfo_wipe wipes and frees
+ * it (it may carry a password), also after a failure. */
+int pg_conninfo_read(const char *path, struct buf *b);
+void pg_conninfo_wipe(struct buf *b);
 
 #endif

@@ -76,6 +76,10 @@ static void on_notify(const char *channel, const char *payload, void *arg)
     struct pg_store *p = arg;
     const char *sp = strchr(payload, ' ');
 
+    if (strcmp(channel, PG_CHANNEL_HTTP01) == 0 && p->http01_cb != NULL) {
+        p->http01_cb(payload, p->http01_arg);
+        return;
+    }
     if (strcmp(channel, PG_CHANNEL_GENERATION) != 0 || sp == NULL)
         return;
     char *cert = xstrndup(payload, (size_t)(sp - payload));
@@ -262,6 +266,8 @@ int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *ke
         rc = pg_conn_open(loop, &opts, &p->conn);
         if (rc == 0)
             rc = pg_conn_listen(p->conn, PG_CHANNEL_GENERATION);
+        if (rc == 0)
+            rc = pg_conn_listen(p->conn, PG_CHANNEL_HTTP01);
     }
     if (rc < 0) {
         log_error(LOG_STORE, "database: open: %s", err_str(rc));
@@ -276,24 +282,40 @@ int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *ke
  * password: never logged); surrounding whitespace and a final newline go. */
 #define CONNINFO_MAX 4096
 
+int pg_conninfo_read(const char *path, struct buf *b)
+{
+    buf_init(b, CONNINFO_MAX);
+    int rc = buf_read_file(b, path);
+    if (rc < 0) {
+        log_error(LOG_STORE, "%s: conninfo: %s", path, err_str(rc));
+        return rc;
+    }
+    while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r' ||
+                          b->data[b->len - 1] == ' '))
+        b->data[--b->len] = '\0';
+    return 0;
+}
+
+void pg_conninfo_wipe(struct buf *b)
+{
+    if (b->data != NULL)
+        OPENSSL_cleanse(b->data, b->len);
+    buf_fini(b);
+}
+
 int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const char *instance,
                          struct store **out)
 {
-    struct buf b = BUF_INIT(CONNINFO_MAX);
+    struct buf b;
     struct pg_key key;
     char host[256];
     int rc;
 
     if (cfg->conninfo_file == NULL || cfg->encryption_key_file == NULL)
         return -EINVAL;
-    rc = buf_read_file(&b, cfg->conninfo_file);
-    if (rc < 0) {
-        log_error(LOG_STORE, "%s: conninfo: %s", cfg->conninfo_file, err_str(rc));
+    rc = pg_conninfo_read(cfg->conninfo_file, &b);
+    if (rc < 0)
         goto out;
-    }
-    while (b.len > 0 &&
-           (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
-        b.data[--b.len] = '\0';
     rc = pg_key_load(cfg->encryption_key_file, &key);
     if (rc < 0)
         goto out;
@@ -306,9 +328,7 @@ int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const cha
     rc = store_pg_open(loop, b.data != NULL ? b.data : "", &key, instance, out);
     pg_key_wipe(&key);
 out:
-    if (b.data != NULL)
-        OPENSSL_cleanse(b.data, b.len);
-    buf_fini(&b);
+    pg_conninfo_wipe(&b);
     return rc;
 }
 

@@ -64,6 +64,9 @@ for c in $cmds; do
 done
 expect "$(echo "$cmds" | tr ' ' '\n' | grep -vx help | tr '\n' ' ' | sed 's/ $//')" help ""
 expect "affiliationChanged" revoke www --reason af
+expect "rotate-key" store ""
+printf '00' >"$tmp/new.key"
+expect "$tmp/new.key" store rotate-key --new-key-file "$tmp/new"
 mkdir -p "$tmp/letsencrypt"
 expect "$tmp/letsencrypt" import-certbot "$tmp/lets"
 

@@ -1186,6 +1186,92 @@ static void test_lingering_close_drains_the_peer(void **state)
     env_free(e);
 }
 
+/* ---- the miss callback (a fleet's shared tokens) ---------------------------------- */
+
+static uv_timer_t late_timer;
+static char misses[256];
+
+static void late_put(uv_timer_t *t)
+{
+    struct env *e = t->data;
+
+    if (e->srv != NULL)
+        chal_http01_put(e->srv, "late1", "late1.thumb");
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+/* Looks "late1" up elsewhere: it arrives 100 ms later; "never" never does. */
+static void on_miss(void *arg, const char *token)
+{
+    struct env *e = arg;
+
+    strncat(misses, token, sizeof(misses) - strlen(misses) - 2);
+    strncat(misses, " ", sizeof(misses) - strlen(misses) - 1);
+    if (strcmp(token, "late1") == 0) {
+        uv_timer_init(&e->loop, &late_timer);
+        late_timer.data = e;
+        uv_timer_start(&late_timer, late_put, 100, 0);
+    }
+}
+
+static void client_miss(struct env *e)
+{
+    struct rd *r = calloc(1, sizeof(*r));
+    struct resp x;
+    long t0;
+
+    r->fd = cl_connect(e);
+    /* pipelined: the waiting request holds back the one after it, in order */
+    cl_sends(r->fd, "GET " PATH TOKEN " HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "GET " PATH "late1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                    "GET " PATH TOKEN2 " HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < 3; i++)
+        if (cl_response(r, false, &e->r[i]) == 0)
+            e->n_ok++;
+    close(r->fd);
+    /* known now: answered at once */
+    t0 = now_ms();
+    cl_request(e, "GET " PATH "late1 HTTP/1.0\r\n\r\n", false, &x);
+    e->statuses[0] = x.status;
+    e->statuses[1] = (int)(now_ms() - t0);
+    /* never arrives: 404 after miss_wait_ms */
+    t0 = now_ms();
+    cl_request(e, "GET " PATH "never HTTP/1.0\r\n\r\n", false, &x);
+    e->statuses[2] = x.status;
+    e->elapsed_ms = now_ms() - t0;
+    /* not a challenge path: no wait */
+    cl_request(e, "GET /index.html HTTP/1.0\r\n\r\n", false, &x);
+    e->statuses[3] = x.status;
+    free(r);
+}
+
+static void test_miss_waits_for_the_token(void **state)
+{
+    struct env *e = env_start();
+    struct chal_http01_limits l = {0};
+
+    (void)state;
+    misses[0] = '\0';
+    l.miss_wait_ms = 400;
+    chal_http01_set_limits(e->srv, &l);
+    chal_http01_set_miss_cb(e->srv, on_miss, e);
+    env_run(e, client_miss);
+    assert_int_equal(e->n_ok, 3);
+    assert_int_equal(e->r[0].status, 200);
+    assert_int_equal(e->r[1].status, 200);
+    assert_string_equal(e->r[1].body, "late1.thumb");
+    assert_int_equal(e->r[2].status, 200);
+    assert_string_equal(e->r[2].body, KEYAUTH2);
+    assert_int_equal(e->statuses[0], 200);
+    assert_true(e->statuses[1] < 300);
+    assert_int_equal(e->statuses[2], 404);
+    assert_true(e->elapsed_ms >= 390);
+    assert_int_equal(e->statuses[3], 404);
+    assert_string_equal(misses, "late1 never ");
+    assert_int_equal(e->stats.waited, 2);
+    env_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1206,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_flood_with_slow_reader),
         cmocka_unit_test(test_requests_logged_at_debug),
         cmocka_unit_test(test_lingering_close_drains_the_peer),
+        cmocka_unit_test(test_miss_waits_for_the_token),
     };
     signal(SIGPIPE, SIG_IGN); /* as the daemon does */
     return cmocka_run_group_tests(tests, NULL, NULL);
