@@ -17,7 +17,13 @@ PKGS=(
   postgresql-15 libpq-dev # the postgresql store backend (libpq) and its tests' server (initdb, pg_ctl)
   certbot python3-certbot-dns-rfc2136 # test_import_certbot makes a real certbot state
   lego # test_import_lego makes a real lego state (and bench/ compares with it)
+  chromium # test_browser drives the dashboard in headless Chromium (puppeteer-core from npm)
 )
+# test_browser installs puppeteer-core with npm: Debian's nodejs and npm,
+# unless an npm is there already (another node install, e.g. NodeSource's)
+if ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,6 +23,11 @@ echo "== ctest: all tests =="
 # Twice as many ctest slots as cores: integration tests mostly wait (see
 # tests/tests.cmake); CTEST_JOBS overrides.
 (cd build && ctest --output-on-failure -j"${CTEST_JOBS:-$((jobs * 2))}" --timeout 900)
+# what the tests keep for people to look at (test_browser's screenshots)
+if [ -d build/test-artifacts ]; then
+  echo "== test artefacts =="
+  find "$top/build/test-artifacts" -type f | sort
+fi
 
 echo "== build with ASan+UBSan, unit and loop tests =="
 CC=clang cmake -S . -B build-asan -DWERROR=ON -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug

@@ -33,7 +33,7 @@ file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/integr
 # of their time is spent waiting on Pebble, DNS and timers, not on a core.
 # The few that load the machine themselves (hundreds of orders, connection
 # floods, kill -9 loops) claim two of ctest's slots so fewer run beside them.
-set(HEAVY_INTEGRATION_TESTS test_crash test_fd_budget test_dns01_many test_resume)
+set(HEAVY_INTEGRATION_TESTS test_crash test_fd_budget test_dns01_many test_resume test_browser)
 foreach(script ${INTEGRATION_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME integration/${name} COMMAND bash ${script})
@@ -44,6 +44,12 @@ foreach(script ${INTEGRATION_TESTS})
     set_tests_properties(integration/${name} PROPERTIES PROCESSORS 2)
   endif()
 endforeach()
+# The dashboard in headless Chromium (tests/browser/, puppeteer-core from npm
+# into the build tree): label "browser" too (ctest -L browser); screenshots
+# in test-artifacts/browser/ of the build tree.
+if(EXISTS ${PROJECT_SOURCE_DIR}/tests/integration/test_browser.sh)
+  set_tests_properties(integration/test_browser PROPERTIES LABELS "integration;browser")
+endif()
 
 # The toml-test conformance run (every case of files-toml-1.0.0 through toml-decode).
 # The cases are vendored from toml-test 1.0.0 under tests/conformance/toml-test
