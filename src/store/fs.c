@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 struct lease {
@@ -31,9 +32,10 @@ struct fs_store {
     char *dir;         /* owned */
     int lock_fd;       /* holds the flock (-1 when shared); O_CLOEXEC so hooks never inherit it */
     struct lease *leases;
-    uint64_t fence; /* the last token handed out */
-    uid_t own_uid;  /* STORE_FS_AS_OWNER: accounts written take this owner, */
-    gid_t own_gid;  /* else (uid_t)-1 */
+    uint64_t fence;               /* the last token handed out */
+    uid_t own_uid;                /* STORE_FS_AS_OWNER: accounts written take this owner, */
+    gid_t own_gid;                /* else (uid_t)-1 */
+    struct fs_group_queue *group; /* owned (or handed to its batch on close) */
 };
 
 static struct fs_store *fs_of(struct store *s)
@@ -237,6 +239,12 @@ struct fs_job {
     char *err; /* owned: "PATH: STEP: REASON" */
     store_cb cb;
     void *arg;
+    /* the group commit (below) */
+    struct fs_job *next;   /* in its queue */
+    struct store_fs_gen g; /* a generation between its steps */
+    char *tmp;             /* owned: an order's staged temp file */
+    int status;            /* its result so far */
+    bool live, wrote;      /* steps left; wrote in this step */
 };
 
 static char *dup_or_null(const char *s)
@@ -265,6 +273,8 @@ static void job_free(struct fs_job *j)
     free_secret(j->key);
     free(j->meta);
     free(j->err);
+    store_fs_gen_fini(&j->g);
+    free(j->tmp);
     for (size_t i = 0; i < j->n_lines; i++) {
         free(j->names[i]);
         free(j->lines[i]);
@@ -272,6 +282,21 @@ static void job_free(struct fs_job *j)
     free(j->names);
     free(j->lines);
     free(j);
+}
+
+static struct store_cert_put job_cert_put(const struct fs_job *j)
+{
+    struct store_cert_put p = {
+        .name = j->name,
+        .cert_pem = j->cert,
+        .chain_pem = j->chain,
+        .fullchain_pem = j->fullchain,
+        .key_pem = j->key,
+        .meta_json = j->meta,
+        .keep = j->keep,
+        .mark_redeploy = j->mark,
+    };
+    return p;
 }
 
 static int job_work(void *arg)
@@ -292,16 +317,7 @@ static int job_work(void *arg)
     case FS_ACCOUNT_RETIRE:
         return store_fs_account_retire(j->dir, j->name, j->t, &j->err);
     case FS_CERT: {
-        struct store_cert_put p = {
-            .name = j->name,
-            .cert_pem = j->cert,
-            .chain_pem = j->chain,
-            .fullchain_pem = j->fullchain,
-            .key_pem = j->key,
-            .meta_json = j->meta,
-            .keep = j->keep,
-            .mark_redeploy = j->mark,
-        };
+        struct store_cert_put p = job_cert_put(j);
         return store_fs_cert_write(j->dir, &p, &j->mark_rc, &j->gen, &j->err);
     }
     case FS_PRUNE:
@@ -363,8 +379,266 @@ static struct fs_job *job_new(struct store *s, enum fs_op op, const char *name, 
     return j;
 }
 
+/* ---- group commit -------------------------------------------------------
+ *
+ * The writes every issuance makes (the generation, the order, the redeploy
+ * mark, the settle, the history lines) do not run as one job each with an fsync per file and
+ * per directory. They queue, and one job at a time takes the whole queue
+ * through three steps, with one syncfs(2) of the state directory's file
+ * system after each step that wrote something:
+ *
+ *   step 0: generations: directory, key, cert, chain, fullchain, privkey.pem;
+ *           orders: their temp files; settles: the unlinks;
+ *           history: the appended lines                             -> sync
+ *   step 1: generations: meta.json and the redeploy mark;
+ *           orders: the renames over orders/NAME.json               -> sync
+ *   step 2: generations: `current` renamed to the new generation    -> sync
+ *
+ * Each step's writes are durable before the next step starts, which is the
+ * order the per-file fsyncs gave (docs/ARCHITECTURE.md, "Group commit",
+ * has the crash argument); a callback runs only after the last sync. While
+ * the job runs, new writes queue behind it, so a burst of completions
+ * shares three syncs. syncfs is used only where it reports write-back
+ * errors (Linux 5.8 and later) and where the records' directories are on
+ * the state directory's file system; otherwise each write runs alone with
+ * its own fsyncs, as before. */
+
+struct fs_group_queue {
+    uv_loop_t *loop;
+    struct fs_job *head, **tail; /* queued, not started */
+    bool busy;                   /* a batch is on the threadpool */
+    bool orphan;                 /* the store was closed: free when idle */
+    bool syncfs_ok;              /* the kernel reports syncfs errors */
+    unsigned long batches;       /* started (tests) */
+};
+
+struct fs_group_batch {
+    struct fs_group_queue *q;
+    char *dir;            /* owned: the state directory */
+    struct fs_job *items; /* linked by next, in queue order */
+};
+
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    char *end = NULL;
+
+    if (uname(&u) < 0)
+        return false;
+    long ma = strtol(u.release, &end, 10);
+    long mi = (end != NULL && *end == '.') ? strtol(end + 1, NULL, 10) : 0;
+    return ma > major || (ma == major && mi >= minor);
+}
+
+static bool is_group_op(enum fs_op op)
+{
+    return op == FS_CERT || op == FS_ORDER || op == FS_MARK || op == FS_SETTLE || op == FS_HISTORY;
+}
+
+/* Whether every directory a batch writes in is on the state directory's file system (a mount
+ * point under it would not be covered by its syncfs). */
+static bool one_file_system(const char *dir, struct fs_job *items)
+{
+    static const char *const subs[] = {"certs", "orders", "history"};
+    struct stat root, st;
+    bool ok = stat(dir, &root) == 0;
+
+    for (size_t i = 0; ok && i < sizeof(subs) / sizeof(subs[0]); i++) {
+        char *sub = xasprintf("%s/%s", dir, subs[i]);
+        ok = stat(sub, &st) < 0 || st.st_dev == root.st_dev;
+        free(sub);
+    }
+    for (struct fs_job *j = items; ok && j != NULL; j = j->next) {
+        if (j->op != FS_CERT || j->name == NULL)
+            continue;
+        char *sub = xasprintf("%s/certs/%s", dir, j->name);
+        ok = stat(sub, &st) < 0 || st.st_dev == root.st_dev;
+        free(sub);
+    }
+    return ok;
+}
+
+/* One item's step without syncing; sets j->wrote when the step's sync must follow, clears
+ * j->live when the item has no step left (done or failed). */
+static void group_step(const char *dir, struct fs_job *j, int step)
+{
+    struct store_cert_put p = job_cert_put(j);
+    int rc = 0;
+
+    j->wrote = false;
+    switch (j->op) {
+    case FS_CERT:
+        if (step == 0)
+            rc = store_fs_gen_stage(dir, &p, false, &j->g, &j->err);
+        else if (step == 1)
+            rc = store_fs_gen_seal(dir, &p, false, &j->g, &j->mark_rc, &j->err);
+        else
+            rc = store_fs_gen_publish(&j->g, false, &j->err);
+        j->wrote = true;
+        j->live = rc == 0 && step < 2;
+        break;
+    case FS_MARK: /* empty: a crash leaves no mark or an empty one */
+        rc = store_fs_redeploy_mark_opt(dir, j->name, false, &j->err);
+        j->wrote = rc == 0;
+        j->live = false;
+        break;
+    case FS_ORDER:
+        if (step == 0) {
+            rc = store_fs_order_stage(dir, j->name, j->text, false, &j->tmp, &j->err);
+        } else {
+            rc = store_fs_order_rename(dir, j->name, j->tmp, &j->err);
+            free(j->tmp); /* renamed, or removed by the failed rename */
+            j->tmp = NULL;
+        }
+        j->wrote = rc == 0;
+        j->live = rc == 0 && step < 1;
+        break;
+    case FS_HISTORY: /* appends: in queue order, whatever the names */
+        rc = store_fs_history_append_opt(dir, j->names, j->lines, j->n_lines, false, &j->err);
+        j->wrote = true;
+        j->live = false;
+        break;
+    case FS_SETTLE:
+        rc = store_fs_order_settle_opt(dir, j->name, false, &j->err);
+        j->wrote = rc == 0;
+        j->live = false;
+        break;
+    default:
+        rc = job_work(j);
+        j->live = false;
+        break;
+    }
+    if (rc < 0)
+        j->status = rc;
+}
+
+/* The sync after a step failed: what that step wrote may not be on disk. */
+static void group_sync_failed(const char *dir, struct fs_job *j, int rc)
+{
+    free(j->err);
+    j->err = xasprintf("%s: syncfs: %s", dir, err_str(rc));
+    j->status = rc;
+    j->live = false;
+    if (j->tmp != NULL) {
+        unlink(j->tmp); /* staged, never renamed */
+        free(j->tmp);
+        j->tmp = NULL;
+    }
+    if (j->op == FS_CERT && !j->g.published)
+        store_fs_gen_abort(&j->g); /* never made current: nothing refers to it */
+}
+
+static int group_work(void *arg)
+{
+    struct fs_group_batch *b = arg;
+    int fd = -1;
+
+    if (b->q->syncfs_ok && one_file_system(b->dir, b->items))
+        fd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        /* each write alone with its fsyncs */
+        for (struct fs_job *j = b->items; j != NULL; j = j->next)
+            j->status = job_work(j);
+        return 0;
+    }
+    for (struct fs_job *j = b->items; j != NULL; j = j->next)
+        j->live = true;
+    for (int step = 0; step < 3; step++) {
+        bool wrote = false;
+        for (struct fs_job *j = b->items; j != NULL; j = j->next) {
+            if (!j->live)
+                continue;
+            group_step(b->dir, j, step);
+            wrote = wrote || j->wrote;
+        }
+        if (!wrote)
+            continue;
+        int rc = syncfs(fd) < 0 ? -errno : 0;
+        for (struct fs_job *j = b->items; j != NULL; j = j->next) {
+            if (rc < 0 && j->wrote)
+                group_sync_failed(b->dir, j, rc);
+            j->wrote = false;
+        }
+    }
+    close(fd);
+    for (struct fs_job *j = b->items; j != NULL; j = j->next) {
+        if (j->op == FS_CERT && j->status == 0 && j->g.published)
+            store_fs_gen_finish(&j->g, j->keep, false, &j->gen);
+    }
+    return 0;
+}
+
+static void group_kick(struct fs_group_queue *q, const char *dir);
+
+static void group_done(int status, void *arg)
+{
+    struct fs_group_batch *b = arg;
+    struct fs_group_queue *q = b->q;
+    char *dir = b->dir;
+
+    q->busy = false;
+    while (b->items != NULL) {
+        struct fs_job *j = b->items;
+        b->items = j->next;
+        j->next = NULL;
+        job_done(status < 0 ? status : j->status, j);
+    }
+    free(b);
+    /* the callbacks may have queued more */
+    group_kick(q, dir);
+    free(dir);
+}
+
+/* Starts a batch with everything queued unless one runs. One write per certificate name in
+ * a batch: a second one for the same name waits for the next batch. */
+static void group_kick(struct fs_group_queue *q, const char *dir)
+{
+    if (q->busy)
+        return;
+    if (q->head == NULL) {
+        if (q->orphan)
+            free(q);
+        return;
+    }
+    struct fs_group_batch *b = xcalloc(1, sizeof(*b));
+    struct fs_job **bt = &b->items;
+    b->q = q;
+    b->dir = xstrdup(dir);
+    while (q->head != NULL) {
+        struct fs_job *j = q->head;
+        bool dup = false;
+        for (struct fs_job *k = b->items; k != NULL && !dup; k = k->next)
+            dup = j->op != FS_HISTORY && k->op != FS_HISTORY &&
+                  (k->name == NULL || j->name == NULL || strcmp(k->name, j->name) == 0);
+        if (dup)
+            break;
+        q->head = j->next;
+        j->next = NULL;
+        *bt = j;
+        bt = &j->next;
+    }
+    if (q->head == NULL)
+        q->tail = &q->head;
+    q->busy = true;
+    q->batches++;
+    int rc = store_job_start(q->loop, group_work, b, group_done);
+    if (rc < 0) {
+        /* the threadpool refused: answer each write with the failure */
+        q->busy = false;
+        group_done(rc, b);
+    }
+}
+
 static int job_start(struct store *s, struct fs_job *j)
 {
+    struct fs_group_queue *q = fs_of(s)->group;
+
+    if (s->loop != NULL && q->syncfs_ok && is_group_op(j->op)) {
+        *q->tail = j;
+        q->tail = &j->next;
+        group_kick(q, fs_of(s)->dir);
+        return 0;
+    }
     int rc = s->loop != NULL ? store_job_start(s->loop, job_work, j, job_done) : -EINVAL;
 
     if (rc < 0)
@@ -671,6 +945,11 @@ static void fs_close(struct store *s)
         free(l->name);
         free(l);
     }
+    /* a batch on the threadpool frees the queue when it is done */
+    if (f->group->busy)
+        f->group->orphan = true;
+    else
+        free(f->group);
     free(f->dir);
     free(f);
 }
@@ -711,6 +990,13 @@ static const struct store_ops fs_ops = {
     .lease_release = fs_lease_release,
 };
 
+long store_fs_group_batches(struct store *s)
+{
+    if (s == NULL || s->ops != &fs_ops)
+        return -1;
+    return fs_of(s)->group->syncfs_ok ? (long)fs_of(s)->group->batches : -1;
+}
+
 int store_fs_open(uv_loop_t *loop, const char *state_dir, unsigned flags, struct store **out)
 {
     int fd = -1;
@@ -727,6 +1013,10 @@ int store_fs_open(uv_loop_t *loop, const char *state_dir, unsigned flags, struct
     f->lock_fd = fd;
     f->own_uid = (uid_t)-1;
     f->own_gid = (gid_t)-1;
+    f->group = xcalloc(1, sizeof(*f->group));
+    f->group->loop = loop;
+    f->group->tail = &f->group->head;
+    f->group->syncfs_ok = kernel_at_least(5, 8) && getenv("CERTLOOP_NO_SYNCFS") == NULL;
     struct stat st;
     if ((flags & STORE_FS_AS_OWNER) && geteuid() == 0 && stat(state_dir, &st) == 0 &&
         st.st_uid != 0) {

@@ -147,9 +147,9 @@ static int trim(const char *path, int fd, off_t size, const char **step)
     return rc;
 }
 
-/* Appends line to path and makes it durable (or trims the file: read and
- * write, since the trim reads it back). */
-static int append_line(const char *path, const char *line, const char **step)
+/* Appends line to path and makes it durable when sync (or trims the file:
+ * read and write, since the trim reads it back). */
+static int append_line(const char *path, const char *line, bool sync, const char **step)
 {
     *step = "open";
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -161,7 +161,7 @@ static int append_line(const char *path, const char *line, const char **step)
     struct stat st;
     if (rc == 0 && fstat(fd, &st) == 0 && st.st_size > HIST_FILE_MAX) {
         rc = trim(path, fd, st.st_size, step);
-    } else if (rc == 0) {
+    } else if (rc == 0 && sync) {
         *step = "fsync";
         rc = fdatasync(fd) < 0 ? -errno : 0;
     }
@@ -171,6 +171,12 @@ static int append_line(const char *path, const char *line, const char **step)
 
 int store_fs_history_append(const char *state_dir, char *const *names, char *const *lines, size_t n,
                             char **err)
+{
+    return store_fs_history_append_opt(state_dir, names, lines, n, true, err);
+}
+
+int store_fs_history_append_opt(const char *state_dir, char *const *names, char *const *lines,
+                                size_t n, bool sync, char **err)
 {
     char *dir = xasprintf("%s/history", state_dir);
     int rc = store_mkdirs(dir, 0700);
@@ -185,7 +191,7 @@ int store_fs_history_append(const char *state_dir, char *const *names, char *con
             break;
         }
         char *path = history_path(state_dir, names[i]);
-        rc = append_line(path, lines[i], &step);
+        rc = append_line(path, lines[i], sync, &step);
         if (rc < 0)
             set_err(err, path, step, rc);
         free(path);

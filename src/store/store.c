@@ -232,6 +232,11 @@ static char *split_path(const char *path, const char **base)
  * itself survives a power cut. */
 int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const char **step)
 {
+    return store_fd_fill(fd, mode, data, len, true, step);
+}
+
+int store_fd_fill(int fd, mode_t mode, const void *data, size_t len, bool sync, const char **step)
+{
     int rc;
 
     *step = "chmod";
@@ -242,7 +247,7 @@ int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const c
     }
     *step = "write";
     rc = store_write_all(fd, data, len);
-    if (rc == 0) {
+    if (rc == 0 && sync) {
         *step = "fsync";
         rc = fsync(fd) < 0 ? -errno : 0;
     }
@@ -256,6 +261,12 @@ int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const c
 
 int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
                      gid_t gid, char **tmp_out, const char **failed_step)
+{
+    return store_stage_file_opt(path, data, len, mode, uid, gid, true, tmp_out, failed_step);
+}
+
+int store_stage_file_opt(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                         gid_t gid, bool sync, char **tmp_out, const char **failed_step)
 {
     const char *base;
     char *dir = split_path(path, &base);
@@ -293,7 +304,7 @@ int store_stage_file(const char *path, const void *data, size_t len, mode_t mode
             goto out;
         }
     }
-    rc = store_fd_complete(fd, mode, data, len, &step);
+    rc = store_fd_fill(fd, mode, data, len, sync, &step);
     fd = -1;
     if (rc < 0)
         goto out;

@@ -18,7 +18,11 @@
  *     STATE/outbox/ID.json, STATE/outbox/dead/ID.json
  *   Every write is temp file (O_EXCL, same directory, final mode from the
  *   start) + write + fsync + rename + fsync of the directory; private keys
- *   are never readable by others at any moment.
+ *   are never readable by others at any moment. The writes of an issuance
+ *   (order, generation, mark, settle, history) are group-committed: the
+ *   same steps for a batch of them, with one syncfs(2) of the state
+ *   directory between steps instead of the fsyncs (fs.c, and
+ *   docs/ARCHITECTURE.md "Group commit").
  *
  * ---- The three kinds of operation ----
  *
@@ -35,8 +39,8 @@
  *    never from inside _start, with (status, result, arg). There is no
  *    cancel: a write cannot be taken back, so an owner that goes away
  *    leaves a tombstone in arg and lets the callback free it. The file
- *    backend runs each write as one job on the libuv threadpool
- *    (store_job_start); the callback's result->error then names the path
+ *    backend runs each write (or batch of writes) as one job on the libuv
+ *    threadpool (store_job_start); the callback's result->error then names the path
  *    and the failing step ("PATH: STEP: REASON") for the caller to log.
  *    Writes on the same certificate are not ordered with each other:
  *    issue the next one from the callback of the previous.

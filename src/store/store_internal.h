@@ -15,6 +15,12 @@ int store_write_all(int fd, const void *data, size_t len);
  * (fd is closed whatever happens). 0, or -errno with *step naming the step
  * that failed ("chmod", "write", "fsync", "close"). */
 int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const char **step);
+/* store_fd_complete, with the fsync only when sync (the group commit syncs
+ * the whole file system once for a batch instead, see fs.c). */
+int store_fd_fill(int fd, mode_t mode, const void *data, size_t len, bool sync, const char **step);
+/* store_stage_file, with the temp file's fsync only when sync. */
+int store_stage_file_opt(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                         gid_t gid, bool sync, char **tmp_out, const char **failed_step);
 
 /* Removes the directory entry `name` under parent (a directory fd) and, when it is a
  * directory, everything in it (at most a few levels deep: generations are
@@ -52,6 +58,29 @@ int store_fs_cert_list(const char *state_dir, const char *name, char ***gens, si
 /* *mark_rc (may be NULL) gets the redeploy mark's status when p asks for it. */
 int store_fs_cert_write(const char *state_dir, const struct store_cert_put *p, int *mark_rc,
                         char **generation_out, char **err);
+/* A generation written in three steps (store_fs_cert_write runs them with
+ * their fsyncs; fs.c's group commit runs each step over a batch with
+ * `sync` false and one syncfs(2) between the steps). A failed step
+ * removes the generation; g is then empty. */
+struct store_fs_gen {
+    char *name_dir, *gen, *gen_dir; /* owned */
+    bool published;                 /* `current` names gen */
+};
+/* 1: certs/NAME, a new generation directory, key, cert, chain, fullchain
+ * and the privkey.pem link. */
+int store_fs_gen_stage(const char *state_dir, const struct store_cert_put *p, bool sync,
+                       struct store_fs_gen *g, char **err);
+/* 2: meta.json (its presence marks the generation complete), and the
+ * redeploy mark when p asks for it (its status in *mark_rc). */
+int store_fs_gen_seal(const char *state_dir, const struct store_cert_put *p, bool sync,
+                      struct store_fs_gen *g, int *mark_rc, char **err);
+/* 3: `current` renamed to the generation. */
+int store_fs_gen_publish(struct store_fs_gen *g, bool sync, char **err);
+/* After 3: prunes older generations, hands out the generation's name. */
+void store_fs_gen_finish(struct store_fs_gen *g, int keep, bool sync, char **generation_out);
+/* Removes an unpublished generation's directory; frees g. */
+void store_fs_gen_abort(struct store_fs_gen *g);
+void store_fs_gen_fini(struct store_fs_gen *g);
 int store_fs_cert_prune(const char *state_dir, const char *name, int keep, char **err);
 int store_fs_note_read(const char *state_dir, const char *name, const char *generation,
                        const char *note, char **json);
@@ -60,12 +89,23 @@ int store_fs_note_write(const char *state_dir, const char *name, const char *gen
 int store_fs_order_read(const char *state_dir, const char *name, char **json);
 int store_fs_order_write(const char *state_dir, const char *name, const char *json, char **err);
 int store_fs_order_settle(const char *state_dir, const char *name, char **err);
+/* The halves of store_fs_order_write: the temp file (*tmp_out; fsynced only when sync),
+ * then (for the group commit) its rename without the directory's sync. */
+int store_fs_order_stage(const char *state_dir, const char *name, const char *json, bool sync,
+                         char **tmp_out, char **err);
+int store_fs_order_rename(const char *state_dir, const char *name, const char *tmp, char **err);
+/* store_fs_order_settle and store_fs_redeploy_mark, syncing only when sync. */
+int store_fs_order_settle_opt(const char *state_dir, const char *name, bool sync, char **err);
+int store_fs_redeploy_mark_opt(const char *state_dir, const char *name, bool sync, char **err);
 bool store_fs_redeploy_marked(const char *state_dir, const char *name);
 int store_fs_redeploy_mark(const char *state_dir, const char *name, char **err);
 int store_fs_history_read(const char *state_dir, const char *name, char **text, size_t *len);
 /* Appends lines[i] to the history of names[i], in order. */
 int store_fs_history_append(const char *state_dir, char *const *names, char *const *lines, size_t n,
                             char **err);
+/* The same, with the fdatasync of each line only when sync. */
+int store_fs_history_append_opt(const char *state_dir, char *const *names, char *const *lines,
+                                size_t n, bool sync, char **err);
 /* STATE/alerts/NAME.expiring, or STATE/alerts when name is NULL (owned). */
 char *store_fs_alert_path(const char *state_dir, const char *name);
 int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t);
@@ -80,6 +120,9 @@ int store_fs_outbox_write(const char *state_dir, const char *id, const char *tex
 int store_fs_outbox_remove(const char *state_dir, const char *id, const char *dead_text,
                            char **err);
 int store_fs_sweep(const char *state_dir);
+/* Tests: how many group-commit batches the file store s has started, or -1 when s is not a
+ * file store or writes each record alone (no usable syncfs). */
+long store_fs_group_batches(struct store *s);
 /* Removes path (absent is fine) and syncs dir, the directory holding it. */
 int store_fs_remove(const char *dir, const char *path, char **err);
 

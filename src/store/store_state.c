@@ -336,9 +336,9 @@ out:
 }
 
 /* Creates a new file that nobody else can have open (O_EXCL) with its final
- * mode, writes and syncs it. Inside a generation directory that `current`
- * does not point to yet, so no temp + rename is needed. */
-static int write_new(const char *path, const char *data, mode_t mode, char **err)
+ * mode, writes it and (when sync) fsyncs it. Inside a generation directory
+ * that `current` does not point to yet, so no temp + rename is needed. */
+static int write_new(const char *path, const char *data, mode_t mode, bool sync, char **err)
 {
     const char *step = "open";
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -349,7 +349,7 @@ static int write_new(const char *path, const char *data, mode_t mode, char **err
         rc = -errno;
         goto out;
     }
-    rc = store_fd_complete(fd, mode, data, len, &step);
+    rc = store_fd_fill(fd, mode, data, len, sync, &step);
 out:
     if (rc < 0)
         set_err(err, path, step, rc);
@@ -433,7 +433,7 @@ static char *new_generation_name(char **gens, size_t n)
  * rest. Failures here do not fail a write (the new generation is in
  * place); the next write, prune or sweep tries again. Returns the first
  * failure or 0. */
-static int prune_generations(const char *name_dir, const char *current, int keep)
+static int prune_generations(const char *name_dir, const char *current, int keep, bool sync)
 {
     char **gens = NULL;
     size_t n = 0;
@@ -458,7 +458,7 @@ static int prune_generations(const char *name_dir, const char *current, int keep
             else if (rc == 0)
                 rc = r;
         }
-        if (removed)
+        if (removed && sync)
             fsync(fd);
         close(fd);
     }
@@ -481,7 +481,7 @@ int store_fs_cert_prune(const char *state_dir, const char *name, int keep, char 
     else if (rc < 0)
         set_err(err, name_dir, "readlink current", rc);
     if (rc == 0 || rc == -ENOENT) {
-        rc = prune_generations(name_dir, target, keep);
+        rc = prune_generations(name_dir, target, keep, true);
         if (rc == -ENOENT)
             rc = 0;
         if (rc < 0)
@@ -491,156 +491,208 @@ int store_fs_cert_prune(const char *state_dir, const char *name, int keep, char 
     return rc;
 }
 
-int store_fs_cert_write(const char *state_dir, const struct store_cert_put *p, int *mark_rc,
-                        char **generation_out, char **err)
+void store_fs_gen_fini(struct store_fs_gen *g)
 {
-    const char *name = p->name, *cert_pem = p->cert_pem, *chain_pem = p->chain_pem;
-    const char *fullchain_pem = p->fullchain_pem, *key_pem = p->key_pem, *meta_json = p->meta_json;
-    int keep = p->keep;
-    char *name_dir = NULL, *gen = NULL, *gen_dir = NULL, *path = NULL, *tmp_link = NULL;
-    char *link = NULL;
+    free(g->name_dir);
+    free(g->gen);
+    free(g->gen_dir);
+    memset(g, 0, sizeof(*g));
+}
+
+void store_fs_gen_abort(struct store_fs_gen *g)
+{
+    if (g->gen != NULL && g->name_dir != NULL) {
+        int fd = open(g->name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            store_remove_tree_at(fd, g->gen);
+            close(fd);
+        }
+    }
+    store_fs_gen_fini(g);
+}
+
+/* meta.json is written by the seal, last: its presence marks the generation
+ * complete (store_fs_sweep removes a generation without it) */
+static const struct {
+    const char *file;
+    mode_t mode;
+} gen_files[] = {
+    {"key.pem", 0600},
+    {"cert.pem", 0644},
+    {"chain.pem", 0644},
+    {"fullchain.pem", 0644},
+};
+
+int store_fs_gen_stage(const char *state_dir, const struct store_cert_put *p, bool sync,
+                       struct store_fs_gen *g, char **err)
+{
+    const char *name = p->name;
+    const char *data[] = {p->key_pem, p->cert_pem, p->chain_pem ? p->chain_pem : "",
+                          p->fullchain_pem};
+    char *path = NULL;
     char **gens = NULL;
     size_t n_gens = 0;
-    bool tmp_exists = false;
     int rc;
-    const struct {
-        const char *file;
-        const char *data;
-        mode_t mode;
-    } files[] = {
-        /* meta.json last: its presence marks the generation complete */
-        {"key.pem", key_pem, 0600},
-        {"cert.pem", cert_pem, 0644},
-        {"chain.pem", chain_pem ? chain_pem : "", 0644},
-        {"fullchain.pem", fullchain_pem, 0644},
-        {"meta.json", meta_json ? meta_json : "{}", 0644},
-    };
 
+    memset(g, 0, sizeof(*g));
     if (!store_name_ok(name)) {
         rc = -EINVAL;
         set_err(err, name ? name : "", "certificate name", rc);
         return rc;
     }
-    if (cert_pem == NULL || fullchain_pem == NULL || key_pem == NULL) {
+    if (p->cert_pem == NULL || p->fullchain_pem == NULL || p->key_pem == NULL) {
         rc = -EINVAL;
         set_err(err, name, "certificate write", rc);
         return rc;
     }
-    name_dir = xasprintf("%s/certs/%s", state_dir, name);
-    rc = make_dirs(name_dir, err);
+    g->name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    rc = make_dirs(g->name_dir, err);
     if (rc < 0)
-        goto out;
-    rc = list_generations(name_dir, &gens, &n_gens);
+        goto fail;
+    rc = list_generations(g->name_dir, &gens, &n_gens);
     if (rc < 0) {
-        set_err(err, name_dir, "opendir", rc);
-        goto out;
+        set_err(err, g->name_dir, "opendir", rc);
+        goto fail;
     }
     for (int tries = 0;; tries++) {
-        gen = new_generation_name(gens, n_gens);
-        gen_dir = xasprintf("%s/%s", name_dir, gen);
-        if (mkdir(gen_dir, 0700) == 0)
+        g->gen = new_generation_name(gens, n_gens);
+        g->gen_dir = xasprintf("%s/%s", g->name_dir, g->gen);
+        if (mkdir(g->gen_dir, 0700) == 0)
             break;
         rc = -errno;
+        free(g->gen);
+        free(g->gen_dir);
+        g->gen = g->gen_dir = NULL;
         if (rc != -EEXIST || tries >= 8) {
-            set_err(err, gen_dir, "mkdir", rc);
-            goto out;
+            set_err(err, g->name_dir, "mkdir", rc);
+            goto fail;
         }
-        free(gen);
-        free(gen_dir);
-        gen = gen_dir = NULL;
         /* somebody made that name meanwhile: look again so ours sorts last */
         free_list(gens, n_gens);
         gens = NULL;
         n_gens = 0;
-        rc = list_generations(name_dir, &gens, &n_gens);
+        rc = list_generations(g->name_dir, &gens, &n_gens);
         if (rc < 0) {
-            set_err(err, name_dir, "opendir", rc);
-            goto out;
+            set_err(err, g->name_dir, "opendir", rc);
+            goto fail;
         }
     }
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        if (strcmp(files[i].file, "meta.json") == 0) {
-            /* certbot's layout names the key privkey.pem: hooks reading
-             * $RENEWED_LINEAGE/privkey.pem find it through this link */
-            free(path);
-            path = xasprintf("%s/privkey.pem", gen_dir);
-            if (symlink("key.pem", path) < 0) {
-                rc = -errno;
-                set_err(err, path, "symlink", rc);
-                goto fail_gen;
-            }
-        }
+    for (size_t i = 0; i < sizeof(gen_files) / sizeof(gen_files[0]); i++) {
         free(path);
-        path = xasprintf("%s/%s", gen_dir, files[i].file);
-        rc = write_new(path, files[i].data, files[i].mode, err);
+        path = xasprintf("%s/%s", g->gen_dir, gen_files[i].file);
+        rc = write_new(path, data[i], gen_files[i].mode, sync, err);
         if (rc < 0)
-            goto fail_gen;
+            goto fail;
     }
-    rc = store_fsync_dir(gen_dir);
+    /* certbot's layout names the key privkey.pem: hooks reading
+     * $RENEWED_LINEAGE/privkey.pem find it through this link */
+    free(path);
+    path = xasprintf("%s/privkey.pem", g->gen_dir);
+    if (symlink("key.pem", path) < 0) {
+        rc = -errno;
+        set_err(err, path, "symlink", rc);
+        goto fail;
+    }
+    rc = 0;
+    goto out;
+fail:
+    store_fs_gen_abort(g);
+out:
+    free_list(gens, n_gens);
+    free(path);
+    return rc;
+}
+
+int store_fs_gen_seal(const char *state_dir, const struct store_cert_put *p, bool sync,
+                      struct store_fs_gen *g, int *mark_rc, char **err)
+{
+    char *path = xasprintf("%s/meta.json", g->gen_dir);
+    int rc = write_new(path, p->meta_json ? p->meta_json : "{}", 0644, sync, err);
+
+    free(path);
+    if (rc == 0 && sync) {
+        rc = store_fsync_dir(g->gen_dir);
+        if (rc < 0)
+            set_err(err, g->gen_dir, "fsync-dir", rc);
+    }
     if (rc < 0) {
-        set_err(err, gen_dir, "fsync-dir", rc);
-        goto fail_gen;
+        store_fs_gen_abort(g);
+        return rc;
     }
     /* the mark before the swap: no crash leaves this generation current
      * without it (its failure is reported apart and does not stop the put) */
     if (p->mark_redeploy && mark_rc != NULL)
-        *mark_rc = store_fs_redeploy_mark(state_dir, name, NULL);
+        *mark_rc = store_fs_redeploy_mark_opt(state_dir, p->name, sync, NULL);
+    return 0;
+}
+
+int store_fs_gen_publish(struct store_fs_gen *g, bool sync, char **err)
+{
+    char *link = xasprintf("%s/current", g->name_dir);
+    char *tmp_link = NULL;
+    int rc;
 
     /* swap: a fresh symlink renamed over `current` is atomic, unlike
      * unlink + symlink, so readers always see an old or a new target */
-    link = xasprintf("%s/current", name_dir);
     for (int tries = 0;; tries++) {
         char rnd[9];
         store_rand_hex(rnd, 8);
         free(tmp_link);
-        tmp_link = xasprintf("%s/.tmp-current-%s", name_dir, rnd);
-        if (symlink(gen, tmp_link) == 0)
+        tmp_link = xasprintf("%s/.tmp-current-%s", g->name_dir, rnd);
+        if (symlink(g->gen, tmp_link) == 0)
             break;
         rc = -errno;
         if (rc != -EEXIST || tries >= 8) {
             set_err(err, tmp_link, "symlink", rc);
-            goto fail_gen;
+            goto fail;
         }
     }
-    tmp_exists = true;
     if (rename(tmp_link, link) < 0) {
         rc = -errno;
         set_err(err, link, "rename", rc);
-        goto fail_gen;
-    }
-    tmp_exists = false;
-    rc = store_fsync_dir(name_dir);
-    if (rc < 0) {
-        /* current already points at the new generation: keep it */
-        set_err(err, name_dir, "fsync-dir", rc);
-        goto out;
-    }
-    (void)prune_generations(name_dir, gen, keep);
-    if (generation_out != NULL) {
-        *generation_out = gen;
-        gen = NULL;
-    }
-    rc = 0;
-    goto out;
-
-fail_gen:
-    if (tmp_exists)
         unlink(tmp_link);
-    {
-        int fd = open(name_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            store_remove_tree_at(fd, gen);
-            close(fd);
-        }
+        goto fail;
     }
+    g->published = true;
+    rc = 0;
+    if (sync) {
+        rc = store_fsync_dir(g->name_dir);
+        /* current already points at the new generation: keep it */
+        if (rc < 0)
+            set_err(err, g->name_dir, "fsync-dir", rc);
+    }
+    goto out;
+fail:
+    store_fs_gen_abort(g);
 out:
-    free_list(gens, n_gens);
     free(link);
     free(tmp_link);
-    free(path);
-    free(gen_dir);
-    free(gen);
-    free(name_dir);
+    return rc;
+}
+
+void store_fs_gen_finish(struct store_fs_gen *g, int keep, bool sync, char **generation_out)
+{
+    (void)prune_generations(g->name_dir, g->gen, keep, sync);
+    if (generation_out != NULL) {
+        *generation_out = g->gen;
+        g->gen = NULL;
+    }
+    store_fs_gen_fini(g);
+}
+
+int store_fs_cert_write(const char *state_dir, const struct store_cert_put *p, int *mark_rc,
+                        char **generation_out, char **err)
+{
+    struct store_fs_gen g;
+    int rc = store_fs_gen_stage(state_dir, p, true, &g, err);
+
+    if (rc == 0)
+        rc = store_fs_gen_seal(state_dir, p, true, &g, mark_rc, err);
+    if (rc == 0)
+        rc = store_fs_gen_publish(&g, true, err);
+    if (rc == 0)
+        store_fs_gen_finish(&g, p->keep, true, generation_out);
+    store_fs_gen_fini(&g);
     return rc;
 }
 
@@ -660,23 +712,61 @@ int store_fs_order_read(const char *state_dir, const char *name, char **json)
 
 int store_fs_order_write(const char *state_dir, const char *name, const char *json, char **err)
 {
+    char *tmp = NULL;
+    int rc = store_fs_order_stage(state_dir, name, json, true, &tmp, err);
+
+    if (rc == 0) {
+        char *path = xasprintf("%s/orders/%s.json", state_dir, name);
+        const char *step = NULL;
+        rc = store_commit_file(tmp, path, &step);
+        if (rc < 0)
+            set_err(err, path, step, rc);
+        free(path);
+    }
+    free(tmp);
+    return rc;
+}
+
+int store_fs_order_stage(const char *state_dir, const char *name, const char *json, bool sync,
+                         char **tmp_out, char **err)
+{
+    *tmp_out = NULL;
     if (!store_name_ok(name)) {
         set_err(err, name ? name : "", "order name", -EINVAL);
         return -EINVAL;
     }
     char *dir = xasprintf("%s/orders", state_dir);
     char *path = xasprintf("%s/%s.json", dir, name);
+    const char *step = NULL;
     /* 0600: the order holds the pending certificate's private key */
     int rc = make_dirs(dir, err);
-    if (rc == 0)
-        rc = put_file(path, json, 0600, err);
+
+    if (rc == 0) {
+        rc = store_stage_file_opt(path, json, strlen(json), 0600, (uid_t)-1, (gid_t)-1, sync,
+                                  tmp_out, &step);
+        if (rc < 0)
+            set_err(err, path, step, rc);
+    }
     free(path);
     free(dir);
     return rc;
 }
 
+int store_fs_order_rename(const char *state_dir, const char *name, const char *tmp, char **err)
+{
+    char *path = xasprintf("%s/orders/%s.json", state_dir, name);
+    const char *step = NULL;
+    int rc = store_rename_file(tmp, path, &step);
+
+    if (rc < 0)
+        set_err(err, path, step, rc);
+    free(path);
+    return rc;
+}
+
 /* Removes STATE/orders/NAME SUFFIX; absent is fine. */
-static int orders_remove(const char *state_dir, const char *name, const char *suffix, char **err)
+static int orders_remove(const char *state_dir, const char *name, const char *suffix, bool sync,
+                         char **err)
 {
     if (!store_name_ok(name)) {
         set_err(err, name ? name : "", "order name", -EINVAL);
@@ -684,22 +774,38 @@ static int orders_remove(const char *state_dir, const char *name, const char *su
     }
     char *dir = xasprintf("%s/orders", state_dir);
     char *path = xasprintf("%s/%s%s", dir, name, suffix);
-    int rc = store_fs_remove(dir, path, err);
+    int rc = 0;
 
+    if (sync) {
+        rc = store_fs_remove(dir, path, err);
+    } else if (unlink(path) < 0 && errno != ENOENT) {
+        rc = -errno;
+        set_err(err, path, "unlink", rc);
+    }
     free(path);
     free(dir);
     return rc;
 }
 
-int store_fs_order_settle(const char *state_dir, const char *name, char **err)
+int store_fs_order_settle_opt(const char *state_dir, const char *name, bool sync, char **err)
 {
-    int rc = orders_remove(state_dir, name, ".json", err);
-    int rc2 = orders_remove(state_dir, name, ".redeploy", rc < 0 ? NULL : err);
+    int rc = orders_remove(state_dir, name, ".json", sync, err);
+    int rc2 = orders_remove(state_dir, name, ".redeploy", sync, rc < 0 ? NULL : err);
 
     return rc < 0 ? rc : rc2;
 }
 
+int store_fs_order_settle(const char *state_dir, const char *name, char **err)
+{
+    return store_fs_order_settle_opt(state_dir, name, true, err);
+}
+
 int store_fs_redeploy_mark(const char *state_dir, const char *name, char **err)
+{
+    return store_fs_redeploy_mark_opt(state_dir, name, true, err);
+}
+
+int store_fs_redeploy_mark_opt(const char *state_dir, const char *name, bool sync, char **err)
 {
     if (!store_name_ok(name)) {
         set_err(err, name ? name : "", "redeploy mark", -EINVAL);
@@ -708,8 +814,20 @@ int store_fs_redeploy_mark(const char *state_dir, const char *name, char **err)
     char *dir = xasprintf("%s/orders", state_dir);
     char *path = xasprintf("%s/%s.redeploy", dir, name);
     int rc = make_dirs(dir, err);
-    if (rc == 0)
+    if (rc == 0 && sync) {
         rc = put_file(path, "", 0600, err);
+    } else if (rc == 0) {
+        /* empty: a crash before the batch's sync leaves no mark or an
+         * empty one, never a partial one */
+        char *tmp = NULL;
+        const char *step = NULL;
+        rc = store_stage_file_opt(path, "", 0, 0600, (uid_t)-1, (gid_t)-1, false, &tmp, &step);
+        if (rc == 0)
+            rc = store_rename_file(tmp, path, &step);
+        if (rc < 0)
+            set_err(err, path, step, rc);
+        free(tmp);
+    }
     free(path);
     free(dir);
     return rc;

@@ -18,6 +18,7 @@
 
 #include "pg_world.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "test_fs.h"
 #include "store_fake.h"
 #include "util/err.h"
@@ -253,6 +254,76 @@ static void case_accounts_and_leases(const struct backend *b)
     fx_close(&f);
 }
 
+/* A burst: many writes started in one go (as when many orders finish at
+ * once): each answers once, in the order started for one name, and each
+ * is what the reads show. The file backend writes the burst in a few
+ * group-commit batches, not one job per write. */
+#define BURST 24
+static void case_burst(const struct backend *b)
+{
+    struct fx f;
+    struct got g[BURST + 2];
+    char name[BURST][16], *json = NULL;
+    struct store_cert c = {0};
+
+    fx_open(&f, b);
+    long before = store_fs_group_batches(f.s);
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < BURST; i++) {
+        snprintf(name[i], sizeof(name[i]), "c%d", i);
+        assert_int_equal(store_order_put_start(f.s, name[i], "{\"o\":1}", got_cb, &g[i]), 0);
+    }
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, 0);
+        assert_int_equal(store_order_read(f.s, name[i], &json), 0);
+        assert_string_equal(json, "{\"o\":1}");
+        free(json);
+    }
+    /* generations (a mark on odd ones), history lines, and two puts of one
+     * name at once: the second started is current */
+    memset(g, 0, sizeof(g));
+    struct store_history_line v[] = {{"c0", "x\n"}, {"c1", "y\n"}};
+    for (int i = 0; i < BURST; i++) {
+        struct store_cert_put p = {name[i], "C\n", "I\n", "C\nI\n", "K\n", "{}", 3, i % 2 == 1};
+        assert_int_equal(store_cert_put_start(f.s, &p, got_cb, &g[i]), 0);
+    }
+    assert_int_equal(store_history_append_start(f.s, v, 2, got_cb, &g[BURST]), 0);
+    struct store_cert_put p2 = {"c0", "C2\n", "I\n", "C2\nI\n", "K2\n", "{}", 3, false};
+    assert_int_equal(store_cert_put_start(f.s, &p2, got_cb, &g[BURST + 1]), 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    for (int i = 0; i < BURST + 2; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, 0);
+    }
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(store_cert_read_current(f.s, name[i], true, &c), 0);
+        assert_string_equal(c.generation, i == 0 ? g[BURST + 1].generation : g[i].generation);
+        assert_string_equal(c.key_pem, i == 0 ? "K2\n" : "K\n");
+        store_cert_fini(&c);
+        assert_int_equal(store_redeploy_marked(f.s, name[i]), i % 2 == 1);
+    }
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < BURST; i++)
+        assert_int_equal(store_order_settle_start(f.s, name[i], got_cb, &g[i]), 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    for (int i = 0; i < BURST; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, 0);
+        assert_int_equal(store_order_read(f.s, name[i], &json), -ENOENT);
+        assert_false(store_redeploy_marked(f.s, name[i]));
+    }
+    long after = store_fs_group_batches(f.s);
+    if (before >= 0) {
+        /* 3 bursts: each a batch of its first write, then one of the rest
+         * (c0's second put waits for a batch of its own) */
+        assert_true(after - before >= 3);
+        assert_true(after - before <= 8);
+    }
+    fx_close(&f);
+}
+
 static const struct backend backends[] = {
     {"files", open_fs},
     {"fake", open_fake},
@@ -279,6 +350,13 @@ static void test_accounts_and_leases_every_backend(void **state)
     (void)state;
     for (size_t i = 0; i < nbackends; i++)
         case_accounts_and_leases(&backends[i]);
+}
+
+static void test_burst_every_backend(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < nbackends; i++)
+        case_burst(&backends[i]);
 }
 
 /* The fake only: an injected failure reaches the callback and changes
@@ -309,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_alerts_outbox_history_every_backend),
         cmocka_unit_test(test_accounts_and_leases_every_backend),
         cmocka_unit_test(test_fake_failure_injection_and_counts),
+        cmocka_unit_test(test_burst_every_backend),
     };
     log_set_level(LOG_LVL_ERROR);
     int rc = pg_world_unavailable();
