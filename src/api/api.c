@@ -1012,6 +1012,12 @@ static void listener_closed(uv_handle_t *h)
     maybe_free(a);
 }
 
+void api_set_max_connections(struct api *a, unsigned max_connections)
+{
+    if (a != NULL)
+        a->max_conns = max_connections ? max_connections : DEF_MAX_CONNS;
+}
+
 void api_set_files(struct api *a, const char *tokens_file, const char *certificate)
 {
     if (a == NULL)

@@ -54,6 +54,10 @@ int api_open(const struct api_opts *o, struct api **out);
 /* Takes a reload's tokens_file and certificate (copied); the listen
  * addresses stay until a restart. */
 void api_set_files(struct api *a, const char *tokens_file, const char *certificate);
+/* Changes the connection cap (0: 256), e.g. when the daemon's fd budget
+ * follows a reload; the excess goes as new connections arrive, oldest
+ * first. a may be NULL. */
+void api_set_max_connections(struct api *a, unsigned max_connections);
 
 /* Publishes one event (the manager's JSON text, with "id" and "event";
  * borrowed) to every GET /v1/events stream, and keeps it among the last

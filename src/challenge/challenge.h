@@ -106,6 +106,10 @@ void chal_http01_close(struct chal_http01 *s, void (*closed_cb)(void *arg), void
 /* Replaces the limits (zero fields keep their defaults); applies to
  * deadlines set from now on. l is borrowed. */
 void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limits *l);
+/* Changes only max_connections (0: its default); below the connections
+ * open it closes the excess at once (lingering, then idle, then waiting
+ * ones, oldest first). */
+void chal_http01_set_max_connections(struct chal_http01 *s, unsigned max_connections);
 
 /* The number of listening sockets, and the port listener i is bound to
  * (< 0 if i is out of range or the socket cannot tell). */
@@ -186,6 +190,10 @@ struct chal_tlsalpn_stats {
     uint64_t failed;       /* handshakes that failed otherwise */
     size_t active;
 };
+
+/* The tls-alpn-01 responder's connections open at once (the oldest goes
+ * beyond it); the daemon's fd budget keeps room for them. */
+#define CHAL_TLSALPN_MAX_CONNECTIONS 256
 
 /* Binds and listens on listen[0..n) ("IP:PORT" or "[IPv6]:PORT", port 0 for
  * an ephemeral one). n == 0: nothing to open, 0 and *out NULL. 0 and *out

@@ -128,6 +128,8 @@ void chal_http01_limits_default(struct chal_http01_limits *l)
     l->max_waiting = 256;
 }
 
+static void evict_one(struct chal_http01 *s);
+
 void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limits *l)
 {
     struct chal_http01_limits d;
@@ -140,6 +142,18 @@ void chal_http01_set_limits(struct chal_http01 *s, const struct chal_http01_limi
     s->lim.max_requests = l->max_requests ? l->max_requests : d.max_requests;
     s->lim.miss_wait_ms = l->miss_wait_ms ? l->miss_wait_ms : d.miss_wait_ms;
     s->lim.max_waiting = l->max_waiting ? l->max_waiting : d.max_waiting;
+}
+
+void chal_http01_set_max_connections(struct chal_http01 *s, unsigned max_connections)
+{
+    struct chal_http01_limits d;
+
+    chal_http01_limits_default(&d);
+    s->lim.max_connections = max_connections ? max_connections : d.max_connections;
+    /* a smaller cap (the daemon's budget after a reload) holds at once:
+     * the oldest connections least likely to matter go first */
+    for (size_t n = s->n_conns; n > s->lim.max_connections; n--)
+        evict_one(s);
 }
 
 static uint32_t hash_token(const char *t, size_t n)

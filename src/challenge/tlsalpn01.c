@@ -29,7 +29,7 @@
 
 #define BACKLOG 128
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define MAX_CONNS 256
+#define MAX_CONNS CHAL_TLSALPN_MAX_CONNECTIONS
 /* RFC 8737 §3: id-pe-acmeIdentifier */
 #define OID_ACME_IDENTIFIER "1.3.6.1.5.5.7.1.31"
 #define ALPN_ACME "acme-tls/1"

@@ -1041,6 +1041,17 @@ void control_close(struct control *s, control_close_cb cb, void *arg)
         conn_close(c);
 }
 
+void control_set_max_conns(struct control *c, unsigned max_conns)
+{
+    if (c == NULL)
+        return;
+    c->max_conns = max_conns != 0 ? max_conns : DEF_MAX_CONNS;
+    if (c->accept_pending && !c->closing && c->nconns < 2 * (size_t)c->max_conns) {
+        c->accept_pending = false;
+        accept_one(c);
+    }
+}
+
 size_t control_conn_count(const struct control *s)
 {
     return s->nconns;

@@ -142,6 +142,9 @@ int control_open(const struct control_opts *o, struct control **out);
  * it is still ours), and calls cb (optional) on the loop once every handle
  * has closed. */
 void control_close(struct control *c, control_close_cb cb, void *arg);
+/* Changes the cap on connections served at once (0: 256), e.g. when the
+ * daemon's fd budget follows a reload; open connections are not closed. */
+void control_set_max_conns(struct control *c, unsigned max_conns);
 /* Connections open now (for tests). */
 size_t control_conn_count(const struct control *c);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "challenge/challenge.h"
 #include "config/config.h"
 #include "deploy/deploy.h"
 #include "reactor/control.h"
@@ -49,7 +50,7 @@ struct daemon {
     struct manager *mgr;      /* owned until its done callback */
     struct control *ctl;      /* owned; NULL when not open (--once, failed, closed) */
     struct api *api;          /* owned; NULL without [api] listen (or --once, closed) */
-    struct fd_budget fds;     /* the connection caps, sized at start */
+    struct fd_budget fds;     /* the connection caps, sized at start and at each reload */
     struct dryrun *dry;       /* the dry run in progress (control socket), or NULL */
     bool stop_after_dry;      /* stopping: the manager stops once the dry run has ended */
     bool once;
@@ -112,6 +113,44 @@ static void manager_done(int failed, void *arg)
         log_error(LOG_MAIN, "the manager stopped on its own; exiting");
     /* nothing else keeps the loop alive once our signal handles are gone */
     close_signals(d);
+}
+
+/* Sizes the connection caps from the open file limit and what cfg makes
+ * certloop hold (orders, listeners, notify targets): at start before
+ * anything is open, and at each reload, whose changes move the caps of the
+ * listeners already open (logged when they change). */
+static void budget_plan(struct daemon *d, const struct config *cfg, unsigned limit)
+{
+    struct fd_budget_need need = {
+        .max_concurrent_orders = cfg->daemon.max_concurrent_orders,
+        .threadpool = fd_budget_threadpool(),
+        .listeners = (unsigned)(cfg->http01.listen.n + cfg->tlsalpn01.listen.n + cfg->api.listen.n),
+        .tlsalpn_conns = cfg->tlsalpn01.listen.n > 0 ? CHAL_TLSALPN_MAX_CONNECTIONS : 0,
+        .notify_targets = (unsigned)cfg->n_notify,
+    };
+    struct fd_budget old = d->fds;
+
+    fd_budget_plan(limit, &need, &d->fds);
+    bool reload = old.limit != 0;
+    if (reload && old.http01 == d->fds.http01 && old.control == d->fds.control &&
+        old.api == d->fds.api && old.tight == d->fds.tight)
+        return;
+    if (d->fds.tight)
+        log_warn(LOG_MAIN,
+                 "open file limit %u leaves too little beside the %u kept for %u concurrent "
+                 "orders: raise LimitNOFILE or lower max_concurrent_orders",
+                 d->fds.limit, d->fds.reserve, need.max_concurrent_orders);
+    log_info(LOG_MAIN,
+             "open file limit %u, %u kept for the store, deploys, curl, c-ares and hooks; "
+             "http01: at most %u connections, control: %u, api: %u%s",
+             d->fds.limit, d->fds.reserve, d->fds.http01, d->fds.control, d->fds.api,
+             reload ? " (after the reload)" : "");
+    if (!reload)
+        return;
+    if (d->mgr != NULL)
+        manager_set_http01_max_connections(d->mgr, d->fds.http01);
+    control_set_max_conns(d->ctl, d->fds.control);
+    api_set_max_connections(d->api, d->fds.api);
 }
 
 /* SIGHUP and POST /v1/reload: a new snapshot replaces the old one only when
@@ -198,6 +237,7 @@ static int reload_apply(struct daemon *d, struct reload_job *job)
     if (!config_strv_equal(&cfg->api.listen, &d->cfg->api.listen))
         log_warn(LOG_MAIN, "api.listen changed: takes effect at the next restart");
     api_set_files(d->api, cfg->api.tokens_file, cfg->api.certificate);
+    budget_plan(d, cfg, d->fds.limit);
     if (strcmp(cfg->daemon.control_socket, d->cfg->daemon.control_socket) != 0)
         log_warn(LOG_MAIN, "daemon.control_socket changed to %s: takes effect at the next restart",
                  cfg->daemon.control_socket);
@@ -650,19 +690,8 @@ int daemon_run(const struct daemon_opts *o)
     if (code != 0)
         return code;
     log_set_level(d.cfg->daemon.log_level);
-    /* before anything opens a descriptor: caps from the real budget (a
-     * reload keeps them; max_concurrent_orders is read once here) */
-    fd_budget_plan(fd_budget_raise(), d.cfg->daemon.max_concurrent_orders, fd_budget_threadpool(),
-                   &d.fds);
-    if (d.fds.tight)
-        log_warn(LOG_MAIN,
-                 "open file limit %u leaves too little beside the %u kept for %u concurrent "
-                 "orders: raise LimitNOFILE or lower max_concurrent_orders",
-                 d.fds.limit, d.fds.reserve, d.cfg->daemon.max_concurrent_orders);
-    log_info(LOG_MAIN,
-             "open file limit %u, %u kept for the store, deploys, curl, c-ares and hooks; "
-             "http01: at most %u connections, control: %u, api: %u",
-             d.fds.limit, d.fds.reserve, d.fds.http01, d.fds.control, d.fds.api);
+    /* before anything opens a descriptor: caps from the real budget */
+    budget_plan(&d, d.cfg, fd_budget_raise());
     bool loop_ok;
     rc = start_loop(&d, &loop_ok);
     if (rc < 0) {

@@ -67,12 +67,12 @@ static unsigned clamp(unsigned v, unsigned lo, unsigned hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-void fd_budget_plan(unsigned limit, unsigned max_concurrent_orders, unsigned threadpool,
-                    struct fd_budget *out)
+void fd_budget_plan(unsigned limit, const struct fd_budget_need *need, struct fd_budget *out)
 {
-    unsigned long long reserve = RESERVE_BASE +
-                                 (unsigned long long)RESERVE_PER_THREAD * threadpool +
-                                 (unsigned long long)RESERVE_PER_ORDER * max_concurrent_orders;
+    unsigned long long reserve =
+        RESERVE_BASE + (unsigned long long)RESERVE_PER_THREAD * need->threadpool +
+        (unsigned long long)RESERVE_PER_ORDER * need->max_concurrent_orders + need->listeners +
+        need->tlsalpn_conns + need->notify_targets;
     unsigned long long rest = limit > reserve ? limit - reserve : 0;
 
     memset(out, 0, sizeof(*out));

@@ -24,14 +24,28 @@ struct fd_budget {
  * one if raising fails; that failure is logged at warn). */
 unsigned fd_budget_raise(void);
 
+/* What the configuration makes certloop hold besides the connections
+ * strangers open. The daemon fills it from each snapshot (at start and at
+ * every reload), so the caps follow the configuration. */
+struct fd_budget_need {
+    unsigned max_concurrent_orders;
+    unsigned threadpool;     /* fd_budget_threadpool() */
+    unsigned listeners;      /* listening sockets: http-01, tls-alpn-01, API addresses */
+    unsigned tlsalpn_conns;  /* the tls-alpn-01 responder's connection cap when it
+                              * listens (its connections are not capped by the budget) */
+    unsigned notify_targets; /* [notify.*]: a delivery in flight each */
+};
+
 /* Splits limit between certloop's own work and the connection caps:
- *   reserve = 64 (stdio, epoll, signals, the state lock, listeners, the
- *             sd_notify socket, inherited sockets)
- *           + 8 per threadpool thread (UV_THREADPOOL_SIZE, default 4: each
- *             store write or deploy file job holds a temp file, the target
- *             and its directory)
- *           + 4 per concurrent order (max_concurrent_orders: a curl
- *             connection, a c-ares socket, a hook's pipes, a webhook)
+ *   reserve = 64 (stdio, epoll, signals, the state lock, the control
+ *             socket, the sd_notify socket, inherited sockets)
+ *           + 8 per threadpool thread (each store write or deploy file job
+ *             holds a temp file, the target and its directory)
+ *           + 4 per concurrent order (a curl connection, a c-ares socket, a
+ *             hook's pipes, a webhook)
+ *           + 1 per listening socket
+ *           + the tls-alpn-01 responder's connections
+ *           + 1 per notify target
  *   rest    = limit - reserve
  *   http01  = 3/4 of rest (at least 32, at most 65536)
  *   control = 1/16 of rest (at least 4, at most 256; with its 503 overflow
@@ -40,8 +54,7 @@ unsigned fd_budget_raise(void);
  * and the last 1/16 of rest is slack. When the reserve leaves less than 192
  * descriptors, tight is set and the caps take their minimums. Pure: tests
  * call it with any figures. */
-void fd_budget_plan(unsigned limit, unsigned max_concurrent_orders, unsigned threadpool,
-                    struct fd_budget *out);
+void fd_budget_plan(unsigned limit, const struct fd_budget_need *need, struct fd_budget *out);
 
 /* UV_THREADPOOL_SIZE as libuv reads it (default 4, 1..1024). */
 unsigned fd_budget_threadpool(void);

@@ -445,6 +445,12 @@ void manager_reload(struct manager *m, struct config *cfg)
     mgr_pump(m);
 }
 
+void manager_set_http01_max_connections(struct manager *m, unsigned max_connections)
+{
+    if (m->chal != NULL && m->host == NULL)
+        chal_http01_set_max_connections(m->chal, max_connections);
+}
+
 void manager_stop(struct manager *m)
 {
     if (m->stopping)

@@ -58,6 +58,9 @@ int manager_start(const struct manager_opts *o, struct manager **out);
 /* Swaps in a new snapshot (the manager takes a reference). Orders in
  * flight keep the snapshot they started with. */
 void manager_reload(struct manager *m, struct config *cfg);
+/* The http-01 listener's connection cap (the daemon's fd budget after a
+ * reload); 0: its default. Nothing without a listener. */
+void manager_set_http01_max_connections(struct manager *m, unsigned max_connections);
 /* Graceful stop: cancels orders in flight, cleans challenges, closes every
  * handle; done_cb runs when all of that is finished. */
 void manager_stop(struct manager *m);

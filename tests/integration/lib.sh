@@ -453,6 +453,43 @@ tw_receiver_start() {
   TW_RECEIVER_PORT=$(cat "$TW/receiver.port" 2>/dev/null) && [ -n "$TW_RECEIVER_PORT" ]
 }
 
+# tw_flood PORT N: N connections to 127.0.0.1:PORT opened and held without
+# a byte sent, in the background ($FLOOD_PID; a connection the server
+# closes is not reopened); returns once all are open ("held N" in
+# $TW/flood.state), 1 when they could not be within 10 s.
+tw_flood() {
+  local t
+  python3 - "$1" "$2" "$TW/flood.state" >"$TW/flood.log" 2>&1 <<'EOF' &
+import os, resource, signal, socket, sys, time
+port, n, state = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+socks = []
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    socks.append(s)
+time.sleep(0.5)
+with open(state + ".tmp", "w") as f:
+    f.write("held %d\n" % len(socks))
+os.rename(state + ".tmp", state)
+while True:
+    time.sleep(1)
+EOF
+  FLOOD_PID=$!
+  TW_PIDS+=("$FLOOD_PID")
+  for ((t = 0; t < 100; t++)); do
+    [ -s "$TW/flood.state" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # tw_pubkey FILE: the public key (PEM) of a private key or certificate.
 tw_pubkey() {
   if grep -q "BEGIN CERTIFICATE" "$1"; then

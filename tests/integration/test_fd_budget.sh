@@ -43,39 +43,8 @@ fi
 lim=$(awk '/^Max open files/ { print $4 }' "/proc/$TW_DAEMON_PID/limits")
 [ "$lim" = 1024 ] || tw_fail "daemon runs with soft limit $lim, expected 1024"
 
-# The flood: FLOOD connections opened and held without a byte sent (a
-# connection the daemon closes is not reopened). "held N" goes to
-# flood.state once all are open.
-python3 - "$TW_HTTP_PORT" "$FLOOD" "$TW/flood.state" >"$TW/flood.log" 2>&1 <<'EOF' &
-import resource, signal, socket, sys, time
-port, n, state = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-socks = []
-for i in range(n):
-    s = socket.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("127.0.0.1", port))
-    except BlockingIOError:
-        pass
-    socks.append(s)
-time.sleep(0.5)
-with open(state + ".tmp", "w") as f:
-    f.write("held %d\n" % len(socks))
-import os
-os.rename(state + ".tmp", state)
-while True:
-    time.sleep(1)
-EOF
-FLOOD_PID=$!
-TW_PIDS+=("$FLOOD_PID")
-for ((t = 0; t < 100; t++)); do
-  [ -s "$TW/flood.state" ] && break
-  sleep 0.1
-done
-[ -s "$TW/flood.state" ] || tw_fail "the flood did not start: $(cat "$TW/flood.log")"
+# The flood: FLOOD connections opened and held without a byte sent
+tw_flood "$TW_HTTP_PORT" "$FLOOD" || tw_fail "the flood did not start: $(cat "$TW/flood.log")"
 tw_log "flood: $(cat "$TW/flood.state"), daemon fds: $(ls "/proc/$TW_DAEMON_PID/fd" | wc -l)"
 
 # probe PATH: one request on the http-01 port; prints the status (000: no

@@ -34,7 +34,8 @@ static void test_plan_default_limit(void **state)
     (void)state;
 
     /* systemd's default soft limit, 64 orders, libuv's 4 threads */
-    fd_budget_plan(1024, 64, 4, &b);
+    fd_budget_plan(1024, &(struct fd_budget_need){.max_concurrent_orders = 64, .threadpool = 4},
+                   &b);
     assert_int_equal(b.reserve, 64 + 8 * 4 + 4 * 64);
     assert_false(b.tight);
     unsigned rest = 1024 - b.reserve;
@@ -50,11 +51,13 @@ static void test_plan_tight_limit(void **state)
     struct fd_budget b;
     (void)state;
 
-    fd_budget_plan(256, 64, 4, &b);
+    fd_budget_plan(256, &(struct fd_budget_need){.max_concurrent_orders = 64, .threadpool = 4}, &b);
     assert_true(b.tight);
     assert_int_equal(b.http01, 32);
     assert_int_equal(b.control, 4);
-    fd_budget_plan(100, 1000, 4, &b); /* reserve beyond the limit */
+    /* reserve beyond the limit */
+    fd_budget_plan(100, &(struct fd_budget_need){.max_concurrent_orders = 1000, .threadpool = 4},
+                   &b);
     assert_true(b.tight);
     assert_int_equal(b.reserve, 100);
 }
@@ -64,10 +67,36 @@ static void test_plan_caps(void **state)
     struct fd_budget b;
     (void)state;
 
-    fd_budget_plan(1048576, 64, 4, &b);
+    fd_budget_plan(1048576, &(struct fd_budget_need){.max_concurrent_orders = 64, .threadpool = 4},
+                   &b);
     assert_false(b.tight);
     assert_int_equal(b.http01, 65536);
     assert_int_equal(b.control, 256);
+}
+
+/* What the configuration holds comes out of the connection caps: more
+ * orders, listeners, a tls-alpn-01 responder or notify targets (a reload
+ * that adds them) leave less for http-01; fewer give it back. */
+static void test_plan_follows_the_configuration(void **state)
+{
+    struct fd_budget small, big, back;
+    struct fd_budget_need n = {.max_concurrent_orders = 4, .threadpool = 4, .listeners = 1};
+    (void)state;
+
+    fd_budget_plan(1024, &n, &small);
+    n.max_concurrent_orders = 100;
+    n.listeners = 3;
+    n.tlsalpn_conns = 256;
+    n.notify_targets = 5;
+    fd_budget_plan(1024, &n, &big);
+    assert_int_equal(big.reserve, 64 + 8 * 4 + 4 * 100 + 3 + 256 + 5);
+    assert_int_equal(big.reserve - small.reserve, 4 * 96 + 2 + 256 + 5);
+    assert_true(big.http01 < small.http01);
+    assert_int_equal(big.http01, (1024 - big.reserve) * 3 / 4);
+    assert_true(big.reserve + big.http01 + 2 * big.control + big.api <= 1024);
+    n = (struct fd_budget_need){.max_concurrent_orders = 4, .threadpool = 4, .listeners = 1};
+    fd_budget_plan(1024, &n, &back);
+    assert_int_equal(back.http01, small.http01);
 }
 
 static void test_threadpool_env(void **state)
@@ -87,8 +116,11 @@ static void test_threadpool_env(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_raise_soft_to_hard), cmocka_unit_test(test_plan_default_limit),
-        cmocka_unit_test(test_plan_tight_limit),   cmocka_unit_test(test_plan_caps),
+        cmocka_unit_test(test_raise_soft_to_hard),
+        cmocka_unit_test(test_plan_default_limit),
+        cmocka_unit_test(test_plan_tight_limit),
+        cmocka_unit_test(test_plan_caps),
+        cmocka_unit_test(test_plan_follows_the_configuration),
         cmocka_unit_test(test_threadpool_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
