@@ -220,6 +220,18 @@ int chal_tlsalpn_put_start(struct chal_tlsalpn *s, const char *identifier,
                            const char *key_authorization, chal_tlsalpn_done_cb done, void *arg,
                            struct chal_tlsalpn_put **out);
 void chal_tlsalpn_put_cancel(struct chal_tlsalpn_put *p);
+/* A tls-alpn-01 validation as a CA makes it (challenge/tlsalpn01_probe.c):
+ * a TCP connection to addr (an IP literal) and port, a TLS handshake
+ * offering only ALPN "acme-tls/1" with identifier's server name (RFC 8738
+ * §6 for an address), and the presented certificate checked: the only
+ * subjectAltName is identifier, the critical acmeIdentifier holds SHA-256
+ * of key_authorization. BLOCKING (connect and handshake, each read and
+ * write bounded by timeout_s): run it on the threadpool. 0 when it
+ * matches; -ENOENT when the server refused the name (unrecognized_name:
+ * a certloop responder without that challenge); ERR_CHALLENGE or
+ * ERR_CRYPTO otherwise. *detail (owned) says what happened. */
+int chal_tlsalpn_probe(const char *addr, unsigned port, const char *identifier,
+                       const char *key_authorization, int timeout_s, char **detail);
 /* Stops serving identifier; unknown ones are ignored. */
 void chal_tlsalpn_del(struct chal_tlsalpn *s, const char *identifier);
 /* Sets (cb NULL: clears) the callback for every handshake that served a

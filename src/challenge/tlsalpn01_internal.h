@@ -32,4 +32,12 @@ int chal_tlsalpn_hello_parse(const uint8_t *alpn, size_t alpn_len, const uint8_t
 int chal_tlsalpn_cert_build(const char *identifier, const char *key_authorization, X509 **cert,
                             EVP_PKEY **key);
 
+/* Whether cert is the challenge certificate for identifier and
+ * key_authorization (RFC 8737 §3): a critical acmeIdentifier extension
+ * holding SHA-256 of key_authorization, and the identifier as the only
+ * subjectAltName. 0, or ERR_CHALLENGE (ERR_CRYPTO) with *why (owned)
+ * saying what differs. Pure. */
+int chal_tlsalpn_cert_check(X509 *cert, const char *identifier, const char *key_authorization,
+                            char **why);
+
 #endif

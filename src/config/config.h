@@ -97,6 +97,8 @@ struct cfg_http01 {
 
 struct cfg_tlsalpn01 {
     struct cfg_strv listen; /* tls-alpn-01 responder addresses; default none (off) */
+    unsigned public_port;   /* the port the CA connects to (`certloop test` probes it);
+                             * default 443 */
 };
 
 /* [api]: the authenticated HTTPS API (src/api). */

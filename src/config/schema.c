@@ -105,6 +105,12 @@ static const struct spec tlsalpn01_specs[] = {
      .off = offsetof(struct cfg_tlsalpn01, listen),
      .check = config_check_listen_addrs,
      .dflt = "[]"},
+    {.key = "public_port",
+     .kind = SK_UINT,
+     .off = offsetof(struct cfg_tlsalpn01, public_port),
+     .min = 1,
+     .max = 65535,
+     .dflt = "443"},
     {.key = NULL},
 };
 

@@ -345,6 +345,10 @@ struct pf {
     bool webroot_token; /* the probe token is in [http01] webroot: remove it */
     int http_mode;      /* enum pf_http_mode */
     char **keyauths;    /* dns-01: per name, owned */
+    char **recnames;    /* dns-01: per name, where the test record goes (owned) */
+    /* tls-alpn-01 */
+    struct chal_tlsalpn *tls; /* our temporary responder, or NULL (the daemon's) */
+    int tls_puts;             /* challenge certificates being built */
 };
 
 static void step(struct pf *pf);
@@ -965,7 +969,157 @@ static void start_http01(struct pf *pf)
     }
 }
 
-/* ---- 4: dns-01 ---- */
+/* ---- 4: tls-alpn-01 ----
+ *
+ * A probe key authorization is served for every name (not wildcards,
+ * which tls-alpn-01 cannot validate) by a temporary responder on
+ * [tlsalpn01] listen, then each address of each name is connected to on
+ * [tlsalpn01] public_port as a CA does (RFC 8737 §3): ALPN acme-tls/1, the
+ * name (or its reverse name, RFC 8738 §6) as SNI, the certificate's
+ * acmeIdentifier compared with the probe's. With the daemon running its
+ * responder holds the port and has no challenge for the probe: the name
+ * must then come back refused with unrecognized_name, as certloop's
+ * responder refuses a name without a live challenge. The handshakes block,
+ * so they run on the threadpool. */
+
+#define PF_TLS_TIMEOUT_S 10
+
+struct pf_tls {
+    uv_work_t w;
+    struct pf *pf;
+    struct pf_name *n;
+    char *addr;
+    bool daemon; /* the daemon's responder: expect unrecognized_name */
+    int rc;
+    char *detail;
+};
+
+static void tls_probe_work(uv_work_t *w)
+{
+    struct pf_tls *t = w->data;
+
+    t->rc = chal_tlsalpn_probe(t->addr, t->pf->cfg->tlsalpn01.public_port, t->n->base,
+                               t->pf->keyauth, PF_TLS_TIMEOUT_S, &t->detail);
+}
+
+static void tls_probe_done(uv_work_t *w, int status)
+{
+    struct pf_tls *t = w->data;
+    struct pf *pf = t->pf;
+
+    (void)status;
+    if (t->daemon && t->rc == -ENOENT)
+        report(pf, "tls-alpn-01", t->n->base, true,
+               "%s (certloop's responder, refusing a name without a live challenge: the "
+               "daemon's)",
+               t->detail);
+    else if (t->daemon && t->rc == 0)
+        report(pf, "tls-alpn-01", t->n->base, false,
+               "%s, but the daemon's responder cannot hold the probe", t->detail);
+    else
+        report(pf, "tls-alpn-01", t->n->base, t->rc == 0, "%s", t->detail);
+    free(t->detail);
+    free(t->addr);
+    free(t);
+    done_one(pf);
+}
+
+static void tls_probes_start(struct pf *pf, bool daemon)
+{
+    if (pf->cfg->tlsalpn01.public_port != 443)
+        fprintf(pf->out,
+                "test %s: tls-alpn-01 note: connecting to port %u as [tlsalpn01] public_port "
+                "says; public CAs connect to port 443\n",
+                pf->cname, pf->cfg->tlsalpn01.public_port);
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_name *n = &pf->names[i];
+        if (n->wild)
+            continue;
+        if (n->n_addrs == 0) {
+            report(pf, "tls-alpn-01", n->base, false, "no address to connect to");
+            continue;
+        }
+        for (size_t a = 0; a < n->n_addrs; a++) {
+            struct pf_tls *t = xcalloc(1, sizeof(*t));
+            t->pf = pf;
+            t->n = n;
+            t->addr = xstrdup(n->addrs[a]);
+            t->daemon = daemon;
+            t->w.data = t;
+            if (uv_queue_work(&pf->loop, &t->w, tls_probe_work, tls_probe_done) != 0) {
+                report(pf, "tls-alpn-01", n->base, false, "cannot start the handshake");
+                free(t->addr);
+                free(t);
+                continue;
+            }
+            pf->pending++;
+        }
+    }
+}
+
+static void tls_put_done(int status, void *arg)
+{
+    struct pf *pf = arg;
+
+    if (status != 0)
+        report(pf, "tls-alpn-01", pf->cname, false, "cannot build the probe certificate: %s",
+               err_str(status));
+    if (--pf->tls_puts == 0)
+        tls_probes_start(pf, false);
+    done_one(pf);
+}
+
+static void start_tlsalpn01(struct pf *pf)
+{
+    const struct cfg_strv *l = &pf->cfg->tlsalpn01.listen;
+    int rc;
+
+    if (l->n == 0) {
+        report(pf, "tls-alpn-01", pf->cname, false,
+               "[tlsalpn01] listen is []: nothing answers the CA");
+        return;
+    }
+    pf->token = random_token();
+    pf->keyauth = xasprintf("%s.certloop-preflight", pf->token);
+    rc = chal_tlsalpn_open(&pf->loop, (const char *const *)l->v, l->n, &pf->tls);
+    if (rc == UV_EADDRINUSE) {
+        pf->tls = NULL;
+        fprintf(pf->out,
+                "test %s: tls-alpn-01 %s is in use (the daemon is running?): its responder "
+                "must refuse the probe's names (it has no challenge for them)\n",
+                pf->cname, l->v[0]);
+        tls_probes_start(pf, true);
+        return;
+    }
+    if (rc != 0 || pf->tls == NULL) {
+        pf->tls = NULL;
+        report(pf, "tls-alpn-01", pf->cname, false, "cannot listen on %s: %s", l->v[0],
+               err_str(rc));
+        return;
+    }
+    fprintf(pf->out,
+            "test %s: tls-alpn-01 temporary responder on %s%s (the daemon is not running)\n",
+            pf->cname, l->v[0], l->n > 1 ? " and more" : "");
+    for (size_t i = 0; i < pf->n_names; i++) {
+        if (pf->names[i].wild) {
+            report(pf, "tls-alpn-01", pf->names[i].domain, false,
+                   "tls-alpn-01 cannot validate a wildcard (RFC 8737 section 3)");
+            continue;
+        }
+        pf->tls_puts++;
+        pf->pending++;
+        rc =
+            chal_tlsalpn_put_start(pf->tls, pf->names[i].base, pf->keyauth, tls_put_done, pf, NULL);
+        if (rc < 0) {
+            pf->tls_puts--;
+            pf->pending--;
+            report(pf, "tls-alpn-01", pf->names[i].base, false, "cannot serve the probe: %s",
+                   err_str(rc));
+        }
+    }
+}
+
+/* ---- 5: dns-01 ---- */
 
 struct pf_pres {
     struct pf *pf;
@@ -978,13 +1132,16 @@ static void on_present(int status, const char *detail, void *arg)
     struct pf *pf = p->pf;
     struct pf_name *n = &pf->names[p->i];
 
+    char *rn = chal_dns01_record_name(pf->recnames[p->i]);
+
     if (status == 0)
-        report(pf, "dns-01", n->domain, true, "test record at _acme-challenge.%s: %s", n->base,
+        report(pf, "dns-01", n->domain, true, "test record at %s: %s", rn,
                detail != NULL ? detail : "served by every authoritative server");
     else
-        report(pf, "dns-01", n->domain, false, "test record at _acme-challenge.%s: %s (%s)",
-               n->base, detail != NULL ? detail : "failed", err_str(status));
-    dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, n->domain, pf->keyauths[p->i]);
+        report(pf, "dns-01", n->domain, false, "test record at %s: %s (%s)", rn,
+               detail != NULL ? detail : "failed", err_str(status));
+    free(rn);
+    dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, pf->recnames[p->i], pf->keyauths[p->i]);
     free(p);
     done_one(pf);
 }
@@ -1008,7 +1165,26 @@ static void start_dns01(struct pf *pf)
         }
         dns01_provider_set_notify(pf->dns01, pf->notify);
     }
+    /* dns-account-01 (draft-ietf-acme-dns-account-label-03 §3.1): the
+     * records go to _LABEL._acme-challenge.NAME, the label from the account
+     * URL; without an account yet dns-01's name is tried instead */
+    char *label = NULL;
+    if (pf->cert->challenge == CFG_CHAL_DNSACCOUNT01) {
+        label = pf->account_url != NULL ? acme_dns_account_label(pf->account_url) : NULL;
+        if (label != NULL)
+            fprintf(pf->out,
+                    "test %s: dns-account-01 label of ca=%s's account (%s): %s, test records at "
+                    "%s._acme-challenge.NAME\n",
+                    pf->cname, pf->cert->ca->name, pf->account_url, label, label);
+        else
+            fprintf(pf->out,
+                    "test %s: dns-account-01: no account for ca=%s in the state directory yet "
+                    "(the first order registers it): its label is unknown, test records at "
+                    "_acme-challenge.NAME instead\n",
+                    pf->cname, pf->cert->ca->name);
+    }
     pf->keyauths = xcalloc(pf->n_names, sizeof(*pf->keyauths));
+    pf->recnames = xcalloc(pf->n_names, sizeof(*pf->recnames));
     for (size_t i = 0; i < pf->n_names; i++) {
         struct pf_pres *p = xcalloc(1, sizeof(*p));
         char *tok = random_token();
@@ -1016,18 +1192,21 @@ static void start_dns01(struct pf *pf)
         p->i = i;
         pf->keyauths[i] = xasprintf("%s.certloop-preflight", tok);
         free(tok);
-        rc = dns01_provider_present_start(pf->dns01, pf->cfg, pf->cert, pf->names[i].domain,
+        pf->recnames[i] = label != NULL
+                              ? xasprintf("%s._acme-challenge.%s", label, pf->names[i].base)
+                              : xstrdup(pf->names[i].domain);
+        rc = dns01_provider_present_start(pf->dns01, pf->cfg, pf->cert, pf->recnames[i],
                                           pf->keyauths[i], on_present, p, NULL);
         if (rc < 0) {
             report(pf, "dns-01", pf->names[i].domain, false, "cannot present a test record: %s",
                    err_str(rc));
-            dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, pf->names[i].domain,
-                                   pf->keyauths[i]);
+            dns01_provider_cleanup(pf->dns01, pf->cfg, pf->cert, pf->recnames[i], pf->keyauths[i]);
             free(p);
             continue;
         }
         pf->pending++;
     }
+    free(label);
 }
 
 static void on_poll(uv_timer_t *t)
@@ -1062,6 +1241,9 @@ static void close_all(struct pf *pf)
     if (pf->chal != NULL)
         chal_http01_close(pf->chal, NULL, NULL);
     pf->chal = NULL;
+    if (pf->tls != NULL)
+        chal_tlsalpn_close(pf->tls, NULL, NULL);
+    pf->tls = NULL;
     dns01_provider_set_notify(pf->dns01, NULL);
     if (pf->notify != NULL)
         notify_close(pf->notify, NULL, NULL);
@@ -1107,11 +1289,7 @@ static void step(struct pf *pf)
             if (CFG_CHAL_IS_DNS(pf->cert->challenge))
                 start_dns01(pf);
             else if (pf->cert->challenge == CFG_CHAL_TLSALPN01)
-                fprintf(pf->out,
-                        "test %s: tls-alpn-01: no round trip is tried (not "
-                        "implemented); the first order shows whether the CA reaches "
-                        "[tlsalpn01] listen\n",
-                        pf->cname);
+                start_tlsalpn01(pf);
             else
                 start_http01(pf);
             pf->phase = PH_CLEANUP;
@@ -1120,6 +1298,10 @@ static void step(struct pf *pf)
             if (pf->chal != NULL) {
                 chal_http01_close(pf->chal, NULL, NULL);
                 pf->chal = NULL;
+            }
+            if (pf->tls != NULL) {
+                chal_tlsalpn_close(pf->tls, NULL, NULL);
+                pf->tls = NULL;
             }
             if (pf->webroot_token) {
                 chal_webroot_del(pf->cfg->http01.webroot, pf->token);
@@ -1220,8 +1402,11 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
         free(pf.names[i].dns_err);
         if (pf.keyauths != NULL)
             free(pf.keyauths[i]);
+        if (pf.recnames != NULL)
+            free(pf.recnames[i]);
     }
     free(pf.keyauths);
+    free(pf.recnames);
     free(pf.names);
     for (size_t i = 0; i < pf.n_ids; i++)
         free(pf.ids[i]);

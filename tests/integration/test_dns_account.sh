@@ -6,6 +6,7 @@
 # Two accounts ([ca.one] and [ca.two], the same CA) validate the same name
 # at once, each at its own label, with certloop's rfc2136 solver; both
 # certificates are issued and every record is removed afterwards.
+# `certloop test` presents its test record at the account label's name.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
@@ -50,4 +51,19 @@ for l in $labels; do
   left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short "$l._acme-challenge.shared.test" TXT 2>/dev/null)
   [ -z "$left" ] || tw_fail "TXT left behind at $l._acme-challenge.shared.test: $left"
 done
+
+# certloop test c1 presents its test record at the account's label (the
+# label computed here as the draft defines it: "_" + base32 of the first 10
+# bytes of SHA-256(account URL), lower case) and checks it on Knot
+want=$(python3 -c 'import base64,hashlib,json,sys
+u = json.load(open(sys.argv[1]))["url"]
+print("_" + base64.b32encode(hashlib.sha256(u.encode()).digest()[:10]).decode().lower())' "$TW/state/accounts/one/account.json")
+grep -qx -- "$want" <<<"$labels" || tw_fail "label $want (ca one) not among the CA's: $labels"
+out=$("$CERTLOOP" test c1 -c "$TW/certloop.toml" 2>&1)
+grep -qF "test c1: dns-account-01 label of ca=one's account" <<<"$out" &&
+  grep -qF "test c1: dns-01  shared.test: test record at $want._acme-challenge.shared.test: " <<<"$out" &&
+  grep -q "test record at $want._acme-challenge.shared.test: .* ... PASS$" <<<"$out" ||
+  tw_fail "certloop test c1: $out"
+left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short "$want._acme-challenge.shared.test" TXT 2>/dev/null)
+[ -z "$left" ] || tw_fail "certloop test left its record: $left"
 tw_done

@@ -5,6 +5,11 @@
 # validated and issued; while no challenge is live, the responder refuses a
 # client offering acme-tls/1 (unrecognized_name) and one offering only
 # http/1.1 (no_application_protocol) without showing a certificate.
+# `certloop test` makes the CA's handshake on [tlsalpn01] public_port: with
+# its own temporary responder (PASS: the probe's acmeIdentifier came back),
+# beside the running daemon (PASS: its responder refuses the unknown name),
+# against a TLS server that is no tls-alpn-01 responder and against a closed
+# port (FAIL, saying why).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -29,6 +34,29 @@ sed -e 's/^listen = \["127.0.0.1:'"$TW_TLS_PORT"'"\]$/listen = []/' "$TW/certloo
 out=$("$CERTLOOP" check -c "$TW/nolisten.toml" 2>&1) && tw_fail "check accepted tls-alpn-01 without a listener"
 grep -q 'needs \[tlsalpn01\] listen' <<<"$out" || tw_fail "no-listener message: $out"
 
+# certloop test, the daemon not running: an IP identifier (no DNS needed),
+# its reverse name as SNI (RFC 8738 section 6)
+sed -e "s/^listen = \[\"127.0.0.1:$TW_TLS_PORT\"\]$/&\npublic_port = $TW_TLS_PORT/" \
+  -e 's/^domains = \["alpn.test", "127.0.0.1"\]$/domains = ["127.0.0.1"]/' "$TW/certloop.toml" >"$TW/test.toml"
+out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) || tw_fail "certloop test (own responder): $out"
+grep -qF "test alpn: tls-alpn-01 127.0.0.1: 127.0.0.1:$TW_TLS_PORT answered acme-tls/1 for 1.0.0.127.in-addr.arpa with the probe's acmeIdentifier ... PASS" <<<"$out" ||
+  tw_fail "certloop test (own responder): $out"
+# a TLS server that offers acme-tls/1 but is no responder
+OTHER=$(tw_port)
+openssl s_server -accept "127.0.0.1:$OTHER" -cert "$TW/tls.pem" -key "$TW/tls.key" -alpn acme-tls/1 \
+  -quiet </dev/null >/dev/null 2>&1 &
+TW_PIDS+=($!)
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$OTHER") 2>/dev/null && break; sleep 0.1; done
+sed -i "s/^public_port = $TW_TLS_PORT$/public_port = $OTHER/" "$TW/test.toml"
+out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) && tw_fail "certloop test passed against openssl s_server: $out"
+grep -qF "127.0.0.1:$OTHER: the certificate has no acmeIdentifier extension: not a tls-alpn-01 responder ... FAIL" <<<"$out" ||
+  tw_fail "certloop test (s_server): $out"
+CLOSED=$(tw_port)
+sed -i "s/^public_port = $OTHER$/public_port = $CLOSED/" "$TW/test.toml"
+out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) && tw_fail "certloop test passed on a closed port: $out"
+grep -qF "cannot connect to 127.0.0.1:$CLOSED ... FAIL" <<<"$out" || tw_fail "certloop test (closed port): $out"
+sed -i "s/^public_port = $CLOSED$/public_port = $TW_TLS_PORT/" "$TW/test.toml"
+
 tw_daemon_start "$TW/certloop.toml" "$TW/out.txt" "$TW/err.txt" 60 test -s "$TW/out/alpn/fullchain.pem" ||
   tw_fail "not issued: $(tail -5 "$TW/err.txt")"
 if tw_check_deployed alpn; then
@@ -51,6 +79,12 @@ grep -q 'BEGIN CERTIFICATE' <<<"$out" && tw_fail "a certificate was shown after 
 out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$TW_TLS_PORT" -servername alpn.test \
   -alpn http/1.1 2>&1)
 grep -q 'no application protocol' <<<"$out" || tw_fail "without acme-tls/1: $out"
+
+# certloop test beside the daemon: its responder holds the port and refuses
+# the probe's name
+out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) || tw_fail "certloop test (daemon): $out"
+grep -q "test alpn: tls-alpn-01 127.0.0.1: TLS handshake with 127.0.0.1:$TW_TLS_PORT (SNI 1.0.0.127.in-addr.arpa, ALPN acme-tls/1): .*unrecognized name (certloop's responder, refusing a name without a live challenge: the daemon's) ... PASS" <<<"$out" ||
+  tw_fail "certloop test (daemon): $out"
 
 tw_daemon_stop
 tw_done

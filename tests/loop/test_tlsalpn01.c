@@ -28,6 +28,8 @@
 
 #include "challenge/challenge.h"
 #include "challenge/tlsalpn01_internal.h"
+#include "net/tls_mem.h"
+#include "util/err.h"
 #include "util/xalloc.h"
 
 #define KEYAUTH "tok.thumb"
@@ -119,6 +121,45 @@ static void test_cert_build(void **state)
     check_acme_ext(x, KEYAUTH);
     X509_free(x);
     EVP_PKEY_free(k);
+}
+
+/* chal_tlsalpn_cert_check, what `certloop test` asks of the presented
+ * certificate: our own challenge certificates pass; another key
+ * authorization, another name or a certificate without the extension does
+ * not. */
+static void test_cert_check(void **state)
+{
+    X509 *x = NULL, *y = NULL;
+    EVP_PKEY *k = NULL;
+    char *why = NULL;
+
+    (void)state;
+    assert_int_equal(chal_tlsalpn_cert_build("a.test", KEYAUTH, &x, &k), 0);
+    EVP_PKEY_free(k);
+    assert_int_equal(chal_tlsalpn_cert_check(x, "a.test", KEYAUTH, &why), 0);
+    assert_null(why);
+    assert_int_equal(chal_tlsalpn_cert_check(x, "A.TEST", KEYAUTH, &why), 0);
+    assert_int_equal(chal_tlsalpn_cert_check(x, "a.test", "other.keyauth", &why), ERR_CHALLENGE);
+    assert_non_null(strstr(why, "another key authorization"));
+    free(why);
+    assert_int_equal(chal_tlsalpn_cert_check(x, "b.test", KEYAUTH, &why), ERR_CHALLENGE);
+    assert_non_null(strstr(why, "subjectAltName is not exactly b.test"));
+    free(why);
+    assert_int_equal(chal_tlsalpn_cert_build("192.0.2.10", KEYAUTH, &y, &k), 0);
+    EVP_PKEY_free(k);
+    assert_int_equal(chal_tlsalpn_cert_check(y, "192.0.2.10", KEYAUTH, &why), 0);
+    assert_int_equal(chal_tlsalpn_cert_check(y, "192.0.2.11", KEYAUTH, &why), ERR_CHALLENGE);
+    free(why);
+    X509_free(y);
+    /* a plain self-signed certificate: no acmeIdentifier */
+    const char *name = "a.test";
+    assert_int_equal(tls_selfsigned_build("plain", &name, 1, 86400, NULL, &y, &k), 0);
+    EVP_PKEY_free(k);
+    assert_int_equal(chal_tlsalpn_cert_check(y, "a.test", KEYAUTH, &why), ERR_CHALLENGE);
+    assert_non_null(strstr(why, "no acmeIdentifier extension"));
+    free(why);
+    X509_free(y);
+    X509_free(x);
 }
 
 /* ---- the responder on a loop ---- */
@@ -312,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_sni_names),
         cmocka_unit_test(test_hello_parse),
         cmocka_unit_test(test_cert_build),
+        cmocka_unit_test(test_cert_check),
         cmocka_unit_test(test_responder_serves_only_acme_tls),
         cmocka_unit_test(test_put_cancel_is_silent),
     };
