@@ -34,9 +34,10 @@
     const headers = { Accept: 'application/json' };
     if (opts.token) headers.Authorization = 'Bearer ' + opts.token;
     if (method !== 'GET' && st.csrf) headers['X-CSRF-Token'] = st.csrf;
+    if (opts.type) headers['Content-Type'] = opts.type;
     let res;
     try {
-      res = await fetch(path, { method, headers, credentials: 'same-origin', cache: 'no-store' });
+      res = await fetch(path, { method, headers, body: opts.body, credentials: 'same-origin', cache: 'no-store' });
     } catch (e) {
       return { status: 0, ok: false, body: { error: 'the daemon cannot be reached (' + e.message + ')' } };
     }
@@ -463,7 +464,7 @@
       return;
     }
     out.textContent = 'Asking the daemon…';
-    const r = await call('GET', '/v1/plan?config=' + encodeURIComponent(text));
+    const r = await call('POST', '/v1/plan', { body: text, type: 'application/toml' });
     if (!r.ok) {
       out.textContent = 'The preview failed: ' + errText(r);
       return;

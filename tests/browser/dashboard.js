@@ -85,9 +85,27 @@ async function main() {
       const want = 'cert-' + String(i).padStart(2, '0');
       check(names.includes(want), want + ' is not in the table: ' + names.join(' '));
     }
+    // (the broken one's deploy retries pass through "deploying" now and then)
+    await page.waitForFunction((n) => document.getElementById('n-green').textContent === String(n - 1) &&
+      document.getElementById('n-red').textContent === '1', { timeout: 15000 }, N);
     const healthy = await text(page, '#n-green');
-    check(healthy === String(N), 'healthy certificates: ' + healthy + ' of ' + N);
+    await page.waitForFunction((b) => {
+      const tr = document.querySelector('#cert-rows tr[data-name="' + b + '"]');
+      return tr && /Attention/.test(tr.textContent) && /deploy-failed/.test(tr.textContent);
+    }, { timeout: 15000 }, E.BROKEN);
     await page.waitForFunction(() => document.getElementById('live').dataset.state === 'on');
+    // every control has a name a screen reader can say
+    const unnamed = await page.evaluate(() => {
+      const bad = [];
+      for (const el of document.querySelectorAll('input, select, textarea')) {
+        if (el.labels.length === 0 && !el.getAttribute('aria-label')) bad.push(el.id);
+      }
+      for (const el of document.querySelectorAll('button')) {
+        if (!el.textContent.trim() && !el.getAttribute('aria-label')) bad.push(el.id || el.outerHTML);
+      }
+      return bad;
+    });
+    check(unnamed.length === 0, 'controls without a label: ' + unnamed.join(' '));
     await shot(page, '2-certificates');
     log('signed in; ' + names.length + ' certificates, ' + healthy + ' healthy, event stream live');
 
@@ -101,6 +119,10 @@ async function main() {
     check(order.join() === names.slice().sort().reverse().join(), 'descending by name: ' + order.join(' '));
     check(await page.$eval('#certs th[data-key="name"]', (th) => th.getAttribute('aria-sort')) === 'descending',
       'aria-sort');
+    await page.select('#health', 'red');
+    await page.waitForFunction((b) => [...document.querySelectorAll('#cert-rows tr[data-name]')]
+      .map((r) => r.dataset.name).join() === b, { timeout: 15000 }, E.BROKEN);
+    await page.select('#health', '');
     await page.type('#filter', E.RENEW);
     check((await page.$$('#cert-rows tr[data-name]')).length === 1, 'the filter left more than one row');
     check(/1 of /.test(await text(page, '#count')), 'the count says ' + (await text(page, '#count')));
@@ -119,7 +141,8 @@ async function main() {
 
     // ---- open one certificate, renew it, watch the state change live
     step = 'renew';
-    await page.click('#cert-rows tr[data-name="' + E.RENEW + '"] button.link');
+    await page.focus('#cert-rows tr[data-name="' + E.RENEW + '"] button.link');
+    await page.keyboard.press('Enter'); // the keyboard opens it
     await page.waitForFunction((n) => document.getElementById('detail-title').textContent === n &&
       document.getElementById('detail-facts').children.length > 0, {}, E.RENEW);
     const before = await page.$eval('#detail-facts', (dl) => dl.textContent);

@@ -2,7 +2,8 @@
 # The dashboard in a real browser: Debian's chromium, headless, driven by
 # puppeteer-core (npm, installed into the build tree) running
 # tests/browser/dashboard.js against a Pebble-backed daemon with 20
-# certificates: a bad token is rejected; a login shows the 20 certificates;
+# certificates (one of them failing its deployment): a bad token is
+# rejected; a login shows the 20 certificates, 19 green and 1 red;
 # a renewal started from the page is watched live (its state changes, the
 # event stream says "renewed"); its log opens; a POST without the CSRF token
 # and a form posted from another site are refused. Screenshots go to
@@ -15,6 +16,7 @@ set -uo pipefail
 PUPPETEER_VERSION=24.43.1 # the last line that runs on Debian 12's node 18
 N=20
 RENEW=cert-07
+BROKEN=cert-19
 
 tw_need chromium node npm
 tw_init browser
@@ -39,14 +41,18 @@ API_PORT=$(tw_port)
     name=$(printf 'cert-%02d' "$i")
     tw_config_cert "$name" ec-p256 "$name.test" "www.$name.test"
   done
+  # one certificate whose deployment fails: the page shows it red
+  printf '[[certificate.%s.deploy]]\ntype = "exec"\ncommand = ["/bin/false"]\n\n' "$BROKEN"
 } >"$TW/certloop.toml"
 "$CERTLOOP" api-token create ops --scopes read,manage -c "$TW/certloop.toml" >"$TW/ops.tok" 2>"$TW/tok.err" ||
   tw_fail "api-token create: $(cat "$TW/tok.err")"
 tw_daemon_start "$TW/certloop.toml" "$TW/out.txt" "$TW/err.txt" 20 test -s "$TW/state/api/bootstrap.pem" ||
   tw_fail "no bootstrap.pem: $(tail -5 "$TW/err.txt")"
-all_deployed() { [ "$(tw_n_deployed)" -ge "$N" ]; }
-tw_daemon_wait 180 all_deployed || tw_fail "$(tw_n_deployed) of $N certificates deployed"
-tw_log "$N certificates issued and deployed"
+all_deployed() { [ "$(tw_n_deployed)" -ge $((N - 1)) ] && grep -q "cert=$BROKEN: .*deploy" "$TW/err.txt"; }
+tw_daemon_wait 180 all_deployed || tw_fail "$(tw_n_deployed) of $((N - 1)) certificates deployed"
+broken_state() { "$CERTLOOP" status -c "$TW/certloop.toml" 2>/dev/null | grep -q "^$BROKEN  *deploy-failed "; }
+tw_daemon_wait 60 broken_state || tw_fail "$BROKEN is not deploy-failed: $("$CERTLOOP" status -c "$TW/certloop.toml" 2>&1 | grep "$BROKEN")"
+tw_log "$N certificates issued, $((N - 1)) deployed, $BROKEN's deployment failed"
 
 # a page on another site (http, another port) with a form aimed at the API;
 # dashboard.js has it fetch and post
@@ -67,7 +73,7 @@ SPKI=$(openssl x509 -in "$TW/state/api/bootstrap.pem" -pubkey -noout | openssl p
   openssl dgst -sha256 -binary | base64)
 start=$(date +%s.%N)
 PUPPETEER_DIR=$PUPPETEER_DIR CHROMIUM=$(command -v chromium) URL="https://127.0.0.1:$API_PORT" SPKI=$SPKI \
-  TOKEN=$(cat "$TW/ops.tok") BAD_TOKEN=clt_notavalidtokennotavalidtokennotavalidtok RENEW=$RENEW N=$N \
+  TOKEN=$(cat "$TW/ops.tok") BAD_TOKEN=clt_notavalidtokennotavalidtokennotavalidtok RENEW=$RENEW N=$N BROKEN=$BROKEN \
   ATTACKER="http://127.0.0.1:$ATTACK_PORT/attack.html" ARTIFACTS=$ARTIFACTS \
   timeout 600 node "$(dirname "$0")/../browser/dashboard.js" >"$TW/browser.txt" 2>&1 ||
   tw_fail "the browser run failed"
