@@ -57,6 +57,11 @@ struct aconn {
     uint8_t in[HTTPD_HEAD_MAX];
     size_t in_len;
     char peer[INET6_ADDRSTRLEN];
+    struct httpd_req req; /* once the head is in: its pointers are into in */
+    char *body;           /* owned: req.content_length bytes and a NUL, or NULL */
+    size_t body_have;
+    struct api_wait *wait; /* work answering this request later, or NULL */
+    char *logline;         /* owned: "PEER METHOD TARGET token=NAME" of an answer to come */
 };
 
 struct api {
@@ -84,7 +89,10 @@ struct api {
         char *id;   /* owned */
         char *text; /* owned: the "id:", "event:", "data:" lines and the empty one */
     } ring[EV_RING];
-    size_t ring_next, ring_n; /* the slot written next; how many are filled */
+    size_t ring_next, ring_n;  /* the slot written next; how many are filled */
+    char *config_path;         /* owned: the main configuration file */
+    struct api_writes *writes; /* owned by write.c: POST/DELETE one at a time */
+    int jobs;                  /* threadpool jobs of the routes still running */
     bool closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -325,8 +333,10 @@ static const struct api_tokens *tokens_current(struct api *a)
 
 static void maybe_free(struct api *a)
 {
-    if (!a->closing || a->open_handles > 0 || a->conns.head != NULL)
+    if (!a->closing || a->open_handles > 0 || a->conns.head != NULL || a->jobs > 0)
         return;
+    api_writes_free(a->writes);
+    free(a->config_path);
     void (*cb)(void *) = a->closed_cb;
     void *arg = a->closed_arg;
     SSL_CTX_free(a->boot_ctx);
@@ -352,6 +362,12 @@ static void conn_freed(struct tls_conn *t)
     struct aconn *c = (struct aconn *)t;
     struct api *a = c->a;
 
+    if (c->wait != NULL)
+        c->wait->c = NULL; /* its work answers nobody */
+    if (c->body != NULL)
+        OPENSSL_cleanse(c->body, c->req.content_length);
+    free(c->body);
+    free(c->logline);
     free(c);
     maybe_free(a);
 }
@@ -433,6 +449,95 @@ static void answer_error(struct aconn *c, int status, const char *extra, const c
     json_t *j = json_pack("{s:s}", "error", msg);
     answer_json(c, status, extra, j, false);
     json_decref(j);
+}
+
+/* ---- for the route files (write.c, preview.c) ------------------------------ */
+
+void api_reply_json(struct aconn *c, int status, json_t *j)
+{
+    answer_json(c, status, NULL, j, false);
+}
+
+void api_reply_error(struct aconn *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    answer_error(c, status, NULL, "%s", msg);
+}
+
+void api_reply_errors(struct aconn *c, int status, const char *msg, const char *const *lines,
+                      size_t n)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(lines[i]));
+    json_t *j = json_pack("{s:s,s:o}", "error", msg, "errors", arr);
+    answer_json(c, status, NULL, j, false);
+    json_decref(j);
+}
+
+void api_wait_begin(struct aconn *c, struct api_wait *w)
+{
+    w->c = c;
+    c->wait = w;
+    c->a->jobs++;
+    uv_read_stop((uv_stream_t *)&c->t.tcp);
+    /* the work and its answer together get the write time limit */
+    uv_timer_start(&c->t.timer, timer_cb,
+                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
+                   0);
+}
+
+void api_wait_end(struct api_wait *w, int status)
+{
+    struct aconn *c = w->c;
+
+    if (c != NULL) {
+        log_info(LOG_API, "%s -> %d", c->logline != NULL ? c->logline : c->peer, status);
+        c->wait = NULL;
+        w->c = NULL;
+    }
+}
+
+void api_job_end(struct api *a)
+{
+    a->jobs--;
+    maybe_free(a);
+}
+
+struct api *api_of(const struct aconn *c)
+{
+    return c->a;
+}
+
+uv_loop_t *api_loop(const struct api *a)
+{
+    return a->loop;
+}
+
+const struct api_handlers *api_handlers_of(const struct api *a)
+{
+    return &a->h;
+}
+
+const char *api_config_path(const struct api *a)
+{
+    return a->config_path;
+}
+
+struct api_writes **api_writes_slot(struct api *a)
+{
+    return &a->writes;
+}
+
+bool api_closing(const struct api *a)
+{
+    return a->closing;
 }
 
 /* ---- events (Server-Sent Events) ------------------------------------------ */
@@ -597,6 +702,18 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
     json_t *doc = NULL;
     int st;
 
+    if (c->body != NULL && rt->kind != API_R_CREATE && rt->kind != API_R_PLAN) {
+        answer_error(c, 400, NULL, "%s %s takes no request body", rt->method, rt->pattern);
+        return 400;
+    }
+    switch (rt->kind) { /* the routes of their own files */
+    case API_R_CREATE:
+        return api_route_create(c, c->body, c->req.content_length);
+    case API_R_DELETE:
+        return api_route_delete(c, name);
+    default:
+        break;
+    }
     if (a->h.status == NULL || a->h.status(a->h.arg, &doc) < 0 || doc == NULL) {
         answer_error(c, 503, NULL, "the daemon is stopping");
         return 503;
@@ -882,9 +999,10 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         answer_error(c, 404, NULL, "no such resource");
         st = 404;
     } else if (!method_ok) {
-        char *extra = xasprintf("Allow: %s%s\r\n", rt->method,
-                                strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
-        answer_error(c, 405, extra, "use %s", rt->method);
+        char allow[64];
+        api_route_allow(r->path, r->path_len, allow, sizeof(allow));
+        char *extra = xasprintf("Allow: %s\r\n", allow);
+        answer_error(c, 405, extra, "use %s", allow);
         free(extra);
         st = 405;
     } else if ((t->scopes & rt->scopes) == 0) {
@@ -896,33 +1014,74 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         st = route_run(c, r, rt, name, file, head_only);
     }
 log:
-    log_info(LOG_API, "%s %s %.*s token=%s%s -> %d", c->peer, method,
-             (int)(r->target_len > 256 ? 256 : r->target_len), (const char *)r->target, who,
-             se != NULL ? " (session)" : "", st);
+    if (st != 0) /* else the route answers later (api_wait_end logs it) */
+        log_info(LOG_API, "%s %s %.*s token=%s%s -> %d", c->peer, method,
+                 (int)(r->target_len > 256 ? 256 : r->target_len), (const char *)r->target, who,
+                 se != NULL ? " (session)" : "", st);
+    else
+        c->logline = xasprintf("%s %s %.*s token=%s%s", c->peer, method,
+                               (int)(r->target_len > 256 ? 256 : r->target_len),
+                               (const char *)r->target, who, se != NULL ? " (session)" : "");
     free(name);
 }
 
-static void conn_input(struct aconn *c)
+/* Reads what TLS has decrypted into buf[*have..cap). false when the
+ * connection is gone (closed here). */
+static bool conn_read(struct aconn *c, uint8_t *buf, size_t cap, size_t *have)
 {
-    for (;;) {
-        if (c->in_len == sizeof(c->in))
-            break;
-        int n = SSL_read(c->t.ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len));
+    while (*have < cap) {
+        int n = SSL_read(c->t.ssl, buf + *have, (int)(cap - *have));
         if (n <= 0) {
             int e = SSL_get_error(c->t.ssl, n);
             ERR_clear_error();
             if (e != SSL_ERROR_WANT_READ) {
                 tls_conn_flush(&c->t);
                 tls_conn_close(&c->t);
-                return;
+                return false;
             }
             break;
         }
-        c->in_len += (size_t)n;
+        *have += (size_t)n;
     }
+    return true;
+}
+
+/* Reads the rest of a body announced by Content-Length; the request runs
+ * once all of it is in (the head's time limit covers the body too). */
+static void conn_body(struct aconn *c)
+{
+    size_t want = c->req.content_length;
+
+    if (!conn_read(c, (uint8_t *)c->body, want, &c->body_have))
+        return;
+    if (c->body_have < want) {
+        tls_conn_flush(&c->t);
+        return;
+    }
+    c->body[want] = '\0';
+    conn_request(c, &c->req);
+}
+
+static void conn_input(struct aconn *c)
+{
+    if (c->body != NULL) {
+        conn_body(c);
+        return;
+    }
+    if (!conn_read(c, c->in, sizeof(c->in), &c->in_len))
+        return;
     struct httpd_req r;
-    int rc = httpd_parse(c->in, c->in_len, &r);
-    if (rc == HTTPD_PARSE_DONE) {
+    int rc = httpd_parse_body(c->in, c->in_len, API_BODY_MAX, &r);
+    if (rc == HTTPD_PARSE_DONE && r.content_length > 0) {
+        /* what came with the head is the body's start; the rest is read into it */
+        size_t have = c->in_len - r.head_len;
+        c->req = r;
+        c->body = xmalloc(r.content_length + 1);
+        c->body_have = have < r.content_length ? have : r.content_length;
+        memcpy(c->body, c->in + r.head_len, c->body_have);
+        conn_body(c);
+    } else if (rc == HTTPD_PARSE_DONE) {
+        c->req = r;
         conn_request(c, &r);
     } else if (rc < 0) {
         log_info(LOG_API, "%s: malformed request -> %d", c->peer, -rc);
@@ -1053,6 +1212,7 @@ int api_open(const struct api_opts *o, struct api **out)
     if (o->h != NULL)
         a->h = *o->h;
     a->state_dir = xstrdup(o->state_dir);
+    a->config_path = o->config_path != NULL ? xstrdup(o->config_path) : NULL;
     a->store = o->store;
     a->tokens_file = o->tokens_file != NULL ? xstrdup(o->tokens_file) : NULL;
     a->certificate = o->certificate != NULL ? xstrdup(o->certificate) : NULL;

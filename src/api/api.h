@@ -22,6 +22,13 @@ struct api_handlers {
     /* Queues a renewal of name, as `certloop renew NAME [--force]`. 0, or
      * < 0 with *err (owned) a sentence for the client. */
     int (*renew)(void *arg, const char *name, bool force, char **err);
+    /* Reloads the configuration (as SIGHUP) and answers through cb: status
+     * 0 (message says so), ERR_CONFIG with the errors' lines, or another
+     * code with message. cb may run before reload returns. */
+    void (*reload)(void *arg,
+                   void (*cb)(void *cb_arg, int status, const char *message,
+                              const char *const *errors, size_t n_errors),
+                   void *cb_arg);
     void *arg;
 };
 
@@ -38,6 +45,8 @@ struct api_opts {
     const char *certificate;      /* copied; NULL: only the self-signed one */
     struct store *store;          /* borrowed: the certificates are read from it */
     const char *state_dir;        /* copied: STATE/api/bootstrap.pem is written there */
+    const char *config_path;      /* copied: the main file; POST /v1/certificates writes
+                                   * beside it in conf.d/api/ (config_api_dir) */
     unsigned max_connections;     /* from the fd budget; 0 = 256 */
     const struct api_handlers *h; /* copied */
     struct api_limits lim;        /* zero fields take the defaults */

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/ssl.h>
+#include <uv.h>
 
 #include "api/api.h"
 #include "util/buf.h"
@@ -28,6 +30,11 @@ struct api_tokens {
     struct api_token *v; /* owned array */
     size_t n;
 };
+
+/* A name the API takes (a token's, a certificate's in a route or a body):
+ * 1..max of [A-Za-z0-9._-], not starting with '.'. routes.c. */
+bool api_name_ok(const char *s, size_t max);
+#define API_NAME_MAX 200 /* a certificate's NAME */
 
 /* The scopes as "read,pull,manage" text into out (cap >= 18). */
 void api_scopes_format(unsigned scopes, char *out, size_t cap);
@@ -78,6 +85,10 @@ enum api_route_kind {
     API_R_KEY,    /* GET /v1/certificates/NAME/key.pem */
     API_R_RENEW,  /* POST /v1/certificates/NAME/renew */
     API_R_EVENTS, /* GET /v1/events (Server-Sent Events) */
+    API_R_CREATE, /* POST /v1/certificates (write.c) */
+    API_R_DELETE, /* DELETE /v1/certificates/NAME (write.c) */
+    API_R_PLAN,   /* GET or POST /v1/plan (preview.c) */
+    API_R_TEST,   /* POST /v1/certificates/NAME/test (preview.c) */
     API_R__MAX
 };
 
@@ -101,6 +112,9 @@ extern const struct api_route api_routes[];
 const struct api_route *api_route_find(const char *method, const uint8_t *path, size_t len,
                                        bool *method_ok, char **name, const char **file);
 
+/* The methods path[0..len) answers to, "GET, HEAD, POST" (for Allow). */
+void api_route_allow(const uint8_t *path, size_t len, char *out, size_t cap);
+
 /* The value of field name (case-insensitive) in a request head that
  * httpd_parse accepted (head[0..len)), without surrounding whitespace:
  * true with *v, *vl borrowed from head, false when absent. */
@@ -115,5 +129,45 @@ bool api_head_field(const uint8_t *head, size_t len, const char *name, const uin
 int api_tls_ctx_from_pem(const char *fullchain_pem, const char *key_pem, SSL_CTX **out);
 /* The same from objects (the bootstrap). */
 int api_tls_ctx_from_obj(X509 *cert, EVP_PKEY *key, SSL_CTX **out);
+
+/* ---- the routes in their own files --------------------------------------- */
+
+#define API_BODY_MAX (64 * 1024) /* the largest request body (POST) taken */
+
+struct aconn; /* one connection (api.c) */
+struct api_writes;
+
+/* Work that answers a request later (a threadpool job, a reload): c is
+ * cleared when the connection goes first. */
+struct api_wait {
+    struct aconn *c;
+};
+
+/* Answers (api.c): JSON, {"error": fmt}, {"error": msg, "errors": [lines]}. */
+void api_reply_json(struct aconn *c, int status, json_t *j);
+void api_reply_error(struct aconn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_reply_errors(struct aconn *c, int status, const char *msg, const char *const *lines,
+                      size_t n);
+/* The request will be answered by w's owner: reading stops, the write time
+ * limit starts, the API stays open (one job counted) until api_job_end. */
+void api_wait_begin(struct aconn *c, struct api_wait *w);
+/* After answering through w->c (when it was not NULL): logs the status. */
+void api_wait_end(struct api_wait *w, int status);
+/* One job counted by api_wait_begin has ended (the API may be freed now). */
+void api_job_end(struct api *a);
+struct api *api_of(const struct aconn *c);
+uv_loop_t *api_loop(const struct api *a);
+const struct api_handlers *api_handlers_of(const struct api *a);
+const char *api_config_path(const struct api *a);
+struct api_writes **api_writes_slot(struct api *a);
+bool api_closing(const struct api *a);
+
+/* write.c: POST /v1/certificates (body[0..len), NULL without one) and
+ * DELETE /v1/certificates/NAME. Each returns the status it answered with,
+ * or 0 when it answers later. */
+int api_route_create(struct aconn *c, const char *body, size_t len);
+int api_route_delete(struct aconn *c, const char *name);
+void api_writes_free(struct api_writes *w);
 
 #endif

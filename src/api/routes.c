@@ -8,8 +8,6 @@
 
 #include "util/xalloc.h"
 
-#define NAME_MAX_LEN 200
-
 const struct api_route api_routes[] = {
     {"GET", "/v1/certificates", API_SCOPE_READ, API_R_LIST},
     {"GET", "/v1/certificates/*", API_SCOPE_READ, API_R_GET},
@@ -19,6 +17,8 @@ const struct api_route api_routes[] = {
     {"GET", "/v1/certificates/*/key.pem", API_SCOPE_PULL, API_R_KEY},
     {"POST", "/v1/certificates/*/renew", API_SCOPE_MANAGE, API_R_RENEW},
     {"GET", "/v1/events", API_SCOPE_READ, API_R_EVENTS},
+    {"POST", "/v1/certificates", API_SCOPE_MANAGE, API_R_CREATE},
+    {"DELETE", "/v1/certificates/*", API_SCOPE_MANAGE, API_R_DELETE},
     {NULL, NULL, 0, API_R__MAX},
 };
 
@@ -26,6 +26,19 @@ static bool name_char(uint8_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
            c == '_' || c == '-';
+}
+
+bool api_name_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!name_char((uint8_t)s[i]))
+            return false;
+    }
+    return true;
 }
 
 /* Matches path against pattern; the '*' segment's bounds go to *ns, *nl. */
@@ -41,7 +54,7 @@ static bool match(const char *pattern, const uint8_t *path, size_t len, size_t *
                     return false;
                 i++;
             }
-            if (i == s || i - s > NAME_MAX_LEN || path[s] == '.')
+            if (i == s || i - s > API_NAME_MAX || path[s] == '.')
                 return false;
             *ns = s;
             *nl = i - s;
@@ -81,6 +94,24 @@ const struct api_route *api_route_find(const char *method, const uint8_t *path, 
     if (hit->kind == API_R_PEM || hit->kind == API_R_KEY)
         *file = strrchr(hit->pattern, '/') + 1;
     return hit;
+}
+
+void api_route_allow(const uint8_t *path, size_t len, char *out, size_t cap)
+{
+    size_t at = 0;
+
+    out[0] = '\0';
+    for (const struct api_route *r = api_routes; r->pattern != NULL; r++) {
+        size_t s = 0, l = 0;
+        if (!match(r->pattern, path, len, &s, &l))
+            continue;
+        bool get = strcmp(r->method, "GET") == 0;
+        int n = snprintf(out + at, cap - at, "%s%s%s", at > 0 ? ", " : "", r->method,
+                         get ? ", HEAD" : "");
+        if (n < 0 || (size_t)n >= cap - at)
+            break;
+        at += (size_t)n;
+    }
 }
 
 bool api_head_field(const uint8_t *head, size_t len, const char *name, const uint8_t **v,

@@ -64,17 +64,7 @@ void api_scopes_format(unsigned scopes, char *out, size_t cap)
 
 bool api_token_name_ok(const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n == 0 || n > API_TOKEN_NAME_MAX || s[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return api_name_ok(s, API_TOKEN_NAME_MAX);
 }
 
 static int hexval(char c)

@@ -249,7 +249,7 @@ static void cert_tmp_free(struct cert_tmp *ct)
     free(ct);
 }
 
-static size_t add_file(struct config *cfg, const char *path)
+size_t config_add_file(struct config *cfg, const char *path)
 {
     size_t cap = cfg->files.n + 1;
 
@@ -308,21 +308,13 @@ static int read_regular(struct cctx *c, size_t file, struct buf *b)
     return rc;
 }
 
-/* Reads and parses one file; reports problems. Returns 0, -errno,
- * ERR_TOO_BIG, ERR_CONFIG (not a regular file) or ERR_PARSE. */
-static int read_file(struct cctx *c, size_t file, struct toml_table **root)
+int config_parse_text(struct cctx *c, size_t file, const char *text, size_t len,
+                      struct toml_table **root)
 {
-    struct buf b = BUF_INIT(CONFIG_FILE_MAX);
     struct toml_error terr;
 
-    int rc = read_regular(c, file, &b);
-    if (rc < 0) {
-        buf_fini(&b);
-        return rc;
-    }
     memset(&terr, 0, sizeof(terr));
-    rc = toml_parse((const uint8_t *)(b.data != NULL ? b.data : ""), b.len, root, &terr);
-    buf_fini(&b);
+    int rc = toml_parse((const uint8_t *)text, len, root, &terr);
     if (rc < 0) {
         terr.msg[sizeof(terr.msg) - 1] = '\0';
         for (char *p = terr.msg; *p != '\0'; p++) {
@@ -337,6 +329,17 @@ static int read_file(struct cctx *c, size_t file, struct toml_table **root)
         return ERR_PARSE;
     }
     return 0;
+}
+
+int config_read_file(struct cctx *c, size_t file, struct toml_table **root)
+{
+    struct buf b = BUF_INIT(CONFIG_FILE_MAX);
+
+    int rc = read_regular(c, file, &b);
+    if (rc == 0)
+        rc = config_parse_text(c, file, b.data != NULL ? b.data : "", b.len, root);
+    buf_fini(&b);
+    return rc;
 }
 
 static int strp_cmp(const void *a, const void *b)
@@ -375,9 +378,11 @@ static void load_includes(struct cctx *c, const struct stat *main_st)
             if (stat(g.gl_pathv[i], &st) == 0 && st.st_dev == main_st->st_dev &&
                 st.st_ino == main_st->st_ino)
                 continue; /* the pattern also matches the main file */
+            if (config_api_dir_holds(c, g.gl_pathv[i]))
+                continue; /* read after the includes, as the API's own */
             struct toml_table *root = NULL;
-            c->file = add_file(c->cfg, g.gl_pathv[i]);
-            if (read_file(c, c->file, &root) == 0) {
+            c->file = config_add_file(c->cfg, g.gl_pathv[i]);
+            if (config_read_file(c, c->file, &root) == 0) {
                 config_load_root(c, root, false);
                 toml_table_free(root);
             }
@@ -486,6 +491,7 @@ static void finish(struct cctx *c)
     for (size_t i = 0; i < n; i++) {
         struct cert_tmp *ct = c->certs[i].obj;
         config_resolve_cert(c, ct);
+        ct->c.api_owned = c->api_first_file > 0 && ct->file >= c->api_first_file;
         cfg->certs[i] = ct->c;
         cert_tmp_free(ct);
     }
@@ -500,6 +506,7 @@ static void config_free(struct config *cfg)
     if (cfg == NULL)
         return;
     free(cfg->path);
+    free(cfg->api_dir);
     config_strv_free(&cfg->files);
     free(cfg->daemon.state_dir);
     free(cfg->daemon.control_socket);
@@ -578,6 +585,12 @@ static void flush_errors(struct cctx *c, struct config_diag *diag)
 
 int config_load(const char *path, struct config **out, struct config_diag *diag)
 {
+    return config_load_overlay(path, NULL, out, diag);
+}
+
+int config_load_overlay(const char *path, const struct config_overlay *ov, struct config **out,
+                        struct config_diag *diag)
+{
     struct cctx c;
     struct config *cfg = xcalloc(1, sizeof(*cfg));
     struct toml_table *root = NULL;
@@ -586,13 +599,15 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
 
     memset(&c, 0, sizeof(c));
     c.cfg = cfg;
+    c.overlay = ov;
     cfg->refs = 1;
     cfg->path = xstrdup(path);
+    cfg->api_dir = config_api_dir(path);
     config_schema_defaults(cfg);
     cfg->files.v = xcalloc(1, sizeof(char *));
 
-    c.file = add_file(cfg, path);
-    rc = read_file(&c, 0, &root);
+    c.file = config_add_file(cfg, path);
+    rc = config_read_file(&c, 0, &root);
     if (rc < 0) {
         flush_errors(&c, diag);
         rc = rc == ERR_PARSE || rc == ERR_TOO_BIG ? ERR_CONFIG : rc;
@@ -609,6 +624,7 @@ int config_load(const char *path, struct config **out, struct config_diag *diag)
     }
 
     load_includes(&c, &main_st);
+    config_load_api_dir(&c);
     finish(&c);
 
     if (c.n_errs > 0) {

@@ -205,6 +205,8 @@ struct cfg_cert {
      * may then be left out (they come from the certificate). */
     char *import_cert;
     char *import_key;
+    bool api_owned; /* declared in the API's folder (conf.d/api/NAME.toml): POST
+                     * /v1/certificates wrote it and DELETE may remove it */
 };
 
 struct cfg_notify {
@@ -227,6 +229,7 @@ struct cfg_notify {
 struct config {
     int refs;
     char *path;            /* the main file */
+    char *api_dir;         /* the API's folder: "conf.d/api" beside the main file */
     struct cfg_strv files; /* every file read, main first */
     struct cfg_daemon daemon;
     struct cfg_http01 http01;
@@ -250,7 +253,21 @@ struct config_diag {
     size_t cap;
 };
 
-/* Loads `path` and the files its include pattern names. On success returns 0
+/* A change of the API's folder (conf.d/api/) seen only by one load: the
+ * file NAME.toml of put_name holds put_text instead of what is on disk (or
+ * is added), and del_name's file is left out. Either may be NULL. The file
+ * names of the errors are the ones the files have (or would have) there. */
+struct config_overlay {
+    const char *put_name, *put_text;
+    const char *del_name;
+};
+
+/* The API's folder for the main file path: "DIR/conf.d/api" (owned). */
+char *config_api_dir(const char *path);
+
+/* Loads `path` and the files its include pattern names, then the API's
+ * folder (every "*.toml" in config_api_dir(path), in name order; files the
+ * include pattern matches there are read only then). On success returns 0
  * and *out is a new snapshot with one reference. On failure returns
  * ERR_CONFIG (or -errno when the main file cannot be read) and every problem
  * found is appended to diag (may be NULL), one line each, ordered by file
@@ -260,6 +277,10 @@ struct config_diag {
  * refused, never waited on). It shares no state with anything else, so it
  * may run on a worker thread (the daemon's reload does). path is borrowed. */
 int config_load(const char *path, struct config **out, struct config_diag *diag);
+/* config_load with a change of the API's folder that is not written (ov
+ * may be NULL): what POST and DELETE /v1/certificates and /v1/plan check. */
+int config_load_overlay(const char *path, const struct config_overlay *ov, struct config **out,
+                        struct config_diag *diag);
 /* [daemon] control_socket as written in the main file `path`, even when
  * the configuration does not validate (`reload -c FILE` must reach the
  * daemon that FILE names to have it report the errors). 0 and *out (owned),

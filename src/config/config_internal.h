@@ -120,6 +120,8 @@ struct cctx {
     bool include_set;
     struct toml_pos api_pos; /* of the [api] table, for its cross-checks */
     size_t api_file;
+    const struct config_overlay *overlay; /* borrowed, or NULL */
+    size_t api_first_file; /* files from here on are the API's (conf.d/api/); 0: none */
 };
 
 /* Records one error at pos of file (line 0: no position) for path (may be
@@ -297,5 +299,20 @@ void config_unknown_key(struct cctx *c, const struct toml_keyval *kv, const char
 /* Sets cfg->daemon and cfg->http01 to their defaults (from the schema). */
 void config_schema_defaults(struct config *cfg);
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main);
+
+/* config.c: one more entry in cfg->files (its index); one file read and
+ * parsed, or text parsed as file (problems reported): 0, -errno,
+ * ERR_TOO_BIG, ERR_CONFIG (not a regular file) or ERR_PARSE. */
+size_t config_add_file(struct config *cfg, const char *path);
+int config_read_file(struct cctx *c, size_t file, struct toml_table **root);
+int config_parse_text(struct cctx *c, size_t file, const char *text, size_t len,
+                      struct toml_table **root);
+
+/* apidir.c: true when path is in the API's folder (cfg->api_dir), so the
+ * include pattern leaves it to config_load_api_dir. */
+bool config_api_dir_holds(const struct cctx *c, const char *path);
+/* Reads the API's files (cfg->api_dir, "*.toml" sorted, with c->overlay
+ * applied), each of which may hold only [certificate.NAME] for its NAME.toml. */
+void config_load_api_dir(struct cctx *c);
 
 #endif

@@ -23,6 +23,7 @@ enum httpd_parse_status {
     HTTPD_PARSE_DONE = 1,            /* a complete head; *out is filled */
     HTTPD_PARSE_MORE = 0,            /* no complete head yet, none of it wrong */
     HTTPD_PARSE_BAD = -400,          /* malformed, a body announced, Host missing */
+    HTTPD_PARSE_TOO_BIG = -413,      /* Content-Length above the caller's limit */
     HTTPD_PARSE_URI_TOO_LONG = -414, /* request line longer than HTTPD_LINE_MAX */
     HTTPD_PARSE_TOO_LARGE = -431,    /* head or field count past its limit */
     HTTPD_PARSE_BAD_VERSION = -505,  /* not HTTP/1.x */
@@ -47,6 +48,8 @@ struct httpd_req {
      * listener ignores it; the API (src/api) authenticates with it. */
     const uint8_t *authorization;
     size_t authorization_len;
+    /* The body's length from Content-Length (httpd_parse_body); 0 without. */
+    size_t content_length;
 };
 
 /* Parses the request head at the start of p[0..n). Pure and re-entrant: the
@@ -58,5 +61,12 @@ struct httpd_req {
  * Authorization field. Bytes after head_len are the next pipelined request
  * and are not looked at. */
 int httpd_parse(const uint8_t *p, size_t n, struct httpd_req *out);
+
+/* httpd_parse for a server that takes request bodies (the API's POSTs): one
+ * Content-Length of at most max_body bytes is accepted (its value in
+ * content_length; the body starts at head_len), a larger one is
+ * HTTPD_PARSE_TOO_BIG, a repeated or malformed one HTTPD_PARSE_BAD.
+ * Transfer-Encoding stays refused (400): only bodies of a known length. */
+int httpd_parse_body(const uint8_t *p, size_t n, size_t max_body, struct httpd_req *out);
 
 #endif

@@ -154,6 +154,9 @@ static int request_line(const uint8_t *p, size_t s, size_t e, bool partial, stru
 }
 
 struct fields {
+    size_t max_body; /* the largest Content-Length taken; 0: none */
+    size_t len;      /* the Content-Length */
+    bool has_len;
     unsigned count;
     unsigned host;
     const uint8_t *auth;
@@ -162,16 +165,25 @@ struct fields {
     bool keep_alive;
 };
 
-/* Content-Length (RFC 9112 §6.3): only a zero is acceptable, since we take
- * no request body; anything else, malformed or a list, is an error. */
-static int content_length(const uint8_t *v, size_t n)
+/* Content-Length (RFC 9112 §6.3): digits only, one field; a value above
+ * max_body (0: no body taken at all) is refused before a byte of it is read. */
+static int content_length(const uint8_t *v, size_t n, struct fields *f)
 {
-    if (n == 0)
-        return HTTPD_PARSE_BAD;
+    uint64_t len = 0;
+
+    if (n == 0 || f->has_len)
+        return HTTPD_PARSE_BAD; /* empty, or a second field (RFC 9112 §6.3 item 5) */
+    f->has_len = true;
     for (size_t i = 0; i < n; i++) {
-        if (v[i] != '0')
+        if (v[i] < '0' || v[i] > '9')
             return HTTPD_PARSE_BAD;
+        if (len > (UINT64_MAX - 9) / 10)
+            return f->max_body == 0 ? HTTPD_PARSE_BAD : HTTPD_PARSE_TOO_BIG;
+        len = len * 10 + (uint64_t)(v[i] - '0');
     }
+    if (len > f->max_body)
+        return f->max_body == 0 ? HTTPD_PARSE_BAD : HTTPD_PARSE_TOO_BIG;
+    f->len = (size_t)len;
     return 0;
 }
 
@@ -231,7 +243,7 @@ static int field_line(const uint8_t *p, size_t s, size_t e, bool partial, struct
         if (++f->host > 1)
             return HTTPD_PARSE_BAD; /* RFC 9112 §3.2 */
     } else if (eq_nocase(name, name_len, "content-length")) {
-        return content_length(p + i, ve - i);
+        return content_length(p + i, ve - i, f);
     } else if (eq_nocase(name, name_len, "transfer-encoding")) {
         return HTTPD_PARSE_BAD; /* a body follows: not for us */
     } else if (eq_nocase(name, name_len, "connection")) {
@@ -247,8 +259,13 @@ static int field_line(const uint8_t *p, size_t s, size_t e, bool partial, struct
 
 int httpd_parse(const uint8_t *p, size_t n, struct httpd_req *out)
 {
+    return httpd_parse_body(p, n, 0, out);
+}
+
+int httpd_parse_body(const uint8_t *p, size_t n, size_t max_body, struct httpd_req *out)
+{
     struct httpd_req r = {0};
-    struct fields f = {0};
+    struct fields f = {.max_body = max_body};
     size_t lim = n < HTTPD_HEAD_MAX ? n : HTTPD_HEAD_MAX;
     size_t pos = 0, end, next;
     unsigned empty = 0;
@@ -291,6 +308,7 @@ int httpd_parse(const uint8_t *p, size_t n, struct httpd_req *out)
     r.head_len = next;
     r.authorization = f.auth;
     r.authorization_len = f.auth_len;
+    r.content_length = f.len;
     *out = r;
     return HTTPD_PARSE_DONE;
 }

@@ -551,7 +551,8 @@ static int api_renew(void *arg, const char *name, bool force, char **err)
 static int open_api(struct daemon *d)
 {
     const struct cfg_api *c = &d->cfg->api;
-    struct api_handlers h = {.status = api_status, .renew = api_renew, .arg = d};
+    struct api_handlers h = {
+        .status = api_status, .renew = api_renew, .reload = ctl_reload, .arg = d};
     struct api_opts o = {
         .loop = &d->loop,
         .listen = (const char *const *)c->listen.v,
@@ -560,6 +561,7 @@ static int open_api(struct daemon *d)
         .certificate = c->certificate,
         .store = d->store,
         .state_dir = d->cfg->daemon.state_dir,
+        .config_path = d->config_path,
         .max_connections = d->fds.api,
         .h = &h,
     };

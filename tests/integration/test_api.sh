@@ -110,6 +110,8 @@ ROUTES=(
   "GET /v1/certificates/www/key.pem|401 401 403 200 403 200"
   "POST /v1/certificates/spare/renew|401 401 403 403 202 409"
   "GET /v1/events|401 401 200 403 403 200"
+  "POST /v1/certificates|401 401 403 403 400 400"
+  "DELETE /v1/certificates/nope|401 401 403 403 404 404"
 )
 n=$(grep -c '^    {"' "$(dirname "$0")/../../src/api/routes.c")
 [ "$n" = "${#ROUTES[@]}" ] || tw_fail "routes.c has $n routes, this table ${#ROUTES[@]}"
@@ -164,7 +166,27 @@ done
 
 # ---- bodies, oversized heads, slow clients
 st=$(api 127.0.0.1 manager POST /v1/certificates/spare/renew --data-binary "$(head -c 100000 /dev/zero | tr '\0' x)")
-[ "$st" = 400 ] || [ "$st" = 000 ] || tw_fail "a 100 kB body: $st"
+[ "$st" = 413 ] || [ "$st" = 000 ] || tw_fail "a 100 kB body: $st"
+st=$(api 127.0.0.1 manager POST /v1/certificates/spare/renew --data-binary 'x=1')
+[ "$st" = 400 ] || tw_fail "a body on renew: $st"
+# a body announced but never sent is cut at the head's time limit
+python3 - "$API_PORT" "$CA" "$(cat "$TW/manager.tok")" <<'EOF' || tw_fail "a slow body was not cut off"
+import socket, ssl, sys, time
+port, ca, tok = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+t = time.monotonic()
+s.sendall(b"POST /v1/certificates HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+          tok.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"name\":")
+s.settimeout(30)
+try:
+    data = s.recv(100)
+except (ConnectionError, ssl.SSLError):
+    data = b""
+took = time.monotonic() - t
+print("slow body cut after", round(took, 1), "s:", data)
+sys.exit(0 if 8 <= took <= 15 and data == b"" else 1)
+EOF
 st=$(api 127.0.0.1 reader GET /v1/certificates -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' x)")
 [ "$st" = 431 ] || tw_fail "a 9 kB head: $st"
 python3 - "$API_PORT" "$CA" <<'EOF' || tw_fail "slow clients were not cut off"

@@ -218,6 +218,20 @@ static void test_routes(void **state)
     r = find("POST", "/v1/certificates/www/renew", &ok, &name, &file);
     assert_true(r != NULL && ok && r->scopes == API_SCOPE_MANAGE);
     free(name);
+    r = find("POST", "/v1/certificates", &ok, &name, &file);
+    assert_true(r != NULL && ok && r->kind == API_R_CREATE && name == NULL);
+    r = find("DELETE", "/v1/certificates/www", &ok, &name, &file);
+    assert_true(r != NULL && ok && r->kind == API_R_DELETE);
+    assert_string_equal(name, "www");
+    free(name);
+    r = find("PUT", "/v1/certificates/www", &ok, &name, &file);
+    assert_true(r != NULL && !ok);
+    free(name);
+    char allow[64];
+    api_route_allow((const uint8_t *)"/v1/certificates/www", 20, allow, sizeof(allow));
+    assert_string_equal(allow, "GET, HEAD, DELETE");
+    api_route_allow((const uint8_t *)"/v1/certificates", 16, allow, sizeof(allow));
+    assert_string_equal(allow, "GET, HEAD, POST");
     /* traversal, escapes, empty and dot segments, trailing parts: no route */
     const char *const none[] = {"/v1/certificates/..",
                                 "/v1/certificates/../key.pem",
@@ -243,9 +257,12 @@ static void test_routes(void **state)
     /* every route needs at least one scope, and only pull reaches the key */
     for (const struct api_route *x = api_routes; x->pattern != NULL; x++) {
         assert_true(x->scopes != 0);
+        bool changes = strcmp(x->method, "GET") != 0;
         if (x->kind == API_R_KEY)
             assert_int_equal(x->scopes, API_SCOPE_PULL);
-        else if (x->kind != API_R_RENEW)
+        else if (changes) /* whatever changes something needs manage, and only manage */
+            assert_int_equal(x->scopes, API_SCOPE_MANAGE);
+        else
             assert_true((x->scopes & API_SCOPE_READ) != 0);
     }
 }

@@ -227,6 +227,31 @@ static void test_no_body_accepted(void **state)
         HTTPD_PARSE_BAD);
 }
 
+/* The API's variant: one Content-Length up to the caller's limit. */
+static void test_body_limit(void **state)
+{
+    struct httpd_req r;
+    const char *five = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+    const char *two =
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+    const char *huge =
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n";
+    const char *te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    (void)state;
+    assert_int_equal(httpd_parse_body((const uint8_t *)five, strlen(five), 5, &r),
+                     HTTPD_PARSE_DONE);
+    assert_int_equal(r.content_length, 5);
+    assert_memory_equal(five + r.head_len, "hello", 5);
+    assert_int_equal(httpd_parse_body((const uint8_t *)five, strlen(five), 4, &r),
+                     HTTPD_PARSE_TOO_BIG);
+    assert_int_equal(httpd_parse_body((const uint8_t *)two, strlen(two), 100, &r), HTTPD_PARSE_BAD);
+    assert_int_equal(httpd_parse_body((const uint8_t *)huge, strlen(huge), 100, &r),
+                     HTTPD_PARSE_TOO_BIG);
+    assert_int_equal(httpd_parse_body((const uint8_t *)te, strlen(te), 100, &r), HTTPD_PARSE_BAD);
+    assert_int_equal(httpd_parse((const uint8_t *)five, strlen(five), &r), HTTPD_PARSE_BAD);
+}
+
 static void test_request_line_limit(void **state)
 {
     size_t cap = HTTPD_LINE_MAX + 64;
@@ -350,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_bare_lf_and_leading_empty_lines),
         cmocka_unit_test(test_pipelined_rest_is_not_consumed),
         cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_malformed_request_lines),
         cmocka_unit_test(test_fields),

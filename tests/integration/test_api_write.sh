@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The API's write side (docs/API.md) against a Pebble-backed daemon:
+# POST /v1/certificates writes conf.d/api/NAME.toml, reloads and answers 201
+# with the resource; the same request_identifier again answers 200 with it,
+# and the certificate is issued once (one "issued" event id on the stream).
+# A body that does not validate answers 422 with check's FILE:LINE:COL
+# lines and writes nothing; the administrator's names are 409 to POST and
+# 403 to DELETE; DELETE removes an API file and reloads.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+tw_init api_write
+tw_start || exit 1
+API_PORT=$(tw_port)
+TOKENS=$TW/api-tokens
+{
+  tw_config_head 8
+  cat <<EOF
+[api]
+listen = ["127.0.0.1:$API_PORT"]
+tokens_file = "$TOKENS"
+
+EOF
+  tw_config_cert www ec-p256 www.test
+} >"$TW/certloop.toml"
+APIDIR=$TW/conf.d/api
+for t in reader:read manager:manage; do
+  "$CERTLOOP" api-token create "${t%%:*}" --scopes "${t#*:}" -c "$TW/certloop.toml" \
+    >"$TW/${t%%:*}.tok" 2>"$TW/tok.err" || tw_fail "api-token create $t: $(cat "$TW/tok.err")"
+done
+tw_daemon_start "$TW/certloop.toml" "$TW/out.txt" "$TW/err.txt" 20 test -s "$TW/state/api/bootstrap.pem" ||
+  tw_fail "no bootstrap.pem: $(tail -5 "$TW/err.txt")"
+CA=$TW/state/api/bootstrap.pem
+URL=https://127.0.0.1:$API_PORT
+# api TOKEN METHOD PATH [curl args...]: prints the status; the body goes to $TW/body
+api() {
+  local tok=$1 method=$2 path=$3
+  shift 3
+  curl -sS --max-time 60 --path-as-is --cacert "$CA" -X "$method" \
+    -H "Authorization: Bearer $(cat "$TW/$tok.tok")" -o "$TW/body" -w '%{http_code}' "$@" \
+    "$URL$path" 2>"$TW/curl.err"
+}
+post() { api manager POST /v1/certificates -H 'Content-Type: application/json' --data-binary "$1"; }
+
+curl -sSN --max-time 300 --cacert "$CA" -H "Authorization: Bearer $(cat "$TW/reader.tok")" \
+  "$URL/v1/events" >"$TW/sse.txt" 2>/dev/null &
+TW_PIDS+=($!)
+tw_daemon_wait 30 test -s "$TW/out/www/fullchain.pem" || tw_fail "www not issued"
+
+# ---- created once for one request_identifier
+REQ='{"name":"hub1","domains":["hub1.test","alt.hub1.test"],"ca":"pebble","key":"ec-p256","challenge":"http-01","auto_renew":true,"request_identifier":"order-7f3a"}'
+st=$(post "$REQ")
+[ "$st" = 201 ] || tw_fail "POST: $st $(cat "$TW/body" "$TW/curl.err")"
+python3 - "$TW/body" <<'EOF' || tw_fail "201 body: $(cat "$TW/body")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["name"] == "hub1" and o["domains"] == ["hub1.test", "alt.hub1.test"] and o["state"], o
+EOF
+[ -f "$APIDIR/hub1.toml" ] || tw_fail "no $APIDIR/hub1.toml"
+grep -qx '# request_identifier: order-7f3a' "$APIDIR/hub1.toml" || tw_fail "file: $(cat "$APIDIR/hub1.toml")"
+"$CERTLOOP" check -c "$TW/certloop.toml" >"$TW/check.txt" 2>&1 || tw_fail "check: $(cat "$TW/check.txt")"
+grep -q 'OK: 2 certificates' "$TW/check.txt" || tw_fail "check: $(cat "$TW/check.txt")"
+st=$(post "$REQ")
+[ "$st" = 200 ] || tw_fail "the same request_identifier again: $st $(cat "$TW/body")"
+grep -q '"name":"hub1"' "$TW/body" || tw_fail "repeat body: $(cat "$TW/body")"
+# another identifier for the same name is a clash, not a second certificate
+st=$(post '{"name":"hub1","domains":["hub1.test"],"request_identifier":"other"}')
+[ "$st" = 409 ] || tw_fail "another identifier for hub1: $st $(cat "$TW/body")"
+[ "$(ls "$APIDIR")" = hub1.toml ] || tw_fail "files in $APIDIR: $(ls "$APIDIR")"
+tw_daemon_wait 90 test -e "$TW/state/certs/hub1/current/fullchain.pem" || tw_fail "hub1 not issued"
+issued() { grep -c '^data: {.*"event":"issued".*"certificate":"hub1"' "$TW/sse.txt"; }
+tw_daemon_wait 10 test "$(issued)" -ge 1 || tw_fail "no issued event for hub1: $(cat "$TW/sse.txt")"
+st=$(post "$REQ") # after the issuance, still the same one
+[ "$st" = 200 ] || tw_fail "the identifier after issuance: $st"
+[ "$(grep -B2 '^data: {.*"event":"issued".*"certificate":"hub1"' "$TW/sse.txt" | grep -c '^id: ')" = 1 ] ||
+  tw_fail "issued events for hub1: $(grep hub1 "$TW/sse.txt")"
+[ "$(ls "$TW/state/certs/hub1" | grep -vc current)" = 1 ] || tw_fail "generations: $(ls "$TW/state/certs/hub1")"
+tw_log "request_identifier: 3 POSTs, 1 file, 1 generation, 1 issued event"
+
+# ---- refused without writing anything
+st=$(post '{"name":"bad","domains":["ok.test","not a name"],"ca":"pebble"}')
+[ "$st" = 422 ] || tw_fail "a bad domain: $st $(cat "$TW/body")"
+grep -q "\"$APIDIR/bad.toml:[0-9]*:[0-9]*: error: certificate.bad.domains" "$TW/body" ||
+  tw_fail "422 without check's line: $(cat "$TW/body")"
+st=$(post '{"name":"bad","domains":["ok.test"],"ca":"nosuchca"}')
+[ "$st" = 422 ] && grep -q 'error: certificate.bad.ca' "$TW/body" || tw_fail "unknown ca: $st $(cat "$TW/body")"
+st=$(post '{"name":"bad","domains":["ok.test"],"key":"dsa"}')
+[ "$st" = 422 ] || tw_fail "bad key: $st"
+st=$(post '{"name":"bad","domains":["ok.test"],"colour":"red"}')
+[ "$st" = 422 ] && grep -q 'unknown field' "$TW/body" || tw_fail "unknown field: $st $(cat "$TW/body")"
+for n in '../evil' '.hidden' 'a/b' ''; do
+  st=$(post "{\"name\":\"$n\",\"domains\":[\"ok.test\"]}")
+  [ "$st" = 422 ] || tw_fail "name '$n': $st"
+done
+st=$(post '{"name":"bad","domains":["ok.test"],"ca":"pebble"')
+[ "$st" = 400 ] || tw_fail "broken JSON: $st"
+st=$(post '{"name":"www","domains":["www2.test"],"ca":"pebble"}')
+[ "$st" = 409 ] && grep -q 'administrator' "$TW/body" || tw_fail "the administrator's name: $st $(cat "$TW/body")"
+st=$(post "{\"name\":\"big\",\"domains\":[\"$(head -c 70000 /dev/zero | tr '\0' a)\"]}")
+[ "$st" = 413 ] || [ "$st" = 000 ] || tw_fail "a 70 kB body: $st"
+st=$(api reader POST /v1/certificates --data-binary '{"name":"r","domains":["r.test"]}')
+[ "$st" = 403 ] || tw_fail "a read token created: $st"
+[ "$(ls "$APIDIR")" = hub1.toml ] || tw_fail "a refused request wrote: $(ls "$APIDIR")"
+
+# ---- DELETE: only the API's own
+[ "$(api manager DELETE /v1/certificates/www)" = 403 ] || tw_fail "DELETE www: $(cat "$TW/body")"
+[ "$(api manager DELETE /v1/certificates/nope)" = 404 ] || tw_fail "DELETE nope"
+[ "$(api reader DELETE /v1/certificates/hub1)" = 403 ] || tw_fail "a read token deleted"
+[ "$(api manager DELETE /v1/certificates/hub1)" = 200 ] || tw_fail "DELETE hub1: $(cat "$TW/body")"
+[ -e "$APIDIR/hub1.toml" ] && tw_fail "hub1.toml is still there"
+[ "$(api reader GET /v1/certificates/hub1)" = 404 ] || tw_fail "hub1 still served after DELETE"
+[ "$(api reader GET /v1/certificates/www)" = 200 ] || tw_fail "www after DELETE hub1"
+grep -q 'error' "$TW/check.txt" && tw_fail "check: $(cat "$TW/check.txt")"
+grep -q 'info api: 127.0.0.1 POST /v1/certificates token=manager -> 201' "$TW/err.txt" ||
+  tw_fail "no log line for the POST"
+
+tw_daemon_stop
+tw_done
