@@ -205,7 +205,15 @@ int chal_tlsalpn_open(uv_loop_t *loop, const char *const *listen, size_t n,
  * once its handles have closed and its certificate jobs have ended, then
  * closed_cb(arg) runs on the loop (may be NULL). */
 void chal_tlsalpn_close(struct chal_tlsalpn *s, void (*closed_cb)(void *arg), void *arg);
-/* The port of listener i, or < 0. */
+/* Changes the addresses to listen[0..n) (n == 0: none, the responder
+ * stays with its challenges): the new addresses are bound first, and only
+ * when all of them are listening are the ones no longer listed closed;
+ * addresses in both are kept as they are, and so are live challenges and
+ * connections. 0, or < 0 with *failed (borrowed from listen) naming the
+ * address that could not be bound (logged), and nothing changed. */
+int chal_tlsalpn_rebind(struct chal_tlsalpn *s, const char *const *listen, size_t n,
+                        const char **failed);
+/* The port of listener i (in the order of listen), or < 0. */
 int chal_tlsalpn_port(const struct chal_tlsalpn *s, size_t i);
 
 /* Builds identifier's challenge certificate for key_authorization on the

@@ -159,6 +159,8 @@ struct entry {
 struct listener {
     struct chal_tlsalpn *s;
     uv_tcp_t tcp;
+    char *addr;            /* as configured (owned) */
+    struct listener *next; /* in the order of the configuration */
 };
 
 struct tconn {
@@ -185,7 +187,7 @@ struct chal_tlsalpn_put {
 struct chal_tlsalpn {
     uv_loop_t *loop;
     SSL_CTX *ctx;
-    struct listener *ls;
+    struct listener *ls; /* list */
     size_t n_ls;
     int open_handles;
     struct entry *entries;
@@ -206,7 +208,6 @@ static void maybe_free(struct chal_tlsalpn *s)
     void (*cb)(void *) = s->closed_cb;
     void *arg = s->closed_arg;
     SSL_CTX_free(s->ctx);
-    free(s->ls);
     free(s);
     if (cb != NULL)
         cb(arg);
@@ -361,8 +362,88 @@ static void listener_closed(uv_handle_t *h)
     struct listener *l = h->data;
     struct chal_tlsalpn *s = l->s;
 
+    free(l->addr);
+    free(l);
     s->open_handles--;
     maybe_free(s);
+}
+
+/* Binds and listens on addr: the listener, or NULL with *rc (logged; its
+ * handle closes on the loop). */
+static struct listener *listener_open(struct chal_tlsalpn *s, const char *addr, int *rc)
+{
+    struct listener *l = xcalloc(1, sizeof(*l));
+
+    l->s = s;
+    l->addr = xstrdup(addr);
+    uv_tcp_init(s->loop, &l->tcp);
+    l->tcp.data = l;
+    s->open_handles++;
+    *rc = tls_listen(&l->tcp, addr, BACKLOG, connection_cb, LOG_CHAL, "tlsalpn01");
+    if (*rc < 0) {
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
+        return NULL;
+    }
+    return l;
+}
+
+static void listeners_close(struct listener *l)
+{
+    while (l != NULL) {
+        struct listener *next = l->next;
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
+        l = next;
+    }
+}
+
+int chal_tlsalpn_rebind(struct chal_tlsalpn *s, const char *const *listen, size_t n,
+                        const char **failed)
+{
+    struct listener *fresh = NULL, **ft = &fresh, *nl = NULL, **nt = &nl;
+    int rc = 0;
+
+    *failed = NULL;
+    /* bind every new address first: a failure leaves everything as it was */
+    for (size_t i = 0; i < n; i++) {
+        bool have = false;
+        for (struct listener *l = s->ls; l != NULL && !have; l = l->next)
+            have = strcmp(l->addr, listen[i]) == 0;
+        for (struct listener *l = fresh; l != NULL && !have; l = l->next)
+            have = strcmp(l->addr, listen[i]) == 0;
+        if (have)
+            continue;
+        struct listener *l = listener_open(s, listen[i], &rc);
+        if (l == NULL) {
+            *failed = listen[i];
+            listeners_close(fresh);
+            return rc;
+        }
+        *ft = l;
+        ft = &l->next;
+    }
+    /* the new list in the configured order, kept listeners untouched */
+    for (size_t i = 0; i < n; i++) {
+        struct listener **from[2] = {&s->ls, &fresh};
+        for (size_t k = 0; k < 2; k++) {
+            for (struct listener **pp = from[k]; *pp != NULL; pp = &(*pp)->next) {
+                if (strcmp((*pp)->addr, listen[i]) == 0) {
+                    struct listener *l = *pp;
+                    *pp = l->next;
+                    l->next = NULL;
+                    *nt = l;
+                    nt = &l->next;
+                    k = 2;
+                    break;
+                }
+            }
+        }
+    }
+    listeners_close(s->ls); /* the addresses no longer configured */
+    s->ls = nl;
+    s->n_ls = 0;
+    for (struct listener *l = nl; l != NULL; l = l->next)
+        s->n_ls++;
+    return 0;
 }
 
 int chal_tlsalpn_open(uv_loop_t *loop, const char *const *listen, size_t n,
@@ -389,18 +470,8 @@ int chal_tlsalpn_open(uv_loop_t *loop, const char *const *listen, size_t n,
     SSL_CTX_set_alpn_select_cb(s->ctx, alpn_select_cb, s);
     SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(s->ctx, SSL_OP_NO_TICKET);
-    s->ls = xcalloc(n, sizeof(*s->ls));
-    for (size_t i = 0; i < n; i++) {
-        struct listener *l = &s->ls[i];
-        l->s = s;
-        uv_tcp_init(loop, &l->tcp);
-        l->tcp.data = l;
-        s->n_ls++;
-        s->open_handles++;
-        rc = tls_listen(&l->tcp, listen[i], BACKLOG, connection_cb, LOG_CHAL, "tlsalpn01");
-        if (rc < 0)
-            break;
-    }
+    const char *failed = NULL;
+    rc = chal_tlsalpn_rebind(s, listen, n, &failed);
     if (rc < 0) {
         chal_tlsalpn_close(s, NULL, NULL);
         return rc;
@@ -421,10 +492,12 @@ void chal_tlsalpn_close(struct chal_tlsalpn *s, void (*closed_cb)(void *arg), vo
         s->entries = e->next;
         entry_free(e);
     }
-    for (size_t i = 0; i < s->n_ls; i++)
-        uv_close((uv_handle_t *)&s->ls[i].tcp, listener_closed);
+    bool none = s->ls == NULL;
+    listeners_close(s->ls);
+    s->ls = NULL;
+    s->n_ls = 0;
     tls_conn_close_all(&s->conns);
-    if (s->n_ls == 0) {
+    if (none) {
         /* nothing to wait for but connections and jobs */
         maybe_free(s);
     }
@@ -435,8 +508,10 @@ int chal_tlsalpn_port(const struct chal_tlsalpn *s, size_t i)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
 
-    if (s == NULL || i >= s->n_ls ||
-        uv_tcp_getsockname(&s->ls[i].tcp, (struct sockaddr *)&ss, &len) != 0)
+    const struct listener *l = s != NULL ? s->ls : NULL;
+    for (size_t k = 0; k < i && l != NULL; k++)
+        l = l->next;
+    if (l == NULL || uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);

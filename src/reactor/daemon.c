@@ -226,14 +226,26 @@ static int reload_apply(struct daemon *d, struct reload_job *job)
         notify_ready(d, "reload failed, keeping the previous configuration");
         return job->rc;
     }
+    /* [tlsalpn01] listen: the new addresses are bound before the old ones
+     * close; a bind failure refuses the whole reload */
+    if (d->mgr != NULL && !config_strv_equal(&cfg->tlsalpn01.listen, &d->cfg->tlsalpn01.listen)) {
+        char *why = NULL;
+        int rc = manager_tlsalpn_listen(d->mgr, &cfg->tlsalpn01.listen, &why);
+        if (rc < 0) {
+            log_error(LOG_CONFIG, "%s", why);
+            config_diag_add(&job->diag, "%s", why);
+            free(why);
+            log_error(LOG_MAIN, "reload failed, keeping the previous configuration");
+            notify_ready(d, "reload failed, keeping the previous configuration");
+            return ERR_CONFIG;
+        }
+    }
     job->cfg = NULL;
     if (strcmp(cfg->daemon.state_dir, d->cfg->daemon.state_dir) != 0)
         log_warn(LOG_MAIN, "daemon.state_dir changed to %s: takes effect at the next restart",
                  cfg->daemon.state_dir);
     if (!config_strv_equal(&cfg->http01.listen, &d->cfg->http01.listen))
         log_warn(LOG_MAIN, "http01.listen changed: takes effect at the next restart");
-    if (!config_strv_equal(&cfg->tlsalpn01.listen, &d->cfg->tlsalpn01.listen))
-        log_warn(LOG_MAIN, "tlsalpn01.listen changed: takes effect at the next restart");
     if (!config_strv_equal(&cfg->api.listen, &d->cfg->api.listen))
         log_warn(LOG_MAIN, "api.listen changed: takes effect at the next restart");
     api_set_files(d->api, cfg->api.tokens_file, cfg->api.certificate);

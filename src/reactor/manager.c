@@ -363,6 +363,43 @@ fail:
     return rc;
 }
 
+int manager_tlsalpn_listen(struct manager *m, const struct cfg_strv *listen, char **why)
+{
+    const char *failed = NULL;
+    int rc;
+
+    *why = NULL;
+    if (m->host != NULL)
+        return 0; /* a guest uses its host's */
+    if (m->tls == NULL) {
+        if (listen->n == 0)
+            return 0;
+        rc = chal_tlsalpn_open(m->loop, (const char *const *)listen->v, listen->n, &m->tls);
+        if (rc < 0) {
+            m->tls = NULL;
+            *why =
+                xasprintf("tlsalpn01.listen: cannot listen on %s: %s", listen->v[0], err_str(rc));
+            return rc;
+        }
+        chal_tlsalpn_set_seen_cb(m->tls, mgr_chal_seen, m);
+        log_info(LOG_MAIN, "tlsalpn01: listening on %s%s", listen->v[0],
+                 listen->n > 1 ? " and more" : "");
+        return 0;
+    }
+    rc = chal_tlsalpn_rebind(m->tls, (const char *const *)listen->v, listen->n, &failed);
+    if (rc < 0) {
+        *why = xasprintf("tlsalpn01.listen: cannot listen on %s: %s", failed != NULL ? failed : "?",
+                         err_str(rc));
+        return rc;
+    }
+    if (listen->n > 0)
+        log_info(LOG_MAIN, "tlsalpn01: now listening on %s%s", listen->v[0],
+                 listen->n > 1 ? " and more" : "");
+    else
+        log_info(LOG_MAIN, "tlsalpn01: listen = []: the responder stopped listening");
+    return 0;
+}
+
 void manager_reload(struct manager *m, struct config *cfg)
 {
     struct config *old = m->cfg;

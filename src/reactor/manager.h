@@ -58,6 +58,12 @@ int manager_start(const struct manager_opts *o, struct manager **out);
 /* Swaps in a new snapshot (the manager takes a reference). Orders in
  * flight keep the snapshot they started with. */
 void manager_reload(struct manager *m, struct config *cfg);
+/* A reload's new [tlsalpn01] listen, before manager_reload: the new
+ * addresses are bound before the old ones close (live challenges are kept;
+ * an empty list closes every listener). 0, or < 0 with *why (owned) naming
+ * the address that could not be bound and nothing changed: the reload is
+ * then refused. */
+int manager_tlsalpn_listen(struct manager *m, const struct cfg_strv *listen, char **why);
 /* The http-01 listener's connection cap (the daemon's fd budget after a
  * reload); 0: its default. Nothing without a listener. */
 void manager_set_http01_max_connections(struct manager *m, unsigned max_connections);

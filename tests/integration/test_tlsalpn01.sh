@@ -10,6 +10,10 @@
 # beside the running daemon (PASS: its responder refuses the unknown name),
 # against a TLS server that is no tls-alpn-01 responder and against a closed
 # port (FAIL, saying why).
+# A reload applies a changed [tlsalpn01] listen: the responder moves to the
+# new port (the old one closes); a port that cannot be bound refuses the
+# reload naming it and the responder stays; moved back, a forced renewal
+# is validated by Pebble through it.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -85,6 +89,37 @@ grep -q 'no application protocol' <<<"$out" || tw_fail "without acme-tls/1: $out
 out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) || tw_fail "certloop test (daemon): $out"
 grep -q "test alpn: tls-alpn-01 127.0.0.1: TLS handshake with 127.0.0.1:$TW_TLS_PORT (SNI 1.0.0.127.in-addr.arpa, ALPN acme-tls/1): .*unrecognized name (certloop's responder, refusing a name without a live challenge: the daemon's) ... PASS" <<<"$out" ||
   tw_fail "certloop test (daemon): $out"
+
+# [tlsalpn01] listen changed by a reload (no restart)
+NEW=$(tw_port)
+sed -i "s/^listen = \[\"127.0.0.1:$TW_TLS_PORT\"\]$/listen = [\"127.0.0.1:$NEW\"]/" "$TW/certloop.toml"
+out=$("$CERTLOOP" reload -c "$TW/certloop.toml" 2>&1) || tw_fail "reload to port $NEW: $out"
+out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$NEW" -servername alpn.test -alpn acme-tls/1 2>&1)
+grep -q 'unrecognized name' <<<"$out" || tw_fail "the responder is not on the new port $NEW: $out"
+(echo >/dev/tcp/127.0.0.1/"$TW_TLS_PORT") 2>/dev/null && tw_fail "the old port $TW_TLS_PORT still accepts"
+grep -q "tlsalpn01: now listening on 127.0.0.1:$NEW" "$TW/err.txt" || tw_fail "no log line for the move"
+# a port in use: the reload is refused, naming it; the responder stays
+BUSY=$(tw_port)
+python3 -c 'import socket,sys,time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("ok", flush=True); time.sleep(60)' "$BUSY" >"$TW/busy.txt" &
+TW_PIDS+=($!)
+for _ in $(seq 50); do grep -q ok "$TW/busy.txt" 2>/dev/null && break; sleep 0.1; done
+sed -i "s/^listen = \[\"127.0.0.1:$NEW\"\]$/listen = [\"127.0.0.1:$BUSY\"]/" "$TW/certloop.toml"
+out=$("$CERTLOOP" reload -c "$TW/certloop.toml" 2>&1) && tw_fail "reload to a busy port succeeded: $out"
+grep -q "tlsalpn01.listen: cannot listen on 127.0.0.1:$BUSY: " <<<"$out" || tw_fail "busy port refusal: $out"
+out=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$NEW" -servername alpn.test -alpn acme-tls/1 2>&1)
+grep -q 'unrecognized name' <<<"$out" || tw_fail "the responder left port $NEW after a refused reload: $out"
+# back to Pebble's tlsPort: a forced renewal is validated through it
+sed -i "s/^listen = \[\"127.0.0.1:$BUSY\"\]$/listen = [\"127.0.0.1:$TW_TLS_PORT\"]/" "$TW/certloop.toml"
+out=$("$CERTLOOP" reload -c "$TW/certloop.toml" 2>&1) || tw_fail "reload back: $out"
+n=$(grep -c 'tlsalpn01: challenge certificate served for alpn.test' "$TW/err.txt")
+before=$(sha256sum <"$TW/out/alpn/cert.pem")
+"$CERTLOOP" renew alpn --force -c "$TW/certloop.toml" >/dev/null 2>&1 || tw_fail "renew --force"
+cert_changed() { [ "$(sha256sum <"$TW/out/alpn/cert.pem")" != "$before" ]; }
+tw_daemon_wait 60 cert_changed ||
+  tw_fail "not renewed after the listener moved back: $(tail -5 "$TW/err.txt")"
+[ "$(grep -c 'tlsalpn01: challenge certificate served for alpn.test' "$TW/err.txt")" -gt "$n" ] ||
+  tw_fail "the renewal was not validated through the moved listener"
 
 tw_daemon_stop
 tw_done
