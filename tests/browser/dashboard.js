@@ -106,6 +106,38 @@ async function main() {
       return bad;
     });
     check(unnamed.length === 0, 'controls without a label: ' + unnamed.join(' '));
+    // text contrast (WCAG 2 AA: 4.5:1) of every kind of text on the page
+    const low = await page.evaluate(() => {
+      const lum = (c) => {
+        const v = c.match(/[\d.]+/g).slice(0, 3).map((x) => {
+          const s = Number(x) / 255;
+          return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+      };
+      const bg = (el) => {
+        for (; el; el = el.parentElement) {
+          // a faint translucent layer (alpha under 0.5) counts as its parent's colour
+          const b = getComputedStyle(el).backgroundColor;
+          const alpha = /^rgba/.test(b) ? Number(b.match(/[\d.]+/g)[3]) : 1;
+          if (alpha >= 0.5) return b;
+        }
+        return 'rgb(255, 255, 255)';
+      };
+      const bad = [];
+      const sels = ['body', '.muted', '.tile-l', '.badge.green', '.badge.red', '.state', '.state.bad', '.link',
+        '.sub', '.domains', '#certs th button', '.token-name', '.btn.primary', '.btn', '.live', '.legend'];
+      for (const sel of sels) {
+        const el = document.querySelector(sel);
+        if (!el) continue;
+        const a = lum(getComputedStyle(el).color);
+        const b = lum(bg(el));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) bad.push(sel + ' ' + ratio.toFixed(2));
+      }
+      return bad;
+    });
+    check(low.length === 0, 'text below 4.5:1 contrast: ' + low.join(', '));
     await shot(page, '2-certificates');
     log('signed in; ' + names.length + ' certificates, ' + healthy + ' healthy, event stream live');
 
@@ -196,6 +228,14 @@ async function main() {
     }
     await shot(page, '5-actions');
 
+    // ---- a phone-sized window: nothing wider than the screen
+    step = 'narrow';
+    await page.setViewport({ width: 390, height: 844 });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(wide <= 390, 'the page is ' + wide + ' px wide in a 390 px window');
+    await shot(page, '6-narrow');
+    await page.setViewport({ width: 1440, height: 1000 });
+
     // ---- a page on another site cannot use the session
     step = 'cross-site';
     const other = await browser.newPage();
@@ -220,7 +260,7 @@ async function main() {
     check(!(await page.cookies()).some((x) => x.name === '__Host-certloop'), 'the cookie stays after sign-out');
     await page.reload({ waitUntil: 'networkidle0' });
     await page.waitForSelector('#login-view:not([hidden])');
-    await shot(page, '6-signed-out');
+    await shot(page, '7-signed-out');
     log('signed out');
     // the answers the steps above expect (401, 403, 404, 501) are logged by
     // the browser; anything else (a CSP violation, a script error) fails
