@@ -306,8 +306,10 @@ static int job_work(void *arg)
     switch (j->op) {
     case FS_ACCOUNT: {
         int rc = store_fs_account_write(j->dir, j->name, j->key, j->text, &j->err);
+        /* the account is stored, but a daemon running as the owner could
+         * not read it: the put fails and says why */
         if (rc == 0 && j->uid != (uid_t)-1)
-            store_fs_account_chown(j->dir, j->name, j->uid, j->gid);
+            rc = store_fs_account_chown(j->dir, j->name, j->uid, j->gid, &j->err);
         return rc;
     }
     case FS_ACCOUNT_NEXT:

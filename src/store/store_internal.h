@@ -43,9 +43,12 @@ int store_fs_account_read(const char *state_dir, const char *ca, char **key_pem,
                           char **account_json);
 int store_fs_account_write(const char *state_dir, const char *ca, const char *key_pem,
                            const char *account_json, char **err);
-/* Gives accounts/, accounts/CA and its account files to uid:gid (for
- * STORE_FS_AS_OWNER); best effort. */
-void store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid);
+/* Gives accounts/CA and its account files to uid:gid, and accounts/ too
+ * while root owns it (for STORE_FS_AS_OWNER: a command run as root writes
+ * what the daemon, running as the state directory's owner, must read).
+ * 0, or the first failure with *err (owned, may be NULL) as
+ * "PATH: chown: REASON". */
+int store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid, char **err);
 int store_fs_account_next_read(const char *state_dir, const char *ca, char **key_pem);
 int store_fs_account_next_write(const char *state_dir, const char *ca, const char *key_pem,
                                 char **err);

@@ -130,20 +130,27 @@ static char *account_file(const char *state_dir, const char *ca, const char *fil
     return xasprintf("%s/accounts/%s/%s", state_dir, ca, file);
 }
 
-void store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid)
+int store_fs_account_chown(const char *state_dir, const char *ca, uid_t uid, gid_t gid, char **err)
 {
     static const char *const parts[] = {"", "/account.key", "/account.json"};
     struct stat st;
+    int rc = 0;
 
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && rc == 0; i++) {
         char *p = xasprintf("%s/accounts/%s%s", state_dir, ca, parts[i]);
-        (void)lchown(p, uid, gid);
+        if (lchown(p, uid, gid) < 0) {
+            rc = -errno;
+            set_err(err, p, "chown", rc);
+        }
         free(p);
     }
     char *accounts = xasprintf("%s/accounts", state_dir);
-    if (stat(accounts, &st) == 0 && st.st_uid == 0)
-        (void)lchown(accounts, uid, gid);
+    if (rc == 0 && stat(accounts, &st) == 0 && st.st_uid == 0 && lchown(accounts, uid, gid) < 0) {
+        rc = -errno;
+        set_err(err, accounts, "chown", rc);
+    }
     free(accounts);
+    return rc;
 }
 
 int store_fs_account_next_read(const char *state_dir, const char *ca, char **key_pem)

@@ -232,6 +232,37 @@ static void test_write_atomic_owner_and_group(void **state)
     free(target);
 }
 
+/* A command run as root gives the account it wrote to the state
+ * directory's owner; a chown that fails is reported with its path. */
+static void test_account_chown(void **state)
+{
+    const char *dir = *state;
+    char *err = NULL;
+    struct stat st;
+
+    if (geteuid() != 0) {
+        print_message("skipped: chown needs root\n");
+        skip();
+    }
+    assert_int_equal(store_fs_account_write(dir, "ca1", "KEY", "{}", &err), 0);
+    assert_int_equal(store_fs_account_chown(dir, "ca1", 65534, 65534, &err), 0);
+    assert_null(err);
+    static const char *const parts[] = {"accounts", "accounts/ca1", "accounts/ca1/account.key",
+                                        "accounts/ca1/account.json"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char *p = path_in(dir, parts[i]);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, 65534);
+        assert_int_equal(st.st_gid, 65534);
+        free(p);
+    }
+    /* no such account: the first path that fails, and why */
+    assert_int_equal(store_fs_account_chown(dir, "nope", 65534, 65534, &err), -ENOENT);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "/accounts/nope: chown: "));
+    free(err);
+}
+
 static void test_write_atomic_enospc_keeps_old_file(void **state)
 {
     const char *dir = *state;
@@ -1346,6 +1377,7 @@ int main(void)
         T(test_write_atomic_key_never_wider_and_nothing_left_on_rename_failure),
         T(test_write_atomic_missing_directory_reports_open),
         T(test_write_atomic_owner_and_group),
+        T(test_account_chown),
         T(test_read_file_cap_and_sizes),
         T(test_write_atomic_enospc_keeps_old_file),
         T(test_mkdirs_nested_and_not_a_directory),
