@@ -423,54 +423,87 @@
     if (!name) return;
     const btn = $({ renew: 'act-renew', test: 'act-test', dry: 'act-dry' }[kind]);
     const out = $('act-result');
+    const more = $('act-output');
     const base = '/v1/certificates/' + encodeURIComponent(name);
     const path = kind === 'renew' ? base + '/renew?force=true' : kind === 'test' ? base + '/test' : base + '/renew?dry_run=true';
     const label = { renew: 'Renewal', test: 'Test', dry: 'Dry run' }[kind];
     btn.setAttribute('aria-busy', 'true');
     btn.disabled = true;
     out.className = 'result';
-    out.textContent = label + ' of ' + name + ': asking the daemon…';
+    out.textContent = label + ' of ' + name + ': ' + (kind === 'renew' ? 'asking the daemon…'
+      : kind === 'test' ? 'asking the daemon… (the checks can take a minute)'
+        : 'asking the daemon… (a whole order against the staging CA: this can take minutes)');
+    more.hidden = true;
     const r = await call('POST', path);
     btn.removeAttribute('aria-busy');
     btn.disabled = false;
-    if (r.ok) {
+    const b = r.body || {};
+    const lines = [].concat(b.lines || [], b.summary || [], b.errors || []).map(String);
+    if (lines.length) {
+      more.textContent = lines.join('\n');
+      more.hidden = false;
+    }
+    if (r.ok && b.ok !== false) {
       out.className = 'result ok';
-      out.textContent = label + ' of ' + name + ': ' + summary(kind, r);
+      out.textContent = label + ' of ' + name + ': ' + (kind === 'renew' && b.queued
+        ? 'queued (HTTP ' + r.status + '); the state below follows it live.'
+        : b.ok === true ? 'passed.' : 'done (HTTP ' + r.status + ').');
       loadList();
+    } else if (r.ok) {
+      out.className = 'result bad';
+      out.textContent = label + ' of ' + name + ': failed (see below).';
     } else {
       out.className = 'result bad';
-      out.textContent = label + ' of ' + name + ' refused: ' + errText(r);
+      out.textContent = label + ' of ' + name + ' refused: ' + (b.error ? errText(r) : 'HTTP ' + r.status +
+        (lines.length ? ' (see below)' : ''));
     }
   }
 
-  function summary(kind, r) {
-    const b = r.body || {};
-    if (kind === 'renew' && b.queued) return 'queued (HTTP ' + r.status + '); the state below follows it live.';
-    if (b.result || b.outcome) return String(b.result || b.outcome);
-    if (b.ok === true) return 'passed.';
-    if (b.ok === false) return 'failed: ' + (b.error || JSON.stringify(b));
-    return 'HTTP ' + r.status + ' ' + JSON.stringify(b);
+  // ---- preview of a configuration change ---------------------------------------
+
+  function el(tag, cls, textValue) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (textValue !== undefined) e.textContent = textValue;
+    return e;
   }
 
-  // ---- preview of a configuration change ---------------------------------------
+  const CHANGE_HEALTH = { added: 'green', unchanged: 'green', redeploy: 'amber', reorder: 'amber' };
 
   async function plan(ev) {
     ev.preventDefault();
     const text = $('plan-config').value;
     const out = $('plan-out');
     out.hidden = false;
+    out.replaceChildren();
     if (!text.trim()) {
-      out.textContent = 'Paste a configuration first.';
+      out.append(el('p', 'err', 'Paste a configuration first.'));
       return;
     }
-    out.textContent = 'Asking the daemon…';
+    out.append(el('p', 'muted', 'Asking the daemon…'));
     const r = await call('POST', '/v1/plan', { body: text, type: 'application/toml' });
+    out.replaceChildren();
+    const b = r.body || {};
     if (!r.ok) {
-      out.textContent = 'The preview failed: ' + errText(r);
+      out.append(el('p', 'err', 'The preview failed: ' + (b.error ? errText(r) : 'HTTP ' + r.status)));
+      if (Array.isArray(b.errors) && b.errors.length) out.append(el('pre', 'log', b.errors.join('\n')));
       return;
     }
-    const b = r.body || {};
-    out.textContent = typeof b.plan === 'string' ? b.plan : JSON.stringify(b, null, 2);
+    if (Array.isArray(b.warnings) && b.warnings.length) {
+      const ul = el('ul', 'warn');
+      for (const w of b.warnings) ul.append(el('li', '', String(w)));
+      out.append(ul);
+    }
+    const certs = Array.isArray(b.certificates) ? b.certificates : [];
+    for (const c of certs) {
+      const sec = el('section');
+      const h = el('h3', '', c.name || '');
+      const badge = el('span', 'badge ' + (CHANGE_HEALTH[c.change] || 'amber'), c.change || '');
+      h.append(badge);
+      sec.append(h, el('pre', 'log', c.plan || ''));
+      out.append(sec);
+    }
+    if (!certs.length) out.append(el('p', 'muted', 'The text changes no certificate.'));
   }
 
   // ---- live updates (Server-Sent Events) ------------------------------------------
