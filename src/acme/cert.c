@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,10 +320,58 @@ void acme_chain_fini(struct acme_chain *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* The issuers above a leaf are the same few certificates in every chain a
+ * CA sends, and parsing one costs more than the rest of the chain's
+ * handling (OpenSSL 3 decodes its public key through the provider
+ * decoders: issue 16's profile). The last few seen are kept by their exact
+ * DER with what a chain needs of them: the re-encoded PEM and the issuer
+ * CN. Shared by the loop and the threadpool, hence the lock. */
+#define ISSUER_CACHE 4
+static struct {
+    uint8_t *der;
+    size_t len;
+    char *pem, *issuer_cn;
+} issuer_cache[ISSUER_CACHE];
+static size_t issuer_cache_next;
+static pthread_mutex_t issuer_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A cached issuer's PEM and issuer CN (copies), or false. */
+static bool issuer_cached(const uint8_t *der, size_t len, char **pem, char **cn)
+{
+    bool hit = false;
+
+    pthread_mutex_lock(&issuer_cache_lock);
+    for (size_t i = 0; i < ISSUER_CACHE && !hit; i++) {
+        if (issuer_cache[i].der != NULL && issuer_cache[i].len == len &&
+            memcmp(issuer_cache[i].der, der, len) == 0) {
+            *pem = xstrdup(issuer_cache[i].pem);
+            *cn = xstrdup(issuer_cache[i].issuer_cn);
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&issuer_cache_lock);
+    return hit;
+}
+
+static void issuer_remember(const uint8_t *der, size_t len, const char *pem, const char *cn)
+{
+    pthread_mutex_lock(&issuer_cache_lock);
+    size_t i = issuer_cache_next++ % ISSUER_CACHE;
+    free(issuer_cache[i].der);
+    free(issuer_cache[i].pem);
+    free(issuer_cache[i].issuer_cn);
+    issuer_cache[i].der = xmemdup(der, len);
+    issuer_cache[i].len = len;
+    issuer_cache[i].pem = xstrdup(pem);
+    issuer_cache[i].issuer_cn = xstrdup(cn);
+    pthread_mutex_unlock(&issuer_cache_lock);
+}
+
 int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
 {
     struct acme_chain c;
-    X509 *leaf = NULL, *top = NULL;
+    X509 *leaf = NULL;
+    char *top_cn = NULL; /* the issuer CN of the topmost certificate above the leaf */
     const char *p = pem;
     const char *end = pem != NULL ? pem + len : NULL;
     int rc = ERR_PARSE;
@@ -354,30 +403,48 @@ int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
         size_t derlen = 0;
         if (b64_decode(body, (size_t)(stop - body), &der, &derlen) < 0)
             goto out;
+        p = stop + sizeof(pem_end) - 1;
+        char *cn = NULL;
+        if (leaf != NULL && issuer_cached(der, derlen, &c.pem[c.n], &cn)) {
+            free(der);
+            free(top_cn);
+            top_cn = cn;
+            c.n++;
+            continue;
+        }
         X509 *x = der_to_x509(der, derlen);
-        free(der);
-        if (x == NULL)
+        if (x == NULL) {
+            free(der);
             goto out;
+        }
         c.pem[c.n] = x509_to_pem(x);
         if (c.pem[c.n] == NULL) {
+            free(der);
             X509_free(x);
             goto out;
         }
-        c.n++;
         if (leaf == NULL) {
             leaf = x;
         } else {
-            X509_free(top);
-            top = x;
+            free(top_cn);
+            top_cn = issuer_cn(x);
+            issuer_remember(der, derlen, c.pem[c.n], top_cn);
+            X509_free(x);
         }
-        p = stop + sizeof(pem_end) - 1;
+        free(der);
+        c.n++;
     }
     if (leaf == NULL)
         goto out;
     if (acme_asn1_time_unix(X509_get0_notBefore(leaf), &c.not_before) < 0 ||
         acme_asn1_time_unix(X509_get0_notAfter(leaf), &c.not_after) < 0)
         goto out;
-    c.issuer_cn = issuer_cn(top != NULL ? top : leaf);
+    if (top_cn != NULL) {
+        c.issuer_cn = top_cn;
+        top_cn = NULL;
+    } else {
+        c.issuer_cn = issuer_cn(leaf);
+    }
     c.serial_hex = serial_hex(leaf);
     if (c.serial_hex == NULL)
         goto out;
@@ -390,7 +457,7 @@ int acme_chain_parse(const char *pem, size_t len, struct acme_chain *out)
 out:
     ERR_clear_error(); /* parse failures are ERR_PARSE; the caller logs them */
     X509_free(leaf);
-    X509_free(top);
+    free(top_cn);
     acme_chain_fini(&c);
     return rc;
 }

@@ -937,6 +937,8 @@ static int chain_teardown(void **state)
 
 /* ---- chain parsing ------------------------------------------------------ */
 
+static void expect_parse_error(const char *text, size_t len);
+
 static void test_chain_parse_leaf_and_intermediate(void **state)
 {
     struct testchain *t = *state;
@@ -983,6 +985,22 @@ static void test_chain_parse_leaf_and_intermediate(void **state)
     acme_chain_fini(&c);
     free(crlf);
     free(three);
+
+    /* The issuers are remembered by their DER: a second parse answers the
+     * same, and the leaf alone is still the leaf's issuer. */
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(acme_chain_parse(t->chain, strlen(t->chain), &c), 0);
+        assert_int_equal(c.n, 2);
+        assert_string_equal(c.pem[1], t->int_pem);
+        assert_string_equal(c.issuer_cn, "Certloop Test Root X1");
+        assert_string_equal(c.serial_hex, "03abcdef0123");
+        acme_chain_fini(&c);
+    }
+    /* a cached issuer followed by garbage is still refused */
+    char *bad =
+        concat(t->chain, "\n", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    expect_parse_error(bad, strlen(bad));
+    free(bad);
 }
 
 static void expect_parse_error(const char *text, size_t len)
