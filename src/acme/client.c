@@ -1167,7 +1167,8 @@ static void dir_response(int status, const struct http_response *hr, void *arg)
     if (drc == 0)
         drc = acme_profile_choose(j, c->ca->profile, c->ca->profile_fallback, &use, &why);
     if (drc < 0) {
-        char *m = xasprintf("directory %s: %s", c->ca->directory, why);
+        /* a profile not offered: every certificate of this CA is refused */
+        char *m = xasprintf("directory %s: [ca.%s] %s", c->ca->directory, c->ca->name, why);
         free(why);
         json_decref(j);
         setup_fail(c, drc, m);

@@ -193,6 +193,26 @@ static void show_dns(struct pf *pf)
 
 /* ---- 2: CAA ---- */
 
+/* [ca.NAME] profile against the directory's meta.profiles (draft-ietf-
+ * acme-profiles-00 §3), as the daemon decides at its first contact. */
+static void check_profile(struct pf *pf, const json_t *dir)
+{
+    const struct cfg_ca *ca = pf->cert->ca;
+    const char *use = NULL;
+    char *why = NULL;
+
+    if (ca->profile == NULL)
+        return;
+    int rc = acme_profile_choose(dir, ca->profile, ca->profile_fallback, &use, &why);
+    if (rc < 0)
+        pf_report(pf, "profile", ca->name, false, "[ca.%s] %s", ca->name, why);
+    else if (why != NULL)
+        pf_report(pf, "profile", ca->name, true, "[ca.%s] %s", ca->name, why);
+    else
+        pf_report(pf, "profile", ca->name, true, "\"%s\" is offered by the CA", use);
+    free(why);
+}
+
 static void on_directory(int status, const struct http_response *resp, void *arg)
 {
     struct pf *pf = arg;
@@ -219,6 +239,8 @@ static void on_directory(int status, const struct http_response *resp, void *arg
             }
             pf->ids_known = pf->n_ids > 0;
         }
+        if (j != NULL && json_is_object(j))
+            check_profile(pf, j);
         json_decref(j);
     }
     pf_done_one(pf);

@@ -6,8 +6,9 @@
 # otherwise) and echoed in the order object; everything else is Pebble.
 # - [ca.NAME] profile = "shortlived" is sent in newOrder (regression: it was
 #   never sent), stored in meta.json, shown by plan and by status;
-# - a profile the CA does not offer fails the order naming the offered ones,
-#   and no newOrder is sent;
+# - a profile the CA does not offer fails the order naming the certificate,
+#   the CA's profile and the offered ones, and no newOrder is sent; `check`
+#   (which does not ask the CA) accepts it, `certloop test` reports it;
 # - with profile_fallback = true: a warning and an order without a profile.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -51,14 +52,27 @@ tw_daemon_wait 20 status_has || tw_fail "status --json has no profile: $("$CERTL
   tw_fail "status table: $("$CERTLOOP" status -c "$TW/certloop.toml" 2>&1)"
 tw_daemon_stop
 
+# certloop test NAME asks the CA's directory (an IP identifier: no DNS)
+ttest() {
+  sed 's/^domains = \["www.test"\]$/domains = ["127.0.0.1"]/' "$1" >"$TW/test.toml"
+  "$CERTLOOP" test www -c "$TW/test.toml" 2>&1
+}
+out=$(ttest "$TW/certloop.toml")
+grep -qxF 'test www: profile pebble: "shortlived" is offered by the CA ... PASS' <<<"$out" ||
+  tw_fail "certloop test, offered: $out"
+
 # 2. not offered: an error naming the offered ones, no newOrder.
 : >"$TW/proxy.log"
 rm -rf "$TW/state/certs/www"
 config tlsserver >"$TW/certloop2.toml"
 timeout 120 "$CERTLOOP" run --once -c "$TW/certloop2.toml" >"$TW/out2.txt" 2>"$TW/err2.txt" &&
   tw_fail "an order with a profile the CA does not offer succeeded"
-grep -q 'profile "tlsserver" is not offered by the CA (it offers: classic, shortlived)' "$TW/err2.txt" ||
-  tw_fail "error: $(tail -5 "$TW/err2.txt")"
+grep -q 'error main: order cert=www newOrder: directory https://[^ ]*: \[ca.pebble\] profile "tlsserver" is not offered by the CA (it offers: classic, shortlived); choose one of those or set profile_fallback = true' "$TW/err2.txt" ||
+  tw_fail "error: $(cat "$TW/err2.txt")"
+"$CERTLOOP" check -c "$TW/certloop2.toml" >/dev/null 2>&1 || tw_fail "check refused a profile (it cannot ask the CA)"
+out=$(ttest "$TW/certloop2.toml") && tw_fail "certloop test passed a profile the CA does not offer: $out"
+grep -qxF 'test www: profile pebble: [ca.pebble] profile "tlsserver" is not offered by the CA (it offers: classic, shortlived); choose one of those or set profile_fallback = true ... FAIL' <<<"$out" ||
+  tw_fail "certloop test, not offered: $out"
 [ -s "$TW/proxy.log" ] && tw_fail "a newOrder was sent: $(cat "$TW/proxy.log")"
 
 # 3. not offered, profile_fallback = true: warning, order without a profile.
@@ -68,5 +82,8 @@ timeout 120 "$CERTLOOP" run --once -c "$TW/certloop3.toml" >"$TW/out3.txt" 2>"$T
 grep -q 'warn.*profile "tlsserver" is not offered.*ordering without a profile' "$TW/err3.txt" ||
   tw_fail "no fallback warning: $(cat "$TW/err3.txt")"
 grep -qx "neworder profile=-" "$TW/proxy.log" || tw_fail "fallback newOrder: $(cat "$TW/proxy.log")"
+out=$(ttest "$TW/certloop3.toml")
+grep -qF 'test www: profile pebble: [ca.pebble] profile "tlsserver" is not offered by the CA (it offers: classic, shortlived): profile_fallback = true, ordering without a profile ... PASS' <<<"$out" ||
+  tw_fail "certloop test, fallback: $out"
 
 tw_done
