@@ -98,7 +98,7 @@ _certloop() {
     run) opts="--config --once --help" ;;
     check) opts="--config --help" ;;
     plan) opts="--config --help" ;;
-    status) opts="--json --socket --config --help" ;;
+    status) opts="--fleet --json --socket --config --help" ;;
     renew) opts="--all --force --new-key --deploy-only --dry-run --socket --config --help" ;;
     reload) opts="--socket --config --help" ;;
     test) opts="--config --help" ;;

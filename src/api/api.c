@@ -746,6 +746,18 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
         answer_json(c, 200, NULL, one, head_only);
         st = 200;
         break;
+    case API_R_FLEET: { /* the status document's copy of the fleet view */
+        json_t *fleet = json_object_get(doc, "fleet");
+        if (fleet == NULL) {
+            answer_error(c, 404, NULL,
+                         "this daemon's store is not shared with other instances: no fleet");
+            st = 404;
+        } else {
+            answer_json(c, 200, NULL, fleet, head_only);
+            st = 200;
+        }
+        break;
+    }
     case API_R_PEM:
     case API_R_KEY: {
         struct store_cert sc = {0};

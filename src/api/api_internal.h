@@ -89,6 +89,7 @@ enum api_route_kind {
     API_R_DELETE, /* DELETE /v1/certificates/NAME (write.c) */
     API_R_PLAN,   /* GET or POST /v1/plan (preview.c) */
     API_R_TEST,   /* POST /v1/certificates/NAME/test (preview.c) */
+    API_R_FLEET,  /* GET /v1/fleet (a store shared by several instances) */
     API_R__MAX
 };
 

@@ -19,6 +19,7 @@ const struct api_route api_routes[] = {
     {"GET", "/v1/events", API_SCOPE_READ, API_R_EVENTS},
     {"POST", "/v1/certificates", API_SCOPE_MANAGE, API_R_CREATE},
     {"DELETE", "/v1/certificates/*", API_SCOPE_MANAGE, API_R_DELETE},
+    {"GET", "/v1/fleet", API_SCOPE_READ, API_R_FLEET},
     {NULL, NULL, 0, API_R__MAX},
 };
 

@@ -446,3 +446,87 @@ out:
     json_decref(root);
     return rc;
 }
+
+/* "lagging: a b" from an array of names, masked, appended to b (with "; "
+ * before it when b is not empty). */
+static void names_note(struct buf *b, const json_t *arr, const char *what)
+{
+    size_t i;
+    const json_t *v;
+
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return;
+    buf_printf(b, "%s%s:", b->len > 0 ? "; " : "", what);
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        buf_append_str(b, " ");
+        for (const char *p = json_string_value(v); *p != '\0' && b->len < 2000; p++)
+            buf_append(b, (unsigned char)*p < 0x20 || *p == 0x7f ? "." : p, 1);
+    }
+}
+
+int ctl_fleet_table(const char *json, size_t len, bool as_json, FILE *out)
+{
+    json_t *root = json_loadb(json, len, 0, NULL);
+    const json_t *fleet = json_object_get(root, "fleet");
+    const json_t *insts = json_object_get(fleet, "instances");
+    int rc = ERR_PARSE;
+
+    if (json_is_object(root) && json_object_get(root, "certificates") != NULL && fleet == NULL) {
+        rc = -ENOENT;
+        goto out;
+    }
+    if (!json_is_object(fleet) || !json_is_array(insts))
+        goto out;
+    if (as_json) {
+        char *s = json_dumps(fleet, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fprintf(out, "%s\n", s);
+        free(s);
+        rc = 0;
+        goto out;
+    }
+    char *me = text_of(fleet, "self", "");
+    char *db = text_of(fleet, "database", "");
+    const json_t *asof = json_object_get(fleet, "as_of");
+    char when[32];
+    fmt_when(asof, when, sizeof(when));
+    fprintf(out, "fleet seen by %s: database %s, read %s, silent after %lld s\n",
+            me != NULL ? me : "?", db != NULL ? db : "?", when,
+            (long long)json_integer_value(json_object_get(fleet, "silent_after")));
+    free(me);
+    free(db);
+    fprintf(out, "%-20s  %-10s  %-16s  %9s  %8s  %s\n", "INSTANCE", "VERSION", "CONFIG",
+            "HEARTBEAT", "DEPLOYED", "STATE");
+    size_t i;
+    const json_t *o;
+    json_array_foreach(insts, i, o)
+    {
+        char *name = text_of(o, "instance", ""), *ver = text_of(o, "version", "");
+        char *dig = text_of(o, "config_digest", "");
+        struct buf note = BUF_INIT(4096);
+        bool silent = json_is_true(json_object_get(o, "silent"));
+        if (silent)
+            buf_append_str(&note, "SILENT");
+        names_note(&note, json_object_get(o, "lagging"), "LAGGING");
+        names_note(&note, json_object_get(o, "failed"), "FAILED");
+        char age[24];
+        snprintf(age, sizeof(age), "%llds ago",
+                 (long long)json_integer_value(json_object_get(o, "heartbeat_age")));
+        fprintf(out, "%-20s  %-10s  %-16s  %9s  %8lld  %s\n", name != NULL ? name : "?",
+                ver != NULL ? ver : "?", dig != NULL ? dig : "?", age,
+                (long long)json_integer_value(json_object_get(o, "deployed")),
+                note.len > 0 ? note.data : "ok");
+        buf_fini(&note);
+        free(name);
+        free(ver);
+        free(dig);
+    }
+    if (json_array_size(insts) == 0)
+        fprintf(out, "(no instance has written a heartbeat yet)\n");
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/fleet.h"
 #include "reactor/manager_internal.h"
 #include "reactor/renewplan.h"
 #include "reactor/sched.h"
@@ -381,6 +382,8 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
     if (deploy_failed)
         mc->summary = SUM_DEPLOY_FAILED;
+    if (status == 0 || deploy_failed) /* what this instance deployed, for the fleet view */
+        fleet_view_deployed(m->fleet_view, mc->name, mc->generation, status == 0, mc->error);
     mc->run_deploy_only = false;
     if (status != 0 && !mc->journal_shared) {
         /* stopped mid-deployment: the order file stays, so the next start

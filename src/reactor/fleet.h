@@ -1,9 +1,12 @@
 /* The fleet: what a daemon on a store shared with other instances
  * (PostgreSQL, issue 14) does beside its own certificates. fleet_http01.c:
- * every instance's http-01 listener answers the tokens of the fleet. */
+ * every instance's http-01 listener answers the tokens of the fleet;
+ * fleet_view.c: heartbeats, deployments and the view of every instance. */
 #ifndef CERTLOOP_REACTOR_FLEET_H
 #define CERTLOOP_REACTOR_FLEET_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -42,5 +45,40 @@ void fleet_http01_cleanup(struct fleet_http01 *f, const char *token);
 void fleet_http01_get_stats(const struct fleet_http01 *f, struct fleet_http01_stats *out);
 /* Stops listening and looking up, and frees f (NULL is fine). */
 void fleet_http01_stop(struct fleet_http01 *f);
+
+/* ---- the fleet view (fleet_view.c) -------------------------------------------------
+ *
+ * Every FLEET_BEAT_S this instance writes its heartbeat (name, version, the
+ * digest of its certificates' declarations) and then reads every
+ * instance's row; what it read is the view GET /v1/fleet and `status
+ * --fleet` show (a copy: answering never waits for the database). An
+ * instance without a heartbeat for FLEET_SILENT_S is "silent"; one that
+ * deployed an older generation of a certificate than the current one is
+ * "lagging" on it; "failed" lists the certificates whose last deployment
+ * there failed. Each deployment's outcome is written as it ends. */
+#define FLEET_BEAT_S 5
+#define FLEET_SILENT_S 20
+
+struct config;
+struct fleet_view;
+
+/* NULL when store is not shared (then the others are no-ops). store
+ * borrowed: call fleet_view_stop before closing it. */
+struct fleet_view *fleet_view_start(uv_loop_t *loop, struct store *store, const struct config *cfg);
+/* A reload: the digest of the new declarations goes out with the next beat. */
+void fleet_view_config(struct fleet_view *v, const struct config *cfg);
+/* This instance deployed generation of cert (ok), or failed to (error);
+ * generation NULL: the stored current one. */
+void fleet_view_deployed(struct fleet_view *v, const char *cert, const char *generation, bool ok,
+                         const char *error);
+/* The view as last read: {"self", "database": "up"|"unreachable",
+ * "as_of": N|null, "silent_after": N, "instances": [{"instance", "version",
+ * "config_digest", "heartbeat_age", "silent", "deployed", "lagging": [S],
+ * "failed": [S]}]}. Owned. */
+json_t *fleet_view_json(const struct fleet_view *v);
+/* The digest of cfg's certificate declarations (names, CA, key type, domains),
+ * 16 hex digits, into out (17 bytes). */
+void fleet_config_digest(const struct config *cfg, char out[17]);
+void fleet_view_stop(struct fleet_view *v);
 
 #endif

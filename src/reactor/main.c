@@ -69,7 +69,7 @@ static const char *config_path(const char *opt)
 struct cli {
     const char *cmd;
     const char *config; /* -c */
-    bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key, publish;
+    bool once, json, all, force, deploy_only, yes, dry_run, reissue, new_key, publish, fleet;
     const char *reason;
     const char *scopes;                      /* --scopes */
     const char *socket;                      /* --socket */
@@ -93,7 +93,8 @@ enum {
     OPT_SCOPES,
     OPT_PUBLISH,
     OPT_NEW_KEY_FILE,
-    OPT_OLD_KEY_FILE
+    OPT_OLD_KEY_FILE,
+    OPT_FLEET
 };
 
 /* Parses argv (argv[0] is the subcommand) with the options that cmd
@@ -148,6 +149,9 @@ static int parse(struct cli *c, int argc, char **argv, const char *shortopts,
             break;
         case OPT_PUBLISH:
             c->publish = true;
+            break;
+        case OPT_FLEET:
+            c->fleet = true;
             break;
         case OPT_NEW_KEY_FILE:
             c->new_key_file = optarg;
@@ -285,6 +289,7 @@ static const struct option opts_client[] = {
     {"deploy-only", no_argument, NULL, OPT_DEPLOY_ONLY},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"new-key", no_argument, NULL, OPT_NEW_KEY},
+    {"fleet", no_argument, NULL, OPT_FLEET},
     {NULL, 0, NULL, 0},
 };
 
@@ -293,6 +298,8 @@ static int client_opts_check(struct cli *c, bool json, bool renew)
 {
     if (!json && c->json)
         return usage_error(c->cmd, "unknown option '--json'");
+    if (c->fleet && strcmp(c->cmd, "status") != 0)
+        return usage_error(c->cmd, "unknown option '--fleet'");
     if (!renew && (c->all || c->force || c->deploy_only || c->dry_run || c->new_key))
         return usage_error(c->cmd, "unknown option '%s'",
                            c->all           ? "--all"
@@ -317,6 +324,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
         return rc;
     if (c->nargs > 1)
         return usage_error(c->cmd, "unexpected argument '%s'", c->args[1]);
+    if (c->fleet && c->nargs > 0)
+        return usage_error(c->cmd, "--fleet shows every instance: no NAME");
     path = socket_path(c);
     rc = ctl_call(path, "GET", "/v1/status", NULL, CTL_TIMEOUT_MS, &r);
     free(path);
@@ -325,6 +334,14 @@ static int cmd_status(struct cli *c, int argc, char **argv)
     if (r.status != 200) {
         print_error("status", &r);
         rc = 1;
+    } else if (c->fleet) {
+        rc = ctl_fleet_table(r.body, r.body_len, c->json, stdout);
+        if (rc == -ENOENT)
+            fprintf(stderr, "certloop: status: the daemon's store is not shared with other "
+                            "instances ([store] type = \"files\"): there is no fleet\n");
+        else if (rc < 0)
+            fprintf(stderr, "certloop: status: the daemon's answer is not a status document\n");
+        rc = rc < 0 ? 1 : 0;
     } else if (c->nargs == 1) {
         rc = ctl_status_one(r.body, r.body_len, c->args[0], c->json, stdout);
         if (rc == -ENOENT) {

@@ -122,6 +122,8 @@ static void teardown(struct manager *m)
     }
     fleet_http01_stop(m->fleet_http01);
     m->fleet_http01 = NULL;
+    fleet_view_stop(m->fleet_view);
+    m->fleet_view = NULL;
     if (m->host != NULL) {
         /* a guest: the listeners are the host's (its tokens are gone);
          * m->host stays set (it still marks a guest), never used again */
@@ -281,6 +283,8 @@ int manager_start(const struct manager_opts *o, struct manager **out)
             m->fleet_http01 = fleet_http01_start(m->loop, m->store, m->chal);
         }
     }
+    if (m->host == NULL && !m->once)
+        m->fleet_view = fleet_view_start(m->loop, m->store, m->cfg);
     if (m->host == NULL && m->cfg->tlsalpn01.listen.n > 0) {
         rc = chal_tlsalpn_open(m->loop, (const char *const *)m->cfg->tlsalpn01.listen.v,
                                m->cfg->tlsalpn01.listen.n, &m->tls);
@@ -348,6 +352,7 @@ fail:
     if (m->dns != NULL)
         dns01_provider_close(m->dns);
     fleet_http01_stop(m->fleet_http01);
+    fleet_view_stop(m->fleet_view);
     if (m->chal != NULL)
         chal_http01_close(m->chal, NULL, NULL);
     if (m->tls != NULL)
@@ -409,6 +414,7 @@ void manager_reload(struct manager *m, struct config *cfg)
 
     mgr_free_dead(m);
     m->cfg = config_ref(cfg);
+    fleet_view_config(m->fleet_view, cfg);
     if (m->notify != NULL)
         notify_reload(m->notify, cfg);
     /* Certificates gone from the new snapshot: no new work; a run in flight

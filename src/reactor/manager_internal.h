@@ -176,6 +176,7 @@ struct manager {
     int dns_drain_ticks;        /* waits for background dns-01 cleanups at the end */
 
     struct fleet_http01 *fleet_http01; /* owned: a fleet's shared http-01 tokens, or NULL */
+    struct fleet_view *fleet_view;     /* owned: heartbeats and deployments, or NULL */
 
     struct mclient *clients;
     size_t n_clients;

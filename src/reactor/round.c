@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/fleet.h"
 #include "reactor/manager_internal.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -398,6 +399,7 @@ static void deploy_mark_failed(struct mcert *mc, const char *e)
     mc->reason = "deploy retry after a failure";
     mgr_hist_add(mc, "failed", "%s", e);
     mgr_emit(mc, NOTIFY_EV_DEPLOY_FAILED, e, NULL);
+    fleet_view_deployed(m->fleet_view, mc->name, NULL, false, e); /* its stored generation */
     if (mc->state == MC_IDLE && !m->once && !m->stopping)
         mgr_arm(mc, mc->retry_at);
 }

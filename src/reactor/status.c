@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "reactor/fleet.h"
 #include "reactor/manager_internal.h"
 #include "reactor/sched.h"
 #include "reactor/control.h"
@@ -159,6 +160,9 @@ json_t *manager_status(const struct manager *m)
     }
     json_t *j = control_status_json(st, n, now, inflight);
     free(st);
+    json_t *fleet = fleet_view_json(m->fleet_view);
+    if (fleet != NULL) /* a store shared with other instances */
+        json_object_set_new(j, "fleet", fleet);
     return j;
 }
 

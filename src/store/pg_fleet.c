@@ -59,6 +59,9 @@ static void fop_done(int status, const struct pg_res *res, void *arg)
                 rows[i].silent = PQgetvalue(r, row, 4)[0] == 't';
                 rows[i].lagging = (unsigned)strtoul(PQgetvalue(r, row, 5), NULL, 10);
                 rows[i].failed = (unsigned)strtoul(PQgetvalue(r, row, 6), NULL, 10);
+                rows[i].lagging_certs = PQgetvalue(r, row, 7);
+                rows[i].failed_certs = PQgetvalue(r, row, 8);
+                rows[i].deployed = (unsigned)strtoul(PQgetvalue(r, row, 9), NULL, 10);
             }
         }
         f->fleet_cb(status, rows, n, f->arg);
@@ -177,7 +180,13 @@ int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb c
         " (SELECT count(*) FROM certloop_deployments d JOIN certloop_certificates c"
         "  ON c.name = d.cert WHERE d.instance = i.name"
         "  AND d.generation IS DISTINCT FROM c.current_generation),"
-        " (SELECT count(*) FROM certloop_deployments d WHERE d.instance = i.name AND NOT d.ok)"
+        " (SELECT count(*) FROM certloop_deployments d WHERE d.instance = i.name AND NOT d.ok),"
+        " array_to_string(ARRAY(SELECT d.cert FROM certloop_deployments d JOIN"
+        "  certloop_certificates c ON c.name = d.cert WHERE d.instance = i.name"
+        "  AND d.generation IS DISTINCT FROM c.current_generation ORDER BY d.cert), ' '),"
+        " array_to_string(ARRAY(SELECT d.cert FROM certloop_deployments d"
+        "  WHERE d.instance = i.name AND NOT d.ok ORDER BY d.cert), ' '),"
+        " (SELECT count(*) FROM certloop_deployments d WHERE d.instance = i.name)"
         " FROM certloop_instances i ORDER BY i.name",
         1, par};
 

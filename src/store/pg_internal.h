@@ -291,6 +291,8 @@ struct pg_fleet_row {
     bool silent;      /* no heartbeat for longer than silent_after_s */
     unsigned lagging; /* certificates it deployed an older generation of than current */
     unsigned failed;  /* certificates whose last deployment there failed */
+    const char *lagging_certs, *failed_certs; /* their names, space-separated */
+    unsigned deployed;                        /* certificates it deployed (or tried to) */
 };
 typedef void (*pg_fleet_cb)(int status, const struct pg_fleet_row *rows, size_t n, void *arg);
 int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,

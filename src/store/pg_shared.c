@@ -4,7 +4,10 @@
 #include "store/pg_internal.h"
 #include "store/store_pg.h"
 
+#include "util/xalloc.h"
+
 #include <errno.h>
+#include <stdlib.h>
 
 /* A store this backend opened, or NULL. */
 static struct pg_store *pg_shared(const struct store *s)
@@ -68,4 +71,78 @@ void store_pg_http01_watch(struct store *s, void (*cb)(const char *token, void *
         return;
     p->http01_cb = cb;
     p->http01_arg = arg;
+}
+
+/* ---- the fleet view --------------------------------------------------------------------- */
+
+bool store_pg_connected(const struct store *s)
+{
+    const struct pg_store *p = store_pg_is(s) ? (const struct pg_store *)s : NULL;
+
+    return p != NULL && p->conn != NULL && pg_conn_state(p->conn) == PG_CONN_UP;
+}
+
+const char *store_pg_instance(const struct store *s)
+{
+    return store_pg_is(s) ? ((const struct pg_store *)s)->instance : NULL;
+}
+
+int store_pg_beat_start(struct store *s, const char *version, const char *config_digest,
+                        void (*cb)(int status, void *arg), void *arg)
+{
+    struct pg_store *p = pg_shared(s);
+
+    if (p == NULL)
+        return -ENOTSUP;
+    return pg_instance_beat_start(p->conn, p->instance, version, config_digest, cb, arg, NULL);
+}
+
+int store_pg_deployed_start(struct store *s, const char *cert, const char *generation, bool ok,
+                            const char *error, void (*cb)(int status, void *arg), void *arg)
+{
+    struct pg_store *p = pg_shared(s);
+
+    if (p == NULL)
+        return -ENOTSUP;
+    return pg_deployment_put_start(p->conn, p->instance, cert, generation, ok, error, cb, arg,
+                                   NULL);
+}
+
+struct fleet_read {
+    void (*cb)(int status, const struct store_fleet_row *rows, size_t n, void *arg);
+    void *arg;
+};
+
+static void fleet_read(int status, const struct pg_fleet_row *rows, size_t n, void *arg)
+{
+    struct fleet_read *fr = arg;
+    struct store_fleet_row *out = xcalloc(n + 1, sizeof(*out));
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct store_fleet_row){rows[i].name,          rows[i].version,
+                                          rows[i].config_digest, rows[i].heartbeat_age_s,
+                                          rows[i].silent,        rows[i].deployed,
+                                          rows[i].lagging,       rows[i].failed,
+                                          rows[i].lagging_certs, rows[i].failed_certs};
+    fr->cb(status, out, n, fr->arg);
+    free(out);
+    free(fr);
+}
+
+int store_pg_fleet_read_start(struct store *s, int64_t silent_after_s,
+                              void (*cb)(int status, const struct store_fleet_row *rows, size_t n,
+                                         void *arg),
+                              void *arg)
+{
+    struct pg_store *p = pg_shared(s);
+
+    if (p == NULL)
+        return -ENOTSUP;
+    struct fleet_read *fr = xcalloc(1, sizeof(*fr));
+    fr->cb = cb;
+    fr->arg = arg;
+    int rc = pg_fleet_read_start(p->conn, silent_after_s, fleet_read, fr, NULL);
+    if (rc < 0)
+        free(fr);
+    return rc;
 }

@@ -55,4 +55,32 @@ void store_pg_op_cancel(struct pg_op *op);
  * lost: the listener's lookup on a miss covers them. */
 void store_pg_http01_watch(struct store *s, void (*cb)(const char *token, void *arg), void *arg);
 
+/* True while the connection to the database is up. */
+bool store_pg_connected(const struct store *s);
+
+/* This instance's name in the fleet ([store] instance, else the host's). */
+const char *store_pg_instance(const struct store *s);
+
+/* The fleet view: each instance's heartbeat (name, version, configuration
+ * digest: registers it the first time), and the generation of each
+ * certificate it deployed, with the outcome (error NULL when ok). */
+int store_pg_beat_start(struct store *s, const char *version, const char *config_digest,
+                        void (*cb)(int status, void *arg), void *arg);
+int store_pg_deployed_start(struct store *s, const char *cert, const char *generation, bool ok,
+                            const char *error, void (*cb)(int status, void *arg), void *arg);
+/* One instance as the database sees it; strings borrowed for the callback. */
+struct store_fleet_row {
+    const char *name, *version, *config_digest;
+    int64_t heartbeat_age_s;
+    bool silent;                              /* no heartbeat for longer than silent_after_s */
+    unsigned deployed;                        /* certificates it deployed or tried to */
+    unsigned lagging;                         /* of those, an older generation than current */
+    unsigned failed;                          /* of those, the last deployment failed */
+    const char *lagging_certs, *failed_certs; /* their names, space-separated */
+};
+int store_pg_fleet_read_start(struct store *s, int64_t silent_after_s,
+                              void (*cb)(int status, const struct store_fleet_row *rows, size_t n,
+                                         void *arg),
+                              void *arg);
+
 #endif

@@ -112,6 +112,7 @@ ROUTES=(
   "GET /v1/events|401 401 200 403 403 200"
   "POST /v1/certificates|401 401 403 403 400 400"
   "DELETE /v1/certificates/nope|401 401 403 403 404 404"
+  "GET /v1/fleet|401 401 404 403 403 404"
 )
 n=$(grep -c '^    {"' "$(dirname "$0")/../../src/api/routes.c")
 [ "$n" = "${#ROUTES[@]}" ] || tw_fail "routes.c has $n routes, this table ${#ROUTES[@]}"
