@@ -113,14 +113,17 @@ struct control_cert_status {
     int64_t ari_start; /* the CA's ARI window, 0 when none */
     int64_t ari_end;
     const char *ari_explanation_url;
-    json_t *history; /* optional array (history_json); the reference is taken */
-    json_t *log;     /* optional array (history_log_json); the reference is taken */
+    int64_t persist_until; /* dns-persist-01: persist_until, 0 when none */
+    bool persist_expiring; /* inside expiring_window before it (or past it) */
+    json_t *history;       /* optional array (history_json); the reference is taken */
+    json_t *log;           /* optional array (history_log_json); the reference is taken */
 };
 
 /* Builds the status document {"version":S,"now":N,"orders_in_flight":N,
  * "certificates":[{"name","state","domains","ca","profile","not_before","not_after",
  * "next_renewal","reason","last_error","last_error_at","last_success_at",
  * "consecutive_failures","paused","ari":{"start","end","explanation_url"}|null,
+ * "persist_until" (dns-persist-01 with persist_until only), "persist_expiring",
  * "history":[...], "log":[{"time","line"}...]}]} that the status handler hands
  * back. Owned. */
 json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,

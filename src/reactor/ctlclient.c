@@ -332,6 +332,7 @@ int ctl_status_one(const char *json, size_t len, const char *name, bool as_json,
         {"last error", "last_error", false},
         {"last error at", "last_error_at", true},
         {"last success", "last_success_at", true},
+        {"persist until", "persist_until", true},
     };
     fprintf(out, "%s\n", name);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -413,6 +414,13 @@ int ctl_status_table(const char *json, size_t len, FILE *out)
             r->note = text_of(c, "reason", "");
         if (r->note == NULL)
             r->note = xstrdup("");
+        if (json_is_true(json_object_get(c, "persist_expiring"))) {
+            char until[64];
+            fmt_when(json_object_get(c, "persist_until"), until, sizeof(until));
+            char *n2 = xasprintf("[dns-persist-01 records expire %s] %s", until, r->note);
+            free(r->note);
+            r->note = n2;
+        }
         char *prof = text_of(c, "profile", "");
         if (prof != NULL) {
             char *n2 = xasprintf("[profile %s] %s", prof, r->note);

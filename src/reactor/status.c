@@ -155,6 +155,10 @@ json_t *manager_status(const struct manager *m)
             st[i].ari_end = mc->ari_end;
             st[i].ari_explanation_url = mc->ari_expl;
         }
+        if (cc != NULL && cc->challenge == CFG_CHAL_DNSPERSIST01 && cc->persist_until > 0) {
+            st[i].persist_until = cc->persist_until;
+            st[i].persist_expiring = mc->persist_sent > 0;
+        }
         st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
         st[i].log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
     }

@@ -70,6 +70,20 @@ tw_check_deployed p1
 grep -q '"persist_expiring"' "$TW/state/history/p1.jsonl" ||
   tw_fail "persist_expiring not in the history: $(cat "$TW/state/history/p1.jsonl")"
 
+# status shows it too (JSON and the table's note)
+tw_daemon_start "$TW/certloop.toml" "$TW/d.out" "$TW/d.err"
+persist_shown() {
+  "$CERTLOOP" status "${C[@]}" --json 2>/dev/null | python3 -c 'import json,sys
+c = json.load(sys.stdin)["certificates"][0]
+sys.exit(not (c.get("persist_until") == 4102444800 and c.get("persist_expiring") is True))' 2>/dev/null
+}
+tw_daemon_wait 20 persist_shown || tw_fail "status --json: $("$CERTLOOP" status "${C[@]}" --json 2>&1 | head -30)"
+"$CERTLOOP" status "${C[@]}" 2>&1 | grep -qF '[dns-persist-01 records expire 2100-01-01 00:00]' ||
+  tw_fail "status table: $("$CERTLOOP" status "${C[@]}" 2>&1)"
+"$CERTLOOP" status "${C[@]}" p1 2>&1 | grep -qE '^  persist until +2100-01-01 00:00 UTC$' ||
+  tw_fail "status p1: $("$CERTLOOP" status "${C[@]}" p1 2>&1)"
+tw_daemon_stop
+
 # persist_until in the past: refused before any request to the CA
 TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2020-01-01' \
   tw_config_cert p2 ec-p256 q.test >>"$TW/certloop.toml"
