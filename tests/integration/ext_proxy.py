@@ -43,6 +43,8 @@ the server part of draft-ietf-acme-dns-persist-02 (20 September 2026):
   insensitive); unknown parameters are ignored. Then Pebble's dns-01 is
   satisfied as above. Logged as "dns-persist-01 NAME found|missing|
   expired|malformed".
+--clock-offset SECONDS: the CA's clock for persistUntil runs this far ahead
+of the real one (a CA validating later than the client checked).
 --self-test checks this parser against the draft's section 10.2 test
 vector and the refusals above, then exits.
 
@@ -234,7 +236,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             name = "_validation-persist." + ident
             prefix = "https://%s/account-hash/" % self.headers.get("Host")
             res = [persist_check(v, [ARGS.dns_persist], prefix, ident, thumb, kid, wild,
-                                 int(time.time())) for v in txt_values(name)]
+                                 int(time.time()) + ARGS.clock_offset) for v in txt_values(name)]
             res = [r for r in res if r is not None]
             if "ok" in res:
                 log("dns-persist-01 %s found" % ident)
@@ -354,6 +356,7 @@ def main():
     p.add_argument("--profiles")
     p.add_argument("--dns-account")
     p.add_argument("--dns-persist")
+    p.add_argument("--clock-offset", type=int, default=0)
     p.add_argument("--log", required=True)
     ARGS = p.parse_args()
     PROFILES = (dict(kv.split("=", 1) for kv in ARGS.profiles.split(","))

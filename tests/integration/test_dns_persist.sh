@@ -15,7 +15,10 @@
 # - the next order checks them on the authoritative server and is issued;
 #   the records stay (persistent); persist_until inside expiring_window
 #   raises the persist_expiring warning;
-# - a persist_until in the past fails the order without asking the CA.
+# - a persist_until in the past fails the order without asking the CA;
+# - a record whose persistUntil has passed by the CA's clock (a second proxy
+#   whose clock runs 2 h ahead) is refused by the CA (unauthorized) and the
+#   order fails with the CA's reason.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/knot.sh"
@@ -92,4 +95,26 @@ timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err3" && tw_fail 
 grep -q 'order cert=p2 dns-persist-01: persist_until (2020-01-01T00:00:00Z) has passed, so the CA refuses the records' "$TW/err3" ||
   tw_fail "past persist_until: $(grep -E ' error ' "$TW/err3" | head -3)"
 [ "$(wc -l <"$TW/proxy.log")" = "$n" ] || tw_fail "the CA was asked: $(tail -n +$((n + 1)) "$TW/proxy.log")"
+
+# the CA refuses a record past its persistUntil (its clock 2 h ahead of ours)
+P2=$(tw_port)
+python3 "$(dirname "$0")/ext_proxy.py" --listen "$P2" --pebble "$TW_ACME_PORT" \
+  --cert "$TW/tls.pem" --key "$TW/tls.key" --ca "$TW/tls-ca.pem" \
+  --dns-account "$KNOT_PORT:acme-key.:$KW/tsig.secret" --dns-persist pebble.test --clock-offset 7200 \
+  --log "$TW/proxy2.log" 2>"$TW/proxy2.err" &
+TW_PIDS+=($!)
+tw_wait_http "https://127.0.0.1:$P2/dir" "$TW/tls-ca.pem" 20 || tw_fail "proxy 2: $(cat "$TW/proxy2.err")"
+until=$(($(date +%s) + 3600))
+{
+  tw_knot_config_head 8 "" 10s | sed "s|^directory = .*|directory = \"https://127.0.0.1:$P2/dir\"|; s|^state_dir = .*|state_dir = \"$TW/state2\"|"
+  TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = '"$until" tw_config_cert p3 ec-p256 r.test
+} >"$TW/late.toml"
+L=(-c "$TW/late.toml")
+timeout 120 "$CERTLOOP" run --once "${L[@]}" >/dev/null 2>"$TW/err4" && tw_fail "issued without the record (late CA)"
+out=$("$CERTLOOP" persist-record p3 --publish "${L[@]}" 2>&1) || tw_fail "persist-record (late CA): $out"
+grep -qF "persistUntil=$until\"" <<<"$out" || tw_fail "persist-record (late CA): $out"
+timeout 120 "$CERTLOOP" run --once "${L[@]}" >/dev/null 2>"$TW/err5" && tw_fail "the CA accepted a record past its persistUntil"
+grep -q "dns-persist-01 r.test expired" "$TW/proxy2.log" || tw_fail "proxy 2: $(cat "$TW/proxy2.log")"
+grep -q "order cert=p3 .*unauthorized.*persistUntil $until has passed" "$TW/err5" ||
+  tw_fail "the CA's refusal: $(grep -E ' error ' "$TW/err5" | head -3)"
 tw_done
