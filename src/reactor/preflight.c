@@ -241,6 +241,9 @@ static void on_directory(int status, const struct http_response *resp, void *arg
         }
         if (j != NULL && json_is_object(j))
             check_profile(pf, j);
+        json_t *meta = json_object_get(j, "meta");
+        if (json_is_object(meta))
+            pf->dir_meta = json_incref(meta);
         json_decref(j);
     }
     pf_done_one(pf);
@@ -492,7 +495,7 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
     pf.cfg = config_ref(cfg);
     pf.cert = cert;
     pf.cname = cert->name != NULL ? cert->name : name;
-    pf.account_url = pf_account_url(cfg, cert);
+    pf.account_url = pf_account(cfg, cert, &pf.thumbprint);
     pf.out = out;
     pf.err = err;
     if (uv_loop_init(&pf.loop) != 0) {
@@ -547,6 +550,8 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
         free(pf.ids[i]);
     free(pf.ids);
     free(pf.account_url);
+    free(pf.thumbprint);
+    json_decref(pf.dir_meta);
     free(pf.token);
     free(pf.keyauth);
     config_unref(pf.cfg);

@@ -1,11 +1,14 @@
 /* `certloop test NAME`, dns-01: a test record presented for every name
- * through the configured solver and checked, removed afterwards. The run
- * around it is preflight.c's. */
+ * through the configured solver and checked, removed afterwards;
+ * dns-persist-01: the persistent records looked for on every authoritative
+ * server. The run around it is preflight.c's. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <time.h>
 #include <uv.h>
 
 #include "acme/acme.h"
@@ -47,6 +50,99 @@ static void on_present(int status, const char *detail, void *arg)
     pf_done_one(pf);
 }
 
+/* ---- dns-persist-01 (draft-ietf-acme-dns-persist-02) ----
+ *
+ * The records an order will look for (the directory's first issuer domain
+ * name, the hashed account URI, policy=wildcard for a wildcard,
+ * persistUntil) must already be served by every authoritative server;
+ * nothing is written. */
+
+struct pf_persist {
+    struct pf *pf;
+    const char *domain; /* borrowed from the configuration */
+    char *name, *value;
+};
+
+static void on_persist(int status, const char *detail, void *arg)
+{
+    struct pf_persist *p = arg;
+
+    if (status == 0)
+        pf_report(p->pf, "dns-persist-01", p->domain, true, "%s \"%s\": %s", p->name, p->value,
+                  detail != NULL ? detail : "served by every authoritative server");
+    else
+        pf_report(p->pf, "dns-persist-01", p->domain, false,
+                  "%s \"%s\": %s (certloop persist-record %s --publish puts it there)", p->name,
+                  p->value, detail != NULL ? detail : err_str(status), p->pf->cname);
+    struct pf *pf = p->pf;
+    free(p->name);
+    free(p->value);
+    free(p);
+    pf_done_one(pf);
+}
+
+static void start_persist(struct pf *pf)
+{
+    const struct cfg_cert *cc = pf->cert;
+    const json_t *meta = pf->dir_meta;
+    const json_t *ids = json_object_get(meta, "issuerDomainNames");
+    const char *issuer = json_string_value(json_array_get(ids, 0));
+    const char *prefix = json_string_value(json_object_get(meta, "accountHashPrefix"));
+
+    if (cc->persist_until > 0) {
+        char when[32];
+        time_t t = (time_t)cc->persist_until;
+        struct tm tm;
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+            snprintf(when, sizeof(when), "%lld", (long long)cc->persist_until);
+        int64_t left = cc->persist_until - (int64_t)time(NULL);
+        pf_report(pf, "dns-persist-01", pf->cname, left > 0,
+                  left > 0 ? "persist_until %s: the CA accepts the records for %lld more days"
+                           : "persist_until %s has passed: the CA refuses the records; set a later "
+                             "one and publish them again",
+                  when, (long long)(left > 0 ? left / 86400 : 0));
+    }
+    if (issuer == NULL || prefix == NULL) {
+        pf_report(pf, "dns-persist-01", pf->cname, false,
+                  "the CA's directory has no issuerDomainNames and accountHashPrefix "
+                  "(draft-ietf-acme-dns-persist-02 sections 3.2 and 4.1): the records cannot "
+                  "be computed");
+        return;
+    }
+    if (pf->account_url == NULL || pf->thumbprint == NULL) {
+        pf_report(pf, "dns-persist-01", pf->cname, false,
+                  "no account for ca=%s in the state directory yet: the records name it (the "
+                  "first order registers it and fails naming them; then certloop "
+                  "persist-record %s --publish)",
+                  cc->ca->name, pf->cname);
+        return;
+    }
+    for (size_t i = 0; i < pf->n_names; i++) {
+        struct pf_name *n = &pf->names[i];
+        char *auri = acme_dns_persist_account_uri(prefix, n->base, pf->thumbprint, pf->account_url);
+        if (auri == NULL)
+            continue;
+        struct pf_persist *p = xcalloc(1, sizeof(*p));
+        p->pf = pf;
+        p->domain = n->domain;
+        p->name = xasprintf("_validation-persist.%s", n->base);
+        p->value = acme_dns_persist_value(issuer, auri, n->wild, cc->persist_until);
+        free(auri);
+        int rc = dns01_provider_record_start(pf->dns01, pf->cfg, cc, p->name, p->value, false,
+                                             on_persist, p, NULL);
+        if (rc < 0) {
+            pf_report(pf, "dns-persist-01", n->domain, false, "cannot look for %s: %s", p->name,
+                      err_str(rc));
+            free(p->name);
+            free(p->value);
+            free(p);
+            continue;
+        }
+        pf->pending++;
+    }
+}
+
 void pf_start_dns01(struct pf *pf)
 {
     int rc = dns01_provider_open(&pf->loop, pf->cfg, &pf->dns01);
@@ -65,6 +161,10 @@ void pf_start_dns01(struct pf *pf)
             pf->notify = NULL;
         }
         dns01_provider_set_notify(pf->dns01, pf->notify);
+    }
+    if (pf->cert->challenge == CFG_CHAL_DNSPERSIST01) {
+        start_persist(pf);
+        return;
     }
     /* dns-account-01 (draft-ietf-acme-dns-account-label-03 §3.1): the
      * records go to _LABEL._acme-challenge.NAME, the label from the account

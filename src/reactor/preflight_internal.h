@@ -57,6 +57,8 @@ struct pf {
     char **ids; /* caaIdentities, owned; NULL-terminated */
     size_t n_ids;
     char *account_url; /* owned: the CA account's URL from the state directory, or NULL */
+    char *thumbprint;  /* owned: that account key's JWK thumbprint, or NULL */
+    void *dir_meta;    /* owned json_t: the CA directory's meta object, or NULL */
     bool ids_known;
     enum pf_phase phase;
     int pending;

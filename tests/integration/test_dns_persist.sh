@@ -13,7 +13,8 @@
 #   *.p.test, persistUntil from persist_until) and --publish puts them in
 #   place with the rfc2136 solver;
 # - the next order checks them on the authoritative server and is issued;
-#   the records stay (persistent); persist_until inside expiring_window
+#   the records stay (persistent); `certloop test` finds them; persist_until
+#   inside expiring_window
 #   raises the persist_expiring warning;
 # - a persist_until in the past fails the order without asking the CA;
 # - a record whose persistUntil has passed by the CA's clock (a second proxy
@@ -63,6 +64,13 @@ grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; poli
 out=$("$CERTLOOP" persist-record p1 --publish "${C[@]}" 2>&1) || tw_fail "persist-record --publish: $out"
 [ "$(knot_txt 127.0.0.1 _validation-persist.p.test | wc -l)" = 2 ] ||
   tw_fail "published records: $(knot_txt 127.0.0.1 _validation-persist.p.test)"
+
+# certloop test finds both records on the authoritative server
+out=$("$CERTLOOP" test p1 "${C[@]}" 2>&1)
+grep -qE "^test p1: dns-persist-01 \*\.p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; policy=wildcard; persistUntil=4102444800\": .* \.\.\. PASS$" <<<"$out" &&
+  grep -qE "^test p1: dns-persist-01 p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; persistUntil=4102444800\": .* \.\.\. PASS$" <<<"$out" &&
+  grep -qE "^test p1: dns-persist-01 p1: persist_until 2100-01-01T00:00:00Z: the CA accepts the records for [0-9]+ more days \.\.\. PASS$" <<<"$out" ||
+  tw_fail "certloop test p1: $out"
 
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err2" ||
   tw_fail "order with the records: $(grep -E ' error ' "$TW/err2" | head -3)"
