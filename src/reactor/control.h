@@ -185,7 +185,9 @@ int ctl_status_one(const char *json, size_t len, const char *name, bool as_json,
 /* `status --fleet`: the "fleet" member of a /v1/status document (a daemon
  * on a shared store) as a table, one line per instance: name, version,
  * configuration digest, heartbeat age, certificates deployed, and SILENT,
- * LAGGING: NAMES, FAILED: NAMES or ok; as_json prints the member instead.
+ * LAGGING: NAMES, FAILED: NAMES or ok, then a CONFLICT line for each
+ * certificate another live instance declares differently; as_json prints
+ * the member instead.
  * 0, -ENOENT when the document has no fleet (a file store), ERR_PARSE. */
 int ctl_fleet_table(const char *json, size_t len, bool as_json, FILE *out);
 

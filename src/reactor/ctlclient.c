@@ -533,6 +533,18 @@ int ctl_fleet_table(const char *json, size_t len, bool as_json, FILE *out)
     }
     if (json_array_size(insts) == 0)
         fprintf(out, "(no instance has written a heartbeat yet)\n");
+    json_array_foreach(json_object_get(fleet, "conflicts"), i, o)
+    {
+        char *cert = text_of(o, "certificate", ""), *inst = text_of(o, "instance", "");
+        char *names = text_of(o, "names", ""), *key = text_of(o, "key", "");
+        fprintf(out, "CONFLICT %s: instance %s declares it as %s (key %s)\n",
+                cert != NULL ? cert : "?", inst != NULL ? inst : "?", names != NULL ? names : "?",
+                key != NULL ? key : "?");
+        free(cert);
+        free(inst);
+        free(names);
+        free(key);
+    }
     rc = 0;
 out:
     json_decref(root);

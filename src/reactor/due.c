@@ -103,6 +103,14 @@ void mgr_decide(struct mcert *mc)
                  mc->name, err_str(rc));
     }
     sched_decide_jittered(mc->name, mc->cfg, have ? &meta : NULL, now, &d);
+    if ((d.why == SCHED_NAMES_CHANGED || d.why == SCHED_KEY_CHANGED) &&
+        fleet_view_conflict(m->fleet_view, mc->name)) {
+        /* another instance declares it differently: an order for our names
+         * would be undone by its next one (status --fleet shows it) */
+        d.why = SCHED_LATER;
+        d.when = now + FLEET_BEAT_S + 1;
+        d.reason = "another instance declares it differently (status --fleet)";
+    }
     mc->had_cert = have;
     if (have) {
         mc->not_after = meta.not_after;

@@ -74,11 +74,22 @@ void fleet_view_deployed(struct fleet_view *v, const char *cert, const char *gen
 /* The view as last read: {"self", "database": "up"|"unreachable",
  * "as_of": N|null, "silent_after": N, "instances": [{"instance", "version",
  * "config_digest", "heartbeat_age", "silent", "deployed", "lagging": [S],
- * "failed": [S]}]}. Owned. */
+ * "failed": [S]}], "conflicts": [{"certificate", "instance", "names",
+ * "key"}]}. Owned. */
 json_t *fleet_view_json(const struct fleet_view *v);
 /* The digest of cfg's certificate declarations (names, CA, key type, domains),
- * 16 hex digits, into out (17 bytes). */
+ * 16 hex digits, into out (17 bytes); and of one certificate's (its names
+ * in order and key type: what two instances must agree on). */
 void fleet_config_digest(const struct config *cfg, char out[17]);
+struct cfg_cert;
+void fleet_cert_digest(const struct cfg_cert *c, char out[17]);
+/* True when another live instance declares cert with other names or
+ * another key type, or when that is not known yet (the declarations were
+ * just written): the manager then orders no certificate whose only reason
+ * is that its names or key type differ from the stored one, so two
+ * instances never undo each other's orders. Each new conflict is logged as
+ * a warning; the view shows them ("conflicts"). */
+bool fleet_view_conflict(const struct fleet_view *v, const char *cert);
 void fleet_view_stop(struct fleet_view *v);
 
 #endif

@@ -195,3 +195,95 @@ int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb c
     f->arg = arg;
     return fop_start(c, f, &st, out);
 }
+
+/* ---- declarations ------------------------------------------------------------------ */
+
+int pg_declarations_put_start(struct pg_conn *c, const char *instance,
+                              const struct pg_declaration *d, size_t n,
+                              void (*cb)(int status, void *arg), void *arg)
+{
+    struct pg_stmt *st = xcalloc(n + 1, sizeof(*st));
+    const char **par = xcalloc(5 * n + 1, sizeof(*par));
+    struct fop *f = xcalloc(1, sizeof(*f));
+
+    /* what this instance declares now replaces what it declared before */
+    par[0] = instance;
+    st[0] = (struct pg_stmt){"DELETE FROM certloop_declarations WHERE instance = $1", 1, par};
+    for (size_t i = 0; i < n; i++) {
+        const char **p = par + 1 + 4 * i;
+        p[0] = d[i].cert;
+        p[1] = d[i].digest;
+        p[2] = d[i].names;
+        p[3] = d[i].key;
+        st[i + 1] = (struct pg_stmt){"INSERT INTO certloop_declarations (instance, cert, digest,"
+                                     " names, key) VALUES ($1, $2, $3, $4, $5)",
+                                     5, NULL};
+    }
+    /* each INSERT names the instance first: its own parameter array */
+    const char **own = xcalloc(5 * n + 1, sizeof(*own));
+    for (size_t i = 0; i < n; i++) {
+        own[5 * i] = instance;
+        memcpy(&own[5 * i + 1], par + 1 + 4 * i, 4 * sizeof(*own));
+        st[i + 1].params = own + 5 * i;
+    }
+    f->kind = F_STATUS;
+    f->status_cb = cb;
+    f->arg = arg;
+    int rc = pg_op_start_owning(c, st, n + 1, fop_done, f, free, NULL);
+    if (rc < 0)
+        free(f);
+    free(own);
+    free(par);
+    free(st);
+    return rc;
+}
+
+struct cop {
+    pg_conflicts_cb cb;
+    void *arg;
+};
+
+static void conflicts_done(int status, const struct pg_res *res, void *arg)
+{
+    struct cop *o = arg;
+    struct pg_conflict *rows = NULL;
+    size_t n = 0;
+
+    if (status == ERR_DB)
+        log_warn(LOG_STORE, "database: fleet: %s %s", res->sqlstate, res->message);
+    if (status == 0) {
+        PGresult *r = res->res[0];
+        n = (size_t)PQntuples(r);
+        rows = xcalloc(n + 1, sizeof(*rows));
+        for (size_t i = 0; i < n; i++)
+            rows[i] = (struct pg_conflict){PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1),
+                                           PQgetvalue(r, (int)i, 2), PQgetvalue(r, (int)i, 3)};
+    }
+    o->cb(status, rows, n, o->arg);
+    free(rows);
+}
+
+int pg_conflicts_read_start(struct pg_conn *c, const char *instance, int64_t silent_after_s,
+                            pg_conflicts_cb cb, void *arg)
+{
+    char silent[24];
+
+    snprintf(silent, sizeof(silent), "%" PRId64, silent_after_s);
+    const char *par[] = {instance, silent};
+    /* the certificates we declare that a live instance declares otherwise */
+    struct pg_stmt st = {
+        "SELECT o.cert, o.instance, o.names, o.key FROM certloop_declarations m"
+        " JOIN certloop_declarations o ON o.cert = m.cert AND o.instance <> m.instance"
+        " AND o.digest <> m.digest"
+        " JOIN certloop_instances i ON i.name = o.instance"
+        " AND now() - i.heartbeat_at <= make_interval(secs => $2::bigint)"
+        " WHERE m.instance = $1 ORDER BY o.cert, o.instance",
+        2, par};
+    struct cop *o = xcalloc(1, sizeof(*o));
+    o->cb = cb;
+    o->arg = arg;
+    int rc = pg_op_start_owning(c, &st, 1, conflicts_done, o, free, NULL);
+    if (rc < 0)
+        free(o);
+    return rc;
+}

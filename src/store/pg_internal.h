@@ -114,7 +114,7 @@ void pg_op_cancel(struct pg_op *op);
 /* ---- schema (pg_schema.c) ------------------------------------------------ */
 
 /* The schema version this build writes. */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* SQLSTATEs our own functions raise: the database holds a newer schema
  * than we know; a write under a lease that is no longer ours. */
 #define PG_SQLSTATE_NEWER_SCHEMA "CL001"
@@ -297,6 +297,23 @@ struct pg_fleet_row {
 typedef void (*pg_fleet_cb)(int status, const struct pg_fleet_row *rows, size_t n, void *arg);
 int pg_fleet_read_start(struct pg_conn *c, int64_t silent_after_s, pg_fleet_cb cb, void *arg,
                         struct pg_op **out);
+
+/* What this instance declares of each certificate (replacing what it
+ * declared before, in one transaction), and the certificates it declares
+ * that another live instance (a heartbeat within silent_after_s) declares
+ * with another digest; strings borrowed for the callback. */
+struct pg_declaration {
+    const char *cert, *digest, *names, *key;
+};
+int pg_declarations_put_start(struct pg_conn *c, const char *instance,
+                              const struct pg_declaration *d, size_t n,
+                              void (*cb)(int status, void *arg), void *arg);
+struct pg_conflict {
+    const char *cert, *instance, *names, *key;
+};
+typedef void (*pg_conflicts_cb)(int status, const struct pg_conflict *rows, size_t n, void *arg);
+int pg_conflicts_read_start(struct pg_conn *c, const char *instance, int64_t silent_after_s,
+                            pg_conflicts_cb cb, void *arg);
 
 /* ---- the backend's in-memory copy (pg_cache.c) ------------------------------ */
 

@@ -152,7 +152,22 @@ static const char *const v1[] = {
     NULL,
 };
 
-static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1};
+/* Version 2: what each instance declares of each certificate (its names and
+ * key type, and their digest), so that two instances declaring one
+ * certificate differently are found (reactor/fleet_view.c) instead of
+ * ordering it in turn, each undoing the other. */
+static const char *const v2[] = {
+    "CREATE TABLE certloop_declarations ("
+    " instance text NOT NULL,"
+    " cert text NOT NULL,"
+    " digest text NOT NULL,"
+    " names text NOT NULL,"
+    " key text NOT NULL,"
+    " PRIMARY KEY (instance, cert))",
+    NULL,
+};
+
+static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1, v2};
 
 const char *const *pg_schema_migration(int v)
 {

@@ -146,3 +146,53 @@ int store_pg_fleet_read_start(struct store *s, int64_t silent_after_s,
         free(fr);
     return rc;
 }
+
+/* ---- declarations ----------------------------------------------------------------------- */
+
+_Static_assert(sizeof(struct store_declaration) == sizeof(struct pg_declaration),
+               "store_declaration and pg_declaration are the same four strings");
+_Static_assert(sizeof(struct store_conflict) == sizeof(struct pg_conflict),
+               "store_conflict and pg_conflict are the same four strings");
+
+int store_pg_declare_start(struct store *s, const struct store_declaration *d, size_t n,
+                           void (*cb)(int status, void *arg), void *arg)
+{
+    struct pg_store *p = pg_shared(s);
+
+    if (p == NULL)
+        return -ENOTSUP;
+    /* the same four strings, in the same order */
+    return pg_declarations_put_start(p->conn, p->instance, (const struct pg_declaration *)d, n, cb,
+                                     arg);
+}
+
+struct conflicts_read {
+    void (*cb)(int status, const struct store_conflict *rows, size_t n, void *arg);
+    void *arg;
+};
+
+static void conflicts_read(int status, const struct pg_conflict *rows, size_t n, void *arg)
+{
+    struct conflicts_read *cr = arg;
+
+    cr->cb(status, (const struct store_conflict *)rows, n, cr->arg);
+    free(cr);
+}
+
+int store_pg_conflicts_read_start(struct store *s, int64_t silent_after_s,
+                                  void (*cb)(int status, const struct store_conflict *rows,
+                                             size_t n, void *arg),
+                                  void *arg)
+{
+    struct pg_store *p = pg_shared(s);
+
+    if (p == NULL)
+        return -ENOTSUP;
+    struct conflicts_read *cr = xcalloc(1, sizeof(*cr));
+    cr->cb = cb;
+    cr->arg = arg;
+    int rc = pg_conflicts_read_start(p->conn, p->instance, silent_after_s, conflicts_read, cr);
+    if (rc < 0)
+        free(cr);
+    return rc;
+}

@@ -83,4 +83,23 @@ int store_pg_fleet_read_start(struct store *s, int64_t silent_after_s,
                                          void *arg),
                               void *arg);
 
+/* What this instance declares of each certificate: its names
+ * (space-separated) and key type, and their digest. Replaces what it
+ * declared before. */
+struct store_declaration {
+    const char *cert, *digest, *names, *key;
+};
+int store_pg_declare_start(struct store *s, const struct store_declaration *d, size_t n,
+                           void (*cb)(int status, void *arg), void *arg);
+/* The certificates this instance declares that another live instance
+ * declares differently: that instance, its names and key type (borrowed
+ * for the callback). */
+struct store_conflict {
+    const char *cert, *instance, *names, *key;
+};
+int store_pg_conflicts_read_start(struct store *s, int64_t silent_after_s,
+                                  void (*cb)(int status, const struct store_conflict *rows,
+                                             size_t n, void *arg),
+                                  void *arg);
+
 #endif

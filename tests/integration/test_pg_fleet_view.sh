@@ -6,7 +6,9 @@
 # `status --fleet` (and --json, and GET /v1/fleet of a's HTTPS API) shows
 # both with their versions and configuration digests, b's failed deployment
 # as FAILED; b killed -9 turns SILENT; with the database stopped the view
-# says so and keeps the last copy, and recovers when it is back.
+# says so and keeps the last copy, and recovers when it is back. b declares
+# c0 with other names than a: both report the conflict and b never orders
+# c0 (which would undo a's order, and a's next one b's).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
@@ -31,6 +33,7 @@ mkdir -p "$TW/state-b"
   tw_config_head 8 "$B_PORT" | sed -e "s|^state_dir = .*|state_dir = \"$TW/state-b\"|" \
     -e "s|^control_socket = .*|control_socket = \"$TW/b.sock\"|"
   pg_store_config b
+  tw_config_cert c0 ec-p256 c0.test www.c0.test # a declares c0.test alone
   tw_config_cert c1 ec-p256 c1.test
   printf '[[certificate.c1.deploy]]\ntype = "exec"\ncommand = ["/bin/false"]\n\n'
 } >"$TW/b.toml"
@@ -78,6 +81,23 @@ PY
 "$CERTLOOP" status --fleet -c "$TW/b.toml" >"$TW/fleet-b.out" 2>&1 || tw_fail "status --fleet on b"
 grep -q '^fleet seen by b' "$TW/fleet-b.out" || tw_fail "b's view: $(cat "$TW/fleet-b.out")"
 
+echo "== conflicting declarations of c0"
+python3 - "$TW/fleet.out" <<'PY' || tw_fail "a's view of the conflict: $(cat "$TW/fleet.out")"
+import json, sys
+f = json.load(open(sys.argv[1]))
+assert f["conflicts"] == [{"certificate": "c0", "instance": "b", "names": "c0.test www.c0.test",
+                           "key": "ec-p256"}], f["conflicts"]
+PY
+grep -q '^CONFLICT c0: instance a declares it as c0.test (key ec-p256)$' "$TW/fleet-b.out" ||
+  tw_fail "b's view of the conflict: $(cat "$TW/fleet-b.out")"
+grep -q 'cert=c0: instance a declares it differently' "$TW/b.err" || tw_fail "b logs no conflict"
+grep -q 'cert=c0: instance b declares it differently' "$TW/a.err" || tw_fail "a logs no conflict"
+"$CERTLOOP" status -c "$TW/b.toml" >"$TW/status-b.out" 2>&1
+grep -E '^c0 ' "$TW/status-b.out" | grep -q 'another instance declares it differently' ||
+  tw_fail "b's status of c0: $(cat "$TW/status-b.out")"
+[ "$(grep -c "POST /order-plz" "$TW/pebble.log")" = 2 ] ||
+  tw_fail "$(grep -c "POST /order-plz" "$TW/pebble.log") orders, expected 2 (c0 by a, c1 by b)"
+
 echo "== GET /v1/fleet"
 st=$(curl -sS --max-time 15 --cacert "$TW/state/api/bootstrap.pem" -o "$TW/api.json" -w '%{http_code}' \
   -H "Authorization: Bearer $(cat "$TW/reader.tok")" "https://127.0.0.1:$API_PORT/v1/fleet")
@@ -92,6 +112,8 @@ TW_DAEMON_PID=$A_PID
 b_silent() { fleet && grep -qE '^b +.*SILENT' "$TW/fleet.out"; }
 tw_daemon_wait 45 b_silent || tw_fail "b not shown silent: $(cat "$TW/fleet.out")"
 grep -qE '^a +.* ok$' "$TW/fleet.out" || tw_fail "a not ok beside silent b: $(cat "$TW/fleet.out")"
+grep -q '^CONFLICT' "$TW/fleet.out" && tw_fail "a silent instance's declaration still conflicts"
+grep -q 'cert=c0: the fleet.s declarations agree again' "$TW/a.err" || tw_fail "a does not log the end of the conflict"
 
 echo "== the database away and back"
 pg_stop
