@@ -37,8 +37,9 @@ the server part of draft-ietf-acme-dns-persist-02 (20 September 2026):
   not PREFIX "sha-256/" plus 43 base64url characters, or a persistUntil
   that is not a base-10 integer is malformed; the hashed URI must be
   SHA-256(len || NAME || thumbprint || KID) or the same with NAME "*"
-  (the thumbprint of the key the account registered with; a rolled-over
-  key is not followed); a persistUntil in the past is refused
+  (section 4.2: over every key the account has used, the current one
+  first: the one it registered with and those of each keyChange, RFC 8555
+  7.3.5); a persistUntil in the past is refused
   (unauthorized); a wildcard authorization needs policy=wildcard (case-
   insensitive); unknown parameters are ignored. Then Pebble's dns-01 is
   satisfied as above. Logged as "dns-persist-01 NAME found|missing|
@@ -66,7 +67,7 @@ import threading
 
 ORDER_PROFILE = {}  # Pebble order id -> profile
 CHALLENGES = {}     # challenge path -> (identifier, token)
-THUMBS = {}         # account URL -> JWK thumbprint
+THUMBS = {}         # account URL -> JWK thumbprints, the current key's first
 LOCK = threading.Lock()
 
 
@@ -104,7 +105,7 @@ def hashed_uri(prefix, domain, thumb, kid):
                                                         + kid.encode()).digest())
 
 
-def persist_check(value, issuers, prefix, ident, thumb, kid, wild, now):
+def persist_check(value, issuers, prefix, ident, thumbs, kid, wild, now):
     """One record against one authorization: None (another issuer's or not
     an issue-value: ignored), "ok", or "malformed: ...", "unauthorized: ..."
     (section 9.3.1)."""
@@ -129,8 +130,8 @@ def persist_check(value, issuers, prefix, ident, thumb, kid, wild, now):
     until = params.get("persistUntil")
     if until is not None and not re.match(r"^[0-9]+$", until):
         return "malformed: persistUntil %r is not a base-10 integer" % until
-    if thumb is None or auri not in (hashed_uri(prefix, ident, thumb, kid),
-                                     hashed_uri(prefix, "*", thumb, kid)):
+    if not any(auri in (hashed_uri(prefix, ident, t, kid), hashed_uri(prefix, "*", t, kid))
+               for t in thumbs):
         return "unauthorized: accounturi does not name this account"
     if until is not None and int(until) < now:
         return "unauthorized: persistUntil %s has passed" % until
@@ -147,7 +148,7 @@ def self_test():
     assert hashed_uri(pre, "*", tp, kid) == pre + "sha-256/NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug"
 
     def chk(v, wild=False, now=1721952000):
-        return persist_check(v, ["authority.example"], pre, "example.com", tp, kid, wild, now)
+        return persist_check(v, ["authority.example"], pre, "example.com", [tp], kid, wild, now)
     base = "authority.example; accounturi=" + u
     assert chk(base) == "ok"
     assert chk("AUTHORITY.example ;accounturi = %s; future=x" % u) == "ok"
@@ -161,6 +162,11 @@ def self_test():
     assert chk("authority.example; accounturi=" + kid).startswith("malformed")
     assert chk(base, wild=True).startswith("unauthorized")
     assert chk(base + "; policy=WILDCARD", wild=True) == "ok"
+    # a prior key still validates (section 4.2 retention)
+    assert persist_check(base, ["authority.example"], pre, "example.com", ["x" * 43, tp], kid,
+                         False, 0) == "ok"
+    assert persist_check(base, ["authority.example"], pre, "example.com", [], kid,
+                         False, 0).startswith("unauthorized")
     other = hashed_uri(pre, "example.net", tp, kid)
     assert chk("authority.example; accounturi=" + other).startswith("unauthorized")
     print("%s: self-test passed" % PERSIST_DRAFT)
@@ -230,12 +236,13 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         prot = b64url_json(jws["protected"])
         kid = prot.get("kid", "")
         with LOCK:
-            thumb = THUMBS.get(kid)
+            thumbs = list(THUMBS.get(kid, []))
+        thumb = thumbs[0] if thumbs else None
         want = b64url(hashlib.sha256(("%s.%s" % (token, thumb)).encode()).digest())
         if ARGS.dns_persist:
             name = "_validation-persist." + ident
             prefix = "https://%s/account-hash/" % self.headers.get("Host")
-            res = [persist_check(v, [ARGS.dns_persist], prefix, ident, thumb, kid, wild,
+            res = [persist_check(v, [ARGS.dns_persist], prefix, ident, thumbs, kid, wild,
                                  int(time.time()) + ARGS.clock_offset) for v in txt_values(name)]
             res = [r for r in res if r is not None]
             if "ok" in res:
@@ -286,7 +293,16 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             jwk = b64url_json(jws["protected"]).get("jwk")
             if jwk is not None and "location" in hdr:
                 with LOCK:
-                    THUMBS[hdr["location"]] = thumbprint(jwk)
+                    THUMBS[hdr["location"]] = [thumbprint(jwk)]
+        if ARGS.dns_account and path == "/rollover-account-key" and status == 200:
+            # RFC 8555 7.3.5: the inner JWS carries the new key
+            inner = b64url_json(jws["payload"])
+            jwk = b64url_json(inner["protected"]).get("jwk")
+            kid = b64url_json(jws["protected"]).get("kid")
+            if jwk is not None and kid in THUMBS:
+                with LOCK:
+                    THUMBS[kid].insert(0, thumbprint(jwk))
+                log("keychange %s" % kid)
         if ARGS.dns_account and path.startswith("/authZ/") and status == 200:
             a = json.loads(data)
             ident = a.get("identifier", {}).get("value")

@@ -16,6 +16,7 @@
 #   the records stay (persistent); `certloop test` finds them; persist_until
 #   inside expiring_window
 #   raises the persist_expiring warning;
+# - after an account key rollover, records made with the new key validate;
 # - a persist_until in the past fails the order without asking the CA;
 # - a record whose persistUntil has passed by the CA's clock (a second proxy
 #   whose clock runs 2 h ahead) is refused by the CA (unauthorized) and the
@@ -94,6 +95,18 @@ tw_daemon_wait 20 persist_shown || tw_fail "status --json: $("$CERTLOOP" status 
 "$CERTLOOP" status "${C[@]}" p1 2>&1 | grep -qE '^  persist until +2100-01-01 00:00 UTC$' ||
   tw_fail "status p1: $("$CERTLOOP" status "${C[@]}" p1 2>&1)"
 tw_daemon_stop
+
+# a key rollover: the hashed accounturi changes (the thumbprint is hashed
+# in); records made with the new key are validated (the CA follows the
+# keyChange)
+out=$("$CERTLOOP" account rollover pebble "${C[@]}" 2>&1) || tw_fail "rollover: $out"
+grep -q '^keychange ' "$TW/proxy.log" || tw_fail "the CA did not see the keyChange: $(cat "$TW/proxy.log")"
+TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"' tw_config_cert p4 ec-p256 s.test >>"$TW/certloop.toml"
+out=$("$CERTLOOP" persist-record p4 --publish "${C[@]}" 2>&1) || tw_fail "persist-record p4: $out"
+timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err6" ||
+  tw_fail "order after the rollover: $(grep -E ' error ' "$TW/err6" | head -3)"
+tw_check_deployed p4
+grep -q '^dns-persist-01 s.test found$' "$TW/proxy.log" || tw_fail "proxy after the rollover: $(cat "$TW/proxy.log")"
 
 # persist_until in the past: refused before any request to the CA
 TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2020-01-01' \
