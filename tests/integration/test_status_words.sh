@@ -56,6 +56,7 @@ mkdir -p "$TW/out/df/fullchain.pem" # a directory where the fullchain goes
 tw_daemon_start "$TW/certloop.toml" "$TW/d.out" "$TW/d.err"
 settled() {
   grep -q "issued cert=ok " "$TW/d.err" && grep -q "order cert=bad " "$TW/d.err" &&
+    grep -q "deployed cert=old .*deployed=1" "$TW/d.err" &&
     "$CERTLOOP" status -c "$TW/certloop.toml" 2>/dev/null | grep -q "^df  *deploy-failed"
 }
 tw_daemon_wait 90 settled || { tw_fail "the first runs did not end: $(tail -5 "$TW/d.err")"; tw_done; }
