@@ -16,7 +16,12 @@
 #   - memory: VmRSS when idle, VmRSS and VmHWM after the reloads;
 #   - SIGHUP reload of the same 10,000-certificate configuration, RELOADS
 #     times (default 5): the time from the "SIGHUP: reloading" log line to
-#     the "reloaded:" line (both stamped by the daemon, ms), median and range.
+#     the "reloaded:" line (both stamped by the daemon, ms), median and range;
+#   - `certloop check` (wall, CPU, peak RSS), and the control socket's
+#     GET /v1/status (what `status --json` shows) and GET /metrics: time,
+#     size, and the daemon's VmHWM after them.
+# The certificates are split over conf.d/certs-K.toml, PER_FILE (default
+# 1,000) tables each, as a real user would (one file may be at most 16 MiB).
 #
 #   bench/idle.sh [BUILD_DIR] [N] [IDLE_SECONDS] [RELOADS]
 #
@@ -42,15 +47,19 @@ tw_init idle
 tw_start || exit 1
 hz=$(getconf CLK_TCK)
 
+PER_FILE=${PER_FILE:-1000}
 t=$(date +%s%N)
-{
-  tw_config_head 64
-  bw_config_certs "$N"
-} >"$TW/certloop.toml"
+tw_config_head 64 >"$TW/certloop.toml"
+mkdir -p "$TW/conf.d"
+bw_config_certs "$N" | awk -v dir="$TW/conf.d" -v per="$PER_FILE" '
+  /^\[certificate\./ { k++; if ((k - 1) % per == 0) { if (f) close(f); f = sprintf("%s/certs-%06d.toml", dir, (k - 1) / per) } }
+  { print > (f ? f : dir "/certs-000000.toml") }'
+files=$(ls "$TW/conf.d" | wc -l)
 chmod 700 "$TW/state"
 "$SEED" "$TW/state" "$N" pebble "$TW_DIRECTORY" >/dev/null || exit 1
 echo "seeded $N certificates and their configuration in $((($(date +%s%N) - t) / 1000000)) ms" >&2
-"$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || exit 1
+/usr/bin/time -f '%e %U %S %M' -o "$TW/check.time" "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || exit 1
+read -r check_wall check_u check_s check_rss <"$TW/check.time"
 
 # ms_of "2026-11-25T05:09:10.416Z ..." -> ms since the epoch
 ms_of() {
@@ -121,6 +130,17 @@ for ((r = 0; r < RELOADS; r++)); do
 done
 rss_after=$(status_kib "$pid" VmRSS)
 hwm=$(status_kib "$pid" VmHWM)
+# what status --json and a Prometheus scrape cost: time, bytes, memory
+ctl_get() { # PATH OUT -> "seconds bytes"
+  curl -sS --unix-socket "$TW/control.sock" -o "$2" -w '%{time_total} %{size_download}' "http://localhost$1"
+}
+ticks_s0=$(bw_ticks "$pid")
+read -r status_s status_b < <(ctl_get /v1/status "$TW/status.json")
+ticks_s1=$(bw_ticks "$pid")
+read -r metrics_s metrics_b < <(ctl_get /metrics "$TW/metrics.txt")
+ticks_s2=$(bw_ticks "$pid")
+hwm_ctl=$(status_kib "$pid" VmHWM)
+rss_ctl=$(status_kib "$pid" VmRSS)
 due_after=$(grep -c ': due: ' "$TW/err.txt")
 kill -TERM "$pid"
 wait "$pid"
@@ -130,9 +150,10 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int(
 sorted=$(printf '%s\n' "${took[@]}" | sort -n | tr '\n' ' ')
 cat <<EOF
 
-idle benchmark: $N certificates, certloop $(git rev-parse --short HEAD 2>/dev/null), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
+idle benchmark: $N certificates in $files conf.d files, certloop $(git rev-parse --short HEAD 2>/dev/null), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
 | measure | value |
 | --- | --- |
+| \`certloop check\` (wall; user + sys; peak RSS) | ${check_wall} s; ${check_u} + ${check_s} s; $((check_rss / 1024)) MiB |
 | start-up: launch to "started" log line | ${started_ms} ms |
 | threads | $nthreads |
 | RSS idle (VmRSS) | $((rss_idle / 1024)) MiB ($rss_idle KiB) |
@@ -143,6 +164,9 @@ idle benchmark: $N certificates, certloop $(git rev-parse --short HEAD 2>/dev/nu
 | SIGHUP reload, log "reloading" -> "reloaded" (median of $RELOADS) | $(median "${took[@]}") ms (all: $sorted) |
 | SIGHUP reload, kill -HUP -> "reloaded" seen by the script (median) | $(median "${wall[@]}") ms |
 | RSS after the reloads (VmRSS / VmHWM) | $((rss_after / 1024)) / $((hwm / 1024)) MiB |
+| GET /v1/status (status --json): time; size; daemon CPU | ${status_s} s; ${status_b} bytes; $(((ticks_s1 - ticks_s0) * 1000 / hz)) ms |
+| GET /metrics: time; size; daemon CPU | ${metrics_s} s; ${metrics_b} bytes; $(((ticks_s2 - ticks_s1) * 1000 / hz)) ms |
+| RSS after status and metrics (VmRSS / VmHWM) | $((rss_ctl / 1024)) / $((hwm_ctl / 1024)) MiB |
 | certificates found due (start-up + reloads; want 0) | $due_after |
 | exit status after SIGTERM | $rc |
 EOF

@@ -29,6 +29,11 @@
 #   4. Pebble's default validation delay, N=100: certloop (the default
 #      max_concurrent_orders = 64, and 128 so all 100 orders run at once);
 #      the peers 8 at once for N=16, and uacme sequentially for N=4
+#   5. no delay, N=50 (issue 16's target: <= 1.0 s, <= 0.1 x the best peer):
+#      certloop ($REPS runs, 5 by default here), lego and uacme 8 at once,
+#      and the floor: Pebble alone answering 8.56 x N requests (certloop's
+#      count per certificate) one at a time over one keep-alive connection
+#      (curl GETs of the directory, the cheapest request Pebble serves)
 # The peers serve http-01 tokens from a webroot (lego --http.webroot, a
 # uacme hook) through `python3 -m http.server` on Pebble's http-01 port;
 # certloop answers http-01 itself. The file server's CPU is not counted for
@@ -61,7 +66,7 @@ while [ $# -gt 0 ]; do
   --max-orders) MAXO=$2; shift ;;
   --out) OUT=$2; shift ;;
   --build) BUILD=$2; shift ;;
-  -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
   *) echo "unknown argument $1" >&2; exit 64 ;;
   esac
   shift
@@ -132,7 +137,11 @@ certloop_once() {
   rm -rf "$TW/state" "$TW/out" "$TW/control.sock" "$TW/deadlock"
   conf=$TW/certloop.toml
   {
-    TW_LOG_LEVEL=${BW_LOG_LEVEL:-info} tw_config_head "$maxc" "$BW_CL_PORT"
+    # past 250 the default max_new_orders (a Let's Encrypt-like limit per
+    # account and 3 hours) would hold the rest back
+    local extra=
+    [ "$n" -le 250 ] || extra="max_new_orders = $n"
+    TW_CA_EXTRA=$extra TW_LOG_LEVEL=${BW_LOG_LEVEL:-info} tw_config_head "$maxc" "$BW_CL_PORT"
     bw_config_certs "$n"
   } >"$conf"
   "$CERTLOOP" check -c "$conf" >/dev/null || { echo "config invalid" >&2; return 1; }
@@ -168,6 +177,7 @@ certloop_once() {
   note="exit $rc"
   [ "$maxc" = 64 ] && note="$note; max_concurrent_orders = 64 (default)"
   note="$note; [ca.pebble] max_parallel_requests = ${TW_CA_PARALLEL:-1}"
+  [ "$n" -le 250 ] || note="$note, max_new_orders = $n"
   [ "$attempt" = 1 ] || note="$note; attempt $attempt (Pebble deadlocked before)"
   note="$note; load $load"
   [ "$rc" = 0 ] || grep -E 'error|warn' "$TW/certloop.err" | head -5 >&2
@@ -211,6 +221,25 @@ run_peer() {
   bw_row "$phase" "$client" "$how" "$n" "$ok" "$(echo "$t1 - $t0" | bc)" "$cpu" \
     "$(bw_cpu_delta "$p0" "$p1")" "$rss" \
     "file server CPU $(bw_cpu_delta "$w0" "$w1" | xargs printf '%.2f') s; load $load"
+  bw_pebble_stop
+}
+
+# run_floor PHASE N: Pebble alone, 8.56 x N GETs of its directory one after
+# the other over one connection (one curl process): the time and Pebble CPU
+# below which no client sending that many requests one at a time can go.
+run_floor() {
+  local phase=$1 n=$2 k t0 t1 p0 p1 load urls=()
+  k=$((n * 856 / 100))
+  bw_pebble_start 0 "$BW_CL_PORT" || return 1
+  for ((i = 0; i < k; i++)); do urls+=("$TW_DIRECTORY"); done
+  load=$(bw_load)
+  p0=$(bw_ticks "$BW_PEBBLE_PID")
+  t0=$(now)
+  curl -sS --cacert "$TW/tls-ca.pem" "${urls[@]}" >/dev/null
+  t1=$(now)
+  p1=$(bw_ticks "$BW_PEBBLE_PID")
+  bw_row "$phase" "floor: Pebble alone" "$k GETs, one at a time" "$n" "–" "$(echo "$t1 - $t0" | bc)" \
+    "" "$(bw_cpu_delta "$p0" "$p1")" "" "curl, one keep-alive connection; load $load"
   bw_pebble_stop
 }
 
@@ -262,6 +291,15 @@ if phase 4; then
   run_certloop "$P4" 1 100 128
   for c in lego uacme; do run_peer "$P4" 1 "$c" 16 8; done
   run_peer "$P4" 1 uacme 4 1
+fi
+if phase 5; then
+  P5="Phase 5: no validation delay, N=50 (issue 16 item 1)"
+  saved_reps=$REPS
+  [ "$REPS" = 3 ] && REPS=5
+  run_certloop "$P5" 0 50
+  REPS=$saved_reps
+  run_floor "$P5" 50
+  for c in uacme lego; do run_peer "$P5" 0 "$c" 50 8; done
 fi
 END=$(now)
 

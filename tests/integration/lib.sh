@@ -238,7 +238,7 @@ trust = "$TW/tls-ca.pem"
 # Pebble 2.4 deadlocks when an authorization is fetched while new orders are
 # created (see etc/certloop.toml): one request at a time, orders still concurrent.
 max_parallel_requests = ${TW_CA_PARALLEL:-1}
-
+${TW_CA_EXTRA:-}
 EOF
 }
 
