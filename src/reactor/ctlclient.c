@@ -18,7 +18,7 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
-#define RESPONSE_MAX (64u << 20) /* status of 10,000 certificates with history */
+#define RESPONSE_MAX (1u << 30) /* status of 100,000 certificates is ~100 MB (issue 16) */
 
 static int64_t now_ms(void)
 {
