@@ -95,6 +95,28 @@ int plan_check(const char *path, FILE *out, FILE *err)
                 "ca = \"%s\" to renew it from [ca.%s]\n",
                 cc->where.file, cc->where.pos.line, cc->where.pos.col, cc->name, ca, ca);
     }
+    /* dns-persist-01: a persist_until that has passed (or soon will) makes
+     * the CA refuse the records (draft-ietf-acme-dns-persist-02 §9.4) */
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const struct cfg_cert *cc = &cfg->certs[i];
+        int64_t window =
+            cfg->daemon.expiring_window_s > 0 ? cfg->daemon.expiring_window_s : 14 * 86400;
+        if (cc->challenge != CFG_CHAL_DNSPERSIST01 || cc->persist_until <= 0 ||
+            cc->persist_until - window > now)
+            continue;
+        char when[40];
+        timefmt_utc(when, sizeof(when), cc->persist_until, "%Y-%m-%d %H:%M UTC");
+        fprintf(err,
+                "%s:%" PRIu32 ":%" PRIu32 ": warning: certificate.%s: persist_until (%s) %s: "
+                "set a later one and publish the records again (certloop persist-record %s "
+                "--publish)\n",
+                cc->where.file, cc->where.pos.line, cc->where.pos.col, cc->name, when,
+                cc->persist_until <= now ? "has passed, so the CA refuses its dns-persist-01 "
+                                           "records"
+                                         : "is inside expiring_window",
+                cc->name);
+    }
     fprintf(out, "%s: OK: %zu %s, %zu %s, %zu %s, %zu %s\n", path, cfg->n_certs,
             plural(cfg->n_certs, "certificate", "certificates"), cfg->n_cas,
             plural(cfg->n_cas, "CA", "CAs"), cfg->n_dns,

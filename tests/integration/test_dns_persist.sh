@@ -111,6 +111,9 @@ grep -q '^dns-persist-01 s.test found$' "$TW/proxy.log" || tw_fail "proxy after 
 # persist_until in the past: refused before any request to the CA
 TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2020-01-01' \
   tw_config_cert p2 ec-p256 q.test >>"$TW/certloop.toml"
+out=$("$CERTLOOP" check "${C[@]}" 2>&1) || tw_fail "check: $out"
+grep -qE ": warning: certificate\.p2: persist_until \(2020-01-01 00:00 UTC\) has passed, so the CA refuses its dns-persist-01 records: set a later one and publish the records again \(certloop persist-record p2 --publish\)$" <<<"$out" ||
+  tw_fail "check's warning: $out"
 n=$(wc -l <"$TW/proxy.log")
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err3" && tw_fail "ordered past persist_until"
 grep -q 'order cert=p2 dns-persist-01: persist_until (2020-01-01T00:00:00Z) has passed, so the CA refuses the records' "$TW/err3" ||
