@@ -91,7 +91,7 @@ api() {
 st=$(api 127.0.0.1 reader GET /v1/certificates)
 [ "$st" = 200 ] || tw_fail "bootstrap GET /v1/certificates: $st $(cat "$TW/body" "$TW/curl.err")"
 grep -q '"name":"www"' "$TW/body" || tw_fail "list: $(cat "$TW/body")"
-openssl x509 -in "$CA" -noout -ext subjectAltName | grep -q 'DNS:localhost, IP Address:127.0.0.1' ||
+grep -q 'DNS:localhost, IP Address:127.0.0.1' <<<"$(openssl x509 -in "$CA" -noout -ext subjectAltName)" ||
   tw_fail "bootstrap SANs: $(openssl x509 -in "$CA" -noout -ext subjectAltName)"
 
 tw_daemon_wait 90 test -s "$TW/out/apicert/fullchain.pem" || tw_fail "apicert not issued"
@@ -229,7 +229,7 @@ for i in $(seq 1 10); do
 done
 st=$(api 127.0.0.99 reader GET /v1/certificates)
 [ "$st" = 429 ] || tw_fail "after 10 failures, a good token from the same address: $st"
-curl -sS --interface 127.0.0.99 --cacert "$CA" -D - -o /dev/null "$URL/v1/certificates" | grep -qi '^Retry-After: [0-9]' ||
+grep -qi '^Retry-After: [0-9]' <<<"$(curl -sS --interface 127.0.0.99 --cacert "$CA" -D - -o /dev/null "$URL/v1/certificates")" ||
   tw_fail "429 without Retry-After"
 [ "$(api 127.0.0.98 reader GET /v1/certificates)" = 200 ] || tw_fail "another address was limited too"
 

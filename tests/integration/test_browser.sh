@@ -83,13 +83,13 @@ tw_log "browser run: $(echo "$(date +%s.%N) - $start" | bc) s"
 # what the daemon saw: one renewal (the dashboard's, with its session); the
 # page without the CSRF token got 403, the other site's fetch 401
 # (SameSite=Strict: the cookie was not sent) and its form 400 (a body)
-grep -c "POST /v1/certificates/$RENEW/renew?force=true token=ops (session) -> 202" "$TW/err.txt" | grep -qx 1 ||
+grep -qx 1 <<<"$(grep -c "POST /v1/certificates/$RENEW/renew?force=true token=ops (session) -> 202" "$TW/err.txt")" ||
   tw_fail "the dashboard's renewal is not logged once: $(grep "renew" "$TW/err.txt")"
 grep -q "POST /v1/certificates/$RENEW/renew token=ops (session) -> 403" "$TW/err.txt" ||
   tw_fail "no refused POST without the CSRF token"
 grep -q "POST /v1/certificates/$RENEW/renew token=- -> 401" "$TW/err.txt" ||
   tw_fail "the other site's fetch: $(grep "renew" "$TW/err.txt")"
-grep -c "POST /v1/certificates/[^ ]*/renew.* -> 202" "$TW/err.txt" | grep -qx 1 ||
+grep -qx 1 <<<"$(grep -c "POST /v1/certificates/[^ ]*/renew.* -> 202" "$TW/err.txt")" ||
   tw_fail "more than one renewal was accepted: $(grep "renew" "$TW/err.txt")"
 grep -q 'clt_' "$TW/err.txt" && tw_fail "a token in the log"
 n=$(ls "$ARTIFACTS"/*.png 2>/dev/null | wc -l)

@@ -51,7 +51,7 @@ for c in $cmds; do
   tw_run 0 "$c" --bogus-first -h && cmp -s "$tmp/out" "$tmp/help-$c" || tw_fail "$c ... -h"
   opts=$(sed -n 's/^  \(-[a-zA-Z], \)\{0,1\}\(--[a-z][a-z-]*\).*/\2/p' "$tmp/help-$c")
   for o in $(grep -o -- '--[a-z][a-z-]*' <(head -2 "$tmp/help-$c")); do
-    echo "$opts" | grep -qx -- "$o" || tw_fail "$c --help: $o is in the synopsis, not in the options"
+    grep -qx -- "$o" <<<"$opts" || tw_fail "$c --help: $o is in the synopsis, not in the options"
   done
   for o in $opts; do
     [ "$o" = --help ] && continue
@@ -334,7 +334,7 @@ has_next() {
   local j
   j=$(jitter "$1" "$2" "$3" "$4")
   grep -qF -- "  next order $(utc $(($4 - j))): $5, " "$tmp/out" &&
-    grep -F -- "  next order $(utc $(($4 - j))): $5, " "$tmp/out" | grep -q "earlier (this certificate's jitter)$" ||
+    grep -q "earlier (this certificate's jitter)$" <<<"$(grep -F -- "  next order $(utc $(($4 - j))): $5, " "$tmp/out")" ||
     { tw_fail "plan: no next order line at $(utc $(($4 - j))) (jitter $j s) with: $5"; sed 's/^/  | /' "$tmp/out" >&2; }
 }
 

@@ -49,11 +49,11 @@ rc=$?
 for n in $NAMES; do
   line=$(grep -E "^$n[[:space:]]" "$TW/status.txt")
   [ -n "$line" ] || { tw_fail "status lacks $n"; continue; }
-  echo "$line" | grep -qw valid || tw_fail "status: $n not valid: $line"
+  grep -qw valid <<<"$line" || tw_fail "status: $n not valid: $line"
   # NOT AFTER as the certificate says (UTC date)
   na=$(openssl x509 -in "$TW/out/$n/cert.pem" -noout -enddate | cut -d= -f2)
   day=$(date -u -d "$na" +%Y-%m-%d)
-  echo "$line" | grep -qF "$day" || tw_fail "status: $n lacks not_after $day: $line"
+  grep -qF "$day" <<<"$line" || tw_fail "status: $n lacks not_after $day: $line"
 done
 
 # status --json: valid JSON, 3 certificates, not_after matching the files

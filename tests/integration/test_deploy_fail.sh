@@ -70,7 +70,7 @@ assert c["consecutive_failures"] == 1, c
 EOF
 [ "$(sha256sum "$TW/out/df/cert.pem" "$TW/out/df/key.pem" "$TW/out/df/chain.pem")" = "$before" ] ||
   tw_fail "a failed deploy changed the deployed files"
-find "$TW/out" \( -name '.tmp-*' -o -name '.bak-*' \) | grep -q . && tw_fail "temp files left"
+grep -q . <<<"$(find "$TW/out" \( -name '.tmp-*' -o -name '.bak-*' \))" && tw_fail "temp files left"
 [ $(($(grep -c "POST /order-plz" "$TW/pebble.log") - orders0)) = 1 ] ||
   tw_fail "expected one order (the forced one), Pebble saw more"
 

@@ -61,7 +61,7 @@ check_p12() { # FILE LABEL OPENSSL-ARGS...
     tw_fail "$label: leaf is not the issued certificate"
   openssl pkcs12 -in "$f" "$@" -nocerts -nodes 2>/dev/null >"$TW/$label.key"
   [ "$(tw_pubkey "$TW/$label.key")" = "$key_pub" ] || tw_fail "$label: key is not the issued key"
-  openssl pkcs12 -in "$f" "$@" -nokeys -cacerts 2>/dev/null | grep -q "BEGIN CERTIFICATE" ||
+  grep -q "BEGIN CERTIFICATE" <<<"$(openssl pkcs12 -in "$f" "$@" -nokeys -cacerts 2>/dev/null)" ||
     tw_fail "$label: no chain certificate"
   rm -f "$TW/$label.key"
 }
@@ -83,5 +83,5 @@ check_p12 "$O/nopass.p12" nopass -passin pass:
 [ "$(tw_mode "$O/nopass.p12")" = 600 ] || tw_fail "nopass.p12 mode $(tw_mode "$O/nopass.p12")"
 [ "$(tw_mode "$O/nopass-cert.pem")" = 644 ] || tw_fail "cert mode $(tw_mode "$O/nopass-cert.pem")"
 [ "$(tw_mode "$O/key.pem")" = 600 ] || tw_fail "key.pem mode $(tw_mode "$O/key.pem")"
-find "$O" \( -name '.tmp-*' -o -name '.bak-*' \) | grep -q . && tw_fail "temp files left"
+grep -q . <<<"$(find "$O" \( -name '.tmp-*' -o -name '.bak-*' \))" && tw_fail "temp files left"
 tw_done

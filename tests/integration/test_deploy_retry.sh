@@ -103,7 +103,7 @@ fail_then_retry() {
   [ "$(status_field reason)" = "deploy retry after a failure" ] ||
     tw_fail "$mode: reason: $(status_field reason)"
   [ "$(files)" = "$before" ] || tw_fail "$mode: the deployed files changed: $(files)"
-  find "$TW/out" \( -name '.tmp-*' -o -name '.bak-*' \) | grep -q . && tw_fail "$mode: temp files left"
+  grep -q . <<<"$(find "$TW/out" \( -name '.tmp-*' -o -name '.bak-*' \))" && tw_fail "$mode: temp files left"
   grep -qF "deploy cert=dr: rolled back 4 files after: $want" "$TW/run.err" ||
     tw_fail "$mode: the rollback is not logged"
   cmp -s "$TW/out/dr/fullchain.pem" "$TW/state/certs/dr/current/fullchain.pem" &&
@@ -117,7 +117,7 @@ fail_then_retry() {
   cmp -s "$TW/out/dr/fullchain.pem" "$TW/state/certs/dr/current/fullchain.pem" ||
     tw_fail "$mode: the retry did not deploy the stored certificate"
   tw_check_pair "$TW/out/dr/cert.pem" "$TW/out/dr/key.pem" || tw_fail "$mode: key/cert mismatch"
-  find "$TW/out" -name '.bak-*' | grep -q . && tw_fail "$mode: backups left after the commit"
+  grep -q . <<<"$(find "$TW/out" -name '.bak-*')" && tw_fail "$mode: backups left after the commit"
   [ "$(orders)" = "$orders1" ] || tw_fail "$mode: the retry sent an order"
 }
 

@@ -147,7 +147,7 @@ for name in w.test p.test; do
   left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short "_acme-challenge.$name" TXT 2>/dev/null)
   [ -z "$left" ] || tw_fail "TXT left behind at _acme-challenge.$name: $left"
 done
-ls "$TW/state/outbox" | grep -q '\.json$' && tw_fail "outbox not empty after run 1: $(ls "$TW/state/outbox")"
+grep -q '\.json$' <<<"$(ls "$TW/state/outbox")" && tw_fail "outbox not empty after run 1: $(ls "$TW/state/outbox")"
 
 # ---- 1b. `certloop test` runs the same round trip, without a state outbox ----
 : >"$TW/solver.received"
@@ -163,7 +163,7 @@ done
   tw_fail "certloop test: requests $(cat "$TW/solver.received")"
 left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short _acme-challenge.w.test TXT 2>/dev/null)
 [ -z "$left" ] || tw_fail "certloop test: TXT left behind: $left"
-ls "$TW/state/outbox" | grep -q '\.json$' && tw_fail "certloop test wrote to the outbox"
+grep -q '\.json$' <<<"$(ls "$TW/state/outbox")" && tw_fail "certloop test wrote to the outbox"
 
 # run_denied PROPAGATION_TIMEOUT N RECEIVER-ARGS...: the certificate "denied"
 # alone, with the solver's receiver restarted with ARGS; exit code in $rc,
@@ -210,7 +210,7 @@ run_denied 60s 3 --exec "$TW/dnsapi.sh"
 tw_verify_fullchain "$TW/out/denied/fullchain.pem" || tw_fail "denied: not issued after the fix"
 grep -q "\"delivery\":\"$pending_id\"" "$TW/solver.received" ||
   tw_fail "the stored removal $pending_id was not delivered after the restart"
-ls "$TW/state/outbox" | grep -q '\.json$' && tw_fail "outbox not empty after run 3"
+grep -q '\.json$' <<<"$(ls "$TW/state/outbox")" && tw_fail "outbox not empty after run 3"
 left=$(kdig @127.0.0.1 -p "$KNOT_PORT" +short _acme-challenge.d.test TXT 2>/dev/null)
 [ -z "$left" ] || tw_fail "TXT left behind at _acme-challenge.d.test: $left"
 tw_done

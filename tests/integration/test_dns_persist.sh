@@ -90,9 +90,9 @@ c = json.load(sys.stdin)["certificates"][0]
 sys.exit(not (c.get("persist_until") == 4102444800 and c.get("persist_expiring") is True))' 2>/dev/null
 }
 tw_daemon_wait 20 persist_shown || tw_fail "status --json: $("$CERTLOOP" status "${C[@]}" --json 2>&1 | head -30)"
-"$CERTLOOP" status "${C[@]}" 2>&1 | grep -qF '[dns-persist-01 records expire 2100-01-01 00:00]' ||
+grep -qF '[dns-persist-01 records expire 2100-01-01 00:00]' <<<"$("$CERTLOOP" status "${C[@]}" 2>&1)" ||
   tw_fail "status table: $("$CERTLOOP" status "${C[@]}" 2>&1)"
-"$CERTLOOP" status "${C[@]}" p1 2>&1 | grep -qE '^  persist until +2100-01-01 00:00 UTC$' ||
+grep -qE '^  persist until +2100-01-01 00:00 UTC$' <<<"$("$CERTLOOP" status "${C[@]}" p1 2>&1)" ||
   tw_fail "status p1: $("$CERTLOOP" status "${C[@]}" p1 2>&1)"
 tw_daemon_stop
 

@@ -72,7 +72,7 @@ rc=$?
   tw_fail "the rollbacks are not logged: $(grep 'rolled back' "$TW/err2")"
 after=$(sha256sum "$TW"/out/h*/*.pem)
 [ "$before" = "$after" ] || tw_fail "the files of a failed deployment were not rolled back"
-find "$TW/out" -name '.bak-*' | grep -q . && tw_fail "backups left after the rollback"
+grep -q . <<<"$(find "$TW/out" -name '.bak-*')" && tw_fail "backups left after the rollback"
 for i in 1 2 3 4 5; do
   tw_check_pair "$TW/out/h$i/key.pem" "$TW/out/h$i/fullchain.pem" || tw_fail "h$i: key/cert mismatch"
 done

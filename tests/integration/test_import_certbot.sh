@@ -14,7 +14,7 @@ set -uo pipefail
 . "$(dirname "$0")/knot.sh"
 
 command -v certbot >/dev/null || tw_skip "certbot not installed"
-dpkg-query -W -f='${Status}' python3-certbot-dns-rfc2136 2>/dev/null | grep -q 'ok installed' || tw_skip "python3-certbot-dns-rfc2136 not installed"
+grep -q 'ok installed' <<<"$(dpkg-query -W -f='${Status}' python3-certbot-dns-rfc2136 2>/dev/null)" || tw_skip "python3-certbot-dns-rfc2136 not installed"
 tw_knot_start import-certbot
 
 le=$TW/le
@@ -102,7 +102,7 @@ case "$(stat -c '%a %G' "$TW/etc/certbot-dnsc.tsig")" in
 "600 "* | "640 certloop") ;;
 *) tw_fail "the TSIG secret file: $(stat -c '%a %U:%G' "$TW/etc/certbot-dnsc.tsig")" ;;
 esac
-ls "$TW/etc/conf.d" | grep -q '^certbot-ca-' && tw_fail "a new CA file although [ca.pebble] has the directory"
+grep -q '^certbot-ca-' <<<"$(ls "$TW/etc/conf.d")" && tw_fail "a new CA file although [ca.pebble] has the directory"
 grep -q '^ca = "pebble"$' "$TW/etc/conf.d/certbot-web.test.toml" || tw_fail "web.test: not ca = pebble"
 grep -q '^\[certificate."web.test"\]$' "$TW/etc/conf.d/certbot-web.test.toml" || tw_fail "web.test: the table name is not quoted"
 grep -q '^key = "ec-p384"$' "$TW/etc/conf.d/certbot-dnsc.toml" || tw_fail "dnsc: key type not ec-p384"
@@ -157,7 +157,7 @@ for n in web.test dnsc man.test; do
   [ "$(tw_sans "$live/cert.pem" | tr '\n' ' ')" = "$(tw_sans "$TW/certbot-$n.pem" | tr '\n' ' ')" ] ||
     tw_fail "$n: names changed"
 done
-openssl pkey -in "$le/live/dnsc/privkey.pem" -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384' ||
+grep -q 'NIST CURVE: P-384' <<<"$(openssl pkey -in "$le/live/dnsc/privkey.pem" -noout -text 2>/dev/null)" ||
   tw_fail "dnsc: the renewed key is not P-384"
 grep -q "^add man.test ." "$TW/manual.log" && grep -q "^delete man.test ." "$TW/manual.log" ||
   tw_fail "certbot's manual hooks were not called as certbot calls them: $(cat "$TW/manual.log")"

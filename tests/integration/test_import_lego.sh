@@ -88,7 +88,7 @@ for n in a.test b.test; do
   [ "$(tw_sans "$certs/$n.crt" | tr '\n' ' ')" = "$(tw_sans "$TW/lego-$n.crt" | tr '\n' ' ')" ] ||
     tw_fail "$n: names changed"
 done
-openssl pkey -in "$certs/a.test.key" -noout -text 2>/dev/null | grep -q 'NIST CURVE: P-384' ||
+grep -q 'NIST CURVE: P-384' <<<"$(openssl pkey -in "$certs/a.test.key" -noout -text 2>/dev/null)" ||
   tw_fail "a.test: the renewed key is not P-384"
 grep -q "\"url\": \"$acct_url\"" "$TW/state/accounts/pebble/account.json" ||
   tw_fail "the account changed"

@@ -58,7 +58,7 @@ cl store rotate-key --new-key-file "$TW/new.key" -c "$TW/a.toml"
 after=$(key_ids)
 [ "$(echo "$after" | wc -w)" = 1 ] && [ "$after" != "$before" ] ||
   tw_fail "key ids after rotation: '$after' (before: '$before')"
-pg_dump -d "$PG_CONNINFO" | grep -q 'PRIVATE KEY' && tw_fail "the dump after rotation holds a PEM private key"
+grep -q 'PRIVATE KEY' <<<"$(pg_dump -d "$PG_CONNINFO")" && tw_fail "the dump after rotation holds a PEM private key"
 
 # again: everything is under the new key already
 cl store rotate-key --new-key-file "$TW/new.key" -c "$TW/a.toml"

@@ -48,7 +48,7 @@ status_has() {
     python3 -c 'import json,sys; c=json.load(sys.stdin)["certificates"][0]; sys.exit(c.get("profile")!="shortlived")' 2>/dev/null
 }
 tw_daemon_wait 20 status_has || tw_fail "status --json has no profile: $("$CERTLOOP" status -c "$TW/certloop.toml" --json 2>&1)"
-"$CERTLOOP" status -c "$TW/certloop.toml" 2>&1 | grep -q "\[profile shortlived\]" ||
+grep -q "\[profile shortlived\]" <<<"$("$CERTLOOP" status -c "$TW/certloop.toml" 2>&1)" ||
   tw_fail "status table: $("$CERTLOOP" status -c "$TW/certloop.toml" 2>&1)"
 tw_daemon_stop
 

@@ -163,9 +163,9 @@ tw_check_pair "$TW/out/names/fullchain.pem" "$TW/out/names/key.pem" || tw_fail "
 
 echo "== ktype: reissued with a P-384 key"
 [ "$(current ktype)" != "${GEN[ktype]}" ] || tw_fail "ktype: no new generation"
-openssl pkey -in "$TW/out/ktype/key.pem" -noout -text 2>/dev/null | grep -q 'P-384\|secp384r1' ||
+grep -q 'P-384\|secp384r1' <<<"$(openssl pkey -in "$TW/out/ktype/key.pem" -noout -text 2>/dev/null)" ||
   tw_fail "ktype: the deployed key is not P-384"
-openssl x509 -in "$TW/out/ktype/cert.pem" -noout -text | grep -q 'P-384\|secp384r1' ||
+grep -q 'P-384\|secp384r1' <<<"$(openssl x509 -in "$TW/out/ktype/cert.pem" -noout -text)" ||
   tw_fail "ktype: the certificate's key is not P-384"
 tw_check_pair "$TW/out/ktype/fullchain.pem" "$TW/out/ktype/key.pem" || tw_fail "ktype: key mismatch"
 

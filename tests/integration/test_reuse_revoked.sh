@@ -61,7 +61,7 @@ out=$("$CERTLOOP" renew keep --new-key "${C[@]}" 2>&1)
 # revoke without --reissue: shown as revoked by status and plan
 out=$("$CERTLOOP" revoke fresh --reason superseded "${C[@]}" 2>&1) || tw_fail "revoke: $out"
 [ "$(status_word fresh)" = revoked ] || tw_fail "status after revoke: $(status_word fresh)"
-"$CERTLOOP" plan "${C[@]}" fresh 2>&1 | grep -q "REVOKED (superseded)" ||
+grep -q "REVOKED (superseded)" <<<"$("$CERTLOOP" plan "${C[@]}" fresh 2>&1)" ||
   tw_fail "plan: $("$CERTLOOP" plan "${C[@]}" fresh 2>&1)"
 
 # keyCompromise + --reissue: replaced at once, with a new key despite reuse_key

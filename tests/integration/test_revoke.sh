@@ -36,7 +36,7 @@ before=$(sha256sum "$cert" "$TW/out/www/fullchain.pem" "$TW/out/www/key.pem")
 status_of() { # SERIAL: Pebble's view of a certificate
   curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/cert-status-by-serial/$1"
 }
-status_of "$serial" | grep -q '"Status": *"Valid"' || tw_fail "Pebble does not know serial $serial as valid"
+grep -q '"Status": *"Valid"' <<<"$(status_of "$serial")" || tw_fail "Pebble does not know serial $serial as valid"
 
 # Unknown name: 64.
 "$CERTLOOP" revoke nosuch -c "$TW/certloop.toml" >/dev/null 2>"$TW/err1"

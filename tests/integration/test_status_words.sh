@@ -76,9 +76,9 @@ for pair in ok:valid bad:retrying df:deploy-failed old:expired; do
   [ "$(word "$n")" = "$want" ] || tw_fail "$n: status says '$(word "$n")', want $want"
   [ "$(jword "$n")" = "$want" ] || tw_fail "$n: --json says '$(jword "$n")', want $want"
 done
-row ok | grep -q "error:" && tw_fail "valid with an error: $(row ok)"
-row bad | grep -q "error: .*connection" || tw_fail "retrying without its error: $(row bad)"
-row df | grep -q "error: " || tw_fail "deploy-failed without its error: $(row df)"
+grep -q "error:" <<<"$(row ok)" && tw_fail "valid with an error: $(row ok)"
+grep -q "error: .*connection" <<<"$(row bad)" || tw_fail "retrying without its error: $(row bad)"
+grep -q "error: " <<<"$(row df)" || tw_fail "deploy-failed without its error: $(row df)"
 # the next attempt shown: a retry soon for bad, the renewal years away for ok
 python3 - "$TW/status.json" <<'EOF' || tw_fail "the dates beside the words"
 import json, sys, time
