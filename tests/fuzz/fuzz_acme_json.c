@@ -103,6 +103,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(why);
         }
     }
+    /* a dns-persist-01 challenge against a directory's meta (the input as
+     * both): an issuer only on success, a reason only on failure, and the
+     * issuer one of the challenge's names */
+    {
+        const json_t *meta = json_object_get(j, "meta");
+        const char *issuer = NULL;
+        char *why = NULL;
+        int rc = acme_dns_persist_issuer(j, meta, &issuer, &why);
+        if ((rc == 0) != (issuer != NULL) || (rc == 0) != (why == NULL))
+            abort();
+        if (rc == 0) {
+            bool in = false;
+            size_t k;
+            json_t *n;
+            json_array_foreach(json_object_get(j, "issuerDomainNames"), k, n)
+            {
+                if (json_is_string(n) && strcmp(json_string_value(n), issuer) == 0)
+                    in = true;
+            }
+            if (!in)
+                abort();
+        }
+        free(why);
+    }
     json_object_foreach(j, key, v) url(v, "a directory member");
     /* an order */
     word(json_string_value(json_object_get(j, "status")));
