@@ -118,6 +118,8 @@ struct cfg_store {
     int type;                  /* enum cfg_store_type */
     char *conninfo_file;       /* postgresql: a secret file with the libpq conninfo, or NULL */
     char *encryption_key_file; /* postgresql: the key that seals private keys, or NULL */
+    int64_t lease_time_s;      /* postgresql: a certificate's lease lasts this long unless
+                                * renewed (a crashed holder blocks its certificate as long) */
     char *instance;            /* postgresql: this daemon's name in leases, or NULL: the
                                 * host's name */
 };

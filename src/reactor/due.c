@@ -74,6 +74,55 @@ static bool redeploy_left_behind(struct mcert *mc)
     return true;
 }
 
+/* A shared store: the current generation is not the one this instance
+ * deployed (another instance stored it, or this one was stopped before
+ * its deployment finished): deploy it, with this instance's own deploy
+ * actions. A deployment that failed here is retried by its own schedule
+ * (mgr_run_end), or at the next start. */
+static bool deploy_behind(struct mcert *mc, const struct store_cert *sc)
+{
+    char *gen = NULL;
+    bool ok = false;
+
+    if (!store_shared(mc->m->store) || sc->generation == NULL || mc->state != MC_IDLE)
+        return false;
+    int rc = store_deployed_read(mc->m->store, mc->name, &gen, &ok);
+    bool behind = rc == -ENOENT || (rc == 0 && strcmp(gen, sc->generation) != 0) ||
+                  (rc == 0 && !ok && mc->failures == 0);
+    if (behind) {
+        log_info(LOG_MAIN, "cert=%s: generation %s is not deployed here%s%s: deploying it",
+                 mc->name, sc->generation, gen != NULL ? " (deployed: " : "",
+                 gen != NULL ? gen : "");
+        if (gen != NULL)
+            log_debug(LOG_MAIN, "cert=%s: the last deployment here %s", mc->name,
+                      ok ? "succeeded" : "failed");
+        mc->deploy_only = true;
+    }
+    free(gen);
+    return behind;
+}
+
+/* Another instance holds the lease of a due certificate: wait for its
+ * generation (the store's watch ends the wait) or for the lease to run out
+ * (manager.c's tick ends it then), instead of ordering. */
+static bool lease_wait(struct mcert *mc, int64_t now)
+{
+    struct manager *m = mc->m;
+
+    if (mc->lease_wait_until <= now || mc->forced)
+        return false;
+    mgr_disarm(mc);
+    if (!mc->lease_waiting) {
+        mc->lease_waiting = true;
+        m->lease_waiting++;
+        if (m->lease_tick_open)
+            uv_ref((uv_handle_t *)&m->lease_tick); /* --once waits for it too */
+    }
+    mc->reason = "another instance is ordering it";
+    mc->next_at = mc->lease_wait_until;
+    return true;
+}
+
 /* Decides whether mc is due now (queue it) or later (arm its deadline). */
 void mgr_decide(struct mcert *mc)
 {
@@ -112,6 +161,8 @@ void mgr_decide(struct mcert *mc)
         d.reason = "another instance declares it differently (status --fleet)";
     }
     mc->had_cert = have;
+    free(mc->decided_gen);
+    mc->decided_gen = rc == 0 && sc.generation != NULL ? xstrdup(sc.generation) : NULL;
     if (have) {
         mc->not_after = meta.not_after;
         mc->not_before = meta.not_before;
@@ -152,9 +203,17 @@ void mgr_decide(struct mcert *mc)
                              plan.why == RENEWPLAN_LIMITS);
     /* (an order file kept for a deployment that waits for the round's
      * reload commands is not left behind: the round commits it) */
-    if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&
-        (order_left_behind(mc, &sc) || redeploy_left_behind(mc))) {
+    if (mc->lease_waiting) { /* decided again: the wait is over or renewed below */
+        mc->lease_waiting = false;
+        m->lease_waiting--;
+    }
+    if (rc == 0 && !mc->journal_shared && deploy_behind(mc, &sc)) {
         mgr_enqueue(mc);
+    } else if (d.why == SCHED_LATER && mc->failures == 0 && rc == 0 && !mc->journal_shared &&
+               (order_left_behind(mc, &sc) || redeploy_left_behind(mc))) {
+        mgr_enqueue(mc);
+    } else if (plan.when <= now && lease_wait(mc, now)) {
+        log_info(LOG_MAIN, "cert=%s: due, but another instance is ordering it: waiting", mc->name);
     } else if (plan.when > now) {
         char when[32];
         mgr_fmt_time(plan.when, when, sizeof(when));
@@ -233,6 +292,7 @@ void mgr_pump(struct manager *m)
             (void)mgr_state_set(mc, MC_IDLE); /* its deadline is armed */
             continue;
         }
+        mc->run_forced = mc->forced;
         mc->forced = false;
         (void)mgr_state_set(mc, MC_START);
         mgr_run_start(mc);
@@ -260,6 +320,7 @@ void mgr_cert_free(struct mcert *mc)
     free(mc->resume_url);
     acme_order_result_free(mc->res);
     free(mc->error);
+    free(mc->decided_gen);
     free(mc->name);
     free(mc);
 }
@@ -303,12 +364,56 @@ void mgr_free_dead(struct manager *m)
     }
 }
 
+static void deployed_done(int status, const struct store_result *r, void *arg)
+{
+    struct manager *m = arg;
+
+    m->jobs--;
+    if (status < 0)
+        log_warn(LOG_MAIN, "recording a deployment: %s", r->error ? r->error : err_str(status));
+    mgr_maybe_finish(m);
+}
+
+/* A shared store: which generation this instance deployed, and how it went. */
+static void deployed_record(struct mcert *mc, bool ok, const char *error)
+{
+    struct manager *m = mc->m;
+
+    m->jobs++;
+    int rc =
+        store_deployed_put_start(m->store, mc->name, mc->generation, ok, error, deployed_done, m);
+    if (rc < 0) {
+        m->jobs--;
+        log_warn(LOG_MAIN, "cert=%s: recording its deployment: %s", mc->name, err_str(rc));
+    }
+}
+
+/* The lease of a shared store goes back once the run has settled. */
+static void lease_release(struct mcert *mc)
+{
+    if (!mc->leased)
+        return;
+    store_lease_release(mc->m->store, mc->name, mc->fence);
+    mc->leased = false;
+    mc->lease_renewing = false;
+    mc->m->leases_held--;
+}
+
 void mgr_run_end(struct mcert *mc, int status, const char *error)
 {
     struct manager *m = mc->m;
     const struct cfg_cert *cc = mc->run_cfg;
+    /* a shared store's lease held by another instance (or its new
+     * generation found under ours): not a failure, a wait */
+    bool waits = status == ERR_LOCKED && mc->state == MC_LEASE;
 
-    if (status == 0) {
+    if (waits) {
+        log_info(LOG_MAIN, "cert=%s: %s: waiting for its new generation", mc->name,
+                 error != NULL ? error : "held by another instance");
+        mgr_hist_add_mem(mc, "waiting", "%s", error != NULL ? error : "another instance");
+        int64_t wait = m->store->lease_ms / 1000;
+        mc->lease_wait_until = mgr_now() + (wait > 0 ? wait : 1);
+    } else if (status == 0) {
         char na[32];
         struct buf names = BUF_INIT(64 * 1024);
         for (size_t i = 0; i < cc->domains.n; i++)
@@ -388,6 +493,9 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     /* a generation is stored (or was being redeployed) but a deploy action
      * failed: the deployment failed, not the certificate */
     bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
+    if (store_shared(m->store) && mc->generation != NULL && status != -ECANCELED)
+        deployed_record(mc, status == 0, status == 0 ? NULL : error);
+    lease_release(mc);
     if (deploy_failed)
         mc->summary = SUM_DEPLOY_FAILED;
     if (status == 0 || deploy_failed) /* what this instance deployed, for the fleet view */
@@ -425,6 +533,8 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     if (mgr_removed(mc)) {
         history_forget(m->hist, mc->name);
         mgr_cert_unlink(mc);
+    } else if (waits && !m->stopping) {
+        mgr_decide(mc); /* waits, also in --once mode */
     } else if (m->once && status == 0 && mc->cfg != NULL && mc->cfg->ca == NULL) {
         /* `run --once` has no later decision: the import's alert is now */
         (void)mgr_import_expiring(mc, mgr_now());

@@ -25,6 +25,8 @@
  *   QUEUED    IDLE      mgr_dequeue (stop, removal); mgr_pump when the CA
  *                       account's new-order window is full (armed instead)
  *   QUEUED    START     mgr_pump: a run slot is free (mgr_run_start)
+ *   START     LEASE     run.c lease_start: a shared store: the certificate's lease first
+ *   LEASE     KEYWAIT, KEYGEN, ORDER   run.c lease_taken: as from START, lease held
  *   START     KEYWAIT   run.c keygen_start: RSA key generations are all busy
  *   START     KEYGEN    run.c keygen_start: a new order needs a key
  *   START     ORDER     run.c: resuming an order left behind (its key is stored)
@@ -41,19 +43,20 @@
 static const char *const state_names[MC_STATE__MAX] = {
     [MC_IDLE] = "idle",     [MC_QUEUED] = "queued", [MC_START] = "start", [MC_KEYWAIT] = "keywait",
     [MC_KEYGEN] = "keygen", [MC_ORDER] = "order",   [MC_MARK] = "mark",   [MC_STORE] = "store",
-    [MC_DEPLOY] = "deploy", [MC_DEAD] = "dead",
+    [MC_DEPLOY] = "deploy", [MC_DEAD] = "dead",     [MC_LEASE] = "lease",
 };
 
 #define TO(s) (1u << (s))
 #define RUN_STATES                                                                                 \
-    (TO(MC_START) | TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) | TO(MC_STORE) |   \
-     TO(MC_DEPLOY))
+    (TO(MC_START) | TO(MC_LEASE) | TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) |   \
+     TO(MC_STORE) | TO(MC_DEPLOY))
 
 static const unsigned legal_to[MC_STATE__MAX] = {
     [MC_IDLE] = TO(MC_QUEUED) | TO(MC_DEAD),
     [MC_QUEUED] = TO(MC_IDLE) | TO(MC_START),
-    [MC_START] =
-        TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) | TO(MC_STORE) | TO(MC_IDLE),
+    [MC_START] = TO(MC_LEASE) | TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_MARK) |
+                 TO(MC_STORE) | TO(MC_IDLE),
+    [MC_LEASE] = TO(MC_KEYWAIT) | TO(MC_KEYGEN) | TO(MC_ORDER) | TO(MC_IDLE),
     [MC_KEYWAIT] = TO(MC_KEYGEN) | TO(MC_IDLE),
     [MC_KEYGEN] = TO(MC_ORDER) | TO(MC_IDLE),
     [MC_ORDER] = TO(MC_STORE) | TO(MC_IDLE),

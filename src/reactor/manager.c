@@ -78,6 +78,105 @@ static void heap_closed(void *arg)
     mgr_maybe_finish(m);
 }
 
+/* ---- a shared store: leases held and waited for ---- */
+
+struct lease_renewal {
+    struct manager *m;
+    char *name;
+    uint64_t fence;
+};
+
+static struct mcert *cert_named(struct manager *m, const char *name)
+{
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
+        if (strcmp(mc->name, name) == 0)
+            return mc;
+    return NULL;
+}
+
+static void lease_renewed(int status, const struct store_result *r, void *arg)
+{
+    struct lease_renewal *lr = arg;
+    struct manager *m = lr->m;
+    struct mcert *mc = cert_named(m, lr->name);
+
+    m->jobs--;
+    if (mc != NULL && mc->leased && mc->fence == lr->fence) {
+        mc->lease_renewing = false;
+        if (status == 0) {
+            int64_t every = m->store->lease_ms / 3000;
+            mc->lease_renew_at = mgr_now() + (every > 0 ? every : 1);
+        } else {
+            /* its fenced writes are refused from now on: the run fails
+             * there, and another instance resumes the order */
+            log_warn(LOG_MAIN, "cert=%s: renewing its lease: %s", lr->name,
+                     r->error != NULL ? r->error : err_str(status));
+            mc->lease_renew_at = mgr_now() + 1;
+        }
+    }
+    free(lr->name);
+    free(lr);
+    mgr_maybe_finish(m);
+}
+
+/* Every second while the store is shared: renews the leases our runs hold
+ * (every third of the lease time) and ends the waits whose time is up. */
+static void lease_tick_run(struct manager *m)
+{
+    int64_t now = mgr_now();
+
+    if (m->torn_down)
+        return;
+    for (struct mcert *mc = m->certs; mc != NULL && (m->leases_held > 0 || m->lease_waiting > 0);
+         mc = mc->next) {
+        if (mc->leased && !mc->lease_renewing && now >= mc->lease_renew_at) {
+            struct lease_renewal *lr = xcalloc(1, sizeof(*lr));
+            *lr = (struct lease_renewal){m, xstrdup(mc->name), mc->fence};
+            mc->lease_renewing = true;
+            m->jobs++;
+            int rc = store_lease_renew_start(m->store, mc->name, mc->fence, lease_renewed, lr);
+            if (rc < 0) {
+                lease_renewed(rc, &(struct store_result){0}, lr);
+                return; /* it may have finished the manager */
+            }
+        }
+        if (mc->lease_waiting && mc->state == MC_IDLE && now >= mc->lease_wait_until)
+            mgr_decide(mc);
+    }
+    if (m->leases_held == 0 && m->lease_waiting == 0)
+        uv_unref((uv_handle_t *)&m->lease_tick);
+    mgr_pump(m);
+}
+
+static void lease_tick_cb(uv_timer_t *t)
+{
+    lease_tick_run(t->data);
+}
+
+/* Another instance's generation became current: deploy it (mgr_decide
+ * finds it not deployed here), or stop waiting for it. A run in flight
+ * decides again when it ends. */
+static void store_watched(const char *name, void *arg)
+{
+    struct manager *m = arg;
+    struct mcert *mc = cert_named(m, name);
+
+    if (mc == NULL || mgr_removed(mc) || mc->state != MC_IDLE || m->stopping || m->torn_down)
+        return;
+    log_info(LOG_MAIN, "cert=%s: a new generation was stored by another instance", name);
+    mc->lease_wait_until = 0;
+    mgr_decide(mc);
+    mgr_pump(m);
+}
+
+static void lease_tick_closed(uv_handle_t *h)
+{
+    struct manager *m = h->data;
+
+    m->closing--;
+    mgr_maybe_finish(m);
+}
+
 static void teardown(struct manager *m)
 {
     m->torn_down = true;
@@ -85,6 +184,12 @@ static void teardown(struct manager *m)
         m->kick_open = false;
         m->closing++;
         uv_close((uv_handle_t *)&m->kick, kick_closed);
+    }
+    if (m->lease_tick_open) {
+        m->lease_tick_open = false;
+        m->closing++;
+        uv_close((uv_handle_t *)&m->lease_tick, lease_tick_closed);
+        store_watch_set(m->store, NULL, NULL);
     }
     if (m->once)
         mgr_print_summary(m);
@@ -171,6 +276,8 @@ void mgr_maybe_finish(struct manager *m)
         bool idle = m->running == 0 && m->qhead == NULL && m->jobs == 0 && m->round == ROUND_IDLE;
         if (!idle || !(m->once || m->stopping))
             return;
+        if (m->once && !m->stopping && m->lease_waiting > 0)
+            return; /* another instance orders: its generation is deployed here too */
         /* Let background dns-01 cleanups finish (bounded: 30 s), so that
          * no TXT record is left behind by an orderly end. */
         if (m->dns != NULL && dns01_provider_inflight(m->dns) > 0 && m->kick_open &&
@@ -338,6 +445,15 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     m->kick.data = m;
     m->kick_open = true;
     uv_timer_start(&m->kick, kick_cb, 0, 0);
+    if (store_shared(m->store)) {
+        uv_timer_init(m->loop, &m->lease_tick);
+        m->lease_tick.data = m;
+        m->lease_tick_open = true;
+        uv_timer_start(&m->lease_tick, lease_tick_cb, 1000, 1000);
+        if (m->lease_waiting == 0)
+            uv_unref((uv_handle_t *)&m->lease_tick);
+        store_watch_set(m->store, store_watched, m);
+    }
     return 0;
 fail:
     if (m->host != NULL) {
@@ -615,7 +731,10 @@ void manager_clock_moved(struct manager *m)
 {
     if (m->heap != NULL)
         (void)timerheap_run_due(m->heap);
-    mgr_pump(m);
+    if (m->lease_tick_open)
+        lease_tick_run(m); /* pumps */
+    else
+        mgr_pump(m);
 }
 
 int manager_renew_new_key(struct manager *m, const char *name, bool force, bool deploy_only,

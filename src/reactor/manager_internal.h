@@ -76,6 +76,7 @@ enum mc_state {
     MC_STORE,   /* store job in flight */
     MC_DEPLOY,  /* deploy actions and hooks.d/deploy running */
     MC_DEAD,    /* unlinked from the manager, freed from the loop */
+    MC_LEASE,   /* a shared store: taking the certificate's lease before ordering */
     MC_STATE__MAX
 };
 
@@ -145,6 +146,15 @@ struct mcert {
     bool ari_replaces_refused; /* the CA refused `replaces`: orders go without */
     bool sent_replaces;        /* the order in flight carries `replaces` */
     int64_t started;           /* unix seconds the run began */
+    /* A shared store (PostgreSQL): one instance orders at a time. */
+    bool leased;              /* this run holds the certificate's lease */
+    uint64_t fence;           /* its token */
+    int64_t lease_renew_at;   /* unix seconds: renew it then */
+    bool lease_renewing;      /* a renewal in flight */
+    char *decided_gen;        /* owned: the current generation when mgr_decide last ran, or NULL */
+    bool run_forced;          /* this run was asked for with renew --force */
+    bool lease_waiting;       /* another instance orders it: waiting for its generation */
+    int64_t lease_wait_until; /* until then (unix seconds), then due again */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */
@@ -229,6 +239,10 @@ struct manager {
     struct deploy_exec *rexec_op; /* the deferred exec running, or NULL */
     bool notify_draining, notify_drained;
     uv_timer_t kick; /* the first pump, from the loop */
+    /* a shared store: renews held leases, ends waits (manager.c) */
+    uv_timer_t lease_tick;
+    bool lease_tick_open;
+    unsigned leases_held, lease_waiting;
     bool kick_open, started;
     int closing; /* handles (and the listener) still closing */
 };

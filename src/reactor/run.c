@@ -532,12 +532,12 @@ static void import_run(struct mcert *mc)
     free(e);
 }
 
+static bool lease_start(struct mcert *mc);
+static void run_order(struct mcert *mc);
+
 void mgr_run_start(struct mcert *mc)
 {
     struct manager *m = mc->m;
-    char *url = NULL;
-    EVP_PKEY *key = NULL;
-    int rc;
 
     m->running++;
     mc->started = mgr_now();
@@ -564,6 +564,20 @@ void mgr_run_start(struct mcert *mc)
         import_run(mc);
         return;
     }
+    if (lease_start(mc))
+        return; /* lease_taken goes on */
+    run_order(mc);
+}
+
+/* The ordering part of a run: resume the order left behind, or a new one
+ * (with the lease held when the store is shared). */
+static void run_order(struct mcert *mc)
+{
+    struct manager *m = mc->m;
+    char *url = NULL;
+    EVP_PKEY *key = NULL;
+    int rc;
+
     /* Resume an order a previous run left behind (same names, CA, key type). */
     rc = acme_order_resume_load(m->store, mc->run_cfg, &url, &key);
     if (rc == 0 && order_is_stored(mc, key)) {
@@ -605,6 +619,58 @@ void mgr_run_start(struct mcert *mc)
         }
     }
     keygen_start(mc);
+}
+
+/* A shared store: the lease is ours now (or not). Another instance that
+ * stored a new generation since this certificate was found due has renewed
+ * it: this run ends (its generation is deployed by the next decision), and
+ * never orders twice (a queued run may start long after its decision). */
+static void lease_taken(int status, const struct store_result *r, void *arg)
+{
+    struct mcert *mc = arg;
+    struct manager *m = mc->m;
+    struct store_cert sc = {0};
+
+    if (status < 0) {
+        char *e =
+            status == ERR_LOCKED
+                ? xstrdup(r->error != NULL ? r->error : "held by another instance")
+                : xasprintf("taking the lease: %s", r->error != NULL ? r->error : err_str(status));
+        mgr_run_end(mc, status, e);
+        free(e);
+        return;
+    }
+    mc->leased = true;
+    mc->fence = r->fence;
+    m->leases_held++;
+    int64_t every = m->store->lease_ms / 3000;
+    mc->lease_renew_at = mgr_now() + (every > 0 ? every : 1);
+    log_debug(LOG_MAIN, "cert=%s: lease taken (token %" PRIu64 ")", mc->name, mc->fence);
+    bool renewed =
+        store_cert_read_current(m->store, mc->name, false, &sc) == 0 && sc.generation != NULL &&
+        (mc->decided_gen == NULL || strcmp(sc.generation, mc->decided_gen) != 0) && !mc->run_forced;
+    store_cert_fini(&sc);
+    if (renewed) {
+        mgr_run_end(mc, ERR_LOCKED, "renewed by another instance meanwhile");
+        return;
+    }
+    run_order(mc);
+}
+
+/* A shared store: a run that orders takes the certificate's lease first
+ * (MC_LEASE), so that one instance of the fleet orders it. True when the
+ * run goes on in lease_taken. */
+static bool lease_start(struct mcert *mc)
+{
+    struct store *s = mc->m->store;
+
+    if (!store_shared(s) || mc->leased)
+        return false;
+    (void)mgr_state_set(mc, MC_LEASE);
+    int rc = store_lease_take_start(s, mc->name, lease_taken, mc);
+    if (rc < 0)
+        lease_taken(rc, &(struct store_result){0}, mc);
+    return true;
 }
 
 /* ---- storing ---- */

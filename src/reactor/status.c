@@ -97,6 +97,7 @@ static void status_of(const struct mcert *mc, int64_t now, struct statusview *ou
         in.phase = STATUSVIEW_QUEUED;
         break;
     case MC_START:
+    case MC_LEASE:
     case MC_KEYWAIT:
     case MC_KEYGEN:
     case MC_ORDER:

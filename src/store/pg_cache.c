@@ -28,6 +28,7 @@ void pg_cache_pcert_free(struct pcert *c)
     pg_cache_strv_free(c->note_json, c->nnotes);
     buf_fini(&c->history);
     free(c->order_json);
+    free(c->deployed);
     free(c);
 }
 

@@ -332,6 +332,8 @@ struct pcert {
     int64_t alert_t;
     bool leased;
     uint64_t fence;
+    char *deployed;   /* the generation this instance last deployed, or NULL */
+    bool deployed_ok; /* and whether that deployment succeeded */
 };
 
 struct pacct {
@@ -396,6 +398,15 @@ void pg_cache_box_set(struct pg_store *p, const char *id, const char *text);
 /* Wipes a secret string and frees it (NULL is fine). */
 void pg_cache_wipe_free(char *secret);
 
+/* pg_open.c for pg_store.c: each certificate's current generation (with
+ * " WHERE c.name = $1": one) as PG_CURRENT_SQL selects it, into the copy;
+ * another instance's generation is announced to the store's watch. */
+#define PG_CURRENT_SQL                                                                             \
+    "SELECT c.name, g.generation, g.cert_pem, g.chain_pem, g.fullchain_pem,"                       \
+    " encode(g.key_sealed, 'hex'), g.meta_json FROM certloop_certificates c"                       \
+    " LEFT JOIN certloop_generations g ON g.cert = c.name AND g.generation = c.current_generation"
+void pg_open_current_rows(struct pg_store *p, PGresult *r);
+
 /* pg_store.c for pg_open.c: the vtable, freeing a store, and the keys' AD. */
 extern const struct store_ops pg_store_ops;
 void pg_store_free(struct store *s);
@@ -405,6 +416,9 @@ char *pg_store_account_ad(const char *ca);
 char *pg_store_unseal_hex(struct pg_store *p, const char *cert, const char *gen, const char *hex);
 
 /* ---- the store backend (pg_store.c) ------------------------------------------ */
+
+/* How long a lease lasts unless renewed ([store] lease_time sets another). */
+#define PG_LEASE_MS 120000
 
 struct store;
 /* Opens the PostgreSQL backend of the store interface: connects, migrates

@@ -21,14 +21,9 @@
 
 /* ---- other instances' generations ------------------------------------------------------- */
 
-#define CURRENT_SQL                                                                                \
-    "SELECT c.name, g.generation, g.cert_pem, g.chain_pem, g.fullchain_pem,"                       \
-    " encode(g.key_sealed, 'hex'), g.meta_json FROM certloop_certificates c"                       \
-    " LEFT JOIN certloop_generations g ON g.cert = c.name AND g.generation = c.current_generation"
-
-/* Rows of CURRENT_SQL into the copy: each certificate's current generation,
+/* Rows of PG_CURRENT_SQL into the copy: each certificate's current generation,
  * replacing what we had (another instance may have stored a newer one). */
-static void current_rows(struct pg_store *p, PGresult *r)
+void pg_open_current_rows(struct pg_store *p, PGresult *r)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
@@ -36,6 +31,9 @@ static void current_rows(struct pg_store *p, PGresult *r)
             continue;
         if (c->cur.generation != NULL && strcmp(c->cur.generation, PQgetvalue(r, i, 1)) == 0)
             continue; /* already ours */
+        /* an older one is a late answer: generations' names sort by age */
+        if (c->cur.generation != NULL && strcmp(c->cur.generation, PQgetvalue(r, i, 1)) > 0)
+            continue;
         store_cert_fini(&c->cur);
         c->cur.generation = xstrdup(PQgetvalue(r, i, 1));
         c->cur.cert_pem = xstrdup(PQgetvalue(r, i, 2));
@@ -44,6 +42,7 @@ static void current_rows(struct pg_store *p, PGresult *r)
         c->cur.key_pem = pg_store_unseal_hex(p, c->name, c->cur.generation, PQgetvalue(r, i, 5));
         c->cur.meta_json = xstrdup(PQgetvalue(r, i, 6));
         pg_cache_gen_add(c, c->cur.generation);
+        store_watch_notify(&p->base, c->name);
     }
 }
 
@@ -52,7 +51,7 @@ static void refreshed(int status, const struct pg_res *res, void *arg)
     struct pg_store *p = arg;
 
     if (status == 0)
-        current_rows(p, res->res[0]);
+        pg_open_current_rows(p, res->res[0]);
     else if (status == ERR_DB)
         log_warn(LOG_STORE, "database: refresh: %s %s", res->sqlstate, res->message);
 }
@@ -62,7 +61,7 @@ static void refreshed(int status, const struct pg_res *res, void *arg)
 static void refresh(struct pg_store *p, const char *cert)
 {
     const char *par[] = {cert};
-    struct pg_stmt st = {cert != NULL ? CURRENT_SQL " WHERE c.name = $1" : CURRENT_SQL,
+    struct pg_stmt st = {cert != NULL ? PG_CURRENT_SQL " WHERE c.name = $1" : PG_CURRENT_SQL,
                          cert != NULL ? 1 : 0, par};
 
     if (pg_op_start(p->conn, &st, 1, refreshed, p, NULL) < 0)
@@ -122,8 +121,8 @@ static void load_rows(struct pg_store *p, const struct pg_res *res)
             OPENSSL_cleanse(key, strlen(key));
         free(key);
     }
-    current_rows(p, res->res[1]); /* certificates and their current generation */
-    r = res->res[2];              /* every generation */
+    pg_open_current_rows(p, res->res[1]); /* certificates and their current generation */
+    r = res->res[2];                      /* every generation */
     for (int i = 0; i < PQntuples(r); i++)
         pg_cache_gen_add(pg_cache_cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
     r = res->res[3]; /* orders in flight */
@@ -166,6 +165,13 @@ static void load_rows(struct pg_store *p, const struct pg_res *res)
     r = res->res[9]; /* histories, oldest line first */
     for (int i = 0; i < PQntuples(r); i++)
         pg_cache_history_add(pg_cache_cert_get(p, PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1));
+    r = res->res[10]; /* what this instance deployed */
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
+        free(c->deployed);
+        c->deployed = xstrdup(PQgetvalue(r, i, 1));
+        c->deployed_ok = strcmp(PQgetvalue(r, i, 2), "t") == 0;
+    }
 }
 
 static void loaded(int status, const struct pg_res *res, void *arg)
@@ -194,7 +200,7 @@ static void migrated(int status, int version, void *arg)
     const char *me[] = {p->instance};
     struct pg_stmt st[] = {
         {"SELECT ca, encode(key_sealed, 'hex'), account_json FROM certloop_accounts", 0, NULL},
-        {CURRENT_SQL, 0, NULL},
+        {PG_CURRENT_SQL, 0, NULL},
         {"SELECT cert, generation FROM certloop_generations ORDER BY cert, generation", 0, NULL},
         {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
         {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
@@ -203,6 +209,7 @@ static void migrated(int status, int version, void *arg)
         {"SELECT cert, generation, note, json FROM certloop_notes", 0, NULL},
         {"SELECT ca, encode(key_sealed, 'hex') FROM certloop_account_next", 0, NULL},
         {"SELECT cert, line FROM certloop_history ORDER BY cert, id", 0, NULL},
+        {"SELECT cert, generation, ok FROM certloop_deployments WHERE instance = $1", 1, me},
     };
     int rc = pg_op_start(p->conn, st, sizeof(st) / sizeof(st[0]), loaded, o, NULL);
     if (rc < 0) {
@@ -232,6 +239,8 @@ int store_pg_open(uv_loop_t *loop, const char *conninfo, const struct pg_key *ke
 
     p->base.ops = &pg_store_ops;
     p->base.loop = loop;
+    p->base.shared = true;
+    p->base.lease_ms = PG_LEASE_MS;
     p->key = *key;
     p->instance = xstrdup(instance);
     /* Before the daemon's loop runs: migrate and load on a private loop,
@@ -326,6 +335,8 @@ int store_pg_open_config(uv_loop_t *loop, const struct cfg_store *cfg, const cha
         instance = host;
     }
     rc = store_pg_open(loop, b.data != NULL ? b.data : "", &key, instance, out);
+    if (rc == 0 && cfg->lease_time_s > 0)
+        (*out)->lease_ms = cfg->lease_time_s * 1000;
     pg_key_wipe(&key);
 out:
     pg_conninfo_wipe(&b);

@@ -26,8 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-#define LEASE_TTL_MS 120000 /* renewed every third; a crashed holder blocks this long */
-
 static struct pg_store *pg_of(struct store *s)
 {
     return (struct pg_store *)s;
@@ -90,6 +88,7 @@ enum wkind {
     W_SETTLE,
     W_MARK,
     W_ALERT,
+    W_DEPLOYED,
     W_OUTBOX,
     W_LEASE_TAKE,
     W_LEASE_RENEW,
@@ -220,6 +219,11 @@ static void apply(struct wop *w)
         c->alert = true;
         c->alert_t = w->t;
         break;
+    case W_DEPLOYED:
+        free(c->deployed);
+        c->deployed = xstrdup(w->gen);
+        c->deployed_ok = w->mark;
+        break;
     default:
         break;
     }
@@ -245,7 +249,7 @@ static void wop_done(int status, const struct pg_res *res, void *arg)
     } else if (w->kind == W_NOTE && PQntuples(res->res[res->n - 1]) == 0) {
         status = -ENOENT; /* the generation is gone */
         err = xasprintf("postgresql: %s %s: no such generation", w->name, w->gen);
-    } else {
+    } else if (w->kind != W_DEPLOYED) { /* applied when it started */
         apply(w);
     }
     r.error = err;
@@ -529,10 +533,15 @@ static int pg_order_settle(struct store *s, const char *name, store_cb cb, void 
 {
     struct pg_store *p = pg_of(s);
     struct wop *w = wop_new(p, W_SETTLE, name, cb, arg);
-    const char *o_p[] = {name};
+    const char *o_p[] = {name, p->instance};
     const char *m_p[] = {p->instance, name};
+    /* the order of another instance that holds the lease now (its next
+     * renewal) is its own: only a deployment of ours settles here */
     struct pg_stmt st[] = {
-        {"DELETE FROM certloop_orders WHERE cert = $1", 1, o_p},
+        {"DELETE FROM certloop_orders WHERE cert = $1 AND NOT EXISTS (SELECT 1 FROM"
+         " certloop_leases l WHERE l.cert = $1 AND l.holder <> $2 AND l.expires_ms >"
+         " (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+         2, o_p},
         {"DELETE FROM certloop_redeploy WHERE instance = $1 AND cert = $2", 2, m_p},
     };
     return wop_start(w, st, 2);
@@ -620,17 +629,54 @@ static void lease_wait_free(void *arg)
     free(lw);
 }
 
+static void lease_answer(struct lease_wait *lw, int status, uint64_t token, const char *err)
+{
+    struct store_result r = {.fence = token, .error = err};
+
+    lw->cb(status, &r, lw->arg);
+}
+
+/* After a take: the order another instance may have left (a crash) and the
+ * current generation, as the database has them now, so that the run
+ * resumes that order, or finds the certificate renewed meanwhile. */
+static void lease_fresh(int status, const struct pg_res *res, void *arg)
+{
+    struct lease_wait *lw = arg;
+    struct pcert *c = pg_cache_cert_get(lw->p, lw->name);
+    char *err = NULL;
+
+    if (status == 0) {
+        free(c->order_json);
+        c->order_json = PQntuples(res->res[0]) > 0 ? xstrdup(PQgetvalue(res->res[0], 0, 0)) : NULL;
+        pg_open_current_rows(lw->p, res->res[1]);
+    } else {
+        err = xasprintf("postgresql: lease %s: reading the order: %s", lw->name,
+                        status == ERR_DB ? res->message : err_str(status));
+    }
+    lease_answer(lw, status, c->fence, err);
+    free(err);
+}
+
 static void lease_done(int status, enum pg_lease_verdict v, uint64_t token, void *arg)
 {
     struct lease_wait *lw = arg;
-    struct store_result r = {0};
     char *err = NULL;
 
     if (status == 0 && v == PG_LEASE_GRANTED) {
         struct pcert *c = pg_cache_cert_get(lw->p, lw->name);
         c->leased = true;
         c->fence = token;
-        r.fence = token;
+        if (lw->take) {
+            const char *par[] = {lw->name};
+            struct pg_stmt st[] = {
+                {"SELECT order_json FROM certloop_orders WHERE cert = $1", 1, par},
+                {PG_CURRENT_SQL " WHERE c.name = $1", 1, par},
+            };
+            if (pg_op_start_owning(lw->p->conn, st, 2, lease_fresh, lw, lease_wait_free, NULL) == 0)
+                return;
+            status = -ENOMEM;
+            err = xasprintf("postgresql: lease %s: cannot read the order", lw->name);
+        }
     } else if (status == 0) {
         struct pcert *c = pg_cache_cert_find(lw->p, lw->name);
         if (c != NULL && !lw->take)
@@ -641,8 +687,7 @@ static void lease_done(int status, enum pg_lease_verdict v, uint64_t token, void
     } else {
         err = xasprintf("postgresql: lease %s: %s", lw->name, err_str(status));
     }
-    r.error = err;
-    lw->cb(status, &r, lw->arg);
+    lease_answer(lw, status, token, err);
     free(err);
     lease_wait_free(lw);
 }
@@ -659,7 +704,7 @@ static int ps_lease_take(struct store *s, const char *name, store_cb cb, void *a
     struct lease_wait *lw = xcalloc(1, sizeof(*lw));
 
     *lw = (struct lease_wait){pg_of(s), xstrdup(name), true, cb, arg};
-    int rc = pg_lease_take_start(pg_of(s)->conn, name, pg_of(s)->instance, -1, LEASE_TTL_MS,
+    int rc = pg_lease_take_start(pg_of(s)->conn, name, pg_of(s)->instance, -1, s->lease_ms,
                                  lease_done, lw, NULL);
     if (rc < 0)
         lease_wait_free(lw);
@@ -673,7 +718,7 @@ static int ps_lease_renew(struct store *s, const char *name, uint64_t fence, sto
     struct lease_wait *lw = xcalloc(1, sizeof(*lw));
 
     *lw = (struct lease_wait){pg_of(s), xstrdup(name), false, cb, arg};
-    int rc = pg_lease_renew_start(pg_of(s)->conn, name, pg_of(s)->instance, fence, -1, LEASE_TTL_MS,
+    int rc = pg_lease_renew_start(pg_of(s)->conn, name, pg_of(s)->instance, fence, -1, s->lease_ms,
                                   lease_done, lw, NULL);
     if (rc < 0)
         lease_wait_free(lw);
@@ -694,6 +739,48 @@ static void ps_lease_release(struct store *s, const char *name, uint64_t fence)
         return; /* a stale fence is ignored */
     c->leased = false;
     pg_lease_release_start(p->conn, name, p->instance, fence, -1, released, NULL, NULL);
+}
+
+/* ---- what this instance deployed ---------------------------------------------------------- */
+
+static int pg_deployed_read(struct store *s, const char *name, char **generation, bool *ok)
+{
+    struct pcert *c = pg_cache_cert_find(pg_of(s), name);
+
+    if (c == NULL || c->deployed == NULL)
+        return -ENOENT;
+    *generation = xstrdup(c->deployed);
+    *ok = c->deployed_ok;
+    return 0;
+}
+
+/* The instance's row first: the fleet view's heartbeat fills it in. */
+static int pg_deployed_put(struct store *s, const char *name, const char *generation, bool ok,
+                           const char *error, store_cb cb, void *arg)
+{
+    struct pg_store *p = pg_of(s);
+    struct wop *w = wop_new(p, W_DEPLOYED, name, cb, arg);
+    const char *i_p[] = {p->instance};
+    const char *d_p[] = {p->instance, name, generation, ok ? "true" : "false",
+                         error != NULL ? error : ""};
+    struct pg_stmt st[] = {
+        {"INSERT INTO certloop_instances (name, version, config_digest) VALUES ($1, '', '')"
+         " ON CONFLICT (name) DO NOTHING",
+         1, i_p},
+        {"INSERT INTO certloop_deployments (instance, cert, generation, ok, error)"
+         " VALUES ($1, $2, $3, $4::boolean, $5) ON CONFLICT (instance, cert) DO"
+         " UPDATE SET generation = EXCLUDED.generation, ok = EXCLUDED.ok,"
+         " error = EXCLUDED.error, at = now()",
+         5, d_p},
+    };
+    w->gen = xstrdup(generation);
+    w->mark = ok;
+    int rc = wop_start(w, st, 2);
+    /* read back at once (the manager decides again right after it): a
+     * record lost with the database is only a deployment repeated later */
+    if (rc == 0)
+        apply(w);
+    return rc;
 }
 
 /* ---- reads (from the copy) ------------------------------------------------------------ */
@@ -941,4 +1028,6 @@ const struct store_ops pg_store_ops = {
     .lease_take = ps_lease_take,
     .lease_renew = ps_lease_renew,
     .lease_release = ps_lease_release,
+    .deployed_read = pg_deployed_read,
+    .deployed_put = pg_deployed_put,
 };

@@ -680,3 +680,42 @@ void store_wait_fini(struct store_wait *w)
     free(w->error);
     w->error = NULL;
 }
+
+bool store_shared(const struct store *s)
+{
+    return s->shared;
+}
+
+void store_watch_set(struct store *s, store_watch_fn fn, void *arg)
+{
+    s->watch = fn;
+    s->watch_arg = arg;
+}
+
+void store_watch_notify(struct store *s, const char *name)
+{
+    if (s->watch != NULL)
+        s->watch(name, s->watch_arg);
+}
+
+int store_deployed_read(struct store *s, const char *name, char **generation, bool *ok)
+{
+    if (s->ops->deployed_read == NULL)
+        return ERR_UNSUPPORTED;
+    return s->ops->deployed_read(s, name, generation, ok);
+}
+
+int store_deployed_put_start(struct store *s, const char *name, const char *generation, bool ok,
+                             const char *error, store_cb cb, void *arg)
+{
+    if (s->ops->deployed_put == NULL)
+        return ERR_UNSUPPORTED;
+    return s->ops->deployed_put(s, name, generation, ok, error, cb, arg);
+}
+
+void store_health(struct store *s, struct store_health *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->ops->health != NULL)
+        s->ops->health(s, out);
+}

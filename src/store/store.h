@@ -94,10 +94,10 @@
  * ---- Leases ----
  *
  * One run (order, store, deploy) per certificate at a time, across every
- * process sharing the store: a run takes the certificate's lease before it
- * starts and releases it after its settle. (The manager does not take it
- * yet: with the file backend the directory lock already gives that
- * guarantee; see docs/ARCHITECTURE.md, "Store".)
+ * process sharing the store: with a shared store (store_shared) a run that
+ * orders takes the certificate's lease first and releases it after its
+ * settle; with the file backend the directory lock already gives that
+ * guarantee and the manager takes none (docs/ARCHITECTURE.md, "Leases").
  * The file backend's lease is the state-directory lock (one daemon per
  * directory, taken by store_fs_open) plus an in-process table, so a take
  * only fails when this process already holds it (ERR_LOCKED). Each take
@@ -190,11 +190,24 @@ int store_job_start(uv_loop_t *loop, store_work_fn fn, void *arg, store_done_cb 
 
 struct store;
 struct store_ops;
+struct store_health;
+
+/* Another process stored a new current generation of name (see
+ * store_watch_set). */
+typedef void (*store_watch_fn)(const char *name, void *arg);
 
 /* Every backend's struct begins with this. */
 struct store {
     const struct store_ops *ops; /* borrowed: static */
     uv_loop_t *loop;             /* borrowed; NULL: reads only (store_*_start: -EINVAL) */
+    /* Set by the backend at open: several daemons share this store
+     * (PostgreSQL). Runs that order then take the certificate's lease, and
+     * each daemon records which generation it deployed (store_deployed_*),
+     * so that another's new generation is deployed here too. */
+    bool shared;
+    int64_t lease_ms; /* shared: how long a lease lasts unless renewed */
+    store_watch_fn watch;
+    void *watch_arg;
 };
 
 /* What a write hands its callback; every pointer is borrowed for the call. */
@@ -302,6 +315,11 @@ struct store_ops {
     int (*lease_take)(struct store *s, const char *name, store_cb cb, void *arg);
     int (*lease_renew)(struct store *s, const char *name, uint64_t fence, store_cb cb, void *arg);
     void (*lease_release)(struct store *s, const char *name, uint64_t fence);
+    /* shared stores (NULL otherwise) */
+    int (*deployed_read)(struct store *s, const char *name, char **generation, bool *ok);
+    int (*deployed_put)(struct store *s, const char *name, const char *generation, bool ok,
+                        const char *error, store_cb cb, void *arg);
+    void (*health)(struct store *s, struct store_health *out); /* NULL: always reachable */
 };
 
 /* -- opening ---------------------------------------------------------------- */
@@ -473,6 +491,34 @@ int store_lease_renew_start(struct store *s, const char *name, uint64_t fence, s
 /* Gives the lease back (a stale fence is ignored). Never fails; no callback. */
 void store_lease_release(struct store *s, const char *name, uint64_t fence);
 
+/* -- a store shared by several daemons -------------------------------------- */
+
+bool store_shared(const struct store *s);
+/* fn(name, arg) runs on the loop whenever another daemon's new generation
+ * of name became current (reads already return it). NULL stops it. */
+void store_watch_set(struct store *s, store_watch_fn fn, void *arg);
+/* The generation this daemon last deployed of name (*generation owned) and
+ * whether that deployment succeeded; -ENOENT when it deployed none,
+ * ERR_UNSUPPORTED when the store is not shared (one daemon deploys what it
+ * stores). */
+int store_deployed_read(struct store *s, const char *name, char **generation, bool *ok);
+/* Records that this daemon deployed generation of name (ok, or failed with
+ * error), for the check above and the fleet view. ERR_UNSUPPORTED when the
+ * store is not shared. */
+int store_deployed_put_start(struct store *s, const char *name, const char *generation, bool ok,
+                             const char *error, store_cb cb, void *arg);
+
+/* Whether the store can be reached now (a database backend; the file
+ * backend always can). */
+struct store_health {
+    bool down;          /* the last attempt to reach it failed */
+    int64_t down_since; /* unix seconds, when down */
+    uint64_t failures;  /* connection failures and losses so far */
+    unsigned waiting;   /* writes waiting for it */
+    char error[160];    /* why, when down */
+};
+void store_health(struct store *s, struct store_health *out);
+
 /* -- for commands (not the daemon) ------------------------------------------ */
 
 /* A command that owns its loop (plan, revoke, account, import-certbot) may
@@ -495,5 +541,7 @@ void store_wait_fini(struct store_wait *w);
  * (a backend that answers at once, like the file backend's leases). r is
  * copied (its strings too). < 0 when it cannot be queued. */
 int store_defer(struct store *s, int status, const struct store_result *r, store_cb cb, void *arg);
+/* Calls the watch store_watch_set installed (if any) for name. */
+void store_watch_notify(struct store *s, const char *name);
 
 #endif

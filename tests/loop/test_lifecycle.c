@@ -29,6 +29,7 @@
 
 #include "config/config.h"
 #include "fake_http.h"
+#include "store_fake.h"
 #include "test_config.h"
 #include "reactor/manager.h"
 #include "reactor/manager_internal.h"
@@ -54,6 +55,9 @@ enum fo_mode {
 
 static uv_loop_t *g_loop;
 static enum fo_mode g_mode;
+/* > 0: the next fx_open uses a shared in-memory store (store_fake) with
+ * leases of this many ms, as PostgreSQL's fleet does */
+static int64_t g_shared_lease_ms;
 static unsigned g_starts, g_resumed, g_cancelled;
 
 struct acme_order { /* the fake's own: the manager only holds the pointer */
@@ -128,6 +132,26 @@ static void fo_fire(uv_timer_t *t)
     void *arg = o->arg;
     uv_close((uv_handle_t *)&o->t, fo_closed);
     cb(status, res, arg);
+}
+
+/* The order in flight as acme/order.c stores it (its JSON), owned. */
+static char *order_json(const struct cfg_cert *cc, EVP_PKEY *key)
+{
+    char *pem = NULL;
+    size_t len;
+
+    assert_int_equal(acme_key_to_pem(key, &pem, &len), 0);
+    json_t *names = json_array();
+    for (size_t i = 0; i < cc->domains.n; i++)
+        json_array_append_new(names, json_string(cc->domains.v[i]));
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "name", cc->name, "ca",
+                          cc->ca->name, "directory", cc->ca->directory, "names", names, "key_type",
+                          config_key_type_name(cc->key), "order", "http://127.0.0.1:1/order/1",
+                          "finalize", "http://127.0.0.1:1/finalize/1", "key", pem);
+    char *s = json_dumps(j, 0);
+    json_decref(j);
+    free(pem);
+    return s;
 }
 
 /* The order in flight as acme/order.c stores it, written at once where the
@@ -277,7 +301,12 @@ static void fx_open(struct fx *f, const char *daemon_extra, const char *certs)
     buf_fini(&b);
     f->cfg = test_config_load(path);
     char *state_dir = xasprintf("%s/state", f->dir);
-    assert_int_equal(store_fs_open(&f->loop, state_dir, 0, &f->st), 0);
+    if (g_shared_lease_ms > 0) {
+        f->st = store_fake_new(&f->loop);
+        store_fake_share(f->st, g_shared_lease_ms, &f->now_ms);
+    } else {
+        assert_int_equal(store_fs_open(&f->loop, state_dir, 0, &f->st), 0);
+    }
     struct manager_opts o = {.loop = &f->loop,
                              .cfg = f->cfg,
                              .store = f->st,
@@ -575,6 +604,215 @@ static void test_store_failure(void **state)
     assert_int_equal(mgr_state_refused(), 0);
 }
 
+/* ---- a shared store: leases (PostgreSQL's fleet, on the fake store) ---- */
+
+#define LEASE_MS 6000
+
+static void stored_cb(int status, const struct store_result *r, void *arg)
+{
+    (void)r;
+    assert_int_equal(status, 0);
+    (*(int *)arg)++;
+}
+
+/* Runs the loop a while (store callbacks come from the threadpool). */
+static void spin(struct fx *f, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/* Another instance stores a generation of name (a new key, a certificate
+ * for it) and its notification arrives; returns the generation's name. */
+static char *other_instance_stores(struct fx *f, const char *name, const char *domain)
+{
+    EVP_PKEY *key = NULL;
+    char *key_pem = NULL;
+    size_t len;
+    int done = 0;
+
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &key), 0);
+    assert_int_equal(acme_key_to_pem(key, &key_pem, &len), 0);
+    char *cert = self_signed(key, domain);
+    char *meta =
+        xasprintf("{\"domains\": [\"%s\"], \"ca\": \"t\", \"key\": \"ec-p256\", "
+                  "\"not_before\": %lld, \"not_after\": %lld, \"issued_at\": %lld}",
+                  domain, (long long)(T0 - 3600), (long long)(T0 + 90 * DAY), (long long)T0);
+    struct store_cert_put p = {.name = name,
+                               .cert_pem = cert,
+                               .chain_pem = "",
+                               .fullchain_pem = cert,
+                               .key_pem = key_pem,
+                               .meta_json = meta,
+                               .keep = 3};
+    assert_int_equal(store_cert_put_start(f->st, &p, stored_cb, &done), 0);
+    while (done == 0)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    struct store_cert sc = {0};
+    assert_int_equal(store_cert_read_current(f->st, name, false, &sc), 0);
+    char *gen = xstrdup(sc.generation);
+    store_cert_fini(&sc);
+    store_watch_notify(f->st, name); /* NOTIFY certloop_generation */
+    free(meta);
+    free(cert);
+    free(key_pem);
+    EVP_PKEY_free(key);
+    return gen;
+}
+
+static void assert_deployed(struct fx *f, const char *name, const char *want_gen)
+{
+    char *gen = NULL;
+    bool ok = false;
+
+    assert_int_equal(store_deployed_read(f->st, name, &gen, &ok), 0);
+    assert_string_equal(gen, want_gen);
+    assert_true(ok);
+    free(gen);
+}
+
+/* A due certificate whose lease another instance holds: the run ends in
+ * LEASE without ordering and waits; the other instance's generation
+ * arrives (its notification) and is deployed here with this instance's
+ * deploy actions, never ordered a second time. */
+static void test_lease_busy_waits_for_generation(void **state)
+{
+    struct fx f;
+    struct stat st;
+
+    (void)state;
+    g_shared_lease_ms = LEASE_MS;
+    fx_open(&f, "", CERT_A);
+    store_fake_lease_other(f.st, "a", f.now_ms + 60000);
+    run_until(&f, "a:lease>idle");
+    assert_string_equal(f.trace.data, "a:idle>queued a:queued>start a:start>lease a:lease>idle ");
+    assert_int_equal(g_starts, 0);
+    assert_status(&f, "a", "no-certificate"); /* not "retrying": nothing failed */
+
+    buf_reset(&f.trace);
+    char *gen = other_instance_stores(&f, "a", "a.test");
+    run_until(&f, "a:deploy>idle");
+    assert_string_equal(f.trace.data, "a:idle>queued a:queued>start a:start>mark "
+                                      "a:mark>deploy a:deploy>idle ");
+    assert_int_equal(g_starts, 0);
+    char *pem = xasprintf("%s/out/a.pem", f.dir);
+    assert_int_equal(stat(pem, &st), 0);
+    free(pem);
+    spin(&f, 50);
+    assert_deployed(&f, "a", gen);
+    assert_status(&f, "a", "valid");
+    assert_int_equal(store_fake_calls(f.st, "lease_take"), 1);
+    free(gen);
+    fx_close(&f);
+    g_shared_lease_ms = 0;
+    assert_int_equal(mgr_state_refused(), 0);
+}
+
+/* The holder crashed after storing its order: its lease runs out on the
+ * clock, this instance takes it over (a higher token), resumes that order
+ * (the same key and URL) instead of placing a second one, stores, deploys,
+ * records the deployment and gives the lease back. */
+static void test_lease_expiry_takeover_resumes(void **state)
+{
+    struct fx f;
+    EVP_PKEY *key = NULL;
+    int done = 0;
+
+    (void)state;
+    g_shared_lease_ms = LEASE_MS;
+    fx_open(&f, "", CERT_A);
+    store_fake_lease_other(f.st, "a", f.now_ms + 10000);
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &key), 0);
+    char *oj = order_json(&f.cfg->certs[0], key);
+    assert_int_equal(store_order_put_start(f.st, "a", oj, stored_cb, &done), 0);
+    free(oj);
+    run_until(&f, "a:lease>idle");
+    assert_int_equal(g_starts, 0);
+
+    /* the lease time passes before the wait ends: nothing yet */
+    buf_reset(&f.trace);
+    f.now_ms += 5000;
+    manager_clock_moved(f.m);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_false(traced(&f, "a:idle>queued"));
+    /* the wait (one lease time) and the lease both over */
+    f.now_ms += 6000;
+    manager_clock_moved(f.m);
+    run_until(&f, "a:deploy>idle");
+    assert_string_equal(f.trace.data, "a:idle>queued a:queued>start a:start>lease "
+                                      "a:lease>order a:order>store a:store>deploy "
+                                      "a:deploy>idle ");
+    assert_int_equal(g_starts, 1);
+    assert_int_equal(g_resumed, 1);
+    struct store_cert sc = {0};
+    assert_int_equal(store_cert_read_current(f.st, "a", true, &sc), 0);
+    assert_true(mgr_stored_key_is(&sc, key)); /* the order's key: the same order */
+    spin(&f, 50);
+    assert_deployed(&f, "a", sc.generation);
+    store_cert_fini(&sc);
+    assert_null(store_fake_lease_holder(f.st, "a")); /* released */
+    assert_int_equal(store_fake_calls(f.st, "lease_release"), 1);
+    EVP_PKEY_free(key);
+    fx_close(&f);
+    g_shared_lease_ms = 0;
+    assert_int_equal(mgr_state_refused(), 0);
+}
+
+/* A free lease: taken, held through a hanging order and renewed every
+ * third of the lease time on the clock; the stop cancels the order and
+ * gives the lease back. */
+static void test_lease_renewed_while_ordering(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    g_shared_lease_ms = LEASE_MS;
+    fx_open(&f, "", CERT_A);
+    g_mode = FO_HANG;
+    run_until(&f, "a:keygen>order");
+    assert_string_equal(f.trace.data, "a:idle>queued a:queued>start a:start>lease "
+                                      "a:lease>keygen a:keygen>order ");
+    assert_string_equal(store_fake_lease_holder(f.st, "a"), "us");
+    assert_int_equal(store_fake_calls(f.st, "lease_renew"), 0);
+    for (int round = 1; round <= 3; round++) {
+        f.now_ms += LEASE_MS / 3 + 1000;
+        manager_clock_moved(f.m);
+        spin(&f, 50);
+        assert_int_equal(store_fake_calls(f.st, "lease_renew"), round);
+    }
+    /* renewed: still ours 3 lease-thirds later */
+    assert_string_equal(store_fake_lease_holder(f.st, "a"), "us");
+    manager_stop(f.m);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(g_cancelled, 1);
+    assert_null(store_fake_lease_holder(f.st, "a"));
+    f.m = NULL;
+    fx_close(&f);
+    g_shared_lease_ms = 0;
+    assert_int_equal(mgr_state_refused(), 0);
+}
+
+/* Three RSA certificates on a shared store: each takes its lease, then
+ * two key generations run and the third waits for a slot. */
+static void test_lease_then_keywait(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    g_shared_lease_ms = LEASE_MS;
+    fx_open(&f, "", CERTS_RSA3);
+    g_mode = FO_HANG;
+    run_until(&f, "r3:keywait>keygen");
+    assert_true(traced(&f, "r1:lease>keygen"));
+    assert_true(traced(&f, "r2:lease>keygen"));
+    assert_true(traced(&f, "r3:lease>keywait"));
+    fx_close(&f);
+    g_shared_lease_ms = 0;
+    assert_int_equal(mgr_state_refused(), 0);
+}
+
 #ifndef CERTLOOP_DEBUG
 static char g_logged[512];
 
@@ -644,11 +882,13 @@ static void test_illegal_transition_refused(void **state)
 
 /* The table, written out again: exactly these transitions are legal. */
 static const enum mc_state legal_pairs[][2] = {
-    {MC_IDLE, MC_QUEUED},   {MC_IDLE, MC_DEAD},    {MC_QUEUED, MC_IDLE},    {MC_QUEUED, MC_START},
-    {MC_START, MC_KEYWAIT}, {MC_START, MC_KEYGEN}, {MC_START, MC_ORDER},    {MC_START, MC_MARK},
-    {MC_START, MC_STORE},   {MC_START, MC_IDLE},   {MC_KEYWAIT, MC_KEYGEN}, {MC_KEYWAIT, MC_IDLE},
-    {MC_KEYGEN, MC_ORDER},  {MC_KEYGEN, MC_IDLE},  {MC_ORDER, MC_STORE},    {MC_ORDER, MC_IDLE},
-    {MC_MARK, MC_DEPLOY},   {MC_STORE, MC_DEPLOY}, {MC_STORE, MC_IDLE},     {MC_DEPLOY, MC_IDLE},
+    {MC_IDLE, MC_QUEUED},  {MC_IDLE, MC_DEAD},     {MC_QUEUED, MC_IDLE},  {MC_QUEUED, MC_START},
+    {MC_START, MC_LEASE},  {MC_LEASE, MC_KEYWAIT}, {MC_LEASE, MC_KEYGEN}, {MC_LEASE, MC_ORDER},
+    {MC_LEASE, MC_IDLE},   {MC_START, MC_KEYWAIT}, {MC_START, MC_KEYGEN}, {MC_START, MC_ORDER},
+    {MC_START, MC_MARK},   {MC_START, MC_STORE},   {MC_START, MC_IDLE},   {MC_KEYWAIT, MC_KEYGEN},
+    {MC_KEYWAIT, MC_IDLE}, {MC_KEYGEN, MC_ORDER},  {MC_KEYGEN, MC_IDLE},  {MC_ORDER, MC_STORE},
+    {MC_ORDER, MC_IDLE},   {MC_MARK, MC_DEPLOY},   {MC_STORE, MC_DEPLOY}, {MC_STORE, MC_IDLE},
+    {MC_DEPLOY, MC_IDLE},
 };
 
 static bool listed(enum mc_state from, enum mc_state to)
@@ -686,6 +926,10 @@ int main(void)
         cmocka_unit_test(test_queued_and_hanging_order_stop),
         cmocka_unit_test(test_import_then_unchanged),
         cmocka_unit_test(test_store_failure),
+        cmocka_unit_test(test_lease_busy_waits_for_generation),
+        cmocka_unit_test(test_lease_expiry_takeover_resumes),
+        cmocka_unit_test(test_lease_renewed_while_ordering),
+        cmocka_unit_test(test_lease_then_keywait),
         cmocka_unit_test(test_illegal_transition_refused),
         cmocka_unit_test(test_every_legal_transition_made),
     };

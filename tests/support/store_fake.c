@@ -20,7 +20,8 @@ enum rec_kind {
     R_DEAD,
     R_NOTE,
     R_LEASE,
-    R_HISTORY
+    R_HISTORY,
+    R_DEPLOYED
 };
 
 struct rec {
@@ -28,7 +29,7 @@ struct rec {
     enum rec_kind kind;
     char *key;   /* CA, certificate name, delivery id, or NAME/GENERATION/NOTE */
     char *a, *b; /* account: key PEM, JSON; others: the record text in a */
-    int64_t t;   /* alert time */
+    int64_t t;   /* alert time; lease: expiry (ms) in a shared fake */
     uint64_t u;  /* lease fence */
 };
 
@@ -46,6 +47,7 @@ struct fake {
     struct gen *gens;
     unsigned n_gens_made;
     uint64_t fence;
+    const int64_t *now_ms; /* shared: the clock leases expire on */
     struct {
         const char *op; /* static: a member name */
         unsigned calls;
@@ -592,27 +594,44 @@ static int f_outbox_bury(struct store *s, const char *id, const char *text, stor
     return answer(s, rc, NULL, cb, arg);
 }
 
+/* A lease record: a = "other" when another instance holds it. */
+static bool lease_live(const struct fake *f, const struct rec *l)
+{
+    return l != NULL && (f->now_ms == NULL || l->t > *f->now_ms);
+}
+
+static int64_t lease_until(const struct fake *f)
+{
+    return f->now_ms != NULL ? *f->now_ms + f->base.lease_ms : 0;
+}
+
 static int f_lease_take(struct store *s, const char *name, store_cb cb, void *arg)
 {
     struct fake *f = fake_of(s);
     int rc = enter(s, "lease_take");
     struct store_result r = {0};
 
-    if (rc == 0 && rec_get(f, R_LEASE, name) != NULL)
+    if (rc == 0 && lease_live(f, rec_get(f, R_LEASE, name)))
         rc = ERR_LOCKED;
-    if (rc == 0)
-        r.fence = rec_put(f, R_LEASE, name)->u = ++f->fence;
+    if (rc == 0) {
+        struct rec *l = rec_put(f, R_LEASE, name);
+        r.fence = l->u = ++f->fence;
+        l->t = lease_until(f);
+    }
     return answer(s, rc, &r, cb, arg);
 }
 
 static int f_lease_renew(struct store *s, const char *name, uint64_t fence, store_cb cb, void *arg)
 {
+    struct fake *f = fake_of(s);
     int rc = enter(s, "lease_renew");
-    struct rec *l = rec_get(fake_of(s), R_LEASE, name);
+    struct rec *l = rec_get(f, R_LEASE, name);
     struct store_result r = {.fence = fence};
 
-    if (rc == 0 && (l == NULL || l->u != fence))
+    if (rc == 0 && (!lease_live(f, l) || l->a != NULL || l->u != fence))
         rc = ERR_LOCKED;
+    if (rc == 0)
+        l->t = lease_until(f);
     return answer(s, rc, &r, cb, arg);
 }
 
@@ -621,8 +640,66 @@ static void f_lease_release(struct store *s, const char *name, uint64_t fence)
     struct rec *l = rec_get(fake_of(s), R_LEASE, name);
 
     (void)enter(s, "lease_release");
-    if (l != NULL && l->u == fence)
+    if (l != NULL && l->a == NULL && l->u == fence)
         rec_del(fake_of(s), R_LEASE, name);
+}
+
+static int f_deployed_read(struct store *s, const char *name, char **generation, bool *ok)
+{
+    struct rec *r;
+    int rc;
+
+    if (!s->shared)
+        return ERR_UNSUPPORTED;
+    rc = read_rec(s, "deployed_read", R_DEPLOYED, name, &r);
+    if (rc == 0) {
+        *generation = xstrdup(r->a);
+        *ok = r->u != 0;
+    }
+    return rc;
+}
+
+static int f_deployed_put(struct store *s, const char *name, const char *generation, bool ok,
+                          const char *error, store_cb cb, void *arg)
+{
+    int rc = enter(s, "deployed_put");
+
+    (void)error;
+    if (!s->shared)
+        return ERR_UNSUPPORTED;
+    if (rc == 0) {
+        struct rec *r = rec_put(fake_of(s), R_DEPLOYED, name);
+        r->a = xstrdup(generation);
+        r->u = ok;
+    }
+    return answer(s, rc, NULL, cb, arg);
+}
+
+void store_fake_share(struct store *s, int64_t lease_ms, const int64_t *now_ms)
+{
+    s->shared = true;
+    s->lease_ms = lease_ms;
+    fake_of(s)->now_ms = now_ms;
+}
+
+void store_fake_lease_other(struct store *s, const char *name, int64_t until_ms)
+{
+    struct fake *f = fake_of(s);
+    struct rec *l = rec_put(f, R_LEASE, name);
+
+    l->a = xstrdup("other");
+    l->u = ++f->fence;
+    l->t = until_ms;
+}
+
+const char *store_fake_lease_holder(const struct store *s, const char *name)
+{
+    const struct fake *f = fake_of(s);
+    struct rec *l = rec_get((struct fake *)f, R_LEASE, name);
+
+    if (!lease_live(f, l))
+        return NULL;
+    return l->a != NULL ? "other" : "us";
 }
 
 static const struct store_ops fake_ops = {
@@ -659,6 +736,8 @@ static const struct store_ops fake_ops = {
     .lease_take = f_lease_take,
     .lease_renew = f_lease_renew,
     .lease_release = f_lease_release,
+    .deployed_read = f_deployed_read,
+    .deployed_put = f_deployed_put,
 };
 
 struct store *store_fake_new(uv_loop_t *loop)

@@ -22,4 +22,13 @@ void store_fake_fail_next(struct store *s, const char *op, int status);
 /* How many times op was called. */
 unsigned store_fake_calls(const struct store *s, const char *op);
 
+/* A store shared by several daemons (PostgreSQL's behaviour): leases last
+ * lease_ms on the clock *now_ms points at (the test's fake clock, in ms)
+ * unless renewed, and what this daemon deployed is recorded. */
+void store_fake_share(struct store *s, int64_t lease_ms, const int64_t *now_ms);
+/* Another instance holds name's lease until until_ms. */
+void store_fake_lease_other(struct store *s, const char *name, int64_t until_ms);
+/* Who holds name's lease now: "us", "other", or NULL (free or expired). */
+const char *store_fake_lease_holder(const struct store *s, const char *name);
+
 #endif

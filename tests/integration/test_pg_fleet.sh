@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Three instances on one PostgreSQL (issue 14), every certificate declared
+# on all three: each certificate is ordered exactly once in the fleet (one
+# newOrder per certificate in Pebble's log: the lease), and all three
+# deploy byte-identical files (the holder stores, the others get the new
+# generation through NOTIFY and deploy it with their own deploy actions).
+# PG_FLEET_N certificates (default 6; the issue's full size: 100).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+. "$(dirname "$0")/pg_fleet.sh"
+
+N=${PG_FLEET_N:-6}
+tw_init pgfleet
+pg_start || exit 1
+tw_start || exit 1
+fleet_start_web || tw_done
+for i in a b c; do fleet_config "$i" "$N"; done
+
+start=$(date +%s.%N)
+for i in a b c; do fleet_daemon "$i"; done
+fleet_wait_deployed 240 "$N" a b c || tw_fail "not every instance deployed every certificate"
+end=$(date +%s.%N)
+tw_log "3 instances, $N certificates: deployed everywhere in $(echo "$end - $start" | bc) s"
+
+orders=$(fleet_n_orders)
+[ "$orders" = "$N" ] || tw_fail "$orders newOrder requests for $N certificates"
+fleet_check_same "$N" a b c
+# who ordered what: the holders (generations' created_by) and every
+# instance's deployment record
+tw_log "generations stored per instance: $(pg_sql "SELECT created_by || '=' || count(*)
+  FROM certloop_generations GROUP BY created_by ORDER BY 1" | tr '\n' ' ')"
+[ "$(pg_sql "SELECT count(*) FROM certloop_generations")" = "$N" ] ||
+  tw_fail "not $N generations in the database"
+[ "$(pg_sql "SELECT count(*) FROM certloop_deployments d JOIN certloop_certificates c
+  ON c.name = d.cert AND c.current_generation = d.generation WHERE d.ok")" = $((3 * N)) ] ||
+  tw_fail "not 3 x $N successful deployments of the current generations recorded"
+[ "$(pg_sql "SELECT count(*) FROM certloop_orders")" = 0 ] || tw_fail "orders left in flight"
+# no PEM private key in the database (sealed)
+if pg_sql "SELECT cert_pem || chain_pem || fullchain_pem FROM certloop_generations" |
+  grep -q "PRIVATE KEY"; then
+  tw_fail "a private key in clear in the database"
+fi
+
+for i in a b c; do
+  kill -TERM "${FLEET_PID[$i]}"
+  wait "${FLEET_PID[$i]}" || tw_fail "$i exited $?"
+done
+grep -h "error" "$TW"/[abc].err | head -5 >&2
+tw_done
