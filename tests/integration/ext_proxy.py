@@ -42,7 +42,9 @@ the server part of draft-ietf-acme-dns-persist-02 (20 September 2026):
   7.3.5); a persistUntil in the past is refused
   (unauthorized); a wildcard authorization needs policy=wildcard (case-
   insensitive); unknown parameters are ignored. Then Pebble's dns-01 is
-  satisfied as above. Logged as "dns-persist-01 NAME found|missing|
+  satisfied as above; section 4.1 item 5: a valid authorization validated
+  by records that all carry persistUntil expires no later than the latest
+  of them (its "expires" is clamped, logged "authz NAME expires clamped"). Logged as "dns-persist-01 NAME found|missing|
   expired|malformed".
 --clock-offset SECONDS: the CA's clock for persistUntil runs this far ahead
 of the real one (a CA validating later than the client checked).
@@ -68,6 +70,7 @@ import threading
 ORDER_PROFILE = {}  # Pebble order id -> profile
 CHALLENGES = {}     # challenge path -> (identifier, token)
 THUMBS = {}         # account URL -> JWK thumbprints, the current key's first
+UNTIL = {}          # (identifier, wildcard) -> persistUntil of the records it was validated by
 LOCK = threading.Lock()
 
 
@@ -140,6 +143,15 @@ def persist_check(value, issuers, prefix, ident, thumbs, kid, wild, now):
     return "ok"
 
 
+def persist_until_of(value):
+    """The persistUntil of a record persist_check accepted, or None."""
+    for p in value.partition(";")[2].split(";"):
+        tag, _, v = p.partition("=")
+        if tag.strip() == "persistUntil":
+            return int(v.strip())
+    return None
+
+
 def self_test():
     tp, kid = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "https://ca.example/acct/123"
     pre = "https://ca.example/account-hash/"
@@ -155,6 +167,8 @@ def self_test():
     assert chk(base.replace(u, hashed_uri(pre, "*", tp, kid))) == "ok"
     assert chk("other.example; accounturi=" + u) is None
     assert chk(base + "; persistUntil=1721952000") == "ok"
+    assert persist_until_of(base + "; persistUntil = 1721952000 ;policy=wildcard") == 1721952000
+    assert persist_until_of(base) is None
     assert chk(base + "; persistUntil=1721951999").startswith("unauthorized: persistUntil")
     assert chk(base + "; persistUntil=2024-07-26").startswith("malformed")
     assert chk(base + "; policy=wildcard; policy=wildcard").startswith("malformed: duplicate")
@@ -242,11 +256,18 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if ARGS.dns_persist:
             name = "_validation-persist." + ident
             prefix = "https://%s/account-hash/" % self.headers.get("Host")
+            vals = txt_values(name)
             res = [persist_check(v, [ARGS.dns_persist], prefix, ident, thumbs, kid, wild,
-                                 int(time.time()) + ARGS.clock_offset) for v in txt_values(name)]
+                                 int(time.time()) + ARGS.clock_offset) for v in vals]
+            untils = [persist_until_of(v) for v, r in zip(vals, res) if r == "ok"]
             res = [r for r in res if r is not None]
             if "ok" in res:
                 log("dns-persist-01 %s found" % ident)
+                with LOCK:
+                    if None in untils:
+                        UNTIL.pop((ident, wild), None)
+                    else:
+                        UNTIL[(ident, wild)] = max(untils)
             else:
                 word = ("missing" if not res else "expired" if "persistUntil" in res[0]
                         and res[0].startswith("unauthorized") else res[0].split(":")[0])
@@ -321,6 +342,13 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                     with LOCK:
                         CHALLENGES[cpath] = (ident, ch["token"], bool(a.get("wildcard")))
             a["challenges"] = extra + a.get("challenges", [])
+            with LOCK:
+                until = UNTIL.get((ident, bool(a.get("wildcard"))))
+            if until is not None and a.get("status") == "valid":
+                t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+                if a.get("expires", "9999") > t:  # RFC 3339 UTC compares as text
+                    a["expires"] = t
+                    log("authz %s expires clamped to %s" % (ident, t))
             data = json.dumps(a).encode()
         if ARGS.dns_persist and path == "/dir" and status == 200:
             d = json.loads(data)

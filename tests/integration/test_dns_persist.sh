@@ -16,7 +16,8 @@
 #   the records stay (persistent); `certloop test` finds them; persist_until
 #   inside expiring_window
 #   raises the persist_expiring warning;
-# - after an account key rollover, records made with the new key validate;
+# - after an account key rollover, records made with the new key validate,
+#   and the authorization expires no later than their persistUntil;
 # - a persist_until in the past fails the order without asking the CA;
 # - a record whose persistUntil has passed by the CA's clock (a second proxy
 #   whose clock runs 2 h ahead) is refused by the CA (unauthorized) and the
@@ -101,12 +102,16 @@ tw_daemon_stop
 # keyChange)
 out=$("$CERTLOOP" account rollover pebble "${C[@]}" 2>&1) || tw_fail "rollover: $out"
 grep -q '^keychange ' "$TW/proxy.log" || tw_fail "the CA did not see the keyChange: $(cat "$TW/proxy.log")"
-TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"' tw_config_cert p4 ec-p256 s.test >>"$TW/certloop.toml"
+# (persist_until 10 minutes ahead: the CA clamps the authorization's expiry)
+u4=$(($(date +%s) + 600))
+TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = '"$u4" tw_config_cert p4 ec-p256 s.test >>"$TW/certloop.toml"
 out=$("$CERTLOOP" persist-record p4 --publish "${C[@]}" 2>&1) || tw_fail "persist-record p4: $out"
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err6" ||
   tw_fail "order after the rollover: $(grep -E ' error ' "$TW/err6" | head -3)"
 tw_check_deployed p4
 grep -q '^dns-persist-01 s.test found$' "$TW/proxy.log" || tw_fail "proxy after the rollover: $(cat "$TW/proxy.log")"
+grep -qx "authz s.test expires clamped to $(date -u -d "@$u4" +%Y-%m-%dT%H:%M:%SZ)" "$TW/proxy.log" ||
+  tw_fail "authorization expiry not clamped to persistUntil: $(grep -i authz "$TW/proxy.log")"
 
 # persist_until in the past: refused before any request to the CA
 TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2020-01-01' \
