@@ -114,7 +114,10 @@ void pg_op_cancel(struct pg_op *op);
 /* ---- schema (pg_schema.c) ------------------------------------------------ */
 
 /* The schema version this build writes. */
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
+/* An instance whose outbox deliveries another takes over at its start:
+ * no heartbeat for this long. */
+#define PG_OUTBOX_TAKEOVER_S "60"
 /* SQLSTATEs our own functions raise: the database holds a newer schema
  * than we know; a write under a lease that is no longer ours. */
 #define PG_SQLSTATE_NEWER_SCHEMA "CL001"

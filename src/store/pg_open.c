@@ -205,7 +205,13 @@ static void migrated(int status, int version, void *arg)
         {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
         {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
         {"SELECT cert, t FROM certloop_alerts WHERE instance = $1", 1, me},
-        {"SELECT id, payload FROM certloop_outbox WHERE NOT dead ORDER BY id", 0, NULL},
+        /* the live outbox: this instance's deliveries, and those of an
+         * instance without a heartbeat for a while (taken over) */
+        {"SELECT o.id, o.payload FROM certloop_outbox o WHERE NOT o.dead AND (o.instance IN"
+         " ('', $1) OR NOT EXISTS (SELECT 1 FROM certloop_instances i WHERE i.name = o.instance"
+         " AND now() - i.heartbeat_at < interval '" PG_OUTBOX_TAKEOVER_S " seconds'))"
+         " ORDER BY o.id",
+         1, me},
         {"SELECT cert, generation, note, json FROM certloop_notes", 0, NULL},
         {"SELECT ca, encode(key_sealed, 'hex') FROM certloop_account_next", 0, NULL},
         {"SELECT cert, line FROM certloop_history ORDER BY cert, id", 0, NULL},

@@ -167,7 +167,15 @@ static const char *const v2[] = {
     NULL,
 };
 
-static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1, v2};
+/* Version 3: the instance that delivers each webhook of the outbox (the
+ * one whose event it is; another takes it over at its start when that one
+ * is silent), so a delivery is made by one instance of the fleet. */
+static const char *const v3[] = {
+    "ALTER TABLE certloop_outbox ADD COLUMN instance text NOT NULL DEFAULT ''",
+    NULL,
+};
+
+static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1, v2, v3};
 
 const char *const *pg_schema_migration(int v)
 {

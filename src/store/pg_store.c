@@ -579,7 +579,7 @@ static int outbox_write(struct store *s, const char *sql, int nparams, const cha
                         const char *text, bool live, store_cb cb, void *arg)
 {
     struct wop *w = wop_new(pg_of(s), cb != NULL ? W_OUTBOX : W_FIRE_AND_FORGET, NULL, cb, arg);
-    const char *par[] = {id, text};
+    const char *par[] = {id, text, pg_of(s)->instance};
 
     w->note = xstrdup(id);
     w->text = text != NULL ? xstrdup(text) : NULL;
@@ -589,12 +589,24 @@ static int outbox_write(struct store *s, const char *sql, int nparams, const cha
     return wop_start(w, &st, 1);
 }
 
+/* The delivery id is this instance's to make (it may have been a silent
+ * instance's): the others leave it alone at their start. */
+static void outbox_claim(struct store *s, const char *id)
+{
+    struct wop *w = wop_new(pg_of(s), W_FIRE_AND_FORGET, NULL, NULL, NULL);
+    const char *par[] = {id, pg_of(s)->instance};
+    struct pg_stmt st = {"UPDATE certloop_outbox SET instance = $2 WHERE id = $1", 2, par};
+
+    wop_start(w, &st, 1);
+}
+
 static int pg_outbox_put(struct store *s, const char *id, const char *text, store_cb cb, void *arg)
 {
     return outbox_write(s,
-                        "INSERT INTO certloop_outbox (id, payload) VALUES ($1, $2)"
-                        " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = false",
-                        2, id, text, true, cb, arg);
+                        "INSERT INTO certloop_outbox (id, payload, instance) VALUES ($1, $2, $3)"
+                        " ON CONFLICT (id) DO UPDATE SET payload = EXCLUDED.payload, dead = false,"
+                        " instance = EXCLUDED.instance",
+                        3, id, text, true, cb, arg);
 }
 
 static int pg_outbox_remove(struct store *s, const char *id, store_cb cb, void *arg)
@@ -931,6 +943,7 @@ static int pg_outbox_load(struct store *s, store_outbox_each_fn each, void *arg)
     for (size_t i = 0; i < p->nboxes;) {
         const char *why = each(p->boxes[i].id, p->boxes[i].text, arg);
         if (why == NULL) {
+            outbox_claim(s, p->boxes[i].id);
             n++;
             i++;
             continue;

@@ -562,6 +562,59 @@ static void test_store_rides_out_a_database_crash(void **state)
     free(ci);
 }
 
+/* A webhook of the outbox is delivered by one instance of the fleet: the
+ * one whose event it is (another instance's start leaves it alone), or,
+ * once that one is silent, the first instance that starts after it (which
+ * then owns it). */
+static void test_outbox_once_per_fleet(void **state)
+{
+    struct pg_fx *f = *state;
+    struct sres k = {0};
+    char *ci = pg_world_fresh_db("outbox_fleet");
+    struct store *a = open_store(f, ci, "a");
+    int boxes = 0;
+
+    assert_int_equal(store_outbox_put_start(a, "ev-a", "{\"event\":\"issued\"}", on_store, &k), 0);
+    pg_fx_wait(f, &k.calls, 1);
+    assert_int_equal(k.status, 0);
+    free(pg_world_query_db("outbox_fleet", "INSERT INTO certloop_instances (name, version,"
+                                           " config_digest) VALUES ('a', 't', 'd')"));
+    struct store *b = open_store(f, ci, "b");
+    assert_int_equal(store_outbox_load(b, take_all, &boxes), 0); /* a's, and a is alive */
+    assert_int_equal(boxes, 0);
+    close_store(f, b);
+    close_store(f, a);
+    a = open_store(f, ci, "a"); /* a restarted: its own */
+    assert_int_equal(store_outbox_load(a, take_all, &boxes), 1);
+    close_store(f, a);
+
+    /* a goes silent: c's start takes the delivery over, and owns it */
+    free(pg_world_query_db("outbox_fleet", "UPDATE certloop_instances SET heartbeat_at ="
+                                           " now() - interval '2 minutes' WHERE name = 'a'"));
+    struct store *c = open_store(f, ci, "c");
+    boxes = 0;
+    assert_int_equal(store_outbox_load(c, take_all, &boxes), 1);
+    free(pg_world_query_db("outbox_fleet", "INSERT INTO certloop_instances (name, version,"
+                                           " config_digest) VALUES ('c', 't', 'd')"));
+    char *owner = NULL;
+    for (int i = 0; i < 200; i++) { /* the claim is one write on c's connection */
+        uv_run(&f->loop, UV_RUN_ONCE);
+        free(owner);
+        owner = pg_world_query_db("outbox_fleet",
+                                  "SELECT instance FROM certloop_outbox WHERE id = 'ev-a'");
+        if (strcmp(owner, "c") == 0)
+            break;
+    }
+    assert_string_equal(owner, "c");
+    free(owner);
+    struct store *d = open_store(f, ci, "d");
+    boxes = 0;
+    assert_int_equal(store_outbox_load(d, take_all, &boxes), 0);
+    close_store(f, d);
+    close_store(f, c);
+    free(ci);
+}
+
 int main(void)
 {
     int rc = pg_world_unavailable();
@@ -569,6 +622,7 @@ int main(void)
         return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_round_trip_and_reopen, pg_fx_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_once_per_fleet, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_lease_fences_a_stale_instance, pg_fx_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_generation_reaches_other_instance, pg_fx_setup,
