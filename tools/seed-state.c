@@ -118,7 +118,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *ca,
 
 /* The puts in flight: each is answered on the loop, and the next one is
  * started from there, so at most WINDOW generations are written at once. */
-#define WINDOW 16
+#define WINDOW 256
 
 struct seed {
     struct store *store;

@@ -326,7 +326,10 @@ static bool cert_configured(const char *name, void *arg)
     return config_cert_find(arg, name) != NULL;
 }
 
-static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
+/* A new entry for cc, appended at **tail (the list's end, which the caller
+ * keeps: finding it anew for each of 100,000 entries was quadratic, 70 s
+ * of start-up, issue 16); *tail moves past it. */
+static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc, struct mcert ***tail)
 {
     struct mcert *mc = xcalloc(1, sizeof(*mc));
 
@@ -337,10 +340,8 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc)
     /* the events of earlier runs: status shows them after a restart */
     (void)history_file_load(m->hist, m->store, mc->name);
     /* keep the list in config order (sorted by name) */
-    struct mcert **pp = &m->certs;
-    while (*pp != NULL)
-        pp = &(*pp)->next;
-    *pp = mc;
+    **tail = mc;
+    *tail = &mc->next;
     return mc;
 }
 
@@ -433,8 +434,9 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         }
         timerheap_set_max_sleep(m->heap, HEAP_MAX_SLEEP_MS);
     }
+    struct mcert **tail = &m->certs;
     for (size_t i = 0; i < m->cfg->n_certs; i++)
-        mc_new(m, &m->cfg->certs[i]);
+        mc_new(m, &m->cfg->certs[i], &tail);
     (void)store_alerts_sweep(m->store, cert_configured, m->cfg);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         mgr_decide(mc);
@@ -558,12 +560,15 @@ void manager_reload(struct manager *m, struct config *cfg)
      * stored certificate no longer matches: ordered now). Changed deploy
      * actions only: the stored certificate is deployed again, no order.
      * Unchanged: untouched, including a run in flight or an armed timer. */
+    struct mcert **tail = &m->certs;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const struct cfg_cert *cc = &cfg->certs[i];
         struct mcert *mc = by_idx[i];
         if (mc == NULL) {
             log_info(LOG_MAIN, "cert=%s: added", cc->name);
-            mc = mc_new(m, cc);
+            mc = mc_new(m, cc, &tail);
             mgr_hist_add(mc, "added", "by a reload");
             mgr_decide(mc);
             continue;
