@@ -54,8 +54,10 @@ void dns01_msg_fini(struct dns01_msg *m);
  * an RR from an RRset", §2.5.4, class NONE) the TXT record `value` at
  * `fqdn`, so other values under the same name are untouched. Signs it with
  * key at `now` (fudge 300 s) when key is not NULL. Names may carry a
- * trailing dot or not; fqdn must be inside zone. value: 1..255 bytes.
+ * trailing dot or not; fqdn must be inside zone. value: 1..DNS01_TXT_MAX
+ * bytes, written as character-strings of at most 255 (RFC 1035 §3.3.14).
  * Returns 0 or -EINVAL / ERR_CRYPTO with a reason in *why (owned). */
+#define DNS01_TXT_MAX 2048
 int dns01_update_build(const char *zone, const char *fqdn, const char *value, bool add,
                        uint32_t ttl, uint16_t id, const struct dns01_key *key, int64_t now,
                        struct dns01_msg *out, char **why);

@@ -500,8 +500,8 @@ int dns01_update_build(const char *zone, const char *fqdn, const char *value, bo
     int rc = -EINVAL;
 
     *why = NULL;
-    if (vlen == 0 || vlen > 255) {
-        *why = xstrdup("TXT value must be 1..255 bytes");
+    if (vlen == 0 || vlen > DNS01_TXT_MAX) {
+        *why = xasprintf("TXT value must be 1..%d bytes", DNS01_TXT_MAX);
         goto out;
     }
     if (!dns01_name_in_zone(fqdn, zone)) {
@@ -514,12 +514,8 @@ int dns01_update_build(const char *zone, const char *fqdn, const char *value, bo
         *why = xasprintf("bad name: %s", zone_rdf == NULL ? zone : fqdn);
         goto out;
     }
-    uint8_t str[256];
-    str[0] = (uint8_t)vlen;
-    memcpy(str + 1, value, vlen);
-    txt = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, vlen + 1, str);
     rr = ldns_rr_new();
-    if (txt == NULL || rr == NULL)
+    if (rr == NULL)
         abort(); /* ldns allocation failure: abort like xmalloc */
     ldns_rr_set_owner(rr, owner);
     owner = NULL;
@@ -528,8 +524,20 @@ int dns01_update_build(const char *zone, const char *fqdn, const char *value, bo
      * class NONE, TTL 0, the exact RDATA. */
     ldns_rr_set_class(rr, add ? LDNS_RR_CLASS_IN : LDNS_RR_CLASS_NONE);
     ldns_rr_set_ttl(rr, add ? ttl : 0);
-    ldns_rr_push_rdf(rr, txt);
-    txt = NULL;
+    /* RFC 1035 §3.3.14: one or more character-strings of at most 255
+     * octets; a longer value (a dns-persist-01 record, draft-ietf-acme-dns-
+     * persist-02 §9.1) is split, and resolvers join the strings again */
+    for (size_t off = 0; off < vlen; off += 255) {
+        size_t n = vlen - off < 255 ? vlen - off : 255;
+        uint8_t str[256];
+        str[0] = (uint8_t)n;
+        memcpy(str + 1, value + off, n);
+        txt = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, n + 1, str);
+        if (txt == NULL)
+            abort();
+        ldns_rr_push_rdf(rr, txt);
+        txt = NULL;
+    }
     up = ldns_rr_list_new();
     ldns_rr_list_push_rr(up, rr);
     rr = NULL;

@@ -151,7 +151,12 @@ int persist_record_run(struct config *cfg, const char *name, bool publish, FILE 
                 if (issuer == NULL || auri == NULL)
                     continue;
                 char *value = acme_dns_persist_value(issuer, auri, wild, cc->persist_until);
-                fprintf(out, "%s. IN TXT \"%s\"\n", rname, value);
+                /* zone-file form: character-strings of at most 255
+                 * octets (draft-ietf-acme-dns-persist-02 §9.1) */
+                fprintf(out, "%s. IN TXT", rname);
+                for (size_t off = 0, vl = strlen(value); off < vl; off += 255)
+                    fprintf(out, " \"%.*s\"", (int)(vl - off < 255 ? vl - off : 255), value + off);
+                fprintf(out, "\n");
                 if (prov != NULL) {
                     struct pub *p = xcalloc(1, sizeof(*p));
                     p->x = &x;

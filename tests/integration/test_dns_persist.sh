@@ -125,11 +125,14 @@ grep -q 'order cert=p2 dns-persist-01: persist_until (2020-01-01T00:00:00Z) has 
   tw_fail "past persist_until: $(grep -E ' error ' "$TW/err3" | head -3)"
 [ "$(wc -l <"$TW/proxy.log")" = "$n" ] || tw_fail "the CA was asked: $(tail -n +$((n + 1)) "$TW/proxy.log")"
 
-# the CA refuses a record past its persistUntil (its clock 2 h ahead of ours)
+# the CA refuses a record past its persistUntil (its clock 2 h ahead of ours);
+# its issuer domain name is long, so the record (over 255 octets) is
+# published as several character-strings and read back joined
+LONG="$(printf 'a%.0s' $(seq 60)).$(printf 'b%.0s' $(seq 60)).$(printf 'c%.0s' $(seq 60)).pebble.test"
 P2=$(tw_port)
 python3 "$(dirname "$0")/ext_proxy.py" --listen "$P2" --pebble "$TW_ACME_PORT" \
   --cert "$TW/tls.pem" --key "$TW/tls.key" --ca "$TW/tls-ca.pem" \
-  --dns-account "$KNOT_PORT:acme-key.:$KW/tsig.secret" --dns-persist pebble.test --clock-offset 7200 \
+  --dns-account "$KNOT_PORT:acme-key.:$KW/tsig.secret" --dns-persist "$LONG" --clock-offset 7200 \
   --log "$TW/proxy2.log" 2>"$TW/proxy2.err" &
 TW_PIDS+=($!)
 tw_wait_http "https://127.0.0.1:$P2/dir" "$TW/tls-ca.pem" 20 || tw_fail "proxy 2: $(cat "$TW/proxy2.err")"
@@ -142,6 +145,12 @@ L=(-c "$TW/late.toml")
 timeout 120 "$CERTLOOP" run --once "${L[@]}" >/dev/null 2>"$TW/err4" && tw_fail "issued without the record (late CA)"
 out=$("$CERTLOOP" persist-record p3 --publish "${L[@]}" 2>&1) || tw_fail "persist-record (late CA): $out"
 grep -qF "persistUntil=$until\"" <<<"$out" || tw_fail "persist-record (late CA): $out"
+line=$(grep '^_validation-persist.r.test. IN TXT ' <<<"$out" | head -1)
+[ "$(grep -o '"[^"]*"' <<<"$line" | wc -l)" = 2 ] || tw_fail "the long record is not printed as two strings: $line"
+rec=$(grep -o '"[^"]*"' <<<"$line" | tr -d '"\n')
+[ "${#rec}" -gt 255 ] || tw_fail "the long record is only ${#rec} octets"
+[ "$(kdig @127.0.0.1 -p "$KNOT_PORT" +short _validation-persist.r.test TXT | grep -o '"[^"]*"' | tr -d '"\n')" = "$rec" ] ||
+  tw_fail "Knot serves another record: $(kdig @127.0.0.1 -p "$KNOT_PORT" +short _validation-persist.r.test TXT)"
 timeout 120 "$CERTLOOP" run --once "${L[@]}" >/dev/null 2>"$TW/err5" && tw_fail "the CA accepted a record past its persistUntil"
 grep -q "dns-persist-01 r.test expired" "$TW/proxy2.log" || tw_fail "proxy 2: $(cat "$TW/proxy2.log")"
 grep -q "order cert=p3 .*unauthorized.*persistUntil $until has passed" "$TW/err5" ||

@@ -245,6 +245,35 @@ static void check_request_mac(const struct dns01_msg *m, const char *alg_name, c
     ldns_pkt_free(pkt);
 }
 
+/* A value longer than 255 bytes is sent as several character-strings
+ * (RFC 1035 §3.3.14), 255 bytes each but the last. */
+static void test_update_long_value(void **state)
+{
+    struct dns01_key k = test_key(NULL);
+    struct dns01_msg m;
+    ldns_pkt *pkt = NULL;
+    char *why = NULL;
+    char v[301];
+
+    (void)state;
+    for (size_t i = 0; i < 300; i++)
+        v[i] = (char)('a' + i % 26);
+    v[300] = '\0';
+    assert_int_equal(
+        dns01_update_build("test.", "_validation-persist.a.test", v, true, 60, 5, &k, 0, &m, &why),
+        0);
+    assert_int_equal(ldns_wire2pkt(&pkt, m.wire, m.len), LDNS_STATUS_OK);
+    ldns_rr *u = ldns_rr_list_rr(ldns_pkt_authority(pkt), 0);
+    assert_int_equal(ldns_rr_rd_count(u), 2);
+    assert_int_equal(ldns_rdf_size(ldns_rr_rdf(u, 0)), 256);
+    assert_int_equal(ldns_rdf_size(ldns_rr_rdf(u, 1)), 46);
+    assert_memory_equal(ldns_rdf_data(ldns_rr_rdf(u, 0)) + 1, v, 255);
+    assert_memory_equal(ldns_rdf_data(ldns_rr_rdf(u, 1)) + 1, v + 255, 45);
+    ldns_pkt_free(pkt);
+    dns01_msg_fini(&m);
+    dns01_key_fini(&k);
+}
+
 static void test_update_add_message(void **state)
 {
     struct dns01_key k = test_key("hmac-sha256");
@@ -341,7 +370,7 @@ static void test_update_rejects_bad_input(void **state)
     struct dns01_key k = test_key(NULL);
     struct dns01_msg m;
     char *why = NULL;
-    char big[300];
+    char big[2050];
 
     (void)state;
     assert_int_equal(dns01_update_build("test.", "a.example.", "v", true, 60, 1, &k, 0, &m, &why),
@@ -603,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_key_bind_errors),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_update_add_message),
+        cmocka_unit_test(test_update_long_value),
         cmocka_unit_test(test_update_delete_message),
         cmocka_unit_test(test_update_hmac_sha384),
         cmocka_unit_test(test_update_rejects_bad_input),
