@@ -481,16 +481,16 @@ void api_reply_errors(struct aconn *c, int status, const char *msg, const char *
     json_decref(j);
 }
 
-void api_wait_begin(struct aconn *c, struct api_wait *w)
+void api_wait_begin(struct aconn *c, struct api_wait *w, unsigned ms)
 {
     w->c = c;
     c->wait = w;
     c->a->jobs++;
     uv_read_stop((uv_stream_t *)&c->t.tcp);
-    /* the work and its answer together get the write time limit */
-    uv_timer_start(&c->t.timer, timer_cb,
-                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
-                   0);
+    /* the work and its answer together get the write time limit (or ms) */
+    if (ms == 0)
+        ms = c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS;
+    uv_timer_start(&c->t.timer, timer_cb, ms, 0);
 }
 
 void api_wait_end(struct api_wait *w, int status)
@@ -508,6 +508,11 @@ void api_job_end(struct api *a)
 {
     a->jobs--;
     maybe_free(a);
+}
+
+const uint8_t *api_conn_head(const struct aconn *c)
+{
+    return c->in;
 }
 
 struct api *api_of(const struct aconn *c)
@@ -711,6 +716,10 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
         return api_route_create(c, c->body, c->req.content_length);
     case API_R_DELETE:
         return api_route_delete(c, name);
+    case API_R_PLAN:
+        return api_route_plan(c, r, c->body, c->req.content_length);
+    case API_R_TEST:
+        return api_route_test(c, name);
     default:
         break;
     }
@@ -799,11 +808,7 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
                          "renew takes force=true|false and dry_run=true|false, nothing else");
             st = 400;
         } else if (vals[1]) {
-            answer_error(c, 501, NULL,
-                         "dry runs are not offered by the API yet: run certloop renew %s "
-                         "--dry-run on the daemon's host",
-                         name);
-            st = 501;
+            st = api_route_dry_run(c, name);
         } else {
             char *err = NULL;
             int rc = a->h.renew != NULL ? a->h.renew(a->h.arg, name, vals[0], &err) : -ENOSYS;

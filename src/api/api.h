@@ -13,7 +13,12 @@
 struct api;
 struct store;
 
-/* What the API asks of the daemon. Both run on the loop. */
+typedef void (*api_view_cb)(void *cb_arg, int status, json_t *doc, const char *const *errors,
+                            size_t n_errors);
+typedef void (*api_dry_run_cb)(void *cb_arg, int status, int failed, const char *summary,
+                               const char *message, const char *const *errors, size_t n_errors);
+
+/* What the API asks of the daemon. Each runs on the loop. */
 struct api_handlers {
     /* The status document (GET /v1/status of the control socket): an object
      * whose "certificates" array has one object per certificate with its
@@ -29,6 +34,17 @@ struct api_handlers {
                    void (*cb)(void *cb_arg, int status, const char *message,
                               const char *const *errors, size_t n_errors),
                    void *cb_arg);
+    /* GET/POST /v1/plan and POST …/test: cb (exactly once, on the loop, maybe
+     * before the call returns) gets 0 and the document, ERR_CONFIG and
+     * check's lines, -ENOENT (an unknown name) or another code and a line
+     * saying why. text NULL: the configuration as it is. */
+    void (*plan)(void *arg, const char *text, api_view_cb cb, void *cb_arg);
+    void (*test)(void *arg, const char *name, api_view_cb cb, void *cb_arg);
+    /* POST …/renew?dry_run=true: `certloop renew NAME --dry-run` in the
+     * daemon (names[0..n)); cb as the control socket's dry-run answer: 0 with
+     * how many failed and the summary lines, ERR_CONFIG with errors, -EBUSY
+     * (another runs), -ECANCELED (stopping), another code with message. */
+    void (*dry_run)(void *arg, const char *const *names, size_t n, api_dry_run_cb cb, void *cb_arg);
     void *arg;
 };
 

@@ -151,13 +151,16 @@ void api_reply_error(struct aconn *c, int status, const char *fmt, ...)
 void api_reply_errors(struct aconn *c, int status, const char *msg, const char *const *lines,
                       size_t n);
 /* The request will be answered by w's owner: reading stops, the write time
- * limit starts, the API stays open (one job counted) until api_job_end. */
-void api_wait_begin(struct aconn *c, struct api_wait *w);
+ * limit (or ms, when not 0) starts, the API stays open (one job counted)
+ * until api_job_end. */
+void api_wait_begin(struct aconn *c, struct api_wait *w, unsigned ms);
 /* After answering through w->c (when it was not NULL): logs the status. */
 void api_wait_end(struct api_wait *w, int status);
 /* One job counted by api_wait_begin has ended (the API may be freed now). */
 void api_job_end(struct api *a);
 struct api *api_of(const struct aconn *c);
+/* The request's bytes: its head (struct httpd_req's pointers are into it). */
+const uint8_t *api_conn_head(const struct aconn *c);
 uv_loop_t *api_loop(const struct api *a);
 const struct api_handlers *api_handlers_of(const struct api *a);
 const char *api_config_path(const struct api *a);
@@ -170,5 +173,13 @@ bool api_closing(const struct api *a);
 int api_route_create(struct aconn *c, const char *body, size_t len);
 int api_route_delete(struct aconn *c, const char *name);
 void api_writes_free(struct api_writes *w);
+
+/* preview.c: GET /v1/plan?config=TEXT and POST /v1/plan (the body: the
+ * TOML text, or {"config": TEXT} as application/json), POST …/NAME/test,
+ * POST …/NAME/renew?dry_run=true. Returns as api_route_create. */
+struct httpd_req;
+int api_route_plan(struct aconn *c, const struct httpd_req *r, const char *body, size_t len);
+int api_route_test(struct aconn *c, const char *name);
+int api_route_dry_run(struct aconn *c, const char *name);
 
 #endif

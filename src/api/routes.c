@@ -20,6 +20,9 @@ const struct api_route api_routes[] = {
     {"POST", "/v1/certificates", API_SCOPE_MANAGE, API_R_CREATE},
     {"DELETE", "/v1/certificates/*", API_SCOPE_MANAGE, API_R_DELETE},
     {"GET", "/v1/fleet", API_SCOPE_READ, API_R_FLEET},
+    {"GET", "/v1/plan", API_SCOPE_MANAGE, API_R_PLAN},
+    {"POST", "/v1/plan", API_SCOPE_MANAGE, API_R_PLAN},
+    {"POST", "/v1/certificates/*/test", API_SCOPE_MANAGE, API_R_TEST},
     {NULL, NULL, 0, API_R__MAX},
 };
 

@@ -446,7 +446,7 @@ static int enqueue(struct aconn *c, struct wreq *q)
     q->path = xasprintf("%s/%s.toml", dir, q->name);
     free(dir);
     config_diag_init(&q->diag);
-    api_wait_begin(c, &q->w);
+    api_wait_begin(c, &q->w, 0);
     bool idle = ws->head == NULL;
     if (ws->tail != NULL)
         ws->tail->next = q;

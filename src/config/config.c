@@ -413,6 +413,12 @@ static size_t dedupe(struct cctx *c, struct sortkey *k, size_t n, const char *se
         return 0;
     qsort(k, n, sizeof(*k), sortkey_cmp);
     for (size_t i = 0; i < n; i++) {
+        if (kept > 0 && strcmp(k[kept - 1].name, k[i].name) == 0 && c->preview_file > 0 &&
+            k[i].file == c->preview_file) {
+            drop(k[kept - 1].obj); /* a preview's table replaces the one on disk */
+            k[kept - 1] = k[i];
+            continue;
+        }
         if (kept > 0 && strcmp(k[kept - 1].name, k[i].name) == 0) {
             const struct sortkey *first = &k[kept - 1];
             char *path = config_path_join(section, k[i].name, strlen(k[i].name));
@@ -491,7 +497,8 @@ static void finish(struct cctx *c)
     for (size_t i = 0; i < n; i++) {
         struct cert_tmp *ct = c->certs[i].obj;
         config_resolve_cert(c, ct);
-        ct->c.api_owned = c->api_first_file > 0 && ct->file >= c->api_first_file;
+        ct->c.api_owned =
+            c->api_first_file > 0 && ct->file >= c->api_first_file && ct->file != c->preview_file;
         cfg->certs[i] = ct->c;
         cert_tmp_free(ct);
     }
@@ -625,6 +632,13 @@ int config_load_overlay(const char *path, const struct config_overlay *ov, struc
 
     load_includes(&c, &main_st);
     config_load_api_dir(&c);
+    if (ov != NULL && ov->extra_text != NULL) {
+        struct toml_table *xr = NULL;
+        c.file = c.preview_file = config_add_file(cfg, CONFIG_PREVIEW_FILE);
+        if (config_parse_text(&c, c.file, ov->extra_text, strlen(ov->extra_text), &xr) == 0)
+            config_load_root(&c, xr, false);
+        toml_table_free(xr);
+    }
     finish(&c);
 
     if (c.n_errs > 0) {

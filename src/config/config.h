@@ -262,7 +262,12 @@ struct config_diag {
 struct config_overlay {
     const char *put_name, *put_text;
     const char *del_name;
+    /* A preview (/v1/plan): this text is read last as one more include file
+     * named CONFIG_PREVIEW_FILE, and each of its tables replaces the one of
+     * the same name and section (a duplicate is no error there). */
+    const char *extra_text;
 };
+#define CONFIG_PREVIEW_FILE "(config)"
 
 /* The API's folder for the main file path: "DIR/conf.d/api" (owned). */
 char *config_api_dir(const char *path);

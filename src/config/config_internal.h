@@ -122,6 +122,7 @@ struct cctx {
     size_t api_file;
     const struct config_overlay *overlay; /* borrowed, or NULL */
     size_t api_first_file; /* files from here on are the API's (conf.d/api/); 0: none */
+    size_t preview_file;   /* the overlay's extra_text; 0: none */
 };
 
 /* Records one error at pos of file (line 0: no position) for path (may be

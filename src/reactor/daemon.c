@@ -22,6 +22,7 @@
 #include "challenge/challenge.h"
 #include "config/config.h"
 #include "deploy/deploy.h"
+#include "reactor/apiview.h"
 #include "reactor/control.h"
 #include "reactor/dryrun.h"
 #include "reactor/fdbudget.h"
@@ -557,6 +558,20 @@ static int api_renew(void *arg, const char *name, bool force, char **err)
     return ctl_renew(arg, name, force, false, false, err);
 }
 
+static void api_plan(void *arg, const char *text, api_view_cb cb, void *cb_arg)
+{
+    struct daemon *d = arg;
+
+    apiview_plan(&d->loop, d->config_path, text, cb, cb_arg);
+}
+
+static void api_test(void *arg, const char *name, api_view_cb cb, void *cb_arg)
+{
+    struct daemon *d = arg;
+
+    apiview_test(&d->loop, d->config_path, name, cb, cb_arg);
+}
+
 /* Opens the HTTPS API when [api] listen has addresses. 0, or an exit
  * status: a port that cannot be bound is a configuration problem (78),
  * anything else temporary (75). */
@@ -564,7 +579,14 @@ static int open_api(struct daemon *d)
 {
     const struct cfg_api *c = &d->cfg->api;
     struct api_handlers h = {
-        .status = api_status, .renew = api_renew, .reload = ctl_reload, .arg = d};
+        .status = api_status,
+        .renew = api_renew,
+        .reload = ctl_reload,
+        .plan = api_plan,
+        .test = api_test,
+        .dry_run = ctl_dry_run,
+        .arg = d,
+    };
     struct api_opts o = {
         .loop = &d->loop,
         .listen = (const char *const *)c->listen.v,

@@ -4,6 +4,7 @@
 #ifndef CERTLOOP_REACTOR_PLAN_H
 #define CERTLOOP_REACTOR_PLAN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -19,6 +20,12 @@
  * (or one line naming the unreadable file) to err and returns EXIT_CONFIG;
  * on success sets *out (owned reference) and returns 0. */
 int plan_load_config(const char *path, FILE *err, struct config **out);
+
+/* What check adds to a load: the TSIG key files parsed (errors), then the
+ * warnings (an import without ca, a dns-persist-01 persist_until that has
+ * passed or soon will). Each printed to err as one
+ * "FILE:LINE:COL: error|warning: ..." line; returns the number of errors. */
+size_t plan_check_more(const struct config *cfg, FILE *err);
 
 /* `certloop check`: prints "PATH: OK: N certificates, N CAs, N DNS solvers,
  * N files" to out and returns 0, or prints the errors to err and returns

@@ -5,7 +5,11 @@
 # and the certificate is issued once (one "issued" event id on the stream).
 # A body that does not validate answers 422 with check's FILE:LINE:COL
 # lines and writes nothing; the administrator's names are 409 to POST and
-# 403 to DELETE; DELETE removes an API file and reloads.
+# 403 to DELETE; DELETE removes an API file and reloads. GET/POST /v1/plan
+# preview a pasted change as `certloop plan` prints it (422 with check's
+# lines when it does not load); POST …/test answers `certloop test`'s lines;
+# POST …/renew?dry_run=true runs a dry run in the daemon (against Pebble as
+# the staging CA) and stores nothing.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,6 +27,9 @@ tokens_file = "$TOKENS"
 EOF
   tw_config_cert www ec-p256 www.test
 } >"$TW/certloop.toml"
+# the same Pebble stands in for the staging directory of dry runs
+sed -i "s|^directory = \"$TW_DIRECTORY\"\$|&\nstaging = \"$TW_DIRECTORY\"|" "$TW/certloop.toml"
+grep -q '^staging = ' "$TW/certloop.toml" || tw_fail "no staging line"
 APIDIR=$TW/conf.d/api
 for t in reader:read manager:manage; do
   "$CERTLOOP" api-token create "${t%%:*}" --scopes "${t#*:}" -c "$TW/certloop.toml" \
@@ -113,6 +120,76 @@ st=$(api reader POST /v1/certificates --data-binary '{"name":"r","domains":["r.t
 grep -q 'error' "$TW/check.txt" && tw_fail "check: $(cat "$TW/check.txt")"
 grep -q 'info api: 127.0.0.1 POST /v1/certificates token=manager -> 201' "$TW/err.txt" ||
   tw_fail "no log line for the POST"
+
+# ---- previews: plan, test, dry run
+st=$(api manager GET /v1/plan)
+[ "$st" = 200 ] || tw_fail "GET /v1/plan: $st $(cat "$TW/body")"
+"$CERTLOOP" plan -c "$TW/certloop.toml" www >"$TW/plan.txt" 2>&1
+python3 - "$TW/body" "$TW/plan.txt" <<'EOF' || tw_fail "plan of the configuration: $(cat "$TW/body")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in o["certificates"]}
+assert list(c) == ["www"] and c["www"]["change"] == "unchanged", o
+assert c["www"]["plan"] == open(sys.argv[2]).read(), (c["www"]["plan"], open(sys.argv[2]).read())
+EOF
+PASTE='[certificate.shop]
+domains = ["shop.test"]
+ca = "pebble"
+
+[certificate.www]
+domains = ["www.test", "www2.test"]
+ca = "pebble"'
+st=$(api manager GET /v1/plan -G --data-urlencode "config=$PASTE")
+[ "$st" = 200 ] || tw_fail "GET /v1/plan?config=: $st $(cat "$TW/body")"
+python3 - "$TW/body" <<'EOF' || tw_fail "plan of a change: $(cat "$TW/body")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in o["certificates"]}
+assert c["shop"]["change"] == "added" and c["shop"]["plan"].startswith("shop\n"), o
+assert "now: no certificate stored" in c["shop"]["plan"], c["shop"]["plan"]
+assert c["www"]["change"] == "reorder" and "www2.test" in c["www"]["plan"], o
+assert "does not cover name www2.test" in c["www"]["plan"], c["www"]["plan"]
+EOF
+st=$(api manager POST /v1/plan -H 'Content-Type: application/toml' --data-binary "$PASTE")
+[ "$st" = 200 ] && grep -q '"name":"shop"' "$TW/body" || tw_fail "POST /v1/plan: $st $(cat "$TW/body")"
+st=$(api manager POST /v1/plan -H 'Content-Type: application/json' \
+  --data-binary "$(python3 -c 'import json,sys; print(json.dumps({"config": sys.argv[1]}))' "$PASTE")")
+[ "$st" = 200 ] && grep -q '"name":"shop"' "$TW/body" || tw_fail "POST /v1/plan (JSON): $st $(cat "$TW/body")"
+st=$(api manager POST /v1/plan --data-binary $'[certificate.bad]\ndomains = ["ok.test"]\nca = "nosuch"')
+[ "$st" = 422 ] && grep -q '"(config):3:[0-9]*: error: certificate.bad.ca' "$TW/body" ||
+  tw_fail "a bad preview: $st $(cat "$TW/body")"
+st=$(api manager POST /v1/plan --data-binary $'[daemon]\nlog_level = "debug"')
+[ "$st" = 422 ] || tw_fail "[daemon] in a preview: $st"
+[ -e "$APIDIR/shop.toml" ] && tw_fail "a preview wrote a file"
+[ "$(api reader GET /v1/plan)" = 403 ] || tw_fail "a read token planned"
+
+st=$(api manager POST /v1/certificates/www/test)
+[ "$st" = 200 ] || tw_fail "test www: $st $(cat "$TW/body")"
+"$CERTLOOP" test -c "$TW/certloop.toml" www >"$TW/test.txt" 2>&1
+python3 - "$TW/body" "$TW/test.txt" <<'EOF' || tw_fail "test answer: $(cat "$TW/body") cli: $(cat "$TW/test.txt")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["name"] == "www" and isinstance(o["ok"], bool) and o["lines"], o
+assert all(l.startswith("test www: ") for l in o["lines"]), o
+cli = [l for l in open(sys.argv[2]).read().splitlines() if l.startswith("test www: ")]
+check = lambda l: l.split(":")[1]  # the check's name; details (addresses, ids) may differ
+assert [check(l) for l in o["lines"]] == [check(l) for l in cli], (o["lines"], cli)
+EOF
+[ "$(api manager POST /v1/certificates/nope/test)" = 404 ] || tw_fail "test of an unknown name"
+
+gen=$(readlink "$TW/state/certs/www/current")
+st=$(api manager POST '/v1/certificates/www/renew?dry_run=true')
+[ "$st" = 200 ] || tw_fail "dry run: $st $(cat "$TW/body")"
+python3 - "$TW/body" <<'EOF' || tw_fail "dry run answer: $(cat "$TW/body")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["name"] == "www" and o["dry_run"] is True and o["ok"] is True and o["failed"] == 0, o
+assert any(l.startswith("www: ") for l in o["summary"]), o
+EOF
+[ "$(readlink "$TW/state/certs/www/current")" = "$gen" ] || tw_fail "a dry run changed www's generation"
+st=$(api manager POST '/v1/certificates/nope/renew?dry_run=true')
+[ "$st" = 404 ] || tw_fail "dry run of nope: $st $(cat "$TW/body")"
+tw_log "previews: plan (3 forms), test, dry run"
 
 tw_daemon_stop
 tw_done
