@@ -84,7 +84,7 @@ static void f_reload(void *arg, control_reply_cb cb, void *cb_arg)
 static int f_metrics(void *arg, struct buf *out)
 {
     struct metrics_cert c[] = {{.name = "www", .not_after = 1767225600}, {.name = "api"}};
-    struct metrics_snapshot s = {c, 2, NULL, 0};
+    struct metrics_snapshot s = {.certs = c, .n_certs = 2};
 
     (void)arg;
     return metrics_write(&s, out);

@@ -441,6 +441,21 @@ int ctl_status_table(const char *json, size_t len, FILE *out)
     }
     if (n == 0)
         fprintf(out, "(no certificates)\n");
+    /* a store that cannot be reached (a database away): said under the table */
+    const json_t *st = json_object_get(root, "store");
+    if (json_is_false(json_object_get(st, "reachable"))) {
+        char *type = text_of(st, "type", "");
+        char *since = text_of(st, "unreachable_since", "");
+        char *why = text_of(st, "error", "");
+        fprintf(out,
+                "store %s: UNREACHABLE since %s (%s); %lld writes waiting, deployed files "
+                "stay, retrying\n",
+                type != NULL ? type : "?", since != NULL ? since : "?", why != NULL ? why : "?",
+                (long long)json_integer_value(json_object_get(st, "writes_waiting")));
+        free(type);
+        free(since);
+        free(why);
+    }
     rc = 0;
 out:
     if (rows != NULL) {

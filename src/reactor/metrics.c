@@ -107,5 +107,22 @@ int metrics_write(const struct metrics_snapshot *s, struct buf *out)
         rc = header(out, "certloop_orders_in_flight", "gauge", "Orders running now.");
     if (rc == 0)
         rc = buf_printf(out, "certloop_orders_in_flight %u\n", s->orders_in_flight);
+    if (rc == 0 && s->store_type != NULL) {
+        rc = header(out, "certloop_store_up", "gauge",
+                    "1 when the store (the state directory or the database) can be reached.");
+        if (rc == 0)
+            rc = buf_printf(out, "certloop_store_up{type=\"%s\"} %d\n", s->store_type,
+                            s->store_up ? 1 : 0);
+        if (rc == 0)
+            rc = header(out, "certloop_store_failures_total", "counter",
+                        "Failed connections to the store and connections lost.");
+        if (rc == 0)
+            rc = buf_printf(out, "certloop_store_failures_total %" PRIu64 "\n", s->store_failures);
+        if (rc == 0)
+            rc = header(out, "certloop_store_writes_waiting", "gauge",
+                        "Store writes waiting for the store to answer.");
+        if (rc == 0)
+            rc = buf_printf(out, "certloop_store_writes_waiting %u\n", s->store_waiting);
+    }
     return rc;
 }

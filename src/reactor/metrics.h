@@ -5,6 +5,7 @@
 #ifndef CERTLOOP_REACTOR_METRICS_H
 #define CERTLOOP_REACTOR_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,10 @@ struct metrics_snapshot {
     size_t n_certs;
     const struct metrics_hist *order_duration; /* borrowed; NULL: all zero */
     unsigned orders_in_flight;
+    const char *store_type;  /* "files", "postgresql" */
+    bool store_up;           /* reachable now */
+    uint64_t store_failures; /* connection failures and losses since start */
+    unsigned store_waiting;  /* writes waiting for it */
 };
 
 /* Appends the exposition text to out. Label values are escaped (\\, \",

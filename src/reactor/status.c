@@ -165,6 +165,20 @@ json_t *manager_status(const struct manager *m)
     }
     json_t *j = control_status_json(st, n, now, inflight);
     free(st);
+    /* the store's reachability (a database may be away; the file store
+     * always answers) */
+    struct store_health h;
+    store_health(m->store, &h);
+    json_t *sj =
+        json_pack("{s:s, s:b, s:I, s:i}", "type", store_type(m->store), "reachable", !h.down,
+                  "failures", (json_int_t)h.failures, "writes_waiting", (int)h.waiting);
+    if (h.down) {
+        char since[32];
+        mgr_fmt_time(h.down_since, since, sizeof(since));
+        json_object_set_new(sj, "unreachable_since", json_string(since));
+        json_object_set_new(sj, "error", json_string(h.error));
+    }
+    json_object_set_new(j, "store", sj);
     json_t *fleet = fleet_view_json(m->fleet_view);
     if (fleet != NULL) /* a store shared with other instances */
         json_object_set_new(j, "fleet", fleet);
@@ -194,6 +208,12 @@ int manager_metrics(const struct manager *m, struct buf *out)
         .order_duration = &m->order_hist,
         .orders_in_flight = inflight,
     };
+    struct store_health h;
+    store_health(m->store, &h);
+    snap.store_type = store_type(m->store);
+    snap.store_up = !h.down;
+    snap.store_failures = h.failures;
+    snap.store_waiting = h.waiting;
     int rc = metrics_write(&snap, out);
     free(mcs);
     return rc;

@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 #define OP_TIMEOUT_MS 60000
+#define WAIT_TIMEOUT_MS 30000
 #define MAX_CHANNELS 32
 
 enum phase {
@@ -49,6 +51,7 @@ struct pg_op {
     int status;               /* 0 or ERR_DB once a statement failed */
     char *sqlstate, *message; /* owned: the first failure */
     uint64_t sent_at;         /* uv_now when put on the wire */
+    uint64_t queued_at;       /* uv_now when started */
 };
 
 TAILQ_HEAD(op_list, pg_op);
@@ -71,6 +74,7 @@ struct pg_conn {
     uv_work_t work;  /* work.data = self */
     bool work_busy;
     uv_timer_t timer;             /* backoff, connect deadline or watchdog */
+    uv_timer_t expire;            /* ends ops that wait too long for a connection */
     uv_idle_t kick;               /* sends pending ops on the next loop turn */
     struct pg_sock *sock;         /* the watched socket, or NULL */
     unsigned handles;             /* handles not yet closed (timer, kick, sockets) */
@@ -179,10 +183,12 @@ static void refs(struct pg_conn *c)
     if (c->phase == PH_CLOSED)
         return;
     if (busy) {
+        uv_ref((uv_handle_t *)&c->expire);
         uv_ref((uv_handle_t *)&c->timer);
         if (c->sock != NULL)
             uv_ref((uv_handle_t *)&c->sock->poll);
     } else {
+        uv_unref((uv_handle_t *)&c->expire);
         uv_unref((uv_handle_t *)&c->timer);
         if (c->sock != NULL)
             uv_unref((uv_handle_t *)&c->sock->poll);
@@ -193,6 +199,59 @@ static void kick(struct pg_conn *c)
 {
     if (c->phase == PH_READY && !TAILQ_EMPTY(&c->pending))
         uv_idle_start(&c->kick, on_kick); /* cannot fail on an initialized handle */
+}
+
+/* While the server is away, ops not yet sent end with ERR_TIMEOUT once
+ * they have waited wait_timeout_ms: nothing of theirs reached the server,
+ * so a caller can count on nothing written (and retry later). LISTEN ops
+ * (internal) just wait for the next connection. */
+static void on_expire(uv_timer_t *t)
+{
+    struct pg_conn *c = t->data;
+    uint64_t now = uv_now(c->loop), next = 0;
+    struct pg_op *op;
+
+    if (c->phase == PH_READY || c->phase == PH_CLOSED)
+        return;
+    TAILQ_FOREACH(op, &c->pending, link)
+    {
+        if (op->internal)
+            continue;
+        uint64_t due = op->queued_at + c->opts.wait_timeout_ms;
+        if (due <= now)
+            break;
+        if (next == 0 || due < next)
+            next = due;
+    }
+    if (op != NULL) { /* one at a time: its callback may start or cancel others */
+        TAILQ_REMOVE(&c->pending, op, link);
+        c->stats.timeouts++;
+        op_finish(c, op, ERR_TIMEOUT);
+        if (c->phase != PH_READY && c->phase != PH_CLOSED) {
+            uv_timer_start(&c->expire, on_expire, 0, 0);
+            refs(c);
+        }
+        return;
+    }
+    if (next > 0)
+        uv_timer_start(&c->expire, on_expire, next - now, 0);
+    refs(c);
+}
+
+static void expire_arm(struct pg_conn *c)
+{
+    if (c->phase != PH_READY && c->phase != PH_CLOSED && !TAILQ_EMPTY(&c->pending) &&
+        !uv_is_active((uv_handle_t *)&c->expire))
+        uv_timer_start(&c->expire, on_expire, c->opts.wait_timeout_ms, 0);
+}
+
+/* The server could not be reached (or was lost): for status and metrics. */
+static void note_down(struct pg_conn *c, const char *msg)
+{
+    if (c->stats.down_since == 0)
+        c->stats.down_since = (int64_t)time(NULL);
+    snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", msg);
+    expire_arm(c);
 }
 
 int pg_op_start(struct pg_conn *c, const struct pg_stmt *stmts, size_t n, pg_op_cb cb, void *arg,
@@ -214,8 +273,10 @@ int pg_op_start_owning(struct pg_conn *c, const struct pg_stmt *stmts, size_t n,
     op->cb = cb;
     op->arg = arg;
     op->arg_free = arg_free;
+    op->queued_at = uv_now(c->loop);
     TAILQ_INSERT_TAIL(&c->pending, op, link);
     kick(c);
+    expire_arm(c);
     refs(c);
     if (out != NULL)
         *out = op;
@@ -347,6 +408,7 @@ static void connect_failed(struct pg_conn *c, const char *why)
 
     c->stats.failures++;
     log_warn(LOG_STORE, "database: connect: %s", msg);
+    note_down(c, msg);
     free(msg);
     sock_drop(c);
     if (c->pg != NULL) {
@@ -664,7 +726,10 @@ static void on_ready(struct pg_conn *c)
     c->phase = PH_READY;
     c->attempt = 0;
     c->stats.connects++;
+    c->stats.down_since = 0;
+    c->stats.last_error[0] = '\0';
     uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->expire);
     log_info(LOG_STORE, "database: connected (server %d, %s)", PQserverVersion(c->pg),
              c->stats.connects > 1 ? "reconnected" : "first connection");
     if (c->nchannels > 0) {                 /* first on the wire, before anything queued */
@@ -693,6 +758,7 @@ static void conn_lost(struct pg_conn *c, int status, const char *why)
     assert(c->phase == PH_READY);
     c->stats.failures++;
     log_warn(LOG_STORE, "database: connection lost: %s (%s); reconnecting", msg, err_str(status));
+    note_down(c, msg);
     free(msg);
     sock_drop(c);
     PQfinish(c->pg);
@@ -772,6 +838,8 @@ int pg_conn_open(uv_loop_t *loop, const struct pg_conn_opts *opts, struct pg_con
         c->opts.backoff_max_ms = c->opts.backoff_min_ms;
     if (c->opts.op_timeout_ms == 0)
         c->opts.op_timeout_ms = OP_TIMEOUT_MS;
+    if (c->opts.wait_timeout_ms == 0)
+        c->opts.wait_timeout_ms = WAIT_TIMEOUT_MS;
     c->rng = (uv_hrtime() ^ (uintptr_t)c) | 1;
     TAILQ_INIT(&c->pending);
     TAILQ_INIT(&c->sent);
@@ -779,7 +847,9 @@ int pg_conn_open(uv_loop_t *loop, const struct pg_conn_opts *opts, struct pg_con
     c->timer.data = c;
     uv_idle_init(loop, &c->kick);
     c->kick.data = c;
-    c->handles = 2;
+    uv_timer_init(loop, &c->expire);
+    c->expire.data = c;
+    c->handles = 3;
     conn_connect(c);
     *out = c;
     return 0;
@@ -792,7 +862,14 @@ enum pg_conn_state pg_conn_state(const struct pg_conn *c)
 
 void pg_conn_stats(const struct pg_conn *c, struct pg_conn_stats *out)
 {
+    const struct pg_op *op;
+
     *out = c->stats;
+    out->waiting = 0;
+    TAILQ_FOREACH(op, &c->pending, link)
+    out->waiting++;
+    TAILQ_FOREACH(op, &c->sent, link)
+    out->waiting++;
 }
 
 /* Frees c once it is closed, its handles are closed and no threadpool job
@@ -844,4 +921,5 @@ void pg_conn_close(struct pg_conn *c, pg_close_cb cb, void *arg)
     }
     uv_close((uv_handle_t *)&c->timer, handle_closed);
     uv_close((uv_handle_t *)&c->kick, handle_closed);
+    uv_close((uv_handle_t *)&c->expire, handle_closed);
 }

@@ -42,10 +42,12 @@ struct pg_conn_opts {
     pg_notify_cb on_notify; /* may be NULL */
     pg_state_cb on_state;   /* may be NULL */
     void *arg;
-    uint64_t backoff_min_ms; /* first retry delay; 0 means 100 ms */
-    uint64_t backoff_max_ms; /* delay cap; 0 means 10 s */
-    uint64_t op_timeout_ms;  /* a sent op unanswered this long drops the connection
-                                (a silent server); 0 means 60 s */
+    uint64_t backoff_min_ms;  /* first retry delay; 0 means 100 ms */
+    uint64_t backoff_max_ms;  /* delay cap; 0 means 10 s */
+    uint64_t op_timeout_ms;   /* a sent op unanswered this long drops the connection
+                                 (a silent server); 0 means 60 s */
+    uint64_t wait_timeout_ms; /* an op not sent this long because the server is away
+                                 ends with ERR_TIMEOUT (nothing was written); 0 means 30 s */
 };
 
 /* Starts connecting and returns at once; *out (owned) is freed by
@@ -64,6 +66,11 @@ struct pg_conn_stats {
     uint64_t failures; /* failed attempts and lost connections */
     uint64_t ops;      /* ops completed (with any status) */
     uint64_t statements;
+    uint64_t timeouts;  /* ops ended by wait_timeout_ms */
+    unsigned waiting;   /* ops queued or on the wire now */
+    int64_t down_since; /* unix seconds of the first failure since the last
+                           connection, or 0 when up (or never failed) */
+    char last_error[160];
 };
 void pg_conn_stats(const struct pg_conn *c, struct pg_conn_stats *out);
 

@@ -795,6 +795,21 @@ static int pg_deployed_put(struct store *s, const char *name, const char *genera
     return rc;
 }
 
+static void pg_health(struct store *s, struct store_health *out)
+{
+    struct pg_store *p = pg_of(s);
+    struct pg_conn_stats st;
+
+    if (p->conn == NULL)
+        return;
+    pg_conn_stats(p->conn, &st);
+    out->down = st.down_since != 0;
+    out->down_since = st.down_since;
+    out->failures = st.failures;
+    out->waiting = st.waiting;
+    snprintf(out->error, sizeof(out->error), "%s", st.last_error);
+}
+
 /* ---- reads (from the copy) ------------------------------------------------------------ */
 
 static int pg_account_read(struct store *s, const char *ca, char **key_pem, char **account_json)
@@ -1043,4 +1058,5 @@ const struct store_ops pg_store_ops = {
     .lease_release = ps_lease_release,
     .deployed_read = pg_deployed_read,
     .deployed_put = pg_deployed_put,
+    .health = pg_health,
 };

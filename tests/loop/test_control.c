@@ -160,7 +160,7 @@ static int h_metrics(void *arg, struct buf *out)
 {
     struct env *e = arg;
     struct metrics_cert c = {.name = "www", .not_after = 1767225600, .renewals_ok = 2};
-    struct metrics_snapshot s = {&c, 1, NULL, 1};
+    struct metrics_snapshot s = {.certs = &c, .n_certs = 1, .orders_in_flight = 1};
 
     e->metrics_calls++;
     return metrics_write(&s, out);

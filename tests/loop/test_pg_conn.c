@@ -376,6 +376,48 @@ static void test_close_while_retrying_is_silent(void **state)
     assert_int_equal(f->ups, 0);
 }
 
+/* The server away: an op waits wait_timeout_ms for it, then ends with
+ * ERR_TIMEOUT (nothing reached the server), and the stats say since when
+ * and why the server is unreachable; once it is back they are cleared. */
+static void test_wait_timeout_while_away(void **state)
+{
+    struct fx *f = *state;
+    struct call k = {0}, later = {0};
+    char *ci = xasprintf("host=%s/nowhere dbname=postgres user=postgres", pg_test_world.dir);
+    struct pg_conn_opts o = {.conninfo = ci,
+                             .on_state = on_state,
+                             .arg = f,
+                             .backoff_min_ms = 50,
+                             .backoff_max_ms = 200,
+                             .wait_timeout_ms = 300};
+    struct pg_conn_stats st;
+
+    assert_int_equal(pg_conn_open(&f->loop, &o, &f->c), 0);
+    free(ci);
+    uint64_t t0 = uv_now(&f->loop);
+    assert_int_equal(pg_query_start(f->c, "SELECT 1", 0, NULL, on_op, &k, NULL), 0);
+    pg_conn_stats(f->c, &st);
+    assert_int_equal(st.waiting, 1);
+    run_until(f, &k.calls, 1, 3000);
+    assert_int_equal(k.status, ERR_TIMEOUT);
+    assert_true(uv_now(&f->loop) - t0 >= 300);
+    pg_conn_stats(f->c, &st);
+    assert_int_equal(st.timeouts, 1);
+    assert_int_equal(st.waiting, 0);
+    assert_true(st.down_since > 0);
+    assert_true(st.last_error[0] != '\0');
+    assert_int_equal(f->ups, 0);
+    /* a server that answers: nothing times out, the stats say up */
+    pg_conn_close(f->c, NULL, NULL);
+    f->c = open_conn(f, pg_test_world.conninfo, 0);
+    assert_int_equal(pg_query_start(f->c, "SELECT 'up'", 0, NULL, on_op, &later, NULL), 0);
+    run_until(f, &later.calls, 1, 5000);
+    assert_int_equal(later.status, 0);
+    pg_conn_stats(f->c, &st);
+    assert_int_equal(st.down_since, 0);
+    assert_int_equal(st.timeouts, 0);
+}
+
 /* Closing with ops queued and on the wire: none calls back, the close
  * callback runs once, and the loop closes clean (teardown checks). */
 static void test_close_with_ops_in_flight(void **state)
@@ -418,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify_reaches_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_drops_a_silent_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_while_retrying_is_silent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_timeout_while_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_ops_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_conninfo_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_server_crash, setup, teardown),

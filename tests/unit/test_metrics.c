@@ -36,7 +36,8 @@ static void test_write_families(void **state)
          .renewals_failed = 1},
         {.name = "we\"ird\\na\nme", .not_after = 0, .next_renewal = 1695000000},
     };
-    struct metrics_snapshot s = {certs, 2, &h, 4};
+    struct metrics_snapshot s = {
+        .certs = certs, .n_certs = 2, .order_duration = &h, .orders_in_flight = 4};
     struct buf b = BUF_INIT(1 << 20);
 
     (void)state;
@@ -74,7 +75,7 @@ static void test_write_families(void **state)
 
 static void test_write_cap_and_empty(void **state)
 {
-    struct metrics_snapshot s = {NULL, 0, NULL, 0};
+    struct metrics_snapshot s = {.certs = NULL};
     struct buf b = BUF_INIT(1 << 16);
 
     (void)state;
