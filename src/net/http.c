@@ -82,6 +82,8 @@ struct http_req {
     size_t hdr_bytes;
     struct buf body;
     char *content_type, *location, *replay_nonce, *retry_after; /* owned */
+    char *header_name, *header;                                 /* owned, or NULL */
+    bool (*stream)(const char *data, size_t len, void *arg);    /* or NULL */
     char **links; /* owned, NULL-terminated once non-NULL */
     size_t n_links, links_cap;
     struct http_response resp;
@@ -373,7 +375,8 @@ static void req_clear_headers(struct http_req *r)
     free(r->location);
     free(r->replay_nonce);
     free(r->retry_after);
-    r->content_type = r->location = r->replay_nonce = r->retry_after = NULL;
+    free(r->header);
+    r->content_type = r->location = r->replay_nonce = r->retry_after = r->header = NULL;
     for (size_t i = 0; i < r->n_links; i++)
         free(r->links[i]);
     r->n_links = 0;
@@ -394,6 +397,7 @@ static void req_free(struct http_req *r)
     trust_unref(r->trust);
     req_clear_headers(r);
     free(r->links);
+    free(r->header_name);
     free(r->url);
     free(r->log_url);
     free(r->reason);
@@ -427,6 +431,17 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
     struct http_req *r = arg;
     size_t len = size * n;
 
+    if (r->stream != NULL) {
+        long code = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && code < 300) {
+            if (!r->stream(data, len, r->arg)) {
+                req_fail_in_callback(r, ERR_HTTP, "the stream's reader stopped it");
+                return len == 0 ? 1 : 0;
+            }
+            return len;
+        }
+    }
     if (buf_append(&r->body, data, len) < 0) {
         char why[96];
         snprintf(why, sizeof(why), "response body exceeds %zu bytes", r->max_body);
@@ -461,6 +476,13 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
         req_clear_headers(r);
         return len;
     }
+    if (r->stream != NULL && (len == 2 || len == 1) && (data[0] == '\r' || data[0] == '\n')) {
+        long code = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && code < 300) /* the head of a stream has arrived */
+            (void)r->stream(NULL, 0, r->arg);
+        return len;
+    }
     if (http_header_split(data, len, &name, &nlen, &value, &vlen) < 0)
         return len; /* the blank end line, or junk curl accepted: ignore */
     if (nlen == 12 && strncasecmp(name, "content-type", nlen) == 0) {
@@ -471,6 +493,9 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg)
         set_header(&r->replay_nonce, value, vlen);
     } else if (nlen == 11 && strncasecmp(name, "retry-after", nlen) == 0) {
         set_header(&r->retry_after, value, vlen);
+    } else if (r->header_name != NULL && nlen == strlen(r->header_name) &&
+               strncasecmp(name, r->header_name, nlen) == 0) {
+        set_header(&r->header, value, vlen);
     } else if (nlen == 4 && strncasecmp(name, "link", nlen) == 0) {
         r->links = xreallocarray_grow(r->links, &r->links_cap, r->n_links + 2, sizeof(char *));
         r->links[r->n_links++] = xstrndup(value, vlen);
@@ -563,6 +588,8 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     buf_init(&r->body, r->max_body);
     r->cb = cb;
     r->arg = arg;
+    r->stream = o->stream;
+    r->header_name = o->header_name != NULL ? xstrdup(o->header_name) : NULL;
 
     for (size_t i = 0; i < o->n_headers; i++) {
         if (!header_ok(&o->headers[i])) {
@@ -625,7 +652,7 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
     SETOPT(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     if (strncasecmp(o->url, "https://", 8) == 0) /* wait to multiplex rather than open more */
         SETOPT(r->easy, CURLOPT_PIPEWAIT, 1L);
-    SETOPT(r->easy, CURLOPT_TIMEOUT_MS, timeout);
+    SETOPT(r->easy, CURLOPT_TIMEOUT_MS, o->stream != NULL ? 0L : timeout);
     SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
            timeout < HTTP_CONNECT_TIMEOUT_MS ? timeout : HTTP_CONNECT_TIMEOUT_MS);
     SETOPT(r->easy, CURLOPT_USERAGENT, HTTP_USER_AGENT);
@@ -645,7 +672,16 @@ int http_req_start(struct http_client *c, const struct http_request_opts *o, htt
         SETOPT(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
         SETOPT(r->easy, CURLOPT_COPYPOSTFIELDS, o->body != NULL ? (const char *)o->body : "");
     }
-    if (r->trust != NULL) {
+    if (r->trust != NULL && o->trust_only) {
+        /* The blob alone: curl's CA file and directory are replaced, so
+         * the file's certificates are the only anchors (with curl's
+         * default X509_V_FLAG_PARTIAL_CHAIN a server certificate in it is
+         * trusted as it is). Its own connections stay apart as below. */
+        struct curl_blob blob = {r->trust->pem.data, r->trust->pem.len, CURL_BLOB_NOCOPY};
+        SETOPT(r->easy, CURLOPT_CAINFO_BLOB, &blob);
+        SETOPT(r->easy, CURLOPT_CAPATH, NULL);
+        SETOPT(r->easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    } else if (r->trust != NULL) {
         /* The blob is what keeps this request's connections and TLS
          * sessions apart: curl matches them on the CA settings (blob
          * included), never on the SSL_CTX callback. A blob replaces curl's
@@ -859,6 +895,7 @@ static void req_finish(struct http_req *r, CURLcode res)
         r->resp.links = r->links != NULL ? (const char *const *)r->links : no_links;
         r->resp.n_links = r->n_links;
         r->resp.effective_url = eff != NULL ? eff : r->url;
+        r->resp.header = r->header;
         if (log_enabled(LOG_HTTP, LOG_LVL_DEBUG)) {
             char dump[HTTP_DEBUG_DUMP + 1];
             size_t n = r->body.len < HTTP_DEBUG_DUMP ? r->body.len : HTTP_DEBUG_DUMP;

@@ -48,6 +48,21 @@ struct http_request_opts {
     size_t n_mail_rcpt;
     bool smtp_plain;                 /* smtp:// without STARTTLS (tests, a local relay) */
     const char *username, *password; /* SMTP AUTH, or NULL */
+    /* trust_only: the certificates of trust_file are the only trust
+     * anchors (the system store is not consulted); one that is not a CA
+     * (a server's own certificate) is trusted as it is (a pin). The
+     * server's name is still checked against the URL's host. */
+    bool trust_only;
+    const char *header_name; /* one more response header to keep: resp->header */
+    /* stream: a 2xx response's body is handed to stream as it arrives
+     * instead of being kept (any other status is kept as usual, up to
+     * max_body). It runs inside curl's callback: it must not call any
+     * http_* function (defer such work to the loop); returning false
+     * aborts the transfer (the callback then gets ERR_HTTP). With stream
+     * the transfer has no overall time limit (timeout_ms bounds the
+     * connection only): the caller watches for silence itself. It is
+     * also called once with (NULL, 0) when a 2xx answer's head has come. */
+    bool (*stream)(const char *data, size_t len, void *arg);
 };
 
 /* A response as the callback sees it: borrowed, valid only during the
@@ -62,10 +77,11 @@ struct http_response {
     const char *const *links; /* every Link header value, NULL-terminated (never NULL) */
     size_t n_links;
     const char *effective_url;
-    const char *error; /* status != 0 only: the transport's reason, one line naming
-                        * host:port, e.g. "TLS: unable to get local issuer
-                        * certificate for 127.0.0.1:14000", "connection refused by
-                        * 127.0.0.1:14000"; every other field is then empty */
+    const char *header; /* the value of opts->header_name, or NULL */
+    const char *error;  /* status != 0 only: the transport's reason, one line naming
+                         * host:port, e.g. "TLS: unable to get local issuer
+                         * certificate for 127.0.0.1:14000", "connection refused by
+                         * 127.0.0.1:14000"; every other field is then empty */
 };
 
 /* status is 0 when an HTTP response arrived (whatever its code), or

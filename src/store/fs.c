@@ -213,6 +213,7 @@ enum fs_op {
     FS_SETTLE,
     FS_MARK,
     FS_ALERT,
+    FS_HUB_CURSOR,
     FS_HISTORY,
     FS_OUTBOX_PUT,
     FS_OUTBOX_REMOVE,
@@ -334,6 +335,8 @@ static int job_work(void *arg)
         return store_fs_redeploy_mark(j->dir, j->name, &j->err);
     case FS_ALERT:
         return store_fs_alert_write(j->dir, j->name, j->t, &j->err);
+    case FS_HUB_CURSOR:
+        return store_fs_hub_cursor_write(j->dir, j->name, j->text, &j->err);
     case FS_HISTORY:
         return store_fs_history_append(j->dir, j->names, j->lines, j->n_lines, &j->err);
     case FS_OUTBOX_PUT:
@@ -847,6 +850,17 @@ static int fs_alert_put(struct store *s, const char *name, int64_t t, store_cb c
     return job_start(s, j);
 }
 
+static int fs_hub_cursor_read(struct store *s, const char *hub, char **id)
+{
+    return store_fs_hub_cursor_read(fs_of(s)->dir, hub, id);
+}
+
+static int fs_hub_cursor_put(struct store *s, const char *hub, const char *id, store_cb cb,
+                             void *arg)
+{
+    return start_text(s, FS_HUB_CURSOR, hub, id, cb, arg);
+}
+
 static int fs_alerts_sweep(struct store *s, bool (*known)(const char *name, void *arg), void *arg)
 {
     return store_fs_alerts_sweep(fs_of(s)->dir, known, arg);
@@ -983,6 +997,8 @@ static const struct store_ops fs_ops = {
     .alert_read = fs_alert_read,
     .alert_put = fs_alert_put,
     .alerts_sweep = fs_alerts_sweep,
+    .hub_cursor_read = fs_hub_cursor_read,
+    .hub_cursor_put = fs_hub_cursor_put,
     .outbox_load = fs_outbox_load,
     .outbox_put = fs_outbox_put,
     .outbox_remove = fs_outbox_remove,

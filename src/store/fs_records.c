@@ -200,6 +200,63 @@ int store_fs_history_append_opt(const char *state_dir, char *const *names, char 
     return rc;
 }
 
+/* ---- hub event cursors ----------------------------------------------------- */
+
+static bool cursor_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 200)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int store_fs_hub_cursor_read(const char *state_dir, const char *hub, char **id)
+{
+    if (!store_name_ok(hub))
+        return -EINVAL;
+    char *path = xasprintf("%s/hubs/%s.last-event-id", state_dir, hub);
+    char *text = NULL;
+    int rc = store_read_file(path, &text, NULL);
+
+    if (rc == 0) {
+        text[strcspn(text, "\n")] = '\0';
+        if (cursor_ok(text)) {
+            *id = text;
+            text = NULL;
+        } else {
+            log_warn(LOG_STORE, "%s: not an event id; the stream starts without one", path);
+            rc = ERR_PARSE;
+        }
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+int store_fs_hub_cursor_write(const char *state_dir, const char *hub, const char *id, char **err)
+{
+    if (!store_name_ok(hub) || !cursor_ok(id)) {
+        set_err(err, hub, "event id", -EINVAL);
+        return -EINVAL;
+    }
+    char *dir = xasprintf("%s/hubs", state_dir);
+    char *path = xasprintf("%s/%s.last-event-id", dir, hub);
+    char *text = xasprintf("%s\n", id);
+    int rc = store_mkdirs(dir, 0700);
+
+    if (rc < 0)
+        set_err(err, path, "mkdir", rc);
+    else
+        rc = put_file(path, text, strlen(text), 0600, err);
+    free(text);
+    free(path);
+    free(dir);
+    return rc;
+}
+
 /* ---- expiry alerts ------------------------------------------------------- */
 
 static const char alert_suffix[] = ".expiring";

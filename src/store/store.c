@@ -618,6 +618,21 @@ int store_alert_put_start(struct store *s, const char *name, int64_t t, store_cb
     return s->ops->alert_put(s, name, t, cb, arg);
 }
 
+int store_hub_cursor_read(struct store *s, const char *hub, char **id)
+{
+    if (s->ops->hub_cursor_read == NULL)
+        return -ENOTSUP;
+    return s->ops->hub_cursor_read(s, hub, id);
+}
+
+int store_hub_cursor_put_start(struct store *s, const char *hub, const char *id, store_cb cb,
+                               void *arg)
+{
+    if (s->ops->hub_cursor_put == NULL)
+        return -ENOTSUP;
+    return s->ops->hub_cursor_put(s, hub, id, cb, arg);
+}
+
 int store_outbox_put_start(struct store *s, const char *id, const char *text, store_cb cb,
                            void *arg)
 {

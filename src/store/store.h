@@ -311,6 +311,9 @@ struct store_ops {
     int (*outbox_put)(struct store *s, const char *id, const char *text, store_cb cb, void *arg);
     int (*outbox_remove)(struct store *s, const char *id, store_cb cb, void *arg);
     int (*outbox_bury)(struct store *s, const char *id, const char *text, store_cb cb, void *arg);
+    /* hub event cursors (optional: NULL in a backend without them) */
+    int (*hub_cursor_read)(struct store *s, const char *hub, char **id);
+    int (*hub_cursor_put)(struct store *s, const char *hub, const char *id, store_cb cb, void *arg);
     /* leases */
     int (*lease_take)(struct store *s, const char *name, store_cb cb, void *arg);
     int (*lease_renew)(struct store *s, const char *name, uint64_t fence, store_cb cb, void *arg);
@@ -467,6 +470,16 @@ int store_history_append_start(struct store *s, const struct store_history_line 
 int store_alert_read(struct store *s, const char *name, int64_t *t);
 /* Records t for name; t <= 0 removes the record. */
 int store_alert_put_start(struct store *s, const char *name, int64_t t, store_cb cb, void *arg);
+
+/* -- hub event cursors ------------------------------------------------------ */
+
+/* The id of the last event seen on [hub.NAME]'s event stream (the pull
+ * client sends it as Last-Event-ID when it connects again). 0 and *id
+ * (owned), -ENOENT when none, -ENOTSUP when the backend keeps none. */
+int store_hub_cursor_read(struct store *s, const char *hub, char **id);
+/* Records id for hub (a line of at most 200 printable characters). */
+int store_hub_cursor_put_start(struct store *s, const char *hub, const char *id, store_cb cb,
+                               void *arg);
 
 /* -- webhook outbox --------------------------------------------------------- */
 

@@ -113,6 +113,9 @@ int store_fs_history_append_opt(const char *state_dir, char *const *names, char 
 char *store_fs_alert_path(const char *state_dir, const char *name);
 int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t);
 int store_fs_alert_write(const char *state_dir, const char *name, int64_t t, char **err);
+/* STATE/hubs/NAME.last-event-id: the pull client's cursor per hub. */
+int store_fs_hub_cursor_read(const char *state_dir, const char *hub, char **id);
+int store_fs_hub_cursor_write(const char *state_dir, const char *hub, const char *id, char **err);
 int store_fs_alerts_sweep(const char *state_dir, bool (*known)(const char *name, void *arg),
                           void *arg);
 /* STATE/outbox[/dead][/ID.json] (owned). */
