@@ -4,7 +4,7 @@
 # scheduler's entry points may be called upward.
 set -euo pipefail
 cd "$(dirname "$0")/../src/reactor"
-order=(manager status due run imports round ari_sched lifecycle events)
+order=(manager status due run pull imports round ari_sched lifecycle events)
 upward_ok=' mgr_decide mgr_run_end mgr_pump mgr_maybe_finish '
 declare -A home rank
 for i in "${!order[@]}"; do

@@ -721,6 +721,10 @@ void config_resolve_cert(struct cctx *c, struct cert_tmp *ct)
     bool imported = ct->c.import_cert != NULL;
     char b[256];
 
+    if (ct->hub_name != NULL) { /* pulled: no CA, no challenge (hub.c refused those keys) */
+        config_resolve_from(c, ct);
+        return;
+    }
     if (ct->ca_name != NULL) {
         ct->c.ca = (struct cfg_ca *)config_ca_find(cfg, ct->ca_name);
         if (ct->c.ca == NULL) {

@@ -227,6 +227,14 @@ static void notify_fini(struct cfg_notify *n)
     config_strv_free(&n->to);
 }
 
+static void hub_fini(struct cfg_hub *h)
+{
+    free(h->name);
+    free(h->url);
+    free(h->token_file);
+    free(h->trust);
+}
+
 static void cert_fini(struct cfg_cert *ct)
 {
     free(ct->name);
@@ -246,6 +254,7 @@ static void cert_tmp_free(struct cert_tmp *ct)
     free(ct->dns_name);
     free(ct->dom_pos);
     free(ct->path);
+    free(ct->hub_name);
     free(ct);
 }
 
@@ -452,6 +461,12 @@ static void drop_notify(void *p)
     free(p);
 }
 
+static void drop_hub(void *p)
+{
+    hub_fini(p);
+    free(p);
+}
+
 static void drop_cert(void *p)
 {
     struct cert_tmp *ct = p;
@@ -491,6 +506,15 @@ static void finish(struct cctx *c)
     }
     cfg->n_notify = n;
     c->n_notify = 0;
+
+    n = dedupe(c, c->hubs, c->n_hubs, "hub", drop_hub);
+    cfg->hubs = xcalloc(n ? n : 1, sizeof(*cfg->hubs));
+    for (size_t i = 0; i < n; i++) {
+        cfg->hubs[i] = *(struct cfg_hub *)c->hubs[i].obj;
+        free(c->hubs[i].obj);
+    }
+    cfg->n_hubs = n;
+    c->n_hubs = 0;
 
     n = dedupe(c, c->certs, c->n_certs, "certificate", drop_cert);
     cfg->certs = xcalloc(n ? n : 1, sizeof(*cfg->certs));
@@ -543,6 +567,9 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_certs; i++)
         cert_fini(&cfg->certs[i]);
     free(cfg->certs);
+    for (size_t i = 0; i < cfg->n_hubs; i++)
+        hub_fini(&cfg->hubs[i]);
+    free(cfg->hubs);
     free(cfg);
 }
 
@@ -556,6 +583,9 @@ static void cctx_fini(struct cctx *c)
         drop_notify(c->notify[i].obj);
     for (size_t i = 0; i < c->n_certs; i++)
         drop_cert(c->certs[i].obj);
+    for (size_t i = 0; i < c->n_hubs; i++)
+        drop_hub(c->hubs[i].obj);
+    free(c->hubs);
     free(c->cas);
     free(c->dns);
     free(c->notify);
@@ -800,6 +830,8 @@ DEFINE_FIND(config_ca_find, struct cfg_ca, cas, n_cas)
 DEFINE_FIND(config_dns_find, struct cfg_dns, dns, n_dns)
 
 DEFINE_FIND(config_notify_find, struct cfg_notify, notify, n_notify)
+
+DEFINE_FIND(config_hub_find, struct cfg_hub, hubs, n_hubs)
 
 void config_diag_init(struct config_diag *d)
 {

@@ -144,6 +144,17 @@ struct cfg_ca {
     unsigned max_new_orders;        /* new orders per account per 3 hours; default 250, 0: none */
 };
 
+/* [hub.NAME]: another certloop's HTTPS API this one pulls certificates
+ * from (certificate from = "hub.NAME"). */
+struct cfg_hub {
+    char *name; /* the NAME of [hub.NAME] */
+    struct cfg_where where;
+    char *url;        /* "https://HOST[:PORT]" (no path: /v1/... is appended) */
+    char *token_file; /* secret file: the API token (scopes read and pull) */
+    char *trust;      /* PEM file: the only anchors for the hub's certificate (a CA or
+                       * the hub's own certificate), or NULL: the system store */
+};
+
 struct cfg_tsig {
     char *name;        /* key name, e.g. "certloop." */
     char *algorithm;   /* hmac-sha256 | hmac-sha384 | hmac-sha512 */
@@ -209,6 +220,9 @@ struct cfg_cert {
     char *import_key;
     bool api_owned; /* declared in the API's folder (conf.d/api/NAME.toml): POST
                      * /v1/certificates wrote it and DELETE may remove it */
+    /* from = "hub.NAME": pulled from that hub (same certificate name there),
+     * never ordered here: ca and dns are NULL; borrowed from the snapshot */
+    struct cfg_hub *hub;
 };
 
 struct cfg_notify {
@@ -246,6 +260,8 @@ struct config {
     size_t n_certs;
     struct cfg_notify *notify; /* owned array, sorted by name */
     size_t n_notify;
+    struct cfg_hub *hubs; /* owned array, sorted by name */
+    size_t n_hubs;
 };
 
 /* The errors of one load, one formatted line each. */
@@ -316,6 +332,7 @@ const struct cfg_cert *config_cert_find(const struct config *cfg, const char *na
 const struct cfg_ca *config_ca_find(const struct config *cfg, const char *name);
 const struct cfg_dns *config_dns_find(const struct config *cfg, const char *name);
 const struct cfg_notify *config_notify_find(const struct config *cfg, const char *name);
+const struct cfg_hub *config_hub_find(const struct config *cfg, const char *name);
 
 /* For reload diffing. equal_order: same domains (in order), key type, CA
  * directory and profile, challenge and dns solver name; false means the

@@ -75,7 +75,9 @@ struct cert_tmp {
     struct toml_pos *dom_pos; /* owned, one per domain */
     bool domains_given;
     bool domains_bad;
-    char *path; /* owned: "certificate.NAME" */
+    char *path;     /* owned: "certificate.NAME" */
+    char *hub_name; /* owned: NAME of from = "hub.NAME", or NULL */
+    struct toml_pos from_pos;
 };
 
 /* A definition of [ca|dns|notify|certificate.NAME] seen while reading, for
@@ -107,8 +109,9 @@ struct cctx {
     struct pending *errs;
     size_t n_errs, cap_errs;
     size_t n_dropped; /* errors past CONFIG_MAX_ERRORS, counted only */
-    struct sortkey *cas, *dns, *notify, *certs;
+    struct sortkey *cas, *dns, *notify, *certs, *hubs;
     size_t n_cas, cap_cas, n_dns, cap_dns, n_notify, cap_notify, n_certs, cap_certs;
+    size_t n_hubs, cap_hubs;
     size_t seq;
     struct idcache *users, *groups;
     size_t n_users, cap_users, n_groups, cap_groups;
@@ -188,6 +191,18 @@ bool config_conv_cert_dns(struct cctx *c, const struct toml_keyval *kv, const ch
                           void *field);
 bool config_check_challenge(struct cctx *c, const struct toml_keyval *kv, const char *path,
                             void *obj, void *field);
+
+/* hub.c: [hub.NAME] and a certificate's from = "hub.NAME" */
+bool config_check_hub_url(struct cctx *c, const struct toml_keyval *kv, const char *path, void *obj,
+                          void *field);
+bool config_check_hub_trust(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                            void *obj, void *field);
+bool config_conv_cert_from(struct cctx *c, const struct toml_keyval *kv, const char *path,
+                           void *obj, void *field);
+/* In load_cert: the keys a pulled certificate refuses, each with a sentence. */
+void config_check_from_keys(struct cctx *c, struct cert_tmp *ct, const struct toml_table *t);
+/* In config_resolve_cert: the [hub.NAME] a pulled certificate names. */
+void config_resolve_from(struct cctx *c, struct cert_tmp *ct);
 
 /* checks.c */
 bool config_check_file_exists(struct cctx *c, const struct toml_keyval *kv, const char *path,

@@ -28,7 +28,10 @@ bool config_cert_equal_order(const struct cfg_cert *a, const struct cfg_cert *b)
     if (!config_strv_equal(&a->domains, &b->domains) || a->key != b->key ||
         a->challenge != b->challenge)
         return false;
-    if ((a->ca == NULL) != (b->ca == NULL))
+    if ((a->ca == NULL) != (b->ca == NULL) || (a->hub == NULL) != (b->hub == NULL))
+        return false;
+    if (a->hub != NULL &&
+        (!str_eq(a->hub->name, b->hub->name) || !str_eq(a->hub->url, b->hub->url)))
         return false;
     if (a->ca != NULL &&
         (!str_eq(a->ca->directory, b->ca->directory) || !str_eq(a->ca->profile, b->ca->profile)))

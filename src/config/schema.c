@@ -355,6 +355,23 @@ static const struct spec notify_specs[] = {
     {.key = NULL},
 };
 
+#define HUB(f) offsetof(struct cfg_hub, f)
+
+static const struct spec hub_specs[] = {
+    {.key = "url",
+     .kind = SK_STR,
+     .required = true,
+     .off = HUB(url),
+     .check = config_check_hub_url},
+    {.key = "token_file",
+     .kind = SK_PATH,
+     .required = true,
+     .off = HUB(token_file),
+     .check = config_check_secret},
+    {.key = "trust", .kind = SK_PATH, .off = HUB(trust), .check = config_check_hub_trust},
+    {.key = NULL},
+};
+
 #define DEPLOY(f) offsetof(struct cfg_deploy, f)
 
 #define T_FILES (1u << CFG_DEPLOY_FILES)
@@ -469,7 +486,7 @@ static const struct spec cert_specs[] = {
      .off = CERT(c.domains),
      .check = config_conv_domains,
      .type = "array of strings",
-     .dflt = "(required unless import is given)"},
+     .dflt = "(required unless import or from is given)"},
     {.key = "ca",
      .kind = SK_CUSTOM,
      .off = CERT(ca_name),
@@ -512,6 +529,11 @@ static const struct spec cert_specs[] = {
      .type = "array of tables",
      .sub = deploy_specs},
     {.key = "import", .kind = SK_SUB, .sub = import_specs},
+    {.key = "from",
+     .kind = SK_CUSTOM,
+     .off = CERT(hub_name),
+     .check = config_conv_cert_from,
+     .type = "string"},
     {.key = NULL},
 };
 
@@ -658,6 +680,19 @@ static void load_notify(struct cctx *c, const struct toml_keyval *kv, const char
     sortkey_add(c, &c->notify, &c->n_notify, &c->cap_notify, n->name, kv->keypos, n);
 }
 
+static void load_hub(struct cctx *c, const struct toml_keyval *kv, const char *path)
+{
+    struct cfg_hub *h = xcalloc(1, sizeof(*h));
+
+    h->name = xstrndup(kv->key, kv->keylen);
+    h->where.file = c->cfg->files.v[c->file];
+    h->where.pos = kv->keypos;
+    config_spec_defaults(hub_specs, h);
+    config_check_object_name(c, "hub", h->name, path, kv->keypos);
+    config_spec_apply(c, kv->val.u.tab, kv->keypos, path, hub_specs, h, -1, NULL);
+    sortkey_add(c, &c->hubs, &c->n_hubs, &c->cap_hubs, h->name, kv->keypos, h);
+}
+
 static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *path)
 {
     struct cert_tmp *ct = xcalloc(1, sizeof(*ct));
@@ -671,7 +706,9 @@ static void load_cert(struct cctx *c, const struct toml_keyval *kv, const char *
     ct->path = xstrdup(path);
     config_check_object_name(c, "certificate", ct->c.name, path, kv->keypos);
     config_spec_apply(c, t, kv->keypos, path, cert_specs, ct, -1, NULL);
-    if (!ct->domains_given && ct->c.import_cert == NULL && toml_table_get(t, "import") == NULL) {
+    config_check_from_keys(c, ct, t);
+    if (!ct->domains_given && ct->c.import_cert == NULL && toml_table_get(t, "import") == NULL &&
+        toml_table_get(t, "from") == NULL) {
         ERR(c, kv->keypos, path, "missing required key 'domains'");
         ct->domains_bad = true;
     }
@@ -721,15 +758,15 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
 
 void config_load_root(struct cctx *c, const struct toml_table *root, bool is_main)
 {
-    static const char *const sections[] = {"daemon",      "http01", "tlsalpn01", "ca", "dns",
-                                           "certificate", "notify", "store",     "api"};
+    static const char *const sections[] = {"daemon",      "http01", "tlsalpn01", "ca",  "dns",
+                                           "certificate", "notify", "store",     "api", "hub"};
 
     for (size_t i = 0; i < root->n; i++) {
         const struct toml_keyval *kv = &root->items[i];
         const char *k = kv->key;
 
         if (strlen(k) != kv->keylen) {
-            config_unknown_key(c, kv, NULL, sections, 9);
+            config_unknown_key(c, kv, NULL, sections, 10);
         } else if (strcmp(k, "daemon") == 0 || strcmp(k, "http01") == 0 ||
                    strcmp(k, "tlsalpn01") == 0 || strcmp(k, "store") == 0 ||
                    strcmp(k, "api") == 0) {
@@ -775,8 +812,10 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
             load_named(c, kv, load_notify);
         } else if (strcmp(k, "certificate") == 0) {
             load_named(c, kv, load_cert);
+        } else if (strcmp(k, "hub") == 0) {
+            load_named(c, kv, load_hub);
         } else {
-            config_unknown_key(c, kv, NULL, sections, 9);
+            config_unknown_key(c, kv, NULL, sections, 10);
         }
     }
 }
@@ -808,6 +847,7 @@ static const struct {
     {"notify", true, notify_specs},
     {"certificate", true, cert_specs},
     {"store", false, store_specs},
+    {"hub", true, hub_specs},
 };
 
 static const char *spec_type(const struct spec *sp, char *buf, size_t cap)

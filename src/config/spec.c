@@ -24,34 +24,11 @@ static const struct spec *spec_find(const struct spec *specs, const struct toml_
     return NULL;
 }
 
-/* Keys DESIGN names that are not implemented yet: refused with a sentence
- * saying so rather than as a typo. section NULL: a top-level table. */
-static const struct {
-    const char *section, *key, *why;
-} planned[] = {
-    {NULL, "hub",
-     "[hub.NAME] (pulling certificates from another certloop's API) is not implemented yet"},
-    {"certificate", "from",
-     "from = \"hub.NAME\" (pulling this certificate from another certloop's API) is not "
-     "implemented yet"},
-};
-
 void config_unknown_key(struct cctx *c, const struct toml_keyval *kv, const char *path,
                         const char *const *known, size_t n_known)
 {
     char b[256];
 
-    for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++) {
-        size_t sl = planned[i].section != NULL ? strlen(planned[i].section) : 0;
-        bool in = planned[i].section == NULL
-                      ? path == NULL
-                      : path != NULL && strncmp(path, planned[i].section, sl) == 0 &&
-                            path[sl] == '.' && strchr(path + sl + 1, '.') == NULL;
-        if (in && strlen(kv->key) == kv->keylen && strcmp(kv->key, planned[i].key) == 0) {
-            ERR(c, kv->keypos, path, "%s", planned[i].why);
-            return;
-        }
-    }
     if (c->n_errs >= CONFIG_MAX_ERRORS) {
         c->n_dropped++; /* as config_err would, without the suggestion's cost */
         return;

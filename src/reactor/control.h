@@ -115,6 +115,8 @@ struct control_cert_status {
     const char *ari_explanation_url;
     int64_t persist_until; /* dns-persist-01: persist_until, 0 when none */
     bool persist_expiring; /* inside expiring_window before it (or past it) */
+    const char *from;      /* "hub.NAME" for a pulled certificate, or NULL */
+    const char *hub_error; /* why that hub's event stream is down, or NULL */
     json_t *history;       /* optional array (history_json); the reference is taken */
     json_t *log;           /* optional array (history_log_json); the reference is taken */
 };
@@ -124,6 +126,7 @@ struct control_cert_status {
  * "next_renewal","reason","last_error","last_error_at","last_success_at",
  * "consecutive_failures","paused","ari":{"start","end","explanation_url"}|null,
  * "persist_until" (dns-persist-01 with persist_until only), "persist_expiring",
+ * "from","hub_error" (pulled certificates only),
  * "history":[...], "log":[{"time","line"}...]}]} that the status handler hands
  * back. Owned. */
 json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,

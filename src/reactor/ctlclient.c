@@ -325,6 +325,8 @@ int ctl_status_one(const char *json, size_t len, const char *name, bool as_json,
     } rows[] = {
         {"state", "state", false},
         {"ca", "ca", false},
+        {"from", "from", false},
+        {"hub down", "hub_error", false},
         {"profile", "profile", false},
         {"not after", "not_after", true},
         {"next renewal", "next_renewal", true},
@@ -421,6 +423,18 @@ int ctl_status_table(const char *json, size_t len, FILE *out)
             free(r->note);
             r->note = n2;
         }
+        char *hub = text_of(c, "hub_error", "");
+        char *from = text_of(c, "from", "");
+        if (from != NULL) {
+            char *n2 = xasprintf("[from %s] %s%s%s", from, hub != NULL ? "hub down: " : "",
+                                 hub != NULL ? hub : "", hub != NULL ? "; " : "");
+            char *n3 = xasprintf("%s%s", n2, r->note);
+            free(r->note);
+            free(n2);
+            r->note = n3;
+        }
+        free(hub);
+        free(from);
         char *prof = text_of(c, "profile", "");
         if (prof != NULL) {
             char *n2 = xasprintf("[profile %s] %s", prof, r->note);

@@ -135,6 +135,10 @@ void mgr_decide(struct mcert *mc)
     int64_t now = mgr_now();
     int rc;
 
+    if (mc->cfg->hub != NULL) {
+        mgr_pull_decide(mc, now);
+        return;
+    }
     if (mc->cfg->ca == NULL) {
         mgr_import_decide(mc, now);
         return;

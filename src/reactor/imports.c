@@ -27,8 +27,14 @@ int64_t mgr_import_expiring(struct mcert *mc, int64_t now)
                             &exp_next)) {
         char na[32];
         mgr_fmt_time(mc->not_after, na, sizeof(na));
-        log_warn(LOG_MAIN, "cert=%s: the imported certificate expires %s: replace %s", mc->name, na,
-                 mc->cfg->import_cert);
+        if (mc->cfg->hub != NULL)
+            log_warn(LOG_MAIN,
+                     "cert=%s: the pulled certificate expires %s: hub.%s has handed out no "
+                     "newer one",
+                     mc->name, na, mc->cfg->hub->name);
+        else
+            log_warn(LOG_MAIN, "cert=%s: the imported certificate expires %s: replace %s", mc->name,
+                     na, mc->cfg->import_cert);
         mgr_hist_add(mc, "expiring", "not_after %s", na);
         mgr_emit(mc, NOTIFY_EV_EXPIRING, NULL, NULL);
         mgr_expiring_set(mc, now);
@@ -50,10 +56,16 @@ void mgr_import_decide(struct mcert *mc, int64_t now)
         mgr_enqueue(mc);
         return;
     }
+    mgr_import_arm(mc, now, next, "imported: its files are checked hourly");
+}
+
+void mgr_import_arm(struct mcert *mc, int64_t now, int64_t next, const char *reason)
+{
     int64_t exp_next = mgr_import_expiring(mc, now);
+
     if (exp_next > now && exp_next < next)
         next = exp_next;
-    mc->reason = "imported: its files are checked hourly";
+    mc->reason = reason;
     mgr_arm(mc, next);
 }
 
@@ -83,6 +95,90 @@ static char *import_list(char *const *v, size_t n)
     return b.data != NULL ? buf_steal(&b, &len) : xstrdup("(none)");
 }
 
+/* Checks a certificate and key about to become a generation (an import's
+ * files, or what a hub handed out: pull.c) and compares them with the
+ * current generation; see manager_internal.h. */
+int mgr_import_take(struct mcert *mc, const struct acme_chain *ch, const char *key,
+                    const char *prefix, const char *cert_label, const char *key_label, char **err)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+    struct store_cert sc = {0};
+    char *e = NULL;
+    int rc;
+
+    rc = acme_key_from_pem(key, strlen(key), &mc->key);
+    if (rc < 0) {
+        e = xasprintf("%s: %s: not a PEM private key", prefix, key_label);
+        goto fail;
+    }
+    if (!acme_chain_matches_key(ch, mc->key)) {
+        rc = ERR_CRYPTO;
+        e = xasprintf("%s: %s does not belong to the key %s", prefix, cert_label, key_label);
+        goto fail;
+    }
+    /* every configured name must be in the certificate: deploying it for
+     * names it does not cover would break them silently */
+    for (size_t i = 0; i < cc->domains.n; i++) {
+        if (import_covers(ch, cc->domains.v[i]))
+            continue;
+        char *want = import_list(cc->domains.v, cc->domains.n);
+        char *has = import_list(ch->sans, ch->n_sans);
+        rc = ERR_DEPLOY;
+        e = xasprintf("%s: %s does not cover %s: it names %s; domains asks for %s", prefix,
+                      cert_label, cc->domains.v[i], has, want);
+        free(want);
+        free(has);
+        goto fail;
+    }
+    mc->not_after = ch->not_after;
+    mc->not_before = ch->not_before;
+    /* the same files as the current generation: nothing to do */
+    if (store_cert_read_current(mc->m->store, mc->name, true, &sc) == 0) {
+        bool same = sc.cert_pem != NULL && sc.key_pem != NULL &&
+                    strcmp(sc.cert_pem, ch->pem[0]) == 0 && strcmp(sc.key_pem, key) == 0;
+        store_cert_fini(&sc);
+        if (same) {
+            mc->summary = SUM_OK;
+            mc->run_deploy_only = true; /* nothing ordered, nothing counted */
+            if (store_redeploy_marked(mc->m->store, mc->name)) {
+                log_info(LOG_MAIN,
+                         "cert=%s: its last deployment did not finish: deploying it "
+                         "again",
+                         mc->name);
+                return MGR_IMPORT_REDEPLOY;
+            }
+            return MGR_IMPORT_SAME;
+        }
+    }
+    struct buf chain = BUF_INIT(1 << 20), full = BUF_INIT(1 << 20);
+    for (size_t i = 0; i < ch->n; i++) {
+        if (i > 0)
+            (void)buf_printf(&chain, "%s", ch->pem[i]);
+        (void)buf_printf(&full, "%s", ch->pem[i]);
+    }
+    size_t n;
+    mc->res = xcalloc(1, sizeof(*mc->res));
+    mc->res->cert_pem = xstrdup(ch->pem[0]);
+    mc->res->chain_pem = chain.data != NULL ? buf_steal(&chain, &n) : xstrdup("");
+    mc->res->fullchain_pem = buf_steal(&full, &n);
+    /* a copy of the chain for the store: the caller keeps its own */
+    if (acme_chain_parse(mc->res->fullchain_pem, strlen(mc->res->fullchain_pem), &mc->res->chain) <
+        0) {
+        rc = ERR_PARSE;
+        e = xasprintf("%s: %s: not a PEM certificate chain", prefix, cert_label);
+        goto fail;
+    }
+    buf_fini(&chain);
+    buf_fini(&full);
+    mc->had_cert = true;
+    mc->run_deploy_only = true; /* deployed, not issued: no order was made */
+    return MGR_IMPORT_CHANGED;
+fail:
+    mc->run_deploy_only = true; /* a deployment problem: never an order */
+    *err = e;
+    return rc < 0 ? rc : ERR_DEPLOY;
+}
+
 /* An imported certificate's run, its first step: reads import.cert (leaf
  * then chain) and import.key, refuses a key that does not match, and
  * compares them with the current generation. */
@@ -91,7 +187,6 @@ int mgr_import_read(struct mcert *mc, char **err)
     const struct cfg_cert *cc = mc->run_cfg;
     char *cert = NULL, *key = NULL;
     struct acme_chain ch = {0};
-    struct store_cert sc = {0};
     char *e = NULL;
     int rc;
 
@@ -111,76 +206,19 @@ int mgr_import_read(struct mcert *mc, char **err)
         e = xasprintf("import: %s: not a PEM certificate chain", cc->import_cert);
         goto fail;
     }
-    rc = acme_key_from_pem(key, strlen(key), &mc->key);
-    if (rc < 0) {
-        e = xasprintf("import: %s: not a PEM private key", cc->import_key);
-        goto fail;
+    rc = mgr_import_take(mc, &ch, key, "import", cc->import_cert, cc->import_key, &e);
+    if (rc == MGR_IMPORT_CHANGED) {
+        log_info(LOG_MAIN, "cert=%s: imported files changed: storing and deploying them", mc->name);
+        mgr_hist_add(mc, "imported", "%s", cc->import_cert);
     }
-    if (!acme_chain_matches_key(&ch, mc->key)) {
-        rc = ERR_CRYPTO;
-        e = xasprintf("import: %s does not belong to the key %s", cc->import_cert, cc->import_key);
-        goto fail;
-    }
-    /* every configured name must be in the certificate: deploying it for
-     * names it does not cover would break them silently */
-    for (size_t i = 0; i < cc->domains.n; i++) {
-        if (import_covers(&ch, cc->domains.v[i]))
-            continue;
-        char *want = import_list(cc->domains.v, cc->domains.n);
-        char *has = import_list(ch.sans, ch.n_sans);
-        rc = ERR_DEPLOY;
-        e = xasprintf("import: %s does not cover %s: it names %s; domains asks for %s",
-                      cc->import_cert, cc->domains.v[i], has, want);
-        free(want);
-        free(has);
-        goto fail;
-    }
-    mc->not_after = ch.not_after;
-    mc->not_before = ch.not_before;
-    /* the same files as the current generation: nothing to do */
-    if (store_cert_read_current(mc->m->store, mc->name, true, &sc) == 0) {
-        bool same = sc.cert_pem != NULL && sc.key_pem != NULL &&
-                    strcmp(sc.cert_pem, ch.pem[0]) == 0 && strcmp(sc.key_pem, key) == 0;
-        store_cert_fini(&sc);
-        if (same) {
-            acme_chain_fini(&ch);
-            OPENSSL_cleanse(key, strlen(key));
-            free(key);
-            free(cert);
-            mc->summary = SUM_OK;
-            mc->run_deploy_only = true; /* nothing ordered, nothing counted */
-            if (store_redeploy_marked(mc->m->store, mc->name)) {
-                log_info(LOG_MAIN,
-                         "cert=%s: its last deployment did not finish: deploying it "
-                         "again",
-                         mc->name);
-                return MGR_IMPORT_REDEPLOY;
-            }
-            return MGR_IMPORT_SAME;
-        }
-    }
-    struct buf chain = BUF_INIT(1 << 20), full = BUF_INIT(1 << 20);
-    for (size_t i = 0; i < ch.n; i++) {
-        if (i > 0)
-            (void)buf_printf(&chain, "%s", ch.pem[i]);
-        (void)buf_printf(&full, "%s", ch.pem[i]);
-    }
-    size_t n;
-    mc->res = xcalloc(1, sizeof(*mc->res));
-    mc->res->cert_pem = xstrdup(ch.pem[0]);
-    mc->res->chain_pem = chain.data != NULL ? buf_steal(&chain, &n) : xstrdup("");
-    mc->res->fullchain_pem = buf_steal(&full, &n);
-    mc->res->chain = ch;
-    buf_fini(&chain);
-    buf_fini(&full);
-    log_info(LOG_MAIN, "cert=%s: imported files changed: storing and deploying them", mc->name);
-    mgr_hist_add(mc, "imported", "%s", cc->import_cert);
+    acme_chain_fini(&ch);
     OPENSSL_cleanse(key, strlen(key));
     free(key);
     free(cert);
-    mc->had_cert = true;
-    mc->run_deploy_only = true; /* deployed, not issued: no order was made */
-    return MGR_IMPORT_CHANGED;
+    if (rc >= 0)
+        return rc;
+    *err = e;
+    return rc;
 fail:
     acme_chain_fini(&ch);
     if (key != NULL)

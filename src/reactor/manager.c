@@ -193,6 +193,7 @@ static void teardown(struct manager *m)
     }
     if (m->once)
         mgr_print_summary(m);
+    mgr_pull_hubs_close(m);
     while (m->certs != NULL)
         mgr_cert_unlink(m->certs);
     if (m->heap != NULL) {
@@ -440,6 +441,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
     (void)store_alerts_sweep(m->store, cert_configured, m->cfg);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         mgr_decide(mc);
+    mgr_pull_hubs_sync(m);
     *out = m;
     /* The first pump runs from the loop so that done never runs inside
      * manager_start (nothing due in --once mode ends at once). */
@@ -592,6 +594,7 @@ void manager_reload(struct manager *m, struct config *cfg)
                      mc->name);
             mgr_hist_add(mc, "changed", "names, key, CA or policy");
             mc->retry_at = 0;
+            mc->pull_checked_at = 0; /* a pulled one: fetched now */
             mgr_decide(mc);
         } else {
             struct store_cert sc = {0};
@@ -606,6 +609,7 @@ void manager_reload(struct manager *m, struct config *cfg)
     }
     free(by_idx);
     config_unref(old);
+    mgr_pull_hubs_sync(m);
     mgr_pump(m);
 }
 
@@ -647,6 +651,7 @@ void manager_stop(struct manager *m)
         mgr_round_free_execs(m);
         m->round = ROUND_IDLE;
     }
+    mgr_pull_hubs_close(m);
     for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
         mgr_disarm(mc);
         if (mc->hooks != NULL) {
@@ -655,7 +660,10 @@ void manager_stop(struct manager *m)
             mgr_run_end(mc, -ECANCELED, "stopped");
             continue;
         }
-        if (mc->order != NULL) {
+        if (mc->pull != NULL) {
+            mgr_pull_cancel(mc);
+            mgr_run_end(mc, -ECANCELED, "stopped");
+        } else if (mc->order != NULL) {
             /* cancel cleans the order's tokens and never calls back */
             mgr_order_cancel(mc->order);
             mc->order = NULL;
@@ -689,6 +697,17 @@ int manager_renew(struct manager *m, const char *name, bool force, bool deploy_o
         if (err != NULL)
             *err = xasprintf("%s: %s", name, m->stopping ? "stopping" : "already in progress");
         return -EBUSY;
+    }
+    if (mc->cfg->hub != NULL && !deploy_only) {
+        /* a pulled certificate is never ordered here: fetch it again now */
+        log_info(LOG_MAIN, "cert=%s: fetching it from hub.%s (requested)", name,
+                 mc->cfg->hub->name);
+        mgr_hist_add(mc, "requested", "fetch from hub.%s", mc->cfg->hub->name);
+        mc->pull_due = true;
+        mc->reason = "pulled: fetch requested";
+        mgr_enqueue(mc);
+        mgr_pump(m);
+        return 0;
     }
     if (mc->cfg->ca == NULL && !deploy_only) {
         /* an import is never ordered: read its files again now */

@@ -14,6 +14,8 @@
  *                 run slots (pump), the end of a run (its outcome, what
  *                 next) and of an entry (unlink, free)
  *   run.c         one run: key generation -> order -> store
+ *   pull.c        pulled certificates (from = "hub.NAME"): each hub's event
+ *                 stream, when to fetch, the fetch and its checks
  *   imports.c     imported certificates: when to read them, reading them
  *   round.c       deployment of a run, and the round around all of them
  *   ari_sched.c   per CA account state, and the ARI (RFC 9773) window
@@ -49,6 +51,9 @@
 /* Imported certificates ([certificate.NAME] import = {cert, key}): their
  * files are checked this often, deployed again when they change. */
 #define IMPORT_CHECK_S 3600
+/* Pulled certificates (from = "hub.NAME"): fetched on the hub's events,
+ * and at least this often besides. */
+#define PULL_CHECK_S 3600
 /* ARI (RFC 9773): renewalInfo fetches in flight at once (the others try
  * again within a minute), and how long after a failed fetch or directory
  * read to ask again. */
@@ -133,6 +138,9 @@ struct mcert {
     int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
     int64_t persist_sent;      /* the last "persist_expiring" event (0: none; memory only) */
     int64_t import_checked_at; /* an import's files were last read then */
+    int64_t pull_checked_at;   /* a pulled certificate was last fetched then */
+    bool pull_due;             /* the hub announced a new generation */
+    struct mpull *pull;        /* pull.c: the fetch in flight, or NULL */
     /* ARI for the current generation */
     char *ari_id;                                 /* its CertID, or NULL */
     char *ari_gen;                                /* the generation ari_* describe, or NULL */
@@ -238,6 +246,8 @@ struct manager {
     struct deploy_hooks *hooks;   /* the pre or post hooks running, or NULL */
     struct deploy_exec *rexec_op; /* the deferred exec running, or NULL */
     bool notify_draining, notify_drained;
+    struct mhub **hubs; /* pull.c: the event stream of each [hub.NAME] in use */
+    size_t n_hubs, cap_hubs;
     uv_timer_t kick; /* the first pump, from the loop */
     /* a shared store: renews held leases, ends waits (manager.c) */
     uv_timer_t lease_tick;
@@ -291,18 +301,46 @@ void mgr_order_cancel(struct acme_order *o);
  * that presented it polls its authorization now (acme_order_chal_seen). */
 void mgr_chal_seen(void *arg, const char *what);
 
+/* ---- pull.c ---- */
+/* mgr_decide for a pulled certificate: fetch now (queued: at start, after
+ * the hub's event, hourly, when a retry is due) or arm the next time. */
+void mgr_pull_decide(struct mcert *mc, int64_t now);
+/* The run of a pulled certificate, its first step: fetches the hub's
+ * current generation and checks it (mc->key, and mc->res when it
+ * changed). cb gets < 0 and a message (borrowed), or MGR_IMPORT_CHANGED,
+ * MGR_IMPORT_SAME or MGR_IMPORT_REDEPLOY as from mgr_import_read; it runs
+ * exactly once unless mgr_pull_cancel. < 0 (*err owned): nothing started. */
+typedef void (*mgr_pull_cb)(struct mcert *mc, int rc, const char *err);
+int mgr_pull_start(struct mcert *mc, mgr_pull_cb cb, char **err);
+void mgr_pull_cancel(struct mcert *mc);
+/* Follows the event stream of each [hub.NAME] a certificate uses, after
+ * the start and after a reload (nothing in --once mode); _close at the end. */
+void mgr_pull_hubs_sync(struct manager *m);
+void mgr_pull_hubs_close(struct manager *m);
+/* Why hub's event stream is down, or NULL (for status). */
+const char *mgr_pull_hub_error(const struct manager *m, const char *hub);
+
 /* ---- imports.c ---- */
 /* Inside the expiring window, the daily "expiring" event of an import;
  * returns when to look again (0: not inside it). */
 int64_t mgr_import_expiring(struct mcert *mc, int64_t now);
 /* mgr_decide for an import: read its files now (queued) or arm the hourly check. */
 void mgr_import_decide(struct mcert *mc, int64_t now);
+/* Arms mc at next, or earlier for its daily "expiring" event (an import's
+ * or a pulled certificate's), with reason (static) for status. */
+void mgr_import_arm(struct mcert *mc, int64_t now, int64_t next, const char *reason);
 /* Reads the import's files for its run (mc->key set). < 0 (*err owned):
  * unusable. Else MGR_IMPORT_CHANGED (mc->res holds them: store and
  * deploy), MGR_IMPORT_SAME (nothing to do), MGR_IMPORT_REDEPLOY (the same,
  * but the last deployment did not finish). */
 enum { MGR_IMPORT_CHANGED, MGR_IMPORT_SAME, MGR_IMPORT_REDEPLOY };
 int mgr_import_read(struct mcert *mc, char **err);
+/* The checks of mgr_import_read on a chain and key from elsewhere (both
+ * borrowed): the key parses (mc->key) and is the leaf's, the leaf covers
+ * every configured name; then the comparison with the current generation.
+ * Messages begin with prefix and name the files by their labels. */
+int mgr_import_take(struct mcert *mc, const struct acme_chain *ch, const char *key,
+                    const char *prefix, const char *cert_label, const char *key_label, char **err);
 
 /* ---- round.c: deployments and rounds ---- */
 void mgr_deploy_begin(struct mcert *mc);

@@ -463,8 +463,16 @@ static void show_cert(const struct config *cfg, struct store *store, const struc
         fprintf(out, "%s%s\n", c->ca->profile,
                 c->ca->profile_fallback ? " (none if the CA does not offer it)" : "");
     }
+    if (c->hub != NULL) {
+        line_label(out, "from");
+        fprintf(out, "hub.%s (%s; trust %s)\n", c->hub->name, c->hub->url,
+                c->hub->trust != NULL ? c->hub->trust : "the system's CA store");
+    }
     line_label(out, "key");
-    fprintf(out, "%s\n", c->ca != NULL ? config_key_type_name(c->key) : "the imported key");
+    fprintf(out, "%s\n",
+            c->ca != NULL    ? config_key_type_name(c->key)
+            : c->hub != NULL ? "the hub's key"
+                             : "the imported key");
     line_label(out, "challenge");
     if (c->ca == NULL)
         fprintf(out, "-\n");
@@ -481,7 +489,9 @@ static void show_cert(const struct config *cfg, struct store *store, const struc
                 c->import_key != NULL ? c->import_key : "-");
     }
     line_label(out, "renew");
-    if (c->ca == NULL) {
+    if (c->hub != NULL) {
+        fprintf(out, "by the hub: each new generation it announces is fetched and deployed\n");
+    } else if (c->ca == NULL) {
         fprintf(out, "never (no ca)\n");
     } else if (c->renew_before_s > 0) {
         sched_duration_fmt(c->renew_before_s, span, sizeof(span));
@@ -536,6 +546,10 @@ static void show_cert(const struct config *cfg, struct store *store, const struc
     } else if (st < 0) {
         line_label(out, "next order");
         fprintf(out, "now: the stored certificate is unreadable\n");
+    } else if (c->hub != NULL) {
+        line_label(out, "next fetch");
+        fprintf(out, "%s, then on each of hub.%s's events for it (and hourly)\n",
+                st > 0 ? "at the start" : "now", c->hub->name);
     } else {
         show_next(c, st > 0 ? &m : NULL, now, out);
     }

@@ -516,11 +516,8 @@ static void deploy_stored(struct mcert *mc)
 /* An imported certificate's run: stores and deploys its files when they
  * changed, deploys the stored generation when its last deployment did not
  * finish, else ends at once. */
-static void import_run(struct mcert *mc)
+static void import_next(struct mcert *mc, int rc, const char *e)
 {
-    char *e = NULL;
-    int rc = mgr_import_read(mc, &e);
-
     if (rc < 0)
         mgr_run_end(mc, rc, e);
     else if (rc == MGR_IMPORT_REDEPLOY)
@@ -529,6 +526,26 @@ static void import_run(struct mcert *mc)
         mgr_run_end(mc, 0, NULL);
     else
         store_and_deploy(mc);
+}
+
+static void import_run(struct mcert *mc)
+{
+    char *e = NULL;
+    int rc = mgr_import_read(mc, &e);
+
+    import_next(mc, rc, e);
+    free(e);
+}
+
+/* A pulled certificate's run (from = "hub.NAME"): pull.c fetches and
+ * checks the hub's generation; then as an import's. */
+static void pull_run(struct mcert *mc)
+{
+    char *e = NULL;
+    int rc = mgr_pull_start(mc, import_next, &e);
+
+    if (rc < 0)
+        mgr_run_end(mc, rc, e);
     free(e);
 }
 
@@ -555,6 +572,10 @@ void mgr_run_start(struct mcert *mc)
         mc->run_deploy_only = true;
         mgr_hist_add(mc, "deploying", "the stored certificate");
         deploy_stored(mc);
+        return;
+    }
+    if (mc->run_cfg->hub != NULL) {
+        pull_run(mc);
         return;
     }
     /* an import without a CA, or with one but nothing stored yet: the

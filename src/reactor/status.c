@@ -25,7 +25,8 @@ void mgr_print_summary(struct manager *m)
         if (mc->cfg != NULL && mc->cfg->ca == NULL && mc->summary != SUM_FAILED &&
             mc->summary != SUM_DEPLOY_FAILED && mc->not_after > 0) {
             mgr_fmt_date(mc->not_after, a, sizeof(a));
-            buf_printf(b, "%s: imported, valid until %s\n", mc->name, a);
+            buf_printf(b, "%s: %s, valid until %s\n", mc->name,
+                       mc->cfg->hub != NULL ? "pulled" : "imported", a);
             continue;
         }
         switch (mc->summary) {
@@ -128,6 +129,7 @@ json_t *manager_status(const struct manager *m)
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
         n++;
     struct control_cert_status *st = xcalloc(n > 0 ? n : 1, sizeof(*st));
+    char **from = xcalloc(n > 0 ? n : 1, sizeof(*from));
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
         const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
         if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
@@ -140,6 +142,11 @@ json_t *manager_status(const struct manager *m)
             st[i].domains = (const char *const *)cc->domains.v;
             st[i].n_domains = cc->domains.n;
             st[i].ca = cc->ca != NULL ? cc->ca->name : NULL;
+            if (cc->hub != NULL) {
+                from[i] = xasprintf("hub.%s", cc->hub->name);
+                st[i].from = from[i];
+                st[i].hub_error = mgr_pull_hub_error(m, cc->hub->name);
+            }
         }
         st[i].profile = mc->profile;
         st[i].not_before = mc->not_before;
@@ -164,6 +171,9 @@ json_t *manager_status(const struct manager *m)
         st[i].log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
     }
     json_t *j = control_status_json(st, n, now, inflight);
+    for (size_t k = 0; k < n; k++)
+        free(from[k]);
+    free(from);
     free(st);
     /* the store's reachability (a database may be away; the file store
      * always answers) */

@@ -48,12 +48,6 @@ out=$("$CERTLOOP" check -c "$TW/bad3.toml" 2>&1) && tw_fail "check accepted api.
 grep -q 'api.certificate: only used with \[api\] listen' <<<"$out" || tw_fail "certificate without listen: $out"
 sed -e 's/^listen = \["127.0.0.1:'"$API_PORT"'"\]/listen = ["localhost:8443"]/' "$TW/certloop.toml" >"$TW/bad4.toml"
 "$CERTLOOP" check -c "$TW/bad4.toml" >/dev/null 2>&1 && tw_fail "check accepted a host name in api.listen"
-# the pull client is not implemented: its keys are refused saying so
-{ cat "$TW/certloop.toml"; printf '[hub.a]\nurl = "https://127.0.0.1:1"\n'; } >"$TW/bad5.toml"
-sed -i 's/^\[certificate.www\]$/&\nfrom = "hub.a"/' "$TW/bad5.toml"
-out=$("$CERTLOOP" check -c "$TW/bad5.toml" 2>&1) && tw_fail "check accepted [hub.a] and from"
-grep -q 'error: \[hub.NAME\] (pulling certificates from another certloop.s API) is not implemented yet' <<<"$out" &&
-  grep -q 'certificate.www: from = "hub.NAME" .* is not implemented yet' <<<"$out" || tw_fail "hub/from: $out"
 
 # ---- tokens: the secret printed once, only its hash stored
 for t in reader:read puller:pull manager:manage all:read,pull,manage victim:read; do

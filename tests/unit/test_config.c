@@ -2246,7 +2246,7 @@ static void test_schema_foreach_shape(void **state)
     expect_row(&r, "dns.NAME.timeout", "duration", "\"60s\"");
     expect_row(&r, "notify.NAME.events", "array of strings", "(every event)");
     expect_row(&r, "certificate.NAME.domains", "array of strings",
-               "(required unless import is given)");
+               "(required unless import or from is given)");
     expect_row(&r, "certificate.NAME.key", "ec-p256|ec-p384|rsa2048|rsa3072|rsa4096",
                "\"ec-p256\"");
     expect_row(&r, "certificate.NAME.deploy", "array of tables", NULL);
