@@ -332,6 +332,7 @@
     st.selected = name;
     $('act-result').textContent = '';
     $('act-result').className = 'result';
+    $('act-output').hidden = true;
     renderList(null);
     loadDetail(name, true);
   }

@@ -223,17 +223,41 @@ async function main() {
       await page.waitForFunction((l) => {
         const t = document.getElementById('act-result').textContent;
         return t.startsWith(l + ' of ') && !/asking the daemon/.test(t);
-      }, { timeout: 120000 }, label);
-      log(label + ': ' + (await text(page, '#act-result')));
+      }, { timeout: 300000 }, label);
+      // what the daemon reported (the checks' lines, the dry run's summary or errors) is shown
+      const shown = await page.$eval('#act-output', (el) => (el.hidden ? '' : el.textContent));
+      check(shown.length > 0, label + ': nothing shown under the buttons');
+      log(label + ': ' + (await text(page, '#act-result')) + ' | ' + shown.split('\n')[0]);
     }
     await shot(page, '5-actions');
+
+    // ---- the preview of a pasted configuration change
+    step = 'plan';
+    const plan = async (toml) => {
+      await page.$eval('#plan-config', (el, v) => { el.value = v; }, toml);
+      await page.click('#plan-run');
+      await page.waitForFunction(() => {
+        const o = document.getElementById('plan-out');
+        return !o.hidden && !/Asking the daemon/.test(o.textContent);
+      }, { timeout: 60000 });
+      return text(page, '#plan-out');
+    };
+    let planned = await plan('[certificate.cert-new]\ndomains = ["new.test"]\nca = "pebble"\nkey = "ec-p256"\n');
+    check(/cert-new/.test(planned) && (await page.$$eval('#plan-out h3 .badge', (b) => b.map((x) => x.textContent)))
+      .includes('added'), 'the preview of a new certificate: ' + planned.slice(0, 400));
+    await page.$eval('#plan-out', (el) => el.scrollIntoView());
+    await shot(page, '6-plan');
+    log('preview of a new certificate: ' + planned.replace(/\s+/g, ' ').slice(0, 160));
+    planned = await plan('[certificate.bad]\ndomains = ["bad.test"]\nca = "nope"\n');
+    check(/\(config\):\d+:\d+: error:/.test(planned), 'the preview of an invalid change: ' + planned.slice(0, 400));
+    log('preview of an invalid change: ' + planned.replace(/\s+/g, ' ').slice(0, 160));
 
     // ---- a phone-sized window: nothing wider than the screen
     step = 'narrow';
     await page.setViewport({ width: 390, height: 844 });
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     check(wide <= 390, 'the page is ' + wide + ' px wide in a 390 px window');
-    await shot(page, '6-narrow');
+    await shot(page, '7-narrow');
     await page.setViewport({ width: 1440, height: 1000 });
 
     // ---- a page on another site cannot use the session
@@ -260,7 +284,7 @@ async function main() {
     check(!(await page.cookies()).some((x) => x.name === '__Host-certloop'), 'the cookie stays after sign-out');
     await page.reload({ waitUntil: 'networkidle0' });
     await page.waitForSelector('#login-view:not([hidden])');
-    await shot(page, '7-signed-out');
+    await shot(page, '8-signed-out');
     log('signed out');
     // the answers the steps above expect (401, 403, 404, 501) are logged by
     // the browser; anything else (a CSP violation, a script error) fails

@@ -93,7 +93,7 @@ grep -qx 1 <<<"$(grep -c "POST /v1/certificates/[^ ]*/renew.* -> 202" "$TW/err.t
   tw_fail "more than one renewal was accepted: $(grep "renew" "$TW/err.txt")"
 grep -q 'clt_' "$TW/err.txt" && tw_fail "a token in the log"
 n=$(ls "$ARTIFACTS"/*.png 2>/dev/null | wc -l)
-[ "$n" -ge 7 ] || tw_fail "$n screenshots in $ARTIFACTS"
+[ "$n" -ge 8 ] || tw_fail "$n screenshots in $ARTIFACTS"
 
 tw_daemon_stop
 tw_done
