@@ -30,6 +30,7 @@ struct acme_request {
     bool use_jwk;      /* account setup: sign with the JWK instead of the kid */
     bool add_profile;  /* newOrder: add the CA's profile to the payload when sending */
     bool acct_retried; /* already re-sent after an account reset */
+    char *signed_kid;  /* owned: the kid of the last send (NULL: the JWK) */
     int retries;
     bool has_slot;     /* counts in c->inflight */
     uint64_t slot_seq; /* FIFO order while REQ_WAIT_SLOT */
@@ -156,6 +157,7 @@ static void req_free(struct acme_request *r)
     free(r->payload);
     free(r->accept);
     free(r->subject);
+    free(r->signed_kid);
     free(r);
 }
 
@@ -450,6 +452,19 @@ static void req_response(int status, const struct http_response *hr, void *arg)
         req_resend(r);
         return;
     }
+    if (have_prob && !r->use_jwk && c->acct == ACCT_READY && r->signed_kid != NULL &&
+        c->kid != NULL && strcmp(r->signed_kid, c->kid) != 0 &&
+        acme_problem_is(&prob, "accountDoesNotExist")) {
+        /* sent under the account URL the CA forgot, answered after the
+         * account was set up again: send it once more, with the new kid */
+        log_debug(LOG_ACME, "%s: POST %s: sent before the account was set up again: resent",
+                  r->subject, r->url);
+        acme_problem_fini(&prob);
+        json_decref(resp.json);
+        r->acct_retried = true;
+        req_resend(r);
+        return;
+    }
     if (have_prob && !r->use_jwk && !r->acct_retried &&
         (acme_problem_is(&prob, "accountDoesNotExist") ||
          (hr->status == 401 && acme_problem_is(&prob, "unauthorized") && c->acct == ACCT_READY))) {
@@ -523,6 +538,20 @@ static int req_post(struct acme_request *r, char *nonce)
         json_decref(p);
         r->add_profile = false;
     }
+    if (!r->use_jwk && c->acct != ACCT_READY) {
+        /* The account is being set up again (the CA forgot it): a request
+         * that waited for a slot or a nonce meanwhile has no kid to sign
+         * with; signed with the JWK, a CA answers malformed (Pebble: "Key
+         * ID (kid) in JWS header missing expected URL prefix"). It waits
+         * for the account as a new request does; account_ready sends it. */
+        nonce_push(c, nonce);
+        free(nonce);
+        slot_release(r);
+        r->state = REQ_WAIT_ACCOUNT;
+        return c->acct == ACCT_NONE ? setup_start(c) : 0;
+    }
+    free(r->signed_kid);
+    r->signed_kid = r->use_jwk ? NULL : xstrdup(c->kid);
     rc = acme_jws_sign(c->key, r->use_jwk ? NULL : c->kid, nonce, r->url, r->payload, &body);
     free(nonce);
     if (rc < 0) {
