@@ -731,8 +731,9 @@ int config_dry_run(struct config *cfg, const char *const *names, size_t n, struc
             config_diag_add(diag, "no certificate named '%s' in %s", names[i], cfg->path);
             rc = -EINVAL;
         } else if (c->ca == NULL) {
-            config_diag_add(diag, "%s: an imported certificate without a CA is never ordered",
-                            names[i]);
+            config_diag_add(diag, "%s: %s is never ordered here", names[i],
+                            c->hub != NULL ? "a certificate pulled from a hub"
+                                           : "an imported certificate without a CA");
             rc = -EINVAL;
         } else {
             keep[c - cfg->certs] = true;

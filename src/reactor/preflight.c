@@ -486,6 +486,11 @@ int preflight_run(struct config *cfg, const char *name, FILE *out, FILE *err)
         fprintf(err, "certloop: test: no certificate named '%s' in the configuration\n", name);
         return 64;
     }
+    if (cert->hub != NULL) {
+        fprintf(out, "test %s: pulled from hub.%s: nothing to order here, no checks\n", name,
+                cert->hub->name);
+        return 0;
+    }
     if (cert->ca == NULL) {
         fprintf(out, "test %s: an imported certificate without a CA: nothing to order, no checks\n",
                 name);

@@ -140,6 +140,13 @@ int revoke_run(struct config *cfg, const char *name, int reason, bool reissue, F
         fprintf(err, "certloop revoke: no certificate '%s' in the configuration\n", name);
         return 64;
     }
+    if (cc->hub != NULL) {
+        fprintf(err,
+                "certloop revoke: cert=%s is pulled from hub.%s (no CA here): revoke it on the "
+                "hub\n",
+                name, cc->hub->name);
+        return 64;
+    }
     if (cc->ca == NULL) {
         fprintf(err,
                 "certloop revoke: cert=%s is imported (no CA in the configuration): revoke it "

@@ -95,6 +95,12 @@ chmod 600 "$B/b.token"
 grep -q "from *hub.a (https://127.0.0.1:$API_PORT; trust $B/hub.pem)" "$TW/plan.txt" &&
   grep -q 'renew *by the hub' "$TW/plan.txt" || tw_fail "plan: $(cat "$TW/plan.txt")"
 
+out=$("$CERTLOOP" revoke www -c "$B/b.toml" 2>&1)
+[ $? = 64 ] && grep -q 'cert=www is pulled from hub.a (no CA here): revoke it on the hub' <<<"$out" ||
+  tw_fail "revoke of a pulled certificate: $out"
+out=$("$CERTLOOP" test www -c "$B/b.toml" 2>&1) && grep -q 'test www: pulled from hub.a: nothing to order here' <<<"$out" ||
+  tw_fail "test of a pulled certificate: $out"
+
 same_files() { # same_files: B's four files are A's, byte for byte
   local f
   for f in fullchain key cert chain; do
