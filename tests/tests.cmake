@@ -34,7 +34,7 @@ file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/integr
 # The few that load the machine themselves (hundreds of orders, connection
 # floods, kill -9 loops) claim two of ctest's slots so fewer run beside them.
 set(HEAVY_INTEGRATION_TESTS test_crash test_fd_budget test_dns01_many test_resume test_browser
-    test_pg_fleet test_pg_fleet_down)
+    test_pg_fleet test_pg_fleet_down test_pg_fleet_crash)
 foreach(script ${INTEGRATION_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME integration/${name} COMMAND bash ${script})

@@ -828,6 +828,8 @@ static void account_ready(struct acme_client *c)
     }
 }
 
+static void account_load(struct acme_client *c);
+
 static void acct_job_end(struct acct_job *j, int status)
 {
     struct acme_client *c = j->c;
@@ -843,6 +845,16 @@ static void acct_job_end(struct acct_job *j, int status)
     if (status < 0 && j->write_only) {
         log_warn(LOG_ACME, "acme ca=%s: account.json: %s: %s", c->ca->name, j->step,
                  err_str(status));
+        goto out;
+    }
+    if (status == ERR_LOCKED && j->gen) {
+        /* a store shared by several instances: another stored its new
+         * account first; every instance uses that one (its orders must be
+         * resumable by the others) */
+        log_info(LOG_ACME, "acme ca=%s: another instance created the account: using it",
+                 c->ca->name);
+        EVP_PKEY_free(j->key);
+        account_load(c);
         goto out;
     }
     if (status < 0) {

@@ -107,6 +107,7 @@ struct wop {
     size_t nlines;
     int keep;
     bool mark;
+    bool create; /* W_ACCOUNT: none known here: the first instance's wins */
     int64_t t;
     struct store_cert_put put; /* W_CERT: the strings below */
     char *cert_pem, *chain_pem, *fullchain_pem, *meta_json;
@@ -246,6 +247,15 @@ static void wop_done(int status, const struct pg_res *res, void *arg)
     } else if (status < 0) {
         err =
             xasprintf("postgresql: %s: %s", w->name != NULL ? w->name : "outbox", err_str(status));
+    } else if (w->create && PQntuples(res->res[0]) == 0 && PQntuples(res->res[1]) == 1) {
+        /* another instance's account came first: ours is not stored */
+        char *ad = pg_store_account_ad(w->name);
+        char *key = pg_store_unseal_hex(w->p, ad, "", PQgetvalue(res->res[1], 0, 0));
+        free(ad);
+        pg_cache_acct_set(w->p, w->name, key, PQgetvalue(res->res[1], 0, 1));
+        pg_cache_wipe_free(key);
+        status = ERR_LOCKED;
+        err = xasprintf("postgresql: account %s: another instance stored one first", w->name);
     } else if (w->kind == W_NOTE && PQntuples(res->res[res->n - 1]) == 0) {
         status = -ENOENT; /* the generation is gone */
         err = xasprintf("postgresql: %s %s: no such generation", w->name, w->gen);
@@ -314,7 +324,24 @@ static int account_write(struct store *s, enum wkind kind, const char *ca, const
         {ACCOUNT_UPSERT_SQL, 3, par},
         {"DELETE FROM certloop_account_next WHERE ca = $1", 1, ca_p},
     };
-    int rc = wop_start(w, st, kind == W_ROLLOVER ? 2 : 1);
+    /* A fleet starting together: every instance finds no account and
+     * makes a key. The first one stored is the fleet's (an order resumed
+     * by another instance must belong to the same account); the others
+     * get ERR_LOCKED and that account in their copy, and use it. */
+    struct pg_stmt create[] = {
+        {"INSERT INTO certloop_accounts (ca, key_sealed, account_json) VALUES ($1, $2::bytea, $3)"
+         " ON CONFLICT (ca) DO NOTHING RETURNING ca",
+         3, par},
+        {"SELECT encode(key_sealed, 'hex'), account_json FROM certloop_accounts WHERE ca = $1", 1,
+         ca_p},
+    };
+    int rc;
+    if (kind == W_ACCOUNT && pg_cache_acct_find(p, ca) == NULL) {
+        w->create = true;
+        rc = wop_start(w, create, 2);
+    } else {
+        rc = wop_start(w, st, kind == W_ROLLOVER ? 2 : 1);
+    }
     free(hex);
     return rc;
 }

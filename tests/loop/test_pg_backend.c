@@ -356,6 +356,47 @@ static void test_store_generation_reaches_other_instance(void **state)
     close_store(f, b);
 }
 
+/* A fleet starting together: two instances that know no account each
+ * store a new one; the first stored is the fleet's, the second gets
+ * ERR_LOCKED and reads the first's key and JSON back (and a later put of
+ * its own, the registered JSON, updates the same row). */
+static void test_store_first_account_wins(void **state)
+{
+    struct pg_fx *f = *state;
+    struct sres ka = {0}, kb = {0}, kc = {0};
+    char *ci = pg_world_fresh_db("acctrace");
+    struct store *a = open_store(f, ci, "alpha");
+    struct store *b = open_store(f, ci, "beta");
+    char *key = NULL, *json = NULL;
+
+    free(ci);
+    assert_int_equal(
+        store_account_put_start(a, "pebble", KEY_PEM, "{\"by\": \"a\"}", on_store, &ka), 0);
+    pg_fx_wait(f, &ka.calls, 1);
+    assert_int_equal(ka.status, 0);
+    assert_int_equal(store_account_read(b, "pebble", &key, &json), -ENOENT); /* loaded before */
+    assert_int_equal(store_account_put_start(b, "pebble", "-----BEGIN PRIVATE KEY-----\nB\n",
+                                             "{\"by\": \"b\"}", on_store, &kb),
+                     0);
+    pg_fx_wait(f, &kb.calls, 1);
+    assert_int_equal(kb.status, ERR_LOCKED);
+    assert_int_equal(store_account_read(b, "pebble", &key, &json), 0);
+    assert_string_equal(key, KEY_PEM);
+    assert_string_equal(json, "{\"by\": \"a\"}");
+    free(key);
+    free(json);
+    /* b now knows it: its registration's JSON goes to the same row */
+    assert_int_equal(
+        store_account_put_start(b, "pebble", KEY_PEM, "{\"url\": \"u\"}", on_store, &kc), 0);
+    pg_fx_wait(f, &kc.calls, 1);
+    assert_int_equal(kc.status, 0);
+    char *row = pg_world_query_db("acctrace", "SELECT account_json FROM certloop_accounts");
+    assert_string_equal(row, "{\"url\": \"u\"}");
+    free(row);
+    close_store(f, a);
+    close_store(f, b);
+}
+
 struct rot {
     int calls, status;
     size_t resealed;
@@ -628,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_generation_reaches_other_instance, pg_fx_setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_accounts_notes_history, pg_fx_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_first_account_wins, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_rotation, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_opens_from_config_files, pg_fx_setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rides_out_a_database_crash, pg_fx_setup,
