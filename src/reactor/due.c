@@ -423,9 +423,12 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
         for (size_t i = 0; i < cc->domains.n; i++)
             (void)buf_printf(&names, "%s%s", i ? "," : "", cc->domains.v[i]);
         mgr_fmt_time(mc->not_after, na, sizeof(na));
-        log_info(LOG_MAIN, "%s cert=%s names=%s not_after=%s deployed=%zu actions",
-                 mc->run_deploy_only ? "deployed" : "issued", mc->name,
-                 names.data ? names.data : "", na, cc->n_deploy);
+        if (mc->run_unchanged) /* an import's files or a hub's generation: the stored one */
+            log_debug(LOG_MAIN, "cert=%s: unchanged: nothing stored or deployed", mc->name);
+        else
+            log_info(LOG_MAIN, "%s cert=%s names=%s not_after=%s deployed=%zu actions",
+                     mc->run_deploy_only ? "deployed" : "issued", mc->name,
+                     names.data ? names.data : "", na, cc->n_deploy);
         buf_fini(&names);
         mc->summary = SUM_ISSUED;
         if (!mc->journal_shared)
@@ -445,7 +448,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
                 mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
             mgr_emit(mc, mc->had_cert ? NOTIFY_EV_RENEWED : NOTIFY_EV_ISSUED, NULL, NULL);
             mgr_expiring_set(mc, 0);
-        } else {
+        } else if (!mc->run_unchanged) {
             mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
         }
     } else if (status == -ECANCELED && (m->stopping || mgr_removed(mc))) {
@@ -505,6 +508,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     if (status == 0 || deploy_failed) /* what this instance deployed, for the fleet view */
         fleet_view_deployed(m->fleet_view, mc->name, mc->generation, status == 0, mc->error);
     mc->run_deploy_only = false;
+    mc->run_unchanged = false;
     if (status != 0 && !mc->journal_shared) {
         /* stopped mid-deployment: the order file stays, so the next start
          * deploys again (and deploy_files_sweep removes the backups) */

@@ -147,6 +147,7 @@ int mgr_import_take(struct mcert *mc, const struct acme_chain *ch, const char *k
                          mc->name);
                 return MGR_IMPORT_REDEPLOY;
             }
+            mc->run_unchanged = true;
             return MGR_IMPORT_SAME;
         }
     }

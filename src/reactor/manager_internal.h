@@ -121,6 +121,7 @@ struct mcert {
     bool had_cert;        /* a certificate was stored before this run: "renewed", not "issued" */
     bool deploy_only;     /* the next run only deploys the stored generation */
     bool run_deploy_only; /* the run in flight only deploys (no order, nothing counted) */
+    bool run_unchanged;   /* ... and found the stored generation unchanged: nothing to do */
     size_t deploy_idx;
     struct deploy_journal *journal; /* owned: what this round's deployment replaced, or NULL */
     bool journal_shared;            /* that deployment waits for the round's reload commands */

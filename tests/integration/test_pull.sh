@@ -145,6 +145,8 @@ B_PID=$TW_DAEMON_PID
 tw_daemon_wait 30 grep -q "hub.a: following its events (https://127.0.0.1:$API_PORT, after event $id)" "$B/b2.err" ||
   tw_fail "B did not resume after $id: $(grep hub "$B/b2.err" | tail -3)"
 same_files || tw_fail "B's files changed across its restart"
+tw_daemon_wait 30 grep -q 'cert=www: unchanged: nothing stored or deployed' "$B/b2.err" || tw_fail "B: no unchanged fetch at its restart"
+grep -q 'deployed cert=www' "$B/b2.err" && tw_fail "B deployed an unchanged generation again"
 
 # ---- refused: a wrong token, a token without pull, a wrong trust (run --once: nothing deployed)
 mkdir -p "$B/out/www"
