@@ -152,7 +152,14 @@ static char *body_to_toml(json_t *j, char **name, char **ident, int *st, char **
                n);
     if (id != NULL)
         buf_printf(&b, IDENT_TAG "%s\n", json_string_value(id));
-    buf_printf(&b, "[certificate.%s]\ndomains = [", n);
+    /* a name with a dot is a quoted key: [certificate.a.b] would be a
+     * table b inside a inside certificate */
+    buf_append_str(&b, "[certificate.");
+    if (strchr(n, '.') != NULL)
+        toml_str(&b, n);
+    else
+        buf_append_str(&b, n);
+    buf_append_str(&b, "]\ndomains = [");
     size_t i;
     json_t *d;
     json_array_foreach(doms, i, d)

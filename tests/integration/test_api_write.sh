@@ -118,6 +118,15 @@ st=$(api reader POST /v1/certificates --data-binary '{"name":"r","domains":["r.t
 [ "$(api reader GET /v1/certificates/hub1)" = 404 ] || tw_fail "hub1 still served after DELETE"
 [ "$(api reader GET /v1/certificates/www)" = 200 ] || tw_fail "www after DELETE hub1"
 grep -q 'error' "$TW/check.txt" && tw_fail "check: $(cat "$TW/check.txt")"
+# a name with dots (allowed) is a quoted key: [certificate.a.b] was a nested
+# table and the POST a 422 saying only [certificate.a.b] may be in a.b.toml
+st=$(post '{"name":"shop.example","domains":["shop.test"],"ca":"pebble"}')
+[ "$st" = 201 ] || tw_fail "a name with dots: $st $(cat "$TW/body")"
+grep -qxF '[certificate."shop.example"]' "$APIDIR/shop.example.toml" ||
+  tw_fail "shop.example.toml: $(cat "$APIDIR/shop.example.toml")"
+"$CERTLOOP" check -c "$TW/certloop.toml" >"$TW/check2.txt" 2>&1 || tw_fail "check: $(cat "$TW/check2.txt")"
+[ "$(api manager DELETE /v1/certificates/shop.example)" = 200 ] || tw_fail "DELETE shop.example: $(cat "$TW/body")"
+[ -e "$APIDIR/shop.example.toml" ] && tw_fail "shop.example.toml is still there"
 grep -q 'info api: 127.0.0.1 POST /v1/certificates token=manager -> 201' "$TW/err.txt" ||
   tw_fail "no log line for the POST"
 
