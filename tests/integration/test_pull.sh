@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The pull client (issue 15 item 3): daemon A issues www from Pebble and
-# serves it on its HTTPS API; daemon B has no [ca.*], no DNS and no http-01
-# listener, only [hub.a] (url, a read,pull token, trust = A's bootstrap
-# certificate) and from = "hub.a". B deploys byte-identical files; a
+# serves it on its HTTPS API (with its own certificate for 127.0.0.1, also
+# from Pebble); daemon B has no [ca.*], no DNS and no http-01 listener,
+# only [hub.a] (url, a read,pull token, trust = Pebble's root) and
+# from = "hub.a". B deploys byte-identical files; a
 # renewal on A reaches B through A's event stream and B deploys the new
 # generation; B keeps the last event id and resumes after it on a restart.
 # A wrong token, a token without the pull scope and a wrong trust are each
-# refused with a sentence saying so, and nothing is deployed. With A
-# stopped, B keeps what it deployed and its status says the hub is down.
+# refused with a sentence saying so, and nothing is deployed; a pin of A's
+# own certificate is accepted. With A stopped, B keeps what it deployed and
+# its status says the hub is down; when A is back B follows its events
+# again and deploys its next renewal.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -23,9 +26,11 @@ mkdir -p "$B/state" "$B/out/www"
 [api]
 listen = ["127.0.0.1:$API_PORT"]
 tokens_file = "$TW/api-tokens"
+certificate = "apicert"
 
 EOF
   tw_config_cert www ec-p256 www.test
+  tw_config_cert apicert ec-p256 127.0.0.1
 } >"$TW/a.toml"
 for t in b:read,pull ro:read; do
   "$CERTLOOP" api-token create "${t%%:*}" --scopes "${t#*:}" -c "$TW/a.toml" 2>"$TW/tok.err" |
@@ -39,7 +44,8 @@ tw_daemon_start "$TW/a.toml" "$TW/a.out" "$TW/a.err" 20 test -s "$TW/state/api/b
   tw_fail "A: no bootstrap.pem: $(tail -5 "$TW/a.err")"
 A_PID=$TW_DAEMON_PID
 tw_daemon_wait 90 test -s "$TW/out/www/fullchain.pem" || tw_fail "A did not issue www"
-cp "$TW/state/api/bootstrap.pem" "$B/hub.pem"
+tw_daemon_wait 90 test -s "$TW/out/apicert/fullchain.pem" || tw_fail "A did not issue apicert"
+cp "$TW/root.pem" "$B/hub.pem"
 
 # b_conf NAME TOKEN TRUST: B's configuration (no CA, no DNS, no listener)
 b_conf() {
@@ -163,6 +169,12 @@ for c in "bad $B/hub.pem|the hub refused the token of $B/bad.token (HTTP 401)" \
   [ -e "$B/state-$1/certs/www/current" ] && tw_fail "token $1 trust $2: something was stored"
 done
 
+# a pin: A's own certificate as the only anchor (not a CA: accepted as it is)
+b_conf x b "$TW/out/apicert/cert.pem" -pin | sed -e "s|$B/out/www/|$B/out/pin-|" \
+  -e "s|$B/control.sock|$B/c-pin.sock|" >"$B/once-pin.toml"
+"$CERTLOOP" run --once -c "$B/once-pin.toml" >"$B/pin.out" 2>"$B/pin.err" || tw_fail "pin: $(cat "$B/pin.out")"
+cmp -s "$B/out/pin-fullchain.pem" "$TW/out/www/fullchain.pem" || tw_fail "pin: not A's fullchain"
+
 # ---- A stopped: B keeps its files, and status says why
 TW_DAEMON_PID=$A_PID
 tw_daemon_stop || tw_fail "A did not stop cleanly"
@@ -180,5 +192,24 @@ EOF
 tw_daemon_wait 30 down || tw_fail "B's status does not say the hub is down: $(cat "$TW/st.json")"
 "$CERTLOOP" status -c "$B/b.toml" | grep -q '\[from hub.a\] hub down: ' || tw_fail "status text: no hub down"
 same_files || tw_fail "B's files changed while the hub was down"
+
+# ---- A back: B follows its events again and deploys A's next renewal
+tw_daemon_start "$TW/a.toml" "$TW/a2.out" "$TW/a2.err"
+A_PID=$TW_DAEMON_PID
+TW_DAEMON_PID=$B_PID
+back() { [ "$(grep -c 'hub.a: following its events' "$B/b2.err")" -ge 2 ]; }
+tw_daemon_wait 60 back || tw_fail "B did not follow A's events again: $(grep hub "$B/b2.err" | tail -3)"
+old=$(openssl x509 -in "$TW/out/www/cert.pem" -noout -serial)
+"$CERTLOOP" renew www --force -c "$TW/a.toml" >/dev/null 2>&1 || tw_fail "renew on A (back)"
+tw_daemon_wait 90 renewed || tw_fail "A did not renew www again"
+tw_daemon_wait 30 same_files || tw_fail "B did not deploy A's renewal after the outage"
+"$CERTLOOP" status --json -c "$B/b.toml" >"$TW/st.json" 2>&1
+python3 - "$TW/st.json" <<'EOF' || tw_fail "B status after the outage: $(cat "$TW/st.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))["certificates"][0]
+assert c["hub_error"] is None and c["last_error"] is None and c["consecutive_failures"] == 0, c
+EOF
 tw_daemon_stop || tw_fail "B did not stop cleanly"
+TW_DAEMON_PID=$A_PID
+tw_daemon_stop || tw_fail "A did not stop cleanly"
 tw_done
