@@ -261,7 +261,20 @@ static void work_cb(uv_work_t *w)
         goto out;
     }
     if (q->ident != NULL && (q->found = ident_find(dir, q->ident)) != NULL) {
-        q->status = 200; /* the same request again: what it created */
+        /* the same request again: what it created; the identifier with
+         * another body is a client's mistake, not the same request */
+        char *fpath = xasprintf("%s/%s.toml", dir, q->found), *ftext = NULL;
+        size_t flen = 0;
+        bool same = store_read_file(fpath, &ftext, &flen) == 0 && strcmp(ftext, q->text) == 0;
+        free(fpath);
+        free(ftext);
+        if (same)
+            q->status = 200;
+        else
+            refuse(q, 409,
+                   xasprintf("request_identifier %s created %s with another body: send the "
+                             "same body again, or a new request_identifier",
+                             q->ident, q->found));
         goto out;
     }
     if (q->running && !exists) {

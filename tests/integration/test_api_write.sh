@@ -73,6 +73,13 @@ grep -q '"name":"hub1"' "$TW/body" || tw_fail "repeat body: $(cat "$TW/body")"
 # another identifier for the same name is a clash, not a second certificate
 st=$(post '{"name":"hub1","domains":["hub1.test"],"request_identifier":"other"}')
 [ "$st" = 409 ] || tw_fail "another identifier for hub1: $st $(cat "$TW/body")"
+# the same identifier with another body is the client's mistake: 409, and
+# nothing changes (it answered 200 with hub1 as if other.test were ordered)
+cp "$APIDIR/hub1.toml" "$TW/hub1.before"
+st=$(post '{"name":"hub2","domains":["other.test"],"ca":"pebble","request_identifier":"order-7f3a"}')
+[ "$st" = 409 ] && grep -q 'request_identifier order-7f3a created hub1 with another body' "$TW/body" ||
+  tw_fail "the identifier with another body: $st $(cat "$TW/body")"
+cmp -s "$APIDIR/hub1.toml" "$TW/hub1.before" || tw_fail "hub1.toml changed"
 [ "$(ls "$APIDIR")" = hub1.toml ] || tw_fail "files in $APIDIR: $(ls "$APIDIR")"
 tw_daemon_wait 90 test -e "$TW/state/certs/hub1/current/fullchain.pem" || tw_fail "hub1 not issued"
 issued() { grep -c '^data: {.*"event":"issued".*"certificate":"hub1"' "$TW/sse.txt"; }
