@@ -1,11 +1,15 @@
 # Three certloop instances on one PostgreSQL (source after lib.sh and
 # pg.sh): instance I (a, b, c) has its own state directory $TW/I/state,
 # deploys into $TW/I/out/NAME/, and answers control on $TW/I/control.sock.
-# http-01 tokens go to one shared webroot served by python3's http.server
-# on Pebble's http-01 port, so whichever instance holds a certificate's
-# lease can answer its challenge.
+# http-01: with FLEET_HTTP=webroot the tokens go to one shared webroot
+# served by python3's http.server on Pebble's http-01 port (whichever
+# instance holds a certificate's lease answers); with FLEET_HTTP=listeners
+# each instance's own listener answers on 127.0.0.K (a: 1, b: 2, c: 3) and
+# Pebble resolves the names round-robin over the three, so most
+# challenges reach an instance that did not order (the fleet's shared
+# tokens answer them).
 #
-#   fleet_start_web                   # the shared webroot's server
+#   fleet_start_web                   # the shared webroot's server, or the A records
 #   fleet_config a N [EXTRA]          # $TW/a.toml: N certificates f00.. (EXTRA: [daemon] lines)
 #   fleet_daemon a                    # `certloop run` in the background: FLEET_PID[a]
 #   fleet_wait_deployed SECONDS N a b c
@@ -13,6 +17,9 @@
 declare -A FLEET_PID
 
 fleet_start_web() {
+  if [ "${FLEET_HTTP:-webroot}" = listeners ]; then
+    return 0 # fleet_config adds each name's A record
+  fi
   mkdir -p "$TW/www"
   python3 -m http.server --bind 127.0.0.1 --directory "$TW/www" "$TW_HTTP_PORT" \
     >"$TW/www.log" 2>&1 &
@@ -29,8 +36,21 @@ fleet_start_web() {
 # fleet_config INSTANCE N [DAEMON_LINES]: certificates f00 .. f(N-1), each
 # named fNN.test, EC P-256, a files deploy into $TW/INSTANCE/out/fNN/.
 fleet_config() {
-  local inst=$1 n=$2 extra=${3:-} i name
+  local inst=$1 n=$2 extra=${3:-} i name http
   mkdir -p "$TW/$inst/state" "$TW/$inst/out"
+  if [ "${FLEET_HTTP:-webroot}" = listeners ]; then
+    case $inst in a) k=1 ;; b) k=2 ;; *) k=3 ;; esac
+    http="listen = [\"127.0.0.$k:$TW_HTTP_PORT\"]"
+    for ((i = 0; i < n; i++)); do
+      name=$(printf 'f%02d' "$i")
+      [ -e "$TW/a-record.$name" ] && continue
+      curl -fsS -X POST -d "{\"host\":\"$name.test.\",\"addresses\":[\"127.0.0.$((i % 3 + 1))\"]}" \
+        "http://127.0.0.1:$TW_DNS_MGMT_PORT/add-a" >/dev/null || tw_fail "challtestsrv add-a $name"
+      touch "$TW/a-record.$name"
+    done
+  else
+    http=$(printf 'listen = []\nwebroot = "%s"' "$TW/www")
+  fi
   {
     cat <<EOF2
 [daemon]
@@ -41,8 +61,7 @@ log_level = "${TW_LOG_LEVEL:-info}"
 $extra
 
 [http01]
-listen = []
-webroot = "$TW/www"
+$http
 
 [ca.pebble]
 directory = "$TW_DIRECTORY"
