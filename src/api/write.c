@@ -299,9 +299,9 @@ static void work_cb(uv_work_t *w)
         refuse(q, 422, xasprintf("the configuration with %s would not be valid", q->name));
         goto out;
     }
-    rc = store_mkdirs(dir, 0755);
+    rc = store_mkdirs(dir, 0750);
     if (rc == 0)
-        rc = store_write_atomic(q->path, q->text, strlen(q->text), 0644, (uid_t)-1, (gid_t)-1,
+        rc = store_write_atomic(q->path, q->text, strlen(q->text), 0640, (uid_t)-1, (gid_t)-1,
                                 &step);
     if (rc < 0)
         refuse(q, 500,
@@ -383,7 +383,7 @@ static void reload_cb(void *arg, int status, const char *message, const char *co
     /* the file is what it was before: the running configuration stays true */
     const char *step = NULL;
     int rc = q->del ? store_write_atomic(q->path, q->old != NULL ? q->old : "",
-                                         q->old != NULL ? strlen(q->old) : 0, 0644, (uid_t)-1,
+                                         q->old != NULL ? strlen(q->old) : 0, 0640, (uid_t)-1,
                                          (gid_t)-1, &step)
                     : (unlink(q->path) < 0 ? -errno : 0);
     if (rc < 0)

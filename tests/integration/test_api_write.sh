@@ -64,6 +64,8 @@ o = json.load(open(sys.argv[1]))
 assert o["name"] == "hub1" and o["domains"] == ["hub1.test", "alt.hub1.test"] and o["state"], o
 EOF
 [ -f "$APIDIR/hub1.toml" ] || tw_fail "no $APIDIR/hub1.toml"
+[ "$(tw_mode "$APIDIR/hub1.toml")" = 640 ] || tw_fail "hub1.toml mode $(tw_mode "$APIDIR/hub1.toml")"
+[ "$(tw_mode "$APIDIR")" = 750 ] || tw_fail "$APIDIR mode $(tw_mode "$APIDIR")"
 grep -qx '# request_identifier: order-7f3a' "$APIDIR/hub1.toml" || tw_fail "file: $(cat "$APIDIR/hub1.toml")"
 "$CERTLOOP" check -c "$TW/certloop.toml" >"$TW/check.txt" 2>&1 || tw_fail "check: $(cat "$TW/check.txt")"
 grep -q 'OK: 2 certificates' "$TW/check.txt" || tw_fail "check: $(cat "$TW/check.txt")"
