@@ -144,6 +144,14 @@ id=$(cat "$B/state/hubs/a.last-event-id")
 [ "$(find "$B/state/certs/www" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 2 ] ||
   tw_fail "B: not two generations: $(ls "$B/state/certs/www")"
 
+# ---- a reload that changes the hub's trust reopens its stream (same certificates: no fetch)
+cp "$B/hub.pem" "$B/hub2.pem"
+sed -i "s|^trust = .*|trust = \"$B/hub2.pem\"|" "$B/b.toml"
+"$CERTLOOP" reload -c "$B/b.toml" >/dev/null 2>&1 || tw_fail "reload of B"
+reopened() { [ "$(grep -c 'hub.a: following its events' "$B/b.err")" -ge 2 ]; }
+tw_daemon_wait 30 reopened && grep -q 'hub.a: changed: no longer followed' "$B/b.err" ||
+  tw_fail "B's reload did not reopen the stream: $(grep hub "$B/b.err" | tail -3)"
+
 # ---- a restart resumes the stream after the last event
 tw_daemon_stop || tw_fail "B did not stop cleanly"
 tw_daemon_start "$B/b.toml" "$B/b2.out" "$B/b2.err"
