@@ -505,8 +505,6 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     lease_release(mc);
     if (deploy_failed)
         mc->summary = SUM_DEPLOY_FAILED;
-    if (status == 0 || deploy_failed) /* what this instance deployed, for the fleet view */
-        fleet_view_deployed(m->fleet_view, mc->name, mc->generation, status == 0, mc->error);
     mc->run_deploy_only = false;
     mc->run_unchanged = false;
     if (status != 0 && !mc->journal_shared) {

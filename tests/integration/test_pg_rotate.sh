@@ -76,7 +76,9 @@ cl store rotate-key -c "$TW/a.toml"
 [ "$rc" = 64 ] || tw_fail "no --new-key-file: exit $rc, expected 64"
 
 echo "== the daemon on the old key, then on the new one"
-timeout 60 "$CERTLOOP" run --once -c "$TW/a.toml" >"$TW/out2" 2>"$TW/err2"
+# (the old key opens nothing: what the run does then is not this test's
+# business, only that it says so at once)
+timeout 15 "$CERTLOOP" run --once -c "$TW/a.toml" >"$TW/out2" 2>"$TW/err2"
 grep -q "sealed with another encryption key" "$TW/err2" ||
   tw_fail "the old key still opens the rotated keys"
 sed -i "s|^encryption_key_file = .*|encryption_key_file = \"$TW/new.key\"|" "$TW/a.toml"
