@@ -865,6 +865,8 @@ static int cmd_store(struct cli *c, int argc, char **argv)
                 "encryption_key_file on every instance and restart them\n",
                 n, c->new_key_file);
         printf("%zu\n", n);
+    } else if (rc == -EINVAL) {
+        fprintf(stderr, "certloop: store rotate-key: nothing was changed (see above)\n");
     } else {
         fprintf(stderr,
                 "certloop: store rotate-key: %s (one transaction: it committed whole or not at "

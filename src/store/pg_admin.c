@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -106,6 +107,18 @@ int store_pg_rotate_key(const struct cfg_store *cfg, const char *old_key_file,
         old_key_file = cfg->encryption_key_file;
     if (cfg->conninfo_file == NULL || old_key_file == NULL)
         return -EINVAL;
+    /* the new key is what protects every private key from now on: a file
+     * others may read (or write) is refused before anything is sealed with
+     * it, as check refuses it as encryption_key_file */
+    struct stat st;
+    if (stat(new_key_file, &st) == 0 && (st.st_mode & 027) != 0 && !((st.st_mode & 077) == 040)) {
+        log_error(LOG_STORE,
+                  "%s: encryption key: the file is accessible by %s (mode %04o): run chmod 600 "
+                  "%s first; nothing was changed",
+                  new_key_file, (st.st_mode & 007) != 0 ? "others" : "its group",
+                  (unsigned)(st.st_mode & 07777), new_key_file);
+        return -EINVAL;
+    }
     if (pg_key_load(old_key_file, &old_key) < 0)
         return -EINVAL;
     if (pg_key_load(new_key_file, &new_key) < 0) {

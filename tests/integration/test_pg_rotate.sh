@@ -51,6 +51,14 @@ echo "== rotate-key"
 before=$(key_ids)
 [ "$(echo "$before" | wc -w)" = 1 ] || tw_fail "keys sealed with several keys before rotation: $before"
 openssl rand -hex 32 >"$TW/new.key"
+# a new key others may read is refused before anything is sealed with it
+# (check refuses it as encryption_key_file; rotate-key used it)
+chmod 644 "$TW/new.key"
+cl store rotate-key --new-key-file "$TW/new.key" -c "$TW/a.toml"
+[ "$rc" = 78 ] || tw_fail "a world-readable new key: exit $rc, expected 78"
+grep -q "new.key: encryption key: the file is accessible by others (mode 0644)" "$TW/e" ||
+  tw_fail "no word on the world-readable key: $(cat "$TW/e")"
+[ "$(key_ids)" = "$before" ] || tw_fail "a refused rotation changed the keys"
 chmod 600 "$TW/new.key"
 cl store rotate-key --new-key-file "$TW/new.key" -c "$TW/a.toml"
 [ "$rc" = 0 ] || { tw_fail "rotate-key: exit $rc"; cat "$TW/e" >&2; }
