@@ -119,6 +119,30 @@ const char *http_reason(int status);
  * space-separated types, quoted or not, compared case-insensitively. */
 char *http_link_url(const char *link_value, const char *rel);
 
+/* ---- Server-Sent Events (sse.c): a text/event-stream body parser ---- */
+
+struct sse_parser {
+    struct buf line; /* the line not ended yet (capped: max_line) */
+    struct buf data; /* the data lines of the event being read */
+    char *type;      /* owned: its event field, or NULL */
+    char *id;        /* owned: the last id field seen (kept across events), or NULL */
+    bool started, after_cr, data_dropped;
+    unsigned bom_n; /* bytes of a leading BOM seen */
+};
+/* One event (at each blank line): type ("message" unless an event field
+ * said otherwise), its data lines joined by '\n' (len may be 0) and the
+ * last event id (NULL if none yet); all borrowed for the call. */
+typedef void (*sse_event_cb)(const char *type, const char *data, size_t len, const char *id,
+                             void *arg);
+void sse_init(struct sse_parser *p, size_t max_line);
+void sse_fini(struct sse_parser *p);
+/* Feeds len bytes (any piece of the stream; lines end in CRLF, LF or CR;
+ * comments and retry are skipped; an id holding NUL is ignored; a leading
+ * BOM is skipped). cb runs for each event completed.
+ * 0, or ERR_TOO_BIG for a line longer than max_line: drop the stream then.
+ * An event whose data grows past max_line is dropped whole. */
+int sse_feed(struct sse_parser *p, const char *data, size_t len, sse_event_cb cb, void *arg);
+
 /* ---- DNS: a c-ares channel on the loop (uv_poll_t per socket, one
  * uv_timer_t from ares_timeout). Queries are raw: any rcode is an answer. */
 

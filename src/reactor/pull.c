@@ -46,14 +46,12 @@ struct mhub {
     int open_handles;
     bool closing, connected, ever_connected, head_seen, check_all, saving;
     unsigned failures;
-    uint64_t last_rx; /* uv_now of the stream's last bytes */
-    struct buf line;  /* a line not ended yet */
-    struct buf data;  /* the data: lines of the event being read */
-    char *type;       /* its event: field, or NULL */
-    char *id_buf;     /* the id: field last read (kept across events, as EventSource does) */
-    char *last_id;    /* the id of the last event dispatched, or NULL */
-    char *saved_id;   /* the id last written to the store, or NULL */
-    char **pending;   /* certificates the stream named, for the loop */
+    uint64_t last_rx;      /* uv_now of the stream's last bytes */
+    struct sse_parser sse; /* the stream being read */
+    bool ended;            /* an event was dispatched by the piece being read */
+    char *last_id;         /* the id of the last event dispatched, or NULL */
+    char *saved_id;        /* the id last written to the store, or NULL */
+    char **pending;        /* certificates the stream named, for the loop */
     size_t n_pending, cap_pending;
     char *error; /* why the stream is down, or NULL */
 };
@@ -151,24 +149,19 @@ static void hub_retry(struct mhub *h)
     uv_timer_start(&h->timer, hub_retry_cb, ms, 0);
 }
 
-static void hub_event_reset(struct mhub *h)
+/* An event of the stream: its id is the cursor; the certificate it names
+ * goes to the pending list when the event means a new generation. */
+static void hub_event(const char *type, const char *data, size_t len, const char *id, void *arg)
 {
-    buf_reset(&h->data);
-    free(h->type);
-    h->type = NULL;
-}
+    struct mhub *h = arg;
 
-/* An event is complete (a blank line): the certificate it names goes to
- * the pending list. Only the events that mean a new generation count. */
-static void hub_dispatch(struct mhub *h)
-{
+    (void)type;
+    h->ended = true;
     free(h->last_id);
-    h->last_id = h->id_buf != NULL ? xstrdup(h->id_buf) : NULL;
-    if (h->data.len == 0) {
-        hub_event_reset(h);
+    h->last_id = id != NULL ? xstrdup(id) : NULL;
+    if (len == 0)
         return;
-    }
-    json_t *j = json_loadb(h->data.data, h->data.len, 0, NULL);
+    json_t *j = json_loadb(data, len, 0, NULL);
     const char *cert = json_string_value(json_object_get(j, "certificate"));
     const char *ev = json_string_value(json_object_get(j, "event"));
     if (cert != NULL && ev != NULL &&
@@ -183,37 +176,6 @@ static void hub_dispatch(struct mhub *h)
         }
     }
     json_decref(j);
-    hub_event_reset(h);
-}
-
-/* One line of the stream (HTML Living Standard, "Interpreting an event
- * stream"): a field, a comment or the blank line that ends an event. */
-static void hub_line(struct mhub *h, const char *s, size_t n)
-{
-    if (n == 0) {
-        hub_dispatch(h);
-        return;
-    }
-    if (s[0] == ':')
-        return; /* a comment: the keepalive */
-    const char *colon = memchr(s, ':', n);
-    size_t fl = colon != NULL ? (size_t)(colon - s) : n;
-    const char *v = colon != NULL ? colon + 1 : s + n;
-    size_t vl = (size_t)(s + n - v);
-    if (vl > 0 && v[0] == ' ') {
-        v++;
-        vl--;
-    }
-    if (fl == 4 && memcmp(s, "data", 4) == 0) {
-        if (buf_append(&h->data, v, vl) < 0 || buf_append(&h->data, "\n", 1) < 0)
-            buf_reset(&h->data); /* an oversized event is dropped */
-    } else if (fl == 5 && memcmp(s, "event", 5) == 0) {
-        free(h->type);
-        h->type = xstrndup(v, vl);
-    } else if (fl == 2 && memcmp(s, "id", 2) == 0 && memchr(v, '\0', vl) == NULL) {
-        free(h->id_buf);
-        h->id_buf = xstrndup(v, vl);
-    }
 }
 
 /* Runs inside curl's callback: parses, queues, and leaves everything else
@@ -228,21 +190,10 @@ static bool hub_stream(const char *data, size_t len, void *arg)
         uv_timer_start(&h->kick, hub_kick_cb, 0, 0);
         return true;
     }
-    bool ended = false;
-    for (size_t i = 0; i < len; i++) {
-        if (data[i] != '\n') {
-            if (buf_append(&h->line, &data[i], 1) < 0)
-                return false; /* a line past 64 KiB: not the hub's stream */
-            continue;
-        }
-        size_t n = h->line.len;
-        if (n > 0 && h->line.data[n - 1] == '\r')
-            n--;
-        hub_line(h, h->line.data != NULL ? h->line.data : "", n);
-        buf_reset(&h->line);
-        ended |= n == 0;
-    }
-    if (ended) /* an event was dispatched: its certificate and id to the loop */
+    h->ended = false;
+    if (sse_feed(&h->sse, data, len, hub_event, h) < 0)
+        return false; /* a line past 64 KiB: not the hub's stream */
+    if (h->ended)     /* an event was dispatched: its certificate and id to the loop */
         uv_timer_start(&h->kick, hub_kick_cb, 0, 0);
     return true;
 }
@@ -268,10 +219,7 @@ static void hub_free(struct mhub *h)
 {
     struct manager *m = h->m;
 
-    buf_fini(&h->line);
-    buf_fini(&h->data);
-    free(h->type);
-    free(h->id_buf);
+    sse_fini(&h->sse);
     free(h->last_id);
     free(h->saved_id);
     for (size_t i = 0; i < h->n_pending; i++)
@@ -379,8 +327,6 @@ static void hub_stream_done(int status, const struct http_response *resp, void *
 
     h->req = NULL;
     uv_timer_stop(&h->timer);
-    buf_reset(&h->line);
-    hub_event_reset(h);
     h->head_seen = false;
     if (status == 0 && resp->status >= 200 && resp->status < 300)
         hub_set_error(h, xasprintf("hub.%s: GET /v1/events: the hub closed the stream", h->name));
@@ -421,6 +367,10 @@ static void hub_connect(struct mhub *h)
         .stream = hub_stream,
     };
     h->last_rx = uv_now(h->m->loop);
+    /* a new stream, a new parser: only the last event id carries over */
+    sse_fini(&h->sse);
+    sse_init(&h->sse, HUB_MAX_LINE);
+    h->sse.id = h->last_id != NULL ? xstrdup(h->last_id) : NULL;
     int rc = http_req_start(h->m->http, &o, hub_stream_done, h, &h->req);
     OPENSSL_cleanse(auth, strlen(auth));
     free(auth);
@@ -463,8 +413,7 @@ static struct mhub *hub_open(struct manager *m, const struct cfg_hub *ch)
     h->url = xstrdup(ch->url);
     h->token_file = xstrdup(ch->token_file);
     h->trust = ch->trust != NULL ? xstrdup(ch->trust) : NULL;
-    buf_init(&h->line, HUB_MAX_LINE);
-    buf_init(&h->data, HUB_MAX_LINE);
+    sse_init(&h->sse, HUB_MAX_LINE);
     uv_timer_init(m->loop, &h->timer);
     uv_timer_init(m->loop, &h->kick);
     h->timer.data = h;
@@ -474,7 +423,6 @@ static struct mhub *hub_open(struct manager *m, const struct cfg_hub *ch)
     if (store_hub_cursor_read(m->store, h->name, &id) == 0) {
         h->last_id = id;
         h->saved_id = xstrdup(id);
-        h->id_buf = xstrdup(id);
     }
     hub_connect(h);
     return h;
