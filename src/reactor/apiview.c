@@ -21,6 +21,8 @@
 
 struct view {
     uv_work_t work; /* .data = self */
+    uv_loop_t *loop;
+    struct view *next; /* tests waiting for the one that runs */
     bool test;
     char *config_path, *text, *name; /* owned */
     apiview_cb cb;
@@ -164,6 +166,18 @@ static void work_cb(uv_work_t *w)
         plan_work(v);
 }
 
+/* Tests run one at a time. A test holds a threadpool thread while its
+ * private loop runs, and its tls-alpn-01 probes are threadpool work too:
+ * with as many tests as threads (libuv's 4) running, the probes never start
+ * and every thread waits for ever (the store's writes with them). One test
+ * leaves the others free. Only touched on the daemon's loop. */
+static struct {
+    struct view *head, *tail; /* waiting */
+    bool running;
+} tests;
+
+static void start(struct view *v);
+
 static void after_cb(uv_work_t *w, int status)
 {
     struct view *v = w->data;
@@ -177,15 +191,35 @@ static void after_cb(uv_work_t *w, int status)
     config_diag_fini(&v->diag);
     free(v->config_path);
     free(v->text);
+    bool test = v->test;
     free(v->name);
     free(v);
+    if (test) {
+        tests.running = false;
+        struct view *next = tests.head;
+        if (next != NULL) {
+            tests.head = next->next;
+            if (tests.head == NULL)
+                tests.tail = NULL;
+            start(next);
+        }
+    }
 }
 
-static void start(uv_loop_t *loop, struct view *v)
+static void start(struct view *v)
 {
-    v->work.data = v;
-    config_diag_init(&v->diag);
-    int rc = uv_queue_work(loop, &v->work, work_cb, after_cb);
+    if (v->test) {
+        if (tests.running) {
+            if (tests.tail != NULL)
+                tests.tail->next = v;
+            else
+                tests.head = v;
+            tests.tail = v;
+            return;
+        }
+        tests.running = true;
+    }
+    int rc = uv_queue_work(v->loop, &v->work, work_cb, after_cb);
     if (rc < 0) {
         v->status = rc;
         config_diag_add(&v->diag, "cannot start: %s", uv_strerror(rc));
@@ -198,11 +232,14 @@ void apiview_plan(uv_loop_t *loop, const char *config_path, const char *text, ap
 {
     struct view *v = xcalloc(1, sizeof(*v));
 
+    v->loop = loop;
+    v->work.data = v;
+    config_diag_init(&v->diag);
     v->config_path = xstrdup(config_path);
     v->text = text != NULL ? xstrdup(text) : NULL;
     v->cb = cb;
     v->arg = arg;
-    start(loop, v);
+    start(v);
 }
 
 void apiview_test(uv_loop_t *loop, const char *config_path, const char *name, apiview_cb cb,
@@ -210,10 +247,13 @@ void apiview_test(uv_loop_t *loop, const char *config_path, const char *name, ap
 {
     struct view *v = xcalloc(1, sizeof(*v));
 
+    v->loop = loop;
+    v->work.data = v;
+    config_diag_init(&v->diag);
     v->test = true;
     v->config_path = xstrdup(config_path);
     v->name = xstrdup(name);
     v->cb = cb;
     v->arg = arg;
-    start(loop, v);
+    start(v);
 }

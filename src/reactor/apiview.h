@@ -29,7 +29,8 @@ void apiview_plan(uv_loop_t *loop, const char *config_path, const char *text, ap
 
 /* `certloop test NAME` against config_path's configuration as it is on disk:
  * {"name", "ok", "lines": [...], "errors": [...]}: ok when every check
- * passed, lines what test prints ("test NAME: CHECK DOMAIN: ... PASS"). */
+ * passed, lines what test prints ("test NAME: CHECK DOMAIN: ... PASS").
+ * One test runs at a time; the others wait for it, in order. */
 void apiview_test(uv_loop_t *loop, const char *config_path, const char *name, apiview_cb cb,
                   void *arg);
 

@@ -14,14 +14,19 @@
 # new port (the old one closes); a port that cannot be bound refuses the
 # reload naming it and the responder stays; moved back, a forced renewal
 # is validated by Pebble through it.
+# Six POST /v1/certificates/alpn/test at once all answer (each test holds a
+# threadpool thread and its probes need another: with four at once they
+# used to wait on each other for ever, and the daemon with them).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 tw_init tlsalpn
 tw_start || exit 1
+API_PORT=$(tw_port)
 
 {
   TW_LOG_LEVEL=debug tw_config_head 64
+  tw_config_api "$API_PORT" "$TW/api-tokens"
   cat <<EOF2
 [tlsalpn01]
 listen = ["127.0.0.1:$TW_TLS_PORT"]
@@ -32,6 +37,8 @@ EOF2
 
 "$CERTLOOP" check -c "$TW/certloop.toml" >"$TW/check.txt" 2>&1 ||
   tw_fail "check: $(cat "$TW/check.txt")"
+"$CERTLOOP" api-token create manager --scopes manage -c "$TW/certloop.toml" >"$TW/manager.tok" \
+  2>"$TW/tok.err" || tw_fail "api-token create: $(cat "$TW/tok.err")"
 
 # A challenge for a wildcard or without [tlsalpn01] listen is refused by check.
 sed -e 's/^listen = \["127.0.0.1:'"$TW_TLS_PORT"'"\]$/listen = []/' "$TW/certloop.toml" >"$TW/nolisten.toml"
@@ -89,6 +96,19 @@ grep -q 'no application protocol' <<<"$out" || tw_fail "without acme-tls/1: $out
 out=$("$CERTLOOP" test alpn -c "$TW/test.toml" 2>&1) || tw_fail "certloop test (daemon): $out"
 grep -q "test alpn: tls-alpn-01 127.0.0.1: TLS handshake with 127.0.0.1:$TW_TLS_PORT (SNI 1.0.0.127.in-addr.arpa, ALPN acme-tls/1): .*unrecognized name (certloop's responder, refusing a name without a live challenge: the daemon's) ... PASS" <<<"$out" ||
   tw_fail "certloop test (daemon): $out"
+
+# POST .../test six times at once through the API: every one answers
+for i in 1 2 3 4 5 6; do
+  curl -sS --max-time 120 --cacert "$TW/state/api/bootstrap.pem" -X POST \
+    -H "Authorization: Bearer $(cat "$TW/manager.tok")" -o "$TW/test$i.json" -w '%{http_code}' \
+    "https://127.0.0.1:$API_PORT/v1/certificates/alpn/test" >"$TW/test$i.st" 2>&1 &
+  pids[i]=$!
+done
+for i in 1 2 3 4 5 6; do
+  wait "${pids[i]}"
+  [ "$(cat "$TW/test$i.st")" = 200 ] && grep -q '"test alpn: tls-alpn-01 ' "$TW/test$i.json" ||
+    tw_fail "concurrent API test $i: $(cat "$TW/test$i.st") $(head -c 300 "$TW/test$i.json" 2>/dev/null)"
+done
 
 # [tlsalpn01] listen changed by a reload (no restart)
 NEW=$(tw_port)
