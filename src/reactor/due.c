@@ -458,7 +458,8 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
         mc->error = xstrdup("cancelled");
         mgr_hist_add(mc, "cancelled", "stopping");
     } else {
-        log_error(LOG_MAIN, "order cert=%s %s", mc->name, error ? error : err_str(status));
+        log_error(LOG_MAIN, "%s cert=%s %s", cc->hub != NULL ? "pull" : "order", mc->name,
+                  error ? error : err_str(status));
         m->failed++;
         mc->summary = SUM_FAILED;
         mc->failures++;

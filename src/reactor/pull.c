@@ -32,6 +32,7 @@
 #define HUB_SILENCE_MS 80000u
 #define HUB_RETRY_FIRST_MS 1000u
 #define HUB_RETRY_MAX_MS 300000u
+#define HUB_AUTH_FAILURES 6u /* 1 s << 6: 64 s after a 401, 403 or 429 */
 #define HUB_MAX_LINE ((size_t)64 * 1024)
 #define HUB_MAX_PENDING 4096u
 
@@ -333,6 +334,12 @@ static void hub_stream_done(int status, const struct http_response *resp, void *
     else
         hub_set_error(
             h, hub_answer_error(h->name, h->token_file, h->trust, "GET /v1/events", status, resp));
+    /* a refused token or a limited address: trying again at once only adds
+     * failed authentications (the hub limits them per address, for every
+     * client there): wait a minute at least */
+    if (status == 0 && (resp->status == 401 || resp->status == 403 || resp->status == 429) &&
+        h->failures < HUB_AUTH_FAILURES)
+        h->failures = HUB_AUTH_FAILURES;
     hub_retry(h);
 }
 
