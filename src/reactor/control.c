@@ -188,6 +188,17 @@ static void do_status(struct conn *c)
     json_t *obj = NULL;
     int rc;
 
+    if (c->srv->h.status_text != NULL) {
+        struct buf b = BUF_INIT(SIZE_MAX);
+        rc = c->srv->h.status_text(c->srv->h.arg, &b);
+        if (rc < 0) {
+            buf_fini(&b);
+            send_error(c, 500, NULL, "status: %s", err_str(rc));
+            return;
+        }
+        send_buf(c, 200, "application/json", NULL, &b);
+        return;
+    }
     if (c->srv->h.status == NULL) {
         send_error(c, 501, NULL, "status is not available");
         return;
@@ -1106,52 +1117,119 @@ static json_t *str_or_null(const char *s)
     return v != NULL ? v : json_null();
 }
 
+json_t *control_cert_json(const struct control_cert_status *c)
+{
+    json_t *o = json_object();
+    json_t *doms = json_array();
+
+    for (size_t k = 0; k < c->n_domains; k++)
+        json_array_append_new(doms, str_or_null(c->domains[k]));
+    json_object_set_new(o, "name", str_or_null(c->name));
+    json_object_set_new(o, "state", str_or_null(c->state != NULL ? c->state : "unknown"));
+    json_object_set_new(o, "domains", doms);
+    json_object_set_new(o, "ca", str_or_null(c->ca));
+    json_object_set_new(o, "profile", str_or_null(c->profile));
+    json_object_set_new(o, "not_before", time_or_null(c->not_before));
+    json_object_set_new(o, "not_after", time_or_null(c->not_after));
+    json_object_set_new(o, "next_renewal", time_or_null(c->next_renewal));
+    json_object_set_new(o, "reason", str_or_null(c->reason));
+    json_object_set_new(o, "last_error", str_or_null(c->last_error));
+    json_object_set_new(o, "last_error_at", time_or_null(c->last_error_at));
+    json_object_set_new(o, "last_success_at", time_or_null(c->last_success_at));
+    json_object_set_new(o, "consecutive_failures", json_integer(c->consecutive_failures));
+    json_object_set_new(o, "paused", json_boolean(c->paused));
+    if (c->ari_start != 0 || c->ari_end != 0) {
+        json_t *ari = json_object();
+        json_object_set_new(ari, "start", json_integer((json_int_t)c->ari_start));
+        json_object_set_new(ari, "end", json_integer((json_int_t)c->ari_end));
+        json_object_set_new(ari, "explanation_url", str_or_null(c->ari_explanation_url));
+        json_object_set_new(o, "ari", ari);
+    } else {
+        json_object_set_new(o, "ari", json_null());
+    }
+    if (c->persist_until != 0) {
+        json_object_set_new(o, "persist_until", time_or_null(c->persist_until));
+        json_object_set_new(o, "persist_expiring", json_boolean(c->persist_expiring));
+    }
+    json_object_set_new(o, "history", c->history != NULL ? c->history : json_array());
+    json_object_set_new(o, "log", c->log != NULL ? c->log : json_array());
+    return o;
+}
+
+static json_t *status_head(int64_t now, unsigned orders_in_flight)
+{
+    return json_pack("{s:s,s:I,s:i}", "version", CERTLOOP_VERSION, "now", (json_int_t)now,
+                     "orders_in_flight", (int)orders_in_flight);
+}
+
 json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,
                             unsigned orders_in_flight)
 {
     json_t *arr = json_array();
+    json_t *doc = status_head(now, orders_in_flight);
 
-    for (size_t i = 0; i < n; i++) {
-        const struct control_cert_status *c = &certs[i];
-        json_t *o = json_object();
-        json_t *doms = json_array();
-        for (size_t k = 0; k < c->n_domains; k++)
-            json_array_append_new(doms, str_or_null(c->domains[k]));
-        json_object_set_new(o, "name", str_or_null(c->name));
-        json_object_set_new(o, "state", str_or_null(c->state != NULL ? c->state : "unknown"));
-        json_object_set_new(o, "domains", doms);
-        json_object_set_new(o, "ca", str_or_null(c->ca));
-        json_object_set_new(o, "profile", str_or_null(c->profile));
-        json_object_set_new(o, "not_before", time_or_null(c->not_before));
-        json_object_set_new(o, "not_after", time_or_null(c->not_after));
-        json_object_set_new(o, "next_renewal", time_or_null(c->next_renewal));
-        json_object_set_new(o, "reason", str_or_null(c->reason));
-        json_object_set_new(o, "last_error", str_or_null(c->last_error));
-        json_object_set_new(o, "last_error_at", time_or_null(c->last_error_at));
-        json_object_set_new(o, "last_success_at", time_or_null(c->last_success_at));
-        json_object_set_new(o, "consecutive_failures", json_integer(c->consecutive_failures));
-        json_object_set_new(o, "paused", json_boolean(c->paused));
-        if (c->ari_start != 0 || c->ari_end != 0) {
-            json_t *ari = json_object();
-            json_object_set_new(ari, "start", json_integer((json_int_t)c->ari_start));
-            json_object_set_new(ari, "end", json_integer((json_int_t)c->ari_end));
-            json_object_set_new(ari, "explanation_url", str_or_null(c->ari_explanation_url));
-            json_object_set_new(o, "ari", ari);
-        } else {
-            json_object_set_new(o, "ari", json_null());
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, control_cert_json(&certs[i]));
+    json_object_set_new(doc, "certificates", arr);
+    return doc;
+}
+
+/* ---- the status document written piece by piece: the bytes of
+ * json_dumps(JSON_INDENT(2) | JSON_ENSURE_ASCII) of the whole document,
+ * without a tree of every certificate (2.8 KB each, issue 16) */
+
+#define STATUS_FLAGS (JSON_INDENT(2) | JSON_ENSURE_ASCII)
+
+/* Appends j (taken) dumped at nesting depth `depth` (2 spaces each). */
+static void status_put(struct buf *out, json_t *j, int depth)
+{
+    char *text = json_dumps(j, STATUS_FLAGS);
+
+    json_decref(j);
+    if (text == NULL)
+        abort(); /* only on allocation failure (STYLE §3) */
+    /* strings never hold a raw newline: each one starts an indented line */
+    for (const char *p = text, *nl; *p != '\0'; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (nl == NULL) {
+            buf_append_str(out, p);
+            break;
         }
-        if (c->persist_until != 0) {
-            json_object_set_new(o, "persist_until", time_or_null(c->persist_until));
-            json_object_set_new(o, "persist_expiring", json_boolean(c->persist_expiring));
-        }
-        if (c->from != NULL) {
-            json_object_set_new(o, "from", json_string(c->from));
-            json_object_set_new(o, "hub_error", str_or_null(c->hub_error));
-        }
-        json_object_set_new(o, "history", c->history != NULL ? c->history : json_array());
-        json_object_set_new(o, "log", c->log != NULL ? c->log : json_array());
-        json_array_append_new(arr, o);
+        buf_append(out, p, (size_t)(nl - p) + 1);
+        buf_printf(out, "%*s", 2 * depth, "");
     }
-    return json_pack("{s:s,s:I,s:i,s:o}", "version", CERTLOOP_VERSION, "now", (json_int_t)now,
-                     "orders_in_flight", (int)orders_in_flight, "certificates", arr);
+    free(text);
+}
+
+void control_status_begin(struct buf *out, int64_t now, unsigned orders_in_flight)
+{
+    size_t at = out->len;
+
+    status_put(out, status_head(now, orders_in_flight), 0);
+    /* "{\n  ...\n}": reopen it after its last member */
+    if (out->len >= at + 2 && out->data[out->len - 1] == '}' && out->data[out->len - 2] == '\n')
+        out->len -= 2;
+    buf_append_str(out, ",\n  \"certificates\": [");
+}
+
+void control_status_cert(struct buf *out, size_t index, json_t *cert)
+{
+    buf_append_str(out, index == 0 ? "\n    " : ",\n    ");
+    status_put(out, cert, 2);
+}
+
+void control_status_end(struct buf *out, size_t n, const char *extra_name, json_t *extra)
+{
+    buf_append_str(out, n > 0 ? "\n  ]" : "]");
+    if (extra != NULL) {
+        json_t *key = json_string(extra_name);
+        char *k = json_dumps(key, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+        json_decref(key);
+        if (k == NULL)
+            abort();
+        buf_printf(out, ",\n  %s: ", k);
+        free(k);
+        status_put(out, extra, 1);
+    }
+    buf_append_str(out, "\n}\n");
 }

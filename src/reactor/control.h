@@ -61,6 +61,9 @@ struct control_handlers {
      * "next_renewal":N|null, "reason":S|null, "last_error":S|null, ...}],
      * ...}, times in Unix seconds; further members are shown by --json. */
     int (*status)(void *arg, json_t **out);
+    /* Optional, preferred by GET /v1/status: the same document appended to
+     * out as text (control_status_begin ... _end), newline included. */
+    int (*status_text)(void *arg, struct buf *out);
     /* Queues a renewal of certificate name. 0: accepted (202). -ENOENT: no
      * such certificate (404). -EBUSY: refused for now (409), -EINVAL (400),
      * other codes 500. *err (optional, owned by the server afterwards) is
@@ -131,6 +134,18 @@ struct control_cert_status {
  * back. Owned. */
 json_t *control_status_json(const struct control_cert_status *certs, size_t n, int64_t now,
                             unsigned orders_in_flight);
+/* One certificate's object of that document (c->history and c->log are
+ * taken). */
+json_t *control_cert_json(const struct control_cert_status *c);
+/* The same document written into out piece by piece, byte for byte what
+ * dumping control_status_json (plus an optional last member) with
+ * JSON_INDENT(2) | JSON_ENSURE_ASCII and a newline gives, but without a
+ * tree of every certificate: begin, then each certificate's object
+ * (control_cert_json, taken) with its index, then end with the count and
+ * an optional member (extra taken; NULL: none). */
+void control_status_begin(struct buf *out, int64_t now, unsigned orders_in_flight);
+void control_status_cert(struct buf *out, size_t index, json_t *cert);
+void control_status_end(struct buf *out, size_t n, const char *extra_name, json_t *extra);
 
 struct control;
 typedef void (*control_close_cb)(void *arg);

@@ -406,6 +406,16 @@ static int ctl_status(void *arg, json_t **out)
     return *out != NULL ? 0 : -ENOMEM;
 }
 
+static int ctl_status_text(void *arg, struct buf *out)
+{
+    struct daemon *d = arg;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    manager_status_write(d->mgr, out);
+    return 0;
+}
+
 static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
                      char **err)
 {
@@ -511,6 +521,7 @@ static int open_control(struct daemon *d)
 {
     struct control_handlers h = {
         .status = ctl_status,
+        .status_text = ctl_status_text,
         .renew = ctl_renew,
         .reload = ctl_reload,
         .metrics = ctl_metrics,

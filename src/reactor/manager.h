@@ -76,6 +76,9 @@ void manager_stop(struct manager *m);
  * "storing", "deploying", "retrying", "no-certificate", "expired", times,
  * the last error). Owned. */
 json_t *manager_status(const struct manager *m);
+/* The same document appended to out as text, one certificate at a time
+ * (control_status_begin ... _end: no tree of every certificate). */
+void manager_status_write(const struct manager *m, struct buf *out);
 /* POST /v1/certificates/NAME/renew: force orders now; without force the
  * certificate is ordered only when due (then *err says when it will be);
  * deploy_only deploys the stored generation again. 0 (accepted), -ENOENT

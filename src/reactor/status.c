@@ -120,79 +120,89 @@ static void status_of(const struct mcert *mc, int64_t now, struct statusview *ou
     statusview_decide(&in, now, out);
 }
 
+/* One certificate's row of the status document (its history and log
+ * arrays are new references). */
+static void fill_status(const struct manager *m, const struct mcert *mc, int64_t now,
+                        struct control_cert_status *st)
+{
+    const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
+    struct statusview v;
+
+    memset(st, 0, sizeof(*st));
+    status_of(mc, now, &v);
+    st->name = mc->name;
+    st->state = v.state;
+    if (cc != NULL) {
+        st->domains = (const char *const *)cc->domains.v;
+        st->n_domains = cc->domains.n;
+        st->ca = cc->ca != NULL ? cc->ca->name : NULL;
+    }
+    st->profile = mc->profile;
+    st->not_before = mc->not_before;
+    st->not_after = mc->not_after;
+    st->next_renewal = v.next_renewal;
+    st->reason = mc->reason;
+    st->last_error = v.last_error;
+    st->last_error_at = v.last_error_at;
+    st->last_success_at = mc->last_success_at;
+    st->consecutive_failures = (unsigned)mc->failures;
+    st->paused = mgr_names_paused(mc);
+    if (mc->ari_id != NULL && mc->ari_end > 0) {
+        st->ari_start = mc->ari_start;
+        st->ari_end = mc->ari_end;
+        st->ari_explanation_url = mc->ari_expl;
+    }
+    if (cc != NULL && cc->challenge == CFG_CHAL_DNSPERSIST01 && cc->persist_until > 0) {
+        st->persist_until = cc->persist_until;
+        st->persist_expiring = mc->persist_sent > 0;
+    }
+    st->history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
+    st->log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
+}
+
+static unsigned in_flight(const struct manager *m, size_t *n)
+{
+    unsigned inflight = 0;
+
+    *n = 0;
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        (*n)++;
+        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
+            inflight++;
+    }
+    return inflight;
+}
+
 json_t *manager_status(const struct manager *m)
 {
     size_t n = 0, i = 0;
     int64_t now = mgr_now();
-    unsigned inflight = 0;
-
-    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
-        n++;
+    unsigned inflight = in_flight(m, &n);
     struct control_cert_status *st = xcalloc(n > 0 ? n : 1, sizeof(*st));
-    char **from = xcalloc(n > 0 ? n : 1, sizeof(*from));
-    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
-        const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
-        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
-            inflight++;
-        struct statusview v;
-        status_of(mc, now, &v);
-        st[i].name = mc->name;
-        st[i].state = v.state;
-        if (cc != NULL) {
-            st[i].domains = (const char *const *)cc->domains.v;
-            st[i].n_domains = cc->domains.n;
-            st[i].ca = cc->ca != NULL ? cc->ca->name : NULL;
-            if (cc->hub != NULL) {
-                from[i] = xasprintf("hub.%s", cc->hub->name);
-                st[i].from = from[i];
-                st[i].hub_error = mgr_pull_hub_error(m, cc->hub->name);
-            }
-        }
-        st[i].profile = mc->profile;
-        st[i].not_before = mc->not_before;
-        st[i].not_after = mc->not_after;
-        st[i].next_renewal = v.next_renewal;
-        st[i].reason = mc->reason;
-        st[i].last_error = v.last_error;
-        st[i].last_error_at = v.last_error_at;
-        st[i].last_success_at = mc->last_success_at;
-        st[i].consecutive_failures = (unsigned)mc->failures;
-        st[i].paused = mgr_names_paused(mc);
-        if (mc->ari_id != NULL && mc->ari_end > 0) {
-            st[i].ari_start = mc->ari_start;
-            st[i].ari_end = mc->ari_end;
-            st[i].ari_explanation_url = mc->ari_expl;
-        }
-        if (cc != NULL && cc->challenge == CFG_CHAL_DNSPERSIST01 && cc->persist_until > 0) {
-            st[i].persist_until = cc->persist_until;
-            st[i].persist_expiring = mc->persist_sent > 0;
-        }
-        st[i].history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
-        st[i].log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
-    }
+
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++)
+        fill_status(m, mc, now, &st[i]);
     json_t *j = control_status_json(st, n, now, inflight);
-    for (size_t k = 0; k < n; k++)
-        free(from[k]);
-    free(from);
     free(st);
-    /* the store's reachability (a database may be away; the file store
-     * always answers) */
-    struct store_health h;
-    store_health(m->store, &h);
-    json_t *sj =
-        json_pack("{s:s, s:b, s:I, s:i}", "type", store_type(m->store), "reachable", !h.down,
-                  "failures", (json_int_t)h.failures, "writes_waiting", (int)h.waiting);
-    if (h.down) {
-        char since[32];
-        mgr_fmt_time(h.down_since, since, sizeof(since));
-        json_object_set_new(sj, "unreachable_since", json_string(since));
-        json_object_set_new(sj, "error", json_string(h.error));
-    }
-    json_object_set_new(j, "store", sj);
     json_t *fleet = fleet_view_json(m->fleet_view);
     if (fleet != NULL) /* a store shared with other instances */
         json_object_set_new(j, "fleet", fleet);
     return j;
+}
+
+void manager_status_write(const struct manager *m, struct buf *out)
+{
+    size_t n = 0, i = 0;
+    int64_t now = mgr_now();
+    unsigned inflight = in_flight(m, &n);
+
+    control_status_begin(out, now, inflight);
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
+        struct control_cert_status st;
+        fill_status(m, mc, now, &st);
+        control_status_cert(out, i, control_cert_json(&st));
+    }
+    control_status_end(out, n, "fleet", fleet_view_json(m->fleet_view));
 }
 
 int manager_metrics(const struct manager *m, struct buf *out)

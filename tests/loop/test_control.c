@@ -973,6 +973,59 @@ static void test_status_document_and_table(void **state)
     free(out);
 }
 
+/* The status document written piece by piece (GET /v1/status) is byte for
+ * byte the dump of the whole tree, for 0, 1 and 3 certificates, with and
+ * without a last member (the fleet), non-ASCII and escapes included. */
+static void test_status_written_piecewise(void **state)
+{
+    const char *doms[] = {"example.org", "b\xc3\xbc"
+                                         "cher.example"};
+    (void)state;
+    for (size_t n = 0; n <= 3; n += (n == 1 ? 2 : 1)) {
+        for (int with_extra = 0; with_extra < 2; with_extra++) {
+            struct control_cert_status c[3], d[3];
+            for (size_t i = 0; i < 3; i++) {
+                memset(&c[i], 0, sizeof(c[i]));
+                c[i].name = i == 1 ? "api" : "www";
+                c[i].state = "valid";
+                c[i].domains = doms;
+                c[i].n_domains = i == 2 ? 0 : 2;
+                c[i].not_after = 1767225600;
+                c[i].reason = "a \"quoted\" reason\nwith a newline";
+                c[i].ari_start = i == 0 ? 1764000000 : 0;
+                c[i].ari_end = i == 0 ? 1764086400 : 0;
+                c[i].persist_until = i == 1 ? 1800000000 : 0;
+                d[i] = c[i];
+                c[i].history = json_pack("[{s:I,s:s}]", "time", (json_int_t)5, "event", "issued");
+                d[i].history = json_deep_copy(c[i].history);
+            }
+            json_t *doc = control_status_json(c, n, 1763999999, 2);
+            json_t *extra =
+                with_extra ? json_pack("{s:[],s:{s:i}}", "instances", "lag", "x", 1) : NULL;
+            if (extra != NULL)
+                json_object_set(doc, "fleet", extra);
+            char *want = json_dumps(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+            json_decref(doc);
+            struct buf got = BUF_INIT(SIZE_MAX);
+            control_status_begin(&got, 1763999999, 2);
+            for (size_t i = 0; i < n; i++)
+                control_status_cert(&got, i, control_cert_json(&d[i]));
+            for (size_t i = n; i < 3; i++) {
+                json_decref(c[i].history);
+                json_decref(d[i].history);
+            }
+            control_status_end(&got, n, "fleet", extra);
+            buf_append(&got, "", 1);
+            size_t wl = strlen(want);
+            assert_int_equal(got.len - 1, wl + 1);
+            assert_memory_equal(got.data, want, wl);
+            assert_int_equal(got.data[wl], '\n');
+            free(want);
+            buf_fini(&got);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_socket_parents_created),
         cmocka_unit_test(test_client_no_daemon),
         cmocka_unit_test(test_status_document_and_table),
+        cmocka_unit_test(test_status_written_piecewise),
     };
 
     signal(SIGPIPE, SIG_IGN); /* as the daemon does: a client may leave early */
