@@ -21,6 +21,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "net/httpd.h"
 #include "config/config.h"
@@ -164,9 +165,67 @@ out:
     return rc;
 }
 
+/* A PEM text of x or k (owned), or NULL. */
+static char *pem_of(X509 *x, EVP_PKEY *k)
+{
+    BIO *mb = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+
+    if (mb != NULL &&
+        (x != NULL ? PEM_write_bio_X509(mb, x)
+                   : PEM_write_bio_PrivateKey(mb, k, NULL, NULL, 0, NULL, NULL)) == 1) {
+        char *p;
+        long l = BIO_get_mem_data(mb, &p);
+        pem = xstrndup(p, (size_t)l);
+        OPENSSL_cleanse(p, (size_t)l);
+    }
+    BIO_free(mb);
+    ERR_clear_error();
+    return pem;
+}
+
+/* The bootstrap the store kept (from the last start), when it still
+ * serves: key and certificate match, it ends more than BOOTSTRAP_RENEW_S
+ * from now, it names every one of sans[0..n). 0 with a->boot_ctx set. */
+static int boot_load(struct api *a, const char *const *sans, size_t n)
+{
+    char *cert = NULL, *key = NULL;
+    int rc = store_api_bootstrap_read(a->store, &cert, &key);
+    BIO *b = rc == 0 ? BIO_new_mem_buf(cert, -1) : NULL;
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    SSL_CTX *ctx = NULL;
+    int days = 0, secs = 0;
+
+    if (rc == 0)
+        rc = ERR_BAD_STATE;
+    if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1 &&
+        (int64_t)days * 86400 + secs > BOOTSTRAP_RENEW_S) {
+        bool names = true;
+        for (size_t i = 0; i < n && names; i++)
+            names = i == 0 ? X509_check_host(x, sans[i], 0, 0, NULL) == 1
+                           : X509_check_ip_asc(x, sans[i], 0) == 1;
+        if (names && api_tls_ctx_from_pem(cert, key, &ctx) == 0) {
+            SSL_CTX_free(a->boot_ctx);
+            a->boot_ctx = ctx;
+            a->boot_until = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
+            rc = 0;
+        }
+    }
+    ERR_clear_error();
+    X509_free(x);
+    BIO_free(b);
+    if (key != NULL)
+        OPENSSL_cleanse(key, strlen(key));
+    free(cert);
+    free(key);
+    return rc;
+}
+
 /* The bootstrap: DNS:localhost and every listen address that is not a
- * wildcard, so a client pinning bootstrap.pem can check the name. */
-static int boot_make(struct api *a)
+ * wildcard, so a client pinning bootstrap.pem can check the name. The one
+ * the store kept serves again unless fresh (it ends soon) or it no longer
+ * fits; a new one is handed to the store (store_api_bootstrap_put). */
+static int boot_make(struct api *a, bool fresh)
 {
     const char **sans = xcalloc(a->n_ls + 1, sizeof(*sans));
     char(*ips)[INET6_ADDRSTRLEN] = xcalloc(a->n_ls + 1, sizeof(*ips));
@@ -174,7 +233,7 @@ static int boot_make(struct api *a)
     X509 *x = NULL;
     EVP_PKEY *k = NULL;
     SSL_CTX *ctx = NULL;
-    char *pem = NULL;
+    char *pem = NULL, *kpem = NULL;
     int rc;
 
     sans[n++] = "localhost";
@@ -196,6 +255,11 @@ static int boot_make(struct api *a)
         if (!dup)
             sans[n++] = ip;
     }
+    if (!fresh && boot_load(a, sans, n) == 0) {
+        log_info(LOG_API, "self-signed bootstrap certificate kept from the last start");
+        rc = 0;
+        goto out;
+    }
     rc = tls_selfsigned_build("certloop api", sans, n, (long)BOOTSTRAP_DAYS * 86400, NULL, &x, &k);
     if (rc == 0)
         rc = api_tls_ctx_from_obj(x, k, &ctx);
@@ -203,32 +267,28 @@ static int boot_make(struct api *a)
         log_error(LOG_API, "cannot make the self-signed bootstrap certificate");
         goto out;
     }
-    BIO *mb = BIO_new(BIO_s_mem());
-    if (mb != NULL && PEM_write_bio_X509(mb, x) == 1) {
-        char *p;
-        long l = BIO_get_mem_data(mb, &p);
-        pem = xstrndup(p, (size_t)l);
-    }
-    BIO_free(mb);
-    ERR_clear_error();
-    if (pem != NULL) {
-        char *dir = xasprintf("%s/api", a->state_dir);
-        char *path = xasprintf("%s/bootstrap.pem", dir);
-        const char *step = NULL;
-        int wrc = store_mkdirs(dir, 0755);
-        if (wrc == 0)
-            wrc = store_write_atomic(path, pem, strlen(pem), 0644, (uid_t)-1, (gid_t)-1, &step);
-        if (wrc < 0)
-            log_warn(LOG_API, "%s: %s: %s", path, step != NULL ? step : "mkdir", err_str(wrc));
-        free(dir);
-        free(path);
-    }
+    pem = pem_of(x, NULL);
+    kpem = pem_of(NULL, k);
+    int wrc =
+        pem != NULL && kpem != NULL ? store_api_bootstrap_put(a->store, pem, kpem) : ERR_CRYPTO;
+    if (wrc == ERR_UNSUPPORTED)
+        log_info(LOG_API, "the %s store keeps no bootstrap certificate: a new one at each start",
+                 store_type(a->store));
+    else if (wrc < 0)
+        log_warn(LOG_API, "keeping the bootstrap certificate in %s: %s", store_type(a->store),
+                 err_str(wrc));
+    else
+        log_info(LOG_API, "new self-signed bootstrap certificate, kept by the %s store",
+                 store_type(a->store));
     SSL_CTX_free(a->boot_ctx);
     a->boot_ctx = ctx;
     a->boot_until = (int64_t)time(NULL) + (int64_t)BOOTSTRAP_DAYS * 86400;
     ctx = NULL;
 out:
     free(pem);
+    if (kpem != NULL)
+        OPENSSL_cleanse(kpem, strlen(kpem));
+    free(kpem);
     SSL_CTX_free(ctx);
     X509_free(x);
     EVP_PKEY_free(k);
@@ -279,7 +339,7 @@ static SSL_CTX *ctx_current(struct api *a)
     if (a->cert_ctx != NULL)
         return a->cert_ctx;
     if (a->boot_ctx == NULL || (int64_t)time(NULL) > a->boot_until - BOOTSTRAP_RENEW_S)
-        (void)boot_make(a); /* logged */
+        (void)boot_make(a, true); /* logged */
     return a->boot_ctx;
 }
 
@@ -1246,7 +1306,7 @@ int api_open(const struct api_opts *o, struct api **out)
             break;
     }
     if (rc == 0)
-        rc = boot_make(a);
+        rc = boot_make(a, false);
     if (rc < 0) {
         api_close(a, NULL, NULL);
         return rc;

@@ -970,6 +970,16 @@ static void fs_close(struct store *s)
     free(f);
 }
 
+static int fs_api_bootstrap_read(struct store *s, char **cert_pem, char **key_pem)
+{
+    return store_fs_api_bootstrap_read(fs_of(s)->dir, cert_pem, key_pem);
+}
+
+static int fs_api_bootstrap_put(struct store *s, const char *cert_pem, const char *key_pem)
+{
+    return store_fs_api_bootstrap_put(fs_of(s)->dir, cert_pem, key_pem);
+}
+
 static const struct store_ops fs_ops = {
     .type = "files",
     .close = fs_close,
@@ -1006,6 +1016,8 @@ static const struct store_ops fs_ops = {
     .lease_take = fs_lease_take,
     .lease_renew = fs_lease_renew,
     .lease_release = fs_lease_release,
+    .api_bootstrap_read = fs_api_bootstrap_read,
+    .api_bootstrap_put = fs_api_bootstrap_put,
 };
 
 long store_fs_group_batches(struct store *s)

@@ -734,3 +734,17 @@ void store_health(struct store *s, struct store_health *out)
     if (s->ops->health != NULL)
         s->ops->health(s, out);
 }
+
+int store_api_bootstrap_read(struct store *s, char **cert_pem, char **key_pem)
+{
+    if (s->ops->api_bootstrap_read == NULL)
+        return ERR_UNSUPPORTED;
+    return s->ops->api_bootstrap_read(s, cert_pem, key_pem);
+}
+
+int store_api_bootstrap_put(struct store *s, const char *cert_pem, const char *key_pem)
+{
+    if (s->ops->api_bootstrap_put == NULL)
+        return ERR_UNSUPPORTED;
+    return s->ops->api_bootstrap_put(s, cert_pem, key_pem);
+}

@@ -323,6 +323,10 @@ struct store_ops {
     int (*deployed_put)(struct store *s, const char *name, const char *generation, bool ok,
                         const char *error, store_cb cb, void *arg);
     void (*health)(struct store *s, struct store_health *out); /* NULL: always reachable */
+    /* the HTTPS API's bootstrap certificate (optional: NULL in a backend
+     * that keeps none) */
+    int (*api_bootstrap_read)(struct store *s, char **cert_pem, char **key_pem);
+    int (*api_bootstrap_put)(struct store *s, const char *cert_pem, const char *key_pem);
 };
 
 /* -- opening ---------------------------------------------------------------- */
@@ -531,6 +535,19 @@ struct store_health {
     char error[160];    /* why, when down */
 };
 void store_health(struct store *s, struct store_health *out);
+
+/* -- the HTTPS API's bootstrap certificate ---------------------------------- */
+
+/* The self-signed certificate (and its key) the API serves until [api]
+ * certificate is stored, kept between starts so that clients pinning it go
+ * on working. It is no generation of any certificate: no history, no
+ * deploy, not listed. The file backend keeps STATE/api/bootstrap.pem (0644:
+ * clients pin it, `curl --cacert`) and STATE/api/bootstrap-key.pem (0600).
+ * read: 0 with both PEMs (owned), -ENOENT when none is kept, ERR_UNSUPPORTED
+ * when the backend keeps none. put: replaces both, atomically each;
+ * blocking (at start, and once a year on the loop: two small files). */
+int store_api_bootstrap_read(struct store *s, char **cert_pem, char **key_pem);
+int store_api_bootstrap_put(struct store *s, const char *cert_pem, const char *key_pem);
 
 /* -- for commands (not the daemon) ------------------------------------------ */
 

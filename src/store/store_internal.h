@@ -121,6 +121,9 @@ int store_fs_alerts_sweep(const char *state_dir, bool (*known)(const char *name,
 /* STATE/outbox[/dead][/ID.json] (owned). */
 char *store_fs_outbox_path(const char *state_dir, bool dead, const char *id);
 int store_fs_outbox_load(const char *state_dir, store_outbox_each_fn each, void *arg);
+/* fs_api.c: the API's bootstrap certificate under state_dir/api/. */
+int store_fs_api_bootstrap_read(const char *state_dir, char **cert_pem, char **key_pem);
+int store_fs_api_bootstrap_put(const char *state_dir, const char *cert_pem, const char *key_pem);
 int store_fs_outbox_write(const char *state_dir, const char *id, const char *text, char **err);
 /* Removes a delivery; with dead_text, first writes it to the dead letters. */
 int store_fs_outbox_remove(const char *state_dir, const char *id, const char *dead_text,

@@ -9,7 +9,8 @@
 # preview a pasted change as `certloop plan` prints it (422 with check's
 # lines when it does not load); POST …/test answers `certloop test`'s lines;
 # POST …/renew?dry_run=true runs a dry run in the daemon (against Pebble as
-# the staging CA) and stores nothing.
+# the staging CA) and stores nothing. The self-signed bootstrap certificate
+# stays the same across a restart (kept by the store, key 0600).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -209,5 +210,15 @@ st=$(api manager POST '/v1/certificates/nope/renew?dry_run=true')
 [ "$st" = 404 ] || tw_fail "dry run of nope: $st $(cat "$TW/body")"
 tw_log "previews: plan (3 forms), test, dry run"
 
+# ---- the bootstrap certificate is kept by the store across a restart
+boot=$(sha256sum <"$CA")
+tw_daemon_stop
+[ "$(tw_mode "$TW/state/api/bootstrap-key.pem")" = 600 ] || tw_fail "bootstrap key mode $(tw_mode "$TW/state/api/bootstrap-key.pem")"
+ls "$TW/state/certs" | grep -qv '^www$\|^hub1$' && tw_fail "the bootstrap is among the generations: $(ls "$TW/state/certs")"
+tw_daemon_start "$TW/certloop.toml" "$TW/out2.txt" "$TW/err2.txt"
+up() { [ "$(api reader GET /v1/certificates/www)" = 200 ]; }
+tw_daemon_wait 20 up || tw_fail "after a restart, bootstrap.pem does not verify: $(cat "$TW/curl.err")"
+[ "$(sha256sum <"$CA")" = "$boot" ] || tw_fail "bootstrap.pem changed at the restart"
+grep -q 'bootstrap certificate kept from the last start' "$TW/err2.txt" || tw_fail "no log line for the kept bootstrap"
 tw_daemon_stop
 tw_done

@@ -25,12 +25,15 @@
 #include <openssl/ssl.h>
 
 #include "api/api.h"
+#include "store/store.h"
+#include "test_fs.h"
 #include "util/xalloc.h"
 
 struct fx {
     uv_loop_t loop;
     uv_async_t async;
     struct api *api;
+    struct store *store; /* the file backend on dir: keeps the bootstrap */
     char dir[64];
     char *tokens;
     char *read_tok, *manage_tok;
@@ -83,12 +86,14 @@ static void fx_open(struct fx *f, unsigned max_conns, unsigned head_ms)
     assert_int_equal(api_token_create(f->tokens, "m", API_SCOPE_MANAGE, &f->manage_tok, &err), 0);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(uv_async_init(&f->loop, &f->async, async_cb), 0);
+    assert_int_equal(store_fs_open(&f->loop, f->dir, 0, &f->store), 0);
     struct api_opts o = {
         .loop = &f->loop,
         .listen = listen,
         .n_listen = 1,
         .tokens_file = f->tokens,
         .state_dir = f->dir,
+        .store = f->store,
         .max_connections = max_conns,
         .h = &h,
         .lim = {.head_timeout_ms = head_ms},
@@ -99,14 +104,8 @@ static void fx_open(struct fx *f, unsigned max_conns, unsigned head_ms)
 
 static void fx_files_free(struct fx *f)
 {
-    char *boot = xasprintf("%s/api/bootstrap.pem", f->dir);
-    char *apidir = xasprintf("%s/api", f->dir);
-    unlink(boot);
-    rmdir(apidir);
-    unlink(f->tokens);
-    rmdir(f->dir);
-    free(boot);
-    free(apidir);
+    store_close(f->store);
+    test_rm_rf(f->dir);
     free(f->tokens);
     free(f->read_tok);
     free(f->manage_tok);
@@ -210,6 +209,10 @@ static void test_requests_and_scopes(void **state)
     fx_open(&f, 0, 0);
     char *boot = xasprintf("%s/api/bootstrap.pem", f.dir);
     assert_int_equal(stat(boot, &st), 0);
+    free(boot);
+    boot = xasprintf("%s/api/bootstrap-key.pem", f.dir);
+    assert_int_equal(stat(boot, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
     free(boot);
 
     char *q = request("GET", "/v1/certificates", f.read_tok);
