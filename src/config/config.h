@@ -51,7 +51,8 @@ enum cfg_event {
     CFG_EVENT_DNS_RECORD_REQUIRED = 1u << 5,
     CFG_EVENT_DNS_RECORD_REMOVABLE = 1u << 6,
     CFG_EVENT_PERSIST_EXPIRING = 1u << 7,
-    CFG_EVENT_ALL = 0xffu
+    CFG_EVENT_FLEET_CONFLICT = 1u << 8,
+    CFG_EVENT_ALL = 0x1ffu
 };
 
 /* Where something was written, for messages. For [x.NAME] sections the

@@ -572,6 +572,7 @@ bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char
                                         "dns_record_required",
                                         "dns_record_removable",
                                         "persist_expiring",
+                                        "fleet_conflict",
                                         NULL};
     struct cfg_notify *nt = obj;
     struct cfg_strv v = {0};

@@ -247,6 +247,7 @@ enum notify_event_type {
     NOTIFY_EV_DNS_RECORD_REQUIRED,
     NOTIFY_EV_DNS_RECORD_REMOVABLE,
     NOTIFY_EV_PERSIST_EXPIRING,
+    NOTIFY_EV_FLEET_CONFLICT, /* another instance declares the certificate differently */
     NOTIFY_EV__MAX
 };
 

@@ -28,6 +28,7 @@ static const char *const event_names[NOTIFY_EV__MAX] = {
     [NOTIFY_EV_DNS_RECORD_REQUIRED] = "dns_record_required",
     [NOTIFY_EV_DNS_RECORD_REMOVABLE] = "dns_record_removable",
     [NOTIFY_EV_PERSIST_EXPIRING] = "persist_expiring",
+    [NOTIFY_EV_FLEET_CONFLICT] = "fleet_conflict",
 };
 
 /* The config's subscription bits are 1 << type. */
@@ -40,6 +41,7 @@ _Static_assert(CFG_EVENT_DNS_RECORD_REQUIRED == 1u << NOTIFY_EV_DNS_RECORD_REQUI
 _Static_assert(CFG_EVENT_DNS_RECORD_REMOVABLE == 1u << NOTIFY_EV_DNS_RECORD_REMOVABLE,
                "event bits");
 _Static_assert(CFG_EVENT_PERSIST_EXPIRING == 1u << NOTIFY_EV_PERSIST_EXPIRING, "event bits");
+_Static_assert(CFG_EVENT_FLEET_CONFLICT == 1u << NOTIFY_EV_FLEET_CONFLICT, "event bits");
 _Static_assert(CFG_EVENT_ALL == (1u << NOTIFY_EV__MAX) - 1, "event bits");
 _Static_assert(CFG_EVENT_ALL == (1u << NOTIFY_EV__MAX) - 1, "every event has a bit");
 
@@ -250,6 +252,7 @@ static const char *event_phrase(const char *ev)
         {"dns_record_required", "needs a DNS record"},
         {"dns_record_removable", "no longer needs its DNS record"},
         {"persist_expiring", "has dns-persist-01 records about to expire"},
+        {"fleet_conflict", "is declared differently by another instance"},
     };
     for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
         if (strcmp(ev, phrases[i].ev) == 0)

@@ -62,9 +62,15 @@ void fleet_http01_stop(struct fleet_http01 *f);
 struct config;
 struct fleet_view;
 
+/* Called for each new conflict (strings borrowed for the call). */
+typedef void (*fleet_conflict_cb)(const char *cert, const char *instance, const char *names,
+                                  const char *key, void *arg);
+
 /* NULL when store is not shared (then the others are no-ops). store
- * borrowed: call fleet_view_stop before closing it. */
-struct fleet_view *fleet_view_start(uv_loop_t *loop, struct store *store, const struct config *cfg);
+ * borrowed: call fleet_view_stop before closing it. conflict (may be NULL)
+ * hears of each conflicting declaration once, when it is first seen. */
+struct fleet_view *fleet_view_start(uv_loop_t *loop, struct store *store, const struct config *cfg,
+                                    fleet_conflict_cb conflict, void *arg);
 /* A reload: the digest of the new declarations goes out with the next beat. */
 void fleet_view_config(struct fleet_view *v, const struct config *cfg);
 /* This instance deployed generation of cert (ok), or failed to (error);

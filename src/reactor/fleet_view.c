@@ -34,7 +34,9 @@ struct fleet_view {
     bool declaring;      /* a declaration in flight: the next one waits for it */
     bool declare_again;
     struct config *cfg; /* a reference: the snapshot whose declarations go out next */
-    unsigned pending;   /* beats and reads in flight: v lives until they answered */
+    fleet_conflict_cb on_conflict;
+    void *arg;
+    unsigned pending; /* beats and reads in flight: v lives until they answered */
     bool stopped, timer_closed;
 };
 
@@ -171,7 +173,8 @@ static void conflicts_done(int status, const struct store_conflict *rows, size_t
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
         const struct store_conflict *r = &rows[i];
-        if (!conflict_has(v->conflicts, r->cert, r->instance))
+        bool fresh = !conflict_has(v->conflicts, r->cert, r->instance);
+        if (fresh)
             log_warn(LOG_MAIN,
                      "cert=%s: instance %s declares it differently (names %s, key %s): this "
                      "instance orders it only as its stored generation allows, never to undo "
@@ -180,6 +183,8 @@ static void conflicts_done(int status, const struct store_conflict *rows, size_t
         json_array_append_new(a,
                               json_pack("{s:s, s:s, s:s, s:s}", "certificate", r->cert, "instance",
                                         r->instance, "names", r->names, "key", r->key));
+        if (fresh && v->on_conflict != NULL)
+            v->on_conflict(r->cert, r->instance, r->names, r->key, v->arg);
     }
     size_t i;
     json_t *o;
@@ -311,13 +316,16 @@ static void on_tick(uv_timer_t *t)
     refresh(v);
 }
 
-struct fleet_view *fleet_view_start(uv_loop_t *loop, struct store *store, const struct config *cfg)
+struct fleet_view *fleet_view_start(uv_loop_t *loop, struct store *store, const struct config *cfg,
+                                    fleet_conflict_cb conflict, void *arg)
 {
     if (!store_pg_is(store))
         return NULL;
     struct fleet_view *v = xcalloc(1, sizeof(*v));
     v->loop = loop;
     v->store = store;
+    v->on_conflict = conflict;
+    v->arg = arg;
     v->db_up = true;
     v->instances = json_array();
     v->conflicts = json_array();

@@ -94,6 +94,21 @@ static struct mcert *cert_named(struct manager *m, const char *name)
     return NULL;
 }
 
+/* Another instance declares a certificate of ours differently (fleet_view.c,
+ * which logged it): its history and the fleet_conflict event. */
+static void fleet_conflict(const char *cert, const char *instance, const char *names,
+                           const char *key, void *arg)
+{
+    struct mcert *mc = cert_named(arg, cert);
+
+    if (mc == NULL)
+        return;
+    char *detail = xasprintf("instance %s declares it as %s (key %s)", instance, names, key);
+    mgr_hist_add(mc, "conflict", "%s", detail);
+    mgr_emit(mc, NOTIFY_EV_FLEET_CONFLICT, detail, instance);
+    free(detail);
+}
+
 static void lease_renewed(int status, const struct store_result *r, void *arg)
 {
     struct lease_renewal *lr = arg;
@@ -393,7 +408,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         }
     }
     if (m->host == NULL && !m->once)
-        m->fleet_view = fleet_view_start(m->loop, m->store, m->cfg);
+        m->fleet_view = fleet_view_start(m->loop, m->store, m->cfg, fleet_conflict, m);
     if (m->host == NULL && m->cfg->tlsalpn01.listen.n > 0) {
         rc = chal_tlsalpn_open(m->loop, (const char *const *)m->cfg->tlsalpn01.listen.v,
                                m->cfg->tlsalpn01.listen.n, &m->tls);

@@ -16,6 +16,7 @@ set -uo pipefail
 tw_init pgfleet
 pg_start || exit 1
 tw_start || exit 1
+tw_receiver_start || { tw_fail "the webhook receiver did not start"; tw_done; }
 API_PORT=$(tw_port)
 B_PORT=$(tw_port)
 
@@ -36,6 +37,8 @@ mkdir -p "$TW/state-b"
   tw_config_cert c0 ec-p256 c0.test www.c0.test # a declares c0.test alone
   tw_config_cert c1 ec-p256 c1.test
   printf '[[certificate.c1.deploy]]\ntype = "exec"\ncommand = ["/bin/false"]\n\n'
+  printf '[notify.ops]\nurl = "http://127.0.0.1:%s/hook"\nsecret_file = "%s"\nevents = ["fleet_conflict"]\n' \
+    "$TW_RECEIVER_PORT" "$TW/webhook.secret"
 } >"$TW/b.toml"
 for f in a b; do
   "$CERTLOOP" check -c "$TW/$f.toml" >"$TW/check.out" 2>&1 ||
@@ -95,6 +98,20 @@ grep -q 'cert=c0: instance b declares it differently' "$TW/a.err" || tw_fail "a 
 "$CERTLOOP" status -c "$TW/b.toml" >"$TW/status-b.out" 2>&1
 grep -q 'another instance declares it differently' <<<"$(grep -E '^c0 ' "$TW/status-b.out")" ||
   tw_fail "b's status of c0: $(cat "$TW/status-b.out")"
+"$CERTLOOP" status -c "$TW/b.toml" c0 >"$TW/status-b-c0.out" 2>&1
+grep -q 'conflict.*instance a declares it as c0.test (key ec-p256)' "$TW/status-b-c0.out" ||
+  tw_fail "b's history of c0 has no conflict: $(cat "$TW/status-b-c0.out")"
+conflict_event() { grep -q '"event":"fleet_conflict"' "$TW/received"; }
+tw_daemon_wait 20 conflict_event || tw_fail "no fleet_conflict webhook: $(cat "$TW/received")"
+python3 - "$TW/received" <<'PY' || tw_fail "the fleet_conflict webhook: $(cat "$TW/received")"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ev = [e for e in ev if e["event"] == "fleet_conflict"]
+assert len(ev) == 1 and ev[0]["signature"] == "ok", ev
+b = ev[0]["body"]
+assert b["certificate"] == "c0" and b["error"]["identifier"] == "a", b
+assert "declares it as c0.test (key ec-p256)" in b["error"]["detail"], b
+PY
 [ "$(grep -c "POST /order-plz" "$TW/pebble.log")" = 2 ] ||
   tw_fail "$(grep -c "POST /order-plz" "$TW/pebble.log") orders, expected 2 (c0 by a, c1 by b)"
 

@@ -1808,8 +1808,8 @@ static void test_notify_events(void **state)
     expect_errors(t, 3);
     expect_line(t, "certloop.toml", 5, 21,
                 "notify.b.events[1]: unknown event \"exploded\"; expected issued, renewed, failed, "
-                "expiring, deploy_failed, dns_record_required, dns_record_removable or "
-                "persist_expiring");
+                "expiring, deploy_failed, dns_record_required, dns_record_removable, "
+                "persist_expiring or fleet_conflict");
     expect_line(t, "certloop.toml", 6, 9, "notify.c: missing required key 'url'");
     expect_line(t, "certloop.toml", 7, 10, "notify.c.events: must name at least one event");
     load_main(t, "[notify.a]\nurl = \"https://h.example/x\"\n");
