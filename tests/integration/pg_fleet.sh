@@ -37,7 +37,8 @@ fleet_start_web() {
 # named fNN.test, EC P-256, a files deploy into $TW/INSTANCE/out/fNN/.
 fleet_config() {
   local inst=$1 n=$2 extra=${3:-} i name http
-  mkdir -p "$TW/$inst/state" "$TW/$inst/out"
+  mkdir -p "$TW/$inst/out"
+  mkdir -p -m 700 "$TW/$inst/state"
   if [ "${FLEET_HTTP:-webroot}" = listeners ]; then
     case $inst in a) k=1 ;; b) k=2 ;; *) k=3 ;; esac
     http="listen = [\"127.0.0.$k:$TW_HTTP_PORT\"]"

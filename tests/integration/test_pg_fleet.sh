@@ -29,7 +29,11 @@ end=$(date +%s.%N)
 tw_log "3 instances, $N certificates: deployed everywhere in $(echo "$end - $start" | bc) s"
 
 orders=$(fleet_n_orders)
-[ "$orders" = "$N" ] || tw_fail "$orders newOrder requests for $N certificates"
+if [ "$orders" != "$N" ]; then
+  tw_fail "$orders newOrder requests for $N certificates"
+  # why: a failed order (then ordered again by the next holder) or a lease
+  grep -h "error\|warn\|resum\|new order" "$TW"/[abc].err | grep -v "open file limit" | head -40 >&2
+fi
 fleet_check_same "$N" a b c
 # who ordered what: the holders (generations' created_by) and every
 # instance's deployment record
