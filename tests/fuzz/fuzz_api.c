@@ -3,9 +3,10 @@
  * valid name and scopes, an error says which line); 1: a request path
  * against the route table (api_route_find: a matched NAME is 1..200 of
  * [A-Za-z0-9._-] not starting with '.', so never "..", "/" or an escape);
- * 2: a request head through httpd_parse, then Last-Event-ID and
- * Authorization looked up with api_head_field (values inside the head, no
- * CR or LF in them). */
+ * 2: a request head through httpd_parse and httpd_parse_body (the API's:
+ * the same heads, plus a Content-Length up to API_BODY_MAX), then
+ * Last-Event-ID and Authorization looked up with api_head_field (values
+ * inside the head, no CR or LF in them). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     default: {
-        struct httpd_req r;
-        if (httpd_parse(p, n, &r) == HTTPD_PARSE_DONE) {
+        struct httpd_req r, rb;
+        int a = httpd_parse(p, n, &r);
+        int b = httpd_parse_body(p, n, API_BODY_MAX, &rb);
+        /* the API's variant takes what the http-01 one takes, and only adds
+         * bodies up to its limit */
+        if (a == HTTPD_PARSE_DONE &&
+            (b != HTTPD_PARSE_DONE || rb.head_len != r.head_len || rb.content_length != 0))
+            abort();
+        if (b == HTTPD_PARSE_DONE && (rb.content_length > API_BODY_MAX || rb.head_len > n ||
+                                      (rb.content_length == 0 && a != HTTPD_PARSE_DONE)))
+            abort();
+        if (a == HTTPD_PARSE_DONE) {
             static const char *const names[] = {"Last-Event-ID", "Authorization", "Host"};
             for (size_t i = 0; i < 3; i++) {
                 const uint8_t *v = NULL;
