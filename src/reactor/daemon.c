@@ -51,7 +51,6 @@ struct daemon {
     struct manager *mgr;      /* owned until its done callback */
     struct control *ctl;      /* owned; NULL when not open (--once, failed, closed) */
     struct api *api;          /* owned; NULL without [api] listen (or --once, closed) */
-    unsigned api_tests;       /* POST …/test running on the threadpool */
     struct fd_budget fds;     /* the connection caps, sized at start and at each reload */
     struct dryrun *dry;       /* the dry run in progress (control socket), or NULL */
     bool stop_after_dry;      /* stopping: the manager stops once the dry run has ended */
@@ -577,43 +576,11 @@ static void api_plan(void *arg, const char *text, api_view_cb cb, void *cb_arg)
     apiview_plan(&d->loop, d->config_path, text, cb, cb_arg);
 }
 
-/* certloop test holds a threadpool thread for as long as it runs (minutes
- * when a dns-01 test record waits for propagation): one at a time, so that
- * tests asked for again and again never take the threads the store, key
- * generation and reloads need. */
-#define API_TESTS_MAX 1
-
-struct api_test_call {
-    struct daemon *d;
-    api_view_cb cb;
-    void *cb_arg;
-};
-
-static void api_test_done(void *arg, int status, json_t *doc, const char *const *errors,
-                          size_t n_errors)
-{
-    struct api_test_call *t = arg;
-
-    t->d->api_tests--;
-    t->cb(t->cb_arg, status, doc, errors, n_errors);
-    free(t);
-}
-
 static void api_test(void *arg, const char *name, api_view_cb cb, void *cb_arg)
 {
     struct daemon *d = arg;
 
-    if (d->api_tests >= API_TESTS_MAX) {
-        const char *why[] = {"a test is running already: try again when it has ended"};
-        cb(cb_arg, -EBUSY, NULL, why, 1);
-        return;
-    }
-    struct api_test_call *t = xcalloc(1, sizeof(*t));
-    t->d = d;
-    t->cb = cb;
-    t->cb_arg = cb_arg;
-    d->api_tests++;
-    apiview_test(&d->loop, d->config_path, name, api_test_done, t);
+    apiview_test(&d->loop, d->config_path, name, cb, cb_arg);
 }
 
 /* Opens the HTTPS API when [api] listen has addresses. 0, or an exit
