@@ -430,7 +430,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
                      mc->run_deploy_only ? "deployed" : "issued", mc->name,
                      names.data ? names.data : "", na, cc->n_deploy);
         buf_fini(&names);
-        mc->summary = SUM_ISSUED;
+        mc->summary = mc->run_deploy_only && store_shared(m->store) ? SUM_DEPLOYED : SUM_ISSUED;
         if (!mc->journal_shared)
             mc->failures = 0; /* else once the round's reload commands succeed */
         mc->retry_at = 0;

@@ -85,10 +85,11 @@ enum mc_state {
     MC_STATE__MAX
 };
 
-/* The outcome of the last run: what --once prints, and (DEPLOY_FAILED)
+/* The outcome of the last run: what --once prints (DEPLOYED: with a shared
+ * store, a generation deployed here without ordering it), and (DEPLOY_FAILED)
  * status's "deploy-failed": the certificate is stored, its deployment
  * failed and was rolled back, and a deploy-only retry is armed. */
-enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_DEPLOY_FAILED, SUM_OK };
+enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_DEPLOY_FAILED, SUM_OK, SUM_DEPLOYED };
 
 struct mclient {
     char *ca_name;   /* owned */

@@ -34,6 +34,10 @@ void mgr_print_summary(struct manager *m)
             mgr_fmt_date(mc->not_after, a, sizeof(a));
             buf_printf(b, "%s: issued, expires %s\n", mc->name, a);
             break;
+        case SUM_DEPLOYED:
+            mgr_fmt_date(mc->not_after, a, sizeof(a));
+            buf_printf(b, "%s: deployed the stored generation, expires %s\n", mc->name, a);
+            break;
         case SUM_FAILED:
         case SUM_DEPLOY_FAILED:
             buf_printf(b, "%s: failed: %s\n", mc->name, mc->error ? mc->error : "unknown error");

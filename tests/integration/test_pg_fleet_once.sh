@@ -2,8 +2,8 @@
 # `certloop run --once` on two instances of one PostgreSQL at the same time
 # (issue 14): each certificate is ordered once in the fleet; the instance
 # that does not get a lease waits for the other's generation (its --once
-# run does not end before) and deploys it; both exit 0 with byte-identical
-# files.
+# run does not end before) and deploys it ("deployed the stored
+# generation" in its summary); both exit 0 with byte-identical files.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
@@ -27,5 +27,12 @@ done
 waited=$(grep -h -c "another instance is ordering it: waiting" "$TW/a.err" "$TW/b.err" | paste -sd+ | bc)
 tw_log "--once: $waited waits for the other instance"
 [ "$(fleet_n_orders)" = "$N" ] || tw_fail "$(fleet_n_orders) newOrder requests for $N certificates"
+# each certificate: issued by one instance, deployed (not ordered) by the other
+for ((k = 0; k < N; k++)); do
+  name=$(printf 'f%02d' "$k")
+  lines=$(grep -h "^$name: " "$TW/a.out" "$TW/b.out" | sed 's/, expires .*//' | sort | tr '\n' '|')
+  [ "$lines" = "$name: deployed the stored generation|$name: issued|" ] ||
+    tw_fail "$name: summaries $lines"
+done
 fleet_check_same "$N" a b
 tw_done
