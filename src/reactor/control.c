@@ -1218,18 +1218,23 @@ void control_status_cert(struct buf *out, size_t index, json_t *cert)
     status_put(out, cert, 2);
 }
 
-void control_status_end(struct buf *out, size_t n, const char *extra_name, json_t *extra)
+void control_status_end(struct buf *out, size_t n, json_t *extras)
 {
+    const char *name;
+    json_t *v;
+
     buf_append_str(out, n > 0 ? "\n  ]" : "]");
-    if (extra != NULL) {
-        json_t *key = json_string(extra_name);
+    json_object_foreach(extras, name, v)
+    {
+        json_t *key = json_string(name);
         char *k = json_dumps(key, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
         json_decref(key);
         if (k == NULL)
             abort();
         buf_printf(out, ",\n  %s: ", k);
         free(k);
-        status_put(out, extra, 1);
+        status_put(out, json_incref(v), 1);
     }
+    json_decref(extras);
     buf_append_str(out, "\n}\n");
 }

@@ -142,10 +142,11 @@ json_t *control_cert_json(const struct control_cert_status *c);
  * JSON_INDENT(2) | JSON_ENSURE_ASCII and a newline gives, but without a
  * tree of every certificate: begin, then each certificate's object
  * (control_cert_json, taken) with its index, then end with the count and
- * an optional member (extra taken; NULL: none). */
+ * the members of extras after "certificates", in its order (taken; NULL:
+ * none). */
 void control_status_begin(struct buf *out, int64_t now, unsigned orders_in_flight);
 void control_status_cert(struct buf *out, size_t index, json_t *cert);
-void control_status_end(struct buf *out, size_t n, const char *extra_name, json_t *extra);
+void control_status_end(struct buf *out, size_t n, json_t *extras);
 
 struct control;
 typedef void (*control_close_cb)(void *arg);

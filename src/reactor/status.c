@@ -177,6 +177,30 @@ static unsigned in_flight(const struct manager *m, size_t *n)
     return inflight;
 }
 
+/* The members after "certificates": the store's reachability (a database
+ * may be away; the file store always answers) and, with a store shared
+ * with other instances, the fleet view. */
+static json_t *status_extras(const struct manager *m)
+{
+    struct store_health h;
+
+    store_health(m->store, &h);
+    json_t *sj =
+        json_pack("{s:s, s:b, s:I, s:i}", "type", store_type(m->store), "reachable", !h.down,
+                  "failures", (json_int_t)h.failures, "writes_waiting", (int)h.waiting);
+    if (h.down) {
+        char since[32];
+        mgr_fmt_time(h.down_since, since, sizeof(since));
+        json_object_set_new(sj, "unreachable_since", json_string(since));
+        json_object_set_new(sj, "error", json_string(h.error));
+    }
+    json_t *x = json_pack("{s:o}", "store", sj);
+    json_t *fleet = fleet_view_json(m->fleet_view);
+    if (fleet != NULL)
+        json_object_set_new(x, "fleet", fleet);
+    return x;
+}
+
 json_t *manager_status(const struct manager *m)
 {
     size_t n = 0, i = 0;
@@ -188,9 +212,9 @@ json_t *manager_status(const struct manager *m)
         fill_status(m, mc, now, &st[i]);
     json_t *j = control_status_json(st, n, now, inflight);
     free(st);
-    json_t *fleet = fleet_view_json(m->fleet_view);
-    if (fleet != NULL) /* a store shared with other instances */
-        json_object_set_new(j, "fleet", fleet);
+    json_t *x = status_extras(m);
+    json_object_update(j, x);
+    json_decref(x);
     return j;
 }
 
@@ -206,7 +230,7 @@ void manager_status_write(const struct manager *m, struct buf *out)
         fill_status(m, mc, now, &st);
         control_status_cert(out, i, control_cert_json(&st));
     }
-    control_status_end(out, n, "fleet", fleet_view_json(m->fleet_view));
+    control_status_end(out, n, status_extras(m));
 }
 
 int manager_metrics(const struct manager *m, struct buf *out)

@@ -1014,7 +1014,7 @@ static void test_status_written_piecewise(void **state)
                 json_decref(c[i].history);
                 json_decref(d[i].history);
             }
-            control_status_end(&got, n, "fleet", extra);
+            control_status_end(&got, n, extra != NULL ? json_pack("{s:o}", "fleet", extra) : NULL);
             buf_append(&got, "", 1);
             size_t wl = strlen(want);
             assert_int_equal(got.len - 1, wl + 1);
