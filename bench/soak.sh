@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Chaos soak (issue 17 item 8): one daemon with N certificates (default
 # 200) against Pebble on loopback, renewing every ~8 minutes
-# (renew_before 8 minutes short of Pebble's lifetime), its state directory
+# (renew_before 8 minutes short of Pebble's lifetime; no max_new_orders
+# limit), its state directory
 # on a small tmpfs, for DURATION seconds (default 1800). Every 20-60 s one
 # event, chosen at random:
 #   kill    kill -9 the daemon, start it again
@@ -66,7 +67,9 @@ NONCE_REJECT=0
 
 CONF=$TW/certloop.toml
 write_config() {
-  tw_config_head 64
+  # no max_new_orders limit: its default (250 per 3 hours) would hold the
+  # renewals back after the first 200 issuances, and the soak would idle
+  TW_CA_EXTRA='max_new_orders = 0' tw_config_head 64
   for ((i = 0; i < N; i++)); do
     TW_CERT_EXTRA='renew_before = "1825d23h52m"' tw_config_cert "$(printf 's%03d' "$i")" ec-p256 \
       "$(printf 's%03d' "$i").test"
@@ -308,6 +311,13 @@ rss_line=$(awk -F'\t' '{ if (!($2 in first)) { first[$2] = $3; t0[$2] = $1 } las
   END { best = ""; for (p in first) if (best == "" || t1[p] - t0[p] > t1[best] - t0[best]) best = p
         printf "%s %d %d %d %d", best, t1[best] - t0[best], first[best], last[best], max }' "$RSS")
 read -r rss_pid rss_span rss_first rss_last rss_max <<<"$rss_line"
+# its RSS through its life: the sample nearest each tenth of it (a leak
+# climbs steadily; bounded caches level off)
+rss_curve=$(awk -F'\t' -v p="$rss_pid" '$2 == p { t[n + 0] = $1; r[n + 0] = $3; n++ }
+  END { if (n == 0) exit; span = t[n - 1] - t[0]; j = 0
+        for (k = 0; k <= 10; k++) { want = t[0] + span * k / 10
+          while (j < n - 1 && t[j] < want) j++
+          sep = k ? " " : ""; printf "%s%d", sep, r[j] } }' "$RSS")
 
 {
   echo "soak: $(date -u +%Y-%m-%dT%H:%MZ), ${DUR}s, $N certificates, state on tmpfs: $TMPFS"
@@ -318,6 +328,7 @@ read -r rss_pid rss_span rss_first rss_last rss_max <<<"$rss_line"
   echo "early reissues without an event: $early; temp/backup files left: $leftovers"
   echo "RSS (KiB) of the longest-lived process (pid $rss_pid, ${rss_span}s):" \
     "first $rss_first, last $rss_last; max of all samples $rss_max"
+  echo "  that process's RSS at each tenth of its life (KiB): ${rss_curve:-?}"
   echo "RSS of each daemon process that lived 5 minutes or more:"
   echo "${rss_each:-  (none)}"
   echo "failed orders by reason (numbers and URLs folded):"

@@ -1151,6 +1151,10 @@ json_t *control_cert_json(const struct control_cert_status *c)
         json_object_set_new(o, "persist_until", time_or_null(c->persist_until));
         json_object_set_new(o, "persist_expiring", json_boolean(c->persist_expiring));
     }
+    if (c->from != NULL) {
+        json_object_set_new(o, "from", json_string(c->from));
+        json_object_set_new(o, "hub_error", str_or_null(c->hub_error));
+    }
     json_object_set_new(o, "history", c->history != NULL ? c->history : json_array());
     json_object_set_new(o, "log", c->log != NULL ? c->log : json_array());
     return o;

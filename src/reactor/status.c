@@ -125,9 +125,10 @@ static void status_of(const struct mcert *mc, int64_t now, struct statusview *ou
 }
 
 /* One certificate's row of the status document (its history and log
- * arrays are new references). */
+ * arrays are new references; *from, set for a pulled certificate, is the
+ * caller's to free once the row is dumped). */
 static void fill_status(const struct manager *m, const struct mcert *mc, int64_t now,
-                        struct control_cert_status *st)
+                        struct control_cert_status *st, char **from)
 {
     const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
     struct statusview v;
@@ -140,6 +141,11 @@ static void fill_status(const struct manager *m, const struct mcert *mc, int64_t
         st->domains = (const char *const *)cc->domains.v;
         st->n_domains = cc->domains.n;
         st->ca = cc->ca != NULL ? cc->ca->name : NULL;
+        if (cc->hub != NULL) { /* a pulled certificate: its source */
+            *from = xasprintf("hub.%s", cc->hub->name);
+            st->from = *from;
+            st->hub_error = mgr_pull_hub_error(m, cc->hub->name);
+        }
     }
     st->profile = mc->profile;
     st->not_before = mc->not_before;
@@ -207,10 +213,14 @@ json_t *manager_status(const struct manager *m)
     int64_t now = mgr_now();
     unsigned inflight = in_flight(m, &n);
     struct control_cert_status *st = xcalloc(n > 0 ? n : 1, sizeof(*st));
+    char **from = xcalloc(n > 0 ? n : 1, sizeof(*from));
 
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++)
-        fill_status(m, mc, now, &st[i]);
+        fill_status(m, mc, now, &st[i], &from[i]);
     json_t *j = control_status_json(st, n, now, inflight);
+    for (size_t k = 0; k < n; k++)
+        free(from[k]);
+    free(from);
     free(st);
     json_t *x = status_extras(m);
     json_object_update(j, x);
@@ -227,8 +237,10 @@ void manager_status_write(const struct manager *m, struct buf *out)
     control_status_begin(out, now, inflight);
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
         struct control_cert_status st;
-        fill_status(m, mc, now, &st);
+        char *from = NULL;
+        fill_status(m, mc, now, &st, &from);
         control_status_cert(out, i, control_cert_json(&st));
+        free(from);
     }
     control_status_end(out, n, status_extras(m));
 }
