@@ -98,7 +98,10 @@ R=/v1/certificates/www/renew
 renews() { grep -c "POST $R .* -> 202" "$TW/err.txt"; }
 [ "$(req POST $R -H "$COOKIE")" = 403 ] || tw_fail "renew with the cookie and no CSRF token: not 403"
 grep -q 'X-CSRF-Token' "$TW/body" || tw_fail "403 body: $(cat "$TW/body")"
-[ "$(req POST $R -H "$COOKIE" -H "X-CSRF-Token: ${CSRF%?}A")" = 403 ] || tw_fail "a wrong CSRF token: not 403"
+# the token with its last character changed (to A, or to B when it was A)
+wrong=${CSRF%?}A
+[ "$wrong" != "$CSRF" ] || wrong=${CSRF%?}B
+[ "$(req POST $R -H "$COOKIE" -H "X-CSRF-Token: $wrong")" = 403 ] || tw_fail "a wrong CSRF token: not 403"
 [ "$(req POST $R -H "$COOKIE" -H "X-CSRF-Token: ${COOKIE#*=}")" = 403 ] || tw_fail "the session id as CSRF token: not 403"
 [ "$(req POST $R -H "$COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: https://evil.example")" = 403 ] ||
   tw_fail "another Origin: not 403"
