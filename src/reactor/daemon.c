@@ -108,7 +108,7 @@ static void manager_done(int failed, void *arg)
     d->mgr = NULL;
     d->failed = failed;
     if (d->once)
-        log_info(LOG_MAIN, "run --once finished: %d %s failed", failed,
+        log_info(LOG_MAIN, "run --once finished: %d %s failed or held back", failed,
                  failed == 1 ? "certificate" : "certificates");
     else if (!d->stopping)
         log_error(LOG_MAIN, "the manager stopped on its own; exiting");

@@ -275,6 +275,13 @@ static bool window_full(struct mcert *mc)
              mc->cfg->ca->name, when);
     mgr_hist_add(mc, "rate-limited", "new orders per CA account: waiting until %s", when);
     mgr_arm(mc, next);
+    if (m->once && mc->summary != SUM_HELD) {
+        /* --once ends without it: due and not ordered is not fine */
+        mc->summary = SUM_HELD;
+        mc->next_at = next;
+        m->failed++;
+        m->held++;
+    }
     return true;
 }
 

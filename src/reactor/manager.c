@@ -206,8 +206,15 @@ static void teardown(struct manager *m)
         uv_close((uv_handle_t *)&m->lease_tick, lease_tick_closed);
         store_watch_set(m->store, NULL, NULL);
     }
-    if (m->once)
+    if (m->once) {
         mgr_print_summary(m);
+        if (m->held > 0)
+            log_warn(LOG_MAIN,
+                     "run --once: %d %s due but held back by max_new_orders (new orders per "
+                     "CA account): not ordered, counted as failed; run again when the window "
+                     "allows (the summary says when), or raise [ca.NAME] max_new_orders",
+                     m->held, m->held == 1 ? "certificate was" : "certificates were");
+    }
     mgr_pull_hubs_close(m);
     while (m->certs != NULL)
         mgr_cert_unlink(m->certs);

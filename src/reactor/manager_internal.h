@@ -88,8 +88,18 @@ enum mc_state {
 /* The outcome of the last run: what --once prints (DEPLOYED: with a shared
  * store, a generation deployed here without ordering it), and (DEPLOY_FAILED)
  * status's "deploy-failed": the certificate is stored, its deployment
- * failed and was rolled back, and a deploy-only retry is armed. */
-enum mc_summary { SUM_NONE, SUM_ISSUED, SUM_FAILED, SUM_DEPLOY_FAILED, SUM_OK, SUM_DEPLOYED };
+ * failed and was rolled back, and a deploy-only retry is armed. HELD: due,
+ * but its CA account's max_new_orders window was full (--once only; counted
+ * as not fine, next_at says when it may be ordered). */
+enum mc_summary {
+    SUM_NONE,
+    SUM_ISSUED,
+    SUM_FAILED,
+    SUM_DEPLOY_FAILED,
+    SUM_OK,
+    SUM_DEPLOYED,
+    SUM_HELD
+};
 
 struct mclient {
     char *ca_name;   /* owned */
@@ -208,6 +218,7 @@ struct manager {
     unsigned rsa_keygens;        /* RSA key generations in flight */
     struct mcert *khead, *ktail; /* waiting for an RSA key generation slot */
     int failed;
+    int held; /* --once: certificates held back by max_new_orders (in failed too) */
     bool stopping, torn_down;
     struct timerheap *heap;           /* every certificate's deadline */
     struct history *hist;             /* recent events per certificate */

@@ -51,6 +51,14 @@ void mgr_print_summary(struct manager *m)
                 buf_printf(b, "%s: ok\n", mc->name);
             }
             break;
+        case SUM_HELD:
+            mgr_fmt_time(mc->next_at, a, sizeof(a));
+            buf_printf(b,
+                       "%s: held back: ca=%s's max_new_orders (new orders per CA account) "
+                       "reached; not ordered, possible again at %s\n",
+                       mc->name, mc->cfg != NULL && mc->cfg->ca != NULL ? mc->cfg->ca->name : "?",
+                       a);
+            break;
         case SUM_NONE:
             buf_printf(b, "%s: not processed\n", mc->name);
             break;

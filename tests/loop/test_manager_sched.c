@@ -46,6 +46,8 @@ struct fx {
     struct store *st;
     struct manager *m;
     int done_calls;
+    int failed;         /* what done_cb was given */
+    struct buf summary; /* --once: the end-of-run lines */
 };
 
 static int64_t fake_clock(void *arg)
@@ -71,15 +73,18 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
 
 static void done_cb(int failed, void *arg)
 {
-    (void)failed;
-    ((struct fx *)arg)->done_calls++;
+    struct fx *f = arg;
+
+    f->failed = failed;
+    f->done_calls++;
 }
 
-static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
+static void fx_open_mode(struct fx *f, bool fail, int n_certs, const char *ca_extra, bool once)
 {
     struct buf b = BUF_INIT(1 << 20);
 
     memset(f, 0, sizeof(*f));
+    f->summary = (struct buf)BUF_INIT(1 << 20);
     f->fail = fail;
     f->now_ms = T0_MS;
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -110,18 +115,27 @@ static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
                              .done = done_cb,
                              .arg = f,
                              .clock = fake_clock,
-                             .clock_arg = f};
+                             .clock_arg = f,
+                             .once = once,
+                             .summary = once ? &f->summary : NULL};
     assert_int_equal(manager_start(&o, &f->m), 0);
     free(state_dir);
     free(path);
 }
 
+static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
+{
+    fx_open_mode(f, fail, n_certs, ca_extra, false);
+}
+
 static void fx_close(struct fx *f)
 {
-    manager_stop(f->m);
+    if (f->done_calls == 0)
+        manager_stop(f->m);
     fake_http_close(f->srv);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(f->done_calls, 1);
+    buf_fini(&f->summary);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     store_close(f->st);
     config_unref(f->cfg);
@@ -274,11 +288,47 @@ static void test_new_order_window_holds_when_many_are_due(void **state)
     fx_close(&f);
 }
 
+static bool once_done(struct fx *f)
+{
+    return f->done_calls > 0;
+}
+
+/* --once with the window full: 10 orders start (the CA fails them), the
+ * other 20 are not ordered and say so; all 30 count as not fine. */
+static void test_once_reports_held_back(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_open_mode(&f, true, 30, "max_new_orders = 10\n", true);
+    run_until(&f, once_done);
+    assert_int_equal(f.done_calls, 1);
+    assert_int_equal(f.failed, 30);
+    int held = 0, failed = 0;
+    for (char *line = f.summary.data; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        if (strstr(line, ": held back: ca=t's max_new_orders (new orders per CA account) "
+                         "reached; not ordered, possible again at ") != NULL)
+            held++;
+        else if (strstr(line, ": failed: ") != NULL)
+            failed++;
+        else
+            fail_msg("unexpected summary line: %s", line);
+        line = nl + 1;
+    }
+    assert_int_equal(held, 20);
+    assert_int_equal(failed, 10);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failed_order_backs_off_exponentially),
         cmocka_unit_test(test_new_order_window_holds_when_many_are_due),
+        cmocka_unit_test(test_once_reports_held_back),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
