@@ -84,11 +84,17 @@ cl store rotate-key -c "$TW/a.toml"
 [ "$rc" = 64 ] || tw_fail "no --new-key-file: exit $rc, expected 64"
 
 echo "== the daemon on the old key, then on the new one"
-# (the old key opens nothing: what the run does then is not this test's
-# business, only that it says so at once)
-timeout 15 "$CERTLOOP" run --once -c "$TW/a.toml" >"$TW/out2" 2>"$TW/err2"
+# (the old key opens nothing: the run says so at once, orders nothing and
+# fails; it used to wait for ever for "another instance" to renew)
+orders=$(grep -c "POST /order-plz" "$TW/pebble.log")
+rc=0
+timeout 60 "$CERTLOOP" run --once -c "$TW/a.toml" >"$TW/out2" 2>"$TW/err2" || rc=$?
 grep -q "sealed with another encryption key" "$TW/err2" ||
   tw_fail "the old key still opens the rotated keys"
+[ "$rc" = 1 ] || tw_fail "run --once on the old key: exit $rc, expected 1 (124: it hung)"
+grep -q "^c0: failed: its stored private key cannot be opened with \[store\] encryption_key_file" "$TW/out2" ||
+  { tw_fail "run --once on the old key: no failure naming the key file"; cat "$TW/out2" >&2; }
+[ "$(grep -c "POST /order-plz" "$TW/pebble.log")" = "$orders" ] || tw_fail "the old key made a run order again"
 sed -i "s|^encryption_key_file = .*|encryption_key_file = \"$TW/new.key\"|" "$TW/a.toml"
 cl check -c "$TW/a.toml"
 [ "$rc" = 0 ] || { tw_fail "check with the new key: exit $rc"; cat "$TW/e" >&2; }
