@@ -152,8 +152,8 @@ void mgr_decide(struct mcert *mc)
                  sched_meta_from_pem(sc.cert_pem, strlen(sc.cert_pem), &meta) == 0)
             have = true;
     } else if (rc != -ENOENT) {
-        log_warn(LOG_MAIN, "cert=%s: stored certificate unreadable (%s): ordering a new one",
-                 mc->name, err_str(rc));
+        log_warn(LOG_MAIN, "cert=%s: stored certificate unreadable (%s)%s", mc->name, err_str(rc),
+                 store_shared(m->store) ? "" : ": ordering a new one");
     }
     sched_decide_jittered(mc->name, mc->cfg, have ? &meta : NULL, now, &d);
     if ((d.why == SCHED_NAMES_CHANGED || d.why == SCHED_KEY_CHANGED) &&
