@@ -70,8 +70,12 @@ struct conn {
     bool counted; /* in srv->nserving */
     struct buf in;
     struct buf out;  /* the answer's head (and a small body) */
-    struct buf body; /* a large body, written after out without a copy */
+    struct buf body; /* a large body, written after out without a copy; a stream's piece */
     uv_write_t wr;
+    struct body_src src;     /* a streamed answer's source (next NULL: none) */
+    bool http10;             /* the request was HTTP/1.0: a stream ends with the connection */
+    bool src_done;           /* the last piece is being written */
+    char chunk[24];          /* the piece's chunk-size line */
     struct reply_slot *slot; /* pending async reply, or NULL */
     char method[16];
     char *path;      /* owned: the request path (query removed) */
@@ -144,6 +148,84 @@ static void send_raw(struct conn *c, int code, const char *ctype, const char *ex
     send_buf(c, code, ctype, extra_head, &b);
 }
 
+static void stream_piece(struct conn *c);
+
+static void on_piece_written(uv_write_t *w, int status)
+{
+    struct conn *c = w->data;
+
+    if (status < 0 || c->state != CONN_WRITING || c->src_done) {
+        conn_close(c); /* the end, or the client left */
+        return;
+    }
+    stream_piece(c);
+}
+
+/* Makes the next piece of c's stream and writes it as one chunk (after the
+ * head, the first time; with the last chunk, the last time). One piece per
+ * write, and the next only once this one is out: a reader that does not
+ * read holds one piece, not the answer, and the loop answers others
+ * between two pieces (the write callback runs in a later loop turn). */
+static void stream_piece(struct conn *c)
+{
+    static const char crlf[] = "\r\n", last[] = "0\r\n\r\n";
+    uv_buf_t b[5];
+    unsigned n = 0;
+
+    buf_reset(&c->body);
+    int rc = c->src.next(c->src.arg, &c->body, BODYSRC_PIECE);
+    if (rc < 0) {
+        log_warn(LOG_CTL, "%s %s: the answer was cut: %s", c->method, c->path, err_str(rc));
+        conn_close(c); /* no last chunk: the client sees the answer is incomplete */
+        return;
+    }
+    c->src_done = rc == 1;
+    if (c->out.len > 0)
+        b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    if (c->body.len > 0) {
+        if (!c->http10) {
+            int k = snprintf(c->chunk, sizeof(c->chunk), "%zx\r\n", c->body.len);
+            b[n++] = uv_buf_init(c->chunk, (unsigned)k);
+        }
+        b[n++] = uv_buf_init(c->body.data, (unsigned)c->body.len);
+        if (!c->http10)
+            b[n++] = uv_buf_init((char *)crlf, 2);
+    }
+    if (c->src_done && !c->http10)
+        b[n++] = uv_buf_init((char *)last, sizeof(last) - 1);
+    c->out.len = 0; /* the head goes once */
+    /* the reader must take each piece within the timeout, counted from now
+     * (making the piece was not its time) */
+    uv_update_time(c->pipe.loop);
+    uv_timer_start(&c->timer, on_timeout, c->srv->request_timeout, 0);
+    c->wr.data = c;
+    if (n == 0) { /* an empty last piece to an HTTP/1.0 client (or a source stuck) */
+        conn_close(c);
+        return;
+    }
+    if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, b, n, on_piece_written) < 0)
+        conn_close(c);
+}
+
+/* Answers 200 with *src's text (taken), written piece by piece. */
+static void send_stream(struct conn *c, const char *ctype, struct body_src *src)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_WRITING) {
+        body_src_drop(src);
+        return;
+    }
+    log_debug(LOG_CTL, "%s %s -> 200 (streamed)", c->method, c->path != NULL ? c->path : "-");
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    c->state = CONN_WRITING;
+    c->src = *src;
+    *src = (struct body_src){0};
+    buf_init(&c->out, SIZE_MAX);
+    buf_init(&c->body, SIZE_MAX);
+    buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sConnection: close\r\n\r\n", ctype,
+               c->http10 ? "" : "Transfer-Encoding: chunked\r\n");
+    stream_piece(c);
+}
+
 static int dump_to_buf(const char *p, size_t n, void *arg)
 {
     return buf_append(arg, p, n) < 0 ? -1 : 0;
@@ -183,20 +265,26 @@ static void send_error(struct conn *c, int code, const char *extra_head, const c
 
 /* ---- handlers */
 
+/* A route answered by a streaming handler: what names it in an error. */
+static void do_stream(struct conn *c, int (*h)(void *, struct body_src *), const char *what,
+                      const char *ctype)
+{
+    struct body_src src = {0};
+    int rc = h(c->srv->h.arg, &src);
+
+    if (rc < 0)
+        send_error(c, 500, NULL, "%s: %s", what, err_str(rc));
+    else
+        send_stream(c, ctype, &src);
+}
+
 static void do_status(struct conn *c)
 {
     json_t *obj = NULL;
     int rc;
 
-    if (c->srv->h.status_text != NULL) {
-        struct buf b = BUF_INIT(SIZE_MAX);
-        rc = c->srv->h.status_text(c->srv->h.arg, &b);
-        if (rc < 0) {
-            buf_fini(&b);
-            send_error(c, 500, NULL, "status: %s", err_str(rc));
-            return;
-        }
-        send_buf(c, 200, "application/json", NULL, &b);
+    if (c->srv->h.status_stream != NULL) {
+        do_stream(c, c->srv->h.status_stream, "status", "application/json");
         return;
     }
     if (c->srv->h.status == NULL) {
@@ -218,6 +306,11 @@ static void do_metrics(struct conn *c)
     struct buf b = BUF_INIT(1u << 30);
     int rc;
 
+    if (c->srv->h.metrics_stream != NULL) {
+        do_stream(c, c->srv->h.metrics_stream, "metrics",
+                  "text/plain; version=0.0.4; charset=utf-8");
+        return;
+    }
     if (c->srv->h.metrics == NULL) {
         send_error(c, 501, NULL, "metrics are not available");
         return;
@@ -625,6 +718,7 @@ static int parse_head(const char *p, size_t n, size_t body_max, struct control_r
         *why = "not an HTTP/1.x request";
         return vlen >= 5 && memcmp(v, "HTTP/", 5) == 0 ? -505 : -400;
     }
+    r->http10 = v[7] == '0';
     const char *q = memchr(t, '?', (size_t)(tend - t));
     r->path = t;
     r->path_len = (size_t)((q != NULL ? q : tend) - t);
@@ -729,6 +823,7 @@ static void try_request(struct conn *c)
         c->path = xstrndup(r.path, r.path_len);
         c->head_len = r.head_len;
         c->clen = r.content_length;
+        c->http10 = r.http10;
     }
     if (c->in.len - c->head_len < c->clen)
         return; /* the body is still arriving */
@@ -833,6 +928,7 @@ static void conn_close(struct conn *c)
     if (c->state == CONN_CLOSING)
         return;
     c->state = CONN_CLOSING;
+    body_src_drop(&c->src); /* nothing more is made; the piece in flight stays until closed */
     if (c->slot != NULL) {
         c->slot->conn = NULL; /* the async reply will find nobody */
         c->slot = NULL;

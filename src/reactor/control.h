@@ -14,6 +14,9 @@
  *        answer {"ok": B, "failed": N, "summary": S}; 422 with "errors"
  *        when it cannot start, 409 while another dry run runs
  *   GET  /metrics                    handlers.metrics -> 200 text/plain
+ * A large answer (status, metrics) is written piece by piece as the
+ * client reads it, in HTTP/1.1 chunks: no Content-Length, and a client
+ * that reads nothing for the request timeout (10 s) is dropped.
  * Errors are JSON {"error": "..."} with 400 (malformed), 404 (no route or
  * no such certificate), 405 (wrong method), 408 (too slow), 409 (busy),
  * 413 (head or body too large), 422 (invalid configuration), 500, 503
@@ -29,6 +32,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "util/bodysrc.h"
 #include "util/buf.h"
 
 #define CONTROL_DEFAULT_PATH "/run/certloop/control.sock"
@@ -61,9 +65,12 @@ struct control_handlers {
      * "next_renewal":N|null, "reason":S|null, "last_error":S|null, ...}],
      * ...}, times in Unix seconds; further members are shown by --json. */
     int (*status)(void *arg, json_t **out);
-    /* Optional, preferred by GET /v1/status: the same document appended to
-     * out as text (control_status_begin ... _end), newline included. */
-    int (*status_text)(void *arg, struct buf *out);
+    /* Optional, preferred by GET /v1/status: the same document's text
+     * (control_status_begin ... _end, newline included) as a source the
+     * server writes piece by piece as the socket drains, in HTTP/1.1 chunks
+     * (to an HTTP/1.0 request: until the connection closes). 0 and *out
+     * (owned by the server afterwards), or < 0 (500). */
+    int (*status_stream)(void *arg, struct body_src *out);
     /* Queues a renewal of certificate name. 0: accepted (202). -ENOENT: no
      * such certificate (404). -EBUSY: refused for now (409), -EINVAL (400),
      * other codes 500. *err (optional, owned by the server afterwards) is
@@ -76,6 +83,9 @@ struct control_handlers {
     void (*reload)(void *arg, control_reply_cb cb, void *cb_arg);
     /* Appends the Prometheus text (metrics_write) to out. */
     int (*metrics)(void *arg, struct buf *out);
+    /* Optional, preferred by GET /metrics: that text as a source written
+     * piece by piece, as status_stream. */
+    int (*metrics_stream)(void *arg, struct body_src *out);
     /* Runs a dry run of names[0..n) (n == 0: every certificate with a CA)
      * and answers through cb, which may run before dry_run returns. names
      * are borrowed for the call. */

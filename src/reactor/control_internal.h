@@ -13,6 +13,7 @@ struct control_req {
     size_t path_len;
     size_t head_len;       /* bytes of the head, the empty line included */
     size_t content_length; /* 0 when absent */
+    bool http10;           /* HTTP/1.0: no chunked answer (RFC 9112 §7.1) */
 };
 
 /* Parses the request head at the start of p[0..n): the request line

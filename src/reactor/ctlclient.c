@@ -1,9 +1,10 @@
 /* The control socket's client for the certloop CLI: one blocking request
  * per connection, bounded by a deadline with poll(2). It speaks only what
- * control.c answers (Content-Length bodies, Connection: close); it is never
+ * control.c answers (Content-Length or chunked bodies, Connection: close); it is never
  * used on the daemon's loop. */
 #include "reactor/control.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -113,13 +114,63 @@ static int recv_all(int fd, struct buf *b, int64_t deadline)
     }
 }
 
-/* "HTTP/1.1 200 OK\r\nName: value\r\n...\r\n\r\nBODY" */
-static int parse_response(const char *p, size_t n, struct ctl_response *out)
+/* Decodes the chunked body p[0..n) in place (RFC 9112 §7.1: hex size,
+ * optional extensions, CRLF, data, CRLF; a last chunk of size 0, then
+ * trailer lines and the empty line): *len bytes at p. ERR_PARSE when it is
+ * malformed or cut short (no last chunk: the daemon cut the answer). */
+static int dechunk(char *p, size_t n, size_t *len)
+{
+    const char *r = p, *end = p + n;
+    char *w = p;
+
+    for (;;) {
+        const char *eol = memchr(r, '\n', (size_t)(end - r));
+        const char *q = r;
+        size_t size = 0;
+        if (eol == NULL)
+            return ERR_PARSE;
+        for (; q < eol && isxdigit((unsigned char)*q); q++) {
+            if (size > (SIZE_MAX >> 4))
+                return ERR_PARSE;
+            size = size * 16 + (size_t)(*q <= '9' ? *q - '0' : (*q | 0x20) - 'a' + 10);
+        }
+        if (q == r || (q < eol && *q != ';' && *q != '\r'))
+            return ERR_PARSE;
+        r = eol + 1;
+        if (size == 0)
+            break;
+        if ((size_t)(end - r) < size + 1)
+            return ERR_PARSE;
+        memmove(w, r, size);
+        w += size;
+        r += size;
+        if (r[0] == '\r')
+            r++;
+        if (r >= end || r[0] != '\n')
+            return ERR_PARSE;
+        r++;
+    }
+    for (;;) { /* trailer fields, up to the empty line */
+        const char *eol = memchr(r, '\n', (size_t)(end - r));
+        if (eol == NULL)
+            return ERR_PARSE;
+        bool empty = eol == r || (eol == r + 1 && r[0] == '\r');
+        r = eol + 1;
+        if (empty)
+            break;
+    }
+    *len = (size_t)(w - p);
+    return 0;
+}
+
+/* "HTTP/1.1 200 OK\r\nName: value\r\n...\r\n\r\nBODY" (a chunked body is
+ * decoded in p) */
+static int parse_response(char *p, size_t n, struct ctl_response *out)
 {
     const char *end = p + n;
     const char *eol = memchr(p, '\n', n);
     size_t clen = 0;
-    bool have_len = false;
+    bool have_len = false, chunked = false;
     char *ctype = NULL;
 
     if (eol == NULL || n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] < '1' ||
@@ -159,6 +210,11 @@ static int parse_response(const char *p, size_t n, struct ctl_response *out)
                 goto bad;
             clen = (size_t)x;
             have_len = true;
+        } else if (klen == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+            /* the daemon sends only "chunked" (control.c stream_piece) */
+            if ((size_t)(vend - v) != 7 || strncasecmp(v, "chunked", 7) != 0)
+                goto bad;
+            chunked = true;
         } else if (klen == 12 && strncasecmp(line, "Content-Type", 12) == 0) {
             free(ctype);
             ctype = xstrndup(v, (size_t)(vend - v));
@@ -167,7 +223,10 @@ static int parse_response(const char *p, size_t n, struct ctl_response *out)
     }
     const char *body = eol + 1;
     size_t blen = (size_t)(end - body);
-    if (have_len) {
+    if (chunked) {
+        if (have_len || dechunk(p + (body - p), blen, &blen) < 0)
+            goto bad;
+    } else if (have_len) {
         if (blen < clen)
             goto bad; /* cut short */
         blen = clen;
@@ -227,7 +286,7 @@ int ctl_request(const char *path, const char *method, const char *target, const 
         *err = xasprintf("%s: %s", path, err_str(rc));
         goto out;
     }
-    rc = parse_response(resp.data != NULL ? resp.data : "", resp.len, &r);
+    rc = resp.data != NULL ? parse_response(resp.data, resp.len, &r) : ERR_PARSE;
     if (rc < 0) {
         *err = xasprintf("%s: malformed answer", path);
         goto out;

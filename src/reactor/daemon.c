@@ -406,14 +406,23 @@ static int ctl_status(void *arg, json_t **out)
     return *out != NULL ? 0 : -ENOMEM;
 }
 
-static int ctl_status_text(void *arg, struct buf *out)
+/* The manager's views written as the socket drains (manager_view_open). */
+static int ctl_view(struct daemon *d, enum manager_view v, struct body_src *out)
 {
-    struct daemon *d = arg;
-
     if (d->mgr == NULL || d->manager_done)
         return -ECANCELED;
-    manager_status_write(d->mgr, out);
+    manager_view_open(d->mgr, v, out);
     return 0;
+}
+
+static int ctl_status_stream(void *arg, struct body_src *out)
+{
+    return ctl_view(arg, MANAGER_VIEW_STATUS, out);
+}
+
+static int ctl_metrics_stream(void *arg, struct body_src *out)
+{
+    return ctl_view(arg, MANAGER_VIEW_METRICS, out);
 }
 
 static int ctl_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
@@ -521,10 +530,11 @@ static int open_control(struct daemon *d)
 {
     struct control_handlers h = {
         .status = ctl_status,
-        .status_text = ctl_status_text,
+        .status_stream = ctl_status_stream,
         .renew = ctl_renew,
         .reload = ctl_reload,
         .metrics = ctl_metrics,
+        .metrics_stream = ctl_metrics_stream,
         .dry_run = ctl_dry_run,
         .arg = d,
     };

@@ -346,6 +346,11 @@ void mgr_cert_unlink(struct mcert *mc)
             break;
         }
     }
+    /* a streamed view about to visit mc visits its successor instead */
+    for (struct mgr_cursor *k = m->cursors; k != NULL; k = k->next) {
+        if (k->at == mc)
+            k->at = mc->next;
+    }
     /* freed later, from the loop: callers may still be walking the list
      * (mc->next stays valid) */
     mgr_disarm(mc);

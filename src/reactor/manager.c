@@ -23,6 +23,7 @@
 
 static void manager_free(struct manager *m)
 {
+    mgr_cursors_detach(m);
     mgr_free_dead(m);
     mgr_round_free_execs(m);
     for (size_t i = 0; i < m->n_clients; i++) {
@@ -218,6 +219,7 @@ static void teardown(struct manager *m)
     mgr_pull_hubs_close(m);
     while (m->certs != NULL)
         mgr_cert_unlink(m->certs);
+    mgr_cursors_detach(m);
     if (m->heap != NULL) {
         m->closing++;
         timerheap_close(m->heap, heap_closed, m);

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "reactor/timerheap.h"
 #include "store/store.h"
+#include "util/bodysrc.h"
 #include "util/buf.h"
 
 struct manager;
@@ -76,9 +77,25 @@ void manager_stop(struct manager *m);
  * "storing", "deploying", "retrying", "no-certificate", "expired", times,
  * the last error). Owned. */
 json_t *manager_status(const struct manager *m);
-/* The same document appended to out as text, one certificate at a time
- * (control_status_begin ... _end: no tree of every certificate). */
-void manager_status_write(const struct manager *m, struct buf *out);
+/* The views written piece by piece as a socket drains (util/bodysrc.h):
+ * STATUS is the text of manager_status (control_status_begin ... _end, a
+ * newline last), METRICS the text of manager_metrics, LIST the HTTPS
+ * API's GET /v1/certificates, {"certificates":[...]} compact with a
+ * newline, each object the status one without "history" and "log".
+ * What a stream shows: its head ("now", "orders_in_flight") as of its first
+ * piece; then every certificate in the manager's order, each as it is when
+ * its piece is made. A reload meanwhile keeps the order of the certificates
+ * it keeps and appends those it adds: the stream leaves out the ones
+ * removed before it reached them and shows the added ones; METRICS walks
+ * the list once per family, as it is then. Nothing of a certificate is kept
+ * between pieces (a cursor that mgr_cert_unlink moves on), so nothing a
+ * reload frees is read. When the manager ends first, the next piece fails
+ * (-ECANCELED): the server cuts the answer. *out owned (body_src_drop). */
+enum manager_view { MANAGER_VIEW_STATUS, MANAGER_VIEW_METRICS, MANAGER_VIEW_LIST };
+void manager_view_open(struct manager *m, enum manager_view view, struct body_src *out);
+/* One certificate's object of the status document (with its history and
+ * log), without the rest: 0 and *out (owned), or -ENOENT. */
+int manager_status_one(const struct manager *m, const char *name, json_t **out);
 /* POST /v1/certificates/NAME/renew: force orders now; without force the
  * certificate is ordered only when due (then *err says when it will be);
  * deploy_only deploys the stored generation again. 0 (accepted), -ENOENT

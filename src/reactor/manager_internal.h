@@ -188,6 +188,15 @@ struct mcert {
     int64_t last_error_at, last_success_at;
 };
 
+/* A walk over m->certs that a reload cannot break (status.c's streamed
+ * views): mgr_cert_unlink moves a cursor standing on the entry it takes
+ * out to the next one, and the teardown detaches every cursor (m NULL). */
+struct mgr_cursor {
+    struct manager *m;              /* borrowed; NULL once the manager is torn down */
+    struct mcert *at;               /* the next entry to visit, or NULL: the end */
+    struct mgr_cursor *prev, *next; /* in m->cursors */
+};
+
 struct manager {
     uv_loop_t *loop;
     struct config *cfg;  /* ref: the current snapshot */
@@ -211,7 +220,8 @@ struct manager {
     struct mclient *clients;
     size_t n_clients;
     struct mcert *certs;
-    struct mcert *dead; /* unlinked entries, freed from the loop */
+    struct mcert *dead;         /* unlinked entries, freed from the loop */
+    struct mgr_cursor *cursors; /* the streamed views in progress (status.c) */
     struct mcert *qhead, *qtail;
     unsigned running;
     unsigned jobs;               /* store jobs in flight */
@@ -279,6 +289,9 @@ void mgr_log_sink(enum log_level lvl, enum log_group g, const char *msg, void *a
 /* ---- status.c ---- */
 /* The --once summary, a line per certificate, to m->summary or stdout. */
 void mgr_print_summary(struct manager *m);
+/* Detaches every cursor of the streamed views (the teardown): their
+ * streams end with an error at their next piece. */
+void mgr_cursors_detach(struct manager *m);
 
 /* ---- due.c: the scheduler ---- */
 /* Whether mc is due now (queued) or later (its deadline armed). */

@@ -57,39 +57,67 @@ static int sample(struct buf *b, const char *metric, const char *label, const ch
     return rc;
 }
 
+static const struct family {
+    const char *name, *type, *help;
+} families[METRICS_FAM__MAX] = {
+    [METRICS_FAM_NOT_AFTER] = {"certloop_certificate_not_after_timestamp_seconds", "gauge",
+                               "Expiry of the current certificate (Unix time)."},
+    [METRICS_FAM_NEXT_RENEWAL] = {"certloop_certificate_next_renewal_timestamp_seconds", "gauge",
+                                  "When the next order for the certificate is scheduled (Unix "
+                                  "time)."},
+    [METRICS_FAM_RENEWALS] = {"certloop_renewals_total", "counter",
+                              "Orders finished since the daemon started, by result."},
+};
+
+int metrics_family_head(struct buf *out, enum metrics_family f)
+{
+    return header(out, families[f].name, families[f].type, families[f].help);
+}
+
+int metrics_family_sample(struct buf *out, enum metrics_family f, const struct metrics_cert *c)
+{
+    int rc = 0;
+
+    switch (f) {
+    case METRICS_FAM_NOT_AFTER:
+        if (c->not_after != 0)
+            rc = sample(out, families[f].name, c->name, NULL, c->not_after);
+        break;
+    case METRICS_FAM_NEXT_RENEWAL:
+        if (c->next_renewal != 0)
+            rc = sample(out, families[f].name, c->name, NULL, c->next_renewal);
+        break;
+    case METRICS_FAM_RENEWALS:
+        rc = sample(out, families[f].name, c->name, ",result=\"success\"", (int64_t)c->renewals_ok);
+        if (rc == 0)
+            rc = sample(out, families[f].name, c->name, ",result=\"failure\"",
+                        (int64_t)c->renewals_failed);
+        break;
+    case METRICS_FAM__MAX:
+        break;
+    }
+    return rc;
+}
+
 int metrics_write(const struct metrics_snapshot *s, struct buf *out)
+{
+    int rc = 0;
+
+    for (int f = 0; rc == 0 && f < METRICS_FAM__MAX; f++) {
+        rc = metrics_family_head(out, (enum metrics_family)f);
+        for (size_t i = 0; rc == 0 && i < s->n_certs; i++)
+            rc = metrics_family_sample(out, (enum metrics_family)f, &s->certs[i]);
+    }
+    if (rc == 0)
+        rc = metrics_write_rest(s, out);
+    return rc;
+}
+
+int metrics_write_rest(const struct metrics_snapshot *s, struct buf *out)
 {
     static const struct metrics_hist empty;
     const struct metrics_hist *h = s->order_duration != NULL ? s->order_duration : &empty;
-    int rc;
-
-    rc = header(out, "certloop_certificate_not_after_timestamp_seconds", "gauge",
-                "Expiry of the current certificate (Unix time).");
-    for (size_t i = 0; rc == 0 && i < s->n_certs; i++) {
-        if (s->certs[i].not_after != 0)
-            rc = sample(out, "certloop_certificate_not_after_timestamp_seconds", s->certs[i].name,
-                        NULL, s->certs[i].not_after);
-    }
-    if (rc == 0)
-        rc = header(out, "certloop_certificate_next_renewal_timestamp_seconds", "gauge",
-                    "When the next order for the certificate is scheduled (Unix time).");
-    for (size_t i = 0; rc == 0 && i < s->n_certs; i++) {
-        if (s->certs[i].next_renewal != 0)
-            rc = sample(out, "certloop_certificate_next_renewal_timestamp_seconds",
-                        s->certs[i].name, NULL, s->certs[i].next_renewal);
-    }
-    if (rc == 0)
-        rc = header(out, "certloop_renewals_total", "counter",
-                    "Orders finished since the daemon started, by result.");
-    for (size_t i = 0; rc == 0 && i < s->n_certs; i++) {
-        rc = sample(out, "certloop_renewals_total", s->certs[i].name, ",result=\"success\"",
-                    (int64_t)s->certs[i].renewals_ok);
-        if (rc == 0)
-            rc = sample(out, "certloop_renewals_total", s->certs[i].name, ",result=\"failure\"",
-                        (int64_t)s->certs[i].renewals_failed);
-    }
-    if (rc == 0)
-        rc = header(out, "certloop_order_duration_seconds", "histogram",
+    int rc = header(out, "certloop_order_duration_seconds", "histogram",
                     "Time from new order to a stored certificate or a failure.");
     uint64_t cum = 0;
     for (size_t i = 0; rc == 0 && i < METRICS_ORDER_NBUCKETS; i++) {

@@ -47,6 +47,23 @@ struct metrics_snapshot {
     unsigned store_waiting;  /* writes waiting for it */
 };
 
+/* The families with one sample per certificate, in the order they are
+ * written: for a streamed answer, each family's head, then its sample of
+ * every certificate, then the next family; metrics_write_rest last. */
+enum metrics_family {
+    METRICS_FAM_NOT_AFTER,    /* certloop_certificate_not_after_timestamp_seconds */
+    METRICS_FAM_NEXT_RENEWAL, /* certloop_certificate_next_renewal_timestamp_seconds */
+    METRICS_FAM_RENEWALS,     /* certloop_renewals_total */
+    METRICS_FAM__MAX
+};
+/* The HELP and TYPE lines of family f. 0 or ERR_TOO_BIG. */
+int metrics_family_head(struct buf *out, enum metrics_family f);
+/* c's sample(s) of family f (none for a zero time). 0 or ERR_TOO_BIG. */
+int metrics_family_sample(struct buf *out, enum metrics_family f, const struct metrics_cert *c);
+/* Everything after the per-certificate families (the order histogram, the
+ * orders in flight, the store); s->certs is not read. 0 or ERR_TOO_BIG. */
+int metrics_write_rest(const struct metrics_snapshot *s, struct buf *out);
+
 /* Appends the exposition text to out. Label values are escaped (\\, \",
  * \n). 0 or ERR_TOO_BIG when out's cap is reached (out then holds a prefix;
  * the caller answers 500). */

@@ -1,6 +1,8 @@
-/* Read-only views of the manager for the control socket and --once:
- * GET /v1/status (the state word of each certificate), GET /metrics, and
- * the summary `run --once` prints. It changes nothing. */
+/* Read-only views of the manager for the control socket, the HTTPS API
+ * and --once: GET /v1/status (the state word of each certificate), GET
+ * /metrics, the API's certificate list (these three also streamed piece by
+ * piece: manager_view_open), and the summary `run --once` prints. It
+ * changes nothing. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "reactor/sched.h"
 #include "reactor/control.h"
 #include "reactor/statusview.h"
+#include "util/err.h"
 #include "util/xalloc.h"
 
 void mgr_print_summary(struct manager *m)
@@ -136,7 +139,7 @@ static void status_of(const struct mcert *mc, int64_t now, struct statusview *ou
  * arrays are new references; *from, set for a pulled certificate, is the
  * caller's to free once the row is dumped). */
 static void fill_status(const struct manager *m, const struct mcert *mc, int64_t now,
-                        struct control_cert_status *st, char **from)
+                        struct control_cert_status *st, char **from, bool with_history)
 {
     const struct cfg_cert *cc = mc->run_cfg != NULL ? mc->run_cfg : mc->cfg;
     struct statusview v;
@@ -174,8 +177,10 @@ static void fill_status(const struct manager *m, const struct mcert *mc, int64_t
         st->persist_until = cc->persist_until;
         st->persist_expiring = mc->persist_sent > 0;
     }
-    st->history = m->hist != NULL ? history_json(m->hist, mc->name) : NULL;
-    st->log = m->hist != NULL ? history_log_json(m->hist, mc->name) : NULL;
+    if (with_history && m->hist != NULL) {
+        st->history = history_json(m->hist, mc->name);
+        st->log = history_log_json(m->hist, mc->name);
+    }
 }
 
 static unsigned in_flight(const struct manager *m, size_t *n)
@@ -224,7 +229,7 @@ json_t *manager_status(const struct manager *m)
     char **from = xcalloc(n > 0 ? n : 1, sizeof(*from));
 
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++)
-        fill_status(m, mc, now, &st[i], &from[i]);
+        fill_status(m, mc, now, &st[i], &from[i], true);
     json_t *j = control_status_json(st, n, now, inflight);
     for (size_t k = 0; k < n; k++)
         free(from[k]);
@@ -236,53 +241,210 @@ json_t *manager_status(const struct manager *m)
     return j;
 }
 
-void manager_status_write(const struct manager *m, struct buf *out)
-{
-    size_t n = 0, i = 0;
-    int64_t now = mgr_now();
-    unsigned inflight = in_flight(m, &n);
+/* ---- the streamed views: GET /v1/status, GET /metrics, the API's list ---- */
 
-    control_status_begin(out, now, inflight);
-    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
-        struct control_cert_status st;
-        char *from = NULL;
-        fill_status(m, mc, now, &st, &from);
-        control_status_cert(out, i, control_cert_json(&st));
-        free(from);
-    }
-    control_status_end(out, n, status_extras(m));
+static void metrics_of(const struct mcert *mc, struct metrics_cert *out)
+{
+    out->name = mc->name;
+    out->not_after = mc->not_after;
+    out->next_renewal = mc->tentry != NULL ? mc->next_at : 0;
+    out->renewals_ok = mc->renewals_ok;
+    out->renewals_failed = mc->renewals_failed;
 }
 
-int manager_metrics(const struct manager *m, struct buf *out)
+/* The members after the certificates' families, as of now. */
+static int metrics_rest(const struct manager *m, struct buf *out)
 {
-    size_t n = 0, i = 0;
-    unsigned inflight = 0;
-
-    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next)
-        n++;
-    struct metrics_cert *mcs = xcalloc(n > 0 ? n : 1, sizeof(*mcs));
-    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next, i++) {
-        if (mc->state != MC_IDLE && mc->state != MC_QUEUED)
-            inflight++;
-        mcs[i].name = mc->name;
-        mcs[i].not_after = mc->not_after;
-        mcs[i].next_renewal = mc->tentry != NULL ? mc->next_at : 0;
-        mcs[i].renewals_ok = mc->renewals_ok;
-        mcs[i].renewals_failed = mc->renewals_failed;
-    }
+    size_t n;
     struct metrics_snapshot snap = {
-        .certs = mcs,
-        .n_certs = n,
         .order_duration = &m->order_hist,
-        .orders_in_flight = inflight,
+        .orders_in_flight = in_flight(m, &n),
     };
     struct store_health h;
+
     store_health(m->store, &h);
     snap.store_type = store_type(m->store);
     snap.store_up = !h.down;
     snap.store_failures = h.failures;
     snap.store_waiting = h.waiting;
-    int rc = metrics_write(&snap, out);
-    free(mcs);
-    return rc;
+    return metrics_write_rest(&snap, out);
+}
+
+int manager_metrics(const struct manager *m, struct buf *out)
+{
+    int rc = 0;
+
+    for (int f = 0; rc == 0 && f < METRICS_FAM__MAX; f++) {
+        rc = metrics_family_head(out, (enum metrics_family)f);
+        for (const struct mcert *mc = m->certs; rc == 0 && mc != NULL; mc = mc->next) {
+            struct metrics_cert c;
+            metrics_of(mc, &c);
+            rc = metrics_family_sample(out, (enum metrics_family)f, &c);
+        }
+    }
+    return rc == 0 ? metrics_rest(m, out) : rc;
+}
+
+/* One streamed view in progress. Its cursor is the only thing it keeps of
+ * the manager between pieces: each certificate is read when its piece is
+ * made, so a reload in between can neither free what the stream holds nor
+ * make it show a removed certificate (mgr_cert_unlink moves the cursor). */
+struct mstream {
+    struct mgr_cursor cur; /* linked in m->cursors until the end or the teardown */
+    enum manager_view view;
+    bool begun;   /* the head is written */
+    int family;   /* METRICS: the family being written */
+    size_t index; /* certificates written (of the family) */
+    int64_t now;  /* STATUS, LIST: the document's time, from the first piece */
+};
+
+static void cursor_unlink(struct mgr_cursor *k)
+{
+    if (k->m == NULL)
+        return;
+    if (k->prev != NULL)
+        k->prev->next = k->next;
+    else
+        k->m->cursors = k->next;
+    if (k->next != NULL)
+        k->next->prev = k->prev;
+    k->m = NULL;
+    k->at = NULL;
+    k->prev = k->next = NULL;
+}
+
+void mgr_cursors_detach(struct manager *m)
+{
+    while (m->cursors != NULL)
+        cursor_unlink(m->cursors);
+}
+
+/* A certificate's object of the API's list: the status one without its
+ * history and log (GET /v1/certificates/NAME has them). */
+static json_t *list_cert_json(const struct manager *m, const struct mcert *mc, int64_t now)
+{
+    struct control_cert_status st;
+    char *from = NULL;
+
+    fill_status(m, mc, now, &st, &from, false);
+    json_t *o = control_cert_json(&st);
+    free(from);
+    json_object_del(o, "history");
+    json_object_del(o, "log");
+    return o;
+}
+
+static int dump_cb(const char *p, size_t n, void *arg)
+{
+    return buf_append(arg, p, n) < 0 ? -1 : 0;
+}
+
+static int list_put(struct buf *out, json_t *j)
+{
+    int rc = json_dump_callback(j, dump_cb, out, JSON_COMPACT);
+
+    json_decref(j);
+    return rc < 0 ? ERR_TOO_BIG : 0;
+}
+
+static int stream_next(void *arg, struct buf *out, size_t want)
+{
+    struct mstream *s = arg;
+    const struct manager *m = s->cur.m;
+    size_t stop = out->len + want;
+    int rc = 0;
+
+    if (m == NULL)
+        return -ECANCELED; /* the manager is gone: the answer is cut */
+    if (!s->begun) {
+        size_t n;
+        s->begun = true;
+        s->now = mgr_now();
+        if (s->view == MANAGER_VIEW_STATUS)
+            control_status_begin(out, s->now, in_flight(m, &n));
+        else if (s->view == MANAGER_VIEW_LIST)
+            buf_append_str(out, "{\"certificates\":[");
+        else
+            rc = metrics_family_head(out, METRICS_FAM_NOT_AFTER);
+    }
+    for (;;) {
+        while (rc == 0 && out->len < stop && s->cur.at != NULL) {
+            const struct mcert *mc = s->cur.at;
+            s->cur.at = mc->next;
+            if (s->view == MANAGER_VIEW_STATUS) {
+                struct control_cert_status st;
+                char *from = NULL;
+                fill_status(m, mc, s->now, &st, &from, true);
+                control_status_cert(out, s->index, control_cert_json(&st));
+                free(from);
+            } else if (s->view == MANAGER_VIEW_LIST) {
+                if (s->index > 0)
+                    buf_append(out, ",", 1);
+                rc = list_put(out, list_cert_json(m, mc, s->now));
+            } else {
+                struct metrics_cert c;
+                metrics_of(mc, &c);
+                rc = metrics_family_sample(out, (enum metrics_family)s->family, &c);
+            }
+            s->index++;
+        }
+        if (rc < 0)
+            return rc;
+        if (s->cur.at != NULL)
+            return 0; /* the piece is full */
+        if (s->view != MANAGER_VIEW_METRICS || s->family + 1 >= METRICS_FAM__MAX)
+            break;
+        /* the next family walks the list again, as it is now */
+        s->family++;
+        s->index = 0;
+        s->cur.at = m->certs;
+        rc = metrics_family_head(out, (enum metrics_family)s->family);
+        if (out->len >= stop)
+            return rc;
+    }
+    if (s->view == MANAGER_VIEW_STATUS)
+        control_status_end(out, s->index, status_extras(m));
+    else if (s->view == MANAGER_VIEW_LIST)
+        buf_append_str(out, "]}\n");
+    else
+        rc = metrics_rest(m, out);
+    cursor_unlink(&s->cur);
+    return rc < 0 ? rc : 1;
+}
+
+static void stream_free(void *arg)
+{
+    struct mstream *s = arg;
+
+    cursor_unlink(&s->cur);
+    free(s);
+}
+
+void manager_view_open(struct manager *m, enum manager_view view, struct body_src *out)
+{
+    struct mstream *s = xcalloc(1, sizeof(*s));
+
+    s->view = view;
+    s->cur.m = m;
+    s->cur.at = m->certs;
+    s->cur.next = m->cursors;
+    if (m->cursors != NULL)
+        m->cursors->prev = &s->cur;
+    m->cursors = &s->cur;
+    *out = (struct body_src){.next = stream_next, .free = stream_free, .arg = s};
+}
+
+int manager_status_one(const struct manager *m, const char *name, json_t **out)
+{
+    for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        if (strcmp(mc->name, name) != 0)
+            continue;
+        struct control_cert_status st;
+        char *from = NULL;
+        fill_status(m, mc, mgr_now(), &st, &from, true);
+        *out = control_cert_json(&st);
+        free(from);
+        return 0;
+    }
+    return -ENOENT;
 }

@@ -58,6 +58,9 @@ struct env {
     bool later_init;
     control_reply_cb pending_cb;
     void *pending_arg;
+    /* streamed answers (loop thread) */
+    int sources, sources_freed;
+    size_t stream_made_min; /* the least made by a source when freed */
     /* client results (client thread; read after join) */
     int failures;
     char msg[512];
@@ -164,6 +167,56 @@ static int h_metrics(void *arg, struct buf *out)
 
     e->metrics_calls++;
     return metrics_write(&s, out);
+}
+
+/* A streamed status: STREAM_LINES lines of 64 bytes (3.2 MB, more than a
+ * unix socket holds), made as the server asks. */
+#define STREAM_LINES 50000
+
+struct fake_src {
+    struct env *e;
+    int line;
+    size_t made;
+};
+
+static void stream_line(char out[80], int i)
+{
+    snprintf(out, 80, "%06d abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz 01\n", i);
+}
+
+static int src_next(void *arg, struct buf *out, size_t want)
+{
+    struct fake_src *f = arg;
+    size_t stop = out->len + want;
+    char l[80];
+
+    while (out->len < stop && f->line < STREAM_LINES) {
+        stream_line(l, f->line++);
+        buf_append(out, l, 64);
+        f->made += 64;
+    }
+    return f->line == STREAM_LINES ? 1 : 0;
+}
+
+static void src_free(void *arg)
+{
+    struct fake_src *f = arg;
+
+    f->e->sources_freed++;
+    if (f->e->stream_made_min == 0 || f->made < f->e->stream_made_min)
+        f->e->stream_made_min = f->made;
+    free(f);
+}
+
+static int h_status_stream(void *arg, struct body_src *out)
+{
+    struct env *e = arg;
+    struct fake_src *f = calloc(1, sizeof(*f));
+
+    f->e = e;
+    e->sources++;
+    *out = (struct body_src){.next = src_next, .free = src_free, .arg = f};
+    return 0;
 }
 
 /* ---- harness */
@@ -976,6 +1029,84 @@ static void test_status_document_and_table(void **state)
 /* The status document written piece by piece (GET /v1/status) is byte for
  * byte the dump of the whole tree, for 0, 1 and 3 certificates, with and
  * without a last member (the fleet), non-ASCII and escapes included. */
+/* The whole streamed text, as a client must see it. */
+static char *stream_text(void)
+{
+    char *t = malloc((size_t)STREAM_LINES * 64 + 1);
+
+    for (int i = 0; i < STREAM_LINES; i++) {
+        char l[80];
+        stream_line(l, i);
+        memcpy(t + (size_t)i * 64, l, 64);
+    }
+    t[(size_t)STREAM_LINES * 64] = '\0';
+    return t;
+}
+
+static void client_streamed(struct env *e)
+{
+    char *want = stream_text();
+    struct ctl_response r = {0};
+    size_t cap = (size_t)STREAM_LINES * 64 + 4096;
+    char *raw = malloc(cap);
+
+    /* the CLI's client decodes the chunks */
+    int st = req(e, "GET", "/v1/status", NULL, &r);
+    check(e, st == 200 && r.body_len == strlen(want) && strcmp(r.body, want) == 0,
+          "streamed status: %d, %zu bytes", st, r.body_len);
+    ctl_response_fini(&r);
+
+    /* HTTP/1.0 knows no chunks: the body ends with the connection */
+    static const char rq10[] = "GET /v1/status HTTP/1.0\r\n\r\n";
+    st = raw_exchange(e, rq10, sizeof(rq10) - 1, raw, cap);
+    const char *body = strstr(raw, "\r\n\r\n");
+    check(e,
+          st == 200 && strstr(raw, "Transfer-Encoding") == NULL && body != NULL &&
+              strcmp(body + 4, want) == 0,
+          "HTTP/1.0 stream: %d", st);
+
+    /* a reader that stalls holds one piece, not the answer, and the loop
+     * answers other requests meanwhile; after the timeout it is dropped and
+     * what it got has no last chunk */
+    static const char rq11[] = "GET /v1/status HTTP/1.1\r\n\r\n";
+    int fd = raw_connect(e);
+    if (fd >= 0) {
+        (void)!send(fd, rq11, sizeof(rq11) - 1, MSG_NOSIGNAL);
+        char small[256];
+        st = req_status(e, "POST", "/v1/certificates/www/renew", NULL, small, sizeof(small));
+        check(e, st == 202, "renew during a stalled stream: %d", st);
+        /* until the server has dropped it (its source freed: the third) */
+        for (int i = 0; i < 500 && __atomic_load_n(&e->sources_freed, __ATOMIC_SEQ_CST) < 3; i++) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        size_t got = read_all(fd, raw, cap, 2000);
+        check(e,
+              got > 0 && got < (size_t)STREAM_LINES * 64 && strstr(raw, "chunked") != NULL &&
+                  (got < 5 || memcmp(raw + got - 5, "0\r\n\r\n", 5) != 0),
+              "stalled stream: %zu bytes", got);
+        close(fd);
+    }
+    free(raw);
+    free(want);
+}
+
+static void test_streamed_answer(void **state)
+{
+    struct env e;
+    (void)state;
+
+    setup_env(&e);
+    e.h.status_stream = h_status_stream;
+    e.opts.request_timeout_ms = 300;
+    run_env(&e, client_streamed);
+    teardown_env(&e);
+    assert_int_equal(e.sources, 3);
+    assert_int_equal(e.sources_freed, 3);
+    assert_true(e.stream_made_min < (size_t)STREAM_LINES * 64 / 2); /* the stalled one */
+    assert_int_equal(e.status_calls, 0);
+}
+
 static void test_status_written_piecewise(void **state)
 {
     const char *doms[] = {"example.org", "b\xc3\xbc"
@@ -1045,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_client_no_daemon),
         cmocka_unit_test(test_status_document_and_table),
         cmocka_unit_test(test_status_written_piecewise),
+        cmocka_unit_test(test_streamed_answer),
     };
 
     signal(SIGPIPE, SIG_IGN); /* as the daemon does: a client may leave early */

@@ -7,7 +7,9 @@
  * - the new-order window: 30 certificates due at once with
  *   [ca.t] max_new_orders = 10 start 10 orders; the other 20 wait for the
  *   window (3 hours) with the rate-limit reason and a "rate-limited" event
- *   in their history. */
+ *   in their history;
+ * - the streamed views (GET /v1/status, /metrics, the API's list): the
+ *   bytes of the whole documents, and a reload during a stream. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +43,7 @@ struct fx {
     unsigned requests;
     bool fail; /* 503 for everything, else hang */
     int64_t now_ms;
+    int port;
     char dir[40];
     struct config *cfg;
     struct store *st;
@@ -79,35 +82,46 @@ static void done_cb(int failed, void *arg)
     f->done_calls++;
 }
 
-static void fx_open_mode(struct fx *f, bool fail, int n_certs, const char *ca_extra, bool once)
+/* The configuration with the certificates c<i> whose bit i is set in
+ * keep, written to file (a reload gets its own). */
+static struct config *fx_config(struct fx *f, const char *file, uint64_t keep, const char *ca_extra)
 {
     struct buf b = BUF_INIT(1 << 20);
+    char *path = xasprintf("%s/%s", f->dir, file);
 
+    assert_int_equal(buf_printf(&b,
+                                "[daemon]\nstate_dir = \"%s/state\"\nmax_concurrent_orders = 64\n\n"
+                                "[http01]\nlisten = [\"127.0.0.1:%d\"]\n\n"
+                                "[ca.t]\ndirectory = \"%s/dir\"\nagree_tos = true\n%s\n",
+                                f->dir, f->port, fake_http_url(f->srv), ca_extra),
+                     0);
+    for (int i = 0; i < 64; i++)
+        if (keep & ((uint64_t)1 << i))
+            assert_int_equal(
+                buf_printf(&b, "[certificate.c%02d]\ndomains = [\"c%02d.test\"]\n\n", i, i), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(b.data, fp);
+    fclose(fp);
+    buf_fini(&b);
+    struct config *cfg = test_config_load(path);
+    free(path);
+    return cfg;
+}
+
+static void fx_open_mode(struct fx *f, bool fail, int n_certs, const char *ca_extra, bool once)
+{
     memset(f, 0, sizeof(*f));
     f->summary = (struct buf)BUF_INIT(1 << 20);
     f->fail = fail;
     f->now_ms = T0_MS;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(fake_http_start(&f->loop, handler, f, &f->srv), 0);
+    f->port = fake_http_free_port();
     snprintf(f->dir, sizeof(f->dir), "/tmp/certloop-sched-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     char *state_dir = xasprintf("%s/state", f->dir);
-    char *path = xasprintf("%s/certloop.toml", f->dir);
-    assert_int_equal(buf_printf(&b,
-                                "[daemon]\nstate_dir = \"%s\"\nmax_concurrent_orders = 64\n\n"
-                                "[http01]\nlisten = [\"127.0.0.1:%d\"]\n\n"
-                                "[ca.t]\ndirectory = \"%s/dir\"\nagree_tos = true\n%s\n",
-                                state_dir, fake_http_free_port(), fake_http_url(f->srv), ca_extra),
-                     0);
-    for (int i = 0; i < n_certs; i++)
-        assert_int_equal(
-            buf_printf(&b, "[certificate.c%02d]\ndomains = [\"c%02d.test\"]\n\n", i, i), 0);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(b.data, fp);
-    fclose(fp);
-    buf_fini(&b);
-    f->cfg = test_config_load(path);
+    f->cfg = fx_config(f, "certloop.toml", ((uint64_t)1 << n_certs) - 1, ca_extra);
     assert_int_equal(store_fs_open(&f->loop, state_dir, 0, &f->st), 0);
     struct manager_opts o = {.loop = &f->loop,
                              .cfg = f->cfg,
@@ -120,7 +134,6 @@ static void fx_open_mode(struct fx *f, bool fail, int n_certs, const char *ca_ex
                              .summary = once ? &f->summary : NULL};
     assert_int_equal(manager_start(&o, &f->m), 0);
     free(state_dir);
-    free(path);
 }
 
 static void fx_open(struct fx *f, bool fail, int n_certs, const char *ca_extra)
@@ -323,11 +336,143 @@ static void test_once_reports_held_back(void **state)
     fx_close(&f);
 }
 
+static bool manager_done(struct fx *f)
+{
+    return f->done_calls > 0;
+}
+
+/* Drains src in pieces of about want bytes into out; the number of pieces. */
+static int drain(struct body_src *src, struct buf *out, size_t want)
+{
+    int pieces = 0, rc = 0;
+
+    while (rc == 0) {
+        rc = src->next(src->arg, out, want);
+        assert_true(rc >= 0);
+        pieces++;
+    }
+    body_src_drop(src);
+    return pieces;
+}
+
+static char *dump_nl(json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags);
+    char *t = xasprintf("%s\n", s);
+    free(s);
+    return t;
+}
+
+/* The API's certificate list as it was made before it was streamed: the
+ * status document's objects without history and log. */
+static char *list_of(json_t *doc)
+{
+    json_t *arr = json_array();
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(json_object_get(doc, "certificates"), i, o)
+    {
+        json_t *copy = json_copy(o);
+        json_object_del(copy, "history");
+        json_object_del(copy, "log");
+        json_array_append_new(arr, copy);
+    }
+    json_t *j = json_pack("{s:o}", "certificates", arr);
+    char *t = dump_nl(j, JSON_COMPACT);
+    json_decref(j);
+    return t;
+}
+
+static void reload_with(struct fx *f, const char *file, uint64_t keep)
+{
+    struct config *cfg = fx_config(f, file, keep, "max_new_orders = 10\n");
+    manager_reload(f->m, cfg);
+    config_unref(cfg);
+}
+
+/* The streamed views are byte for byte the documents made whole, in pieces
+ * of one certificate or of 64 KiB; a reload that removes the certificates
+ * the status stream was about to write (and a second one, which frees
+ * them) leaves a valid document of the others; a stream whose manager has
+ * ended fails instead of reading it (the ASan build checks the memory). */
+static void test_streamed_views(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_open(&f, false, 30, "max_new_orders = 10\n");
+    run_until(&f, window_settled);
+    json_t *doc = manager_status(f.m);
+    char *want_status = dump_nl(doc, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    char *want_list = list_of(doc);
+    json_decref(doc);
+    struct buf want_metrics = BUF_INIT(1 << 20);
+    assert_int_equal(manager_metrics(f.m, &want_metrics), 0);
+    static const enum manager_view views[] = {MANAGER_VIEW_STATUS, MANAGER_VIEW_METRICS,
+                                              MANAGER_VIEW_LIST};
+    const char *wants[] = {want_status, want_metrics.data, want_list};
+    for (size_t v = 0; v < 3; v++) {
+        for (size_t want = 1; want <= BODYSRC_PIECE; want += BODYSRC_PIECE - 1) {
+            struct body_src src;
+            struct buf got = BUF_INIT(SIZE_MAX);
+            manager_view_open(f.m, views[v], &src);
+            int pieces = drain(&src, &got, want);
+            assert_string_equal(got.data, wants[v]);
+            assert_true(want > 1 ? pieces == 1 : pieces > 30);
+            buf_fini(&got);
+        }
+    }
+    free(want_status);
+    free(want_list);
+    buf_fini(&want_metrics);
+
+    /* a reload in the middle: c00..c12 written, c10..c19 removed, c30 and
+     * c31 added; then a second reload frees the removed entries */
+    struct body_src src;
+    struct buf got = BUF_INIT(SIZE_MAX);
+    manager_view_open(f.m, MANAGER_VIEW_STATUS, &src);
+    for (int i = 0; i < 14; i++) /* the head, then one certificate each */
+        assert_int_equal(src.next(src.arg, &got, 1), 0);
+    uint64_t keep = (((uint64_t)1 << 32) - 1) & ~((((uint64_t)1 << 10) - 1) << 10);
+    reload_with(&f, "reload1.toml", keep);
+    reload_with(&f, "reload2.toml", keep);
+    drain(&src, &got, 1);
+    json_t *j = json_loads(got.data, 0, NULL);
+    assert_non_null(j);
+    json_t *certs = json_object_get(j, "certificates");
+    assert_non_null(json_object_get(j, "store"));
+    /* c00..c09 ran (their orders hang) and stay until their runs end */
+    size_t n = json_array_size(certs);
+    char names[64][8];
+    for (size_t i = 0; i < n; i++)
+        snprintf(names[i], sizeof(names[i]), "%s",
+                 json_string_value(json_object_get(json_array_get(certs, i), "name")));
+    assert_int_equal(n, 13 + 12);
+    assert_string_equal(names[12], "c12");
+    assert_string_equal(names[13], "c20");
+    assert_string_equal(names[24], "c31");
+    json_decref(j);
+    buf_fini(&got);
+
+    /* a stream outliving its manager fails, and its release is safe */
+    manager_view_open(f.m, MANAGER_VIEW_METRICS, &src);
+    got = (struct buf)BUF_INIT(SIZE_MAX);
+    assert_int_equal(src.next(src.arg, &got, 1), 0);
+    manager_stop(f.m);
+    run_until(&f, manager_done);
+    assert_int_equal(src.next(src.arg, &got, 1), -ECANCELED);
+    body_src_drop(&src);
+    buf_fini(&got);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failed_order_backs_off_exponentially),
         cmocka_unit_test(test_new_order_window_holds_when_many_are_due),
+        cmocka_unit_test(test_streamed_views),
         cmocka_unit_test(test_once_reports_held_back),
     };
 
