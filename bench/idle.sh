@@ -61,16 +61,10 @@ echo "seeded $N certificates and their configuration in $((($(date +%s%N) - t) /
 /usr/bin/time -f '%e %U %S %M' -o "$TW/check.time" "$CERTLOOP" check -c "$TW/certloop.toml" >/dev/null || exit 1
 read -r check_wall check_u check_s check_rss <"$TW/check.time"
 
-# ms_of "2026-11-25T05:09:10.416Z ..." -> ms since the epoch
-ms_of() {
-  local ts=${1%% *}
-  echo $(($(date -u -d "${ts%.*}" +%s) * 1000 + 10#$(cut -d. -f2 <<<"${ts%Z}")))
-}
 threads_ctxt() {
   cat /proc/"$1"/task/*/status 2>/dev/null |
     awk '/^(non)?voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'
 }
-status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 pebble_lines() { grep -c ' -> calling handler()' "$TW/pebble.log"; }
 
 pebble0=$(pebble_lines)
@@ -153,7 +147,6 @@ kill -TERM "$pid"
 wait "$pid"
 rc=$?
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 sorted=$(printf '%s\n' "${took[@]}" | sort -n | tr '\n' ' ')
 cat <<EOF
 

@@ -20,6 +20,18 @@ bw_cpu_delta() {
   [ -n "$1" ] && [ -n "$2" ] && echo "($2 - $1) / $BW_HZ" | bc -l
 }
 
+# ms_of "2026-11-25T05:09:10.416Z ..." (a daemon's log line) -> ms since the epoch
+ms_of() {
+  local ts=${1%% *}
+  echo $(($(date -u -d "${ts%.*}" +%s) * 1000 + 10#$(cut -d. -f2 <<<"${ts%Z}")))
+}
+
+# status_kib PID FIELD: a /proc/PID/status figure in KiB (VmRSS, VmHWM)
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# median N...: the middle one of the numbers (the upper of the two middle ones)
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
 # bw_load: the 1-minute load average (other work on the machine skews wall
 # times; CPU times much less).
 bw_load() {

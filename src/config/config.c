@@ -532,7 +532,7 @@ static void finish(struct cctx *c)
     config_check_api(c);
 }
 
-static void config_free(struct config *cfg)
+void config_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;
@@ -600,11 +600,8 @@ static void cctx_fini(struct cctx *c)
         free(c->groups[i].name);
     free(c->groups);
     free(c->lastdir);
-    for (size_t i = 0; i < c->n_outputs; i++) {
-        free(c->outputs[i].file);
-        free(c->outputs[i].keypath);
-    }
     free(c->outputs);
+    free(c->out_text);
 }
 
 static void flush_errors(struct cctx *c, struct config_diag *diag)
@@ -805,6 +802,13 @@ void config_unref(struct config *cfg)
         return;
     if (--cfg->refs == 0)
         config_free(cfg);
+}
+
+struct config *config_unref_last(struct config *cfg)
+{
+    if (cfg == NULL || --cfg->refs > 0)
+        return NULL;
+    return cfg;
 }
 
 #define DEFINE_FIND(fn, type, arr, count)                                                          \

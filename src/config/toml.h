@@ -108,6 +108,9 @@ void toml_table_free(struct toml_table *t);
 const struct toml_keyval *toml_table_get(const struct toml_table *t, const char *key);
 /* Same, for a key of len bytes that may contain NUL. */
 const struct toml_keyval *toml_table_getn(const struct toml_table *t, const char *key, size_t len);
+/* FNV-1a of n bytes: the hash the tables index their keys by (the schema
+ * uses it for its own sets of names). */
+uint64_t toml_key_hash(const char *k, size_t n);
 /* Human name of a type for messages: "string", "integer", "table"… */
 const char *toml_type_name(enum toml_type t);
 

@@ -115,7 +115,7 @@ void toml_array_shrink(struct toml_array *a)
 
 /* ---------- tables ---------- */
 
-static uint64_t key_hash(const char *k, size_t n)
+uint64_t toml_key_hash(const char *k, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
@@ -128,7 +128,7 @@ static uint64_t key_hash(const char *k, size_t n)
 static void index_insert(struct toml_table *t, size_t item)
 {
     size_t mask = t->index_cap - 1;
-    size_t h = (size_t)key_hash(t->items[item].key, t->items[item].keylen) & mask;
+    size_t h = (size_t)toml_key_hash(t->items[item].key, t->items[item].keylen) & mask;
 
     while (t->index[h] != 0)
         h = (h + 1) & mask;
@@ -148,7 +148,7 @@ struct toml_keyval *toml_tab_find(const struct toml_table *t, const char *k, siz
 {
     if (t->index != NULL) {
         size_t mask = t->index_cap - 1;
-        size_t h = (size_t)key_hash(k, n) & mask;
+        size_t h = (size_t)toml_key_hash(k, n) & mask;
         while (t->index[h] != 0) {
             struct toml_keyval *kv = &t->items[t->index[h] - 1];
             if (kv->keylen == n && memcmp(kv->key, k, n) == 0)

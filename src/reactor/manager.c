@@ -549,6 +549,24 @@ int manager_tlsalpn_listen(struct manager *m, const struct cfg_strv *listen, cha
     return 0;
 }
 
+/* config_cert_find, trying the certificate after the last one found first:
+ * the entries are in the order of the snapshot they were made from, and
+ * both snapshots are sorted by name, so at 100,000 certificates a reload
+ * skips most of 1.7 million string comparisons of the searches. */
+static const struct cfg_cert *cert_find_from(const struct config *cfg, const char *name,
+                                             size_t *hint)
+{
+    const struct cfg_cert *cc;
+
+    if (*hint < cfg->n_certs && strcmp(cfg->certs[*hint].name, name) == 0)
+        cc = &cfg->certs[*hint];
+    else
+        cc = config_cert_find(cfg, name);
+    if (cc != NULL)
+        *hint = (size_t)(cc - cfg->certs) + 1;
+    return cc;
+}
+
 void manager_reload(struct manager *m, struct config *cfg)
 {
     struct config *old = m->cfg;
@@ -563,9 +581,10 @@ void manager_reload(struct manager *m, struct config *cfg)
         notify_reload(m->notify, cfg);
     /* Certificates gone from the new snapshot: no new work; a run in flight
      * finishes with the snapshot it started with, then the entry goes. */
+    size_t hint = 0;
     for (struct mcert *mc = m->certs, *nx; mc != NULL; mc = nx) {
         nx = mc->next;
-        const struct cfg_cert *cc = config_cert_find(cfg, mc->name);
+        const struct cfg_cert *cc = cert_find_from(cfg, mc->name, &hint);
         if (cc != NULL) {
             if (!mgr_removed(mc))
                 by_idx[cc - cfg->certs] = mc; /* mc->cfg still the old one: diffed below */

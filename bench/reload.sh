@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Benchmark: SIGHUP reload (and `certloop check`) at N certificates, on a
+# state directory seeded once and kept, so that builds can be compared
+# interleaved without seeding 100,000 certificates again for each.
+#
+#   bench/reload.sh BUILD_DIR N RELOADS KEEP_DIR
+#
+# KEEP_DIR is made on the first run: certloop.toml, conf.d/certs-K.toml
+# (PER_FILE, default 1,000, [certificate.c<i>] tables each: what
+# bench/idle.sh configures), the deploy directories out/c<i> and a state
+# directory seeded by tools/seed-state (all valid for 90 days, nothing
+# due). Its CA's directory URL points at a closed loopback port
+# (127.0.0.1:9): a reload talks to no CA, and the seeded generations name
+# that URL, so they match the configuration on every later run. Each run
+# starts `certloop run` on KEEP_DIR, waits until every certificate is
+# decided, sends RELOADS SIGHUPs one after the other and reports the time
+# from the "SIGHUP: reloading" log line to the "reloaded:" line (both
+# stamped by the daemon), the daemon's CPU (user + sys) per reload, VmRSS
+# and VmHWM, and `certloop check` (wall, user + sys, peak RSS) run twice:
+# cold (after the state directory's daemon stopped) and warm.
+#
+# PERF=FILE records `perf record -g` of the daemon during the reloads into
+# FILE. Delete KEEP_DIR when done (100,000 certificates: ~1.5 GB).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:?BUILD_DIR}
+case "$build" in /*) ;; *) build=$PWD/$build ;; esac
+N=${2:?N}
+RELOADS=${3:-5}
+KEEP=${4:?KEEP_DIR}
+PER_FILE=${PER_FILE:-1000}
+CERTLOOP=$build/certloop
+SEED=$build/seed-state
+DIRECTORY=https://127.0.0.1:9/dir
+for b in "$CERTLOOP" "$SEED"; do
+  [ -x "$b" ] || { echo "build first: $b missing" >&2; exit 1; }
+done
+. bench/lib-bench.sh
+
+if [ ! -f "$KEEP/seeded" ]; then
+  mkdir -p "$KEEP/conf.d" "$KEEP/state"
+  chmod 700 "$KEEP/state"
+  KEEP=$(cd "$KEEP" && pwd)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=certloop reload bench CA" -keyout "$KEEP/ca.key" -out "$KEEP/ca.pem" \
+    >/dev/null 2>&1 || exit 1
+  t=$(date +%s%N)
+  TW=$KEEP bw_config_certs "$N" | awk -v dir="$KEEP/conf.d" -v per="$PER_FILE" '
+    /^\[certificate\./ { k++; if ((k - 1) % per == 0) { if (f) close(f); f = sprintf("%s/certs-%06d.toml", dir, (k - 1) / per) } }
+    { print > (f ? f : dir "/certs-000000.toml") }'
+  "$SEED" "$KEEP/state" "$N" pebble "$DIRECTORY" >/dev/null || exit 1
+  echo "$N" >"$KEEP/seeded"
+  echo "seeded $N certificates in $KEEP in $((($(date +%s%N) - t) / 1000000)) ms" >&2
+fi
+KEEP=$(cd "$KEEP" && pwd)
+[ "$(cat "$KEEP/seeded")" = "$N" ] || { echo "$KEEP holds $(cat "$KEEP/seeded") certificates" >&2; exit 1; }
+cat >"$KEEP/certloop.toml" <<EOF
+[daemon]
+state_dir = "$KEEP/state"
+control_socket = "$KEEP/control.sock"
+max_concurrent_orders = 64
+log_level = "info"
+
+[http01]
+listen = ["127.0.0.1:0"]
+
+[ca.pebble]
+directory = "$DIRECTORY"
+contact = ["mailto:ops@example.org"]
+agree_tos = true
+trust = "$KEEP/ca.pem"
+EOF
+
+pid=
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"; }
+trap cleanup EXIT
+
+t0=$(date +%s%N)
+"$CERTLOOP" run -c "$KEEP/certloop.toml" >"$KEEP/out.txt" 2>"$KEEP/err.txt" &
+pid=$!
+while :; do
+  grep -q 'main: certloop .* started' "$KEEP/err.txt" &&
+    [ "$(grep -c ': valid, renewal at ' "$KEEP/err.txt")" -ge "$N" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "the daemon died:" >&2; tail "$KEEP/err.txt" >&2; exit 1; }
+  [ $((($(date +%s%N) - t0) / 1000000000)) -lt 900 ] || { echo "not ready after 900 s" >&2; exit 1; }
+  sleep 0.5
+done
+ready_ms=$((($(date +%s%N) - t0) / 1000000))
+sleep 1
+rss_idle=$(status_kib "$pid" VmRSS)
+perf_pid=
+if [ -n "${PERF:-}" ]; then
+  perf record ${PERF_OPTS:--g} -o "$PERF" -p "$pid" 2>"$KEEP/perf.err" &
+  perf_pid=$!
+  sleep 1
+fi
+declare -a took cpu
+for ((r = 0; r < RELOADS; r++)); do
+  before=$(grep -c 'main: reloaded: ' "$KEEP/err.txt")
+  k0=$(bw_ticks "$pid")
+  kill -HUP "$pid"
+  for ((i = 0; i < 12000; i++)); do
+    [ "$(grep -c 'main: reloaded: ' "$KEEP/err.txt")" -gt "$before" ] && break
+    sleep 0.01
+  done
+  sleep 0.3 # the malloc_trim after "reloaded"
+  k1=$(bw_ticks "$pid")
+  a=$(ms_of "$(grep 'main: SIGHUP: reloading' "$KEEP/err.txt" | tail -1)")
+  b=$(ms_of "$(grep 'main: reloaded: ' "$KEEP/err.txt" | tail -1)")
+  took+=($((b - a)))
+  cpu+=($(((k1 - k0) * 1000 / BW_HZ)))
+  sleep 0.5
+done
+[ -n "$perf_pid" ] && kill -INT "$perf_pid" && wait "$perf_pid"
+rss_after=$(status_kib "$pid" VmRSS)
+hwm=$(status_kib "$pid" VmHWM)
+due=$(grep -c ': due: ' "$KEEP/err.txt")
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+/usr/bin/time -f '%e %U %S %M' -o "$KEEP/check1.time" "$CERTLOOP" check -c "$KEEP/certloop.toml" >/dev/null || exit 1
+/usr/bin/time -f '%e %U %S %M' -o "$KEEP/check2.time" "$CERTLOOP" check -c "$KEEP/certloop.toml" >/dev/null || exit 1
+read -r c1w c1u c1s c1m <"$KEEP/check1.time"
+read -r c2w c2u c2s c2m <"$KEEP/check2.time"
+cat <<EOF
+
+reload benchmark: $N certificates in $(ls "$KEEP/conf.d" | wc -l) conf.d files, certloop $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null) ($build), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
+| measure | value |
+| --- | --- |
+| start-up to READY (all decided) | ${ready_ms} ms |
+| SIGHUP reload, "reloading" -> "reloaded" (median of $RELOADS) | $(median "${took[@]}") ms (in order: ${took[*]}) |
+| daemon CPU per reload (user + sys, median) | $(median "${cpu[@]}") ms (in order: ${cpu[*]}) |
+| VmRSS idle; after the reloads; VmHWM | $((rss_idle / 1024)); $((rss_after / 1024)); $((hwm / 1024)) MiB |
+| \`certloop check\` after the daemon (wall; user + sys; peak RSS) | ${c1w} s; ${c1u} + ${c1s} s; $((c1m / 1024)) MiB |
+| \`certloop check\` again | ${c2w} s; ${c2u} + ${c2s} s; $((c2m / 1024)) MiB |
+| certificates found due (want 0); exit status after SIGTERM | $due; $rc |
+EOF
