@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -47,37 +48,46 @@ static bool name_ok(const char *s)
     return true;
 }
 
-/* The CSR's SubjectPublicKeyInfo. X509_REQ_set_pubkey encodes the key and
- * parses the result back (OpenSSL 3: an encoder and a decoder lookup, about
- * 2 M instructions, several times the signature); for an EC key the
- * structure is put together from its curve and encoded point directly.
- * 1 on success, like OpenSSL. */
-static int csr_set_pubkey(X509_REQ *req, EVP_PKEY *key)
+/* An EC key's SubjectPublicKeyInfo put together from its named curve and
+ * encoded point, as X509_PUBKEY_set would encode it, without OpenSSL 3's
+ * encoder and decoder lookups (about 2 M instructions, several times a
+ * signature). 1 on success, 0 on an OpenSSL failure, -1 when the key is not
+ * an EC key on a named curve (the caller takes the general way). */
+static int ec_spki_set(X509_PUBKEY *pk, EVP_PKEY *key)
 {
     char group[64];
     unsigned char point[1 + 2 * 66]; /* uncompressed, up to P-521 */
     size_t plen = 0;
 
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
-        return X509_REQ_set_pubkey(req, key);
+        return -1;
     int curve = NID_undef;
     if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) == 1 &&
         EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
                                         sizeof(point), &plen) == 1)
         curve = OBJ_txt2nid(group);
     if (curve == NID_undef) {
-        ERR_clear_error(); /* e.g. explicit curve parameters: the general way */
-        return X509_REQ_set_pubkey(req, key);
+        ERR_clear_error(); /* e.g. explicit curve parameters */
+        return -1;
     }
     unsigned char *enc = OPENSSL_memdup(point, plen);
     if (enc == NULL)
         return 0;
-    if (X509_PUBKEY_set0_param(X509_REQ_get_X509_PUBKEY(req), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
-                               V_ASN1_OBJECT, OBJ_nid2obj(curve), enc, (int)plen) != 1) {
+    if (X509_PUBKEY_set0_param(pk, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+                               OBJ_nid2obj(curve), enc, (int)plen) != 1) {
         OPENSSL_free(enc);
         return 0;
     }
     return 1;
+}
+
+/* The CSR's SubjectPublicKeyInfo (ec_spki_set for EC keys). 1 on success,
+ * like OpenSSL. */
+static int csr_set_pubkey(X509_REQ *req, EVP_PKEY *key)
+{
+    int rc = ec_spki_set(X509_REQ_get_X509_PUBKEY(req), key);
+
+    return rc >= 0 ? rc : X509_REQ_set_pubkey(req, key);
 }
 
 /* Subject left empty: RFC 8555 §7.4 puts the names in the SAN extension, and
@@ -183,13 +193,40 @@ static bool is_b64_char(char c)
            c == '/' || c == '=' || is_space(c);
 }
 
+/* The library context certificates from a CA are parsed in: it holds only
+ * OpenSSL's "null" provider. d2i_X509 decodes the public key of every
+ * certificate on the spot, and OpenSSL 3 builds a provider decoder context
+ * for that each time (1.2 M instructions, more than the rest of a chain's
+ * handling: issue 16's profile); here it finds no decoder, so the key stays
+ * encoded (X509_get0_pubkey answers NULL) and the parse costs a twelfth.
+ * Nothing we do with these certificates needs the decoded key: names,
+ * dates, serial, extensions and the PEM re-encoding read the ASN.1, and
+ * acme_chain_matches_key compares the encoded key. NULL if the context
+ * cannot be made: then the default one is used. */
+static OSSL_LIB_CTX *parse_libctx;
+static pthread_once_t parse_libctx_once = PTHREAD_ONCE_INIT;
+
+static void parse_libctx_make(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+
+    if (ctx != NULL && OSSL_PROVIDER_load(ctx, "null") == NULL) {
+        OSSL_LIB_CTX_free(ctx);
+        ctx = NULL;
+    }
+    ERR_clear_error();
+    parse_libctx = ctx;
+}
+
 /* DER → X509, requiring the whole buffer to be one certificate. */
 static X509 *der_to_x509(const uint8_t *der, size_t len)
 {
     if (len == 0 || len > LONG_MAX)
         return NULL;
+    pthread_once(&parse_libctx_once, parse_libctx_make);
     const uint8_t *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    X509 *x =
+        (X509 *)ASN1_item_d2i_ex(NULL, &p, (long)len, ASN1_ITEM_rptr(X509), parse_libctx, NULL);
     if (x != NULL && p != der + len) {
         X509_free(x);
         return NULL;
@@ -481,16 +518,47 @@ static X509 *chain_leaf(const struct acme_chain *c)
     return x;
 }
 
+/* The DER of key's SubjectPublicKeyInfo for an EC key on a named curve
+ * (OpenSSL-owned), or NULL (other keys, failures). */
+static unsigned char *ec_spki_der(EVP_PKEY *key, int *len)
+{
+    X509_PUBKEY *pk = X509_PUBKEY_new();
+    unsigned char *der = NULL;
+
+    if (pk != NULL && ec_spki_set(pk, key) == 1)
+        *len = i2d_X509_PUBKEY(pk, &der);
+    X509_PUBKEY_free(pk);
+    return der != NULL && *len > 0 ? der : NULL;
+}
+
 bool acme_chain_matches_key(const struct acme_chain *c, EVP_PKEY *key)
 {
     X509 *leaf = chain_leaf(c);
+    unsigned char *spki = NULL, *mine = NULL;
+    int len = 0, mlen = 0;
     bool ok = false;
 
-    if (leaf != NULL && key != NULL) {
-        EVP_PKEY *pub = X509_get0_pubkey(leaf);
-        ok = pub != NULL && EVP_PKEY_eq(pub, key) == 1;
+    if (leaf == NULL || key == NULL)
+        goto out;
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &spki);
+    if (len <= 0)
+        goto out;
+    /* The same encoding is the same key. Anything else (another key type,
+     * an encoding of the same key we did not produce) is decided by
+     * OpenSSL on the decoded key. */
+    mine = ec_spki_der(key, &mlen);
+    if (mine != NULL && mlen == len && memcmp(mine, spki, (size_t)len) == 0) {
+        ok = true;
+        goto out;
     }
+    const unsigned char *p = spki;
+    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, len);
+    ok = pub != NULL && EVP_PKEY_eq(pub, key) == 1;
+    EVP_PKEY_free(pub);
+out:
     ERR_clear_error(); /* a mismatch of key types queues an error */
+    OPENSSL_free(mine);
+    OPENSSL_free(spki);
     X509_free(leaf);
     return ok;
 }

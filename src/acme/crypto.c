@@ -14,8 +14,10 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 
 int acme_ossl_error(const char *subject, const char *what, bool log)
@@ -120,13 +122,131 @@ int acme_key_generate(enum cfg_key_type type, EVP_PKEY **out)
     return 0;
 }
 
+/* The size of a DER tag and length (definite form, up to 65535). */
+static size_t der_head_len(size_t len)
+{
+    return len < 0x80 ? 2 : len < 0x100 ? 3 : 4;
+}
+
+/* DER tag and length (definite, short or long form up to 65535) at out;
+ * returns the bytes written (der_head_len). */
+static size_t der_head(uint8_t *out, uint8_t tag, size_t len)
+{
+    out[0] = tag;
+    if (len < 0x80) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len < 0x100) {
+        out[1] = 0x81;
+        out[2] = (uint8_t)len;
+        return 3;
+    }
+    out[1] = 0x82;
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    return 4;
+}
+
+/* The PKCS#8 PrivateKeyInfo (RFC 5208) of an EC key on a named curve, byte
+ * for byte what PEM_write_bio_PKCS8PrivateKey writes: version 0,
+ * AlgorithmIdentifier {id-ecPublicKey, the curve's OID}, and an OCTET
+ * STRING holding the ECPrivateKey (RFC 5915: version 1, the private key
+ * left-padded to the order's size, no parameters, [1] the public key). Put
+ * together here because OpenSSL 3 builds an encoder context for every key
+ * it writes (0.8 M instructions, three signatures' worth: issue 16's
+ * profile). 1 with *der (owned, cleanse before freeing) and *len, or 0
+ * when the key is not such a key (the caller lets OpenSSL write it). */
+static int ec_pkcs8_der(EVP_PKEY *key, uint8_t **der, size_t *len)
+{
+    static const uint8_t ec_public_key[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
+    char group[64];
+    uint8_t pub[1 + 2 * 66], priv[66], curve_oid[32];
+    size_t plen = 0;
+    BIGNUM *d = NULL;
+    int rc = 0;
+
+    char encoding[32], form[32];
+    int with_pub = 1;
+    /* OpenSSL writes explicit curve parameters, a compressed point or no
+     * public key for a key loaded that way: such keys are left to it. */
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+        EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) != 1 ||
+        EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_ENCODING, encoding, sizeof(encoding),
+                                       NULL) != 1 ||
+        strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) != 0 ||
+        EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, form,
+                                       sizeof(form), NULL) != 1 ||
+        strcmp(form, OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) != 0 ||
+        (EVP_PKEY_get_int_param(key, OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC, &with_pub) == 1 &&
+         with_pub == 0))
+        goto out;
+    int curve = OBJ_txt2nid(group);
+    ASN1_OBJECT *obj = curve != NID_undef ? OBJ_nid2obj(curve) : NULL;
+    int olen = obj != NULL ? i2d_ASN1_OBJECT(obj, NULL) : 0;
+    int flen = (EVP_PKEY_get_bits(key) + 7) / 8;
+    if (olen <= 0 || (size_t)olen > sizeof(curve_oid) || flen <= 0 || (size_t)flen > sizeof(priv))
+        goto out;
+    unsigned char *op = curve_oid;
+    i2d_ASN1_OBJECT(obj, &op);
+    if (EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub),
+                                        &plen) != 1 ||
+        EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1 ||
+        BN_bn2binpad(d, priv, flen) != flen)
+        goto out;               /* e.g. no private half: OpenSSL says why */
+    size_t bits_len = 1 + plen; /* BIT STRING: the unused-bits octet, then the point */
+    size_t pubf_len = der_head_len(bits_len) + bits_len;                        /* [1] */
+    size_t ecpk_len = 3 + 2 + (size_t)flen + der_head_len(pubf_len) + pubf_len; /* ECPrivateKey */
+    size_t ecpk_all = der_head_len(ecpk_len) + ecpk_len;
+    size_t alg_len = sizeof(ec_public_key) + (size_t)olen;
+    size_t body = 3 + der_head_len(alg_len) + alg_len + der_head_len(ecpk_all) + ecpk_all;
+    uint8_t *b = xmalloc(der_head_len(body) + body);
+    size_t n = der_head(b, 0x30, body);
+    memcpy(b + n, "\x02\x01\x00", 3); /* version 0 */
+    n += 3;
+    n += der_head(b + n, 0x30, alg_len);
+    memcpy(b + n, ec_public_key, sizeof(ec_public_key));
+    n += sizeof(ec_public_key);
+    memcpy(b + n, curve_oid, (size_t)olen);
+    n += (size_t)olen;
+    n += der_head(b + n, 0x04, ecpk_all);
+    n += der_head(b + n, 0x30, ecpk_len);
+    memcpy(b + n, "\x02\x01\x01", 3); /* ECPrivateKey version 1 */
+    n += 3;
+    n += der_head(b + n, 0x04, (size_t)flen);
+    memcpy(b + n, priv, (size_t)flen);
+    n += (size_t)flen;
+    n += der_head(b + n, 0xa1, pubf_len);
+    n += der_head(b + n, 0x03, bits_len);
+    b[n++] = 0x00;
+    memcpy(b + n, pub, plen);
+    n += plen;
+    *der = b;
+    *len = n;
+    rc = 1;
+out:
+    OPENSSL_cleanse(priv, sizeof(priv));
+    BN_clear_free(d);
+    ERR_clear_error();
+    return rc;
+}
+
 int acme_key_to_pem(EVP_PKEY *key, char **pem, size_t *len)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     char *data = NULL;
+    uint8_t *der = NULL;
+    size_t derlen = 0;
     int rc;
 
-    if (bio == NULL || PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
+    int ec = bio != NULL ? ec_pkcs8_der(key, &der, &derlen) : 0;
+    if (ec == 1) {
+        if (PEM_write_bio(bio, PEM_STRING_PKCS8INF, "", der, (long)derlen) <= 0) {
+            rc = acme_ossl_error(NULL, "key to PEM", false);
+            goto out;
+        }
+    } else if (bio == NULL ||
+               PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
         rc = acme_ossl_error(NULL, "key to PEM", false);
         goto out;
     }
@@ -142,6 +262,10 @@ int acme_key_to_pem(EVP_PKEY *key, char **pem, size_t *len)
     *len = (size_t)n;
     rc = 0;
 out:
+    if (der != NULL) {
+        OPENSSL_cleanse(der, derlen);
+        free(der);
+    }
     BIO_free(bio);
     return rc;
 }

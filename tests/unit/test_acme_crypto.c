@@ -53,6 +53,22 @@ static const char *obj_str(const json_t *o, const char *key)
     return json_string_value(v);
 }
 
+/* The key of type ctx (freed) from what bld holds (freed). */
+static EVP_PKEY *pkey_fromdata(EVP_PKEY_CTX *ctx, OSSL_PARAM_BLD *bld, int selection)
+{
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY *pk = NULL;
+
+    assert_non_null(params);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &pk, selection, params), 1);
+    OSSL_PARAM_free(params);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_BLD_free(bld);
+    return pk;
+}
+
 /* An EVP_PKEY holding only the public key that a JWK describes, built from
  * its members with OSSL_PARAM_BLD (independent of acme_jwk's code path). */
 static EVP_PKEY *pkey_from_jwk(const json_t *jwk)
@@ -91,14 +107,7 @@ static EVP_PKEY *pkey_from_jwk(const json_t *jwk)
             1);
         ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
     }
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    assert_non_null(params);
-    assert_non_null(ctx);
-    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
-    assert_int_equal(EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params), 1);
-    OSSL_PARAM_free(params);
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_BLD_free(bld);
+    pk = pkey_fromdata(ctx, bld, EVP_PKEY_PUBLIC_KEY);
     BN_free(n);
     BN_free(e);
     free(a);
@@ -199,6 +208,89 @@ static void test_key_rsa_roundtrips(void **state)
     check_key_type(CFG_KEY_RSA2048, "RSA", 2048);
     check_key_type(CFG_KEY_RSA3072, "RSA", 3072);
     check_key_type(CFG_KEY_RSA4096, "RSA", 4096);
+}
+
+/* OpenSSL's own PKCS#8 PEM of k. */
+static char *openssl_pkcs8(EVP_PKEY *k)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    assert_int_equal(PEM_write_bio_PKCS8PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL), 1);
+    long n = BIO_get_mem_data(bio, &data);
+    char *s = strndup(data, (size_t)n);
+    BIO_free(bio);
+    return s;
+}
+
+/* An EC key on curve with the private key d (and its public point). */
+static EVP_PKEY *ec_key_with(const char *curve, unsigned long d_word)
+{
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(OBJ_sn2nid(curve));
+    EC_POINT *pt = EC_POINT_new(g);
+    BIGNUM *d = BN_new();
+    unsigned char pub[133];
+    assert_int_equal(BN_set_word(d, d_word), 1);
+    assert_int_equal(EC_POINT_mul(g, pt, d, NULL, NULL, NULL), 1);
+    size_t plen = EC_POINT_point2oct(g, pt, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof(pub), NULL);
+    assert_true(plen > 0);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    assert_int_equal(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, plen), 1);
+    EVP_PKEY *k =
+        pkey_fromdata(EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL), bld, EVP_PKEY_KEYPAIR);
+    BN_free(d);
+    EC_POINT_free(pt);
+    EC_GROUP_free(g);
+    return k;
+}
+
+/* acme_key_to_pem(k) is OpenSSL's PKCS#8 PEM of k, to the byte, and loads
+ * back as k. */
+static void check_pem_is_openssls(EVP_PKEY *k)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    EVP_PKEY *back = NULL;
+
+    assert_int_equal(acme_key_to_pem(k, &pem, &len), 0);
+    char *want = openssl_pkcs8(k);
+    assert_string_equal(pem, want);
+    assert_int_equal(acme_key_from_pem(pem, len, &back), 0);
+    assert_int_equal(EVP_PKEY_eq(k, back), 1);
+    EVP_PKEY_free(back);
+    free(want);
+    free(pem);
+}
+
+/* EC keys are written without OpenSSL's encoder (issue 16): the PEM must be
+ * OpenSSL's to the byte, also for a private key with leading zero octets;
+ * keys OpenSSL writes otherwise (compressed points, no public key,
+ * explicit curve parameters) the way it writes them. */
+static void test_key_ec_pem_is_openssls(void **state)
+{
+    (void)state;
+    static const char *const curves[] = {"prime256v1", "secp384r1"};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 40; i++) {
+            EVP_PKEY *k = gen(c == 0 ? CFG_KEY_EC_P256 : CFG_KEY_EC_P384);
+            check_pem_is_openssls(k);
+            EVP_PKEY_free(k);
+        }
+        EVP_PKEY *k = ec_key_with(curves[c], 0x1234567UL); /* 4 octets of 32 or 48 */
+        check_pem_is_openssls(k);
+        assert_int_equal(EVP_PKEY_set_utf8_string_param(
+                             k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+                         1);
+        check_pem_is_openssls(k);
+        assert_int_equal(EVP_PKEY_set_int_param(k, OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC, 0), 1);
+        check_pem_is_openssls(k);
+        assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, "explicit"),
+                         1);
+        check_pem_is_openssls(k);
+        EVP_PKEY_free(k);
+    }
+    assert_int_equal(ERR_peek_error(), 0);
 }
 
 static void test_key_from_pem_rejects_garbage(void **state)
@@ -1174,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_key_ec_p256_roundtrip),
         cmocka_unit_test(test_key_ec_p384_roundtrip),
         cmocka_unit_test(test_key_rsa_roundtrips),
+        cmocka_unit_test(test_key_ec_pem_is_openssls),
         cmocka_unit_test(test_key_from_pem_rejects_garbage),
         cmocka_unit_test(test_key_traditional_pem_and_other_curve),
         cmocka_unit_test(test_key_generate_concurrent_threads),
