@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "net/tls_mem.h"
 #include "store/store.h"
+#include "util/bodysrc.h"
 #include "util/buf.h"
 #include "net/net.h"
 #include "util/err.h"
@@ -62,6 +63,7 @@ struct aconn {
     char *body;           /* owned: req.content_length bytes and a NUL, or NULL */
     size_t body_have;
     struct api_wait *wait; /* work answering this request later, or NULL */
+    struct body_src src;   /* a streamed answer's source until its last piece (next NULL: none) */
     char *logline;         /* owned: "PEER METHOD TARGET token=NAME" of an answer to come */
 };
 
@@ -424,6 +426,7 @@ static void conn_freed(struct tls_conn *t)
 
     if (c->wait != NULL)
         c->wait->c = NULL; /* its work answers nobody */
+    body_src_drop(&c->src);
     if (c->body != NULL)
         OPENSSL_cleanse(c->body, c->req.content_length);
     free(c->body);
@@ -482,6 +485,89 @@ static void conn_answer(struct aconn *c, int status, const char *ctype, const ch
     if (out.data != NULL)
         OPENSSL_cleanse(out.data, out.len); /* may hold a private key */
     buf_fini(&out);
+}
+
+static bool tls_put(struct aconn *c, const void *p, size_t n)
+{
+    if (SSL_write(c->t.ssl, p, (int)n) > 0)
+        return true;
+    ERR_clear_error();
+    return false;
+}
+
+/* Makes the next piece of c's streamed answer and queues it as one chunk
+ * (HTTP/1.0: as is), the last one with the last chunk and close_notify.
+ * The next piece is made once this one is out (stream_drained): a reader
+ * that stalls holds one piece, and the loop serves others in between. */
+static void stream_piece(struct aconn *c)
+{
+    struct buf piece = BUF_INIT(SIZE_MAX);
+    int rc = c->src.next(c->src.arg, &piece, BODYSRC_PIECE);
+    bool ok = rc >= 0, h10 = c->req.minor == 0;
+
+    if (ok && piece.len > 0) {
+        char head[24];
+        int k = snprintf(head, sizeof(head), "%zx\r\n", piece.len);
+        ok = (h10 || tls_put(c, head, (size_t)k)) && tls_put(c, piece.data, piece.len) &&
+             (h10 || tls_put(c, "\r\n", 2));
+    }
+    buf_fini(&piece);
+    if (ok && rc == 1) {
+        body_src_drop(&c->src);
+        ok = h10 || tls_put(c, "0\r\n\r\n", 5);
+        (void)SSL_shutdown(c->t.ssl);
+        ERR_clear_error();
+        c->t.close_after_write = true;
+    }
+    if (!ok) {
+        /* no last chunk: the client sees the answer is incomplete */
+        log_info(LOG_API, "%s: the answer was cut: %s", c->peer, rc < 0 ? err_str(rc) : "TLS");
+        tls_conn_close(&c->t);
+        return;
+    }
+    /* the reader must take each piece within the write time limit, counted
+     * from now (making it was not the reader's time) */
+    uv_update_time(c->a->loop);
+    uv_timer_start(&c->t.timer, timer_cb,
+                   c->a->lim.write_timeout_ms ? c->a->lim.write_timeout_ms : DEF_WRITE_TIMEOUT_MS,
+                   0);
+    tls_conn_flush(&c->t);
+}
+
+static void stream_drained(struct tls_conn *t)
+{
+    struct aconn *c = (struct aconn *)t;
+
+    if (c->src.next != NULL)
+        stream_piece(c);
+}
+
+/* Answers 200 with *src's text (taken), streamed in HTTP/1.1 chunks. */
+static void answer_stream(struct aconn *c, const char *ctype, struct body_src *src, bool head_only)
+{
+    char *head = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%s"
+                           "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                           "Connection: close\r\n\r\n",
+                           ctype, c->req.minor == 0 ? "" : "Transfer-Encoding: chunked\r\n");
+
+    if (head_only) {
+        body_src_drop(src);
+        conn_answer_raw(c, head, strlen(head));
+        free(head);
+        return;
+    }
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->t.tcp);
+    c->src = *src;
+    *src = (struct body_src){0};
+    c->t.drained_cb = stream_drained;
+    bool ok = tls_put(c, head, strlen(head));
+    free(head);
+    if (!ok) {
+        tls_conn_close(&c->t);
+        return;
+    }
+    stream_piece(c);
 }
 
 static void answer_json(struct aconn *c, int status, const char *extra, json_t *j, bool head_only)
@@ -783,15 +869,42 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
     default:
         break;
     }
-    if (a->h.status == NULL || a->h.status(a->h.arg, &doc) < 0 || doc == NULL) {
+    /* the whole status document only where nothing cheaper answers: a
+     * streamed list, and one certificate's object by name */
+    bool stream_list = rt->kind == API_R_LIST && a->h.list != NULL;
+    bool need_doc = rt->kind == API_R_FLEET || (rt->kind == API_R_LIST && !stream_list) ||
+                    (name != NULL && a->h.one == NULL);
+    if (need_doc && (a->h.status == NULL || a->h.status(a->h.arg, &doc) < 0 || doc == NULL)) {
         answer_error(c, 503, NULL, "the daemon is stopping");
         return 503;
     }
-    json_t *one = name != NULL ? cert_find(doc, name) : NULL;
-    if (name != NULL && one == NULL) {
-        answer_error(c, 404, NULL, "no certificate named %s", name);
-        json_decref(doc);
-        return 404;
+    json_t *one = NULL; /* owned */
+    if (name != NULL) {
+        int rc = -ENOENT;
+        if (doc != NULL) {
+            one = json_incref(cert_find(doc, name));
+            rc = one != NULL ? 0 : -ENOENT;
+        } else {
+            rc = a->h.one(a->h.arg, name, &one);
+        }
+        if (rc < 0) {
+            if (rc == -ENOENT)
+                answer_error(c, 404, NULL, "no certificate named %s", name);
+            else
+                answer_error(c, 503, NULL, "the daemon is stopping");
+            json_decref(doc);
+            return rc == -ENOENT ? 404 : 503;
+        }
+    }
+    if (stream_list) {
+        struct body_src src = {0};
+        st = a->h.list(a->h.arg, &src);
+        if (st < 0) {
+            answer_error(c, 503, NULL, "the daemon is stopping");
+            return 503;
+        }
+        answer_stream(c, "application/json", &src, head_only);
+        return 200;
     }
     switch (rt->kind) {
     case API_R_LIST: {
@@ -899,6 +1012,7 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
         st = 404;
         break;
     }
+    json_decref(one);
     json_decref(doc);
     return st;
 }

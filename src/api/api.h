@@ -12,6 +12,7 @@
 
 struct api;
 struct store;
+struct body_src;
 
 typedef void (*api_view_cb)(void *cb_arg, int status, json_t *doc, const char *const *errors,
                             size_t n_errors);
@@ -24,6 +25,17 @@ struct api_handlers {
      * whose "certificates" array has one object per certificate with its
      * "name". *out owned. < 0 when the daemon is stopping. */
     int (*status)(void *arg, json_t **out);
+    /* Optional, preferred by GET /v1/certificates: {"certificates":[...]}
+     * (each the status object without "history" and "log"), compact with a
+     * newline, as a source written piece by piece as the socket drains
+     * (util/bodysrc.h). 0 and *out (owned by the API afterwards), or < 0
+     * when the daemon is stopping. */
+    int (*list)(void *arg, struct body_src *out);
+    /* Optional, preferred by the routes of one certificate: its object of
+     * the status document (with history and log), without the others. 0
+     * and *out (owned), -ENOENT (no such certificate), other < 0: the
+     * daemon is stopping. */
+    int (*one)(void *arg, const char *name, json_t **out);
     /* Queues a renewal of name, as `certloop renew NAME [--force]`. 0, or
      * < 0 with *err (owned) a sentence for the client. */
     int (*renew)(void *arg, const char *name, bool force, char **err);

@@ -70,6 +70,7 @@ void tls_conn_init(uv_loop_t *loop, struct tls_conn_list *list, struct tls_conn 
     c->timer.data = c;
     c->open_handles = 2;
     c->freed_cb = freed_cb;
+    c->drained_cb = NULL;
     c->list = list;
     c->prev = NULL;
     c->next = list->head;
@@ -134,6 +135,8 @@ static void write_done(uv_write_t *req, int status)
     c->writes--;
     if (status < 0 || (c->close_after_write && c->writes == 0))
         tls_conn_close(c);
+    else if (c->writes == 0 && !c->closing && c->drained_cb != NULL)
+        c->drained_cb(c);
 }
 
 void tls_conn_flush(struct tls_conn *c)

@@ -38,6 +38,9 @@ struct tls_conn {
     /* Runs once both handles have closed, after the SSL was freed: the
      * owner unlinks and frees its struct. */
     void (*freed_cb)(struct tls_conn *c);
+    /* Optional: runs when the last write in flight is out and the
+     * connection stays open (a streamed answer makes its next piece). */
+    void (*drained_cb)(struct tls_conn *c);
     struct tls_conn_list *list; /* borrowed: where it is linked */
     struct tls_conn *prev, *next;
 };

@@ -616,6 +616,20 @@ static int api_status(void *arg, json_t **out)
     return ctl_status(arg, out);
 }
 
+static int api_list(void *arg, struct body_src *out)
+{
+    return ctl_view(arg, MANAGER_VIEW_LIST, out);
+}
+
+static int api_one(void *arg, const char *name, json_t **out)
+{
+    struct daemon *d = arg;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    return manager_status_one(d->mgr, name, out);
+}
+
 static int api_renew(void *arg, const char *name, bool force, char **err)
 {
     return ctl_renew(arg, name, force, false, false, err);
@@ -643,6 +657,8 @@ static int open_api(struct daemon *d)
     const struct cfg_api *c = &d->cfg->api;
     struct api_handlers h = {
         .status = api_status,
+        .list = api_list,
+        .one = api_one,
         .renew = api_renew,
         .reload = ctl_reload,
         .plan = api_plan,

@@ -5,7 +5,7 @@
  * never completes its head is cut at the configured timeout; an event
  * published with api_event reaches an open stream; the connection cap
  * closes the oldest; api_close with connections open calls back once and
- * leaves uv_loop_close() == 0. */
+ * leaves uv_loop_close() == 0; the list streamed in chunks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +27,7 @@
 #include "api/api.h"
 #include "store/store.h"
 #include "test_fs.h"
+#include "util/bodysrc.h"
 #include "util/xalloc.h"
 
 struct fx {
@@ -39,11 +40,15 @@ struct fx {
     char *read_tok, *manage_tok;
     int renews, closed;
     char renewed[32];
+    int statuses, lists, ones, list_freed;
 };
+
+/* fx_open gives the API the streamed list and the one-certificate handler */
+static bool with_list;
 
 static int h_status(void *arg, json_t **out)
 {
-    (void)arg;
+    ((struct fx *)arg)->statuses++;
     *out =
         json_pack("{s:[{s:s,s:s,s:[]}]}", "certificates", "name", "www", "state", "ok", "history");
     return 0;
@@ -57,6 +62,50 @@ static int h_renew(void *arg, const char *name, bool force, char **err)
     (void)err;
     f->renews++;
     snprintf(f->renewed, sizeof(f->renewed), "%s", name);
+    return 0;
+}
+
+/* The list in three pieces, one per call. */
+static const char *const list_pieces[] = {"{\"certificates\":[", "{\"name\":\"www\"}", "]}\n"};
+
+struct list_src {
+    struct fx *f;
+    size_t i;
+};
+
+static int list_next(void *arg, struct buf *out, size_t want)
+{
+    struct list_src *l = arg;
+
+    (void)want;
+    buf_append_str(out, list_pieces[l->i++]);
+    return l->i == 3 ? 1 : 0;
+}
+
+static void list_free(void *arg)
+{
+    struct list_src *l = arg;
+
+    l->f->list_freed++;
+    free(l);
+}
+
+static int h_list(void *arg, struct body_src *out)
+{
+    struct list_src *l = xcalloc(1, sizeof(*l));
+
+    l->f = arg;
+    l->f->lists++;
+    *out = (struct body_src){.next = list_next, .free = list_free, .arg = l};
+    return 0;
+}
+
+static int h_one(void *arg, const char *name, json_t **out)
+{
+    ((struct fx *)arg)->ones++;
+    if (strcmp(name, "www") != 0)
+        return -ENOENT;
+    *out = json_pack("{s:s,s:[]}", "name", "www", "history");
     return 0;
 }
 
@@ -76,6 +125,11 @@ static void fx_open(struct fx *f, unsigned max_conns, unsigned head_ms)
 {
     const char *listen[] = {"127.0.0.1:0"};
     struct api_handlers h = {.status = h_status, .renew = h_renew, .arg = f};
+
+    if (with_list) {
+        h.list = h_list;
+        h.one = h_one;
+    }
     char *err = NULL;
 
     memset(f, 0, sizeof(*f));
@@ -364,6 +418,56 @@ static void test_cap_closes_oldest_and_close_with_open_connections(void **state)
     fx_files_free(&f);
 }
 
+/* GET /v1/certificates streamed in chunks (to HTTP/1.0: until the close),
+ * one certificate's routes without the whole status document. */
+static void test_list_streamed_and_one(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    with_list = true;
+    fx_open(&f, 0, 0);
+    with_list = false;
+    char *q = request("GET", "/v1/certificates", f.read_tok);
+    struct client c1 = {.req = q};
+    run_client(&f, &c1);
+    assert_non_null(strstr(c1.resp, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(c1.resp, "\r\nTransfer-Encoding: chunked\r\n"));
+    assert_null(strstr(c1.resp, "Content-Length"));
+    const char *body = strstr(c1.resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "11\r\n{\"certificates\":[\r\ne\r\n{\"name\":\"www\"}\r\n"
+                                  "3\r\n]}\n\r\n0\r\n\r\n");
+    free(q);
+
+    struct client c2 = {.req = "GET /v1/certificates HTTP/1.0\r\nAuthorization: Bearer "};
+    char *q2 = xasprintf("%s%s\r\n\r\n", c2.req, f.read_tok);
+    c2.req = q2;
+    run_client(&f, &c2);
+    assert_null(strstr(c2.resp, "Transfer-Encoding"));
+    body = strstr(c2.resp, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "{\"certificates\":[{\"name\":\"www\"}]}\n");
+    free(q2);
+
+    q = request("GET", "/v1/certificates/www", f.read_tok);
+    struct client c3 = {.req = q};
+    run_client(&f, &c3);
+    assert_non_null(strstr(c3.resp, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(c3.resp, "{\"name\":\"www\",\"history\":[]}\n"));
+    free(q);
+    q = request("GET", "/v1/certificates/nope", f.read_tok);
+    struct client c4 = {.req = q};
+    run_client(&f, &c4);
+    assert_non_null(strstr(c4.resp, "HTTP/1.1 404 Not Found\r\n"));
+    free(q);
+    assert_int_equal(f.lists, 2);
+    assert_int_equal(f.ones, 2);
+    assert_int_equal(f.statuses, 0);
+    fx_close(&f);
+    assert_int_equal(f.list_freed, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_slow_head_cut_at_timeout),
         cmocka_unit_test(test_event_reaches_stream),
         cmocka_unit_test(test_cap_closes_oldest_and_close_with_open_connections),
+        cmocka_unit_test(test_list_streamed_and_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
