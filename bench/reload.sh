@@ -16,7 +16,8 @@
 # decided, sends RELOADS SIGHUPs one after the other and reports the time
 # from the "SIGHUP: reloading" log line to the "reloaded:" line (both
 # stamped by the daemon), the daemon's CPU (user + sys) per reload, VmRSS
-# and VmHWM, and `certloop check` (wall, user + sys, peak RSS) run twice:
+# and VmHWM, the loop's longest stall meanwhile (the slowest of http-01
+# requests made every 20 ms during the reloads), and `certloop check` (wall, user + sys, peak RSS) run twice:
 # cold (after the state directory's daemon stopped) and warm.
 #
 # PERF=FILE records `perf record -g` of the daemon during the reloads into
@@ -53,6 +54,7 @@ if [ ! -f "$KEEP/seeded" ]; then
   echo "seeded $N certificates in $KEEP in $((($(date +%s%N) - t) / 1000000)) ms" >&2
 fi
 KEEP=$(cd "$KEEP" && pwd)
+HTTP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 [ "$(cat "$KEEP/seeded")" = "$N" ] || { echo "$KEEP holds $(cat "$KEEP/seeded") certificates" >&2; exit 1; }
 cat >"$KEEP/certloop.toml" <<EOF
 [daemon]
@@ -62,7 +64,7 @@ max_concurrent_orders = 64
 log_level = "info"
 
 [http01]
-listen = ["127.0.0.1:0"]
+listen = ["127.0.0.1:$HTTP_PORT"]
 
 [ca.pebble]
 directory = "$DIRECTORY"
@@ -94,10 +96,38 @@ if [ -n "${PERF:-}" ]; then
   perf_pid=$!
   sleep 1
 fi
-declare -a took cpu
+# what the loop does meanwhile: an http-01 request (an unknown token, 404)
+# every 20 ms during the reloads; the slowest answer is the loop's longest
+# stall (plus the probe's own scheduling delay on a loaded machine)
+python3 - "$HTTP_PORT" >"$KEEP/probe.txt" <<'PY' &
+import signal, socket, sys, time
+port, worst, n, stop = int(sys.argv[1]), 0.0, 0, False
+def end(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, end)
+while not stop:
+    t = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /.well-known/acme-challenge/probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    while s.recv(4096):
+        pass
+    s.close()
+    worst, n = max(worst, time.monotonic() - t), n + 1
+    time.sleep(0.02)
+print(n, int(worst * 1000))
+PY
+probe_pid=$!
+declare -a took cpu runq
+# runq_wait_ms PID: the time all its threads spent runnable but waiting for
+# a CPU (the second field of /proc/PID/task/*/schedstat, ns), in ms
+runq_wait_ms() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%d\n", s / 1000000 }'
+}
 for ((r = 0; r < RELOADS; r++)); do
   before=$(grep -c 'main: reloaded: ' "$KEEP/err.txt")
   k0=$(bw_ticks "$pid")
+  q0=$(runq_wait_ms "$pid")
   kill -HUP "$pid"
   for ((i = 0; i < 12000; i++)); do
     [ "$(grep -c 'main: reloaded: ' "$KEEP/err.txt")" -gt "$before" ] && break
@@ -105,6 +135,8 @@ for ((r = 0; r < RELOADS; r++)); do
   done
   sleep 0.3 # the malloc_trim after "reloaded"
   k1=$(bw_ticks "$pid")
+  q1=$(runq_wait_ms "$pid")
+  runq+=($((q1 - q0)))
   a=$(ms_of "$(grep 'main: SIGHUP: reloading' "$KEEP/err.txt" | tail -1)")
   b=$(ms_of "$(grep 'main: reloaded: ' "$KEEP/err.txt" | tail -1)")
   took+=($((b - a)))
@@ -112,6 +144,8 @@ for ((r = 0; r < RELOADS; r++)); do
   sleep 0.5
 done
 [ -n "$perf_pid" ] && kill -INT "$perf_pid" && wait "$perf_pid"
+kill -TERM "$probe_pid" && wait "$probe_pid"
+read -r probe_n probe_worst <"$KEEP/probe.txt"
 rss_after=$(status_kib "$pid" VmRSS)
 hwm=$(status_kib "$pid" VmHWM)
 due=$(grep -c ': due: ' "$KEEP/err.txt")
@@ -119,10 +153,28 @@ kill -TERM "$pid"
 wait "$pid"
 rc=$?
 pid=
-/usr/bin/time -f '%e %U %S %M' -o "$KEEP/check1.time" "$CERTLOOP" check -c "$KEEP/certloop.toml" >/dev/null || exit 1
-/usr/bin/time -f '%e %U %S %M' -o "$KEEP/check2.time" "$CERTLOOP" check -c "$KEEP/certloop.toml" >/dev/null || exit 1
-read -r c1w c1u c1s c1m <"$KEEP/check1.time"
-read -r c2w c2u c2s c2m <"$KEEP/check2.time"
+# `certloop check`: wall, user + sys, peak RSS, and the time it waited
+# for a CPU (read from /proc/PID/schedstat before the child is reaped)
+timed_check() {
+  python3 - "$CERTLOOP" check -c "$KEEP/certloop.toml" <<'PY'
+import os, resource, sys, time
+t = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+wait_ns = int(open("/proc/%d/schedstat" % pid).read().split()[1])
+_, status = os.waitpid(pid, 0)
+wall = time.monotonic() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.2f s; %.2f + %.2f s; %d MiB; %.2f s; exit %d" % (wall, ru.ru_utime, ru.ru_stime,
+      ru.ru_maxrss // 1024, wait_ns / 1e9, os.waitstatus_to_exitcode(status)))
+PY
+}
+check1=$(timed_check)
+check2=$(timed_check)
 cat <<EOF
 
 reload benchmark: $N certificates in $(ls "$KEEP/conf.d" | wc -l) conf.d files, certloop $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null) ($build), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
@@ -131,8 +183,10 @@ reload benchmark: $N certificates in $(ls "$KEEP/conf.d" | wc -l) conf.d files, 
 | start-up to READY (all decided) | ${ready_ms} ms |
 | SIGHUP reload, "reloading" -> "reloaded" (median of $RELOADS) | $(median "${took[@]}") ms (in order: ${took[*]}) |
 | daemon CPU per reload (user + sys, median) | $(median "${cpu[@]}") ms (in order: ${cpu[*]}) |
+| daemon waiting for a CPU per reload (runnable, not running; median) | $(median "${runq[@]}") ms (in order: ${runq[*]}) |
+| the loop meanwhile: http-01 requests answered; the slowest | ${probe_n}; ${probe_worst} ms |
 | VmRSS idle; after the reloads; VmHWM | $((rss_idle / 1024)); $((rss_after / 1024)); $((hwm / 1024)) MiB |
-| \`certloop check\` after the daemon (wall; user + sys; peak RSS) | ${c1w} s; ${c1u} + ${c1s} s; $((c1m / 1024)) MiB |
-| \`certloop check\` again | ${c2w} s; ${c2u} + ${c2s} s; $((c2m / 1024)) MiB |
+| \`certloop check\` after the daemon (wall; user + sys; peak RSS; waiting for a CPU) | $check1 |
+| \`certloop check\` again | $check2 |
 | certificates found due (want 0); exit status after SIGTERM | $due; $rc |
 EOF

@@ -861,20 +861,29 @@ void config_check_outputs(struct cctx *c)
 
     if (c->n_outputs == 0)
         return;
+    if (c->n_outputs >= UINT32_MAX)
+        abort(); /* unreachable: each takes a line of a file read into memory */
     while (cap < 2 * c->n_outputs)
         cap *= 2;
-    size_t *slot = xcalloc(cap, sizeof(*slot)); /* index + 1 of a first writer, 0: free */
+    /* a first writer's index + 1 (0: a free slot) and its name's hash, so
+     * that a probe reads a name only when the hashes agree */
+    struct {
+        uint32_t idx, tag;
+    } *slot = xcalloc(cap, sizeof(*slot));
     for (size_t i = 0; i < c->n_outputs; i++) {
         const char *f = c->out_text + c->outputs[i].file;
-        size_t h = (size_t)toml_key_hash(f, strlen(f)) & (cap - 1);
-        while (slot[h] != 0 && strcmp(c->out_text + c->outputs[slot[h] - 1].file, f) != 0)
+        uint64_t hv = toml_key_hash(f, strlen(f));
+        size_t h = (size_t)hv & (cap - 1);
+        while (slot[h].idx != 0 && (slot[h].tag != (uint32_t)(hv >> 32) ||
+                                    strcmp(c->out_text + c->outputs[slot[h].idx - 1].file, f) != 0))
             h = (h + 1) & (cap - 1);
-        if (slot[h] == 0) {
-            slot[h] = i + 1;
+        if (slot[h].idx == 0) {
+            slot[h].idx = (uint32_t)(i + 1);
+            slot[h].tag = (uint32_t)(hv >> 32);
             continue;
         }
         twice = xreallocarray_grow(twice, &cap_twice, n_twice + 1, sizeof(*twice));
-        twice[n_twice++] = (struct twice){c, slot[h] - 1, i};
+        twice[n_twice++] = (struct twice){c, slot[h].idx - 1, i};
     }
     free(slot);
     if (n_twice > 1)

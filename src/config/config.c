@@ -104,11 +104,16 @@ static bool bare_key(const char *k, size_t len)
  * Called for every key read, so it avoids printf for the common case. */
 char *config_path_join(const char *base, const char *key, size_t keylen)
 {
+    return config_path_join_in(NULL, 0, base, key, keylen);
+}
+
+char *config_path_join_in(char *buf, size_t cap, const char *base, const char *key, size_t keylen)
+{
     char shown[256];
 
     if (bare_key(key, keylen)) {
         size_t bl = base != NULL ? strlen(base) : 0;
-        char *p = xmalloc(bl + 1 + keylen + 1);
+        char *p = bl + 1 + keylen + 1 <= cap ? buf : xmalloc(bl + 1 + keylen + 1);
         if (bl > 0) {
             memcpy(p, base, bl);
             p[bl++] = '.';

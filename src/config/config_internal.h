@@ -147,6 +147,8 @@ void config_err(struct cctx *c, size_t file, struct toml_pos pos, const char *pa
 /* config.c */
 const char *config_show(char *buf, size_t cap, const char *s);
 char *config_path_join(const char *base, const char *key, size_t keylen);
+/* The same into buf when it fits (buf is returned), else an owned string. */
+char *config_path_join_in(char *buf, size_t cap, const char *base, const char *key, size_t keylen);
 void config_type_error(struct cctx *c, const struct toml_value *v, const char *path,
                        const char *want);
 void config_join_names(char *buf, size_t cap, const char *const *names);
