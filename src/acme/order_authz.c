@@ -20,6 +20,7 @@
 /* ---- authorizations ---- */
 
 static void authz_check_all(struct acme_order *o);
+static void authz_schedule(struct order_authz *a, const char *retry_after);
 static void dns_present(struct order_authz *a, json_t *authz, const char *token, const char *curl,
                         const char *cst);
 static void persist_check(struct order_authz *a, json_t *authz, json_t *chal, const char *curl,
@@ -34,23 +35,118 @@ static void authz_timer_cb(uv_timer_t *t)
     acme_authz_fetch(a);
 }
 
+static void authz_order_response(int status, const struct acme_response *r, void *arg)
+{
+    struct acme_order *o = arg;
+
+    o->req = NULL;
+    if (status != 0) {
+        acme_order_note_failure(o, r);
+        acme_order_fail(o, status, "order poll: %s", r->error);
+        return;
+    }
+    const char *st = acme_order_jstr(r->json, "status");
+    log_debug(LOG_ACME, "order cert=%s: order %s is %s", o->name, o->order_url, st ? st : "?");
+    for (size_t i = 0; i < o->n_az && o->state == ORD_AUTHZ; i++) {
+        struct order_authz *a = &o->az[i];
+        if (a->state != AZ_POLL)
+            continue;
+        if (st != NULL && strcmp(st, "ready") == 0) {
+            /* RFC 8555 §7.1.6: ready once every authorization is valid */
+            acme_authz_release(a);
+            a->state = AZ_DONE;
+            o->az_done++;
+        } else if (st != NULL && strcmp(st, "pending") == 0) {
+            authz_schedule(a, r->retry_after); /* each polled on its own from now */
+        } else {
+            acme_authz_fetch(a); /* invalid (or stranger): the authorizations say why */
+        }
+    }
+    authz_check_all(o);
+}
+
+static void authz_order_timer_cb(uv_timer_t *t)
+{
+    struct acme_order *o = t->data;
+
+    o->authz_early = ORDER_EARLY_DONE;
+    for (size_t i = 0; i < o->n_az; i++) {
+        if (o->az[i].state != AZ_WAIT)
+            continue;
+        o->az[i].early = EARLY_DONE;
+        o->az[i].state = AZ_POLL;
+    }
+    int rc = acme_order_post(o, &o->req, o->order_url, "the newOrder Location", NULL, "poll",
+                             authz_order_response, o);
+    if (rc < 0)
+        acme_order_fail(o, rc, "order poll: %s", err_str(rc));
+}
+
+/* Whether the order's early poll stands in for its authorizations': two or
+ * more are left, and the CA has fetched every one of their challenges
+ * while each waits for its next poll. One order object then says what
+ * their polls would (ready: all valid), in one request instead of one per
+ * authorization; once per order. */
+static bool order_poll_instead(const struct acme_order *o)
+{
+    size_t left = 0;
+
+    if (o->authz_early == ORDER_EARLY_DONE || o->order_url == NULL)
+        return false;
+    for (size_t i = 0; i < o->n_az; i++) {
+        const struct order_authz *b = &o->az[i];
+        if (b->state == AZ_DONE)
+            continue;
+        if (b->state != AZ_WAIT || !b->seen)
+            return false;
+        left++;
+    }
+    return left >= 2;
+}
+
 /* Arms the one early poll of a waiting authorization whose challenge the CA
  * was seen fetching: POLL_SEEN_MS from now (a later fetch moves it again,
  * but no further than POLL_FLOOR_MS after the first one, so a CA that keeps
- * fetching cannot hold the poll off), never before the CA's Retry-After. */
+ * fetching cannot hold the poll off), never before the CA's Retry-After.
+ * When the CA has fetched the challenges of every authorization left, the
+ * order object is polled instead, by the same rules over all of them. */
 static void authz_poll_early(struct order_authz *a)
 {
-    uint64_t now = uv_now(a->o->loop);
+    struct acme_order *o = a->o;
+    uint64_t now = uv_now(o->loop);
     uint64_t at = now + POLL_SEEN_MS;
 
-    if (at > a->seen_ms + POLL_FLOOR_MS)
-        at = a->seen_ms + POLL_FLOOR_MS;
+    if (!order_poll_instead(o)) {
+        if (at > a->seen_ms + POLL_FLOOR_MS)
+            at = a->seen_ms + POLL_FLOOR_MS;
+        if (at < now)
+            at = now;
+        if (at < a->not_before_ms)
+            at = a->not_before_ms;
+        a->early = EARLY_ARMED;
+        uv_timer_start(&a->timer, authz_timer_cb, at - now, 0);
+        return;
+    }
+    uint64_t cap = UINT64_MAX, not_before = 0;
+    for (size_t i = 0; i < o->n_az; i++) {
+        struct order_authz *b = &o->az[i];
+        if (b->state != AZ_WAIT)
+            continue;
+        if (b->seen_ms + POLL_FLOOR_MS < cap)
+            cap = b->seen_ms + POLL_FLOOR_MS;
+        if (b->not_before_ms > not_before)
+            not_before = b->not_before_ms;
+        b->early = EARLY_ARMED;
+        uv_timer_stop(&b->timer);
+    }
+    if (at > cap)
+        at = cap;
     if (at < now)
         at = now;
-    if (at < a->not_before_ms)
-        at = a->not_before_ms;
-    a->early = EARLY_ARMED;
-    uv_timer_start(&a->timer, authz_timer_cb, at - now, 0);
+    if (at < not_before)
+        at = not_before;
+    o->authz_early = ORDER_EARLY_ARMED;
+    uv_timer_start(&o->timer, authz_order_timer_cb, at - now, 0);
 }
 
 static void authz_schedule(struct order_authz *a, const char *retry_after)

@@ -23,7 +23,9 @@
  * driven by an event (our listener saw the CA fetch the http-01 token or
  * finish the tls-alpn-01 handshake: POLL_SEEN_MS after the last such
  * fetch, so that a CA validating from several vantage points is asked once
- * after all of them), and the first poll of a `processing` order without a
+ * after all of them; when every authorization left, two or more, has been
+ * fetched, one poll of the order object by the same rules stands in for
+ * theirs, once per order), and the first poll of a `processing` order without a
  * Retry-After (POLL_EARLY_MS: issuance usually takes milliseconds). The cap
  * below bounds those too. */
 #define POLL_FLOOR_MS 1000
@@ -95,7 +97,10 @@ struct acme_order {
     size_t n_az, az_done;
     uv_timer_t timer; /* order polls; timer.data = this */
     unsigned delay_ms;
-    bool early_used;      /* the early poll of a processing order is done */
+    bool early_used; /* the early poll of a processing order is done */
+    /* the one early poll of the order object in place of its authorizations'
+     * (order_authz.c: all waiting ones seen fetched) */
+    enum { ORDER_EARLY_NONE, ORDER_EARLY_ARMED, ORDER_EARLY_DONE } authz_early;
     uint64_t deadline_ms; /* loop time by which authorizations must be final */
     int authz_timeout_s;
     struct acme_request *req;     /* child in flight, or NULL */

@@ -13,7 +13,9 @@
  * - issue 16: the CA seen fetching the token (acme_order_chal_seen) gets the
  *   authorization polled once, then the order goes on with no more requests
  *   than with timed polls; a CA that keeps fetching a token while the
- *   authorization stays pending gets no more polls than the floor allows.
+ *   authorization stays pending gets no more polls than the floor allows;
+ *   an order of two names whose tokens were both fetched is polled once as
+ *   an order (pending: each authorization on its own after the floor).
  * Every test runs its loop dry and checks uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +40,9 @@
 #include "util/err.h"
 #include "util/xalloc.h"
 
+/* acme/order_internal.h's POLL_FLOOR_MS: no timed poll sooner */
+#define POLL_FLOOR_MS_TEST 1000
+
 struct hostile {
     struct fake_http *srv;
     unsigned seq;
@@ -47,7 +52,10 @@ struct hostile {
     bool no_retry_after;   /* authz_stuck without any Retry-After */
     bool until_seen;       /* the authorization is pending until the test saw a fetch */
     bool seen;
+    bool two;                /* two names: x.test (tok1) and y.test (tok2) */
+    unsigned order_lags;     /* order polls answered pending although both were seen */
     unsigned authz_polls;    /* authorization fetches after the challenge answer */
+    unsigned order_polls;    /* POST-as-GETs of the order */
     unsigned order_requests; /* every POST after the account's */
     unsigned fin_posts;      /* POSTs to our finalize */
     uint64_t first_poll_ms, last_poll_ms;
@@ -82,14 +90,29 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
     } else if (strcmp(req->target, "/order") == 0) {
         char *fin = H->finalize != NULL ? xstrdup(H->finalize) : xasprintf("%s/fin/1", b);
         H->order_requests++;
+        char *az = H->two ? xasprintf("\"%s/authz/1\",\"%s/authz/2\"", b, b)
+                          : xasprintf("\"%s/authz/1\"", b);
         t = xasprintf("{\"status\":\"%s\",\"identifiers\":[{\"type\":\"dns\",\"value\":"
-                      "\"x.test\"}],\"authorizations\":[\"%s/authz/1\"],\"finalize\":\"%s\"}",
-                      H->authz_stuck || H->until_seen ? "pending" : "ready", b, fin);
+                      "\"x.test\"}],\"authorizations\":[%s],\"finalize\":\"%s\"}",
+                      H->authz_stuck || H->until_seen ? "pending" : "ready", az, fin);
+        free(az);
         free(fin);
         fake_http_resp_header(resp, "Location", "%s/order/1", b);
         body(resp, 201, t);
-    } else if (strcmp(req->target, "/authz/1") == 0) {
-        bool pending = H->authz_stuck || (H->until_seen && !H->seen);
+    } else if (strcmp(req->target, "/order/1") == 0) {
+        bool lag = H->order_lags > 0;
+        H->order_requests++;
+        H->order_polls++;
+        if (lag)
+            H->order_lags--;
+        t = xasprintf("{\"status\":\"%s\",\"authorizations\":[\"%s/authz/1\"],"
+                      "\"finalize\":\"%s/fin/1\"}",
+                      H->seen && !lag ? "ready" : "pending", b, b);
+        body(resp, 200, t);
+    } else if (strcmp(req->target, "/authz/1") == 0 || strcmp(req->target, "/authz/2") == 0) {
+        bool two = strcmp(req->target, "/authz/2") == 0;
+        bool pending =
+            H->authz_stuck || (H->until_seen && !H->seen) || (H->until_seen && H->order_lags > 0);
         H->order_requests++;
         if (H->authz_stuck || H->until_seen) {
             uint64_t now = uv_now(H->loop);
@@ -100,11 +123,12 @@ static void handler(const struct fake_http_request *req, struct fake_http_respon
                 fake_http_resp_header(resp, "Retry-After", "0");
         }
         t = xasprintf("{\"status\":\"%s\",\"identifier\":{\"type\":\"dns\",\"value\":"
-                      "\"x.test\"},\"challenges\":[{\"type\":\"http-01\",\"url\":\"%s/chal/1\","
-                      "\"token\":\"tok1\",\"status\":\"%s\"}]}",
-                      pending ? "pending" : "valid", b, pending ? "pending" : "valid");
+                      "\"%c.test\"},\"challenges\":[{\"type\":\"http-01\",\"url\":\"%s/chal/%d\","
+                      "\"token\":\"tok%d\",\"status\":\"%s\"}]}",
+                      pending ? "pending" : "valid", two ? 'y' : 'x', b, two ? 2 : 1, two ? 2 : 1,
+                      pending ? "pending" : "valid");
         body(resp, 200, t);
-    } else if (strcmp(req->target, "/chal/1") == 0) {
+    } else if (strcmp(req->target, "/chal/1") == 0 || strcmp(req->target, "/chal/2") == 0) {
         H->order_requests++;
         if (!H->no_retry_after && !H->until_seen)
             fake_http_resp_header(resp, "Retry-After", "0");
@@ -235,7 +259,8 @@ static void fetch_cb(uv_timer_t *t)
 {
     struct fetcher *fe = t->data;
 
-    if (fe->order == NULL || fe->f->H.order_requests < 3) /* before the challenge answer */
+    /* not before the challenges are answered */
+    if (fe->order == NULL || fe->f->H.order_requests < (fe->f->H.two ? 5 : 3))
         return;
     fe->fetches++;
     if (fe->once) {
@@ -243,6 +268,8 @@ static void fetch_cb(uv_timer_t *t)
         uv_timer_stop(t);
     }
     acme_order_chal_seen(fe->order, "tok1");
+    if (fe->f->H.two)
+        acme_order_chal_seen(fe->order, "tok2");
     acme_order_chal_seen(fe->order, "another-token"); /* not this order's: ignored */
 }
 
@@ -436,6 +463,50 @@ static void test_token_fetched_over_and_over_is_no_hammer(void **state)
     fx_close(&f);
 }
 
+/* An order for two names whose tokens the CA fetches once; its first
+ * order_lags order polls answer pending. */
+static void two_names_fetched(unsigned order_lags, unsigned want_authz_polls,
+                              unsigned want_requests)
+{
+    struct fx f;
+    struct fetcher fe = {.once = true};
+    struct got g = {0};
+
+    fx_open(&f, "");
+    f.H.until_seen = true;
+    f.H.two = true;
+    f.H.order_lags = order_lags;
+    uint64_t t0 = uv_now(&f.loop);
+    run_order(&f, 0, 5, &g, &fe);
+    assert_int_equal(f.H.fin_posts, 1);
+    assert_int_equal(f.H.order_polls, 1);
+    assert_int_equal(f.H.authz_polls, want_authz_polls);
+    assert_int_equal(f.H.order_requests, want_requests);
+    if (order_lags > 0)
+        assert_true(f.H.last_poll_ms - t0 >= POLL_FLOOR_MS_TEST);
+    free(g.error);
+    fx_close(&f);
+}
+
+/* Issue 16: the CA fetched the tokens of both authorizations: one poll of
+ * the order (ready) instead of one per authorization, then finalize:
+ * newOrder, the 2 authorizations' first fetches, 2 challenge answers, the
+ * order poll, finalize (one poll per authorization made 8). */
+static void test_tokens_fetched_one_order_poll(void **state)
+{
+    (void)state;
+    two_names_fetched(0, 2, 7);
+}
+
+/* The order is still pending when polled (the CA validates later): each
+ * authorization is polled on its own from then on, after the floor (one
+ * timed poll each). */
+static void test_order_poll_pending_polls_each_authorization(void **state)
+{
+    (void)state;
+    two_names_fetched(1, 4, 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +517,8 @@ int main(void)
         cmocka_unit_test(test_order_gives_up_after_max_requests),
         cmocka_unit_test(test_token_fetched_polls_once_then_finalizes),
         cmocka_unit_test(test_token_fetched_over_and_over_is_no_hammer),
+        cmocka_unit_test(test_tokens_fetched_one_order_poll),
+        cmocka_unit_test(test_order_poll_pending_polls_each_authorization),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
