@@ -268,17 +268,6 @@ bool config_check_instance(struct cctx *c, const struct toml_keyval *kv, const c
     return true;
 }
 
-/* Copies s into c->out_text; its offset there. */
-static size_t out_text_add(struct cctx *c, const char *s)
-{
-    size_t n = strlen(s) + 1, off = c->n_out_text;
-
-    c->out_text = xreallocarray_grow(c->out_text, &c->cap_out_text, off + n, 1);
-    memcpy(c->out_text + off, s, n);
-    c->n_out_text += n;
-    return off;
-}
-
 /* The directory a deploy file goes to must exist (we never create it). */
 bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const char *path,
                              void *obj, void *field)
@@ -319,8 +308,8 @@ bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const
     c->outputs =
         xreallocarray_grow(c->outputs, &c->cap_outputs, c->n_outputs + 1, sizeof(*c->outputs));
     struct output *o = &c->outputs[c->n_outputs++];
-    o->file = out_text_add(c, f);
-    o->keypath = out_text_add(c, path);
+    o->file = config_pool_strdup(&c->out_text, f);
+    o->keypath = config_pool_strdup(&c->out_text, path);
     o->src = c->file;
     o->pos = kv->val.pos;
     return true;
@@ -842,8 +831,7 @@ struct twice {
 static int twice_cmp(const void *a, const void *b)
 {
     const struct twice *x = a, *y = b;
-    int r = strcmp(x->c->out_text + x->c->outputs[x->first].file,
-                   y->c->out_text + y->c->outputs[y->first].file);
+    int r = strcmp(x->c->outputs[x->first].file, y->c->outputs[y->first].file);
     if (r != 0)
         return r;
     return x->later < y->later ? -1 : x->later > y->later;
@@ -871,11 +859,11 @@ void config_check_outputs(struct cctx *c)
         uint32_t idx, tag;
     } *slot = xcalloc(cap, sizeof(*slot));
     for (size_t i = 0; i < c->n_outputs; i++) {
-        const char *f = c->out_text + c->outputs[i].file;
+        const char *f = c->outputs[i].file;
         uint64_t hv = toml_key_hash(f, strlen(f));
         size_t h = (size_t)hv & (cap - 1);
         while (slot[h].idx != 0 && (slot[h].tag != (uint32_t)(hv >> 32) ||
-                                    strcmp(c->out_text + c->outputs[slot[h].idx - 1].file, f) != 0))
+                                    strcmp(c->outputs[slot[h].idx - 1].file, f) != 0))
             h = (h + 1) & (cap - 1);
         if (slot[h].idx == 0) {
             slot[h].idx = (uint32_t)(i + 1);
@@ -890,10 +878,9 @@ void config_check_outputs(struct cctx *c)
         qsort(twice, n_twice, sizeof(*twice), twice_cmp);
     for (size_t i = 0; i < n_twice; i++) {
         const struct output *o = &c->outputs[twice[i].later], *f = &c->outputs[twice[i].first];
-        config_err(c, o->src, o->pos, c->out_text + o->keypath,
-                   "%s is also written by %s at %s:%u:%u",
-                   config_show(b, sizeof(b), c->out_text + o->file), c->out_text + f->keypath,
-                   c->cfg->files.v[f->src], (unsigned)f->pos.line, (unsigned)f->pos.col);
+        config_err(c, o->src, o->pos, o->keypath, "%s is also written by %s at %s:%u:%u",
+                   config_show(b, sizeof(b), o->file), f->keypath, c->cfg->files.v[f->src],
+                   (unsigned)f->pos.line, (unsigned)f->pos.col);
     }
     free(twice);
 }

@@ -87,6 +87,40 @@ const char *config_show(char *buf, size_t cap, const char *s)
     return buf;
 }
 
+struct text_block {
+    struct text_block *next; /* owned: the block filled before */
+    size_t used, cap;
+    char data[];
+};
+
+const char *config_pool_strdup(struct text_pool *pool, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    struct text_block *b = pool->head;
+
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        b = xmalloc(sizeof(*b) + cap);
+        b->next = pool->head;
+        b->used = 0;
+        b->cap = cap;
+        pool->head = b;
+    }
+    char *p = b->data + b->used;
+    memcpy(p, s, n);
+    b->used += n;
+    return p;
+}
+
+void config_pool_fini(struct text_pool *pool)
+{
+    for (struct text_block *b = pool->head, *nx; b != NULL; b = nx) {
+        nx = b->next;
+        free(b);
+    }
+    pool->head = NULL;
+}
+
 static bool bare_key(const char *k, size_t len)
 {
     if (len == 0)
@@ -606,7 +640,7 @@ static void cctx_fini(struct cctx *c)
     free(c->groups);
     free(c->lastdir);
     free(c->outputs);
-    free(c->out_text);
+    config_pool_fini(&c->out_text);
 }
 
 static void flush_errors(struct cctx *c, struct config_diag *diag)

@@ -90,13 +90,19 @@ struct sortkey {
     void *obj;
 };
 
-/* One file a deploy writes. Its strings are kept in cctx.out_text (one
- * block for all of them: a reload at 100,000 certificates records 400,000
- * of these, and a malloc and a free each cost more than the check). */
+/* Strings that live as long as one load, copied into 64 KiB blocks that
+ * never move (a malloc and a free per string, or one buffer that grows by
+ * copying, cost a reload at 100,000 certificates more than its checks). */
+struct text_block;
+struct text_pool {
+    struct text_block *head; /* owned: the block being filled, then the older ones */
+};
+
+/* One file a deploy writes. */
 struct output {
-    size_t file;    /* offset into cctx.out_text: the path written */
-    size_t keypath; /* offset into cctx.out_text: "certificate.NAME.deploy[I].KEY" */
-    size_t src;     /* the config file */
+    const char *file;    /* in cctx.out_text: the path written */
+    const char *keypath; /* in cctx.out_text: "certificate.NAME.deploy[I].KEY" */
+    size_t src;          /* the config file */
     struct toml_pos pos;
 };
 
@@ -121,8 +127,7 @@ struct cctx {
     int lastdir_rc;
     struct output *outputs; /* every file a deploy writes, to find two writers */
     size_t n_outputs, cap_outputs;
-    char *out_text; /* owned: the outputs' strings, each NUL-terminated */
-    size_t n_out_text, cap_out_text;
+    struct text_pool out_text; /* the outputs' strings */
     struct toml_pos include_pos;
     bool include_set;
     struct toml_pos api_pos; /* of the [api] table, for its cross-checks */
@@ -145,6 +150,9 @@ void config_err(struct cctx *c, size_t file, struct toml_pos pos, const char *pa
  * path_join() builds "base.key" (quoted when not bare); closest() suggests a
  * known word within a small edit distance, or NULL. */
 /* config.c */
+/* A copy of s in pool, freed with the pool by config_pool_fini. */
+const char *config_pool_strdup(struct text_pool *pool, const char *s);
+void config_pool_fini(struct text_pool *pool);
 const char *config_show(char *buf, size_t cap, const char *s);
 char *config_path_join(const char *base, const char *key, size_t keylen);
 /* The same into buf when it fits (buf is returned), else an owned string. */
