@@ -20,6 +20,7 @@
 # requests made every 20 ms during the reloads), and `certloop check` (wall, user + sys, peak RSS) run twice:
 # cold (after the state directory's daemon stopped) and warm.
 #
+# LABEL names the build in the report (default: this checkout's commit).
 # PERF=FILE records `perf record -g` of the daemon during the reloads into
 # FILE. Delete KEEP_DIR when done (100,000 certificates: ~1.5 GB).
 set -uo pipefail
@@ -177,7 +178,7 @@ check1=$(timed_check)
 check2=$(timed_check)
 cat <<EOF
 
-reload benchmark: $N certificates in $(ls "$KEEP/conf.d" | wc -l) conf.d files, certloop $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null) ($build), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
+reload benchmark: $N certificates in $(ls "$KEEP/conf.d" | wc -l) conf.d files, certloop ${LABEL:-$(git rev-parse --short HEAD 2>/dev/null)} ($build), $(date -u +%Y-%m-%dT%H:%MZ), load $(bw_load)
 | measure | value |
 | --- | --- |
 | start-up to READY (all decided) | ${ready_ms} ms |

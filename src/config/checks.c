@@ -282,10 +282,16 @@ bool config_check_parent_dir(struct cctx *c, const struct toml_keyval *kv, const
         return false;
     }
     size_t dl = slash == f ? 1 : (size_t)(slash - f);
-    if (c->lastdir == NULL || strlen(c->lastdir) != dl || memcmp(c->lastdir, f, dl) != 0) {
+    if (c->lastdir == NULL || c->lastdir_len != dl || memcmp(c->lastdir, f, dl) != 0) {
         struct stat st;
-        free(c->lastdir);
-        c->lastdir = xstrndup(f, dl);
+        if (dl + 1 > c->lastdir_cap) { /* a buffer kept, not a copy per certificate */
+            free(c->lastdir);
+            c->lastdir = xmalloc(dl + 1);
+            c->lastdir_cap = dl + 1;
+        }
+        memcpy(c->lastdir, f, dl);
+        c->lastdir[dl] = '\0';
+        c->lastdir_len = dl;
         if (stat(c->lastdir, &st) < 0)
             c->lastdir_rc = -errno;
         else

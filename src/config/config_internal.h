@@ -124,6 +124,7 @@ struct cctx {
     struct idcache *users, *groups;
     size_t n_users, cap_users, n_groups, cap_groups;
     char *lastdir; /* owned: the last parent directory checked */
+    size_t lastdir_len, lastdir_cap;
     int lastdir_rc;
     struct output *outputs; /* every file a deploy writes, to find two writers */
     size_t n_outputs, cap_outputs;

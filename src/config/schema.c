@@ -587,10 +587,13 @@ static bool conv_deploy(struct cctx *c, const struct toml_keyval *kv, const char
     ct->c.deploy = xcalloc(a->n ? a->n : 1, sizeof(struct cfg_deploy));
     for (size_t i = 0; i < a->n; i++) {
         const struct toml_value *e = &a->items[i];
-        char *ep = xasprintf("%s[%zu]", path, i);
+        char epbuf[256];
+        int epn = snprintf(epbuf, sizeof(epbuf), "%s[%zu]", path, i);
+        char *ep = epn >= 0 && (size_t)epn < sizeof(epbuf) ? epbuf : xasprintf("%s[%zu]", path, i);
         if (e->type != TOML_TABLE) {
             config_type_error(c, e, ep, "a table");
-            free(ep);
+            if (ep != epbuf)
+                free(ep);
             ok = false;
             continue;
         }
@@ -605,7 +608,8 @@ static bool conv_deploy(struct cctx *c, const struct toml_keyval *kv, const char
             ok = false;
         else if (!deploy_post(c, d, e->pos, ep, e->u.tab))
             ok = false;
-        free(ep);
+        if (ep != epbuf)
+            free(ep);
     }
     return ok;
 }
@@ -741,7 +745,8 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
     const struct toml_table *t = sect->val.u.tab;
     for (size_t i = 0; i < t->n; i++) {
         const struct toml_keyval *kv = &t->items[i];
-        char *path = config_path_join(sect->key, kv->key, kv->keylen);
+        char pbuf[256];
+        char *path = config_path_join_in(pbuf, sizeof(pbuf), sect->key, kv->key, kv->keylen);
         if (kv->val.type != TOML_TABLE) {
             char want[300], b[200];
             snprintf(want, sizeof(want), "a table [%s.%s]", sect->key,
@@ -752,7 +757,8 @@ static void load_named(struct cctx *c, const struct toml_keyval *sect,
         } else {
             load(c, kv, path);
         }
-        free(path);
+        if (path != pbuf)
+            free(path);
     }
 }
 
