@@ -19,7 +19,10 @@
 #     the "reloaded:" line (both stamped by the daemon, ms), median and range;
 #   - `certloop check` (wall, CPU, peak RSS), and the control socket's
 #     GET /v1/status (what `status --json` shows) and GET /metrics: time,
-#     size, and the daemon's VmHWM after them.
+#     size, and the daemon's VmHWM after them; then each again with the
+#     peak RSS reset (first byte, total, CPU, RSS before -> peak), and how
+#     fast http-01 and control requests are answered while a status is
+#     being written (issue 16: streamed answers).
 # The certificates are split over conf.d/certs-K.toml, PER_FILE (default
 # 1,000) tables each, as a real user would (one file may be at most 16 MiB).
 #
@@ -142,6 +145,41 @@ read -r metrics_s metrics_b < <(ctl_get /metrics "$TW/metrics.txt")
 ticks_s2=$(bw_ticks "$pid")
 hwm_ctl=$(status_kib "$pid" VmHWM)
 rss_ctl=$(status_kib "$pid" VmRSS)
+# Each answer again with the peak RSS reset first (clear_refs 5): first
+# byte, total, size, daemon CPU, RSS before and peak during.
+ctl_probe() { # PATH -> "ttfb_s total_s bytes cpu_ms rss_before_kib peak_kib"
+  local t0 t1 r rb
+  echo 5 >"/proc/$pid/clear_refs"
+  rb=$(status_kib "$pid" VmRSS)
+  t0=$(bw_ticks "$pid")
+  r=$(curl -sS --unix-socket "$TW/control.sock" -o /dev/null \
+    -w '%{time_starttransfer} %{time_total} %{size_download}' "http://localhost$1")
+  t1=$(bw_ticks "$pid")
+  echo "$r $(((t1 - t0) * 1000 / hz)) $rb $(status_kib "$pid" VmHWM)"
+}
+read -r st_ttfb st_total st_b st_cpu st_rss st_peak < <(ctl_probe /v1/status)
+read -r me_ttfb me_total me_b me_cpu me_rss me_peak < <(ctl_probe /metrics)
+# While a status is written (read at curl's pace): an http-01 request for
+# a token nobody holds (404 from the listener) and a control request (POST
+# renew of an unknown name: 404), one after the other, 50 ms apart: how
+# soon the loop answers them meanwhile.
+curl -sS --unix-socket "$TW/control.sock" -o /dev/null "http://localhost/v1/status" &
+spid=$!
+declare -a lat_h lat_c
+while kill -0 "$spid" 2>/dev/null; do
+  lat_h+=($(curl -sS -o /dev/null -w '%{time_total}' \
+    "http://127.0.0.1:$TW_HTTP_PORT/.well-known/acme-challenge/bench-probe"))
+  lat_c+=($(curl -sS --unix-socket "$TW/control.sock" -o /dev/null -w '%{time_total}' \
+    -X POST "http://localhost/v1/certificates/bench-nosuch/renew"))
+  sleep 0.05
+done
+wait "$spid"
+ms_stats() { # seconds... -> "N median_ms max_ms"
+  printf '%s\n' "$@" | sort -n |
+    awk '{ a[NR] = $1 * 1000 } END { if (NR == 0) print "0 - -"; else printf "%d %.0f %.0f\n", NR, a[int((NR + 1) / 2)], a[NR] }'
+}
+read -r nh mh xh < <(ms_stats "${lat_h[@]}")
+read -r nc mc xc < <(ms_stats "${lat_c[@]}")
 due_after=$(grep -c ': due: ' "$TW/err.txt")
 kill -TERM "$pid"
 wait "$pid"
@@ -167,6 +205,10 @@ idle benchmark: $N certificates in $files conf.d files, certloop $(git rev-parse
 | GET /v1/status (status --json): time; size; daemon CPU | ${status_s} s; ${status_b} bytes; $(((ticks_s1 - ticks_s0) * 1000 / hz)) ms |
 | GET /metrics: time; size; daemon CPU | ${metrics_s} s; ${metrics_b} bytes; $(((ticks_s2 - ticks_s1) * 1000 / hz)) ms |
 | RSS after status and metrics (VmRSS / VmHWM) | $((rss_ctl / 1024)) / $((hwm_ctl / 1024)) MiB |
+| GET /v1/status again: first byte; total; size; daemon CPU; RSS before -> peak (VmHWM reset) | ${st_ttfb} s; ${st_total} s; ${st_b} bytes; ${st_cpu} ms; $((st_rss / 1024)) -> $((st_peak / 1024)) MiB |
+| GET /metrics again: first byte; total; size; daemon CPU; RSS before -> peak | ${me_ttfb} s; ${me_total} s; ${me_b} bytes; ${me_cpu} ms; $((me_rss / 1024)) -> $((me_peak / 1024)) MiB |
+| during a GET /v1/status: http-01 requests answered; median; max | $nh; ${mh} ms; ${xh} ms |
+| during a GET /v1/status: control requests (renew, 404) answered; median; max | $nc; ${mc} ms; ${xc} ms |
 | certificates found due (start-up + reloads; want 0) | $due_after |
 | exit status after SIGTERM | $rc |
 EOF
