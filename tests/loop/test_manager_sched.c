@@ -392,7 +392,7 @@ static void reload_with(struct fx *f, const char *file, uint64_t keep)
 }
 
 /* The streamed views are byte for byte the documents made whole, in pieces
- * of one certificate or of 64 KiB; a reload that removes the certificates
+ * of one certificate or of 1 MiB (the whole); a reload that removes the certificates
  * the status stream was about to write (and a second one, which frees
  * them) leaves a valid document of the others; a stream whose manager has
  * ended fails instead of reading it (the ASan build checks the memory). */
@@ -413,7 +413,7 @@ static void test_streamed_views(void **state)
                                               MANAGER_VIEW_LIST};
     const char *wants[] = {want_status, want_metrics.data, want_list};
     for (size_t v = 0; v < 3; v++) {
-        for (size_t want = 1; want <= BODYSRC_PIECE; want += BODYSRC_PIECE - 1) {
+        for (size_t want = 1; want <= (1u << 20); want += (1u << 20) - 1) {
             struct body_src src;
             struct buf got = BUF_INIT(SIZE_MAX);
             manager_view_open(f.m, views[v], &src);
