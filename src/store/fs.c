@@ -18,7 +18,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 struct lease {
@@ -422,18 +421,6 @@ struct fs_group_batch {
     char *dir;            /* owned: the state directory */
     struct fs_job *items; /* linked by next, in queue order */
 };
-
-static bool kernel_at_least(int major, int minor)
-{
-    struct utsname u;
-    char *end = NULL;
-
-    if (uname(&u) < 0)
-        return false;
-    long ma = strtol(u.release, &end, 10);
-    long mi = (end != NULL && *end == '.') ? strtol(end + 1, NULL, 10) : 0;
-    return ma > major || (ma == major && mi >= minor);
-}
 
 static bool is_group_op(enum fs_op op)
 {
@@ -1046,7 +1033,7 @@ int store_fs_open(uv_loop_t *loop, const char *state_dir, unsigned flags, struct
     f->group = xcalloc(1, sizeof(*f->group));
     f->group->loop = loop;
     f->group->tail = &f->group->head;
-    f->group->syncfs_ok = kernel_at_least(5, 8) && getenv("CERTLOOP_NO_SYNCFS") == NULL;
+    f->group->syncfs_ok = store_syncfs_reports();
     struct stat st;
     if ((flags & STORE_FS_AS_OWNER) && geteuid() == 0 && stat(state_dir, &st) == 0 &&
         st.st_uid != 0) {

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,6 +97,64 @@ int store_fsync_dir(const char *dir)
         rc = -errno;
     close(fd);
     return rc;
+}
+
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    char *end = NULL;
+
+    if (uname(&u) < 0)
+        return false;
+    long ma = strtol(u.release, &end, 10);
+    long mi = (end != NULL && *end == '.') ? strtol(end + 1, NULL, 10) : 0;
+    return ma > major || (ma == major && mi >= minor);
+}
+
+bool store_syncfs_reports(void)
+{
+    return kernel_at_least(5, 8) && getenv("CERTLOOP_NO_SYNCFS") == NULL;
+}
+
+void store_fsset_init(struct store_fsset *s)
+{
+    s->n = 0;
+}
+
+bool store_fsset_add(struct store_fsset *s, const char *dir)
+{
+    struct stat st;
+
+    if (!store_syncfs_reports() || stat(dir, &st) < 0)
+        return false;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->dev[i] == st.st_dev)
+            return true;
+    if (s->n == STORE_FSSET_MAX)
+        return false;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    s->fd[s->n] = fd;
+    s->dev[s->n++] = st.st_dev;
+    return true;
+}
+
+int store_fsset_sync(struct store_fsset *s)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < s->n; i++)
+        if (syncfs(s->fd[i]) < 0 && rc == 0)
+            rc = -errno;
+    return rc;
+}
+
+void store_fsset_close(struct store_fsset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        close(s->fd[i]);
+    s->n = 0;
 }
 
 int store_mkdirs(const char *path, mode_t mode)

@@ -154,6 +154,10 @@ int store_write_atomic(const char *path, const void *data, size_t len, mode_t mo
 int store_stage_file(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
                      gid_t gid, char **tmp_out, const char **failed_step);
 int store_commit_file(const char *tmp, const char *path, const char **failed_step);
+/* store_stage_file, with the temp file's fsync only when sync (a writer
+ * that syncs its file systems once instead: struct store_fsset). */
+int store_stage_file_opt(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+                         gid_t gid, bool sync, char **tmp_out, const char **failed_step);
 /* store_commit_file without the directory sync, for a writer that renames
  * several files into one directory and then syncs it once
  * (store_fsync_dir) before it reports them written. */
@@ -165,6 +169,29 @@ void store_rand_hex(char *out, size_t n);
 int store_mkdirs(const char *path, mode_t mode);
 /* fsync(2) of a directory, so a rename or unlink inside it is durable. */
 int store_fsync_dir(const char *dir);
+/* Whether syncfs(2) reports write-back errors (Linux 5.8 and later) and
+ * CERTLOOP_NO_SYNCFS is not set in the environment: only then may one
+ * syncfs stand in for the fsyncs of the files and directories it covers. */
+bool store_syncfs_reports(void);
+/* The file systems of a writer's directories, to make several files and
+ * renames durable with one syncfs(2) each instead of an fsync per file and
+ * directory. Opened before the writes it must cover: syncfs reports a
+ * write-back error only if it happened after its descriptor was opened. */
+#define STORE_FSSET_MAX 8
+struct store_fsset {
+    int fd[STORE_FSSET_MAX]; /* owned: one directory on each file system */
+    dev_t dev[STORE_FSSET_MAX];
+    size_t n;
+};
+void store_fsset_init(struct store_fsset *s);
+/* Adds the file system of dir (once per file system). false when syncfs
+ * cannot stand in for fsync there (store_syncfs_reports, more than
+ * STORE_FSSET_MAX file systems, dir not readable): the writer syncs each
+ * file and directory itself. */
+bool store_fsset_add(struct store_fsset *s, const char *dir);
+/* syncfs of each file system: 0 or the first -errno. */
+int store_fsset_sync(struct store_fsset *s);
+void store_fsset_close(struct store_fsset *s);
 /* True when s is usable as a name in the store: not empty, at most 200
  * bytes, no '/', no leading '.', no control characters. Names of
  * certificates, CAs and orders are checked with it (-EINVAL). */

@@ -18,9 +18,6 @@ int store_fd_complete(int fd, mode_t mode, const void *data, size_t len, const c
 /* store_fd_complete, with the fsync only when sync (the group commit syncs
  * the whole file system once for a batch instead, see fs.c). */
 int store_fd_fill(int fd, mode_t mode, const void *data, size_t len, bool sync, const char **step);
-/* store_stage_file, with the temp file's fsync only when sync. */
-int store_stage_file_opt(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
-                         gid_t gid, bool sync, char **tmp_out, const char **failed_step);
 
 /* Removes the directory entry `name` under parent (a directory fd) and, when it is a
  * directory, everything in it (at most a few levels deep: generations are

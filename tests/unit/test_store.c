@@ -327,6 +327,41 @@ static void test_mkdirs_nested_and_not_a_directory(void **state)
     free(under);
 }
 
+/* One descriptor per file system, whatever the number of directories on
+ * it; a directory that cannot be opened, or CERTLOOP_NO_SYNCFS, makes the
+ * writer sync each file itself. */
+static void test_fsset_one_per_file_system(void **state)
+{
+    const char *dir = *state;
+    char *a = path_in(dir, "a"), *b = path_in(dir, "b"), *none = path_in(dir, "none");
+    struct store_fsset fs;
+
+    assert_int_equal(mkdir(a, 0700), 0);
+    assert_int_equal(mkdir(b, 0700), 0);
+    store_fsset_init(&fs);
+    if (!store_syncfs_reports()) {
+        assert_false(store_fsset_add(&fs, a)); /* an old kernel: fsyncs as before */
+        goto out;
+    }
+    assert_true(store_fsset_add(&fs, a));
+    assert_true(store_fsset_add(&fs, b));
+    assert_true(store_fsset_add(&fs, dir));
+    assert_int_equal(fs.n, 1);
+    assert_false(store_fsset_add(&fs, none));
+    assert_int_equal(store_fsset_sync(&fs), 0);
+    store_fsset_close(&fs);
+    assert_int_equal(fs.n, 0);
+    setenv("CERTLOOP_NO_SYNCFS", "1", 1);
+    assert_false(store_syncfs_reports());
+    assert_false(store_fsset_add(&fs, a));
+    unsetenv("CERTLOOP_NO_SYNCFS");
+out:
+    store_fsset_close(&fs);
+    free(a);
+    free(b);
+    free(none);
+}
+
 /* Reads are capped at STORE_FILE_MAX whatever the file says it holds; an
  * empty file and a file without a size (procfs) read too. */
 static void test_read_file_cap_and_sizes(void **state)
@@ -1380,6 +1415,7 @@ int main(void)
         T(test_account_chown),
         T(test_read_file_cap_and_sizes),
         T(test_write_atomic_enospc_keeps_old_file),
+        T(test_fsset_one_per_file_system),
         T(test_mkdirs_nested_and_not_a_directory),
         T(test_name_validation),
         T(test_open_creates_private_dir_and_writes_pid),
