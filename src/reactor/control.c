@@ -323,6 +323,21 @@ static void do_metrics(struct conn *c)
     buf_fini(&b);
 }
 
+static void do_cert(struct conn *c, const char *name)
+{
+    json_t *obj = NULL;
+    int rc = c->srv->h.cert != NULL ? c->srv->h.cert(c->srv->h.arg, name, &obj) : -ENOSYS;
+
+    if (rc == 0)
+        send_json(c, 200, obj, NULL);
+    else if (rc == -ENOENT)
+        send_error(c, 404, NULL, "no certificate named '%s'", name);
+    else if (rc == -ENOSYS)
+        send_error(c, 501, NULL, "certificates are not available");
+    else
+        send_error(c, 500, NULL, "%s: %s", name, err_str(rc));
+}
+
 static int renew_code(int rc)
 {
     switch (rc) {
@@ -527,20 +542,19 @@ out:
     return rc;
 }
 
-/* "/v1/certificates/NAME/renew" -> NAME percent-decoded into out; false if
+/* "/v1/certificates/NAME" + suf -> NAME percent-decoded into out; false if
  * the path has another shape or NAME is empty, too long or not printable. */
-static bool renew_path(const char *path, char *out, size_t n)
+static bool cert_path(const char *path, const char *suf, char *out, size_t n)
 {
     static const char pre[] = "/v1/certificates/";
-    static const char suf[] = "/renew";
-    size_t plen = strlen(path);
+    size_t plen = strlen(path), slen = strlen(suf);
     size_t k = 0;
 
-    if (strncmp(path, pre, sizeof(pre) - 1) != 0 || plen < sizeof(pre) - 1 + sizeof(suf) - 1 ||
-        strcmp(path + plen - (sizeof(suf) - 1), suf) != 0)
+    if (strncmp(path, pre, sizeof(pre) - 1) != 0 || plen < sizeof(pre) - 1 + slen ||
+        strcmp(path + plen - slen, suf) != 0)
         return false;
     const char *p = path + sizeof(pre) - 1;
-    const char *end = path + plen - (sizeof(suf) - 1);
+    const char *end = path + plen - slen;
     if (p == end)
         return false;
     while (p < end) {
@@ -578,9 +592,12 @@ enum control_route control_route_decide(const char *method, const char *path, ch
     } else if (strcmp(path, "/v1/dry-run") == 0) {
         r = CONTROL_ROUTE_DRY_RUN;
         want = "POST";
-    } else if (renew_path(path, name, n)) {
+    } else if (cert_path(path, "/renew", name, n)) {
         r = CONTROL_ROUTE_RENEW;
         want = "POST";
+    } else if (cert_path(path, "", name, n)) {
+        r = CONTROL_ROUTE_CERT;
+        want = "GET";
     } else {
         return CONTROL_ROUTE_NOT_FOUND;
     }
@@ -643,6 +660,9 @@ static void route(struct conn *c, const char *body, size_t len)
         break;
     case CONTROL_ROUTE_DRY_RUN:
         do_dry_run(c, body, len);
+        break;
+    case CONTROL_ROUTE_CERT:
+        do_cert(c, name);
         break;
     case CONTROL_ROUTE_METHOD: {
         char hdr[32];

@@ -6,6 +6,7 @@
  *
  * Routes:
  *   GET  /v1/status                  handlers.status -> 200 JSON
+ *   GET  /v1/certificates/NAME       handlers.cert -> 200 JSON (one certificate)
  *   POST /v1/certificates/NAME/renew handlers.renew  -> 202 JSON
  *        body (optional): {"force": bool, "deploy_only": bool}
  *   POST /v1/reload                  handlers.reload -> 200 / 422 JSON
@@ -71,6 +72,10 @@ struct control_handlers {
      * (to an HTTP/1.0 request: until the connection closes). 0 and *out
      * (owned by the server afterwards), or < 0 (500). */
     int (*status_stream)(void *arg, struct body_src *out);
+    /* One certificate's object of the status document (what `certloop
+     * status NAME` shows): 0 and *out (owned by the server afterwards),
+     * -ENOENT (404), other < 0 (500). */
+    int (*cert)(void *arg, const char *name, json_t **out);
     /* Queues a renewal of certificate name. 0: accepted (202). -ENOENT: no
      * such certificate (404). -EBUSY: refused for now (409), -EINVAL (400),
      * other codes 500. *err (optional, owned by the server afterwards) is

@@ -34,11 +34,13 @@ enum control_route {
     CONTROL_ROUTE_RELOAD,    /* POST /v1/reload */
     CONTROL_ROUTE_RENEW,     /* POST /v1/certificates/NAME/renew */
     CONTROL_ROUTE_DRY_RUN,   /* POST /v1/dry-run */
+    CONTROL_ROUTE_CERT,      /* GET /v1/certificates/NAME */
     CONTROL_ROUTE_METHOD,    /* a known path with another method: 405 */
     CONTROL_ROUTE_NOT_FOUND, /* 404 */
 };
 
-/* Routes method and path (both NUL-terminated). For CONTROL_ROUTE_RENEW the
+/* Routes method and path (both NUL-terminated). For CONTROL_ROUTE_RENEW and
+ * CONTROL_ROUTE_CERT the
  * percent-decoded NAME (printable, no '/', shorter than n) is in name; for
  * CONTROL_ROUTE_METHOD *allow is the method to use ("GET" or "POST"). */
 enum control_route control_route_decide(const char *method, const char *path, char *name, size_t n,

@@ -462,6 +462,17 @@ static int ctl_status_stream(void *arg, struct body_src *out)
     return ctl_view(arg, MANAGER_VIEW_STATUS, out);
 }
 
+/* One certificate (the control socket's GET /v1/certificates/NAME and the
+ * API's routes of one certificate). */
+static int ctl_cert(void *arg, const char *name, json_t **out)
+{
+    struct daemon *d = arg;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    return manager_status_one(d->mgr, name, out);
+}
+
 static int ctl_metrics_stream(void *arg, struct body_src *out)
 {
     return ctl_view(arg, MANAGER_VIEW_METRICS, out);
@@ -573,6 +584,7 @@ static int open_control(struct daemon *d)
     struct control_handlers h = {
         .status = ctl_status,
         .status_stream = ctl_status_stream,
+        .cert = ctl_cert,
         .renew = ctl_renew,
         .reload = ctl_reload,
         .metrics = ctl_metrics,
@@ -621,15 +633,6 @@ static int api_list(void *arg, struct body_src *out)
     return ctl_view(arg, MANAGER_VIEW_LIST, out);
 }
 
-static int api_one(void *arg, const char *name, json_t **out)
-{
-    struct daemon *d = arg;
-
-    if (d->mgr == NULL || d->manager_done)
-        return -ECANCELED;
-    return manager_status_one(d->mgr, name, out);
-}
-
 static int api_renew(void *arg, const char *name, bool force, char **err)
 {
     return ctl_renew(arg, name, force, false, false, err);
@@ -658,7 +661,7 @@ static int open_api(struct daemon *d)
     struct api_handlers h = {
         .status = api_status,
         .list = api_list,
-        .one = api_one,
+        .one = ctl_cert,
         .renew = api_renew,
         .reload = ctl_reload,
         .plan = api_plan,

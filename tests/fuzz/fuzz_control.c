@@ -3,7 +3,8 @@
  * router (control_route_decide) and the renew and dry-run body parsers. Never
  * crashes; the result is always "more", a parsed head inside the input and
  * within the caps, or one of the statuses the server answers with; a route
- * to renew names a printable certificate without '/', a 405 says which
+ * to renew (POST) or to one certificate (GET) names a printable certificate
+ * without '/', a 405 says which
  * method to use, and the body is accepted only as a JSON object. */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +26,9 @@ static void route(const struct control_req *r, const char *body, size_t avail)
 
     switch (rt) {
     case CONTROL_ROUTE_RENEW:
-        if (name[0] == '\0' || strlen(name) >= sizeof(name) || strcmp(r->method, "POST") != 0)
+    case CONTROL_ROUTE_CERT:
+        if (name[0] == '\0' || strlen(name) >= sizeof(name) ||
+            strcmp(r->method, rt == CONTROL_ROUTE_RENEW ? "POST" : "GET") != 0)
             abort();
         for (const char *c = name; *c != '\0'; c++)
             if (*c <= 0x20 || *c >= 0x7f || *c == '/')

@@ -80,6 +80,15 @@ static int h_status(void *arg, json_t **out)
     return 0;
 }
 
+static int h_cert(void *arg, const char *name, json_t **out)
+{
+    (void)arg;
+    if (strcmp(name, "www") != 0)
+        return -ENOENT;
+    *out = json_pack("{s:s,s:s}", "name", "www", "state", "valid");
+    return 0;
+}
+
 static int h_renew(void *arg, const char *name, bool force, bool deploy_only, bool new_key,
                    char **err)
 {
@@ -264,6 +273,7 @@ static void setup_env(struct env *e)
                                      .renew = h_renew,
                                      .reload = h_reload,
                                      .metrics = h_metrics,
+                                     .cert = h_cert,
                                      .dry_run = h_dry_run,
                                      .arg = e};
     e->opts = (struct control_opts){.loop = &e->loop, .path = e->path, .h = &e->h};
@@ -436,6 +446,13 @@ static void client_routes(struct env *e)
     check(e, st == 405, "POST status: %d", st);
     st = req_status(e, "GET", "/v1/reload", NULL, body, sizeof(body));
     check(e, st == 405, "GET reload: %d", st);
+    st = req_status(e, "GET", "/v1/certificates/w%77w", NULL, body, sizeof(body));
+    check(e, st == 200 && strstr(body, "\"name\": \"www\"") != NULL, "one certificate: %d %s", st,
+          body);
+    st = req_status(e, "GET", "/v1/certificates/nope", NULL, body, sizeof(body));
+    check(e, st == 404 && strstr(body, "nope") != NULL, "an unknown certificate: %d %s", st, body);
+    st = req_status(e, "POST", "/v1/certificates/www", NULL, body, sizeof(body));
+    check(e, st == 405, "POST one certificate: %d", st);
     st = req_status(e, "GET", "/v2/nothing", NULL, body, sizeof(body));
     check(e, st == 404 && strstr(body, "\"error\"") != NULL, "unknown route: %d %s", st, body);
     st = req_status(e, "GET", "/v1/status?x=1", NULL, body, sizeof(body));
