@@ -872,8 +872,8 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
     /* the whole status document only where nothing cheaper answers: a
      * streamed list, and one certificate's object by name */
     bool stream_list = rt->kind == API_R_LIST && a->h.list != NULL;
-    bool need_doc = rt->kind == API_R_FLEET || (rt->kind == API_R_LIST && !stream_list) ||
-                    (name != NULL && a->h.one == NULL);
+    bool need_doc = (rt->kind == API_R_FLEET && a->h.fleet == NULL) ||
+                    (rt->kind == API_R_LIST && !stream_list) || (name != NULL && a->h.one == NULL);
     if (need_doc && (a->h.status == NULL || a->h.status(a->h.arg, &doc) < 0 || doc == NULL)) {
         answer_error(c, 503, NULL, "the daemon is stopping");
         return 503;
@@ -929,7 +929,14 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
         st = 200;
         break;
     case API_R_FLEET: { /* the status document's copy of the fleet view */
-        json_t *fleet = json_object_get(doc, "fleet");
+        json_t *fleet = NULL;
+        if (doc != NULL) {
+            fleet = json_incref(json_object_get(doc, "fleet"));
+        } else if (a->h.fleet(a->h.arg, &fleet) < 0) {
+            answer_error(c, 503, NULL, "the daemon is stopping");
+            st = 503;
+            break;
+        }
         if (fleet == NULL) {
             answer_error(c, 404, NULL,
                          "this daemon's store is not shared with other instances: no fleet");
@@ -938,6 +945,7 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
             answer_json(c, 200, NULL, fleet, head_only);
             st = 200;
         }
+        json_decref(fleet);
         break;
     }
     case API_R_PEM:

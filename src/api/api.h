@@ -36,6 +36,10 @@ struct api_handlers {
      * and *out (owned), -ENOENT (no such certificate), other < 0: the
      * daemon is stopping. */
     int (*one)(void *arg, const char *name, json_t **out);
+    /* Optional, preferred by GET /v1/fleet: the status document's "fleet"
+     * member alone. 0 and *out (owned; NULL: the store is not shared), or
+     * < 0 when the daemon is stopping. */
+    int (*fleet)(void *arg, json_t **out);
     /* Queues a renewal of name, as `certloop renew NAME [--force]`. 0, or
      * < 0 with *err (owned) a sentence for the client. */
     int (*renew)(void *arg, const char *name, bool force, char **err);

@@ -633,6 +633,16 @@ static int api_list(void *arg, struct body_src *out)
     return ctl_view(arg, MANAGER_VIEW_LIST, out);
 }
 
+static int api_fleet(void *arg, json_t **out)
+{
+    struct daemon *d = arg;
+
+    if (d->mgr == NULL || d->manager_done)
+        return -ECANCELED;
+    *out = manager_fleet(d->mgr);
+    return 0;
+}
+
 static int api_renew(void *arg, const char *name, bool force, char **err)
 {
     return ctl_renew(arg, name, force, false, false, err);
@@ -662,6 +672,7 @@ static int open_api(struct daemon *d)
         .status = api_status,
         .list = api_list,
         .one = ctl_cert,
+        .fleet = api_fleet,
         .renew = api_renew,
         .reload = ctl_reload,
         .plan = api_plan,

@@ -96,6 +96,9 @@ void manager_view_open(struct manager *m, enum manager_view view, struct body_sr
 /* One certificate's object of the status document (with its history and
  * log), without the rest: 0 and *out (owned), or -ENOENT. */
 int manager_status_one(const struct manager *m, const char *name, json_t **out);
+/* The status document's "fleet" member alone (owned), or NULL when the
+ * store is not shared with other instances. */
+json_t *manager_fleet(const struct manager *m);
 /* POST /v1/certificates/NAME/renew: force orders now; without force the
  * certificate is ordered only when due (then *err says when it will be);
  * deploy_only deploys the stored generation again. 0 (accepted), -ENOENT

@@ -434,6 +434,11 @@ void manager_view_open(struct manager *m, enum manager_view view, struct body_sr
     *out = (struct body_src){.next = stream_next, .free = stream_free, .arg = s};
 }
 
+json_t *manager_fleet(const struct manager *m)
+{
+    return fleet_view_json(m->fleet_view);
+}
+
 int manager_status_one(const struct manager *m, const char *name, json_t **out)
 {
     for (const struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {

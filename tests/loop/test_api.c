@@ -109,6 +109,13 @@ static int h_one(void *arg, const char *name, json_t **out)
     return 0;
 }
 
+static int h_fleet(void *arg, json_t **out)
+{
+    (void)arg;
+    *out = NULL; /* a file store: no fleet */
+    return 0;
+}
+
 static void async_cb(uv_async_t *a)
 {
     uv_stop(a->loop);
@@ -129,6 +136,7 @@ static void fx_open(struct fx *f, unsigned max_conns, unsigned head_ms)
     if (with_list) {
         h.list = h_list;
         h.one = h_one;
+        h.fleet = h_fleet;
     }
     char *err = NULL;
 
@@ -419,7 +427,8 @@ static void test_cap_closes_oldest_and_close_with_open_connections(void **state)
 }
 
 /* GET /v1/certificates streamed in chunks (to HTTP/1.0: until the close),
- * one certificate's routes without the whole status document. */
+ * one certificate's routes and the fleet without the whole status
+ * document. */
 static void test_list_streamed_and_one(void **state)
 {
     struct fx f;
@@ -460,6 +469,12 @@ static void test_list_streamed_and_one(void **state)
     struct client c4 = {.req = q};
     run_client(&f, &c4);
     assert_non_null(strstr(c4.resp, "HTTP/1.1 404 Not Found\r\n"));
+    free(q);
+    q = request("GET", "/v1/fleet", f.read_tok);
+    struct client c5 = {.req = q};
+    run_client(&f, &c5);
+    assert_non_null(strstr(c5.resp, "HTTP/1.1 404 Not Found\r\n"));
+    assert_non_null(strstr(c5.resp, "no fleet"));
     free(q);
     assert_int_equal(f.lists, 2);
     assert_int_equal(f.ones, 2);
