@@ -523,12 +523,19 @@ int deploy_journal_files_sync(struct deploy_journal *j, const struct cfg_deploy 
     struct store_fsset fs;
     bool one_sync = true;
     store_fsset_init(&fs);
+    char *last_dir = NULL;
     for (int i = 0; i < DEPLOY_FILE__MAX && one_sync; i++) {
         const char *path = deploy_file_path(d, (enum deploy_file)i);
         char *dir = path != NULL ? dir_of(path) : NULL;
-        one_sync = dir == NULL || store_fsset_add(&fs, dir);
-        free(dir);
+        if (dir == NULL || (last_dir != NULL && strcmp(dir, last_dir) == 0)) {
+            free(dir); /* the usual case: all in one directory, added once */
+            continue;
+        }
+        one_sync = store_fsset_add(&fs, dir);
+        free(last_dir);
+        last_dir = dir;
     }
+    free(last_dir);
     /* 1. stage, and link what each file replaces */
     for (int i = 0; i < DEPLOY_FILE__MAX && rc == 0; i++) {
         enum deploy_file f = (enum deploy_file)i;

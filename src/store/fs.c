@@ -243,6 +243,7 @@ struct fs_job {
     struct fs_job *next;   /* in its queue */
     struct store_fs_gen g; /* a generation between its steps */
     char *tmp;             /* owned: an order's staged temp file */
+    char *created;         /* owned: a new order file written in place (one step) */
     int status;            /* its result so far */
     bool live, wrote;      /* steps left; wrote in this step */
 };
@@ -275,6 +276,7 @@ static void job_free(struct fs_job *j)
     free(j->err);
     store_fs_gen_fini(&j->g);
     free(j->tmp);
+    free(j->created);
     for (size_t i = 0; i < j->n_lines; i++) {
         free(j->names[i]);
         free(j->lines[i]);
@@ -476,7 +478,15 @@ static void group_step(const char *dir, struct fs_job *j, int step)
         break;
     case FS_ORDER:
         if (step == 0) {
-            rc = store_fs_order_stage(dir, j->name, j->text, false, &j->tmp, &j->err);
+            /* a new order file needs no temp: an incomplete one is no order */
+            rc = store_fs_order_create(dir, j->name, j->text, &j->created, &j->err);
+            if (rc == 0) {
+                j->wrote = true;
+                j->live = false;
+                break;
+            }
+            if (rc == -EEXIST)
+                rc = store_fs_order_stage(dir, j->name, j->text, false, &j->tmp, &j->err);
         } else {
             rc = store_fs_order_rename(dir, j->name, j->tmp, &j->err);
             free(j->tmp); /* renamed, or removed by the failed rename */
@@ -515,6 +525,11 @@ static void group_sync_failed(const char *dir, struct fs_job *j, int rc)
         unlink(j->tmp); /* staged, never renamed */
         free(j->tmp);
         j->tmp = NULL;
+    }
+    if (j->created != NULL) {
+        unlink(j->created); /* not known to be on disk: the put failed */
+        free(j->created);
+        j->created = NULL;
     }
     if (j->op == FS_CERT && !j->g.published)
         store_fs_gen_abort(&j->g); /* never made current: nothing refers to it */

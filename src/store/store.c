@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,9 +112,18 @@ static bool kernel_at_least(int major, int minor)
     return ma > major || (ma == major && mi >= minor);
 }
 
+static bool syncfs_kernel;
+static pthread_once_t syncfs_kernel_once = PTHREAD_ONCE_INIT;
+
+static void syncfs_kernel_check(void)
+{
+    syncfs_kernel = kernel_at_least(5, 8);
+}
+
 bool store_syncfs_reports(void)
 {
-    return kernel_at_least(5, 8) && getenv("CERTLOOP_NO_SYNCFS") == NULL;
+    pthread_once(&syncfs_kernel_once, syncfs_kernel_check); /* one uname(2) per process */
+    return syncfs_kernel && getenv("CERTLOOP_NO_SYNCFS") == NULL;
 }
 
 void store_fsset_init(struct store_fsset *s)

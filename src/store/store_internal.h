@@ -94,6 +94,14 @@ int store_fs_order_settle(const char *state_dir, const char *name, char **err);
 int store_fs_order_stage(const char *state_dir, const char *name, const char *json, bool sync,
                          char **tmp_out, char **err);
 int store_fs_order_rename(const char *state_dir, const char *name, const char *tmp, char **err);
+/* An order file written where none is (the group commit's one-step order
+ * put: durable at the batch's next sync; a crash before it may leave the
+ * file without its content, which acme_order_resume_load reads as no
+ * order). -EEXIST (nothing written, no error set) when there is one: it is
+ * replaced with store_fs_order_stage and store_fs_order_rename instead.
+ * *path_out (owned) names the file written. */
+int store_fs_order_create(const char *state_dir, const char *name, const char *json,
+                          char **path_out, char **err);
 /* store_fs_order_settle and store_fs_redeploy_mark, syncing only when sync. */
 int store_fs_order_settle_opt(const char *state_dir, const char *name, bool sync, char **err);
 int store_fs_redeploy_mark_opt(const char *state_dir, const char *name, bool sync, char **err);

@@ -759,6 +759,43 @@ int store_fs_order_stage(const char *state_dir, const char *name, const char *js
     return rc;
 }
 
+int store_fs_order_create(const char *state_dir, const char *name, const char *json,
+                          char **path_out, char **err)
+{
+    *path_out = NULL;
+    if (!store_name_ok(name)) {
+        set_err(err, name ? name : "", "order name", -EINVAL);
+        return -EINVAL;
+    }
+    char *dir = xasprintf("%s/orders", state_dir);
+    char *path = xasprintf("%s/%s.json", dir, name);
+    const char *step = "open";
+    int rc = make_dirs(dir, err);
+
+    if (rc < 0)
+        goto out;
+    /* 0600: the order holds the pending certificate's private key */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        if (rc != -EEXIST)
+            set_err(err, path, step, rc);
+        goto out;
+    }
+    rc = store_fd_fill(fd, 0600, json, strlen(json), false, &step);
+    if (rc < 0) {
+        set_err(err, path, step, rc);
+        unlink(path);
+        goto out;
+    }
+    *path_out = path;
+    path = NULL;
+out:
+    free(path);
+    free(dir);
+    return rc;
+}
+
 int store_fs_order_rename(const char *state_dir, const char *name, const char *tmp, char **err)
 {
     char *path = xasprintf("%s/orders/%s.json", state_dir, name);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "acme/acme.h"
@@ -598,6 +599,23 @@ static void order_cb(int status, struct acme_order_result *res, void *arg)
     acme_order_result_free(res);
 }
 
+/* fx_open with a CA whose authorization turns invalid once answered, and
+ * the options of an order for "www" with a new key (*k, owned). */
+static struct acme_order_opts invalid_order_open(struct fx *f, struct acme_chal_ops *ops,
+                                                 EVP_PKEY **k)
+{
+    fx_open(f);
+    f->F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
+    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, k), 0);
+    struct acme_order_opts o = {
+        .cert = config_cert_find(f->cfg, "www"),
+        .key = *k,
+        .chal = ops,
+        .store = f->store,
+    };
+    return o;
+}
+
 static void test_order_failure_names_identifier_and_problem(void **state)
 {
     struct fx f;
@@ -607,15 +625,7 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     EVP_PKEY *k = NULL;
 
     (void)state;
-    fx_open(&f);
-    f.F.authz_mode = AZ_INVALID_AFTER_RESPONSE;
-    assert_int_equal(acme_key_generate(CFG_KEY_EC_P256, &k), 0);
-    struct acme_order_opts o = {
-        .cert = config_cert_find(f.cfg, "www"),
-        .key = k,
-        .chal = &ops,
-        .store = f.store,
-    };
+    struct acme_order_opts o = invalid_order_open(&f, &ops, &k);
     assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
     assert_int_equal(g.calls, 0);
     uv_run(&f.loop, UV_RUN_DEFAULT);
@@ -656,6 +666,50 @@ static void test_order_failure_names_identifier_and_problem(void **state)
     uv_run(&f.loop, UV_RUN_DEFAULT);
     assert_int_equal(g.calls, 1);
     assert_string_equal(f.F.replaces, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    EVP_PKEY_free(k);
+    free(g.error);
+    fx_close(&f);
+}
+
+/* A new order file is written in place, without a temp file (issue 16:
+ * one sync instead of two). A crash before the sync may leave the file
+ * without its content: that reads as no order, and the next order's file
+ * replaces it (a temp file and a rename, as over any order file). */
+static void test_order_file_without_content_is_no_order(void **state)
+{
+    struct fx f;
+    struct chal_rec c = {0};
+    struct order_got g = {0};
+    struct acme_chal_ops ops = {.present = rec_present, .cleanup = rec_cleanup, .ctx = &c};
+    EVP_PKEY *k = NULL, *k2 = NULL;
+    char *url = NULL;
+
+    (void)state;
+    struct acme_order_opts o = invalid_order_open(&f, &ops, &k);
+    char *path = xasprintf("%s/orders/www.json", f.state);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600); /* the name, no content */
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(acme_order_resume_load(f.store, o.cert, &url, &k2), ERR_PARSE);
+    /* replaced by the order's file; then settled, and a new order's file
+     * is written in place */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            assert_int_equal(settle_order(&f, "www"), 0);
+            assert_int_equal(access(path, F_OK), -1);
+        }
+        g.calls = 0;
+        free(g.error);
+        g.error = NULL;
+        assert_int_equal(acme_order_start(f.client, &o, order_cb, &g, NULL), 0);
+        uv_run(&f.loop, UV_RUN_DEFAULT);
+        assert_int_equal(g.calls, 1);
+        assert_int_equal(acme_order_resume_load(f.store, o.cert, &url, &k2), 0);
+        assert_int_equal(EVP_PKEY_eq(k, k2), 1);
+        free(url);
+        EVP_PKEY_free(k2);
+    }
+    free(path);
     EVP_PKEY_free(k);
     free(g.error);
     fx_close(&f);
@@ -881,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_stored_key_is_looked_up_then_registered),
         cmocka_unit_test(test_forgotten_account_is_set_up_again),
         cmocka_unit_test(test_order_failure_names_identifier_and_problem),
+        cmocka_unit_test(test_order_file_without_content_is_no_order),
         cmocka_unit_test(test_order_cancel_is_silent_and_cleans_tokens),
         cmocka_unit_test(test_order_sends_the_offered_profile),
         cmocka_unit_test(test_profile_not_offered_names_the_offered_ones),
