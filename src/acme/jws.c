@@ -1,7 +1,8 @@
 /* JOSE for ACME: the public JWK of an account key, its RFC 7638 thumbprint,
  * flattened JWS bodies (RFC 8555 §6.2), External Account Binding (§7.3.4)
- * and key authorizations. Pure functions; transport and nonces live in the
- * state machine, which only hands us strings. */
+ * and key authorizations. Pure functions (but for the kept signing context
+ * of the last EC key, see signer); transport and nonces live in the state
+ * machine, which only hands us strings. */
 #include "acme/acme.h"
 #include "acme/crypto_internal.h"
 #include "util/b64.h"
