@@ -407,11 +407,21 @@ static struct fs_job *job_new(struct store *s, enum fs_op op, const char *name, 
  * shares three syncs. syncfs is used only where it reports write-back
  * errors (Linux 5.8 and later) and where the records' directories are on
  * the state directory's file system; otherwise each write runs alone with
- * its own fsyncs, as before. */
+ * its own fsyncs, as before.
+ *
+ * History lines alone (nobody waits for them) are held up to
+ * GROUP_HISTORY_HOLD_MS for the next other write, so that they share its
+ * batch and its sync instead of a sync of their own (a burst of issuances
+ * made one batch in three of history lines only); they are still durable
+ * before their callback, and a store being closed writes them at once. */
+
+#define GROUP_HISTORY_HOLD_MS 25
 
 struct fs_group_queue {
     uv_loop_t *loop;
+    char *dir;                   /* owned: the state directory */
     struct fs_job *head, **tail; /* queued, not started */
+    uv_timer_t *hold;            /* owned (freed when closed): history lines held, or NULL */
     bool busy;                   /* a batch is on the threadpool */
     bool orphan;                 /* the store was closed: free when idle */
     bool syncfs_ok;              /* the kernel reports syncfs errors */
@@ -575,13 +585,12 @@ static int group_work(void *arg)
     return 0;
 }
 
-static void group_kick(struct fs_group_queue *q, const char *dir);
+static void group_kick(struct fs_group_queue *q, bool now);
 
 static void group_done(int status, void *arg)
 {
     struct fs_group_batch *b = arg;
     struct fs_group_queue *q = b->q;
-    char *dir = b->dir;
 
     q->busy = false;
     while (b->items != NULL) {
@@ -590,27 +599,75 @@ static void group_done(int status, void *arg)
         j->next = NULL;
         job_done(status < 0 ? status : j->status, j);
     }
+    free(b->dir);
     free(b);
     /* the callbacks may have queued more */
-    group_kick(q, dir);
-    free(dir);
+    group_kick(q, false);
 }
 
-/* Starts a batch with everything queued unless one runs. One write per certificate name in
- * a batch: a second one for the same name waits for the next batch. */
-static void group_kick(struct fs_group_queue *q, const char *dir)
+static void hold_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Ends a hold (its timer is closed, the queue no longer refers to it). */
+static void hold_end(struct fs_group_queue *q)
+{
+    if (q->hold == NULL)
+        return;
+    uv_timer_stop(q->hold);
+    uv_close((uv_handle_t *)q->hold, hold_closed);
+    q->hold = NULL;
+}
+
+static void hold_fired(uv_timer_t *t)
+{
+    struct fs_group_queue *q = t->data;
+
+    hold_end(q);
+    group_kick(q, true);
+}
+
+static void group_free(struct fs_group_queue *q)
+{
+    free(q->dir);
+    free(q);
+}
+
+/* Starts a batch with everything queued unless one runs (or, unless now, holds history lines
+ * that are all there is). One write per certificate name in a batch: a second one for the
+ * same name waits for the next batch. */
+static void group_kick(struct fs_group_queue *q, bool now)
 {
     if (q->busy)
         return;
     if (q->head == NULL) {
         if (q->orphan)
-            free(q);
+            group_free(q);
         return;
     }
+    bool history_only = true;
+    for (struct fs_job *j = q->head; j != NULL && history_only; j = j->next)
+        history_only = j->op == FS_HISTORY;
+    if (history_only && !now && !q->orphan) {
+        if (q->hold == NULL) {
+            q->hold = xcalloc(1, sizeof(*q->hold));
+            if (uv_timer_init(q->loop, q->hold) == 0) {
+                q->hold->data = q;
+                uv_timer_start(q->hold, hold_fired, GROUP_HISTORY_HOLD_MS, 0);
+                return;
+            }
+            free(q->hold);
+            q->hold = NULL;
+        } else {
+            return; /* already held */
+        }
+    }
+    hold_end(q);
     struct fs_group_batch *b = xcalloc(1, sizeof(*b));
     struct fs_job **bt = &b->items;
     b->q = q;
-    b->dir = xstrdup(dir);
+    b->dir = xstrdup(q->dir);
     while (q->head != NULL) {
         struct fs_job *j = q->head;
         bool dup = false;
@@ -643,7 +700,7 @@ static int job_start(struct store *s, struct fs_job *j)
     if (s->loop != NULL && q->syncfs_ok && is_group_op(j->op)) {
         *q->tail = j;
         q->tail = &j->next;
-        group_kick(q, fs_of(s)->dir);
+        group_kick(q, false);
         return 0;
     }
     int rc = s->loop != NULL ? store_job_start(s->loop, job_work, j, job_done) : -EINVAL;
@@ -963,11 +1020,10 @@ static void fs_close(struct store *s)
         free(l->name);
         free(l);
     }
-    /* a batch on the threadpool frees the queue when it is done */
-    if (f->group->busy)
-        f->group->orphan = true;
-    else
-        free(f->group);
+    /* held history lines are written now; a batch on the threadpool frees
+     * the queue when it is done */
+    f->group->orphan = true;
+    group_kick(f->group, true);
     free(f->dir);
     free(f);
 }
@@ -1047,6 +1103,7 @@ int store_fs_open(uv_loop_t *loop, const char *state_dir, unsigned flags, struct
     f->own_gid = (gid_t)-1;
     f->group = xcalloc(1, sizeof(*f->group));
     f->group->loop = loop;
+    f->group->dir = xstrdup(state_dir);
     f->group->tail = &f->group->head;
     f->group->syncfs_ok = store_syncfs_reports();
     struct stat st;

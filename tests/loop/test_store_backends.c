@@ -380,6 +380,67 @@ static void test_fake_failure_injection_and_counts(void **state)
     fx_close(&f);
 }
 
+/* The file backend only: history lines alone are held for the next other
+ * write and share its batch (one batch, not two); held alone they are still
+ * written and answered; a store closed while they are held writes them. */
+static void test_fs_history_joins_the_next_batch(void **state)
+{
+    struct fx f;
+    struct got g[2];
+    char *text = NULL;
+    size_t len = 0;
+    struct store_history_line v[] = {{"www", "{\"a\":1}\n"}};
+
+    (void)state;
+    fx_open(&f, &backends[0]);
+    long before = store_fs_group_batches(f.s);
+    if (before < 0) { /* no syncfs here: each write runs alone */
+        fx_close(&f);
+        skip();
+    }
+    /* a history line, then a generation in the same loop turn: one batch */
+    memset(g, 0, sizeof(g));
+    assert_int_equal(store_history_append_start(f.s, v, 1, got_cb, &g[0]), 0);
+    struct store_cert_put p = {"www", "C\n", "I\n", "C\nI\n", "K\n", "{}", 3, false};
+    assert_int_equal(store_cert_put_start(f.s, &p, got_cb, &g[1]), 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g[0].calls, 1);
+    assert_int_equal(g[0].status, 0);
+    assert_int_equal(g[1].calls, 1);
+    assert_int_equal(g[1].status, 0);
+    assert_int_equal(store_fs_group_batches(f.s) - before, 1);
+    assert_int_equal(store_history_read(f.s, "www", &text, &len), 0);
+    assert_non_null(strstr(text, "{\"a\":1}"));
+    free(text);
+
+    /* alone: written when the hold ends, in a batch of its own */
+    memset(g, 0, sizeof(g));
+    before = store_fs_group_batches(f.s);
+    struct store_history_line v2[] = {{"www", "{\"b\":2}\n"}};
+    assert_int_equal(store_history_append_start(f.s, v2, 1, got_cb, &g[0]), 0);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g[0].calls, 1);
+    assert_int_equal(g[0].status, 0);
+    assert_int_equal(store_fs_group_batches(f.s) - before, 1);
+    assert_int_equal(store_history_read(f.s, "www", &text, &len), 0);
+    assert_non_null(strstr(text, "{\"b\":2}"));
+    free(text);
+
+    /* held when the store is closed: written all the same */
+    memset(g, 0, sizeof(g));
+    struct store_history_line v3[] = {{"www", "{\"c\":3}\n"}};
+    assert_int_equal(store_history_append_start(f.s, v3, 1, got_cb, &g[0]), 0);
+    store_close(f.s);
+    assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(g[0].calls, 1);
+    assert_int_equal(g[0].status, 0);
+    f.s = open_fs(&f.loop, f.dir);
+    assert_int_equal(store_history_read(f.s, "www", &text, &len), 0);
+    assert_non_null(strstr(text, "{\"c\":3}"));
+    free(text);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_accounts_and_leases_every_backend),
         cmocka_unit_test(test_fake_failure_injection_and_counts),
         cmocka_unit_test(test_burst_every_backend),
+        cmocka_unit_test(test_fs_history_joins_the_next_batch),
     };
     log_set_level(LOG_LVL_ERROR);
     int rc = pg_world_unavailable();
