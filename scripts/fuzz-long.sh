@@ -28,7 +28,7 @@ nice -n 19 cmake --build "$build" -j1 >/dev/null || { echo "fuzz-long: build fai
 dict_of() { # TARGET -> dictionary path or ""
   case $1 in
   toml | config) echo "$top/tests/fuzz/dict/toml.dict" ;;
-  http01 | control | http_headers) echo "$top/tests/fuzz/dict/http.dict" ;;
+  http01 | control | http_headers | api) echo "$top/tests/fuzz/dict/http.dict" ;;
   problem | acme_json) echo "$top/tests/fuzz/dict/json.dict" ;;
   pem_chain) echo "$top/tests/fuzz/dict/pem.dict" ;;
   *) echo "" ;;
