@@ -993,7 +993,14 @@ static int route_run(struct aconn *c, const struct httpd_req *r, const struct ap
         } else {
             char *err = NULL;
             int rc = a->h.renew != NULL ? a->h.renew(a->h.arg, name, vals[0], &err) : -ENOSYS;
-            if (rc == 0) {
+            if (rc == 0 && err != NULL) {
+                /* not forced and not due: nothing was queued; why, and when */
+                json_t *j = json_pack("{s:s,s:b,s:b,s:s}", "name", name, "queued", 0, "force",
+                                      vals[0], "reason", err);
+                answer_json(c, 200, NULL, j, false);
+                json_decref(j);
+                st = 200;
+            } else if (rc == 0) {
                 json_t *j = json_pack("{s:s,s:b,s:b}", "name", name, "queued", 1, "force", vals[0]);
                 answer_json(c, 202, NULL, j, false);
                 json_decref(j);

@@ -102,7 +102,7 @@ ROUTES=(
   "GET /v1/certificates/www/chain.pem|401 401 200 200 403 200"
   "GET /v1/certificates/www/fullchain.pem|401 401 200 200 403 200"
   "GET /v1/certificates/www/key.pem|401 401 403 200 403 200"
-  "POST /v1/certificates/spare/renew|401 401 403 403 202 409"
+  "POST /v1/certificates/spare/renew?force=true|401 401 403 403 202 409"
   "GET /v1/events|401 401 200 403 403 200"
   "POST /v1/certificates|401 401 403 403 400 400"
   "DELETE /v1/certificates/nope|401 401 403 403 404 404"
@@ -154,6 +154,10 @@ EOF
 [ "$(api 127.0.0.1 manager POST '/v1/certificates/www/renew?dry_run=true')" = 422 ] &&
   grep -q 'no staging directory' "$TW/body" || tw_fail "dry_run without staging: $(cat "$TW/body")"
 [ "$(api 127.0.0.1 manager POST '/v1/certificates/www/renew?bogus=1')" = 400 ] || tw_fail "unknown parameter not 400"
+# not forced and not due: nothing queued, and the answer says so
+st=$(api 127.0.0.1 manager POST /v1/certificates/www/renew)
+[ "$st" = 200 ] && grep -q '"queued": *false' "$TW/body" && grep -q 'not due; renewal at' "$TW/body" ||
+  tw_fail "renew of a certificate not due: $st $(cat "$TW/body")"
 
 # ---- traversal and escapes match no route
 for p in /v1/certificates/../certificates/www/key.pem /v1/certificates/%2e%2e/key.pem \
