@@ -1091,10 +1091,12 @@ static int session_route(struct aconn *c, const char *method, const struct api_t
 
     api_scopes_format(t->scopes, scopes, sizeof(scopes));
     if (strcmp(method, "POST") == 0) {
-        if (se == NULL)
+        st = 200; /* with the session's own cookie (and CSRF token): the same session */
+        if (se == NULL) {
             se = api_session_new(&a->sessions, t, uv_now(a->loop));
+            st = 201;
+        }
         cookie = api_session_set_cookie(se);
-        st = 201;
     } else if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
         st = 200;
     } else if (strcmp(method, "DELETE") == 0) {

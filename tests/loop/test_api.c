@@ -58,10 +58,10 @@ static int h_renew(void *arg, const char *name, bool force, char **err)
 {
     struct fx *f = arg;
 
-    (void)force;
-    (void)err;
     f->renews++;
     snprintf(f->renewed, sizeof(f->renewed), "%s", name);
+    if (!force) /* as the manager says of a certificate not due */
+        *err = xasprintf("%s: not due; renewal at 2030-01-01T00:00:00Z (use --force)", name);
     return 0;
 }
 
@@ -307,11 +307,21 @@ static void test_requests_and_scopes(void **state)
     assert_string_equal(f.renewed, "www");
     free(q);
 
+    /* not forced, not due: nothing queued, and the answer says so */
+    q = request("POST", "/v1/certificates/www/renew", f.manage_tok);
+    struct client c6 = {.req = q};
+    run_client(&f, &c6);
+    assert_non_null(strstr(c6.resp, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(c6.resp, "\"queued\":false"));
+    assert_non_null(strstr(c6.resp, "not due; renewal at 2030-01-01T00:00:00Z"));
+    assert_int_equal(f.renews, 2);
+    free(q);
+
     q = request("POST", "/v1/certificates/other/renew", f.manage_tok);
     struct client c5 = {.req = q};
     run_client(&f, &c5);
     assert_non_null(strstr(c5.resp, "HTTP/1.1 404 Not Found\r\n"));
-    assert_int_equal(f.renews, 1);
+    assert_int_equal(f.renews, 2);
     free(q);
     fx_close(&f);
 }
