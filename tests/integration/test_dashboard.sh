@@ -86,6 +86,10 @@ PY
 }
 login admin
 [ "$(req GET /v1/session -H "$COOKIE")" = 200 ] || tw_fail "GET /v1/session with the cookie"
+# a login again with the session's own cookie: the same session (200), nothing new (201)
+[ "$(req POST /v1/session -H "$COOKIE" -H "X-CSRF-Token: $CSRF" -H "Origin: https://127.0.0.1:$API_PORT")" = 200 ] ||
+  tw_fail "POST /v1/session with the cookie: $(cat "$TW/body")"
+grep -q "\"csrf_token\":\"$CSRF\"" "$TW/body" || tw_fail "POST /v1/session with the cookie: another session"
 grep -q "\"csrf_token\":\"$CSRF\"" "$TW/body" || tw_fail "GET /v1/session: $(cat "$TW/body")"
 [ "$(req GET /v1/certificates -H "$COOKIE")" = 200 ] || tw_fail "list with the cookie"
 grep -q '"name":"www"' "$TW/body" || tw_fail "list: $(cat "$TW/body")"
