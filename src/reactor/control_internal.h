@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The longest certificate name a request may carry. */
+#define CONTROL_NAME_MAX 256
+
 /* One parsed request head; pointers are borrowed from the parser's input. */
 struct control_req {
     char method[16];  /* the method token, NUL-terminated */
