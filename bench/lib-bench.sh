@@ -189,3 +189,49 @@ bw_field() {
   awk -F'\t' -v c="$1" -v m="$2" -v n="$3" -v col="$4" -v p="${5:-}" \
     '$2 == c && $3 == m && $4 == n && index($1, p) == 1 { v = $col } END { print v }' "$BW_ROWS"
 }
+
+# bw_free_port: a free TCP port on 127.0.0.1.
+bw_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bw_kept_seed KEEP N PER_FILE SEED_BIN DIRECTORY CA_NAME: a state kept
+# between runs (bench/reload.sh, bench/stream.sh): KEEP/conf.d holds the N
+# certificates of bw_config_certs, PER_FILE per file; KEEP/state is seeded
+# by tools/seed-state for the CA at DIRECTORY; KEEP/ca.pem is a throwaway CA
+# named CA_NAME for `trust`. The caller marks KEEP/seeded when its own
+# additions are done.
+bw_kept_seed() {
+  local keep=$1 n=$2 per=$3 seed=$4 dir=$5 name=$6 t
+  mkdir -p "$keep/conf.d" "$keep/state" && chmod 700 "$keep/state" || return 1
+  keep=$(cd "$keep" && pwd)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=$name" -keyout "$keep/ca.key" -out "$keep/ca.pem" >/dev/null 2>&1 || return 1
+  t=$(date +%s%N)
+  TW=$keep bw_config_certs "$n" | awk -v dir="$keep/conf.d" -v per="$per" '
+    /^\[certificate\./ { k++; if ((k - 1) % per == 0) { if (f) close(f); f = sprintf("%s/certs-%06d.toml", dir, (k - 1) / per) } }
+    { print > (f ? f : dir "/certs-000000.toml") }'
+  "$seed" "$keep/state" "$n" pebble "$dir" >/dev/null || return 1
+  echo "seeded $n certificates in $keep in $((($(date +%s%N) - t) / 1000000)) ms" >&2
+}
+
+# bw_kept_config KEEP HTTP_PORT DIRECTORY: the daemon's configuration for a
+# state of bw_kept_seed (its certificates come from KEEP/conf.d).
+bw_kept_config() {
+  cat <<EOF
+[daemon]
+state_dir = "$1/state"
+control_socket = "$1/control.sock"
+max_concurrent_orders = 64
+log_level = "info"
+
+[http01]
+listen = ["127.0.0.1:$2"]
+
+[ca.pebble]
+directory = "$3"
+contact = ["mailto:ops@example.org"]
+agree_tos = true
+trust = "$1/ca.pem"
+EOF
+}

@@ -40,39 +40,13 @@ done
 . bench/lib-bench.sh
 
 if [ ! -f "$KEEP/seeded" ]; then
-  mkdir -p "$KEEP/conf.d" "$KEEP/state"
-  chmod 700 "$KEEP/state"
-  KEEP=$(cd "$KEEP" && pwd)
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-    -subj "/CN=certloop reload bench CA" -keyout "$KEEP/ca.key" -out "$KEEP/ca.pem" \
-    >/dev/null 2>&1 || exit 1
-  t=$(date +%s%N)
-  TW=$KEEP bw_config_certs "$N" | awk -v dir="$KEEP/conf.d" -v per="$PER_FILE" '
-    /^\[certificate\./ { k++; if ((k - 1) % per == 0) { if (f) close(f); f = sprintf("%s/certs-%06d.toml", dir, (k - 1) / per) } }
-    { print > (f ? f : dir "/certs-000000.toml") }'
-  "$SEED" "$KEEP/state" "$N" pebble "$DIRECTORY" >/dev/null || exit 1
+  bw_kept_seed "$KEEP" "$N" "$PER_FILE" "$SEED" "$DIRECTORY" "certloop reload bench CA" || exit 1
   echo "$N" >"$KEEP/seeded"
-  echo "seeded $N certificates in $KEEP in $((($(date +%s%N) - t) / 1000000)) ms" >&2
 fi
 KEEP=$(cd "$KEEP" && pwd)
-HTTP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HTTP_PORT=$(bw_free_port)
 [ "$(cat "$KEEP/seeded")" = "$N" ] || { echo "$KEEP holds $(cat "$KEEP/seeded") certificates" >&2; exit 1; }
-cat >"$KEEP/certloop.toml" <<EOF
-[daemon]
-state_dir = "$KEEP/state"
-control_socket = "$KEEP/control.sock"
-max_concurrent_orders = 64
-log_level = "info"
-
-[http01]
-listen = ["127.0.0.1:$HTTP_PORT"]
-
-[ca.pebble]
-directory = "$DIRECTORY"
-contact = ["mailto:ops@example.org"]
-agree_tos = true
-trust = "$KEEP/ca.pem"
-EOF
+bw_kept_config "$KEEP" "$HTTP_PORT" "$DIRECTORY" >"$KEEP/certloop.toml"
 
 pid=
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid"; }
