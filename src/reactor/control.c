@@ -223,17 +223,12 @@ static void send_stream(struct conn *c, const char *ctype, struct body_src *src)
     stream_piece(c);
 }
 
-static int dump_to_buf(const char *p, size_t n, void *arg)
-{
-    return buf_append(arg, p, n) < 0 ? -1 : 0;
-}
-
 /* Sends obj (a JSON object; the reference is taken) with code, serialized
  * straight into the body (one copy of the text, freed after the write). */
 static void send_json(struct conn *c, int code, json_t *obj, const char *extra_head)
 {
     struct buf body = BUF_INIT(SIZE_MAX);
-    int rc = json_dump_callback(obj, dump_to_buf, &body, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    int rc = json_dump_callback(obj, buf_dump_cb, &body, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 
     json_decref(obj);
     if (rc < 0) {

@@ -334,14 +334,9 @@ static json_t *list_cert_json(const struct manager *m, const struct mcert *mc, i
     return o;
 }
 
-static int dump_cb(const char *p, size_t n, void *arg)
-{
-    return buf_append(arg, p, n) < 0 ? -1 : 0;
-}
-
 static int list_put(struct buf *out, json_t *j)
 {
-    int rc = json_dump_callback(j, dump_cb, out, JSON_COMPACT);
+    int rc = json_dump_callback(j, buf_dump_cb, out, JSON_COMPACT);
 
     json_decref(j);
     return rc < 0 ? ERR_TOO_BIG : 0;

@@ -66,6 +66,11 @@ int buf_append_str(struct buf *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+int buf_dump_cb(const char *p, size_t n, void *arg)
+{
+    return buf_append(arg, p, n) < 0 ? -1 : 0;
+}
+
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list cp;

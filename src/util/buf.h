@@ -26,6 +26,10 @@ void buf_reset(struct buf *b);
 /* Appends; 0 or ERR_TOO_BIG (the buffer is unchanged then). */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
+
+/* A sink for jansson's json_dump_callback: appends p[0..n) to the struct
+ * buf at arg; -1 past its cap. */
+int buf_dump_cb(const char *p, size_t n, void *arg);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Reads all of fd until EOF; ERR_TOO_BIG past the cap, -errno on error. */
