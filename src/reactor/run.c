@@ -667,7 +667,8 @@ static void lease_taken(int status, const struct store_result *r, void *arg)
     int64_t every = m->store->lease_ms / 3000;
     mc->lease_renew_at = mgr_now() + (every > 0 ? every : 1);
     log_debug(LOG_MAIN, "cert=%s: lease taken (token %" PRIu64 ")", mc->name, mc->fence);
-    if (store_cert_read_current(m->store, mc->name, true, &sc) == ERR_CRYPTO) {
+    int rc = store_cert_read_current(m->store, mc->name, true, &sc);
+    if (rc == ERR_CRYPTO) {
         /* the fleet's key for it is there but this instance cannot open
          * it: a new order would be sealed with a key the others cannot
          * open either (and "renewed meanwhile" below would wait forever) */
@@ -677,10 +678,9 @@ static void lease_taken(int status, const struct store_result *r, void *arg)
                     "give this instance the fleet's key and reload");
         return;
     }
-    store_cert_fini(&sc);
-    bool renewed =
-        store_cert_read_current(m->store, mc->name, false, &sc) == 0 && sc.generation != NULL &&
-        (mc->decided_gen == NULL || strcmp(sc.generation, mc->decided_gen) != 0) && !mc->run_forced;
+    bool renewed = rc == 0 && sc.generation != NULL &&
+                   (mc->decided_gen == NULL || strcmp(sc.generation, mc->decided_gen) != 0) &&
+                   !mc->run_forced;
     store_cert_fini(&sc);
     if (renewed) {
         mgr_run_end(mc, ERR_LOCKED, "renewed by another instance meanwhile");
