@@ -81,14 +81,13 @@ void mgr_print_summary(struct manager *m)
  * daemon runs: look for it at status time (small inline reads). */
 static bool revoked_now(const struct mcert *mc)
 {
-    struct store_cert sc = {0};
-    char *reason = NULL;
+    char *gen = NULL, *reason = NULL;
     bool reissue = false, r = false;
 
-    if (store_cert_read_current(mc->m->store, mc->name, false, &sc) == 0 && sc.generation != NULL)
-        r = sched_revoked_read(mc->m->store, mc->name, sc.generation, &reason, &reissue) == 0;
+    if (store_cert_current_gen(mc->m->store, mc->name, &gen) == 0)
+        r = sched_revoked_read(mc->m->store, mc->name, gen, &reason, &reissue) == 0;
     free(reason);
-    store_cert_fini(&sc);
+    free(gen);
     return r;
 }
 

@@ -807,6 +807,11 @@ static int fs_cert_read_current(struct store *s, const char *name, bool with_key
     return store_fs_cert_read_current(fs_of(s)->dir, name, with_key, out);
 }
 
+static int fs_cert_current_gen(struct store *s, const char *name, char **gen)
+{
+    return store_fs_cert_current_gen(fs_of(s)->dir, name, gen);
+}
+
 static int fs_cert_list(struct store *s, const char *name, char ***gens, size_t *n)
 {
     return store_fs_cert_list(fs_of(s)->dir, name, gens, n);
@@ -1051,6 +1056,7 @@ static const struct store_ops fs_ops = {
     .account_retire = fs_account_retire,
     .cert_read_current = fs_cert_read_current,
     .cert_list = fs_cert_list,
+    .cert_current_gen = fs_cert_current_gen,
     .cert_put = fs_cert_put,
     .cert_prune = fs_cert_prune,
     .note_read = fs_note_read,

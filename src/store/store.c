@@ -606,6 +606,25 @@ int store_cert_read_current(struct store *s, const char *name, bool with_key,
     return s->ops->cert_read_current(s, name, with_key, out);
 }
 
+int store_cert_current_gen(struct store *s, const char *name, char **gen)
+{
+    struct store_cert sc = {0};
+    int rc;
+
+    *gen = NULL;
+    if (s->ops->cert_current_gen != NULL)
+        return s->ops->cert_current_gen(s, name, gen);
+    rc = s->ops->cert_read_current(s, name, false, &sc);
+    if (rc == 0 && sc.generation == NULL)
+        rc = -ENOENT;
+    if (rc == 0) {
+        *gen = sc.generation;
+        sc.generation = NULL;
+    }
+    store_cert_fini(&sc);
+    return rc;
+}
+
 int store_cert_list(struct store *s, const char *name, char ***gens, size_t *n)
 {
     return s->ops->cert_list(s, name, gens, n);

@@ -313,6 +313,8 @@ struct store_ops {
     int (*cert_read_current)(struct store *s, const char *name, bool with_key,
                              struct store_cert *out);
     int (*cert_list)(struct store *s, const char *name, char ***gens, size_t *n);
+    /* optional: store_cert_current_gen without reading the files */
+    int (*cert_current_gen)(struct store *s, const char *name, char **gen);
     int (*cert_put)(struct store *s, const struct store_cert_put *p, store_cb cb, void *arg);
     int (*cert_prune)(struct store *s, const char *name, int keep, store_cb cb, void *arg);
     int (*note_read)(struct store *s, const char *name, const char *generation, const char *note,
@@ -441,6 +443,10 @@ int store_account_retire_start(struct store *s, const char *ca, int64_t t, store
  * is being made current. */
 int store_cert_read_current(struct store *s, const char *name, bool with_key,
                             struct store_cert *out);
+/* The name of name's current generation (*gen owned), or -ENOENT: what
+ * store_cert_read_current's generation would be, without reading the
+ * generation's files (the file backend reads only the `current` link). */
+int store_cert_current_gen(struct store *s, const char *name, char **gen);
 /* The generations of name, oldest first (*gens owned: store_list_free).
  * An unknown name has none (0, *n = 0). */
 int store_cert_list(struct store *s, const char *name, char ***gens, size_t *n);

@@ -52,6 +52,8 @@ int store_fs_account_next_write(const char *state_dir, const char *ca, const cha
 int store_fs_account_rollover(const char *state_dir, const char *ca, const char *key_pem,
                               const char *account_json, char **err);
 int store_fs_account_retire(const char *state_dir, const char *ca, int64_t t, char **err);
+/* The file backend's store_cert_current_gen: the `current` link only. */
+int store_fs_cert_current_gen(const char *state_dir, const char *name, char **gen);
 int store_fs_cert_read_current(const char *state_dir, const char *name, bool with_key,
                                struct store_cert *out);
 int store_fs_cert_list(const char *state_dir, const char *name, char ***gens, size_t *n);

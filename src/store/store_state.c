@@ -270,6 +270,25 @@ static int read_current(const char *name_dir, char *buf, size_t size)
     return rc;
 }
 
+int store_fs_cert_current_gen(const char *state_dir, const char *name, char **gen)
+{
+    char target[NAME_MAX + 1];
+
+    *gen = NULL;
+    if (!store_name_ok(name)) {
+        log_error(LOG_STORE, "certificate: invalid name \"%s\"", name ? name : "");
+        return -EINVAL;
+    }
+    char *name_dir = xasprintf("%s/certs/%s", state_dir, name);
+    int rc = read_current(name_dir, target, sizeof(target));
+    if (rc < 0 && rc != -ENOENT)
+        log_error(LOG_STORE, "%s/current: readlink: %s", name_dir, err_str(rc));
+    free(name_dir);
+    if (rc == 0)
+        *gen = xstrdup(target);
+    return rc;
+}
+
 int store_fs_cert_read_current(const char *state_dir, const char *name, bool with_key,
                                struct store_cert *out)
 {

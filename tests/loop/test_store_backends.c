@@ -149,6 +149,13 @@ static void case_issuance_records(const struct backend *b)
     assert_string_equal(c.fullchain_pem, "C\nI\n");
     assert_string_equal(c.key_pem, "K\n");
     store_cert_fini(&c);
+    /* the current generation's name alone, and none for an unknown name */
+    char *cur = NULL;
+    assert_int_equal(store_cert_current_gen(f.s, "www", &cur), 0);
+    assert_string_equal(cur, gen);
+    free(cur);
+    assert_int_equal(store_cert_current_gen(f.s, "nobody", &cur), -ENOENT);
+    assert_null(cur);
     assert_false(store_redeploy_marked(f.s, "www"));
     assert_int_equal(settle(&f, &g, store_order_settle_start(f.s, "www", got_cb, &g)), 0);
     assert_int_equal(store_order_read(f.s, "www", &json), -ENOENT);
