@@ -290,7 +290,8 @@ tw_daemon_start() {
 
 # tw_daemon_wait SECONDS COMMAND...: runs COMMAND (a function or program)
 # every 0.1 s until it succeeds, the daemon ($TW_DAEMON_PID) exits, or
-# SECONDS pass; returns COMMAND's last status.
+# SECONDS pass; returns COMMAND's last status. A $(...) among the arguments
+# is expanded once, before the first try: put it in a function instead.
 tw_daemon_wait() {
   local secs=$1 t
   shift
