@@ -32,6 +32,12 @@ int acme_key_to_pem(EVP_PKEY *key, char **pem, size_t *len);
 int acme_key_from_pem(const char *pem, size_t len, EVP_PKEY **out);
 /* The cfg key type of an existing key, or -EINVAL if none matches. */
 int acme_key_type_of(EVP_PKEY *key, enum cfg_key_type *out);
+/* Frees one reference to key (EVP_PKEY_free), after dropping the signing
+ * context acme_jws_sign keeps for the last EC key that signed when it is
+ * this key, so a retired account key (rollover, another account, shutdown)
+ * leaves memory now and not when another key next signs. Use it for every
+ * key that may have signed a JWS. NULL is fine. (acme/jws.c) */
+void acme_key_free(EVP_PKEY *key);
 
 /* ---- JOSE (acme/jws.c) --------------------------------------------------- */
 

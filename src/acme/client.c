@@ -127,7 +127,7 @@ static void client_free(struct acme_client *c)
         free(c->nonces[i]);
     json_decref(c->dir);
     free(c->profile);
-    EVP_PKEY_free(c->key);
+    acme_key_free(c->key);
     free(c->kid);
     free(c->thumb);
     config_unref(c->cfg);
@@ -1112,7 +1112,7 @@ static void account_load(struct acme_client *c)
             setup_fail(c, rc, "account: cannot start the key job");
         goto out;
     }
-    EVP_PKEY_free(c->key);
+    acme_key_free(c->key);
     c->key = NULL;
     rc = acme_key_from_pem(key_pem, strlen(key_pem), &c->key);
     if (rc < 0) {

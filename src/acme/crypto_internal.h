@@ -20,6 +20,10 @@ int acme_ossl_error(const char *subject, const char *what, bool log);
 enum acme_key_kind { ACME_KIND_NONE = 0, ACME_KIND_P256, ACME_KIND_P384, ACME_KIND_RSA };
 enum acme_key_kind acme_key_kind_of(EVP_PKEY *key);
 
+/* True when jws.c's kept EC signing context belongs to key (tests: a
+ * retired key is let go, the one in use is kept). */
+bool acme_signer_holds(const EVP_PKEY *key);
+
 /* SHA-256 of data into out[32]. 0 or ERR_CRYPTO (drained, not logged). */
 int acme_sha256(const void *data, size_t len, uint8_t out[32]);
 

@@ -158,13 +158,44 @@ char *acme_jwk_thumbprint(EVP_PKEY *key)
  * with EVP_Digest and the hash signed with EVP_PKEY_sign on that context.
  * The entry holds a reference to its key, so a key pointer seen again is
  * that key. Shared by every thread that signs, hence the lock (held while
- * signing: a context signs one thing at a time). */
+ * signing: a context signs one thing at a time). That reference would keep
+ * a retired account key (after a rollover, another account, at shutdown) in
+ * memory until some other key signs, which in a quiet daemon can be months:
+ * its owners free it with acme_key_free, which drops the entry first. */
 static struct {
     pthread_mutex_t lock;
     EVP_PKEY *key;     /* ref */
     EVP_PKEY_CTX *ctx; /* owned: EVP_PKEY_sign_init done for key */
     EVP_MD *md[2];     /* owned: SHA-256, SHA-384, fetched once */
 } signer = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Forgets the kept signing context and its key reference; signer.lock held. */
+static void signer_drop_locked(void)
+{
+    EVP_PKEY_CTX_free(signer.ctx);
+    signer.ctx = NULL;
+    EVP_PKEY_free(signer.key);
+    signer.key = NULL;
+}
+
+void acme_key_free(EVP_PKEY *key)
+{
+    if (key == NULL)
+        return;
+    pthread_mutex_lock(&signer.lock);
+    if (signer.key == key)
+        signer_drop_locked();
+    pthread_mutex_unlock(&signer.lock);
+    EVP_PKEY_free(key);
+}
+
+bool acme_signer_holds(const EVP_PKEY *key)
+{
+    pthread_mutex_lock(&signer.lock);
+    bool held = key != NULL && signer.key == key;
+    pthread_mutex_unlock(&signer.lock);
+    return held;
+}
 
 /* The DER ECDSA-Sig-Value of input's hash under key (kind P256 or P384);
  * called with signer.lock held. 0 or ERR_CRYPTO (OpenSSL's queue kept). */
@@ -179,9 +210,7 @@ static int ec_sign_locked(EVP_PKEY *key, enum acme_key_kind kind, const char *in
     if (signer.md[i] == NULL)
         signer.md[i] = EVP_MD_fetch(NULL, i == 1 ? "SHA384" : "SHA256", NULL);
     if (signer.key != key) {
-        EVP_PKEY_CTX_free(signer.ctx);
-        EVP_PKEY_free(signer.key);
-        signer.key = NULL;
+        signer_drop_locked();
         signer.ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
         if (signer.ctx == NULL || EVP_PKEY_sign_init(signer.ctx) != 1) {
             EVP_PKEY_CTX_free(signer.ctx);

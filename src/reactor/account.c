@@ -348,7 +348,7 @@ out:
     }
     free(acct_json);
     free(payload);
-    EVP_PKEY_free(old_key);
-    EVP_PKEY_free(new_key);
+    acme_key_free(old_key);
+    acme_key_free(new_key);
     return exit_code;
 }

@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "acme/acme.h"
+#include "acme/crypto_internal.h"
 #include "util/b64.h"
 #include "util/err.h"
 
@@ -625,6 +626,96 @@ static void test_jws_without_nonce_for_key_change(void **state)
     decoded_jws_fini(&d);
     free(out);
     EVP_PKEY_free(k);
+}
+
+/* An EVP_PKEY's ex_data is freed only when its last reference goes: the
+ * free callback counts keys that really left memory. */
+static int freed_keys;
+
+static void count_freed(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (ptr != NULL)
+        freed_keys++;
+}
+
+static int freed_idx = -1;
+
+/* A generated key whose final free is counted in freed_keys. */
+static EVP_PKEY *gen_counted(enum cfg_key_type t)
+{
+    if (freed_idx < 0)
+        freed_idx = EVP_PKEY_get_ex_new_index(0, NULL, NULL, NULL, count_freed);
+    assert_true(freed_idx >= 0);
+    EVP_PKEY *k = gen(t);
+    assert_int_equal(EVP_PKEY_set_ex_data(k, freed_idx, &freed_idx), 1);
+    return k;
+}
+
+static void sign_once(EVP_PKEY *k)
+{
+    char *out = NULL;
+    assert_int_equal(
+        acme_jws_sign(k, "https://ca.test/acct/1", "N", "https://ca.test/x", "{}", &out), 0);
+    free(out);
+}
+
+/* A rollover: the old account key signs the keyChange, the new key takes
+ * over. The kept EC signing context must not hold the old key once its
+ * owner retires it (it did until another key signed), and must stay with
+ * the key in use when some other key is retired (the context is kept so
+ * that each signature does not rebuild it). */
+static void test_jws_retired_key_leaves_memory(void **state)
+{
+    (void)state;
+    EVP_PKEY *old_key = gen_counted(CFG_KEY_EC_P256);
+    EVP_PKEY *new_key = gen_counted(CFG_KEY_EC_P384);
+    EVP_PKEY *other = gen_counted(CFG_KEY_EC_P256);
+    char *inner = NULL;
+
+    freed_keys = 0;
+    sign_once(new_key);
+    assert_true(acme_signer_holds(new_key));
+    assert_int_equal(acme_key_change_inner(new_key, old_key, "https://ca.test/acct/1",
+                                           "https://ca.test/key-change", &inner),
+                     0);
+    free(inner);
+    sign_once(old_key); /* the outer JWS: the old key signs last */
+    assert_true(acme_signer_holds(old_key));
+
+    acme_key_free(old_key);
+    assert_int_equal(freed_keys, 1);
+    assert_false(acme_signer_holds(old_key));
+
+    sign_once(new_key);
+    sign_once(new_key);
+    assert_true(acme_signer_holds(new_key));
+    acme_key_free(other); /* never signed: the context stays with new_key */
+    assert_int_equal(freed_keys, 2);
+    assert_true(acme_signer_holds(new_key));
+    sign_once(new_key);
+
+    acme_key_free(new_key); /* shutdown */
+    assert_int_equal(freed_keys, 3);
+    assert_false(acme_signer_holds(new_key));
+    acme_key_free(NULL);
+}
+
+/* A key that is not the kept one is freed as EVP_PKEY_free would, and a
+ * second reference (another owner) keeps the key alive. */
+static void test_jws_key_free_drops_one_reference(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = gen_counted(CFG_KEY_EC_P256);
+
+    freed_keys = 0;
+    sign_once(k);
+    assert_int_equal(EVP_PKEY_up_ref(k), 1);
+    acme_key_free(k);
+    assert_int_equal(freed_keys, 0);
+    sign_once(k); /* the other owner still signs with it */
+    acme_key_free(k);
+    assert_int_equal(freed_keys, 1);
 }
 
 /* ---- EAB ---------------------------------------------------------------- */
@@ -1278,6 +1369,8 @@ int main(void)
         cmocka_unit_test(test_jws_rs256_verifies),
         cmocka_unit_test(test_jws_post_as_get_payload_is_empty_string),
         cmocka_unit_test(test_jws_without_nonce_for_key_change),
+        cmocka_unit_test(test_jws_retired_key_leaves_memory),
+        cmocka_unit_test(test_jws_key_free_drops_one_reference),
         cmocka_unit_test(test_eab_hs256_verifies),
         cmocka_unit_test(test_key_authorization_and_dns01),
         cmocka_unit_test(test_csr_parses_back),
