@@ -167,7 +167,7 @@ char *acme_problem_str(const struct acme_problem *p);
 /* true if type is urn:ietf:params:acme:error:NAME (NAME like "badNonce"). */
 bool acme_problem_is(const struct acme_problem *p, const char *name);
 
-/* ---- Client and orders (acme/client.c, acme/order.c) ---- */
+/* ---- Client and orders (acme/client.c, client_setup.c, order.c) ---- */
 
 /* One client per CA: the directory, a nonce pool fed by every Replay-Nonce,
  * the account (loaded from the store, else registered; the key is stored
