@@ -627,6 +627,19 @@ void config_check_api(struct cctx *c)
                    config_show(b, sizeof(b), a->certificate));
 }
 
+/* public_port is where `certloop test` makes the CA's tls-alpn-01
+ * handshake, and only a certificate with challenge = "tls-alpn-01" is
+ * probed, which needs listen: without listen the key would do nothing. */
+void config_check_tlsalpn01(struct cctx *c)
+{
+    if (!c->tlsalpn_port_set || c->cfg->tlsalpn01.listen.n > 0)
+        return;
+    config_err(c, c->tlsalpn_port_file, c->tlsalpn_port_pos, "tlsalpn01.public_port",
+               "only used with [tlsalpn01] listen, which is empty: set listen to the "
+               "responder's addresses (e.g. [\"0.0.0.0:443\"]) for challenge = "
+               "\"tls-alpn-01\", or remove public_port");
+}
+
 void config_check_http01_answerable(struct cctx *c)
 {
     const struct config *cfg = c->cfg;

@@ -569,6 +569,7 @@ static void finish(struct cctx *c)
     c->n_certs = 0;
     config_check_http01_answerable(c);
     config_check_api(c);
+    config_check_tlsalpn01(c);
 }
 
 void config_free(struct config *cfg)

@@ -133,6 +133,9 @@ struct cctx {
     bool include_set;
     struct toml_pos api_pos; /* of the [api] table, for its cross-checks */
     size_t api_file;
+    struct toml_pos tlsalpn_port_pos; /* of [tlsalpn01] public_port when written */
+    size_t tlsalpn_port_file;
+    bool tlsalpn_port_set;
     const struct config_overlay *overlay; /* borrowed, or NULL */
     size_t api_first_file; /* files from here on are the API's (conf.d/api/); 0: none */
     size_t preview_file;   /* the overlay's extra_text; 0: none */
@@ -180,6 +183,9 @@ bool config_check_listen_addrs(struct cctx *c, const struct toml_keyval *kv, con
 /* [api]: listen needs tokens_file; certificate names a [certificate.X]
  * that certloop issues, and needs listen. */
 void config_check_api(struct cctx *c);
+/* [tlsalpn01] public_port written while listen is empty: refused (only
+ * the responder's probe uses it). */
+void config_check_tlsalpn01(struct cctx *c);
 bool config_check_dns_addrs(struct cctx *c, const struct toml_keyval *kv, const char *path,
                             void *obj, void *field);
 bool config_check_dns_addr(struct cctx *c, const struct toml_keyval *kv, const char *path,

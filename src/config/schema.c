@@ -804,6 +804,12 @@ void config_load_root(struct cctx *c, const struct toml_table *root, bool is_mai
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, api_specs, &c->cfg->api, -1,
                                   NULL);
             } else if (k[0] == 't') {
+                const struct toml_keyval *pp = toml_table_get(kv->val.u.tab, "public_port");
+                if (pp != NULL) {
+                    c->tlsalpn_port_set = true;
+                    c->tlsalpn_port_pos = pp->keypos;
+                    c->tlsalpn_port_file = c->file;
+                }
                 config_spec_apply(c, kv->val.u.tab, kv->keypos, k, tlsalpn01_specs,
                                   &c->cfg->tlsalpn01, -1, NULL);
             } else {

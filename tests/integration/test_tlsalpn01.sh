@@ -44,6 +44,15 @@ EOF2
 sed -e 's/^listen = \["127.0.0.1:'"$TW_TLS_PORT"'"\]$/listen = []/' "$TW/certloop.toml" >"$TW/nolisten.toml"
 out=$("$CERTLOOP" check -c "$TW/nolisten.toml" 2>&1) && tw_fail "check accepted tls-alpn-01 without a listener"
 grep -q 'needs \[tlsalpn01\] listen' <<<"$out" || tw_fail "no-listener message: $out"
+# public_port (where `certloop test` probes the responder) without listen
+# would do nothing: refused with status 78, saying what to set.
+sed -e 's/^listen = \[\]$/&\npublic_port = 5001/' "$TW/nolisten.toml" >"$TW/portonly.toml"
+out=$("$CERTLOOP" check -c "$TW/portonly.toml" 2>&1)
+rc=$?
+[ "$rc" = 78 ] || tw_fail "check of public_port without listen: exit $rc: $out"
+line=$(grep -n '^public_port = 5001$' "$TW/portonly.toml" | cut -d: -f1)
+grep -qF "portonly.toml:$line:1: error: tlsalpn01.public_port: only used with [tlsalpn01] listen, which is empty: set listen" <<<"$out" ||
+  tw_fail "public_port-without-listen message: $out"
 
 # certloop test, the daemon not running: an IP identifier (no DNS needed),
 # its reverse name as SNI (RFC 8738 section 6)

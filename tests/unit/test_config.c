@@ -965,6 +965,33 @@ static void test_tlsalpn01_needs_listen(void **state)
     tdir_free(t);
 }
 
+/* [tlsalpn01] public_port only says where `certloop test` probes the
+ * responder: written without listen (absent or []) it would do nothing, so
+ * check refuses it and says what to set; with listen it is taken. */
+static void test_tlsalpn01_public_port_needs_listen(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    load_main(t, "[tlsalpn01]\npublic_port = 5001\n");
+    expect_errors(t, 1);
+    expect_line(t, "certloop.toml", 2, 1,
+                "tlsalpn01.public_port: only used with [tlsalpn01] listen, which is empty: set "
+                "listen to the responder's addresses (e.g. [\"0.0.0.0:443\"]) for challenge = "
+                "\"tls-alpn-01\", or remove public_port");
+    load_main(t, "[tlsalpn01]\nlisten = []\npublic_port = 443\n");
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 3, 1, "tlsalpn01.public_port: only used with");
+    load_main(t, "[tlsalpn01]\nlisten = [\"127.0.0.1:0\"]\npublic_port = 5001\n[certificate.a]\n"
+                 "domains = [\"a.example\"]\nchallenge = \"tls-alpn-01\"\n" LOCAL_CA);
+    expect_ok(t);
+    assert_int_equal(t->cfg->tlsalpn01.public_port, 5001);
+    /* not written: the default 443, nothing to refuse */
+    load_main(t, "[tlsalpn01]\n");
+    expect_ok(t);
+    assert_int_equal(t->cfg->tlsalpn01.public_port, 443);
+    tdir_free(t);
+}
+
 /* [store]: "files" is the default; "postgresql" needs its two secret files
  * (present, private, not empty; the key a 32-byte key in hex or base64) and
  * takes an instance name; its keys are refused with "files". */
@@ -2414,6 +2441,7 @@ int main(void)
         cmocka_unit_test(test_wildcard_needs_dns01),
         cmocka_unit_test(test_ip_identifier_checks),
         cmocka_unit_test(test_tlsalpn01_needs_listen),
+        cmocka_unit_test(test_tlsalpn01_public_port_needs_listen),
         cmocka_unit_test(test_public_ca_refuses_private_names),
         cmocka_unit_test(test_certificate_name_must_be_file_safe),
         cmocka_unit_test(test_durations),
