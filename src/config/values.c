@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "config/config_internal.h"
+#include "util/timefmt.h"
 #include "util/xalloc.h"
 
 int config_duration_parse(const char *s, int64_t *out)
@@ -608,8 +609,45 @@ bool config_conv_events(struct cctx *c, const struct toml_keyval *kv, const char
     return ok;
 }
 
+/* How far ahead persist_until may be: ten years (leap days included).
+ * persistUntil exists to end a record's authority (draft-ietf-acme-dns-
+ * persist §4.1). A certificate lives 200 days at most (100 from March 2027,
+ * 47 from 2029: CA/Browser Forum ballot SC-081), and an account key is
+ * rolled over (which changes the record) long before a decade is out: a
+ * date further away limits nothing and is far more often a typo (2207 for
+ * 2027, milliseconds for seconds) than a wish; a record meant to last has
+ * no persistUntil. The bound also keeps every value inside what UNIX time,
+ * our RFC 3339 output (years up to 9999) and a CA's 64-bit integer carry.
+ * Relative to now, so a value accepted once stays accepted at every later
+ * check and reload. */
+#define PERSIST_AHEAD_MAX_S (3653LL * 86400)
+
+static bool persist_until_near(struct cctx *c, const struct toml_value *v, const char *path,
+                               int64_t t)
+{
+    int64_t last = (int64_t)time(NULL) + PERSIST_AHEAD_MAX_S;
+    char when[48], lim[48], as[80];
+
+    if (t <= last)
+        return true;
+    timefmt_utc(lim, sizeof(lim), last, TIMEFMT_RFC3339);
+    timefmt_utc(when, sizeof(when), t, TIMEFMT_RFC3339);
+    if (v->type == TOML_INTEGER)
+        snprintf(as, sizeof(as), "%lld (%s)", (long long)t, when);
+    else
+        snprintf(as, sizeof(as), "%s", when);
+    ERR(c, v->pos, path,
+        "%s is more than 10 years ahead (the latest accepted now is %s): a persistUntil that far "
+        "away limits nothing and is more likely a mistake%s; leave persist_until out for records "
+        "that do not expire",
+        as, lim,
+        v->type == TOML_INTEGER && t > 99999999999LL ? " (UNIX seconds, not milliseconds)" : "");
+    return false;
+}
+
 /* persist_until: an offset date-time (2027-06-30T00:00:00Z), a date
- * (2027-06-30: midnight UTC) or UNIX seconds; kept as UNIX seconds. */
+ * (2027-06-30: midnight UTC) or UNIX seconds, at most 10 years ahead; kept
+ * as UNIX seconds. */
 bool config_conv_persist_until(struct cctx *c, const struct toml_keyval *kv, const char *path,
                                void *obj, void *field)
 {
@@ -622,6 +660,8 @@ bool config_conv_persist_until(struct cctx *c, const struct toml_keyval *kv, con
             ERR(c, v->pos, path, "must be a positive number of seconds since 1970");
             return false;
         }
+        if (!persist_until_near(c, v, path, v->u.i))
+            return false;
         *out = v->u.i;
         return true;
     }
@@ -647,6 +687,8 @@ bool config_conv_persist_until(struct cctx *c, const struct toml_keyval *kv, con
         ERR(c, v->pos, path, "must be after 1970");
         return false;
     }
+    if (!persist_until_near(c, v, path, t))
+        return false;
     *out = t;
     return true;
 }

@@ -39,29 +39,38 @@ TW_PIDS+=($!)
 DIR="https://127.0.0.1:$PROXY_PORT/dir"
 tw_wait_http "$DIR" "$TW/tls-ca.pem" 20 || { tw_fail "proxy did not come up: $(cat "$TW/proxy.err")"; tw_done; }
 
-# 4102444800 = 2100-01-01T00:00:00Z: inside the 3000-year window below
+# persist_until: 1 January two years ahead (PU in UNIX seconds), inside the
+# 3000-year window below; check refuses one more than 10 years ahead (the
+# value this test used before: 2100-01-01)
+PU_DATE="$(($(date -u +%Y) + 2))-01-01"
+PU=$(date -u -d "$PU_DATE" +%s)
 {
   tw_knot_config_head 8 "" 10s | sed "s|^directory = .*|directory = \"$DIR\"|" |
     sed 's/^\[daemon\]$/[daemon]\nexpiring_window = "1100000d"/'
-  TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = 2100-01-01' \
+  TW_CERT_EXTRA=$'challenge = "dns-persist-01"\ndns = "knot"\npersist_until = '"$PU_DATE" \
     tw_config_cert p1 ec-p256 "*.p.test" p.test
 } >"$TW/certloop.toml"
 C=(-c "$TW/certloop.toml")
 "$CERTLOOP" check "${C[@]}" >/dev/null 2>"$TW/check.txt" || { tw_fail "config invalid: $(cat "$TW/check.txt")"; tw_done; }
+sed "s/^persist_until = $PU_DATE\$/persist_until = 2100-01-01/" "$TW/certloop.toml" >"$TW/far.toml"
+out=$("$CERTLOOP" check -c "$TW/far.toml" 2>&1)
+rc=$?
+[ "$rc" = 78 ] && grep -qE "far\.toml:[0-9]+:17: error: certificate\.p1\.persist_until: 2100-01-01T00:00:00Z is more than 10 years ahead \(the latest accepted now is [0-9T:-]+Z\): .*; leave persist_until out for records that do not expire$" <<<"$out" ||
+  tw_fail "persist_until 2100-01-01: exit $rc: $out"
 
 out=$("$CERTLOOP" persist-record p1 "${C[@]}" 2>&1)
 [ $? = 69 ] || tw_fail "persist-record without an account: $out"
 
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err1" && tw_fail "issued without the record"
 H="https://127.0.0.1:$PROXY_PORT/account-hash/sha-256/[A-Za-z0-9_-]{43}"
-grep -qE "dns-persist-01: add the TXT record _validation-persist.p.test \"pebble.test; accounturi=$H(; policy=wildcard)?; persistUntil=4102444800\"" "$TW/err1" ||
+grep -qE "dns-persist-01: add the TXT record _validation-persist.p.test \"pebble.test; accounturi=$H(; policy=wildcard)?; persistUntil=$PU\"" "$TW/err1" ||
   tw_fail "first order's error: $(grep -E ' error ' "$TW/err1" | head -3)"
-grep -q 'warn main: cert=p1: the CA accepts its dns-persist-01 records until 2100-01-01T00:00:00Z (persist_until)' "$TW/err1" ||
+grep -qF "warn main: cert=p1: the CA accepts its dns-persist-01 records until ${PU_DATE}T00:00:00Z (persist_until)" "$TW/err1" ||
   tw_fail "no persist_until warning: $(grep -i persist "$TW/err1" | head -3)"
 
 out=$("$CERTLOOP" persist-record p1 "${C[@]}" 2>&1) || tw_fail "persist-record: $out"
-grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; policy=wildcard; persistUntil=4102444800\"" <<<"$out" &&
-  grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; persistUntil=4102444800\"" <<<"$out" ||
+grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; policy=wildcard; persistUntil=$PU\"" <<<"$out" &&
+  grep -qxE "_validation-persist.p.test. IN TXT \"pebble.test; accounturi=$H; persistUntil=$PU\"" <<<"$out" ||
   tw_fail "persist-record output: $out"
 out=$("$CERTLOOP" persist-record p1 --publish "${C[@]}" 2>&1) || tw_fail "persist-record --publish: $out"
 [ "$(knot_txt 127.0.0.1 _validation-persist.p.test | wc -l)" = 2 ] ||
@@ -69,9 +78,9 @@ out=$("$CERTLOOP" persist-record p1 --publish "${C[@]}" 2>&1) || tw_fail "persis
 
 # certloop test finds both records on the authoritative server
 out=$("$CERTLOOP" test p1 "${C[@]}" 2>&1)
-grep -qE "^test p1: dns-persist-01 \*\.p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; policy=wildcard; persistUntil=4102444800\": .* \.\.\. PASS$" <<<"$out" &&
-  grep -qE "^test p1: dns-persist-01 p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; persistUntil=4102444800\": .* \.\.\. PASS$" <<<"$out" &&
-  grep -qE "^test p1: dns-persist-01 p1: persist_until 2100-01-01T00:00:00Z: the CA accepts the records for [0-9]+ more days \.\.\. PASS$" <<<"$out" ||
+grep -qE "^test p1: dns-persist-01 \*\.p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; policy=wildcard; persistUntil=$PU\": .* \.\.\. PASS$" <<<"$out" &&
+  grep -qE "^test p1: dns-persist-01 p\.test: _validation-persist\.p\.test \"pebble\.test; accounturi=$H; persistUntil=$PU\": .* \.\.\. PASS$" <<<"$out" &&
+  grep -qE "^test p1: dns-persist-01 p1: persist_until ${PU_DATE}T00:00:00Z: the CA accepts the records for [0-9]+ more days \.\.\. PASS$" <<<"$out" ||
   tw_fail "certloop test p1: $out"
 
 timeout 120 "$CERTLOOP" run --once "${C[@]}" >/dev/null 2>"$TW/err2" ||
@@ -88,12 +97,12 @@ tw_daemon_start "$TW/certloop.toml" "$TW/d.out" "$TW/d.err"
 persist_shown() {
   "$CERTLOOP" status "${C[@]}" --json 2>/dev/null | python3 -c 'import json,sys
 c = json.load(sys.stdin)["certificates"][0]
-sys.exit(not (c.get("persist_until") == 4102444800 and c.get("persist_expiring") is True))' 2>/dev/null
+sys.exit(not (c.get("persist_until") == int(sys.argv[1]) and c.get("persist_expiring") is True))' "$PU" 2>/dev/null
 }
 tw_daemon_wait 20 persist_shown || tw_fail "status --json: $("$CERTLOOP" status "${C[@]}" --json 2>&1 | head -30)"
-grep -qF '[dns-persist-01 records expire 2100-01-01 00:00]' <<<"$("$CERTLOOP" status "${C[@]}" 2>&1)" ||
+grep -qF "[dns-persist-01 records expire $PU_DATE 00:00]" <<<"$("$CERTLOOP" status "${C[@]}" 2>&1)" ||
   tw_fail "status table: $("$CERTLOOP" status "${C[@]}" 2>&1)"
-grep -qE '^  persist until +2100-01-01 00:00 UTC$' <<<"$("$CERTLOOP" status "${C[@]}" p1 2>&1)" ||
+grep -qE "^  persist until +$PU_DATE 00:00 UTC\$" <<<"$("$CERTLOOP" status "${C[@]}" p1 2>&1)" ||
   tw_fail "status p1: $("$CERTLOOP" status "${C[@]}" p1 2>&1)"
 tw_daemon_stop
 

@@ -905,6 +905,58 @@ static void test_persist_until(void **state)
     tdir_free(t);
 }
 
+/* One dns-persist-01 certificate with persist_until = value (line 7, col 17). */
+static void load_persist_until(struct tdir *t, const char *value)
+{
+    char *text = xasprintf("[dns.d]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                           "[certificate.a]\ndomains = [\"a.example\"]\n"
+                           "challenge = \"dns-persist-01\"\npersist_until = %s\n" LOCAL_CA,
+                           value);
+    load_main(t, text);
+    free(text);
+}
+
+/* persist_until at most 10 years ahead: further is refused as a likely
+ * mistake (a year typo, milliseconds), and so is anything past what UNIX
+ * time and the RFC 3339 output carry; up to the bound it is taken. */
+static void test_persist_until_upper_bound(void **state)
+{
+    (void)state;
+    struct tdir *t = tdir_new();
+    /* a year typo, milliseconds, the last TOML date, the largest integer */
+    const char *bad[] = {"2207-06-30", "2207-06-30T02:00:00+02:00", "1814313600000",
+                         "9999-12-31T23:59:59Z", "9223372036854775807"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        load_persist_until(t, bad[i]);
+        expect_errors(t, 1);
+        expect_frag(t, "certloop.toml", 7, 17, "certificate.a.persist_until: ");
+        expect_frag(t, "certloop.toml", 7, 17,
+                    "is more than 10 years ahead (the latest accepted now is ");
+        expect_frag(t, "certloop.toml", 7, 17,
+                    "leave persist_until out for records that do not expire");
+    }
+    load_persist_until(t, "2207-06-30");
+    expect_frag(t, "certloop.toml", 7, 17,
+                "certificate.a.persist_until: 2207-06-30T00:00:00Z is more than 10 years ahead");
+    load_persist_until(t, "1814313600000");
+    expect_frag(t, "certloop.toml", 7, 17, "certificate.a.persist_until: 1814313600000 (");
+    expect_frag(t, "certloop.toml", 7, 17, "(UNIX seconds, not milliseconds)");
+
+    /* around the bound, in UNIX seconds: 9 years ahead is taken, 11 not */
+    int64_t soon = (int64_t)time(NULL) + 9 * 365 * 86400LL;
+    char v[32];
+    snprintf(v, sizeof(v), "%lld", (long long)soon);
+    load_persist_until(t, v);
+    expect_ok(t);
+    assert_int_equal(config_cert_find(t->cfg, "a")->persist_until, soon);
+    snprintf(v, sizeof(v), "%lld", (long long)(soon + 2 * 365 * 86400LL));
+    load_persist_until(t, v);
+    expect_errors(t, 1);
+    expect_frag(t, "certloop.toml", 7, 17, "is more than 10 years ahead");
+    assert_null(strstr(t->diag.lines[0], "milliseconds")); /* seconds: no such hint */
+    tdir_free(t);
+}
+
 /* RFC 8738: IP literals are ip identifiers; dns-01 cannot validate them,
  * and a public CA issues for them only under a profile that allows them.
  * (Regression: "192.0.2.10" passed check and the CA refused the order.) */
@@ -2415,6 +2467,7 @@ int main(void)
         cmocka_unit_test(test_full_config_values),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_persist_until),
+        cmocka_unit_test(test_persist_until_upper_bound),
         cmocka_unit_test(test_http01_webroot_and_answerable),
         cmocka_unit_test(test_dry_run_derivation),
         cmocka_unit_test(test_toml_syntax_error),
