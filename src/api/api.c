@@ -502,19 +502,18 @@ static bool tls_put(struct aconn *c, const void *p, size_t n)
 static void stream_piece(struct aconn *c)
 {
     struct buf piece = BUF_INIT(SIZE_MAX);
-    int rc = c->src.next(c->src.arg, &piece, BODYSRC_PIECE);
-    bool ok = rc >= 0, h10 = c->req.minor == 0;
+    struct httpd_chunk f;
+    int rc = httpd_chunk_next(&c->src, &piece, c->req.minor == 0, &f);
+    bool ok = rc >= 0;
 
-    if (ok && piece.len > 0) {
-        char head[24];
-        int k = snprintf(head, sizeof(head), "%zx\r\n", piece.len);
-        ok = (h10 || tls_put(c, head, (size_t)k)) && tls_put(c, piece.data, piece.len) &&
-             (h10 || tls_put(c, "\r\n", 2));
+    if (ok) { /* only the parts there are: no SSL_write of 0 bytes */
+        ok = (f.head_len == 0 || tls_put(c, f.head, f.head_len)) &&
+             (piece.len == 0 || tls_put(c, piece.data, piece.len)) &&
+             (f.tail_len == 0 || tls_put(c, f.tail, f.tail_len));
     }
     buf_fini(&piece);
     if (ok && rc == 1) {
         body_src_drop(&c->src);
-        ok = h10 || tls_put(c, "0\r\n\r\n", 5);
         (void)SSL_shutdown(c->t.ssl);
         ERR_clear_error();
         c->t.close_after_write = true;
@@ -548,7 +547,7 @@ static void answer_stream(struct aconn *c, const char *ctype, struct body_src *s
     char *head = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%s"
                            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
                            "Connection: close\r\n\r\n",
-                           ctype, c->req.minor == 0 ? "" : "Transfer-Encoding: chunked\r\n");
+                           ctype, httpd_chunk_field(c->req.minor == 0));
 
     if (head_only) {
         body_src_drop(src);

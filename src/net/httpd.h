@@ -1,13 +1,18 @@
-/* The request-head parser shared by certloop's two HTTP servers: the
- * http-01 listener (src/challenge) and the HTTPS API (src/api). Pure: it
- * touches no libuv and never allocates, so both servers and their fuzz
- * targets apply the same rules and limits. */
+/* What certloop's HTTP servers share: the request-head parser of the
+ * http-01 listener (src/challenge) and the HTTPS API (src/api)
+ * (httpd_parse.c), and the framing of a streamed answer of the API and the
+ * control socket (src/reactor/control.c) (httpd_chunk.c). Pure: it touches
+ * no libuv and never allocates, so the servers and their fuzz targets
+ * apply the same rules and limits. */
 #ifndef CERTLOOP_NET_HTTPD_H
 #define CERTLOOP_NET_HTTPD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util/bodysrc.h"
+#include "util/buf.h"
 
 /* Hard limits on one request head (RFC 9112 leaves them to the server). */
 #define HTTPD_HEAD_MAX 8192       /* request line + fields + the empty line */
@@ -68,5 +73,36 @@ int httpd_parse(const uint8_t *p, size_t n, struct httpd_req *out);
  * HTTPD_PARSE_TOO_BIG, a repeated or malformed one HTTPD_PARSE_BAD.
  * Transfer-Encoding stays refused (400): only bodies of a known length. */
 int httpd_parse_body(const uint8_t *p, size_t n, size_t max_body, struct httpd_req *out);
+
+/* ---- a streamed answer (httpd_chunk.c) ---- */
+
+/* The framing of one piece of a streamed answer: an HTTP/1.1 chunk (RFC
+ * 9112 §7.1: the size in hex, CRLF, the data, CRLF; after the last piece
+ * the last chunk "0" CRLF and the empty line that ends the trailer), or,
+ * to an HTTP/1.0 client, the data as is (the end of the answer is the end
+ * of the connection, RFC 9112 §6.3, so the server closes it then). A
+ * server writes head, the piece, then tail. */
+struct httpd_chunk {
+    char head[24]; /* "<hex>\r\n", NUL-terminated; empty when head_len is 0 */
+    size_t head_len;
+    const char *tail; /* static: what follows the piece (maybe the last chunk) */
+    size_t tail_len;
+};
+
+/* The header field line that announces the framing in the head of a
+ * streamed answer: "Transfer-Encoding: chunked\r\n", or "" for an HTTP/1.0
+ * client (http10), which gets the close-delimited body instead. Static. */
+const char *httpd_chunk_field(bool http10);
+
+/* Frames a piece of len bytes, the answer's last one if last. A piece of
+ * 0 bytes that is not the last is not framed at all (a chunk of size 0
+ * would end the answer); an empty last piece is the last chunk alone. */
+void httpd_chunk_frame(size_t len, bool last, bool http10, struct httpd_chunk *out);
+
+/* Empties piece (its memory is kept for the next), puts src's next piece
+ * in it (about BODYSRC_PIECE bytes) and frames it in *out. Returns 1 for the last piece, 0 when
+ * more follow, or the source's error (< 0: the server cuts the answer without a last chunk, so the
+ * client sees it is incomplete; *out is not set). */
+int httpd_chunk_next(struct body_src *src, struct buf *piece, bool http10, struct httpd_chunk *out);
 
 #endif

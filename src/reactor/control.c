@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "net/httpd.h"
 #include "net/net.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -69,11 +70,11 @@ struct conn {
     struct buf out;  /* the answer's head (and a small body) */
     struct buf body; /* a large body, written after out without a copy; a stream's piece */
     uv_write_t wr;
-    struct body_src src;     /* a streamed answer's source (next NULL: none) */
-    bool http10;             /* the request was HTTP/1.0: a stream ends with the connection */
-    bool src_done;           /* the last piece is being written */
-    char chunk[24];          /* the piece's chunk-size line */
-    struct reply_slot *slot; /* pending async reply, or NULL */
+    struct body_src src;      /* a streamed answer's source (next NULL: none) */
+    bool http10;              /* the request was HTTP/1.0: a stream ends with the connection */
+    bool src_done;            /* the last piece is being written */
+    struct httpd_chunk chunk; /* the piece's framing */
+    struct reply_slot *slot;  /* pending async reply, or NULL */
     char method[16];
     char *path;      /* owned: the request path (query removed) */
     size_t head_len; /* 0 until the head is parsed */
@@ -165,12 +166,10 @@ static void on_piece_written(uv_write_t *w, int status)
  * between two pieces (the write callback runs in a later loop turn). */
 static void stream_piece(struct conn *c)
 {
-    static const char crlf[] = "\r\n", last[] = "0\r\n\r\n";
-    uv_buf_t b[5];
+    uv_buf_t b[4];
     unsigned n = 0;
 
-    buf_reset(&c->body);
-    int rc = c->src.next(c->src.arg, &c->body, BODYSRC_PIECE);
+    int rc = httpd_chunk_next(&c->src, &c->body, c->http10, &c->chunk);
     if (rc < 0) {
         log_warn(LOG_CTL, "%s %s: the answer was cut: %s", c->method, c->path, err_str(rc));
         conn_close(c); /* no last chunk: the client sees the answer is incomplete */
@@ -179,17 +178,12 @@ static void stream_piece(struct conn *c)
     c->src_done = rc == 1;
     if (c->out.len > 0)
         b[n++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    if (c->body.len > 0) {
-        if (!c->http10) {
-            int k = snprintf(c->chunk, sizeof(c->chunk), "%zx\r\n", c->body.len);
-            b[n++] = uv_buf_init(c->chunk, (unsigned)k);
-        }
+    if (c->chunk.head_len > 0)
+        b[n++] = uv_buf_init(c->chunk.head, (unsigned)c->chunk.head_len);
+    if (c->body.len > 0)
         b[n++] = uv_buf_init(c->body.data, (unsigned)c->body.len);
-        if (!c->http10)
-            b[n++] = uv_buf_init((char *)crlf, 2);
-    }
-    if (c->src_done && !c->http10)
-        b[n++] = uv_buf_init((char *)last, sizeof(last) - 1);
+    if (c->chunk.tail_len > 0)
+        b[n++] = uv_buf_init((char *)c->chunk.tail, (unsigned)c->chunk.tail_len);
     c->out.len = 0; /* the head goes once */
     /* the reader must take each piece within the timeout, counted from now
      * (making the piece was not its time) */
@@ -219,7 +213,7 @@ static void send_stream(struct conn *c, const char *ctype, struct body_src *src)
     buf_init(&c->out, SIZE_MAX);
     buf_init(&c->body, SIZE_MAX);
     buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n%sConnection: close\r\n\r\n", ctype,
-               c->http10 ? "" : "Transfer-Encoding: chunked\r\n");
+               httpd_chunk_field(c->http10));
     stream_piece(c);
 }
 

@@ -3,7 +3,8 @@
  * HTTPS API ask the source for the next piece once the previous one has
  * been written, so no whole text is ever built and a connection holds one
  * piece at a time. The servers frame the pieces as HTTP/1.1 chunks
- * (RFC 9112 §7.1), so a client can tell a complete answer from a cut one. */
+ * (RFC 9112 §7.1; net/httpd.h httpd_chunk_next), so a client can tell a
+ * complete answer from a cut one. */
 #ifndef CERTLOOP_UTIL_BODYSRC_H
 #define CERTLOOP_UTIL_BODYSRC_H
 
