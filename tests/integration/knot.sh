@@ -85,32 +85,10 @@ knotc_bin() {
   command -v knotc 2>/dev/null || echo /usr/sbin/knotc
 }
 
-# A port free on 127.0.0.1 and 127.0.0.2, TCP and UDP.
+# A port free on 127.0.0.1 and 127.0.0.2, TCP and UDP, reserved for this
+# world (lib.sh's tw_port).
 knot_port() {
-  python3 - <<'EOF'
-import socket
-while True:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    socks = [s]
-    try:
-        for host in ("127.0.0.1", "127.0.0.2"):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                if host == "127.0.0.1" and kind == socket.SOCK_STREAM:
-                    continue
-                x = socket.socket(socket.AF_INET, kind)
-                socks.append(x)
-                x.bind((host, port))
-    except OSError:
-        for x in socks:
-            x.close()
-        continue
-    for x in socks:
-        x.close()
-    print(port)
-    break
-EOF
+  tw_port 127.0.0.1 127.0.0.2
 }
 
 knot_zonefile() {

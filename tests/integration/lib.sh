@@ -12,6 +12,7 @@
 #   "$CERTLOOP" run --once -c "$TW/certloop.toml"
 
 CERTLOOP=${CERTLOOP:-${BUILD_DIR:-build}/certloop}
+TW_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TW=
 TW_PIDS=()
 TW_FAILS=0
@@ -52,6 +53,7 @@ tw_cleanup() {
     wait "$p" 2>/dev/null
   done
   if [ -n "$TW" ] && [ -d "$TW" ]; then
+    python3 "$TW_LIB_DIR/port.py" --release "$TW"
     if [ -n "${TW_KEEP:-}" ]; then
       echo "test world kept in $TW" >&2
     else
@@ -100,25 +102,11 @@ tw_has() {
   fi
 }
 
-# tw_port: a loopback port free for both TCP and UDP right now.
+# tw_port [HOST...]: a loopback port free for TCP and UDP (on each HOST,
+# default 127.0.0.1), below the kernel's ephemeral range and reserved for
+# this world until its cleanup (tests/integration/port.py says why).
 tw_port() {
-  python3 - <<'EOF'
-import socket
-while True:
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close()
-        continue
-    u.close()
-    t.close()
-    print(port)
-    break
-EOF
+  python3 "$TW_LIB_DIR/port.py" "${TW:?tw_port before tw_init}" "$@"
 }
 
 # tw_tls: a throwaway CA and a leaf for 127.0.0.1/localhost (Pebble's HTTPS).

@@ -22,6 +22,7 @@ cleanup() {
     kill "$p" 2>/dev/null
   done
   wait 2>/dev/null
+  python3 "$(dirname "$0")/port.py" --release "$tmp"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -47,17 +48,9 @@ count() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 more_than() { [ "$(count "$1" "$2")" -gt "$3" ]; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
 
-# a loopback port nobody listens on
+# a loopback port nobody listens on, reserved while $tmp exists
 free_port() {
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-  echo 0
+  python3 "$(dirname "$0")/port.py" "$tmp"
 }
 
 port=$(free_port)
