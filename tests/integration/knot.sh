@@ -24,6 +24,8 @@ KNOT_PORT=
 KNOT_SECRET=
 KNOT_SECRET384=
 
+KNOT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 knot_log() {
   echo "[$(date +%H:%M:%S)] $*" >&2
 }
@@ -46,6 +48,7 @@ knot_cleanup() {
     wait "$p" 2>/dev/null
   done
   if [ -n "$KW" ] && [ -d "$KW" ]; then
+    python3 "$KNOT_LIB_DIR/port.py" --release "$KW"
     if [ -n "${KNOT_KEEP:-}" ]; then
       echo "knot world kept in $KW" >&2
     else
@@ -85,10 +88,10 @@ knotc_bin() {
   command -v knotc 2>/dev/null || echo /usr/sbin/knotc
 }
 
-# A port free on 127.0.0.1 and 127.0.0.2, TCP and UDP, reserved for this
-# world (lib.sh's tw_port).
+# A port free on 127.0.0.1 and 127.0.0.2, TCP and UDP, below the ephemeral
+# range and reserved until knot_cleanup (port.py says why).
 knot_port() {
-  tw_port 127.0.0.1 127.0.0.2
+  python3 "$KNOT_LIB_DIR/port.py" "${KW:?knot_port before knot_init}" 127.0.0.1 127.0.0.2
 }
 
 knot_zonefile() {
