@@ -21,6 +21,7 @@
 #include "pg_world.h"
 #include "store/pg_internal.h"
 #include "store/store.h"
+#include "store/store_pg.h"
 #include "util/err.h"
 #include "util/xalloc.h"
 
@@ -71,6 +72,20 @@ static void close_store(struct pg_fx *f, struct store *s)
             opened[i] = NULL;
     store_close(s);
     uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Runs the loop until s's connection to the database is up (or down):
+ * an event, not a time (under load a connection takes seconds to come
+ * up, and a close seconds to be noticed). Fails the test after 60 s. */
+static void wait_connected(struct pg_fx *f, struct store *s, bool up)
+{
+    uv_update_time(&f->loop); /* a store's open blocks the loop a while */
+    uint64_t end = uv_now(&f->loop) + 60000;
+
+    while (store_pg_connected(s) != up && uv_now(&f->loop) < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    if (store_pg_connected(s) != up)
+        fail_msg("the store's connection is still %s", up ? "down" : "up");
 }
 
 static int teardown(void **state)
@@ -326,11 +341,10 @@ static void test_store_generation_reaches_other_instance(void **state)
 
     free(ci);
     assert_int_equal(store_cert_read_current(b, "www", false, &c), -ENOENT);
-    /* usually b listens before a writes (NOTIFY); if not, b re-reads when
-     * its connection comes up: either way within the second */
-    uint64_t until = uv_now(&f->loop) + 300;
-    while (uv_now(&f->loop) < until)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    /* b listens before a writes: what is timed is the NOTIFY, not b's
+     * connecting (b would re-read when its connection comes up, but that
+     * took up to 1.9 s under load) */
+    wait_connected(f, b, true);
     struct store_cert_put put = {.name = "www",
                                  .cert_pem = "FROM-A",
                                  .fullchain_pem = "FROM-A",
@@ -563,14 +577,14 @@ static void test_store_rides_out_a_database_crash(void **state)
     pg_fx_wait(f, &k.calls, 1);
     assert_int_equal(k.status, 0);
     assert_int_equal(pg_world_stop(&pg_test_world, true), 0);
-    uint64_t until = uv_now(&f->loop) + 300; /* a notices: its socket closed */
-    while (uv_now(&f->loop) < until)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    /* a notices: its socket closed. A write sent before that fails (nobody
+     * knows whether it committed), one made after it waits */
+    wait_connected(f, a, false);
     assert_int_equal(store_cert_read_current(a, "www", true, &c), 0); /* from the copy */
     assert_string_equal(c.cert_pem, "ONE");
     store_cert_fini(&c);
     assert_int_equal(store_order_put_start(a, "www", "{\"resume\":1}", on_store, &k), 0);
-    until = uv_now(&f->loop) + 500;
+    uint64_t until = uv_now(&f->loop) + 500;
     while (uv_now(&f->loop) < until)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(k.calls, 1); /* waiting, not failed */

@@ -253,6 +253,12 @@ char *pg_world_query_db(const char *db, const char *sql)
     return r;
 }
 
+/* pg_fx_wait's bound. It ends as soon as what it waits for happens; a
+ * write waiting for a reconnect after the server came back waits for the
+ * next attempt, up to pg_conn's backoff cap (10 s) later: 10 s was too
+ * short for that. */
+#define PG_FX_WAIT_MS 60000
+
 static void on_guard(uv_timer_t *t)
 {
     (void)t;
@@ -303,7 +309,8 @@ struct pg_conn *pg_fx_conn(struct pg_fx *f, const char *conninfo)
 
 void pg_fx_wait(struct pg_fx *f, const int *flag, int want)
 {
-    uint64_t end = uv_now(&f->loop) + 10000;
+    uv_update_time(&f->loop); /* not the time before a blocking call (a store's open) */
+    uint64_t end = uv_now(&f->loop) + PG_FX_WAIT_MS;
 
     while (*flag < want && uv_now(&f->loop) < end)
         uv_run(&f->loop, UV_RUN_ONCE);

@@ -66,7 +66,7 @@ int pg_fx_setup(void **state);
 int pg_fx_teardown(void **state);
 /* A connection on f's loop whose notifications land in f. */
 struct pg_conn *pg_fx_conn(struct pg_fx *f, const char *conninfo);
-/* Runs the loop until *flag reaches want; fails the test after 10 s. */
+/* Runs the loop until *flag reaches want; fails the test after 60 s. */
 void pg_fx_wait(struct pg_fx *f, const int *flag, int want);
 /* The tests' fixed encryption key (00 01 02 ... 1f). */
 struct pg_key pg_test_key(void);
