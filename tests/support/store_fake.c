@@ -1,6 +1,7 @@
 /* The in-memory store of store_fake.h: lists of records, no disk. */
 #include "store_fake.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,15 @@ struct gen {
 };
 
 #define MAX_OPS 32
+#define MAX_HELD 8
+
+/* An answer held back by store_fake_hold. */
+struct held {
+    int status;
+    struct store_result r; /* its strings owned */
+    store_cb cb;
+    void *arg;
+};
 
 struct fake {
     struct store base; /* first */
@@ -48,6 +58,11 @@ struct fake {
     unsigned n_gens_made;
     uint64_t fence;
     const int64_t *now_ms; /* shared: the clock leases expire on */
+    const char *cur_op;    /* the operation being answered (enter sets it) */
+    const char *hold_op;   /* store_fake_hold: whose answers are held, or NULL */
+    unsigned hold_want, n_held;
+    struct held held[MAX_HELD];
+    unsigned owed; /* answers started and not yet delivered */
     struct {
         const char *op; /* static: a member name */
         unsigned calls;
@@ -65,6 +80,7 @@ static int enter(struct store *s, const char *op)
 {
     struct fake *f = fake_of(s);
 
+    f->cur_op = op;
     for (size_t i = 0; i < MAX_OPS; i++) {
         if (f->ops[i].op == NULL)
             f->ops[i].op = op;
@@ -185,18 +201,89 @@ static int read_rec(struct store *s, const char *op, enum rec_kind kind, const c
     return rc;
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void held_free(struct held *h)
+{
+    free((char *)h->r.error);
+    free((char *)h->r.generation);
+    free((char *)h->r.lineage);
+}
+
+/* The held answers, in call order, from one loop callback. */
+static void held_release(int status, const struct store_result *r, void *arg)
+{
+    struct fake *f = arg;
+    struct held v[MAX_HELD];
+    unsigned n = f->n_held;
+
+    (void)status;
+    (void)r;
+    memcpy(v, f->held, sizeof(v));
+    f->n_held = 0;
+    for (unsigned i = 0; i < n; i++) {
+        v[i].cb(v[i].status, &v[i].r, v[i].arg);
+        held_free(&v[i]);
+    }
+}
+
+/* Keeps an answer of the held operation; the last one held sends them all. */
+static int hold(struct fake *f, int status, const struct store_result *r, store_cb cb, void *arg)
+{
+    struct held *h = &f->held[f->n_held++];
+
+    *h = (struct held){status, *r, cb, arg};
+    h->r.error = dup_or_null(r->error);
+    h->r.generation = dup_or_null(r->generation);
+    h->r.lineage = dup_or_null(r->lineage);
+    if (f->n_held < f->hold_want)
+        return 0;
+    f->hold_op = NULL;
+    return store_defer(&f->base, 0, NULL, held_release, f);
+}
+
+/* An answer on its way: counted as owed until the caller has it. */
+struct relay {
+    struct fake *f;
+    store_cb cb;
+    void *arg;
+};
+
+static void relay_cb(int status, const struct store_result *r, void *arg)
+{
+    struct relay *x = arg;
+    store_cb cb = x->cb;
+    void *cb_arg = x->arg;
+
+    x->f->owed--;
+    free(x);
+    cb(status, r, cb_arg);
+}
+
 /* Answers a write: status, and the rest of r, on the loop later. */
 static int answer(struct store *s, int status, const struct store_result *r, store_cb cb, void *arg)
 {
+    struct fake *f = fake_of(s);
     struct store_result none = {0};
     char *error = NULL;
+    struct relay *x = xmalloc(sizeof(*x));
 
+    *x = (struct relay){f, cb, arg};
     if (r == NULL)
         r = &none;
     struct store_result copy = *r;
     if (status < 0 && copy.error == NULL)
         copy.error = error = xasprintf("fake: injected failure: %s", err_str(status));
-    int rc = store_defer(s, status, &copy, cb, arg);
+    int rc = f->hold_op != NULL && strcmp(f->hold_op, f->cur_op) == 0
+                 ? hold(f, status, &copy, relay_cb, x)
+                 : store_defer(s, status, &copy, relay_cb, x);
+    if (rc < 0)
+        free(x);
+    else
+        f->owed++;
     free(error);
     return rc;
 }
@@ -217,6 +304,8 @@ static void f_close(struct store *s)
         f->gens = g->next;
         gen_free(g);
     }
+    for (unsigned i = 0; i < f->n_held; i++)
+        held_free(&f->held[i]);
     free(f);
 }
 
@@ -771,4 +860,18 @@ unsigned store_fake_calls(const struct store *s, const char *op)
         if (strcmp(f->ops[i].op, op) == 0)
             return f->ops[i].calls;
     return 0;
+}
+
+unsigned store_fake_owed(const struct store *s)
+{
+    return fake_of(s)->owed;
+}
+
+void store_fake_hold(struct store *s, const char *op, unsigned n)
+{
+    struct fake *f = fake_of(s);
+
+    assert(n > 0 && n <= MAX_HELD && f->n_held == 0);
+    f->hold_op = op;
+    f->hold_want = n;
 }

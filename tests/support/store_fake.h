@@ -21,6 +21,14 @@ struct store *store_fake_new(uv_loop_t *loop);
 void store_fake_fail_next(struct store *s, const char *op, int status);
 /* How many times op was called. */
 unsigned store_fake_calls(const struct store *s, const char *op);
+/* How many answers the fake has started and not yet delivered (0: every
+ * callback has run): what a test waits for instead of a fixed time. */
+unsigned store_fake_owed(const struct store *s);
+/* The answers of op's next n calls (n <= 8) are held back, then delivered
+ * together in one loop callback, in call order, once the nth call is made:
+ * a test that needs them all to arrive before anything else happens (the
+ * threadpool would deliver them in any order, at any time) gets that. */
+void store_fake_hold(struct store *s, const char *op, unsigned n);
 
 /* A store shared by several daemons (PostgreSQL's behaviour): leases last
  * lease_ms on the clock *now_ms points at (the test's fake clock, in ms)
