@@ -459,7 +459,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
             if (cc->n_deploy > 0)
                 mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
             mgr_emit(mc, mc->had_cert ? NOTIFY_EV_RENEWED : NOTIFY_EV_ISSUED, NULL, NULL);
-            mgr_expiring_set(mc, 0);
+            mgr_alert_set(mc, STORE_ALERT_EXPIRING, 0);
         } else if (!mc->run_unchanged) {
             mgr_hist_add(mc, "deployed", "%zu actions", cc->n_deploy);
         }
@@ -486,13 +486,13 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
                  mc->failed_ident);
         if (mc->not_after > 0 &&
             notify_expiring_due(mgr_now(), mc->not_after, m->cfg->daemon.expiring_window_s,
-                                mc->expiring_sent, NULL)) {
+                                mc->alert_sent[STORE_ALERT_EXPIRING], NULL)) {
             char na[32];
             mgr_fmt_time(mc->not_after, na, sizeof(na));
             log_warn(LOG_MAIN, "cert=%s: expires %s and its renewal keeps failing", mc->name, na);
             mgr_hist_add(mc, "expiring", "not_after %s", na);
             mgr_emit(mc, NOTIFY_EV_EXPIRING, mc->error, NULL);
-            mgr_expiring_set(mc, mgr_now());
+            mgr_alert_set(mc, STORE_ALERT_EXPIRING, mgr_now());
         }
         if (!mc->run_deploy_only) {
             int64_t now = mgr_now();

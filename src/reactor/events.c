@@ -1,6 +1,7 @@
 /* The manager's clock and what it tells the world: dates for log lines,
- * the per-certificate history, webhook events ([notify.*]) and the time of
- * the last "expiring" alert. A leaf: it calls none of the other manager files. */
+ * the per-certificate history, webhook events ([notify.*]) and the times of
+ * the last "expiring" and "persist_expiring" alerts. A leaf: it calls none of the other manager
+ * files. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -143,7 +144,7 @@ static const char *problem_type_of(const char *err, char *out, size_t n)
     return out;
 }
 
-static void expiring_saved(void *arg)
+static void alert_saved(void *arg)
 {
     struct manager *m = arg;
 
@@ -151,16 +152,14 @@ static void expiring_saved(void *arg)
     mgr_maybe_finish(m);
 }
 
-/* Records when the last "expiring" alert went out (0: the series ended),
- * in memory and in STATE/alerts/, so that a restart keeps the daily pace. */
-void mgr_expiring_set(struct mcert *mc, int64_t t)
+void mgr_alert_set(struct mcert *mc, enum store_alert kind, int64_t t)
 {
     struct manager *m = mc->m;
 
-    if (t <= 0 && mc->expiring_sent <= 0)
+    if (t <= 0 && mc->alert_sent[kind] <= 0)
         return;
-    mc->expiring_sent = t;
-    if (mgr_expiring_save(m->store, mc->name, t, expiring_saved, m) == 0)
+    mc->alert_sent[kind] = t;
+    if (mgr_alert_save(m->store, mc->name, kind, t, alert_saved, m) == 0)
         m->jobs++;
 }
 
@@ -168,15 +167,21 @@ int64_t mgr_persist_expiring(struct mcert *mc, int64_t now)
 {
     const struct cfg_cert *cc = mc->cfg;
     int64_t window = mc->m->cfg->daemon.expiring_window_s, next = 0;
+    int64_t sent = mc->alert_sent[STORE_ALERT_PERSIST_EXPIRING];
     char when[32];
 
     if (cc == NULL || cc->ca == NULL || cc->challenge != CFG_CHAL_DNSPERSIST01 ||
         cc->persist_until <= 0) {
-        mc->persist_sent = 0;
+        mgr_alert_set(mc, STORE_ALERT_PERSIST_EXPIRING, 0);
         return 0;
     }
-    if (!notify_expiring_due(now, cc->persist_until, window, mc->persist_sent, &next))
+    if (!notify_expiring_due(now, cc->persist_until, window, sent, &next)) {
+        /* before the window (persist_until moved later, here or while
+         * stopped): the series ended; the next one starts afresh */
+        if (!notify_expiring_due(now, cc->persist_until, window, 0, NULL))
+            mgr_alert_set(mc, STORE_ALERT_PERSIST_EXPIRING, 0);
         return next;
+    }
     mgr_fmt_time(cc->persist_until, when, sizeof(when));
     log_warn(LOG_MAIN,
              "cert=%s: the CA accepts its dns-persist-01 records until %s (persist_until): set "
@@ -184,7 +189,7 @@ int64_t mgr_persist_expiring(struct mcert *mc, int64_t now)
              mc->name, when, mc->name);
     mgr_hist_add(mc, "persist_expiring", "persist_until %s", when);
     mgr_emit(mc, NOTIFY_EV_PERSIST_EXPIRING, NULL, NULL);
-    mc->persist_sent = now;
+    mgr_alert_set(mc, STORE_ALERT_PERSIST_EXPIRING, now);
     (void)notify_expiring_due(now, cc->persist_until, window, now, &next);
     return next;
 }

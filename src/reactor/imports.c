@@ -23,8 +23,8 @@ int64_t mgr_import_expiring(struct mcert *mc, int64_t now)
     int64_t exp_next = 0;
 
     if (mc->not_after > 0 &&
-        notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, mc->expiring_sent,
-                            &exp_next)) {
+        notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s,
+                            mc->alert_sent[STORE_ALERT_EXPIRING], &exp_next)) {
         char na[32];
         mgr_fmt_time(mc->not_after, na, sizeof(na));
         if (mc->cfg->hub != NULL)
@@ -37,7 +37,7 @@ int64_t mgr_import_expiring(struct mcert *mc, int64_t now)
                      na, mc->cfg->import_cert);
         mgr_hist_add(mc, "expiring", "not_after %s", na);
         mgr_emit(mc, NOTIFY_EV_EXPIRING, NULL, NULL);
-        mgr_expiring_set(mc, now);
+        mgr_alert_set(mc, STORE_ALERT_EXPIRING, now);
         (void)notify_expiring_due(now, mc->not_after, m->cfg->daemon.expiring_window_s, now,
                                   &exp_next);
     }

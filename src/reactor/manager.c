@@ -361,7 +361,8 @@ static struct mcert *mc_new(struct manager *m, const struct cfg_cert *cc, struct
     mc->m = m;
     mc->name = xstrdup(cc->name);
     mc->cfg = cc;
-    mc->expiring_sent = mgr_expiring_last_read(m->store, mc->name);
+    for (int k = 0; k < STORE_ALERT__MAX; k++)
+        mc->alert_sent[k] = mgr_alert_last_read(m->store, mc->name, (enum store_alert)k);
     /* the events of earlier runs: status shows them after a restart */
     (void)history_file_load(m->hist, m->store, mc->name);
     /* keep the list in config order (sorted by name) */
@@ -591,8 +592,9 @@ void manager_reload(struct manager *m, struct config *cfg)
             continue;
         }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
-        mgr_expiring_set(mc, 0); /* its alert series ends with it */
-        mc->cfg = NULL;          /* mgr_removed(mc) from now on */
+        for (int k = 0; k < STORE_ALERT__MAX; k++) /* its alert series end with it */
+            mgr_alert_set(mc, (enum store_alert)k, 0);
+        mc->cfg = NULL; /* mgr_removed(mc) from now on */
         if (mc->state == MC_QUEUED)
             mgr_dequeue(mc);
         mgr_disarm(mc);
@@ -604,6 +606,7 @@ void manager_reload(struct manager *m, struct config *cfg)
     /* Added: decided. Changed names, key type or CA: decided anew (the
      * stored certificate no longer matches: ordered now). Changed deploy
      * actions only: the stored certificate is deployed again, no order.
+     * Changed persist_until only: decided again when idle (its alerts).
      * Unchanged: untouched, including a run in flight or an armed timer. */
     struct mcert **tail = &m->certs;
     while (*tail != NULL)
@@ -621,9 +624,16 @@ void manager_reload(struct manager *m, struct config *cfg)
         const struct cfg_cert *prev = mc->cfg;
         bool same_order = config_cert_equal_order(prev, cc);
         bool same_deploy = config_cert_equal_deploy(prev, cc);
+        bool same_persist = prev->persist_until == cc->persist_until;
         mc->cfg = cc;
-        if (same_order && same_deploy)
+        if (same_order && same_deploy) {
+            /* persist_until moved: its "persist_expiring" series (sent,
+             * ended, the wake for the next) follows now, not at the next
+             * renewal */
+            if (!same_persist && mc->state == MC_IDLE)
+                mgr_decide(mc);
             continue;
+        }
         if (mc->state != MC_IDLE) {
             /* a run in flight keeps its snapshot; what it stores is checked
              * against the new configuration when it ends (decide) */

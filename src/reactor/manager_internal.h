@@ -147,8 +147,9 @@ struct mcert {
     char *failed_ident;             /* the last run's invalid authorization, or NULL */
     struct acme_problem *problem;   /* the failing order's problem document, until run_end */
     uint64_t renewals_ok, renewals_failed; /* for /metrics */
-    int64_t expiring_sent;                 /* the last "expiring" event (0: none) */
-    int64_t persist_sent;      /* the last "persist_expiring" event (0: none; memory only) */
+    /* when the last "expiring" and "persist_expiring" events went out (0:
+     * none), kept in the store (mgr_alert_set) */
+    int64_t alert_sent[STORE_ALERT__MAX];
     int64_t import_checked_at; /* an import's files were last read then */
     int64_t pull_checked_at;   /* a pulled certificate was last fetched then */
     bool pull_due;             /* the hub announced a new generation */
@@ -423,10 +424,15 @@ void mgr_hist_add(struct mcert *mc, const char *event, const char *fmt, ...)
 /* mgr_hist_add shown by status but not appended to the history file. */
 void mgr_hist_add_mem(struct mcert *mc, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void mgr_expiring_set(struct mcert *mc, int64_t t);
+/* Records t as the time the last alert of kind went out for mc (t <= 0:
+ * its series ended), in mc->alert_sent and in the store, so that a restart
+ * keeps the daily pace. */
+void mgr_alert_set(struct mcert *mc, enum store_alert kind, int64_t t);
 /* dns-persist-01 with persist_until: inside the expiring window before it
- * the "persist_expiring" event goes out daily (a warning, a history line);
- * returns when to look again (0: never). */
+ * the "persist_expiring" event goes out daily (a warning, a history line,
+ * webhooks; its time kept by mgr_alert_set); before the window (persist_until
+ * moved later) or without persist_until the series ends. Returns when to
+ * look again (0: never). */
 int64_t mgr_persist_expiring(struct mcert *mc, int64_t now);
 void mgr_emit(struct mcert *mc, enum notify_event_type type, const char *error,
               const char *identifier);

@@ -174,7 +174,7 @@ static void fill_status(const struct manager *m, const struct mcert *mc, int64_t
     }
     if (cc != NULL && cc->challenge == CFG_CHAL_DNSPERSIST01 && cc->persist_until > 0) {
         st->persist_until = cc->persist_until;
-        st->persist_expiring = mc->persist_sent > 0;
+        st->persist_expiring = mc->alert_sent[STORE_ALERT_PERSIST_EXPIRING] > 0;
     }
     if (with_history && m->hist != NULL) {
         st->history = history_json(m->hist, mc->name);

@@ -231,6 +231,7 @@ struct fs_job {
     int keep;
     bool mark;
     int64_t t;
+    enum store_alert alert;
     char **names, **lines; /* owned: history lines (n_lines) */
     size_t n_lines;
     int mark_rc;
@@ -335,7 +336,7 @@ static int job_work(void *arg)
     case FS_MARK:
         return store_fs_redeploy_mark(j->dir, j->name, &j->err);
     case FS_ALERT:
-        return store_fs_alert_write(j->dir, j->name, j->t, &j->err);
+        return store_fs_alert_write(j->dir, j->name, j->alert, j->t, &j->err);
     case FS_HUB_CURSOR:
         return store_fs_hub_cursor_write(j->dir, j->name, j->text, &j->err);
     case FS_HISTORY:
@@ -740,7 +741,7 @@ static char *fs_where(struct store *s, enum store_what what, const char *name)
     case STORE_WHERE_REDEPLOY:
         return xasprintf("%s/orders/%s.redeploy", dir, name);
     case STORE_WHERE_ALERTS:
-        return store_fs_alert_path(dir, name[0] != '\0' ? name : NULL);
+        return store_fs_alert_path(dir, name[0] != '\0' ? name : NULL, STORE_ALERT_EXPIRING);
     case STORE_WHERE_OUTBOX:
         return store_fs_outbox_path(dir, false, NULL);
     case STORE_WHERE_OUTBOX_DEAD:
@@ -901,16 +902,18 @@ static int fs_history_append(struct store *s, const struct store_history_line *v
     return job_start(s, j);
 }
 
-static int fs_alert_read(struct store *s, const char *name, int64_t *t)
+static int fs_alert_read(struct store *s, const char *name, enum store_alert kind, int64_t *t)
 {
-    return store_fs_alert_read(fs_of(s)->dir, name, t);
+    return store_fs_alert_read(fs_of(s)->dir, name, kind, t);
 }
 
-static int fs_alert_put(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+static int fs_alert_put(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                        store_cb cb, void *arg)
 {
     struct fs_job *j = job_new(s, FS_ALERT, name, cb, arg);
 
     j->t = t;
+    j->alert = kind;
     return job_start(s, j);
 }
 

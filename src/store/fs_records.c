@@ -1,6 +1,6 @@
 /* The file backend's small records beside the generations: notes
  * (certs/NAME/GENERATION/NOTE.json: ARI state, revocation), per-certificate history
- * (history/NAME.jsonl), expiry alerts (alerts/NAME.expiring) and the
+ * (history/NAME.jsonl), expiry alerts (alerts/NAME.KIND) and the
  * webhook outbox (outbox/ID.json, outbox/dead/ID.json). Writers
  * run off the loop and never log (they hand back "PATH: STEP: REASON");
  * readers and the start-up scans log. What a record means belongs to its
@@ -259,20 +259,18 @@ int store_fs_hub_cursor_write(const char *state_dir, const char *hub, const char
 
 /* ---- expiry alerts ------------------------------------------------------- */
 
-static const char alert_suffix[] = ".expiring";
-
-char *store_fs_alert_path(const char *state_dir, const char *name)
+char *store_fs_alert_path(const char *state_dir, const char *name, enum store_alert kind)
 {
     if (name == NULL)
         return xasprintf("%s/alerts", state_dir);
-    return xasprintf("%s/alerts/%s%s", state_dir, name, alert_suffix);
+    return xasprintf("%s/alerts/%s.%s", state_dir, name, store_alert_name(kind));
 }
 
-int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t)
+int store_fs_alert_read(const char *state_dir, const char *name, enum store_alert kind, int64_t *t)
 {
     if (!store_name_ok(name))
         return -EINVAL;
-    char *path = store_fs_alert_path(state_dir, name);
+    char *path = store_fs_alert_path(state_dir, name, kind);
     char *text = NULL, *end = NULL;
     int rc = store_read_file(path, &text, NULL);
 
@@ -282,7 +280,8 @@ int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t)
         if (errno == 0 && end != text && v > 0) {
             *t = (int64_t)v;
         } else {
-            log_warn(LOG_STORE, "%s: not a time; the next expiring alert goes out when due", path);
+            log_warn(LOG_STORE, "%s: not a time; the next %s alert goes out when due", path,
+                     store_alert_name(kind));
             rc = ERR_PARSE;
         }
     } else if (rc != -ENOENT) {
@@ -294,7 +293,8 @@ int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t)
     return rc;
 }
 
-int store_fs_alert_write(const char *state_dir, const char *name, int64_t t, char **err)
+int store_fs_alert_write(const char *state_dir, const char *name, enum store_alert kind, int64_t t,
+                         char **err)
 {
     char text[32];
 
@@ -302,8 +302,8 @@ int store_fs_alert_write(const char *state_dir, const char *name, int64_t t, cha
         set_err(err, name ? name : "", "alert name", -EINVAL);
         return -EINVAL;
     }
-    char *dir = store_fs_alert_path(state_dir, NULL);
-    char *path = store_fs_alert_path(state_dir, name);
+    char *dir = store_fs_alert_path(state_dir, NULL, kind);
+    char *path = store_fs_alert_path(state_dir, name, kind);
     int rc;
 
     if (t <= 0) {
@@ -323,10 +323,25 @@ out:
     return rc;
 }
 
+/* The length of the certificate name in alert file n (NAME.KIND), or 0
+ * when n is no alert file. */
+static size_t alert_name_len(const char *n)
+{
+    size_t len = strlen(n);
+
+    for (int k = 0; k < STORE_ALERT__MAX; k++) {
+        const char *kind = store_alert_name((enum store_alert)k);
+        size_t kl = strlen(kind);
+        if (len > kl + 1 && strcmp(n + len - kl, kind) == 0 && n[len - kl - 1] == '.')
+            return len - kl - 1;
+    }
+    return 0;
+}
+
 int store_fs_alerts_sweep(const char *state_dir, bool (*known)(const char *name, void *arg),
                           void *arg)
 {
-    char *dir = store_fs_alert_path(state_dir, NULL);
+    char *dir = store_fs_alert_path(state_dir, NULL, STORE_ALERT_EXPIRING);
     DIR *d = opendir(dir);
     struct dirent *e;
     int removed = 0;
@@ -339,11 +354,11 @@ int store_fs_alerts_sweep(const char *state_dir, bool (*known)(const char *name,
     }
     while ((e = readdir(d)) != NULL) {
         const char *n = e->d_name;
-        size_t len = strlen(n), sl = sizeof(alert_suffix) - 1;
+        size_t len = alert_name_len(n);
         bool tmp = strncmp(n, ".tmp-", 5) == 0;
-        if (!tmp && (n[0] == '.' || len <= sl || strcmp(n + len - sl, alert_suffix) != 0))
+        if (!tmp && (n[0] == '.' || len == 0))
             continue;
-        char *name = tmp ? NULL : xstrndup(n, len - sl);
+        char *name = tmp ? NULL : xstrndup(n, len);
         if (name != NULL && known(name, arg)) {
             free(name);
             continue;

@@ -121,7 +121,7 @@ void pg_op_cancel(struct pg_op *op);
 /* ---- schema (pg_schema.c) ------------------------------------------------ */
 
 /* The schema version this build writes. */
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 /* An instance whose outbox deliveries another takes over at its start:
  * no heartbeat for this long. */
 #define PG_OUTBOX_TAKEOVER_S "60"
@@ -335,11 +335,11 @@ struct pcert {
     size_t ngens;
     char **note_key, **note_json; /* notes per generation: key "GENERATION\nNOTE" */
     size_t nnotes;
-    struct buf history; /* its history lines, oldest first */
-    char *order_json;   /* or NULL */
-    bool redeploy;      /* ours: this instance owes a deployment */
-    bool alert;
-    int64_t alert_t;
+    struct buf history;           /* its history lines, oldest first */
+    char *order_json;             /* or NULL */
+    bool redeploy;                /* ours: this instance owes a deployment */
+    bool alert[STORE_ALERT__MAX]; /* ours: the last alert of each kind was kept */
+    int64_t alert_t[STORE_ALERT__MAX];
     bool leased;
     uint64_t fence;
     char *deployed;   /* the generation this instance last deployed, or NULL */

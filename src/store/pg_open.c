@@ -131,11 +131,15 @@ static void load_rows(struct pg_store *p, const struct pg_res *res)
     r = res->res[4]; /* our redeploy marks */
     for (int i = 0; i < PQntuples(r); i++)
         pg_cache_cert_get(p, PQgetvalue(r, i, 0))->redeploy = true;
-    r = res->res[5]; /* our alerts */
+    r = res->res[5]; /* our alerts (a kind we do not know is a newer certloop's) */
     for (int i = 0; i < PQntuples(r); i++) {
-        struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
-        c->alert = true;
-        c->alert_t = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        for (int k = 0; k < STORE_ALERT__MAX; k++) {
+            if (strcmp(PQgetvalue(r, i, 1), store_alert_name((enum store_alert)k)) != 0)
+                continue;
+            struct pcert *c = pg_cache_cert_get(p, PQgetvalue(r, i, 0));
+            c->alert[k] = true;
+            c->alert_t[k] = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        }
     }
     r = res->res[6]; /* the live outbox */
     for (int i = 0; i < PQntuples(r); i++) {
@@ -204,7 +208,7 @@ static void migrated(int status, int version, void *arg)
         {"SELECT cert, generation FROM certloop_generations ORDER BY cert, generation", 0, NULL},
         {"SELECT cert, order_json FROM certloop_orders", 0, NULL},
         {"SELECT cert FROM certloop_redeploy WHERE instance = $1", 1, me},
-        {"SELECT cert, t FROM certloop_alerts WHERE instance = $1", 1, me},
+        {"SELECT cert, kind, t FROM certloop_alerts WHERE instance = $1", 1, me},
         /* the live outbox: this instance's deliveries, and those of an
          * instance without a heartbeat for a while (taken over) */
         {"SELECT o.id, o.payload FROM certloop_outbox o WHERE NOT o.dead AND (o.instance IN"

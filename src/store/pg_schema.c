@@ -175,7 +175,17 @@ static const char *const v3[] = {
     NULL,
 };
 
-static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1, v2, v3};
+/* Version 4: an alert per kind (store_alert_name: "expiring", and
+ * "persist_expiring" for dns-persist-01's persist_until); the rows kept
+ * before are "expiring" alerts. */
+static const char *const v4[] = {
+    "ALTER TABLE certloop_alerts ADD COLUMN kind text NOT NULL DEFAULT 'expiring'",
+    "ALTER TABLE certloop_alerts DROP CONSTRAINT certloop_alerts_pkey",
+    "ALTER TABLE certloop_alerts ADD PRIMARY KEY (instance, cert, kind)",
+    NULL,
+};
+
+static const char *const *const migrations[PG_SCHEMA_VERSION] = {v1, v2, v3, v4};
 
 const char *const *pg_schema_migration(int v)
 {

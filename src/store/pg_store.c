@@ -109,6 +109,7 @@ struct wop {
     bool mark;
     bool create; /* W_ACCOUNT: none known here: the first instance's wins */
     int64_t t;
+    enum store_alert alert;    /* W_ALERT: its kind */
     struct store_cert_put put; /* W_CERT: the strings below */
     char *cert_pem, *chain_pem, *fullchain_pem, *meta_json;
 };
@@ -217,8 +218,8 @@ static void apply(struct wop *w)
         c->redeploy = true;
         break;
     case W_ALERT:
-        c->alert = true;
-        c->alert_t = w->t;
+        c->alert[w->alert] = w->t > 0;
+        c->alert_t[w->alert] = w->t;
         break;
     case W_DEPLOYED:
         free(c->deployed);
@@ -585,19 +586,25 @@ static int pg_redeploy_mark(struct store *s, const char *name, store_cb cb, void
     return wop_start(w, &st, 1);
 }
 
-static int pg_alert_put(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+static int pg_alert_put(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                        store_cb cb, void *arg)
 {
     struct pg_store *p = pg_of(s);
     struct wop *w = wop_new(p, W_ALERT, name, cb, arg);
     char ts[24];
 
     w->t = t;
+    w->alert = kind;
     snprintf(ts, sizeof(ts), "%" PRId64, t);
-    const char *par[] = {p->instance, name, ts};
-    struct pg_stmt st = {"INSERT INTO certloop_alerts (instance, cert, t) VALUES ($1, $2,"
-                         " $3::bigint) ON CONFLICT (instance, cert) DO UPDATE SET t = EXCLUDED.t",
-                         3, par};
-    return wop_start(w, &st, 1);
+    const char *par[] = {p->instance, name, store_alert_name(kind), ts};
+    struct pg_stmt put = {"INSERT INTO certloop_alerts (instance, cert, kind, t) VALUES ($1, $2,"
+                          " $3, $4::bigint) ON CONFLICT (instance, cert, kind)"
+                          " DO UPDATE SET t = EXCLUDED.t",
+                          4, par};
+    struct pg_stmt forget = {"DELETE FROM certloop_alerts WHERE instance = $1 AND cert = $2"
+                             " AND kind = $3",
+                             3, par};
+    return wop_start(w, t > 0 ? &put : &forget, 1);
 }
 
 /* live: the delivery is (still) to be made after this write; else it is
@@ -938,13 +945,13 @@ static bool pg_redeploy_marked(struct store *s, const char *name)
     return c != NULL && c->redeploy;
 }
 
-static int pg_alert_read(struct store *s, const char *name, int64_t *t)
+static int pg_alert_read(struct store *s, const char *name, enum store_alert kind, int64_t *t)
 {
     struct pcert *c = pg_cache_cert_find(pg_of(s), name);
 
-    if (c == NULL || !c->alert)
+    if (c == NULL || !c->alert[kind])
         return -ENOENT;
-    *t = c->alert_t;
+    *t = c->alert_t[kind];
     return 0;
 }
 
@@ -963,16 +970,18 @@ static int pg_alerts_sweep(struct store *s, bool (*known)(const char *name, void
 
     for (size_t i = 0; i < p->ncerts; i++) {
         struct pcert *c = p->certs[i];
-        if (!c->alert || known(c->name, arg))
+        int kinds = 0; /* records, as the file backend counts its files */
+        for (int k = 0; k < STORE_ALERT__MAX; k++)
+            kinds += c->alert[k];
+        if (kinds == 0 || known(c->name, arg))
             continue;
-        c->alert = false;
-        n++;
+        memset(c->alert, 0, sizeof(c->alert));
         struct wop *w = wop_new(p, W_FIRE_AND_FORGET, c->name, NULL, NULL);
         const char *par[] = {p->instance, c->name};
         struct pg_stmt st = {"DELETE FROM certloop_alerts WHERE instance = $1 AND cert = $2", 2,
                              par};
-        if (wop_start(w, &st, 1) < 0)
-            n--;
+        if (wop_start(w, &st, 1) == 0)
+            n += kinds;
     }
     return n;
 }

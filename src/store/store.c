@@ -696,14 +696,29 @@ int store_history_append_start(struct store *s, const struct store_history_line 
     return s->ops->history_append(s, v, n, cb, arg);
 }
 
-int store_alert_read(struct store *s, const char *name, int64_t *t)
+const char *store_alert_name(enum store_alert kind)
 {
-    return s->ops->alert_read(s, name, t);
+    static const char *const names[STORE_ALERT__MAX] = {
+        [STORE_ALERT_EXPIRING] = "expiring",
+        [STORE_ALERT_PERSIST_EXPIRING] = "persist_expiring",
+    };
+
+    return (unsigned)kind < STORE_ALERT__MAX ? names[kind] : "?";
 }
 
-int store_alert_put_start(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+int store_alert_read(struct store *s, const char *name, enum store_alert kind, int64_t *t)
 {
-    return s->ops->alert_put(s, name, t, cb, arg);
+    if ((unsigned)kind >= STORE_ALERT__MAX)
+        return -EINVAL;
+    return s->ops->alert_read(s, name, kind, t);
+}
+
+int store_alert_put_start(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                          store_cb cb, void *arg)
+{
+    if ((unsigned)kind >= STORE_ALERT__MAX)
+        return -EINVAL;
+    return s->ops->alert_put(s, name, kind, t, cb, arg);
 }
 
 int store_hub_cursor_read(struct store *s, const char *hub, char **id)

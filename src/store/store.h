@@ -13,7 +13,7 @@
  *     STATE/certs/NAME/GENERATION/cert.pem chain.pem fullchain.pem key.pem
  *                                 privkey.pem -> key.pem, meta.json, NOTE.json
  *     STATE/orders/NAME.json, NAME.redeploy
- *     STATE/alerts/NAME.expiring
+ *     STATE/alerts/NAME.expiring, NAME.persist_expiring
  *     STATE/history/NAME.jsonl
  *     STATE/outbox/ID.json, STATE/outbox/dead/ID.json
  *   Every write is temp file (O_EXCL, same directory, final mode from the
@@ -268,6 +268,15 @@ struct store_cert_put {
     bool mark_redeploy; /* also set the redeploy mark (result->mark_status) */
 };
 
+/* The events whose last sending time is kept (store_alert_read): each
+ * repeats daily inside a window before a deadline, and a restart must not
+ * send it again before the day has passed. */
+enum store_alert {
+    STORE_ALERT_EXPIRING,         /* "expiring": the certificate's notAfter */
+    STORE_ALERT_PERSIST_EXPIRING, /* "persist_expiring": dns-persist-01's persist_until */
+    STORE_ALERT__MAX
+};
+
 /* What store_where describes. */
 enum store_what {
     STORE_WHERE_ROOT,        /* the store itself (name ignored) */
@@ -275,7 +284,7 @@ enum store_what {
     STORE_WHERE_CERT,        /* name: a certificate */
     STORE_WHERE_ORDER,       /* name: a certificate's order in flight */
     STORE_WHERE_REDEPLOY,    /* name: a certificate's redeploy mark */
-    STORE_WHERE_ALERTS,      /* name: a certificate's alert; NULL: all alerts */
+    STORE_WHERE_ALERTS,      /* name: a certificate's "expiring" alert; NULL: all alerts */
     STORE_WHERE_OUTBOX,      /* the outbox (name ignored) */
     STORE_WHERE_OUTBOX_DEAD, /* its dead letters (name ignored) */
 };
@@ -332,8 +341,9 @@ struct store_ops {
     int (*history_append)(struct store *s, const struct store_history_line *v, size_t n,
                           store_cb cb, void *arg);
     /* expiry alerts */
-    int (*alert_read)(struct store *s, const char *name, int64_t *t);
-    int (*alert_put)(struct store *s, const char *name, int64_t t, store_cb cb, void *arg);
+    int (*alert_read)(struct store *s, const char *name, enum store_alert kind, int64_t *t);
+    int (*alert_put)(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                     store_cb cb, void *arg);
     int (*alerts_sweep)(struct store *s, bool (*known)(const char *name, void *arg), void *arg);
     /* webhook outbox */
     int (*outbox_load)(struct store *s, store_outbox_each_fn each, void *arg);
@@ -400,8 +410,9 @@ char *store_where(struct store *s, enum store_what what, const char *name);
  * generations that are not current and not complete. Returns how many
  * entries were removed (each logged at info). Call once after opening. */
 int store_sweep(struct store *s);
-/* Removes the expiry alerts of every certificate name for which known(name,
- * arg) is false (and interrupted alert writes). Returns how many. */
+/* Removes the expiry alerts (of every kind) of every certificate name for
+ * which known(name, arg) is false (and interrupted alert writes). Returns
+ * how many. */
 int store_alerts_sweep(struct store *s, bool (*known)(const char *name, void *arg), void *arg);
 /* Calls each for every delivery waiting in the outbox (creating the outbox
  * if needed); records that cannot be read, or that each refuses, are moved
@@ -501,12 +512,17 @@ int store_history_append_start(struct store *s, const struct store_history_line 
 
 /* -- expiry alerts ---------------------------------------------------------- */
 
-/* When the last "expiring" alert for name went out (unix seconds), kept so
- * that a restart does not repeat it before a day has passed. 0 and *t set,
- * -ENOENT when none, ERR_PARSE (logged) when the record is damaged. */
-int store_alert_read(struct store *s, const char *name, int64_t *t);
-/* Records t for name; t <= 0 removes the record. */
-int store_alert_put_start(struct store *s, const char *name, int64_t t, store_cb cb, void *arg);
+/* The name of kind: the event it times, which is also its key in the
+ * store (STATE/alerts/NAME.KIND, certloop_alerts.kind); "?" when unknown. */
+const char *store_alert_name(enum store_alert kind);
+/* When the last alert of kind for certificate name went out (unix
+ * seconds), kept so that a restart does not repeat it before a day has
+ * passed. 0 and *t set, -ENOENT when none, ERR_PARSE (logged) when the
+ * record is damaged. */
+int store_alert_read(struct store *s, const char *name, enum store_alert kind, int64_t *t);
+/* Records t for (name, kind); t <= 0 removes the record. */
+int store_alert_put_start(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                          store_cb cb, void *arg);
 
 /* -- hub event cursors ------------------------------------------------------ */
 

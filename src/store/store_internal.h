@@ -116,10 +116,13 @@ int store_fs_history_append(const char *state_dir, char *const *names, char *con
 /* The same, with the fdatasync of each line only when sync. */
 int store_fs_history_append_opt(const char *state_dir, char *const *names, char *const *lines,
                                 size_t n, bool sync, char **err);
-/* STATE/alerts/NAME.expiring, or STATE/alerts when name is NULL (owned). */
-char *store_fs_alert_path(const char *state_dir, const char *name);
-int store_fs_alert_read(const char *state_dir, const char *name, int64_t *t);
-int store_fs_alert_write(const char *state_dir, const char *name, int64_t t, char **err);
+/* STATE/alerts/NAME.KIND (KIND: store_alert_name, so an "expiring" alert
+ * is NAME.expiring as before kinds existed), or STATE/alerts when name is
+ * NULL (owned). */
+char *store_fs_alert_path(const char *state_dir, const char *name, enum store_alert kind);
+int store_fs_alert_read(const char *state_dir, const char *name, enum store_alert kind, int64_t *t);
+int store_fs_alert_write(const char *state_dir, const char *name, enum store_alert kind, int64_t t,
+                         char **err);
 /* STATE/hubs/NAME.last-event-id: the pull client's cursor per hub. */
 int store_fs_hub_cursor_read(const char *state_dir, const char *hub, char **id);
 int store_fs_hub_cursor_write(const char *state_dir, const char *hub, const char *id, char **err);

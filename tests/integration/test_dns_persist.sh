@@ -15,7 +15,8 @@
 # - the next order checks them on the authoritative server and is issued;
 #   the records stay (persistent); `certloop test` finds them; persist_until
 #   inside expiring_window
-#   raises the persist_expiring warning;
+#   raises the persist_expiring warning, once a day: the next run and the
+#   daemon started after it send none, and status still shows the flag;
 # - after an account key rollover, records made with the new key validate,
 #   and the authorization expires no later than their persistUntil;
 # - a persist_until in the past fails the order without asking the CA;
@@ -91,6 +92,13 @@ tw_check_deployed p1
 [ "$(knot_txt 127.0.0.1 _validation-persist.p.test | wc -l)" = 2 ] || tw_fail "the persistent records were removed"
 grep -q '"persist_expiring"' "$TW/state/history/p1.jsonl" ||
   tw_fail "persist_expiring not in the history: $(cat "$TW/state/history/p1.jsonl")"
+# sent by the first run only: its time is kept (STATE/alerts/), so the
+# second run, within the day, sends none
+[ "$(grep -c '"persist_expiring"' "$TW/state/history/p1.jsonl")" = 1 ] ||
+  tw_fail "persist_expiring sent again within the day: $(grep persist_expiring "$TW/state/history/p1.jsonl")"
+grep -qF '(persist_until)' "$TW/err2" && tw_fail "the second run warned again: $(grep -F '(persist_until)' "$TW/err2")"
+[ "$(stat -c %a "$TW/state/alerts/p1.persist_expiring" 2>/dev/null)" = 600 ] ||
+  tw_fail "STATE/alerts/p1.persist_expiring: $(ls -l "$TW/state/alerts" 2>&1)"
 
 # status shows it too (JSON and the table's note)
 tw_daemon_start "$TW/certloop.toml" "$TW/d.out" "$TW/d.err"
@@ -105,6 +113,8 @@ grep -qF "[dns-persist-01 records expire $PU_DATE 00:00]" <<<"$("$CERTLOOP" stat
 grep -qE "^  persist until +$PU_DATE 00:00 UTC\$" <<<"$("$CERTLOOP" status "${C[@]}" p1 2>&1)" ||
   tw_fail "status p1: $("$CERTLOOP" status "${C[@]}" p1 2>&1)"
 tw_daemon_stop
+[ "$(grep -c '"persist_expiring"' "$TW/state/history/p1.jsonl")" = 1 ] ||
+  tw_fail "the daemon sent persist_expiring again within the day"
 
 # a key rollover: the hashed accounturi changes (the thumbprint is hashed
 # in); records made with the new key are validated (the CA follows the

@@ -8,7 +8,12 @@
  * - a newOrder refused with rejectedIdentifier and subproblems sends a
  *   "failed" webhook event carrying the CA's type and every subproblem;
  * - STATE/alerts/NAME.expiring files of certificates no longer configured
- *   are removed at start-up and when a reload removes the certificate. */
+ *   are removed at start-up and when a reload removes the certificate;
+ * - dns-persist-01's "persist_expiring" goes out once a day, a restart
+ *   within the day included (its time kept in STATE/alerts/), status
+ *   still shows it after the restart, and the series ends (the record
+ *   goes) when persist_until moves past the window or the certificate
+ *   stops using dns-persist-01. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -62,6 +68,12 @@ struct harness {
 static bool g_with_hook;
 /* Called by h_start after the state directory exists, before the manager. */
 static void (*g_before_start)(struct harness *h);
+/* h_config appends this to every certificate's table (NULL: nothing). */
+static const char *g_cert_extra;
+/* h_start: use this directory (a restart on the state that h_stop_keep
+ * left) and start the clock at g_start_s instead of T0. */
+static const char *g_reuse_dir;
+static int64_t g_start_s;
 
 static int64_t fake_clock(void *arg)
 {
@@ -159,8 +171,8 @@ static struct config *h_config(struct harness *h, unsigned n_certs, const char *
     for (unsigned i = 0; i < n_certs; i++)
         assert_int_equal(buf_printf(&toml,
                                     "\n[certificate.c%02u]\ndomains = [\"c%02u.test\"]\n"
-                                    "ca = \"t\"\n",
-                                    i, i),
+                                    "ca = \"t\"\n%s",
+                                    i, i, g_cert_extra != NULL ? g_cert_extra : ""),
                          0);
     char *path = xasprintf("%s/certloop.toml", h->dir);
     FILE *fp = fopen(path, "w");
@@ -183,11 +195,13 @@ static void h_start(struct harness *h, unsigned n_certs, const char *daemon_extr
 {
     memset(h, 0, sizeof(*h));
     h->answer = answer;
-    h->now_ms = (int64_t)T0 * 1000;
+    h->now_ms = (g_start_s > 0 ? g_start_s : T0) * 1000;
     assert_int_equal(uv_loop_init(&h->loop), 0);
     assert_int_equal(fake_http_start(&h->loop, ca_handler, h, &h->srv), 0);
-    snprintf(h->dir, sizeof(h->dir), "/tmp/certloop-sched-XXXXXX");
-    assert_non_null(mkdtemp(h->dir));
+    snprintf(h->dir, sizeof(h->dir), "%s",
+             g_reuse_dir != NULL ? g_reuse_dir : "/tmp/certloop-sched-XXXXXX");
+    if (g_reuse_dir == NULL)
+        assert_non_null(mkdtemp(h->dir));
     h->cfg = h_config(h, n_certs, daemon_extra, ca_extra);
     char *state_dir = xasprintf("%s/state", h->dir);
     assert_int_equal(store_fs_open(&h->loop, state_dir, 0, &h->st), 0);
@@ -282,7 +296,9 @@ static int64_t h_next(struct harness *h, unsigned i, char *reason, size_t n)
     return next;
 }
 
-static void h_stop(struct harness *h)
+/* Stops the manager and closes everything but keeps the directory (a
+ * restart: h_start with g_reuse_dir). */
+static void h_stop_keep(struct harness *h)
 {
     manager_stop(h->m);
     fake_http_close(h->srv);
@@ -293,12 +309,22 @@ static void h_stop(struct harness *h)
     store_close(h->st);
     config_unref(h->cfg);
     free(h->hook_body);
+}
+
+static void remove_dir(const char *dir)
+{
     pid_t pid = fork();
     if (pid == 0) {
-        execlp("rm", "rm", "-rf", h->dir, (char *)NULL);
+        execlp("rm", "rm", "-rf", dir, (char *)NULL);
         _exit(127);
     }
     (void)waitpid(pid, NULL, 0);
+}
+
+static void h_stop(struct harness *h)
+{
+    h_stop_keep(h);
+    remove_dir(h->dir);
 }
 
 /* The CA answers rateLimited with Retry-After: 7200: no new order before. */
@@ -480,6 +506,143 @@ static void test_alert_files_follow_the_configuration(void **state)
     h_stop(&h);
 }
 
+/* How many "persist_expiring" lines c00's history file holds. */
+static int persist_lines(const char *dir)
+{
+    char *path = xasprintf("%s/state/history/c00.jsonl", dir);
+    FILE *fp = fopen(path, "r");
+    char line[1024];
+    int n = 0;
+
+    free(path);
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp) != NULL)
+        n += strstr(line, "\"persist_expiring\"") != NULL;
+    fclose(fp);
+    return n;
+}
+
+static bool h_persist_flag(struct harness *h)
+{
+    json_t *st = NULL;
+    json_t *c = h_cert(h, &st, 0);
+    bool yes = json_is_true(json_object_get(c, "persist_expiring"));
+
+    json_decref(st);
+    return yes;
+}
+
+static bool persist_alert_gone(struct harness *h)
+{
+    return !exists(h, "c00.persist_expiring");
+}
+
+static bool persist_alert_there(struct harness *h)
+{
+    return exists(h, "c00.persist_expiring");
+}
+
+#define PERSIST_DAEMON "expiring_window = \"3000d\""
+/* (after [ca.t]: the solver dns-persist-01 needs, never run here) */
+#define PERSIST_DNS "\n[dns.x]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+
+/* g_cert_extra for dns-persist-01 with persist_until (0: neither). */
+static void persist_extra(char *buf, size_t n, int64_t persist_until)
+{
+    snprintf(buf, n, "challenge = \"dns-persist-01\"\ndns = \"x\"\npersist_until = %lld\n",
+             (long long)persist_until);
+    g_cert_extra = persist_until > 0 ? buf : NULL;
+}
+
+static struct config *persist_config(struct harness *h, int64_t persist_until)
+{
+    char extra[128];
+
+    persist_extra(extra, sizeof(extra), persist_until);
+    struct config *cfg = h_config(h, 1, PERSIST_DAEMON, PERSIST_DNS);
+    g_cert_extra = NULL;
+    return cfg;
+}
+
+/* dns-persist-01 with persist_until inside expiring_window: the
+ * "persist_expiring" event goes out at the first decision; a restart an
+ * hour later sends none (the time is in STATE/alerts/) and status still
+ * shows the flag; a day after the first it repeats. persist_until moved
+ * past the window ends the series (the record goes, the flag clears);
+ * moved back, it starts again at once; without dns-persist-01 it ends. The
+ * CA answers every order rateLimited (Retry-After: 7200), so the
+ * certificate is idle between decisions. */
+static void test_persist_expiring_keeps_its_pace_across_restarts(void **state)
+{
+    struct harness h;
+    char dir[64], extra[128];
+    /* persist_until a month ahead of the real clock (check refuses one
+     * more than 10 years ahead of it); with a 3000-day window the fake
+     * clock (T0, 2023) is inside */
+    int64_t pu = (int64_t)time(NULL) + 30 * 86400;
+    int64_t later = (int64_t)time(NULL) + 9 * 365 * 86400; /* past the window at T0 */
+
+    (void)state;
+    persist_extra(extra, sizeof(extra), pu);
+    h_start(&h, 1, PERSIST_DAEMON, PERSIST_DNS, ANSWER_RATE_LIMITED);
+    h_settle(&h, 1);
+    assert_true(h_persist_flag(&h));
+    snprintf(dir, sizeof(dir), "%s", h.dir);
+    h_stop_keep(&h);
+    assert_int_equal(persist_lines(dir), 1);
+
+    /* restarted an hour later, twice: none sent, the flag still up */
+    g_reuse_dir = dir;
+    g_start_s = T0 + 3600;
+    for (int i = 0; i < 2; i++) {
+        if (i > 0)
+            h_stop_keep(&h);
+        h_start(&h, 1, PERSIST_DAEMON, PERSIST_DNS, ANSWER_RATE_LIMITED);
+        assert_true(h_persist_flag(&h));
+        h_settle(&h, 1);
+        assert_true(h_persist_flag(&h));
+        assert_int_equal(persist_lines(dir), 1);
+    }
+    g_reuse_dir = NULL;
+    g_start_s = 0;
+    g_cert_extra = NULL;
+    char *alert = alert_file(&h, "c00.persist_expiring");
+    char *text = NULL;
+    assert_int_equal(store_read_file(alert, &text, NULL), 0);
+    assert_int_equal(strtoll(text, NULL, 10), T0);
+    free(text);
+    free(alert);
+    /* a day after the first: again (the retry at T0 + 3600 + 7200 wakes it) */
+    h_advance_to(&h, T0 + 86400);
+    h_settle(&h, 2);
+    assert_true(h_persist_flag(&h));
+
+    /* persist_until moved past the window: the series ends */
+    struct config *next = persist_config(&h, later);
+    manager_reload(h.m, next);
+    config_unref(next);
+    h_run_until(&h, persist_alert_gone);
+    assert_false(exists(&h, "c00.persist_expiring"));
+    assert_false(h_persist_flag(&h));
+    /* moved back inside: a new series, sent at once */
+    next = persist_config(&h, pu);
+    manager_reload(h.m, next);
+    config_unref(next);
+    h_run_until(&h, persist_alert_there);
+    assert_true(h_persist_flag(&h));
+    /* no longer dns-persist-01: it ends */
+    next = persist_config(&h, 0);
+    manager_reload(h.m, next);
+    config_unref(next);
+    h_run_until(&h, persist_alert_gone);
+    assert_false(exists(&h, "c00.persist_expiring"));
+    assert_false(h_persist_flag(&h));
+    h_stop_keep(&h);
+    assert_int_equal(persist_lines(dir), 3);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_reload_leaves_unchanged_orders_in_flight),
         cmocka_unit_test(test_failed_event_carries_subproblems),
         cmocka_unit_test(test_alert_files_follow_the_configuration),
+        cmocka_unit_test(test_persist_expiring_keeps_its_pace_across_restarts),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);

@@ -129,9 +129,11 @@ static void test_store_round_trip_and_reopen(void **state)
                                  .mark_redeploy = true};
     assert_int_equal(store_cert_put_start(s, &put, on_store, &k), 0);
     assert_int_equal(store_order_put_start(s, "api", "{\"order\":1}", on_store, &k), 0);
-    assert_int_equal(store_alert_put_start(s, "www", 1234, on_store, &k), 0);
+    assert_int_equal(store_alert_put_start(s, "www", STORE_ALERT_EXPIRING, 1234, on_store, &k), 0);
+    assert_int_equal(
+        store_alert_put_start(s, "www", STORE_ALERT_PERSIST_EXPIRING, 5678, on_store, &k), 0);
     assert_int_equal(store_outbox_put_start(s, "ev-1", "{\"event\":\"issued\"}", on_store, &k), 0);
-    pg_fx_wait(f, &k.calls, 5);
+    pg_fx_wait(f, &k.calls, 6);
     assert_int_equal(k.status, 0);
     char *gen1 = NULL;
     struct store_cert c;
@@ -145,7 +147,7 @@ static void test_store_round_trip_and_reopen(void **state)
     put.mark_redeploy = false;
     put.cert_pem = "CERT2";
     assert_int_equal(store_cert_put_start(s, &put, on_store, &k), 0);
-    pg_fx_wait(f, &k.calls, 7);
+    pg_fx_wait(f, &k.calls, 8);
     assert_int_equal(k.status, 0);
     char **gens;
     size_t n;
@@ -171,8 +173,10 @@ static void test_store_round_trip_and_reopen(void **state)
     free(json);
     assert_true(store_redeploy_marked(s, "www"));
     int64_t t = 0;
-    assert_int_equal(store_alert_read(s, "www", &t), 0);
+    assert_int_equal(store_alert_read(s, "www", STORE_ALERT_EXPIRING, &t), 0);
     assert_int_equal(t, 1234);
+    assert_int_equal(store_alert_read(s, "www", STORE_ALERT_PERSIST_EXPIRING, &t), 0);
+    assert_int_equal(t, 5678);
     assert_int_equal(store_order_read(s, "api", &json), 0);
     assert_string_equal(json, "{\"order\":1}");
     free(json);
@@ -181,7 +185,7 @@ static void test_store_round_trip_and_reopen(void **state)
     assert_int_equal(boxes, 1);
     /* settle removes the order and our mark together */
     assert_int_equal(store_order_settle_start(s, "www", on_store, &k), 0);
-    pg_fx_wait(f, &k.calls, 8);
+    pg_fx_wait(f, &k.calls, 9);
     assert_false(store_redeploy_marked(s, "www"));
     close_store(f, s);
 
@@ -192,7 +196,8 @@ static void test_store_round_trip_and_reopen(void **state)
     store_cert_fini(&c);
     assert_int_equal(store_order_read(s, "api", &json), 0);
     free(json);
-    assert_int_equal(store_alert_read(s, "www", &t), -ENOENT);
+    assert_int_equal(store_alert_read(s, "www", STORE_ALERT_EXPIRING, &t), -ENOENT);
+    assert_int_equal(store_alert_read(s, "www", STORE_ALERT_PERSIST_EXPIRING, &t), -ENOENT);
     close_store(f, s);
     free(gen1);
     free(ci);

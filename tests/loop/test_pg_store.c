@@ -1,10 +1,10 @@
 /* certloop's schema and the per-certificate lease on a real PostgreSQL 15
  * (tests/support/pg_world, one server for the binary): migration creates
  * every table once, concurrent migrations serialize, a newer schema is
- * refused untouched; the lease rule in SQL agrees step by step with the
- * pure rule under a fake clock (take, renew, release, takeover after
- * expiry with a higher token, a stale holder's renew and write refused);
- * a fenced generation write stores a sealed key and notifies listeners. */
+ * refused untouched; a version-3 database's alerts migrate; the lease rule in SQL agrees step by
+ * step with the pure rule under a fake clock (take, renew, release, takeover after expiry with a
+ * higher token, a stale holder's renew and write refused); a fenced generation write stores a
+ * sealed key and notifies listeners. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +124,44 @@ static void test_newer_schema_is_refused_untouched(void **state)
     free(v);
     v = pg_world_query_db("schema_newer", "SELECT to_regclass('certloop_history') IS NULL");
     assert_string_equal(v, "t"); /* not recreated: the newer schema is not ours to touch */
+    free(v);
+}
+
+/* A database left at version 3 (alerts without kinds) migrates to the
+ * current version: its alert rows become "expiring" alerts, and a
+ * "persist_expiring" alert of the same certificate is a row beside them. */
+static void test_version_3_alerts_become_expiring_alerts(void **state)
+{
+    struct pg_fx *f = *state;
+    struct got g = {0};
+    char *ci = pg_world_fresh_db("schema_v3");
+    char *sql = xstrdup("CREATE TABLE certloop_schema (id integer PRIMARY KEY CHECK (id = 1),"
+                        " version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT"
+                        " now()); INSERT INTO certloop_schema (id, version) VALUES (1, 3);");
+
+    for (int v = 1; v <= 3; v++)
+        for (const char *const *s = pg_schema_migration(v); *s != NULL; s++) {
+            char *next = xasprintf("%s %s;", sql, *s);
+            free(sql);
+            sql = next;
+        }
+    free(pg_world_query_db("schema_v3", sql));
+    free(sql);
+    free(pg_world_query_db("schema_v3", "INSERT INTO certloop_alerts (instance, cert, t)"
+                                        " VALUES ('alpha', 'www', 1700000000)"));
+    f->c = pg_fx_conn(f, ci);
+    free(ci);
+    migrate(f, f->c, &g);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.version, PG_SCHEMA_VERSION);
+    char *v = pg_world_query_db("schema_v3", "SELECT kind || ' ' || t FROM certloop_alerts");
+    assert_string_equal(v, "expiring 1700000000");
+    free(v);
+    free(pg_world_query_db("schema_v3",
+                           "INSERT INTO certloop_alerts (instance, cert, kind, t)"
+                           " VALUES ('alpha', 'www', 'persist_expiring', 1700000500)"));
+    v = pg_world_query_db("schema_v3", "SELECT count(*) FROM certloop_alerts WHERE cert = 'www'");
+    assert_string_equal(v, "2");
     free(v);
 }
 
@@ -465,6 +503,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_migrations_serialize, pg_fx_setup,
                                         pg_fx_teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, pg_fx_setup,
+                                        pg_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_version_3_alerts_become_expiring_alerts, pg_fx_setup,
                                         pg_fx_teardown),
         cmocka_unit_test_setup_teardown(test_lease_sql_agrees_with_the_rule, pg_fx_setup,
                                         pg_fx_teardown),

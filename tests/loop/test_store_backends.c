@@ -202,12 +202,28 @@ static void case_alerts_outbox_history(const struct backend *b)
     size_t len = 0;
 
     fx_open(&f, b);
-    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "www", 1700000000, got_cb, &g)), 0);
-    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "gone", 1600000000, got_cb, &g)), 0);
-    assert_int_equal(store_alerts_sweep(f.s, only_www, NULL), 1);
-    assert_int_equal(store_alert_read(f.s, "www", &t), 0);
+    /* alerts: one record per certificate and kind; the sweep takes every
+     * kind of a certificate gone; t <= 0 forgets one kind */
+    const enum store_alert EXP = STORE_ALERT_EXPIRING, PERSIST = STORE_ALERT_PERSIST_EXPIRING;
+    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "www", EXP, 1700000000, got_cb, &g)),
+                     0);
+    assert_int_equal(
+        settle(&f, &g, store_alert_put_start(f.s, "www", PERSIST, 1700000500, got_cb, &g)), 0);
+    assert_int_equal(
+        settle(&f, &g, store_alert_put_start(f.s, "gone", EXP, 1600000000, got_cb, &g)), 0);
+    assert_int_equal(
+        settle(&f, &g, store_alert_put_start(f.s, "gone", PERSIST, 1600000500, got_cb, &g)), 0);
+    assert_int_equal(store_alerts_sweep(f.s, only_www, NULL), 2);
+    assert_int_equal(store_alert_read(f.s, "www", EXP, &t), 0);
     assert_int_equal(t, 1700000000);
-    assert_int_equal(store_alert_read(f.s, "gone", &t), -ENOENT);
+    assert_int_equal(store_alert_read(f.s, "www", PERSIST, &t), 0);
+    assert_int_equal(t, 1700000500);
+    assert_int_equal(store_alert_read(f.s, "gone", EXP, &t), -ENOENT);
+    assert_int_equal(store_alert_read(f.s, "gone", PERSIST, &t), -ENOENT);
+    assert_int_equal(settle(&f, &g, store_alert_put_start(f.s, "www", PERSIST, 0, got_cb, &g)), 0);
+    assert_int_equal(store_alert_read(f.s, "www", PERSIST, &t), -ENOENT);
+    assert_int_equal(store_alert_read(f.s, "www", EXP, &t), 0);
+    assert_int_equal(t, 1700000000);
 
     assert_int_equal(store_outbox_load(f.s, keep_all, &seen), 0);
     assert_int_equal(settle(&f, &g, store_outbox_put_start(f.s, "d1", "one", got_cb, &g)), 0);

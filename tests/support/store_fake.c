@@ -16,7 +16,8 @@ enum rec_kind {
     R_RETIRED,
     R_ORDER,
     R_MARK,
-    R_ALERT,
+    R_ALERT,         /* an "expiring" alert */
+    R_ALERT_PERSIST, /* a "persist_expiring" alert */
     R_OUTBOX,
     R_DEAD,
     R_NOTE,
@@ -592,10 +593,15 @@ static int f_history_append(struct store *s, const struct store_history_line *v,
     return answer(s, rc, NULL, cb, arg);
 }
 
-static int f_alert_read(struct store *s, const char *name, int64_t *t)
+static enum rec_kind alert_rec(enum store_alert kind)
+{
+    return kind == STORE_ALERT_PERSIST_EXPIRING ? R_ALERT_PERSIST : R_ALERT;
+}
+
+static int f_alert_read(struct store *s, const char *name, enum store_alert kind, int64_t *t)
 {
     struct rec *r;
-    int rc = read_rec(s, "alert_read", R_ALERT, name, &r);
+    int rc = read_rec(s, "alert_read", alert_rec(kind), name, &r);
 
     if (rc < 0)
         return rc;
@@ -603,14 +609,15 @@ static int f_alert_read(struct store *s, const char *name, int64_t *t)
     return 0;
 }
 
-static int f_alert_put(struct store *s, const char *name, int64_t t, store_cb cb, void *arg)
+static int f_alert_put(struct store *s, const char *name, enum store_alert kind, int64_t t,
+                       store_cb cb, void *arg)
 {
     int rc = enter(s, "alert_put");
 
     if (rc == 0 && t <= 0)
-        rec_del(fake_of(s), R_ALERT, name);
+        rec_del(fake_of(s), alert_rec(kind), name);
     else if (rc == 0)
-        rec_put(fake_of(s), R_ALERT, name)->t = t;
+        rec_put(fake_of(s), alert_rec(kind), name)->t = t;
     return answer(s, rc, NULL, cb, arg);
 }
 
@@ -623,7 +630,7 @@ static int f_alerts_sweep(struct store *s, bool (*known)(const char *name, void 
         return removed;
     for (struct rec **pp = &f->recs; *pp != NULL;) {
         struct rec *r = *pp;
-        if (r->kind == R_ALERT && !known(r->key, arg)) {
+        if ((r->kind == R_ALERT || r->kind == R_ALERT_PERSIST) && !known(r->key, arg)) {
             *pp = r->next;
             rec_free(r);
             removed++;

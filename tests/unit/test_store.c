@@ -1278,30 +1278,96 @@ static void test_iface_alerts(void **state)
     struct ifx x;
     struct got g = {0};
     int64_t t = 0;
+    const enum store_alert EXP = STORE_ALERT_EXPIRING, PERSIST = STORE_ALERT_PERSIST_EXPIRING;
 
     ifx_open(&x, *state);
-    assert_int_equal(store_alert_read(x.s, "www", &t), -ENOENT);
-    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "www", 1700000000, got_cb, &g)),
-                     0);
+    assert_int_equal(store_alert_read(x.s, "www", EXP, &t), -ENOENT);
+    assert_int_equal(
+        wait_for(&x, &g, store_alert_put_start(x.s, "www", EXP, 1700000000, got_cb, &g)), 0);
     got_fini(&g);
-    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "old", 1600000000, got_cb, &g)),
-                     0);
+    assert_int_equal(
+        wait_for(&x, &g, store_alert_put_start(x.s, "old", EXP, 1600000000, got_cb, &g)), 0);
     got_fini(&g);
-    assert_int_equal(store_alert_read(x.s, "www", &t), 0);
+    assert_int_equal(
+        wait_for(&x, &g, store_alert_put_start(x.s, "old", PERSIST, 1600000100, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_alert_read(x.s, "www", EXP, &t), 0);
     assert_int_equal(t, 1700000000);
-    /* the alert of a certificate no longer configured goes */
-    assert_int_equal(store_alerts_sweep(x.s, known_www, NULL), 1);
-    assert_int_equal(store_alert_read(x.s, "old", &t), -ENOENT);
-    /* t <= 0 forgets */
-    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "www", 0, got_cb, &g)), 0);
+    /* each kind is a record of its own */
+    assert_int_equal(store_alert_read(x.s, "www", PERSIST, &t), -ENOENT);
+    assert_int_equal(
+        wait_for(&x, &g, store_alert_put_start(x.s, "www", PERSIST, 1700000500, got_cb, &g)), 0);
     got_fini(&g);
-    assert_int_equal(store_alert_read(x.s, "www", &t), -ENOENT);
+    assert_int_equal(store_alert_read(x.s, "www", PERSIST, &t), 0);
+    assert_int_equal(t, 1700000500);
+    assert_int_equal(store_alert_read(x.s, "www", EXP, &t), 0);
+    assert_int_equal(t, 1700000000);
+    /* the alerts (both kinds) of a certificate no longer configured go */
+    assert_int_equal(store_alerts_sweep(x.s, known_www, NULL), 2);
+    assert_int_equal(store_alert_read(x.s, "old", EXP, &t), -ENOENT);
+    assert_int_equal(store_alert_read(x.s, "old", PERSIST, &t), -ENOENT);
+    assert_int_equal(store_alert_read(x.s, "www", PERSIST, &t), 0);
+    /* t <= 0 forgets that kind only */
+    assert_int_equal(wait_for(&x, &g, store_alert_put_start(x.s, "www", EXP, 0, got_cb, &g)), 0);
+    got_fini(&g);
+    assert_int_equal(store_alert_read(x.s, "www", EXP, &t), -ENOENT);
+    assert_int_equal(store_alert_read(x.s, "www", PERSIST, &t), 0);
+    assert_int_equal(t, 1700000500);
     /* a damaged record is not a time */
     char *where = store_where(x.s, STORE_WHERE_ALERTS, "bad");
     assert_int_equal(store_mkdirs(x.sd, 0700), 0);
     assert_int_equal(store_write_atomic(where, "soon", 4, 0600, (uid_t)-1, (gid_t)-1, NULL), 0);
     free(where);
-    assert_int_equal(store_alert_read(x.s, "bad", &t), ERR_PARSE);
+    assert_int_equal(store_alert_read(x.s, "bad", EXP, &t), ERR_PARSE);
+    ifx_close(&x);
+}
+
+/* STATE/alerts/NAME.expiring as written before alerts had kinds (the
+ * time and a newline) still reads as the "expiring" alert; the
+ * "persist_expiring" alert is NAME.persist_expiring beside it, and the
+ * sweep knows both names (a certificate named like a kind included). */
+static void test_fs_alert_files_keep_their_format(void **state)
+{
+    struct ifx x;
+    struct got g = {0};
+    int64_t t = 0;
+
+    ifx_open(&x, *state);
+    char *dir = xasprintf("%s/alerts", x.sd);
+    char *old = xasprintf("%s/www.expiring", dir);
+    assert_int_equal(store_mkdirs(dir, 0700), 0);
+    assert_int_equal(store_write_atomic(old, "1700000000\n", 11, 0600, (uid_t)-1, (gid_t)-1, NULL),
+                     0);
+    assert_int_equal(store_alert_read(x.s, "www", STORE_ALERT_EXPIRING, &t), 0);
+    assert_int_equal(t, 1700000000);
+    assert_int_equal(wait_for(&x, &g,
+                              store_alert_put_start(x.s, "www", STORE_ALERT_PERSIST_EXPIRING,
+                                                    1700000500, got_cb, &g)),
+                     0);
+    got_fini(&g);
+    char *text = NULL;
+    char *persist = xasprintf("%s/www.persist_expiring", dir);
+    assert_int_equal(store_read_file(persist, &text, NULL), 0);
+    assert_string_equal(text, "1700000500\n");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(persist, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* "x.persist_expiring" is a certificate too: its own alerts, not www's */
+    assert_int_equal(wait_for(&x, &g,
+                              store_alert_put_start(x.s, "x.persist_expiring", STORE_ALERT_EXPIRING,
+                                                    1700000900, got_cb, &g)),
+                     0);
+    got_fini(&g);
+    assert_int_equal(store_alerts_sweep(x.s, known_www, NULL), 1);
+    assert_int_equal(store_alert_read(x.s, "x.persist_expiring", STORE_ALERT_EXPIRING, &t),
+                     -ENOENT);
+    assert_int_equal(store_alert_read(x.s, "www", STORE_ALERT_EXPIRING, &t), 0);
+    assert_int_equal(store_alert_read(x.s, "www", STORE_ALERT_PERSIST_EXPIRING, &t), 0);
+    assert_int_equal(t, 1700000500);
+    free(persist);
+    free(old);
+    free(dir);
     ifx_close(&x);
 }
 
@@ -1439,6 +1505,7 @@ int main(void)
         T(test_iface_account_round_trip),
         T(test_iface_account_rollover_and_retire),
         T(test_iface_alerts),
+        T(test_fs_alert_files_keep_their_format),
         T(test_iface_history_in_order_and_bounded),
         T(test_iface_outbox),
         T(test_iface_leases),
