@@ -291,6 +291,21 @@ tw_daemon_wait() {
   "$@"
 }
 
+# tw_wait SECONDS COMMAND...: runs COMMAND (a function or program) every
+# 0.1 s until it succeeds or SECONDS (of wall time) pass; returns COMMAND's
+# last status. For a helper process coming up (a python3 start took 2-3 s
+# on a loaded 2-core machine) or any event without a daemon to watch: give
+# it several times what it takes under load. The same note on $(...) as
+# for tw_daemon_wait.
+tw_wait() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.1
+  done
+}
+
 # tw_daemon_stop [SECONDS]: SIGTERM to the daemon ($TW_DAEMON_PID), then
 # waits up to SECONDS (default 30) for it to exit; if it still runs, a
 # failure and SIGKILL. Returns its exit status.

@@ -24,11 +24,8 @@ fleet_start_web() {
   python3 -m http.server --bind 127.0.0.1 --directory "$TW/www" "$TW_HTTP_PORT" \
     >"$TW/www.log" 2>&1 &
   TW_PIDS+=($!)
-  local t
-  for ((t = 0; t < 50; t++)); do
-    curl -s -o /dev/null "http://127.0.0.1:$TW_HTTP_PORT/" && return 0
-    sleep 0.1
-  done
+  # (a python3 start takes seconds on a loaded machine)
+  tw_wait 30 curl -s -o /dev/null "http://127.0.0.1:$TW_HTTP_PORT/" && return 0
   tw_fail "the webroot's server did not start"
   return 1
 }

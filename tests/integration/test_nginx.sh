@@ -64,6 +64,23 @@ trap 'nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s stop 2>/dev/nu
 tw_wait_http "http://127.0.0.1:$NGINX_PORT/.well-known/acme-challenge/" "" 10 ||
   curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" || tw_fail "nginx does not answer"
 
+# nginx_reload CONF PATH CODE: nginx -s reload with nginx_conf CONF, then
+# waits until GET /.well-known/acme-challenge/PATH answers CODE as only the
+# new configuration does: the signal returns at once, and the old workers
+# answer until the master has read the new configuration and started new
+# ones (under load, more than the 0.5 s this slept)
+challenge_code() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+    "http://127.0.0.1:$NGINX_PORT/.well-known/acme-challenge/$1"
+}
+nginx_reload() {
+  local code
+  nginx_conf "$1" >"$TW/nginx/nginx.conf"
+  nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || { tw_fail "nginx reload"; return 1; }
+  answers() { code=$(challenge_code "$1") && [ "$code" = "$2" ]; }
+  tw_wait 60 answers "$2" "$3" || tw_fail "nginx reload to $1: the challenge path answers $code, not $3"
+}
+
 # the rest of the site is redirected to https, the challenge path is not
 code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: site.test' \
   "http://127.0.0.1:$NGINX_PORT/index.html")
@@ -107,10 +124,12 @@ grep -q 'GET /.well-known/acme-challenge/[A-Za-z0-9_-]* HTTP/1.1" 200' "$TW/ngin
   tw_fail "proxy: nginx served no token"
 
 # 3. webroot, through the daemon, nginx reloaded with way 2
-nginx_conf webroot >"$TW/nginx/nginx.conf"
-nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "nginx reload"
+# (a file in the webroot is served (200) by the new configuration only)
+mkdir -p "$TW/www/.well-known/acme-challenge"
+echo probe >"$TW/www/.well-known/acme-challenge/reload-probe"
+nginx_reload webroot reload-probe 200
+rm -f "$TW/www/.well-known/acme-challenge/reload-probe"
 : >"$TW/nginx/access.log"
-sleep 0.5
 rm -rf "$TW/state" "$TW/out"
 {
   tw_config_head 4 | pf_conf | sed "s|^listen = .*|webroot = \"$TW/www\"|"
@@ -155,17 +174,13 @@ server {
 }
 EOT
 mkdir -p "$TW/out/www"
-nginx_conf redirect >"$TW/nginx/nginx.conf"
-nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "nginx reload"
-sleep 0.5
+nginx_reload redirect x 301
 timeout 60 "$CERTLOOP" test www -c "$TW/proxy.toml" >"$TW/test.txt" 2>&1
 rc=$?
 [ "$rc" = 1 ] || tw_fail "redirect to dead https: test exit $rc, expected 1"
 grep -q "^test www: http-01 www.test: http://www.test:$NGINX_PORT/.well-known/acme-challenge/[A-Za-z0-9_-]* via 127.0.0.1, redirected: 301 https://www.test/.well-known/acme-challenge/[A-Za-z0-9_-]*: connection refused by www.test:443.* FAIL$" \
   "$TW/test.txt" || tw_fail "redirect to dead https: $(cat "$TW/test.txt")"
-nginx_conf notfound >"$TW/nginx/nginx.conf"
-nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || tw_fail "nginx reload"
-sleep 0.5
+nginx_reload notfound x 404
 timeout 60 "$CERTLOOP" test www -c "$TW/proxy.toml" >"$TW/test.txt" 2>&1
 rc=$?
 [ "$rc" = 1 ] || tw_fail "404: test exit $rc, expected 1"

@@ -20,10 +20,9 @@ TW_PIDS+=($!)
 recv=${BUILD_DIR:-build}/webhook-receiver
 "$recv" --port-file "$TW/slack.port" >"$TW/slack.jsonl" 2>"$TW/slack.log" &
 TW_PIDS+=($!)
-for ((t = 0; t < 50; t++)); do
-  [ -s "$TW/smtp.port" ] && [ -s "$TW/slack.port" ] && break
-  sleep 0.1
-done
+# (a python3 start takes seconds on a loaded machine)
+sinks_up() { [ -s "$TW/smtp.port" ] && [ -s "$TW/slack.port" ]; }
+tw_wait 30 sinks_up
 SPORT=$(cat "$TW/smtp.port") && RPORT=$(cat "$TW/slack.port") ||
   { tw_fail "SMTP sink or receiver did not start"; tw_done; }
 printf 's3cret pass\n' >"$TW/smtp.pass"

@@ -132,7 +132,7 @@ BUSY=$(tw_port)
 python3 -c 'import socket,sys,time
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("ok", flush=True); time.sleep(60)' "$BUSY" >"$TW/busy.txt" &
 TW_PIDS+=($!)
-for _ in $(seq 50); do grep -q ok "$TW/busy.txt" 2>/dev/null && break; sleep 0.1; done
+tw_wait 30 grep -q ok "$TW/busy.txt" # (a python3 start takes seconds on a loaded machine)
 sed -i "s/^listen = \[\"127.0.0.1:$NEW\"\]$/listen = [\"127.0.0.1:$BUSY\"]/" "$TW/certloop.toml"
 out=$("$CERTLOOP" reload -c "$TW/certloop.toml" 2>&1) && tw_fail "reload to a busy port succeeded: $out"
 grep -q "tlsalpn01.listen: cannot listen on 127.0.0.1:$BUSY: " <<<"$out" || tw_fail "busy port refusal: $out"

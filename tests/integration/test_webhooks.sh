@@ -51,8 +51,11 @@ a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 assert b["status"] == 200 and b["signature"] == "ok", b
 assert a["delivery"] == b["delivery"] and a["body"] == b["body"], (a, b)
 EOF
-sleep 0.5
-n=$(ls "$TW/state/outbox" | grep -c '\.json$')
+# the delivery leaves the outbox once its 200 is in (after the receiver wrote it)
+outbox_n() { ls "$TW/state/outbox" | grep -c '\.json$'; }
+outbox_empty() { [ "$(outbox_n)" = 0 ]; }
+tw_daemon_wait 30 outbox_empty
+n=$(outbox_n)
 [ "$n" = 0 ] || tw_fail "the outbox still holds $n deliveries"
 tw_daemon_stop
 rc=$?
