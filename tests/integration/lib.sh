@@ -122,10 +122,12 @@ tw_tls() {
     -CAcreateserial -days 2 -extfile "$TW/tls.ext" -out "$TW/tls.pem" >/dev/null 2>&1
 }
 
-# tw_wait_http URL [CAFILE] [SECONDS]: bounded poll until URL answers.
+# tw_wait_http URL [CAFILE] [SECONDS] [PID]: bounded poll until URL
+# answers; 1 at once when PID (the server's process) has exited.
 tw_wait_http() {
-  local url=$1 ca=${2:-} secs=${3:-20} i
+  local url=$1 ca=${2:-} secs=${3:-20} pid=${4:-} i
   for ((i = 0; i < secs * 10; i++)); do
+    [ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || return 1
     if [ -n "$ca" ]; then
       curl -fsS --max-time 2 --cacert "$ca" "$url" >/dev/null 2>&1 && return 0
     else
@@ -146,7 +148,7 @@ tw_start() {
   tw_tls || { tw_fail "cannot make the TLS certificates"; return 1; }
   TW_DNS_PORT=$(tw_port)
   TW_DNS_MGMT_PORT=$(tw_port)
-  local dns="127.0.0.1:$TW_DNS_PORT"
+  local dns="127.0.0.1:$TW_DNS_PORT" dns_pid=
   TW_ACME_PORT=$(tw_port)
   TW_MGMT_PORT=$(tw_port)
   TW_HTTP_PORT=${TW_HTTP_PORT:-$(tw_port)}
@@ -157,6 +159,7 @@ tw_start() {
     pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
       -dns01 "127.0.0.1:$TW_DNS_PORT" -management "127.0.0.1:$TW_DNS_MGMT_PORT" \
       -http01 "" -https01 "" -tlsalpn01 "" >"$TW/dns.log" 2>&1 &
+    dns_pid=$!
     TW_PIDS+=($!)
   fi
   cat >"$TW/pebble.json" <<EOF
@@ -181,9 +184,16 @@ EOF
     pebble -config "$TW/pebble.json" -dnsserver "$dns" >"$TW/pebble.log" 2>&1 &
   TW_PIDS+=($!)
   TW_DIRECTORY="https://127.0.0.1:$TW_ACME_PORT/dir"
-  if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30; then
+  # a Pebble that exits (a port taken) fails at once, not after the 30 s a
+  # slow start may take (test_control_daemon failed in 36 s instead of 4)
+  if ! tw_wait_http "$TW_DIRECTORY" "$TW/tls-ca.pem" 30 "$!"; then
     tw_fail "Pebble did not come up"
     sed 's/^/  pebble: /' "$TW/pebble.log" >&2
+    return 1
+  fi
+  if [ -n "$dns_pid" ] && ! kill -0 "$dns_pid" 2>/dev/null; then
+    tw_fail "pebble-challtestsrv exited"
+    sed 's/^/  dns: /' "$TW/dns.log" >&2
     return 1
   fi
   if ! curl -fsS --cacert "$TW/tls-ca.pem" "https://127.0.0.1:$TW_MGMT_PORT/roots/0" \
