@@ -1,12 +1,15 @@
 /* The HTTPS API server: uv_tcp_t listeners, TLS through memory BIOs
- * (net/tls_mem.h, shared with the tls-alpn-01 responder), one request per
+ * (net/tls_mem.h, shared with the tls-alpn-01 responder; the contexts,
+ * bootstrap or managed certificate, come from api_tls.c), one request per
  * connection parsed by the http-01 listener's strict parser (same limits),
- * Bearer tokens, and the routes of api_routes[]. It answers from what the
- * reactor's handlers and the state directory give it; it does not decide
- * anything about certificates. */
+ * Bearer tokens (the tokens file: tokens.c) and dashboard sessions, the
+ * routes of api_routes[] and their answers, and the GET /v1/events streams.
+ * It answers from what the reactor's handlers and the state directory give
+ * it; it does not decide anything about certificates. */
 #include "api/api.h"
 #include "api/api_internal.h"
 #include "api/dashboard_internal.h"
+#include "api/server_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,13 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "net/httpd.h"
 #include "config/config.h"
@@ -39,17 +39,8 @@
 #define DEF_HEAD_TIMEOUT_MS 10000
 #define DEF_WRITE_TIMEOUT_MS 30000
 #define RESP_MAX (64 * 1024 * 1024) /* head and body of one answer */
-#define TOKENS_FILE_MAX (1024 * 1024)
-#define EV_RING 256            /* events kept for Last-Event-ID */
-#define SSE_KEEPALIVE_MS 25000 /* a comment line this often on an idle stream */
-#define SSE_WRITES_MAX 256     /* writes a stream reader may leave pending before it is cut */
-#define BOOTSTRAP_DAYS 365
-#define BOOTSTRAP_RENEW_S (7 * 86400) /* made again this long before it ends */
-
-struct listener {
-    struct api *a;
-    uv_tcp_t tcp; /* tcp.data = self */
-};
+#define SSE_KEEPALIVE_MS 25000      /* a comment line this often on an idle stream */
+#define SSE_WRITES_MAX 256          /* writes a stream reader may leave pending before it is cut */
 
 struct aconn {
     struct tls_conn t; /* first: its handles' data is this struct too */
@@ -67,330 +58,6 @@ struct aconn {
     char *logline;         /* owned: "PEER METHOD TARGET token=NAME" of an answer to come */
 };
 
-struct api {
-    uv_loop_t *loop;     /* borrowed */
-    struct listener *ls; /* owned array; handles must not move */
-    size_t n_ls;
-    int open_handles;
-    struct tls_conn_list conns;
-    unsigned max_conns;
-    struct api_limits lim;
-    struct api_handlers h;
-    char *tokens_file, *certificate, *state_dir; /* owned */
-    struct store *store;                         /* borrowed: outlives the API */
-    uint64_t cert_checked;                       /* uv_now of the last look at it */
-    struct api_tokens tokens;
-    struct stat tokens_st; /* of the file tokens came from; st_ino 0: none */
-    bool tokens_bad;       /* the last read failed (logged once) */
-    struct api_faillimit fails;
-    struct api_sessions sessions; /* the dashboard's logins (session.c) */
-    SSL_CTX *boot_ctx;            /* owned: the self-signed bootstrap */
-    int64_t boot_until;           /* its notAfter */
-    SSL_CTX *cert_ctx;            /* owned: the managed certificate, or NULL */
-    char *cert_gen;               /* owned: the generation cert_ctx holds, or the one that failed */
-    struct {
-        char *id;   /* owned */
-        char *text; /* owned: the "id:", "event:", "data:" lines and the empty one */
-    } ring[EV_RING];
-    size_t ring_next, ring_n;  /* the slot written next; how many are filled */
-    char *config_path;         /* owned: the main configuration file */
-    struct api_writes *writes; /* owned by write.c: POST/DELETE one at a time */
-    int jobs;                  /* threadpool jobs of the routes still running */
-    bool closing;
-    void (*closed_cb)(void *arg);
-    void *closed_arg;
-};
-
-/* ---- TLS contexts ---------------------------------------------------------- */
-
-static SSL_CTX *ctx_new(void)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_num_tickets(ctx, 0); /* one request per connection: nothing to resume */
-    return ctx;
-}
-
-int api_tls_ctx_from_obj(X509 *cert, EVP_PKEY *key, SSL_CTX **out)
-{
-    SSL_CTX *ctx = ctx_new();
-
-    if (ctx == NULL || SSL_CTX_use_certificate(ctx, cert) != 1 ||
-        SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        SSL_CTX_free(ctx);
-        ERR_clear_error();
-        return ERR_CRYPTO;
-    }
-    *out = ctx;
-    return 0;
-}
-
-int api_tls_ctx_from_pem(const char *fullchain_pem, const char *key_pem, SSL_CTX **out)
-{
-    BIO *cb = BIO_new_mem_buf(fullchain_pem, -1);
-    BIO *kb = BIO_new_mem_buf(key_pem, -1);
-    X509 *leaf = NULL;
-    EVP_PKEY *key = NULL;
-    SSL_CTX *ctx = NULL;
-    int rc = ERR_CRYPTO;
-
-    if (cb == NULL || kb == NULL)
-        goto out;
-    leaf = PEM_read_bio_X509(cb, NULL, NULL, NULL);
-    key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
-    if (leaf == NULL || key == NULL || api_tls_ctx_from_obj(leaf, key, &ctx) < 0)
-        goto out;
-    for (;;) {
-        X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
-        if (x == NULL)
-            break;
-        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-            X509_free(x);
-            goto out;
-        }
-    }
-    *out = ctx;
-    ctx = NULL;
-    rc = 0;
-out:
-    ERR_clear_error(); /* the chain loop ends on "no start line" */
-    SSL_CTX_free(ctx);
-    X509_free(leaf);
-    EVP_PKEY_free(key);
-    BIO_free(cb);
-    BIO_free(kb);
-    return rc;
-}
-
-/* A PEM text of x or k (owned), or NULL. */
-static char *pem_of(X509 *x, EVP_PKEY *k)
-{
-    BIO *mb = BIO_new(BIO_s_mem());
-    char *pem = NULL;
-
-    if (mb != NULL &&
-        (x != NULL ? PEM_write_bio_X509(mb, x)
-                   : PEM_write_bio_PrivateKey(mb, k, NULL, NULL, 0, NULL, NULL)) == 1) {
-        char *p;
-        long l = BIO_get_mem_data(mb, &p);
-        pem = xstrndup(p, (size_t)l);
-        OPENSSL_cleanse(p, (size_t)l);
-    }
-    BIO_free(mb);
-    ERR_clear_error();
-    return pem;
-}
-
-/* The bootstrap the store kept (from the last start), when it still
- * serves: key and certificate match, it ends more than BOOTSTRAP_RENEW_S
- * from now, it names every one of sans[0..n). 0 with a->boot_ctx set. */
-static int boot_load(struct api *a, const char *const *sans, size_t n)
-{
-    char *cert = NULL, *key = NULL;
-    int rc = store_api_bootstrap_read(a->store, &cert, &key);
-    BIO *b = rc == 0 ? BIO_new_mem_buf(cert, -1) : NULL;
-    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-    SSL_CTX *ctx = NULL;
-    int days = 0, secs = 0;
-
-    if (rc == 0)
-        rc = ERR_BAD_STATE;
-    if (x != NULL && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) == 1 &&
-        (int64_t)days * 86400 + secs > BOOTSTRAP_RENEW_S) {
-        bool names = true;
-        for (size_t i = 0; i < n && names; i++)
-            names = i == 0 ? X509_check_host(x, sans[i], 0, 0, NULL) == 1
-                           : X509_check_ip_asc(x, sans[i], 0) == 1;
-        if (names && api_tls_ctx_from_pem(cert, key, &ctx) == 0) {
-            SSL_CTX_free(a->boot_ctx);
-            a->boot_ctx = ctx;
-            a->boot_until = (int64_t)time(NULL) + (int64_t)days * 86400 + secs;
-            rc = 0;
-        }
-    }
-    ERR_clear_error();
-    X509_free(x);
-    BIO_free(b);
-    if (key != NULL)
-        OPENSSL_cleanse(key, strlen(key));
-    free(cert);
-    free(key);
-    return rc;
-}
-
-/* The bootstrap: DNS:localhost and every listen address that is not a
- * wildcard, so a client pinning bootstrap.pem can check the name. The one
- * the store kept serves again unless fresh (it ends soon) or it no longer
- * fits; a new one is handed to the store (store_api_bootstrap_put). */
-static int boot_make(struct api *a, bool fresh)
-{
-    const char **sans = xcalloc(a->n_ls + 1, sizeof(*sans));
-    char(*ips)[INET6_ADDRSTRLEN] = xcalloc(a->n_ls + 1, sizeof(*ips));
-    size_t n = 0;
-    X509 *x = NULL;
-    EVP_PKEY *k = NULL;
-    SSL_CTX *ctx = NULL;
-    char *pem = NULL, *kpem = NULL;
-    int rc;
-
-    sans[n++] = "localhost";
-    for (size_t i = 0; i < a->n_ls; i++) {
-        struct sockaddr_storage ss;
-        int len = sizeof(ss);
-        if (uv_tcp_getsockname(&a->ls[i].tcp, (struct sockaddr *)&ss, &len) != 0)
-            continue;
-        const void *ad = ss.ss_family == AF_INET6
-                             ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                             : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-        char *ip = ips[n];
-        if (uv_inet_ntop(ss.ss_family, ad, ip, INET6_ADDRSTRLEN) != 0 ||
-            strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
-            continue;
-        bool dup = false;
-        for (size_t j = 1; j < n; j++)
-            dup = dup || strcmp(sans[j], ip) == 0;
-        if (!dup)
-            sans[n++] = ip;
-    }
-    if (!fresh && boot_load(a, sans, n) == 0) {
-        log_info(LOG_API, "self-signed bootstrap certificate kept from the last start");
-        rc = 0;
-        goto out;
-    }
-    rc = tls_selfsigned_build("certloop api", sans, n, (long)BOOTSTRAP_DAYS * 86400, NULL, &x, &k);
-    if (rc == 0)
-        rc = api_tls_ctx_from_obj(x, k, &ctx);
-    if (rc < 0) {
-        log_error(LOG_API, "cannot make the self-signed bootstrap certificate");
-        goto out;
-    }
-    pem = pem_of(x, NULL);
-    kpem = pem_of(NULL, k);
-    int wrc =
-        pem != NULL && kpem != NULL ? store_api_bootstrap_put(a->store, pem, kpem) : ERR_CRYPTO;
-    if (wrc == ERR_UNSUPPORTED)
-        log_info(LOG_API, "the %s store keeps no bootstrap certificate: a new one at each start",
-                 store_type(a->store));
-    else if (wrc < 0)
-        log_warn(LOG_API, "keeping the bootstrap certificate in %s: %s", store_type(a->store),
-                 err_str(wrc));
-    else
-        log_info(LOG_API, "new self-signed bootstrap certificate, kept by the %s store",
-                 store_type(a->store));
-    SSL_CTX_free(a->boot_ctx);
-    a->boot_ctx = ctx;
-    a->boot_until = (int64_t)time(NULL) + (int64_t)BOOTSTRAP_DAYS * 86400;
-    ctx = NULL;
-out:
-    free(pem);
-    if (kpem != NULL)
-        OPENSSL_cleanse(kpem, strlen(kpem));
-    free(kpem);
-    SSL_CTX_free(ctx);
-    X509_free(x);
-    EVP_PKEY_free(k);
-    free(sans);
-    free(ips);
-    return rc;
-}
-
-/* The context a new connection gets: the managed certificate's current
- * generation once there is one (loaded again when `current` moves), else
- * the bootstrap. Reads a link and, on a change, the PEM files: page-cache
- * work, as STYLE §5 allows on the loop. */
-static SSL_CTX *ctx_current(struct api *a)
-{
-    uint64_t now = uv_now(a->loop);
-
-    /* at most once a second: a burst of connections reads the files once */
-    if (a->certificate != NULL && (a->cert_checked == 0 || now - a->cert_checked >= 1000)) {
-        struct store_cert cur = {0};
-        a->cert_checked = now;
-        if (store_cert_read_current(a->store, a->certificate, false, &cur) == 0 &&
-            cur.generation != NULL &&
-            (a->cert_gen == NULL || strcmp(a->cert_gen, cur.generation) != 0)) {
-            struct store_cert sc = {0};
-            SSL_CTX *ctx = NULL;
-            int rc = store_cert_read_current(a->store, a->certificate, true, &sc);
-            if (rc == 0)
-                rc = api_tls_ctx_from_pem(sc.fullchain_pem, sc.key_pem, &ctx);
-            if (sc.key_pem != NULL)
-                OPENSSL_cleanse(sc.key_pem, strlen(sc.key_pem));
-            free(a->cert_gen);
-            a->cert_gen = xstrdup(sc.generation != NULL ? sc.generation : cur.generation);
-            store_cert_fini(&sc);
-            if (rc == 0) {
-                SSL_CTX_free(a->cert_ctx);
-                a->cert_ctx = ctx;
-                log_info(LOG_API, "serving certificate %s (generation %s)", a->certificate,
-                         a->cert_gen);
-            } else {
-                log_error(LOG_API,
-                          "certificate %s generation %s: %s; still serving the previous "
-                          "one",
-                          a->certificate, a->cert_gen, err_str(rc));
-            }
-        }
-        store_cert_fini(&cur);
-    }
-    if (a->cert_ctx != NULL)
-        return a->cert_ctx;
-    if (a->boot_ctx == NULL || (int64_t)time(NULL) > a->boot_until - BOOTSTRAP_RENEW_S)
-        (void)boot_make(a, true); /* logged */
-    return a->boot_ctx;
-}
-
-/* ---- tokens -------------------------------------------------------------- */
-
-/* The token set of the file as it is now: read again when its inode, size
- * or mtime changed (so api-token create/revoke take effect at the next
- * request). A file that cannot be read or parsed gives no tokens: every
- * request is refused until it is fixed (logged once). */
-static const struct api_tokens *tokens_current(struct api *a)
-{
-    struct stat st;
-
-    if (a->tokens_file == NULL || stat(a->tokens_file, &st) < 0) {
-        if (!a->tokens_bad)
-            log_error(LOG_API, "tokens_file %s: %s; every request is refused",
-                      a->tokens_file != NULL ? a->tokens_file : "(none)",
-                      err_str(a->tokens_file != NULL ? -errno : -ENOENT));
-        a->tokens_bad = true;
-        api_tokens_fini(&a->tokens);
-        memset(&a->tokens_st, 0, sizeof(a->tokens_st));
-        return &a->tokens;
-    }
-    if (st.st_ino == a->tokens_st.st_ino && st.st_dev == a->tokens_st.st_dev &&
-        st.st_size == a->tokens_st.st_size && st.st_mtim.tv_sec == a->tokens_st.st_mtim.tv_sec &&
-        st.st_mtim.tv_nsec == a->tokens_st.st_mtim.tv_nsec)
-        return &a->tokens;
-    struct buf b = BUF_INIT(TOKENS_FILE_MAX);
-    struct api_tokens t = {0};
-    char *err = NULL;
-    int rc = buf_read_file(&b, a->tokens_file);
-    if (rc == 0)
-        rc = api_tokens_parse(b.data != NULL ? b.data : "", b.len, &t, &err);
-    buf_fini(&b);
-    api_tokens_fini(&a->tokens);
-    a->tokens_st = st;
-    if (rc < 0) {
-        log_error(LOG_API, "tokens_file %s: %s; every request is refused", a->tokens_file,
-                  err != NULL ? err : err_str(rc));
-        free(err);
-        a->tokens_bad = true;
-        return &a->tokens;
-    }
-    a->tokens = t;
-    a->tokens_bad = false;
-    log_info(LOG_API, "%zu %s from %s", t.n, t.n == 1 ? "token" : "tokens", a->tokens_file);
-    return &a->tokens;
-}
-
 /* ---- connections ------------------------------------------------------------ */
 
 static void maybe_free(struct api *a)
@@ -406,7 +73,7 @@ static void maybe_free(struct api *a)
     free(a->cert_gen);
     api_tokens_fini(&a->tokens);
     OPENSSL_cleanse(&a->sessions, sizeof(a->sessions));
-    for (size_t i = 0; i < EV_RING; i++) {
+    for (size_t i = 0; i < API_EV_RING; i++) {
         free(a->ring[i].id);
         free(a->ring[i].text);
     }
@@ -740,14 +407,14 @@ static void sse_start(struct aconn *c, const uint8_t *last_id, size_t last_len, 
     sse_send(c, head, sizeof(head) - 1);
     sse_send(c, hello, sizeof(hello) - 1);
     if (last_id != NULL) {
-        size_t first = (a->ring_next + EV_RING - a->ring_n) % EV_RING, from = 0;
+        size_t first = (a->ring_next + API_EV_RING - a->ring_n) % API_EV_RING, from = 0;
         for (size_t k = 0; k < a->ring_n; k++) {
-            const char *id = a->ring[(first + k) % EV_RING].id;
+            const char *id = a->ring[(first + k) % API_EV_RING].id;
             if (strlen(id) == last_len && memcmp(id, last_id, last_len) == 0)
                 from = k + 1;
         }
         for (size_t k = from; k < a->ring_n; k++) {
-            const char *text = a->ring[(first + k) % EV_RING].text;
+            const char *text = a->ring[(first + k) % API_EV_RING].text;
             sse_send(c, text, strlen(text));
         }
     }
@@ -772,8 +439,8 @@ void api_event(struct api *a, const char *json)
     free(a->ring[slot].text);
     a->ring[slot].id = xstrdup(id);
     a->ring[slot].text = text;
-    a->ring_next = (slot + 1) % EV_RING;
-    if (a->ring_n < EV_RING)
+    a->ring_next = (slot + 1) % API_EV_RING;
+    if (a->ring_n < API_EV_RING)
         a->ring_n++;
     for (struct tls_conn *t = a->conns.head; t != NULL; t = t->next) {
         struct aconn *c = (struct aconn *)t;
@@ -1162,7 +829,7 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         goto log;
     }
     if (bearer(r, &tok, &tok_len)) {
-        t = api_tokens_match(tokens_current(a), tok, tok_len);
+        t = api_tokens_match(api_tokens_current(a), tok, tok_len);
     } else if (r->authorization == NULL) {
         /* no token: a dashboard session's cookie, if it is still good */
         const uint8_t *ck = NULL;
@@ -1170,7 +837,7 @@ static void conn_request(struct aconn *c, const struct httpd_req *r)
         cookie_sent = api_head_field(c->in, r->head_len, "Cookie", &ck, &ckl);
         if (cookie_sent)
             se = api_session_find(&a->sessions, ck, ckl, now);
-        t = se != NULL ? api_session_token(se, tokens_current(a)) : NULL;
+        t = se != NULL ? api_session_token(se, api_tokens_current(a)) : NULL;
         if (se != NULL && t == NULL) {
             api_session_drop(se); /* its token was revoked or replaced */
             se = NULL;
@@ -1355,7 +1022,7 @@ static void connection_cb(uv_stream_t *server, int status)
         log_debug(LOG_API, "%zu connections: closing the oldest, from %s", a->conns.n, old->peer);
         tls_conn_close(&old->t);
     }
-    SSL_CTX *ctx = ctx_current(a);
+    SSL_CTX *ctx = api_ctx_current(a);
     c->t.ssl = ctx != NULL ? tls_mem_accept_new(ctx) : NULL;
     if (c->t.ssl == NULL) {
         tls_conn_close(&c->t);
@@ -1436,13 +1103,13 @@ int api_open(const struct api_opts *o, struct api **out)
             break;
     }
     if (rc == 0)
-        rc = boot_make(a, false);
+        rc = api_boot_make(a, false);
     if (rc < 0) {
         api_close(a, NULL, NULL);
         return rc;
     }
-    (void)ctx_current(a); /* the managed certificate, if stored already (logged) */
-    (void)tokens_current(a);
+    (void)api_ctx_current(a); /* the managed certificate, if stored already (logged) */
+    (void)api_tokens_current(a);
     for (size_t i = 0; i < a->n_ls; i++)
         log_info(LOG_API, "listening on %s (https, at most %u connections)", o->listen[i],
                  a->max_conns);

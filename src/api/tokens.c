@@ -1,9 +1,11 @@
 /* API tokens: the tokens file ("NAME SCOPES sha256:HEX" per line; only the
- * hash of a secret is ever stored), matching a presented secret in constant
- * time, creating and revoking tokens for the command line, and the limit on
- * failed authentications per address. It does not read HTTP: the server
- * (api.c) hands it the Bearer value. */
+ * hash of a secret is ever stored) and the server's set read from it again
+ * when it changes, matching a presented secret in constant time, creating and
+ * revoking tokens for the command line, and the limit on failed
+ * authentications per address. It does not read HTTP: the server (api.c)
+ * hands it the Bearer value. */
 #include "api/api_internal.h"
+#include "api/server_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +19,9 @@
 
 #include "store/store.h"
 #include "util/b64.h"
+#include "util/buf.h"
 #include "util/err.h"
+#include "util/log.h"
 #include "util/xalloc.h"
 
 #define TOKENS_FILE_MAX (1024 * 1024)
@@ -181,6 +185,50 @@ const struct api_token *api_tokens_match(const struct api_tokens *t, const char 
     }
     OPENSSL_cleanse(h, sizeof(h));
     return found;
+}
+
+/* The token set of the file as it is now: read again when its inode, size
+ * or mtime changed (so api-token create/revoke take effect at the next
+ * request). A file that cannot be read or parsed gives no tokens: every
+ * request is refused until it is fixed (logged once). */
+const struct api_tokens *api_tokens_current(struct api *a)
+{
+    struct stat st;
+
+    if (a->tokens_file == NULL || stat(a->tokens_file, &st) < 0) {
+        if (!a->tokens_bad)
+            log_error(LOG_API, "tokens_file %s: %s; every request is refused",
+                      a->tokens_file != NULL ? a->tokens_file : "(none)",
+                      err_str(a->tokens_file != NULL ? -errno : -ENOENT));
+        a->tokens_bad = true;
+        api_tokens_fini(&a->tokens);
+        memset(&a->tokens_st, 0, sizeof(a->tokens_st));
+        return &a->tokens;
+    }
+    if (st.st_ino == a->tokens_st.st_ino && st.st_dev == a->tokens_st.st_dev &&
+        st.st_size == a->tokens_st.st_size && st.st_mtim.tv_sec == a->tokens_st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == a->tokens_st.st_mtim.tv_nsec)
+        return &a->tokens;
+    struct buf b = BUF_INIT(TOKENS_FILE_MAX);
+    struct api_tokens t = {0};
+    char *err = NULL;
+    int rc = buf_read_file(&b, a->tokens_file);
+    if (rc == 0)
+        rc = api_tokens_parse(b.data != NULL ? b.data : "", b.len, &t, &err);
+    buf_fini(&b);
+    api_tokens_fini(&a->tokens);
+    a->tokens_st = st;
+    if (rc < 0) {
+        log_error(LOG_API, "tokens_file %s: %s; every request is refused", a->tokens_file,
+                  err != NULL ? err : err_str(rc));
+        free(err);
+        a->tokens_bad = true;
+        return &a->tokens;
+    }
+    a->tokens = t;
+    a->tokens_bad = false;
+    log_info(LOG_API, "%zu %s from %s", t.n, t.n == 1 ? "token" : "tokens", a->tokens_file);
+    return &a->tokens;
 }
 
 /* Reads the tokens file for create/revoke: 0 (an absent file is empty, with
