@@ -1,7 +1,8 @@
-/* The http-01 listener: uv_tcp_t listeners, connections with strict limits,
- * one sweeping timer for all deadlines, and the token table it answers from.
- * It parses with httpd_parse() and knows nothing of ACME orders: the
- * reactor puts and deletes tokens. Responses are built into one shared
+/* The http-01 listener: uv_tcp_t listeners (their addresses, systemd's
+ * sockets and the "in use" error come from http01_listen.c), connections with
+ * strict limits, one sweeping timer for all deadlines, and the token table it
+ * answers from. It parses with httpd_parse() and knows nothing of ACME orders:
+ * the reactor puts and deletes tokens. Responses are built into one shared
  * buffer and written with uv_try_write; only what the kernel does not take
  * is copied and queued. */
 #include "challenge/challenge.h"
@@ -978,79 +979,12 @@ static void sweep_cb(uv_timer_t *t)
 
 /* ---- listeners -------------------------------------------------------------- */
 
-/* "IP:PORT" or "[IPv6]:PORT" */
-static int parse_listen(const char *str, struct sockaddr_storage *ss)
-{
-    char host[64];
-    const char *colon;
-    size_t hl;
-
-    if (str[0] == '[') {
-        const char *rb = strchr(str, ']');
-        if (rb == NULL || rb[1] != ':')
-            return -EINVAL;
-        hl = (size_t)(rb - str - 1);
-        if (hl == 0 || hl >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, str + 1, hl);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(str, ':');
-        if (colon == NULL)
-            return -EINVAL;
-        hl = (size_t)(colon - str);
-        if (hl == 0 || hl >= sizeof(host) || memchr(str, ':', hl) != NULL)
-            return -EINVAL;
-        memcpy(host, str, hl);
-    }
-    host[hl] = '\0';
-    const char *pp = colon + 1;
-    size_t pl = strlen(pp);
-    unsigned long port = 0;
-    if (pl == 0 || pl > 5)
-        return -EINVAL;
-    for (size_t i = 0; i < pl; i++) {
-        if (pp[i] < '0' || pp[i] > '9')
-            return -EINVAL;
-        port = port * 10 + (unsigned long)(pp[i] - '0');
-    }
-    if (port > 65535)
-        return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    if (str[0] == '[')
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss);
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss);
-}
-
-/* A web server usually owns port 80 already: say which program, and the
- * three ways to share the port, instead of a bare "address already in use". */
-static void log_addr_in_use(const char *addr, const struct sockaddr_storage *ss)
-{
-    unsigned port = ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
-                                              : ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    char who[64], name[32];
-    long pid;
-
-    if (http01_port_owner(port, name, sizeof(name), &pid) == 0)
-        snprintf(who, sizeof(who), "%s (pid %ld)", name, pid);
-    else
-        snprintf(who, sizeof(who), "another program (see: ss -ltnp 'sport = :%u')", port);
-    log_error(LOG_CHAL,
-              "http01: listen %s: address already in use by %s. To share the port with a web "
-              "server, either set [http01] webroot to the document root it serves for this name "
-              "(certloop writes DIR/.well-known/acme-challenge/TOKEN) and listen = [], "
-              "or have it proxy /.well-known/acme-challenge/ to certloop (etc/examples/"
-              "nginx-acme.conf) and set [http01] listen to that address, e.g. "
-              "[\"127.0.0.1:8402\"]",
-              addr, who);
-}
-
 static int listener_bind(struct listener *l, const char *addr)
 {
     struct sockaddr_storage ss;
     int rc;
 
-    rc = parse_listen(addr, &ss);
+    rc = http01_listen_parse(addr, &ss);
     if (rc < 0) {
         log_error(LOG_CHAL, "http01: listen %s: expected IP:PORT or [IPv6]:PORT", addr);
         return rc;
@@ -1060,58 +994,10 @@ static int listener_bind(struct listener *l, const char *addr)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, BACKLOG, connection_cb);
     if (rc == UV_EADDRINUSE)
-        log_addr_in_use(addr, &ss);
+        http01_log_addr_in_use(addr, &ss);
     else if (rc < 0)
         log_error(LOG_CHAL, "http01: listen %s: %s", addr, err_str(rc));
     return rc;
-}
-
-static int parse_uint_env(const char *name, unsigned long *out)
-{
-    const char *v = getenv(name);
-    char *end;
-
-    if (v == NULL || *v < '0' || *v > '9')
-        return -ENOENT;
-    errno = 0;
-    *out = strtoul(v, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -EINVAL;
-    return 0;
-}
-
-/* systemd socket activation (sd_listen_fds(3)): how many inherited sockets
- * start at fd 3, or 0. The variables are unset so that nothing (a second
- * open, a child) takes the same descriptors again. */
-static size_t activation_fds(void)
-{
-    unsigned long pid, nfds;
-
-    if (parse_uint_env("LISTEN_PID", &pid) < 0 || pid != (unsigned long)getpid())
-        return 0; /* not for us (a parent's, or none) */
-    int rc = parse_uint_env("LISTEN_FDS", &nfds);
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
-    if (rc < 0 || nfds == 0 || nfds > 1024) {
-        log_warn(LOG_CHAL, "http01: LISTEN_FDS: no usable count, socket activation ignored");
-        return 0;
-    }
-    return nfds;
-}
-
-/* Only listening TCP sockets are ours: a unit may pass others (a unix
- * socket for something else), which are left alone. */
-static bool is_tcp_listener(int fd)
-{
-    int type = 0, acc = 0, dom = 0;
-    socklen_t len = sizeof(int);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
-        return false;
-    return type == SOCK_STREAM && acc != 0 && (dom == AF_INET || dom == AF_INET6);
 }
 
 static int listener_adopt(struct listener *l, int fd)
@@ -1141,7 +1027,7 @@ static void server_close(struct chal_http01 *s)
 
 int chal_http01_open(uv_loop_t *loop, const char *const *listen, size_t n, struct chal_http01 **out)
 {
-    size_t nfds = activation_fds();
+    size_t nfds = http01_activation_fds();
     size_t count = nfds > 0 ? nfds : n;
     int rc = 0;
 
@@ -1163,7 +1049,7 @@ int chal_http01_open(uv_loop_t *loop, const char *const *listen, size_t n, struc
     s->n_handles = 1;
     for (size_t i = 0; i < count; i++) {
         int fd = 3 + (int)i;
-        if (nfds > 0 && !is_tcp_listener(fd)) {
+        if (nfds > 0 && !http01_is_tcp_listener(fd)) {
             log_warn(LOG_CHAL,
                      "http01: socket activation fd %d: not a listening TCP socket, "
                      "left alone",
