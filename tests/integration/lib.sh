@@ -470,9 +470,8 @@ tw_receiver_start() {
 # tw_flood PORT N: N connections to 127.0.0.1:PORT opened and held without
 # a byte sent, in the background ($FLOOD_PID; a connection the server
 # closes is not reopened); returns once all are open ("held N" in
-# $TW/flood.state), 1 when they could not be within 10 s.
+# $TW/flood.state), 1 when they could not be within 30 s.
 tw_flood() {
-  local t
   python3 - "$1" "$2" "$TW/flood.state" >"$TW/flood.log" 2>&1 <<'EOF' &
 import os, resource, signal, socket, sys, time
 port, n, state = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -497,11 +496,8 @@ while True:
 EOF
   FLOOD_PID=$!
   TW_PIDS+=("$FLOOD_PID")
-  for ((t = 0; t < 100; t++)); do
-    [ -s "$TW/flood.state" ] && return 0
-    sleep 0.1
-  done
-  return 1
+  # (a python3 start alone took 2-3 s on a loaded machine)
+  tw_wait 30 test -s "$TW/flood.state"
 }
 
 # tw_pubkey FILE: the public key (PEM) of a private key or certificate.
