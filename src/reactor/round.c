@@ -192,6 +192,49 @@ static struct deploy_env run_env(const struct mcert *mc)
     };
 }
 
+/* Whether a hook of this deployment may read the generation's files
+ * (RENEWED_LINEAGE) and the store has not said where they are: a shared
+ * store keeps them in the database, and writes them out only then (a
+ * private key on disk that nothing reads is one too many). */
+static bool lineage_wanted(const struct mcert *mc)
+{
+    const struct cfg_cert *cc = mc->run_cfg;
+
+    if (mc->gen_dir != NULL && mc->gen_dir[0] != '\0')
+        return false;
+    for (size_t i = 0; i < cc->n_deploy; i++)
+        if (cc->deploy[i].type == CFG_DEPLOY_EXEC)
+            return true;
+    /* hooks.d/deploy: a listing of a local directory (as its run makes) */
+    const char *hd = mc->m->cfg->daemon.hooks_dir;
+    char *dir = xasprintf("%s/%s", hd != NULL ? hd : DEPLOY_HOOKS_DIR_DEFAULT,
+                          deploy_hook_phase_name(DEPLOY_HOOK_DEPLOY));
+    char **v = NULL;
+    size_t n = 0;
+    int rc = deploy_hooks_list(dir, &v, &n);
+    free(dir);
+    deploy_hooks_list_free(v);
+    return rc < 0 || n > 0;
+}
+
+static void lineage_done(int status, const struct store_result *r, void *arg)
+{
+    struct mcert *mc = arg;
+
+    mc->m->jobs--;
+    if (status < 0) {
+        char *why = xasprintf("writing the certificate's files for hooks: %s",
+                              r->error != NULL ? r->error : err_str(status));
+        log_error(LOG_DEPLOY, "deploy cert=%s: %s", mc->name, why);
+        deploy_fail(mc, why);
+        free(why);
+        return;
+    }
+    free(mc->gen_dir);
+    mc->gen_dir = xstrdup(r->lineage != NULL ? r->lineage : "");
+    deploy_next(mc);
+}
+
 /* Starts the deployment of the run's generation. */
 void mgr_deploy_begin(struct mcert *mc)
 {
@@ -201,6 +244,25 @@ void mgr_deploy_begin(struct mcert *mc)
      * reload commands goes on in the same journal */
     if (mc->journal == NULL)
         mc->journal = deploy_journal_new();
+    if (lineage_wanted(mc) && mc->res != NULL) {
+        /* exactly what this run deploys: the same PEMs and key */
+        struct store_cert c = {
+            .generation = mc->generation,
+            .cert_pem = mc->res->cert_pem,
+            .chain_pem = mc->res->chain_pem,
+            .fullchain_pem = mc->res->fullchain_pem,
+            .key_pem = mc->key_pem,
+        };
+        mc->m->jobs++;
+        int rc = store_lineage_start(mc->m->store, mc->name, &c, lineage_done, mc);
+        if (rc == 0)
+            return;
+        mc->m->jobs--;
+        if (rc != -ENOTSUP) {
+            lineage_done(rc, &(struct store_result){0}, mc);
+            return;
+        }
+    }
     deploy_next(mc);
 }
 

@@ -375,6 +375,9 @@ struct pg_store {
     /* NOTIFY certloop_http01: another instance put a token (store_pg.h) */
     void (*http01_cb)(const char *token, void *arg);
     void *http01_arg;
+    /* owned: STATE/lineage, where generations are written out for hooks
+     * (store_lineage_start), or NULL (a short command: none) */
+    char *lineage_root;
 };
 
 /* A certificate's history past HISTORY_MAX bytes is cut to its newest

@@ -356,7 +356,15 @@ out:
 int store_open_config(uv_loop_t *loop, const struct config *cfg, unsigned flags, struct store **out)
 {
     *out = NULL;
-    if (cfg->store.type == CFG_STORE_POSTGRESQL)
-        return store_pg_open_config(loop, &cfg->store, cfg->store.instance, out);
+    if (cfg->store.type == CFG_STORE_POSTGRESQL) {
+        int rc = store_pg_open_config(loop, &cfg->store, cfg->store.instance, out);
+        /* the daemon's store (its loop runs the writes): hooks read its
+         * generations from files under the state directory, which this
+         * instance alone uses (its lock) */
+        if (rc == 0 && loop != NULL && cfg->daemon.state_dir != NULL)
+            ((struct pg_store *)*out)->lineage_root =
+                xasprintf("%s/lineage", cfg->daemon.state_dir);
+        return rc;
+    }
     return store_fs_open(loop, cfg->daemon.state_dir, flags, out);
 }

@@ -3,15 +3,14 @@
  * an in-memory copy of the rows, loaded at open (before the loop runs) and
  * kept current by our own writes and by other instances' NOTIFY; writes are
  * ops on the loop, one transaction each. Private keys are sealed before
- * they leave us.
+ * they leave us; a generation hooks must read is written out under the
+ * state directory (pg_lineage: STATE/lineage, lineage.c).
  *
- * Not done yet (so `[store] type = "postgresql"` is still refused by
- * check): the daemon does not open this backend; generations are not
- * materialised as files for hooks (store_cert.dir and result->lineage are
- * NULL); the in-memory copy is a list searched linearly (fine for
+ * Not done: the in-memory copy is a list searched linearly (fine for
  * thousands, not for a million). */
 #include "store/pg_internal.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -959,8 +958,31 @@ static int pg_alert_read(struct store *s, const char *name, enum store_alert kin
 
 static int pg_sweep(struct store *s)
 {
-    (void)s;
-    return 0; /* every write is one transaction: a crash leaves no halves */
+    struct pg_store *p = pg_of(s);
+
+    /* every write is one transaction: a crash leaves no halves. The
+     * generations written out for the last run's hooks are not needed
+     * after it: their keys do not stay on disk (a certificate since
+     * removed from the configuration included) */
+    if (p->lineage_root != NULL) {
+        int n = store_lineage_clear(p->lineage_root);
+        if (n > 0)
+            log_info(LOG_STORE, "%s: removed %d generation(s) written for hooks", p->lineage_root,
+                     n);
+        else if (n < 0)
+            log_warn(LOG_STORE, "%s: %s", p->lineage_root, err_str(n));
+    }
+    return 0;
+}
+
+static int pg_lineage(struct store *s, const char *name, const struct store_cert *c, store_cb cb,
+                      void *arg)
+{
+    struct pg_store *p = pg_of(s);
+
+    if (p->lineage_root == NULL)
+        return -ENOTSUP;
+    return store_lineage_job_start(s, p->lineage_root, name, c, cb, arg);
 }
 
 static int pg_alerts_sweep(struct store *s, bool (*known)(const char *name, void *arg), void *arg)
@@ -1055,6 +1077,7 @@ void pg_store_free(struct store *s)
     free(p->boxes);
     pg_key_wipe(&p->key);
     free(p->instance);
+    free(p->lineage_root);
     free(p);
 }
 
@@ -1073,6 +1096,7 @@ const struct store_ops pg_store_ops = {
     .cert_list = pg_cert_list,
     .cert_put = pg_cert_put,
     .cert_prune = pg_cert_prune,
+    .lineage = pg_lineage,
     .note_read = pg_note_read,
     .note_put = pg_note_put,
     .history_read = pg_history_read,

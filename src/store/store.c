@@ -647,6 +647,14 @@ int store_cert_prune_start(struct store *s, const char *name, int keep, store_cb
     return s->ops->cert_prune(s, name, keep, cb, arg);
 }
 
+int store_lineage_start(struct store *s, const char *name, const struct store_cert *c, store_cb cb,
+                        void *arg)
+{
+    if (s->ops->lineage == NULL)
+        return -ENOTSUP;
+    return s->ops->lineage(s, name, c, cb, arg);
+}
+
 int store_note_read(struct store *s, const char *name, const char *generation, const char *note,
                     char **json)
 {

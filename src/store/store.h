@@ -127,7 +127,8 @@
  *     fire-and-forget (the lease also expires).
  *   - store_where names the record for messages (no paths); store_cert's
  *     `dir` and result->lineage are NULL unless the backend materialises
- *     the generation's files somewhere hooks can read them.
+ *     the generation's files somewhere hooks can read them; otherwise it
+ *     writes them out on demand (store_lineage_start, lineage.c).
  */
 #ifndef CERTLOOP_STORE_STORE_H
 #define CERTLOOP_STORE_STORE_H
@@ -326,6 +327,9 @@ struct store_ops {
     int (*cert_current_gen)(struct store *s, const char *name, char **gen);
     int (*cert_put)(struct store *s, const struct store_cert_put *p, store_cb cb, void *arg);
     int (*cert_prune)(struct store *s, const char *name, int keep, store_cb cb, void *arg);
+    /* optional: NULL when store_cert's dir is always set (the file backend) */
+    int (*lineage)(struct store *s, const char *name, const struct store_cert *c, store_cb cb,
+                   void *arg);
     int (*note_read)(struct store *s, const char *name, const char *generation, const char *note,
                      char **json);
     int (*note_put)(struct store *s, const char *name, const char *generation, const char *note,
@@ -468,6 +472,18 @@ void store_list_free(char **v, size_t n);
 int store_cert_put_start(struct store *s, const struct store_cert_put *p, store_cb cb, void *arg);
 /* Removes generations of name beyond the newest keep, never the current. */
 int store_cert_prune_start(struct store *s, const char *name, int keep, store_cb cb, void *arg);
+/* Writes the generation c of name (its generation and PEMs; dir ignored)
+ * out as files hooks can read, for a backend whose store_cert has no dir
+ * (PostgreSQL): result->lineage names a private local directory holding
+ * cert.pem, chain.pem, fullchain.pem, key.pem and privkey.pem, the file
+ * backend's names (PostgreSQL: STATE/lineage/NAME/GENERATION, 0700, the
+ * key 0600, written complete before it appears; the other generations of
+ * name there are removed, so one key per certificate stays, and the
+ * daemon's start-up sweep empties STATE/lineage). -ENOTSUP when the
+ * backend has no such place (the file backend, whose dir is its own
+ * generation; a store opened by a short command). */
+int store_lineage_start(struct store *s, const char *name, const struct store_cert *c, store_cb cb,
+                        void *arg);
 /* A note kept with one generation (JSON, owned): note is a short lowercase
  * word naming what it records, today "ari" (the renewal window, ari_sched.c)
  * and "revoked" (`certloop revoke`, sched.c reads it). -ENOENT when none.

@@ -24,6 +24,22 @@ int store_fd_fill(int fd, mode_t mode, const void *data, size_t len, bool sync, 
  * flat). 0 or -errno. */
 int store_remove_tree_at(int parent, const char *name);
 
+/* lineage.c: a generation written out for hooks by a backend that keeps
+ * none on disk. store_lineage_write (blocking, never logs) writes
+ * root/NAME/GENERATION/ (key.pem 0600, cert.pem, chain.pem and
+ * fullchain.pem 0644, privkey.pem -> key.pem; every directory 0700)
+ * complete in a temp directory, renames it into place (swapped whole when
+ * it is there already), then removes every other entry of root/NAME;
+ * *dir_out (owned) is the directory. store_lineage_clear removes all of
+ * root's content (start-up) and says how many generations went.
+ * store_lineage_job_start runs the write on the threadpool for
+ * store_lineage_start (c is copied; result->lineage is the directory). */
+int store_lineage_write(const char *root, const char *name, const struct store_cert *c,
+                        char **dir_out, char **err);
+int store_lineage_clear(const char *root);
+int store_lineage_job_start(struct store *s, const char *root, const char *name,
+                            const struct store_cert *c, store_cb cb, void *arg);
+
 /* Test hook: called by store_commit_file (so store_write_atomic too) after the temp file is
  * complete (written, synced, closed) and before the rename, with the temp path. Lets a unit test
  * stat the temp file. NULL removes it. Not thread-safe: tests only. */

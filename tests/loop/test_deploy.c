@@ -38,23 +38,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int setup_dir(void **state)
-{
-    char tmpl[] = "/tmp/test_deploy.XXXXXX";
-    char *d = mkdtemp(tmpl);
-
-    assert_non_null(d);
-    *state = xstrdup(d);
-    return 0;
-}
-
-static int teardown_dir(void **state)
-{
-    test_rm_rf(*state);
-    free(*state);
-    return 0;
-}
-
 static char *slurp(const char *path)
 {
     char *s = NULL;
@@ -1354,7 +1337,7 @@ static void test_files_sweep_removes_only_our_leftovers(void **state)
     free(sub);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_dir_setup, test_dir_teardown)
 
 int main(void)
 {

@@ -3,6 +3,8 @@
 
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -17,4 +19,22 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 void test_rm_rf(const char *path)
 {
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int test_dir_setup(void **state)
+{
+    char tmpl[] = "/tmp/certloop-test.XXXXXX";
+    char *d = mkdtemp(tmpl);
+
+    if (d == NULL)
+        return -1; /* cmocka fails the test */
+    *state = strdup(d);
+    return *state != NULL ? 0 : -1;
+}
+
+int test_dir_teardown(void **state)
+{
+    test_rm_rf(*state);
+    free(*state);
+    return 0;
 }
