@@ -109,6 +109,13 @@ tw_port() {
   python3 "$TW_LIB_DIR/port.py" "${TW:?tw_port before tw_init}" "$@"
 }
 
+# tw_ports N: N such ports (on 127.0.0.1), one a line, from one python3 start
+# (each start took 2-3 s on a loaded 2-core machine: six of them were most
+# of a test world's start).
+tw_ports() {
+  python3 "$TW_LIB_DIR/port.py" -n "$1" "${TW:?tw_ports before tw_init}"
+}
+
 # tw_tls: a throwaway CA and a leaf for 127.0.0.1/localhost (Pebble's HTTPS).
 tw_tls() {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -146,13 +153,16 @@ tw_wait_http() {
 # to $TW/root-1.pem ... root-N.pem).
 tw_start() {
   tw_tls || { tw_fail "cannot make the TLS certificates"; return 1; }
-  TW_DNS_PORT=$(tw_port)
-  TW_DNS_MGMT_PORT=$(tw_port)
+  local ports
+  mapfile -t ports < <(tw_ports 6)
+  [ "${#ports[@]}" = 6 ] || { tw_fail "no free ports for the test world"; return 1; }
+  TW_DNS_PORT=${ports[0]}
+  TW_DNS_MGMT_PORT=${ports[1]}
   local dns="127.0.0.1:$TW_DNS_PORT" dns_pid=
-  TW_ACME_PORT=$(tw_port)
-  TW_MGMT_PORT=$(tw_port)
-  TW_HTTP_PORT=${TW_HTTP_PORT:-$(tw_port)}
-  TW_TLS_PORT=$(tw_port)
+  TW_ACME_PORT=${ports[2]}
+  TW_MGMT_PORT=${ports[3]}
+  TW_HTTP_PORT=${TW_HTTP_PORT:-${ports[4]}}
+  TW_TLS_PORT=${ports[5]}
   if [ -n "${TW_DNS_SERVER:-}" ]; then
     dns=$TW_DNS_SERVER # e.g. Knot (knot.sh) for dns-01
   else
