@@ -48,6 +48,9 @@ async function main() {
   const consoleErrors = [];
   try {
     const page = await browser.newPage();
+    // every wait ends on an event; the bound is for a loaded 2-core CI
+    // machine, where Chromium and the daemon beside the suite are slow
+    page.setDefaultTimeout(60000);
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push('pageerror: ' + e.message));
 
@@ -87,12 +90,12 @@ async function main() {
     }
     // (the broken one's deploy retries pass through "deploying" now and then)
     await page.waitForFunction((n) => document.getElementById('n-green').textContent === String(n - 1) &&
-      document.getElementById('n-red').textContent === '1', { timeout: 15000 }, N);
+      document.getElementById('n-red').textContent === '1', { timeout: 60000 }, N);
     const healthy = await text(page, '#n-green');
     await page.waitForFunction((b) => {
       const tr = document.querySelector('#cert-rows tr[data-name="' + b + '"]');
       return tr && /Attention/.test(tr.textContent) && /deploy-failed/.test(tr.textContent);
-    }, { timeout: 15000 }, E.BROKEN);
+    }, { timeout: 60000 }, E.BROKEN);
     await page.waitForFunction(() => document.getElementById('live').dataset.state === 'on');
     // every control has a name a screen reader can say
     const unnamed = await page.evaluate(() => {
@@ -153,7 +156,7 @@ async function main() {
       'aria-sort');
     await page.select('#health', 'red');
     await page.waitForFunction((b) => [...document.querySelectorAll('#cert-rows tr[data-name]')]
-      .map((r) => r.dataset.name).join() === b, { timeout: 15000 }, E.BROKEN);
+      .map((r) => r.dataset.name).join() === b, { timeout: 60000 }, E.BROKEN);
     await page.select('#health', '');
     await page.type('#filter', E.RENEW);
     check((await page.$$('#cert-rows tr[data-name]')).length === 1, 'the filter left more than one row');
@@ -197,7 +200,7 @@ async function main() {
     await page.waitForFunction((name) => {
       const s = window.__states;
       return s.length >= 3 && s[s.length - 1] === 'valid';
-    }, { timeout: 30000 }, E.RENEW);
+    }, { timeout: 60000 }, E.RENEW);
     const states = await page.evaluate(() => window.__states);
     check(states[0] === 'valid' && states.some((s) => s !== 'valid'), 'states seen: ' + states.join(' -> '));
     await page.waitForFunction((b) => document.getElementById('detail-facts').textContent !== b, {}, before);
@@ -263,6 +266,7 @@ async function main() {
     // ---- a page on another site cannot use the session
     step = 'cross-site';
     const other = await browser.newPage();
+    other.setDefaultTimeout(60000);
     const target = E.URL + '/v1/certificates/' + E.RENEW + '/renew';
     await other.goto(E.ATTACKER + '?target=' + encodeURIComponent(target), { waitUntil: 'networkidle0' });
     // a fetch with the browser's credentials, then a plain form post
