@@ -415,6 +415,21 @@ static void lease_release(struct mcert *mc)
     mc->m->leases_held--;
 }
 
+/* Whether a run's failure is the shared store being away: one of its
+ * writes waited for it in vain (ERR_TIMEOUT: nothing written) or was cut
+ * off (-ECONNRESET), and it still is. Such a run is tried again when the
+ * store is back (manager.c store_back), not at the backoff; any other
+ * failure (the CA's timeout while the database is up, say) keeps it. */
+static bool store_away(struct store *s, int status)
+{
+    struct store_health h;
+
+    if (!store_shared(s) || (status != ERR_TIMEOUT && status != -ECONNRESET))
+        return false;
+    store_health(s, &h);
+    return h.down;
+}
+
 void mgr_run_end(struct mcert *mc, int status, const char *error)
 {
     struct manager *m = mc->m;
@@ -513,6 +528,7 @@ void mgr_run_end(struct mcert *mc, int status, const char *error)
     /* a generation is stored (or was being redeployed) but a deploy action
      * failed: the deployment failed, not the certificate */
     bool deploy_failed = status != 0 && status != -ECANCELED && mc->generation != NULL;
+    mc->store_failed = !deploy_failed && store_away(m->store, status);
     if (store_shared(m->store) && mc->generation != NULL && status != -ECANCELED)
         deployed_record(mc, status == 0, status == 0 ? NULL : error);
     lease_release(mc);

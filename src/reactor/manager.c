@@ -185,6 +185,33 @@ static void store_watched(const char *name, void *arg)
     mgr_pump(m);
 }
 
+/* The shared store is reachable again (connected, its copy re-read): the
+ * certificates whose last run failed because it was away are decided
+ * again now instead of at their backoff (30 to 60 s after the first
+ * failure, more after others). They go through the queue like any due
+ * certificate, so max_concurrent_orders and each CA's new-order window
+ * pace them; the CA's own Retry-After still holds. */
+static void store_back(void *arg)
+{
+    struct manager *m = arg;
+    int n = 0;
+
+    if (m->once || m->stopping || m->torn_down)
+        return;
+    for (struct mcert *mc = m->certs; mc != NULL; mc = mc->next) {
+        if (!mc->store_failed || mc->state != MC_IDLE || mgr_removed(mc))
+            continue;
+        mc->store_failed = false;
+        mc->retry_at = 0;
+        log_info(LOG_MAIN, "cert=%s: the store is back: deciding again now, not at the backoff",
+                 mc->name);
+        mgr_decide(mc);
+        n++;
+    }
+    if (n > 0)
+        mgr_pump(m);
+}
+
 static void lease_tick_closed(uv_handle_t *h)
 {
     struct manager *m = h->data;
@@ -206,6 +233,7 @@ static void teardown(struct manager *m)
         m->closing++;
         uv_close((uv_handle_t *)&m->lease_tick, lease_tick_closed);
         store_watch_set(m->store, NULL, NULL);
+        store_back_set(m->store, NULL, NULL);
     }
     if (m->once) {
         mgr_print_summary(m);
@@ -482,6 +510,7 @@ int manager_start(const struct manager_opts *o, struct manager **out)
         if (m->lease_waiting == 0)
             uv_unref((uv_handle_t *)&m->lease_tick);
         store_watch_set(m->store, store_watched, m);
+        store_back_set(m->store, store_back, m);
     }
     return 0;
 fail:

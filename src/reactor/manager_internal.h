@@ -176,6 +176,9 @@ struct mcert {
     bool run_forced;          /* this run was asked for with renew --force */
     bool lease_waiting;       /* another instance orders it: waiting for its generation */
     int64_t lease_wait_until; /* until then (unix seconds), then due again */
+    bool store_failed;        /* the last run failed because the store was away: decided
+                                 again when it is back (manager.c store_back), not at the
+                                 backoff */
     /* what --once prints */
     enum mc_summary summary;
     char *error; /* owned */

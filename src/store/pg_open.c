@@ -56,6 +56,17 @@ static void refreshed(int status, const struct pg_res *res, void *arg)
         log_warn(LOG_STORE, "database: refresh: %s %s", res->sqlstate, res->message);
 }
 
+/* The full re-read after a (re)connect: the copy is current again, and
+ * what failed while the database was away may go on (store_back_set). */
+static void refreshed_all(int status, const struct pg_res *res, void *arg)
+{
+    struct pg_store *p = arg;
+
+    refreshed(status, res, arg);
+    if (status == 0)
+        store_back_notify(&p->base);
+}
+
 /* Re-reads the current generation of cert (NULL: of every certificate). The
  * op is silenced by pg_conn_close, so it never outlives the store. */
 static void refresh(struct pg_store *p, const char *cert)
@@ -64,7 +75,7 @@ static void refresh(struct pg_store *p, const char *cert)
     struct pg_stmt st = {cert != NULL ? PG_CURRENT_SQL " WHERE c.name = $1" : PG_CURRENT_SQL,
                          cert != NULL ? 1 : 0, par};
 
-    if (pg_op_start(p->conn, &st, 1, refreshed, p, NULL) < 0)
+    if (pg_op_start(p->conn, &st, 1, cert != NULL ? refreshed : refreshed_all, p, NULL) < 0)
         log_warn(LOG_STORE, "database: refresh of %s not started", cert != NULL ? cert : "all");
 }
 

@@ -818,6 +818,18 @@ void store_watch_set(struct store *s, store_watch_fn fn, void *arg)
     s->watch_arg = arg;
 }
 
+void store_back_set(struct store *s, store_back_fn fn, void *arg)
+{
+    s->back = fn;
+    s->back_arg = arg;
+}
+
+void store_back_notify(struct store *s)
+{
+    if (s->back != NULL)
+        s->back(s->back_arg);
+}
+
 void store_watch_notify(struct store *s, const char *name)
 {
     if (s->watch != NULL)

@@ -223,6 +223,8 @@ struct store_health;
 /* Another process stored a new current generation of name (see
  * store_watch_set). */
 typedef void (*store_watch_fn)(const char *name, void *arg);
+/* The store is reachable again (see store_back_set). */
+typedef void (*store_back_fn)(void *arg);
 
 /* Every backend's struct begins with this. */
 struct store {
@@ -236,6 +238,8 @@ struct store {
     int64_t lease_ms; /* shared: how long a lease lasts unless renewed */
     store_watch_fn watch;
     void *watch_arg;
+    store_back_fn back;
+    void *back_arg;
 };
 
 /* What a write hands its callback; every pointer is borrowed for the call. */
@@ -579,6 +583,11 @@ bool store_shared(const struct store *s);
 /* fn(name, arg) runs on the loop whenever another daemon's new generation
  * of name became current (reads already return it). NULL stops it. */
 void store_watch_set(struct store *s, store_watch_fn fn, void *arg);
+/* fn(arg) runs on the loop each time the store has (re)connected and its
+ * copy is read again (PostgreSQL: after every connection, the first one
+ * too), so that what failed while it was away (store_health's down) can be
+ * tried again at once. NULL stops it. */
+void store_back_set(struct store *s, store_back_fn fn, void *arg);
 /* The generation this daemon last deployed of name (*generation owned) and
  * whether that deployment succeeded; -ENOENT when it deployed none,
  * ERR_UNSUPPORTED when the store is not shared (one daemon deploys what it
@@ -638,5 +647,7 @@ void store_wait_fini(struct store_wait *w);
 int store_defer(struct store *s, int status, const struct store_result *r, store_cb cb, void *arg);
 /* Calls the watch store_watch_set installed (if any) for name. */
 void store_watch_notify(struct store *s, const char *name);
+/* Calls what store_back_set installed (if any). */
+void store_back_notify(struct store *s);
 
 #endif

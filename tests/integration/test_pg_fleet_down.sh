@@ -2,11 +2,12 @@
 # PostgreSQL away for 30 s under a fleet (issue 14): three instances have
 # deployed 3 certificates; the database stops and 2 certificates are added
 # to every instance's configuration (SIGHUP): their runs cannot take their
-# leases (a write waits 30 s for the database, then fails and is retried
-# with backoff). Meanwhile every instance stays up, answers status saying
-# the store is unreachable, and keeps its deployed files. The database
-# comes back: the new certificates are ordered once each in the fleet and
-# deployed byte-identical everywhere.
+# leases (a write waits 30 s for the database, then fails). Meanwhile every
+# instance stays up, answers status saying the store is unreachable, and
+# keeps its deployed files. The database comes back: the failed runs start
+# again as soon as each instance has reconnected (not at their backoff),
+# the new certificates are ordered once each in the fleet and deployed
+# byte-identical everywhere within seconds.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg.sh"
@@ -43,11 +44,22 @@ for i in a b c; do
   done
   [ "$ok" = 1 ] || { tw_fail "$i: status does not say the store is unreachable"; cat "$TW/$i.status" >&2; }
 done
-# the outage lasts 30 s; every instance stays up and keeps its files
-while [ $(($(date +%s) - t0)) -lt 30 ]; do
+# the outage lasts 30 s, and until every instance's runs of the new
+# certificates have failed (their lease takes waited 30 s for the database);
+# every instance stays up and keeps its files
+lease_failed() {
+  local i k
+  for i in a b c; do
+    for ((k = N0; k < N; k++)); do
+      grep -q "order cert=$(printf 'f%02d' "$k") taking the lease" "$TW/$i.err" || return 1
+    done
+  done
+}
+while [ $(($(date +%s) - t0)) -lt 30 ] || ! lease_failed; do
   for i in a b c; do
     kill -0 "${FLEET_PID[$i]}" 2>/dev/null || { tw_fail "$i exited while the database was away"; tw_done; }
   done
+  [ $(($(date +%s) - t0)) -lt 90 ] || { tw_fail "the new certificates' runs did not fail"; break; }
   sleep 1
 done
 for i in a b c; do
@@ -60,10 +72,20 @@ for i in a b c; do
   done
 done
 pg_restart || tw_done
-tw_log "database back after $(($(date +%s) - t0)) s"
+t1=$(date +%s)
+tw_log "database back after $((t1 - t0)) s"
 
+# the runs the outage failed start again once each instance has reconnected
+# (its attempts are at most 10 s apart), not at their backoff (30 to 60 s
+# after the failure): well within 25 s of the database's return
 fleet_wait_deployed 240 "$N" a b c || tw_fail "not every instance deployed every certificate after the outage"
-tw_log "all $N deployed everywhere $(($(date +%s) - t0)) s after the stop"
+t2=$(date +%s)
+tw_log "all $N deployed everywhere $((t2 - t0)) s after the stop, $((t2 - t1)) s after the return"
+[ $((t2 - t1)) -le 25 ] || tw_fail "deployed $((t2 - t1)) s after the database returned (the backoff, not its return)"
+# (an instance that reconnects after another stored them deploys them
+# through the watch instead)
+grep -q "the store is back: deciding again now" "$TW"/[abc].err ||
+  tw_fail "no instance decided the failed runs again when the store came back"
 orders=$(fleet_n_orders)
 [ "$orders" = "$N" ] || tw_fail "$orders newOrder requests for $N certificates"
 fleet_check_same "$N" a b c

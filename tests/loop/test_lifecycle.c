@@ -35,6 +35,7 @@
 #include "reactor/manager_internal.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -853,6 +854,50 @@ static void test_lease_then_keywait(void **state)
     assert_int_equal(mgr_state_refused(), 0);
 }
 
+/* A run failed by the store being away (its lease take waited for it in
+ * vain: ERR_TIMEOUT while store_health says down) is decided again as soon
+ * as the store is back, at the same clock time, not at its backoff (60 to
+ * 120 s after a second failure); a run that failed with a timeout while
+ * the store was reachable keeps its backoff when the store comes back. */
+static void test_store_back_restarts_what_it_failed(void **state)
+{
+    struct fx f;
+
+    (void)state;
+    g_shared_lease_ms = LEASE_MS;
+    fx_open(&f, "", CERT_A);
+    store_fake_fail_next(f.st, "lease_take", ERR_TIMEOUT);
+    run_until(&f, "a:lease>idle");
+    buf_reset(&f.trace);
+    store_fake_set_down(f.st, true); /* a reconnect: not a's failure */
+    store_fake_set_down(f.st, false);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_false(traced(&f, "a:idle>queued"));
+
+    /* its backoff (30 to 60 s) over, the store away: it fails again */
+    store_fake_set_down(f.st, true);
+    store_fake_fail_next(f.st, "lease_take", ERR_TIMEOUT);
+    f.now_ms += 61000;
+    manager_clock_moved(f.m);
+    run_until(&f, "a:lease>idle");
+    settle(&f);
+    buf_reset(&f.trace);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_false(traced(&f, "a:idle>queued")); /* the clock stands still */
+    store_fake_set_down(f.st, false);
+    run_until(&f, "a:deploy>idle");
+    assert_string_equal(f.trace.data, "a:idle>queued a:queued>start a:start>lease "
+                                      "a:lease>keygen a:keygen>order a:order>store "
+                                      "a:store>deploy a:deploy>idle ");
+    assert_int_equal(g_starts, 1);
+    assert_int_equal(store_fake_calls(f.st, "lease_take"), 3);
+    settle(&f);
+    assert_status(&f, "a", "valid");
+    fx_close(&f);
+    g_shared_lease_ms = 0;
+    assert_int_equal(mgr_state_refused(), 0);
+}
+
 #ifndef CERTLOOP_DEBUG
 static char g_logged[512];
 
@@ -970,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_lease_expiry_takeover_resumes),
         cmocka_unit_test(test_lease_renewed_while_ordering),
         cmocka_unit_test(test_lease_then_keywait),
+        cmocka_unit_test(test_store_back_restarts_what_it_failed),
         cmocka_unit_test(test_illegal_transition_refused),
         cmocka_unit_test(test_every_legal_transition_made),
     };

@@ -64,6 +64,7 @@ struct fake {
     unsigned hold_want, n_held;
     struct held held[MAX_HELD];
     unsigned owed; /* answers started and not yet delivered */
+    bool down;     /* store_fake_set_down: what health says */
     struct {
         const char *op; /* static: a member name */
         unsigned calls;
@@ -798,6 +799,24 @@ const char *store_fake_lease_holder(const struct store *s, const char *name)
     return l->a != NULL ? "other" : "us";
 }
 
+static void f_health(struct store *s, struct store_health *out)
+{
+    const struct fake *f = fake_of(s);
+
+    out->down = f->down;
+    out->down_since = f->down && f->now_ms != NULL ? *f->now_ms / 1000 : 0;
+}
+
+void store_fake_set_down(struct store *s, bool down)
+{
+    struct fake *f = fake_of(s);
+    bool back = f->down && !down;
+
+    f->down = down;
+    if (back)
+        store_back_notify(s);
+}
+
 static const struct store_ops fake_ops = {
     .type = "fake",
     .close = f_close,
@@ -834,6 +853,7 @@ static const struct store_ops fake_ops = {
     .lease_release = f_lease_release,
     .deployed_read = f_deployed_read,
     .deployed_put = f_deployed_put,
+    .health = f_health,
 };
 
 struct store *store_fake_new(uv_loop_t *loop)

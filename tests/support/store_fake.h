@@ -7,6 +7,7 @@
 #ifndef CERTLOOP_TESTS_STORE_FAKE_H
 #define CERTLOOP_TESTS_STORE_FAKE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -38,5 +39,10 @@ void store_fake_share(struct store *s, int64_t lease_ms, const int64_t *now_ms);
 void store_fake_lease_other(struct store *s, const char *name, int64_t until_ms);
 /* Who holds name's lease now: "us", "other", or NULL (free or expired). */
 const char *store_fake_lease_holder(const struct store *s, const char *name);
+/* What store_health says: away (down) or reachable. Going from away to
+ * reachable calls store_back_notify, as a database backend does once it
+ * has reconnected and read its copy again. Writes are not affected (make
+ * them fail with store_fake_fail_next). */
+void store_fake_set_down(struct store *s, bool down);
 
 #endif
