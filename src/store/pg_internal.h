@@ -378,7 +378,21 @@ struct pg_store {
     /* owned: STATE/lineage, where generations are written out for hooks
      * (store_lineage_start), or NULL (a short command: none) */
     char *lineage_root;
+    /* owned: the instance's state directory (STATE), where its own
+     * records are kept through the file backend's code (pg_local.c: the
+     * API's bootstrap certificate, hub cursors), or NULL (none kept) */
+    char *local_dir;
 };
+
+/* pg_local.c: the records of this instance alone, kept in local_dir and
+ * not in the database (store.h's hub cursors and API bootstrap);
+ * pg_store_local_set gives the store its state directory (and
+ * STATE/lineage, for a store with a loop). */
+void pg_store_local_set(struct store *s, const char *state_dir);
+int pg_hub_cursor_read(struct store *s, const char *hub, char **id);
+int pg_hub_cursor_put(struct store *s, const char *hub, const char *id, store_cb cb, void *arg);
+int pg_api_bootstrap_read(struct store *s, char **cert_pem, char **key_pem);
+int pg_api_bootstrap_put(struct store *s, const char *cert_pem, const char *key_pem);
 
 /* A certificate's history past HISTORY_MAX bytes is cut to its newest
  * whole lines within HISTORY_KEEP (the same rule as the file backend). */

@@ -369,12 +369,11 @@ int store_open_config(uv_loop_t *loop, const struct config *cfg, unsigned flags,
     *out = NULL;
     if (cfg->store.type == CFG_STORE_POSTGRESQL) {
         int rc = store_pg_open_config(loop, &cfg->store, cfg->store.instance, out);
-        /* the daemon's store (its loop runs the writes): hooks read its
-         * generations from files under the state directory, which this
-         * instance alone uses (its lock) */
-        if (rc == 0 && loop != NULL && cfg->daemon.state_dir != NULL)
-            ((struct pg_store *)*out)->lineage_root =
-                xasprintf("%s/lineage", cfg->daemon.state_dir);
+        /* the state directory, which this instance alone uses (its
+         * lock), keeps what is this host's own (pg_local.c) and, for the
+         * daemon, the generations written out for hooks */
+        if (rc == 0 && cfg->daemon.state_dir != NULL)
+            pg_store_local_set(*out, cfg->daemon.state_dir);
         return rc;
     }
     return store_fs_open(loop, cfg->daemon.state_dir, flags, out);

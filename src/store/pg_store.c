@@ -4,7 +4,8 @@
  * kept current by our own writes and by other instances' NOTIFY; writes are
  * ops on the loop, one transaction each. Private keys are sealed before
  * they leave us; a generation hooks must read is written out under the
- * state directory (pg_lineage: STATE/lineage, lineage.c).
+ * state directory (pg_lineage: STATE/lineage, lineage.c), and the records
+ * of this instance alone stay there too (pg_local.c).
  *
  * Not done: the in-memory copy is a list searched linearly (fine for
  * thousands, not for a million). */
@@ -1078,6 +1079,7 @@ void pg_store_free(struct store *s)
     pg_key_wipe(&p->key);
     free(p->instance);
     free(p->lineage_root);
+    free(p->local_dir);
     free(p);
 }
 
@@ -1109,6 +1111,8 @@ const struct store_ops pg_store_ops = {
     .alert_read = pg_alert_read,
     .alert_put = pg_alert_put,
     .alerts_sweep = pg_alerts_sweep,
+    .hub_cursor_read = pg_hub_cursor_read,
+    .hub_cursor_put = pg_hub_cursor_put,
     .outbox_load = pg_outbox_load,
     .outbox_put = pg_outbox_put,
     .outbox_remove = pg_outbox_remove,
@@ -1119,4 +1123,6 @@ const struct store_ops pg_store_ops = {
     .deployed_read = pg_deployed_read,
     .deployed_put = pg_deployed_put,
     .health = pg_health,
+    .api_bootstrap_read = pg_api_bootstrap_read,
+    .api_bootstrap_put = pg_api_bootstrap_put,
 };

@@ -548,7 +548,10 @@ int store_alert_put_start(struct store *s, const char *name, enum store_alert ki
 
 /* The id of the last event seen on [hub.NAME]'s event stream (the pull
  * client sends it as Last-Event-ID when it connects again). 0 and *id
- * (owned), -ENOENT when none, -ENOTSUP when the backend keeps none. */
+ * (owned), -ENOENT when none, -ENOTSUP when the backend keeps none. The
+ * file backend keeps STATE/hubs/NAME.last-event-id (0600); PostgreSQL keeps
+ * the same file in the instance's state directory (a cursor is this
+ * instance's own, pg_local.c), none without one. */
 int store_hub_cursor_read(struct store *s, const char *hub, char **id);
 /* Records id for hub (a line of at most 200 printable characters). */
 int store_hub_cursor_put_start(struct store *s, const char *hub, const char *id, store_cb cb,
@@ -616,7 +619,10 @@ void store_health(struct store *s, struct store_health *out);
  * certificate is stored, kept between starts so that clients pinning it go
  * on working. It is no generation of any certificate: no history, no
  * deploy, not listed. The file backend keeps STATE/api/bootstrap.pem (0644:
- * clients pin it, `curl --cacert`) and STATE/api/bootstrap-key.pem (0600).
+ * clients pin it, `curl --cacert`) and STATE/api/bootstrap-key.pem (0600);
+ * PostgreSQL the same two files in the instance's state directory (it
+ * names this host's listen addresses; the key never reaches the database;
+ * pg_local.c), none without one.
  * read: 0 with both PEMs (owned), -ENOENT when none is kept, ERR_UNSUPPORTED
  * when the backend keeps none. put: replaces both, atomically each;
  * blocking (at start, and once a year on the loop: two small files). */

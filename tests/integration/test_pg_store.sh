@@ -3,7 +3,9 @@
 # `run --once` issues two certificates into a real PostgreSQL (a server of
 # the test's own on a unix socket) and deploys them; a second run finds
 # both stored and orders nothing; `plan` reads the database; the daemon
-# starts on it, answers `status` and stops cleanly; a database that is not
+# starts on it, answers `status` and stops cleanly, and its API's self-signed
+# bootstrap is the same after a restart (a pinned client still connects);
+# a database that is not
 # there fails the start with exit 75 (temporary).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -64,13 +66,37 @@ cl plan -c "$TW/a.toml" c0
 gen=$(pg_sql "SELECT current_generation FROM certloop_certificates WHERE name = 'c0'")
 grep -q "stored     generation $gen" "$TW/o" || tw_fail "plan does not show the stored generation $gen"
 
+# the daemon, with the HTTPS API: its self-signed bootstrap is kept in the
+# instance's state directory (not in the database), so a client pinning it
+# (curl --cacert STATE/api/bootstrap.pem) still connects after a restart
+API_PORT=$(tw_port)
+tw_config_api "$API_PORT" "$TW/api-tokens" >>"$TW/a.toml"
+"$CERTLOOP" api-token create reader --scopes read -c "$TW/a.toml" >"$TW/reader.tok" 2>"$TW/e" ||
+  tw_fail "api-token create: $(cat "$TW/e")"
+boot=$TW/state/api/bootstrap.pem
+api_ok() {
+  curl -sS --max-time 10 --cacert "$TW/pinned.pem" -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $(cat "$TW/reader.tok")" "https://127.0.0.1:$API_PORT/v1/certificates" \
+    2>"$TW/curl.err" | grep -qx 200
+}
 tw_daemon_start "$TW/a.toml" "$TW/d.out" "$TW/d.err" 20 test -S "$TW/control.sock" ||
   tw_fail "the daemon did not open its control socket"
 cl status -c "$TW/a.toml"
 [ "$rc" = 0 ] || { tw_fail "status: exit $rc"; cat "$TW/e" >&2; }
 grep -q 'c0' "$TW/o" || tw_fail "status does not show c0"
+tw_daemon_wait 20 test -s "$boot" || tw_fail "no $boot"
+cp "$boot" "$TW/pinned.pem"
+[ "$(tw_mode "$TW/state/api/bootstrap-key.pem")" = 600 ] || tw_fail "bootstrap key mode"
+tw_daemon_wait 20 api_ok || tw_fail "the pinned bootstrap does not serve: $(cat "$TW/curl.err")"
 tw_daemon_stop 30 || tw_fail "the daemon did not exit 0"
 grep -q "handle still open" "$TW/d.err" && tw_fail "handles left open at shutdown"
+tw_daemon_start "$TW/a.toml" "$TW/d2.out" "$TW/d2.err" 20 test -S "$TW/control.sock" ||
+  tw_fail "the daemon did not start again"
+tw_daemon_wait 20 api_ok || tw_fail "after a restart the pinned bootstrap fails: $(cat "$TW/curl.err")"
+cmp -s "$boot" "$TW/pinned.pem" || tw_fail "a new bootstrap certificate after a restart"
+grep -q "bootstrap certificate kept from the last start" "$TW/d2.err" ||
+  tw_fail "the restart did not keep the bootstrap: $(grep bootstrap "$TW/d2.err")"
+tw_daemon_stop 30 || tw_fail "the restarted daemon did not exit 0"
 
 # no database: the start fails with 75 (systemd restarts it), not a hang
 pg_stop

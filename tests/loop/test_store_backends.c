@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pg_world.h"
@@ -55,11 +56,14 @@ static struct store *open_pg(uv_loop_t *loop, const char *dir)
     struct pg_key key = pg_test_key();
     char db[32];
 
-    (void)dir;
     snprintf(db, sizeof(db), "backends%d", n++);
     char *ci = pg_world_fresh_db(db);
     assert_int_equal(store_pg_open(loop, ci, &key, "contract", &s), 0);
     free(ci);
+    /* the instance's state directory, as store_open_config gives it */
+    char *sd = xasprintf("%s/state", dir);
+    pg_store_local_set(s, sd);
+    free(sd);
     return s;
 }
 
@@ -347,6 +351,51 @@ static void case_burst(const struct backend *b)
     fx_close(&f);
 }
 
+/* The records of one instance alone: the API's bootstrap certificate and
+ * the hub cursors. A backend that keeps its records on disk keeps these
+ * across a close and open (PostgreSQL: in the instance's state directory,
+ * the key 0600, whatever the database holds: the reopened store has a
+ * database of its own). */
+static void case_instance_records(const struct backend *b)
+{
+    struct fx f;
+    struct got g = {0};
+    char *cert = NULL, *key = NULL, *id = NULL;
+
+    fx_open(&f, b);
+    assert_int_equal(store_api_bootstrap_read(f.s, &cert, &key), -ENOENT);
+    assert_int_equal(store_hub_cursor_read(f.s, "main", &id), -ENOENT);
+    assert_int_equal(store_api_bootstrap_put(f.s, "C1\n", "K1\n"), 0);
+    assert_int_equal(store_api_bootstrap_put(f.s, "C2\n", "K2\n"), 0);
+    assert_int_equal(settle(&f, &g, store_hub_cursor_put_start(f.s, "main", "41", got_cb, &g)), 0);
+    assert_int_equal(settle(&f, &g, store_hub_cursor_put_start(f.s, "main", "42", got_cb, &g)), 0);
+    assert_int_equal(settle(&f, &g, store_hub_cursor_put_start(f.s, "edge", "7", got_cb, &g)), 0);
+    if (b->open != open_fake) {
+        char *kp = xasprintf("%s/state/api/bootstrap-key.pem", f.dir);
+        struct stat st;
+        assert_int_equal(stat(kp, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        free(kp);
+        assert_int_equal(uv_run(&f.loop, UV_RUN_DEFAULT), 0);
+        store_close(f.s);
+        uv_run(&f.loop, UV_RUN_DEFAULT);
+        f.s = b->open(&f.loop, f.dir);
+    }
+    assert_int_equal(store_api_bootstrap_read(f.s, &cert, &key), 0);
+    assert_string_equal(cert, "C2\n");
+    assert_string_equal(key, "K2\n");
+    assert_int_equal(store_hub_cursor_read(f.s, "main", &id), 0);
+    assert_string_equal(id, "42");
+    free(id);
+    assert_int_equal(store_hub_cursor_read(f.s, "edge", &id), 0);
+    assert_string_equal(id, "7");
+    free(id);
+    assert_int_equal(store_hub_cursor_read(f.s, "other", &id), -ENOENT);
+    free(cert);
+    free(key);
+    fx_close(&f);
+}
+
 static const struct backend backends[] = {
     {"files", open_fs},
     {"fake", open_fake},
@@ -373,6 +422,13 @@ static void test_accounts_and_leases_every_backend(void **state)
     (void)state;
     for (size_t i = 0; i < nbackends; i++)
         case_accounts_and_leases(&backends[i]);
+}
+
+static void test_instance_records_every_backend(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < nbackends; i++)
+        case_instance_records(&backends[i]);
 }
 
 static void test_burst_every_backend(void **state)
@@ -472,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_accounts_and_leases_every_backend),
         cmocka_unit_test(test_fake_failure_injection_and_counts),
         cmocka_unit_test(test_burst_every_backend),
+        cmocka_unit_test(test_instance_records_every_backend),
         cmocka_unit_test(test_fs_history_joins_the_next_batch),
     };
     log_set_level(LOG_LVL_ERROR);

@@ -23,7 +23,9 @@ enum rec_kind {
     R_NOTE,
     R_LEASE,
     R_HISTORY,
-    R_DEPLOYED
+    R_DEPLOYED,
+    R_HUB_CURSOR, /* key: the hub's name */
+    R_BOOTSTRAP   /* key: "api"; a: the certificate, b: its key */
 };
 
 struct rec {
@@ -799,6 +801,50 @@ const char *store_fake_lease_holder(const struct store *s, const char *name)
     return l->a != NULL ? "other" : "us";
 }
 
+static int f_hub_cursor_read(struct store *s, const char *hub, char **id)
+{
+    struct rec *r;
+    int rc = read_rec(s, "hub_cursor_read", R_HUB_CURSOR, hub, &r);
+
+    if (rc == 0)
+        *id = xstrdup(r->a);
+    return rc;
+}
+
+static int f_hub_cursor_put(struct store *s, const char *hub, const char *id, store_cb cb,
+                            void *arg)
+{
+    int rc = enter(s, "hub_cursor_put");
+
+    if (rc == 0)
+        rec_put(fake_of(s), R_HUB_CURSOR, hub)->a = xstrdup(id);
+    return answer(s, rc, NULL, cb, arg);
+}
+
+static int f_api_bootstrap_read(struct store *s, char **cert_pem, char **key_pem)
+{
+    struct rec *r;
+    int rc = read_rec(s, "api_bootstrap_read", R_BOOTSTRAP, "api", &r);
+
+    if (rc == 0) {
+        *cert_pem = xstrdup(r->a);
+        *key_pem = xstrdup(r->b);
+    }
+    return rc;
+}
+
+static int f_api_bootstrap_put(struct store *s, const char *cert_pem, const char *key_pem)
+{
+    int rc = enter(s, "api_bootstrap_put");
+
+    if (rc == 0) {
+        struct rec *r = rec_put(fake_of(s), R_BOOTSTRAP, "api");
+        r->a = xstrdup(cert_pem);
+        r->b = xstrdup(key_pem);
+    }
+    return rc;
+}
+
 static void f_health(struct store *s, struct store_health *out)
 {
     const struct fake *f = fake_of(s);
@@ -844,6 +890,8 @@ static const struct store_ops fake_ops = {
     .alert_read = f_alert_read,
     .alert_put = f_alert_put,
     .alerts_sweep = f_alerts_sweep,
+    .hub_cursor_read = f_hub_cursor_read,
+    .hub_cursor_put = f_hub_cursor_put,
     .outbox_load = f_outbox_load,
     .outbox_put = f_outbox_put,
     .outbox_remove = f_outbox_remove,
@@ -854,6 +902,8 @@ static const struct store_ops fake_ops = {
     .deployed_read = f_deployed_read,
     .deployed_put = f_deployed_put,
     .health = f_health,
+    .api_bootstrap_read = f_api_bootstrap_read,
+    .api_bootstrap_put = f_api_bootstrap_put,
 };
 
 struct store *store_fake_new(uv_loop_t *loop)
