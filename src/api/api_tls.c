@@ -202,8 +202,8 @@ int api_boot_make(struct api *a, bool fresh)
         log_warn(LOG_API, "keeping the bootstrap certificate in %s: %s", store_type(a->store),
                  err_str(wrc));
     else
-        log_info(LOG_API, "new self-signed bootstrap certificate, kept by the %s store",
-                 store_type(a->store));
+        log_info(LOG_API, "new self-signed bootstrap certificate, kept for the next start "
+                          "(STATE/api/bootstrap.pem)");
     SSL_CTX_free(a->boot_ctx);
     a->boot_ctx = ctx;
     a->boot_until = (int64_t)time(NULL) + (int64_t)BOOTSTRAP_DAYS * 86400;
