@@ -333,7 +333,8 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 {
     struct ctl_response r = {0};
     char *path;
-    int rc = parse(c, argc, argv, "+:c:", opts_client);
+    /* options after NAME too (status www --json), as renew takes them */
+    int rc = parse(c, argc, argv, ":c:", opts_client);
 
     if (rc == 0)
         rc = client_opts_check(c, true, false);

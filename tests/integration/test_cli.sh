@@ -115,7 +115,7 @@ echo "== revoke with an unreadable configuration (78); test_revoke covers the CA
 tw_run 78 revoke www --reason keyCompromise -c "$tmp/missing.toml"
 
 echo "== no daemon answers (69); test_control_cli covers a live one"
-for args in "status" "status --json" "renew www" "renew --all --force" "reload"; do
+for args in "status" "status --json" "status www --json" "renew www" "renew --all --force" "reload"; do
   # shellcheck disable=SC2086
   tw_run 69 $args --socket "$tmp/none.sock" &&
     tw_has "$tmp/err" "certloop: no daemon answers on $tmp/none.sock: No such file or directory"

@@ -100,7 +100,8 @@ grep -q "dry run finished: 0 certificates failed" "$TW/d.err" || tw_fail "no end
 [ "$(ls "$TW/state/certs/dry" | sort | tr '\n' ' ')" = "$gens" ] || tw_fail "the dry run stored a generation"
 [ "$(sha256sum <"$TW/out/dry/fullchain.pem")" = "$deployed" ] || tw_fail "the dry run deployed"
 [ -e "$TW/state/dry-run/certs" ] && tw_fail "the dry run in the daemon left its certificates behind"
-"$CERTLOOP" status dry -c "$TW/certloop.toml" >"$TW/status.txt" 2>&1
+"$CERTLOOP" status dry -c "$TW/certloop.toml" >"$TW/status.txt" 2>&1 ||
+  tw_fail "status dry: $(cat "$TW/status.txt")"
 grep -q "127.0.0.1:$S_ACME" "$TW/status.txt" && tw_fail "the dry run's log lines went into dry's status"
 timeout 120 "$CERTLOOP" renew bad --dry-run -c "$TW/certloop.toml" >"$TW/out.txt" 2>"$TW/err.txt"
 rc=$?
