@@ -327,7 +327,11 @@ static void finish(struct wreq *q)
     api_job_end(a); /* last: may free a */
 }
 
-/* The status document's object for name (a new reference), or NULL. */
+/* The status document's object for name (a new reference), or NULL. A
+ * name can be there twice: a certificate removed by a reload while its run
+ * was in flight stays listed until the run ends, beside the one a later
+ * reload added under the same name (appended: the last one is the running
+ * configuration's). */
 static json_t *resource(struct api *a, const char *name)
 {
     const struct api_handlers *h = api_handlers_of(a);
@@ -340,8 +344,10 @@ static json_t *resource(struct api *a, const char *name)
     json_array_foreach(json_object_get(doc, "certificates"), i, o)
     {
         const char *n = json_string_value(json_object_get(o, "name"));
-        if (n != NULL && strcmp(n, name) == 0)
+        if (n != NULL && strcmp(n, name) == 0) {
+            json_decref(one);
             one = json_incref(o);
+        }
     }
     json_decref(doc);
     return one;
