@@ -616,8 +616,12 @@ void manager_reload(struct manager *m, struct config *cfg)
         nx = mc->next;
         const struct cfg_cert *cc = cert_find_from(cfg, mc->name, &hint);
         if (cc != NULL) {
-            if (!mgr_removed(mc))
-                by_idx[cc - cfg->certs] = mc; /* mc->cfg still the old one: diffed below */
+            /* mc->cfg still the old one: diffed below. A removed entry
+             * still here has its run in flight: back in the configuration,
+             * it is the same entry again (a second one would run beside
+             * it, resume the same stored order and finalize it twice) */
+            if (by_idx[cc - cfg->certs] == NULL || !mgr_removed(mc))
+                by_idx[cc - cfg->certs] = mc;
             continue;
         }
         log_info(LOG_MAIN, "cert=%s: removed from the configuration", mc->name);
@@ -651,6 +655,16 @@ void manager_reload(struct manager *m, struct config *cfg)
             continue;
         }
         const struct cfg_cert *prev = mc->cfg;
+        if (prev == NULL) { /* removed by an earlier reload, its run still in flight */
+            log_info(LOG_MAIN, "cert=%s: added again; the run in flight finishes first", mc->name);
+            mgr_hist_add(mc, "added", "by a reload; the run in flight goes on");
+            mc->cfg = cc;
+            /* the run has its snapshot's deploy actions: the new ones once it ends */
+            if (mc->run_cfg != NULL && config_cert_equal_order(mc->run_cfg, cc) &&
+                !config_cert_equal_deploy(mc->run_cfg, cc))
+                mc->redeploy_after = true;
+            continue;
+        }
         bool same_order = config_cert_equal_order(prev, cc);
         bool same_deploy = config_cert_equal_deploy(prev, cc);
         bool same_persist = prev->persist_until == cc->persist_until;

@@ -467,6 +467,45 @@ static void test_streamed_views(void **state)
     fx_close(&f);
 }
 
+static bool ordering(struct fx *f)
+{
+    return f->requests > 0;
+}
+
+/* A certificate removed by a reload while its order is in flight and added
+ * back by the next one is the same entry again: listed once, its run goes
+ * on, no second run beside it (it resumed the same stored order and
+ * finalized it twice: one of the two failed with orderNotReady). */
+static void test_removed_in_flight_then_added_back(void **state)
+{
+    struct fx f;
+    (void)state;
+
+    fx_open(&f, false, 1, ""); /* every CA request hangs: c00's run stays in flight */
+    run_until(&f, ordering);
+    reload_with(&f, "gone.toml", 0);
+    reload_with(&f, "back.toml", 1);
+    for (int i = 0; i < 50; i++) /* a second run, if any, starts now */
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    json_t *doc = manager_status(f.m);
+    json_t *certs = json_object_get(doc, "certificates");
+    assert_int_equal(json_array_size(certs), 1);
+    json_t *c = json_array_get(certs, 0);
+    assert_string_equal(json_string_value(json_object_get(c, "name")), "c00");
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "ordering");
+    bool added_again = false;
+    json_t *h;
+    size_t i;
+    json_array_foreach(json_object_get(c, "history"), i, h)
+    {
+        const char *d = json_string_value(json_object_get(h, "detail"));
+        added_again |= d != NULL && strstr(d, "the run in flight goes on") != NULL;
+    }
+    assert_true(added_again);
+    json_decref(doc);
+    fx_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_new_order_window_holds_when_many_are_due),
         cmocka_unit_test(test_streamed_views),
         cmocka_unit_test(test_once_reports_held_back),
+        cmocka_unit_test(test_removed_in_flight_then_added_back),
     };
 
     log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
