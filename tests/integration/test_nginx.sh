@@ -73,10 +73,19 @@ challenge_code() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
     "http://127.0.0.1:$NGINX_PORT/.well-known/acme-challenge/$1"
 }
+# (the old worker goes on answering connections it accepts until it has
+# exited: one new answer is not enough, the old workers must be gone)
 nginx_reload() {
-  local code
+  local code old
+  old=$(pgrep -P "$(cat "$TW/nginx/nginx.pid")" | tr '\n' ' ')
   nginx_conf "$1" >"$TW/nginx/nginx.conf"
   nginx -c "$TW/nginx/nginx.conf" -e "$TW/nginx/error.log" -s reload || { tw_fail "nginx reload"; return 1; }
+  old_gone() {
+    local p
+    for p in $old; do kill -0 "$p" 2>/dev/null && return 1; done
+    return 0
+  }
+  tw_wait 60 old_gone || tw_fail "nginx reload to $1: the old workers ($old) are still running"
   answers() { code=$(challenge_code "$1") && [ "$code" = "$2" ]; }
   tw_wait 60 answers "$2" "$3" || tw_fail "nginx reload to $1: the challenge path answers $code, not $3"
 }
